@@ -1,0 +1,272 @@
+"""Command line: `megcc compile | run | inspect`, and MegCC's `mgb-to-tinynn` form.
+
+User errors print one line (`megcc: error: <file>: node '<n>': <what>`) and exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+from . import __version__
+from .ir import CompileError
+
+TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
+                "webassembly")
+
+
+def _fail(message: str) -> int:
+    print(f"megcc: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool):
+    from .compiler import ModelSpec
+    from .config import parse_input_shapes
+
+    if name and len(models) > 1:
+        raise CompileError("--name applies to a single model")
+    instances = parse_input_shapes(shapes) if shapes else []
+    specs = []
+    for path in models:
+        model_name = name or os.path.splitext(os.path.basename(path))[0]
+        specs.append(ModelSpec(model_name, path, instances, fuse))
+    return specs
+
+
+def _report(bundle, out_dir: str) -> None:
+    print(f"wrote {out_dir}: {len(bundle.kernels)} kernels, kernel set "
+          f"0x{bundle.kernel_set_id:016x}")
+    for m in bundle.models:
+        for p in m.plans:
+            mem = p.memory
+            ratio = mem.arena_size / mem.lower_bound if mem.lower_bound else 1.0
+            print(f"  {m.spec.name} [{p.name}]: {len(p.instrs)} instructions, arena "
+                  f"{mem.arena_size} B (liveness lower bound {mem.lower_bound} B, "
+                  f"x{ratio:.3f}), model {len(m.blob)} B")
+
+
+def cmd_compile(args) -> int:
+    from .compiler import compile_bundle
+    from .config import load_config
+
+    if args.json:
+        dump_dir, specs, _ = load_config(args.json)
+        out_dir = args.output or dump_dir
+    else:
+        if not args.models:
+            return _fail("give a model file or --json CONFIG")
+        if not args.output:
+            return _fail("give the output directory with -o DIR")
+        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse)
+        out_dir = args.output
+    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array)
+    _report(bundle, out_dir)
+    return 0
+
+
+def _parse_feeds(items: List[str]):
+    feeds = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CompileError(f"--input expects name=file.npy, got '{item}'")
+        name, path = item.split("=", 1)
+        if not os.path.isfile(path):
+            raise CompileError("no such input file", path)
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise CompileError(f"not a .npy array ({exc})", path) from None
+    return feeds
+
+
+def cmd_run(args) -> int:
+    from .compiler import ModelSpec, compile_bundle
+    from .config import parse_input_shapes
+    from .host import build_runner, run_blob
+    from .ir.dtypes import numpy_dtype
+
+    feeds = _parse_feeds(args.input)
+    shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
+    for name, arr in feeds.items():
+        shapes.setdefault(name, tuple(arr.shape))
+    out_dir = args.output_dir
+    build_dir = os.path.join(out_dir, "build")
+    bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
+                                       not args.no_fuse)], build_dir, save_c_array=False)
+    plan = bundle.models[0].plans[0]
+    unknown = set(feeds) - set(plan.graph.inputs)
+    if unknown:
+        raise CompileError(f"--input names '{sorted(unknown)[0]}', which is not an input of "
+                           "the model", args.model)
+    rng = np.random.default_rng(args.seed)
+    ordered = []
+    for name in plan.graph.inputs:
+        t = plan.graph.tensors[name]
+        if name in feeds:
+            ordered.append(feeds[name])
+        elif t.dtype.startswith("float"):
+            ordered.append(rng.standard_normal(t.shape).astype(numpy_dtype(t.dtype)))
+        else:
+            ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
+    runner = build_runner(bundle.files["kernels_c"])
+    extra = ["--profile"] if args.profile else []
+    if args.iterations:
+        extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
+    outs = run_blob(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
+    np.savez(os.path.join(out_dir, "outputs.npz"), **dict(zip(plan.output_names, outs)))
+    if args.profile:
+        _print_profile(run_blob.last_stdout, plan)
+    for line in run_blob.last_stdout.splitlines():
+        if line.startswith("latency"):
+            print(line)
+    for name, arr in zip(plan.output_names, outs):
+        print(f"{name}: {arr.dtype} {list(arr.shape)}")
+    print(f"wrote {os.path.join(out_dir, 'outputs.npz')}")
+    return 0
+
+
+def _print_profile(stdout: str, plan) -> None:
+    rows = []
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "profile":
+            idx = int(parts[1])
+            ins = plan.instrs[idx]
+            shape = plan.graph.tensors[ins.outputs[0]].shape
+            rows.append((float(parts[3]), idx, parts[2], shape))
+    total = sum(r[0] for r in rows) or 1.0
+    print(f"{'us':>10} {'%':>6}  instr kernel (output shape)")
+    for us, idx, name, shape in sorted(rows, reverse=True):
+        print(f"{us:10.1f} {100 * us / total:6.2f}  #{idx} {name} {list(shape)}")
+
+
+def cmd_inspect(args) -> int:
+    from .compiler import ModelSpec, compile_model
+    from .config import parse_input_shapes
+
+    instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
+    model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse))
+    for plan in model.plans:
+        print(f"== plan {plan.name}")
+        print(plan.graph.dump())
+        print("== instructions")
+        for i, ins in enumerate(plan.instrs):
+            ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
+            print(f"#{i:<4} {ins.kernel.name}({', '.join(n or '-' for n in ins.inputs)}) -> "
+                  f"{', '.join(ins.outputs)}{ws}" + (f"   # {ins.note}" if ins.note else ""))
+        mem = plan.memory
+        print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
+              f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
+        for b in mem.buffers:
+            print(f"  [{b.offset:>10}, {b.offset + b.size:>10}) live {b.first}..{b.last} "
+                  f"{'+'.join(b.members)}")
+        if args.plot:
+            from .plot import plot_memory_plan
+
+            plot_memory_plan(plan, args.plot)
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="megcc", description="Ahead-of-time compiler for neural "
+                                 "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
+    ap.add_argument("--version", action="version", version=f"megcc-builder {__version__}")
+    ap.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile models to kernels + model blobs")
+    c.add_argument("models", nargs="*")
+    c.add_argument("-o", "--output", help="output directory")
+    c.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
+    c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    c.add_argument("--name", help="model name (default: file name)")
+    c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
+    c.set_defaults(fn=cmd_compile)
+
+    r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz")
+    r.add_argument("model")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    r.add_argument("--input-shapes")
+    r.add_argument("--output-dir", required=True)
+    r.add_argument("--seed", type=int, default=0, help="seed for inputs not given")
+    r.add_argument("--profile", action="store_true", help="time every instruction")
+    r.add_argument("-n", "--iterations", type=int, default=0, help="timed iterations")
+    r.add_argument("--warmup", type=int, default=1)
+    r.add_argument("--no-fuse", action="store_true")
+    r.set_defaults(fn=cmd_run)
+
+    i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
+    i.add_argument("model")
+    i.add_argument("--input-shapes")
+    i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
+    i.add_argument("--no-fuse", action="store_true")
+    i.set_defaults(fn=cmd_inspect)
+    return ap
+
+
+def _guarded(fn, args, verbose: bool) -> int:
+    try:
+        return fn(args)
+    except CompileError as exc:
+        return _fail(exc.one_line())
+    except (OSError, RuntimeError) as exc:
+        if verbose:
+            raise
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _guarded(args.fn, args, args.verbose)
+
+
+def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
+    """MegCC's compiler command line: `<model> <output_dir>` or `--json=<config>`."""
+    ap = argparse.ArgumentParser(prog="mgb-to-tinynn")
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("output_dir", nargs="?")
+    ap.add_argument("--json")
+    ap.add_argument("--dump", help="overrides dump_dir of the JSON config")
+    ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes")
+    for flag in TARGET_FLAGS:
+        ap.add_argument(f"--{flag}", action="store_true",
+                        help="accepted: kernels are portable C99 for every target")
+    from .config import PENDING_OPTIONS
+
+    for opt in sorted(PENDING_OPTIONS):
+        ap.add_argument(f"--{opt}", action="store_true")
+    ap.add_argument("--mgb_fuse_kernel", action="store_true")
+    ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    def run(a) -> int:
+        from .compiler import compile_bundle
+        from .config import check_options, load_config
+
+        check_options({k: getattr(a, k) for k in PENDING_OPTIONS}, "mgb-to-tinynn", "")
+        if a.json:
+            dump_dir, specs, _ = load_config(a.json)
+            out_dir = a.dump or dump_dir
+        else:
+            if not a.model or not (a.output_dir or a.dump):
+                return _fail("usage: mgb-to-tinynn <model> <output_dir> [options] | --json=CONFIG")
+            specs = _specs_from_args([a.model], a.input_shapes, None, True)
+            out_dir = a.dump or a.output_dir
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model)
+        _report(bundle, out_dir)
+        return 0
+
+    return _guarded(run, args, args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The compile driver: model files + options -> generated files of one build.
+
+frontend -> infer/fold -> passes -> lowering/planning -> one shared kernel set -> emit.
+Every model of a bundle (and every shape instance of a model) shares one kernels.c.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from . import __version__
+from .emit.files import write_if_changed
+from .emit.kernel_set import kernel_set_id
+from .emit.kernels_c import kernels_c_source, kernels_h_source
+from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
+from .ir import CompileError, Graph
+from .ir.infer import infer_and_fold
+from .kernels.base import Kernel
+from .lowering import Plan, lower_graph
+from .passes import optimize
+
+Shapes = Dict[str, Tuple[int, ...]]
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    path: str
+    shape_instances: List[Shapes] = field(default_factory=list)  # [] = the model's own
+    fuse: bool = True
+
+
+@dataclass
+class CompiledModel:
+    spec: ModelSpec
+    plans: List[Plan]
+    blob: bytes = b""
+
+
+@dataclass
+class Bundle:
+    models: List[CompiledModel]
+    kernels: List[Kernel]
+    kernel_set_id: int
+    files: Dict[str, str] = field(default_factory=dict)  # role -> path
+
+
+def load_graph(path: str, shapes: Optional[Shapes] = None) -> Graph:
+    lower = path.lower()
+    if lower.endswith(".onnx"):
+        from .frontend.onnx import load_onnx
+
+        return load_onnx(path, shapes)
+    if lower.endswith(".mge") or lower.endswith(".mgb"):
+        try:
+            from .frontend.mge import load_mge
+        except ImportError as exc:
+            raise CompileError(f"MegEngine models need the megengine package ({exc})", path) \
+                from None
+        return load_mge(path, shapes)
+    raise CompileError("unknown model format (expected .onnx or .mge)", path)
+
+
+def build_plan(graph: Graph, name: str, fuse: bool = True) -> Plan:
+    infer_and_fold(graph)
+    optimize(graph, fuse=fuse)
+    return lower_graph(graph, name)
+
+
+def shapes_label(graph: Graph) -> str:
+    return ";".join(f"{n}=({','.join(str(d) for d in graph.tensors[n].shape)})"
+                    for n in graph.inputs)
+
+
+def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
+    plans = []
+    for shapes in spec.shape_instances or [None]:
+        graph = graph_loader(spec.path, shapes)
+        plans.append(build_plan(graph, "", spec.fuse))
+        plans[-1].name = shapes_label(graph)
+    return CompiledModel(spec, plans)
+
+
+def shared_kernels(models: List[CompiledModel]) -> List[Kernel]:
+    by_name: Dict[str, Kernel] = {}
+    for m in models:
+        for plan in m.plans:
+            for ins in plan.instrs:
+                k = by_name.setdefault(ins.kernel.name, ins.kernel)
+                if k.source != ins.kernel.source:
+                    raise AssertionError(f"kernel {k.name} generated with two different sources")
+    return [by_name[n] for n in sorted(by_name)]
+
+
+def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
+                 weight_ids: Dict[str, int]) -> BlobPlan:
+    graph = plan.graph
+    tensors: List[BlobTensor] = []
+    index: Dict[str, int] = {}
+
+    def add_root(name: str) -> int:
+        if name in index:
+            return index[name]
+        t = graph.tensors[name]
+        quant = t.quant
+        bt = BlobTensor(name, t.dtype, t.shape, "arena",
+                        layout={"nchw": 0, "nchw44": 1, "nchw88": 2}[t.layout],
+                        scale=quant.scale if quant else 0.0,
+                        zero_point=quant.zero_point if quant else 0)
+        if t.is_const:
+            bt.storage = "weight"
+            if name not in weight_ids:
+                weight_ids[name] = len(weights)
+                weights.append(t.data.astype(t.data.dtype.newbyteorder("<")).tobytes())
+            bt.weight_index = weight_ids[name]
+        else:
+            bt.offset = plan.memory.offsets[name]
+        index[name] = len(tensors)
+        tensors.append(bt)
+        return index[name]
+
+    def add(name: str) -> int:
+        if name in index:
+            return index[name]
+        root = plan.root(name)
+        if root == name:
+            return add_root(name)
+        base = add_root(root)
+        t = graph.tensors[name]
+        index[name] = len(tensors)
+        tensors.append(BlobTensor(name, t.dtype, t.shape, "view", offset=plan.view_offset(name),
+                                  base=base))
+        return index[name]
+
+    inputs = [add(n) for n in graph.inputs]
+    instrs = []
+    for i, ins in enumerate(plan.instrs):
+        ws = -1
+        if i in plan.workspaces:
+            ws_name = plan.workspaces[i]
+            index[ws_name] = len(tensors)
+            tensors.append(BlobTensor(ws_name, "uint8", (ins.workspace_bytes,), "arena",
+                                      offset=plan.memory.offsets[ws_name]))
+            ws = index[ws_name]
+        instrs.append(BlobInstr(kernel_index[ins.kernel.name],
+                                [add(n) if n else -1 for n in ins.inputs],
+                                [add(n) for n in ins.outputs], list(ins.params), ws))
+    outputs = [add(n) for n in graph.outputs]
+    for k, shown in enumerate(plan.output_names):
+        tensors[outputs[k]].name = shown
+    return BlobPlan(plan.name, 0, plan.memory.arena_size, tensors, instrs, inputs, outputs)
+
+
+def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) -> bytes:
+    kernel_index = {k.name: i for i, k in enumerate(kernels)}
+    weights: List[bytes] = []
+    weight_ids: Dict[str, int] = {}
+    plans = [plan_to_blob(p, kernel_index, weights, weight_ids) for p in model.plans]
+    return write_model(model.spec.name, [k.name for k in kernels], set_id, plans, weights)
+
+
+def c_identifier(name: str) -> str:
+    import re
+
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return ident if not ident[:1].isdigit() else "_" + ident
+
+
+def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True) -> Bundle:
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise CompileError(f"two models are named '{[n for n in names if names.count(n) > 1][0]}'")
+    models = [compile_model(s) for s in specs]
+    kernels = shared_kernels(models)
+    set_id = kernel_set_id((k.name, k.source) for k in kernels)
+    bundle = Bundle(models, kernels, set_id)
+    for m in models:
+        m.blob = serialize_model(m, kernels, set_id)
+    emit_bundle(bundle, out_dir, save_c_array)
+    return bundle
+
+
+def arena_macro(model_name: str) -> str:
+    return f"MEGCC_{c_identifier(model_name).upper()}_ARENA_SIZE"
+
+
+def io_description(plan: Plan) -> dict:
+    g = plan.graph
+
+    def desc(name, shown):
+        t = g.tensors[name]
+        return {"name": shown, "dtype": t.dtype, "shape": list(t.shape)}
+
+    return {"name": plan.name,
+            "inputs": [desc(n, n) for n in g.inputs],
+            "outputs": [desc(n, s) for n, s in zip(g.outputs, plan.output_names)],
+            "arena_bytes": plan.memory.arena_size,
+            "liveness_lower_bound_bytes": plan.memory.lower_bound,
+            "instructions": [i.kernel.name for i in plan.instrs]}
+
+
+def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    files = bundle.files
+    files["kernels_c"] = os.path.join(out_dir, "kernels.c")
+    files["kernels_h"] = os.path.join(out_dir, "kernels.h")
+    write_if_changed(files["kernels_c"], kernels_c_source(bundle.kernels))
+    macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
+              for m in bundle.models}
+    write_if_changed(files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id))
+    manifest = {"compiler": f"megcc-builder {__version__}",
+                "kernel_set_id": f"0x{bundle.kernel_set_id:016x}",
+                "kernels": [k.name for k in bundle.kernels], "models": []}
+    for m in bundle.models:
+        base = os.path.join(out_dir, m.spec.name)
+        files[f"{m.spec.name}.tiny"] = base + ".tiny"
+        write_if_changed(base + ".tiny", m.blob)
+        if save_c_array:
+            files[f"{m.spec.name}.tiny.c"] = base + ".tiny.c"
+            write_if_changed(base + ".tiny.c",
+                             c_array_source(m.blob, f"megcc_model_{c_identifier(m.spec.name)}"))
+        info = [io_description(p) for p in m.plans]
+        txt = []
+        for p in info:
+            txt.append(f"plan {p['name']}")
+            for kind in ("inputs", "outputs"):
+                for io in p[kind]:
+                    txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "
+                               f"({','.join(map(str, io['shape']))})")
+        write_if_changed(base + ".tiny.txt", "\n".join(txt) + "\n")
+        manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
+                                   "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),
+                                   "arena_macro": arena_macro(m.spec.name), "plans": info})
+    files["manifest"] = os.path.join(out_dir, "manifest.json")
+    write_if_changed(files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,115 @@
+"""Build descriptions: MegCC's `--input-shapes` strings and its JSON config (YAML too).
+
+Shape string: `data=(1,3,224,224);mask=(1,1)` gives several inputs of one instance;
+`:` separates shape instances of the same model (each becomes its own plan).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Dict, List, Tuple
+
+from .compiler import ModelSpec
+from .ir import CompileError
+
+# Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
+# rather than silently ignored, because they change what the user gets.
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel"}
+PENDING_OPTIONS = {"enable_nchw44", "enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
+                   "enable_compress_fp16", "add_nhwc2nchw_to_input"}
+MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
+    | PENDING_OPTIONS
+
+_INPUT = re.compile(r"\s*([^=;:]+?)\s*=\s*\(\s*([0-9,\s]*)\)\s*")
+
+
+def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[str, Tuple[int, ...]]]:
+    instances = []
+    for inst_text in text.split(":"):
+        shapes: Dict[str, Tuple[int, ...]] = {}
+        for part in inst_text.split(";"):
+            if not part.strip():
+                continue
+            m = _INPUT.fullmatch(part)
+            if not m:
+                raise CompileError(f"bad input shape '{part.strip()}' (expected name=(d0,d1,...))",
+                                   source)
+            dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
+            if any(d <= 0 for d in dims):
+                raise CompileError(f"input '{m.group(1)}' has a non-positive dimension", source)
+            if m.group(1) in shapes:
+                raise CompileError(f"input '{m.group(1)}' given twice in one instance", source)
+            shapes[m.group(1)] = dims
+        if not shapes:
+            raise CompileError(f"empty shape instance in '{text}'", source)
+        instances.append(shapes)
+    return instances
+
+
+def check_options(options: Dict[str, object], source: str, where: str = "") -> bool:
+    """Returns whether fusion is on; refuses options that are not implemented yet."""
+    for key, value in options.items():
+        if key in PENDING_OPTIONS and value:
+            raise CompileError(f"{where}option '{key}' is not supported yet", source)
+    return bool(options.get("mgb_fuse_kernel", True))
+
+
+def _load_config_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise CompileError("no such config file", path)
+    with open(path, "r", encoding="utf-8") as f:
+        text = f.read()
+    try:
+        if path.lower().endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, Exception) as exc:  # json/yaml parse errors
+        line = getattr(exc, "lineno", None) or getattr(getattr(exc, "problem_mark", None),
+                                                       "line", None)
+        where = f" at line {line}" if line else ""
+        raise CompileError(f"not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}"
+                           f"{where}: {str(exc).splitlines()[0]}", path) from None
+    if not isinstance(data, dict):
+        raise CompileError("the config must be an object with 'models'", path)
+    return data
+
+
+def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
+    """(dump_dir, model specs, cv section) from a MegCC-style JSON or YAML config."""
+    data = _load_config_file(path)
+    base = os.path.dirname(os.path.abspath(path))
+    unknown = set(data) - {"dump_dir", "models", "cv"}
+    if unknown:
+        raise CompileError(f"unknown field '{sorted(unknown)[0]}'", path)
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise CompileError("field 'models' must be a non-empty list", path)
+    specs = []
+    for i, m in enumerate(models):
+        where = f"models[{i}]: "
+        if not isinstance(m, dict):
+            raise CompileError(f"{where}must be an object", path)
+        bad = set(m) - MODEL_KEYS
+        if bad:
+            raise CompileError(f"{where}unknown field '{sorted(bad)[0]}'", path)
+        for key in ("model_name", "model_path"):
+            if not isinstance(m.get(key), str) or not m[key]:
+                raise CompileError(f"{where}field '{key}' must be a non-empty string", path)
+        shapes = m.get("input_shape_str", "")
+        if not isinstance(shapes, str):
+            raise CompileError(f"{where}field 'input_shape_str' must be a string", path)
+        fuse = check_options({k: v for k, v in m.items() if k in SUPPORTED_OPTIONS
+                              | PENDING_OPTIONS}, path, where)
+        specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
+                               parse_input_shapes(shapes, path) if shapes.strip() else [], fuse))
+    dump_dir = data.get("dump_dir", "./")
+    if not isinstance(dump_dir, str):
+        raise CompileError("field 'dump_dir' must be a string", path)
+    cv = data.get("cv", {})
+    if cv:
+        raise CompileError("the 'cv' section (CV operators) is not supported yet", path)
+    return os.path.join(base, dump_dir), specs, cv

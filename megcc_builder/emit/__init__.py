@@ -1,0 +1,1 @@
+"""Writers of generated files: kernels.c/.h, model blobs, C arrays, manifest."""

@@ -1,0 +1,1 @@
+"""Model file readers: each turns one format into the Graph IR."""

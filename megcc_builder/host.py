@@ -1,0 +1,163 @@
+"""Build and run compiled models on this machine (the oracle loop of the tests and the
+`megcc run` command).
+
+The runtime is compiled once into a static library (cached by the hash of its sources and
+flags); each kernel set is compiled and linked with the runner once (cached by the hash of
+kernels.c), so a test suite that compiles many models pays gcc only for new kernels.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .emit.model_blob import read_model
+from .ir import CompileError
+from .ir.dtypes import numpy_dtype
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME_DIR = os.path.join(REPO, "runtime")
+DEFAULT_CC = os.environ.get("CC", "gcc")
+DEFAULT_CFLAGS = ["-std=c99", "-O3", "-march=native", "-fno-strict-aliasing"]
+
+
+def cache_dir() -> str:
+    d = os.environ.get("MEGCC_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "megcc-builder")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def runtime_sources() -> List[str]:
+    return sorted(glob.glob(os.path.join(RUNTIME_DIR, "src", "*.c")))
+
+
+def _run(cmd: Sequence[str], what: str) -> None:
+    proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        out = proc.stdout.decode(errors="replace")
+        raise RuntimeError(f"{what} failed:\n{' '.join(cmd)}\n{out[-6000:]}")
+
+
+def _publish(tmp_dir: str, final_dir: str) -> None:
+    """Move a finished build into the cache; a concurrent identical build may win."""
+    try:
+        os.replace(tmp_dir, final_dir)
+    except OSError:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
+                 cflags: Optional[Sequence[str]] = None) -> str:
+    """Path of a megcc_runner executable linking the given kernels.c (built if needed)."""
+    cflags = list(DEFAULT_CFLAGS if cflags is None else cflags)
+    runner_src = os.path.join(RUNTIME_DIR, "tools", "megcc_runner.c")
+    sources = runtime_sources() + [runner_src]
+    headers = sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "**", "*.h"), recursive=True)
+                     + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
+    with open(kernels_c, "rb") as f:
+        kernels_bytes = f.read()
+    key = _digest(cc, cflags, kernels_bytes,
+                  *[open(p, "rb").read() for p in sources + headers])
+    final = os.path.join(cache_dir(), "runners", key)
+    exe = os.path.join(final, "megcc_runner")
+    if os.path.exists(exe):
+        return exe
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
+    shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
+    _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o",
+          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), *sources, "-lm"],
+         "building the runner")
+    _publish(tmp, final)
+    return exe
+
+
+def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
+             extra_args: Sequence[str] = (), emulator: Sequence[str] = ()) -> List[np.ndarray]:
+    """Run plan `plan` of a compiled model with inputs in plan order; outputs in order."""
+    with open(blob_path, "rb") as f:
+        info = read_model(f.read())
+    p = info["plans"][plan]
+    with tempfile.TemporaryDirectory(prefix="megcc-run-") as tmp:
+        in_dir, out_dir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+        os.makedirs(in_dir)
+        os.makedirs(out_dir)
+        if len(inputs) != len(p["inputs"]):
+            raise CompileError(f"the model takes {len(p['inputs'])} inputs, got {len(inputs)}",
+                               blob_path)
+        for i, (arr, desc) in enumerate(zip(inputs, p["inputs"])):
+            want = numpy_dtype(desc["dtype"]).newbyteorder("<")
+            arr = np.ascontiguousarray(np.asarray(arr).astype(want, copy=False))
+            if tuple(arr.shape) != tuple(desc["shape"]):
+                raise CompileError(f"input '{desc['name']}' must have shape "
+                                   f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
+            arr.tofile(os.path.join(in_dir, f"input_{i}.bin"))
+        cmd = [*emulator, runner, blob_path, in_dir, out_dir, "-p", str(plan), *extra_args]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise RuntimeError(f"runner failed ({proc.returncode}): "
+                               f"{proc.stderr.decode(errors='replace').strip()}")
+        run_blob.last_stdout = proc.stdout.decode(errors="replace")
+        outs = []
+        for i, desc in enumerate(p["outputs"]):
+            dt = numpy_dtype(desc["dtype"]).newbyteorder("<")
+            data = np.fromfile(os.path.join(out_dir, f"output_{i}.bin"), dtype=dt)
+            outs.append(data.reshape(desc["shape"]).astype(dt.newbyteorder("=")))
+        return outs
+
+
+run_blob.last_stdout = ""
+
+
+def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
+                    shapes: Optional[Dict[str, tuple]] = None, out_dir: Optional[str] = None,
+                    fuse: bool = True) -> Dict[str, np.ndarray]:
+    """Compile one model for the given input shapes, build, run; outputs by name."""
+    from .compiler import ModelSpec, compile_bundle
+
+    shapes = dict(shapes or {})
+    for name, arr in inputs.items():
+        shapes.setdefault(name, tuple(np.asarray(arr).shape))
+    own_dir = out_dir is None
+    out_dir = out_dir or tempfile.mkdtemp(prefix="megcc-out-")
+    try:
+        bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse)],
+                                out_dir, save_c_array=False)
+        plan = bundle.models[0].plans[0]
+        runner = build_runner(bundle.files["kernels_c"])
+        ordered = []
+        for name in plan.graph.inputs:
+            if name not in inputs:
+                raise CompileError(f"no value given for input '{name}'", path)
+            ordered.append(inputs[name])
+        outs = run_blob(runner, bundle.files["model.tiny"], ordered)
+        return dict(zip(plan.output_names, outs))
+    finally:
+        if own_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def run_onnx(model, inputs: Dict[str, np.ndarray]) -> List[np.ndarray]:
+    """Compile an in-memory ONNX model and run it; outputs in the model's output order."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="megcc-onnx-") as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        onnx.save(model, path)
+        result = compile_and_run(path, inputs)
+        return [result[o.name] for o in model.graph.output]

@@ -1,0 +1,150 @@
+"""The graph IR every frontend produces and every pass consumes.
+
+Operators use ONNX names and ONNX (latest-opset) attribute semantics, whatever the
+source format was: the MegEngine frontend translates its oprs into this vocabulary, so
+nothing downstream of a frontend knows where a model came from.  Inputs that ONNX
+passes as tensors but that a kernel needs at compile time (Reshape's shape, Slice's
+starts, Clip's bounds, ...) are moved into attributes by the frontend or by constant
+folding before lowering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .dtypes import DTYPES, itemsize
+
+
+class CompileError(Exception):
+    """A problem the user can cause; printed as one line, never as a traceback."""
+
+    def __init__(self, message: str, source: str = "", node: str = ""):
+        self.message = message
+        self.source = source
+        self.node = node
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = ""
+        if self.source:
+            where += f"{self.source}: "
+        if self.node:
+            where += f"node '{self.node}': "
+        return where + self.message
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    scale: float
+    zero_point: int = 0
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str = "float32"
+    data: Optional[np.ndarray] = None  # set for constants (weights, folded values)
+    quant: Optional[QuantParams] = None
+    layout: str = "nchw"  # nchw (plain row-major), nchw44, nchw88
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise CompileError(f"tensor '{self.name}' has unsupported dtype {self.dtype}")
+        self.shape = tuple(int(d) for d in self.shape)
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * itemsize(self.dtype)
+
+
+@dataclass
+class Op:
+    type: str
+    inputs: List[str]  # '' marks an omitted optional input
+    outputs: List[str]
+    attrs: Dict = field(default_factory=dict)
+    name: str = ""
+
+    def __repr__(self):
+        return f"{self.type}({', '.join(self.inputs)}) -> {', '.join(self.outputs)}"
+
+
+class Graph:
+    """Tensors by name, ops in a valid topological order, named graph inputs/outputs."""
+
+    def __init__(self, source: str = ""):
+        self.source = source  # model path, for error messages
+        self.opset = 17  # ONNX opset whose semantics the ops follow
+        self.tensors: Dict[str, Tensor] = {}
+        self.ops: List[Op] = []
+        self.inputs: List[str] = []
+        self.outputs: List[str] = []
+
+    # -- construction -------------------------------------------------
+    def add_tensor(self, t: Tensor) -> Tensor:
+        self.tensors[t.name] = t
+        return t
+
+    def add_const(self, name: str, value: np.ndarray, dtype: Optional[str] = None) -> Tensor:
+        value = np.ascontiguousarray(value)
+        from .dtypes import dtype_of_numpy
+
+        dt = dtype or dtype_of_numpy(value.dtype)
+        return self.add_tensor(Tensor(name, value.shape, dt, data=value))
+
+    def unique_name(self, base: str) -> str:
+        if base not in self.tensors:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.tensors:
+            i += 1
+        return f"{base}_{i}"
+
+    # -- queries --------------------------------------------------------
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producers(self) -> Dict[str, Op]:
+        return {o: op for op in self.ops for o in op.outputs if o}
+
+    def consumers(self) -> Dict[str, List[Op]]:
+        uses: Dict[str, List[Op]] = {}
+        for op in self.ops:
+            for i in op.inputs:
+                if i:
+                    uses.setdefault(i, []).append(op)
+        return uses
+
+    def error(self, message: str, op: Optional[Op] = None) -> CompileError:
+        if op is not None:
+            return CompileError(f"{op.type}: {message}", self.source, op.name or op.outputs[0])
+        return CompileError(message, self.source)
+
+    def dump(self) -> str:
+        lines = []
+        for n in self.inputs:
+            t = self.tensors[n]
+            lines.append(f"input  {n}: {t.dtype}{list(t.shape)}")
+        for op in self.ops:
+            outs = ", ".join(f"{o}: {self.tensors[o].dtype}{list(self.tensors[o].shape)}"
+                             for o in op.outputs if o)
+            attrs = ", ".join(f"{k}={v}" for k, v in sorted(op.attrs.items()))
+            lines.append(f"{op.type}({', '.join(op.inputs)}) [{attrs}] -> {outs}")
+        for n in self.outputs:
+            t = self.tensors[n]
+            lines.append(f"output {n}: {t.dtype}{list(t.shape)}")
+        return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Static shape inference and constant folding for ONNX-semantics ops.
+
+Because the IR speaks ONNX, both jobs reuse the `onnx` package's own definitions instead of
+a hand-written rule per operator: each op is wrapped in a one-node ONNX model, with the
+op's small constant inputs as initializers so data-dependent shapes (Reshape, Expand,
+Slice, ...) resolve. Ops whose inputs are all constant are evaluated with ONNX's reference
+implementation and become constants. Ops introduced by our own passes (fused kernels) are
+never seen here: the passes set their shapes.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import List, Optional
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .graph import Graph, Op, Tensor
+from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
+
+# Constant inputs up to this many elements go into the one-node model as initializers
+# (shape-like data); larger ones (weights) only as typed inputs, to keep inference cheap.
+_SMALL_CONST = 4096
+
+# Folding these would only copy large weights around or cannot be done ahead of time.
+_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+               "Multinomial", "Bernoulli"}
+
+# Upper bound on the bytes one folded constant may take; beyond it the model is absurd.
+MAX_CONST_BYTES = 2 << 30
+
+
+def _value_info(name: str, t: Tensor):
+    return helper.make_tensor_value_info(name, to_onnx_elem_type(t.dtype), list(t.shape))
+
+
+def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelProto:
+    inputs, inits = [], []
+    for name in dict.fromkeys(i for i in op.inputs if i):
+        t = graph.tensors[name]
+        if t.is_const and (with_all_consts or t.numel <= _SMALL_CONST):
+            inits.append(numpy_helper.from_array(np.asarray(t.data), name))
+        else:
+            inputs.append(_value_info(name, t))
+    attrs = {k: v for k, v in op.attrs.items() if not k.startswith("_")}
+    node = helper.make_node(op.type, op.inputs, op.outputs, domain=op.attrs.get("_domain", ""),
+                            **attrs)
+    outputs = [helper.make_empty_tensor_value_info(o) for o in op.outputs if o]
+    g = helper.make_graph([node], "one_node", inputs, outputs, inits)
+    opsets = [helper.make_opsetid("", graph.opset)]
+    if op.attrs.get("_domain"):
+        opsets.append(helper.make_opsetid(op.attrs["_domain"], 1))
+    model = helper.make_model(g, opset_imports=opsets)
+    model.ir_version = min(model.ir_version, 10)
+    return model
+
+
+def _evaluate(graph: Graph, op: Op, feeds: dict) -> List[np.ndarray]:
+    from onnx.reference import ReferenceEvaluator
+
+    model = _one_node_model(graph, op, with_all_consts=False)
+    feed_names = {vi.name for vi in model.graph.input}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = ReferenceEvaluator(model)
+        return sess.run(None, {k: v for k, v in feeds.items() if k in feed_names})
+
+
+def _fold(graph: Graph, op: Op) -> bool:
+    feeds = {i: np.asarray(graph.tensors[i].data) for i in op.inputs if i}
+    try:
+        results = _evaluate(graph, op, feeds)
+    except Exception as exc:  # the reference evaluator rejects what ONNX rejects
+        raise graph.error(f"cannot evaluate constant operator: {_short(exc)}", op) from None
+    for name, value in zip([o for o in op.outputs if o], results):
+        value = np.asarray(value)
+        if value.nbytes > MAX_CONST_BYTES:
+            raise graph.error(f"constant of {value.nbytes} bytes is too large", op)
+        graph.add_const(name, value)
+    return True
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__
+
+
+def _infer_shapes(graph: Graph, op: Op) -> Optional[List[Tensor]]:
+    model = _one_node_model(graph, op, with_all_consts=False)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise graph.error(_short(exc), op) from None
+    known = {vi.name: vi for vi in inferred.graph.output}
+    known.update({vi.name: vi for vi in inferred.graph.value_info})
+    result = []
+    for name in op.outputs:
+        if not name:
+            continue
+        vi = known.get(name)
+        if vi is None or not vi.type.HasField("tensor_type"):
+            return None
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+            return None
+        try:
+            dtype = from_onnx_elem_type(tt.elem_type)
+        except KeyError as exc:
+            raise graph.error(f"output dtype {exc} is not supported", op) from None
+        result.append(Tensor(name, tuple(d.dim_value for d in tt.shape.dim), dtype))
+    return result
+
+
+def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
+    """Last resort: run the reference implementation on zeros to learn the output shapes.
+
+    Only valid when the output shape does not depend on input *values*; ops whose shape
+    does (NonZero, Unique, ...) are refused.
+    """
+    if op.type in ("NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit"):
+        raise graph.error("output shape depends on input values (dynamic shapes are not "
+                          "supported yet)", op)
+    feeds = {}
+    for name in op.inputs:
+        if name and not graph.tensors[name].is_const:
+            t = graph.tensors[name]
+            from .dtypes import numpy_dtype
+
+            feeds[name] = np.zeros(t.shape, numpy_dtype(t.dtype))
+        elif name:
+            feeds[name] = np.asarray(graph.tensors[name].data)
+    try:
+        results = _evaluate(graph, op, feeds)
+    except Exception as exc:
+        raise graph.error(f"cannot infer output shape: {_short(exc)}", op) from None
+    from .dtypes import dtype_of_numpy
+
+    return [Tensor(n, np.asarray(v).shape, dtype_of_numpy(np.asarray(v).dtype))
+            for n, v in zip([o for o in op.outputs if o], results)]
+
+
+def infer_and_fold(graph: Graph) -> Graph:
+    """Give every tensor a static shape and dtype; replace all-constant ops by constants."""
+    kept = []
+    for op in graph.ops:
+        ins = [graph.tensors.get(i) for i in op.inputs if i]
+        if any(t is None for t in ins):
+            missing = [i for i in op.inputs if i and i not in graph.tensors]
+            raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
+        if all(t.is_const for t in ins) and op.type not in _NEVER_FOLD and ins \
+                or op.type in ("Constant", "ConstantOfShape") and all(t.is_const for t in ins):
+            _fold(graph, op)
+            continue
+        outs = _infer_shapes(graph, op)
+        if outs is None:
+            outs = _probe_shapes(graph, op)
+        for t in outs:
+            old = graph.tensors.get(t.name)
+            if old is not None and old.quant is not None:
+                t.quant = old.quant
+            graph.tensors[t.name] = t
+        kept.append(op)
+    graph.ops = kept
+    return graph

@@ -1,0 +1,106 @@
+"""What a kernel is, and how an IR op becomes instructions.
+
+A lowering function takes one IR op (with static shapes) and returns the instructions that
+compute it. Each instruction names a `Kernel` (C source, specialised on everything that
+changes the code) and the integer `params` that vary per layer (extents, strides, float
+bit patterns). Equal kernel names must mean equal source: the emitter checks it.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence
+
+from ..ir import Graph, Op
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    source: str  # the C definition of `static int <name>(KERNEL_ARGS)` (+ static helpers)
+    # shared C snippets it needs: names from helpers.HELPERS, or (name, source) pairs for
+    # generated ones; each is emitted once per kernels.c
+    helpers: tuple = ()
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
+            raise ValueError(f"bad kernel name {self.name!r}")
+
+
+@dataclass
+class Instr:
+    kernel: Kernel
+    inputs: List[str]  # tensor names; '' = omitted optional input
+    outputs: List[str]
+    params: List[int] = field(default_factory=list)
+    workspace_bytes: int = 0
+    note: str = ""  # why this kernel was chosen, for `megcc inspect`
+
+
+@dataclass
+class View:
+    """The output is the input's bytes reinterpreted (reshape-like): no code runs."""
+
+    output: str
+    base: str
+    byte_offset: int = 0
+
+
+Lowering = Callable[[Op, Graph], List]
+LOWERINGS: Dict[str, Lowering] = {}
+
+KERNEL_ARGS = ("void *const *in_ptrs, void *const *out_ptrs, const int32_t *p, "
+               "void *workspace")
+
+
+def lowers(*op_types: str):
+    def register(fn: Lowering) -> Lowering:
+        for t in op_types:
+            LOWERINGS[t] = fn
+        return fn
+
+    return register
+
+
+def kernel_source(name: str, body: str, prelude: str = "") -> str:
+    """Wrap a body into the uniform kernel signature (unused args silenced)."""
+    return (f"{prelude}static int {name}({KERNEL_ARGS}) {{\n"
+            f"    (void)in_ptrs; (void)out_ptrs; (void)p; (void)workspace;\n"
+            f"{body.rstrip()}\n    return 0;\n}}\n")
+
+
+def f32_bits(x: float) -> int:
+    """A float32 as a signed int32 param (kernels read it back with megcc_f32_from_bits)."""
+    return struct.unpack("<i", struct.pack("<f", float(x)))[0]
+
+
+def c_float(x: float) -> str:
+    """A float literal that round-trips exactly through float32."""
+    import numpy as np
+
+    v = float(np.float32(x))
+    if v != v:
+        return "NAN"
+    if v in (float("inf"), float("-inf")):
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    return repr(v) + "f"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def strides_of(shape: Sequence[int]) -> List[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -1,0 +1,173 @@
+"""Convolution kernels (float32, NCHW): depthwise direct, 1x1 as GEMM, im2col + GEMM.
+
+Kernel size, stride and dilation are compile-time constants in the code (they shape the
+loops); batch, channels, spatial extents and padding arrive in params so one kernel serves
+every layer with the same geometry. Bias and a fused activation are applied in the epilogue
+while the output is still in cache.
+"""
+from __future__ import annotations
+
+from ..ir import Graph, Op
+from .base import Instr, Kernel, kernel_source, lowers
+from .elementwise import _expr_slug, render
+
+
+def activation_code(act, var: str) -> str:
+    """C expression applying a fused activation (expression over ('in', 0)) to `var`."""
+    if act is None:
+        return var
+    code, _ = render(act, [var], ["float32"])
+    return code
+
+
+def activation_tag(act) -> str:
+    return "" if act is None else "_" + _expr_slug(act).replace("_x0", "")
+
+
+def conv_geometry(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    w = graph.tensors[op.inputs[1]]
+    if len(x.shape) not in (3, 4):
+        raise graph.error(f"{len(x.shape) - 2}-D convolution is not supported (1-D and 2-D "
+                          "are)", op)
+    one_d = len(x.shape) == 3
+    kshape = list(w.shape[2:])
+    strides = list(op.attrs.get("strides", [1] * len(kshape)))
+    dil = list(op.attrs.get("dilations", [1] * len(kshape)))
+    pads = list(op.attrs.get("pads", [0] * (2 * len(kshape))))
+    if one_d:
+        kshape, strides, dil = [1] + kshape, [1] + strides, [1] + dil
+        pads = [0, pads[0], 0, pads[1]]
+    return one_d, kshape, strides, dil, pads
+
+
+@lowers("Conv")
+def lower_conv(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    w = graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    if x.dtype != "float32" or w.dtype != "float32":
+        raise graph.error(f"Conv on {x.dtype} is not supported (float32 is)", op)
+    if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and "pads" not in op.attrs:
+        raise graph.error("auto_pad must be resolved before lowering", op)
+    one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
+    group = int(op.attrs.get("group", 1))
+    n, c = x.shape[0], x.shape[1]
+    h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
+    oc = y.shape[1]
+    oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
+    has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
+    act = op.attrs.get("activation")
+    epi = activation_code(act, "v")
+    bias_tag = "_bias" if has_bias else ""
+    geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    params = [n, c, h, wd, oc, oh, ow, group, pads[0], pads[1]]
+    inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
+    bias_line = "const float *bias = (const float *)in_ptrs[2];" if has_bias else ""
+    bias_val = "bias[o]" if has_bias else "0.0f"
+    head = f"""    const float *x = (const float *)in_ptrs[0];
+    const float *w = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    {bias_line}
+    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
+    const int32_t G = p[7], PT = p[8], PL = p[9];
+    const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
+"""
+    if group == c and oc % c == 0 and group > 1:
+        name = f"conv2d_depthwise_{geo}_f32{bias_tag}{activation_tag(act)}"
+        body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
+    int32_t b, o, oy, ox, ky, kx;
+    (void)G; (void)KH; (void)KW;
+    for (b = 0; b < N; ++b)
+        for (o = 0; o < OC; ++o) {{
+            const float *xc = x + ((int64_t)b * C + o / M) * H * W;
+            const float *wk = w + (int64_t)o * {kh * kw};
+            float *yc = y + ((int64_t)b * OC + o) * OH * OW;
+            for (oy = 0; oy < OH; ++oy) {{
+                const int32_t iy0 = oy * SH - PT;
+                for (ox = 0; ox < OW; ++ox) {{
+                    const int32_t ix0 = ox * SW - PL;
+                    float v = {bias_val};
+                    if (iy0 >= 0 && iy0 + (KH - 1) * DH < H && ix0 >= 0 && ix0 + (KW - 1) * DW < W) {{
+                        const float *xp = xc + (int64_t)iy0 * W + ix0;
+                        for (ky = 0; ky < KH; ++ky)
+                            for (kx = 0; kx < KW; ++kx)
+                                v += xp[ky * DH * W + kx * DW] * wk[ky * KW + kx];
+                    }} else {{
+                        for (ky = 0; ky < KH; ++ky) {{
+                            const int32_t iy = iy0 + ky * DH;
+                            if (iy < 0 || iy >= H) continue;
+                            for (kx = 0; kx < KW; ++kx) {{
+                                const int32_t ix = ix0 + kx * DW;
+                                if (ix >= 0 && ix < W) v += xc[(int64_t)iy * W + ix] * wk[ky * KW + kx];
+                            }}
+                        }}
+                    }}
+                    yc[oy * OW + ox] = {epi};
+                }}
+            }}
+        }}
+"""
+        kernel = Kernel(name, kernel_source(name, body), ("math",))
+        return [Instr(kernel, inputs, [op.outputs[0]], params,
+                      note="depthwise: direct loop, one output channel at a time")]
+
+    pointwise = kh == kw == 1 and sh == sw == 1 and pads == [0, 0, 0, 0]
+    cg, ocg = c // group, oc // group
+    kdim = cg * kh * kw
+    if pointwise:
+        name = f"conv2d_1x1_gemm_f32{bias_tag}{activation_tag(act)}"
+        cols = "const float *cols = xg;"
+        workspace = 0
+        note = "1x1 stride 1: the input already is the GEMM operand"
+    else:
+        name = f"conv2d_im2col_{geo}_f32{bias_tag}{activation_tag(act)}"
+        cols = """float *cols = (float *)workspace;
+            megcc_im2col_{geo}(xg, cols, CG, H, W, OH, OW, PT, PL);""".replace("{geo}", geo)
+        workspace = kdim * oh * ow * 4
+        note = "im2col into the workspace, then blocked GEMM"
+    im2col = "" if pointwise else f"""static void megcc_im2col_{geo}(const float *x, float *cols, int32_t C, int32_t H,
+        int32_t W, int32_t OH, int32_t OW, int32_t PT, int32_t PL) {{
+    int32_t c, ky, kx, oy, ox;
+    for (c = 0; c < C; ++c)
+        for (ky = 0; ky < {kh}; ++ky)
+            for (kx = 0; kx < {kw}; ++kx) {{
+                float *row = cols + (((int64_t)c * {kh} + ky) * {kw} + kx) * OH * OW;
+                for (oy = 0; oy < OH; ++oy) {{
+                    const int32_t iy = oy * {sh} - PT + ky * {dh};
+                    float *r = row + (int64_t)oy * OW;
+                    if (iy < 0 || iy >= H) {{
+                        memset(r, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }}
+                    for (ox = 0; ox < OW; ++ox) {{
+                        const int32_t ix = ox * {sw} - PL + kx * {dw};
+                        r[ox] = (ix >= 0 && ix < W) ? x[((int64_t)c * H + iy) * W + ix] : 0.0f;
+                    }}
+                }}
+            }}
+}}
+"""
+    body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW;
+    int32_t b, g, o, s;
+    (void)SH; (void)SW; (void)DH; (void)DW; (void)PT; (void)PL;
+    for (b = 0; b < N; ++b)
+        for (g = 0; g < G; ++g) {{
+            const float *xg = x + ((int64_t)b * C + (int64_t)g * CG) * H * W;
+            float *yg = y + ((int64_t)b * OC + (int64_t)g * OCG) * S;
+            {cols}
+            megcc_gemm_nn(OCG, S, K, w + (int64_t)g * OCG * K, K, 1, cols, S, yg, S, 0);
+            for (o = g * OCG; o < (g + 1) * OCG; ++o) {{
+                float *yo = y + ((int64_t)b * OC + o) * S;
+                const float bo = {bias_val};
+                for (s = 0; s < S; ++s) {{
+                    const float v = yo[s] + bo;
+                    yo[s] = {epi};
+                }}
+            }}
+        }}
+"""
+    helpers = ("math", "gemm") + ((() if pointwise else ((f"im2col_{geo}", im2col),)))
+    kernel = Kernel(name, kernel_source(name, body), helpers)
+    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
+                  note=note + f" (M={ocg}, N={oh * ow}, K={kdim}, groups={group})")]

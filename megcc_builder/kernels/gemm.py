@@ -1,0 +1,112 @@
+"""Matrix products: ONNX Gemm and MatMul (with NumPy batch broadcasting), float32."""
+from __future__ import annotations
+
+import itertools
+
+from ..ir import Graph, Op
+from .base import Instr, Kernel, kernel_source, lowers, numel
+from .conv import activation_code, activation_tag
+from .elementwise import broadcast_strides
+
+
+@lowers("Gemm")
+def lower_gemm(op: Op, graph: Graph):
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    if {a.dtype, b.dtype} != {"float32"}:
+        raise graph.error(f"Gemm on {a.dtype} is not supported (float32 is)", op)
+    trans_a, trans_b = int(op.attrs.get("transA", 0)), int(op.attrs.get("transB", 0))
+    alpha, beta = float(op.attrs.get("alpha", 1.0)), float(op.attrs.get("beta", 1.0))
+    m, n = y.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    has_c = len(op.inputs) > 2 and bool(op.inputs[2]) and beta != 0.0
+    act = op.attrs.get("activation")
+    if has_c:
+        c = graph.tensors[op.inputs[2]]
+        csm, csn = broadcast_strides(c.shape, (m, n))
+    else:
+        csm = csn = 0
+    from .base import f32_bits
+
+    params = [m, n, k, csm, csn, f32_bits(alpha), f32_bits(beta)]
+    if trans_b and not trans_a:
+        variant, core = "nt", "megcc_gemm_nt(M, N, K, a, K, b, K, y, N, 0);"
+        workspace = 0
+    elif not trans_b:
+        variant = "nn"
+        sa = "1, M" if trans_a else "K, 1"
+        core = f"megcc_gemm_nn(M, N, K, a, {sa}, b, N, y, N, 0);"
+        workspace = 0
+    else:  # both transposed: lay B out as (K, N) first
+        variant = "tt"
+        core = """{ float *bt = (float *)workspace; int32_t i, j;
+        for (i = 0; i < N; ++i) for (j = 0; j < K; ++j) bt[(int64_t)j * N + i] = b[(int64_t)i * K + j];
+        megcc_gemm_nn(M, N, K, a, 1, M, bt, N, y, N, 0); }"""
+        workspace = n * k * 4
+    c_line = "const float *cb = (const float *)in_ptrs[2];" if has_c else ""
+    c_term = " + beta * cb[(int64_t)i * p[3] + (int64_t)j * p[4]]" if has_c else ""
+    name = f"gemm_{variant}_f32{'_c' if has_c else ''}{activation_tag(act)}"
+    body = f"""    const float *a = (const float *)in_ptrs[0];
+    const float *b = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    {c_line}
+    const int32_t M = p[0], N = p[1], K = p[2];
+    const float alpha = megcc_f32_from_bits(p[5]), beta = megcc_f32_from_bits(p[6]);
+    int32_t i, j;
+    (void)beta;
+    {core}
+    for (i = 0; i < M; ++i)
+        for (j = 0; j < N; ++j) {{
+            const float v = alpha * y[(int64_t)i * N + j]{c_term};
+            y[(int64_t)i * N + j] = {activation_code(act, "v")};
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("math", "f32_bits", "gemm"))
+    inputs = [op.inputs[0], op.inputs[1]] + ([op.inputs[2]] if has_c else [])
+    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
+                  note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
+
+
+@lowers("MatMul")
+def lower_matmul(op: Op, graph: Graph):
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if {a.dtype, b.dtype} != {"float32"}:
+        raise graph.error(f"MatMul on {a.dtype}/{b.dtype} is not supported (float32 is)", op)
+    ashape, bshape = list(a.shape), list(b.shape)
+    if len(ashape) == 1:
+        ashape = [1] + ashape
+    if len(bshape) == 1:
+        bshape = bshape + [1]
+    m, k = ashape[-2:]
+    n = bshape[-1]
+    batch = [max(x, y) for x, y in itertools.zip_longest(ashape[-3::-1], bshape[-3::-1],
+                                                          fillvalue=1)][::-1]
+    sa = broadcast_strides(ashape[:-2], batch) if batch else []
+    sb = broadcast_strides(bshape[:-2], batch) if batch else []
+    offsets_a, offsets_b = [], []
+    for idx in itertools.product(*[range(d) for d in batch]):
+        offsets_a.append(sum(i * s for i, s in zip(idx, sa)) * m * k)
+        offsets_b.append(sum(i * s for i, s in zip(idx, sb)) * k * n)
+    nb = max(1, numel(batch))
+    if not batch:
+        offsets_a, offsets_b = [0], [0]
+    act = graph_act = op.attrs.get("activation")
+    name = f"matmul_f32{activation_tag(act)}"
+    epilogue = "" if graph_act is None else f"""
+        for (j = 0; j < M * N; ++j) {{ const float v = yb[j]; yb[j] = {activation_code(act, "v")}; }}"""
+    body = f"""    const float *a = (const float *)in_ptrs[0];
+    const float *b = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    const int32_t NB = p[0], M = p[1], N = p[2], K = p[3];
+    const int32_t *off_a = p + 4, *off_b = p + 4 + NB;
+    int32_t i, j;
+    (void)j;
+    for (i = 0; i < NB; ++i) {{
+        float *yb = y + (int64_t)i * M * N;
+        megcc_gemm_nn(M, N, K, a + off_a[i], K, 1, b + off_b[i], N, yb, N, 0);{epilogue}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("math", "gemm"))
+    return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
+                  [nb, m, n, k] + offsets_a + offsets_b,
+                  note=f"batched gemm_nn x{nb} (M={m}, N={n}, K={k})")]

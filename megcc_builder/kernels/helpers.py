@@ -1,0 +1,100 @@
+"""C snippets shared by kernels; each is emitted once into kernels.c if any kernel needs it."""
+
+HELPERS = {
+    "math": r"""
+static inline float megcc_maxf(float a, float b) { return a > b ? a : (b != b ? b : (a != a ? a : b)); }
+static inline float megcc_minf(float a, float b) { return a < b ? a : (b != b ? b : (a != a ? a : b)); }
+static inline float megcc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float megcc_softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+static inline float megcc_signf(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
+static inline float megcc_powf(float a, float b) {
+    if (b == 2.0f) return a * a;
+    if (b == 0.5f) return sqrtf(a);
+    return powf(a, b);
+}
+static inline float megcc_round_half_even(float x) {
+    float r = floorf(x + 0.5f);
+    if (r - x == 0.5f && fmodf(r, 2.0f) != 0.0f) r -= 1.0f;
+    return r;
+}
+#define megcc_div_trunc(a, b) ((b) == 0 ? 0 : (a) / (b))
+#define megcc_mod_floor(a, b) ((b) == 0 ? 0 : ((a) % (b) != 0 && (((a) % (b) < 0) != ((b) < 0)) ? (a) % (b) + (b) : (a) % (b)))
+#define megcc_div_floor(a, b) ((b) == 0 ? 0 : ((a) - megcc_mod_floor(a, b)) / (b))
+""",
+    "f32_bits": r"""
+static inline float megcc_f32_from_bits(int32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+""",
+    "gemm": r"""
+/* C[M,N] (+)= A[M,K] * B[K,N]; A addressed with strides (sa_m, sa_k) so transposed weights
+ * need no copy, B and C row-major with leading dimensions. Four rows of A are processed
+ * together and the j loop is unit-stride so the C compiler vectorises it; K and N are
+ * blocked so the B panel stays in cache. */
+static inline void megcc_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A, int32_t sa_m,
+                          int32_t sa_k, const float *B, int32_t ldb, float *C, int32_t ldc,
+                          int accumulate) {
+    const int32_t NB = 256, KB = 128;
+    int32_t i, j, k, j0, k0;
+    if (!accumulate)
+        for (i = 0; i < M; ++i) memset(C + (int64_t)i * ldc, 0, sizeof(float) * (size_t)N);
+    for (j0 = 0; j0 < N; j0 += NB) {
+        int32_t jn = N - j0 < NB ? N - j0 : NB;
+        for (k0 = 0; k0 < K; k0 += KB) {
+            int32_t kn = K - k0 < KB ? K - k0 : KB;
+            for (i = 0; i + 3 < M; i += 4) {
+                float *c0 = C + (int64_t)i * ldc + j0, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+                for (k = k0; k < k0 + kn; ++k) {
+                    const float *a = A + (int64_t)i * sa_m + (int64_t)k * sa_k;
+                    const float a0 = a[0], a1 = a[sa_m], a2 = a[2 * sa_m], a3 = a[3 * sa_m];
+                    const float *b = B + (int64_t)k * ldb + j0;
+                    for (j = 0; j < jn; ++j) {
+                        const float bj = b[j];
+                        c0[j] += a0 * bj; c1[j] += a1 * bj; c2[j] += a2 * bj; c3[j] += a3 * bj;
+                    }
+                }
+            }
+            for (; i < M; ++i) {
+                float *c0 = C + (int64_t)i * ldc + j0;
+                for (k = k0; k < k0 + kn; ++k) {
+                    const float a0 = A[(int64_t)i * sa_m + (int64_t)k * sa_k];
+                    const float *b = B + (int64_t)k * ldb + j0;
+                    for (j = 0; j < jn; ++j) c0[j] += a0 * b[j];
+                }
+            }
+        }
+    }
+}
+
+/* C[M,N] (+)= A[M,K] * B[N,K]^T: dot products along K, the fast form when B is stored
+ * transposed (fully-connected weights) and M is small. */
+static inline void megcc_gemm_nt(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda,
+                          const float *B, int32_t ldb, float *C, int32_t ldc, int accumulate) {
+    int32_t i, j, k;
+    for (i = 0; i < M; ++i) {
+        const float *a = A + (int64_t)i * lda;
+        for (j = 0; j < N; ++j) {
+            const float *b = B + (int64_t)j * ldb;
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            for (k = 0; k + 3 < K; k += 4) {
+                s0 += a[k] * b[k]; s1 += a[k + 1] * b[k + 1];
+                s2 += a[k + 2] * b[k + 2]; s3 += a[k + 3] * b[k + 3];
+            }
+            for (; k < K; ++k) s0 += a[k] * b[k];
+            if (accumulate) C[(int64_t)i * ldc + j] += (s0 + s1) + (s2 + s3);
+            else C[(int64_t)i * ldc + j] = (s0 + s1) + (s2 + s3);
+        }
+    }
+}
+""",
+}
+
+ORDER = ["math", "f32_bits", "gemm"]
+
+PRELUDE = """#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "megcc/kernel_abi.h"
+"""

@@ -1,0 +1,106 @@
+"""Optimised graph -> execution plan: instructions, tensor storage, memory plan.
+
+This is where a graph stops being a graph: ops become kernel calls in order, views are
+resolved to the tensor that owns the bytes, and the planner gives every activation an
+arena offset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .ir import Graph
+from .kernels import LOWERINGS, Instr, View
+from .kernels.elementwise import is_elementwise
+from .kernels.views import copy_instr
+from .planner import MemoryPlan, plan_memory
+
+
+@dataclass
+class Plan:
+    """One compiled execution of a model for one set of input shapes."""
+
+    graph: Graph
+    name: str
+    instrs: List[Instr]
+    views: Dict[str, View]  # view tensor -> how it maps onto its root
+    memory: MemoryPlan
+    workspaces: Dict[int, str] = field(default_factory=dict)  # instr index -> workspace name
+    output_names: List[str] = field(default_factory=list)  # user-visible, in output order
+
+    def root(self, name: str) -> str:
+        while name in self.views:
+            name = self.views[name].base
+        return name
+
+    def view_offset(self, name: str) -> int:
+        off = 0
+        while name in self.views:
+            off += self.views[name].byte_offset
+            name = self.views[name].base
+        return off
+
+
+def lower_graph(graph: Graph, name: str = "") -> Plan:
+    instrs: List[Instr] = []
+    views: Dict[str, View] = {}
+    for op in graph.ops:
+        lower = LOWERINGS.get(op.type)
+        if lower is None:
+            raise graph.error("operator is not supported", op)
+        for item in lower(op, graph):
+            if isinstance(item, View):
+                views[item.output] = item
+            else:
+                if is_elementwise(op) or op.type == "FusedElementwise":
+                    item.note = item.note or "element-wise"
+                    setattr(item, "in_place", True)
+                instrs.append(item)
+
+    plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
+                output_names=list(graph.outputs))
+    _own_outputs(plan)
+    plan.memory = _plan(plan)
+    return plan
+
+
+def _own_outputs(plan: Plan) -> None:
+    """Outputs must be arena tensors the runtime can hand out: copy constants, inputs and
+    tensors that are already another output into their own buffer."""
+    graph = plan.graph
+    seen = set()
+    for k, out in enumerate(graph.outputs):
+        root = plan.root(out)
+        t = graph.tensors[root]
+        needs_copy = t.is_const or root in graph.inputs or root in seen
+        seen.add(root)
+        if not needs_copy:
+            continue
+        new_name = graph.unique_name(out + "_out")
+        from .ir import Tensor
+
+        graph.add_tensor(Tensor(new_name, graph.tensors[out].shape, graph.tensors[out].dtype,
+                                quant=graph.tensors[out].quant))
+        plan.instrs.append(copy_instr(out, new_name, graph))
+        graph.outputs[k] = new_name  # plan.output_names keeps the name the user knows
+
+
+def _plan(plan: Plan) -> MemoryPlan:
+    graph = plan.graph
+    steps, sizes = [], {}
+    for i, ins in enumerate(plan.instrs):
+        reads = [plan.root(n) for n in ins.inputs if n]
+        reads = [r for r in reads if not graph.tensors[r].is_const]
+        writes = [plan.root(n) for n in ins.outputs]
+        ws = None
+        if ins.workspace_bytes:
+            ws_name = f"__workspace_{i}"
+            plan.workspaces[i] = ws_name
+            ws = (ws_name, ins.workspace_bytes)
+        for n in reads + writes:
+            sizes[n] = graph.tensors[n].nbytes
+        steps.append((reads, writes, ws, getattr(ins, "in_place", False)))
+    for n in graph.inputs:
+        sizes[n] = graph.tensors[n].nbytes
+    outputs = [plan.root(n) for n in graph.outputs]
+    return plan_memory(steps, sizes, list(graph.inputs), outputs)

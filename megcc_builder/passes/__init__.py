@@ -1,0 +1,17 @@
+"""Graph -> Graph rewrites, run in the order of `optimize`."""
+from ..ir import Graph
+from .canonicalize import canonicalize
+from .dce import eliminate_dead_code
+from .fold_batchnorm import fold_batchnorm
+from .fuse import fuse_bias_and_activation, fuse_elementwise_chains
+
+
+def optimize(graph: Graph, fuse: bool = True) -> Graph:
+    graph = canonicalize(graph)
+    graph = eliminate_dead_code(graph)
+    if fuse:
+        graph = fold_batchnorm(graph)
+        graph = fuse_bias_and_activation(graph)
+        graph = fuse_elementwise_chains(graph)
+        graph = eliminate_dead_code(graph)
+    return graph

@@ -1,0 +1,145 @@
+"""Operator fusion: bias and activation into conv/GEMM epilogues, element-wise chains
+into one loop. Each fusion saves a full pass over a tensor in memory."""
+import numpy as np
+
+from ..ir import Graph, Op
+from ..kernels.elementwise import UNARY, PARAMETRIC, is_elementwise, op_expr
+
+_LINEAR = ("Conv", "Gemm", "MatMul")
+# Unary float ops cheap enough to run in an epilogue.
+_EPILOGUE = (UNARY | PARAMETRIC) - {"Not", "Identity"}
+
+
+def _single_use(graph: Graph, consumers, name: str) -> bool:
+    return len(consumers.get(name, [])) == 1 and name not in graph.outputs
+
+
+def _per_channel_bias(graph: Graph, src: Op, add: Op):
+    """The constant operand of `add` if it is a bias over the channel axis of `src`."""
+    out = graph.tensors[src.outputs[0]]
+    other = [i for i in add.inputs if i != src.outputs[0]]
+    if len(other) != 1 or add.inputs.count(src.outputs[0]) != 1:
+        return None
+    c = graph.tensors[other[0]]
+    if not c.is_const or c.dtype != "float32" or out.dtype != "float32":
+        return None
+    data = np.asarray(c.data)
+    channels = out.shape[1] if src.type == "Conv" else out.shape[-1]
+    if data.size != channels or data.ndim > len(out.shape):
+        return None
+    shape = (1,) * (len(out.shape) - data.ndim) + data.shape
+    axis = 1 if src.type == "Conv" else len(out.shape) - 1
+    if shape[axis] != channels and channels != 1:
+        return None
+    return data.reshape(-1)
+
+
+def _fold_bias(graph: Graph, src: Op, add: Op) -> bool:
+    if src.type == "MatMul" and len(graph.tensors[src.inputs[0]].shape) != 2:
+        return False
+    if src.type == "Gemm" and len(src.inputs) > 2 and src.inputs[2]:
+        return False
+    bias = _per_channel_bias(graph, src, add)
+    if bias is None or src.attrs.get("activation") is not None:
+        return False
+    if src.type == "Conv" and len(src.inputs) > 2 and src.inputs[2]:
+        old = graph.tensors[src.inputs[2]]
+        if not old.is_const:
+            return False
+        bias = bias + np.asarray(old.data)
+    name = graph.unique_name(add.outputs[0] + "_bias")
+    graph.add_const(name, bias.astype(np.float32))
+    if src.type == "MatMul":  # a 2-D MatMul plus a bias is a Gemm with C
+        src.type, src.attrs = "Gemm", {}
+    src.inputs = list(src.inputs[:2]) + [name]
+    src.outputs = [add.outputs[0]]
+    return True
+
+
+def _fold_activation(graph: Graph, src: Op, act: Op) -> bool:
+    if act.type not in _EPILOGUE or len(act.inputs) != 1 or src.attrs.get("activation"):
+        return False
+    if graph.tensors[act.outputs[0]].dtype != "float32":
+        return False
+    src.attrs["activation"] = op_expr(act)
+    src.outputs = [act.outputs[0]]
+    return True
+
+
+def fuse_bias_and_activation(graph: Graph) -> Graph:
+    changed = True
+    while changed:
+        changed = False
+        producers, consumers = graph.producers(), graph.consumers()
+        for op in graph.ops:
+            if op.type not in ("Add", *_EPILOGUE) or not op.inputs:
+                continue
+            for name in op.inputs:
+                src = producers.get(name)
+                if src is None or src.type not in _LINEAR or not _single_use(graph, consumers, name):
+                    continue
+                fold = _fold_bias if op.type == "Add" else _fold_activation
+                if fold(graph, src, op):
+                    graph.ops.remove(op)
+                    changed = True
+                    break
+            if changed:
+                break
+    return graph
+
+
+def _remap(expr, mapping):
+    if expr[0] == "in":
+        return ("in", mapping[expr[1]])
+    if expr[0] == "const":
+        return expr
+    return (expr[0],) + tuple(_remap(c, mapping) for c in expr[1:])
+
+
+def fuse_elementwise_chains(graph: Graph) -> Graph:
+    """Inline single-use float32 element-wise producers into their element-wise consumer."""
+    producers, consumers = graph.producers(), graph.consumers()
+    fused = {}  # output name -> (expr, inputs, chain)
+    dead = set()
+    for op in graph.ops:
+        if not is_elementwise(op) or len(op.outputs) != 1:
+            continue
+        out = graph.tensors[op.outputs[0]]
+        if out.dtype != "float32" or any(graph.tensors[i].dtype != "float32" for i in op.inputs):
+            continue
+        expr, inputs, chain = op_expr(op), [], [op.type]
+        mapping = {}
+        for k, name in enumerate(op.inputs):
+            src = producers.get(name)
+            if (name in fused and src is not None and id(src) not in dead
+                    and _single_use(graph, consumers, name)
+                    and graph.tensors[name].shape == out.shape):
+                sub_expr, sub_inputs, sub_chain = fused[name]
+                sub_map = {}
+                for j, sub_name in enumerate(sub_inputs):
+                    if sub_name not in inputs:
+                        inputs.append(sub_name)
+                    sub_map[j] = inputs.index(sub_name)
+                mapping[k] = ("expr", _remap(sub_expr, sub_map))
+                chain = sub_chain + chain
+                dead.add(id(src))
+            else:
+                if name not in inputs:
+                    inputs.append(name)
+                mapping[k] = ("in", inputs.index(name))
+        expr = _substitute(expr, mapping)
+        fused[op.outputs[0]] = (expr, inputs, chain)
+        if len(chain) > 1:
+            op.type, op.inputs = "FusedElementwise", inputs
+            op.attrs = {"expr": expr, "chain": "+".join(chain)}
+    graph.ops = [op for op in graph.ops if id(op) not in dead]
+    return graph
+
+
+def _substitute(expr, mapping):
+    if expr[0] == "in":
+        kind, value = mapping[expr[1]]
+        return value if kind == "expr" else ("in", value)
+    if expr[0] == "const":
+        return expr
+    return (expr[0],) + tuple(_substitute(c, mapping) for c in expr[1:])

@@ -1,0 +1,30 @@
+/* The contract between the generated kernels (kernels.c) and the runtime.
+ * A kernel is specialised at compile time on everything that changes its code
+ * (operator, kernel size, stride, dtype, fused activation, layout); extents and
+ * per-layer constants arrive in `params`, so one kernel serves many layers and models. */
+#ifndef MEGCC_KERNEL_ABI_H
+#define MEGCC_KERNEL_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int (*megcc_kernel_fn)(void *const *inputs, void *const *outputs,
+                               const int32_t *params, void *workspace);
+
+typedef struct {
+    const char *name;
+    megcc_kernel_fn fn;
+} megcc_kernel_entry;
+
+/* Defined by the generated kernels.c of the build. */
+extern const megcc_kernel_entry megcc_kernel_table[];
+extern const uint32_t megcc_kernel_count;
+extern const uint64_t megcc_kernel_set_id;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,506 @@
+"""Writer and reader of the compiled model format (`.tiny`).
+
+docs/model-format.md is the contract; runtime/src/loader.c is the other implementation.
+The reader applies the same structural checks as the C loader (everything except what
+needs the linked kernel table), so `megcc inspect` and the tests see the same verdict the
+device would. The writer is deterministic: same arguments, same bytes.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from megcc_builder.ir.dtypes import DTYPES, dtype_code, dtype_from_code, itemsize
+
+MAGIC = b"MGCC"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+HEADER_SIZE = 64
+PLAN_SIZE = 48
+TENSOR_SIZE = 64
+MAX_DIMS = 8
+NONE_U32 = 0xFFFFFFFF
+WEIGHT_ALIGN = 64          # writer's alignment of the weights section and of each weight
+WEIGHT_MIN_ALIGN = 16      # what the loader insists on (SIMD loads)
+STORAGE = {"arena": 0, "weight": 1, "view": 2}
+STORAGE_NAMES = {v: k for k, v in STORAGE.items()}
+ARCH_NAMES = {0: "portable", 1: "x86_64", 2: "arm64", 3: "armv7", 4: "riscv64", 5: "cortex-m"}
+LAYOUT_NAMES = {0: "plain", 1: "nchw44", 2: "nchw88"}
+_U32_MAX = 0xFFFFFFFF
+
+
+@dataclass
+class BlobTensor:
+    name: str
+    dtype: str
+    shape: tuple
+    storage: str                # 'arena' | 'weight' | 'view'
+    offset: int = 0             # arena offset / byte offset into base (view); filled for weights
+    base: int = -1              # view only
+    weight_index: int = -1      # weight only: index into write_model's `weights`
+    layout: int = 0
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        n = itemsize(self.dtype)
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+
+@dataclass
+class BlobInstr:
+    kernel_index: int
+    inputs: List[int]           # -1 = omitted optional input
+    outputs: List[int]
+    params: List[int] = field(default_factory=list)   # int32; floats via float_param()
+    workspace: int = -1
+
+
+@dataclass
+class BlobPlan:
+    name: str
+    arch: int
+    arena_size: int
+    tensors: List[BlobTensor]
+    instrs: List[BlobInstr]
+    inputs: List[int]
+    outputs: List[int]
+
+
+def float_param(x: float) -> int:
+    """Bit-cast a float32 to the signed int32 a kernel reads back with memcpy."""
+    return struct.unpack("<i", struct.pack("<f", float(x)))[0]
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+class _Strings:
+    """Deduplicated NUL-terminated strings, in first-use order (deterministic)."""
+
+    def __init__(self) -> None:
+        self._off: Dict[str, int] = {}
+        self._buf = bytearray()
+
+    def add(self, s: str) -> int:
+        if s not in self._off:
+            raw = s.encode("utf-8")
+            if b"\0" in raw:
+                raise ValueError(f"string {s!r} contains NUL")
+            self._off[s] = len(self._buf)
+            self._buf += raw + b"\0"
+        return self._off[s]
+
+    def data(self) -> bytes:
+        return bytes(self._buf)
+
+
+def _u32(v: int, what: str) -> int:
+    if not (0 <= v <= _U32_MAX):
+        raise ValueError(f"{what} = {v} does not fit in u32")
+    return v
+
+
+def _i32(v: int, what: str) -> int:
+    if not (-(1 << 31) <= v < (1 << 31)):
+        raise ValueError(f"{what} = {v} does not fit in i32 (bit-cast floats with float_param)")
+    return v
+
+
+def _tensor_index(v: int, n: int, what: str, allow_none: bool = False) -> int:
+    if v == -1 and allow_none:
+        return NONE_U32
+    if not (0 <= v < n):
+        raise ValueError(f"{what}: tensor index {v} out of range (plan has {n} tensors)")
+    return v
+
+
+def write_model(model_name: str, kernel_names: Sequence[str], kernel_set_id: int,
+                plans: Sequence[BlobPlan], weights: Sequence[bytes]) -> bytes:
+    """Serialise a model. Raises ValueError on inconsistent input; the result is re-read
+    with read_model() before it is returned, so a blob that leaves here passes the loader's
+    structural checks."""
+    if not plans:
+        raise ValueError("a model needs at least one plan")
+    if not (0 <= kernel_set_id < (1 << 64)):
+        raise ValueError("kernel_set_id must be an unsigned 64-bit value")
+    strings = _Strings()
+    strings.add("")
+    name_off = strings.add(model_name)
+    kernel_name_offs = [strings.add(k) for k in kernel_names]
+
+    # Weights: deduplicated by content, each 64-byte aligned inside the section.
+    weight_data = bytearray()
+    weight_off_by_content: Dict[bytes, int] = {}
+    weight_offs: List[int] = []
+    for w in weights:
+        w = bytes(w)
+        off = weight_off_by_content.get(w)
+        if off is None:
+            weight_data += b"\0" * (_align(len(weight_data), WEIGHT_ALIGN) - len(weight_data))
+            off = len(weight_data)
+            weight_off_by_content[w] = off
+            weight_data += w
+        weight_offs.append(off)
+
+    # Layout: header | kernel name table | plan offset table | plan records |
+    #         per plan: tensors, inputs, outputs, instruction stream | strings | weights
+    pos = HEADER_SIZE
+    kernels_offset = pos
+    pos += 4 * len(kernel_names)
+    plans_offset = pos
+    pos += 4 * len(plans)
+    plan_rec_offsets = []
+    for _ in plans:
+        plan_rec_offsets.append(pos)
+        pos += PLAN_SIZE
+
+    body = bytearray()          # everything after the plan records, before strings
+    body_base = pos
+    plan_fields = []
+    for pi, plan in enumerate(plans):
+        n_t = len(plan.tensors)
+        tensors_offset = body_base + len(body)
+        for ti, t in enumerate(plan.tensors):
+            body += _pack_tensor(t, ti, n_t, plan, pi, weights, weight_offs, strings)
+        inputs_offset = body_base + len(body)
+        for i in plan.inputs:
+            body += struct.pack("<I", _tensor_index(i, n_t, f"plan {pi} input"))
+        outputs_offset = body_base + len(body)
+        for i in plan.outputs:
+            body += struct.pack("<I", _tensor_index(i, n_t, f"plan {pi} output"))
+        instrs_offset = body_base + len(body)
+        for ii, ins in enumerate(plan.instrs):
+            body += _pack_instr(ins, n_t, len(kernel_names), f"plan {pi} instr {ii}")
+        instrs_size = body_base + len(body) - instrs_offset
+        plan_fields.append(struct.pack(
+            "<12I", strings.add(plan.name), _u32(plan.arch, "arch"),
+            _u32(plan.arena_size, f"plan {pi} arena_size"), n_t, tensors_offset,
+            len(plan.instrs), instrs_offset, instrs_size, len(plan.inputs), inputs_offset,
+            len(plan.outputs), outputs_offset))
+
+    strings_offset = body_base + len(body)
+    sdata = strings.data()
+    strings_size = len(sdata)
+    weights_offset = _align(strings_offset + strings_size, WEIGHT_ALIGN)
+    file_size = weights_offset + len(weight_data)
+    _u32(file_size, "file size")
+
+    out = bytearray(HEADER_SIZE)
+    out += b"".join(struct.pack("<I", o) for o in kernel_name_offs)
+    out += b"".join(struct.pack("<I", o) for o in plan_rec_offsets)
+    out += b"".join(plan_fields)
+    out += body
+    out += sdata
+    out += b"\0" * (weights_offset - len(out))
+    out += weight_data
+    assert len(out) == file_size
+    struct.pack_into("<4sHHIIQ9II", out, 0, MAGIC, VERSION_MAJOR, VERSION_MINOR, file_size, 0,
+                     kernel_set_id, strings_offset, strings_size, weights_offset,
+                     len(weight_data), plans_offset, len(plans), kernels_offset,
+                     len(kernel_names), name_off, 0)
+    struct.pack_into("<I", out, 12, zlib.crc32(memoryview(out)[16:]) & _U32_MAX)
+    blob = bytes(out)
+    read_model(blob)            # self-check: the writer never emits what the loader rejects
+    return blob
+
+
+def _pack_tensor(t: BlobTensor, ti: int, n_t: int, plan: BlobPlan, pi: int,
+                 weights: Sequence[bytes], weight_offs: List[int], strings: _Strings) -> bytes:
+    what = f"plan {pi} tensor {ti} ({t.name})"
+    if t.dtype not in DTYPES:
+        raise ValueError(f"{what}: unknown dtype {t.dtype!r}")
+    if t.storage not in STORAGE:
+        raise ValueError(f"{what}: unknown storage {t.storage!r}")
+    if t.layout not in LAYOUT_NAMES:
+        raise ValueError(f"{what}: unknown layout {t.layout}")
+    shape = tuple(int(d) for d in t.shape)
+    if len(shape) > MAX_DIMS or any(d < 0 or d >= (1 << 31) for d in shape):
+        raise ValueError(f"{what}: bad shape {shape}")
+    nbytes = _u32(t.nbytes, f"{what} nbytes")
+    offset, base = t.offset, NONE_U32
+    if t.storage == "weight":
+        if not (0 <= t.weight_index < len(weights)):
+            raise ValueError(f"{what}: weight_index {t.weight_index} out of range")
+        if len(weights[t.weight_index]) != nbytes:
+            raise ValueError(f"{what}: weight has {len(weights[t.weight_index])} bytes, "
+                             f"shape/dtype say {nbytes}")
+        offset = weight_offs[t.weight_index]
+    elif t.storage == "view":
+        if not (0 <= t.base < ti):
+            raise ValueError(f"{what}: view base {t.base} must be an earlier tensor")
+        base = t.base
+    dims = list(shape) + [0] * (MAX_DIMS - len(shape))
+    return struct.pack("<IBBBB8iIIIfiI", strings.add(t.name), dtype_code(t.dtype), len(shape),
+                       STORAGE[t.storage], t.layout,
+                       *dims, _u32(offset, f"{what} offset"), nbytes, base,
+                       float(t.scale), _i32(int(t.zero_point), f"{what} zero_point"), 0)
+
+
+def _pack_instr(ins: BlobInstr, n_t: int, n_kernels: int, what: str) -> bytes:
+    if not (0 <= ins.kernel_index < n_kernels):
+        raise ValueError(f"{what}: kernel index {ins.kernel_index} out of range")
+    if len(ins.inputs) > 0xFFFF or len(ins.outputs) > 0xFFFF:
+        raise ValueError(f"{what}: too many operands")
+    ws = NONE_U32 if ins.workspace == -1 else _tensor_index(ins.workspace, n_t, f"{what} workspace")
+    idx = [_tensor_index(i, n_t, f"{what} input", allow_none=True) for i in ins.inputs]
+    idx += [_tensor_index(i, n_t, f"{what} output") for i in ins.outputs]
+    params = [_i32(int(p), f"{what} param") for p in ins.params]
+    return (struct.pack("<IHHII", ins.kernel_index, len(ins.inputs), len(ins.outputs),
+                        len(params), ws)
+            + struct.pack(f"<{len(idx)}I", *idx) + struct.pack(f"<{len(params)}i", *params))
+
+
+# ----------------------------------------------------------------------------- reader
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.d = data
+        self.n = len(data)
+
+    def need(self, off: int, size: int, what: str) -> None:
+        if off < 0 or size < 0 or off + size > self.n:
+            raise ValueError(f"{what}: [{off}, {off + size}) outside file of {self.n} bytes")
+
+    def u32(self, off: int, what: str = "field") -> int:
+        self.need(off, 4, what)
+        return struct.unpack_from("<I", self.d, off)[0]
+
+    def string(self, strings_offset: int, strings_size: int, rel: int, what: str) -> str:
+        if rel >= strings_size:
+            raise ValueError(f"{what}: string offset {rel} outside strings section "
+                             f"({strings_size} bytes)")
+        start = strings_offset + rel
+        end = self.d.find(b"\0", start, strings_offset + strings_size)
+        if end < 0:
+            raise ValueError(f"{what}: string at {rel} is not NUL-terminated inside the section")
+        try:
+            return self.d[start:end].decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{what}: string is not UTF-8: {e}") from None
+
+
+def read_model(data: bytes) -> dict:
+    """Parse and validate a blob; raises ValueError naming the first problem found."""
+    data = bytes(data)
+    r = _Reader(data)
+    if r.n < HEADER_SIZE:
+        raise ValueError(f"file of {r.n} bytes is shorter than the {HEADER_SIZE}-byte header")
+    (magic, vmaj, vmin, file_size, crc, ks_id, s_off, s_size, w_off, w_size, p_off, n_plans,
+     k_off, n_kernels, name_off, reserved) = struct.unpack_from("<4sHHIIQ9II", data, 0)
+    if magic != MAGIC:
+        raise ValueError(f"bad magic {magic!r} (want {MAGIC!r})")
+    if vmaj != VERSION_MAJOR:
+        raise ValueError(f"format version {vmaj}.{vmin} not supported (want {VERSION_MAJOR}.x)")
+    if file_size != r.n:
+        raise ValueError(f"header file_size {file_size} != actual size {r.n}")
+    actual_crc = zlib.crc32(memoryview(data)[16:]) & _U32_MAX
+    if crc != actual_crc:
+        raise ValueError(f"CRC-32 mismatch: header {crc:#010x}, data {actual_crc:#010x}")
+    if reserved != 0:
+        raise ValueError("header reserved field is not 0")
+    r.need(s_off, s_size, "strings section")
+    r.need(w_off, w_size, "weights section")
+    if w_off % WEIGHT_ALIGN:
+        raise ValueError(f"weights_offset {w_off} is not a multiple of {WEIGHT_ALIGN}")
+    if n_plans < 1:
+        raise ValueError("model has no plans")
+    r.need(p_off, 4 * n_plans, "plan table")
+    r.need(k_off, 4 * n_kernels, "kernel table")
+    if p_off % 4 or k_off % 4:
+        raise ValueError("plan/kernel tables are not 4-byte aligned")
+
+    def string(rel: int, what: str) -> str:
+        return r.string(s_off, s_size, rel, what)
+
+    kernels = [string(r.u32(k_off + 4 * i), f"kernel {i} name") for i in range(n_kernels)]
+    plans = []
+    for pi in range(n_plans):
+        plans.append(_read_plan(r, string, r.u32(p_off + 4 * pi), pi, n_kernels, w_off, w_size,
+                                kernels))
+    return {
+        "version": (vmaj, vmin), "file_size": file_size, "crc32": crc,
+        "kernel_set_id": ks_id, "model_name": string(name_off, "model name"),
+        "kernels": kernels, "weights_offset": w_off, "weights_size": w_size, "plans": plans,
+    }
+
+
+def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int, w_size: int,
+               kernels: List[str]) -> dict:
+    what = f"plan {pi}"
+    if off % 4:
+        raise ValueError(f"{what}: record offset {off} is not 4-byte aligned")
+    r.need(off, PLAN_SIZE, f"{what} record")
+    (name, arch, arena, n_t, t_off, n_i, i_off, i_size, n_in, in_off, n_out,
+     out_off) = struct.unpack_from("<12I", r.d, off)
+    for o, n in ((t_off, n_t * TENSOR_SIZE), (in_off, 4 * n_in), (out_off, 4 * n_out),
+                 (i_off, i_size)):
+        if o % 4:
+            raise ValueError(f"{what}: array at {o} is not 4-byte aligned")
+        r.need(o, n, f"{what} arrays")
+    tensors = []
+    for ti in range(n_t):
+        tensors.append(_read_tensor(r, string, t_off + ti * TENSOR_SIZE, ti, tensors, arena,
+                                    w_off, w_size, f"{what} tensor {ti}"))
+
+    def writable(ti: int) -> bool:
+        t = tensors[ti]
+        if t["storage"] == "view":
+            t = tensors[t["base"]]
+        return t["storage"] == "arena"
+
+    def io(o: int, n: int, kind: str) -> List[int]:
+        idx = [r.u32(o + 4 * k) for k in range(n)]
+        for k, ti in enumerate(idx):
+            if ti >= n_t:
+                raise ValueError(f"{what} {kind} {k}: tensor index {ti} >= {n_t}")
+            if not writable(ti):
+                raise ValueError(f"{what} {kind} {k}: tensor {ti} is not in the arena")
+        return idx
+
+    inputs = io(in_off, n_in, "input")
+    outputs = io(out_off, n_out, "output")
+    instrs = []
+    pos, end = i_off, i_off + i_size
+    for ii in range(n_i):
+        w = f"{what} instr {ii}"
+        if end - pos < 16:
+            raise ValueError(f"{w}: header runs past the instruction stream")
+        k, nin, nout, npar, ws = struct.unpack_from("<IHHII", r.d, pos)
+        pos += 16
+        if k >= n_kernels:
+            raise ValueError(f"{w}: kernel index {k} >= {n_kernels}")
+        if (end - pos) // 4 < nin + nout + npar:
+            raise ValueError(f"{w}: operands run past the instruction stream")
+        idx = list(struct.unpack_from(f"<{nin + nout}I", r.d, pos))
+        pos += 4 * (nin + nout)
+        params = list(struct.unpack_from(f"<{npar}i", r.d, pos))
+        pos += 4 * npar
+        for j, ti in enumerate(idx):
+            if ti == NONE_U32 and j < nin:
+                continue
+            if ti >= n_t:
+                raise ValueError(f"{w}: operand {j} tensor index {ti} >= {n_t}")
+            if j >= nin and not writable(ti):
+                raise ValueError(f"{w}: output tensor {ti} is not in the arena")
+        if ws != NONE_U32:
+            if ws >= n_t or tensors[ws]["storage"] != "arena":
+                raise ValueError(f"{w}: workspace {ws} is not an arena tensor")
+        instrs.append({"kernel_index": k, "kernel": kernels[k],
+                       "inputs": [-1 if i == NONE_U32 else i for i in idx[:nin]],
+                       "outputs": idx[nin:], "params": params,
+                       "workspace": -1 if ws == NONE_U32 else ws})
+    if pos != end:
+        raise ValueError(f"{what}: {end - pos} trailing bytes in the instruction stream")
+    return {"name": string(name, f"{what} name"), "arch": arch, "arena_size": arena,
+            "tensors": tensors, "instrs": instrs, "inputs": inputs, "outputs": outputs}
+
+
+def _read_tensor(r: _Reader, string, off: int, ti: int, prev: List[dict], arena: int,
+                 w_off: int, w_size: int, what: str) -> dict:
+    rec = struct.unpack_from("<IBBBB8iIIIfiI", r.d, off)
+    name, code, ndim, storage, layout = rec[:5]
+    dims = rec[5:13]
+    t_offset, nbytes, base, scale, zp, reserved = rec[13:]
+    try:
+        dtype = dtype_from_code(code)
+    except KeyError:
+        raise ValueError(f"{what}: unknown dtype code {code}") from None
+    if ndim > MAX_DIMS:
+        raise ValueError(f"{what}: ndim {ndim} > {MAX_DIMS}")
+    if storage not in STORAGE_NAMES:
+        raise ValueError(f"{what}: unknown storage {storage}")
+    if layout not in LAYOUT_NAMES:
+        raise ValueError(f"{what}: unknown layout {layout}")
+    if reserved:
+        raise ValueError(f"{what}: reserved field is not 0")
+    if any(d < 0 for d in dims[:ndim]) or any(d != 0 for d in dims[ndim:]):
+        raise ValueError(f"{what}: bad dims {dims}")
+    want = itemsize(dtype) * math.prod(dims[:ndim])
+    if want != nbytes:
+        raise ValueError(f"{what}: nbytes {nbytes} != dims product x itemsize = {want}")
+    isz = itemsize(dtype)
+    sname = STORAGE_NAMES[storage]
+    if sname == "arena":
+        if t_offset + nbytes > arena:
+            raise ValueError(f"{what}: [{t_offset}, {t_offset + nbytes}) outside arena of {arena}")
+        if t_offset % isz:
+            raise ValueError(f"{what}: arena offset {t_offset} not aligned to {isz}")
+    elif sname == "weight":
+        if t_offset + nbytes > w_size:
+            raise ValueError(f"{what}: [{t_offset}, {t_offset + nbytes}) outside weights of "
+                             f"{w_size}")
+        if t_offset % WEIGHT_MIN_ALIGN:
+            raise ValueError(f"{what}: weight offset {t_offset} not {WEIGHT_MIN_ALIGN}-aligned")
+    else:
+        if base >= ti:
+            raise ValueError(f"{what}: view base {base} is not an earlier tensor")
+        b = prev[base]
+        if b["storage"] == "view":
+            raise ValueError(f"{what}: view base {base} is itself a view")
+        if t_offset + nbytes > b["nbytes"]:
+            raise ValueError(f"{what}: view [{t_offset}, {t_offset + nbytes}) outside base of "
+                             f"{b['nbytes']} bytes")
+        if (b["offset"] + t_offset) % isz:
+            raise ValueError(f"{what}: view address not aligned to {isz}")
+    if sname != "view" and base != NONE_U32:
+        raise ValueError(f"{what}: base must be 0xFFFFFFFF for a non-view")
+    return {"name": string(name, f"{what} name"), "dtype": dtype, "shape": tuple(dims[:ndim]),
+            "storage": sname, "layout": layout, "offset": t_offset, "nbytes": nbytes,
+            "base": -1 if sname != "view" else base, "scale": scale, "zero_point": zp}
+
+
+# ----------------------------------------------------------------------------- C array
+
+def _hex_table():
+    import numpy as np
+    tab = np.zeros((256, 5), dtype=np.uint8)
+    for b in range(256):
+        tab[b] = np.frombuffer(f"0x{b:02x},".encode(), dtype=np.uint8)
+    return tab
+
+
+_BYTES_PER_LINE = 16
+
+
+def c_array_source(blob: bytes, symbol: str) -> str:
+    """A C file defining `const unsigned char SYMBOL[]` (64-byte aligned where the compiler
+    allows; load with copy=1 otherwise) and `const unsigned int SYMBOL_size`.
+    Vectorised with numpy: ~1 s and ~6x the blob in memory for 100 MB."""
+    import numpy as np
+    if not symbol.isidentifier() or not symbol.isascii():
+        raise ValueError(f"{symbol!r} is not a C identifier")
+    n = len(blob)
+    arr = np.frombuffer(bytes(blob), dtype=np.uint8)
+    cells = _hex_table()[arr]                             # (n, 5): "0xAB,"
+    full = n // _BYTES_PER_LINE * _BYTES_PER_LINE
+    rows = cells[:full].reshape(-1, _BYTES_PER_LINE * 5)
+    lines = np.empty((rows.shape[0], 4 + rows.shape[1] + 1), dtype=np.uint8)
+    lines[:, :4] = ord(" ")
+    lines[:, 4:-1] = rows
+    lines[:, -1] = ord("\n")
+    tail = cells[full:].reshape(-1)
+    body = lines.tobytes() + ((b"    " + tail.tobytes() + b"\n") if len(tail) else b"")
+    head = (
+        "/* Generated by megcc_builder.emit.model_blob: a compiled model (.tiny) embedded as\n"
+        " * data, for targets without a file system. Pass it to megcc_model_load_from_memory\n"
+        " * (copy=0 uses the weights in place; that needs the 64-byte alignment below). */\n"
+        "#if defined(__GNUC__) || defined(__clang__)\n"
+        "#define MEGCC_BLOB_ALIGNED __attribute__((aligned(64)))\n"
+        "#elif defined(_MSC_VER)\n"
+        "#define MEGCC_BLOB_ALIGNED __declspec(align(64))\n"
+        "#else\n"
+        "#define MEGCC_BLOB_ALIGNED /* unknown compiler: load with copy=1 */\n"
+        "#endif\n"
+        f"const unsigned int {symbol}_size = {n}u;\n"
+        f"MEGCC_BLOB_ALIGNED const unsigned char {symbol}[{max(n, 1)}] = {{\n"
+    )
+    # An empty initializer list is not C99; a zero-length blob is invalid anyway.
+    return head + (body.decode("ascii") if n else "    0\n") + "};\n"

@@ -1,0 +1,83 @@
+/* Enums of MegEngine Lite's C API (lite/common_enum_c.h), same names and values, so code
+ * written for Lite compiles unchanged against the megcc runtime. */
+#ifndef LITE_COMMON_ENUM_C_H_
+#define LITE_COMMON_ENUM_C_H_
+
+/*! The log level. MegEngine Lite spells the levels DEBUG/INFO/WARN/ERROR, MegCC spells
+ * them LITE_DEBUG/...; both are provided. The short names are skipped when they are
+ * already macros (e.g. -DDEBUG), or with -DLITE_C_NO_SHORT_LOG_LEVELS. */
+typedef enum LiteLogLevel {
+    LITE_DEBUG = 0, /*!< The lowest level and most verbose */
+    LITE_INFO = 1,  /*!< Print infos, warnings and errors */
+    LITE_WARN = 2,  /*!< Print only warnings and errors */
+    LITE_ERROR = 3, /*!< Print only errors */
+#ifndef LITE_C_NO_SHORT_LOG_LEVELS
+#ifndef DEBUG
+    DEBUG = 0,
+#endif
+#ifndef INFO
+    INFO = 1,
+#endif
+#ifndef WARN
+    WARN = 2,
+#endif
+#ifndef ERROR
+    ERROR = 3,
+#endif
+#endif
+} LiteLogLevel;
+
+typedef enum LiteBackend {
+    LITE_DEFAULT = 0, /*!< the only backend: the megcc runtime */
+} LiteBackend;
+
+typedef enum LiteDeviceType {
+    LITE_CPU = 0,
+    LITE_CUDA = 1,
+    LITE_ATLAS = 3,
+    LITE_NPU = 4,
+    LITE_CAMBRICON = 5,
+    /*! device given by the model; for megcc that is always the CPU */
+    LITE_DEVICE_DEFAULT = 7,
+} LiteDeviceType;
+
+typedef enum LiteDataType {
+    LITE_FLOAT = 0,
+    LITE_HALF = 1,
+    LITE_INT = 2,
+    LITE_INT16 = 3,
+    LITE_INT8 = 4,
+    LITE_UINT8 = 5,
+    LITE_UINT = 6,
+    LITE_UINT16 = 7,
+    LITE_INT64 = 8,
+    /* megcc extensions: element types Lite has no name for. */
+    LITE_MEGCC_FLOAT64 = 64,
+    LITE_MEGCC_UINT64 = 65,
+} LiteDataType;
+
+/*! MegCC's lite-c spells the layout's type LiteCDataType. */
+typedef LiteDataType LiteCDataType;
+
+typedef enum LiteTensorPhase {
+    LITE_IO = 0,     /*!< Tensor maybe input or output */
+    LITE_INPUT = 1,  /*!< Tensor is input */
+    LITE_OUTPUT = 2, /*!< Tensor is output */
+} LiteTensorPhase;
+
+/*! The input and output type: SHAPE when only the shape is needed. */
+typedef enum LiteIOType {
+    LITE_IO_VALUE = 0,
+    LITE_IO_SHAPE = 1,
+} LiteIOType;
+
+/*! Algorithm selection strategy; accepted for source compatibility, megcc chooses
+ * kernels at compile time. */
+typedef enum LiteAlgoSelectStrategy {
+    LITE_ALGO_HEURISTIC = 1 << 0,
+    LITE_ALGO_PROFILE = 1 << 1,
+    LITE_ALGO_REPRODUCIBLE = 1 << 2,
+    LITE_ALGO_OPTIMIZED = 1 << 3,
+} LiteAlgoSelectStrategy;
+
+#endif

@@ -1,0 +1,247 @@
+/* megcc.h — the megcc runtime: load a compiled model (.tiny) and run it.
+ *
+ * Quick start
+ * -----------
+ *
+ *     megcc_model *model;
+ *     megcc_network *net;
+ *     if (megcc_model_load_from_path("mobilenet.tiny", &model) != MEGCC_OK) {
+ *         fprintf(stderr, "%s\n", megcc_last_error());
+ *         return 1;
+ *     }
+ *     if (megcc_network_create(model, NULL, 0, &net) != MEGCC_OK) { ... }
+ *     float *in = megcc_network_input_data(net, 0);      // fill it
+ *     if (megcc_network_forward(net) != MEGCC_OK)
+ *         fprintf(stderr, "%s\n", megcc_network_last_error(net));
+ *     const float *out = megcc_network_output_data(net, 0);
+ *     megcc_network_destroy(net);
+ *     megcc_model_free(model);
+ *
+ * Objects
+ * -------
+ * A *model* is the validated, read-only compiled file: kernels to call, tensors, weights,
+ * and one *plan* per compiled input-shape instance (and architecture). A model can be
+ * shared by any number of *networks*, even from several threads.
+ *
+ * A *network* is one runnable instance: it owns (or borrows) an *arena*, the single block
+ * that holds every activation and kernel workspace. Its size is known at compile time
+ * (megcc_network_arena_size), so the caller may provide it — static memory on an MCU, or
+ * one block shared by two networks that never run at the same time.
+ *
+ * Memory
+ * ------
+ * The runtime allocates only at load (model tables, optional blob copy) and at network
+ * create (pointer tables, arena unless the caller gives one), always through the
+ * megcc_hooks of the model. Nothing is allocated by forward(), by plan switching or by
+ * setting I/O memory.
+ *
+ * Errors and threads
+ * ------------------
+ * Every call returns a megcc_status. Failures of calls on a network leave a message in
+ * that network (megcc_network_last_error). Failures that have no object to hold a
+ * message (loading, creating) write it to one process-wide buffer read with
+ * megcc_last_error(); that buffer is the runtime's only mutable global, so concurrent
+ * *loads* may mix their messages (the status codes stay right). Different networks may
+ * run concurrently; one network must not be used by two threads at once.
+ *
+ * Building
+ * --------
+ * C99, no VLAs, no threads. Link the generated kernels.c (it defines megcc_kernel_table,
+ * megcc_kernel_count and megcc_kernel_set_id; see megcc/kernel_abi.h). With
+ * -DMEGCC_NO_LIBC_HOOKS there are no default hooks (no malloc/free/stdio/clock): pass your
+ * own to the *_ex functions; the runtime then needs only memcpy and memset.
+ *
+ * The file format is described in docs/model-format.md.
+ */
+#ifndef MEGCC_MEGCC_H
+#define MEGCC_MEGCC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MEGCC_VERSION_MAJOR 1      /* model-format major version this runtime reads */
+#define MEGCC_VERSION_MINOR 0
+#define MEGCC_MAX_DIMS 8
+#define MEGCC_ARENA_ALIGN 64       /* arenas and in-place blobs must be aligned to this */
+
+/* ------------------------------------------------------------------ status codes */
+
+typedef enum megcc_status {
+    MEGCC_OK = 0,
+    MEGCC_ERR_INVALID_ARG = 1,     /* NULL pointer, index out of range, size too small */
+    MEGCC_ERR_NO_MEMORY = 2,       /* the alloc hook returned NULL */
+    MEGCC_ERR_IO = 3,              /* could not read the model file */
+    MEGCC_ERR_BAD_MAGIC = 4,       /* not a .tiny file */
+    MEGCC_ERR_BAD_VERSION = 5,     /* written for another format version */
+    MEGCC_ERR_BAD_SIZE = 6,        /* truncated, or header file_size != buffer size */
+    MEGCC_ERR_BAD_CRC = 7,         /* content corrupted */
+    MEGCC_ERR_KERNEL_MISMATCH = 8, /* compiled against another kernels.c */
+    MEGCC_ERR_CORRUPT = 9,         /* a structural check failed (offset, index, size...) */
+    MEGCC_ERR_ALIGNMENT = 10,      /* buffer not aligned as required */
+    MEGCC_ERR_ARENA_TOO_SMALL = 11,/* the given arena is smaller than the plan needs */
+    MEGCC_ERR_KERNEL_FAILED = 12,  /* a kernel returned non-zero */
+    MEGCC_ERR_UNSUPPORTED = 13,    /* feature compiled out or host not supported */
+    MEGCC_ERR_NOT_FOUND = 14       /* no such name / no matching plan */
+} megcc_status;
+
+/* A short constant description of a status ("corrupt model", ...). */
+const char *megcc_status_string(megcc_status status);
+
+/* The message of the last failed load/create call (see "Errors and threads"). */
+const char *megcc_last_error(void);
+
+/* ------------------------------------------------------------------ hooks */
+
+/* Log levels passed to the log hook. */
+enum { MEGCC_LOG_DEBUG = 0, MEGCC_LOG_INFO = 1, MEGCC_LOG_WARN = 2, MEGCC_LOG_ERROR = 3 };
+
+/* Everything the runtime needs from the platform. `user` is passed back unchanged.
+ * alloc must return memory aligned to `align` (a power of two <= 4096) or NULL.
+ * log and time_ns may be NULL (no logging; no profiling). time_ns is a monotonic clock. */
+typedef struct megcc_hooks {
+    void *user;
+    void *(*alloc)(void *user, size_t size, size_t align);
+    void (*free)(void *user, void *ptr);
+    void (*log)(void *user, int level, const char *message);
+    uint64_t (*time_ns)(void *user);
+} megcc_hooks;
+
+/* Fill *hooks with the libc defaults (malloc/free/stderr/clock_gettime or clock()).
+ * Returns MEGCC_ERR_UNSUPPORTED when built with MEGCC_NO_LIBC_HOOKS. */
+megcc_status megcc_default_hooks(megcc_hooks *hooks);
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct megcc_model megcc_model;
+
+typedef enum megcc_dtype {
+    MEGCC_FLOAT32 = 1, MEGCC_FLOAT16 = 2, MEGCC_INT32 = 3, MEGCC_INT16 = 4, MEGCC_INT8 = 5,
+    MEGCC_UINT8 = 6, MEGCC_INT64 = 7, MEGCC_BOOL = 8, MEGCC_QINT8 = 9, MEGCC_QUINT8 = 10,
+    MEGCC_QINT32 = 11, MEGCC_FLOAT64 = 12, MEGCC_UINT16 = 13, MEGCC_UINT32 = 14,
+    MEGCC_UINT64 = 15
+} megcc_dtype;
+
+/* Bytes per element of a dtype, 0 for an unknown code. */
+size_t megcc_dtype_size(megcc_dtype dtype);
+
+/* Load and validate a model from memory. The whole blob is checked (docs/model-format.md)
+ * before anything else touches it.
+ *   copy != 0: the blob is copied; the caller may free `data` right after.
+ *   copy == 0: the model points into `data` (weights used in place — it may live in flash);
+ *              `data` must stay valid until megcc_model_free and be 64-byte aligned.
+ * Uses the default hooks; see the _ex variant to pass your own. */
+megcc_status megcc_model_load_from_memory(const void *data, size_t size, int copy,
+                                          megcc_model **out);
+megcc_status megcc_model_load_from_memory_ex(const void *data, size_t size, int copy,
+                                             const megcc_hooks *hooks, megcc_model **out);
+
+/* Read a file (stdio) into a hook-allocated buffer and load it. MEGCC_ERR_UNSUPPORTED under
+ * MEGCC_NO_LIBC_HOOKS. */
+megcc_status megcc_model_load_from_path(const char *path, megcc_model **out);
+megcc_status megcc_model_load_from_path_ex(const char *path, const megcc_hooks *hooks,
+                                           megcc_model **out);
+
+/* Free a model; all its networks must be destroyed first. NULL is a no-op. */
+void megcc_model_free(megcc_model *model);
+
+const char *megcc_model_name(const megcc_model *model);
+uint32_t megcc_model_num_plans(const megcc_model *model);
+/* NULL when plan is out of range. */
+const char *megcc_model_plan_name(const megcc_model *model, uint32_t plan);
+
+/* Everything about one plan input or output. `name` lives as long as the model. */
+typedef struct megcc_tensor_info {
+    const char *name;
+    megcc_dtype dtype;
+    uint32_t ndim;
+    int32_t dims[MEGCC_MAX_DIMS];
+    size_t nbytes;
+    uint32_t layout;        /* 0 plain, 1 NCHW44, 2 NCHW88 */
+    float scale;            /* quantized dtypes: value = scale * (q - zero_point) */
+    int32_t zero_point;
+} megcc_tensor_info;
+
+/* I/O description of any plan (to choose one before or without a network). */
+uint32_t megcc_model_plan_num_inputs(const megcc_model *model, uint32_t plan);
+uint32_t megcc_model_plan_num_outputs(const megcc_model *model, uint32_t plan);
+megcc_status megcc_model_plan_input_info(const megcc_model *model, uint32_t plan,
+                                         uint32_t index, megcc_tensor_info *info);
+megcc_status megcc_model_plan_output_info(const megcc_model *model, uint32_t plan,
+                                          uint32_t index, megcc_tensor_info *info);
+
+/* ------------------------------------------------------------------ network */
+
+typedef struct megcc_network megcc_network;
+
+/* Arena bytes a plan needs; plan = -1 gives the maximum over all plans, i.e. what lets
+ * megcc_network_select_plan reach every plan. 0 for an invalid plan. */
+size_t megcc_network_arena_size(const megcc_model *model, int plan);
+
+/* Create a network on plan 0.
+ *   arena == NULL: allocate megcc_network_arena_size(model, -1) bytes through the hooks
+ *                  (arena_size is ignored).
+ *   arena != NULL: use the caller's block (64-byte aligned, arena_size bytes, alive until
+ *                  destroy); it must hold plan 0, and a plan that does not fit it cannot be
+ *                  selected later (MEGCC_ERR_ARENA_TOO_SMALL). */
+megcc_status megcc_network_create(const megcc_model *model, void *arena, size_t arena_size,
+                                  megcc_network **out);
+
+/* Replace the arena (e.g. to share one block between networks that never run at the same
+ * time). The old arena is freed if the network owned it. Activations are not preserved. */
+megcc_status megcc_network_set_arena(megcc_network *net, void *arena, size_t arena_size);
+
+/* Switch to another plan (another compiled input shape). I/O memory set with
+ * megcc_network_set_*_memory is reset, since the I/O tensors change. */
+megcc_status megcc_network_select_plan(megcc_network *net, uint32_t plan);
+uint32_t megcc_network_plan(const megcc_network *net);
+
+/* I/O of the current plan. */
+uint32_t megcc_network_num_inputs(const megcc_network *net);
+uint32_t megcc_network_num_outputs(const megcc_network *net);
+megcc_status megcc_network_input_info(const megcc_network *net, uint32_t index,
+                                      megcc_tensor_info *info);
+megcc_status megcc_network_output_info(const megcc_network *net, uint32_t index,
+                                       megcc_tensor_info *info);
+/* Index of the input/output called `name`, or -1. */
+int megcc_network_find_input(const megcc_network *net, const char *name);
+int megcc_network_find_output(const megcc_network *net, const char *name);
+
+/* Where the data of an input/output lives: in the arena, or the caller's buffer after
+ * megcc_network_set_*_memory. NULL for an index out of range. Outputs are valid until the
+ * next forward (the arena is reused). */
+void *megcc_network_input_data(megcc_network *net, uint32_t index);
+void *megcc_network_output_data(megcc_network *net, uint32_t index);
+
+/* Zero-copy I/O: the network reads input `index` from / writes output `index` to `data`
+ * (size >= the tensor's nbytes, aligned to its element size). When the tensor is a view
+ * inside another arena tensor, the data is copied in before / out after forward instead.
+ * data == NULL returns to the arena. A kernel computing in place over an input may write
+ * into an input buffer given here. */
+megcc_status megcc_network_set_input_memory(megcc_network *net, uint32_t index, void *data,
+                                            size_t size);
+megcc_status megcc_network_set_output_memory(megcc_network *net, uint32_t index, void *data,
+                                             size_t size);
+
+/* Run the current plan once. */
+megcc_status megcc_network_forward(megcc_network *net);
+
+/* Message of the last failed call on this network ("" if none). */
+const char *megcc_network_last_error(const megcc_network *net);
+
+/* Profiling: called after every instruction with its index, kernel name and duration
+ * measured with the time_ns hook. fn == NULL turns profiling off. Needs a time_ns hook. */
+typedef void (*megcc_profile_fn)(void *user, uint32_t instr_index, const char *kernel_name,
+                                 uint64_t elapsed_ns);
+megcc_status megcc_network_set_profiler(megcc_network *net, megcc_profile_fn fn, void *user);
+
+/* Destroy a network (frees its arena if it allocated it). NULL is a no-op. */
+void megcc_network_destroy(megcc_network *net);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEGCC_MEGCC_H */

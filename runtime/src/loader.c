@@ -1,0 +1,462 @@
+/* Model loading: validate every byte of the blob that the runtime will ever follow, per
+ * docs/model-format.md, before anything else uses it. After a successful load the network
+ * code trusts offsets, indices and sizes without re-checking them, so every rule that
+ * keeps a pointer inside the blob, the weights or the arena is enforced here.
+ *
+ * All arithmetic on untrusted values is done in uint64_t on u32 operands, which cannot
+ * overflow, and compared against the buffer size. */
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct {
+    const uint8_t *d;
+    uint64_t size;
+    uint32_t strings_off, strings_size;
+    uint32_t weights_off, weights_size;
+} blob_view;
+
+static int in_file(const blob_view *b, uint64_t off, uint64_t len) {
+    return off <= b->size && len <= b->size - off;
+}
+
+/* A string offset must name a NUL-terminated string inside the strings section. */
+static megcc_status check_string(const blob_view *b, uint32_t rel, const char *what,
+                                 uint32_t index) {
+    uint64_t i;
+    if (rel >= b->strings_size)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "%s %u: string offset %u outside strings section (%u bytes)",
+                               what, index, rel, b->strings_size);
+    for (i = (uint64_t)b->strings_off + rel; i < (uint64_t)b->strings_off + b->strings_size; i++)
+        if (b->d[i] == 0) return MEGCC_OK;
+    return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                           "%s %u: string at %u is not NUL-terminated inside the section", what,
+                           index, rel);
+}
+
+static const char *str_at(const blob_view *b, uint32_t rel) {
+    return (const char *)(b->d + b->strings_off + rel);
+}
+
+static int writable(const uint8_t *tensors, uint32_t i) {
+    const uint8_t *rec = tensors + (size_t)i * MGC_TENSOR_SIZE;
+    if (mgc_t_storage(rec) == MGC_STORAGE_VIEW)
+        rec = tensors + (size_t)mgc_t_base(rec) * MGC_TENSOR_SIZE; /* base validated earlier */
+    return mgc_t_storage(rec) == MGC_STORAGE_ARENA;
+}
+
+static megcc_status check_tensor(const blob_view *b, const mgc_plan *p, uint32_t pi,
+                                 uint32_t ti) {
+    const uint8_t *rec = p->tensors + (size_t)ti * MGC_TENSOR_SIZE;
+    uint32_t ndim = rec[5], storage = rec[6], layout = rec[7];
+    uint32_t offset = mgc_t_offset(rec), nbytes = mgc_t_nbytes(rec), base = mgc_t_base(rec);
+    size_t isz = megcc_dtype_size((megcc_dtype)rec[4]);
+    uint64_t prod = 1;
+    uint32_t k;
+    int has_zero = 0;
+    megcc_status st = check_string(b, mgc_rd32(rec), "tensor name of plan", pi);
+    if (st) return st;
+#define TFAIL(...) mgc_fail_global(MEGCC_ERR_CORRUPT, __VA_ARGS__)
+    if (!isz) return TFAIL("plan %u tensor %u: unknown dtype code %u", pi, ti, (uint32_t)rec[4]);
+    if (ndim > MEGCC_MAX_DIMS) return TFAIL("plan %u tensor %u: ndim %u > 8", pi, ti, ndim);
+    if (storage > MGC_STORAGE_VIEW)
+        return TFAIL("plan %u tensor %u: unknown storage %u", pi, ti, storage);
+    if (layout > 2) return TFAIL("plan %u tensor %u: unknown layout %u", pi, ti, layout);
+    if (mgc_rd32(rec + 60) != 0) return TFAIL("plan %u tensor %u: reserved != 0", pi, ti);
+    for (k = 0; k < MEGCC_MAX_DIMS; k++) {
+        int32_t d = (int32_t)mgc_rd32(rec + 8 + 4 * k);
+        if (k >= ndim ? d != 0 : d < 0)
+            return TFAIL("plan %u tensor %u: bad dim %u = %d", pi, ti, k, (int)d);
+        if (k < ndim && d == 0) has_zero = 1;
+    }
+    /* nbytes == product(dims) * itemsize, with the product saturating above u32 range
+     * (a zero dim anywhere makes it 0 whatever the others are). */
+    if (has_zero) {
+        prod = 0;
+    } else {
+        for (k = 0; k < ndim && prod <= 0xFFFFFFFFu; k++) prod *= mgc_rd32(rec + 8 + 4 * k);
+        if (prod > 0xFFFFFFFFu) prod = 0x100000000u; /* saturate: cannot equal a u32 */
+        prod *= isz;
+    }
+    if (prod != nbytes)
+        return TFAIL("plan %u tensor %u: nbytes %u != product(dims) x itemsize", pi, ti, nbytes);
+    if (storage != MGC_STORAGE_VIEW && base != MGC_NONE)
+        return TFAIL("plan %u tensor %u: base must be 0xffffffff for a non-view", pi, ti);
+    switch (storage) {
+    case MGC_STORAGE_ARENA:
+        if ((uint64_t)offset + nbytes > p->arena_size)
+            return TFAIL("plan %u tensor %u: arena bytes [%u, +%u) exceed arena_size %u", pi, ti,
+                         offset, nbytes, p->arena_size);
+        if (offset % isz)
+            return TFAIL("plan %u tensor %u: arena offset %u not aligned to %z", pi, ti, offset,
+                         isz);
+        break;
+    case MGC_STORAGE_WEIGHT:
+        if ((uint64_t)offset + nbytes > b->weights_size)
+            return TFAIL("plan %u tensor %u: weight bytes [%u, +%u) exceed weights section (%u)",
+                         pi, ti, offset, nbytes, b->weights_size);
+        if (offset % 16)
+            return TFAIL("plan %u tensor %u: weight offset %u not 16-byte aligned", pi, ti,
+                         offset);
+        break;
+    default: {
+        const uint8_t *brec;
+        if (base >= ti)
+            return TFAIL("plan %u tensor %u: view base %u is not an earlier tensor", pi, ti,
+                         base);
+        brec = p->tensors + (size_t)base * MGC_TENSOR_SIZE;
+        if (mgc_t_storage(brec) == MGC_STORAGE_VIEW)
+            return TFAIL("plan %u tensor %u: view base %u is itself a view", pi, ti, base);
+        if ((uint64_t)offset + nbytes > mgc_t_nbytes(brec))
+            return TFAIL("plan %u tensor %u: view bytes [%u, +%u) exceed base %u (%u bytes)", pi,
+                         ti, offset, nbytes, base, mgc_t_nbytes(brec));
+        if (((uint64_t)mgc_t_offset(brec) + offset) % isz)
+            return TFAIL("plan %u tensor %u: view address not aligned to %z", pi, ti, isz);
+        break;
+    }
+    }
+#undef TFAIL
+    return MEGCC_OK;
+}
+
+static megcc_status check_io(const blob_view *b, const mgc_plan *p, uint32_t pi,
+                             const uint8_t *arr, uint32_t n, const char *kind) {
+    uint32_t k;
+    (void)b;
+    for (k = 0; k < n; k++) {
+        uint32_t t = mgc_rd32(arr + 4 * k);
+        if (t >= p->n_tensors)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u %s %u: tensor %u >= %u tensors",
+                                   pi, kind, k, t, p->n_tensors);
+        if (!writable(p->tensors, t))
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u %s %u: tensor %u is not in the arena", pi, kind, k,
+                                   t);
+    }
+    return MEGCC_OK;
+}
+
+static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
+                                 uint32_t n_kernels) {
+    const uint8_t *pos = p->instrs, *end = p->instrs + instrs_size;
+    uint32_t ii, j;
+    p->max_operands = 0;
+    for (ii = 0; ii < p->n_instrs; ii++) {
+        uint32_t kernel, n_in, n_out, n_par, ws;
+        if ((size_t)(end - pos) < MGC_INSTR_HEADER)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u instr %u: header runs past the instruction stream",
+                                   pi, ii);
+        kernel = mgc_rd32(pos);
+        n_in = mgc_rd16(pos + 4);
+        n_out = mgc_rd16(pos + 6);
+        n_par = mgc_rd32(pos + 8);
+        ws = mgc_rd32(pos + 12);
+        pos += MGC_INSTR_HEADER;
+        if (kernel >= n_kernels)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u instr %u: kernel %u >= %u", pi,
+                                   ii, kernel, n_kernels);
+        if (((uint64_t)n_in + n_out + n_par) * 4 > (uint64_t)(end - pos))
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u instr %u: operands run past the instruction stream",
+                                   pi, ii);
+        if (ws != MGC_NONE &&
+            (ws >= p->n_tensors || mgc_t_storage(mgc_tensor(p, ws)) != MGC_STORAGE_ARENA))
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u instr %u: workspace %u is not an arena tensor", pi,
+                                   ii, ws);
+        for (j = 0; j < n_in + n_out; j++) {
+            uint32_t t = mgc_rd32(pos + 4 * j);
+            if (j < n_in && t == MGC_NONE) continue; /* omitted optional input */
+            if (t >= p->n_tensors)
+                return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                       "plan %u instr %u: operand %u tensor %u >= %u tensors",
+                                       pi, ii, j, t, p->n_tensors);
+            if (j >= n_in && !writable(p->tensors, t))
+                return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                       "plan %u instr %u: output %u (tensor %u) is not in the "
+                                       "arena",
+                                       pi, ii, j - n_in, t);
+        }
+        if (n_in + n_out > p->max_operands) p->max_operands = n_in + n_out;
+        pos += 4 * ((size_t)n_in + n_out + n_par);
+    }
+    if (pos != end)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "plan %u: %z trailing bytes in the instruction stream", pi,
+                               (size_t)(end - pos));
+    return MEGCC_OK;
+}
+
+static megcc_status check_plan(const blob_view *b, uint32_t rec_off, uint32_t pi,
+                               uint32_t n_kernels, mgc_plan *p) {
+    const uint8_t *r;
+    uint32_t t_off, i_off, i_size, in_off, out_off, ti;
+    megcc_status st;
+    if (rec_off % 4 || !in_file(b, rec_off, MGC_PLAN_SIZE))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: record offset %u out of bounds", pi,
+                               rec_off);
+    r = b->d + rec_off;
+    if ((st = check_string(b, mgc_rd32(r), "name of plan", pi))) return st;
+    p->name = str_at(b, mgc_rd32(r));
+    p->arch = mgc_rd32(r + 4);
+    p->arena_size = mgc_rd32(r + 8);
+    p->n_tensors = mgc_rd32(r + 12);
+    t_off = mgc_rd32(r + 16);
+    p->n_instrs = mgc_rd32(r + 20);
+    i_off = mgc_rd32(r + 24);
+    i_size = mgc_rd32(r + 28);
+    p->n_inputs = mgc_rd32(r + 32);
+    in_off = mgc_rd32(r + 36);
+    p->n_outputs = mgc_rd32(r + 40);
+    out_off = mgc_rd32(r + 44);
+    /* 4-byte alignment of every array lets kernels read params as int32_t in place. */
+    if (t_off % 4 || !in_file(b, t_off, (uint64_t)p->n_tensors * MGC_TENSOR_SIZE))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: tensor table out of bounds", pi);
+    if (in_off % 4 || !in_file(b, in_off, (uint64_t)p->n_inputs * 4))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: input table out of bounds", pi);
+    if (out_off % 4 || !in_file(b, out_off, (uint64_t)p->n_outputs * 4))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: output table out of bounds", pi);
+    if (i_off % 4 || !in_file(b, i_off, i_size))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: instruction stream out of bounds",
+                               pi);
+    p->tensors = b->d + t_off;
+    p->inputs = b->d + in_off;
+    p->outputs = b->d + out_off;
+    p->instrs = b->d + i_off;
+    for (ti = 0; ti < p->n_tensors; ti++)
+        if ((st = check_tensor(b, p, pi, ti))) return st;
+    if ((st = check_io(b, p, pi, p->inputs, p->n_inputs, "input"))) return st;
+    if ((st = check_io(b, p, pi, p->outputs, p->n_outputs, "output"))) return st;
+    return check_instrs(p, pi, i_size, n_kernels);
+}
+
+static int host_is_little_endian(void) {
+    const uint32_t one = 1;
+    uint8_t first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* Header, sections and kernel table. */
+static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plans_off) {
+    const uint8_t *d = b->d;
+    uint32_t file_size, crc, k_off, n_kernels, i;
+    uint64_t ks_id;
+    megcc_status st;
+    if (b->size < MGC_HEADER_SIZE)
+        return mgc_fail_global(MEGCC_ERR_BAD_SIZE, "truncated: %z bytes, the header alone is 64",
+                               (size_t)b->size);
+    if (memcmp(d, "MGCC", 4) != 0)
+        return mgc_fail_global(MEGCC_ERR_BAD_MAGIC, "bad magic: not a megcc .tiny model");
+    if (mgc_rd16(d + 4) != MEGCC_VERSION_MAJOR)
+        return mgc_fail_global(MEGCC_ERR_BAD_VERSION,
+                               "format version %u.%u, this runtime reads %u.x",
+                               (uint32_t)mgc_rd16(d + 4), (uint32_t)mgc_rd16(d + 6),
+                               (uint32_t)MEGCC_VERSION_MAJOR);
+    file_size = mgc_rd32(d + 8);
+    if (file_size != b->size)
+        return mgc_fail_global(MEGCC_ERR_BAD_SIZE,
+                               "header says %u bytes but the buffer has %z (truncated?)",
+                               file_size, (size_t)b->size);
+    crc = mgc_crc32(d + 16, (size_t)b->size - 16);
+    if (crc != mgc_rd32(d + 12))
+        return mgc_fail_global(MEGCC_ERR_BAD_CRC, "CRC-32 mismatch: header %x, content %x",
+                               mgc_rd32(d + 12), crc);
+    ks_id = mgc_rd64(d + 16);
+    n_kernels = mgc_rd32(d + 52);
+    if (ks_id != megcc_kernel_set_id)
+        return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                               "model compiled for kernel set %X, linked kernels.c is %X", ks_id,
+                               (uint64_t)megcc_kernel_set_id);
+    if (n_kernels != megcc_kernel_count)
+        return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                               "model names %u kernels, linked kernels.c has %u", n_kernels,
+                               megcc_kernel_count);
+    if (mgc_rd32(d + 60) != 0)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "header reserved field is not 0");
+    b->strings_off = mgc_rd32(d + 24);
+    b->strings_size = mgc_rd32(d + 28);
+    b->weights_off = mgc_rd32(d + 32);
+    b->weights_size = mgc_rd32(d + 36);
+    *plans_off = mgc_rd32(d + 40);
+    *n_plans = mgc_rd32(d + 44);
+    k_off = mgc_rd32(d + 48);
+    if (!in_file(b, b->strings_off, b->strings_size))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "strings section out of bounds");
+    if (!in_file(b, b->weights_off, b->weights_size) || b->weights_off % 64)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "weights section out of bounds or not 64-byte aligned");
+    if (*n_plans < 1 || *plans_off % 4 || !in_file(b, *plans_off, (uint64_t)*n_plans * 4))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan table out of bounds or empty");
+    if (k_off % 4 || !in_file(b, k_off, (uint64_t)n_kernels * 4))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "kernel table out of bounds");
+    if ((st = check_string(b, mgc_rd32(d + 56), "model name", 0))) return st;
+    /* The id covers names and sources but not table order; comparing names catches a
+     * kernels.c whose table is ordered differently from the one the model was built for. */
+    for (i = 0; i < n_kernels; i++) {
+        uint32_t rel = mgc_rd32(d + k_off + 4 * i);
+        if ((st = check_string(b, rel, "kernel name", i))) return st;
+        if (!megcc_kernel_table[i].fn || !megcc_kernel_table[i].name ||
+            !mgc_streq(str_at(b, rel), megcc_kernel_table[i].name))
+            return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                                   "kernel %u is '%s' in the model but '%s' in kernels.c", i,
+                                   str_at(b, rel), megcc_kernel_table[i].name);
+    }
+    return MEGCC_OK;
+}
+
+/* Validate `data` (already the bytes the model will use) and build the model object.
+ * On success the model owns `owned` (may be NULL); on failure the caller keeps it. */
+static megcc_status load_validated(const uint8_t *data, size_t size, void *owned,
+                                   const megcc_hooks *hooks, megcc_model **out) {
+    blob_view b;
+    megcc_model *m;
+    uint32_t n_plans, plans_off, pi;
+    megcc_status st;
+    memset(&b, 0, sizeof b);
+    b.d = data;
+    b.size = size;
+    if ((st = check_header(&b, &n_plans, &plans_off))) return st;
+    m = (megcc_model *)mgc_alloc(hooks, sizeof *m, 16);
+    if (!m) return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for the model");
+    memset(m, 0, sizeof *m);
+    /* n_plans * 4 bytes fit in the file, so this allocation is bounded by the file size. */
+    m->plans = (mgc_plan *)mgc_alloc(hooks, (size_t)n_plans * sizeof(mgc_plan), 16);
+    if (!m->plans) {
+        mgc_free(hooks, m);
+        return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for %u plans", n_plans);
+    }
+    memset(m->plans, 0, (size_t)n_plans * sizeof(mgc_plan));
+    for (pi = 0; pi < n_plans; pi++) {
+        mgc_plan *p = &m->plans[pi];
+        st = check_plan(&b, mgc_rd32(data + plans_off + 4 * pi), pi, megcc_kernel_count, p);
+        if (st) {
+            mgc_free(hooks, m->plans);
+            mgc_free(hooks, m);
+            return st;
+        }
+        if (p->n_tensors > m->max_tensors) m->max_tensors = p->n_tensors;
+        if (p->n_inputs > m->max_inputs) m->max_inputs = p->n_inputs;
+        if (p->n_outputs > m->max_outputs) m->max_outputs = p->n_outputs;
+        if (p->max_operands > m->max_operands) m->max_operands = p->max_operands;
+        if (p->arena_size > m->max_arena) m->max_arena = p->arena_size;
+    }
+    m->hooks = *hooks;
+    m->data = data;
+    m->size = size;
+    m->owned = owned;
+    m->n_plans = n_plans;
+    m->strings = data + b.strings_off;
+    m->weights = data + b.weights_off;
+    m->name = str_at(&b, mgc_rd32(data + 56));
+    *out = m;
+    return MEGCC_OK;
+}
+
+static megcc_status check_hooks(const megcc_hooks *hooks) {
+    if (!hooks || !hooks->alloc || !hooks->free)
+        return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "hooks need alloc and free");
+    return MEGCC_OK;
+}
+
+megcc_status megcc_model_load_from_memory_ex(const void *data, size_t size, int copy,
+                                             const megcc_hooks *hooks, megcc_model **out) {
+    megcc_status st;
+    void *buf;
+    if (!out) return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!data) return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "data is NULL");
+    if ((st = check_hooks(hooks))) return st;
+    if (!host_is_little_endian())
+        return mgc_fail_global(MEGCC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    if (size > 0xFFFFFFFFu)
+        return mgc_fail_global(MEGCC_ERR_BAD_SIZE, "buffer of %z bytes exceeds 4 GiB", size);
+    if (!copy) {
+        if ((uintptr_t)data % MEGCC_ARENA_ALIGN)
+            return mgc_fail_global(MEGCC_ERR_ALIGNMENT,
+                                   "in-place model buffer must be 64-byte aligned (or copy=1)");
+        return load_validated((const uint8_t *)data, size, NULL, hooks, out);
+    }
+    /* Copy first and validate the copy: what was checked is what will be used. */
+    buf = mgc_alloc(hooks, size, MEGCC_ARENA_ALIGN);
+    if (!buf) return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory copying %z bytes", size);
+    memcpy(buf, data, size);
+    st = load_validated((const uint8_t *)buf, size, buf, hooks, out);
+    if (st) mgc_free(hooks, buf);
+    return st;
+}
+
+/* For load_from_path: the buffer was allocated with the hooks; the model takes it over. */
+megcc_status mgc_load_owned(void *buf, size_t size, const megcc_hooks *hooks,
+                            megcc_model **out) {
+    megcc_status st;
+    *out = NULL;
+    if (!host_is_little_endian())
+        return mgc_fail_global(MEGCC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    st = load_validated((const uint8_t *)buf, size, buf, hooks, out);
+    return st;
+}
+
+megcc_status megcc_model_load_from_memory(const void *data, size_t size, int copy,
+                                          megcc_model **out) {
+    megcc_hooks hooks;
+    if (megcc_default_hooks(&hooks) != MEGCC_OK) {
+        if (out) *out = NULL;
+        return mgc_fail_global(MEGCC_ERR_UNSUPPORTED,
+                               "no default hooks (MEGCC_NO_LIBC_HOOKS): use the _ex variant");
+    }
+    return megcc_model_load_from_memory_ex(data, size, copy, &hooks, out);
+}
+
+void megcc_model_free(megcc_model *m) {
+    megcc_hooks h;
+    if (!m) return;
+    h = m->hooks;
+    mgc_free(&h, m->owned);
+    mgc_free(&h, m->plans);
+    mgc_free(&h, m);
+}
+
+const char *megcc_model_name(const megcc_model *m) { return m ? m->name : NULL; }
+uint32_t megcc_model_num_plans(const megcc_model *m) { return m ? m->n_plans : 0; }
+
+const char *megcc_model_plan_name(const megcc_model *m, uint32_t plan) {
+    return (m && plan < m->n_plans) ? m->plans[plan].name : NULL;
+}
+
+uint32_t megcc_model_plan_num_inputs(const megcc_model *m, uint32_t plan) {
+    return (m && plan < m->n_plans) ? m->plans[plan].n_inputs : 0;
+}
+
+uint32_t megcc_model_plan_num_outputs(const megcc_model *m, uint32_t plan) {
+    return (m && plan < m->n_plans) ? m->plans[plan].n_outputs : 0;
+}
+
+static megcc_status plan_io_info(const megcc_model *m, uint32_t plan, uint32_t index,
+                                 int output, megcc_tensor_info *info) {
+    const mgc_plan *p;
+    if (!m || !info || plan >= m->n_plans) return MEGCC_ERR_INVALID_ARG;
+    p = &m->plans[plan];
+    if (index >= (output ? p->n_outputs : p->n_inputs)) return MEGCC_ERR_INVALID_ARG;
+    mgc_info_from_record(m, mgc_tensor(p, mgc_rd32((output ? p->outputs : p->inputs) + 4 * index)),
+                         info);
+    return MEGCC_OK;
+}
+
+megcc_status megcc_model_plan_input_info(const megcc_model *m, uint32_t plan, uint32_t index,
+                                         megcc_tensor_info *info) {
+    return plan_io_info(m, plan, index, 0, info);
+}
+
+megcc_status megcc_model_plan_output_info(const megcc_model *m, uint32_t plan, uint32_t index,
+                                          megcc_tensor_info *info) {
+    return plan_io_info(m, plan, index, 1, info);
+}
+
+size_t megcc_network_arena_size(const megcc_model *m, int plan) {
+    if (!m) return 0;
+    if (plan < 0) return m->max_arena;
+    return (uint32_t)plan < m->n_plans ? m->plans[plan].arena_size : 0;
+}

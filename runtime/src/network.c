@@ -1,0 +1,319 @@
+/* The VM: a network resolves every tensor of its current plan to a pointer (arena, weights,
+ * view of another tensor, or caller memory) and runs the instruction stream by calling
+ * kernels from the linked table. Everything it reads was validated by loader.c, so the
+ * hot loop does no bounds checks. All memory comes from megcc_network_create. */
+#include <string.h>
+
+#include "internal.h"
+
+struct megcc_network {
+    const megcc_model *model;
+    const mgc_plan *plan;
+    uint32_t plan_index;
+    uint8_t *arena;
+    size_t arena_size;
+    int owns_arena;
+    /* One hook allocation, split into: */
+    void **ptr;             /* [max_tensors] resolved data pointer per tensor */
+    void **override;        /* [max_tensors] caller memory replacing an arena tensor */
+    void **in_user;         /* [max_inputs]  caller memory per input (NULL = arena) */
+    void **in_copy;         /* [max_inputs]  ...when it must be copied (input is a view) */
+    void **out_user;        /* [max_outputs] */
+    void **out_copy;        /* [max_outputs] */
+    void **operands;        /* [max_operands] pointers handed to one kernel call */
+    megcc_profile_fn profile;
+    void *profile_user;
+    char error[MGC_ERROR_LEN];
+};
+
+static megcc_status net_fail(megcc_network *net, megcc_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    mgc_vformat(net->error, sizeof net->error, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static uint32_t io_tensor(const mgc_plan *p, int output, uint32_t index) {
+    return mgc_rd32((output ? p->outputs : p->inputs) + 4 * index);
+}
+
+/* Views come after their base (checked at load), so one forward pass resolves all. */
+static void resolve(megcc_network *net) {
+    const mgc_plan *p = net->plan;
+    uint32_t i;
+    for (i = 0; i < p->n_tensors; i++) {
+        const uint8_t *rec = mgc_tensor(p, i);
+        uint32_t off = mgc_t_offset(rec);
+        switch (mgc_t_storage(rec)) {
+        case MGC_STORAGE_ARENA:
+            net->ptr[i] = net->override[i] ? net->override[i] : (void *)(net->arena + off);
+            break;
+        case MGC_STORAGE_WEIGHT:
+            /* Kernels never write weights (format rule; outputs are checked to be arena). */
+            net->ptr[i] = (void *)(uintptr_t)(net->model->weights + off);
+            break;
+        default:
+            net->ptr[i] = (void *)((uint8_t *)net->ptr[mgc_t_base(rec)] + off);
+            break;
+        }
+    }
+}
+
+static void clear_io(megcc_network *net) {
+    const megcc_model *m = net->model;
+    memset(net->override, 0, m->max_tensors * sizeof(void *));
+    memset(net->in_user, 0, m->max_inputs * sizeof(void *));
+    memset(net->in_copy, 0, m->max_inputs * sizeof(void *));
+    memset(net->out_user, 0, m->max_outputs * sizeof(void *));
+    memset(net->out_copy, 0, m->max_outputs * sizeof(void *));
+}
+
+megcc_status megcc_network_create(const megcc_model *m, void *arena, size_t arena_size,
+                                  megcc_network **out) {
+    megcc_network *net;
+    uint64_t n_ptrs;
+    void **block;
+    if (!out) return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!m) return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "model is NULL");
+    if (arena && (uintptr_t)arena % MEGCC_ARENA_ALIGN)
+        return mgc_fail_global(MEGCC_ERR_ALIGNMENT, "arena must be 64-byte aligned");
+    if (arena && arena_size < m->plans[0].arena_size)
+        return mgc_fail_global(MEGCC_ERR_ARENA_TOO_SMALL,
+                               "arena of %z bytes, plan 0 needs %u", arena_size,
+                               m->plans[0].arena_size);
+    n_ptrs = 2 * (uint64_t)m->max_tensors + 2 * (uint64_t)m->max_inputs +
+             2 * (uint64_t)m->max_outputs + m->max_operands;
+    if (n_ptrs > (size_t)-1 / sizeof(void *))
+        return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "model too large for this address space");
+    net = (megcc_network *)mgc_alloc(&m->hooks, sizeof *net, 16);
+    if (!net) return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for the network");
+    memset(net, 0, sizeof *net);
+    block = (void **)mgc_alloc(&m->hooks, (size_t)n_ptrs * sizeof(void *), 16);
+    if (!block) {
+        mgc_free(&m->hooks, net);
+        return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for tensor tables");
+    }
+    net->model = m;
+    net->ptr = block;
+    net->override = net->ptr + m->max_tensors;
+    net->in_user = net->override + m->max_tensors;
+    net->in_copy = net->in_user + m->max_inputs;
+    net->out_user = net->in_copy + m->max_inputs;
+    net->out_copy = net->out_user + m->max_outputs;
+    net->operands = net->out_copy + m->max_outputs;
+    if (arena) {
+        net->arena = (uint8_t *)arena;
+        net->arena_size = arena_size;
+    } else {
+        net->arena = (uint8_t *)mgc_alloc(&m->hooks, m->max_arena, MEGCC_ARENA_ALIGN);
+        if (!net->arena) {
+            mgc_free(&m->hooks, block);
+            mgc_free(&m->hooks, net);
+            return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for a %u-byte arena",
+                                   m->max_arena);
+        }
+        net->arena_size = m->max_arena;
+        net->owns_arena = 1;
+    }
+    net->plan = &m->plans[0];
+    clear_io(net);
+    resolve(net);
+    *out = net;
+    return MEGCC_OK;
+}
+
+void megcc_network_destroy(megcc_network *net) {
+    const megcc_hooks *h;
+    if (!net) return;
+    h = &net->model->hooks;
+    if (net->owns_arena) mgc_free(h, net->arena);
+    mgc_free(h, net->ptr);
+    mgc_free(h, net);
+}
+
+megcc_status megcc_network_set_arena(megcc_network *net, void *arena, size_t arena_size) {
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    if (!arena) return net_fail(net, MEGCC_ERR_INVALID_ARG, "arena is NULL");
+    if ((uintptr_t)arena % MEGCC_ARENA_ALIGN)
+        return net_fail(net, MEGCC_ERR_ALIGNMENT, "arena must be 64-byte aligned");
+    if (arena_size < net->plan->arena_size)
+        return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "arena of %z bytes, plan %u needs %u",
+                        arena_size, net->plan_index, net->plan->arena_size);
+    if (net->owns_arena && (void *)net->arena != arena) mgc_free(&net->model->hooks, net->arena);
+    net->arena = (uint8_t *)arena;
+    net->arena_size = arena_size;
+    net->owns_arena = 0;
+    resolve(net);
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_select_plan(megcc_network *net, uint32_t plan) {
+    const megcc_model *m;
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    m = net->model;
+    if (plan >= m->n_plans)
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "plan %u out of range (%u plans)", plan,
+                        m->n_plans);
+    if (m->plans[plan].arena_size > net->arena_size)
+        return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "plan %u needs %u arena bytes, have %z",
+                        plan, m->plans[plan].arena_size, net->arena_size);
+    net->plan = &m->plans[plan];
+    net->plan_index = plan;
+    clear_io(net);
+    resolve(net);
+    return MEGCC_OK;
+}
+
+uint32_t megcc_network_plan(const megcc_network *net) { return net ? net->plan_index : 0; }
+uint32_t megcc_network_num_inputs(const megcc_network *net) {
+    return net ? net->plan->n_inputs : 0;
+}
+uint32_t megcc_network_num_outputs(const megcc_network *net) {
+    return net ? net->plan->n_outputs : 0;
+}
+
+megcc_status megcc_network_input_info(const megcc_network *net, uint32_t index,
+                                      megcc_tensor_info *info) {
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    return megcc_model_plan_input_info(net->model, net->plan_index, index, info);
+}
+
+megcc_status megcc_network_output_info(const megcc_network *net, uint32_t index,
+                                       megcc_tensor_info *info) {
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    return megcc_model_plan_output_info(net->model, net->plan_index, index, info);
+}
+
+static int find_io(const megcc_network *net, const char *name, int output) {
+    const mgc_plan *p;
+    uint32_t i, n;
+    if (!net || !name) return -1;
+    p = net->plan;
+    n = output ? p->n_outputs : p->n_inputs;
+    for (i = 0; i < n; i++) {
+        const uint8_t *rec = mgc_tensor(p, io_tensor(p, output, i));
+        if (mgc_streq((const char *)(net->model->strings + mgc_rd32(rec)), name)) return (int)i;
+    }
+    return -1;
+}
+
+int megcc_network_find_input(const megcc_network *net, const char *name) {
+    return find_io(net, name, 0);
+}
+int megcc_network_find_output(const megcc_network *net, const char *name) {
+    return find_io(net, name, 1);
+}
+
+void *megcc_network_input_data(megcc_network *net, uint32_t index) {
+    if (!net || index >= net->plan->n_inputs) return NULL;
+    return net->in_user[index] ? net->in_user[index] : net->ptr[io_tensor(net->plan, 0, index)];
+}
+
+void *megcc_network_output_data(megcc_network *net, uint32_t index) {
+    if (!net || index >= net->plan->n_outputs) return NULL;
+    return net->out_user[index] ? net->out_user[index]
+                                : net->ptr[io_tensor(net->plan, 1, index)];
+}
+
+static megcc_status set_io_memory(megcc_network *net, int output, uint32_t index, void *data,
+                                  size_t size) {
+    const mgc_plan *p;
+    const uint8_t *rec;
+    uint32_t t;
+    size_t isz;
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    p = net->plan;
+    if (index >= (output ? p->n_outputs : p->n_inputs))
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "%s %u out of range",
+                        output ? "output" : "input", index);
+    t = io_tensor(p, output, index);
+    rec = mgc_tensor(p, t);
+    isz = megcc_dtype_size((megcc_dtype)rec[4]);
+    if (data && size < mgc_t_nbytes(rec))
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "%s %u: buffer of %z bytes, tensor needs %u",
+                        output ? "output" : "input", index, size, mgc_t_nbytes(rec));
+    if (data && (uintptr_t)data % isz)
+        return net_fail(net, MEGCC_ERR_ALIGNMENT, "%s %u: buffer not aligned to %z bytes",
+                        output ? "output" : "input", index, isz);
+    (output ? net->out_user : net->in_user)[index] = data;
+    if (mgc_t_storage(rec) == MGC_STORAGE_ARENA) {
+        /* Zero-copy: the tensor (and every view of it) now lives in the caller's buffer. */
+        net->override[t] = data;
+        (output ? net->out_copy : net->in_copy)[index] = NULL;
+    } else {
+        /* A view shares its base's storage, which other tensors use too: copy instead. */
+        (output ? net->out_copy : net->in_copy)[index] = data;
+    }
+    resolve(net);
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_set_input_memory(megcc_network *net, uint32_t index, void *data,
+                                            size_t size) {
+    return set_io_memory(net, 0, index, data, size);
+}
+
+megcc_status megcc_network_set_output_memory(megcc_network *net, uint32_t index, void *data,
+                                             size_t size) {
+    return set_io_memory(net, 1, index, data, size);
+}
+
+megcc_status megcc_network_set_profiler(megcc_network *net, megcc_profile_fn fn, void *user) {
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    if (fn && !net->model->hooks.time_ns)
+        return net_fail(net, MEGCC_ERR_UNSUPPORTED, "profiling needs a time_ns hook");
+    net->profile = fn;
+    net->profile_user = user;
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_forward(megcc_network *net) {
+    const mgc_plan *p;
+    const megcc_hooks *h;
+    const uint8_t *pos;
+    uint32_t i, j;
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    p = net->plan;
+    h = &net->model->hooks;
+    net->error[0] = '\0';
+    for (i = 0; i < p->n_inputs; i++)
+        if (net->in_copy[i])
+            memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
+                   mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 0, i))));
+    pos = p->instrs;
+    for (i = 0; i < p->n_instrs; i++) {
+        uint32_t kernel = mgc_rd32(pos), n_in = mgc_rd16(pos + 4), n_out = mgc_rd16(pos + 6);
+        uint32_t n_par = mgc_rd32(pos + 8), ws = mgc_rd32(pos + 12);
+        const uint8_t *idx = pos + MGC_INSTR_HEADER;
+        /* The blob is 64-byte aligned and every record 4-byte aligned (loader), so the
+         * params can be handed to the kernel in place. */
+        const int32_t *params = (const int32_t *)(const void *)(idx + 4 * (n_in + n_out));
+        uint64_t t0 = 0;
+        int rc;
+        for (j = 0; j < n_in + n_out; j++) {
+            uint32_t t = mgc_rd32(idx + 4 * j);
+            net->operands[j] = t == MGC_NONE ? NULL : net->ptr[t];
+        }
+        if (net->profile) t0 = h->time_ns(h->user);
+        rc = megcc_kernel_table[kernel].fn(net->operands, net->operands + n_in, params,
+                                           ws == MGC_NONE ? NULL : net->ptr[ws]);
+        if (net->profile)
+            net->profile(net->profile_user, i, megcc_kernel_table[kernel].name,
+                         h->time_ns(h->user) - t0);
+        if (rc != 0)
+            return net_fail(net, MEGCC_ERR_KERNEL_FAILED, "instruction %u (kernel %s) returned %d",
+                            i, megcc_kernel_table[kernel].name, rc);
+        pos = idx + 4 * ((size_t)n_in + n_out + n_par);
+    }
+    for (i = 0; i < p->n_outputs; i++)
+        if (net->out_copy[i])
+            memcpy(net->out_copy[i], net->ptr[io_tensor(p, 1, i)],
+                   mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 1, i))));
+    return MEGCC_OK;
+}
+
+const char *megcc_network_last_error(const megcc_network *net) {
+    return net ? net->error : "network is NULL";
+}

@@ -1,0 +1,147 @@
+/* megcc_runner: run a compiled model on raw input files; used by the Python side (host and
+ * emulator runs) and handy by hand.
+ *
+ *   megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] [--profile]
+ *
+ * Reads IN_DIR/input_<i>.bin (raw little-endian, exactly the tensor's bytes, plan input
+ * order), runs, writes OUT_DIR/output_<i>.bin. With -t prints
+ * "latency_ms min=<..> median=<..>"; with --profile one run prints
+ * "profile <instr> <kernel> <microseconds>" per instruction. Any error: one line on stderr,
+ * exit status 1. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "megcc/megcc.h"
+
+static void die(const char *what, const char *detail) {
+    fprintf(stderr, "megcc_runner: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    exit(1);
+}
+
+static long parse_count(const char *flag, const char *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 1000000) die("bad number for", flag);
+    return v;
+}
+
+static void read_input(const char *dir, unsigned i, void *dst, size_t want) {
+    char path[4096];
+    FILE *f;
+    long len = 0;
+    snprintf(path, sizeof path, "%s/input_%u.bin", dir, i);
+    f = fopen(path, "rb");
+    if (!f) die("cannot open input", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        die("cannot size input", path);
+    if ((unsigned long)len != want) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "%s has %ld bytes, input %u needs %lu", path, len, i,
+                 (unsigned long)want);
+        fclose(f);
+        die("input size mismatch", msg);
+    }
+    if (want && fread(dst, 1, want, f) != want) die("short read on", path);
+    fclose(f);
+}
+
+static void write_output(const char *dir, unsigned i, const void *src, size_t n) {
+    char path[4096];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/output_%u.bin", dir, i);
+    f = fopen(path, "wb");
+    if (!f) die("cannot create output", path);
+    if ((n && fwrite(src, 1, n, f) != n) || fclose(f) != 0) die("cannot write output", path);
+}
+
+static void print_profile(void *user, uint32_t instr, const char *kernel, uint64_t ns) {
+    (void)user;
+    printf("profile %u %s %.3f\n", (unsigned)instr, kernel, (double)ns / 1000.0);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void forward(megcc_network *net) {
+    if (megcc_network_forward(net) != MEGCC_OK)
+        die("forward failed", megcc_network_last_error(net));
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *in_dir = NULL, *out_dir = NULL;
+    long plan = 0, warmup = 0, iters = 0;
+    int profile = 0, npos = 0, a;
+    megcc_model *model;
+    megcc_network *net;
+    megcc_hooks hooks;
+    unsigned i;
+    for (a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--profile")) {
+            profile = 1;
+        } else if (!strcmp(argv[a], "-p") || !strcmp(argv[a], "-w") || !strcmp(argv[a], "-t")) {
+            long v;
+            if (a + 1 >= argc) die("missing value for", argv[a]);
+            v = parse_count(argv[a], argv[a + 1]);
+            if (argv[a][1] == 'p') plan = v;
+            else if (argv[a][1] == 'w') warmup = v;
+            else iters = v;
+            a++;
+        } else if (argv[a][0] == '-' && argv[a][1]) {
+            die("unknown option", argv[a]);
+        } else {
+            if (npos == 0) model_path = argv[a];
+            else if (npos == 1) in_dir = argv[a];
+            else if (npos == 2) out_dir = argv[a];
+            else die("too many arguments", argv[a]);
+            npos++;
+        }
+    }
+    if (npos != 3)
+        die("usage", "megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] "
+                     "[--profile]");
+    if (megcc_default_hooks(&hooks) != MEGCC_OK) die("no default hooks", NULL);
+    if (megcc_model_load_from_path(model_path, &model) != MEGCC_OK)
+        die("cannot load model", megcc_last_error());
+    if (megcc_network_create(model, NULL, 0, &net) != MEGCC_OK)
+        die("cannot create network", megcc_last_error());
+    if (megcc_network_select_plan(net, (uint32_t)plan) != MEGCC_OK)
+        die("cannot select plan", megcc_network_last_error(net));
+    for (i = 0; i < megcc_network_num_inputs(net); i++) {
+        megcc_tensor_info info;
+        megcc_network_input_info(net, i, &info);
+        read_input(in_dir, i, megcc_network_input_data(net, i), info.nbytes);
+    }
+    for (a = 0; a < warmup; a++) forward(net);
+    if (iters > 0) {
+        double *ms = (double *)malloc((size_t)iters * sizeof(double));
+        if (!ms) die("out of memory", NULL);
+        for (a = 0; a < iters; a++) {
+            uint64_t t0 = hooks.time_ns(NULL);
+            forward(net);
+            ms[a] = (double)(hooks.time_ns(NULL) - t0) / 1e6;
+        }
+        qsort(ms, (size_t)iters, sizeof(double), cmp_double);
+        printf("latency_ms min=%.4f median=%.4f\n", ms[0],
+               iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]));
+        free(ms);
+    }
+    if (profile) {
+        if (megcc_network_set_profiler(net, print_profile, NULL) != MEGCC_OK)
+            die("cannot profile", megcc_network_last_error(net));
+        forward(net);
+        megcc_network_set_profiler(net, NULL, NULL);
+    }
+    if (iters == 0 && !profile) forward(net);
+    for (i = 0; i < megcc_network_num_outputs(net); i++) {
+        megcc_tensor_info info;
+        megcc_network_output_info(net, i, &info);
+        write_output(out_dir, i, megcc_network_output_data(net, i), info.nbytes);
+    }
+    fflush(stdout);
+    megcc_network_destroy(net);
+    megcc_model_free(model);
+    return 0;
+}

@@ -270,23 +270,27 @@ class OpZoo(M.Module):
         a = a + F.hswish(x) + F.leaky_relu(x, 0.1) + F.relu6(x * 4) + F.hsigmoid(x)
         a = a + F.floor_div(x * 4, 3.0) + F.pow(F.abs(x) + 0.5, 1.5) + F.clip(x, -0.5, 0.5)
         a = a + F.silu(x) + F.gelu(x) + F.sqrt(F.abs(x)) + F.square(x)
+        a = a + (x * 3) % 1.3 + F.round(x * 3) + F.ceil(x) + F.sin(x) * F.cos(x)
+        lo, hi = F.split(a, 2, axis=1)
+        a = F.concat([hi, lo], axis=1) * 0.5 + a
         p1 = F.avg_pool2d(a, 3, 2, 1, mode="average")  # counts padding
         p2 = F.avg_pool2d(a, 3, 2, 1, mode="average_count_exclude_padding")
         p3 = F.adaptive_max_pool2d(a, (3, 2))
         p4 = F.adaptive_avg_pool2d(a, (4, 3))
+        p5 = F.adaptive_avg_pool2d(a, (5, 7))  # sizes that do not divide 12
         y = (p1 - p2) * 2.0 + p1  # (n, c, 6, 6)
         y = y[:, ::2, 1:5, :]  # strided slice: (n, c/2, 4, 6)
         y = F.transpose(y, (0, 2, 1, 3)).reshape(n, 4, -1)  # (n, 4, c/2*6)
         m = F.matmul(y, F.transpose(y, (0, 2, 1)))  # batched: (n, 4, 4)
         s = F.sum(m, axis=2) + F.mean(m, axis=1) + F.max(m, axis=2, keepdims=False)  # (n, 4)
         s = s + F.min(p3.reshape(n, c, 6), axis=2)[:, :4] + F.prod(F.sigmoid(p4), axis=(2, 3))[:, 4:]
-        feat = F.mean(a, axis=(2, 3))  # (n, c)
+        feat = F.mean(a, axis=(2, 3)) + p5.max(axis=3).sum(axis=2)  # (n, c)
         logits = self.fc(feat) + F.expand_dims(s.sum(axis=1), 1)  # (n, 6)
         gathered = F.indexing_one_hot(logits, mge.tensor(np.arange(n, dtype=np.int32) % 6), 1)
         logits = logits - F.broadcast_to(F.expand_dims(gathered, 1), (n, 6)) * 0.5
         probs = F.softmax(logits, axis=1)
-        which = (probs > 0.1).astype("float32") + probs
-        return F.concat([which, logits.astype("float16").astype("float32")], axis=1)
+        which = (probs > 0.1).astype("float16").astype("float32") + probs  # exact in fp16
+        return F.concat([which, logits], axis=1)
 
 
 # ---------------------------------------------------------------- registry

@@ -1,0 +1,976 @@
+"""MegEngine `.mge` frontend: a dumped MegEngine graph -> Graph IR (ONNX opset-17 ops).
+
+The file is read with MegEngine's own loader (`megengine.utils.network.Network`),
+so every var comes with MegEngine's static shape and dtype; we never re-derive
+them.  Each MegEngine opr type has one converter function below (see
+`_CONVERTERS`); a converter reads the opr's params and emits one or more IR ops
+whose final outputs are exactly the opr's output vars.
+
+Translation rules worth knowing:
+
+* Tensors keep MegEngine's dtypes.  Shape arithmetic in MegEngine is int32, while
+  ONNX wants int64 for Reshape/Expand/Slice operands, so GetVarShape becomes
+  `Shape` + `Cast(int32)` and the consumers cast back to int64.  Constant folding
+  (a later pass) removes all of that for static models.
+* Per-channel parameters that MegEngine keeps as (1, C, 1, 1) (conv bias, BN) are
+  turned into ONNX's 1-D (C,) form; group-conv weights (G, OC/G, IC/G, KH, KW)
+  become (OC, IC/G, KH, KW) with `group=G`.
+* A few oprs do not expose their parameter in MegEngine's Python API
+  (Softmax's axis, PowC's exponent).  We recover it by running that single opr in
+  MegEngine on a probe input (`_probe`), which is exact and uses MegEngine itself.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..ir import CompileError, Graph, Op, Tensor
+from ..ir.dtypes import dtype_of_numpy
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+
+# IR dtype -> ONNX TensorProto element type, for Cast's `to` attribute.
+ONNX_ELEM_TYPE = {
+    "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6,
+    "int64": 7, "bool": 9, "float16": 10, "float64": 11, "uint32": 12, "uint64": 13,
+}
+
+
+# ====================================================================== entry point
+def load_mge(path: str, input_shapes: Optional[dict] = None) -> Graph:
+    """Translate the MegEngine model at `path` into a Graph.
+
+    `input_shapes` maps input names to shapes; inputs not named keep the shape
+    stored in the model.  MegEngine re-infers every var's shape for the new
+    input shapes, so the shape sub-graphs stay consistent.
+    """
+    net = _load_network(path)
+    _override_input_shapes(net, path, input_shapes or {})
+    return _Converter(net, path).run()
+
+
+def _load_network(path: str):
+    if not os.path.isfile(path):
+        raise CompileError("no such model file", source=path)
+    from megengine.utils.network import Network
+
+    try:
+        return Network.load(path)
+    except Exception as e:  # MegEngine raises its own error types for bad files
+        raise CompileError(f"not a valid MegEngine model: {_first_line(e)}", source=path)
+
+
+def _override_input_shapes(net, path: str, input_shapes: dict) -> None:
+    inputs = {v.name: v for v in net.input_vars}
+    for name, shape in input_shapes.items():
+        if name not in inputs:
+            raise CompileError(
+                f"input_shapes names '{name}', but the model's inputs are {sorted(inputs)}",
+                source=path)
+        old = inputs[name]
+        shape = tuple(int(d) for d in shape)
+        if tuple(old.shape) == shape:
+            continue
+        try:
+            new = net.make_input_node(shape, old.dtype, name)
+            net.replace_vars({old: new})
+        except Exception as e:  # shape inference failed somewhere downstream
+            raise CompileError(f"model does not accept shape {shape} for input '{name}': "
+                               f"{_first_line(e)}", source=path)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# ====================================================================== converter state
+class _Converter:
+    """Walks the oprs in MegEngine's topological order and fills a Graph."""
+
+    def __init__(self, net, path: str):
+        self.net = net
+        self.path = path
+        self.g = Graph(source=path)
+        self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
+        self.opr = None  # the opr being converted, for error messages
+
+    def run(self) -> Graph:
+        for opr in self.net.all_oprs:
+            self.opr = opr
+            convert = _CONVERTERS.get(opr.type)
+            if convert is None:
+                raise self.error(f"unsupported MegEngine opr type '{opr.type}'")
+            convert(self, opr)
+        self.opr = None
+        self.g.outputs = [self.name(v) for v in self.net.output_vars]
+        return self.g
+
+    # -- errors -----------------------------------------------------------------
+    def error(self, message: str) -> CompileError:
+        node = self.opr.name if self.opr is not None else ""
+        kind = f"{self.opr.type}: " if self.opr is not None else ""
+        return CompileError(kind + message, source=self.path, node=node)
+
+    # -- vars -> tensors ----------------------------------------------------------
+    def name(self, var) -> str:
+        """IR name of an already-converted var."""
+        try:
+            return self.names[id(var)]
+        except KeyError:
+            raise self.error(f"uses var '{var.name}', an output that no converter produced")
+
+    def tensor(self, var) -> Tensor:
+        return self.g.tensor(self.name(var))
+
+    def value(self, var) -> Optional[np.ndarray]:
+        """Constant value of a var, or None if it is computed at run time."""
+        return self.tensor(var).data
+
+    def shape(self, var) -> tuple:
+        shape = var.shape
+        if shape is None:
+            raise self.error(f"var '{var.name}' has no static shape")
+        return tuple(int(d) for d in shape)
+
+    def dtype(self, var) -> str:
+        np_dtype = np.dtype(var.dtype)
+        if np_dtype.metadata and "mgb_dtype" in np_dtype.metadata:
+            raise self.error(f"quantized dtype {np_dtype.metadata['mgb_dtype']} is not supported")
+        try:
+            return dtype_of_numpy(np_dtype)
+        except KeyError:
+            raise self.error(f"dtype {np_dtype} is not supported")
+
+    def bind(self, var, name: str) -> None:
+        """Make `var` refer to an existing tensor (for oprs that change nothing)."""
+        self.names[id(var)] = name
+
+    def out(self, var) -> str:
+        """Declare the IR tensor holding MegEngine var `var`."""
+        name = self.g.unique_name(_clean(var.name))
+        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var)))
+        self.names[id(var)] = name
+        return name
+
+    def tmp(self, base: str, shape: Sequence[int], dtype: str) -> str:
+        name = self.g.unique_name(_clean(base))
+        self.g.add_tensor(Tensor(name, tuple(shape), dtype))
+        return name
+
+    def const(self, base: str, value) -> str:
+        name = self.g.unique_name(_clean(base))
+        self.g.add_const(name, np.asarray(value))
+        return name
+
+    def emit(self, op_type: str, inputs: List[str], outputs: List[str], **attrs) -> None:
+        self.g.ops.append(Op(op_type, list(inputs), list(outputs), attrs, name=self.opr.name))
+
+    def unary(self, op_type: str, x: str, out: str, **attrs) -> str:
+        self.emit(op_type, [x], [out], **attrs)
+        return out
+
+    def like(self, base: str, ref: str) -> str:
+        """Temporary with the shape and dtype of tensor `ref`."""
+        t = self.g.tensor(ref)
+        return self.tmp(base, t.shape, t.dtype)
+
+    def params(self, opr):
+        """The opr's params as MegEngine serialises them (raw JSON, not the
+        Python wrapper's rewritten dict)."""
+        return json.loads(opr._opr.params)
+
+    # -- shape-tensor helpers -----------------------------------------------------
+    def as_int64(self, var) -> str:
+        """An int64 1-D tensor with the value of shape-like var `var`."""
+        value = self.value(var)
+        if value is not None:
+            return self.const(f"{var.name}_i64", value.astype(np.int64).reshape(-1))
+        x = self.name(var)
+        t = self.g.tensor(x)
+        cast = self.tmp(f"{x}_i64", t.shape, "int64")
+        self.emit("Cast", [x], [cast], to=ONNX_ELEM_TYPE["int64"])
+        if len(t.shape) != 1:
+            flat = self.tmp(f"{x}_flat", (t.numel,), "int64")
+            self.emit("Reshape", [cast, self.const("shape_flat", np.array([-1], np.int64))], [flat])
+            cast = flat
+        return cast
+
+    def reshape_to(self, x: str, shape: Sequence[int], out: Optional[str] = None) -> str:
+        """Reshape to a static shape (used for MegEngine's (1, C, 1, 1) -> (C,))."""
+        t = self.g.tensor(x)
+        if t.data is not None and out is None:
+            return self.const(f"{x}_r", t.data.reshape(shape))
+        out = out or self.tmp(f"{x}_r", shape, t.dtype)
+        self.emit("Reshape", [x, self.const(f"{x}_shape", np.array(shape, np.int64))], [out])
+        return out
+
+
+def _clean(name: str) -> str:
+    """Tensor names readable in C comments and dumps (MegEngine names hold ()[],: etc.)."""
+    out = "".join(c if c.isalnum() or c in "._" else "_" for c in name)
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out.strip("_") or "t"
+
+
+# ====================================================================== sources
+def _input(cv: _Converter, opr) -> None:
+    name = cv.out(opr.outputs[0])
+    cv.g.inputs.append(name)
+
+
+def _constant(cv: _Converter, opr) -> None:
+    var = opr.outputs[0]
+    value = np.asarray(opr.numpy())
+    dtype = cv.dtype(var)
+    value = value.reshape(cv.shape(var))
+    name = cv.g.unique_name(_clean(var.name))
+    cv.g.add_const(name, value, dtype)
+    cv.bind(var, name)
+
+
+def _alias(cv: _Converter, opr) -> None:
+    """Oprs that only mark or copy a var (Identity, MarkNoBroadcastElemwise, ...)."""
+    cv.bind(opr.outputs[0], cv.name(opr.inputs[0]))
+
+
+# ====================================================================== elementwise
+def _bshape(cv, names):
+    return tuple(np.broadcast_shapes(*[cv.g.tensor(n).shape for n in names]))
+
+
+def _elemwise(cv: _Converter, opr) -> None:
+    mode = opr.params["mode"]
+    xs = [cv.name(v) for v in opr.inputs]
+    out = cv.out(opr.outputs[0])
+    if mode in _UNARY:
+        cv.emit(_UNARY[mode], xs, [out])
+    elif mode in _BINARY:
+        cv.emit(_BINARY[mode], xs, [out])
+    elif mode in _COMPOUND:
+        _COMPOUND[mode](cv, xs, out)
+    else:
+        raise cv.error(f"elemwise mode {mode} is not supported")
+
+
+_UNARY = {
+    "RELU": "Relu", "ABS": "Abs", "CEIL": "Ceil", "FLOOR": "Floor", "COS": "Cos",
+    "SIN": "Sin", "TAN": "Tan", "EXP": "Exp", "LOG": "Log", "NEGATE": "Neg",
+    "SIGMOID": "Sigmoid", "TANH": "Tanh", "ERF": "Erf", "SQRT": "Sqrt", "SIGN": "Sign",
+    "NOT": "Not", "H_SWISH": "HardSwish", "ACOS": "Acos", "ASIN": "Asin", "SINH": "Sinh",
+    "COSH": "Cosh", "ASINH": "Asinh", "ACOSH": "Acosh", "ATANH": "Atanh",
+    "ISNAN": "IsNaN", "ISINF": "IsInf", "SOFTPLUS": "Softplus",
+}
+_BINARY = {
+    "ADD": "Add", "SUB": "Sub", "MUL": "Mul", "MAX": "Max", "MIN": "Min", "POW": "Pow",
+    "AND": "And", "OR": "Or", "XOR": "Xor",
+}
+
+
+def _scalar(cv, base, like_name, value):
+    """A (1,)-shaped constant of `like_name`'s dtype."""
+    from ..ir.dtypes import numpy_dtype
+
+    return cv.const(base, np.array([value], numpy_dtype(cv.g.tensor(like_name).dtype)))
+
+
+def _then(cv, op_type, inputs, out, shape, dtype, last, **attrs):
+    """Emit an intermediate op, or the final one writing `out` when `last`."""
+    dst = out if last else cv.tmp(f"{out}_{op_type.lower()}", shape, dtype)
+    cv.emit(op_type, inputs, [dst], **attrs)
+    return dst
+
+
+def _add_then(act):
+    def convert(cv, xs, out):
+        t = cv.g.tensor(out)
+        s = _then(cv, "Add", xs, out, t.shape, t.dtype, False)
+        cv.emit(act, [s], [out])
+    return convert
+
+
+def _true_div(cv, xs, out):
+    t = cv.g.tensor(out)
+    if t.dtype.startswith("float"):
+        xs = [x if cv.g.tensor(x).dtype == t.dtype else _cast(cv, x, t.dtype) for x in xs]
+    cv.emit("Div", xs, [out])
+
+
+def _cast(cv, x, dtype):
+    dst = cv.tmp(f"{x}_{dtype}", cv.g.tensor(x).shape, dtype)
+    cv.emit("Cast", [x], [dst], to=ONNX_ELEM_TYPE[dtype])
+    return dst
+
+
+def _floor_div(cv, xs, out):
+    t = cv.g.tensor(out)
+    a, b = xs
+    if t.dtype.startswith("float"):
+        q = _then(cv, "Div", xs, out, t.shape, t.dtype, False)
+        cv.emit("Floor", [q], [out])
+    else:
+        # Integer floor division: a - mod(a, b) is an exact multiple of b, and ONNX
+        # Mod with fmod=0 is Python's modulus (sign of the divisor).
+        m = _then(cv, "Mod", xs, out, t.shape, t.dtype, False, fmod=0)
+        d = _then(cv, "Sub", [a, m], out, t.shape, t.dtype, False)
+        cv.emit("Div", [d, b], [out])
+
+
+def _mod(cv, xs, out):
+    # MegEngine's MOD is C's fmod / % (result takes the dividend's sign).
+    cv.emit("Mod", xs, [out], fmod=1)
+
+
+def _compare(onnx_op, negate=False):
+    """MegEngine comparisons yield the inputs' dtype (1.0 / 0.0 for floats), ONNX's bool."""
+    def convert(cv, xs, out):
+        t = cv.g.tensor(out)
+        steps = [(onnx_op, xs)] + ([("Not", None)] if negate else [])
+        if t.dtype != "bool":
+            steps.append(("Cast", None))
+        cur = None
+        for i, (op_type, inputs) in enumerate(steps):
+            last = i == len(steps) - 1
+            attrs = {"to": ONNX_ELEM_TYPE[t.dtype]} if op_type == "Cast" else {}
+            cur = _then(cv, op_type, inputs or [cur], out, t.shape, "bool", last, **attrs)
+    return convert
+
+
+def _switch_gt0(cv, xs, out):
+    # SWITCH_GT0(x, y) = y where x > 0 else 0 (the gradient of ReLU)
+    x, y = xs
+    t = cv.g.tensor(out)
+    gt = cv.tmp(f"{out}_gt0", _bshape(cv, xs), "bool")
+    cv.emit("Greater", [x, _scalar(cv, "zero", x, 0)], [gt])
+    cv.emit("Where", [gt, y, _scalar(cv, "zero", y, 0)], [out])
+
+
+def _cond_mov(cmp):
+    def convert(cv, xs, out):
+        # COND_LEQ_MOV(a, b, c) = c where a <= b else 0
+        a, b, c = xs
+        m = cv.tmp(f"{out}_cond", _bshape(cv, [a, b]), "bool")
+        cv.emit(cmp, [a, b], [m])
+        cv.emit("Where", [m, c, _scalar(cv, "zero", c, 0)], [out])
+    return convert
+
+
+def _fuse_mul_add3(cv, xs, out):
+    a, b, c = xs
+    t = cv.g.tensor(out)
+    m = cv.tmp(f"{out}_mul", _bshape(cv, [a, b]), t.dtype)
+    cv.emit("Mul", [a, b], [m])
+    cv.emit("Add", [m, c], [out])
+
+
+def _fuse_mul_add4(cv, xs, out):
+    a, b, c, d = xs
+    t = cv.g.tensor(out)
+    m1 = cv.tmp(f"{out}_mul", _bshape(cv, [a, b]), t.dtype)
+    m2 = cv.tmp(f"{out}_mul", _bshape(cv, [c, d]), t.dtype)
+    cv.emit("Mul", [a, b], [m1])
+    cv.emit("Mul", [c, d], [m2])
+    cv.emit("Add", [m1, m2], [out])
+
+
+def _relu6(cv, xs, out):
+    x = xs[0]
+    cv.emit("Clip", [x, _scalar(cv, "zero", x, 0), _scalar(cv, "six", x, 6)], [out])
+
+
+def _hsigmoid(cv, xs, out):
+    # relu6(x + 3) / 6
+    cv.emit("HardSigmoid", xs, [out], alpha=1.0 / 6.0, beta=0.5)
+
+
+def _silu(cv, xs, out):
+    s = cv.like(f"{out}_sigmoid", out)
+    cv.emit("Sigmoid", xs, [s])
+    cv.emit("Mul", [xs[0], s], [out])
+
+
+def _gelu(cv, xs, out):
+    # MegEngine's GELU is the exact one: x * (1 + erf(x / sqrt(2))) / 2
+    x = xs[0]
+    t1, t2, t3, t4 = (cv.like(f"{out}_gelu", out) for _ in range(4))
+    cv.emit("Mul", [x, _scalar(cv, "inv_sqrt2", x, 1 / math.sqrt(2))], [t1])
+    cv.emit("Erf", [t1], [t2])
+    cv.emit("Add", [t2, _scalar(cv, "one", x, 1)], [t3])
+    cv.emit("Mul", [x, t3], [t4])
+    cv.emit("Mul", [t4, _scalar(cv, "half", x, 0.5)], [out])
+
+
+def _log1p(cv, xs, out):
+    s = cv.like(f"{out}_plus1", out)
+    cv.emit("Add", [xs[0], _scalar(cv, "one", xs[0], 1)], [s])
+    cv.emit("Log", [s], [out])
+
+
+def _expm1(cv, xs, out):
+    e = cv.like(f"{out}_exp", out)
+    cv.emit("Exp", xs, [e])
+    cv.emit("Sub", [e, _scalar(cv, "one", xs[0], 1)], [out])
+
+
+def _square(cv, xs, out):
+    cv.emit("Mul", [xs[0], xs[0]], [out])
+
+
+def _round(cv, xs, out):
+    # MegEngine rounds half away from zero; ONNX Round is half-to-even.
+    x = xs[0]
+    a, b, f, s = (cv.like(f"{out}_round", out) for _ in range(4))
+    cv.emit("Abs", [x], [a])
+    cv.emit("Add", [a, _scalar(cv, "half", x, 0.5)], [b])
+    cv.emit("Floor", [b], [f])
+    cv.emit("Sign", [x], [s])
+    cv.emit("Mul", [s, f], [out])
+
+
+_COMPOUND: Dict[str, Callable] = {
+    "TRUE_DIV": _true_div, "FLOOR_DIV": _floor_div, "MOD": _mod,
+    "LT": _compare("Less"), "LEQ": _compare("LessOrEqual"), "EQ": _compare("Equal"),
+    "NEQ": _compare("Equal", negate=True),
+    "SWITCH_GT0": _switch_gt0, "COND_LEQ_MOV": _cond_mov("LessOrEqual"),
+    "COND_LT_MOV": _cond_mov("Less"),
+    "FUSE_MUL_ADD3": _fuse_mul_add3, "FUSE_MUL_ADD4": _fuse_mul_add4,
+    "FUSE_ADD_RELU": _add_then("Relu"), "FUSE_ADD_SIGMOID": _add_then("Sigmoid"),
+    "FUSE_ADD_TANH": _add_then("Tanh"), "FUSE_ADD_H_SWISH": _add_then("HardSwish"),
+    "RELU6": _relu6, "HSIGMOID": _hsigmoid, "SILU": _silu, "GELU": _gelu,
+    "LOG1P": _log1p, "EXPM1": _expm1, "SQUARE": _square, "ROUND": _round,
+}
+
+
+def _pow_c(cv: _Converter, opr) -> None:
+    """x ** exp with a constant exponent the Python API does not expose."""
+    exp = _probe_pow_exponent(cv, opr)
+    x = cv.name(opr.inputs[0])
+    out = cv.out(opr.outputs[0])
+    cv.emit("Pow", [x, _scalar(cv, "exponent", x, exp)], [out])
+
+
+def _type_cvt(cv: _Converter, opr) -> None:
+    out = cv.out(opr.outputs[0])
+    cv.emit("Cast", [cv.name(opr.inputs[0])], [out], to=ONNX_ELEM_TYPE[cv.g.tensor(out).dtype])
+
+
+# ====================================================================== probing
+def _probe(cv: _Converter, opr, data: np.ndarray) -> np.ndarray:
+    """Run MegEngine's own `opr` on the constant `data`; returns its first output."""
+    from megengine.core import _imperative_rt as rt
+    from megengine.core.tensor import megbrain_graph as G
+    from megengine.utils.comp_graph_tools import replace_vars
+
+    mgb_opr = opr._opr
+    src = mgb_opr.inputs[0]
+    try:
+        const = rt.make_const(cv.net.graph, data.astype(np.dtype(src.dtype)), src.comp_node,
+                              np.dtype(src.dtype), "probe")
+        (probed,) = replace_vars([mgb_opr.outputs[0]], {src: const})
+        node = G.OutputNode(probed)
+        func = cv.net.graph.compile([node.outputs[0]])
+        func.execute()
+        func.wait()
+        return node.get_value().numpy()
+    except Exception as e:
+        raise cv.error(f"cannot evaluate the opr to recover its parameters: {_first_line(e)}")
+
+
+def _probe_softmax_axis(cv: _Converter, opr) -> int:
+    shape = tuple(opr._opr.inputs[0].shape)
+    data = np.random.RandomState(0).uniform(-2, 2, size=shape).astype(np.float32)
+    got = _probe(cv, opr, data)
+    for axis in range(len(shape)):
+        e = np.exp(data - data.max(axis=axis, keepdims=True))
+        if np.allclose(got, e / e.sum(axis=axis, keepdims=True), rtol=1e-4, atol=1e-6):
+            return axis
+    raise cv.error("cannot determine the softmax axis")
+
+
+def _probe_pow_exponent(cv: _Converter, opr) -> float:
+    shape = tuple(opr._opr.inputs[0].shape)
+    at2 = float(_probe(cv, opr, np.full(shape, 2.0)).reshape(-1)[0])
+    exp = math.log2(at2)
+    if abs(exp * 2 - round(exp * 2)) < 1e-5:  # MegEngine's fast paths are halves/integers
+        exp = round(exp * 2) / 2
+    exp = float(np.float32(exp))
+    # Cross-check at another point, so a wrong guess cannot pass silently.
+    at3 = float(_probe(cv, opr, np.full(shape, 3.0)).reshape(-1)[0])
+    if not math.isclose(at3, 3.0 ** exp, rel_tol=1e-5):
+        raise cv.error("cannot determine the exponent")
+    return exp
+
+
+def _softmax(cv: _Converter, opr) -> None:
+    axis = _probe_softmax_axis(cv, opr)
+    out = cv.out(opr.outputs[0])
+    cv.emit("Softmax", [cv.name(opr.inputs[0])], [out], axis=axis)
+
+
+# ====================================================================== convolution
+_ACTIVATIONS = {"IDENTITY": None, "RELU": "Relu", "SIGMOID": "Sigmoid", "H_SWISH": "HardSwish"}
+
+
+def _conv_weight(cv: _Converter, opr, params) -> tuple:
+    """ONNX (OC, IC/G, KH, KW) weight name and group count."""
+    wvar = opr.inputs[1]
+    w = cv.name(wvar)
+    shape = cv.shape(wvar)
+    value = cv.value(wvar)
+    if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
+        if value is None:
+            raise cv.error("CONVOLUTION mode needs a constant weight")
+        value = np.ascontiguousarray(value[..., ::-1, ::-1])
+        w = cv.const(f"{w}_flipped", value)
+    elif params["mode"] != "CROSS_CORRELATION":
+        raise cv.error(f"conv mode {params['mode']} is not supported")
+    if params["sparse"] == "DENSE":
+        return w, 1
+    if params["sparse"] != "GROUP":
+        raise cv.error(f"sparse={params['sparse']} is not supported")
+    g, ocg, icg, kh, kw = shape
+    return cv.reshape_to(w, (g * ocg, icg, kh, kw)), g
+
+
+def _conv_attrs(cv: _Converter, params, kernel) -> dict:
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"format {params['format']} is not supported (only NCHW)")
+    return {
+        "kernel_shape": list(kernel),
+        "strides": [params["stride_h"], params["stride_w"]],
+        "pads": [params["pad_h"], params["pad_w"], params["pad_h"], params["pad_w"]],
+        "dilations": [params["dilate_h"], params["dilate_w"]],
+    }
+
+
+def _conv(cv: _Converter, opr) -> None:
+    """ConvolutionForward and ConvBiasForward (bias, optional z, nonlinearity)."""
+    params = cv.params(opr)
+    x = cv.name(opr.inputs[0])
+    w, group = _conv_weight(cv, opr, params)
+    attrs = _conv_attrs(cv, params, cv.g.tensor(w).shape[2:])
+    attrs["group"] = group
+    out_var = opr.outputs[0]
+    out = cv.out(out_var)
+    oshape, odtype = cv.g.tensor(out).shape, cv.g.tensor(out).dtype
+    oc = oshape[1]
+
+    inputs, post = [x, w], []  # post: (op, other operand) applied after the conv
+    if len(opr.inputs) > 2:
+        bias = opr.inputs[2]
+        bshape = cv.shape(bias)
+        if cv.value(bias) is not None and bshape == (1, oc, 1, 1):
+            inputs.append(cv.reshape_to(cv.name(bias), (oc,)))  # ONNX wants (C,)
+        elif bshape:
+            post.append(("Add", cv.name(bias)))  # run-time or full-shape bias
+    if len(opr.inputs) > 3:
+        post.append(("Add", cv.name(opr.inputs[3])))  # the "z" residual input
+    mode = params.get("nonlineMode", "IDENTITY")
+    if mode not in _ACTIVATIONS:
+        raise cv.error(f"nonlineMode {mode} is not supported")
+    if _ACTIVATIONS[mode]:
+        post.append((_ACTIVATIONS[mode], None))
+
+    cur = out if not post else cv.tmp(f"{out}_conv", oshape, odtype)
+    cv.emit("Conv", inputs, [cur], **attrs)
+    for i, (op_type, operand) in enumerate(post):
+        dst = out if i == len(post) - 1 else cv.tmp(f"{out}_{op_type.lower()}", oshape, odtype)
+        cv.emit(op_type, [cur] + ([operand] if operand else []), [dst])
+        cur = dst
+
+
+def _batch_norm(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    if params["fwd_mode"] != "INFERENCE":
+        raise cv.error("only inference-mode BatchNorm can be compiled (dump the model in eval mode)")
+    if params["param_dim"] != "DIM_1C11":
+        raise cv.error(f"param_dim {params['param_dim']} is not supported")
+    x, scale, bias, mean, var = opr.inputs[:5]
+    c = cv.shape(x)[1]
+    args = [cv.name(x)] + [cv.reshape_to(cv.name(v), (c,)) for v in (scale, bias, mean, var)]
+    out = cv.out(opr.outputs[-1])  # the other outputs are training statistics
+    cv.emit("BatchNormalization", args, [out], epsilon=float(params["epsilon"]))
+
+
+# ====================================================================== pooling
+def _pooling(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    attrs = _conv_attrs(cv, {**params, "dilate_h": 1, "dilate_w": 1},
+                        (params["window_h"], params["window_w"]))
+    del attrs["dilations"]
+    _emit_pool(cv, opr, params["mode"], attrs)
+
+
+def _emit_pool(cv, opr, mode, attrs):
+    x = cv.name(opr.inputs[0])
+    out = cv.out(opr.outputs[0])
+    if mode == "MAX":
+        cv.emit("MaxPool", [x], [out], **attrs)
+    elif mode == "AVERAGE":  # MegEngine's AVERAGE counts padded zeros
+        cv.emit("AveragePool", [x], [out], count_include_pad=1, **attrs)
+    elif mode == "AVERAGE_COUNT_EXCLUDE_PADDING":
+        cv.emit("AveragePool", [x], [out], count_include_pad=0, **attrs)
+    else:
+        raise cv.error(f"pooling mode {mode} is not supported")
+
+
+def _adaptive_pooling(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"format {params['format']} is not supported (only NCHW)")
+    _, _, ih, iw = cv.shape(opr.inputs[0])
+    _, _, oh, ow = cv.shape(opr.outputs[0])
+    mode = params["mode"]
+    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE"):
+        x = cv.name(opr.inputs[0])
+        out = cv.out(opr.outputs[0])
+        cv.emit("GlobalMaxPool" if mode == "MAX" else "GlobalAveragePool", [x], [out])
+        return
+    # MegEngine computes adaptive pooling as a plain pooling with
+    # stride = floor(in / out) and window = in - (out - 1) * stride.
+    sh, sw = ih // oh, iw // ow
+    attrs = {"kernel_shape": [ih - (oh - 1) * sh, iw - (ow - 1) * sw],
+             "strides": [sh, sw], "pads": [0, 0, 0, 0]}
+    _emit_pool(cv, opr, mode, attrs)
+
+
+# ====================================================================== matmul
+def _matrix_mul(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    a, b = opr.inputs
+    if len(cv.shape(a)) != 2 or len(cv.shape(b)) != 2:
+        raise cv.error("only 2-D MatrixMul is supported")
+    if params.get("format", "DEFAULT") != "DEFAULT":
+        raise cv.error(f"format {params['format']} is not supported")
+    out = cv.out(opr.outputs[0])
+    cv.emit("Gemm", [cv.name(a), cv.name(b)], [out],
+            transA=int(params["transposeA"]), transB=int(params["transposeB"]))
+
+
+def _batched_matmul(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    names = []
+    for var, flag in zip(opr.inputs, ("transposeA", "transposeB")):
+        x = cv.name(var)
+        if params[flag]:
+            shape = list(cv.shape(var))
+            perm = list(range(len(shape)))
+            perm[-2], perm[-1] = perm[-1], perm[-2]
+            t = cv.tmp(f"{x}_T", [shape[p] for p in perm], cv.dtype(var))
+            cv.emit("Transpose", [x], [t], perm=perm)
+            x = t
+        names.append(x)
+    cv.emit("MatMul", names, [cv.out(opr.outputs[0])])
+
+
+# ====================================================================== reductions
+_REDUCE = {"SUM": "ReduceSum", "SUM_SQR": "ReduceSumSquare", "PRODUCT": "ReduceProd",
+           "MIN": "ReduceMin", "MAX": "ReduceMax", "MEAN": "ReduceMean"}
+
+
+def _reduce(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    mode = params["mode"]
+    if mode not in _REDUCE:
+        raise cv.error(f"reduce mode {mode} is not supported")
+    ishape, oshape = cv.shape(opr.inputs[0]), cv.shape(opr.outputs[0])
+    axis = params.get("axis")
+    if axis is not None and 0 <= axis < len(ishape) and len(opr.inputs) == 1:
+        axes = [axis]
+    else:  # reduce to a target shape: every axis whose size changed
+        axes = [i for i, (a, b) in enumerate(zip(ishape, oshape)) if a != b]
+    x = cv.name(opr.inputs[0])
+    out = cv.out(opr.outputs[0])  # MegEngine's Reduce keeps reduced axes as 1
+    if mode == "SUM":  # opset 13+: ReduceSum takes axes as a tensor
+        cv.emit("ReduceSum", [x, cv.const("axes", np.array(axes, np.int64))], [out], keepdims=1)
+    else:
+        cv.emit(_REDUCE[mode], [x], [out], axes=axes, keepdims=1)
+
+
+# ====================================================================== shapes
+def _get_var_shape(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    x = cv.name(opr.inputs[0])
+    out = cv.out(opr.outputs[0])
+    attrs = {}
+    if "axis" in params and params["axis"] is not None and 0 <= params["axis"] < 7:
+        attrs = {"start": params["axis"], "end": params["axis"] + 1}
+    n = cv.g.tensor(out).shape
+    shape64 = cv.tmp(f"{out}_i64", n, "int64")
+    cv.emit("Shape", [x], [shape64], **attrs)
+    cv.emit("Cast", [shape64], [out], to=ONNX_ELEM_TYPE[cv.g.tensor(out).dtype])
+
+
+def _reshape(cv: _Converter, opr) -> None:
+    params = cv.params(opr)
+    x = cv.name(opr.inputs[0])
+    shape = cv.as_int64(opr.inputs[1])
+    axis = params.get("axis")
+    if axis is not None and 0 <= axis < 7:
+        shape = _set_unspec_axis(cv, shape, axis)
+    out = cv.out(opr.outputs[0])
+    cv.emit("Reshape", [x, shape], [out])
+
+
+def _set_unspec_axis(cv, shape: str, axis: int) -> str:
+    """MegEngine's Reshape ignores tshp[axis] and infers it: that is ONNX's -1."""
+    t = cv.g.tensor(shape)
+    if t.data is not None:
+        value = t.data.copy()
+        value[axis] = -1
+        return cv.const(f"{shape}_unspec", value)
+    n = t.shape[0]
+    parts = []
+    if axis > 0:
+        parts.append(_slice1d(cv, shape, 0, axis))
+    parts.append(cv.const("minus_one", np.array([-1], np.int64)))
+    if axis + 1 < n:
+        parts.append(_slice1d(cv, shape, axis + 1, n))
+    out = cv.tmp(f"{shape}_unspec", (n,), "int64")
+    cv.emit("Concat", parts, [out], axis=0)
+    return out
+
+
+def _slice1d(cv, x, start, end):
+    out = cv.tmp(f"{x}_{start}_{end}", (end - start,), cv.g.tensor(x).dtype)
+    cv.emit("Slice", [x, cv.const("starts", np.array([start], np.int64)),
+                      cv.const("ends", np.array([end], np.int64))], [out])
+    return out
+
+
+def _broadcast(cv: _Converter, opr) -> None:
+    x = cv.name(opr.inputs[0])
+    shape = cv.as_int64(opr.inputs[1])
+    cv.emit("Expand", [x, shape], [cv.out(opr.outputs[0])])
+
+
+def _concat(cv: _Converter, opr) -> None:
+    axis = cv.params(opr)["axis"]
+    cv.emit("Concat", [cv.name(v) for v in opr.inputs], [cv.out(opr.outputs[0])], axis=axis)
+
+
+def _split(cv: _Converter, opr) -> None:
+    """Split(x, size_0, size_1, ...): the axis is not exposed by MegEngine's Python
+    API, but it is the one axis along which the outputs differ from the input."""
+    ishape = cv.shape(opr.inputs[0])
+    oshapes = [cv.shape(v) for v in opr.outputs]
+    axes = {a for s in oshapes for a in range(len(ishape)) if s[a] != ishape[a]}
+    if len(axes) > 1:
+        raise cv.error(f"cannot tell the split axis from shapes {oshapes}")
+    axis = axes.pop() if axes else 0
+    sizes = _int64_vector(cv, "split", list(opr.inputs[1:]))
+    outs = [cv.out(v) for v in opr.outputs]
+    cv.emit("Split", [cv.name(opr.inputs[0]), sizes], outs, axis=axis)
+
+
+def _dimshuffle(cv: _Converter, opr) -> None:
+    """pattern: output axis i takes input axis pattern[i]; -1 inserts a size-1 axis;
+    input axes absent from the pattern (size 1) are dropped."""
+    pattern = list(cv.params(opr)["pattern"])
+    x = cv.name(opr.inputs[0])
+    ishape = cv.shape(opr.inputs[0])
+    dtype = cv.dtype(opr.inputs[0])
+    kept = [p for p in pattern if p >= 0]
+    dropped = [i for i in range(len(ishape)) if i not in kept]
+    steps = []  # (op, attrs/const, shape)
+    if dropped:
+        renumber = {old: new for new, old in enumerate(i for i in range(len(ishape)) if i not in dropped)}
+        kept = [renumber[p] for p in kept]
+        shape = [d for i, d in enumerate(ishape) if i not in dropped]
+        steps.append(("Squeeze", dropped, shape))
+    else:
+        shape = list(ishape)
+    if kept != sorted(kept):
+        shape = [shape[p] for p in kept]
+        steps.append(("Transpose", kept, shape))
+    added = [i for i, p in enumerate(pattern) if p < 0]
+    if added:
+        steps.append(("Unsqueeze", added, cv.shape(opr.outputs[0])))
+    out = cv.out(opr.outputs[0])
+    if not steps:
+        steps.append(("Identity", None, None))
+    cur = x
+    for i, (op_type, arg, shape) in enumerate(steps):
+        dst = out if i == len(steps) - 1 else cv.tmp(f"{out}_{op_type.lower()}", shape, dtype)
+        if op_type == "Transpose":
+            cv.emit("Transpose", [cur], [dst], perm=arg)
+        elif op_type == "Identity":
+            cv.emit("Identity", [cur], [dst])
+        else:  # Squeeze / Unsqueeze take axes as a tensor since opset 13
+            cv.emit(op_type, [cur, cv.const("axes", np.array(arg, np.int64))], [dst])
+        cur = dst
+
+
+def _axis_add_remove(cv: _Converter, opr) -> None:
+    """Applied one desc at a time, in order, exactly like MegEngine does."""
+    descs = cv.params(opr)["desc"]
+    cur = cv.name(opr.inputs[0])
+    shape = list(cv.shape(opr.inputs[0]))
+    dtype = cv.dtype(opr.inputs[0])
+    out = cv.out(opr.outputs[0])
+    for i, d in enumerate(descs):
+        axis = d["axisnum"]
+        if d["method"] == 0:  # ADD
+            shape.insert(axis, 1)
+            op_type = "Unsqueeze"
+        else:  # REMOVE
+            if shape[axis] != 1:
+                raise cv.error(f"cannot remove axis {axis} of size {shape[axis]}")
+            del shape[axis]
+            op_type = "Squeeze"
+        dst = out if i == len(descs) - 1 else cv.tmp(f"{out}_{op_type.lower()}", shape, dtype)
+        cv.emit(op_type, [cur, cv.const("axes", np.array([axis], np.int64))], [dst])
+        cur = dst
+    if tuple(shape) != cv.g.tensor(out).shape:
+        raise cv.error(f"axis changes give {shape}, MegEngine says {cv.g.tensor(out).shape}")
+
+
+# ====================================================================== indexing
+def _subtensor(cv: _Converter, opr) -> None:
+    """x[items]: slices (begin/end/step) become one Slice, integer indices become
+    Gathers that keep the axis, then one Squeeze drops the indexed axes."""
+    items = cv.params(opr)
+    x = cv.name(opr.inputs[0])
+    ishape = cv.shape(opr.inputs[0])
+    oshape = cv.shape(opr.outputs[0])
+    dtype = cv.dtype(opr.inputs[0])
+    ndim = len(ishape)
+    values = iter(opr.inputs[1:])
+
+    slices, indices = [], []  # (axis, begin, end, step) / (axis, var)
+    for it in items:
+        axis = it["axis"] % ndim
+        begin = next(values) if it["begin"] else None
+        end = next(values) if it["end"] else None
+        step = next(values) if it["step"] else None
+        idx = next(values) if it["idx"] else None
+        if idx is not None:
+            indices.append((axis, idx))
+        else:
+            slices.append((axis, begin, end, step))
+
+    idx_axes = sorted(a for a, _ in indices)
+    squeeze = idx_axes[:-1] if len(idx_axes) == ndim else idx_axes  # MegEngine keeps (1,)
+    pre_squeeze = list(oshape)
+    for a in squeeze:
+        pre_squeeze.insert(a, 1)
+    sliced = [ishape[a] if a in idx_axes else pre_squeeze[a] for a in range(ndim)]
+
+    out = cv.out(opr.outputs[0])
+    steps = (1 if slices else 0) + len(indices) + (1 if squeeze else 0)
+    done = 0
+
+    def target(shape):
+        nonlocal done
+        done += 1
+        return out if done == steps else cv.tmp(f"{out}_part", shape, dtype)
+
+    cur = x
+    if slices:
+        starts, ends, stride = _slice_operands(cv, slices)
+        axes = cv.const("axes", np.array([a for a, *_ in slices], np.int64))
+        dst = target(sliced)
+        cv.emit("Slice", [cur, starts, ends, axes, stride], [dst])
+        cur = dst
+    shape = list(sliced)
+    for axis, var in indices:
+        shape[axis] = 1
+        index = cv.name(var)
+        if cv.g.tensor(index).shape != (1,):
+            index = cv.reshape_to(index, (1,))
+        dst = target(shape)
+        cv.emit("Gather", [cur, index], [dst], axis=axis)
+        cur = dst
+    if squeeze:
+        cv.emit("Squeeze", [cur, cv.const("axes", np.array(squeeze, np.int64))], [target(oshape)])
+    if steps == 0:
+        cv.emit("Identity", [x], [out])
+
+
+def _slice_operands(cv, slices):
+    """starts, ends, steps tensors for ONNX Slice; MegEngine's omitted bounds
+    become the int64 extremes that ONNX clamps the same way Python does."""
+    cols = {"starts": [], "ends": [], "steps": []}
+    for axis, begin, end, step in slices:
+        step_value = 1
+        if step is not None:
+            sv = cv.value(step)
+            if sv is None and (begin is None or end is None):
+                raise cv.error("a run-time slice step needs explicit begin and end")
+            step_value = int(sv.reshape(-1)[0]) if sv is not None else 1
+        cols["starts"].append(begin if begin is not None else (0 if step_value > 0 else INT64_MAX))
+        cols["ends"].append(end if end is not None else (INT64_MAX if step_value > 0 else INT64_MIN))
+        cols["steps"].append(step if step is not None else 1)
+    return tuple(_int64_vector(cv, name, parts) for name, parts in cols.items())
+
+
+def _int64_vector(cv, base, parts) -> str:
+    """One int64 1-D tensor from python ints and shape-like vars."""
+    pieces = [np.array([p], np.int64) if isinstance(p, (int, np.integer)) else p for p in parts]
+    if all(isinstance(p, np.ndarray) or cv.value(p) is not None for p in pieces):
+        vals = [p if isinstance(p, np.ndarray) else cv.value(p).astype(np.int64).reshape(-1)
+                for p in pieces]
+        return cv.const(base, np.concatenate(vals))
+    names = [cv.const(base, p) if isinstance(p, np.ndarray) else cv.as_int64(p) for p in pieces]
+    out = cv.tmp(base, (len(names),), "int64")
+    cv.emit("Concat", names, [out], axis=0)
+    return out
+
+
+def _indexing_one_hot(cv: _Converter, opr) -> None:
+    """out[..., 0, ...] = src[..., index[...], ...] along `axis` (axis kept as 1)."""
+    axis = cv.params(opr)["axis"]
+    src, index = opr.inputs
+    idx = cv.name(index)
+    ishape = list(cv.shape(index))
+    ishape.insert(axis, 1)
+    expanded = cv.tmp(f"{idx}_unsq", ishape, cv.dtype(index))
+    cv.emit("Unsqueeze", [idx, cv.const("axes", np.array([axis], np.int64))], [expanded])
+    cv.emit("GatherElements", [cv.name(src), expanded], [cv.out(opr.outputs[0])], axis=axis)
+
+
+# ====================================================================== dispatch
+_CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
+    "Host2DeviceCopy": _input,
+    "ImmutableTensor": _constant,
+    "SharedDeviceTensor": _constant,
+    "MultipleDeviceTensorHolder": _constant,
+    "Identity": _alias,
+    "MarkNoBroadcastElemwise": _alias,
+    "MarkDynamicVar": _alias,
+    "Copy": _alias,
+    "Elemwise": _elemwise,
+    "PowC": _pow_c,
+    "TypeCvt": _type_cvt,
+    "Convolution": _conv,
+    "ConvolutionForward": _conv,
+    "ConvBias": _conv,
+    "ConvBiasForward": _conv,
+    "BatchNorm": _batch_norm,
+    "BatchNormForward": _batch_norm,
+    "Pooling": _pooling,
+    "PoolingForward": _pooling,
+    "AdaptivePooling": _adaptive_pooling,
+    "AdaptivePoolingForward": _adaptive_pooling,
+    "MatrixMul": _matrix_mul,
+    "BatchedMatrixMul": _batched_matmul,
+    "BatchedMatmul": _batched_matmul,
+    "Reduce": _reduce,
+    "SoftmaxForward": _softmax,
+    "Softmax": _softmax,
+    "GetVarShape": _get_var_shape,
+    "Reshape": _reshape,
+    "Broadcast": _broadcast,
+    "Concat": _concat,
+    "Split": _split,
+    "Dimshuffle": _dimshuffle,
+    "AxisAddRemove": _axis_add_remove,
+    "Subtensor": _subtensor,
+    "IndexingOneHot": _indexing_one_hot,
+}

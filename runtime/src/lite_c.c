@@ -479,7 +479,7 @@ int LITE_get_tensor_layout(const LiteTensor tensor, LiteLayout *layout) {
  * their current shapes (a multi-input model switched one input at a time). */
 static int find_plan(lite_net *ln, const char *name, const LiteLayout *layout) {
     const megcc_model *m = ln->model;
-    uint32_t cur = megcc_network_plan(ln->net), p, i, j;
+    uint32_t cur = megcc_network_plan(ln->net), p, i, j, k;
     int fallback = -1;
     for (p = 0; p < megcc_model_num_plans(m); p++) {
         int has = 0, others_same = 1;
@@ -494,9 +494,12 @@ static int find_plan(lite_net *ln, const char *name, const LiteLayout *layout) {
                 megcc_model_plan_input_info(m, cur, j, &now);
                 if (mgc_streq(now.name, info.name)) break;
             }
-            if (j == megcc_model_plan_num_inputs(m, cur) || now.ndim != info.ndim ||
-                memcmp(now.dims, info.dims, sizeof now.dims) != 0)
+            if (j == megcc_model_plan_num_inputs(m, cur) || now.ndim != info.ndim) {
                 others_same = 0;
+                continue;
+            }
+            for (k = 0; k < info.ndim; k++)
+                if (now.dims[k] != info.dims[k]) others_same = 0;
         }
         if (has && others_same) return (int)p;
         if (has && fallback < 0) fallback = (int)p;

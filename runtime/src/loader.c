@@ -248,7 +248,7 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
     if (b->size < MGC_HEADER_SIZE)
         return mgc_fail_global(MEGCC_ERR_BAD_SIZE, "truncated: %z bytes, the header alone is 64",
                                (size_t)b->size);
-    if (memcmp(d, "MGCC", 4) != 0)
+    if (d[0] != 'M' || d[1] != 'G' || d[2] != 'C' || d[3] != 'C')
         return mgc_fail_global(MEGCC_ERR_BAD_MAGIC, "bad magic: not a megcc .tiny model");
     if (mgc_rd16(d + 4) != MEGCC_VERSION_MAJOR)
         return mgc_fail_global(MEGCC_ERR_BAD_VERSION,
@@ -313,7 +313,7 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
                                    const megcc_hooks *hooks, megcc_model **out) {
     blob_view b;
     megcc_model *m;
-    uint32_t n_plans, plans_off, pi;
+    uint32_t n_plans = 0, plans_off = 0, pi;
     megcc_status st;
     memset(&b, 0, sizeof b);
     b.d = data;

@@ -1,0 +1,479 @@
+"""Data-movement kernels: ops that only rearrange, select or convert elements.
+
+Most layout ops (Transpose, Slice, Expand, Tile, DepthToSpace, SpaceToDepth) are one
+*strided copy*: the output is written contiguously while the input is read at
+`offset + sum(index[d] * stride[d])`, with strides that may be zero (broadcast) or
+negative (reversed slices). Only the rank and the element size shape that loop, so one
+kernel (`strided_copy_r3_e4`) serves every 4-byte dtype and every such op. Concat, Split
+and Gather move whole contiguous blocks with memcpy; Pad and Cast have their own loops.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..ir import Graph, Op, c_type, itemsize, numpy_dtype
+from .base import Instr, Kernel, kernel_source, lowers, numel, strides_of
+from .elementwise import collapse
+from .views import copy_instr
+
+# Unsigned C type that moves one element of each size.
+UINT_OF_SIZE = {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}
+
+
+def norm_axis(axis: int, rank: int, op: Op, graph: Graph) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise graph.error(f"axis {axis} is out of range for rank {rank}", op)
+    return axis + rank if axis < 0 else axis
+
+
+def const_input(op: Op, graph: Graph, index: int, what: str):
+    """The value of an optional compile-time input, or None when it is omitted."""
+    if len(op.inputs) <= index or not op.inputs[index]:
+        return None
+    t = graph.tensors[op.inputs[index]]
+    if not t.is_const:
+        raise graph.error(f"{what} must be a constant", op)
+    return np.asarray(t.data)
+
+
+# --- strided copy ---------------------------------------------------------------------
+
+def strided_copy_instr(src: str, dst: str, graph: Graph, out_dims: Sequence[int],
+                       in_strides: Sequence[int], offset: int = 0, note: str = "") -> Instr:
+    """dst (contiguous, shape out_dims) [i] = src[offset + sum(i[d] * in_strides[d])]."""
+    esize = itemsize(graph.tensors[src].dtype)
+    dims, (strides,) = collapse(list(out_dims), [list(in_strides)])
+    rank = len(dims)
+    ct = UINT_OF_SIZE[esize]
+    name = f"strided_copy_r{rank}_e{esize}"
+    # The innermost dimension is a memcpy when unit-stride, a gather loop otherwise; the
+    # outer ones advance an odometer so each row costs O(1) index work.
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t *dims = p, *st = p + {rank};
+    const int32_t n = dims[{rank - 1}], s = st[{rank - 1}];
+    int32_t idx[{rank}] = {{0}};
+    int64_t off = p[{2 * rank}], rows = 1, r;
+    int32_t d, j;
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (r = 0; r < rows; ++r, y += n) {{
+        const {ct} *row = x + off;
+        if (s == 1) memcpy(y, row, sizeof({ct}) * (size_t)n);
+        else for (j = 0; j < n; ++j) y[j] = row[(int64_t)j * s];
+        for (d = {rank - 2}; d >= 0; --d) {{
+            off += st[d];
+            if (++idx[d] < dims[d]) break;
+            off -= (int64_t)dims[d] * st[d];
+            idx[d] = 0;
+        }}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    return Instr(kernel, [src], [dst], list(dims) + list(strides) + [int(offset)], note=note)
+
+
+@lowers("Transpose")
+def lower_transpose(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    perm = [int(a) for a in op.attrs.get("perm", list(range(rank))[::-1])]
+    st = strides_of(x.shape)
+    out_dims = [x.shape[a] for a in perm]
+    return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, out_dims,
+                               [st[a] for a in perm], note=f"perm={perm}")]
+
+
+def _slice_params(op: Op, graph: Graph):
+    """(starts, ends, axes, steps) from attributes (opset < 10) or constant inputs."""
+    if graph.opset < 10:
+        starts, ends = op.attrs["starts"], op.attrs["ends"]
+        axes = op.attrs.get("axes", list(range(len(starts))))
+        return list(starts), list(ends), list(axes), [1] * len(starts)
+    starts = const_input(op, graph, 1, "Slice starts")
+    ends = const_input(op, graph, 2, "Slice ends")
+    axes = const_input(op, graph, 3, "Slice axes")
+    steps = const_input(op, graph, 4, "Slice steps")
+    n = len(starts)
+    axes = list(range(n)) if axes is None else axes.tolist()
+    steps = [1] * n if steps is None else steps.tolist()
+    return starts.tolist(), ends.tolist(), axes, steps
+
+
+@lowers("Slice")
+def lower_slice(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    st = strides_of(x.shape)
+    starts, ends, axes, steps = _slice_params(op, graph)
+    begin, step = [0] * rank, [1] * rank
+    out_dims = list(x.shape)
+    for s, e, a, k in zip(starts, ends, axes, steps):
+        a = norm_axis(int(a), rank, op, graph)
+        if k == 0:
+            raise graph.error("Slice step must not be 0", op)
+        # Python's slice clamping is exactly ONNX's (including negative steps).
+        b, stop, k = slice(int(s), int(e), int(k)).indices(x.shape[a])
+        begin[a], step[a], out_dims[a] = b, k, len(range(b, stop, k))
+    offset = sum(b * s for b, s in zip(begin, st))
+    if any(d == 0 for d in out_dims):
+        offset = 0  # nothing is read; keep the offset in bounds
+    return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, out_dims,
+                               [s * k for s, k in zip(st, step)], offset)]
+
+
+@lowers("Expand")
+def lower_expand(op: Op, graph: Graph):
+    from .elementwise import broadcast_strides
+
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, y.shape,
+                               broadcast_strides(x.shape, y.shape))]
+
+
+@lowers("Tile")
+def lower_tile(op: Op, graph: Graph):
+    # Output axis a of extent r*n is the pair (repeat, i) in row-major order: read the
+    # input with stride 0 over the repeat and the normal stride over i.
+    x = graph.tensors[op.inputs[0]]
+    repeats = const_input(op, graph, 1, "Tile repeats")
+    if repeats is None:
+        raise graph.error("Tile needs its repeats input", op)
+    dims, strides = [], []
+    for n, s, r in zip(x.shape, strides_of(x.shape), repeats.tolist()):
+        dims += [int(r), n]
+        strides += [0, s]
+    return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, dims, strides)]
+
+
+def _space_depth_view(op: Op, graph: Graph):
+    """DepthToSpace / SpaceToDepth as (input 6-D view shape, permutation)."""
+    x = graph.tensors[op.inputs[0]]
+    if len(x.shape) != 4:
+        raise graph.error(f"input must be 4-D (NCHW), got rank {len(x.shape)}", op)
+    n, c, h, w = x.shape
+    b = int(op.attrs["blocksize"])
+    if op.type == "SpaceToDepth":
+        return [n, c, h // b, b, w // b, b], [0, 3, 5, 1, 2, 4]
+    mode = op.attrs.get("mode", "DCR")
+    if mode == "DCR":
+        return [n, b, b, c // (b * b), h, w], [0, 3, 4, 1, 5, 2]
+    if mode == "CRD":
+        return [n, c // (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]
+    raise graph.error(f"mode '{mode}' is not supported (DCR and CRD are)", op)
+
+
+@lowers("DepthToSpace", "SpaceToDepth")
+def lower_space_depth(op: Op, graph: Graph):
+    shape, perm = _space_depth_view(op, graph)
+    st = strides_of(shape)
+    return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, [shape[a] for a in perm],
+                               [st[a] for a in perm], note=f"6-D transpose {perm}")]
+
+
+# --- block copies: Concat, Split, Gather -------------------------------------------------
+
+def _outer_inner(shape: Sequence[int], axis: int):
+    return numel(shape[:axis]), numel(shape[axis + 1:])
+
+
+@lowers("Concat")
+def lower_concat(op: Op, graph: Graph):
+    y = graph.tensors[op.outputs[0]]
+    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
+    esize = itemsize(y.dtype)
+    outer, inner = _outer_inner(y.shape, axis)
+    inputs = [i for i in op.inputs if i]
+    # Each outer index copies one contiguous block from every input, back to back.
+    blocks = [graph.tensors[i].shape[axis] * inner * esize for i in inputs]
+    name = "concat_bytes"
+    body = """    uint8_t *y = (uint8_t *)out_ptrs[0];
+    const int32_t n_in = p[0], outer = p[1];
+    int32_t o, k;
+    for (o = 0; o < outer; ++o)
+        for (k = 0; k < n_in; ++k) {
+            const int64_t blk = p[2 + k];
+            memcpy(y, (const uint8_t *)in_ptrs[k] + o * blk, (size_t)blk);
+            y += blk;
+        }
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    return [Instr(kernel, inputs, [op.outputs[0]], [len(inputs), outer] + blocks,
+                  note=f"axis={axis}, {len(inputs)} inputs")]
+
+
+@lowers("Split")
+def lower_split(op: Op, graph: Graph):
+    # The output shapes (from shape inference) already encode every Split form: the
+    # 'split' attribute, the 'split' input, num_outputs, or equal parts.
+    x = graph.tensors[op.inputs[0]]
+    axis = norm_axis(int(op.attrs.get("axis", 0)), len(x.shape), op, graph)
+    if any(not o for o in op.outputs):
+        raise graph.error("omitted Split outputs are not supported", op)
+    esize = itemsize(x.dtype)
+    outer, inner = _outer_inner(x.shape, axis)
+    blocks = [graph.tensors[o].shape[axis] * inner * esize for o in op.outputs]
+    name = "split_bytes"
+    body = """    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    const int32_t n_out = p[0], outer = p[1];
+    int32_t o, k;
+    for (o = 0; o < outer; ++o)
+        for (k = 0; k < n_out; ++k) {
+            const int64_t blk = p[2 + k];
+            memcpy((uint8_t *)out_ptrs[k] + o * blk, x, (size_t)blk);
+            x += blk;
+        }
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    return [Instr(kernel, [op.inputs[0]], list(op.outputs), [len(op.outputs), outer] + blocks,
+                  note=f"axis={axis}, {len(op.outputs)} outputs")]
+
+
+@lowers("Gather")
+def lower_gather(op: Op, graph: Graph):
+    x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    axis = norm_axis(int(op.attrs.get("axis", 0)), len(x.shape), op, graph)
+    if ind.dtype not in ("int32", "int64"):
+        raise graph.error(f"indices of dtype {ind.dtype} are not supported (int32, int64 are)",
+                          op)
+    if ind.is_const:
+        bad = (ind.data < -x.shape[axis]) | (ind.data >= x.shape[axis])
+        if bad.any():
+            raise graph.error(f"index {int(ind.data[bad].flat[0])} is out of range for axis "
+                              f"of size {x.shape[axis]}", op)
+    outer, inner = _outer_inner(x.shape, axis)
+    it = c_type(ind.dtype)
+    name = f"gather_{ind.dtype}_bytes"
+    # Indices may be runtime values: negative ones count from the end, out-of-range
+    # ones make the kernel fail instead of reading outside the tensor.
+    body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    const {it} *ind = (const {it} *)in_ptrs[1];
+    uint8_t *y = (uint8_t *)out_ptrs[0];
+    const int32_t outer = p[0], axis_n = p[1], n_ind = p[2];
+    const int64_t blk = p[3];
+    int32_t o, k;
+    for (o = 0; o < outer; ++o, x += axis_n * blk)
+        for (k = 0; k < n_ind; ++k, y += blk) {{
+            int64_t i = (int64_t)ind[k];
+            if (i < 0) i += axis_n;
+            if (i < 0 || i >= axis_n) return -1;
+            memcpy(y, x + i * blk, (size_t)blk);
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    params = [outer, x.shape[axis], ind.numel, inner * itemsize(x.dtype)]
+    return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
+                  note=f"axis={axis}")]
+
+
+# --- Pad ------------------------------------------------------------------------------
+
+# Where output position o (o - pad_begin in input coordinates) reads from, per mode;
+# constant mode has no mapping (outside positions take the value).
+PAD_MAP = {
+    "reflect": "i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i)",
+    "edge": "i < 0 ? 0 : (i >= n ? n - 1 : i)",
+    "wrap": "((i % n) + n) % n",
+}
+
+
+def _pad_amounts(op: Op, graph: Graph, rank: int):
+    """(pads [2*rank], mode, constant value) for every Pad opset form."""
+    mode = op.attrs.get("mode", "constant")
+    if graph.opset < 11:
+        pads, value = list(op.attrs.get("pads", op.attrs.get("paddings"))), \
+            float(op.attrs.get("value", 0.0))
+        return pads, mode, value
+    pads = const_input(op, graph, 1, "Pad pads").tolist()
+    value = const_input(op, graph, 2, "Pad constant_value")
+    value = 0 if value is None or value.size == 0 else value.reshape(-1)[0]
+    axes = const_input(op, graph, 3, "Pad axes")
+    if axes is not None:  # opset 18: pads only for the listed axes
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes.tolist()):
+            a = norm_axis(int(a), rank, op, graph)
+            full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+        pads = full
+    return pads, mode, value
+
+
+@lowers("Pad")
+def lower_pad(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    rank = len(x.shape)
+    pads, mode, value = _pad_amounts(op, graph, rank)
+    if mode != "constant" and mode not in PAD_MAP:
+        raise graph.error(f"mode '{mode}' is not supported (constant, reflect, edge, wrap "
+                          "are)", op)
+    begin = [int(v) for v in pads[:rank]]
+    in_dims, out_dims = list(x.shape), list(y.shape)
+    for d in range(rank):
+        if out_dims[d] == in_dims[d] and begin[d] == 0:
+            continue
+        if mode != "constant" and in_dims[d] == 0:
+            raise graph.error(f"{mode} padding of an empty axis {d}", op)
+        if mode == "reflect" and max(begin[d], out_dims[d] - in_dims[d] - begin[d]) \
+                >= max(in_dims[d], 2):
+            raise graph.error(f"reflect padding of axis {d} must be smaller than its size "
+                              f"{in_dims[d]}", op)
+    # Merge neighbouring axes that are not padded: fewer, longer rows.
+    dims = [[in_dims[0], out_dims[0], begin[0]]] if rank else [[1, 1, 0]]
+    for d in range(1, rank):
+        prev = dims[-1]
+        if prev[0] == prev[1] and prev[2] == 0 and in_dims[d] == out_dims[d] and begin[d] == 0:
+            prev[0] *= in_dims[d]
+            prev[1] *= in_dims[d]
+        else:
+            dims.append([in_dims[d], out_dims[d], begin[d]])
+    r = len(dims)
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    name = f"pad_{mode}_r{r}_e{esize}"
+    if mode == "constant":
+        # The value, as bytes of the tensor's dtype, rides in two params.
+        raw = np.zeros(8, np.uint8)
+        raw[:esize] = np.frombuffer(np.asarray(value).astype(numpy_dtype(x.dtype)).tobytes(),
+                                    np.uint8)
+        value_params = np.frombuffer(raw.tobytes(), "<i4").tolist()
+        outside_row = "if (src < 0) { for (j = 0; j < on; ++j) y[j] = v; continue; }"
+        fill_left = "for (j = 0; j < lo; ++j) y[j] = v;"
+        fill_right = "for (j = hi; j < on; ++j) y[j] = v;"
+        map_outer = ("if (i < 0 || i >= n) { src = -1; break; }")
+    else:
+        value_params = [0, 0]
+        outside_row = ""
+        pm = PAD_MAP[mode]
+        fill_left = f"for (j = 0; j < lo; ++j) {{ const int32_t i = j - pb, n = in_n; " \
+                    f"y[j] = row[{pm}]; }}"
+        fill_right = f"for (j = hi; j < on; ++j) {{ const int32_t i = j - pb, n = in_n; " \
+                     f"y[j] = row[{pm}]; }}"
+        map_outer = f"i = {pm};"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t *in_d = p, *out_d = p + {r}, *beg = p + {2 * r};
+    const int32_t in_n = in_d[{r - 1}], on = out_d[{r - 1}], pb = beg[{r - 1}];
+    /* output columns [lo, hi) come straight from the input row */
+    const int32_t lo = pb < 0 ? 0 : (pb > on ? on : pb);
+    const int32_t hi = pb + in_n > on ? on : (pb + in_n < lo ? lo : pb + in_n);
+    int32_t idx[{r}] = {{0}};
+    int64_t rows = 1, q;
+    int32_t d, j;
+    {ct} v;
+    memcpy(&v, p + {3 * r}, sizeof v);
+    (void)v;
+    for (d = 0; d < {r - 1}; ++d) rows *= out_d[d];
+    for (q = 0; q < rows; ++q, y += on) {{
+        int64_t src = 0;
+        const {ct} *row;
+        for (d = {r - 2}; q > 0 && d >= 0; --d) {{  /* advance to this output row */
+            if (++idx[d] < out_d[d]) break;
+            idx[d] = 0;
+        }}
+        for (d = 0; d < {r - 1}; ++d) {{
+            int32_t i = idx[d] - beg[d];
+            const int32_t n = in_d[d];
+            {map_outer}
+            src = src * n + i;
+        }}
+        {outside_row}
+        row = x + src * in_n;
+        {fill_left}
+        if (hi > lo) memcpy(y + lo, row + (lo - pb), sizeof({ct}) * (size_t)(hi - lo));
+        {fill_right}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    params = [d[0] for d in dims] + [d[1] for d in dims] + [d[2] for d in dims] + value_params
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=f"pads={pads}")]
+
+
+# --- Cast -------------------------------------------------------------------------------
+
+F16_HELPERS = ("cast_f16", r"""
+/* IEEE binary16 <-> binary32 in portable C; float -> half rounds to nearest even. */
+static float megcc_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {  /* subnormal: normalise into a binary32 normal */
+            exp = 113;
+            while (!(mant & 0x400u)) { mant <<= 1; --exp; }
+            bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+static uint16_t megcc_f32_to_f16(float f) {
+    uint32_t x, mant, half, rem, sign;
+    int32_t exp;
+    memcpy(&x, &f, sizeof x);
+    sign = (x >> 16) & 0x8000u;
+    mant = x & 0x7fffffu;
+    exp = (int32_t)((x >> 23) & 0xffu);
+    if (exp == 255) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0u));
+    exp = exp - 127 + 15;
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (exp <= 0) {  /* half subnormal (or zero) */
+        uint32_t shift, halfway;
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000u;
+        shift = (uint32_t)(14 - exp);
+        half = mant >> shift;
+        rem = mant & ((1u << shift) - 1u);
+        halfway = 1u << (shift - 1u);
+        if (rem > halfway || (rem == halfway && (half & 1u))) ++half;
+        return (uint16_t)(sign | half);
+    }
+    half = ((uint32_t)exp << 10) | (mant >> 13);
+    rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;  /* carry may reach inf */
+    return (uint16_t)(sign | half);
+}
+""")
+
+CASTABLE = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8",
+            "uint16", "uint32", "uint64", "bool")
+FLOATS = ("float32", "float64")
+
+
+def cast_expr(src: str, dst: str, v: str) -> str:
+    """C expression converting value `v` of dtype src to dtype dst."""
+    if src == "float16":
+        if dst == "bool":
+            return f"(uint8_t)(({v} & 0x7fffu) != 0)"
+        return cast_expr("float32", dst, f"megcc_f16_to_f32({v})")
+    if dst == "float16":
+        return f"megcc_f32_to_f16((float)({v}))"
+    if dst == "bool" or src == "bool":
+        return f"({c_type(dst)})({v} != 0)"
+    if src in FLOATS and dst.startswith("uint") and dst != "uint64":
+        return f"({c_type(dst)})(int64_t)({v})"  # wrap like NumPy instead of C's UB
+    return f"({c_type(dst)})({v})"
+
+
+@lowers("Cast", "CastLike")
+def lower_cast(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    for dt in (x.dtype, y.dtype):
+        if dt not in CASTABLE:
+            raise graph.error(f"Cast of {dt} is not supported", op)
+    if x.dtype == y.dtype:
+        return [copy_instr(op.inputs[0], op.outputs[0], graph)]
+    name = f"cast_{x.dtype}_to_{y.dtype}"
+    body = f"""    const {c_type(x.dtype)} *x = (const {c_type(x.dtype)} *)in_ptrs[0];
+    {c_type(y.dtype)} *y = ({c_type(y.dtype)} *)out_ptrs[0];
+    int32_t i;
+    for (i = 0; i < p[0]; ++i) y[i] = {cast_expr(x.dtype, y.dtype, "x[i]")};
+"""
+    helpers = (F16_HELPERS,) if "float16" in (x.dtype, y.dtype) else ()
+    kernel = Kernel(name, kernel_source(name, body), helpers)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [x.numel])]

@@ -61,19 +61,40 @@ def _publish(tmp_dir: str, final_dir: str) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def _runtime_library(cc: str, cflags: List[str]) -> str:
+    """The runtime + runner objects as one static library, built once per source hash."""
+    sources = runtime_sources() + [os.path.join(RUNTIME_DIR, "tools", "megcc_runner.c")]
+    headers = sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "**", "*.h"), recursive=True)
+                     + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
+    contents = []
+    for p in sources + headers:
+        with open(p, "rb") as f:
+            contents.append(os.path.relpath(p, RUNTIME_DIR).encode() + b"\0" + f.read())
+    final = os.path.join(cache_dir(), "runtime", _digest(cc, cflags, *contents))
+    lib = os.path.join(final, "libmegcc_runner.a")
+    if os.path.exists(lib):
+        return lib
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
+    objects = []
+    for src in sources:
+        obj = os.path.join(tmp, os.path.basename(src)[:-2] + ".o")
+        _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c", src, "-o", obj],
+             "building the runtime")
+        objects.append(obj)
+    _run(["ar", "rcs", os.path.join(tmp, "libmegcc_runner.a"), *objects], "archiving the runtime")
+    _publish(tmp, final)
+    return lib
+
+
 def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
                  cflags: Optional[Sequence[str]] = None) -> str:
     """Path of a megcc_runner executable linking the given kernels.c (built if needed)."""
     cflags = list(DEFAULT_CFLAGS if cflags is None else cflags)
-    runner_src = os.path.join(RUNTIME_DIR, "tools", "megcc_runner.c")
-    sources = runtime_sources() + [runner_src]
-    headers = sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "**", "*.h"), recursive=True)
-                     + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
+    lib = _runtime_library(cc, cflags)
     with open(kernels_c, "rb") as f:
         kernels_bytes = f.read()
-    key = _digest(cc, cflags, kernels_bytes,
-                  *[open(p, "rb").read() for p in sources + headers])
-    final = os.path.join(cache_dir(), "runners", key)
+    final = os.path.join(cache_dir(), "runners", _digest(lib, kernels_bytes))
     exe = os.path.join(final, "megcc_runner")
     if os.path.exists(exe):
         return exe
@@ -81,7 +102,7 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
     tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
     shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
     _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o",
-          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), *sources, "-lm"],
+          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), lib, "-lm"],
          "building the runner")
     _publish(tmp, final)
     return exe
@@ -93,16 +114,18 @@ def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: in
     with open(blob_path, "rb") as f:
         info = read_model(f.read())
     p = info["plans"][plan]
+    in_descs = [p["tensors"][i] for i in p["inputs"]]
+    out_descs = [p["tensors"][i] for i in p["outputs"]]
     with tempfile.TemporaryDirectory(prefix="megcc-run-") as tmp:
         in_dir, out_dir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
         os.makedirs(in_dir)
         os.makedirs(out_dir)
-        if len(inputs) != len(p["inputs"]):
-            raise CompileError(f"the model takes {len(p['inputs'])} inputs, got {len(inputs)}",
+        if len(inputs) != len(in_descs):
+            raise CompileError(f"the model takes {len(in_descs)} inputs, got {len(inputs)}",
                                blob_path)
-        for i, (arr, desc) in enumerate(zip(inputs, p["inputs"])):
+        for i, (arr, desc) in enumerate(zip(inputs, in_descs)):
             want = numpy_dtype(desc["dtype"]).newbyteorder("<")
-            arr = np.ascontiguousarray(np.asarray(arr).astype(want, copy=False))
+            arr = np.array(arr, dtype=want, order="C")  # (ascontiguousarray makes 0-d 1-d)
             if tuple(arr.shape) != tuple(desc["shape"]):
                 raise CompileError(f"input '{desc['name']}' must have shape "
                                    f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
@@ -114,7 +137,7 @@ def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: in
                                f"{proc.stderr.decode(errors='replace').strip()}")
         run_blob.last_stdout = proc.stdout.decode(errors="replace")
         outs = []
-        for i, desc in enumerate(p["outputs"]):
+        for i, desc in enumerate(out_descs):
             dt = numpy_dtype(desc["dtype"]).newbyteorder("<")
             data = np.fromfile(os.path.join(out_dir, f"output_{i}.bin"), dtype=dt)
             outs.append(data.reshape(desc["shape"]).astype(dt.newbyteorder("=")))

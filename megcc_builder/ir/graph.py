@@ -100,7 +100,7 @@ class Graph:
         return t
 
     def add_const(self, name: str, value: np.ndarray, dtype: Optional[str] = None) -> Tensor:
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         from .dtypes import dtype_of_numpy
 
         dt = dtype or dtype_of_numpy(value.dtype)

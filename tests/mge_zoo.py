@@ -295,6 +295,9 @@ class OpZoo(M.Module):
         logits = logits - F.broadcast_to(F.expand_dims(gathered, 1), (n, 6)) * 0.5
         probs = F.softmax(logits, axis=1)
         which = (probs > 0.1).astype("float16").astype("float32") + probs  # exact in fp16
+        # where / isnan / logical ops lower to SWITCH_GT0, EQ, NOT, AND, OR + TypeCvt
+        inside = (logits > -1.0) & (logits < 1.0) | F.isnan(logits) | (logits == 0.5)
+        logits = F.where(inside, logits * 2, logits - 1) + (logits != 0.25).astype("float32")
         return F.concat([which, logits], axis=1)
 
 

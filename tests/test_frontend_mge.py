@@ -37,9 +37,15 @@ def zoo_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("mge_zoo"))
 
 
-def dumped(zoo_dir, name, optimized):
-    path = os.path.join(zoo_dir, f"{name}_{'opt' if optimized else 'plain'}.mge")
-    return mge_zoo.dump_model(name, path, optimized, input_shape=SHAPES[name])
+# How the model is dumped: plain graph; optimize_for_inference (BN folded, elemwise
+# fused); and the same plus conv+bias+nonlinearity fusion into ConvBias.
+DUMP_MODES = {"plain": (False, False), "optimized": (True, False), "fused": (True, True)}
+
+
+def dumped(zoo_dir, name, mode):
+    optimized, fuse = DUMP_MODES[mode]
+    path = os.path.join(zoo_dir, f"{name}_{mode}.mge")
+    return mge_zoo.dump_model(name, path, optimized, input_shape=SHAPES[name], fuse_conv_bias=fuse)
 
 
 def run_onnx(graph, feeds):
@@ -65,29 +71,29 @@ def check_against_megengine(path, shape, input_shapes=None, seed=0):
 
 
 # --------------------------------------------------------------- zoo vs MegEngine
-@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "optimized"])
+@pytest.mark.parametrize("mode", DUMP_MODES)
 @pytest.mark.parametrize("name", mge_zoo.MODELS)
-def test_zoo_matches_megengine(zoo_dir, name, optimized):
-    path = dumped(zoo_dir, name, optimized)
+def test_zoo_matches_megengine(zoo_dir, name, mode):
+    path = dumped(zoo_dir, name, mode)
     graph, err = check_against_megengine(path, SHAPES[name])
     # The IR speaks ONNX only: no MegEngine opr name may leak through.
     assert not {op.type for op in graph.ops} & MEGENGINE_ONLY
     assert graph.inputs == ["data"] and graph.tensor("data").shape == SHAPES[name]
-    print(f"{name} {'optimized' if optimized else 'plain'}: max rel err {err:.2e}")
+    print(f"{name} {mode}: max rel err {err:.2e}")
 
 
 def test_input_shapes_override_reinfers_shape_subgraphs(zoo_dir):
     # ShuffleNet's channel shuffle computes reshape targets from GetVarShape, so a
     # new input shape must flow through the shape sub-graphs, not the traced one.
-    path = dumped(zoo_dir, "shufflenet_v2", False)
+    path = dumped(zoo_dir, "shufflenet_v2", "plain")
     graph, _ = check_against_megengine(path, (2, 3, 96, 96), {"data": (2, 3, 96, 96)})
     assert graph.tensor("data").shape == (2, 3, 96, 96)
     assert graph.tensor(graph.outputs[0]).shape == (2, 1000)
 
 
-def test_optimized_dump_fuses_bn_into_conv(zoo_dir):
-    plain = load_mge(dumped(zoo_dir, "resnet18", False))
-    opt = load_mge(dumped(zoo_dir, "resnet18", True))
+def test_fused_dump_folds_bn_into_conv(zoo_dir):
+    plain = load_mge(dumped(zoo_dir, "resnet18", "plain"))
+    opt = load_mge(dumped(zoo_dir, "resnet18", "fused"))
     assert sum(op.type == "BatchNormalization" for op in plain.ops) == 20
     assert not any(op.type == "BatchNormalization" for op in opt.ops)
     convs = [op for op in opt.ops if op.type == "Conv"]
@@ -106,7 +112,7 @@ def test_optimized_dump_fuses_bn_into_conv(zoo_dir):
 
 
 def test_group_conv_weight_is_onnx_layout(zoo_dir):
-    graph = load_mge(dumped(zoo_dir, "mobilenet_v1", False))
+    graph = load_mge(dumped(zoo_dir, "mobilenet_v1", "plain"))
     depthwise = [op for op in graph.ops if op.type == "Conv" and op.attrs["group"] > 1]
     assert len(depthwise) == 13
     for op in depthwise:

@@ -40,6 +40,24 @@ class MemoryPlan:
     buffers: List[Buffer]
 
 
+def _place(ordered: List[Buffer]) -> Dict[str, int]:
+    """First fit: each buffer at the lowest offset clear of time-overlapping placed ones."""
+    placed: List[Tuple[int, Buffer]] = []
+    offsets: Dict[str, int] = {}
+    for buf in ordered:
+        overlapping = sorted(((off, p) for off, p in placed
+                              if p.first <= buf.last and buf.first <= p.last),
+                             key=lambda item: item[0])
+        offset = 0
+        for off, p in overlapping:
+            if offset + buf.size <= off:
+                break
+            offset = max(offset, off + p.size)
+        offsets[buf.name] = offset
+        placed.append((offset, buf))
+    return offsets
+
+
 def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]], bool]],
                 sizes: Dict[str, int], graph_inputs: List[str], graph_outputs: List[str]
                 ) -> MemoryPlan:
@@ -97,17 +115,23 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
         if buf.first == -1 and buf.last < 0:
             buf.last = 0
 
-    placed: List[Buffer] = []
-    for buf in sorted(buffers.values(), key=lambda b: (-b.size, b.first, b.name)):
-        overlapping = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last),
-                             key=lambda p: p.offset)
-        offset = 0
-        for p in overlapping:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, p.offset + p.size)
-        buf.offset = offset
-        placed.append(buf)
+    # Greedy placement is a heuristic; a few orders cost little at compile time and the
+    # smallest arena wins (ties keep the first order, so the result is deterministic).
+    orders = [
+        lambda b: (-b.size, b.first, b.name),                       # greedy by size
+        lambda b: (-(b.last - b.first), -b.size, b.name),           # longest-lived first
+        lambda b: (-b.size * (b.last - b.first + 1), b.name),       # largest area first
+        lambda b: (b.first, -b.size, b.name),                       # in execution order
+    ]
+    best = None
+    for key in orders:
+        offsets = _place(sorted(buffers.values(), key=key))
+        size = max((offsets[b.name] + b.size for b in buffers.values()), default=0)
+        if best is None or size < best[0]:
+            best = (size, offsets)
+    for buf in buffers.values():
+        buf.offset = best[1][buf.name]
+    placed = list(buffers.values())
 
     arena = max((b.offset + b.size for b in placed), default=0)
     lower = 0

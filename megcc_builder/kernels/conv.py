@@ -115,48 +115,54 @@ def lower_conv(op: Op, graph: Graph):
     pointwise = kh == kw == 1 and sh == sw == 1 and pads == [0, 0, 0, 0]
     cg, ocg = c // group, oc // group
     kdim = cg * kh * kw
+    spatial = oh * ow
     if pointwise:
         name = f"conv2d_1x1_gemm_f32{bias_tag}{activation_tag(act)}"
-        cols = "const float *cols = xg;"
+        block = spatial
         workspace = 0
         note = "1x1 stride 1: the input already is the GEMM operand"
+        panel = "const float *cols = xg + s0; const int32_t ldb = S;"
     else:
         name = f"conv2d_im2col_{geo}_f32{bias_tag}{activation_tag(act)}"
-        cols = """float *cols = (float *)workspace;
-            megcc_im2col_{geo}(xg, cols, CG, H, W, OH, OW, PT, PL);""".replace("{geo}", geo)
-        workspace = kdim * oh * ow * 4
-        note = "im2col into the workspace, then blocked GEMM"
-    im2col = "" if pointwise else f"""static void megcc_im2col_{geo}(const float *x, float *cols, int32_t C, int32_t H,
-        int32_t W, int32_t OH, int32_t OW, int32_t PT, int32_t PL) {{
-    int32_t c, ky, kx, oy, ox;
+        # im2col one block of output positions at a time: the panel stays in cache and the
+        # workspace stays small (about 256 KiB) whatever the layer size.
+        block = max(16, min(spatial, (64 * 1024) // kdim // 16 * 16 or 16))
+        block = min(block, spatial)
+        workspace = kdim * block * 4
+        note = f"im2col in blocks of {block} output positions, then blocked GEMM"
+        panel = (f"float *cols = (float *)workspace; const int32_t ldb = nb;\n"
+                 f"                megcc_im2col_{geo}(xg, cols, CG, H, W, OW, PT, PL, s0, nb);")
+    im2col = "" if pointwise else f"""static inline void megcc_im2col_{geo}(const float *x, float *cols, int32_t C,
+        int32_t H, int32_t W, int32_t OW, int32_t PT, int32_t PL, int32_t s0, int32_t nb) {{
+    int32_t c, ky, kx, s;
     for (c = 0; c < C; ++c)
         for (ky = 0; ky < {kh}; ++ky)
             for (kx = 0; kx < {kw}; ++kx) {{
-                float *row = cols + (((int64_t)c * {kh} + ky) * {kw} + kx) * OH * OW;
-                for (oy = 0; oy < OH; ++oy) {{
+                float *r = cols + (((int64_t)c * {kh} + ky) * {kw} + kx) * nb;
+                const float *xc = x + (int64_t)c * H * W;
+                int32_t oy = s0 / OW, ox = s0 % OW;
+                for (s = 0; s < nb; ++s) {{
                     const int32_t iy = oy * {sh} - PT + ky * {dh};
-                    float *r = row + (int64_t)oy * OW;
-                    if (iy < 0 || iy >= H) {{
-                        memset(r, 0, sizeof(float) * (size_t)OW);
-                        continue;
-                    }}
-                    for (ox = 0; ox < OW; ++ox) {{
-                        const int32_t ix = ox * {sw} - PL + kx * {dw};
-                        r[ox] = (ix >= 0 && ix < W) ? x[((int64_t)c * H + iy) * W + ix] : 0.0f;
-                    }}
+                    const int32_t ix = ox * {sw} - PL + kx * {dw};
+                    r[s] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[(int64_t)iy * W + ix] : 0.0f;
+                    if (++ox == OW) {{ ox = 0; ++oy; }}
                 }}
             }}
 }}
 """
-    body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW;
-    int32_t b, g, o, s;
+    params.append(block)
+    body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW, NBLK = p[10];
+    int32_t b, g, o, s, s0;
     (void)SH; (void)SW; (void)DH; (void)DW; (void)PT; (void)PL;
     for (b = 0; b < N; ++b)
         for (g = 0; g < G; ++g) {{
             const float *xg = x + ((int64_t)b * C + (int64_t)g * CG) * H * W;
             float *yg = y + ((int64_t)b * OC + (int64_t)g * OCG) * S;
-            {cols}
-            megcc_gemm_nn(OCG, S, K, w + (int64_t)g * OCG * K, K, 1, cols, S, yg, S, 0);
+            for (s0 = 0; s0 < S; s0 += NBLK) {{
+                const int32_t nb = S - s0 < NBLK ? S - s0 : NBLK;
+                {panel}
+                megcc_gemm_nn(OCG, nb, K, w + (int64_t)g * OCG * K, K, 1, cols, ldb, yg + s0, S, 0);
+            }}
             for (o = g * OCG; o < (g + 1) * OCG; ++o) {{
                 float *yo = y + ((int64_t)b * OC + o) * S;
                 const float bo = {bias_val};
@@ -170,4 +176,4 @@ def lower_conv(op: Op, graph: Graph):
     helpers = ("math", "gemm") + ((() if pointwise else ((f"im2col_{geo}", im2col),)))
     kernel = Kernel(name, kernel_source(name, body), helpers)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
-                  note=note + f" (M={ocg}, N={oh * ow}, K={kdim}, groups={group})")]
+                  note=note + f" (M={ocg}, N={spatial}, K={kdim}, groups={group})")]

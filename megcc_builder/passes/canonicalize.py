@@ -51,8 +51,18 @@ def _clip_bounds(op: Op, graph: Graph) -> None:
     op.inputs = op.inputs[:1]
 
 
+def _drop_unused_outputs(op: Op, graph: Graph, used: set) -> None:
+    """Optional outputs nobody reads (Dropout's mask, BN's running stats) are not computed."""
+    for k in range(1, len(op.outputs)):
+        if op.outputs[k] and op.outputs[k] not in used:
+            op.outputs[k] = ""
+
+
 def canonicalize(graph: Graph) -> Graph:
+    used = {i for op in graph.ops for i in op.inputs if i} | set(graph.outputs)
     for op in graph.ops:
+        if op.type in ("Dropout", "BatchNormalization", "MaxPool"):
+            _drop_unused_outputs(op, graph, used)
         if op.type in _SPATIAL_OPS:
             _explicit_pads(op, graph)
         elif op.type == "Clip":

@@ -276,6 +276,9 @@ class OpZoo(M.Module):
         a = a + F.floor_div(x * 4, 3.0) + F.pow(F.abs(x) + 0.5, 1.5) + F.clip(x, -0.5, 0.5)
         a = a + F.silu(x) + F.gelu(x) + F.sqrt(F.abs(x)) + F.square(x)
         a = a + (x * 3) % 1.3 + F.round(x * 3) + F.ceil(x) + F.sin(x) * F.cos(x)
+        a = a + F.nn.pad(a, ((0, 0), (0, 0), (1, 2), (0, 3)), constant_value=0.5)[:, :, 2:-1, 1:-2]
+        a = a - F.nn.pad(a, ((0, 0), (0, 0), (2, 1), (1, 1)), mode="reflect")[:, :, 1:-2, :-2]
+        a = a + F.nn.pad(a, ((0, 0), (0, 0), (0, 1), (2, 0)), mode="edge")[:, :, 1:, 1:-1]
         lo, hi = F.split(a, 2, axis=1)
         a = F.concat([hi, lo], axis=1) * 0.5 + a
         p1 = F.avg_pool2d(a, 3, 2, 1, mode="average")  # counts padding

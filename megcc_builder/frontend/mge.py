@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..ir import CompileError, Graph, Op, Tensor
-from ..ir.dtypes import dtype_of_numpy
+from ..ir.dtypes import dtype_of_numpy, numpy_dtype
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -106,7 +106,12 @@ class _Converter:
             convert = _CONVERTERS.get(opr.type)
             if convert is None:
                 raise self.error(f"unsupported MegEngine opr type '{opr.type}'")
-            convert(self, opr)
+            try:
+                convert(self, opr)
+            except CompileError:
+                raise
+            except Exception as e:  # a bug or an opr variant we did not foresee
+                raise self.error(f"internal error: {type(e).__name__}: {_first_line(e)}")
         self.opr = None
         self.g.outputs = [self.name(v) for v in self.net.output_vars]
         return self.g
@@ -275,8 +280,6 @@ _BINARY = {
 
 def _scalar(cv, base, like_name, value):
     """A (1,)-shaped constant of `like_name`'s dtype."""
-    from ..ir.dtypes import numpy_dtype
-
     return cv.const(base, np.array([value], numpy_dtype(cv.g.tensor(like_name).dtype)))
 
 
@@ -511,6 +514,58 @@ def _softmax(cv: _Converter, opr) -> None:
     axis = _probe_softmax_axis(cv, opr)
     out = cv.out(opr.outputs[0])
     cv.emit("Softmax", [cv.name(opr.inputs[0])], [out], axis=axis)
+
+
+def _padding(cv: _Converter, opr) -> None:
+    """PaddingForward -> Pad.  MegEngine's Python API hides the offsets, value and
+    mode, so we recover them from two probes with distinct input values and keep
+    only an explanation that reproduces both probes exactly."""
+    x = cv.name(opr.inputs[0])
+    ishape, oshape = cv.shape(opr.inputs[0]), cv.shape(opr.outputs[0])
+    a = np.arange(1, int(np.prod(ishape)) + 1, dtype=np.float32).reshape(ishape)
+    b = a * 2 + 3
+    ya, yb = _probe(cv, opr, a), _probe(cv, opr, b)
+    for fronts in _front_offset_candidates(ishape, oshape):
+        inner = tuple(slice(f, f + d) for f, d in zip(fronts, ishape))
+        if not np.array_equal(ya[inner], a):
+            continue
+        widths = [(f, o - i - f) for f, i, o in zip(fronts, ishape, oshape)]
+        found = _padding_mode(ya, yb, a, b, widths)
+        if found is None:
+            continue
+        mode, value = found
+        pads = np.array([w[0] for w in widths] + [w[1] for w in widths], np.int64)
+        inputs = [x, cv.const("pads", pads)]
+        if mode == "constant":  # ONNX wants a scalar of the input's dtype
+            inputs.append(cv.const("pad_value", np.array(value, numpy_dtype(cv.dtype(opr.inputs[0])))))
+        cv.emit("Pad", inputs, [cv.out(opr.outputs[0])], mode=mode)
+        return
+    raise cv.error("cannot determine the padding offsets and mode")
+
+
+def _padding_mode(ya, yb, a, b, widths):
+    """(mode, value) for which np.pad reproduces both probes, else None."""
+    for mode in ("constant", "edge", "reflect"):
+        try:
+            if mode == "constant":
+                pad_mask = np.ones(ya.shape, bool)
+                pad_mask[tuple(slice(w[0], w[0] + d) for w, d in zip(widths, a.shape))] = False
+                value = float(ya[pad_mask][0]) if pad_mask.any() else 0.0
+                ea, eb = (np.pad(v, widths, constant_values=value) for v in (a, b))
+            else:
+                ea, eb = (np.pad(v, widths, mode=mode) for v in (a, b))
+        except ValueError:  # reflect needs dims > pad width
+            continue
+        if np.array_equal(ya, ea) and np.array_equal(yb, eb):
+            return mode, (value if mode == "constant" else None)
+    return None
+
+
+def _front_offset_candidates(ishape, oshape, limit=100000):
+    counts = [o - i + 1 for i, o in zip(ishape, oshape)]
+    if int(np.prod(counts)) > limit:
+        return []
+    return np.ndindex(*counts)
 
 
 # ====================================================================== convolution
@@ -940,7 +995,6 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "Host2DeviceCopy": _input,
     "ImmutableTensor": _constant,
     "SharedDeviceTensor": _constant,
-    "MultipleDeviceTensorHolder": _constant,
     "Identity": _alias,
     "MarkNoBroadcastElemwise": _alias,
     "MarkDynamicVar": _alias,
@@ -972,5 +1026,7 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "Dimshuffle": _dimshuffle,
     "AxisAddRemove": _axis_add_remove,
     "Subtensor": _subtensor,
+    "PaddingForward": _padding,
+    "Padding": _padding,
     "IndexingOneHot": _indexing_one_hot,
 }

@@ -197,7 +197,7 @@ case("pad_v19_wrap", "Pad", [rand(3, 4), Const(np.array([2, 1, 1, 3], np.int64))
 # Gather: runtime or constant indices, negative indices, every axis
 for axis, x, idx in [(0, rand(5, 3), np.array([4, 0, -1, 2], np.int64)),
                      (1, rand(2, 7, 3), np.array([[0, -7], [6, 3], [1, 1]], np.int64)),
-                     (-1, rand(2, 3, 4), np.array([2], np.int64)),
+                     (-1, rand(2, 3, 4), np.array(2, np.int64)),
                      (2, rand(2, 3, 4, dtype=np.int64), np.array([-1, -2, 0], np.int32))]:
     case(f"gather_axis{axis}_runtime", "Gather", [x, idx], {"axis": axis})
     case(f"gather_axis{axis}_const", "Gather", [x, Const(idx)], {"axis": axis})
@@ -242,7 +242,7 @@ case("castlike", "CastLike", [rand(2, 3), Const(np.zeros(1, np.int32))], opset=1
 
 # Expand, Tile, DepthToSpace, SpaceToDepth
 for name, x, shape in [("row", rand(1, 5), [3, 5]), ("col_rank_up", rand(3, 1), [2, 3, 4]),
-                       ("one", rand(1), [2, 3]), ("mixed", rand(2, 1, 3, 1), [4, 2, 5, 3, 7]),
+                       ("scalar", rand(), [2, 3]), ("one", rand(1), [2, 3]), ("mixed", rand(2, 1, 3, 1), [4, 2, 5, 3, 7]),
                        ("smaller_shape", rand(2, 3), [3]), ("int16", rand(3, 1, dtype=np.int16),
                                                             [3, 4])]:
     case(f"expand_{name}", "Expand", [x, Const(np.array(shape, np.int64))])
@@ -258,14 +258,7 @@ case("space_to_depth", "SpaceToDepth", [rand(2, 3, 4, 6)], {"blocksize": 2})
 case("space_to_depth_b3", "SpaceToDepth", [rand(1, 2, 3, 9)], {"blocksize": 3})
 
 
-# Graph.add_const turns 0-d constants into shape (1,) (np.ascontiguousarray), so a scalar
-# Gather index keeps a size-1 axis; owned by the IR, tracked here until it is fixed.
-KNOWN_BUGS = {"gather_scalar_index": "0-d constants become 1-d in Graph.add_const"}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
-    reason=KNOWN_BUGS[c.id])) if c.id in KNOWN_BUGS else c for c in CASES],
-    ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_data_movement(case):
     check_case(case)
 

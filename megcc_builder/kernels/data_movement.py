@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import Graph, Op, c_type, itemsize, numpy_dtype
 from .base import Instr, Kernel, kernel_source, lowers, numel, strides_of
-from .elementwise import collapse
+from .elementwise import broadcast_strides, collapse
 from .views import copy_instr
 
 # Unsigned C type that moves one element of each size.
@@ -125,8 +125,6 @@ def lower_slice(op: Op, graph: Graph):
 
 @lowers("Expand")
 def lower_expand(op: Op, graph: Graph):
-    from .elementwise import broadcast_strides
-
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, y.shape,
                                broadcast_strides(x.shape, y.shape))]
@@ -282,9 +280,8 @@ def _pad_amounts(op: Op, graph: Graph, rank: int):
     """(pads [2*rank], mode, constant value) for every Pad opset form."""
     mode = op.attrs.get("mode", "constant")
     if graph.opset < 11:
-        pads, value = list(op.attrs.get("pads", op.attrs.get("paddings"))), \
-            float(op.attrs.get("value", 0.0))
-        return pads, mode, value
+        pads = list(op.attrs.get("pads", op.attrs.get("paddings")))
+        return pads, mode, float(op.attrs.get("value", 0.0))
     pads = const_input(op, graph, 1, "Pad pads").tolist()
     value = const_input(op, graph, 2, "Pad constant_value")
     value = 0 if value is None or value.size == 0 else value.reshape(-1)[0]

@@ -4,13 +4,13 @@ import os
 
 import numpy as np
 import onnx
-import onnx.backend.test
 import onnxruntime as ort
 import pytest
 
 from megcc_builder import onnx_backend
 from megcc_builder.compiler import ModelSpec, compile_model
 from megcc_builder.host import compile_and_run
+from onnx_suite import suite_cases
 from reference import assert_close
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
@@ -18,9 +18,7 @@ MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet
           "shufflenet", "squeezenet", "vgg19", "zfnet512"]
 
 # ONNX's own OnnxBackendRealModelTest cases for these models, run through our backend.
-backend_test = onnx.backend.test.BackendTest(onnx_backend, __name__)
-backend_test.include(r"^test_(" + "|".join(MODELS) + r")_cpu$")
-globals().update(backend_test.enable_report().test_cases)
+globals().update(suite_cases(onnx_backend, __name__, r"^test_(" + "|".join(MODELS) + r")_cpu$"))
 
 
 def model_path(name):

@@ -152,6 +152,18 @@ def infer_and_fold(graph: Graph) -> Graph:
                 or op.type in ("Constant", "ConstantOfShape") and all(t.is_const for t in ins):
             _fold(graph, op)
             continue
+        if op.type in ("Shape", "Size") and ins:
+            # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
+            # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
+            # Concat -> Reshape) fold too instead of being probed with zeros.
+            dims = np.array(ins[0].shape, dtype=np.int64)
+            if op.type == "Shape":
+                start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+                value = dims[start:end]
+            else:
+                value = np.array(int(np.prod(dims)), dtype=np.int64)
+            graph.add_const(op.outputs[0], value)
+            continue
         outs = _infer_shapes(graph, op)
         if outs is None:
             outs = _probe_shapes(graph, op)

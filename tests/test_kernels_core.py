@@ -202,3 +202,27 @@ def test_fused_conv_bias_bn_activation_chain():
     assert len(names) == 2, names
     assert names[0].startswith("conv2d_im2col_k3x3") and names[0].endswith("_bias_clip_c0p0_c6p0")
     assert names[1].startswith("ew_")
+
+
+def test_batchnorm_after_gemm_is_folded():
+    x, w, c = f32(3, 6), f32(4, 6), f32(4)
+    gamma, beta = RNG.random(4).astype(np.float32) + 0.5, f32(4)
+    mean, var = f32(4), RNG.random(4).astype(np.float32) + 0.5
+    nodes = [helper.make_node("Gemm", ["x", "w", "c"], ["g"], transB=1),
+             helper.make_node("BatchNormalization", ["g", "ga", "be", "m", "v"], ["y"],
+                              epsilon=1e-3)]
+    consts = {"w": w, "c": c, "ga": gamma, "be": beta, "m": mean, "v": var}
+    graph = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    (y,) = run_onnx(model, {"x": x})
+    g = x.astype(np.float64) @ w.T + c
+    assert_close(y, (g - mean) / np.sqrt(var + 1e-3) * gamma + beta)
+
+    from megcc_builder.compiler import build_plan
+    from megcc_builder.frontend.onnx import load_onnx
+
+    plan = build_plan(load_onnx(model), "t")
+    assert [i.kernel.name for i in plan.instrs] == ["gemm_nt_f32_c"]

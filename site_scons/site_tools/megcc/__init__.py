@@ -1,0 +1,340 @@
+"""SCons tool `megcc`: compile neural-network models into a static library per target.
+
+    env = Environment(tools=["default", "megcc"], MEGCC_TARGET="arm64")   # or toolpath=[...]
+    net = env.MegccModel("digits", "digits.mge", INPUT_SHAPES="data=(1,1,8,8)")
+    prog = env.Program("app", ["main.c", net])        # runtime + kernels + embedded model
+    env.MegccSizeReport(prog, net)                     # text/data/bss + arena bytes
+
+What the tool does, and why:
+
+* `MegccCompile` runs `megcc compile` on a model file (.mge, .onnx) or on a MegCC JSON/YAML
+  config (several models sharing one kernel set). Its emitter names every generated file
+  before the compiler runs (kernels.c, kernels.h, manifest.json and per model `<name>.tiny`,
+  `.tiny.c`, `.tiny.txt`), reading the config when the source is one, so SCons can schedule,
+  clean and depend on them. The compiler writes only files whose bytes change and SCons
+  decides by content, so new weights rebuild the model object but not the kernel objects.
+* Build signature: the command line holds every output-affecting option (input shapes,
+  flags) and a Value() holds the compiler's version and a digest of its sources, so
+  upgrading or editing the compiler regenerates. The Python interpreter's path is left out
+  of the signature ($( $)) so the same build is up to date from another checkout or venv.
+* A scanner follows what a model file pulls in: ONNX external-data files, and for a config
+  the model files it lists (and their external data).
+* `MegccModel` = compile + a static library of the runtime sources, the kernels and (by
+  default) the model as a const array, compiled for the target with
+  -ffunction-sections -fdata-sections; programs link with --gc-sections so unused runtime
+  entry points and helpers drop out.
+* The target (compiler, flags, link recipe, emulator) comes from toolchains/<name>.json via
+  megcc_builder.targets — the same description CMake and Python read.
+
+Construction variables get defaults with SetDefault; a value the user set is never replaced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import SCons.Action
+import SCons.Builder
+import SCons.Errors
+import SCons.Node.FS
+import SCons.Scanner
+import SCons.Util
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(_HERE)))
+
+try:
+    from megcc_builder import targets as _targets
+except ImportError:  # tool used straight from a checkout without `pip install -e`
+    sys.path.insert(0, _REPO)
+    from megcc_builder import targets as _targets
+
+
+# ------------------------------------------------------------------ compiler signature
+_SIGNATURE = None
+
+
+def compiler_signature() -> str:
+    """Version + digest of the compiler's Python sources: any change to the compiler that
+    could change generated files makes every model out of date. Computed once per run."""
+    global _SIGNATURE
+    if _SIGNATURE is None:
+        import megcc_builder
+
+        pkg = os.path.dirname(os.path.abspath(megcc_builder.__file__))
+        h = hashlib.sha256()
+        for root, dirs, files in os.walk(pkg):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for f in sorted(files):
+                if f.endswith(".py") and f != "targets.py":  # targets.py: build facts only
+                    path = os.path.join(root, f)
+                    h.update(os.path.relpath(path, pkg).encode() + b"\0")
+                    with open(path, "rb") as fh:
+                        h.update(fh.read())
+        _SIGNATURE = f"megcc-builder {megcc_builder.__version__} {h.hexdigest()[:16]}"
+    return _SIGNATURE
+
+
+# ------------------------------------------------------------------ emitter
+def _is_config(path: str) -> bool:
+    return path.lower().endswith((".json", ".yaml", ".yml"))
+
+
+def _read_config(path: str) -> dict:
+    with open(path, "r", encoding="utf-8") as f:
+        text = f.read()
+    if path.lower().endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def _model_names(env, source) -> list:
+    """Names of the models one compile produces (the config's, or MEGCC_NAME)."""
+    src = source[0]
+    if _is_config(str(src)):
+        cfg = _read_config(src.srcnode().abspath)
+        return [m["model_name"] for m in cfg.get("models", [])]
+    return [env.subst("$MEGCC_NAME")]
+
+
+def _compile_emitter(target, source, env):
+    """target[0] is the output directory's kernels.c; every other output is named here."""
+    out_dir = target[0].dir
+    names = _model_names(env, source)
+    if not names or not all(names):
+        raise SCons.Errors.UserError(f"megcc: no model name for {source[0]}")
+    outs = [out_dir.File("kernels.c"), out_dir.File("kernels.h"),
+            out_dir.File("manifest.json")]
+    for n in names:
+        outs += [out_dir.File(f"{n}.tiny"), out_dir.File(f"{n}.tiny.c"),
+                 out_dir.File(f"{n}.tiny.txt")]
+    # The compiler itself is a dependency (version + source digest), like a generator
+    # script listed as a source.
+    source = list(source) + [env.Value(compiler_signature())]
+    return outs, source
+
+
+# ------------------------------------------------------------------ scanner
+def _onnx_external_files(path: str) -> list:
+    """Files an ONNX model's initializers keep their data in (external data)."""
+    try:
+        import onnx
+        from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    except ImportError:
+        return []
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # the compiler will report a broken model; scanning must not
+        return []
+    base = os.path.dirname(path)
+    found = []
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+    for t in tensors:
+        if uses_external_data(t):
+            loc = ExternalDataInfo(t).location
+            if loc and os.path.join(base, loc) not in found:
+                found.append(os.path.join(base, loc))
+    return found
+
+
+def _model_scan(node, env, path):
+    src = node.srcnode() if hasattr(node, "srcnode") else node
+    if not isinstance(src, SCons.Node.FS.File) or not os.path.isfile(src.abspath):
+        return []
+    p = src.abspath
+    deps = []
+    if _is_config(p):
+        try:
+            cfg = _read_config(p)
+        except Exception:
+            return []
+        for m in cfg.get("models", []):
+            mp = os.path.join(os.path.dirname(p), m.get("model_path", ""))
+            deps.append(mp)
+            if mp.lower().endswith(".onnx") and os.path.isfile(mp):
+                deps += _onnx_external_files(mp)
+    elif p.lower().endswith(".onnx"):
+        deps = _onnx_external_files(p)
+    return [env.File(d) for d in deps]
+
+
+# ------------------------------------------------------------------ runtime objects
+def _runtime_objects(env):
+    """The runtime compiled once per environment's build directory and target."""
+    key = "_MEGCC_RUNTIME_OBJECTS"
+    build_dir = env.Dir(env.subst("$MEGCC_RUNTIME_BUILD_DIR"))
+    cache = env.get(key) or {}
+    if build_dir.abspath in cache:
+        return cache[build_dir.abspath]
+    src_dir = env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("src")
+    objs = []
+    for name in sorted(os.listdir(src_dir.abspath)):
+        if name.endswith(".c"):
+            objs += env.Object(build_dir.File(name[:-2] + env.subst("$OBJSUFFIX")),
+                               src_dir.File(name))
+    cache[build_dir.abspath] = objs
+    env[key] = cache
+    return objs
+
+
+# ------------------------------------------------------------------ pseudo-builders
+def _shapes_flag(shapes) -> str:
+    return shapes if isinstance(shapes, str) else ":".join(shapes)
+
+
+def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None):
+    """Compile `source` (model file or config) and return [static library].
+
+    name: library name, and the model name for a single model file.
+    INPUT_SHAPES: MegCC shape string, e.g. "data=(1,3,224,224)" (":" separates instances).
+    OPTIONS: extra `megcc compile` flags (e.g. ["--no-fuse"]); part of the signature.
+    EMBED: compile the model(s) into the library as const arrays
+           (megcc_model_<name>, megcc_model_<name>_size) for targets without files.
+    The generated directory (kernels.h with MEGCC_<NAME>_ARENA_SIZE) is added to CPPPATH.
+    """
+    gen_dir = env.Dir(GEN_DIR or f"{name}.megcc")
+    src = env.File(source) if isinstance(source, str) else source
+    shapes = _shapes_flag(INPUT_SHAPES) if INPUT_SHAPES else ""
+    gen = env.MegccCompile(
+        gen_dir.File("kernels.c"), src, MEGCC_NAME=name,
+        _MEGCC_INPUT="--json $SOURCE" if _is_config(str(src)) else "$SOURCE --name $MEGCC_NAME",
+        _MEGCC_SHAPES_FLAG=f'--input-shapes "{shapes}"' if shapes else "",
+        MEGCC_OPTIONS=list(OPTIONS or []))
+    # A failed or interrupted compile must never leave a partial directory behind that a
+    # later `scons -c` misses: clean the whole generated directory.
+    env.Clean(gen, gen_dir)
+    env.AppendUnique(CPPPATH=[gen_dir])
+    by_name = {os.path.basename(str(n)): n for n in gen}
+    objs = list(_runtime_objects(env))
+    objs += env.Object(by_name["kernels.c"])
+    if EMBED:
+        for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]):
+            objs += env.Object(by_name[f"{model}.tiny.c"])
+    # A path string (not a File node) so SCons adds the target's lib prefix and suffix.
+    lib = env.StaticLibrary(os.path.join(gen_dir.abspath, f"megcc_{name}"), objs)
+    env.Depends(lib, by_name["kernels.h"])
+    return lib
+
+
+def _size_rows(env, files):
+    size = env.subst("$MEGCC_SIZE")
+    out = subprocess.run([size, "-B", "-t", *files], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    if out.returncode != 0:
+        raise SCons.Errors.BuildError(errstr=f"{size} failed: {out.stdout.strip()}")
+    rows = {}
+    for line in out.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 6:
+            rows[parts[5]] = tuple(int(x) for x in parts[:3])
+    return rows
+
+
+def _size_report_action(target, source, env):
+    program, lib, manifest = (s.abspath for s in source[:3])
+    rows = _size_rows(env, [lib])
+    text, data, bss = rows.get("(TOTALS)", (0, 0, 0))
+    prog_text, prog_data, prog_bss = _size_rows(env, [program]).get("(TOTALS)", (0, 0, 0))
+    with open(manifest, "r", encoding="utf-8") as f:
+        man = json.load(f)
+    lines = [f"megcc size report ({env.subst('$MEGCC_TARGET')})",
+             f"  library {os.path.basename(lib)}: text {text} data {data} bss {bss}",
+             f"  program {os.path.basename(program)}: text {prog_text} data {prog_data} "
+             f"bss {prog_bss}"]
+    for m in man["models"]:
+        arena = max(p["arena_bytes"] for p in m["plans"])
+        lines.append(f"  model {m['name']}: blob {m['blob_bytes']} bytes, arena {arena} bytes "
+                     f"({m['arena_macro']})")
+    layout = env.get("_MEGCC_MEMORY_LAYOUT") or {}
+    if layout:
+        flash, ram = prog_text + prog_data, prog_data + prog_bss
+        lines.append(f"  flash {flash} of {layout['flash_size']} bytes, "
+                     f"RAM {ram} of {layout['ram_size']} bytes (stack {layout['stack_size']} "
+                     f"included in bss)")
+    report = "\n".join(lines) + "\n"
+    with open(target[0].abspath, "w", encoding="utf-8") as f:
+        f.write(report)
+    sys.stdout.write(report)
+    return 0
+
+
+def MegccSizeReport(env, program, library):
+    """Write `<program>.size.txt` (and print it): text/data/bss of the library and the
+    program, arena bytes per model, and flash/RAM use against the budget on bare metal."""
+    prog = env.arg2nodes(program)[0]
+    lib = env.arg2nodes(library)[0]
+    manifest = lib.dir.File("manifest.json")
+    return env.Command(prog.abspath + ".size.txt", [prog, lib, manifest],
+                       SCons.Action.Action(_size_report_action, "$MEGCC_SIZECOMSTR"))
+
+
+def MegccRunCommand(env, program, args=()):
+    """The command line that runs `program` for the target (emulator included)."""
+    prog = env.arg2nodes(program)[0]
+    return env["MEGCC_TARGET_INFO"].run_command(prog.abspath, list(args))
+
+
+# ------------------------------------------------------------------ tool entry points
+def _apply_target(env):
+    target = _targets.load(env.subst("$MEGCC_TARGET"))
+    env["MEGCC_TARGET_INFO"] = target
+    # Tools and flags of the target. generate() runs before SCons restores the variables
+    # the user passed to Environment(), so an explicit CC=... from the user still wins.
+    env["CC"] = target.cc
+    env["AR"] = target.ar
+    env["RANLIB"] = target.ar[:-2] + "ranlib" if target.ar.endswith("ar") else "ranlib"
+    env.SetDefault(MEGCC_SIZE=target.size, MEGCC_STRIP=target.strip)
+    env.AppendUnique(CPPPATH=[env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("include")])
+    env.Append(CCFLAGS=[f for f in target.compile_flags() if not f.startswith("-D")])
+    env.Append(CPPDEFINES=[f[2:] for f in target.compile_flags() if f.startswith("-D")])
+    memory = env.subst("$MEGCC_MEMORY") or None
+    env["_MEGCC_MEMORY_LAYOUT"] = target.memory_layout(memory)
+    env.Append(LINKFLAGS=target.link_flags(memory))
+    env.Append(LIBS=list(target.libs))
+
+
+def generate(env):
+    env.SetDefault(
+        MEGCC_TARGET="x86_64",
+        MEGCC_MEMORY="",
+        MEGCC_PYTHON=sys.executable,
+        MEGCC_RUNTIME_DIR=_targets.RUNTIME_DIR,
+        MEGCC_RUNTIME_BUILD_DIR="megcc_runtime",
+        MEGCC_OPTIONS=[],
+        MEGCC_NAME="",
+        _MEGCC_SHAPES_FLAG="",
+        _MEGCC_INPUT="$SOURCE --name $MEGCC_NAME",
+        MEGCC="$( $MEGCC_PYTHON $) -m megcc_builder.cli",
+        MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} $_MEGCC_SHAPES_FLAG "
+                         "$MEGCC_OPTIONS",
+        MEGCC_COMPILECOMSTR="",
+        MEGCC_SIZECOMSTR="megcc: size report of $SOURCE",
+    )
+    _apply_target(env)
+    scanner = SCons.Scanner.Scanner(function=_model_scan, name="MegccModelScanner",
+                                    skeys=[".onnx", ".json", ".yaml", ".yml"])
+    env["BUILDERS"]["MegccCompile"] = SCons.Builder.Builder(
+        action=SCons.Action.Action("$MEGCC_COMPILECOM", "$MEGCC_COMPILECOMSTR"),
+        emitter=_compile_emitter,
+        source_scanner=scanner,
+        )
+    env.AddMethod(MegccModel, "MegccModel")
+    env.AddMethod(MegccSizeReport, "MegccSizeReport")
+    env.AddMethod(MegccRunCommand, "MegccRunCommand")
+
+
+def exists(env):
+    try:
+        _targets.load(env.subst("$MEGCC_TARGET") or "x86_64")
+        return True
+    except _targets.TargetError:
+        return False

@@ -1,0 +1,155 @@
+# megcc for CMake:  include(<repo>/cmake/megcc.cmake)  or  find_package(MegCC)
+#
+#   megcc_add_model(<lib> MODEL <file.mge|file.onnx|config.json>
+#                   [NAME <model name>] [INPUT_SHAPES "data=(1,3,224,224)"]
+#                   [OPTIONS --no-fuse ...] [NO_EMBED])
+#
+# compiles the model at build time (add_custom_command) into <binary dir>/<lib>.megcc/
+# (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.c, <name>.tiny.txt) and
+# makes <lib> a static library of the runtime, the kernels and (unless NO_EMBED) the model
+# as a const array. Linking <lib> gives the include paths (megcc/megcc.h, the generated
+# kernels.h with MEGCC_<NAME>_ARENA_SIZE) and --gc-sections.
+#
+# Rebuild rules: the options are written to <lib>.megcc/options.txt (rewritten only when
+# they change) and the rule depends on it, so a new input shape regenerates with Make too;
+# the rule runs megcc through cmake/megcc_compile.py, which skips the compiler when no
+# input byte changed (touching a model rebuilds nothing) and which hashes the compiler's
+# own sources (a new compiler regenerates). megcc writes only changed files, and Ninja
+# (restat on BYPRODUCTS) and Make (timestamps) then recompile only what changed: new weights
+# rebuild the model object, not the kernels.
+#
+#   megcc_size_report(<executable> <lib>)   prints text/data/bss and arena bytes after linking
+cmake_minimum_required(VERSION 3.20)
+include_guard(GLOBAL)
+
+get_filename_component(MEGCC_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+set(MEGCC_RUNTIME_DIR "${MEGCC_ROOT}/runtime")
+if(NOT MEGCC_PYTHON)
+  if(EXISTS "${MEGCC_ROOT}/.venv/bin/python")
+    set(_megcc_py "${MEGCC_ROOT}/.venv/bin/python")
+  else()
+    find_package(Python3 REQUIRED COMPONENTS Interpreter)
+    set(_megcc_py "${Python3_EXECUTABLE}")
+  endif()
+  set(MEGCC_PYTHON "${_megcc_py}" CACHE FILEPATH "Python that has megcc_builder installed")
+endif()
+
+# Flags every megcc build gets (toolchains/common.json); target flags come from the
+# toolchain file (cmake/toolchains/<target>.cmake), or the native compiler's defaults.
+file(READ "${MEGCC_ROOT}/toolchains/common.json" _megcc_common)
+string(JSON _n LENGTH "${_megcc_common}" cflags)
+set(MEGCC_COMMON_CFLAGS "")
+math(EXPR _last "${_n} - 1")
+foreach(i RANGE ${_last})
+  string(JSON _f GET "${_megcc_common}" cflags ${i})
+  if(NOT _f MATCHES "^-std=")   # C standard via C_STANDARD below
+    list(APPEND MEGCC_COMMON_CFLAGS "${_f}")
+  endif()
+endforeach()
+
+function(_megcc_runtime)
+  if(TARGET megcc_runtime)
+    return()
+  endif()
+  file(GLOB _src CONFIGURE_DEPENDS "${MEGCC_RUNTIME_DIR}/src/*.c")
+  add_library(megcc_runtime OBJECT ${_src})
+  target_include_directories(megcc_runtime PUBLIC "${MEGCC_RUNTIME_DIR}/include")
+  target_compile_options(megcc_runtime PRIVATE ${MEGCC_COMMON_CFLAGS})
+  set_target_properties(megcc_runtime PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON
+                                                 C_EXTENSIONS OFF)
+endfunction()
+
+function(megcc_add_model lib)
+  cmake_parse_arguments(ARG "NO_EMBED" "MODEL;NAME" "INPUT_SHAPES;OPTIONS" ${ARGN})
+  if(NOT ARG_MODEL)
+    message(FATAL_ERROR "megcc_add_model(${lib}): MODEL <file> is required")
+  endif()
+  get_filename_component(model "${ARG_MODEL}" ABSOLUTE)
+  set(gen "${CMAKE_CURRENT_BINARY_DIR}/${lib}.megcc")
+  file(MAKE_DIRECTORY "${gen}")
+
+  set(cmd "${MEGCC_PYTHON}" -m megcc_builder.cli compile)
+  if(model MATCHES "\\.(json|ya?ml)$")
+    # A config lists several models sharing one kernel set: name the outputs after it.
+    if(NOT model MATCHES "\\.json$")
+      message(FATAL_ERROR "megcc_add_model(${lib}): YAML configs need SCons or a JSON copy")
+    endif()
+    file(READ "${model}" cfg)
+    string(JSON n LENGTH "${cfg}" models)
+    math(EXPR last "${n} - 1")
+    set(names "")
+    foreach(i RANGE ${last})
+      string(JSON nm GET "${cfg}" models ${i} model_name)
+      string(JSON mp GET "${cfg}" models ${i} model_path)
+      list(APPEND names "${nm}")
+      get_filename_component(cfg_dir "${model}" DIRECTORY)
+      list(APPEND deps "${cfg_dir}/${mp}")
+    endforeach()
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${model}")
+    list(APPEND cmd --json "${model}" -o "${gen}")
+  else()
+    set(names "${ARG_NAME}")
+    if(NOT names)
+      set(names "${lib}")
+    endif()
+    list(APPEND cmd "${model}" -o "${gen}" --name "${names}")
+  endif()
+  if(ARG_INPUT_SHAPES)
+    list(JOIN ARG_INPUT_SHAPES ":" shapes)
+    list(APPEND cmd --input-shapes "${shapes}")
+  endif()
+  list(APPEND cmd ${ARG_OPTIONS})
+
+  set(outs "${gen}/kernels.c" "${gen}/kernels.h" "${gen}/manifest.json")
+  set(embedded "")
+  foreach(nm IN LISTS names)
+    list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.c" "${gen}/${nm}.tiny.txt")
+    list(APPEND embedded "${gen}/${nm}.tiny.c")
+  endforeach()
+
+  # Options as a file that changes only when they do: Makefile generators do not rerun a
+  # rule whose command line changed, so the rule depends on this file.
+  list(JOIN cmd " " cmd_text)
+  file(CONFIGURE OUTPUT "${gen}/options.txt" CONTENT "${cmd_text}\n")
+
+  set(stamp "${gen}/megcc.stamp")
+  add_custom_command(
+    OUTPUT "${stamp}"
+    BYPRODUCTS ${outs}
+    COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_compile.py" "${stamp}" ${outs} -- ${cmd}
+    DEPENDS "${model}" ${deps} "${gen}/options.txt" "${MEGCC_ROOT}/cmake/megcc_compile.py"
+    COMMENT "megcc: compiling ${ARG_MODEL}"
+    VERBATIM)
+  add_custom_target(${lib}_generate DEPENDS "${stamp}")
+  set_property(TARGET ${lib}_generate APPEND PROPERTY ADDITIONAL_CLEAN_FILES "${gen}")
+
+  _megcc_runtime()
+  set(srcs "${gen}/kernels.c")
+  if(NOT ARG_NO_EMBED)
+    list(APPEND srcs ${embedded})
+  endif()
+  add_library(${lib} STATIC ${srcs} $<TARGET_OBJECTS:megcc_runtime>)
+  add_dependencies(${lib} ${lib}_generate)
+  target_include_directories(${lib} PUBLIC "${gen}" "${MEGCC_RUNTIME_DIR}/include")
+  target_compile_options(${lib} PRIVATE ${MEGCC_COMMON_CFLAGS})
+  set_target_properties(${lib} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+  target_link_options(${lib} INTERFACE "-Wl,--gc-sections")
+  if(NOT MEGCC_TARGET_OS STREQUAL "baremetal")
+    target_link_libraries(${lib} INTERFACE m)
+  endif()
+  set_target_properties(${lib} PROPERTIES MEGCC_MANIFEST "${gen}/manifest.json")
+endfunction()
+
+function(megcc_size_report exe lib)
+  if(MEGCC_SIZE_TOOL)
+    set(size "${MEGCC_SIZE_TOOL}")
+  else()
+    find_program(size NAMES size REQUIRED)
+  endif()
+  get_target_property(manifest ${lib} MEGCC_MANIFEST)
+  add_custom_command(TARGET ${exe} POST_BUILD
+    COMMAND "${size}" -B -t $<TARGET_FILE:${lib}>
+    COMMAND "${size}" -B $<TARGET_FILE:${exe}>
+    COMMAND "${MEGCC_PYTHON}" -c "import json,sys; m=json.load(open(sys.argv[1])); [print('model', x['name'], 'arena', max(p['arena_bytes'] for p in x['plans']), 'bytes', x['arena_macro']) for x in m['models']]" "${manifest}"
+    VERBATIM)
+endfunction()

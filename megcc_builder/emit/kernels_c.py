@@ -1,27 +1,42 @@
 """The kernel set of a build as C: kernels.c (kernels + table) and kernels.h."""
 from __future__ import annotations
 
+import re
 from typing import Dict, List
 
 from ..kernels.base import Kernel
-from ..kernels.helpers import HELPERS, ORDER, PRELUDE
+from ..kernels.helpers import HELPERS, PRELUDE
 from .kernel_set import kernel_set_id
 
 
+def _uses(source: str, symbol: str) -> bool:
+    return re.search(r"\b" + re.escape(symbol) + r"\b", source) is not None
+
+
 def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
-    named: Dict[str, str] = {}
+    """The helper definitions kernels.c needs, in an order that compiles.
+
+    Generated helpers come as (name, source) pairs on the kernels; the shared ones in
+    helpers.HELPERS are included exactly when some emitted code uses their symbol.
+    """
+    generated: Dict[str, str] = {}
     for k in kernels:
         for h in k.helpers:
             if isinstance(h, str):
-                named[h] = HELPERS[h]
-            else:
-                hname, src = h
-                if named.get(hname, src) != src:
-                    raise ValueError(f"helper {hname} generated with two different sources")
-                named[hname] = src
-    static = [h for h in ORDER if h in named]
-    generated = sorted(h for h in named if h not in HELPERS)
-    return {h: named[h] for h in static + generated}
+                continue  # shared helpers are found by use, below
+            hname, src = h
+            if generated.get(hname, src) != src:
+                raise ValueError(f"helper {hname} generated with two different sources")
+            generated[hname] = src
+    text = "\n".join([k.source for k in kernels] + list(generated.values()))
+    needed = set()
+    for symbol, src in reversed(HELPERS):  # later helpers may use earlier ones
+        if _uses(text, symbol):
+            needed.add(symbol)
+            text += "\n" + src
+    shared = {symbol: src for symbol, src in HELPERS if symbol in needed}
+    shared.update((h, generated[h]) for h in sorted(generated))
+    return shared
 
 
 def kernels_c_source(kernels: List[Kernel]) -> str:

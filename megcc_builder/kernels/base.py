@@ -19,8 +19,8 @@ from ..ir import Graph, Op
 class Kernel:
     name: str
     source: str  # the C definition of `static int <name>(KERNEL_ARGS)` (+ static helpers)
-    # shared C snippets it needs: names from helpers.HELPERS, or (name, source) pairs for
-    # generated ones; each is emitted once per kernels.c
+    # generated C helpers it needs as (name, source) pairs, each emitted once per kernels.c;
+    # the shared ones of helpers.HELPERS are found by use and need not be listed
     helpers: tuple = ()
 
     def __post_init__(self):

@@ -1,34 +1,57 @@
-"""C snippets shared by kernels; each is emitted once into kernels.c if any kernel needs it."""
+"""C helper functions shared by kernels.
 
-HELPERS = {
-    "math": r"""
+Each entry is one definition, keyed by the symbol it defines, in dependency order. The
+emitter puts a helper into kernels.c only if a kernel (or an emitted helper) uses its
+symbol, so no unused static function reaches the compiler (clang warns about those).
+"""
+
+HELPERS = [
+    ("megcc_maxf", r"""
 static inline float megcc_maxf(float a, float b) { return a > b ? a : (b != b ? b : (a != a ? a : b)); }
+"""),
+    ("megcc_minf", r"""
 static inline float megcc_minf(float a, float b) { return a < b ? a : (b != b ? b : (a != a ? a : b)); }
+"""),
+    ("megcc_sigmoidf", r"""
 static inline float megcc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+"""),
+    ("megcc_softplusf", r"""
 static inline float megcc_softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+"""),
+    ("megcc_signf", r"""
 static inline float megcc_signf(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
+"""),
+    ("megcc_powf", r"""
 static inline float megcc_powf(float a, float b) {
     if (b == 2.0f) return a * a;
     if (b == 0.5f) return sqrtf(a);
     return powf(a, b);
 }
+"""),
+    ("megcc_round_half_even", r"""
 static inline float megcc_round_half_even(float x) {
     float r = floorf(x + 0.5f);
     if (r - x == 0.5f && fmodf(r, 2.0f) != 0.0f) r -= 1.0f;
     return r;
 }
+"""),
+    ("megcc_div_trunc", r"""
 #define megcc_div_trunc(a, b) ((b) == 0 ? 0 : (a) / (b))
+"""),
+    ("megcc_mod_floor", r"""
 #define megcc_mod_floor(a, b) ((b) == 0 ? 0 : ((a) % (b) != 0 && (((a) % (b) < 0) != ((b) < 0)) ? (a) % (b) + (b) : (a) % (b)))
+"""),
+    ("megcc_div_floor", r"""
 #define megcc_div_floor(a, b) ((b) == 0 ? 0 : ((a) - megcc_mod_floor(a, b)) / (b))
-""",
-    "f32_bits": r"""
+"""),
+    ("megcc_f32_from_bits", r"""
 static inline float megcc_f32_from_bits(int32_t bits) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
-""",
-    "gemm": r"""
+"""),
+    ("megcc_gemm_nn", r"""
 /* C[M,N] (+)= A[M,K] * B[K,N]; A addressed with strides (sa_m, sa_k) so transposed weights
  * need no copy, B and C row-major with leading dimensions. Four rows of A are processed
  * together and the j loop is unit-stride so the C compiler vectorises it; K and N are
@@ -67,7 +90,8 @@ static inline void megcc_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A
         }
     }
 }
-
+"""),
+    ("megcc_gemm_nt", r"""
 /* C[M,N] (+)= A[M,K] * B[N,K]^T: dot products along K, the fast form when B is stored
  * transposed (fully-connected weights) and M is small. */
 static inline void megcc_gemm_nt(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda,
@@ -88,10 +112,8 @@ static inline void megcc_gemm_nt(int32_t M, int32_t N, int32_t K, const float *A
         }
     }
 }
-""",
-}
-
-ORDER = ["math", "f32_bits", "gemm"]
+"""),
+]
 
 PRELUDE = """#include <math.h>
 #include <stdint.h>

@@ -19,8 +19,8 @@ IMAGENET = (1, 3, 224, 224)
 SHAPES = {"mobilenet_v1": IMAGENET, "mobilenet_v2": IMAGENET, "resnet18": IMAGENET,
           "shufflenet_v2": IMAGENET, "digits": (1, 1, 8, 8), "opzoo": (2, 8, 12, 12)}
 DUMP_MODES = {"plain": (False, False), "optimized": (True, False), "fused": (True, True)}
-# every zoo network; "opzoo" (an operator mix) joins once GatherElements is lowered
-E2E_MODELS = [m for m in mge_zoo.MODELS if m != "opzoo"]
+# every zoo network, including "opzoo" (an operator mix)
+E2E_MODELS = list(mge_zoo.MODELS)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def dumped(zoo_dir, name, mode):
 
 @pytest.mark.parametrize("mode", DUMP_MODES)
 @pytest.mark.parametrize("name", E2E_MODELS)
-def test_matches_megengine(zoo_dir, name, mode):
+def test_matches_megengine(zoo_dir, name, mode, summary):
     path = dumped(zoo_dir, name, mode)
     x = np.random.default_rng(3).uniform(-1, 1, SHAPES[name]).astype(np.float32)
     refs = mge_zoo.reference_output(path, {"data": x})
@@ -45,18 +45,18 @@ def test_matches_megengine(zoo_dir, name, mode):
     assert len(ours) == len(refs)
     for (out_name, got), ref in zip(ours.items(), refs):
         err = assert_close(got, ref, what=f"{name}/{mode}/{out_name}")
-        print(f"{name} [{mode}] {out_name}: max normalised error {err:.2e}")
+        summary(f"{name} [{mode}] {out_name}: max normalised error {err:.2e}")
 
 
 @pytest.mark.parametrize("name", E2E_MODELS)
-def test_arena_close_to_liveness_bound(zoo_dir, name):
+def test_arena_close_to_liveness_bound(zoo_dir, name, summary):
     plan = compile_model(ModelSpec(name, dumped(zoo_dir, name, "plain"))).plans[0]
     arena, bound = plan.memory.arena_size, plan.memory.lower_bound
-    print(f"{name}: arena {arena} B, liveness lower bound {bound} B, ratio {arena / bound:.4f}")
+    summary(f"{name}: arena {arena} B, liveness lower bound {bound} B, ratio {arena / bound:.4f}")
     assert bound <= arena <= 1.05 * bound
 
 
-def test_digits_sample_model_classifies_real_images():
+def test_digits_sample_model_classifies_real_images(summary):
     """The committed digits sample model on its held-out real images from sklearn."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     model = os.path.join(root, "samples", "digits", "digits.mge")
@@ -67,5 +67,5 @@ def test_digits_sample_model_classifies_real_images():
     (ref,) = mge_zoo.reference_output(model, {"data": images})
     assert_close(logits, ref)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
-    print(f"digits: {accuracy:.2%} of {len(images)} held-out images correct")
+    summary(f"digits: {accuracy:.2%} of {len(images)} held-out images correct")
     assert accuracy >= 0.95

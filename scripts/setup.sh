@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="gcc clang make"
+# Host compilers, plus the cross toolchains and emulators of toolchains/*.json (their
+# "packages" fields): Arm64/ArmV7/RISC-V Linux under qemu-user, Cortex-M with picolibc under
+# qemu-system-arm; cmake + ninja for the CMake package.
+APT_PACKAGES="gcc clang make cmake ninja-build gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+gcc-riscv64-linux-gnu gcc-arm-none-eabi picolibc-arm-none-eabi qemu-user qemu-system-arm
+libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 # MegEngine 1.13 wheels exist only for CPython <= 3.10.

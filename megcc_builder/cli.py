@@ -172,6 +172,23 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import format_report, run_benchmark
+    from .config import parse_input_shapes
+
+    if args.threads != 1:
+        raise CompileError("only --threads 1 is supported: the runtime is single-threaded")
+    shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else None
+    compare = [c.strip() for c in args.compare.split(",") if c.strip()]
+    unknown = set(compare) - {"onnxruntime", "megengine"}
+    if unknown:
+        raise CompileError(f"--compare: unknown engine '{sorted(unknown)[0]}' "
+                           "(onnxruntime, megengine)")
+    print(format_report(run_benchmark(args.model, shapes, compare, args.iterations,
+                                      args.warmup)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="megcc", description="Ahead-of-time compiler for neural "
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
@@ -200,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
     r.set_defaults(fn=cmd_run)
+
+    b = sub.add_parser("bench", help="latency vs onnxruntime / MegEngine Lite, GFLOP/s vs peak")
+    b.add_argument("model")
+    b.add_argument("--input-shapes")
+    b.add_argument("--compare", default="onnxruntime,megengine")
+    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("-n", "--iterations", type=int, default=20)
+    b.add_argument("--warmup", type=int, default=3)
+    b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")

@@ -1,0 +1,228 @@
+"""Side-by-side latency: our compiled model vs onnxruntime and MegEngine Lite, one run,
+one machine, single-threaded, with GFLOP/s against this machine's measured FMA peak.
+
+Each engine gets its fastest documented single-thread configuration: onnxruntime with all
+graph optimisations and one intra-op thread; MegEngine Lite with weight preprocessing and
+the NCHW88 layout (x86 AVX2) or NCHW44 (ARM), with and without fast-run profiling (the
+faster is reported).
+"""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from .host import _digest, _run, cache_dir, DEFAULT_CC, DEFAULT_CFLAGS
+
+FMA_PEAK_C = r"""
+/* Independent FMA chains, enough to hide latency on every core we target. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+typedef __m256 vec;
+#define LANES 8
+#define FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define SET1(x) _mm256_set1_ps(x)
+static float hsum(vec v) { float t[8]; int i; float s = 0; _mm256_storeu_ps(t, v); for (i = 0; i < 8; ++i) s += t[i]; return s; }
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+typedef float32x4_t vec;
+#define LANES 4
+#define FMA(a, b, c) vfmaq_f32(c, a, b)
+#define SET1(x) vdupq_n_f32(x)
+static float hsum(vec v) { return vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 1) + vgetq_lane_f32(v, 2) + vgetq_lane_f32(v, 3); }
+#else
+typedef float vec;
+#define LANES 1
+#define FMA(a, b, c) ((a) * (b) + (c))
+#define SET1(x) (x)
+static float hsum(vec v) { return v; }
+#endif
+#define CHAINS 12
+int main(int argc, char **argv) {
+    long iters = argc > 1 ? atol(argv[1]) : 20000000L, i;
+    int k;
+    vec acc[CHAINS], a = SET1(0.999999f), b = SET1(1e-7f);
+    struct timespec t0, t1;
+    double s, best = 1e30;
+    int rep;
+    for (rep = 0; rep < 5; ++rep) {
+        for (k = 0; k < CHAINS; ++k) acc[k] = SET1((float)k);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (i = 0; i < iters; ++i)
+            for (k = 0; k < CHAINS; ++k) acc[k] = FMA(acc[k], a, b);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (s < best) best = s;
+    }
+    {
+        float sink = 0;
+        for (k = 0; k < CHAINS; ++k) sink += hsum(acc[k]);
+        printf("gflops=%.3f lanes=%d sink=%g\n", 2.0 * LANES * CHAINS * (double)iters / best / 1e9,
+               LANES, (double)sink);
+    }
+    return 0;
+}
+"""
+
+
+def measure_fma_peak_gflops(cc: str = DEFAULT_CC) -> float:
+    """Single-core float32 FMA throughput of this machine, measured now."""
+    flags = [f for f in DEFAULT_CFLAGS if f != "-std=c99"] + ["-std=gnu99"]
+    d = os.path.join(cache_dir(), "fma_peak", _digest(cc, flags, FMA_PEAK_C))
+    exe = os.path.join(d, "fma_peak")
+    if not os.path.exists(exe):
+        os.makedirs(d, exist_ok=True)
+        src = os.path.join(d, "fma_peak.c")
+        with open(src, "w") as f:
+            f.write(FMA_PEAK_C)
+        _run([cc, *flags, "-o", exe + ".tmp", src], "building the FMA peak probe")
+        os.replace(exe + ".tmp", exe)
+    out = subprocess.run([exe, "20000000"], capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"gflops=([0-9.]+)", out).group(1))
+
+
+def model_flops(plan) -> int:
+    """Multiply-adds x2 of the convolutions and matrix products (the ops that dominate)."""
+    g = plan.graph
+    total = 0
+    for op in g.ops:
+        if op.type == "Conv":  # every output element: C/g*KH*KW multiply-adds
+            total += 2 * g.tensors[op.outputs[0]].numel * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
+        elif op.type == "ConvTranspose":  # every input element: OC/g*KH*KW multiply-adds
+            total += 2 * g.tensors[op.inputs[0]].numel * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
+        elif op.type in ("Gemm", "MatMul"):
+            a = g.tensors[op.inputs[0]].shape
+            y = g.tensors[op.outputs[0]]
+            k = a[0] if op.type == "Gemm" and op.attrs.get("transA", 0) else a[-1]
+            total += 2 * y.numel * k
+    return total
+
+
+@dataclass
+class Result:
+    engine: str
+    median_ms: float
+    min_ms: float
+    note: str = ""
+
+
+def _time(fn: Callable[[], None], iterations: int, warmup: int) -> List[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def bench_ours(path: str, feeds: Dict[str, np.ndarray], iterations: int, warmup: int):
+    from .compiler import ModelSpec, compile_bundle
+    from .host import build_runner, run_blob
+
+    with tempfile.TemporaryDirectory(prefix="megcc-bench-") as tmp:
+        shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+        bundle = compile_bundle([ModelSpec("model", path, [shapes])], tmp, save_c_array=False)
+        plan = bundle.models[0].plans[0]
+        runner = build_runner(bundle.files["kernels_c"])
+        run_blob(runner, bundle.files["model.tiny"], [feeds[n] for n in plan.graph.inputs],
+                 extra_args=["-w", str(warmup), "-t", str(iterations)])
+        m = re.search(r"latency_ms min=([0-9.]+) median=([0-9.]+)", run_blob.last_stdout)
+        return Result("megcc", float(m.group(2)), float(m.group(1))), plan
+
+
+def bench_onnxruntime(path: str, feeds, iterations: int, warmup: int) -> Result:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    times = _time(lambda: sess.run(None, feeds), iterations, warmup)
+    return Result("onnxruntime", statistics.median(times), min(times),
+                  "CPU EP, 1 thread, ORT_ENABLE_ALL")
+
+
+def bench_megengine_lite(path: str, feeds, iterations: int, warmup: int) -> Result:
+    import platform
+
+    import megenginelite as lite
+
+    arm = platform.machine().lower() in ("aarch64", "arm64", "armv7l")
+    best: Optional[Result] = None
+    for profile in (False, True):
+        cfg = lite.LiteConfig()
+        cfg.options.weight_preprocess = True
+        if arm:
+            cfg.options.enable_nchw44 = True
+        else:
+            cfg.options.enable_nchw88 = True
+        net = lite.LiteNetwork(cfg)
+        net.threads_number = 1
+        if profile:
+            net.set_network_algo_policy(lite.LiteAlgoSelectStrategy.LITE_ALGO_PROFILE
+                                        | lite.LiteAlgoSelectStrategy.LITE_ALGO_OPTIMIZED)
+        net.load(path)
+        for name, value in feeds.items():
+            net.get_io_tensor(name).set_data_by_copy(value)
+
+        def forward():
+            net.forward()
+            net.wait()
+
+        times = _time(forward, iterations, warmup)
+        layout = "nchw44" if arm else "nchw88"
+        r = Result("megengine-lite", statistics.median(times), min(times),
+                   f"1 thread, weight_preprocess, {layout}, {'fast-run profile' if profile else 'heuristic'}")
+        if best is None or r.median_ms < best.median_ms:
+            best = r
+    return best
+
+
+def run_benchmark(path: str, shapes: Optional[Dict[str, tuple]], compare: List[str],
+                  iterations: int, warmup: int = 3, seed: int = 0) -> dict:
+    from .compiler import load_graph
+
+    graph = load_graph(path, shapes)
+    rng = np.random.default_rng(seed)
+    feeds = {n: rng.standard_normal(graph.tensors[n].shape).astype(np.float32)
+             for n in graph.inputs}
+    peak = measure_fma_peak_gflops()
+    ours, plan = bench_ours(path, feeds, iterations, warmup)
+    results = [ours]
+    is_onnx = path.lower().endswith(".onnx")
+    for engine in compare:
+        if engine == "onnxruntime" and is_onnx:
+            results.append(bench_onnxruntime(path, feeds, iterations, warmup))
+        elif engine == "megengine" and not is_onnx:
+            results.append(bench_megengine_lite(path, feeds, iterations, warmup))
+    return {"model": os.path.basename(path), "flops": model_flops(plan), "peak_gflops": peak,
+            "results": results}
+
+
+def format_report(report: dict) -> str:
+    flops, peak = report["flops"], report["peak_gflops"]
+    ours = report["results"][0]
+    lines = [f"model {report['model']}: {flops / 1e9:.3f} GFLOP (conv+matmul), "
+             f"measured single-core FMA peak {peak:.1f} GFLOP/s",
+             f"{'engine':<16}{'median ms':>11}{'min ms':>10}{'GFLOP/s':>10}{'% peak':>8}"
+             f"{'ours/x':>8}  config"]
+    for r in report["results"]:
+        gf = flops / (r.median_ms * 1e6) if r.median_ms else 0.0
+        ratio = ours.median_ms / r.median_ms if r.median_ms else 0.0
+        lines.append(f"{r.engine:<16}{r.median_ms:>11.2f}{r.min_ms:>10.2f}{gf:>10.2f}"
+                     f"{100 * gf / peak:>7.1f}%{ratio:>8.2f}  {r.note}")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from .ir import Graph
+from .ir import Graph, itemsize
 from .kernels import LOWERINGS, Instr, View
 from .kernels.elementwise import is_elementwise
 from .kernels.views import copy_instr
@@ -54,7 +54,13 @@ def lower_graph(graph: Graph, name: str = "") -> Plan:
             else:
                 if is_elementwise(op) or op.type == "FusedElementwise":
                     item.note = item.note or "element-wise"
-                    setattr(item, "in_place", True)
+                    # An input may share the output's buffer only if element i of both sits
+                    # at the same bytes: same shape (not broadcast) and same element size.
+                    out = graph.tensors[item.outputs[0]]
+                    item.in_place = [
+                        n for n in item.inputs
+                        if n and graph.tensors[n].shape == out.shape
+                        and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
                 instrs.append(item)
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
@@ -99,7 +105,8 @@ def _plan(plan: Plan) -> MemoryPlan:
             ws = (ws_name, ins.workspace_bytes)
         for n in reads + writes:
             sizes[n] = graph.tensors[n].nbytes
-        steps.append((reads, writes, ws, getattr(ins, "in_place", False)))
+        steps.append((reads, writes, ws, [plan.root(n) for n in ins.in_place
+                                          if plan.view_offset(n) == 0]))
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes
     outputs = [plan.root(n) for n in graph.outputs]

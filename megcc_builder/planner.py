@@ -58,12 +58,13 @@ def _place(ordered: List[Buffer]) -> Dict[str, int]:
     return offsets
 
 
-def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]], bool]],
+def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]], List[str]]],
                 sizes: Dict[str, int], graph_inputs: List[str], graph_outputs: List[str]
                 ) -> MemoryPlan:
     """Place every arena tensor.
 
-    steps: per instruction (reads, writes, (workspace name, bytes) or None, may_run_in_place)
+    steps: per instruction (reads, writes, (workspace name, bytes) or None, the reads
+           whose buffer the write may take over)
     sizes: bytes of every arena tensor (views already resolved to their base by the caller)
     """
     end = len(steps)
@@ -90,6 +91,8 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
             reuse = None
             if in_place:
                 for r in reads:
+                    if r not in in_place:
+                        continue
                     b = buffers.get(owner.get(r, ""))
                     if (b is not None and last_read.get(r) == i and b.size == _align(sizes[w])
                             and r not in graph_outputs and r not in graph_inputs

@@ -15,8 +15,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("megengine")
+import onnxruntime as ort  # noqa: E402  (a missing oracle must fail, not skip)
 
 import mge_zoo  # noqa: E402
 from megcc_builder.frontend.mge import load_mge  # noqa: E402

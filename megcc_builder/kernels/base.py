@@ -36,6 +36,9 @@ class Instr:
     params: List[int] = field(default_factory=list)
     workspace_bytes: int = 0
     note: str = ""  # why this kernel was chosen, for `megcc inspect`
+    # inputs whose buffer the output may take over (element-wise ops: output element i
+    # depends only on input element i at the same bytes)
+    in_place: List[str] = field(default_factory=list)
 
 
 @dataclass

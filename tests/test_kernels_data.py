@@ -7,92 +7,16 @@ Data movement must be exact.
 """
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
-from typing import Dict, List
-
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
+from batched_cases import Case, CaseBook, Const, build_model
 from megcc_builder.host import run_onnx
 from megcc_builder.ir import CompileError
 
 RNG = np.random.default_rng(7)
-
-
-class Const:
-    """An input given as an initializer (compile-time constant)."""
-
-    def __init__(self, value):
-        self.value = np.asarray(value)
-
-
-@dataclass
-class Case:
-    id: str
-    op: str
-    inputs: list  # np.ndarray = runtime input, Const = initializer, None = omitted
-    attrs: Dict = field(default_factory=dict)
-    opset: int = 17
-    n_out: int = 1
-
-    @property
-    def group(self):
-        return (self.op, self.opset)
-
-
-def build_model(cases: List[Case]) -> onnx.ModelProto:
-    nodes, graph_inputs, inits, outputs = [], [], [], []
-    for k, c in enumerate(cases):
-        names = []
-        for i, v in enumerate(c.inputs):
-            if v is None:
-                names.append("")
-                continue
-            name = f"c{k}_in{i}"
-            names.append(name)
-            if isinstance(v, Const):
-                inits.append(numpy_helper.from_array(v.value, name))
-            else:
-                graph_inputs.append(helper.make_tensor_value_info(
-                    name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
-        outs = [f"c{k}_out{j}" for j in range(c.n_out)]
-        outputs += [helper.make_empty_tensor_value_info(o) for o in outs]
-        nodes.append(helper.make_node(c.op, names, outs, name=f"case{k}", **c.attrs))
-    graph = helper.make_graph(nodes, "cases", graph_inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", cases[0].opset)])
-    model.ir_version = 8
-    return model
-
-
-def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
-    return {f"c{k}_in{i}": v for k, c in enumerate(cases) for i, v in enumerate(c.inputs)
-            if isinstance(v, np.ndarray)}
-
-
-@functools.lru_cache(maxsize=None)
-def run_group(group) -> Dict[str, tuple]:
-    """case id -> (our outputs, onnxruntime outputs), one compile for the whole group."""
-    cases = [c for c in CASES if c.group == group]
-    model = build_model(cases)
-    ours = run_onnx(model, feeds(cases))
-    ref = ort.InferenceSession(model.SerializeToString(),
-                               providers=["CPUExecutionProvider"]).run(None, feeds(cases))
-    result, k = {}, 0
-    for c in cases:
-        result[c.id] = (ours[k:k + c.n_out], ref[k:k + c.n_out])
-        k += c.n_out
-    return result
-
-
-def check_case(case: Case):
-    ours, ref = run_group(case.group)[case.id]
-    for a, b in zip(ours, ref):
-        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
-        np.testing.assert_array_equal(a, b)
 
 
 def rand(*shape, dtype=np.float32):
@@ -105,11 +29,9 @@ def rand(*shape, dtype=np.float32):
 
 
 # --- cases ------------------------------------------------------------------------------
-CASES: List[Case] = []
-
-
-def case(id_, *args, **kwargs):
-    CASES.append(Case(id_, *args, **kwargs))
+BOOK = CaseBook(exact=True)
+CASES = BOOK.cases
+case = BOOK.add
 
 
 for perm in ([1, 0], [0, 2, 1], [2, 0, 1], [1, 2, 0], [0, 3, 1, 2], [3, 1, 0, 2], None):
@@ -260,7 +182,7 @@ case("space_to_depth_b3", "SpaceToDepth", [rand(1, 2, 3, 9)], {"blocksize": 3})
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_data_movement(case):
-    check_case(case)
+    BOOK.check(case)
 
 
 # --- errors a user can hit ----------------------------------------------------------------

@@ -140,6 +140,13 @@ def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
             for n, v in zip([o for o in op.outputs if o], results)]
 
 
+def _foldable(op: Op, ins: List[Tensor]) -> bool:
+    """All inputs constant (an op without inputs only if it is a Constant)."""
+    if op.type in _NEVER_FOLD or not all(t.is_const for t in ins):
+        return False
+    return bool(ins) or op.type == "Constant"
+
+
 def infer_and_fold(graph: Graph) -> Graph:
     """Give every tensor a static shape and dtype; replace all-constant ops by constants."""
     kept = []
@@ -148,8 +155,7 @@ def infer_and_fold(graph: Graph) -> Graph:
         if any(t is None for t in ins):
             missing = [i for i in op.inputs if i and i not in graph.tensors]
             raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
-        if all(t.is_const for t in ins) and op.type not in _NEVER_FOLD and ins \
-                or op.type in ("Constant", "ConstantOfShape") and all(t.is_const for t in ins):
+        if _foldable(op, ins):
             _fold(graph, op)
             continue
         if op.type in ("Shape", "Size") and ins:

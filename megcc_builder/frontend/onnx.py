@@ -16,7 +16,7 @@ from onnx import helper, numpy_helper
 from ..ir import CompileError, Graph, Tensor
 from ..ir.onnx_types import from_onnx_elem_type
 
-MIN_OPSET, MAX_OPSET = 7, 21
+MIN_OPSET, MAX_OPSET = 6, onnx.defs.onnx_opset_version()
 
 
 def _attr_value(attr):

@@ -35,6 +35,17 @@ class CompileError(Exception):
         return where + self.message
 
 
+class NeedsValue(CompileError):
+    """The compiler needs the value of a non-constant tensor (a shape operand, an axis).
+
+    `tensor` names it; when it is a graph input, a caller that knows the input values
+    (the ONNX backend) may compile a plan specialised on that value instead."""
+
+    def __init__(self, message: str, source: str = "", node: str = "", tensor: str = ""):
+        self.tensor = tensor
+        super().__init__(message, source, node)
+
+
 @dataclass(frozen=True)
 class QuantParams:
     scale: float
@@ -133,6 +144,11 @@ class Graph:
         if op is not None:
             return CompileError(f"{op.type}: {message}", self.source, op.name or op.outputs[0])
         return CompileError(message, self.source)
+
+    def needs_value(self, op: Op, name: str, what: str) -> NeedsValue:
+        """Error for an op whose operand `name` must be known at compile time."""
+        return NeedsValue(f"{op.type}: {what} ('{name}') must be a constant: it is only known "
+                          "at run time", self.source, op.name or op.outputs[0], name)
 
     def dump(self) -> str:
         lines = []

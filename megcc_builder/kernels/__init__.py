@@ -1,3 +1,4 @@
 """Kernel library: importing the package registers every op lowering in LOWERINGS."""
-from . import conv, data_movement, elementwise, gemm, nn_misc, pool, reduce, views  # noqa: F401
+from . import (conv, data_movement, elementwise, gemm, logic_index, nn_misc, pool,  # noqa: F401
+               reduce, views)
 from .base import LOWERINGS, Instr, Kernel, View  # noqa: F401

@@ -34,7 +34,7 @@ def const_input(op: Op, graph: Graph, index: int, what: str):
         return None
     t = graph.tensors[op.inputs[index]]
     if not t.is_const:
-        raise graph.error(f"{what} must be a constant", op)
+        raise graph.needs_value(op, op.inputs[index], what)
     return np.asarray(t.data)
 
 

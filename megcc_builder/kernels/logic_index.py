@@ -1,0 +1,458 @@
+"""Index-driven ops: GatherElements, ScatterElements, GatherND, ScatterND, OneHot, CumSum,
+TopK, Trilu, ReverseSequence.
+
+Indices are runtime values (int32 or int64): negative ones count from the end of their
+axis and out-of-range ones make the kernel fail (return -1) instead of touching memory
+outside a tensor. Pure moves are specialised on the element size only; ops that combine
+values (scatter reductions, CumSum, TopK) on the dtype. Shapes arrive in params, so one
+kernel serves every rank up to MAX_RANK.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from ..ir import Graph, Op, c_type, itemsize
+from .base import Instr, Kernel, kernel_source, lowers, numel, strides_of
+from .data_movement import F16_HELPERS, UINT_OF_SIZE, const_input, norm_axis
+from .views import copy_instr
+
+MAX_RANK = 8
+INDEX_TYPES = ("int32", "int64")
+# dtypes whose values the combining kernels understand; float16 goes through float32.
+VALUE_TYPES = ("float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8",
+               "uint16", "uint32", "uint64", "bool")
+
+
+def _check_index(op: Op, graph: Graph, name: str, what: str = "indices") -> str:
+    dt = graph.tensors[name].dtype
+    if dt not in INDEX_TYPES:
+        raise graph.error(f"{what} of dtype {dt} are not supported (int32, int64 are)", op)
+    return dt
+
+
+def _check_rank(op: Op, graph: Graph, rank: int) -> None:
+    if rank > MAX_RANK:
+        raise graph.error(f"rank {rank} is above the supported {MAX_RANK}", op)
+
+
+def load_expr(dtype: str, v: str) -> str:
+    """C expression reading element `v` of dtype as the kernel's arithmetic type."""
+    return f"megcc_f16_to_f32({v})" if dtype == "float16" else v
+
+
+def store_expr(dtype: str, v: str) -> str:
+    return f"megcc_f32_to_f16({v})" if dtype == "float16" else f"({c_type(dtype)})({v})"
+
+
+def arith_type(dtype: str) -> str:
+    return "float" if dtype == "float16" else c_type(dtype)
+
+
+def value_helpers(dtype: str) -> tuple:
+    return ("math", F16_HELPERS) if dtype == "float16" else ("math",)
+
+
+# --- GatherElements / ScatterElements ----------------------------------------------------
+
+# Walks the index tensor in order; `off` is the data offset of the current position with
+# the axis coordinate left out (its stride is zeroed in `ws`), so each element costs O(1).
+_ELEMENTS_WALK = """    const int32_t rank = p[0], axis = p[1], axis_n = p[2];
+    const int32_t *dims = p + 3, *ws = p + 3 + rank;
+    const int64_t axis_stride = p[3 + 2 * rank];
+    int32_t idx[{max_rank}] = {{0}}, d;
+    int64_t n = 1, i, off = 0;
+    for (d = 0; d < rank; ++d) n *= dims[d];
+    for (i = 0; i < n; ++i) {{
+        int64_t k = (int64_t)ind[i];
+        if (k < 0) k += axis_n;
+        if (k < 0 || k >= axis_n) return -1;
+{action}
+        for (d = rank - 1; d >= 0; --d) {{
+            off += ws[d];
+            if (++idx[d] < dims[d]) break;
+            off -= (int64_t)dims[d] * ws[d];
+            idx[d] = 0;
+        }}
+    }}
+    (void)axis;
+"""
+
+
+def _elements_params(data_shape, ind_shape, axis: int) -> List[int]:
+    st = strides_of(data_shape)
+    walk = [0 if d == axis else s for d, s in enumerate(st)]
+    return [len(ind_shape), axis, data_shape[axis], *ind_shape, *walk, st[axis]]
+
+
+@lowers("GatherElements")
+def lower_gather_elements(op: Op, graph: Graph):
+    x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    it = _check_index(op, graph, op.inputs[1])
+    rank = len(x.shape)
+    _check_rank(op, graph, rank)
+    if len(ind.shape) != rank:
+        raise graph.error(f"indices have rank {len(ind.shape)}, data rank {rank}", op)
+    axis = norm_axis(int(op.attrs.get("axis", 0)), rank, op, graph)
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    name = f"gather_elements_e{esize}_{it}"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+""" + _ELEMENTS_WALK.format(max_rank=MAX_RANK,
+                            action="        y[i] = x[off + k * axis_stride];")
+    kernel = Kernel(name, kernel_source(name, body))
+    return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]],
+                  _elements_params(x.shape, ind.shape, axis), note=f"axis={axis}")]
+
+
+REDUCTIONS = {
+    "none": "{u}",
+    "add": "{a} + {u}",
+    "mul": "{a} * {u}",
+    "max": "({a} > {u} ? {a} : {u})",
+    "min": "({a} < {u} ? {a} : {u})",
+}
+
+
+def _combine(op: Op, graph: Graph, dtype: str, target: str, update: str) -> str:
+    """C statement storing `update` into `target` with the op's reduction."""
+    reduction = op.attrs.get("reduction", "none")
+    if reduction not in REDUCTIONS:
+        raise graph.error(f"reduction '{reduction}' is not supported", op)
+    if reduction == "none":
+        return f"{target} = {update};"
+    if dtype == "bool":
+        logic = {"add": "{a} || {u}", "mul": "{a} && {u}", "max": "{a} || {u}",
+                 "min": "{a} && {u}"}[reduction]
+        return f"{target} = (uint8_t)({logic.format(a=target, u=update)});"
+    a = load_expr(dtype, target)
+    u = load_expr(dtype, update)
+    return f"{target} = {store_expr(dtype, REDUCTIONS[reduction].format(a=a, u=u))};"
+
+
+@lowers("ScatterElements", "Scatter")
+def lower_scatter_elements(op: Op, graph: Graph):
+    x, ind, upd = (graph.tensors[n] for n in op.inputs[:3])
+    it = _check_index(op, graph, op.inputs[1])
+    rank = len(x.shape)
+    _check_rank(op, graph, rank)
+    if x.dtype not in VALUE_TYPES:
+        raise graph.error(f"{op.type} on {x.dtype} is not supported", op)
+    axis = norm_axis(int(op.attrs.get("axis", 0)), rank, op, graph)
+    reduction = op.attrs.get("reduction", "none")
+    if reduction == "none":
+        dt_tag, ct = f"e{itemsize(x.dtype)}", UINT_OF_SIZE[itemsize(x.dtype)]
+    else:
+        dt_tag, ct = x.dtype, c_type(x.dtype)
+    name = f"scatter_elements_{reduction}_{dt_tag}_{it}"
+    action = "        " + _combine(op, graph, x.dtype if reduction != "none" else "",
+                                   "y[off + k * axis_stride]", "u[i]")
+    body = f"""    const {ct} *u = (const {ct} *)in_ptrs[2];
+    const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)p[4 + 2 * p[0]]);
+""" + _ELEMENTS_WALK.format(max_rank=MAX_RANK, action=action)
+    kernel = Kernel(name, kernel_source(name, body),
+                    value_helpers(x.dtype) if reduction != "none" else ())
+    params = _elements_params(x.shape, ind.shape, axis) + [x.nbytes]
+    return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params,
+                  note=f"axis={axis}, reduction={reduction}")]
+
+
+# --- GatherND / ScatterND -----------------------------------------------------------------
+
+_ND_TUPLE = """        int64_t src = 0;
+        int32_t j;
+        for (j = 0; j < k; ++j) {{
+            int64_t v = (int64_t)ind[(b * per_batch + t) * k + j];
+            const int32_t dn = p[5 + j];
+            if (v < 0) v += dn;
+            if (v < 0 || v >= dn) return -1;
+            src = src * dn + v;
+        }}
+"""
+
+
+def _nd_params(data_shape, b: int, k: int, n_batch: int, per_batch: int) -> List[int]:
+    block = numel(data_shape[b + k:])
+    batch_stride = numel(data_shape[b:])
+    return [n_batch, per_batch, k, block, batch_stride, *data_shape[b:b + k]]
+
+
+@lowers("GatherND")
+def lower_gather_nd(op: Op, graph: Graph):
+    x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    it = _check_index(op, graph, op.inputs[1])
+    b = int(op.attrs.get("batch_dims", 0))
+    k = ind.shape[-1]
+    n_batch = numel(x.shape[:b])
+    per_batch = numel(ind.shape[b:-1])
+    esize = itemsize(x.dtype)
+    name = f"gather_nd_{it}"
+    # Each index tuple selects one contiguous block of the data (block elements).
+    body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
+    uint8_t *y = (uint8_t *)out_ptrs[0];
+    const int32_t n_batch = p[0], per_batch = p[1], k = p[2];
+    const int64_t block = (int64_t)p[3] * p[5 + k], batch_stride = p[4];
+    const int32_t esize = p[5 + k];
+    int32_t b, t;
+    for (b = 0; b < n_batch; ++b)
+        for (t = 0; t < per_batch; ++t) {{
+{_ND_TUPLE.format()}            memcpy(y, x + ((int64_t)b * batch_stride + src * p[3]) * esize, (size_t)block);
+            y += block;
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    params = _nd_params(x.shape, b, k, n_batch, per_batch) + [esize]
+    return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
+                  note=f"batch_dims={b}, tuples of {k}")]
+
+
+@lowers("ScatterND")
+def lower_scatter_nd(op: Op, graph: Graph):
+    x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    it = _check_index(op, graph, op.inputs[1])
+    if x.dtype not in VALUE_TYPES:
+        raise graph.error(f"ScatterND on {x.dtype} is not supported", op)
+    k = ind.shape[-1]
+    per_batch = numel(ind.shape[:-1])
+    reduction = op.attrs.get("reduction", "none")
+    if reduction == "none":
+        dt_tag, ct = f"e{itemsize(x.dtype)}", UINT_OF_SIZE[itemsize(x.dtype)]
+    else:
+        dt_tag, ct = x.dtype, c_type(x.dtype)
+    name = f"scatter_nd_{reduction}_{dt_tag}_{it}"
+    combine = _combine(op, graph, x.dtype if reduction != "none" else "", "yb[e]", "ub[e]")
+    body = f"""    const {ct} *u = (const {ct} *)in_ptrs[2];
+    const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t per_batch = p[1], k = p[2];
+    const int64_t block = p[3];
+    const int32_t b = 0;
+    int32_t t;
+    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)p[5 + k]);
+    for (t = 0; t < per_batch; ++t) {{
+{_ND_TUPLE.format()}        {{
+            {ct} *yb = y + src * block;
+            const {ct} *ub = u + (int64_t)t * block;
+            int64_t e;
+            for (e = 0; e < block; ++e) {combine}
+        }}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body),
+                    value_helpers(x.dtype) if reduction != "none" else ())
+    params = _nd_params(x.shape, 0, k, 1, per_batch) + [x.nbytes]
+    return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params,
+                  note=f"tuples of {k}, reduction={reduction}")]
+
+
+# --- OneHot ----------------------------------------------------------------------------------
+
+@lowers("OneHot")
+def lower_one_hot(op: Op, graph: Graph):
+    ind, vals, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[2], op.outputs[0]))
+    depth = const_input(op, graph, 1, "OneHot depth")
+    depth = int(np.asarray(depth).reshape(-1)[0])
+    axis = norm_axis(int(op.attrs.get("axis", -1)), len(y.shape), op, graph)
+    outer, inner = numel(y.shape[:axis]), numel(y.shape[axis + 1:])
+    esize = itemsize(vals.dtype)
+    ct = UINT_OF_SIZE[esize]
+    if ind.dtype == "float16":
+        read = "megcc_f16_to_f32(ind[(int64_t)o * inner + j])"
+    else:
+        read = "ind[(int64_t)o * inner + j]"
+    it = c_type(ind.dtype)
+    name = f"one_hot_{ind.dtype}_e{esize}"
+    # Float indices are truncated towards zero like the reference implementation.
+    body = f"""    const {it} *ind = (const {it} *)in_ptrs[0];
+    const {ct} *vals = (const {ct} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t outer = p[0], depth = p[1], inner = p[2];
+    int32_t o, d, j;
+    for (o = 0; o < outer; ++o)
+        for (j = 0; j < inner; ++j) {{
+            int64_t k = (int64_t)({read});
+            if (k < 0) k += depth;
+            for (d = 0; d < depth; ++d)
+                y[((int64_t)o * depth + d) * inner + j] = vals[d == k];
+        }}
+"""
+    helpers = (F16_HELPERS,) if ind.dtype == "float16" else ()
+    kernel = Kernel(name, kernel_source(name, body), helpers)
+    return [Instr(kernel, [op.inputs[0], op.inputs[2]], [op.outputs[0]],
+                  [outer, depth, inner], note=f"axis={axis}, depth={depth}")]
+
+
+# --- CumSum ------------------------------------------------------------------------------------
+
+@lowers("CumSum")
+def lower_cumsum(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    if x.dtype not in VALUE_TYPES or x.dtype == "bool":
+        raise graph.error(f"CumSum on {x.dtype} is not supported", op)
+    axis_v = const_input(op, graph, 1, "CumSum axis")
+    axis = norm_axis(int(np.asarray(axis_v).reshape(-1)[0]), len(x.shape), op, graph)
+    outer, red, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
+    exclusive, reverse = int(op.attrs.get("exclusive", 0)), int(op.attrs.get("reverse", 0))
+    ct, at = c_type(x.dtype), arith_type(x.dtype)
+    acc_t = "double" if x.dtype in ("float32", "float16") else at
+    tag = ("_excl" if exclusive else "") + ("_rev" if reverse else "")
+    name = f"cumsum_{x.dtype}{tag}"
+    r_loop = "for (r = red - 1; r >= 0; --r)" if reverse else "for (r = 0; r < red; ++r)"
+    step = (f"{{ y[q] = {store_expr(x.dtype, 's')}; s += {load_expr(x.dtype, 'x[q]')}; }}"
+            if exclusive else
+            f"{{ s += {load_expr(x.dtype, 'x[q]')}; y[q] = {store_expr(x.dtype, 's')}; }}")
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t outer = p[0], red = p[1], inner = p[2];
+    int32_t o, r, j;
+    for (o = 0; o < outer; ++o)
+        for (j = 0; j < inner; ++j) {{
+            {acc_t} s = 0;
+            {r_loop} {{
+                const int64_t q = ((int64_t)o * red + r) * inner + j;
+                {step}
+            }}
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), value_helpers(x.dtype))
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+                  note=f"axis={axis}")]
+
+
+# --- TopK --------------------------------------------------------------------------------------
+
+@lowers("TopK")
+def lower_topk(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    if x.dtype not in VALUE_TYPES or x.dtype == "bool":
+        raise graph.error(f"TopK on {x.dtype} is not supported", op)
+    rank = len(x.shape)
+    if graph.opset < 10:
+        k = int(op.attrs["k"])
+    else:
+        k = int(np.asarray(const_input(op, graph, 1, "TopK K")).reshape(-1)[0])
+    axis = norm_axis(int(op.attrs.get("axis", -1)), rank, op, graph)
+    largest, want_sorted = int(op.attrs.get("largest", 1)), int(op.attrs.get("sorted", 1))
+    outer, n, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
+    ct, at = c_type(x.dtype), arith_type(x.dtype)
+    # Ties keep the lower index first (the merge is stable and takes from the right run
+    # only when strictly better); NaN sorts above every number, like NumPy's sort.
+    if at in ("float", "double"):
+        gt = "(({0}) != ({0}) ? ({1}) == ({1}) : ({0}) > ({1}))"
+    else:
+        gt = "(({0}) > ({1}))"
+    better = gt.format("a", "b") if largest else gt.format("b", "a")
+    name = f"topk_{x.dtype}_{'largest' if largest else 'smallest'}"
+    # Stable merge sort of (value, index) pairs per row in the workspace; the first k win.
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *yv = ({ct} *)out_ptrs[0];
+    int64_t *yi = (int64_t *)out_ptrs[1];
+    const int32_t outer = p[0], n = p[1], inner = p[2], k = p[3];
+    int32_t *ord = (int32_t *)workspace, *tmp = ord + n;
+    {at} *val = ({at} *)(tmp + n + (n & 1));
+    int32_t o, j, r, w, lo, mid, hi, i1, i2, q;
+    for (o = 0; o < outer; ++o)
+        for (j = 0; j < inner; ++j) {{
+            const int64_t base = (int64_t)o * n * inner + j;
+            for (r = 0; r < n; ++r) {{ ord[r] = r; val[r] = {load_expr(x.dtype, 'x[base + (int64_t)r * inner]')}; }}
+            for (w = 1; w < n; w *= 2) {{
+                for (lo = 0; lo < n; lo += 2 * w) {{
+                    mid = lo + w < n ? lo + w : n;
+                    hi = lo + 2 * w < n ? lo + 2 * w : n;
+                    i1 = lo; i2 = mid; q = lo;
+                    while (i1 < mid && i2 < hi) {{
+                        const {at} a = val[ord[i2]], b = val[ord[i1]];
+                        if ({better}) tmp[q++] = ord[i2++]; else tmp[q++] = ord[i1++];
+                    }}
+                    while (i1 < mid) tmp[q++] = ord[i1++];
+                    while (i2 < hi) tmp[q++] = ord[i2++];
+                }}
+                for (r = 0; r < n; ++r) ord[r] = tmp[r];
+            }}
+            for (r = 0; r < k; ++r) {{
+                const int64_t out = ((int64_t)o * k + r) * inner + j;
+                yi[out] = ord[r];
+                yv[out] = x[base + (int64_t)ord[r] * inner];
+            }}
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), value_helpers(x.dtype))
+    ws = 4 * (2 * n + (n & 1)) + 8 * n
+    outs = list(op.outputs)
+    if any(not o for o in outs):
+        raise graph.error("omitted TopK outputs are not supported", op)
+    _ = want_sorted  # the output is always sorted, which 'sorted=0' permits
+    return [Instr(kernel, [op.inputs[0]], outs, [outer, n, inner, k], workspace_bytes=ws,
+                  note=f"axis={axis}, k={k}")]
+
+
+# --- Trilu ---------------------------------------------------------------------------------------
+
+@lowers("Trilu")
+def lower_trilu(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    kv = const_input(op, graph, 1, "Trilu k")
+    k = 0 if kv is None else int(np.asarray(kv).reshape(-1)[0])
+    upper = int(op.attrs.get("upper", 1))
+    rows, cols = x.shape[-2], x.shape[-1]
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    keep = "c - r >= k" if upper else "c - r <= k"
+    name = f"trilu_{'upper' if upper else 'lower'}_e{esize}"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t mats = p[0], rows = p[1], cols = p[2], k = p[3];
+    int32_t m, r, c;
+    for (m = 0; m < mats; ++m)
+        for (r = 0; r < rows; ++r)
+            for (c = 0; c < cols; ++c, ++x, ++y)
+                *y = ({keep}) ? *x : 0;
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    k = max(min(k, cols + 1), -rows - 1)  # beyond these every element is kept or zeroed
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  [numel(x.shape[:-2]), rows, cols, k], note=f"k={k}")]
+
+
+# --- ReverseSequence ---------------------------------------------------------------------------
+
+@lowers("ReverseSequence")
+def lower_reverse_sequence(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    it = _check_index(op, graph, op.inputs[1], "sequence_lens")
+    if len(x.shape) < 2:
+        raise graph.error("input must have rank >= 2", op)
+    b_axis = int(op.attrs.get("batch_axis", 1))
+    t_axis = int(op.attrs.get("time_axis", 0))
+    if {b_axis, t_axis} != {0, 1}:
+        raise graph.error("batch_axis and time_axis must be 0 and 1", op)
+    st = strides_of(x.shape)
+    inner = numel(x.shape[2:])
+    esize = itemsize(x.dtype)
+    name = f"reverse_sequence_{it}"
+    body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    const {c_type(it)} *lens = (const {c_type(it)} *)in_ptrs[1];
+    uint8_t *y = (uint8_t *)out_ptrs[0];
+    const int32_t B = p[0], T = p[1], bs = p[2], ts = p[3], blk = p[4];
+    int32_t b, t;
+    for (b = 0; b < B; ++b) {{
+        const int64_t len = (int64_t)lens[b];
+        if (len < 0 || len > T) return -1;
+        for (t = 0; t < T; ++t) {{
+            const int64_t src = t < len ? len - 1 - t : t;
+            memcpy(y + ((int64_t)b * bs + (int64_t)t * ts) * blk,
+                   x + ((int64_t)b * bs + src * ts) * blk, (size_t)blk);
+        }}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    params = [x.shape[b_axis], x.shape[t_axis], st[b_axis] // inner, st[t_axis] // inner,
+              inner * esize]
+    return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
+                  note=f"batch_axis={b_axis}, time_axis={t_axis}")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import List, Optional
 
@@ -19,8 +20,32 @@ TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm
 
 
 def _fail(message: str) -> int:
+    # Names come from the model file and may hold newlines or control bytes: escape them so
+    # the error stays one line.
+    message = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", message)
     print(f"megcc: error: {message}", file=sys.stderr)
     return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line like every other error (exit 2, as
+    argparse does), not the usage block followed by the message."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)",
+              file=sys.stderr)
+        sys.exit(2)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _input_files(args) -> str:
+    """The files a command was given, to name in an unexpected error."""
+    files = [getattr(args, k, None) for k in ("json", "model")] + list(getattr(args, "models",
+                                                                            None) or [])
+    return ", ".join(f for f in files if f) or "megcc"
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool):
@@ -190,7 +215,7 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="megcc", description="Ahead-of-time compiler for neural "
+    ap = _Parser(prog="megcc", description="Ahead-of-time compiler for neural "
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
     ap.add_argument("--version", action="version", version=f"megcc-builder {__version__}")
     ap.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
@@ -237,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _guarded(fn, args, verbose: bool) -> int:
+    # SIGTERM (a build tool cancelling us) unwinds like Ctrl-C, so temporary files are
+    # removed and the previous outputs stay (emit.files.write_all_if_changed).
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return fn(args)
     except CompileError as exc:
@@ -247,6 +277,12 @@ def _guarded(fn, args, verbose: bool) -> int:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
         return _fail("interrupted")
+    except Exception as exc:  # a compiler bug: still one line, and the file it choked on
+        if verbose:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(f"{_input_files(args)}: internal error: {type(exc).__name__}: {first} "
+                     "(run with --verbose for the traceback)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -256,7 +292,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     """MegCC's compiler command line: `<model> <output_dir>` or `--json=<config>`."""
-    ap = argparse.ArgumentParser(prog="mgb-to-tinynn")
+    ap = _Parser(prog="mgb-to-tinynn")
     ap.add_argument("model", nargs="?")
     ap.add_argument("output_dir", nargs="?")
     ap.add_argument("--json")

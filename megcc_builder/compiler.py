@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from . import __version__
-from .emit.files import write_if_changed
+from .emit.files import write_all_if_changed
 from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
+from .emit.signatures import blob_signatures
 from .ir import CompileError, Graph
 from .ir.infer import infer_and_fold
 from .kernels.base import Kernel
@@ -63,10 +65,55 @@ def load_graph(path: str, shapes: Optional[Shapes] = None) -> Graph:
     raise CompileError("unknown model format (expected .onnx or .mge)", path)
 
 
+# The model format stores every size and offset as u32 (docs/model-format.md).
+MAX_BYTES = 0xFFFFFFFF
+
+
+def _check_outputs_exist(graph: Graph) -> None:
+    produced = {o for op in graph.ops for o in op.outputs if o}
+    for out in graph.outputs:
+        if out not in produced and out not in graph.tensors:
+            raise CompileError(f"output '{out}' is not produced by any node", graph.source)
+
+
+def _check_sizes(graph: Graph, names) -> None:
+    """Refuse tensors the format cannot address (e.g. 2^40 elements) with the node that
+    makes them, before anything tries to allocate, plan or serialize them."""
+    producers = graph.producers()
+    for name in names:
+        t = graph.tensors[name]
+        if t.nbytes > MAX_BYTES:
+            raise graph.error(f"tensor '{name}' of shape {tuple(t.shape)} ({t.dtype}) takes "
+                              f"{t.nbytes} bytes; a compiled model addresses at most 4 GiB - 1",
+                              producers.get(name))
+
+
+def _check_views(plan: Plan) -> None:
+    """A view (Reshape, Flatten, ...) reinterprets its input's bytes, so it must fit in
+    them; ONNX shape inference does not check Reshape's element count."""
+    graph = plan.graph
+    producers = graph.producers()
+    for out, view in plan.views.items():
+        need = view.byte_offset + graph.tensors[out].nbytes
+        have = graph.tensors[view.base].nbytes
+        if need > have:
+            raise graph.error(f"output '{out}' of shape {tuple(graph.tensors[out].shape)} needs "
+                              f"{need} bytes of input '{view.base}', which has {have}: "
+                              "inconsistent shapes", producers.get(out))
+
+
 def build_plan(graph: Graph, name: str, fuse: bool = True) -> Plan:
+    _check_outputs_exist(graph)
+    _check_sizes(graph, list(graph.inputs))
     infer_and_fold(graph)
+    _check_sizes(graph, list(graph.tensors))
     optimize(graph, fuse=fuse)
-    return lower_graph(graph, name)
+    plan = lower_graph(graph, name)
+    _check_views(plan)
+    if plan.memory.arena_size > MAX_BYTES:
+        raise CompileError(f"the activations need an arena of {plan.memory.arena_size} bytes; "
+                           "a compiled model addresses at most 4 GiB - 1", graph.source)
+    return plan
 
 
 def shapes_label(graph: Graph) -> str:
@@ -162,13 +209,20 @@ def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) ->
 
 
 def c_identifier(name: str) -> str:
-    import re
-
     ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
     return ident if not ident[:1].isdigit() else "_" + ident
 
 
+# Model names become file names in the output directory (<name>.tiny) and C identifiers:
+# nothing that could step out of the directory or hide as a dot-file.
+MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True) -> Bundle:
+    for s in specs:
+        if not MODEL_NAME_RE.fullmatch(s.name):
+            raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "
+                               "'-' (it names files in the output directory)", s.path)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise CompileError(f"two models are named '{[n for n in names if names.count(n) > 1][0]}'")
@@ -202,25 +256,30 @@ def io_description(plan: Plan) -> dict:
 
 
 def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None:
-    os.makedirs(out_dir, exist_ok=True)
+    """Write the build's files as one step (emit.files.write_all_if_changed): a failure or
+    interrupt leaves the previous outputs as they were, and unchanged files keep their
+    timestamps."""
     files = bundle.files
+    out: List[Tuple[str, object]] = []
     files["kernels_c"] = os.path.join(out_dir, "kernels.c")
     files["kernels_h"] = os.path.join(out_dir, "kernels.h")
-    write_if_changed(files["kernels_c"], kernels_c_source(bundle.kernels))
+    # The signatures come from the blobs themselves: exactly what the loader will compare.
+    sigs = blob_signatures([m.blob for m in bundle.models], len(bundle.kernels))
+    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs)))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
-    write_if_changed(files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id))
+    out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))
     manifest = {"compiler": f"megcc-builder {__version__}",
                 "kernel_set_id": f"0x{bundle.kernel_set_id:016x}",
                 "kernels": [k.name for k in bundle.kernels], "models": []}
     for m in bundle.models:
         base = os.path.join(out_dir, m.spec.name)
         files[f"{m.spec.name}.tiny"] = base + ".tiny"
-        write_if_changed(base + ".tiny", m.blob)
+        out.append((base + ".tiny", m.blob))
         if save_c_array:
             files[f"{m.spec.name}.tiny.c"] = base + ".tiny.c"
-            write_if_changed(base + ".tiny.c",
-                             c_array_source(m.blob, f"megcc_model_{c_identifier(m.spec.name)}"))
+            out.append((base + ".tiny.c",
+                        c_array_source(m.blob, f"megcc_model_{c_identifier(m.spec.name)}")))
         info = [io_description(p) for p in m.plans]
         txt = []
         for p in info:
@@ -229,9 +288,10 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                 for io in p[kind]:
                     txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "
                                f"({','.join(map(str, io['shape']))})")
-        write_if_changed(base + ".tiny.txt", "\n".join(txt) + "\n")
+        out.append((base + ".tiny.txt", "\n".join(txt) + "\n"))
         manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),
                                    "arena_macro": arena_macro(m.spec.name), "plans": info})
     files["manifest"] = os.path.join(out_dir, "manifest.json")
-    write_if_changed(files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    out.append((files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n"))
+    write_all_if_changed(out)  # manifest last: it marks a complete build

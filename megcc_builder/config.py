@@ -10,7 +10,7 @@ import os
 import re
 from typing import Dict, List, Tuple
 
-from .compiler import ModelSpec
+from .compiler import MODEL_NAME_RE, ModelSpec
 from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
@@ -58,8 +58,11 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> b
 def _load_config_file(path: str) -> dict:
     if not os.path.isfile(path):
         raise CompileError("no such config file", path)
-    with open(path, "r", encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise CompileError(f"not UTF-8 text (byte {exc.start})", path) from None
     try:
         if path.lower().endswith((".yaml", ".yml")):
             import yaml
@@ -99,6 +102,9 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
         for key in ("model_name", "model_path"):
             if not isinstance(m.get(key), str) or not m[key]:
                 raise CompileError(f"{where}field '{key}' must be a non-empty string", path)
+        if not MODEL_NAME_RE.fullmatch(m["model_name"]):
+            raise CompileError(f"{where}field 'model_name' must be letters, digits, '_', '.' "
+                               "or '-' (it names the output files)", path)
         shapes = m.get("input_shape_str", "")
         if not isinstance(shapes, str):
             raise CompileError(f"{where}field 'input_shape_str' must be a string", path)
@@ -106,6 +112,10 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
                               | PENDING_OPTIONS}, path, where)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path) if shapes.strip() else [], fuse))
+    seen = [s.name for s in specs]
+    for i, name in enumerate(seen):
+        if name in seen[:i]:
+            raise CompileError(f"models[{i}]: model_name '{name}' is used twice", path)
     dump_dir = data.get("dump_dir", "./")
     if not isinstance(dump_dir, str):
         raise CompileError("field 'dump_dir' must be a string", path)

@@ -25,6 +25,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIME_DIR = os.path.join(REPO, "runtime")
 DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_CFLAGS = ["-std=c99", "-O3", "-march=native", "-fno-strict-aliasing"]
+# MEGCC_SANITIZE=1 builds the runtime, kernels and runner with AddressSanitizer + UBSan, so
+# every host run of the test suites doubles as a memory-safety check: any report makes the
+# runner exit non-zero (UBSan does not recover), which run_blob turns into an exception.
+SANITIZE_CFLAGS = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                   "-fno-omit-frame-pointer"]
+
+
+# MEGCC_VALGRIND=1 runs every runner under valgrind memcheck instead (no leaks, no invalid
+# access, no use of uninitialised values); -g and no -march=native, whose newer vector
+# instructions valgrind may not know.
+VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite"]
+
+
+def sanitizing() -> bool:
+    return os.environ.get("MEGCC_SANITIZE", "") not in ("", "0")
+
+
+def under_valgrind() -> bool:
+    return os.environ.get("MEGCC_VALGRIND", "") not in ("", "0")
+
+
+def _with_sanitizers(cflags: List[str]) -> List[str]:
+    """cflags, plus the sanitizer flags when MEGCC_SANITIZE is set (-O1 after -O3 wins);
+    for MEGCC_VALGRIND, without -march=native and with -g."""
+    if sanitizing() and under_valgrind():
+        raise RuntimeError("MEGCC_SANITIZE and MEGCC_VALGRIND exclude each other")
+    if under_valgrind():
+        return [f for f in cflags if not f.startswith("-march=")] + ["-g"]
+    return cflags + SANITIZE_CFLAGS if sanitizing() else cflags
 
 
 def cache_dir() -> str:
@@ -90,7 +120,7 @@ def _runtime_library(cc: str, cflags: List[str]) -> str:
 def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
                  cflags: Optional[Sequence[str]] = None) -> str:
     """Path of a megcc_runner executable linking the given kernels.c (built if needed)."""
-    cflags = list(DEFAULT_CFLAGS if cflags is None else cflags)
+    cflags = _with_sanitizers(list(DEFAULT_CFLAGS if cflags is None else cflags))
     lib = _runtime_library(cc, cflags)
     with open(kernels_c, "rb") as f:
         kernels_bytes = f.read()
@@ -106,6 +136,16 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
          "building the runner")
     _publish(tmp, final)
     return exe
+
+
+def _sanitizer_env() -> Optional[Dict[str, str]]:
+    """Leak checking on and a distinctive exit code for ASan reports (None: inherit)."""
+    if not sanitizing():
+        return None
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:exitcode=86")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
 
 
 def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
@@ -130,8 +170,11 @@ def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: in
                 raise CompileError(f"input '{desc['name']}' must have shape "
                                    f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
             arr.tofile(os.path.join(in_dir, f"input_{i}.bin"))
-        cmd = [*emulator, runner, blob_path, in_dir, out_dir, "-p", str(plan), *extra_args]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        checker = VALGRIND_CMD if under_valgrind() and not emulator else []
+        cmd = [*emulator, *checker, runner, blob_path, in_dir, out_dir, "-p", str(plan),
+               *extra_args]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=_sanitizer_env())
         if proc.returncode != 0:
             raise RuntimeError(f"runner failed ({proc.returncode}): "
                                f"{proc.stderr.decode(errors='replace').strip()}")

@@ -103,7 +103,7 @@ def build(tmp_path_factory):
     if not shutil.which("gcc"):
         pytest.skip("gcc not installed")
     d = tmp_path_factory.mktemp("rt")
-    (d / "kernels.c").write_text(fk.kernels_c())
+    (d / "kernels.c").write_text(fk.kernels_c([model_a(), model_b(), model_c()]))
     for name, data in (("a.tiny", model_a()), ("b.tiny", model_b()), ("c.tiny", model_c())):
         (d / name).write_bytes(data)
     inc = ["-I", str(RT / "include")]
@@ -141,7 +141,7 @@ def _run(args, **kw):
 def test_warning_free(cc, tmp_path):
     if not shutil.which(cc):
         pytest.skip(f"{cc} not installed")
-    (tmp_path / "kernels.c").write_text(fk.kernels_c())
+    (tmp_path / "kernels.c").write_text(fk.kernels_c([model_a()]))
     srcs = [*RUNTIME_SRCS, RT / "tools" / "megcc_runner.c", tmp_path / "kernels.c",
             TESTS_C / "lite_test.c", TESTS_C / "api_test.c", TESTS_C / "load_harness.c"]
     cmds = [[cc, *STRICT, "-O2", "-I", str(RT / "include"), "-c", str(s), "-o",
@@ -169,7 +169,7 @@ def test_bare_metal_build_needs_only_memcpy_memset(tmp_path):
                            text=True, check=True).stdout.split()
     undef = {u for u in undef if u != "U"}
     assert undef <= {"memcpy", "memset", "megcc_kernel_table", "megcc_kernel_count",
-                     "megcc_kernel_set_id"}, undef
+                     "megcc_kernel_set_id", "megcc_kernel_sigs", "megcc_kernel_sig_index"}, undef
 
 
 # ----------------------------------------------------------------------------- Python writer/reader
@@ -504,6 +504,13 @@ def _crafted():
         ("workspace is weight", put("<I", i1 + 12, 2), CORRUPT),
         ("workspace is view", put("<I", i1 + 12, 8), CORRUPT),
         ("workspace out of range", put("<I", i1 + 12, 50), CORRUPT),
+        ("workspace misaligned", put("<I", t(5) + 40, 260), CORRUPT),
+        # Structurally valid, but not an instruction kernels.c was generated for
+        # (instruction signatures): kernels trust params, so these must not load.
+        ("element count > tensor", put("<i", i0 + 28, 1000), KERNEL_MISMATCH),
+        ("float param changed", put("<f", i0 + 88, 3.0), KERNEL_MISMATCH),
+        ("input dtype changed", put("<B", t(1) + 4, 3), KERNEL_MISMATCH),  # f32 -> i32
+        ("workspace dropped", put("<I", i1 + 12, 0xFFFFFFFF), KERNEL_MISMATCH),
     ]
     return A.b, cases
 

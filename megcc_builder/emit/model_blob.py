@@ -393,6 +393,8 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
         if ws != NONE_U32:
             if ws >= n_t or tensors[ws]["storage"] != "arena":
                 raise ValueError(f"{w}: workspace {ws} is not an arena tensor")
+            if tensors[ws]["offset"] % 16:
+                raise ValueError(f"{w}: workspace {ws} not 16-byte aligned")
         instrs.append({"kernel_index": k, "kernel": kernels[k],
                        "inputs": [-1 if i == NONE_U32 else i for i in idx[:nin]],
                        "outputs": idx[nin:], "params": params,

@@ -21,9 +21,14 @@ Translation rules worth knowing:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
+import sys
+import tempfile
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -49,9 +54,39 @@ def load_mge(path: str, input_shapes: Optional[dict] = None) -> Graph:
     stored in the model.  MegEngine re-infers every var's shape for the new
     input shapes, so the shape sub-graphs stay consistent.
     """
-    net = _load_network(path)
-    _override_input_shapes(net, path, input_shapes or {})
-    return _Converter(net, path).run()
+    with _without_native_info_logs():
+        net = _load_network(path)
+        _override_input_shapes(net, path, input_shapes or {})
+        return _Converter(net, path).run()
+
+
+# MegEngine's C++ side writes "info:"/"debug:" lines (a CUDA banner, driver probing)
+# straight to file descriptor 2, which would bury our one-line errors.
+_NATIVE_NOISE = re.compile(r"(info|debug): ")
+
+
+@contextlib.contextmanager
+def _without_native_info_logs():
+    """Capture fd 2 while MegEngine runs and replay all but its info/debug lines."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            kept = [ln for ln in text.splitlines() if not _NATIVE_NOISE.match(ln)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 def _load_network(path: str):
@@ -60,7 +95,11 @@ def _load_network(path: str):
     from megengine.utils.network import Network
 
     try:
-        return Network.load(path)
+        # MegEngine turns its own warnings on and leaks the model's file object: keep its
+        # ResourceWarning out of our one-line output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            return Network.load(path)
     except Exception as e:  # MegEngine raises its own error types for bad files
         raise CompileError(f"not a valid MegEngine model: {_first_line(e)}", source=path)
 

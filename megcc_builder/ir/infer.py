@@ -67,7 +67,19 @@ def _evaluate(graph: Graph, op: Op, feeds: dict) -> List[np.ndarray]:
         return sess.run(None, {k: v for k, v in feeds.items() if k in feed_names})
 
 
+# Ops whose output can be far larger than their inputs: their size is learnt from shape
+# inference before they are evaluated, so an absurd model (a 2^40-element constant) fails
+# at once instead of exhausting memory.
+_AMPLIFYING = {"ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Pad", "Range",
+               "OneHot", "EyeLike"}
+
+
 def _fold(graph: Graph, op: Op) -> bool:
+    if op.type in _AMPLIFYING:
+        for t in _infer_shapes(graph, op) or []:
+            if t.nbytes > MAX_CONST_BYTES:
+                raise graph.error(f"constant '{t.name}' of shape {tuple(t.shape)} would take "
+                                  f"{t.nbytes} bytes: too large", op)
     feeds = {i: np.asarray(graph.tensors[i].data) for i in op.inputs if i}
     try:
         results = _evaluate(graph, op, feeds)

@@ -53,6 +53,11 @@ def lower_conv(op: Op, graph: Graph):
     one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
     group = int(op.attrs.get("group", 1))
     n, c = x.shape[0], x.shape[1]
+    # ONNX shape inference does not check channels: a mismatch would make the kernel read
+    # past the weights, so refuse it here (e.g. an --input-shapes with the wrong C).
+    if group < 1 or c % group or w.shape[1] * group != c or y.shape[1] % group:
+        raise graph.error(f"input has {c} channels but the weights expect "
+                          f"{w.shape[1]} x group {group}", op)
     h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
     oc = y.shape[1]
     oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]

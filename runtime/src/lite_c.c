@@ -531,6 +531,7 @@ int LITE_get_tensor_memory(const LiteTensor tensor, void **data) {
     if (!(ln = tensor_index(tensor, &index, &output, "LITE_get_tensor_memory"))) return -1;
     *data = output ? megcc_network_output_data(ln->net, index)
                    : megcc_network_input_data(ln->net, index);
+    if (!*data) return fail("LITE_get_tensor_memory: %s", megcc_network_last_error(ln->net));
     return 0;
 }
 

@@ -137,13 +137,56 @@ static megcc_status check_io(const blob_view *b, const mgc_plan *p, uint32_t pi,
     return MEGCC_OK;
 }
 
+/* Does the instruction at `ins` (structurally valid) equal signature record `r`? */
+static int sig_equal(const mgc_plan *p, const uint8_t *ins, const uint32_t *r) {
+    uint32_t n_in = mgc_rd16(ins + 4), n_out = mgc_rd16(ins + 6), n_par = mgc_rd32(ins + 8);
+    uint32_t ws = mgc_rd32(ins + 12), j;
+    const uint8_t *idx = ins + MGC_INSTR_HEADER, *par = idx + 4 * ((size_t)n_in + n_out);
+    if (r[0] != (n_in | n_out << 16) || r[1] != n_par) return 0;
+    if (r[2] != (ws == MGC_NONE ? MGC_NONE : mgc_t_nbytes(mgc_tensor(p, ws)))) return 0;
+    for (j = 0; j < n_in + n_out; j++) {
+        uint32_t t = mgc_rd32(idx + 4 * j);
+        const uint8_t *rec = t == MGC_NONE ? NULL : mgc_tensor(p, t);
+        if (r[3 + 2 * j] != (rec ? rec[4] : MGC_NONE) || r[4 + 2 * j] != (rec ? mgc_t_nbytes(rec) : 0))
+            return 0;
+    }
+    r += 3 + 2 * ((size_t)n_in + n_out);
+    for (j = 0; j < n_par; j++)
+        if (r[j] != mgc_rd32(par + 4 * j)) return 0;
+    return 1;
+}
+
+/* Kernels trust their params (extents, strides, offset tables), which the structural
+ * checks cannot interpret. So an instruction is accepted only if it equals one of the
+ * signatures its kernel was generated for, listed by the trusted kernels.c
+ * (kernel_abi.h; megcc_builder/emit/signatures.py explains the design). */
+static megcc_status check_signature(const mgc_plan *p, uint32_t pi, uint32_t ii,
+                                    const uint8_t *ins) {
+    uint32_t kernel = mgc_rd32(ins);
+    uint64_t need = 3 + 2 * ((uint64_t)mgc_rd16(ins + 4) + mgc_rd16(ins + 6)) + mgc_rd32(ins + 8);
+    uint32_t pos = megcc_kernel_sig_index[kernel], end = megcc_kernel_sig_index[kernel + 1];
+    while (pos < end && end - pos >= 3) {
+        const uint32_t *r = megcc_kernel_sigs + pos;
+        uint64_t len = 3 + 2 * ((uint64_t)(r[0] & 0xFFFFu) + (r[0] >> 16)) + r[1];
+        if (len > end - pos) break; /* a malformed table matches nothing */
+        if (len == need && sig_equal(p, ins, r)) return MEGCC_OK;
+        pos += (uint32_t)len;
+    }
+    return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                           "plan %u instr %u: kernel %s was not generated for these operands "
+                           "and params (no matching signature in kernels.c)",
+                           pi, ii, megcc_kernel_table[kernel].name);
+}
+
 static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
                                  uint32_t n_kernels) {
     const uint8_t *pos = p->instrs, *end = p->instrs + instrs_size;
     uint32_t ii, j;
     p->max_operands = 0;
     for (ii = 0; ii < p->n_instrs; ii++) {
+        const uint8_t *ins = pos;
         uint32_t kernel, n_in, n_out, n_par, ws;
+        megcc_status st;
         if ((size_t)(end - pos) < MGC_INSTR_HEADER)
             return mgc_fail_global(MEGCC_ERR_CORRUPT,
                                    "plan %u instr %u: header runs past the instruction stream",
@@ -166,6 +209,11 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
             return mgc_fail_global(MEGCC_ERR_CORRUPT,
                                    "plan %u instr %u: workspace %u is not an arena tensor", pi,
                                    ii, ws);
+        /* Kernels cast the workspace to float* and friends: it must be SIMD-aligned. */
+        if (ws != MGC_NONE && mgc_t_offset(mgc_tensor(p, ws)) % 16)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u instr %u: workspace %u not 16-byte aligned", pi, ii,
+                                   ws);
         for (j = 0; j < n_in + n_out; j++) {
             uint32_t t = mgc_rd32(pos + 4 * j);
             if (j < n_in && t == MGC_NONE) continue; /* omitted optional input */
@@ -179,6 +227,7 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
                                        "arena",
                                        pi, ii, j - n_in, t);
         }
+        if ((st = check_signature(p, pi, ii, ins))) return st;
         if (n_in + n_out > p->max_operands) p->max_operands = n_in + n_out;
         pos += 4 * ((size_t)n_in + n_out + n_par);
     }

@@ -21,6 +21,7 @@ struct megcc_network {
     void **out_user;        /* [max_outputs] */
     void **out_copy;        /* [max_outputs] */
     void **operands;        /* [max_operands] pointers handed to one kernel call */
+    int have_outputs;       /* a forward succeeded since the outputs last changed meaning */
     megcc_profile_fn profile;
     void *profile_user;
     char error[MGC_ERROR_LEN];
@@ -145,6 +146,7 @@ megcc_status megcc_network_set_arena(megcc_network *net, void *arena, size_t are
     net->arena = (uint8_t *)arena;
     net->arena_size = arena_size;
     net->owns_arena = 0;
+    net->have_outputs = 0; /* the activations were not carried over */
     resolve(net);
     return MEGCC_OK;
 }
@@ -161,6 +163,7 @@ megcc_status megcc_network_select_plan(megcc_network *net, uint32_t plan) {
                         plan, m->plans[plan].arena_size, net->arena_size);
     net->plan = &m->plans[plan];
     net->plan_index = plan;
+    net->have_outputs = 0;
     clear_io(net);
     resolve(net);
     return MEGCC_OK;
@@ -212,7 +215,17 @@ void *megcc_network_input_data(megcc_network *net, uint32_t index) {
 }
 
 void *megcc_network_output_data(megcc_network *net, uint32_t index) {
-    if (!net || index >= net->plan->n_outputs) return NULL;
+    if (!net) return NULL;
+    if (index >= net->plan->n_outputs) {
+        net_fail(net, MEGCC_ERR_INVALID_ARG, "output %u out of range", index);
+        return NULL;
+    }
+    /* Before a successful forward the bytes are stale or garbage: refuse rather than let
+     * an application consume them. */
+    if (!net->have_outputs) {
+        net_fail(net, MEGCC_ERR_NO_OUTPUT, "output %u read before a successful forward", index);
+        return NULL;
+    }
     return net->out_user[index] ? net->out_user[index]
                                 : net->ptr[io_tensor(net->plan, 1, index)];
 }
@@ -238,6 +251,7 @@ static megcc_status set_io_memory(megcc_network *net, int output, uint32_t index
         return net_fail(net, MEGCC_ERR_ALIGNMENT, "%s %u: buffer not aligned to %z bytes",
                         output ? "output" : "input", index, isz);
     (output ? net->out_user : net->in_user)[index] = data;
+    if (output) net->have_outputs = 0; /* the new buffer holds no result yet */
     if (mgc_t_storage(rec) == MGC_STORAGE_ARENA) {
         /* Zero-copy: the tensor (and every view of it) now lives in the caller's buffer. */
         net->override[t] = data;
@@ -278,6 +292,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
     p = net->plan;
     h = &net->model->hooks;
     net->error[0] = '\0';
+    net->have_outputs = 0; /* until this run completes */
     for (i = 0; i < p->n_inputs; i++)
         if (net->in_copy[i])
             memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
@@ -311,6 +326,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
         if (net->out_copy[i])
             memcpy(net->out_copy[i], net->ptr[io_tensor(p, 1, i)],
                    mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 1, i))));
+    net->have_outputs = 1;
     return MEGCC_OK;
 }
 

@@ -117,6 +117,7 @@ const char *megcc_status_string(megcc_status status) {
     case MEGCC_ERR_KERNEL_FAILED: return "kernel failed";
     case MEGCC_ERR_UNSUPPORTED: return "unsupported";
     case MEGCC_ERR_NOT_FOUND: return "not found";
+    case MEGCC_ERR_NO_OUTPUT: return "output read before forward";
     }
     return "unknown status";
 }

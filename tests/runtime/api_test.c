@@ -123,6 +123,8 @@ static void test_a(const char *path) {
     CHECK(megcc_network_output_data(net, 0) == (void *)uo);
     /* back to the arena */
     CHECK(megcc_network_set_output_memory(net, 0, NULL, 0) == MEGCC_OK);
+    CHECK(megcc_network_output_data(net, 0) == NULL); /* no result in the arena yet */
+    CHECK(megcc_network_forward(net) == MEGCC_OK);
     CHECK(megcc_network_output_data(net, 0) == (void *)((char *)arena + 384));
     CHECK(megcc_network_select_plan(net, 1) == MEGCC_ERR_INVALID_ARG);
     CHECK(strstr(megcc_network_last_error(net), "plan 1") != NULL);

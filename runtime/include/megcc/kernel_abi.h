@@ -24,6 +24,14 @@ extern const megcc_kernel_entry megcc_kernel_table[];
 extern const uint32_t megcc_kernel_count;
 extern const uint64_t megcc_kernel_set_id;
 
+/* The instruction signatures each kernel was generated for (docs/model-format.md,
+ * "Instruction signatures"). Kernels trust their params, so the loader accepts an
+ * instruction only if its operand dtypes and byte sizes, workspace size and params equal
+ * one of the records of its kernel: records of kernel k are the words
+ * megcc_kernel_sigs[megcc_kernel_sig_index[k] .. megcc_kernel_sig_index[k + 1]). */
+extern const uint32_t megcc_kernel_sigs[];
+extern const uint32_t megcc_kernel_sig_index[]; /* megcc_kernel_count + 1 entries */
+
 #ifdef __cplusplus
 }
 #endif

@@ -85,7 +85,8 @@ typedef enum megcc_status {
     MEGCC_ERR_ARENA_TOO_SMALL = 11,/* the given arena is smaller than the plan needs */
     MEGCC_ERR_KERNEL_FAILED = 12,  /* a kernel returned non-zero */
     MEGCC_ERR_UNSUPPORTED = 13,    /* feature compiled out or host not supported */
-    MEGCC_ERR_NOT_FOUND = 14       /* no such name / no matching plan */
+    MEGCC_ERR_NOT_FOUND = 14,      /* no such name / no matching plan */
+    MEGCC_ERR_NO_OUTPUT = 15       /* output read before a successful forward */
 } megcc_status;
 
 /* A short constant description of a status ("corrupt model", ...). */
@@ -211,8 +212,11 @@ int megcc_network_find_input(const megcc_network *net, const char *name);
 int megcc_network_find_output(const megcc_network *net, const char *name);
 
 /* Where the data of an input/output lives: in the arena, or the caller's buffer after
- * megcc_network_set_*_memory. NULL for an index out of range. Outputs are valid until the
- * next forward (the arena is reused). */
+ * megcc_network_set_*_memory. NULL for an index out of range. Outputs are valid from a
+ * successful forward until the next forward (the arena is reused): before one (after
+ * create, select_plan, set_arena or set_output_memory, or after a failed forward)
+ * megcc_network_output_data returns NULL and the network's last error says why
+ * (MEGCC_ERR_NO_OUTPUT). */
 void *megcc_network_input_data(megcc_network *net, uint32_t index);
 void *megcc_network_output_data(megcc_network *net, uint32_t index);
 

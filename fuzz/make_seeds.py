@@ -1,0 +1,133 @@
+"""Seed models for the loader fuzzer: real compiled blobs and the kernels.c they share.
+
+    python fuzz/make_seeds.py OUT_DIR
+
+compiles, as one bundle (so one kernels.c links with every seed), the digits sample and a
+few tiny ONNX models chosen to reach many kernel families (conv/pool/gemm, broadcasting
+element-wise, data movement with runtime indices, reductions, norms, batched MatMul), some
+with two input-shape plans. Writes OUT_DIR/kernels.c and OUT_DIR/seeds/<model>.tiny.
+Everything is small (8x8 images, a few hundred weights) so the fuzzer runs thousands of
+forwards a second.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "samples", "digits", "digits.mge")
+F = TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, inits=()):
+    graph = helper.make_graph(nodes, "seed", inputs, outputs,
+                              [numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _w(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 0.3
+
+
+def cnn():
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("AveragePool", ["p"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["a"], ["f"]),
+             helper.make_node("Gemm", ["f", "g", "gb"], ["y0"], transB=1),
+             helper.make_node("Softmax", ["y0"], ["y"], axis=1)]
+    return _model(nodes, [vi("x", F, [1, 2, 8, 8])], [vi("y", F, [1, 5])],
+                  [("w", _w(4, 2, 3, 3)), ("b", _w(4, seed=1)), ("g", _w(5, 64, seed=2)),
+                   ("gb", _w(5, seed=3))])
+
+
+def eltwise():
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Add", ["x", "b"], ["s"]),
+             helper.make_node("Mul", ["s", "x"], ["m"]),
+             helper.make_node("Sigmoid", ["m"], ["g"]),
+             helper.make_node("Tanh", ["x"], ["t"]),
+             helper.make_node("Sub", ["g", "t"], ["d"]),
+             helper.make_node("Clip", ["d"], ["y"], min=-0.5, max=0.5)]
+    return _model(nodes, [vi("x", F, [2, 3, 4])], [vi("y", F, [2, 3, 4])], [("b", _w(3, 1))])
+
+
+def movement():
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Concat", ["t", "t"], ["c"], axis=1),
+             helper.make_node("Slice", ["c", "st", "en", "ax", "sp"], ["s"]),
+             helper.make_node("Pad", ["s", "pads"], ["p"], mode="constant"),
+             helper.make_node("Gather", ["p", "idx"], ["g"], axis=2),
+             helper.make_node("Reshape", ["g", "shape"], ["y"])]
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    return _model(nodes, [vi("x", F, [1, 3, 4]), vi("idx", TensorProto.INT64, [2])],
+                  [vi("y", F, [-1])],
+                  [("st", i64(1)), ("en", i64(7)), ("ax", i64(1)), ("sp", i64(2)),
+                   ("pads", i64(0, 1, 0, 0, 0, 1)), ("shape", i64(-1))])
+
+
+def reduce_norm():
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("InstanceNormalization", ["x", "sc", "bi"], ["n"]),
+             helper.make_node("ReduceMean", ["n"], ["m"], axes=[2], keepdims=0),
+             helper.make_node("ArgMax", ["n"], ["a"], axis=1, keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["y"])]
+    return _model(nodes, [vi("x", F, [2, 3, 4])],
+                  [vi("y", F, [2, 2]), vi("a", TensorProto.INT64, [2, 4])],
+                  [("sc", _w(3)), ("bi", _w(3, seed=4)), ("w", _w(3, 2, seed=5))])
+
+
+def batched_matmul():
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["y"])]
+    return _model(nodes, [vi("a", F, [2, 1, 3, 4]), vi("b", F, [3, 4, 2])],
+                  [vi("y", F, [2, 3, 3, 2])])
+
+
+ONNX_SEEDS = {"cnn": (cnn, []),
+              "eltwise": (eltwise, [{"x": (2, 3, 4)}, {"x": (1, 3, 2)}]),
+              "movement": (movement, []),
+              "reduce_norm": (reduce_norm, []),
+              "batched_matmul": (batched_matmul, [])}
+
+
+def build(out_dir: str, digits: bool = True) -> list:
+    """Compile every seed model into out_dir; returns the blob paths. digits=False skips
+    the MegEngine model (tests that only need ONNX seeds avoid importing MegEngine)."""
+    from megcc_builder.compiler import ModelSpec, compile_bundle
+
+    src = os.path.join(out_dir, "src")
+    os.makedirs(src, exist_ok=True)
+    specs = [ModelSpec("digits", DIGITS, [{"data": (1, 1, 8, 8)}, {"data": (2, 1, 8, 8)}])]
+    if not digits:
+        specs = []
+    for name, (make, shapes) in ONNX_SEEDS.items():
+        path = os.path.join(src, name + ".onnx")
+        onnx.save(make(), path)
+        specs.append(ModelSpec(name, path, shapes))
+    bundle = compile_bundle(specs, os.path.join(out_dir, "bundle"), save_c_array=False)
+    shutil.copy(bundle.files["kernels_c"], os.path.join(out_dir, "kernels.c"))
+    seeds = os.path.join(out_dir, "seeds")
+    os.makedirs(seeds, exist_ok=True)
+    paths = []
+    for m in bundle.models:
+        p = os.path.join(seeds, m.spec.name + ".tiny")
+        with open(p, "wb") as f:
+            f.write(m.blob)
+        paths.append(p)
+    return paths
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    for p in build(sys.argv[1]):
+        print(p, os.path.getsize(p))

@@ -1,0 +1,83 @@
+"""Instruction signatures: why a hostile blob cannot make a kernel read out of bounds.
+
+Kernels trust their `params` (extents, strides, offsets tables): that is what keeps the hot
+loops free of checks. The loader validates every tensor against the blob, the arena and
+the weights, but it cannot know what a kernel's params mean, so a structurally valid blob
+with, say, an element count larger than the tensor would make the kernel overrun it.
+
+The defence lives in the trusted half of the build, kernels.c, and needs nothing from the
+kernel modules: for every kernel the emitter lists the exact instruction *signatures* the
+compiler produced for it (operand dtypes and byte sizes, workspace size, params), and the
+loader accepts an instruction only if it equals one of its kernel's signatures. Every
+generated kernel is correct for the signatures the compiler generated (that is what the
+kernel tests check), so a blob can still choose which tensors an instruction uses and in
+what order instructions run, but not make any kernel see params or tensor sizes the
+compiler did not produce for it. Pointers stay inside their tensors because the loader
+already checks each tensor's bytes against the arena, weights or base.
+
+The signatures are read back from the serialized blobs, so they are exactly what the C
+loader will compare. Record layout (u32 words; docs/model-format.md, "Instruction
+signatures"):
+
+    n_in | n_out << 16, n_params, workspace nbytes (0xFFFFFFFF: none),
+    (dtype code, nbytes) per operand, inputs then outputs (0xFFFFFFFF, 0: omitted input),
+    params (the i32 bit patterns)
+
+They are not part of kernel_set_id (the id names the kernel code; a blob whose params the
+kernels.c was not generated for gets the same "other kernels" status, with the instruction
+named in the message).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Set, Tuple
+
+from ..ir.dtypes import dtype_code
+from .model_blob import NONE_U32, read_model
+
+Signature = Tuple[int, ...]
+
+
+def _operand(tensors: List[dict], ti: int) -> Tuple[int, int]:
+    if ti < 0:
+        return NONE_U32, 0
+    t = tensors[ti]
+    return dtype_code(t["dtype"]), t["nbytes"]
+
+
+def instr_signature(ins: dict, tensors: List[dict]) -> Signature:
+    """The signature of one instruction as read_model() returns it."""
+    words = [len(ins["inputs"]) | len(ins["outputs"]) << 16, len(ins["params"]),
+             NONE_U32 if ins["workspace"] < 0 else tensors[ins["workspace"]]["nbytes"]]
+    for ti in list(ins["inputs"]) + list(ins["outputs"]):
+        words.extend(_operand(tensors, ti))
+    words.extend(p & 0xFFFFFFFF for p in ins["params"])
+    return tuple(words)
+
+
+def blob_signatures(blobs: Iterable[bytes], n_kernels: int) -> List[Set[Signature]]:
+    """Per kernel-table index, the set of signatures the blobs use."""
+    sigs: List[Set[Signature]] = [set() for _ in range(n_kernels)]
+    for blob in blobs:
+        for plan in read_model(blob)["plans"]:
+            for ins in plan["instrs"]:
+                sigs[ins["kernel_index"]].add(instr_signature(ins, plan["tensors"]))
+    return sigs
+
+
+def signatures_c_source(sigs: List[Set[Signature]]) -> str:
+    """The two tables kernels.c defines for the loader (kernel_abi.h), deterministic:
+    each kernel's records sorted."""
+    words: List[int] = []
+    index = [0]
+    lines = []
+    for k, records in enumerate(sigs):
+        for rec in sorted(records):
+            lines.append("    " + ", ".join(f"{w}u" for w in rec) + f",  /* kernel {k} */")
+            words.extend(rec)
+        index.append(len(words))
+    body = "\n".join(lines) if lines else "    0u"
+    return ("/* Instruction signatures this kernel set was generated for: the loader accepts\n"
+            " * an instruction only if it equals one of its kernel's records here. */\n"
+            f"const uint32_t megcc_kernel_sigs[] = {{\n{body}\n}};\n"
+            "const uint32_t megcc_kernel_sig_index[] = {"
+            + ", ".join(f"{i}u" for i in index) + "};\n")

@@ -66,6 +66,11 @@ def _compile_twice(tmp_path, make_args):
         r = _megcc(args, cwd=str(work), env=dict(os.environ, PYTHONHASHSEED=seed))
         assert r.returncode == 0, r.stderr
         outs.append(_files(str(work / "out")))
+        # written through temporaries, yet ordinary files (umask), like any compiler output
+        umask = os.umask(0)
+        os.umask(umask)
+        for f in outs[-1]:
+            assert os.stat(work / "out" / f).st_mode & 0o777 == 0o666 & ~umask, f
     return outs
 
 

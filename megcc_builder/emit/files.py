@@ -6,13 +6,13 @@ make-style builds do not recompile what did not change.
 """
 import os
 import tempfile
+from typing import List, Tuple
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-from typing import List, Tuple
 
 
 def write_if_changed(path: str, data) -> bool:
@@ -75,6 +75,7 @@ def write_all_if_changed(items: List[Tuple[str, object]]) -> List[str]:
             pending.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
         for k, (tmp, path) in enumerate(pending):
             os.replace(tmp, path)
             pending[k] = ("", path)

@@ -42,7 +42,7 @@ def test_fuzzer_smoke(tmp_path):
     corpus_dirs = [str(tmp_path / "seeds")]
     if os.path.isdir(os.path.join(FUZZ, "corpus")):
         corpus_dirs.append(os.path.join(FUZZ, "corpus"))
-    r = subprocess.run([exe, f"-max_total_time={SMOKE_SECONDS}", "-timeout=10",
+    r = subprocess.run([exe, f"-max_total_time={SMOKE_SECONDS}", "-timeout=10", "-seed=1",
                         "-rss_limit_mb=2048", "-max_len=131072", "-print_final_stats=1",
                         f"-artifact_prefix={artifacts}/", str(work), *corpus_dirs],
                        capture_output=True, text=True, timeout=SMOKE_SECONDS + 240)

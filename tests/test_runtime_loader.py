@@ -505,6 +505,11 @@ def _crafted():
         ("workspace is view", put("<I", i1 + 12, 8), CORRUPT),
         ("workspace out of range", put("<I", i1 + 12, 50), CORRUPT),
         ("workspace misaligned", put("<I", t(5) + 40, 260), CORRUPT),
+        # what an instruction writes must not overlap its other operands, except exactly
+        # in place where the compiler did so (found by the fuzzer: memcpy overlap)
+        ("output partly over input", put("<I", t(3) + 40, 72), CORRUPT),
+        ("workspace over input", put("<I", t(5) + 40, 128), CORRUPT),
+        ("output in place, not compiled so", put("<I", t(3) + 40, 64), KERNEL_MISMATCH),
         # Structurally valid, but not an instruction kernels.c was generated for
         # (instruction signatures): kernels trust params, so these must not load.
         ("element count > tensor", put("<i", i0 + 28, 1000), KERNEL_MISMATCH),

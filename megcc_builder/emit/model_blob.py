@@ -332,6 +332,57 @@ def read_model(data: bytes) -> dict:
     }
 
 
+def arena_range(tensors: List[dict], ti: int) -> Optional[Tuple[int, int]]:
+    """(start, end) bytes of tensor ti in the arena; None for weights, views of weights,
+    omitted operands (-1) and empty tensors, which cannot overlap anything written."""
+    if ti < 0:
+        return None
+    t = tensors[ti]
+    start = t["offset"]
+    if t["storage"] == "view":
+        base = tensors[t["base"]]
+        if base["storage"] != "arena":
+            return None
+        start += base["offset"]
+    elif t["storage"] != "arena":
+        return None
+    return (start, start + t["nbytes"]) if t["nbytes"] else None
+
+
+def output_aliases(tensors: List[dict], inputs: List[int], outputs: List[int],
+                   workspace: int) -> List[int]:
+    """Per output: 0 if its bytes are disjoint from every input's, k + 1 if they are exactly
+    input k's (computed in place). Raises ValueError for any other overlap of what an
+    instruction writes (outputs, workspace) with its other operands: kernels may use
+    memcpy and assume disjoint buffers, and the compiler never produces such overlaps.
+    The C loader applies the same rule (docs/model-format.md)."""
+    ins = [arena_range(tensors, t) for t in inputs]
+    outs = [arena_range(tensors, t) for t in outputs]
+    ws = arena_range(tensors, workspace)
+
+    def overlap(a, b):
+        return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+    aliases = []
+    for j, o in enumerate(outs):
+        alias = 0
+        for k, x in enumerate(ins):
+            if overlap(o, x):
+                if o != x:
+                    raise ValueError(f"output {j} partly overlaps input {k}")
+                alias = alias or k + 1
+        for k, x in enumerate(outs[:j]):
+            if overlap(o, x):
+                raise ValueError(f"outputs {k} and {j} overlap")
+        if overlap(o, ws):
+            raise ValueError(f"output {j} overlaps the workspace")
+        aliases.append(alias)
+    for k, x in enumerate(ins):
+        if overlap(ws, x):
+            raise ValueError(f"the workspace overlaps input {k}")
+    return aliases
+
+
 def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int, w_size: int,
                kernels: List[str]) -> dict:
     what = f"plan {pi}"
@@ -395,6 +446,11 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
                 raise ValueError(f"{w}: workspace {ws} is not an arena tensor")
             if tensors[ws]["offset"] % 16:
                 raise ValueError(f"{w}: workspace {ws} not 16-byte aligned")
+        in_idx = [-1 if i == NONE_U32 else i for i in idx[:nin]]
+        try:
+            output_aliases(tensors, in_idx, idx[nin:], -1 if ws == NONE_U32 else ws)
+        except ValueError as exc:
+            raise ValueError(f"{w}: {exc}") from None
         instrs.append({"kernel_index": k, "kernel": kernels[k],
                        "inputs": [-1 if i == NONE_U32 else i for i in idx[:nin]],
                        "outputs": idx[nin:], "params": params,

@@ -21,7 +21,14 @@ signatures"):
 
     n_in | n_out << 16, n_params, workspace nbytes (0xFFFFFFFF: none),
     (dtype code, nbytes) per operand, inputs then outputs (0xFFFFFFFF, 0: omitted input),
+    per output its alias (0: disjoint from the inputs, k + 1: computed in place over input k),
     params (the i32 bit patterns)
+
+The alias words matter because a blob also chooses where operands live: an output placed
+over an input the kernel does not expect to share bytes with breaks kernels that copy
+with memcpy or read an input after writing the output (the fuzzer found the first). Any
+partial overlap is refused by the structural checks; exact in-place use only where the
+compiler produced it.
 
 They are not part of kernel_set_id (the id names the kernel code; a blob whose params the
 kernels.c was not generated for gets the same "other kernels" status, with the instruction
@@ -32,7 +39,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Set, Tuple
 
 from ..ir.dtypes import dtype_code
-from .model_blob import NONE_U32, read_model
+from .model_blob import NONE_U32, output_aliases, read_model
 
 Signature = Tuple[int, ...]
 
@@ -50,6 +57,7 @@ def instr_signature(ins: dict, tensors: List[dict]) -> Signature:
              NONE_U32 if ins["workspace"] < 0 else tensors[ins["workspace"]]["nbytes"]]
     for ti in list(ins["inputs"]) + list(ins["outputs"]):
         words.extend(_operand(tensors, ti))
+    words.extend(output_aliases(tensors, ins["inputs"], ins["outputs"], ins["workspace"]))
     words.extend(p & 0xFFFFFFFF for p in ins["params"])
     return tuple(words)
 

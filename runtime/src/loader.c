@@ -137,6 +137,68 @@ static megcc_status check_io(const blob_view *b, const mgc_plan *p, uint32_t pi,
     return MEGCC_OK;
 }
 
+/* Byte range [lo, hi) of operand tensor t in the arena; 0 when it has none (omitted,
+ * weight, view of a weight, empty), which nothing an instruction writes can overlap. */
+static int arena_range(const mgc_plan *p, uint32_t t, uint64_t *lo, uint64_t *hi) {
+    const uint8_t *rec, *base;
+    if (t == MGC_NONE) return 0;
+    rec = mgc_tensor(p, t);
+    *lo = mgc_t_offset(rec);
+    if (mgc_t_storage(rec) == MGC_STORAGE_VIEW) {
+        base = mgc_tensor(p, mgc_t_base(rec));
+        if (mgc_t_storage(base) != MGC_STORAGE_ARENA) return 0;
+        *lo += mgc_t_offset(base);
+    } else if (mgc_t_storage(rec) != MGC_STORAGE_ARENA) {
+        return 0;
+    }
+    *hi = *lo + mgc_t_nbytes(rec);
+    return *hi > *lo;
+}
+
+/* Operand j of the instruction whose operand indices start at idx. */
+static uint32_t operand(const uint8_t *idx, uint32_t j) { return mgc_rd32(idx + 4 * j); }
+
+/* How an instruction's output o (operand index) shares bytes with the other operands:
+ * 0 disjoint from all, k + 1 exactly input k's bytes (in place), MGC_NONE any other overlap
+ * (partial, with another output or with the workspace). Kernels may memcpy and assume
+ * disjoint buffers; the compiler only ever computes exactly in place. */
+static uint32_t output_alias(const mgc_plan *p, const uint8_t *ins, uint32_t o) {
+    uint32_t n_in = mgc_rd16(ins + 4), n_ops = n_in + mgc_rd16(ins + 6), ws = mgc_rd32(ins + 12);
+    const uint8_t *idx = ins + MGC_INSTR_HEADER;
+    uint64_t lo, hi, xlo, xhi;
+    uint32_t k, alias = 0;
+    if (!arena_range(p, operand(idx, o), &lo, &hi)) return 0;
+    if (arena_range(p, ws, &xlo, &xhi) && lo < xhi && xlo < hi) return MGC_NONE;
+    for (k = 0; k < n_ops; k++) {
+        if (k == o || !arena_range(p, operand(idx, k), &xlo, &xhi) || hi <= xlo || xhi <= lo)
+            continue;
+        if (k >= n_in || lo != xlo || hi != xhi) return MGC_NONE;
+        if (!alias) alias = k + 1;
+    }
+    return alias;
+}
+
+static megcc_status check_overlaps(const mgc_plan *p, uint32_t pi, uint32_t ii,
+                                   const uint8_t *ins) {
+    uint32_t n_in = mgc_rd16(ins + 4), n_ops = n_in + mgc_rd16(ins + 6), ws = mgc_rd32(ins + 12);
+    const uint8_t *idx = ins + MGC_INSTR_HEADER;
+    uint64_t lo, hi, xlo, xhi;
+    uint32_t j;
+    for (j = n_in; j < n_ops; j++)
+        if (output_alias(p, ins, j) == MGC_NONE)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u instr %u: output %u overlaps another operand "
+                                   "(only exactly in place over an input is allowed)",
+                                   pi, ii, j - n_in);
+    if (arena_range(p, ws, &lo, &hi))
+        for (j = 0; j < n_in; j++)
+            if (arena_range(p, operand(idx, j), &xlo, &xhi) && lo < xhi && xlo < hi)
+                return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                       "plan %u instr %u: the workspace overlaps input %u", pi,
+                                       ii, j);
+    return MEGCC_OK;
+}
+
 /* Does the instruction at `ins` (structurally valid) equal signature record `r`? */
 static int sig_equal(const mgc_plan *p, const uint8_t *ins, const uint32_t *r) {
     uint32_t n_in = mgc_rd16(ins + 4), n_out = mgc_rd16(ins + 6), n_par = mgc_rd32(ins + 8);
@@ -145,32 +207,52 @@ static int sig_equal(const mgc_plan *p, const uint8_t *ins, const uint32_t *r) {
     if (r[0] != (n_in | n_out << 16) || r[1] != n_par) return 0;
     if (r[2] != (ws == MGC_NONE ? MGC_NONE : mgc_t_nbytes(mgc_tensor(p, ws)))) return 0;
     for (j = 0; j < n_in + n_out; j++) {
-        uint32_t t = mgc_rd32(idx + 4 * j);
+        uint32_t t = operand(idx, j);
         const uint8_t *rec = t == MGC_NONE ? NULL : mgc_tensor(p, t);
-        if (r[3 + 2 * j] != (rec ? rec[4] : MGC_NONE) || r[4 + 2 * j] != (rec ? mgc_t_nbytes(rec) : 0))
-            return 0;
+        uint32_t dtype = rec ? rec[4] : MGC_NONE, nbytes = rec ? mgc_t_nbytes(rec) : 0;
+        if (r[3 + 2 * j] != dtype || r[4 + 2 * j] != nbytes) return 0;
     }
     r += 3 + 2 * ((size_t)n_in + n_out);
+    for (j = 0; j < n_out; j++)
+        if (r[j] != output_alias(p, ins, n_in + j)) return 0;
+    r += n_out;
     for (j = 0; j < n_par; j++)
         if (r[j] != mgc_rd32(par + 4 * j)) return 0;
     return 1;
 }
 
+/* Record length in words, or 0 if it runs past `avail` (a malformed table matches nothing). */
+static uint64_t sig_len(const uint32_t *r, uint32_t avail) {
+    uint64_t len;
+    if (avail < 3) return 0;
+    len = 3 + 3 * (uint64_t)(r[0] >> 16) + 2 * (uint64_t)(r[0] & 0xFFFFu) + r[1];
+    return len <= avail ? len : 0;
+}
+
 /* Kernels trust their params (extents, strides, offset tables), which the structural
  * checks cannot interpret. So an instruction is accepted only if it equals one of the
  * signatures its kernel was generated for, listed by the trusted kernels.c
- * (kernel_abi.h; megcc_builder/emit/signatures.py explains the design). */
+ * (kernel_abi.h; megcc_builder/emit/signatures.py explains the design). The operand
+ * counts are matched first, which also bounds the quadratic overlap check by what the
+ * compiler produced. */
 static megcc_status check_signature(const mgc_plan *p, uint32_t pi, uint32_t ii,
                                     const uint8_t *ins) {
     uint32_t kernel = mgc_rd32(ins);
-    uint64_t need = 3 + 2 * ((uint64_t)mgc_rd16(ins + 4) + mgc_rd16(ins + 6)) + mgc_rd32(ins + 8);
-    uint32_t pos = megcc_kernel_sig_index[kernel], end = megcc_kernel_sig_index[kernel + 1];
-    while (pos < end && end - pos >= 3) {
-        const uint32_t *r = megcc_kernel_sigs + pos;
-        uint64_t len = 3 + 2 * ((uint64_t)(r[0] & 0xFFFFu) + (r[0] >> 16)) + r[1];
-        if (len > end - pos) break; /* a malformed table matches nothing */
-        if (len == need && sig_equal(p, ins, r)) return MEGCC_OK;
-        pos += (uint32_t)len;
+    uint32_t counts = mgc_rd16(ins + 4) | (uint32_t)mgc_rd16(ins + 6) << 16;
+    uint32_t begin = megcc_kernel_sig_index[kernel], end = megcc_kernel_sig_index[kernel + 1];
+    uint32_t pos;
+    uint64_t len;
+    int shape_known = 0;
+    megcc_status st;
+    for (pos = begin; pos < end && (len = sig_len(megcc_kernel_sigs + pos, end - pos));
+         pos += (uint32_t)len)
+        if (megcc_kernel_sigs[pos] == counts && megcc_kernel_sigs[pos + 1] == mgc_rd32(ins + 8))
+            shape_known = 1;
+    if (shape_known) {
+        if ((st = check_overlaps(p, pi, ii, ins))) return st;
+        for (pos = begin; pos < end && (len = sig_len(megcc_kernel_sigs + pos, end - pos));
+             pos += (uint32_t)len)
+            if (sig_equal(p, ins, megcc_kernel_sigs + pos)) return MEGCC_OK;
     }
     return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
                            "plan %u instr %u: kernel %s was not generated for these operands "

@@ -68,7 +68,8 @@ static void fill_inputs(megcc_network *net, uint32_t seed) {
         uint8_t *d = (uint8_t *)megcc_network_input_data(net, i);
         if (megcc_network_input_info(net, i, &info) != MEGCC_OK || !d) exit(5);
         if (info.dtype == MEGCC_FLOAT32)
-            for (k = 0; k < info.nbytes / 4; k++) ((float *)d)[k] = (float)((k * 7 + seed) % 11) - 5;
+            for (k = 0; k < info.nbytes / 4; k++)
+                ((float *)d)[k] = (float)((k * 7 + seed) % 11) - 5;
         else
             memset(d, 0, info.nbytes); /* valid indices */
     }

@@ -19,7 +19,7 @@ import make_seeds  # noqa: E402
 SMOKE_SECONDS = 60
 
 
-def test_fuzzer_smoke(tmp_path):
+def test_fuzzer_smoke(tmp_path, summary):
     need_tool("clang")
     seeds = make_seeds.build(str(tmp_path))
     exe = str(tmp_path / "fuzz_loader")
@@ -54,5 +54,6 @@ def test_fuzzer_smoke(tmp_path):
         assert bad not in r.stderr, tail
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", r.stderr)
     assert runs and int(runs.group(1)) > 100, tail
-    print(f"fuzz smoke: {runs.group(1)} executions;",
-          (re.findall(r"cov: (\d+) ft: (\d+)", r.stderr) or [("?", "?")])[-1])
+    cov, ft = (re.findall(r"cov: (\d+) ft: (\d+)", r.stderr) or [("?", "?")])[-1]
+    summary(f"fuzz smoke ({SMOKE_SECONDS} s): {runs.group(1)} executions, coverage {cov} "
+            f"edges / {ft} features, no findings")

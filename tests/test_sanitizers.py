@@ -8,6 +8,7 @@ its time budget; the whole suite runs the same way with
 `MEGCC_SANITIZE=1 pytest tests/test_kernels_*.py tests/test_models_mge.py ...`.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -56,19 +57,23 @@ def test_sanitize_env_really_instruments_the_runner(seeds, monkeypatch):
     assert "__asan_report" not in _symbols(build_runner(str(d / "kernels.c")))
 
 
-def test_host_suite_subset_under_asan_ubsan():
+def test_host_suite_subset_under_asan_ubsan(summary):
     need_tool("gcc")
     env = dict(os.environ, MEGCC_SANITIZE="1")
     env.pop("PYTEST_XDIST_WORKER", None)
     base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
             "-x"]
     runs = [base + SUBSET] + [base + [f, "-k", k] for f, k in SUBSET_K.items()]
+    n_passed = 0
     for cmd in runs:
         r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)
         tail = r.stdout[-3000:] + r.stderr[-2000:]
         assert r.returncode == 0, tail
-        assert " passed" in r.stdout and "failed" not in r.stdout.splitlines()[-1], tail
+        last = r.stdout.strip().splitlines()[-1]
+        assert " passed" in last and "failed" not in last and "skipped" not in last, tail
+        n_passed += int(re.search(r"(\d+) passed", last).group(1))
+    summary(f"ASan+UBSan host subset: {n_passed} tests passed, no sanitizer report")
 
 
 def test_runner_under_valgrind_memcheck(seeds, monkeypatch):

@@ -76,15 +76,19 @@ def test_host_suite_subset_under_asan_ubsan(summary):
     summary(f"ASan+UBSan host subset: {n_passed} tests passed, no sanitizer report")
 
 
-def test_runner_under_valgrind_memcheck(seeds, monkeypatch):
+def test_runner_under_valgrind_memcheck(seeds, monkeypatch, tmp_path):
     """Every seed model through the host runner under memcheck (leaks included)."""
     need_tool("valgrind")
     need_tool("gcc")
+    from megcc_builder import host
     from megcc_builder.emit.model_blob import read_model
     from megcc_builder.host import build_runner, run_blob
     from megcc_builder.ir.dtypes import numpy_dtype
 
     d, blobs = seeds
+    # one (normally empty) log per valgrind process: proof that the runs went through it
+    monkeypatch.setattr(host, "VALGRIND_CMD",
+                        host.VALGRIND_CMD + [f"--log-file={tmp_path}/vg.%p.log"])
     n_runs = 0
     runner = build_runner(str(d / "kernels.c"))
     monkeypatch.setenv("MEGCC_VALGRIND", "1")
@@ -107,6 +111,8 @@ def test_runner_under_valgrind_memcheck(seeds, monkeypatch):
                 np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
             n_runs += 1
     assert n_runs >= 6  # every seed model, both plans of the two-plan one
+    logs = list(tmp_path.glob("vg.*.log"))
+    assert len(logs) == n_runs and not any(p.read_text() for p in logs)
 
 
 def test_misuse_program_under_valgrind_memcheck(tmp_path):

@@ -79,7 +79,8 @@ typedef enum megcc_status {
     MEGCC_ERR_BAD_VERSION = 5,     /* written for another format version */
     MEGCC_ERR_BAD_SIZE = 6,        /* truncated, or header file_size != buffer size */
     MEGCC_ERR_BAD_CRC = 7,         /* content corrupted */
-    MEGCC_ERR_KERNEL_MISMATCH = 8, /* compiled against another kernels.c */
+    MEGCC_ERR_KERNEL_MISMATCH = 8, /* compiled against another kernels.c, or an instruction
+                                      it has no signature for (docs/model-format.md) */
     MEGCC_ERR_CORRUPT = 9,         /* a structural check failed (offset, index, size...) */
     MEGCC_ERR_ALIGNMENT = 10,      /* buffer not aligned as required */
     MEGCC_ERR_ARENA_TOO_SMALL = 11,/* the given arena is smaller than the plan needs */

@@ -27,18 +27,30 @@ DIGITS = os.path.join(ROOT, "samples", "digits", "digits.mge")
 BIN = os.path.dirname(sys.executable)
 TEMP_PREFIX = ".megcc-"
 
+# MEGCC_TEST_KILL_AT=N: signal ourselves when creating the Nth output temporary file, or,
+# with MEGCC_TEST_KILL_ON=replace, right after the Nth rename of one into place.
 KILL_HOOK = """
 import os, signal, tempfile
 _at = int(os.environ.get("MEGCC_TEST_KILL_AT", "0"))
 _sig = getattr(signal, os.environ.get("MEGCC_TEST_KILL_SIGNAL", "SIGKILL"))
-if _at:
-    _real, _n = tempfile.mkstemp, [0]
+_n = [0]
+def _count():
+    _n[0] += 1
+    if _n[0] == _at:
+        os.kill(os.getpid(), _sig)
+if _at and os.environ.get("MEGCC_TEST_KILL_ON") == "replace":
+    _real_replace = os.replace
+    def _replace(src, dst, *a, **k):
+        _real_replace(src, dst, *a, **k)
+        if os.path.basename(str(src)).startswith({prefix!r}):
+            _count()
+    os.replace = _replace
+elif _at:
+    _real_mkstemp = tempfile.mkstemp
     def _mkstemp(*a, **k):
         if k.get("prefix") == {prefix!r}:
-            _n[0] += 1
-            if _n[0] == _at:
-                os.kill(os.getpid(), _sig)
-        return _real(*a, **k)
+            _count()
+        return _real_mkstemp(*a, **k)
     tempfile.mkstemp = _mkstemp
 """.format(prefix=TEMP_PREFIX)
 
@@ -111,11 +123,12 @@ def kill_env(tmp_path):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_HOOK)
 
-    def env(at, sig="SIGKILL"):
+    def env(at, sig="SIGKILL", on="mkstemp"):
         e = dict(os.environ)
         e["PYTHONPATH"] = str(hook) + os.pathsep + e.get("PYTHONPATH", "")
         e["MEGCC_TEST_KILL_AT"] = str(at)
         e["MEGCC_TEST_KILL_SIGNAL"] = sig
+        e["MEGCC_TEST_KILL_ON"] = on
         return e
     return env
 
@@ -159,6 +172,36 @@ def test_killed_compile_keeps_previous_outputs(tmp_path, kill_env, sig, at):
     r = _megcc(v2_args, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert {f: d for f, d in _files(str(out)).items() if not f.startswith(TEMP_PREFIX)} == v2
+
+
+def test_kill_between_renames_is_repaired_by_the_next_compile(tmp_path, kill_env):
+    """The one window write_all_if_changed cannot close: killed after some renames, the
+    directory mixes the two builds. Every file is still whole (old or new), the mix is
+    refused by the runtime (here: the v1 blob's instructions are not in v2's kernels.c),
+    and the next compile repairs it."""
+    v2 = _versions(tmp_path)
+    out = tmp_path / "out"
+    assert _megcc(["compile", "v1.onnx", "--name", "net", "-o", str(out), "--no-c-array"],
+                  cwd=str(tmp_path)).returncode == 0
+    v1 = _files(str(out))
+    v2_args = ["compile", "v2.onnx", "--name", "net", "-o", str(out), "--input-shapes",
+               "data=(1,1,9,9)", "--no-c-array"]
+    r = _megcc(v2_args, cwd=str(tmp_path), env=kill_env(1, on="replace"))  # kernels.c only
+    assert r.returncode == -signal.SIGKILL
+    mixed = {f: d for f, d in _files(str(out)).items() if not f.startswith(TEMP_PREFIX)}
+    assert all(mixed[f] in (v1[f], v2.get(f)) for f in v1)
+    assert mixed["kernels.c"] == v2["kernels.c"] and mixed["net.tiny"] == v1["net.tiny"]
+
+    from megcc_builder.host import build_runner, run_blob
+    import numpy as np
+
+    runner = build_runner(str(out / "kernels.c"))
+    with pytest.raises(RuntimeError, match="kernel"):
+        run_blob(runner, str(out / "net.tiny"), [np.zeros((1, 1, 6, 6), np.float32)])
+    r = _megcc(v2_args, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert {f: d for f, d in _files(str(out)).items()
+            if not f.startswith(TEMP_PREFIX)} == {f: v2[f] for f in v1}
 
 
 SCONSTRUCT = """

@@ -1,59 +1,176 @@
 """`onnx.backend.base.Backend` on top of the compiler, so ONNX's own test suite runs us.
 
-`prepare` compiles the model for the shapes its inputs declare, builds the runner (cached
-by kernel set) and returns a rep whose `run` executes the compiled plan on the host.
+The compiler produces static plans, so the backend compiles lazily, like a JIT:
+
+* `prepare` compiles at once when every input has a static shape in the model;
+  otherwise (dim_params, unknown dims) the first `run` compiles for the shapes it is given.
+* Inputs whose *values* the compiler needs (a Reshape's shape, a Reduce's axes, TopK's K,
+  given as graph inputs) make the compiler raise `NeedsValue`; the backend then compiles a
+  plan specialised on that input's value and guards it: every run compares the value and
+  recompiles when it changes, so results are right for any input. The `megcc compile` CLI
+  has no values and refuses such models with the same one-line error.
+
+Plans are cached per (input shapes, specialised values); the runner per kernel set
+(`host.build_runner`).
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
 from .compiler import ModelSpec, compile_bundle
 from .host import build_runner, run_blob
+from .ir import CompileError, NeedsValue
+
+# At most this many specialised plans per prepared model (a guard that keeps failing
+# would otherwise compile forever).
+MAX_PLANS = 16
 
 
-class MegccRep(BackendRep):
-    def __init__(self, workdir: str, blob: str, runner: str, input_names: List[str],
-                 output_names: List[str]):
+class _Compiled:
+    def __init__(self, workdir: str, blob: str, runner: str, inputs: List[str],
+                 outputs: List[str]):
         self.workdir, self.blob, self.runner = workdir, blob, runner
-        self.input_names, self.output_names = input_names, output_names
-
-    def run(self, inputs: Any, **kwargs) -> Any:
-        if isinstance(inputs, dict):
-            ordered = [inputs[n] for n in self.input_names]
-        elif isinstance(inputs, (list, tuple)):
-            ordered = list(inputs)
-        else:
-            ordered = [inputs]
-        outs = run_blob(self.runner, self.blob, [np.asarray(x) for x in ordered])
-        return namedtupledict("Outputs", self.output_names)(*outs)
+        self.inputs, self.outputs = inputs, outputs
 
     def __del__(self):
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+
+
+def _static_shape(vi) -> Optional[Tuple[int, ...]]:
+    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in vi.type.tensor_type.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value <= 0:
+            return None
+        dims.append(d.dim_value)
+    return tuple(dims)
+
+
+def _compile(model: onnx.ModelProto, shapes: Dict[str, Tuple[int, ...]],
+             values: Dict[str, np.ndarray]) -> _Compiled:
+    """Compile `model` for the given input shapes, with `values` bound as constants."""
+    if values:
+        model = _bind_inputs(model, values)
+    workdir = tempfile.mkdtemp(prefix="megcc-backend-")
+    try:
+        path = os.path.join(workdir, "model.onnx")
+        onnx.save(model, path)
+        shapes = {k: v for k, v in shapes.items() if k not in values}
+        spec = ModelSpec("model", path, [shapes] if shapes else [])
+        bundle = compile_bundle([spec], workdir, save_c_array=False)
+        plan = bundle.models[0].plans[0]
+        runner = build_runner(bundle.files["kernels_c"])
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return _Compiled(workdir, bundle.files["model.tiny"], runner, list(plan.graph.inputs),
+                     list(plan.output_names))
+
+
+def _bind_inputs(model: onnx.ModelProto, values: Dict[str, np.ndarray]) -> onnx.ModelProto:
+    bound = onnx.ModelProto()
+    bound.CopyFrom(model)
+    keep = [vi for vi in bound.graph.input if vi.name not in values]
+    del bound.graph.input[:]
+    bound.graph.input.extend(keep)
+    for name, value in values.items():
+        bound.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return bound
+
+
+class MegccRep(BackendRep):
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        inits = {t.name for t in model.graph.initializer}
+        self.input_infos = [vi for vi in model.graph.input if vi.name not in inits]
+        self.input_names = [vi.name for vi in self.input_infos]
+        self.output_names = [vi.name for vi in model.graph.output]
+        self.value_inputs: List[str] = []  # inputs the compiler needs the values of
+        self._plans: Dict[tuple, _Compiled] = {}
+
+    # -- compilation ----------------------------------------------------------------
+    def _key(self, shapes, arrays) -> tuple:
+        vals = tuple((n, arrays[n].dtype.str, arrays[n].shape, arrays[n].tobytes())
+                     for n in self.value_inputs)
+        return tuple(sorted(shapes.items())), vals
+
+    def _plan_for(self, shapes: Dict[str, Tuple[int, ...]],
+                  arrays: Optional[Dict[str, np.ndarray]]) -> _Compiled:
+        while True:
+            if self.value_inputs and arrays is None:
+                raise _Deferred()
+            key = self._key(shapes, arrays or {})
+            if key in self._plans:
+                return self._plans[key]
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            values = {n: arrays[n] for n in self.value_inputs} if self.value_inputs else {}
+            try:
+                compiled = _compile(self.model, shapes, values)
+            except NeedsValue as exc:
+                if exc.tensor in self.input_names and exc.tensor not in self.value_inputs:
+                    self.value_inputs.append(exc.tensor)  # specialise on it and retry
+                    continue
+                raise
+            self._plans[key] = compiled
+            return compiled
+
+    def try_compile_now(self) -> None:
+        shapes = {}
+        for vi in self.input_infos:
+            shape = _static_shape(vi)
+            if shape is None:
+                return  # shapes come with the first run
+            shapes[vi.name] = shape
+        try:
+            self._plan_for(shapes, None)
+        except _Deferred:
+            pass
+
+    # -- execution ------------------------------------------------------------------
+    def run(self, inputs: Any, **kwargs) -> Any:
+        if isinstance(inputs, dict):
+            given = [inputs[n] for n in self.input_names]
+        elif isinstance(inputs, (list, tuple)):
+            given = list(inputs)
+        else:
+            given = [inputs]
+        if len(given) != len(self.input_names):
+            raise CompileError(f"the model takes {len(self.input_names)} inputs, got "
+                               f"{len(given)}")
+        for vi in self.input_infos:
+            if not vi.type.HasField("tensor_type"):
+                raise CompileError(f"input '{vi.name}' is not a tensor (sequences, maps and "
+                                   "optionals are not supported)")
+        arrays = {n: np.asarray(x) for n, x in zip(self.input_names, given)}
+        shapes = {n: tuple(a.shape) for n, a in arrays.items()}
+        compiled = self._plan_for(shapes, arrays)
+        outs = run_blob(compiled.runner, compiled.blob, [arrays[n] for n in compiled.inputs])
+        by_name = dict(zip(compiled.outputs, outs))
+        return namedtupledict("Outputs", self.output_names)(
+            *[by_name[n] for n in self.output_names])
+
+
+class _Deferred(Exception):
+    """The plan needs input values; compile at the first run."""
 
 
 class MegccBackend(Backend):
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> MegccRep:
         super().prepare(model, device, **kwargs)
-        workdir = tempfile.mkdtemp(prefix="megcc-backend-")
-        try:
-            path = os.path.join(workdir, "model.onnx")
-            onnx.save(model, path)
-            bundle = compile_bundle([ModelSpec("model", path)], workdir, save_c_array=False)
-            plan = bundle.models[0].plans[0]
-            runner = build_runner(bundle.files["kernels_c"])
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        return MegccRep(workdir, bundle.files["model.tiny"], runner, list(plan.graph.inputs),
-                        list(plan.output_names))
+        rep = MegccRep(model)
+        rep.try_compile_now()
+        return rep
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU",

@@ -16,7 +16,7 @@ def summary(record_property):
     return add
 
 
-def pytest_terminal_summary(terminalreporter):
+def _measurements(terminalreporter):
     lines = []
     for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
         if report.when != "call":
@@ -26,3 +26,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measurements")
         for line in sorted(lines):
             terminalreporter.write_line(line)
+
+
+def _onnx_suite_counts(terminalreporter):
+    """category -> [passed, expected failures, failed] over ONNX backend-suite cases."""
+    counts = {}
+    for key in ("passed", "failed", "xfailed", "xpassed"):
+        for report in terminalreporter.stats.get(key, []):
+            nodeid = getattr(report, "nodeid", "")
+            if getattr(report, "when", "call") != "call" or "::OnnxBackend" not in nodeid:
+                continue
+            category = nodeid.split("::OnnxBackend")[1].split("Test::")[0]
+            slot = {"passed": 0, "xfailed": 1}.get(key, 2)
+            counts.setdefault(category, [0, 0, 0])[slot] += 1
+    return counts
+
+
+def pytest_terminal_summary(terminalreporter):
+    _measurements(terminalreporter)
+    counts = _onnx_suite_counts(terminalreporter)
+    if counts:
+        terminalreporter.section("onnx conformance")
+        for category, (ok, xf, bad) in sorted(counts.items()):
+            total = ok + xf + bad
+            terminalreporter.write_line(f"{category}: {ok} of {total} cases pass "
+                                        f"({xf} expected failures, {bad} failed)")

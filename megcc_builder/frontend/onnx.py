@@ -16,7 +16,7 @@ from onnx import helper, numpy_helper
 from ..ir import CompileError, Graph, Tensor
 from ..ir.onnx_types import from_onnx_elem_type
 
-MIN_OPSET, MAX_OPSET = 6, onnx.defs.onnx_opset_version()
+MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 
 
 def _attr_value(attr):
@@ -26,6 +26,15 @@ def _attr_value(attr):
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode("utf-8", "replace") for v in value]
     return value  # TensorProto values stay protos: the IR keeps ONNX's attribute types
+
+
+def attrs_of(node: onnx.NodeProto) -> dict:
+    """A node's attributes as IR attrs: plain Python values, subgraphs stay protos."""
+    attrs = {a.name: _attr_value(a) for a in node.attribute}
+    for a in node.attribute:
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            attrs[a.name] = helper.get_attribute_value(a)
+    return attrs
 
 
 def _load_proto(path: str) -> onnx.ModelProto:
@@ -97,10 +106,7 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
         if node.domain not in ("", "ai.onnx"):
             raise CompileError(f"operator {node.domain}.{node.op_type} is not supported",
                                source, node.name or node.output[0])
-        attrs = {a.name: _attr_value(a) for a in node.attribute}
-        for a in node.attribute:
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                attrs[a.name] = helper.get_attribute_value(a)  # subgraphs stay protos
+        attrs = attrs_of(node)
         from ..ir import Op
 
         graph.ops.append(Op(node.op_type, list(node.input), list(node.output), attrs,

@@ -124,6 +124,26 @@ def _infer_shapes(graph: Graph, op: Op) -> Optional[List[Tensor]]:
     return result
 
 
+# Operands whose *values* set an op's output shape: when one is not a constant, zeros
+# would give a wrong shape, so the probe below refuses instead (with NeedsValue).
+_REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+_SHAPE_OPERANDS = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3),
+    "TopK": (1,), "OneHot": (1,), "Range": (0, 1, 2), "ConstantOfShape": (0,),
+    "Resize": (1, 2, 3), "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,),
+    "CenterCropPad": (1, 2), "Col2Im": (1, 2), "AffineGrid": (1,), "BlackmanWindow": (0,),
+    "HannWindow": (0,), "HammingWindow": (0,), "MelWeightMatrix": (0, 1, 2),
+    "DFT": (1, 2), "STFT": (2, 3), "MaxUnpool": (2,), "RandomNormalLike": (),
+}
+
+
+def shape_operands(op: Op, opset: int):
+    if op.type in _REDUCE_OPS:
+        return (1,)
+    return _SHAPE_OPERANDS.get(op.type, ())
+
+
 def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
     """Last resort: run the reference implementation on zeros to learn the output shapes.
 
@@ -133,6 +153,9 @@ def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
     if op.type in ("NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit"):
         raise graph.error("output shape depends on input values (dynamic shapes are not "
                           "supported yet)", op)
+    for k in shape_operands(op, graph.opset):
+        if k < len(op.inputs) and op.inputs[k] and not graph.tensors[op.inputs[k]].is_const:
+            raise graph.needs_value(op, op.inputs[k], f"input {k}, which sets the output shape,")
     feeds = {}
     for name in op.inputs:
         if name and not graph.tensors[name].is_const:
@@ -159,14 +182,51 @@ def _foldable(op: Op, ins: List[Tensor]) -> bool:
     return bool(ins) or op.type == "Constant"
 
 
+def _inline_branch(graph: Graph, op: Op) -> List[Op]:
+    """The ops of the branch a constant If condition selects, then Identities onto the
+    If's outputs. Names local to the branch get a prefix; outer-scope names stay."""
+    from ..frontend.onnx import attrs_of
+
+    cond = bool(np.asarray(graph.tensors[op.inputs[0]].data).reshape(-1)[0])
+    branch = op.attrs["then_branch" if cond else "else_branch"]
+    prefix = (op.name or op.outputs[0]) + ("__then__" if cond else "__else__")
+    local = {t.name for t in branch.initializer}
+    local.update(o for n in branch.node for o in n.output if o)
+    rename = lambda n: prefix + n if n in local else n  # noqa: E731
+    for init in branch.initializer:
+        graph.add_const(rename(init.name), numpy_helper.to_array(init))
+    ops = []
+    for k, n in enumerate(branch.node):
+        if n.domain not in ("", "ai.onnx"):
+            raise graph.error(f"branch operator {n.domain}.{n.op_type} is not supported", op)
+        ops.append(Op(n.op_type, [rename(i) if i else "" for i in n.input],
+                      [rename(o) if o else "" for o in n.output], attrs_of(n),
+                      prefix + (n.name or f"{n.op_type}_{k}")))
+    for out, vi in zip(op.outputs, branch.output):
+        if out:
+            ops.append(Op("Identity", [rename(vi.name)], [out], {}, out + "__if_out"))
+    return ops
+
+
 def infer_and_fold(graph: Graph) -> Graph:
     """Give every tensor a static shape and dtype; replace all-constant ops by constants."""
+    from ..kernels import LOWERINGS
+    from .functions import expand_function
+
     kept = []
-    for op in graph.ops:
+    work = list(reversed(graph.ops))  # a stack: function bodies are pushed in place
+    while work:
+        op = work.pop()
         ins = [graph.tensors.get(i) for i in op.inputs if i]
         if any(t is None for t in ins):
             missing = [i for i in op.inputs if i and i not in graph.tensors]
             raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
+        if op.type == "If" and ins:
+            if not ins[0].is_const:  # the branches may differ in shapes: specialise or refuse
+                raise graph.needs_value(op, op.inputs[0], "the condition")
+            # a constant condition selects a branch: its nodes replace the If
+            work.extend(reversed(_inline_branch(graph, op)))
+            continue
         if _foldable(op, ins):
             _fold(graph, op)
             continue
@@ -182,6 +242,33 @@ def infer_and_fold(graph: Graph) -> Graph:
                 value = np.array(int(np.prod(dims)), dtype=np.int64)
             graph.add_const(op.outputs[0], value)
             continue
+        if op.type == "EyeLike" and ins:
+            # the value depends only on the input's shape: a constant
+            from .dtypes import numpy_dtype
+
+            feeds = {op.inputs[0]: np.zeros(ins[0].shape, numpy_dtype(ins[0].dtype))}
+            try:
+                (value,) = _evaluate(graph, op, feeds)
+            except Exception as exc:
+                raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
+            graph.add_const(op.outputs[0], np.asarray(value))
+            continue
+        if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
+            # only the second input's dtype matters: a Cast of a constant, folded
+            op = Op("Cast", [op.inputs[0]], op.outputs,
+                    {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
+            _fold(graph, op)
+            continue
+        if op.type not in LOWERINGS:
+            for k in shape_operands(op, graph.opset):
+                if k < len(op.inputs) and op.inputs[k] and \
+                        not graph.tensors[op.inputs[k]].is_const:
+                    raise graph.needs_value(op, op.inputs[k],
+                                            f"input {k}, which sets the output shape,")
+            body = expand_function(graph, op)
+            if body is not None:  # no kernel, but an ONNX function: use its definition
+                work.extend(reversed(body))
+                continue
         outs = _infer_shapes(graph, op)
         if outs is None:
             outs = _probe_shapes(graph, op)

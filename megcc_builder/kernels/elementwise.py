@@ -17,7 +17,9 @@ from ..ir import Graph, Op, c_type
 from .base import Instr, Kernel, c_float, kernel_source, lowers, numel
 
 # Expression trees: ("in", k) | ("const", value) | (opname, child, ...)
-# The C templates below use {0}, {1}, {2} for the children's C expressions.
+# The C templates below use {0}, {1}, {2} for the children's C expressions. Value
+# categories: 'float' (float32 arithmetic; float16 inputs are widened to it), 'double'
+# (float64), 'int' (every integer type, C's promotions), 'bool'.
 FLOAT_OPS: Dict[str, str] = {
     "Add": "({0} + {1})", "Sub": "({0} - {1})", "Mul": "({0} * {1})", "Div": "({0} / {1})",
     "Pow": "megcc_powf({0}, {1})", "Max": "megcc_maxf({0}, {1})", "Min": "megcc_minf({0}, {1})",
@@ -29,7 +31,7 @@ FLOAT_OPS: Dict[str, str] = {
     "Sinh": "sinhf({0})", "Cosh": "coshf({0})", "Asinh": "asinhf({0})", "Acosh": "acoshf({0})",
     "Atanh": "atanhf({0})", "Round": "megcc_round_half_even({0})", "Sign": "megcc_signf({0})",
     "Softplus": "megcc_softplusf({0})", "Softsign": "({0} / (1.0f + fabsf({0})))",
-    "Mod": "fmodf({0}, {1})", "FloorDiv": "floorf({0} / {1})",
+    "Mod": "megcc_mod_floorf({0}, {1})", "Fmod": "fmodf({0}, {1})", "FloorDiv": "floorf({0} / {1})",
     "Where": "({0} ? {1} : {2})", "Mish": "({0} * tanhf(megcc_softplusf({0})))",
     "HardSwish": "({0} * megcc_minf(megcc_maxf({0} + 3.0f, 0.0f), 6.0f) / 6.0f)",
     "Identity": "{0}",
@@ -39,13 +41,21 @@ INT_OPS: Dict[str, str] = {
     "Div": "megcc_div_trunc({0}, {1})", "Max": "({0} > {1} ? {0} : {1})",
     "Min": "({0} < {1} ? {0} : {1})", "Neg": "(-{0})", "Abs": "({0} < 0 ? -{0} : {0})",
     "Relu": "({0} > 0 ? {0} : 0)", "Sign": "(({0} > 0) - ({0} < 0))",
-    "Mod": "megcc_mod_floor({0}, {1})", "FloorDiv": "megcc_div_floor({0}, {1})",
+    "Mod": "megcc_mod_floor({0}, {1})", "Fmod": "megcc_div_rem({0}, {1})",
+    "FloorDiv": "megcc_div_floor({0}, {1})", "Pow": "megcc_powi({0}, {1})",
     "Where": "({0} ? {1} : {2})", "Identity": "{0}",
+    "BitShiftLeft": "megcc_shl({0}, {1})", "BitShiftRight": "megcc_shr({0}, {1})",
+    "BitwiseAnd": "({0} & {1})", "BitwiseOr": "({0} | {1})", "BitwiseXor": "({0} ^ {1})",
+    "BitwiseNot": "(~{0})",
 }
 COMPARE_OPS = {"Equal": "({0} == {1})", "Less": "({0} < {1})", "Greater": "({0} > {1})",
                "LessOrEqual": "({0} <= {1})", "GreaterOrEqual": "({0} >= {1})"}
 BOOL_OPS = {"And": "({0} && {1})", "Or": "({0} || {1})", "Xor": "(!{0} != !{1})",
             "Not": "(!{0})"}
+# Float predicates (bool results).
+FLOAT_TESTS = {"IsNaN": "({0} != {0})", "isinf_both": "({0} == INFINITY || {0} == -INFINITY)",
+               "isinf_pos": "({0} == INFINITY)", "isinf_neg": "({0} == -INFINITY)",
+               "isinf_none": "0"}
 
 UNARY = {"Relu", "Neg", "Abs", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Erf", "Floor", "Ceil",
          "Reciprocal", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
@@ -53,12 +63,15 @@ UNARY = {"Relu", "Neg", "Abs", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Erf", "
          "Identity"}
 BINARY = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "FloorDiv", "And", "Or",
           "Xor", *COMPARE_OPS}
-FLOAT_TYPES = ("float32",)
+# Element-wise ops that are never fused into float epilogues (integer or predicate ops).
+OTHER_ELEMENTWISE = {"IsNaN", "IsInf", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+                     "BitwiseNot"}
+FLOAT_TYPES = ("float32", "float16", "float64")
 INT_TYPES = ("int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64")
 
 # Ops whose attributes become constants in the expression.
 PARAMETRIC = {"LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "Clip",
-              "Gelu", "Shrink"}
+              "Gelu", "Shrink", "Swish"}
 
 
 def expr_inputs(expr) -> List[int]:
@@ -88,8 +101,20 @@ def _parametric_expr(op: Op, x) -> tuple:
         return ("gelu_tanh" if a.get("approximate", "none") == "tanh" else "gelu", x)
     if op.type == "Shrink":
         return ("shrink", x, ("const", a.get("lambd", 0.5)), ("const", a.get("bias", 0.0)))
-    if op.type == "Clip":  # bounds are folded into attrs by canonicalisation
-        return ("clip", x, ("const", a.get("min", -np.inf)), ("const", a.get("max", np.inf)))
+    if op.type == "Swish":
+        return ("swish", x, ("const", a.get("alpha", 1.0)))
+    if op.type == "Clip":
+        # Constant bounds are folded into attrs by canonicalisation; run-time bounds stay
+        # inputs (1 = min, 2 = max, in that order among the op's inputs).
+        k = 1
+        bounds = []
+        for key, default in (("min", -np.inf), ("max", np.inf)):
+            if a.get(f"_{key}_input"):
+                bounds.append(("in", k))
+                k += 1
+            else:
+                bounds.append(("const", a.get(key, default)))
+        return ("clip", x, *bounds)
     raise KeyError(op.type)
 
 
@@ -104,7 +129,26 @@ PARAMETRIC_C = {
     "gelu_tanh": "(0.5f * {0} * (1.0f + tanhf(0.7978845608028654f * ({0} + 0.044715f * {0} * {0} * {0}))))",
     "shrink": "({0} < -{1} ? {0} + {2} : ({0} > {1} ? {0} - {2} : 0.0f))",
     "clip": "megcc_minf(megcc_maxf({0}, {1}), {2})",
+    "swish": "({0} * megcc_sigmoidf({1} * {0}))",
 }
+INT_PARAMETRIC_C = {
+    "clip": "({0} < {1} ? {1} : ({0} > {2} ? {2} : {0}))",
+    "shrink": "({0} < -{1} ? {0} + {2} : ({0} > {1} ? {0} - {2} : 0))",
+}
+
+_LIBM = ("fabs|exp|log|sqrt|erf|floor|ceil|sin|cos|tan|asin|acos|atan|sinh|cosh|tanh|asinh|"
+         "acosh|atanh|fmod|pow|log1p")
+
+
+def to_double(template: str) -> str:
+    """The float32 C template as float64: libm without the f suffix, double helpers."""
+    import re
+
+    t = re.sub(r"\b(" + _LIBM + r")f\(", r"\1(", template)
+    t = re.sub(r"\bmegcc_(maxf|minf|sigmoidf|softplusf|signf|powf|mod_floorf)\(",
+               lambda m: f"megcc_{m.group(1)[:-1]}d(", t)
+    t = t.replace("megcc_round_half_even(", "megcc_round_half_even_d(")
+    return re.sub(r"(\d\.\d*)f\b", r"\1", t)
 
 
 def op_expr(op: Op) -> tuple:
@@ -125,6 +169,15 @@ def op_expr(op: Op) -> tuple:
         return ("Div", ("Add", ("in", 0), ("in", 1)), ("const", 2.0))
     if op.type == "Where":
         return ("Where", ("in", 0), ("in", 1), ("in", 2))
+    if op.type == "Mod" and int(op.attrs.get("fmod", 0)):
+        return ("Fmod", ("in", 0), ("in", 1))
+    if op.type == "IsInf":
+        pos, neg = int(op.attrs.get("detect_positive", 1)), int(op.attrs.get("detect_negative", 1))
+        kind = {(1, 1): "both", (1, 0): "pos", (0, 1): "neg", (0, 0): "none"}[(pos, neg)]
+        return (f"isinf_{kind}", ("in", 0))
+    if op.type == "BitShift":
+        d = op.attrs.get("direction", "LEFT")
+        return ("BitShiftLeft" if d == "LEFT" else "BitShiftRight", ("in", 0), ("in", 1))
     return (op.type,) + tuple(("in", k) for k in range(len(op.inputs)))
 
 
@@ -132,12 +185,14 @@ def is_elementwise(op: Op) -> bool:
     if op.type in ("Sum", "Mean", "Max", "Min", "Where"):
         return True
     return op.type in UNARY or op.type in BINARY or op.type in PARAMETRIC \
-        or op.type in COMPARE_OPS or op.type in BOOL_OPS
+        or op.type in COMPARE_OPS or op.type in BOOL_OPS or op.type in OTHER_ELEMENTWISE
 
 
 def _category(dtype: str) -> str:
-    if dtype in FLOAT_TYPES:
+    if dtype in ("float32", "float16"):
         return "float"
+    if dtype == "float64":
+        return "double"
     if dtype == "bool":
         return "bool"
     if dtype in INT_TYPES:
@@ -145,30 +200,77 @@ def _category(dtype: str) -> str:
     return "other"
 
 
+def _int_const(value) -> str:
+    """A constant in integer context: an integer literal when integral, else a double."""
+    v = float(value)
+    if v != v:
+        return "NAN"
+    if v in (float("inf"), float("-inf")):
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    if v.is_integer() and abs(v) < 2 ** 62:
+        return f"INT64_C({int(v)})"
+    return repr(v)
+
+
 def render(expr, in_vars: Sequence[str], in_dtypes: Sequence[str]) -> Tuple[str, str]:
-    """C expression and its value category ('float', 'int', 'bool') for a tree."""
+    """C expression and its value category ('float', 'double', 'int', 'bool') for a tree."""
     kind = expr[0]
     if kind == "in":
-        return in_vars[expr[1]], _category(in_dtypes[expr[1]])
+        var, dt = in_vars[expr[1]], in_dtypes[expr[1]]
+        if dt == "float16":
+            return f"megcc_f16_to_f32({var})", "float"
+        return var, _category(dt)
     if kind == "const":
-        return c_float(expr[1]), "float"
+        return c_float(expr[1]), "const"
     children = [render(c, in_vars, in_dtypes) for c in expr[1:]]
-    codes = [c for c, _ in children]
     cats = [k for _, k in children]
+    value_cats = {c for c in cats if c != "const"}
+    if kind in ("clip", "shrink") and value_cats <= {"int"} and cats[0] == "int":
+        codes = [code if cat != "const" else _int_const(c[1])
+                 for (code, cat), c in zip(children, expr[1:])]
+        if kind == "clip":
+            x, lo, hi = codes
+            if lo == "(-INFINITY)":
+                lo = x
+            if hi == "INFINITY":
+                hi = x
+            return INT_PARAMETRIC_C["clip"].format(x, lo, hi), "int"
+        return INT_PARAMETRIC_C[kind].format(*codes), "int"
+    codes = [c for c, _ in children]
+    if "double" in value_cats:
+        work = "double"
+    elif "float" in value_cats:
+        work = "float"
+    elif value_cats <= {"int", "bool"} and value_cats:
+        work = "int"
+    else:
+        work = "float"
     if kind in COMPARE_OPS:
         return COMPARE_OPS[kind].format(*codes), "bool"
     if kind in BOOL_OPS:
         return BOOL_OPS[kind].format(*codes), "bool"
+    if kind in FLOAT_TESTS:
+        if work == "int":
+            return "0", "bool"  # integers are never NaN or infinite
+        return FLOAT_TESTS[kind].format(*codes), "bool"
     if kind == "Where":
-        return FLOAT_OPS["Where"].format(*codes), cats[1]
+        out_cats = {cats[1], cats[2]} - {"const"}
+        return FLOAT_OPS["Where"].format(*codes), (out_cats.pop() if len(out_cats) == 1
+                                                   else work)
+    if kind == "Pow" and cats[0] == "int" and work != "int":
+        # integer base, float exponent: computed in double, the output keeps the base type
+        return f"pow((double){codes[0]}, (double){codes[1]})", "double"
     if kind in PARAMETRIC_C:
-        return PARAMETRIC_C[kind].format(*codes), "float"
-    value_cats = set(cats)
-    if value_cats <= {"int", "bool"} and kind in INT_OPS:
+        if work == "int":
+            raise KeyError(f"{kind} on int")
+        t = PARAMETRIC_C[kind]
+        return (to_double(t) if work == "double" else t).format(*codes), work
+    if work == "int" and kind in INT_OPS:
         return INT_OPS[kind].format(*codes), "int"
-    if kind in FLOAT_OPS and value_cats <= {"float"}:
-        return FLOAT_OPS[kind].format(*codes), "float"
-    raise KeyError(f"{kind} on {'/'.join(sorted(value_cats))}")
+    if work in ("float", "double") and kind in FLOAT_OPS:
+        t = FLOAT_OPS[kind]
+        return (to_double(t) if work == "double" else t).format(*codes), work
+    raise KeyError(f"{kind} on {'/'.join(sorted(value_cats)) or 'constants'}")
 
 
 def _expr_slug(expr) -> str:
@@ -218,7 +320,7 @@ def collapse(out_shape: Sequence[int], all_strides: List[List[int]]):
 
 
 def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
-                      note: str = "") -> Instr:
+                      note: str = "", op: Op = None) -> Instr:
     out = graph.tensors[out_name]
     in_dtypes = [graph.tensors[n].dtype for n in in_names]
     dims, strides = collapse(out.shape, [broadcast_strides(graph.tensors[n].shape, out.shape)
@@ -242,14 +344,19 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
         in_vars = [f"a{k}[i]" if kind == "v" else f"s{k}" for k, kind in enumerate(kinds)]
     else:
         in_vars = [f"a{k}[o{k}]" for k in range(len(in_names))]
+    for dt in in_dtypes + [out.dtype]:
+        if _category(dt) == "other":
+            raise graph.error(f"element-wise {expr[0]} on {dt} is not supported", op)
     try:
         code, cat = render(expr, in_vars, in_dtypes)
     except KeyError as exc:
-        raise graph.error(f"element-wise {exc.args[0]} is not supported", None) from None
-    if cat == "bool":
-        code = f"(uint8_t)({code})"
-    elif out.dtype in FLOAT_TYPES:
-        code = f"(float)({code})"
+        raise graph.error(f"element-wise {exc.args[0]} is not supported", op) from None
+    if out.dtype == "bool":
+        code = f"(uint8_t)(({code}) != 0)" if cat != "bool" else f"(uint8_t)({code})"
+    elif out.dtype == "float16":
+        code = f"megcc_f32_to_f16((float)({code}))"
+    elif cat == "double" and out.dtype in INT_TYPES:
+        code = f"megcc_d2i_{out.dtype}({code})"
     else:
         code = f"({out_ct})({code})"
 
@@ -299,12 +406,13 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
 
 
 @lowers(*sorted(UNARY | BINARY | PARAMETRIC | set(COMPARE_OPS) | set(BOOL_OPS)
-                | {"Sum", "Mean", "Where"}))
+                | OTHER_ELEMENTWISE | {"Sum", "Mean", "Where"}))
 def lower_elementwise(op: Op, graph: Graph):
-    return [elementwise_instr(op_expr(op), list(op.inputs), op.outputs[0], graph)]
+    return [elementwise_instr(op_expr(op), [i for i in op.inputs if i], op.outputs[0], graph,
+                              op=op)]
 
 
 @lowers("FusedElementwise")
 def lower_fused(op: Op, graph: Graph):
     return [elementwise_instr(op.attrs["expr"], list(op.inputs), op.outputs[0], graph,
-                              note=f"fused: {op.attrs.get('chain', '')}")]
+                              note=f"fused: {op.attrs.get('chain', '')}", op=op)]

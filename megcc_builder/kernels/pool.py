@@ -8,12 +8,9 @@ from .base import Instr, Kernel, kernel_source, lowers
 @lowers("MaxPool", "AveragePool")
 def lower_pool(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.dtype != "float32":
-        raise graph.error(f"{op.type} on {x.dtype} is not supported (float32 is)", op)
-    if len(x.shape) not in (3, 4):
-        raise graph.error(f"{len(x.shape) - 2}-D pooling is not supported (1-D and 2-D are)", op)
-    if len(op.outputs) > 1 and op.outputs[1]:
-        raise graph.error("the Indices output of MaxPool is not supported", op)
+    if x.dtype != "float32" or len(x.shape) not in (3, 4) or \
+            (len(op.outputs) > 1 and op.outputs[1]):
+        return _generic_pool(op, graph, "max" if op.type == "MaxPool" else "avg")
     one_d = len(x.shape) == 3
     ks = list(op.attrs["kernel_shape"])
     st = list(op.attrs.get("strides", [1] * len(ks)))
@@ -95,3 +92,116 @@ def lower_global_pool(op: Op, graph: Graph):
         spatial *= d
     kernel = Kernel(name, kernel_source(name, body), ())
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [x.shape[0] * x.shape[1], spatial])]
+
+
+# --- generic N-D pooling: 3-D windows, LpPool, MaxPool's Indices, integer MaxPool -----------
+
+MAX_SPATIAL = 3
+
+
+def _pool_geometry(op: Op, x_shape, y_shape):
+    r = len(x_shape) - 2
+    ks = list(op.attrs["kernel_shape"])
+    st = list(op.attrs.get("strides", [1] * r))
+    dl = list(op.attrs.get("dilations", [1] * r))
+    pads = list(op.attrs.get("pads", [0] * 2 * r))
+    pad = lambda v: v + [1] * (MAX_SPATIAL - r)  # noqa: E731 (unused axes have extent 1)
+    zero = lambda v: v + [0] * (MAX_SPATIAL - r)  # noqa: E731
+    return (pad(list(x_shape[2:])), pad(list(y_shape[2:])), pad(ks), pad(st), pad(dl),
+            zero(pads[:r]), zero(pads[r:]))
+
+
+def _generic_pool(op: Op, graph: Graph, kind: str):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    r = len(x.shape) - 2
+    if not 1 <= r <= MAX_SPATIAL:
+        raise graph.error(f"{r}-D pooling is not supported (1-D to 3-D are)", op)
+    want_idx = len(op.outputs) > 1 and bool(op.outputs[1])
+    ins, outs, ks, st, dl, pb, pe = _pool_geometry(op, x.shape, y.shape)
+    is_float = x.dtype == "float32"
+    if not is_float and (kind != "max" or x.dtype not in ("int8", "uint8")):
+        raise graph.error(f"{op.type} on {x.dtype} is not supported", op)
+    ct = {"float32": "float", "int8": "int8_t", "uint8": "uint8_t"}[x.dtype]
+    p_norm = int(op.attrs.get("p", 2))
+    include_pad = int(op.attrs.get("count_include_pad", 0))
+    if kind == "max":
+        init = "-INFINITY" if is_float else ("INT8_MIN" if x.dtype == "int8" else "0")
+        acc = ("if (xv > v || (xv != xv && v == v) || best < 0) { v = xv; best = src; }")
+        fin = "v"
+    elif kind == "lp":
+        init, acc = "0.0f", (f"v += fabsf(xv) * fabsf(xv);" if p_norm == 2 else
+                             f"v += powf(fabsf(xv), {p_norm}.0f);")
+        fin = "sqrtf(v)" if p_norm == 2 else f"powf(v, 1.0f / {p_norm}.0f)"
+    else:
+        init, acc = "0.0f", "v += xv;"
+        fin = "v / (float)cnt_pad" if include_pad else "v / (float)(cnt > 0 ? cnt : 1)"
+    storage = int(op.attrs.get("storage_order", 0))
+    # Index of an input element as MaxPool's Indices output counts it: row-major over the
+    # whole tensor, or column-major over the spatial axes (storage_order=1, 2-D).
+    if storage and r == 2:
+        idx_expr = "c * sp + ix[1] * in_d[0] + ix[0]"
+    else:
+        idx_expr = "src"
+    tag = {"max": "max", "avg": "avg_incpad" if include_pad else "avg",
+           "lp": f"lp{p_norm}"}[kind]
+    name = f"pool_nd_{tag}_{x.dtype}{'_idx' if want_idx else ''}{'_cm' if storage and r == 2 else ''}"
+    idx_decl = "int64_t *yi = (int64_t *)out_ptrs[1];" if want_idx else ""
+    idx_store = f"yi[o] = best >= 0 ? best : 0;" if want_idx else ""
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    {idx_decl}
+    const int32_t NC = p[0];
+    const int32_t *in_d = p + 1, *out_d = p + 4, *k = p + 7, *s = p + 10, *dl = p + 13;
+    const int32_t *pb = p + 16, *pe = p + 19;
+    const int64_t sp = (int64_t)in_d[0] * in_d[1] * in_d[2];
+    int64_t c, o = 0;
+    int32_t oy[3], ky[3], ix[3];
+    for (c = 0; c < NC; ++c)
+      for (oy[0] = 0; oy[0] < out_d[0]; ++oy[0])
+        for (oy[1] = 0; oy[1] < out_d[1]; ++oy[1])
+          for (oy[2] = 0; oy[2] < out_d[2]; ++oy[2], ++o) {{
+            float v = {init};
+            int64_t best = -1;
+            int32_t cnt = 0, cnt_pad = 0;
+            for (ky[0] = 0; ky[0] < k[0]; ++ky[0])
+              for (ky[1] = 0; ky[1] < k[1]; ++ky[1])
+                for (ky[2] = 0; ky[2] < k[2]; ++ky[2]) {{
+                    int32_t d, inside = 1, padded = 1;
+                    for (d = 0; d < 3; ++d) {{
+                        ix[d] = oy[d] * s[d] - pb[d] + ky[d] * dl[d];
+                        if (ix[d] < 0 || ix[d] >= in_d[d]) inside = 0;
+                        if (ix[d] < -pb[d] || ix[d] >= in_d[d] + pe[d]) padded = 0;
+                    }}
+                    cnt_pad += padded;
+                    if (!inside) continue;
+                    ++cnt;
+                    {{
+                        const int64_t src = c * sp + ((int64_t)ix[0] * in_d[1] + ix[1]) * in_d[2] + ix[2];
+                        const float xv = (float)x[src];
+                        (void)src;
+                        {acc.replace("best = src", "best = " + idx_expr)}
+                    }}
+                }}
+            (void)cnt; (void)cnt_pad; (void)best; (void)ix;
+            y[o] = ({ct})({fin});
+            {idx_store}
+          }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ())
+    params = [x.shape[0] * x.shape[1]] + ins + outs + ks + st + dl + pb + pe
+    return [Instr(kernel, [op.inputs[0]], [o for o in op.outputs if o], params,
+                  note=f"{r}-D {kind} pooling")]
+
+
+@lowers("LpPool")
+def lower_lp_pool(op: Op, graph: Graph):
+    return _generic_pool(op, graph, "lp")
+
+
+@lowers("GlobalLpPool")
+def lower_global_lp_pool(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    spatial = list(x.shape[2:])
+    op = Op("LpPool", op.inputs, op.outputs, {"kernel_shape": spatial, "p": op.attrs.get("p", 2)},
+            op.name)
+    return _generic_pool(op, graph, "lp")

@@ -9,9 +9,38 @@ VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
 
 @lowers(*VIEW_OPS)
 def lower_view(op: Op, graph: Graph):
-    if len(op.outputs) > 1 and op.outputs[1]:
-        raise graph.error("the mask output of Dropout is not supported", op)
+    if op.type == "Dropout":
+        return _lower_dropout(op, graph)
     return [View(op.outputs[0], op.inputs[0])]
+
+
+def _lower_dropout(op: Op, graph: Graph):
+    """Inference Dropout: the output is the input and the mask is all true. Training mode
+    with a non-zero ratio is random and refused."""
+    import numpy as np
+
+    training = bool(op.attrs.get("is_test", 1) == 0) if graph.opset < 7 else False
+    if len(op.inputs) > 2 and op.inputs[2]:
+        t = graph.tensors[op.inputs[2]]
+        if not t.is_const:
+            raise graph.needs_value(op, op.inputs[2], "training_mode")
+        training = bool(np.asarray(t.data).reshape(-1)[0])
+    ratio = float(op.attrs.get("ratio", 0.5))
+    if len(op.inputs) > 1 and op.inputs[1]:
+        t = graph.tensors[op.inputs[1]]
+        if not t.is_const:
+            raise graph.needs_value(op, op.inputs[1], "ratio")
+        ratio = float(np.asarray(t.data).reshape(-1)[0])
+    if training and ratio != 0.0:
+        raise graph.error("training-mode Dropout (random masking) is not supported", op)
+    items = [View(op.outputs[0], op.inputs[0])]
+    if len(op.outputs) > 1 and op.outputs[1]:
+        name = "fill_ones_bytes"
+        body = """    memset(out_ptrs[0], 1, (size_t)(uint32_t)p[0]);
+"""
+        items.append(Instr(Kernel(name, kernel_source(name, body)), [], [op.outputs[1]],
+                           [graph.tensors[op.outputs[1]].nbytes]))
+    return items
 
 
 def copy_instr(src: str, dst: str, graph: Graph) -> Instr:

@@ -115,6 +115,11 @@ static inline void megcc_gemm_nt(int32_t M, int32_t N, int32_t K, const float *A
 """),
 ]
 
+# x86-64-v3 kernels' helpers (packed-GEMM micro-kernels, packing), found by use like the rest
+from .avx2_gemm import HELPERS as _AVX2_HELPERS  # noqa: E402
+
+HELPERS += _AVX2_HELPERS
+
 PRELUDE = """#include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
         else:
             ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
     runner = build_runner(bundle.files["kernels_c"])
-    extra = ["--profile"] if args.profile else []
+    extra = (["--profile"] if args.profile else []) + (["--cpu-clock"] if args.cpu_clock else [])
     if args.iterations:
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
     outs = run_blob(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
@@ -219,7 +219,7 @@ def cmd_bench(args) -> int:
         raise CompileError(f"--compare: unknown engine '{sorted(unknown)[0]}' "
                            "(onnxruntime, megengine)")
     print(format_report(run_benchmark(args.model, shapes, compare, args.iterations,
-                                      args.warmup, isa=args.isa)))
+                                      args.warmup, isa=args.isa, clock=args.clock)))
     return 0
 
 
@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output-dir", required=True)
     r.add_argument("--seed", type=int, default=0, help="seed for inputs not given")
     r.add_argument("--profile", action="store_true", help="time every instruction")
-    r.add_argument("-n", "--iterations", type=int, default=0, help="timed iterations")
+    r.add_argument("-n", "--iterations", type=int, default=0,
+                   help="timed iterations (with --profile: profiled runs, fastest kept)")
+    r.add_argument("--cpu-clock", action="store_true",
+                   help="time in thread CPU time (robust on a loaded machine)")
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
@@ -262,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-n", "--iterations", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
+    b.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="time inferences in process CPU time (default; robust on a shared "
+                        "machine) or wall-clock time")
     b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")

@@ -185,7 +185,7 @@ def depthwise_ok(geo) -> bool:
 
 
 def _plane(geo):
-    """Zero-padded input plane extents: every vector load of any output row stays inside."""
+    """Padded input plane extents: every vector load of any output row stays inside."""
     ow8 = -(-geo["ow"] // 8) * 8
     last = (ow8 - 8) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (8 if geo["sw"] == 1 else 16)
     pw = max(geo["pads"][1] + geo["w"], last)
@@ -213,7 +213,6 @@ def lower_depthwise(op: Op, graph: Graph):
     const int32_t PT = p[8], PL = p[9], PH = p[10], PW = p[11];
     const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
     const int32_t M = OC / C;  /* channel multiplier */
-    const int32_t ncopy = W < PW - PL ? W : PW - PL;
     int32_t b, o, r, oy, ox, ky, kx;
     const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});
     (void)lo; (void)hi; (void)SW;
@@ -225,14 +224,7 @@ def lower_depthwise(op: Op, graph: Graph):
             const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
             __m256 wv[{kh * kw}];
             for (r = 0; r < {kh * kw}; ++r) wv[r] = _mm256_broadcast_ss(wk + r);
-            for (r = 0; r < PH; ++r) {{
-                float *d = pl + (int64_t)r * PW;
-                const int32_t iy = r - PT;
-                if (iy < 0 || iy >= H || ncopy <= 0) {{ memset(d, 0, sizeof(float) * (size_t)PW); continue; }}
-                memset(d, 0, sizeof(float) * (size_t)PL);
-                memcpy(d + PL, xc + (int64_t)iy * W, sizeof(float) * (size_t)ncopy);
-                memset(d + PL + ncopy, 0, sizeof(float) * (size_t)(PW - PL - ncopy));
-            }}
+            megcc_avx2_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl);
             for (oy = 0; oy < OH; ++oy) {{
                 const float *row = pl + (int64_t)oy * SH * PW;
                 float *yr = yc + (int64_t)oy * OW;

@@ -39,7 +39,7 @@ def fc_problem(op: Op, graph: Graph):
             if not c.is_const or c.dtype != "float32":
                 return None
             csm, _ = broadcast_strides(c.shape, (m, n))
-            if csm != 0:  # C varies along rows: not a bias
+            if csm != 0 and m > 1:  # C varies along rows: not a bias
                 return None
             bias = (np.broadcast_to(np.asarray(c.data, np.float32).reshape(-1) if c.data.size > 1
                                     else np.asarray(c.data, np.float32).reshape(1), (n,))

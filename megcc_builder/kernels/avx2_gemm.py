@@ -192,13 +192,37 @@ static inline __m256 megcc_avx2_even8(const float *p) {
 }
 """
 
+_PAD_PLANE = r"""
+/* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
+ * (0 for convolution, -inf for max pooling): the direct kernels then load full vectors
+ * with no bounds checks. */
+static inline void megcc_avx2_pad_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+                                        int32_t PL, int32_t PH, int32_t PW, float fill,
+                                        float *pl) {
+    const int32_t left = PL < PW ? PL : PW, ncopy = W < PW - left ? W : PW - left;
+    int32_t r, j;
+    for (r = 0; r < PH; ++r) {
+        float *d = pl + (int64_t)r * PW;
+        const int32_t iy = r - PT;
+        if (iy < 0 || iy >= H || ncopy <= 0) {
+            for (j = 0; j < PW; ++j) d[j] = fill;
+            continue;
+        }
+        for (j = 0; j < left; ++j) d[j] = fill;
+        memcpy(d + left, x + (int64_t)iy * W, sizeof(float) * (size_t)ncopy);
+        for (j = left + ncopy; j < PW; ++j) d[j] = fill;
+    }
+}
+"""
+
 # Shared helpers in dependency order, keyed by the symbol they define: kernels.c gets one
 # exactly when some emitted code uses it (helpers.py), so no unused function is compiled.
 HELPERS = ([("megcc_avx2_epi", _EPI), ("megcc_avx2_put", _PUT),
             ("megcc_avx2_put_part", _PUT_PART)]
            + [(f"megcc_avx2_ukr_{mr}x16", _ukr(mr)) for mr in range(1, MR + 1)]
            + [("megcc_avx2_gemm_block", _BLOCK), ("megcc_avx2_pack_b", _PACK_B),
-              ("megcc_avx2_pack_a", _PACK_A), ("megcc_avx2_even8", _EVEN8)])
+              ("megcc_avx2_pack_a", _PACK_A), ("megcc_avx2_even8", _EVEN8),
+              ("megcc_avx2_pad_plane", _PAD_PLANE)])
 
 
 def pack_a(w: np.ndarray) -> np.ndarray:

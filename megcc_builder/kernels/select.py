@@ -21,7 +21,7 @@ from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
 from ..isa import has_avx2
-from . import avx2_conv, avx2_fc
+from . import avx2_conv, avx2_fc, avx2_pool
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -99,7 +99,21 @@ def _fc_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     return out
 
 
-CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates}
+def _pool_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
+    geo = avx2_pool.pool_geometry(op, graph) if has_avx2(isa) else None
+    if geo is None:
+        return []
+    taps = geo["kh"] * geo["kw"]
+    planes = geo["n"] * geo["c"]
+    ph, pw = avx2_conv._plane(geo)
+    vec = geo["oh"] * -(-geo["ow"] // 8) * taps * (1.5 if geo["sw"] == 1 else 2.5)
+    return [Candidate("portable C", planes * geo["oh"] * geo["ow"] * taps * 2.0, lambda: None),
+            Candidate("avx2 plane max", planes * (vec + ph * pw / 4),
+                      lambda: avx2_pool.lower_maxpool(op, graph))]
+
+
+CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates,
+              "MaxPool": _pool_candidates}
 
 
 def lower_op(op: Op, graph: Graph, portable: Callable[[Op, Graph], list]) -> list:

@@ -62,46 +62,48 @@ def is_pointwise(geo) -> bool:
             and geo["pads"] == [0, 0, 0, 0])
 
 
+def padded_extents(geo):
+    """(Hp, Wp): the zero-padded input region the kernel windows read."""
+    hp = (geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1
+    wp = (geo["ow"] - 1) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + 1
+    return hp, wp
+
+
 def _im2col_pack(tag: str, geo) -> tuple:
-    """Fused im2col + B packing for one geometry: for each 16-position panel (in one output
-    row, inside the image: two unaligned vector loads, or a stride-2 deinterleave), else a
-    bounds-checked scalar gather; panels are written k-major, sequentially."""
+    """Fused im2col + B packing for one geometry, reading a zero-padded copy of the input
+    (so no bounds checks): a 16-position panel inside one output row is two vector loads
+    (stride 1) or two deinterleaves (stride 2); a panel spanning rows is a gather through
+    16 precomputed offsets. Panels are written k-major, sequentially."""
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     if sw == 1:
         fast = ("_mm256_storeu_ps(d, _mm256_loadu_ps(s)); "
                 "_mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));")
         span = 16
     elif sw == 2:
-        fast = "_mm256_storeu_ps(d, megcc_avx2_even8(s)); _mm256_storeu_ps(d + 8, megcc_avx2_even8(s + 16));"
+        fast = ("_mm256_storeu_ps(d, megcc_avx2_even8(s)); "
+                "_mm256_storeu_ps(d + 8, megcc_avx2_even8(s + 16));")
         span = 32
     else:
         fast = "for (t = 0; t < 16; ++t) d[t] = s[t * " + str(sw) + "];"
         span = 15 * sw + 1
-    src = f"""static void megcc_avx2_im2col_{tag}(const float *x, int32_t H, int32_t W, int32_t OW,
-        int32_t PT, int32_t PL, int32_t k0, int32_t kc, int32_t j0, int32_t nc, int32_t S, float *bp) {{
+    src = f"""static void megcc_avx2_im2col_{tag}(const float *xp, int32_t Hp, int32_t Wp, int32_t OW,
+        int32_t k0, int32_t kc, int32_t j0, int32_t nc, float *bp) {{
     int32_t jp, kk, t;
     for (jp = 0; jp < nc; jp += 16) {{
         float *d = bp + (int64_t)(jp / 16) * kc * 16;
         const int32_t s0 = j0 + jp, n = nc - jp < 16 ? nc - jp : 16;
         const int32_t oy = s0 / OW, ox = s0 % OW;
-        int32_t iyb[16], ixb[16], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
+        int32_t off[16], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
         const int one_row = n == 16 && ox + 15 < OW;
-        for (t = 0; t < 16; ++t) {{
-            const int32_t s = s0 + t < S ? s0 + t : S - 1;
-            iyb[t] = s / OW * {sh} - PT;
-            ixb[t] = s % OW * {sw} - PL;
-        }}
+        for (t = 0; t < n; ++t) off[t] = (s0 + t) / OW * {sh} * Wp + (s0 + t) % OW * {sw};
         for (kk = 0; kk < kc; ++kk, d += 16) {{
-            const float *xc = x + (int64_t)c * H * W;
-            const int32_t iy = oy * {sh} - PT + ky * {dh}, ix = ox * {sw} - PL + kx * {dw};
-            if (one_row && iy >= 0 && iy < H && ix >= 0 && ix + {span} <= W) {{
-                const float *s = xc + (int64_t)iy * W + ix;
+            const float *base = xp + (int64_t)c * Hp * Wp + ky * {dh} * Wp + kx * {dw};
+            if (one_row && ox * {sw} + kx * {dw} + {span} <= Wp) {{
+                const float *s = base + off[0];
                 {fast}
             }} else {{
-                for (t = 0; t < 16; ++t) {{
-                    const int32_t y = iyb[t] + ky * {dh}, xx = ixb[t] + kx * {dw};
-                    d[t] = (t < n && y >= 0 && y < H && xx >= 0 && xx < W) ? xc[(int64_t)y * W + xx] : 0.0f;
-                }}
+                for (t = 0; t < n; ++t) d[t] = base[off[t]];
+                for (; t < 16; ++t) d[t] = 0.0f;
             }}
             if (++kx == {kw}) {{ kx = 0; if (++ky == {kh}) {{ ky = 0; ++c; }} }}
         }}
@@ -131,8 +133,12 @@ def lower_gemm_conv(op: Op, graph: Graph):
         pack = "megcc_avx2_pack_b(xg, S, k0, kb, j0, nb, bp);"
     else:
         name = f"conv2d_gemm6x16_{tag}_f32{bias_tag}{activation_tag(act)}_avx2"
-        pack = f"megcc_avx2_im2col_{tag}(xg, H, W, OW, PT, PL, k0, kb, j0, nb, S, bp);"
+        pack = f"megcc_avx2_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
         helpers.append(_im2col_pack(tag, geo))
+    pad_input = "" if pointwise else """
+            for (ci = 0; ci < CG; ++ci)
+                megcc_avx2_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
+                                     xp + (int64_t)ci * HP * WP);"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];  /* 6-row panels per group (avx2_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -140,10 +146,13 @@ def lower_gemm_conv(op: Op, graph: Graph):
     float *bp = (float *)workspace;
     const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
     const int32_t G = p[7], PT = p[8], PL = p[9], KC = p[10], NC = p[11], MC = p[12];
+    const int32_t HP = p[13], WP = p[14];  /* zero-padded input extents (im2col) */
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
-    int32_t b, gi, j0, k0;
+    /* workspace: the packed B block, then (im2col) one group's zero-padded input */
+    float *xp = bp + (int64_t)KC * ((NC + 15) / 16 * 16);
+    int32_t b, gi, j0, k0, ci;
     megcc_avx2_epi e;
-    (void)PT; (void)PL;
+    (void)PT; (void)PL; (void)HP; (void)WP; (void)xp; (void)ci;
     {setup}
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
@@ -151,7 +160,7 @@ def lower_gemm_conv(op: Op, graph: Graph):
             const float *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
-            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;
+            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
             for (j0 = 0; j0 < S; j0 += NC) {{
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;
                 for (k0 = 0; k0 < K; k0 += KC) {{
@@ -166,11 +175,13 @@ def lower_gemm_conv(op: Op, graph: Graph):
 """
     kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=g.ISA)
     pads = geo["pads"]
+    hp, wp = (0, 0) if pointwise else padded_extents(geo)
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], grp,
-              pads[0], pads[1], kc, nc, mc]
+              pads[0], pads[1], kc, nc, mc, hp, wp]
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    ws = kc * (-(-nc // 16) * 16) * 4
-    how = "1x1: input rows packed" if pointwise else "im2col fused into B packing"
+    ws = (kc * (-(-nc // 16) * 16) + (geo["c"] // grp) * hp * wp) * 4
+    how = ("1x1: input rows packed" if pointwise else
+           f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 6x16 packed GEMM, weights pre-packed, {how} (M={m}, N={s}, "
                        f"K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]

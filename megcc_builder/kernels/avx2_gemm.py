@@ -24,6 +24,33 @@ MR, NR = 6, 16
 ISA = "avx2"
 
 
+def _ukr8(mr: int) -> str:
+    """A 6x8 tile for right-edge panels with at most 8 live columns (7x7 feature maps:
+    N = 49 = 3 * 16 + 1): half the wasted FMAs of a 16-wide tile."""
+    decl = ", ".join(f"c{r} = _mm256_setzero_ps()" for r in range(mr))
+    fmas = "\n".join(f"        c{r} = _mm256_fmadd_ps(_mm256_broadcast_ss(a + {r}), b0, c{r});"
+                     for r in range(mr))
+    part = "\n".join(f"    _mm256_storeu_ps(t + {16 * r}, c{r}); "
+                     f"_mm256_storeu_ps(t + {16 * r + 8}, z);" for r in range(mr))
+    return f"""
+static inline void megcc_avx2_ukr_{mr}x8(int32_t kc, const float *a, const float *b, float *c,
+                                       int32_t ldc, int32_t nr, const megcc_avx2_epi *e) {{
+    __m256 {decl};
+    const __m256 z = _mm256_setzero_ps();
+    float t[{16 * mr}];
+    int32_t k, r;
+    for (k = 0; k < kc; ++k) {{
+        const __m256 b0 = _mm256_loadu_ps(b);
+{fmas}
+        a += {mr};
+        b += 16;
+    }}
+{part}
+    for (r = 0; r < {mr}; ++r) megcc_avx2_put_part(c + (int64_t)r * ldc, t + 16 * r, nr, e, r);
+}}
+"""
+
+
 def _ukr(mr: int) -> str:
     acc = [f"c{r}{h}" for r in range(mr) for h in range(2)]
     decl = ", ".join(f"{a} = _mm256_setzero_ps()" for a in acc)
@@ -113,6 +140,25 @@ static inline void megcc_avx2_put_part(float *c, const float *t, int32_t nr,
 }
 """
 
+_EDGE8 = r"""
+/* The 6x8 edge tiles, kept out of line: inlined into megcc_avx2_gemm_block they make GCC
+ * stop inlining the 6x16 kernel there (measured: the main loop lost a third of its speed). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void megcc_avx2_edge8(int32_t mr, int32_t kc, const float *ap, const float *bp, float *cp,
+                             int32_t ldc, int32_t nr, const megcc_avx2_epi *e) {
+    switch (mr) {
+    case 6: megcc_avx2_ukr_6x8(kc, ap, bp, cp, ldc, nr, e); break;
+    case 5: megcc_avx2_ukr_5x8(kc, ap, bp, cp, ldc, nr, e); break;
+    case 4: megcc_avx2_ukr_4x8(kc, ap, bp, cp, ldc, nr, e); break;
+    case 3: megcc_avx2_ukr_3x8(kc, ap, bp, cp, ldc, nr, e); break;
+    case 2: megcc_avx2_ukr_2x8(kc, ap, bp, cp, ldc, nr, e); break;
+    default: megcc_avx2_ukr_1x8(kc, ap, bp, cp, ldc, nr, e); break;
+    }
+}
+"""
+
 _BLOCK = r"""
 /* C[M, N] (+)= A[M, k0:k0+kc] * B[k0:k0+kc, N] for one K block.
  * A: 6-row panels over the full K (see avx2_gemm.py); B: 16-column panels, panel q at
@@ -134,6 +180,10 @@ static void megcc_avx2_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, i
                 const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
                 float *cp = C + (int64_t)i * ldc + j;
                 e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
+                if (nr <= 8) {
+                    megcc_avx2_edge8(mr, kc, ap, bp, cp, ldc, nr, &e);
+                    continue;
+                }
                 switch (mr) {
                 case 6: megcc_avx2_ukr_6x16(kc, ap, bp, cp, ldc, nr, &e); break;
                 case 5: megcc_avx2_ukr_5x16(kc, ap, bp, cp, ldc, nr, &e); break;
@@ -220,7 +270,8 @@ static inline void megcc_avx2_pad_plane(const float *x, int32_t H, int32_t W, in
 HELPERS = ([("megcc_avx2_epi", _EPI), ("megcc_avx2_put", _PUT),
             ("megcc_avx2_put_part", _PUT_PART)]
            + [(f"megcc_avx2_ukr_{mr}x16", _ukr(mr)) for mr in range(1, MR + 1)]
-           + [("megcc_avx2_gemm_block", _BLOCK), ("megcc_avx2_pack_b", _PACK_B),
+           + [(f"megcc_avx2_ukr_{mr}x8", _ukr8(mr)) for mr in range(1, MR + 1)]
+           + [("megcc_avx2_edge8", _EDGE8), ("megcc_avx2_gemm_block", _BLOCK), ("megcc_avx2_pack_b", _PACK_B),
               ("megcc_avx2_pack_a", _PACK_A), ("megcc_avx2_even8", _EVEN8),
               ("megcc_avx2_pad_plane", _PAD_PLANE)])
 

@@ -45,7 +45,7 @@ def _mcyc(c: float) -> str:
 def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -> float:
     """Packed 6x16 GEMM: micro-kernel steps + packing the runtime operand + C reloads."""
     full, tail = divmod(m, 6)
-    panels_n = -(-n // 16)
+    panels_n = n // 16 + (0.5 if 0 < n % 16 <= 8 else 1 if n % 16 else 0)  # 6x8 edge tiles
     per_k = full * 12 + (max(2 * tail, 4) if tail else 0)
     ukr = panels_n * k * per_k / UKR_EFFICIENCY
     nkb = -(-k // 320)

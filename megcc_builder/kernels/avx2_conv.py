@@ -92,7 +92,7 @@ def _im2col_pack(tag: str, geo) -> tuple:
     for (jp = 0; jp < nc; jp += 16) {{
         float *d = bp + (int64_t)(jp / 16) * kc * 16;
         const int32_t s0 = j0 + jp, n = nc - jp < 16 ? nc - jp : 16;
-        const int32_t oy = s0 / OW, ox = s0 % OW;
+        const int32_t ox = s0 % OW;
         int32_t off[16], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
         const int one_row = n == 16 && ox + 15 < OW;
         for (t = 0; t < n; ++t) off[t] = (s0 + t) / OW * {sh} * Wp + (s0 + t) % OW * {sw};

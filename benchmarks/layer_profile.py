@@ -43,7 +43,8 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
         feeds = [rng.standard_normal(g.tensors[n].shape).astype(np.float32) for n in g.inputs]
         runner = build_runner(bundle.files["kernels_c"])
         run_blob(runner, bundle.files["model.tiny"], feeds,
-                 extra_args=["--profile", "--cpu-clock", "-w", "1", "-t", str(iterations)])
+                 extra_args=["--profile", "--profile-runs", str(iterations), "--cpu-clock",
+                             "-w", "1"])
     best: Dict[int, float] = {}
     for m in re.finditer(r"^profile (\d+) (\S+) ([0-9.]+)$", run_blob.last_stdout, re.M):
         i, us = int(m.group(1)), float(m.group(3))

@@ -141,7 +141,8 @@ def cmd_run(args) -> int:
         else:
             ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
     runner = build_runner(bundle.files["kernels_c"])
-    extra = (["--profile"] if args.profile else []) + (["--cpu-clock"] if args.cpu_clock else [])
+    extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
+             else []) + (["--cpu-clock"] if args.cpu_clock else [])
     if args.iterations:
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
     outs = run_blob(runner, bundle.files["model.tiny"], ordered, extra_args=extra)

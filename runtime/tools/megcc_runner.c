@@ -5,7 +5,7 @@
  *
  * Reads IN_DIR/input_<i>.bin (raw little-endian, exactly the tensor's bytes, plan input
  * order), runs, writes OUT_DIR/output_<i>.bin. With -t prints
- * "latency_ms min=<..> median=<..>"; with --profile one run (N runs with -t N) prints
+ * "latency_ms min=<..> median=<..>"; with --profile one run (N with --profile-runs N) prints
  * "profile <instr> <kernel> <microseconds>" per instruction. Any error: one line on stderr,
  * exit status 1.
  * --cpu-clock: time with the thread's CPU clock instead of the monotonic one (POSIX hosts):
@@ -89,7 +89,7 @@ static void forward(megcc_network *net) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *in_dir = NULL, *out_dir = NULL;
-    long plan = 0, warmup = 0, iters = 0;
+    long plan = 0, warmup = 0, iters = 0, profile_runs = 1;
     int profile = 0, cpu_clock = 0, npos = 0, a;
     megcc_model *model;
     megcc_network *net;
@@ -106,6 +106,11 @@ int main(int argc, char **argv) {
             else if (argv[a][1] == 'w') warmup = v;
             else iters = v;
             a++;
+        } else if (strcmp(argv[a], "--profile-runs") == 0) {
+            if (a + 1 >= argc) die("missing value for", argv[a]);
+            profile_runs = parse_count(argv[a], argv[a + 1]);
+            if (profile_runs < 1) die("bad number for", argv[a]);
+            a++;
         } else if (strcmp(argv[a], "--cpu-clock") == 0) {
             cpu_clock = 1;
         } else if (argv[a][0] == '-' && argv[a][1]) {
@@ -120,7 +125,7 @@ int main(int argc, char **argv) {
     }
     if (npos != 3)
         die("usage", "megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] "
-                     "[--profile] [--cpu-clock]");
+                     "[--profile [--profile-runs N]] [--cpu-clock]");
     if (megcc_default_hooks(&hooks) != MEGCC_OK) die("no default hooks", NULL);
     if (cpu_clock) {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
@@ -157,9 +162,9 @@ int main(int argc, char **argv) {
     if (profile) {
         if (megcc_network_set_profiler(net, print_profile, NULL) != MEGCC_OK)
             die("cannot profile", megcc_network_last_error(net));
-        /* with -t N, N profiled runs: readers take each instruction's minimum, since one
-         * run on a loaded machine is noisy */
-        for (a = 0; a < (iters > 0 ? iters : 1); a++) forward(net);
+        /* --profile-runs N: readers take each instruction's minimum, since one run on a
+         * loaded machine is noisy */
+        for (a = 0; a < profile_runs; a++) forward(net);
         megcc_network_set_profiler(net, NULL, NULL);
     }
     if (iters == 0 && !profile) forward(net);

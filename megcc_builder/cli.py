@@ -15,6 +15,8 @@ import numpy as np
 from . import __version__
 from .ir import CompileError
 
+ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
+            "native (the best this machine runs)")
 TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
                 "webassembly")
 
@@ -88,7 +90,7 @@ def cmd_compile(args) -> int:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse)
         out_dir = args.output
-    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array)
+    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
     _report(bundle, out_dir)
     return 0
 
@@ -121,7 +123,8 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse)], build_dir, save_c_array=False)
+                                       not args.no_fuse)], build_dir, save_c_array=False,
+                            isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
     if unknown:
@@ -138,7 +141,8 @@ def cmd_run(args) -> int:
         else:
             ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
     runner = build_runner(bundle.files["kernels_c"])
-    extra = ["--profile"] if args.profile else []
+    extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
+             else []) + (["--cpu-clock"] if args.cpu_clock else [])
     if args.iterations:
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
     outs = run_blob(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
@@ -163,6 +167,11 @@ def _print_profile(stdout: str, plan) -> None:
             ins = plan.instrs[idx]
             shape = plan.graph.tensors[ins.outputs[0]].shape
             rows.append((float(parts[3]), idx, parts[2], shape))
+    best = {}  # several profiled runs (-n): each instruction's fastest
+    for row in rows:
+        if row[1] not in best or row[0] < best[row[1]][0]:
+            best[row[1]] = row
+    rows = list(best.values())
     total = sum(r[0] for r in rows) or 1.0
     print(f"{'us':>10} {'%':>6}  instr kernel (output shape)")
     for us, idx, name, shape in sorted(rows, reverse=True):
@@ -170,11 +179,12 @@ def _print_profile(stdout: str, plan) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .compiler import ModelSpec, compile_model
+    from .compiler import ModelSpec, compile_model, resolve_isa
     from .config import parse_input_shapes
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
-    model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse))
+    model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
+                                    resolve_isa(args.isa)))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
@@ -210,7 +220,7 @@ def cmd_bench(args) -> int:
         raise CompileError(f"--compare: unknown engine '{sorted(unknown)[0]}' "
                            "(onnxruntime, megengine)")
     print(format_report(run_benchmark(args.model, shapes, compare, args.iterations,
-                                      args.warmup)))
+                                      args.warmup, isa=args.isa, clock=args.clock)))
     return 0
 
 
@@ -229,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
+    c.add_argument("--isa", default=None, help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
     c.set_defaults(fn=cmd_compile)
 
     r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz")
@@ -238,9 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output-dir", required=True)
     r.add_argument("--seed", type=int, default=0, help="seed for inputs not given")
     r.add_argument("--profile", action="store_true", help="time every instruction")
-    r.add_argument("-n", "--iterations", type=int, default=0, help="timed iterations")
+    r.add_argument("-n", "--iterations", type=int, default=0,
+                   help="timed iterations (with --profile: profiled runs, fastest kept)")
+    r.add_argument("--cpu-clock", action="store_true",
+                   help="time in thread CPU time (robust on a loaded machine)")
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
+    r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("bench", help="latency vs onnxruntime / MegEngine Lite, GFLOP/s vs peak")
@@ -250,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("-n", "--iterations", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
+    b.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="time inferences in process CPU time (default; robust on a shared "
+                        "machine) or wall-clock time")
     b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
@@ -257,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--input-shapes")
     i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
     i.add_argument("--no-fuse", action="store_true")
+    i.add_argument("--isa", default=None, help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
     return ap
 

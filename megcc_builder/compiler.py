@@ -21,6 +21,7 @@ from .ir import CompileError, Graph
 from .ir.infer import infer_and_fold
 from .kernels.base import Kernel
 from .lowering import Plan, lower_graph
+from .isa import resolve as _resolve_isa
 from .passes import optimize
 
 Shapes = Dict[str, Tuple[int, ...]]
@@ -32,6 +33,7 @@ class ModelSpec:
     path: str
     shape_instances: List[Shapes] = field(default_factory=list)  # [] = the model's own
     fuse: bool = True
+    isa: str = ""  # ISA level (megcc_builder.isa); "" = the bundle's
 
 
 @dataclass
@@ -102,7 +104,8 @@ def _check_views(plan: Plan) -> None:
                               "inconsistent shapes", producers.get(out))
 
 
-def build_plan(graph: Graph, name: str, fuse: bool = True) -> Plan:
+def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic") -> Plan:
+    graph.isa = resolve_isa(isa)
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
     infer_and_fold(graph)
@@ -116,6 +119,13 @@ def build_plan(graph: Graph, name: str, fuse: bool = True) -> Plan:
     return plan
 
 
+def resolve_isa(level: Optional[str]) -> str:
+    try:
+        return _resolve_isa(level)
+    except ValueError as exc:
+        raise CompileError(str(exc)) from None
+
+
 def shapes_label(graph: Graph) -> str:
     return ";".join(f"{n}=({','.join(str(d) for d in graph.tensors[n].shape)})"
                     for n in graph.inputs)
@@ -125,7 +135,7 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
     plans = []
     for shapes in spec.shape_instances or [None]:
         graph = graph_loader(spec.path, shapes)
-        plans.append(build_plan(graph, "", spec.fuse))
+        plans.append(build_plan(graph, "", spec.fuse, spec.isa or None))
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
 
@@ -218,12 +228,18 @@ def c_identifier(name: str) -> str:
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True) -> Bundle:
+def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
+                   isa: Optional[str] = None) -> Bundle:
+    """isa: the build's ISA level (megcc_builder.isa: generic, x86_64, x86_64-v3, x86_64-v4,
+    native); None = $MEGCC_ISA or generic. A ModelSpec.isa overrides it for its model."""
     for s in specs:
         if not MODEL_NAME_RE.fullmatch(s.name):
             raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "
                                "'-' (it names files in the output directory)", s.path)
     names = [s.name for s in specs]
+    level = resolve_isa(isa)
+    specs = [s if s.isa else ModelSpec(s.name, s.path, s.shape_instances, s.fuse, level)
+             for s in specs]
     if len(set(names)) != len(names):
         raise CompileError(f"two models are named '{[n for n in names if names.count(n) > 1][0]}'")
     models = [compile_model(s) for s in specs]

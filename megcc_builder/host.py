@@ -192,8 +192,9 @@ run_blob.last_stdout = ""
 
 def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
                     shapes: Optional[Dict[str, tuple]] = None, out_dir: Optional[str] = None,
-                    fuse: bool = True) -> Dict[str, np.ndarray]:
-    """Compile one model for the given input shapes, build, run; outputs by name."""
+                    fuse: bool = True, isa: str = "native") -> Dict[str, np.ndarray]:
+    """Compile one model for the given input shapes, build, run; outputs by name.
+    isa: the kernels' ISA level; by default the best this machine runs (megcc_builder.isa)."""
     from .compiler import ModelSpec, compile_bundle
 
     shapes = dict(shapes or {})
@@ -203,7 +204,7 @@ def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
     out_dir = out_dir or tempfile.mkdtemp(prefix="megcc-out-")
     try:
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse)],
-                                out_dir, save_c_array=False)
+                                out_dir, save_c_array=False, isa=isa)
         plan = bundle.models[0].plans[0]
         runner = build_runner(bundle.files["kernels_c"])
         ordered = []
@@ -218,12 +219,12 @@ def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def run_onnx(model, inputs: Dict[str, np.ndarray]) -> List[np.ndarray]:
+def run_onnx(model, inputs: Dict[str, np.ndarray], isa: str = "native") -> List[np.ndarray]:
     """Compile an in-memory ONNX model and run it; outputs in the model's output order."""
     import onnx
 
     with tempfile.TemporaryDirectory(prefix="megcc-onnx-") as tmp:
         path = os.path.join(tmp, "model.onnx")
         onnx.save(model, path)
-        result = compile_and_run(path, inputs)
+        result = compile_and_run(path, inputs, isa=isa)
         return [result[o.name] for o in model.graph.output]

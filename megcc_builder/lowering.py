@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from .ir import Graph, itemsize
 from .kernels import LOWERINGS, Instr, View
 from .kernels.elementwise import is_elementwise
+from .kernels.select import lower_op
 from .kernels.views import copy_instr
 from .planner import MemoryPlan, plan_memory
 
@@ -48,7 +49,7 @@ def lower_graph(graph: Graph, name: str = "") -> Plan:
         lower = LOWERINGS.get(op.type)
         if lower is None:
             raise graph.error("operator is not supported", op)
-        for item in lower(op, graph):
+        for item in lower_op(op, graph, lower):
             if isinstance(item, View):
                 views[item.output] = item
             else:

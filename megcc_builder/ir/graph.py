@@ -104,6 +104,7 @@ class Graph:
         self.ops: List[Op] = []
         self.inputs: List[str] = []
         self.outputs: List[str] = []
+        self.isa = "generic"  # target ISA level lowering may use (megcc_builder.isa)
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -22,6 +22,9 @@ class Kernel:
     # generated C helpers it needs as (name, source) pairs, each emitted once per kernels.c;
     # the shared ones of helpers.HELPERS are found by use and need not be listed
     helpers: tuple = ()
+    # instruction-set extension the source needs ("" = portable C99, "avx2" = AVX2+FMA);
+    # kernels.c then checks the compiler targets it (isa.KERNEL_ISA_GUARD)
+    isa: str = ""
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):

@@ -66,19 +66,63 @@ def _fold_activation(graph: Graph, src: Op, act: Op) -> bool:
     return True
 
 
+def _scalar_bound(graph: Graph, src: Op, op: Op):
+    """Max(x, c) / Min(x, c) with a scalar float constant c: the clip bounds (lo, hi) it is,
+    else None. MegEngine writes ReLU6 as Min(Max(x, 0), 6)."""
+    if op.type not in ("Max", "Min") or len(op.inputs) != 2:
+        return None
+    other = [i for i in op.inputs if i != src.outputs[0]]
+    if len(other) != 1:
+        return None
+    c = graph.tensors[other[0]]
+    if not c.is_const or c.dtype != "float32" or np.asarray(c.data).size != 1:
+        return None
+    if graph.tensors[op.outputs[0]].shape != graph.tensors[src.outputs[0]].shape:
+        return None
+    v = float(np.asarray(c.data).reshape(-1)[0])
+    if v != v:
+        return None
+    return (v, np.inf) if op.type == "Max" else (-np.inf, v)
+
+
+def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
+    """Fold Max/Min with a scalar into the epilogue as a clip, composing with a clip already
+    there when the result is exactly one clip: min(max(x, a), d) = clip(x, a, d), and
+    max(min(x, b), c) = clip(x, c, b) when c <= b."""
+    bound = _scalar_bound(graph, src, op)
+    if bound is None:
+        return False
+    lo, hi = bound
+    act = src.attrs.get("activation")
+    if act is not None:
+        if not (act[0] == "clip" and act[1] == ("in", 0)):
+            return False
+        a, b = float(act[2][1]), float(act[3][1])
+        if op.type == "Min" and b == np.inf:
+            lo = a
+        elif op.type == "Max" and a == -np.inf and lo <= b:
+            hi = b
+        else:
+            return False
+    src.attrs["activation"] = ("clip", ("in", 0), ("const", lo), ("const", hi))
+    src.outputs = [op.outputs[0]]
+    return True
+
+
 def fuse_bias_and_activation(graph: Graph) -> Graph:
     changed = True
     while changed:
         changed = False
         producers, consumers = graph.producers(), graph.consumers()
         for op in graph.ops:
-            if op.type not in ("Add", *_EPILOGUE) or not op.inputs:
+            if op.type not in ("Add", "Max", "Min", *_EPILOGUE) or not op.inputs:
                 continue
             for name in op.inputs:
                 src = producers.get(name)
                 if src is None or src.type not in _LINEAR or not _single_use(graph, consumers, name):
                     continue
-                fold = _fold_bias if op.type == "Add" else _fold_activation
+                fold = (_fold_bias if op.type == "Add" else
+                        _fold_bound if op.type in ("Max", "Min") else _fold_activation)
                 if fold(graph, src, op):
                     graph.ops.remove(op)
                     changed = True

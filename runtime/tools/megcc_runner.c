@@ -5,9 +5,14 @@
  *
  * Reads IN_DIR/input_<i>.bin (raw little-endian, exactly the tensor's bytes, plan input
  * order), runs, writes OUT_DIR/output_<i>.bin. With -t prints
- * "latency_ms min=<..> median=<..>"; with --profile one run prints
+ * "latency_ms min=<..> median=<..>"; with --profile one run (N with --profile-runs N) prints
  * "profile <instr> <kernel> <microseconds>" per instruction. Any error: one line on stderr,
- * exit status 1. */
+ * exit status 1.
+ * --cpu-clock: time with the thread's CPU clock instead of the monotonic one (POSIX hosts):
+ * on a shared, loaded machine wall-clock times include other processes' time slices. */
+#if defined(__unix__) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 199309L /* clock_gettime, CLOCK_THREAD_CPUTIME_ID */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +65,18 @@ static void print_profile(void *user, uint32_t instr, const char *kernel, uint64
     printf("profile %u %s %.3f\n", (unsigned)instr, kernel, (double)ns / 1000.0);
 }
 
+#if defined(__unix__)
+#include <time.h>
+#endif
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+static uint64_t cpu_time_ns(void *user) {
+    struct timespec ts;
+    (void)user;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+#endif
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -72,8 +89,8 @@ static void forward(megcc_network *net) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *in_dir = NULL, *out_dir = NULL;
-    long plan = 0, warmup = 0, iters = 0;
-    int profile = 0, npos = 0, a;
+    long plan = 0, warmup = 0, iters = 0, profile_runs = 1;
+    int profile = 0, cpu_clock = 0, npos = 0, a;
     megcc_model *model;
     megcc_network *net;
     megcc_hooks hooks;
@@ -89,6 +106,13 @@ int main(int argc, char **argv) {
             else if (argv[a][1] == 'w') warmup = v;
             else iters = v;
             a++;
+        } else if (strcmp(argv[a], "--profile-runs") == 0) {
+            if (a + 1 >= argc) die("missing value for", argv[a]);
+            profile_runs = parse_count(argv[a], argv[a + 1]);
+            if (profile_runs < 1) die("bad number for", argv[a]);
+            a++;
+        } else if (strcmp(argv[a], "--cpu-clock") == 0) {
+            cpu_clock = 1;
         } else if (argv[a][0] == '-' && argv[a][1]) {
             die("unknown option", argv[a]);
         } else {
@@ -101,9 +125,16 @@ int main(int argc, char **argv) {
     }
     if (npos != 3)
         die("usage", "megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] "
-                     "[--profile]");
+                     "[--profile [--profile-runs N]] [--cpu-clock]");
     if (megcc_default_hooks(&hooks) != MEGCC_OK) die("no default hooks", NULL);
-    if (megcc_model_load_from_path(model_path, &model) != MEGCC_OK)
+    if (cpu_clock) {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+        hooks.time_ns = cpu_time_ns;
+#else
+        die("--cpu-clock is not available on this platform", NULL);
+#endif
+    }
+    if (megcc_model_load_from_path_ex(model_path, &hooks, &model) != MEGCC_OK)
         die("cannot load model", megcc_last_error());
     if (megcc_network_create(model, NULL, 0, &net) != MEGCC_OK)
         die("cannot create network", megcc_last_error());
@@ -131,7 +162,9 @@ int main(int argc, char **argv) {
     if (profile) {
         if (megcc_network_set_profiler(net, print_profile, NULL) != MEGCC_OK)
             die("cannot profile", megcc_network_last_error(net));
-        forward(net);
+        /* --profile-runs N: readers take each instruction's minimum, since one run on a
+         * loaded machine is noisy */
+        for (a = 0; a < profile_runs; a++) forward(net);
         megcc_network_set_profiler(net, NULL, NULL);
     }
     if (iters == 0 && !profile) forward(net);

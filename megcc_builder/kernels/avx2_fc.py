@@ -1,0 +1,101 @@
+"""AVX2+FMA fully-connected layers: Gemm (and 2-D-weight MatMul) with a constant B.
+
+Y[M, N] = A[M, K] * B[K, N] (+ bias per column). B (the weights) is packed at compile time
+into the micro-kernel's 16-column panels (alpha folded in), the per-column bias (beta * C)
+padded to 16 columns; A (activations) is packed into 6-row panels at run time (nothing to
+do when M == 1: one row already is that layout).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Op
+from . import avx2_gemm as g
+from .base import Instr, Kernel, c_float, kernel_source, numel
+from .conv import activation_code, activation_tag
+from .elementwise import broadcast_strides
+
+
+def fc_problem(op: Op, graph: Graph):
+    """(M, N, K, B as (K, N) array, bias (N,) or None) if the AVX2 FC applies, else None."""
+    a = graph.tensors[op.inputs[0]]
+    b = graph.tensors[op.inputs[1]]
+    if a.dtype != "float32" or b.dtype != "float32" or not b.is_const or len(b.shape) != 2:
+        return None
+    bmat = np.asarray(b.data, np.float32)
+    bias = None
+    if op.type == "Gemm":
+        if int(op.attrs.get("transA", 0)):
+            return None
+        if int(op.attrs.get("transB", 0)):
+            bmat = bmat.T
+        alpha, beta = float(op.attrs.get("alpha", 1.0)), float(op.attrs.get("beta", 1.0))
+        k, n = bmat.shape
+        m = a.shape[0]
+        if alpha != 1.0:
+            bmat = bmat * np.float32(alpha)
+        if len(op.inputs) > 2 and op.inputs[2] and beta != 0.0:
+            c = graph.tensors[op.inputs[2]]
+            if not c.is_const or c.dtype != "float32":
+                return None
+            csm, _ = broadcast_strides(c.shape, (m, n))
+            if csm != 0 and m > 1:  # C varies along rows: not a bias
+                return None
+            bias = (np.broadcast_to(np.asarray(c.data, np.float32).reshape(-1) if c.data.size > 1
+                                    else np.asarray(c.data, np.float32).reshape(1), (n,))
+                    * np.float32(beta)).astype(np.float32)
+    elif op.type == "MatMul":
+        if len(a.shape) < 2:
+            return None
+        k, n = bmat.shape
+        m = numel(a.shape) // k
+    else:
+        return None
+    return m, n, k, bmat, bias
+
+
+def lower_fc(op: Op, graph: Graph):
+    m, n, k, bmat, bias = fc_problem(op, graph)
+    act = op.attrs.get("activation")
+    kc, _, mc = g.blocking(m, n, k)
+    bname = graph.unique_name(op.inputs[1] + "__avx2_b16")
+    graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat)))
+    inputs = [op.inputs[0], bname]
+    if bias is not None:
+        padded = np.zeros(-(-n // 16) * 16, np.float32)
+        padded[:n] = bias
+        cname = graph.unique_name(op.outputs[0] + "__avx2_bias16")
+        graph.add_const(cname, padded)
+        inputs.append(cname)
+    setup, act_pass = g.epilogue_setup(act, c_float)
+    pack = "apk = a;" if m == 1 else "megcc_avx2_pack_a(a, K, M, K, ap); apk = ap;"
+    post = "" if not act_pass else f"""
+    {{ int64_t q; for (q = 0; q < (int64_t)M * N; ++q) {{ const float v = y[q]; y[q] = {activation_code(act, "v")}; }} }}"""
+    name = f"fc_gemm6x16_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
+           f"{'_m1' if m == 1 else ''}_avx2"
+    body = f"""    const float *a = (const float *)in_ptrs[0];
+    const float *bp = (const float *)in_ptrs[1];  /* 16-column panels (avx2_gemm.py) */
+    const float *bias = {"(const float *)in_ptrs[2]" if bias is not None else "0"};
+    float *y = (float *)out_ptrs[0];
+    float *ap = (float *)workspace;
+    const float *apk;
+    const int32_t M = p[0], N = p[1], K = p[2], KC = p[3], MC = p[4];
+    int32_t k0;
+    megcc_avx2_epi e;
+    (void)ap;
+    {setup}
+    e.bias_m = 0;
+    e.bias_n = bias;
+    {pack}
+    for (k0 = 0; k0 < K; k0 += KC) {{
+        const int32_t kb = K - k0 < KC ? K - k0 : KC;
+        e.accumulate = k0 > 0;
+        e.finish = k0 + kb >= K;
+        megcc_avx2_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * 16, (int64_t)K * 16, y, N, MC, &e);
+    }}{post}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=g.ISA)
+    return [Instr(kernel, inputs, [op.outputs[0]], [m, n, k, kc, mc],
+                  workspace_bytes=0 if m == 1 else m * k * 4,
+                  note=f"AVX2 6x16 packed GEMM, weights pre-packed in 16-column panels "
+                       f"(M={m}, N={n}, K={k}, kc={kc})")]

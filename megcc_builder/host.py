@@ -33,8 +33,8 @@ SANITIZE_CFLAGS = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-r
 
 
 # MEGCC_VALGRIND=1 runs every runner under valgrind memcheck instead (no leaks, no invalid
-# access, no use of uninitialised values); -g and no -march=native, whose newer vector
-# instructions valgrind may not know.
+# access, no use of uninitialised values); -g, and -march=native capped at x86-64-v3:
+# valgrind executes AVX2/FMA (the x86_64-v3 kernels) but not AVX-512.
 VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                 "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite"]
 
@@ -49,11 +49,14 @@ def under_valgrind() -> bool:
 
 def _with_sanitizers(cflags: List[str]) -> List[str]:
     """cflags, plus the sanitizer flags when MEGCC_SANITIZE is set (-O1 after -O3 wins);
-    for MEGCC_VALGRIND, without -march=native and with -g."""
+    for MEGCC_VALGRIND, -march=native capped at x86-64-v3, and -g."""
     if sanitizing() and under_valgrind():
         raise RuntimeError("MEGCC_SANITIZE and MEGCC_VALGRIND exclude each other")
     if under_valgrind():
-        return [f for f in cflags if not f.startswith("-march=")] + ["-g"]
+        from .isa import host_level
+
+        arch = ["-march=x86-64-v3"] if host_level() in ("x86_64-v3", "x86_64-v4") else []
+        return [f for f in cflags if f != "-march=native"] + arch + ["-g"]
     return cflags + SANITIZE_CFLAGS if sanitizing() else cflags
 
 

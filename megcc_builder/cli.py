@@ -16,7 +16,7 @@ from . import __version__
 from .ir import CompileError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
-            "native (the best this machine runs)")
+            "armv7-neon, arm64-neon, native (the best this machine runs)")
 TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
                 "webassembly")
 

@@ -94,7 +94,7 @@ def _publish(tmp_dir: str, final_dir: str) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _runtime_library(cc: str, cflags: List[str]) -> str:
+def _runtime_library(cc: str, cflags: List[str], ar: str = "ar") -> str:
     """The runtime + runner objects as one static library, built once per source hash."""
     sources = runtime_sources() + [os.path.join(RUNTIME_DIR, "tools", "megcc_runner.c")]
     headers = sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "**", "*.h"), recursive=True)
@@ -115,16 +115,24 @@ def _runtime_library(cc: str, cflags: List[str]) -> str:
         _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c", src, "-o", obj],
              "building the runtime")
         objects.append(obj)
-    _run(["ar", "rcs", os.path.join(tmp, "libmegcc_runner.a"), *objects], "archiving the runtime")
+    _run([ar, "rcs", os.path.join(tmp, "libmegcc_runner.a"), *objects], "archiving the runtime")
     _publish(tmp, final)
     return lib
 
 
 def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
-                 cflags: Optional[Sequence[str]] = None) -> str:
-    """Path of a megcc_runner executable linking the given kernels.c (built if needed)."""
-    cflags = _with_sanitizers(list(DEFAULT_CFLAGS if cflags is None else cflags))
-    lib = _runtime_library(cc, cflags)
+                 cflags: Optional[Sequence[str]] = None, target: Optional[str] = None) -> str:
+    """Path of a megcc_runner executable linking the given kernels.c (built if needed).
+    target: a hosted target of toolchains/ (e.g. arm64): cross-built with its compiler and
+    flags, to be run under `emulator_of(target)`; None = this machine."""
+    ar, libs = "ar", ["-lm"]
+    if target is not None:
+        t = _hosted_target(target)
+        cc, ar, libs = t.cc, t.ar, t.link_libs()
+        cflags = [*t.compile_flags(), "-O3"]
+    else:
+        cflags = _with_sanitizers(list(DEFAULT_CFLAGS if cflags is None else cflags))
+    lib = _runtime_library(cc, cflags, ar)
     with open(kernels_c, "rb") as f:
         kernels_bytes = f.read()
     final = os.path.join(cache_dir(), "runners", _digest(lib, kernels_bytes))
@@ -135,10 +143,28 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
     tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
     shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
     _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o",
-          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), lib, "-lm"],
+          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), lib, *libs],
          "building the runner")
     _publish(tmp, final)
     return exe
+
+
+def _hosted_target(name: str):
+    from . import targets
+
+    t = targets.load(name)
+    if t.baremetal:
+        raise RuntimeError(f"target {name} has no file system for the runner; "
+                           "bare-metal targets run through the SCons/CMake samples")
+    t.check_available()
+    return t
+
+
+def emulator_of(target: Optional[str]) -> List[str]:
+    """The command prefix that runs a runner built for `target` here ([] = run directly)."""
+    if target is None:
+        return []
+    return _hosted_target(target).run_command("")[:-1]
 
 
 def _sanitizer_env() -> Optional[Dict[str, str]]:
@@ -195,9 +221,11 @@ run_blob.last_stdout = ""
 
 def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
                     shapes: Optional[Dict[str, tuple]] = None, out_dir: Optional[str] = None,
-                    fuse: bool = True, isa: str = "native") -> Dict[str, np.ndarray]:
+                    fuse: bool = True, isa: str = "native",
+                    target: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Compile one model for the given input shapes, build, run; outputs by name.
-    isa: the kernels' ISA level; by default the best this machine runs (megcc_builder.isa)."""
+    isa: the kernels' ISA level; by default the best this machine runs (megcc_builder.isa).
+    target: run on a hosted target of toolchains/ under its emulator (isa must suit it)."""
     from .compiler import ModelSpec, compile_bundle
 
     shapes = dict(shapes or {})
@@ -209,25 +237,27 @@ def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse)],
                                 out_dir, save_c_array=False, isa=isa)
         plan = bundle.models[0].plans[0]
-        runner = build_runner(bundle.files["kernels_c"])
+        runner = build_runner(bundle.files["kernels_c"], target=target)
         ordered = []
         for name in plan.graph.inputs:
             if name not in inputs:
                 raise CompileError(f"no value given for input '{name}'", path)
             ordered.append(inputs[name])
-        outs = run_blob(runner, bundle.files["model.tiny"], ordered)
+        outs = run_blob(runner, bundle.files["model.tiny"], ordered,
+                        emulator=emulator_of(target))
         return dict(zip(plan.output_names, outs))
     finally:
         if own_dir:
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def run_onnx(model, inputs: Dict[str, np.ndarray], isa: str = "native") -> List[np.ndarray]:
+def run_onnx(model, inputs: Dict[str, np.ndarray], isa: str = "native",
+             target: Optional[str] = None) -> List[np.ndarray]:
     """Compile an in-memory ONNX model and run it; outputs in the model's output order."""
     import onnx
 
     with tempfile.TemporaryDirectory(prefix="megcc-onnx-") as tmp:
         path = os.path.join(tmp, "model.onnx")
         onnx.save(model, path)
-        result = compile_and_run(path, inputs, isa=isa)
+        result = compile_and_run(path, inputs, isa=isa, target=target)
         return [result[o.name] for o in model.graph.output]

@@ -33,6 +33,7 @@ class Target:
     os: str                       # "linux" (hosted, runs under qemu-user) or "baremetal"
     arch: str                     # model-format arch name (portable C kernels for all today)
     isa_features: List[str]
+    isa: str                      # kernel ISA level builds for it compile with (megcc_builder.isa)
     cc: str
     ar: str
     size: str
@@ -136,7 +137,7 @@ def load(name: str) -> Target:
     try:
         return Target(
             name=d["name"], summary=d["summary"], os=d["os"], arch=d["arch"],
-            isa_features=list(d["isa_features"]), cc=d["cc"], ar=d["ar"], size=d["size"],
+            isa_features=list(d["isa_features"]), isa=d.get("isa", "generic"), cc=d["cc"], ar=d["ar"], size=d["size"],
             strip=d["strip"], machine_flags=list(d["cflags"]), defines=list(d["defines"]),
             ldflags=list(d["ldflags"]), libs=list(d["libs"]), run=list(d["run"]),
             packages=list(d["packages"]), sysroot=d.get("sysroot", ""),
@@ -149,7 +150,8 @@ def load(name: str) -> Target:
 
 def describe(target: Target) -> dict:
     return {"name": target.name, "summary": target.summary, "os": target.os,
-            "arch": target.arch, "isa_features": target.isa_features, "cc": target.cc,
+            "arch": target.arch, "isa_features": target.isa_features, "isa": target.isa,
+            "cc": target.cc,
             "compile_flags": target.compile_flags(), "link_flags": target.link_flags(),
             "libs": target.link_libs(), "run": target.run_command("PROGRAM"),
             "missing": target.missing_tools()}

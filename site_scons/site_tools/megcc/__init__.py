@@ -23,8 +23,9 @@ What the tool does, and why:
   default) the model as a const array, compiled for the target with
   -ffunction-sections -fdata-sections; programs link with --gc-sections so unused runtime
   entry points and helpers drop out.
-* The target (compiler, flags, link recipe, emulator) comes from toolchains/<name>.json via
-  megcc_builder.targets — the same description CMake and Python read.
+* The target (compiler, flags, link recipe, emulator, kernel ISA level) comes from
+  toolchains/<name>.json via megcc_builder.targets — the same description CMake and Python
+  read. MEGCC_ISA overrides the ISA level (e.g. "generic" for portable C kernels only).
 
 Construction variables get defaults with SetDefault; a value the user set is never replaced.
 """
@@ -292,7 +293,7 @@ def _apply_target(env):
     env["CC"] = target.cc
     env["AR"] = target.ar
     env["RANLIB"] = target.ar[:-2] + "ranlib" if target.ar.endswith("ar") else "ranlib"
-    env.SetDefault(MEGCC_SIZE=target.size, MEGCC_STRIP=target.strip)
+    env.SetDefault(MEGCC_SIZE=target.size, MEGCC_STRIP=target.strip, MEGCC_ISA=target.isa)
     env.AppendUnique(CPPPATH=[env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("include")])
     env.Append(CCFLAGS=[f for f in target.compile_flags() if not f.startswith("-D")])
     env.Append(CPPDEFINES=[f[2:] for f in target.compile_flags() if f.startswith("-D")])
@@ -314,8 +315,8 @@ def generate(env):
         _MEGCC_SHAPES_FLAG="",
         _MEGCC_INPUT="$SOURCE --name $MEGCC_NAME",
         MEGCC="$( $MEGCC_PYTHON $) -m megcc_builder.cli",
-        MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} $_MEGCC_SHAPES_FLAG "
-                         "$MEGCC_OPTIONS",
+        MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} --isa $MEGCC_ISA "
+                         "$_MEGCC_SHAPES_FLAG $MEGCC_OPTIONS",
         MEGCC_COMPILECOMSTR="",
         MEGCC_SIZECOMSTR="megcc: size report of $SOURCE",
     )

@@ -49,6 +49,10 @@ def lower_graph(graph: Graph, name: str = "") -> Plan:
         lower = LOWERINGS.get(op.type)
         if lower is None:
             raise graph.error("operator is not supported", op)
+        parts = _concat_in_place(op, graph, views)
+        if parts:
+            views.update((v.output, v) for v in parts)
+            continue
         for item in lower_op(op, graph, lower):
             if isinstance(item, View):
                 views[item.output] = item
@@ -69,6 +73,34 @@ def lower_graph(graph: Graph, name: str = "") -> Plan:
     _own_outputs(plan)
     plan.memory = _plan(plan)
     return plan
+
+
+def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
+    """A Concat whose inputs lie back to back in its output (nothing varies before the axis,
+    e.g. N=1 and axis=1) costs no copy: each input becomes a view into the output at its
+    offset, so the op that computes an input writes straight into the concatenation
+    (SqueezeNet's fire modules, Inception's branches, DenseNet's growing feature maps).
+    [] when an input must keep its own buffer: a graph input, output or constant, a tensor
+    that is already a view (e.g. part of another concatenation), or one given twice."""
+    if op.type != "Concat":
+        return []
+    y = graph.tensors[op.outputs[0]]
+    rank = len(y.shape)
+    axis = int(op.attrs.get("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    inputs = list(op.inputs)
+    if not 0 <= axis < rank or any(d != 1 for d in y.shape[:axis]) or not inputs \
+            or len(set(inputs)) != len(inputs) or "" in inputs:
+        return []
+    parts, offset = [], 0
+    for name in inputs:
+        t = graph.tensors[name]
+        if (t.is_const or name in graph.inputs or name in graph.outputs or name in views
+                or t.dtype != y.dtype):
+            return []
+        parts.append(View(name, y.name, offset))
+        offset += t.nbytes
+    return parts if offset == y.nbytes else []
 
 
 def _own_outputs(plan: Plan) -> None:
@@ -106,8 +138,11 @@ def _plan(plan: Plan) -> MemoryPlan:
             ws = (ws_name, ins.workspace_bytes)
         for n in reads + writes:
             sizes[n] = graph.tensors[n].nbytes
-        steps.append((reads, writes, ws, [plan.root(n) for n in ins.in_place
-                                          if plan.view_offset(n) == 0]))
+        # In place only where input and output elements sit at the same bytes: not for an
+        # output that is a part of a concatenation (a view at an offset into its root).
+        in_place = [] if any(plan.view_offset(n) for n in ins.outputs) else \
+            [plan.root(n) for n in ins.in_place if plan.view_offset(n) == 0]
+        steps.append((reads, writes, ws, in_place))
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes
     outputs = [plan.root(n) for n in graph.outputs]

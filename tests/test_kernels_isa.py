@@ -88,6 +88,9 @@ CONV_CASES = [
     (1, 4, 15, 21, 4, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 4, True, "Sigmoid", "conv2d_depthwise"),
     (1, 3, 9, 10, 6, (3, 3), (1, 1), (0, 1, 2, 0), (2, 1), 3, True, None, "conv2d_depthwise"),
     (1, 8, 9, 7, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "Relu", "conv2d_depthwise"),
+    # fewer output rows than the 4-row block, and a 4-row block plus a 1-row remainder
+    (1, 6, 3, 11, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Relu", "conv2d_depthwise"),
+    (1, 5, 5, 9, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False, "Clip", "conv2d_depthwise"),
 ]
 
 

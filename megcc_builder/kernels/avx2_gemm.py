@@ -245,22 +245,45 @@ static inline __m256 megcc_avx2_even8(const float *p) {
 _PAD_PLANE = r"""
 /* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
  * (0 for convolution, -inf for max pooling): the direct kernels then load full vectors
- * with no bounds checks. */
+ * with no bounds checks. With `borders_done`, the plane already holds this geometry's
+ * fill (a previous channel): only the interior rows are copied. The copy is inlined vector
+ * code, since rows are short (7..112 floats) and a memcpy call per row costs as much as the
+ * copy. */
 static inline void megcc_avx2_pad_plane(const float *x, int32_t H, int32_t W, int32_t PT,
                                         int32_t PL, int32_t PH, int32_t PW, float fill,
-                                        float *pl) {
+                                        float *pl, int32_t borders_done) {
     const int32_t left = PL < PW ? PL : PW, ncopy = W < PW - left ? W : PW - left;
     int32_t r, j;
     for (r = 0; r < PH; ++r) {
         float *d = pl + (int64_t)r * PW;
+        const float *s = x + (int64_t)(r - PT) * W;
         const int32_t iy = r - PT;
         if (iy < 0 || iy >= H || ncopy <= 0) {
-            for (j = 0; j < PW; ++j) d[j] = fill;
+            if (!borders_done)
+                for (j = 0; j < PW; ++j) d[j] = fill;
             continue;
         }
-        for (j = 0; j < left; ++j) d[j] = fill;
-        memcpy(d + left, x + (int64_t)iy * W, sizeof(float) * (size_t)ncopy);
-        for (j = left + ncopy; j < PW; ++j) d[j] = fill;
+        if (!borders_done) {
+            for (j = 0; j < left; ++j) d[j] = fill;
+            for (j = left + ncopy; j < PW; ++j) d[j] = fill;
+        }
+        d += left;
+        for (j = 0; j + 8 <= ncopy; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+        for (; j < ncopy; ++j) d[j] = s[j];
+    }
+}
+"""
+
+_STORE_UPTO = r"""
+/* The first min(n, 8) lanes of v to y (the last vector of a row may be partial). */
+static inline void megcc_avx2_store_upto(float *y, __m256 v, int32_t n) {
+    if (n >= 8) {
+        _mm256_storeu_ps(y, v);
+    } else {
+        float t[8];
+        int32_t q;
+        _mm256_storeu_ps(t, v);
+        for (q = 0; q < n; ++q) y[q] = t[q];
     }
 }
 """
@@ -273,7 +296,7 @@ HELPERS = ([("megcc_avx2_epi", _EPI), ("megcc_avx2_put", _PUT),
            + [(f"megcc_avx2_ukr_{mr}x8", _ukr8(mr)) for mr in range(1, MR + 1)]
            + [("megcc_avx2_edge8", _EDGE8), ("megcc_avx2_gemm_block", _BLOCK), ("megcc_avx2_pack_b", _PACK_B),
               ("megcc_avx2_pack_a", _PACK_A), ("megcc_avx2_even8", _EVEN8),
-              ("megcc_avx2_pad_plane", _PAD_PLANE)])
+              ("megcc_avx2_pad_plane", _PAD_PLANE), ("megcc_avx2_store_upto", _STORE_UPTO)])
 
 
 def pack_a(w: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ def lower_maxpool(op: Op, graph: Graph):
     (void)SW;
     for (c = 0; c < NC; ++c) {{
         float *yc = y + (int64_t)c * OH * OW;
-        megcc_avx2_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl);
+        megcc_avx2_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl, c > 0);
         for (oy = 0; oy < OH; ++oy) {{
             const float *row = pl + (int64_t)oy * SH * PW;
             float *yr = yc + (int64_t)oy * OW;

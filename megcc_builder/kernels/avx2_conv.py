@@ -214,8 +214,14 @@ def _depthwise_rows(rows: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: 
                     clamp: bool) -> str:
     """C loop over blocks of `rows` output rows (from the current `oy`), fully unrolled over
     the taps: every input row vector is loaded once and multiplied into each output row
-    that uses it."""
-    load = "_mm256_loadu_ps" if sw == 1 else "megcc_avx2_even8"
+    that uses it. Stride 1 reads the padded plane `pl` (PW floats per row), stride 2 its
+    even/odd column planes `pe`/`po` (PW2 floats per row)."""
+    def load(d: int, kx: int) -> str:
+        if sw == 1:
+            return f"_mm256_loadu_ps(in + {d} * PW + {kx * dw})"
+        col = kx * dw  # padded column 2*(ox+q) + col: plane col % 2, index ox + q + col // 2
+        return f"_mm256_loadu_ps(in{'o' if col % 2 else 'e'} + {d} * PW2 + {col // 2})"
+
     taps = {}  # input row offset -> [(output row, ky)]
     for r in range(rows):
         for ky in range(kh):
@@ -223,7 +229,7 @@ def _depthwise_rows(rows: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: 
     fmas = []
     for d in sorted(taps):
         for kx in range(kw):
-            fmas.append(f"v = {load}(in + {d} * PW + {kx * dw});")
+            fmas.append(f"v = {load(d, kx)};")
             fmas += [f"a{r} = _mm256_fmadd_ps(v, wv[{ky * kw + kx}], a{r});"
                      for r, ky in taps[d]]
     accs = ", ".join(f"a{r} = bv" for r in range(rows))
@@ -233,11 +239,13 @@ def _depthwise_rows(rows: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: 
                        for r in range(rows))
     body = "\n".join(f"                    {f}" for f in fmas)
     step = f"oy += {rows}" if rows > 1 else "++oy"
+    rows_in = ("const float *in = pl + (int64_t)oy * SH * PW + ox;" if sw == 1 else
+               "const float *ine = pe + (int64_t)oy * SH * PW2 + ox, "
+               "*ino = po + (int64_t)oy * SH * PW2 + ox;")
     return f"""            for (; oy + {rows} <= OH; {step}) {{
-                const float *row = pl + (int64_t)oy * {sh} * PW;
                 float *yr = yc + (int64_t)oy * OW;
                 for (ox = 0; ox < OW; ox += 8) {{
-                    const float *in = row + ox * {sw};
+                    {rows_in}
                     __m256 v, {accs};
 {body}
                     {clamps}
@@ -257,15 +265,22 @@ def lower_depthwise(op: Op, graph: Graph):
     name = f"conv2d_depthwise_{tag}_r{rows}_f32{bias_tag}{activation_tag(act)}_avx2"
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
+    if sw == 1:
+        planes = "float *pl = (float *)workspace;  /* one zero-padded input plane */"
+        fill = "megcc_avx2_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
+    else:
+        planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
+                  "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
+        fill = "megcc_avx2_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
     blocked = _depthwise_rows(rows, kh, kw, sh, sw, dh, dw, bool(clamp))
     single = _depthwise_rows(1, kh, kw, sh, sw, dh, dw, bool(clamp)) if rows > 1 else ""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
-    float *pl = (float *)workspace;  /* one zero-padded input plane */
     const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = p[11];
+    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = p[11], SH = {sh};
+    {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox;
     const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});
@@ -278,7 +293,7 @@ def lower_depthwise(op: Op, graph: Graph):
             const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
             __m256 wv[{kh * kw}];
             for (r = 0; r < {kh * kw}; ++r) wv[r] = _mm256_broadcast_ss(wk + r);
-            megcc_avx2_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);
+            {fill}
             oy = 0;
 {blocked}{single}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
@@ -289,7 +304,9 @@ def lower_depthwise(op: Op, graph: Graph):
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
               geo["group"], pads[0], pads[1], ph, pw]
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
-    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
-                  note=f"AVX2 depthwise direct: zero-padded plane {ph}x{pw}, 8 outputs per "
+    plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
+    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=plane_floats * 4,
+                  note=f"AVX2 depthwise direct: zero-padded plane {ph}x{pw}"
+                       f"{'' if sw == 1 else ' split into even/odd columns'}, 8 outputs per "
                        f"vector, {rows} output rows per pass sharing input loads, weights in "
                        f"registers")]

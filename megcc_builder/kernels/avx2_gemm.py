@@ -288,6 +288,46 @@ static inline void megcc_avx2_store_upto(float *y, __m256 v, int32_t n) {
 }
 """
 
+_SPLIT_PLANE = r"""
+/* Stride-2 direct kernels: the padded plane of megcc_avx2_pad_plane split into its even
+ * and odd columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2
+ * floats per row), so a stride-2 tap is one plain vector load instead of two loads and two
+ * shuffles, and the shuffling happens once per input element instead of once per tap. */
+static inline void megcc_avx2_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+                                          int32_t PL, int32_t PH, int32_t PW, float fill,
+                                          float *pe, float *po, int32_t borders_done) {
+    const int32_t PW2 = (PW + 1) / 2;
+    int32_t r, i, j;
+    for (r = 0; r < PH; ++r) {
+        float *de = pe + (int64_t)r * PW2, *dd = po + (int64_t)r * PW2;
+        const int32_t iy = r - PT;
+        const float *s = x + (int64_t)iy * W;
+        if (iy < 0 || iy >= H) {
+            if (!borders_done)
+                for (i = 0; i < PW2; ++i) de[i] = dd[i] = fill;
+            continue;
+        }
+        /* source column of padded column j is j - PL */
+        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {
+            j = 2 * i - PL;
+            de[i] = fill;
+            dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
+        }
+        for (; i + 8 <= PW2 && 2 * i - PL + 16 <= W; i += 8) {
+            const __m256 a = _mm256_loadu_ps(s + 2 * i - PL), b = _mm256_loadu_ps(s + 2 * i - PL + 8);
+            const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
+            _mm256_storeu_ps(de + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+            _mm256_storeu_ps(dd + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+        }
+        for (; i < PW2; ++i) {
+            j = 2 * i - PL;
+            de[i] = j >= 0 && j < W ? s[j] : fill;
+            dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
+        }
+    }
+}
+"""
+
 # Shared helpers in dependency order, keyed by the symbol they define: kernels.c gets one
 # exactly when some emitted code uses it (helpers.py), so no unused function is compiled.
 HELPERS = ([("megcc_avx2_epi", _EPI), ("megcc_avx2_put", _PUT),
@@ -296,7 +336,8 @@ HELPERS = ([("megcc_avx2_epi", _EPI), ("megcc_avx2_put", _PUT),
            + [(f"megcc_avx2_ukr_{mr}x8", _ukr8(mr)) for mr in range(1, MR + 1)]
            + [("megcc_avx2_edge8", _EDGE8), ("megcc_avx2_gemm_block", _BLOCK), ("megcc_avx2_pack_b", _PACK_B),
               ("megcc_avx2_pack_a", _PACK_A), ("megcc_avx2_even8", _EVEN8),
-              ("megcc_avx2_pad_plane", _PAD_PLANE), ("megcc_avx2_store_upto", _STORE_UPTO)])
+              ("megcc_avx2_pad_plane", _PAD_PLANE), ("megcc_avx2_store_upto", _STORE_UPTO),
+              ("megcc_avx2_split_plane", _SPLIT_PLANE)])
 
 
 def pack_a(w: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from megcc_builder.bench import measure_fma_peak_gflops  # noqa: E402
 from megcc_builder.compiler import ModelSpec, compile_bundle  # noqa: E402
-from megcc_builder.host import build_runner, run_blob  # noqa: E402
+from megcc_builder.host import build_runner, run_blob_logged  # noqa: E402
 
 
 def conv_kind(graph, op) -> str:
@@ -42,11 +42,11 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
         rng = np.random.default_rng(0)
         feeds = [rng.standard_normal(g.tensors[n].shape).astype(np.float32) for n in g.inputs]
         runner = build_runner(bundle.files["kernels_c"])
-        run_blob(runner, bundle.files["model.tiny"], feeds,
-                 extra_args=["--profile", "--profile-runs", str(iterations), "--cpu-clock",
-                             "-w", "1"])
+        _, log = run_blob_logged(runner, bundle.files["model.tiny"], feeds,
+                                 extra_args=["--profile", "--profile-runs", str(iterations),
+                                             "--cpu-clock", "-w", "1"])
     best: Dict[int, float] = {}
-    for m in re.finditer(r"^profile (\d+) (\S+) ([0-9.]+)$", run_blob.last_stdout, re.M):
+    for m in re.finditer(r"^profile (\d+) (\S+) ([0-9.]+)$", log, re.M):
         i, us = int(m.group(1)), float(m.group(3))
         best[i] = min(us, best.get(i, us))
     producers = g.producers()

@@ -142,7 +142,7 @@ def _time(fn: Callable[[], None], iterations: int, warmup: int) -> List[float]:
 def bench_ours(path: str, feeds: Dict[str, np.ndarray], iterations: int, warmup: int,
                isa: str = "native"):
     from .compiler import ModelSpec, compile_bundle
-    from .host import build_runner, run_blob
+    from .host import build_runner, run_blob_logged
 
     with tempfile.TemporaryDirectory(prefix="megcc-bench-") as tmp:
         shapes = {k: tuple(v.shape) for k, v in feeds.items()}
@@ -150,10 +150,11 @@ def bench_ours(path: str, feeds: Dict[str, np.ndarray], iterations: int, warmup:
                                 isa=isa)
         plan = bundle.models[0].plans[0]
         runner = build_runner(bundle.files["kernels_c"])
-        run_blob(runner, bundle.files["model.tiny"], [feeds[n] for n in plan.graph.inputs],
-                 extra_args=["-w", str(warmup), "-t", str(iterations)]
-                 + (["--cpu-clock"] if CLOCK["name"] == "cpu" else []))
-        m = re.search(r"latency_ms min=([0-9.]+) median=([0-9.]+)", run_blob.last_stdout)
+        _, log = run_blob_logged(runner, bundle.files["model.tiny"],
+                                 [feeds[n] for n in plan.graph.inputs],
+                                 extra_args=["-w", str(warmup), "-t", str(iterations)]
+                                 + (["--cpu-clock"] if CLOCK["name"] == "cpu" else []))
+        m = re.search(r"latency_ms min=([0-9.]+) median=([0-9.]+)", log)
         return Result("megcc", float(m.group(2)), float(m.group(1))), plan
 
 

@@ -113,7 +113,7 @@ def _parse_feeds(items: List[str]):
 def cmd_run(args) -> int:
     from .compiler import ModelSpec, compile_bundle
     from .config import parse_input_shapes
-    from .host import build_runner, run_blob
+    from .host import build_runner, run_blob_logged
     from .ir.dtypes import numpy_dtype
 
     feeds = _parse_feeds(args.input)
@@ -145,11 +145,11 @@ def cmd_run(args) -> int:
              else []) + (["--cpu-clock"] if args.cpu_clock else [])
     if args.iterations:
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
-    outs = run_blob(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
+    outs, log = run_blob_logged(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
     np.savez(os.path.join(out_dir, "outputs.npz"), **dict(zip(plan.output_names, outs)))
     if args.profile:
-        _print_profile(run_blob.last_stdout, plan)
-    for line in run_blob.last_stdout.splitlines():
+        _print_profile(log, plan)
+    for line in log.splitlines():
         if line.startswith("latency"):
             print(line)
     for name, arr in zip(plan.output_names, outs):

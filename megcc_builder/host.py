@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -180,6 +180,13 @@ def _sanitizer_env() -> Optional[Dict[str, str]]:
 def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
              extra_args: Sequence[str] = (), emulator: Sequence[str] = ()) -> List[np.ndarray]:
     """Run plan `plan` of a compiled model with inputs in plan order; outputs in order."""
+    return run_blob_logged(runner, blob_path, inputs, plan, extra_args, emulator)[0]
+
+
+def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
+                    extra_args: Sequence[str] = (), emulator: Sequence[str] = ()
+                    ) -> Tuple[List[np.ndarray], str]:
+    """run_blob, plus what the runner printed (timings, --profile lines)."""
     with open(blob_path, "rb") as f:
         info = read_model(f.read())
     p = info["plans"][plan]
@@ -207,16 +214,12 @@ def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: in
         if proc.returncode != 0:
             raise RuntimeError(f"runner failed ({proc.returncode}): "
                                f"{proc.stderr.decode(errors='replace').strip()}")
-        run_blob.last_stdout = proc.stdout.decode(errors="replace")
         outs = []
         for i, desc in enumerate(out_descs):
             dt = numpy_dtype(desc["dtype"]).newbyteorder("<")
             data = np.fromfile(os.path.join(out_dir, f"output_{i}.bin"), dtype=dt)
             outs.append(data.reshape(desc["shape"]).astype(dt.newbyteorder("=")))
-        return outs
-
-
-run_blob.last_stdout = ""
+        return outs, proc.stdout.decode(errors="replace")
 
 
 def compile_and_run(path: str, inputs: Dict[str, np.ndarray],

@@ -159,7 +159,10 @@ def test_matmul_constant_weights(isa):
     ((1, 5, 55, 55), (3, 3), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
     ((1, 4, 13, 21), (2, 2), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
     ((1, 3, 17, 19), (3, 2), (1, 1), (0, 1, 1, 0), 0, (2, 1)),
-    ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1))])
+    ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1)),
+    # stride 2 reads even/odd column planes: wide rows (vector split), dilated taps
+    ((1, 2, 11, 37), (3, 3), (2, 2), (1, 1, 1, 1), 1, (1, 1)),
+    ((1, 3, 20, 23), (3, 3), (2, 2), (1, 2, 1, 0), 0, (2, 2))])
 def test_maxpool(isa, shape, k, s, p, ceil, dil):
     x = f32(*shape)
     x.flat[5] = np.nan  # NaN propagates like the portable kernel

@@ -91,6 +91,8 @@ CONV_CASES = [
     # fewer output rows than the 4-row block, and a 4-row block plus a 1-row remainder
     (1, 6, 3, 11, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Relu", "conv2d_depthwise"),
     (1, 5, 5, 9, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False, "Clip", "conv2d_depthwise"),
+    # stride 2 with dilated taps (even/odd column planes) and rows wide enough to vectorise
+    (1, 6, 17, 41, 6, (3, 3), (2, 2), (2, 1, 2, 1), (2, 2), 6, True, None, "conv2d_depthwise"),
 ]
 
 

@@ -1,6 +1,7 @@
-"""AVX2 max pooling (NCHW, float32): 8 outputs per vector over a -inf-padded input plane.
+"""Vector max pooling (NCHW, float32): one vector of outputs at a time over a -inf-padded
+input plane, generated for one vector ISA (simd.py).
 
-Same plane scheme as the depthwise kernel (avx2_conv.py): each channel is copied once into
+Same plane scheme as the depthwise kernel (simd_conv.py): each channel is copied once into
 a plane padded with -inf, so every window is a run of full vector loads (stride 2 by
 deinterleaving) and max operations. NaN propagates like the portable kernel: a NaN input
 anywhere in the window gives NaN.
@@ -8,12 +9,13 @@ anywhere in the window gives NaN.
 from __future__ import annotations
 
 from ..ir import Graph, Op
-from . import avx2_gemm as g
 from .base import Instr, Kernel, kernel_source
+from .simd import Simd
+from .simd_conv import plane, store_row_tail
 
 
 def pool_geometry(op: Op, graph: Graph):
-    """The geometry dict of a 2-D MaxPool the AVX2 kernel handles, else None."""
+    """The geometry dict of a 2-D MaxPool the vector kernel handles, else None."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if op.type != "MaxPool" or x.dtype != "float32" or len(x.shape) != 4:
         return None
@@ -30,14 +32,18 @@ def pool_geometry(op: Op, graph: Graph):
                 pads=pads, group=1)
 
 
-def lower_maxpool(op: Op, graph: Graph):
-    from .avx2_conv import _plane
-
+def lower_maxpool(op: Op, graph: Graph, s: Simd):
     geo = pool_geometry(op, graph)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    name = f"maxpool_{tag}_f32_avx2"
-    load = "_mm256_loadu_ps(r + kx * DW)" if sw == 1 else "megcc_avx2_even8(r + kx * DW)"
+    name = f"maxpool_{tag}_f32_{s.name}"
+    load = s.load("r + kx * DW") if sw == 1 else s.even("r + kx * DW")
+    if s.max_keeps_nan:
+        nan_decl, nan_track, nan_apply = "", "", ""
+    else:  # AVX2 maxps returns its second operand for a NaN: track NaN lanes apart
+        nan_decl = ", nan = _mm256_setzero_ps()"
+        nan_track = "\n                        nan = _mm256_or_ps(nan, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));"
+        nan_apply = "v = _mm256_blendv_ps(v, _mm256_set1_ps(NAN), nan);\n                "
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     float *pl = (float *)workspace;  /* one -inf-padded input plane */
@@ -48,33 +54,29 @@ def lower_maxpool(op: Op, graph: Graph):
     (void)SW;
     for (c = 0; c < NC; ++c) {{
         float *yc = y + (int64_t)c * OH * OW;
-        megcc_avx2_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl);
+        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl);
         for (oy = 0; oy < OH; ++oy) {{
             const float *row = pl + (int64_t)oy * SH * PW;
             float *yr = yc + (int64_t)oy * OW;
-            for (ox = 0; ox < OW; ox += 8) {{
-                __m256 v = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+            for (ox = 0; ox < OW; ox += {s.vw}) {{
+                {s.vtype} v = {s.set1("-INFINITY")}{nan_decl};
                 for (ky = 0; ky < KH; ++ky) {{
                     const float *r = row + (int64_t)ky * DH * PW + ox * SW;
                     for (kx = 0; kx < KW; ++kx) {{
-                        const __m256 xv = {load};
-                        v = _mm256_max_ps(v, xv);
-                        nan = _mm256_or_ps(nan, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
+                        const {s.vtype} xv = {load};
+                        v = {s.max("v", "xv")};{nan_track}
                     }}
                 }}
-                v = _mm256_blendv_ps(v, _mm256_set1_ps(NAN), nan);
-                if (ox + 8 <= OW) _mm256_storeu_ps(yr + ox, v);
-                else {{ float t[8]; int32_t q; _mm256_storeu_ps(t, v); for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}
+                {nan_apply}{store_row_tail(s, "v")}
             }}
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=g.ISA)
-    ph, pw = _plane(geo)
-    ph = max(ph, 1)
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = [geo["n"] * geo["c"], geo["h"], geo["w"], geo["oh"], geo["ow"], pads[0], pads[1],
               ph, pw]
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
-                  note=f"AVX2 max pooling over a -inf-padded {ph}x{pw} plane, 8 outputs per "
-                       f"vector")]
+                  note=f"{s.label} max pooling over a -inf-padded {ph}x{pw} plane, {s.vw} "
+                       f"outputs per vector")]

@@ -1,4 +1,5 @@
-"""AVX2+FMA convolutions (NCHW, float32): packed GEMM (1x1 and im2col) and depthwise direct.
+"""Vector convolutions (NCHW, float32): packed GEMM (1x1 and im2col) and depthwise direct,
+generated for one vector ISA (simd.py: AVX2, NEON, AArch64 NEON).
 
 Each builder returns the instructions for one Conv op; `select.py` decides which one runs
 by cost. Parameters follow the portable kernels (conv.py): N, C, H, W, OC, OH, OW, G, PT, PL
@@ -9,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Op
-from . import avx2_gemm as g
+from . import packed_gemm as g
 from .base import Instr, Kernel, c_float, kernel_source
 from .conv import activation_code, activation_tag, conv_geometry
+from .simd import Simd
 
 
 def _common(op: Op, graph: Graph):
@@ -69,78 +71,80 @@ def padded_extents(geo):
     return hp, wp
 
 
-def _im2col_pack(tag: str, geo) -> tuple:
+def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
     """Fused im2col + B packing for one geometry, reading a zero-padded copy of the input
-    (so no bounds checks): a 16-position panel inside one output row is two vector loads
-    (stride 1) or two deinterleaves (stride 2); a panel spanning rows is a gather through
-    16 precomputed offsets. Panels are written k-major, sequentially."""
+    (so no bounds checks): an NR-position panel inside one output row is NR/VW vector loads
+    (stride 1) or deinterleaving loads (stride 2); a panel spanning rows is a gather through
+    NR precomputed offsets. Panels are written k-major, sequentially."""
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
+    nr, vw = s.nr, s.vw
     if sw == 1:
-        fast = ("_mm256_storeu_ps(d, _mm256_loadu_ps(s)); "
-                "_mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));")
-        span = 16
+        fast = " ".join(s.store(f"d + {i * vw}", s.load(f"s + {i * vw}")) + ";"
+                        for i in range(s.nv))
+        span = nr
     elif sw == 2:
-        fast = ("_mm256_storeu_ps(d, megcc_avx2_even8(s)); "
-                "_mm256_storeu_ps(d + 8, megcc_avx2_even8(s + 16));")
-        span = 32
+        fast = " ".join(s.store(f"d + {i * vw}", s.even(f"s + {2 * i * vw}")) + ";"
+                        for i in range(s.nv))
+        span = 2 * nr
     else:
-        fast = "for (t = 0; t < 16; ++t) d[t] = s[t * " + str(sw) + "];"
-        span = 15 * sw + 1
-    src = f"""static void megcc_avx2_im2col_{tag}(const float *xp, int32_t Hp, int32_t Wp, int32_t OW,
+        fast = f"for (t = 0; t < {nr}; ++t) d[t] = s[t * {sw}];"
+        span = (nr - 1) * sw + 1
+    src = f"""static void megcc_{s.name}_im2col_{tag}(const float *xp, int32_t Hp, int32_t Wp, int32_t OW,
         int32_t k0, int32_t kc, int32_t j0, int32_t nc, float *bp) {{
     int32_t jp, kk, t;
-    for (jp = 0; jp < nc; jp += 16) {{
-        float *d = bp + (int64_t)(jp / 16) * kc * 16;
-        const int32_t s0 = j0 + jp, n = nc - jp < 16 ? nc - jp : 16;
+    for (jp = 0; jp < nc; jp += {nr}) {{
+        float *d = bp + (int64_t)(jp / {nr}) * kc * {nr};
+        const int32_t s0 = j0 + jp, n = nc - jp < {nr} ? nc - jp : {nr};
         const int32_t ox = s0 % OW;
-        int32_t off[16], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
-        const int one_row = n == 16 && ox + 15 < OW;
+        int32_t off[{nr}], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
+        const int one_row = n == {nr} && ox + {nr - 1} < OW;
         for (t = 0; t < n; ++t) off[t] = (s0 + t) / OW * {sh} * Wp + (s0 + t) % OW * {sw};
-        for (kk = 0; kk < kc; ++kk, d += 16) {{
+        for (kk = 0; kk < kc; ++kk, d += {nr}) {{
             const float *base = xp + (int64_t)c * Hp * Wp + ky * {dh} * Wp + kx * {dw};
             if (one_row && ox * {sw} + kx * {dw} + {span} <= Wp) {{
                 const float *s = base + off[0];
                 {fast}
             }} else {{
                 for (t = 0; t < n; ++t) d[t] = base[off[t]];
-                for (; t < 16; ++t) d[t] = 0.0f;
+                for (; t < {nr}; ++t) d[t] = 0.0f;
             }}
             if (++kx == {kw}) {{ kx = 0; if (++ky == {kh}) {{ ky = 0; ++c; }} }}
         }}
     }}
 }}
 """
-    return (f"avx2_im2col_{tag}", src)
+    return (f"{s.name}_im2col_{tag}", src)
 
 
-def lower_gemm_conv(op: Op, graph: Graph):
+def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     geo = _common(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = _bias(op)
-    m, s, k = gemm_shape(geo)
+    m, sp, k = gemm_shape(geo)
     grp = geo["group"]
-    kc, nc, mc = g.blocking(m, s, k)
+    kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
     w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32).reshape(grp, m, k)
-    packed = np.concatenate([g.pack_a(w[i]) for i in range(grp)])
-    wname = graph.unique_name(op.inputs[1] + "__avx2_a6")
+    packed = np.concatenate([g.pack_a(w[i], s.mr) for i in range(grp)])
+    wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
     helpers = []
+    tile = f"gemm{s.mr}x{s.nr}"
     if pointwise:
-        name = f"conv2d_1x1_gemm6x16_f32{bias_tag}{activation_tag(act)}_avx2"
-        pack = "megcc_avx2_pack_b(xg, S, k0, kb, j0, nb, bp);"
+        name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        pack = f"megcc_{s.name}_pack_b(xg, S, k0, kb, j0, nb, bp);"
     else:
-        name = f"conv2d_gemm6x16_{tag}_f32{bias_tag}{activation_tag(act)}_avx2"
-        pack = f"megcc_avx2_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
-        helpers.append(_im2col_pack(tag, geo))
+        name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        pack = f"megcc_{s.name}_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
+        helpers.append(_im2col_pack(s, tag, geo))
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)
-                megcc_avx2_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
-                                     xp + (int64_t)ci * HP * WP);"""
+                megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
+                                xp + (int64_t)ci * HP * WP);"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];  /* 6-row panels per group (avx2_gemm.py) */
+    const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
@@ -149,9 +153,9 @@ def lower_gemm_conv(op: Op, graph: Graph):
     const int32_t HP = p[13], WP = p[14];  /* zero-padded input extents (im2col) */
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
     /* workspace: the packed B block, then (im2col) one group's zero-padded input */
-    float *xp = bp + (int64_t)KC * ((NC + 15) / 16 * 16);
+    float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
     int32_t b, gi, j0, k0, ci;
-    megcc_avx2_epi e;
+    megcc_{s.name}_epi e;
     (void)PT; (void)PL; (void)HP; (void)WP; (void)xp; (void)ci;
     {setup}
     for (b = 0; b < N; ++b)
@@ -168,23 +172,23 @@ def lower_gemm_conv(op: Op, graph: Graph):
                     {pack}
                     e.accumulate = k0 > 0;
                     e.finish = k0 + kb >= K;
-                    megcc_avx2_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * 16, yg + j0, S, MC, &e);
+                    megcc_{s.name}_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
                 }}
             }}{_act_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=g.ISA)
+    kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=s.isa)
     pads = geo["pads"]
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], grp,
               pads[0], pads[1], kc, nc, mc, hp, wp]
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    ws = (kc * (-(-nc // 16) * 16) + (geo["c"] // grp) * hp * wp) * 4
+    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 6x16 packed GEMM, weights pre-packed, {how} (M={m}, N={s}, "
-                       f"K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
+                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed, {how} "
+                       f"(M={m}, N={sp}, K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,26 +199,34 @@ def depthwise_ok(geo) -> bool:
             and geo["sw"] in (1, 2))
 
 
-def _plane(geo):
-    """Padded input plane extents: every vector load of any output row stays inside."""
-    ow8 = -(-geo["ow"] // 8) * 8
-    last = (ow8 - 8) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (8 if geo["sw"] == 1 else 16)
+def plane(geo, vw: int):
+    """Padded input plane extents for vw-wide outputs: every vector load of any output row
+    (full vectors, or deinterleaving loads of 2*vw floats at stride 2) stays inside."""
+    owv = -(-geo["ow"] // vw) * vw
+    last = (owv - vw) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (vw if geo["sw"] == 1 else 2 * vw)
     pw = max(geo["pads"][1] + geo["w"], last)
     ph = max((geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1, 1)
     return ph, pw
 
 
-def lower_depthwise(op: Op, graph: Graph):
+def store_row_tail(s: Simd, v: str) -> str:
+    """Store vector v at yr + ox, only its OW - ox live lanes when it is the row's last."""
+    return (f"if (ox + {s.vw} <= OW) {s.store('yr + ox', v)};\n"
+            f"                    else {{ float t[{s.vw}]; int32_t q; {s.store('t', v)}; "
+            f"for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}")
+
+
+def lower_depthwise(op: Op, graph: Graph, s: Simd):
     geo = _common(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = _bias(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    name = f"conv2d_depthwise_{tag}_f32{bias_tag}{activation_tag(act)}_avx2"
+    name = f"conv2d_depthwise_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     clamp, act_pass = g.vector_clamp(act, c_float)
-    load = "_mm256_loadu_ps(r + kx * DW)" if sw == 1 else "megcc_avx2_even8(r + kx * DW)"
+    load = s.load("r + kx * DW") if sw == 1 else s.even("r + kx * DW")
     lo, hi = clamp or ("0.0f", "0.0f")
-    clamp = "acc = _mm256_min_ps(hi, _mm256_max_ps(lo, acc));" if clamp else ""
+    clamp = f"acc = {s.min('hi', s.max('lo', 'acc'))};" if clamp else ""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -225,39 +237,38 @@ def lower_depthwise(op: Op, graph: Graph):
     const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox, ky, kx;
-    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});
+    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};
     (void)lo; (void)hi; (void)SW;
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             const float *wk = w + (int64_t)o * {kh * kw};
             float *yc = y + ((int64_t)b * OC + o) * OH * OW;
-            const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
-            __m256 wv[{kh * kw}];
-            for (r = 0; r < {kh * kw}; ++r) wv[r] = _mm256_broadcast_ss(wk + r);
-            megcc_avx2_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl);
+            const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};
+            {s.vtype} wv[{kh * kw}];
+            for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
+            megcc_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl);
             for (oy = 0; oy < OH; ++oy) {{
                 const float *row = pl + (int64_t)oy * SH * PW;
                 float *yr = yc + (int64_t)oy * OW;
-                for (ox = 0; ox < OW; ox += 8) {{
-                    __m256 acc = bv;
+                for (ox = 0; ox < OW; ox += {s.vw}) {{
+                    {s.vtype} acc = bv;
                     for (ky = 0; ky < KH; ++ky) {{
                         const float *r = row + (int64_t)ky * DH * PW + ox * SW;
-                        for (kx = 0; kx < KW; ++kx) acc = _mm256_fmadd_ps({load}, wv[ky * KW + kx], acc);
+                        for (kx = 0; kx < KW; ++kx) acc = {s.fma("acc", load, "wv[ky * KW + kx]")};
                     }}
                     {clamp}
-                    if (ox + 8 <= OW) _mm256_storeu_ps(yr + ox, acc);
-                    else {{ float t[8]; int32_t q; _mm256_storeu_ps(t, acc); for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}
+                    {store_row_tail(s, "acc")}
                 }}
             }}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=g.ISA)
-    ph, pw = _plane(geo)
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
               geo["group"], pads[0], pads[1], ph, pw]
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
-                  note=f"AVX2 depthwise direct: zero-padded plane {ph}x{pw}, 8 outputs per "
-                       f"vector, weights in registers")]
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}, {s.vw} "
+                       f"outputs per vector, weights in registers")]

@@ -45,12 +45,16 @@ class Core:
     stream_bytes: float   # bytes per cycle weights stream from memory
 
 
+# x86: two 256-bit FMA pipes, of which the micro-kernel was measured to sustain about one
+# FMA per cycle once loads and broadcasts are counted.
 X86_V3 = Core(PORTABLE_CONV, PORTABLE_DEPTHWISE, PORTABLE_FC, 1.0, 4.0, 8.0)
-# Estimates (see the module doc): 2 x 128-bit FMA pipes on AArch64 (8x12 tile: 24 FMAs in
-# ~12 cycles per k); the 32-bit cores armv7-neon builds run on (Cortex-A7/A9/A15/A53 in
-# AArch32) sustain about one 128-bit FMA per cycle; portable C is auto-vectorised 4 wide.
-ARM64 = Core(0.55, 1.2, 0.6, 2.0, 3.0, 8.0)
-ARMV7 = Core(0.8, 1.6, 0.9, 1.0, 4.0, 4.0)
+# Estimates (see the module doc). AArch64 (A72/A76): two 128-bit FMA pipes, assumed used as
+# efficiently as on x86 (one FMA per cycle: the 8x12 tile's 24 FMAs in ~24 cycles per k);
+# portable C is auto-vectorised 4 wide, so it loses more to the packed GEMM than on x86.
+# ARMv7 builds run on 32-bit cores (Cortex-A7/A9/A53 in AArch32) with a 64-bit NEON
+# datapath: a 128-bit FMA issues every other cycle, and memory is slower.
+ARM64 = Core(0.55, 1.2, 0.6, 1.0, 3.0, 8.0)
+ARMV7 = Core(0.9, 2.0, 1.0, 0.5, 6.0, 4.0)
 
 
 def core_of(isa: str) -> Core:
@@ -110,7 +114,7 @@ def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     if dw and simd_conv.depthwise_ok(geo):
         ph, pw = simd_conv.plane(geo, vs.vw)
         vec = geo["oh"] * -(-geo["ow"] // vs.vw)
-        per_tap = 1.0 if geo["sw"] == 1 else 1.6
+        per_tap = (1.0 if geo["sw"] == 1 else 1.6) / core.fma_per_cycle
         cyc = geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / vs.vw)
         out.append(Candidate(f"{vs.name} depthwise direct", cyc,
                              lambda: simd_conv.lower_depthwise(op, graph, vs)))

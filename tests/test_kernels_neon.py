@@ -24,7 +24,7 @@ from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
 from reference import assert_close, conv2d, pool2d
-from test_kernels_isa import ACTS, CONV_CASES, act_consts, f32, with_act
+from test_kernels_isa import ACTS, CONV_CASES, act_consts, every_family_model, f32, with_act
 
 # (target, ISA level, kernel suffix of the packed GEMM, its tile)
 TARGETS = [("arm64", "arm64-neon", "_neon64", "8x12"), ("armv7", "armv7-neon", "_neon", "6x8")]
@@ -169,19 +169,8 @@ def test_kernels_compile_warning_free_and_guarded(target, isa, suffix, tile, tmp
     """Every NEON kernel family with -std=c99 -Wall -Wextra -Werror -pedantic for its target;
     AArch64-only kernels refuse (#error) to compile for ARMv7."""
     t = require_target(target)
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"]),
-             helper.make_node("Conv", ["r1", "wd"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2],
-                              group=8),
-             helper.make_node("MaxPool", ["c2"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
-             helper.make_node("Conv", ["m", "w3"], ["c3"]),
-             helper.make_node("Sigmoid", ["c3"], ["s"]),
-             helper.make_node("Flatten", ["s"], ["f"]),
-             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
-    consts = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(5, 8, 1, 1),
-              "wf": f32(10, 5 * 3 * 3), "bf": f32(10)}
     path = str(tmp_path / "m.onnx")
-    onnx.save(multi_model(nodes, {"x": f32(1, 3, 14, 14)}, consts, ["y"]), path)
+    onnx.save(every_family_model(), path)
     bundle = compile_bundle([ModelSpec("m", path)], str(tmp_path / "out"), isa=isa)
     names = [k.name for k in bundle.kernels]
     assert sum(n.endswith(suffix) for n in names) >= 3 and any("depthwise" in n for n in names)

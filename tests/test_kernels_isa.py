@@ -197,7 +197,8 @@ def test_isa_levels_and_guard(tmp_path):
 
 def every_family_model():
     """A small network with one kernel of every vector family: im2col and 1x1 GEMM conv
-    (fused ReLU, sigmoid pass), depthwise stride 2, max pooling, fully connected."""
+    (fused ReLU, sigmoid pass), depthwise stride 2, max pooling, fully connected, a fused
+    element-wise chain."""
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"]),
              helper.make_node("Conv", ["r1", "wd"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
@@ -205,7 +206,9 @@ def every_family_model():
              helper.make_node("Conv", ["m", "w3"], ["c3"]),
              helper.make_node("Sigmoid", ["c3"], ["s"]),
              helper.make_node("Flatten", ["s"], ["f"]),
-             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["g"], transB=1),
+             helper.make_node("Mul", ["g", "g"], ["sq"]),
+             helper.make_node("Relu", ["sq"], ["y"])]
     consts = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(5, 8, 1, 1),
               "wf": f32(10, 5 * 3 * 3), "bf": f32(10)}
     return model_of(nodes, {"x": f32(1, 3, 14, 14)}, consts)

@@ -174,6 +174,9 @@ def test_kernels_compile_warning_free_and_guarded(target, isa, suffix, tile, tmp
     bundle = compile_bundle([ModelSpec("m", path)], str(tmp_path / "out"), isa=isa)
     names = [k.name for k in bundle.kernels]
     assert sum(n.endswith(suffix) for n in names) >= 3 and any("depthwise" in n for n in names)
+    assert any(n.startswith("ew_") for n in names)
+    if target == "armv7":
+        assert any(n.startswith("ew_") and n.endswith("_neon") for n in names), names
     assert "#include <arm_neon.h>" in open(bundle.files["kernels_c"]).read()
 
     def compile_for(tgt):
@@ -216,3 +219,65 @@ def test_zoo_network_matches_megengine(name, target, isa, tmp_path, summary):
         err = assert_close(got, ref, what=f"{name} on {target}")
         summary(f"{name} on {target} ({isa}, {len(neon)}/{len(kernels)} NEON kernels): "
                 f"max normalised error {err:.2e}")
+
+
+def _nan_at(x, *flat):
+    x = x.copy()
+    x.flat[list(flat)] = np.nan
+    return x
+
+
+def test_elementwise_armv7():
+    """Flat float32 element-wise ops and fused chains (lengths leaving 1..3-element tails,
+    scalar operands, NaN), and the broadcasts/ops the NEON kernel leaves to portable C.
+    Only ARMv7 has them (simd_elementwise.py): AArch64 compilers vectorise portable C."""
+    target, isa, suffix = "armv7", "armv7-neon", "_neon"
+    batch = Batch()
+    neon, portable = ("ew_", "_neon"), None
+    a, b = _nan_at(f32(3, 5, 7), 4), _nan_at(f32(3, 5, 7), 9)
+    batch.add([helper.make_node("Add", ["ea", "eb"], ["y"])], {"ea": a, "eb": b}, {},
+              a.astype(np.float64) + b, neon, "add")
+    c, d = f32(2, 3, 5, 5), f32(2, 3, 5, 5)
+    batch.add([helper.make_node("Add", ["ec", "ed"], ["s0"]), helper.make_node("Relu", ["s0"], ["y"])],
+              {"ec": c, "ed": d}, {}, np.maximum(c.astype(np.float64) + d, 0), neon, "add+relu")
+    e = f32(4, 6)
+    batch.add([helper.make_node("Mul", ["ee", "k3"], ["y"])], {"ee": e},
+              {"k3": np.array([1.5], np.float32)}, e * 1.5, neon, "mul by a constant scalar")
+    f, g = f32(2, 9), f32(1)
+    batch.add([helper.make_node("Sub", ["eg", "ef"], ["y"])], {"ef": f, "eg": g}, {},
+              g.astype(np.float64) - f, neon, "scalar input minus vector")
+    h, i = _nan_at(f32(31), 2), _nan_at(f32(31), 7)
+    batch.add([helper.make_node("Max", ["eh", "ei"], ["y"])], {"eh": h, "ei": i}, {},
+              np.maximum(h, i), neon, "max with NaN")
+    batch.add([helper.make_node("Min", ["ej", "ek"], ["y"])], {"ej": h + 1, "ek": i}, {},
+              np.minimum(h + 1, i), neon, "min with NaN")
+    j = _nan_at(f32(5, 11), 3)
+    batch.add([helper.make_node("Clip", ["el", "clo", "chi"], ["y"])], {"el": j},
+              {"clo": np.array(-0.5, np.float32), "chi": np.array(0.75, np.float32)},
+              np.clip(j, -0.5, 0.75), neon, "clip with NaN")
+    k = _nan_at(f32(3, 13), 1)
+    batch.add([helper.make_node("LeakyRelu", ["em"], ["y"], alpha=0.1)], {"em": k}, {},
+              np.where(k >= 0, k, k * np.float32(0.1)), neon, "leaky relu")
+    m = f32(2, 2, 3)
+    batch.add([helper.make_node("Neg", ["en"], ["s1"]), helper.make_node("Abs", ["s1"], ["s2"]),
+               helper.make_node("Mul", ["s2", "en"], ["y"])], {"en": m}, {},
+              np.abs(-m) * m, neon, "abs(neg(x)) * x")
+    batch.add([helper.make_node("Sigmoid", ["eo"], ["y"])], {"eo": f32(17)}, {},
+              None, portable, "sigmoid stays portable")
+    q, r = f32(2, 3, 4, 5), f32(1, 3, 1, 1)
+    batch.add([helper.make_node("Add", ["eq", "er"], ["s3"]), helper.make_node("Relu", ["s3"], ["y"])],
+              {"eq": q, "er": r}, {}, np.maximum(q.astype(np.float64) + r, 0), neon,
+              "per-channel broadcast add + relu")
+    t, u = f32(3, 4, 7), f32(7)
+    batch.add([helper.make_node("Mul", ["et", "eu"], ["y"])], {"et": t, "eu": u}, {},
+              t.astype(np.float64) * u, neon, "row vector broadcast")
+    v, w = f32(2, 3, 4, 5), f32(2, 1, 4, 1)
+    batch.add([helper.make_node("Add", ["ev", "ew"], ["y"])], {"ev": v, "ew": w}, {},
+              v.astype(np.float64) + w, portable, "4-D broadcast pattern stays portable")
+    sigmoid = batch.what.index("sigmoid stays portable")
+    batch.refs[sigmoid] = 1 / (1 + np.exp(-batch.inputs["eo"].astype(np.float64)))
+    batch.run_and_check(target, isa, suffix)
+    kernels = kernel_of_output(multi_model(batch.nodes, batch.inputs, batch.consts,
+                                           batch.outputs), isa)
+    assert not kernels[batch.outputs[-1]].endswith("_neon")
+    assert not kernels[batch.outputs[sigmoid]].endswith("_neon")

@@ -24,7 +24,7 @@ from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
 from ..isa import has_neon
-from . import simd, simd_conv, simd_fc, simd_pool
+from . import simd, simd_conv, simd_elementwise, simd_fc, simd_pool
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -153,8 +153,30 @@ def _pool_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
                       lambda: simd_pool.lower_maxpool(op, graph, vs))]
 
 
+# cycles per operation per element of flat element-wise loops, (portable C, NEON): estimates.
+# Only ARMv7: its portable float code is scalar VFP (simd_elementwise.py); AArch64 and x86
+# compilers vectorise the portable loops themselves.
+ELEMENTWISE = {"armv7-neon": (1.0, 0.3)}
+
+
+def _elementwise_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
+    vs = simd.vector_simd(isa)
+    if isa not in ELEMENTWISE or vs is None or not simd_elementwise.applicable(op, graph):
+        return []
+    portable, vector = ELEMENTWISE[isa]
+    n = 1
+    for d in graph.tensors[op.outputs[0]].shape:
+        n *= d
+    work = n * max(1, simd_elementwise.op_count(simd_elementwise.expression_of(op)))
+    return [Candidate("portable C", work * portable, lambda: None),
+            Candidate(f"{vs.name} element-wise", work * vector + 8,
+                      lambda: simd_elementwise.lower_elementwise(op, graph, vs))]
+
+
 CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates,
               "MaxPool": _pool_candidates}
+CANDIDATES.update((t, _elementwise_candidates)
+                  for t in simd_elementwise.OP_TYPES + ["FusedElementwise"])
 
 
 def lower_op(op: Op, graph: Graph, portable: Callable[[Op, Graph], list]) -> list:

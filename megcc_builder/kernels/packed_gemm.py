@@ -33,16 +33,19 @@ def _ukr(s: Simd, mr: int, nv: int) -> str:
     through megcc_<s>_put when all columns are live; nv == 1: the narrow right-edge tile."""
     n, vw, nr = s.name, s.vw, s.nr
     acc = [[f"c{r}{v}" for v in range(nv)] for r in range(mr)]
-    decl = ", ".join(f"{a} = {s.zero}" for row in acc for a in row)
+    decl = "\n".join(f"    {s.vtype} " + ", ".join(f"{a} = {s.zero}" for a in row) + ";"
+                     for row in acc)
     bload = ", ".join(f"b{v} = {s.load(f'b + {v * vw}')}" for v in range(nv))
     lane = s.lane_fma and mr == s.mr
     if lane:  # mr == MR: the panel has MR floats per k, so whole A vectors can be loaded
+        adecl = ""
         aload = ("        const " + s.vtype + " " + ", ".join(
             f"a{q} = {s.load(f'a + {q * vw}')}" for q in range(mr // vw)) + ";\n")
         fmas = "\n".join("        " + " ".join(
             f"{a} = {s.fma_lane(a, f'b{v}', f'a{r // vw}', r % vw)};" for v, a in enumerate(row))
             for r, row in enumerate(acc))
     else:
+        adecl = f"    {s.vtype} av;\n"
         aload = ""
         fmas = "\n".join(f"        av = {s.dup(f'a + {r}')}; " + " ".join(
             f"{a} = {s.fma(a, 'av', f'b{v}')};" for v, a in enumerate(row))
@@ -72,16 +75,14 @@ def _ukr(s: Simd, mr: int, nv: int) -> str:
     return f"""
 static inline void megcc_{n}_ukr_{mr}x{nv * vw}(int32_t kc, const float *a, const float *b, float *c,
         int32_t ldc, int32_t nr, const megcc_{n}_epi *e) {{
-    {s.vtype} {decl};
-    {s.vtype} av = {s.zero};
-    int32_t k, r;
+{decl}
+{adecl}    int32_t k, r;
     for (k = 0; k < kc; ++k) {{
         const {s.vtype} {bload};
 {aload}{fmas}
         a += {mr};
         b += {nr};
     }}
-    (void)av;
 {finish}
 }}
 """

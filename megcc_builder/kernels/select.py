@@ -5,17 +5,18 @@ estimated cost in cycles from a small analytic model; the cheapest is lowered, a
 instruction note records the estimate and the rejected alternatives (`megcc inspect`).
 
 The model counts what dominates on an out-of-order core with two FMA pipes:
-- packed GEMM: micro-kernel k-steps (a 6x16 tile takes max(2*mr, 4) cycles per k at ~85 %
-  issue efficiency, right-edge tiles pay for 16 columns), plus packing the runtime operand,
-  plus reloading C once per extra K block;
-- depthwise direct: one 8-wide FMA + one load per tap per output vector, plus building the
+- packed GEMM: micro-kernel k-steps (an MR x NR tile takes one cycle per vector FMA, at
+  least min_k_step, per k at ~85 % issue efficiency; AVX2 6x16: max(2*mr, 4); right-edge
+  tiles pay for their full width), plus packing the runtime operand, plus reloading C once
+  per extra K block;
+- depthwise direct: one vector FMA + one load per tap per output vector, plus building the
   padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
 The x86 constants were calibrated once with `megcc run --profile` on ResNet-50 /
 MobileNetV2 layers; only their ratios matter, since candidates are compared with each other.
-The Arm constants (CORES) are estimates for a Cortex-A-class core with two 128-bit FMA
-pipes (A72/A76-like), not measurements: NEON kernels only run under qemu here, which does
-not model timing.
+The Arm constants (ARM64, ARMV7 below) are estimates for Cortex-A-class cores (AArch64: two
+128-bit FMA pipes, A72/A76-like), not measurements: NEON kernels only run under qemu here,
+which does not model timing.
 """
 from __future__ import annotations
 

@@ -38,6 +38,9 @@ NEON_CONV_CASES = [
     (1, 16, 6, 5, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm"),
     # stride 2 with a right pad, OC 31 = 3 * 8 + 7; output 4 x 3 (one tile, 12 columns)
     (1, 4, 8, 6, 31, (3, 3), (2, 2), (1, 0, 1, 1), (1, 1), 1, True, None, "conv2d_gemm"),
+    # K = 360: two K blocks of 180, so the N block (~272 columns) is smaller than the
+    # 17 x 17 = 289 outputs: several N blocks, each packed from a row-crossing offset
+    (1, 40, 17, 17, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm"),
 ]
 
 

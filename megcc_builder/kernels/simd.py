@@ -40,6 +40,9 @@ class Simd:
     _min: str
     _even: str      # the vw even-indexed floats of p[0 .. 2*vw-1] (stride-2 access)
     max_keeps_nan: bool  # max(x, NaN) is NaN (else max pooling tracks NaN separately)
+    # output vectors a direct window kernel (depthwise, pooling) computes per step: on
+    # in-order cores (Cortex-A53/A55/A7) independent chains hide the FMA/max latency
+    row_unroll: int = 1
 
     @property
     def nv(self) -> int:
@@ -87,7 +90,7 @@ _NEON_OPS = dict(zero="vdupq_n_f32(0.0f)", _load="vld1q_f32({p})", _store="vst1q
                  _set1="vdupq_n_f32({x})", _dup="vld1q_dup_f32({p})",
                  _fma="vfmaq_f32({c}, {a}, {b})", _add="vaddq_f32({a}, {b})",
                  _max="vmaxq_f32({a}, {b})", _min="vminq_f32({a}, {b})",
-                 _even="vld2q_f32({p}).val[0]", max_keeps_nan=True)
+                 _even="vld2q_f32({p}).val[0]", max_keeps_nan=True, row_unroll=2)
 
 # ARMv7 and AArch64 alike (vector kernels other than the GEMM use it on both)
 NEON = Simd("neon", "neon", "NEON", 4, "float32x4_t", 6, 8, False, **_NEON_OPS)

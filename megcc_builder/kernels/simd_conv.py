@@ -7,6 +7,8 @@ then the variant's own (blocking, padded-plane extents).
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..ir import Graph, Op
@@ -209,10 +211,37 @@ def plane(geo, vw: int):
     return ph, pw
 
 
+def window_row(s: Simd, stride: int, start, tap, finish, indent: int) -> str:
+    """The loop over one output row (yr, OW outputs, input rows from `row`) of a direct
+    window kernel (depthwise convolution, max pooling): s.row_unroll output vectors per step,
+    each with its own accumulator acc<u> (in-order cores overlap their latency chains), then
+    single vectors with a partial store at the row's end. start(u): declaration of acc<u>;
+    tap(u, x): statements folding the input vector x into it; finish(u): before the store.
+    The code is indented by `indent` spaces (its first line by none)."""
+    def step(n: int, store: str) -> str:
+        srcs = [f"r + {u * s.vw * stride} + kx * DW" if u else "r + kx * DW" for u in range(n)]
+        loads = [s.load(p) if stride == 1 else s.even(p) for p in srcs]
+        return "\n".join(["{", *(f"    {start(u)}" for u in range(n)),
+                          "    for (ky = 0; ky < KH; ++ky) {",
+                          "        const float *r = row + (int64_t)ky * DH * PW + ox * SW;",
+                          "        for (kx = 0; kx < KW; ++kx) {",
+                          *(f"            {tap(u, loads[u])}" for u in range(n)),
+                          "        }", "    }",
+                          *(f"    {finish(u)}" for u in range(n) if finish(u)),
+                          f"    {store}", "}"])
+    u, vw = s.row_unroll, s.vw
+    lines = ["ox = 0;"]
+    if u > 1:
+        stores = " ".join(s.store(f"yr + ox + {i * vw}", f"acc{i}") + ";" for i in range(u))
+        lines.append(f"for (; ox + {u * vw} <= OW; ox += {u * vw}) " + step(u, stores))
+    lines.append(f"for (; ox < OW; ox += {vw}) " + step(1, store_row_tail(s, "acc0")))
+    return textwrap.indent("\n".join(lines), " " * indent).lstrip()
+
+
 def store_row_tail(s: Simd, v: str) -> str:
     """Store vector v at yr + ox, only its OW - ox live lanes when it is the row's last."""
     return (f"if (ox + {s.vw} <= OW) {s.store('yr + ox', v)};\n"
-            f"                    else {{ float t[{s.vw}]; int32_t q; {s.store('t', v)}; "
+            f"    else {{ float t[{s.vw}]; int32_t q; {s.store('t', v)}; "
             f"for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}")
 
 
@@ -224,9 +253,11 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     name = f"conv2d_depthwise_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     clamp, act_pass = g.vector_clamp(act, c_float)
-    load = s.load("r + kx * DW") if sw == 1 else s.even("r + kx * DW")
     lo, hi = clamp or ("0.0f", "0.0f")
-    clamp = f"acc = {s.min('hi', s.max('lo', 'acc'))};" if clamp else ""
+    row_loop = window_row(
+        s, sw, lambda u: f"{s.vtype} acc{u} = bv;",
+        lambda u, x: f"acc{u} = {s.fma(f'acc{u}', x, 'wv[ky * KW + kx]')};",
+        lambda u: f"acc{u} = {s.min('hi', s.max('lo', f'acc{u}'))};" if clamp else "", 16)
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -251,15 +282,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
             for (oy = 0; oy < OH; ++oy) {{
                 const float *row = pl + (int64_t)oy * SH * PW;
                 float *yr = yc + (int64_t)oy * OW;
-                for (ox = 0; ox < OW; ox += {s.vw}) {{
-                    {s.vtype} acc = bv;
-                    for (ky = 0; ky < KH; ++ky) {{
-                        const float *r = row + (int64_t)ky * DH * PW + ox * SW;
-                        for (kx = 0; kx < KW; ++kx) acc = {s.fma("acc", load, "wv[ky * KW + kx]")};
-                    }}
-                    {clamp}
-                    {store_row_tail(s, "acc")}
-                }}
+                {row_loop}
             }}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """

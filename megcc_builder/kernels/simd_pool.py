@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..ir import Graph, Op
 from .base import Instr, Kernel, kernel_source
 from .simd import Simd
-from .simd_conv import plane, store_row_tail
+from .simd_conv import plane, window_row
 
 
 def pool_geometry(op: Op, graph: Graph):
@@ -37,13 +37,17 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     name = f"maxpool_{tag}_f32_{s.name}"
-    load = s.load("r + kx * DW") if sw == 1 else s.even("r + kx * DW")
     if s.max_keeps_nan:
-        nan_decl, nan_track, nan_apply = "", "", ""
+        extra, track, apply = "", "", ""
     else:  # AVX2 maxps returns its second operand for a NaN: track NaN lanes apart
-        nan_decl = ", nan = _mm256_setzero_ps()"
-        nan_track = "\n                        nan = _mm256_or_ps(nan, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));"
-        nan_apply = "v = _mm256_blendv_ps(v, _mm256_set1_ps(NAN), nan);\n                "
+        extra = ", nan{u} = _mm256_setzero_ps()"
+        track = " nan{u} = _mm256_or_ps(nan{u}, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));"
+        apply = "acc{u} = _mm256_blendv_ps(acc{u}, _mm256_set1_ps(NAN), nan{u});"
+    row_loop = window_row(
+        s, sw, lambda u: f"{s.vtype} acc{u} = {s.set1('-INFINITY')}" + extra.format(u=u) + ";",
+        lambda u, x: (f"{{ const {s.vtype} xv = {x}; acc{u} = {s.max(f'acc{u}', 'xv')};"
+                      + track.format(u=u) + " }"),
+        lambda u: apply.format(u=u), 12)
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     float *pl = (float *)workspace;  /* one -inf-padded input plane */
@@ -58,17 +62,7 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
         for (oy = 0; oy < OH; ++oy) {{
             const float *row = pl + (int64_t)oy * SH * PW;
             float *yr = yc + (int64_t)oy * OW;
-            for (ox = 0; ox < OW; ox += {s.vw}) {{
-                {s.vtype} v = {s.set1("-INFINITY")}{nan_decl};
-                for (ky = 0; ky < KH; ++ky) {{
-                    const float *r = row + (int64_t)ky * DH * PW + ox * SW;
-                    for (kx = 0; kx < KW; ++kx) {{
-                        const {s.vtype} xv = {load};
-                        v = {s.max("v", "xv")};{nan_track}
-                    }}
-                }}
-                {nan_apply}{store_row_tail(s, "v")}
-            }}
+            {row_loop}
         }}
     }}
 """

@@ -224,6 +224,25 @@ def test_zoo_network_matches_megengine(name, target, isa, tmp_path, summary):
                 f"max normalised error {err:.2e}")
 
 
+@pytest.mark.parametrize("isa", ["arm64-neon", "armv7-neon"])
+def test_packed_build_is_deterministic(isa, tmp_path):
+    """Same model and options: byte-identical kernels.c and model (packed weights included),
+    and the packed weights replace the originals (nothing stored twice)."""
+    path = str(tmp_path / "m.onnx")
+    onnx.save(every_family_model(), path)
+    outs = []
+    for d in ("a", "b"):
+        bundle = compile_bundle([ModelSpec("m", path)], str(tmp_path / d), isa=isa)
+        outs.append((open(bundle.files["kernels_c"], "rb").read(),
+                     open(bundle.files["m.tiny"], "rb").read()))
+    assert outs[0] == outs[1]
+    plan = bundle.models[0].plans[0]
+    weights = {n for i in plan.instrs if "gemm" in i.kernel.name
+               and i.kernel.name.endswith(("_neon", "_neon64")) for n in i.inputs[1:2]}
+    assert len(weights) >= 2 and all("__neon" in n for n in weights), weights
+    assert not any(n in ("w1", "w3") for i in plan.instrs for n in i.inputs)
+
+
 def _nan_at(x, *flat):
     x = x.copy()
     x.flat[list(flat)] = np.nan

@@ -203,6 +203,25 @@ def test_isa_levels_and_guard(tmp_path):
     assert "_avx2" not in open(generic.files["kernels_c"]).read()
 
 
+def every_family_model():
+    """A small network with one kernel of every vector family: im2col and 1x1 GEMM conv
+    (fused ReLU, sigmoid pass), depthwise stride 2, max pooling, fully connected, a fused
+    element-wise chain."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "wd"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
+             helper.make_node("MaxPool", ["c2"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("Conv", ["m", "w3"], ["c3"]),
+             helper.make_node("Sigmoid", ["c3"], ["s"]),
+             helper.make_node("Flatten", ["s"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["g"], transB=1),
+             helper.make_node("Mul", ["g", "g"], ["sq"]),
+             helper.make_node("Relu", ["sq"], ["y"])]
+    consts = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(5, 8, 1, 1),
+              "wf": f32(10, 5 * 3 * 3), "bf": f32(10)}
+    return model_of(nodes, {"x": f32(1, 3, 14, 14)}, consts)
+
+
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_avx2_kernels_compile_warning_free(cc, tmp_path):
     """A kernel set with every AVX2 kernel family: -std=c99 -Wall -Wextra -Werror -pedantic."""
@@ -216,18 +235,8 @@ def test_avx2_kernels_compile_warning_free(cc, tmp_path):
 
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} not installed")
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"]),
-             helper.make_node("Conv", ["r1", "wd"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
-             helper.make_node("MaxPool", ["c2"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
-             helper.make_node("Conv", ["m", "w3"], ["c3"]),
-             helper.make_node("Sigmoid", ["c3"], ["s"]),
-             helper.make_node("Flatten", ["s"], ["f"]),
-             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
-    consts = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(5, 8, 1, 1),
-              "wf": f32(10, 5 * 3 * 3), "bf": f32(10)}
     path = str(tmp_path / "m.onnx")
-    onnx.save(model_of(nodes, {"x": f32(1, 3, 14, 14)}, consts), path)
+    onnx.save(every_family_model(), path)
     bundle = compile_bundle([ModelSpec("m", path)], str(tmp_path / "out"), isa="x86_64-v3")
     names = [k.name for k in bundle.kernels]
     assert sum(n.endswith("_avx2") for n in names) >= 4, names

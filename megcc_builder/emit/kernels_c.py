@@ -40,17 +40,23 @@ def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
     return shared
 
 
+# the intrinsics header of each kernel ISA tag (Kernel.isa)
+ISA_HEADERS = {"avx2": "immintrin.h", "neon": "arm_neon.h", "neon64": "arm_neon.h"}
+
+
 def isa_prelude(kernels: List[Kernel]) -> List[str]:
     """For kernels using an ISA extension: refuse to compile without it (a clear #error
     instead of intrinsic errors or illegal instructions at run time), then its header."""
     from ..isa import KERNEL_ISA_GUARD
 
-    out = []
+    out, headers = [], []
     for isa in sorted({k.isa for k in kernels if k.isa}):
         test, flags = KERNEL_ISA_GUARD[isa]
         out.append(f"#if !({test})\n#error \"these kernels use {isa.upper()}: compile kernels.c "
-                   f"with {flags}\"\n#endif\n#include <immintrin.h>\n")
-    return out
+                   f"with {flags}\"\n#endif\n")
+        if ISA_HEADERS[isa] not in headers:
+            headers.append(ISA_HEADERS[isa])
+    return out + [f"#include <{h}>\n" for h in headers]
 
 
 def kernels_c_source(kernels: List[Kernel], signatures: List[Set[Signature]]) -> str:

@@ -251,10 +251,10 @@ static inline double megcc_mod_floord(double a, double b) {
 """),
 ]
 
-# x86-64-v3 kernels' helpers (packed-GEMM micro-kernels, packing), found by use like the rest
-from .avx2_gemm import HELPERS as _AVX2_HELPERS  # noqa: E402
+# the vector kernels' helpers (packed-GEMM micro-kernels, packing), found by use like the rest
+from .packed_gemm import HELPERS as _SIMD_HELPERS  # noqa: E402
 
-HELPERS += _AVX2_HELPERS
+HELPERS += _SIMD_HELPERS
 
 PRELUDE = """#include <math.h>
 #include <stdint.h>

@@ -5,14 +5,18 @@ estimated cost in cycles from a small analytic model; the cheapest is lowered, a
 instruction note records the estimate and the rejected alternatives (`megcc inspect`).
 
 The model counts what dominates on an out-of-order core with two FMA pipes:
-- packed GEMM: micro-kernel k-steps (a 6x16 tile takes max(2*mr, 4) cycles per k at ~85 %
-  issue efficiency, right-edge tiles pay for 16 columns), plus packing the runtime operand,
-  plus reloading C once per extra K block;
-- depthwise direct: one 8-wide FMA + one load per tap per output vector, plus building the
+- packed GEMM: micro-kernel k-steps (an MR x NR tile takes one cycle per vector FMA, at
+  least min_k_step, per k at ~85 % issue efficiency; AVX2 6x16: max(2*mr, 4); right-edge
+  tiles pay for their full width), plus packing the runtime operand, plus reloading C once
+  per extra K block;
+- depthwise direct: one vector FMA + one load per tap per output vector, plus building the
   padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
-The constants were calibrated once with `megcc run --profile` on ResNet-50 / MobileNetV2
-layers; only their ratios matter, since candidates are compared with each other.
+The x86 constants were calibrated once with `megcc run --profile` on ResNet-50 /
+MobileNetV2 layers; only their ratios matter, since candidates are compared with each other.
+The Arm constants (ARM64, ARMV7 below) are estimates for Cortex-A-class cores (AArch64: two
+128-bit FMA pipes, A72/A76-like), not measurements: NEON kernels only run under qemu here,
+which does not model timing.
 """
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
-from ..isa import has_avx2
-from . import avx2_conv, avx2_fc, avx2_pool
+from ..isa import has_neon
+from . import simd, simd_conv, simd_elementwise, simd_fc, simd_pool
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -29,6 +33,35 @@ PORTABLE_CONV = 0.45
 PORTABLE_DEPTHWISE = 1.0
 PORTABLE_FC = 0.5
 UKR_EFFICIENCY = 0.85
+
+
+@dataclass(frozen=True)
+class Core:
+    """What the cost model assumes of the core a level runs on."""
+    portable_conv: float  # cycles per multiply-add of the portable kernels (see above)
+    portable_depthwise: float
+    portable_fc: float
+    fma_per_cycle: float  # vector FMAs a micro-kernel sustains per cycle (loads included)
+    min_k_step: float     # cycles per k of the narrowest tiles (load-bound)
+    stream_bytes: float   # bytes per cycle weights stream from memory
+
+
+# x86: two 256-bit FMA pipes, of which the micro-kernel was measured to sustain about one
+# FMA per cycle once loads and broadcasts are counted.
+X86_V3 = Core(PORTABLE_CONV, PORTABLE_DEPTHWISE, PORTABLE_FC, 1.0, 4.0, 8.0)
+# Estimates (see the module doc). AArch64 (A72/A76): two 128-bit FMA pipes, assumed used as
+# efficiently as on x86 (one FMA per cycle: the 8x12 tile's 24 FMAs in ~24 cycles per k);
+# portable C is auto-vectorised 4 wide, so it loses more to the packed GEMM than on x86.
+# ARMv7 builds run on 32-bit cores (Cortex-A7/A9/A53 in AArch32) with a 64-bit NEON
+# datapath: a 128-bit FMA issues every other cycle, and memory is slower.
+ARM64 = Core(0.55, 1.2, 0.6, 1.0, 3.0, 8.0)
+ARMV7 = Core(0.9, 2.0, 1.0, 0.5, 6.0, 4.0)
+
+
+def core_of(isa: str) -> Core:
+    if has_neon(isa):
+        return ARM64 if simd.gemm_simd(isa) is simd.NEON64 else ARMV7
+    return X86_V3
 
 
 @dataclass
@@ -42,78 +75,109 @@ def _mcyc(c: float) -> str:
     return f"{c / 1e6:.3f} Mcyc"
 
 
-def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -> float:
-    """Packed 6x16 GEMM: micro-kernel steps + packing the runtime operand + C reloads."""
-    full, tail = divmod(m, 6)
-    panels_n = n // 16 + (0.5 if 0 < n % 16 <= 8 else 1 if n % 16 else 0)  # 6x8 edge tiles
-    per_k = full * 12 + (max(2 * tail, 4) if tail else 0)
+def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1,
+                s: simd.Simd = simd.AVX2, core: Core = X86_V3) -> float:
+    """Packed MR x NR GEMM: micro-kernel steps + packing the runtime operand + C reloads."""
+    full, tail = divmod(m, s.mr)
+    edge = n % s.nr
+    panels_n = n // s.nr + (s.vw / s.nr if 0 < edge <= s.vw else 1 if edge else 0)  # edge tiles
+
+    def step(rows: int) -> float:  # cycles per k of a rows x NR tile
+        return max(rows * s.nv / core.fma_per_cycle, core.min_k_step)
+
+    per_k = full * step(s.mr) + (step(tail) if tail else 0)
     ukr = panels_n * k * per_k / UKR_EFFICIENCY
     nkb = -(-k // 320)
-    reload = (nkb - 1) * m * n / 8 * 2
+    reload = (nkb - 1) * m * n / s.vw * 2
     return groups * (ukr + k * n * pack_per_elem + reload)
 
 
 def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
-    geo = avx2_conv._common(op, graph)
+    geo = simd_conv._common(op, graph)
+    core, gs, vs = core_of(isa), simd.gemm_simd(isa), simd.vector_simd(isa)
     macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * (geo["c"] // geo["group"]) \
         * geo["kh"] * geo["kw"]
     dw = (geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0)
-    out = [Candidate("portable C", macs * (PORTABLE_DEPTHWISE if dw else PORTABLE_CONV),
+    out = [Candidate("portable C", macs * (core.portable_depthwise if dw else core.portable_conv),
                      lambda: None)]
-    if not has_avx2(isa) or not avx2_conv.applicable(op, graph):
+    if gs is None or not simd_conv.applicable(op, graph):
         return out
-    m, s, k = avx2_conv.gemm_shape(geo)
-    if avx2_conv.is_pointwise(geo):
+    m, s, k = simd_conv.gemm_shape(geo)
+    if simd_conv.is_pointwise(geo):
         pack = 0.15
     elif geo["sw"] == 1:
         pack = 0.3
     else:
         pack = 0.8
-    out.append(Candidate("avx2 packed GEMM 6x16",
-                         geo["n"] * gemm_cycles(m, s, k, pack, geo["group"]),
-                         lambda: avx2_conv.lower_gemm_conv(op, graph)))
-    if dw and avx2_conv.depthwise_ok(geo):
-        ph, pw = avx2_conv._plane(geo)
-        vec = geo["oh"] * -(-geo["ow"] // 8)
-        per_tap = 1.0 if geo["sw"] == 1 else 1.6
-        cyc = geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / 8)
-        out.append(Candidate("avx2 depthwise direct", cyc,
-                             lambda: avx2_conv.lower_depthwise(op, graph)))
+    out.append(Candidate(f"{gs.name} packed GEMM {gs.mr}x{gs.nr}",
+                         geo["n"] * gemm_cycles(m, s, k, pack, geo["group"], gs, core),
+                         lambda: simd_conv.lower_gemm_conv(op, graph, gs)))
+    if dw and simd_conv.depthwise_ok(geo):
+        ph, pw = simd_conv.plane(geo, vs.vw)
+        vec = geo["oh"] * -(-geo["ow"] // vs.vw)
+        per_tap = (1.0 if geo["sw"] == 1 else 1.6) / core.fma_per_cycle
+        cyc = geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / vs.vw)
+        out.append(Candidate(f"{vs.name} depthwise direct", cyc,
+                             lambda: simd_conv.lower_depthwise(op, graph, vs)))
     return out
 
 
 def _fc_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
-    prob = avx2_fc.fc_problem(op, graph) if has_avx2(isa) else None
+    core, gs = core_of(isa), simd.gemm_simd(isa)
+    prob = simd_fc.fc_problem(op, graph) if gs is not None else None
     if prob is None:
         return []
     m, n, k = prob[:3]
-    stream = k * n * 4 / 8  # either way the weights stream from memory: ~8 bytes per cycle
+    stream = k * n * 4 / core.stream_bytes  # either way the weights stream from memory
 
     def overlapped(compute: float) -> float:  # loads and FMAs overlap, imperfectly
         return max(compute, stream) + 0.25 * min(compute, stream)
 
-    out = [Candidate("portable C", overlapped(m * n * k * PORTABLE_FC), lambda: None)]
-    out.append(Candidate("avx2 packed GEMM 6x16",
-                         overlapped(gemm_cycles(m, n, k, 0.0 if m == 1 else 0.5)),
-                         lambda: avx2_fc.lower_fc(op, graph)))
+    out = [Candidate("portable C", overlapped(m * n * k * core.portable_fc), lambda: None)]
+    out.append(Candidate(f"{gs.name} packed GEMM {gs.mr}x{gs.nr}",
+                         overlapped(gemm_cycles(m, n, k, 0.0 if m == 1 else 0.5, 1, gs, core)),
+                         lambda: simd_fc.lower_fc(op, graph, gs)))
     return out
 
 
 def _pool_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
-    geo = avx2_pool.pool_geometry(op, graph) if has_avx2(isa) else None
+    vs = simd.vector_simd(isa)
+    geo = simd_pool.pool_geometry(op, graph) if vs is not None else None
     if geo is None:
         return []
     taps = geo["kh"] * geo["kw"]
     planes = geo["n"] * geo["c"]
-    ph, pw = avx2_conv._plane(geo)
-    vec = geo["oh"] * -(-geo["ow"] // 8) * taps * (1.5 if geo["sw"] == 1 else 2.5)
+    ph, pw = simd_conv.plane(geo, vs.vw)
+    vec = geo["oh"] * -(-geo["ow"] // vs.vw) * taps * (1.5 if geo["sw"] == 1 else 2.5)
     return [Candidate("portable C", planes * geo["oh"] * geo["ow"] * taps * 2.0, lambda: None),
-            Candidate("avx2 plane max", planes * (vec + ph * pw / 4),
-                      lambda: avx2_pool.lower_maxpool(op, graph))]
+            Candidate(f"{vs.name} plane max", planes * (vec + ph * pw / 4),
+                      lambda: simd_pool.lower_maxpool(op, graph, vs))]
+
+
+# cycles per operation per element of flat element-wise loops, (portable C, NEON): estimates.
+# Only ARMv7: its portable float code is scalar VFP (simd_elementwise.py); AArch64 and x86
+# compilers vectorise the portable loops themselves.
+ELEMENTWISE = {"armv7-neon": (1.0, 0.3)}
+
+
+def _elementwise_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
+    vs = simd.vector_simd(isa)
+    if isa not in ELEMENTWISE or vs is None or not simd_elementwise.applicable(op, graph):
+        return []
+    portable, vector = ELEMENTWISE[isa]
+    n = 1
+    for d in graph.tensors[op.outputs[0]].shape:
+        n *= d
+    work = n * max(1, simd_elementwise.op_count(simd_elementwise.expression_of(op)))
+    return [Candidate("portable C", work * portable, lambda: None),
+            Candidate(f"{vs.name} element-wise", work * vector + 8,
+                      lambda: simd_elementwise.lower_elementwise(op, graph, vs))]
 
 
 CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates,
               "MaxPool": _pool_candidates}
+CANDIDATES.update((t, _elementwise_candidates)
+                  for t in simd_elementwise.OP_TYPES + ["FusedElementwise"])
 
 
 def lower_op(op: Op, graph: Graph, portable: Callable[[Op, Graph], list]) -> list:

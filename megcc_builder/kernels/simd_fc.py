@@ -1,8 +1,9 @@
-"""AVX2+FMA fully-connected layers: Gemm (and 2-D-weight MatMul) with a constant B.
+"""Vector fully-connected layers: Gemm (and 2-D-weight MatMul) with a constant B, through
+the packed GEMM of one vector ISA (packed_gemm.py, simd.py).
 
 Y[M, N] = A[M, K] * B[K, N] (+ bias per column). B (the weights) is packed at compile time
-into the micro-kernel's 16-column panels (alpha folded in), the per-column bias (beta * C)
-padded to 16 columns; A (activations) is packed into 6-row panels at run time (nothing to
+into the micro-kernel's NR-column panels (alpha folded in), the per-column bias (beta * C)
+padded to NR columns; A (activations) is packed into MR-row panels at run time (nothing to
 do when M == 1: one row already is that layout).
 """
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Op
-from . import avx2_gemm as g
+from . import packed_gemm as g
 from .base import Instr, Kernel, c_float, kernel_source, numel
 from .conv import activation_code, activation_tag
 from .elementwise import broadcast_strides
+from .simd import Simd
 
 
 def fc_problem(op: Op, graph: Graph):
-    """(M, N, K, B as (K, N) array, bias (N,) or None) if the AVX2 FC applies, else None."""
+    """(M, N, K, B as (K, N) array, bias (N,) or None) if the vector FC applies, else None."""
     a = graph.tensors[op.inputs[0]]
     b = graph.tensors[op.inputs[1]]
     if a.dtype != "float32" or b.dtype != "float32" or not b.is_const or len(b.shape) != 2:
@@ -54,34 +56,34 @@ def fc_problem(op: Op, graph: Graph):
     return m, n, k, bmat, bias
 
 
-def lower_fc(op: Op, graph: Graph):
+def lower_fc(op: Op, graph: Graph, s: Simd):
     m, n, k, bmat, bias = fc_problem(op, graph)
     act = op.attrs.get("activation")
-    kc, _, mc = g.blocking(m, n, k)
-    bname = graph.unique_name(op.inputs[1] + "__avx2_b16")
-    graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat)))
+    kc, _, mc = g.blocking(m, n, k, s)
+    bname = graph.unique_name(op.inputs[1] + f"__{s.name}_b{s.nr}")
+    graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat), s.nr))
     inputs = [op.inputs[0], bname]
     if bias is not None:
-        padded = np.zeros(-(-n // 16) * 16, np.float32)
+        padded = np.zeros(-(-n // s.nr) * s.nr, np.float32)
         padded[:n] = bias
-        cname = graph.unique_name(op.outputs[0] + "__avx2_bias16")
+        cname = graph.unique_name(op.outputs[0] + f"__{s.name}_bias{s.nr}")
         graph.add_const(cname, padded)
         inputs.append(cname)
     setup, act_pass = g.epilogue_setup(act, c_float)
-    pack = "apk = a;" if m == 1 else "megcc_avx2_pack_a(a, K, M, K, ap); apk = ap;"
+    pack = "apk = a;" if m == 1 else f"megcc_{s.name}_pack_a(a, K, M, K, ap); apk = ap;"
     post = "" if not act_pass else f"""
     {{ int64_t q; for (q = 0; q < (int64_t)M * N; ++q) {{ const float v = y[q]; y[q] = {activation_code(act, "v")}; }} }}"""
-    name = f"fc_gemm6x16_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
-           f"{'_m1' if m == 1 else ''}_avx2"
+    name = f"fc_gemm{s.mr}x{s.nr}_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
+           f"{'_m1' if m == 1 else ''}_{s.name}"
     body = f"""    const float *a = (const float *)in_ptrs[0];
-    const float *bp = (const float *)in_ptrs[1];  /* 16-column panels (avx2_gemm.py) */
+    const float *bp = (const float *)in_ptrs[1];  /* {s.nr}-column panels (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if bias is not None else "0"};
     float *y = (float *)out_ptrs[0];
     float *ap = (float *)workspace;
     const float *apk;
     const int32_t M = p[0], N = p[1], K = p[2], KC = p[3], MC = p[4];
     int32_t k0;
-    megcc_avx2_epi e;
+    megcc_{s.name}_epi e;
     (void)ap;
     {setup}
     e.bias_m = 0;
@@ -91,11 +93,11 @@ def lower_fc(op: Op, graph: Graph):
         const int32_t kb = K - k0 < KC ? K - k0 : KC;
         e.accumulate = k0 > 0;
         e.finish = k0 + kb >= K;
-        megcc_avx2_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * 16, (int64_t)K * 16, y, N, MC, &e);
+        megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}{post}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=g.ISA)
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
     return [Instr(kernel, inputs, [op.outputs[0]], [m, n, k, kc, mc],
                   workspace_bytes=0 if m == 1 else m * k * 4,
-                  note=f"AVX2 6x16 packed GEMM, weights pre-packed in 16-column panels "
+                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
                        f"(M={m}, N={n}, K={k}, kc={kc})")]

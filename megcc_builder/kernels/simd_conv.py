@@ -1,4 +1,5 @@
-"""AVX2+FMA convolutions (NCHW, float32): packed GEMM (1x1 and im2col) and depthwise direct.
+"""Vector convolutions (NCHW, float32): packed GEMM (1x1 and im2col) and depthwise direct,
+generated for one vector ISA (simd.py: AVX2, NEON, AArch64 NEON).
 
 Each builder returns the instructions for one Conv op; `select.py` decides which one runs
 by cost. Parameters follow the portable kernels (conv.py): N, C, H, W, OC, OH, OW, G, PT, PL
@@ -6,12 +7,15 @@ then the variant's own (blocking, padded-plane extents).
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..ir import Graph, Op
-from . import avx2_gemm as g
+from . import packed_gemm as g
 from .base import Instr, Kernel, c_float, kernel_source
 from .conv import activation_code, activation_tag, conv_geometry
+from .simd import Simd
 
 
 def _common(op: Op, graph: Graph):
@@ -69,78 +73,80 @@ def padded_extents(geo):
     return hp, wp
 
 
-def _im2col_pack(tag: str, geo) -> tuple:
+def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
     """Fused im2col + B packing for one geometry, reading a zero-padded copy of the input
-    (so no bounds checks): a 16-position panel inside one output row is two vector loads
-    (stride 1) or two deinterleaves (stride 2); a panel spanning rows is a gather through
-    16 precomputed offsets. Panels are written k-major, sequentially."""
+    (so no bounds checks): an NR-position panel inside one output row is NR/VW vector loads
+    (stride 1) or deinterleaving loads (stride 2); a panel spanning rows is a gather through
+    NR precomputed offsets. Panels are written k-major, sequentially."""
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
+    nr, vw = s.nr, s.vw
     if sw == 1:
-        fast = ("_mm256_storeu_ps(d, _mm256_loadu_ps(s)); "
-                "_mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));")
-        span = 16
+        fast = " ".join(s.store(f"d + {i * vw}", s.load(f"s + {i * vw}")) + ";"
+                        for i in range(s.nv))
+        span = nr
     elif sw == 2:
-        fast = ("_mm256_storeu_ps(d, megcc_avx2_even8(s)); "
-                "_mm256_storeu_ps(d + 8, megcc_avx2_even8(s + 16));")
-        span = 32
+        fast = " ".join(s.store(f"d + {i * vw}", s.even(f"s + {2 * i * vw}")) + ";"
+                        for i in range(s.nv))
+        span = 2 * nr
     else:
-        fast = "for (t = 0; t < 16; ++t) d[t] = s[t * " + str(sw) + "];"
-        span = 15 * sw + 1
-    src = f"""static void megcc_avx2_im2col_{tag}(const float *xp, int32_t Hp, int32_t Wp, int32_t OW,
+        fast = f"for (t = 0; t < {nr}; ++t) d[t] = s[t * {sw}];"
+        span = (nr - 1) * sw + 1
+    src = f"""static void megcc_{s.name}_im2col_{tag}(const float *xp, int32_t Hp, int32_t Wp, int32_t OW,
         int32_t k0, int32_t kc, int32_t j0, int32_t nc, float *bp) {{
     int32_t jp, kk, t;
-    for (jp = 0; jp < nc; jp += 16) {{
-        float *d = bp + (int64_t)(jp / 16) * kc * 16;
-        const int32_t s0 = j0 + jp, n = nc - jp < 16 ? nc - jp : 16;
+    for (jp = 0; jp < nc; jp += {nr}) {{
+        float *d = bp + (int64_t)(jp / {nr}) * kc * {nr};
+        const int32_t s0 = j0 + jp, n = nc - jp < {nr} ? nc - jp : {nr};
         const int32_t ox = s0 % OW;
-        int32_t off[16], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
-        const int one_row = n == 16 && ox + 15 < OW;
+        int32_t off[{nr}], c = k0 / {kh * kw}, ky = k0 % {kh * kw} / {kw}, kx = k0 % {kw};
+        const int one_row = n == {nr} && ox + {nr - 1} < OW;
         for (t = 0; t < n; ++t) off[t] = (s0 + t) / OW * {sh} * Wp + (s0 + t) % OW * {sw};
-        for (kk = 0; kk < kc; ++kk, d += 16) {{
+        for (kk = 0; kk < kc; ++kk, d += {nr}) {{
             const float *base = xp + (int64_t)c * Hp * Wp + ky * {dh} * Wp + kx * {dw};
             if (one_row && ox * {sw} + kx * {dw} + {span} <= Wp) {{
                 const float *s = base + off[0];
                 {fast}
             }} else {{
                 for (t = 0; t < n; ++t) d[t] = base[off[t]];
-                for (; t < 16; ++t) d[t] = 0.0f;
+                for (; t < {nr}; ++t) d[t] = 0.0f;
             }}
             if (++kx == {kw}) {{ kx = 0; if (++ky == {kh}) {{ ky = 0; ++c; }} }}
         }}
     }}
 }}
 """
-    return (f"avx2_im2col_{tag}", src)
+    return (f"{s.name}_im2col_{tag}", src)
 
 
-def lower_gemm_conv(op: Op, graph: Graph):
+def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     geo = _common(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = _bias(op)
-    m, s, k = gemm_shape(geo)
+    m, sp, k = gemm_shape(geo)
     grp = geo["group"]
-    kc, nc, mc = g.blocking(m, s, k)
+    kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
     w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32).reshape(grp, m, k)
-    packed = np.concatenate([g.pack_a(w[i]) for i in range(grp)])
-    wname = graph.unique_name(op.inputs[1] + "__avx2_a6")
+    packed = np.concatenate([g.pack_a(w[i], s.mr) for i in range(grp)])
+    wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
     helpers = []
+    tile = f"gemm{s.mr}x{s.nr}"
     if pointwise:
-        name = f"conv2d_1x1_gemm6x16_f32{bias_tag}{activation_tag(act)}_avx2"
-        pack = "megcc_avx2_pack_b(xg, S, k0, kb, j0, nb, bp);"
+        name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        pack = f"megcc_{s.name}_pack_b(xg, S, k0, kb, j0, nb, bp);"
     else:
-        name = f"conv2d_gemm6x16_{tag}_f32{bias_tag}{activation_tag(act)}_avx2"
-        pack = f"megcc_avx2_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
-        helpers.append(_im2col_pack(tag, geo))
+        name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        pack = f"megcc_{s.name}_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
+        helpers.append(_im2col_pack(s, tag, geo))
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)
-                megcc_avx2_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
-                                     xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
+                megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
+                                xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];  /* 6-row panels per group (avx2_gemm.py) */
+    const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
@@ -149,9 +155,9 @@ def lower_gemm_conv(op: Op, graph: Graph):
     const int32_t HP = p[13], WP = p[14];  /* zero-padded input extents (im2col) */
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
     /* workspace: the packed B block, then (im2col) one group's zero-padded input */
-    float *xp = bp + (int64_t)KC * ((NC + 15) / 16 * 16);
+    float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
     int32_t b, gi, j0, k0, ci;
-    megcc_avx2_epi e;
+    megcc_{s.name}_epi e;
     (void)PT; (void)PL; (void)HP; (void)WP; (void)xp; (void)ci;
     {setup}
     for (b = 0; b < N; ++b)
@@ -168,23 +174,23 @@ def lower_gemm_conv(op: Op, graph: Graph):
                     {pack}
                     e.accumulate = k0 > 0;
                     e.finish = k0 + kb >= K;
-                    megcc_avx2_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * 16, yg + j0, S, MC, &e);
+                    megcc_{s.name}_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
                 }}
             }}{_act_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=g.ISA)
+    kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=s.isa)
     pads = geo["pads"]
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], grp,
               pads[0], pads[1], kc, nc, mc, hp, wp]
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    ws = (kc * (-(-nc // 16) * 16) + (geo["c"] // grp) * hp * wp) * 4
+    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 6x16 packed GEMM, weights pre-packed, {how} (M={m}, N={s}, "
-                       f"K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
+                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed, {how} "
+                       f"(M={m}, N={sp}, K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,85 +201,120 @@ def depthwise_ok(geo) -> bool:
             and geo["sw"] in (1, 2))
 
 
-def _plane(geo):
-    """Padded input plane extents: every vector load of any output row stays inside."""
-    ow8 = -(-geo["ow"] // 8) * 8
-    last = (ow8 - 8) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (8 if geo["sw"] == 1 else 16)
+def plane(geo, vw: int):
+    """Padded input plane extents for vw-wide outputs: every vector load of any output row
+    (full vectors, or deinterleaving loads of 2*vw floats at stride 2) stays inside."""
+    owv = -(-geo["ow"] // vw) * vw
+    last = (owv - vw) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (vw if geo["sw"] == 1 else 2 * vw)
     pw = max(geo["pads"][1] + geo["w"], last)
     ph = max((geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1, 1)
     return ph, pw
 
 
-# Output rows computed together: an input row feeds up to KH of them, so each vector load
-# serves several FMAs (3x3 stride 1: 4.5 loads per output vector instead of 9) and the
-# independent accumulators hide the FMA latency. 4 rows + 9 weights fit the 16 ymm registers.
+def window_row(s: Simd, stride: int, start, tap, finish, indent: int) -> str:
+    """The loop over one output row (yr, OW outputs, input rows from `row`) of a direct
+    window kernel (max pooling): s.row_unroll output vectors per step,
+    each with its own accumulator acc<u> (in-order cores overlap their latency chains), then
+    single vectors with a partial store at the row's end. start(u): declaration of acc<u>;
+    tap(u, x): statements folding the input vector x into it; finish(u): before the store.
+    The code is indented by `indent` spaces (its first line by none)."""
+    def step(n: int, store: str) -> str:
+        srcs = [f"r + {u * s.vw * stride} + kx * DW" if u else "r + kx * DW" for u in range(n)]
+        loads = [s.load(p) if stride == 1 else s.even(p) for p in srcs]
+        return "\n".join(["{", *(f"    {start(u)}" for u in range(n)),
+                          "    for (ky = 0; ky < KH; ++ky) {",
+                          "        const float *r = row + (int64_t)ky * DH * PW + ox * SW;",
+                          "        for (kx = 0; kx < KW; ++kx) {",
+                          *(f"            {tap(u, loads[u])}" for u in range(n)),
+                          "        }", "    }",
+                          *(f"    {finish(u)}" for u in range(n) if finish(u)),
+                          f"    {store}", "}"])
+    u, vw = s.row_unroll, s.vw
+    lines = ["ox = 0;"]
+    if u > 1:
+        stores = " ".join(s.store(f"yr + ox + {i * vw}", f"acc{i}") + ";" for i in range(u))
+        lines.append(f"for (; ox + {u * vw} <= OW; ox += {u * vw}) " + step(u, stores))
+    lines.append(f"for (; ox < OW; ox += {vw}) " + step(1, store_row_tail(s, "acc0")))
+    return textwrap.indent("\n".join(lines), " " * indent).lstrip()
+
+
+def store_row_tail(s: Simd, v: str) -> str:
+    """Store vector v at yr + ox, only its OW - ox live lanes when it is the row's last."""
+    return (f"if (ox + {s.vw} <= OW) {s.store('yr + ox', v)};\n"
+            f"    else {{ float t[{s.vw}]; int32_t q; {s.store('t', v)}; "
+            f"for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}")
+
+
+# Output rows a depthwise pass computes together: an input row feeds up to KH of them, so
+# each vector load serves several FMAs (3x3 stride 1: 4.5 loads per output vector instead
+# of 9) and the rows' accumulators are independent chains that hide the FMA latency.
+# 4 rows + 9 weights + 1 load fit ARMv7's and AVX2's 16 vector registers.
 DEPTHWISE_ROWS = 4
 
 
-def _depthwise_rows(rows: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
-                    clamp: bool) -> str:
-    """C loop over blocks of `rows` output rows (from the current `oy`), fully unrolled over
-    the taps: every input row vector is loaded once and multiplied into each output row
-    that uses it. Stride 1 reads the padded plane `pl` (PW floats per row), stride 2 its
-    even/odd column planes `pe`/`po` (PW2 floats per row)."""
+def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: int,
+                    dw: int, clamp: bool) -> str:
+    """C loop over blocks of `rows` output rows (from the current `oy`), unrolled over the
+    taps: every input vector is loaded once and multiplied into each output row using it.
+    Stride 1 reads the padded plane `pl` (PW floats per row), stride 2 its even/odd column
+    planes `pe`/`po` (PW2 floats per row)."""
     def load(d: int, kx: int) -> str:
         if sw == 1:
-            return f"_mm256_loadu_ps(in + {d} * PW + {kx * dw})"
+            return s.load(f"in + {d} * PW + {kx * dw}")
         col = kx * dw  # padded column 2*(ox+q) + col: plane col % 2, index ox + q + col // 2
-        return f"_mm256_loadu_ps(in{'o' if col % 2 else 'e'} + {d} * PW2 + {col // 2})"
+        return s.load(f"in{'o' if col % 2 else 'e'} + {d} * PW2 + {col // 2}")
 
     taps = {}  # input row offset -> [(output row, ky)]
     for r in range(rows):
         for ky in range(kh):
             taps.setdefault(r * sh + ky * dh, []).append((r, ky))
-    fmas = []
+    code = []
     for d in sorted(taps):
         for kx in range(kw):
-            fmas.append(f"v = {load(d, kx)};")
-            fmas += [f"a{r} = _mm256_fmadd_ps(v, wv[{ky * kw + kx}], a{r});"
+            code.append(f"v = {load(d, kx)};")
+            code += [f"a{r} = {s.fma(f'a{r}', 'v', f'wv[{ky * kw + kx}]')};"
                      for r, ky in taps[d]]
+    if clamp:
+        code += [f"a{r} = {s.min('hi', s.max('lo', f'a{r}'))};" for r in range(rows)]
+    for r in range(rows):
+        code += [f"yr = yc + (int64_t)(oy + {r}) * OW;",
+                 store_row_tail(s, f"a{r}").replace("\n    ", " ")]
+    ins = ("const float *in = pl + (int64_t)oy * SH * PW + ox;" if sw == 1 else
+           "const float *ine = pe + (int64_t)oy * SH * PW2 + ox, "
+           "*ino = po + (int64_t)oy * SH * PW2 + ox;")
     accs = ", ".join(f"a{r} = bv" for r in range(rows))
-    clamps = "".join(f"a{r} = _mm256_min_ps(hi, _mm256_max_ps(lo, a{r})); "
-                     for r in range(rows)) if clamp else ""
-    stores = "\n".join(f"                    megcc_avx2_store_upto(yr + {r} * OW + ox, a{r}, OW - ox);"
-                       for r in range(rows))
-    body = "\n".join(f"                    {f}" for f in fmas)
+    body = "\n".join(f"                    {c}" for c in code)
     step = f"oy += {rows}" if rows > 1 else "++oy"
-    rows_in = ("const float *in = pl + (int64_t)oy * SH * PW + ox;" if sw == 1 else
-               "const float *ine = pe + (int64_t)oy * SH * PW2 + ox, "
-               "*ino = po + (int64_t)oy * SH * PW2 + ox;")
     return f"""            for (; oy + {rows} <= OH; {step}) {{
-                float *yr = yc + (int64_t)oy * OW;
-                for (ox = 0; ox < OW; ox += 8) {{
-                    {rows_in}
-                    __m256 v, {accs};
+                for (ox = 0; ox < OW; ox += {s.vw}) {{
+                    {ins}
+                    {s.vtype} v, {accs};
 {body}
-                    {clamps}
-{stores}
                 }}
             }}
 """
 
 
-def lower_depthwise(op: Op, graph: Graph):
+def lower_depthwise(op: Op, graph: Graph, s: Simd):
     geo = _common(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = _bias(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     rows = DEPTHWISE_ROWS if geo["oh"] >= DEPTHWISE_ROWS else 1
-    name = f"conv2d_depthwise_{tag}_r{rows}_f32{bias_tag}{activation_tag(act)}_avx2"
+    name = f"conv2d_depthwise_{tag}_r{rows}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     if sw == 1:
         planes = "float *pl = (float *)workspace;  /* one zero-padded input plane */"
-        fill = "megcc_avx2_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
+        fill = "megcc_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
     else:
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
                   "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
-        fill = "megcc_avx2_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
-    blocked = _depthwise_rows(rows, kh, kw, sh, sw, dh, dw, bool(clamp))
-    single = _depthwise_rows(1, kh, kw, sh, sw, dh, dw, bool(clamp)) if rows > 1 else ""
+        fill = "megcc_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+    blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
+    if rows > 1:
+        blocks += _depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -283,30 +324,30 @@ def lower_depthwise(op: Op, graph: Graph):
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox;
-    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});
+    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};
     (void)lo; (void)hi;
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             const float *wk = w + (int64_t)o * {kh * kw};
-            float *yc = y + ((int64_t)b * OC + o) * OH * OW;
-            const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
-            __m256 wv[{kh * kw}];
-            for (r = 0; r < {kh * kw}; ++r) wv[r] = _mm256_broadcast_ss(wk + r);
+            float *yc = y + ((int64_t)b * OC + o) * OH * OW, *yr;
+            const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};
+            {s.vtype} wv[{kh * kw}];
+            for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
             {fill}
             oy = 0;
-{blocked}{single}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
+{blocks}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=g.ISA)
-    ph, pw = _plane(geo)
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
               geo["group"], pads[0], pads[1], ph, pw]
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=plane_floats * 4,
-                  note=f"AVX2 depthwise direct: zero-padded plane {ph}x{pw}"
-                       f"{'' if sw == 1 else ' split into even/odd columns'}, 8 outputs per "
-                       f"vector, {rows} output rows per pass sharing input loads, weights in "
-                       f"registers")]
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
+                       f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
+                       f"per vector, {rows} output rows per pass sharing input loads, weights "
+                       f"in registers")]

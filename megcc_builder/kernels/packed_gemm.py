@@ -1,0 +1,408 @@
+"""Packed GEMM with register-blocked micro-kernels, generated per vector ISA (simd.py).
+
+Layouts (BLIS-style, chosen so the micro-kernel reads both operands sequentially), with the
+micro-tile MR x NR of the flavour (AVX2 6x16, ARMv7 NEON 6x8, AArch64 NEON 8x12):
+
+- A (M x K, the weights of a conv, or the activations of a fully-connected layer) is cut
+  into panels of MR rows over the *full* K; panel p starts at A + MR*p*K and stores, for
+  each k, its rows contiguously (k-major, `mr` floats per k). The last panel has M % MR
+  rows and stride M % MR, so nothing is padded. Conv weights are packed like this at
+  compile time and stored packed in the model.
+- B (K x N) is cut into panels of NR columns, k-major, zero-padded to NR columns. Conv
+  inputs are packed (im2col fused into the packing) per K-block at run time into the
+  workspace; fully-connected weights are packed over the full K at compile time.
+
+The micro-kernel keeps an MR x NR tile of C in MR * NR / VW vector accumulators; per k it
+loads NR / VW vectors of B and multiplies them by each A element, either broadcast (AVX2,
+ARMv7) or taken from a lane of A vectors (AArch64 `fmla v.4s, v.4s, v.s[i]`). Right-edge
+panels at most one vector wide run a 1-vector tile instead. The bias (per row or per
+column) and a clamp (ReLU, ReLU6, Clip) are applied to the tile on the last K block while
+it is still in registers; other activations run as a scalar pass afterwards.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from .simd import ALL, Simd
+
+
+def _ukr(s: Simd, mr: int, nv: int) -> str:
+    """The mr x (nv * VW) micro-kernel. nv == s.nv: the full-width tile, which stores
+    through megcc_<s>_put when all columns are live; nv == 1: the narrow right-edge tile."""
+    n, vw, nr = s.name, s.vw, s.nr
+    acc = [[f"c{r}{v}" for v in range(nv)] for r in range(mr)]
+    decl = "\n".join(f"    {s.vtype} " + ", ".join(f"{a} = {s.zero}" for a in row) + ";"
+                     for row in acc)
+    bload = ", ".join(f"b{v} = {s.load(f'b + {v * vw}')}" for v in range(nv))
+    lane = s.lane_fma and mr == s.mr
+    if lane:  # mr == MR: the panel has MR floats per k, so whole A vectors can be loaded
+        adecl = ""
+        aload = ("        const " + s.vtype + " " + ", ".join(
+            f"a{q} = {s.load(f'a + {q * vw}')}" for q in range(mr // vw)) + ";\n")
+        fmas = "\n".join("        " + " ".join(
+            f"{a} = {s.fma_lane(a, f'b{v}', f'a{r // vw}', r % vw)};" for v, a in enumerate(row))
+            for r, row in enumerate(acc))
+    else:
+        adecl = f"    {s.vtype} av;\n"
+        aload = ""
+        fmas = "\n".join(f"        av = {s.dup(f'a + {r}')}; " + " ".join(
+            f"{a} = {s.fma(a, 'av', f'b{v}')};" for v, a in enumerate(row))
+            for r, row in enumerate(acc))
+    stage = "\n".join("        " + " ".join(
+        s.store(f"t + {nr * r + v * vw}", acc[r][v] if v < nv else "z") + ";"
+        for v in range(s.nv)) for r in range(mr))
+    put_part = (f"        for (r = 0; r < {mr}; ++r) "
+                f"megcc_{n}_put_part(c + (int64_t)r * ldc, t + {nr} * r, nr, e, r);")
+    if nv == s.nv:
+        full = "\n".join(f"        megcc_{n}_put(c + (int64_t){r} * ldc, {', '.join(row)}, e, {r});"
+                         for r, row in enumerate(acc))
+        finish = f"""    if (nr == {nr}) {{
+{full}
+    }} else {{
+        float t[{nr * mr}];
+{stage}
+{put_part}
+    }}"""
+    else:
+        finish = f"""    {{
+        const {s.vtype} z = {s.zero};
+        float t[{nr * mr}];
+{stage}
+{put_part}
+    }}"""
+    return f"""
+static inline void megcc_{n}_ukr_{mr}x{nv * vw}(int32_t kc, const float *a, const float *b, float *c,
+        int32_t ldc, int32_t nr, const megcc_{n}_epi *e) {{
+{decl}
+{adecl}    int32_t k, r;
+    for (k = 0; k < kc; ++k) {{
+        const {s.vtype} {bload};
+{aload}{fmas}
+        a += {mr};
+        b += {nr};
+    }}
+{finish}
+}}
+"""
+
+
+def _epi(s: Simd) -> str:
+    return f"""
+/* What happens to a finished micro-tile: accumulate onto C (a later K block), and on the
+ * last K block add the bias (per row = output channel, or per column) and clamp. */
+typedef struct {{
+    int32_t accumulate, finish, clamp;
+    const float *bias_m, *bias_n;
+    float lo, hi;
+}} megcc_{s.name}_epi;
+"""
+
+
+def _put(s: Simd) -> str:
+    vs = [f"v{v}" for v in range(s.nv)]
+
+    def each(fmt):
+        return " ".join(fmt.format(v=v, o=i * s.vw) for i, v in enumerate(vs))
+
+    return f"""
+static inline void megcc_{s.name}_put(float *c, {', '.join(f'{s.vtype} {v}' for v in vs)},
+        const megcc_{s.name}_epi *e, int32_t r) {{
+    if (e->accumulate) {{
+        {each("{v} = " + s.add("{v}", s.load("c + {o}")) + ";")}
+    }}
+    if (e->finish) {{
+        if (e->bias_m) {{
+            const {s.vtype} bm = {s.dup("e->bias_m + r")};
+            {each("{v} = " + s.add("{v}", "bm") + ";")}
+        }}
+        if (e->bias_n) {{
+            {each("{v} = " + s.add("{v}", s.load("e->bias_n + {o}")) + ";")}
+        }}
+        if (e->clamp) {{  /* max(lo, v) keeps a NaN v */
+            const {s.vtype} lo = {s.set1("e->lo")}, hi = {s.set1("e->hi")};
+            {each("{v} = " + s.min("hi", s.max("lo", "{v}")) + ";")}
+        }}
+    }}
+    {each(s.store("c + {o}", "{v}") + ";")}
+}}
+"""
+
+
+def _put_part(s: Simd) -> str:
+    loads = ", ".join(s.load(f"t + {i * s.vw}") for i in range(s.nv))
+    return f"""
+/* The same for a tile narrower than {s.nr} columns (right edge of C): staged through a buffer
+ * so no byte past column nr is read or written. bias_n is padded to {s.nr} columns. */
+static inline void megcc_{s.name}_put_part(float *c, const float *t, int32_t nr,
+        const megcc_{s.name}_epi *e, int32_t r) {{
+    float buf[{s.nr}];
+    int32_t j;
+    for (j = 0; j < {s.nr}; ++j) buf[j] = j < nr && e->accumulate ? c[j] : 0.0f;
+    {{
+        megcc_{s.name}_epi e2 = *e;
+        e2.accumulate = 1;
+        megcc_{s.name}_put(buf, {loads}, &e2, r);
+    }}
+    for (j = 0; j < nr; ++j) c[j] = buf[j];
+}}
+"""
+
+
+def _switch(s: Simd, width: int, indent: str, epi: str) -> str:
+    call = f"(kc, ap, bp, cp, ldc, nr, {epi}); break;"
+    cases = [f"{indent}case {mr}: megcc_{s.name}_ukr_{mr}x{width}{call}" for mr in range(s.mr, 1, -1)]
+    cases.append(f"{indent}default: megcc_{s.name}_ukr_1x{width}{call}")
+    return "\n".join(cases)
+
+
+def _edge(s: Simd) -> str:
+    return f"""
+/* The {s.mr}x{s.vw} edge tiles, kept out of line: inlined into the block loop they made GCC
+ * stop inlining the full tile there (measured with AVX2: the main loop lost a third). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void megcc_{s.name}_edge(int32_t mr, int32_t kc, const float *ap, const float *bp,
+        float *cp, int32_t ldc, int32_t nr, const megcc_{s.name}_epi *e) {{
+    switch (mr) {{
+{_switch(s, s.vw, "    ", "e")}
+    }}
+}}
+"""
+
+
+def _block(s: Simd) -> str:
+    n, mr, nr = s.name, s.mr, s.nr
+    return f"""
+/* C[M, N] (+)= A[M, k0:k0+kc] * B[k0:k0+kc, N] for one K block.
+ * A: {mr}-row panels over the full K (packed_gemm.py); B: {nr}-column panels, panel q at
+ * B + q * b_ps, already positioned at this K block. Rows are taken in blocks of mc (a
+ * multiple of {mr}) so the A block stays in L2 while each B panel (in L1) is reused across it. */
+static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, int32_t kc,
+        const float *A, const float *B, int64_t b_ps, float *C, int32_t ldc, int32_t mc,
+        const megcc_{n}_epi *e0) {{
+    int32_t i0, i, j;
+    megcc_{n}_epi e = *e0;
+    for (i0 = 0; i0 < M; i0 += mc) {{
+        const int32_t i1 = M - i0 < mc ? M : i0 + mc;
+        for (j = 0; j < N; j += {nr}) {{
+            const float *bp = B + (int64_t)(j / {nr}) * b_ps;
+            const int32_t nr = N - j < {nr} ? N - j : {nr};
+            e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
+            for (i = i0; i < i1; i += {mr}) {{
+                const int32_t mr = M - i < {mr} ? M - i : {mr};
+                const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
+                float *cp = C + (int64_t)i * ldc + j;
+                e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
+                if (nr <= {s.vw}) {{
+                    megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
+                    continue;
+                }}
+                switch (mr) {{
+{_switch(s, nr, "                ", "&e")}
+                }}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def _pack_b(s: Simd) -> str:
+    copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
+                    for i in range(s.nv))
+    return f"""
+/* Pack rows k0..k0+kc, columns j0..j0+nc of a row-major B (leading dimension ldb) into
+ * {s.nr}-column panels (the 1x1-convolution input, or any runtime B). */
+static void megcc_{s.name}_pack_b(const float *b, int32_t ldb, int32_t k0, int32_t kc,
+        int32_t j0, int32_t nc, float *bp) {{
+    int32_t jp, k, t;
+    for (jp = 0; jp < nc; jp += {s.nr}) {{
+        float *d = bp + (int64_t)(jp / {s.nr}) * kc * {s.nr};
+        const float *s = b + (int64_t)k0 * ldb + j0 + jp;
+        const int32_t n = nc - jp < {s.nr} ? nc - jp : {s.nr};
+        if (n == {s.nr}) {{
+            for (k = 0; k < kc; ++k, d += {s.nr}, s += ldb) {{ {copy} }}
+        }} else {{
+            for (k = 0; k < kc; ++k, d += {s.nr}, s += ldb)
+                for (t = 0; t < {s.nr}; ++t) d[t] = t < n ? s[t] : 0.0f;
+        }}
+    }}
+}}
+"""
+
+
+def _pack_a(s: Simd) -> str:
+    return f"""
+/* Pack a row-major A (M x K, leading dimension lda) into the {s.mr}-row panel layout. */
+static void megcc_{s.name}_pack_a(const float *a, int32_t lda, int32_t M, int32_t K, float *ap) {{
+    int32_t i, k, r;
+    for (i = 0; i < M; i += {s.mr}) {{
+        const int32_t mr = M - i < {s.mr} ? M - i : {s.mr};
+        for (k = 0; k < K; ++k)
+            for (r = 0; r < mr; ++r) *ap++ = a[(int64_t)(i + r) * lda + k];
+    }}
+}}
+"""
+
+
+_AVX2_EVEN8 = r"""
+/* The 8 even-indexed floats of p[0..15] (stride-2 access). */
+static inline __m256 megcc_avx2_even8(const float *p) {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+}
+"""
+
+_PAD_PLANE = r"""
+/* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
+ * (0 for convolution, -inf for max pooling): the direct vector kernels then load full
+ * vectors with no bounds checks. With `borders_done` the plane already holds this
+ * geometry's fill (from a previous channel) and only the interior rows are copied. Rows
+ * are short (7..112 floats): a plain loop, which the compiler vectorises, beats a memcpy
+ * call per row. */
+static inline void megcc_pad_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+                                   int32_t PL, int32_t PH, int32_t PW, float fill, float *pl,
+                                   int32_t borders_done) {
+    const int32_t left = PL < PW ? PL : PW, ncopy = W < PW - left ? W : PW - left;
+    int32_t r, j;
+    for (r = 0; r < PH; ++r) {
+        float *restrict d = pl + (int64_t)r * PW;
+        const float *restrict s = x + (int64_t)(r - PT) * W;
+        const int32_t iy = r - PT;
+        if (iy < 0 || iy >= H || ncopy <= 0) {
+            if (!borders_done)
+                for (j = 0; j < PW; ++j) d[j] = fill;
+            continue;
+        }
+        if (!borders_done) {
+            for (j = 0; j < left; ++j) d[j] = fill;
+            for (j = left + ncopy; j < PW; ++j) d[j] = fill;
+        }
+        for (j = 0; j < ncopy; ++j) d[left + j] = s[j];
+    }
+}
+"""
+
+_SPLIT_PLANE = r"""
+/* Stride-2 direct kernels: the padded plane of megcc_pad_plane split into its even and odd
+ * columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2 floats per
+ * row), so a stride-2 tap is one plain vector load, and columns are deinterleaved once per
+ * input element instead of once per tap. */
+static inline void megcc_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+                                     int32_t PL, int32_t PH, int32_t PW, float fill,
+                                     float *pe, float *po, int32_t borders_done) {
+    const int32_t PW2 = (PW + 1) / 2;
+    int32_t r, i, j;
+    for (r = 0; r < PH; ++r) {
+        float *restrict de = pe + (int64_t)r * PW2, *restrict dd = po + (int64_t)r * PW2;
+        const int32_t iy = r - PT;
+        const float *restrict s = x + (int64_t)iy * W;
+        if (iy < 0 || iy >= H) {
+            if (!borders_done)
+                for (i = 0; i < PW2; ++i) de[i] = dd[i] = fill;
+            continue;
+        }
+        /* padded column j holds source column j - PL; the middle run needs no checks */
+        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {
+            j = 2 * i - PL;
+            de[i] = fill;
+            dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
+        }
+        {
+            /* a counted loop over one base pointer: the compiler vectorises it */
+            const int32_t mid = (W + PL) / 2 < PW2 ? (W + PL) / 2 : PW2;
+            const float *restrict src = s + 2 * i - PL;
+            for (j = 0; j < mid - i; ++j) {
+                de[i + j] = src[2 * j];
+                dd[i + j] = src[2 * j + 1];
+            }
+            i = mid > i ? mid : i;
+        }
+        for (; i < PW2; ++i) {
+            j = 2 * i - PL;
+            de[i] = j >= 0 && j < W ? s[j] : fill;
+            dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
+        }
+    }
+}
+"""
+
+
+def helpers_of(s: Simd) -> List[Tuple[str, str]]:
+    """The GEMM helpers of one flavour, in dependency order, keyed by the symbol they define."""
+    n = s.name
+    out = [(f"megcc_{n}_epi", _epi(s)), (f"megcc_{n}_put", _put(s)),
+           (f"megcc_{n}_put_part", _put_part(s))]
+    out += [(f"megcc_{n}_ukr_{mr}x{s.nr}", _ukr(s, mr, s.nv)) for mr in range(1, s.mr + 1)]
+    out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
+    out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
+            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s))]
+    return out
+
+
+# Shared helpers of every flavour, found by use (helpers.py): kernels.c gets one exactly when
+# some emitted code uses it, so no unused function is compiled.
+HELPERS = [("megcc_pad_plane", _PAD_PLANE), ("megcc_split_plane", _SPLIT_PLANE),
+           ("megcc_avx2_even8", _AVX2_EVEN8)]
+for _s in ALL:
+    HELPERS += helpers_of(_s)
+
+
+# ---------------------------------------------------------------------------------------
+# compile-time side: packing constant operands, blocking, epilogue set-up
+
+def pack_a(w: np.ndarray, mr: int) -> np.ndarray:
+    """(M, K) row-major -> the mr-row panel layout of the micro-kernel (same element count)."""
+    m, k = w.shape
+    full = m - m % mr
+    parts = [w[:full].reshape(-1, mr, k).transpose(0, 2, 1).reshape(-1)]
+    if m % mr:
+        parts.append(w[full:].T.reshape(-1))
+    return np.ascontiguousarray(np.concatenate(parts)).astype(np.float32)
+
+
+def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
+    """(K, N) row-major -> nr-column panels over the full K, zero-padded to a multiple of nr."""
+    k, n = b.shape
+    npad = -(-n // nr) * nr
+    padded = np.zeros((k, npad), np.float32)
+    padded[:, :n] = b
+    return np.ascontiguousarray(padded.reshape(k, npad // nr, nr).transpose(1, 0, 2).reshape(-1))
+
+
+def blocking(m: int, n: int, k: int, s: Simd):
+    """(kc, nc, mc): the K block (a B panel of NR x kc floats stays in L1), the N block and
+    the M block (B block kc x nc and A block mc x kc each about 192 KiB, so both fit in L2)."""
+    nblocks = -(-k // 320)
+    kc = -(-k // nblocks)
+    budget = 192 * 1024 // 4 // kc
+    nc = max(s.nr, min(-(-n // s.nr) * s.nr, budget // s.nr * s.nr))
+    mc = max(s.mr, min(-(-m // s.mr) * s.mr, budget // s.mr * s.mr))
+    return kc, nc, mc
+
+
+def vector_clamp(act, c_float):
+    """How a fused activation runs: ((lo, hi) C literals of a vector clamp, or None,
+    whether a scalar activation pass is needed afterwards)."""
+    if act is None:
+        return None, False
+    if act == ("Relu", ("in", 0)):
+        return ("0.0f", "INFINITY"), False
+    if (act[0] == "clip" and act[1] == ("in", 0) and act[2][0] == "const"
+            and act[3][0] == "const"):
+        lo, hi = float(act[2][1]), float(act[3][1])
+        if lo == lo and hi == hi:  # NaN bounds keep the portable semantics (scalar pass)
+            return (c_float(lo), c_float(hi)), False
+    return None, True
+
+
+def epilogue_setup(act, c_float):
+    """(C statements setting e.clamp/lo/hi of a megcc_<simd>_epi, scalar pass needed)."""
+    clamp, scalar = vector_clamp(act, c_float)
+    if clamp is None:
+        return "e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f;", scalar
+    return f"e.clamp = 1; e.lo = {clamp[0]}; e.hi = {clamp[1]};", scalar

@@ -48,8 +48,9 @@ def isa_prelude(kernels: List[Kernel]) -> List[str]:
     out = []
     for isa in sorted({k.isa for k in kernels if k.isa}):
         test, flags = KERNEL_ISA_GUARD[isa]
+        header = "arm_neon.h" if isa.startswith("neon") else "immintrin.h"
         out.append(f"#if !({test})\n#error \"these kernels use {isa.upper()}: compile kernels.c "
-                   f"with {flags}\"\n#endif\n#include <immintrin.h>\n")
+                   f"with {flags}\"\n#endif\n#include <{header}>\n")
     return out
 
 

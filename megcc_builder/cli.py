@@ -192,7 +192,7 @@ def cmd_inspect(args) -> int:
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
-        print("== instructions (tensors not in plain NCHW layout are tagged [nchw44])")
+        print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"

@@ -79,9 +79,18 @@ def conv44_name(geo: dict, suffix: str = "") -> str:
             f"{activation_tag(geo['act'])}{suffix}")
 
 
-def conv44_prologue(geo: dict) -> str:
-    """Pointers, params and the padded source image `xs` (per batch image `b`)."""
+def conv44_body(geo: dict, block, nb: int) -> str:
+    """The loop nest every NCHW44 conv kernel shares: per image (zero-padded into the
+    workspace when needed), output channel block `ocb` and output row `oy`, output pixels
+    in blocks of `nb` (the rest in blocks of nb/2, nb/4, ..., 1); block(k) is the C that
+    computes and stores `k` pixels from `ox` on, reading the source image `xs` (plane
+    extents XH x XW)."""
     bias = "const float *bias = (const float *)in_ptrs[2];" if geo["has_bias"] else ""
+    # the row's last OW % nb pixels: halving blocks (7 = 4 + 2 + 1), not one at a time
+    tails = "".join(f"""                if (ox + {t} <= OW) {{
+{block(t)}                    ox += {t};
+                }}
+""" for t in (nb // 2, nb // 4, nb // 8) if t)
     return f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     float *y = (float *)out_ptrs[0];
@@ -93,94 +102,87 @@ def conv44_prologue(geo: dict) -> str:
     const int32_t L = {geo['lanes']}, KH = {geo['kh']}, KW = {geo['kw']};
     const int32_t SH = {geo['sh']}, SW = {geo['sw']}, DH = {geo['dh']}, DW = {geo['dw']};
     int32_t b;
-    (void)KH; (void)KW; (void)L;
-"""
-
-
-def conv44_source_image() -> str:
-    return """        const float *xs = x + (int64_t)b * ICB * H * W * L;
-        if (padded) {
+    (void)KH; (void)KW;
+    for (b = 0; b < N; ++b) {{
+        const float *xs = x + (int64_t)b * ICB * H * W * L;
+        int32_t ocb, oy, ox, icb, ky, kx, j;
+        (void)icb;
+        if (padded) {{
             megcc_n44_pad(xs, (float *)workspace, ICB, H, W, L, PT, PL, Hp, Wp);
             xs = (const float *)workspace;
-        }
+        }}
+        for (ocb = 0; ocb < OCB; ++ocb)
+            for (oy = 0; oy < OH; ++oy) {{
+                float *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 4;
+                for (ox = 0; ox + {nb} <= OW; ox += {nb}) {{
+{block(nb)}                }}
+{tails}
+            }}
+    }}
 """
+
+
+def input_row(geo: dict) -> str:
+    """The source row of kernel row `ky` for output pixel `ox` (input block `icb`;
+    channel-wise convs read the output's own block)."""
+    blk = "ocb" if geo["kind"] == "depthwise" else "icb"
+    return f"xs + (((int64_t){blk} * XH + oy * SH + ky * DH) * XW + ox * SW) * L"
+
+
+def weight_taps(geo: dict) -> str:
+    """The weights of tap (ky, kx) for output block `ocb` (and input block `icb`)."""
+    if geo["kind"] == "depthwise":
+        return "w + (((int64_t)ocb * KH + ky) * KW + kx) * 4"
+    return "w + ((((int64_t)ocb * ICB + icb) * KH + ky) * KW + kx) * L * 4"
 
 
 # --- portable C --------------------------------------------------------------------------
 
-OX_BLOCK = 4  # output pixels per block in the portable kernels (accumulators in registers)
-
-
-def _portable_dense(geo: dict) -> str:
+def _portable_block(geo: dict, nb: int) -> str:
+    """nb pixels x 4 output channels in a float[nb][4] the compiler keeps in vector
+    registers (every loop has a constant trip count; the lane loop is innermost)."""
     bias = "bias[ocb * 4 + l]" if geo["has_bias"] else "0.0f"
     epi = activation_code(geo["act"], "v")
-    return conv44_prologue(geo) + f"""    for (b = 0; b < N; ++b) {{
-        int32_t ocb, oy, ox;
-{conv44_source_image()}
-        for (ocb = 0; ocb < OCB; ++ocb)
-            for (oy = 0; oy < OH; ++oy)
-                for (ox = 0; ox < OW; ox += {OX_BLOCK}) {{
-                    const int32_t nb = OW - ox < {OX_BLOCK} ? OW - ox : {OX_BLOCK};
-                    float acc[{OX_BLOCK}][4];
-                    int32_t icb, ky, kx, j, ic, l;
-                    for (j = 0; j < {OX_BLOCK}; ++j)
+    if geo["kind"] == "depthwise":
+        taps = """for (j = 0; j < NB; ++j)
+                                for (l = 0; l < 4; ++l) acc[j][l] += xr[(j * SW + kx * DW) * 4 + l] * wk[l];"""
+        loop_in = ""
+    else:
+        taps = """for (j = 0; j < NB; ++j)
+                                for (ic = 0; ic < L; ++ic) {
+                                    const float xv = xr[(j * SW + kx * DW) * L + ic];
+                                    for (l = 0; l < 4; ++l) acc[j][l] += xv * wk[ic * 4 + l];
+                                }"""
+        loop_in = "for (icb = 0; icb < ICB; ++icb) "
+    if geo["kind"] == "hybrid":
+        # a pixel count the compiler does not see as constant keeps it vectorising the lane
+        # loop (with a constant one it vectorises across pixels, with shuffles: 2x slower)
+        taps = taps.replace("j < NB", "j < nbr")
+    return f"""                    enum {{ NB = {nb} }};
+                    float acc[NB][4];
+                    const int32_t nbr = OW - ox < NB ? OW - ox : NB;
+                    int32_t ic, l;
+                    (void)ic; (void)nbr;
+                    for (j = 0; j < NB; ++j)
                         for (l = 0; l < 4; ++l) acc[j][l] = {bias};
-                    for (icb = 0; icb < ICB; ++icb)
-                        for (ky = 0; ky < KH; ++ky) {{
-                            const float *restrict xr =
-                                xs + (((int64_t)icb * XH + oy * SH + ky * DH) * XW + ox * SW) * L;
-                            for (kx = 0; kx < KW; ++kx) {{
-                                const float *restrict wk =
-                                    w + ((((int64_t)ocb * ICB + icb) * KH + ky) * KW + kx) * L * 4;
-                                for (j = 0; j < nb; ++j)
-                                    for (ic = 0; ic < L; ++ic) {{
-                                        const float xv = xr[(j * SW + kx * DW) * L + ic];
-                                        for (l = 0; l < 4; ++l) acc[j][l] += xv * wk[ic * 4 + l];
-                                    }}
-                            }}
+                    {loop_in}for (ky = 0; ky < KH; ++ky) {{
+                        const float *restrict xr = {input_row(geo)};
+                        for (kx = 0; kx < KW; ++kx) {{
+                            const float *restrict wk = {weight_taps(geo)};
+                            {taps}
                         }}
-                    for (j = 0; j < nb; ++j) {{
-                        float *restrict yo = y + ((((int64_t)b * OCB + ocb) * OH + oy) * OW + ox + j) * 4;
+                    }}
+                    for (j = 0; j < NB; ++j)
                         for (l = 0; l < 4; ++l) {{
                             const float v = acc[j][l];
-                            yo[l] = {epi};
+                            yr[(ox + j) * 4 + l] = {epi};
                         }}
-                    }}
-                }}
-    }}
 """
 
 
-def _portable_depthwise(geo: dict) -> str:
-    bias = "bias[cb * 4 + l]" if geo["has_bias"] else "0.0f"
-    epi = activation_code(geo["act"], "v")
-    return conv44_prologue(geo) + f"""    (void)OCB;
-    for (b = 0; b < N; ++b) {{
-        int32_t cb, oy, ox;
-{conv44_source_image()}
-        for (cb = 0; cb < ICB; ++cb)
-            for (oy = 0; oy < OH; ++oy)
-                for (ox = 0; ox < OW; ++ox) {{
-                    float acc[4];
-                    int32_t ky, kx, l;
-                    for (l = 0; l < 4; ++l) acc[l] = {bias};
-                    for (ky = 0; ky < KH; ++ky)
-                        for (kx = 0; kx < KW; ++kx) {{
-                            const float *restrict xv = xs + (((int64_t)cb * XH + oy * SH + ky * DH) * XW
-                                                             + ox * SW + kx * DW) * 4;
-                            const float *restrict wk = w + (((int64_t)cb * KH + ky) * KW + kx) * 4;
-                            for (l = 0; l < 4; ++l) acc[l] += xv[l] * wk[l];
-                        }}
-                    {{
-                        float *restrict yo = y + ((((int64_t)b * ICB + cb) * OH + oy) * OW + ox) * 4;
-                        for (l = 0; l < 4; ++l) {{
-                            const float v = acc[l];
-                            yo[l] = {epi};
-                        }}
-                    }}
-                }}
-    }}
-"""
+# Output pixels per register block: 8 accumulator vectors (+ 4 weight vectors fit ARMv7's
+# 16); the hybrid conv's scalar inputs vectorise better in blocks of 4 (measured on x86).
+PORTABLE_BLOCK = {"dense": 8, "depthwise": 8, "hybrid": 4}
 
 
 def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
@@ -197,7 +199,7 @@ def lower_conv_nchw44(op: Op, graph: Graph):
 
         return nchw44_neon.lower_conv(op, graph, geo)
     name = conv44_name(geo)
-    body = _portable_depthwise(geo) if geo["kind"] == "depthwise" else _portable_dense(geo)
+    body = conv44_body(geo, lambda nb: _portable_block(geo, nb), PORTABLE_BLOCK[geo["kind"]])
     kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER))
     return [conv44_instr(op, geo, kernel, f"nchw44 {geo['kind']} direct, portable C "
                                           f"(4-lane vectorisable loops), {geo['macs']} MACs")]

@@ -15,11 +15,12 @@ Padding is materialised once per image in the workspace (nchw44.PAD_HELPER).
 from __future__ import annotations
 
 from ..ir import Graph, Op
-from .base import Instr, Kernel, kernel_source
+from .base import Instr, Kernel, c_float, kernel_source
 from .conv import activation_code
-from .nchw44 import PAD_HELPER, conv44_instr, conv44_name, conv44_prologue, conv44_source_image
+from .nchw44 import (PAD_HELPER, conv44_body, conv44_instr, conv44_name, input_row,
+                     weight_taps)
 
-BLOCK = 8  # output pixels per register block (8 accumulators + 4 weight vectors: fits ARMv7)
+BLOCK = 8  # output pixels per register block (8 accumulators + 4 weight vectors fit ARMv7's 16)
 
 FMA_LANE_HELPER = ("n44_neon_fma_lane", r"""/* acc + w * x[lane]: lane-indexed FMA on AArch64, broadcast + FMA on ARMv7. */
 #if defined(__aarch64__)
@@ -44,8 +45,6 @@ def _clip_bounds(act):
 def vector_store(act, ptr: str, vec: str) -> str:
     """C statements storing accumulator `vec` at `ptr` with the fused activation: ReLU and
     constant Clip in vector registers, anything else lane by lane with the scalar code."""
-    from .base import c_float
-
     if act is None:
         return f"vst1q_f32({ptr}, {vec});"
     if _is_relu(act):
@@ -58,66 +57,32 @@ def vector_store(act, ptr: str, vec: str) -> str:
             f"  for (q = 0; q < 4; ++q) {{ const float v = yq[q]; yq[q] = {activation_code(act, 'v')}; }} }}")
 
 
-def _dense_block(geo: dict, nb: int) -> str:
-    """Accumulate `nb` output pixels of one output block (acc[0..nb)) over all inputs."""
-    lanes = geo["lanes"]
-    if lanes == 4:
-        wload = "".join(f"const float32x4_t w{i} = vld1q_f32(wk + {4 * i}); " for i in range(4))
-        fma = "".join(f"a[j] = MEGCC_N44_FMA_LANE(a[j], w{i}, xv, {i}); " for i in range(4))
-        per_pixel = f"const float32x4_t xv = vld1q_f32(xr + (j * SW + kx * DW) * 4); {fma}"
-    else:
-        wload = "const float32x4_t w0 = vld1q_f32(wk); "
-        per_pixel = "a[j] = vfmaq_f32(a[j], w0, vld1q_dup_f32(xr + j * SW + kx * DW));"
-    return f"""                    for (icb = 0; icb < ICB; ++icb)
-                        for (ky = 0; ky < KH; ++ky) {{
-                            const float *xr = xs + (((int64_t)icb * XH + oy * SH + ky * DH) * XW + ox * SW) * L;
-                            for (kx = 0; kx < KW; ++kx) {{
-                                const float *wk = w + ((((int64_t)ocb * ICB + icb) * KH + ky) * KW + kx) * L * 4;
-                                {wload}
-                                for (j = 0; j < {nb}; ++j) {{ {per_pixel} }}
-                            }}
-                        }}
-"""
-
-
-def _depthwise_block(nb: int) -> str:
-    return f"""                    for (ky = 0; ky < KH; ++ky) {{
-                        const float *xr = xs + (((int64_t)ocb * XH + oy * SH + ky * DH) * XW + ox * SW) * 4;
+def _neon_block(geo: dict, nb: int) -> str:
+    """nb pixels x 4 output channels in nb accumulator vectors."""
+    bias = "vld1q_f32(bias + ocb * 4)" if geo["has_bias"] else "vdupq_n_f32(0.0f)"
+    if geo["kind"] == "depthwise":
+        loop_in, wload = "", "const float32x4_t wv = vld1q_f32(wk);"
+        taps = "a[j] = vfmaq_f32(a[j], vld1q_f32(xr + (j * SW + kx * DW) * 4), wv);"
+    elif geo["lanes"] == 4:
+        loop_in = "for (icb = 0; icb < ICB; ++icb) "
+        wload = " ".join(f"const float32x4_t w{i} = vld1q_f32(wk + {4 * i});" for i in range(4))
+        taps = ("{ const float32x4_t xv = vld1q_f32(xr + (j * SW + kx * DW) * 4); "
+                + " ".join(f"a[j] = MEGCC_N44_FMA_LANE(a[j], w{i}, xv, {i});" for i in range(4))
+                + " }")
+    else:  # hybrid: one input channel per block, a scalar broadcast per pixel
+        loop_in, wload = "for (icb = 0; icb < ICB; ++icb) ", "const float32x4_t w0 = vld1q_f32(wk);"
+        taps = "a[j] = vfmaq_f32(a[j], w0, vld1q_dup_f32(xr + j * SW + kx * DW));"
+    return f"""                    float32x4_t a[{nb}];
+                    for (j = 0; j < {nb}; ++j) a[j] = {bias};
+                    {loop_in}for (ky = 0; ky < KH; ++ky) {{
+                        const float *xr = {input_row(geo)};
                         for (kx = 0; kx < KW; ++kx) {{
-                            const float32x4_t wv = vld1q_f32(w + (((int64_t)ocb * KH + ky) * KW + kx) * 4);
-                            for (j = 0; j < {nb}; ++j)
-                                a[j] = vfmaq_f32(a[j], vld1q_f32(xr + (j * SW + kx * DW) * 4), wv);
+                            const float *wk = {weight_taps(geo)};
+                            {wload}
+                            for (j = 0; j < {nb}; ++j) {taps}
                         }}
                     }}
-"""
-
-
-def _conv_body(geo: dict) -> str:
-    dw = geo["kind"] == "depthwise"
-    block = _depthwise_block if dw else (lambda nb: _dense_block(geo, nb))
-    bias = "vld1q_f32(bias + ocb * 4)" if geo["has_bias"] else "vdupq_n_f32(0.0f)"
-    store = vector_store(geo["act"], "yo + j * 4", "a[j]")
-    loops = []
-    for nb, step in ((BLOCK, f"ox + {BLOCK} <= OW; ox += {BLOCK}"), (1, "ox < OW; ++ox")):
-        loops.append(f"""                for (; {step}) {{
-                    float32x4_t a[{nb}];
-                    float *yo = y + ((((int64_t)b * OCB + ocb) * OH + oy) * OW + ox) * 4;
-                    for (j = 0; j < {nb}; ++j) a[j] = bv;
-{block(nb)}                    for (j = 0; j < {nb}; ++j) {store}
-                }}
-""")
-    return conv44_prologue(geo) + f"""    {"(void)ICB;" if dw else ""}
-    for (b = 0; b < N; ++b) {{
-        int32_t ocb, oy, ox, icb, ky, kx, j;
-        (void)icb;
-{conv44_source_image()}
-        for (ocb = 0; ocb < OCB; ++ocb) {{
-            const float32x4_t bv = {bias};
-            for (oy = 0; oy < OH; ++oy) {{
-                ox = 0;
-{"".join(loops)}            }}
-        }}
-    }}
+                    for (j = 0; j < {nb}; ++j) {vector_store(geo["act"], "yr + (ox + j) * 4", "a[j]")}
 """
 
 
@@ -138,7 +103,7 @@ def variant(geo: dict) -> str:
 
 def lower_conv(op: Op, graph: Graph, geo: dict):
     name = conv44_name(geo, "_neon")
-    kernel = Kernel(name, kernel_source(name, _conv_body(geo)),
+    kernel = Kernel(name, kernel_source(name, conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)),
                     ("math", PAD_HELPER, FMA_LANE_HELPER), isa="neon")
     return [conv44_instr(op, geo, kernel,
                          f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, {geo['macs']} MACs")]

@@ -178,6 +178,22 @@ def test_region_boundaries_and_shared_relayouts():
     assert not any(plan.instrs[i].inputs[0] in relayout_outputs for i in to44 + from44)
 
 
+def test_shape_preserving_views_keep_the_layout():
+    """Identity / a Reshape to the same shape between convs: no relayout pair around them;
+    a Reshape that changes the shape needs NCHW."""
+    nodes = [conv_node("x", "w1", "c1"), helper.make_node("Identity", ["c1"], ["i1"]),
+             helper.make_node("Reshape", ["i1", "same"], ["r1"]), conv_node("r1", "w2", "c2"),
+             helper.make_node("Reshape", ["c2", "other"], ["r2"]),
+             helper.make_node("Relu", ["r2"], ["y"])]
+    consts = {"w1": f32(8, 4, 3, 3), "w2": f32(4, 8, 3, 3),
+              "same": np.array([1, 8, 5, 6], np.int64), "other": np.array([1, 2, 2, 5, 6], np.int64)}
+    plan = plan_of(make_model(nodes, {"x": f32(1, 4, 5, 6)}, ["y"], consts))
+    names = [i.kernel.name for i in plan.instrs]
+    assert relayouts(plan, "to44") == [0] and relayouts(plan, "from44") == [3], names
+    assert plan.root("r1_nchw44") == "c1_nchw44"
+    assert plan.instrs[3].outputs == ["c2"] and names[-1].startswith("ew_relu")
+
+
 def test_relayout_after_global_pool_is_a_view():
     nodes = [conv_node("x", "w", "c"), helper.make_node("GlobalAveragePool", ["c"], ["g"]),
              helper.make_node("Flatten", ["g"], ["y"])]
@@ -299,7 +315,7 @@ def test_conv_kernels(conv_runs, platform):
 
 def followers_model():
     """A conv region with every follower: element-wise with a per-channel constant and a
-    residual graph input, max/average pools (padding, ceil mode, count_include_pad), global
+    residual graph input, an Identity, max/average pools (padding, ceil mode, count_include_pad), global
     pools, a channel concat, a scalar multiply."""
     x, w1, w2 = f32(1, 8, 13, 11), f32(8, 8, 3, 3), f32(4, 8, 1, 1)
     scale = f32(8, 1, 1)
@@ -307,7 +323,8 @@ def followers_model():
              helper.make_node("Mul", ["c1", "scale"], ["m1"]),
              helper.make_node("Add", ["m1", "x"], ["a1"]),
              helper.make_node("Tanh", ["a1"], ["y_ew"]),
-             helper.make_node("MaxPool", ["a1"], ["y_max"], kernel_shape=[3, 3], strides=[2, 2],
+             helper.make_node("Identity", ["a1"], ["a1i"]),  # a view: stays NCHW44
+             helper.make_node("MaxPool", ["a1i"], ["y_max"], kernel_shape=[3, 3], strides=[2, 2],
                               pads=[1, 1, 1, 1], ceil_mode=1),
              helper.make_node("AveragePool", ["a1"], ["y_avg_inc"], kernel_shape=[3, 3],
                               strides=[2, 2], pads=[1, 0, 1, 1], count_include_pad=1),
@@ -452,6 +469,15 @@ def test_cli_flags(small_onnx, tmp_path, capsys):
     assert "x_nchw44[nchw44]" in conv_line and "-> y_nchw44[nchw44]" in conv_line
     assert cli.main(["inspect", small_onnx]) == 0
     assert "[nchw44]" not in capsys.readouterr().out.split("== instructions")[1]
+
+
+def test_output_is_deterministic(small_onnx, tmp_path):
+    outs = []
+    for k in range(2):
+        bundle = compile_bundle([ModelSpec("m", small_onnx, enable_nchw44=True)],
+                                str(tmp_path / f"o{k}"), isa="arm64-neon")
+        outs.append([open(bundle.files[f], "rb").read() for f in ("kernels_c", "m.tiny")])
+    assert outs[0] == outs[1]
 
 
 @pytest.mark.parametrize("value", ['"yes"', "2", "null"])

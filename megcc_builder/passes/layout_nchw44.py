@@ -14,6 +14,8 @@ The pass runs after fusion and before lowering, in one walk over the ops in orde
 - followers run in NCHW44 when one of their runtime operands already is: element-wise ops
   (constants are re-laid out at compile time), Max/AveragePool, GlobalAverage/MaxPool and
   channel Concat, when every operand's channels are a multiple of 4;
+- shape-preserving views (Identity, Dropout, a Reshape to the same shape) pass NCHW44
+  through;
 - every other op sees NCHW.
 Relayouts are created lazily where a tensor is needed in the other layout, and each tensor
 gets at most one copy per layout, so a region boundary costs exactly one relayout and two
@@ -32,6 +34,8 @@ from ..kernels.elementwise import is_elementwise
 
 NCHW44 = "nchw44"
 LANES = 4
+# ops that only reinterpret bytes: when they keep the shape, they keep the layout too
+VIEW_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 
 def nchw44_shape(shape) -> tuple:
@@ -193,6 +197,19 @@ class _Rewriter:
             attrs["axis"] = 1
         self.ops.append(Op(new_type, inputs, self.outputs44(op), attrs, op.name))
 
+    def passthrough_ok(self, op: Op) -> bool:
+        """A shape-preserving view of an NCHW44 tensor stays in NCHW44 (otherwise it would
+        cost an inverse relayout pair around it)."""
+        outs = [o for o in op.outputs if o]
+        return (op.type in VIEW_OPS and bool(op.inputs) and op.inputs[0] in self.in44
+                and len(outs) == 1 and outs[0] == op.outputs[0]
+                and self.graph.tensors[outs[0]].shape == self.graph.tensors[op.inputs[0]].shape)
+
+    def passthrough(self, op: Op) -> None:
+        out = self.new44(op.outputs[0])
+        self.missing_nchw.add(op.outputs[0])
+        self.ops.append(Op("Identity", [self.in44[op.inputs[0]]], [out], {}, op.name))
+
     def plain(self, op: Op) -> None:
         op.inputs = [self.as_nchw(i) if i else i for i in op.inputs]
         self.ops.append(op)
@@ -207,6 +224,8 @@ def layout_nchw44(graph: Graph) -> Graph:
             rw.conv(op, kind)
         elif rw.follower_ok(op):
             rw.follower(op)
+        elif rw.passthrough_ok(op):
+            rw.passthrough(op)
         else:
             rw.plain(op)
     for out in graph.outputs:  # the caller sees NCHW

@@ -375,7 +375,12 @@ ZOO_SHAPE = (1, 3, 32, 32)
 # relayout instructions expected with enable_nchw44: (to NCHW44, back to NCHW). The first
 # conv is hybrid (reads NCHW), and at 32x32 the last feature map is 1x1, so the relayout
 # before the global pool (MobileNetV1: ReduceMean in NCHW) or after it is a view.
-ZOO = {"mobilenet_v1": (0, 0), "mobilenet_v2": (0, 0), "resnet18": (0, 0)}
+# ShuffleNetV2's channel shuffle (reshape, transpose, indexing) runs in NCHW: each stride-1
+# block takes its input out of the region (1 relayout) and both shuffle halves back in (2:
+# one for the branch conv, one for the concat); stride-2 blocks stay inside. At 32x32 the
+# 3 + 7 stride-1 blocks of stages 2 and 3 have pixels; stage 4's are 1x1 (views).
+ZOO = {"mobilenet_v1": (0, 0), "mobilenet_v2": (0, 0), "resnet18": (0, 0),
+       "shufflenet_v2": (2 * 10, 10)}
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +429,10 @@ def test_zoo_models_match_megengine(zoo, name, platform, nchw44, summary):
         return
     assert convs and all(n.startswith("conv_nchw44") for n in convs), convs
     assert all(n.endswith("_neon") for n in convs) == (platform == "arm64")
-    assert (len(relayouts(plan, "to44")), len(relayouts(plan, "from44"))) == ZOO[name]
+    to44, from44 = relayouts(plan, "to44"), relayouts(plan, "from44")
+    assert (len(to44), len(from44)) == ZOO[name]
+    made = {o for i in to44 + from44 for o in plan.instrs[i].outputs}
+    assert not any(plan.instrs[i].inputs[0] in made for i in to44 + from44)  # none chained
 
 
 # ------------------------------------------------------------------ the option

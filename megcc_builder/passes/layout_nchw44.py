@@ -98,6 +98,7 @@ class _Rewriter:
         self.ops: List[Op] = []
         self.in44: Dict[str, str] = {}  # logical tensor -> its NCHW44 copy
         self.missing_nchw: set = set()  # logical tensors that only exist in NCHW44 so far
+        self.packed: Dict[tuple, str] = {}  # (weights, kind) -> packed constant (shared)
 
     # -- tensors in either layout -------------------------------------------------------
     def _relayout(self, src: str, dst: str, to: str) -> None:
@@ -165,9 +166,13 @@ class _Rewriter:
     # -- rewrites -----------------------------------------------------------------------
     def conv(self, op: Op, kind: str) -> None:
         g = self.graph
-        w = g.tensors[op.inputs[1]].data
-        wname = g.unique_name(f"{op.inputs[1]}_nchw44_{kind}")
-        g.add_const(wname, pack_conv_weights(np.asarray(w, np.float32), kind))
+        key = (op.inputs[1], kind)
+        if key not in self.packed:
+            self.packed[key] = g.unique_name(f"{op.inputs[1]}_nchw44_{kind}")
+            g.add_const(self.packed[key],
+                        pack_conv_weights(np.asarray(g.tensors[op.inputs[1]].data, np.float32),
+                                          kind))
+        wname = self.packed[key]
         x = op.inputs[0]
         x = self.as_nchw(x) if kind == "hybrid" else self.as44(x)
         bias = op.inputs[2] if len(op.inputs) > 2 else ""

@@ -69,7 +69,7 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
                 has_bias=has_bias, act=act, padded=padded,
                 params=[n, icb, h, wd, ocb, oh, ow, pt, pl, hp, wp],
-                workspace=icb * hp * wp * lanes * 4 if padded else 0,
+                workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 if padded else 0,
                 macs=n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes))
 
 
@@ -86,6 +86,20 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     computes and stores `k` pixels from `ox` on, reading the source image `xs` (plane
     extents XH x XW)."""
     bias = "const float *bias = (const float *)in_ptrs[2];" if geo["has_bias"] else ""
+    # A channel-wise conv reads only its own channel block: it pads one plane at a time
+    # (a small workspace); a dense conv reads every input block for each output block.
+    dw = geo["kind"] == "depthwise"
+    pad_image = """        if (padded) {
+            megcc_n44_pad(xs, (float *)workspace, ICB, H, W, L, PT, PL, Hp, Wp);
+            xs = (const float *)workspace;
+        }
+"""
+    pad_plane = """            const float *xp = xs + (int64_t)ocb * H * W * 4;
+            if (padded) {
+                megcc_n44_pad(xp, (float *)workspace, 1, H, W, 4, PT, PL, Hp, Wp);
+                xp = (const float *)workspace;
+            }
+"""
     # the row's last OW % nb pixels: halving blocks (7 = 4 + 2 + 1), not one at a time
     tails = "".join(f"""                if (ox + {t} <= OW) {{
 {block(t)}                    ox += {t};
@@ -102,31 +116,29 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     const int32_t L = {geo['lanes']}, KH = {geo['kh']}, KW = {geo['kw']};
     const int32_t SH = {geo['sh']}, SW = {geo['sw']}, DH = {geo['dh']}, DW = {geo['dw']};
     int32_t b;
-    (void)KH; (void)KW;
+    (void)KH; (void)KW; (void)XH;
     for (b = 0; b < N; ++b) {{
         const float *xs = x + (int64_t)b * ICB * H * W * L;
         int32_t ocb, oy, ox, icb, ky, kx, j;
         (void)icb;
-        if (padded) {{
-            megcc_n44_pad(xs, (float *)workspace, ICB, H, W, L, PT, PL, Hp, Wp);
-            xs = (const float *)workspace;
-        }}
-        for (ocb = 0; ocb < OCB; ++ocb)
-            for (oy = 0; oy < OH; ++oy) {{
+{"" if dw else pad_image}        for (ocb = 0; ocb < OCB; ++ocb) {{
+{pad_plane if dw else ""}            for (oy = 0; oy < OH; ++oy) {{
                 float *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 4;
                 for (ox = 0; ox + {nb} <= OW; ox += {nb}) {{
 {block(nb)}                }}
 {tails}
             }}
+        }}
     }}
 """
 
 
 def input_row(geo: dict) -> str:
     """The source row of kernel row `ky` for output pixel `ox` (input block `icb`;
-    channel-wise convs read the output's own block)."""
-    blk = "ocb" if geo["kind"] == "depthwise" else "icb"
-    return f"xs + (((int64_t){blk} * XH + oy * SH + ky * DH) * XW + ox * SW) * L"
+    channel-wise convs read the plane `xp` of their own block)."""
+    if geo["kind"] == "depthwise":
+        return "xp + ((int64_t)(oy * SH + ky * DH) * XW + ox * SW) * 4"
+    return "xs + (((int64_t)icb * XH + oy * SH + ky * DH) * XW + ox * SW) * L"
 
 
 def weight_taps(geo: dict) -> str:

@@ -477,6 +477,13 @@ def test_cli_flags(small_onnx, tmp_path, capsys):
     assert "x_nchw44[nchw44]" in conv_line and "-> y_nchw44[nchw44]" in conv_line
     assert cli.main(["inspect", small_onnx]) == 0
     assert "[nchw44]" not in capsys.readouterr().out.split("== instructions")[1]
+    out = tmp_path / "run"
+    x = f32(1, 4, 6, 6)
+    np.save(tmp_path / "x.npy", x)
+    assert cli.main(["run", small_onnx, "--output-dir", str(out), "--input",
+                     f"x={tmp_path / 'x.npy'}", "--isa", "generic", "--enable-nchw44"]) == 0
+    w = numpy_helper.to_array(onnx.load(small_onnx).graph.initializer[0])
+    assert_close(np.load(out / "outputs.npz")["y"], conv2d(x, w, pads=(1, 1, 1, 1)))
 
 
 def test_output_is_deterministic(small_onnx, tmp_path):

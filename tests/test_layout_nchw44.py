@@ -186,7 +186,8 @@ def test_shape_preserving_views_keep_the_layout():
              helper.make_node("Reshape", ["c2", "other"], ["r2"]),
              helper.make_node("Relu", ["r2"], ["y"])]
     consts = {"w1": f32(8, 4, 3, 3), "w2": f32(4, 8, 3, 3),
-              "same": np.array([1, 8, 5, 6], np.int64), "other": np.array([1, 2, 2, 5, 6], np.int64)}
+              "same": np.array([1, 8, 5, 6], np.int64),
+              "other": np.array([1, 2, 2, 5, 6], np.int64)}
     plan = plan_of(make_model(nodes, {"x": f32(1, 4, 5, 6)}, ["y"], consts))
     names = [i.kernel.name for i in plan.instrs]
     assert relayouts(plan, "to44") == [0] and relayouts(plan, "from44") == [3], names
@@ -315,8 +316,8 @@ def test_conv_kernels(conv_runs, platform):
 
 def followers_model():
     """A conv region with every follower: element-wise with a per-channel constant and a
-    residual graph input, an Identity, max/average pools (padding, ceil mode, count_include_pad), global
-    pools, a channel concat, a scalar multiply."""
+    residual graph input, an Identity, max/average pools (padding, ceil mode,
+    count_include_pad), global pools, a channel concat, a scalar multiply."""
     x, w1, w2 = f32(1, 8, 13, 11), f32(8, 8, 3, 3), f32(4, 8, 1, 1)
     scale = f32(8, 1, 1)
     nodes = [conv_node("x", "w1", "c1"),

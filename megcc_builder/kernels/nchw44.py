@@ -69,7 +69,7 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
                 has_bias=has_bias, act=act, padded=padded,
                 params=[n, icb, h, wd, ocb, oh, ow, pt, pl, hp, wp],
-                workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 if padded else 0,
+                workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
                 macs=n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes))
 
 
@@ -193,8 +193,8 @@ def _portable_block(geo: dict, nb: int) -> str:
 
 
 # Output pixels per register block: 8 accumulator vectors (+ 4 weight vectors fit ARMv7's
-# 16); the hybrid conv's scalar inputs vectorise better in blocks of 4 (measured on x86).
-PORTABLE_BLOCK = {"dense": 8, "depthwise": 8, "hybrid": 4}
+# 16 vector registers).
+BLOCK = 8
 
 
 def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
@@ -211,7 +211,7 @@ def lower_conv_nchw44(op: Op, graph: Graph):
 
         return nchw44_neon.lower_conv(op, graph, geo)
     name = conv44_name(geo)
-    body = conv44_body(geo, lambda nb: _portable_block(geo, nb), PORTABLE_BLOCK[geo["kind"]])
+    body = conv44_body(geo, lambda nb: _portable_block(geo, nb), BLOCK)
     kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER))
     return [conv44_instr(op, geo, kernel, f"nchw44 {geo['kind']} direct, portable C "
                                           f"(4-lane vectorisable loops), {geo['macs']} MACs")]

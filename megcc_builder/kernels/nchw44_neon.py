@@ -17,10 +17,8 @@ from __future__ import annotations
 from ..ir import Graph, Op
 from .base import Instr, Kernel, c_float, kernel_source
 from .conv import activation_code
-from .nchw44 import (PAD_HELPER, conv44_body, conv44_instr, conv44_name, input_row,
+from .nchw44 import (BLOCK, PAD_HELPER, conv44_body, conv44_instr, conv44_name, input_row,
                      weight_taps)
-
-BLOCK = 8  # output pixels per register block (8 accumulators + 4 weight vectors fit ARMv7's 16)
 
 FMA_LANE_HELPER = ("n44_neon_fma_lane", r"""/* acc + w * x[lane]: lane-indexed FMA on AArch64, broadcast + FMA on ARMv7. */
 #if defined(__aarch64__)
@@ -52,9 +50,11 @@ def vector_store(act, ptr: str, vec: str) -> str:
     bounds = _clip_bounds(act)
     if bounds is not None:
         lo, hi = (c_float(b) for b in bounds)
-        return f"vst1q_f32({ptr}, vminq_f32(vmaxq_f32({vec}, vdupq_n_f32({lo})), vdupq_n_f32({hi})));"
+        return (f"vst1q_f32({ptr}, vminq_f32(vmaxq_f32({vec}, vdupq_n_f32({lo})), "
+                f"vdupq_n_f32({hi})));")
+    scalar = activation_code(act, "v")
     return (f"{{ float *yq = {ptr}; int32_t q; vst1q_f32(yq, {vec});\n"
-            f"  for (q = 0; q < 4; ++q) {{ const float v = yq[q]; yq[q] = {activation_code(act, 'v')}; }} }}")
+            f"  for (q = 0; q < 4; ++q) {{ const float v = yq[q]; yq[q] = {scalar}; }} }}")
 
 
 def _neon_block(geo: dict, nb: int) -> str:
@@ -72,6 +72,7 @@ def _neon_block(geo: dict, nb: int) -> str:
     else:  # hybrid: one input channel per block, a scalar broadcast per pixel
         loop_in, wload = "for (icb = 0; icb < ICB; ++icb) ", "const float32x4_t w0 = vld1q_f32(wk);"
         taps = "a[j] = vfmaq_f32(a[j], w0, vld1q_dup_f32(xr + j * SW + kx * DW));"
+    store = vector_store(geo["act"], "yr + (ox + j) * 4", "a[j]")
     return f"""                    float32x4_t a[{nb}];
                     for (j = 0; j < {nb}; ++j) a[j] = {bias};
                     {loop_in}for (ky = 0; ky < KH; ++ky) {{
@@ -82,7 +83,7 @@ def _neon_block(geo: dict, nb: int) -> str:
                             for (j = 0; j < {nb}; ++j) {taps}
                         }}
                     }}
-                    for (j = 0; j < {nb}; ++j) {vector_store(geo["act"], "yr + (ox + j) * 4", "a[j]")}
+                    for (j = 0; j < {nb}; ++j) {store}
 """
 
 
@@ -93,7 +94,8 @@ def variant(geo: dict) -> str:
         return "hybrid NCHW->NCHW44 direct"
     if geo["kind"] == "depthwise":
         known = k in ((3, 3), (5, 5)) and s in ((1, 1), (2, 2)) and d == (1, 1)
-        return f"channel-wise {k[0]}x{k[1]} s{s[0]} direct" if known else "channel-wise generic direct"
+        return (f"channel-wise {k[0]}x{k[1]} s{s[0]} direct" if known
+                else "channel-wise generic direct")
     if k == (1, 1) and s == (1, 1):
         return "1x1 direct"
     if k == (3, 3) and s in ((1, 1), (2, 2)) and d == (1, 1):
@@ -103,10 +105,12 @@ def variant(geo: dict) -> str:
 
 def lower_conv(op: Op, graph: Graph, geo: dict):
     name = conv44_name(geo, "_neon")
-    kernel = Kernel(name, kernel_source(name, conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)),
-                    ("math", PAD_HELPER, FMA_LANE_HELPER), isa="neon")
+    body = conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)
+    kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER, FMA_LANE_HELPER),
+                    isa="neon")
     return [conv44_instr(op, geo, kernel,
-                         f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, {geo['macs']} MACs")]
+                         f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, "
+                         f"{geo['macs']} MACs")]
 
 
 def lower_relayout(op: Op, graph: Graph, direction: str, params):

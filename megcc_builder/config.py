@@ -53,7 +53,7 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
     for key, value in options.items():
         if not isinstance(value, bool) and value not in (0, 1):
             raise CompileError(f"{where}option '{key}' must be true or false, not "
-                               f"{json.dumps(value)}", source)
+                               f"{json.dumps(value, default=str)}", source)
         if key in PENDING_OPTIONS and value:
             raise CompileError(f"{where}option '{key}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),

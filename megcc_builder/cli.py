@@ -17,6 +17,8 @@ from .ir import CompileError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
+NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
+               "stay NCHW")
 TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
                 "webassembly")
 
@@ -50,7 +52,8 @@ def _input_files(args) -> str:
     return ", ".join(f for f in files if f) or "megcc"
 
 
-def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool):
+def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
+                     nchw44: bool = False):
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -60,7 +63,7 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse))
+        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44))
     return specs
 
 
@@ -88,7 +91,8 @@ def cmd_compile(args) -> int:
             return _fail("give a model file or --json CONFIG")
         if not args.output:
             return _fail("give the output directory with -o DIR")
-        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse)
+        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
+                                 args.enable_nchw44)
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
     _report(bundle, out_dir)
@@ -123,8 +127,8 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse)], build_dir, save_c_array=False,
-                            isa=args.isa)
+                                       not args.no_fuse, enable_nchw44=args.enable_nchw44)],
+                            build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
     if unknown:
@@ -184,15 +188,16 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa)))
+                                    resolve_isa(args.isa), args.enable_nchw44))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
-            print(f"#{i:<4} {ins.kernel.name}({', '.join(n or '-' for n in ins.inputs)}) -> "
-                  f"{', '.join(ins.outputs)}{ws}" + (f"   # {ins.note}" if ins.note else ""))
+            print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
+                  f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}"
+                  + (f"   # {ins.note}" if ins.note else ""))
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -205,6 +210,14 @@ def cmd_inspect(args) -> int:
             plot_memory_plan(plan, args.plot)
             print(f"wrote {args.plot}")
     return 0
+
+
+def _tagged(plan, name: str) -> str:
+    """A tensor name for `inspect`, with its layout when it is not plain row-major."""
+    if not name:
+        return "-"
+    layout = plan.graph.tensors[name].layout
+    return name if layout == "nchw" else f"{name}[{layout}]"
 
 
 def cmd_bench(args) -> int:
@@ -238,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
     c.add_argument("--isa", default=None, help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
     c.set_defaults(fn=cmd_compile)
@@ -255,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time in thread CPU time (robust on a loaded machine)")
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
+    r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -276,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--input-shapes")
     i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
     i.add_argument("--no-fuse", action="store_true")
+    i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
     i.add_argument("--isa", default=None, help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
     return ap
@@ -326,11 +345,14 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     for opt in sorted(PENDING_OPTIONS):
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
+    ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
     def run(a) -> int:
+        from dataclasses import replace
+
         from .compiler import compile_bundle
         from .config import check_options, load_config
 
@@ -343,6 +365,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
                 return _fail("usage: mgb-to-tinynn <model> <output_dir> [options] | --json=CONFIG")
             specs = _specs_from_args([a.model], a.input_shapes, None, True)
             out_dir = a.dump or a.output_dir
+        if a.enable_nchw44:  # the flag turns it on for every model, config or not
+            specs = [replace(s, enable_nchw44=True) for s in specs]
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model)
         _report(bundle, out_dir)
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 from . import __version__
@@ -23,6 +23,7 @@ from .kernels.base import Kernel
 from .lowering import Plan, lower_graph
 from .isa import resolve as _resolve_isa
 from .passes import optimize
+from .passes.layout_nchw44 import layout_nchw44
 
 Shapes = Dict[str, Tuple[int, ...]]
 
@@ -34,6 +35,11 @@ class ModelSpec:
     shape_instances: List[Shapes] = field(default_factory=list)  # [] = the model's own
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.isa); "" = the bundle's
+    enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+
+    def options(self) -> Dict[str, bool]:
+        """The per-model compile options, as MegCC's config spells them (manifest)."""
+        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
 
 
 @dataclass
@@ -104,13 +110,16 @@ def _check_views(plan: Plan) -> None:
                               "inconsistent shapes", producers.get(out))
 
 
-def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic") -> Plan:
+def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic",
+               nchw44: bool = False) -> Plan:
     graph.isa = resolve_isa(isa)
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
     infer_and_fold(graph)
     _check_sizes(graph, list(graph.tensors))
     optimize(graph, fuse=fuse)
+    if nchw44:
+        layout_nchw44(graph)
     plan = lower_graph(graph, name)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:
@@ -135,7 +144,7 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
     plans = []
     for shapes in spec.shape_instances or [None]:
         graph = graph_loader(spec.path, shapes)
-        plans.append(build_plan(graph, "", spec.fuse, spec.isa or None))
+        plans.append(build_plan(graph, "", spec.fuse, spec.isa or None, spec.enable_nchw44))
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
 
@@ -238,8 +247,7 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
                                "'-' (it names files in the output directory)", s.path)
     names = [s.name for s in specs]
     level = resolve_isa(isa)
-    specs = [s if s.isa else ModelSpec(s.name, s.path, s.shape_instances, s.fuse, level)
-             for s in specs]
+    specs = [s if s.isa else replace(s, isa=level) for s in specs]
     if len(set(names)) != len(names):
         raise CompileError(f"two models are named '{[n for n in names if names.count(n) > 1][0]}'")
     models = [compile_model(s) for s in specs]
@@ -307,7 +315,8 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
         out.append((base + ".tiny.txt", "\n".join(txt) + "\n"))
         manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),
-                                   "arena_macro": arena_macro(m.spec.name), "plans": info})
+                                   "arena_macro": arena_macro(m.spec.name),
+                                   "options": m.spec.options(), "plans": info})
     files["manifest"] = os.path.join(out_dir, "manifest.json")
     out.append((files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n"))
     write_all_if_changed(out)  # manifest last: it marks a complete build

@@ -15,8 +15,8 @@ from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
-SUPPORTED_OPTIONS = {"mgb_fuse_kernel"}
-PENDING_OPTIONS = {"enable_nchw44", "enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44"}
+PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
                    "enable_compress_fp16", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
@@ -47,12 +47,17 @@ def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[s
     return instances
 
 
-def check_options(options: Dict[str, object], source: str, where: str = "") -> bool:
-    """Returns whether fusion is on; refuses options that are not implemented yet."""
+def check_options(options: Dict[str, object], source: str, where: str = "") -> Dict[str, bool]:
+    """The model's options ({"fuse": .., "enable_nchw44": ..}); refuses values that are not
+    booleans (0/1 pass) and options that are not implemented yet."""
     for key, value in options.items():
+        if not isinstance(value, bool) and value not in (0, 1):
+            raise CompileError(f"{where}option '{key}' must be true or false, not "
+                               f"{json.dumps(value, default=str)}", source)
         if key in PENDING_OPTIONS and value:
             raise CompileError(f"{where}option '{key}' is not supported yet", source)
-    return bool(options.get("mgb_fuse_kernel", True))
+    return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
+            "enable_nchw44": bool(options.get("enable_nchw44", False))}
 
 
 def _load_config_file(path: str) -> dict:
@@ -108,10 +113,11 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
         shapes = m.get("input_shape_str", "")
         if not isinstance(shapes, str):
             raise CompileError(f"{where}field 'input_shape_str' must be a string", path)
-        fuse = check_options({k: v for k, v in m.items() if k in SUPPORTED_OPTIONS
+        opts = check_options({k: v for k, v in m.items() if k in SUPPORTED_OPTIONS
                               | PENDING_OPTIONS}, path, where)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
-                               parse_input_shapes(shapes, path) if shapes.strip() else [], fuse))
+                               parse_input_shapes(shapes, path) if shapes.strip() else [],
+                               opts["fuse"], enable_nchw44=opts["enable_nchw44"]))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:

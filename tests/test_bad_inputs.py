@@ -165,8 +165,8 @@ def build_corpus(d) -> Corpus:
     c.add("unknown_flag", [g, "--frobnicate"], "--frobnicate", file=None)
     c.add("mgb_unknown_flag", [g, c.path("out_mgb_unknown_flag"), "--enable_warp_drive"],
           "--enable_warp_drive", tool="mgb-to-tinynn", file=None)
-    c.add("mgb_pending_option", [g, c.path("out_mgb_pending_option"), "--enable_nchw44"],
-          "enable_nchw44", tool="mgb-to-tinynn", file=None)
+    c.add("mgb_pending_option", [g, c.path("out_mgb_pending_option"), "--enable_nchw88"],
+          "enable_nchw88", tool="mgb-to-tinynn", file=None)
 
     # ---- configs
     def cfg(name, text):
@@ -194,7 +194,9 @@ def build_corpus(d) -> Corpus:
         "json_missing_model": ("mm.json", json.dumps({"models": [
             model_entry(model_path="absent.onnx")]}), "absent.onnx"),
         "json_pending_option": ("po.json", json.dumps({"models": [
-            model_entry(enable_nchw44=True)]}), "enable_nchw44"),
+            model_entry(enable_nchw88=True)]}), "enable_nchw88"),
+        "json_bad_option_value": ("bv.json", json.dumps({"models": [
+            model_entry(enable_nchw44="yes")]}), "option 'enable_nchw44' must be true or false"),
         "json_duplicate_names": ("dup.json", json.dumps({"models": [model_entry()] * 2}),
                                  "models[1]: model_name 'm'"),
         "yaml_cv_section": ("cv.yaml", "models:\n  - model_name: m\n    model_path: good.onnx\n"

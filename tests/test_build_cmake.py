@@ -1,6 +1,7 @@
 """The CMake package: megcc_add_model() in an outside project, with Ninja and with
 Makefiles — second build is a no-op, touching the model rebuilds nothing, new weights
-rebuild the model object but not the kernel objects, a new input shape regenerates, clean
+rebuild the model object but not the kernel objects, a new input shape and a new option
+(enable_nchw44) regenerate, clean
 removes the generated files — and the digits sample cross-built with a toolchain file and
 run by ctest under the emulator."""
 from __future__ import annotations
@@ -20,7 +21,8 @@ cmake_minimum_required(VERSION 3.20)
 project(buildtest C)
 include({megcc_cmake})
 set(SHAPE "data=(1,1,6,6)" CACHE STRING "")
-megcc_add_model(net MODEL model.onnx INPUT_SHAPES "${{SHAPE}}")
+set(OPTS "" CACHE STRING "")
+megcc_add_model(net MODEL model.onnx INPUT_SHAPES "${{SHAPE}}" OPTIONS ${{OPTS}})
 add_executable(app app.c)
 target_compile_definitions(app PRIVATE MODEL=net)
 target_link_libraries(app PRIVATE net)
@@ -95,6 +97,13 @@ def test_incremental_builds(project):
     run(["cmake", "-DSHAPE=data=(1,1,9,9)", str(build)])
     cmake_build(build)
     assert (build / "net.megcc" / "kernels.h").read_text() != header
+    check_output(src, build, (1, 1, 9, 9))
+
+    # Turning on enable_nchw44 (an option) regenerates: other kernels, same outputs.
+    assert "conv_nchw44" not in (build / "net.megcc" / "kernels.c").read_text()
+    run(["cmake", "-DOPTS=--enable-nchw44", str(build)])
+    cmake_build(build)
+    assert "conv_nchw44_hybrid" in (build / "net.megcc" / "kernels.c").read_text()
     check_output(src, build, (1, 1, 9, 9))
 
     # clean removes the generated files.

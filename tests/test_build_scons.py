@@ -3,6 +3,7 @@ tests itself: build, then ask `scons -q` whether anything is out of date, and lo
 which commands a rebuild runs and which files it touches."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -48,7 +49,8 @@ env = Environment(tools=["default", "megcc"], toolpath=[{toolpath!r}], ENV=os.en
 env.Append(CCFLAGS=["-Wall"])
 shape = ARGUMENTS.get("shape", "data=(1,1,6,6)")
 e1 = env.Clone()
-net = e1.MegccModel("net", "model.onnx", INPUT_SHAPES=shape)
+net = e1.MegccModel("net", "model.onnx", INPUT_SHAPES=shape,
+                    OPTIONS=ARGUMENTS.get("options", "").split())
 app = e1.Program("app", ["app.c"], CPPDEFINES=["MODEL=net"], LIBS=[net, "m"])
 e1.MegccSizeReport(app, net)
 if ARGUMENTS.get("two"):
@@ -125,6 +127,23 @@ def test_changing_the_input_shape_regenerates(project):
     ref = compile_and_run(str(project / "model.onnx"), {"data": pattern_input((1, 1, 9, 9))})
     assert max_rel_err(app_output(project), ref["out"].ravel()) <= TOL
     assert scons(project, "-q", "shape=data=(1,1,9,9)", check=False).returncode == 0
+
+
+def test_changing_an_option_regenerates(project):
+    """Turning on enable_nchw44 (a compile option) reruns the compiler: new kernels, the
+    option in the manifest, the same outputs; then the build is up to date again."""
+    scons(project)
+    kernels = (project / "net.megcc" / "kernels.c").read_text()
+    assert "conv_nchw44" not in kernels
+    assert scons(project, "-q", "options=--enable-nchw44", check=False).returncode != 0
+    out = scons(project, "options=--enable-nchw44").stdout
+    assert "megcc_builder.cli compile" in out and "--enable-nchw44" in out
+    assert "conv_nchw44_hybrid" in (project / "net.megcc" / "kernels.c").read_text()
+    manifest = json.loads((project / "net.megcc" / "manifest.json").read_text())
+    assert manifest["models"][0]["options"]["enable_nchw44"] is True
+    ref = compile_and_run(str(project / "model.onnx"), {"data": pattern_input((1, 1, 6, 6))})
+    assert max_rel_err(app_output(project), ref["out"].ravel()) <= TOL
+    assert scons(project, "-q", "options=--enable-nchw44", check=False).returncode == 0
 
 
 def test_clean_removes_every_generated_file(project):

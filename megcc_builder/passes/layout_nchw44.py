@@ -1,0 +1,239 @@
+"""The NCHW44 layout pass (`enable_nchw44`): run the convolution region of a float32 graph
+in MegCC's NC4HW4 layout.
+
+An NCHW44 tensor of logical shape (N, C, H, W) is stored as (N, C/4, H, W, 4): channel c
+is lane c % 4 of block c // 4, so a 4-wide vector holds four channels of one pixel and the
+conv kernels load inputs and weights as whole vectors. In the IR such a tensor carries
+`layout="nchw44"` and its 5-D physical shape, so byte sizes, the planner and the model
+file see the real storage.
+
+The pass runs after fusion and before lowering, in one walk over the ops in order:
+- anchors always run in NCHW44: Conv dense (IC % 4 == 0, OC % 4 == 0), channel-wise
+  (C % 4 == 0, multiplier 1) and "hybrid" first convs (group 1, IC < 4, OC % 4 == 0),
+  which read the NCHW input directly and write NCHW44 (their input relayout is fused);
+- followers run in NCHW44 when one of their runtime operands already is: element-wise ops
+  (constants are re-laid out at compile time), Max/AveragePool, GlobalAverage/MaxPool and
+  channel Concat, when every operand's channels are a multiple of 4;
+- shape-preserving views (Identity, Dropout, a Reshape to the same shape) pass NCHW44
+  through;
+- every other op sees NCHW.
+Relayouts are created lazily where a tensor is needed in the other layout, and each tensor
+gets at most one copy per layout, so a region boundary costs exactly one relayout and two
+inverse relayouts are never chained (the back-and-forth pair cancels by construction). A
+relayout whose tensor has one pixel per channel (after a global pool) moves no bytes and
+becomes a view when lowered.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..ir import Graph, Op, Tensor
+from ..kernels.elementwise import is_elementwise
+
+NCHW44 = "nchw44"
+LANES = 4
+# ops that only reinterpret bytes: when they keep the shape, they keep the layout too
+VIEW_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+def nchw44_shape(shape) -> tuple:
+    n, c, h, w = shape
+    return (n, c // LANES, h, w, LANES)
+
+
+def relayout_const(data: np.ndarray, channels: int) -> np.ndarray:
+    """A constant broadcast against an (N, C, H, W) tensor, as the matching 5-D array
+    broadcast against (N, C/4, H, W, 4)."""
+    a = np.asarray(data).reshape((1,) * (4 - np.ndim(data)) + np.shape(data))
+    n, c, h, w = a.shape
+    if c == 1:
+        return np.ascontiguousarray(a.reshape(n, 1, h, w, 1))
+    assert c == channels
+    return np.ascontiguousarray(a.reshape(n, c // LANES, LANES, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def pack_conv_weights(w: np.ndarray, kind: str) -> np.ndarray:
+    """Conv weights in the order the NCHW44 kernels read them.
+    dense (OC, IC, KH, KW) -> (OC/4, IC/4, KH, KW, 4ic, 4oc); hybrid: the same with one input
+    lane, (OC/4, IC, KH, KW, 1, 4oc); channel-wise (C, 1, KH, KW) -> (C/4, KH, KW, 4)."""
+    oc, icg, kh, kw = w.shape
+    if kind == "depthwise":
+        return np.ascontiguousarray(w.reshape(oc // LANES, LANES, kh, kw).transpose(0, 2, 3, 1))
+    lanes = 1 if kind == "hybrid" else LANES
+    return np.ascontiguousarray(w.reshape(oc // LANES, LANES, icg // lanes, lanes, kh, kw)
+                                .transpose(0, 2, 4, 5, 3, 1))
+
+
+def _is_f32_4d(t: Tensor) -> bool:
+    return t.dtype == "float32" and len(t.shape) == 4 and t.layout == "nchw"
+
+
+def conv_kind(op: Op, graph: Graph) -> Optional[str]:
+    """'dense', 'depthwise', 'hybrid' or None (the conv stays NCHW)."""
+    if op.type != "Conv" or len(op.inputs) < 2:
+        return None
+    x, w, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if not (_is_f32_4d(x) and _is_f32_4d(y) and w.is_const and w.dtype == "float32"
+            and len(w.shape) == 4):
+        return None
+    if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
+        return None
+    if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and "pads" not in op.attrs:
+        return None
+    c, oc, group = x.shape[1], y.shape[1], int(op.attrs.get("group", 1))
+    if oc % LANES or w.shape[0] != oc:
+        return None
+    if group == 1 and w.shape[1] == c:
+        return "dense" if c % LANES == 0 else ("hybrid" if c < LANES else None)
+    if group == c == oc and w.shape[1] == 1:
+        return "depthwise"
+    return None
+
+
+class _Rewriter:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.ops: List[Op] = []
+        self.in44: Dict[str, str] = {}  # logical tensor -> its NCHW44 copy
+        self.missing_nchw: set = set()  # logical tensors that only exist in NCHW44 so far
+        self.packed: Dict[tuple, str] = {}  # (weights, kind) -> packed constant (shared)
+
+    # -- tensors in either layout -------------------------------------------------------
+    def _relayout(self, src: str, dst: str, to: str) -> None:
+        self.ops.append(Op("Relayout", [src], [dst], {"to": to}, name=f"relayout_{dst}"))
+
+    def new44(self, name: str) -> str:
+        t = self.graph.tensors[name]
+        n44 = self.graph.unique_name(f"{name}_nchw44")
+        self.graph.add_tensor(Tensor(n44, nchw44_shape(t.shape), t.dtype, layout=NCHW44))
+        self.in44[name] = n44
+        return n44
+
+    def as44(self, name: str) -> str:
+        if name not in self.in44:
+            self._relayout(name, self.new44(name), NCHW44)
+        return self.in44[name]
+
+    def as_nchw(self, name: str) -> str:
+        if name in self.missing_nchw:
+            self._relayout(self.in44[name], name, "nchw")
+            self.missing_nchw.discard(name)
+        return name
+
+    def outputs44(self, op: Op) -> List[str]:
+        outs = []
+        for o in op.outputs:
+            outs.append(self.new44(o))
+            self.missing_nchw.add(o)
+        return outs
+
+    # -- eligibility --------------------------------------------------------------------
+    def _operand_ok(self, name: str, out: Tensor) -> bool:
+        """Runtime operands must have the output's shape; constants any broadcast shape
+        (re-laid out at compile time)."""
+        t = self.graph.tensors[name]
+        if t.dtype != "float32":
+            return False
+        if not t.is_const:
+            return t.shape == out.shape and (name in self.in44 or t.layout == "nchw")
+        shape = (1,) * (4 - len(t.shape)) + tuple(t.shape)
+        return len(t.shape) <= 4 and shape[1] in (1, out.shape[1]) and all(
+            s in (1, o) for s, o in zip(shape, out.shape))
+
+    def _follows(self, op: Op) -> bool:
+        return any(i in self.in44 for i in op.inputs if i)
+
+    def follower_ok(self, op: Op) -> bool:
+        g = self.graph
+        if not self._follows(op) or len(op.outputs) != 1:
+            return False
+        out = g.tensors[op.outputs[0]]
+        if not _is_f32_4d(out) or out.shape[1] % LANES:
+            return False
+        if is_elementwise(op) or op.type == "FusedElementwise":
+            return all(self._operand_ok(i, out) for i in op.inputs if i)
+        if op.type in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"):
+            return len(op.inputs) == 1
+        if op.type == "Concat":
+            axis = int(op.attrs.get("axis", 0))
+            return axis in (1, -3) and all(
+                _is_f32_4d(g.tensors[i]) and g.tensors[i].shape[1] % LANES == 0
+                and (not g.tensors[i].is_const) for i in op.inputs if i)
+        return False
+
+    # -- rewrites -----------------------------------------------------------------------
+    def conv(self, op: Op, kind: str) -> None:
+        g = self.graph
+        key = (op.inputs[1], kind)
+        if key not in self.packed:
+            self.packed[key] = g.unique_name(f"{op.inputs[1]}_nchw44_{kind}")
+            g.add_const(self.packed[key],
+                        pack_conv_weights(np.asarray(g.tensors[op.inputs[1]].data, np.float32),
+                                          kind))
+        wname = self.packed[key]
+        x = op.inputs[0]
+        x = self.as_nchw(x) if kind == "hybrid" else self.as44(x)
+        bias = op.inputs[2] if len(op.inputs) > 2 else ""
+        attrs = dict(op.attrs, kind=kind)
+        self.ops.append(Op("ConvNCHW44", [x, wname, bias], self.outputs44(op), attrs, op.name))
+
+    def follower(self, op: Op) -> None:
+        g = self.graph
+        out = g.tensors[op.outputs[0]]
+        inputs = []
+        for i in op.inputs:
+            if i and g.tensors[i].is_const:
+                t = g.tensors[i]
+                if np.ndim(t.data) == 0:  # a scalar broadcasts the same in any layout
+                    inputs.append(i)
+                    continue
+                cname = g.unique_name(f"{i}_nchw44")
+                g.add_const(cname, relayout_const(t.data, out.shape[1]).astype(t.data.dtype))
+                inputs.append(cname)
+            else:
+                inputs.append(self.as44(i) if i else i)
+        kind = {"MaxPool": "PoolNCHW44", "AveragePool": "PoolNCHW44",
+                "GlobalAveragePool": "GlobalPoolNCHW44", "GlobalMaxPool": "GlobalPoolNCHW44"}
+        new_type = kind.get(op.type, op.type)
+        attrs = dict(op.attrs, mode=op.type) if new_type != op.type else dict(op.attrs)
+        if op.type == "Concat":
+            attrs["axis"] = 1
+        self.ops.append(Op(new_type, inputs, self.outputs44(op), attrs, op.name))
+
+    def passthrough_ok(self, op: Op) -> bool:
+        """A shape-preserving view of an NCHW44 tensor stays in NCHW44 (otherwise it would
+        cost an inverse relayout pair around it)."""
+        outs = [o for o in op.outputs if o]
+        return (op.type in VIEW_OPS and bool(op.inputs) and op.inputs[0] in self.in44
+                and len(outs) == 1 and outs[0] == op.outputs[0]
+                and self.graph.tensors[outs[0]].shape == self.graph.tensors[op.inputs[0]].shape)
+
+    def passthrough(self, op: Op) -> None:
+        out = self.new44(op.outputs[0])
+        self.missing_nchw.add(op.outputs[0])
+        self.ops.append(Op("Identity", [self.in44[op.inputs[0]]], [out], {}, op.name))
+
+    def plain(self, op: Op) -> None:
+        op.inputs = [self.as_nchw(i) if i else i for i in op.inputs]
+        self.ops.append(op)
+
+
+def layout_nchw44(graph: Graph) -> Graph:
+    """Rewrite the eligible region of `graph` into NCHW44 (see the module docstring)."""
+    rw = _Rewriter(graph)
+    for op in list(graph.ops):
+        kind = conv_kind(op, graph)
+        if kind is not None:
+            rw.conv(op, kind)
+        elif rw.follower_ok(op):
+            rw.follower(op)
+        elif rw.passthrough_ok(op):
+            rw.passthrough(op)
+        else:
+            rw.plain(op)
+    for out in graph.outputs:  # the caller sees NCHW
+        rw.as_nchw(out)
+    graph.ops = rw.ops
+    return graph

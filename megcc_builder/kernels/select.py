@@ -21,7 +21,7 @@ from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
 from ..isa import has_avx2
-from . import avx2_conv, avx2_fc, avx2_pool
+from . import avx2_conv, avx2_fc, avx2_pool, avx2_winograd
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -53,6 +53,34 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -
     return groups * (ukr + k * n * pack_per_elem + reload)
 
 
+# Winograd F(4,3): cycles per (channel, tile) of the input transform and per (output channel,
+# tile) of the output transform; bytes per cycle the transformed weights stream at when they
+# do not stay in L2 (they are read once per block of tiles)
+WINO_INPUT = 24.0
+WINO_OUTPUT = 16.0
+WINO_STREAM = 8.0
+L2_BYTES = 1 << 20
+
+
+def winograd_cycles(geo) -> float:
+    """One image: 36 GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
+    the transforms (the input one redone per output-channel block when C needs several
+    channel blocks) plus streaming the 36 transformed weight matrices once per block."""
+    tb, kb, mb = avx2_winograd.blocking(geo)
+    tx, ty = avx2_winograd.tiles(geo)
+    t, c, oc = tx * ty, geo["c"], geo["oc"]
+    full, last = divmod(t, tb)
+    blocks = [tb] * full + ([last] if last else [])
+    nkb, nmb = -(-c // kb), -(-oc // mb)
+    gemm = 36 * sum(gemm_cycles(oc, n, c, 0.0) + (nkb - 1) * oc * n / 8 * 2 for n in blocks)
+    redo = nmb if nkb > 1 else 1
+    transforms = t * (c * WINO_INPUT * redo + oc * WINO_OUTPUT)
+    wbytes = 36 * oc * c * 4
+    stream = 0.0 if wbytes <= L2_BYTES else len(blocks) * wbytes / WINO_STREAM
+    compute = gemm + transforms
+    return max(compute, stream) + 0.25 * min(compute, stream)
+
+
 def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     geo = avx2_conv._common(op, graph)
     macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * (geo["c"] // geo["group"]) \
@@ -72,6 +100,9 @@ def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     out.append(Candidate("avx2 packed GEMM 6x16",
                          geo["n"] * gemm_cycles(m, s, k, pack, geo["group"]),
                          lambda: avx2_conv.lower_gemm_conv(op, graph)))
+    if avx2_winograd.applicable(geo):
+        out.append(Candidate("avx2 Winograd F(4,3)", geo["n"] * winograd_cycles(geo),
+                             lambda: avx2_winograd.lower_winograd(op, graph)))
     if dw and avx2_conv.depthwise_ok(geo):
         ph, pw = avx2_conv._plane(geo)
         vec = geo["oh"] * -(-geo["ow"] // 8)

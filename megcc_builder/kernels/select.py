@@ -54,18 +54,21 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -
 
 
 # Winograd F(4,3): cycles per (channel, tile) of the input transform and per (output channel,
-# tile) of the output transform; bytes per cycle the transformed weights stream at when they
-# do not stay in L2 (they are read once per block of tiles)
-WINO_INPUT = 24.0
-WINO_OUTPUT = 16.0
-WINO_STREAM = 8.0
-L2_BYTES = 1 << 20
+# tile) of the output transform (these model cycles are the GEMM model's: about two of the
+# machine's); bytes per cycle the 36 transformed weight matrices stream at from memory when
+# they do not stay in the last-level cache (they are read once per block of tiles).
+# Calibrated on ResNet-18/50 and VGG-19 3x3 layers (`megcc run --profile`).
+WINO_INPUT = 60.0
+WINO_OUTPUT = 65.0
+WINO_STREAM = 1.2
+LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones from memory
 
 
 def winograd_cycles(geo) -> float:
     """One image: 36 GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
     the transforms (the input one redone per output-channel block when C needs several
-    channel blocks) plus streaming the 36 transformed weight matrices once per block."""
+    channel blocks) plus streaming the transformed weights (4x the direct ones): what makes
+    small feature maps with many channels (7x7x512: 4 tiles) cheaper through im2col."""
     tb, kb, mb = avx2_winograd.blocking(geo)
     tx, ty = avx2_winograd.tiles(geo)
     t, c, oc = tx * ty, geo["c"], geo["oc"]
@@ -76,7 +79,9 @@ def winograd_cycles(geo) -> float:
     redo = nmb if nkb > 1 else 1
     transforms = t * (c * WINO_INPUT * redo + oc * WINO_OUTPUT)
     wbytes = 36 * oc * c * 4
-    stream = 0.0 if wbytes <= L2_BYTES else len(blocks) * wbytes / WINO_STREAM
+    # in a whole model the weights are cold: they come from memory once, and again for
+    # every further block of tiles if they do not stay in the cache
+    stream = wbytes / WINO_STREAM * (1 if wbytes <= LLC_BYTES else len(blocks))
     compute = gemm + transforms
     return max(compute, stream) + 0.25 * min(compute, stream)
 

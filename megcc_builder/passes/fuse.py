@@ -1,8 +1,9 @@
-"""Operator fusion: bias and activation into conv/GEMM epilogues, element-wise chains
-into one loop. Each fusion saves a full pass over a tensor in memory."""
+"""Operator fusion: bias, a residual add and activation into conv/GEMM epilogues,
+element-wise chains into one loop. Each fusion saves a full pass over a tensor in memory."""
 import numpy as np
 
 from ..ir import Graph, Op
+from ..isa import has_neon
 from ..kernels.elementwise import UNARY, PARAMETRIC, is_elementwise, op_expr
 
 _LINEAR = ("Conv", "Gemm", "MatMul")
@@ -51,7 +52,8 @@ def _fold_bias(graph: Graph, src: Op, add: Op) -> bool:
     graph.add_const(name, bias.astype(np.float32))
     if src.type == "MatMul":  # a 2-D MatMul plus a bias is a Gemm with C
         src.type, src.attrs = "Gemm", {}
-    src.inputs = list(src.inputs[:2]) + [name]
+    # a fused residual (input 3) stays: (conv + r) + b = conv + b + r
+    src.inputs = list(src.inputs[:2]) + [name] + list(src.inputs[3:])
     src.outputs = [add.outputs[0]]
     return True
 
@@ -109,6 +111,45 @@ def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
     return True
 
 
+def residual_fusion_enabled(graph: Graph) -> bool:
+    """Conv lowerings that read a fused residual (input 3, attrs["residual"]): the portable
+    one, the AVX2 packed-GEMM one and the AVX2 Winograd one. NEON builds choose among NEON
+    kernels that do not read it yet, so they keep the separate Add."""
+    return not has_neon(getattr(graph, "isa", "generic"))
+
+
+def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
+    """Add(conv, r) with r a tensor of the conv output's shape, computed before the conv:
+    the conv's epilogue adds r (after the bias, before the activation). The conv now reads r,
+    so the planner keeps r's buffer alive until the conv has run."""
+    out = graph.tensors[src.outputs[0]]
+    other = [i for i in add.inputs if i != src.outputs[0]]
+    if (src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1
+            or not residual_fusion_enabled(graph)):
+        return False
+    if (src.attrs.get("activation") is not None or src.attrs.get("residual")
+            or int(src.attrs.get("group", 1)) != 1 or len(out.shape) != 4):
+        return False
+    r = graph.tensors[other[0]]
+    if (r.is_const or r.dtype != "float32" or out.dtype != "float32" or r.shape != out.shape
+            or graph.tensors[add.outputs[0]].shape != out.shape
+            or r.layout != "nchw" or out.layout != "nchw"):
+        return False
+    order = {id(op): i for i, op in enumerate(graph.ops)}
+    producer = graph.producers().get(other[0])
+    if producer is not None and order[id(producer)] > order[id(src)]:
+        return False  # r does not exist yet where the conv runs
+    bias = src.inputs[2] if len(src.inputs) > 2 else ""
+    src.inputs = list(src.inputs[:2]) + [bias, other[0]]
+    src.attrs["residual"] = True
+    src.outputs = [add.outputs[0]]
+    return True
+
+
+def _fold_add(graph: Graph, src: Op, add: Op) -> bool:
+    return _fold_bias(graph, src, add) or _fold_residual(graph, src, add)
+
+
 def fuse_bias_and_activation(graph: Graph) -> Graph:
     changed = True
     while changed:
@@ -121,7 +162,7 @@ def fuse_bias_and_activation(graph: Graph) -> Graph:
                 src = producers.get(name)
                 if src is None or src.type not in _LINEAR or not _single_use(graph, consumers, name):
                     continue
-                fold = (_fold_bias if op.type == "Add" else
+                fold = (_fold_add if op.type == "Add" else
                         _fold_bound if op.type in ("Max", "Min") else _fold_activation)
                 if fold(graph, src, op):
                     graph.ops.remove(op)

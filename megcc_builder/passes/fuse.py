@@ -119,9 +119,10 @@ def residual_fusion_enabled(graph: Graph) -> bool:
 
 
 def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
-    """Add(conv, r) with r a tensor of the conv output's shape, computed before the conv:
-    the conv's epilogue adds r (after the bias, before the activation). The conv now reads r,
-    so the planner keeps r's buffer alive until the conv has run."""
+    """Add(conv, r) with r a tensor of the conv output's shape: the conv's epilogue adds r
+    (after the bias, before the activation). The conv now reads r, so the planner keeps r's
+    buffer alive until the conv has run; if r is computed after the conv, the conv moves to
+    the Add's place (its inputs exist before it was, its only consumer was the Add)."""
     out = graph.tensors[src.outputs[0]]
     other = [i for i in add.inputs if i != src.outputs[0]]
     if (src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1
@@ -135,14 +136,12 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
             or graph.tensors[add.outputs[0]].shape != out.shape
             or r.layout != "nchw" or out.layout != "nchw"):
         return False
-    order = {id(op): i for i, op in enumerate(graph.ops)}
-    producer = graph.producers().get(other[0])
-    if producer is not None and order[id(producer)] > order[id(src)]:
-        return False  # r does not exist yet where the conv runs
     bias = src.inputs[2] if len(src.inputs) > 2 else ""
     src.inputs = list(src.inputs[:2]) + [bias, other[0]]
     src.attrs["residual"] = True
     src.outputs = [add.outputs[0]]
+    graph.ops.remove(src)
+    graph.ops.insert(graph.ops.index(add), src)  # the caller removes the Add
     return True
 
 

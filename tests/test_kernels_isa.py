@@ -69,7 +69,10 @@ CONV_CASES = [
     # (N, C, H, W, OC, k, stride, pads(t,l,b,r), dilation, group, bias, act, expected kernel prefix)
     (1, 3, 7, 7, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
     (2, 5, 9, 6, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, None, "conv2d_gemm6x16"),
-    (1, 37, 19, 21, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm6x16"),
+    # 3x3 stride 1 with room for 4x4 tiles: Winograd (test_kernels_winograd.py has its edges)
+    (1, 37, 19, 21, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_winograd_f43"),
+    # 3x3 stride 1, K = 576 over two K blocks, two output rows: too few tiles for Winograd
+    (1, 64, 2, 40, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm6x16"),
     (1, 19, 41, 45, 11, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
     (1, 3, 37, 35, 8, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True, None, "conv2d_gemm6x16"),
     (1, 5, 23, 40, 9, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1, False, "Sigmoid", "conv2d_gemm6x16"),

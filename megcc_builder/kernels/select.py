@@ -8,11 +8,15 @@ The model counts what dominates on an out-of-order core with two FMA pipes:
 - packed GEMM: micro-kernel k-steps (a 6x16 tile takes max(2*mr, 4) cycles per k at ~85 %
   issue efficiency, right-edge tiles pay for 16 columns), plus packing the runtime operand,
   plus reloading C once per extra K block;
+- Winograd F(4,3) (3x3 stride 1): 36 packed GEMMs over blocks of 4x4-output tiles, plus the
+  input/output transforms per tile and channel, plus streaming the 4x larger transformed
+  weights (what keeps 7x7x512 layers, 4 tiles, on im2col);
 - depthwise direct: one 8-wide FMA + one load per tap per output vector, plus building the
   padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
 The constants were calibrated once with `megcc run --profile` on ResNet-50 / MobileNetV2
-layers; only their ratios matter, since candidates are compared with each other.
+layers (Winograd's on ResNet-18/50 and VGG-19 3x3 layers); only their ratios matter, since
+candidates are compared with each other.
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -
 # Calibrated on ResNet-18/50 and VGG-19 3x3 layers (`megcc run --profile`).
 WINO_INPUT = 60.0
 WINO_OUTPUT = 65.0
-WINO_STREAM = 1.2
+WINO_STREAM = 1.5
 LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones from memory
 
 
@@ -83,7 +87,7 @@ def winograd_cycles(geo) -> float:
     # every further block of tiles if they do not stay in the cache
     stream = wbytes / WINO_STREAM * (1 if wbytes <= LLC_BYTES else len(blocks))
     compute = gemm + transforms
-    return max(compute, stream) + 0.25 * min(compute, stream)
+    return max(compute, stream) + 0.1 * min(compute, stream)  # mostly overlapped
 
 
 def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:

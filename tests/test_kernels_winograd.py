@@ -1,14 +1,15 @@
-"""The AVX2 Winograd F(4x4, 3x3) convolution and the fused residual-add epilogue against
-numpy references, each case checking which kernel ran (no silent fallback).
+"""The AVX2 Winograd F(4x4, 3x3) and F(2x2, 3x3) convolutions and the fused residual-add
+epilogue against numpy references, each case checking which kernel ran (no silent fallback).
 
-Winograd cases cover the kernel's edges: output sizes 1..9 and not multiples of the 4x4 tile
-(cut edge tiles), tile rows wider than the 8-tile vector groups, padding 0/1 and asymmetric,
+Winograd cases (each for both variants) cover the kernels' edges: output sizes 1..9 and not
+multiples of the tile (cut edge tiles), tile rows wider than the 8-tile vector groups, padding 0/1 and asymmetric,
 batch 2, output channels leaving 1..5-row tails of the 6-row micro-tile and above the
 96-channel block, input channels above the 128-channel K block (accumulation over blocks,
 input transform redone per output block), more tiles than one block (blocks starting in the
 middle of a tile row), and every epilogue (none, bias, ReLU, Clip, a scalar activation, a
-residual). Whether Winograd pays off is the cost model's call, so the edge cases force it
-(`force_winograd`) and separate cases check what the cost model picks on real layer shapes.
+residual). Whether Winograd pays off, and which variant, is the cost model's call, so the
+edge cases force one (`force_winograd`) and separate cases check what the cost model picks
+on real layer shapes.
 
 Weights are scaled like a trained layer's (variance 1 / fan-in, so outputs are of order 1):
 Winograd's rounding error grows with the magnitude of the partial sums (at unit-variance
@@ -58,9 +59,12 @@ def kernels_of(model, isa=AVX2):
     return [i.kernel.name for i in plan_of(model, isa).instrs]
 
 
-@pytest.fixture
-def force_winograd(monkeypatch):
-    monkeypatch.setattr(select, "winograd_cycles", lambda geo: 0.0)
+@pytest.fixture(params=["f43", "f23"])
+def force_winograd(request, monkeypatch):
+    """Make the cost model pick one Winograd variant wherever Winograd applies."""
+    monkeypatch.setattr(select, "winograd_cycles",
+                        lambda geo, variant="f43": 0.0 if variant == request.param else 1e30)
+    return request.param
 
 
 ACTS = {
@@ -82,12 +86,14 @@ def activation(nodes, consts, act, src, out="y"):
     return nodes
 
 
-def test_transform_matrices_compute_a_correlation():
-    """A^T [(G g G^T) . (B^T d B)] A is the valid 3x3 correlation of a 6x6 patch."""
-    w = avx2_winograd
-    d, g = RNG.standard_normal((6, 6)), RNG.standard_normal((3, 3))
-    y = w.AT @ ((w.G @ g @ w.G.T) * (w.BT @ d @ w.BT.T)) @ w.AT.T
-    ref = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(4)] for i in range(4)])
+@pytest.mark.parametrize("variant", ["f43", "f23"])
+def test_transform_matrices_compute_a_correlation(variant):
+    """A^T [(G g G^T) . (B^T d B)] A is the valid 3x3 correlation of an (m+2)^2 patch."""
+    v = avx2_winograd.VARIANTS[variant]
+    d, g = RNG.standard_normal((v.alpha, v.alpha)), RNG.standard_normal((3, 3))
+    y = v.at @ ((v.g @ g @ v.g.T) * (v.bt @ d @ v.bt.T)) @ v.at.T
+    m = v.tile
+    ref = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
@@ -123,7 +129,7 @@ def test_winograd(case, force_winograd):
                        consts, act, "c")
     model = model_of(nodes, {"x": x}, consts)
     names = kernels_of(model)
-    assert names[0].startswith("conv2d_winograd_f43") and names[0].endswith("_avx2"), names
+    assert names[0].startswith(f"conv2d_winograd_{force_winograd}") and names[0].endswith("_avx2"), names
     (y,) = run_onnx(model, {"x": x}, isa=AVX2)
     ref = ACTS[act](conv2d(x, wt, consts.get("b"), pads=pads))
     assert_close(y, ref, what=str(case))
@@ -141,15 +147,16 @@ def test_winograd_small_blocks(monkeypatch, force_winograd):
              helper.make_node("Relu", ["c"], ["y"])]
     model = model_of(nodes, {"x": x}, {"w": wt, "b": b})
     ins = plan_of(model).instrs[0]
-    assert ins.kernel.name.startswith("conv2d_winograd_f43") and ins.params[10:13] == [16, 14, 12]
+    assert ins.kernel.name.startswith(f"conv2d_winograd_{force_winograd}")
+    assert ins.params[10:13] == [16, 14, 12]
     (y,) = run_onnx(model, {"x": x}, isa=AVX2)
     assert_close(y, np.maximum(conv2d(x, wt, b, pads=(1, 0, 1, 0)), 0))
 
 
 @pytest.mark.parametrize("c,hw,oc,stride,winograd", [
-    (64, 56, 64, 1, True), (128, 28, 128, 1, True), (256, 14, 256, 1, True),
-    (512, 7, 512, 1, False),  # 4 tiles: the 4x larger transformed weights dominate
-    (64, 56, 64, 2, False),   # stride 2: not a Winograd case
+    (64, 56, 64, 1, "f43"), (128, 28, 128, 1, "f43"), (256, 14, 256, 1, "f43"),
+    (512, 7, 512, 1, "f23"),  # F(4,3): 4 tiles, its 4x larger transformed weights dominate
+    (64, 56, 64, 2, None),    # stride 2: not a Winograd case
 ])
 def test_cost_model_choice_on_resnet_layers(c, hw, oc, stride, winograd):
     """Plans only (nothing runs): the ResNet-18 3x3 layers the model was calibrated on."""
@@ -158,8 +165,10 @@ def test_cost_model_choice_on_resnet_layers(c, hw, oc, stride, winograd):
                             strides=[stride, stride])
     model = model_of([node], {"x": np.zeros((1, c, hw, hw), np.float32)}, {"w": wt})
     ins = plan_of(model).instrs[0]
-    assert ins.kernel.name.startswith("conv2d_winograd") == winograd, ins.kernel.name
-    assert "avx2 Winograd F(4,3)" in ins.note or stride != 1, ins.note
+    assert ins.kernel.name.startswith(f"conv2d_winograd_{winograd}" if winograd else
+                                      "conv2d_gemm6x16"), ins.kernel.name
+    assert ("avx2 Winograd F(2,3)" in ins.note and "avx2 Winograd F(4,3)" in ins.note
+            or stride != 1), ins.note
     if winograd:  # bounded by the channel blocks, whatever the feature map size
         assert ins.workspace_bytes <= 1536 * 1024, ins.workspace_bytes
 
@@ -194,19 +203,33 @@ def _residual_block(c, hw, k, act, r_first):
     return model_of(nodes, {"x": x}, consts), x, ref
 
 
+@pytest.mark.parametrize("c,hw,act,r_first,kernel", [
+    (24, 13, "Relu", False, "bias_residual_relu_avx2"),
+    (24, 13, "Sigmoid", True, "bias_residual_sigmoid"),
+    (13, 9, "Clip", False, "bias_residual_clip"),
+])
+def test_residual_fused_winograd(c, hw, act, r_first, kernel, force_winograd):
+    model, x, ref = _residual_block(c, hw, 3, act, r_first)
+    names = kernels_of(model)
+    assert names[-1].startswith(f"conv2d_winograd_{force_winograd}_f32_{kernel}"), names
+    assert len(names) == 3, names  # Relu, Conv1, Conv2 + Add (+ act): the Add pass is gone
+    (y,) = run_onnx(model, {"x": x}, isa=AVX2)
+    assert_close(y, ref, what=kernel)
+
+
 @pytest.mark.parametrize("isa,c,hw,k,act,r_first,kernel", [
-    (AVX2, 24, 13, 3, "Relu", False, "conv2d_winograd_f43_f32_bias_residual_relu_avx2"),
-    (AVX2, 24, 13, 3, "Sigmoid", True, "conv2d_winograd_f43_f32_bias_residual_sigmoid"),
-    (AVX2, 13, 9, 3, "Clip", False, "conv2d_winograd_f43_f32_bias_residual_clip"),
     (AVX2, 40, 9, 1, "Relu", True, "conv2d_1x1_gemm6x16_f32_bias_residual_relu_avx2"),
     (AVX2, 350, 5, 1, None, False, "conv2d_1x1_gemm6x16_f32_bias_residual_avx2"),  # 2 K blocks
+    (AVX2, 64, 2, 3, "Relu", False, "conv2d_gemm6x16_k3x3_s1x1_d1x1_f32_bias_residual_relu"),
     ("generic", 12, 7, 3, "Relu", False, "conv2d_im2col_k3x3_s1x1_d1x1_f32_bias_residual_relu"),
 ])
-def test_residual_fused(isa, c, hw, k, act, r_first, kernel, force_winograd):
+def test_residual_fused_gemm(isa, c, hw, k, act, r_first, kernel):
+    """The packed-GEMM conv (1x1, and im2col where Winograd does not pay: a 2-row map) and
+    the portable one."""
     model, x, ref = _residual_block(c, hw, k, act, r_first)
     names = kernels_of(model, isa)
     assert names[-1].startswith(kernel), names
-    assert len(names) == 3, names  # Relu, Conv1, Conv2 + Add (+ act): the Add pass is gone
+    assert len(names) == 3, names
     (y,) = run_onnx(model, {"x": x}, isa=isa)
     assert_close(y, ref, what=kernel)
 

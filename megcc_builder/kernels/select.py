@@ -62,27 +62,28 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -
 # machine's); bytes per cycle the 36 transformed weight matrices stream at from memory when
 # they do not stay in the last-level cache (they are read once per block of tiles).
 # Calibrated on ResNet-18/50 and VGG-19 3x3 layers (`megcc run --profile`).
-WINO_INPUT = 60.0
-WINO_OUTPUT = 65.0
+WINO_INPUT = {"f43": 60.0, "f23": 25.0}
+WINO_OUTPUT = {"f43": 65.0, "f23": 25.0}
 WINO_STREAM = 1.5
 LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones from memory
 
 
-def winograd_cycles(geo) -> float:
+def winograd_cycles(geo, variant: str = "f43") -> float:
     """One image: 36 GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
     the transforms (the input one redone per output-channel block when C needs several
     channel blocks) plus streaming the transformed weights (4x the direct ones): what makes
     small feature maps with many channels (7x7x512: 4 tiles) cheaper through im2col."""
-    tb, kb, mb = avx2_winograd.blocking(geo)
-    tx, ty = avx2_winograd.tiles(geo)
+    v = avx2_winograd.VARIANTS[variant]
+    tb, kb, mb = avx2_winograd.blocking(geo, v)
+    tx, ty = avx2_winograd.tiles(geo, v)
     t, c, oc = tx * ty, geo["c"], geo["oc"]
     full, last = divmod(t, tb)
     blocks = [tb] * full + ([last] if last else [])
     nkb, nmb = -(-c // kb), -(-oc // mb)
-    gemm = 36 * sum(gemm_cycles(oc, n, c, 0.0) + (nkb - 1) * oc * n / 8 * 2 for n in blocks)
+    gemm = v.xi * sum(gemm_cycles(oc, n, c, 0.0) + (nkb - 1) * oc * n / 8 * 2 for n in blocks)
     redo = nmb if nkb > 1 else 1
-    transforms = t * (c * WINO_INPUT * redo + oc * WINO_OUTPUT)
-    wbytes = 36 * oc * c * 4
+    transforms = t * (c * WINO_INPUT[variant] * redo + oc * WINO_OUTPUT[variant])
+    wbytes = v.xi * oc * c * 4
     # in a whole model the weights are cold: they come from memory once, and again for
     # every further block of tiles if they do not stay in the cache
     stream = wbytes / WINO_STREAM * (1 if wbytes <= LLC_BYTES else len(blocks))
@@ -110,8 +111,10 @@ def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
                          geo["n"] * gemm_cycles(m, s, k, pack, geo["group"]),
                          lambda: avx2_conv.lower_gemm_conv(op, graph)))
     if avx2_winograd.applicable(geo):
-        out.append(Candidate("avx2 Winograd F(4,3)", geo["n"] * winograd_cycles(geo),
-                             lambda: avx2_winograd.lower_winograd(op, graph)))
+        out.append(Candidate("avx2 Winograd F(4,3)", geo["n"] * winograd_cycles(geo, "f43"),
+                             lambda: avx2_winograd.lower_winograd(op, graph, "f43")))
+        out.append(Candidate("avx2 Winograd F(2,3)", geo["n"] * winograd_cycles(geo, "f23"),
+                             lambda: avx2_winograd.lower_winograd(op, graph, "f23")))
     if dw and avx2_conv.depthwise_ok(geo):
         ph, pw = avx2_conv._plane(geo)
         vec = geo["oh"] * -(-geo["ow"] // 8)

@@ -1,15 +1,16 @@
 """The AVX2 Winograd F(4x4, 3x3) and F(2x2, 3x3) convolutions and the fused residual-add
 epilogue against numpy references, each case checking which kernel ran (no silent fallback).
 
-Winograd cases (each for both variants) cover the kernels' edges: output sizes 1..9 and not
-multiples of the tile (cut edge tiles), tile rows wider than the 8-tile vector groups, padding 0/1 and asymmetric,
-batch 2, output channels leaving 1..5-row tails of the 6-row micro-tile and above the
-96-channel block, input channels above the 128-channel K block (accumulation over blocks,
-input transform redone per output block), more tiles than one block (blocks starting in the
-middle of a tile row), and every epilogue (none, bias, ReLU, Clip, a scalar activation, a
-residual). Whether Winograd pays off, and which variant, is the cost model's call, so the
-edge cases force one (`force_winograd`) and separate cases check what the cost model picks
-on real layer shapes.
+Winograd cases cover the kernels' edges (F(2,3) a subset: it shares all but the transforms):
+output sizes 1..9 and not multiples of the tile (cut edge tiles), tile rows wider than the
+8-tile vector groups, padding 0/1 and asymmetric, batch 2, output channels leaving 1..5-row
+tails of the 6-row micro-tile and above the 96-channel block, input channels above the
+512-channel K block (accumulation over K blocks, input transform redone per output block),
+more tiles than one block (blocks starting in the middle of a tile row), and every epilogue
+(none, bias, ReLU, Clip, a scalar activation, a residual); one case shrinks all blocks to
+reach every loop edge on a small layer. Whether Winograd pays off, and which variant, is the
+cost model's call, so the edge cases force one (`force`) and separate cases check what the
+cost model picks on real layer shapes.
 
 Weights are scaled like a trained layer's (variance 1 / fan-in, so outputs are of order 1):
 Winograd's rounding error grows with the magnitude of the partial sums (at unit-variance

@@ -8,9 +8,9 @@ The model counts what dominates on an out-of-order core with two FMA pipes:
 - packed GEMM: micro-kernel k-steps (a 6x16 tile takes max(2*mr, 4) cycles per k at ~85 %
   issue efficiency, right-edge tiles pay for 16 columns), plus packing the runtime operand,
   plus reloading C once per extra K block;
-- Winograd F(4,3) (3x3 stride 1): 36 packed GEMMs over blocks of 4x4-output tiles, plus the
-  input/output transforms per tile and channel, plus streaming the 4x larger transformed
-  weights (what keeps 7x7x512 layers, 4 tiles, on im2col);
+- Winograd F(4,3) / F(2,3) (3x3 stride 1): 36 / 16 packed GEMMs over blocks of 4x4 / 2x2
+  output tiles, plus the input/output transforms per tile and channel, plus streaming the
+  4x / 1.8x larger transformed weights (what puts 7x7x512 layers, 4 tiles of 4x4, on F(2,3));
 - depthwise direct: one 8-wide FMA + one load per tap per output vector, plus building the
   padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
@@ -57,11 +57,11 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1) -
     return groups * (ukr + k * n * pack_per_elem + reload)
 
 
-# Winograd F(4,3): cycles per (channel, tile) of the input transform and per (output channel,
-# tile) of the output transform (these model cycles are the GEMM model's: about two of the
-# machine's); bytes per cycle the 36 transformed weight matrices stream at from memory when
-# they do not stay in the last-level cache (they are read once per block of tiles).
-# Calibrated on ResNet-18/50 and VGG-19 3x3 layers (`megcc run --profile`).
+# Winograd, per variant: cycles per (channel, tile) of the input transform and per (output
+# channel, tile) of the output transform (these model cycles are the GEMM model's: about two
+# of the machine's); bytes per cycle the transformed weight matrices stream at from memory
+# (they are read once per block of tiles). Calibrated on the 3x3 layers of ResNet-18/50 and
+# VGG-19 (56x56x64 ... 7x7x512, 224x224x64 ... 14x14x512) with `megcc run --profile`.
 WINO_INPUT = {"f43": 60.0, "f23": 25.0}
 WINO_OUTPUT = {"f43": 65.0, "f23": 25.0}
 WINO_STREAM = 1.5
@@ -69,10 +69,11 @@ LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones 
 
 
 def winograd_cycles(geo, variant: str = "f43") -> float:
-    """One image: 36 GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
+    """One image: XI GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
     the transforms (the input one redone per output-channel block when C needs several
-    channel blocks) plus streaming the transformed weights (4x the direct ones): what makes
-    small feature maps with many channels (7x7x512: 4 tiles) cheaper through im2col."""
+    channel blocks) plus streaming the transformed weights (XI/9 x the direct ones): what
+    makes small feature maps with many channels (7x7x512: 4 tiles of 4x4) slower with
+    F(4,3) than with F(2,3) or even im2col."""
     v = avx2_winograd.VARIANTS[variant]
     tb, kb, mb = avx2_winograd.blocking(geo, v)
     tx, ty = avx2_winograd.tiles(geo, v)

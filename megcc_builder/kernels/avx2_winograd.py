@@ -55,7 +55,7 @@ MB_MAX = 96   # output channels per block (multiple of the 6-row micro-tile)
 class Variant:
     """One F(m x m, 3x3): its matrices (float64, for the filter transform and the tests) and
     the C of its transforms for 8 tiles in the lanes of __m256 vectors."""
-    tag: str       # "f43" / "f23": kernel and helper names
+    tag: str       # "43" / "23": in kernel and helper names (conv2d_winograd_f43_..)
     tile: int      # m
     at: np.ndarray  # A^T (m x a)
     g: np.ndarray   # G (a x 3)

@@ -113,6 +113,7 @@ def _check_views(plan: Plan) -> None:
 def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic",
                nchw44: bool = False) -> Plan:
     graph.isa = resolve_isa(isa)
+    graph.nchw44 = nchw44
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
     infer_and_fold(graph)

@@ -45,9 +45,11 @@ NEON_CONV_CASES = [
 
 
 def _tile_prefix(prefix, tile):
-    """The expected kernel-name prefix on a NEON target (the AVX2 table says gemm6x16)."""
+    """The expected kernel-name prefix on a NEON target (the AVX2 table says gemm6x16, and
+    Winograd for 3x3 stride-1 layers: an AVX2 kernel, so NEON runs those through im2col)."""
     if prefix is None:
         return None
+    prefix = prefix.replace("conv2d_winograd_f43", "conv2d_gemm")
     return prefix.replace("gemm6x16", "gemm").replace("gemm", "gemm" + tile, 1)
 
 

@@ -105,6 +105,7 @@ class Graph:
         self.inputs: List[str] = []
         self.outputs: List[str] = []
         self.isa = "generic"  # target ISA level lowering may use (megcc_builder.isa)
+        self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -62,12 +62,15 @@ def lower_conv(op: Op, graph: Graph):
     oc = y.shape[1]
     oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
     has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
+    residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
     act = op.attrs.get("activation")
     epi = activation_code(act, "v")
-    bias_tag = "_bias" if has_bias else ""
+    bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "")
     geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     params = [n, c, h, wd, oc, oh, ow, group, pads[0], pads[1]]
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
+    if residual:
+        inputs.append(op.inputs[3])
     bias_line = "const float *bias = (const float *)in_ptrs[2];" if has_bias else ""
     bias_val = "bias[o]" if has_bias else "0.0f"
     head = f"""    const float *x = (const float *)in_ptrs[0];
@@ -79,6 +82,8 @@ def lower_conv(op: Op, graph: Graph):
     const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
 """
     if group == c and oc % c == 0 and group > 1:
+        if residual:  # fuse.py only fuses group-1 convolutions
+            raise graph.error("a fused residual needs a group-1 convolution", op)
         name = f"conv2d_depthwise_{geo}_f32{bias_tag}{activation_tag(act)}"
         body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, oy, ox, ky, kx;
@@ -156,6 +161,9 @@ def lower_conv(op: Op, graph: Graph):
 }}
 """
     params.append(block)
+    res_line = ("\n                const float *ro = (const float *)in_ptrs[3] + ((int64_t)b * OC + o) * S;"
+                if residual else "")
+    res_add = " + ro[s]" if residual else ""
     body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW, NBLK = p[10];
     int32_t b, g, o, s, s0;
     (void)SH; (void)SW; (void)DH; (void)DW; (void)PT; (void)PL;
@@ -170,9 +178,9 @@ def lower_conv(op: Op, graph: Graph):
             }}
             for (o = g * OCG; o < (g + 1) * OCG; ++o) {{
                 float *yo = y + ((int64_t)b * OC + o) * S;
-                const float bo = {bias_val};
+                const float bo = {bias_val};{res_line}
                 for (s = 0; s < S; ++s) {{
-                    const float v = yo[s] + bo;
+                    const float v = yo[s] + bo{res_add};
                     yo[s] = {epi};
                 }}
             }}

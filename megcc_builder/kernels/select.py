@@ -9,11 +9,16 @@ The model counts what dominates on an out-of-order core with two FMA pipes:
   least min_k_step, per k at ~85 % issue efficiency; AVX2 6x16: max(2*mr, 4); right-edge
   tiles pay for their full width), plus packing the runtime operand, plus reloading C once
   per extra K block;
+- Winograd F(4,3) / F(2,3) (3x3 stride 1, AVX2): 36 / 16 packed GEMMs over blocks of 4x4 /
+  2x2 output tiles, plus the input/output transforms per tile and channel, plus streaming
+  the 4x / 1.8x larger transformed weights (what puts 7x7x512 layers, 4 tiles of 4x4, on
+  F(2,3));
 - depthwise direct: one vector FMA + one load per tap per output vector, plus building the
   padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
 The x86 constants were calibrated once with `megcc run --profile` on ResNet-50 /
-MobileNetV2 layers; only their ratios matter, since candidates are compared with each other.
+MobileNetV2 layers (Winograd's on ResNet-18/50 and VGG-19 3x3 layers); only their ratios
+matter, since candidates are compared with each other.
 The Arm constants (ARM64, ARMV7 below) are estimates for Cortex-A-class cores (AArch64: two
 128-bit FMA pipes, A72/A76-like), not measurements: NEON kernels only run under qemu here,
 which does not model timing.
@@ -24,8 +29,8 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
-from ..isa import has_neon
-from . import simd, simd_conv, simd_elementwise, simd_fc, simd_pool
+from ..isa import has_avx2, has_neon
+from . import avx2_winograd, simd, simd_conv, simd_elementwise, simd_fc, simd_pool
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -92,6 +97,41 @@ def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int = 1,
     return groups * (ukr + k * n * pack_per_elem + reload)
 
 
+# Winograd, per variant: cycles per (channel, tile) of the input transform and per (output
+# channel, tile) of the output transform (these model cycles are the GEMM model's: about two
+# of the machine's); bytes per cycle the transformed weight matrices stream at from memory
+# (they are read once per block of tiles). Calibrated on the 3x3 layers of ResNet-18/50 and
+# VGG-19 (56x56x64 ... 7x7x512, 224x224x64 ... 14x14x512) with `megcc run --profile`.
+WINO_INPUT = {"f43": 60.0, "f23": 25.0}
+WINO_OUTPUT = {"f43": 65.0, "f23": 25.0}
+WINO_STREAM = 1.5
+LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones from memory
+
+
+def winograd_cycles(geo, variant: str = "f43") -> float:
+    """One image: XI GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
+    the transforms (the input one redone per output-channel block when C needs several
+    channel blocks) plus streaming the transformed weights (XI/9 x the direct ones): what
+    makes small feature maps with many channels (7x7x512: 4 tiles of 4x4) slower with
+    F(4,3) than with F(2,3) or even im2col."""
+    v = avx2_winograd.VARIANTS[variant]
+    tb, kb, mb = avx2_winograd.blocking(geo, v)
+    tx, ty = avx2_winograd.tiles(geo, v)
+    t, c, oc = tx * ty, geo["c"], geo["oc"]
+    full, last = divmod(t, tb)
+    blocks = [tb] * full + ([last] if last else [])
+    nkb, nmb = -(-c // kb), -(-oc // mb)
+    gemm = v.xi * sum(gemm_cycles(oc, n, c, 0.0) + (nkb - 1) * oc * n / 8 * 2 for n in blocks)
+    redo = nmb if nkb > 1 else 1
+    transforms = t * (c * WINO_INPUT[variant] * redo + oc * WINO_OUTPUT[variant])
+    wbytes = v.xi * oc * c * 4
+    # in a whole model the weights are cold: they come from memory once, and again for
+    # every further block of tiles if they do not stay in the cache
+    stream = wbytes / WINO_STREAM * (1 if wbytes <= LLC_BYTES else len(blocks))
+    compute = gemm + transforms
+    return max(compute, stream) + 0.1 * min(compute, stream)  # mostly overlapped
+
+
 def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     geo = simd_conv._common(op, graph)
     core, gs, vs = core_of(isa), simd.gemm_simd(isa), simd.vector_simd(isa)
@@ -112,6 +152,10 @@ def _conv_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     out.append(Candidate(f"{gs.name} packed GEMM {gs.mr}x{gs.nr}",
                          geo["n"] * gemm_cycles(m, s, k, pack, geo["group"], gs, core),
                          lambda: simd_conv.lower_gemm_conv(op, graph, gs)))
+    if has_avx2(isa) and avx2_winograd.applicable(geo):
+        for variant, label in (("f43", "F(4,3)"), ("f23", "F(2,3)")):
+            out.append(Candidate(f"avx2 Winograd {label}", geo["n"] * winograd_cycles(geo, variant),
+                                 lambda v=variant: avx2_winograd.lower_winograd(op, graph, v)))
     if dw and simd_conv.depthwise_ok(geo):
         ph, pw = simd_conv.plane(geo, vs.vw)
         vec = geo["oh"] * -(-geo["ow"] // vs.vw)

@@ -122,6 +122,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     geo = _common(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = _bias(op)
+    residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
+    bias_tag += "_residual" if residual else ""
     m, sp, k = gemm_shape(geo)
     grp = geo["group"]
     kc, nc, mc = g.blocking(m, sp, k, s)
@@ -145,9 +147,20 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             for (ci = 0; ci < CG; ++ci)
                 megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
                                 xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
+    # a fused residual starts the output block as r, which the GEMM then accumulates onto
+    # (while this block of r is still in cache); the bias and clamp follow on the last K block
+    copy_residual = """
+                if (res) {
+                    int32_t oc;
+                    for (oc = 0; oc < OCG; ++oc)
+                        memcpy(yg + (int64_t)oc * S + j0,
+                               res + ((int64_t)b * OC + (int64_t)gi * OCG + oc) * S + j0,
+                               sizeof(float) * (size_t)nb);
+                }""" if residual else ""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
+    const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
     const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
@@ -168,11 +181,11 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             e.bias_n = 0;
             e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
             for (j0 = 0; j0 < S; j0 += NC) {{
-                const int32_t nb = S - j0 < NC ? S - j0 : NC;
+                const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
                     const int32_t kb = K - k0 < KC ? K - k0 : KC;
                     {pack}
-                    e.accumulate = k0 > 0;
+                    e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
                     megcc_{s.name}_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
                 }}
@@ -185,6 +198,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], grp,
               pads[0], pads[1], kc, nc, mc, hp, wp]
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
+    if residual:
+        inputs.append(op.inputs[3])
     ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")

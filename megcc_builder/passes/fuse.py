@@ -1,5 +1,5 @@
-"""Operator fusion: bias and activation into conv/GEMM epilogues, element-wise chains
-into one loop. Each fusion saves a full pass over a tensor in memory."""
+"""Operator fusion: bias, a residual add and activation into conv/GEMM epilogues,
+element-wise chains into one loop. Each fusion saves a full pass over a tensor in memory."""
 import numpy as np
 
 from ..ir import Graph, Op
@@ -51,7 +51,8 @@ def _fold_bias(graph: Graph, src: Op, add: Op) -> bool:
     graph.add_const(name, bias.astype(np.float32))
     if src.type == "MatMul":  # a 2-D MatMul plus a bias is a Gemm with C
         src.type, src.attrs = "Gemm", {}
-    src.inputs = list(src.inputs[:2]) + [name]
+    # a fused residual (input 3) stays: (conv + r) + b = conv + b + r
+    src.inputs = list(src.inputs[:2]) + [name] + list(src.inputs[3:])
     src.outputs = [add.outputs[0]]
     return True
 
@@ -109,6 +110,45 @@ def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
     return True
 
 
+def residual_fusion_enabled(graph: Graph) -> bool:
+    """Group-1 conv lowerings that read a fused residual (input 3, attrs["residual"]): the
+    portable one, the packed-GEMM one of every ISA and the AVX2 Winograd one. The NCHW44
+    kernels do not, so a graph headed for that layout keeps the separate Add (which then
+    runs in NCHW44 too)."""
+    return not getattr(graph, "nchw44", False)
+
+
+def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
+    """Add(conv, r) with r a tensor of the conv output's shape: the conv's epilogue adds r
+    (after the bias, before the activation). The conv now reads r, so the planner keeps r's
+    buffer alive until the conv has run; if r is computed after the conv, the conv moves to
+    the Add's place (its inputs exist before it was, its only consumer was the Add)."""
+    out = graph.tensors[src.outputs[0]]
+    other = [i for i in add.inputs if i != src.outputs[0]]
+    if (src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1
+            or not residual_fusion_enabled(graph)):
+        return False
+    if (src.attrs.get("activation") is not None or src.attrs.get("residual")
+            or int(src.attrs.get("group", 1)) != 1 or len(out.shape) != 4):
+        return False
+    r = graph.tensors[other[0]]
+    if (r.is_const or r.dtype != "float32" or out.dtype != "float32" or r.shape != out.shape
+            or graph.tensors[add.outputs[0]].shape != out.shape
+            or r.layout != "nchw" or out.layout != "nchw"):
+        return False
+    bias = src.inputs[2] if len(src.inputs) > 2 else ""
+    src.inputs = list(src.inputs[:2]) + [bias, other[0]]
+    src.attrs["residual"] = True
+    src.outputs = [add.outputs[0]]
+    graph.ops.remove(src)
+    graph.ops.insert(graph.ops.index(add), src)  # the caller removes the Add
+    return True
+
+
+def _fold_add(graph: Graph, src: Op, add: Op) -> bool:
+    return _fold_bias(graph, src, add) or _fold_residual(graph, src, add)
+
+
 def fuse_bias_and_activation(graph: Graph) -> Graph:
     changed = True
     while changed:
@@ -121,7 +161,7 @@ def fuse_bias_and_activation(graph: Graph) -> Graph:
                 src = producers.get(name)
                 if src is None or src.type not in _LINEAR or not _single_use(graph, consumers, name):
                     continue
-                fold = (_fold_bias if op.type == "Add" else
+                fold = (_fold_add if op.type == "Add" else
                         _fold_bound if op.type in ("Max", "Min") else _fold_activation)
                 if fold(graph, src, op):
                     graph.ops.remove(op)

@@ -138,6 +138,13 @@ POOL_CASES = [  # (shape, kernel, stride, pads, ceil_mode, dilation)
     ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1))]
 
 
+AVG_CASES = [  # (shape, kernel, stride, pads, count_include_pad, ceil_mode)
+    ((1, 4, 27, 27), (3, 3), (2, 2), (1, 1, 1, 1), 0, 0),
+    ((1, 2, 12, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1, 1),
+    ((1, 3, 11, 13), (2, 2), (2, 2), (0, 0, 0, 0), 0, 0),
+    ((1, 2, 9, 15), (5, 3), (1, 1), (2, 1, 0, 1), 0, 1)]
+
+
 @pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
 def test_fully_connected_matmul_maxpool(target, isa, suffix, tile):
     batch = Batch()
@@ -166,6 +173,15 @@ def test_fully_connected_matmul_maxpool(target, isa, suffix, tile):
                                 dilations=list(dil))
         batch.add([node], {f"px{i}": x}, {}, pool2d(x, k, s, p, "max", False, bool(ceil), dil),
                   ("maxpool_", "_neon"), f"maxpool {(shape, k, s, p, ceil, dil)}")
+    for i, (shape, k, s, p, incpad, ceil) in enumerate(AVG_CASES):
+        x = f32(*shape)
+        x.flat[3] = np.nan
+        node = helper.make_node("AveragePool", [f"ax{i}"], ["y"], kernel_shape=list(k),
+                                strides=list(s), pads=list(p), ceil_mode=ceil,
+                                count_include_pad=incpad)
+        batch.add([node], {f"ax{i}": x}, {},
+                  pool2d(x, k, s, p, "avg", bool(incpad), bool(ceil)), ("avgpool_", "_neon"),
+                  f"avgpool {(shape, k, s, p, incpad, ceil)}")
     batch.run_and_check(target, isa, suffix)
 
 

@@ -193,9 +193,13 @@ def _pool_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
     planes = geo["n"] * geo["c"]
     ph, pw = simd_conv.plane(geo, vs.vw)
     vec = geo["oh"] * -(-geo["ow"] // vs.vw) * taps * (1.5 if geo["sw"] == 1 else 2.5)
+    if op.type == "MaxPool":
+        label, lower = "plane max", simd_pool.lower_maxpool
+    else:
+        label, lower = "plane average", simd_pool.lower_avgpool
     return [Candidate("portable C", planes * geo["oh"] * geo["ow"] * taps * 2.0, lambda: None),
-            Candidate(f"{vs.name} plane max", planes * (vec + ph * pw / 4),
-                      lambda: simd_pool.lower_maxpool(op, graph, vs))]
+            Candidate(f"{vs.name} {label}", planes * (vec + ph * pw / 4),
+                      lambda: lower(op, graph, vs))]
 
 
 # cycles per operation per element of flat element-wise loops, (portable C, NEON): estimates.
@@ -219,7 +223,7 @@ def _elementwise_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
 
 
 CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates,
-              "MaxPool": _pool_candidates}
+              "MaxPool": _pool_candidates, "AveragePool": _pool_candidates}
 CANDIDATES.update((t, _elementwise_candidates)
                   for t in simd_elementwise.OP_TYPES + ["FusedElementwise"])
 

@@ -1,10 +1,13 @@
-"""Vector max pooling (NCHW, float32): one vector of outputs at a time over a -inf-padded
-input plane, generated for one vector ISA (simd.py).
+"""Vector max and average pooling (NCHW, float32): one vector of outputs at a time over a
+padded input plane, generated for one vector ISA (simd.py).
 
 Same plane scheme as the depthwise kernel (simd_conv.py): each channel is copied once into
-a plane padded with -inf, so every window is a run of full vector loads (stride 2 by
-deinterleaving) and max operations. NaN propagates like the portable kernel: a NaN input
-anywhere in the window gives NaN.
+a plane padded with -inf (max) or 0 (average), so every window is a run of full vector
+loads (stride 2 by deinterleaving) and max or add operations. NaN propagates like the
+portable kernel: a NaN input anywhere in the window gives NaN. Average pooling divides by
+the window's count of input cells (or of padded cells, count_include_pad), which factors
+into a row count times a column count: the kernel multiplies each sum by 1/rows (per output
+row) and 1/columns (per output column, a table built once per call).
 """
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from .simd_conv import plane, window_row
 
 
 def pool_geometry(op: Op, graph: Graph):
-    """The geometry dict of a 2-D MaxPool the vector kernel handles, else None."""
+    """The geometry dict of a 2-D MaxPool/AveragePool the vector kernel handles, else None."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if op.type != "MaxPool" or x.dtype != "float32" or len(x.shape) != 4:
+    if op.type not in ("MaxPool", "AveragePool") or x.dtype != "float32" or len(x.shape) != 4:
         return None
     if len(op.outputs) > 1 and op.outputs[1]:
         return None
@@ -74,3 +77,64 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
                   note=f"{s.label} max pooling over a -inf-padded {ph}x{pw} plane, {s.vw} "
                        f"outputs per vector")]
+
+
+def lower_avgpool(op: Op, graph: Graph, s: Simd):
+    geo = pool_geometry(op, graph)
+    kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
+    include_pad = int(op.attrs.get("count_include_pad", 0))
+    tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    name = f"avgpool_{tag}_f32{'_incpad' if include_pad else ''}_{s.name}"
+    row_loop = window_row(
+        s, sw, lambda u: f"{s.vtype} acc{u} = {s.zero};",
+        lambda u, x: f"acc{u} = {s.add(f'acc{u}', x)};",
+        lambda u: f"acc{u} = {s.mul(s.mul(f'acc{u}', 'ry'), s.load(f'rx + ox + {u * s.vw}'))};", 12)
+    # taps of a window inside the input (or inside the padded input: count_include_pad,
+    # which does not count the overhang past the padding of a ceil-mode window)
+    lo, hi = ("-PT", "H + PB") if include_pad else ("0", "H")
+    lox, hix = ("-PL", "W + PR") if include_pad else ("0", "W")
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    float *pl = (float *)workspace;  /* one zero-padded input plane, then 1/columns */
+    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4], PT = p[5], PL = p[6];
+    const int32_t PH = p[7], PW = p[8], PB = p[9], PR = p[10];
+    const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
+    const int32_t OWV = (OW + {s.vw - 1}) / {s.vw} * {s.vw};
+    float *rx = pl + (int64_t)PH * PW;
+    int32_t c, oy, ox, ky, kx;
+    (void)SW; (void)PB; (void)PR;
+    for (ox = 0; ox < OWV; ++ox) {{
+        int32_t n = 0;
+        for (kx = 0; kx < KW; ++kx) {{
+            const int32_t ix = ox * SW - PL + kx * DW;
+            n += ix >= {lox} && ix < {hix};
+        }}
+        rx[ox] = n > 0 && ox < OW ? 1.0f / (float)n : 1.0f;
+    }}
+    for (c = 0; c < NC; ++c) {{
+        float *yc = y + (int64_t)c * OH * OW;
+        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, 0.0f, pl, c > 0);
+        for (oy = 0; oy < OH; ++oy) {{
+            const float *row = pl + (int64_t)oy * SH * PW;
+            float *yr = yc + (int64_t)oy * OW;
+            int32_t n = 0;
+            {s.vtype} ry;
+            for (ky = 0; ky < KH; ++ky) {{
+                const int32_t iy = oy * SH - PT + ky * DH;
+                n += iy >= {lo} && iy < {hi};
+            }}
+            ry = {s.set1("n > 0 ? 1.0f / (float)n : 1.0f")};
+            {row_loop}
+        }}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    ph, pw = plane(geo, s.vw)
+    pads = geo["pads"]
+    params = [geo["n"] * geo["c"], geo["h"], geo["w"], geo["oh"], geo["ow"], pads[0], pads[1],
+              ph, pw, pads[2], pads[3]]
+    owv = -(-geo["ow"] // s.vw) * s.vw
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                  workspace_bytes=(ph * pw + owv) * 4,
+                  note=f"{s.label} average pooling over a zero-padded {ph}x{pw} plane, {s.vw} "
+                       f"outputs per vector, sums scaled by 1/rows x 1/columns")]

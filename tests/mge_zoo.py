@@ -328,11 +328,13 @@ def build(name: str) -> M.Module:
 
 
 def dump_model(name: str, path: str, optimize_for_inference: bool,
-               input_shape: Tuple[int, ...] = None, fuse_conv_bias: bool = True) -> str:
+               input_shape: Tuple[int, ...] = None, fuse_conv_bias: bool = True,
+               nchw44: bool = False) -> str:
     """Trace `name` and dump it to `path` (skipped if `path` exists: a cache).
 
     With optimize_for_inference, `fuse_conv_bias` also asks MegEngine to fuse
-    conv + bias + nonlinearity into ConvBias, as deployment dumps usually do.
+    conv + bias + nonlinearity into ConvBias, as deployment dumps usually do, and `nchw44`
+    to lay convolutions and pooling out in MegEngine's NCHW44 format (MegCC's ARM flow).
     """
     if os.path.exists(path):
         return path
@@ -347,6 +349,8 @@ def dump_model(name: str, path: str, optimize_for_inference: bool,
     kwargs = {}
     if optimize_for_inference and fuse_conv_bias:
         kwargs["enable_fuse_conv_bias_nonlinearity"] = True
+    if optimize_for_inference and nchw44:
+        kwargs["enable_nchw44"] = True
     tmp = path + ".tmp"
     infer.dump(tmp, arg_names=["data"], optimize_for_inference=optimize_for_inference, **kwargs)
     os.replace(tmp, path)  # atomic: a half-written dump is never cached

@@ -48,6 +48,37 @@ def test_matches_megengine(zoo_dir, name, mode, summary):
         summary(f"{name} [{mode}] {out_name}: max normalised error {err:.2e}")
 
 
+@pytest.mark.parametrize("isa", ["generic", "native"])
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "resnet18", "shufflenet_v2"])
+def test_nchw44_dump_matches_megengine(zoo_dir, name, isa, summary):
+    """A model MegEngine itself dumped in NCHW44 format (5-D activations, re-laid-out
+    weights): the frontend converts each NCHW44 conv/pooling to NCHW between relayouts, and
+    the transpose pass cancels every relayout between neighbours, so no copy is left."""
+    from megcc_builder.compiler import build_plan
+    from megcc_builder.frontend.mge import load_mge
+
+    shape = (1, 3, 32, 32)
+    path = mge_zoo.dump_model(name, os.path.join(zoo_dir, f"{name}_nchw44.mge"), True,
+                              input_shape=shape, fuse_conv_bias=True, nchw44=True)
+    x = np.random.default_rng(5).uniform(-1, 1, shape).astype(np.float32)
+    refs = mge_zoo.reference_output(path, {"data": x})
+    ours = compile_and_run(path, {"data": x}, isa=isa)
+    for (out_name, got), ref in zip(ours.items(), refs):
+        err = assert_close(got, ref, what=f"{name}/nchw44/{out_name}")
+        summary(f"{name} [nchw44 dump, {isa}] {out_name}: max normalised error {err:.2e}")
+    nchw_path = mge_zoo.dump_model(name, os.path.join(zoo_dir, f"{name}_nchw_32.mge"), True,
+                                   input_shape=shape, fuse_conv_bias=True)
+
+    def transposes(p):
+        ops = build_plan(load_mge(p), name, isa=isa).graph.ops
+        assert sum(op.type == "Conv" for op in ops) >= 10
+        return sum(op.type == "Transpose" for op in ops)
+    # the model's own transposes (ShuffleNetV2's channel shuffle) stay, and MegEngine's
+    # relayouts at the ends of the NCHW44 region (at most one in, one out); the relayouts the
+    # frontend put around every conv and pooling are gone
+    assert transposes(path) <= transposes(nchw_path) + 2
+
+
 @pytest.mark.parametrize("name", E2E_MODELS)
 def test_arena_close_to_liveness_bound(zoo_dir, name, summary):
     plan = compile_model(ModelSpec(name, dumped(zoo_dir, name, "plain"))).plans[0]

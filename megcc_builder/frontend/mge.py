@@ -138,6 +138,8 @@ class _Converter:
         self.g = Graph(source=path)
         self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
         self.opr = None  # the opr being converted, for error messages
+        # (NCHW result, NCHW44 output) pairs of the opr being converted (_nchw44_io)
+        self.nchw44_outputs: List[tuple] = []
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:
@@ -617,6 +619,11 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
     w = cv.name(wvar)
     shape = cv.shape(wvar)
     value = cv.value(wvar)
+    if params.get("format", "NCHW") == "NCHW44":
+        if value is None:
+            raise cv.error("an NCHW44 convolution needs a constant weight")
+        value = _nchw44_weight(cv, value, params["sparse"], len(cv.shape(opr.inputs[0])))
+        w, shape = cv.const(f"{w}_nchw", value), value.shape
     if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
         if value is None:
             raise cv.error("CONVOLUTION mode needs a constant weight")
@@ -632,9 +639,80 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
     return cv.reshape_to(w, (g * ocg, icg, kh, kw)), g
 
 
+# MegEngine's NCHW44 format (MegCC's --enable_nchw44 dumps): activations (N, C/4, H, W, 4),
+# channel c in block c // 4, lane c % 4. Convolutions and pooling in that format are
+# converted to NCHW ops between a relayout in and out (Transpose + Reshape, which
+# passes/transposes.py cancels between neighbours), with the weights re-laid out at load.
+def _nchw44_weight(cv: _Converter, w: np.ndarray, sparse: str, input_rank: int) -> np.ndarray:
+    """NCHW44 conv weight -> MegEngine's NCHW layout: dense (OC, IC, KH, KW), group
+    (G, OC/G, IC/G, KH, KW)."""
+    if sparse == "DENSE" and input_rank == 4 and w.ndim == 5:
+        # "hybrid" first conv, NCHW input: (OC/4, KH, KW, IC, 4oc)
+        o4, kh, kw, ic, _ = w.shape
+        return w.transpose(0, 4, 3, 1, 2).reshape(o4 * 4, ic, kh, kw)
+    if sparse == "DENSE" and w.ndim == 6:  # (OC/4, IC/4, KH, KW, 4ic, 4oc)
+        o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 5, 1, 4, 2, 3).reshape(o4 * 4, i4 * 4, kh, kw)
+    if sparse == "GROUP" and w.ndim == 6 and w.shape[1:3] == (1, 1):
+        # channel-wise: (G/4, 1, 1, KH, KW, 4)
+        g4, _, _, kh, kw, _ = w.shape
+        return w.transpose(0, 5, 1, 2, 3, 4).reshape(g4 * 4, 1, 1, kh, kw)
+    if sparse == "GROUP" and w.ndim == 7:  # (G, OCg/4, ICg/4, KH, KW, 4ic, 4oc)
+        g, o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 1, 6, 2, 5, 3, 4).reshape(g, o4 * 4, i4 * 4, kh, kw)
+    raise cv.error(f"NCHW44 weight of shape {w.shape} ({sparse}) is not supported")
+
+
+def _from_nchw44(cv: _Converter, x: str) -> str:
+    """(N, C/4, H, W, 4) -> (N, C, H, W)."""
+    n, c4, h, w, lanes = cv.g.tensor(x).shape
+    dtype = cv.g.tensor(x).dtype
+    t = cv.tmp(f"{x}_t", (n, c4, lanes, h, w), dtype)
+    cv.emit("Transpose", [x], [t], perm=[0, 1, 4, 2, 3])
+    return cv.reshape_to(t, (n, c4 * lanes, h, w))
+
+
+def _to_nchw44(cv: _Converter, x: str, out: str) -> None:
+    """(N, C, H, W) -> the NCHW44 tensor `out` (N, C/4, H, W, 4)."""
+    n, c, h, w = cv.g.tensor(x).shape
+    dtype = cv.g.tensor(x).dtype
+    r = cv.reshape_to(x, (n, c // 4, 4, h, w))
+    cv.emit("Transpose", [r], [out], perm=[0, 1, 3, 4, 2])
+
+
+def _nchw44_io(cv: _Converter, opr, params):
+    """For an NCHW44 opr: its NCHW input names and a function that declares its output,
+    returning the NCHW name the converted op writes (relaid out into the real output).
+    For NCHW oprs: the inputs as they are and cv.out."""
+    if params.get("format", "NCHW") != "NCHW44":
+        return [cv.name(v) for v in opr.inputs], lambda var: cv.out(var)
+    names = []
+    for v in opr.inputs:
+        name = cv.name(v)
+        shape = cv.g.tensor(name).shape
+        if len(shape) == 5 and shape[-1] == 4 and cv.value(v) is None:
+            name = _from_nchw44(cv, name)
+        names.append(name)
+
+    def out(var) -> str:
+        real = cv.out(var)
+        n, c4, h, w, lanes = cv.shape(var)
+        nchw = cv.tmp(f"{real}_nchw", (n, c4 * lanes, h, w), cv.g.tensor(real).dtype)
+        cv.nchw44_outputs.append((nchw, real))
+        return nchw
+    return names, out
+
+
+def _finish_nchw44(cv: _Converter) -> None:
+    """Relayout the NCHW results of converted NCHW44 oprs into their real outputs."""
+    for nchw, real in cv.nchw44_outputs:
+        _to_nchw44(cv, nchw, real)
+    cv.nchw44_outputs.clear()
+
+
 def _conv_attrs(cv: _Converter, params, kernel) -> dict:
-    if params.get("format", "NCHW") != "NCHW":
-        raise cv.error(f"format {params['format']} is not supported (only NCHW)")
+    if params.get("format", "NCHW") not in ("NCHW", "NCHW44"):
+        raise cv.error(f"format {params['format']} is not supported (NCHW and NCHW44 are)")
     return {
         "kernel_shape": list(kernel),
         "strides": [params["stride_h"], params["stride_w"]],
@@ -644,27 +722,29 @@ def _conv_attrs(cv: _Converter, params, kernel) -> dict:
 
 
 def _conv(cv: _Converter, opr) -> None:
-    """ConvolutionForward and ConvBiasForward (bias, optional z, nonlinearity)."""
+    """ConvolutionForward and ConvBiasForward (bias, optional z, nonlinearity), in NCHW or
+    NCHW44 format."""
     params = cv.params(opr)
-    x = cv.name(opr.inputs[0])
+    names, declare = _nchw44_io(cv, opr, params)
+    x = names[0]
     w, group = _conv_weight(cv, opr, params)
     attrs = _conv_attrs(cv, params, cv.g.tensor(w).shape[2:])
     attrs["group"] = group
-    out_var = opr.outputs[0]
-    out = cv.out(out_var)
+    out = declare(opr.outputs[0])
     oshape, odtype = cv.g.tensor(out).shape, cv.g.tensor(out).dtype
     oc = oshape[1]
 
     inputs, post = [x, w], []  # post: (op, other operand) applied after the conv
     if len(opr.inputs) > 2:
-        bias = opr.inputs[2]
-        bshape = cv.shape(bias)
-        if cv.value(bias) is not None and bshape == (1, oc, 1, 1):
-            inputs.append(cv.reshape_to(cv.name(bias), (oc,)))  # ONNX wants (C,)
-        elif bshape:
-            post.append(("Add", cv.name(bias)))  # run-time or full-shape bias
+        bias = names[2]
+        bvalue = cv.g.tensor(bias).data
+        if bvalue is not None and bvalue.size == oc and cv.shape(opr.inputs[2]) in (
+                (1, oc, 1, 1), (1, oc // 4, 1, 1, 4)):
+            inputs.append(cv.reshape_to(bias, (oc,)))  # ONNX wants (C,); NCHW44 order is c
+        elif cv.shape(opr.inputs[2]):
+            post.append(("Add", bias))  # run-time or full-shape bias
     if len(opr.inputs) > 3:
-        post.append(("Add", cv.name(opr.inputs[3])))  # the "z" residual input
+        post.append(("Add", names[3]))  # the "z" residual input
     mode = params.get("nonlineMode", "IDENTITY")
     if mode not in _ACTIVATIONS:
         raise cv.error(f"nonlineMode {mode} is not supported")
@@ -677,6 +757,7 @@ def _conv(cv: _Converter, opr) -> None:
         dst = out if i == len(post) - 1 else cv.tmp(f"{out}_{op_type.lower()}", oshape, odtype)
         cv.emit(op_type, [cur] + ([operand] if operand else []), [dst])
         cur = dst
+    _finish_nchw44(cv)
 
 
 def _batch_norm(cv: _Converter, opr) -> None:
@@ -698,12 +779,14 @@ def _pooling(cv: _Converter, opr) -> None:
     attrs = _conv_attrs(cv, {**params, "dilate_h": 1, "dilate_w": 1},
                         (params["window_h"], params["window_w"]))
     del attrs["dilations"]
-    _emit_pool(cv, opr, params["mode"], attrs)
+    names, declare = _nchw44_io(cv, opr, params)
+    _emit_pool(cv, opr, params["mode"], attrs, names[0], declare(opr.outputs[0]))
+    _finish_nchw44(cv)
 
 
-def _emit_pool(cv, opr, mode, attrs):
-    x = cv.name(opr.inputs[0])
-    out = cv.out(opr.outputs[0])
+def _emit_pool(cv, opr, mode, attrs, x=None, out=None):
+    x = x or cv.name(opr.inputs[0])
+    out = out or cv.out(opr.outputs[0])
     if mode == "MAX":
         cv.emit("MaxPool", [x], [out], **attrs)
     elif mode == "AVERAGE":  # MegEngine's AVERAGE counts padded zeros
@@ -716,22 +799,24 @@ def _emit_pool(cv, opr, mode, attrs):
 
 def _adaptive_pooling(cv: _Converter, opr) -> None:
     params = cv.params(opr)
-    if params.get("format", "NCHW") != "NCHW":
-        raise cv.error(f"format {params['format']} is not supported (only NCHW)")
-    _, _, ih, iw = cv.shape(opr.inputs[0])
-    _, _, oh, ow = cv.shape(opr.outputs[0])
+    if params.get("format", "NCHW") not in ("NCHW", "NCHW44"):
+        raise cv.error(f"format {params['format']} is not supported (NCHW and NCHW44 are)")
+    names, declare = _nchw44_io(cv, opr, params)
+    x = names[0]
+    out = declare(opr.outputs[0])
+    _, _, ih, iw = cv.g.tensor(x).shape
+    _, _, oh, ow = cv.g.tensor(out).shape
     mode = params["mode"]
     if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE"):
-        x = cv.name(opr.inputs[0])
-        out = cv.out(opr.outputs[0])
         cv.emit("GlobalMaxPool" if mode == "MAX" else "GlobalAveragePool", [x], [out])
-        return
-    # MegEngine computes adaptive pooling as a plain pooling with
-    # stride = floor(in / out) and window = in - (out - 1) * stride.
-    sh, sw = ih // oh, iw // ow
-    attrs = {"kernel_shape": [ih - (oh - 1) * sh, iw - (ow - 1) * sw],
-             "strides": [sh, sw], "pads": [0, 0, 0, 0]}
-    _emit_pool(cv, opr, mode, attrs)
+    else:
+        # MegEngine computes adaptive pooling as a plain pooling with
+        # stride = floor(in / out) and window = in - (out - 1) * stride.
+        sh, sw = ih // oh, iw // ow
+        attrs = {"kernel_shape": [ih - (oh - 1) * sh, iw - (ow - 1) * sw],
+                 "strides": [sh, sw], "pads": [0, 0, 0, 0]}
+        _emit_pool(cv, opr, mode, attrs, x, out)
+    _finish_nchw44(cv)
 
 
 # ====================================================================== matmul

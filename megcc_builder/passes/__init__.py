@@ -5,11 +5,13 @@ from .dce import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_bias_and_activation, fuse_elementwise_chains
 from .promote import promote_float16
+from .transposes import eliminate_transposes
 
 
 def optimize(graph: Graph, fuse: bool = True) -> Graph:
     graph = canonicalize(graph)
     graph = promote_float16(graph)
+    graph = eliminate_transposes(graph)
     graph = eliminate_dead_code(graph)
     if fuse:
         graph = fold_batchnorm(graph)

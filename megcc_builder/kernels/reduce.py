@@ -217,19 +217,24 @@ SOFTMAX_STRIDED = {
 }
 
 
+def softmax_shape(op: Op, graph: Graph):
+    """[outer, axis, inner] of a Softmax-like op."""
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    if graph.opset < 13:
+        # Old semantics: flatten to 2-D at `axis` and normalise each row.
+        axis = norm_axis(int(op.attrs.get("axis", 1)), rank, op, graph)
+        return numel(x.shape[:axis]), numel(x.shape[axis:]), 1
+    axis = norm_axis(int(op.attrs.get("axis", -1)), rank, op, graph)
+    return outer_axis_inner(x.shape, axis)
+
+
 @lowers("Softmax", "LogSoftmax", "Hardmax")
 def lower_softmax(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype != "float32":
         raise graph.error(f"{op.type} on {x.dtype} is not supported (float32 is)", op)
-    rank = len(x.shape)
-    if graph.opset < 13:
-        # Old semantics: flatten to 2-D at `axis` and normalise each row.
-        axis = norm_axis(int(op.attrs.get("axis", 1)), rank, op, graph)
-        outer, red, inner = numel(x.shape[:axis]), numel(x.shape[axis:]), 1
-    else:
-        axis = norm_axis(int(op.attrs.get("axis", -1)), rank, op, graph)
-        outer, red, inner = outer_axis_inner(x.shape, axis)
+    outer, red, inner = softmax_shape(op, graph)
     kind = op.type
     head = """    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
@@ -269,3 +274,71 @@ def lower_softmax(op: Op, graph: Graph):
     kernel = Kernel(name, kernel_source(name, body), ("math",))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
                   workspace_bytes=workspace, note=f"[{outer}, {red}, {inner}]")]
+
+
+# --- vector Softmax / LogSoftmax (AVX2, NEON) over the last axis -----------------------
+
+def softmax_vector_shape(op: Op, graph: Graph, s):
+    """[outer, axis, 1] if the vector kernel applies (float32, softmax over the innermost
+    axis, at least one full vector per row), else None."""
+    if op.type not in ("Softmax", "LogSoftmax") or graph.tensors[op.inputs[0]].dtype != "float32":
+        return None
+    shape = softmax_shape(op, graph)
+    return shape if shape[2] == 1 and shape[1] >= s.vw else None
+
+
+def lower_softmax_vector(op: Op, graph: Graph, s):
+    """Per row: a vector max, then exp(x - max) with the vector exp of simd_math (stored and
+    summed for Softmax, only summed for LogSoftmax), then one scaling (subtracting) pass.
+    Row tails (red % VW) run the portable scalar code. A NaN or +inf in a row makes the whole
+    row NaN, as in the portable kernel (the max's NaN handling does not matter: the NaN
+    reaches the sum through its own exp)."""
+    from .simd_math import helpers, hmax, hmax_helpers, hsum, hsum_helpers, ops_of
+
+    v = ops_of(s)
+    outer, red, _ = softmax_vector_shape(op, graph, s)
+    vw, V, exp = s.vw, s.vtype, v.fn("exp")
+    kind = op.type
+    name = f"{kind.lower()}_f32_last_{s.name}"
+    ld = s.load
+    if kind == "Softmax":
+        passes = f"""        for (r = 0; r + {vw} <= red; r += {vw}) {{
+            const {V} e = {exp}({v.sub(ld('xr + r'), 'vmx')});
+            {s.store('yr + r', 'e')};
+            vs = {s.add('vs', 'e')};
+        }}
+        s = {hsum(v, 'vs')};
+        for (; r < red; ++r) {{ const float e = expf(xr[r] - mx); yr[r] = e; s += e; }}
+        s = 1.0f / s;
+        vs = {s.set1('s')};
+        for (r = 0; r + {vw} <= red; r += {vw}) {s.store('yr + r', s.mul(ld('yr + r'), 'vs'))};
+        for (; r < red; ++r) yr[r] *= s;"""
+    else:
+        passes = f"""        for (r = 0; r + {vw} <= red; r += {vw})
+            vs = {s.add('vs', f"{exp}({v.sub(ld('xr + r'), 'vmx')})")};
+        s = {hsum(v, 'vs')};
+        for (; r < red; ++r) s += expf(xr[r] - mx);
+        s = mx + logf(s);
+        vs = {s.set1('s')};
+        for (r = 0; r + {vw} <= red; r += {vw}) {s.store('yr + r', v.sub(ld('xr + r'), 'vs'))};
+        for (; r < red; ++r) yr[r] = xr[r] - s;"""
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    const int32_t outer = p[0], red = p[1];
+    int32_t o, r;
+    for (o = 0; o < outer; ++o) {{
+        const float *xr = x + (int64_t)o * red;
+        float *yr = y + (int64_t)o * red;
+        {V} vm = {s.set1('-INFINITY')}, vs = {s.zero}, vmx;
+        float mx, s;
+        for (r = 0; r + {vw} <= red; r += {vw}) vm = {s.max('vm', ld('xr + r'))};
+        mx = {hmax(v, 'vm')};
+        for (; r < red; ++r) mx = megcc_maxf(mx, xr[r]);
+        vmx = {s.set1('mx')};
+{passes}
+    }}
+"""
+    extra = tuple(helpers(v) + hsum_helpers(v) + hmax_helpers(v))
+    kernel = Kernel(name, kernel_source(name, body), ("math",) + extra, isa=s.isa)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, 1],
+                  note=f"[{outer}, {red}, 1], {s.label}: {vw} per vector")]

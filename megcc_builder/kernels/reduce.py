@@ -293,7 +293,7 @@ def lower_softmax_vector(op: Op, graph: Graph, s):
     Row tails (red % VW) run the portable scalar code. A NaN or +inf in a row makes the whole
     row NaN, as in the portable kernel (the max's NaN handling does not matter: the NaN
     reaches the sum through its own exp)."""
-    from .simd_math import helpers, hmax, hmax_helpers, hsum, hsum_helpers, ops_of
+    from .simd_math import helpers, hmax, hmax_helpers, hsum, hsum_helpers, ops_of, used
 
     v = ops_of(s)
     outer, red, _ = softmax_vector_shape(op, graph, s)
@@ -338,7 +338,8 @@ def lower_softmax_vector(op: Op, graph: Graph, s):
 {passes}
     }}
 """
-    extra = tuple(helpers(v) + hsum_helpers(v) + hmax_helpers(v))
-    kernel = Kernel(name, kernel_source(name, body), ("math",) + extra, isa=s.isa)
+    source = kernel_source(name, body)
+    extra = used(helpers(v) + hsum_helpers(v) + hmax_helpers(v), source)
+    kernel = Kernel(name, source, ("math",) + extra, isa=s.isa)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, 1],
                   note=f"[{outer}, {red}, 1], {s.label}: {vw} per vector")]

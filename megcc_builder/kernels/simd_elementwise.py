@@ -27,7 +27,7 @@ from ..ir import Graph, Op
 from .base import Instr, Kernel, c_float, kernel_source
 from .elementwise import _expr_key, _expr_slug, broadcast_strides, collapse, op_expr, render
 from .simd import Simd
-from .simd_math import VecOps, helpers, ops_of
+from .simd_math import VecOps, helpers, ops_of, used
 
 # the expression kinds that call libm in the portable code (what the vector code saves)
 TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "swish", "elu", "selu", "Mish", "gelu_tanh"}
@@ -155,10 +155,8 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd):
     lines += [f"        for (i = 0; i + {s.vw} <= L; i += {s.vw}) {s.store('yr + i', vec)};",
               f"        for (; i < L; ++i) yr[i] = (float)({scalar});",
               "    }"]
-    # the vector helpers, if it calls any: the whole family (they call each other, and
-    # unused static inline functions cost nothing)
-    extra = tuple(helpers(v)) if "megcc_" in vec else ()
-    kernel = Kernel(name, kernel_source(name, "\n".join(lines)), ("math",) + extra, isa=s.isa)
+    source = kernel_source(name, "\n".join(lines))
+    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa)
     params = [r1, r0, length] + [x for st, _ in inputs for x in st]
     return [Instr(kernel, names, [op.outputs[0]], params,
                   note=f"{s.label} element-wise: {r1 * r0} rows of {length}, {s.vw} per vector")]

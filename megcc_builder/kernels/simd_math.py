@@ -214,6 +214,19 @@ static inline {V} megcc_{n}_vmish({V} x, {V} e) {{
     return out
 
 
+def used(pairs: List[Tuple[str, str]], source: str) -> Tuple[Tuple[str, str], ...]:
+    """The helpers among `pairs` that `source` calls, directly or through later ones (each
+    helper may call only earlier ones); clang warns about unused static inline functions."""
+    import re
+
+    keep = set()
+    for name, src in reversed(pairs):
+        if re.search(r"\b" + name + r"\b", source):
+            keep.add(name)
+            source += src
+    return tuple(p for p in pairs if p[0] in keep)
+
+
 def hsum(v: VecOps, x: str) -> str:
     """C expression: the float sum of a vector's lanes."""
     if v.name == "avx2":

@@ -239,11 +239,21 @@ def softmax_cases(batch, suffix):
             batch.add([helper.make_node(op, [name], ["y"], axis=-1)], {name: x},
                       np_softmax(x, op == "LogSoftmax"), "vector" if vector else "portable",
                       f"{op} {shape}")
-    # softmax over an inner axis (inner > 1) keeps the portable strided kernel
-    x = f32(2, 10, 3)
-    batch.add([helper.make_node("Softmax", ["smid"], ["y"], axis=1)], {"smid": x},
-              np.moveaxis(np_softmax(np.moveaxis(x, 1, -1)), -1, 1), "portable",
-              "Softmax axis=1")
+    # over an inner axis: vectors across `inner` (tails past the last vector, extreme values)
+    vw = 8 if suffix == "_avx2" else 4
+    for k, (shape, axis) in enumerate([((2, 10, 3), 1), ((2, 6, 19), 1), ((7, 2, 11), 0),
+                                       ((3, 5, 2, 9), 1)]):
+        for op in ("Softmax", "LogSoftmax"):
+            x = f32(*shape)
+            if shape == (2, 6, 19):
+                x[0, :, 0] = [88.0, 1000.0, -1000.0, -np.inf, 999.0, 0.0]
+                x[1, 2, 5] = np.nan
+                x[0, 3, 18] = np.inf
+            name = f"{op[:3].lower()}i{k}"
+            inner = int(np.prod(shape[axis + 1:]))
+            ref = np.moveaxis(np_softmax(np.moveaxis(x, axis, -1), op == "LogSoftmax"), -1, axis)
+            batch.add([helper.make_node(op, [name], ["y"], axis=axis)], {name: x}, ref,
+                      "vector" if inner >= vw else "portable", f"{op} {shape} axis={axis}")
 
 
 @pytest.mark.parametrize("target,isa,suffix", TARGETS)
@@ -301,7 +311,9 @@ def test_vmath_compile_warning_free(target, isa, suffix, tmp_path):
     onnx.save(batch.model(), path)
     bundle = compile_bundle([ModelSpec("m", path)], str(tmp_path / "out"), isa=isa)
     names = [k.name for k in bundle.kernels]
-    assert any(n.startswith("softmax_") and n.endswith(suffix) for n in names), names
+    for form in ("last", "strided"):
+        assert any(n.startswith(f"softmax_f32_{form}") and n.endswith(suffix) for n in names), \
+            names
     assert any(n.startswith("ew_") and n.endswith(suffix) for n in names), names
     flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-I",
              os.path.join(RUNTIME_DIR, "include"), "-c", bundle.files["kernels_c"], "-o",

@@ -284,7 +284,9 @@ def softmax_vector_shape(op: Op, graph: Graph, s):
     if op.type not in ("Softmax", "LogSoftmax") or graph.tensors[op.inputs[0]].dtype != "float32":
         return None
     shape = softmax_shape(op, graph)
-    return shape if shape[2] == 1 and shape[1] >= s.vw else None
+    if shape[2] == 1:
+        return shape if shape[1] >= s.vw else None
+    return shape if shape[2] >= s.vw else None  # inner axis: vectors across `inner`
 
 
 def lower_softmax_vector(op: Op, graph: Graph, s):
@@ -296,7 +298,9 @@ def lower_softmax_vector(op: Op, graph: Graph, s):
     from .simd_math import helpers, hmax, hmax_helpers, hsum, hsum_helpers, ops_of, used
 
     v = ops_of(s)
-    outer, red, _ = softmax_vector_shape(op, graph, s)
+    outer, red, inner = softmax_vector_shape(op, graph, s)
+    if inner > 1:
+        return _softmax_strided_vector(op, s, outer, red, inner)
     vw, V, exp = s.vw, s.vtype, v.fn("exp")
     kind = op.type
     name = f"{kind.lower()}_f32_last_{s.name}"
@@ -343,3 +347,59 @@ def lower_softmax_vector(op: Op, graph: Graph, s):
     kernel = Kernel(name, source, ("math",) + extra, isa=s.isa)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, 1],
                   note=f"[{outer}, {red}, 1], {s.label}: {vw} per vector")]
+
+
+def _softmax_strided_vector(op: Op, s, outer: int, red: int, inner: int):
+    """Softmax / LogSoftmax over a non-innermost axis: the portable strided kernel's passes
+    with vectors across `inner` (per-position max m[] and sum s[] in the workspace);
+    positions past the last full vector run the scalar code."""
+    from .simd_math import helpers, ops_of, used
+
+    v = ops_of(s)
+    vw, V, exp, ld = s.vw, s.vtype, v.fn("exp"), s.load
+    at = "(int64_t)r * inner + j"
+
+    def across(vec: str, scalar: str, ind: str = "        ") -> str:
+        """One pass over j: vector steps, then the scalar tail."""
+        return (f"{ind}for (j = 0; j + {vw} <= inner; j += {vw}) {{ {vec} }}\n"
+                f"{ind}for (; j < inner; ++j) {{ {scalar} }}")
+
+    def rows(vec: str, scalar: str) -> str:
+        return "        for (r = 0; r < red; ++r) {\n" + across(vec, scalar, "            ") \
+            + "\n        }"
+
+    diff = v.sub(ld(f"xo + {at}"), ld("m + j"))
+    if op.type == "Softmax":
+        passes = [rows(f"const {V} e = {exp}({diff}); {s.store(f'yo + {at}', 'e')}; "
+                       f"{s.store('s + j', s.add(ld('s + j'), 'e'))};",
+                       f"const float e = expf(xo[{at}] - m[j]); yo[{at}] = e; s[j] += e;"),
+                  "        for (j = 0; j < inner; ++j) s[j] = 1.0f / s[j];",
+                  rows(f"{s.store(f'yo + {at}', s.mul(ld(f'yo + {at}'), ld('s + j')))};",
+                       f"yo[{at}] *= s[j];")]
+    else:
+        passes = [rows(f"{s.store('s + j', s.add(ld('s + j'), f'{exp}({diff})'))};",
+                       f"s[j] += expf(xo[{at}] - m[j]);"),
+                  "        for (j = 0; j < inner; ++j) s[j] = m[j] + logf(s[j]);",
+                  rows(f"{s.store(f'yo + {at}', v.sub(ld(f'xo + {at}'), ld('s + j')))};",
+                       f"yo[{at}] = xo[{at}] - s[j];")]
+    passes = "\n".join(passes)
+    name = f"{op.type.lower()}_f32_strided_{s.name}"
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    float *m = (float *)workspace, *s = m + p[2];
+    const int32_t outer = p[0], red = p[1], inner = p[2];
+    int32_t o, r, j;
+    for (o = 0; o < outer; ++o) {{
+        const float *xo = x + (int64_t)o * red * inner;
+        float *yo = y + (int64_t)o * red * inner;
+        for (j = 0; j < inner; ++j) {{ m[j] = -INFINITY; s[j] = 0.0f; }}
+{rows(f"{s.store('m + j', s.max(ld('m + j'), ld(f'xo + {at}')))};",
+      f"m[j] = megcc_maxf(m[j], xo[{at}]);")}
+{passes}
+    }}
+"""
+    source = kernel_source(name, body)
+    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+                  workspace_bytes=8 * inner,
+                  note=f"[{outer}, {red}, {inner}], {s.label}: {vw} per vector across inner")]

@@ -77,7 +77,7 @@ def np_sigmoid(x):
 
 
 def np_softplus(x):
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         return np.where(d(x) > 20, d(x), np.log1p(np.exp(d(x))))
 
 
@@ -144,7 +144,7 @@ class Batch:
 def unary_cases(batch, suffix):
     k = 0
     for op, ref in (("Exp", lambda x: np.exp(d(x))), ("Sigmoid", np_sigmoid),
-                    ("Tanh", lambda x: np.tanh(d(x)))):
+                    ("Tanh", lambda x: np.tanh(d(x))), ("Softplus", np_softplus)):
         for n in LENGTHS + (37,):
             x = with_specials(n)
             # one element is a scalar to the row kernel: portable
@@ -271,18 +271,19 @@ def test_vmath_kernels(target, isa, suffix):
 
 # ulp bounds of the dense sweep (normal-range outputs): measured 1.2 (exp), 3.1 (sigmoid; 4.1
 # with ARMv7's Newton reciprocal), 1.2 (tanh; 1.7 on ARMv7)
-ULP_BOUND = {"Exp": 2.0, "Sigmoid": 5.0, "Tanh": 2.5}
+ULP_BOUND = {"Exp": 2.0, "Sigmoid": 5.0, "Tanh": 2.5, "Softplus": 4.5}
 
 
 @pytest.mark.parametrize("target,isa,suffix", TARGETS)
 def test_vmath_dense_sweep(target, isa, suffix):
-    """exp/sigmoid/tanh over 2M+1 points of [-100, 100]: the 1e-4 rule, exact infinities and
+    """exp/sigmoid/tanh/softplus over 2M+1 points of [-100, 100]: the 1e-4 rule, exact infinities and
     zeros where the float32 result is one, and the ulp bounds above."""
     if target is not None:
         require_target(target)
     x = np.linspace(-100, 100, 2_000_001).astype(np.float32)
     batch = Batch()
-    refs = {"Exp": np.exp(d(x)), "Sigmoid": np_sigmoid(x), "Tanh": np.tanh(d(x))}
+    refs = {"Exp": np.exp(d(x)), "Sigmoid": np_sigmoid(x), "Tanh": np.tanh(d(x)),
+            "Softplus": np_softplus(x)}
     for op, ref in refs.items():
         batch.add([helper.make_node(op, ["sw"], ["y"])], {"sw": x}, ref, "vector", op)
     batch.check_kernels(isa, suffix)

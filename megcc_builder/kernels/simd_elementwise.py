@@ -13,7 +13,8 @@ Covered: float32 expressions (single ops or fused chains) over an output that co
 rows, where each input either walks like the output (possibly the same row every time) or
 repeats one value per row (a scalar, or a per-channel value over H*W), built from Add,
 Sub, Mul, Div (not on ARMv7: no vector divide), Max, Min, Relu, Neg, Abs, Clip with constant
-bounds, LeakyRelu, Exp, Sigmoid, Tanh, Swish, Elu, Selu, Mish and the tanh form of Gelu.
+bounds, LeakyRelu, Exp, Sigmoid, Tanh, Softplus, Swish, Elu, Selu, Mish and the tanh form of
+Gelu.
 Max/min return NaN when an operand is NaN, like megcc_maxf/megcc_minf of the portable code.
 Anything else keeps the portable kernel. The last L % VW elements of a row run the portable
 scalar expression.
@@ -30,11 +31,12 @@ from .simd import Simd
 from .simd_math import VecOps, helpers, ops_of, used
 
 # the expression kinds that call libm in the portable code (what the vector code saves)
-TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "swish", "elu", "selu", "Mish", "gelu_tanh"}
+TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "Softplus", "swish", "elu", "selu", "Mish",
+                  "gelu_tanh"}
 # the IR op types whose (single-op) expressions this module may vectorise
 OP_TYPES = sorted({"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Neg", "Abs", "Identity",
                    "Clip", "LeakyRelu", "Sum", "Exp", "Sigmoid", "Tanh", "Swish", "Elu",
-                   "Selu", "Mish", "Gelu"})
+                   "Selu", "Mish", "Gelu", "Softplus"})
 
 
 def _const(expr) -> Optional[float]:
@@ -58,7 +60,7 @@ def vector_code(expr, in_vars: Sequence[str], v: VecOps) -> Optional[str]:
         return v.div(*kids) if v._div else None  # the Newton reciprocal is not exact
     if len(kids) == 1 and kind in ("Relu", "Neg", "Abs", "Identity"):
         return kids[0] if kind == "Identity" else getattr(v, kind.lower())(kids[0])
-    if len(kids) == 1 and kind in ("Exp", "Sigmoid", "Tanh"):
+    if len(kids) == 1 and kind in ("Exp", "Sigmoid", "Tanh", "Softplus"):
         return f"{v.fn(kind.lower())}({kids[0]})"
     x = kids[0]
     if kind == "clip" and _const(expr[2]) is not None and _const(expr[3]) is not None:

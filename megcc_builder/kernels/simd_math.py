@@ -15,6 +15,8 @@ x is first clamped to [-104, 89] (exp is 0 below, +inf above; NaN passes the cla
 arithmetic then gives NaN). ARMv7 NEON flushes denormals to zero: there results below
 2^-126 are 0 (an absolute error under 1.2e-38).
 
+softplus(x) = log1p(exp(x)) through a vector log (Cephes logf) of w = 1 + exp(x), corrected
+by exp(x) / (w - 1); x itself above 20 like the portable megcc_softplusf.
 sigmoid(x) = 1 / (1 + exp(-x)) (saturates to 0 and 1 through exp's inf / 0).
 tanh(x): for |x| < 0.625 Cephes' odd polynomial x + x^3 P(x^2) (no cancellation near 0),
 else sign(x) * (1 - 2 / (exp(2|x|) + 1)), which saturates to +-1 as exp overflows.
@@ -58,6 +60,11 @@ class VecOps:
     _max: str      # NaN if either operand is NaN (megcc_maxf)
     _min: str
     _relu: str     # max(x, 0), NaN stays NaN
+    _mant: str = ""     # the bits of x with exponent field 126: a float in [0.5, 1)
+    _expo: str = ""     # the exponent field of x (an int vector, biased)
+    _i2f: str = ""      # int lanes to float
+    _eq: str = ""
+    mtype: str = ""     # the type of compare results
 
     @property
     def name(self) -> str:
@@ -110,7 +117,12 @@ _AVX2 = VecOps(AVX2, "__m256i", "_mm256_fmadd_ps({a}, {b}, {c})", "_mm256_sub_ps
                "_mm256_cmp_ps({0}, {1}, _CMP_GT_OQ)", "_mm256_blendv_ps({2}, {1}, {0})",
                "_mm256_or_ps({0}, _mm256_and_ps({1}, _mm256_set1_ps(-0.0f)))",
                "megcc_avx2_vmax({0}, {1})", "megcc_avx2_vmin({0}, {1})",
-               "_mm256_max_ps(_mm256_setzero_ps(), {0})")
+               "_mm256_max_ps(_mm256_setzero_ps(), {0})",
+               _mant="_mm256_or_ps(_mm256_and_ps({0}, _mm256_castsi256_ps("
+                     "_mm256_set1_epi32(0x807fffff))), _mm256_set1_ps(0.5f))",
+               _expo="_mm256_srli_epi32(_mm256_castps_si256({0}), 23)",
+               _i2f="_mm256_cvtepi32_ps({0})", _eq="_mm256_cmp_ps({0}, {1}, _CMP_EQ_OQ)",
+               mtype="__m256")
 
 _NEON_COMMON = dict(
     itype="int32x4_t", _fma="vfmaq_f32({c}, {a}, {b})", _sub="vsubq_f32({a}, {b})",
@@ -123,7 +135,11 @@ _NEON_COMMON = dict(
     _select="vbslq_f32({0}, {1}, {2})",
     _copysign="vbslq_f32(vdupq_n_u32(0x80000000u), {1}, {0})",
     _max="vmaxq_f32({0}, {1})", _min="vminq_f32({0}, {1})",
-    _relu="vmaxq_f32({0}, vdupq_n_f32(0.0f))")
+    _relu="vmaxq_f32({0}, vdupq_n_f32(0.0f))",
+    _mant="vreinterpretq_f32_u32(vorrq_u32(vandq_u32(vreinterpretq_u32_f32({0}), "
+          "vdupq_n_u32(0x807fffffu)), vdupq_n_u32(0x3f000000u)))",
+    _expo="vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32({0}), 23))",
+    _i2f="vcvtq_f32_s32({0})", _eq="vceqq_f32({0}, {1})", mtype="uint32x4_t")
 _NEON = VecOps(NEON, _div="", **_NEON_COMMON)
 _NEON64 = VecOps(NEON64, _div="vdivq_f32({a}, {b})", **_NEON_COMMON)
 
@@ -137,6 +153,9 @@ def ops_of(s: Simd) -> VecOps:
 # Cephes expf / tanhf coefficients
 EXP_POLY = ("1.9875691500E-4f", "1.3981999507E-3f", "8.3334519073E-3f", "4.1665795894E-2f",
             "1.6666665459E-1f", "5.0000001201E-1f")
+LOG_POLY = ("7.0376836292E-2f", "-1.1514610310E-1f", "1.1676998740E-1f", "-1.2420140846E-1f",
+            "1.4249322787E-1f", "-1.6668057665E-1f", "2.0000714765E-1f", "-2.4999993993E-1f",
+            "3.3333331174E-1f")
 TANH_POLY = ("-5.70498872745E-3f", "2.06390887954E-2f", "-5.37397155531E-2f",
              "1.33314422036E-1f", "-3.33332819422E-1f")
 
@@ -204,6 +223,32 @@ static inline {V} {v.fn('sigmoid')}({V} x) {{
              f"    return {v.select(v.lt('a', v.c('0.625f')), 'p', v.copysign('big', 'x'))};",
              "}"]
     out.append((v.fn("tanh"), "\n" + "\n".join(tanh) + "\n"))
+    # log(w) for w in [1, 2^31) (Cephes logf): w = 2^k m, m in [sqrt(1/2), sqrt(2)),
+    # log(1 + f) = f - f^2/2 + f^3 P(f), k ln2 added in two parts (Cody-Waite)
+    log = [f"static inline {V} megcc_{n}_vlogw({V} w) {{",
+           f"    {V} m = {v.mant('w')}, k, f, z, p;",
+           f"    const {v.mtype} lo = {v.lt('m', v.c('0.707106781186547524f'))};  /* use 2m */",
+           f"    k = {v.i2f(v.sub_i(v.expo('w'), v.set1_i('126')))};",
+           f"    k = {v.sub('k', v.select('lo', one, v.c('0.0f')))};",
+           f"    f = {v.sub(v.select('lo', v.add('m', 'm'), 'm'), one)};",
+           f"    z = {v.mul('f', 'f')};"]
+    log += _horner(v, LOG_POLY, "f")
+    log += [f"    p = {v.mul(v.mul('p', 'f'), 'z')};",
+            f"    p = {v.fma('k', v.c('-2.12194440e-4f'), 'p')};",
+            f"    p = {v.fma('z', v.c('-0.5f'), 'p')};",
+            f"    return {v.fma('k', v.c('0.693359375f'), v.add('f', 'p'))};",
+            "}"]
+    out.append((f"megcc_{n}_vlogw", "\n" + "\n".join(log) + "\n"))
+    # softplus(x) = log1p(e^x) as log(w) * e / (w - 1), w = 1 + e^x (w - 1 is exact, and
+    # the quotient corrects log(w) for the rounding of w: accurate even for tiny e^x);
+    # x > 20 is x, as the portable megcc_softplusf
+    out.append((f"megcc_{n}_vsoftplus", f"""
+static inline {V} megcc_{n}_vsoftplus({V} x) {{
+    const {V} e = {v.fn('exp')}(x), w = {v.add(one, 'e')}, d = {v.sub('w', one)};
+    const {V} l = {v.select(v.eq('d', v.c('0.0f')), 'e', v.div(v.mul(f'megcc_{n}_vlogw(w)', 'e'), 'd'))};
+    return {v.select(v.gt('x', v.c('20.0f')), 'x', 'l')};
+}}
+"""))
     out.append((f"megcc_{n}_vmish", f"""
 /* mish(x) = x tanh(log(1 + e)) = x * m / (m + 2), m = e (e + 2), e = exp(x) (x <= 20) */
 static inline {V} megcc_{n}_vmish({V} x, {V} e) {{

@@ -213,6 +213,31 @@ def chain_cases(batch, suffix):
                helper.make_node("Div", ["one", "da"], ["y"])], {"dx": x}, np_sigmoid(x),
               "portable" if suffix == "_neon" else "vector", "1 / (1 + exp(-x))",
               consts={"one": np.array(1.0, np.float32)})
+    # NaN-propagating max/min (megcc_maxf/megcc_minf semantics) and the other cheap ops
+    # around a transcendental one, NaN in either operand
+    a, b = with_specials(27), f32(27)
+    b[[2, 5, 11]] = np.nan
+    with np.errstate(invalid="ignore", over="ignore"):
+        sa = np_sigmoid(a)
+        mm = np.fmin(np.maximum(sa, d(b)), np.tanh(d(a)) + 0.5)
+        mm = np.where(np.isnan(sa) | np.isnan(b) | np.isnan(a), np.nan, mm)
+        t = np.tanh(d(a))
+        lk = np.maximum(np.where(-np.abs(t) >= 0, -np.abs(t), -np.abs(t) * 0.2), 0) \
+            - np.exp(d(b) - 3)
+    batch.add([helper.make_node("Sigmoid", ["ma"], ["ms"]),
+               helper.make_node("Max", ["ms", "mb"], ["mx"]),
+               helper.make_node("Tanh", ["ma"], ["mt"]),
+               helper.make_node("Add", ["mt", "k5"], ["mu"]),
+               helper.make_node("Min", ["mx", "mu"], ["y"])], {"ma": a, "mb": b}, mm, "vector",
+              "min(max(sigmoid(a), b), tanh(a) + 0.5) with NaN",
+              consts={"k5": np.array(0.5, np.float32)})
+    batch.add([helper.make_node("Tanh", ["ma"], ["lt"]), helper.make_node("Abs", ["lt"], ["la"]),
+               helper.make_node("Neg", ["la"], ["ln"]),
+               helper.make_node("LeakyRelu", ["ln"], ["ll"], alpha=0.2),
+               helper.make_node("Relu", ["ll"], ["lr"]),
+               helper.make_node("Sub", ["mb", "k3"], ["lb"]), helper.make_node("Exp", ["lb"], ["le"]),
+               helper.make_node("Sub", ["lr", "le"], ["y"])], {}, lk, "vector",
+              "relu(leaky(-|tanh(a)|)) - exp(b - 3)", consts={"k3": np.array(3.0, np.float32)})
     # no transcendental: x86 and AArch64 compilers vectorise the portable loop (ARMv7 not)
     x, y = f32(3, 11), f32(3, 11)
     batch.add([helper.make_node("Add", ["ax", "ay"], ["as"]),

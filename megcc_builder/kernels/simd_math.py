@@ -23,8 +23,11 @@ else sign(x) * (1 - 2 / (exp(2|x|) + 1)), which saturates to +-1 as exp overflow
 Division: AVX2 and AArch64 divide; ARMv7 NEON has no vector division, so the reciprocal
 estimate refined by two Newton steps (about 1 ulp) multiplies.
 
-Measured against float64 numpy over a dense sweep of [-100, 100] (tests/test_kernels_vmath.py
-prints it with -s): see the module docstring of that test and the branch report.
+Accuracy against float64 numpy over 2M+1 points of [-100, 100], normal-range results
+(tests/test_kernels_vmath.py checks these bounds and prints the maxima with -s):
+exp 1.23 ulp (all ISAs), sigmoid 3.05 ulp (ARMv7: 4.09, Newton reciprocal), tanh 1.23 ulp
+(ARMv7: 1.71), softplus 2.99 ulp (ARMv7: 4.06); infinities, zeros and NaN where the float32
+result has them; results in the denormal range within one denormal ulp (0 on ARMv7).
 """
 from __future__ import annotations
 

@@ -235,7 +235,8 @@ def chain_cases(batch, suffix):
                helper.make_node("Neg", ["la"], ["ln"]),
                helper.make_node("LeakyRelu", ["ln"], ["ll"], alpha=0.2),
                helper.make_node("Relu", ["ll"], ["lr"]),
-               helper.make_node("Sub", ["mb", "k3"], ["lb"]), helper.make_node("Exp", ["lb"], ["le"]),
+               helper.make_node("Sub", ["mb", "k3"], ["lb"]),
+               helper.make_node("Exp", ["lb"], ["le"]),
                helper.make_node("Sub", ["lr", "le"], ["y"])], {}, lk, "vector",
               "relu(leaky(-|tanh(a)|)) - exp(b - 3)", consts={"k3": np.array(3.0, np.float32)})
     # no transcendental: x86 and AArch64 compilers vectorise the portable loop (ARMv7 not)
@@ -301,8 +302,8 @@ ULP_BOUND = {"Exp": 2.0, "Sigmoid": 5.0, "Tanh": 2.5, "Softplus": 4.5}
 
 @pytest.mark.parametrize("target,isa,suffix", TARGETS)
 def test_vmath_dense_sweep(target, isa, suffix):
-    """exp/sigmoid/tanh/softplus over 2M+1 points of [-100, 100]: the 1e-4 rule, exact infinities and
-    zeros where the float32 result is one, and the ulp bounds above."""
+    """exp/sigmoid/tanh/softplus over 2M+1 points of [-100, 100]: the 1e-4 rule, exact
+    infinities and zeros where the float32 result is one, and the ulp bounds above."""
     if target is not None:
         require_target(target)
     x = np.linspace(-100, 100, 2_000_001).astype(np.float32)

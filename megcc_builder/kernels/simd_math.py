@@ -192,6 +192,9 @@ static inline {V} megcc_{n}_vdiv({V} a, {V} b) {{
     return vmulq_f32(a, r);
 }}
 """))
+    def pow2(k: str) -> str:  # 2^k as a float, for k in [-126, 127]
+        return v.as_f(v.shl23(v.add_i(k, v.set1_i("127"))))
+
     magic = v.c("12582912.0f")  # 1.5 * 2^23: adding it rounds to an integer in the low bits
     exp = [f"static inline {V} {v.fn('exp')}({V} x) {{",
            f"    {V} t, k, r, p;",
@@ -205,8 +208,8 @@ static inline {V} megcc_{n}_vdiv({V} a, {V} b) {{
     exp += _horner(v, EXP_POLY, "r")
     exp += [f"    p = {v.fma('p', v.mul('r', 'r'), v.add('r', v.c('1.0f')))};",
             f"    m1 = {v.srai1('m')};  /* 2^n = 2^m1 * 2^(n - m1), both normal */",
-            f"    p = {v.mul('p', v.as_f(v.shl23(v.add_i('m1', v.set1_i('127')))))};",
-            f"    return {v.mul('p', v.as_f(v.shl23(v.add_i(v.sub_i('m', 'm1'), v.set1_i('127')))))};",
+            f"    p = {v.mul('p', pow2('m1'))};",
+            f"    return {v.mul('p', pow2(v.sub_i('m', 'm1')))};",
             "}"]
     out.append((v.fn("exp"), "\n" + "\n".join(exp) + "\n"))
     one = v.c("1.0f")
@@ -219,7 +222,8 @@ static inline {V} {v.fn('sigmoid')}({V} x) {{
             f"    const {V} a = {v.abs('x')}, z = {v.mul('x', 'x')};",
             f"    {V} p, big;",
             "    /* |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1), saturating to 1 */",
-            f"    big = {v.sub(one, v.div(v.c('2.0f'), v.add(v.fn('exp') + '(' + v.add('a', 'a') + ')', one)))};",
+            f"    big = {v.fn('exp')}({v.add('a', 'a')});",
+            f"    big = {v.sub(one, v.div(v.c('2.0f'), v.add('big', one)))};",
             "    /* |x| < 0.625: x + x^3 P(x^2) */"]
     tanh += _horner(v, TANH_POLY, "z")
     tanh += [f"    p = {v.fma(v.mul('p', 'z'), 'x', 'x')};",
@@ -248,7 +252,8 @@ static inline {V} {v.fn('sigmoid')}({V} x) {{
     out.append((f"megcc_{n}_vsoftplus", f"""
 static inline {V} megcc_{n}_vsoftplus({V} x) {{
     const {V} e = {v.fn('exp')}(x), w = {v.add(one, 'e')}, d = {v.sub('w', one)};
-    const {V} l = {v.select(v.eq('d', v.c('0.0f')), 'e', v.div(v.mul(f'megcc_{n}_vlogw(w)', 'e'), 'd'))};
+    const {V} l = {v.select(v.eq('d', v.c('0.0f')), 'e',
+                             v.div(v.mul(f'megcc_{n}_vlogw(w)', 'e'), 'd'))};
     return {v.select(v.gt('x', v.c('20.0f')), 'x', 'l')};
 }}
 """))

@@ -30,7 +30,7 @@ from typing import Callable, List, Optional
 
 from ..ir import Graph, Op
 from ..isa import has_avx2, has_neon
-from . import avx2_winograd, simd, simd_conv, simd_elementwise, simd_fc, simd_pool
+from . import avx2_winograd, reduce, simd, simd_conv, simd_elementwise, simd_fc, simd_pool
 
 # cycles per multiply-add of the portable kernels (im2col + auto-vectorised GEMM loops, the
 # scalar depthwise loop, dot-product FC)
@@ -202,28 +202,66 @@ def _pool_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
                       lambda: lower(op, graph, vs))]
 
 
-# cycles per operation per element of flat element-wise loops, (portable C, NEON): estimates.
-# Only ARMv7: its portable float code is scalar VFP (simd_elementwise.py); AArch64 and x86
-# compilers vectorise the portable loops themselves.
-ELEMENTWISE = {"armv7-neon": (1.0, 0.3)}
+# Element-wise ops, per ISA level: cycles per element of (a cheap operation, a libm call
+# (expf, tanhf)) in (portable C, the vector kernel). ARMv7's portable float code is scalar
+# VFP (simd_elementwise.py), so every vector operation pays; AArch64 and x86 compilers
+# vectorise the portable loops themselves (equal cheap-op costs: the vector kernel's per-row
+# overhead leaves them portable) but call libm once per element.
+# x86: from `megcc run --profile` over 1x256x56x56 (glibc expf ~11 cycles per element, tanhf
+# ~55, the vector kernels ~1.6 for one exp: memory-bound); the libm figure is the cheap
+# end, so that a single exp decides. The Arm figures are estimates (qemu does not model
+# timing).
+ELEMENTWISE = {"armv7-neon": ((1.0, 40.0), (0.3, 6.0)),
+               "arm64-neon": ((0.25, 20.0), (0.25, 3.0)),
+               "x86_64-v3": ((0.15, 12.0), (0.15, 1.5)),
+               "x86_64-v4": ((0.15, 12.0), (0.15, 1.5))}
+
+
+def elementwise_simd(isa: str) -> Optional[simd.Simd]:
+    """The vector flavour of element-wise ops and softmax (AArch64 gets vector division)."""
+    if has_avx2(isa):
+        return simd.AVX2
+    if has_neon(isa):
+        return simd.NEON64 if simd.gemm_simd(isa) is simd.NEON64 else simd.NEON
+    return None
+
+
+def _elementwise_cost(expr, n: int, costs) -> float:
+    heavy = simd_elementwise.op_count(expr, transcendental=True)
+    cheap = max(1, simd_elementwise.op_count(expr)) - heavy
+    return n * (cheap * costs[0] + heavy * costs[1])
 
 
 def _elementwise_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
-    vs = simd.vector_simd(isa)
-    if isa not in ELEMENTWISE or vs is None or not simd_elementwise.applicable(op, graph):
+    vs = elementwise_simd(isa)
+    if isa not in ELEMENTWISE or vs is None or not simd_elementwise.applicable(op, graph, vs):
         return []
     portable, vector = ELEMENTWISE[isa]
     n = 1
     for d in graph.tensors[op.outputs[0]].shape:
         n *= d
-    work = n * max(1, simd_elementwise.op_count(simd_elementwise.expression_of(op)))
-    return [Candidate("portable C", work * portable, lambda: None),
-            Candidate(f"{vs.name} element-wise", work * vector + 8,
+    expr = simd_elementwise.expression_of(op)
+    return [Candidate("portable C", _elementwise_cost(expr, n, portable), lambda: None),
+            Candidate(f"{vs.name} element-wise", _elementwise_cost(expr, n, vector) + 8,
                       lambda: simd_elementwise.lower_elementwise(op, graph, vs))]
+
+
+def _softmax_candidates(op: Op, graph: Graph, isa: str) -> List[Candidate]:
+    """Softmax / LogSoftmax: per element one exp, a max, a sum and a scale (or subtract)."""
+    vs = elementwise_simd(isa)
+    shape = reduce.softmax_vector_shape(op, graph, vs) if isa in ELEMENTWISE and vs else None
+    if shape is None:
+        return []
+    n = shape[0] * shape[1] * shape[2]
+    portable, vector = ELEMENTWISE[isa]
+    return [Candidate("portable C", n * (3 * portable[0] + portable[1]), lambda: None),
+            Candidate(f"{vs.name} softmax", n * (3 * vector[0] + vector[1]) + 8 * shape[0],
+                      lambda: reduce.lower_softmax_vector(op, graph, vs))]
 
 
 CANDIDATES = {"Conv": _conv_candidates, "Gemm": _fc_candidates, "MatMul": _fc_candidates,
               "MaxPool": _pool_candidates, "AveragePool": _pool_candidates}
+CANDIDATES.update(Softmax=_softmax_candidates, LogSoftmax=_softmax_candidates)
 CANDIDATES.update((t, _elementwise_candidates)
                   for t in simd_elementwise.OP_TYPES + ["FusedElementwise"])
 

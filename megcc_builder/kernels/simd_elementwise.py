@@ -1,16 +1,23 @@
-"""NEON element-wise kernels: float32 rows (flat, or per channel), four elements per vector.
+"""Vector element-wise kernels: float32 rows (flat, or per channel), one vector per step.
 
-Why only NEON: GCC does not auto-vectorise float arithmetic for ARMv7 NEON (its vector unit
-flushes denormals, so only -ffast-math lets the compiler use it), so the portable loops of
-elementwise.py run one scalar VFP operation per element there. On x86 and AArch64 the C
-compiler vectorises those loops itself.
+ARMv7 NEON: everything covered below. GCC does not auto-vectorise float arithmetic for
+ARMv7 NEON (its vector unit flushes denormals, so only -ffast-math lets the compiler use
+it), so the portable loops of elementwise.py run one scalar VFP operation per element there.
+
+AVX2 and AArch64 NEON: the compiler vectorises the portable loops itself, except where they
+call libm (expf, tanhf: Exp, Sigmoid, Tanh, Swish/SiLU, Elu, Selu, Mish, GELU's tanh form),
+which stays one call per element; the vector exp/sigmoid/tanh of simd_math.py replace those
+calls (the cost model in select.py takes these kernels only for expressions containing them).
 
 Covered: float32 expressions (single ops or fused chains) over an output that collapses to
 rows, where each input either walks like the output (possibly the same row every time) or
 repeats one value per row (a scalar, or a per-channel value over H*W), built from Add,
-Sub, Mul, Max, Min, Relu, Neg, Abs, Clip with constant bounds and LeakyRelu. The NEON max/min return NaN when an operand is
-NaN, like megcc_maxf/megcc_minf of the portable code. Anything else keeps the portable
-kernel. The last L % 4 elements of a row run the portable scalar expression.
+Sub, Mul, Div (not on ARMv7: no vector divide), Max, Min, Relu, Neg, Abs, Clip with constant
+bounds, LeakyRelu, Exp, Sigmoid, Tanh, Softplus, Swish, Elu, Selu, Mish and the tanh form of
+Gelu.
+Max/min return NaN when an operand is NaN, like megcc_maxf/megcc_minf of the portable code.
+Anything else keeps the portable kernel. The last L % VW elements of a row run the portable
+scalar expression.
 """
 from __future__ import annotations
 
@@ -21,39 +28,72 @@ from ..ir import Graph, Op
 from .base import Instr, Kernel, c_float, kernel_source
 from .elementwise import _expr_key, _expr_slug, broadcast_strides, collapse, op_expr, render
 from .simd import Simd
+from .simd_math import VecOps, helpers, ops_of, used
 
-_BINARY = {"Add": "vaddq_f32({0}, {1})", "Sub": "vsubq_f32({0}, {1})",
-           "Mul": "vmulq_f32({0}, {1})", "Max": "vmaxq_f32({0}, {1})",
-           "Min": "vminq_f32({0}, {1})"}
-_UNARY = {"Relu": "vmaxq_f32({0}, vdupq_n_f32(0.0f))", "Neg": "vnegq_f32({0})",
-          "Abs": "vabsq_f32({0})", "Identity": "{0}"}
+# the expression kinds that call libm in the portable code (what the vector code saves)
+TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "Softplus", "swish", "elu", "selu", "Mish",
+                  "gelu_tanh"}
 # the IR op types whose (single-op) expressions this module may vectorise
-OP_TYPES = sorted(set(_BINARY) | set(_UNARY) | {"Clip", "LeakyRelu", "Sum"})
+OP_TYPES = sorted({"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Neg", "Abs", "Identity",
+                   "Clip", "LeakyRelu", "Sum", "Exp", "Sigmoid", "Tanh", "Swish", "Elu",
+                   "Selu", "Mish", "Gelu", "Softplus"})
 
 
-def vector_code(expr, in_vars: Sequence[str]) -> Optional[str]:
-    """The NEON expression (float32x4_t) of an expression tree, None if not covered."""
+def _const(expr) -> Optional[float]:
+    return float(expr[1]) if expr[0] == "const" else None
+
+
+def vector_code(expr, in_vars: Sequence[str], v: VecOps) -> Optional[str]:
+    """The vector C expression of an expression tree for the ISA of `v`, None if not covered."""
     kind = expr[0]
     if kind == "in":
         return in_vars[expr[1]]
     if kind == "const":
-        return f"vdupq_n_f32({c_float(expr[1])})"
-    kids = [vector_code(c, in_vars) for c in expr[1:]]
+        return v.c(c_float(expr[1]))
+    kids = [vector_code(c, in_vars, v) for c in expr[1:]]
     if any(k is None for k in kids):
         return None
-    if kind in _BINARY and len(kids) == 2:
-        return _BINARY[kind].format(*kids)
-    if kind in _UNARY and len(kids) == 1:
-        return _UNARY[kind].format(*kids)
-    if kind == "clip" and expr[2][0] == "const" and expr[3][0] == "const":
-        lo, hi = float(expr[2][1]), float(expr[3][1])
+    zero, one = v.c("0.0f"), v.c("1.0f")
+    if len(kids) == 2 and kind in ("Add", "Sub", "Mul", "Max", "Min"):
+        return getattr(v, kind.lower())(*kids)
+    if kind == "Div" and len(kids) == 2:
+        return v.div(*kids) if v._div else None  # the Newton reciprocal is not exact
+    if len(kids) == 1 and kind in ("Relu", "Neg", "Abs", "Identity"):
+        return kids[0] if kind == "Identity" else getattr(v, kind.lower())(kids[0])
+    if len(kids) == 1 and kind in ("Exp", "Sigmoid", "Tanh", "Softplus"):
+        return f"{v.fn(kind.lower())}({kids[0]})"
+    x = kids[0]
+    if kind == "clip" and _const(expr[2]) is not None and _const(expr[3]) is not None:
+        lo, hi = _const(expr[2]), _const(expr[3])
         if lo != lo or hi != hi:
             return None  # NaN bounds: the portable semantics
-        return f"vminq_f32(vmaxq_f32({kids[0]}, {kids[1]}), {kids[2]})"
-    if kind == "leaky" and expr[2][0] == "const":
-        x = kids[0]  # x >= 0 ? x : x * alpha (NaN compares false: NaN * alpha, as portable)
-        return f"vbslq_f32(vcgeq_f32({x}, vdupq_n_f32(0.0f)), {x}, vmulq_f32({x}, {kids[1]}))"
+        return v.clamp(x, kids[1], kids[2])
+    if kind == "leaky" and _const(expr[2]) is not None:
+        # x >= 0 ? x : x * alpha (NaN compares false: NaN * alpha, as portable)
+        return v.select(v.ge(x, zero), x, v.mul(x, kids[1]))
+    if kind == "swish" and _const(expr[2]) is not None:
+        return v.mul(x, f"{v.fn('sigmoid')}({v.mul(kids[1], x)})")
+    if kind == "elu" and _const(expr[2]) is not None:
+        return v.select(v.ge(x, zero), x, v.mul(kids[1], v.sub(f"{v.fn('exp')}({x})", one)))
+    if kind == "selu" and _const(expr[2]) is not None and _const(expr[3]) is not None:
+        neg = v.mul(kids[1], v.sub(f"{v.fn('exp')}({x})", one))
+        return v.mul(kids[2], v.select(v.gt(x, zero), x, neg))
+    if kind == "gelu_tanh":
+        inner = v.mul(v.c("0.7978845608028654f"),
+                      v.fma(v.mul(v.c("0.044715f"), v.mul(x, x)), x, x))
+        return v.mul(v.mul(v.c("0.5f"), x), v.add(one, f"{v.fn('tanh')}({inner})"))
+    if kind == "Mish":
+        # x * tanh(log(1 + e^x)) = x * n / (n + 2) with n = e^x (e^x + 2): one exp; above 20
+        # the portable softplus is x itself and tanh(x) rounds to 1, so mish is x
+        e = f"{v.fn('exp')}({x})"
+        return v.select(v.gt(x, v.c("20.0f")), x, f"megcc_{v.name}_vmish({x}, {e})")
     return None
+
+
+def has_transcendental(expr) -> bool:
+    if expr[0] in ("in", "const"):
+        return False
+    return expr[0] in TRANSCENDENTAL or any(has_transcendental(c) for c in expr[1:])
 
 
 def expression_of(op: Op):
@@ -80,11 +120,12 @@ def row_layout(op: Op, graph: Graph):
     return tuple(dims), [((st[0], st[1]), "v" if st[2] else "b") for st in strides]
 
 
-def applicable(op: Op, graph: Graph) -> bool:
+def applicable(op: Op, graph: Graph, s: Simd) -> bool:
     layout = row_layout(op, graph)
     if layout is None or all(kind == "b" for _, kind in layout[1]):
         return False
-    return vector_code(expression_of(op), [f"x{k}" for k in range(len(layout[1]))]) is not None
+    return vector_code(expression_of(op), [f"x{k}" for k in range(len(layout[1]))],
+                       ops_of(s)) is not None
 
 
 def lower_elementwise(op: Op, graph: Graph, s: Simd):
@@ -92,8 +133,9 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd):
     names = [i for i in op.inputs if i]
     (r1, r0, length), inputs = row_layout(op, graph)
     kinds = "".join(kind for _, kind in inputs)
+    v = ops_of(s)
     vec = vector_code(expr, [s.load(f"r{k} + i") if kind == "v" else f"d{k}"
-                             for k, kind in enumerate(kinds)])
+                             for k, kind in enumerate(kinds)], v)
     scalar, _ = render(expr, [f"r{k}[i]" if kind == "v" else f"r{k}[0]"
                               for k, kind in enumerate(kinds)], ["float32"] * len(names))
     base = f"ew_{_expr_slug(expr)}"
@@ -115,14 +157,17 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd):
     lines += [f"        for (i = 0; i + {s.vw} <= L; i += {s.vw}) {s.store('yr + i', vec)};",
               f"        for (; i < L; ++i) yr[i] = (float)({scalar});",
               "    }"]
-    kernel = Kernel(name, kernel_source(name, "\n".join(lines)), ("math",), isa=s.isa)
+    source = kernel_source(name, "\n".join(lines))
+    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa)
     params = [r1, r0, length] + [x for st, _ in inputs for x in st]
     return [Instr(kernel, names, [op.outputs[0]], params,
                   note=f"{s.label} element-wise: {r1 * r0} rows of {length}, {s.vw} per vector")]
 
 
-def op_count(expr) -> int:
-    """Operations per element (the cost model's measure of an expression)."""
+def op_count(expr, transcendental: bool = False) -> int:
+    """Operations per element (the cost model's measure of an expression); with
+    transcendental=True only the libm-calling ones (TRANSCENDENTAL)."""
     if expr[0] in ("in", "const"):
         return 0
-    return 1 + sum(op_count(c) for c in expr[1:])
+    own = 1 if not transcendental or expr[0] in TRANSCENDENTAL else 0
+    return own + sum(op_count(c, transcendental) for c in expr[1:])

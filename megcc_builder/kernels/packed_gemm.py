@@ -21,6 +21,7 @@ it is still in registers; other activations run as a scalar pass afterwards.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import List, Tuple
 
 import numpy as np
@@ -173,13 +174,40 @@ static void megcc_{s.name}_edge(int32_t mr, int32_t kc, const float *ap, const f
 """
 
 
+# K blocks up to this long run row-panel-major (see _block)
+SHORT_K = 48
+
+
 def _block(s: Simd) -> str:
     n, mr, nr = s.name, s.mr, s.nr
+
+    def tile(ind: str) -> str:  # the micro-tile at rows i, columns j
+        body = f"""{{
+    const float *bp = B + (int64_t)(j / {nr}) * b_ps;
+    const int32_t nr = N - j < {nr} ? N - j : {nr};
+    const int32_t mr = M - i < {mr} ? M - i : {mr};
+    const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
+    float *cp = C + (int64_t)i * ldc + j;
+    e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
+    e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
+    if (nr <= {s.vw}) {{
+        megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
+        continue;
+    }}
+    switch (mr) {{
+{_switch(s, nr, "    ", "&e")}
+    }}
+}}"""
+        return textwrap.indent(body, ind).lstrip()
+
     return f"""
 /* C[M, N] (+)= A[M, k0:k0+kc] * B[k0:k0+kc, N] for one K block.
  * A: {mr}-row panels over the full K (packed_gemm.py); B: {nr}-column panels, panel q at
  * B + q * b_ps, already positioned at this K block. Rows are taken in blocks of mc (a
- * multiple of {mr}) so the A block stays in L2 while each B panel (in L1) is reused across it. */
+ * multiple of {mr}) so the A block stays in L2 while each B panel (in L1) is reused across it.
+ * A short K block (expanding 1x1 convolutions, K = 16..32) makes each tile little work and
+ * its stores dominate: then the tiles run along a row panel, so C is written in {mr}
+ * sequential streams instead of one per row of the block. */
 static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, int32_t kc,
         const float *A, const float *B, int64_t b_ps, float *C, int32_t ldc, int32_t mc,
         const megcc_{n}_epi *e0) {{
@@ -187,23 +215,12 @@ static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, in
     megcc_{n}_epi e = *e0;
     for (i0 = 0; i0 < M; i0 += mc) {{
         const int32_t i1 = M - i0 < mc ? M : i0 + mc;
-        for (j = 0; j < N; j += {nr}) {{
-            const float *bp = B + (int64_t)(j / {nr}) * b_ps;
-            const int32_t nr = N - j < {nr} ? N - j : {nr};
-            e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
-            for (i = i0; i < i1; i += {mr}) {{
-                const int32_t mr = M - i < {mr} ? M - i : {mr};
-                const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
-                float *cp = C + (int64_t)i * ldc + j;
-                e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
-                if (nr <= {s.vw}) {{
-                    megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
-                    continue;
-                }}
-                switch (mr) {{
-{_switch(s, nr, "                ", "&e")}
-                }}
-            }}
+        if (kc <= {SHORT_K}) {{
+            for (i = i0; i < i1; i += {mr})
+                for (j = 0; j < N; j += {nr}) {tile("                ")}
+        }} else {{
+            for (j = 0; j < N; j += {nr})
+                for (i = i0; i < i1; i += {mr}) {tile("                ")}
         }}
     }}
 }}
@@ -257,6 +274,15 @@ static inline __m256 megcc_avx2_even8(const float *p) {
 }
 """
 
+_AVX2_ODD8 = r"""
+/* The 8 odd-indexed floats of p[0..15]. */
+static inline __m256 megcc_avx2_odd8(const float *p) {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    const __m256 o = _mm256_shuffle_ps(a, b, 0xDD); /* a1 a3 b1 b3 | a5 a7 b5 b7 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+}
+"""
+
 _PAD_PLANE = r"""
 /* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
  * (0 for convolution, -inf for max pooling): the direct vector kernels then load full
@@ -287,48 +313,57 @@ static inline void megcc_pad_plane(const float *x, int32_t H, int32_t W, int32_t
 }
 """
 
-_SPLIT_PLANE = r"""
+def _split_plane(s: Simd) -> str:
+    """Stride-2 direct kernels (depthwise): the padded plane of megcc_pad_plane split into
+    its even and odd columns. The interior of a row is deinterleaved VW outputs at a time
+    (on small maps with few taps this copy, not the FMAs, was most of a layer's time)."""
+    vec = (f"for (; j + {s.vw} <= mid - i; j += {s.vw}) {{ "
+           f"{s.store('de + i + j', s.even('src + 2 * j'))}; "
+           f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}")
+    return f"""
 /* Stride-2 direct kernels: the padded plane of megcc_pad_plane split into its even and odd
  * columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2 floats per
  * row), so a stride-2 tap is one plain vector load, and columns are deinterleaved once per
  * input element instead of once per tap. */
-static inline void megcc_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
-                                     int32_t PL, int32_t PH, int32_t PW, float fill,
-                                     float *pe, float *po, int32_t borders_done) {
+static inline void megcc_{s.name}_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+        int32_t PL, int32_t PH, int32_t PW, float fill, float *pe, float *po, int32_t borders_done) {{
     const int32_t PW2 = (PW + 1) / 2;
     int32_t r, i, j;
-    for (r = 0; r < PH; ++r) {
+    for (r = 0; r < PH; ++r) {{
         float *restrict de = pe + (int64_t)r * PW2, *restrict dd = po + (int64_t)r * PW2;
         const int32_t iy = r - PT;
         const float *restrict s = x + (int64_t)iy * W;
-        if (iy < 0 || iy >= H) {
+        if (iy < 0 || iy >= H) {{
             if (!borders_done)
                 for (i = 0; i < PW2; ++i) de[i] = dd[i] = fill;
             continue;
-        }
+        }}
         /* padded column j holds source column j - PL; the middle run needs no checks */
-        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {
+        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {{
             j = 2 * i - PL;
             de[i] = fill;
             dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
-        }
-        {
-            /* a counted loop over one base pointer: the compiler vectorises it */
+        }}
+        {{
+            /* source columns 2 * i - PL .. 2 * mid - PL - 1, all inside the row: whole
+             * vectors (2 * VW floats read per step), then single columns */
             const int32_t mid = (W + PL) / 2 < PW2 ? (W + PL) / 2 : PW2;
             const float *restrict src = s + 2 * i - PL;
-            for (j = 0; j < mid - i; ++j) {
+            j = 0;
+            {vec}
+            for (; j < mid - i; ++j) {{
                 de[i + j] = src[2 * j];
                 dd[i + j] = src[2 * j + 1];
-            }
+            }}
             i = mid > i ? mid : i;
-        }
-        for (; i < PW2; ++i) {
+        }}
+        for (; i < PW2; ++i) {{
             j = 2 * i - PL;
             de[i] = j >= 0 && j < W ? s[j] : fill;
             dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
-        }
-    }
-}
+        }}
+    }}
+}}
 """
 
 
@@ -340,14 +375,15 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.nr}", _ukr(s, mr, s.nv)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
-            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s))]
+            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
+            (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
 
 
 # Shared helpers of every flavour, found by use (helpers.py): kernels.c gets one exactly when
 # some emitted code uses it, so no unused function is compiled.
-HELPERS = [("megcc_pad_plane", _PAD_PLANE), ("megcc_split_plane", _SPLIT_PLANE),
-           ("megcc_avx2_even8", _AVX2_EVEN8)]
+HELPERS = [("megcc_pad_plane", _PAD_PLANE), ("megcc_avx2_even8", _AVX2_EVEN8),
+           ("megcc_avx2_odd8", _AVX2_ODD8)]
 for _s in ALL:
     HELPERS += helpers_of(_s)
 

@@ -326,7 +326,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     else:
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
                   "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
-        fill = "megcc_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+        fill = f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
     blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
     if rows > 1:
         blocks += _depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))

@@ -22,7 +22,7 @@ it is still in registers; other activations run as a scalar pass afterwards.
 from __future__ import annotations
 
 import textwrap
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -283,43 +283,54 @@ static inline __m256 megcc_avx2_odd8(const float *p) {
 }
 """
 
-_PAD_PLANE = r"""
+def _pad_plane(s: Optional[Simd] = None) -> str:
+    """megcc_pad_plane (portable: the compiler vectorises the row copy, with a scalar
+    remainder) or megcc_<s>_pad_plane, whose row copy is whole vectors with the last one
+    overlapping the previous (no scalar remainder: on 14x14 and 28x28 maps the remainder
+    made the copy a large part of a depthwise layer)."""
+    name = f"megcc_{s.name}_pad_plane" if s else "megcc_pad_plane"
+    copy = "for (j = 0; j < ncopy; ++j) d[left + j] = s[j];"
+    if s:
+        mv = s.store("d + left + j", s.load("s + j")) + ";"
+        copy = (f"if (ncopy >= {s.vw}) {{\n"
+                f"            for (j = 0; j + {s.vw} < ncopy; j += {s.vw}) {mv}\n"
+                f"            j = ncopy - {s.vw}; {mv}\n"
+                f"        }} else {copy}")
+    return f"""
 /* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
  * (0 for convolution, -inf for max pooling): the direct vector kernels then load full
  * vectors with no bounds checks. With `borders_done` the plane already holds this
  * geometry's fill (from a previous channel) and only the interior rows are copied. Rows
- * are short (7..112 floats): a plain loop, which the compiler vectorises, beats a memcpy
- * call per row. */
-static inline void megcc_pad_plane(const float *x, int32_t H, int32_t W, int32_t PT,
-                                   int32_t PL, int32_t PH, int32_t PW, float fill, float *pl,
-                                   int32_t borders_done) {
+ * are short (7..112 floats): a loop, not a memcpy call per row. */
+static inline void {name}(const float *x, int32_t H, int32_t W, int32_t PT,
+        int32_t PL, int32_t PH, int32_t PW, float fill, float *pl, int32_t borders_done) {{
     const int32_t left = PL < PW ? PL : PW, ncopy = W < PW - left ? W : PW - left;
     int32_t r, j;
-    for (r = 0; r < PH; ++r) {
+    for (r = 0; r < PH; ++r) {{
         float *restrict d = pl + (int64_t)r * PW;
         const float *restrict s = x + (int64_t)(r - PT) * W;
         const int32_t iy = r - PT;
-        if (iy < 0 || iy >= H || ncopy <= 0) {
+        if (iy < 0 || iy >= H || ncopy <= 0) {{
             if (!borders_done)
                 for (j = 0; j < PW; ++j) d[j] = fill;
             continue;
-        }
-        if (!borders_done) {
+        }}
+        if (!borders_done) {{
             for (j = 0; j < left; ++j) d[j] = fill;
             for (j = left + ncopy; j < PW; ++j) d[j] = fill;
-        }
-        for (j = 0; j < ncopy; ++j) d[left + j] = s[j];
-    }
-}
+        }}
+        {copy}
+    }}
+}}
 """
+
 
 def _split_plane(s: Simd) -> str:
     """Stride-2 direct kernels (depthwise): the padded plane of megcc_pad_plane split into
     its even and odd columns. The interior of a row is deinterleaved VW outputs at a time
-    (on small maps with few taps this copy, not the FMAs, was most of a layer's time)."""
-    vec = (f"for (; j + {s.vw} <= mid - i; j += {s.vw}) {{ "
-           f"{s.store('de + i + j', s.even('src + 2 * j'))}; "
-           f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}")
+    (on small maps with few taps this copy, not the FMAs, is much of a layer's time)."""
+    mv = (f"{{ {s.store('de + i + j', s.even('src + 2 * j'))}; "
+          f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}")
     return f"""
 /* Stride-2 direct kernels: the padded plane of megcc_pad_plane split into its even and odd
  * columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2 floats per
@@ -346,14 +357,17 @@ static inline void megcc_{s.name}_split_plane(const float *x, int32_t H, int32_t
         }}
         {{
             /* source columns 2 * i - PL .. 2 * mid - PL - 1, all inside the row: whole
-             * vectors (2 * VW floats read per step), then single columns */
+             * vectors (2 * {s.vw} floats read per step), the last overlapping the previous */
             const int32_t mid = (W + PL) / 2 < PW2 ? (W + PL) / 2 : PW2;
             const float *restrict src = s + 2 * i - PL;
-            j = 0;
-            {vec}
-            for (; j < mid - i; ++j) {{
-                de[i + j] = src[2 * j];
-                dd[i + j] = src[2 * j + 1];
+            if (mid - i >= {s.vw}) {{
+                for (j = 0; j + {s.vw} < mid - i; j += {s.vw}) {mv}
+                j = mid - i - {s.vw}; {mv}
+            }} else {{
+                for (j = 0; j < mid - i; ++j) {{
+                    de[i + j] = src[2 * j];
+                    dd[i + j] = src[2 * j + 1];
+                }}
             }}
             i = mid > i ? mid : i;
         }}
@@ -376,13 +390,13 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
             (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
-            (f"megcc_{n}_split_plane", _split_plane(s))]
+            (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
 
 
 # Shared helpers of every flavour, found by use (helpers.py): kernels.c gets one exactly when
 # some emitted code uses it, so no unused function is compiled.
-HELPERS = [("megcc_pad_plane", _PAD_PLANE), ("megcc_avx2_even8", _AVX2_EVEN8),
+HELPERS = [("megcc_pad_plane", _pad_plane()), ("megcc_avx2_even8", _AVX2_EVEN8),
            ("megcc_avx2_odd8", _AVX2_ODD8)]
 for _s in ALL:
     HELPERS += helpers_of(_s)

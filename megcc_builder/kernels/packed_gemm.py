@@ -283,6 +283,23 @@ static inline __m256 megcc_avx2_odd8(const float *p) {
 }
 """
 
+def _vector_runs(s: Simd, n: str, full, half, scalar: str, ind: str) -> str:
+    """C for a run of `n` elements j = 0 .. n-1 that may be done in any order and more than
+    once: whole vectors (full(): the statement for VW elements from j), the last one moved
+    back to end at n; a run shorter than a vector takes two overlapping half vectors
+    (half()); one shorter than that, the scalar statement `scalar` per j."""
+    hw = s.vw // 2
+    return (f"if ({n} >= {s.vw}) {{\n"
+            f"{ind}    for (j = 0; j + {s.vw} < {n}; j += {s.vw}) {full()}\n"
+            f"{ind}    j = {n} - {s.vw}; {full()}\n"
+            f"{ind}}} else if ({n} >= {hw}) {{\n"
+            f"{ind}    j = 0; {half()}\n"
+            f"{ind}    j = {n} - {hw}; {half()}\n"
+            f"{ind}}} else {{\n"
+            f"{ind}    for (j = 0; j < {n}; ++j) {scalar}\n"
+            f"{ind}}}")
+
+
 def _pad_plane(s: Optional[Simd] = None) -> str:
     """megcc_pad_plane (portable: the compiler vectorises the row copy, with a scalar
     remainder) or megcc_<s>_pad_plane, whose row copy is whole vectors with the last one
@@ -291,11 +308,9 @@ def _pad_plane(s: Optional[Simd] = None) -> str:
     name = f"megcc_{s.name}_pad_plane" if s else "megcc_pad_plane"
     copy = "for (j = 0; j < ncopy; ++j) d[left + j] = s[j];"
     if s:
-        mv = s.store("d + left + j", s.load("s + j")) + ";"
-        copy = (f"if (ncopy >= {s.vw}) {{\n"
-                f"            for (j = 0; j + {s.vw} < ncopy; j += {s.vw}) {mv}\n"
-                f"            j = ncopy - {s.vw}; {mv}\n"
-                f"        }} else {copy}")
+        copy = _vector_runs(s, "ncopy", lambda: s.store("d + left + j", s.load("s + j")) + ";",
+                            lambda: s.hstore("d + left + j", s.hload("s + j")) + ";",
+                            "d[left + j] = s[j];", " " * 8)
     return f"""
 /* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
  * (0 for convolution, -inf for max pooling): the direct vector kernels then load full
@@ -329,8 +344,13 @@ def _split_plane(s: Simd) -> str:
     """Stride-2 direct kernels (depthwise): the padded plane of megcc_pad_plane split into
     its even and odd columns. The interior of a row is deinterleaved VW outputs at a time
     (on small maps with few taps this copy, not the FMAs, is much of a layer's time)."""
-    mv = (f"{{ {s.store('de + i + j', s.even('src + 2 * j'))}; "
-          f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}")
+    split = _vector_runs(
+        s, "mid - i",
+        lambda: (f"{{ {s.store('de + i + j', s.even('src + 2 * j'))}; "
+                 f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}"),
+        lambda: (f"{{ {s.hstore('de + i + j', s.heven('src + 2 * j'))}; "
+                 f"{s.hstore('dd + i + j', s.hodd('src + 2 * j'))}; }}"),
+        "{ de[i + j] = src[2 * j]; dd[i + j] = src[2 * j + 1]; }", " " * 12)
     return f"""
 /* Stride-2 direct kernels: the padded plane of megcc_pad_plane split into its even and odd
  * columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2 floats per
@@ -357,18 +377,10 @@ static inline void megcc_{s.name}_split_plane(const float *x, int32_t H, int32_t
         }}
         {{
             /* source columns 2 * i - PL .. 2 * mid - PL - 1, all inside the row: whole
-             * vectors (2 * {s.vw} floats read per step), the last overlapping the previous */
+             * vectors (2 * {s.vw} floats read per step) */
             const int32_t mid = (W + PL) / 2 < PW2 ? (W + PL) / 2 : PW2;
             const float *restrict src = s + 2 * i - PL;
-            if (mid - i >= {s.vw}) {{
-                for (j = 0; j + {s.vw} < mid - i; j += {s.vw}) {mv}
-                j = mid - i - {s.vw}; {mv}
-            }} else {{
-                for (j = 0; j < mid - i; ++j) {{
-                    de[i + j] = src[2 * j];
-                    dd[i + j] = src[2 * j + 1];
-                }}
-            }}
+            {split}
             i = mid > i ? mid : i;
         }}
         for (; i < PW2; ++i) {{

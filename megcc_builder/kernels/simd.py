@@ -46,9 +46,8 @@ class Simd:
     # output rows a depthwise pass computes together: an input row feeds up to KH of them,
     # so each vector load serves several FMAs (3x3 stride 1: 3 * (rows + 2) / rows loads
     # per output vector, 4.5 at 4 rows), and the rows' accumulators are independent
-    # FMA chains (a 3x3 tap sum is 9 dependent FMAs: with 4 chains and a 4-5 cycle FMA
-    # latency x86 sustained 0.8 FMA per cycle). ARMv7: 4 rows + 9 weights + 1 input vector
-    # fill its 16 q registers; x86 takes 6 (the weights are also FMA memory operands).
+    # FMA chains. 4 rows + 9 weights + 1 input vector fill 16 vector registers (ARMv7, and
+    # AVX2, where 6 rows measured slower: spilled weights became FMA memory operands).
     dw_rows: int = 4
     _mul: str = ""
     _odd: str = ""  # the vw odd-indexed floats of p[0 .. 2*vw-1]

@@ -318,7 +318,8 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     rows = depthwise_rows(s, geo["oh"])
-    name = f"conv2d_depthwise_{tag}_r{rows}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    ph, pw = plane(geo, s.vw)
+    name = f"conv2d_depthwise_{tag}_r{rows}_pw{pw}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     if sw == 1:
@@ -334,7 +335,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
     const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = p[11], SH = {sh};
+    /* the plane width is a constant of the kernel: each tap's load is then one base
+     * register plus an immediate offset (with PW at run time the row offsets of a
+     * {rows}-row pass took more registers than x86-64 has, and spilled) */
+    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = {pw}, SH = {sh};
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox;
@@ -353,7 +357,6 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
         }}
 """
     kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
-    ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
               geo["group"], pads[0], pads[1], ph, pw]

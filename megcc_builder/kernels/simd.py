@@ -51,6 +51,8 @@ class Simd:
     dw_rows: int = 4
     _mul: str = ""
     _odd: str = ""  # the vw odd-indexed floats of p[0 .. 2*vw-1]
+    # a statement keeping a loaded vector {v} in a register (see megcc_avx2_keep)
+    _keep: str = ""
     # half vectors (vw / 2 floats): the plane copies of short rows (7x7 maps)
     _hload: str = ""
     _hstore: str = ""
@@ -98,6 +100,9 @@ class Simd:
     def odd(self, p: str) -> str:
         return self._odd.format(p=p)
 
+    def keep(self, v: str) -> str:
+        return " " + self._keep.format(v=v) if self._keep else ""
+
     def hload(self, p: str) -> str:
         return self._hload.format(p=p)
 
@@ -116,7 +121,7 @@ AVX2 = Simd("avx2", "avx2", "AVX2", 8, "__m256", 6, 16, False, "_mm256_setzero_p
             "_mm256_broadcast_ss({p})", "_mm256_fmadd_ps({a}, {b}, {c})",
             "_mm256_add_ps({a}, {b})", "_mm256_max_ps({a}, {b})", "_mm256_min_ps({a}, {b})",
             "megcc_avx2_even8({p})", False, _mul="_mm256_mul_ps({a}, {b})",
-            _odd="megcc_avx2_odd8({p})", _hload="_mm_loadu_ps({p})",
+            _odd="megcc_avx2_odd8({p})", _keep="megcc_avx2_keep({v});", _hload="_mm_loadu_ps({p})",
             _hstore="_mm_storeu_ps({p}, {v})",
             _heven="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0x88)",
             _hodd="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0xDD)")

@@ -287,7 +287,7 @@ def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: 
     code = []
     for d in sorted(taps):
         for kx in range(kw):
-            code.append(f"v = {load(d, kx)};")
+            code.append(f"v = {load(d, kx)};{s.keep('v')}")
             code += [f"a{r} = {s.fma(f'a{r}', 'v', f'wv[{ky * kw + kx}]')};"
                      for r, ky in taps[d]]
     if clamp:

@@ -396,11 +396,13 @@ static inline void megcc_{s.name}_split_plane(const float *x, int32_t H, int32_t
             {split}
             i = mid > i ? mid : i;
         }}
-        for (; i < PW2; ++i) {{
+        for (; i < PW2 && 2 * i - PL < W; ++i) {{
             j = 2 * i - PL;
-            de[i] = j >= 0 && j < W ? s[j] : fill;
+            de[i] = j >= 0 ? s[j] : fill;
             dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
         }}
+        if (!borders_done)  /* the right padding, past the source row */
+            for (; i < PW2; ++i) de[i] = dd[i] = fill;
     }}
 }}
 """

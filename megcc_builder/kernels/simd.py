@@ -43,12 +43,6 @@ class Simd:
     # output vectors a direct window kernel (depthwise, pooling) computes per step: on
     # in-order cores (Cortex-A53/A55/A7) independent chains hide the FMA/max latency
     row_unroll: int = 1
-    # output rows a depthwise pass computes together: an input row feeds up to KH of them,
-    # so each vector load serves several FMAs (3x3 stride 1: 3 * (rows + 2) / rows loads
-    # per output vector, 4.5 at 4 rows), and the rows' accumulators are independent
-    # FMA chains. 4 rows + 9 weights + 1 input vector fill 16 vector registers (ARMv7, and
-    # AVX2, where 6 rows measured slower: spilled weights became FMA memory operands).
-    dw_rows: int = 4
     _mul: str = ""
     _odd: str = ""  # the vw odd-indexed floats of p[0 .. 2*vw-1]
     # a statement keeping a loaded vector {v} in a register (see megcc_avx2_keep)

@@ -96,6 +96,19 @@ CONV_CASES = [
     (1, 5, 5, 9, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False, "Clip", "conv2d_depthwise"),
     # stride 2 with dilated taps (even/odd column planes) and rows wide enough to vectorise
     (1, 6, 17, 41, 6, (3, 3), (2, 2), (2, 1, 2, 1), (2, 2), 6, True, None, "conv2d_depthwise"),
+    # plane copies of short rows: 7 and 5 columns (two overlapping half vectors), 3 and 2
+    # (scalar on AVX2); 7 output rows = a 4-row block and one moved up over it
+    (1, 6, 7, 7, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Clip", "conv2d_depthwise"),
+    (1, 4, 9, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4, False, None, "conv2d_depthwise"),
+    (1, 3, 6, 3, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3, True, "Relu", "conv2d_depthwise"),
+    # stride 2 from 14 and 10 columns (7 and 5 even/odd pairs: half vectors), from 5 (2 pairs)
+    (1, 5, 14, 14, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 5, True, "Relu", "conv2d_depthwise"),
+    (1, 3, 11, 10, 3, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 3, True, "Clip", "conv2d_depthwise"),
+    (1, 2, 5, 5, 2, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2, True, None, "conv2d_depthwise"),
+    # expanding 1x1 with a short K (the tiles run along row panels): M = 38 = 6 * 6 + 2 rows,
+    # 13 x 13 = 169 columns (a 9-column edge panel); 7 x 7 = 49 (a 1-column edge panel)
+    (1, 16, 13, 13, 38, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Clip", "conv2d_1x1_gemm6x16"),
+    (1, 24, 7, 7, 29, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm6x16"),
 ]
 
 

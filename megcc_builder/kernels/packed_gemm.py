@@ -21,7 +21,8 @@ it is still in registers; other activations run as a scalar pass afterwards.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+import textwrap
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -173,13 +174,40 @@ static void megcc_{s.name}_edge(int32_t mr, int32_t kc, const float *ap, const f
 """
 
 
+# K blocks up to this long run row-panel-major (see _block)
+SHORT_K = 48
+
+
 def _block(s: Simd) -> str:
     n, mr, nr = s.name, s.mr, s.nr
+
+    def tile(ind: str) -> str:  # the micro-tile at rows i, columns j
+        body = f"""{{
+    const float *bp = B + (int64_t)(j / {nr}) * b_ps;
+    const int32_t nr = N - j < {nr} ? N - j : {nr};
+    const int32_t mr = M - i < {mr} ? M - i : {mr};
+    const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
+    float *cp = C + (int64_t)i * ldc + j;
+    e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
+    e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
+    if (nr <= {s.vw}) {{
+        megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
+        continue;
+    }}
+    switch (mr) {{
+{_switch(s, nr, "    ", "&e")}
+    }}
+}}"""
+        return textwrap.indent(body, ind).lstrip()
+
     return f"""
 /* C[M, N] (+)= A[M, k0:k0+kc] * B[k0:k0+kc, N] for one K block.
  * A: {mr}-row panels over the full K (packed_gemm.py); B: {nr}-column panels, panel q at
  * B + q * b_ps, already positioned at this K block. Rows are taken in blocks of mc (a
- * multiple of {mr}) so the A block stays in L2 while each B panel (in L1) is reused across it. */
+ * multiple of {mr}) so the A block stays in L2 while each B panel (in L1) is reused across it.
+ * A short K block (expanding 1x1 convolutions, K = 16..32) makes each tile little work and
+ * its stores dominate: then the tiles run along a row panel, so C is written in {mr}
+ * sequential streams instead of one per row of the block. */
 static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, int32_t kc,
         const float *A, const float *B, int64_t b_ps, float *C, int32_t ldc, int32_t mc,
         const megcc_{n}_epi *e0) {{
@@ -187,23 +215,12 @@ static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, in
     megcc_{n}_epi e = *e0;
     for (i0 = 0; i0 < M; i0 += mc) {{
         const int32_t i1 = M - i0 < mc ? M : i0 + mc;
-        for (j = 0; j < N; j += {nr}) {{
-            const float *bp = B + (int64_t)(j / {nr}) * b_ps;
-            const int32_t nr = N - j < {nr} ? N - j : {nr};
-            e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
-            for (i = i0; i < i1; i += {mr}) {{
-                const int32_t mr = M - i < {mr} ? M - i : {mr};
-                const float *ap = A + (int64_t)i * K + (int64_t)k0 * mr;
-                float *cp = C + (int64_t)i * ldc + j;
-                e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
-                if (nr <= {s.vw}) {{
-                    megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
-                    continue;
-                }}
-                switch (mr) {{
-{_switch(s, nr, "                ", "&e")}
-                }}
-            }}
+        if (kc <= {SHORT_K}) {{
+            for (i = i0; i < i1; i += {mr})
+                for (j = 0; j < N; j += {nr}) {tile("                ")}
+        }} else {{
+            for (j = 0; j < N; j += {nr})
+                for (i = i0; i < i1; i += {mr}) {tile("                ")}
         }}
     }}
 }}
@@ -257,78 +274,137 @@ static inline __m256 megcc_avx2_even8(const float *p) {
 }
 """
 
-_PAD_PLANE = r"""
+_AVX2_ODD8 = r"""
+/* The 8 odd-indexed floats of p[0..15]. */
+static inline __m256 megcc_avx2_odd8(const float *p) {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    const __m256 o = _mm256_shuffle_ps(a, b, 0xDD); /* a1 a3 b1 b3 | a5 a7 b5 b7 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+}
+"""
+
+_AVX2_KEEP = r"""
+/* Keep a loaded vector in a register: GCC otherwise folds the load into every FMA using
+ * it (one memory operand per use), which doubled the loads of the depthwise kernels, whose
+ * tap loads each feed up to KH FMAs and which are load-bound (3x3 stride 1: 20 % faster
+ * with the vector kept). An empty asm that claims to modify v; no instruction. */
+#if defined(__GNUC__)
+#define megcc_avx2_keep(v) __asm__("" : "+x"(v))
+#else
+#define megcc_avx2_keep(v) ((void)0)
+#endif
+"""
+
+
+def _vector_runs(s: Simd, n: str, full, half, scalar: str, ind: str) -> str:
+    """C for a run of `n` elements j = 0 .. n-1 that may be done in any order and more than
+    once: whole vectors (full(): the statement for VW elements from j), the last one moved
+    back to end at n; a run shorter than a vector takes two overlapping half vectors
+    (half()); one shorter than that, the scalar statement `scalar` per j."""
+    hw = s.vw // 2
+    return (f"if ({n} >= {s.vw}) {{\n"
+            f"{ind}    for (j = 0; j + {s.vw} < {n}; j += {s.vw}) {full()}\n"
+            f"{ind}    j = {n} - {s.vw}; {full()}\n"
+            f"{ind}}} else if ({n} >= {hw}) {{\n"
+            f"{ind}    j = 0; {half()}\n"
+            f"{ind}    j = {n} - {hw}; {half()}\n"
+            f"{ind}}} else {{\n"
+            f"{ind}    for (j = 0; j < {n}; ++j) {scalar}\n"
+            f"{ind}}}")
+
+
+def _pad_plane(s: Optional[Simd] = None) -> str:
+    """megcc_pad_plane (portable: the compiler vectorises the row copy, with a scalar
+    remainder) or megcc_<s>_pad_plane, whose row copy is whole vectors with the last one
+    overlapping the previous (no scalar remainder: on 14x14 and 28x28 maps the remainder
+    made the copy a large part of a depthwise layer)."""
+    name = f"megcc_{s.name}_pad_plane" if s else "megcc_pad_plane"
+    copy = "for (j = 0; j < ncopy; ++j) d[left + j] = s[j];"
+    if s:
+        copy = _vector_runs(s, "ncopy", lambda: s.store("d + left + j", s.load("s + j")) + ";",
+                            lambda: s.hstore("d + left + j", s.hload("s + j")) + ";",
+                            "d[left + j] = s[j];", " " * 8)
+    return f"""
 /* Copy one H x W input plane into a PH x PW plane at (PT, PL), filling the rest with `fill`
  * (0 for convolution, -inf for max pooling): the direct vector kernels then load full
  * vectors with no bounds checks. With `borders_done` the plane already holds this
  * geometry's fill (from a previous channel) and only the interior rows are copied. Rows
- * are short (7..112 floats): a plain loop, which the compiler vectorises, beats a memcpy
- * call per row. */
-static inline void megcc_pad_plane(const float *x, int32_t H, int32_t W, int32_t PT,
-                                   int32_t PL, int32_t PH, int32_t PW, float fill, float *pl,
-                                   int32_t borders_done) {
+ * are short (7..112 floats): a loop, not a memcpy call per row. */
+static inline void {name}(const float *x, int32_t H, int32_t W, int32_t PT,
+        int32_t PL, int32_t PH, int32_t PW, float fill, float *pl, int32_t borders_done) {{
     const int32_t left = PL < PW ? PL : PW, ncopy = W < PW - left ? W : PW - left;
     int32_t r, j;
-    for (r = 0; r < PH; ++r) {
+    for (r = 0; r < PH; ++r) {{
         float *restrict d = pl + (int64_t)r * PW;
         const float *restrict s = x + (int64_t)(r - PT) * W;
         const int32_t iy = r - PT;
-        if (iy < 0 || iy >= H || ncopy <= 0) {
+        if (iy < 0 || iy >= H || ncopy <= 0) {{
             if (!borders_done)
                 for (j = 0; j < PW; ++j) d[j] = fill;
             continue;
-        }
-        if (!borders_done) {
+        }}
+        if (!borders_done) {{
             for (j = 0; j < left; ++j) d[j] = fill;
             for (j = left + ncopy; j < PW; ++j) d[j] = fill;
-        }
-        for (j = 0; j < ncopy; ++j) d[left + j] = s[j];
-    }
-}
+        }}
+        {copy}
+    }}
+}}
 """
 
-_SPLIT_PLANE = r"""
+
+def _split_plane(s: Simd) -> str:
+    """Stride-2 direct kernels (depthwise): the padded plane of megcc_pad_plane split into
+    its even and odd columns. The interior of a row is deinterleaved VW outputs at a time
+    (on small maps with few taps this copy, not the FMAs, is much of a layer's time)."""
+    split = _vector_runs(
+        s, "mid - i",
+        lambda: (f"{{ {s.store('de + i + j', s.even('src + 2 * j'))}; "
+                 f"{s.store('dd + i + j', s.odd('src + 2 * j'))}; }}"),
+        lambda: (f"{{ {s.hstore('de + i + j', s.heven('src + 2 * j'))}; "
+                 f"{s.hstore('dd + i + j', s.hodd('src + 2 * j'))}; }}"),
+        "{ de[i + j] = src[2 * j]; dd[i + j] = src[2 * j + 1]; }", " " * 12)
+    return f"""
 /* Stride-2 direct kernels: the padded plane of megcc_pad_plane split into its even and odd
  * columns (pe[r][i] = padded[r][2i], po[r][i] = padded[r][2i+1], PW2 = (PW+1)/2 floats per
  * row), so a stride-2 tap is one plain vector load, and columns are deinterleaved once per
  * input element instead of once per tap. */
-static inline void megcc_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
-                                     int32_t PL, int32_t PH, int32_t PW, float fill,
-                                     float *pe, float *po, int32_t borders_done) {
+static inline void megcc_{s.name}_split_plane(const float *x, int32_t H, int32_t W, int32_t PT,
+        int32_t PL, int32_t PH, int32_t PW, float fill, float *pe, float *po, int32_t borders_done) {{
     const int32_t PW2 = (PW + 1) / 2;
     int32_t r, i, j;
-    for (r = 0; r < PH; ++r) {
+    for (r = 0; r < PH; ++r) {{
         float *restrict de = pe + (int64_t)r * PW2, *restrict dd = po + (int64_t)r * PW2;
         const int32_t iy = r - PT;
         const float *restrict s = x + (int64_t)iy * W;
-        if (iy < 0 || iy >= H) {
+        if (iy < 0 || iy >= H) {{
             if (!borders_done)
                 for (i = 0; i < PW2; ++i) de[i] = dd[i] = fill;
             continue;
-        }
+        }}
         /* padded column j holds source column j - PL; the middle run needs no checks */
-        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {
+        for (i = 0; i < PW2 && 2 * i - PL < 0; ++i) {{
             j = 2 * i - PL;
             de[i] = fill;
             dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
-        }
-        {
-            /* a counted loop over one base pointer: the compiler vectorises it */
+        }}
+        {{
+            /* source columns 2 * i - PL .. 2 * mid - PL - 1, all inside the row: whole
+             * vectors (2 * {s.vw} floats read per step) */
             const int32_t mid = (W + PL) / 2 < PW2 ? (W + PL) / 2 : PW2;
             const float *restrict src = s + 2 * i - PL;
-            for (j = 0; j < mid - i; ++j) {
-                de[i + j] = src[2 * j];
-                dd[i + j] = src[2 * j + 1];
-            }
+            {split}
             i = mid > i ? mid : i;
-        }
-        for (; i < PW2; ++i) {
+        }}
+        for (; i < PW2 && 2 * i - PL < W; ++i) {{
             j = 2 * i - PL;
-            de[i] = j >= 0 && j < W ? s[j] : fill;
+            de[i] = j >= 0 ? s[j] : fill;
             dd[i] = j + 1 >= 0 && j + 1 < W ? s[j + 1] : fill;
-        }
-    }
-}
+        }}
+        if (!borders_done)  /* the right padding, past the source row */
+            for (; i < PW2; ++i) de[i] = dd[i] = fill;
+    }}
+}}
 """
 
 
@@ -340,14 +416,15 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.nr}", _ukr(s, mr, s.nv)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
-            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s))]
+            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
+            (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
 
 
 # Shared helpers of every flavour, found by use (helpers.py): kernels.c gets one exactly when
 # some emitted code uses it, so no unused function is compiled.
-HELPERS = [("megcc_pad_plane", _PAD_PLANE), ("megcc_split_plane", _SPLIT_PLANE),
-           ("megcc_avx2_even8", _AVX2_EVEN8)]
+HELPERS = [("megcc_pad_plane", _pad_plane()), ("megcc_avx2_even8", _AVX2_EVEN8),
+           ("megcc_avx2_odd8", _AVX2_ODD8), ("megcc_avx2_keep", _AVX2_KEEP)]
 for _s in ALL:
     HELPERS += helpers_of(_s)
 

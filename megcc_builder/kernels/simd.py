@@ -44,6 +44,14 @@ class Simd:
     # in-order cores (Cortex-A53/A55/A7) independent chains hide the FMA/max latency
     row_unroll: int = 1
     _mul: str = ""
+    _odd: str = ""  # the vw odd-indexed floats of p[0 .. 2*vw-1]
+    # a statement keeping a loaded vector {v} in a register (see megcc_avx2_keep)
+    _keep: str = ""
+    # half vectors (vw / 2 floats): the plane copies of short rows (7x7 maps)
+    _hload: str = ""
+    _hstore: str = ""
+    _heven: str = ""
+    _hodd: str = ""
 
     def mul(self, a: str, b: str) -> str:
         return self._mul.format(a=a, b=b)
@@ -83,19 +91,43 @@ class Simd:
     def even(self, p: str) -> str:
         return self._even.format(p=p)
 
+    def odd(self, p: str) -> str:
+        return self._odd.format(p=p)
+
+    def keep(self, v: str) -> str:
+        return " " + self._keep.format(v=v) if self._keep else ""
+
+    def hload(self, p: str) -> str:
+        return self._hload.format(p=p)
+
+    def hstore(self, p: str, v: str) -> str:
+        return self._hstore.format(p=p, v=v)
+
+    def heven(self, p: str) -> str:
+        return self._heven.format(p=p)
+
+    def hodd(self, p: str) -> str:
+        return self._hodd.format(p=p)
+
 
 AVX2 = Simd("avx2", "avx2", "AVX2", 8, "__m256", 6, 16, False, "_mm256_setzero_ps()",
             "_mm256_loadu_ps({p})", "_mm256_storeu_ps({p}, {v})", "_mm256_set1_ps({x})",
             "_mm256_broadcast_ss({p})", "_mm256_fmadd_ps({a}, {b}, {c})",
             "_mm256_add_ps({a}, {b})", "_mm256_max_ps({a}, {b})", "_mm256_min_ps({a}, {b})",
-            "megcc_avx2_even8({p})", False, _mul="_mm256_mul_ps({a}, {b})")
+            "megcc_avx2_even8({p})", False, _mul="_mm256_mul_ps({a}, {b})",
+            _odd="megcc_avx2_odd8({p})", _keep="megcc_avx2_keep({v});", _hload="_mm_loadu_ps({p})",
+            _hstore="_mm_storeu_ps({p}, {v})",
+            _heven="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0x88)",
+            _hodd="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0xDD)")
 
 _NEON_OPS = dict(zero="vdupq_n_f32(0.0f)", _load="vld1q_f32({p})", _store="vst1q_f32({p}, {v})",
                  _set1="vdupq_n_f32({x})", _dup="vld1q_dup_f32({p})",
                  _fma="vfmaq_f32({c}, {a}, {b})", _add="vaddq_f32({a}, {b})",
                  _max="vmaxq_f32({a}, {b})", _min="vminq_f32({a}, {b})",
                  _even="vld2q_f32({p}).val[0]", max_keeps_nan=True, row_unroll=2,
-                 _mul="vmulq_f32({a}, {b})")
+                 _mul="vmulq_f32({a}, {b})", _odd="vld2q_f32({p}).val[1]",
+                 _hload="vld1_f32({p})", _hstore="vst1_f32({p}, {v})",
+                 _heven="vld2_f32({p}).val[0]", _hodd="vld2_f32({p}).val[1]")
 
 # ARMv7 and AArch64 alike (vector kernels other than the GEMM use it on both)
 NEON = Simd("neon", "neon", "NEON", 4, "float32x4_t", 6, 8, False, **_NEON_OPS)

@@ -260,17 +260,21 @@ def store_row_tail(s: Simd, v: str) -> str:
             f"for (q = 0; q < OW - ox; ++q) yr[ox + q] = t[q]; }}")
 
 
-# Output rows a depthwise pass computes together: an input row feeds up to KH of them, so
-# each vector load serves several FMAs (3x3 stride 1: 4.5 loads per output vector instead
-# of 9) and the rows' accumulators are independent chains that hide the FMA latency.
-# 4 rows + 9 weights + 1 load fit ARMv7's and AVX2's 16 vector registers.
+# Output rows a depthwise pass computes together (at most OH): an input row feeds up to KH
+# of them, so each vector load serves several FMAs (3x3 stride 1: 4.5 loads per output
+# vector instead of 9) and the rows' accumulators are independent chains that hide the FMA
+# latency. 4 rows + 9 weights + 1 load fit ARMv7's and AVX2's 16 vector registers (6 rows
+# measured slower on AVX2).
 DEPTHWISE_ROWS = 4
 
 
 def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: int,
                     dw: int, clamp: bool) -> str:
-    """C loop over blocks of `rows` output rows (from the current `oy`), unrolled over the
-    taps: every input vector is loaded once and multiplied into each output row using it.
+    """C loop over blocks of `rows` output rows (OH >= rows), unrolled over the taps: every
+    input vector is loaded once and multiplied into each output row using it. When OH is not
+    a multiple of `rows`, the last block is moved up to end at row OH - 1: it recomputes
+    (and stores again, identically) a few rows of the previous block, which costs less than
+    narrower passes whose few accumulator chains leave the FMA units waiting.
     Stride 1 reads the padded plane `pl` (PW floats per row), stride 2 its even/odd column
     planes `pe`/`po` (PW2 floats per row)."""
     def load(d: int, kx: int) -> str:
@@ -286,7 +290,7 @@ def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: 
     code = []
     for d in sorted(taps):
         for kx in range(kw):
-            code.append(f"v = {load(d, kx)};")
+            code.append(f"v = {load(d, kx)};{s.keep('v')}")
             code += [f"a{r} = {s.fma(f'a{r}', 'v', f'wv[{ky * kw + kx}]')};"
                      for r, ky in taps[d]]
     if clamp:
@@ -299,8 +303,8 @@ def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: 
            "*ino = po + (int64_t)oy * SH * PW2 + ox;")
     accs = ", ".join(f"a{r} = bv" for r in range(rows))
     body = "\n".join(f"                    {c}" for c in code)
-    step = f"oy += {rows}" if rows > 1 else "++oy"
-    return f"""            for (; oy + {rows} <= OH; {step}) {{
+    return f"""            for (oy = 0; oy < OH; oy += {rows}) {{
+                if (oy > OH - {rows}) oy = OH - {rows};
                 for (ox = 0; ox < OW; ox += {s.vw}) {{
                     {ins}
                     {s.vtype} v, {accs};
@@ -316,26 +320,28 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     has_bias, bias_tag = _bias(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    rows = DEPTHWISE_ROWS if geo["oh"] >= DEPTHWISE_ROWS else 1
-    name = f"conv2d_depthwise_{tag}_r{rows}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    rows = max(1, min(DEPTHWISE_ROWS, geo["oh"]))
+    ph, pw = plane(geo, s.vw)
+    name = f"conv2d_depthwise_{tag}_r{rows}_pw{pw}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     if sw == 1:
         planes = "float *pl = (float *)workspace;  /* one zero-padded input plane */"
-        fill = "megcc_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
+        fill = f"megcc_{s.name}_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
     else:
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
                   "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
-        fill = "megcc_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+        fill = f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
     blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
-    if rows > 1:
-        blocks += _depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
     const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = p[11], SH = {sh};
+    /* the plane width is a constant of the kernel: each tap's load is then one base
+     * register plus an immediate offset (with PW at run time the row offsets of a
+     * {rows}-row pass took more registers than x86-64 has, and spilled) */
+    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = {pw}, SH = {sh};
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox;
@@ -350,12 +356,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
             {s.vtype} wv[{kh * kw}];
             for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
             {fill}
-            oy = 0;
 {blocks}{_act_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
     kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
-    ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
               geo["group"], pads[0], pads[1], ph, pw]

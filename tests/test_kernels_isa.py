@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from build_support import in_ci
 from megcc_builder.compiler import build_plan
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import run_onnx
 from megcc_builder.isa import FEATURES, host_level
-from build_support import in_ci
 from reference import assert_close, conv2d, pool2d
 
 RNG = np.random.default_rng(4321)

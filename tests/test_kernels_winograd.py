@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from build_support import in_ci
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
 from megcc_builder.isa import FEATURES, host_level
 from megcc_builder.kernels import avx2_winograd, select
-from build_support import in_ci
 from reference import assert_close, conv2d
 
 RNG = np.random.default_rng(2024)

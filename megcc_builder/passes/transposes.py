@@ -1,5 +1,6 @@
 """Transpose elimination: compose back-to-back Transposes (inverse pairs become a free
-Identity view) and move Transposes below element-wise ops so that they meet their inverse.
+Identity view) and move Transposes below element-wise ops and Concats so that they meet
+their inverse.
 
 Layout conversions produce such chains: a MegEngine model dumped in NCHW44 format arrives
 as NCHW ops each wrapped in a relayout in and out (frontend/mge.py), and the relayout out of

@@ -280,55 +280,54 @@ def used(pairs: List[Tuple[str, str]], source: str) -> Tuple[Tuple[str, str], ..
     return tuple(p for p in pairs if p[0] in keep)
 
 
+# Horizontal reductions of a vector to one float: AArch64 has them as instructions, AVX2
+# and ARMv7 fold halves with the lane-wise operation.
+_HORIZONTAL = {  # kind: (AVX2 op, AArch64 instruction, ARMv7 halves fold, ARMv7 pair fold)
+    "sum": ("add", "vaddvq_f32", "vadd_f32", "vpadd_f32"),
+    "max": ("max", "vmaxvq_f32", "vpmax_f32", "vpmax_f32"),
+}
+
+
+def _horizontal(v: VecOps, kind: str, x: str) -> str:
+    if v.name == "neon64":
+        return f"{_HORIZONTAL[kind][1]}({x})"
+    return f"megcc_{v.name}_h{kind}({x})"
+
+
+def _horizontal_helpers(v: VecOps, kind: str) -> List[Tuple[str, str]]:
+    op, _, halves, pairs = _HORIZONTAL[kind]
+    if v.name == "avx2":
+        return [(f"megcc_avx2_h{kind}", f"""
+static inline float megcc_avx2_h{kind}(__m256 x) {{
+    __m128 s = _mm_{op}_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_{op}_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_{op}_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}}
+""")]
+    if v.name == "neon":
+        return [(f"megcc_neon_h{kind}", f"""
+static inline float megcc_neon_h{kind}(float32x4_t x) {{
+    const float32x2_t s = {halves}(vget_low_f32(x), vget_high_f32(x));
+    return vget_lane_f32({pairs}(s, s), 0);
+}}
+""")]
+    return []
+
+
 def hsum(v: VecOps, x: str) -> str:
     """C expression: the float sum of a vector's lanes."""
-    if v.name == "avx2":
-        return f"megcc_avx2_hsum({x})"
-    if v.name == "neon64":
-        return f"vaddvq_f32({x})"
-    return f"megcc_neon_hsum({x})"
+    return _horizontal(v, "sum", x)
 
 
 def hsum_helpers(v: VecOps) -> List[Tuple[str, str]]:
-    if v.name == "avx2":
-        return [("megcc_avx2_hsum", """
-static inline float megcc_avx2_hsum(__m256 x) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-""")]
-    if v.name == "neon":
-        return [("megcc_neon_hsum", """
-static inline float megcc_neon_hsum(float32x4_t x) {
-    const float32x2_t s = vadd_f32(vget_low_f32(x), vget_high_f32(x));
-    return vget_lane_f32(vpadd_f32(s, s), 0);
-}
-""")]
-    return []
+    return _horizontal_helpers(v, "sum")
 
 
 def hmax(v: VecOps, x: str) -> str:
-    return {"avx2": "megcc_avx2_hmax({0})", "neon64": "vmaxvq_f32({0})",
-            "neon": "megcc_neon_hmax({0})"}[v.name].format(x)
+    """C expression: the largest of a vector's lanes."""
+    return _horizontal(v, "max", x)
 
 
 def hmax_helpers(v: VecOps) -> List[Tuple[str, str]]:
-    if v.name == "avx2":
-        return [("megcc_avx2_hmax", """
-static inline float megcc_avx2_hmax(__m256 x) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-""")]
-    if v.name == "neon":
-        return [("megcc_neon_hmax", """
-static inline float megcc_neon_hmax(float32x4_t x) {
-    const float32x2_t s = vpmax_f32(vget_low_f32(x), vget_high_f32(x));
-    return vget_lane_f32(vpmax_f32(s, s), 0);
-}
-""")]
-    return []
+    return _horizontal_helpers(v, "max")

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 from .ir import Graph, itemsize
 from .kernels import LOWERINGS, Instr, View
+from .kernels.data_movement import norm_axis
 from .kernels.elementwise import is_elementwise
 from .kernels.select import lower_op
 from .kernels.views import copy_instr
@@ -85,11 +86,9 @@ def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
     if op.type != "Concat":
         return []
     y = graph.tensors[op.outputs[0]]
-    rank = len(y.shape)
-    axis = int(op.attrs.get("axis", 0))
-    axis = axis + rank if axis < 0 else axis
+    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
     inputs = list(op.inputs)
-    if not 0 <= axis < rank or any(d != 1 for d in y.shape[:axis]) or not inputs \
+    if any(d != 1 for d in y.shape[:axis]) or not inputs \
             or len(set(inputs)) != len(inputs) or "" in inputs:
         return []
     parts, offset = [], 0

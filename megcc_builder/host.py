@@ -164,7 +164,7 @@ def emulator_of(target: Optional[str]) -> List[str]:
     """The command prefix that runs a runner built for `target` here ([] = run directly)."""
     if target is None:
         return []
-    return _hosted_target(target).run_command("")[:-1]
+    return _hosted_target(target).emulator()
 
 
 def _sanitizer_env() -> Optional[Dict[str, str]]:

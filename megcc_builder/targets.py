@@ -83,17 +83,23 @@ class Target:
     def link_libs(self) -> List[str]:
         return [f"-l{lib}" for lib in self.libs]
 
+    def emulator(self) -> List[str]:
+        """The command prefix a hosted program runs behind, then its own arguments
+        (qemu-user; [] = runs directly). Bare-metal programs are named inside the emulator's
+        command line instead: run_command."""
+        if "{program}" in " ".join(self.run):
+            raise TargetError(f"{self.name}: the emulator takes the program inside its "
+                              "command line, not as a prefix")
+        return [part.replace("{sysroot}", self.sysroot) for part in self.run]
+
     def run_command(self, program: str, args: Sequence[str] = ()) -> List[str]:
         """The command that runs `program` for this target on the build machine."""
-        if not self.run:
-            return [os.path.abspath(program), *args]
+        if "{program}" not in " ".join(self.run):
+            return [*self.emulator(), os.path.abspath(program), *args]
         cmd = [part.replace("{sysroot}", self.sysroot).replace("{program}",
                                                                os.path.abspath(program))
                for part in self.run]
-        if "{program}" not in " ".join(self.run):
-            cmd.append(os.path.abspath(program))  # qemu-user: program then its arguments
-            cmd.extend(args)
-        elif args:
+        if args:
             # Semihosting passes the command line through QEMU's arg= option.
             raise TargetError(f"{self.name}: programs take no command-line arguments")
         return cmd

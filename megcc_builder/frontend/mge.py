@@ -138,8 +138,6 @@ class _Converter:
         self.g = Graph(source=path)
         self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
         self.opr = None  # the opr being converted, for error messages
-        # (NCHW result, NCHW44 output) pairs of the opr being converted (_nchw44_io)
-        self.nchw44_outputs: List[tuple] = []
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:
@@ -675,17 +673,18 @@ def _from_nchw44(cv: _Converter, x: str) -> str:
 def _to_nchw44(cv: _Converter, x: str, out: str) -> None:
     """(N, C, H, W) -> the NCHW44 tensor `out` (N, C/4, H, W, 4)."""
     n, c, h, w = cv.g.tensor(x).shape
-    dtype = cv.g.tensor(x).dtype
     r = cv.reshape_to(x, (n, c // 4, 4, h, w))
     cv.emit("Transpose", [r], [out], perm=[0, 1, 3, 4, 2])
 
 
 def _nchw44_io(cv: _Converter, opr, params):
-    """For an NCHW44 opr: its NCHW input names and a function that declares its output,
-    returning the NCHW name the converted op writes (relaid out into the real output).
-    For NCHW oprs: the inputs as they are and cv.out."""
+    """(NCHW input names, the name the converted op writes its output to, finish) for an
+    opr with one output. For an NCHW44 opr the inputs are relaid out to NCHW, the output is
+    an NCHW temporary, and finish() - called after the op is emitted - relays it out into
+    the opr's real NCHW44 output; for an NCHW opr everything is as it is."""
+    out_var = opr.outputs[0]
     if params.get("format", "NCHW") != "NCHW44":
-        return [cv.name(v) for v in opr.inputs], lambda var: cv.out(var)
+        return [cv.name(v) for v in opr.inputs], cv.out(out_var), lambda: None
     names = []
     for v in opr.inputs:
         name = cv.name(v)
@@ -693,21 +692,10 @@ def _nchw44_io(cv: _Converter, opr, params):
         if len(shape) == 5 and shape[-1] == 4 and cv.value(v) is None:
             name = _from_nchw44(cv, name)
         names.append(name)
-
-    def out(var) -> str:
-        real = cv.out(var)
-        n, c4, h, w, lanes = cv.shape(var)
-        nchw = cv.tmp(f"{real}_nchw", (n, c4 * lanes, h, w), cv.g.tensor(real).dtype)
-        cv.nchw44_outputs.append((nchw, real))
-        return nchw
-    return names, out
-
-
-def _finish_nchw44(cv: _Converter) -> None:
-    """Relayout the NCHW results of converted NCHW44 oprs into their real outputs."""
-    for nchw, real in cv.nchw44_outputs:
-        _to_nchw44(cv, nchw, real)
-    cv.nchw44_outputs.clear()
+    real = cv.out(out_var)
+    n, c4, h, w, lanes = cv.shape(out_var)
+    nchw = cv.tmp(f"{real}_nchw", (n, c4 * lanes, h, w), cv.g.tensor(real).dtype)
+    return names, nchw, lambda: _to_nchw44(cv, nchw, real)
 
 
 def _conv_attrs(cv: _Converter, params, kernel) -> dict:
@@ -725,12 +713,11 @@ def _conv(cv: _Converter, opr) -> None:
     """ConvolutionForward and ConvBiasForward (bias, optional z, nonlinearity), in NCHW or
     NCHW44 format."""
     params = cv.params(opr)
-    names, declare = _nchw44_io(cv, opr, params)
-    x = names[0]
     w, group = _conv_weight(cv, opr, params)
     attrs = _conv_attrs(cv, params, cv.g.tensor(w).shape[2:])
     attrs["group"] = group
-    out = declare(opr.outputs[0])
+    names, out, finish = _nchw44_io(cv, opr, params)
+    x = names[0]
     oshape, odtype = cv.g.tensor(out).shape, cv.g.tensor(out).dtype
     oc = oshape[1]
 
@@ -757,7 +744,7 @@ def _conv(cv: _Converter, opr) -> None:
         dst = out if i == len(post) - 1 else cv.tmp(f"{out}_{op_type.lower()}", oshape, odtype)
         cv.emit(op_type, [cur] + ([operand] if operand else []), [dst])
         cur = dst
-    _finish_nchw44(cv)
+    finish()
 
 
 def _batch_norm(cv: _Converter, opr) -> None:
@@ -779,9 +766,9 @@ def _pooling(cv: _Converter, opr) -> None:
     attrs = _conv_attrs(cv, {**params, "dilate_h": 1, "dilate_w": 1},
                         (params["window_h"], params["window_w"]))
     del attrs["dilations"]
-    names, declare = _nchw44_io(cv, opr, params)
-    _emit_pool(cv, opr, params["mode"], attrs, names[0], declare(opr.outputs[0]))
-    _finish_nchw44(cv)
+    names, out, finish = _nchw44_io(cv, opr, params)
+    _emit_pool(cv, opr, params["mode"], attrs, names[0], out)
+    finish()
 
 
 def _emit_pool(cv, opr, mode, attrs, x=None, out=None):
@@ -801,9 +788,8 @@ def _adaptive_pooling(cv: _Converter, opr) -> None:
     params = cv.params(opr)
     if params.get("format", "NCHW") not in ("NCHW", "NCHW44"):
         raise cv.error(f"format {params['format']} is not supported (NCHW and NCHW44 are)")
-    names, declare = _nchw44_io(cv, opr, params)
+    names, out, finish = _nchw44_io(cv, opr, params)
     x = names[0]
-    out = declare(opr.outputs[0])
     _, _, ih, iw = cv.g.tensor(x).shape
     _, _, oh, ow = cv.g.tensor(out).shape
     mode = params["mode"]
@@ -816,7 +802,7 @@ def _adaptive_pooling(cv: _Converter, opr) -> None:
         attrs = {"kernel_shape": [ih - (oh - 1) * sh, iw - (ow - 1) * sw],
                  "strides": [sh, sw], "pads": [0, 0, 0, 0]}
         _emit_pool(cv, opr, mode, attrs, x, out)
-    _finish_nchw44(cv)
+    finish()
 
 
 # ====================================================================== matmul

@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
-    c.add_argument("--isa", default=None, help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
+    # the environment is read here, at the edge: the library below never looks at it
+    c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
+                   help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
     c.set_defaults(fn=cmd_compile)
 
     r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz")
@@ -295,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
-    i.add_argument("--isa", default=None, help=ISA_HELP + " (default: as compile)")
+    i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
+                   help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
     return ap
 
@@ -367,7 +370,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
-        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model)
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
+                                isa=os.environ.get("MEGCC_ISA") or None)
         _report(bundle, out_dir)
         return 0
 

@@ -19,11 +19,13 @@ from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, w
 from .emit.signatures import blob_signatures
 from .ir import CompileError, Graph
 from .ir.infer import infer_and_fold
-from .kernels.base import Kernel
+from .codegen.kernel import Kernel
+from .kernels import has_kernel
 from .lowering import Plan, lower_graph
-from .isa import resolve as _resolve_isa
+from .options import CompileOptions
 from .passes import optimize
 from .passes.layout_nchw44 import layout_nchw44
+from .target import resolve as _resolve_isa
 
 Shapes = Dict[str, Tuple[int, ...]]
 
@@ -34,12 +36,17 @@ class ModelSpec:
     path: str
     shape_instances: List[Shapes] = field(default_factory=list)  # [] = the model's own
     fuse: bool = True
-    isa: str = ""  # ISA level (megcc_builder.isa); "" = the bundle's
+    isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
         return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+
+    def compile_options(self) -> CompileOptions:
+        """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
+        return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
+                              enable_nchw44=self.enable_nchw44)
 
 
 @dataclass
@@ -110,18 +117,15 @@ def _check_views(plan: Plan) -> None:
                               "inconsistent shapes", producers.get(out))
 
 
-def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic",
-               nchw44: bool = False) -> Plan:
-    graph.isa = resolve_isa(isa)
-    graph.nchw44 = nchw44
+def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions()) -> Plan:
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
-    infer_and_fold(graph)
+    infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
-    optimize(graph, fuse=fuse)
-    if nchw44:
+    optimize(graph, options)
+    if options.enable_nchw44:
         layout_nchw44(graph)
-    plan = lower_graph(graph, name)
+    plan = lower_graph(graph, name, options)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:
         raise CompileError(f"the activations need an arena of {plan.memory.arena_size} bytes; "
@@ -142,10 +146,11 @@ def shapes_label(graph: Graph) -> str:
 
 
 def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
+    options = spec.compile_options()
     plans = []
     for shapes in spec.shape_instances or [None]:
         graph = graph_loader(spec.path, shapes)
-        plans.append(build_plan(graph, "", spec.fuse, spec.isa or None, spec.enable_nchw44))
+        plans.append(build_plan(graph, "", options))
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
 
@@ -240,8 +245,9 @@ MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
                    isa: Optional[str] = None) -> Bundle:
-    """isa: the build's ISA level (megcc_builder.isa: generic, x86_64, x86_64-v3, x86_64-v4,
-    native); None = $MEGCC_ISA or generic. A ModelSpec.isa overrides it for its model."""
+    """isa: the build's ISA level (megcc_builder.target: generic, x86_64, x86_64-v3,
+    x86_64-v4, armv7-neon, arm64-neon, native); None = generic. A ModelSpec.isa overrides it
+    for its model."""
     for s in specs:
         if not MODEL_NAME_RE.fullmatch(s.name):
             raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "

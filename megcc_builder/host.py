@@ -53,7 +53,7 @@ def _with_sanitizers(cflags: List[str]) -> List[str]:
     if sanitizing() and under_valgrind():
         raise RuntimeError("MEGCC_SANITIZE and MEGCC_VALGRIND exclude each other")
     if under_valgrind():
-        from .isa import host_level
+        from .target import host_level
 
         arch = ["-march=x86-64-v3"] if host_level() in ("x86_64-v3", "x86_64-v4") else []
         return [f for f in cflags if f != "-march=native"] + arch + ["-g"]

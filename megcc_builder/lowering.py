@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from .codegen.kernel import Instr, View
 from .ir import Graph, itemsize
-from .kernels import LOWERINGS, Instr, View
-from .kernels.data_movement import norm_axis
-from .kernels.elementwise import is_elementwise
-from .kernels.select import lower_op
-from .kernels.views import copy_instr
+from .kernels import lower
+from .kernels.data.copy_generic import norm_axis
+from .kernels.data.views import copy_instr
+from .kernels.elementwise.generic import is_elementwise
+from .options import CompileOptions
 from .planner import MemoryPlan, plan_memory
 
 
@@ -43,18 +44,16 @@ class Plan:
         return off
 
 
-def lower_graph(graph: Graph, name: str = "") -> Plan:
+def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileOptions()) -> Plan:
+    isa = options.isa_spec
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
     for op in graph.ops:
-        lower = LOWERINGS.get(op.type)
-        if lower is None:
-            raise graph.error("operator is not supported", op)
         parts = _concat_in_place(op, graph, views)
         if parts:
             views.update((v.output, v) for v in parts)
             continue
-        for item in lower_op(op, graph, lower):
+        for item in lower(op, graph, isa):
             if isinstance(item, View):
                 views[item.output] = item
             else:

@@ -156,7 +156,7 @@ def write_expected(results, old) -> None:
 
 
 def write_doc(results) -> None:
-    from megcc_builder.kernels import LOWERINGS
+    from megcc_builder.kernels import REGISTRY as LOWERINGS
     from onnx_expected_failures import EXPECTED_FAILURES
 
     models = node_models()

@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from megcc_builder.compiler import build_plan
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import run_onnx
 from reference import assert_close
@@ -105,7 +106,7 @@ def test_concat_matches_onnxruntime(case, isa):
     nodes, outputs = build(consts)
     m = model(nodes, shape, consts, outputs)
     x = RNG.standard_normal(shape).astype(np.float32)
-    kernels = [i.kernel.name for i in build_plan(load_onnx(m), "t", isa=isa).instrs]
+    kernels = [i.kernel.name for i in build_plan(load_onnx(m), "t", CompileOptions(isa=isa)).instrs]
     assert any(k.startswith("concat") for k in kernels) != elided, kernels
     refs = ort.InferenceSession(m.SerializeToString(),
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})

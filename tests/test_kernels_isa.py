@@ -14,14 +14,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_support import in_ci
 from megcc_builder.compiler import build_plan
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import run_onnx
-from megcc_builder.isa import FEATURES, host_level
+from megcc_builder.target import host_level, spec
 from reference import assert_close, conv2d, pool2d
 
 RNG = np.random.default_rng(4321)
 HOST = host_level()
-LEVELS = ["generic"] + [lv for lv in ("x86_64-v3",) if FEATURES[lv] <= FEATURES.get(HOST, set())]
+LEVELS = ["generic"] + [lv for lv in ("x86_64-v3",) if spec(lv).features <= spec(HOST).features]
 if len(LEVELS) == 1:  # locally: still collect the AVX2 cases, reported as skipped; in CI
     # they run (and fail) rather than vanish
     LEVELS.append(pytest.param("x86_64-v3", marks=[] if in_ci() else
@@ -40,7 +41,7 @@ def model_of(nodes, inputs, consts, out="y"):
 
 
 def kernels_of(model, isa):
-    return [i.kernel.name for i in build_plan(load_onnx(model), "t", isa=isa).instrs]
+    return [i.kernel.name for i in build_plan(load_onnx(model), "t", CompileOptions(isa=isa)).instrs]
 
 
 ACTS = {

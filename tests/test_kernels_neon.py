@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_support import require_target
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
 from reference import assert_close, conv2d, pool2d
@@ -63,7 +64,7 @@ def multi_model(nodes, inputs, consts, outputs):
 
 def kernel_of_output(model, isa):
     """{graph output: the kernel of the instruction that writes it}."""
-    plan = build_plan(load_onnx(model), "t", isa=isa)
+    plan = build_plan(load_onnx(model), "t", CompileOptions(isa=isa))
     return {o: i.kernel.name for i in plan.instrs for o in i.outputs}
 
 

@@ -21,13 +21,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_support import in_ci, require_target
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
-from megcc_builder.isa import FEATURES, host_level
+from megcc_builder.target import host_level, spec
 from reference import assert_close
 
 RNG = np.random.default_rng(2024)
-HOST_AVX2 = FEATURES["x86_64-v3"] <= FEATURES.get(host_level(), set())
+HOST_AVX2 = spec("x86_64-v3").features <= spec(host_level()).features
 TARGETS = [
     pytest.param(None, "x86_64-v3", "_avx2", id="host-avx2",
                  marks=[] if HOST_AVX2 or in_ci() else [pytest.mark.skip("host has no AVX2+FMA")]),
@@ -131,7 +132,7 @@ class Batch:
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
 
     def check_kernels(self, isa, suffix):
-        plan = build_plan(load_onnx(self.model()), "t", isa=isa)
+        plan = build_plan(load_onnx(self.model()), "t", CompileOptions(isa=isa))
         kernels = {o: i.kernel.name for i in plan.instrs for o in i.outputs}
         for out, expect, what in zip(self.outputs, self.expect, self.what):
             name = kernels[out]

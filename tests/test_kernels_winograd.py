@@ -25,16 +25,17 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_support import in_ci
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
-from megcc_builder.isa import FEATURES, host_level
-from megcc_builder.kernels import avx2_winograd, select
+from megcc_builder.target import host_level, spec
+from megcc_builder.kernels.conv import winograd_avx2_f32 as avx2_winograd
 from reference import assert_close, conv2d
 
 RNG = np.random.default_rng(2024)
 AVX2 = "x86_64-v3"
 # locally a host without AVX2 skips; in CI the cases run (and fail) rather than vanish
-pytestmark = pytest.mark.skipif(not FEATURES[AVX2] <= FEATURES.get(host_level(), set())
+pytestmark = pytest.mark.skipif(not spec(AVX2).features <= spec(host_level()).features
                                 and not in_ci(), reason="host has no AVX2+FMA")
 
 
@@ -55,7 +56,7 @@ def model_of(nodes, inputs, consts, outputs=("y",)):
 
 
 def plan_of(model, isa=AVX2):
-    return build_plan(load_onnx(model), "t", isa=isa)
+    return build_plan(load_onnx(model), "t", CompileOptions(isa=isa))
 
 
 def kernels_of(model, isa=AVX2):
@@ -64,8 +65,8 @@ def kernels_of(model, isa=AVX2):
 
 def force(monkeypatch, want):
     """Make the cost model pick Winograd variant `want` wherever Winograd applies."""
-    monkeypatch.setattr(select, "winograd_cycles",
-                        lambda geo, variant="f43": 0.0 if variant == want else 1e30)
+    monkeypatch.setattr(avx2_winograd, "winograd_cycles",
+                        lambda geo, variant, isa: 0.0 if variant == want else 1e30)
     return want
 
 

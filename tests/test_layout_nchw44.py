@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from build_support import require_target
 from megcc_builder import cli
+from megcc_builder.options import CompileOptions
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, build_runner, emulator_of, run_blob
@@ -114,7 +115,7 @@ def conv_node(x, w, y, k=3, pad=1, stride=1, group=1, bias=None):
 
 
 def plan_of(model, nchw44=True, isa="generic"):
-    return build_plan(load_onnx(model), "t", isa=isa, nchw44=nchw44)
+    return build_plan(load_onnx(model), "t", CompileOptions(isa=isa, enable_nchw44=nchw44))
 
 
 def test_conv_chain_has_one_relayout_at_each_boundary():

@@ -12,6 +12,7 @@ import pytest
 
 import mge_zoo
 from megcc_builder.compiler import ModelSpec, compile_model
+from megcc_builder.options import CompileOptions
 from megcc_builder.host import compile_and_run
 from reference import assert_close
 
@@ -70,7 +71,7 @@ def test_nchw44_dump_matches_megengine(zoo_dir, name, isa, summary):
                                    input_shape=shape, fuse_conv_bias=True)
 
     def transposes(p):
-        ops = build_plan(load_mge(p), name, isa=isa).graph.ops
+        ops = build_plan(load_mge(p), name, CompileOptions(isa=isa)).graph.ops
         assert sum(op.type == "Conv" for op in ops) >= 10
         return sum(op.type == "Transpose" for op in ops)
     # the model's own transposes (ShuffleNetV2's channel shuffle) stay, and MegEngine's

@@ -7,6 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from megcc_builder.compiler import build_plan
+from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import run_onnx
 from reference import assert_close
@@ -80,7 +81,7 @@ CASES = {"pair": pair, "across_elementwise": across_elementwise,
 def test_transposes_cancel_and_results_match(case):
     nodes, inputs, consts, outputs, left = CASES[case]()
     m = model(nodes, inputs, consts, outputs)
-    plan = build_plan(load_onnx(m), "t", isa="generic")
+    plan = build_plan(load_onnx(m), "t", CompileOptions(isa="generic"))
     assert sum(op.type == "Transpose" for op in plan.graph.ops) == left
     refs = ort.InferenceSession(m.SerializeToString(),
                                 providers=["CPUExecutionProvider"]).run(None, inputs)

@@ -251,11 +251,6 @@ static inline double megcc_mod_floord(double a, double b) {
 """),
 ]
 
-# the vector kernels' helpers (packed-GEMM micro-kernels, packing), found by use like the rest
-from .packed_gemm import HELPERS as _SIMD_HELPERS  # noqa: E402
-
-HELPERS += _SIMD_HELPERS
-
 PRELUDE = """#include <math.h>
 #include <stdint.h>
 #include <string.h>

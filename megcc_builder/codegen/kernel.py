@@ -1,18 +1,17 @@
-"""What a kernel is, and how an IR op becomes instructions.
+"""What a kernel is: generated C, and the instructions that call it.
 
-A lowering function takes one IR op (with static shapes) and returns the instructions that
-compute it. Each instruction names a `Kernel` (C source, specialised on everything that
-changes the code) and the integer `params` that vary per layer (extents, strides, float
-bit patterns). Equal kernel names must mean equal source: the emitter checks it.
+An implementation (kernels/registry.py) turns one IR op (with static shapes) into the
+instructions that compute it. Each instruction names a `Kernel` (C source, specialised on
+everything that changes the code) and the integer `params` that vary per layer (extents,
+strides, float bit patterns). Equal kernel names must mean equal source: the emitter checks
+it.
 """
 from __future__ import annotations
 
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence
-
-from ..ir import Graph, Op
+from typing import List, Sequence
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,7 @@ class Kernel:
     # the shared ones of helpers.HELPERS are found by use and need not be listed
     helpers: tuple = ()
     # instruction-set extension the source needs ("" = portable C99, "avx2" = AVX2+FMA);
-    # kernels.c then checks the compiler targets it (isa.KERNEL_ISA_GUARD)
+    # kernels.c then checks the compiler targets it (target.KernelTag)
     isa: str = ""
 
     def __post_init__(self):
@@ -53,20 +52,8 @@ class View:
     byte_offset: int = 0
 
 
-Lowering = Callable[[Op, Graph], List]
-LOWERINGS: Dict[str, Lowering] = {}
-
 KERNEL_ARGS = ("void *const *in_ptrs, void *const *out_ptrs, const int32_t *p, "
                "void *workspace")
-
-
-def lowers(*op_types: str):
-    def register(fn: Lowering) -> Lowering:
-        for t in op_types:
-            LOWERINGS[t] = fn
-        return fn
-
-    return register
 
 
 def kernel_source(name: str, body: str, prelude: str = "") -> str:

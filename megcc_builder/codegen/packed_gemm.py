@@ -25,8 +25,7 @@ import textwrap
 from typing import List, Optional, Tuple
 
 import numpy as np
-
-from .simd import ALL, Simd
+from .vector import Simd
 
 
 def _ukr(s: Simd, mr: int, nv: int) -> str:
@@ -421,12 +420,15 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     return out
 
 
-# Shared helpers of every flavour, found by use (helpers.py): kernels.c gets one exactly when
-# some emitted code uses it, so no unused function is compiled.
-HELPERS = [("megcc_pad_plane", _pad_plane()), ("megcc_avx2_even8", _AVX2_EVEN8),
+def shared_helpers(vocabularies: List[Simd]) -> List[Tuple[str, str]]:
+    """The helpers of the vector kernels for every given vocabulary, found by use
+    (codegen/helpers.py): kernels.c gets one exactly when some emitted code uses it, so no
+    unused function is compiled."""
+    out = [("megcc_pad_plane", _pad_plane()), ("megcc_avx2_even8", _AVX2_EVEN8),
            ("megcc_avx2_odd8", _AVX2_ODD8), ("megcc_avx2_keep", _AVX2_KEEP)]
-for _s in ALL:
-    HELPERS += helpers_of(_s)
+    for s in vocabularies:
+        out += helpers_of(s)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,9 +14,6 @@ its register file:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
-from ..isa import has_avx2, has_neon, is_aarch64
 
 
 @dataclass(frozen=True)
@@ -110,43 +107,71 @@ class Simd:
         return self._hodd.format(p=p)
 
 
-AVX2 = Simd("avx2", "avx2", "AVX2", 8, "__m256", 6, 16, False, "_mm256_setzero_ps()",
-            "_mm256_loadu_ps({p})", "_mm256_storeu_ps({p}, {v})", "_mm256_set1_ps({x})",
-            "_mm256_broadcast_ss({p})", "_mm256_fmadd_ps({a}, {b}, {c})",
-            "_mm256_add_ps({a}, {b})", "_mm256_max_ps({a}, {b})", "_mm256_min_ps({a}, {b})",
-            "megcc_avx2_even8({p})", False, _mul="_mm256_mul_ps({a}, {b})",
-            _odd="megcc_avx2_odd8({p})", _keep="megcc_avx2_keep({v});", _hload="_mm_loadu_ps({p})",
-            _hstore="_mm_storeu_ps({p}, {v})",
-            _heven="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0x88)",
-            _hodd="_mm_shuffle_ps(_mm_loadu_ps({p}), _mm_loadu_ps({p} + 4), 0xDD)")
+@dataclass(frozen=True)
+class VecOps:
+    """The intrinsic spellings the transcendental helpers and vector expressions use."""
+    simd: Simd
+    itype: str
+    _fma: str      # a * b + c
+    _sub: str
+    _div: str      # "" = via the reciprocal helper (ARMv7)
+    _as_i: str
+    _as_f: str
+    _add_i: str
+    _sub_i: str
+    _set1_i: str
+    _srai1: str    # arithmetic >> 1
+    _shl23: str
+    _clamp: str    # min(max(x, lo), hi), NaN x stays NaN
+    _abs: str
+    _neg: str
+    _lt: str
+    _ge: str
+    _gt: str
+    _select: str   # m ? a : b, lane-wise
+    _copysign: str  # |mag| with the sign of x (mag has a clear sign bit)
+    _max: str      # NaN if either operand is NaN (megcc_maxf)
+    _min: str
+    _relu: str     # max(x, 0), NaN stays NaN
+    _mant: str = ""     # the bits of x with exponent field 126: a float in [0.5, 1)
+    _expo: str = ""     # the exponent field of x (an int vector, biased)
+    _i2f: str = ""      # int lanes to float
+    _eq: str = ""
+    mtype: str = ""     # the type of compare results
 
-_NEON_OPS = dict(zero="vdupq_n_f32(0.0f)", _load="vld1q_f32({p})", _store="vst1q_f32({p}, {v})",
-                 _set1="vdupq_n_f32({x})", _dup="vld1q_dup_f32({p})",
-                 _fma="vfmaq_f32({c}, {a}, {b})", _add="vaddq_f32({a}, {b})",
-                 _max="vmaxq_f32({a}, {b})", _min="vminq_f32({a}, {b})",
-                 _even="vld2q_f32({p}).val[0]", max_keeps_nan=True, row_unroll=2,
-                 _mul="vmulq_f32({a}, {b})", _odd="vld2q_f32({p}).val[1]",
-                 _hload="vld1_f32({p})", _hstore="vst1_f32({p}, {v})",
-                 _heven="vld2_f32({p}).val[0]", _hodd="vld2_f32({p}).val[1]")
+    @property
+    def name(self) -> str:
+        return self.simd.name
 
-# ARMv7 and AArch64 alike (vector kernels other than the GEMM use it on both)
-NEON = Simd("neon", "neon", "NEON", 4, "float32x4_t", 6, 8, False, **_NEON_OPS)
-NEON64 = Simd("neon64", "neon64", "NEON AArch64", 4, "float32x4_t", 8, 12, True, **_NEON_OPS)
+    @property
+    def vtype(self) -> str:
+        return self.simd.vtype
 
-ALL = (AVX2, NEON, NEON64)
+    def c(self, x: str) -> str:
+        return self.simd.set1(x)
 
+    def add(self, a, b):
+        return self.simd.add(a, b)
 
-def gemm_simd(level: str) -> Optional[Simd]:
-    """The packed-GEMM flavour of an ISA level (None: portable C only)."""
-    if has_avx2(level):
-        return AVX2
-    if is_aarch64(level):
-        return NEON64
-    return NEON if has_neon(level) else None
+    def mul(self, a, b):
+        return self.simd.mul(a, b)
 
+    def fma(self, a, b, c):
+        return self._fma.format(a=a, b=b, c=c)
 
-def vector_simd(level: str) -> Optional[Simd]:
-    """The flavour of the direct vector kernels (depthwise, pooling) of an ISA level."""
-    if has_avx2(level):
-        return AVX2
-    return NEON if has_neon(level) else None
+    def sub(self, a, b):
+        return self._sub.format(a=a, b=b)
+
+    def div(self, a, b):
+        if self._div:
+            return self._div.format(a=a, b=b)
+        return f"megcc_{self.name}_vdiv({a}, {b})"
+
+    def __getattr__(self, key):  # the remaining one-template operations: v.abs(x), ...
+        tmpl = self.__dict__.get("_" + key) if not key.startswith("_") else None
+        if tmpl is None:
+            raise AttributeError(key)
+        return lambda *args: tmpl.format(*args)
+
+    def fn(self, f: str) -> str:
+        return f"megcc_{self.name}_v{f}"

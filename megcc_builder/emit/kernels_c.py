@@ -4,8 +4,11 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Set
 
-from ..kernels.base import Kernel
-from ..kernels.helpers import HELPERS, PRELUDE
+from ..codegen.helpers import HELPERS, PRELUDE
+from ..codegen.kernel import Kernel
+from ..codegen.packed_gemm import shared_helpers
+from ..target import kernel_tag
+from ..target.levels import f32_vocabularies
 from .kernel_set import kernel_set_id
 from .signatures import Signature, signatures_c_source
 
@@ -18,8 +21,11 @@ def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
     """The helper definitions kernels.c needs, in an order that compiles.
 
     Generated helpers come as (name, source) pairs on the kernels; the shared ones in
-    helpers.HELPERS are included exactly when some emitted code uses their symbol.
+    helpers.HELPERS and the vector kernels' (packed-GEMM micro-kernels, packing, plane
+    copies, for every vocabulary of every ISA level) are included exactly when some emitted
+    code uses their symbol.
     """
+    available = HELPERS + shared_helpers(f32_vocabularies())
     generated: Dict[str, str] = {}
     for k in kernels:
         for h in k.helpers:
@@ -31,31 +37,25 @@ def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
             generated[hname] = src
     text = "\n".join([k.source for k in kernels] + list(generated.values()))
     needed = set()
-    for symbol, src in reversed(HELPERS):  # later helpers may use earlier ones
+    for symbol, src in reversed(available):  # later helpers may use earlier ones
         if _uses(text, symbol):
             needed.add(symbol)
             text += "\n" + src
-    shared = {symbol: src for symbol, src in HELPERS if symbol in needed}
+    shared = {symbol: src for symbol, src in available if symbol in needed}
     shared.update((h, generated[h]) for h in sorted(generated))
     return shared
-
-
-# the intrinsics header of each kernel ISA tag (Kernel.isa)
-ISA_HEADERS = {"avx2": "immintrin.h", "neon": "arm_neon.h", "neon64": "arm_neon.h"}
 
 
 def isa_prelude(kernels: List[Kernel]) -> List[str]:
     """For kernels using an ISA extension: refuse to compile without it (a clear #error
     instead of intrinsic errors or illegal instructions at run time), then its header."""
-    from ..isa import KERNEL_ISA_GUARD
-
     out, headers = [], []
-    for isa in sorted({k.isa for k in kernels if k.isa}):
-        test, flags = KERNEL_ISA_GUARD[isa]
-        out.append(f"#if !({test})\n#error \"these kernels use {isa.upper()}: compile kernels.c "
-                   f"with {flags}\"\n#endif\n")
-        if ISA_HEADERS[isa] not in headers:
-            headers.append(ISA_HEADERS[isa])
+    for name in sorted({k.isa for k in kernels if k.isa}):
+        tag = kernel_tag(name)
+        out.append(f"#if !({tag.guard})\n#error \"these kernels use {name.upper()}: compile "
+                   f"kernels.c with {tag.flags}\"\n#endif\n")
+        if tag.header not in headers:
+            headers.append(tag.header)
     return out + [f"#include <{h}>\n" for h in headers]
 
 

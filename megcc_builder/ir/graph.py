@@ -104,7 +104,6 @@ class Graph:
         self.ops: List[Op] = []
         self.inputs: List[str] = []
         self.outputs: List[str] = []
-        self.isa = "generic"  # target ISA level lowering may use (megcc_builder.isa)
         self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
 
     # -- construction -------------------------------------------------

@@ -208,9 +208,10 @@ def _inline_branch(graph: Graph, op: Op) -> List[Op]:
     return ops
 
 
-def infer_and_fold(graph: Graph) -> Graph:
-    """Give every tensor a static shape and dtype; replace all-constant ops by constants."""
-    from ..kernels import LOWERINGS
+def infer_and_fold(graph: Graph, has_kernel=lambda op_type: True) -> Graph:
+    """Give every tensor a static shape and dtype; replace all-constant ops by constants.
+    has_kernel(op_type): whether the kernel library computes an op; an op it does not but
+    that ONNX defines as a function is replaced by the function's body."""
     from .functions import expand_function
 
     kept = []
@@ -259,7 +260,7 @@ def infer_and_fold(graph: Graph) -> Graph:
                     {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
             _fold(graph, op)
             continue
-        if op.type not in LOWERINGS:
+        if not has_kernel(op.type):
             for k in shape_operands(op, graph.opset):
                 if k < len(op.inputs) and op.inputs[k] and \
                         not graph.tensors[op.inputs[k]].is_const:

@@ -1,5 +1,5 @@
-"""Kernel library: importing the package registers every op lowering in LOWERINGS."""
-from . import (conv, data_movement, elementwise, gemm, logic_index, misc_nn, nn_misc,  # noqa: F401
-               pool, reduce, views)
-from . import nchw44  # noqa: F401  (NCHW44 layout ops: ConvNCHW44, Relayout, ...)
-from .base import LOWERINGS, Instr, Kernel, View  # noqa: F401
+"""The kernel library: one folder per operator family, one module per implementation
+(`<family>/<algorithm>_<isa>_<dtype>.py`), each registering itself in registry.py.
+Importing the package registers them all; registry.lower picks one per op."""
+from . import conv, data, elementwise, index, matmul, norm, pool, reduce  # noqa: F401
+from .registry import REGISTRY, has_kernel, lower  # noqa: F401

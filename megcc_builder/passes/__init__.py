@@ -1,5 +1,6 @@
 """Graph -> Graph rewrites, run in the order of `optimize`."""
 from ..ir import Graph
+from ..options import CompileOptions
 from .canonicalize import canonicalize
 from .dce import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
@@ -8,14 +9,14 @@ from .promote import promote_float16
 from .transposes import eliminate_transposes
 
 
-def optimize(graph: Graph, fuse: bool = True) -> Graph:
+def optimize(graph: Graph, options: CompileOptions = CompileOptions()) -> Graph:
     graph = canonicalize(graph)
     graph = promote_float16(graph)
     graph = eliminate_transposes(graph)
     graph = eliminate_dead_code(graph)
-    if fuse:
+    if options.fuse:
         graph = fold_batchnorm(graph)
-        graph = fuse_bias_and_activation(graph)
+        graph = fuse_bias_and_activation(graph, residual=not options.enable_nchw44)
         graph = fuse_elementwise_chains(graph)
         graph = eliminate_dead_code(graph)
     return graph

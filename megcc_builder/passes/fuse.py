@@ -3,7 +3,7 @@ element-wise chains into one loop. Each fusion saves a full pass over a tensor i
 import numpy as np
 
 from ..ir import Graph, Op
-from ..kernels.elementwise import UNARY, PARAMETRIC, is_elementwise, op_expr
+from ..kernels.elementwise.generic import UNARY, PARAMETRIC, is_elementwise, op_expr
 
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.
@@ -110,14 +110,6 @@ def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
     return True
 
 
-def residual_fusion_enabled(graph: Graph) -> bool:
-    """Group-1 conv lowerings that read a fused residual (input 3, attrs["residual"]): the
-    portable one, the packed-GEMM one of every ISA and the AVX2 Winograd one. The NCHW44
-    kernels do not, so a graph headed for that layout keeps the separate Add (which then
-    runs in NCHW44 too)."""
-    return not getattr(graph, "nchw44", False)
-
-
 def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     """Add(conv, r) with r a tensor of the conv output's shape: the conv's epilogue adds r
     (after the bias, before the activation). The conv now reads r, so the planner keeps r's
@@ -125,8 +117,7 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     the Add's place (its inputs exist before it was, its only consumer was the Add)."""
     out = graph.tensors[src.outputs[0]]
     other = [i for i in add.inputs if i != src.outputs[0]]
-    if (src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1
-            or not residual_fusion_enabled(graph)):
+    if src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1:
         return False
     if (src.attrs.get("activation") is not None or src.attrs.get("residual")
             or int(src.attrs.get("group", 1)) != 1 or len(out.shape) != 4):
@@ -145,11 +136,16 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     return True
 
 
-def _fold_add(graph: Graph, src: Op, add: Op) -> bool:
-    return _fold_bias(graph, src, add) or _fold_residual(graph, src, add)
+def fuse_bias_and_activation(graph: Graph, residual: bool = True) -> Graph:
+    """Fold a following bias Add, activation or clamp into a Conv/Gemm's epilogue, and with
+    `residual` a residual Add too. Group-1 conv lowerings read a fused residual (input 3,
+    attrs["residual"]): the portable one, the packed-GEMM one of every ISA and the AVX2
+    Winograd one. The NCHW44 kernels do not, so a graph headed for that layout keeps the
+    separate Add (which then runs in NCHW44 too)."""
 
+    def fold_add(graph: Graph, src: Op, add: Op) -> bool:
+        return _fold_bias(graph, src, add) or (residual and _fold_residual(graph, src, add))
 
-def fuse_bias_and_activation(graph: Graph) -> Graph:
     changed = True
     while changed:
         changed = False
@@ -161,7 +157,7 @@ def fuse_bias_and_activation(graph: Graph) -> Graph:
                 src = producers.get(name)
                 if src is None or src.type not in _LINEAR or not _single_use(graph, consumers, name):
                     continue
-                fold = (_fold_add if op.type == "Add" else
+                fold = (fold_add if op.type == "Add" else
                         _fold_bound if op.type in ("Max", "Min") else _fold_activation)
                 if fold(graph, src, op):
                     graph.ops.remove(op)

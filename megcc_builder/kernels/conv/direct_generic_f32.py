@@ -7,41 +7,25 @@ while the output is still in cache.
 """
 from __future__ import annotations
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, kernel_source, lowers
-from .elementwise import _expr_slug, render
+from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..elementwise.activation import activation_code, activation_tag
+from ..registry import F32, implements
+from .geometry import conv_geometry, conv_problem
 
 
-def activation_code(act, var: str) -> str:
-    """C expression applying a fused activation (expression over ('in', 0)) to `var`."""
-    if act is None:
-        return var
-    code, _ = render(act, [var], ["float32"])
-    return code
+def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """Multiply-adds at the rate the auto-vectorised portable loops reach (im2col + GEMM
+    loops; the scalar depthwise loop)."""
+    geo = conv_problem(op, graph)
+    macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * (geo["c"] // geo["group"]) \
+        * geo["kh"] * geo["kw"]
+    dw = geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0
+    return macs * (isa.core.portable_depthwise if dw else isa.core.portable_conv)
 
 
-def activation_tag(act) -> str:
-    return "" if act is None else "_" + _expr_slug(act).replace("_x0", "")
-
-
-def conv_geometry(op: Op, graph: Graph):
-    x = graph.tensors[op.inputs[0]]
-    w = graph.tensors[op.inputs[1]]
-    if len(x.shape) not in (3, 4):
-        raise graph.error(f"{len(x.shape) - 2}-D convolution is not supported (1-D and 2-D "
-                          "are)", op)
-    one_d = len(x.shape) == 3
-    kshape = list(w.shape[2:])
-    strides = list(op.attrs.get("strides", [1] * len(kshape)))
-    dil = list(op.attrs.get("dilations", [1] * len(kshape)))
-    pads = list(op.attrs.get("pads", [0] * (2 * len(kshape))))
-    if one_d:
-        kshape, strides, dil = [1] + kshape, [1] + strides, [1] + dil
-        pads = [0, pads[0], 0, pads[1]]
-    return one_d, kshape, strides, dil, pads
-
-
-@lowers("Conv")
+@implements("Conv", dtypes=F32, layout="nchw", cost=cost)
 def lower_conv(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
@@ -190,3 +174,4 @@ def lower_conv(op: Op, graph: Graph):
     kernel = Kernel(name, kernel_source(name, body), helpers)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
                   note=note + f" (M={ocg}, N={spatial}, K={kdim}, groups={group})")]
+

@@ -1,5 +1,5 @@
-"""NEON (armv7-neon with VFPv4, arm64-neon) NCHW44 kernels: direct convolutions and the
-relayouts. Tag "neon": AArch64 uses lane-indexed FMA, ARMv7 a broadcast + FMA.
+"""NEON (armv7-neon with VFPv4, arm64-neon) NCHW44 kernels: direct convolutions, their
+channel-wise and hybrid variants. Tag "neon": AArch64 uses lane-indexed FMA, ARMv7 a broadcast + FMA.
 
 One NCHW44 vector is one pixel's four channels, so:
 - dense conv: per output block of 8 pixels and 4 output channels, each input pixel vector
@@ -14,11 +14,13 @@ Padding is materialised once per image in the workspace (nchw44.PAD_HELPER).
 """
 from __future__ import annotations
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, c_float, kernel_source
-from .conv import activation_code
-from .nchw44 import (BLOCK, PAD_HELPER, conv44_body, conv44_instr, conv44_name, input_row,
-                     weight_taps)
+from ...codegen.kernel import Kernel, c_float, kernel_source
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..elementwise.activation import activation_code
+from ..registry import F32, implements
+from .nchw44_common import BLOCK, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
+
 
 FMA_LANE_HELPER = ("n44_neon_fma_lane", r"""/* acc + w * x[lane]: lane-indexed FMA on AArch64, broadcast + FMA on ARMv7. */
 #if defined(__aarch64__)
@@ -103,7 +105,15 @@ def variant(geo: dict) -> str:
     return "generic direct"
 
 
-def lower_conv(op: Op, graph: Graph, geo: dict):
+def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """One 4-lane FMA per multiply-add of 4 output channels."""
+    return conv44_geometry(op, graph)["macs"] / 4 / isa.core.fma_per_cycle
+
+
+@implements("ConvNCHW44", dtypes=F32, layout="nchw44", requires="neon", cost=cost,
+            label="NEON direct")
+def lower_conv(op: Op, graph: Graph):
+    geo = conv44_geometry(op, graph)
     name = conv44_name(geo, "_neon")
     body = conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)
     kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER, FMA_LANE_HELPER),
@@ -111,34 +121,3 @@ def lower_conv(op: Op, graph: Graph, geo: dict):
     return [conv44_instr(op, geo, kernel,
                          f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, "
                          f"{geo['macs']} MACs")]
-
-
-def lower_relayout(op: Op, graph: Graph, direction: str, params):
-    """4 channel rows <-> interleaved pixels: vst4q (to NCHW44) / vld4q (to NCHW)."""
-    if direction == "to44":
-        name = "relayout_nchw_to_nchw44_f32_neon"
-        vec = ("float32x4x4_t v; v.val[0] = vld1q_f32(x + s); v.val[1] = vld1q_f32(x + S + s);\n"
-               "            v.val[2] = vld1q_f32(x + 2 * S + s); v.val[3] = vld1q_f32(x + 3 * S + s);\n"
-               "            vst4q_f32(y + s * 4, v);")
-        scalar = "for (l = 0; l < 4; ++l) y[s * 4 + l] = x[l * S + s];"
-    else:
-        name = "relayout_nchw44_to_nchw_f32_neon"
-        vec = ("const float32x4x4_t v = vld4q_f32(x + s * 4);\n"
-               "            vst1q_f32(y + s, v.val[0]); vst1q_f32(y + S + s, v.val[1]);\n"
-               "            vst1q_f32(y + 2 * S + s, v.val[2]); vst1q_f32(y + 3 * S + s, v.val[3]);")
-        scalar = "for (l = 0; l < 4; ++l) y[l * S + s] = x[s * 4 + l];"
-    body = f"""    const int32_t N = p[0], C = p[1], S = p[2];
-    int32_t blk, s, l;
-    for (blk = 0; blk < N * C / 4; ++blk) {{
-        const float *x = (const float *)in_ptrs[0] + (int64_t)blk * S * 4;
-        float *y = (float *)out_ptrs[0] + (int64_t)blk * S * 4;
-        for (s = 0; s + 4 <= S; s += 4) {{
-            {vec}
-        }}
-        for (; s < S; ++s) {scalar}
-    }}
-"""
-    kernel = Kernel(name, kernel_source(name, body), isa="neon")
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], list(params),
-                  note=f"relayout {'NCHW -> NCHW44' if direction == 'to44' else 'NCHW44 -> NCHW'}"
-                       " (NEON vst4/vld4)")]

@@ -35,13 +35,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from typing import Optional
+from ...codegen import packed_gemm as g
+from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ...target.x86 import AVX2
+from ..cost import gemm_cycles
+from ..elementwise.activation import activation_tag
+from ..registry import F32, implements
+from .geometry import bias_of, conv_problem, scalar_activation_pass, vector_conv_applies
 
-from ..ir import Graph, Op
-from . import packed_gemm as g
-from .simd import AVX2
-from .simd_conv import _act_pass, _bias, _common
-from .base import Instr, Kernel, c_float, kernel_source
-from .conv import activation_tag
 
 WORKSPACE_BUDGET = 512 * 1024  # bytes of transformed inputs + GEMM results per block
 # Channels per K block: up to 512, i.e. every layer of ResNet/VGG in one block (the B panel
@@ -347,9 +351,9 @@ def _epilogue(has_bias: bool, residual, clamp: bool) -> str:
 def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     v = VARIANTS[variant]
     a, m, xi, t = v.alpha, v.tile, v.xi, v.tag
-    geo = _common(op, graph)
+    geo = conv_problem(op, graph)
     act = op.attrs.get("activation")
-    has_bias, bias_tag = _bias(op)
+    has_bias, bias_tag = bias_of(op)
     residual = bool(op.attrs.get("residual"))
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
@@ -455,7 +459,7 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                 }}
             }}
         }}
-{_act_pass(act, "y", "(int64_t)N * OC * OH * OW") if act_pass else ""}
+{scalar_activation_pass(act, "y", "(int64_t)N * OC * OH * OW") if act_pass else ""}
 """
     kernel = Kernel(name, kernel_source(name, body), ("math",) + helpers(v), isa=AVX2.isa)
     pads = geo["pads"]
@@ -470,3 +474,57 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                   note=f"AVX2 Winograd F({m}x{m},3x3): {tx}x{ty} tiles, filters transformed and "
                        f"packed at compile time, {xi} GEMMs (M={geo['oc']}, N={tx * ty}, "
                        f"K={geo['c']}) in blocks of {tb} tiles x {kb} channels x {mb} outputs")]
+
+
+# Winograd, per variant: cycles per (channel, tile) of the input transform and per (output
+# channel, tile) of the output transform (these model cycles are the GEMM model's: about two
+# of the machine's); bytes per cycle the transformed weight matrices stream at from memory
+# (they are read once per block of tiles). Calibrated on the 3x3 layers of ResNet-18/50 and
+# VGG-19 (56x56x64 ... 7x7x512, 224x224x64 ... 14x14x512) with `megcc run --profile`.
+WINO_INPUT = {"f43": 60.0, "f23": 25.0}
+WINO_OUTPUT = {"f43": 65.0, "f23": 25.0}
+WINO_STREAM = 1.5
+LLC_BYTES = 4 << 20  # weights up to this size are re-read from L3, larger ones from memory
+
+
+def winograd_cycles(geo, variant: str, isa: IsaSpec) -> float:
+    """One image: XI GEMMs per block of tiles (M = OC, N = tiles in the block, K = C) plus
+    the transforms (the input one redone per output-channel block when C needs several
+    channel blocks) plus streaming the transformed weights (XI/9 x the direct ones): what
+    makes small feature maps with many channels (7x7x512: 4 tiles of 4x4) slower with
+    F(4,3) than with F(2,3) or even im2col."""
+    v = VARIANTS[variant]
+    tb, kb, mb = blocking(geo, v)
+    tx, ty = tiles(geo, v)
+    t, c, oc = tx * ty, geo["c"], geo["oc"]
+    full, last = divmod(t, tb)
+    blocks = [tb] * full + ([last] if last else [])
+    nkb, nmb = -(-c // kb), -(-oc // mb)
+    gemm = v.xi * sum(gemm_cycles(oc, n, c, 0.0, 1, isa.vec("f32").gemm, isa.core) + (nkb - 1) * oc * n / 8 * 2 for n in blocks)
+    redo = nmb if nkb > 1 else 1
+    transforms = t * (c * WINO_INPUT[variant] * redo + oc * WINO_OUTPUT[variant])
+    wbytes = v.xi * oc * c * 4
+    # in a whole model the weights are cold: they come from memory once, and again for
+    # every further block of tiles if they do not stay in the cache
+    stream = wbytes / WINO_STREAM * (1 if wbytes <= LLC_BYTES else len(blocks))
+    compute = gemm + transforms
+    return max(compute, stream) + 0.1 * min(compute, stream)  # mostly overlapped
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
+    if not vector_conv_applies(op, graph):
+        return "weights not constant or geometry unresolved"
+    return None if applicable(conv_problem(op, graph)) else "not a 3x3 stride-1 group-1 conv"
+
+
+def _register(variant: str, label: str) -> None:
+    @implements("Conv", dtypes=F32, layout="nchw", requires="avx2", applies=_applies,
+                cost=lambda op, graph, isa: conv_problem(op, graph)["n"] * winograd_cycles(
+                    conv_problem(op, graph), variant, isa),
+                label=f"avx2 Winograd {label}", name=f"conv.winograd_avx2_f32.{variant}")
+    def emit(op: Op, graph: Graph, isa: IsaSpec):
+        return lower_winograd(op, graph, variant)
+
+
+_register("f43", "F(4,3)")
+_register("f23", "F(2,3)")

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
-from ..ir import Graph, Op, c_type, itemsize, numpy_dtype
-from .base import Instr, Kernel, kernel_source, lowers, numel, strides_of
-from .elementwise import broadcast_strides, collapse
+from ...codegen.kernel import Instr, Kernel, kernel_source, numel, strides_of
+from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
+from ..elementwise.generic import broadcast_strides, collapse
+from ..registry import implements
 from .views import copy_instr
+
 
 # Unsigned C type that moves one element of each size.
 UINT_OF_SIZE = {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}
@@ -74,7 +75,7 @@ def strided_copy_instr(src: str, dst: str, graph: Graph, out_dims: Sequence[int]
     return Instr(kernel, [src], [dst], list(dims) + list(strides) + [int(offset)], note=note)
 
 
-@lowers("Transpose")
+@implements("Transpose")
 def lower_transpose(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     rank = len(x.shape)
@@ -101,7 +102,7 @@ def _slice_params(op: Op, graph: Graph):
     return starts.tolist(), ends.tolist(), axes, steps
 
 
-@lowers("Slice")
+@implements("Slice")
 def lower_slice(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     rank = len(x.shape)
@@ -123,14 +124,14 @@ def lower_slice(op: Op, graph: Graph):
                                [s * k for s, k in zip(st, step)], offset)]
 
 
-@lowers("Expand")
+@implements("Expand")
 def lower_expand(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, y.shape,
                                broadcast_strides(x.shape, y.shape))]
 
 
-@lowers("Tile")
+@implements("Tile")
 def lower_tile(op: Op, graph: Graph):
     # Output axis a of extent r*n is the pair (repeat, i) in row-major order: read the
     # input with stride 0 over the repeat and the normal stride over i.
@@ -162,7 +163,7 @@ def _space_depth_view(op: Op, graph: Graph):
     raise graph.error(f"mode '{mode}' is not supported (DCR and CRD are)", op)
 
 
-@lowers("DepthToSpace", "SpaceToDepth")
+@implements("DepthToSpace", "SpaceToDepth")
 def lower_space_depth(op: Op, graph: Graph):
     shape, perm = _space_depth_view(op, graph)
     st = strides_of(shape)
@@ -176,7 +177,7 @@ def _outer_inner(shape: Sequence[int], axis: int):
     return numel(shape[:axis]), numel(shape[axis + 1:])
 
 
-@lowers("Concat")
+@implements("Concat")
 def lower_concat(op: Op, graph: Graph):
     y = graph.tensors[op.outputs[0]]
     axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
@@ -201,7 +202,7 @@ def lower_concat(op: Op, graph: Graph):
                   note=f"axis={axis}, {len(inputs)} inputs")]
 
 
-@lowers("Split")
+@implements("Split")
 def lower_split(op: Op, graph: Graph):
     # The output shapes (from shape inference) already encode every Split form: the
     # 'split' attribute, the 'split' input, num_outputs, or equal parts.
@@ -228,7 +229,7 @@ def lower_split(op: Op, graph: Graph):
                   note=f"axis={axis}, {len(op.outputs)} outputs")]
 
 
-@lowers("Gather")
+@implements("Gather")
 def lower_gather(op: Op, graph: Graph):
     x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     axis = norm_axis(int(op.attrs.get("axis", 0)), len(x.shape), op, graph)
@@ -301,7 +302,7 @@ def _pad_amounts(op: Op, graph: Graph, rank: int):
     return pads, mode, value
 
 
-@lowers("Pad")
+@implements("Pad")
 def lower_pad(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     rank = len(x.shape)
@@ -422,7 +423,7 @@ def cast_expr(src: str, dst: str, v: str) -> str:
     return f"({c_type(dst)})({v})"
 
 
-@lowers("Cast", "CastLike")
+@implements("Cast", "CastLike")
 def lower_cast(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     for dt in (x.dtype, y.dtype):

@@ -1,13 +1,15 @@
 """Ops that only reinterpret bytes (reshape-like) become views: no instruction at all."""
 from __future__ import annotations
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, View, kernel_source, lowers
+from ...codegen.kernel import Instr, Kernel, View, kernel_source
+from ...ir import Graph, Op
+from ..registry import implements
+
 
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
 
 
-@lowers(*VIEW_OPS)
+@implements(*VIEW_OPS)
 def lower_view(op: Op, graph: Graph):
     if op.type == "Dropout":
         return _lower_dropout(op, graph)

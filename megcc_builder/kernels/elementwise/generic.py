@@ -12,9 +12,11 @@ import hashlib
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+from ...codegen.kernel import Instr, Kernel, c_float, kernel_source, numel
+from ...ir import Graph, Op, c_type
+from ...target import IsaSpec
+from ..registry import implements
 
-from ..ir import Graph, Op, c_type
-from .base import Instr, Kernel, c_float, kernel_source, lowers, numel
 
 # Expression trees: ("in", k) | ("const", value) | (opname, child, ...)
 # The C templates below use {0}, {1}, {2} for the children's C expressions. Value
@@ -405,14 +407,47 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
     return Instr(kernel, list(in_names), [out_name], params, note=note)
 
 
-@lowers(*sorted(UNARY | BINARY | PARAMETRIC | set(COMPARE_OPS) | set(BOOL_OPS)
-                | OTHER_ELEMENTWISE | {"Sum", "Mean", "Where"}))
+@implements(*sorted(UNARY | BINARY | PARAMETRIC | set(COMPARE_OPS) | set(BOOL_OPS)
+                | OTHER_ELEMENTWISE | {"Sum", "Mean", "Where"}),
+            cost=lambda op, graph, isa: portable_cost(op, graph, isa))
 def lower_elementwise(op: Op, graph: Graph):
     return [elementwise_instr(op_expr(op), [i for i in op.inputs if i], op.outputs[0], graph,
                               op=op)]
 
 
-@lowers("FusedElementwise")
+@implements("FusedElementwise", cost=lambda op, graph, isa: portable_cost(op, graph, isa))
 def lower_fused(op: Op, graph: Graph):
     return [elementwise_instr(op.attrs["expr"], list(op.inputs), op.outputs[0], graph,
                               note=f"fused: {op.attrs.get('chain', '')}", op=op)]
+
+
+# --- the cost model's measure of an expression (registry.lower) ---------------------------
+
+# the expression kinds that call libm in the portable code (what the vector code saves)
+TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "Softplus", "swish", "elu", "selu", "Mish",
+                  "gelu_tanh"}
+
+
+def expression_of(op: Op):
+    return op.attrs["expr"] if op.type == "FusedElementwise" else op_expr(op)
+
+
+def op_count(expr, transcendental: bool = False) -> int:
+    """Operations per element (the cost model's measure of an expression); with
+    transcendental=True only the libm-calling ones (TRANSCENDENTAL)."""
+    if expr[0] in ("in", "const"):
+        return 0
+    own = 1 if not transcendental or expr[0] in TRANSCENDENTAL else 0
+    return own + sum(op_count(c, transcendental) for c in expr[1:])
+
+
+def elementwise_cycles(op: Op, graph: Graph, per_element) -> float:
+    """Cycles of an element-wise op given (cheap op, libm call) cycles per element."""
+    expr = expression_of(op)
+    heavy = op_count(expr, transcendental=True)
+    cheap = max(1, op_count(expr)) - heavy
+    return graph.tensors[op.outputs[0]].numel * (cheap * per_element[0] + heavy * per_element[1])
+
+
+def portable_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    return elementwise_cycles(op, graph, isa.core.elementwise_portable)

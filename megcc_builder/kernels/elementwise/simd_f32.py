@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import hashlib
 from typing import Optional, Sequence
+from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.vector import Simd, VecOps
+from ...codegen.vmath import used, helpers
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..registry import implements
+from .generic import TRANSCENDENTAL, _expr_key, _expr_slug, broadcast_strides, collapse, elementwise_cycles, expression_of, render
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, c_float, kernel_source
-from .elementwise import _expr_key, _expr_slug, broadcast_strides, collapse, op_expr, render
-from .simd import Simd
-from .simd_math import VecOps, helpers, ops_of, used
 
-# the expression kinds that call libm in the portable code (what the vector code saves)
-TRANSCENDENTAL = {"Exp", "Sigmoid", "Tanh", "Softplus", "swish", "elu", "selu", "Mish",
-                  "gelu_tanh"}
 # the IR op types whose (single-op) expressions this module may vectorise
-OP_TYPES = sorted({"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Neg", "Abs", "Identity",
+# (not Identity: a view, which costs nothing)
+OP_TYPES = sorted({"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Neg", "Abs",
                    "Clip", "LeakyRelu", "Sum", "Exp", "Sigmoid", "Tanh", "Swish", "Elu",
                    "Selu", "Mish", "Gelu", "Softplus"})
 
@@ -96,10 +96,6 @@ def has_transcendental(expr) -> bool:
     return expr[0] in TRANSCENDENTAL or any(has_transcendental(c) for c in expr[1:])
 
 
-def expression_of(op: Op):
-    return op.attrs["expr"] if op.type == "FusedElementwise" else op_expr(op)
-
-
 def row_layout(op: Op, graph: Graph):
     """((R1, R0, L), per input ((row strides s1, s0), 'v' or 'b')) if every tensor is float32
     and the output, collapsed to at most 3-D, is R1 x R0 rows of L in which each input either
@@ -120,20 +116,19 @@ def row_layout(op: Op, graph: Graph):
     return tuple(dims), [((st[0], st[1]), "v" if st[2] else "b") for st in strides]
 
 
-def applicable(op: Op, graph: Graph, s: Simd) -> bool:
+def applicable(op: Op, graph: Graph, s: Simd, v: VecOps) -> bool:
     layout = row_layout(op, graph)
     if layout is None or all(kind == "b" for _, kind in layout[1]):
         return False
     return vector_code(expression_of(op), [f"x{k}" for k in range(len(layout[1]))],
-                       ops_of(s)) is not None
+                       v) is not None
 
 
-def lower_elementwise(op: Op, graph: Graph, s: Simd):
+def lower_elementwise(op: Op, graph: Graph, s: Simd, v: VecOps):
     expr = expression_of(op)
     names = [i for i in op.inputs if i]
     (r1, r0, length), inputs = row_layout(op, graph)
     kinds = "".join(kind for _, kind in inputs)
-    v = ops_of(s)
     vec = vector_code(expr, [s.load(f"r{k} + i") if kind == "v" else f"d{k}"
                              for k, kind in enumerate(kinds)], v)
     scalar, _ = render(expr, [f"r{k}[i]" if kind == "v" else f"r{k}[0]"
@@ -164,10 +159,18 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd):
                   note=f"{s.label} element-wise: {r1 * r0} rows of {length}, {s.vw} per vector")]
 
 
-def op_count(expr, transcendental: bool = False) -> int:
-    """Operations per element (the cost model's measure of an expression); with
-    transcendental=True only the libm-calling ones (TRANSCENDENTAL)."""
-    if expr[0] in ("in", "const"):
-        return 0
-    own = 1 if not transcendental or expr[0] in TRANSCENDENTAL else 0
-    return own + sum(op_count(c, transcendental) for c in expr[1:])
+def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
+    if isa.core is None or isa.core.elementwise_vector is None:
+        return "no vector cost figures for this level"
+    vs = isa.vec("f32")
+    if not applicable(op, graph, vs.elementwise, vs.math):
+        return "not float32 rows of vectorisable operations"
+    return None
+
+
+@implements(*OP_TYPES, "FusedElementwise", requires="f32.elementwise", applies=_applies,
+            cost=lambda op, graph, isa: elementwise_cycles(op, graph, isa.core.elementwise_vector) + 8,
+            label=lambda isa: f"{isa.vec('f32').elementwise.name} element-wise")
+def emit(op: Op, graph: Graph, isa: IsaSpec):
+    vs = isa.vec("f32")
+    return lower_elementwise(op, graph, vs.elementwise, vs.math)

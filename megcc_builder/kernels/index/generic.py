@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import List
 
 import numpy as np
+from ...codegen.kernel import Instr, Kernel, kernel_source, numel, strides_of
+from ...ir import Graph, Op, c_type, itemsize
+from ..data.copy_generic import F16_HELPERS, UINT_OF_SIZE, const_input, norm_axis
+from ..registry import implements
 
-from ..ir import Graph, Op, c_type, itemsize
-from .base import Instr, Kernel, kernel_source, lowers, numel, strides_of
-from .data_movement import F16_HELPERS, UINT_OF_SIZE, const_input, norm_axis
-from .views import copy_instr
 
 MAX_RANK = 8
 INDEX_TYPES = ("int32", "int64")
@@ -86,7 +86,7 @@ def _elements_params(data_shape, ind_shape, axis: int) -> List[int]:
     return [len(ind_shape), axis, data_shape[axis], *ind_shape, *walk, st[axis]]
 
 
-@lowers("GatherElements")
+@implements("GatherElements")
 def lower_gather_elements(op: Op, graph: Graph):
     x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     it = _check_index(op, graph, op.inputs[1])
@@ -133,7 +133,7 @@ def _combine(op: Op, graph: Graph, dtype: str, target: str, update: str) -> str:
     return f"{target} = {store_expr(dtype, REDUCTIONS[reduction].format(a=a, u=u))};"
 
 
-@lowers("ScatterElements", "Scatter")
+@implements("ScatterElements", "Scatter")
 def lower_scatter_elements(op: Op, graph: Graph):
     x, ind, upd = (graph.tensors[n] for n in op.inputs[:3])
     it = _check_index(op, graph, op.inputs[1])
@@ -182,7 +182,7 @@ def _nd_params(data_shape, b: int, k: int, n_batch: int, per_batch: int) -> List
     return [n_batch, per_batch, k, block, batch_stride, *data_shape[b:b + k]]
 
 
-@lowers("GatherND")
+@implements("GatherND")
 def lower_gather_nd(op: Op, graph: Graph):
     x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     it = _check_index(op, graph, op.inputs[1])
@@ -212,7 +212,7 @@ def lower_gather_nd(op: Op, graph: Graph):
                   note=f"batch_dims={b}, tuples of {k}")]
 
 
-@lowers("ScatterND")
+@implements("ScatterND")
 def lower_scatter_nd(op: Op, graph: Graph):
     x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     it = _check_index(op, graph, op.inputs[1])
@@ -253,7 +253,7 @@ def lower_scatter_nd(op: Op, graph: Graph):
 
 # --- OneHot ----------------------------------------------------------------------------------
 
-@lowers("OneHot")
+@implements("OneHot")
 def lower_one_hot(op: Op, graph: Graph):
     ind, vals, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[2], op.outputs[0]))
     depth = const_input(op, graph, 1, "OneHot depth")
@@ -290,7 +290,7 @@ def lower_one_hot(op: Op, graph: Graph):
 
 # --- CumSum ------------------------------------------------------------------------------------
 
-@lowers("CumSum")
+@implements("CumSum")
 def lower_cumsum(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype not in VALUE_TYPES or x.dtype == "bool":
@@ -327,7 +327,7 @@ def lower_cumsum(op: Op, graph: Graph):
 
 # --- TopK --------------------------------------------------------------------------------------
 
-@lowers("TopK")
+@implements("TopK")
 def lower_topk(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype not in VALUE_TYPES or x.dtype == "bool":
@@ -394,7 +394,7 @@ def lower_topk(op: Op, graph: Graph):
 
 # --- Trilu ---------------------------------------------------------------------------------------
 
-@lowers("Trilu")
+@implements("Trilu")
 def lower_trilu(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     kv = const_input(op, graph, 1, "Trilu k")
@@ -422,7 +422,7 @@ def lower_trilu(op: Op, graph: Graph):
 
 # --- ReverseSequence ---------------------------------------------------------------------------
 
-@lowers("ReverseSequence")
+@implements("ReverseSequence")
 def lower_reverse_sequence(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     it = _check_index(op, graph, op.inputs[1], "sequence_lens")

@@ -9,51 +9,15 @@ do when M == 1: one row already is that layout).
 from __future__ import annotations
 
 import numpy as np
-
-from ..ir import Graph, Op
-from . import packed_gemm as g
-from .base import Instr, Kernel, c_float, kernel_source, numel
-from .conv import activation_code, activation_tag
-from .elementwise import broadcast_strides
-from .simd import Simd
-
-
-def fc_problem(op: Op, graph: Graph):
-    """(M, N, K, B as (K, N) array, bias (N,) or None) if the vector FC applies, else None."""
-    a = graph.tensors[op.inputs[0]]
-    b = graph.tensors[op.inputs[1]]
-    if a.dtype != "float32" or b.dtype != "float32" or not b.is_const or len(b.shape) != 2:
-        return None
-    bmat = np.asarray(b.data, np.float32)
-    bias = None
-    if op.type == "Gemm":
-        if int(op.attrs.get("transA", 0)):
-            return None
-        if int(op.attrs.get("transB", 0)):
-            bmat = bmat.T
-        alpha, beta = float(op.attrs.get("alpha", 1.0)), float(op.attrs.get("beta", 1.0))
-        k, n = bmat.shape
-        m = a.shape[0]
-        if alpha != 1.0:
-            bmat = bmat * np.float32(alpha)
-        if len(op.inputs) > 2 and op.inputs[2] and beta != 0.0:
-            c = graph.tensors[op.inputs[2]]
-            if not c.is_const or c.dtype != "float32":
-                return None
-            csm, _ = broadcast_strides(c.shape, (m, n))
-            if csm != 0 and m > 1:  # C varies along rows: not a bias
-                return None
-            bias = (np.broadcast_to(np.asarray(c.data, np.float32).reshape(-1) if c.data.size > 1
-                                    else np.asarray(c.data, np.float32).reshape(1), (n,))
-                    * np.float32(beta)).astype(np.float32)
-    elif op.type == "MatMul":
-        if len(a.shape) < 2:
-            return None
-        k, n = bmat.shape
-        m = numel(a.shape) // k
-    else:
-        return None
-    return m, n, k, bmat, bias
+from ...codegen import packed_gemm as g
+from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.vector import Simd
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..cost import gemm_cycles
+from ..elementwise.activation import activation_code, activation_tag
+from ..registry import F32, implements
+from .problem import fc_cost, fc_problem
 
 
 def lower_fc(op: Op, graph: Graph, s: Simd):
@@ -101,3 +65,21 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
                   workspace_bytes=0 if m == 1 else m * k * 4,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
                        f"(M={m}, N={n}, K={k}, kc={kc})")]
+
+
+def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    gs = isa.vec("f32").gemm
+    return fc_cost(op, graph, isa, lambda m, n, k: gemm_cycles(
+        m, n, k, 0.0 if m == 1 else 0.5, 1, gs, isa.core))
+
+
+def _label(isa: IsaSpec) -> str:
+    gs = isa.vec("f32").gemm
+    return f"{gs.name} packed GEMM {gs.mr}x{gs.nr}"
+
+
+@implements("Gemm", "MatMul", dtypes=F32, requires="f32.gemm", cost=_cost, label=_label,
+            applies=lambda op, graph, isa: None if fc_problem(op, graph) is not None
+            else "weights not a constant 2-D matrix")
+def emit(op: Op, graph: Graph, isa: IsaSpec):
+    return lower_fc(op, graph, isa.vec("f32").gemm)

@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import itertools
+from ...codegen.kernel import Instr, Kernel, f32_bits, kernel_source, numel
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..elementwise.activation import activation_code, activation_tag
+from ..elementwise.generic import broadcast_strides
+from ..registry import F32, implements
+from .problem import fc_cost
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, kernel_source, lowers, numel
-from .conv import activation_code, activation_tag
-from .elementwise import broadcast_strides
+
+def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """Asked only where the vector FC applies too, so the problem is an FC's."""
+    return fc_cost(op, graph, isa, lambda m, n, k: m * n * k * isa.core.portable_fc)
 
 
-@lowers("Gemm")
+@implements("Gemm", dtypes=F32, cost=_cost)
 def lower_gemm(op: Op, graph: Graph):
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
@@ -26,8 +33,6 @@ def lower_gemm(op: Op, graph: Graph):
         csm, csn = broadcast_strides(c.shape, (m, n))
     else:
         csm = csn = 0
-    from .base import f32_bits
-
     params = [m, n, k, csm, csn, f32_bits(alpha), f32_bits(beta)]
     if trans_b and not trans_a:
         variant, core = "nt", "megcc_gemm_nt(M, N, K, a, K, b, K, y, N, 0);"
@@ -67,7 +72,7 @@ def lower_gemm(op: Op, graph: Graph):
                   note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
 
 
-@lowers("MatMul")
+@implements("MatMul", dtypes=F32, typed_inputs=(0, 1), cost=_cost)
 def lower_matmul(op: Op, graph: Graph):
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     if {a.dtype, b.dtype} != {"float32"}:

@@ -1,11 +1,13 @@
 """Pooling kernels (float32, NCHW): max/average with padding, stride, dilation, ceil mode."""
 from __future__ import annotations
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, kernel_source, lowers
+from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...ir import Graph, Op
+from ..registry import implements
+from .geometry import pool_cost
 
 
-@lowers("MaxPool", "AveragePool")
+@implements("MaxPool", "AveragePool", cost=lambda op, graph, isa: pool_cost(op, graph, isa, False))
 def lower_pool(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if x.dtype != "float32" or len(x.shape) not in (3, 4) or \
@@ -68,7 +70,7 @@ def lower_pool(op: Op, graph: Graph):
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params)]
 
 
-@lowers("GlobalAveragePool", "GlobalMaxPool")
+@implements("GlobalAveragePool", "GlobalMaxPool")
 def lower_global_pool(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype != "float32":
@@ -193,12 +195,12 @@ def _generic_pool(op: Op, graph: Graph, kind: str):
                   note=f"{r}-D {kind} pooling")]
 
 
-@lowers("LpPool")
+@implements("LpPool")
 def lower_lp_pool(op: Op, graph: Graph):
     return _generic_pool(op, graph, "lp")
 
 
-@lowers("GlobalLpPool")
+@implements("GlobalLpPool")
 def lower_global_lp_pool(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     spatial = list(x.shape[2:])

@@ -11,28 +11,14 @@ row) and 1/columns (per output column, a table built once per call).
 """
 from __future__ import annotations
 
-from ..ir import Graph, Op
-from .base import Instr, Kernel, kernel_source
-from .simd import Simd
-from .simd_conv import plane, window_row
-
-
-def pool_geometry(op: Op, graph: Graph):
-    """The geometry dict of a 2-D MaxPool/AveragePool the vector kernel handles, else None."""
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if op.type not in ("MaxPool", "AveragePool") or x.dtype != "float32" or len(x.shape) != 4:
-        return None
-    if len(op.outputs) > 1 and op.outputs[1]:
-        return None
-    kh, kw = op.attrs["kernel_shape"]
-    sh, sw = op.attrs.get("strides", [1, 1])
-    dh, dw = op.attrs.get("dilations", [1, 1])
-    pads = list(op.attrs.get("pads", [0, 0, 0, 0]))
-    if sw not in (1, 2):
-        return None
-    return dict(n=x.shape[0], c=x.shape[1], h=x.shape[2], w=x.shape[3], oc=y.shape[1],
-                oh=y.shape[2], ow=y.shape[3], kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw,
-                pads=pads, group=1)
+from typing import Optional
+from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.vector import Simd
+from ...codegen.window import plane, window_row
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..registry import F32, implements
+from .geometry import pool_cost, pool_geometry
 
 
 def lower_maxpool(op: Op, graph: Graph, s: Simd):
@@ -138,3 +124,21 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
                   workspace_bytes=(ph * pw + owv) * 4,
                   note=f"{s.label} average pooling over a zero-padded {ph}x{pw} plane, {s.vw} "
                        f"outputs per vector, sums scaled by 1/rows x 1/columns")]
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
+    return None if pool_geometry(op, graph) is not None else "not a 2-D pooling it handles"
+
+
+@implements("MaxPool", dtypes=F32, requires="f32.direct", applies=_applies,
+            cost=lambda op, graph, isa: pool_cost(op, graph, isa, True),
+            label=lambda isa: f"{isa.vec('f32').direct.name} plane max")
+def emit_max(op: Op, graph: Graph, isa: IsaSpec):
+    return lower_maxpool(op, graph, isa.vec("f32").direct)
+
+
+@implements("AveragePool", dtypes=F32, requires="f32.direct", applies=_applies,
+            cost=lambda op, graph, isa: pool_cost(op, graph, isa, True),
+            label=lambda isa: f"{isa.vec('f32').direct.name} plane average")
+def emit_average(op: Op, graph: Graph, isa: IsaSpec):
+    return lower_avgpool(op, graph, isa.vec("f32").direct)

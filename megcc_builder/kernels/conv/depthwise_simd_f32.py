@@ -1,0 +1,155 @@
+"""Depthwise direct convolution (NCHW, float32) for one vector vocabulary (target: the
+level's f32 `direct` vectors): each channel's input copied once into a padded plane, then
+DEPTHWISE_ROWS output rows per pass share the input loads."""
+from __future__ import annotations
+
+from typing import Optional
+from ...codegen import packed_gemm as g
+from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.vector import Simd
+from ...codegen.window import plane, store_row_tail
+from ...ir import Graph, Op
+from ...target import IsaSpec
+from ..elementwise.activation import activation_tag
+from ..registry import F32, implements
+from .geometry import bias_of, conv_problem, scalar_activation_pass, vector_conv_applies
+
+
+def depthwise_ok(geo) -> bool:
+    return (geo["group"] == geo["c"] and geo["oc"] % geo["c"] == 0 and geo["group"] > 1
+            and geo["sw"] in (1, 2))
+
+
+# Output rows a depthwise pass computes together (at most OH): an input row feeds up to KH
+# of them, so each vector load serves several FMAs (3x3 stride 1: 4.5 loads per output
+# vector instead of 9) and the rows' accumulators are independent chains that hide the FMA
+# latency. 4 rows + 9 weights + 1 load fit ARMv7's and AVX2's 16 vector registers (6 rows
+# measured slower on AVX2).
+DEPTHWISE_ROWS = 4
+
+
+def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: int,
+                    dw: int, clamp: bool) -> str:
+    """C loop over blocks of `rows` output rows (OH >= rows), unrolled over the taps: every
+    input vector is loaded once and multiplied into each output row using it. When OH is not
+    a multiple of `rows`, the last block is moved up to end at row OH - 1: it recomputes
+    (and stores again, identically) a few rows of the previous block, which costs less than
+    narrower passes whose few accumulator chains leave the FMA units waiting.
+    Stride 1 reads the padded plane `pl` (PW floats per row), stride 2 its even/odd column
+    planes `pe`/`po` (PW2 floats per row)."""
+    def load(d: int, kx: int) -> str:
+        if sw == 1:
+            return s.load(f"in + {d} * PW + {kx * dw}")
+        col = kx * dw  # padded column 2*(ox+q) + col: plane col % 2, index ox + q + col // 2
+        return s.load(f"in{'o' if col % 2 else 'e'} + {d} * PW2 + {col // 2}")
+
+    taps = {}  # input row offset -> [(output row, ky)]
+    for r in range(rows):
+        for ky in range(kh):
+            taps.setdefault(r * sh + ky * dh, []).append((r, ky))
+    code = []
+    for d in sorted(taps):
+        for kx in range(kw):
+            code.append(f"v = {load(d, kx)};{s.keep('v')}")
+            code += [f"a{r} = {s.fma(f'a{r}', 'v', f'wv[{ky * kw + kx}]')};"
+                     for r, ky in taps[d]]
+    if clamp:
+        code += [f"a{r} = {s.min('hi', s.max('lo', f'a{r}'))};" for r in range(rows)]
+    for r in range(rows):
+        code += [f"yr = yc + (int64_t)(oy + {r}) * OW;",
+                 store_row_tail(s, f"a{r}").replace("\n    ", " ")]
+    ins = ("const float *in = pl + (int64_t)oy * SH * PW + ox;" if sw == 1 else
+           "const float *ine = pe + (int64_t)oy * SH * PW2 + ox, "
+           "*ino = po + (int64_t)oy * SH * PW2 + ox;")
+    accs = ", ".join(f"a{r} = bv" for r in range(rows))
+    body = "\n".join(f"                    {c}" for c in code)
+    return f"""            for (oy = 0; oy < OH; oy += {rows}) {{
+                if (oy > OH - {rows}) oy = OH - {rows};
+                for (ox = 0; ox < OW; ox += {s.vw}) {{
+                    {ins}
+                    {s.vtype} v, {accs};
+{body}
+                }}
+            }}
+"""
+
+
+def lower_depthwise(op: Op, graph: Graph, s: Simd):
+    geo = conv_problem(op, graph)
+    act = op.attrs.get("activation")
+    has_bias, bias_tag = bias_of(op)
+    kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
+    tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    rows = max(1, min(DEPTHWISE_ROWS, geo["oh"]))
+    ph, pw = plane(geo, s.vw)
+    name = f"conv2d_depthwise_{tag}_r{rows}_pw{pw}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    clamp, act_pass = g.vector_clamp(act, c_float)
+    lo, hi = clamp or ("0.0f", "0.0f")
+    if sw == 1:
+        planes = "float *pl = (float *)workspace;  /* one zero-padded input plane */"
+        fill = f"megcc_{s.name}_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
+    else:
+        planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
+                  "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
+        fill = f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+    blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    const float *w = (const float *)in_ptrs[1];
+    const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
+    float *y = (float *)out_ptrs[0];
+    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
+    /* the plane width is a constant of the kernel: each tap's load is then one base
+     * register plus an immediate offset (with PW at run time the row offsets of a
+     * {rows}-row pass took more registers than x86-64 has, and spilled) */
+    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = {pw}, SH = {sh};
+    {planes}
+    const int32_t M = OC / C;  /* channel multiplier */
+    int32_t b, o, r, oy, ox;
+    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};
+    (void)lo; (void)hi;
+    for (b = 0; b < N; ++b)
+        for (o = 0; o < OC; ++o) {{
+            const float *xc = x + ((int64_t)b * C + o / M) * H * W;
+            const float *wk = w + (int64_t)o * {kh * kw};
+            float *yc = y + ((int64_t)b * OC + o) * OH * OW, *yr;
+            const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};
+            {s.vtype} wv[{kh * kw}];
+            for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
+            {fill}
+{blocks}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
+        }}
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    pads = geo["pads"]
+    params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
+              geo["group"], pads[0], pads[1], ph, pw]
+    inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
+    plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
+    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=plane_floats * 4,
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
+                       f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
+                       f"per vector, {rows} output rows per pass sharing input loads, weights "
+                       f"in registers")]
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
+    if not vector_conv_applies(op, graph):
+        return "weights not constant or geometry unresolved"
+    geo = conv_problem(op, graph)
+    dw = geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0
+    return None if dw and depthwise_ok(geo) else "not a depthwise conv of stride 1 or 2"
+
+
+def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """One vector FMA + one load per tap per output vector, plus building the padded plane."""
+    geo, vs, core = conv_problem(op, graph), isa.vec("f32").direct, isa.core
+    ph, pw = plane(geo, vs.vw)
+    vec = geo["oh"] * -(-geo["ow"] // vs.vw)
+    per_tap = (1.0 if geo["sw"] == 1 else 1.6) / core.fma_per_cycle
+    return geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / vs.vw)
+
+
+@implements("Conv", dtypes=F32, layout="nchw", requires="f32.direct", applies=_applies,
+            cost=_cost, label=lambda isa: f"{isa.vec('f32').direct.name} depthwise direct")
+def emit(op: Op, graph: Graph, isa: IsaSpec):
+    return lower_depthwise(op, graph, isa.vec("f32").direct)

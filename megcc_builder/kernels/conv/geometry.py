@@ -1,0 +1,58 @@
+"""The geometry of a Conv op: kernel, strides, dilations, pads (1-D convs as 2-D with
+height 1), as every convolution implementation reads it."""
+from __future__ import annotations
+
+from ...ir import Graph, Op
+from ..elementwise.activation import activation_code
+
+
+def conv_geometry(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    w = graph.tensors[op.inputs[1]]
+    if len(x.shape) not in (3, 4):
+        raise graph.error(f"{len(x.shape) - 2}-D convolution is not supported (1-D and 2-D "
+                          "are)", op)
+    one_d = len(x.shape) == 3
+    kshape = list(w.shape[2:])
+    strides = list(op.attrs.get("strides", [1] * len(kshape)))
+    dil = list(op.attrs.get("dilations", [1] * len(kshape)))
+    pads = list(op.attrs.get("pads", [0] * (2 * len(kshape))))
+    if one_d:
+        kshape, strides, dil = [1] + kshape, [1] + strides, [1] + dil
+        pads = [0, pads[0], 0, pads[1]]
+    return one_d, kshape, strides, dil, pads
+
+
+def conv_problem(op: Op, graph: Graph):
+    x = graph.tensors[op.inputs[0]]
+    y = graph.tensors[op.outputs[0]]
+    one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
+    n, c = x.shape[0], x.shape[1]
+    h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
+    oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
+    geo = dict(n=n, c=c, h=h, w=wd, oc=y.shape[1], oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw,
+               dh=dh, dw=dw, pads=pads, group=int(op.attrs.get("group", 1)))
+    return geo
+
+
+def vector_conv_applies(op: Op, graph: Graph) -> bool:
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if x.dtype != "float32" or w.dtype != "float32" or not w.is_const:
+        return False
+    if len(x.shape) not in (3, 4):
+        return False
+    if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
+        return False
+    return op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") or "pads" in op.attrs
+
+
+def bias_of(op: Op):
+    has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
+    return has_bias, ("_bias" if has_bias else "")
+
+
+def scalar_activation_pass(act, rows: str, count: str) -> str:
+    """Scalar pass for activations the vector epilogue does not cover (sigmoid, ...)."""
+    return f"""
+            {{ float *yo = {rows}; int64_t q;
+              for (q = 0; q < (int64_t){count}; ++q) {{ const float v = yo[q]; yo[q] = {activation_code(act, "v")}; }} }}"""

@@ -1,0 +1,146 @@
+"""What the portable and NEON NCHW44 convolutions share: geometry, kernel names, the
+blocked loop nest they fill with their inner block, the padding helper."""
+from __future__ import annotations
+
+from ...codegen.kernel import Instr, Kernel
+from ...ir import Graph, Op
+from ..elementwise.activation import activation_tag
+
+
+PAD_HELPER = ("n44_pad", r"""/* Copy `planes` planes of H x W pixels of L floats into a zero-bordered Hp x Wp region
+   (PT rows above, PL columns left): the conv windows then never test bounds. */
+static void megcc_n44_pad(const float *x, float *xp, int32_t planes, int32_t H, int32_t W,
+        int32_t L, int32_t PT, int32_t PL, int32_t Hp, int32_t Wp) {
+    const int32_t left = PL < Wp ? PL : Wp;
+    const int32_t copy = W < Wp - left ? W : Wp - left;
+    int32_t c, r;
+    for (c = 0; c < planes; ++c)
+        for (r = 0; r < Hp; ++r) {
+            float *row = xp + ((int64_t)c * Hp + r) * Wp * L;
+            const int32_t iy = r - PT;
+            if (iy < 0 || iy >= H) {
+                memset(row, 0, sizeof(float) * (size_t)Wp * (size_t)L);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * (size_t)left * (size_t)L);
+            memcpy(row + (int64_t)left * L, x + ((int64_t)c * H + iy) * W * L,
+                   sizeof(float) * (size_t)copy * (size_t)L);
+            memset(row + (int64_t)(left + copy) * L, 0,
+                   sizeof(float) * (size_t)(Wp - left - copy) * (size_t)L);
+        }
+}
+""")
+
+
+def conv44_geometry(op: Op, graph: Graph) -> dict:
+    """Everything a ConvNCHW44 kernel is specialised on, and its params."""
+    kind = op.attrs["kind"]
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    w = graph.tensors[op.inputs[1]]
+    kh, kw = (w.shape[1:3] if kind == "depthwise" else w.shape[2:4])
+    sh, sw = op.attrs.get("strides", [1, 1])
+    dh, dw = op.attrs.get("dilations", [1, 1])
+    pt, pl, pb, pr = op.attrs.get("pads", [0, 0, 0, 0])
+    lanes = 1 if kind == "hybrid" else 4
+    n, icb = x.shape[0], x.shape[1]  # hybrid: NCHW input, one-lane blocks
+    h, wd = x.shape[2], x.shape[3]
+    ocb, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    padded = pt > 0 or pl > 0 or hp > h or wp > wd
+    if kind != "depthwise" and kh == kw == sh == sw == 1 and not padded:
+        # 1x1 stride 1: the image is one row of H*W pixels (longer vector blocks)
+        h, wd, oh, ow, hp, wp = 1, h * wd, 1, oh * ow, 1, h * wd
+    has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
+    act = op.attrs.get("activation")
+    return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
+                has_bias=has_bias, act=act, padded=padded,
+                params=[n, icb, h, wd, ocb, oh, ow, pt, pl, hp, wp],
+                workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
+                macs=n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes))
+
+
+def conv44_name(geo: dict, suffix: str = "") -> str:
+    return (f"conv_nchw44_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
+            f"_d{geo['dh']}x{geo['dw']}_f32{'_bias' if geo['has_bias'] else ''}"
+            f"{activation_tag(geo['act'])}{suffix}")
+
+
+def conv44_body(geo: dict, block, nb: int) -> str:
+    """The loop nest every NCHW44 conv kernel shares: per image (zero-padded into the
+    workspace when needed), output channel block `ocb` and output row `oy`, output pixels
+    in blocks of `nb` (the rest in blocks of nb/2, nb/4, ..., 1); block(k) is the C that
+    computes and stores `k` pixels from `ox` on, reading the source image `xs` (plane
+    extents XH x XW)."""
+    bias = "const float *bias = (const float *)in_ptrs[2];" if geo["has_bias"] else ""
+    # A channel-wise conv reads only its own channel block: it pads one plane at a time
+    # (a small workspace); a dense conv reads every input block for each output block.
+    dw = geo["kind"] == "depthwise"
+    pad_image = """        if (padded) {
+            megcc_n44_pad(xs, (float *)workspace, ICB, H, W, L, PT, PL, Hp, Wp);
+            xs = (const float *)workspace;
+        }
+"""
+    pad_plane = """            const float *xp = xs + (int64_t)ocb * H * W * 4;
+            if (padded) {
+                megcc_n44_pad(xp, (float *)workspace, 1, H, W, 4, PT, PL, Hp, Wp);
+                xp = (const float *)workspace;
+            }
+"""
+    # the row's last OW % nb pixels: halving blocks (7 = 4 + 2 + 1), not one at a time
+    tails = "".join(f"""                if (ox + {t} <= OW) {{
+{block(t)}                    ox += {t};
+                }}
+""" for t in (nb // 2, nb // 4, nb // 8) if t)
+    return f"""    const float *x = (const float *)in_ptrs[0];
+    const float *w = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    {bias}
+    const int32_t N = p[0], ICB = p[1], H = p[2], W = p[3], OCB = p[4], OH = p[5], OW = p[6];
+    const int32_t PT = p[7], PL = p[8], Hp = p[9], Wp = p[10];
+    const int padded = PT > 0 || PL > 0 || Hp > H || Wp > W;
+    const int32_t XH = padded ? Hp : H, XW = padded ? Wp : W;  /* source plane extents */
+    const int32_t L = {geo['lanes']}, KH = {geo['kh']}, KW = {geo['kw']};
+    const int32_t SH = {geo['sh']}, SW = {geo['sw']}, DH = {geo['dh']}, DW = {geo['dw']};
+    int32_t b;
+    (void)KH; (void)KW; (void)XH;
+    for (b = 0; b < N; ++b) {{
+        const float *xs = x + (int64_t)b * ICB * H * W * L;
+        int32_t ocb, oy, ox, icb, ky, kx, j;
+        (void)icb;
+{"" if dw else pad_image}        for (ocb = 0; ocb < OCB; ++ocb) {{
+{pad_plane if dw else ""}            for (oy = 0; oy < OH; ++oy) {{
+                float *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 4;
+                for (ox = 0; ox + {nb} <= OW; ox += {nb}) {{
+{block(nb)}                }}
+{tails}
+            }}
+        }}
+    }}
+"""
+
+
+def input_row(geo: dict) -> str:
+    """The source row of kernel row `ky` for output pixel `ox` (input block `icb`;
+    channel-wise convs read the plane `xp` of their own block)."""
+    if geo["kind"] == "depthwise":
+        return "xp + ((int64_t)(oy * SH + ky * DH) * XW + ox * SW) * 4"
+    return "xs + (((int64_t)icb * XH + oy * SH + ky * DH) * XW + ox * SW) * L"
+
+
+def weight_taps(geo: dict) -> str:
+    """The weights of tap (ky, kx) for output block `ocb` (and input block `icb`)."""
+    if geo["kind"] == "depthwise":
+        return "w + (((int64_t)ocb * KH + ky) * KW + kx) * 4"
+    return "w + ((((int64_t)ocb * ICB + icb) * KH + ky) * KW + kx) * L * 4"
+
+
+# Output pixels per register block: 8 accumulator vectors (+ 4 weight vectors fit ARMv7's
+# 16 vector registers).
+BLOCK = 8
+
+
+def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
+    return Instr(kernel, [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""],
+                 [op.outputs[0]], list(geo["params"]), workspace_bytes=geo["workspace"],
+                 note=note)

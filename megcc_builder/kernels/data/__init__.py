@@ -1,0 +1,2 @@
+"""Data movement: views, strided copies, concat/split, pad, cast, resize, relayouts."""
+from . import copy_generic, relayout_generic_f32, relayout_neon_f32, resize_generic, views  # noqa: F401

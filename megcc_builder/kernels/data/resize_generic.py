@@ -1,0 +1,224 @@
+"""Resize / Upsample: coordinates computed at compile time, kernels gather and blend."""
+from __future__ import annotations
+
+from typing import List, Optional
+import math
+import numpy as np
+from ...codegen.kernel import Instr, Kernel, f32_bits, kernel_source
+from ...ir import Graph, Op, itemsize, numpy_dtype
+from ..registry import implements
+from .copy_generic import UINT_OF_SIZE, const_input, norm_axis
+
+
+F32 = np.float32
+
+
+def source_coord(mode: str, x: int, scale, in_len: int, out_len: int, roi=(0.0, 1.0)):
+    """Input coordinate of output index x (float32 arithmetic, as onnxruntime does)."""
+    xf, scale = F32(x), F32(scale)
+    if mode == "half_pixel":
+        return (xf + F32(0.5)) / scale - F32(0.5)
+    if mode == "half_pixel_symmetric":
+        adj = F32(out_len) / (scale * F32(in_len))
+        center = F32(in_len) / F32(2)
+        offset = center * (F32(1) - adj)
+        return offset + (xf + F32(0.5)) / scale - F32(0.5)
+    if mode == "pytorch_half_pixel":
+        return (xf + F32(0.5)) / scale - F32(0.5) if out_len > 1 else F32(0)
+    if mode == "align_corners":
+        return F32(0) if out_len == 1 else xf * F32(in_len - 1) / F32(out_len - 1)
+    if mode == "asymmetric":
+        return xf / scale
+    if mode == "tf_half_pixel_for_nn":
+        return (xf + F32(0.5)) / scale
+    if mode == "tf_crop_and_resize":
+        start, end = F32(roi[0]), F32(roi[1])
+        if out_len > 1:
+            return start * F32(in_len - 1) + xf * (end - start) * F32(in_len - 1) / F32(out_len - 1)
+        return F32(0.5) * (start + end) * F32(in_len - 1)
+    raise KeyError(mode)
+
+
+def nearest_index(mode: str, v, downsample: bool) -> int:
+    v = float(v)
+    if mode == "round_prefer_floor":
+        return math.floor(v) if v == int(v) + 0.5 else _round_half_away(v)
+    if mode == "round_prefer_ceil":
+        return _round_half_away(v)
+    if mode == "floor":
+        return math.floor(v)
+    if mode == "ceil":
+        return math.ceil(v)
+    if mode == "simple":  # Upsample and Resize-10
+        return math.ceil(v) if downsample else int(v)
+    raise KeyError(mode)
+
+
+def _round_half_away(v: float) -> int:
+    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+
+
+def _resize_setup(op: Op, graph: Graph, rank: int):
+    """(mode, coordinate mode, nearest mode, scales[rank] or None, roi[2*rank])."""
+    if op.type == "Upsample" or graph.opset < 11:
+        mode = op.attrs.get("mode", "nearest")
+        if op.type == "Upsample" and graph.opset < 9:
+            scales = list(op.attrs["scales"])
+        else:
+            scales = const_input(op, graph, 1, "scales").tolist()
+        return mode, "asymmetric", "simple", scales, None
+    a = op.attrs
+    mode = a.get("mode", "nearest")
+    roi = const_input(op, graph, 1, "roi")
+    scales = const_input(op, graph, 2, "scales")
+    sizes = const_input(op, graph, 3, "sizes")
+    axes = [norm_axis(int(v), rank, op, graph) for v in a.get("axes", range(rank))]
+    full_roi = [0.0] * rank + [1.0] * rank
+    if roi is not None and roi.size:
+        for k, ax in enumerate(axes):
+            full_roi[ax], full_roi[rank + ax] = float(roi[k]), float(roi[len(axes) + k])
+    full_scales: Optional[List[float]] = None
+    if scales is not None and scales.size:
+        full_scales = [1.0] * rank
+        for k, ax in enumerate(axes):
+            full_scales[ax] = float(scales[k])
+    elif sizes is not None and sizes.size:
+        policy = a.get("keep_aspect_ratio_policy", "stretch")
+        x = graph.tensors[op.inputs[0]]
+        ratios = [float(F32(int(s)) / F32(x.shape[ax])) for s, ax in zip(sizes.tolist(), axes)]
+        full_scales = [1.0] * rank
+        for ax, r in zip(axes, ratios):
+            full_scales[ax] = r if policy == "stretch" else \
+                (min(ratios) if policy == "not_larger" else max(ratios))
+    return mode, a.get("coordinate_transformation_mode", "half_pixel"), \
+        a.get("nearest_mode", "round_prefer_floor"), full_scales, full_roi
+
+
+def _axis_table(op, graph, mode, coord, nearest, scale, in_len, out_len, roi):
+    """Per output index: (i0, i1, w0, w1) for linear, (i0,) for nearest; i0 = -1 means
+    'outside the crop box' (tf_crop_and_resize extrapolation)."""
+    if scale is None:
+        scale = F32(out_len) / F32(in_len)
+    rows = []
+    for o in range(out_len):
+        try:
+            v = source_coord(coord, o, scale, in_len, out_len, roi)
+        except KeyError:
+            raise graph.error(f"coordinate_transformation_mode '{coord}' is not supported",
+                              op) from None
+        if coord == "tf_crop_and_resize" and (v < 0 or v > in_len - 1):
+            rows.append((-1, -1, 0.0, 0.0))
+            continue
+        if mode == "nearest":
+            try:
+                i = nearest_index(nearest, v, F32(scale) < 1)
+            except KeyError:
+                raise graph.error(f"nearest_mode '{nearest}' is not supported", op) from None
+            i = min(max(i, 0), in_len - 1)
+            rows.append((i, i, 1.0, 0.0))
+            continue
+        v = min(max(float(v), 0.0), float(in_len - 1))
+        i0 = min(int(v), in_len - 1)
+        i1 = min(i0 + 1, in_len - 1)
+        d0, d1 = abs(F32(v) - F32(i0)), abs(F32(v) - F32(i1))
+        if i0 == i1:
+            d0 = d1 = F32(0.5)
+        rows.append((i0, i1, float(d1), float(d0)))  # weight of i0 is the distance to i1
+    return rows
+
+
+@implements("Resize", "Upsample")
+def lower_resize(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    rank = len(x.shape)
+    if rank != 4:
+        raise graph.error(f"only 4-D NCHW input is supported, got rank {rank}", op)
+    if x.shape[:2] != y.shape[:2]:
+        raise graph.error("resizing the batch or channel axis is not supported", op)
+    mode, coord, nearest, scales, roi = _resize_setup(op, graph, rank)
+    if mode == "bilinear":  # old Upsample spelling
+        mode = "linear"
+    if mode == "cubic":
+        raise graph.error("cubic interpolation is not supported (nearest and linear are)", op)
+    if mode not in ("nearest", "linear"):
+        raise graph.error(f"mode '{mode}' is not supported (nearest and linear are)", op)
+    if mode == "linear" and int(op.attrs.get("antialias", 0)) and \
+            any(y.shape[d] < x.shape[d] for d in (2, 3)):
+        raise graph.error("antialiased linear downscaling is not supported", op)
+    if mode == "linear" and x.dtype != "float32":
+        raise graph.error(f"linear Resize on {x.dtype} is not supported (float32 is)", op)
+    roi = roi or [0.0] * rank + [1.0] * rank
+    tables = [_axis_table(op, graph, mode, coord, nearest,
+                          None if scales is None else scales[d], x.shape[d], y.shape[d],
+                          (roi[d], roi[rank + d])) for d in (2, 3)]
+    extrap = op.attrs.get("extrapolation_value", 0.0)
+    head = [x.shape[0] * x.shape[1], x.shape[2], x.shape[3], y.shape[2], y.shape[3]]
+    note = f"{mode}, {coord}" + (f", {nearest}" if mode == "nearest" else "")
+    if mode == "nearest":
+        return [_nearest_instr(op, graph, head, tables, extrap, note)]
+    return [_bilinear_instr(op, head, tables, extrap, note)]
+
+
+def _nearest_instr(op: Op, graph: Graph, head, tables, extrap, note) -> Instr:
+    x = graph.tensors[op.inputs[0]]
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    raw = np.zeros(8, np.uint8)
+    raw[:esize] = np.frombuffer(np.asarray(extrap).astype(numpy_dtype(x.dtype)).tobytes(),
+                                np.uint8)
+    name = f"resize_nearest_e{esize}"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4];
+    const int32_t *iy = p + 5, *ix = p + 5 + OH;
+    int32_t c, oy, ox;
+    {ct} ev;
+    memcpy(&ev, p + 5 + OH + OW, sizeof ev);
+    for (c = 0; c < NC; ++c) {{
+        const {ct} *xc = x + (int64_t)c * H * W;
+        for (oy = 0; oy < OH; ++oy, y += OW) {{
+            const {ct} *row;
+            if (iy[oy] < 0) {{ for (ox = 0; ox < OW; ++ox) y[ox] = ev; continue; }}
+            row = xc + (int64_t)iy[oy] * W;
+            for (ox = 0; ox < OW; ++ox) y[ox] = ix[ox] < 0 ? ev : row[ix[ox]];
+        }}
+    }}
+"""
+    kernel = Kernel(name, kernel_source(name, body))
+    params = head + [r[0] for r in tables[0]] + [r[0] for r in tables[1]] + \
+        np.frombuffer(raw.tobytes(), "<i4").tolist()
+    return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=note)
+
+
+def _bilinear_instr(op: Op, head, tables, extrap, note) -> Instr:
+    name = "resize_bilinear_f32"
+    # Tables per output row (y) and column (x): two source indices and their weights.
+    body = """    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4];
+    const int32_t *y0 = p + 5, *y1 = y0 + OH, *wy0 = y1 + OH, *wy1 = wy0 + OH;
+    const int32_t *x0 = wy1 + OH, *x1 = x0 + OW, *wx0 = x1 + OW, *wx1 = wx0 + OW;
+    const float ev = megcc_f32_from_bits(wx1[OW]);
+    int32_t c, oy, ox;
+    for (c = 0; c < NC; ++c) {
+        const float *xc = x + (int64_t)c * H * W;
+        for (oy = 0; oy < OH; ++oy, y += OW) {
+            const float a0 = megcc_f32_from_bits(wy0[oy]), a1 = megcc_f32_from_bits(wy1[oy]);
+            const float *r0, *r1;
+            if (y0[oy] < 0) { for (ox = 0; ox < OW; ++ox) y[ox] = ev; continue; }
+            r0 = xc + (int64_t)y0[oy] * W;
+            r1 = xc + (int64_t)y1[oy] * W;
+            for (ox = 0; ox < OW; ++ox) {
+                const float b0 = megcc_f32_from_bits(wx0[ox]), b1 = megcc_f32_from_bits(wx1[ox]);
+                y[ox] = x0[ox] < 0 ? ev : b0 * a0 * r0[x0[ox]] + b1 * a0 * r0[x1[ox]]
+                                         + b0 * a1 * r1[x0[ox]] + b1 * a1 * r1[x1[ox]];
+            }
+        }
+    }
+"""
+    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
+    ty, tx = tables
+    params = head + [r[0] for r in ty] + [r[1] for r in ty] + [f32_bits(r[2]) for r in ty] + \
+        [f32_bits(r[3]) for r in ty] + [r[0] for r in tx] + [r[1] for r in tx] + \
+        [f32_bits(r[2]) for r in tx] + [f32_bits(r[3]) for r in tx] + [f32_bits(extrap)]
+    return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=note)

@@ -1,0 +1,2 @@
+"""Index-driven operations: gathers, scatters, one-hot, cumulative sums, top-k."""
+from . import generic  # noqa: F401

@@ -1,0 +1,2 @@
+"""Pooling: max, average, Lp, global, NCHW44, unpooling."""
+from . import direct_generic_f32, plane_simd_f32, nchw44_generic_f32, unpool_generic  # noqa: F401

@@ -1,0 +1,26 @@
+"""Compile options: one object that travels through the pipeline, frontend to emit.
+
+Only the CLI, the config reader, SCons and CMake build it from what a user wrote (flags,
+JSON/YAML, $MEGCC_ISA); below them nothing reads the environment or looks for options on
+the IR. Every field changes the generated files, so every field is part of a build's
+signature (the build systems put the flags that set them on the compiler's command line).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .target import IsaSpec, resolve, spec
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    isa: str = "generic"          # an ISA level (target.levels; "native": this machine's best)
+    fuse: bool = True             # fuse bias/activation and element-wise chains (passes/fuse.py)
+    enable_nchw44: bool = False   # run the conv region in NCHW44 (passes/layout_nchw44.py)
+
+    def __post_init__(self):
+        object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown
+
+    @property
+    def isa_spec(self) -> IsaSpec:
+        return spec(self.isa)

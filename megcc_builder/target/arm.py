@@ -1,0 +1,77 @@
+"""The Arm levels: ARMv7 with NEON + VFPv4, and AArch64 (Advanced SIMD is architectural).
+
+- armv7-neon: `*_neon` kernels; 16 q registers, a 6x8 GEMM tile (12 accumulators, 2 for B,
+  1 broadcast of A);
+- arm64-neon: the `*_neon` kernels plus the ones that need AArch64's 32 vector registers
+  (`*_neon64`): an 8x12 GEMM tile (24 accumulators, 3 for B, 2 vectors of A) whose FMAs take
+  their A operand from a vector lane (`vfmaq_laneq_f32`), so no broadcasts; vector division.
+
+The cost constants are estimates for Cortex-A-class cores, not measurements: NEON kernels
+only run under qemu here, which does not model timing.
+"""
+from __future__ import annotations
+
+from ..codegen.vector import Simd, VecOps
+from .isa import Core, IsaSpec, KernelTag, VectorSet
+
+NEON_TAG = KernelTag("neon", "defined(__ARM_NEON) && defined(__ARM_FEATURE_FMA)",
+                     "NEON with FMA (AArch64, or ARMv7 with -mfpu=neon-vfpv4 -mfloat-abi=hard)",
+                     "arm_neon.h")
+NEON64_TAG = KernelTag("neon64", "defined(__ARM_NEON) && defined(__aarch64__)",
+                       "an AArch64 target", "arm_neon.h")
+
+_NEON_OPS = dict(zero="vdupq_n_f32(0.0f)", _load="vld1q_f32({p})", _store="vst1q_f32({p}, {v})",
+                 _set1="vdupq_n_f32({x})", _dup="vld1q_dup_f32({p})",
+                 _fma="vfmaq_f32({c}, {a}, {b})", _add="vaddq_f32({a}, {b})",
+                 _max="vmaxq_f32({a}, {b})", _min="vminq_f32({a}, {b})",
+                 _even="vld2q_f32({p}).val[0]", max_keeps_nan=True, row_unroll=2,
+                 _mul="vmulq_f32({a}, {b})", _odd="vld2q_f32({p}).val[1]",
+                 _hload="vld1_f32({p})", _hstore="vst1_f32({p}, {v})",
+                 _heven="vld2_f32({p}).val[0]", _hodd="vld2_f32({p}).val[1]")
+
+# ARMv7 and AArch64 alike (vector kernels other than the GEMM use it on both)
+NEON = Simd("neon", "neon", "NEON", 4, "float32x4_t", 6, 8, False, **_NEON_OPS)
+NEON64 = Simd("neon64", "neon64", "NEON AArch64", 4, "float32x4_t", 8, 12, True, **_NEON_OPS)
+
+_NEON_COMMON = dict(
+    itype="int32x4_t", _fma="vfmaq_f32({c}, {a}, {b})", _sub="vsubq_f32({a}, {b})",
+    _as_i="vreinterpretq_s32_f32({0})", _as_f="vreinterpretq_f32_s32({0})",
+    _add_i="vaddq_s32({0}, {1})", _sub_i="vsubq_s32({0}, {1})", _set1_i="vdupq_n_s32({0})",
+    _srai1="vshrq_n_s32({0}, 1)", _shl23="vshlq_n_s32({0}, 23)",
+    # NEON max/min return NaN when an operand is NaN
+    _clamp="vminq_f32(vmaxq_f32({0}, {1}), {2})", _abs="vabsq_f32({0})", _neg="vnegq_f32({0})",
+    _lt="vcltq_f32({0}, {1})", _ge="vcgeq_f32({0}, {1})", _gt="vcgtq_f32({0}, {1})",
+    _select="vbslq_f32({0}, {1}, {2})",
+    _copysign="vbslq_f32(vdupq_n_u32(0x80000000u), {1}, {0})",
+    _max="vmaxq_f32({0}, {1})", _min="vminq_f32({0}, {1})",
+    _relu="vmaxq_f32({0}, vdupq_n_f32(0.0f))",
+    _mant="vreinterpretq_f32_u32(vorrq_u32(vandq_u32(vreinterpretq_u32_f32({0}), "
+          "vdupq_n_u32(0x807fffffu)), vdupq_n_u32(0x3f000000u)))",
+    _expo="vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32({0}), 23))",
+    _i2f="vcvtq_f32_s32({0})", _eq="vceqq_f32({0}, {1})", mtype="uint32x4_t")
+NEON_MATH = VecOps(NEON, _div="", **_NEON_COMMON)
+NEON64_MATH = VecOps(NEON64, _div="vdivq_f32({a}, {b})", **_NEON_COMMON)
+
+
+# AArch64 (A72/A76): two 128-bit FMA pipes, assumed used as efficiently as on x86 (one FMA
+# per cycle: the 8x12 tile's 24 FMAs in ~24 cycles per k); portable C is auto-vectorised 4
+# wide, so it loses more to the packed GEMM than on x86.
+ARM64_CORE = Core(portable_conv=0.55, portable_depthwise=1.2, portable_fc=0.6,
+                  fma_per_cycle=1.0, min_k_step=3.0, stream_bytes=8.0,
+                  elementwise_portable=(0.25, 20.0), elementwise_vector=(0.25, 3.0))
+# ARMv7 builds run on 32-bit cores (Cortex-A7/A9/A53 in AArch32) with a 64-bit NEON datapath:
+# a 128-bit FMA issues every other cycle, and memory is slower. Its portable float code is
+# scalar VFP (GCC does not vectorise float code for ARMv7 NEON), so every vector op pays.
+ARMV7_CORE = Core(portable_conv=0.9, portable_depthwise=2.0, portable_fc=1.0,
+                  fma_per_cycle=0.5, min_k_step=6.0, stream_bytes=4.0,
+                  elementwise_portable=(1.0, 40.0), elementwise_vector=(0.3, 6.0))
+
+ARMV7_NEON = IsaSpec("armv7-neon", "32-bit Arm with NEON and VFPv4 (*_neon kernels)", "armv7",
+                     frozenset({"neon", "vfpv4"}),
+                     ("-march=armv7-a", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"), (NEON_TAG,),
+                     {"f32": VectorSet(gemm=NEON, direct=NEON, elementwise=NEON,
+                                       math=NEON_MATH)}, ARMV7_CORE)
+ARM64_NEON = IsaSpec("arm64-neon", "AArch64 (*_neon and *_neon64 kernels)", "aarch64",
+                     frozenset({"asimd"}), ("-march=armv8-a",), (NEON_TAG, NEON64_TAG),
+                     {"f32": VectorSet(gemm=NEON64, direct=NEON, elementwise=NEON64,
+                                       math=NEON64_MATH)}, ARM64_CORE)

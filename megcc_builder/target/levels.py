@@ -1,0 +1,90 @@
+"""The ISA levels a build can choose, and how a user's name for one is resolved.
+
+    generic     portable C99 only (every target; the default of `megcc compile`)
+    x86_64      x86-64 baseline (SSE2): portable C, which the C compiler vectorises
+    x86_64-v3   AVX2 + FMA kernels (`*_avx2`)
+    x86_64-v4   AVX-512 machines: the AVX2 + FMA kernels (no 512-bit kernels yet)
+    armv7-neon  32-bit Arm with NEON and VFPv4: `*_neon` kernels
+    arm64-neon  AArch64: the `*_neon` kernels plus the `*_neon64` ones
+    native      the best level this machine supports (host builds: tests, `megcc run`)
+
+Nothing here reads the environment: the CLI, SCons and CMake decide which level a build
+gets ($MEGCC_ISA is the CLI's default).
+"""
+from __future__ import annotations
+
+import platform
+from typing import Dict, FrozenSet, List, Optional
+
+from . import arm, portable, x86
+from .isa import IsaSpec, KernelTag
+
+SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
+    portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON)}
+LEVELS = tuple(SPECS)
+ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}
+
+
+def spec(level: str) -> IsaSpec:
+    """The description of a resolved level name; KeyError if unknown."""
+    return SPECS[level]
+
+
+def kernel_tag(name: str) -> KernelTag:
+    """The description of a kernel tag (Kernel.isa) some level enables."""
+    for s in SPECS.values():
+        for t in s.tags:
+            if t.name == name:
+                return t
+    raise KeyError(f"no ISA level has the kernel tag {name!r}")
+
+
+def f32_vocabularies() -> List:
+    """Every distinct f32 vector vocabulary of any level, in a fixed order (emit/ lists
+    their shared helpers)."""
+    out: List = []
+    for s in SPECS.values():
+        vs = s.vec("f32")
+        for v in (vs.gemm, vs.direct, vs.elementwise):
+            if v is not None and v not in out:
+                out.append(v)
+    return out
+
+
+def _cpu_flags() -> FrozenSet[str]:
+    try:
+        with open("/proc/cpuinfo", "r", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def host_level() -> str:
+    """The best level the build machine can run (what `native` means)."""
+    machine = platform.machine().lower()
+    flags = _cpu_flags()
+    if machine in ("aarch64", "arm64"):
+        return "arm64-neon"
+    if machine.startswith("armv7"):
+        return "armv7-neon" if SPECS["armv7-neon"].features <= flags else "generic"
+    if machine not in ("x86_64", "amd64"):
+        return "generic"
+    best = "x86_64"
+    for level in ("x86_64-v3", "x86_64-v4"):
+        if SPECS[level].features <= flags:
+            best = level
+    return best
+
+
+def resolve(level: Optional[str]) -> str:
+    """A level name as a user writes it (None: generic; 'native': this machine's best);
+    ValueError if unknown."""
+    level = (level or "generic").strip().lower()
+    if level in ALIASES:
+        level = ALIASES[level] or host_level()
+    if level not in SPECS:
+        raise ValueError(f"unknown ISA level '{level}' (known: {', '.join(LEVELS)}, native)")
+    return level

@@ -19,6 +19,7 @@ from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, w
 from .emit.signatures import blob_signatures
 from .ir import CompileError, Graph
 from .ir.infer import infer_and_fold
+from .kernels import LOWERINGS
 from .kernels.base import Kernel
 from .lowering import Plan, lower_graph
 from .isa import resolve as _resolve_isa
@@ -116,7 +117,7 @@ def build_plan(graph: Graph, name: str, fuse: bool = True, isa: str = "generic",
     graph.nchw44 = nchw44
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
-    infer_and_fold(graph)
+    infer_and_fold(graph, has_kernel=lambda op_type: op_type in LOWERINGS)
     _check_sizes(graph, list(graph.tensors))
     optimize(graph, fuse=fuse)
     if nchw44:

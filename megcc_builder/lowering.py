@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .ir import Graph, itemsize
+from .ir.expr import is_elementwise
 from .kernels import LOWERINGS, Instr, View
 from .kernels.data_movement import norm_axis
-from .kernels.elementwise import is_elementwise
 from .kernels.select import lower_op
 from .kernels.views import copy_instr
 from .planner import MemoryPlan, plan_memory

@@ -26,7 +26,8 @@ from typing import Optional, Sequence
 
 from ..ir import Graph, Op
 from .base import Instr, Kernel, c_float, kernel_source
-from .elementwise import _expr_key, _expr_slug, broadcast_strides, collapse, op_expr, render
+from ..ir.expr import op_expr
+from .elementwise import _expr_key, _expr_slug, broadcast_strides, collapse, render
 from .simd import Simd
 from .simd_math import VecOps, helpers, ops_of, used
 

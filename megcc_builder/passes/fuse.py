@@ -3,7 +3,7 @@ element-wise chains into one loop. Each fusion saves a full pass over a tensor i
 import numpy as np
 
 from ..ir import Graph, Op
-from ..kernels.elementwise import UNARY, PARAMETRIC, is_elementwise, op_expr
+from ..ir.expr import PARAMETRIC, UNARY, is_elementwise, op_expr
 
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..ir import Graph, Op, Tensor
-from ..kernels.elementwise import is_elementwise
+from ..ir.expr import is_elementwise
 
 NCHW44 = "nchw44"
 LANES = 4

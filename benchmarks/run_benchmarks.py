@@ -61,9 +61,10 @@ def export_onnx(mge_path: str, onnx_path: str) -> str:
     from megcc_builder.compiler import load_graph
     from megcc_builder.ir.infer import infer_and_fold
     from megcc_builder.ir.to_onnx import graph_to_onnx
+    from megcc_builder.kernels import has_kernel
 
     g = load_graph(mge_path)
-    infer_and_fold(g)
+    infer_and_fold(g, has_kernel)
     onnx.save(graph_to_onnx(g), onnx_path)
     return onnx_path
 

@@ -11,10 +11,10 @@ from typing import Dict, List, Optional
 
 from .codegen.kernel import Instr, View
 from .ir import Graph, itemsize
+from .ir.expr import is_elementwise
 from .kernels import lower
 from .kernels.data.copy_generic import norm_axis
 from .kernels.data.views import copy_instr
-from .kernels.elementwise.generic import is_elementwise
 from .options import CompileOptions
 from .planner import MemoryPlan, plan_memory
 

@@ -11,30 +11,13 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from ..ir import CompileError, Graph, Tensor
+from ..ir.onnx_attrs import attrs_of  # noqa: F401  (also this module's public name)
 from ..ir.onnx_types import from_onnx_elem_type
 
 MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
-
-
-def _attr_value(attr):
-    value = helper.get_attribute_value(attr)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, list) and value and isinstance(value[0], bytes):
-        return [v.decode("utf-8", "replace") for v in value]
-    return value  # TensorProto values stay protos: the IR keeps ONNX's attribute types
-
-
-def attrs_of(node: onnx.NodeProto) -> dict:
-    """A node's attributes as IR attrs: plain Python values, subgraphs stay protos."""
-    attrs = {a.name: _attr_value(a) for a in node.attribute}
-    for a in node.attribute:
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            attrs[a.name] = helper.get_attribute_value(a)
-    return attrs
 
 
 def _load_proto(path: str) -> onnx.ModelProto:

@@ -14,6 +14,7 @@ import onnx
 from onnx import helper
 
 from .graph import Graph, Op
+from .onnx_attrs import attrs_of
 from .onnx_types import to_onnx_elem_type
 
 
@@ -79,8 +80,6 @@ def expand_function(graph: Graph, op: Op) -> Optional[List[Op]]:
 
     prefix = (op.name or op.outputs[0]) + "__"
     nodes = function_expand_helper(node, body, prefix)
-    from ..frontend.onnx import attrs_of
-
     ops = []
     for k, n in enumerate(nodes):
         if n.domain not in ("", "ai.onnx"):

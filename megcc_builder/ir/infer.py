@@ -10,13 +10,15 @@ never seen here: the passes set their shapes.
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .functions import expand_function
 from .graph import Graph, Op, Tensor
+from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
 
 # Constant inputs up to this many elements go into the one-node model as initializers
@@ -185,8 +187,6 @@ def _foldable(op: Op, ins: List[Tensor]) -> bool:
 def _inline_branch(graph: Graph, op: Op) -> List[Op]:
     """The ops of the branch a constant If condition selects, then Identities onto the
     If's outputs. Names local to the branch get a prefix; outer-scope names stay."""
-    from ..frontend.onnx import attrs_of
-
     cond = bool(np.asarray(graph.tensors[op.inputs[0]].data).reshape(-1)[0])
     branch = op.attrs["then_branch" if cond else "else_branch"]
     prefix = (op.name or op.outputs[0]) + ("__then__" if cond else "__else__")
@@ -208,11 +208,12 @@ def _inline_branch(graph: Graph, op: Op) -> List[Op]:
     return ops
 
 
-def infer_and_fold(graph: Graph, has_kernel=lambda op_type: True) -> Graph:
+def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
     """Give every tensor a static shape and dtype; replace all-constant ops by constants.
-    has_kernel(op_type): whether the kernel library computes an op; an op it does not but
-    that ONNX defines as a function is replaced by the function's body."""
-    from .functions import expand_function
+
+    `has_kernel(op_type)` tells whether the backend lowers an op type: an ONNX function op
+    without a kernel is replaced by its function body (the IR does not know the backend).
+    """
 
     kept = []
     work = list(reversed(graph.ops))  # a stack: function bodies are pushed in place

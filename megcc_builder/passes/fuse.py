@@ -3,7 +3,8 @@ element-wise chains into one loop. Each fusion saves a full pass over a tensor i
 import numpy as np
 
 from ..ir import Graph, Op
-from ..kernels.elementwise.generic import UNARY, PARAMETRIC, is_elementwise, op_expr
+from ..ir.expr import PARAMETRIC, UNARY, is_elementwise, op_expr
+from ..ir.opdefs import check as check_opdef
 
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.
@@ -212,6 +213,7 @@ def fuse_elementwise_chains(graph: Graph) -> Graph:
         if len(chain) > 1:
             op.type, op.inputs = "FusedElementwise", inputs
             op.attrs = {"expr": expr, "chain": "+".join(chain)}
+            check_opdef(graph, op)  # the output keeps the shape its opdef infers
     graph.ops = [op for op in graph.ops if id(op) not in dead]
     return graph
 

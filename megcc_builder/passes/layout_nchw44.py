@@ -30,17 +30,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..ir import Graph, Op, Tensor
-from ..kernels.elementwise.generic import is_elementwise
+from ..ir.expr import is_elementwise
+from ..ir.opdefs import OPDEFS, create
+from ..ir.opdefs.nchw44 import LANES, NCHW44, nchw44_shape
 
-NCHW44 = "nchw44"
-LANES = 4
 # ops that only reinterpret bytes: when they keep the shape, they keep the layout too
 VIEW_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
-
-
-def nchw44_shape(shape) -> tuple:
-    n, c, h, w = shape
-    return (n, c // LANES, h, w, LANES)
 
 
 def relayout_const(data: np.ndarray, channels: int) -> np.ndarray:
@@ -102,18 +97,26 @@ class _Rewriter:
 
     # -- tensors in either layout -------------------------------------------------------
     def _relayout(self, src: str, dst: str, to: str) -> None:
-        self.ops.append(Op("Relayout", [src], [dst], {"to": to}, name=f"relayout_{dst}"))
+        # (the Relayout's definition declares dst when it is new)
+        self.ops.append(create(self.graph, "Relayout", [src], [dst], {"to": to},
+                               name=f"relayout_{dst}"))
+
+    def _name44(self, name: str) -> str:
+        """A fresh name for the NCHW44 copy of `name`, not declared yet."""
+        n44 = self.graph.unique_name(f"{name}_nchw44")
+        self.in44[name] = n44
+        return n44
 
     def new44(self, name: str) -> str:
+        """Declare the NCHW44 copy of `name`: the same logical tensor, re-laid out."""
         t = self.graph.tensors[name]
-        n44 = self.graph.unique_name(f"{name}_nchw44")
+        n44 = self._name44(name)
         self.graph.add_tensor(Tensor(n44, nchw44_shape(t.shape), t.dtype, layout=NCHW44))
-        self.in44[name] = n44
         return n44
 
     def as44(self, name: str) -> str:
         if name not in self.in44:
-            self._relayout(name, self.new44(name), NCHW44)
+            self._relayout(name, self._name44(name), NCHW44)
         return self.in44[name]
 
     def as_nchw(self, name: str) -> str:
@@ -177,7 +180,10 @@ class _Rewriter:
         x = self.as_nchw(x) if kind == "hybrid" else self.as44(x)
         bias = op.inputs[2] if len(op.inputs) > 2 else ""
         attrs = dict(op.attrs, kind=kind)
-        self.ops.append(Op("ConvNCHW44", [x, wname, bias], self.outputs44(op), attrs, op.name))
+        # outputs44 declares the NCHW44 image of the conv's output; create checks that the
+        # op's definition infers the same
+        self.ops.append(create(g, "ConvNCHW44", [x, wname, bias], self.outputs44(op), attrs,
+                               op.name))
 
     def follower(self, op: Op) -> None:
         g = self.graph
@@ -200,7 +206,11 @@ class _Rewriter:
         attrs = dict(op.attrs, mode=op.type) if new_type != op.type else dict(op.attrs)
         if op.type == "Concat":
             attrs["axis"] = 1
-        self.ops.append(Op(new_type, inputs, self.outputs44(op), attrs, op.name))
+        outputs = self.outputs44(op)
+        if new_type in OPDEFS:  # our own ops (pools, FusedElementwise): checked by their opdef
+            self.ops.append(create(g, new_type, inputs, outputs, attrs, op.name))
+        else:
+            self.ops.append(Op(new_type, inputs, outputs, attrs, op.name))
 
     def passthrough_ok(self, op: Op) -> bool:
         """A shape-preserving view of an NCHW44 tensor stays in NCHW44 (otherwise it would

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ..ir import Graph, Op, Tensor
-from ..kernels.elementwise.generic import is_elementwise
+from ..ir.expr import is_elementwise
 
 
 def _perm(op: Op, rank: int) -> List[int]:

@@ -25,7 +25,7 @@ import hashlib
 from typing import Optional, Sequence
 from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
 from ...codegen.vector import Simd, VecOps
-from ...codegen.vmath import used, helpers
+from ...codegen.vmath import helpers, used
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..registry import implements

@@ -1,6 +1,7 @@
 """SCons tool `megcc`: compile neural-network models into a static library per target.
 
-    env = Environment(tools=["default", "megcc"], MEGCC_TARGET="arm64")   # or toolpath=[...]
+    env = Environment(tools=["default", "megcc"], MEGCC_TARGET="arm64",
+                      toolpath=[...])   # the output of `megcc --scons-toolpath`
     net = env.MegccModel("digits", "digits.mge", INPUT_SHAPES="data=(1,1,8,8)")
     prog = env.Program("app", ["main.c", net])        # runtime + kernels + embedded model
     env.MegccSizeReport(prog, net)                     # text/data/bss + arena bytes
@@ -27,6 +28,11 @@ What the tool does, and why:
 * The target (compiler, flags, link recipe, emulator, kernel ISA level) comes from
   toolchains/<name>.json via megcc_builder.targets — the same description CMake and Python
   read. MEGCC_ISA overrides the ISA level (e.g. "generic" for portable C kernels only).
+
+The tool runs from a checkout (site_scons/ of the repository) or from an installed package
+(a copy in megcc_builder/_data/); either way megcc_builder finds the runtime and toolchains
+(megcc_builder/resources.py), and the compiler runs as `$MEGCC_PYTHON -m megcc_builder.cli`,
+by default the Python running SCons.
 
 Construction variables get defaults with SetDefault; a value the user set is never replaced.
 """

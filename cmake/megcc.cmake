@@ -1,4 +1,5 @@
-# megcc for CMake:  include(<repo>/cmake/megcc.cmake)  or  find_package(MegCC)
+# megcc for CMake:  include(<repo>/cmake/megcc.cmake)  or  find_package(MegCC), with
+# -DMegCC_DIR=<repo>/cmake or, for an installed package, -DMegCC_DIR=$(megcc --cmake-dir)
 #
 #   megcc_add_model(<lib> MODEL <file.mge|file.onnx|config.json>
 #                   [NAME <model name>] [INPUT_SHAPES "data=(1,3,224,224)"]
@@ -13,10 +14,10 @@
 # Rebuild rules: the options are written to <lib>.megcc/options.txt (rewritten only when
 # they change) and the rule depends on it, so a new input shape regenerates with Make too;
 # the rule runs megcc through cmake/megcc_compile.py, which skips the compiler when no
-# input byte changed (touching a model rebuilds nothing) and which hashes the compiler's
-# own sources (a new compiler regenerates). megcc writes only changed files, and Ninja
-# (restat on BYPRODUCTS) and Make (timestamps) then recompile only what changed: new weights
-# rebuild the model object, not the kernels.
+# input byte changed (touching a model rebuilds nothing) and which includes the compiler's
+# signature (megcc --signature: version + source digest; a new compiler regenerates).
+# megcc writes only changed files, and Ninja (restat on BYPRODUCTS) and Make (timestamps)
+# then recompile only what changed: new weights rebuild the model object, not the kernels.
 #
 #   megcc_size_report(<executable> <lib>)   prints text/data/bss and arena bytes after linking
 cmake_minimum_required(VERSION 3.20)
@@ -24,14 +25,36 @@ include_guard(GLOBAL)
 
 get_filename_component(MEGCC_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(MEGCC_RUNTIME_DIR "${MEGCC_ROOT}/runtime")
+# The Python that runs the compiler: -DMEGCC_PYTHON=..., else the first candidate that can
+# import megcc_builder: a checkout's .venv/bin/python; for an installed package
+# (<prefix>/lib/pythonX.Y/site-packages/megcc_builder/_data/cmake) the Python of <prefix>;
+# else the Python CMake finds.
 if(NOT MEGCC_PYTHON)
-  if(EXISTS "${MEGCC_ROOT}/.venv/bin/python")
-    set(_megcc_py "${MEGCC_ROOT}/.venv/bin/python")
-  else()
-    find_package(Python3 REQUIRED COMPONENTS Interpreter)
-    set(_megcc_py "${Python3_EXECUTABLE}")
+  set(_megcc_candidates "${MEGCC_ROOT}/.venv/bin/python")
+  if(EXISTS "${MEGCC_ROOT}/../__init__.py")   # MEGCC_ROOT is megcc_builder/_data
+    get_filename_component(_megcc_prefix "${MEGCC_ROOT}/../../../../.." ABSOLUTE)
+    list(APPEND _megcc_candidates "${_megcc_prefix}/bin/python3" "${_megcc_prefix}/bin/python")
   endif()
-  set(MEGCC_PYTHON "${_megcc_py}" CACHE FILEPATH "Python that has megcc_builder installed")
+  find_package(Python3 COMPONENTS Interpreter)
+  if(Python3_Interpreter_FOUND)
+    list(APPEND _megcc_candidates "${Python3_EXECUTABLE}")
+  endif()
+  foreach(_megcc_py IN LISTS _megcc_candidates)
+    if(EXISTS "${_megcc_py}")
+      # The package and its dependencies (pyproject.toml): a Python that has only some of
+      # them would fail later, in the middle of the build.
+      execute_process(COMMAND "${_megcc_py}" -c "import megcc_builder.cli, numpy, onnx, yaml"
+                      RESULT_VARIABLE _megcc_rc OUTPUT_QUIET ERROR_QUIET)
+      if(_megcc_rc EQUAL 0)
+        set(MEGCC_PYTHON "${_megcc_py}" CACHE FILEPATH "Python that has megcc_builder installed")
+        break()
+      endif()
+    endif()
+  endforeach()
+  if(NOT MEGCC_PYTHON)
+    message(FATAL_ERROR "megcc: no Python that can import megcc_builder (tried: "
+                        "${_megcc_candidates}); pass -DMEGCC_PYTHON=<python>")
+  endif()
 endif()
 
 # Flags every megcc build gets (toolchains/common.json); target flags come from the

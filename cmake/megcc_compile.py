@@ -7,7 +7,8 @@ So after a `touch model.mge`, a plain rule would rerun the compiler on every bui
 unchanged outputs stay older than the model). This wrapper keeps, next to STAMP, a digest
 of what determines the outputs — the command line, the bytes of every input file named on
 it (model or config and the files a config lists are read by megcc itself; ONNX external
-data is hashed when found beside the model) and the compiler's own version and sources —
+data is hashed when found beside the model) and the compiler's signature
+(megcc_builder.signature: its version and a digest of its sources) —
 and skips the compiler when the digest is unchanged and every output exists. Either way
 it touches STAMP, the rule's declared output, so the build tool sees the rule as done.
 """
@@ -17,18 +18,14 @@ import subprocess
 import sys
 
 
-def compiler_digest() -> bytes:
-    import megcc_builder
-
-    pkg = os.path.dirname(os.path.abspath(megcc_builder.__file__))
-    h = hashlib.sha256(megcc_builder.__version__.encode())
-    for root, dirs, files in os.walk(pkg):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for f in sorted(files):
-            if f.endswith(".py") and f != "targets.py":
-                with open(os.path.join(root, f), "rb") as fh:
-                    h.update(f.encode() + b"\0" + fh.read())
-    return h.digest()
+def compiler_signature() -> str:
+    """megcc_builder.signature.compiler_signature, the one the SCons tool uses too."""
+    try:
+        from megcc_builder.signature import compiler_signature as signature
+    except ImportError:  # the command below runs this Python too: it would fail the same way
+        sys.exit(f"megcc_compile.py: {sys.executable} cannot import megcc_builder "
+                 "(set MEGCC_PYTHON to the Python that has megcc-builder installed)")
+    return signature()
 
 
 def input_files(args):
@@ -60,7 +57,7 @@ def main(argv):
         sys.exit("usage: megcc_compile.py STAMP OUTPUT... -- COMMAND...")
     sep = argv.index("--")
     stamp, outputs, cmd = argv[0], argv[1:sep], argv[sep + 1:]
-    h = hashlib.sha256(compiler_digest())
+    h = hashlib.sha256(compiler_signature().encode() + b"\0")
     for a in cmd[1:]:  # cmd[0] (the Python path) does not change what is generated
         h.update(a.encode() + b"\0")
     for f in input_files(cmd[1:]):

@@ -41,6 +41,36 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _installation_facts() -> dict:
+    """What `megcc --<flag>` prints: where a build finds this installation's parts."""
+    from .resources import resource_dir
+    from .signature import compiler_signature
+
+    return {
+        "scons_toolpath": lambda: os.path.join(resource_dir("site_scons"), "site_tools"),
+        "cmake_dir": lambda: resource_dir("cmake"),
+        "runtime_dir": lambda: resource_dir("runtime"),
+        "signature": compiler_signature,
+    }
+
+
+class _PrintFact(argparse.Action):
+    """A flag like --version: print one fact about the installation and exit, whatever
+    else is on the command line (so no subcommand is needed)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .resources import ResourceError
+
+        try:
+            print(_installation_facts()[self.dest]())
+        except ResourceError as exc:
+            sys.exit(_fail(str(exc)))
+        sys.exit(0)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -242,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
     ap.add_argument("--version", action="version", version=f"megcc-builder {__version__}")
     ap.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
+    ap.add_argument("--scons-toolpath", action=_PrintFact,
+                    help="print the directory to put in SCons' toolpath for tools=['megcc']")
+    ap.add_argument("--cmake-dir", action=_PrintFact,
+                    help="print the directory of MegCCConfig.cmake (-DMegCC_DIR=...)")
+    ap.add_argument("--runtime-dir", action=_PrintFact,
+                    help="print the directory of the C runtime (include/, src/)")
+    ap.add_argument("--signature", action=_PrintFact,
+                    help="print the compiler's build signature (version + source digest)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile models to kernels + model blobs")

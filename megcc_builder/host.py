@@ -20,9 +20,9 @@ import numpy as np
 from .emit.model_blob import read_model
 from .ir import CompileError
 from .ir.dtypes import numpy_dtype
+from .resources import resource_dir
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNTIME_DIR = os.path.join(REPO, "runtime")
+RUNTIME_DIR = resource_dir("runtime")
 DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_CFLAGS = ["-std=c99", "-O3", "-march=native", "-fno-strict-aliasing"]
 # MEGCC_SANITIZE=1 builds the runtime, kernels and runner with AddressSanitizer + UBSan, so

@@ -17,9 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLCHAIN_DIR = os.environ.get("MEGCC_TOOLCHAIN_DIR") or os.path.join(REPO, "toolchains")
-RUNTIME_DIR = os.path.join(REPO, "runtime")
+from .resources import resource_dir
+
+# MEGCC_TOOLCHAIN_DIR: descriptions of one's own targets, instead of the shipped ones.
+TOOLCHAIN_DIR = os.environ.get("MEGCC_TOOLCHAIN_DIR") or resource_dir("toolchains")
+RUNTIME_DIR = resource_dir("runtime")
 
 
 class TargetError(Exception):

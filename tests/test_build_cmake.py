@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from build_support import (ROOT, TOL, changed, conv_onnx, hex_floats, max_rel_err,
+from build_support import (PYTHON, ROOT, TOL, changed, conv_onnx, hex_floats, max_rel_err,
                            require_target, require_tools, run, snapshot)
 from megcc_builder.host import compile_and_run
 from test_build_scons import APP_C, pattern_input
@@ -42,7 +42,8 @@ def project(request, tmp_path):
         megcc_cmake='"' + os.path.join(ROOT, "cmake", "megcc.cmake") + '"'))
     conv_onnx(str(src / "model.onnx"), seed=1)
     build = tmp_path / "build"
-    run(["cmake", "-S", str(src), "-B", str(build), "-G", GENERATORS[request.param]])
+    run(["cmake", "-S", str(src), "-B", str(build), "-G", GENERATORS[request.param],
+         "-DMEGCC_PYTHON=" + PYTHON])
     return src, build
 
 
@@ -120,6 +121,7 @@ def test_digits_sample_cross_built_and_run_by_ctest(target, tmp_path):
     require_target(target)
     build = tmp_path / "build"
     run(["cmake", "-S", os.path.join(ROOT, "samples", "cmake"), "-B", str(build), "-G", "Ninja",
+         "-DMEGCC_PYTHON=" + PYTHON,
          "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(ROOT, "cmake", "toolchains", f"{target}.cmake")])
     out = cmake_build(build)
     assert "arena 49152" in out or "arena" in out  # megcc_size_report ran after linking

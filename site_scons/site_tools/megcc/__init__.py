@@ -1,6 +1,7 @@
 """SCons tool `megcc`: compile neural-network models into a static library per target.
 
-    env = Environment(tools=["default", "megcc"], MEGCC_TARGET="arm64")   # or toolpath=[...]
+    env = Environment(tools=["default", "megcc"], MEGCC_TARGET="arm64",
+                      toolpath=[...])   # the output of `megcc --scons-toolpath`
     net = env.MegccModel("digits", "digits.mge", INPUT_SHAPES="data=(1,1,8,8)")
     prog = env.Program("app", ["main.c", net])        # runtime + kernels + embedded model
     env.MegccSizeReport(prog, net)                     # text/data/bss + arena bytes
@@ -14,7 +15,8 @@ What the tool does, and why:
   clean and depend on them. The compiler writes only files whose bytes change and SCons
   decides by content, so new weights rebuild the model object but not the kernel objects.
 * Build signature: the command line holds every output-affecting option (input shapes,
-  flags) and a Value() holds the compiler's version and a digest of its sources, so
+  flags) and a Value() holds megcc_builder.signature.compiler_signature() (the compiler's
+  version and a digest of its sources, the same one the CMake package uses), so
   upgrading or editing the compiler regenerates. The Python interpreter's path is left out
   of the signature ($( $)) so the same build is up to date from another checkout or venv.
 * A scanner follows what a model file pulls in: ONNX external-data files, and for a config
@@ -27,11 +29,15 @@ What the tool does, and why:
   toolchains/<name>.json via megcc_builder.targets — the same description CMake and Python
   read. MEGCC_ISA overrides the ISA level (e.g. "generic" for portable C kernels only).
 
+The tool runs from a checkout (site_scons/ of the repository) or from an installed package
+(a copy in megcc_builder/_data/); either way megcc_builder finds the runtime and toolchains
+(megcc_builder/resources.py), and the compiler runs as `$MEGCC_PYTHON -m megcc_builder.cli`,
+by default the Python running SCons.
+
 Construction variables get defaults with SetDefault; a value the user set is never replaced.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -45,38 +51,28 @@ import SCons.Scanner
 import SCons.Util
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(_HERE)))
+
+
+def _megcc_builder_home() -> str:
+    """The directory holding the megcc_builder this tool belongs to: the repository root
+    (site_scons/site_tools/megcc here) or, for the copy inside an installed package
+    (megcc_builder/_data/site_scons/site_tools/megcc), the site-packages directory."""
+    d = _HERE
+    while not os.path.isfile(os.path.join(d, "megcc_builder", "__init__.py")):
+        parent = os.path.dirname(d)
+        if parent == d:
+            raise SCons.Errors.UserError("megcc: cannot find the megcc_builder package "
+                                         "(pip install megcc-builder)")
+        d = parent
+    return d
+
 
 try:
     from megcc_builder import targets as _targets
 except ImportError:  # tool used straight from a checkout without `pip install -e`
-    sys.path.insert(0, _REPO)
+    sys.path.insert(0, _megcc_builder_home())
     from megcc_builder import targets as _targets
-
-
-# ------------------------------------------------------------------ compiler signature
-_SIGNATURE = None
-
-
-def compiler_signature() -> str:
-    """Version + digest of the compiler's Python sources: any change to the compiler that
-    could change generated files makes every model out of date. Computed once per run."""
-    global _SIGNATURE
-    if _SIGNATURE is None:
-        import megcc_builder
-
-        pkg = os.path.dirname(os.path.abspath(megcc_builder.__file__))
-        h = hashlib.sha256()
-        for root, dirs, files in os.walk(pkg):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for f in sorted(files):
-                if f.endswith(".py") and f != "targets.py":  # targets.py: build facts only
-                    path = os.path.join(root, f)
-                    h.update(os.path.relpath(path, pkg).encode() + b"\0")
-                    with open(path, "rb") as fh:
-                        h.update(fh.read())
-        _SIGNATURE = f"megcc-builder {megcc_builder.__version__} {h.hexdigest()[:16]}"
-    return _SIGNATURE
+from megcc_builder.signature import compiler_signature
 
 
 # ------------------------------------------------------------------ emitter

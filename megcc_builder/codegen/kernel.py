@@ -41,6 +41,7 @@ class Instr:
     # inputs whose buffer the output may take over (element-wise ops: output element i
     # depends only on input element i at the same bytes)
     in_place: List[str] = field(default_factory=list)
+    impl: str = ""  # the registered implementation that emitted it (kernels/registry.py)
 
 
 @dataclass

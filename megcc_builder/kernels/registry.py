@@ -17,6 +17,8 @@ Every implementation declares, where it is defined, what it serves and when:
 - `cost(op, graph, isa)`: estimated cycles (kernels/cost.py); needed wherever two
   implementations can apply to the same op;
 - `label`: how notes and `megcc inspect` name it (a string, or a function of the level);
+- `name`: unique; by default the module's path in kernels/ ("conv.gemm_simd_f32") when
+  the emitter is called `emit`, else that path and the emitter's name;
 - the emitter: the instructions (kernels + params + workspace) computing the op; it takes
   (op, graph), or (op, graph, isa) when it reads the level's vector vocabularies.
 
@@ -28,9 +30,10 @@ itself (and is imported by its family's __init__).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..ir import Graph, Op
 from ..target import IsaSpec
@@ -74,6 +77,8 @@ class Implementation:
 
 
 REGISTRY: Dict[str, List[Implementation]] = {}
+# implementation names `only` restricts selection to (tests: run one implementation)
+_ONLY: List[Tuple[str, ...]] = []
 
 
 def provides(isa: IsaSpec, requirement: str) -> bool:
@@ -100,8 +105,10 @@ def implements(*ops: str, dtypes: Optional[Tuple[str, ...]] = None,
         emit = fn
         if len(inspect.signature(fn).parameters) == 2:  # needs nothing of the level
             emit = lambda op, graph, isa: fn(op, graph)  # noqa: E731
+        # the module's name ("conv.gemm_simd_f32") if the emitter is its `emit`
         module = fn.__module__.split(".kernels.", 1)[-1]
-        impl = Implementation(name or f"{module}.{fn.__name__}", tuple(ops), emit, dtypes,
+        default = module if fn.__name__ == "emit" else f"{module}.{fn.__name__}"
+        impl = Implementation(name or default, tuple(ops), emit, dtypes,
                               typed_inputs, layout, requires, applies, cost, label)
         for op_type in ops:
             REGISTRY.setdefault(op_type, []).append(impl)
@@ -115,11 +122,35 @@ def has_kernel(op_type: str) -> bool:
     return op_type in REGISTRY
 
 
+@contextlib.contextmanager
+def only(*names: str) -> Iterator[None]:
+    """Within the block, an op that one of the named implementations serves may get only
+    those (the others are rejected as "not chosen"): how tests run every implementation of
+    an operator on the same cases. Unknown names are an error."""
+    known = {impl.name for impls in REGISTRY.values() for impl in impls}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise KeyError(f"no implementation named {', '.join(unknown)}")
+    _ONLY.append(names)
+    try:
+        yield
+    finally:
+        _ONLY.pop()
+
+
+def implementations(op_type: str) -> List[Implementation]:
+    return list(REGISTRY.get(op_type, []))
+
+
 def candidates(op: Op, graph: Graph, isa: IsaSpec):
     """(applicable implementations, [(rejected implementation, reason)]) for `op`."""
     ok, rejected = [], []
-    for impl in REGISTRY.get(op.type, []):
-        reason = impl.rejection(op, graph, isa)
+    impls = REGISTRY.get(op.type, [])
+    chosen = [n for names in _ONLY for n in names]
+    restrict = chosen and any(impl.name in chosen for impl in impls)
+    for impl in impls:
+        reason = "not chosen" if restrict and impl.name not in chosen else None
+        reason = reason or impl.rejection(op, graph, isa)
         if reason is None:
             ok.append(impl)
         else:
@@ -150,7 +181,7 @@ def lower(op: Op, graph: Graph, isa: IsaSpec) -> list:
     if not ok:
         raise graph.error(_refusal(op, graph, rejected), op)
     if len(ok) == 1:
-        return ok[0].emit(op, graph, isa)
+        return _tagged(ok[0].emit(op, graph, isa), ok[0])
     missing = [impl.name for impl in ok if impl.cost is None]
     if missing:
         raise AssertionError(f"{op.type}: {', '.join(missing)} can apply beside another "
@@ -169,4 +200,12 @@ def lower(op: Op, graph: Graph, isa: IsaSpec) -> list:
     for item in items:
         if hasattr(item, "note"):
             item.note = f"{item.note}; {why}" if item.note else why
+    return _tagged(items, best)
+
+
+def _tagged(items: list, impl: Implementation) -> list:
+    """Record on each instruction which implementation emitted it (inspect, tests)."""
+    for item in items:
+        if hasattr(item, "impl"):
+            item.impl = impl.name
     return items

@@ -132,13 +132,15 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
 
 @implements("MaxPool", dtypes=F32, requires="f32.direct", applies=_applies,
             cost=lambda op, graph, isa: pool_cost(op, graph, isa, True),
-            label=lambda isa: f"{isa.vec('f32').direct.name} plane max")
+            label=lambda isa: f"{isa.vec('f32').direct.name} plane max",
+            name="pool.plane_simd_f32.max")
 def emit_max(op: Op, graph: Graph, isa: IsaSpec):
     return lower_maxpool(op, graph, isa.vec("f32").direct)
 
 
 @implements("AveragePool", dtypes=F32, requires="f32.direct", applies=_applies,
             cost=lambda op, graph, isa: pool_cost(op, graph, isa, True),
-            label=lambda isa: f"{isa.vec('f32').direct.name} plane average")
+            label=lambda isa: f"{isa.vec('f32').direct.name} plane average",
+            name="pool.plane_simd_f32.average")
 def emit_average(op: Op, graph: Graph, isa: IsaSpec):
     return lower_avgpool(op, graph, isa.vec("f32").direct)

@@ -21,6 +21,7 @@ from .emit.model_blob import read_model
 from .ir import CompileError
 from .ir.dtypes import numpy_dtype
 from .resources import resource_dir
+from .target import host_level, spec
 
 RUNTIME_DIR = resource_dir("runtime")
 DEFAULT_CC = os.environ.get("CC", "gcc")
@@ -53,9 +54,9 @@ def _with_sanitizers(cflags: List[str]) -> List[str]:
     if sanitizing() and under_valgrind():
         raise RuntimeError("MEGCC_SANITIZE and MEGCC_VALGRIND exclude each other")
     if under_valgrind():
-        from .target import host_level
-
-        arch = ["-march=x86-64-v3"] if host_level() in ("x86_64-v3", "x86_64-v4") else []
+        # valgrind does not decode AVX-512: at most the x86-64-v3 level's own flags
+        level = host_level()
+        arch = list(spec("x86_64-v3" if level == "x86_64-v4" else level).cflags)
         return [f for f in cflags if f != "-march=native"] + arch + ["-g"]
     return cflags + SANITIZE_CFLAGS if sanitizing() else cflags
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from .resources import resource_dir
+from .target import resolve as isa_resolve, spec as isa_spec
 
 # MEGCC_TOOLCHAIN_DIR: descriptions of one's own targets, instead of the shipped ones.
 TOOLCHAIN_DIR = os.environ.get("MEGCC_TOOLCHAIN_DIR") or resource_dir("toolchains")
@@ -143,7 +144,7 @@ def load(name: str) -> Target:
     d = _read_json(path)
     common = _read_json(os.path.join(TOOLCHAIN_DIR, "common.json"))
     try:
-        return Target(
+        target = Target(
             name=d["name"], summary=d["summary"], os=d["os"], arch=d["arch"],
             isa_features=list(d["isa_features"]), isa=d.get("isa", "generic"), cc=d["cc"], ar=d["ar"], size=d["size"],
             strip=d["strip"], machine_flags=list(d["cflags"]), defines=list(d["defines"]),
@@ -154,6 +155,22 @@ def load(name: str) -> Target:
             warnings=list(common["warnings"]))
     except KeyError as exc:
         raise TargetError(f"{path}: missing field {exc}") from None
+    _check_isa_level(target, path)
+    return target
+
+
+def _check_isa_level(target: Target, path: str) -> None:
+    """A toolchain names its ISA level (target/levels.py), whose description says which
+    compiler flags enable it: the toolchain's flags must include them, or kernels.c would
+    stop at its #error guard."""
+    try:
+        level = isa_spec(isa_resolve(target.isa))
+    except ValueError as exc:
+        raise TargetError(f"{path}: {exc}") from None
+    missing = [f for f in level.cflags if f not in target.machine_flags]
+    if missing:
+        raise TargetError(f"{path}: ISA level '{level.name}' needs the flags "
+                          f"{' '.join(missing)} in \"cflags\"")
 
 
 def describe(target: Target) -> dict:

@@ -108,3 +108,24 @@ def test_classify_host_output_matches_megengine(tmp_path):
 
     (ref,) = GraphInference(mge).run(inp_dict={"data": x}).values()
     assert max_rel_err(ours, np.asarray(ref).ravel()) <= TOL
+
+
+def test_every_toolchain_names_a_level_whose_flags_it_passes():
+    """The ISA level's description (megcc_builder/target) is where its enabling flags are
+    written; a toolchain naming the level must compile with them, or kernels.c stops at its
+    #error guard. The loader refuses a toolchain that does not."""
+    import dataclasses
+
+    from megcc_builder import targets
+    from megcc_builder.target import spec
+
+    for name in targets.names():
+        target = targets.load(name)
+        assert set(spec(target.isa).cflags) <= set(target.machine_flags), name
+    v3 = targets.load("x86_64-v3")
+    broken = dataclasses.replace(v3, machine_flags=[f for f in v3.machine_flags
+                                                    if f != "-march=x86-64-v3"])
+    with pytest.raises(targets.TargetError, match="needs the flags -march=x86-64-v3"):
+        targets._check_isa_level(broken, "x86_64-v3.json")
+    with pytest.raises(targets.TargetError, match="unknown ISA level"):
+        targets._check_isa_level(dataclasses.replace(v3, isa="avx9"), "x.json")

@@ -62,20 +62,26 @@ def _cpu_flags() -> FrozenSet[str]:
     return frozenset()
 
 
-def host_level() -> str:
-    """The best level the build machine can run (what `native` means)."""
+def _host_arch() -> str:
     machine = platform.machine().lower()
-    flags = _cpu_flags()
     if machine in ("aarch64", "arm64"):
-        return "arm64-neon"
+        return "aarch64"
     if machine.startswith("armv7"):
-        return "armv7-neon" if SPECS["armv7-neon"].features <= flags else "generic"
-    if machine not in ("x86_64", "amd64"):
-        return "generic"
-    best = "x86_64"
-    for level in ("x86_64-v3", "x86_64-v4"):
-        if SPECS[level].features <= flags:
-            best = level
+        return "armv7"
+    return "x86_64" if machine in ("x86_64", "amd64") else ""
+
+
+def host_level() -> str:
+    """The best level the build machine can run (what `native` means): of the levels of
+    its architecture whose CPU features it has, the last listed in SPECS (each family lists
+    its levels in increasing order); generic if none."""
+    arch, flags = _host_arch(), _cpu_flags()
+    if arch == "aarch64":  # Advanced SIMD is architectural: no need to read the flags
+        flags = flags | {"asimd"}
+    best = "generic"
+    for s in SPECS.values():
+        if s.arch == arch and s.features <= flags:
+            best = s.name
     return best
 
 

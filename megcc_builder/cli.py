@@ -225,8 +225,9 @@ def cmd_inspect(args) -> int:
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
+            impl = f" [{ins.impl}]" if ins.impl else ""  # the registered implementation
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
-                  f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}"
+                  f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "

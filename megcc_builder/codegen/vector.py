@@ -1,15 +1,14 @@
-"""The vector instruction sets the optimised kernels are generated for, as data.
+"""Vector vocabularies: the types of the small sets of C intrinsics that the vector kernels
+are written against once.
 
-The packed GEMM, the convolutions, fully-connected layers and max pooling (packed_gemm.py,
-simd_conv.py, simd_fc.py, simd_pool.py) are written once against this small vocabulary of
-C intrinsics; each `Simd` spells it for one ISA and fixes the GEMM micro-tile that suits
-its register file:
+- `Simd`: float32 vectors (load, store, FMA, max, ...) plus the GEMM micro-tile that suits
+  a register file: the packed GEMM (packed_gemm.py), convolutions, fully-connected layers
+  and pooling (kernels/**/*_simd_f32.py) use it;
+- `VecOps`: the further float32 operations the transcendental helpers (vmath.py) and the
+  vector element-wise kernels use (integer lanes, compares, selects).
 
-- AVX2+FMA (x86-64-v3): 16 ymm registers, a 6x16 tile (12 accumulators, A broadcast per row);
-- NEON on ARMv7 (VFPv4 fused multiply-add): 16 q registers, a 6x8 tile (12 accumulators,
-  2 for B, 1 broadcast of A);
-- NEON on AArch64: 32 q registers, an 8x12 tile (24 accumulators, 3 for B, 2 vectors of A)
-  whose FMAs take their A operand from a vector lane (`vfmaq_laneq_f32`), so no broadcasts.
+The spellings themselves (AVX2, NEON, AArch64 NEON) belong to the ISA levels that have
+them: target/x86.py and target/arm.py, listed per element type in `target.VectorSet`.
 """
 from __future__ import annotations
 

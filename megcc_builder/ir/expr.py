@@ -5,7 +5,7 @@ An expression tree is ("in", k) (input k of the op), ("const", value), or
 (kind, child, ...) where kind is an op type (Add, Relu, ...) or one of the parametric
 kinds below (leaky, clip, ...) whose constants are children. The fusion pass composes
 trees into one (FusedElementwise, a conv's activation epilogue); the backends render them
-(kernels/elementwise.py renders C). Nothing here knows about C.
+(kernels/elementwise/generic.py renders C). Nothing here knows about C.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Vector convolutions (NCHW, float32): packed GEMM (1x1 and im2col) and depthwise direct,
-generated for one vector ISA (simd.py: AVX2, NEON, AArch64 NEON).
+generated for one vector vocabulary (the level's f32 `gemm` one: AVX2, NEON, AArch64 NEON).
 
-Each builder returns the instructions for one Conv op; `select.py` decides which one runs
-by cost. Parameters follow the portable kernels (conv.py): N, C, H, W, OC, OH, OW, G, PT, PL
+Each builder returns the instructions for one Conv op; the registry decides which one
+runs by cost. Parameters follow the portable kernels (conv.py): N, C, H, W, OC, OH, OW, G, PT, PL
 then the variant's own (blocking, padded-plane extents).
 """
 from __future__ import annotations

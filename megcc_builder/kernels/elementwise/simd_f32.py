@@ -6,8 +6,8 @@ it), so the portable loops of elementwise.py run one scalar VFP operation per el
 
 AVX2 and AArch64 NEON: the compiler vectorises the portable loops itself, except where they
 call libm (expf, tanhf: Exp, Sigmoid, Tanh, Swish/SiLU, Elu, Selu, Mish, GELU's tanh form),
-which stays one call per element; the vector exp/sigmoid/tanh of simd_math.py replace those
-calls (the cost model in select.py takes these kernels only for expressions containing them).
+which stays one call per element; the vector exp/sigmoid/tanh of codegen/vmath.py replace those
+calls (the cost model takes these kernels only for expressions containing them).
 
 Covered: float32 expressions (single ops or fused chains) over an output that collapses to
 rows, where each input either walks like the output (possibly the same row every time) or

@@ -1,5 +1,5 @@
 """Vector fully-connected layers: Gemm (and 2-D-weight MatMul) with a constant B, through
-the packed GEMM of one vector ISA (packed_gemm.py, simd.py).
+the packed GEMM of one vector vocabulary (codegen/packed_gemm.py).
 
 Y[M, N] = A[M, K] * B[K, N] (+ bias per column). B (the weights) is packed at compile time
 into the micro-kernel's NR-column panels (alpha folded in), the per-column bias (beta * C)

@@ -1,8 +1,8 @@
 """Vector max and average pooling (NCHW, float32): one vector of outputs at a time over a
-padded input plane, generated for one vector ISA (simd.py).
+padded input plane, generated for one vector vocabulary (the level's f32 `direct` one).
 
-Same plane scheme as the depthwise kernel (simd_conv.py): each channel is copied once into
-a plane padded with -inf (max) or 0 (average), so every window is a run of full vector
+Same plane scheme as the depthwise kernel (conv/depthwise_simd_f32.py): each channel is
+copied once into a plane padded with -inf (max) or 0 (average), so every window is a run of full vector
 loads (stride 2 by deinterleaving) and max or add operations. NaN propagates like the
 portable kernel: a NaN input anywhere in the window gives NaN. Average pooling divides by
 the window's count of input cells (or of padded cells, count_include_pad), which factors

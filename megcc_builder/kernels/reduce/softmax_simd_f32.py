@@ -24,7 +24,7 @@ def softmax_vector_shape(op: Op, graph: Graph, s):
 
 
 def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
-    """Per row: a vector max, then exp(x - max) with the vector exp of simd_math (stored and
+    """Per row: a vector max, then exp(x - max) with the vector exp of codegen/vmath (stored and
     summed for Softmax, only summed for LogSoftmax), then one scaling (subtracting) pass.
     Row tails (red % VW) run the portable scalar code. A NaN or +inf in a row makes the whole
     row NaN, as in the portable kernel (the max's NaN handling does not matter: the NaN

@@ -313,8 +313,10 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
     return Instr(kernel, list(in_names), [out_name], params, note=note)
 
 
-@implements(*sorted(UNARY | BINARY | PARAMETRIC | set(COMPARE_OPS) | set(BOOL_OPS)
-                | OTHER_ELEMENTWISE | {"Sum", "Mean", "Where"}),
+# (Identity is in the expression language for fused chains, but alone it is a view:
+# data/views.py)
+@implements(*sorted((UNARY | BINARY | PARAMETRIC | set(COMPARE_OPS) | set(BOOL_OPS)
+                     | OTHER_ELEMENTWISE | {"Sum", "Mean", "Where"}) - {"Identity"}),
             cost=lambda op, graph, isa: portable_cost(op, graph, isa))
 def lower_elementwise(op: Op, graph: Graph):
     return [elementwise_instr(op_expr(op), [i for i in op.inputs if i], op.outputs[0], graph,

@@ -24,35 +24,12 @@ from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
-from reference import assert_close, conv2d, pool2d
-from test_kernels_isa import ACTS, CONV_CASES, act_consts, every_family_model, f32, with_act
+from reference import assert_close
+from test_kernels_isa import every_family_model, f32
 
 # (target, ISA level, kernel suffix of the packed GEMM, its tile)
 TARGETS = [("arm64", "arm64-neon", "_neon64", "8x12"), ("armv7", "armv7-neon", "_neon", "6x8")]
 IDS = [t[0] for t in TARGETS]
-
-# extra edges of the NEON tiles (same tuple layout as test_kernels_isa.CONV_CASES)
-NEON_CONV_CASES = [
-    # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
-    (1, 9, 7, 9, 15, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm"),
-    # 1x1, OC 17 = 2 * 8 + 1, 6 x 5 = 30 columns = 2 * 12 + 6 (wide edge)
-    (1, 16, 6, 5, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm"),
-    # stride 2 with a right pad, OC 31 = 3 * 8 + 7; output 4 x 3 (one tile, 12 columns)
-    (1, 4, 8, 6, 31, (3, 3), (2, 2), (1, 0, 1, 1), (1, 1), 1, True, None, "conv2d_gemm"),
-    # K = 360: two K blocks of 180, so the N block (~272 columns) is smaller than the
-    # 17 x 17 = 289 outputs: several N blocks, each packed from a row-crossing offset
-    (1, 40, 17, 17, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm"),
-]
-
-
-def _tile_prefix(prefix, tile):
-    """The expected kernel-name prefix on a NEON target (the AVX2 table says gemm6x16, and
-    Winograd for 3x3 stride-1 layers: an AVX2 kernel, so NEON runs those through im2col)."""
-    if prefix is None:
-        return None
-    prefix = prefix.replace("conv2d_winograd_f43", "conv2d_gemm")
-    return prefix.replace("gemm6x16", "gemm").replace("gemm", "gemm" + tile, 1)
-
 
 def multi_model(nodes, inputs, consts, outputs):
     vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
@@ -98,92 +75,6 @@ class Batch:
         ys = run_onnx(model, self.inputs, isa=isa, target=target)
         for y, ref, what in zip(ys, self.refs, self.what):
             assert_close(y, ref, what=f"{what} on {target}")
-
-
-def conv_branch(batch, i, case, tile, suffix):
-    n, c, h, w, oc, k, s, p, d, g, with_bias, act, prefix = case
-    x, wt = f32(n, c, h, w), f32(oc, c // g, *k)
-    consts = {f"w{i}": wt, **act_consts(act)}
-    ins = [f"x{i}", f"w{i}"]
-    bias = None
-    if with_bias:
-        bias = consts[f"b{i}"] = f32(oc)
-        ins.append(f"b{i}")
-    nodes = with_act([helper.make_node("Conv", ins, [f"c{i}"], kernel_shape=list(k),
-                                       strides=list(s), pads=list(p), dilations=list(d),
-                                       group=g)], act, f"c{i}")
-    ref = ACTS[act](conv2d(x, wt, bias, s, p, d, g))
-    # depthwise and pooling kernels are the shared 4-wide "_neon" ones on both targets
-    want_suffix = "_neon" if prefix == "conv2d_depthwise" else suffix
-    expect = None if prefix is None else (_tile_prefix(prefix, tile), want_suffix)
-    batch.add(nodes, {f"x{i}": x}, consts, ref, expect, f"conv {case}")
-
-
-@pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
-def test_conv(target, isa, suffix, tile):
-    batch = Batch()
-    for i, case in enumerate(CONV_CASES + NEON_CONV_CASES):
-        conv_branch(batch, i, case, tile, suffix)
-    batch.run_and_check(target, isa, suffix)
-
-
-FC_CASES = [  # (M, K, N, transB, bias, act): N leaves 12/8-column edges of every width
-    (1, 2048, 1000, 1, "row", None), (2, 150, 21, 0, None, "Relu"), (3, 37, 19, 1, "row", "Clip"),
-    (9, 333, 40, 0, "scalar", "Sigmoid"), (13, 650, 17, 1, "row", None), (8, 12, 12, 0, None, None)]
-
-POOL_CASES = [  # (shape, kernel, stride, pads, ceil_mode, dilation)
-    ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), 0, (1, 1)),
-    ((1, 5, 27, 27), (3, 3), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
-    ((1, 4, 13, 21), (2, 2), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
-    ((1, 3, 17, 19), (3, 2), (1, 1), (0, 1, 1, 0), 0, (2, 1)),
-    ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1))]
-
-
-AVG_CASES = [  # (shape, kernel, stride, pads, count_include_pad, ceil_mode)
-    ((1, 4, 27, 27), (3, 3), (2, 2), (1, 1, 1, 1), 0, 0),
-    ((1, 2, 12, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1, 1),
-    ((1, 3, 11, 13), (2, 2), (2, 2), (0, 0, 0, 0), 0, 0),
-    ((1, 2, 9, 15), (5, 3), (1, 1), (2, 1, 0, 1), 0, 1)]
-
-
-@pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
-def test_fully_connected_matmul_maxpool(target, isa, suffix, tile):
-    batch = Batch()
-    for i, (m, k, n, trans_b, bias, act) in enumerate(FC_CASES):
-        a = f32(m, k)
-        b = f32(n, k) if trans_b else f32(k, n)
-        consts = {f"fb{i}": b, **act_consts(act)}
-        ins = [f"a{i}", f"fb{i}"]
-        ref = a.astype(np.float64) @ (b.T if trans_b else b)
-        if bias:
-            c = consts[f"fc{i}"] = f32(n) if bias == "row" else f32(1)
-            ins.append(f"fc{i}")
-            ref = ref + (0.75 if bias == "scalar" else 1.0) * c
-        nodes = with_act([helper.make_node("Gemm", ins, [f"g{i}"], transB=trans_b, alpha=1.0,
-                                           beta=0.75 if bias == "scalar" else 1.0)], act, f"g{i}")
-        batch.add(nodes, {f"a{i}": a}, consts, ACTS[act](ref), (f"fc_gemm{tile}", suffix),
-                  f"fc {(m, k, n, trans_b, bias, act)}")
-    a, b = f32(2, 3, 29), f32(29, 21)
-    batch.add([helper.make_node("MatMul", ["ma", "mb"], ["y"])], {"ma": a}, {"mb": b},
-              np.matmul(a.astype(np.float64), b), (f"fc_gemm{tile}", suffix), "matmul")
-    for i, (shape, k, s, p, ceil, dil) in enumerate(POOL_CASES):
-        x = f32(*shape)
-        x.flat[5] = np.nan  # NaN propagates like the portable kernel
-        node = helper.make_node("MaxPool", [f"px{i}"], ["y"], kernel_shape=list(k),
-                                strides=list(s), pads=list(p), ceil_mode=ceil,
-                                dilations=list(dil))
-        batch.add([node], {f"px{i}": x}, {}, pool2d(x, k, s, p, "max", False, bool(ceil), dil),
-                  ("maxpool_", "_neon"), f"maxpool {(shape, k, s, p, ceil, dil)}")
-    for i, (shape, k, s, p, incpad, ceil) in enumerate(AVG_CASES):
-        x = f32(*shape)
-        x.flat[3] = np.nan
-        node = helper.make_node("AveragePool", [f"ax{i}"], ["y"], kernel_shape=list(k),
-                                strides=list(s), pads=list(p), ceil_mode=ceil,
-                                count_include_pad=incpad)
-        batch.add([node], {f"ax{i}": x}, {},
-                  pool2d(x, k, s, p, "avg", bool(incpad), bool(ceil)), ("avgpool_", "_neon"),
-                  f"avgpool {(shape, k, s, p, incpad, ceil)}")
-    batch.run_and_check(target, isa, suffix)
 
 
 @pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)

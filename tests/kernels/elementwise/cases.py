@@ -1,0 +1,50 @@
+"""Element-wise cases: binary ops with broadcasting, unary ops, int64 arithmetic; run
+against every element-wise implementation that applies (portable C, the vector kernels).
+
+Moved here from test_kernels_core (test_binary_broadcast, test_unary,
+test_int64_arithmetic_broadcast).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.harness import Book
+
+BOOK = Book("elementwise")
+F32 = np.float32
+_r = np.random.default_rng(1234)
+
+
+def _f32(*shape):
+    return _r.standard_normal(shape).astype(F32)
+
+
+BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+          "Max": np.maximum, "Min": np.minimum}
+SHAPES = [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), ()), ((2, 3, 4), (4,)), ((2, 3, 4), (3, 1)),
+          ((1, 3, 1, 5), (2, 1, 7, 1)), ((5,), (3, 1)), ((1, 1), (1, 1)), ((2, 1, 3), (1, 4, 1))]
+for _op in sorted(BINARY):
+    for _as, _bs in SHAPES:
+        _a, _b = _f32(*_as), _f32(*_bs)
+        if _op == "Div":
+            _b = np.where(np.abs(_b) < 0.1, 0.5, _b).astype(F32)
+        BOOK.add(f"core_{_op}_{_as}_{_bs}", _op, [_a, _b], opset=13,
+                 ref=lambda a, b, fn=BINARY[_op]: [fn(a.astype(np.float64), b)])
+
+UNARY = {"Relu": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+         "Tanh": np.tanh, "Exp": np.exp, "Abs": np.abs, "Neg": np.negative,
+         "Floor": np.floor, "Ceil": np.ceil, "Sqrt": np.sqrt, "Log": np.log}
+for _op in sorted(UNARY):
+    _x = _f32(3, 7, 5) * 2
+    if _op == "Sqrt":
+        _x = np.abs(_x)
+    if _op == "Log":
+        _x = np.abs(_x) + F32(0.1)
+    BOOK.add(f"core_{_op}", _op, [_x], opset=13,
+             ref=lambda x, fn=UNARY[_op]: [fn(x.astype(np.float64))])
+
+# int64 arithmetic with broadcasting: exact
+_a = _r.integers(-50, 50, (3, 4)).astype(np.int64)
+_b = _r.integers(1, 9, (4,)).astype(np.int64)
+for _op, _fn in (("Add", np.add), ("Mul", np.multiply), ("Sub", np.subtract)):
+    BOOK.add(f"core_int64_{_op}", _op, [_a, _b], opset=13, ref=lambda a, b, fn=_fn: [fn(a, b)])

@@ -141,6 +141,16 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
     return model
 
 
+def shapes_of(cases: List[Case]) -> Dict[str, tuple]:
+    """The runtime inputs' shapes (a 0-sized dimension reads as dynamic in an ONNX model)."""
+    return {n: tuple(v.shape) for n, v in feeds(cases).items()}
+
+
+def plan_cases(cases: List[Case], level: str, nchw44: bool):
+    return build_plan(load_onnx(build_model(cases), shapes_of(cases)), "cases",
+                      CompileOptions(isa=level, enable_nchw44=nchw44))
+
+
 def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
     return {f"c{k}_in{i}": v for k, c in enumerate(cases) for i, v in enumerate(c.inputs)
             if isinstance(v, np.ndarray)}
@@ -207,8 +217,7 @@ class Book:
         compiled for `platform` (candidates on the planned graph); () = folded away."""
         level = PLATFORMS[platform].level
         cases = [c for c in self.cases if c.group == group]
-        plan = build_plan(load_onnx(build_model(cases)), "cases",
-                          CompileOptions(isa=level, enable_nchw44=group[1]))
+        plan = plan_cases(cases, level, group[1])
         ops = _case_ops(plan.graph, len(cases))
         isa = spec(level)
         out = {}
@@ -224,8 +233,7 @@ class Book:
     def _chosen(self, platform: str, group) -> Dict[str, List[str]]:
         """case id -> the kernels of the instructions computing its op, unrestricted."""
         cases = [c for c in self.cases if c.group == group]
-        plan = build_plan(load_onnx(build_model(cases)), "cases",
-                          CompileOptions(isa=PLATFORMS[platform].level, enable_nchw44=group[1]))
+        plan = plan_cases(cases, PLATFORMS[platform].level, group[1])
         ops = _case_ops(plan.graph, len(cases))
         return {c.id: [i.kernel.name for i in plan.instrs
                        if k in ops and set(ops[k].outputs) & set(i.outputs)]
@@ -263,7 +271,8 @@ class Book:
         with tempfile.TemporaryDirectory(prefix="megcc-optest-") as tmp:
             path = os.path.join(tmp, "model.onnx")
             onnx.save(model, path)
-            ms = ModelSpec("model", path, [], True, p.level, group[1])
+            shapes = shapes_of(cases)
+            ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1])
             if name == "folded":
                 bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             else:

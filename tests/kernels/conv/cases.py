@@ -3,7 +3,8 @@ once and run against every conv implementation that applies (test_conv.py).
 
 Moved here from test_kernels_core (portable shapes), test_kernels_isa (the AVX2 tile edges),
 test_kernels_neon (the NEON tile edges), test_kernels_winograd (Winograd tile edges),
-test_layout_nchw44 (NCHW44 variants) and test_kernels_nn (ConvTranspose). `expect` records
+test_layout_nchw44 (NCHW44 variants) and test_kernels_nn (ConvTranspose, onnxruntime
+reference). `expect` records
 what the cost model picks for a case on a platform (kernel-name prefix, suffix), checked by
 test_conv.py::test_cost_model_choice without a C build.
 """
@@ -230,3 +231,47 @@ def nchw44_case_id(c):
 _r = _rng(44)
 for _c in NCHW44:
     conv_case("nchw44_" + nchw44_case_id(_c), _r, *_c[:12], nchw44=True)
+
+
+_RNG_NN = np.random.default_rng(5)
+
+
+def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
+    if np.dtype(dtype).kind == "f":
+        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
+    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+
+
+rand, case = _rand_nn, BOOK.add
+# --- ConvTranspose ------------------------------------------------------------------------
+# (name, x shape, w shape, attrs)
+DECONV = [
+    ("k3_s1_p1", (1, 3, 5, 5), (3, 4, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ("k3_s2_p1_op1", (2, 3, 4, 5), (3, 2, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1],
+                                                  "output_padding": [1, 1]}),
+    ("k4_s2_p1", (1, 4, 3, 3), (4, 3, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("k2_s2", (1, 5, 7, 3), (5, 2, 2, 2), {"strides": [2, 2]}),
+    ("k1", (2, 3, 3, 4), (3, 5, 1, 1), {}),
+    ("groups2", (1, 4, 5, 3), (4, 3, 3, 3), {"group": 2, "strides": [2, 1],
+                                             "pads": [0, 1, 1, 0]}),
+    ("depthwise", (1, 3, 4, 4), (3, 1, 3, 3), {"group": 3, "strides": [2, 2]}),
+    ("dilated", (1, 2, 4, 5), (2, 3, 3, 2), {"dilations": [2, 3], "pads": [1, 0, 2, 1]}),
+    ("asym_stride", (1, 2, 3, 4), (2, 2, 3, 5), {"strides": [3, 2], "pads": [1, 2, 0, 1],
+                                                 "output_padding": [2, 1]}),
+    ("output_shape", (1, 2, 3, 3), (2, 3, 3, 3), {"strides": [2, 2],
+                                                  "output_shape": [6, 7]}),
+    ("same_upper", (1, 2, 3, 4), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ("same_lower", (1, 2, 3, 4), (2, 2, 4, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    ("valid", (1, 2, 3, 4), (2, 2, 3, 3), {"strides": [2, 1], "auto_pad": "VALID"}),
+    ("1d", (2, 3, 7), (3, 4, 3), {"strides": [2], "pads": [1, 0]}),
+    ("1d_groups", (1, 4, 5), (4, 1, 4), {"group": 2, "output_padding": [1],
+                                         "strides": [3]}),
+]
+for name, xs, ws, attrs in DECONV:
+    group = attrs.get("group", 1)
+    bias = Const(rand(ws[1] * group))
+    for opset in (11, 17):
+        ins = [rand(*xs), Const(rand(*ws))] + ([bias] if opset == 17 else [])
+        case(f"conv_transpose_{name}_v{opset}", "ConvTranspose", ins, attrs, opset=opset)
+case("conv_transpose_runtime_weights", "ConvTranspose", [rand(1, 2, 3, 3), rand(2, 3, 3, 3)],
+     {"strides": [2, 2]}, opset=17)

@@ -2,13 +2,13 @@
 against every element-wise implementation that applies (portable C, the vector kernels).
 
 Moved here from test_kernels_core (test_binary_broadcast, test_unary,
-test_int64_arithmetic_broadcast).
+test_int64_arithmetic_broadcast) and test_kernels_nn.py (PRelu).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from kernels.harness import Book
+from kernels.harness import Book, Const
 
 BOOK = Book("elementwise")
 F32 = np.float32
@@ -48,3 +48,22 @@ _a = _r.integers(-50, 50, (3, 4)).astype(np.int64)
 _b = _r.integers(1, 9, (4,)).astype(np.int64)
 for _op, _fn in (("Add", np.add), ("Mul", np.multiply), ("Sub", np.subtract)):
     BOOK.add(f"core_int64_{_op}", _op, [_a, _b], opset=13, ref=lambda a, b, fn=_fn: [fn(a, b)])
+
+
+# PRelu (test_kernels_nn.py): per-channel, scalar, last-axis, full and runtime slopes
+_RNG_NN = np.random.default_rng(5)
+
+
+def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
+    if np.dtype(dtype).kind == "f":
+        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
+    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+
+
+rand, case = _rand_nn, BOOK.add
+for name, x, slope in [("per_channel", rand(2, 3, 4, 5), rand(3, 1, 1)),
+                       ("scalar", rand(2, 3, 4), rand(1)),
+                       ("last_axis", rand(3, 7), rand(7)),
+                       ("full", rand(2, 5), rand(2, 5))]:
+    case(f"prelu_{name}", "PRelu", [x, Const(slope)], opset=16)
+case("prelu_runtime_slope", "PRelu", [rand(2, 3, 2), rand(3, 1)], opset=16)

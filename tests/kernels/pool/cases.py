@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.harness import Book
+from kernels.harness import Book, Const
 from reference import pool2d
 
 BOOK = Book("pool")
@@ -115,3 +115,36 @@ for _sh, _k, _s, _p, _inc, _ceil in [
     _x.flat[3] = np.nan
     avgpool(f"neon_avg_{_sh}_k{_k}s{_s}p{_p}i{_inc}c{_ceil}", _x, _k, _s, _p, _inc, _ceil,
             opset=13, expect={p: VECTOR["avg"][p] for p in ("arm64", "armv7")})
+
+# ------------------------------------------------------------------ new: Lp pools, unpool
+_r = np.random.default_rng(31)
+for _p in (1, 2, 3):
+    BOOK.add(f"lp_pool_p{_p}", "LpPool", [_f32(_r, 1, 3, 7, 5)],
+             dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], p=_p), opset=18)
+    BOOK.add(f"global_lp_pool_p{_p}", "GlobalLpPool", [_f32(_r, 2, 3, 5, 3)], {"p": _p},
+             opset=13)
+# MaxUnpool: the values and flat indices a 2x2/2 MaxPool of a 1x2x5x7 input produces
+_x = _f32(_r, 1, 2, 5, 7)
+_v = _x[:, :, :4, :6].reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(1, 2, 2, 3, 4)
+_arg = _v.argmax(-1)
+_rows = np.arange(2)[:, None] * 2 + _arg // 2
+_cols = np.arange(3)[None, :] * 2 + _arg % 2
+# flat indices into the inferred output (1, 2, 4, 6) (also with output_shape: the onnx
+# reference evaluator, like the kernel, places them in the inferred shape, then pads)
+_idx = (np.arange(2)[None, :, None, None] * 24 + _rows * 6 + _cols).astype(np.int64)
+
+
+def _unpool_ref(v, idx, shape=(1, 2, 4, 6)):
+    """Zeros with the values at their flat indices (onnxruntime 1.23 leaves the rest of its
+    output uninitialised, so it cannot be the oracle here)."""
+    y = np.zeros(int(np.prod(shape)), np.float32)
+    y[idx.ravel()] = v.ravel()
+    return [y.reshape(tuple(shape))]
+
+
+BOOK.add("max_unpool", "MaxUnpool", [_v.max(-1), _idx], dict(kernel_shape=[2, 2], strides=[2, 2]),
+         opset=11, ref=_unpool_ref)
+BOOK.add("max_unpool_output_shape", "MaxUnpool",
+         [_v.max(-1), _idx, Const(np.array([1, 2, 5, 7], np.int64))],
+         dict(kernel_shape=[2, 2], strides=[2, 2]), opset=11,
+         ref="onnx")

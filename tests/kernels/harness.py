@@ -152,8 +152,14 @@ def plan_cases(cases: List[Case], level: str, nchw44: bool):
 
 
 def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
-    return {f"c{k}_in{i}": v for k, c in enumerate(cases) for i, v in enumerate(c.inputs)
-            if isinstance(v, np.ndarray)}
+    """The runtime inputs by name: the node's, then the epilogue's."""
+    out = {}
+    for k, c in enumerate(cases):
+        out.update({f"c{k}_in{i}": v for i, v in enumerate(c.inputs)
+                    if isinstance(v, np.ndarray)})
+        out.update({f"c{k}_p{j}_{i}": v for j, (_, extra, _) in enumerate(c.post)
+                    for i, v in enumerate(extra) if isinstance(v, np.ndarray)})
+    return out
 
 
 def reference(cases: List[Case]) -> List[list]:
@@ -182,15 +188,21 @@ def reference(cases: List[Case]) -> List[list]:
 
 
 def _case_ops(graph, n_cases: int) -> Dict[int, object]:
-    """case index -> its op in a planned graph (the node named case<k>; fused epilogues keep
-    the name). A case whose op was folded at compile time has none."""
-    found = {}
+    """case index -> its op in a planned graph: the node named case<k>, or, where the
+    epilogue fused into it (a FusedElementwise chain takes its last node's name), the
+    case<k>_post<j> op writing the case's output. A case folded at compile time has none."""
+    found, fused = {}, {}
     for op in graph.ops:
-        if op.name.startswith("case") and "_post" not in op.name:
-            k = op.name[4:]
-            if k.isdigit() and int(k) < n_cases:
-                found[int(k)] = op
-    return found
+        if not op.name.startswith("case"):
+            continue
+        head, _, post = op.name[4:].partition("_post")
+        if not head.isdigit() or int(head) >= n_cases:
+            continue
+        if not post:
+            found[int(head)] = op
+        elif f"c{head}_out0" in op.outputs:
+            fused[int(head)] = op
+    return {**fused, **found}
 
 
 class Book:
@@ -336,10 +348,13 @@ class Book:
 def check_choice(book: Book, platform: str, case_id: str) -> None:
     """Without restriction, the cost model picks the kernel the case expects (no C build)."""
     case = book._by_id[case_id]
-    prefix, suffix = case.expect[platform]
+    prefix, suffix = case.expect[platform]  # suffix "!x": must not end with x
     kernels = book._chosen(platform, case.group)[case_id]
-    assert len(kernels) == 1 and kernels[0].startswith(prefix) and kernels[0].endswith(suffix), \
-        (case_id, platform, kernels, prefix, suffix)
+    assert len(kernels) == 1 and kernels[0].startswith(prefix), (case_id, platform, kernels)
+    if suffix.startswith("!"):
+        assert not kernels[0].endswith(suffix[1:]), (case_id, platform, kernels, suffix)
+    else:
+        assert kernels[0].endswith(suffix), (case_id, platform, kernels, suffix)
 
 
 def choice_params(book: Book):

@@ -13,14 +13,13 @@ from kernels.reduce.cases import BOOK as REDUCE
 BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX]
 
 # Explicit exceptions: ops no one-node case produces. Graph passes create them from several
-# nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv; fusion:
-# FusedElementwise chains); they are exercised by the tests named here.
+# nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv); they are
+# exercised by the tests named here.
 PASS_MADE = {
     "data.relayout_generic_f32.lower_relayout": "test_layout_nchw44.py",
     "data.relayout_neon_f32.lower_relayout": "test_layout_nchw44.py",
     "pool.nchw44_generic_f32.lower_pool_nchw44": "test_layout_nchw44.py (followers)",
     "pool.nchw44_generic_f32.lower_global_pool_nchw44": "test_layout_nchw44.py (followers)",
-    "elementwise.generic.lower_fused": "test_kernels_core.py (fused chains)",
 }
 EXCEPTIONS = PASS_MADE
 

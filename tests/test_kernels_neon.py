@@ -1,15 +1,7 @@
-"""The NEON kernels (armv7-neon: 6x8 GEMM tile; arm64-neon: 8x12 lane-FMA tile) against the
-same numpy references as the portable and AVX2 ones, cross-built and run under qemu-user.
-
-Every case of a test is one branch of a single model (own input, weights and output), so a
-target costs one cross build and one emulator run per model; each branch still checks
-which kernel computed its output, so no case can silently fall back to portable C.
-
-Shapes are chosen for the vector code's edges on both tiles: output-channel counts leaving
-every row tail of the 6- and 8-row tiles, spatial sizes whose column count leaves narrow
-(<= 4) and wide (5..11) right-edge panels of the 8- and 12-column tiles, K above the
-K-block (320), padding, stride 1/2/3, dilation, groups, channel multipliers and every
-epilogue (none, bias, ReLU, Clip, a scalar activation).
+"""The NEON builds (armv7-neon: 6x8 GEMM tile; arm64-neon: 8x12 lane-FMA tile) as a whole,
+cross-built and run under qemu-user: warning-free and guarded kernels, a zoo network
+against MegEngine, deterministic packed builds. The kernels' cases (every implementation,
+NEON ones under qemu) are in tests/kernels/<family>/cases.py.
 """
 import os
 import subprocess
@@ -17,173 +9,16 @@ import subprocess
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from build_support import require_target
-from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
-from megcc_builder.options import CompileOptions
-from megcc_builder.frontend.onnx import load_onnx
-from megcc_builder.host import RUNTIME_DIR, run_onnx
-from reference import assert_close, conv2d, pool2d
-from test_kernels_isa import ACTS, CONV_CASES, act_consts, every_family_model, f32, with_act
+from megcc_builder.compiler import ModelSpec, compile_bundle
+from megcc_builder.host import RUNTIME_DIR
+from reference import assert_close
+from test_kernels_isa import every_family_model
 
 # (target, ISA level, kernel suffix of the packed GEMM, its tile)
 TARGETS = [("arm64", "arm64-neon", "_neon64", "8x12"), ("armv7", "armv7-neon", "_neon", "6x8")]
 IDS = [t[0] for t in TARGETS]
-
-# extra edges of the NEON tiles (same tuple layout as test_kernels_isa.CONV_CASES)
-NEON_CONV_CASES = [
-    # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
-    (1, 9, 7, 9, 15, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm"),
-    # 1x1, OC 17 = 2 * 8 + 1, 6 x 5 = 30 columns = 2 * 12 + 6 (wide edge)
-    (1, 16, 6, 5, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm"),
-    # stride 2 with a right pad, OC 31 = 3 * 8 + 7; output 4 x 3 (one tile, 12 columns)
-    (1, 4, 8, 6, 31, (3, 3), (2, 2), (1, 0, 1, 1), (1, 1), 1, True, None, "conv2d_gemm"),
-    # K = 360: two K blocks of 180, so the N block (~272 columns) is smaller than the
-    # 17 x 17 = 289 outputs: several N blocks, each packed from a row-crossing offset
-    (1, 40, 17, 17, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm"),
-]
-
-
-def _tile_prefix(prefix, tile):
-    """The expected kernel-name prefix on a NEON target (the AVX2 table says gemm6x16, and
-    Winograd for 3x3 stride-1 layers: an AVX2 kernel, so NEON runs those through im2col)."""
-    if prefix is None:
-        return None
-    prefix = prefix.replace("conv2d_winograd_f43", "conv2d_gemm")
-    return prefix.replace("gemm6x16", "gemm").replace("gemm", "gemm" + tile, 1)
-
-
-def multi_model(nodes, inputs, consts, outputs):
-    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in inputs.items()]
-    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
-    graph = helper.make_graph(nodes, "t", vi, outs,
-                              [numpy_helper.from_array(a, n) for n, a in consts.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-
-
-def kernel_of_output(model, isa):
-    """{graph output: the kernel of the instruction that writes it}."""
-    plan = build_plan(load_onnx(model), "t", CompileOptions(isa=isa))
-    return {o: i.kernel.name for i in plan.instrs for o in i.outputs}
-
-
-class Batch:
-    """Cases as independent branches of one model: inputs, constants, outputs, references."""
-
-    def __init__(self):
-        self.nodes, self.inputs, self.consts = [], {}, {}
-        self.outputs, self.refs, self.expect, self.what = [], [], [], []
-
-    def add(self, nodes, inputs, consts, ref, expect, what):
-        out = f"y{len(self.outputs)}"
-        for node in nodes:  # the branch's final tensor 'y' becomes its own output
-            node.output[:] = [out if o == "y" else o for o in node.output]
-        self.nodes += nodes
-        self.inputs.update(inputs)
-        self.consts.update(consts)
-        self.outputs.append(out)
-        self.refs.append(ref)
-        self.expect.append(expect)
-        self.what.append(what)
-
-    def run_and_check(self, target, isa, suffix):
-        require_target(target)
-        model = multi_model(self.nodes, self.inputs, self.consts, self.outputs)
-        kernels = kernel_of_output(model, isa)
-        for out, expect, what in zip(self.outputs, self.expect, self.what):
-            name = kernels[out]
-            if expect is not None:
-                assert name.startswith(expect[0]) and name.endswith(expect[1]), (what, name)
-        ys = run_onnx(model, self.inputs, isa=isa, target=target)
-        for y, ref, what in zip(ys, self.refs, self.what):
-            assert_close(y, ref, what=f"{what} on {target}")
-
-
-def conv_branch(batch, i, case, tile, suffix):
-    n, c, h, w, oc, k, s, p, d, g, with_bias, act, prefix = case
-    x, wt = f32(n, c, h, w), f32(oc, c // g, *k)
-    consts = {f"w{i}": wt, **act_consts(act)}
-    ins = [f"x{i}", f"w{i}"]
-    bias = None
-    if with_bias:
-        bias = consts[f"b{i}"] = f32(oc)
-        ins.append(f"b{i}")
-    nodes = with_act([helper.make_node("Conv", ins, [f"c{i}"], kernel_shape=list(k),
-                                       strides=list(s), pads=list(p), dilations=list(d),
-                                       group=g)], act, f"c{i}")
-    ref = ACTS[act](conv2d(x, wt, bias, s, p, d, g))
-    # depthwise and pooling kernels are the shared 4-wide "_neon" ones on both targets
-    want_suffix = "_neon" if prefix == "conv2d_depthwise" else suffix
-    expect = None if prefix is None else (_tile_prefix(prefix, tile), want_suffix)
-    batch.add(nodes, {f"x{i}": x}, consts, ref, expect, f"conv {case}")
-
-
-@pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
-def test_conv(target, isa, suffix, tile):
-    batch = Batch()
-    for i, case in enumerate(CONV_CASES + NEON_CONV_CASES):
-        conv_branch(batch, i, case, tile, suffix)
-    batch.run_and_check(target, isa, suffix)
-
-
-FC_CASES = [  # (M, K, N, transB, bias, act): N leaves 12/8-column edges of every width
-    (1, 2048, 1000, 1, "row", None), (2, 150, 21, 0, None, "Relu"), (3, 37, 19, 1, "row", "Clip"),
-    (9, 333, 40, 0, "scalar", "Sigmoid"), (13, 650, 17, 1, "row", None), (8, 12, 12, 0, None, None)]
-
-POOL_CASES = [  # (shape, kernel, stride, pads, ceil_mode, dilation)
-    ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), 0, (1, 1)),
-    ((1, 5, 27, 27), (3, 3), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
-    ((1, 4, 13, 21), (2, 2), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
-    ((1, 3, 17, 19), (3, 2), (1, 1), (0, 1, 1, 0), 0, (2, 1)),
-    ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1))]
-
-
-AVG_CASES = [  # (shape, kernel, stride, pads, count_include_pad, ceil_mode)
-    ((1, 4, 27, 27), (3, 3), (2, 2), (1, 1, 1, 1), 0, 0),
-    ((1, 2, 12, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1, 1),
-    ((1, 3, 11, 13), (2, 2), (2, 2), (0, 0, 0, 0), 0, 0),
-    ((1, 2, 9, 15), (5, 3), (1, 1), (2, 1, 0, 1), 0, 1)]
-
-
-@pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
-def test_fully_connected_matmul_maxpool(target, isa, suffix, tile):
-    batch = Batch()
-    for i, (m, k, n, trans_b, bias, act) in enumerate(FC_CASES):
-        a = f32(m, k)
-        b = f32(n, k) if trans_b else f32(k, n)
-        consts = {f"fb{i}": b, **act_consts(act)}
-        ins = [f"a{i}", f"fb{i}"]
-        ref = a.astype(np.float64) @ (b.T if trans_b else b)
-        if bias:
-            c = consts[f"fc{i}"] = f32(n) if bias == "row" else f32(1)
-            ins.append(f"fc{i}")
-            ref = ref + (0.75 if bias == "scalar" else 1.0) * c
-        nodes = with_act([helper.make_node("Gemm", ins, [f"g{i}"], transB=trans_b, alpha=1.0,
-                                           beta=0.75 if bias == "scalar" else 1.0)], act, f"g{i}")
-        batch.add(nodes, {f"a{i}": a}, consts, ACTS[act](ref), (f"fc_gemm{tile}", suffix),
-                  f"fc {(m, k, n, trans_b, bias, act)}")
-    a, b = f32(2, 3, 29), f32(29, 21)
-    batch.add([helper.make_node("MatMul", ["ma", "mb"], ["y"])], {"ma": a}, {"mb": b},
-              np.matmul(a.astype(np.float64), b), (f"fc_gemm{tile}", suffix), "matmul")
-    for i, (shape, k, s, p, ceil, dil) in enumerate(POOL_CASES):
-        x = f32(*shape)
-        x.flat[5] = np.nan  # NaN propagates like the portable kernel
-        node = helper.make_node("MaxPool", [f"px{i}"], ["y"], kernel_shape=list(k),
-                                strides=list(s), pads=list(p), ceil_mode=ceil,
-                                dilations=list(dil))
-        batch.add([node], {f"px{i}": x}, {}, pool2d(x, k, s, p, "max", False, bool(ceil), dil),
-                  ("maxpool_", "_neon"), f"maxpool {(shape, k, s, p, ceil, dil)}")
-    for i, (shape, k, s, p, incpad, ceil) in enumerate(AVG_CASES):
-        x = f32(*shape)
-        x.flat[3] = np.nan
-        node = helper.make_node("AveragePool", [f"ax{i}"], ["y"], kernel_shape=list(k),
-                                strides=list(s), pads=list(p), ceil_mode=ceil,
-                                count_include_pad=incpad)
-        batch.add([node], {f"ax{i}": x}, {},
-                  pool2d(x, k, s, p, "avg", bool(incpad), bool(ceil)), ("avgpool_", "_neon"),
-                  f"avgpool {(shape, k, s, p, incpad, ceil)}")
-    batch.run_and_check(target, isa, suffix)
 
 
 @pytest.mark.parametrize("target,isa,suffix,tile", TARGETS, ids=IDS)
@@ -260,66 +95,3 @@ def test_packed_build_is_deterministic(isa, tmp_path):
                and i.kernel.name.endswith(("_neon", "_neon64")) for n in i.inputs[1:2]}
     assert len(weights) >= 2 and all("__neon" in n for n in weights), weights
     assert not any(n in ("w1", "w3") for i in plan.instrs for n in i.inputs)
-
-
-def _nan_at(x, *flat):
-    x = x.copy()
-    x.flat[list(flat)] = np.nan
-    return x
-
-
-def test_elementwise_armv7():
-    """Flat float32 element-wise ops and fused chains (lengths leaving 1..3-element tails,
-    scalar operands, NaN), and the broadcasts/ops the NEON kernel leaves to portable C.
-    Only ARMv7 has them for these ops (simd_elementwise.py): AArch64 compilers vectorise
-    portable C (exp/sigmoid/tanh: tests/test_kernels_vmath.py)."""
-    target, isa, suffix = "armv7", "armv7-neon", "_neon"
-    batch = Batch()
-    neon, portable = ("ew_", "_neon"), None
-    a, b = _nan_at(f32(3, 5, 7), 4), _nan_at(f32(3, 5, 7), 9)
-    batch.add([helper.make_node("Add", ["ea", "eb"], ["y"])], {"ea": a, "eb": b}, {},
-              a.astype(np.float64) + b, neon, "add")
-    c, d = f32(2, 3, 5, 5), f32(2, 3, 5, 5)
-    batch.add([helper.make_node("Add", ["ec", "ed"], ["s0"]), helper.make_node("Relu", ["s0"], ["y"])],
-              {"ec": c, "ed": d}, {}, np.maximum(c.astype(np.float64) + d, 0), neon, "add+relu")
-    e = f32(4, 6)
-    batch.add([helper.make_node("Mul", ["ee", "k3"], ["y"])], {"ee": e},
-              {"k3": np.array([1.5], np.float32)}, e * 1.5, neon, "mul by a constant scalar")
-    f, g = f32(2, 9), f32(1)
-    batch.add([helper.make_node("Sub", ["eg", "ef"], ["y"])], {"ef": f, "eg": g}, {},
-              g.astype(np.float64) - f, neon, "scalar input minus vector")
-    h, i = _nan_at(f32(31), 2), _nan_at(f32(31), 7)
-    batch.add([helper.make_node("Max", ["eh", "ei"], ["y"])], {"eh": h, "ei": i}, {},
-              np.maximum(h, i), neon, "max with NaN")
-    batch.add([helper.make_node("Min", ["ej", "ek"], ["y"])], {"ej": h + 1, "ek": i}, {},
-              np.minimum(h + 1, i), neon, "min with NaN")
-    j = _nan_at(f32(5, 11), 3)
-    batch.add([helper.make_node("Clip", ["el", "clo", "chi"], ["y"])], {"el": j},
-              {"clo": np.array(-0.5, np.float32), "chi": np.array(0.75, np.float32)},
-              np.clip(j, -0.5, 0.75), neon, "clip with NaN")
-    k = _nan_at(f32(3, 13), 1)
-    batch.add([helper.make_node("LeakyRelu", ["em"], ["y"], alpha=0.1)], {"em": k}, {},
-              np.where(k >= 0, k, k * np.float32(0.1)), neon, "leaky relu")
-    m = f32(2, 2, 3)
-    batch.add([helper.make_node("Neg", ["en"], ["s1"]), helper.make_node("Abs", ["s1"], ["s2"]),
-               helper.make_node("Mul", ["s2", "en"], ["y"])], {"en": m}, {},
-              np.abs(-m) * m, neon, "abs(neg(x)) * x")
-    batch.add([helper.make_node("Sin", ["eo"], ["y"])], {"eo": f32(17)}, {},
-              None, portable, "sin stays portable")
-    q, r = f32(2, 3, 4, 5), f32(1, 3, 1, 1)
-    batch.add([helper.make_node("Add", ["eq", "er"], ["s3"]), helper.make_node("Relu", ["s3"], ["y"])],
-              {"eq": q, "er": r}, {}, np.maximum(q.astype(np.float64) + r, 0), neon,
-              "per-channel broadcast add + relu")
-    t, u = f32(3, 4, 7), f32(7)
-    batch.add([helper.make_node("Mul", ["et", "eu"], ["y"])], {"et": t, "eu": u}, {},
-              t.astype(np.float64) * u, neon, "row vector broadcast")
-    v, w = f32(2, 3, 4, 5), f32(2, 1, 4, 1)
-    batch.add([helper.make_node("Add", ["ev", "ew"], ["y"])], {"ev": v, "ew": w}, {},
-              v.astype(np.float64) + w, portable, "4-D broadcast pattern stays portable")
-    sigmoid = batch.what.index("sin stays portable")
-    batch.refs[sigmoid] = np.sin(batch.inputs["eo"].astype(np.float64))
-    batch.run_and_check(target, isa, suffix)
-    kernels = kernel_of_output(multi_model(batch.nodes, batch.inputs, batch.consts,
-                                           batch.outputs), isa)
-    assert not kernels[batch.outputs[-1]].endswith("_neon")
-    assert not kernels[batch.outputs[sigmoid]].endswith("_neon")

@@ -105,54 +105,6 @@ def test_transform_matrices_compute_a_correlation(variant):
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
-WINOGRAD_CASES = [
-    # (N, C, H, W, OC, pads (t, l, b, r), bias, act): four epilogues (nothing, bias + ReLU,
-    # bias + Clip, bias + a scalar activation pass), so few distinct kernel sets to build
-    (1, 3, 1, 1, 4, (1, 1, 1, 1), True, "Relu"),      # 1x1 output: one cut tile
-    (1, 5, 2, 3, 7, (1, 1, 1, 1), False, None),       # 2x3
-    (1, 4, 3, 3, 5, (0, 0, 0, 0), True, "Clip"),      # 1x1 output without padding
-    (1, 6, 4, 5, 6, (1, 1, 1, 1), True, "Sigmoid"),   # 4x5: scalar activation pass
-    (1, 7, 7, 7, 13, (0, 0, 0, 0), True, "Relu"),     # 5x5
-    (1, 8, 6, 8, 11, (1, 0, 0, 1), True, "Relu"),     # asymmetric padding, 5x8
-    (2, 10, 9, 9, 19, (1, 1, 1, 1), True, "Relu"),    # batch 2, 9x9
-    (1, 9, 8, 9, 1, (1, 1, 1, 1), False, None),       # one output channel
-    (1, 4, 9, 45, 5, (1, 1, 1, 1), True, "Clip"),     # 12 (F(4,3)) / 23 tiles per row
-    (1, 3, 2, 37, 6, (1, 1, 1, 1), False, None),      # 2 output rows, 37 columns
-    (1, 64, 20, 19, 64, (1, 1, 1, 1), True, "Relu"),  # several blocks of 16 tiles
-    (1, 150, 18, 17, 100, (1, 1, 1, 1), True, "Relu"),  # 2 OC blocks x several tile blocks
-    (1, 520, 5, 6, 100, (1, 1, 1, 1), True, "Relu"),   # 2 K blocks x 2 OC blocks: redone transform
-]
-
-
-# F(2,3) shares all code but the transforms with F(4,3): the cases that reach its edges (cut
-# tiles, partial 8-tile groups, several blocks, K split) are enough, and each case costs a
-# C build
-F23_CASES = [0, 2, 3, 5, 8, 9, 11, 12]
-
-
-@pytest.mark.parametrize("variant,case", [("f43", c) for c in WINOGRAD_CASES]
-                         + [("f23", WINOGRAD_CASES[i]) for i in F23_CASES],
-                         ids=lambda c: c if isinstance(c, str) else
-                         "x".join(map(str, c[:5])) + f"_p{''.join(map(str, c[5]))}_{c[7]}")
-def test_winograd(variant, case, monkeypatch):
-    force_winograd = force(monkeypatch, variant)
-    n, c, h, w, oc, pads, with_bias, act = case
-    x, wt = f32(n, c, h, w), weights(oc, c)
-    consts = {"w": wt}
-    ins = ["x", "w"]
-    if with_bias:
-        consts["b"] = f32(oc)
-        ins.append("b")
-    nodes = activation([helper.make_node("Conv", ins, ["c"], kernel_shape=[3, 3], pads=list(pads))],
-                       consts, act, "c")
-    model = model_of(nodes, {"x": x}, consts)
-    names = kernels_of(model)
-    assert names[0].startswith(f"conv2d_winograd_{force_winograd}") and names[0].endswith("_avx2"), names
-    (y,) = run_onnx(model, {"x": x}, isa=AVX2)
-    ref = ACTS[act](conv2d(x, wt, consts.get("b"), pads=pads))
-    assert_close(y, ref, what=str(case))
-
-
 def test_winograd_small_blocks(monkeypatch, force_winograd):
     """Blocks far smaller than the defaults on one layer: 3 K blocks (accumulating, input
     transform redone per output block), 3 output-channel blocks with a 1-row tail, tile

@@ -29,6 +29,7 @@ from megcc_builder.options import CompileOptions
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, build_runner, emulator_of, run_blob
+from kernels.conv.cases import NCHW44 as CONV_CASES, nchw44_case_id as conv_case_id
 from reference import assert_close, conv2d, pool2d
 
 RNG = np.random.default_rng(44)
@@ -217,45 +218,7 @@ ACTS = {  # ONNX activation node -> numpy
 ACT_TAG = {None: "", "Relu": "_relu", "Clip": "_clip", "Sigmoid": "_sigmoid",
            "LeakyRelu": "_leaky"}
 
-# (N, C, H, W, OC, k(h,w), stride, pads(t,l,b,r), dilation, group, bias, act, kind, NEON variant)
-CONV_CASES = [
-    (1, 4, 5, 7, 8, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Relu", "dense", "1x1 direct"),
-    (2, 12, 6, 5, 4, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None, "dense", "1x1 direct"),
-    (1, 8, 9, 7, 12, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, "Sigmoid", "dense",
-     "generic direct"),
-    (1, 12, 9, 11, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "dense",
-     "3x3 s1 direct"),
-    (1, 20, 7, 19, 4, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "LeakyRelu", "dense",
-     "3x3 s1 direct"),
-    (1, 4, 10, 9, 8, (3, 3), (1, 1), (0, 1, 2, 0), (1, 1), 1, True, None, "dense",
-     "3x3 s1 direct"),
-    (1, 8, 13, 21, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, False, "Relu", "dense",
-     "3x3 s2 direct"),
-    (2, 4, 11, 10, 12, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 1, True, "Sigmoid", "dense",
-     "3x3 s2 direct"),
-    (1, 4, 11, 17, 12, (5, 3), (2, 1), (2, 1, 2, 1), (2, 1), 1, True, "Clip", "dense",
-     "generic direct"),
-    (1, 8, 13, 19, 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 8, True, "Clip", "depthwise",
-     "channel-wise 3x3 s1 direct"),
-    (2, 12, 14, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 12, False, "Relu", "depthwise",
-     "channel-wise 3x3 s2 direct"),
-    (1, 4, 12, 23, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 4, True, None, "depthwise",
-     "channel-wise 5x5 s1 direct"),
-    (1, 20, 15, 21, 20, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 20, True, "Sigmoid", "depthwise",
-     "channel-wise 5x5 s2 direct"),
-    (1, 4, 9, 10, 4, (3, 3), (1, 1), (0, 1, 2, 0), (2, 1), 4, True, "LeakyRelu", "depthwise",
-     "channel-wise generic direct"),
-    (1, 3, 19, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "hybrid",
-     "hybrid NCHW->NCHW44 direct"),
-    (1, 1, 9, 10, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, False, None, "hybrid",
-     "hybrid NCHW->NCHW44 direct"),
-]
-
-
-def conv_case_id(c):
-    return f"{c[12]}_{c[1]}to{c[4]}_{c[2]}x{c[3]}_k{c[5][0]}x{c[5][1]}s{c[6][0]}_{c[11]}"
-
-
+# the cases: kernels/conv/cases.py (NCHW44), checked here for the layout pass's structure
 def conv_cases_model():
     """All conv cases side by side in one model: input x<i>, output y<i>."""
     nodes, inputs, consts, refs = [], {}, {}, {}

@@ -1,20 +1,18 @@
-"""Data-movement kernels against onnxruntime: Concat, Split, Slice, Transpose, Pad, Gather,
-Cast, Expand, Tile, DepthToSpace, SpaceToDepth.
+"""Data-movement cases against onnxruntime: Concat, Split, Slice, Transpose, Pad, Gather,
+Cast, Expand, Tile, DepthToSpace, SpaceToDepth (exact), views (Reshape, Flatten, Squeeze,
+Unsqueeze, Identity: exact) and Resize/Upsample (every opset form, nearest with every
+nearest_mode, linear with every coordinate_transformation_mode: within 1e-4).
 
-Every case is a one-node graph; the cases of one (op, opset) group are compiled into a single
-model so the suite pays for one gcc build per group, while each case stays its own test.
-Data movement must be exact.
+Moved here from test_kernels_data.py and test_kernels_nn.py (Resize/Upsample); the view
+cases are new.
 """
 from __future__ import annotations
 
 import numpy as np
 import onnx
-import pytest
 from onnx import helper
 
-from batched_cases import Case, CaseBook, Const, build_model
-from megcc_builder.host import run_onnx
-from megcc_builder.ir import CompileError
+from kernels.harness import Book, Const
 
 RNG = np.random.default_rng(7)
 
@@ -28,9 +26,7 @@ def rand(*shape, dtype=np.float32):
     return RNG.integers(max(info.min, -100), min(info.max, 100), shape).astype(dtype)
 
 
-# --- cases ------------------------------------------------------------------------------
-BOOK = CaseBook(exact=True)
-CASES = BOOK.cases
+BOOK = Book("data", exact=True)
 case = BOOK.add
 
 
@@ -180,37 +176,124 @@ case("space_to_depth", "SpaceToDepth", [rand(2, 3, 4, 6)], {"blocksize": 2})
 case("space_to_depth_b3", "SpaceToDepth", [rand(1, 2, 3, 9)], {"blocksize": 3})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_data_movement(case):
-    BOOK.check(case)
+# views: no code runs, the output is the input's bytes
+case("reshape", "Reshape", [rand(2, 3, 4), Const(np.array([4, -1], np.int64))], opset=14)
+case("flatten_axis2", "Flatten", [rand(2, 3, 5)], {"axis": 2}, opset=13)
+case("squeeze", "Squeeze", [rand(3, 1, 7), Const(np.array([1], np.int64))], opset=13)
+case("unsqueeze", "Unsqueeze", [rand(3, 7), Const(np.array([0, 2], np.int64))], opset=13)
 
 
-# --- errors a user can hit ----------------------------------------------------------------
-
-def test_gather_constant_index_out_of_range():
-    x = rand(3, 4)
-    model = build_model([Case("bad", "Gather", [x, Const(np.array([3], np.int64))], {})])
-    with pytest.raises(CompileError, match="out of range"):
-        run_onnx(model, {"c0_in0": x})
+# --- Resize / Upsample (test_kernels_nn.py): arithmetic, so within the float tolerance
+_RNG_NN = np.random.default_rng(5)
 
 
-def test_gather_runtime_index_out_of_range_fails_at_run_time():
-    x, idx = rand(3, 4), np.array([1, 5], np.int64)
-    model = build_model([Case("bad", "Gather", [x, idx], {})])
-    with pytest.raises(RuntimeError):
-        run_onnx(model, {"c0_in0": x, "c0_in1": idx})
+def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
+    if np.dtype(dtype).kind == "f":
+        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
+    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
 
 
-def test_slice_runtime_starts_are_refused():
-    x, starts = rand(4, 5), np.array([1], np.int64)
-    model = build_model([Case("bad", "Slice", [x, starts, Const(np.array([3], np.int64))])])
-    with pytest.raises(CompileError, match="must be a constant"):
-        run_onnx(model, {"c0_in0": x, "c0_in1": starts})
+
+def _resize_case(id_, op, inputs, attrs=None, **kw):
+    return BOOK.add(id_, op, inputs, attrs or {}, exact=False, **kw)
 
 
-def test_reflect_pad_larger_than_axis_is_refused():
-    x = rand(2, 3)
-    model = build_model([Case("bad", "Pad", [x, Const(np.array([0, 3, 0, 0], np.int64))],
-                              {"mode": "reflect"}, opset=13)])
-    with pytest.raises(CompileError, match="reflect"):
-        run_onnx(model, {"c0_in0": x})
+rand, case = _rand_nn, _resize_case
+# --- Resize / Upsample --------------------------------------------------------------------
+COORD_MODES = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+               "tf_half_pixel_for_nn"]
+NEAREST_MODES = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
+EMPTY = Const(np.zeros(0, np.float32))
+
+
+def scales(*s):
+    return Const(np.array(s, np.float32))
+
+
+def sizes(*s):
+    return Const(np.array(s, np.int64))
+
+
+X_UP, X_DOWN = rand(2, 3, 4, 5), rand(1, 2, 7, 9)
+for opset in (11, 13):
+    roi = EMPTY if opset == 11 else None
+    for coord in COORD_MODES:
+        for nm in NEAREST_MODES:
+            case(f"resize_nearest_{coord}_{nm}_v{opset}", "Resize",
+                 [X_UP, roi, scales(1, 1, 2.5, 1.5)],
+                 {"mode": "nearest", "coordinate_transformation_mode": coord,
+                  "nearest_mode": nm}, opset=opset)
+            case(f"resize_nearest_down_{coord}_{nm}_v{opset}", "Resize",
+                 [X_DOWN, roi, EMPTY, sizes(1, 2, 3, 5)],
+                 {"mode": "nearest", "coordinate_transformation_mode": coord,
+                  "nearest_mode": nm}, opset=opset)
+        if coord == "tf_half_pixel_for_nn":
+            continue  # defined for nearest only
+        case(f"resize_linear_{coord}_v{opset}", "Resize", [X_UP, roi, scales(1, 1, 2.0, 1.7)],
+             {"mode": "linear", "coordinate_transformation_mode": coord}, opset=opset)
+        case(f"resize_linear_down_{coord}_v{opset}", "Resize",
+             [X_DOWN, roi, EMPTY, sizes(1, 2, 4, 1)],
+             {"mode": "linear", "coordinate_transformation_mode": coord}, opset=opset)
+    for mode in ("nearest", "linear"):
+        case(f"resize_{mode}_tf_crop_and_resize_v{opset}", "Resize",
+             [X_DOWN, Const(np.array([0, 0, 0.2, -0.1, 1, 1, 0.9, 1.3], np.float32)), EMPTY,
+              sizes(1, 2, 5, 6)],
+             {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize",
+              "extrapolation_value": -7.0}, opset=opset)
+    case(f"resize_nearest_int8_v{opset}", "Resize",
+         [rand(1, 2, 3, 3, dtype=np.int8, low=-100, high=100), roi, scales(1, 1, 2, 3)],
+         {"mode": "nearest"}, opset=opset)
+case("resize_defaults_v13", "Resize", [X_UP, None, scales(1, 1, 0.6, 2.2)], opset=13)
+case("resize_v10_nearest", "Resize", [X_UP, scales(1, 1, 2.0, 3.0)], {"mode": "nearest"},
+     opset=10)
+case("resize_v10_nearest_down", "Resize", [X_DOWN, scales(1, 1, 0.5, 0.7)],
+     {"mode": "nearest"}, opset=10)
+case("resize_v10_linear", "Resize", [X_UP, scales(1, 1, 1.5, 2.0)], {"mode": "linear"},
+     opset=10)
+
+
+def half_pixel_ref(out_hw, scale_hw, mode):
+    """NumPy Resize over H and W, half_pixel coordinates with the given scales (for the
+    opset-18 'axes' forms, which onnxruntime 1.23 and the onnx reference both reject)."""
+    def axis_weights(n_in, n_out, scale):
+        c = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) / np.float32(scale) - 0.5
+        w = np.zeros((n_out, n_in), np.float64)
+        if mode == "nearest":  # round_prefer_floor, clamped
+            i = np.where(c == np.floor(c) + 0.5, np.floor(c), np.floor(c + 0.5))
+            w[np.arange(n_out), np.clip(i, 0, n_in - 1).astype(int)] = 1
+            return w
+        c = np.clip(c, 0, n_in - 1)
+        i0 = np.floor(c).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        np.add.at(w, (np.arange(n_out), i0), 1 - (c - i0))
+        np.add.at(w, (np.arange(n_out), i1), c - i0)
+        return w
+
+    def ref(x, *_):
+        wy = axis_weights(x.shape[2], out_hw[0], scale_hw[0])
+        wx = axis_weights(x.shape[3], out_hw[1], scale_hw[1])
+        return [np.einsum("yh,nchw,xw->ncyx", wy, x.astype(np.float64), wx).astype(np.float32)]
+    return ref
+
+
+# X_DOWN is 7x9: not_larger to 5x5 scales both by 5/9 -> 4x5; not_smaller to 4x4 by 4/7 -> 4x5
+case("resize_v18_axes_not_larger", "Resize", [X_DOWN, None, None, sizes(5, 5)],
+     {"mode": "linear", "axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, opset=18,
+     ref=half_pixel_ref((4, 5), (np.float32(5) / np.float32(9),) * 2, "linear"))
+case("resize_v18_axes_not_smaller", "Resize", [X_DOWN, None, None, sizes(4, 4)],
+     {"mode": "nearest", "axes": [-2, -1], "keep_aspect_ratio_policy": "not_smaller"},
+     opset=18, ref=half_pixel_ref((4, 5), (np.float32(4) / np.float32(7),) * 2, "nearest"))
+case("resize_v18_scales_axes", "Resize", [X_UP, None, scales(1.5)],
+     {"mode": "linear", "axes": [3]}, opset=18, ref=half_pixel_ref((4, 7), (1.0, 1.5), "linear"))
+case("resize_v19_half_pixel_symmetric", "Resize", [X_DOWN, None, scales(1, 1, 0.6, 1.7)],
+     {"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"}, opset=19)
+case("resize_v19_half_pixel_symmetric_nn", "Resize", [X_UP, None, scales(1, 1, 1.6, 2.5)],
+     {"mode": "nearest", "coordinate_transformation_mode": "half_pixel_symmetric"}, opset=19)
+case("upsample_v9_nearest", "Upsample", [X_UP, scales(1, 1, 2, 3)], {"mode": "nearest"},
+     opset=9)
+case("upsample_v9_linear", "Upsample", [X_UP, scales(1, 1, 2, 1.5)], {"mode": "linear"},
+     opset=9)
+case("upsample_v7_attr", "Upsample", [X_UP], {"mode": "nearest", "scales": [1.0, 1.0, 3.0, 2.0]},
+     opset=7)
+case("upsample_v7_linear", "Upsample", [X_UP], {"mode": "linear", "scales": [1.0, 1.0, 2.0, 2.0]},
+     opset=7)

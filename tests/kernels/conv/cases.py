@@ -1,0 +1,277 @@
+"""Convolution cases (Conv in NCHW and, with enable_nchw44, NCHW44; ConvTranspose), written
+once and run against every conv implementation that applies (test_conv.py).
+
+Moved here from test_kernels_core (portable shapes), test_kernels_isa (the AVX2 tile edges),
+test_kernels_neon (the NEON tile edges), test_kernels_winograd (Winograd tile edges),
+test_layout_nchw44 (NCHW44 variants) and test_kernels_nn (ConvTranspose, onnxruntime
+reference). `expect` records
+what the cost model picks for a case on a platform (kernel-name prefix, suffix), checked by
+test_conv.py::test_cost_model_choice without a C build.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.common import act_post, act_ref
+from kernels.harness import Book, Const
+from reference import conv2d
+
+BOOK = Book("conv")
+F32 = np.float32
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def conv_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, scaled=False,
+              clip=(-0.5, 1.5), nchw44=False, expect=None, opset=13):
+    """One Conv (+ activation epilogue). scaled: weights at a trained layer's scale (variance
+    1 / fan-in), outputs of order 1 as in a network: Winograd's rounding error grows with
+    the partial sums' magnitude (unit weights at K = 333 give outputs of ~18 and F(4,3)
+    normalised errors up to 1.7e-4)."""
+    x = rng.standard_normal((n, c, h, w)).astype(F32)
+    wt = rng.standard_normal((oc, c // g, *k)).astype(F32)
+    if scaled:
+        wt = wt / F32(np.sqrt(c // g * k[0] * k[1]))
+    inputs = [x, Const(wt)]
+    if bias:
+        inputs.append(Const(rng.standard_normal(oc).astype(F32)))
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d), group=g)
+
+    def ref(x, w, b=None):
+        return [act_ref(act, conv2d(x, w, b, s, p, d, g), clip)]
+    BOOK.add(id_, "Conv", inputs, attrs, opset=opset, ref=ref, post=act_post(act, clip),
+             nchw44=nchw44, expect=expect or {})
+
+
+# ------------------------------------------------------- portable shapes (test_kernels_core)
+CORE = [
+    # (N, C, H, W, OC, k, stride, pads(t,l,b,r), dilation, group, bias)
+    (1, 3, 7, 7, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    (2, 5, 9, 6, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False),
+    (1, 4, 8, 8, 6, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, True),
+    (1, 3, 11, 13, 5, (5, 3), (2, 1), (2, 1, 2, 1), (2, 1), 1, True),
+    (1, 6, 10, 10, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True),  # depthwise
+    (2, 4, 9, 9, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4, False),  # depthwise x2
+    (1, 7, 5, 5, 7, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 7, True),  # depthwise 5x5
+    (1, 3, 1, 1, 2, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+    (1, 1, 7, 3, 1, (3, 3), (3, 3), (1, 1, 1, 1), (1, 1), 1, False),
+    (1, 6, 6, 6, 9, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3, True),  # grouped
+]
+_r = _rng(1234)
+for _c in CORE:
+    conv_case("core_" + "x".join(map(str, _c[:5])) + f"_g{_c[9]}", _r, *_c)
+
+# 1-D with auto_pad SAME_UPPER
+_x, _w = _r.standard_normal((2, 3, 17)).astype(F32), _r.standard_normal((4, 3, 3)).astype(F32)
+BOOK.add("core_1d_auto_pad", "Conv", [_x, Const(_w)], {"strides": [2], "auto_pad": "SAME_UPPER"},
+         opset=13, ref=lambda x, w: [conv2d(x[:, :, None, :], w[:, :, None, :], None, (1, 2),
+                                           (0, 1, 0, 1))[:, :, 0, :]])
+
+
+# ---------------------------------------------------- AVX2 tile edges (test_kernels_isa)
+# Shapes for the vector code's edges: channel counts that leave 1..5-row tails of the 6-row
+# micro-tile, spatial sizes that are not multiples of 8 or 16, K above the K-block (320) so
+# tiles accumulate over blocks, rows wide enough for the stride-1/stride-2 vector im2col
+# paths, padding, dilation, groups, channel multipliers and every epilogue kind. The last
+# field: the kernel the cost model picks at x86_64-v3 (None: either is fine).
+ISA = [
+    (1, 3, 7, 7, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
+    (2, 5, 9, 6, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, None, "conv2d_gemm6x16"),
+    # 3x3 stride 1 with room for 4x4 tiles: Winograd
+    (1, 37, 19, 21, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_winograd_f43"),
+    # 3x3 stride 1, K = 576 over two K blocks, one output row: too few tiles for Winograd
+    (1, 64, 1, 40, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm6x16"),
+    (1, 19, 41, 45, 11, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
+    (1, 3, 37, 35, 8, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True, None, "conv2d_gemm6x16"),
+    (1, 5, 23, 40, 9, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1, False, "Sigmoid", "conv2d_gemm6x16"),
+    (1, 4, 11, 13, 5, (5, 3), (3, 3), (2, 1, 2, 1), (1, 1), 1, True, None, "conv2d_gemm6x16"),
+    (1, 40, 9, 11, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Relu", "conv2d_1x1_gemm6x16"),
+    (2, 350, 5, 7, 23, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None, "conv2d_1x1_gemm6x16"),
+    (1, 33, 10, 9, 29, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
+    (1, 12, 8, 9, 18, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 3, True, "Relu", "conv2d_1x1_gemm6x16"),
+    (1, 6, 6, 6, 9, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3, True, None, "conv2d_gemm6x16"),
+    # one multiply-add: the cost model may keep portable C (None: either is fine)
+    (1, 1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None, None),
+    # depthwise: 3x3/5x5, stride 1/2, odd widths, channel multiplier 2, dilation
+    (1, 7, 13, 19, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 7, True, "Clip", "conv2d_depthwise"),
+    (2, 5, 14, 17, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 5, False, "Relu", "conv2d_depthwise"),
+    (1, 3, 12, 23, 3, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 3, True, None, "conv2d_depthwise"),
+    (1, 4, 15, 21, 4, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 4, True, "Sigmoid", "conv2d_depthwise"),
+    (1, 3, 9, 10, 6, (3, 3), (1, 1), (0, 1, 2, 0), (2, 1), 3, True, None, "conv2d_depthwise"),
+    (1, 8, 9, 7, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "Relu", "conv2d_depthwise"),
+    # fewer output rows than the 4-row block, and a 4-row block plus a 1-row remainder
+    (1, 6, 3, 11, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Relu", "conv2d_depthwise"),
+    (1, 5, 5, 9, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False, "Clip", "conv2d_depthwise"),
+    # stride 2 with dilated taps (even/odd column planes) and rows wide enough to vectorise
+    (1, 6, 17, 41, 6, (3, 3), (2, 2), (2, 1, 2, 1), (2, 2), 6, True, None, "conv2d_depthwise"),
+    # plane copies of short rows: 7 and 5 columns (two overlapping half vectors), 3 and 2
+    # (scalar on AVX2); 7 output rows = a 4-row block and one moved up over it
+    (1, 6, 7, 7, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Clip", "conv2d_depthwise"),
+    (1, 4, 9, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4, False, None, "conv2d_depthwise"),
+    (1, 3, 6, 3, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3, True, "Relu", "conv2d_depthwise"),
+    # stride 2 from 14 and 10 columns (7 and 5 even/odd pairs: half vectors), from 5 (2 pairs)
+    (1, 5, 14, 14, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 5, True, "Relu", "conv2d_depthwise"),
+    (1, 3, 11, 10, 3, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 3, True, "Clip", "conv2d_depthwise"),
+    (1, 2, 5, 5, 2, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2, True, None, "conv2d_depthwise"),
+    # expanding 1x1 with a short K (the tiles run along row panels): M = 38 = 6 * 6 + 2 rows,
+    # 13 x 13 = 169 columns (a 9-column edge panel); 7 x 7 = 49 (a 1-column edge panel)
+    (1, 16, 13, 13, 38, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Clip", "conv2d_1x1_gemm6x16"),
+    (1, 24, 7, 7, 29, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm6x16"),
+]
+
+# the NEON tile edges (test_kernels_neon): same layout
+NEON = [
+    # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
+    (1, 9, 7, 9, 15, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_gemm"),
+    # 1x1, OC 17 = 2 * 8 + 1, 6 x 5 = 30 columns = 2 * 12 + 6 (wide edge)
+    (1, 16, 6, 5, 17, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm"),
+    # stride 2 with a right pad, OC 31 = 3 * 8 + 7; output 4 x 3 (one tile, 12 columns)
+    (1, 4, 8, 6, 31, (3, 3), (2, 2), (1, 0, 1, 1), (1, 1), 1, True, None, "conv2d_gemm"),
+    # K = 360: two K blocks of 180, so the N block (~272 columns) is smaller than the
+    # 17 x 17 = 289 outputs: several N blocks, each packed from a row-crossing offset
+    (1, 40, 17, 17, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm"),
+]
+NEON_TILES = {"arm64": ("8x12", "_neon64"), "armv7": ("6x8", "_neon")}
+
+
+def neon_expect(prefix):
+    """The expected kernel on the NEON targets (the AVX2 table says gemm6x16, and Winograd
+    for 3x3 stride-1 layers: an AVX2 kernel, so NEON runs those through im2col); depthwise
+    kernels are the shared 4-wide "_neon" ones on both targets."""
+    if prefix is None:
+        return {}
+    out = {}
+    for platform, (tile, suffix) in NEON_TILES.items():
+        pre = prefix.replace("conv2d_winograd_f43", "conv2d_gemm")
+        pre = pre.replace("gemm6x16", "gemm").replace("gemm", "gemm" + tile, 1)
+        out[platform] = (pre, "_neon" if prefix == "conv2d_depthwise" else suffix)
+    return out
+
+
+_r = _rng(4321)
+for _c in ISA:
+    _exp = {"avx2": (_c[12], "_avx2")} if _c[12] else {}
+    _exp.update(neon_expect(_c[12]))
+    conv_case("isa_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}g{_c[9]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect=_exp)
+_r = _rng(99)
+for _c in NEON:
+    conv_case("neon_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], expect=neon_expect(_c[12]))
+
+
+# --------------------------------------------------- Winograd edges (test_kernels_winograd)
+WINOGRAD = [
+    # (N, C, H, W, OC, pads (t, l, b, r), bias, act): 3x3 stride 1, four epilogues
+    (1, 3, 1, 1, 4, (1, 1, 1, 1), True, "Relu"),      # 1x1 output: one cut tile
+    (1, 5, 2, 3, 7, (1, 1, 1, 1), False, None),       # 2x3
+    (1, 4, 3, 3, 5, (0, 0, 0, 0), True, "Clip"),      # 1x1 output without padding
+    (1, 6, 4, 5, 6, (1, 1, 1, 1), True, "Sigmoid"),   # 4x5: scalar activation pass
+    (1, 7, 7, 7, 13, (0, 0, 0, 0), True, "Relu"),     # 5x5
+    (1, 8, 6, 8, 11, (1, 0, 0, 1), True, "Relu"),     # asymmetric padding, 5x8
+    (2, 10, 9, 9, 19, (1, 1, 1, 1), True, "Relu"),    # batch 2, 9x9
+    (1, 9, 8, 9, 1, (1, 1, 1, 1), False, None),       # one output channel
+    (1, 4, 9, 45, 5, (1, 1, 1, 1), True, "Clip"),     # 12 (F(4,3)) / 23 tiles per row
+    (1, 3, 2, 37, 6, (1, 1, 1, 1), False, None),      # 2 output rows, 37 columns
+    (1, 64, 20, 19, 64, (1, 1, 1, 1), True, "Relu"),  # several blocks of 16 tiles
+    (1, 150, 18, 17, 100, (1, 1, 1, 1), True, "Relu"),  # 2 OC blocks x several tile blocks
+    (1, 520, 5, 6, 100, (1, 1, 1, 1), True, "Relu"),   # 2 K blocks x 2 OC blocks: redone transform
+]
+_r = _rng(2024)
+for _n, _c, _h, _w, _oc, _p, _b, _act in WINOGRAD:
+    conv_case(f"wino_{_n}x{_c}x{_h}x{_w}x{_oc}_p{''.join(map(str, _p))}_{_act}", _r,
+              _n, _c, _h, _w, _oc, (3, 3), (1, 1), _p, (1, 1), 1, _b, _act, scaled=True,
+              clip=(-0.5, 0.75))
+
+
+# ------------------------------------------------- NCHW44 variants (test_layout_nchw44)
+# (N, C, H, W, OC, k(h,w), stride, pads, dilation, group, bias, act, kind, NEON variant);
+# compiled with enable_nchw44 (the layout pass's own checks on these cases, relayouts and
+# variant notes, stay in test_layout_nchw44.py::test_conv_kernels, which imports this list)
+NCHW44 = [
+    (1, 4, 5, 7, 8, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Relu", "dense", "1x1 direct"),
+    (2, 12, 6, 5, 4, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, None, "dense", "1x1 direct"),
+    (1, 8, 9, 7, 12, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, True, "Sigmoid", "dense",
+     "generic direct"),
+    (1, 12, 9, 11, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "dense",
+     "3x3 s1 direct"),
+    (1, 20, 7, 19, 4, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "LeakyRelu", "dense",
+     "3x3 s1 direct"),
+    (1, 4, 10, 9, 8, (3, 3), (1, 1), (0, 1, 2, 0), (1, 1), 1, True, None, "dense",
+     "3x3 s1 direct"),
+    (1, 8, 13, 21, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, False, "Relu", "dense",
+     "3x3 s2 direct"),
+    (2, 4, 11, 10, 12, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 1, True, "Sigmoid", "dense",
+     "3x3 s2 direct"),
+    (1, 4, 11, 17, 12, (5, 3), (2, 1), (2, 1, 2, 1), (2, 1), 1, True, "Clip", "dense",
+     "generic direct"),
+    (1, 8, 13, 19, 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 8, True, "Clip", "depthwise",
+     "channel-wise 3x3 s1 direct"),
+    (2, 12, 14, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 12, False, "Relu", "depthwise",
+     "channel-wise 3x3 s2 direct"),
+    (1, 4, 12, 23, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 4, True, None, "depthwise",
+     "channel-wise 5x5 s1 direct"),
+    (1, 20, 15, 21, 20, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 20, True, "Sigmoid", "depthwise",
+     "channel-wise 5x5 s2 direct"),
+    (1, 4, 9, 10, 4, (3, 3), (1, 1), (0, 1, 2, 0), (2, 1), 4, True, "LeakyRelu", "depthwise",
+     "channel-wise generic direct"),
+    (1, 3, 19, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "hybrid",
+     "hybrid NCHW->NCHW44 direct"),
+    (1, 1, 9, 10, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1, False, None, "hybrid",
+     "hybrid NCHW->NCHW44 direct"),
+]
+
+
+def nchw44_case_id(c):
+    return f"{c[12]}_{c[1]}to{c[4]}_{c[2]}x{c[3]}_k{c[5][0]}x{c[5][1]}s{c[6][0]}_{c[11]}"
+
+
+_r = _rng(44)
+for _c in NCHW44:
+    conv_case("nchw44_" + nchw44_case_id(_c), _r, *_c[:12], nchw44=True)
+
+
+_RNG_NN = np.random.default_rng(5)
+
+
+def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
+    if np.dtype(dtype).kind == "f":
+        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
+    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+
+
+rand, case = _rand_nn, BOOK.add
+# --- ConvTranspose ------------------------------------------------------------------------
+# (name, x shape, w shape, attrs)
+DECONV = [
+    ("k3_s1_p1", (1, 3, 5, 5), (3, 4, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ("k3_s2_p1_op1", (2, 3, 4, 5), (3, 2, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1],
+                                                  "output_padding": [1, 1]}),
+    ("k4_s2_p1", (1, 4, 3, 3), (4, 3, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("k2_s2", (1, 5, 7, 3), (5, 2, 2, 2), {"strides": [2, 2]}),
+    ("k1", (2, 3, 3, 4), (3, 5, 1, 1), {}),
+    ("groups2", (1, 4, 5, 3), (4, 3, 3, 3), {"group": 2, "strides": [2, 1],
+                                             "pads": [0, 1, 1, 0]}),
+    ("depthwise", (1, 3, 4, 4), (3, 1, 3, 3), {"group": 3, "strides": [2, 2]}),
+    ("dilated", (1, 2, 4, 5), (2, 3, 3, 2), {"dilations": [2, 3], "pads": [1, 0, 2, 1]}),
+    ("asym_stride", (1, 2, 3, 4), (2, 2, 3, 5), {"strides": [3, 2], "pads": [1, 2, 0, 1],
+                                                 "output_padding": [2, 1]}),
+    ("output_shape", (1, 2, 3, 3), (2, 3, 3, 3), {"strides": [2, 2],
+                                                  "output_shape": [6, 7]}),
+    ("same_upper", (1, 2, 3, 4), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ("same_lower", (1, 2, 3, 4), (2, 2, 4, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    ("valid", (1, 2, 3, 4), (2, 2, 3, 3), {"strides": [2, 1], "auto_pad": "VALID"}),
+    ("1d", (2, 3, 7), (3, 4, 3), {"strides": [2], "pads": [1, 0]}),
+    ("1d_groups", (1, 4, 5), (4, 1, 4), {"group": 2, "output_padding": [1],
+                                         "strides": [3]}),
+]
+for name, xs, ws, attrs in DECONV:
+    group = attrs.get("group", 1)
+    bias = Const(rand(ws[1] * group))
+    for opset in (11, 17):
+        ins = [rand(*xs), Const(rand(*ws))] + ([bias] if opset == 17 else [])
+        case(f"conv_transpose_{name}_v{opset}", "ConvTranspose", ins, attrs, opset=opset)
+case("conv_transpose_runtime_weights", "ConvTranspose", [rand(1, 2, 3, 3), rand(2, 3, 3, 3)],
+     {"strides": [2, 2]}, opset=17)

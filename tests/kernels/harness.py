@@ -1,0 +1,365 @@
+"""Per-operator kernel tests: cases written once per family, run against every registered
+implementation that applies to them, on every platform that can execute it.
+
+A family's `cases.py` fills a `Book` with `Case`s (one ONNX node, optionally followed by an
+epilogue chain such as a bias-free activation, plus a reference: onnxruntime by default, a
+NumPy function, or "onnx" for the onnx package's reference evaluator). Its test module
+parametrizes over `book.params()`: one test per (implementation, platform, case) where the
+registry says the implementation applies to the case's op as compiled for that platform
+(`registry.candidates` on the planned graph). Cases are batched: the applicable cases of one
+(implementation, platform, opset, layout option) compile into ONE model (one C build, one
+run, under qemu for the ARM targets) with `registry.only(implementation)`; each test then
+asserts that its op was computed by that implementation (`Instr.impl`) and compares.
+
+Platforms: portable implementations run on the host at level "generic"; the others on every
+platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
+it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+from build_support import in_ci, require_target
+from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
+from megcc_builder.frontend.onnx import load_onnx
+from megcc_builder.host import build_runner, emulator_of, run_blob
+from megcc_builder.kernels import registry
+from megcc_builder.options import CompileOptions
+from megcc_builder.target import host_level, spec
+
+TOL = 1e-4  # |ours - ref| / max(1, |ref|), DESIGN.md's float32 rule
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    level: str
+    target: Optional[str]  # hosted target run under its emulator; None = this machine
+
+
+PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
+                                  Platform("avx2", "x86_64-v3", None),
+                                  Platform("arm64", "arm64-neon", "arm64"),
+                                  Platform("armv7", "armv7-neon", "armv7")]}
+
+
+def platforms_of(impl: registry.Implementation) -> List[str]:
+    """Where an implementation runs: portable C on the host; else every platform whose level
+    provides its requirement (a vocabulary is generated per level: each is a distinct code
+    path)."""
+    if not impl.requires:
+        return ["generic"]
+    return [p.name for p in PLATFORMS.values() if p.name != "generic"
+            and registry.provides(spec(p.level), impl.requires)]
+
+
+def require_platform(platform: Platform) -> None:
+    if platform.target is not None:
+        require_target(platform.target)
+    elif not spec(platform.level).features <= spec(host_level()).features:
+        msg = f"host ({host_level()}) cannot run {platform.level} kernels"
+        if in_ci():
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+class Const:
+    """An input given as an initializer (compile-time constant)."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+
+@dataclass
+class Case:
+    id: str
+    op: str
+    inputs: list  # np.ndarray = runtime input, Const = initializer, None = omitted
+    attrs: Dict = field(default_factory=dict)
+    opset: int = 17
+    n_out: int = 1
+    ref: Optional[Callable] = None  # NumPy reference (of the whole chain), "onnx", None = ORT
+    # epilogue: (op, extra inputs, attrs) applied in turn to output 0 (fused activations)
+    post: Sequence[Tuple[str, list, Dict]] = ()
+    nchw44: bool = False  # compile with enable_nchw44 (the conv region in NCHW44)
+    exact: Optional[bool] = None  # None = the book's rule
+    tol: float = TOL
+    # platform -> (kernel-name prefix, suffix) the cost model picks without restriction
+    expect: Dict[str, Tuple[str, str]] = field(default_factory=dict)
+
+    # cases with different tags never share a model (a workaround for a compiler bug where
+    # batching breaks the build: the case's comment says which)
+    batch: str = ""
+
+    @property
+    def group(self):
+        return (self.opset, self.nchw44, self.batch)
+
+    def values(self):
+        return [v.value if isinstance(v, Const) else v for v in self.inputs]
+
+
+def build_model(cases: List[Case]) -> onnx.ModelProto:
+    """The cases as independent branches of one model: case k's node is named `case{k}`."""
+    nodes, graph_inputs, inits, outputs = [], [], [], []
+
+    def name_of(v, name):
+        if v is None:
+            return ""
+        if isinstance(v, Const):
+            inits.append(numpy_helper.from_array(v.value, name))
+        else:
+            graph_inputs.append(helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
+        return name
+
+    for k, c in enumerate(cases):
+        names = [name_of(v, f"c{k}_in{i}") for i, v in enumerate(c.inputs)]
+        outs = [f"c{k}_out{j}" for j in range(c.n_out)]
+        outputs += [helper.make_empty_tensor_value_info(o) for o in outs]
+        first = [f"c{k}_t0"] + outs[1:] if c.post else outs
+        nodes.append(helper.make_node(c.op, names, first, name=f"case{k}", **c.attrs))
+        src = first[0]
+        for j, (op, extra, attrs) in enumerate(c.post):
+            dst = outs[0] if j == len(c.post) - 1 else f"c{k}_t{j + 1}"
+            ins = [src] + [name_of(v, f"c{k}_p{j}_{i}") for i, v in enumerate(extra)]
+            nodes.append(helper.make_node(op, ins, [dst], name=f"case{k}_post{j}", **attrs))
+            src = dst
+    graph = helper.make_graph(nodes, "cases", graph_inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", cases[0].opset)])
+    model.ir_version = 8
+    return model
+
+
+def shapes_of(cases: List[Case]) -> Dict[str, tuple]:
+    """The runtime inputs' shapes (a 0-sized dimension reads as dynamic in an ONNX model)."""
+    return {n: tuple(v.shape) for n, v in feeds(cases).items()}
+
+
+def plan_cases(cases: List[Case], level: str, nchw44: bool):
+    return build_plan(load_onnx(build_model(cases), shapes_of(cases)), "cases",
+                      CompileOptions(isa=level, enable_nchw44=nchw44))
+
+
+def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
+    """The runtime inputs by name: the node's, then the epilogue's."""
+    out = {}
+    for k, c in enumerate(cases):
+        out.update({f"c{k}_in{i}": v for i, v in enumerate(c.inputs)
+                    if isinstance(v, np.ndarray)})
+        out.update({f"c{k}_p{j}_{i}": v for j, (_, extra, _) in enumerate(c.post)
+                    for i, v in enumerate(extra) if isinstance(v, np.ndarray)})
+    return out
+
+
+def reference(cases: List[Case]) -> List[list]:
+    """Per case, its reference outputs."""
+    result: Dict[int, list] = {}
+    by_group: Dict[tuple, List[int]] = {}
+    for k, c in enumerate(cases):
+        if c.ref == "onnx":
+            from onnx.reference import ReferenceEvaluator
+
+            result[k] = ReferenceEvaluator(build_model([c])).run(None, feeds([c]))
+        elif c.ref is not None:
+            result[k] = list(c.ref(*c.values()))
+        else:
+            by_group.setdefault(c.opset, []).append(k)
+    for ks in by_group.values():
+        sub = [cases[k] for k in ks]
+        sess = ort.InferenceSession(build_model(sub).SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        out = sess.run(None, feeds(sub))
+        i = 0
+        for k in ks:
+            result[k] = out[i:i + cases[k].n_out]
+            i += cases[k].n_out
+    return [result[k] for k in range(len(cases))]
+
+
+def _case_ops(graph, n_cases: int) -> Dict[int, object]:
+    """case index -> its op in a planned graph: the node named case<k>, or, where the
+    epilogue fused into it (a FusedElementwise chain takes its last node's name), the
+    case<k>_post<j> op writing the case's output. A case folded at compile time has none."""
+    found, fused = {}, {}
+    for op in graph.ops:
+        if not op.name.startswith("case"):
+            continue
+        head, _, post = op.name[4:].partition("_post")
+        if not head.isdigit() or int(head) >= n_cases:
+            continue
+        if not post:
+            found[int(head)] = op
+        elif f"c{head}_out0" in op.outputs:
+            fused[int(head)] = op
+    return {**fused, **found}
+
+
+class Book:
+    """A family's cases. `exact`: data movement must be bit-exact; arithmetic within tol."""
+
+    def __init__(self, family: str, exact: bool = False):
+        self.family = family
+        self.exact = exact
+        self.cases: List[Case] = []
+        self._by_id: Dict[str, Case] = {}
+        self._results = functools.lru_cache(maxsize=None)(self._run)
+        self._applicable = functools.lru_cache(maxsize=None)(self._plan_applicable)
+
+    def add(self, id_, *args, **kwargs) -> Case:
+        c = Case(id_, *args, **kwargs)
+        assert id_ not in self._by_id, f"duplicate case id {id_}"
+        self.cases.append(c)
+        self._by_id[id_] = c
+        return c
+
+    # ------------------------------------------------------------- which impl applies where
+    def _plan_applicable(self, platform: str, group) -> Dict[str, Tuple[str, ...]]:
+        """case id -> names of the implementations the registry would allow for its op when
+        compiled for `platform` (candidates on the planned graph); () = folded away."""
+        level = PLATFORMS[platform].level
+        cases = [c for c in self.cases if c.group == group]
+        plan = plan_cases(cases, level, group[1])
+        ops = _case_ops(plan.graph, len(cases))
+        isa = spec(level)
+        out = {}
+        for k, c in enumerate(cases):
+            if k not in ops:
+                out[c.id] = ()
+                continue
+            ok, _ = registry.candidates(ops[k], plan.graph, isa)
+            out[c.id] = tuple(impl.name for impl in ok)
+        return out
+
+    @functools.lru_cache(maxsize=None)
+    def _chosen(self, platform: str, group) -> Dict[str, List[str]]:
+        """case id -> the kernels of the instructions computing its op, unrestricted."""
+        cases = [c for c in self.cases if c.group == group]
+        plan = plan_cases(cases, PLATFORMS[platform].level, group[1])
+        ops = _case_ops(plan.graph, len(cases))
+        return {c.id: [i.kernel.name for i in plan.instrs
+                       if k in ops and set(ops[k].outputs) & set(i.outputs)]
+                for k, c in enumerate(cases)}
+
+    def applicable(self, case: Case, platform: str) -> Tuple[str, ...]:
+        return self._applicable(platform, case.group)[case.id]
+
+    def runs(self) -> List[Tuple[str, str, str]]:
+        """(implementation, platform, case id) for every applicable combination; a case
+        folded away at compile time runs once on the portable platform (impl "folded")."""
+        names = {impl.name: impl for impls in registry.REGISTRY.values() for impl in impls}
+        result = []
+        for c in self.cases:
+            seen = False
+            for name in sorted({n for p in PLATFORMS for n in self.applicable(c, p)}):
+                for platform in platforms_of(names[name]):
+                    if name in self.applicable(c, platform):
+                        result.append((name, platform, c.id))
+                        seen = True
+            if not seen and not any(self.applicable(c, p) for p in PLATFORMS):
+                result.append(("folded", "generic", c.id))
+        return result
+
+    def params(self):
+        return [pytest.param(name, platform, cid, id=f"{name}-{platform}-{cid}")
+                for name, platform, cid in self.runs()]
+
+    # ------------------------------------------------------------------------- running
+    def _run(self, name: str, platform: str, group) -> Dict[str, tuple]:
+        p = PLATFORMS[platform]
+        cases = [self._by_id[cid] for n, pl, cid in self.runs()
+                 if n == name and pl == platform and self._by_id[cid].group == group]
+        model = build_model(cases)
+        with tempfile.TemporaryDirectory(prefix="megcc-optest-") as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            onnx.save(model, path)
+            shapes = shapes_of(cases)
+            ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1])
+            if name == "folded":
+                bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
+            else:
+                with registry.only(name):
+                    bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
+            plan = bundle.models[0].plans[0]
+            ran = self._ran_by(plan, cases)
+            runner = build_runner(bundle.files["kernels_c"], target=p.target)
+            f = feeds(cases)
+            outs = run_blob(runner, bundle.files["model.tiny"], [f[n] for n in plan.graph.inputs],
+                            emulator=emulator_of(p.target))
+        by_name = dict(zip(plan.output_names, outs))
+        refs = reference(cases)
+        return {c.id: ([by_name[f"c{k}_out{j}"] for j in range(c.n_out)], refs[k], ran[c.id])
+                for k, c in enumerate(cases)}
+
+    @staticmethod
+    def _ran_by(plan, cases) -> Dict[str, set]:
+        """case id -> the implementations of the instructions computing its op (the ones
+        writing the op's outputs); {"view"} if the op became a view, {"folded"} if gone."""
+        ops = _case_ops(plan.graph, len(cases))
+        result = {}
+        for k, c in enumerate(cases):
+            if k not in ops:
+                result[c.id] = {"folded"}
+                continue
+            outs = set(ops[k].outputs)
+            impls = {i.impl for i in plan.instrs if outs & set(i.outputs)}
+            if not impls and outs <= set(plan.views):
+                impls = {"view"}
+            result[c.id] = impls
+        return result
+
+    def check(self, name: str, platform: str, case_id: str) -> None:
+        require_platform(PLATFORMS[platform])
+        case = self._by_id[case_id]
+        ours, ref, ran = self._results(name, platform, case.group)[case_id]
+        if name == "folded":
+            assert ran == {"folded"}, ran
+        elif ran == {"view"}:
+            assert name == "data.views.lower_view", (name, ran)
+        else:
+            assert ran == {name}, f"{case_id}: computed by {ran}, not {name}"
+        exact = self.exact if case.exact is None else case.exact
+        assert len(ours) == len(ref)
+        for a, b in zip(ours, ref):
+            b = np.asarray(b)
+            # a NumPy reference may compute a float32 result in float64 (a better oracle)
+            wide = callable(case.ref) and a.dtype == np.float32 and b.dtype == np.float64
+            assert (a.dtype == b.dtype or wide) and a.shape == b.shape, \
+                (a.dtype, a.shape, b.dtype, b.shape)
+            if a.dtype.kind == "f" and not exact:
+                err = np.abs(a.astype(np.float64) - b) / np.maximum(1.0, np.abs(b))
+                assert np.array_equal(np.isnan(a), np.isnan(b)), "NaN positions differ"
+                worst = np.nanmax(err, initial=0.0)
+                assert worst <= case.tol, f"{case_id} on {platform}: max error {worst}"
+            else:
+                np.testing.assert_array_equal(a, b)
+
+
+def check_choice(book: Book, platform: str, case_id: str) -> None:
+    """Without restriction, the cost model picks the kernel the case expects (no C build)."""
+    case = book._by_id[case_id]
+    prefix, suffix = case.expect[platform]  # suffix "!x": must not end with x
+    kernels = book._chosen(platform, case.group)[case_id]
+    assert len(kernels) == 1 and kernels[0].startswith(prefix), (case_id, platform, kernels)
+    if suffix.startswith("!"):
+        assert not kernels[0].endswith(suffix[1:]), (case_id, platform, kernels, suffix)
+    else:
+        assert kernels[0].endswith(suffix), (case_id, platform, kernels, suffix)
+
+
+def choice_params(book: Book):
+    return [pytest.param(p, c.id, id=f"{p}-{c.id}") for c in book.cases for p in c.expect]
+
+
+def every_impl_name() -> List[str]:
+    return sorted({impl.name for impls in registry.REGISTRY.values() for impl in impls})

@@ -1,0 +1,150 @@
+"""Pooling cases (MaxPool, AveragePool, global pools), run against every pool
+implementation that applies (portable direct loops, the vector plane kernels of every
+level).
+
+Moved here from test_kernels_core (test_pool, test_global_pool), test_kernels_isa
+(test_maxpool, test_avgpool: stride-2 even/odd column planes, wide rows, dilated taps, ceil
+overhang past the pads, NaN propagation) and test_kernels_neon (its max/average pools).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.harness import Book, Const
+from reference import pool2d
+
+BOOK = Book("pool")
+F32 = np.float32
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(F32)
+
+
+# what the cost model picks at the vector levels (test_kernels_isa / test_kernels_neon)
+VECTOR = {"max": {"avx2": ("maxpool_", "_avx2"), "arm64": ("maxpool_", "_neon"),
+                  "armv7": ("maxpool_", "_neon")},
+          "avg": {"avx2": ("avgpool_", "_avx2"), "arm64": ("avgpool_", "_neon"),
+                  "armv7": ("avgpool_", "_neon")}}
+
+
+def maxpool(id_, x, k, s, p, ceil, dil, opset=12, expect=None):
+    BOOK.add(id_, "MaxPool", [x], dict(kernel_shape=list(k), strides=list(s), pads=list(p),
+                                       ceil_mode=ceil, dilations=list(dil)), opset=opset,
+             ref=lambda x: [pool2d(x, k, s, p, "max", False, bool(ceil), dil)],
+             expect=expect or {})
+
+
+def avgpool(id_, x, k, s, p, incpad, ceil, dil=(1, 1), opset=19, expect=None):
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), ceil_mode=ceil,
+                 count_include_pad=incpad)
+    if dil != (1, 1):
+        attrs["dilations"] = list(dil)
+    BOOK.add(id_, "AveragePool", [x], attrs, opset=opset,
+             ref=lambda x: [pool2d(x, k, s, p, "avg", bool(incpad), bool(ceil), dil)],
+             expect=expect or {})
+
+
+# --------------------------------------------------------------- test_kernels_core
+_r = np.random.default_rng(1234)
+for _mode, _k, _s, _p, _ceil, _inc, _dil in [
+        ("max", (3, 3), (2, 2), (1, 1, 1, 1), 0, 0, (1, 1)),
+        ("max", (2, 2), (2, 2), (0, 0, 0, 0), 1, 0, (1, 1)),
+        ("max", (3, 2), (1, 2), (0, 1, 1, 0), 0, 0, (2, 1)),
+        ("avg", (3, 3), (2, 2), (1, 1, 1, 1), 0, 0, (1, 1)),
+        ("avg", (3, 3), (2, 2), (1, 1, 1, 1), 0, 1, (1, 1)),
+        ("avg", (2, 2), (2, 2), (0, 0, 0, 0), 1, 0, (1, 1)),
+        ("avg", (5, 5), (1, 1), (2, 2, 2, 2), 0, 1, (1, 1))]:
+    _id = f"core_{_mode}_k{_k}s{_s}p{_p}c{_ceil}i{_inc}d{_dil}"
+    if _mode == "max":
+        maxpool(_id, _f32(_r, 2, 3, 9, 8), _k, _s, _p, _ceil, _dil)
+    else:
+        avgpool(_id, _f32(_r, 2, 3, 9, 8), _k, _s, _p, _inc, _ceil, opset=13)
+for _op in ("GlobalAveragePool", "GlobalMaxPool"):
+    BOOK.add(f"core_{_op}", _op, [_f32(_r, 2, 5, 7, 3)], opset=13,
+             ref=(lambda x: [x.mean((2, 3), keepdims=True)]) if _op == "GlobalAveragePool"
+             else (lambda x: [x.max((2, 3), keepdims=True)]))
+
+# ------------------------------------------------------------ test_kernels_isa (AVX2)
+_r = np.random.default_rng(4321)
+for _sh, _k, _s, _p, _ceil, _dil in [
+        ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), 0, (1, 1)),
+        ((1, 5, 55, 55), (3, 3), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
+        ((1, 4, 13, 21), (2, 2), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
+        ((1, 3, 17, 19), (3, 2), (1, 1), (0, 1, 1, 0), 0, (2, 1)),
+        ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1)),
+        # stride 2 reads even/odd column planes: wide rows (vector split), dilated taps
+        ((1, 2, 11, 37), (3, 3), (2, 2), (1, 1, 1, 1), 1, (1, 1)),
+        ((1, 3, 20, 23), (3, 3), (2, 2), (1, 2, 1, 0), 0, (2, 2))]:
+    _x = _f32(_r, *_sh)
+    _x.flat[5] = np.nan  # NaN propagates like the portable kernel
+    maxpool(f"isa_max_{_sh}_k{_k}s{_s}p{_p}c{_ceil}d{_dil}", _x, _k, _s, _p, _ceil, _dil,
+            opset=13, expect={"avx2": VECTOR["max"]["avx2"]})
+for _sh, _k, _s, _p, _inc, _ceil, _dil in [
+        ((1, 4, 27, 27), (3, 3), (2, 2), (1, 1, 1, 1), 0, 0, (1, 1)),   # ShuffleNet's shortcut
+        ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), 1, 0, (1, 1)),
+        ((1, 5, 14, 14), (2, 2), (2, 2), (0, 0, 0, 0), 0, 0, (1, 1)),   # DenseNet's transition
+        ((1, 3, 11, 37), (3, 3), (1, 1), (1, 1, 1, 1), 0, 0, (1, 1)),
+        ((1, 2, 12, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1, 1, (1, 1)),  # ceil overhang past pads
+        ((1, 2, 13, 21), (3, 3), (2, 2), (1, 0, 1, 2), 1, 1, (1, 1)),
+        ((1, 2, 12, 19), (5, 3), (1, 2), (2, 1, 0, 1), 0, 1, (1, 2)),
+        ((1, 3, 9, 23), (7, 7), (1, 1), (0, 0, 0, 0), 0, 0, (1, 1))]:
+    _x = _f32(_r, *_sh)
+    _x.flat[7] = np.nan
+    avgpool(f"isa_avg_{_sh}_k{_k}s{_s}p{_p}i{_inc}c{_ceil}d{_dil}", _x, _k, _s, _p, _inc, _ceil,
+            _dil, expect={"avx2": VECTOR["avg"]["avx2"]})
+
+# -------------------------------------------------------------- test_kernels_neon
+_r = np.random.default_rng(88)
+for _sh, _k, _s, _p, _ceil, _dil in [
+        ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), 0, (1, 1)),
+        ((1, 5, 27, 27), (3, 3), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
+        ((1, 4, 13, 21), (2, 2), (2, 2), (0, 0, 0, 0), 1, (1, 1)),
+        ((1, 3, 17, 19), (3, 2), (1, 1), (0, 1, 1, 0), 0, (2, 1)),
+        ((1, 2, 7, 9), (5, 5), (1, 1), (2, 2, 2, 2), 0, (1, 1))]:
+    _x = _f32(_r, *_sh)
+    _x.flat[5] = np.nan
+    maxpool(f"neon_max_{_sh}_k{_k}s{_s}p{_p}c{_ceil}d{_dil}", _x, _k, _s, _p, _ceil, _dil,
+            opset=13, expect={p: VECTOR["max"][p] for p in ("arm64", "armv7")})
+for _sh, _k, _s, _p, _inc, _ceil in [
+        ((1, 4, 27, 27), (3, 3), (2, 2), (1, 1, 1, 1), 0, 0),
+        ((1, 2, 12, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1, 1),
+        ((1, 3, 11, 13), (2, 2), (2, 2), (0, 0, 0, 0), 0, 0),
+        ((1, 2, 9, 15), (5, 3), (1, 1), (2, 1, 0, 1), 0, 1)]:
+    _x = _f32(_r, *_sh)
+    _x.flat[3] = np.nan
+    avgpool(f"neon_avg_{_sh}_k{_k}s{_s}p{_p}i{_inc}c{_ceil}", _x, _k, _s, _p, _inc, _ceil,
+            opset=13, expect={p: VECTOR["avg"][p] for p in ("arm64", "armv7")})
+
+# ------------------------------------------------------------------ new: Lp pools, unpool
+_r = np.random.default_rng(31)
+for _p in (1, 2, 3):
+    BOOK.add(f"lp_pool_p{_p}", "LpPool", [_f32(_r, 1, 3, 7, 5)],
+             dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], p=_p), opset=18)
+    BOOK.add(f"global_lp_pool_p{_p}", "GlobalLpPool", [_f32(_r, 2, 3, 5, 3)], {"p": _p},
+             opset=13)
+# MaxUnpool: the values and flat indices a 2x2/2 MaxPool of a 1x2x5x7 input produces
+_x = _f32(_r, 1, 2, 5, 7)
+_v = _x[:, :, :4, :6].reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(1, 2, 2, 3, 4)
+_arg = _v.argmax(-1)
+_rows = np.arange(2)[:, None] * 2 + _arg // 2
+_cols = np.arange(3)[None, :] * 2 + _arg % 2
+# flat indices into the inferred output (1, 2, 4, 6) (also with output_shape: the onnx
+# reference evaluator, like the kernel, places them in the inferred shape, then pads)
+_idx = (np.arange(2)[None, :, None, None] * 24 + _rows * 6 + _cols).astype(np.int64)
+
+
+def _unpool_ref(v, idx, shape=(1, 2, 4, 6)):
+    """Zeros with the values at their flat indices (onnxruntime 1.23 leaves the rest of its
+    output uninitialised, so it cannot be the oracle here)."""
+    y = np.zeros(int(np.prod(shape)), np.float32)
+    y[idx.ravel()] = v.ravel()
+    return [y.reshape(tuple(shape))]
+
+
+BOOK.add("max_unpool", "MaxUnpool", [_v.max(-1), _idx], dict(kernel_shape=[2, 2], strides=[2, 2]),
+         opset=11, ref=_unpool_ref)
+BOOK.add("max_unpool_output_shape", "MaxUnpool",
+         [_v.max(-1), _idx, Const(np.array([1, 2, 5, 7], np.int64))],
+         dict(kernel_shape=[2, 2], strides=[2, 2]), opset=11,
+         ref="onnx")

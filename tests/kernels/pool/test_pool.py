@@ -1,0 +1,17 @@
+"""Every pool case (cases.py) against every pool implementation that applies to it, on
+every platform that runs that implementation; and the cost model's pick where a case
+records one."""
+import pytest
+
+from kernels.pool.cases import BOOK
+from kernels.harness import check_choice, choice_params
+
+
+@pytest.mark.parametrize("impl,platform,case", BOOK.params())
+def test_pool(impl, platform, case):
+    BOOK.check(impl, platform, case)
+
+
+@pytest.mark.parametrize("platform,case", choice_params(BOOK))
+def test_cost_model_choice(platform, case):
+    check_choice(BOOK, platform, case)

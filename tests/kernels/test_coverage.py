@@ -1,0 +1,45 @@
+"""Every registered implementation is exercised by at least one case of tests/kernels/
+(adding an implementation without cases fails here), and every case runs somewhere."""
+from kernels.conv.cases import BOOK as CONV
+from kernels.data.cases import BOOK as DATA
+from kernels.elementwise.cases import BOOK as ELEMENTWISE
+from kernels.harness import every_impl_name
+from kernels.index.cases import BOOK as INDEX
+from kernels.matmul.cases import BOOK as MATMUL
+from kernels.norm.cases import BOOK as NORM
+from kernels.pool.cases import BOOK as POOL
+from kernels.reduce.cases import BOOK as REDUCE
+
+BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX]
+
+# Explicit exceptions: ops no one-node case produces. Graph passes create them from several
+# nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv); they are
+# exercised by the tests named here.
+PASS_MADE = {
+    "data.relayout_generic_f32.lower_relayout": "test_layout_nchw44.py",
+    "data.relayout_neon_f32.lower_relayout": "test_layout_nchw44.py",
+    "pool.nchw44_generic_f32.lower_pool_nchw44": "test_layout_nchw44.py (followers)",
+    "pool.nchw44_generic_f32.lower_global_pool_nchw44": "test_layout_nchw44.py (followers)",
+}
+EXCEPTIONS = PASS_MADE
+
+
+def exercised():
+    return {name for book in BOOKS for name, _, _ in book.runs()}
+
+
+def test_every_implementation_has_cases():
+    missing = sorted(set(every_impl_name()) - exercised() - set(EXCEPTIONS))
+    assert not missing, f"implementations no case in tests/kernels/ exercises: {missing}"
+
+
+def test_exceptions_are_current():
+    """An exception must name a registered implementation that has no case here yet."""
+    stale = sorted(n for n in EXCEPTIONS if n not in every_impl_name() or n in exercised())
+    assert not stale, f"remove from the exceptions: {stale}"
+
+
+def test_every_case_runs():
+    for book in BOOKS:
+        ran = {cid for _, _, cid in book.runs()}
+        assert ran == {c.id for c in book.cases}, book.family

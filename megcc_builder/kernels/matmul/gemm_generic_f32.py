@@ -38,7 +38,8 @@ def lower_gemm(op: Op, graph: Graph):
         variant, core = "nt", "megcc_gemm_nt(M, N, K, a, K, b, K, y, N, 0);"
         workspace = 0
     elif not trans_b:
-        variant = "nn"
+        # A's strides are in the code, so transA is part of the name
+        variant = "tn" if trans_a else "nn"
         sa = "1, M" if trans_a else "K, 1"
         core = f"megcc_gemm_nn(M, N, K, a, {sa}, b, N, y, N, 0);"
         workspace = 0

@@ -34,11 +34,7 @@ for _ta, _tb, _cs, _al, _be in [(0, 0, (5,), 1.0, 1.0), (0, 1, (3, 5), 0.5, 2.0)
         y = al * ((a.T if ta else a).astype(np.float64) @ (b.T if tb else b))
         return [y if c is None else y + be * c]
     BOOK.add(f"core_gemm_t{_ta}{_tb}_c{_cs}_a{_al}_b{_be}", "Gemm", _ins,
-             dict(transA=_ta, transB=_tb, alpha=_al, beta=_be), opset=13, ref=_gemm_ref,
-             # BUG (test_matmul.py::test_portable_gemm_kernel_names_encode_trans_a): the
-             # portable Gemm kernel without C is named gemm_nn_f32 whatever transA is, so a
-             # transA=1 and a transA=0 Gemm cannot share a model; built apart meanwhile
-             batch="transA" if _ta else "")
+             dict(transA=_ta, transB=_tb, alpha=_al, beta=_be), opset=13, ref=_gemm_ref)
 
 for _as, _bs in [((3, 4), (4, 5)), ((2, 3, 4), (4, 6)), ((2, 1, 3, 4), (5, 4, 2)),
                  ((4,), (4, 3)), ((2, 3, 4), (4,)), ((1, 9, 17), (3, 17, 33))]:

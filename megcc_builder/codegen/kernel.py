@@ -68,11 +68,33 @@ def kernel_source(name: str, body: str, prelude: str = "",
                   params: ParamSchema = NO_PARAMS) -> str:
     """Wrap a body into the uniform kernel signature: the params it uses unpacked by name
     at the top (params.py), and only the kernel arguments it does not use silenced."""
-    body = params.unpack(body) + body.rstrip() + "\n"
+    body = _insert_before_first_use(body.rstrip() + "\n", params.unpack(body), params.names)
     unused = [a for a in KERNEL_ARG_NAMES if not re.search(r"\b" + a + r"\b", body)]
     silence = "    " + " ".join(f"(void){a};" for a in unused) + "\n" if unused else ""
     return (f"{prelude}static int {name}({KERNEL_ARGS}) {{\n"
             f"{silence}{body}    return 0;\n}}\n")
+
+
+def _insert_before_first_use(body: str, decls: str, names: Sequence[str]) -> str:
+    """`decls` inserted at the top level of `body`, just before the statement that first
+    uses one of `names`: after the operand pointers, where hand-written code declares its
+    params (and where the templates did before params.py, so the object code is unchanged).
+    Only between two top-level statements: never inside a loop or an if."""
+    if not decls:
+        return body
+    lines = body.splitlines(keepends=True)
+    uses = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    depth, safe, prev = 0, 0, ";"
+    for i, line in enumerate(lines):
+        code = line.split("/*")[0].split("//")[0].strip()
+        if depth == 0 and prev[-1:] in (";", "}", "{") and not code.startswith("else"):
+            safe = i
+        if uses.search(line.split("/*")[0]):
+            break
+        depth += code.count("{") - code.count("}")
+        if code:
+            prev = code
+    return "".join(lines[:safe]) + decls + "".join(lines[safe:])
 
 
 def make_kernel(name: str, body: str, params: ParamSchema = NO_PARAMS, helpers: tuple = (),

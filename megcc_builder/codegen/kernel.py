@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import List, Sequence
 
+from .params import NO_PARAMS, ParamSchema
+
 
 @dataclass(frozen=True)
 class Kernel:
@@ -24,6 +26,8 @@ class Kernel:
     # instruction-set extension the source needs ("" = portable C99, "avx2" = AVX2+FMA);
     # kernels.c then checks the compiler targets it (target.KernelTag)
     isa: str = ""
+    # the names, meanings and order of the int32 params its instructions carry (params.py)
+    params: ParamSchema = NO_PARAMS
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
@@ -57,11 +61,46 @@ KERNEL_ARGS = ("void *const *in_ptrs, void *const *out_ptrs, const int32_t *p, "
                "void *workspace")
 
 
-def kernel_source(name: str, body: str, prelude: str = "") -> str:
-    """Wrap a body into the uniform kernel signature (unused args silenced)."""
+KERNEL_ARG_NAMES = ("in_ptrs", "out_ptrs", "p", "workspace")
+
+
+def kernel_source(name: str, body: str, prelude: str = "",
+                  params: ParamSchema = NO_PARAMS) -> str:
+    """Wrap a body into the uniform kernel signature: the params it uses unpacked by name
+    at the top (params.py), and only the kernel arguments it does not use silenced."""
+    body = _insert_before_first_use(body.rstrip() + "\n", params.unpack(body), params.names)
+    unused = [a for a in KERNEL_ARG_NAMES if not re.search(r"\b" + a + r"\b", body)]
+    silence = "    " + " ".join(f"(void){a};" for a in unused) + "\n" if unused else ""
     return (f"{prelude}static int {name}({KERNEL_ARGS}) {{\n"
-            f"    (void)in_ptrs; (void)out_ptrs; (void)p; (void)workspace;\n"
-            f"{body.rstrip()}\n    return 0;\n}}\n")
+            f"{silence}{body}    return 0;\n}}\n")
+
+
+def _insert_before_first_use(body: str, decls: str, names: Sequence[str]) -> str:
+    """`decls` inserted at the top level of `body`, just before the statement that first
+    uses one of `names`: after the operand pointers, where hand-written code declares its
+    params (and where the templates did before params.py, so the object code is unchanged).
+    Only between two top-level statements: never inside a loop or an if."""
+    if not decls:
+        return body
+    lines = body.splitlines(keepends=True)
+    uses = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    depth, safe, prev = 0, 0, ";"
+    for i, line in enumerate(lines):
+        code = line.split("/*")[0].split("//")[0].strip()
+        if depth == 0 and prev[-1:] in (";", "}", "{") and not code.startswith("else"):
+            safe = i
+        if uses.search(line.split("/*")[0]):
+            break
+        depth += code.count("{") - code.count("}")
+        if code:
+            prev = code
+    return "".join(lines[:safe]) + decls + "".join(lines[safe:])
+
+
+def make_kernel(name: str, body: str, params: ParamSchema = NO_PARAMS, helpers: tuple = (),
+                isa: str = "", prelude: str = "") -> Kernel:
+    """The Kernel of a body whose params are unpacked by `params` (kernel_source)."""
+    return Kernel(name, kernel_source(name, body, prelude, params), tuple(helpers), isa, params)
 
 
 def f32_bits(x: float) -> int:

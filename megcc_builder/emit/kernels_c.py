@@ -76,7 +76,7 @@ def kernels_c_source(kernels: List[Kernel], signatures: List[Set[Signature]]) ->
     parts.append(f"const megcc_kernel_entry megcc_kernel_table[] = {{\n{rows}}};\n")
     parts.append(f"const uint32_t megcc_kernel_count = {len(kernels)}u;\n")
     parts.append(f"const uint64_t megcc_kernel_set_id = UINT64_C(0x{set_id:016x});\n")
-    parts.append(signatures_c_source(signatures))
+    parts.append(signatures_c_source(signatures, kernels))
     return "\n".join(parts)
 
 

@@ -36,7 +36,7 @@ named in the message).
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Set, Tuple
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 from ..ir.dtypes import dtype_code
 from .model_blob import NONE_U32, output_aliases, read_model
@@ -72,15 +72,34 @@ def blob_signatures(blobs: Iterable[bytes], n_kernels: int) -> List[Set[Signatur
     return sigs
 
 
-def signatures_c_source(sigs: List[Set[Signature]]) -> str:
+def _record_comment(k: int, rec: Signature, kernel=None) -> str:
+    """`kernel 3 conv2d_...: N=1 C=3 ...`: the params of a record named by the kernel's
+    schema (codegen/params.py), for readers of kernels.c; the loader reads only the words."""
+    if kernel is None:
+        return f"kernel {k}"
+    n_params = rec[1]
+    params = [w - (1 << 32) if w >= 1 << 31 else w for w in rec[len(rec) - n_params:]]
+    named = kernel.params.describe(params) if n_params else ""
+    if len(named) > MAX_COMMENT:
+        named = named[:MAX_COMMENT - 3] + "..."
+    return f"kernel {k} {kernel.name}" + (f": {named}" if named else "")
+
+
+MAX_COMMENT = 160  # characters of named params per record (tables can be long)
+
+
+def signatures_c_source(sigs: List[Set[Signature]], kernels: Sequence = ()) -> str:
     """The two tables kernels.c defines for the loader (kernel_abi.h), deterministic:
-    each kernel's records sorted."""
+    each kernel's records sorted. With the kernels (Kernel, by table index) each record's
+    comment names its params."""
     words: List[int] = []
     index = [0]
     lines = []
     for k, records in enumerate(sigs):
+        kernel = kernels[k] if k < len(kernels) else None
         for rec in sorted(records):
-            lines.append("    " + ", ".join(f"{w}u" for w in rec) + f",  /* kernel {k} */")
+            comment = _record_comment(k, rec, kernel).replace("*/", "* /")
+            lines.append("    " + ", ".join(f"{w}u" for w in rec) + f",  /* {comment} */")
             words.extend(rec)
         index.append(len(words))
     body = "\n".join(lines) if lines else "    0u"

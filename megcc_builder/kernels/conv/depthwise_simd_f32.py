@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Optional
 from ...codegen import packed_gemm as g
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import bias_of, conv_problem, scalar_activation_pass, vector_conv_applies
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
+                       scalar_activation_pass, vector_conv_applies)
+
+PARAMS = conv_schema(i32("PH", "padded plane height"),
+                     i32("PWP", "padded plane width (also compiled in as PW)"))
 
 
 def depthwise_ok(geo) -> bool:
@@ -97,16 +102,14 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     const float *w = (const float *)in_ptrs[1];
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
-    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
     /* the plane width is a constant of the kernel: each tap's load is then one base
      * register plus an immediate offset (with PW at run time the row offsets of a
      * {rows}-row pass took more registers than x86-64 has, and spilled) */
-    const int32_t PT = p[8], PL = p[9], PH = p[10], PW = {pw}, SH = {sh};
+    const int32_t PW = {pw}, SH = {sh};
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, r, oy, ox;
-    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};
-    (void)lo; (void)hi;
+{f"    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};{chr(10)}" if clamp else ""}\
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
@@ -119,10 +122,8 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
 {blocks}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
-    pads = geo["pads"]
-    params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"],
-              geo["group"], pads[0], pads[1], ph, pw]
+    kernel = make_kernel(name, body, PARAMS, ("math",), isa=s.isa)
+    params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWP=pw)
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=plane_floats * 4,

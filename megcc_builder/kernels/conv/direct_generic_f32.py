@@ -7,12 +7,16 @@ while the output is still in cache.
 """
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, int_constants
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
-from .geometry import conv_geometry, conv_problem
+from .geometry import conv_geometry, conv_problem, conv_schema
+
+DIRECT_PARAMS = conv_schema()
+GEMM_PARAMS = conv_schema(i32("NBLK", "output positions per im2col block"))
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
@@ -51,7 +55,8 @@ def lower_conv(op: Op, graph: Graph):
     epi = activation_code(act, "v")
     bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "")
     geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    params = [n, c, h, wd, oc, oh, ow, group, pads[0], pads[1]]
+    params = dict(N=n, C=c, H=h, W=wd, OC=oc, OH=oh, OW=ow, G=group, PT=pads[0], PL=pads[1])
+    geometry = dict(KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw)  # compiled in
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     if residual:
         inputs.append(op.inputs[3])
@@ -61,9 +66,6 @@ def lower_conv(op: Op, graph: Graph):
     const float *w = (const float *)in_ptrs[1];
     float *y = (float *)out_ptrs[0];
     {bias_line}
-    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t G = p[7], PT = p[8], PL = p[9];
-    const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
 """
     if group == c and oc % c == 0 and group > 1:
         if residual:  # fuse.py only fuses group-1 convolutions
@@ -71,7 +73,6 @@ def lower_conv(op: Op, graph: Graph):
         name = f"conv2d_depthwise_{geo}_f32{bias_tag}{activation_tag(act)}"
         body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, oy, ox, ky, kx;
-    (void)G; (void)KH; (void)KW;
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
@@ -102,8 +103,9 @@ def lower_conv(op: Op, graph: Graph):
             }}
         }}
 """
-        kernel = Kernel(name, kernel_source(name, body), ("math",))
-        return [Instr(kernel, inputs, [op.outputs[0]], params,
+        kernel = make_kernel(name, int_constants(body, **geometry) + body, DIRECT_PARAMS,
+                             ("math",))
+        return [Instr(kernel, inputs, [op.outputs[0]], DIRECT_PARAMS.pack(**params),
                       note="depthwise: direct loop, one output channel at a time")]
 
     pointwise = kh == kw == 1 and sh == sw == 1 and pads == [0, 0, 0, 0]
@@ -144,13 +146,12 @@ def lower_conv(op: Op, graph: Graph):
             }}
 }}
 """
-    params.append(block)
+    params["NBLK"] = block
     res_line = ("\n                const float *ro = (const float *)in_ptrs[3] + ((int64_t)b * OC + o) * S;"
                 if residual else "")
     res_add = " + ro[s]" if residual else ""
-    body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW, NBLK = p[10];
+    body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW;
     int32_t b, g, o, s, s0;
-    (void)SH; (void)SW; (void)DH; (void)DW; (void)PT; (void)PL;
     for (b = 0; b < N; ++b)
         for (g = 0; g < G; ++g) {{
             const float *xg = x + ((int64_t)b * C + (int64_t)g * CG) * H * W;
@@ -171,7 +172,8 @@ def lower_conv(op: Op, graph: Graph):
         }}
 """
     helpers = ("math", "gemm") + ((() if pointwise else ((f"im2col_{geo}", im2col),)))
-    kernel = Kernel(name, kernel_source(name, body), helpers)
-    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
+    kernel = make_kernel(name, int_constants(body, **geometry) + body, GEMM_PARAMS, helpers)
+    return [Instr(kernel, inputs, [op.outputs[0]], GEMM_PARAMS.pack(**params),
+                  workspace_bytes=workspace,
                   note=note + f" (M={ocg}, N={spatial}, K={kdim}, groups={group})")]
 

@@ -12,14 +12,22 @@ import textwrap
 import numpy as np
 from typing import Optional
 from ...codegen import packed_gemm as g
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import bias_of, conv_problem, scalar_activation_pass, vector_conv_applies
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
+                       scalar_activation_pass, vector_conv_applies)
+
+PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
+                     i32("NC", "output positions per packed B block"),
+                     i32("MC", "output channels per block"),
+                     i32("HP", "zero-padded input height (im2col; 0 for 1x1)"),
+                     i32("WP", "zero-padded input width (im2col; 0 for 1x1)"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,21 +134,20 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                                res + ((int64_t)b * OC + (int64_t)gi * OCG + oc) * S + j0,
                                sizeof(float) * (size_t)nb);
                 }""" if residual else ""
+    padded_input = "" if pointwise else f"""\
+    float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
+    int32_t ci;
+"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
-    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t G = p[7], PT = p[8], PL = p[9], KC = p[10], NC = p[11], MC = p[12];
-    const int32_t HP = p[13], WP = p[14];  /* zero-padded input extents (im2col) */
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
     /* workspace: the packed B block, then (im2col) one group's zero-padded input */
-    float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
-    int32_t b, gi, j0, k0, ci;
+{padded_input}    int32_t b, gi, j0, k0;
     megcc_{s.name}_epi e;
-    (void)PT; (void)PL; (void)HP; (void)WP; (void)xp; (void)ci;
     {setup}
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
@@ -161,11 +168,9 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",) + tuple(helpers), isa=s.isa)
-    pads = geo["pads"]
+    kernel = make_kernel(name, body, PARAMS, ("math",) + tuple(helpers), isa=s.isa)
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
-    params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], grp,
-              pads[0], pads[1], kc, nc, mc, hp, wp]
+    params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual:
         inputs.append(op.inputs[3])

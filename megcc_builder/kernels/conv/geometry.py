@@ -2,8 +2,27 @@
 height 1), as every convolution implementation reads it."""
 from __future__ import annotations
 
+from ...codegen.params import ParamSchema, i32, schema
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_code
+
+# The params every NCHW convolution kernel starts with (kernel size, stride and dilation are
+# compiled into the code); conv_schema() appends an implementation's own.
+CONV_HEAD = (i32("N", "batch"), i32("C", "input channels"), i32("H", "input height"),
+             i32("W", "input width"), i32("OC", "output channels"),
+             i32("OH", "output height"), i32("OW", "output width"), i32("G", "groups"),
+             i32("PT", "padding top"), i32("PL", "padding left"))
+
+
+def conv_schema(*extra) -> ParamSchema:
+    return schema(*CONV_HEAD, *extra)
+
+
+def conv_head_values(geo: dict, group: int = None) -> dict:
+    """The CONV_HEAD values of a conv_problem() geometry."""
+    return dict(N=geo["n"], C=geo["c"], H=geo["h"], W=geo["w"], OC=geo["oc"], OH=geo["oh"],
+                OW=geo["ow"], G=geo["group"] if group is None else group, PT=geo["pads"][0],
+                PL=geo["pads"][1])
 
 
 def conv_geometry(op: Op, graph: Graph):

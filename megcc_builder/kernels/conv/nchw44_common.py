@@ -2,9 +2,21 @@
 blocked loop nest they fill with their inner block, the padding helper."""
 from __future__ import annotations
 
+import re
+
 from ...codegen.kernel import Instr, Kernel
+from ...codegen.params import i32, int_constants, schema
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_tag
+
+# Channel blocks of 4 (hybrid: the input in NCHW, one channel per block); kernel size,
+# stride and dilation are compiled in.
+CONV44_PARAMS = schema(i32("N", "batch"), i32("ICB", "input channel blocks"),
+                       i32("H", "input height"), i32("W", "input width"),
+                       i32("OCB", "output channel blocks"), i32("OH", "output height"),
+                       i32("OW", "output width"), i32("PT", "padding top"),
+                       i32("PL", "padding left"), i32("Hp", "padded input height"),
+                       i32("Wp", "padded input width"))
 
 
 PAD_HELPER = ("n44_pad", r"""/* Copy `planes` planes of H x W pixels of L floats into a zero-bordered Hp x Wp region
@@ -55,7 +67,8 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
     act = op.attrs.get("activation")
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
                 has_bias=has_bias, act=act, padded=padded,
-                params=[n, icb, h, wd, ocb, oh, ow, pt, pl, hp, wp],
+                params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
+                                          PT=pt, PL=pl, Hp=hp, Wp=wp),
                 workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
                 macs=n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes))
 
@@ -92,22 +105,9 @@ def conv44_body(geo: dict, block, nb: int) -> str:
 {block(t)}                    ox += {t};
                 }}
 """ for t in (nb // 2, nb // 4, nb // 8) if t)
-    return f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];
-    float *y = (float *)out_ptrs[0];
-    {bias}
-    const int32_t N = p[0], ICB = p[1], H = p[2], W = p[3], OCB = p[4], OH = p[5], OW = p[6];
-    const int32_t PT = p[7], PL = p[8], Hp = p[9], Wp = p[10];
-    const int padded = PT > 0 || PL > 0 || Hp > H || Wp > W;
-    const int32_t XH = padded ? Hp : H, XW = padded ? Wp : W;  /* source plane extents */
-    const int32_t L = {geo['lanes']}, KH = {geo['kh']}, KW = {geo['kw']};
-    const int32_t SH = {geo['sh']}, SW = {geo['sw']}, DH = {geo['dh']}, DW = {geo['dw']};
-    int32_t b;
-    (void)KH; (void)KW; (void)XH;
-    for (b = 0; b < N; ++b) {{
+    loops = f"""    for (b = 0; b < N; ++b) {{
         const float *xs = x + (int64_t)b * ICB * H * W * L;
-        int32_t ocb, oy, ox, icb, ky, kx, j;
-        (void)icb;
+        int32_t ocb, oy, ox,{"" if dw else " icb,"} ky, kx, j;
 {"" if dw else pad_image}        for (ocb = 0; ocb < OCB; ++ocb) {{
 {pad_plane if dw else ""}            for (oy = 0; oy < OH; ++oy) {{
                 float *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 4;
@@ -118,6 +118,19 @@ def conv44_body(geo: dict, block, nb: int) -> str:
         }}
     }}
 """
+    # the source plane extents, and the geometry constants, that the loops use
+    extents = "".join(f"    const int32_t {v} = padded ? {p} : {u};  /* source plane {what} */\n"
+                      for v, p, u, what in (("XH", "Hp", "H", "height"), ("XW", "Wp", "W", "width"))
+                      if re.search(r"\b" + v + r"\b", loops))
+    constants = int_constants(loops, L=geo["lanes"], KH=geo["kh"], KW=geo["kw"], SH=geo["sh"],
+                              SW=geo["sw"], DH=geo["dh"], DW=geo["dw"])
+    return f"""    const float *x = (const float *)in_ptrs[0];
+    const float *w = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    {bias}
+    const int padded = PT > 0 || PL > 0 || Hp > H || Wp > W;
+{extents}{constants}    int32_t b;
+{loops}"""
 
 
 def input_row(geo: dict) -> str:
@@ -142,5 +155,5 @@ BLOCK = 8
 
 def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
     return Instr(kernel, [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""],
-                 [op.outputs[0]], list(geo["params"]), workspace_bytes=geo["workspace"],
+                 [op.outputs[0]], geo["params"], workspace_bytes=geo["workspace"],
                  note=note)

@@ -13,12 +13,12 @@ bounds.
 """
 from __future__ import annotations
 
-from ...codegen.kernel import Kernel, kernel_source
+from ...codegen.kernel import make_kernel
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
-from .nchw44_common import BLOCK, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
+from .nchw44_common import BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
 
 
 # --- portable C --------------------------------------------------------------------------
@@ -43,11 +43,12 @@ def _portable_block(geo: dict, nb: int) -> str:
         # a pixel count the compiler does not see as constant keeps it vectorising the lane
         # loop (with a constant one it vectorises across pixels, with shuffles: 2x slower)
         taps = taps.replace("j < NB", "j < nbr")
+    # pixels left in the row (hybrid's loop bound)
+    nbr = "                    const int32_t nbr = OW - ox < NB ? OW - ox : NB;\n" \
+        if "nbr" in taps else ""
     return f"""                    enum {{ NB = {nb} }};
                     float acc[NB][4];
-                    const int32_t nbr = OW - ox < NB ? OW - ox : NB;
-                    int32_t ic, l;
-                    (void)ic; (void)nbr;
+{nbr}                    int32_t {"l" if geo["kind"] == "depthwise" else "ic, l"};
                     for (j = 0; j < NB; ++j)
                         for (l = 0; l < 4; ++l) acc[j][l] = {bias};
                     {loop_in}for (ky = 0; ky < KH; ++ky) {{
@@ -74,7 +75,7 @@ def lower_conv_nchw44(op: Op, graph: Graph):
     geo = conv44_geometry(op, graph)
     name = conv44_name(geo)
     body = conv44_body(geo, lambda nb: _portable_block(geo, nb), BLOCK)
-    kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER))
+    kernel = make_kernel(name, body, CONV44_PARAMS, ("math", PAD_HELPER))
     return [conv44_instr(op, geo, kernel, f"nchw44 {geo['kind']} direct, portable C "
                                           f"(4-lane vectorisable loops), {geo['macs']} MACs")]
 

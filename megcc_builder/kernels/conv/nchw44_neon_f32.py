@@ -14,12 +14,12 @@ Padding is materialised once per image in the workspace (nchw44.PAD_HELPER).
 """
 from __future__ import annotations
 
-from ...codegen.kernel import Kernel, c_float, kernel_source
+from ...codegen.kernel import c_float, make_kernel
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
-from .nchw44_common import BLOCK, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
+from .nchw44_common import BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
 
 
 FMA_LANE_HELPER = ("n44_neon_fma_lane", r"""/* acc + w * x[lane]: lane-indexed FMA on AArch64, broadcast + FMA on ARMv7. */
@@ -116,8 +116,8 @@ def lower_conv(op: Op, graph: Graph):
     geo = conv44_geometry(op, graph)
     name = conv44_name(geo, "_neon")
     body = conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)
-    kernel = Kernel(name, kernel_source(name, body), ("math", PAD_HELPER, FMA_LANE_HELPER),
-                    isa="neon")
+    kernel = make_kernel(name, body, CONV44_PARAMS, ("math", PAD_HELPER, FMA_LANE_HELPER),
+                         isa="neon")
     return [conv44_instr(op, geo, kernel,
                          f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, "
                          f"{geo['macs']} MACs")]

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 from typing import List
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..norm.generic_f32 import present
 from ..registry import F32, implements
+
+PARAMS = schema(i32("N", "batch"), i32("C", "input channels"), i32("H", "input height"),
+                i32("W", "input width"), i32("M", "output channels"),
+                i32("OH", "output height"), i32("OW", "output width"), i32("G", "groups"),
+                i32("PT", "output rows cropped at the top (pads begin)"),
+                i32("PL", "output columns cropped at the left"))
 
 
 def _deconv_begin_pads(op: Op, full: List[int], out: List[int]) -> List[int]:
@@ -53,8 +60,6 @@ def lower_conv_transpose(op: Op, graph: Graph):
     body = f"""    const float *x = (const float *)in_ptrs[0], *w = (const float *)in_ptrs[1];
     {"const float *bias = (const float *)in_ptrs[2];" if has_bias else ""}
     float *y = (float *)out_ptrs[0], *cols = (float *)workspace;
-    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], M = p[4], OH = p[5], OW = p[6];
-    const int32_t G = p[7], PT = p[8], PL = p[9];
     const int32_t CG = C / G, MG = M / G, KK = MG * {kh * kw}, S = H * W;
     int32_t b, g, mo, ky, kx, iy, ix, s;
     for (b = 0; b < N; ++b)
@@ -81,8 +86,9 @@ def lower_conv_transpose(op: Op, graph: Graph):
             }}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math", "gemm"))
-    params = [n, c, h, wd, m, oh, ow, group, begin[0], begin[1]]
+    kernel = make_kernel(name, body, PARAMS, ("math", "gemm"))
+    params = PARAMS.pack(N=n, C=c, H=h, W=wd, M=m, OH=oh, OW=ow, G=group, PT=begin[0],
+                         PL=begin[1])
     inputs = list(op.inputs[:3 if has_bias else 2])
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=4 * mg * kh * kw * h * wd,

@@ -37,14 +37,23 @@ from dataclasses import dataclass
 import numpy as np
 from typing import Optional
 from ...codegen import packed_gemm as g
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+import re
+
+from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ...target.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import bias_of, conv_problem, scalar_activation_pass, vector_conv_applies
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
+                       scalar_activation_pass, vector_conv_applies)
+
+PARAMS = conv_schema(i32("TB", "tiles per block"), i32("KB", "input channels per block"),
+                     i32("MB", "output channels per block"),
+                     i32("WB", "width of the input transform's strip"),
+                     i32("LS", "width of the staging area"))
 
 
 WORKSPACE_BUDGET = 512 * 1024  # bytes of transformed inputs + GEMM results per block
@@ -366,27 +375,28 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     graph.add_const(wname, packed_filters(w, v))
     finish_full = _epilogue(has_bias, residual and "_mm256_loadu_ps(rr + 8 * q)", clamp is not None)
     finish_edge = _epilogue(has_bias, residual and "_mm256_loadu_ps(buf)", clamp is not None)
+    # bias vector and clamp bounds only where the epilogue uses them
+    uses = lambda name: re.search(r"\b" + name + r"\b", finish_full + finish_edge)  # noqa: E731
+    bias_decl = "    const float *bias = (const float *)in_ptrs[2];\n" if uses("bv") else ""
+    bias_vector = "                    const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);\n" \
+        if uses("bv") else ""
+    clamp_decl = f"    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});\n" \
+        if uses("lo") or uses("hi") else ""
     loads = ", ".join(f"_mm256_loadu_ps(mi + {j} * MS)" for j in range(a))
     cols = ", ".join(f"s[q][{i}]" for i in range(a))
     reorder = f"\n                                    {v.reorder_out}" if v.reorder_out else ""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *u = (const float *)in_ptrs[1];  /* {xi} transformed OC x C matrices, 6-row panels */
-    const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
-    const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
+{bias_decl}    const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
-    const int32_t N = p[0], C = p[1], H = p[2], W = p[3], OC = p[4], OH = p[5], OW = p[6];
-    const int32_t PT = p[8], PL = p[9], TB = p[10], KB = p[11], MB = p[12], WB = p[13];
-    const int32_t LS = p[14];
     const int32_t TX = (OW + {m - 1}) / {m}, T = TX * ((OH + {m - 1}) / {m});
     /* matrix strides + 16 floats: accesses 4 KiB apart would share one L1 set */
     const int64_t VS = (int64_t)KB * ((TB + 15) / 16 * 16) + 16, MS = (int64_t)MB * TB + 16;
     /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the last
      * 8-tile load may overhang), the input transform's strip ({a} x WB) and staging ({xi} x LS) */
     float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
-    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});
-    int32_t b, t0, o0, k0, xi, o, t, gi, r, q;
+{clamp_decl}    int32_t b, t0, o0, k0, xi, o, t, gi, r, q;
     megcc_avx2_epi e;
-    (void)lo; (void)hi; (void)bias; (void)res;
     e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f;
     /* zeroed once: lanes past the last tile read these (their results are never used) */
     memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + {a} * WB + {xi} * LS));
@@ -406,10 +416,8 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                                               v + xi * VS, (int64_t)kb * 16, mm + xi * MS, TB, MB, &e);
                 }}
                 for (o = o0; o < o0 + mb; ++o) {{
-                    const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
-                    float *yc = y + ((int64_t)b * OC + o) * OH * OW;
+{bias_vector}                    float *yc = y + ((int64_t)b * OC + o) * OH * OW;
                     const float *rc = res ? res + ((int64_t)b * OC + o) * OH * OW : 0;
-                    (void)bv; (void)rc;
                     for (t = t0; t < t0 + nt;) {{
                         const int32_t ty = t / TX, tx = t % TX;
                         const int32_t n = TX - tx < t0 + nt - t ? TX - tx : t0 + nt - t;
@@ -461,10 +469,9 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
         }}
 {scalar_activation_pass(act, "y", "(int64_t)N * OC * OH * OW") if act_pass else ""}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",) + helpers(v), isa=AVX2.isa)
-    pads = geo["pads"]
-    params = [geo["n"], geo["c"], geo["h"], geo["w"], geo["oc"], geo["oh"], geo["ow"], 1,
-              pads[0], pads[1], tb, kb, mb, wb, staging_width(tb)]
+    kernel = make_kernel(name, body, PARAMS, ("math",) + helpers(v), isa=AVX2.isa)
+    params = PARAMS.pack(**conv_head_values(geo, 1), TB=tb, KB=kb, MB=mb, WB=wb,
+                         LS=staging_width(tb))
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual:
         inputs.append(op.inputs[3])

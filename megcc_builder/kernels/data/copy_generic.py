@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from ...codegen.kernel import Instr, Kernel, kernel_source, numel, strides_of
+from ...codegen.kernel import Instr, make_kernel, numel, strides_of
+from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
 from ..registry import implements
@@ -49,14 +50,16 @@ def strided_copy_instr(src: str, dst: str, graph: Graph, out_dims: Sequence[int]
     rank = len(dims)
     ct = UINT_OF_SIZE[esize]
     name = f"strided_copy_r{rank}_e{esize}"
+    params = schema(table("dims", rank, "output extents (collapsed)"),
+                    table("st", rank, "input element stride per output axis (0: broadcast)"),
+                    i64("offset", "input element read for output element 0"))
     # The innermost dimension is a memcpy when unit-stride, a gather loop otherwise; the
     # outer ones advance an odometer so each row costs O(1) index work.
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t *dims = p, *st = p + {rank};
     const int32_t n = dims[{rank - 1}], s = st[{rank - 1}];
     int32_t idx[{rank}] = {{0}};
-    int64_t off = p[{2 * rank}], rows = 1, r;
+    int64_t off = offset, rows = 1, r;
     int32_t d, j;
     for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
     for (r = 0; r < rows; ++r, y += n) {{
@@ -71,8 +74,8 @@ def strided_copy_instr(src: str, dst: str, graph: Graph, out_dims: Sequence[int]
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return Instr(kernel, [src], [dst], list(dims) + list(strides) + [int(offset)], note=note)
+    return Instr(make_kernel(name, body, params), [src], [dst],
+                 params.pack(dims=dims, st=strides, offset=offset), note=note)
 
 
 @implements("Transpose")
@@ -173,6 +176,14 @@ def lower_space_depth(op: Op, graph: Graph):
 
 # --- block copies: Concat, Split, Gather -------------------------------------------------
 
+CONCAT_PARAMS = schema(i32("n_in", "inputs"), i32("outer", "blocks per input"),
+                       table("blocks", "n_in", "bytes of one block, per input"))
+SPLIT_PARAMS = schema(i32("n_out", "outputs"), i32("outer", "blocks per output"),
+                      table("blocks", "n_out", "bytes of one block, per output"))
+GATHER_PARAMS = schema(i32("outer", "elements before the axis"),
+                       i32("axis_n", "extent of the gathered axis"),
+                       i32("n_ind", "indices"), i64("blk", "bytes per gathered slice"))
+
 def _outer_inner(shape: Sequence[int], axis: int):
     return numel(shape[:axis]), numel(shape[axis + 1:])
 
@@ -188,17 +199,17 @@ def lower_concat(op: Op, graph: Graph):
     blocks = [graph.tensors[i].shape[axis] * inner * esize for i in inputs]
     name = "concat_bytes"
     body = """    uint8_t *y = (uint8_t *)out_ptrs[0];
-    const int32_t n_in = p[0], outer = p[1];
     int32_t o, k;
     for (o = 0; o < outer; ++o)
         for (k = 0; k < n_in; ++k) {
-            const int64_t blk = p[2 + k];
+            const int64_t blk = blocks[k];
             memcpy(y, (const uint8_t *)in_ptrs[k] + o * blk, (size_t)blk);
             y += blk;
         }
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return [Instr(kernel, inputs, [op.outputs[0]], [len(inputs), outer] + blocks,
+    kernel = make_kernel(name, body, CONCAT_PARAMS)
+    return [Instr(kernel, inputs, [op.outputs[0]],
+                  CONCAT_PARAMS.pack(n_in=len(inputs), outer=outer, blocks=blocks),
                   note=f"axis={axis}, {len(inputs)} inputs")]
 
 
@@ -215,17 +226,17 @@ def lower_split(op: Op, graph: Graph):
     blocks = [graph.tensors[o].shape[axis] * inner * esize for o in op.outputs]
     name = "split_bytes"
     body = """    const uint8_t *x = (const uint8_t *)in_ptrs[0];
-    const int32_t n_out = p[0], outer = p[1];
     int32_t o, k;
     for (o = 0; o < outer; ++o)
         for (k = 0; k < n_out; ++k) {
-            const int64_t blk = p[2 + k];
+            const int64_t blk = blocks[k];
             memcpy((uint8_t *)out_ptrs[k] + o * blk, x, (size_t)blk);
             x += blk;
         }
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return [Instr(kernel, [op.inputs[0]], list(op.outputs), [len(op.outputs), outer] + blocks,
+    kernel = make_kernel(name, body, SPLIT_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], list(op.outputs),
+                  SPLIT_PARAMS.pack(n_out=len(op.outputs), outer=outer, blocks=blocks),
                   note=f"axis={axis}, {len(op.outputs)} outputs")]
 
 
@@ -249,8 +260,6 @@ def lower_gather(op: Op, graph: Graph):
     body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
     const {it} *ind = (const {it} *)in_ptrs[1];
     uint8_t *y = (uint8_t *)out_ptrs[0];
-    const int32_t outer = p[0], axis_n = p[1], n_ind = p[2];
-    const int64_t blk = p[3];
     int32_t o, k;
     for (o = 0; o < outer; ++o, x += axis_n * blk)
         for (k = 0; k < n_ind; ++k, y += blk) {{
@@ -260,8 +269,9 @@ def lower_gather(op: Op, graph: Graph):
             memcpy(y, x + i * blk, (size_t)blk);
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    params = [outer, x.shape[axis], ind.numel, inner * itemsize(x.dtype)]
+    kernel = make_kernel(name, body, GATHER_PARAMS)
+    params = GATHER_PARAMS.pack(outer=outer, axis_n=x.shape[axis], n_ind=ind.numel,
+                                blk=inner * itemsize(x.dtype))
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
                   note=f"axis={axis}")]
 
@@ -356,9 +366,15 @@ def lower_pad(op: Op, graph: Graph):
         fill_right = f"for (j = hi; j < on; ++j) {{ const int32_t i = j - pb, n = in_n; " \
                      f"y[j] = row[{pm}]; }}"
         map_outer = f"i = {pm};"
+    # the padding value (constant mode): from the params, or the run-time tensor
+    value_decl = "" if mode != "constant" else \
+        f"    {ct} v;\n    memcpy(&v, {'in_ptrs[1]' if runtime_value else 'value'}, sizeof v);\n"
+    params = schema(table("in_d", r, "input extents (unpadded neighbours merged)"),
+                    table("out_d", r, "output extents"),
+                    table("beg", r, "padding before, per axis (negative: crop)"),
+                    table("value", 2, "constant value's bytes (zero-extended to 8)"))
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t *in_d = p, *out_d = p + {r}, *beg = p + {2 * r};
     const int32_t in_n = in_d[{r - 1}], on = out_d[{r - 1}], pb = beg[{r - 1}];
     /* output columns [lo, hi) come straight from the input row */
     const int32_t lo = pb < 0 ? 0 : (pb > on ? on : pb);
@@ -366,10 +382,7 @@ def lower_pad(op: Op, graph: Graph):
     int32_t idx[{r}] = {{0}};
     int64_t rows = 1, q;
     int32_t d, j;
-    {ct} v;
-    memcpy(&v, {"in_ptrs[1]" if runtime_value and mode == "constant" else f"p + {3 * r}"}, sizeof v);
-    (void)v;
-    for (d = 0; d < {r - 1}; ++d) rows *= out_d[d];
+{value_decl}    for (d = 0; d < {r - 1}; ++d) rows *= out_d[d];
     for (q = 0; q < rows; ++q, y += on) {{
         int64_t src = 0;
         const {ct} *row;
@@ -390,8 +403,9 @@ def lower_pad(op: Op, graph: Graph):
         {fill_right}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    params = [d[0] for d in dims] + [d[1] for d in dims] + [d[2] for d in dims] + value_params
+    kernel = make_kernel(name, body, params)
+    params = params.pack(in_d=[d[0] for d in dims], out_d=[d[1] for d in dims],
+                         beg=[d[2] for d in dims], value=value_params)
     inputs = [op.inputs[0]] + ([op.inputs[2]] if runtime_value and mode == "constant" else [])
     return [Instr(kernel, inputs, [op.outputs[0]], params, note=f"pads={pads}")]
 
@@ -406,6 +420,7 @@ F16_HELPERS = "cast_f16"
 CASTABLE = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8",
             "uint16", "uint32", "uint64", "bool")
 FLOATS = ("float32", "float64")
+CAST_PARAMS = schema(i32("n", "elements"))
 
 
 def cast_expr(src: str, dst: str, v: str) -> str:
@@ -435,8 +450,8 @@ def lower_cast(op: Op, graph: Graph):
     body = f"""    const {c_type(x.dtype)} *x = (const {c_type(x.dtype)} *)in_ptrs[0];
     {c_type(y.dtype)} *y = ({c_type(y.dtype)} *)out_ptrs[0];
     int32_t i;
-    for (i = 0; i < p[0]; ++i) y[i] = {cast_expr(x.dtype, y.dtype, "x[i]")};
+    for (i = 0; i < n; ++i) y[i] = {cast_expr(x.dtype, y.dtype, "x[i]")};
 """
     helpers = (F16_HELPERS,) if "float16" in (x.dtype, y.dtype) else ()
-    kernel = Kernel(name, kernel_source(name, body), helpers)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [x.numel])]
+    kernel = make_kernel(name, body, CAST_PARAMS, helpers)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], CAST_PARAMS.pack(n=x.numel))]

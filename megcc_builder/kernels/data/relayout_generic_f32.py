@@ -1,9 +1,14 @@
 """Relayout between NCHW and NCHW44 (float32), portable C."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, View, kernel_source
+from ...codegen.kernel import Instr, View, make_kernel
+from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..registry import implements
+
+# Both directions, portable and NEON (C is a multiple of 4).
+RELAYOUT_PARAMS = schema(i32("N", "batch"), i32("C", "channels"),
+                         i32("S", "pixels per channel (H * W)"))
 
 
 def relayout_params(op: Op, graph: Graph):
@@ -35,8 +40,7 @@ def lower_relayout(op: Op, graph: Graph):
         name, move = "relayout_nchw_to_nchw44_f32", "y[s * 4 + l] = x[l * S + s];"
     else:
         name, move = "relayout_nchw44_to_nchw_f32", "y[l * S + s] = x[s * 4 + l];"
-    body = f"""    const int32_t N = p[0], C = p[1], S = p[2];
-    int32_t blk, s, l;
+    body = f"""    int32_t blk, s, l;
     for (blk = 0; blk < N * C / 4; ++blk) {{
         const float *restrict x = (const float *)in_ptrs[0] + (int64_t)blk * S * 4;
         float *restrict y = (float *)out_ptrs[0] + (int64_t)blk * S * 4;
@@ -44,6 +48,7 @@ def lower_relayout(op: Op, graph: Graph):
             for (l = 0; l < 4; ++l) {move}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [n, c, spatial],
+    kernel = make_kernel(name, body, RELAYOUT_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  RELAYOUT_PARAMS.pack(N=n, C=c, S=spatial),
                   note=f"relayout {'NCHW -> NCHW44' if direction == 'to44' else 'NCHW44 -> NCHW'}")]

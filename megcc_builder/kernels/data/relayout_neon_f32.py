@@ -1,10 +1,10 @@
 """Relayout between NCHW and NCHW44 (float32) with NEON: vst4q to NCHW44, vld4q back."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
 from ...ir import Graph, Op
 from ..registry import implements
-from .relayout_generic_f32 import as_view, relayout_cost, relayout_params
+from .relayout_generic_f32 import RELAYOUT_PARAMS, as_view, relayout_cost, relayout_params
 
 
 @implements("Relayout", requires="neon", label="NEON vst4/vld4",
@@ -15,7 +15,7 @@ def lower_relayout(op: Op, graph: Graph):
     if view:
         return view
     direction, n, c, spatial = relayout_params(op, graph)
-    params = [n, c, spatial]
+    params = RELAYOUT_PARAMS.pack(N=n, C=c, S=spatial)
     if direction == "to44":
         name = "relayout_nchw_to_nchw44_f32_neon"
         vec = ("float32x4x4_t v; v.val[0] = vld1q_f32(x + s); v.val[1] = vld1q_f32(x + S + s);\n"
@@ -28,8 +28,7 @@ def lower_relayout(op: Op, graph: Graph):
                "            vst1q_f32(y + s, v.val[0]); vst1q_f32(y + S + s, v.val[1]);\n"
                "            vst1q_f32(y + 2 * S + s, v.val[2]); vst1q_f32(y + 3 * S + s, v.val[3]);")
         scalar = "for (l = 0; l < 4; ++l) y[l * S + s] = x[s * 4 + l];"
-    body = f"""    const int32_t N = p[0], C = p[1], S = p[2];
-    int32_t blk, s, l;
+    body = f"""    int32_t blk, s, l;
     for (blk = 0; blk < N * C / 4; ++blk) {{
         const float *x = (const float *)in_ptrs[0] + (int64_t)blk * S * 4;
         float *y = (float *)out_ptrs[0] + (int64_t)blk * S * 4;
@@ -39,7 +38,7 @@ def lower_relayout(op: Op, graph: Graph):
         for (; s < S; ++s) {scalar}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), isa="neon")
+    kernel = make_kernel(name, body, RELAYOUT_PARAMS, isa="neon")
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], list(params),
                   note=f"relayout {'NCHW -> NCHW44' if direction == 'to44' else 'NCHW44 -> NCHW'}"
                        " (NEON vst4/vld4)")]

@@ -4,10 +4,27 @@ from __future__ import annotations
 from typing import List, Optional
 import math
 import numpy as np
-from ...codegen.kernel import Instr, Kernel, f32_bits, kernel_source
+from ...codegen.kernel import Instr, f32_bits, make_kernel
+from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op, itemsize, numpy_dtype
 from ..registry import implements
 from .copy_generic import UINT_OF_SIZE, const_input, norm_axis
+
+# Both kernels: the planes, their extents, then per-output-row and per-column tables.
+_HEAD = (i32("NC", "planes (N * C)"), i32("H", "input height"), i32("W", "input width"),
+         i32("OH", "output height"), i32("OW", "output width"))
+NEAREST_PARAMS = schema(*_HEAD, table("iy", "OH", "source row per output row (-1: outside)"),
+                        table("ix", "OW", "source column per output column (-1: outside)"),
+                        table("ev_bytes", 2, "extrapolation value's bytes (zero-extended)"))
+BILINEAR_PARAMS = schema(*_HEAD, table("y0", "OH", "first source row (-1: outside)"),
+                         table("y1", "OH", "second source row"),
+                         table("wy0", "OH", "f32 bits: weight of y0"),
+                         table("wy1", "OH", "f32 bits: weight of y1"),
+                         table("x0", "OW", "first source column (-1: outside)"),
+                         table("x1", "OW", "second source column"),
+                         table("wx0", "OW", "f32 bits: weight of x0"),
+                         table("wx1", "OW", "f32 bits: weight of x1"),
+                         f32("ev", "extrapolation value"))
 
 
 F32 = np.float32
@@ -152,7 +169,8 @@ def lower_resize(op: Op, graph: Graph):
                           None if scales is None else scales[d], x.shape[d], y.shape[d],
                           (roi[d], roi[rank + d])) for d in (2, 3)]
     extrap = op.attrs.get("extrapolation_value", 0.0)
-    head = [x.shape[0] * x.shape[1], x.shape[2], x.shape[3], y.shape[2], y.shape[3]]
+    head = dict(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3], OH=y.shape[2],
+                OW=y.shape[3])
     note = f"{mode}, {coord}" + (f", {nearest}" if mode == "nearest" else "")
     if mode == "nearest":
         return [_nearest_instr(op, graph, head, tables, extrap, note)]
@@ -169,11 +187,9 @@ def _nearest_instr(op: Op, graph: Graph, head, tables, extrap, note) -> Instr:
     name = f"resize_nearest_e{esize}"
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4];
-    const int32_t *iy = p + 5, *ix = p + 5 + OH;
     int32_t c, oy, ox;
     {ct} ev;
-    memcpy(&ev, p + 5 + OH + OW, sizeof ev);
+    memcpy(&ev, ev_bytes, sizeof ev);
     for (c = 0; c < NC; ++c) {{
         const {ct} *xc = x + (int64_t)c * H * W;
         for (oy = 0; oy < OH; ++oy, y += OW) {{
@@ -184,9 +200,10 @@ def _nearest_instr(op: Op, graph: Graph, head, tables, extrap, note) -> Instr:
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    params = head + [r[0] for r in tables[0]] + [r[0] for r in tables[1]] + \
-        np.frombuffer(raw.tobytes(), "<i4").tolist()
+    kernel = make_kernel(name, body, NEAREST_PARAMS)
+    params = NEAREST_PARAMS.pack(**head, iy=[r[0] for r in tables[0]],
+                                 ix=[r[0] for r in tables[1]],
+                                 ev_bytes=np.frombuffer(raw.tobytes(), "<i4").tolist())
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=note)
 
 
@@ -195,10 +212,6 @@ def _bilinear_instr(op: Op, head, tables, extrap, note) -> Instr:
     # Tables per output row (y) and column (x): two source indices and their weights.
     body = """    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4];
-    const int32_t *y0 = p + 5, *y1 = y0 + OH, *wy0 = y1 + OH, *wy1 = wy0 + OH;
-    const int32_t *x0 = wy1 + OH, *x1 = x0 + OW, *wx0 = x1 + OW, *wx1 = wx0 + OW;
-    const float ev = megcc_f32_from_bits(wx1[OW]);
     int32_t c, oy, ox;
     for (c = 0; c < NC; ++c) {
         const float *xc = x + (int64_t)c * H * W;
@@ -216,9 +229,11 @@ def _bilinear_instr(op: Op, head, tables, extrap, note) -> Instr:
         }
     }
 """
-    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
+    kernel = make_kernel(name, body, BILINEAR_PARAMS, ("f32_bits",))
     ty, tx = tables
-    params = head + [r[0] for r in ty] + [r[1] for r in ty] + [f32_bits(r[2]) for r in ty] + \
-        [f32_bits(r[3]) for r in ty] + [r[0] for r in tx] + [r[1] for r in tx] + \
-        [f32_bits(r[2]) for r in tx] + [f32_bits(r[3]) for r in tx] + [f32_bits(extrap)]
+    params = BILINEAR_PARAMS.pack(
+        **head, y0=[r[0] for r in ty], y1=[r[1] for r in ty], wy0=[f32_bits(r[2]) for r in ty],
+        wy1=[f32_bits(r[3]) for r in ty], x0=[r[0] for r in tx], x1=[r[1] for r in tx],
+        wx0=[f32_bits(r[2]) for r in tx], wx1=[f32_bits(r[3]) for r in tx],
+        ev=f32_bits(extrap))
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=note)

@@ -1,9 +1,13 @@
 """Ops that only reinterpret bytes (reshape-like) become views: no instruction at all."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, View, kernel_source
+from ...codegen.kernel import Instr, View, make_kernel
+from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..registry import implements
+
+# fill_ones_bytes, copy_bytes
+NBYTES_PARAMS = schema(i32("nbytes", "bytes to write"))
 
 
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -38,17 +42,17 @@ def _lower_dropout(op: Op, graph: Graph):
     items = [View(op.outputs[0], op.inputs[0])]
     if len(op.outputs) > 1 and op.outputs[1]:
         name = "fill_ones_bytes"
-        body = """    memset(out_ptrs[0], 1, (size_t)(uint32_t)p[0]);
+        body = """    memset(out_ptrs[0], 1, (size_t)(uint32_t)nbytes);
 """
-        items.append(Instr(Kernel(name, kernel_source(name, body)), [], [op.outputs[1]],
-                           [graph.tensors[op.outputs[1]].nbytes]))
+        items.append(Instr(make_kernel(name, body, NBYTES_PARAMS), [], [op.outputs[1]],
+                           NBYTES_PARAMS.pack(nbytes=graph.tensors[op.outputs[1]].nbytes)))
     return items
 
 
 def copy_instr(src: str, dst: str, graph: Graph) -> Instr:
     """A plain byte copy, for outputs that must own their memory (e.g. a constant output)."""
     name = "copy_bytes"
-    body = """    memcpy(out_ptrs[0], in_ptrs[0], (size_t)(uint32_t)p[0]);
+    body = """    memcpy(out_ptrs[0], in_ptrs[0], (size_t)(uint32_t)nbytes);
 """
-    return Instr(Kernel(name, kernel_source(name, body)), [src], [dst],
-                 [graph.tensors[dst].nbytes])
+    return Instr(make_kernel(name, body, NBYTES_PARAMS), [src], [dst],
+                 NBYTES_PARAMS.pack(nbytes=graph.tensors[dst].nbytes))

@@ -12,7 +12,8 @@ import hashlib
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source, numel
+from ...codegen.kernel import Instr, c_float, make_kernel, numel
+from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
 from ...ir.expr import BINARY, OTHER_ELEMENTWISE, PARAMETRIC, UNARY, op_expr
 from ...target import IsaSpec
@@ -280,36 +281,39 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
     if flat:
         lines += [f"    const {ctypes[k]} s{k} = a{k}[0];" for k, kind in enumerate(kinds)
                   if kind == "s"]
-        lines += ["    int32_t i, n = p[0];", f"    for (i = 0; i < n; ++i) y[i] = {code};"]
-        params = [total]
+        lines += ["    int32_t i;", f"    for (i = 0; i < n; ++i) y[i] = {code};"]
+        schema_ = schema(i32("n", "elements"))
+        params = schema_.pack(n=total)
     else:
-        # p = dims[rank], then strides[rank] for each input
+        schema_ = schema(table("dims", rank, "output extents (merged)"),
+                         *[table(f"st{k}", rank, f"input {k} element strides (0: broadcast)")
+                           for k in range(len(in_names))])
         lines.append(f"    int32_t idx[{rank}] = {{0}};")
         lines.append("    int32_t d, i = 0, n = 1;")
         offs = ", ".join(f"o{k} = 0" for k in range(len(in_names)))
         lines.append(f"    int64_t {offs};")
-        lines.append(f"    for (d = 0; d < {rank}; ++d) n *= p[d];")
+        lines.append(f"    for (d = 0; d < {rank}; ++d) n *= dims[d];")
         inner = rank - 1
         lines.append(f"    while (i < n) {{")
-        lines.append(f"        int32_t j, m = p[{inner}];")
+        lines.append(f"        int32_t j, m = dims[{inner}];")
         lines.append(f"        for (j = 0; j < m; ++j, ++i) {{")
         lines.append(f"            y[i] = {code};")
         for k in range(len(in_names)):
-            lines.append(f"            o{k} += p[{rank + k * rank + inner}];")
+            lines.append(f"            o{k} += st{k}[{inner}];")
         lines.append("        }")
         for k in range(len(in_names)):
-            lines.append(f"        o{k} -= (int64_t)m * p[{rank + k * rank + inner}];")
+            lines.append(f"        o{k} -= (int64_t)m * st{k}[{inner}];")
         lines.append(f"        for (d = {inner - 1}; d >= 0; --d) {{")
         for k in range(len(in_names)):
-            lines.append(f"            o{k} += p[{rank} + {k * rank} + d];")
-        lines.append("            if (++idx[d] < p[d]) break;")
+            lines.append(f"            o{k} += st{k}[d];")
+        lines.append("            if (++idx[d] < dims[d]) break;")
         lines.append("            idx[d] = 0;")
         for k in range(len(in_names)):
-            lines.append(f"            o{k} -= (int64_t)p[d] * p[{rank} + {k * rank} + d];")
+            lines.append(f"            o{k} -= (int64_t)dims[d] * st{k}[d];")
         lines.append("        }")
         lines.append("    }")
-        params = list(dims) + [x for s in strides for x in s]
-    kernel = Kernel(name, kernel_source(name, "\n".join(lines)), ("math",))
+        params = schema_.pack(dims=dims, **{f"st{k}": st for k, st in enumerate(strides)})
+    kernel = make_kernel(name, "\n".join(lines), schema_, ("math",))
     return Instr(kernel, list(in_names), [out_name], params, note=note)
 
 

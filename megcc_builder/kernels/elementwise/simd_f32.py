@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import Optional, Sequence
 from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.params import i32, schema
 from ...codegen.vector import Simd, VecOps
 from ...codegen.vmath import helpers, used
 from ...ir import Graph, Op
@@ -124,6 +125,14 @@ def applicable(op: Op, graph: Graph, s: Simd, v: VecOps) -> bool:
                        v) is not None
 
 
+def rows_schema(n_inputs: int):
+    """R1 x R0 rows of L floats; each input's row start is o1 * s1_k + o0 * s0_k."""
+    per_input = [i32(f"s{a}_{k}", f"input {k} element stride per {'R1' if a else 'R0'} row")
+                 for k in range(n_inputs) for a in (1, 0)]
+    return schema(i32("R1", "outer rows"), i32("R0", "inner rows"),
+                  i32("L", "floats per row"), *per_input)
+
+
 def lower_elementwise(op: Op, graph: Graph, s: Simd, v: VecOps):
     expr = expression_of(op)
     names = [i for i in op.inputs if i]
@@ -139,22 +148,25 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd, v: VecOps):
     name = f"{base}_f32_rows_{kinds}_{s.name}"
     lines = [f"    const float *a{k} = (const float *)in_ptrs[{k}];" for k in range(len(names))]
     lines += ["    float *y = (float *)out_ptrs[0];",
-              "    const int32_t R1 = p[0], R0 = p[1], L = p[2];  /* R1 x R0 rows of L */",
               "    int32_t o1, o0, i;",
               "    for (o1 = 0; o1 < R1; ++o1)",
               "    for (o0 = 0; o0 < R0; ++o0) {",
               "        float *yr = y + ((int64_t)o1 * R0 + o0) * L;"]
     for k, kind in enumerate(kinds):
-        lines.append(f"        const float *r{k} = a{k} + (int64_t)o1 * p[{3 + 2 * k}] "
-                     f"+ (int64_t)o0 * p[{4 + 2 * k}];")
+        lines.append(f"        const float *r{k} = a{k} + (int64_t)o1 * s1_{k} "
+                     f"+ (int64_t)o0 * s0_{k};")
         if kind == "b":
             lines.append(f"        const {s.vtype} d{k} = {s.dup(f'r{k}')};")
     lines += [f"        for (i = 0; i + {s.vw} <= L; i += {s.vw}) {s.store('yr + i', vec)};",
               f"        for (; i < L; ++i) yr[i] = (float)({scalar});",
               "    }"]
-    source = kernel_source(name, "\n".join(lines))
-    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa)
-    params = [r1, r0, length] + [x for st, _ in inputs for x in st]
+    params = rows_schema(len(names))
+    source = kernel_source(name, "\n".join(lines), params=params)
+    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa,
+                    params=params)
+    params = params.pack(R1=r1, R0=r0, L=length,
+                         **{f"s{a}_{k}": st[1 - a] for k, (st, _) in enumerate(inputs)
+                            for a in (1, 0)})
     return [Instr(kernel, names, [op.outputs[0]], params,
                   note=f"{s.label} element-wise: {r1 * r0} rows of {length}, {s.vw} per vector")]
 

@@ -9,10 +9,9 @@ kernel serves every rank up to MAX_RANK.
 """
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
-from ...codegen.kernel import Instr, Kernel, kernel_source, numel, strides_of
+from ...codegen.kernel import Instr, make_kernel, numel, strides_of
+from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize
 from ..data.copy_generic import F16_HELPERS, UINT_OF_SIZE, const_input, norm_axis
 from ..registry import implements
@@ -58,10 +57,14 @@ def value_helpers(dtype: str) -> tuple:
 
 # Walks the index tensor in order; `off` is the data offset of the current position with
 # the axis coordinate left out (its stride is zeroed in `ws`), so each element costs O(1).
-_ELEMENTS_WALK = """    const int32_t rank = p[0], axis = p[1], axis_n = p[2];
-    const int32_t *dims = p + 3, *ws = p + 3 + rank;
-    const int64_t axis_stride = p[3 + 2 * rank];
-    int32_t idx[{max_rank}] = {{0}}, d;
+_ELEMENTS_HEAD = (i32("rank", "rank of the indices (and data)"), i32("axis", "the indexed axis"),
+                  i32("axis_n", "data extent along the axis"),
+                  table("dims", "rank", "extents of the indices"),
+                  table("ws", "rank", "data element strides, 0 along the axis"),
+                  i64("axis_stride", "data element stride of the axis"))
+GATHER_ELEMENTS_PARAMS = schema(*_ELEMENTS_HEAD)
+SCATTER_ELEMENTS_PARAMS = schema(*_ELEMENTS_HEAD, i32("nbytes", "bytes of the data (copied)"))
+_ELEMENTS_WALK = """    int32_t idx[{max_rank}] = {{0}}, d;
     int64_t n = 1, i, off = 0;
     for (d = 0; d < rank; ++d) n *= dims[d];
     for (i = 0; i < n; ++i) {{
@@ -76,14 +79,14 @@ _ELEMENTS_WALK = """    const int32_t rank = p[0], axis = p[1], axis_n = p[2];
             idx[d] = 0;
         }}
     }}
-    (void)axis;
 """
 
 
-def _elements_params(data_shape, ind_shape, axis: int) -> List[int]:
+def _elements_params(data_shape, ind_shape, axis: int) -> dict:
     st = strides_of(data_shape)
     walk = [0 if d == axis else s for d, s in enumerate(st)]
-    return [len(ind_shape), axis, data_shape[axis], *ind_shape, *walk, st[axis]]
+    return dict(rank=len(ind_shape), axis=axis, axis_n=data_shape[axis], dims=ind_shape,
+                ws=walk, axis_stride=st[axis])
 
 
 @implements("GatherElements")
@@ -103,9 +106,10 @@ def lower_gather_elements(op: Op, graph: Graph):
     {ct} *y = ({ct} *)out_ptrs[0];
 """ + _ELEMENTS_WALK.format(max_rank=MAX_RANK,
                             action="        y[i] = x[off + k * axis_stride];")
-    kernel = Kernel(name, kernel_source(name, body))
+    kernel = make_kernel(name, body, GATHER_ELEMENTS_PARAMS)
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]],
-                  _elements_params(x.shape, ind.shape, axis), note=f"axis={axis}")]
+                  GATHER_ELEMENTS_PARAMS.pack(**_elements_params(x.shape, ind.shape, axis)),
+                  note=f"axis={axis}")]
 
 
 REDUCTIONS = {
@@ -153,11 +157,12 @@ def lower_scatter_elements(op: Op, graph: Graph):
     body = f"""    const {ct} *u = (const {ct} *)in_ptrs[2];
     const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
-    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)p[4 + 2 * p[0]]);
+    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)nbytes);
 """ + _ELEMENTS_WALK.format(max_rank=MAX_RANK, action=action)
-    kernel = Kernel(name, kernel_source(name, body),
-                    value_helpers(x.dtype) if reduction != "none" else ())
-    params = _elements_params(x.shape, ind.shape, axis) + [x.nbytes]
+    kernel = make_kernel(name, body, SCATTER_ELEMENTS_PARAMS,
+                         value_helpers(x.dtype) if reduction != "none" else ())
+    params = SCATTER_ELEMENTS_PARAMS.pack(**_elements_params(x.shape, ind.shape, axis),
+                                          nbytes=x.nbytes)
     return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params,
                   note=f"axis={axis}, reduction={reduction}")]
 
@@ -168,7 +173,7 @@ _ND_TUPLE = """        int64_t src = 0;
         int32_t j;
         for (j = 0; j < k; ++j) {{
             int64_t v = (int64_t)ind[(b * per_batch + t) * k + j];
-            const int32_t dn = p[5 + j];
+            const int32_t dn = tuple_dims[j];
             if (v < 0) v += dn;
             if (v < 0 || v >= dn) return -1;
             src = src * dn + v;
@@ -176,10 +181,17 @@ _ND_TUPLE = """        int64_t src = 0;
 """
 
 
-def _nd_params(data_shape, b: int, k: int, n_batch: int, per_batch: int) -> List[int]:
-    block = numel(data_shape[b + k:])
-    batch_stride = numel(data_shape[b:])
-    return [n_batch, per_batch, k, block, batch_stride, *data_shape[b:b + k]]
+_ND_HEAD = (i32("n_batch", "batches (batch_dims)"), i32("per_batch", "index tuples per batch"),
+            i32("k", "tuple length"), i32("block_n", "elements per selected block"),
+            i32("batch_stride", "data elements per batch"),
+            table("tuple_dims", "k", "data extents the tuples index"))
+GATHER_ND_PARAMS = schema(*_ND_HEAD, i32("esize", "bytes per element"))
+SCATTER_ND_PARAMS = schema(*_ND_HEAD, i32("nbytes", "bytes of the data (copied)"))
+
+
+def _nd_params(data_shape, b: int, k: int, n_batch: int, per_batch: int) -> dict:
+    return dict(n_batch=n_batch, per_batch=per_batch, k=k, block_n=numel(data_shape[b + k:]),
+                batch_stride=numel(data_shape[b:]), tuple_dims=data_shape[b:b + k])
 
 
 @implements("GatherND")
@@ -196,18 +208,17 @@ def lower_gather_nd(op: Op, graph: Graph):
     body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
     const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
     uint8_t *y = (uint8_t *)out_ptrs[0];
-    const int32_t n_batch = p[0], per_batch = p[1], k = p[2];
-    const int64_t block = (int64_t)p[3] * p[5 + k], batch_stride = p[4];
-    const int32_t esize = p[5 + k];
+    const int64_t block = (int64_t)block_n * esize;
     int32_t b, t;
     for (b = 0; b < n_batch; ++b)
         for (t = 0; t < per_batch; ++t) {{
-{_ND_TUPLE.format()}            memcpy(y, x + ((int64_t)b * batch_stride + src * p[3]) * esize, (size_t)block);
+{_ND_TUPLE.format()}            memcpy(y, x + ((int64_t)b * batch_stride + src * block_n) * esize, (size_t)block);
             y += block;
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    params = _nd_params(x.shape, b, k, n_batch, per_batch) + [esize]
+    kernel = make_kernel(name, body, GATHER_ND_PARAMS)
+    params = GATHER_ND_PARAMS.pack(**_nd_params(x.shape, b, k, n_batch, per_batch),
+                                   esize=esize)
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
                   note=f"batch_dims={b}, tuples of {k}")]
 
@@ -230,11 +241,10 @@ def lower_scatter_nd(op: Op, graph: Graph):
     body = f"""    const {ct} *u = (const {ct} *)in_ptrs[2];
     const {c_type(it)} *ind = (const {c_type(it)} *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t per_batch = p[1], k = p[2];
-    const int64_t block = p[3];
+    const int64_t block = block_n;
     const int32_t b = 0;
     int32_t t;
-    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)p[5 + k]);
+    if (y != (const {ct} *)in_ptrs[0]) memcpy(y, in_ptrs[0], (size_t)(uint32_t)nbytes);
     for (t = 0; t < per_batch; ++t) {{
 {_ND_TUPLE.format()}        {{
             {ct} *yb = y + src * block;
@@ -244,14 +254,29 @@ def lower_scatter_nd(op: Op, graph: Graph):
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body),
-                    value_helpers(x.dtype) if reduction != "none" else ())
-    params = _nd_params(x.shape, 0, k, 1, per_batch) + [x.nbytes]
+    kernel = make_kernel(name, body, SCATTER_ND_PARAMS,
+                         value_helpers(x.dtype) if reduction != "none" else ())
+    params = SCATTER_ND_PARAMS.pack(**_nd_params(x.shape, 0, k, 1, per_batch), nbytes=x.nbytes)
     return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params,
                   note=f"tuples of {k}, reduction={reduction}")]
 
 
-# --- OneHot ----------------------------------------------------------------------------------
+# --- OneHot, CumSum, TopK, Trilu, ReverseSequence ------------------------------------------
+
+ONE_HOT_PARAMS = schema(i32("outer", "index elements before the axis"),
+                        i32("depth", "classes (the new axis)"),
+                        i32("inner", "index elements after the axis"))
+CUMSUM_PARAMS = schema(i32("outer", "elements before the axis"), i32("red", "axis extent"),
+                       i32("inner", "elements after the axis"))
+TOPK_PARAMS = schema(i32("outer", "elements before the axis"), i32("n", "axis extent"),
+                     i32("inner", "elements after the axis"), i32("k", "values kept"))
+TRILU_PARAMS = schema(i32("mats", "matrices"), i32("rows", "rows per matrix"),
+                      i32("cols", "columns per matrix"),
+                      i32("k", "diagonal offset (clamped to the matrix)"))
+REVERSE_SEQUENCE_PARAMS = schema(i32("B", "batch extent"), i32("T", "time extent"),
+                                 i32("bs", "batch stride in blocks"),
+                                 i32("ts", "time stride in blocks"),
+                                 i32("blk", "bytes per (batch, time) block"))
 
 @implements("OneHot")
 def lower_one_hot(op: Op, graph: Graph):
@@ -272,7 +297,6 @@ def lower_one_hot(op: Op, graph: Graph):
     body = f"""    const {it} *ind = (const {it} *)in_ptrs[0];
     const {ct} *vals = (const {ct} *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t outer = p[0], depth = p[1], inner = p[2];
     int32_t o, d, j;
     for (o = 0; o < outer; ++o)
         for (j = 0; j < inner; ++j) {{
@@ -283,9 +307,9 @@ def lower_one_hot(op: Op, graph: Graph):
         }}
 """
     helpers = (F16_HELPERS,) if ind.dtype == "float16" else ()
-    kernel = Kernel(name, kernel_source(name, body), helpers)
+    kernel = make_kernel(name, body, ONE_HOT_PARAMS, helpers)
     return [Instr(kernel, [op.inputs[0], op.inputs[2]], [op.outputs[0]],
-                  [outer, depth, inner], note=f"axis={axis}, depth={depth}")]
+                  ONE_HOT_PARAMS.pack(outer=outer, depth=depth, inner=inner), note=f"axis={axis}, depth={depth}")]
 
 
 # --- CumSum ------------------------------------------------------------------------------------
@@ -309,7 +333,6 @@ def lower_cumsum(op: Op, graph: Graph):
             f"{{ s += {load_expr(x.dtype, 'x[q]')}; y[q] = {store_expr(x.dtype, 's')}; }}")
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t outer = p[0], red = p[1], inner = p[2];
     int32_t o, r, j;
     for (o = 0; o < outer; ++o)
         for (j = 0; j < inner; ++j) {{
@@ -320,8 +343,9 @@ def lower_cumsum(op: Op, graph: Graph):
             }}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), value_helpers(x.dtype))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+    kernel = make_kernel(name, body, CUMSUM_PARAMS, value_helpers(x.dtype))
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  CUMSUM_PARAMS.pack(outer=outer, red=red, inner=inner),
                   note=f"axis={axis}")]
 
 
@@ -353,7 +377,6 @@ def lower_topk(op: Op, graph: Graph):
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *yv = ({ct} *)out_ptrs[0];
     int64_t *yi = (int64_t *)out_ptrs[1];
-    const int32_t outer = p[0], n = p[1], inner = p[2], k = p[3];
     int32_t *ord = (int32_t *)workspace, *tmp = ord + n;
     {at} *val = ({at} *)(tmp + n + (n & 1));
     int32_t o, j, r, w, lo, mid, hi, i1, i2, q;
@@ -382,13 +405,14 @@ def lower_topk(op: Op, graph: Graph):
             }}
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), value_helpers(x.dtype))
+    kernel = make_kernel(name, body, TOPK_PARAMS, value_helpers(x.dtype))
     ws = 4 * (2 * n + (n & 1)) + 8 * n
     outs = list(op.outputs)
     if any(not o for o in outs):
         raise graph.error("omitted TopK outputs are not supported", op)
     _ = want_sorted  # the output is always sorted, which 'sorted=0' permits
-    return [Instr(kernel, [op.inputs[0]], outs, [outer, n, inner, k], workspace_bytes=ws,
+    params = TOPK_PARAMS.pack(outer=outer, n=n, inner=inner, k=k)
+    return [Instr(kernel, [op.inputs[0]], outs, params, workspace_bytes=ws,
                   note=f"axis={axis}, k={k}")]
 
 
@@ -407,17 +431,17 @@ def lower_trilu(op: Op, graph: Graph):
     name = f"trilu_{'upper' if upper else 'lower'}_e{esize}"
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t mats = p[0], rows = p[1], cols = p[2], k = p[3];
     int32_t m, r, c;
     for (m = 0; m < mats; ++m)
         for (r = 0; r < rows; ++r)
             for (c = 0; c < cols; ++c, ++x, ++y)
                 *y = ({keep}) ? *x : 0;
 """
-    kernel = Kernel(name, kernel_source(name, body))
+    kernel = make_kernel(name, body, TRILU_PARAMS)
     k = max(min(k, cols + 1), -rows - 1)  # beyond these every element is kept or zeroed
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
-                  [numel(x.shape[:-2]), rows, cols, k], note=f"k={k}")]
+                  TRILU_PARAMS.pack(mats=numel(x.shape[:-2]), rows=rows, cols=cols, k=k),
+                  note=f"k={k}")]
 
 
 # --- ReverseSequence ---------------------------------------------------------------------------
@@ -439,7 +463,6 @@ def lower_reverse_sequence(op: Op, graph: Graph):
     body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
     const {c_type(it)} *lens = (const {c_type(it)} *)in_ptrs[1];
     uint8_t *y = (uint8_t *)out_ptrs[0];
-    const int32_t B = p[0], T = p[1], bs = p[2], ts = p[3], blk = p[4];
     int32_t b, t;
     for (b = 0; b < B; ++b) {{
         const int64_t len = (int64_t)lens[b];
@@ -451,8 +474,9 @@ def lower_reverse_sequence(op: Op, graph: Graph):
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    params = [x.shape[b_axis], x.shape[t_axis], st[b_axis] // inner, st[t_axis] // inner,
-              inner * esize]
+    kernel = make_kernel(name, body, REVERSE_SEQUENCE_PARAMS)
+    params = REVERSE_SEQUENCE_PARAMS.pack(B=x.shape[b_axis], T=x.shape[t_axis],
+                                          bs=st[b_axis] // inner, ts=st[t_axis] // inner,
+                                          blk=inner * esize)
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
                   note=f"batch_axis={b_axis}, time_axis={t_axis}")]

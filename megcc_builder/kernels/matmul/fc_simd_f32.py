@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from ...codegen import packed_gemm as g
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
 from ...target import IsaSpec
@@ -19,6 +20,9 @@ from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .problem import fc_cost, fc_problem
 
+FC_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "reduction"),
+                   i32("KC", "reduction block (cache blocking)"),
+                   i32("MC", "row block (cache blocking)"))
 
 def lower_fc(op: Op, graph: Graph, s: Simd):
     m, n, k, bmat, bias = fc_problem(op, graph)
@@ -43,12 +47,10 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     const float *bp = (const float *)in_ptrs[1];  /* {s.nr}-column panels (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if bias is not None else "0"};
     float *y = (float *)out_ptrs[0];
-    float *ap = (float *)workspace;
+    {"" if m == 1 else "float *ap = (float *)workspace;  /* A packed in row panels */"}
     const float *apk;
-    const int32_t M = p[0], N = p[1], K = p[2], KC = p[3], MC = p[4];
     int32_t k0;
     megcc_{s.name}_epi e;
-    (void)ap;
     {setup}
     e.bias_m = 0;
     e.bias_n = bias;
@@ -60,8 +62,8 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}{post}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
-    return [Instr(kernel, inputs, [op.outputs[0]], [m, n, k, kc, mc],
+    kernel = make_kernel(name, body, FC_PARAMS, ("math",), isa=s.isa)
+    return [Instr(kernel, inputs, [op.outputs[0]], FC_PARAMS.pack(M=m, N=n, K=k, KC=kc, MC=mc),
                   workspace_bytes=0 if m == 1 else m * k * 4,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
                        f"(M={m}, N={n}, K={k}, kc={kc})")]

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import itertools
-from ...codegen.kernel import Instr, Kernel, f32_bits, kernel_source, numel
+from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
+from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..elementwise.generic import broadcast_strides
 from ..registry import F32, implements
 from .problem import fc_cost
+
+GEMM_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "reduction"),
+                     i32("csm", "C element stride along M (0: broadcast)"),
+                     i32("csn", "C element stride along N (0: broadcast)"),
+                     f32("alpha", "scale of A*B"), f32("beta", "scale of C"))
+MATMUL_PARAMS = schema(i32("NB", "batch (broadcast) products"), i32("M", "rows of Y"),
+                       i32("N", "columns of Y"), i32("K", "reduction"),
+                       table("off_a", "NB", "A element offset per product"),
+                       table("off_b", "NB", "B element offset per product"))
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
@@ -33,7 +43,8 @@ def lower_gemm(op: Op, graph: Graph):
         csm, csn = broadcast_strides(c.shape, (m, n))
     else:
         csm = csn = 0
-    params = [m, n, k, csm, csn, f32_bits(alpha), f32_bits(beta)]
+    params = GEMM_PARAMS.pack(M=m, N=n, K=k, csm=csm, csn=csn, alpha=f32_bits(alpha),
+                              beta=f32_bits(beta))
     if trans_b and not trans_a:
         variant, core = "nt", "megcc_gemm_nt(M, N, K, a, K, b, K, y, N, 0);"
         workspace = 0
@@ -50,16 +61,13 @@ def lower_gemm(op: Op, graph: Graph):
         megcc_gemm_nn(M, N, K, a, 1, M, bt, N, y, N, 0); }"""
         workspace = n * k * 4
     c_line = "const float *cb = (const float *)in_ptrs[2];" if has_c else ""
-    c_term = " + beta * cb[(int64_t)i * p[3] + (int64_t)j * p[4]]" if has_c else ""
+    c_term = " + beta * cb[(int64_t)i * csm + (int64_t)j * csn]" if has_c else ""
     name = f"gemm_{variant}_f32{'_c' if has_c else ''}{activation_tag(act)}"
     body = f"""    const float *a = (const float *)in_ptrs[0];
     const float *b = (const float *)in_ptrs[1];
     float *y = (float *)out_ptrs[0];
     {c_line}
-    const int32_t M = p[0], N = p[1], K = p[2];
-    const float alpha = megcc_f32_from_bits(p[5]), beta = megcc_f32_from_bits(p[6]);
     int32_t i, j;
-    (void)beta;
     {core}
     for (i = 0; i < M; ++i)
         for (j = 0; j < N; ++j) {{
@@ -67,7 +75,7 @@ def lower_gemm(op: Op, graph: Graph):
             y[(int64_t)i * N + j] = {activation_code(act, "v")};
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math", "f32_bits", "gemm"))
+    kernel = make_kernel(name, body, GEMM_PARAMS, ("math", "f32_bits", "gemm"))
     inputs = [op.inputs[0], op.inputs[1]] + ([op.inputs[2]] if has_c else [])
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
                   note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
@@ -103,16 +111,13 @@ def lower_matmul(op: Op, graph: Graph):
     body = f"""    const float *a = (const float *)in_ptrs[0];
     const float *b = (const float *)in_ptrs[1];
     float *y = (float *)out_ptrs[0];
-    const int32_t NB = p[0], M = p[1], N = p[2], K = p[3];
-    const int32_t *off_a = p + 4, *off_b = p + 4 + NB;
-    int32_t i, j;
-    (void)j;
+    int32_t i{", j" if epilogue else ""};
     for (i = 0; i < NB; ++i) {{
         float *yb = y + (int64_t)i * M * N;
         megcc_gemm_nn(M, N, K, a + off_a[i], K, 1, b + off_b[i], N, yb, N, 0);{epilogue}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math", "gemm"))
+    kernel = make_kernel(name, body, MATMUL_PARAMS, ("math", "gemm"))
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
-                  [nb, m, n, k] + offsets_a + offsets_b,
+                  MATMUL_PARAMS.pack(NB=nb, M=m, N=n, K=k, off_a=offsets_a, off_b=offsets_b),
                   note=f"batched gemm_nn x{nb} (M={m}, N={n}, K={k})")]

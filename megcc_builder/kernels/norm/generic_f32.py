@@ -12,7 +12,8 @@ import math
 from typing import List, Optional
 
 import numpy as np
-from ...codegen.kernel import Instr, Kernel, f32_bits, kernel_source, numel
+from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
+from ...codegen.params import f32, i32, schema
 from ...ir import Graph, Op
 from ..data.copy_generic import norm_axis
 from ..registry import F32, implements
@@ -23,6 +24,21 @@ def present(names: List[str], k: int) -> bool:
 
 
 # --- normalisations ---------------------------------------------------------------------
+
+# BatchNormalization and InstanceNormalization over an [N, C, S] view of the input.
+NCS_PARAMS = schema(i32("N", "batch"), i32("C", "channels"),
+                    i32("S", "elements per channel (spatial size)"),
+                    f32("eps", "epsilon added to the variance"))
+LAYERNORM_PARAMS = schema(i32("outer", "rows normalised separately"),
+                          i32("inner", "elements per normalised row"),
+                          f32("eps", "epsilon added to the variance"),
+                          i32("sg", "Scale element stride (1 full, 0 scalar)"),
+                          i32("sb", "B element stride (1 full, 0 scalar)"))
+LRN_PARAMS = schema(i32("N", "batch"), i32("C", "channels"), i32("S", "spatial size"),
+                    i32("lo", "channels before c in the window"),
+                    i32("hi", "channels after c in the window"),
+                    f32("alpha_n", "alpha / size"), f32("beta", "exponent"),
+                    f32("bias", "added before the power"))
 
 @implements("BatchNormalization", dtypes=F32)
 def lower_batchnorm(op: Op, graph: Graph):
@@ -37,8 +53,6 @@ def lower_batchnorm(op: Op, graph: Graph):
     const float *b = (const float *)in_ptrs[2], *mean = (const float *)in_ptrs[3];
     const float *var = (const float *)in_ptrs[4];
     float *y = (float *)out_ptrs[0];
-    const int32_t N = p[0], C = p[1], S = p[2];
-    const float eps = megcc_f32_from_bits(p[3]);
     int32_t n, c, s;
     for (n = 0; n < N; ++n)
         for (c = 0; c < C; ++c) {
@@ -47,9 +61,10 @@ def lower_batchnorm(op: Op, graph: Graph):
             for (s = 0; s < S; ++s) y[base + s] = x[base + s] * a + sh;
         }
 """
-    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
+    kernel = make_kernel(name, body, NCS_PARAMS, ("f32_bits",))
     c = x.shape[1] if len(x.shape) > 1 else 1
-    params = [x.shape[0], c, numel(x.shape[2:]), f32_bits(op.attrs.get("epsilon", 1e-5))]
+    params = NCS_PARAMS.pack(N=x.shape[0], C=c, S=numel(x.shape[2:]),
+                             eps=f32_bits(op.attrs.get("epsilon", 1e-5)))
     return [Instr(kernel, list(op.inputs[:5]), [op.outputs[0]], params)]
 
 
@@ -61,8 +76,6 @@ def lower_instancenorm(op: Op, graph: Graph):
     body = """    const float *x = (const float *)in_ptrs[0], *g = (const float *)in_ptrs[1];
     const float *b = (const float *)in_ptrs[2];
     float *y = (float *)out_ptrs[0];
-    const int32_t N = p[0], C = p[1], S = p[2];
-    const float eps = megcc_f32_from_bits(p[3]);
     int32_t n, c, s;
     for (n = 0; n < N; ++n)
         for (c = 0; c < C; ++c) {
@@ -78,8 +91,9 @@ def lower_instancenorm(op: Op, graph: Graph):
             for (s = 0; s < S; ++s) yc[s] = xc[s] * a + sh;
         }
 """
-    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
-    params = [x.shape[0], x.shape[1], numel(x.shape[2:]), f32_bits(op.attrs.get("epsilon", 1e-5))]
+    kernel = make_kernel(name, body, NCS_PARAMS, ("f32_bits",))
+    params = NCS_PARAMS.pack(N=x.shape[0], C=x.shape[1], S=numel(x.shape[2:]),
+                             eps=f32_bits(op.attrs.get("epsilon", 1e-5)))
     return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params)]
 
 
@@ -118,10 +132,7 @@ def lower_layernorm(op: Op, graph: Graph):
     body = f"""    const float *x = (const float *)in_ptrs[0], *g = (const float *)in_ptrs[1];
     {"const float *b = (const float *)in_ptrs[2];" if has_bias else ""}
     float *y = (float *)out_ptrs[0];
-    const int32_t outer = p[0], inner = p[1], sg = p[3], sb = p[4];
-    const float eps = megcc_f32_from_bits(p[2]);
     int32_t o, j;
-    (void)sb;
     for (o = 0; o < outer; ++o) {{
         const float *xr = x + (int64_t)o * inner;
         float *yr = y + (int64_t)o * inner;
@@ -135,8 +146,10 @@ def lower_layernorm(op: Op, graph: Graph):
             yr[j] = ((xr[j] - (float)mean) * r) * g[(int64_t)j * sg]{bias_term};
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
-    params = [outer, inner, f32_bits(op.attrs.get("epsilon", 1e-5)), s_scale, s_bias]
+    kernel = make_kernel(name, body, LAYERNORM_PARAMS, ("f32_bits",))
+    params = LAYERNORM_PARAMS.pack(outer=outer, inner=inner,
+                                   eps=f32_bits(op.attrs.get("epsilon", 1e-5)),
+                                   sg=s_scale, sb=s_bias)
     return [Instr(kernel, list(op.inputs[:3 if has_bias else 2]), outs, params,
                   note=f"[{outer}, {inner}]")]
 
@@ -151,9 +164,6 @@ def lower_lrn(op: Op, graph: Graph):
     # Window over channels [c - floor((size-1)/2), c + ceil((size-1)/2)].
     body = """    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t N = p[0], C = p[1], S = p[2], lo = p[3], hi = p[4];
-    const float alpha_n = megcc_f32_from_bits(p[5]), beta = megcc_f32_from_bits(p[6]);
-    const float bias = megcc_f32_from_bits(p[7]);
     int32_t n, c, k, s;
     for (n = 0; n < N; ++n)
         for (c = 0; c < C; ++c) {
@@ -167,9 +177,10 @@ def lower_lrn(op: Op, graph: Graph):
             }
         }
 """
-    kernel = Kernel(name, kernel_source(name, body), ("f32_bits",))
-    params = [x.shape[0], x.shape[1], numel(x.shape[2:]), (size - 1) // 2, size // 2,
-              f32_bits(alpha / size), f32_bits(beta), f32_bits(bias)]
+    kernel = make_kernel(name, body, LRN_PARAMS, ("f32_bits",))
+    params = LRN_PARAMS.pack(N=x.shape[0], C=x.shape[1], S=numel(x.shape[2:]),
+                             lo=(size - 1) // 2, hi=size // 2, alpha_n=f32_bits(alpha / size),
+                             beta=f32_bits(beta), bias=f32_bits(bias))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=f"size={size}")]
 
 

@@ -5,10 +5,14 @@ the losses, ... - need no kernel: the compiler expands them, see ir/functions.py
 """
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source, numel
+from ...codegen.kernel import Instr, make_kernel, numel
+from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..data.copy_generic import norm_axis
 from ..registry import implements
+
+PARAMS = schema(i32("outer", "rows before the axis"), i32("red", "extent of the normalised axis"),
+                i32("inner", "elements after the axis"))
 
 
 @implements("LpNormalization")
@@ -26,7 +30,6 @@ def lower_lp_normalization(op: Op, graph: Graph):
     name = f"lp_normalization_p{p_norm}_f32"
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t outer = p[0], red = p[1], inner = p[2];
     int32_t o, r, j;
     for (o = 0; o < outer; ++o)
         for (j = 0; j < inner; ++j) {{
@@ -38,6 +41,7 @@ def lower_lp_normalization(op: Op, graph: Graph):
                 y[base + (int64_t)r * inner] = n == 0.0 ? 0.0f : (float)(x[base + (int64_t)r * inner] / n);
         }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+    kernel = make_kernel(name, body, PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  PARAMS.pack(outer=outer, red=red, inner=inner),
                   note=f"axis={axis}")]

@@ -1,10 +1,32 @@
 """Pooling kernels (float32, NCHW): max/average with padding, stride, dilation, ceil mode."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+import re
+
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op
 from ..registry import implements
 from .geometry import pool_cost
+
+# 2-D pooling over N*C planes (the window, stride and dilation are in the kernel name)
+POOL2D_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
+                       i32("W", "input width"), i32("OH", "output height"),
+                       i32("OW", "output width"), i32("PT", "padding top"),
+                       i32("PL", "padding left"), i32("PB", "padding bottom"),
+                       i32("PR", "padding right"))
+GLOBAL_POOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("S", "elements per plane"))
+
+
+def window_counters(fin: str) -> dict:
+    """C fragments counting window cells, only for the counters `fin` divides by:
+    cnt = cells inside the input, cnt_pad = cells inside the padded input."""
+    uses = {c: re.search(r"\b" + c + r"\b", fin) is not None for c in ("cnt", "cnt_pad")}
+    names = [c for c in ("cnt", "cnt_pad") if uses[c]]
+    return {"decl": f"int32_t {', '.join(c + ' = 0' for c in names)};" if names else "",
+            "cnt": "++cnt;" if uses["cnt"] else "",
+            "cnt_pad": "++cnt_pad;" if uses["cnt_pad"] else "",
+            "uses_cnt_pad": uses["cnt_pad"]}
 
 
 @implements("MaxPool", "AveragePool", cost=lambda op, graph, isa: pool_cost(op, graph, isa, False))
@@ -36,10 +58,10 @@ def lower_pool(op: Op, graph: Graph):
         init, acc = "0.0f", "v += xv;"
         # count_include_pad counts padded cells inside the padded input, not past it (ceil mode)
         fin = "v / (float)cnt_pad" if include_pad else "v / (float)(cnt > 0 ? cnt : 1)"
+    count = window_counters(fin)
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4], PT = p[5], PL = p[6];
-    const int32_t HP = H + PT + p[7], WP = W + PL + p[8];  /* padded extents */
+    const int32_t HP = H + PT + PB, WP = W + PL + PR;  /* padded extents */
     int32_t c, oy, ox, ky, kx;
     for (c = 0; c < NC; ++c) {{
         const float *xc = x + (int64_t)c * H * W;
@@ -47,26 +69,26 @@ def lower_pool(op: Op, graph: Graph):
         for (oy = 0; oy < OH; ++oy)
             for (ox = 0; ox < OW; ++ox) {{
                 float v = {init};
-                int32_t cnt = 0, cnt_pad = 0;
+                {count["decl"]}
                 for (ky = 0; ky < {kh}; ++ky) {{
                     const int32_t iy = oy * {sh} - PT + ky * {dh};
                     if (iy - (-PT) >= HP) break;
                     for (kx = 0; kx < {kw}; ++kx) {{
                         const int32_t ix = ox * {sw} - PL + kx * {dw};
                         if (ix + PL >= WP) break;
-                        ++cnt_pad;
+                        {count["cnt_pad"]}
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
                         {{ const float xv = xc[(int64_t)iy * W + ix]; {acc} }}
-                        ++cnt;
+                        {count["cnt"]}
                     }}
                 }}
-                (void)cnt; (void)cnt_pad;
                 yc[oy * OW + ox] = {fin};
             }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ())
-    params = [x.shape[0] * x.shape[1], h, w, oh, ow, pads[0], pads[1], pads[2], pads[3]]
+    kernel = make_kernel(name, body, POOL2D_PARAMS)
+    params = POOL2D_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=h, W=w, OH=oh, OW=ow,
+                                PT=pads[0], PL=pads[1], PB=pads[2], PR=pads[3])
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params)]
 
 
@@ -81,7 +103,6 @@ def lower_global_pool(op: Op, graph: Graph):
     fin = "v" if is_max else "v / (float)S"
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t NC = p[0], S = p[1];
     int32_t c, i;
     for (c = 0; c < NC; ++c, x += S) {{
         float v = {"-INFINITY" if is_max else "0.0f"};
@@ -92,13 +113,20 @@ def lower_global_pool(op: Op, graph: Graph):
     spatial = 1
     for d in x.shape[2:]:
         spatial *= d
-    kernel = Kernel(name, kernel_source(name, body), ())
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [x.shape[0] * x.shape[1], spatial])]
+    kernel = make_kernel(name, body, GLOBAL_POOL_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  GLOBAL_POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial))]
 
 
 # --- generic N-D pooling: 3-D windows, LpPool, MaxPool's Indices, integer MaxPool -----------
 
 MAX_SPATIAL = 3
+POOL_ND_PARAMS = schema(
+    i32("NC", "planes (N * C)"),
+    table("in_d", MAX_SPATIAL, "input extents (unused axes 1)"),
+    table("out_d", MAX_SPATIAL, "output extents"), table("k", MAX_SPATIAL, "window extents"),
+    table("s", MAX_SPATIAL, "strides"), table("dl", MAX_SPATIAL, "dilations"),
+    table("pb", MAX_SPATIAL, "padding before"), table("pe", MAX_SPATIAL, "padding after"))
 
 
 def _pool_geometry(op: Op, x_shape, y_shape):
@@ -149,12 +177,13 @@ def _generic_pool(op: Op, graph: Graph, kind: str):
     name = f"pool_nd_{tag}_{x.dtype}{'_idx' if want_idx else ''}{'_cm' if storage and r == 2 else ''}"
     idx_decl = "int64_t *yi = (int64_t *)out_ptrs[1];" if want_idx else ""
     idx_store = f"yi[o] = best >= 0 ? best : 0;" if want_idx else ""
+    uses_best = kind == "max"  # the window's argmax (ties, NaN and Indices need it)
+    count = window_counters(fin)
+    padded_test = "if (ix[d] < -pb[d] || ix[d] >= in_d[d] + pe[d]) padded = 0;" \
+        if count["uses_cnt_pad"] else ""
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
     {idx_decl}
-    const int32_t NC = p[0];
-    const int32_t *in_d = p + 1, *out_d = p + 4, *k = p + 7, *s = p + 10, *dl = p + 13;
-    const int32_t *pb = p + 16, *pe = p + 19;
     const int64_t sp = (int64_t)in_d[0] * in_d[1] * in_d[2];
     int64_t c, o = 0;
     int32_t oy[3], ky[3], ix[3];
@@ -163,34 +192,33 @@ def _generic_pool(op: Op, graph: Graph, kind: str):
         for (oy[1] = 0; oy[1] < out_d[1]; ++oy[1])
           for (oy[2] = 0; oy[2] < out_d[2]; ++oy[2], ++o) {{
             float v = {init};
-            int64_t best = -1;
-            int32_t cnt = 0, cnt_pad = 0;
+            {"int64_t best = -1;" if uses_best else ""}
+            {count["decl"]}
             for (ky[0] = 0; ky[0] < k[0]; ++ky[0])
               for (ky[1] = 0; ky[1] < k[1]; ++ky[1])
                 for (ky[2] = 0; ky[2] < k[2]; ++ky[2]) {{
-                    int32_t d, inside = 1, padded = 1;
+                    int32_t d, inside = 1{", padded = 1" if count["uses_cnt_pad"] else ""};
                     for (d = 0; d < 3; ++d) {{
                         ix[d] = oy[d] * s[d] - pb[d] + ky[d] * dl[d];
                         if (ix[d] < 0 || ix[d] >= in_d[d]) inside = 0;
-                        if (ix[d] < -pb[d] || ix[d] >= in_d[d] + pe[d]) padded = 0;
+                        {padded_test}
                     }}
-                    cnt_pad += padded;
+                    {"cnt_pad += padded;" if count["uses_cnt_pad"] else ""}
                     if (!inside) continue;
-                    ++cnt;
+                    {count["cnt"]}
                     {{
                         const int64_t src = c * sp + ((int64_t)ix[0] * in_d[1] + ix[1]) * in_d[2] + ix[2];
                         const float xv = (float)x[src];
-                        (void)src;
                         {acc.replace("best = src", "best = " + idx_expr)}
                     }}
                 }}
-            (void)cnt; (void)cnt_pad; (void)best; (void)ix;
             y[o] = ({ct})({fin});
             {idx_store}
           }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ())
-    params = [x.shape[0] * x.shape[1]] + ins + outs + ks + st + dl + pb + pe
+    kernel = make_kernel(name, body, POOL_ND_PARAMS)
+    params = POOL_ND_PARAMS.pack(NC=x.shape[0] * x.shape[1], in_d=ins, out_d=outs, k=ks, s=st,
+                                 dl=dl, pb=pb, pe=pe)
     return [Instr(kernel, [op.inputs[0]], [o for o in op.outputs if o], params,
                   note=f"{r}-D {kind} pooling")]
 

@@ -1,9 +1,10 @@
 """Pooling in the NCHW44 layout (float32), portable C: PoolNCHW44 and GlobalPoolNCHW44."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
 from ...ir import Graph, Op
 from ..registry import implements
+from .direct_generic_f32 import GLOBAL_POOL_PARAMS, POOL2D_PARAMS, window_counters
 
 
 @implements("PoolNCHW44")
@@ -24,10 +25,10 @@ def lower_pool_nchw44(op: Op, graph: Graph):
         init, acc = "0.0f", "v[l] += xv[l];"
         # as pool.py: count_include_pad counts padded cells inside the padded input only
         fin = "v[l] / (float)cnt_pad" if include_pad else "v[l] / (float)(cnt > 0 ? cnt : 1)"
+    count = window_counters(fin)
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4], PT = p[5], PL = p[6];
-    const int32_t HP = H + PT + p[7], WP = W + PL + p[8];  /* padded extents */
+    const int32_t HP = H + PT + PB, WP = W + PL + PR;  /* padded extents */
     int32_t c, oy, ox, ky, kx, l;
     for (c = 0; c < NC; ++c) {{
         const float *xc = x + (int64_t)c * H * W * 4;
@@ -35,7 +36,7 @@ def lower_pool_nchw44(op: Op, graph: Graph):
         for (oy = 0; oy < OH; ++oy)
             for (ox = 0; ox < OW; ++ox) {{
                 float v[4];
-                int32_t cnt = 0, cnt_pad = 0;
+                {count["decl"]}
                 for (l = 0; l < 4; ++l) v[l] = {init};
                 for (ky = 0; ky < {kh}; ++ky) {{
                     const int32_t iy = oy * {sh} - PT + ky * {dh};
@@ -43,22 +44,23 @@ def lower_pool_nchw44(op: Op, graph: Graph):
                     for (kx = 0; kx < {kw}; ++kx) {{
                         const int32_t ix = ox * {sw} - PL + kx * {dw};
                         if (ix + PL >= WP) break;
-                        ++cnt_pad;
+                        {count["cnt_pad"]}
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
                         {{
                             const float *restrict xv = xc + ((int64_t)iy * W + ix) * 4;
                             for (l = 0; l < 4; ++l) {acc}
                         }}
-                        ++cnt;
+                        {count["cnt"]}
                     }}
                 }}
-                (void)cnt; (void)cnt_pad;
                 for (l = 0; l < 4; ++l) yc[(oy * OW + ox) * 4 + l] = {fin};
             }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ())
-    params = [x.shape[0] * x.shape[1], x.shape[2], x.shape[3], y.shape[2], y.shape[3], *pads]
+    kernel = make_kernel(name, body, POOL2D_PARAMS)
+    params = POOL2D_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                                OH=y.shape[2], OW=y.shape[3], PT=pads[0], PL=pads[1],
+                                PB=pads[2], PR=pads[3])
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note="nchw44 pooling")]
 
 
@@ -72,7 +74,6 @@ def lower_global_pool_nchw44(op: Op, graph: Graph):
     fin = "v[l]" if is_max else "v[l] / (float)S"
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t NC = p[0], S = p[1];
     int32_t c, i, l;
     for (c = 0; c < NC; ++c, x += (int64_t)S * 4) {{
         float v[4];
@@ -84,6 +85,7 @@ def lower_global_pool_nchw44(op: Op, graph: Graph):
         for (l = 0; l < 4; ++l) y[c * 4 + l] = {fin};
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ())
+    kernel = make_kernel(name, body, GLOBAL_POOL_PARAMS)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
-                  [x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]], note="nchw44 global pooling")]
+                  GLOBAL_POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=x.shape[2] * x.shape[3]),
+                  note="nchw44 global pooling")]

@@ -12,13 +12,21 @@ row) and 1/columns (per output column, a table built once per call).
 from __future__ import annotations
 
 from typing import Optional
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
 from ...codegen.window import plane, window_row
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..registry import F32, implements
 from .geometry import pool_cost, pool_geometry
+
+_PLANE = (i32("NC", "planes (N * C)"), i32("H", "input height"), i32("W", "input width"),
+          i32("OH", "output height"), i32("OW", "output width"), i32("PT", "padding top"),
+          i32("PL", "padding left"), i32("PH", "padded plane height"),
+          i32("PW", "padded plane width (row stride)"))
+MAX_PARAMS = schema(*_PLANE)
+AVG_PARAMS = schema(*_PLANE, i32("PB", "padding bottom"), i32("PR", "padding right"))
 
 
 def lower_maxpool(op: Op, graph: Graph, s: Simd):
@@ -40,11 +48,7 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     float *pl = (float *)workspace;  /* one -inf-padded input plane */
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4], PT = p[5], PL = p[6];
-    const int32_t PH = p[7], PW = p[8];
-    const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
-    int32_t c, oy, ox, ky, kx;
-    (void)SW;
+{{geometry}}    int32_t c, oy, ox, ky, kx;
     for (c = 0; c < NC; ++c) {{
         float *yc = y + (int64_t)c * OH * OW;
         megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl, c > 0);
@@ -55,11 +59,13 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
+                                                    DW=dw))
+    kernel = make_kernel(name, body, MAX_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
-    params = [geo["n"] * geo["c"], geo["h"], geo["w"], geo["oh"], geo["ow"], pads[0], pads[1],
-              ph, pw]
+    params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
+                             OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
                   note=f"{s.label} max pooling over a -inf-padded {ph}x{pw} plane, {s.vw} "
                        f"outputs per vector")]
@@ -82,13 +88,9 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     float *pl = (float *)workspace;  /* one zero-padded input plane, then 1/columns */
-    const int32_t NC = p[0], H = p[1], W = p[2], OH = p[3], OW = p[4], PT = p[5], PL = p[6];
-    const int32_t PH = p[7], PW = p[8], PB = p[9], PR = p[10];
-    const int32_t KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, DH = {dh}, DW = {dw};
-    const int32_t OWV = (OW + {s.vw - 1}) / {s.vw} * {s.vw};
+{{geometry}}    const int32_t OWV = (OW + {s.vw - 1}) / {s.vw} * {s.vw};
     float *rx = pl + (int64_t)PH * PW;
     int32_t c, oy, ox, ky, kx;
-    (void)SW; (void)PB; (void)PR;
     for (ox = 0; ox < OWV; ++ox) {{
         int32_t n = 0;
         for (kx = 0; kx < KW; ++kx) {{
@@ -114,11 +116,14 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",), isa=s.isa)
+    body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
+                                                    DW=dw))
+    kernel = make_kernel(name, body, AVG_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
-    params = [geo["n"] * geo["c"], geo["h"], geo["w"], geo["oh"], geo["ow"], pads[0], pads[1],
-              ph, pw, pads[2], pads[3]]
+    params = AVG_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
+                             OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw, PB=pads[2],
+                             PR=pads[3])
     owv = -(-geo["ow"] // s.vw) * s.vw
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
                   workspace_bytes=(ph * pw + owv) * 4,

@@ -1,9 +1,15 @@
 """MaxUnpool: scatter pooled values back to their argmax positions."""
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type
 from ..registry import implements
+
+PARAMS = schema(i32("rank", "rank of the unpooled tensor"),
+                table("inf", "rank", "extents MaxPool saw (the indices count in them)"),
+                table("ost", "rank", "output element strides"),
+                i64("n_in", "input elements"), i64("n_out", "output elements"))
 
 
 @implements("MaxUnpool")
@@ -30,8 +36,6 @@ def lower_max_unpool(op: Op, graph: Graph):
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     const int64_t *ind = (const int64_t *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const int32_t rank = p[0], *inf = p + 1, *ost = p + 1 + rank;
-    const int64_t n_in = p[1 + 2 * rank], n_out = p[2 + 2 * rank];
     int64_t i, n_inf = 1;
     int32_t d;
     for (d = 0; d < rank; ++d) n_inf *= inf[d];
@@ -43,6 +47,7 @@ def lower_max_unpool(op: Op, graph: Graph):
         y[off] = x[i];
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
+    kernel = make_kernel(name, body, PARAMS)
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]],
-                  [rank] + inferred + out_st + [x.numel, y.numel])]
+                  PARAMS.pack(rank=rank, inf=inferred, ost=out_st, n_in=x.numel,
+                              n_out=y.numel))]

@@ -9,13 +9,20 @@ ArgMax/ArgMin see the tensor as [outer, axis, inner].
 """
 from __future__ import annotations
 
-from ...codegen.kernel import Instr, Kernel, kernel_source, numel, strides_of
+import re
+
+from ...codegen.kernel import Instr, make_kernel, numel, strides_of
+from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
 from ...target import IsaSpec
 from ..data.copy_generic import const_input, norm_axis
 from ..data.views import copy_instr
 from ..elementwise.generic import collapse
 from ..registry import F32, implements
+
+# ArgMax/ArgMin and the softmax family (portable and vector) over [outer, axis, inner]
+AXIS_PARAMS = schema(i32("outer", "elements before the axis"), i32("red", "axis extent"),
+                     i32("inner", "elements after the axis"))
 
 
 # op -> (init, pre-map of an element v, combine of accumulator a with t, post-map of a).
@@ -122,12 +129,10 @@ def lower_reduce(op: Op, graph: Graph):
     body = f"""    typedef {ct} acc_t;
     const acc_t *x = (const acc_t *)in_ptrs[0];
     acc_t *y = (acc_t *)out_ptrs[0];
-    float *m = (float *)workspace;  /* per-output max (LogSumExp only) */
-    const int32_t *dims = p, *os = p + {r};
-    const int32_t n = dims[{r - 1}], n_out = p[{2 * r}], cnt = p[{2 * r + 1}];
+{"    float *m = (float *)workspace;  /* per-output max (LogSumExp) */" + chr(10) if two_pass else ""}\
+    const int32_t n = dims[{r - 1}];
     int32_t idx[{r}], d, j;
     int64_t rows = 1, r, o;
-    (void)m; (void)cnt;
     for (d = 0; d < {r - 1}; ++d) rows *= dims[d];
 """
     if two_pass:
@@ -138,11 +143,18 @@ def lower_reduce(op: Op, graph: Graph):
         y[j] = {post.format(a="a", m="m[j]")};
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body), ("math",))
-    params = list(dims) + list(os_) + [y.numel, cnt]
+    params = schema(table("dims", r, "input extents (merged)"),
+                    table("os", r, "output element stride per input axis (0: reduced)"),
+                    i32("n_out", "output elements"), i32("cnt", "elements per output"))
+    kernel = make_kernel(name, body, params, ("math",))
+    params = params.pack(dims=dims, os=os_, n_out=y.numel, cnt=cnt)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
                   workspace_bytes=4 * y.numel if two_pass else 0,
                   note=f"axes={axes}, merged to {dims}")]
+
+
+def uses(code: str, name: str) -> bool:
+    return re.search(r"\b" + name + r"\b", code) is not None
 
 
 def outer_axis_inner(shape, axis: int):
@@ -165,7 +177,6 @@ def lower_argmax(op: Op, graph: Graph):
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     int64_t *y = (int64_t *)out_ptrs[0];
     {ct} *best = ({ct} *)workspace;
-    const int32_t outer = p[0], red = p[1], inner = p[2];
     int32_t o, r, j;
     for (o = 0; o < outer; ++o) {{
         const {ct} *xo = x + (int64_t)o * red * inner;
@@ -178,8 +189,9 @@ def lower_argmax(op: Op, graph: Graph):
         }}
     }}
 """
-    kernel = Kernel(name, kernel_source(name, body))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+    kernel = make_kernel(name, body, AXIS_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=inner * 8, note=f"axis={axis}")]
 
 
@@ -248,29 +260,28 @@ def lower_softmax(op: Op, graph: Graph):
     kind = op.type
     head = """    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t outer = p[0], red = p[1], inner = p[2];
     int32_t o, r;
 """
     if inner == 1:
         name = f"{kind.lower()}_f32_last"
-        body = head + f"""    (void)inner;
-    for (o = 0; o < outer; ++o) {{
+        passes = SOFTMAX_LAST[kind]
+        # the row max and sum (Softmax, LogSoftmax) or the argmax (Hardmax), as used
+        row_max = "        float mx = -INFINITY;\n        for (r = 0; r < red; ++r) " \
+            "mx = megcc_maxf(mx, xr[r]);\n" if uses(passes, "mx") else ""
+        row_sum = "        float s = 0.0f;\n" if uses(passes, "s") else ""
+        row_arg = "        int32_t k = 0;\n" if uses(passes, "k") else ""
+        body = head + f"""    for (o = 0; o < outer; ++o) {{
         const float *xr = x + (int64_t)o * red;
         float *yr = y + (int64_t)o * red;
-        float mx = -INFINITY, s = 0.0f;
-        int32_t k = 0;
-        for (r = 0; r < red; ++r) mx = megcc_maxf(mx, xr[r]);
-        (void)s; (void)k; (void)mx;
-{SOFTMAX_LAST[kind]}
+{row_max}{row_sum}{row_arg}{passes}
     }}
 """
         workspace = 0
     else:
         name = f"{kind.lower()}_f32_strided"
         body = head + f"""    float *m = (float *)workspace, *s = m + inner;
-    int32_t *k = (int32_t *)(m + inner);
+{"    int32_t *k = (int32_t *)(m + inner);" + chr(10) if uses(SOFTMAX_STRIDED[kind], "k") else ""}\
     int32_t j;
-    (void)k; (void)s;
     for (o = 0; o < outer; ++o) {{
         const float *xo = x + (int64_t)o * red * inner;
         float *yo = y + (int64_t)o * red * inner;
@@ -281,8 +292,9 @@ def lower_softmax(op: Op, graph: Graph):
     }}
 """
         workspace = 8 * inner
-    kernel = Kernel(name, kernel_source(name, body), ("math",))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+    kernel = make_kernel(name, body, AXIS_PARAMS, ("math",))
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=workspace, note=f"[{outer}, {red}, {inner}]")]
 
 

@@ -9,7 +9,7 @@ from ...codegen.vmath import hmax, hmax_helpers, hsum, hsum_helpers, used, helpe
 from ...ir import Graph, Op
 from ...target import IsaSpec
 from ..registry import F32, implements
-from .generic import softmax_shape
+from .generic import AXIS_PARAMS, softmax_shape
 
 
 def softmax_vector_shape(op: Op, graph: Graph, s):
@@ -59,7 +59,6 @@ def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
         for (; r < red; ++r) yr[r] = xr[r] - s;"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    const int32_t outer = p[0], red = p[1];
     int32_t o, r;
     for (o = 0; o < outer; ++o) {{
         const float *xr = x + (int64_t)o * red;
@@ -73,10 +72,11 @@ def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
 {passes}
     }}
 """
-    source = kernel_source(name, body)
+    source = kernel_source(name, body, params=AXIS_PARAMS)
     extra = used(helpers(v) + hsum_helpers(v) + hmax_helpers(v), source)
-    kernel = Kernel(name, source, ("math",) + extra, isa=s.isa)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, 1],
+    kernel = Kernel(name, source, ("math",) + extra, isa=s.isa, params=AXIS_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  AXIS_PARAMS.pack(outer=outer, red=red, inner=1),
                   note=f"[{outer}, {red}, 1], {s.label}: {vw} per vector")]
 
 
@@ -114,8 +114,7 @@ def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, in
     name = f"{op.type.lower()}_f32_strided_{s.name}"
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    float *m = (float *)workspace, *s = m + p[2];
-    const int32_t outer = p[0], red = p[1], inner = p[2];
+    float *m = (float *)workspace, *s = m + inner;
     int32_t o, r, j;
     for (o = 0; o < outer; ++o) {{
         const float *xo = x + (int64_t)o * red * inner;
@@ -126,9 +125,11 @@ def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, in
 {passes}
     }}
 """
-    source = kernel_source(name, body)
-    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], [outer, red, inner],
+    source = kernel_source(name, body, params=AXIS_PARAMS)
+    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa,
+                    params=AXIS_PARAMS)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
+                  AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=8 * inner,
                   note=f"[{outer}, {red}, {inner}], {s.label}: {vw} per vector across inner")]
 

@@ -73,6 +73,20 @@ def require_platform(platform: Platform) -> None:
         pytest.skip(msg)
 
 
+def uniform_source(seed: int) -> Callable:
+    """rand(*shape, dtype, low, high): floats uniform in [low, high), integers in
+    [low, high], from one generator of this seed (each family keeps the seed its old test
+    file used, so its cases hold the same numbers)."""
+    rng = np.random.default_rng(seed)
+
+    def rand(*shape, dtype=np.float32, low=-3.0, high=3.0):
+        if np.dtype(dtype).kind == "f":
+            return np.asarray(rng.uniform(low, high, shape)).astype(dtype)
+        return rng.integers(int(low), int(high) + 1, shape).astype(dtype)
+
+    return rand
+
+
 class Const:
     """An input given as an initializer (compile-time constant)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.common import act_post, act_ref
-from kernels.harness import Book, Const
+from kernels.harness import Book, Const, uniform_source
 from reference import conv2d
 
 BOOK = Book("conv")
@@ -233,13 +233,7 @@ for _c in NCHW44:
     conv_case("nchw44_" + nchw44_case_id(_c), _r, *_c[:12], nchw44=True)
 
 
-_RNG_NN = np.random.default_rng(5)
-
-
-def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
-    if np.dtype(dtype).kind == "f":
-        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
-    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+_rand_nn = uniform_source(5)
 
 
 rand, case = _rand_nn, BOOK.add

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from kernels.harness import Book, Const
+from kernels.harness import Book, Const, uniform_source
 
 RNG = np.random.default_rng(7)
 
@@ -184,13 +184,7 @@ case("unsqueeze", "Unsqueeze", [rand(3, 7), Const(np.array([0, 2], np.int64))], 
 
 
 # --- Resize / Upsample (test_kernels_nn.py): arithmetic, so within the float tolerance
-_RNG_NN = np.random.default_rng(5)
-
-
-def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
-    if np.dtype(dtype).kind == "f":
-        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
-    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+_rand_nn = uniform_source(5)
 
 
 

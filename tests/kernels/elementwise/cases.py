@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.harness import Book, Const
+from kernels.harness import Book, Const, uniform_source
 
 BOOK = Book("elementwise")
 F32 = np.float32
@@ -53,13 +53,7 @@ for _op, _fn in (("Add", np.add), ("Mul", np.multiply), ("Sub", np.subtract)):
 
 
 # PRelu (test_kernels_nn.py): per-channel, scalar, last-axis, full and runtime slopes
-_RNG_NN = np.random.default_rng(5)
-
-
-def _rand_nn(*shape, dtype=np.float32, low=-3.0, high=3.0):
-    if np.dtype(dtype).kind == "f":
-        return np.asarray(_RNG_NN.uniform(low, high, shape)).astype(dtype)
-    return _RNG_NN.integers(int(low), int(high) + 1, shape).astype(dtype)
+_rand_nn = uniform_source(5)
 
 
 rand, case = _rand_nn, BOOK.add

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.harness import Book, Const
+from kernels.harness import Book, Const, uniform_source
 
-RNG = np.random.default_rng(5)
-
-
-def rand(*shape, dtype=np.float32, low=-3.0, high=3.0):
-    if np.dtype(dtype).kind == "f":
-        return np.asarray(RNG.uniform(low, high, shape)).astype(dtype)
-    return RNG.integers(int(low), int(high) + 1, shape).astype(dtype)
+rand = uniform_source(5)
 
 
 BOOK = Book("norm", exact=False)

@@ -25,13 +25,11 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import generated_digest  # noqa: E402  (the models and builds to check)
+from megcc_builder.target import spec  # noqa: E402  (the levels' compiler flags)
 
-GCC = {"generic": ("gcc", []), "x86_64": ("gcc", ["-march=x86-64"]),
-       "x86_64-v3": ("gcc", ["-march=x86-64-v3"]),
-       "x86_64-v4": ("gcc", ["-march=x86-64-v4"]),
-       "armv7-neon": ("arm-linux-gnueabihf-gcc",
-                      ["-march=armv7-a", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"]),
-       "arm64-neon": ("aarch64-linux-gnu-gcc", ["-march=armv8-a"])}
+# the C compiler of each architecture; the flags are the level's own (target/)
+CC_OF_ARCH = {"any": "gcc", "x86_64": "gcc", "armv7": "arm-linux-gnueabihf-gcc",
+              "aarch64": "aarch64-linux-gnu-gcc"}
 RUNTIME_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "runtime", "include")
 TEXT_FILES = ["model.tiny", "model.tiny.c", "manifest.json", "model.tiny.txt", "kernels.h"]
@@ -50,7 +48,8 @@ def compile_model(checkout: str, path: str, level: str, flags: list, out: str) -
 
 def object_code(kernels_c: str, level: str) -> dict:
     """function name -> its disassembly (addresses stripped)."""
-    gcc, march = GCC[level]
+    isa = spec(level)
+    gcc, march = CC_OF_ARCH[isa.arch], list(isa.cflags)
     obj = kernels_c + ".o"
     subprocess.run([gcc, "-std=c99", "-O2", "-fno-strict-aliasing", *march, "-I",
                     RUNTIME_INCLUDE, "-c", kernels_c, "-o", obj], check=True,

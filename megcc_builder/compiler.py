@@ -25,7 +25,7 @@ from .lowering import Plan, lower_graph
 from .options import CompileOptions
 from .passes import optimize
 from .passes.layout_nchw44 import layout_nchw44
-from .target import resolve as _resolve_isa
+from .isa import resolve as _resolve_isa
 
 Shapes = Dict[str, Tuple[int, ...]]
 

@@ -21,7 +21,7 @@ from .emit.model_blob import read_model
 from .ir import CompileError
 from .ir.dtypes import numpy_dtype
 from .resources import resource_dir
-from .target import host_level, spec
+from .isa import host_level, spec
 
 RUNTIME_DIR = resource_dir("runtime")
 DEFAULT_CC = os.environ.get("CC", "gcc")

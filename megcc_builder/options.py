@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .target import IsaSpec, resolve, spec
+from .isa import IsaSpec, resolve, spec
 
 
 @dataclass(frozen=True)
 class CompileOptions:
-    isa: str = "generic"          # an ISA level (target.levels; "native": this machine's best)
+    isa: str = "generic"          # an ISA level (isa.levels; "native": this machine's best)
     fuse: bool = True             # fuse bias/activation and element-wise chains (passes/fuse.py)
     enable_nchw44: bool = False   # run the conv region in NCHW44 (passes/layout_nchw44.py)
 

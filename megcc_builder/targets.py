@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from .resources import resource_dir
-from .target import resolve as isa_resolve, spec as isa_spec
+from .isa import resolve as isa_resolve, spec as isa_spec
 
 # MEGCC_TOOLCHAIN_DIR: descriptions of one's own targets, instead of the shipped ones.
 TOOLCHAIN_DIR = os.environ.get("MEGCC_TOOLCHAIN_DIR") or resource_dir("toolchains")
@@ -160,7 +160,7 @@ def load(name: str) -> Target:
 
 
 def _check_isa_level(target: Target, path: str) -> None:
-    """A toolchain names its ISA level (target/levels.py), whose description says which
+    """A toolchain names its ISA level (isa/levels.py), whose description says which
     compiler flags enable it: the toolchain's flags must include them, or kernels.c would
     stop at its #error guard."""
     try:

@@ -25,9 +25,9 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import generated_digest  # noqa: E402  (the models and builds to check)
-from megcc_builder.target import spec  # noqa: E402  (the levels' compiler flags)
+from megcc_builder.isa import spec  # noqa: E402  (the levels' compiler flags)
 
-# the C compiler of each architecture; the flags are the level's own (target/)
+# the C compiler of each architecture; the flags are the level's own (isa/)
 CC_OF_ARCH = {"any": "gcc", "x86_64": "gcc", "armv7": "arm-linux-gnueabihf-gcc",
               "aarch64": "aarch64-linux-gnu-gcc"}
 RUNTIME_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from megcc_builder.target import host_level
+from megcc_builder.isa import host_level
 
 RNG = np.random.default_rng(4321)
 HOST = host_level()

@@ -24,7 +24,7 @@ from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
-from megcc_builder.target import host_level, spec
+from megcc_builder.isa import host_level, spec
 from reference import assert_close
 
 RNG = np.random.default_rng(2024)

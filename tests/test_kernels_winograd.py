@@ -28,7 +28,7 @@ from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.options import CompileOptions
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import RUNTIME_DIR, run_onnx
-from megcc_builder.target import host_level, spec
+from megcc_builder.isa import host_level, spec
 from megcc_builder.kernels.conv import winograd_avx2_f32 as avx2_winograd
 from reference import assert_close, conv2d
 

@@ -3,7 +3,7 @@ registered implementation, so that a new module that breaks one fails here by na
 import pytest
 
 from megcc_builder.kernels import REGISTRY, registry
-from megcc_builder.target import LEVELS, spec
+from megcc_builder.isa import LEVELS, spec
 
 ALL = sorted({impl for impls in REGISTRY.values() for impl in impls}, key=lambda i: i.name)
 

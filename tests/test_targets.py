@@ -117,7 +117,7 @@ def test_every_toolchain_names_a_level_whose_flags_it_passes():
     import dataclasses
 
     from megcc_builder import targets
-    from megcc_builder.target import spec
+    from megcc_builder.isa import spec
 
     for name in targets.names():
         target = targets.load(name)

@@ -24,7 +24,7 @@ class Kernel:
     # the shared ones of helpers.HELPERS are found by use and need not be listed
     helpers: tuple = ()
     # instruction-set extension the source needs ("" = portable C99, "avx2" = AVX2+FMA);
-    # kernels.c then checks the compiler targets it (target.KernelTag)
+    # kernels.c then checks the compiler targets it (isa.KernelTag)
     isa: str = ""
     # the names, meanings and order of the int32 params its instructions carry (params.py)
     params: ParamSchema = NO_PARAMS

@@ -1,4 +1,5 @@
-"""Packed GEMM with register-blocked micro-kernels, generated per vector vocabulary (vector.py; the levels' own in target/).
+"""Packed GEMM with register-blocked micro-kernels, generated per vector vocabulary
+(vector.py; each level's own are in isa/).
 
 Layouts (BLIS-style, chosen so the micro-kernel reads both operands sequentially), with the
 micro-tile MR x NR of the flavour (AVX2 6x16, ARMv7 NEON 6x8, AArch64 NEON 8x12):

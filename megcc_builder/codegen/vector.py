@@ -8,7 +8,7 @@ are written against once.
   vector element-wise kernels use (integer lanes, compares, selects).
 
 The spellings themselves (AVX2, NEON, AArch64 NEON) belong to the ISA levels that have
-them: target/x86.py and target/arm.py, listed per element type in `target.VectorSet`.
+them: isa/x86.py and isa/arm.py, listed per element type in `isa.VectorSet`.
 """
 from __future__ import annotations
 

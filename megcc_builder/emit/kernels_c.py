@@ -7,8 +7,8 @@ from typing import Dict, List, Set
 from ..codegen.helpers import HELPERS, PRELUDE
 from ..codegen.kernel import Kernel
 from ..codegen.packed_gemm import shared_helpers
-from ..target import kernel_tag
-from ..target.levels import f32_vocabularies
+from ..isa import kernel_tag
+from ..isa.levels import f32_vocabularies
 from .kernel_set import kernel_set_id
 from .signatures import Signature, signatures_c_source
 

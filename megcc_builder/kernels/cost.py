@@ -2,7 +2,7 @@
 
 Every implementation that can compete with another estimates its cost in cycles from a
 small analytic model; only ratios matter, since candidates are compared with each other.
-The per-core constants live in the ISA level's description (target.Core); this module has
+The per-core constants live in the ISA level's description (isa.Core); this module has
 what several implementations share. What dominates on an out-of-order core with two FMA
 pipes:
 - packed GEMM: micro-kernel k-steps (an MR x NR tile takes one cycle per vector FMA, at
@@ -13,12 +13,12 @@ pipes:
   building the padded plane;
 - portable C: multiply-adds at the rate the auto-vectorised portable loops reach.
 The x86 constants were calibrated once with `megcc run --profile` on ResNet-50 /
-MobileNetV2 layers; the Arm ones are estimates (target/arm.py).
+MobileNetV2 layers; the Arm ones are estimates (isa/arm.py).
 """
 from __future__ import annotations
 
 from ..codegen.vector import Simd
-from ..target import Core
+from ..isa import Core
 
 UKR_EFFICIENCY = 0.85
 

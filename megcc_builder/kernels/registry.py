@@ -11,8 +11,8 @@ Every implementation declares, where it is defined, what it serves and when:
   have; None = any (the implementation handles every dtype itself);
 - `layout`: the layout of the output it writes ("nchw", "nchw44"); None = any;
 - `requires`: what the build's ISA level must offer: "" (portable C99), a kernel tag
-  ("avx2", "neon", "neon64": target.KernelTag) or a vector vocabulary ("f32.gemm",
-  "f32.direct", "f32.elementwise": target.VectorSet);
+  ("avx2", "neon", "neon64": isa.KernelTag) or a vector vocabulary ("f32.gemm",
+  "f32.direct", "f32.elementwise": isa.VectorSet);
 - `applies(op, graph, isa)`: None if it can compute this op, else the reason it cannot;
 - `cost(op, graph, isa)`: estimated cycles (kernels/cost.py); needed wherever two
   implementations can apply to the same op;
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..ir import Graph, Op
-from ..target import IsaSpec
+from ..isa import IsaSpec
 
 F32 = ("float32",)
 

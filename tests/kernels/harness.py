@@ -35,7 +35,7 @@ from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import build_runner, emulator_of, run_blob
 from megcc_builder.kernels import registry
 from megcc_builder.options import CompileOptions
-from megcc_builder.target import host_level, spec
+from megcc_builder.isa import host_level, spec
 
 TOL = 1e-4  # |ours - ref| / max(1, |ref|), DESIGN.md's float32 rule
 

@@ -10,7 +10,7 @@ from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,

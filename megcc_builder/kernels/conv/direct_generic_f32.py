@@ -10,7 +10,7 @@ from __future__ import annotations
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, int_constants
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .geometry import conv_geometry, conv_problem, conv_schema

@@ -16,7 +16,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements

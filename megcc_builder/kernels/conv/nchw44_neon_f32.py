@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ...codegen.kernel import c_float, make_kernel
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
 from .nchw44_common import BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps

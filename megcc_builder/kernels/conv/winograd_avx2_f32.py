@@ -42,8 +42,8 @@ import re
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
-from ...target import IsaSpec
-from ...target.x86 import AVX2
+from ...isa import IsaSpec
+from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements

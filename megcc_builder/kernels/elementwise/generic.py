@@ -16,7 +16,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel, numel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
 from ...ir.expr import BINARY, OTHER_ELEMENTWISE, PARAMETRIC, UNARY, op_expr
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..registry import implements
 
 

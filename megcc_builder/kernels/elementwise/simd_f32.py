@@ -28,7 +28,7 @@ from ...codegen.params import i32, schema
 from ...codegen.vector import Simd, VecOps
 from ...codegen.vmath import helpers, used
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..registry import implements
 from .generic import TRANSCENDENTAL, _expr_key, _expr_slug, broadcast_strides, collapse, elementwise_cycles, expression_of, render
 

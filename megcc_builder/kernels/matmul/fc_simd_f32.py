@@ -14,7 +14,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements

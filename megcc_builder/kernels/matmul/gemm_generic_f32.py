@@ -5,7 +5,7 @@ import itertools
 from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
 from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..elementwise.generic import broadcast_strides
 from ..registry import F32, implements

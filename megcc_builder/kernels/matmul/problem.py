@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ...codegen.kernel import numel
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..cost import overlapped
 from ..elementwise.generic import broadcast_strides
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...codegen.window import plane
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 
 
 def pool_geometry(op: Op, graph: Graph):

@@ -17,7 +17,7 @@ from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
 from ...codegen.window import plane, window_row
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..registry import F32, implements
 from .geometry import pool_cost, pool_geometry
 

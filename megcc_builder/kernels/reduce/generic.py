@@ -14,7 +14,7 @@ import re
 from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..data.copy_generic import const_input, norm_axis
 from ..data.views import copy_instr
 from ..elementwise.generic import collapse

@@ -7,7 +7,7 @@ from ...codegen.kernel import Instr, Kernel, kernel_source
 from ...codegen.vector import Simd, VecOps
 from ...codegen.vmath import hmax, hmax_helpers, hsum, hsum_helpers, used, helpers
 from ...ir import Graph, Op
-from ...target import IsaSpec
+from ...isa import IsaSpec
 from ..registry import F32, implements
 from .generic import AXIS_PARAMS, softmax_shape
 

@@ -12,7 +12,7 @@ only run under qemu here, which does not model timing.
 from __future__ import annotations
 
 from ..codegen.vector import Simd, VecOps
-from .isa import Core, IsaSpec, KernelTag, VectorSet
+from .description import Core, IsaSpec, KernelTag, VectorSet
 
 NEON_TAG = KernelTag("neon", "defined(__ARM_NEON) && defined(__ARM_FEATURE_FMA)",
                      "NEON with FMA (AArch64, or ARMv7 with -mfpu=neon-vfpv4 -mfloat-abi=hard)",

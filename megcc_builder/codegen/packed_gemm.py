@@ -26,6 +26,7 @@ import textwrap
 from typing import List, Optional, Tuple
 
 import numpy as np
+
 from .vector import Simd
 
 

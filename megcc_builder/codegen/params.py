@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple, Union
 
+
 KINDS = ("i32", "i64", "f32", "table")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -32,6 +32,7 @@ result has them; results in the denormal range within one denormal ulp (0 on ARM
 from __future__ import annotations
 
 from typing import List, Tuple
+
 from .vector import VecOps
 
 

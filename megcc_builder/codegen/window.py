@@ -3,6 +3,7 @@ the plane's extents and the generated loop over one output row, for one vector v
 from __future__ import annotations
 
 import textwrap
+
 from .vector import Simd
 
 

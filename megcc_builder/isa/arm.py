@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..codegen.vector import Simd, VecOps
 from .description import Core, IsaSpec, KernelTag, VectorSet
 
+
 NEON_TAG = KernelTag("neon", "defined(__ARM_NEON) && defined(__ARM_FEATURE_FMA)",
                      "NEON with FMA (AArch64, or ARMv7 with -mfpu=neon-vfpv4 -mfloat-abi=hard)",
                      "arm_neon.h")

@@ -21,6 +21,7 @@ from typing import Dict, Optional, Tuple
 
 from ..codegen.vector import Simd, VecOps
 
+
 # Element types a vector vocabulary can be for (IsaSpec.vectors keys).
 ELEMENT_TYPES = ("f32", "f16", "s8", "s16", "s32")
 

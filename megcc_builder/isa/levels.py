@@ -19,6 +19,7 @@ from typing import Dict, FrozenSet, List, Optional
 from . import arm, portable, x86
 from .description import IsaSpec, KernelTag
 
+
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
     portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON)}
 LEVELS = tuple(SPECS)

@@ -3,4 +3,5 @@ from __future__ import annotations
 
 from .description import IsaSpec
 
+
 GENERIC = IsaSpec("generic", "portable C99 (every target)", "any")

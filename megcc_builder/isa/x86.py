@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..codegen.vector import Simd, VecOps
 from .description import Core, IsaSpec, KernelTag, VectorSet
 
+
 AVX2_TAG = KernelTag("avx2", "defined(__AVX2__) && defined(__FMA__)",
                      "-mavx2 -mfma (or -march=x86-64-v3)", "immintrin.h")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from ..codegen.vector import Simd
 from ..isa import Core
 
+
 UKR_EFFICIENCY = 0.85
 
 

@@ -38,6 +38,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 from ..ir import Graph, Op
 from ..isa import IsaSpec
 
+
 F32 = ("float32",)
 
 Applies = Callable[[Op, Graph, IsaSpec], Optional[str]]

@@ -4,6 +4,7 @@ DEPTHWISE_ROWS output rows per pass share the input loads."""
 from __future__ import annotations
 
 from typing import Optional
+
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
@@ -13,8 +14,9 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
-                       scalar_activation_pass, vector_conv_applies)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
+                       vector_conv_applies)
+
 
 PARAMS = conv_schema(i32("PH", "padded plane height"),
                      i32("PWP", "padded plane width (also compiled in as PW)"))

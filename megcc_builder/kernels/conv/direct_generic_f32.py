@@ -15,6 +15,7 @@ from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .geometry import conv_geometry, conv_problem, conv_schema
 
+
 DIRECT_PARAMS = conv_schema()
 GEMM_PARAMS = conv_schema(i32("NBLK", "output positions per im2col block"))
 

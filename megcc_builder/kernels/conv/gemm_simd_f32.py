@@ -8,9 +8,10 @@ then the variant's own (blocking, padded-plane extents).
 from __future__ import annotations
 
 import textwrap
+from typing import Optional
 
 import numpy as np
-from typing import Optional
+
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
@@ -20,8 +21,9 @@ from ...isa import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
-                       scalar_activation_pass, vector_conv_applies)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
+                       vector_conv_applies)
+
 
 PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
                      i32("NC", "output positions per packed B block"),

@@ -6,6 +6,7 @@ from ...codegen.params import ParamSchema, i32, schema
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_code
 
+
 # The params every NCHW convolution kernel starts with (kernel size, stride and dilation are
 # compiled into the code); conv_schema() appends an implementation's own.
 CONV_HEAD = (i32("N", "batch"), i32("C", "input channels"), i32("H", "input height"),

@@ -9,6 +9,7 @@ from ...codegen.params import i32, int_constants, schema
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_tag
 
+
 # Channel blocks of 4 (hybrid: the input in NCHW, one channel per block); kernel size,
 # stride and dilation are compiled in.
 CONV44_PARAMS = schema(i32("N", "batch"), i32("ICB", "input channel blocks"),

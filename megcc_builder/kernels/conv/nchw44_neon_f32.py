@@ -19,7 +19,8 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
-from .nchw44_common import BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry, conv44_instr, conv44_name, input_row, weight_taps
+from .nchw44_common import (BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry,
+                            conv44_instr, conv44_name, input_row, weight_taps)
 
 
 FMA_LANE_HELPER = ("n44_neon_fma_lane", r"""/* acc + w * x[lane]: lane-indexed FMA on AArch64, broadcast + FMA on ARMv7. */

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from typing import List
+
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..norm.generic_f32 import present
 from ..registry import F32, implements
+
 
 PARAMS = schema(i32("N", "batch"), i32("C", "input channels"), i32("H", "input height"),
                 i32("W", "input width"), i32("M", "output channels"),

@@ -32,13 +32,13 @@ about two more decimal digits, too close to the tolerance on ResNet-sized models
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
-from typing import Optional
-from ...codegen import packed_gemm as g
-import re
 
+from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
@@ -47,8 +47,9 @@ from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema,
-                       scalar_activation_pass, vector_conv_applies)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
+                       vector_conv_applies)
+
 
 PARAMS = conv_schema(i32("TB", "tiles per block"), i32("KB", "input channels per block"),
                      i32("MB", "output channels per block"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
 from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype

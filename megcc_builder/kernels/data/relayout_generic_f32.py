@@ -6,6 +6,7 @@ from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..registry import implements
 
+
 # Both directions, portable and NEON (C is a multiple of 4).
 RELAYOUT_PARAMS = schema(i32("N", "batch"), i32("C", "channels"),
                          i32("S", "pixels per channel (H * W)"))

@@ -1,14 +1,17 @@
 """Resize / Upsample: coordinates computed at compile time, kernels gather and blend."""
 from __future__ import annotations
 
-from typing import List, Optional
 import math
+from typing import List, Optional
+
 import numpy as np
+
 from ...codegen.kernel import Instr, f32_bits, make_kernel
 from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op, itemsize, numpy_dtype
 from ..registry import implements
 from .copy_generic import UINT_OF_SIZE, const_input, norm_axis
+
 
 # Both kernels: the planes, their extents, then per-output-row and per-column tables.
 _HEAD = (i32("NC", "planes (N * C)"), i32("H", "input height"), i32("W", "input width"),

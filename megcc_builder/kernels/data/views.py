@@ -6,6 +6,7 @@ from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ..registry import implements
 
+
 # fill_ones_bytes, copy_bytes
 NBYTES_PARAMS = schema(i32("nbytes", "bytes to write"))
 

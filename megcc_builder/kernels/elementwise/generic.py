@@ -12,6 +12,7 @@ import hashlib
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+
 from ...codegen.kernel import Instr, c_float, make_kernel, numel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type

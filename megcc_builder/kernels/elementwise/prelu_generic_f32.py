@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from ...codegen.kernel import View
 from ...ir import Graph, Op, Tensor
 from ..registry import F32, implements

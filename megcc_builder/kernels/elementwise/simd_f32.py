@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Optional, Sequence
+
 from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
 from ...codegen.params import i32, schema
 from ...codegen.vector import Simd, VecOps
@@ -30,7 +31,8 @@ from ...codegen.vmath import helpers, used
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import implements
-from .generic import TRANSCENDENTAL, _expr_key, _expr_slug, broadcast_strides, collapse, elementwise_cycles, expression_of, render
+from .generic import (TRANSCENDENTAL, _expr_key, _expr_slug, broadcast_strides, collapse,
+                      elementwise_cycles, expression_of, render)
 
 
 # the IR op types whose (single-op) expressions this module may vectorise

@@ -10,6 +10,7 @@ kernel serves every rank up to MAX_RANK.
 from __future__ import annotations
 
 import numpy as np
+
 from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize

@@ -9,6 +9,7 @@ do when M == 1: one row already is that layout).
 from __future__ import annotations
 
 import numpy as np
+
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32, schema
@@ -19,6 +20,7 @@ from ..cost import gemm_cycles
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .problem import fc_cost, fc_problem
+
 
 FC_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "reduction"),
                    i32("KC", "reduction block (cache blocking)"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+
 from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
 from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op
@@ -10,6 +11,7 @@ from ..elementwise.activation import activation_code, activation_tag
 from ..elementwise.generic import broadcast_strides
 from ..registry import F32, implements
 from .problem import fc_cost
+
 
 GEMM_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "reduction"),
                      i32("csm", "C element stride along M (0: broadcast)"),

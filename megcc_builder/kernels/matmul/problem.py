@@ -3,6 +3,7 @@ cost model see it."""
 from __future__ import annotations
 
 import numpy as np
+
 from ...codegen.kernel import numel
 from ...ir import Graph, Op
 from ...isa import IsaSpec

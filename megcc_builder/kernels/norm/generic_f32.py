@@ -12,6 +12,7 @@ import math
 from typing import List, Optional
 
 import numpy as np
+
 from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
 from ...codegen.params import f32, i32, schema
 from ...ir import Graph, Op

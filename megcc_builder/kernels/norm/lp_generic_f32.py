@@ -11,6 +11,7 @@ from ...ir import Graph, Op
 from ..data.copy_generic import norm_axis
 from ..registry import implements
 
+
 PARAMS = schema(i32("outer", "rows before the axis"), i32("red", "extent of the normalised axis"),
                 i32("inner", "elements after the axis"))
 

@@ -9,6 +9,7 @@ from ...ir import Graph, Op
 from ..registry import implements
 from .geometry import pool_cost
 
+
 # 2-D pooling over N*C planes (the window, stride and dilation are in the kernel name)
 POOL2D_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
                        i32("W", "input width"), i32("OH", "output height"),

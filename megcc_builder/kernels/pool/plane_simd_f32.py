@@ -12,6 +12,7 @@ row) and 1/columns (per output column, a table built once per call).
 from __future__ import annotations
 
 from typing import Optional
+
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
@@ -20,6 +21,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import F32, implements
 from .geometry import pool_cost, pool_geometry
+
 
 _PLANE = (i32("NC", "planes (N * C)"), i32("H", "input height"), i32("W", "input width"),
           i32("OH", "output height"), i32("OW", "output width"), i32("PT", "padding top"),

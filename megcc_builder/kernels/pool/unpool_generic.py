@@ -6,6 +6,7 @@ from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type
 from ..registry import implements
 
+
 PARAMS = schema(i32("rank", "rank of the unpooled tensor"),
                 table("inf", "rank", "extents MaxPool saw (the indices count in them)"),
                 table("ost", "rank", "output element strides"),

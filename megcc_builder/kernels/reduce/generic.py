@@ -20,6 +20,7 @@ from ..data.views import copy_instr
 from ..elementwise.generic import collapse
 from ..registry import F32, implements
 
+
 # ArgMax/ArgMin and the softmax family (portable and vector) over [outer, axis, inner]
 AXIS_PARAMS = schema(i32("outer", "elements before the axis"), i32("red", "axis extent"),
                      i32("inner", "elements after the axis"))

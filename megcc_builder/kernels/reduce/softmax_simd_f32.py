@@ -3,9 +3,10 @@ f32 element-wise vocabulary (AVX2, NEON)."""
 from __future__ import annotations
 
 from typing import Optional
+
 from ...codegen.kernel import Instr, Kernel, kernel_source
 from ...codegen.vector import Simd, VecOps
-from ...codegen.vmath import hmax, hmax_helpers, hsum, hsum_helpers, used, helpers
+from ...codegen.vmath import helpers, hmax, hmax_helpers, hsum, hsum_helpers, used
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import F32, implements

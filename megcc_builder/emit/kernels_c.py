@@ -1,8 +1,9 @@
 """The kernel set of a build as C: kernels.c (kernels + table) and kernels.h."""
 from __future__ import annotations
 
+import functools
 import re
-from typing import Dict, List, Set
+from typing import Dict, List, Set, Tuple
 
 from ..codegen.helpers import HELPERS, PRELUDE
 from ..codegen.kernel import Kernel
@@ -17,6 +18,13 @@ def _uses(source: str, symbol: str) -> bool:
     return re.search(r"\b" + re.escape(symbol) + r"\b", source) is not None
 
 
+@functools.lru_cache(maxsize=None)
+def _available_helpers() -> Tuple[Tuple[str, str], ...]:
+    """The shared helpers and every vocabulary's vector helpers: the same for every build,
+    so generated once per process."""
+    return tuple(HELPERS + shared_helpers(f32_vocabularies()))
+
+
 def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
     """The helper definitions kernels.c needs, in an order that compiles.
 
@@ -25,7 +33,7 @@ def collect_helpers(kernels: List[Kernel]) -> Dict[str, str]:
     copies, for every vocabulary of every ISA level) are included exactly when some emitted
     code uses their symbol.
     """
-    available = HELPERS + shared_helpers(f32_vocabularies())
+    available = _available_helpers()
     generated: Dict[str, str] = {}
     for k in kernels:
         for h in k.helpers:

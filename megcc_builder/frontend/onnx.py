@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 

@@ -14,8 +14,8 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
-                       vector_conv_applies)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, is_depthwise,
+                       scalar_activation_pass, vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("PH", "padded plane height"),
@@ -23,8 +23,7 @@ PARAMS = conv_schema(i32("PH", "padded plane height"),
 
 
 def depthwise_ok(geo) -> bool:
-    return (geo["group"] == geo["c"] and geo["oc"] % geo["c"] == 0 and geo["group"] > 1
-            and geo["sw"] in (1, 2))
+    return is_depthwise(geo) and geo["sw"] in (1, 2)
 
 
 # Output rows a depthwise pass computes together (at most OH): an input row feeds up to KH
@@ -136,11 +135,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
-    if not vector_conv_applies(op, graph):
-        return "weights not constant or geometry unresolved"
-    geo = conv_problem(op, graph)
-    dw = geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0
-    return None if dw and depthwise_ok(geo) else "not a depthwise conv of stride 1 or 2"
+    reason = vector_conv_rejection(op, graph)
+    if reason:
+        return reason
+    return None if depthwise_ok(conv_problem(op, graph)) else "not a depthwise conv of stride 1 or 2"
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:

@@ -13,7 +13,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
-from .geometry import conv_geometry, conv_problem, conv_schema
+from .geometry import conv_geometry, conv_problem, conv_schema, is_depthwise
 
 
 DIRECT_PARAMS = conv_schema()
@@ -26,8 +26,7 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     geo = conv_problem(op, graph)
     macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * (geo["c"] // geo["group"]) \
         * geo["kh"] * geo["kw"]
-    dw = geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0
-    return macs * (isa.core.portable_depthwise if dw else isa.core.portable_conv)
+    return macs * (isa.core.portable_depthwise if is_depthwise(geo) else isa.core.portable_conv)
 
 
 @implements("Conv", dtypes=F32, layout="nchw", cost=cost)

@@ -7,9 +7,6 @@ then the variant's own (blocking, padded-plane extents).
 """
 from __future__ import annotations
 
-import textwrap
-from typing import Optional
-
 import numpy as np
 
 from ...codegen import packed_gemm as g
@@ -22,7 +19,7 @@ from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
-                       vector_conv_applies)
+                       vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
@@ -188,10 +185,6 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
 # depthwise direct
 
 
-def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
-    return None if vector_conv_applies(op, graph) else "weights not constant or geometry unresolved"
-
-
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     geo = conv_problem(op, graph)
     m, s, k = gemm_shape(geo)
@@ -209,7 +202,8 @@ def _label(isa: IsaSpec) -> str:
     return f"{gs.name} packed GEMM {gs.mr}x{gs.nr}"
 
 
-@implements("Conv", dtypes=F32, layout="nchw", requires="f32.gemm", applies=_applies,
+@implements("Conv", dtypes=F32, layout="nchw", requires="f32.gemm",
+            applies=vector_conv_rejection,
             cost=_cost, label=_label)
 def emit(op: Op, graph: Graph, isa: IsaSpec):
     return lower_gemm_conv(op, graph, isa.vec("f32").gemm)

@@ -2,6 +2,8 @@
 height 1), as every convolution implementation reads it."""
 from __future__ import annotations
 
+from typing import Optional
+
 from ...codegen.params import ParamSchema, i32, schema
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_code
@@ -55,15 +57,26 @@ def conv_problem(op: Op, graph: Graph):
     return geo
 
 
-def vector_conv_applies(op: Op, graph: Graph) -> bool:
+def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
+    """Why no vector convolution (packed GEMM, Winograd, depthwise) can compute `op`, or
+    None: they pack constant float32 weights (and bias) and need resolved 1-D/2-D padding.
+    Takes the registry's `applies` arguments, so it can be one itself."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     if x.dtype != "float32" or w.dtype != "float32" or not w.is_const:
-        return False
+        return "weights not constant float32"
     if len(x.shape) not in (3, 4):
-        return False
+        return f"{len(x.shape) - 2}-D"
     if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
-        return False
-    return op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") or "pads" in op.attrs
+        return "bias not constant"
+    if op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") or "pads" in op.attrs:
+        return None
+    return "auto_pad unresolved"
+
+
+def is_depthwise(geo) -> bool:
+    """One group per input channel (a channel multiplier allowed): the depthwise kernels'
+    case, and the portable kernel's slower scalar loop."""
+    return geo["group"] == geo["c"] and geo["group"] > 1 and geo["oc"] % geo["c"] == 0
 
 
 def bias_of(op: Op):

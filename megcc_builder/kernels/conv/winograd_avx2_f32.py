@@ -48,7 +48,7 @@ from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
-                       vector_conv_applies)
+                       vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("TB", "tiles per block"), i32("KB", "input channels per block"),
@@ -520,15 +520,20 @@ def winograd_cycles(geo, variant: str, isa: IsaSpec) -> float:
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
-    if not vector_conv_applies(op, graph):
-        return "weights not constant or geometry unresolved"
+    reason = vector_conv_rejection(op, graph)
+    if reason:
+        return reason
     return None if applicable(conv_problem(op, graph)) else "not a 3x3 stride-1 group-1 conv"
+
+
+def _cost(op: Op, graph: Graph, isa: IsaSpec, variant: str) -> float:
+    geo = conv_problem(op, graph)
+    return geo["n"] * winograd_cycles(geo, variant, isa)
 
 
 def _register(variant: str, label: str) -> None:
     @implements("Conv", dtypes=F32, layout="nchw", requires="avx2", applies=_applies,
-                cost=lambda op, graph, isa: conv_problem(op, graph)["n"] * winograd_cycles(
-                    conv_problem(op, graph), variant, isa),
+                cost=lambda op, graph, isa: _cost(op, graph, isa, variant),
                 label=f"avx2 Winograd {label}", name=f"conv.winograd_avx2_f32.{variant}")
     def emit(op: Op, graph: Graph, isa: IsaSpec):
         return lower_winograd(op, graph, variant)

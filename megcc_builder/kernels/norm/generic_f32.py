@@ -8,10 +8,7 @@ coordinate_transformation_mode and nearest_mode.
 """
 from __future__ import annotations
 
-import math
-from typing import List, Optional
-
-import numpy as np
+from typing import List
 
 from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
 from ...codegen.params import f32, i32, schema

@@ -11,6 +11,7 @@ error-diffused kernel with exact sums). f32 within 1e-4 relative to max(1, |ref|
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
@@ -20,6 +21,7 @@ import numpy as np
 NATURAL_SHAPE = (48, 64)  # rows, cols of the embedded photograph (RGB)
 
 
+@functools.lru_cache(maxsize=None)
 def natural_rgb() -> np.ndarray:
     """A real photograph (scikit-learn's bundled china.jpg, so no download), shrunk with
     INTER_AREA: smooth regions, edges and texture, unlike uniform noise."""
@@ -30,14 +32,14 @@ def natural_rgb() -> np.ndarray:
 
 
 def _xorshift(seed: int, n: int) -> np.ndarray:
-    out = np.empty(n, np.uint32)
-    x = np.uint32(seed)
-    for i in range(n):  # n is small (tens of thousands): plain loop is fast enough
-        x ^= np.uint32((int(x) << 13) & 0xFFFFFFFF)
-        x ^= x >> np.uint32(17)
-        x ^= np.uint32((int(x) << 5) & 0xFFFFFFFF)
+    out = [0] * n
+    x = seed
+    for i in range(n):  # a few thousand values per case: a plain loop is fast enough
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
         out[i] = x
-    return out
+    return np.array(out, np.uint32)
 
 
 def image(kind, rows: int, cols: int, cn: int, dtype: str) -> np.ndarray:

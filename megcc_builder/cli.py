@@ -113,8 +113,9 @@ def cmd_compile(args) -> int:
     from .compiler import compile_bundle
     from .config import load_config
 
+    cv: tuple = ()
     if args.json:
-        dump_dir, specs, _ = load_config(args.json)
+        dump_dir, specs, cv = load_config(args.json)
         out_dir = args.output or dump_dir
     else:
         if not args.models:
@@ -124,9 +125,20 @@ def cmd_compile(args) -> int:
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
                                  args.enable_nchw44)
         out_dir = args.output
-    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
+    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
+                            cv=_cv_request(cv, args.cv))
     _report(bundle, out_dir)
     return 0
+
+
+CV_HELP = ('CV operators to generate (tinycv.c, tinycv_c.h), e.g. '
+           '"resize_linear:ui8,f32;flip:ui8"; added to the config\'s "cv" section')
+
+
+def _cv_request(from_config: tuple, flags: Optional[List[str]]) -> tuple:
+    from .cv import merge_requests, parse_cv_flag
+
+    return merge_requests(from_config, *(parse_cv_flag(f) for f in flags or []))
 
 
 def _parse_feeds(items: List[str]):
@@ -293,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
+    c.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     # the environment is read here, at the edge: the library below never looks at it
     c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
@@ -389,6 +402,7 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
     ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
+    ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -399,8 +413,9 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         from .config import check_options, load_config
 
         check_options({k: getattr(a, k) for k in PENDING_OPTIONS}, "mgb-to-tinynn", "")
+        cv: tuple = ()
         if a.json:
-            dump_dir, specs, _ = load_config(a.json)
+            dump_dir, specs, cv = load_config(a.json)
             out_dir = a.dump or dump_dir
         else:
             if not a.model or not (a.output_dir or a.dump):
@@ -410,7 +425,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
-                                isa=os.environ.get("MEGCC_ISA") or None)
+                                isa=os.environ.get("MEGCC_ISA") or None,
+                                cv=_cv_request(cv, a.cv))
         _report(bundle, out_dir)
         return 0
 

@@ -17,6 +17,7 @@ from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
 from .emit.signatures import blob_signatures
+from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
 from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
@@ -62,6 +63,7 @@ class Bundle:
     kernels: List[Kernel]
     kernel_set_id: int
     files: Dict[str, str] = field(default_factory=dict)  # role -> path
+    cv_files: Dict[str, str] = field(default_factory=dict)  # tinycv file name -> text
 
 
 def load_graph(path: str, shapes: Optional[Shapes] = None) -> Graph:
@@ -244,10 +246,11 @@ MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
-                   isa: Optional[str] = None) -> Bundle:
+                   isa: Optional[str] = None, cv: tuple = ()) -> Bundle:
     """isa: the build's ISA level (megcc_builder.target: generic, x86_64, x86_64-v3,
     x86_64-v4, armv7-neon, arm64-neon, native); None = generic. A ModelSpec.isa overrides it
-    for its model."""
+    for its model. cv: the CV operators to generate beside the kernels, ((name, dtype), ...)
+    (megcc_builder.cv: tinycv.c and tinycv_c.h; none = no CV files)."""
     for s in specs:
         if not MODEL_NAME_RE.fullmatch(s.name):
             raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "
@@ -263,6 +266,7 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
     bundle = Bundle(models, kernels, set_id)
     for m in models:
         m.blob = serialize_model(m, kernels, set_id)
+    bundle.cv_files = generate_cv(tuple(cv), level)
     emit_bundle(bundle, out_dir, save_c_array)
     return bundle
 
@@ -324,6 +328,20 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),
                                    "arena_macro": arena_macro(m.spec.name),
                                    "options": m.spec.options(), "plans": info})
+    for name, text in sorted(bundle.cv_files.items()):  # the CV operators asked for
+        files[name] = os.path.join(out_dir, name)
+        out.append((files[name], text))
+    if bundle.cv_files:
+        manifest["cv"] = cv_manifest(bundle.cv_files)
     files["manifest"] = os.path.join(out_dir, "manifest.json")
     out.append((files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n"))
     write_all_if_changed(out)  # manifest last: it marks a complete build
+    for name in CV_FILES:  # a build without CV operators leaves no CV files to link
+        if name not in bundle.cv_files and os.path.exists(os.path.join(out_dir, name)):
+            os.unlink(os.path.join(out_dir, name))
+
+
+def cv_manifest(cv_files: Dict[str, str]) -> dict:
+    """The generated CV functions (manifest.json), read back from tinycv_c.h."""
+    protos = re.findall(r"^void (tinycv_\w+)\(", cv_files["tinycv_c.h"], re.M)
+    return {"header": "tinycv_c.h", "source": "tinycv.c", "functions": protos}

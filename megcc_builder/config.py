@@ -11,6 +11,7 @@ import re
 from typing import Dict, List, Tuple
 
 from .compiler import MODEL_NAME_RE, ModelSpec
+from .cv.request import check_cv_section
 from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
@@ -86,7 +87,7 @@ def _load_config_file(path: str) -> dict:
     return data
 
 
-def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
+def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
     """(dump_dir, model specs, cv section) from a MegCC-style JSON or YAML config."""
     data = _load_config_file(path)
     base = os.path.dirname(os.path.abspath(path))
@@ -125,7 +126,6 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
     dump_dir = data.get("dump_dir", "./")
     if not isinstance(dump_dir, str):
         raise CompileError("field 'dump_dir' must be a string", path)
-    cv = data.get("cv", {})
-    if cv:
-        raise CompileError("the 'cv' section (CV operators) is not supported yet", path)
+    # the CV operators to generate (megcc_builder/cv): validated, as ((name, dtype), ...)
+    cv = check_cv_section(data.get("cv"), path)
     return os.path.join(base, dump_dir), specs, cv

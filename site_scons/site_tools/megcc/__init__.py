@@ -99,6 +99,34 @@ def _model_names(env, source) -> list:
     return [env.subst("$MEGCC_NAME")]
 
 
+def _cv_flag(cv) -> str:
+    """MegccModel's CV= (MegCC's {"resize_linear": ["ui8", "f32"]} or the --cv string
+    "resize_linear:ui8,f32;flip:ui8") as the --cv string."""
+    if not cv:
+        return ""
+    if isinstance(cv, dict):
+        return ";".join(f"{k}:{','.join([v] if isinstance(v, str) else v)}"
+                        for k, v in sorted(cv.items()))
+    return str(cv)
+
+
+def _cv_requested(env, source) -> bool:
+    """Whether the compile generates tinycv.c / tinycv_c.h: the config's "cv" section or
+    MEGCC_CV name some operator (an invalid list is the compiler's to report)."""
+    from megcc_builder.cv import merge_requests, parse_cv_flag
+    from megcc_builder.cv.request import check_cv_section
+    from megcc_builder.ir import CompileError
+
+    try:
+        req = parse_cv_flag(env.subst("$MEGCC_CV"))
+        if _is_config(str(source[0])):
+            cfg = _read_config(source[0].srcnode().abspath)
+            req = merge_requests(req, check_cv_section(cfg.get("cv"), str(source[0])))
+    except CompileError:
+        return True
+    return bool(req)
+
+
 def _compile_emitter(target, source, env):
     """target[0] is the output directory's kernels.c; every other output is named here."""
     out_dir = target[0].dir
@@ -107,6 +135,8 @@ def _compile_emitter(target, source, env):
         raise SCons.Errors.UserError(f"megcc: no model name for {source[0]}")
     outs = [out_dir.File("kernels.c"), out_dir.File("kernels.h"),
             out_dir.File("manifest.json")]
+    if _cv_requested(env, source):  # the CV operators (megcc_builder/cv): fixed names
+        outs += [out_dir.File("tinycv_c.h"), out_dir.File("tinycv.c")]
     for n in names:
         outs += [out_dir.File(f"{n}.tiny"), out_dir.File(f"{n}.tiny.c"),
                  out_dir.File(f"{n}.tiny.txt")]
@@ -188,7 +218,8 @@ def _shapes_flag(shapes) -> str:
     return shapes if isinstance(shapes, str) else ":".join(shapes)
 
 
-def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None):
+def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None,
+               CV=None):
     """Compile `source` (model file or config) and return [static library].
 
     name: library name, and the model name for a single model file.
@@ -196,6 +227,9 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
     OPTIONS: extra `megcc compile` flags (e.g. ["--no-fuse"]); part of the signature.
     EMBED: compile the model(s) into the library as const arrays
            (megcc_model_<name>, megcc_model_<name>_size) for targets without files.
+    CV: CV operators to generate, MegCC's {"resize_linear": ["ui8", "f32"]} or
+        "resize_linear:ui8,f32;flip:ui8" (added to a config's "cv" section): tinycv.c is
+        compiled into the library, tinycv_c.h is in the generated directory.
     The generated directory (kernels.h with MEGCC_<NAME>_ARENA_SIZE) is added to CPPPATH.
     """
     gen_dir = env.Dir(GEN_DIR or f"{name}.megcc")
@@ -205,6 +239,7 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
         gen_dir.File("kernels.c"), src, MEGCC_NAME=name,
         _MEGCC_INPUT="--json $SOURCE" if _is_config(str(src)) else "$SOURCE --name $MEGCC_NAME",
         _MEGCC_SHAPES_FLAG=f'--input-shapes "{shapes}"' if shapes else "",
+        MEGCC_CV=_cv_flag(CV), _MEGCC_CV_FLAG='--cv "$MEGCC_CV"' if CV else "",
         MEGCC_OPTIONS=list(OPTIONS or []))
     # A failed or interrupted compile must never leave a partial directory behind that a
     # later `scons -c` misses: clean the whole generated directory.
@@ -213,6 +248,8 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
     by_name = {os.path.basename(str(n)): n for n in gen}
     objs = list(_runtime_objects(env))
     objs += env.Object(by_name["kernels.c"])
+    if "tinycv.c" in by_name:
+        objs += env.Object(by_name["tinycv.c"])
     if EMBED:
         for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]):
             objs += env.Object(by_name[f"{model}.tiny.c"])
@@ -308,11 +345,13 @@ def generate(env):
         MEGCC_RUNTIME_BUILD_DIR="megcc_runtime",
         MEGCC_OPTIONS=[],
         MEGCC_NAME="",
+        MEGCC_CV="",
+        _MEGCC_CV_FLAG="",
         _MEGCC_SHAPES_FLAG="",
         _MEGCC_INPUT="$SOURCE --name $MEGCC_NAME",
         MEGCC="$( $MEGCC_PYTHON $) -m megcc_builder.cli",
         MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} --isa $MEGCC_ISA "
-                         "$_MEGCC_SHAPES_FLAG $MEGCC_OPTIONS",
+                         "$_MEGCC_SHAPES_FLAG $_MEGCC_CV_FLAG $MEGCC_OPTIONS",
         MEGCC_COMPILECOMSTR="",
         MEGCC_SIZECOMSTR="megcc: size report of $SOURCE",
     )

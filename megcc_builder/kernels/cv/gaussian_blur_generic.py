@@ -17,7 +17,9 @@ from .common import BORDER, ROUND, function, ir_dtypes, op_types, request_of
 
 KERNEL = ("tinycv_gaussian_kernel", r"""
 #define TINYCV_GAUSSIAN_MAX_KSIZE 63
-#define TINYCV_GAUSSIAN_STRIP 64
+#ifndef TINYCV_GAUSSIAN_STRIP /* columns per pass: stack use is about 40 bytes per column */
+#define TINYCV_GAUSSIAN_STRIP 128
+#endif
 
 /* OpenCV's getGaussianKernelBitExact (its softdouble arithmetic is IEEE double's). */
 static void tinycv_gaussian_kernel(int n, double sigma, double* k)
@@ -66,7 +68,7 @@ static int tinycv_gaussian_sizes(int* kh, int* kw, double* sx, double* sy, int f
 KERNEL_Q8 = ("tinycv_gaussian_kernel_q8", r"""
 /* OpenCV's getGaussianKernelFixedPoint_ED: 8 fractional bits, rounding errors diffused
    along the kernel, the centre takes what makes the sum exactly 256. */
-static void tinycv_gaussian_kernel_q8(int n, double sigma, int32_t* q)
+static void tinycv_gaussian_kernel_q8(int n, double sigma, uint16_t* q)
 {
     double k[TINYCV_GAUSSIAN_MAX_KSIZE], err = 0;
     int i, sum = 0;
@@ -75,23 +77,25 @@ static void tinycv_gaussian_kernel_q8(int n, double sigma, int32_t* q)
         double adj = k[i] * 256.0 + err;
         int v = tinycv_round(adj);
         err = adj - v;
-        q[i] = q[n - 1 - i] = v;
+        q[i] = q[n - 1 - i] = (uint16_t)v;
         sum += v;
     }
-    q[n / 2] = 256 - 2 * sum;
+    q[n / 2] = (uint16_t)(256 - 2 * sum);
 }
 """)
 
-# The shared body: T = element type, ACC = column-sum type, weights wy/wx, FINISH(acc).
+# The shared body: T = element type, ACC = column-sum type, WT = weight type, HACC =
+# horizontal-sum type, FINISH(acc). Loops run over contiguous elements with the taps
+# outside, so compilers vectorise them.
 _CORE = r"""
 static void NAME(const TinyMat* src, const TinyMat* dst, int kh, int kw, double sx,
                  double sy, int border, const char* fn)
 {
     WT wy[TINYCV_GAUSSIAN_MAX_KSIZE], wx[TINYCV_GAUSSIAN_MAX_KSIZE];
     ACC col[(TINYCV_GAUSSIAN_STRIP + TINYCV_GAUSSIAN_MAX_KSIZE - 1) * 4];
+    HACC acc[TINYCV_GAUSSIAN_STRIP * 4];
     int cols[TINYCV_GAUSSIAN_STRIP + TINYCV_GAUSSIAN_MAX_KSIZE - 1];
-    int rows[TINYCV_GAUSSIAN_MAX_KSIZE];
-    int H, W, cn, rx, ry, x0, y, j, k, c;
+    int H, W, cn, rx, ry, x0, y, j, k, c, e;
     const T* s;
     T* d;
     (void)fn;
@@ -107,38 +111,46 @@ static void NAME(const TinyMat* src, const TinyMat* dst, int kh, int kw, double 
     for (x0 = 0; x0 < W; x0 += TINYCV_GAUSSIAN_STRIP) {
         const int n = W - x0 < TINYCV_GAUSSIAN_STRIP ? W - x0 : TINYCV_GAUSSIAN_STRIP;
         const int m = n + kw - 1;  /* columns of the strip with its halo */
+        /* inside: the halo needs no border, the column sums read one contiguous span */
+        const int inside = x0 - rx >= 0 && x0 - rx + m <= W;
         for (j = 0; j < m; ++j) cols[j] = tinycv_border(x0 - rx + j, W, border);
         for (y = 0; y < H; ++y) {
             T* o = d + ((size_t)y * W + x0) * cn;
-            for (k = 0; k < kh; ++k) rows[k] = tinycv_border(y - ry + k, H, border);
-            for (j = 0; j < m; ++j) {
-                ACC* a = col + j * cn;
-                for (c = 0; c < cn; ++c) a[c] = 0;
-                if (cols[j] < 0) continue;
-                for (k = 0; k < kh; ++k) {
-                    const T* p;
-                    if (rows[k] < 0) continue;
-                    p = s + ((size_t)rows[k] * W + cols[j]) * cn;
-                    for (c = 0; c < cn; ++c) a[c] += (ACC)(wy[k] * p[c]);
+            for (e = 0; e < m * cn; ++e) col[e] = 0;
+            for (k = 0; k < kh; ++k) {
+                const int r = tinycv_border(y - ry + k, H, border);
+                const WT w = wy[k];
+                const T* p;
+                if (r < 0) continue;
+                p = s + (size_t)r * W * cn;
+                if (inside) {
+                    const T* q = p + (size_t)(x0 - rx) * cn;
+                    for (e = 0; e < m * cn; ++e) col[e] += (ACC)(w * q[e]);
+                } else {
+                    for (j = 0; j < m; ++j)
+                        if (cols[j] >= 0)
+                            for (c = 0; c < cn; ++c)
+                                col[j * cn + c] += (ACC)(w * p[(size_t)cols[j] * cn + c]);
                 }
             }
-            for (j = 0; j < n; ++j)
-                for (c = 0; c < cn; ++c) {
-                    HACC acc = 0;
-                    for (k = 0; k < kw; ++k) acc += wx[k] * (HACC)col[(j + k) * cn + c];
-                    o[j * cn + c] = FINISH;
-                }
+            for (e = 0; e < n * cn; ++e) acc[e] = 0;
+            for (k = 0; k < kw; ++k) {
+                const HACC w = (HACC)wx[k];
+                const ACC* q = col + k * cn;
+                for (e = 0; e < n * cn; ++e) acc[e] += w * (HACC)q[e];
+            }
+            for (e = 0; e < n * cn; ++e) o[e] = FINISH;
         }
     }
 }
 """
 
 CORE_UI8 = ("tinycv_gaussian_ui8", _CORE.replace("NAME", "tinycv_gaussian_ui8")
-            .replace("HACC", "uint32_t").replace("WT", "int32_t").replace("ACC", "uint16_t")
+            .replace("HACC", "uint32_t").replace("WT", "uint16_t").replace("ACC", "uint16_t")
             .replace("FACTOR", "3").replace("T*", "uint8_t*")
             .replace("KERNELS", "tinycv_gaussian_kernel_q8(kh, sy, wy);\n"
                                 "    tinycv_gaussian_kernel_q8(kw, sx, wx);")
-            .replace("FINISH", "(uint8_t)((acc + (1u << 15)) >> 16)"))
+            .replace("FINISH", "(uint8_t)((acc[e] + (1u << 15)) >> 16)"))
 
 CORE_F32 = ("tinycv_gaussian_f32", _CORE.replace("NAME", "tinycv_gaussian_f32")
             .replace("HACC", "float").replace("WT", "float").replace("ACC", "float")
@@ -150,7 +162,7 @@ CORE_F32 = ("tinycv_gaussian_f32", _CORE.replace("NAME", "tinycv_gaussian_f32")
         for (k = 0; k < kh; ++k) wy[k] = (float)ky[k];
         for (k = 0; k < kw; ++k) wx[k] = (float)kx[k];
     }""")
-            .replace("FINISH", "acc"))
+            .replace("FINISH", "acc[e]"))
 
 _BORDERS = {"constant": "TINYCV_BORDER_CONSTANT", "replicate": "TINYCV_BORDER_REPLICATE",
             "reflect": "TINYCV_BORDER_REFLECT", "reflect_101": "TINYCV_BORDER_REFLECT_101"}

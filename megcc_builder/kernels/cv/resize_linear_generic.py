@@ -55,6 +55,16 @@ _CHECKS = r"""
 """
 
 _UI8 = r"""
+#define TINYCV_RESIZE_U8_ROW(CN)                                                              \
+    for (k = 0; k < n; ++k) {                                                                 \
+        const int i0 = x_ofs[k][0], i1 = x_ofs[k][1], a0 = x_w[k][0], a1 = x_w[k][1];         \
+        for (c = 0; c < (CN); ++c, ++o) {                                                     \
+            int h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;                                       \
+            int h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;                                       \
+            int v = ((((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16) + 2) >> 2;          \
+            *o = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);                                    \
+        }                                                                                     \
+    }
     {
         const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
         const int dh = (int)dst->rows, cn = (int)src->channels;
@@ -84,14 +94,12 @@ _UI8 = r"""
                 b1 = tinycv_round(w1 * 2048.f);
                 s0 = s + (size_t)r0 * sw * cn;
                 s1 = s + (size_t)r1 * sw * cn;
-                for (k = 0; k < n; ++k) {
-                    const int i0 = x_ofs[k][0], i1 = x_ofs[k][1], a0 = x_w[k][0], a1 = x_w[k][1];
-                    for (c = 0; c < cn; ++c, ++o) {
-                        int h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;
-                        int h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;
-                        int v = ((((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16) + 2) >> 2;
-                        *o = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                    }
+                /* the channel count as a constant where it is common: unrolled loops */
+                switch (cn) {
+                case 1: TINYCV_RESIZE_U8_ROW(1); break;
+                case 3: TINYCV_RESIZE_U8_ROW(3); break;
+                case 4: TINYCV_RESIZE_U8_ROW(4); break;
+                default: TINYCV_RESIZE_U8_ROW(cn); break;
                 }
             }
         }

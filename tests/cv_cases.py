@@ -144,8 +144,8 @@ for kind, r, c in ((61, 30, 34), ("natural", 45, 62), (62, 3, 2)):
 
 # --- resize -----------------------------------------------------------------------------
 RESIZES = [(17, 23, 9, 31), (37, 29, 61, 13), (21, 15, 21, 15), (40, 60, 20, 30),
-           (31, 47, 7, 5), (5, 3, 19, 23), (1, 9, 3, 4)]
-for k, (cn, (r, c, dr, dc)) in enumerate(zip([1, 2, 3, 4, 3, 1, 4], RESIZES)):
+           (31, 47, 7, 5), (5, 3, 19, 23), (1, 9, 3, 4), (9, 70, 6, 140)]
+for k, (cn, (r, c, dr, dc)) in enumerate(zip([1, 2, 3, 4, 3, 1, 4, 2], RESIZES)):
     for dt in ("ui8", "f32"):
         add(f"resize_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_linear_{dt}", dt,
             (70 + k, r, c, cn), (dr, dc, cn),
@@ -164,7 +164,8 @@ WARPS = [(_rot(0.3, 1.1, -3.5, 4.25), 1, 23, 31, 27, 19),
          (_rot(-0.7, 0.8, 10.0, -2.0), 3, 37, 29, 33, 41),
          ([1.0, 0.0, 2.0, 0.0, 1.0, -3.0], 4, 17, 21, 17, 21),
          ([0.5, 0.2, -7.3, -0.1, 1.7, 3.3], 2, 19, 13, 25, 17),
-         (_rot(2.0, 1.3, 40.0, 30.0), 3, "natural", 47, 61, 43)]
+         (_rot(2.0, 1.3, 40.0, 30.0), 3, "natural", 47, 61, 43),
+         (_rot(0.1, 0.5, -1.0, 2.0), 1, 13, 60, 5, 140)]
 for k, (t, cn, *dims) in enumerate(WARPS):
     if dims[0] == "natural":
         kind, r, c, dr, dc = "natural", dims[1], dims[2], dims[3], dims[1]
@@ -187,7 +188,9 @@ BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
            "reflect": cv2.BORDER_REFLECT, "reflect_101": cv2.BORDER_REFLECT_101}
 BLURS = [(3, 19, 27, 5, 5, 0.0, 0.0), (1, 23, 17, 3, 7, 1.3, 0.7), (4, 13, 11, 9, 5, 2.0, 0.0),
          (2, 17, 19, 11, 13, 2.5, 3.1), (3, 5, 3, 7, 7, 0.0, 0.0), (1, 9, 70, 15, 1, 0.0, 0.0),
-         (3, "natural", 47, 61, 5, 5, 1.1, 0.0)]
+         (3, "natural", 47, 61, 5, 5, 1.1, 0.0),
+         # wider than a strip (128 columns): strips inside and at both borders
+         (3, 7, 150, 5, 5, 0.0, 0.0), (1, 5, 261, 7, 3, 1.5, 0.0)]
 for k, (cn, *dims) in enumerate(BLURS):
     if dims[0] == "natural":
         kind, r, c, kh, kw, sx, sy = dims

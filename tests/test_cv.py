@@ -16,8 +16,8 @@ import pytest
 from build_support import require_target, require_tools, run
 from cv_cases import CASES, cases_c_source, requested
 from cv_compare import problems
-from megcc_builder.cv import generate
-from megcc_builder import targets
+from megcc_builder.cv import generate, select
+from megcc_builder.isa import host_level, spec
 
 # Count refusals instead of asserting, so one program can check many of them.
 ON_ERROR = "-DTINYCV_ON_ERROR(f,c)=do{extern int tinycv_test_errors;++tinycv_test_errors;}while(0)"
@@ -33,8 +33,27 @@ def expected_ok() -> bool:
     return True
 
 
+# The implementations each platform's level must choose (the rest: portable C).
+VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8"},
+                "arm64-neon": {"cv.gaussian_blur_neon_ui8"},
+                "armv7-neon": {"cv.gaussian_blur_neon_ui8"}}
+
+
+def check_choice(level: str) -> None:
+    chosen = {f.impl for f in select(tuple(requested()), level)}
+    vector = {i for i in chosen if not registry_impl(i).requires == ""}
+    assert vector == VECTOR_IMPLS[level], (level, vector)
+
+
+def registry_impl(name: str):
+    from megcc_builder.kernels.registry import REGISTRY
+
+    return next(i for impls in REGISTRY.values() for i in impls if i.name == name)
+
+
 def write_program(out_dir: str, isa: str) -> list:
     os.makedirs(out_dir, exist_ok=True)
+    check_choice(isa)
     files = generate(tuple(requested()), isa)
     for name, text in files.items():
         with open(os.path.join(out_dir, name), "w") as f:
@@ -44,18 +63,24 @@ def write_program(out_dir: str, isa: str) -> list:
     return [os.path.join(out_dir, "cases.c"), os.path.join(out_dir, "tinycv.c")]
 
 
-PLATFORMS = ["host", "arm64", "armv7", "cortex-m4"]
+# host: portable C (with sanitizers); host-avx2: the x86_64-v3 level's choices; arm64 and
+# armv7: their levels' (NEON); cortex-m4: portable C on bare metal.
+PLATFORMS = ["host", "host-avx2", "arm64", "armv7", "cortex-m4"]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_cv_matches_opencv(platform, tmp_path):
     out = str(tmp_path)
-    if platform == "host":
+    if platform.startswith("host"):
         require_tools("gcc")
-        sources = write_program(out, "generic")
+        level = "x86_64-v3" if platform == "host-avx2" else "generic"
+        if level != "generic" and host_level() not in ("x86_64-v3", "x86_64-v4"):
+            require_tools(f"a CPU with {level}")  # skips locally, fails in CI
+        sources = write_program(out, level)
         exe = os.path.join(out, "cases")
-        run(["gcc", "-std=c99", "-O1", "-g", *WARNINGS, "-fsanitize=address,undefined",
-             "-fno-sanitize-recover=all", ON_ERROR, "-I", out, *sources, "-lm", "-o", exe])
+        run(["gcc", "-std=c99", "-O1", "-g", *spec(level).cflags, *WARNINGS,
+             "-fsanitize=address,undefined", "-fno-sanitize-recover=all", ON_ERROR, "-I", out,
+             *sources, "-lm", "-o", exe])
         cmd = [exe]
     else:
         t = require_target(platform)

@@ -30,7 +30,8 @@ def cv_exercised():
     from cv_cases import requested
     from megcc_builder.cv import select
 
-    return {f.impl for f in select(tuple(requested()), "generic")}
+    levels = ("generic", "x86_64-v3", "arm64-neon", "armv7-neon")  # test_cv's platforms
+    return {f.impl for level in levels for f in select(tuple(requested()), level)}
 
 
 def exercised():

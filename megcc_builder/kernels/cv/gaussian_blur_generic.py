@@ -95,7 +95,7 @@ static void NAME(const TinyMat* src, const TinyMat* dst, int kh, int kw, double 
     ACC col[(TINYCV_GAUSSIAN_STRIP + TINYCV_GAUSSIAN_MAX_KSIZE - 1) * 4];
     HACC acc[TINYCV_GAUSSIAN_STRIP * 4];
     int cols[TINYCV_GAUSSIAN_STRIP + TINYCV_GAUSSIAN_MAX_KSIZE - 1];
-    int H, W, cn, rx, ry, x0, y, j, k, c, e;
+    int H, W, cn, rx, ry, x0, y, j, k, c, e, e0;
     const T* s;
     T* d;
     (void)fn;
@@ -111,8 +111,11 @@ static void NAME(const TinyMat* src, const TinyMat* dst, int kh, int kw, double 
     for (x0 = 0; x0 < W; x0 += TINYCV_GAUSSIAN_STRIP) {
         const int n = W - x0 < TINYCV_GAUSSIAN_STRIP ? W - x0 : TINYCV_GAUSSIAN_STRIP;
         const int m = n + kw - 1;  /* columns of the strip with its halo */
-        /* inside: the halo needs no border, the column sums read one contiguous span */
-        const int inside = x0 - rx >= 0 && x0 - rx + m <= W;
+        /* halo columns [j_lo, j_hi) are inside the image: one contiguous span; the few
+           outside it go through the border */
+        const int j_lo = rx - x0 > 0 ? rx - x0 : 0;
+        const int j_hi = W - (x0 - rx) < m ? W - (x0 - rx) : m;
+        const int L = (j_hi - j_lo) * cn;
         for (j = 0; j < m; ++j) cols[j] = tinycv_border(x0 - rx + j, W, border);
         for (y = 0; y < H; ++y) {
             T* o = d + ((size_t)y * W + x0) * cn;
@@ -121,38 +124,54 @@ static void NAME(const TinyMat* src, const TinyMat* dst, int kh, int kw, double 
                 const int r = tinycv_border(y - ry + k, H, border);
                 const WT w = wy[k];
                 const T* p;
+                const T* q;
+                ACC* colq = col + j_lo * cn;
                 if (r < 0) continue;
                 p = s + (size_t)r * W * cn;
-                if (inside) {
-                    const T* q = p + (size_t)(x0 - rx) * cn;
-                    for (e = 0; e < m * cn; ++e) col[e] += (ACC)(w * q[e]);
-                } else {
-                    for (j = 0; j < m; ++j)
-                        if (cols[j] >= 0)
-                            for (c = 0; c < cn; ++c)
-                                col[j * cn + c] += (ACC)(w * p[(size_t)cols[j] * cn + c]);
+                q = p + (size_t)(x0 - rx + j_lo) * cn;
+                e = 0;
+VERT_SIMD
+                for (; e < L; ++e) colq[e] += (ACC)(w * q[e]);
+                for (j = 0; j < m; ++j) {
+                    if (j == j_lo) j = j_hi;  /* the inside span is done */
+                    if (j < m && cols[j] >= 0)
+                        for (c = 0; c < cn; ++c)
+                            col[j * cn + c] += (ACC)(w * p[(size_t)cols[j] * cn + c]);
                 }
             }
-            for (e = 0; e < n * cn; ++e) acc[e] = 0;
+            e = 0;
+HORIZ_SIMD
+            e0 = e;
+            for (j = e0; j < n * cn; ++j) acc[j] = 0;
             for (k = 0; k < kw; ++k) {
                 const HACC w = (HACC)wx[k];
                 const ACC* q = col + k * cn;
-                for (e = 0; e < n * cn; ++e) acc[e] += w * (HACC)q[e];
+                for (j = e0; j < n * cn; ++j) acc[j] += w * (HACC)q[j];
             }
-            for (e = 0; e < n * cn; ++e) o[e] = FINISH;
+            for (e = e0; e < n * cn; ++e) o[e] = FINISH;
         }
     }
 }
 """
 
-CORE_UI8 = ("tinycv_gaussian_ui8", _CORE.replace("NAME", "tinycv_gaussian_ui8")
+def core_ui8(suffix: str = "", vert: str = "", horiz: str = ""):
+    """The ui8 blur; a vector implementation passes loops that advance `e` over whole
+    vectors (vert: col[e..] += w * q[e..]; horiz: o[e..] from col), the scalar code does the
+    rest, so every output is computed by the same integer arithmetic."""
+    name = "tinycv_gaussian_ui8" + suffix
+    return (name, _CORE.replace("NAME", name).replace("VERT_SIMD", vert)
+            .replace("HORIZ_SIMD", horiz)
             .replace("HACC", "uint32_t").replace("WT", "uint16_t").replace("ACC", "uint16_t")
             .replace("FACTOR", "3").replace("T*", "uint8_t*")
             .replace("KERNELS", "tinycv_gaussian_kernel_q8(kh, sy, wy);\n"
                                 "    tinycv_gaussian_kernel_q8(kw, sx, wx);")
             .replace("FINISH", "(uint8_t)((acc[e] + (1u << 15)) >> 16)"))
 
+
+CORE_UI8 = core_ui8()
+
 CORE_F32 = ("tinycv_gaussian_f32", _CORE.replace("NAME", "tinycv_gaussian_f32")
+            .replace("VERT_SIMD", "").replace("HORIZ_SIMD", "")
             .replace("HACC", "float").replace("WT", "float").replace("ACC", "float")
             .replace("FACTOR", "4").replace("T*", "float*")
             .replace("KERNELS", """{
@@ -168,11 +187,23 @@ _BORDERS = {"constant": "TINYCV_BORDER_CONSTANT", "replicate": "TINYCV_BORDER_RE
             "reflect": "TINYCV_BORDER_REFLECT", "reflect_101": "TINYCV_BORDER_REFLECT_101"}
 
 
-@implements(*op_types(*(f"gaussian_blur_{b}" for b in _BORDERS)), dtypes=ir_dtypes("ui8", "f32"))
-def emit(op: Op, graph: Graph):
+BLUR_OPS = op_types(*(f"gaussian_blur_{b}" for b in _BORDERS))
+
+
+def blur_function(op: Op, graph: Graph, core, isa: str = ""):
+    """The public function: a call of the shared `core` with its border."""
     cv_op, dtype = request_of(op, graph)
     border = _BORDERS[cv_op.name[len("gaussian_blur_"):]]
-    core = CORE_UI8 if dtype == "ui8" else CORE_F32
     helpers = (ROUND, BORDER, KERNEL) + ((KERNEL_Q8,) if dtype == "ui8" else ()) + (core,)
     return function(op, graph, f"    {core[0]}(src, dst, kernel_h, kernel_w, sigma_x, sigma_y, "
-                                f"{border}, FN);\n", helpers)
+                                f"{border}, FN);\n", helpers, isa)
+
+
+def portable_cost(op, graph, isa) -> float:
+    return 1.0  # relative: CV images have no compile-time size
+
+
+@implements(*BLUR_OPS, dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit(op: Op, graph: Graph):
+    _, dtype = request_of(op, graph)
+    return blur_function(op, graph, CORE_UI8 if dtype == "ui8" else CORE_F32)

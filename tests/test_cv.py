@@ -34,7 +34,8 @@ def expected_ok() -> bool:
 
 
 # The implementations each platform's level must choose (the rest: portable C).
-VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8"},
+VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
+                                                "cv.resize_linear_avx2_ui8"},
                 "arm64-neon": {"cv.gaussian_blur_neon_ui8"},
                 "armv7-neon": {"cv.gaussian_blur_neon_ui8"}}
 

@@ -147,7 +147,11 @@ _F32 = r"""
 """
 
 
-@implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8", "f32"))
+def portable_cost(op, graph, isa) -> float:
+    return 1.0  # relative: CV images have no compile-time size
+
+
+@implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
 def emit(op: Op, graph: Graph):
     _, dtype = request_of(op, graph)
     return function(op, graph, _CHECKS + (_UI8 if dtype == "ui8" else _F32), (ROUND, COEF))

@@ -13,6 +13,10 @@ from ...ir import Graph, Op
 from ..registry import implements
 from .common import SAT_U8, function, ir_dtypes, op_types, request_of
 
+def portable_cost(op, graph, isa) -> float:
+    return 1.0  # relative: CV images have no compile-time size
+
+
 _SAME_SIZE = """    TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
     TINYCV_CHECK(FN, dst->rows == src->rows && dst->cols == src->cols &&
                      src->channels == SRC_CN && dst->channels == DST_CN);
@@ -23,7 +27,7 @@ def _checks(src_cn: int, dst_cn: int) -> str:
     return _SAME_SIZE.replace("SRC_CN", str(src_cn)).replace("DST_CN", str(dst_cn))
 
 
-@implements(*op_types("rgb2bgr"), dtypes=ir_dtypes("ui8"))
+@implements(*op_types("rgb2bgr"), dtypes=ir_dtypes("ui8"), cost=portable_cost)
 def emit_rgb2bgr(op: Op, graph: Graph):
     return function(op, graph, _checks(3, 3) + r"""
     {
@@ -54,7 +58,7 @@ def emit_gray2rgb(op: Op, graph: Graph):
 """)
 
 
-@implements(*op_types("rgb2gray"), dtypes=ir_dtypes("ui8"))
+@implements(*op_types("rgb2gray"), dtypes=ir_dtypes("ui8"), cost=portable_cost)
 def emit_rgb2gray(op: Op, graph: Graph):
     return function(op, graph, _checks(3, 1) + r"""
     {
@@ -68,7 +72,7 @@ def emit_rgb2gray(op: Op, graph: Graph):
 """)
 
 
-@implements(*op_types("rgb2yuv"), dtypes=ir_dtypes("ui8"))
+@implements(*op_types("rgb2yuv"), dtypes=ir_dtypes("ui8"), cost=portable_cost)
 def emit_rgb2yuv(op: Op, graph: Graph):
     return function(op, graph, _checks(3, 3) + r"""
     {

@@ -34,12 +34,14 @@ def expected_ok() -> bool:
 
 
 # The implementations each platform's level must choose (the rest: portable C).
-NEON_COLOR = {f"cv.color_neon_ui8.emit_{op}_neon" for op in ("rgb2bgr", "rgb2gray", "rgb2yuv")}
+NEON_COLOR = {f"cv.color_neon_ui8.emit_{op}_neon" for op in ("rgb2bgr", "rgb2gray", "rgb2yuv",
+                                                                "yuv2bgr_nv21")}
 VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.resize_linear_avx2_ui8",
                                                 "cv.color_avx2_ui8.emit_rgb2bgr_avx2",
                                                 "cv.color_avx2_ui8.emit_rgb2gray_avx2",
-                                                "cv.color_avx2_ui8.emit_rgb2yuv_avx2"},
+                                                "cv.color_avx2_ui8.emit_rgb2yuv_avx2",
+                                                "cv.color_avx2_ui8.emit_yuv2bgr_nv21_avx2"},
                 "arm64-neon": {"cv.gaussian_blur_neon_ui8", *NEON_COLOR},
                 "armv7-neon": {"cv.gaussian_blur_neon_ui8", *NEON_COLOR}}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...ir import Graph, Op
 from ..registry import implements
-from .color_generic import _checks
+from .color_generic import NV21_CHECKS, NV21_PAIR, _checks
 from .common import SAT_U8, function, ir_dtypes, op_types
 from .shuffle48 import DEINTERLEAVE, INTERLEAVE, shuffle_code
 
@@ -148,3 +148,67 @@ def emit_rgb2yuv_avx2(op: Op, graph: Graph):
 """
     return function(op, graph, body, (SAT_U8, MADD), "avx2")
 
+
+
+@implements(*op_types("yuv2bgr_nv21"), dtypes=ir_dtypes("ui8"), requires="avx2",
+            cost=lambda o, g, i: 0.2, label="AVX2")
+def emit_yuv2bgr_nv21_avx2(op: Op, graph: Graph):
+    dup_v = ", ".join(str(2 * (j // 2)) for j in range(16))
+    dup_u = ", ".join(str(2 * (j // 2) + 1) for j in range(16))
+    return function(op, graph, NV21_CHECKS + f"""
+    {{
+        const size_t H = dst->rows, W = dst->cols;
+        const uint8_t* ys = (const uint8_t*)src->data;
+        const uint8_t* vus = ys + H * W;
+        uint8_t* d = (uint8_t*)dst->data;
+        const __m256i c128 = _mm256_set1_epi16(128), c16 = _mm256_set1_epi16(16);
+        const __m256i zero = _mm256_setzero_si256(), half = _mm256_set1_epi32(1 << 19);
+        const __m256i cy = _mm256_set1_epi32(1220542), cvr = _mm256_set1_epi32(1673527);
+        const __m256i cvg = _mm256_set1_epi32(-852492), cug = _mm256_set1_epi32(-409993);
+        const __m256i cub = _mm256_set1_epi32(2116026);
+        const __m128i dup_v = _mm_setr_epi8({dup_v}), dup_u = _mm_setr_epi8({dup_u});
+        size_t i, j;
+        for (i = 0; i < H; ++i) {{
+            const uint8_t* y = ys + i * W;
+            const uint8_t* vu = vus + (i / 2) * W;
+            uint8_t* o = d + i * W * 3;
+            for (j = 0; j + 16 <= W; j += 16, o += 48) {{
+                const __m128i vu8 = _mm_loadu_si128((const __m128i*)(vu + j));
+                /* Y - 16 clamped at 0; V - 128, U - 128 per pixel (each pair serves two) */
+                const __m256i Y = _mm256_max_epi16(_mm256_sub_epi16(_mm256_cvtepu8_epi16(
+                    _mm_loadu_si128((const __m128i*)(y + j))), c16), zero);
+                const __m256i V = _mm256_sub_epi16(_mm256_cvtepu8_epi16(
+                    _mm_shuffle_epi8(vu8, dup_v)), c128);
+                const __m256i U = _mm256_sub_epi16(_mm256_cvtepu8_epi16(
+                    _mm_shuffle_epi8(vu8, dup_u)), c128);
+                __m256i b32[2], g32[2], r32[2];
+                __m128i b8, g8, r8, o0, o1, o2;
+                int h;
+                for (h = 0; h < 2; ++h) {{  /* lanes 0-3,8-11 then 4-7,12-15 */
+                    const __m256i y32 = _mm256_mullo_epi32(
+                        h ? _mm256_unpackhi_epi16(Y, zero) : _mm256_unpacklo_epi16(Y, zero), cy);
+                    const __m256i vs = _mm256_srai_epi16(V, 15), us = _mm256_srai_epi16(U, 15);
+                    const __m256i v32 = h ? _mm256_unpackhi_epi16(V, vs) : _mm256_unpacklo_epi16(V, vs);
+                    const __m256i u32 = h ? _mm256_unpackhi_epi16(U, us) : _mm256_unpacklo_epi16(U, us);
+                    const __m256i ruv = _mm256_add_epi32(half, _mm256_mullo_epi32(cvr, v32));
+                    const __m256i guv = _mm256_add_epi32(_mm256_add_epi32(half,
+                        _mm256_mullo_epi32(cvg, v32)), _mm256_mullo_epi32(cug, u32));
+                    const __m256i buv = _mm256_add_epi32(half, _mm256_mullo_epi32(cub, u32));
+                    b32[h] = _mm256_srai_epi32(_mm256_add_epi32(y32, buv), 20);
+                    g32[h] = _mm256_srai_epi32(_mm256_add_epi32(y32, guv), 20);
+                    r32[h] = _mm256_srai_epi32(_mm256_add_epi32(y32, ruv), 20);
+                }}
+                b8 = tinycv_pack_u8(b32[0], b32[1]);
+                g8 = tinycv_pack_u8(g32[0], g32[1]);
+                r8 = tinycv_pack_u8(r32[0], r32[1]);
+{_indent(shuffle_code(INTERLEAVE, ["b8", "g8", "r8"], ["o0", "o1", "o2"]), 16)}
+                _mm_storeu_si128((__m128i*)o, o0);
+                _mm_storeu_si128((__m128i*)(o + 16), o1);
+                _mm_storeu_si128((__m128i*)(o + 32), o2);
+            }}
+            for (; j < W; j += 2, o += 6) {{
+                NV21_PAIR
+            }}
+        }}
+    }}
+""".replace("NV21_PAIR", NV21_PAIR), (SAT_U8, MADD), "avx2")

@@ -92,12 +92,31 @@ def emit_rgb2yuv(op: Op, graph: Graph):
 """, (SAT_U8,))
 
 
-@implements(*op_types("yuv2bgr_nv21"), dtypes=ir_dtypes("ui8"))
-def emit_yuv2bgr_nv21(op: Op, graph: Graph):
-    return function(op, graph, r"""
+NV21_CHECKS = r"""
     TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 3));
     TINYCV_CHECK(FN, src->rows % 3 == 0 && src->cols % 2 == 0 && dst->channels == 3 &&
                      dst->rows == src->rows / 3 * 2 && dst->cols == src->cols);
+"""
+
+# Two pixels sharing one V, U pair: ITU-R BT.601 limited range, 20-bit fixed point
+# (OpenCV's constants). In: y, vu (row pointers), j; out: o[0..5].
+NV21_PAIR = r"""int v = vu[j] - 128, u = vu[j + 1] - 128;
+                int ruv = (1 << 19) + 1673527 * v;
+                int guv = (1 << 19) - 852492 * v - 409993 * u;
+                int buv = (1 << 19) + 2116026 * u;
+                int y0 = (y[j] > 16 ? y[j] - 16 : 0) * 1220542;
+                int y1 = (y[j + 1] > 16 ? y[j + 1] - 16 : 0) * 1220542;
+                o[0] = tinycv_sat_u8((y0 + buv) >> 20);
+                o[1] = tinycv_sat_u8((y0 + guv) >> 20);
+                o[2] = tinycv_sat_u8((y0 + ruv) >> 20);
+                o[3] = tinycv_sat_u8((y1 + buv) >> 20);
+                o[4] = tinycv_sat_u8((y1 + guv) >> 20);
+                o[5] = tinycv_sat_u8((y1 + ruv) >> 20);"""
+
+
+@implements(*op_types("yuv2bgr_nv21"), dtypes=ir_dtypes("ui8"), cost=portable_cost)
+def emit_yuv2bgr_nv21(op: Op, graph: Graph):
+    return function(op, graph, NV21_CHECKS + r"""
     {
         const size_t H = dst->rows, W = dst->cols;
         const uint8_t* ys = (const uint8_t*)src->data;
@@ -109,20 +128,8 @@ def emit_yuv2bgr_nv21(op: Op, graph: Graph):
             const uint8_t* vu = vus + (i / 2) * W;
             uint8_t* o = d + i * W * 3;
             for (j = 0; j < W; j += 2, o += 6) {
-                /* ITU-R BT.601, limited range, 20-bit fixed point (OpenCV's constants) */
-                int v = vu[j] - 128, u = vu[j + 1] - 128;
-                int ruv = (1 << 19) + 1673527 * v;
-                int guv = (1 << 19) - 852492 * v - 409993 * u;
-                int buv = (1 << 19) + 2116026 * u;
-                int y0 = (y[j] > 16 ? y[j] - 16 : 0) * 1220542;
-                int y1 = (y[j + 1] > 16 ? y[j + 1] - 16 : 0) * 1220542;
-                o[0] = tinycv_sat_u8((y0 + buv) >> 20);
-                o[1] = tinycv_sat_u8((y0 + guv) >> 20);
-                o[2] = tinycv_sat_u8((y0 + ruv) >> 20);
-                o[3] = tinycv_sat_u8((y1 + buv) >> 20);
-                o[4] = tinycv_sat_u8((y1 + guv) >> 20);
-                o[5] = tinycv_sat_u8((y1 + ruv) >> 20);
+                NV21_PAIR
             }
         }
     }
-""", (SAT_U8,))
+""".replace("NV21_PAIR", NV21_PAIR), (SAT_U8,))

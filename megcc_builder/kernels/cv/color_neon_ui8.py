@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import Graph, Op
 from ..registry import implements
-from .color_generic import _checks
+from .color_generic import NV21_CHECKS, NV21_PAIR, _checks
 from .common import SAT_U8, function, ir_dtypes, op_types
 
 _LOOP_HEAD = """
@@ -115,3 +115,74 @@ def emit_rgb2yuv_neon(op: Op, graph: Graph):
         }
     }
 """, (SAT_U8, WEIGHTED), "neon")
+
+
+_NV21 = """
+/* B, G, R of 4 pixels from Y - 16 (clamped), V - 128, U - 128 in 32-bit lanes */
+static void tinycv_nv21_neon(int32x4_t y, int32x4_t v, int32x4_t u, int32x4_t* b,
+                             int32x4_t* g, int32x4_t* r)
+{
+    const int32x4_t half = vdupq_n_s32(1 << 19);
+    const int32x4_t y32 = vmulq_n_s32(y, 1220542);
+    *r = vshrq_n_s32(vaddq_s32(y32, vmlaq_n_s32(half, v, 1673527)), 20);
+    *g = vshrq_n_s32(vaddq_s32(y32, vmlaq_n_s32(vmlaq_n_s32(half, v, -852492), u, -409993)), 20);
+    *b = vshrq_n_s32(vaddq_s32(y32, vmlaq_n_s32(half, u, 2116026)), 20);
+}
+
+static uint8x8_t tinycv_narrow_neon(int32x4_t lo, int32x4_t hi)
+{
+    return vqmovn_u16(vcombine_u16(vqmovun_s32(lo), vqmovun_s32(hi)));
+}
+"""
+NV21 = ("tinycv_nv21_neon", _NV21)
+
+
+@implements(*op_types("yuv2bgr_nv21"), dtypes=ir_dtypes("ui8"), requires="neon",
+            cost=lambda o, g, i: 0.25, label="NEON")
+def emit_yuv2bgr_nv21_neon(op: Op, graph: Graph):
+    return function(op, graph, NV21_CHECKS + r"""
+    {
+        const size_t H = dst->rows, W = dst->cols;
+        const uint8_t* ys = (const uint8_t*)src->data;
+        const uint8_t* vus = ys + H * W;
+        uint8_t* d = (uint8_t*)dst->data;
+        size_t i, j;
+        for (i = 0; i < H; ++i) {
+            const uint8_t* y = ys + i * W;
+            const uint8_t* vu = vus + (i / 2) * W;
+            uint8_t* o = d + i * W * 3;
+            for (j = 0; j + 16 <= W; j += 16, o += 48) {
+                const uint8x8x2_t vu2 = vld2_u8(vu + j);          /* 8 V, 8 U */
+                const uint8x8x2_t vv = vzip_u8(vu2.val[0], vu2.val[0]);  /* per pixel */
+                const uint8x8x2_t uu = vzip_u8(vu2.val[1], vu2.val[1]);
+                const uint8x16_t y8 = vqsubq_u8(vld1q_u8(y + j), vdupq_n_u8(16));
+                uint8x16x3_t out;
+                uint8x8_t bh[2], gh[2], rh[2];
+                int h;
+                for (h = 0; h < 2; ++h) {  /* pixels 0-7, then 8-15 */
+                    const int16x8_t Y = vreinterpretq_s16_u16(
+                        vmovl_u8(h ? vget_high_u8(y8) : vget_low_u8(y8)));
+                    const int16x8_t V = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vv.val[h])),
+                                                  vdupq_n_s16(128));
+                    const int16x8_t U = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(uu.val[h])),
+                                                  vdupq_n_s16(128));
+                    int32x4_t b0, g0, r0, b1, g1, r1;
+                    tinycv_nv21_neon(vmovl_s16(vget_low_s16(Y)), vmovl_s16(vget_low_s16(V)),
+                                     vmovl_s16(vget_low_s16(U)), &b0, &g0, &r0);
+                    tinycv_nv21_neon(vmovl_s16(vget_high_s16(Y)), vmovl_s16(vget_high_s16(V)),
+                                     vmovl_s16(vget_high_s16(U)), &b1, &g1, &r1);
+                    bh[h] = tinycv_narrow_neon(b0, b1);
+                    gh[h] = tinycv_narrow_neon(g0, g1);
+                    rh[h] = tinycv_narrow_neon(r0, r1);
+                }
+                out.val[0] = vcombine_u8(bh[0], bh[1]);
+                out.val[1] = vcombine_u8(gh[0], gh[1]);
+                out.val[2] = vcombine_u8(rh[0], rh[1]);
+                vst3q_u8(o, out);
+            }
+            for (; j < W; j += 2, o += 6) {
+                NV21_PAIR
+            }
+        }
+    }
+""".replace("NV21_PAIR", NV21_PAIR), (SAT_U8, NV21), "neon")

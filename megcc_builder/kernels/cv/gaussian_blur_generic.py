@@ -170,8 +170,12 @@ def core_ui8(suffix: str = "", vert: str = "", horiz: str = ""):
 
 CORE_UI8 = core_ui8()
 
-CORE_F32 = ("tinycv_gaussian_f32", _CORE.replace("NAME", "tinycv_gaussian_f32")
-            .replace("VERT_SIMD", "").replace("HORIZ_SIMD", "")
+def core_f32(suffix: str = "", vert: str = "", horiz: str = ""):
+    """The f32 blur; vector loops as in core_ui8, each element's products summed in the
+    same order as the scalar code (no fused multiply-add), so the results are the same."""
+    name = "tinycv_gaussian_f32" + suffix
+    return (name, _CORE.replace("NAME", name).replace("VERT_SIMD", vert)
+            .replace("HORIZ_SIMD", horiz)
             .replace("HACC", "float").replace("WT", "float").replace("ACC", "float")
             .replace("FACTOR", "4").replace("T*", "float*")
             .replace("KERNELS", """{
@@ -182,6 +186,9 @@ CORE_F32 = ("tinycv_gaussian_f32", _CORE.replace("NAME", "tinycv_gaussian_f32")
         for (k = 0; k < kw; ++k) wx[k] = (float)kx[k];
     }""")
             .replace("FINISH", "acc[e]"))
+
+
+CORE_F32 = core_f32()
 
 _BORDERS = {"constant": "TINYCV_BORDER_CONSTANT", "replicate": "TINYCV_BORDER_REPLICATE",
             "reflect": "TINYCV_BORDER_REFLECT", "reflect_101": "TINYCV_BORDER_REFLECT_101"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import cv2
@@ -154,10 +155,12 @@ import os
 env = Environment(tools=["default", "megcc"], toolpath=[{toolpath!r}], ENV=os.environ)
 net = env.MegccModel("net", "model.onnx", INPUT_SHAPES="data=(1,1,6,6)",
                      CV={{"resize_linear": ["ui8"], "rgb2gray": ["ui8"]}})
-env.Program("app", ["app.c"], LIBS=[net, "m"])
+app = env.Program("app", ["app.c"], LIBS=[net, "m"])
+env.MegccSizeReport(app, net)
 plain = env.Clone().MegccModel("plain", "model.onnx", INPUT_SHAPES="data=(1,1,6,6)",
                                GEN_DIR="plain.megcc")
-env.Program("noop", [env.Object("noop.c")], LIBS=[plain, "m"])
+noop = env.Program("noop", [env.Object("noop.c")], LIBS=[plain, "m"])
+env.MegccSizeReport(noop, plain)
 """
 
 
@@ -177,6 +180,13 @@ def test_scons_builder_cv(tmp_path):
     assert run([*SCONS, "-C", str(tmp_path), "-q"], env=this_checkout_env(), check=False).returncode == 0
     # a program whose model asked for no CV operator links none
     assert "tinycv" not in run(["nm", str(tmp_path / "noop")]).stdout
+    # the size report shows what each CV function costs (and none for noop)
+    report = (tmp_path / "app.size.txt").read_text()
+    sizes = dict(re.findall(r"cv (.+?): text (\d+) bytes", report))
+    assert set(sizes) == {"tinycv_resize_linear_ui8", "tinycv_cvt_rgb2gray_ui8",
+                          "(shared helpers)"}, report
+    assert all(int(v) > 0 for v in sizes.values())
+    assert " cv " not in (tmp_path / "noop.size.txt").read_text()
 
 
 CMAKELISTS = """

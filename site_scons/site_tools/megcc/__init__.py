@@ -273,6 +273,25 @@ def _size_rows(env, files):
     return rows
 
 
+def _cv_sizes(env, program: str) -> list:
+    """Bytes of each CV function (tinycv) the program links, from its symbol table, and of
+    their shared static helpers together; [] when it links none."""
+    size = env.subst("$MEGCC_SIZE")
+    nm = size[:-len("size")] + "nm" if size.endswith("size") else "nm"
+    out = subprocess.run([nm, "-S", "--defined-only", program], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    public, helpers = {}, 0
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        parts = line.split()
+        if len(parts) == 4 and parts[3].startswith("tinycv_") and parts[2] in "TtWw":
+            if parts[2] in "TW":
+                public[parts[3]] = int(parts[1], 16)
+            else:
+                helpers += int(parts[1], 16)
+    rows = sorted(public.items())
+    return rows + [("(shared helpers)", helpers)] if rows else []
+
+
 def _size_report_action(target, source, env):
     program, lib, manifest = (s.abspath for s in source[:3])
     rows = _size_rows(env, [lib])
@@ -288,6 +307,8 @@ def _size_report_action(target, source, env):
         arena = max(p["arena_bytes"] for p in m["plans"])
         lines.append(f"  model {m['name']}: blob {m['blob_bytes']} bytes, arena {arena} bytes "
                      f"({m['arena_macro']})")
+    for name, nbytes in _cv_sizes(env, program):
+        lines.append(f"  cv {name}: text {nbytes} bytes")
     layout = env.get("_MEGCC_MEMORY_LAYOUT") or {}
     if layout:
         flash, ram = prog_text + prog_data, prog_data + prog_bss

@@ -1,11 +1,13 @@
 """cv2.resize(INTER_LINEAR) on ui8 with AVX2, bit-identical to resize_linear_generic.
 
 Per strip of destination columns, a table per element (column x channel): the byte
-offsets of its two taps and their weights as one (a0, a1) int16 pair. Eight elements at a
-time: two 32-bit gathers per source row pick the taps, _mm256_madd_epi16 gives the exact
-horizontal sums S0 * a0 + S1 * a1, then OpenCV's vertical rounding
-((h0 >> 4) * b0 >> 16) + ((h1 >> 4) * b1 >> 16), (+2) >> 2 in 32-bit lanes. A gather reads
-4 bytes: near the end of the image's last row the remaining elements are done in scalar.
+offset of its first tap and the weights as one (a0, a1) int16 pair. For 1..3 channels the
+second tap is `cn` bytes further, in the same 32-bit word: one gather per source row and
+8 elements, a byte shuffle makes the (S0, S1) pairs, _mm256_madd_epi16 gives the exact
+horizontal sums, then OpenCV's vertical rounding exactly as its vector code does it
+(pack h >> 4 to int16, mulhi by the 16-bit weights, (+2) >> 2). A gather reads 4 bytes:
+near the end of the image's last row the remaining elements are done in scalar, as are
+4-channel images (the taps are 4 bytes apart).
 """
 from __future__ import annotations
 
@@ -24,7 +26,11 @@ _BODY = r"""
         uint8_t* d = (uint8_t*)dst->data;
         int32_t off0[TINYCV_RESIZE_STRIP * 4], off1[TINYCV_RESIZE_STRIP * 4];
         int32_t wpair[TINYCV_RESIZE_STRIP * 4];
-        const __m256i low_byte = _mm256_set1_epi32(0xFF), two = _mm256_set1_epi32(2);
+        const __m256i two16 = _mm256_set1_epi16(2);
+        /* per 32-bit lane: bytes 0 and cn as two 16-bit values (the taps' pair) */
+        const __m256i pick = _mm256_setr_epi8(0, -1, cn, -1, 4, -1, 4 + cn, -1, 8, -1, 8 + cn, -1,
+            12, -1, 12 + cn, -1, 0, -1, cn, -1, 4, -1, 4 + cn, -1, 8, -1, 8 + cn, -1, 12, -1,
+            12 + cn, -1);
         int x0, k, c, dy, e;
         for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
             const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
@@ -49,36 +55,35 @@ _BODY = r"""
                 float w0, w1;
                 const uint8_t *s0, *s1;
                 uint8_t* o = d + ((size_t)dy * dw + x0) * cn;
-                __m256i b0v, b1v;
+                __m256i b0h, b1h;
                 tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &w0, &w1);
                 b0 = tinycv_round(w0 * 2048.f);
                 b1 = tinycv_round(w1 * 2048.f);
-                b0v = _mm256_set1_epi32(b0);
-                b1v = _mm256_set1_epi32(b1);
+                b0h = _mm256_set1_epi16((short)b0);
+                b1h = _mm256_set1_epi16((short)b1);
                 s0 = s + (size_t)r0 * row_len;
                 s1 = s + (size_t)r1 * row_len;
                 limit = r1 == sh - 1 ? safe_end : ne;  /* r0 <= r1: r1's row ends last */
-                for (e = 0; e + 8 <= limit; e += 8) {
-                    const __m256i o0 = _mm256_loadu_si256((const __m256i*)(off0 + e));
-                    const __m256i o1 = _mm256_loadu_si256((const __m256i*)(off1 + e));
-                    const __m256i w = _mm256_loadu_si256((const __m256i*)(wpair + e));
-                    const __m256i p0 = _mm256_or_si256(
-                        _mm256_and_si256(_mm256_i32gather_epi32((const int*)s0, o0, 1), low_byte),
-                        _mm256_slli_epi32(_mm256_and_si256(
-                            _mm256_i32gather_epi32((const int*)s0, o1, 1), low_byte), 16));
-                    const __m256i p1 = _mm256_or_si256(
-                        _mm256_and_si256(_mm256_i32gather_epi32((const int*)s1, o0, 1), low_byte),
-                        _mm256_slli_epi32(_mm256_and_si256(
-                            _mm256_i32gather_epi32((const int*)s1, o1, 1), low_byte), 16));
-                    const __m256i h0 = _mm256_madd_epi16(p0, w), h1 = _mm256_madd_epi16(p1, w);
-                    __m256i v = _mm256_add_epi32(
-                        _mm256_srai_epi32(_mm256_mullo_epi32(_mm256_srai_epi32(h0, 4), b0v), 16),
-                        _mm256_srai_epi32(_mm256_mullo_epi32(_mm256_srai_epi32(h1, 4), b1v), 16));
-                    v = _mm256_srai_epi32(_mm256_add_epi32(v, two), 2);
-                    v = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
-                    _mm_storel_epi64((__m128i*)(o + e),
-                                     _mm_packus_epi16(_mm256_castsi256_si128(v),
-                                                      _mm256_castsi256_si128(v)));
+                if (cn <= 3) {
+                    /* one 32-bit gather holds both taps (bytes 0 and cn); 16 at a time */
+                    for (e = 0; e + 16 <= limit; e += 16) {
+                        const __m256i hA0 = tinycv_resize_taps(s0, off0 + e, wpair + e, pick);
+                        const __m256i hB0 = tinycv_resize_taps(s0, off0 + e + 8, wpair + e + 8, pick);
+                        const __m256i hA1 = tinycv_resize_taps(s1, off0 + e, wpair + e, pick);
+                        const __m256i hB1 = tinycv_resize_taps(s1, off0 + e + 8, wpair + e + 8, pick);
+                        /* OpenCV's v_pack(h >> 4) and v_mul_hi, in element order */
+                        const __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(
+                            _mm256_srai_epi32(hA0, 4), _mm256_srai_epi32(hB0, 4)), 0xD8);
+                        const __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(
+                            _mm256_srai_epi32(hA1, 4), _mm256_srai_epi32(hB1, 4)), 0xD8);
+                        const __m256i v = _mm256_srai_epi16(_mm256_add_epi16(_mm256_add_epi16(
+                            _mm256_mulhi_epi16(p0, b0h), _mm256_mulhi_epi16(p1, b1h)), two16), 2);
+                        _mm_storeu_si128((__m128i*)(o + e),
+                                         _mm_packus_epi16(_mm256_castsi256_si128(v),
+                                                          _mm256_extracti128_si256(v, 1)));
+                    }
+                } else {
+                    e = 0;
                 }
                 for (; e < ne; ++e) {
                     const int a0 = wpair[e] & 0xFFFF, a1 = (int)((uint32_t)wpair[e] >> 16);
@@ -93,7 +98,21 @@ _BODY = r"""
 """
 
 
+TAPS = ("tinycv_resize_taps", r"""
+/* S[off] * a0 + S[off + cn] * a1 for 8 elements: one gather, the pair picked by `pick`,
+   _mm256_madd_epi16 with the (a0, a1) pairs */
+static __m256i tinycv_resize_taps(const uint8_t* row, const int32_t* off, const int32_t* w,
+                                  __m256i pick)
+{
+    const __m256i g = _mm256_i32gather_epi32((const int*)row,
+                                             _mm256_loadu_si256((const __m256i*)off), 1);
+    return _mm256_madd_epi16(_mm256_shuffle_epi8(g, pick),
+                             _mm256_loadu_si256((const __m256i*)w));
+}
+""")
+
+
 @implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8"), requires="avx2",
             cost=lambda o, g, i: 0.3, label="AVX2")
 def emit(op: Op, graph: Graph):
-    return function(op, graph, _CHECKS + _BODY, (ROUND, COEF), "avx2")
+    return function(op, graph, _CHECKS + _BODY, (ROUND, COEF, TAPS), "avx2")

@@ -38,6 +38,8 @@ NEON_COLOR = {f"cv.color_neon_ui8.emit_{op}_neon" for op in ("rgb2bgr", "rgb2gra
                                                                 "yuv2bgr_nv21")}
 VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.gaussian_blur_avx2_f32",
+                                                "cv.warp_affine_avx2_ui8.emit_replicate",
+                                                "cv.warp_affine_avx2_ui8.emit_constant",
                                                 "cv.resize_linear_avx2_ui8",
                                                 "cv.color_avx2_ui8.emit_rgb2bgr_avx2",
                                                 "cv.color_avx2_ui8.emit_rgb2gray_avx2",

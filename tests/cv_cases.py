@@ -76,11 +76,13 @@ class Case:
     ref: Optional[Callable[[np.ndarray], np.ndarray]] = None
     refused: bool = False          # invalid arguments: must write nothing
     exact: bool = True             # ui8: bit-exact with OpenCV
+    src_dtype: str = ""            # the input's dtype when not `dtype` (the output's)
     doubles: List[float] = field(default_factory=list)  # a `double t[6]` the args may name
+    floats: List[float] = field(default_factory=list)   # a `float f[8]` the args may name
 
     def input(self) -> np.ndarray:
         kind, rows, cols, cn = self.src
-        return image(kind, rows, cols, cn, self.dtype)
+        return image(kind, rows, cols, cn, self.src_dtype or self.dtype)
 
     def expected(self) -> np.ndarray:
         out = self.ref(self.input())
@@ -207,6 +209,28 @@ add("blur_auto_ksize_ui8", "tinycv_gaussian_blur_reflect_101_ui8", "ui8", (99, 2
     (21, 25, 3), "0, 0, 1.4, 0.0",
     ref=lambda x: cv2.GaussianBlur(x, (0, 0), 1.4, borderType=cv2.BORDER_REFLECT_101))
 
+# --- beyond MegCC ------------------------------------------------------------------------
+for order, layout in (("bgr", "nv12"), ("rgb", "nv21"), ("rgb", "nv12"), ("bgr", "i420"),
+                      ("rgb", "i420")):
+    code = getattr(cv2, f"COLOR_YUV2{order.upper()}_{layout.upper()}")
+    for kind, r, c in ((63, 30, 34), ("natural", 45, 62)):
+        tag = "natural" if kind == "natural" else "rand"
+        add(f"yuv2{order}_{layout}_{tag}", f"tinycv_cvt_yuv2{order}_{layout}_ui8", "ui8",
+            (kind, r, c, 1), (r * 2 // 3, c, 3),
+            ref=lambda x, code=code: cv2.cvtColor(x[..., 0], code))
+for k, (cn, (r, c, dr, dc)) in enumerate(zip([1, 3, 4, 2], [(17, 23, 9, 31), (37, 29, 61, 13),
+                                                           (40, 60, 20, 30), (5, 3, 19, 23)])):
+    for dt in ("ui8", "f32"):
+        add(f"resize_nearest_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_nearest_{dt}", dt,
+            (110 + k, r, c, cn), (dr, dc, cn),
+            ref=lambda x, dr=dr, dc=dc: _c3(cv2.resize(x, (dc, dr),
+                                                      interpolation=cv2.INTER_NEAREST)))
+for kind, (r, c, cn) in ((120, (13, 17, 3)), ("natural", (47, 61, 3)), (121, (9, 11, 1))):
+    mean, std = [123.675, 116.28, 103.53, 0][:cn], [58.395, 57.12, 57.375, 1][:cn]
+    add(f"normalize_c{cn}_{kind}", "tinycv_normalize_ui8", "f32", (kind, r, c, cn), (r, c, cn),
+        "f, f + 4", floats=mean + [0] * (4 - cn) + std + [1] * (4 - cn), src_dtype="ui8",
+        ref=lambda x, m=mean, s=std: ((x.astype(np.float64) - m) / s).transpose(2, 0, 1))
+
 # --- refusals: sizes or channels that do not fit; the function must write nothing --------
 for fn, dt, src, dst, args in [
         ("tinycv_transpose_ui8", "ui8", (1, 5, 7, 3), (5, 7, 3), ""),
@@ -235,7 +259,8 @@ def requested() -> List[Tuple[str, str]]:
     """The (operator, dtype) entries the cases call: the program's CV request."""
     from megcc_builder.ir.opdefs.cv import CV_OPERATORS
 
-    by_symbol = {op.symbol(dt): (op.name, dt) for op in CV_OPERATORS.values() for dt in op.dtypes}
+    by_symbol = {op.symbol(dt): (op.name, dt) for op in CV_OPERATORS.values()
+                 for dt in op.dtypes}
     return sorted({by_symbol[c.fn] for c in CASES})
 
 
@@ -325,16 +350,19 @@ int main(void)
         kind, rows, cols, cn = c.src
         k = -1 if kind == "natural" else int(kind)
         es = _ESIZE[c.dtype]
+        src_es = _ESIZE[c.src_dtype or c.dtype]
         dr, dc, dcn = c.dst
         dbytes = dr * dc * dcn * es
         args = f", {c.args}" if c.args else ""
         doubles = ", ".join(repr(float(v)) for v in c.doubles) or "0"
+        floats = ", ".join(repr(float(v)) + "f" for v in c.floats) or "0"
         lines.append(f"""    {{  /* {c.id} */
         const double t[6] = {{{doubles}}};
+        const float f[8] = {{{floats}}};
         TinyMat s = {{{rows}, {cols}, {cn}, 0}}, d = {{{dr}, {dc}, {dcn}, 0}};
         int e0 = tinycv_test_errors;
-        (void)t;
-        s.data = make_input({k}, {rows}, {cols}, {cn}, {es});
+        (void)t; (void)f;
+        s.data = make_input({k}, {rows}, {cols}, {cn}, {src_es});
         d.data = make_output({dbytes});
         {c.fn}(&s, &d{args});
         finish("{c.id}", (unsigned char*)d.data, {dbytes}, {int(c.refused)}, tinycv_test_errors - e0);

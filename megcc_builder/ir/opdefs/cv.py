@@ -70,6 +70,18 @@ CV_OPERATORS: Dict[str, CvOperator] = {op.name: op for op in [
     CvOperator("rgb2yuv", "cvt_rgb2yuv", ("ui8",), (), "cv2.COLOR_RGB2YUV"),
     CvOperator("rgb2gray", "cvt_rgb2gray", ("ui8",), (), "cv2.COLOR_RGB2GRAY"),
     CvOperator("gray2rgb", "cvt_gray2rgb", ("ui8", "f32"), (), "cv2.COLOR_GRAY2RGB"),
+    # beyond MegCC: the other YUV 4:2:0 layouts, nearest-neighbour resize, normalisation
+    *(CvOperator(f"yuv2{order}_{layout}", f"cvt_yuv2{order}_{layout}", ("ui8",), (),
+                 f"cv2.COLOR_YUV2{order.upper()}_{layout.upper()} (BT.601 limited range, "
+                 "OpenCV's fixed point); src is (rows * 3 / 2) x cols x 1")
+      for order, layout in (("bgr", "nv12"), ("rgb", "nv21"), ("rgb", "nv12"), ("bgr", "i420"),
+                            ("rgb", "i420"))),
+    CvOperator("resize_nearest", "resize_nearest", ("ui8", "f32"), (),
+               "cv2.resize INTER_NEAREST to dst's size"),
+    CvOperator("normalize", "normalize", ("ui8",),
+               (("const float*", "mean"), ("const float*", "std")),
+               "dst (float, planar CHW: channel c at data + c * rows * cols) = "
+               "(src - mean[c]) / std[c] from an interleaved ui8 image"),
     CvOperator("gaussian_blur_constant", "gaussian_blur_constant", ("ui8", "f32"), _BLUR_ARGS,
                _BLUR_DOC.format("BORDER_CONSTANT (0)")),
     CvOperator("gaussian_blur_replicate", "gaussian_blur_replicate", ("ui8", "f32"),

@@ -215,3 +215,34 @@ def test_cmake_megcc_add_model_cv(tmp_path):
     out = run([str(build / "app")]).stdout.split()
     assert [int(v) for v in out] == expected_app_output()
     assert "no work to do" in run(["cmake", "--build", str(build)], env=env).stdout
+
+
+# ----------------------------------------------------------------------- the sample
+@pytest.mark.parametrize("target", ["x86_64", "cortex-m4"])
+def test_cv_digits_sample(target, tmp_path):
+    """samples/cv_digits: a picture of a handwritten 9 pre-processed by the generated tinycv
+    functions, classified by the digits CNN; the logits equal OpenCV's pre-processing fed
+    to the host runner, on the host and on a Cortex-M4 within its 256 KB / 64 KB budget."""
+    from build_support import TOL, hex_floats, max_rel_err
+    from megcc_builder.host import compile_and_run
+
+    t = require_target(target)
+    build = tmp_path / "b"
+    prog = build / target / "cv_digits" / "cv_digits"
+    run([*SCONS, "-C", ROOT, "-Q", "-j2", f"target={target}", f"build_dir={build}", str(prog),
+         f"{prog}.size.txt"], env=this_checkout_env())
+    out = run(t.run_command(str(prog)), timeout=120).stdout
+    line = next(l for l in out.splitlines() if "digit:" in l)
+    digit, logits = int(line.split()[3]), hex_floats(line.split()[5:15])
+
+    raw = open(os.path.join(ROOT, "samples", "cv_digits", "digit.ppm"), "rb").read()
+    rgb = np.frombuffer(raw[-37 * 43 * 3:], np.uint8).reshape(43, 37, 3)
+    small = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (8, 8),
+                       interpolation=cv2.INTER_LINEAR)
+    x = ((255.0 - small.astype(np.float32)) / 255.0).reshape(1, 1, 8, 8)
+    (ref,) = compile_and_run(os.path.join(ROOT, "samples", "digits", "digits.mge"),
+                             {"data": x}).values()
+    assert digit == 9 == int(np.argmax(ref))  # the picture's label (make_image.py)
+    assert max_rel_err(logits, ref.ravel()) <= TOL
+    report = (prog.parent / "cv_digits.size.txt").read_text()
+    assert "cv tinycv_resize_linear_ui8: text" in report

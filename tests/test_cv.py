@@ -46,9 +46,9 @@ VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.color_avx2_ui8.emit_rgb2yuv_avx2",
                                                 "cv.color_avx2_ui8.emit_yuv2bgr_nv21_avx2"},
                 "arm64-neon": {"cv.gaussian_blur_neon_ui8", "cv.gaussian_blur_neon_f32",
-                               *NEON_COLOR},
+                               "cv.resize_linear_neon_ui8", *NEON_COLOR},
                 "armv7-neon": {"cv.gaussian_blur_neon_ui8", "cv.gaussian_blur_neon_f32",
-                               *NEON_COLOR}}
+                               "cv.resize_linear_neon_ui8", *NEON_COLOR}}
 
 
 def check_choice(level: str) -> None:

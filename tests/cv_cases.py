@@ -77,7 +77,7 @@ class Case:
     refused: bool = False          # invalid arguments: must write nothing
     exact: bool = True             # ui8: bit-exact with OpenCV
     src_dtype: str = ""            # the input's dtype when not `dtype` (the output's)
-    doubles: List[float] = field(default_factory=list)  # a `double t[6]` the args may name
+    doubles: List[float] = field(default_factory=list)  # a `double t[9]` the args may name
     floats: List[float] = field(default_factory=list)   # a `float f[8]` the args may name
 
     def input(self) -> np.ndarray:
@@ -218,6 +218,23 @@ for order, layout in (("bgr", "nv12"), ("rgb", "nv21"), ("rgb", "nv12"), ("bgr",
         add(f"yuv2{order}_{layout}_{tag}", f"tinycv_cvt_yuv2{order}_{layout}_ui8", "ui8",
             (kind, r, c, 1), (r * 2 // 3, c, 3),
             ref=lambda x, code=code: cv2.cvtColor(x[..., 0], code))
+PERSPECTIVES = [([1.05, 0.1, -3.0, -0.05, 0.95, 2.0, 0.001, -0.0008, 1.0], 3, 37, 29, 33, 41),
+                ([0.8, -0.3, 10.5, 0.2, 1.1, -4.25, -0.002, 0.003, 1.1], 1, 23, 61, 50, 45),
+                ([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 4, 17, 21, 17, 21),
+                ([0.9, 0.2, 5.0, -0.1, 0.7, 30.0, 0.0015, 0.001, 0.9], 3, "natural", 47, 61, 40)]
+for k, (t9, cn, *dims) in enumerate(PERSPECTIVES):
+    if dims[0] == "natural":
+        kind, r, c, dr, dc = "natural", dims[1], dims[2], dims[3], 70
+    else:
+        kind, (r, c, dr, dc) = 130 + k, dims
+    M = np.array(t9, np.float64).reshape(3, 3)
+    for border, bt, args in (("replicate", cv2.BORDER_REPLICATE, "t"),
+                             ("constant", cv2.BORDER_CONSTANT, "t, 77")):
+        add(f"warp_perspective_{border}_{k}", f"tinycv_warp_perspective_{border}_linear_ui8",
+            "ui8", (kind, r, c, cn), (dr, dc, cn), args, doubles=list(t9),
+            ref=lambda x, M=M, dr=dr, dc=dc, bt=bt: _c3(cv2.warpPerspective(
+                x, M, (dc, dr), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=bt,
+                borderValue=(77, 77, 77, 77))))
 for k, (cn, (r, c, dr, dc)) in enumerate(zip([1, 3, 4, 2], [(17, 23, 9, 31), (37, 29, 61, 13),
                                                            (40, 60, 20, 30), (5, 3, 19, 23)])):
     for dt in ("ui8", "f32"):
@@ -357,7 +374,7 @@ int main(void)
         doubles = ", ".join(repr(float(v)) for v in c.doubles) or "0"
         floats = ", ".join(repr(float(v)) + "f" for v in c.floats) or "0"
         lines.append(f"""    {{  /* {c.id} */
-        const double t[6] = {{{doubles}}};
+        const double t[9] = {{{doubles}}};
         const float f[8] = {{{floats}}};
         TinyMat s = {{{rows}, {cols}, {cn}, 0}}, d = {{{dr}, {dc}, {dcn}, 0}};
         int e0 = tinycv_test_errors;

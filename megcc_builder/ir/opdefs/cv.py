@@ -76,6 +76,13 @@ CV_OPERATORS: Dict[str, CvOperator] = {op.name: op for op in [
                  "OpenCV's fixed point); src is (rows * 3 / 2) x cols x 1")
       for order, layout in (("bgr", "nv12"), ("rgb", "nv21"), ("rgb", "nv12"), ("bgr", "i420"),
                             ("rgb", "i420"))),
+    CvOperator("warp_perspective_replicate_linear", "warp_perspective_replicate_linear",
+               ("ui8",), (("const double*", "trans"),),
+               "cv2.warpPerspective(WARP_INVERSE_MAP, INTER_LINEAR, BORDER_REPLICATE): trans "
+               "(3x3) maps dst to src coordinates"),
+    CvOperator("warp_perspective_constant_linear", "warp_perspective_constant_linear",
+               ("ui8",), (("const double*", "trans"), ("uint8_t", "board")),
+               "cv2.warpPerspective(WARP_INVERSE_MAP, INTER_LINEAR, BORDER_CONSTANT=board)"),
     CvOperator("resize_nearest", "resize_nearest", ("ui8", "f32"), (),
                "cv2.resize INTER_NEAREST to dst's size"),
     CvOperator("normalize", "normalize", ("ui8",),

@@ -94,8 +94,8 @@ VECTOR = r"""
                                            orow + k * cn)) {
                         int j;
                         for (j = k; j < k + 8; ++j)
-                            PIXEL(s, sw, sh, cn, X0 + adelta[j], Y0 + bdelta[j], orow + j * cn,
-                                  BOARD);
+                            PIXEL(s, sw, sh, cn, (X0 + adelta[j]) >> 5, (Y0 + bdelta[j]) >> 5,
+                                  orow + j * cn, BOARD);
                     }"""
 
 

@@ -38,20 +38,21 @@ _BODY = r"""
                 uint8_t* orow = d + ((size_t)y * dw + x0) * cn;
                 k = 0;
 VECTOR
-                for (; k < n; ++k)
-                    PIXEL(s, sw, sh, cn, X0 + adelta[k], Y0 + bdelta[k], orow + k * cn, BOARD);
+                for (; k < n; ++k)  /* 1/1024 -> 1/32 pixel */
+                    PIXEL(s, sw, sh, cn, (X0 + adelta[k]) >> 5, (Y0 + bdelta[k]) >> 5,
+                          orow + k * cn, BOARD);
             }
         }
     }
 """
 
-# One destination pixel from its 1/1024 source coordinates (X, Y); the border differs.
+# One destination pixel from its source coordinates (X, Y) in 1/32 pixel (OpenCV's remap
+# table: integer part and a 5-bit fraction); the border differs.
 _PIXEL = r"""
-static void NAME(const uint8_t* s, int sw, int sh, int cn, int Xa, int Ya, uint8_t* o,
+static void NAME(const uint8_t* s, int sw, int sh, int cn, int X, int Y, uint8_t* o,
                  uint8_t board)
 {
     const size_t sstep = (size_t)sw * cn;
-    const int X = Xa >> 5, Y = Ya >> 5;
     const int fx = X & 31, fy = Y & 31;
     const int sx = tinycv_sat_s16(X >> 5), sy = tinycv_sat_s16(Y >> 5);
     const int w00 = (32 - fy) * (32 - fx) * 32, w01 = (32 - fy) * fx * 32;

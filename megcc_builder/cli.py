@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .ir import CompileError
+from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
@@ -268,6 +269,25 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from .config import parse_input_shapes
+    from .validate import ensure_readable_model, format_reports, validate
+
+    ensure_readable_model(args.model)
+    shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
+    reports = validate(args.model, shapes, _parse_feeds(args.input), args.seed, args.isa,
+                       args.target, fuse=not args.no_fuse, enable_nchw44=args.enable_nchw44)
+    print(format_reports(reports, args.tolerance))
+    failed = [r.name for r in reports if not r.passes(args.tolerance)]
+    if failed:
+        return _fail(f"{args.model}: output '{failed[0]}' differs from the reference "
+                     f"beyond --tolerance {args.tolerance:g}"
+                     + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+    print(f"{args.model}: all {len(reports)} outputs within {args.tolerance:g} "
+          "of the reference")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="megcc", description="Ahead-of-time compiler for neural "
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
@@ -329,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine) or wall-clock time")
     b.set_defaults(fn=cmd_bench)
 
+    v = sub.add_parser("validate", help="run the compiled model and its reference engine "
+                       "(onnxruntime / MegEngine) on the same inputs; print the errors")
+    v.add_argument("model", help="an .onnx model (checked against onnxruntime) or an .mge "
+                   "model (checked against MegEngine)")
+    v.add_argument("--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input's value (repeatable); inputs not given are seeded")
+    v.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)" (first instance is used)')
+    v.add_argument("--seed", type=int, default=0, help="seed for inputs not given (default 0)")
+    v.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest |ours - ref| / max(1, |ref|) accepted (default 1e-4)")
+    v.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64): "
+                   "cross-build and run under its emulator")
+    v.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    v.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
+    v.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, the "
+                   "target's level with --target)")
+    v.set_defaults(fn=cmd_validate)
+
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")
     i.add_argument("--input-shapes")
@@ -352,6 +391,8 @@ def _guarded(fn, args, verbose: bool) -> int:
         return fn(args)
     except CompileError as exc:
         return _fail(exc.one_line())
+    except TargetError as exc:  # an unknown or unusable target named by the user
+        return _fail(str(exc))
     except (OSError, RuntimeError) as exc:
         if verbose:
             raise

@@ -70,6 +70,34 @@ foreach(i RANGE ${_last})
   endif()
 endforeach()
 
+# The kernels' ISA level: -DMEGCC_ISA=<level> wins, then the toolchain file's (its target's
+# level), else the baseline of the processor CMake builds for. Its compiler flags (e.g.
+# -march=x86-64-v3 for the AVX2 kernels) are added to the kernels' compile, so a level
+# that needs them builds with any toolchain, or none.
+if(NOT MEGCC_ISA)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    set(_megcc_isa x86_64)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(_megcc_isa arm64-neon)
+  else()
+    set(_megcc_isa generic)
+  endif()
+  set(MEGCC_ISA "${_megcc_isa}" CACHE STRING "kernel ISA level of megcc_add_model()")
+endif()
+execute_process(
+  COMMAND "${MEGCC_PYTHON}" -c "import sys; from megcc_builder.isa import resolve, spec
+try:
+    print(';'.join(spec(resolve(sys.argv[1])).cflags))
+except ValueError as exc:
+    sys.exit(str(exc))" "${MEGCC_ISA}"
+  RESULT_VARIABLE _megcc_rc OUTPUT_VARIABLE MEGCC_ISA_CFLAGS ERROR_VARIABLE _megcc_err
+  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+if(NOT _megcc_rc EQUAL 0)
+  message(FATAL_ERROR "megcc: MEGCC_ISA=${MEGCC_ISA}: ${_megcc_err}")
+endif()
+message(STATUS "megcc: kernels for ISA level ${MEGCC_ISA} (flags: ${MEGCC_ISA_CFLAGS}); "
+               "-DMEGCC_ISA=generic|x86_64|x86_64-v3|armv7-neon|arm64-neon|native to change")
+
 function(_megcc_runtime)
   if(TARGET megcc_runtime)
     return()
@@ -80,6 +108,17 @@ function(_megcc_runtime)
   target_compile_options(megcc_runtime PRIVATE ${MEGCC_COMMON_CFLAGS})
   set_target_properties(megcc_runtime PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON
                                                  C_EXTENSIONS OFF)
+endfunction()
+
+# ONNX external-data files of a model, as build dependencies (found at configure time).
+function(_megcc_external_data model out)
+  set(files "")
+  if(model MATCHES "\\.onnx$")
+    execute_process(COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_compile.py"
+                            --external-data "${model}"
+                    OUTPUT_VARIABLE files OUTPUT_STRIP_TRAILING_WHITESPACE)
+  endif()
+  set(${out} "${files}" PARENT_SCOPE)
 endfunction()
 
 function(megcc_add_model lib)
@@ -107,6 +146,8 @@ function(megcc_add_model lib)
       list(APPEND names "${nm}")
       get_filename_component(cfg_dir "${model}" DIRECTORY)
       list(APPEND deps "${cfg_dir}/${mp}")
+      _megcc_external_data("${cfg_dir}/${mp}" ext)
+      list(APPEND deps ${ext})
     endforeach()
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${model}")
     list(APPEND cmd --json "${model}" -o "${gen}")
@@ -121,8 +162,10 @@ function(megcc_add_model lib)
     list(JOIN ARG_INPUT_SHAPES ":" shapes)
     list(APPEND cmd --input-shapes "${shapes}")
   endif()
-  if(MEGCC_ISA)
-    list(APPEND cmd --isa "${MEGCC_ISA}")
+  list(APPEND cmd --isa "${MEGCC_ISA}")
+  if(NOT model MATCHES "\\.(json|ya?ml)$")
+    _megcc_external_data("${model}" ext)  # ONNX weights kept in other files
+    list(APPEND deps ${ext})
   endif()
   list(APPEND cmd ${ARG_OPTIONS})
 
@@ -157,7 +200,7 @@ function(megcc_add_model lib)
   add_library(${lib} STATIC ${srcs} $<TARGET_OBJECTS:megcc_runtime>)
   add_dependencies(${lib} ${lib}_generate)
   target_include_directories(${lib} PUBLIC "${gen}" "${MEGCC_RUNTIME_DIR}/include")
-  target_compile_options(${lib} PRIVATE ${MEGCC_COMMON_CFLAGS})
+  target_compile_options(${lib} PRIVATE ${MEGCC_COMMON_CFLAGS} ${MEGCC_ISA_CFLAGS})
   set_target_properties(${lib} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
   target_link_options(${lib} INTERFACE "-Wl,--gc-sections")
   if(NOT MEGCC_TARGET_OS STREQUAL "baremetal")
@@ -173,9 +216,9 @@ function(megcc_size_report exe lib)
     find_program(size NAMES size REQUIRED)
   endif()
   get_target_property(manifest ${lib} MEGCC_MANIFEST)
+  # One short report per link: library and program totals, arena per model.
   add_custom_command(TARGET ${exe} POST_BUILD
-    COMMAND "${size}" -B -t $<TARGET_FILE:${lib}>
-    COMMAND "${size}" -B $<TARGET_FILE:${exe}>
-    COMMAND "${MEGCC_PYTHON}" -c "import json,sys; m=json.load(open(sys.argv[1])); [print('model', x['name'], 'arena', max(p['arena_bytes'] for p in x['plans']), 'bytes', x['arena_macro']) for x in m['models']]" "${manifest}"
+    COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_size_report.py" "${size}"
+            $<TARGET_FILE:${lib}> $<TARGET_FILE:${exe}> "${manifest}"
     VERBATIM)
 endfunction()

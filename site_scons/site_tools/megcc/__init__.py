@@ -165,22 +165,67 @@ def _model_scan(node, env, path):
 
 
 # ------------------------------------------------------------------ runtime objects
+# runtime build directory -> its objects: one set per directory for the whole SCons run,
+# whichever (cloned) environment asks first
+_RUNTIME_OBJECTS = {}
+
+
 def _runtime_objects(env):
-    """The runtime compiled once per environment's build directory and target."""
-    key = "_MEGCC_RUNTIME_OBJECTS"
+    """The runtime compiled once per runtime build directory (and so per target)."""
     build_dir = env.Dir(env.subst("$MEGCC_RUNTIME_BUILD_DIR"))
-    cache = env.get(key) or {}
-    if build_dir.abspath in cache:
-        return cache[build_dir.abspath]
+    if build_dir.abspath in _RUNTIME_OBJECTS:
+        return _RUNTIME_OBJECTS[build_dir.abspath]
     src_dir = env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("src")
     objs = []
     for name in sorted(os.listdir(src_dir.abspath)):
         if name.endswith(".c"):
             objs += env.Object(build_dir.File(name[:-2] + env.subst("$OBJSUFFIX")),
                                src_dir.File(name))
-    cache[build_dir.abspath] = objs
-    env[key] = cache
+    _RUNTIME_OBJECTS[build_dir.abspath] = objs
     return objs
+
+
+def _private_env(env):
+    """The environment the runtime, kernels and model arrays compile in: the caller's
+    compiler and flags, but none of the macros or include paths the caller added for its
+    own code, so an app's `env.Append(CPPDEFINES=...)` rebuilds the app only, never the
+    runtime or a model array. MEGCC_CPPDEFINES adds macros for the megcc objects."""
+    private = env.Clone()
+    target = env["MEGCC_TARGET_INFO"]
+    private.Replace(CPPDEFINES=[f[2:] for f in target.compile_flags() if f.startswith("-D")])
+    private.Append(CPPDEFINES=list(env.get("MEGCC_CPPDEFINES") or []))
+    private.Replace(CPPPATH=[env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("include")])
+    return private
+
+
+# ------------------------------------------------------------------ memory budget
+def _fmt_bytes(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+def _budget_check_action(target, source, env):
+    """Before a model array is compiled for a bare-metal target: the embedded blobs must
+    fit its flash and every arena its RAM (less the stack), so a model too big for the
+    board stops here with the numbers, not after gcc chewed through a huge C array and
+    the linker said 'region overflowed'."""
+    layout = env["_MEGCC_MEMORY_LAYOUT"]
+    with open(source[0].abspath, "r", encoding="utf-8") as f:
+        manifest = json.load(f)
+    blobs = sum(m["blob_bytes"] for m in manifest["models"]) if env["_MEGCC_EMBED"] else 0
+    arena = max(p["arena_bytes"] for m in manifest["models"] for p in m["plans"])
+    where = f"{env.subst('$MEGCC_TARGET')} (memory profile {env['_MEGCC_MEMORY_PROFILE']})"
+    ram = int(layout["ram_size"]) - int(layout.get("stack_size", 0))
+    if blobs > int(layout["flash_size"]):
+        raise SCons.Errors.BuildError(
+            errstr=f"megcc: the embedded model data ({_fmt_bytes(blobs)}) does not fit the "
+                   f"flash of {where}: {_fmt_bytes(int(layout['flash_size']))}")
+    if arena > ram:
+        raise SCons.Errors.BuildError(
+            errstr=f"megcc: the model's activation arena ({_fmt_bytes(arena)}) does not fit "
+                   f"the RAM of {where}: {_fmt_bytes(ram)} after the stack")
+    with open(target[0].abspath, "w", encoding="utf-8") as f:
+        f.write(f"flash: {blobs} of {layout['flash_size']}\narena: {arena} of {ram}\n")
+    return 0
 
 
 # ------------------------------------------------------------------ pseudo-builders
@@ -209,15 +254,25 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
     # A failed or interrupted compile must never leave a partial directory behind that a
     # later `scons -c` misses: clean the whole generated directory.
     env.Clean(gen, gen_dir)
-    env.AppendUnique(CPPPATH=[gen_dir])
+    env.AppendUnique(CPPPATH=[gen_dir])  # the app includes kernels.h
+    private = _private_env(env)
+    private.AppendUnique(CPPPATH=[gen_dir])
     by_name = {os.path.basename(str(n)): n for n in gen}
-    objs = list(_runtime_objects(env))
-    objs += env.Object(by_name["kernels.c"])
+    objs = list(_runtime_objects(private))
+    objs += private.Object(by_name["kernels.c"])
+    budget = []
+    if env["_MEGCC_MEMORY_LAYOUT"]:
+        budget = private.Command(gen_dir.File("memory_budget.txt"), by_name["manifest.json"],
+                                 SCons.Action.Action(_budget_check_action, None),
+                                 _MEGCC_EMBED=bool(EMBED))
     if EMBED:
         for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]):
-            objs += env.Object(by_name[f"{model}.tiny.c"])
+            array = private.Object(by_name[f"{model}.tiny.c"])
+            private.Depends(array, budget)  # checked before the (possibly huge) array compiles
+            objs += array
     # A path string (not a File node) so SCons adds the target's lib prefix and suffix.
-    lib = env.StaticLibrary(os.path.join(gen_dir.abspath, f"megcc_{name}"), objs)
+    lib = private.StaticLibrary(os.path.join(gen_dir.abspath, f"megcc_{name}"), objs)
+    private.Depends(lib, budget)
     env.Depends(lib, by_name["kernels.h"])
     return lib
 
@@ -282,19 +337,27 @@ def MegccRunCommand(env, program, args=()):
 
 # ------------------------------------------------------------------ tool entry points
 def _apply_target(env):
-    target = _targets.load(env.subst("$MEGCC_TARGET"))
+    try:
+        target = _targets.load(env.subst("$MEGCC_TARGET"))
+        memory = env.subst("$MEGCC_MEMORY") or None
+        layout = target.memory_layout(memory)
+    except _targets.TargetError as exc:  # a mistake in the SConstruct: one line, no traceback
+        raise SCons.Errors.UserError(f"megcc: {exc}") from None
     env["MEGCC_TARGET_INFO"] = target
     # Tools and flags of the target. generate() runs before SCons restores the variables
     # the user passed to Environment(), so an explicit CC=... from the user still wins.
     env["CC"] = target.cc
     env["AR"] = target.ar
     env["RANLIB"] = target.ar[:-2] + "ranlib" if target.ar.endswith("ar") else "ranlib"
-    env.SetDefault(MEGCC_SIZE=target.size, MEGCC_STRIP=target.strip, MEGCC_ISA=target.isa)
+    # The ISA level: a construction variable (or `scons MEGCC_ISA=...` where the SConstruct
+    # passes its variables) wins, then $MEGCC_ISA in the environment, then the target's own.
+    env.SetDefault(MEGCC_SIZE=target.size, MEGCC_STRIP=target.strip,
+                   MEGCC_ISA=os.environ.get("MEGCC_ISA") or target.isa)
     env.AppendUnique(CPPPATH=[env.Dir(env.subst("$MEGCC_RUNTIME_DIR")).Dir("include")])
     env.Append(CCFLAGS=[f for f in target.compile_flags() if not f.startswith("-D")])
     env.Append(CPPDEFINES=[f[2:] for f in target.compile_flags() if f.startswith("-D")])
-    memory = env.subst("$MEGCC_MEMORY") or None
-    env["_MEGCC_MEMORY_LAYOUT"] = target.memory_layout(memory)
+    env["_MEGCC_MEMORY_LAYOUT"] = layout
+    env["_MEGCC_MEMORY_PROFILE"] = memory or target.default_memory
     env.Append(LINKFLAGS=target.link_flags(memory))
     env.Append(LIBS=list(target.libs))
 

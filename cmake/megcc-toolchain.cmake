@@ -70,6 +70,8 @@ if(_os STREQUAL "baremetal")
     string(JSON v GET "${_megcc_json}" memory ${MEGCC_MEMORY} ${key})
     list(APPEND _link "-Wl,--defsym=__${key}=${v}")
   endforeach()
+  # megcc_add_model() checks each model against the profile before compiling it
+  string(JSON MEGCC_FLASH_SIZE GET "${_megcc_json}" memory ${MEGCC_MEMORY} flash_size)
 endif()
 list(JOIN _link " " CMAKE_EXE_LINKER_FLAGS_INIT)
 set(_stdlibs "")

@@ -3,12 +3,13 @@
 #
 #   megcc_add_model(<lib> MODEL <file.mge|file.onnx|config.json>
 #                   [NAME <model name>] [INPUT_SHAPES "data=(1,3,224,224)"]
-#                   [OPTIONS --no-fuse ...] [NO_EMBED])
+#                   [OPTIONS --no-fuse ...] [NO_EMBED | C_ARRAY])
 #
 # compiles the model at build time (add_custom_command) into <binary dir>/<lib>.megcc/
-# (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.c, <name>.tiny.txt) and
-# makes <lib> a static library of the runtime, the kernels and (unless NO_EMBED) the model
-# as a const array. Linking <lib> gives the include paths (megcc/megcc.h, the generated
+# (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.txt) and makes <lib> a
+# static library of the runtime, the kernels and (unless NO_EMBED) the model, embedded
+# with the assembler's .incbin (<name>.tiny.embed.c; C_ARRAY: the C array <name>.tiny.c
+# instead, for compilers without .incbin). Linking <lib> gives the include paths (megcc/megcc.h, the generated
 # kernels.h with MEGCC_<NAME>_ARENA_SIZE) and --gc-sections.
 #
 # Rebuild rules: the options are written to <lib>.megcc/options.txt (rewritten only when
@@ -122,7 +123,7 @@ function(_megcc_external_data model out)
 endfunction()
 
 function(megcc_add_model lib)
-  cmake_parse_arguments(ARG "NO_EMBED" "MODEL;NAME" "INPUT_SHAPES;OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_EMBED;C_ARRAY" "MODEL;NAME" "INPUT_SHAPES;OPTIONS" ${ARGN})
   if(NOT ARG_MODEL)
     message(FATAL_ERROR "megcc_add_model(${lib}): MODEL <file> is required")
   endif()
@@ -167,14 +168,44 @@ function(megcc_add_model lib)
     _megcc_external_data("${model}" ext)  # ONNX weights kept in other files
     list(APPEND deps ${ext})
   endif()
+  if(NOT ARG_C_ARRAY)
+    list(APPEND cmd --no-c-array)  # embedded with .incbin, or not at all
+  endif()
   list(APPEND cmd ${ARG_OPTIONS})
 
   set(outs "${gen}/kernels.c" "${gen}/kernels.h" "${gen}/manifest.json")
   set(embedded "")
   foreach(nm IN LISTS names)
-    list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.c" "${gen}/${nm}.tiny.txt")
-    list(APPEND embedded "${gen}/${nm}.tiny.c")
+    list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.txt")
+    if(ARG_C_ARRAY)
+      list(APPEND outs "${gen}/${nm}.tiny.c")
+      list(APPEND embedded "${gen}/${nm}.tiny.c")
+    elseif(NOT ARG_NO_EMBED)
+      # The assembler copies <name>.tiny in (megcc_builder/embed.py): this small C file,
+      # written now, names the blob by its path; the object is rebuilt when the blob changes.
+      set(embed_c "${gen}/${nm}.tiny.embed.c")
+      execute_process(COMMAND "${MEGCC_PYTHON}" -m megcc_builder.embed "${gen}/${nm}.tiny"
+                              "${nm}" "${embed_c}"
+                      RESULT_VARIABLE rc ERROR_VARIABLE err ERROR_STRIP_TRAILING_WHITESPACE)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "megcc_add_model(${lib}): ${err}")
+      endif()
+      set_source_files_properties("${embed_c}" PROPERTIES OBJECT_DEPENDS "${gen}/${nm}.tiny")
+      list(APPEND embedded "${embed_c}")
+    endif()
   endforeach()
+  # On bare metal: the model data and arena are checked against the board's memory right
+  # after the compiler, before any C of the model compiles.
+  set(budget "")
+  if(MEGCC_FLASH_SIZE)
+    if(ARG_NO_EMBED)
+      set(embedded_flag 0)
+    else()
+      set(embedded_flag 1)
+    endif()
+    set(budget COMMAND "${MEGCC_PYTHON}" -m megcc_builder.targets check-budget
+                       "${gen}/manifest.json" "${MEGCC_TARGET}" "${MEGCC_MEMORY}" ${embedded_flag})
+  endif()
 
   # Options as a file that changes only when they do: Makefile generators do not rerun a
   # rule whose command line changed, so the rule depends on this file.
@@ -186,6 +217,7 @@ function(megcc_add_model lib)
     OUTPUT "${stamp}"
     BYPRODUCTS ${outs}
     COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_compile.py" "${stamp}" ${outs} -- ${cmd}
+    ${budget}
     DEPENDS "${model}" ${deps} "${gen}/options.txt" "${MEGCC_ROOT}/cmake/megcc_compile.py"
     COMMENT "megcc: compiling ${ARG_MODEL}"
     VERBATIM)

@@ -114,7 +114,7 @@ def test_new_weights_regenerate_the_blob_but_not_the_kernel_objects(project):
     assert scons(project, "-q", check=False).returncode != 0
     scons(project)
     touched = changed(before, snapshot(project))
-    assert "net.megcc/net.tiny" in touched and "net.megcc/net.tiny.o" in touched
+    assert "net.megcc/net.tiny" in touched and "net.megcc/net.tiny.embed.o" in touched
     assert "net.megcc/kernels.o" not in touched
     assert not any(p.startswith("megcc_runtime/") for p in touched)
     ref = compile_and_run(str(project / "model.onnx"), {"data": pattern_input((1, 1, 6, 6))})
@@ -200,15 +200,29 @@ def test_config_bundle_shares_one_kernel_set(project):
     scons(project, "-j2")
     gen = project / "bundle.megcc"
     assert sorted(os.listdir(gen)) == sorted(
-        ["kernels.c", "kernels.h", "manifest.json", "a.tiny", "a.tiny.c", "a.tiny.txt",
-         "b.tiny", "b.tiny.c", "b.tiny.txt", "kernels.o", "a.tiny.o", "b.tiny.o",
-         "libmegcc_bundle.a"])
+        ["kernels.c", "kernels.h", "manifest.json", "a.tiny", "a.tiny.txt", "a.tiny.embed.c",
+         "b.tiny", "b.tiny.txt", "b.tiny.embed.c", "kernels.o", "a.tiny.embed.o",
+         "b.tiny.embed.o", "libmegcc_bundle.a"])
     for app, model in (("app", "model.onnx"), ("app2", "second.onnx")):
         ref = compile_and_run(str(project / model), {"data": pattern_input((1, 1, 6, 6))})
         assert max_rel_err(app_output(project, app), ref["out"].ravel()) <= TOL
     # The scanner follows the config to its models: new weights in one regenerate.
     conv_onnx(str(project / "second.onnx"), seed=4, channels=6)
     assert scons(project, "-q", check=False).returncode != 0
+
+
+def write_big_matmul(path: str) -> None:
+    """A one-MatMul ONNX model with 360 KB of weights (more than a Cortex-M4's flash)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["data", "w"], ["out"])], "big",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 300])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 300])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
 def test_a_define_for_the_app_rebuilds_only_the_app(project):
@@ -246,17 +260,7 @@ def test_model_too_big_for_the_board_stops_before_compiling_its_array(project):
     """A 360 KB model on a Cortex-M4 with 256 KB of flash: refused with the numbers right
     after the compiler ran, before gcc compiles the model's C array."""
     require_target("cortex-m4")
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["data", "w"], ["out"])], "big",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 300])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 300])],
-        [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
-              str(project / "big.onnx"))
+    write_big_matmul(str(project / "big.onnx"))
     (project / "SConstruct").write_text(
         f"import os\nenv = Environment(tools=['default', 'megcc'], toolpath=[{TOOLPATH!r}], "
         "MEGCC_TARGET='cortex-m4', ENV=os.environ)\nenv.MegccModel('big', 'big.onnx')\n")

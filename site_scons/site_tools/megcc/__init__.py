@@ -22,7 +22,8 @@ What the tool does, and why:
 * A scanner follows what a model file pulls in: ONNX external-data files, and for a config
   the model files it lists (and their external data).
 * `MegccModel` = compile + a static library of the runtime sources, the kernels and (by
-  default) the model as a const array, compiled for the target with
+  default) the model, embedded with the assembler's .incbin (megcc_builder/embed.py; the
+  C array <model>.tiny.c with EMBED="c-array"), compiled for the target with
   -ffunction-sections -fdata-sections; programs link with --gc-sections so unused runtime
   entry points and helpers drop out.
 * The target (compiler, flags, link recipe, emulator, kernel ISA level) comes from
@@ -107,9 +108,11 @@ def _compile_emitter(target, source, env):
         raise SCons.Errors.UserError(f"megcc: no model name for {source[0]}")
     outs = [out_dir.File("kernels.c"), out_dir.File("kernels.h"),
             out_dir.File("manifest.json")]
+    c_array = env.get("_MEGCC_C_ARRAY", True)
     for n in names:
-        outs += [out_dir.File(f"{n}.tiny"), out_dir.File(f"{n}.tiny.c"),
-                 out_dir.File(f"{n}.tiny.txt")]
+        outs += [out_dir.File(f"{n}.tiny"), out_dir.File(f"{n}.tiny.txt")]
+        if c_array:
+            outs.append(out_dir.File(f"{n}.tiny.c"))
     # The compiler itself is a dependency (version + source digest), like a generator
     # script listed as a source.
     source = list(source) + [env.Value(compiler_signature())]
@@ -199,32 +202,19 @@ def _private_env(env):
 
 
 # ------------------------------------------------------------------ memory budget
-def _fmt_bytes(n: int) -> str:
-    return f"{n:,} bytes"
-
-
 def _budget_check_action(target, source, env):
-    """Before a model array is compiled for a bare-metal target: the embedded blobs must
-    fit its flash and every arena its RAM (less the stack), so a model too big for the
-    board stops here with the numbers, not after gcc chewed through a huge C array and
-    the linker said 'region overflowed'."""
-    layout = env["_MEGCC_MEMORY_LAYOUT"]
+    """Before any model C compiles for a bare-metal target: the embedded blobs must fit its
+    flash and every arena its RAM, so a model too big for the board stops here with the
+    numbers, not after gcc chewed through a huge array and the linker said 'overflowed'."""
     with open(source[0].abspath, "r", encoding="utf-8") as f:
         manifest = json.load(f)
-    blobs = sum(m["blob_bytes"] for m in manifest["models"]) if env["_MEGCC_EMBED"] else 0
-    arena = max(p["arena_bytes"] for m in manifest["models"] for p in m["plans"])
     where = f"{env.subst('$MEGCC_TARGET')} (memory profile {env['_MEGCC_MEMORY_PROFILE']})"
-    ram = int(layout["ram_size"]) - int(layout.get("stack_size", 0))
-    if blobs > int(layout["flash_size"]):
-        raise SCons.Errors.BuildError(
-            errstr=f"megcc: the embedded model data ({_fmt_bytes(blobs)}) does not fit the "
-                   f"flash of {where}: {_fmt_bytes(int(layout['flash_size']))}")
-    if arena > ram:
-        raise SCons.Errors.BuildError(
-            errstr=f"megcc: the model's activation arena ({_fmt_bytes(arena)}) does not fit "
-                   f"the RAM of {where}: {_fmt_bytes(ram)} after the stack")
+    problem = _targets.memory_budget_problem(manifest, env["_MEGCC_MEMORY_LAYOUT"],
+                                             env["_MEGCC_EMBED"], where)
+    if problem:
+        raise SCons.Errors.BuildError(errstr=f"megcc: {problem}")
     with open(target[0].abspath, "w", encoding="utf-8") as f:
-        f.write(f"flash: {blobs} of {layout['flash_size']}\narena: {arena} of {ram}\n")
+        f.write("fits\n")
     return 0
 
 
@@ -233,43 +223,77 @@ def _shapes_flag(shapes) -> str:
     return shapes if isinstance(shapes, str) else ":".join(shapes)
 
 
+_EMBED_MODES = {True: "incbin", "incbin": "incbin", "c-array": "c-array", False: None,
+                None: None}
+
+
+def _incbin_action(target, source, env):
+    from megcc_builder.embed import EmbedError, incbin_source, write_if_changed
+
+    try:
+        write_if_changed(target[0].abspath, incbin_source(source[0].abspath,
+                                                          env["_MEGCC_MODEL"]))
+    except EmbedError as exc:
+        raise SCons.Errors.BuildError(errstr=f"megcc: {exc}")
+    return 0
+
+
 def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None):
     """Compile `source` (model file or config) and return [static library].
 
     name: library name, and the model name for a single model file.
     INPUT_SHAPES: MegCC shape string, e.g. "data=(1,3,224,224)" (":" separates instances).
     OPTIONS: extra `megcc compile` flags (e.g. ["--no-fuse"]); part of the signature.
-    EMBED: compile the model(s) into the library as const arrays
-           (megcc_model_<name>, megcc_model_<name>_size) for targets without files.
+    EMBED: put the model(s) into the library (symbols megcc_model_<name>,
+           megcc_model_<name>_size) for targets without files: True or "incbin" (the
+           assembler copies <name>.tiny in: seconds and flat memory at any size), "c-array"
+           (compile the generated <name>.tiny.c, for compilers without .incbin), False
+           (the app loads <name>.tiny from a file).
     The generated directory (kernels.h with MEGCC_<NAME>_ARENA_SIZE) is added to CPPPATH.
     """
+    if EMBED not in _EMBED_MODES:
+        raise SCons.Errors.UserError(f"megcc: MegccModel({name!r}): EMBED={EMBED!r} "
+                                     "(True, 'incbin', 'c-array' or False)")
+    embed = _EMBED_MODES[EMBED]
     gen_dir = env.Dir(GEN_DIR or f"{name}.megcc")
     src = env.File(source) if isinstance(source, str) else source
     shapes = _shapes_flag(INPUT_SHAPES) if INPUT_SHAPES else ""
+    c_array = embed == "c-array"
     gen = env.MegccCompile(
         gen_dir.File("kernels.c"), src, MEGCC_NAME=name,
         _MEGCC_INPUT="--json $SOURCE" if _is_config(str(src)) else "$SOURCE --name $MEGCC_NAME",
         _MEGCC_SHAPES_FLAG=f'--input-shapes "{shapes}"' if shapes else "",
+        _MEGCC_C_ARRAY=c_array, _MEGCC_ARRAY_FLAG="" if c_array else "--no-c-array",
         MEGCC_OPTIONS=list(OPTIONS or []))
     # A failed or interrupted compile must never leave a partial directory behind that a
     # later `scons -c` misses: clean the whole generated directory.
     env.Clean(gen, gen_dir)
     env.AppendUnique(CPPPATH=[gen_dir])  # the app includes kernels.h
     private = _private_env(env)
+    objs = list(_runtime_objects(private))  # shared by every model: without gen_dir
     private.AppendUnique(CPPPATH=[gen_dir])
     by_name = {os.path.basename(str(n)): n for n in gen}
-    objs = list(_runtime_objects(private))
-    objs += private.Object(by_name["kernels.c"])
     budget = []
     if env["_MEGCC_MEMORY_LAYOUT"]:
         budget = private.Command(gen_dir.File("memory_budget.txt"), by_name["manifest.json"],
                                  SCons.Action.Action(_budget_check_action, None),
-                                 _MEGCC_EMBED=bool(EMBED))
-    if EMBED:
-        for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]):
+                                 _MEGCC_EMBED=bool(embed))
+    kernels = private.Object(by_name["kernels.c"])
+    private.Depends(kernels, budget)  # a model too big for the board stops before any gcc
+    objs += kernels
+    for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]) if embed else []:
+        if embed == "incbin":
+            source_c = private.Command(gen_dir.File(f"{model}.tiny.embed.c"),
+                                       by_name[f"{model}.tiny"],
+                                       SCons.Action.Action(_incbin_action, None),
+                                       _MEGCC_MODEL=model)
+            array = private.Object(source_c)
+            # the assembler reads the blob: new weights re-assemble the object
+            private.Depends(array, by_name[f"{model}.tiny"])
+        else:
             array = private.Object(by_name[f"{model}.tiny.c"])
-            private.Depends(array, budget)  # checked before the (possibly huge) array compiles
-            objs += array
+        private.Depends(array, budget)
+        objs += array
     # A path string (not a File node) so SCons adds the target's lib prefix and suffix.
     lib = private.StaticLibrary(os.path.join(gen_dir.abspath, f"megcc_{name}"), objs)
     private.Depends(lib, budget)
@@ -374,8 +398,9 @@ def generate(env):
         _MEGCC_SHAPES_FLAG="",
         _MEGCC_INPUT="$SOURCE --name $MEGCC_NAME",
         MEGCC="$( $MEGCC_PYTHON $) -m megcc_builder.cli",
+        _MEGCC_ARRAY_FLAG="",
         MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} --isa $MEGCC_ISA "
-                         "$_MEGCC_SHAPES_FLAG $MEGCC_OPTIONS",
+                         "$_MEGCC_SHAPES_FLAG $_MEGCC_ARRAY_FLAG $MEGCC_OPTIONS",
         MEGCC_COMPILECOMSTR="",
         MEGCC_SIZECOMSTR="megcc: size report of $SOURCE",
     )

@@ -20,8 +20,18 @@ ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA
             "armv7-neon, arm64-neon, native (the best this machine runs)")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
-TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
-                "webassembly")
+# mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
+# know when that level is not all MegCC's flag promises.
+TARGET_FLAGS = {
+    "baremetal": ("generic", ""),
+    "arm64": ("arm64-neon", ""),
+    "armv7": ("armv7-neon", ""),
+    "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
+                "build with --arm64 and --armv7 separately for NEON kernels"),
+    "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
+    "arm64_with_i8mm": ("arm64-neon", "no i8mm kernels yet: NEON kernels"),
+    "webassembly": ("generic", "portable C99 kernels"),
+}
 
 
 def _fail(message: str) -> int:
@@ -115,6 +125,9 @@ def cmd_compile(args) -> int:
     from .config import load_config
 
     if args.json:
+        if args.models:  # the config names its models: a model given too would be ignored
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
         dump_dir, specs, _ = load_config(args.json)
         out_dir = args.output or dump_dir
     else:
@@ -239,9 +252,18 @@ def cmd_inspect(args) -> int:
         if args.plot:
             from .plot import plot_memory_plan
 
-            plot_memory_plan(plan, args.plot)
-            print(f"wrote {args.plot}")
+            path = _plot_path(args.plot, model.plans.index(plan), len(model.plans))
+            plot_memory_plan(plan, path)
+            print(f"wrote {path}")
     return 0
+
+
+def _plot_path(path: str, index: int, count: int) -> str:
+    """One picture per plan: plan.png, or plan.0.png, plan.1.png, ... for several shapes."""
+    if count == 1:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.{index}{ext or '.png'}"
 
 
 def _tagged(plan, name: str) -> str:
@@ -371,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")
     i.add_argument("--input-shapes")
-    i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
+    i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
+                   "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
@@ -407,7 +430,17 @@ def _guarded(fn, args, verbose: bool) -> int:
                      "(run with --verbose for the traceback)")
 
 
+def _quiet_flush_to_zero_warnings() -> None:
+    """Loading a .mge imports MegEngine, which turns on flush-to-zero for the process; numpy
+    (and matplotlib through it) then warns that float64's smallest subnormal is zero on
+    every np.finfo. True, harmless for a compiler, and not the user's business."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _quiet_flush_to_zero_warnings()
     args = build_parser().parse_args(argv)
     return _guarded(args.fn, args, args.verbose)
 
@@ -420,9 +453,10 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--dump", help="overrides dump_dir of the JSON config")
     ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes")
-    for flag in TARGET_FLAGS:
+    for flag, (level, caveat) in TARGET_FLAGS.items():
         ap.add_argument(f"--{flag}", action="store_true",
-                        help="accepted: kernels are portable C99 for every target")
+                        help=f"kernels for ISA level {level}" + (f" ({caveat})" if caveat
+                                                                 else ""))
     from .config import PENDING_OPTIONS
 
     for opt in sorted(PENDING_OPTIONS):
@@ -450,8 +484,15 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
-        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
-                                isa=os.environ.get("MEGCC_ISA") or None)
+        chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
+        if len(chosen) > 1:
+            return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")
+        isa = os.environ.get("MEGCC_ISA") or None
+        if chosen:  # an explicit target flag wins over the environment
+            isa, caveat = TARGET_FLAGS[chosen[0]]
+            if caveat:
+                print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa)
         _report(bundle, out_dir)
         return 0
 

@@ -310,6 +310,28 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_package(args) -> int:
+    from .config import load_config
+    from .package import make_package
+
+    if args.json:
+        if args.models:
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
+        _, specs, _ = load_config(args.json)
+    elif args.models:
+        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
+                                 args.enable_nchw44)
+    else:
+        return _fail("give a model file or --json CONFIG")
+    top = make_package(specs, args.target, args.output, isa=args.isa,
+                       package_name=args.name or (os.path.splitext(os.path.basename(
+                           args.json))[0] if args.json else None))
+    print(f"wrote {args.output}: {top}/ (build it with: tar xzf {os.path.basename(args.output)}"
+          f" && sh {top}/build.sh)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="megcc", description="Ahead-of-time compiler for neural "
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
@@ -389,6 +411,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, the "
                    "target's level with --target)")
     v.set_defaults(fn=cmd_validate)
+
+    k = sub.add_parser("package", help="one archive for a target: compiled models, kernels, "
+                       "runtime sources, CMakeLists.txt and build.sh (builds without Python)")
+    k.add_argument("models", nargs="*", help="model files (.onnx, .mge); or --json")
+    k.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
+    k.add_argument("--target", required=True, help="a target of toolchains/ (x86_64, arm64, "
+                   "armv7, riscv64, cortex-m4, ...)")
+    k.add_argument("-o", "--output", required=True, metavar="ARCHIVE.tar.gz")
+    k.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    k.add_argument("--name", help="model name (one model) and package name")
+    k.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    k.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
+    k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
+    k.set_defaults(fn=cmd_package)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")

@@ -196,6 +196,7 @@ include({megcc_cmake})
 megcc_add_model(net MODEL model.onnx INPUT_SHAPES "data=(1,1,6,6)" CV resize_linear:ui8 rgb2gray:ui8)
 add_executable(app app.c)
 target_link_libraries(app PRIVATE net)
+megcc_size_report(app net)
 """
 
 
@@ -211,7 +212,8 @@ def test_cmake_megcc_add_model_cv(tmp_path):
     env = this_checkout_env()
     run(["cmake", "-S", str(src), "-B", str(build), "-G", "Ninja", "-DMEGCC_PYTHON=" + PYTHON],
         env=env)
-    run(["cmake", "--build", str(build)], env=env)
+    log = run(["cmake", "--build", str(build)], env=env).stdout
+    assert "megcc size report: cv tinycv_resize_linear_ui8: text" in log, log
     out = run([str(build / "app")]).stdout.split()
     assert [int(v) for v in out] == expected_app_output()
     assert "no work to do" in run(["cmake", "--build", str(build)], env=env).stdout

@@ -353,22 +353,10 @@ def _size_rows(env, files):
 
 
 def _cv_sizes(env, program: str) -> list:
-    """Bytes of each CV function (tinycv) the program links, from its symbol table, and of
-    their shared static helpers together; [] when it links none."""
-    size = env.subst("$MEGCC_SIZE")
-    nm = size[:-len("size")] + "nm" if size.endswith("size") else "nm"
-    out = subprocess.run([nm, "-S", "--defined-only", program], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True)
-    public, helpers = {}, 0
-    for line in out.stdout.splitlines() if out.returncode == 0 else []:
-        parts = line.split()
-        if len(parts) == 4 and parts[3].startswith("tinycv_") and parts[2] in "TtWw":
-            if parts[2] in "TW":
-                public[parts[3]] = int(parts[1], 16)
-            else:
-                helpers += int(parts[1], 16)
-    rows = sorted(public.items())
-    return rows + [("(shared helpers)", helpers)] if rows else []
+    """Bytes of each CV function (tinycv) the program links (megcc_builder.cv.sizes)."""
+    from megcc_builder.cv.sizes import cv_function_sizes, nm_of
+
+    return cv_function_sizes(nm_of(env.subst("$MEGCC_SIZE")), program)
 
 
 def _size_report_action(target, source, env):

@@ -326,11 +326,12 @@ def cmd_package(args) -> int:
     from .config import load_config
     from .package import make_package
 
+    cv = ()
     if args.json:
         if args.models:
             return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
                          f"({args.json}), not both")
-        _, specs, _ = load_config(args.json)
+        _, specs, cv = load_config(args.json)
     elif args.models:
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
                                  args.enable_nchw44)
@@ -338,7 +339,8 @@ def cmd_package(args) -> int:
         return _fail("give a model file or --json CONFIG")
     top = make_package(specs, args.target, args.output, isa=args.isa,
                        package_name=args.name or (os.path.splitext(os.path.basename(
-                           args.json))[0] if args.json else None))
+                           args.json))[0] if args.json else None),
+                       cv=_cv_request(cv, args.cv))
     print(f"wrote {args.output}: {top}/ (build it with: tar xzf {os.path.basename(args.output)}"
           f" && sh {top}/build.sh)")
     return 0
@@ -438,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
     k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
+    k.add_argument("--cv", action="append", help=CV_HELP + " (may repeat; tinycv_c.h and "
+                   "tinycv.c go into the package)")
     k.set_defaults(fn=cmd_package)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")

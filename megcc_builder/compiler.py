@@ -23,6 +23,7 @@ from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
 from .lowering import Plan, lower_graph
+from .names import c_identifier, model_symbol
 from .options import CompileOptions
 from .passes import optimize
 from .passes.layout_nchw44 import layout_nchw44
@@ -235,11 +236,6 @@ def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) ->
     return write_model(model.spec.name, [k.name for k in kernels], set_id, plans, weights)
 
 
-def c_identifier(name: str) -> str:
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return ident if not ident[:1].isdigit() else "_" + ident
-
-
 # Model names become file names in the output directory (<name>.tiny) and C identifiers:
 # nothing that could step out of the directory or hide as a dot-file.
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -314,7 +310,7 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
         if save_c_array:
             files[f"{m.spec.name}.tiny.c"] = base + ".tiny.c"
             out.append((base + ".tiny.c",
-                        c_array_source(m.blob, f"megcc_model_{c_identifier(m.spec.name)}")))
+                        c_array_source(m.blob, model_symbol(m.spec.name))))
         info = [io_description(p) for p in m.plans]
         txt = []
         for p in info:

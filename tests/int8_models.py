@@ -31,7 +31,14 @@ def _light(name: str, seed: int = 11) -> onnx.ModelProto:
         g.node.remove(last)
         g.output.remove(out)
         g.output.append(helper.make_empty_tensor_value_info(last.input[0]))
-    return model
+    inits = {t.name for t in g.initializer}
+    for vi in [vi for vi in g.input if vi.name in inits]:  # weights listed as inputs
+        g.input.remove(vi)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:  # the fills' shapes
+        g.initializer.remove(t)
+    model.ir_version = 8  # (before IR 4, every initializer had to be a graph input)
+    return onnx.version_converter.convert_version(model, 13)
 
 
 class _Builder:

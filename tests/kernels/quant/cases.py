@@ -281,3 +281,15 @@ for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", "")
               z("int8", _zb), s(0.06), z("int8", _zc)],
              dict(rounding="half_away", activation=_act), domain=MS, opset=13,
              ref=_binary_ref(_op, "half_away", _act, "int8", _za, _zb, _zc))
+
+# --- shapes for the AVX2 int16-pair GEMM: K odd / even, positions off the 16-wide tile,
+# output channels off the 4-row panel, blocks of positions, saturation, strides, dilation
+qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
+qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
+      per_channel=True)
+qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
+qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
+      pads=(0, 1, 1, 0), wz=120, yz=0)
+qconv("qconv_gemm_dilated_s8", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
+      pads=(2, 2, 2, 2), per_channel=True, yz=127)
+megengine_conv("qconv_gemm_half_away_relu", "int8", "Relu")

@@ -150,12 +150,13 @@ class _Reader:
 
 
 def quantize_all(float_path: str, out_dir: str, input_name: str,
-                 calibration: List[np.ndarray]) -> Dict[str, str]:
+                 calibration: List[np.ndarray], forms=None) -> Dict[str, str]:
     """{form: path} of the model quantized in every form (cached by file name)."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
 
     base = os.path.splitext(os.path.basename(float_path))[0]
+    wanted = forms
     forms = {
         "qoperator": dict(quant_format=QuantFormat.QOperator, per_channel=False,
                           activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8),
@@ -166,11 +167,15 @@ def quantize_all(float_path: str, out_dir: str, input_name: str,
     }
     paths = {}
     for form, kw in forms.items():
+        if wanted is not None and form not in wanted:
+            continue
         path = os.path.join(out_dir, f"{base}.{form}.onnx")
         if not os.path.exists(path):
             quantize_static(float_path, path, _Reader(input_name, calibration),
                             calibrate_method=CalibrationMethod.MinMax, **kw)
         paths[form] = path
+    if wanted is not None and "dynamic" not in wanted:
+        return paths
     path = os.path.join(out_dir, f"{base}.dynamic.onnx")
     if not os.path.exists(path):
         quantize_dynamic(float_path, path, weight_type=QuantType.QUInt8)

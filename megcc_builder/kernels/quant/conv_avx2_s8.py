@@ -113,12 +113,39 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
                     const int32_t ic = kidx / (KH * KW), kr = kidx % (KH * KW);
                     const int32_t ky = kr / KW, kx = kr % KW;
                     const {xt} *xc = xb + (int64_t)ic * H * W;
-                    for (j = 0; j < NB; ++j) {{
-                        const int32_t pp = p0 + j, oy = pp / OW, ox = pp % OW;
-                        const int32_t iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;
-                        dst[2 * j] = (int16_t)(j < nb && iy >= 0 && iy < H && ix >= 0 && ix < W
-                                               ? (int32_t)xc[(int64_t)iy * W + ix] - xz : 0);
+                    if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0) {{
+                        const {xt} *src = xc + p0;  /* 1x1: a contiguous run of the plane */
+                        for (j = 0; j < nb; ++j) dst[2 * j] = (int16_t)((int32_t)src[j] - xz);
+                    }} else {{
+                        /* one output row segment at a time: the valid input columns of a
+                           segment are a computed range, no test per element */
+                        int32_t jj = 0;
+                        while (jj < nb) {{
+                            const int32_t pp = p0 + jj, oy = pp / OW, ox = pp % OW;
+                            const int32_t seg = OW - ox < nb - jj ? OW - ox : nb - jj;
+                            const int32_t iy = oy * SH - PT + ky * DH;
+                            const int32_t ix0 = ox * SW - PL + kx * DW;
+                            int16_t *d = dst + 2 * jj;
+                            int32_t t, t_lo, t_hi;
+                            if (iy < 0 || iy >= H || ix0 + (seg - 1) * SW < 0 || ix0 >= W) {{
+                                t_lo = t_hi = seg;
+                            }} else {{
+                                t_lo = ix0 >= 0 ? 0 : (-ix0 + SW - 1) / SW;
+                                t_hi = (W - 1 - ix0) / SW + 1;
+                                t_hi = t_hi < seg ? t_hi : seg;
+                                t_lo = t_lo < t_hi ? t_lo : t_hi;
+                            }}
+                            for (t = 0; t < t_lo; ++t) d[2 * t] = 0;
+                            if (t_hi > t_lo) {{
+                                const {xt} *row = xc + (int64_t)iy * W + ix0;
+                                for (t = t_lo; t < t_hi; ++t)
+                                    d[2 * t] = (int16_t)((int32_t)row[t * SW] - xz);
+                            }}
+                            for (t = t_hi < t_lo ? t_lo : t_hi; t < seg; ++t) d[2 * t] = 0;
+                            jj += seg;
+                        }}
                     }}
+                    for (j = nb; j < NB; ++j) dst[2 * j] = 0;
                 }}
             }}
             for (o0 = 0; o0 < OCP; o0 += 4) {{
@@ -158,8 +185,9 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
                         const int32_t o = o0 + r;
                         {pt["oc_setup"]}
                         {rq.ctype} *yo = yb + (int64_t)o * P + p0 + j;
-                        int32_t t;
-                        for (t = 0; t < 16 && j + t < nb; ++t) {{
+                        int32_t t = 0;
+                        VECTOR_EPILOGUE
+                        for (; t < 16 && j + t < nb; ++t) {{
                             const int32_t acc = tile[r][t] + bo;  /* MLAS: acc + bias */
                             yo[t] = {rq.store(epi_value, 'yz')};
                         }}
@@ -169,6 +197,26 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
         }}
     }}
 """
+    if rq.rounding == "half_even":
+        # _mm256_cvtps_epi32 rounds ties to even (MXCSR default): the same integers as the
+        # scalar magic-number rounding after the same clamp
+        vec = f"""if (j + 16 <= nb) {{{{
+                            const __m256i vb = _mm256_set1_epi32(bo), vz = _mm256_set1_epi32(yz);
+                            const __m256 vm = _mm256_set1_ps(mult), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+                            for (; t < 16; t += 8) {{{{
+                                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(
+                                    _mm256_loadu_si256((const __m256i *)(tile[r] + t)), vb)), vm);
+                                __m256i q;
+                                int32_t lanes[8], u;
+                                v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+                                q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
+                                _mm256_storeu_si256((__m256i *)lanes, q);
+                                for (u = 0; u < 8; ++u) yo[t + u] = ({rq.ctype})lanes[u];
+                            }}}}
+                        }}}}"""
+        body = body.replace("VECTOR_EPILOGUE", vec.replace("{{", "{").replace("}}", "}"))
+    else:
+        body = body.replace("VECTOR_EPILOGUE", "")
     name = f"qlinear_conv_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, rq.helpers, isa="avx2")
     params = PARAMS.pack(**geo, K2=k2, OCP=ocp, NB=nb)

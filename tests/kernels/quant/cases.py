@@ -293,3 +293,11 @@ qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, stride
 qconv("qconv_gemm_dilated_s8", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
       pads=(2, 2, 2, 2), per_channel=True, yz=127)
 megengine_conv("qconv_gemm_half_away_relu", "int8", "Relu")
+
+# --- MaxPool on quantized codes ----------------------------------------------------------
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _ceil in (((3, 3), (2, 2), (1, 1, 1, 1), 0), ((2, 2), (2, 2), (0, 0, 0, 0), 1),
+                               ((3, 3), (1, 1), (0, 1, 2, 1), 0)):
+        BOOK.add(f"maxpool_{_t}_k{_k[0]}s{_st[0]}p{''.join(map(str, _p))}c{_ceil}", "MaxPool",
+                 [q(_t, 2, 3, 11, 9)], dict(kernel_shape=list(_k), strides=list(_st),
+                                             pads=list(_p), ceil_mode=_ceil), opset=12)

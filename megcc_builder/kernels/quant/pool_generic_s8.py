@@ -129,22 +129,14 @@ MAXPOOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
                         i32("PL", "padding left"))
 
 
-def _maxpool_applies(op: Op, graph: Graph, isa):
+def maxpool_s8_applies(op: Op, graph: Graph) -> bool:
+    """Whether the int8 kernel below computes this MaxPool (2-D, int8/uint8, no Indices);
+    pool.direct_generic_f32 hands such ops to it (one portable MaxPool implementation)."""
     x = graph.tensors[op.inputs[0]]
-    if len(x.shape) != 4:
-        return "not 2-D"
-    if len(op.outputs) > 1 and op.outputs[1]:
-        return "Indices output"
-    return None
+    return x.dtype in QTYPES and len(x.shape) == 4 and not (len(op.outputs) > 1 and
+                                                            op.outputs[1])
 
 
-def _maxpool_cost(op: Op, graph: Graph, isa) -> float:
-    y = graph.tensors[op.outputs[0]]
-    taps = op.attrs["kernel_shape"][0] * op.attrs["kernel_shape"][1]
-    return float(y.numel) * taps * 1.0
-
-
-@implements("MaxPool", dtypes=QTYPES, applies=_maxpool_applies, cost=_maxpool_cost)
 def lower_maxpool_s8(op: Op, graph: Graph):
     """The window's maximum of the integer codes (the dequantization is monotonic, so this
     is the max of the real values, quantized alike); window, stride and dilation compiled

@@ -121,6 +121,14 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
     const int32_t K = C * KH * KW, P = OH * OW;
     int16_t *bp = (int16_t *)workspace;  /* [K2][NB][2]: im2col block, int16 pairs */
     int32_t tile[{MR}][16];
+    float *mults = (float *)(void *)(bp + (int64_t)K2 * NB * 2);  /* per output channel */
+    {{
+        int32_t o;
+        for (o = 0; o < OC; ++o) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
+            const float wsc = ws[{"o" if pt["ws_pc"] else "0"}];
+            mults[o] = xs * wsc / so;
+        }}
+    }}
     int32_t b, p0, o0, j, kk, r;
     for (b = 0; b < N; ++b) {{
         const {xt} *xb = x + (int64_t)b * C * H * W;
@@ -180,7 +188,8 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
 MICRO_KERNEL
                     for (r = 0; r < {MR} && o0 + r < OC; ++r) {{
                         const int32_t o = o0 + r;
-                        {pt["oc_setup"]}
+                        const float mult = mults[o];
+                        const int32_t bo = {"bias[o]" if "bias" in pt["head"] else "0"};
                         {rq.ctype} *yo = yb + (int64_t)o * P + p0 + j;
                         int32_t t = 0;
                         VECTOR_EPILOGUE
@@ -195,6 +204,7 @@ MICRO_KERNEL
     }}
 """
     body = body.replace("MICRO_KERNEL", _micro_kernel())
+    pack8 = "_mm256_packus_epi16" if rq.dtype == "uint8" else "_mm256_packs_epi16"
     if rq.rounding == "half_even":
         # _mm256_cvtps_epi32 rounds ties to even (MXCSR default): the same integers as the
         # scalar magic-number rounding after the same clamp
@@ -205,11 +215,16 @@ MICRO_KERNEL
                                 __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(
                                     _mm256_loadu_si256((const __m256i *)(tile[r] + t)), vb)), vm);
                                 __m256i q;
-                                int32_t lanes[8], u;
+                                int32_t lo4, hi4;
                                 v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
                                 q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
-                                _mm256_storeu_si256((__m256i *)lanes, q);
-                                for (u = 0; u < 8; ++u) yo[t + u] = ({rq.ctype})lanes[u];
+                                /* in range already: the saturating packs only narrow */
+                                q = _mm256_packs_epi32(q, q);
+                                q = {pack8}(q, q);
+                                lo4 = _mm_cvtsi128_si32(_mm256_castsi256_si128(q));
+                                hi4 = _mm_cvtsi128_si32(_mm256_extracti128_si256(q, 1));
+                                memcpy(yo + t, &lo4, 4);
+                                memcpy(yo + t + 4, &hi4, 4);
                             }}}}
                         }}}}"""
         body = body.replace("VECTOR_EPILOGUE", vec.replace("{{", "{").replace("}}", "}"))
@@ -218,6 +233,6 @@ MICRO_KERNEL
     name = f"qlinear_conv_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, rq.helpers, isa="avx2")
     params = PARAMS.pack(**geo, K2=k2, OCP=ocp, NB=nb)
-    ws = k2 * nb * 2 * 2 + 64
+    ws = k2 * nb * 2 * 2 + 4 * ocp + 64
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd), im2col blocks of {nb}")]

@@ -136,6 +136,7 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
                f"{'' if 3 in pos else '_noxz'}{'' if 5 in pos else '_nowz'}"
                f"{'' if 7 in pos else '_noyz'}{'_bias' if 8 in pos else ''}")
     return dict(ins=ins, head=head, oc_setup=oc_setup, rq=rq, geo=geo, variant=variant,
+                ws_pc=ws_pc,
                 xt=CTYPE[x.dtype], wt=CTYPE[w.dtype], x_zp=zp(3, x.dtype, 0),
                 w_zp=zp(5, w.dtype, "o" if wz_pc else "0"))
 

@@ -76,11 +76,11 @@ def _const(graph: Graph, name: str) -> Optional[np.ndarray]:
 
 def _dtype_of(graph: Graph, dq: Op) -> Optional[str]:
     """The quantized dtype of a DequantizeLinear's input: its zero point's dtype, else the
-    input tensor's when known."""
+    input tensor's when known (before shape inference an intermediate tensor is not)."""
     if len(dq.inputs) > 2 and dq.inputs[2] and dq.inputs[2] in graph.tensors:
         return graph.tensors[dq.inputs[2]].dtype
     t = graph.tensors.get(dq.inputs[0])
-    return t.dtype if t is not None else None
+    return t.dtype if t is not None else "uint8"  # ONNX's type when the zero point is omitted
 
 
 def _q_dtype(graph: Graph, q: Op) -> str:

@@ -334,3 +334,33 @@ def test_quantized_compile_is_byte_identical(tmp_path):
         outs.append({f: (out / f).read_bytes() for f in sorted(os.listdir(out))})
     assert outs[0] == outs[1]
     assert any(b"qlinear_conv_avx2" in v for v in outs[0].values())
+
+
+@pytest.mark.parametrize("level", ["generic", "x86_64-v3"])
+def test_int8_kernels_compile_without_warnings(level, tmp_path):
+    """Every int8 kernel variant the kernel cases produce (tests/kernels/quant) is clean C99
+    under gcc and clang with -Wall -Wextra -Werror -pedantic."""
+    import os
+
+    from kernels.harness import build_model, shapes_of
+    from kernels.quant.cases import BOOK
+    from megcc_builder.compiler import ModelSpec, compile_bundle
+    from megcc_builder.host import RUNTIME_DIR
+
+    groups = {}
+    for c in BOOK.cases:
+        groups.setdefault(c.group, []).append(c)
+    specs = []
+    for k, cases in enumerate(groups.values()):
+        path = str(tmp_path / f"cases{k}.onnx")
+        onnx.save(build_model(cases), path)
+        specs.append(ModelSpec(f"cases{k}", path, [shapes_of(cases)], True, level))
+    out = str(tmp_path / "out")
+    compile_bundle(specs, out, save_c_array=False, isa=level)
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
+             "-Wno-overlength-strings"] + (["-march=x86-64-v3"] if level != "generic" else [])
+    for cc in ("gcc", "clang"):
+        r = subprocess.run([cc, *flags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c",
+                            os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (cc, r.stderr[-4000:])

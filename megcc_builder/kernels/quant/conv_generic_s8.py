@@ -128,8 +128,8 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
     {rq.setup("yz")}"""
     # onnxruntime: output scale per channel = x_scale * w_scale[c] / y_scale (float32)
     oc_setup = (f"const float wsc = ws[{'o' if ws_pc else '0'}];\n"
-                f"            const float mult = xs * wsc / so;\n"
-                + ("            const float rs = xs * wsc;\n" if rq.real else "") +
+                + ("            const float rs = xs * wsc;\n" if rq.real else
+                   "            const float mult = xs * wsc / so;\n") +
                 f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
     variant = (f"{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"
                f"{'_wpc' if ws_pc else ''}{'_wzpc' if wz_pc else ''}"
@@ -187,7 +187,7 @@ def _depthwise(op: Op, pt: dict) -> Instr:
                     if (iy < 0 || iy >= H) continue;
                     for (kx = 0; kx < {kw}; ++kx) {{
                         const int32_t wv = (int32_t)w[(int64_t)o * {kh * kw} + ky * {kw} + kx] - wz;
-                        const int32_t off = kx * {dw} - PL;  /* ix = ox * SW + off */
+                        const int32_t off = kx * {dw} - PL;  /* input column = ox * stride + off */
                         const int32_t first = off >= 0 ? 0 : (-off + {sw - 1}) / {sw};
                         int32_t end = W - 1 - off < 0 ? 0 : (W - 1 - off) / {sw} + 1;
                         const {xt} *r = xc + (int64_t)iy * W;  /* (off may be < 0) */

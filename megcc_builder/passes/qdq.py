@@ -223,6 +223,8 @@ class _Fuser:
             return None, f"weights quantized along axis {w.axis} (0 expected)"
         if _const(self.graph, w.x) is None:
             return None, "weights are not constant"
+        if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            return None, f"auto_pad {op.attrs['auto_pad']} (pads known only after shape inference)"
         after = self.q_after(op.outputs[0])
         if after is None:
             return None, "output is not quantized"

@@ -364,3 +364,19 @@ def test_int8_kernels_compile_without_warnings(level, tmp_path):
                             os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],
                            capture_output=True, text=True)
         assert r.returncode == 0, (cc, r.stderr[-4000:])
+
+
+def test_conv_with_auto_pad_same_stays_float(tmp_path):
+    """auto_pad SAME is resolved only after shape inference, which the QDQ pass precedes:
+    the island stays float (and says so), within one output step of onnxruntime."""
+    m = QDQ("uint8")
+    y = m.op("Conv", [m.act_in("x"), m.weight((4, 3, 3, 3), 0)], kernel_shape=[3, 3],
+             auto_pad="SAME_UPPER", strides=[2, 2])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(m.model([("x", [1, 3, 7, 7])], m.out(y, 0.08)), path)
+    r = _cli("inspect", path)
+    assert r.returncode == 0, r.stderr
+    assert "target (Conv): auto_pad SAME_UPPER" in r.stdout
+    x = np.random.default_rng(4).standard_normal((1, 3, 7, 7)).astype(F32)
+    ours = list(compile_and_run(path, {"x": x}).values())[0]
+    assert np.abs(ours - _ort(path, {"x": x})).max() <= 0.08 * 1.001

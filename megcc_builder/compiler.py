@@ -24,6 +24,7 @@ from .kernels import has_kernel
 from .lowering import Plan, lower_graph
 from .options import CompileOptions
 from .passes import optimize
+from .passes.compress_fp16 import compress_weights_fp16
 from .passes.layout_nchw44 import layout_nchw44
 from .isa import resolve as _resolve_isa
 
@@ -38,15 +39,18 @@ class ModelSpec:
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
-        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
+                "enable_compress_fp16": self.enable_compress_fp16}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
         return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
-                              enable_nchw44=self.enable_nchw44)
+                              enable_nchw44=self.enable_nchw44,
+                              enable_compress_fp16=self.enable_compress_fp16)
 
 
 @dataclass
@@ -125,6 +129,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     optimize(graph, options)
     if options.enable_nchw44:
         layout_nchw44(graph)
+    if options.enable_compress_fp16:
+        compress_weights_fp16(graph)
     plan = lower_graph(graph, name, options)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:

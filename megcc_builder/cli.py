@@ -234,6 +234,7 @@ def cmd_inspect(args) -> int:
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
                   f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
+        _print_float16(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -246,6 +247,22 @@ def cmd_inspect(args) -> int:
             plot_memory_plan(plan, args.plot)
             print(f"wrote {args.plot}")
     return 0
+
+
+def _print_float16(plan) -> None:
+    """fp16<->fp32 conversion instructions and the weights by dtype (float16 models,
+    enable_compress_fp16)."""
+    from .passes.float16_regions import conversion_count
+
+    g = plan.graph
+    weights = {}
+    for name in {n for ins in plan.instrs for n in ins.inputs if n and g.tensors[n].is_const}:
+        t = g.tensors[name]
+        count, size = weights.get(t.dtype, (0, 0))
+        weights[t.dtype] = (count + 1, size + t.nbytes)
+    shown = ", ".join(f"{dt} {c} ({b} B)" for dt, (c, b) in sorted(weights.items()))
+    print(f"== float16: {conversion_count(plan.instrs, g)} fp16<->fp32 conversions; "
+          f"weights: {shown or 'none'}")
 
 
 def _tagged(plan, name: str) -> str:

@@ -25,6 +25,7 @@ from .lowering import Plan, lower_graph
 from .options import CompileOptions
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
+from .passes.float16_regions import has_float16_weights
 from .passes.layout_nchw44 import layout_nchw44
 from .isa import resolve as _resolve_isa
 
@@ -126,11 +127,12 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     _check_sizes(graph, list(graph.inputs))
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
+    float16_model = has_float16_weights(graph)
     optimize(graph, options)
     if options.enable_nchw44:
         layout_nchw44(graph)
-    if options.enable_compress_fp16:
-        compress_weights_fp16(graph)
+    if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
+        compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:

@@ -3,40 +3,17 @@
 Every half is exactly a float, so widening is exact: a kernel that widens its fp16
 weights computes bit for bit what it computes on those weights stored as float32.
 
-- `megcc_f16_to_f32`: one half, portable C99 integer arithmetic (no half type, no FPU
-  mode dependence: subnormal halves are normalised by shifting, not by a float multiply
-  that flush-to-zero would break);
 - `megcc_widen_f16`: n halves into floats, 8 at a time with F16C (`vcvtph2ps`, part of
   x86-64-v3), 4 at a time with NEON (`fcvtl` on AArch64; `vcvt.f32.f16` on ARMv7 when the
-  FPU has the half-precision extension, as neon-vfpv4 does), the scalar conversion for the
-  rest and elsewhere.
+  FPU has the half-precision extension, as neon-vfpv4 does), and for the rest and
+  elsewhere the portable `megcc_f16_to_f32` of helpers.py (integer arithmetic: exact, no
+  dependence on the FPU's flush-to-zero mode).
   Kernels call it on the block of weights they are about to use (a packed GEMM panel
   block, a depthwise filter, a few GEMM rows), into their workspace or the stack.
 """
 from __future__ import annotations
 
 HALF_HELPERS = [
-    ("megcc_f16_to_f32", r"""
-/* One IEEE half (bits) -> float, exactly. */
-static inline float megcc_f16_to_f32(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
-    float f;
-    if (e == 0x1fu) {
-        bits = sign | 0x7f800000u | (m << 13);          /* inf, NaN (payload kept) */
-    } else if (e != 0) {
-        bits = sign | ((e + 112u) << 23) | (m << 13);   /* normal: rebias 15 -> 127 */
-    } else if (m == 0) {
-        bits = sign;                                    /* +-0 */
-    } else {                                            /* subnormal: m * 2^-24 */
-        e = 113u;
-        while (!(m & 0x400u)) { m <<= 1; --e; }
-        bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
-    }
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-"""),
     ("megcc_widen_f16", r"""
 /* n halves -> floats (exact), vectorised where the level converts halves in hardware. */
 #if defined(__F16C__) && defined(__AVX__)
@@ -67,7 +44,7 @@ static void megcc_widen_f16(const uint16_t *h, float *f, int64_t n) {
 ]
 
 
-def weight_pointer(name: str, index: int, fp16: bool, what: str = "weights") -> str:
+def weight_pointer(name: str, index: int, fp16: bool) -> str:
     """The C declaration of a kernel's weight operand: `const float *name` or, for fp16
     weights, `const uint16_t *name` (IEEE half bits, widened with megcc_widen_f16)."""
     ctype = "uint16_t" if fp16 else "float"

@@ -19,7 +19,7 @@ float32 kernels compute on the rounded weights: the kernel tests compare against
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -29,7 +29,7 @@ MIN_ELEMENTS = 32
 F16_MAX = 65504.0
 
 
-def _weight_input(op: Op, graph: Graph):
+def _weight_input(op: Op, graph: Graph, exact_only: bool = False):
     """The index of the op's compressible weight input, or None."""
     if op.type not in ("Conv", "Gemm", "MatMul") or len(op.inputs) < 2:
         return None
@@ -52,23 +52,34 @@ def _weight_input(op: Op, graph: Graph):
     data = np.asarray(w.data, np.float32)
     if data.size < MIN_ELEMENTS or not np.all(np.abs(data[np.isfinite(data)]) <= F16_MAX):
         return None
+    if exact_only and not np.array_equal(data.astype(np.float16).astype(np.float32), data,
+                                         equal_nan=True):
+        return None
     return 1
 
 
-def compress_weights_fp16(graph: Graph) -> Dict[str, int]:
+def compress_op_weight(op: Op, graph: Graph, done: Optional[Dict[str, str]] = None,
+                       exact_only: bool = False) -> int:
+    """Give `op` its compressible weight as float16 (a new constant, shared through `done`
+    by the ops reading the same weight); the bytes saved, 0 if nothing was compressed.
+    exact_only: only a weight float16 represents exactly (a float16 model's)."""
+    k = _weight_input(op, graph, exact_only)
+    if k is None:
+        return 0
+    done = {} if done is None else done
+    name = op.inputs[k]
+    saved = 0
+    if name not in done:
+        half = np.asarray(graph.tensors[name].data, np.float32).astype(np.float16)
+        done[name] = graph.unique_name(name + "__f16")
+        graph.add_const(done[name], half)
+        saved = half.nbytes
+    op.inputs[k] = done[name]
+    return saved
+
+
+def compress_weights_fp16(graph: Graph, exact_only: bool = False) -> Dict[str, int]:
     """Replace the compressible weights by float16 constants; {"tensors", "bytes_saved"}."""
     done: Dict[str, str] = {}
-    saved = 0
-    for op in graph.ops:
-        k = _weight_input(op, graph)
-        if k is None:
-            continue
-        name = op.inputs[k]
-        if name not in done:
-            w = graph.tensors[name]
-            half = np.asarray(w.data, np.float32).astype(np.float16)
-            done[name] = graph.unique_name(name + "__f16")
-            graph.add_const(done[name], half)
-            saved += half.nbytes
-        op.inputs[k] = done[name]
+    saved = sum(compress_op_weight(op, graph, done, exact_only) for op in graph.ops)
     return {"tensors": len(done), "bytes_saved": saved}

@@ -1,0 +1,132 @@
+"""float16 ONNX models computed in float32 with conversions only at the edges of float16
+regions (passes/float16_regions.py), against onnxruntime running the float16 model.
+
+Converted real models: the onnx package's light models with seeded weights, converted by
+onnxconverter-common's float16 tool (pinned in requirements.txt), whole (float16 inputs and
+outputs) and with blocked operators (float32 islands inside: region exits and entries in the
+middle of the graph). Tolerance |ours - ref| / max(1, |ref|) <= 1e-2: onnxruntime computes
+in float16, we in float32 (each of its operations rounds by up to 2^-11). `megcc inspect`
+reports the fp16<->fp32 conversions, which the tests count from the model itself.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxconverter_common import float16
+
+from megcc_builder.compiler import build_plan
+from megcc_builder.frontend.onnx import load_onnx
+from megcc_builder.host import compile_and_run
+from megcc_builder.options import CompileOptions
+from megcc_builder.passes.float16_regions import conversion_count
+from test_onnx_real_models import model_path, with_random_weights
+
+
+TOL = 1e-2
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _small_model():
+    """Conv -> Relu -> MaxPool -> Conv -> Mul -> Add -> GlobalAveragePool, all float16."""
+    rng = np.random.default_rng(0)
+    h = np.float16
+    inits = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(h), "w1"),
+             numpy_helper.from_array(rng.standard_normal(8).astype(h), "b1"),
+             numpy_helper.from_array((rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(h), "w2"),
+             numpy_helper.from_array(np.array(0.5, h), "half")]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p1", "w2"], ["c2"]),
+             helper.make_node("Mul", ["c2", "half"], ["m2"]),
+             helper.make_node("Add", ["m2", "p1"], ["a2"]),
+             helper.make_node("GlobalAveragePool", ["a2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT16, (1, 3, 8, 8))], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT16, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m
+
+
+def expected_conversions(model: onnx.ModelProto) -> int:
+    """One per float16 graph input and output; two per Cast to float16 of a float value
+    (rounded, then widened); Casts back to float32 cost nothing."""
+    f16 = TensorProto.FLOAT16
+    init = {i.name for i in model.graph.initializer}
+    n = sum(1 for v in list(model.graph.input) + list(model.graph.output)
+            if v.type.tensor_type.elem_type == f16 and v.name not in init)
+    for node in model.graph.node:
+        to = [a.i for a in node.attribute if a.name == "to"]
+        if node.op_type == "Cast" and to == [f16] and node.input[0] not in init:
+            if node.output[0] not in {o.name for o in model.graph.output}:
+                n += 2
+    return n
+
+
+def test_small_model_converts_at_the_edges_only(tmp_path):
+    model = _small_model()
+    plan = build_plan(load_onnx(model), "m", CompileOptions(isa="generic"))
+    g = plan.graph
+    assert conversion_count(plan.instrs, g) == 2  # the input and the output
+    kinds = [i.kernel.name for i in plan.instrs]
+    assert kinds[0] == "cast_float16_to_float32" and kinds[-1] == "cast_float32_to_float16"
+    assert any(k.startswith("conv2d_im2col") and k.endswith("_relu") for k in kinds), kinds
+    inner = {g.tensors[n].dtype for i in plan.instrs[1:-1] for n in i.inputs + i.outputs
+             if n and not g.tensors[n].is_const}
+    assert inner == {"float32"}
+    # the weights stay float16 in the file (exact), the bias (8 elements) float32
+    consts = {g.tensors[n].dtype for i in plan.instrs for n in i.inputs
+              if n and g.tensors[n].is_const and len(g.tensors[n].shape) == 4}
+    assert consts == {"float16"}
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float16)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    (ref,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    ours = compile_and_run(path, {"x": x}, isa="generic")["y"]
+    assert ours.dtype == np.float16
+    err = np.max(np.abs(ours.astype(np.float64) - ref) / np.maximum(1, np.abs(ref)))
+    assert err <= TOL
+    out = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "== float16: 2 fp16<->fp32 conversions" in out
+
+
+LIGHT = ["squeezenet", "shufflenet", "inception_v1", "inception_v2", "resnet50",
+         "densenet121"]
+
+
+@pytest.mark.parametrize("blocked", [(), ("MaxPool", "Concat")], ids=["whole", "islands"])
+@pytest.mark.parametrize("name", LIGHT)
+def test_converted_light_models(tmp_path, name, blocked, summary):
+    m = with_random_weights(onnx.load(model_path(name)), seed=11)
+    m16 = float16.convert_float_to_float16(m, keep_io_types=False,
+                                           op_block_list=list(blocked) or None)
+    path = str(tmp_path / f"{name}16.onnx")
+    onnx.save(m16, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    feeds = {i.name: rng.standard_normal(i.shape).astype(
+        np.float16 if i.type == "tensor(float16)" else np.float32) for i in sess.get_inputs()}
+    ref = sess.run(None, feeds)
+    ours = compile_and_run(path, feeds)
+    out = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("== float16:"))
+    count = int(line.split()[2])
+    for o, r in zip(sess.get_outputs(), ref):
+        got = ours[o.name]
+        assert got.dtype == r.dtype
+        err = float(np.max(np.abs(got.astype(np.float64) - r) / np.maximum(1, np.abs(r))))
+        summary(f"float16 {name} [{'+'.join(blocked) or 'whole'} in float32]: max error vs "
+                f"onnxruntime {err:.2e}, {count} fp16<->fp32 conversions "
+                f"({sum(n.op_type == 'Cast' for n in m16.graph.node)} Casts in the model); "
+                f"top-1 {int(np.argmax(got))} (onnxruntime {int(np.argmax(r))})")
+        assert err <= TOL
+        assert np.argmax(got) == np.argmax(r)
+    assert count == expected_conversions(m16)

@@ -97,13 +97,48 @@ def test_small_model_converts_at_the_edges_only(tmp_path):
     assert "== float16: 2 fp16<->fp32 conversions" in out
 
 
-LIGHT = ["squeezenet", "shufflenet", "inception_v1", "inception_v2", "resnet50",
-         "densenet121"]
+def widened(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The float16 model with every float16 tensor (inputs, outputs, initializers, constant
+    attributes) made float32: onnxruntime computes with the model's own (float16) values in
+    float32, the oracle of what we compute, up to the final rounding of the outputs."""
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    g = m.graph
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            v.type.tensor_type.elem_type = TensorProto.FLOAT
+    for k, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT16:
+            g.initializer[k].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(t).astype(np.float32), t.name))
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
+                a.t.CopyFrom(numpy_helper.from_array(
+                    numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+            if a.name == "to" and a.i == TensorProto.FLOAT16:
+                a.i = TensorProto.FLOAT
+    return m
+
+
+def half_ulp(x: np.ndarray) -> np.ndarray:
+    """Half a float16 ulp at |x|: how far rounding an exact result to float16 may move it."""
+    return np.spacing(np.abs(x).astype(np.float16)).astype(np.float64) / 2
+
+
+# shufflenet is not here: with these seeded weights its activations overflow float16's
+# range in onnxruntime (the reference is NaN; ours, computing in float32, is finite)
+LIGHT = ["squeezenet", "inception_v1", "inception_v2", "resnet50", "densenet121"]
 
 
 @pytest.mark.parametrize("blocked", [(), ("MaxPool", "Concat")], ids=["whole", "islands"])
 @pytest.mark.parametrize("name", LIGHT)
 def test_converted_light_models(tmp_path, name, blocked, summary):
+    """Against onnxruntime on the float16 model: same top-1, and |ours - ref| within 1e-2
+    of the output's scale (onnxruntime accumulates in float16: densenet121's logits, up to
+    135, differ from ours by 0.07 = 7e-2 of max(1, |ref|), and from its own float32 model
+    by as much). Against onnxruntime on the same model widened to float32 (whole models):
+    equal up to the final float16 rounding of our outputs plus the float32 rule (1e-4), so
+    nothing in between is float16."""
     m = with_random_weights(onnx.load(model_path(name)), seed=11)
     m16 = float16.convert_float_to_float16(m, keep_io_types=False,
                                            op_block_list=list(blocked) or None)
@@ -114,19 +149,35 @@ def test_converted_light_models(tmp_path, name, blocked, summary):
     feeds = {i.name: rng.standard_normal(i.shape).astype(
         np.float16 if i.type == "tensor(float16)" else np.float32) for i in sess.get_inputs()}
     ref = sess.run(None, feeds)
+    oracle = None
+    if not blocked:
+        wide = str(tmp_path / f"{name}32.onnx")
+        onnx.save(widened(m16), wide)
+        oracle = ort.InferenceSession(wide, providers=["CPUExecutionProvider"]).run(
+            None, {k: v.astype(np.float32) for k, v in feeds.items()})
     ours = compile_and_run(path, feeds)
     out = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("== float16:"))
     count = int(line.split()[2])
-    for o, r in zip(sess.get_outputs(), ref):
-        got = ours[o.name]
-        assert got.dtype == r.dtype
-        err = float(np.max(np.abs(got.astype(np.float64) - r) / np.maximum(1, np.abs(r))))
-        summary(f"float16 {name} [{'+'.join(blocked) or 'whole'} in float32]: max error vs "
-                f"onnxruntime {err:.2e}, {count} fp16<->fp32 conversions "
+    for k, (o, r) in enumerate(zip(sess.get_outputs(), ref)):
+        got = ours[o.name].astype(np.float64)
+        assert ours[o.name].dtype == r.dtype
+        r = r.astype(np.float64)
+        d = np.abs(got - r)
+        err = float(np.max(d / np.maximum(1, np.abs(r))))
+        scale = max(1.0, float(np.max(np.abs(r))))
+        line = (f"float16 {name} [{'+'.join(blocked) or 'whole'} in float32]: vs onnxruntime "
+                f"float16: max |d|/max(1,|ref|) {err:.2e}, max |d| / output scale "
+                f"{float(np.max(d)) / scale:.2e}")
+        if oracle is not None:
+            w = oracle[k].astype(np.float64)
+            excess = np.abs(got - w) - half_ulp(w) - 1e-4 * np.maximum(1, np.abs(w))
+            line += f"; vs float32 on its values: max |d| {float(np.max(np.abs(got - w))):.2e}"
+            assert float(np.max(excess)) <= 0, line
+        summary(f"{line}; {count} fp16<->fp32 conversions "
                 f"({sum(n.op_type == 'Cast' for n in m16.graph.node)} Casts in the model); "
                 f"top-1 {int(np.argmax(got))} (onnxruntime {int(np.argmax(r))})")
-        assert err <= TOL
+        assert float(np.max(d)) <= TOL * scale
         assert np.argmax(got) == np.argmax(r)
     assert count == expected_conversions(m16)

@@ -304,3 +304,33 @@ def test_config_refuses_a_non_boolean(tmp_path):
     assert p.returncode == 1
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and "enable_compress_fp16" in err[0] and "true or false" in err[0]
+
+
+@pytest.mark.parametrize("isa,cc,target", [("generic", "gcc", None), ("generic", "clang", None),
+                                           ("x86_64-v3", "gcc", None),
+                                           ("x86_64-v3", "clang", None),
+                                           ("arm64-neon", None, "arm64"),
+                                           ("armv7-neon", None, "armv7")])
+def test_compressed_kernels_compile_without_warnings(tmp_path, isa, cc, target):
+    """The kernels reading float16 weights are clean C99 too (test_generated_c's flags),
+    on every level whose widening differs (portable, F16C, AArch64 and ARMv7 NEON)."""
+    from megcc_builder.host import RUNTIME_DIR
+    from megcc_builder.isa import spec
+    from test_generated_c import FLAGS
+
+    flags = list(spec(isa).cflags)
+    if target:
+        from build_support import require_target
+        t = require_target(target)
+        cc, flags = t.cc, t.compile_flags()
+    light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    specs = [ModelSpec(m, os.path.join(light, f"light_{m}.onnx"), enable_compress_fp16=True)
+             for m in ("squeezenet", "inception_v1")]
+    specs.append(ModelSpec("digits", os.path.join(ROOT, "samples", "digits", "digits.mge"),
+                           enable_compress_fp16=True))
+    bundle = compile_bundle(specs, str(tmp_path), save_c_array=False, isa=isa)
+    assert any("_w16" in k.name for k in bundle.kernels)
+    r = subprocess.run([cc, *FLAGS, *flags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c",
+                        bundle.files["kernels_c"], "-o", str(tmp_path / "k.o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-4000:]

@@ -17,6 +17,8 @@ from .ir import CompileError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
+              "fully-connected layers so far)")
 COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
                       "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
@@ -85,7 +87,7 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False, compress_fp16: bool = False):
+                     nchw44: bool = False, compress_fp16: bool = False, ioc16: bool = False):
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -96,7 +98,7 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
         specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44,
-                               enable_compress_fp16=compress_fp16))
+                               enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
     return specs
 
 
@@ -125,7 +127,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44, args.enable_compress_fp16)
+                                 args.enable_nchw44, args.enable_compress_fp16, args.enable_ioc16)
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
     _report(bundle, out_dir)
@@ -161,7 +163,8 @@ def cmd_run(args) -> int:
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
                                        not args.no_fuse, enable_nchw44=args.enable_nchw44,
-                                       enable_compress_fp16=args.enable_compress_fp16)],
+                                       enable_compress_fp16=args.enable_compress_fp16,
+                                       enable_ioc16=args.enable_ioc16)],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -223,7 +226,8 @@ def cmd_inspect(args) -> int:
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
                                     resolve_isa(args.isa), args.enable_nchw44,
-                                    enable_compress_fp16=args.enable_compress_fp16))
+                                    enable_compress_fp16=args.enable_compress_fp16,
+                                    enable_ioc16=args.enable_ioc16))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
@@ -316,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                    action="store_true", help=NCHW44_HELP)
     c.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    c.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
     # the environment is read here, at the edge: the library below never looks at it
     c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
@@ -339,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                    action="store_true", help=NCHW44_HELP)
     r.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    r.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -364,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                    action="store_true", help=NCHW44_HELP)
     i.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    i.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -418,6 +428,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
     ap.add_argument("--enable_compress_fp16", "--enable-compress-fp16",
                     dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    ap.add_argument("--enable_ioc16", "--enable-ioc16", dest="enable_ioc16",
+                    action="store_true", help=IOC16_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -441,6 +453,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             specs = [replace(s, enable_nchw44=True) for s in specs]
         if a.enable_compress_fp16:
             specs = [replace(s, enable_compress_fp16=True) for s in specs]
+        if a.enable_ioc16:
+            specs = [replace(s, enable_ioc16=True) for s in specs]
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
                                 isa=os.environ.get("MEGCC_ISA") or None)
         _report(bundle, out_dir)

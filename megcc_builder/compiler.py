@@ -26,6 +26,7 @@ from .options import CompileOptions
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
+from .passes.ioc16 import compute_in_float16
 from .passes.layout_nchw44 import layout_nchw44
 from .isa import resolve as _resolve_isa
 
@@ -41,17 +42,19 @@ class ModelSpec:
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
     enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
+    enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
         return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
-                "enable_compress_fp16": self.enable_compress_fp16}
+                "enable_compress_fp16": self.enable_compress_fp16, "enable_ioc16": self.enable_ioc16}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
         return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
                               enable_nchw44=self.enable_nchw44,
-                              enable_compress_fp16=self.enable_compress_fp16)
+                              enable_compress_fp16=self.enable_compress_fp16,
+                              enable_ioc16=self.enable_ioc16)
 
 
 @dataclass
@@ -131,6 +134,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     optimize(graph, options)
     if options.enable_nchw44:
         layout_nchw44(graph)
+    if options.enable_ioc16:
+        compute_in_float16(graph, options.isa_spec)
     if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
         compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)

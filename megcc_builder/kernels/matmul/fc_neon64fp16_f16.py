@@ -45,7 +45,13 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
     return None
 
 
-@implements("MatMul", dtypes=("float16",), requires="f16.gemm", applies=_applies,
+def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """8 multiply-adds per FMA; only float16 products reach it, so nothing competes."""
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    return a.shape[0] * b.shape[0] * b.shape[1] / (8 * isa.core.fma_per_cycle)
+
+
+@implements("MatMul", dtypes=("float16",), requires="f16.gemm", applies=_applies, cost=_cost,
             label="NEON fp16 FC (8 lanes)")
 def emit(op: Op, graph: Graph, isa: IsaSpec):
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]

@@ -22,6 +22,8 @@ value. Conv/Gemm/MatMul weights that float16 represents exactly (those of a floa
 unless batch-norm folding changed them) are stored as float16 again after the other passes
 (compiler.build_plan, passes/compress_fp16.py: lossless, the kernels widen them), so the
 model file does not double.
+A graph with no operator that needs a float32 kernel (promote.FLOAT32_ONLY: only data
+movement and element-wise operations, which read float16 directly) is left as it is.
 `conversion_count` is what `megcc inspect` reports. A graph with subgraphs (If/Loop bodies
 read outer tensors with their types) keeps promote.py's conversions around each operator.
 """
@@ -32,7 +34,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..ir import Graph, Op, Tensor
-from .promote import promote_float16
+from .promote import FLOAT32_ONLY, promote_float16
 
 F16, F32 = "float16", "float32"
 ONNX_FLOAT16, ONNX_FLOAT = 10, 1
@@ -51,6 +53,10 @@ def compute_float16_in_float32(graph: Graph) -> Graph:
     """Rewrite the graph (see the module doc); a graph without float16 is unchanged."""
     tensors = graph.tensors
     if not any(t.dtype == F16 for t in tensors.values()):
+        return graph
+    if not any(op.type in FLOAT32_ONLY for op in graph.ops):
+        # nothing needs float32 kernels: data movement and element-wise kernels read
+        # float16 directly, and converting would only add work
         return graph
     if any(map(_has_subgraph, graph.ops)):  # a body's types are not ours to change
         return promote_float16(graph)

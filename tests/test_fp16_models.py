@@ -127,6 +127,36 @@ def half_ulp(x: np.ndarray) -> np.ndarray:
 
 # shufflenet is not here: with these seeded weights its activations overflow float16's
 # range in onnxruntime (the reference is NaN; ours, computing in float32, is finite)
+def test_output_read_inside_the_graph_and_attribute_typed_values(tmp_path):
+    """A float16 output that later operators also read (they get its float32 value), and a
+    float16 value whose dtype an attribute fixes (EyeLike) entering the float32 region."""
+    h = np.float16
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array((rng.standard_normal((4, 4)) * 0.5).astype(h), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y1"]),
+             helper.make_node("MatMul", ["y1", "w"], ["m2"]),
+             helper.make_node("Relu", ["m2"], ["r"]),
+             helper.make_node("EyeLike", ["r"], ["eye"], dtype=TensorProto.FLOAT16),
+             helper.make_node("Add", ["r", "eye"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["y2"])]
+    f16 = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT16, None)  # noqa: E731
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT16, (4, 4))], [f16("y1"), f16("y2")], [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    x = rng.standard_normal((4, 4)).astype(h)
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    plan = build_plan(load_onnx(model), "m", CompileOptions(isa="generic"))
+    assert conversion_count(plan.instrs, plan.graph) <= 3  # x in, y1 and y2 out
+    ours = compile_and_run(path, {"x": x}, isa="generic")
+    for name, r in zip(("y1", "y2"), ref):
+        assert ours[name].dtype == np.float16
+        err = np.max(np.abs(ours[name].astype(np.float64) - r) / np.maximum(1, np.abs(r)))
+        assert err <= TOL, (name, err)
+
+
 LIGHT = ["squeezenet", "inception_v1", "inception_v2", "resnet50", "densenet121"]
 
 

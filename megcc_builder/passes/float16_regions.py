@@ -96,8 +96,10 @@ def compute_float16_in_float32(graph: Graph) -> Graph:
                 # 3. a float16 graph output: computed in float32, converted once
                 tmp = _add_like(graph, out, "_f32", F32)
                 op.outputs[k] = tmp
+                renamed[out] = tmp  # later readers inside the graph take the float32 value
                 after.append(Op("Cast", [tmp], [out], {"to": ONNX_FLOAT16}, out + "_to_f16"))
-            elif out in keep and op.type in ATTR_TYPED and tensors[out].dtype == F16:
+            elif out in keep and op.type in ATTR_TYPED and tensors[out].dtype == F16 \
+                    and out not in interface:
                 # 4. an attribute-typed float16 value enters the float32 computation
                 f16 = _add_like(graph, out, "_f16", F16)
                 op.outputs[k] = f16

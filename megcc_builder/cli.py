@@ -18,6 +18,10 @@ from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
+              "fully-connected layers so far)")
+COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
+                      "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
 # mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
@@ -94,7 +98,7 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False):
+                     nchw44: bool = False, compress_fp16: bool = False, ioc16: bool = False):
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -104,7 +108,8 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44))
+        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44,
+                               enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
     return specs
 
 
@@ -137,7 +142,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44)
+                                 args.enable_nchw44, args.enable_compress_fp16, args.enable_ioc16)
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
                             cv=_cv_request(cv, args.cv))
@@ -183,7 +188,9 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse, enable_nchw44=args.enable_nchw44)],
+                                       not args.no_fuse, enable_nchw44=args.enable_nchw44,
+                                       enable_compress_fp16=args.enable_compress_fp16,
+                                       enable_ioc16=args.enable_ioc16)],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -244,7 +251,9 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), args.enable_nchw44))
+                                    resolve_isa(args.isa), args.enable_nchw44,
+                                    enable_compress_fp16=args.enable_compress_fp16,
+                                    enable_ioc16=args.enable_ioc16))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
@@ -260,6 +269,7 @@ def cmd_inspect(args) -> int:
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
                   f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
+        _print_float16(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -273,6 +283,22 @@ def cmd_inspect(args) -> int:
             plot_memory_plan(plan, path)
             print(f"wrote {path}")
     return 0
+
+
+def _print_float16(plan) -> None:
+    """fp16<->fp32 conversion instructions and the weights by dtype (float16 models,
+    enable_compress_fp16)."""
+    from .passes.float16_regions import conversion_count
+
+    g = plan.graph
+    weights = {}
+    for name in {n for ins in plan.instrs for n in ins.inputs if n and g.tensors[n].is_const}:
+        t = g.tensors[name]
+        count, size = weights.get(t.dtype, (0, 0))
+        weights[t.dtype] = (count + 1, size + t.nbytes)
+    shown = ", ".join(f"{dt} {c} ({b} B)" for dt, (c, b) in sorted(weights.items()))
+    print(f"== float16: {conversion_count(plan.instrs, g)} fp16<->fp32 conversions; "
+          f"weights: {shown or 'none'}")
 
 
 def _plot_path(path: str, index: int, count: int) -> str:
@@ -375,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    c.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    c.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
     c.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     # the environment is read here, at the edge: the library below never looks at it
@@ -397,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fuse", action="store_true")
     r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    r.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    r.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -457,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    i.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    i.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -522,6 +560,10 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
     ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
+    ap.add_argument("--enable_compress_fp16", "--enable-compress-fp16",
+                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    ap.add_argument("--enable_ioc16", "--enable-ioc16", dest="enable_ioc16",
+                    action="store_true", help=IOC16_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
     ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     ap.add_argument("--verbose", action="store_true")
@@ -545,6 +587,10 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
+        if a.enable_compress_fp16:
+            specs = [replace(s, enable_compress_fp16=True) for s in specs]
+        if a.enable_ioc16:
+            specs = [replace(s, enable_ioc16=True) for s in specs]
         chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
         if len(chosen) > 1:
             return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")

@@ -26,6 +26,9 @@ from .lowering import Plan, lower_graph
 from .names import c_identifier, model_symbol
 from .options import CompileOptions
 from .passes import optimize
+from .passes.compress_fp16 import compress_weights_fp16
+from .passes.float16_regions import has_float16_weights
+from .passes.ioc16 import compute_in_float16
 from .passes.layout_nchw44 import layout_nchw44
 from .passes.qdq import fuse_qdq
 from .isa import resolve as _resolve_isa
@@ -41,15 +44,20 @@ class ModelSpec:
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
+    enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
-        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
+                "enable_compress_fp16": self.enable_compress_fp16, "enable_ioc16": self.enable_ioc16}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
         return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
-                              enable_nchw44=self.enable_nchw44)
+                              enable_nchw44=self.enable_nchw44,
+                              enable_compress_fp16=self.enable_compress_fp16,
+                              enable_ioc16=self.enable_ioc16)
 
 
 @dataclass
@@ -127,9 +135,14 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     fuse_qdq(graph)  # before folding: the quantized weights are still DequantizeLinear inputs
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
+    float16_model = has_float16_weights(graph)
     optimize(graph, options)
     if options.enable_nchw44:
         layout_nchw44(graph)
+    if options.enable_ioc16:
+        compute_in_float16(graph, options.isa_spec)
+    if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
+        compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:

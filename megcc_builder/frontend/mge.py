@@ -35,6 +35,7 @@ import numpy as np
 
 from ..ir import CompileError, Graph, Op, Tensor
 from ..ir.dtypes import dtype_of_numpy, numpy_dtype
+from . import mge_quant
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -146,6 +147,10 @@ class _Converter:
             if convert is None:
                 raise self.error(f"unsupported MegEngine opr type '{opr.type}'")
             try:
+                if opr.type not in _QUANT_AWARE and mge_quant.is_quantized(self, opr):
+                    raise self.error("quantized tensors are not supported by this opr")
+                if opr.type in _QUANT_DATA_MOVEMENT:
+                    mge_quant.check_data_movement(self, opr)
                 convert(self, opr)
             except CompileError:
                 raise
@@ -183,13 +188,21 @@ class _Converter:
         return tuple(int(d) for d in shape)
 
     def dtype(self, var) -> str:
+        q = self.quant(var)
+        if q is not None:
+            return q.dtype
         np_dtype = np.dtype(var.dtype)
-        if np_dtype.metadata and "mgb_dtype" in np_dtype.metadata:
-            raise self.error(f"quantized dtype {np_dtype.metadata['mgb_dtype']} is not supported")
         try:
             return dtype_of_numpy(np_dtype)
         except KeyError:
             raise self.error(f"dtype {np_dtype} is not supported")
+
+    def quant(self, var) -> Optional[mge_quant.MgbQuant]:
+        """MegEngine's quantization parameters of `var` (None for plain dtypes)."""
+        try:
+            return mge_quant.quant_of(var.dtype)
+        except mge_quant.QuantDtypeError as e:
+            raise self.error(f"var '{var.name}': {e}")
 
     def bind(self, var, name: str) -> None:
         """Make `var` refer to an existing tensor (for oprs that change nothing)."""
@@ -198,7 +211,9 @@ class _Converter:
     def out(self, var) -> str:
         """Declare the IR tensor holding MegEngine var `var`."""
         name = self.g.unique_name(_clean(var.name))
-        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var)))
+        q = self.quant(var)
+        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var),
+                                 quant=q.params if q is not None else None))
         self.names[id(var)] = name
         return name
 
@@ -271,11 +286,15 @@ def _input(cv: _Converter, opr) -> None:
 
 def _constant(cv: _Converter, opr) -> None:
     var = opr.outputs[0]
-    value = np.asarray(opr.numpy())
     dtype = cv.dtype(var)
+    # a quantized constant's numpy dtype carries MegEngine metadata: keep only the values
+    value = np.array(opr.numpy(), dtype=numpy_dtype(dtype))
     value = value.reshape(cv.shape(var))
     name = cv.g.unique_name(_clean(var.name))
-    cv.g.add_const(name, value, dtype)
+    t = cv.g.add_const(name, value, dtype)
+    q = cv.quant(var)
+    if q is not None:
+        t.quant = q.params
     cv.bind(var, name)
 
 
@@ -291,6 +310,8 @@ def _bshape(cv, names):
 
 def _elemwise(cv: _Converter, opr) -> None:
     mode = opr.params["mode"]
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.elemwise(cv, opr, mode)
     xs = [cv.name(v) for v in opr.inputs]
     out = cv.out(opr.outputs[0])
     if mode in _UNARY:
@@ -498,6 +519,8 @@ def _pow_c(cv: _Converter, opr) -> None:
 
 
 def _type_cvt(cv: _Converter, opr) -> None:
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.type_cvt(cv, opr)
     out = cv.out(opr.outputs[0])
     cv.emit("Cast", [cv.name(opr.inputs[0])], [out], to=ONNX_ELEM_TYPE[cv.g.tensor(out).dtype])
 
@@ -721,6 +744,14 @@ def _conv(cv: _Converter, opr) -> None:
     oshape, odtype = cv.g.tensor(out).shape, cv.g.tensor(out).dtype
     oc = oshape[1]
 
+    if mge_quant.is_quantized(cv, opr):
+        bias = None
+        if len(opr.inputs) > 2 and cv.g.tensor(names[2]).data is not None \
+                and cv.g.tensor(names[2]).data.size == oc:
+            bias = cv.reshape_to(names[2], (oc,))
+        mge_quant.conv_bias(cv, opr, params, x, w, attrs, out, bias)
+        finish()
+        return
     inputs, post = [x, w], []  # post: (op, other operand) applied after the conv
     if len(opr.inputs) > 2:
         bias = names[2]
@@ -774,6 +805,12 @@ def _pooling(cv: _Converter, opr) -> None:
 def _emit_pool(cv, opr, mode, attrs, x=None, out=None):
     x = x or cv.name(opr.inputs[0])
     out = out or cv.out(opr.outputs[0])
+    if mode != "MAX" and mge_quant.is_quantized(cv, opr):
+        if mode not in ("AVERAGE", "AVERAGE_COUNT_EXCLUDE_PADDING"):
+            raise cv.error(f"pooling mode {mode} is not supported")
+        return mge_quant.average_pool(cv, opr, x, out, attrs, int(mode == "AVERAGE"))
+    if mode == "MAX":
+        mge_quant.check_data_movement(cv, opr)
     if mode == "MAX":
         cv.emit("MaxPool", [x], [out], **attrs)
     elif mode == "AVERAGE":  # MegEngine's AVERAGE counts padded zeros
@@ -793,7 +830,8 @@ def _adaptive_pooling(cv: _Converter, opr) -> None:
     _, _, ih, iw = cv.g.tensor(x).shape
     _, _, oh, ow = cv.g.tensor(out).shape
     mode = params["mode"]
-    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE"):
+    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE") and not (
+            mode == "AVERAGE" and mge_quant.is_quantized(cv, opr)):
         cv.emit("GlobalMaxPool" if mode == "MAX" else "GlobalAveragePool", [x], [out])
     else:
         # MegEngine computes adaptive pooling as a plain pooling with
@@ -813,6 +851,8 @@ def _matrix_mul(cv: _Converter, opr) -> None:
         raise cv.error("only 2-D MatrixMul is supported")
     if params.get("format", "DEFAULT") != "DEFAULT":
         raise cv.error(f"format {params['format']} is not supported")
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.matrix_mul(cv, opr, params)
     out = cv.out(opr.outputs[0])
     cv.emit("Gemm", [cv.name(a), cv.name(b)], [out],
             transA=int(params["transposeA"]), transB=int(params["transposeB"]))
@@ -1139,4 +1179,17 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "PaddingForward": _padding,
     "Padding": _padding,
     "IndexingOneHot": _indexing_one_hot,
+    "ElemwiseMultiType": lambda cv, opr: mge_quant.elemwise_multi_type(cv, opr),
+}
+
+# Oprs that only move values: on quantized tensors they must keep the scale.
+_QUANT_DATA_MOVEMENT = {
+    "Identity", "MarkNoBroadcastElemwise", "MarkDynamicVar", "Copy", "Reshape", "Broadcast",
+    "Concat", "Split", "Dimshuffle", "AxisAddRemove", "Subtensor", "GetVarShape",
+}
+# Oprs whose converter knows quantized tensors (the rest refuse them with a one-line error).
+_QUANT_AWARE = _QUANT_DATA_MOVEMENT | {
+    "Host2DeviceCopy", "ImmutableTensor", "SharedDeviceTensor", "TypeCvt", "ConvBias",
+    "ConvBiasForward", "ElemwiseMultiType", "MatrixMul", "Elemwise", "Pooling",
+    "PoolingForward", "AdaptivePooling", "AdaptivePoolingForward",
 }

@@ -1,0 +1,455 @@
+"""Quantized (int8) MegEngine models for testing, made with MegEngine's own flow.
+
+Every model is a float MegEngine network built from `megengine.module`'s quantizable
+modules (QuantStub, ConvBnRelu2d, Elemwise, Concat, Linear, ...), with seeded weights and
+non-trivial BatchNorm statistics (mge_zoo.init_weights), then:
+  quantize_qat(net, calibration_qconfig) -> run calibration batches with the observers on
+  -> quantize(qat) -> trace(capture_as_const=True).dump(...), plain or
+  optimize_for_inference,
+exactly as a user post-training-quantizes a model. Calibration data is real-ish: crops of
+the two photographs sklearn ships (load_sample_images) for image nets, the real digits for
+the digits CNN, seeded Gaussian data for single operators.
+
+Two kinds of models:
+* OPS: one quantized operator each (the output is left quantized, so MegEngine's int8 result
+  is compared as integers); inputs are float, quantized by a QuantStub (a TypeCvt).
+* NETS: whole networks (digits CNN, MobileNetV2-, ResNet-18-, ShuffleNetV2-style at small
+  resolution) with float input and float output.
+
+`dump(name, dir, optimize)` caches the .mge in `dir`; `reference_output` runs the dumped
+file through MegEngine's graph executor.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+import megengine as mge
+import megengine.functional as F
+import megengine.module as M
+from megengine.jit import trace
+from megengine.quantization import (calibration_qconfig, disable_observer, enable_observer,
+                                    quantize, quantize_qat)
+
+import mge_zoo
+
+IMAGE = (1, 3, 32, 32)  # the image nets' resolution: small, so tests stay fast
+
+
+# ------------------------------------------------------------------ calibration data
+def sample_images(shape=IMAGE, count=8, seed=0) -> np.ndarray:
+    """`count` random crops of sklearn's two sample photographs, resized to `shape`,
+    normalised with ImageNet's mean/std: real pixel statistics without a download."""
+    import cv2
+
+    photos = _photos()
+    rng = np.random.RandomState(seed)
+    _, c, h, w = shape
+    out = np.empty((count, c, h, w), np.float32)
+    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
+    std = np.array([0.229, 0.224, 0.225], np.float32) * 255
+    for i in range(count):
+        img = photos[rng.randint(len(photos))]
+        size = rng.randint(96, min(img.shape[:2]))
+        y, x = rng.randint(img.shape[0] - size), rng.randint(img.shape[1] - size)
+        crop = cv2.resize(img[y:y + size, x:x + size], (w, h), interpolation=cv2.INTER_AREA)
+        out[i] = ((crop.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _photos():
+    from sklearn.datasets import load_sample_images
+
+    return tuple(load_sample_images().images)
+
+
+def gaussian(shape, seed, scale=1.0) -> np.ndarray:
+    return (np.random.RandomState(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+# ------------------------------------------------------------------ quantization flow
+def post_training_quantize(net: M.Module, batches: List[Tuple[np.ndarray, ...]]) -> M.Module:
+    """MegEngine's calibration flow; returns the quantized module in eval mode."""
+    net.eval()
+    qat = quantize_qat(net, qconfig=calibration_qconfig)
+    qat.eval()
+    enable_observer(qat)
+    for batch in batches:
+        qat(*[mge.tensor(b) for b in batch])
+    disable_observer(qat)
+    q = quantize(qat)
+    q.eval()
+    return q
+
+
+# ------------------------------------------------------------------ single operators
+class _ConvOp(M.Module):
+    """QuantStub -> one quantized conv (+ BN folded, + fused non-linearity)."""
+
+    def __init__(self, cin, cout, k, stride=1, groups=1, act="identity", bn=True, bias=True):
+        super().__init__()
+        self.quant = M.QuantStub()
+        cls = {("identity", True): M.ConvBn2d, ("relu", True): M.ConvBnRelu2d,
+               ("identity", False): M.Conv2d, ("relu", False): M.ConvRelu2d}
+        kw = {} if bn else {"bias": bias}
+        self.conv = cls[("relu" if act == "relu" else "identity", bn)](
+            cin, cout, k, stride, k // 2, groups=groups, **kw)
+        # MegEngine has no QAT module for the other ConvBias non-linearities: the
+        # quantized conv's forward is called with the mode (set after quantize())
+        self.nonlinear_mode = act if act not in ("identity", "relu") else None
+
+    def forward(self, x):
+        x = self.quant(x)
+        if self.nonlinear_mode and not self.training and hasattr(self.conv, "calc_conv_quantized"):
+            return self.conv.calc_conv_quantized(x, nonlinear_mode=self.nonlinear_mode)
+        return self.conv(x)
+
+
+class _ElemwiseOp(M.Module):
+    def __init__(self, method, arity):
+        super().__init__()
+        self.arity = arity
+        self.qa = M.QuantStub()
+        self.qb = M.QuantStub() if arity == 2 else None  # an idle observer has no range
+        self.op = M.Elemwise(method)
+
+    def forward(self, a, b=None):
+        if self.arity == 1:
+            return self.op(self.qa(a))
+        return self.op(self.qa(a), self.qb(b))
+
+
+class _LinearOp(M.Module):
+    def __init__(self, cin, cout, bias=True):
+        super().__init__()
+        self.quant = M.QuantStub()
+        self.fc = M.Linear(cin, cout, bias=bias)
+
+    def forward(self, x):
+        return self.fc(self.quant(x))
+
+
+class _FnOp(M.Module):
+    """QuantStub -> a functional op on the quantized tensor (pooling, reshapes, ...)."""
+
+    def __init__(self, fn, dequant=False):
+        super().__init__()
+        self.quant = M.QuantStub()
+        self.dequant = M.DequantStub() if dequant else None
+        self.fn = fn
+
+    def forward(self, x):
+        y = self.fn(self.quant(x))
+        return self.dequant(y) if self.dequant is not None else y
+
+
+class _ConcatOp(M.Module):
+    def __init__(self, axis=1):
+        super().__init__()
+        self.qa, self.qb = M.QuantStub(), M.QuantStub()
+        self.cat = M.Concat()
+        self.axis = axis
+
+    def forward(self, a, b):
+        return self.cat([self.qa(a), self.qb(b)], self.axis)
+
+
+def _shuffle(x):  # (n, c, h, w) -> channel shuffle as reshape / transpose / reshape
+    n, c, h, w = x.shape
+    return x.reshape(n, 2, c // 2, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+
+
+# name -> (module builder, input shapes, input scales)
+OPS: Dict[str, Tuple[Callable[[], M.Module], List[tuple], List[float]]] = {}
+
+
+def _op(name, build, shapes, scales=None):
+    OPS[name] = (build, shapes, scales or [1.0] * len(shapes))
+
+
+_X = (2, 8, 12, 12)
+# (MegEngine's x86 CPU cannot run a quantized ConvBias with nonlineMode SIGMOID:
+# "unsupported nolinemode", so there is no such dump to test)
+for _act in ("identity", "relu", "h_swish"):
+    _op(f"conv3x3_{_act}", lambda a=_act: _ConvOp(8, 16, 3, act=a), [_X])
+_op("conv3x3_s2_relu", lambda: _ConvOp(8, 12, 3, stride=2, act="relu"), [_X])
+_op("conv1x1_identity", lambda: _ConvOp(8, 24, 1), [_X])
+_op("conv1x1_s2_relu", lambda: _ConvOp(8, 16, 1, stride=2, act="relu"), [_X])
+_op("conv5x5_nobn_relu", lambda: _ConvOp(8, 7, 5, act="relu", bn=False), [_X])
+_op("conv3x3_nobias", lambda: _ConvOp(8, 16, 3, bn=False, bias=False), [_X])
+_op("conv_first_layer_c3", lambda: _ConvOp(3, 16, 3, stride=2, act="relu"), [(1, 3, 17, 17)])
+_op("group_conv_relu", lambda: _ConvOp(8, 16, 3, groups=4, act="relu"), [_X])
+_op("depthwise_relu", lambda: _ConvOp(8, 8, 3, groups=8, act="relu"), [_X])
+_op("depthwise_s2_identity", lambda: _ConvOp(8, 8, 3, stride=2, groups=8), [_X])
+_op("depthwise_h_swish", lambda: _ConvOp(8, 8, 3, groups=8, act="h_swish"), [_X])
+for _m in ("ADD", "FUSE_ADD_RELU", "MUL", "FUSE_ADD_SIGMOID", "FUSE_ADD_H_SWISH"):
+    _op(f"elemwise_{_m.lower()}", lambda m=_m: _ElemwiseOp(m, 2), [_X, _X], [1.0, 2.5])
+_op("elemwise_add_broadcast", lambda: _ElemwiseOp("ADD", 2), [_X, (1, 8, 1, 1)], [1.0, 0.5])
+_op("elemwise_mul_broadcast", lambda: _ElemwiseOp("MUL", 2), [_X, (1, 8, 1, 1)], [1.0, 0.5])
+for _m in ("RELU", "H_SWISH", "SIGMOID"):
+    _op(f"elemwise_{_m.lower()}", lambda m=_m: _ElemwiseOp(m, 1), [_X], [3.0])
+_op("linear", lambda: _LinearOp(40, 10), [(3, 40)])
+_op("linear_nobias", lambda: _LinearOp(33, 7, bias=False), [(2, 33)])
+_op("maxpool_3x3_s2_p1", lambda: _FnOp(lambda x: F.max_pool2d(x, 3, 2, 1)), [_X])
+_op("avgpool_2x2", lambda: _FnOp(lambda x: F.avg_pool2d(x, 2)), [_X])
+_op("avgpool_3x3_s2_p1_include_pad",
+    lambda: _FnOp(lambda x: F.avg_pool2d(x, 3, 2, 1, mode="average")), [_X])
+_op("avgpool_3x3_s1_p1_exclude_pad",
+    lambda: _FnOp(lambda x: F.avg_pool2d(x, 3, 1, 1, mode="average_count_exclude_padding")), [_X])
+_op("global_avgpool", lambda: _FnOp(lambda x: F.adaptive_avg_pool2d(x, 1)), [_X])
+_op("global_maxpool", lambda: _FnOp(lambda x: F.adaptive_max_pool2d(x, 1)), [_X])
+_op("concat_requant", lambda: _ConcatOp(), [_X, (2, 5, 12, 12)], [1.0, 3.0])
+_op("reshape_flatten", lambda: _FnOp(lambda x: F.flatten(x, 1)), [_X])
+_op("dimshuffle", lambda: _FnOp(lambda x: x.transpose(0, 2, 3, 1)), [_X])
+_op("channel_shuffle", lambda: _FnOp(_shuffle), [_X])
+_op("subtensor", lambda: _FnOp(lambda x: x[:, 2:6, ::2]), [_X])
+_op("typecvt_roundtrip", lambda: _FnOp(lambda x: x, dequant=True), [_X], [4.0])
+OP_NAMES = tuple(OPS)
+
+
+def op_inputs(name: str, seed: int = 0) -> List[np.ndarray]:
+    """Test inputs of op `name` (different from its calibration data)."""
+    _, shapes, scales = OPS[name]
+    return [gaussian(s, seed * 100 + i + 1, sc) for i, (s, sc) in enumerate(zip(shapes, scales))]
+
+
+def build_op(name: str) -> M.Module:
+    build, shapes, scales = OPS[name]
+    net = mge_zoo.init_weights(build(), seed=sum(map(ord, name)))
+    batches = [tuple(gaussian(s, 1000 + 10 * j + i, sc)
+                     for i, (s, sc) in enumerate(zip(shapes, scales))) for j in range(4)]
+    return post_training_quantize(net, batches)
+
+
+# ------------------------------------------------------------------ whole networks
+def _cbr(cin, cout, k, stride=1, groups=1):
+    return M.ConvBnRelu2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)
+
+
+def _cb(cin, cout, k, stride=1, groups=1):
+    return M.ConvBn2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)
+
+
+class QInvertedResidual(M.Module):
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hidden = cin * expand
+        layers = [_cbr(cin, hidden, 1)] if expand != 1 else []
+        layers += [_cbr(hidden, hidden, 3, stride, groups=hidden), _cb(hidden, cout, 1)]
+        self.conv = M.Sequential(*layers)
+        self.add = M.Elemwise("ADD") if stride == 1 and cin == cout else None
+
+    def forward(self, x):
+        return self.add(x, self.conv(x)) if self.add is not None else self.conv(x)
+
+
+class QMobileNetV2(M.Module):
+    """MobileNetV2 at width 0.5 for 32x32 inputs (ReLU, as MegEngine's quantized models)."""
+    CFG = [(1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2), (6, 32, 2, 2), (6, 48, 1, 1)]
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        layers, cin = [_cbr(3, 16, 3, 1)], 16
+        for t, c, n, s in self.CFG:
+            for i in range(n):
+                layers.append(QInvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers.append(_cbr(cin, 128, 1))
+        self.features = M.Sequential(*layers)
+        self.fc = M.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = self.features(self.quant(x))
+        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.dequant(self.fc(x))
+
+
+class QBasicBlock(M.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = _cbr(cin, cout, 3, stride)
+        self.conv2 = _cb(cout, cout, 3)
+        self.down = _cb(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+        self.add_relu = M.Elemwise("FUSE_ADD_RELU")
+
+    def forward(self, x):
+        identity = x if self.down is None else self.down(x)
+        return self.add_relu(self.conv2(self.conv1(x)), identity)
+
+
+class QResNet18(M.Module):
+    """ResNet-18's layout (2-2-2-2 basic blocks) at a quarter of the width, 32x32 inputs."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.stem = _cbr(3, 16, 3, 1)
+        blocks, cin = [], 16
+        for cout, stride in [(16, 1), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1),
+                             (128, 2), (128, 1)]:
+            blocks.append(QBasicBlock(cin, cout, stride))
+            cin = cout
+        self.layers = M.Sequential(*blocks)
+        self.fc = M.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.stem(self.quant(x)), 3, 2, 1)
+        x = self.layers(x)
+        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.dequant(self.fc(x))
+
+
+class QShuffleV2Block(M.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.stride = stride
+        mid = cout // 2
+        branch_in = cin if stride == 2 else cin // 2
+        self.main = M.Sequential(_cbr(branch_in, mid, 1), _cb(mid, mid, 3, stride, groups=mid),
+                                 _cbr(mid, cout - branch_in, 1))
+        if stride == 2:
+            self.proj = M.Sequential(_cb(cin, cin, 3, stride, groups=cin), _cbr(cin, cin, 1))
+        self.cat = M.Concat()
+
+    def forward(self, x):
+        if self.stride == 1:
+            proj, x = mge_zoo.channel_shuffle(x)  # reshape / transpose / indexing on int8
+            return self.cat([proj, self.main(x)], 1)
+        return self.cat([self.proj(x), self.main(x)], 1)
+
+
+class QShuffleNetV2(M.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.first = _cbr(3, 16, 3, 1)
+        blocks, cin = [], 16
+        for repeats, cout in zip([2, 3, 2], [32, 64, 128]):
+            for i in range(repeats):
+                blocks.append(QShuffleV2Block(cin, cout, 2 if i == 0 else 1))
+                cin = cout
+        self.features = M.Sequential(*blocks)
+        self.last = _cbr(cin, 256, 1)
+        self.fc = M.Linear(256, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.first(self.quant(x)), 3, 2, 1)
+        x = self.last(self.features(x))
+        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.dequant(self.fc(x))
+
+
+class QDigitsNet(M.Module):
+    """samples/digits/make_model.py's DigitsNet in quantizable modules (same weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.c1 = _cbr(1, 16, 3)
+        self.c2 = _cbr(16, 32, 3)
+        self.c3 = _cb(32, 32, 3)
+        self.hswish = M.Elemwise("H_SWISH")
+        self.fc = M.Linear(32 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.c2(self.c1(self.quant(x)))
+        x = F.max_pool2d(x, 2)
+        x = self.hswish(self.c3(x))
+        return self.dequant(self.fc(F.flatten(x, 1)))
+
+
+def digits_float_and_quantizable():
+    """(trained float DigitsNet, QDigitsNet carrying the same trained weights, float)."""
+    trained = mge_zoo.build("digits")
+    q = QDigitsNet()
+    for dst, (conv, bn) in ((q.c1, trained.c1), (q.c2, trained.c2), (q.c3, trained.c3)):
+        dst.conv.weight._reset(conv.weight)
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            getattr(dst.bn, attr)._reset(getattr(bn, attr))
+        dst.bn.eps = bn.eps
+    q.fc.weight._reset(trained.fc.weight)
+    q.fc.bias._reset(trained.fc.bias)
+    q.eval()
+    return trained, q
+
+
+def digits_data():
+    """(x_train, y_train, x_test, y_test) of samples/digits (sklearn's real 8x8 digits)."""
+    return mge_zoo._digits_module().load_split(0)
+
+
+def _build_digits():
+    _, q = digits_float_and_quantizable()
+    x_train = digits_data()[0]
+    return post_training_quantize(q, [(x_train[i:i + 128],) for i in range(0, 1024, 128)])
+
+
+def _build_image_net(cls, seed):
+    def build():
+        net = mge_zoo.init_weights(cls(), seed)
+        return post_training_quantize(net, [(sample_images(IMAGE, 16, seed=0),)])
+    return build
+
+
+NETS: Dict[str, Tuple[Callable[[], M.Module], tuple]] = {
+    "digits": (_build_digits, (1, 1, 8, 8)),
+    "mobilenet_v2": (_build_image_net(QMobileNetV2, 11), IMAGE),
+    "resnet18": (_build_image_net(QResNet18, 12), IMAGE),
+    "shufflenet_v2": (_build_image_net(QShuffleNetV2, 13), IMAGE),
+}
+NET_NAMES = tuple(NETS)
+
+
+def net_input(name: str, seed: int = 100) -> np.ndarray:
+    """A test input not used for calibration: a held-out digit or another photo crop."""
+    if name == "digits":
+        return digits_data()[2][seed % 300][None]
+    return sample_images(NETS[name][1], 1, seed=seed)
+
+
+# ------------------------------------------------------------------ dumping
+_built: Dict[str, M.Module] = {}
+
+
+def build(name: str) -> M.Module:
+    """The quantized module `name` (an op or a net), built once per process."""
+    if name not in _built:
+        _built[name] = build_op(name) if name in OPS else NETS[name][0]()
+    return _built[name]
+
+
+def input_shapes(name: str) -> List[tuple]:
+    return OPS[name][1] if name in OPS else [NETS[name][1]]
+
+
+def input_names(name: str) -> List[str]:
+    n = len(input_shapes(name))
+    return ["data"] if n == 1 else [f"in{i}" for i in range(n)]
+
+
+def dump(name: str, directory: str, optimize: bool) -> str:
+    """Dump model `name` into `directory` (cached: an existing file is reused)."""
+    path = os.path.join(directory, f"{name}_{'opt' if optimize else 'plain'}.mge")
+    if os.path.exists(path):
+        return path
+    net = build(name)
+    shapes = input_shapes(name)
+
+    @trace(symbolic=True, capture_as_const=True)
+    def infer(*args):
+        return net(*args)
+
+    infer(*[mge.tensor(np.zeros(s, np.float32)) for s in shapes])
+    tmp = path + ".tmp"
+    infer.dump(tmp, arg_names=input_names(name), optimize_for_inference=optimize)
+    os.replace(tmp, path)  # atomic: a half-written dump is never cached
+    return path
+
+
+def reference_output(path: str, inputs: Dict[str, np.ndarray]) -> List[np.ndarray]:
+    return mge_zoo.reference_output(path, inputs)

@@ -453,3 +453,49 @@ def dump(name: str, directory: str, optimize: bool) -> str:
 
 def reference_output(path: str, inputs: Dict[str, np.ndarray]) -> List[np.ndarray]:
     return mge_zoo.reference_output(path, inputs)
+
+
+# ------------------------------------------------------------------ malformed models
+def _bad_models():
+    """name -> (traced function builder, input count, what the error must mention).
+    Written with megengine.functional, since MegEngine's quantization flow never makes them."""
+    from megengine.core.tensor import dtype as D
+    from megengine.functional.elemwise import _elemwise_multi_type
+
+    def conv_with_bias_scale(factor):
+        w = mge.tensor(np.ones((4, 4, 3, 3), np.int8).astype(D.qint8(0.01)))
+        b = mge.tensor(np.ones((1, 4, 1, 1), np.int32).astype(
+            D.qint32(float(np.float32(0.05) * np.float32(0.01)) * factor)))
+        return lambda x: F.quantized.conv_bias_activation(
+            x.astype(D.qint8(0.05)), w, b, dtype=D.qint8(0.1), padding=1)
+
+    def multi_type(mode):
+        return lambda a, b: _elemwise_multi_type(a.astype(D.qint8(0.05)), b.astype(D.qint8(0.04)),
+                                                 mode=mode, dtype=D.qint8(0.1))
+    return {
+        "negative_scale": (lambda: (lambda x: x.astype(D.qint8(-0.1))), 1,
+                           ["scale -0.1", "must be positive"]),
+        "zero_scale": (lambda: (lambda x: x.astype(D.qint8(0.0))), 1,
+                       ["has scale 0:", "must be positive"]),
+        "bias_scale_mismatch": (lambda: conv_with_bias_scale(1.00002), 1,
+                                ["ConvBias", "bias scale", "input scale", "weight scale"]),
+        "unsupported_mode": (lambda: multi_type("qfuse_add_tanh"), 2,
+                             ["ElemwiseMultiType", "QFUSE_ADD_TANH"]),
+        "unsupported_dtype": (lambda: (lambda x: x.astype(D.qint4(0.5))), 1, ["QuantizedS4"]),
+    }
+
+
+BAD_MODELS = ("negative_scale", "zero_scale", "bias_scale_mismatch", "unsupported_mode",
+              "unsupported_dtype")
+
+
+def dump_bad(name: str, directory: str) -> Tuple[str, List[str]]:
+    """(path of malformed model `name`, substrings its one-line error must contain)."""
+    build_fn, arity, mention = _bad_models()[name]
+    path = os.path.join(directory, f"bad_{name}.mge")
+    if not os.path.exists(path):
+        fn = trace(symbolic=True, capture_as_const=True)(build_fn())
+        fn(*[mge.tensor(np.zeros((1, 4, 6, 6), np.float32)) for _ in range(arity)])
+        fn.dump(path + ".tmp", arg_names=[f"in{i}" for i in range(arity)])
+        os.replace(path + ".tmp", path)
+    return path, mention

@@ -89,7 +89,7 @@ def quant_of(np_dtype) -> Optional[MgbQuant]:
                               f"(supported: {', '.join(sorted(_KINDS))})")
     scale = float(info.get("scale", float("nan")))
     if not math.isfinite(scale) or scale <= 0:
-        raise QuantDtypeError(f"quantized dtype {kind} has scale {scale}: scales must be "
+        raise QuantDtypeError(f"quantized dtype {kind} has scale {scale:.9g}: scales must be "
                               "positive and finite")
     zp = int(info.get("zero_point", 0))
     lo, hi = _KINDS[kind][1]
@@ -175,6 +175,7 @@ def conv_bias(cv, opr, params, x: str, w: str, attrs: dict, out: str, bias: Opti
     if mode not in _ACTIVATIONS:
         raise cv.error(f"quantized nonlineMode {mode} is not supported "
                        f"(supported: {', '.join(_ACTIVATIONS)})")
+    cv.g.tensor(w).quant = qw.params  # (re-laid-out weights are new constants)
     inputs = [x] + _qargs(cv, qx) + [w] + _qargs(cv, qw) + _qargs(cv, qy)
     if len(opr.inputs) > 2:
         qb = _require(cv, opr.inputs[2], "the bias", kinds=("QuantizedS32",))
@@ -184,6 +185,7 @@ def conv_bias(cv, opr, params, x: str, w: str, attrs: dict, out: str, bias: Opti
                            f"scale {qw.scale:.9g} = {expected:.9g}")
         if bias is None:
             raise cv.error("a quantized bias must be a per-channel constant")
+        cv.g.tensor(bias).quant = qb.params
         inputs.append(bias)
     cv.emit("QLinearConv", inputs, [out], rounding=ROUNDING, activation=_ACTIVATIONS[mode],
             **attrs)

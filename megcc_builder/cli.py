@@ -222,6 +222,11 @@ def cmd_inspect(args) -> int:
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
+        if plan.graph.quant_notes:
+            print("== quantized model: operators kept in float (between DequantizeLinear and "
+                  "QuantizeLinear)")
+            for node, op_type, why in plan.graph.quant_notes:
+                print(f"  {node} ({op_type}): {why}")
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""

@@ -25,6 +25,7 @@ from .lowering import Plan, lower_graph
 from .options import CompileOptions
 from .passes import optimize
 from .passes.layout_nchw44 import layout_nchw44
+from .passes.qdq import fuse_qdq
 from .isa import resolve as _resolve_isa
 
 Shapes = Dict[str, Tuple[int, ...]]
@@ -120,6 +121,7 @@ def _check_views(plan: Plan) -> None:
 def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions()) -> Plan:
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
+    fuse_qdq(graph)  # before folding: the quantized weights are still DequantizeLinear inputs
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
     optimize(graph, options)

@@ -114,6 +114,7 @@ class Case:
     # cases with different tags never share a model (a workaround for a compiler bug where
     # batching breaks the build: the case's comment says which)
     batch: str = ""
+    domain: str = ""  # the node's operator domain ("com.microsoft" for onnxruntime's ops)
 
     @property
     def group(self):
@@ -142,7 +143,8 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
         outs = [f"c{k}_out{j}" for j in range(c.n_out)]
         outputs += [helper.make_empty_tensor_value_info(o) for o in outs]
         first = [f"c{k}_t0"] + outs[1:] if c.post else outs
-        nodes.append(helper.make_node(c.op, names, first, name=f"case{k}", **c.attrs))
+        nodes.append(helper.make_node(c.op, names, first, name=f"case{k}", domain=c.domain,
+                                      **c.attrs))
         src = first[0]
         for j, (op, extra, attrs) in enumerate(c.post):
             dst = outs[0] if j == len(c.post) - 1 else f"c{k}_t{j + 1}"
@@ -150,7 +152,9 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
             nodes.append(helper.make_node(op, ins, [dst], name=f"case{k}_post{j}", **attrs))
             src = dst
     graph = helper.make_graph(nodes, "cases", graph_inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", cases[0].opset)])
+    opsets = [helper.make_opsetid("", cases[0].opset)]
+    opsets += [helper.make_opsetid(d, 1) for d in sorted({c.domain for c in cases} - {""})]
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     return model
 

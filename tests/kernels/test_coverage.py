@@ -8,9 +8,10 @@ from kernels.index.cases import BOOK as INDEX
 from kernels.matmul.cases import BOOK as MATMUL
 from kernels.norm.cases import BOOK as NORM
 from kernels.pool.cases import BOOK as POOL
+from kernels.quant.cases import BOOK as QUANT
 from kernels.reduce.cases import BOOK as REDUCE
 
-BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX]
+BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX, QUANT]
 
 # Explicit exceptions: ops no one-node case produces. Graph passes create them from several
 # nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv); they are

@@ -1,0 +1,122 @@
+"""QLinearAveragePool and QLinearGlobalAveragePool, portable C, as onnxruntime computes
+them: the average pool in float on dequantized values, quantized with
+nearbyint(y / y_scale + y_zp); the global pool as an int32 sum requantized by
+x_scale / (y_scale * count) (MLAS)."""
+from __future__ import annotations
+
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, schema
+from ...ir import Graph, Op
+from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
+from ..registry import implements
+from .requant import CTYPE, SHORT, Requant
+
+QTYPES = ("int8", "uint8")
+POOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
+                     i32("W", "input width"), i32("OH", "output height"),
+                     i32("OW", "output width"), i32("KH", "window height"),
+                     i32("KW", "window width"), i32("SH", "stride height"),
+                     i32("SW", "stride width"), i32("PT", "padding top"),
+                     i32("PL", "padding left"))
+GLOBAL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("S", "elements per plane"))
+
+
+def _io(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.dtype != y.dtype:
+        raise graph.error(f"X is {x.dtype} but Y is {y.dtype}", op)
+    check_scale(graph, op, 1, "x_scale")
+    check_scale(graph, op, 3, "y_scale")
+    check_zero_point(graph, op, 2, x.dtype, "x_zero_point")
+    check_zero_point(graph, op, 4, y.dtype, "y_zero_point")
+    names = [op.inputs[0], op.inputs[1], operand(graph, op, 2), op.inputs[3],
+             operand(graph, op, 4)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    ct = CTYPE[x.dtype]
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    head = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const float xs = *(const float *)in_ptrs[{pos[1]}];
+    const float so = *(const float *)in_ptrs[{pos[3]}];
+    const int32_t xz = {zp(2)}, yz = {zp(4)};
+"""
+    return x, y, ins, head, ("" if 2 in pos else "_noxz") + ("" if 4 in pos else "_noyz")
+
+
+@implements("QLinearAveragePool", dtypes=QTYPES)
+def lower_qlinear_avgpool(op: Op, graph: Graph):
+    x, y, ins, head, ztag = _io(op, graph)
+    if len(x.shape) not in (3, 4):
+        raise graph.error(f"{len(x.shape) - 2}-D pooling is not supported (1-D, 2-D are)", op)
+    if op.attrs.get("rounding", "half_even") != "half_even" or op.attrs.get("activation"):
+        raise graph.error("QLinearAveragePool supports onnxruntime's rounding only", op)
+    one_d = len(x.shape) == 3
+    ks = list(op.attrs["kernel_shape"])
+    st = list(op.attrs.get("strides") or [1] * len(ks))
+    pads = list(op.attrs.get("pads") or [0] * 2 * len(ks))
+    if one_d:
+        ks, st, pads = [1] + ks, [1] + st, [0, pads[0], 0, pads[1]]
+    h, w = (1, x.shape[2]) if one_d else x.shape[2:]
+    oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
+    include_pad = int(op.attrs.get("count_include_pad", 0))
+    lo, hi = QRANGE[y.dtype]
+    yt = CTYPE[y.dtype]
+    count = "KH * KW" if include_pad else "(he - hs) * (we - ws)"
+    # onnxruntime: hend = min(hstart + k, H) then hstart = max(hstart, 0); the sum in float
+    # over dequantized values, row by row; y = clamp(nearbyint(sum / count / ys + yz))
+    body = head + f"""    int32_t c, oy, ox, iy, ix;
+    for (c = 0; c < NC; ++c) {{
+        const {yt} *xc = x + (int64_t)c * H * W;
+        {yt} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            int32_t hs = oy * SH - PT, he = hs + KH < H ? hs + KH : H;
+            hs = hs > 0 ? hs : 0;
+            for (ox = 0; ox < OW; ++ox) {{
+                int32_t ws = ox * SW - PL, we = ws + KW < W ? ws + KW : W;
+                float sum = 0.0f, v;
+                ws = ws > 0 ? ws : 0;
+                for (iy = hs; iy < he; ++iy)
+                    for (ix = ws; ix < we; ++ix)
+                        sum += xs * (float)((int32_t)xc[(int64_t)iy * W + ix] - xz);
+                sum /= (float)({count});
+                v = sum / so;
+                v = v + (float)yz;
+                yc[oy * OW + ox] = ({yt})megcc_qround_even(v, {lo}.0f, {hi}.0f);
+            }}
+        }}
+    }}
+"""
+    from .requant import ROUND_EVEN
+
+    name = f"qlinear_avgpool_{SHORT[x.dtype]}{'_incpad' if include_pad else ''}{ztag}"
+    kernel = make_kernel(name, body, POOL_PARAMS, (ROUND_EVEN,))
+    params = POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=h, W=w, OH=oh, OW=ow, KH=ks[0],
+                              KW=ks[1], SH=st[0], SW=st[1], PT=pads[0], PL=pads[1])
+    return [Instr(kernel, ins, [op.outputs[0]], params, note="int8 average pool")]
+
+
+@implements("QLinearGlobalAveragePool", dtypes=QTYPES)
+def lower_qlinear_global_avgpool(op: Op, graph: Graph):
+    x, y, ins, head, ztag = _io(op, graph)
+    if op.attrs.get("channels_last", 0):
+        raise graph.error("channels_last is not supported", op)
+    rq = Requant(op, graph, y.dtype)
+    spatial = 1
+    for d in x.shape[2:]:
+        spatial *= d
+    value = rq.value("sum - xz * S", "scale", "xs / (float)S")
+    body = head + f"""    const float scale = xs / (so * (float)S);
+    {rq.setup("yz")}
+    int32_t c, i;
+    for (c = 0; c < NC; ++c, x += S) {{
+        int32_t sum = 0;
+        for (i = 0; i < S; ++i) sum += (int32_t)x[i];
+        y[c] = {rq.store(value, "yz")};
+    }}
+"""
+    name = f"qlinear_global_avgpool_{rq.tag}{ztag}"
+    kernel = make_kernel(name, body, GLOBAL_PARAMS, rq.helpers)
+    return [Instr(kernel, ins, [op.outputs[0]],
+                  GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial),
+                  note="int8 global average pool")]

@@ -1,0 +1,172 @@
+"""Quantized operator cases (QOperator vocabulary: ONNX's and onnxruntime's com.microsoft
+ops), onnxruntime as the oracle: integer outputs bit-exact. Odd channel counts, sizes off
+any vector width, saturating values, per-channel scales, non-zero zero points, int8 and
+uint8, ties in the rounding."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.harness import Book, Const
+
+BOOK = Book("quant", exact=True)
+MS = "com.microsoft"
+F32 = np.float32
+_r = np.random.default_rng(8128)
+
+
+def q(dtype, *shape):
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    return _r.integers(lo, hi + 1, shape).astype(dtype)
+
+
+def s(v):
+    return Const(np.array(v, F32))
+
+
+def z(dtype, v):
+    return Const(np.array(v, dtype))
+
+
+# --- QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear -------------------------
+_x = (_r.standard_normal((2, 5, 3, 7)) * 4).astype(F32)
+_x.flat[:8] = [0.25, 0.75, -0.25, -0.75, 1000.0, -1000.0, 0.5, -0.5]  # ties, saturation
+for _opset in (10, 13, 19):
+    BOOK.add(f"quantize_u8_opset{_opset}", "QuantizeLinear", [_x, s(0.05), z("uint8", 128)],
+             opset=_opset)
+    BOOK.add(f"quantize_s8_opset{_opset}", "QuantizeLinear", [_x, s(0.5), z("int8", -3)],
+             opset=_opset)
+    BOOK.add(f"dequantize_u8_opset{_opset}", "DequantizeLinear",
+             [q("uint8", 3, 17), s(0.037), z("uint8", 131)], opset=_opset)
+BOOK.add("quantize_no_zp", "QuantizeLinear", [_x, s(0.02)], opset=13)
+BOOK.add("quantize_per_axis", "QuantizeLinear",
+         [_x, s([0.1, 0.5, 0.05, 0.25, 1.0]), z("int8", [0, 3, -5, 100, -128])],
+         dict(axis=1), opset=13)
+BOOK.add("quantize_per_axis_last", "QuantizeLinear",
+         [_x, s(np.linspace(0.01, 0.3, 7)), z("uint8", np.arange(7) * 30)],
+         dict(axis=-1), opset=13)
+BOOK.add("dequantize_s8_per_axis", "DequantizeLinear",
+         [q("int8", 2, 5, 3), s([0.1, 0.5, 0.05, 0.25, 1.0]), z("int8", [0, 3, -5, 100, -128])],
+         dict(axis=1), opset=13)
+BOOK.add("dequantize_int32", "DequantizeLinear",
+         [_r.integers(-100000, 100000, (4, 9)).astype(np.int32), s(0.0013)], opset=13)
+BOOK.add("dynamic_quantize", "DynamicQuantizeLinear", [_x], n_out=3, opset=13)
+BOOK.add("dynamic_quantize_positive", "DynamicQuantizeLinear",
+         [np.abs(_x[:, :2]) + F32(0.5)], n_out=3, opset=13)
+BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
+         [-np.abs(_x[:1, :3]) - F32(0.1)], n_out=3, opset=13)
+
+
+# --- QLinearConv / ConvInteger --------------------------------------------------------
+def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
+          dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False):
+    x = q(xt, n, c, w) if one_d else q(xt, n, c, h, w)
+    wshape = (oc, c // group, k) if one_d else (oc, c // group, k, k)
+    wv = q(wt, *wshape)
+    ws = np.linspace(0.002, 0.01, oc).astype(F32) if per_channel else np.array(0.004, F32)
+    xz = (7 if xt == "int8" else 121) if xz is None else xz
+    yz = (-9 if xt == "int8" else 130) if yz is None else yz
+    attrs = dict(group=group, strides=list(strides[-1:] if one_d else strides),
+                 pads=list((pads[1], pads[3]) if one_d else pads),
+                 dilations=list(dil[-1:] if one_d else dil))
+    ins = [x, s(0.05), z(xt, xz), Const(wv), Const(ws), z(wt, [wz] * oc if per_channel
+                                                        else wz), s(0.08), z(xt, yz)]
+    if bias:
+        ins.append(Const(_r.integers(-3000, 3000, oc).astype(np.int32)))
+    BOOK.add(id_, "QLinearConv", ins, attrs, opset=13)
+
+
+qconv("qconv_u8s8_dense_pad", "uint8", "int8", 1, 3, 9, 11, 5, 3, pads=(1, 1, 1, 1))
+qconv("qconv_u8s8_per_channel_stride2", "uint8", "int8", 2, 5, 10, 9, 7, 3, strides=(2, 2),
+      pads=(1, 0, 1, 2), per_channel=True)
+qconv("qconv_s8s8_group", "int8", "int8", 1, 6, 7, 8, 9, 3, group=3, pads=(1, 1, 1, 1),
+      per_channel=True)
+qconv("qconv_s8s8_depthwise", "int8", "int8", 1, 11, 9, 9, 11, 3, group=11,
+      pads=(1, 1, 1, 1), per_channel=True)
+qconv("qconv_u8u8_1x1_wzp", "uint8", "uint8", 1, 13, 5, 6, 17, 1, wz=131, bias=False)
+qconv("qconv_s8s8_dilated", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
+      pads=(2, 2, 2, 2))
+qconv("qconv_u8s8_1d", "uint8", "int8", 1, 3, 1, 19, 4, 5, pads=(0, 2, 0, 2), one_d=True)
+qconv("qconv_u8s8_saturating", "uint8", "int8", 1, 8, 6, 6, 4, 3, yz=0)
+BOOK.add("conv_integer_u8u8_zp", "ConvInteger",
+         [q("uint8", 1, 3, 7, 8), Const(q("uint8", 4, 3, 3, 3)), z("uint8", 120),
+          z("uint8", 133)], dict(pads=[1, 1, 1, 1]), opset=13)
+BOOK.add("conv_integer_u8u8_nozp", "ConvInteger",
+         [q("uint8", 2, 4, 6, 5), Const(q("uint8", 6, 2, 2, 2))], dict(group=2, strides=[2, 1]),
+         opset=13)
+
+# --- QLinearMatMul / MatMulInteger / QGemm / MatMulIntegerToFloat ----------------------
+BOOK.add("qmatmul_u8s8", "QLinearMatMul",
+         [q("uint8", 5, 19), s(0.02), z("uint8", 128), Const(q("int8", 19, 7)), s(0.01),
+          z("int8", 0), s(0.1), z("uint8", 120)], opset=13)
+BOOK.add("qmatmul_s8s8_batched", "QLinearMatMul",
+         [q("int8", 2, 3, 5, 9), s(0.02), z("int8", -4), q("int8", 3, 9, 6), s(0.01),
+          z("int8", 3), s(0.05), z("int8", 5)], opset=13)
+BOOK.add("qmatmul_u8u8", "QLinearMatMul",
+         [q("uint8", 4, 33), s(0.03), z("uint8", 100), Const(q("uint8", 33, 3)), s(0.02),
+          z("uint8", 140), s(0.3), z("uint8", 0)], opset=13)
+BOOK.add("matmul_integer_u8u8", "MatMulInteger",
+         [q("uint8", 4, 11), Const(q("uint8", 11, 6)), z("uint8", 130), z("uint8", 125)],
+         opset=13)
+BOOK.add("matmul_integer_u8s8_3d", "MatMulInteger",
+         [q("uint8", 2, 3, 10), Const(q("int8", 10, 5)), z("uint8", 7)], opset=13)
+BOOK.add("matmul_integer_b_per_column", "MatMulInteger",
+         [q("uint8", 3, 8), Const(q("int8", 8, 5)), z("uint8", 100),
+          z("int8", [1, -2, 3, 0, 5])], opset=13)
+BOOK.add("qgemm_u8s8_transb_bias", "QGemm",
+         [q("uint8", 3, 17), s(0.02), z("uint8", 120), Const(q("int8", 6, 17)), s(0.004),
+          z("int8", 0), Const(_r.integers(-2000, 2000, 6).astype(np.int32)), s(0.07),
+          z("uint8", 128)], dict(transB=1), domain=MS, opset=13)
+BOOK.add("qgemm_s8s8_per_column", "QGemm",
+         [q("int8", 4, 9), s(0.02), z("int8", 1), Const(q("int8", 9, 5)),
+          Const(np.linspace(0.001, 0.01, 5).astype(F32)), Const(np.zeros(5, np.int8)),
+          Const(_r.integers(-500, 500, 5).astype(np.int32)), s(0.05), z("int8", -2)],
+         domain=MS, opset=13)
+BOOK.add("matmul_integer_to_float", "MatMulIntegerToFloat",
+         [q("uint8", 3, 12), Const(q("int8", 12, 7)), s(0.02), s(0.005), z("uint8", 128),
+          z("int8", 0), Const(_r.standard_normal(7).astype(F32))],
+         domain=MS, opset=13, exact=False)
+
+# --- QLinearAdd / QLinearMul (broadcasting) -------------------------------------------
+for _op in ("QLinearAdd", "QLinearMul"):
+    for _t in ("uint8", "int8"):
+        _zs = (3, -7, 11) if _t == "int8" else (128, 100, 131)
+        for _name, _sa, _sb in [("same", (1, 7, 5, 3), (1, 7, 5, 3)),
+                                ("bcast_channel", (2, 7, 5, 3), (1, 7, 1, 1)),
+                                ("bcast_row", (2, 3, 19), (19,)),
+                                ("bcast_scalar_a", (1,), (3, 17)),
+                                ("bcast_outer", (5, 1), (1, 9))]:
+            BOOK.add(f"{_op}_{_t}_{_name}".lower(), _op,
+                     [q(_t, *_sa), s(0.031), z(_t, _zs[0]), q(_t, *_sb), s(0.017),
+                      z(_t, _zs[1]), s(0.045), z(_t, _zs[2])], domain=MS, opset=13)
+
+# --- table-driven unary ops ------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zx, _zy = (5, -128) if _t == "int8" else (133, 0)
+    BOOK.add(f"qsigmoid_{_t}", "QLinearSigmoid",
+             [q(_t, 2, 5, 7), s(0.06), z(_t, _zx), s(1.0 / 256), z(_t, _zy)],
+             domain=MS, opset=13)
+    BOOK.add(f"qleakyrelu_{_t}", "QLinearLeakyRelu",
+             [q(_t, 3, 13), s(0.05), z(_t, _zx), s(0.03), z(_t, _zx - 5)],
+             dict(alpha=0.1), domain=MS, opset=13)
+
+# --- pooling ---------------------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zx, _zy = (-3, 4) if _t == "int8" else (120, 110)
+    BOOK.add(f"qavgpool_{_t}_k3s2p1", "QLinearAveragePool",
+             [q(_t, 1, 5, 9, 11), s(0.05), z(_t, _zx), s(0.04), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), domain=MS, opset=13)
+    BOOK.add(f"qavgpool_{_t}_incpad", "QLinearAveragePool",
+             [q(_t, 2, 3, 7, 7), s(0.05), z(_t, _zx), s(0.03), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                  count_include_pad=1), domain=MS, opset=13)
+    BOOK.add(f"qglobalavgpool_{_t}", "QLinearGlobalAveragePool",
+             [q(_t, 2, 7, 5, 9), s(0.05), z(_t, _zx), s(0.02), z(_t, _zy)],
+             dict(channels_last=0), domain=MS, opset=13)
+
+# --- concatenation ---------------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zy = 3 if _t == "int8" else 128
+    BOOK.add(f"qconcat_{_t}", "QLinearConcat",
+             [s(0.05), z(_t, _zy), q(_t, 1, 3, 4, 5), s(0.05), z(_t, _zy),
+              q(_t, 1, 2, 4, 5), s(0.11), z(_t, _zy - 3), q(_t, 1, 5, 4, 5), s(0.02),
+              z(_t, _zy + 2)], dict(axis=1), domain=MS, opset=13)

@@ -830,8 +830,8 @@ def _adaptive_pooling(cv: _Converter, opr) -> None:
     _, _, ih, iw = cv.g.tensor(x).shape
     _, _, oh, ow = cv.g.tensor(out).shape
     mode = params["mode"]
-    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE") and not (
-            mode == "AVERAGE" and mge_quant.is_quantized(cv, opr)):
+    # (quantized: the global pools become windowed ones, which have int8 kernels)
+    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE") and not mge_quant.is_quantized(cv, opr):
         cv.emit("GlobalMaxPool" if mode == "MAX" else "GlobalAveragePool", [x], [out])
     else:
         # MegEngine computes adaptive pooling as a plain pooling with

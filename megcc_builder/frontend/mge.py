@@ -200,7 +200,11 @@ class _Converter:
     def quant(self, var) -> Optional[mge_quant.MgbQuant]:
         """MegEngine's quantization parameters of `var` (None for plain dtypes)."""
         try:
-            return mge_quant.quant_of(var.dtype)
+            np_dtype = var.dtype
+        except RuntimeError:  # e.g. BatchNorm's Byte workspace output has no numpy dtype
+            return None
+        try:
+            return mge_quant.quant_of(np_dtype)
         except mge_quant.QuantDtypeError as e:
             raise self.error(f"var '{var.name}': {e}")
 

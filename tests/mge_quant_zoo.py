@@ -183,6 +183,7 @@ _op("conv5x5_nobn_relu", lambda: _ConvOp(8, 7, 5, act="relu", bn=False), [_X])
 _op("conv3x3_nobias", lambda: _ConvOp(8, 16, 3, bn=False, bias=False), [_X])
 _op("conv_first_layer_c3", lambda: _ConvOp(3, 16, 3, stride=2, act="relu"), [(1, 3, 17, 17)])
 _op("group_conv_relu", lambda: _ConvOp(8, 16, 3, groups=4, act="relu"), [_X])
+_op("group_conv_g2_relu", lambda: _ConvOp(16, 16, 3, groups=2, act="relu"), [(2, 16, 10, 10)])
 _op("depthwise_relu", lambda: _ConvOp(8, 8, 3, groups=8, act="relu"), [_X])
 _op("depthwise_s2_identity", lambda: _ConvOp(8, 8, 3, stride=2, groups=8), [_X])
 _op("depthwise_h_swish", lambda: _ConvOp(8, 8, 3, groups=8, act="h_swish"), [_X])
@@ -432,9 +433,19 @@ def input_names(name: str) -> List[str]:
     return ["data"] if n == 1 else [f"in{i}" for i in range(n)]
 
 
-def dump(name: str, directory: str, optimize: bool) -> str:
-    """Dump model `name` into `directory` (cached: an existing file is reused)."""
-    path = os.path.join(directory, f"{name}_{'opt' if optimize else 'plain'}.mge")
+# dump modes: optimize_for_inference, and the extra layout options MegCC's ARM flow uses
+DUMP_MODES = {"plain": (False, {}), "optimized": (True, {}),
+              "nchw44": (True, {"enable_nchw44": True}),
+              "nchw44_dot": (True, {"enable_nchw44_dot": True})}
+
+
+def dump(name: str, directory: str, mode) -> str:
+    """Dump model `name` into `directory` (cached: an existing file is reused). `mode` is a
+    DUMP_MODES key, or a bool (optimize_for_inference or not)."""
+    if isinstance(mode, bool):
+        mode = "optimized" if mode else "plain"
+    optimize, options = DUMP_MODES[mode]
+    path = os.path.join(directory, f"{name}_{mode}.mge")
     if os.path.exists(path):
         return path
     net = build(name)
@@ -446,7 +457,7 @@ def dump(name: str, directory: str, optimize: bool) -> str:
 
     infer(*[mge.tensor(np.zeros(s, np.float32)) for s in shapes])
     tmp = path + ".tmp"
-    infer.dump(tmp, arg_names=input_names(name), optimize_for_inference=optimize)
+    infer.dump(tmp, arg_names=input_names(name), optimize_for_inference=optimize, **options)
     os.replace(tmp, path)  # atomic: a half-written dump is never cached
     return path
 

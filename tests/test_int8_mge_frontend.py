@@ -7,6 +7,7 @@ float32 requantization, rounding half away from zero). This pins the frontend's 
 (scales, zero points, biases, activations, layouts) independently of the C kernels, which
 tests/test_int8_mge_models.py checks against the same oracle.
 """
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,34 @@ def test_single_operator_bit_exact(qzoo_dir, name, mode):
         if op.type in INTEGER_OPS - {"DequantizeLinear", "MatMulInteger"}:
             assert op.attrs.get("rounding") == "half_away", op
     assert not types & {"Conv", "Gemm", "AveragePool", "TypeCvt", "ElemwiseMultiType"}, types
+
+
+NCHW44_OPS = ["conv3x3_relu", "conv1x1_s2_relu", "group_conv_g2_relu", "depthwise_relu",
+              "conv_first_layer_c3", "maxpool_3x3_s2_p1", "avgpool_2x2"]
+
+
+@pytest.mark.parametrize("mode", ["nchw44", "nchw44_dot"])
+@pytest.mark.parametrize("name", NCHW44_OPS + list(zoo.NET_NAMES))
+def test_nchw44_dumps_bit_exact(qzoo_dir, name, mode):
+    """MegCC's ARM flow dumps int8 models with enable_nchw44 / enable_nchw44_dot: 5-D
+    activations and re-laid-out weights (NCHW44_DOT keeps each output channel's 4 input
+    channels together)."""
+    path = zoo.dump(name, qzoo_dir, mode)
+    graph = load_mge(path)
+    feeds = _feeds(name)
+    (ref,) = zoo.reference_output(path, feeds)
+    (ours,) = run_graph(graph, feeds).values()
+    assert np.array_equal(ours, ref), f"{name}/{mode}: {np.sum(ours != ref)} elements differ"
+
+
+def test_nchw44_dot_dump_has_dot_layout(qzoo_dir):
+    """The dot-layout case above is real: MegEngine did write NCHW44_DOT convolutions."""
+    from megengine.utils.network import Network
+
+    net = Network.load(zoo.dump("group_conv_g2_relu", qzoo_dir, "nchw44_dot"))
+    formats = {json.loads(o._opr.params)["format"] for o in net.all_oprs if o.type == "ConvBias"}
+    sparse = {json.loads(o._opr.params)["sparse"] for o in net.all_oprs if o.type == "ConvBias"}
+    assert formats == {"NCHW44_DOT"} and sparse == {"GROUP"}
 
 
 def test_translation_of_a_quantized_conv(qzoo_dir):

@@ -644,10 +644,11 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
     w = cv.name(wvar)
     shape = cv.shape(wvar)
     value = cv.value(wvar)
-    if params.get("format", "NCHW") == "NCHW44":
+    if params.get("format", "NCHW") in _NCHW44_FORMATS:
         if value is None:
             raise cv.error("an NCHW44 convolution needs a constant weight")
-        value = _nchw44_weight(cv, value, params["sparse"], len(cv.shape(opr.inputs[0])))
+        value = _nchw44_weight(cv, value, params["sparse"], len(cv.shape(opr.inputs[0])),
+                               dot=params["format"] == "NCHW44_DOT")
         w, shape = cv.const(f"{w}_nchw", value), value.shape
     if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
         if value is None:
@@ -668,9 +669,21 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
 # channel c in block c // 4, lane c % 4. Convolutions and pooling in that format are
 # converted to NCHW ops between a relayout in and out (Transpose + Reshape, which
 # passes/transposes.py cancels between neighbours), with the weights re-laid out at load.
-def _nchw44_weight(cv: _Converter, w: np.ndarray, sparse: str, input_rank: int) -> np.ndarray:
+# NCHW44_DOT (--enable_nchw44_dot dumps, int8) has the same activations; its weights keep
+# the 4 input channels of one output channel together (4oc, 4ic) for the dot product.
+_NCHW44_FORMATS = ("NCHW44", "NCHW44_DOT")
+
+
+def _nchw44_weight(cv: _Converter, w: np.ndarray, sparse: str, input_rank: int,
+                   dot: bool = False) -> np.ndarray:
     """NCHW44 conv weight -> MegEngine's NCHW layout: dense (OC, IC, KH, KW), group
     (G, OC/G, IC/G, KH, KW)."""
+    if dot and sparse == "DENSE" and w.ndim == 6:  # (OC/4, IC/4, KH, KW, 4oc, 4ic)
+        o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 4, 1, 5, 2, 3).reshape(o4 * 4, i4 * 4, kh, kw)
+    if dot and sparse == "GROUP" and w.ndim == 7:  # (G, OCg/4, ICg/4, KH, KW, 4oc, 4ic)
+        g, o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 1, 5, 2, 6, 3, 4).reshape(g, o4 * 4, i4 * 4, kh, kw)
     if sparse == "DENSE" and input_rank == 4 and w.ndim == 5:
         # "hybrid" first conv, NCHW input: (OC/4, KH, KW, IC, 4oc)
         o4, kh, kw, ic, _ = w.shape
@@ -710,7 +723,7 @@ def _nchw44_io(cv: _Converter, opr, params):
     an NCHW temporary, and finish() - called after the op is emitted - relays it out into
     the opr's real NCHW44 output; for an NCHW opr everything is as it is."""
     out_var = opr.outputs[0]
-    if params.get("format", "NCHW") != "NCHW44":
+    if params.get("format", "NCHW") not in _NCHW44_FORMATS:
         return [cv.name(v) for v in opr.inputs], cv.out(out_var), lambda: None
     names = []
     for v in opr.inputs:
@@ -726,8 +739,9 @@ def _nchw44_io(cv: _Converter, opr, params):
 
 
 def _conv_attrs(cv: _Converter, params, kernel) -> dict:
-    if params.get("format", "NCHW") not in ("NCHW", "NCHW44"):
-        raise cv.error(f"format {params['format']} is not supported (NCHW and NCHW44 are)")
+    if params.get("format", "NCHW") not in ("NCHW",) + _NCHW44_FORMATS:
+        raise cv.error(f"format {params['format']} is not supported "
+                       "(NCHW, NCHW44 and NCHW44_DOT are)")
     return {
         "kernel_shape": list(kernel),
         "strides": [params["stride_h"], params["stride_w"]],

@@ -19,6 +19,8 @@ ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA
             "armv7-neon, arm64-neon, native (the best this machine runs)")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
+NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
+                   "ISA levels without the instructions")
 TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
                 "webassembly")
 
@@ -83,7 +85,7 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False):
+                     nchw44: bool = False, nchw44_dot: bool = False):
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -93,7 +95,8 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44))
+        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44,
+                               enable_nchw44_dot=nchw44_dot))
     return specs
 
 
@@ -122,7 +125,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44)
+                                 args.enable_nchw44, args.enable_nchw44_dot)
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
     _report(bundle, out_dir)
@@ -157,7 +160,8 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse, enable_nchw44=args.enable_nchw44)],
+                                       not args.no_fuse, enable_nchw44=args.enable_nchw44,
+                                       enable_nchw44_dot=args.enable_nchw44_dot)],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -218,7 +222,8 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), args.enable_nchw44))
+                                    resolve_isa(args.isa), args.enable_nchw44,
+                                    args.enable_nchw44_dot))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
@@ -297,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    c.add_argument("--enable-nchw44-dot", "--enable_nchw44_dot", dest="enable_nchw44_dot",
+                   action="store_true", help=NCHW44_DOT_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
     # the environment is read here, at the edge: the library below never looks at it
     c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
@@ -318,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fuse", action="store_true")
     r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    r.add_argument("--enable-nchw44-dot", "--enable_nchw44_dot", dest="enable_nchw44_dot",
+                   action="store_true", help=NCHW44_DOT_HELP)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -341,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    i.add_argument("--enable-nchw44-dot", "--enable_nchw44_dot", dest="enable_nchw44_dot",
+                   action="store_true", help=NCHW44_DOT_HELP)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -393,6 +404,7 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
     ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
+    ap.add_argument("--enable_nchw44_dot", action="store_true", help=NCHW44_DOT_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -414,6 +426,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
+        if a.enable_nchw44_dot:
+            specs = [replace(s, enable_nchw44_dot=True) for s in specs]
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
                                 isa=os.environ.get("MEGCC_ISA") or None)
         _report(bundle, out_dir)

@@ -22,7 +22,7 @@ from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
 from .lowering import Plan, lower_graph
-from .options import CompileOptions
+from .options import CompileOptions, dot_product_refusal
 from .passes import optimize
 from .passes.layout_nchw44 import layout_nchw44
 from .passes.qdq import fuse_qdq
@@ -39,15 +39,22 @@ class ModelSpec:
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    enable_nchw44_dot: bool = False  # ... with dot-product kernels (options.CompileOptions)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
-        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+        opts = {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+        if self.enable_nchw44_dot:  # (only when set: manifests of other builds unchanged)
+            opts["enable_nchw44_dot"] = True
+        return opts
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
-        return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
-                              enable_nchw44=self.enable_nchw44)
+        level = resolve_isa(self.isa or None)
+        if self.enable_nchw44_dot and dot_product_refusal(level):
+            raise CompileError(dot_product_refusal(level), self.path)
+        return CompileOptions(isa=level, fuse=self.fuse, enable_nchw44=self.enable_nchw44,
+                              enable_nchw44_dot=self.enable_nchw44_dot)
 
 
 @dataclass
@@ -125,7 +132,7 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
     optimize(graph, options)
-    if options.enable_nchw44:
+    if options.nchw44:
         layout_nchw44(graph)
     plan = lower_graph(graph, name, options)
     _check_views(plan)

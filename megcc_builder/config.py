@@ -15,8 +15,8 @@ from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
-SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44"}
-PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot"}
+PENDING_OPTIONS = {"enable_nchw88", "enable_ioc16",
                    "enable_compress_fp16", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
@@ -57,7 +57,8 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
         if key in PENDING_OPTIONS and value:
             raise CompileError(f"{where}option '{key}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
-            "enable_nchw44": bool(options.get("enable_nchw44", False))}
+            "enable_nchw44": bool(options.get("enable_nchw44", False)),
+            "enable_nchw44_dot": bool(options.get("enable_nchw44_dot", False))}
 
 
 def _load_config_file(path: str) -> dict:
@@ -117,7 +118,8 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
                               | PENDING_OPTIONS}, path, where)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path) if shapes.strip() else [],
-                               opts["fuse"], enable_nchw44=opts["enable_nchw44"]))
+                               opts["fuse"], enable_nchw44=opts["enable_nchw44"],
+                               enable_nchw44_dot=opts["enable_nchw44_dot"]))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:

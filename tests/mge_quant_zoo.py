@@ -345,38 +345,9 @@ class QShuffleNetV2(M.Module):
         return self.dequant(self.fc(x))
 
 
-class QDigitsNet(M.Module):
-    """samples/digits/make_model.py's DigitsNet in quantizable modules (same weights)."""
-
-    def __init__(self):
-        super().__init__()
-        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
-        self.c1 = _cbr(1, 16, 3)
-        self.c2 = _cbr(16, 32, 3)
-        self.c3 = _cb(32, 32, 3)
-        self.hswish = M.Elemwise("H_SWISH")
-        self.fc = M.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x):
-        x = self.c2(self.c1(self.quant(x)))
-        x = F.max_pool2d(x, 2)
-        x = self.hswish(self.c3(x))
-        return self.dequant(self.fc(F.flatten(x, 1)))
-
-
-def digits_float_and_quantizable():
-    """(trained float DigitsNet, QDigitsNet carrying the same trained weights, float)."""
-    trained = mge_zoo.build("digits")
-    q = QDigitsNet()
-    for dst, (conv, bn) in ((q.c1, trained.c1), (q.c2, trained.c2), (q.c3, trained.c3)):
-        dst.conv.weight._reset(conv.weight)
-        for attr in ("weight", "bias", "running_mean", "running_var"):
-            getattr(dst.bn, attr)._reset(getattr(bn, attr))
-        dst.bn.eps = bn.eps
-    q.fc.weight._reset(trained.fc.weight)
-    q.fc.bias._reset(trained.fc.bias)
-    q.eval()
-    return trained, q
+def digits_float() -> M.Module:
+    """The trained float digits CNN (samples/digits/make_model.py, seeded)."""
+    return mge_zoo.build("digits")
 
 
 def digits_data():
@@ -385,9 +356,8 @@ def digits_data():
 
 
 def _build_digits():
-    _, q = digits_float_and_quantizable()
-    x_train = digits_data()[0]
-    return post_training_quantize(q, [(x_train[i:i + 128],) for i in range(0, 1024, 128)])
+    """The sample's own int8 flow (samples/digits/make_model.py: quantize_int8)."""
+    return mge_zoo._digits_module().quantize_int8(digits_float(), digits_data()[0][:1024])
 
 
 def _build_image_net(cls, seed):

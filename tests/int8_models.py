@@ -31,7 +31,14 @@ def _light(name: str, seed: int = 11) -> onnx.ModelProto:
         g.node.remove(last)
         g.output.remove(out)
         g.output.append(helper.make_empty_tensor_value_info(last.input[0]))
-    return model
+    inits = {t.name for t in g.initializer}
+    for vi in [vi for vi in g.input if vi.name in inits]:  # weights listed as inputs
+        g.input.remove(vi)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:  # the fills' shapes
+        g.initializer.remove(t)
+    model.ir_version = 8  # (before IR 4, every initializer had to be a graph input)
+    return onnx.version_converter.convert_version(model, 13)
 
 
 class _Builder:
@@ -143,12 +150,13 @@ class _Reader:
 
 
 def quantize_all(float_path: str, out_dir: str, input_name: str,
-                 calibration: List[np.ndarray]) -> Dict[str, str]:
+                 calibration: List[np.ndarray], forms=None) -> Dict[str, str]:
     """{form: path} of the model quantized in every form (cached by file name)."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
 
     base = os.path.splitext(os.path.basename(float_path))[0]
+    wanted = forms
     forms = {
         "qoperator": dict(quant_format=QuantFormat.QOperator, per_channel=False,
                           activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8),
@@ -159,11 +167,15 @@ def quantize_all(float_path: str, out_dir: str, input_name: str,
     }
     paths = {}
     for form, kw in forms.items():
+        if wanted is not None and form not in wanted:
+            continue
         path = os.path.join(out_dir, f"{base}.{form}.onnx")
         if not os.path.exists(path):
             quantize_static(float_path, path, _Reader(input_name, calibration),
                             calibrate_method=CalibrationMethod.MinMax, **kw)
         paths[form] = path
+    if wanted is not None and "dynamic" not in wanted:
+        return paths
     path = os.path.join(out_dir, f"{base}.dynamic.onnx")
     if not os.path.exists(path):
         quantize_dynamic(float_path, path, weight_type=QuantType.QUInt8)

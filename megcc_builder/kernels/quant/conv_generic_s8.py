@@ -76,9 +76,20 @@ def _loop(xt: str, wt: str, x_zp: str, w_zp: str, epilogue: str, head: str) -> s
 """
 
 
-@implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3))
-def lower_qlinear_conv(op: Op, graph: Graph):
-    """Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [bias int32]."""
+def portable_cost(op: Op, graph: Graph, isa) -> float:
+    """About one cycle per multiply-add of the direct loop (bounds checks per tap)."""
+    w, y = graph.tensors[op.inputs[3]], graph.tensors[op.outputs[0]]
+    macs = 1
+    for d in tuple(y.shape) + tuple(w.shape[1:]):
+        macs *= d
+    return float(macs)
+
+
+def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
+    """What every QLinearConv implementation shares: the checked operands (compacted
+    instruction inputs: x, w, x_scale, x_zp, w_scale, w_zp, y_scale, y_zp, [bias]), the C
+    prologue reading scales and zero points, the per-channel setup, the epilogue and the
+    kernel-name variant."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
     y = graph.tensors[op.outputs[0]]
     for k, what in ((1, "x_scale"), (4, "w_scale"), (6, "y_scale")):
@@ -101,16 +112,11 @@ def lower_qlinear_conv(op: Op, graph: Graph):
             raise graph.error(f"the bias must be int32 with {oc} values (has {b.dtype} "
                               f"{list(b.shape)})", op)
     rq = Requant(op, graph, y.dtype)
-    xt, wt = CTYPE[x.dtype], CTYPE[w.dtype]
-    # inputs compacted: x, w, x_scale, x_zp, w_scale, w_zp, y_scale, y_zp, [bias]
     ins = [op.inputs[0], op.inputs[3], op.inputs[1], op.inputs[2] or "", op.inputs[4],
            operand(graph, op, 5) or "", op.inputs[6], operand(graph, op, 7) or "", bias or ""]
     has = [bool(n) for n in ins]
     ins = [n for n in ins if n]
-    pos = {}
-    for slot, present in enumerate(has):
-        if present:
-            pos[slot] = sum(has[:slot])
+    pos = {slot: sum(has[:slot]) for slot, present in enumerate(has) if present}
     zp = lambda slot, t, idx: (f"(int32_t)((const {CTYPE[t]} *)in_ptrs[{pos[slot]}])[{idx}]"  # noqa: E731
                                if slot in pos else "0")
     head = f"""    {rq.ctype} *y = ({rq.ctype} *)out_ptrs[0];
@@ -123,20 +129,27 @@ def lower_qlinear_conv(op: Op, graph: Graph):
     # onnxruntime: output scale per channel = x_scale * w_scale[c] / y_scale (float32)
     oc_setup = (f"const float wsc = ws[{'o' if ws_pc else '0'}];\n"
                 f"            const float mult = xs * wsc / so;\n"
-                f"            const float rs = xs * wsc;\n"
+                + ("            const float rs = xs * wsc;\n" if rq.real else "") +
                 f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
-    value = rq.value("acc + bo", "mult", "rs")
-    epilogue = f"y[yi] = {rq.store(value, 'yz')};"
-    body = _loop(xt, wt, zp(3, x.dtype, 0), zp(5, w.dtype, "o" if wz_pc else "0"), epilogue,
-                 head).replace("OC_SETUP", oc_setup)
-    if not rq.real:
-        body = body.replace("            const float rs = xs * wsc;\n", "")
-    name = (f"qlinear_conv_{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"
-            f"{'_wpc' if ws_pc else ''}{'_wzpc' if wz_pc else ''}"
-            f"{'' if 2 + 1 in pos else '_noxz'}{'' if 5 in pos else '_nowz'}"
-            f"{'' if 7 in pos else '_noyz'}{'_bias' if 8 in pos else ''}")
-    kernel = make_kernel(name, body, PARAMS, rq.helpers)
-    return [Instr(kernel, ins, [op.outputs[0]], PARAMS.pack(**geo),
+    variant = (f"{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"
+               f"{'_wpc' if ws_pc else ''}{'_wzpc' if wz_pc else ''}"
+               f"{'' if 3 in pos else '_noxz'}{'' if 5 in pos else '_nowz'}"
+               f"{'' if 7 in pos else '_noyz'}{'_bias' if 8 in pos else ''}")
+    return dict(ins=ins, head=head, oc_setup=oc_setup, rq=rq, geo=geo, variant=variant,
+                xt=CTYPE[x.dtype], wt=CTYPE[w.dtype], x_zp=zp(3, x.dtype, 0),
+                w_zp=zp(5, w.dtype, "o" if wz_pc else "0"))
+
+
+@implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), cost=portable_cost)
+def lower_qlinear_conv(op: Op, graph: Graph):
+    """Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [bias int32]."""
+    pt = qlinear_conv_parts(op, graph)
+    rq = pt["rq"]
+    epilogue = f"y[yi] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
+    body = _loop(pt["xt"], pt["wt"], pt["x_zp"], pt["w_zp"], epilogue, pt["head"]) \
+        .replace("OC_SETUP", pt["oc_setup"])
+    kernel = make_kernel(f"qlinear_conv_{pt['variant']}", body, PARAMS, rq.helpers)
+    return [Instr(kernel, pt["ins"], [op.outputs[0]], PARAMS.pack(**pt["geo"]),
                   note="int8 direct convolution")]
 
 

@@ -120,3 +120,76 @@ def lower_qlinear_global_avgpool(op: Op, graph: Graph):
     return [Instr(kernel, ins, [op.outputs[0]],
                   GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial),
                   note="int8 global average pool")]
+
+
+# --- MaxPool on int8 / uint8 (QDQ islands run it on the quantized tensor) ----------------
+MAXPOOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
+                        i32("W", "input width"), i32("OH", "output height"),
+                        i32("OW", "output width"), i32("PT", "padding top"),
+                        i32("PL", "padding left"))
+
+
+def _maxpool_applies(op: Op, graph: Graph, isa):
+    x = graph.tensors[op.inputs[0]]
+    if len(x.shape) != 4:
+        return "not 2-D"
+    if len(op.outputs) > 1 and op.outputs[1]:
+        return "Indices output"
+    return None
+
+
+def _maxpool_cost(op: Op, graph: Graph, isa) -> float:
+    y = graph.tensors[op.outputs[0]]
+    taps = op.attrs["kernel_shape"][0] * op.attrs["kernel_shape"][1]
+    return float(y.numel) * taps * 1.0
+
+
+@implements("MaxPool", dtypes=QTYPES, applies=_maxpool_applies, cost=_maxpool_cost)
+def lower_maxpool_s8(op: Op, graph: Graph):
+    """The window's maximum of the integer codes (the dequantization is monotonic, so this
+    is the max of the real values, quantized alike); window, stride and dilation compiled
+    in. Rows fully inside the input skip the bounds tests."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    kh, kw = op.attrs["kernel_shape"]
+    sh, sw = op.attrs.get("strides", [1, 1])
+    dh, dw = op.attrs.get("dilations", [1, 1])
+    pads = list(op.attrs.get("pads", [0, 0, 0, 0]))
+    ct = CTYPE[x.dtype]
+    low = "INT8_MIN" if x.dtype == "int8" else "0"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    int32_t c, oy, ox, ky, kx;
+    for (c = 0; c < NC; ++c) {{
+        const {ct} *xc = x + (int64_t)c * H * W;
+        {ct} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            const int32_t iy0 = oy * {sh} - PT;
+            for (ox = 0; ox < OW; ++ox) {{
+                const int32_t ix0 = ox * {sw} - PL;
+                int32_t m = {low};
+                if (iy0 >= 0 && iy0 + {(kh - 1) * dh} < H && ix0 >= 0 && ix0 + {(kw - 1) * dw} < W) {{
+                    for (ky = 0; ky < {kh}; ++ky) {{
+                        const {ct} *r = xc + (int64_t)(iy0 + ky * {dh}) * W + ix0;
+                        for (kx = 0; kx < {kw}; ++kx) m = r[kx * {dw}] > m ? r[kx * {dw}] : m;
+                    }}
+                }} else {{
+                    for (ky = 0; ky < {kh}; ++ky) {{
+                        const int32_t iy = iy0 + ky * {dh};
+                        if (iy < 0 || iy >= H) continue;
+                        for (kx = 0; kx < {kw}; ++kx) {{
+                            const int32_t ix = ix0 + kx * {dw};
+                            if (ix >= 0 && ix < W && xc[(int64_t)iy * W + ix] > m)
+                                m = xc[(int64_t)iy * W + ix];
+                        }}
+                    }}
+                }}
+                yc[oy * OW + ox] = ({ct})m;
+            }}
+        }}
+    }}
+"""
+    name = f"maxpool_{SHORT[x.dtype]}_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    kernel = make_kernel(name, body, MAXPOOL_PARAMS)
+    params = MAXPOOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                                 OH=y.shape[2], OW=y.shape[3], PT=pads[0], PL=pads[1])
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note="int8 max pool")]

@@ -14,8 +14,8 @@ AXIS_PARAMS = schema(i64("OUTER", "elements before the axis (product)"),
                      i32("C", "extent of the axis"),
                      i64("INNER", "elements after the axis (product)"))
 FLAT_PARAMS = schema(i64("n", "elements"))
-QUANTIZABLE = ("int8", "uint8")
-DEQUANTIZABLE = ("int8", "uint8", "int32")
+QUANTIZABLE = ("int8", "uint8", "int16", "uint16")
+DEQUANTIZABLE = ("int8", "uint8", "int32", "int16", "uint16")
 
 
 def _axis_split(op: Op, graph: Graph, shape, scale_name: str):
@@ -48,7 +48,8 @@ def _axis_split(op: Op, graph: Graph, shape, scale_name: str):
 def lower_quantize(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if y.dtype not in QUANTIZABLE:
-        raise graph.error(f"quantizing to {y.dtype} is not supported (int8, uint8 are)", op)
+        raise graph.error(f"quantizing to {y.dtype} is not supported ({', '.join(QUANTIZABLE)} "
+                          "are)", op)
     check_scale(graph, op, 1)
     zp = operand(graph, op, 2)
     check_zero_point(graph, op, 2, y.dtype)

@@ -46,8 +46,10 @@ static inline float megcc_q_hswish(float r) {
     return r * t / 6.0f;
 }
 """))
-CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
-SHORT = {"int8": "s8", "uint8": "u8", "int32": "s32", "float32": "f32"}
+CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t", "int16": "int16_t",
+         "uint16": "uint16_t"}
+SHORT = {"int8": "s8", "uint8": "u8", "int32": "s32", "float32": "f32", "int16": "s16",
+         "uint16": "u16"}
 
 
 def rounding_of(op: Op, graph: Graph) -> str:

@@ -170,3 +170,134 @@ for _t in ("uint8", "int8"):
              [s(0.05), z(_t, _zy), q(_t, 1, 3, 4, 5), s(0.05), z(_t, _zy),
               q(_t, 1, 2, 4, 5), s(0.11), z(_t, _zy - 3), q(_t, 1, 5, 4, 5), s(0.02),
               z(_t, _zy + 2)], dict(axis=1), domain=MS, opset=13)
+
+
+# --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
+def _round(v, mode):
+    v = v.astype(np.float64)  # exact for float32 values
+    return np.rint(v) if mode == "half_even" else np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def _act_real(r, act):
+    r = r.astype(np.float64)
+    if act == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-r))
+    if act == "HSwish":
+        return r * np.clip(r + 3.0, 0.0, 6.0) / 6.0
+    return r
+
+
+def _requant(acc, real_scale, mult, so, zp, dtype, mode, act, bounds=None):
+    """The contract (coord/int8.md): v = float(acc) * mult, or act(float(acc) * s_in*s_w)
+    / s_out for real activations; Relu / Clip as bounds; rounded; + zp; saturated."""
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    lo_f, hi_f = F32(lo - zp), F32(hi - zp)
+    if act in ("Sigmoid", "HSwish"):
+        v = (_act_real(acc.astype(F32) * real_scale, act) / so).astype(F32)
+    else:
+        v = (acc.astype(F32) * mult).astype(F32)
+    if act == "Relu":
+        lo_f = max(lo_f, F32(0))
+    if act == "Clip":
+        lo_f = max(lo_f, F32(F32(bounds[0]) / so))
+        hi_f = min(hi_f, F32(F32(bounds[1]) / so))
+    v = np.clip(v, lo_f, hi_f)
+    return (_round(v, mode) + zp).astype(dtype)
+
+
+def _conv_acc(x, xz, w, wz, pads, group):
+    n, c, h, wd = x.shape
+    oc, icg, kh, kw = w.shape
+    xp = np.pad(x.astype(np.int64) - xz, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh, ow = xp.shape[2] - kh + 1, xp.shape[3] - kw + 1
+    acc = np.zeros((n, oc, oh, ow), np.int64)
+    wc = w.astype(np.int64) - wz
+    ocg = oc // group
+    for o in range(oc):
+        g = o // ocg
+        for ky in range(kh):
+            for kx in range(kw):
+                acc[:, o] += np.einsum("nchw,c->nhw", xp[:, g * icg:(g + 1) * icg, ky:ky + oh,
+                                                          kx:kx + ow], wc[o, :, ky, kx])
+    return acc.astype(np.int32)
+
+
+def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1):
+    c, oc = (4, 4) if group > 1 else (3, 5)
+    x = q(xt, 1, c, 6, 7)
+    w = q("int8", oc, c // group, 3, 3)
+    ws = np.linspace(0.002, 0.01, oc).astype(F32)
+    bias = _r.integers(-2000, 2000, oc).astype(np.int32)
+    xs, ys, xz, yz = F32(0.05), F32(0.04), (0 if xt == "int8" else 128), \
+        (0 if xt == "int8" else 120)
+    attrs = dict(pads=[1, 1, 1, 1], group=group, rounding=mode, activation=act)
+    if bounds:
+        attrs["activation_bounds"] = list(bounds)
+
+    def ref(x, xs_, xz_, w, ws_, wz_, ys_, yz_, b):
+        acc = _conv_acc(x, int(xz), w, 0, (1, 1, 1, 1), group) + b.reshape(1, -1, 1, 1)
+        rs = (xs * ws).astype(F32).reshape(1, -1, 1, 1)
+        mult = ((xs * ws).astype(F32) / ys).astype(F32).reshape(1, -1, 1, 1)
+        return [_requant(acc, rs, mult, ys, int(yz), xt, mode, act, bounds)]
+
+    BOOK.add(id_, "QLinearConv", [x, s(xs), z(xt, xz), Const(w), Const(ws), Const(np.zeros(oc, "int8")),
+                                   s(ys), z(xt, yz), Const(bias)], attrs, ref=ref, opset=13)
+
+
+megengine_conv("qconv_half_away_s8", "int8", "")
+megengine_conv("qconv_half_away_relu_s8", "int8", "Relu")
+megengine_conv("qconv_half_away_relu_u8_group", "uint8", "Relu", group=2)
+megengine_conv("qconv_half_even_clip_u8", "uint8", "Clip", mode="half_even", bounds=(0.0, 0.5))
+megengine_conv("qconv_half_away_sigmoid_s8", "int8", "Sigmoid")
+megengine_conv("qconv_half_away_hswish_s8", "int8", "HSwish")
+
+_xq = (_r.standard_normal((3, 11)) * 3).astype(F32)
+_xq.flat[:6] = [0.25, -0.25, 0.75, -0.75, 2.5 * 0.5, -2.5 * 0.5]  # ties at scale 0.5
+BOOK.add("quantize_half_away", "QuantizeLinear", [_xq, s(0.5), z("int8", 1)],
+         dict(rounding="half_away"), opset=13,
+         ref=lambda x, sc, zp: [np.clip(_round((x / F32(0.5)).astype(F32), "half_away") + 1,
+                                        -128, 127).astype(np.int8)])
+
+
+def _binary_ref(op_type, mode, act, dtype, za, zb, zc):
+    def ref(a, sa, za_, b, sb, zb_, sc, zc_):
+        ra = ((a.astype(np.int32) - za).astype(F32) * F32(sa)).astype(F32)
+        rb = ((b.astype(np.int32) - zb).astype(F32) * F32(sb)).astype(F32)
+        r = (ra + rb if op_type == "QLinearAdd" else ra * rb).astype(F32)
+        v = (_act_real(r, act) / F32(sc)).astype(F32) if act in ("Sigmoid", "HSwish") \
+            else (r / F32(sc)).astype(F32)
+        lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+        lo_f = F32(0) if act == "Relu" else F32(lo - zc)
+        v = np.clip(v, max(lo_f, F32(lo - zc)), F32(hi - zc))
+        return [(_round(v, mode) + zc).astype(dtype)]
+    return ref
+
+
+for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", ""),
+                  ("QLinearAdd", "Sigmoid")):
+    _za, _zb, _zc = 0, 0, 0
+    BOOK.add(f"{_op.lower()}_half_away_{_act.lower() or 'none'}", _op,
+             [q("int8", 2, 5, 3, 3), s(0.05), z("int8", _za), q("int8", 1, 5, 1, 1), s(0.04),
+              z("int8", _zb), s(0.06), z("int8", _zc)],
+             dict(rounding="half_away", activation=_act), domain=MS, opset=13,
+             ref=_binary_ref(_op, "half_away", _act, "int8", _za, _zb, _zc))
+
+# --- shapes for the AVX2 int16-pair GEMM: K odd / even, positions off the 16-wide tile,
+# output channels off the 4-row panel, blocks of positions, saturation, strides, dilation
+qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
+qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
+      per_channel=True)
+qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
+qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
+      pads=(0, 1, 1, 0), wz=120, yz=0)
+qconv("qconv_gemm_dilated_s8", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
+      pads=(2, 2, 2, 2), per_channel=True, yz=127)
+megengine_conv("qconv_gemm_half_away_relu", "int8", "Relu")
+
+# --- MaxPool on quantized codes ----------------------------------------------------------
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _ceil in (((3, 3), (2, 2), (1, 1, 1, 1), 0), ((2, 2), (2, 2), (0, 0, 0, 0), 1),
+                               ((3, 3), (1, 1), (0, 1, 2, 1), 0)):
+        BOOK.add(f"maxpool_{_t}_k{_k[0]}s{_st[0]}p{''.join(map(str, _p))}c{_ceil}", "MaxPool",
+                 [q(_t, 2, 3, 11, 9)], dict(kernel_shape=list(_k), strides=list(_st),
+                                             pads=list(_p), ceil_mode=_ceil), opset=12)

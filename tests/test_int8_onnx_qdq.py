@@ -1,0 +1,276 @@
+"""Single-operator QDQ models (DequantizeLinear -> op -> QuantizeLinear, as
+onnxruntime.quantization writes them): the QDQ pass must turn each island into its integer
+operator and the result must be bit-exact against onnxruntime's optimised run (which fuses
+the same islands into its integer kernels); malformed quantization parameters are refused
+with one line naming the node; `megcc inspect` lists the operators left in float."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from megcc_builder.compiler import build_plan
+from megcc_builder.frontend.onnx import load_onnx
+from megcc_builder.host import compile_and_run
+
+F32 = np.float32
+ONNX_TYPE = {"uint8": TensorProto.UINT8, "int8": TensorProto.INT8}
+
+
+class QDQ:
+    """A model whose float input is quantized, dequantized, run through `op` with
+    dequantized constant operands, quantized and dequantized again."""
+
+    def __init__(self, act: str = "uint8", seed: int = 0):
+        self.act = act
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.n = [], [], 0
+        self.zp = 128 if act == "uint8" else 0
+
+    def _name(self, base):
+        self.n += 1
+        return f"{base}{self.n}"
+
+    def const(self, value, dtype=None):
+        name = self._name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def q(self, x, scale, zp=None, dtype=None):
+        dtype = dtype or self.act
+        out = self._name("q")
+        zp = self.zp if zp is None else zp
+        self.nodes.append(helper.make_node("QuantizeLinear", [x, self.const(scale, F32),
+                                                              self.const(zp, dtype)], [out]))
+        return out
+
+    def dq(self, x, scale, zp, dtype, axis=None):
+        out = self._name("dq")
+        attrs = {} if axis is None else {"axis": axis}
+        self.nodes.append(helper.make_node("DequantizeLinear",
+                                           [x, self.const(scale, F32), self.const(zp, dtype)],
+                                           [out], **attrs))
+        return out
+
+    def act_in(self, x, scale=0.05):
+        return self.dq(self.q(x, scale), scale, self.zp, self.act)
+
+    def weight(self, shape, per_channel_axis=None, dtype="int8"):
+        w = self.rng.integers(-127, 128, shape).astype(dtype)
+        if per_channel_axis is None:
+            return self.dq(self.const(w), F32(0.01), 0, dtype)
+        n = shape[per_channel_axis]
+        return self.dq(self.const(w), np.linspace(0.003, 0.02, n).astype(F32),
+                       np.zeros(n, dtype), dtype, axis=per_channel_axis)
+
+    def bias(self, n, scale):
+        b = self.rng.integers(-500, 500, n).astype(np.int32)
+        return self.dq(self.const(b), np.asarray(scale, F32) * np.ones(n, F32), np.zeros(n, np.int32),
+                       "int32", axis=0)
+
+    def op(self, op_type, ins, **attrs):
+        out = self._name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, ins, [out], name="target", **attrs))
+        return out
+
+    def out(self, y, scale=0.08, zp=None):
+        zp = self.zp if zp is None else zp
+        return self.dq(self.q(y, scale, zp), scale, zp, self.act)
+
+    def model(self, inputs, y, opset=13):
+        vis = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+        g = helper.make_graph(self.nodes, "qdq", vis,
+                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+                              self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        return m
+
+
+def _conv(act="uint8", group=1, c=6, oc=9, k=3, stride=1, pads=(1, 1, 1, 1),
+          per_channel=True, relu=False, bias=True):
+    m = QDQ(act)
+    x = m.act_in("x")
+    w = m.weight((oc, c // group, k, k), 0 if per_channel else None)
+    ins = [x, w] + ([m.bias(oc, F32(0.05) * F32(0.01))] if bias and not per_channel else [])
+    y = m.op("Conv", ins, group=group, strides=[stride, stride], pads=list(pads),
+             kernel_shape=[k, k])
+    if relu:
+        y = m.op("Relu", [y])
+        m.nodes[-1].name = "relu"
+    # with Relu: the output zero point at the range's low end, as the quantizer writes it
+    zp = (0 if act == "uint8" else -128) if relu else None
+    return m.model([("x", [1, c, 9, 11])], m.out(y, zp=zp)), "QLinearConv"
+
+
+def _binary(op_type, act="uint8", shape_b=(1, 5, 1, 1)):
+    m = QDQ(act)
+    a, b = m.act_in("a", 0.04), m.act_in("b", 0.03)
+    y = m.op(op_type, [a, b])
+    return m.model([("a", [2, 5, 4, 3]), ("b", list(shape_b))], m.out(y, 0.06)), \
+        f"QLinear{op_type}"
+
+
+def _unary(op_type, act="uint8", **attrs):
+    m = QDQ(act)
+    y = m.op(op_type, [m.act_in("x")], **attrs)
+    scale = 1.0 / 256 if op_type == "Sigmoid" else 0.04
+    zp = (0 if act == "uint8" else -128) if op_type == "Sigmoid" else None
+    fused = {"Sigmoid": "QLinearSigmoid", "LeakyRelu": "QLinearLeakyRelu",
+             "AveragePool": "QLinearAveragePool",
+             "GlobalAveragePool": "QLinearGlobalAveragePool"}.get(op_type, op_type)
+    return m.model([("x", [1, 7, 9, 9])], m.out(y, scale, zp)), fused
+
+
+def _mover(op_type, **attrs):
+    m = QDQ("uint8")
+    x = m.act_in("x", 0.05)
+    ins = [x] + ([m.const(np.array([1, -1], np.int64))] if op_type == "Reshape" else [])
+    y = m.op(op_type, ins, **attrs)
+    return m.model([("x", [1, 4, 6, 6])], m.out(y, 0.05)), op_type
+
+
+def _matmul(act="uint8", per_channel=True):
+    m = QDQ(act)
+    y = m.op("MatMul", [m.act_in("a"), m.weight((17, 6), 1 if per_channel else None)])
+    return m.model([("a", [3, 17])], m.out(y, 0.1)), "QLinearMatMul"
+
+
+def _gemm(act="uint8"):
+    m = QDQ(act)
+    a = m.act_in("a")
+    w_scales = np.linspace(0.003, 0.02, 7).astype(F32)  # m.weight's per-channel scales
+    y = m.op("Gemm", [a, m.weight((7, 13), 0), m.bias(7, F32(0.05) * w_scales)], transB=1)
+    return m.model([("a", [2, 13])], m.out(y, 0.1)), "QGemm"
+
+
+def _concat(act="uint8"):
+    m = QDQ(act)
+    a, b = m.act_in("a", 0.05), m.act_in("b", 0.02)
+    y = m.op("Concat", [a, b], axis=1)
+    return m.model([("a", [1, 3, 4, 4]), ("b", [1, 2, 4, 4])], m.out(y, 0.05)), "QLinearConcat"
+
+
+CASES = {
+    "conv_u8_per_channel": lambda: _conv(),
+    "conv_u8_per_tensor_bias": lambda: _conv(per_channel=False),
+    "conv_s8_per_channel": lambda: _conv("int8"),
+    "conv_group": lambda: _conv(group=3, oc=9),
+    "conv_depthwise": lambda: _conv(group=6, oc=6),
+    "conv_stride2_asym_pads": lambda: _conv(stride=2, pads=(0, 1, 2, 1)),
+    "conv_1x1": lambda: _conv(k=1, pads=(0, 0, 0, 0), c=13, oc=5),
+    "conv_relu_folded": lambda: _conv(relu=True),
+    "conv_s8_relu_folded": lambda: _conv("int8", relu=True),
+    "matmul_u8_per_column": lambda: _matmul(),
+    "matmul_s8": lambda: _matmul("int8", per_channel=False),
+    "gemm_u8": lambda: _gemm(),
+    "add_bcast": lambda: _binary("Add"),
+    "add_s8_same": lambda: _binary("Add", "int8", (2, 5, 4, 3)),
+    "mul_bcast": lambda: _binary("Mul"),
+    "sigmoid": lambda: _unary("Sigmoid"),
+    "sigmoid_s8": lambda: _unary("Sigmoid", "int8"),
+    "leaky_relu": lambda: _unary("LeakyRelu", alpha=0.2),
+    "avgpool": lambda: _unary("AveragePool", kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+    "global_avgpool": lambda: _unary("GlobalAveragePool"),
+    "maxpool_int8_data": lambda: _mover("MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
+    "transpose_int8_data": lambda: _mover("Transpose", perm=[0, 2, 3, 1]),
+    "reshape_int8_data": lambda: _mover("Reshape"),
+    "concat": lambda: _concat(),
+}
+
+
+def _ort(path, feeds):
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.qdqisint8allowed", "1")
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_island_is_bit_exact(case, tmp_path):
+    model, fused = CASES[case]()
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    rng = np.random.default_rng(1)
+    feeds = {vi.name: (rng.standard_normal([d.dim_value for d in vi.type.tensor_type.shape.dim])
+                       * 3).astype(F32) for vi in model.graph.input}
+    shapes = {k: v.shape for k, v in feeds.items()}
+    plan = build_plan(load_onnx(path, shapes), "m")
+    target = [op for op in plan.graph.ops if op.name == "target"]
+    assert [op.type for op in target] == [fused], [op.type for op in plan.graph.ops]
+    # the int8 data path: the target reads and writes integer tensors
+    t = target[0]
+    data = t.inputs[2] if t.type == "QLinearConcat" else t.inputs[0]
+    assert plan.graph.tensors[data].dtype in ("int8", "uint8")
+    assert plan.graph.tensors[t.outputs[0]].dtype in ("int8", "uint8")
+    assert not any(op.type == "Relu" for op in plan.graph.ops)
+    ours = list(compile_and_run(path, feeds).values())[0]
+    ref = _ort(path, feeds)
+    np.testing.assert_array_equal(ours, ref)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "megcc_builder.cli", *args],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("what,scale,zp,message", [
+    ("zero scale", 0.0, 128, "must be finite and > 0"),
+    ("negative scale", -0.5, 128, "must be finite and > 0"),
+])
+def test_malformed_quant_params_one_line(what, scale, zp, message, tmp_path):
+    m = QDQ("uint8")
+    x = m.q("x", 0.05)
+    m.nodes[-1].name = "quant_x"
+    y = m.dq(x, F32(scale), zp, "uint8")
+    m.nodes[-1].name = "bad_dq"
+    path = str(tmp_path / "bad.onnx")
+    onnx.save(m.model([("x", [1, 4])], y), path)
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1, r
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "bad_dq" in err and message in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_zero_point_dtype_mismatch_one_line(tmp_path):
+    m = QDQ("uint8")
+    x = m.q("x", 0.05)
+    out = "y"
+    m.nodes.append(helper.make_node("DequantizeLinear", [x, m.const(0.05, F32),
+                                                         m.const(3, "int8")], [out],
+                                    name="mismatched_dq"))
+    path = str(tmp_path / "bad.onnx")
+    onnx.save(m.model([("x", [1, 4])], out), path)
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "mismatched_dq" in r.stderr
+
+
+def test_inspect_lists_ops_kept_in_float(tmp_path):
+    """HardSwish has no int8 kernel: it runs in float between its DQ and Q, and inspect
+    says so; the convolution before it is fused."""
+    m = QDQ("uint8")
+    y = m.op("Conv", [m.act_in("x"), m.weight((4, 3, 3, 3), 0)], kernel_shape=[3, 3],
+             pads=[1, 1, 1, 1])
+    m.nodes[-1].name = "conv"
+    y = m.out(y)
+    h = m.op("HardSwish", [y])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(m.model([("x", [1, 3, 5, 5])], m.out(h), opset=14), path)
+    r = _cli("inspect", path)
+    assert r.returncode == 0, r.stderr
+    section = r.stdout.split("operators kept in float")[1].split("== instructions")[0]
+    assert "target (HardSwish): no int8 kernel for HardSwish" in section, section
+    assert "conv" not in section
+    assert "QLinearConv" in r.stdout
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 5, 5)).astype(F32)
+    ours = list(compile_and_run(path, {"x": x}).values())[0]
+    np.testing.assert_array_equal(ours, _ort(path, {"x": x}))

@@ -158,6 +158,21 @@ class _ConcatOp(M.Module):
         return self.cat([self.qa(a), self.qb(b)], self.axis)
 
 
+class _AsymmOp(M.Module):
+    """float -> Quantized8Asymm (uint8 with a zero point), optionally back to float; MegEngine's
+    quantization flow does not make asymmetric activations, so the dtype is given directly."""
+
+    def __init__(self, scale, zero_point, back):
+        super().__init__()
+        self.scale, self.zero_point, self.back = scale, zero_point, back
+
+    def forward(self, x):
+        from megengine.core.tensor import dtype as D
+
+        q = x.astype(D.quint8(self.scale, self.zero_point))
+        return q.astype("float32") if self.back else q
+
+
 def _shuffle(x):  # (n, c, h, w) -> channel shuffle as reshape / transpose / reshape
     n, c, h, w = x.shape
     return x.reshape(n, 2, c // 2, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
@@ -209,6 +224,8 @@ _op("dimshuffle", lambda: _FnOp(lambda x: x.transpose(0, 2, 3, 1)), [_X])
 _op("channel_shuffle", lambda: _FnOp(_shuffle), [_X])
 _op("subtensor", lambda: _FnOp(lambda x: x[:, 2:6, ::2]), [_X])
 _op("typecvt_roundtrip", lambda: _FnOp(lambda x: x, dequant=True), [_X], [4.0])
+_op("typecvt_quint8", lambda: _AsymmOp(0.0371, 117, False), [_X], [3.0])
+_op("typecvt_quint8_roundtrip", lambda: _AsymmOp(0.0529, 3, True), [_X], [3.0])
 OP_NAMES = tuple(OPS)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mge_quant_zoo as zoo
+from build_support import require_target
 from megcc_builder.frontend.mge import load_mge
 from megcc_builder.host import compile_and_run
 
@@ -48,25 +49,29 @@ def test_single_operator_bit_exact(qzoo_dir, name, mode):
                             f"at {diff[0]}: ours {ours.flat[diff[0]]}, MegEngine {ref.flat[diff[0]]}")
 
 
-# (dump mode, ISA level): every dump mode on the best host level, the portable C once
-NET_RUNS = [("plain", "generic"), ("plain", "native"), ("optimized", "native"),
-            ("nchw44", "native"), ("nchw44_dot", "native")]
+# (dump mode, ISA level, target): every dump mode on the best host level, the portable C
+# once, and the NCHW44 dump (MegCC's ARM flow) on Arm64 under qemu
+NET_RUNS = [("plain", "generic", None), ("plain", "native", None),
+            ("optimized", "native", None), ("nchw44", "native", None),
+            ("nchw44_dot", "native", None), ("nchw44", "arm64-neon", "arm64")]
 
 
-@pytest.mark.parametrize("mode,isa", NET_RUNS)
+@pytest.mark.parametrize("mode,isa,target", NET_RUNS)
 @pytest.mark.parametrize("name", zoo.NET_NAMES)
-def test_whole_net_within_one_step(qzoo_dir, name, mode, isa, summary):
+def test_whole_net_within_one_step(qzoo_dir, name, mode, isa, target, summary):
+    if target:
+        require_target(target)
     path = zoo.dump(name, qzoo_dir, mode)
     step = _output_step(path)
     x = np.concatenate([_feeds(name, seed)["data"] for seed in range(4)])  # a batch of 4
     (ref,) = zoo.reference_output(path, {"data": x})
-    (ours,) = compile_and_run(path, {"data": x}, isa=isa).values()
+    (ours,) = compile_and_run(path, {"data": x}, isa=isa, target=target).values()
     assert ours.shape == ref.shape
     steps = np.abs(ours.astype(np.float64) - ref) / step
     within = float(np.mean(steps <= 1.0 + 1e-6))
     exact = float(np.mean(ours == ref))
     worst = int(np.argmax(steps))
-    summary(f"int8 mge {name} [{mode}, {isa}]: {exact:.2%} bit-exact, {within:.2%} within one "
+    summary(f"int8 mge {name} [{mode}, {isa}{' on ' + target if target else ''}]: {exact:.2%} bit-exact, {within:.2%} within one "
             f"step, largest deviation {steps.flat[worst]:.3g} steps (ours {ours.flat[worst]:.6g}, "
             f"MegEngine {ref.flat[worst]:.6g}), top-1 agreement "
             f"{np.mean(np.argmax(ours, 1) == np.argmax(ref, 1)):.0%}")

@@ -21,11 +21,13 @@ _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32}
 
 
 def round_half(v: np.ndarray, mode: str) -> np.ndarray:
-    v = np.asarray(v, f32).astype(np.float64)
+    v = np.asarray(v, f32)
     if mode == "half_away":
-        return np.where(v >= 0, np.floor(v + 0.5), -np.floor(-v + 0.5))
+        # MegEngine's x86 SIMD rounding: add +-0.5 in float32, then truncate. Not roundf:
+        # just below a tie (k + 0.5 - ulp) the float32 addition rounds up to the next integer
+        return np.trunc((v + np.where(v >= 0, f32(0.5), f32(-0.5))).astype(f32)).astype(np.float64)
     assert mode == "half_even", mode
-    return np.rint(v)
+    return np.rint(v.astype(np.float64))
 
 
 def _saturate(v, dtype):

@@ -235,6 +235,27 @@ def op_inputs(name: str, seed: int = 0) -> List[np.ndarray]:
     return [gaussian(s, seed * 100 + i + 1, sc) for i, (s, sc) in enumerate(zip(shapes, scales))]
 
 
+def near_ties(scale: float, shape, seed=0) -> np.ndarray:
+    """Values at and next to the rounding ties of quantization step `scale`: (k + 1/2) * s in
+    float32 and its two float32 neighbours, for every k of the int8 range, in random order."""
+    k = np.arange(-131, 131)
+    mid = ((k + 0.5) * np.float32(scale)).astype(np.float32)
+    vals = np.concatenate([mid, np.nextafter(mid, np.float32(np.inf)),
+                           np.nextafter(mid, np.float32(-np.inf))])
+    n = int(np.prod(shape))
+    return np.random.RandomState(seed).choice(vals, n).astype(np.float32).reshape(shape)
+
+
+def near_tie_inputs(graph, seed=0) -> Dict[str, np.ndarray]:
+    """Inputs of a loaded model (IR graph) at the ties of the QuantizeLinear each feeds."""
+    feeds = {}
+    for i, name in enumerate(graph.inputs):
+        (q,) = [op for op in graph.ops if op.type == "QuantizeLinear" and op.inputs[0] == name]
+        feeds[name] = near_ties(float(graph.tensor(q.inputs[1]).data),
+                                graph.tensor(name).shape, seed + i)
+    return feeds
+
+
 def build_op(name: str) -> M.Module:
     build, shapes, scales = OPS[name]
     net = mge_zoo.init_weights(build(), seed=sum(map(ord, name)))

@@ -42,8 +42,8 @@ def _feeds(name, seed=0):
 def test_single_operator_bit_exact(qzoo_dir, name, mode):
     path = zoo.dump(name, qzoo_dir, MODES[mode])
     graph = load_mge(path)
-    for seed in (0, 1):
-        feeds = _feeds(name, seed)
+    # two Gaussian inputs, then one at and next to the rounding ties of the input scales
+    for feeds in (_feeds(name, 0), _feeds(name, 1), zoo.near_tie_inputs(graph)):
         (ref,) = zoo.reference_output(path, feeds)
         (ours,) = run_graph(graph, feeds).values()
         assert ours.dtype == ref.dtype and ours.shape == ref.shape

@@ -139,6 +139,7 @@ class _Converter:
         self.g = Graph(source=path)
         self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
         self.opr = None  # the opr being converted, for error messages
+        self.shared_consts: Dict[tuple, str] = {}  # (dtype, bytes) -> name (mge_quant)
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:

@@ -101,11 +101,10 @@ def quant_of(np_dtype) -> Optional[MgbQuant]:
 # ---------------------------------------------------------------------- helpers
 def _shared_const(cv, base: str, value: np.ndarray) -> str:
     """One constant per distinct (dtype, value): a scale used by ten ops is stored once."""
-    cache = cv.__dict__.setdefault("_quant_consts", {})
     key = (value.dtype.str, value.tobytes())
-    if key not in cache:
-        cache[key] = cv.const(base, value)
-    return cache[key]
+    if key not in cv.shared_consts:
+        cv.shared_consts[key] = cv.const(base, value)
+    return cv.shared_consts[key]
 
 
 def _scale_const(cv, scale: float) -> str:

@@ -58,7 +58,7 @@ NETS = {"squeezenet": _light("squeezenet"), "resnet50": _light("resnet50"),
 def blob_size(path: str, shapes) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = compile_bundle([ModelSpec("model", path, [shapes])], tmp, save_c_array=False)
-        return len(bundle.files["model.tiny"])
+        return os.path.getsize(bundle.files["model.tiny"])
 
 
 def main() -> None:

@@ -116,6 +116,18 @@ def _binary(op_type, act="uint8", shape_b=(1, 5, 1, 1)):
         f"QLinear{op_type}"
 
 
+def _add_relu(op_type="Add"):
+    """Add (or a two-input Sum) then Relu before a QuantizeLinear at the range's low end: the
+    Relu is redundant after quantization and the island becomes a QLinearAdd."""
+    m = QDQ("uint8")
+    a, b = m.act_in("a", 0.04), m.act_in("b", 0.03)
+    y = m.op(op_type, [a, b])
+    y2 = m._name("relu")
+    m.nodes.append(helper.make_node("Relu", [y], [y2], name="relu"))
+    return m.model([("a", [1, 6, 5, 5]), ("b", [1, 6, 5, 5])], m.out(y2, 0.05, zp=0)), \
+        "QLinearAdd"
+
+
 def _unary(op_type, act="uint8", **attrs):
     m = QDQ(act)
     y = m.op(op_type, [m.act_in("x")], **attrs)
@@ -172,6 +184,8 @@ CASES = {
     "add_bcast": lambda: _binary("Add"),
     "add_s8_same": lambda: _binary("Add", "int8", (2, 5, 4, 3)),
     "mul_bcast": lambda: _binary("Mul"),
+    "add_relu_redundant": lambda: _add_relu(),
+    "sum_relu_redundant": lambda: _add_relu("Sum"),
     "sigmoid": lambda: _unary("Sigmoid"),
     "sigmoid_s8": lambda: _unary("Sigmoid", "int8"),
     "leaky_relu": lambda: _unary("LeakyRelu", alpha=0.2),

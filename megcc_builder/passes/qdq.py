@@ -38,7 +38,7 @@ MOVERS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", 
           "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "Tile", "Gather"}
 UNARY = {"Sigmoid": "QLinearSigmoid", "LeakyRelu": "QLinearLeakyRelu",
          "AveragePool": "QLinearAveragePool", "GlobalAveragePool": "QLinearGlobalAveragePool"}
-BINARY = {"Add": "QLinearAdd", "Mul": "QLinearMul"}
+BINARY = {"Add": "QLinearAdd", "Mul": "QLinearMul", "Sum": "QLinearAdd"}
 
 
 class _DQ:
@@ -302,6 +302,8 @@ class _Fuser:
                            absorbed, {}), ""
 
     def binary(self, op: Op):
+        if len(op.inputs) != 2:
+            return None, f"{op.type} of {len(op.inputs)} inputs"
         a, b = self.dq(op.inputs[0]), self.dq(op.inputs[1])
         if a is None or b is None:
             return None, "inputs not dequantized with constant parameters"
@@ -315,7 +317,8 @@ class _Fuser:
             return None, "inputs and output of different integer types"
         if act and act.get("activation") != "Relu":
             return None, "Clip after an element-wise op has no int8 fusion"
-        if act:  # onnxruntime's kernel has no activation: keep its formula, Relu separate
+        if act and not _relu_is_redundant(self.graph, q):
+            # onnxruntime's kernel has no activation: keep its formula, Relu separate
             return None, "Relu after an element-wise op stays float"
         ins = [a.x, a.scale, a.zp_name(self.graph), b.x, b.scale, b.zp_name(self.graph),
                q.inputs[1], self.q_zp(q)]
@@ -374,6 +377,14 @@ class _Fuser:
         self.dead.add(id(q))
         return Op(op.type, [x.x] + list(op.inputs[1:]), [q.outputs[0]] + list(op.outputs[1:]),
                   dict(op.attrs), op.name), ""
+
+
+def _relu_is_redundant(graph: Graph, q: Op) -> bool:
+    """A Relu before a QuantizeLinear whose zero point is its type's minimum changes nothing:
+    quantization clamps at the zero point, i.e. at 0 (onnxruntime's ReluQuantFusion)."""
+    dtype = _q_dtype(graph, q)
+    zp = _const(graph, q.inputs[2]) if len(q.inputs) > 2 and q.inputs[2] else np.zeros(())
+    return int(zp.reshape(-1)[0]) == QRANGE[dtype][0]
 
 
 def _dequantized(graph: Graph, d: _DQ) -> np.ndarray:

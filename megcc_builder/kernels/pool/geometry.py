@@ -26,12 +26,6 @@ def pool_geometry(op: Op, graph: Graph):
 
 def pool_cost(op: Op, graph: Graph, isa: IsaSpec, vector: bool) -> float:
     geo = pool_geometry(op, graph)
-    if geo is None:  # the N-D / integer fallback loop: a few cycles per window tap
-        y = graph.tensors[op.outputs[0]]
-        taps = 1
-        for k in op.attrs.get("kernel_shape", [1]):
-            taps *= k
-        return float(y.numel) * taps * 4.0
     taps = geo["kh"] * geo["kw"]
     planes = geo["n"] * geo["c"]
     if not vector:

@@ -1,11 +1,11 @@
-"""QLinearConv on AVX2: im2col into int16 pairs + a 4x16 GEMM micro-kernel on
+"""QLinearConv on AVX2: im2col into int16 pairs + a 6x16 GEMM micro-kernel on
 `vpmaddwd` (_mm256_madd_epi16), then the portable requantization per element.
 
 Why int16 and vpmaddwd rather than vpmaddubsw: vpmaddubsw adds two u8 x s8 products into
 an int16 with saturation, which (x - x_zp) * (w - w_zp) products up to 255 * 255 would
 overflow; widening both operands to int16 (centred: x - x_zp, w - w_zp, each within
 [-255, 255]) makes every pair sum exact in int32, so the accumulator equals the portable
-kernel's and the output is bit-identical. The weights are constant: centred, padded to 4
+kernel's and the output is bit-identical. The weights are constant: centred, padded to 6
 rows and an even K and interleaved as int16 pairs at compile time. Dense (group-1) 2-D
 convolutions; the input is packed in blocks of NB output positions so the block stays in
 cache."""
@@ -26,8 +26,34 @@ PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
                      i32("DH", "dilation height"), i32("DW", "dilation width"),
                      i32("K2", "reduction length in int16 pairs (IC*KH*KW rounded up / 2)"),
-                     i32("OCP", "output channels padded to 4"),
+                     i32("OCP", "output channels padded to MR (6)"),
                      i32("NB", "output positions per packed block (multiple of 16)"))
+
+
+MR = 6  # output channels per micro-kernel tile: 12 accumulators + 2 B vectors + 1 A
+
+
+def _micro_kernel() -> str:
+    """MR x 16 int32 accumulators over K2 int16 pairs, then stored to `tile`."""
+    lines = []
+    for r in range(MR):
+        lines.append(f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
+                     f"c{r}1 = _mm256_setzero_si256();")
+    lines += ["                    const int16_t *bj = bp + (int64_t)j * 2;",
+              "                    const int32_t *apair = (const int32_t *)ap;",
+              f"                    for (kk = 0; kk < K2; ++kk, bj += NB * 2, apair += {MR}) {{",
+              "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)bj);",
+              "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bj + 16));",
+              "                        __m256i av;"]
+    for r in range(MR):
+        lines += [f"                        av = _mm256_set1_epi32(apair[{r}]);",
+                  f"                        c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
+                  f"                        c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+    lines.append("                    }")
+    for r in range(MR):
+        lines += [f"                    _mm256_storeu_si256((__m256i *)tile[{r}], c{r}0);",
+                  f"                    _mm256_storeu_si256((__m256i *)(tile[{r}] + 8), c{r}1);"]
+    return "\n".join(lines) + "\n"
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
@@ -63,11 +89,11 @@ def _packed_weights(op: Op, graph: Graph, oc: int, k: int) -> str:
     wz = np.zeros(oc, np.int32) if zp is None else \
         np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
     wc = w - wz[:, None]  # centred: [-255, 255]
-    ocp, kp = -(-oc // 4) * 4, k + (k & 1)
+    ocp, kp = -(-oc // MR) * MR, k + (k & 1)
     a = np.zeros((ocp, kp), np.int16)
     a[:oc, :k] = wc
-    # per 4-row panel: for each pair kk, the 4 rows' (a[2kk], a[2kk+1]) pairs in order
-    panels = a.reshape(ocp // 4, 4, kp // 2, 2).transpose(0, 2, 1, 3)
+    # per MR-row panel: for each pair kk, the MR rows' (a[2kk], a[2kk+1]) pairs in order
+    panels = a.reshape(ocp // MR, MR, kp // 2, 2).transpose(0, 2, 1, 3)
     name = graph.unique_name(op.inputs[3] + "__avx2_i16x2")
     graph.add_const(name, np.ascontiguousarray(panels).reshape(-1), "int16")
     return name
@@ -81,7 +107,7 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
     oc, c = geo["OC"], geo["C"]
     k = c * geo["KH"] * geo["KW"]
     k2 = (k + 1) // 2
-    ocp = -(-oc // 4) * 4
+    ocp = -(-oc // MR) * MR
     p = geo["OH"] * geo["OW"]
     nb = int(min(512, max(16, (96 * 1024) // max(1, 4 * k2)))) // 16 * 16
     nb = min(nb, -(-p // 16) * 16)
@@ -90,11 +116,19 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
     xt, head, xz = pt["xt"], pt["head"] + "\n", pt["x_zp"]
     epi_value = rq.value("acc", "mult", "rs")
     body = f"""    const {xt} *x = (const {xt} *)in_ptrs[0];
-    const int16_t *a = (const int16_t *)in_ptrs[1];  /* 4-row panels of int16 pairs */
+    const int16_t *a = (const int16_t *)in_ptrs[1];  /* MR-row panels of int16 pairs */
 {head}    const int32_t xz = {xz};
     const int32_t K = C * KH * KW, P = OH * OW;
     int16_t *bp = (int16_t *)workspace;  /* [K2][NB][2]: im2col block, int16 pairs */
-    int32_t tile[4][16];
+    int32_t tile[{MR}][16];
+    float *mults = (float *)(void *)(bp + (int64_t)K2 * NB * 2);  /* per output channel */
+    {{
+        int32_t o;
+        for (o = 0; o < OC; ++o) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
+            const float wsc = ws[{"o" if pt["ws_pc"] else "0"}];
+            mults[o] = xs * wsc / so;
+        }}
+    }}
     int32_t b, p0, o0, j, kk, r;
     for (b = 0; b < N; ++b) {{
         const {xt} *xb = x + (int64_t)b * C * H * W;
@@ -148,42 +182,14 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
                     for (j = nb; j < NB; ++j) dst[2 * j] = 0;
                 }}
             }}
-            for (o0 = 0; o0 < OCP; o0 += 4) {{
+            for (o0 = 0; o0 < OCP; o0 += {MR}) {{
                 const int16_t *ap = a + (int64_t)o0 * K2 * 2;
                 for (j = 0; j < nb; j += 16) {{
-                    __m256i c00 = _mm256_setzero_si256(), c01 = _mm256_setzero_si256();
-                    __m256i c10 = _mm256_setzero_si256(), c11 = _mm256_setzero_si256();
-                    __m256i c20 = _mm256_setzero_si256(), c21 = _mm256_setzero_si256();
-                    __m256i c30 = _mm256_setzero_si256(), c31 = _mm256_setzero_si256();
-                    const int16_t *bj = bp + (int64_t)j * 2;
-                    const int32_t *apair = (const int32_t *)ap;
-                    for (kk = 0; kk < K2; ++kk, bj += NB * 2, apair += 4) {{
-                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)bj);
-                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bj + 16));
-                        __m256i av = _mm256_set1_epi32(apair[0]);
-                        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
-                        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
-                        av = _mm256_set1_epi32(apair[1]);
-                        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
-                        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
-                        av = _mm256_set1_epi32(apair[2]);
-                        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
-                        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
-                        av = _mm256_set1_epi32(apair[3]);
-                        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
-                        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
-                    }}
-                    _mm256_storeu_si256((__m256i *)tile[0], c00);
-                    _mm256_storeu_si256((__m256i *)(tile[0] + 8), c01);
-                    _mm256_storeu_si256((__m256i *)tile[1], c10);
-                    _mm256_storeu_si256((__m256i *)(tile[1] + 8), c11);
-                    _mm256_storeu_si256((__m256i *)tile[2], c20);
-                    _mm256_storeu_si256((__m256i *)(tile[2] + 8), c21);
-                    _mm256_storeu_si256((__m256i *)tile[3], c30);
-                    _mm256_storeu_si256((__m256i *)(tile[3] + 8), c31);
-                    for (r = 0; r < 4 && o0 + r < OC; ++r) {{
+MICRO_KERNEL
+                    for (r = 0; r < {MR} && o0 + r < OC; ++r) {{
                         const int32_t o = o0 + r;
-                        {pt["oc_setup"]}
+                        const float mult = mults[o];
+                        const int32_t bo = {"bias[o]" if "bias" in pt["head"] else "0"};
                         {rq.ctype} *yo = yb + (int64_t)o * P + p0 + j;
                         int32_t t = 0;
                         VECTOR_EPILOGUE
@@ -197,6 +203,8 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
         }}
     }}
 """
+    body = body.replace("MICRO_KERNEL", _micro_kernel())
+    pack8 = "_mm256_packus_epi16" if rq.dtype == "uint8" else "_mm256_packs_epi16"
     if rq.rounding == "half_even":
         # _mm256_cvtps_epi32 rounds ties to even (MXCSR default): the same integers as the
         # scalar magic-number rounding after the same clamp
@@ -207,11 +215,16 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
                                 __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(
                                     _mm256_loadu_si256((const __m256i *)(tile[r] + t)), vb)), vm);
                                 __m256i q;
-                                int32_t lanes[8], u;
+                                int32_t lo4, hi4;
                                 v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
                                 q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
-                                _mm256_storeu_si256((__m256i *)lanes, q);
-                                for (u = 0; u < 8; ++u) yo[t + u] = ({rq.ctype})lanes[u];
+                                /* in range already: the saturating packs only narrow */
+                                q = _mm256_packs_epi32(q, q);
+                                q = {pack8}(q, q);
+                                lo4 = _mm_cvtsi128_si32(_mm256_castsi256_si128(q));
+                                hi4 = _mm_cvtsi128_si32(_mm256_extracti128_si256(q, 1));
+                                memcpy(yo + t, &lo4, 4);
+                                memcpy(yo + t + 4, &hi4, 4);
                             }}}}
                         }}}}"""
         body = body.replace("VECTOR_EPILOGUE", vec.replace("{{", "{").replace("}}", "}"))
@@ -220,6 +233,6 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
     name = f"qlinear_conv_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, rq.helpers, isa="avx2")
     params = PARAMS.pack(**geo, K2=k2, OCP=ocp, NB=nb)
-    ws = k2 * nb * 2 * 2 + 64
+    ws = k2 * nb * 2 * 2 + 4 * ocp + 64
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 int16-pair GEMM 4x16 (vpmaddwd), im2col blocks of {nb}")]
+                  note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd), im2col blocks of {nb}")]

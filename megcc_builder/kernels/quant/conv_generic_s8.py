@@ -136,6 +136,7 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
                f"{'' if 3 in pos else '_noxz'}{'' if 5 in pos else '_nowz'}"
                f"{'' if 7 in pos else '_noyz'}{'_bias' if 8 in pos else ''}")
     return dict(ins=ins, head=head, oc_setup=oc_setup, rq=rq, geo=geo, variant=variant,
+                ws_pc=ws_pc,
                 xt=CTYPE[x.dtype], wt=CTYPE[w.dtype], x_zp=zp(3, x.dtype, 0),
                 w_zp=zp(5, w.dtype, "o" if wz_pc else "0"))
 
@@ -145,12 +146,75 @@ def lower_qlinear_conv(op: Op, graph: Graph):
     """Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [bias int32]."""
     pt = qlinear_conv_parts(op, graph)
     rq = pt["rq"]
+    geo = pt["geo"]
+    if geo["G"] == geo["C"] == geo["OC"] and geo["G"] > 1:
+        return [_depthwise(op, pt)]
     epilogue = f"y[yi] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
     body = _loop(pt["xt"], pt["wt"], pt["x_zp"], pt["w_zp"], epilogue, pt["head"]) \
         .replace("OC_SETUP", pt["oc_setup"])
     kernel = make_kernel(f"qlinear_conv_{pt['variant']}", body, PARAMS, rq.helpers)
     return [Instr(kernel, pt["ins"], [op.outputs[0]], PARAMS.pack(**pt["geo"]),
                   note="int8 direct convolution")]
+
+
+def _depthwise(op: Op, pt: dict) -> Instr:
+    """One filter per channel (channel multiplier 1): window size, stride and dilation
+    compiled in, so the taps unroll, and output positions whose window lies inside the
+    input skip the bounds tests. Same integer arithmetic as the general loop."""
+    geo, rq, xt, wt = pt["geo"], pt["rq"], pt["xt"], pt["wt"]
+    kh, kw, sh, sw, dh, dw = (geo[k] for k in ("KH", "KW", "SH", "SW", "DH", "DW"))
+    taps = " + ".join(f"((int32_t)r{ky}[{kx * dw}] - xz) * wk[{ky * kw + kx}]"
+                      for ky in range(kh) for kx in range(kw))
+    rows = "\n".join(f"                        const {xt} *r{ky} = xc + (int64_t)(iy0 + {ky * dh}) * W + ix0;"
+                     for ky in range(kh))
+    epilogue = f"y[yi] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
+    body = f"""    const {xt} *x = (const {xt} *)in_ptrs[0];
+    const {wt} *w = (const {wt} *)in_ptrs[1];
+{pt["head"]}
+    const int32_t xz = {pt["x_zp"]};
+    int32_t b, o, oy, ox, ky, kx;
+    int64_t yi = 0;
+    for (b = 0; b < N; ++b)
+        for (o = 0; o < OC; ++o) {{
+            const {xt} *xc = x + ((int64_t)b * C + o) * H * W;
+            int32_t wk[{kh * kw}];
+            {{
+                const int32_t wz = {pt["w_zp"]};
+                int32_t t;
+                for (t = 0; t < {kh * kw}; ++t) wk[t] = (int32_t)w[(int64_t)o * {kh * kw} + t] - wz;
+            }}
+            {{
+            {pt["oc_setup"]}
+            for (oy = 0; oy < OH; ++oy) {{
+                const int32_t iy0 = oy * {sh} - PT;
+                const int32_t rows_in = iy0 >= 0 && iy0 + {(kh - 1) * dh} < H;
+                for (ox = 0; ox < OW; ++ox, ++yi) {{
+                    const int32_t ix0 = ox * {sw} - PL;
+                    int32_t acc = 0;
+                    if (rows_in && ix0 >= 0 && ix0 + {(kw - 1) * dw} < W) {{
+{rows}
+                        acc = {taps};
+                    }} else {{
+                        for (ky = 0; ky < {kh}; ++ky) {{
+                            const int32_t iy = iy0 + ky * {dh};
+                            if (iy < 0 || iy >= H) continue;
+                            for (kx = 0; kx < {kw}; ++kx) {{
+                                const int32_t ix = ix0 + kx * {dw};
+                                if (ix < 0 || ix >= W) continue;
+                                acc += ((int32_t)xc[(int64_t)iy * W + ix] - xz) * wk[ky * {kw} + kx];
+                            }}
+                        }}
+                    }}
+                    {epilogue}
+                }}
+            }}
+            }}
+        }}
+"""
+    name = f"qlinear_dwconv_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}_{pt['variant']}"
+    kernel = make_kernel(name, body, PARAMS, rq.helpers)
+    return Instr(kernel, pt["ins"], [op.outputs[0]], PARAMS.pack(**geo),
+                 note="int8 depthwise direct convolution")
 
 
 @implements("ConvInteger", dtypes=QTYPES, typed_inputs=(0, 1))

@@ -107,20 +107,24 @@ def lower_qlinear_binary(op: Op, graph: Graph):
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {setup}
     int32_t idx[{rank}] = {{0}};
-    int64_t ia = 0, ib = 0, i, total = 1;
-    int32_t d;
-    for (d = 0; d < {rank}; ++d) total *= dims[d];
-    for (i = 0; i < total; ++i) {{
+    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row) {{
+      for (j = 0; j < n_in; ++j, ++i) {{
+        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
         {{
                 {compute}
                 y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
         }}
-        for (d = {rank - 1}; d >= 0; --d) {{
-            ia += sta[d];
-            ib += stb[d];
+      }}
+        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
+            ia0 += sta[d];
+            ib0 += stb[d];
             if (++idx[d] < dims[d]) break;
-            ia -= (int64_t)dims[d] * sta[d];
-            ib -= (int64_t)dims[d] * stb[d];
+            ia0 -= (int64_t)dims[d] * sta[d];
+            ib0 -= (int64_t)dims[d] * stb[d];
             idx[d] = 0;
         }}
     }}
@@ -162,21 +166,25 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {rq.setup("zc")}
     int32_t idx[{rank}] = {{0}};
-    int64_t ia = 0, ib = 0, i, total = 1;
-    int32_t d;
-    for (d = 0; d < {rank}; ++d) total *= dims[d];
-    for (i = 0; i < total; ++i) {{
+    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row) {{
+      for (j = 0; j < n_in; ++j, ++i) {{
+        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
         const float ra = (float)((int32_t)a[ia] - za) * sa;
         const float rb = (float)((int32_t)b[ib] - zb) * sb;
         const float r = {combine};
         const float v = {real} / so;
         y[i] = {rq.store("v", "zc")};
-        for (d = {rank - 1}; d >= 0; --d) {{
-            ia += sta[d];
-            ib += stb[d];
+      }}
+        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
+            ia0 += sta[d];
+            ib0 += stb[d];
             if (++idx[d] < dims[d]) break;
-            ia -= (int64_t)dims[d] * sta[d];
-            ib -= (int64_t)dims[d] * stb[d];
+            ia0 -= (int64_t)dims[d] * sta[d];
+            ib0 -= (int64_t)dims[d] * stb[d];
             idx[d] = 0;
         }}
     }}

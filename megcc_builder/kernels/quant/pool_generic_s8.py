@@ -126,29 +126,22 @@ def lower_qlinear_global_avgpool(op: Op, graph: Graph):
 MAXPOOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
                         i32("W", "input width"), i32("OH", "output height"),
                         i32("OW", "output width"), i32("PT", "padding top"),
-                        i32("PL", "padding left"))
+                        i32("PL", "padding left"),
+                        i32("WP", "row buffer cells (covers every window of a row)"))
 
 
-def _maxpool_applies(op: Op, graph: Graph, isa):
+def maxpool_s8_applies(op: Op, graph: Graph) -> bool:
+    """Whether the int8 kernel below computes this MaxPool (2-D, int8/uint8, no Indices);
+    pool.direct_generic_f32 hands such ops to it (one portable MaxPool implementation)."""
     x = graph.tensors[op.inputs[0]]
-    if len(x.shape) != 4:
-        return "not 2-D"
-    if len(op.outputs) > 1 and op.outputs[1]:
-        return "Indices output"
-    return None
+    return x.dtype in QTYPES and len(x.shape) == 4 and not (len(op.outputs) > 1 and
+                                                            op.outputs[1])
 
 
-def _maxpool_cost(op: Op, graph: Graph, isa) -> float:
-    y = graph.tensors[op.outputs[0]]
-    taps = op.attrs["kernel_shape"][0] * op.attrs["kernel_shape"][1]
-    return float(y.numel) * taps * 1.0
-
-
-@implements("MaxPool", dtypes=QTYPES, applies=_maxpool_applies, cost=_maxpool_cost)
 def lower_maxpool_s8(op: Op, graph: Graph):
     """The window's maximum of the integer codes (the dequantization is monotonic, so this
     is the max of the real values, quantized alike); window, stride and dilation compiled
-    in. Rows fully inside the input skip the bounds tests."""
+    in."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     kh, kw = op.attrs["kernel_shape"]
     sh, sw = op.attrs.get("strides", [1, 1])
@@ -156,40 +149,39 @@ def lower_maxpool_s8(op: Op, graph: Graph):
     pads = list(op.attrs.get("pads", [0, 0, 0, 0]))
     ct = CTYPE[x.dtype]
     low = "INT8_MIN" if x.dtype == "int8" else "0"
+    # separable: the window rows' element-wise maximum into a padded row buffer (contiguous,
+    # vectorised by the C compiler), then each output the maximum of kw cells of it
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    int32_t c, oy, ox, ky, kx;
+    {ct} *m = ({ct} *)workspace;  /* WP cells: PL low cells, the row maxima, low cells */
+    int32_t c, oy, ox, ky, kx, i;
     for (c = 0; c < NC; ++c) {{
         const {ct} *xc = x + (int64_t)c * H * W;
         {ct} *yc = y + (int64_t)c * OH * OW;
         for (oy = 0; oy < OH; ++oy) {{
             const int32_t iy0 = oy * {sh} - PT;
-            for (ox = 0; ox < OW; ++ox) {{
-                const int32_t ix0 = ox * {sw} - PL;
-                int32_t m = {low};
-                if (iy0 >= 0 && iy0 + {(kh - 1) * dh} < H && ix0 >= 0 && ix0 + {(kw - 1) * dw} < W) {{
-                    for (ky = 0; ky < {kh}; ++ky) {{
-                        const {ct} *r = xc + (int64_t)(iy0 + ky * {dh}) * W + ix0;
-                        for (kx = 0; kx < {kw}; ++kx) m = r[kx * {dw}] > m ? r[kx * {dw}] : m;
-                    }}
-                }} else {{
-                    for (ky = 0; ky < {kh}; ++ky) {{
-                        const int32_t iy = iy0 + ky * {dh};
-                        if (iy < 0 || iy >= H) continue;
-                        for (kx = 0; kx < {kw}; ++kx) {{
-                            const int32_t ix = ix0 + kx * {dw};
-                            if (ix >= 0 && ix < W && xc[(int64_t)iy * W + ix] > m)
-                                m = xc[(int64_t)iy * W + ix];
-                        }}
-                    }}
+            for (i = 0; i < WP; ++i) m[i] = {low};
+            for (ky = 0; ky < {kh}; ++ky) {{
+                const int32_t iy = iy0 + ky * {dh};
+                if (iy >= 0 && iy < H) {{
+                    const {ct} *r = xc + (int64_t)iy * W;
+                    {ct} *mm = m + PL;
+                    for (i = 0; i < W; ++i) mm[i] = r[i] > mm[i] ? r[i] : mm[i];
                 }}
-                yc[oy * OW + ox] = ({ct})m;
+            }}
+            for (ox = 0; ox < OW; ++ox) {{
+                const {ct} *w0 = m + ox * {sw};
+                {ct} v = w0[0];
+                for (kx = 1; kx < {kw}; ++kx) v = w0[kx * {dw}] > v ? w0[kx * {dw}] : v;
+                yc[oy * OW + ox] = v;
             }}
         }}
     }}
 """
-    name = f"maxpool_{SHORT[x.dtype]}_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    name = f"maxpool_sep_{SHORT[x.dtype]}_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     kernel = make_kernel(name, body, MAXPOOL_PARAMS)
+    wp = max(pads[1] + x.shape[3], (y.shape[3] - 1) * sw + (kw - 1) * dw + 1)
     params = MAXPOOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
-                                 OH=y.shape[2], OW=y.shape[3], PT=pads[0], PL=pads[1])
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note="int8 max pool")]
+                                 OH=y.shape[2], OW=y.shape[3], PT=pads[0], PL=pads[1], WP=wp)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=wp,
+                  note="int8 max pool (separable)")]

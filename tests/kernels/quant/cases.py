@@ -301,3 +301,10 @@ for _t in ("uint8", "int8"):
         BOOK.add(f"maxpool_{_t}_k{_k[0]}s{_st[0]}p{''.join(map(str, _p))}c{_ceil}", "MaxPool",
                  [q(_t, 2, 3, 11, 9)], dict(kernel_shape=list(_k), strides=list(_st),
                                              pads=list(_p), ceil_mode=_ceil), opset=12)
+
+# depthwise: strided, asymmetric padding, 5x5, dilated (the unrolled interior + edge loops)
+qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strides=(2, 2),
+      pads=(0, 1, 2, 1), per_channel=True)
+qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
+      pads=(4, 2, 4, 2), wz=3)
+megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)

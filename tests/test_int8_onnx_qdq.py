@@ -288,3 +288,79 @@ def test_inspect_lists_ops_kept_in_float(tmp_path):
     x = rng.standard_normal((1, 3, 5, 5)).astype(F32)
     ours = list(compile_and_run(path, {"x": x}).values())[0]
     np.testing.assert_array_equal(ours, _ort(path, {"x": x}))
+
+
+def test_bias_with_another_scale_is_requantized(tmp_path):
+    """A DequantizeLinear'd int32 bias whose scale is not x_scale * w_scale (a hand-made QDQ
+    model; onnxruntime's quantizer never writes one) is re-quantized to that scale, so the
+    fused convolution keeps the model's real bias: within one step of onnxruntime's literal
+    (float) evaluation."""
+    m = QDQ("uint8")
+    x = m.act_in("x")
+    w = m.weight((5, 3, 3, 3))
+    bias = m.bias(5, F32(0.002))  # x_scale * w_scale would be 0.05 * 0.01 = 0.0005
+    y = m.op("Conv", [x, w, bias], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(m.model([("x", [1, 3, 6, 6])], m.out(y, 0.08)), path)
+    plan = build_plan(load_onnx(path, {"x": (1, 3, 6, 6)}), "m")
+    assert [op.type for op in plan.graph.ops if op.name == "target"] == ["QLinearConv"]
+    x = np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(F32) * 3
+    ours = list(compile_and_run(path, {"x": x}).values())[0]
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    literal = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    assert np.abs(ours - literal).max() <= 0.08 * 1.001, np.abs(ours - literal).max()
+
+
+def test_quantized_compile_is_byte_identical(tmp_path):
+    """Same QDQ model, two directories and hash seeds -> byte-identical generated files
+    (packed int16 weights, look-up tables and kernel variants included)."""
+    import os
+
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    model, _ = _conv(relu=True)
+    outs = []
+    for k, seed in enumerate(("0", "4242")):
+        work = tmp_path / f"d{k}"
+        work.mkdir()
+        onnx.save(model, str(work / "m.onnx"))
+        r = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile", "m.onnx",
+                            "-o", "out", "--isa", "x86_64-v3"], cwd=str(work),
+                           capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=ROOT))
+        assert r.returncode == 0, r.stderr
+        out = work / "out"
+        outs.append({f: (out / f).read_bytes() for f in sorted(os.listdir(out))})
+    assert outs[0] == outs[1]
+    assert any(b"qlinear_conv_avx2" in v for v in outs[0].values())
+
+
+@pytest.mark.parametrize("level", ["generic", "x86_64-v3"])
+def test_int8_kernels_compile_without_warnings(level, tmp_path):
+    """Every int8 kernel variant the kernel cases produce (tests/kernels/quant) is clean C99
+    under gcc and clang with -Wall -Wextra -Werror -pedantic."""
+    import os
+
+    from kernels.harness import build_model, shapes_of
+    from kernels.quant.cases import BOOK
+    from megcc_builder.compiler import ModelSpec, compile_bundle
+    from megcc_builder.host import RUNTIME_DIR
+
+    groups = {}
+    for c in BOOK.cases:
+        groups.setdefault(c.group, []).append(c)
+    specs = []
+    for k, cases in enumerate(groups.values()):
+        path = str(tmp_path / f"cases{k}.onnx")
+        onnx.save(build_model(cases), path)
+        specs.append(ModelSpec(f"cases{k}", path, [shapes_of(cases)], True, level))
+    out = str(tmp_path / "out")
+    compile_bundle(specs, out, save_c_array=False, isa=level)
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
+             "-Wno-overlength-strings"] + (["-march=x86-64-v3"] if level != "generic" else [])
+    for cc in ("gcc", "clang"):
+        r = subprocess.run([cc, *flags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c",
+                            os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (cc, r.stderr[-4000:])

@@ -76,11 +76,11 @@ def _const(graph: Graph, name: str) -> Optional[np.ndarray]:
 
 def _dtype_of(graph: Graph, dq: Op) -> Optional[str]:
     """The quantized dtype of a DequantizeLinear's input: its zero point's dtype, else the
-    input tensor's when known."""
+    input tensor's when known (before shape inference an intermediate tensor is not)."""
     if len(dq.inputs) > 2 and dq.inputs[2] and dq.inputs[2] in graph.tensors:
         return graph.tensors[dq.inputs[2]].dtype
     t = graph.tensors.get(dq.inputs[0])
-    return t.dtype if t is not None else None
+    return t.dtype if t is not None else "uint8"  # ONNX's type when the zero point is omitted
 
 
 def _q_dtype(graph: Graph, q: Op) -> str:
@@ -223,6 +223,8 @@ class _Fuser:
             return None, f"weights quantized along axis {w.axis} (0 expected)"
         if _const(self.graph, w.x) is None:
             return None, "weights are not constant"
+        if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            return None, f"auto_pad {op.attrs['auto_pad']} (pads known only after shape inference)"
         after = self.q_after(op.outputs[0])
         if after is None:
             return None, "output is not quantized"

@@ -171,9 +171,9 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
                             }}
                             for (t = 0; t < t_lo; ++t) d[2 * t] = 0;
                             if (t_hi > t_lo) {{
-                                const {xt} *row = xc + (int64_t)iy * W + ix0;
+                                const {xt} *row = xc + (int64_t)iy * W;  /* ix0 may be < 0 */
                                 for (t = t_lo; t < t_hi; ++t)
-                                    d[2 * t] = (int16_t)((int32_t)row[t * SW] - xz);
+                                    d[2 * t] = (int16_t)((int32_t)row[ix0 + t * SW] - xz);
                             }}
                             for (t = t_hi < t_lo ? t_lo : t_hi; t < seg; ++t) d[2 * t] = 0;
                             jj += seg;

@@ -128,8 +128,8 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
     {rq.setup("yz")}"""
     # onnxruntime: output scale per channel = x_scale * w_scale[c] / y_scale (float32)
     oc_setup = (f"const float wsc = ws[{'o' if ws_pc else '0'}];\n"
-                f"            const float mult = xs * wsc / so;\n"
-                + ("            const float rs = xs * wsc;\n" if rq.real else "") +
+                + ("            const float rs = xs * wsc;\n" if rq.real else
+                   "            const float mult = xs * wsc / so;\n") +
                 f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
     variant = (f"{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"
                f"{'_wpc' if ws_pc else ''}{'_wzpc' if wz_pc else ''}"
@@ -158,53 +158,46 @@ def lower_qlinear_conv(op: Op, graph: Graph):
 
 
 def _depthwise(op: Op, pt: dict) -> Instr:
-    """One filter per channel (channel multiplier 1): window size, stride and dilation
-    compiled in, so the taps unroll, and output positions whose window lies inside the
-    input skip the bounds tests. Same integer arithmetic as the general loop."""
+    """One filter per channel (channel multiplier 1), a row of outputs at a time: each tap
+    adds its weight times a run of input row cells to an int32 row of accumulators (a
+    unit-stride loop when the stride is 1, which the C compiler vectorises), the valid
+    output range of each tap computed instead of tested per element. Window, stride and
+    dilation compiled in; the integer sums equal the general loop's."""
     geo, rq, xt, wt = pt["geo"], pt["rq"], pt["xt"], pt["wt"]
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("KH", "KW", "SH", "SW", "DH", "DW"))
-    taps = " + ".join(f"((int32_t)r{ky}[{kx * dw}] - xz) * wk[{ky * kw + kx}]"
-                      for ky in range(kh) for kx in range(kw))
-    rows = "\n".join(f"                        const {xt} *r{ky} = xc + (int64_t)(iy0 + {ky * dh}) * W + ix0;"
-                     for ky in range(kh))
-    epilogue = f"y[yi] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
+    epilogue = f"yrow[ox] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
     body = f"""    const {xt} *x = (const {xt} *)in_ptrs[0];
     const {wt} *w = (const {wt} *)in_ptrs[1];
+    int32_t *accs = (int32_t *)workspace;  /* one output row of int32 sums */
 {pt["head"]}
     const int32_t xz = {pt["x_zp"]};
     int32_t b, o, oy, ox, ky, kx;
-    int64_t yi = 0;
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const {xt} *xc = x + ((int64_t)b * C + o) * H * W;
-            int32_t wk[{kh * kw}];
-            {{
-                const int32_t wz = {pt["w_zp"]};
-                int32_t t;
-                for (t = 0; t < {kh * kw}; ++t) wk[t] = (int32_t)w[(int64_t)o * {kh * kw} + t] - wz;
-            }}
+            {rq.ctype} *yc = y + ((int64_t)b * OC + o) * OH * OW;
+            const int32_t wz = {pt["w_zp"]};
             {{
             {pt["oc_setup"]}
             for (oy = 0; oy < OH; ++oy) {{
-                const int32_t iy0 = oy * {sh} - PT;
-                const int32_t rows_in = iy0 >= 0 && iy0 + {(kh - 1) * dh} < H;
-                for (ox = 0; ox < OW; ++ox, ++yi) {{
-                    const int32_t ix0 = ox * {sw} - PL;
-                    int32_t acc = 0;
-                    if (rows_in && ix0 >= 0 && ix0 + {(kw - 1) * dw} < W) {{
-{rows}
-                        acc = {taps};
-                    }} else {{
-                        for (ky = 0; ky < {kh}; ++ky) {{
-                            const int32_t iy = iy0 + ky * {dh};
-                            if (iy < 0 || iy >= H) continue;
-                            for (kx = 0; kx < {kw}; ++kx) {{
-                                const int32_t ix = ix0 + kx * {dw};
-                                if (ix < 0 || ix >= W) continue;
-                                acc += ((int32_t)xc[(int64_t)iy * W + ix] - xz) * wk[ky * {kw} + kx];
-                            }}
-                        }}
+                {rq.ctype} *yrow = yc + (int64_t)oy * OW;
+                for (ox = 0; ox < OW; ++ox) accs[ox] = 0;
+                for (ky = 0; ky < {kh}; ++ky) {{
+                    const int32_t iy = oy * {sh} - PT + ky * {dh};
+                    if (iy < 0 || iy >= H) continue;
+                    for (kx = 0; kx < {kw}; ++kx) {{
+                        const int32_t wv = (int32_t)w[(int64_t)o * {kh * kw} + ky * {kw} + kx] - wz;
+                        const int32_t off = kx * {dw} - PL;  /* input column = ox * stride + off */
+                        const int32_t first = off >= 0 ? 0 : (-off + {sw - 1}) / {sw};
+                        int32_t end = W - 1 - off < 0 ? 0 : (W - 1 - off) / {sw} + 1;
+                        const {xt} *r = xc + (int64_t)iy * W;  /* (off may be < 0) */
+                        end = end < OW ? end : OW;
+                        for (ox = first; ox < end; ++ox)
+                            accs[ox] += ((int32_t)r[ox * {sw} + off] - xz) * wv;
                     }}
+                }}
+                for (ox = 0; ox < OW; ++ox) {{
+                    const int32_t acc = accs[ox];
                     {epilogue}
                 }}
             }}
@@ -214,7 +207,7 @@ def _depthwise(op: Op, pt: dict) -> Instr:
     name = f"qlinear_dwconv_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, rq.helpers)
     return Instr(kernel, pt["ins"], [op.outputs[0]], PARAMS.pack(**geo),
-                 note="int8 depthwise direct convolution")
+                 workspace_bytes=4 * geo["OW"], note="int8 depthwise convolution by rows")
 
 
 @implements("ConvInteger", dtypes=QTYPES, typed_inputs=(0, 1))

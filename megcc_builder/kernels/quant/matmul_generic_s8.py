@@ -170,26 +170,36 @@ def _requant_epilogue(rq: Requant, bias_pos: Optional[int], bs_per: bool):
     """(head additions, per-column setup, epilogue) of a requantized product."""
     bias = f"const int32_t *bias = (const int32_t *)in_ptrs[{bias_pos}];" if bias_pos else ""
     col = (f"const float bsc = bs[{'n' if bs_per else '0'}];\n"
-           f"                const float mult = alpha * as * bsc / so;\n"
-           + ("                const float rs = alpha * as * bsc;\n" if rq.real else ""))
+           + ("                const float rs = alpha * as * bsc;\n" if rq.real else
+              "                const float mult = alpha * as * bsc / so;\n"))
     acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
     return bias, col, f"y[yi] = {rq.store(rq.value(acc, 'mult', 'rs'), 'yz')};"
 
 
-@implements("QLinearMatMul", dtypes=QTYPES, typed_inputs=(0, 3))
+def portable_cost(op: Op, graph: Graph, isa) -> float:
+    """About one cycle per multiply-add of the loop nest."""
+    b, y = graph.tensors[op.inputs[3]], graph.tensors[op.outputs[0]]
+    k = b.shape[-1] if op.attrs.get("transB") else (b.shape[-2] if len(b.shape) > 1 else b.shape[0])
+    return float(y.numel) * k
+
+
+@implements("QLinearMatMul", dtypes=QTYPES, typed_inputs=(0, 3), cost=portable_cost)
 def lower_qlinear_matmul(op: Op, graph: Graph):
     """Inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp."""
     return _qlinear(op, graph, "qlinear_matmul", gemm=False)
 
 
-@implements("QGemm", dtypes=QTYPES, typed_inputs=(0, 3))
+@implements("QGemm", dtypes=QTYPES, typed_inputs=(0, 3), cost=portable_cost)
 def lower_qgemm(op: Op, graph: Graph):
     """Inputs: A, a_scale, a_zp, B, b_scale, b_zp, [C int32], [y_scale, y_zp]; no y_scale:
     float output alpha * a_scale * b_scale * (acc + C)."""
     return _qlinear(op, graph, "qgemm", gemm=True)
 
 
-def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool):
+def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
+    """QLinearMatMul / QGemm: the checked operands, prologue and epilogue, given to `emit`
+    (the portable loop nest by default; matmul_avx2_s8 passes its GEMM)."""
+    emit = emit or _emit
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]], \
         graph.tensors[op.outputs[0]]
     check_scale(graph, op, 1, "a_scale")
@@ -230,8 +240,8 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool):
             f"    const int32_t *bias = (const int32_t *)in_ptrs[{bias_pos}];" if bias_pos else "")
         col = f"const float mult = alpha * as * bs[{'n' if bs_per else '0'}];"
         acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
-        return _emit(op, graph, kind + "_f32", geo, a.dtype, b.dtype, ins, az, bz, head, col,
-                     f"y[yi] = (float)({acc}) * mult;")
+        return emit(op, graph, kind + "_f32", geo, a.dtype, b.dtype, ins, az, bz, head, col,
+                    f"y[yi] = (float)({acc}) * mult;")
     check_scale(graph, op, 7 if gemm else 6, "y_scale")
     check_zero_point(graph, op, 8 if gemm else 7, y.dtype, "y_zero_point")
     rq = Requant(op, graph, y.dtype)
@@ -242,8 +252,8 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool):
             f"    const float so = *(const float *)in_ptrs[{ys_pos}];\n"
             f"    const int32_t yz = {_zp_expr(yz_pos, y.dtype, False, '0')};\n"
             f"    {bias_decl}\n    {rq.setup('yz')}")
-    return _emit(op, graph, f"{kind}_{rq.tag}", geo, a.dtype, b.dtype, ins, az, bz, head, col,
-                 epilogue, rq.helpers)
+    return emit(op, graph, f"{kind}_{rq.tag}", geo, a.dtype, b.dtype, ins, az, bz, head, col,
+                epilogue, rq.helpers)
 
 
 @implements("MatMulIntegerToFloat", dtypes=QTYPES, typed_inputs=(0, 1))

@@ -308,3 +308,17 @@ qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strid
 qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
       pads=(4, 2, 4, 2), wz=3)
 megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)
+
+# --- AVX2 int16-pair GEMM edges for constant-B products: rows over several blocks and off
+# the 16-wide tile, columns off the 6-row panel, odd K, batched A, float QGemm output
+BOOK.add("qmatmul_gemm_edges_batched", "QLinearMatMul",
+         [q("uint8", 2, 300, 37), s(0.02), z("uint8", 131), Const(q("int8", 37, 13)), s(0.004),
+          z("int8", 0), s(0.2), z("uint8", 125)], opset=13)
+BOOK.add("qgemm_float_out", "QGemm",
+         [q("uint8", 21, 10), s(0.02), z("uint8", 120), Const(q("int8", 10, 7)), s(0.004),
+          z("int8", 0), Const(_r.integers(-500, 500, 7).astype(np.int32))],
+         dict(alpha=1.0), domain=MS, opset=13, exact=False)
+BOOK.add("qgemm_s8_relu_clip_u8", "QGemm",
+         [q("uint8", 19, 33), s(0.02), z("uint8", 128), Const(q("int8", 11, 33)), s(0.005),
+          z("int8", 0), Const(_r.integers(-900, 900, 11).astype(np.int32)), s(0.05),
+          z("uint8", 0)], dict(transB=1), domain=MS, opset=13)

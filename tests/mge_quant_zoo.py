@@ -286,13 +286,34 @@ class QInvertedResidual(M.Module):
         return self.add(x, self.conv(x)) if self.add is not None else self.conv(x)
 
 
+class _Head(M.Module):
+    """Global average pooling + classifier: int8 (the default), or in float after the
+    DequantStub (`float_head`: the classifier kept out of quantization, as deployments that
+    keep the last layer in float do; the dequantized feature map is a second output, so the
+    int8 body can be compared exactly)."""
+
+    def __init__(self, cin, num_classes, float_head):
+        super().__init__()
+        self.float_head = float_head
+        self.dequant = M.DequantStub()
+        self.fc = M.Linear(cin, num_classes)
+        if float_head:
+            self.fc.disable_quantize()
+
+    def forward(self, x):
+        if self.float_head:  # (logits, the int8 body's output map, dequantized)
+            features = self.dequant(x)
+            return self.fc(F.flatten(F.adaptive_avg_pool2d(features, 1), 1)), features
+        return self.dequant(self.fc(F.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
+
 class QMobileNetV2(M.Module):
     """MobileNetV2 at width 0.5 for 32x32 inputs (ReLU, as MegEngine's quantized models)."""
     CFG = [(1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2), (6, 32, 2, 2), (6, 48, 1, 1)]
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, float_head=False):
         super().__init__()
-        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.quant = M.QuantStub()
         layers, cin = [_cbr(3, 16, 3, 1)], 16
         for t, c, n, s in self.CFG:
             for i in range(n):
@@ -300,12 +321,10 @@ class QMobileNetV2(M.Module):
                 cin = c
         layers.append(_cbr(cin, 128, 1))
         self.features = M.Sequential(*layers)
-        self.fc = M.Linear(128, num_classes)
+        self.head = _Head(128, num_classes, float_head)
 
     def forward(self, x):
-        x = self.features(self.quant(x))
-        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.dequant(self.fc(x))
+        return self.head(self.features(self.quant(x)))
 
 
 class QBasicBlock(M.Module):
@@ -324,9 +343,9 @@ class QBasicBlock(M.Module):
 class QResNet18(M.Module):
     """ResNet-18's layout (2-2-2-2 basic blocks) at a quarter of the width, 32x32 inputs."""
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, float_head=False):
         super().__init__()
-        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.quant = M.QuantStub()
         self.stem = _cbr(3, 16, 3, 1)
         blocks, cin = [], 16
         for cout, stride in [(16, 1), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1),
@@ -334,13 +353,11 @@ class QResNet18(M.Module):
             blocks.append(QBasicBlock(cin, cout, stride))
             cin = cout
         self.layers = M.Sequential(*blocks)
-        self.fc = M.Linear(128, num_classes)
+        self.head = _Head(128, num_classes, float_head)
 
     def forward(self, x):
         x = F.max_pool2d(self.stem(self.quant(x)), 3, 2, 1)
-        x = self.layers(x)
-        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.dequant(self.fc(x))
+        return self.head(self.layers(x))
 
 
 class QShuffleV2Block(M.Module):
@@ -363,9 +380,9 @@ class QShuffleV2Block(M.Module):
 
 
 class QShuffleNetV2(M.Module):
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, float_head=False):
         super().__init__()
-        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.quant = M.QuantStub()
         self.first = _cbr(3, 16, 3, 1)
         blocks, cin = [], 16
         for repeats, cout in zip([2, 3, 2], [32, 64, 128]):
@@ -374,13 +391,11 @@ class QShuffleNetV2(M.Module):
                 cin = cout
         self.features = M.Sequential(*blocks)
         self.last = _cbr(cin, 256, 1)
-        self.fc = M.Linear(256, num_classes)
+        self.head = _Head(256, num_classes, float_head)
 
     def forward(self, x):
         x = F.max_pool2d(self.first(self.quant(x)), 3, 2, 1)
-        x = self.last(self.features(x))
-        x = F.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.dequant(self.fc(x))
+        return self.head(self.last(self.features(x)))
 
 
 def digits_float() -> M.Module:
@@ -398,9 +413,9 @@ def _build_digits():
     return mge_zoo._digits_module().quantize_int8(digits_float(), digits_data()[0][:1024])
 
 
-def _build_image_net(cls, seed):
+def _build_image_net(cls, seed, float_head=False):
     def build():
-        net = mge_zoo.init_weights(cls(), seed)
+        net = mge_zoo.init_weights(cls(float_head=float_head), seed)
         return post_training_quantize(net, [(sample_images(IMAGE, 16, seed=0),)])
     return build
 
@@ -410,6 +425,10 @@ NETS: Dict[str, Tuple[Callable[[], M.Module], tuple]] = {
     "mobilenet_v2": (_build_image_net(QMobileNetV2, 11), IMAGE),
     "resnet18": (_build_image_net(QResNet18, 12), IMAGE),
     "shufflenet_v2": (_build_image_net(QShuffleNetV2, 13), IMAGE),
+    # the same networks (same seeds) with the pooling + classifier in float
+    "mobilenet_v2_float_head": (_build_image_net(QMobileNetV2, 11, True), IMAGE),
+    "resnet18_float_head": (_build_image_net(QResNet18, 12, True), IMAGE),
+    "shufflenet_v2_float_head": (_build_image_net(QShuffleNetV2, 13, True), IMAGE),
 }
 NET_NAMES = tuple(NETS)
 

@@ -22,9 +22,9 @@ from megcc_builder.ir import CompileError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {"plain": False, "optimized": True}
-# IR ops a quantized MegEngine opr may become; MegEngine names must never leak through
 # fully int8 nets (their *_float_head twins differ only in a float head: tests/test_int8_mge_models)
 INT8_NETS = [n for n in zoo.NET_NAMES if not n.endswith("_float_head")]
+# IR ops a quantized MegEngine opr may become; MegEngine names must never leak through
 INTEGER_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearAdd", "QLinearMul",
                "QLinearSigmoid", "QLinearAveragePool", "MatMulInteger"}
 

@@ -127,15 +127,3 @@ def test_digits_int8_accuracy_beside_fp32(qzoo_dir, summary):
     summary(f"digits compiled int8: {int8:.2%} of {len(y_test)} held-out images correct "
             f"(fp32 network: {fp32:.2%})")
     assert int8 >= 0.95 and int8 >= fp32 - 0.02
-
-
-@pytest.mark.parametrize("name", zoo.OP_NAMES)
-def test_single_operator_at_rounding_ties_bit_exact(qzoo_dir, name):
-    """Inputs at and next to the quantization ties: MegEngine quantizes x as x * (1/s)
-    (not x / s) and rounds by adding +-0.5 in float32 and truncating (not roundf)."""
-    path = zoo.dump(name, qzoo_dir, True)
-    feeds = zoo.near_tie_inputs(load_mge(path))
-    (ref,) = zoo.reference_output(path, feeds)
-    (ours,) = compile_and_run(path, feeds).values()
-    diff = np.flatnonzero(ours != ref)
-    assert diff.size == 0, f"{name}: {diff.size} of {ref.size} elements differ at the ties"

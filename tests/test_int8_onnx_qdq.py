@@ -364,3 +364,54 @@ def test_int8_kernels_compile_without_warnings(level, tmp_path):
                             os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],
                            capture_output=True, text=True)
         assert r.returncode == 0, (cc, r.stderr[-4000:])
+
+
+def test_conv_with_auto_pad_same_stays_float(tmp_path):
+    """auto_pad SAME is resolved only after shape inference, which the QDQ pass precedes:
+    the island stays float (and says so), within one output step of onnxruntime."""
+    m = QDQ("uint8")
+    y = m.op("Conv", [m.act_in("x"), m.weight((4, 3, 3, 3), 0)], kernel_shape=[3, 3],
+             auto_pad="SAME_UPPER", strides=[2, 2])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(m.model([("x", [1, 3, 7, 7])], m.out(y, 0.08)), path)
+    r = _cli("inspect", path)
+    assert r.returncode == 0, r.stderr
+    assert "target (Conv): auto_pad SAME_UPPER" in r.stdout
+    x = np.random.default_rng(4).standard_normal((1, 3, 7, 7)).astype(F32)
+    ours = list(compile_and_run(path, {"x": x}).values())[0]
+    assert np.abs(ours - _ort(path, {"x": x})).max() <= 0.08 * 1.001
+
+
+def _qoperator_model(tmp_path, node, inits, x_shape, x_type=TensorProto.UINT8, ms=False):
+    g = helper.make_graph([node], "q", [helper.make_tensor_value_info("x", x_type, x_shape)],
+                          [helper.make_tensor_value_info("y", x_type, None)], inits)
+    opsets = [helper.make_opsetid("", 13)] + ([helper.make_opsetid("com.microsoft", 1)]
+                                              if ms else [])
+    m = helper.make_model(g, opset_imports=opsets)
+    m.ir_version = 8
+    path = str(tmp_path / "q.onnx")
+    onnx.save(m, path)
+    return path
+
+
+def test_qoperator_zero_scale_one_line(tmp_path):
+    c = lambda v, t, n: numpy_helper.from_array(np.asarray(v, t), n)  # noqa: E731
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
+                            name="conv_zero_scale")
+    inits = [c(0.05, F32, "xs"), c(128, np.uint8, "xz"), c(np.ones((2, 3, 1, 1)), np.int8, "w"),
+             c(0.01, F32, "ws"), c(0, np.int8, "wz"), c(0.0, F32, "ys"), c(128, np.uint8, "yz")]
+    path = _qoperator_model(tmp_path, node, inits, [1, 3, 4, 4])
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "conv_zero_scale" in r.stderr and "y_scale" in r.stderr and "> 0" in r.stderr
+
+
+def test_unsupported_quantized_operator_one_line(tmp_path):
+    node = helper.make_node("QLinearSoftmax", ["x", "s", "z", "s", "z"], ["y"], name="qsoftmax",
+                            domain="com.microsoft", axis=-1, opset=13)
+    inits = [numpy_helper.from_array(np.asarray(0.05, F32), "s"),
+             numpy_helper.from_array(np.asarray(0, np.uint8), "z")]
+    path = _qoperator_model(tmp_path, node, inits, [1, 10], ms=True)
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "qsoftmax" in r.stderr and "com.microsoft.QLinearSoftmax" in r.stderr

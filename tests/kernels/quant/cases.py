@@ -58,7 +58,8 @@ BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
 
 # --- QLinearConv / ConvInteger --------------------------------------------------------
 def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
-          dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False):
+          dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False,
+          expect=None):
     x = q(xt, n, c, w) if one_d else q(xt, n, c, h, w)
     wshape = (oc, c // group, k) if one_d else (oc, c // group, k, k)
     wv = q(wt, *wshape)
@@ -72,7 +73,7 @@ def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0
                                                         else wz), s(0.08), z(xt, yz)]
     if bias:
         ins.append(Const(_r.integers(-3000, 3000, oc).astype(np.int32)))
-    BOOK.add(id_, "QLinearConv", ins, attrs, opset=13)
+    BOOK.add(id_, "QLinearConv", ins, attrs, opset=13, expect=expect or {})
 
 
 qconv("qconv_u8s8_dense_pad", "uint8", "int8", 1, 3, 9, 11, 5, 3, pads=(1, 1, 1, 1))
@@ -285,8 +286,9 @@ for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", "")
 # --- shapes for the AVX2 int16-pair GEMM: K odd / even, positions off the 16-wide tile,
 # output channels off the 4-row panel, blocks of positions, saturation, strides, dilation
 qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
+# the cost model: the AVX2 GEMM for a dense convolution, the portable row-wise depthwise
 qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
-      per_channel=True)
+      per_channel=True, expect={"avx2": ("qlinear_conv_avx2_", "_bias")})
 qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
 qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
       pads=(0, 1, 1, 0), wz=120, yz=0)
@@ -304,7 +306,8 @@ for _t in ("uint8", "int8"):
 
 # depthwise: strided, asymmetric padding, 5x5, dilated (the unrolled interior + edge loops)
 qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strides=(2, 2),
-      pads=(0, 1, 2, 1), per_channel=True)
+      pads=(0, 1, 2, 1), per_channel=True,
+      expect={"avx2": ("qlinear_dwconv_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
 qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
       pads=(4, 2, 4, 2), wz=3)
 megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)

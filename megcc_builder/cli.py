@@ -24,6 +24,32 @@ COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 
                       "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
+NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
+                   "ISA levels without the instructions")
+# The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
+# every command that compiles: (field, help).
+MODEL_OPTIONS = (
+    ("enable_nchw44", NCHW44_HELP),
+    ("enable_nchw44_dot", NCHW44_DOT_HELP),
+    ("enable_compress_fp16", COMPRESS_FP16_HELP),
+    ("enable_ioc16", IOC16_HELP),
+)
+
+
+def _add_model_options(parser, megcc_spelling_first: bool = False) -> None:
+    """--enable-nchw44 and --enable_nchw44 (MegCC's spelling) for every model option."""
+    for field, help_text in MODEL_OPTIONS:
+        spellings = ["--" + field.replace("_", "-"), "--" + field]
+        if megcc_spelling_first:
+            spellings.reverse()
+        parser.add_argument(*spellings, dest=field, action="store_true", help=help_text)
+
+
+def _model_options(args) -> dict:
+    """The model options a command line set, as ModelSpec keyword arguments."""
+    return {field: getattr(args, field) for field, _ in MODEL_OPTIONS}
+
+
 # mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
 # know when that level is not all MegCC's flag promises.
 TARGET_FLAGS = {
@@ -98,7 +124,8 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False, compress_fp16: bool = False, ioc16: bool = False):
+                     **options):
+    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS."""
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -108,8 +135,7 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44,
-                               enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
+        specs.append(ModelSpec(model_name, path, instances, fuse, **options))
     return specs
 
 
@@ -142,7 +168,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44, args.enable_compress_fp16, args.enable_ioc16)
+                                 **_model_options(args))
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
                             cv=_cv_request(cv, args.cv))
@@ -188,9 +214,7 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse, enable_nchw44=args.enable_nchw44,
-                                       enable_compress_fp16=args.enable_compress_fp16,
-                                       enable_ioc16=args.enable_ioc16)],
+                                       not args.no_fuse, **_model_options(args))],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -251,9 +275,7 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), args.enable_nchw44,
-                                    enable_compress_fp16=args.enable_compress_fp16,
-                                    enable_ioc16=args.enable_ioc16))
+                                    resolve_isa(args.isa), **_model_options(args)))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
@@ -341,7 +363,7 @@ def cmd_validate(args) -> int:
     ensure_readable_model(args.model)
     shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
     reports = validate(args.model, shapes, _parse_feeds(args.input), args.seed, args.isa,
-                       args.target, fuse=not args.no_fuse, enable_nchw44=args.enable_nchw44)
+                       args.target, fuse=not args.no_fuse, **_model_options(args))
     print(format_reports(reports, args.tolerance))
     failed = [r.name for r in reports if not r.passes(args.tolerance)]
     if failed:
@@ -365,7 +387,7 @@ def cmd_package(args) -> int:
         _, specs, cv = load_config(args.json)
     elif args.models:
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44)
+                                 **_model_options(args))
     else:
         return _fail("give a model file or --json CONFIG")
     top = make_package(specs, args.target, args.output, isa=args.isa,
@@ -399,12 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
-    c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
-    c.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
-                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
-    c.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
-                   action="store_true", help=IOC16_HELP)
+    _add_model_options(c)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
     c.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     # the environment is read here, at the edge: the library below never looks at it
@@ -425,12 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time in thread CPU time (robust on a loaded machine)")
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
-    r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
-    r.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
-                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
-    r.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
-                   action="store_true", help=IOC16_HELP)
+    _add_model_options(r)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -460,8 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64): "
                    "cross-build and run under its emulator")
     v.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
-    v.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
+    _add_model_options(v)
     v.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, the "
                    "target's level with --target)")
     v.set_defaults(fn=cmd_validate)
@@ -476,8 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     k.add_argument("--name", help="model name (one model) and package name")
     k.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
-    k.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
+    _add_model_options(k)
     k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
     k.add_argument("--cv", action="append", help=CV_HELP + " (may repeat; tinycv_c.h and "
                    "tinycv.c go into the package)")
@@ -489,12 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
                    "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
     i.add_argument("--no-fuse", action="store_true")
-    i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
-    i.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
-                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
-    i.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
-                   action="store_true", help=IOC16_HELP)
+    _add_model_options(i)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -559,11 +564,7 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     for opt in sorted(PENDING_OPTIONS):
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
-    ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
-    ap.add_argument("--enable_compress_fp16", "--enable-compress-fp16",
-                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
-    ap.add_argument("--enable_ioc16", "--enable-ioc16", dest="enable_ioc16",
-                    action="store_true", help=IOC16_HELP)
+    _add_model_options(ap, megcc_spelling_first=True)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
     ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     ap.add_argument("--verbose", action="store_true")
@@ -585,12 +586,9 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
                 return _fail("usage: mgb-to-tinynn <model> <output_dir> [options] | --json=CONFIG")
             specs = _specs_from_args([a.model], a.input_shapes, None, True)
             out_dir = a.dump or a.output_dir
-        if a.enable_nchw44:  # the flag turns it on for every model, config or not
-            specs = [replace(s, enable_nchw44=True) for s in specs]
-        if a.enable_compress_fp16:
-            specs = [replace(s, enable_compress_fp16=True) for s in specs]
-        if a.enable_ioc16:
-            specs = [replace(s, enable_ioc16=True) for s in specs]
+        for field, on in _model_options(a).items():  # a flag sets it for every model
+            if on:
+                specs = [replace(s, **{field: True}) for s in specs]
         chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
         if len(chosen) > 1:
             return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")

@@ -24,7 +24,7 @@ from .codegen.kernel import Kernel
 from .kernels import has_kernel
 from .lowering import Plan, lower_graph
 from .names import c_identifier, model_symbol
-from .options import CompileOptions
+from .options import CompileOptions, dot_product_refusal
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
@@ -44,18 +44,24 @@ class ModelSpec:
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    enable_nchw44_dot: bool = False  # ... with dot-product kernels (options.CompileOptions)
     enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
     enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
         return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
-                "enable_compress_fp16": self.enable_compress_fp16, "enable_ioc16": self.enable_ioc16}
+                "enable_nchw44_dot": self.enable_nchw44_dot,
+                "enable_compress_fp16": self.enable_compress_fp16,
+                "enable_ioc16": self.enable_ioc16}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
-        return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
-                              enable_nchw44=self.enable_nchw44,
+        level = resolve_isa(self.isa or None)
+        if self.enable_nchw44_dot and dot_product_refusal(level):
+            raise CompileError(dot_product_refusal(level), self.path)
+        return CompileOptions(isa=level, fuse=self.fuse, enable_nchw44=self.enable_nchw44,
+                              enable_nchw44_dot=self.enable_nchw44_dot,
                               enable_compress_fp16=self.enable_compress_fp16,
                               enable_ioc16=self.enable_ioc16)
 
@@ -137,7 +143,7 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     _check_sizes(graph, list(graph.tensors))
     float16_model = has_float16_weights(graph)
     optimize(graph, options)
-    if options.enable_nchw44:
+    if options.nchw44:
         layout_nchw44(graph)
     if options.enable_ioc16:
         compute_in_float16(graph, options.isa_spec)

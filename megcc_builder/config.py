@@ -16,8 +16,9 @@ from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
-SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_compress_fp16", "enable_ioc16"}
-PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "add_nhwc2nchw_to_input"}
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
+                     "enable_compress_fp16", "enable_ioc16"}
+PENDING_OPTIONS = {"enable_nchw88", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
@@ -60,6 +61,7 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
             raise CompileError(f"{where}option '{key}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
             "enable_nchw44": bool(options.get("enable_nchw44", False)),
+            "enable_nchw44_dot": bool(options.get("enable_nchw44_dot", False)),
             "enable_compress_fp16": bool(options.get("enable_compress_fp16", False)),
             "enable_ioc16": bool(options.get("enable_ioc16", False))}
 
@@ -122,6 +124,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path) if shapes.strip() else [],
                                opts["fuse"], enable_nchw44=opts["enable_nchw44"],
+                               enable_nchw44_dot=opts["enable_nchw44_dot"],
                                enable_compress_fp16=opts["enable_compress_fp16"],
                                enable_ioc16=opts["enable_ioc16"]))
     seen = [s.name for s in specs]

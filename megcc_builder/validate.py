@@ -108,8 +108,9 @@ def reference_outputs(path: str, inputs: Dict[str, np.ndarray]) -> List[np.ndarr
 
 def validate(path: str, shapes: Dict[str, tuple], given: Dict[str, np.ndarray], seed: int,
              isa: Optional[str], target: Optional[str], fuse: bool = True,
-             enable_nchw44: bool = False) -> List[OutputReport]:
-    """Compile, run ours and the reference on the same inputs, compare every output."""
+             **options) -> List[OutputReport]:
+    """Compile, run ours and the reference on the same inputs, compare every output;
+    options: the ModelSpec options (enable_nchw44, enable_compress_fp16, ...)."""
     from .compiler import ModelSpec, compile_bundle
     from .host import build_runner, emulator_of, run_blob
 
@@ -122,8 +123,7 @@ def validate(path: str, shapes: Dict[str, tuple], given: Dict[str, np.ndarray], 
         shapes.setdefault(name, tuple(arr.shape))
     out_dir = tempfile.mkdtemp(prefix="megcc-validate-")
     try:
-        bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse,
-                                           enable_nchw44=enable_nchw44)],
+        bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse, **options)],
                                 out_dir, save_c_array=False, isa=isa)
         plan = bundle.models[0].plans[0]
         inputs = seeded_inputs(plan.graph, given, seed)

@@ -2,8 +2,8 @@
 
     python fuzz/make_seeds.py OUT_DIR
 
-compiles, as one bundle (so one kernels.c links with every seed), the digits sample and a
-few tiny ONNX models chosen to reach many kernel families (conv/pool/gemm, broadcasting
+compiles, as one bundle (so one kernels.c links with every seed), the digits sample (fp32
+and its MegEngine-quantized int8 version) and a few tiny ONNX models chosen to reach many kernel families (conv/pool/gemm, broadcasting
 element-wise, data movement with runtime indices, reductions, norms, batched MatMul), some
 with two input-shape plans. Writes OUT_DIR/kernels.c and OUT_DIR/seeds/<model>.tiny.
 Everything is small (8x8 images, a few hundred weights) so the fuzzer runs thousands of
@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "samples", "digits", "digits.mge")
+DIGITS_INT8 = os.path.join(ROOT, "samples", "digits", "digits_int8.mge")
 F = TensorProto.FLOAT
 
 
@@ -106,7 +107,8 @@ def build(out_dir: str, digits: bool = True) -> list:
 
     src = os.path.join(out_dir, "src")
     os.makedirs(src, exist_ok=True)
-    specs = [ModelSpec("digits", DIGITS, [{"data": (1, 1, 8, 8)}, {"data": (2, 1, 8, 8)}])]
+    specs = [ModelSpec("digits", DIGITS, [{"data": (1, 1, 8, 8)}, {"data": (2, 1, 8, 8)}]),
+             ModelSpec("digits_int8", DIGITS_INT8, [{"data": (1, 1, 8, 8)}])]  # int8 kernels
     if not digits:
         specs = []
     for name, (make, shapes) in ONNX_SEEDS.items():

@@ -17,14 +17,6 @@ from megcc_builder.frontend.mge import load_mge
 from megcc_builder.host import compile_and_run
 
 MODES = {"plain": False, "optimized": True}
-# Left out until h-int8 has the kernel: QLinearAveragePool with rounding="half_away" (MegEngine's
-# average pooling; the numpy reading in tests/test_int8_mge_frontend.py covers the translation).
-# The *_float_head nets test the three image nets' int8 bodies meanwhile. Put them back (and
-# the at-the-ties test of commit "tests: compiled at-the-ties test left out") when it lands.
-NO_KERNEL_YET = {"avgpool_2x2", "avgpool_3x3_s2_p1_include_pad", "avgpool_3x3_s1_p1_exclude_pad",
-                 "global_avgpool", "mobilenet_v2", "resnet18", "shufflenet_v2"}
-COMPILED_OPS = [n for n in zoo.OP_NAMES if n not in NO_KERNEL_YET]
-INT8_NETS = [n for n in zoo.NET_NAMES if not n.endswith("_float_head") and n not in NO_KERNEL_YET]
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +38,7 @@ def _output_step(path) -> float:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", COMPILED_OPS)
+@pytest.mark.parametrize("name", zoo.OP_NAMES)
 def test_single_operator_bit_exact(qzoo_dir, name, mode):
     path = zoo.dump(name, qzoo_dir, MODES[mode])
     feeds = _feeds(name)
@@ -66,7 +58,7 @@ NET_RUNS = [("plain", "generic", None), ("plain", "native", None),
 
 
 @pytest.mark.parametrize("mode,isa,target", NET_RUNS)
-@pytest.mark.parametrize("name", INT8_NETS)
+@pytest.mark.parametrize("name", [n for n in zoo.NET_NAMES if not n.endswith("_float_head")])
 def test_whole_net_within_one_step(qzoo_dir, name, mode, isa, target, summary):
     if target:
         require_target(target)
@@ -127,3 +119,15 @@ def test_digits_int8_accuracy_beside_fp32(qzoo_dir, summary):
     summary(f"digits compiled int8: {int8:.2%} of {len(y_test)} held-out images correct "
             f"(fp32 network: {fp32:.2%})")
     assert int8 >= 0.95 and int8 >= fp32 - 0.02
+
+
+@pytest.mark.parametrize("name", zoo.OP_NAMES)
+def test_single_operator_at_rounding_ties_bit_exact(qzoo_dir, name):
+    """Inputs at and next to the quantization ties: MegEngine quantizes x as x * (1/s)
+    (not x / s) and rounds by adding +-0.5 in float32 and truncating (not roundf)."""
+    path = zoo.dump(name, qzoo_dir, True)
+    feeds = zoo.near_tie_inputs(load_mge(path))
+    (ref,) = zoo.reference_output(path, feeds)
+    (ours,) = compile_and_run(path, feeds).values()
+    diff = np.flatnonzero(ours != ref)
+    assert diff.size == 0, f"{name}: {diff.size} of {ref.size} elements differ at the ties"

@@ -126,7 +126,7 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
         int32_t o;
         for (o = 0; o < OC; ++o) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
             const float wsc = ws[{"o" if pt["ws_pc"] else "0"}];
-            mults[o] = xs * wsc / so;
+            mults[o] = xs * wsc{"" if rq.uses_real_scale else " / so"};
         }}
     }}
     int32_t b, p0, o0, j, kk, r;
@@ -188,7 +188,7 @@ def lower_qlinear_conv_avx2(op: Op, graph: Graph):
 MICRO_KERNEL
                     for (r = 0; r < {MR} && o0 + r < OC; ++r) {{
                         const int32_t o = o0 + r;
-                        const float mult = mults[o];
+                        const float {"rs" if rq.uses_real_scale else "mult"} = mults[o];
                         const int32_t bo = {"bias[o]" if "bias" in pt["head"] else "0"};
                         {rq.ctype} *yo = yb + (int64_t)o * P + p0 + j;
                         int32_t t = 0;

@@ -128,7 +128,7 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
     {rq.setup("yz")}"""
     # onnxruntime: output scale per channel = x_scale * w_scale[c] / y_scale (float32)
     oc_setup = (f"const float wsc = ws[{'o' if ws_pc else '0'}];\n"
-                + ("            const float rs = xs * wsc;\n" if rq.real else
+                + ("            const float rs = xs * wsc;\n" if rq.uses_real_scale else
                    "            const float mult = xs * wsc / so;\n") +
                 f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
     variant = (f"{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"

@@ -142,7 +142,7 @@ def lower_qlinear_binary(op: Op, graph: Graph):
 def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     """MegEngine's form (rounding / activation attributes): the real values added or
     multiplied in float, the activation applied, then quantized with the op's rounding."""
-    from .requant import Requant
+    from .requant import Requant, to_output_steps
 
     rq = Requant(op, graph, c.dtype)
     dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
@@ -176,7 +176,7 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
         const float ra = (float)((int32_t)a[ia] - za) * sa;
         const float rb = (float)((int32_t)b[ib] - zb) * sb;
         const float r = {combine};
-        const float v = {real} / so;
+        const float v = {to_output_steps(real, "so", rq.rounding)};
         y[i] = {rq.store("v", "zc")};
       }}
         for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
@@ -192,11 +192,7 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     params = schema(table("dims", rank, "output extents (collapsed)"),
                     table("sta", rank, "A element strides (0: broadcast)"),
                     table("stb", rank, "B element strides (0: broadcast)"))
-    helpers = rq.helpers
-    if rq.activation in ("Sigmoid", "HSwish"):
-        from .requant import REAL_ACT_HELPERS
-
-        helpers = tuple(dict.fromkeys(helpers + REAL_ACT_HELPERS))
+    helpers = rq.helpers  # rounding, and the activation's helper
     name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_float_{rq.tag}_r{rank}" \
         + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
     kernel = make_kernel(name, body, params, helpers)

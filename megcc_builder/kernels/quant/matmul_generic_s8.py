@@ -170,7 +170,7 @@ def _requant_epilogue(rq: Requant, bias_pos: Optional[int], bs_per: bool):
     """(head additions, per-column setup, epilogue) of a requantized product."""
     bias = f"const int32_t *bias = (const int32_t *)in_ptrs[{bias_pos}];" if bias_pos else ""
     col = (f"const float bsc = bs[{'n' if bs_per else '0'}];\n"
-           + ("                const float rs = alpha * as * bsc;\n" if rq.real else
+           + ("                const float rs = alpha * as * bsc;\n" if rq.uses_real_scale else
               "                const float mult = alpha * as * bsc / so;\n"))
     acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
     return bias, col, f"y[yi] = {rq.store(rq.value(acc, 'mult', 'rs'), 'yz')};"

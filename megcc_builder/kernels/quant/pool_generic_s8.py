@@ -9,7 +9,7 @@ from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
 from ..registry import implements
-from .requant import CTYPE, SHORT, Requant
+from .requant import CTYPE, SHORT, Requant, rounding_of
 
 QTYPES = ("int8", "uint8")
 POOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
@@ -49,8 +49,10 @@ def lower_qlinear_avgpool(op: Op, graph: Graph):
     x, y, ins, head, ztag = _io(op, graph)
     if len(x.shape) not in (3, 4):
         raise graph.error(f"{len(x.shape) - 2}-D pooling is not supported (1-D, 2-D are)", op)
-    if op.attrs.get("rounding", "half_even") != "half_even" or op.attrs.get("activation"):
-        raise graph.error("QLinearAveragePool supports onnxruntime's rounding only", op)
+    if op.attrs.get("activation"):
+        raise graph.error("QLinearAveragePool with a fused activation is not supported", op)
+    if rounding_of(op, graph) == "half_away":
+        return _lower_avgpool_megengine(op, graph, x, y, ins, head, ztag)
     one_d = len(x.shape) == 3
     ks = list(op.attrs["kernel_shape"])
     st = list(op.attrs.get("strides") or [1] * len(ks))
@@ -94,6 +96,49 @@ def lower_qlinear_avgpool(op: Op, graph: Graph):
     params = POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=h, W=w, OH=oh, OW=ow, KH=ks[0],
                               KW=ks[1], SH=st[0], SW=st[1], PT=pads[0], PL=pads[1])
     return [Instr(kernel, ins, [op.outputs[0]], params, note="int8 average pool")]
+
+
+def _lower_avgpool_megengine(op: Op, graph: Graph, x, y, ins, head, ztag):
+    """MegEngine's quantized average pooling: the exact integer sum of the window, then
+    (float)sum * xs / count in output steps (x * (1 / ys)), rounded half away."""
+    from .requant import ROUND_AWAY
+
+    ks = list(op.attrs["kernel_shape"])
+    if len(ks) != 2:
+        raise graph.error(f"{len(ks)}-D pooling with MegEngine's rounding is not supported "
+                          "(2-D is)", op)
+    st = list(op.attrs.get("strides") or [1, 1])
+    pads = list(op.attrs.get("pads") or [0, 0, 0, 0])
+    include_pad = int(op.attrs.get("count_include_pad", 0))
+    lo, hi = QRANGE[y.dtype]
+    yt = CTYPE[y.dtype]
+    count = "KH * KW" if include_pad else "(he - hs) * (we - ws)"
+    body = head + f"""    int32_t c, oy, ox, iy, ix;
+    const float lo = (float)({lo} - yz), hi = (float)({hi} - yz);
+    for (c = 0; c < NC; ++c) {{
+        const {yt} *xc = x + (int64_t)c * H * W;
+        {yt} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            int32_t hs = oy * SH - PT, he = hs + KH < H ? hs + KH : H;
+            hs = hs > 0 ? hs : 0;
+            for (ox = 0; ox < OW; ++ox) {{
+                int32_t ws = ox * SW - PL, we = ws + KW < W ? ws + KW : W, sum = 0;
+                ws = ws > 0 ? ws : 0;
+                for (iy = hs; iy < he; ++iy)
+                    for (ix = ws; ix < we; ++ix)
+                        sum += (int32_t)xc[(int64_t)iy * W + ix] - xz;
+                yc[oy * OW + ox] = ({yt})(megcc_qround_away(
+                    ((float)sum * xs / (float)({count})) * (1.0f / so), lo, hi) + yz);
+            }}
+        }}
+    }}
+"""
+    name = f"qlinear_avgpool_{SHORT[x.dtype]}_away{'_incpad' if include_pad else ''}{ztag}"
+    kernel = make_kernel(name, body, POOL_PARAMS, (ROUND_AWAY,))
+    params = POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                              OH=y.shape[2], OW=y.shape[3], KH=ks[0], KW=ks[1], SH=st[0],
+                              SW=st[1], PT=pads[0], PL=pads[1])
+    return [Instr(kernel, ins, [op.outputs[0]], params, note="int8 average pool (MegEngine)")]
 
 
 @implements("QLinearGlobalAveragePool", dtypes=QTYPES)

@@ -8,7 +8,7 @@ from ...codegen.params import i32, i64, schema
 from ...ir import Graph, Op
 from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
 from ..registry import implements
-from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of
+from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of, to_output_steps
 
 AXIS_PARAMS = schema(i64("OUTER", "elements before the axis (product)"),
                      i32("C", "extent of the axis"),
@@ -73,7 +73,7 @@ def lower_quantize(op: Op, graph: Graph):
             const int32_t zp = {zp_expr};
             const float lo = (float)({lo} - zp), hi = (float)({hi} - zp);
             for (i = 0; i < INNER; ++i, ++x, ++y)
-                *y = ({ct})({fn}(*x / s, lo, hi) + zp);
+                *y = ({ct})({fn}({to_output_steps("*x", "s", rounding)}, lo, hi) + zp);
         }}
 """
     helper = ROUND_EVEN if rounding == "half_even" else ROUND_AWAY

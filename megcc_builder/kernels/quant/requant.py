@@ -4,8 +4,10 @@ MlasRequantizeOutput: `float(acc + bias) * (s_in * s_w / s_out)`, clamped, round
 
 The rounding follows the op's `rounding` attribute: "half_even" (onnxruntime; the float32
 magic-number trick MLAS uses, exact once clamped to the output range) or "half_away"
-(MegEngine; roundf). The `activation` is applied to the float value before rounding:
-Relu and Clip as tighter clamp bounds, others (Sigmoid, HSwish) on the real value.
+(MegEngine: trunc(v + 0.5f), and it scales into output steps by multiplying with 1 / s_out
+where onnxruntime divides by s_out; both differ from the other near ties). The
+`activation` is applied to the float value before rounding: Relu and Clip as tighter clamp
+bounds, others (Sigmoid, HSwish) on the real value.
 """
 from __future__ import annotations
 
@@ -27,25 +29,42 @@ static inline int32_t megcc_qround_even(float v, float lo, float hi) {
     return bits - 0x4B400000;
 }
 """)
+# MegEngine's (megdnn's QConverter): v + 0.5f (or - 0.5f) in float32, then truncation. Not
+# roundf: just below a tie (k + 0.5 - ulp) the float addition already rounds up to k + 1.
 ROUND_AWAY = ("megcc_qround_away", r"""
 static inline int32_t megcc_qround_away(float v, float lo, float hi) {
     v = v > lo ? v : lo;
     v = v < hi ? v : hi;
-    return (int32_t)roundf(v);
+    v += v >= 0.0f ? 0.5f : -0.5f;
+    return (int32_t)v;
 }
 """)
 ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "HSwish", "Tanh")
 # activations computed on the real value (the others are bounds)
 _REAL_ACT = {"Sigmoid": "megcc_q_sigmoid({r})", "HSwish": "megcc_q_hswish({r})",
              "Tanh": "tanhf({r})"}
-REAL_ACT_HELPERS = (("megcc_q_sigmoid", r"""
+REAL_ACT_HELPERS = {"Sigmoid": ("megcc_q_sigmoid", r"""
 static inline float megcc_q_sigmoid(float r) { return 1.0f / (1.0f + expf(-r)); }
-"""), ("megcc_q_hswish", r"""
+"""), "HSwish": ("megcc_q_hswish", r"""
 static inline float megcc_q_hswish(float r) {
     const float t = r + 3.0f < 0.0f ? 0.0f : (r + 3.0f > 6.0f ? 6.0f : r + 3.0f);
     return r * t / 6.0f;
 }
-"""))
+""")}
+
+
+def real_activation_helpers(activation: str) -> tuple:
+    """The helper an activation on real values needs (only that one: clang warns about an
+    unused static function)."""
+    return (REAL_ACT_HELPERS[activation],) if activation in REAL_ACT_HELPERS else ()
+
+
+def to_output_steps(real: str, s_out: str, rounding: str) -> str:
+    """C expression: a real value in output quantization steps, as the model's origin
+    computes it (onnxruntime divides by the scale, MegEngine multiplies by its inverse)."""
+    if rounding == "half_away":
+        return f"(({real}) * (1.0f / {s_out}))"
+    return f"(({real}) / {s_out})"
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t", "int16": "int16_t",
          "uint16": "uint16_t"}
 SHORT = {"int8": "s8", "uint8": "u8", "int32": "s32", "float32": "f32", "int16": "s16",
@@ -86,7 +105,7 @@ class Requant:
         self.activation, self.bounds = activation_of(op, graph)
         self.fn = "megcc_qround_even" if self.rounding == "half_even" else "megcc_qround_away"
         self.helpers = (ROUND_EVEN if self.rounding == "half_even" else ROUND_AWAY,) + \
-            (REAL_ACT_HELPERS if self.real else ())
+            real_activation_helpers(self.activation)
 
     @property
     def tag(self) -> str:
@@ -117,12 +136,23 @@ class Requant:
                      "      if (lo < cl) lo = cl;\n      if (hi > ch) hi = ch; }\n")
         return code
 
+    @property
+    def uses_real_scale(self) -> bool:
+        """Whether the value goes through the real domain (acc * s_in * s_w, then into output
+        steps) instead of one multiplier s_in * s_w / s_out: for real activations, and for
+        MegEngine, whose requantization is act(acc * (s_in * s_w)) * (1 / s_out) whatever
+        the activation (the two differ near ties). Kernels then define `real_scale`, else
+        `mult`."""
+        return self.real or self.rounding == "half_away"
+
     def value(self, acc: str, mult: str, real_scale: str = "", s_out: str = "so") -> str:
         """The float value to round, in output steps (before the zero point), from the int32
-        accumulator: acc * mult, or act(acc * real_scale) / s_out for real activations."""
-        if self.real:
+        accumulator: acc * mult, or act(acc * real_scale) in output steps (uses_real_scale)."""
+        if self.uses_real_scale:
             r = f"((float)({acc}) * {real_scale})"
-            return f"({_REAL_ACT[self.activation].format(r=r)} / {s_out})"
+            if self.real:
+                r = _REAL_ACT[self.activation].format(r=r)
+            return to_output_steps(r, s_out, self.rounding)
         return f"((float)({acc}) * {mult})"
 
     def store(self, value: str, zp: str) -> str:

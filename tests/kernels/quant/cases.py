@@ -175,8 +175,20 @@ for _t in ("uint8", "int8"):
 
 # --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
 def _round(v, mode):
-    v = v.astype(np.float64)  # exact for float32 values
-    return np.rint(v) if mode == "half_even" else np.sign(v) * np.floor(np.abs(v) + 0.5)
+    """half_even: onnxruntime's; half_away: MegEngine's, v + 0.5f (or - 0.5f) in float32
+    then truncated (just below a tie the float addition already rounds up)."""
+    if mode == "half_even":
+        return np.rint(v.astype(np.float64))  # exact for float32 values
+    v = v.astype(F32)
+    return np.trunc((v + np.where(v >= 0, F32(0.5), F32(-0.5))).astype(F32)).astype(np.float64)
+
+
+def _to_steps(real, so, mode):
+    """A real value in output steps: onnxruntime divides by the scale, MegEngine multiplies
+    by its float32 reciprocal."""
+    if mode == "half_away":
+        return (real.astype(F32) * (F32(1) / F32(so))).astype(F32)
+    return (real.astype(F32) / F32(so)).astype(F32)
 
 
 def _act_real(r, act):
@@ -189,12 +201,16 @@ def _act_real(r, act):
 
 
 def _requant(acc, real_scale, mult, so, zp, dtype, mode, act, bounds=None):
-    """The contract (coord/int8.md): v = float(acc) * mult, or act(float(acc) * s_in*s_w)
-    / s_out for real activations; Relu / Clip as bounds; rounded; + zp; saturated."""
+    """The contract (coord/int8.md): v = float(acc) * mult (onnxruntime), or, for MegEngine's
+    rounding and for real activations, act(float(acc) * s_in*s_w) in output steps; Relu /
+    Clip as bounds; rounded; + zp; saturated."""
     lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
     lo_f, hi_f = F32(lo - zp), F32(hi - zp)
-    if act in ("Sigmoid", "HSwish"):
-        v = (_act_real(acc.astype(F32) * real_scale, act) / so).astype(F32)
+    if act in ("Sigmoid", "HSwish") or mode == "half_away":
+        real = (acc.astype(F32) * real_scale).astype(F32)
+        if act in ("Sigmoid", "HSwish"):
+            real = _act_real(real, act).astype(F32)
+        v = _to_steps(real, so, mode)
     else:
         v = (acc.astype(F32) * mult).astype(F32)
     if act == "Relu":
@@ -256,8 +272,8 @@ _xq = (_r.standard_normal((3, 11)) * 3).astype(F32)
 _xq.flat[:6] = [0.25, -0.25, 0.75, -0.75, 2.5 * 0.5, -2.5 * 0.5]  # ties at scale 0.5
 BOOK.add("quantize_half_away", "QuantizeLinear", [_xq, s(0.5), z("int8", 1)],
          dict(rounding="half_away"), opset=13,
-         ref=lambda x, sc, zp: [np.clip(_round((x / F32(0.5)).astype(F32), "half_away") + 1,
-                                        -128, 127).astype(np.int8)])
+         ref=lambda x, sc, zp: [np.clip(_round(_to_steps(x, 0.5, "half_away"), "half_away")
+                                        + 1, -128, 127).astype(np.int8)])
 
 
 def _binary_ref(op_type, mode, act, dtype, za, zb, zc):
@@ -265,8 +281,8 @@ def _binary_ref(op_type, mode, act, dtype, za, zb, zc):
         ra = ((a.astype(np.int32) - za).astype(F32) * F32(sa)).astype(F32)
         rb = ((b.astype(np.int32) - zb).astype(F32) * F32(sb)).astype(F32)
         r = (ra + rb if op_type == "QLinearAdd" else ra * rb).astype(F32)
-        v = (_act_real(r, act) / F32(sc)).astype(F32) if act in ("Sigmoid", "HSwish") \
-            else (r / F32(sc)).astype(F32)
+        v = _to_steps(_act_real(r, act).astype(F32) if act in ("Sigmoid", "HSwish") else r,
+                      sc, mode)
         lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
         lo_f = F32(0) if act == "Relu" else F32(lo - zc)
         v = np.clip(v, max(lo_f, F32(lo - zc)), F32(hi - zc))

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .ir import CompileError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "

@@ -170,6 +170,10 @@ class NativeModel:
     def n_instructions(self, plan: int) -> int:
         return len(self._layout[plan]["instrs"])
 
+    def instruction_kernels(self, plan: int) -> List[str]:
+        """The kernel name of every instruction of `plan`."""
+        return [ins["kernel"] for ins in self._layout[plan]["instrs"]]
+
     def zero_copy_inputs(self, plan: int) -> List[bool]:
         """Per input of `plan`: may the network read the caller's array in place, i.e. no
         instruction writes into the input's storage (the tensor or a view of it)."""

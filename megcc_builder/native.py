@@ -78,10 +78,8 @@ _SIGNATURES = {
                                                ctypes.c_uint32, _P]),
     "megcc_session_profile": (_c_status, [_P, ctypes.c_uint32, _P]),
     "megcc_session_run": (_c_status, [_P, ctypes.c_uint32, _P, _P, ctypes.c_uint32, _P, _P]),
-}
-# Present when the runtime was built with the thread pool (runtime/src/threads.c).
-_OPTIONAL = {
     "megcc_network_set_threads": (_c_status, [_P, ctypes.c_uint32]),
+    "megcc_network_threads": (ctypes.c_uint32, [_P]),
 }
 
 _libraries: Dict[str, ctypes.CDLL] = {}
@@ -94,9 +92,7 @@ def load_library(path: str) -> ctypes.CDLL:
         lib = _libraries.get(path)
         if lib is None:
             lib = ctypes.CDLL(path)
-            for name, (res, args) in list(_SIGNATURES.items()) + list(_OPTIONAL.items()):
-                if name in _OPTIONAL and not hasattr(lib, name):
-                    continue
+            for name, (res, args) in _SIGNATURES.items():
                 fn = getattr(lib, name)
                 fn.restype, fn.argtypes = res, args
             _libraries[path] = lib
@@ -243,10 +239,6 @@ class NativeNetwork:
     def set_threads(self, threads: int) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
-        if not hasattr(self.lib, "megcc_network_set_threads"):
-            if threads != 1:
-                raise MegccRuntimeError("threads", 13, "this runtime has no thread pool")
-            return
         self._check(self.lib.megcc_network_set_threads(self._handle, threads), "threads")
         self.threads = threads
 

@@ -228,6 +228,60 @@ static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, in
 """
 
 
+# Below this many multiply-adds a GEMM block runs on the calling thread: waking the pool's
+# workers costs some microseconds, more than the share of work they would take.
+PARALLEL_MIN_MACS = 1 << 16
+
+
+def _block_par(s: Simd) -> str:
+    n, mr, nr = s.name, s.mr, s.nr
+    return f"""
+/* megcc_{n}_gemm_block on the network's threads: the tiles are cut by row panels ({mr} rows)
+ * when there are enough of them, else by column panels ({nr} columns). Every tile is computed
+ * exactly as in one call (same K order, same epilogue), so the result does not depend on
+ * the split. */
+typedef struct {{
+    int32_t M, N, K, k0, kc, ldc, mc, by_rows;
+    const float *A, *B;
+    int64_t b_ps;
+    float *C;
+    const megcc_{n}_epi *e;
+}} megcc_{n}_gemm_job;
+
+static void megcc_{n}_gemm_part(void *arg, int32_t begin, int32_t end) {{
+    const megcc_{n}_gemm_job *g = (const megcc_{n}_gemm_job *)arg;
+    megcc_{n}_epi e = *g->e;
+    if (g->by_rows) {{
+        const int32_t i0 = begin * {mr}, i1 = end * {mr} < g->M ? end * {mr} : g->M;
+        if (e.bias_m) e.bias_m += i0;
+        megcc_{n}_gemm_block(i1 - i0, g->N, g->K, g->k0, g->kc, g->A + (int64_t)i0 * g->K,
+                             g->B, g->b_ps, g->C + (int64_t)i0 * g->ldc, g->ldc, g->mc, &e);
+    }} else {{
+        const int32_t j0 = begin * {nr}, j1 = end * {nr} < g->N ? end * {nr} : g->N;
+        if (e.bias_n) e.bias_n += j0;
+        megcc_{n}_gemm_block(g->M, j1 - j0, g->K, g->k0, g->kc, g->A,
+                             g->B + (int64_t)begin * g->b_ps, g->b_ps, g->C + j0, g->ldc, g->mc,
+                             &e);
+    }}
+}}
+
+static void megcc_{n}_gemm_block_par(const megcc_parallel *par, int32_t M, int32_t N,
+        int32_t K, int32_t k0, int32_t kc, const float *A, const float *B, int64_t b_ps,
+        float *C, int32_t ldc, int32_t mc, const megcc_{n}_epi *e) {{
+    const int32_t row_panels = (M + {mr - 1}) / {mr}, col_panels = (N + {nr - 1}) / {nr};
+    megcc_{n}_gemm_job g;
+    if (!par || par->threads < 2 || (int64_t)M * N * kc < {PARALLEL_MIN_MACS}) {{
+        megcc_{n}_gemm_block(M, N, K, k0, kc, A, B, b_ps, C, ldc, mc, e);
+        return;
+    }}
+    g.M = M; g.N = N; g.K = K; g.k0 = k0; g.kc = kc; g.ldc = ldc; g.mc = mc;
+    g.A = A; g.B = B; g.b_ps = b_ps; g.C = C; g.e = e;
+    g.by_rows = row_panels >= 2 * par->threads || row_panels >= col_panels;
+    megcc_parallel_for(par, g.by_rows ? row_panels : col_panels, megcc_{n}_gemm_part, &g);
+}}
+"""
+
+
 def _pack_b(s: Simd) -> str:
     copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
                     for i in range(s.nv))
@@ -417,6 +471,7 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.nr}", _ukr(s, mr, s.nv)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
+            (f"megcc_{n}_gemm_block_par", _block_par(s)),
             (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
             (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out

@@ -162,7 +162,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                     {pack}
                     e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
-                    megcc_{s.name}_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
+                    megcc_{s.name}_gemm_block_par(par, OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
                 }}
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}

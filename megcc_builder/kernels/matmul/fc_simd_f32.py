@@ -61,7 +61,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         const int32_t kb = K - k0 < KC ? K - k0 : KC;
         e.accumulate = k0 > 0;
         e.finish = k0 + kb >= K;
-        megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
+        megcc_{s.name}_gemm_block_par(par, M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}{post}
 """
     kernel = make_kernel(name, body, FC_PARAMS, ("math",), isa=s.isa)

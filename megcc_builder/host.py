@@ -131,7 +131,7 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
     """Path of a megcc_runner executable linking the given kernels.c (built if needed).
     target: a hosted target of toolchains/ (e.g. arm64): cross-built with its compiler and
     flags, to be run under `emulator_of(target)`; None = this machine."""
-    ar, libs = "ar", ["-lm"]
+    ar, libs = "ar", ["-lm", *_THREAD_LIBS]
     if target is not None:
         t = _hosted_target(target)
         cc, ar, libs = t.cc, t.ar, t.link_libs()

@@ -31,6 +31,17 @@ typedef struct megcc_parallel {
     void *user;      /* for `run` */
 } megcc_parallel;
 
+/* What a kernel split into parts hands each of them: its own arguments, and the number of
+ * parts (a kernel needing one scratch area per part sizes its workspace for the most parts
+ * it makes, megcc_builder/codegen/parallel.py). */
+typedef struct megcc_kernel_args {
+    void *const *in_ptrs;
+    void *const *out_ptrs;
+    const int32_t *p;
+    void *workspace;
+    int32_t parts;
+} megcc_kernel_args;
+
 /* The part `t` of `parts` of [0, n): contiguous, sizes differing by at most one. */
 static inline void megcc_parallel_split(int32_t n, int32_t parts, int32_t t, int32_t *begin,
                                         int32_t *end) {

@@ -282,6 +282,46 @@ static void megcc_{n}_gemm_block_par(const megcc_parallel *par, int32_t M, int32
 """
 
 
+# Below this many packed floats a packing runs on the calling thread.
+PARALLEL_MIN_PACK = 1 << 14
+
+
+def panel_pack_par(fn: str, args, nr: int) -> str:
+    """<fn>_par(par, args...): the B packing `fn` (which writes NR-column panels of columns
+    j0 .. j0+nc, kc rows each, to bp) on the network's threads, cut by panels. A pure copy,
+    so the bytes are the same for every split. args: (C type, name) of fn's parameters,
+    which must include int32_t kc, j0, nc and float *bp."""
+    fields = "\n".join(f"    {t} {a};" for t, a in args)
+    call = ", ".join(
+        {"j0": "g->j0 + j", "nc": "(end * " + str(nr) + " < g->nc ? end * " + str(nr)
+                                  + " : g->nc) - j",
+         "bp": "g->bp + (int64_t)begin * g->kc * " + str(nr)}.get(a, f"g->{a}")
+        for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args)
+    sets = " ".join(f"g.{a} = {a};" for _, a in args)
+    return f"""
+typedef struct {{
+{fields}
+}} {fn}_job;
+
+static void {fn}_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_job *g = (const {fn}_job *)arg;
+    const int32_t j = begin * {nr};
+    {fn}({call});
+}}
+
+static void {fn}_par(const megcc_parallel *par, {params}) {{
+    {fn}_job g;
+    if (!par || par->threads < 2 || (int64_t)kc * nc < {PARALLEL_MIN_PACK}) {{
+        {fn}({", ".join(a for _, a in args)});
+        return;
+    }}
+    {sets}
+    megcc_parallel_for(par, (nc + {nr - 1}) / {nr}, {fn}_part, &g);
+}}
+"""
+
+
 def _pack_b(s: Simd) -> str:
     copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
                     for i in range(s.nv))
@@ -304,6 +344,10 @@ static void megcc_{s.name}_pack_b(const float *b, int32_t ldb, int32_t k0, int32
     }}
 }}
 """
+
+
+PACK_B_ARGS = (("const float *", "b"), ("int32_t", "ldb"), ("int32_t", "k0"), ("int32_t", "kc"),
+               ("int32_t", "j0"), ("int32_t", "nc"), ("float *", "bp"))
 
 
 def _pack_a(s: Simd) -> str:
@@ -472,7 +516,9 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
             (f"megcc_{n}_gemm_block_par", _block_par(s)),
-            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
+            (f"megcc_{n}_pack_b", _pack_b(s)),
+            (f"megcc_{n}_pack_b_par", panel_pack_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s.nr)),
+            (f"megcc_{n}_pack_a", _pack_a(s)),
             (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
 

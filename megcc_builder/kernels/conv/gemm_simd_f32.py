@@ -91,7 +91,11 @@ def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
     }}
 }}
 """
-    return (f"{s.name}_im2col_{tag}", src)
+    args = (("const float *", "xp"), ("int32_t", "Hp"), ("int32_t", "Wp"), ("int32_t", "OW"),
+            ("int32_t", "k0"), ("int32_t", "kc"), ("int32_t", "j0"), ("int32_t", "nc"),
+            ("float *", "bp"))
+    return (f"{s.name}_im2col_{tag}", src + g.panel_pack_par(f"megcc_{s.name}_im2col_{tag}",
+                                                            args, nr))
 
 
 def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
@@ -114,10 +118,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     tile = f"gemm{s.mr}x{s.nr}"
     if pointwise:
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_pack_b(xg, S, k0, kb, j0, nb, bp);"
+        pack = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp);"
     else:
         name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
+        pack = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp);"
         helpers.append(_im2col_pack(s, tag, geo))
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)

@@ -139,7 +139,7 @@ def thread_table(models, calls: int, work: str):
             theirs = ort_session(path, threads)
             res[("onnxruntime", threads)] = median_ms(lambda: theirs.run(None, feeds), calls,
                                                       2, time.perf_counter)
-            del ours, theirs
+            ours.close()
         rows.append((name, res))
         print(f"  {name}: " + ", ".join(f"{e} x{t} {v:.2f} ms" for (e, t), v in res.items()),
               flush=True)

@@ -53,7 +53,8 @@ class NodeArg:
         return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape})"
 
 
-ModelLike = Union[str, os.PathLike, bytes, "onnx.ModelProto"]  # noqa: F821
+# a model file or compiled directory, serialized ONNX, or an onnx.ModelProto
+ModelLike = Union[str, os.PathLike, bytes, object]
 
 
 class InferenceSession:

@@ -2,7 +2,6 @@
 onnxruntime itself as the oracle; its errors; the zero-copy I/O leaving the caller's arrays
 alone; several plans; compiled directories; the runner-process mode giving the same bytes."""
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -140,9 +139,9 @@ def test_compiled_directory_and_the_runner_process_give_the_same_bytes(tmp_path)
     model = small_cnn()
     onnx.save(model, str(tmp_path / "cnn.onnx"))
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile", str(tmp_path / "cnn.onnx"),
-                    "-o", str(out), "--isa", "native"], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile",
+                    str(tmp_path / "cnn.onnx"), "-o", str(out), "--isa", "native"], cwd=ROOT,
+                   check=True, capture_output=True)
     x = RNG.standard_normal((1, 3, 12, 12)).astype(np.float32)
     in_process = InferenceSession(str(out)).run(None, {"x": x})
     with InferenceSession(str(out), subprocess=True) as runner:

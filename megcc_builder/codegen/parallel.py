@@ -44,7 +44,7 @@ def split_kernel(name: str, part_body: str, parts: str, params: ParamSchema = NO
     part_fn = (f"static void {name}_part(void *arg, int32_t begin, int32_t end) {{\n"
                f"    const megcc_kernel_args *job = (const megcc_kernel_args *)arg;\n"
                f"{unpack_args}"
-               + (f"    const int32_t parts = job->parts;\n" if uses_parts else "")
+               + ("    const int32_t parts = job->parts;\n" if uses_parts else "")
                + params.unpack(body)
                + "    int32_t part;\n"
                + "    for (part = begin; part < end; ++part) {\n"

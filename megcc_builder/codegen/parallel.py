@@ -28,6 +28,17 @@ def parts_with_scratch(limit: str = "") -> str:
     return most if not limit else f"({most} < ({limit}) ? {most} : ({limit}))"
 
 
+# Element ranges shorter than this stay on one thread (memory-bound loops: waking the
+# pool costs more than it saves below some hundred kilobytes).
+MIN_RANGE_ELEMENTS = 1 << 16
+
+
+def range_parts(n: str) -> str:
+    """C expression: parts of a loop over `n` elements, one per thread when each gets at
+    least MIN_RANGE_ELEMENTS / 2."""
+    return (f"(par && par->threads > 1 && ({n}) >= {MIN_RANGE_ELEMENTS} ? par->threads : 1)")
+
+
 def split_kernel(name: str, part_body: str, parts: str, params: ParamSchema = NO_PARAMS,
                  helpers: tuple = (), isa: str = "", prelude: str = "") -> Kernel:
     """The kernel running `part_body` for each part in [0, parts). part_body sees the kernel

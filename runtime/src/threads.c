@@ -3,13 +3,14 @@
  * is no pool, and megcc_network_set_threads(n > 1) reports MEGCC_ERR_UNSUPPORTED (an RTOS
  * passes its own megcc_parallel to megcc_network_set_parallel instead).
  *
- * One job at a time, posted under a mutex: the caller publishes (fn, arg, n, parts), bumps
- * the generation and wakes the workers; worker t runs part t (part 0 is the caller's); the
- * caller waits until every worker has checked back in. Only mutex/condvar synchronisation,
- * so the pool is clean under ThreadSanitizer. Memory comes from the model's hooks, once, when
- * the pool is made. */
+ * One job at a time: the caller writes (fn, arg, n, parts), publishes it by bumping the
+ * generation (release store; waking sleeping workers under the mutex) and runs part 0;
+ * worker t runs part t; the caller waits until `pending` drops to 0. Both sides spin a
+ * little before sleeping on a condition variable. GCC/Clang atomics (hosts with pthreads
+ * have them), acquire/release pairs only, so the pool is clean under ThreadSanitizer.
+ * Memory comes from the model's hooks, once, when the pool is made. */
 #if !defined(MEGCC_NO_THREADS) && !defined(MEGCC_NO_LIBC_HOOKS) && \
-    (defined(__unix__) || defined(__APPLE__))
+    (defined(__unix__) || defined(__APPLE__)) && defined(__GNUC__)
 #define MGC_HAVE_POOL 1
 #if !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200112L /* pthreads under -std=c99 */
@@ -40,6 +41,30 @@ const megcc_parallel *mgc_pool_parallel(const mgc_pool *pool) {
 
 #include <pthread.h>
 
+/* Spin this many rounds (a pause each) watching for the next job or for the workers to
+ * finish, before sleeping on a condition variable (a wake-up costs about ten microseconds).
+ * Short by default: measured on a 2-core machine shared with a dozen busy processes, a
+ * dispatch cost 10 us with no spinning, 12 us with 100 rounds and 35 us with 300 (a spinning
+ * thread holds a core its partner needs); on idle cores longer spins pay. Build with
+ * -DMEGCC_POOL_SPIN=N to tune. */
+#ifndef MEGCC_POOL_SPIN
+#define MEGCC_POOL_SPIN 100
+#endif
+#define MGC_SPIN_ROUNDS MEGCC_POOL_SPIN
+
+#if defined(__x86_64__) || defined(__i386__)
+#define mgc_pause() __asm__ __volatile__("pause")
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+#define mgc_pause() __asm__ __volatile__("yield")
+#else
+#define mgc_pause() ((void)0)
+#endif
+
+/* The two words read without the mutex (GCC/Clang atomics; the job fields are published by
+ * the release store of `generation` and read after its acquire load). */
+#define mgc_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define mgc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
 typedef struct mgc_worker {
     mgc_pool *pool;
     int32_t index; /* 1.. : the part it runs */
@@ -53,65 +78,82 @@ struct mgc_pool {
     pthread_cond_t wake, done;
     mgc_worker *workers;
     int32_t n_workers;
-    /* the current job, guarded by mu */
-    uint64_t generation;
+    /* the current job: written by the caller before it publishes `generation` */
     megcc_range_fn fn;
     void *arg;
-    int32_t n, parts, pending;
-    int stop;
+    int32_t n, parts;
+    uint64_t generation; /* atomic */
+    int32_t pending;     /* atomic: workers not yet done with the current job */
+    int32_t stop;        /* atomic */
+    int32_t sleepers;    /* under mu: workers waiting on `wake` */
+    int32_t caller_waits;/* under mu: the caller waits on `done` */
 };
+
+/* Wait until the generation differs from `seen` or the pool stops. */
+static void wait_for_job(mgc_pool *pool, uint64_t seen) {
+    int32_t spin;
+    for (spin = 0; spin < MGC_SPIN_ROUNDS; spin++) {
+        if (mgc_load(&pool->generation) != seen || mgc_load(&pool->stop)) return;
+        mgc_pause();
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->sleepers++;
+    while (mgc_load(&pool->generation) == seen && !mgc_load(&pool->stop))
+        pthread_cond_wait(&pool->wake, &pool->mu);
+    pool->sleepers--;
+    pthread_mutex_unlock(&pool->mu);
+}
 
 static void *worker_main(void *p) {
     mgc_worker *w = (mgc_worker *)p;
     mgc_pool *pool = w->pool;
     uint64_t seen = 0; /* generation 0 posts nothing; a late starter still sees job 1 */
-    pthread_mutex_lock(&pool->mu);
     for (;;) {
-        megcc_range_fn fn;
-        void *arg;
-        int32_t n, parts, begin, end;
-        while (!pool->stop && pool->generation == seen) pthread_cond_wait(&pool->wake, &pool->mu);
-        if (pool->stop) break;
-        seen = pool->generation;
-        fn = pool->fn;
-        arg = pool->arg;
-        n = pool->n;
-        parts = pool->parts;
-        pthread_mutex_unlock(&pool->mu);
-        if (w->index < parts) {
-            megcc_parallel_split(n, parts, w->index, &begin, &end);
-            fn(arg, begin, end);
+        int32_t begin, end;
+        wait_for_job(pool, seen);
+        if (mgc_load(&pool->stop)) break;
+        seen = mgc_load(&pool->generation);
+        if (w->index < pool->parts) {
+            megcc_parallel_split(pool->n, pool->parts, w->index, &begin, &end);
+            pool->fn(pool->arg, begin, end);
         }
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+        if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&pool->mu);
+            if (pool->caller_waits) pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->mu);
+        }
     }
-    pthread_mutex_unlock(&pool->mu);
     return NULL;
 }
 
 static void pool_run(const megcc_parallel *par, int32_t n, megcc_range_fn fn, void *arg) {
     mgc_pool *pool = (mgc_pool *)par->user;
-    int32_t parts = n < par->threads ? n : par->threads, begin, end;
-    pthread_mutex_lock(&pool->mu);
+    int32_t parts = n < par->threads ? n : par->threads, begin, end, spin;
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
     pool->parts = parts;
-    pool->pending = pool->n_workers;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->wake);
+    mgc_store(&pool->pending, pool->n_workers);
+    pthread_mutex_lock(&pool->mu);
+    mgc_store(&pool->generation, pool->generation + 1);
+    if (pool->sleepers) pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
     megcc_parallel_split(n, parts, 0, &begin, &end);
     fn(arg, begin, end);
-    pthread_mutex_lock(&pool->mu);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done, &pool->mu);
-    pthread_mutex_unlock(&pool->mu);
+    for (spin = 0; spin < MGC_SPIN_ROUNDS && mgc_load(&pool->pending); spin++) mgc_pause();
+    if (mgc_load(&pool->pending)) {
+        pthread_mutex_lock(&pool->mu);
+        pool->caller_waits = 1;
+        while (mgc_load(&pool->pending)) pthread_cond_wait(&pool->done, &pool->mu);
+        pool->caller_waits = 0;
+        pthread_mutex_unlock(&pool->mu);
+    }
 }
 
 static void stop_workers(mgc_pool *pool, int32_t started) {
     int32_t i;
     pthread_mutex_lock(&pool->mu);
-    pool->stop = 1;
+    mgc_store(&pool->stop, 1);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
     for (i = 0; i < started; i++) pthread_join(pool->workers[i].thread, NULL);

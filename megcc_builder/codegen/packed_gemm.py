@@ -322,6 +322,57 @@ static void {fn}_par(const megcc_parallel *par, {params}) {{
 """
 
 
+def panel_pack_gemm_par(fn: str, args, s: Simd) -> str:
+    """<fn>_gemm_par(par, pack args..., M, K, A, C, ldc, mc, e): pack one K block of B with
+    `fn` into bp, then C (+)= A * B for it (megcc_<s>_gemm_block). With enough column panels
+    each thread packs its own panels and multiplies them by all of A, one parallel job per K
+    block and no wait between packing and multiplying; otherwise the packing and the GEMM
+    are split in turn (<fn>_par, megcc_<s>_gemm_block_par). Every tile is computed exactly
+    as on one thread either way."""
+    n, nr = s.name, s.nr
+    fields = "\n".join(f"    {t} {a};" for t, a in args)
+    call = ", ".join({"j0": "g->j0 + j", "nc": "nc", "bp": "bp"}.get(a, f"g->{a}")
+                     for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args)
+    names = ", ".join(a for _, a in args)
+    sets = " ".join(f"g.{a} = {a};" for _, a in args)
+    return f"""
+typedef struct {{
+{fields}
+    int32_t M, K, ldc, mc;
+    const float *A;
+    float *C;
+    const megcc_{n}_epi *e;
+}} {fn}_gemm_job;
+
+static void {fn}_gemm_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_gemm_job *g = (const {fn}_gemm_job *)arg;
+    const int32_t j = begin * {nr}, nc = (end * {nr} < g->nc ? end * {nr} : g->nc) - j;
+    float *bp = g->bp + (int64_t)begin * g->kc * {nr};
+    megcc_{n}_epi e = *g->e;
+    if (e.bias_n) e.bias_n += j;
+    {fn}({call});
+    megcc_{n}_gemm_block(g->M, nc, g->K, g->k0, g->kc, g->A, bp, (int64_t)g->kc * {nr},
+                         g->C + j, g->ldc, g->mc, &e);
+}}
+
+static void {fn}_gemm_par(const megcc_parallel *par, {params}, int32_t M, int32_t K,
+        const float *A, float *C, int32_t ldc, int32_t mc, const megcc_{n}_epi *e) {{
+    const int32_t col_panels = (nc + {nr - 1}) / {nr};
+    {fn}_gemm_job g;
+    if (par && par->threads > 1 && col_panels >= 2 * par->threads &&
+        (int64_t)M * nc * kc >= {PARALLEL_MIN_MACS}) {{
+        {sets}
+        g.M = M; g.K = K; g.ldc = ldc; g.mc = mc; g.A = A; g.C = C; g.e = e;
+        megcc_parallel_for(par, col_panels, {fn}_gemm_part, &g);
+        return;
+    }}
+    {fn}_par(par, {names});
+    megcc_{n}_gemm_block_par(par, M, nc, K, k0, kc, A, bp, (int64_t)kc * {nr}, C, ldc, mc, e);
+}}
+"""
+
+
 def _pack_b(s: Simd) -> str:
     copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
                     for i in range(s.nv))
@@ -518,6 +569,8 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
             (f"megcc_{n}_gemm_block_par", _block_par(s)),
             (f"megcc_{n}_pack_b", _pack_b(s)),
             (f"megcc_{n}_pack_b_par", panel_pack_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s.nr)),
+            (f"megcc_{n}_pack_b_gemm_par",
+             panel_pack_gemm_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s)),
             (f"megcc_{n}_pack_a", _pack_a(s)),
             (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out

@@ -94,8 +94,9 @@ def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
     args = (("const float *", "xp"), ("int32_t", "Hp"), ("int32_t", "Wp"), ("int32_t", "OW"),
             ("int32_t", "k0"), ("int32_t", "kc"), ("int32_t", "j0"), ("int32_t", "nc"),
             ("float *", "bp"))
-    return (f"{s.name}_im2col_{tag}", src + g.panel_pack_par(f"megcc_{s.name}_im2col_{tag}",
-                                                            args, nr))
+    fn = f"megcc_{s.name}_im2col_{tag}"
+    return (f"{s.name}_im2col_{tag}", src + g.panel_pack_par(fn, args, nr)
+            + g.panel_pack_gemm_par(fn, args, s))
 
 
 def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
@@ -118,10 +119,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     tile = f"gemm{s.mr}x{s.nr}"
     if pointwise:
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp);"
+        pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
     else:
         name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp);"
+        pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
         helpers.append(_im2col_pack(s, tag, geo))
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)
@@ -163,10 +164,11 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
                     const int32_t kb = K - k0 < KC ? K - k0 : KC;
-                    {pack}
                     e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
-                    megcc_{s.name}_gemm_block_par(par, OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
+                    /* pack this K block of B into bp, then the GEMM block on it */
+                    {pack}
+                        OCG, K, ag, yg + j0, S, MC, &e);
                 }}
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}

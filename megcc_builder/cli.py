@@ -14,13 +14,24 @@ import numpy as np
 
 from ._version import __version__
 from .ir import CompileError
+from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
-TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
-                "webassembly")
+# mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
+# know when that level is not all MegCC's flag promises.
+TARGET_FLAGS = {
+    "baremetal": ("generic", ""),
+    "arm64": ("arm64-neon", ""),
+    "armv7": ("armv7-neon", ""),
+    "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
+                "build with --arm64 and --armv7 separately for NEON kernels"),
+    "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
+    "arm64_with_i8mm": ("arm64-neon", "no i8mm kernels yet: NEON kernels"),
+    "webassembly": ("generic", "portable C99 kernels"),
+}
 
 
 def _fail(message: str) -> int:
@@ -114,6 +125,9 @@ def cmd_compile(args) -> int:
     from .config import load_config
 
     if args.json:
+        if args.models:  # the config names its models: a model given too would be ignored
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
         dump_dir, specs, _ = load_config(args.json)
         out_dir = args.output or dump_dir
     else:
@@ -284,9 +298,18 @@ def cmd_inspect(args) -> int:
         if args.plot:
             from .plot import plot_memory_plan
 
-            plot_memory_plan(plan, args.plot)
-            print(f"wrote {args.plot}")
+            path = _plot_path(args.plot, model.plans.index(plan), len(model.plans))
+            plot_memory_plan(plan, path)
+            print(f"wrote {path}")
     return 0
+
+
+def _plot_path(path: str, index: int, count: int) -> str:
+    """One picture per plan: plan.png, or plan.0.png, plan.1.png, ... for several shapes."""
+    if count == 1:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.{index}{ext or '.png'}"
 
 
 def _tagged(plan, name: str) -> str:
@@ -313,6 +336,47 @@ def cmd_bench(args) -> int:
                                       args.warmup, isa=args.isa, clock=args.clock,
                                       threads=args.threads, python=args.python,
                                       subprocess=args.subprocess)))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .config import parse_input_shapes
+    from .validate import ensure_readable_model, format_reports, validate
+
+    ensure_readable_model(args.model)
+    shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
+    reports = validate(args.model, shapes, _parse_feeds(args.input), args.seed, args.isa,
+                       args.target, fuse=not args.no_fuse, enable_nchw44=args.enable_nchw44)
+    print(format_reports(reports, args.tolerance))
+    failed = [r.name for r in reports if not r.passes(args.tolerance)]
+    if failed:
+        return _fail(f"{args.model}: output '{failed[0]}' differs from the reference "
+                     f"beyond --tolerance {args.tolerance:g}"
+                     + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+    print(f"{args.model}: all {len(reports)} outputs within {args.tolerance:g} "
+          "of the reference")
+    return 0
+
+
+def cmd_package(args) -> int:
+    from .config import load_config
+    from .package import make_package
+
+    if args.json:
+        if args.models:
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
+        _, specs, _ = load_config(args.json)
+    elif args.models:
+        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
+                                 args.enable_nchw44)
+    else:
+        return _fail("give a model file or --json CONFIG")
+    top = make_package(specs, args.target, args.output, isa=args.isa,
+                       package_name=args.name or (os.path.splitext(os.path.basename(
+                           args.json))[0] if args.json else None))
+    print(f"wrote {args.output}: {top}/ (build it with: tar xzf {os.path.basename(args.output)}"
+          f" && sh {top}/build.sh)")
     return 0
 
 
@@ -389,10 +453,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine) or wall-clock time")
     b.set_defaults(fn=cmd_bench)
 
+    v = sub.add_parser("validate", help="run the compiled model and its reference engine "
+                       "(onnxruntime / MegEngine) on the same inputs; print the errors")
+    v.add_argument("model", help="an .onnx model (checked against onnxruntime) or an .mge "
+                   "model (checked against MegEngine)")
+    v.add_argument("--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input's value (repeatable); inputs not given are seeded")
+    v.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)" (first instance is used)')
+    v.add_argument("--seed", type=int, default=0, help="seed for inputs not given (default 0)")
+    v.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest |ours - ref| / max(1, |ref|) accepted (default 1e-4)")
+    v.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64): "
+                   "cross-build and run under its emulator")
+    v.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    v.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
+    v.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, the "
+                   "target's level with --target)")
+    v.set_defaults(fn=cmd_validate)
+
+    k = sub.add_parser("package", help="one archive for a target: compiled models, kernels, "
+                       "runtime sources, CMakeLists.txt and build.sh (builds without Python)")
+    k.add_argument("models", nargs="*", help="model files (.onnx, .mge); or --json")
+    k.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
+    k.add_argument("--target", required=True, help="a target of toolchains/ (x86_64, arm64, "
+                   "armv7, riscv64, cortex-m4, ...)")
+    k.add_argument("-o", "--output", required=True, metavar="ARCHIVE.tar.gz")
+    k.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    k.add_argument("--name", help="model name (one model) and package name")
+    k.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    k.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
+                   action="store_true", help=NCHW44_HELP)
+    k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
+    k.set_defaults(fn=cmd_package)
+
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")
     i.add_argument("--input-shapes")
-    i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
+    i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
+                   "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
@@ -412,6 +511,8 @@ def _guarded(fn, args, verbose: bool) -> int:
         return fn(args)
     except CompileError as exc:
         return _fail(exc.one_line())
+    except TargetError as exc:  # an unknown or unusable target named by the user
+        return _fail(str(exc))
     except (OSError, RuntimeError) as exc:
         if verbose:
             raise
@@ -426,7 +527,17 @@ def _guarded(fn, args, verbose: bool) -> int:
                      "(run with --verbose for the traceback)")
 
 
+def _quiet_flush_to_zero_warnings() -> None:
+    """Loading a .mge imports MegEngine, which turns on flush-to-zero for the process; numpy
+    (and matplotlib through it) then warns that float64's smallest subnormal is zero on
+    every np.finfo. True, harmless for a compiler, and not the user's business."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _quiet_flush_to_zero_warnings()
     args = build_parser().parse_args(argv)
     return _guarded(args.fn, args, args.verbose)
 
@@ -439,9 +550,10 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--dump", help="overrides dump_dir of the JSON config")
     ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes")
-    for flag in TARGET_FLAGS:
+    for flag, (level, caveat) in TARGET_FLAGS.items():
         ap.add_argument(f"--{flag}", action="store_true",
-                        help="accepted: kernels are portable C99 for every target")
+                        help=f"kernels for ISA level {level}" + (f" ({caveat})" if caveat
+                                                                 else ""))
     from .config import PENDING_OPTIONS
 
     for opt in sorted(PENDING_OPTIONS):
@@ -469,8 +581,15 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
-        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
-                                isa=os.environ.get("MEGCC_ISA") or None)
+        chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
+        if len(chosen) > 1:
+            return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")
+        isa = os.environ.get("MEGCC_ISA") or None
+        if chosen:  # an explicit target flag wins over the environment
+            isa, caveat = TARGET_FLAGS[chosen[0]]
+            if caveat:
+                print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa)
         _report(bundle, out_dir)
         return 0
 

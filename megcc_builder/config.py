@@ -39,7 +39,9 @@ def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[s
             if any(d <= 0 for d in dims):
                 raise CompileError(f"input '{m.group(1)}' has a non-positive dimension", source)
             if m.group(1) in shapes:
-                raise CompileError(f"input '{m.group(1)}' given twice in one instance", source)
+                raise CompileError(f"input '{m.group(1)}' given twice in one instance "
+                                   "(';' separates inputs of one instance, ':' separates "
+                                   "shape instances)", source)
             shapes[m.group(1)] = dims
         if not shapes:
             raise CompileError(f"empty shape instance in '{text}'", source)

@@ -1,6 +1,6 @@
 """The multi-threaded runtime (runtime/src/threads.c, megcc/parallel.h): outputs bitwise
-identical for 1, 2 and 3 threads on real models (the split GEMM, depthwise and fully
-connected kernels all run), two networks forwarding at once each with its own two-worker
+identical for 1, 2 and 3 threads on real models (the split GEMM, packing, Winograd,
+depthwise, fully connected and element-wise kernels all run), two networks forwarding at once each with its own two-worker
 pool, a ThreadSanitizer-clean forward, and the thread count through the native API, the
 session and `megcc run`."""
 import os
@@ -13,6 +13,7 @@ import onnx
 import pytest
 
 from megcc_builder.host import RUNTIME_DIR, build_runner, run_blob
+from megcc_builder.isa import host_level
 from megcc_builder.native import MegccRuntimeError
 from megcc_builder.session import InferenceSession
 from tool_support import need_tool
@@ -44,7 +45,7 @@ def mobilenet_v2(tmp_path_factory):
                               input_shape=(1, 3, 96, 96), fuse_conv_bias=True)
 
 
-@pytest.mark.parametrize("model", ["squeezenet", "shufflenet", "mobilenet_v2"])
+@pytest.mark.parametrize("model", ["squeezenet", "shufflenet", "mobilenet_v2", "resnet50"])
 def test_outputs_are_bitwise_identical_for_1_2_3_threads(model, request):
     need_tool("gcc")
     path = request.getfixturevalue("mobilenet_v2") if model == "mobilenet_v2" else light(model)
@@ -56,6 +57,8 @@ def test_outputs_are_bitwise_identical_for_1_2_3_threads(model, request):
                for k in kernels), kernels
     if model == "mobilenet_v2":
         assert any(k.startswith("conv2d_depthwise") for k in kernels), kernels
+    if model == "resnet50" and host_level() in ("x86_64-v3", "x86_64-v4"):
+        assert any("winograd" in k for k in kernels), kernels  # its GEMMs split by xi
     feeds = feeds_of(sessions[1])
     want = sessions[1].run(None, feeds)
     assert all(np.isfinite(w).all() for w in want)

@@ -211,8 +211,16 @@ def _address(arr: np.ndarray) -> int:
         return arr.__array_interface__["data"][0]
 
 
-def _aligned_for(arr: np.ndarray) -> bool:
-    return arr.flags.c_contiguous and arr.flags.aligned
+def _readable_in_place(arr: np.ndarray) -> int:
+    """The address of a C-contiguous array aligned to its element size, else 0 (such an
+    array is copied instead). from_buffer refuses non-contiguous and read-only arrays."""
+    try:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(arr))
+    except (TypeError, ValueError):
+        if not arr.flags.c_contiguous:
+            return 0
+        address = arr.__array_interface__["data"][0]
+    return 0 if address % arr.itemsize else address
 
 
 class NativeNetwork:
@@ -274,8 +282,9 @@ class NativeNetwork:
         be read in place, else NULL after one copy into the arena."""
         ptr, zero_copy = self._in_ptr, self._zero_copy
         for i, arr in enumerate(arrays):
-            if zero_copy[i] and arr.flags.c_contiguous and arr.flags.aligned:
-                ptr[i] = _address(arr)
+            address = _readable_in_place(arr) if zero_copy[i] else 0
+            if address:
+                ptr[i] = address
                 self._in_user[i] = True
             else:
                 ptr[i] = None

@@ -88,14 +88,18 @@ def test_inputs_are_read_in_place_but_never_changed_and_outputs_are_fresh(cnn):
     for got, want in zip(out1, ref.run(None, {"x": keep1})):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert not np.shares_memory(out1[0], out2[0])
-    # non-contiguous and read-only inputs take the copy path and give the same bytes
+    # non-contiguous, read-only and misaligned inputs take the copy path: the same bytes
     big = np.zeros((1, 3, 12, 24), np.float32)
     big[..., ::2] = x2
     strided = big[..., ::2]
     assert not strided.flags.c_contiguous
     readonly = x2.copy()
     readonly.flags.writeable = False
-    for variant in (strided, readonly, x2):
+    raw = bytearray(x2.nbytes + 1)  # a float array at an odd address
+    misaligned = np.frombuffer(raw, np.float32, count=x2.size, offset=1).reshape(x2.shape)
+    misaligned[...] = x2
+    assert not misaligned.flags.aligned
+    for variant in (strided, readonly, misaligned, x2):
         for a, b in zip(sess.run(None, {"x": variant}), out2):
             assert np.array_equal(a, b)
 

@@ -3,7 +3,11 @@
 #
 #   megcc_add_model(<lib> MODEL <file.mge|file.onnx|config.json>
 #                   [NAME <model name>] [INPUT_SHAPES "data=(1,3,224,224)"]
-#                   [OPTIONS --no-fuse ...] [NO_EMBED | C_ARRAY])
+#                   [OPTIONS --no-fuse ...] [NO_EMBED | C_ARRAY]
+#                   [CV resize_linear:ui8,f32 flip:ui8 ...])
+#
+# CV (or a JSON config's "cv" section) names MegCC's CV operators to generate: then
+# <lib>.megcc/ also holds tinycv_c.h and tinycv.c, compiled into <lib>.
 #
 # compiles the model at build time (add_custom_command) into <binary dir>/<lib>.megcc/
 # (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.txt) and makes <lib> a
@@ -123,7 +127,7 @@ function(_megcc_external_data model out)
 endfunction()
 
 function(megcc_add_model lib)
-  cmake_parse_arguments(ARG "NO_EMBED;C_ARRAY" "MODEL;NAME" "INPUT_SHAPES;OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_EMBED;C_ARRAY" "MODEL;NAME" "INPUT_SHAPES;OPTIONS;CV" ${ARGN})
   if(NOT ARG_MODEL)
     message(FATAL_ERROR "megcc_add_model(${lib}): MODEL <file> is required")
   endif()
@@ -150,6 +154,10 @@ function(megcc_add_model lib)
       _megcc_external_data("${cfg_dir}/${mp}" ext)
       list(APPEND deps ${ext})
     endforeach()
+    string(JSON cv_len ERROR_VARIABLE cv_missing LENGTH "${cfg}" cv)
+    if(NOT cv_missing AND cv_len GREATER 0)
+      set(cfg_has_cv TRUE)
+    endif()
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${model}")
     list(APPEND cmd --json "${model}" -o "${gen}")
   else()
@@ -171,9 +179,17 @@ function(megcc_add_model lib)
   if(NOT ARG_C_ARRAY)
     list(APPEND cmd --no-c-array)  # embedded with .incbin, or not at all
   endif()
+  foreach(entry IN LISTS ARG_CV)  # one --cv per entry: a ';' would split the argument
+    list(APPEND cmd --cv "${entry}")
+  endforeach()
   list(APPEND cmd ${ARG_OPTIONS})
 
   set(outs "${gen}/kernels.c" "${gen}/kernels.h" "${gen}/manifest.json")
+  set(cv_srcs "")
+  if(ARG_CV OR cfg_has_cv)
+    list(APPEND outs "${gen}/tinycv_c.h" "${gen}/tinycv.c")
+    set(cv_srcs "${gen}/tinycv.c")
+  endif()
   set(embedded "")
   foreach(nm IN LISTS names)
     list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.txt")
@@ -225,7 +241,7 @@ function(megcc_add_model lib)
   set_property(TARGET ${lib}_generate APPEND PROPERTY ADDITIONAL_CLEAN_FILES "${gen}")
 
   _megcc_runtime()
-  set(srcs "${gen}/kernels.c")
+  set(srcs "${gen}/kernels.c" ${cv_srcs})
   if(NOT ARG_NO_EMBED)
     list(APPEND srcs ${embedded})
   endif()

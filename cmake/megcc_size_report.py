@@ -2,8 +2,9 @@
 
     python megcc_size_report.py SIZE_TOOL LIBRARY PROGRAM MANIFEST
 
-one line each for the library's and the program's text/data/bss totals and one per model
-with its blob and arena bytes (the per-object table `size -t` prints is left out)."""
+one line each for the library's and the program's text/data/bss totals, one per model
+with its blob and arena bytes (the per-object table `size -t` prints is left out) and one
+per CV function (tinycv) the program links, with its text bytes."""
 import json
 import subprocess
 import sys
@@ -31,6 +32,12 @@ def main(argv):
         arena = max(p["arena_bytes"] for p in m["plans"])
         print(f"megcc size report: model {m['name']} blob {m['blob_bytes']} bytes, "
               f"arena {arena} bytes ({m['arena_macro']})")
+    try:
+        from megcc_builder.cv.sizes import cv_function_sizes, nm_of
+    except ImportError:  # an older megcc_builder: no CV functions to report
+        return
+    for name, nbytes in cv_function_sizes(nm_of(size_tool), program):
+        print(f"megcc size report: cv {name}: text {nbytes} bytes")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
+              "fully-connected layers so far)")
+COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
+                      "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
 # mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
@@ -94,7 +98,7 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False):
+                     nchw44: bool = False, compress_fp16: bool = False, ioc16: bool = False):
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -104,7 +108,8 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44))
+        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44,
+                               enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
     return specs
 
 
@@ -124,11 +129,12 @@ def cmd_compile(args) -> int:
     from .compiler import compile_bundle
     from .config import load_config
 
+    cv: tuple = ()
     if args.json:
         if args.models:  # the config names its models: a model given too would be ignored
             return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
                          f"({args.json}), not both")
-        dump_dir, specs, _ = load_config(args.json)
+        dump_dir, specs, cv = load_config(args.json)
         out_dir = args.output or dump_dir
     else:
         if not args.models:
@@ -136,11 +142,22 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44)
+                                 args.enable_nchw44, args.enable_compress_fp16, args.enable_ioc16)
         out_dir = args.output
-    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
+    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
+                            cv=_cv_request(cv, args.cv))
     _report(bundle, out_dir)
     return 0
+
+
+CV_HELP = ('CV operators to generate (tinycv.c, tinycv_c.h), e.g. '
+           '"resize_linear:ui8,f32;flip:ui8"; added to the config\'s "cv" section')
+
+
+def _cv_request(from_config: tuple, flags: Optional[List[str]]) -> tuple:
+    from .cv import merge_requests, parse_cv_flag
+
+    return merge_requests(from_config, *(parse_cv_flag(f) for f in flags or []))
 
 
 def _parse_feeds(items: List[str]):
@@ -172,7 +189,9 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse, enable_nchw44=args.enable_nchw44)],
+                                       not args.no_fuse, enable_nchw44=args.enable_nchw44,
+                                       enable_compress_fp16=args.enable_compress_fp16,
+                                       enable_ioc16=args.enable_ioc16)],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -278,10 +297,17 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), args.enable_nchw44))
+                                    resolve_isa(args.isa), args.enable_nchw44,
+                                    enable_compress_fp16=args.enable_compress_fp16,
+                                    enable_ioc16=args.enable_ioc16))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
+        if plan.graph.quant_notes:
+            print("== quantized model: operators kept in float (between DequantizeLinear and "
+                  "QuantizeLinear)")
+            for node, op_type, why in plan.graph.quant_notes:
+                print(f"  {node} ({op_type}): {why}")
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
@@ -289,6 +315,7 @@ def cmd_inspect(args) -> int:
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
                   f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
+        _print_float16(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -302,6 +329,22 @@ def cmd_inspect(args) -> int:
             plot_memory_plan(plan, path)
             print(f"wrote {path}")
     return 0
+
+
+def _print_float16(plan) -> None:
+    """fp16<->fp32 conversion instructions and the weights by dtype (float16 models,
+    enable_compress_fp16)."""
+    from .passes.float16_regions import conversion_count
+
+    g = plan.graph
+    weights = {}
+    for name in {n for ins in plan.instrs for n in ins.inputs if n and g.tensors[n].is_const}:
+        t = g.tensors[name]
+        count, size = weights.get(t.dtype, (0, 0))
+        weights[t.dtype] = (count + 1, size + t.nbytes)
+    shown = ", ".join(f"{dt} {c} ({b} B)" for dt, (c, b) in sorted(weights.items()))
+    print(f"== float16: {conversion_count(plan.instrs, g)} fp16<->fp32 conversions; "
+          f"weights: {shown or 'none'}")
 
 
 def _plot_path(path: str, index: int, count: int) -> str:
@@ -362,11 +405,12 @@ def cmd_package(args) -> int:
     from .config import load_config
     from .package import make_package
 
+    cv = ()
     if args.json:
         if args.models:
             return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
                          f"({args.json}), not both")
-        _, specs, _ = load_config(args.json)
+        _, specs, cv = load_config(args.json)
     elif args.models:
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
                                  args.enable_nchw44)
@@ -374,7 +418,8 @@ def cmd_package(args) -> int:
         return _fail("give a model file or --json CONFIG")
     top = make_package(specs, args.target, args.output, isa=args.isa,
                        package_name=args.name or (os.path.splitext(os.path.basename(
-                           args.json))[0] if args.json else None))
+                           args.json))[0] if args.json else None),
+                       cv=_cv_request(cv, args.cv))
     print(f"wrote {args.output}: {top}/ (build it with: tar xzf {os.path.basename(args.output)}"
           f" && sh {top}/build.sh)")
     return 0
@@ -404,7 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    c.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    c.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
+    c.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     # the environment is read here, at the edge: the library below never looks at it
     c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
@@ -425,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fuse", action="store_true")
     r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    r.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    r.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.add_argument("--threads", type=int, default=1,
                    help="worker threads of the runtime (default 1; timed in wall-clock time "
@@ -485,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
     k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
+    k.add_argument("--cv", action="append", help=CV_HELP + " (may repeat; tinycv_c.h and "
+                   "tinycv.c go into the package)")
     k.set_defaults(fn=cmd_package)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
@@ -495,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-fuse", action="store_true")
     i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
                    action="store_true", help=NCHW44_HELP)
+    i.add_argument("--enable-compress-fp16", "--enable_compress_fp16",
+                   dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    i.add_argument("--enable-ioc16", "--enable_ioc16", dest="enable_ioc16",
+                   action="store_true", help=IOC16_HELP)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -560,7 +620,12 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
     ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
+    ap.add_argument("--enable_compress_fp16", "--enable-compress-fp16",
+                    dest="enable_compress_fp16", action="store_true", help=COMPRESS_FP16_HELP)
+    ap.add_argument("--enable_ioc16", "--enable-ioc16", dest="enable_ioc16",
+                    action="store_true", help=IOC16_HELP)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
+    ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -571,8 +636,9 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         from .config import check_options, load_config
 
         check_options({k: getattr(a, k) for k in PENDING_OPTIONS}, "mgb-to-tinynn", "")
+        cv: tuple = ()
         if a.json:
-            dump_dir, specs, _ = load_config(a.json)
+            dump_dir, specs, cv = load_config(a.json)
             out_dir = a.dump or dump_dir
         else:
             if not a.model or not (a.output_dir or a.dump):
@@ -581,6 +647,10 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         if a.enable_nchw44:  # the flag turns it on for every model, config or not
             specs = [replace(s, enable_nchw44=True) for s in specs]
+        if a.enable_compress_fp16:
+            specs = [replace(s, enable_compress_fp16=True) for s in specs]
+        if a.enable_ioc16:
+            specs = [replace(s, enable_ioc16=True) for s in specs]
         chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
         if len(chosen) > 1:
             return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")
@@ -589,7 +659,8 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             isa, caveat = TARGET_FLAGS[chosen[0]]
             if caveat:
                 print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
-        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa)
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa,
+                                cv=_cv_request(cv, a.cv))
         _report(bundle, out_dir)
         return 0
 

@@ -11,13 +11,13 @@ import re
 from typing import Dict, List, Tuple
 
 from .compiler import MODEL_NAME_RE, ModelSpec
+from .cv.request import check_cv_section
 from .ir import CompileError
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
-SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44"}
-PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
-                   "enable_compress_fp16", "add_nhwc2nchw_to_input"}
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_compress_fp16", "enable_ioc16"}
+PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
@@ -59,7 +59,9 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
         if key in PENDING_OPTIONS and value:
             raise CompileError(f"{where}option '{key}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
-            "enable_nchw44": bool(options.get("enable_nchw44", False))}
+            "enable_nchw44": bool(options.get("enable_nchw44", False)),
+            "enable_compress_fp16": bool(options.get("enable_compress_fp16", False)),
+            "enable_ioc16": bool(options.get("enable_ioc16", False))}
 
 
 def _load_config_file(path: str) -> dict:
@@ -88,7 +90,7 @@ def _load_config_file(path: str) -> dict:
     return data
 
 
-def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
+def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
     """(dump_dir, model specs, cv section) from a MegCC-style JSON or YAML config."""
     data = _load_config_file(path)
     base = os.path.dirname(os.path.abspath(path))
@@ -119,7 +121,9 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
                               | PENDING_OPTIONS}, path, where)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path) if shapes.strip() else [],
-                               opts["fuse"], enable_nchw44=opts["enable_nchw44"]))
+                               opts["fuse"], enable_nchw44=opts["enable_nchw44"],
+                               enable_compress_fp16=opts["enable_compress_fp16"],
+                               enable_ioc16=opts["enable_ioc16"]))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:
@@ -127,7 +131,6 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
     dump_dir = data.get("dump_dir", "./")
     if not isinstance(dump_dir, str):
         raise CompileError("field 'dump_dir' must be a string", path)
-    cv = data.get("cv", {})
-    if cv:
-        raise CompileError("the 'cv' section (CV operators) is not supported yet", path)
+    # the CV operators to generate (megcc_builder/cv): validated, as ((name, dtype), ...)
+    cv = check_cv_section(data.get("cv"), path)
     return os.path.join(base, dump_dir), specs, cv

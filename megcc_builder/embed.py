@@ -22,6 +22,8 @@ import os
 import re
 import sys
 
+from .names import model_symbol
+
 
 class EmbedError(ValueError):
     pass
@@ -31,14 +33,14 @@ def incbin_source(blob_path: str, name: str, path_macro: str = "") -> str:
     """C source that embeds the file at blob_path as megcc_model_<name>; with path_macro,
     the path is that macro's value instead (a string literal the build defines, so the
     source itself names no absolute path: megcc package ships it)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise EmbedError(f"model name '{name[:80]}' is not a C identifier")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):  # compiler.MODEL_NAME_RE
+        raise EmbedError(f"'{name[:80]}' is not a model name")
     path = os.path.abspath(blob_path)
     if not path_macro and any(c in path for c in '"\\\n\r'):
         # the path sits inside an assembler string inside a C string: keep it unambiguous
         raise EmbedError(f"{path[:200]}: a path with quotes, backslashes or newlines cannot "
                          "be embedded with .incbin (use the C array)")
-    sym = f"megcc_model_{name}"
+    sym = model_symbol(name)
     lines = [
         f"  .pushsection .rodata.{sym},\"a\"",  # restored below: gcc tracks its section
         "  .balign 64",  # megcc_model_load_from_memory(copy=0) uses weights in place

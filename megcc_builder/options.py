@@ -17,6 +17,10 @@ class CompileOptions:
     isa: str = "generic"          # an ISA level (isa.levels; "native": this machine's best)
     fuse: bool = True             # fuse bias/activation and element-wise chains (passes/fuse.py)
     enable_nchw44: bool = False   # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    # store conv/GEMM weights as float16, widened in the kernels (passes/compress_fp16.py)
+    enable_compress_fp16: bool = False
+    # compute fully-connected layers in float16 (passes/ioc16.py; levels with f16 arithmetic)
+    enable_ioc16: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown

@@ -5,7 +5,8 @@ runtime sources into a tarball that builds with one script for a chosen target. 
 
     megcc-<name>-<target>/
       model/        kernels.c, kernels.h, manifest.json, <model>.tiny, <model>.tiny.txt,
-                    <model>.embed.c (embeds <model>.tiny with .incbin; path from the build)
+                    <model>.embed.c (embeds <model>.tiny with .incbin; path from the build),
+                    tinycv_c.h + tinycv.c when CV operators were asked for
       runtime/      include/, src/, tools/megcc_runner.c
       toolchains/   <target>.json, common.json        (the target's compiler and flags)
       cmake/        megcc-toolchain.cmake, toolchains/<target>.cmake
@@ -27,6 +28,7 @@ import tempfile
 from typing import List, Optional
 
 from .embed import incbin_source
+from .names import c_identifier
 from .ir import CompileError
 from .isa import resolve, spec
 from .resources import resource_dir
@@ -115,9 +117,10 @@ def _deterministic_tar(src_dir: str, top: str, archive: str) -> None:
     os.replace(tmp, archive)
 
 
-def make_package(specs: List, target_name: str, archive: str,
-                 isa: Optional[str] = None, package_name: Optional[str] = None) -> str:
-    """Compile `specs` for `target_name` and write the archive; returns its top directory."""
+def make_package(specs: List, target_name: str, archive: str, isa: Optional[str] = None,
+                 package_name: Optional[str] = None, cv: tuple = ()) -> str:
+    """Compile `specs` (and the CV operators `cv`, megcc_builder.cv) for `target_name` and
+    write the archive; returns its top directory."""
     from . import targets
     from .compiler import compile_bundle
 
@@ -126,12 +129,12 @@ def make_package(specs: List, target_name: str, archive: str,
     target = targets.load(target_name)
     level = spec(resolve(isa or target.isa))
     name = package_name or specs[0].name
-    lib = "".join(c if c.isalnum() else "_" for c in name)
+    lib = c_identifier(name)
     top = f"megcc-{name}-{target.name}"
     with tempfile.TemporaryDirectory(prefix="megcc-package-") as tmp:
         root = os.path.join(tmp, top)
         model_dir = os.path.join(root, "model")
-        bundle = compile_bundle(specs, model_dir, save_c_array=False, isa=level.name)
+        bundle = compile_bundle(specs, model_dir, save_c_array=False, isa=level.name, cv=cv)
         models = [m.spec.name for m in bundle.models]
         for m in models:
             with open(os.path.join(model_dir, f"{m}.embed.c"), "w", encoding="utf-8") as f:
@@ -155,6 +158,9 @@ def make_package(specs: List, target_name: str, archive: str,
         cflags = [c for c in target.common_cflags if not c.startswith("-std=")]
         cflags += [c for c in level.cflags if c not in target.machine_flags]
         embeds = "\n".join(_EMBED_CMAKE.format(model=m) for m in models)
+        if os.path.exists(os.path.join(model_dir, "tinycv.c")):  # CV operators were asked for
+            embeds += ('\nlist(APPEND model_sources '
+                       '"${CMAKE_CURRENT_SOURCE_DIR}/model/tinycv.c")')
         runner = "" if target.baremetal else " and build/megcc_runner"
         with open(os.path.join(root, "CMakeLists.txt"), "w", encoding="utf-8") as f:
             f.write(_CMAKELISTS.format(target=target.name, lib=lib, isa=level.name,

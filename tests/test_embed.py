@@ -50,7 +50,7 @@ def test_same_blob_path_gives_the_same_source():
 
 
 @pytest.mark.parametrize("name, path, message", [
-    ("9net", "/a/m.tiny", "model name '9net' is not a C identifier"),
+    ("../net", "/a/m.tiny", "is not a model name"),
     ("net", '/a/"quoted"/m.tiny', "a path with quotes, backslashes or newlines"),
 ])
 def test_refused_names_and_paths(name, path, message):
@@ -62,4 +62,12 @@ def test_command_line_error_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "megcc_builder.embed", "/a/m.tiny", "bad name",
                         str(tmp_path / "x.c")], capture_output=True, text=True)
     assert r.returncode == 1 and not (tmp_path / "x.c").exists()
-    assert r.stderr.strip() == "megcc: error: model name 'bad name' is not a C identifier"
+    assert r.stderr.strip() == "megcc: error: 'bad name' is not a model name"
+
+
+def test_model_names_that_are_not_c_identifiers_get_the_c_arrays_symbol():
+    from megcc_builder.names import model_symbol
+
+    source = incbin_source("/a/my-net.v2.tiny", "my-net.v2")
+    assert model_symbol("my-net.v2") == "megcc_model_my_net_v2"
+    assert "megcc_model_my_net_v2:" in source and "megcc_model_my_net_v2_size:" in source

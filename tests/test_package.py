@@ -32,9 +32,9 @@ def no_python_env(tmp_path):
     return env
 
 
-def build_package(tmp_path, target):
+def build_package(tmp_path, target, *options):
     archive = tmp_path / f"digits-{target}.tar.gz"
-    r = megcc("package", DIGITS, "--target", target, "-o", str(archive))
+    r = megcc("package", DIGITS, "--target", target, "-o", str(archive), *options)
     assert r.returncode == 0, r.stderr
     unpacked = tmp_path / "unpacked"
     with tarfile.open(archive) as tar:
@@ -73,12 +73,15 @@ def test_package_builds_without_python_and_matches_megengine(tmp_path, target):
     assert " R megcc_model_digits\n" in symbols and " R megcc_model_digits_size\n" in symbols
 
 
-def test_bare_metal_package_builds_the_library(tmp_path):
+def test_bare_metal_package_builds_the_library_with_cv_operators(tmp_path):
     require_tools("cmake")
-    require_target("cortex-m4")
-    top, _ = build_package(tmp_path, "cortex-m4")
-    assert (top / "build" / "libmegcc_digits.a").stat().st_size > 0
+    t = require_target("cortex-m4")
+    top, _ = build_package(tmp_path, "cortex-m4", "--cv", "resize_linear:ui8;flip:ui8")
     assert not (top / "build" / "megcc_runner").exists()
+    assert "void tinycv_resize_linear_ui8(" in (top / "model" / "tinycv_c.h").read_text()
+    symbols = subprocess.run([t.cc[:-3] + "nm", str(top / "build" / "libmegcc_digits.a")],
+                             capture_output=True, text=True, check=True).stdout
+    assert " T tinycv_resize_linear_ui8\n" in symbols and " T tinycv_flip_ui8\n" in symbols
 
 
 def test_package_is_deterministic(tmp_path):

@@ -18,6 +18,12 @@ from ..ir.onnx_types import from_onnx_elem_type
 
 MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 
+# onnxruntime's quantized contrib ops (QOperator format, quantize_dynamic): the IR carries
+# them under their bare names (ir/opdefs/quant.py)
+MICROSOFT_QUANT_OPS = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+                       "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                       "QGemm", "MatMulIntegerToFloat"}
+
 
 def _load_proto(path: str) -> onnx.ModelProto:
     if not os.path.isfile(path):
@@ -85,7 +91,9 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
         graph.inputs.append(vi.name)
 
     for index, node in enumerate(g.node):
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain == "com.microsoft" and node.op_type in MICROSOFT_QUANT_OPS:
+            pass
+        elif node.domain not in ("", "ai.onnx"):
             raise CompileError(f"operator {node.domain}.{node.op_type} is not supported",
                                source, node.name or node.output[0])
         attrs = attrs_of(node)

@@ -49,7 +49,7 @@ def padded_extents(geo):
     return hp, wp
 
 
-def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
+def _im2col_pack(s: Simd, tag: str, geo) -> list:
     """Fused im2col + B packing for one geometry, reading a zero-padded copy of the input
     (so no bounds checks): an NR-position panel inside one output row is NR/VW vector loads
     (stride 1) or deinterleaving loads (stride 2); a panel spanning rows is a gather through
@@ -95,8 +95,8 @@ def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
             ("int32_t", "k0"), ("int32_t", "kc"), ("int32_t", "j0"), ("int32_t", "nc"),
             ("float *", "bp"))
     fn = f"megcc_{s.name}_im2col_{tag}"
-    return (f"{s.name}_im2col_{tag}", src + g.panel_pack_par(fn, args, nr)
-            + g.panel_pack_gemm_par(fn, args, s))
+    return [(f"{s.name}_im2col_{tag}", src + g.panel_pack_par(fn, args, nr)),
+            (f"{s.name}_im2col_{tag}_gemm_par", g.panel_pack_gemm_par(fn, args, s))]
 
 
 def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
@@ -110,20 +110,28 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
-    w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32).reshape(grp, m, k)
-    packed = np.concatenate([g.pack_a(w[i], s.mr) for i in range(grp)])
+    # float16 weights (passes/compress_fp16.py) stay float16 in the panels; each K block of
+    # a group's panels is widened into the workspace just before the micro-kernels use it
+    f16 = graph.tensors[op.inputs[1]].dtype == "float16"
+    wdt = np.float16 if f16 else np.float32
+    w = np.asarray(graph.tensors[op.inputs[1]].data, wdt).reshape(grp, m, k)
+    packed = np.concatenate([g.pack_a(w[i], s.mr, wdt) for i in range(grp)])
     wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
     helpers = []
-    tile = f"gemm{s.mr}x{s.nr}"
+    tile = f"gemm{s.mr}x{s.nr}" + ("_w16" if f16 else "")
     if pointwise:
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
+        pack_only = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp)"
     else:
         name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
-        helpers.append(_im2col_pack(s, tag, geo))
+        pack_only = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp)"
+        # the packing (and, for float32 weights, packing fused with the GEMM: float16
+        # weights are widened between the two)
+        helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)
                 megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
@@ -142,8 +150,26 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
     int32_t ci;
 """
+    a_block, widen = "ag, bp", ""
+    if f16:  # the widened K block of the group's panels: after B (and the padded input)
+        after = "bp + (int64_t)KC * ((NC + {0}) / {1} * {1})".format(s.nr - 1, s.nr)
+        padded_input += (f"    float *aw = {after}{'' if pointwise else ' + (int64_t)(C / G) * HP * WP'};"
+                         "\n    int32_t i;\n")
+        a_block = "aw, bp"
+        widen = f"""
+                    for (i = 0; i < OCG; i += {s.mr}) {{  /* panel i: mr rows x kb, contiguous */
+                        const int32_t mr = OCG - i < {s.mr} ? OCG - i : {s.mr};
+                        megcc_widen_f16(ag + (int64_t)i * K + (int64_t)k0 * mr, aw + (int64_t)i * kb, (int64_t)kb * mr);
+                    }}"""
+    if f16:  # the A block is widened per K block: pack, widen, then the GEMM on them
+        step = f"""{pack_only};{widen}
+                    megcc_{s.name}_gemm_block_par(par, OCG, nb, kb, 0, kb, {a_block}, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);"""
+    else:  # packing and GEMM in one parallel job per K block (packed_gemm.py)
+        step = f"""/* pack this K block of B into bp, then the GEMM block on it */
+                    {pack}
+                        OCG, K, ag, yg + j0, S, MC, &e);"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
+    const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
@@ -156,7 +182,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
             const float *xg = x + ((int64_t)b * C + (int64_t)gi * CG) * H * W;
-            const float *ag = w + (int64_t)gi * OCG * K;
+            const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
             e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
@@ -166,9 +192,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                     const int32_t kb = K - k0 < KC ? K - k0 : KC;
                     e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
-                    /* pack this K block of B into bp, then the GEMM block on it */
-                    {pack}
-                        OCG, K, ag, yg + j0, S, MC, &e);
+                    {step}
                 }}
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
@@ -179,11 +203,12 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual:
         inputs.append(op.inputs[3])
-    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp) * 4
+    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed, {how} "
+                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed"
+                       f"{' as float16, widened per K block' if f16 else ''}, {how} "
                        f"(M={m}, N={sp}, K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
 
 

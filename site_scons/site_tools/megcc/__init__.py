@@ -100,6 +100,34 @@ def _model_names(env, source) -> list:
     return [env.subst("$MEGCC_NAME")]
 
 
+def _cv_flag(cv) -> str:
+    """MegccModel's CV= (MegCC's {"resize_linear": ["ui8", "f32"]} or the --cv string
+    "resize_linear:ui8,f32;flip:ui8") as the --cv string."""
+    if not cv:
+        return ""
+    if isinstance(cv, dict):
+        return ";".join(f"{k}:{','.join([v] if isinstance(v, str) else v)}"
+                        for k, v in sorted(cv.items()))
+    return str(cv)
+
+
+def _cv_requested(env, source) -> bool:
+    """Whether the compile generates tinycv.c / tinycv_c.h: the config's "cv" section or
+    MEGCC_CV name some operator (an invalid list is the compiler's to report)."""
+    from megcc_builder.cv import merge_requests, parse_cv_flag
+    from megcc_builder.cv.request import check_cv_section
+    from megcc_builder.ir import CompileError
+
+    try:
+        req = parse_cv_flag(env.subst("$MEGCC_CV"))
+        if _is_config(str(source[0])):
+            cfg = _read_config(source[0].srcnode().abspath)
+            req = merge_requests(req, check_cv_section(cfg.get("cv"), str(source[0])))
+    except CompileError:
+        return True
+    return bool(req)
+
+
 def _compile_emitter(target, source, env):
     """target[0] is the output directory's kernels.c; every other output is named here."""
     out_dir = target[0].dir
@@ -108,6 +136,8 @@ def _compile_emitter(target, source, env):
         raise SCons.Errors.UserError(f"megcc: no model name for {source[0]}")
     outs = [out_dir.File("kernels.c"), out_dir.File("kernels.h"),
             out_dir.File("manifest.json")]
+    if _cv_requested(env, source):  # the CV operators (megcc_builder/cv): fixed names
+        outs += [out_dir.File("tinycv_c.h"), out_dir.File("tinycv.c")]
     c_array = env.get("_MEGCC_C_ARRAY", True)
     for n in names:
         outs += [out_dir.File(f"{n}.tiny"), out_dir.File(f"{n}.tiny.txt")]
@@ -238,7 +268,8 @@ def _incbin_action(target, source, env):
     return 0
 
 
-def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None):
+def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, GEN_DIR=None,
+               CV=None):
     """Compile `source` (model file or config) and return [static library].
 
     name: library name, and the model name for a single model file.
@@ -249,6 +280,9 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
            assembler copies <name>.tiny in: seconds and flat memory at any size), "c-array"
            (compile the generated <name>.tiny.c, for compilers without .incbin), False
            (the app loads <name>.tiny from a file).
+    CV: CV operators to generate, MegCC's {"resize_linear": ["ui8", "f32"]} or
+        "resize_linear:ui8,f32;flip:ui8" (added to a config's "cv" section): tinycv.c is
+        compiled into the library, tinycv_c.h is in the generated directory.
     The generated directory (kernels.h with MEGCC_<NAME>_ARENA_SIZE) is added to CPPPATH.
     """
     if EMBED not in _EMBED_MODES:
@@ -263,6 +297,7 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
         gen_dir.File("kernels.c"), src, MEGCC_NAME=name,
         _MEGCC_INPUT="--json $SOURCE" if _is_config(str(src)) else "$SOURCE --name $MEGCC_NAME",
         _MEGCC_SHAPES_FLAG=f'--input-shapes "{shapes}"' if shapes else "",
+        MEGCC_CV=_cv_flag(CV), _MEGCC_CV_FLAG='--cv "$MEGCC_CV"' if CV else "",
         _MEGCC_C_ARRAY=c_array, _MEGCC_ARRAY_FLAG="" if c_array else "--no-c-array",
         MEGCC_OPTIONS=list(OPTIONS or []))
     # A failed or interrupted compile must never leave a partial directory behind that a
@@ -281,6 +316,8 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
     kernels = private.Object(by_name["kernels.c"])
     private.Depends(kernels, budget)  # a model too big for the board stops before any gcc
     objs += kernels
+    if "tinycv.c" in by_name:  # the CV operators asked for
+        objs += private.Object(by_name["tinycv.c"])
     for model in _model_names(env.Override({"MEGCC_NAME": name}), [src]) if embed else []:
         if embed == "incbin":
             source_c = private.Command(gen_dir.File(f"{model}.tiny.embed.c"),
@@ -315,6 +352,13 @@ def _size_rows(env, files):
     return rows
 
 
+def _cv_sizes(env, program: str) -> list:
+    """Bytes of each CV function (tinycv) the program links (megcc_builder.cv.sizes)."""
+    from megcc_builder.cv.sizes import cv_function_sizes, nm_of
+
+    return cv_function_sizes(nm_of(env.subst("$MEGCC_SIZE")), program)
+
+
 def _size_report_action(target, source, env):
     program, lib, manifest = (s.abspath for s in source[:3])
     rows = _size_rows(env, [lib])
@@ -330,6 +374,8 @@ def _size_report_action(target, source, env):
         arena = max(p["arena_bytes"] for p in m["plans"])
         lines.append(f"  model {m['name']}: blob {m['blob_bytes']} bytes, arena {arena} bytes "
                      f"({m['arena_macro']})")
+    for name, nbytes in _cv_sizes(env, program):
+        lines.append(f"  cv {name}: text {nbytes} bytes")
     layout = env.get("_MEGCC_MEMORY_LAYOUT") or {}
     if layout:
         flash, ram = prog_text + prog_data, prog_data + prog_bss
@@ -395,12 +441,14 @@ def generate(env):
         MEGCC_RUNTIME_BUILD_DIR="megcc_runtime",
         MEGCC_OPTIONS=[],
         MEGCC_NAME="",
+        MEGCC_CV="",
+        _MEGCC_CV_FLAG="",
         _MEGCC_SHAPES_FLAG="",
         _MEGCC_INPUT="$SOURCE --name $MEGCC_NAME",
         MEGCC="$( $MEGCC_PYTHON $) -m megcc_builder.cli",
         _MEGCC_ARRAY_FLAG="",
         MEGCC_COMPILECOM="$MEGCC compile $_MEGCC_INPUT -o ${TARGET.dir} --isa $MEGCC_ISA "
-                         "$_MEGCC_SHAPES_FLAG $_MEGCC_ARRAY_FLAG $MEGCC_OPTIONS",
+                         "$_MEGCC_SHAPES_FLAG $_MEGCC_ARRAY_FLAG $_MEGCC_CV_FLAG $MEGCC_OPTIONS",
         MEGCC_COMPILECOMSTR="",
         MEGCC_SIZECOMSTR="megcc: size report of $SOURCE",
     )

@@ -1,5 +1,7 @@
 """Side-by-side latency: our compiled model vs onnxruntime and MegEngine Lite, one run,
-one machine, single-threaded, with GFLOP/s against this machine's measured FMA peak.
+one machine, single-threaded by default, with GFLOP/s against this machine's measured FMA
+peak. Ours runs in this process (megcc_builder.session), timed in C around the forward; the
+Python path (InferenceSession.run, what onnxruntime's number is) is timed on request.
 
 Each engine gets its fastest documented single-thread configuration: onnxruntime with all
 graph optimisations and one intra-op thread; MegEngine Lite with weight preprocessing and
@@ -139,37 +141,66 @@ def _time(fn: Callable[[], None], iterations: int, warmup: int) -> List[float]:
     return times
 
 
+def _clock_of_c_timing() -> str:
+    """The in-process C timing clock matching CLOCK: process CPU time (all of this process'
+    threads; Python waits in the foreign call meanwhile) or wall-clock time."""
+    return "process" if CLOCK["name"] == "cpu" else "wall"
+
+
 def bench_ours(path: str, feeds: Dict[str, np.ndarray], iterations: int, warmup: int,
-               isa: str = "native"):
+               isa: str = "native", threads: int = 1, subprocess: bool = False,
+               python: bool = False):
+    """Our latency timed in C around megcc_network_forward (in this process; the runner
+    process with subprocess=True), and with python=True a second Result: the latency of
+    InferenceSession.run as a Python caller sees it (feeds in, new output arrays out)."""
     from .compiler import ModelSpec, compile_bundle
-    from .host import build_runner, run_blob_logged
+    from .host import build_runner, in_process_supported, run_blob_logged
+    from .session import InferenceSession
 
     with tempfile.TemporaryDirectory(prefix="megcc-bench-") as tmp:
         shapes = {k: tuple(v.shape) for k, v in feeds.items()}
         bundle = compile_bundle([ModelSpec("model", path, [shapes])], tmp, save_c_array=False,
                                 isa=isa)
         plan = bundle.models[0].plans[0]
-        runner = build_runner(bundle.files["kernels_c"])
-        _, log = run_blob_logged(runner, bundle.files["model.tiny"],
-                                 [feeds[n] for n in plan.graph.inputs],
-                                 extra_args=["-w", str(warmup), "-t", str(iterations)]
-                                 + (["--cpu-clock"] if CLOCK["name"] == "cpu" else []))
-        m = re.search(r"latency_ms min=([0-9.]+) median=([0-9.]+)", log)
-        return Result("megcc", float(m.group(2)), float(m.group(1))), plan
+        ordered = [feeds[n] for n in plan.graph.inputs]
+        note = f"{threads} thread{'s' if threads > 1 else ''}"
+        if subprocess or not in_process_supported():
+            if threads != 1:
+                raise ValueError("--threads needs the in-process runtime")
+            runner = build_runner(bundle.files["kernels_c"])
+            _, log = run_blob_logged(runner, bundle.files["model.tiny"], ordered,
+                                     extra_args=["-w", str(warmup), "-t", str(iterations)]
+                                     + (["--cpu-clock"] if CLOCK["name"] == "cpu" else []))
+            m = re.search(r"latency_ms min=([0-9.]+) median=([0-9.]+)", log)
+            return [Result("megcc", float(m.group(2)), float(m.group(1)),
+                           note + ", runner process")], plan
+        with InferenceSession(tmp, threads=threads) as sess:
+            ms, _ = sess.native_network().time_forward(ordered, warmup, iterations,
+                                                       _clock_of_c_timing())
+            results = [Result("megcc", statistics.median(ms), min(ms), note + ", timed in C")]
+            if python:
+                times = _time(lambda: sess.run(None, feeds), iterations, warmup)
+                results.append(Result("megcc-python", statistics.median(times), min(times),
+                                      note + ", InferenceSession.run"))
+        return results, plan
 
 
-def bench_onnxruntime(path: str, feeds, iterations: int, warmup: int) -> Result:
+def bench_onnxruntime(path: str, feeds, iterations: int, warmup: int, threads: int = 1
+                      ) -> Result:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 1:  # spinning workers would burn the other cores between runs
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     times = _time(lambda: sess.run(None, feeds), iterations, warmup)
     return Result("onnxruntime", statistics.median(times), min(times),
-                  "CPU EP, 1 thread, ORT_ENABLE_ALL")
+                  f"CPU EP, {threads} intra-op thread{'s' if threads > 1 else ''}, "
+                  "ORT_ENABLE_ALL, InferenceSession.run")
 
 
 def bench_megengine_lite(path: str, feeds, iterations: int, warmup: int) -> Result:
@@ -210,7 +241,11 @@ def bench_megengine_lite(path: str, feeds, iterations: int, warmup: int) -> Resu
 
 def run_benchmark(path: str, shapes: Optional[Dict[str, tuple]], compare: List[str],
                   iterations: int, warmup: int = 3, seed: int = 0, isa: str = "native",
-                  clock: str = "cpu") -> dict:
+                  clock: str = "cpu", threads: int = 1, python: bool = False,
+                  subprocess: bool = False) -> dict:
+    """Results: ours (timed in C) first, then the engines of `compare`, then (python=True)
+    our InferenceSession.run. threads > 1 times in wall-clock time (CPU time adds up the
+    threads' time, hiding any speed-up)."""
     from .compiler import load_graph
 
     graph = load_graph(path, shapes)
@@ -219,18 +254,20 @@ def run_benchmark(path: str, shapes: Optional[Dict[str, tuple]], compare: List[s
              for n in graph.inputs}
     if clock not in ("cpu", "wall"):
         raise ValueError(f"clock must be cpu or wall, not {clock!r}")
+    if threads > 1:
+        clock = "wall"
     CLOCK["name"] = clock
     peak = measure_fma_peak_gflops()
-    ours, plan = bench_ours(path, feeds, iterations, warmup, isa)
-    results = [ours]
+    ours, plan = bench_ours(path, feeds, iterations, warmup, isa, threads, subprocess, python)
+    results = ours[:1]
     is_onnx = path.lower().endswith(".onnx")
     for engine in compare:
         if engine == "onnxruntime" and is_onnx:
-            results.append(bench_onnxruntime(path, feeds, iterations, warmup))
+            results.append(bench_onnxruntime(path, feeds, iterations, warmup, threads))
         elif engine == "megengine" and not is_onnx:
             results.append(bench_megengine_lite(path, feeds, iterations, warmup))
     return {"model": os.path.basename(path), "flops": model_flops(plan), "peak_gflops": peak,
-            "results": results, "clock": clock}
+            "results": results + ours[1:], "clock": clock, "threads": threads}
 
 
 def format_report(report: dict) -> str:
@@ -238,7 +275,7 @@ def format_report(report: dict) -> str:
     ours = report["results"][0]
     lines = [f"model {report['model']}: {flops / 1e9:.3f} GFLOP (conv+matmul), "
              f"measured single-core FMA peak {peak:.1f} GFLOP/s, "
-             f"{report.get('clock', 'wall')} clock",
+             f"{report.get('clock', 'wall')} clock, {report.get('threads', 1)} thread(s)",
              f"{'engine':<16}{'median ms':>11}{'min ms':>10}{'GFLOP/s':>10}{'% peak':>8}"
              f"{'ours/x':>8}  config"]
     for r in report["results"]:

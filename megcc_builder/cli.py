@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .ir import CompileError
 from .targets import TargetError
 
@@ -204,9 +204,10 @@ def _parse_feeds(items: List[str]):
 def cmd_run(args) -> int:
     from .compiler import ModelSpec, compile_bundle
     from .config import parse_input_shapes
-    from .host import build_runner, run_blob_logged
     from .ir.dtypes import numpy_dtype
 
+    if args.threads < 1:
+        raise CompileError(f"--threads must be at least 1, not {args.threads}")
     feeds = _parse_feeds(args.input)
     shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
     for name, arr in feeds.items():
@@ -226,17 +227,22 @@ def cmd_run(args) -> int:
     for name in plan.graph.inputs:
         t = plan.graph.tensors[name]
         if name in feeds:
-            ordered.append(feeds[name])
+            ordered.append(np.asarray(feeds[name], dtype=numpy_dtype(t.dtype)))
         elif t.dtype.startswith("float"):
             ordered.append(rng.standard_normal(t.shape).astype(numpy_dtype(t.dtype)))
         else:
             ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
-    runner = build_runner(bundle.files["kernels_c"])
-    extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
-             else []) + (["--cpu-clock"] if args.cpu_clock else [])
-    if args.iterations:
-        extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
-    outs, log = run_blob_logged(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
+    for name, arr in zip(plan.graph.inputs, ordered):
+        want = plan.graph.tensors[name].shape
+        if tuple(arr.shape) != tuple(want):
+            raise CompileError(f"--input '{name}' has shape {tuple(arr.shape)}, the model "
+                               f"was compiled for {tuple(want)}", args.model)
+    from .host import in_process_supported
+
+    if args.subprocess or not in_process_supported():
+        outs, log = _run_subprocess(args, bundle, ordered)
+    else:
+        outs, log = _run_in_process(args, build_dir, ordered)
     np.savez(os.path.join(out_dir, "outputs.npz"), **dict(zip(plan.output_names, outs)))
     if args.profile:
         _print_profile(log, plan)
@@ -247,6 +253,46 @@ def cmd_run(args) -> int:
         print(f"{name}: {arr.dtype} {list(arr.shape)}")
     print(f"wrote {os.path.join(out_dir, 'outputs.npz')}")
     return 0
+
+
+def _run_in_process(args, build_dir: str, ordered):
+    """Outputs and the runner-style log ("latency_ms ..." / "profile ..." lines) of
+    `megcc run`, from the in-process session."""
+    from .session import InferenceSession
+
+    # one thread: thread CPU time, like the runner; more: wall-clock time (the CPU time of
+    # the calling thread would leave out the workers)
+    clock = "thread" if args.cpu_clock and args.threads == 1 else "wall"
+    with InferenceSession(build_dir, model_name="model", threads=args.threads,
+                          clock=clock) as sess:
+        net = sess.native_network()
+        lines = []
+        if args.iterations:
+            ms, outs = net.time_forward(ordered, args.warmup, args.iterations, clock)
+            n = len(ms)
+            median = ms[n // 2] if n % 2 else 0.5 * (ms[n // 2 - 1] + ms[n // 2])
+            lines.append(f"latency_ms min={ms[0]:.4f} median={median:.4f}")
+        if args.profile:
+            best, outs = net.profile(ordered, max(1, args.iterations))
+            kernels = net.model.instruction_kernels(net.plan)
+            lines += [f"profile {i} {kernels[i]} {ns / 1000:.3f}" for i, ns in enumerate(best)]
+        if not args.iterations and not args.profile:
+            outs = net.run(ordered)
+        return outs, "\n".join(lines)
+
+
+def _run_subprocess(args, bundle, ordered):
+    """The same through the runner process (--subprocess)."""
+    from .host import build_runner, run_blob_logged
+
+    if args.threads != 1:
+        raise CompileError("--threads needs the in-process runtime (drop --subprocess)")
+    runner = build_runner(bundle.files["kernels_c"])
+    extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
+             else []) + (["--cpu-clock"] if args.cpu_clock else [])
+    if args.iterations:
+        extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
+    return run_blob_logged(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
 
 
 def _print_profile(stdout: str, plan) -> None:
@@ -343,8 +389,8 @@ def cmd_bench(args) -> int:
     from .bench import format_report, run_benchmark
     from .config import parse_input_shapes
 
-    if args.threads != 1:
-        raise CompileError("only --threads 1 is supported: the runtime is single-threaded")
+    if args.threads < 1:
+        raise CompileError(f"--threads must be at least 1, not {args.threads}")
     shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else None
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
     unknown = set(compare) - {"onnxruntime", "megengine"}
@@ -352,7 +398,9 @@ def cmd_bench(args) -> int:
         raise CompileError(f"--compare: unknown engine '{sorted(unknown)[0]}' "
                            "(onnxruntime, megengine)")
     print(format_report(run_benchmark(args.model, shapes, compare, args.iterations,
-                                      args.warmup, isa=args.isa, clock=args.clock)))
+                                      args.warmup, isa=args.isa, clock=args.clock,
+                                      threads=args.threads, python=args.python,
+                                      subprocess=args.subprocess)))
     return 0
 
 
@@ -444,13 +492,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fuse", action="store_true")
     _add_model_options(r)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
+    r.add_argument("--threads", type=int, default=1,
+                   help="worker threads of the runtime (default 1; timed in wall-clock time "
+                        "when more)")
+    r.add_argument("--subprocess", action="store_true",
+                   help="run in the standalone runner process instead of in-process "
+                        "(automatic for MEGCC_SANITIZE / MEGCC_VALGRIND builds)")
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("bench", help="latency vs onnxruntime / MegEngine Lite, GFLOP/s vs peak")
     b.add_argument("model")
     b.add_argument("--input-shapes")
     b.add_argument("--compare", default="onnxruntime,megengine")
-    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--threads", type=int, default=1,
+                   help="worker threads, ours and onnxruntime's intra-op (more than 1: "
+                        "wall-clock time)")
+    b.add_argument("--python", action="store_true",
+                   help="also time our InferenceSession.run as a Python caller sees it")
+    b.add_argument("--subprocess", action="store_true",
+                   help="time the standalone runner process instead of the in-process runtime")
     b.add_argument("-n", "--iterations", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")

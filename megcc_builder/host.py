@@ -2,8 +2,11 @@
 `megcc run` command).
 
 The runtime is compiled once into a static library (cached by the hash of its sources and
-flags); each kernel set is compiled and linked with the runner once (cached by the hash of
-kernels.c), so a test suite that compiles many models pays gcc only for new kernels.
+flags); each kernel set is compiled and linked once (cached by the hash of kernels.c) into
+a shared library loaded into this process (build_shared_library, native.py: the default
+way to run on the host) or into the runner executable (build_runner: cross targets under
+their emulator, sanitizer and valgrind builds, and on request), so a test suite that
+compiles many models pays gcc only for new kernels.
 """
 from __future__ import annotations
 
@@ -95,9 +98,11 @@ def _publish(tmp_dir: str, final_dir: str) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _runtime_library(cc: str, cflags: List[str], ar: str = "ar") -> str:
-    """The runtime + runner objects as one static library, built once per source hash."""
-    sources = runtime_sources() + [os.path.join(RUNTIME_DIR, "tools", "megcc_runner.c")]
+def _runtime_library(cc: str, cflags: List[str], ar: str = "ar", tool: str = "megcc_runner"
+                     ) -> str:
+    """The runtime + one tool's objects (runtime/tools/<tool>.c: the runner, or the session
+    support of a shared library) as one static library, built once per source hash."""
+    sources = runtime_sources() + [os.path.join(RUNTIME_DIR, "tools", tool + ".c")]
     headers = sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "**", "*.h"), recursive=True)
                      + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
     contents = []
@@ -105,7 +110,7 @@ def _runtime_library(cc: str, cflags: List[str], ar: str = "ar") -> str:
         with open(p, "rb") as f:
             contents.append(os.path.relpath(p, RUNTIME_DIR).encode() + b"\0" + f.read())
     final = os.path.join(cache_dir(), "runtime", _digest(cc, cflags, *contents))
-    lib = os.path.join(final, "libmegcc_runner.a")
+    lib = os.path.join(final, f"lib{tool}.a")
     if os.path.exists(lib):
         return lib
     os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -116,7 +121,7 @@ def _runtime_library(cc: str, cflags: List[str], ar: str = "ar") -> str:
         _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c", src, "-o", obj],
              "building the runtime")
         objects.append(obj)
-    _run([ar, "rcs", os.path.join(tmp, "libmegcc_runner.a"), *objects], "archiving the runtime")
+    _run([ar, "rcs", os.path.join(tmp, f"lib{tool}.a"), *objects], "archiving the runtime")
     _publish(tmp, final)
     return lib
 
@@ -126,7 +131,7 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
     """Path of a megcc_runner executable linking the given kernels.c (built if needed).
     target: a hosted target of toolchains/ (e.g. arm64): cross-built with its compiler and
     flags, to be run under `emulator_of(target)`; None = this machine."""
-    ar, libs = "ar", ["-lm"]
+    ar, libs = "ar", ["-lm", *_THREAD_LIBS]
     if target is not None:
         t = _hosted_target(target)
         cc, ar, libs = t.cc, t.ar, t.link_libs()
@@ -148,6 +153,47 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
          "building the runner")
     _publish(tmp, final)
     return exe
+
+
+def in_process_supported() -> bool:
+    """Whether host runs can load the model into this process: not when the build is
+    instrumented (ASan needs its runtime loaded first; valgrind watches a process of its
+    own), where the runner subprocess is the way."""
+    return not sanitizing() and not under_valgrind()
+
+
+def build_shared_library(kernels_c: str, cc: str = DEFAULT_CC,
+                         cflags: Optional[Sequence[str]] = None) -> str:
+    """Path of a shared library holding the runtime, the session support
+    (runtime/tools/megcc_session_support.c) and the given kernels.c, for loading into this
+    process (megcc_builder.native). Everything is position-independent; cached like the
+    runners, by the runtime library and the kernels' content. -Bsymbolic binds the runtime's
+    references to this library's own kernel table, so several of these libraries (one per
+    kernel set) live side by side in one process."""
+    if not in_process_supported():
+        raise RuntimeError("sanitizer/valgrind builds run in a subprocess, not in-process")
+    cflags = list(DEFAULT_CFLAGS if cflags is None else cflags) + ["-fPIC"]
+    lib = _runtime_library(cc, cflags, tool="megcc_session_support")
+    with open(kernels_c, "rb") as f:
+        kernels_bytes = f.read()
+    final = os.path.join(cache_dir(), "shared", _digest(lib, kernels_bytes))
+    so = os.path.join(final, "libmegcc_model.so")
+    if os.path.exists(so):
+        return so
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
+    shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
+    # --whole-archive: the library must export every runtime entry point, used or not
+    _run([cc, *cflags, "-shared", "-Wl,-Bsymbolic", "-I", os.path.join(RUNTIME_DIR, "include"),
+          "-o", os.path.join(tmp, "libmegcc_model.so"), os.path.join(tmp, "kernels.c"),
+          "-Wl,--whole-archive", lib, "-Wl,--no-whole-archive", "-lm", *_THREAD_LIBS],
+         "building the shared library")
+    _publish(tmp, final)
+    return so
+
+
+# Libraries the runtime's thread pool needs on POSIX hosts.
+_THREAD_LIBS = ["-lpthread"]
 
 
 def _hosted_target(name: str):
@@ -191,22 +237,15 @@ def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], p
     with open(blob_path, "rb") as f:
         info = read_model(f.read())
     p = info["plans"][plan]
-    in_descs = [p["tensors"][i] for i in p["inputs"]]
     out_descs = [p["tensors"][i] for i in p["outputs"]]
     with tempfile.TemporaryDirectory(prefix="megcc-run-") as tmp:
         in_dir, out_dir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
         os.makedirs(in_dir)
         os.makedirs(out_dir)
-        if len(inputs) != len(in_descs):
-            raise CompileError(f"the model takes {len(in_descs)} inputs, got {len(inputs)}",
-                               blob_path)
-        for i, (arr, desc) in enumerate(zip(inputs, in_descs)):
-            want = numpy_dtype(desc["dtype"]).newbyteorder("<")
-            arr = np.array(arr, dtype=want, order="C")  # (ascontiguousarray makes 0-d 1-d)
-            if tuple(arr.shape) != tuple(desc["shape"]):
-                raise CompileError(f"input '{desc['name']}' must have shape "
-                                   f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
-            arr.tofile(os.path.join(in_dir, f"input_{i}.bin"))
+        for i, arr in enumerate(_plan_arrays(info, plan, inputs, blob_path)):
+            # (np.array, not ascontiguousarray, which makes 0-d arrays 1-d)
+            arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(
+                os.path.join(in_dir, f"input_{i}.bin"))
         checker = VALGRIND_CMD if under_valgrind() and not emulator else []
         cmd = [*emulator, *checker, runner, blob_path, in_dir, out_dir, "-p", str(plan),
                *extra_args]
@@ -221,6 +260,56 @@ def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], p
             data = np.fromfile(os.path.join(out_dir, f"output_{i}.bin"), dtype=dt)
             outs.append(data.reshape(desc["shape"]).astype(dt.newbyteorder("=")))
         return outs, proc.stdout.decode(errors="replace")
+
+
+def _plan_arrays(info: dict, plan: int, inputs: Sequence[np.ndarray], blob_path: str
+                 ) -> List[np.ndarray]:
+    """The inputs converted to the plan's dtypes (C order), shapes checked."""
+    p = info["plans"][plan]
+    in_descs = [p["tensors"][i] for i in p["inputs"]]
+    if len(inputs) != len(in_descs):
+        raise CompileError(f"the model takes {len(in_descs)} inputs, got {len(inputs)}",
+                           blob_path)
+    arrays = []
+    for arr, desc in zip(inputs, in_descs):
+        arr = np.array(arr, dtype=numpy_dtype(desc["dtype"]), order="C")
+        if tuple(arr.shape) != tuple(desc["shape"]):
+            raise CompileError(f"input '{desc['name']}' must have shape "
+                               f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
+        arrays.append(arr)
+    return arrays
+
+
+def run_in_process(kernels_c: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
+                   threads: int = 1) -> List[np.ndarray]:
+    """run_blob's result, computed in this process: the kernels and the runtime built into
+    a shared library (build_shared_library) and called through ctypes (native.py)."""
+    from .native import NativeModel, NativeNetwork
+
+    with open(blob_path, "rb") as f:
+        blob = f.read()
+    arrays = _plan_arrays(read_model(blob), plan, inputs, blob_path)
+    model = NativeModel(build_shared_library(kernels_c), blob)
+    try:
+        net = NativeNetwork(model, threads)
+        try:
+            net.select_plan(plan)
+            return net.run(arrays)
+        finally:
+            net.close()
+    finally:
+        model.close()
+
+
+def run_compiled(kernels_c: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
+                 target: Optional[str] = None) -> List[np.ndarray]:
+    """Run plan `plan` of a compiled model (inputs and outputs in plan order): in this
+    process when it can (the host, no sanitizer/valgrind build), else in the runner
+    process (under the target's emulator for a cross target)."""
+    if target is None and in_process_supported():
+        return run_in_process(kernels_c, blob_path, inputs, plan)
+    return run_blob(build_runner(kernels_c, target=target), blob_path, inputs, plan,
+                    emulator=emulator_of(target))
 
 
 def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
@@ -241,14 +330,13 @@ def compile_and_run(path: str, inputs: Dict[str, np.ndarray],
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [], fuse)],
                                 out_dir, save_c_array=False, isa=isa)
         plan = bundle.models[0].plans[0]
-        runner = build_runner(bundle.files["kernels_c"], target=target)
         ordered = []
         for name in plan.graph.inputs:
             if name not in inputs:
                 raise CompileError(f"no value given for input '{name}'", path)
             ordered.append(inputs[name])
-        outs = run_blob(runner, bundle.files["model.tiny"], ordered,
-                        emulator=emulator_of(target))
+        outs = run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"], ordered,
+                            target=target)
         return dict(zip(plan.output_names, outs))
     finally:
         if own_dir:

@@ -10,8 +10,9 @@ The compiler produces static plans, so the backend compiles lazily, like a JIT:
   recompiles when it changes, so results are right for any input. The `megcc compile` CLI
   has no values and refuses such models with the same one-line error.
 
-Plans are cached per (input shapes, specialised values); the runner per kernel set
-(`host.build_runner`).
+Plans are cached per (input shapes, specialised values), each an in-process
+`InferenceSession` (its shared library cached per kernel set by `host.build_shared_library`;
+sanitizer and valgrind builds run the runner process instead).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from onnx import numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
 from .compiler import ModelSpec, compile_bundle
-from .host import build_runner, run_blob
 from .ir import CompileError, NeedsValue
+from .session import InferenceSession
 
 # At most this many specialised plans per prepared model (a guard that keeps failing
 # would otherwise compile forever).
@@ -35,12 +36,20 @@ MAX_PLANS = 16
 
 
 class _Compiled:
-    def __init__(self, workdir: str, blob: str, runner: str, inputs: List[str],
-                 outputs: List[str]):
-        self.workdir, self.blob, self.runner = workdir, blob, runner
-        self.inputs, self.outputs = inputs, outputs
+    def __init__(self, workdir: str, session: InferenceSession, outputs: List[str]):
+        self.workdir, self.session = workdir, session
+        self.inputs = [(i.name, i.dtype) for i in session.get_inputs()]
+        # the plan's names: two outputs that are one tensor have one name in the blob
+        self.outputs = outputs
+
+    def run(self, arrays: Dict[str, np.ndarray]) -> List[np.ndarray]:
+        # the backend API converts like the runner did (np.asarray to the compiled dtype)
+        return self.session.run(None, {n: np.asarray(arrays[n], dtype=dt)
+                                       for n, dt in self.inputs})
 
     def __del__(self):
+        if hasattr(self, "session"):
+            self.session.close()
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
 
 
@@ -66,14 +75,12 @@ def _compile(model: onnx.ModelProto, shapes: Dict[str, Tuple[int, ...]],
         onnx.save(model, path)
         shapes = {k: v for k, v in shapes.items() if k not in values}
         spec = ModelSpec("model", path, [shapes] if shapes else [])
-        bundle = compile_bundle([spec], workdir, save_c_array=False)
-        plan = bundle.models[0].plans[0]
-        runner = build_runner(bundle.files["kernels_c"])
+        bundle = compile_bundle([spec], os.path.join(workdir, "build"), save_c_array=False)
+        session = InferenceSession(os.path.dirname(bundle.files["model.tiny"]))
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _Compiled(workdir, bundle.files["model.tiny"], runner, list(plan.graph.inputs),
-                     list(plan.output_names))
+    return _Compiled(workdir, session, list(bundle.models[0].plans[0].output_names))
 
 
 def _bind_inputs(model: onnx.ModelProto, values: Dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -154,7 +161,7 @@ class MegccRep(BackendRep):
         arrays = {n: np.asarray(x) for n, x in zip(self.input_names, given)}
         shapes = {n: tuple(a.shape) for n, a in arrays.items()}
         compiled = self._plan_for(shapes, arrays)
-        outs = run_blob(compiled.runner, compiled.blob, [arrays[n] for n in compiled.inputs])
+        outs = compiled.run(arrays)
         by_name = dict(zip(compiled.outputs, outs))
         return namedtupledict("Outputs", self.output_names)(
             *[by_name[n] for n in self.output_names])

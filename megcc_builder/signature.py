@@ -11,7 +11,7 @@ import hashlib
 import os
 from typing import Iterator, Tuple
 
-from . import __version__
+from ._version import __version__
 from .resources import PACKAGE_DIR, resource_dir
 
 # targets.py holds build facts (compilers, flags), which reach the generated files only

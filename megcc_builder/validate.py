@@ -112,7 +112,7 @@ def validate(path: str, shapes: Dict[str, tuple], given: Dict[str, np.ndarray], 
     """Compile, run ours and the reference on the same inputs, compare every output;
     options: the ModelSpec options (enable_nchw44, enable_compress_fp16, ...)."""
     from .compiler import ModelSpec, compile_bundle
-    from .host import build_runner, emulator_of, run_blob
+    from .host import run_compiled
 
     if isa is None:  # the best this machine runs, or the target's own level
         from . import targets
@@ -132,9 +132,9 @@ def validate(path: str, shapes: Dict[str, tuple], given: Dict[str, np.ndarray], 
             if arr.dtype != want:
                 raise CompileError(f"input '{name}' is {arr.dtype}, the model takes {want}",
                                    path)
-        runner = build_runner(bundle.files["kernels_c"], target=target)
-        ours = run_blob(runner, bundle.files["model.tiny"],
-                        [inputs[n] for n in plan.graph.inputs], emulator=emulator_of(target))
+        # in this process on the host; the runner under the emulator for a target
+        ours = run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"],
+                            [inputs[n] for n in plan.graph.inputs], target=target)
         refs = reference_outputs(path, inputs)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

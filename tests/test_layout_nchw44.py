@@ -28,7 +28,7 @@ from megcc_builder import cli
 from megcc_builder.options import CompileOptions
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
-from megcc_builder.host import RUNTIME_DIR, build_runner, emulator_of, run_blob
+from megcc_builder.host import RUNTIME_DIR, run_compiled
 from kernels.conv.cases import NCHW44 as CONV_CASES, nchw44_case_id as conv_case_id
 from reference import assert_close, conv2d, pool2d
 
@@ -67,9 +67,8 @@ def compile_and_run(model, inputs, platform, tmp_path, nchw44=True):
     bundle = compile_bundle([ModelSpec("model", path, enable_nchw44=nchw44)], out_dir,
                             save_c_array=False, isa=isa)
     plan = bundle.models[0].plans[0]
-    runner = build_runner(bundle.files["kernels_c"], target=target)
-    outs = run_blob(runner, bundle.files["model.tiny"], [inputs[n] for n in plan.graph.inputs],
-                    emulator=emulator_of(target))
+    outs = run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"],
+                        [inputs[n] for n in plan.graph.inputs], target=target)
     with open(bundle.files["kernels_c"]) as f:
         return dict(zip(plan.output_names, outs)), plan, f.read()
 
@@ -376,8 +375,8 @@ def run_zoo(path, x, platform, nchw44):
     bundle = compile_bundle([ModelSpec("model", path, enable_nchw44=nchw44)], out_dir,
                             save_c_array=False, isa=isa)
     plan = bundle.models[0].plans[0]
-    runner = build_runner(bundle.files["kernels_c"], target=target)
-    return run_blob(runner, bundle.files["model.tiny"], [x], emulator=emulator_of(target)), plan
+    return run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"], [x],
+                        target=target), plan
 
 
 # (the plain NCHW build is also checked here, at the native ISA, as the baseline the

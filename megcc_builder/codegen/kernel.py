@@ -57,11 +57,12 @@ class View:
     byte_offset: int = 0
 
 
+# par: the network's parallel-for (runtime/include/megcc/parallel.h), NULL on one thread
 KERNEL_ARGS = ("void *const *in_ptrs, void *const *out_ptrs, const int32_t *p, "
-               "void *workspace")
+               "void *workspace, const megcc_parallel *par")
 
 
-KERNEL_ARG_NAMES = ("in_ptrs", "out_ptrs", "p", "workspace")
+KERNEL_ARG_NAMES = ("in_ptrs", "out_ptrs", "p", "workspace", "par")
 
 
 def kernel_source(name: str, body: str, prelude: str = "",

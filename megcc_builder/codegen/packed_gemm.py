@@ -228,6 +228,151 @@ static void megcc_{n}_gemm_block(int32_t M, int32_t N, int32_t K, int32_t k0, in
 """
 
 
+# Below this many multiply-adds a GEMM block runs on the calling thread: waking the pool's
+# workers costs some microseconds, more than the share of work they would take.
+PARALLEL_MIN_MACS = 1 << 16
+
+
+def _block_par(s: Simd) -> str:
+    n, mr, nr = s.name, s.mr, s.nr
+    return f"""
+/* megcc_{n}_gemm_block on the network's threads: the tiles are cut by row panels ({mr} rows)
+ * when there are enough of them, else by column panels ({nr} columns). Every tile is computed
+ * exactly as in one call (same K order, same epilogue), so the result does not depend on
+ * the split. */
+typedef struct {{
+    int32_t M, N, K, k0, kc, ldc, mc, by_rows;
+    const float *A, *B;
+    int64_t b_ps;
+    float *C;
+    const megcc_{n}_epi *e;
+}} megcc_{n}_gemm_job;
+
+static void megcc_{n}_gemm_part(void *arg, int32_t begin, int32_t end) {{
+    const megcc_{n}_gemm_job *g = (const megcc_{n}_gemm_job *)arg;
+    megcc_{n}_epi e = *g->e;
+    if (g->by_rows) {{
+        const int32_t i0 = begin * {mr}, i1 = end * {mr} < g->M ? end * {mr} : g->M;
+        if (e.bias_m) e.bias_m += i0;
+        megcc_{n}_gemm_block(i1 - i0, g->N, g->K, g->k0, g->kc, g->A + (int64_t)i0 * g->K,
+                             g->B, g->b_ps, g->C + (int64_t)i0 * g->ldc, g->ldc, g->mc, &e);
+    }} else {{
+        const int32_t j0 = begin * {nr}, j1 = end * {nr} < g->N ? end * {nr} : g->N;
+        if (e.bias_n) e.bias_n += j0;
+        megcc_{n}_gemm_block(g->M, j1 - j0, g->K, g->k0, g->kc, g->A,
+                             g->B + (int64_t)begin * g->b_ps, g->b_ps, g->C + j0, g->ldc, g->mc,
+                             &e);
+    }}
+}}
+
+static void megcc_{n}_gemm_block_par(const megcc_parallel *par, int32_t M, int32_t N,
+        int32_t K, int32_t k0, int32_t kc, const float *A, const float *B, int64_t b_ps,
+        float *C, int32_t ldc, int32_t mc, const megcc_{n}_epi *e) {{
+    const int32_t row_panels = (M + {mr - 1}) / {mr}, col_panels = (N + {nr - 1}) / {nr};
+    megcc_{n}_gemm_job g;
+    if (!par || par->threads < 2 || (int64_t)M * N * kc < {PARALLEL_MIN_MACS}) {{
+        megcc_{n}_gemm_block(M, N, K, k0, kc, A, B, b_ps, C, ldc, mc, e);
+        return;
+    }}
+    g.M = M; g.N = N; g.K = K; g.k0 = k0; g.kc = kc; g.ldc = ldc; g.mc = mc;
+    g.A = A; g.B = B; g.b_ps = b_ps; g.C = C; g.e = e;
+    g.by_rows = row_panels >= 2 * par->threads || row_panels >= col_panels;
+    megcc_parallel_for(par, g.by_rows ? row_panels : col_panels, megcc_{n}_gemm_part, &g);
+}}
+"""
+
+
+# Below this many packed floats a packing runs on the calling thread.
+PARALLEL_MIN_PACK = 1 << 14
+
+
+def panel_pack_par(fn: str, args, nr: int) -> str:
+    """<fn>_par(par, args...): the B packing `fn` (which writes NR-column panels of columns
+    j0 .. j0+nc, kc rows each, to bp) on the network's threads, cut by panels. A pure copy,
+    so the bytes are the same for every split. args: (C type, name) of fn's parameters,
+    which must include int32_t kc, j0, nc and float *bp."""
+    fields = "\n".join(f"    {t} {a};" for t, a in args)
+    call = ", ".join(
+        {"j0": "g->j0 + j", "nc": "(end * " + str(nr) + " < g->nc ? end * " + str(nr)
+                                  + " : g->nc) - j",
+         "bp": "g->bp + (int64_t)begin * g->kc * " + str(nr)}.get(a, f"g->{a}")
+        for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args)
+    sets = " ".join(f"g.{a} = {a};" for _, a in args)
+    return f"""
+typedef struct {{
+{fields}
+}} {fn}_job;
+
+static void {fn}_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_job *g = (const {fn}_job *)arg;
+    const int32_t j = begin * {nr};
+    {fn}({call});
+}}
+
+static void {fn}_par(const megcc_parallel *par, {params}) {{
+    {fn}_job g;
+    if (!par || par->threads < 2 || (int64_t)kc * nc < {PARALLEL_MIN_PACK}) {{
+        {fn}({", ".join(a for _, a in args)});
+        return;
+    }}
+    {sets}
+    megcc_parallel_for(par, (nc + {nr - 1}) / {nr}, {fn}_part, &g);
+}}
+"""
+
+
+def panel_pack_gemm_par(fn: str, args, s: Simd) -> str:
+    """<fn>_gemm_par(par, pack args..., M, K, A, C, ldc, mc, e): pack one K block of B with
+    `fn` into bp, then C (+)= A * B for it (megcc_<s>_gemm_block). With enough column panels
+    each thread packs its own panels and multiplies them by all of A, one parallel job per K
+    block and no wait between packing and multiplying; otherwise the packing and the GEMM
+    are split in turn (<fn>_par, megcc_<s>_gemm_block_par). Every tile is computed exactly
+    as on one thread either way."""
+    n, nr = s.name, s.nr
+    fields = "\n".join(f"    {t} {a};" for t, a in args)
+    call = ", ".join({"j0": "g->j0 + j", "nc": "nc", "bp": "bp"}.get(a, f"g->{a}")
+                     for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args)
+    names = ", ".join(a for _, a in args)
+    sets = " ".join(f"g.{a} = {a};" for _, a in args)
+    return f"""
+typedef struct {{
+{fields}
+    int32_t M, K, ldc, mc;
+    const float *A;
+    float *C;
+    const megcc_{n}_epi *e;
+}} {fn}_gemm_job;
+
+static void {fn}_gemm_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_gemm_job *g = (const {fn}_gemm_job *)arg;
+    const int32_t j = begin * {nr}, nc = (end * {nr} < g->nc ? end * {nr} : g->nc) - j;
+    float *bp = g->bp + (int64_t)begin * g->kc * {nr};
+    megcc_{n}_epi e = *g->e;
+    if (e.bias_n) e.bias_n += j;
+    {fn}({call});
+    megcc_{n}_gemm_block(g->M, nc, g->K, g->k0, g->kc, g->A, bp, (int64_t)g->kc * {nr},
+                         g->C + j, g->ldc, g->mc, &e);
+}}
+
+static void {fn}_gemm_par(const megcc_parallel *par, {params}, int32_t M, int32_t K,
+        const float *A, float *C, int32_t ldc, int32_t mc, const megcc_{n}_epi *e) {{
+    const int32_t col_panels = (nc + {nr - 1}) / {nr};
+    {fn}_gemm_job g;
+    if (par && par->threads > 1 && col_panels >= 2 * par->threads &&
+        (int64_t)M * nc * kc >= {PARALLEL_MIN_MACS}) {{
+        {sets}
+        g.M = M; g.K = K; g.ldc = ldc; g.mc = mc; g.A = A; g.C = C; g.e = e;
+        megcc_parallel_for(par, col_panels, {fn}_gemm_part, &g);
+        return;
+    }}
+    {fn}_par(par, {names});
+    megcc_{n}_gemm_block_par(par, M, nc, K, k0, kc, A, bp, (int64_t)kc * {nr}, C, ldc, mc, e);
+}}
+"""
+
+
 def _pack_b(s: Simd) -> str:
     copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
                     for i in range(s.nv))
@@ -250,6 +395,10 @@ static void megcc_{s.name}_pack_b(const float *b, int32_t ldb, int32_t k0, int32
     }}
 }}
 """
+
+
+PACK_B_ARGS = (("const float *", "b"), ("int32_t", "ldb"), ("int32_t", "k0"), ("int32_t", "kc"),
+               ("int32_t", "j0"), ("int32_t", "nc"), ("float *", "bp"))
 
 
 def _pack_a(s: Simd) -> str:
@@ -417,7 +566,12 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
     out += [(f"megcc_{n}_ukr_{mr}x{s.nr}", _ukr(s, mr, s.nv)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_ukr_{mr}x{s.vw}", _ukr(s, mr, 1)) for mr in range(1, s.mr + 1)]
     out += [(f"megcc_{n}_edge", _edge(s)), (f"megcc_{n}_gemm_block", _block(s)),
-            (f"megcc_{n}_pack_b", _pack_b(s)), (f"megcc_{n}_pack_a", _pack_a(s)),
+            (f"megcc_{n}_gemm_block_par", _block_par(s)),
+            (f"megcc_{n}_pack_b", _pack_b(s)),
+            (f"megcc_{n}_pack_b_par", panel_pack_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s.nr)),
+            (f"megcc_{n}_pack_b_gemm_par",
+             panel_pack_gemm_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s)),
+            (f"megcc_{n}_pack_a", _pack_a(s)),
             (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
 

@@ -89,4 +89,11 @@ megcc_status mgc_load_owned(void *buf, size_t size, const megcc_hooks *hooks,
 
 uint32_t mgc_crc32(const uint8_t *data, size_t n);
 
+/* The default thread pool of a network (threads.c): threads - 1 workers. Create reports
+ * MEGCC_ERR_UNSUPPORTED in builds without one (bare metal, MEGCC_NO_THREADS). */
+typedef struct mgc_pool mgc_pool;
+megcc_status mgc_pool_create(const megcc_hooks *hooks, uint32_t threads, mgc_pool **out);
+void mgc_pool_destroy(mgc_pool *pool);
+const megcc_parallel *mgc_pool_parallel(const mgc_pool *pool);
+
 #endif

@@ -24,6 +24,8 @@ struct megcc_network {
     int have_outputs;       /* a forward succeeded since the outputs last changed meaning */
     megcc_profile_fn profile;
     void *profile_user;
+    const megcc_parallel *par; /* handed to every kernel; NULL = one thread */
+    mgc_pool *pool;            /* the network's own pool behind `par`, if any */
     char error[MGC_ERROR_LEN];
 };
 
@@ -129,6 +131,7 @@ void megcc_network_destroy(megcc_network *net) {
     const megcc_hooks *h;
     if (!net) return;
     h = &net->model->hooks;
+    mgc_pool_destroy(net->pool);
     if (net->owns_arena) mgc_free(h, net->arena);
     mgc_free(h, net->ptr);
     mgc_free(h, net);
@@ -313,7 +316,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
         }
         if (net->profile) t0 = h->time_ns(h->user);
         rc = megcc_kernel_table[kernel].fn(net->operands, net->operands + n_in, params,
-                                           ws == MGC_NONE ? NULL : net->ptr[ws]);
+                                           ws == MGC_NONE ? NULL : net->ptr[ws], net->par);
         if (net->profile)
             net->profile(net->profile_user, i, megcc_kernel_table[kernel].name,
                          h->time_ns(h->user) - t0);
@@ -328,6 +331,39 @@ megcc_status megcc_network_forward(megcc_network *net) {
                    mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 1, i))));
     net->have_outputs = 1;
     return MEGCC_OK;
+}
+
+megcc_status megcc_network_set_threads(megcc_network *net, uint32_t threads) {
+    mgc_pool *pool = NULL;
+    megcc_status st;
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    if (threads < 1 || threads > 1024)
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "thread count %u out of range (1..1024)",
+                        threads);
+    if (threads == megcc_network_threads(net) && (threads == 1 || net->pool)) return MEGCC_OK;
+    if (threads > 1 && (st = mgc_pool_create(&net->model->hooks, threads, &pool)) != MEGCC_OK)
+        return net_fail(net, st, st == MEGCC_ERR_UNSUPPORTED
+                                     ? "cannot start %u threads (no thread pool in this build, "
+                                       "or thread creation failed)"
+                                     : "out of memory for a pool of %u threads", threads);
+    mgc_pool_destroy(net->pool);
+    net->pool = pool;
+    net->par = pool ? mgc_pool_parallel(pool) : NULL;
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_set_parallel(megcc_network *net, const megcc_parallel *par) {
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    if (par && (!par->run || par->threads < 1))
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "parallel-for without run or threads");
+    mgc_pool_destroy(net->pool);
+    net->pool = NULL;
+    net->par = par;
+    return MEGCC_OK;
+}
+
+uint32_t megcc_network_threads(const megcc_network *net) {
+    return net && net->par && net->par->threads > 1 ? (uint32_t)net->par->threads : 1;
 }
 
 const char *megcc_network_last_error(const megcc_network *net) {

@@ -9,7 +9,8 @@
  * "profile <instr> <kernel> <microseconds>" per instruction. Any error: one line on stderr,
  * exit status 1.
  * --cpu-clock: time with the thread's CPU clock instead of the monotonic one (POSIX hosts):
- * on a shared, loaded machine wall-clock times include other processes' time slices. */
+ * on a shared, loaded machine wall-clock times include other processes' time slices.
+ * --threads N: run the kernels on N threads (megcc_network_set_threads). */
 #if defined(__unix__) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 199309L /* clock_gettime, CLOCK_THREAD_CPUTIME_ID */
 #endif
@@ -89,7 +90,7 @@ static void forward(megcc_network *net) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *in_dir = NULL, *out_dir = NULL;
-    long plan = 0, warmup = 0, iters = 0, profile_runs = 1;
+    long plan = 0, warmup = 0, iters = 0, profile_runs = 1, threads = 1;
     int profile = 0, cpu_clock = 0, npos = 0, a;
     megcc_model *model;
     megcc_network *net;
@@ -111,6 +112,11 @@ int main(int argc, char **argv) {
             profile_runs = parse_count(argv[a], argv[a + 1]);
             if (profile_runs < 1) die("bad number for", argv[a]);
             a++;
+        } else if (strcmp(argv[a], "--threads") == 0) {
+            if (a + 1 >= argc) die("missing value for", argv[a]);
+            threads = parse_count(argv[a], argv[a + 1]);
+            if (threads < 1) die("bad number for", argv[a]);
+            a++;
         } else if (strcmp(argv[a], "--cpu-clock") == 0) {
             cpu_clock = 1;
         } else if (argv[a][0] == '-' && argv[a][1]) {
@@ -125,7 +131,7 @@ int main(int argc, char **argv) {
     }
     if (npos != 3)
         die("usage", "megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] "
-                     "[--profile [--profile-runs N]] [--cpu-clock]");
+                     "[--profile [--profile-runs N]] [--cpu-clock] [--threads N]");
     if (megcc_default_hooks(&hooks) != MEGCC_OK) die("no default hooks", NULL);
     if (cpu_clock) {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
@@ -140,6 +146,8 @@ int main(int argc, char **argv) {
         die("cannot create network", megcc_last_error());
     if (megcc_network_select_plan(net, (uint32_t)plan) != MEGCC_OK)
         die("cannot select plan", megcc_network_last_error(net));
+    if (megcc_network_set_threads(net, (uint32_t)threads) != MEGCC_OK)
+        die("cannot set threads", megcc_network_last_error(net));
     for (i = 0; i < megcc_network_num_inputs(net); i++) {
         megcc_tensor_info info;
         megcc_network_input_info(net, i, &info);

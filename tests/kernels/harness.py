@@ -32,7 +32,7 @@ from onnx import helper, numpy_helper
 from build_support import in_ci, require_target
 from megcc_builder.compiler import ModelSpec, build_plan, compile_bundle
 from megcc_builder.frontend.onnx import load_onnx
-from megcc_builder.host import build_runner, emulator_of, run_blob
+from megcc_builder.host import run_compiled
 from megcc_builder.kernels import registry
 from megcc_builder.options import CompileOptions
 from megcc_builder.isa import host_level, spec
@@ -315,10 +315,10 @@ class Book:
                     bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             plan = bundle.models[0].plans[0]
             ran = self._ran_by(plan, cases)
-            runner = build_runner(bundle.files["kernels_c"], target=p.target)
             f = feeds(cases)
-            outs = run_blob(runner, bundle.files["model.tiny"], [f[n] for n in plan.graph.inputs],
-                            emulator=emulator_of(p.target))
+            # in this process on the host; the runner under the emulator for a cross target
+            outs = run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"],
+                                [f[n] for n in plan.graph.inputs], target=p.target)
         by_name = dict(zip(plan.output_names, outs))
         refs = reference(cases)
         return {c.id: ([by_name[f"c{k}_out{j}"] for j in range(c.n_out)], refs[k], ran[c.id])

@@ -6,7 +6,9 @@ from megcc_builder.emit.signatures import blob_signatures, signatures_c_source
 # name -> C body. params[0] is always the element count.
 KERNELS = {
     "add_f32": """
-static int add_f32(void *const *in, void *const *out, const int32_t *params, void *ws) {
+static int add_f32(void *const *in, void *const *out, const int32_t *params, void *ws,
+                   const megcc_parallel *par) {
+    (void)par;
     const float *a = (const float *)in[0], *b = (const float *)in[1];
     float *o = (float *)out[0];
     int32_t i;
@@ -16,7 +18,9 @@ static int add_f32(void *const *in, void *const *out, const int32_t *params, voi
 }
 """,
     "relu_f32": """
-static int relu_f32(void *const *in, void *const *out, const int32_t *params, void *ws) {
+static int relu_f32(void *const *in, void *const *out, const int32_t *params, void *ws,
+                   const megcc_parallel *par) {
+    (void)par;
     const float *a = (const float *)in[0];
     float *o = (float *)out[0], *tmp = (float *)ws;
     int32_t i;
@@ -29,7 +33,9 @@ static int relu_f32(void *const *in, void *const *out, const int32_t *params, vo
 }
 """,
     "scale_f32": """
-static int scale_f32(void *const *in, void *const *out, const int32_t *params, void *ws) {
+static int scale_f32(void *const *in, void *const *out, const int32_t *params, void *ws,
+                   const megcc_parallel *par) {
+    (void)par;
     const float *a = (const float *)in[0];
     float *o = (float *)out[0], s;
     int32_t i;
@@ -40,7 +46,9 @@ static int scale_f32(void *const *in, void *const *out, const int32_t *params, v
 }
 """,
     "fail_i32": """
-static int fail_i32(void *const *in, void *const *out, const int32_t *params, void *ws) {
+static int fail_i32(void *const *in, void *const *out, const int32_t *params, void *ws,
+                   const megcc_parallel *par) {
+    (void)par;
     (void)in; (void)out; (void)ws;
     return params[0]; /* lets a test make a kernel fail */
 }

@@ -7,7 +7,8 @@ from typing import Optional
 
 from ...codegen import packed_gemm as g
 from ...codegen.half import weight_pointer
-from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.kernel import Instr, c_float
+from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, split_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
@@ -94,13 +95,17 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
             f"{activation_tag(act)}_{s.name}")
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
+    # one part per range of channels, each with its own plane in the workspace
     if sw == 1:
-        planes = "float *pl = (float *)workspace;  /* one zero-padded input plane */"
-        fill = f"megcc_{s.name}_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > 0);"
+        planes = ("/* this part's zero-padded input plane */\n"
+                  "    float *pl = (float *)workspace + (int64_t)part * PH * PW;")
+        fill = f"megcc_{s.name}_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > o0);"
     else:
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
-                  "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
-        fill = f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+                  "    float *pe = (float *)workspace + (int64_t)part * 2 * PH * PW2, "
+                  "*po = pe + (int64_t)PH * PW2;")
+        fill = (f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, "
+                "b > 0 || o > o0);")
     # float16 filters: one channel's taps widened on the stack, then broadcast as before
     widen = (f"\n            float wk[{kh * kw}];\n"
              f"            megcc_widen_f16(wh, wk, {kh * kw});") if f16 else ""
@@ -115,10 +120,12 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     const int32_t PW = {pw}, SH = {sh};
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
+    const int32_t o0 = (int32_t)((int64_t)OC * part / parts),
+                  o1 = (int32_t)((int64_t)OC * (part + 1) / parts);
     int32_t b, o, r, oy, ox;
 {f"    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};{chr(10)}" if clamp else ""}\
     for (b = 0; b < N; ++b)
-        for (o = 0; o < OC; ++o) {{
+        for (o = o0; o < o1; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             {"const uint16_t *wh" if f16 else "const float *wk"} = w + (int64_t)o * {kh * kw};
             float *yc = y + ((int64_t)b * OC + o) * OH * OW, *yr;
@@ -129,11 +136,13 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
 {blocks}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
-    kernel = make_kernel(name, body, PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, parts_with_scratch("OC"), PARAMS, ("math",), isa=s.isa)
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWP=pw)
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
-    return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=plane_floats * 4,
+    parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
+    return [Instr(kernel, inputs, [op.outputs[0]], params,
+                  workspace_bytes=parts * plane_floats * 4,
                   note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
                        f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
                        f"per vector, {rows} output rows per pass sharing input loads, weights "

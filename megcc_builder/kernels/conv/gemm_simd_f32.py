@@ -49,7 +49,7 @@ def padded_extents(geo):
     return hp, wp
 
 
-def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
+def _im2col_pack(s: Simd, tag: str, geo) -> list:
     """Fused im2col + B packing for one geometry, reading a zero-padded copy of the input
     (so no bounds checks): an NR-position panel inside one output row is NR/VW vector loads
     (stride 1) or deinterleaving loads (stride 2); a panel spanning rows is a gather through
@@ -91,7 +91,12 @@ def _im2col_pack(s: Simd, tag: str, geo) -> tuple:
     }}
 }}
 """
-    return (f"{s.name}_im2col_{tag}", src)
+    args = (("const float *", "xp"), ("int32_t", "Hp"), ("int32_t", "Wp"), ("int32_t", "OW"),
+            ("int32_t", "k0"), ("int32_t", "kc"), ("int32_t", "j0"), ("int32_t", "nc"),
+            ("float *", "bp"))
+    fn = f"megcc_{s.name}_im2col_{tag}"
+    return [(f"{s.name}_im2col_{tag}", src + g.panel_pack_par(fn, args, nr)),
+            (f"{s.name}_im2col_{tag}_gemm_par", g.panel_pack_gemm_par(fn, args, s))]
 
 
 def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
@@ -118,11 +123,15 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     tile = f"gemm{s.mr}x{s.nr}" + ("_w16" if f16 else "")
     if pointwise:
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_pack_b(xg, S, k0, kb, j0, nb, bp);"
+        pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
+        pack_only = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp)"
     else:
         name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
-        pack = f"megcc_{s.name}_im2col_{tag}(xp, HP, WP, OW, k0, kb, j0, nb, bp);"
-        helpers.append(_im2col_pack(s, tag, geo))
+        pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
+        pack_only = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp)"
+        # the packing (and, for float32 weights, packing fused with the GEMM: float16
+        # weights are widened between the two)
+        helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
     pad_input = "" if pointwise else """
             for (ci = 0; ci < CG; ++ci)
                 megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
@@ -152,6 +161,13 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                         const int32_t mr = OCG - i < {s.mr} ? OCG - i : {s.mr};
                         megcc_widen_f16(ag + (int64_t)i * K + (int64_t)k0 * mr, aw + (int64_t)i * kb, (int64_t)kb * mr);
                     }}"""
+    if f16:  # the A block is widened per K block: pack, widen, then the GEMM on them
+        step = f"""{pack_only};{widen}
+                    megcc_{s.name}_gemm_block_par(par, OCG, nb, kb, 0, kb, {a_block}, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);"""
+    else:  # packing and GEMM in one parallel job per K block (packed_gemm.py)
+        step = f"""/* pack this K block of B into bp, then the GEMM block on it */
+                    {pack}
+                        OCG, K, ag, yg + j0, S, MC, &e);"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -174,10 +190,9 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
                     const int32_t kb = K - k0 < KC ? K - k0 : KC;
-                    {pack}{widen}
                     e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
-                    megcc_{s.name}_gemm_block(OCG, nb, {"kb, 0" if f16 else "K, k0"}, kb, {a_block}, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
+                    {step}
                 }}
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}

@@ -338,8 +338,45 @@ static void megcc_wino{t}_input(const float *x, int32_t H, int32_t W, int32_t PT
 """
 
 
+_GEMMS_PAR = r"""
+/* The XI independent GEMMs of one block of Winograd tiles (one per position xi of the
+ * transformed tile; each writes its own mm + xi * MS), split over the network's threads by
+ * xi: each GEMM is computed exactly as on one thread. */
+typedef struct {
+    int32_t mb, nt, C, k0, kb, OC, TB, MB;
+    const float *u, *v;
+    float *mm;
+    int64_t VS, MS;
+    const megcc_avx2_epi *e;
+} megcc_wino_gemm_job;
+
+static void megcc_wino_gemm_part(void *arg, int32_t begin, int32_t end) {
+    const megcc_wino_gemm_job *g = (const megcc_wino_gemm_job *)arg;
+    int32_t xi;
+    for (xi = begin; xi < end; ++xi)
+        megcc_avx2_gemm_block(g->mb, g->nt, g->C, g->k0, g->kb, g->u + (int64_t)xi * g->OC * g->C,
+                              g->v + xi * g->VS, (int64_t)g->kb * 16, g->mm + xi * g->MS, g->TB,
+                              g->MB, g->e);
+}
+
+static void megcc_wino_gemms_par(const megcc_parallel *par, int32_t n_xi, int32_t mb,
+        int32_t nt, int32_t C, int32_t k0, int32_t kb, const float *u, int32_t OC,
+        const float *v, int64_t VS, float *mm, int64_t MS, int32_t TB, int32_t MB,
+        const megcc_avx2_epi *e) {
+    megcc_wino_gemm_job g;
+    g.mb = mb; g.nt = nt; g.C = C; g.k0 = k0; g.kb = kb; g.OC = OC; g.TB = TB; g.MB = MB;
+    g.u = u; g.v = v; g.mm = mm; g.VS = VS; g.MS = MS; g.e = e;
+    if (!par || par->threads < 2 || (int64_t)n_xi * mb * nt * kb < 65536)
+        megcc_wino_gemm_part(&g, 0, n_xi);
+    else
+        megcc_parallel_for(par, n_xi, megcc_wino_gemm_part, &g);
+}
+"""
+
+
 def helpers(v: Variant):
-    return ((f"megcc_wino{v.tag}_at", v.at_macro), (f"megcc_wino{v.tag}_input", _input_source(v)))
+    return ((f"megcc_wino{v.tag}_at", v.at_macro), (f"megcc_wino{v.tag}_input", _input_source(v)),
+            ("megcc_wino_gemms_par", _GEMMS_PAR))
 
 
 HELPERS = helpers(F43)
@@ -396,7 +433,7 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the last
      * 8-tile load may overhang), the input transform's strip ({a} x WB) and staging ({xi} x LS) */
     float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
-{clamp_decl}    int32_t b, t0, o0, k0, xi, o, t, gi, r, q;
+{clamp_decl}    int32_t b, t0, o0, k0, o, t, gi, r, q;
     megcc_avx2_epi e;
     e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f;
     /* zeroed once: lanes past the last tile read these (their results are never used) */
@@ -412,9 +449,8 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                         megcc_wino{t}_input(x + ((int64_t)b * C + k0) * H * W, H, W, PT, PL, TX,
                                            t0, nt, kb, v, VS, scr, WB, LS);
                     e.accumulate = k0 > 0;
-                    for (xi = 0; xi < {xi}; ++xi)
-                        megcc_avx2_gemm_block(mb, nt, C, k0, kb, u + ((int64_t)xi * OC + o0) * C,
-                                              v + xi * VS, (int64_t)kb * 16, mm + xi * MS, TB, MB, &e);
+                    megcc_wino_gemms_par(par, {xi}, mb, nt, C, k0, kb, u + (int64_t)o0 * C, OC,
+                                         v, VS, mm, MS, TB, MB, &e);
                 }}
                 for (o = o0; o < o0 + mb; ++o) {{
 {bias_vector}                    float *yc = y + ((int64_t)b * OC + o) * OH * OW;

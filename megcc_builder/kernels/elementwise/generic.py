@@ -14,6 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ...codegen.kernel import Instr, c_float, make_kernel, numel
+from ...codegen.parallel import range_parts, split_kernel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
 from ...ir.expr import BINARY, OTHER_ELEMENTWISE, PARAMETRIC, UNARY, op_expr
@@ -279,12 +280,16 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
 
     lines = [f"    const {ct} *a{k} = (const {ct} *)in_ptrs[{k}];" for k, ct in enumerate(ctypes)]
     lines.append(f"    {out_ct} *y = ({out_ct} *)out_ptrs[0];")
-    if flat:
+    if flat:  # element ranges on the network's threads (each element computed alike)
         lines += [f"    const {ctypes[k]} s{k} = a{k}[0];" for k, kind in enumerate(kinds)
                   if kind == "s"]
-        lines += ["    int32_t i;", f"    for (i = 0; i < n; ++i) y[i] = {code};"]
+        lines += ["    const int32_t i0 = (int32_t)((int64_t)n * part / parts),",
+                  "                  i1 = (int32_t)((int64_t)n * (part + 1) / parts);",
+                  "    int32_t i;", f"    for (i = i0; i < i1; ++i) y[i] = {code};"]
         schema_ = schema(i32("n", "elements"))
         params = schema_.pack(n=total)
+        kernel = split_kernel(name, "\n".join(lines), range_parts("n"), schema_, ("math",))
+        return Instr(kernel, list(in_names), [out_name], params, note=note)
     else:
         schema_ = schema(table("dims", rank, "output extents (merged)"),
                          *[table(f"st{k}", rank, f"input {k} element strides (0: broadcast)")

@@ -54,7 +54,7 @@ def _widening_loop(s: Simd) -> str:
                                 bw + (int64_t)q * kb * {nr}, (int64_t)kb * {nr});
             e.accumulate = k0 > 0;
             e.finish = k0 + kb >= K;
-            megcc_{s.name}_gemm_block(M, nb, K, k0, kb, apk, bw, (int64_t)kb * {nr}, y + j0, N, MC, &e);
+            megcc_{s.name}_gemm_block_par(par, M, nb, K, k0, kb, apk, bw, (int64_t)kb * {nr}, y + j0, N, MC, &e);
         }}
     }}"""
 
@@ -79,7 +79,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         const int32_t kb = K - k0 < KC ? K - k0 : KC;
         e.accumulate = k0 > 0;
         e.finish = k0 + kb >= K;
-        megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
+        megcc_{s.name}_gemm_block_par(par, M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}"""
     pack = "apk = a;" if m == 1 else f"megcc_{s.name}_pack_a(a, K, M, K, ap); apk = ap;"
     post = "" if not act_pass else f"""

@@ -1,18 +1,22 @@
 /* The contract between the generated kernels (kernels.c) and the runtime.
  * A kernel is specialised at compile time on everything that changes its code
  * (operator, kernel size, stride, dtype, fused activation, layout); extents and
- * per-layer constants arrive in `params`, so one kernel serves many layers and models. */
+ * per-layer constants arrive in `params`, so one kernel serves many layers and models.
+ * `par` is the network's parallel-for (megcc/parallel.h), NULL on one thread. */
 #ifndef MEGCC_KERNEL_ABI_H
 #define MEGCC_KERNEL_ABI_H
 
 #include <stdint.h>
+
+#include "megcc/parallel.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef int (*megcc_kernel_fn)(void *const *inputs, void *const *outputs,
-                               const int32_t *params, void *workspace);
+                               const int32_t *params, void *workspace,
+                               const megcc_parallel *par);
 
 typedef struct {
     const char *name;

@@ -44,12 +44,18 @@
  * *loads* may mix their messages (the status codes stay right). Different networks may
  * run concurrently; one network must not be used by two threads at once.
  *
+ * A network may also run its kernels on several threads (megcc_network_set_threads: a
+ * pthreads pool the network owns, on hosted targets; megcc_network_set_parallel: the
+ * platform's own parallel-for). Outputs are bitwise identical for every thread count.
+ *
  * Building
  * --------
- * C99, no VLAs, no threads. Link the generated kernels.c (it defines megcc_kernel_table,
+ * C99, no VLAs. Link the generated kernels.c (it defines megcc_kernel_table,
  * megcc_kernel_count and megcc_kernel_set_id; see megcc/kernel_abi.h). With
  * -DMEGCC_NO_LIBC_HOOKS there are no default hooks (no malloc/free/stdio/clock): pass your
- * own to the *_ex functions; the runtime then needs only memcpy and memset.
+ * own to the *_ex functions; the runtime then needs only memcpy and memset. The default
+ * thread pool needs pthreads; it is compiled out with MEGCC_NO_THREADS or
+ * MEGCC_NO_LIBC_HOOKS (bare metal: one thread, or megcc_network_set_parallel).
  *
  * The file format is described in docs/model-format.md.
  */
@@ -58,6 +64,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "megcc/parallel.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -242,6 +250,23 @@ const char *megcc_network_last_error(const megcc_network *net);
 typedef void (*megcc_profile_fn)(void *user, uint32_t instr_index, const char *kernel_name,
                                  uint64_t elapsed_ns);
 megcc_status megcc_network_set_profiler(megcc_network *net, megcc_profile_fn fn, void *user);
+
+/* ------------------------------------------------------------------ threads */
+
+/* Run the kernels on `threads` threads (1..1024): the calling thread plus threads - 1
+ * workers of a pool the network owns, started here (memory through the model's hooks) and
+ * stopped by the next call or megcc_network_destroy. 1 (the default) stops the pool. Two
+ * networks have two pools. MEGCC_ERR_UNSUPPORTED when threads > 1 and the build has no
+ * pool (MEGCC_NO_THREADS, MEGCC_NO_LIBC_HOOKS, non-POSIX) or a thread cannot start. */
+megcc_status megcc_network_set_threads(megcc_network *net, uint32_t threads);
+
+/* Use the platform's parallel-for instead (an RTOS task pool; see megcc/parallel.h): `par`
+ * must stay valid until replaced or the network is destroyed. NULL: one thread. Stops the
+ * network's own pool if it had one. */
+megcc_status megcc_network_set_parallel(megcc_network *net, const megcc_parallel *par);
+
+/* Threads a forward runs on (1 without a pool). */
+uint32_t megcc_network_threads(const megcc_network *net);
 
 /* Destroy a network (frees its arena if it allocated it). NULL is a no-op. */
 void megcc_network_destroy(megcc_network *net);

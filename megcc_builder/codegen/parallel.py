@@ -1,0 +1,74 @@
+"""Kernels whose work is cut into independent parts run by the network's parallel-for
+(runtime/include/megcc/parallel.h).
+
+`split_kernel` turns a part body into a kernel: a static `<name>_part` function runs parts
+[begin, end) with the kernel's arguments, its params and `part`/`parts` in scope; the kernel
+itself computes how many parts to make and calls megcc_parallel_for (with no pool, or one
+part, the parts run in the calling thread, in order). A part must write only its own
+outputs (and its own slice of the workspace), and compute each output element exactly as
+the one-part kernel does, so the results are bitwise identical for every thread count.
+"""
+from __future__ import annotations
+
+import re
+
+from .kernel import KERNEL_ARG_NAMES, Kernel, make_kernel
+from .params import NO_PARAMS, ParamSchema
+
+# Kernels that need one scratch area per part (a padded plane) make at most this many
+# parts: their workspace is this many areas whatever the thread count.
+MAX_SCRATCH_PARTS = 4
+
+
+def parts_with_scratch(limit: str = "") -> str:
+    """C expression: the parts of a kernel with a scratch area per part (<= the pool's
+    threads, <= MAX_SCRATCH_PARTS, and <= `limit` if given)."""
+    most = f"(par && par->threads > 1 ? (par->threads < {MAX_SCRATCH_PARTS} ? par->threads : " \
+           f"{MAX_SCRATCH_PARTS}) : 1)"
+    return most if not limit else f"({most} < ({limit}) ? {most} : ({limit}))"
+
+
+# Element ranges shorter than this stay on one thread (memory-bound loops: waking the
+# pool costs more than it saves below some hundred kilobytes).
+MIN_RANGE_ELEMENTS = 1 << 16
+
+
+def range_parts(n: str) -> str:
+    """C expression: parts of a loop over `n` elements, one per thread when each gets at
+    least MIN_RANGE_ELEMENTS / 2."""
+    return (f"(par && par->threads > 1 && ({n}) >= {MIN_RANGE_ELEMENTS} ? par->threads : 1)")
+
+
+def split_kernel(name: str, part_body: str, parts: str, params: ParamSchema = NO_PARAMS,
+                 helpers: tuple = (), isa: str = "", prelude: str = "") -> Kernel:
+    """The kernel running `part_body` for each part in [0, parts). part_body sees the kernel
+    arguments but `par`, the params it names, `part` and `parts`; `parts` is a C expression
+    over the params and `par`, at least 1."""
+    body = part_body.rstrip() + "\n"
+    arg_names = [a for a in KERNEL_ARG_NAMES if a != "par"]
+    used = [a for a in arg_names if re.search(r"\b" + a + r"\b", body)]
+    unpack_args = "".join(f"    {decl} = job->{a};\n" for a, decl in (
+        ("in_ptrs", "void *const *in_ptrs"), ("out_ptrs", "void *const *out_ptrs"),
+        ("p", "const int32_t *p"), ("workspace", "void *workspace")) if a in used or
+        (a == "p" and params.unpack(body)))
+    uses_parts = re.search(r"\bparts\b", body) is not None
+    part_fn = (f"static void {name}_part(void *arg, int32_t begin, int32_t end) {{\n"
+               f"    const megcc_kernel_args *job = (const megcc_kernel_args *)arg;\n"
+               f"{unpack_args}"
+               + ("    const int32_t parts = job->parts;\n" if uses_parts else "")
+               + params.unpack(body)
+               + "    int32_t part;\n"
+               + "    for (part = begin; part < end; ++part) {\n"
+               + _indent(body)
+               + "    }\n}\n")
+    kernel_body = (f"    megcc_kernel_args job;\n"
+                   f"    job.in_ptrs = in_ptrs;\n    job.out_ptrs = out_ptrs;\n"
+                   f"    job.p = p;\n    job.workspace = workspace;\n"
+                   f"    job.parts = {parts};\n"
+                   f"    megcc_parallel_for(par, job.parts, {name}_part, &job);\n")
+    return make_kernel(name, kernel_body, params, helpers, isa, prelude + part_fn)
+
+
+def _indent(body: str) -> str:
+    return "".join(("    " + line if line.strip() else line) for line in
+                   body.splitlines(keepends=True))

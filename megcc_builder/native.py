@@ -1,0 +1,380 @@
+"""The C runtime in this process, through ctypes: a compiled model (.tiny) loaded by the
+shared library `host.build_shared_library` makes of the runtime and its kernels.
+
+`NativeModel` is a loaded model, `NativeNetwork` one runnable instance of it. `run` takes
+arrays already checked against the plan (dtype and shape: the session's job) and copies
+each input and output at most once:
+
+* inputs: the network reads the caller's array in place (megcc_network_set_input_memory)
+  when it is C-contiguous and aligned and no instruction writes into that input's storage
+  (a kernel working in place over it would change the caller's array); otherwise one copy
+  into the arena;
+* outputs: each run allocates the result arrays and points the network's outputs at them,
+  so the kernels write the results there directly; an output that is a view of another
+  tensor, or an input passed straight through, is copied once after the forward.
+
+ctypes releases the GIL around every foreign call, so networks in several Python threads
+run concurrently (one network must not be used by two threads at once: the runtime's rule).
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .emit.model_blob import read_model
+from .ir.dtypes import dtype_from_code, numpy_dtype
+
+MAX_DIMS = 8
+_c_status = ctypes.c_int
+
+
+class MegccRuntimeError(RuntimeError):
+    """A runtime call failed; the message is the runtime's own."""
+
+    def __init__(self, what: str, status: int, message: str):
+        self.status = status
+        super().__init__(f"{what}: {message or 'failed'} (status {status})")
+
+
+class _TensorInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("ndim", ctypes.c_uint32),
+                ("dims", ctypes.c_int32 * MAX_DIMS), ("nbytes", ctypes.c_size_t),
+                ("layout", ctypes.c_uint32), ("scale", ctypes.c_float),
+                ("zero_point", ctypes.c_int32)]
+
+
+class _Hooks(ctypes.Structure):
+    _fields_ = [("user", ctypes.c_void_p), ("alloc", ctypes.c_void_p), ("free", ctypes.c_void_p),
+                ("log", ctypes.c_void_p), ("time_ns", ctypes.c_void_p)]
+
+
+_P = ctypes.c_void_p
+_SIGNATURES = {
+    # name: (restype, argtypes)
+    "megcc_last_error": (ctypes.c_char_p, []),
+    "megcc_status_string": (ctypes.c_char_p, [ctypes.c_int]),
+    "megcc_model_load_from_memory_ex": (_c_status, [_P, ctypes.c_size_t, ctypes.c_int, _P, _P]),
+    "megcc_model_free": (None, [_P]),
+    "megcc_model_num_plans": (ctypes.c_uint32, [_P]),
+    "megcc_model_plan_name": (ctypes.c_char_p, [_P, ctypes.c_uint32]),
+    "megcc_model_plan_num_inputs": (ctypes.c_uint32, [_P, ctypes.c_uint32]),
+    "megcc_model_plan_num_outputs": (ctypes.c_uint32, [_P, ctypes.c_uint32]),
+    "megcc_model_plan_input_info": (_c_status, [_P, ctypes.c_uint32, ctypes.c_uint32, _P]),
+    "megcc_model_plan_output_info": (_c_status, [_P, ctypes.c_uint32, ctypes.c_uint32, _P]),
+    "megcc_network_create": (_c_status, [_P, _P, ctypes.c_size_t, _P]),
+    "megcc_network_destroy": (None, [_P]),
+    "megcc_network_select_plan": (_c_status, [_P, ctypes.c_uint32]),
+    "megcc_network_input_data": (_P, [_P, ctypes.c_uint32]),
+    "megcc_network_output_data": (_P, [_P, ctypes.c_uint32]),
+    "megcc_network_set_input_memory": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_size_t]),
+    "megcc_network_set_output_memory": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_size_t]),
+    "megcc_network_forward": (_c_status, [_P]),
+    "megcc_network_last_error": (ctypes.c_char_p, [_P]),
+    "megcc_session_hooks": (_c_status, [_P, ctypes.c_int]),
+    "megcc_session_time_forward": (_c_status, [_P, ctypes.c_int, ctypes.c_uint32,
+                                               ctypes.c_uint32, _P]),
+    "megcc_session_profile": (_c_status, [_P, ctypes.c_uint32, _P]),
+    "megcc_session_run": (_c_status, [_P, ctypes.c_uint32, _P, _P, ctypes.c_uint32, _P, _P]),
+    "megcc_network_set_threads": (_c_status, [_P, ctypes.c_uint32]),
+    "megcc_network_threads": (ctypes.c_uint32, [_P]),
+}
+
+_libraries: Dict[str, ctypes.CDLL] = {}
+_libraries_lock = threading.Lock()
+
+
+def load_library(path: str) -> ctypes.CDLL:
+    """The shared library at `path`, loaded once per process, with its signatures set."""
+    with _libraries_lock:
+        lib = _libraries.get(path)
+        if lib is None:
+            lib = ctypes.CDLL(path)
+            for name, (res, args) in _SIGNATURES.items():
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = res, args
+            _libraries[path] = lib
+        return lib
+
+
+def _text(b: Optional[bytes]) -> str:
+    return b.decode("utf-8", "replace") if b else ""
+
+
+CLOCKS = {"wall": 0, "thread": 1, "process": 2}
+
+
+class TensorInfo:
+    """One input or output of a plan, as the runtime describes it."""
+
+    def __init__(self, info: _TensorInfo):
+        self.name = _text(info.name)
+        self.dtype = dtype_from_code(info.dtype)  # megcc dtype name (qint8, float32, ...)
+        self.numpy_dtype = numpy_dtype(self.dtype)
+        self.shape = tuple(int(info.dims[i]) for i in range(info.ndim))
+        self.nbytes = int(info.nbytes)
+        self.layout = int(info.layout)
+        self.scale, self.zero_point = float(info.scale), int(info.zero_point)
+
+    def __repr__(self) -> str:
+        return f"TensorInfo({self.name!r}, {self.dtype}, {self.shape})"
+
+
+class NativeModel:
+    """A compiled model loaded by the runtime of `library` (validated by the runtime).
+    clock: the profiling clock ("wall", "thread" CPU time or "process" CPU time)."""
+
+    def __init__(self, library: str, blob: bytes, clock: str = "wall"):
+        self.lib = load_library(library)
+        self.library = library
+        self._handle = None
+        hooks = _Hooks()
+        self._check_global(self.lib.megcc_session_hooks(ctypes.byref(hooks), CLOCKS[clock]),
+                           "default hooks")
+        handle = ctypes.c_void_p()
+        # copy=1: the runtime keeps its own aligned copy, the bytes object may go
+        st = self.lib.megcc_model_load_from_memory_ex(blob, len(blob), 1, ctypes.byref(hooks),
+                                                      ctypes.byref(handle))
+        self._check_global(st, "cannot load the model")
+        self._handle = handle.value
+        self._layout = read_model(blob)["plans"]  # tensor records, for the in-place checks
+        self.plans = [self._plan_io(p) for p in range(self.lib.megcc_model_num_plans(
+            self._handle))]
+
+    def _check_global(self, status: int, what: str) -> None:
+        if status != 0:
+            raise MegccRuntimeError(what, status, _text(self.lib.megcc_last_error()))
+
+    def _plan_io(self, plan: int):
+        lib, info = self.lib, _TensorInfo()
+        ins, outs = [], []
+        for i in range(lib.megcc_model_plan_num_inputs(self._handle, plan)):
+            self._check_global(lib.megcc_model_plan_input_info(self._handle, plan, i,
+                                                               ctypes.byref(info)), "input info")
+            ins.append(TensorInfo(info))
+        for i in range(lib.megcc_model_plan_num_outputs(self._handle, plan)):
+            self._check_global(lib.megcc_model_plan_output_info(self._handle, plan, i,
+                                                                ctypes.byref(info)), "output info")
+            outs.append(TensorInfo(info))
+        return ins, outs
+
+    def plan_name(self, plan: int) -> str:
+        return _text(self.lib.megcc_model_plan_name(self._handle, plan))
+
+    def n_instructions(self, plan: int) -> int:
+        return len(self._layout[plan]["instrs"])
+
+    def instruction_kernels(self, plan: int) -> List[str]:
+        """The kernel name of every instruction of `plan`."""
+        return [ins["kernel"] for ins in self._layout[plan]["instrs"]]
+
+    def zero_copy_inputs(self, plan: int) -> List[bool]:
+        """Per input of `plan`: may the network read the caller's array in place, i.e. no
+        instruction writes into the input's storage (the tensor or a view of it)."""
+        p = self._layout[plan]
+        root = [t["base"] if t["storage"] == "view" else i for i, t in enumerate(p["tensors"])]
+        written = {root[o] for ins in p["instrs"] for o in ins["outputs"]}
+        return [root[t] not in written for t in p["inputs"]]
+
+    def direct_outputs(self, plan: int) -> List[bool]:
+        """Per output of `plan`: may the kernels write it straight into the result array.
+        Not when the tensor is also an input, or is listed as another output too."""
+        p = self._layout[plan]
+        seen = list(p["inputs"])
+        flags = []
+        for t in p["outputs"]:
+            flags.append(t not in seen)
+            seen.append(t)
+        return flags
+
+    def close(self) -> None:
+        if self._handle:
+            self.lib.megcc_model_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: ctypes may be gone already
+            pass
+
+
+def _address(arr: np.ndarray) -> int:
+    """Address of a non-empty array's data. The buffer protocol is the cheapest way (a
+    third of the array interface's cost, run() calls this per input and output); it wants
+    a writable buffer, so read-only arrays take the array interface."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(arr))
+    except (TypeError, ValueError):
+        return arr.__array_interface__["data"][0]
+
+
+def _readable_in_place(arr: np.ndarray) -> int:
+    """The address of a C-contiguous array aligned to its element size, else 0 (such an
+    array is copied instead). from_buffer refuses non-contiguous and read-only arrays."""
+    try:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(arr))
+    except (TypeError, ValueError):
+        if not arr.flags.c_contiguous:
+            return 0
+        address = arr.__array_interface__["data"][0]
+    return 0 if address % arr.itemsize else address
+
+
+class NativeNetwork:
+    """One network of a NativeModel (holds a reference to it: the model outlives it)."""
+
+    def __init__(self, model: NativeModel, threads: int = 1):
+        self.model, self.lib = model, model.lib
+        handle = ctypes.c_void_p()
+        model._check_global(self.lib.megcc_network_create(model._handle, None, 0,
+                                                          ctypes.byref(handle)),
+                            "cannot create the network")
+        self._handle = handle.value
+        self._run_fn = self.lib["megcc_session_run"]  # a pointer of its own: no argtypes
+        self._run_fn.restype = ctypes.c_int
+        self.plan = -1
+        self.select_plan(0)
+        self.threads = 1
+        if threads != 1:
+            self.set_threads(threads)
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            raise MegccRuntimeError(what, status,
+                                    _text(self.lib.megcc_network_last_error(self._handle)))
+
+    def set_threads(self, threads: int) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        self._check(self.lib.megcc_network_set_threads(self._handle, threads), "threads")
+        self.threads = threads
+
+    def select_plan(self, plan: int) -> None:
+        if plan == self.plan:
+            return
+        self._check(self.lib.megcc_network_select_plan(self._handle, plan), "select plan")
+        self.plan = plan
+        self.inputs, self.outputs = self.model.plans[plan]
+        n_in, n_out = len(self.inputs), len(self.outputs)
+        self._zero_copy = [ok and bool(i.nbytes) for ok, i in
+                           zip(self.model.zero_copy_inputs(plan), self.inputs)]
+        self._in_user = [False] * n_in  # inputs now pointing at caller memory
+        direct = self.model.direct_outputs(plan)
+        self._out_specs = [(o.shape, o.numpy_dtype, ok and bool(o.nbytes))
+                           for ok, o in zip(direct, self.outputs)]
+        self._collect_after = not all(d for _, _, d in self._out_specs)
+        # argument arrays of megcc_session_run, refilled by every run
+        self._in_ptr = (ctypes.c_void_p * max(1, n_in))()
+        self._in_size = (ctypes.c_size_t * max(1, n_in))(*[i.nbytes for i in self.inputs])
+        self._out_ptr = (ctypes.c_void_p * max(1, n_out))()
+        self._out_size = (ctypes.c_size_t * max(1, n_out))(*[o.nbytes for o in self.outputs])
+        # megcc_session_run's arguments, all ctypes objects already: called through a
+        # function pointer without argtypes, ctypes converts nothing (a third of run()'s
+        # overhead on a one-operator model went to converting them)
+        self._run_args = (ctypes.c_void_p(self._handle), ctypes.c_uint32(n_in), self._in_ptr,
+                          self._in_size, ctypes.c_uint32(n_out), self._out_ptr, self._out_size)
+
+    def _bind_inputs(self, arrays: Sequence[np.ndarray]) -> None:
+        """Fill the input pointers of megcc_session_run: the caller's arrays where they can
+        be read in place, else NULL after one copy into the arena."""
+        ptr, zero_copy = self._in_ptr, self._zero_copy
+        for i, arr in enumerate(arrays):
+            address = _readable_in_place(arr) if zero_copy[i] else 0
+            if address:
+                ptr[i] = address
+                self._in_user[i] = True
+            else:
+                ptr[i] = None
+                self._copy_in(i, arr)
+
+    def _copy_in(self, i: int, arr: np.ndarray) -> None:
+        lib, h, nbytes = self.lib, self._handle, self.inputs[i].nbytes
+        if self._in_user[i]:  # back to the arena
+            self._check(lib.megcc_network_set_input_memory(h, i, None, 0), "input")
+            self._in_user[i] = False
+        if nbytes:
+            src = np.ascontiguousarray(arr)
+            ctypes.memmove(lib.megcc_network_input_data(h, i), _address(src), nbytes)
+
+    def _bind_outputs(self) -> List[np.ndarray]:
+        """New result arrays, and the output pointers of megcc_session_run at them."""
+        ptr, results = self._out_ptr, []
+        for i, (shape, dtype, direct) in enumerate(self._out_specs):
+            out = np.empty(shape, dtype)
+            ptr[i] = _address(out) if direct else None
+            results.append(out)
+        return results
+
+    def _collect(self, results: List[np.ndarray]) -> None:
+        """Copy the outputs the kernels could not write into the result arrays directly."""
+        for i, (_, _, direct) in enumerate(self._out_specs):
+            if not direct and self.outputs[i].nbytes:
+                src = self.lib.megcc_network_output_data(self._handle, i)
+                if not src:
+                    self._check(1, "output")
+                ctypes.memmove(_address(results[i]), src, self.outputs[i].nbytes)
+
+    def _forward(self) -> None:
+        status = self._run_fn(*self._run_args)
+        if status:
+            self._check(status, "forward")
+
+    def run(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Forward the current plan on `arrays` (plan input order, dtype and shape already
+        checked); the outputs in plan order, as new arrays."""
+        self._bind_inputs(arrays)
+        results = self._bind_outputs()
+        self._forward()
+        if self._collect_after:
+            self._collect(results)
+        return results
+
+    def _bind(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Bind I/O for the timing/profiling loops (which forward without rebinding)."""
+        self._bind_inputs(arrays)
+        results = self._bind_outputs()
+        lib, h = self.lib, self._handle
+        for i, p in enumerate(self._in_ptr[:len(self.inputs)]):
+            if p:
+                self._check(lib.megcc_network_set_input_memory(h, i, p, self._in_size[i]),
+                            "input")
+        for i, p in enumerate(self._out_ptr[:len(self.outputs)]):
+            if p:
+                self._check(lib.megcc_network_set_output_memory(h, i, p, self._out_size[i]),
+                            "output")
+        return results
+
+    def time_forward(self, arrays: Sequence[np.ndarray], warmup: int, iterations: int,
+                     clock: str = "wall") -> List[float]:
+        """Sorted latencies (ms) of `iterations` forwards after `warmup`, timed in C, and
+        the outputs of the last forward."""
+        results = self._bind(arrays)  # alive until the forwards are done
+        ms = (ctypes.c_double * max(1, iterations))()
+        self._check(self.lib.megcc_session_time_forward(self._handle, CLOCKS[clock], warmup,
+                                                        iterations, ms), "forward")
+        self._collect(results)
+        return list(ms[:iterations]), results
+
+    def profile(self, arrays: Sequence[np.ndarray], runs: int = 1) -> List[int]:
+        """Per instruction, its fastest time (ns) over `runs` profiled forwards (the clock
+        is the model's), and the outputs of the last forward."""
+        results = self._bind(arrays)  # alive until the forwards are done
+        n = self.model.n_instructions(self.plan)
+        best = (ctypes.c_uint64 * max(1, n))(*([2 ** 64 - 1] * max(1, n)))
+        self._check(self.lib.megcc_session_profile(self._handle, max(1, runs), best), "profile")
+        self._collect(results)
+        return list(best[:n]), results
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self.lib.megcc_network_destroy(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

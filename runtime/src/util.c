@@ -45,7 +45,7 @@ void mgc_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         case 's': {
             const char *s = va_arg(ap, const char *);
             if (!s) s = "(null)";
-            while (*s) put(buf, cap, &n, *s++);
+            while (*s && n + 1 < cap) put(buf, cap, &n, *s++); /* a name may be huge */
             break;
         }
         case 'u': put_uint(buf, cap, &n, va_arg(ap, uint32_t), 10); break;

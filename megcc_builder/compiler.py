@@ -18,6 +18,7 @@ from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
 from .emit.signatures import blob_signatures
 from .ir import CompileError, Graph
+from .ir.graph import clip
 from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
@@ -241,6 +242,9 @@ def c_identifier(name: str) -> str:
 # Model names become file names in the output directory (<name>.tiny) and C identifiers:
 # nothing that could step out of the directory or hide as a dot-file.
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Every file system takes 255-byte names; "<name>.tiny.txt" and the writer's temporaries
+# add a few, so 128 leaves margin everywhere.
+MODEL_NAME_MAX = 128
 
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
@@ -249,9 +253,13 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
     x86_64-v4, armv7-neon, arm64-neon, native); None = generic. A ModelSpec.isa overrides it
     for its model."""
     for s in specs:
+        if len(s.name) > MODEL_NAME_MAX:
+            raise CompileError(f"model name '{clip(s.name)}' is {len(s.name)} characters, at "
+                               f"most {MODEL_NAME_MAX} (it names files in the output directory)",
+                               s.path)
         if not MODEL_NAME_RE.fullmatch(s.name):
-            raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "
-                               "'-' (it names files in the output directory)", s.path)
+            raise CompileError(f"model name '{clip(s.name)}' must be letters, digits, '_', '.' "
+                               "or '-' (it names files in the output directory)", s.path)
     names = [s.name for s in specs]
     level = resolve_isa(isa)
     specs = [s if s.isa else replace(s, isa=level) for s in specs]

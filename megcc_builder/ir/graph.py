@@ -35,6 +35,19 @@ class CompileError(Exception):
         return where + self.message
 
 
+def clip(value, limit: int = 60) -> str:
+    """A user value for an error message: its first `limit` characters, so a hostile value
+    cannot make the one-line error as long as itself (or expensive to build: non-strings
+    are described by type and size, never serialised)."""
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {'object' if isinstance(value, dict) else 'list'} of {len(value)} items"
+    text = value if isinstance(value, str) else repr(value) if isinstance(
+        value, (int, float, bool, type(None))) else type(value).__name__
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text)} characters)"
+    return text
+
+
 class NeedsValue(CompileError):
     """The compiler needs the value of a non-constant tensor (a shape operand, an axis).
 

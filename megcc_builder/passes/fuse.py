@@ -9,6 +9,11 @@ from ..ir.opdefs import check as check_opdef
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.
 _EPILOGUE = (UNARY | PARAMETRIC) - {"Not", "Identity"}
+# Operators per fused element-wise loop. Bounds the expression's depth, so the recursive
+# walks over it here, in codegen and in C compilers (clang nests at most 256 brackets) stay
+# shallow whatever the graph; a longer chain becomes several fused loops. Past a few dozen
+# operators one more pass over the tensor costs nothing measurable.
+MAX_FUSED_OPS = 32
 
 
 def _single_use(graph: Graph, consumers, name: str) -> bool:
@@ -194,7 +199,8 @@ def fuse_elementwise_chains(graph: Graph) -> Graph:
             src = producers.get(name)
             if (name in fused and src is not None and id(src) not in dead
                     and _single_use(graph, consumers, name)
-                    and graph.tensors[name].shape == out.shape):
+                    and graph.tensors[name].shape == out.shape
+                    and len(fused[name][2]) + len(chain) <= MAX_FUSED_OPS):
                 sub_expr, sub_inputs, sub_chain = fused[name]
                 sub_map = {}
                 for j, sub_name in enumerate(sub_inputs):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 from . import __version__
-from .emit.files import write_all_if_changed
+from .emit.files import recover, write_all_if_changed
 from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
@@ -260,6 +260,9 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
         if not MODEL_NAME_RE.fullmatch(s.name):
             raise CompileError(f"model name '{clip(s.name)}' must be letters, digits, '_', '.' "
                                "or '-' (it names files in the output directory)", s.path)
+    # A previous run killed while replacing the outputs left a journal: finish it first, so
+    # even a compile that fails below leaves one complete set (emit.files).
+    recover(out_dir)
     names = [s.name for s in specs]
     level = resolve_isa(isa)
     specs = [s if s.isa else replace(s, isa=level) for s in specs]

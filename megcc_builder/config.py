@@ -11,6 +11,7 @@ import re
 from typing import Dict, List, Tuple
 
 from .compiler import MODEL_NAME_MAX, MODEL_NAME_RE, ModelSpec
+from .frontend.model_file import require_regular_file
 from .ir import CompileError
 from .ir.graph import clip
 
@@ -84,8 +85,7 @@ def _yaml_without_aliases(text: str):
 
 
 def _load_config_file(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise CompileError("no such config file", path)
+    require_regular_file(path, "config")
     try:
         with open(path, "r", encoding="utf-8") as f:
             text = f.read()

@@ -267,3 +267,74 @@ def test_sigterm_is_honoured_promptly_in_every_phase(tmp_path, two_builds):
         if p.returncode == 1:
             assert err.strip() == "megcc: error: interrupted", err
         assert _files(work) in (refs["a"], new), frac
+
+
+# ----------------------------------------------------------------------------- messages
+
+vi = helper.make_tensor_value_info
+
+
+def _save(tmp_path, name, nodes, inputs, outputs, inits=()):
+    g = helper.make_graph(nodes, "g", inputs, outputs,
+                          [numpy_helper.from_array(a, n) for n, a in inits])
+    path = tmp_path / name
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_non_ssa_graph_is_refused_naming_both_writers(tmp_path):
+    """Two nodes writing one tensor compiled with exit 0, the last writer winning."""
+    path = _save(tmp_path, "twice.onnx",
+                 [helper.make_node("Relu", ["x"], ["t"], name="first"),
+                  helper.make_node("Neg", ["x"], ["t"], name="second"),
+                  helper.make_node("Abs", ["t"], ["y"], name="third")],
+                 [vi("x", TP.FLOAT, (2, 3))], [vi("y", TP.FLOAT, (2, 3))])
+    line = one_error_line(megcc("compile", path, "-o", tmp_path / "out"))
+    assert line == (f"megcc: error: {path}: node 'second': tensor 't' is written by node "
+                    "'first' and by node 'second' (a graph must assign each tensor once)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_node_writing_a_graph_input_is_refused(tmp_path):
+    path = _save(tmp_path, "overwrite.onnx", [helper.make_node("Relu", ["x"], ["x"], name="r"),
+                                              helper.make_node("Neg", ["x"], ["y"], name="n")],
+                 [vi("x", TP.FLOAT, (2, 3))], [vi("y", TP.FLOAT, (2, 3))])
+    line = one_error_line(megcc("compile", path, "-o", tmp_path / "out"))
+    assert line.endswith(f"{path}: node 'r': writes tensor 'x', which is a graph input")
+
+
+def test_zero_sized_input_dimension_is_named_as_such(tmp_path):
+    path = _save(tmp_path, "empty.onnx", [helper.make_node("Relu", ["x"], ["y"])],
+                 [vi("x", TP.FLOAT, (2, 0, 3))], [vi("y", TP.FLOAT, (2, 0, 3))])
+    line = one_error_line(megcc("compile", path, "-o", tmp_path / "out"))
+    assert line == (f"megcc: error: {path}: input 'x' has a zero-sized dimension (0 at axis 1);"
+                    " megcc compiles non-empty static shapes")
+
+
+def test_missing_external_data_names_the_file(tmp_path):
+    path = tmp_path / "ext.onnx"
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [vi("x", TP.FLOAT, (1, 64))], [vi("y", TP.FLOAT, (1, 64))],
+                          [numpy_helper.from_array(np.ones((64, 64), np.float32), "w")])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path),
+              save_as_external_data=True, location="weights.bin", size_threshold=0)
+    os.remove(tmp_path / "weights.bin")
+    line = one_error_line(megcc("compile", path, "-o", tmp_path / "out"))
+    assert line == (f"megcc: error: {path}: initializer 'w': external data file 'weights.bin' "
+                    "does not exist next to the model")
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+@pytest.mark.parametrize("ext, flag", [("onnx", None), ("mge", None), ("json", "--json")])
+def test_directory_or_fifo_as_input_is_named_as_such(tmp_path, kind, ext, flag):
+    """Was "no such model file" (and a FIFO could block an open)."""
+    path = tmp_path / f"model.{ext}"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    args = ["compile", *([flag, path] if flag else [path]), "-o", tmp_path / "out"]
+    line = one_error_line(megcc(*args, timeout=60))
+    what = "config" if ext == "json" else "model"
+    assert line == (f"megcc: error: {path}: is {'a directory' if kind == 'directory' else 'a FIFO'},"
+                    f" not a {what} file")

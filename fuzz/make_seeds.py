@@ -1,6 +1,12 @@
 """Seed models for the loader fuzzer: real compiled blobs and the kernels.c they share.
 
-    python fuzz/make_seeds.py OUT_DIR
+    python fuzz/make_seeds.py [--families] [--isa LEVEL] OUT_DIR
+
+--families adds one model per group of the kernel test cases (tests/kernels/<family>/
+cases.py: every operator and kernel family the compiler emits, 900+ cases), so the
+fuzzers start from every kernel in the bundle, not only the handful the small models
+below reach; --isa compiles those at a level (e.g. x86_64-v3: build the fuzzer with
+FUZZ_CFLAGS="-mavx2 -mfma").
 
 compiles, as one bundle (so one kernels.c links with every seed), the digits sample and a
 few tiny ONNX models chosen to reach many kernel families (conv/pool/gemm, broadcasting
@@ -99,9 +105,37 @@ ONNX_SEEDS = {"cnn": (cnn, []),
               "batched_matmul": (batched_matmul, [])}
 
 
-def build(out_dir: str, digits: bool = True) -> list:
+def family_specs(src: str, isa: str = "") -> list:
+    """One ModelSpec per (family, opset, layout, batch tag) group of the kernel test cases:
+    each model holds that group's cases as independent branches (tests/kernels/harness)."""
+    import importlib
+
+    from megcc_builder.compiler import ModelSpec
+
+    tests = os.path.join(ROOT, "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from kernels.harness import build_model, shapes_of
+
+    specs = []
+    kernel_tests = os.path.join(tests, "kernels")
+    for family in sorted(os.listdir(kernel_tests)):
+        if not os.path.isfile(os.path.join(kernel_tests, family, "cases.py")):
+            continue
+        book = importlib.import_module(f"kernels.{family}.cases").BOOK
+        for k, group in enumerate(sorted({c.group for c in book.cases}, key=str)):
+            cases = [c for c in book.cases if c.group == group]
+            path = os.path.join(src, f"family_{family}_{k}.onnx")
+            onnx.save(build_model(cases), path)
+            specs.append(ModelSpec(f"family_{family}_{k}", path, [shapes_of(cases)],
+                                   isa=isa, enable_nchw44=group[1]))
+    return specs
+
+
+def build(out_dir: str, digits: bool = True, families: bool = False, isa: str = "") -> list:
     """Compile every seed model into out_dir; returns the blob paths. digits=False skips
-    the MegEngine model (tests that only need ONNX seeds avoid importing MegEngine)."""
+    the MegEngine model (tests that only need ONNX seeds avoid importing MegEngine);
+    families=True adds the kernel-family models (family_specs)."""
     from megcc_builder.compiler import ModelSpec, compile_bundle
 
     src = os.path.join(out_dir, "src")
@@ -113,6 +147,8 @@ def build(out_dir: str, digits: bool = True) -> list:
         path = os.path.join(src, name + ".onnx")
         onnx.save(make(), path)
         specs.append(ModelSpec(name, path, shapes))
+    if families:
+        specs += family_specs(src, isa)
     bundle = compile_bundle(specs, os.path.join(out_dir, "bundle"), save_c_array=False)
     shutil.copy(bundle.files["kernels_c"], os.path.join(out_dir, "kernels.c"))
     seeds = os.path.join(out_dir, "seeds")
@@ -127,7 +163,12 @@ def build(out_dir: str, digits: bool = True) -> list:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    for p in build(sys.argv[1]):
+    import argparse
+
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument("out_dir")
+    ap.add_argument("--families", action="store_true")
+    ap.add_argument("--isa", default="")
+    a = ap.parse_args()
+    for p in build(a.out_dir, families=a.families, isa=a.isa):
         print(p, os.path.getsize(p))

@@ -2,6 +2,9 @@
 
     python fuzz/make_seeds.py [--families] [--isa LEVEL] OUT_DIR
 
+writes OUT_DIR/kernels.c, OUT_DIR/seeds/<model>.tiny (fuzz_loader) and
+OUT_DIR/lite_seeds/<model>-<k>.bin (fuzz_lite: a script in front of each blob).
+
 --families adds one model per group of the kernel test cases (tests/kernels/<family>/
 cases.py: every operator and kernel family the compiler emits, 900+ cases), so the
 fuzzers start from every kernel in the bundle, not only the handful the small models
@@ -162,13 +165,43 @@ def build(out_dir: str, digits: bool = True, families: bool = False, isa: str = 
     return paths
 
 
+# fuzz_lite.c scripts (its header comment): load mode, actions, layout index/dim, layout
+# delta, caller-memory size delta, fill seed (4: index inputs zeroed, i.e. in range).
+LITE_SCRIPTS = [bytes([0, 0, 0, 0, 0, 4, 0, 0]),     # from memory, arena I/O, one forward
+                bytes([1, 2, 0, 0, 0, 4, 0, 0]),     # in place, caller input memory
+                bytes([2, 15, 0, 0, 0, 4, 0, 0]),    # from a path, layout + caller memory
+                bytes([4, 63, 0, 0, 0, 4, 0, 0]),    # config network, every action
+                bytes([0, 17, 0, 0, 0, 4, 0, 0])]    # second network sharing the arena
+
+
+def lite_seeds(blob_paths: list, out_dir: str) -> list:
+    """Inputs for fuzz/fuzz_lite.c: each blob behind each script (blobs over 256 KiB
+    behind the first only, to keep the corpus small). Returns the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for blob_path in blob_paths:
+        with open(blob_path, "rb") as f:
+            blob = f.read()
+        scripts = LITE_SCRIPTS if len(blob) <= 256 << 10 else LITE_SCRIPTS[:1]
+        for k, script in enumerate(scripts):
+            p = os.path.join(out_dir, f"{os.path.basename(blob_path)[:-5]}-{k}.bin")
+            with open(p, "wb") as f:
+                f.write(script + blob)
+            paths.append(p)
+    return paths
+
+
 if __name__ == "__main__":
     import argparse
+
+    sys.path.insert(0, ROOT)  # this checkout's megcc_builder, not an installed one
 
     ap = argparse.ArgumentParser(usage=__doc__)
     ap.add_argument("out_dir")
     ap.add_argument("--families", action="store_true")
     ap.add_argument("--isa", default="")
     a = ap.parse_args()
-    for p in build(a.out_dir, families=a.families, isa=a.isa):
+    blobs = build(a.out_dir, families=a.families, isa=a.isa)
+    lite_seeds(blobs, os.path.join(a.out_dir, "lite_seeds"))
+    for p in blobs:
         print(p, os.path.getsize(p))

@@ -106,7 +106,15 @@ def _load_config_file(path: str) -> dict:
                            f"{where}: {clip(str(exc).splitlines()[0], 200)}", path) from None
     if not isinstance(data, dict):
         raise CompileError("the config must be an object with 'models'", path)
+    _string_keys(data, "", path)
     return data
+
+
+def _string_keys(obj: dict, where: str, path: str) -> None:
+    """YAML allows any key (4: false); every field name here is a string."""
+    for key in obj:
+        if not isinstance(key, str):
+            raise CompileError(f"{where}field name {clip(key)} is not a string", path)
 
 
 def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
@@ -124,6 +132,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
         where = f"models[{i}]: "
         if not isinstance(m, dict):
             raise CompileError(f"{where}must be an object", path)
+        _string_keys(m, where, path)
         bad = set(m) - MODEL_KEYS
         if bad:
             raise CompileError(f"{where}unknown field '{clip(sorted(bad)[0])}'", path)

@@ -338,3 +338,25 @@ def test_directory_or_fifo_as_input_is_named_as_such(tmp_path, kind, ext, flag):
     what = "config" if ext == "json" else "model"
     assert line == (f"megcc: error: {path}: is {'a directory' if kind == 'directory' else 'a FIFO'},"
                     f" not a {what} file")
+
+
+# ----------------------------------------------------------------------------- fuzz findings
+
+@pytest.mark.parametrize("name, expect", [
+    ("regression-empty-ints-attribute", "Could not infer attribute `max` type"),
+    ("regression-yaml-int-key", "field name 4 is not a string")])
+def test_compiler_fuzzer_findings_are_one_line_errors(tmp_path, name, expect):
+    """Inputs fuzz/fuzz_compiler.py found (fuzz/corpus_compiler/regression-*): an ONNX
+    attribute retyped to an empty INTS list made the shape-inference probe raise
+    ValueError (internal error); a YAML config with an integer key raised TypeError."""
+    data = open(os.path.join(ROOT, "fuzz", "corpus_compiler", name), "rb").read()
+    kind = {0: "onnx", 7: "yaml"}[data[0]]
+    path = tmp_path / f"input.{kind}"
+    path.write_bytes(data[1:])
+    if kind == "yaml":
+        (tmp_path / "good.onnx").write_bytes(make_seeds.cnn().SerializeToString())
+        r = megcc("compile", "--json", path, "-o", tmp_path / "out")
+    else:
+        r = megcc("compile", path, "-o", tmp_path / "out")
+    line = one_error_line(r, limit=400)
+    assert expect in line and "internal error" not in line, line

@@ -101,8 +101,8 @@ def _short(exc: Exception) -> str:
 
 
 def _infer_shapes(graph: Graph, op: Op) -> Optional[List[Tensor]]:
-    model = _one_node_model(graph, op, with_all_consts=False)
-    try:
+    try:  # building the probe can fail too: an attribute of a type ONNX cannot express
+        model = _one_node_model(graph, op, with_all_consts=False)
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise graph.error(_short(exc), op) from None

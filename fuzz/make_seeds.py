@@ -166,12 +166,12 @@ def build(out_dir: str, digits: bool = True, families: bool = False, isa: str = 
 
 
 # fuzz_lite.c scripts (its header comment): load mode, actions, layout index/dim, layout
-# delta, caller-memory size delta, fill seed (4: index inputs zeroed, i.e. in range).
-LITE_SCRIPTS = [bytes([0, 0, 0, 0, 0, 4, 0, 0]),     # from memory, arena I/O, one forward
-                bytes([1, 2, 0, 0, 0, 4, 0, 0]),     # in place, caller input memory
-                bytes([2, 15, 0, 0, 0, 4, 0, 0]),    # from a path, layout + caller memory
-                bytes([4, 63, 0, 0, 0, 4, 0, 0]),    # config network, every action
-                bytes([0, 17, 0, 0, 0, 4, 0, 0])]    # second network sharing the arena
+# delta, caller-memory size delta, fill seed (odd: integer inputs zeroed, in range).
+LITE_SCRIPTS = [bytes([0, 0, 0, 0, 0, 5, 0, 0]),     # from memory, arena I/O, one forward
+                bytes([1, 2, 0, 0, 0, 5, 0, 0]),     # in place, caller input memory
+                bytes([2, 15, 0, 0, 0, 5, 0, 0]),    # from a path, layout + caller memory
+                bytes([4, 63, 0, 0, 0, 5, 0, 0]),    # config network, every action
+                bytes([0, 17, 0, 0, 0, 5, 0, 0])]    # second network sharing the arena
 
 
 def lite_seeds(blob_paths: list, out_dir: str) -> list:

@@ -17,6 +17,9 @@ import numpy as np
 from .dtypes import DTYPES, itemsize
 
 
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 class CompileError(Exception):
     """A problem the user can cause; printed as one line, never as a traceback."""
 
@@ -32,7 +35,8 @@ class CompileError(Exception):
             where += f"{self.source}: "
         if self.node:
             where += f"node '{self.node}': "
-        return where + self.message
+        # Names come from the model: a newline in one must not split the one-line error.
+        return (where + self.message).translate(_CONTROL_ESCAPES)
 
 
 def clip(value, limit: int = 60) -> str:

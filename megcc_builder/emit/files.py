@@ -33,7 +33,7 @@ import json
 import os
 import signal
 import tempfile
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 JOURNAL = ".megcc-journal"
 TEMP_PREFIX = ".megcc-"
@@ -93,7 +93,7 @@ def _read_journal(directory: str) -> Optional[List[Tuple[str, str, str]]]:
         return None
 
 
-def _recover_locked(directory: str) -> None:
+def _recover_locked(directory: str, also: Sequence[str] = ()) -> None:
     entries = _read_journal(directory)
     if entries is not None:
         # Committed: every temporary was complete before the journal existed. A missing
@@ -104,10 +104,12 @@ def _recover_locked(directory: str) -> None:
         _fsync_dir(directory)
         os.unlink(os.path.join(directory, JOURNAL))
     # Whatever else carries our prefix is a killed run's temporary or backup: we hold the
-    # lock, so no live writer owns it.
-    for name in os.listdir(directory):
-        if name.startswith(TEMP_PREFIX) and name != JOURNAL:
-            _unlink_quietly(os.path.join(directory, name))
+    # lock, so no live writer owns it. (`also`: other directories this write uses.)
+    for d in dict.fromkeys([directory, *also]):
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                if name.startswith(TEMP_PREFIX) and name != JOURNAL:
+                    _unlink_quietly(os.path.join(d, name))
 
 
 def recover(directory: str) -> None:
@@ -142,21 +144,22 @@ def _check_final_name(path: str) -> None:
 
 
 def write_all_if_changed(items: List[Tuple[str, object]]) -> List[str]:
-    """Write a set of files, all in one directory, as one step (module docstring); returns
-    the paths that changed. Put the file that marks a complete build (the manifest) last."""
+    """Write a set of files as one step (module docstring); returns the paths that changed.
+    The journal and the lock live in the first file's directory (put the files there or
+    below it); put the file that marks a complete build (the manifest) last."""
     if not items:
         return []
     directory = os.path.dirname(os.path.abspath(items[0][0]))
-    if any(os.path.dirname(os.path.abspath(p)) != directory for p, _ in items):
-        raise ValueError("write_all_if_changed: all files must be in one directory")
-    os.makedirs(directory, exist_ok=True)
+    dirs = list(dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p, _ in items))
+    for d in dirs:
+        os.makedirs(d, exist_ok=True)
     steps = _Steps()
     lock = _DirLock(directory)
     pending: List[Tuple[str, str, str]] = []  # (temporary, final, backup) base names
     committed = False
     done = 0
     try:
-        _recover_locked(directory)
+        _recover_locked(directory, dirs)
         for path, data in items:
             if isinstance(data, str):
                 data = data.encode("utf-8")
@@ -168,8 +171,10 @@ def write_all_if_changed(items: List[Tuple[str, object]]) -> List[str]:
                         continue
             except FileNotFoundError:
                 pass
-            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
-            pending.append((os.path.basename(tmp), os.path.basename(final), ""))
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(final))
+            # journal entries are relative to `directory`: the set survives being moved
+            pending.append((os.path.relpath(tmp, directory), os.path.relpath(final, directory),
+                            ""))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -180,15 +185,17 @@ def write_all_if_changed(items: List[Tuple[str, object]]) -> List[str]:
             return []
         for k, (tmp, final, _) in enumerate(pending):
             if os.path.exists(os.path.join(directory, final)):
-                backup = tempfile.mktemp(prefix=TEMP_PREFIX, dir=directory)
+                where = os.path.dirname(os.path.join(directory, final))
+                backup = tempfile.mktemp(prefix=TEMP_PREFIX, dir=where)
                 os.link(os.path.join(directory, final), backup)
-                pending[k] = (tmp, final, os.path.basename(backup))
+                pending[k] = (tmp, final, os.path.relpath(backup, directory))
         fd, jtmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(pending, f)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(directory)
+        for d in dirs:
+            _fsync_dir(d)
         os.replace(jtmp, os.path.join(directory, JOURNAL))      # the commit
         committed = True
         steps.done()
@@ -196,7 +203,8 @@ def write_all_if_changed(items: List[Tuple[str, object]]) -> List[str]:
             os.replace(os.path.join(directory, tmp), os.path.join(directory, final))
             done += 1
             steps.done()
-        _fsync_dir(directory)
+        for d in dirs:
+            _fsync_dir(d)
         os.unlink(os.path.join(directory, JOURNAL))
         for _, _, backup in pending:
             if backup:

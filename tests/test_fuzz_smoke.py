@@ -50,8 +50,8 @@ def bundle(tmp_path_factory):
     return d, blobs, lite
 
 
-def _fuzz(cmd, artifacts, summary, label, env=None):
-    r = subprocess.run([*cmd, f"-max_total_time={SMOKE_SECONDS}", "-timeout=30", "-seed=1",
+def _fuzz(cmd, artifacts, summary, label, env=None, timeout=30):
+    r = subprocess.run([*cmd, f"-max_total_time={SMOKE_SECONDS}", f"-timeout={timeout}", "-seed=1",
                         "-rss_limit_mb=3072", f"-max_len={MAX_LEN}", "-print_final_stats=1",
                         f"-artifact_prefix={artifacts}/"],
                        capture_output=True, text=True, timeout=SMOKE_SECONDS + 600, env=env)
@@ -117,4 +117,4 @@ def test_compiler_fuzzer_smoke(tmp_path, summary):
         dirs.append(committed)
     _fuzz([sys.executable, os.path.join(FUZZ, "fuzz_compiler.py"), str(work), *dirs],
           artifacts, summary, "fuzz_compiler.py",
-          env=dict(os.environ, PYTHONPATH=ROOT))
+          env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)  # compiles take seconds

@@ -164,6 +164,9 @@ def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
             t = graph.tensors[name]
             from .dtypes import numpy_dtype
 
+            if t.nbytes >= 1 << 32:  # an earlier op's inferred shape; refuse, not allocate
+                raise graph.error(f"input '{name}' of shape {tuple(t.shape)} takes {t.nbytes} "
+                                  "bytes; a compiled model addresses at most 4 GiB - 1", op)
             feeds[name] = np.zeros(t.shape, numpy_dtype(t.dtype))
         elif name:
             feeds[name] = np.asarray(graph.tensors[name].data)

@@ -570,7 +570,7 @@ def _load_time(build, blob: bytes, tag: str):
 def _py_time(blob: bytes):
     import time
     best, verdict = 1e9, None
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         try:
             read_model(blob)
@@ -600,10 +600,11 @@ def test_load_cost_is_linear_in_file_size(build):
     st_s, t_s = _load_time(build, small, "lin_s")
     st_l, t_l = _load_time(build, large, "lin_l")
     assert st_s == st_l == OK
-    assert t_l < 0.1 and t_l < 24 * max(t_s, 1e-4), (t_s, t_l)
+    # linear: ~8x (measured 8-10x idle); quadratic: 64x. Generous for a loaded machine.
+    assert t_l < 1.0 and t_l < 32 * max(t_s, 1e-4), (t_s, t_l)
     (v_s, p_s), (v_l, p_l) = _py_time(small), _py_time(large)
     assert v_s == v_l == "ok"
-    assert p_l < 1.0 and p_l < 24 * max(p_s, 1e-3), (p_s, p_l)
+    assert p_l < 5.0 and p_l < 32 * max(p_s, 1e-3), (p_s, p_l)
 
 
 def test_shared_plan_arrays_and_mid_string_names_are_refused(build):

@@ -3,7 +3,7 @@
  *   load_harness truncate BLOB   every prefix [0, n) must fail to load; full n must load
  *   load_harness cases FILE      FILE = records {u32 flags, u32 len, bytes[len]};
  *                                prints "<case> <status>" per record
- *   load_harness time BLOB           loads BLOB in place 5 times; prints
+ *   load_harness time BLOB           loads BLOB in place 9 times; prints
  *                                "<status> <best seconds per load>" (linear-cost tests)
  *
  * Each buffer is loaded in place from an exactly-sized, 64-byte aligned heap block (so ASan
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
         unsigned char *buf = aligned_copy(data, n);
         double best = 1e30;
         int st = 0;
-        for (k = 0; k < 5; k++) {
+        for (k = 0; k < 9; k++) {
             struct timespec t0, t1;
             megcc_model *m = NULL;
             double dt;

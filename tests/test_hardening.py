@@ -347,14 +347,16 @@ def test_directory_or_fifo_as_input_is_named_as_such(tmp_path, kind, ext, flag):
     ("regression-yaml-int-key", "field name 4 is not a string"),
     ("regression-newline-in-input-name", "input 'idx\\x12\\x0a\\x0a\\x08' has no shape"),
     ("regression-unknown-elem-type", "input 'b' has unsupported dtype 'code -558041349'"),
-    ("regression-huge-inferred-shape", "input 'p' of shape (1, 4, 275977418506244) takes")])
+    ("regression-huge-inferred-shape", "input 'p' of shape (1, 4, 275977418506244) takes"),
+    ("regression-custom-domain-node-without-outputs", "is not supported")])
 def test_compiler_fuzzer_findings_are_one_line_errors(tmp_path, name, expect):
     """Inputs fuzz/fuzz_compiler.py found (fuzz/corpus_compiler/regression-*): an ONNX
     attribute retyped to an empty INTS list made the shape-inference probe raise
     ValueError (internal error); a YAML config with an integer key raised TypeError; a
     newline in an input's name split the one-line error; an element type that is no ONNX
     type at all raised ValueError from protobuf; an inferred 4 PiB intermediate made the
-    shape probe allocate it (MemoryError)."""
+    shape probe allocate it (MemoryError); a custom-domain node without outputs raised
+    IndexError while being named."""
     data = open(os.path.join(ROOT, "fuzz", "corpus_compiler", name), "rb").read()
     kind = {0: "onnx", 7: "yaml"}[data[0]]
     path = tmp_path / f"input.{kind}"

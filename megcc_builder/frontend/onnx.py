@@ -116,7 +116,7 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
         name = node.name or f"{node.op_type}_{index}"
         if node.domain not in ("", "ai.onnx"):
             raise CompileError(f"operator {node.domain}.{node.op_type} is not supported",
-                               source, node.name or node.output[0])
+                               source, name)
         for out in node.output:
             # SSA: one writer per tensor. Otherwise which value a reader sees depends on
             # order the compiler is free to change (it used to take the last writer).

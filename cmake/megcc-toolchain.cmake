@@ -51,7 +51,8 @@ find_program(CMAKE_AR ${_ar})
 find_program(MEGCC_SIZE_TOOL ${_size})
 set(MEGCC_TARGET_OS ${_os})
 # The kernel ISA level megcc_add_model() compiles for (the target's flags enable it).
-set(MEGCC_ISA ${_isa})
+# A -DMEGCC_ISA=... on the command line (e.g. generic) wins over the target's level.
+set(MEGCC_ISA "${_isa}" CACHE STRING "kernel ISA level of megcc_add_model()")
 
 set(_cflags ${_machine})
 foreach(d IN LISTS _defines)
@@ -69,6 +70,8 @@ if(_os STREQUAL "baremetal")
     string(JSON v GET "${_megcc_json}" memory ${MEGCC_MEMORY} ${key})
     list(APPEND _link "-Wl,--defsym=__${key}=${v}")
   endforeach()
+  # megcc_add_model() checks each model against the profile before compiling it
+  string(JSON MEGCC_FLASH_SIZE GET "${_megcc_json}" memory ${MEGCC_MEMORY} flash_size)
 endif()
 list(JOIN _link " " CMAKE_EXE_LINKER_FLAGS_INIT)
 set(_stdlibs "")

@@ -3,12 +3,17 @@
 #
 #   megcc_add_model(<lib> MODEL <file.mge|file.onnx|config.json>
 #                   [NAME <model name>] [INPUT_SHAPES "data=(1,3,224,224)"]
-#                   [OPTIONS --no-fuse ...] [NO_EMBED])
+#                   [OPTIONS --no-fuse ...] [NO_EMBED | C_ARRAY]
+#                   [CV resize_linear:ui8,f32 flip:ui8 ...])
+#
+# CV (or a JSON config's "cv" section) names MegCC's CV operators to generate: then
+# <lib>.megcc/ also holds tinycv_c.h and tinycv.c, compiled into <lib>.
 #
 # compiles the model at build time (add_custom_command) into <binary dir>/<lib>.megcc/
-# (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.c, <name>.tiny.txt) and
-# makes <lib> a static library of the runtime, the kernels and (unless NO_EMBED) the model
-# as a const array. Linking <lib> gives the include paths (megcc/megcc.h, the generated
+# (kernels.c, kernels.h, manifest.json, <name>.tiny, <name>.tiny.txt) and makes <lib> a
+# static library of the runtime, the kernels and (unless NO_EMBED) the model, embedded
+# with the assembler's .incbin (<name>.tiny.embed.c; C_ARRAY: the C array <name>.tiny.c
+# instead, for compilers without .incbin). Linking <lib> gives the include paths (megcc/megcc.h, the generated
 # kernels.h with MEGCC_<NAME>_ARENA_SIZE) and --gc-sections.
 #
 # Rebuild rules: the options are written to <lib>.megcc/options.txt (rewritten only when
@@ -70,6 +75,34 @@ foreach(i RANGE ${_last})
   endif()
 endforeach()
 
+# The kernels' ISA level: -DMEGCC_ISA=<level> wins, then the toolchain file's (its target's
+# level), else the baseline of the processor CMake builds for. Its compiler flags (e.g.
+# -march=x86-64-v3 for the AVX2 kernels) are added to the kernels' compile, so a level
+# that needs them builds with any toolchain, or none.
+if(NOT MEGCC_ISA)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    set(_megcc_isa x86_64)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(_megcc_isa arm64-neon)
+  else()
+    set(_megcc_isa generic)
+  endif()
+  set(MEGCC_ISA "${_megcc_isa}" CACHE STRING "kernel ISA level of megcc_add_model()")
+endif()
+execute_process(
+  COMMAND "${MEGCC_PYTHON}" -c "import sys; from megcc_builder.isa import resolve, spec
+try:
+    print(';'.join(spec(resolve(sys.argv[1])).cflags))
+except ValueError as exc:
+    sys.exit(str(exc))" "${MEGCC_ISA}"
+  RESULT_VARIABLE _megcc_rc OUTPUT_VARIABLE MEGCC_ISA_CFLAGS ERROR_VARIABLE _megcc_err
+  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+if(NOT _megcc_rc EQUAL 0)
+  message(FATAL_ERROR "megcc: MEGCC_ISA=${MEGCC_ISA}: ${_megcc_err}")
+endif()
+message(STATUS "megcc: kernels for ISA level ${MEGCC_ISA} (flags: ${MEGCC_ISA_CFLAGS}); "
+               "-DMEGCC_ISA=generic|x86_64|x86_64-v3|armv7-neon|arm64-neon|native to change")
+
 function(_megcc_runtime)
   if(TARGET megcc_runtime)
     return()
@@ -82,8 +115,19 @@ function(_megcc_runtime)
                                                  C_EXTENSIONS OFF)
 endfunction()
 
+# ONNX external-data files of a model, as build dependencies (found at configure time).
+function(_megcc_external_data model out)
+  set(files "")
+  if(model MATCHES "\\.onnx$")
+    execute_process(COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_compile.py"
+                            --external-data "${model}"
+                    OUTPUT_VARIABLE files OUTPUT_STRIP_TRAILING_WHITESPACE)
+  endif()
+  set(${out} "${files}" PARENT_SCOPE)
+endfunction()
+
 function(megcc_add_model lib)
-  cmake_parse_arguments(ARG "NO_EMBED" "MODEL;NAME" "INPUT_SHAPES;OPTIONS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_EMBED;C_ARRAY" "MODEL;NAME" "INPUT_SHAPES;OPTIONS;CV" ${ARGN})
   if(NOT ARG_MODEL)
     message(FATAL_ERROR "megcc_add_model(${lib}): MODEL <file> is required")
   endif()
@@ -107,7 +151,13 @@ function(megcc_add_model lib)
       list(APPEND names "${nm}")
       get_filename_component(cfg_dir "${model}" DIRECTORY)
       list(APPEND deps "${cfg_dir}/${mp}")
+      _megcc_external_data("${cfg_dir}/${mp}" ext)
+      list(APPEND deps ${ext})
     endforeach()
+    string(JSON cv_len ERROR_VARIABLE cv_missing LENGTH "${cfg}" cv)
+    if(NOT cv_missing AND cv_len GREATER 0)
+      set(cfg_has_cv TRUE)
+    endif()
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${model}")
     list(APPEND cmd --json "${model}" -o "${gen}")
   else()
@@ -121,17 +171,57 @@ function(megcc_add_model lib)
     list(JOIN ARG_INPUT_SHAPES ":" shapes)
     list(APPEND cmd --input-shapes "${shapes}")
   endif()
-  if(MEGCC_ISA)
-    list(APPEND cmd --isa "${MEGCC_ISA}")
+  list(APPEND cmd --isa "${MEGCC_ISA}")
+  if(NOT model MATCHES "\\.(json|ya?ml)$")
+    _megcc_external_data("${model}" ext)  # ONNX weights kept in other files
+    list(APPEND deps ${ext})
   endif()
+  if(NOT ARG_C_ARRAY)
+    list(APPEND cmd --no-c-array)  # embedded with .incbin, or not at all
+  endif()
+  foreach(entry IN LISTS ARG_CV)  # one --cv per entry: a ';' would split the argument
+    list(APPEND cmd --cv "${entry}")
+  endforeach()
   list(APPEND cmd ${ARG_OPTIONS})
 
   set(outs "${gen}/kernels.c" "${gen}/kernels.h" "${gen}/manifest.json")
+  set(cv_srcs "")
+  if(ARG_CV OR cfg_has_cv)
+    list(APPEND outs "${gen}/tinycv_c.h" "${gen}/tinycv.c")
+    set(cv_srcs "${gen}/tinycv.c")
+  endif()
   set(embedded "")
   foreach(nm IN LISTS names)
-    list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.c" "${gen}/${nm}.tiny.txt")
-    list(APPEND embedded "${gen}/${nm}.tiny.c")
+    list(APPEND outs "${gen}/${nm}.tiny" "${gen}/${nm}.tiny.txt")
+    if(ARG_C_ARRAY)
+      list(APPEND outs "${gen}/${nm}.tiny.c")
+      list(APPEND embedded "${gen}/${nm}.tiny.c")
+    elseif(NOT ARG_NO_EMBED)
+      # The assembler copies <name>.tiny in (megcc_builder/embed.py): this small C file,
+      # written now, names the blob by its path; the object is rebuilt when the blob changes.
+      set(embed_c "${gen}/${nm}.tiny.embed.c")
+      execute_process(COMMAND "${MEGCC_PYTHON}" -m megcc_builder.embed "${gen}/${nm}.tiny"
+                              "${nm}" "${embed_c}"
+                      RESULT_VARIABLE rc ERROR_VARIABLE err ERROR_STRIP_TRAILING_WHITESPACE)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "megcc_add_model(${lib}): ${err}")
+      endif()
+      set_source_files_properties("${embed_c}" PROPERTIES OBJECT_DEPENDS "${gen}/${nm}.tiny")
+      list(APPEND embedded "${embed_c}")
+    endif()
   endforeach()
+  # On bare metal: the model data and arena are checked against the board's memory right
+  # after the compiler, before any C of the model compiles.
+  set(budget "")
+  if(MEGCC_FLASH_SIZE)
+    if(ARG_NO_EMBED)
+      set(embedded_flag 0)
+    else()
+      set(embedded_flag 1)
+    endif()
+    set(budget COMMAND "${MEGCC_PYTHON}" -m megcc_builder.targets check-budget
+                       "${gen}/manifest.json" "${MEGCC_TARGET}" "${MEGCC_MEMORY}" ${embedded_flag})
+  endif()
 
   # Options as a file that changes only when they do: Makefile generators do not rerun a
   # rule whose command line changed, so the rule depends on this file.
@@ -143,6 +233,7 @@ function(megcc_add_model lib)
     OUTPUT "${stamp}"
     BYPRODUCTS ${outs}
     COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_compile.py" "${stamp}" ${outs} -- ${cmd}
+    ${budget}
     DEPENDS "${model}" ${deps} "${gen}/options.txt" "${MEGCC_ROOT}/cmake/megcc_compile.py"
     COMMENT "megcc: compiling ${ARG_MODEL}"
     VERBATIM)
@@ -150,14 +241,14 @@ function(megcc_add_model lib)
   set_property(TARGET ${lib}_generate APPEND PROPERTY ADDITIONAL_CLEAN_FILES "${gen}")
 
   _megcc_runtime()
-  set(srcs "${gen}/kernels.c")
+  set(srcs "${gen}/kernels.c" ${cv_srcs})
   if(NOT ARG_NO_EMBED)
     list(APPEND srcs ${embedded})
   endif()
   add_library(${lib} STATIC ${srcs} $<TARGET_OBJECTS:megcc_runtime>)
   add_dependencies(${lib} ${lib}_generate)
   target_include_directories(${lib} PUBLIC "${gen}" "${MEGCC_RUNTIME_DIR}/include")
-  target_compile_options(${lib} PRIVATE ${MEGCC_COMMON_CFLAGS})
+  target_compile_options(${lib} PRIVATE ${MEGCC_COMMON_CFLAGS} ${MEGCC_ISA_CFLAGS})
   set_target_properties(${lib} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
   target_link_options(${lib} INTERFACE "-Wl,--gc-sections")
   if(NOT MEGCC_TARGET_OS STREQUAL "baremetal")
@@ -173,9 +264,9 @@ function(megcc_size_report exe lib)
     find_program(size NAMES size REQUIRED)
   endif()
   get_target_property(manifest ${lib} MEGCC_MANIFEST)
+  # One short report per link: library and program totals, arena per model.
   add_custom_command(TARGET ${exe} POST_BUILD
-    COMMAND "${size}" -B -t $<TARGET_FILE:${lib}>
-    COMMAND "${size}" -B $<TARGET_FILE:${exe}>
-    COMMAND "${MEGCC_PYTHON}" -c "import json,sys; m=json.load(open(sys.argv[1])); [print('model', x['name'], 'arena', max(p['arena_bytes'] for p in x['plans']), 'bytes', x['arena_macro']) for x in m['models']]" "${manifest}"
+    COMMAND "${MEGCC_PYTHON}" "${MEGCC_ROOT}/cmake/megcc_size_report.py" "${size}"
+            $<TARGET_FILE:${lib}> $<TARGET_FILE:${exe}> "${manifest}"
     VERBATIM)
 endfunction()

@@ -1,6 +1,7 @@
 """Run `megcc compile` for a CMake build, but only when its inputs really changed.
 
     python megcc_compile.py STAMP OUTPUT... -- megcc compile args...
+    python megcc_compile.py --external-data MODEL.onnx   (lists its external-data files)
 
 Make and Ninja decide by timestamps, while megcc writes only the files whose bytes change.
 So after a `touch model.mge`, a plain rule would rerun the compiler on every build (its
@@ -53,6 +54,11 @@ def external_data(path):
 
 
 def main(argv):
+    if argv[:1] == ["--external-data"]:  # for megcc.cmake: the files to depend on
+        for path in argv[1:]:
+            for f in external_data(os.path.abspath(path)):
+                print(f)
+        return
     if "--" not in argv or argv.index("--") < 1 or argv.index("--") == len(argv) - 1:
         sys.exit("usage: megcc_compile.py STAMP OUTPUT... -- COMMAND...")
     sep = argv.index("--")

@@ -14,13 +14,54 @@ import numpy as np
 
 from . import __version__
 from .ir import CompileError
+from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
+              "fully-connected layers so far)")
+COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
+                      "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
-TARGET_FLAGS = ("baremetal", "arm64", "armv7", "arm64v7", "armv7_with_dot", "arm64_with_i8mm",
-                "webassembly")
+NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
+                   "ISA levels without the instructions")
+# The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
+# every command that compiles: (field, help).
+MODEL_OPTIONS = (
+    ("enable_nchw44", NCHW44_HELP),
+    ("enable_nchw44_dot", NCHW44_DOT_HELP),
+    ("enable_compress_fp16", COMPRESS_FP16_HELP),
+    ("enable_ioc16", IOC16_HELP),
+)
+
+
+def _add_model_options(parser, megcc_spelling_first: bool = False) -> None:
+    """--enable-nchw44 and --enable_nchw44 (MegCC's spelling) for every model option."""
+    for field, help_text in MODEL_OPTIONS:
+        spellings = ["--" + field.replace("_", "-"), "--" + field]
+        if megcc_spelling_first:
+            spellings.reverse()
+        parser.add_argument(*spellings, dest=field, action="store_true", help=help_text)
+
+
+def _model_options(args) -> dict:
+    """The model options a command line set, as ModelSpec keyword arguments."""
+    return {field: getattr(args, field) for field, _ in MODEL_OPTIONS}
+
+
+# mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
+# know when that level is not all MegCC's flag promises.
+TARGET_FLAGS = {
+    "baremetal": ("generic", ""),
+    "arm64": ("arm64-neon", ""),
+    "armv7": ("armv7-neon", ""),
+    "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
+                "build with --arm64 and --armv7 separately for NEON kernels"),
+    "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
+    "arm64_with_i8mm": ("arm64-neon", "no i8mm kernels yet: NEON kernels"),
+    "webassembly": ("generic", "portable C99 kernels"),
+}
 
 
 def _fail(message: str) -> int:
@@ -83,7 +124,8 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     nchw44: bool = False):
+                     **options):
+    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS."""
     from .compiler import ModelSpec
     from .config import parse_input_shapes
 
@@ -93,7 +135,7 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, enable_nchw44=nchw44))
+        specs.append(ModelSpec(model_name, path, instances, fuse, **options))
     return specs
 
 
@@ -113,8 +155,12 @@ def cmd_compile(args) -> int:
     from .compiler import compile_bundle
     from .config import load_config
 
+    cv: tuple = ()
     if args.json:
-        dump_dir, specs, _ = load_config(args.json)
+        if args.models:  # the config names its models: a model given too would be ignored
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
+        dump_dir, specs, cv = load_config(args.json)
         out_dir = args.output or dump_dir
     else:
         if not args.models:
@@ -122,11 +168,22 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 args.enable_nchw44)
+                                 **_model_options(args))
         out_dir = args.output
-    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa)
+    bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
+                            cv=_cv_request(cv, args.cv))
     _report(bundle, out_dir)
     return 0
+
+
+CV_HELP = ('CV operators to generate (tinycv.c, tinycv_c.h), e.g. '
+           '"resize_linear:ui8,f32;flip:ui8"; added to the config\'s "cv" section')
+
+
+def _cv_request(from_config: tuple, flags: Optional[List[str]]) -> tuple:
+    from .cv import merge_requests, parse_cv_flag
+
+    return merge_requests(from_config, *(parse_cv_flag(f) for f in flags or []))
 
 
 def _parse_feeds(items: List[str]):
@@ -157,7 +214,7 @@ def cmd_run(args) -> int:
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
-                                       not args.no_fuse, enable_nchw44=args.enable_nchw44)],
+                                       not args.no_fuse, **_model_options(args))],
                             build_dir, save_c_array=False, isa=args.isa)
     plan = bundle.models[0].plans[0]
     unknown = set(feeds) - set(plan.graph.inputs)
@@ -218,10 +275,15 @@ def cmd_inspect(args) -> int:
 
     instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), args.enable_nchw44))
+                                    resolve_isa(args.isa), **_model_options(args)))
     for plan in model.plans:
         print(f"== plan {plan.name}")
         print(plan.graph.dump())
+        if plan.graph.quant_notes:
+            print("== quantized model: operators kept in float (between DequantizeLinear and "
+                  "QuantizeLinear)")
+            for node, op_type, why in plan.graph.quant_notes:
+                print(f"  {node} ({op_type}): {why}")
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""
@@ -229,6 +291,7 @@ def cmd_inspect(args) -> int:
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
                   f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
+        _print_float16(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -238,9 +301,34 @@ def cmd_inspect(args) -> int:
         if args.plot:
             from .plot import plot_memory_plan
 
-            plot_memory_plan(plan, args.plot)
-            print(f"wrote {args.plot}")
+            path = _plot_path(args.plot, model.plans.index(plan), len(model.plans))
+            plot_memory_plan(plan, path)
+            print(f"wrote {path}")
     return 0
+
+
+def _print_float16(plan) -> None:
+    """fp16<->fp32 conversion instructions and the weights by dtype (float16 models,
+    enable_compress_fp16)."""
+    from .passes.float16_regions import conversion_count
+
+    g = plan.graph
+    weights = {}
+    for name in {n for ins in plan.instrs for n in ins.inputs if n and g.tensors[n].is_const}:
+        t = g.tensors[name]
+        count, size = weights.get(t.dtype, (0, 0))
+        weights[t.dtype] = (count + 1, size + t.nbytes)
+    shown = ", ".join(f"{dt} {c} ({b} B)" for dt, (c, b) in sorted(weights.items()))
+    print(f"== float16: {conversion_count(plan.instrs, g)} fp16<->fp32 conversions; "
+          f"weights: {shown or 'none'}")
+
+
+def _plot_path(path: str, index: int, count: int) -> str:
+    """One picture per plan: plan.png, or plan.0.png, plan.1.png, ... for several shapes."""
+    if count == 1:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.{index}{ext or '.png'}"
 
 
 def _tagged(plan, name: str) -> str:
@@ -268,6 +356,49 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from .config import parse_input_shapes
+    from .validate import ensure_readable_model, format_reports, validate
+
+    ensure_readable_model(args.model)
+    shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
+    reports = validate(args.model, shapes, _parse_feeds(args.input), args.seed, args.isa,
+                       args.target, fuse=not args.no_fuse, **_model_options(args))
+    print(format_reports(reports, args.tolerance))
+    failed = [r.name for r in reports if not r.passes(args.tolerance)]
+    if failed:
+        return _fail(f"{args.model}: output '{failed[0]}' differs from the reference "
+                     f"beyond --tolerance {args.tolerance:g}"
+                     + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+    print(f"{args.model}: all {len(reports)} outputs within {args.tolerance:g} "
+          "of the reference")
+    return 0
+
+
+def cmd_package(args) -> int:
+    from .config import load_config
+    from .package import make_package
+
+    cv = ()
+    if args.json:
+        if args.models:
+            return _fail(f"{args.models[0]}: give either model files or --json CONFIG "
+                         f"({args.json}), not both")
+        _, specs, cv = load_config(args.json)
+    elif args.models:
+        specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
+                                 **_model_options(args))
+    else:
+        return _fail("give a model file or --json CONFIG")
+    top = make_package(specs, args.target, args.output, isa=args.isa,
+                       package_name=args.name or (os.path.splitext(os.path.basename(
+                           args.json))[0] if args.json else None),
+                       cv=_cv_request(cv, args.cv))
+    print(f"wrote {args.output}: {top}/ (build it with: tar xzf {os.path.basename(args.output)}"
+          f" && sh {top}/build.sh)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="megcc", description="Ahead-of-time compiler for neural "
                                  "networks: MegEngine/ONNX models to C kernels + a tiny runtime")
@@ -290,9 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
-    c.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
+    _add_model_options(c)
     c.add_argument("--no-c-array", action="store_true", help="do not write <model>.tiny.c")
+    c.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     # the environment is read here, at the edge: the library below never looks at it
     c.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
@@ -311,8 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time in thread CPU time (robust on a loaded machine)")
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--no-fuse", action="store_true")
-    r.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
+    _add_model_options(r)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.set_defaults(fn=cmd_run)
 
@@ -329,13 +459,47 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine) or wall-clock time")
     b.set_defaults(fn=cmd_bench)
 
+    v = sub.add_parser("validate", help="run the compiled model and its reference engine "
+                       "(onnxruntime / MegEngine) on the same inputs; print the errors")
+    v.add_argument("model", help="an .onnx model (checked against onnxruntime) or an .mge "
+                   "model (checked against MegEngine)")
+    v.add_argument("--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input's value (repeatable); inputs not given are seeded")
+    v.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)" (first instance is used)')
+    v.add_argument("--seed", type=int, default=0, help="seed for inputs not given (default 0)")
+    v.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest |ours - ref| / max(1, |ref|) accepted (default 1e-4)")
+    v.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64): "
+                   "cross-build and run under its emulator")
+    v.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    _add_model_options(v)
+    v.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, the "
+                   "target's level with --target)")
+    v.set_defaults(fn=cmd_validate)
+
+    k = sub.add_parser("package", help="one archive for a target: compiled models, kernels, "
+                       "runtime sources, CMakeLists.txt and build.sh (builds without Python)")
+    k.add_argument("models", nargs="*", help="model files (.onnx, .mge); or --json")
+    k.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
+    k.add_argument("--target", required=True, help="a target of toolchains/ (x86_64, arm64, "
+                   "armv7, riscv64, cortex-m4, ...)")
+    k.add_argument("-o", "--output", required=True, metavar="ARCHIVE.tar.gz")
+    k.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    k.add_argument("--name", help="model name (one model) and package name")
+    k.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
+    _add_model_options(k)
+    k.add_argument("--isa", default=None, help=ISA_HELP + " (default: the target's level)")
+    k.add_argument("--cv", action="append", help=CV_HELP + " (may repeat; tinycv_c.h and "
+                   "tinycv.c go into the package)")
+    k.set_defaults(fn=cmd_package)
+
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model")
     i.add_argument("--input-shapes")
-    i.add_argument("--plot", metavar="PNG", help="draw the memory plan")
+    i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
+                   "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
     i.add_argument("--no-fuse", action="store_true")
-    i.add_argument("--enable-nchw44", "--enable_nchw44", dest="enable_nchw44",
-                   action="store_true", help=NCHW44_HELP)
+    _add_model_options(i)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
     i.set_defaults(fn=cmd_inspect)
@@ -352,6 +516,8 @@ def _guarded(fn, args, verbose: bool) -> int:
         return fn(args)
     except CompileError as exc:
         return _fail(exc.one_line())
+    except TargetError as exc:  # an unknown or unusable target named by the user
+        return _fail(str(exc))
     except (OSError, RuntimeError) as exc:
         if verbose:
             raise
@@ -366,7 +532,17 @@ def _guarded(fn, args, verbose: bool) -> int:
                      "(run with --verbose for the traceback)")
 
 
+def _quiet_flush_to_zero_warnings() -> None:
+    """Loading a .mge imports MegEngine, which turns on flush-to-zero for the process; numpy
+    (and matplotlib through it) then warns that float64's smallest subnormal is zero on
+    every np.finfo. True, harmless for a compiler, and not the user's business."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _quiet_flush_to_zero_warnings()
     args = build_parser().parse_args(argv)
     return _guarded(args.fn, args, args.verbose)
 
@@ -379,16 +555,18 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--dump", help="overrides dump_dir of the JSON config")
     ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes")
-    for flag in TARGET_FLAGS:
+    for flag, (level, caveat) in TARGET_FLAGS.items():
         ap.add_argument(f"--{flag}", action="store_true",
-                        help="accepted: kernels are portable C99 for every target")
+                        help=f"kernels for ISA level {level}" + (f" ({caveat})" if caveat
+                                                                 else ""))
     from .config import PENDING_OPTIONS
 
     for opt in sorted(PENDING_OPTIONS):
         ap.add_argument(f"--{opt}", action="store_true")
     ap.add_argument("--mgb_fuse_kernel", action="store_true")
-    ap.add_argument("--enable_nchw44", action="store_true", help=NCHW44_HELP)
+    _add_model_options(ap, megcc_spelling_first=True)
     ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
+    ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -399,18 +577,28 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         from .config import check_options, load_config
 
         check_options({k: getattr(a, k) for k in PENDING_OPTIONS}, "mgb-to-tinynn", "")
+        cv: tuple = ()
         if a.json:
-            dump_dir, specs, _ = load_config(a.json)
+            dump_dir, specs, cv = load_config(a.json)
             out_dir = a.dump or dump_dir
         else:
             if not a.model or not (a.output_dir or a.dump):
                 return _fail("usage: mgb-to-tinynn <model> <output_dir> [options] | --json=CONFIG")
             specs = _specs_from_args([a.model], a.input_shapes, None, True)
             out_dir = a.dump or a.output_dir
-        if a.enable_nchw44:  # the flag turns it on for every model, config or not
-            specs = [replace(s, enable_nchw44=True) for s in specs]
-        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model,
-                                isa=os.environ.get("MEGCC_ISA") or None)
+        for field, on in _model_options(a).items():  # a flag sets it for every model
+            if on:
+                specs = [replace(s, **{field: True}) for s in specs]
+        chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
+        if len(chosen) > 1:
+            return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")
+        isa = os.environ.get("MEGCC_ISA") or None
+        if chosen:  # an explicit target flag wins over the environment
+            isa, caveat = TARGET_FLAGS[chosen[0]]
+            if caveat:
+                print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
+        bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa,
+                                cv=_cv_request(cv, a.cv))
         _report(bundle, out_dir)
         return 0
 

@@ -17,15 +17,21 @@ from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
 from .emit.signatures import blob_signatures
+from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
 from .ir.graph import clip
 from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
 from .lowering import Plan, lower_graph
-from .options import CompileOptions
+from .names import c_identifier, model_symbol
+from .options import CompileOptions, dot_product_refusal
 from .passes import optimize
+from .passes.compress_fp16 import compress_weights_fp16
+from .passes.float16_regions import has_float16_weights
+from .passes.ioc16 import compute_in_float16
 from .passes.layout_nchw44 import layout_nchw44
+from .passes.qdq import fuse_qdq
 from .isa import resolve as _resolve_isa
 
 Shapes = Dict[str, Tuple[int, ...]]
@@ -39,15 +45,26 @@ class ModelSpec:
     fuse: bool = True
     isa: str = ""  # ISA level (megcc_builder.target); "" = the bundle's
     enable_nchw44: bool = False  # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    enable_nchw44_dot: bool = False  # ... with dot-product kernels (options.CompileOptions)
+    enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
+    enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
-        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44}
+        return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
+                "enable_nchw44_dot": self.enable_nchw44_dot,
+                "enable_compress_fp16": self.enable_compress_fp16,
+                "enable_ioc16": self.enable_ioc16}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
-        return CompileOptions(isa=resolve_isa(self.isa or None), fuse=self.fuse,
-                              enable_nchw44=self.enable_nchw44)
+        level = resolve_isa(self.isa or None)
+        if self.enable_nchw44_dot and dot_product_refusal(level):
+            raise CompileError(dot_product_refusal(level), self.path)
+        return CompileOptions(isa=level, fuse=self.fuse, enable_nchw44=self.enable_nchw44,
+                              enable_nchw44_dot=self.enable_nchw44_dot,
+                              enable_compress_fp16=self.enable_compress_fp16,
+                              enable_ioc16=self.enable_ioc16)
 
 
 @dataclass
@@ -63,6 +80,7 @@ class Bundle:
     kernels: List[Kernel]
     kernel_set_id: int
     files: Dict[str, str] = field(default_factory=dict)  # role -> path
+    cv_files: Dict[str, str] = field(default_factory=dict)  # tinycv file name -> text
 
 
 def load_graph(path: str, shapes: Optional[Shapes] = None) -> Graph:
@@ -121,11 +139,17 @@ def _check_views(plan: Plan) -> None:
 def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions()) -> Plan:
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
+    fuse_qdq(graph)  # before folding: the quantized weights are still DequantizeLinear inputs
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))
+    float16_model = has_float16_weights(graph)
     optimize(graph, options)
-    if options.enable_nchw44:
+    if options.nchw44:
         layout_nchw44(graph)
+    if options.enable_ioc16:
+        compute_in_float16(graph, options.isa_spec)
+    if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
+        compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)
     _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:
@@ -234,11 +258,6 @@ def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) ->
     return write_model(model.spec.name, [k.name for k in kernels], set_id, plans, weights)
 
 
-def c_identifier(name: str) -> str:
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return ident if not ident[:1].isdigit() else "_" + ident
-
-
 # Model names become file names in the output directory (<name>.tiny) and C identifiers:
 # nothing that could step out of the directory or hide as a dot-file.
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -248,10 +267,11 @@ MODEL_NAME_MAX = 128
 
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
-                   isa: Optional[str] = None) -> Bundle:
+                   isa: Optional[str] = None, cv: tuple = ()) -> Bundle:
     """isa: the build's ISA level (megcc_builder.target: generic, x86_64, x86_64-v3,
     x86_64-v4, armv7-neon, arm64-neon, native); None = generic. A ModelSpec.isa overrides it
-    for its model."""
+    for its model. cv: the CV operators to generate beside the kernels, ((name, dtype), ...)
+    (megcc_builder.cv: tinycv.c and tinycv_c.h; none = no CV files)."""
     for s in specs:
         if len(s.name) > MODEL_NAME_MAX:
             raise CompileError(f"model name '{clip(s.name)}' is {len(s.name)} characters, at "
@@ -274,6 +294,7 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
     bundle = Bundle(models, kernels, set_id)
     for m in models:
         m.blob = serialize_model(m, kernels, set_id)
+    bundle.cv_files = generate_cv(tuple(cv), level)
     emit_bundle(bundle, out_dir, save_c_array)
     return bundle
 
@@ -321,7 +342,7 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
         if save_c_array:
             files[f"{m.spec.name}.tiny.c"] = base + ".tiny.c"
             out.append((base + ".tiny.c",
-                        c_array_source(m.blob, f"megcc_model_{c_identifier(m.spec.name)}")))
+                        c_array_source(m.blob, model_symbol(m.spec.name))))
         info = [io_description(p) for p in m.plans]
         txt = []
         for p in info:
@@ -335,6 +356,20 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),
                                    "arena_macro": arena_macro(m.spec.name),
                                    "options": m.spec.options(), "plans": info})
+    for name, text in sorted(bundle.cv_files.items()):  # the CV operators asked for
+        files[name] = os.path.join(out_dir, name)
+        out.append((files[name], text))
+    if bundle.cv_files:
+        manifest["cv"] = cv_manifest(bundle.cv_files)
     files["manifest"] = os.path.join(out_dir, "manifest.json")
     out.append((files["manifest"], json.dumps(manifest, indent=1, sort_keys=True) + "\n"))
     write_all_if_changed(out)  # manifest last: it marks a complete build
+    for name in CV_FILES:  # a build without CV operators leaves no CV files to link
+        if name not in bundle.cv_files and os.path.exists(os.path.join(out_dir, name)):
+            os.unlink(os.path.join(out_dir, name))
+
+
+def cv_manifest(cv_files: Dict[str, str]) -> dict:
+    """The generated CV functions (manifest.json), read back from tinycv_c.h."""
+    protos = re.findall(r"^void (tinycv_\w+)\(", cv_files["tinycv_c.h"], re.M)
+    return {"header": "tinycv_c.h", "source": "tinycv.c", "functions": protos}

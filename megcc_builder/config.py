@@ -11,15 +11,16 @@ import re
 from typing import Dict, List, Tuple
 
 from .compiler import MODEL_NAME_MAX, MODEL_NAME_RE, ModelSpec
+from .cv.request import check_cv_section
 from .frontend.model_file import require_regular_file
 from .ir import CompileError
 from .ir.graph import clip
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
-SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44"}
-PENDING_OPTIONS = {"enable_nchw44_dot", "enable_nchw88", "enable_ioc16",
-                   "enable_compress_fp16", "add_nhwc2nchw_to_input"}
+SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
+                     "enable_compress_fp16", "enable_ioc16"}
+PENDING_OPTIONS = {"enable_nchw88", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
@@ -42,8 +43,9 @@ def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[s
                 raise CompileError(f"input '{clip(m.group(1))}' has a non-positive dimension",
                                    source)
             if m.group(1) in shapes:
-                raise CompileError(f"input '{clip(m.group(1))}' given twice in one instance",
-                                   source)
+                raise CompileError(f"input '{clip(m.group(1))}' given twice in one instance "
+                                   "(';' separates inputs of one instance, ':' separates "
+                                   "shape instances)", source)
             shapes[m.group(1)] = dims
         if not shapes:
             raise CompileError(f"empty shape instance in '{clip(text)}'", source)
@@ -62,7 +64,10 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
         if key in PENDING_OPTIONS and value:
             raise CompileError(f"{where}option '{clip(key)}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
-            "enable_nchw44": bool(options.get("enable_nchw44", False))}
+            "enable_nchw44": bool(options.get("enable_nchw44", False)),
+            "enable_nchw44_dot": bool(options.get("enable_nchw44_dot", False)),
+            "enable_compress_fp16": bool(options.get("enable_compress_fp16", False)),
+            "enable_ioc16": bool(options.get("enable_ioc16", False))}
 
 
 def _yaml_without_aliases(text: str):
@@ -117,7 +122,7 @@ def _string_keys(obj: dict, where: str, path: str) -> None:
             raise CompileError(f"{where}field name {clip(key)} is not a string", path)
 
 
-def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
+def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
     """(dump_dir, model specs, cv section) from a MegCC-style JSON or YAML config."""
     data = _load_config_file(path)
     base = os.path.dirname(os.path.abspath(path))
@@ -152,7 +157,10 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
                               | PENDING_OPTIONS}, path, where)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path) if shapes.strip() else [],
-                               opts["fuse"], enable_nchw44=opts["enable_nchw44"]))
+                               opts["fuse"], enable_nchw44=opts["enable_nchw44"],
+                               enable_nchw44_dot=opts["enable_nchw44_dot"],
+                               enable_compress_fp16=opts["enable_compress_fp16"],
+                               enable_ioc16=opts["enable_ioc16"]))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:
@@ -160,7 +168,6 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], dict]:
     dump_dir = data.get("dump_dir", "./")
     if not isinstance(dump_dir, str):
         raise CompileError("field 'dump_dir' must be a string", path)
-    cv = data.get("cv", {})
-    if cv:
-        raise CompileError("the 'cv' section (CV operators) is not supported yet", path)
+    # the CV operators to generate (megcc_builder/cv): validated, as ((name, dtype), ...)
+    cv = check_cv_section(data.get("cv"), path)
     return os.path.join(base, dump_dir), specs, cv

@@ -17,10 +17,34 @@ class CompileOptions:
     isa: str = "generic"          # an ISA level (isa.levels; "native": this machine's best)
     fuse: bool = True             # fuse bias/activation and element-wise chains (passes/fuse.py)
     enable_nchw44: bool = False   # run the conv region in NCHW44 (passes/layout_nchw44.py)
+    # store conv/GEMM weights as float16, widened in the kernels (passes/compress_fp16.py)
+    enable_compress_fp16: bool = False
+    # compute fully-connected layers in float16 (passes/ioc16.py; levels with f16 arithmetic)
+    enable_ioc16: bool = False
+    # MegCC's enable_nchw44_dot: NCHW44 with Armv8.2 dot-product kernels; only levels that
+    # have the instructions accept it (dot_product_refusal)
+    enable_nchw44_dot: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown
 
     @property
+    def nchw44(self) -> bool:
+        """Whether the conv region runs in NCHW44 (either option asks for it)."""
+        return self.enable_nchw44 or self.enable_nchw44_dot
+
+    @property
     def isa_spec(self) -> IsaSpec:
         return spec(self.isa)
+
+
+# /proc/cpuinfo's name of the Armv8.2 dot-product extension (sdot/udot)
+DOT_PRODUCT_FEATURE = "asimddp"
+
+
+def dot_product_refusal(level: str) -> str:
+    """Why enable_nchw44_dot cannot build for ISA level `level` ("" if it can)."""
+    if DOT_PRODUCT_FEATURE in spec(level).features:
+        return ""
+    return (f"option enable_nchw44_dot needs the Armv8.2 dot-product instructions (sdot/udot), "
+            f"which ISA level '{level}' does not have")

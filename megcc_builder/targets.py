@@ -7,6 +7,8 @@ same description: a flag changed there changes every build system at once.
 
     python -m megcc_builder.targets              # list targets and whether they are usable
     python -m megcc_builder.targets show arm64   # the resolved description as JSON
+    python -m megcc_builder.targets check-budget manifest.json cortex-m4 mcu 1
+                                                 # does a compiled bundle fit the board?
 """
 from __future__ import annotations
 
@@ -137,6 +139,25 @@ def _read_json(path: str) -> dict:
         raise TargetError(f"{path}: not valid JSON ({exc})") from None
 
 
+def memory_budget_problem(manifest: dict, layout: Dict[str, object], embedded: bool,
+                          where: str) -> Optional[str]:
+    """Why a compiled bundle (its manifest.json) does not fit a bare-metal memory profile,
+    or None. Checked by the build tools right after the compiler ran, before any C is
+    compiled: the embedded model data must fit the flash, every plan's arena the RAM left
+    after the stack."""
+    blobs = sum(m["blob_bytes"] for m in manifest["models"]) if embedded else 0
+    arena = max((p["arena_bytes"] for m in manifest["models"] for p in m["plans"]), default=0)
+    flash = int(layout["flash_size"])
+    ram = int(layout["ram_size"]) - int(layout.get("stack_size", 0))
+    if blobs > flash:
+        return (f"the embedded model data ({blobs:,} bytes) does not fit the flash of "
+                f"{where}: {flash:,} bytes")
+    if arena > ram:
+        return (f"the model's activation arena ({arena:,} bytes) does not fit the RAM of "
+                f"{where}: {ram:,} bytes after the stack")
+    return None
+
+
 def load(name: str) -> Target:
     path = os.path.join(TOOLCHAIN_DIR, f"{name}.json")
     if not os.path.isfile(path):
@@ -187,8 +208,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["show"] and len(argv) == 2:
         print(json.dumps(describe(load(argv[1])), indent=1))
         return 0
+    if argv[:1] == ["check-budget"] and len(argv) == 5:  # for the CMake package
+        manifest_path, name, profile, embedded = argv[1:]
+        try:
+            target = load(name)
+            profile = profile or target.default_memory
+            layout = target.memory_layout(profile)
+            with open(manifest_path, "r", encoding="utf-8") as f:
+                manifest = json.load(f)
+        except (TargetError, OSError, ValueError) as exc:
+            print(f"megcc: error: {exc}", file=sys.stderr)
+            return 1
+        problem = memory_budget_problem(manifest, layout, embedded == "1",
+                                        f"{name} (memory profile {profile})")
+        if problem:
+            print(f"megcc: error: {problem}", file=sys.stderr)
+            return 1
+        return 0
     if argv:
-        print("usage: python -m megcc_builder.targets [show NAME]", file=sys.stderr)
+        print("usage: python -m megcc_builder.targets [show NAME | check-budget MANIFEST "
+              "TARGET PROFILE EMBEDDED(0|1)]", file=sys.stderr)
         return 2
     for n in names():
         t = load(n)

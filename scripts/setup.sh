@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # valgrind for the robustness tests (tests/test_fuzz_smoke.py, tests/test_sanitizers.py).
 APT_PACKAGES="gcc clang make cmake ninja-build gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 gcc-riscv64-linux-gnu gcc-arm-none-eabi picolibc-arm-none-eabi qemu-user qemu-system-arm
-libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libclang-rt-14-dev valgrind"
+libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libclang-rt-14-dev valgrind time"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -49,9 +49,13 @@ env = Environment(tools=["default", "megcc"], toolpath=[{toolpath!r}], ENV=os.en
 env.Append(CCFLAGS=["-Wall"])
 shape = ARGUMENTS.get("shape", "data=(1,1,6,6)")
 e1 = env.Clone()
+app_defines = ["MODEL=net"]
+if ARGUMENTS.get("app_define"):  # a macro for the app alone, added to its environment
+    e1.Append(CPPDEFINES=["APP_FLAG=1"])
+    app_defines.append("APP_FLAG=1")
 net = e1.MegccModel("net", "model.onnx", INPUT_SHAPES=shape,
                     OPTIONS=ARGUMENTS.get("options", "").split())
-app = e1.Program("app", ["app.c"], CPPDEFINES=["MODEL=net"], LIBS=[net, "m"])
+app = e1.Program("app", ["app.c"], CPPDEFINES=app_defines, LIBS=[net, "m"])
 e1.MegccSizeReport(app, net)
 if ARGUMENTS.get("two"):
     e2 = env.Clone()
@@ -110,7 +114,7 @@ def test_new_weights_regenerate_the_blob_but_not_the_kernel_objects(project):
     assert scons(project, "-q", check=False).returncode != 0
     scons(project)
     touched = changed(before, snapshot(project))
-    assert "net.megcc/net.tiny" in touched and "net.megcc/net.tiny.o" in touched
+    assert "net.megcc/net.tiny" in touched and "net.megcc/net.tiny.embed.o" in touched
     assert "net.megcc/kernels.o" not in touched
     assert not any(p.startswith("megcc_runtime/") for p in touched)
     ref = compile_and_run(str(project / "model.onnx"), {"data": pattern_input((1, 1, 6, 6))})
@@ -196,12 +200,75 @@ def test_config_bundle_shares_one_kernel_set(project):
     scons(project, "-j2")
     gen = project / "bundle.megcc"
     assert sorted(os.listdir(gen)) == sorted(
-        ["kernels.c", "kernels.h", "manifest.json", "a.tiny", "a.tiny.c", "a.tiny.txt",
-         "b.tiny", "b.tiny.c", "b.tiny.txt", "kernels.o", "a.tiny.o", "b.tiny.o",
-         "libmegcc_bundle.a"])
+        ["kernels.c", "kernels.h", "manifest.json", "a.tiny", "a.tiny.txt", "a.tiny.embed.c",
+         "b.tiny", "b.tiny.txt", "b.tiny.embed.c", "kernels.o", "a.tiny.embed.o",
+         "b.tiny.embed.o", "libmegcc_bundle.a"])
     for app, model in (("app", "model.onnx"), ("app2", "second.onnx")):
         ref = compile_and_run(str(project / model), {"data": pattern_input((1, 1, 6, 6))})
         assert max_rel_err(app_output(project, app), ref["out"].ravel()) <= TOL
     # The scanner follows the config to its models: new weights in one regenerate.
     conv_onnx(str(project / "second.onnx"), seed=4, channels=6)
     assert scons(project, "-q", check=False).returncode != 0
+
+
+def write_big_matmul(path: str) -> None:
+    """A one-MatMul ONNX model with 360 KB of weights (more than a Cortex-M4's flash)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["data", "w"], ["out"])], "big",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 300])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 300])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_a_define_for_the_app_rebuilds_only_the_app(project):
+    """MegccModel compiles the runtime, kernels and model array in its own environment:
+    a CPPDEFINES the app adds to the caller's environment never reaches them."""
+    scons(project)
+    before = snapshot(project)
+    out = scons(project, "app_define=1").stdout
+    assert "APP_FLAG=1" in out
+    touched = changed(before, snapshot(project))
+    assert "app.o" in touched
+    assert set(touched) - {".sconsign.dblite"} <= {"app.o", "app", "app.size.txt"}, touched
+
+
+def test_isa_level_from_the_environment_and_from_the_command_line(project):
+    out = run([*SCONS, "-C", str(project), "-n"], env=dict(scons_env(), MEGCC_ISA="generic"))
+    assert "--isa generic" in out.stdout
+    # the repository's SConstruct takes it as a variable too (dry run: nothing is built)
+    out = run([*SCONS, "-C", ROOT, "-n", "target=arm64", "MEGCC_ISA=generic",
+               f"build_dir={project / 'b'}"], env=scons_env())
+    assert "--isa generic" in out.stdout and "--isa arm64-neon" not in out.stdout
+
+
+def test_unknown_target_is_one_line_without_traceback(project):
+    (project / "SConstruct").write_text(
+        f"env = Environment(tools=['default', 'megcc'], toolpath=[{TOOLPATH!r}], "
+        "MEGCC_TARGET='arm65')\n")
+    r = scons(project, check=False)
+    assert r.returncode != 0
+    assert "scons: *** megcc: unknown target 'arm65' (known: arm64," in r.stdout
+    assert "Traceback" not in r.stdout
+
+
+def test_model_too_big_for_the_board_stops_before_compiling_its_array(project):
+    """A 360 KB model on a Cortex-M4 with 256 KB of flash: refused with the numbers right
+    after the compiler ran, before gcc compiles the model's C array."""
+    require_target("cortex-m4")
+    write_big_matmul(str(project / "big.onnx"))
+    (project / "SConstruct").write_text(
+        f"import os\nenv = Environment(tools=['default', 'megcc'], toolpath=[{TOOLPATH!r}], "
+        "MEGCC_TARGET='cortex-m4', ENV=os.environ)\nenv.MegccModel('big', 'big.onnx')\n")
+    r = scons(project, check=False)
+    assert r.returncode != 0
+    blob = json.loads((project / "big.megcc" / "manifest.json").read_text())[
+        "models"][0]["blob_bytes"]
+    assert blob > 262144
+    assert (f"megcc: the embedded model data ({blob:,} bytes) does not fit the flash of "
+            "cortex-m4 (memory profile mcu): 262,144 bytes") in r.stdout
+    assert not (project / "big.megcc" / "big.tiny.o").exists()

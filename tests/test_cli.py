@@ -1,6 +1,7 @@
 """The command line as a user drives it: compile (both forms), run, inspect, and the
 one-line errors for mistakes a user can make."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -114,6 +115,18 @@ def test_inspect_prints_plan_and_draws_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_inspect_draws_one_picture_per_shape_instance_without_numpy_noise(tmp_path):
+    png = tmp_path / "plan.png"
+    r = megcc("inspect", DIGITS, "--input-shapes", "data=(1,1,8,8):data=(4,1,8,8)",
+              "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    pictures = [tmp_path / "plan.0.png", tmp_path / "plan.1.png"]
+    assert sorted(tmp_path.iterdir()) == pictures
+    assert pictures[0].read_bytes() != pictures[1].read_bytes()
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
+    assert "subnormal" not in r.stderr and "Warning" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args,expected", [
     (["compile", "/nonexistent/model.onnx", "-o", "OUT"], "no such model file"),
     (["compile", "BADFILE", "-o", "OUT"], "not a valid ONNX model"),
@@ -123,6 +136,10 @@ def test_inspect_prints_plan_and_draws_png(tmp_path):
     (["compile", "UNSUPPORTED", "-o", "OUT"], "node 'weird': NoSuchOp"),
     (["compile", "--json", "BADJSON"], "not valid JSON"),
     (["compile", "--json", "BADFIELD"], "unknown field 'modelz'"),
+    (["compile", SQUEEZENET, "--json", "BADFIELD"], "give either model files or --json CONFIG"),
+    (["compile", SQUEEZENET, "-o", "OUT", "--input-shapes", "data_0=(1,3,8,8);data_0=(1,3,9,9)"],
+     "given twice in one instance (';' separates inputs of one instance, ':' separates shape "
+     "instances)"),
 ])
 def test_user_errors_are_one_line_and_leave_no_outputs(tmp_path, args, expected):
     bad = tmp_path / "bad.onnx"
@@ -156,3 +173,25 @@ def test_inspect_shows_each_choice_with_the_rejected_implementations():
     assert "[conv." in first and "cost model [x86_64-v3]:" in first, first
     assert "rejected portable C" in first and "avx2 Winograd F(4,3)" in first, first
     assert "not applicable: avx2 depthwise direct (not a depthwise conv" in first, first
+
+
+@pytest.mark.parametrize("flag, expected, forbidden", [
+    ("--arm64", "_neon64", ("_avx2",)), ("--armv7", "_neon", ("_neon64", "_avx2")),
+    ("--baremetal", None, ("_neon", "_neon64", "_avx2")),
+    ("--arm64v7", None, ("_neon", "_neon64", "_avx2"))])
+def test_mgb_to_tinynn_target_flags_choose_the_kernels(tmp_path, flag, expected, forbidden):
+    r = megcc(DIGITS, str(tmp_path / "out"), "--input-shapes=data=(1,1,8,8)", flag,
+              tool="mgb-to-tinynn")
+    assert r.returncode == 0, r.stderr
+    kernels = json.loads((tmp_path / "out" / "manifest.json").read_text())["kernels"]
+    if expected:  # the convolutions run the target's NEON kernels
+        assert any(k.startswith("conv2d") and k.endswith(expected) for k in kernels), kernels
+    assert not any(k.endswith(forbidden) for k in kernels), kernels
+    if flag == "--arm64v7":
+        assert "portable C99 kernels" in r.stdout
+
+
+def test_mgb_to_tinynn_refuses_two_target_flags(tmp_path):
+    r = megcc(DIGITS, str(tmp_path / "out"), "--arm64", "--armv7", tool="mgb-to-tinynn")
+    assert r.returncode == 1
+    assert r.stderr.strip() == "megcc: error: give one target flag, not --arm64 and --armv7"

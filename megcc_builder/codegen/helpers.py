@@ -4,6 +4,7 @@ Each entry is one definition, keyed by the symbol it defines, in dependency orde
 emitter puts a helper into kernels.c only if a kernel (or an emitted helper) uses its
 symbol, so no unused static function reaches the compiler (clang warns about those).
 """
+from .half import HALF_HELPERS
 
 HELPERS = [
     ("megcc_maxf", r"""
@@ -250,6 +251,9 @@ static inline double megcc_mod_floord(double a, double b) {
 #define megcc_shr(a, b) ((b) < 0 || (b) >= 8 * (int64_t)sizeof(a) ? ((a) < 1 && (a) != 0 ? -1 : 0) : ((a) >> (b)))
 """),
 ]
+
+# float16 weights (enable_compress_fp16): codegen/half.py
+HELPERS += HALF_HELPERS
 
 PRELUDE = """#include <math.h>
 #include <stdint.h>

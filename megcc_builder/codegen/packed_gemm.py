@@ -436,21 +436,22 @@ def shared_helpers(vocabularies: List[Simd]) -> List[Tuple[str, str]]:
 # ---------------------------------------------------------------------------------------
 # compile-time side: packing constant operands, blocking, epilogue set-up
 
-def pack_a(w: np.ndarray, mr: int) -> np.ndarray:
-    """(M, K) row-major -> the mr-row panel layout of the micro-kernel (same element count)."""
+def pack_a(w: np.ndarray, mr: int, dtype=np.float32) -> np.ndarray:
+    """(M, K) row-major -> the mr-row panel layout of the micro-kernel (same element count);
+    dtype float16 for compressed weights (the panels are widened block by block)."""
     m, k = w.shape
     full = m - m % mr
     parts = [w[:full].reshape(-1, mr, k).transpose(0, 2, 1).reshape(-1)]
     if m % mr:
         parts.append(w[full:].T.reshape(-1))
-    return np.ascontiguousarray(np.concatenate(parts)).astype(np.float32)
+    return np.ascontiguousarray(np.concatenate(parts)).astype(dtype)
 
 
-def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
+def pack_b(b: np.ndarray, nr: int, dtype=np.float32) -> np.ndarray:
     """(K, N) row-major -> nr-column panels over the full K, zero-padded to a multiple of nr."""
     k, n = b.shape
     npad = -(-n // nr) * nr
-    padded = np.zeros((k, npad), np.float32)
+    padded = np.zeros((k, npad), dtype)
     padded[:, :n] = b
     return np.ascontiguousarray(padded.reshape(k, npad // nr, nr).transpose(1, 0, 2).reshape(-1))
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..ir import CompileError, Graph, Op, Tensor
 from ..ir.dtypes import dtype_of_numpy, numpy_dtype
+from . import mge_quant
 from .model_file import require_regular_file
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -138,6 +139,7 @@ class _Converter:
         self.g = Graph(source=path)
         self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
         self.opr = None  # the opr being converted, for error messages
+        self.shared_consts: Dict[tuple, str] = {}  # (dtype, bytes) -> name (mge_quant)
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:
@@ -146,6 +148,10 @@ class _Converter:
             if convert is None:
                 raise self.error(f"unsupported MegEngine opr type '{opr.type}'")
             try:
+                if opr.type not in _QUANT_AWARE and mge_quant.is_quantized(self, opr):
+                    raise self.error("quantized tensors are not supported by this opr")
+                if opr.type in _QUANT_DATA_MOVEMENT:
+                    mge_quant.check_data_movement(self, opr)
                 convert(self, opr)
             except CompileError:
                 raise
@@ -183,13 +189,25 @@ class _Converter:
         return tuple(int(d) for d in shape)
 
     def dtype(self, var) -> str:
+        q = self.quant(var)
+        if q is not None:
+            return q.dtype
         np_dtype = np.dtype(var.dtype)
-        if np_dtype.metadata and "mgb_dtype" in np_dtype.metadata:
-            raise self.error(f"quantized dtype {np_dtype.metadata['mgb_dtype']} is not supported")
         try:
             return dtype_of_numpy(np_dtype)
         except KeyError:
             raise self.error(f"dtype {np_dtype} is not supported")
+
+    def quant(self, var) -> Optional[mge_quant.MgbQuant]:
+        """MegEngine's quantization parameters of `var` (None for plain dtypes)."""
+        try:
+            np_dtype = var.dtype
+        except RuntimeError:  # e.g. BatchNorm's Byte workspace output has no numpy dtype
+            return None
+        try:
+            return mge_quant.quant_of(np_dtype)
+        except mge_quant.QuantDtypeError as e:
+            raise self.error(f"var '{var.name}': {e}")
 
     def bind(self, var, name: str) -> None:
         """Make `var` refer to an existing tensor (for oprs that change nothing)."""
@@ -198,7 +216,9 @@ class _Converter:
     def out(self, var) -> str:
         """Declare the IR tensor holding MegEngine var `var`."""
         name = self.g.unique_name(_clean(var.name))
-        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var)))
+        q = self.quant(var)
+        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var),
+                                 quant=q.params if q is not None else None))
         self.names[id(var)] = name
         return name
 
@@ -271,11 +291,15 @@ def _input(cv: _Converter, opr) -> None:
 
 def _constant(cv: _Converter, opr) -> None:
     var = opr.outputs[0]
-    value = np.asarray(opr.numpy())
     dtype = cv.dtype(var)
+    # a quantized constant's numpy dtype carries MegEngine metadata: keep only the values
+    value = np.array(opr.numpy(), dtype=numpy_dtype(dtype))
     value = value.reshape(cv.shape(var))
     name = cv.g.unique_name(_clean(var.name))
-    cv.g.add_const(name, value, dtype)
+    t = cv.g.add_const(name, value, dtype)
+    q = cv.quant(var)
+    if q is not None:
+        t.quant = q.params
     cv.bind(var, name)
 
 
@@ -291,6 +315,8 @@ def _bshape(cv, names):
 
 def _elemwise(cv: _Converter, opr) -> None:
     mode = opr.params["mode"]
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.elemwise(cv, opr, mode)
     xs = [cv.name(v) for v in opr.inputs]
     out = cv.out(opr.outputs[0])
     if mode in _UNARY:
@@ -498,6 +524,8 @@ def _pow_c(cv: _Converter, opr) -> None:
 
 
 def _type_cvt(cv: _Converter, opr) -> None:
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.type_cvt(cv, opr)
     out = cv.out(opr.outputs[0])
     cv.emit("Cast", [cv.name(opr.inputs[0])], [out], to=ONNX_ELEM_TYPE[cv.g.tensor(out).dtype])
 
@@ -617,10 +645,11 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
     w = cv.name(wvar)
     shape = cv.shape(wvar)
     value = cv.value(wvar)
-    if params.get("format", "NCHW") == "NCHW44":
+    if params.get("format", "NCHW") in _NCHW44_FORMATS:
         if value is None:
             raise cv.error("an NCHW44 convolution needs a constant weight")
-        value = _nchw44_weight(cv, value, params["sparse"], len(cv.shape(opr.inputs[0])))
+        value = _nchw44_weight(cv, value, params["sparse"], len(cv.shape(opr.inputs[0])),
+                               dot=params["format"] == "NCHW44_DOT")
         w, shape = cv.const(f"{w}_nchw", value), value.shape
     if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
         if value is None:
@@ -641,9 +670,21 @@ def _conv_weight(cv: _Converter, opr, params) -> tuple:
 # channel c in block c // 4, lane c % 4. Convolutions and pooling in that format are
 # converted to NCHW ops between a relayout in and out (Transpose + Reshape, which
 # passes/transposes.py cancels between neighbours), with the weights re-laid out at load.
-def _nchw44_weight(cv: _Converter, w: np.ndarray, sparse: str, input_rank: int) -> np.ndarray:
+# NCHW44_DOT (--enable_nchw44_dot dumps, int8) has the same activations; its weights keep
+# the 4 input channels of one output channel together (4oc, 4ic) for the dot product.
+_NCHW44_FORMATS = ("NCHW44", "NCHW44_DOT")
+
+
+def _nchw44_weight(cv: _Converter, w: np.ndarray, sparse: str, input_rank: int,
+                   dot: bool = False) -> np.ndarray:
     """NCHW44 conv weight -> MegEngine's NCHW layout: dense (OC, IC, KH, KW), group
     (G, OC/G, IC/G, KH, KW)."""
+    if dot and sparse == "DENSE" and w.ndim == 6:  # (OC/4, IC/4, KH, KW, 4oc, 4ic)
+        o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 4, 1, 5, 2, 3).reshape(o4 * 4, i4 * 4, kh, kw)
+    if dot and sparse == "GROUP" and w.ndim == 7:  # (G, OCg/4, ICg/4, KH, KW, 4oc, 4ic)
+        g, o4, i4, kh, kw, _, _ = w.shape
+        return w.transpose(0, 1, 5, 2, 6, 3, 4).reshape(g, o4 * 4, i4 * 4, kh, kw)
     if sparse == "DENSE" and input_rank == 4 and w.ndim == 5:
         # "hybrid" first conv, NCHW input: (OC/4, KH, KW, IC, 4oc)
         o4, kh, kw, ic, _ = w.shape
@@ -683,7 +724,7 @@ def _nchw44_io(cv: _Converter, opr, params):
     an NCHW temporary, and finish() - called after the op is emitted - relays it out into
     the opr's real NCHW44 output; for an NCHW opr everything is as it is."""
     out_var = opr.outputs[0]
-    if params.get("format", "NCHW") != "NCHW44":
+    if params.get("format", "NCHW") not in _NCHW44_FORMATS:
         return [cv.name(v) for v in opr.inputs], cv.out(out_var), lambda: None
     names = []
     for v in opr.inputs:
@@ -699,8 +740,9 @@ def _nchw44_io(cv: _Converter, opr, params):
 
 
 def _conv_attrs(cv: _Converter, params, kernel) -> dict:
-    if params.get("format", "NCHW") not in ("NCHW", "NCHW44"):
-        raise cv.error(f"format {params['format']} is not supported (NCHW and NCHW44 are)")
+    if params.get("format", "NCHW") not in ("NCHW",) + _NCHW44_FORMATS:
+        raise cv.error(f"format {params['format']} is not supported "
+                       "(NCHW, NCHW44 and NCHW44_DOT are)")
     return {
         "kernel_shape": list(kernel),
         "strides": [params["stride_h"], params["stride_w"]],
@@ -721,6 +763,14 @@ def _conv(cv: _Converter, opr) -> None:
     oshape, odtype = cv.g.tensor(out).shape, cv.g.tensor(out).dtype
     oc = oshape[1]
 
+    if mge_quant.is_quantized(cv, opr):
+        bias = None
+        if len(opr.inputs) > 2 and cv.g.tensor(names[2]).data is not None \
+                and cv.g.tensor(names[2]).data.size == oc:
+            bias = cv.reshape_to(names[2], (oc,))
+        mge_quant.conv_bias(cv, opr, params, x, w, attrs, out, bias)
+        finish()
+        return
     inputs, post = [x, w], []  # post: (op, other operand) applied after the conv
     if len(opr.inputs) > 2:
         bias = names[2]
@@ -774,6 +824,12 @@ def _pooling(cv: _Converter, opr) -> None:
 def _emit_pool(cv, opr, mode, attrs, x=None, out=None):
     x = x or cv.name(opr.inputs[0])
     out = out or cv.out(opr.outputs[0])
+    if mode != "MAX" and mge_quant.is_quantized(cv, opr):
+        if mode not in ("AVERAGE", "AVERAGE_COUNT_EXCLUDE_PADDING"):
+            raise cv.error(f"pooling mode {mode} is not supported")
+        return mge_quant.average_pool(cv, opr, x, out, attrs, int(mode == "AVERAGE"))
+    if mode == "MAX":
+        mge_quant.check_data_movement(cv, opr)
     if mode == "MAX":
         cv.emit("MaxPool", [x], [out], **attrs)
     elif mode == "AVERAGE":  # MegEngine's AVERAGE counts padded zeros
@@ -793,7 +849,8 @@ def _adaptive_pooling(cv: _Converter, opr) -> None:
     _, _, ih, iw = cv.g.tensor(x).shape
     _, _, oh, ow = cv.g.tensor(out).shape
     mode = params["mode"]
-    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE"):
+    # (quantized: the global pools become windowed ones, which have int8 kernels)
+    if (oh, ow) == (1, 1) and mode in ("MAX", "AVERAGE") and not mge_quant.is_quantized(cv, opr):
         cv.emit("GlobalMaxPool" if mode == "MAX" else "GlobalAveragePool", [x], [out])
     else:
         # MegEngine computes adaptive pooling as a plain pooling with
@@ -813,6 +870,8 @@ def _matrix_mul(cv: _Converter, opr) -> None:
         raise cv.error("only 2-D MatrixMul is supported")
     if params.get("format", "DEFAULT") != "DEFAULT":
         raise cv.error(f"format {params['format']} is not supported")
+    if mge_quant.is_quantized(cv, opr):
+        return mge_quant.matrix_mul(cv, opr, params)
     out = cv.out(opr.outputs[0])
     cv.emit("Gemm", [cv.name(a), cv.name(b)], [out],
             transA=int(params["transposeA"]), transB=int(params["transposeB"]))
@@ -1139,4 +1198,17 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "PaddingForward": _padding,
     "Padding": _padding,
     "IndexingOneHot": _indexing_one_hot,
+    "ElemwiseMultiType": lambda cv, opr: mge_quant.elemwise_multi_type(cv, opr),
+}
+
+# Oprs that only move values: on quantized tensors they must keep the scale.
+_QUANT_DATA_MOVEMENT = {
+    "Identity", "MarkNoBroadcastElemwise", "MarkDynamicVar", "Copy", "Reshape", "Broadcast",
+    "Concat", "Split", "Dimshuffle", "AxisAddRemove", "Subtensor", "GetVarShape",
+}
+# Oprs whose converter knows quantized tensors (the rest refuse them with a one-line error).
+_QUANT_AWARE = _QUANT_DATA_MOVEMENT | {
+    "Host2DeviceCopy", "ImmutableTensor", "SharedDeviceTensor", "TypeCvt", "ConvBias",
+    "ConvBiasForward", "ElemwiseMultiType", "MatrixMul", "Elemwise", "Pooling",
+    "PoolingForward", "AdaptivePooling", "AdaptivePoolingForward",
 }

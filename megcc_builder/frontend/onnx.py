@@ -20,6 +20,12 @@ from .model_file import require_regular_file
 
 MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 
+# onnxruntime's quantized contrib ops (QOperator format, quantize_dynamic): the IR carries
+# them under their bare names (ir/opdefs/quant.py)
+MICROSOFT_QUANT_OPS = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+                       "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                       "QGemm", "MatMulIntegerToFloat"}
+
 
 def _load_proto(path: str) -> onnx.ModelProto:
     require_regular_file(path)
@@ -114,7 +120,9 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
     writer: Dict[str, str] = {}   # tensor -> the node that writes it
     for index, node in enumerate(g.node):
         name = node.name or f"{node.op_type}_{index}"
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain == "com.microsoft" and node.op_type in MICROSOFT_QUANT_OPS:
+            pass
+        elif node.domain not in ("", "ai.onnx"):
             raise CompileError(f"operator {node.domain}.{node.op_type} is not supported",
                                source, name)
         for out in node.output:

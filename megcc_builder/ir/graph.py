@@ -122,6 +122,8 @@ class Graph:
         self.inputs: List[str] = []
         self.outputs: List[str] = []
         self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
+        # (node, op type, why) of quantized-model ops left in float (passes/qdq.py)
+        self.quant_notes: List[Tuple[str, str, str]] = []
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -20,6 +20,8 @@ from .functions import expand_function
 from .graph import Graph, Op, Tensor
 from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
+from .opdefs import infer_outputs, lookup
+from .quant_fold import evaluate_quant_op
 
 # Constant inputs up to this many elements go into the one-node model as initializers
 # (shape-like data); larger ones (weights) only as typed inputs, to keep inference cheap.
@@ -46,6 +48,7 @@ def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelPr
         else:
             inputs.append(_value_info(name, t))
     attrs = {k: v for k, v in op.attrs.items() if not k.startswith("_")}
+    attrs = _schema_attrs(op.type, graph.opset, op.attrs.get("_domain", ""), attrs)
     node = helper.make_node(op.type, op.inputs, op.outputs, domain=op.attrs.get("_domain", ""),
                             **attrs)
     outputs = [helper.make_empty_tensor_value_info(o) for o in op.outputs if o]
@@ -58,8 +61,22 @@ def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelPr
     return model
 
 
+def _schema_attrs(op_type: str, opset: int, domain: str, attrs: dict) -> dict:
+    """Only the attributes ONNX's schema declares: megcc's own annotations on ONNX ops
+    (e.g. `rounding`, `activation` on QLinearConv) would fail strict shape inference."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, domain)
+    except Exception:
+        return attrs
+    return {k: v for k, v in attrs.items() if k in schema.attributes}
+
+
 def _evaluate(graph: Graph, op: Op, feeds: dict) -> List[np.ndarray]:
     from onnx.reference import ReferenceEvaluator
+
+    quant = evaluate_quant_op(graph, op, feeds)
+    if quant is not None:  # (the reference evaluator lacks them before opset 19)
+        return quant
 
     model = _one_node_model(graph, op, with_all_consts=False)
     feed_names = {vi.name for vi in model.graph.input}
@@ -231,6 +248,11 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
                 raise graph.needs_value(op, op.inputs[0], "the condition")
             # a constant condition selects a branch: its nodes replace the If
             work.extend(reversed(_inline_branch(graph, op)))
+            continue
+        if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
+            for t in infer_outputs(graph, op):
+                graph.tensors[t.name] = t
+            kept.append(op)
             continue
         if _foldable(op, ins):
             _fold(graph, op)

@@ -76,3 +76,22 @@ ARM64_NEON = IsaSpec("arm64-neon", "AArch64 (*_neon and *_neon64 kernels)", "aar
                      frozenset({"asimd"}), ("-march=armv8-a",), (NEON_TAG, NEON64_TAG),
                      {"f32": VectorSet(gemm=NEON64, direct=NEON, elementwise=NEON64,
                                        math=NEON64_MATH)}, ARM64_CORE)
+
+
+# Armv8.2-A with half-precision arithmetic (FEAT_FP16: Cortex-A55/A75 and later): the
+# arm64-neon kernels, plus float16 ones (`*_neon64fp16`, enable_ioc16) whose FMAs work on 8
+# halves per register (`fmla v.8h`). The f16 vocabulary is used by those kernels only.
+NEON64_FP16_TAG = KernelTag("neon64fp16", "defined(__ARM_NEON) && defined(__aarch64__) && "
+                            "defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC)",
+                            "-march=armv8.2-a+fp16", "arm_neon.h")
+NEON64_F16 = Simd("neon64fp16", "neon64fp16", "NEON fp16", 8, "float16x8_t", 8, 16, True,
+                  "vdupq_n_f16(0)", "vld1q_f16({p})", "vst1q_f16({p}, {v})", "vdupq_n_f16({x})",
+                  "vld1q_dup_f16({p})", "vfmaq_f16({c}, {a}, {b})", "vaddq_f16({a}, {b})",
+                  "vmaxq_f16({a}, {b})", "vminq_f16({a}, {b})", "vld2q_f16({p}).val[0]", True,
+                  _mul="vmulq_f16({a}, {b})", _odd="vld2q_f16({p}).val[1]")
+ARM64_FP16 = IsaSpec("arm64-fp16", "Armv8.2-A + FP16: the arm64-neon kernels and float16 "
+                     "arithmetic (*_neon64fp16 kernels, enable_ioc16)", "aarch64",
+                     frozenset({"asimd", "fphp", "asimdhp"}), ("-march=armv8.2-a+fp16",),
+                     (NEON_TAG, NEON64_TAG, NEON64_FP16_TAG),
+                     {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16)},
+                     ARM64_CORE)

@@ -6,6 +6,7 @@
     x86_64-v4   AVX-512 machines: the AVX2 + FMA kernels (no 512-bit kernels yet)
     armv7-neon  32-bit Arm with NEON and VFPv4: `*_neon` kernels
     arm64-neon  AArch64: the `*_neon` kernels plus the `*_neon64` ones
+    arm64-fp16  Armv8.2-A + FP16: arm64-neon's kernels and float16 arithmetic (enable_ioc16)
     native      the best level this machine supports (host builds: tests, `megcc run`)
 
 Nothing here reads the environment: the CLI, SCons and CMake decide which level a build
@@ -21,7 +22,8 @@ from .description import IsaSpec, KernelTag
 
 
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
-    portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON)}
+    portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON,
+    arm.ARM64_FP16)}
 LEVELS = tuple(SPECS)
 ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}
 

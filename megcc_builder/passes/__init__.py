@@ -5,13 +5,13 @@ from .canonicalize import canonicalize
 from .dce import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_bias_and_activation, fuse_elementwise_chains
-from .promote import promote_float16
+from .float16_regions import compute_float16_in_float32
 from .transposes import eliminate_transposes
 
 
 def optimize(graph: Graph, options: CompileOptions = CompileOptions()) -> Graph:
     graph = canonicalize(graph)
-    graph = promote_float16(graph)
+    graph = compute_float16_in_float32(graph)
     graph = eliminate_transposes(graph)
     graph = eliminate_dead_code(graph)
     if options.fuse:

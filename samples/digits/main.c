@@ -1,5 +1,7 @@
 /* digits: classify 100 real handwritten digits (8x8, sklearn's digits data set) with a
  * small CNN compiled by megcc, and print the predictions and the accuracy.
+ * Built twice (SConscript): the fp32 model "digits" and its int8 version "digits_int8"
+ * (-DDIGITS_INT8); both take float pixels and give float logits.
  *
  * The same file runs on a Linux box, under qemu-user, and on a bare-metal Cortex-M:
  *   - the model is a const C array (megcc_model_digits, generated as digits.tiny.c) used in
@@ -20,11 +22,23 @@
 #include "kernels.h" /* generated: MEGCC_DIGITS_ARENA_SIZE */
 #include "megcc/megcc.h"
 
-extern const unsigned char megcc_model_digits[];
-extern const unsigned int megcc_model_digits_size;
+#ifdef DIGITS_INT8 /* the model's name decides its symbols and arena-size macro */
+#define MODEL_NAME "digits_int8"
+#define MODEL_DATA megcc_model_digits_int8
+#define MODEL_SIZE megcc_model_digits_int8_size
+#define MODEL_ARENA_SIZE MEGCC_DIGITS_INT8_ARENA_SIZE
+#else
+#define MODEL_NAME "digits"
+#define MODEL_DATA megcc_model_digits
+#define MODEL_SIZE megcc_model_digits_size
+#define MODEL_ARENA_SIZE MEGCC_DIGITS_ARENA_SIZE
+#endif
+
+extern const unsigned char MODEL_DATA[];
+extern const unsigned int MODEL_SIZE;
 
 /* Activations and kernel workspaces: sized by the compiler, aligned as the runtime needs. */
-static uint8_t arena[MEGCC_DIGITS_ARENA_SIZE] __attribute__((aligned(MEGCC_ARENA_ALIGN)));
+static uint8_t arena[MODEL_ARENA_SIZE] __attribute__((aligned(MEGCC_ARENA_ALIGN)));
 
 /* The runtime allocates only its tables at load/create time (model: plan table; network:
  * tensor pointers), always through the hooks. A bump allocator over a static pool keeps
@@ -55,8 +69,7 @@ int main(void) {
     megcc_tensor_info in_info, out_info;
     int correct = 0, i, k;
 
-    if (megcc_model_load_from_memory_ex(megcc_model_digits, megcc_model_digits_size, 0, &hooks,
-                                        &model) != MEGCC_OK ||
+    if (megcc_model_load_from_memory_ex(MODEL_DATA, MODEL_SIZE, 0, &hooks, &model) != MEGCC_OK ||
         megcc_network_create(model, arena, sizeof arena, &net) != MEGCC_OK) {
         printf("error: %s\n", megcc_last_error());
         return 1;
@@ -67,8 +80,8 @@ int main(void) {
         printf("error: the model does not take 8x8 images / give 10 logits\n");
         return 1;
     }
-    printf("digits: model %u bytes in place, arena %u bytes (static), runtime tables %u bytes\n",
-           (unsigned)megcc_model_digits_size, (unsigned)sizeof arena, (unsigned)pool_used);
+    printf("%s: model %u bytes in place, arena %u bytes (static), runtime tables %u bytes\n",
+           MODEL_NAME, (unsigned)MODEL_SIZE, (unsigned)sizeof arena, (unsigned)pool_used);
 
     for (i = 0; i < DIGITS_COUNT; i++) {
         const float *logits;

@@ -106,6 +106,9 @@ class Case:
     # epilogue: (op, extra inputs, attrs) applied in turn to output 0 (fused activations)
     post: Sequence[Tuple[str, list, Dict]] = ()
     nchw44: bool = False  # compile with enable_nchw44 (the conv region in NCHW44)
+    # compile with enable_compress_fp16: the op's weights must reach its kernel as float16
+    # (give them values float16 represents, so the float32 reference is exact)
+    compress_fp16: bool = False
     exact: Optional[bool] = None  # None = the book's rule
     tol: float = TOL
     # platform -> (kernel-name prefix, suffix) the cost model picks without restriction
@@ -114,10 +117,11 @@ class Case:
     # cases with different tags never share a model (a workaround for a compiler bug where
     # batching breaks the build: the case's comment says which)
     batch: str = ""
+    domain: str = ""  # the node's operator domain ("com.microsoft" for onnxruntime's ops)
 
     @property
     def group(self):
-        return (self.opset, self.nchw44, self.batch)
+        return (self.opset, self.nchw44, self.batch, self.compress_fp16)
 
     def values(self):
         return [v.value if isinstance(v, Const) else v for v in self.inputs]
@@ -142,7 +146,8 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
         outs = [f"c{k}_out{j}" for j in range(c.n_out)]
         outputs += [helper.make_empty_tensor_value_info(o) for o in outs]
         first = [f"c{k}_t0"] + outs[1:] if c.post else outs
-        nodes.append(helper.make_node(c.op, names, first, name=f"case{k}", **c.attrs))
+        nodes.append(helper.make_node(c.op, names, first, name=f"case{k}", domain=c.domain,
+                                      **c.attrs))
         src = first[0]
         for j, (op, extra, attrs) in enumerate(c.post):
             dst = outs[0] if j == len(c.post) - 1 else f"c{k}_t{j + 1}"
@@ -150,7 +155,9 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
             nodes.append(helper.make_node(op, ins, [dst], name=f"case{k}_post{j}", **attrs))
             src = dst
     graph = helper.make_graph(nodes, "cases", graph_inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", cases[0].opset)])
+    opsets = [helper.make_opsetid("", cases[0].opset)]
+    opsets += [helper.make_opsetid(d, 1) for d in sorted({c.domain for c in cases} - {""})]
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     return model
 
@@ -160,9 +167,10 @@ def shapes_of(cases: List[Case]) -> Dict[str, tuple]:
     return {n: tuple(v.shape) for n, v in feeds(cases).items()}
 
 
-def plan_cases(cases: List[Case], level: str, nchw44: bool):
+def plan_cases(cases: List[Case], level: str, nchw44: bool, compress_fp16: bool = False):
     return build_plan(load_onnx(build_model(cases), shapes_of(cases)), "cases",
-                      CompileOptions(isa=level, enable_nchw44=nchw44))
+                      CompileOptions(isa=level, enable_nchw44=nchw44,
+                                     enable_compress_fp16=compress_fp16))
 
 
 def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
@@ -243,7 +251,7 @@ class Book:
         compiled for `platform` (candidates on the planned graph); () = folded away."""
         level = PLATFORMS[platform].level
         cases = [c for c in self.cases if c.group == group]
-        plan = plan_cases(cases, level, group[1])
+        plan = plan_cases(cases, level, group[1], group[3])
         ops = _case_ops(plan.graph, len(cases))
         isa = spec(level)
         out = {}
@@ -259,7 +267,7 @@ class Book:
     def _chosen(self, platform: str, group) -> Dict[str, List[str]]:
         """case id -> the kernels of the instructions computing its op, unrestricted."""
         cases = [c for c in self.cases if c.group == group]
-        plan = plan_cases(cases, PLATFORMS[platform].level, group[1])
+        plan = plan_cases(cases, PLATFORMS[platform].level, group[1], group[3])
         ops = _case_ops(plan.graph, len(cases))
         return {c.id: [i.kernel.name for i in plan.instrs
                        if k in ops and set(ops[k].outputs) & set(i.outputs)]
@@ -298,7 +306,8 @@ class Book:
             path = os.path.join(tmp, "model.onnx")
             onnx.save(model, path)
             shapes = shapes_of(cases)
-            ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1])
+            ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1],
+                           enable_compress_fp16=group[3])
             if name == "folded":
                 bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             else:
@@ -316,26 +325,32 @@ class Book:
                 for k, c in enumerate(cases)}
 
     @staticmethod
-    def _ran_by(plan, cases) -> Dict[str, set]:
-        """case id -> the implementations of the instructions computing its op (the ones
-        writing the op's outputs); {"view"} if the op became a view, {"folded"} if gone."""
+    def _ran_by(plan, cases) -> Dict[str, tuple]:
+        """case id -> (the implementations of the instructions computing its op (the ones
+        writing the op's outputs), {"view"} if the op became a view, {"folded"} if gone;
+        the dtypes of the constants they read)."""
         ops = _case_ops(plan.graph, len(cases))
         result = {}
         for k, c in enumerate(cases):
             if k not in ops:
-                result[c.id] = {"folded"}
+                result[c.id] = ({"folded"}, set())
                 continue
             outs = set(ops[k].outputs)
             impls = {i.impl for i in plan.instrs if outs & set(i.outputs)}
             if not impls and outs <= set(plan.views):
                 impls = {"view"}
-            result[c.id] = impls
+            # the dtypes of the constant operands those instructions read
+            weights = {plan.graph.tensors[n].dtype for i in plan.instrs if outs & set(i.outputs)
+                       for n in i.inputs if n and plan.graph.tensors[n].is_const}
+            result[c.id] = (impls, weights)
         return result
 
     def check(self, name: str, platform: str, case_id: str) -> None:
         require_platform(PLATFORMS[platform])
         case = self._by_id[case_id]
-        ours, ref, ran = self._results(name, platform, case.group)[case_id]
+        ours, ref, (ran, weights) = self._results(name, platform, case.group)[case_id]
+        if case.compress_fp16:
+            assert "float16" in weights, f"{case_id}: weights reached the kernel as {weights}"
         if name == "folded":
             assert ran == {"folded"}, ran
         elif ran == {"view"}:

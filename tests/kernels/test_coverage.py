@@ -8,9 +8,10 @@ from kernels.index.cases import BOOK as INDEX
 from kernels.matmul.cases import BOOK as MATMUL
 from kernels.norm.cases import BOOK as NORM
 from kernels.pool.cases import BOOK as POOL
+from kernels.quant.cases import BOOK as QUANT
 from kernels.reduce.cases import BOOK as REDUCE
 
-BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX]
+BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX, QUANT]
 
 # Explicit exceptions: ops no one-node case produces. Graph passes create them from several
 # nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv); they are
@@ -20,12 +21,25 @@ PASS_MADE = {
     "data.relayout_neon_f32.lower_relayout": "test_layout_nchw44.py",
     "pool.nchw44_generic_f32.lower_pool_nchw44": "test_layout_nchw44.py (followers)",
     "pool.nchw44_generic_f32.lower_global_pool_nchw44": "test_layout_nchw44.py (followers)",
+    # float16 FC layers exist only after enable_ioc16's pass, on arm64-fp16 (no harness
+    # platform): checked bit-exactly against NumPy float16 arithmetic there
+    "matmul.fc_neon64fp16_f16": "test_fp16_ioc16.py",
 }
 EXCEPTIONS = PASS_MADE
 
 
+def cv_exercised():
+    """CV operators (tinycv) are tested against OpenCV by tests/test_cv.py: every
+    implementation the requests of its cases select."""
+    from cv_cases import requested
+    from megcc_builder.cv import select
+
+    levels = ("generic", "x86_64-v3", "arm64-neon", "armv7-neon")  # test_cv's platforms
+    return {f.impl for level in levels for f in select(tuple(requested()), level)}
+
+
 def exercised():
-    return {name for book in BOOKS for name, _, _ in book.runs()}
+    return {name for book in BOOKS for name, _, _ in book.runs()} | cv_exercised()
 
 
 def test_every_implementation_has_cases():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...codegen import packed_gemm as g
+from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
@@ -88,7 +89,9 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     rows = max(1, min(DEPTHWISE_ROWS, geo["oh"]))
     ph, pw = plane(geo, s.vw)
-    name = f"conv2d_depthwise_{tag}_r{rows}_pw{pw}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    f16 = graph.tensors[op.inputs[1]].dtype == "float16"  # passes/compress_fp16.py
+    name = (f"conv2d_depthwise_{tag}_r{rows}_pw{pw}{'_w16' if f16 else ''}_f32{bias_tag}"
+            f"{activation_tag(act)}_{s.name}")
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     if sw == 1:
@@ -98,9 +101,12 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
                   "    float *pe = (float *)workspace, *po = pe + (int64_t)PH * PW2;")
         fill = f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, b > 0 || o > 0);"
+    # float16 filters: one channel's taps widened on the stack, then broadcast as before
+    widen = (f"\n            float wk[{kh * kw}];\n"
+             f"            megcc_widen_f16(wh, wk, {kh * kw});") if f16 else ""
     blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];
+    {weight_pointer("w", 1, f16)}
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     float *y = (float *)out_ptrs[0];
     /* the plane width is a constant of the kernel: each tap's load is then one base
@@ -114,10 +120,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
-            const float *wk = w + (int64_t)o * {kh * kw};
+            {"const uint16_t *wh" if f16 else "const float *wk"} = w + (int64_t)o * {kh * kw};
             float *yc = y + ((int64_t)b * OC + o) * OH * OW, *yr;
             const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};
-            {s.vtype} wv[{kh * kw}];
+            {s.vtype} wv[{kh * kw}];{widen}
             for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
             {fill}
 {blocks}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}

@@ -7,6 +7,7 @@ while the output is still in cache.
 """
 from __future__ import annotations
 
+from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, int_constants
 from ...ir import Graph, Op
@@ -15,6 +16,9 @@ from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .geometry import conv_geometry, conv_problem, conv_schema, is_depthwise
 
+
+# compressed (float16) filters are widened this many output channels at a time
+WIDEN_ROWS = 16
 
 DIRECT_PARAMS = conv_schema()
 GEMM_PARAMS = conv_schema(i32("NBLK", "output positions per im2col block"))
@@ -34,8 +38,10 @@ def lower_conv(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
-    if x.dtype != "float32" or w.dtype != "float32":
+    if x.dtype != "float32" or w.dtype not in ("float32", "float16"):
         raise graph.error(f"Conv on {x.dtype} is not supported (float32 is)", op)
+    f16 = w.dtype == "float16"  # compressed weights (passes/compress_fp16.py), widened here
+    w16 = "_w16" if f16 else ""
     if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and "pads" not in op.attrs:
         raise graph.error("auto_pad must be resolved before lowering", op)
     one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
@@ -63,20 +69,22 @@ def lower_conv(op: Op, graph: Graph):
     bias_line = "const float *bias = (const float *)in_ptrs[2];" if has_bias else ""
     bias_val = "bias[o]" if has_bias else "0.0f"
     head = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];
+    {weight_pointer("w", 1, f16)}
     float *y = (float *)out_ptrs[0];
     {bias_line}
 """
     if group == c and oc % c == 0 and group > 1:
         if residual:  # fuse.py only fuses group-1 convolutions
             raise graph.error("a fused residual needs a group-1 convolution", op)
-        name = f"conv2d_depthwise_{geo}_f32{bias_tag}{activation_tag(act)}"
+        name = f"conv2d_depthwise_{geo}{w16}_f32{bias_tag}{activation_tag(act)}"
+        filt = (f"float wk[{kh * kw}];\n            megcc_widen_f16(w + (int64_t)o * {kh * kw}, wk, {kh * kw});"
+                if f16 else f"const float *wk = w + (int64_t)o * {kh * kw};")
         body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
     int32_t b, o, oy, ox, ky, kx;
     for (b = 0; b < N; ++b)
         for (o = 0; o < OC; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
-            const float *wk = w + (int64_t)o * {kh * kw};
+            {filt}
             float *yc = y + ((int64_t)b * OC + o) * OH * OW;
             for (oy = 0; oy < OH; ++oy) {{
                 const int32_t iy0 = oy * SH - PT;
@@ -113,13 +121,13 @@ def lower_conv(op: Op, graph: Graph):
     kdim = cg * kh * kw
     spatial = oh * ow
     if pointwise:
-        name = f"conv2d_1x1_gemm_f32{bias_tag}{activation_tag(act)}"
+        name = f"conv2d_1x1_gemm{w16}_f32{bias_tag}{activation_tag(act)}"
         block = spatial
         workspace = 0
         note = "1x1 stride 1: the input already is the GEMM operand"
         panel = "const float *cols = xg + s0; const int32_t ldb = S;"
     else:
-        name = f"conv2d_im2col_{geo}_f32{bias_tag}{activation_tag(act)}"
+        name = f"conv2d_im2col_{geo}{w16}_f32{bias_tag}{activation_tag(act)}"
         # im2col one block of output positions at a time: the panel stays in cache and the
         # workspace stays small (about 256 KiB) whatever the layer size.
         block = max(16, min(spatial, (64 * 1024) // kdim // 16 * 16 or 16))
@@ -147,11 +155,22 @@ def lower_conv(op: Op, graph: Graph):
 }}
 """
     params["NBLK"] = block
+    gemm = "megcc_gemm_nn(OCG, nb, K, w + (int64_t)g * OCG * K, K, 1, cols, ldb, yg + s0, S, 0);"
+    wdecl = ""
+    if f16:  # WIDEN_ROWS filters at a time widened into the workspace (after the im2col block)
+        wdecl = (f"    float *wf = (float *)workspace{'' if pointwise else ' + (int64_t)K * NBLK'};\n"
+                 "    int32_t o0;\n")
+        gemm = f"""for (o0 = 0; o0 < OCG; o0 += {WIDEN_ROWS}) {{
+                    const int32_t ro = OCG - o0 < {WIDEN_ROWS} ? OCG - o0 : {WIDEN_ROWS};
+                    megcc_widen_f16(w + ((int64_t)g * OCG + o0) * K, wf, (int64_t)ro * K);
+                    megcc_gemm_nn(ro, nb, K, wf, K, 1, cols, ldb, yg + (int64_t)o0 * S + s0, S, 0);
+                }}"""
+        workspace += min(ocg, WIDEN_ROWS) * kdim * 4
     res_line = ("\n                const float *ro = (const float *)in_ptrs[3] + ((int64_t)b * OC + o) * S;"
                 if residual else "")
     res_add = " + ro[s]" if residual else ""
     body = head + f"""    const int32_t CG = C / G, OCG = OC / G, K = CG * KH * KW, S = OH * OW;
-    int32_t b, g, o, s, s0;
+{wdecl}    int32_t b, g, o, s, s0;
     for (b = 0; b < N; ++b)
         for (g = 0; g < G; ++g) {{
             const float *xg = x + ((int64_t)b * C + (int64_t)g * CG) * H * W;
@@ -159,7 +178,7 @@ def lower_conv(op: Op, graph: Graph):
             for (s0 = 0; s0 < S; s0 += NBLK) {{
                 const int32_t nb = S - s0 < NBLK ? S - s0 : NBLK;
                 {panel}
-                megcc_gemm_nn(OCG, nb, K, w + (int64_t)g * OCG * K, K, 1, cols, ldb, yg + s0, S, 0);
+                {gemm}
             }}
             for (o = g * OCG; o < (g + 1) * OCG; ++o) {{
                 float *yo = y + ((int64_t)b * OC + o) * S;

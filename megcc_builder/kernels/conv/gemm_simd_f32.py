@@ -105,13 +105,17 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
-    w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32).reshape(grp, m, k)
-    packed = np.concatenate([g.pack_a(w[i], s.mr) for i in range(grp)])
+    # float16 weights (passes/compress_fp16.py) stay float16 in the panels; each K block of
+    # a group's panels is widened into the workspace just before the micro-kernels use it
+    f16 = graph.tensors[op.inputs[1]].dtype == "float16"
+    wdt = np.float16 if f16 else np.float32
+    w = np.asarray(graph.tensors[op.inputs[1]].data, wdt).reshape(grp, m, k)
+    packed = np.concatenate([g.pack_a(w[i], s.mr, wdt) for i in range(grp)])
     wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
     helpers = []
-    tile = f"gemm{s.mr}x{s.nr}"
+    tile = f"gemm{s.mr}x{s.nr}" + ("_w16" if f16 else "")
     if pointwise:
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_pack_b(xg, S, k0, kb, j0, nb, bp);"
@@ -137,8 +141,19 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
     int32_t ci;
 """
+    a_block, widen = "ag, bp", ""
+    if f16:  # the widened K block of the group's panels: after B (and the padded input)
+        after = "bp + (int64_t)KC * ((NC + {0}) / {1} * {1})".format(s.nr - 1, s.nr)
+        padded_input += (f"    float *aw = {after}{'' if pointwise else ' + (int64_t)(C / G) * HP * WP'};"
+                         "\n    int32_t i;\n")
+        a_block = "aw, bp"
+        widen = f"""
+                    for (i = 0; i < OCG; i += {s.mr}) {{  /* panel i: mr rows x kb, contiguous */
+                        const int32_t mr = OCG - i < {s.mr} ? OCG - i : {s.mr};
+                        megcc_widen_f16(ag + (int64_t)i * K + (int64_t)k0 * mr, aw + (int64_t)i * kb, (int64_t)kb * mr);
+                    }}"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py) */
+    const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
@@ -151,7 +166,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
             const float *xg = x + ((int64_t)b * C + (int64_t)gi * CG) * H * W;
-            const float *ag = w + (int64_t)gi * OCG * K;
+            const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
             e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
@@ -159,10 +174,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
                     const int32_t kb = K - k0 < KC ? K - k0 : KC;
-                    {pack}
+                    {pack}{widen}
                     e.accumulate = k0 > 0 || res;
                     e.finish = k0 + kb >= K;
-                    megcc_{s.name}_gemm_block(OCG, nb, K, k0, kb, ag, bp, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
+                    megcc_{s.name}_gemm_block(OCG, nb, {"kb, 0" if f16 else "K, k0"}, kb, {a_block}, (int64_t)kb * {s.nr}, yg + j0, S, MC, &e);
                 }}
             }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
@@ -173,11 +188,12 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual:
         inputs.append(op.inputs[3])
-    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp) * 4
+    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed, {how} "
+                  note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed"
+                       f"{' as float16, widened per K block' if f16 else ''}, {how} "
                        f"(M={m}, N={sp}, K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
 
 

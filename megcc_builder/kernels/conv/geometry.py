@@ -59,10 +59,11 @@ def conv_problem(op: Op, graph: Graph):
 
 def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
     """Why no vector convolution (packed GEMM, Winograd, depthwise) can compute `op`, or
-    None: they pack constant float32 weights (and bias) and need resolved 1-D/2-D padding.
-    Takes the registry's `applies` arguments, so it can be one itself."""
+    None: they pack constant float32 weights (or float16 ones: passes/compress_fp16.py) and
+    bias, and need resolved 1-D/2-D padding. Takes the registry's `applies` arguments, so it
+    can be one itself."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
-    if x.dtype != "float32" or w.dtype != "float32" or not w.is_const:
+    if x.dtype != "float32" or w.dtype not in ("float32", "float16") or not w.is_const:
         return "weights not constant float32"
     if len(x.shape) not in (3, 4):
         return f"{len(x.shape) - 2}-D"

@@ -523,6 +523,8 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     reason = vector_conv_rejection(op, graph)
     if reason:
         return reason
+    if graph.tensors[op.inputs[1]].dtype != "float32":  # transforms float32 weights only
+        return "float16 weights (enable_compress_fp16)"
     return None if applicable(conv_problem(op, graph)) else "not a 3x3 stride-1 group-1 conv"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...codegen import packed_gemm as g
+from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
@@ -26,12 +27,46 @@ FC_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "re
                    i32("KC", "reduction block (cache blocking)"),
                    i32("MC", "row block (cache blocking)"))
 
+# float16 weights: the panels of NCW columns x one K block are widened into the workspace
+# (NCW * KC floats, about 192 KiB, as packed_gemm.blocking sizes a B block for L2)
+WIDEN_BUDGET = 192 * 1024 // 4
+
+
+def _widened_columns(kc: int, s: Simd) -> int:
+    """NCW: the columns widened at a time (the C code computes the same from KC)."""
+    return max(s.nr, WIDEN_BUDGET // kc // s.nr * s.nr)
+
+
+def _widening_loop(s: Simd) -> str:
+    """The product over column blocks of NCW, each K block of their float16 panels widened
+    first; per output element the K blocks add in the same order as the float32 loop."""
+    nr = s.nr
+    return f"""float *bw = (float *)workspace + (M == 1 ? 0 : (int64_t)M * K);
+    int32_t ncw = {WIDEN_BUDGET} / KC / {nr} * {nr}, j0, q;
+    if (ncw < {nr}) ncw = {nr};
+    for (j0 = 0; j0 < N; j0 += ncw) {{
+        const int32_t nb = N - j0 < ncw ? N - j0 : ncw;
+        e.bias_n = bias ? bias + j0 : 0;
+        for (k0 = 0; k0 < K; k0 += KC) {{
+            const int32_t kb = K - k0 < KC ? K - k0 : KC;
+            for (q = 0; q < (nb + {nr - 1}) / {nr}; ++q)  /* panel j0/{nr} + q, rows k0..k0+kb */
+                megcc_widen_f16(bp + ((int64_t)(j0 / {nr} + q) * K + k0) * {nr},
+                                bw + (int64_t)q * kb * {nr}, (int64_t)kb * {nr});
+            e.accumulate = k0 > 0;
+            e.finish = k0 + kb >= K;
+            megcc_{s.name}_gemm_block(M, nb, K, k0, kb, apk, bw, (int64_t)kb * {nr}, y + j0, N, MC, &e);
+        }}
+    }}"""
+
+
 def lower_fc(op: Op, graph: Graph, s: Simd):
     m, n, k, bmat, bias = fc_problem(op, graph)
     act = op.attrs.get("activation")
     kc, _, mc = g.blocking(m, n, k, s)
+    f16 = graph.tensors[op.inputs[1]].dtype == "float16"  # passes/compress_fp16.py
     bname = graph.unique_name(op.inputs[1] + f"__{s.name}_b{s.nr}")
-    graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat), s.nr))
+    graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat), s.nr,
+                                    np.float16 if f16 else np.float32))
     inputs = [op.inputs[0], bname]
     if bias is not None:
         padded = np.zeros(-(-n // s.nr) * s.nr, np.float32)
@@ -40,13 +75,19 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         graph.add_const(cname, padded)
         inputs.append(cname)
     setup, act_pass = g.epilogue_setup(act, c_float)
+    loop = _widening_loop(s) if f16 else f"""for (k0 = 0; k0 < K; k0 += KC) {{
+        const int32_t kb = K - k0 < KC ? K - k0 : KC;
+        e.accumulate = k0 > 0;
+        e.finish = k0 + kb >= K;
+        megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
+    }}"""
     pack = "apk = a;" if m == 1 else f"megcc_{s.name}_pack_a(a, K, M, K, ap); apk = ap;"
     post = "" if not act_pass else f"""
     {{ int64_t q; for (q = 0; q < (int64_t)M * N; ++q) {{ const float v = y[q]; y[q] = {activation_code(act, "v")}; }} }}"""
-    name = f"fc_gemm{s.mr}x{s.nr}_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
+    name = f"fc_gemm{s.mr}x{s.nr}{'_w16' if f16 else ''}_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
            f"{'_m1' if m == 1 else ''}_{s.name}"
     body = f"""    const float *a = (const float *)in_ptrs[0];
-    const float *bp = (const float *)in_ptrs[1];  /* {s.nr}-column panels (packed_gemm.py) */
+    {weight_pointer("bp", 1, f16)}  /* {s.nr}-column panels (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if bias is not None else "0"};
     float *y = (float *)out_ptrs[0];
     {"" if m == 1 else "float *ap = (float *)workspace;  /* A packed in row panels */"}
@@ -57,17 +98,16 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     e.bias_m = 0;
     e.bias_n = bias;
     {pack}
-    for (k0 = 0; k0 < K; k0 += KC) {{
-        const int32_t kb = K - k0 < KC ? K - k0 : KC;
-        e.accumulate = k0 > 0;
-        e.finish = k0 + kb >= K;
-        megcc_{s.name}_gemm_block(M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
-    }}{post}
+    {loop}{post}
 """
+    ws = 0 if m == 1 else m * k * 4
+    if f16:
+        ws += kc * min(_widened_columns(kc, s), -(-n // s.nr) * s.nr) * 4
     kernel = make_kernel(name, body, FC_PARAMS, ("math",), isa=s.isa)
     return [Instr(kernel, inputs, [op.outputs[0]], FC_PARAMS.pack(M=m, N=n, K=k, KC=kc, MC=mc),
-                  workspace_bytes=0 if m == 1 else m * k * 4,
+                  workspace_bytes=ws,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
+                       f"{'(float16, widened per block of columns and K) ' if f16 else ''}"
                        f"(M={m}, N={n}, K={k}, kc={kc})")]
 
 

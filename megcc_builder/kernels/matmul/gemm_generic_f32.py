@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, f32_bits, make_kernel, numel
 from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op
@@ -32,9 +33,10 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 def lower_gemm(op: Op, graph: Graph):
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
-    if {a.dtype, b.dtype} != {"float32"}:
-        raise graph.error(f"Gemm on {a.dtype} is not supported (float32 is)", op)
     trans_a, trans_b = int(op.attrs.get("transA", 0)), int(op.attrs.get("transB", 0))
+    f16 = _compressed(a, b) and not trans_a  # passes/compress_fp16.py
+    if a.dtype != "float32" or (b.dtype != "float32" and not f16):
+        raise graph.error(f"Gemm on {a.dtype} is not supported (float32 is)", op)
     alpha, beta = float(op.attrs.get("alpha", 1.0)), float(op.attrs.get("beta", 1.0))
     m, n = y.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -47,7 +49,9 @@ def lower_gemm(op: Op, graph: Graph):
         csm = csn = 0
     params = GEMM_PARAMS.pack(M=m, N=n, K=k, csm=csm, csn=csn, alpha=f32_bits(alpha),
                               beta=f32_bits(beta))
-    if trans_b and not trans_a:
+    if f16:
+        variant, core, workspace = _widening_core(bool(trans_b), m, n, k)
+    elif trans_b and not trans_a:
         variant, core = "nt", "megcc_gemm_nt(M, N, K, a, K, b, K, y, N, 0);"
         workspace = 0
     elif not trans_b:
@@ -66,7 +70,7 @@ def lower_gemm(op: Op, graph: Graph):
     c_term = " + beta * cb[(int64_t)i * csm + (int64_t)j * csn]" if has_c else ""
     name = f"gemm_{variant}_f32{'_c' if has_c else ''}{activation_tag(act)}"
     body = f"""    const float *a = (const float *)in_ptrs[0];
-    const float *b = (const float *)in_ptrs[1];
+    {weight_pointer("b", 1, f16)}
     float *y = (float *)out_ptrs[0];
     {c_line}
     int32_t i, j;
@@ -83,9 +87,62 @@ def lower_gemm(op: Op, graph: Graph):
                   note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
 
 
-@implements("MatMul", dtypes=F32, typed_inputs=(0, 1), cost=_cost)
+def _compressed(a, b) -> bool:
+    """B holds float16 weights of a float32 product (passes/compress_fp16.py)."""
+    return a.dtype == "float32" and b.dtype == "float16" and b.is_const and len(b.shape) == 2
+
+
+# float16 B is widened into the workspace about this many floats (64 KiB) at a time
+WIDEN_FLOATS = 16384
+
+
+def _widen_rows(count: int, length: int) -> int:
+    """Rows of `length` floats widened at a time, at most `count` (the C code computes the
+    same from its params: R = max(1, WIDEN_FLOATS / length))."""
+    return max(1, min(count, WIDEN_FLOATS // length if length else count))
+
+
+def _widening_core(trans_b: bool, m: int, n: int, k: int):
+    """(variant, C, workspace bytes) of Y = A * B with a float16 B widened block by block:
+    rows of B (K x N: a K block, products accumulated) or, transposed (N x K), rows of B^T
+    (a block of output columns). Per output element the sums run in the float32 order."""
+    if trans_b:
+        core = f"""{{ float *bw = (float *)workspace; int32_t j0;
+        const int32_t R = K > 0 && {WIDEN_FLOATS} / K > 1 ? {WIDEN_FLOATS} / K : 1;
+        for (j0 = 0; j0 < N; j0 += R) {{
+            const int32_t nb = N - j0 < R ? N - j0 : R;
+            megcc_widen_f16(b + (int64_t)j0 * K, bw, (int64_t)nb * K);
+            megcc_gemm_nt(M, nb, K, a, K, bw, K, y + j0, N, 0);
+        }} }}"""
+        return "nt_w16", core, _widen_rows(n, k) * k * 4
+    return "nn_w16", _widening_nn("a", "y"), _widen_rows(k, n) * n * 4
+
+
+def _widening_nn(a: str, y: str) -> str:
+    """Y (M x N) = A (M x K, row-major) * B (K x N, float16), K blocks of B widened."""
+    return f"""{{ float *bw = (float *)workspace; int32_t k0;
+        const int32_t R = N > 0 && {WIDEN_FLOATS} / N > 1 ? {WIDEN_FLOATS} / N : 1;
+        if (K == 0) megcc_gemm_nn(M, N, 0, {a}, K, 1, bw, N, {y}, N, 0);
+        for (k0 = 0; k0 < K; k0 += R) {{
+            const int32_t kb = K - k0 < R ? K - k0 : R;
+            megcc_widen_f16(b + (int64_t)k0 * N, bw, (int64_t)kb * N);
+            megcc_gemm_nn(M, N, kb, {a} + k0, K, 1, bw, N, {y}, N, k0 > 0);
+        }} }}"""
+
+
+def _matmul_applies(op: Op, graph: Graph, isa: IsaSpec):
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if b.dtype == "float32" or _compressed(a, b):
+        return None
+    return f"on {a.dtype}/{b.dtype} (computes float32)"
+
+
+@implements("MatMul", dtypes=F32, cost=_cost, applies=_matmul_applies)
 def lower_matmul(op: Op, graph: Graph):
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    f16 = _compressed(a, b)
+    if f16:
+        return _lower_matmul_w16(op, graph)
     if {a.dtype, b.dtype} != {"float32"}:
         raise graph.error(f"MatMul on {a.dtype}/{b.dtype} is not supported (float32 is)", op)
     ashape, bshape = list(a.shape), list(b.shape)
@@ -123,3 +180,28 @@ def lower_matmul(op: Op, graph: Graph):
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
                   MATMUL_PARAMS.pack(NB=nb, M=m, N=n, K=k, off_a=offsets_a, off_b=offsets_b),
                   note=f"batched gemm_nn x{nb} (M={m}, N={n}, K={k})")]
+
+
+def _lower_matmul_w16(op: Op, graph: Graph):
+    """MatMul of a float32 A (any batch dimensions: they fold into M, since B is one 2-D
+    matrix) by a float16 B: each K block of B widened once for all rows."""
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    k, n = b.shape
+    m = numel(a.shape) // k if k else numel(a.shape[:-1])
+    act = op.attrs.get("activation")
+    epilogue = "" if act is None else f"""
+    {{ int64_t q; for (q = 0; q < (int64_t)M * N; ++q) {{ const float v = y[q]; y[q] = {activation_code(act, "v")}; }} }}"""
+    body = f"""    const float *a = (const float *)in_ptrs[0];
+    {weight_pointer("b", 1, True)}
+    float *y = (float *)out_ptrs[0];
+    {_widening_nn("a", "y")}{epilogue}
+"""
+    kernel = make_kernel(f"matmul_w16_f32{activation_tag(act)}", body, W16_PARAMS,
+                         ("math", "gemm"))
+    return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]], W16_PARAMS.pack(M=m, N=n, K=k),
+                  workspace_bytes=_widen_rows(k, n) * n * 4,
+                  note=f"gemm_nn, float16 B widened in K blocks (M={m}, N={n}, K={k})")]
+
+
+W16_PARAMS = schema(i32("M", "rows of Y (A's batch dimensions folded in)"),
+                    i32("N", "columns of Y"), i32("K", "reduction"))

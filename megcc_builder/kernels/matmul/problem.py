@@ -15,7 +15,9 @@ def fc_problem(op: Op, graph: Graph):
     """(M, N, K, B as (K, N) array, bias (N,) or None) if the vector FC applies, else None."""
     a = graph.tensors[op.inputs[0]]
     b = graph.tensors[op.inputs[1]]
-    if a.dtype != "float32" or b.dtype != "float32" or not b.is_const or len(b.shape) != 2:
+    # float16 B: compressed weights (passes/compress_fp16.py), values exact in float32
+    if a.dtype != "float32" or b.dtype not in ("float32", "float16") or not b.is_const \
+            or len(b.shape) != 2:
         return None
     bmat = np.asarray(b.data, np.float32)
     bias = None
@@ -53,4 +55,5 @@ def fc_cost(op: Op, graph: Graph, isa: IsaSpec, compute) -> float:
     """Either way the weights stream from memory; loads and FMAs overlap, imperfectly.
     `compute(m, n, k)`: the cycles of the arithmetic."""
     m, n, k = fc_problem(op, graph)[:3]
-    return overlapped(compute(m, n, k), k * n * 4 / isa.core.stream_bytes, 0.25)
+    wbytes = 2 if graph.tensors[op.inputs[1]].dtype == "float16" else 4
+    return overlapped(compute(m, n, k), k * n * wbytes / isa.core.stream_bytes, 0.25)

@@ -7,6 +7,7 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op
 from ..registry import implements
+from ..quant.pool_generic_s8 import lower_maxpool_s8, maxpool_s8_applies
 from .geometry import pool_cost
 
 
@@ -33,6 +34,8 @@ def window_counters(fin: str) -> dict:
 @implements("MaxPool", "AveragePool", cost=lambda op, graph, isa: pool_cost(op, graph, isa, False))
 def lower_pool(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if op.type == "MaxPool" and maxpool_s8_applies(op, graph):  # int8 / uint8 codes
+        return lower_maxpool_s8(op, graph)
     if x.dtype != "float32" or len(x.shape) not in (3, 4) or \
             (len(op.outputs) > 1 and op.outputs[1]):
         return _generic_pool(op, graph, "max" if op.type == "MaxPool" else "avg")

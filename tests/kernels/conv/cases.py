@@ -25,7 +25,7 @@ def _rng(seed):
 
 
 def conv_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, scaled=False,
-              clip=(-0.5, 1.5), nchw44=False, expect=None, opset=13):
+              clip=(-0.5, 1.5), nchw44=False, expect=None, opset=13, fp16=False):
     """One Conv (+ activation epilogue). scaled: weights at a trained layer's scale (variance
     1 / fan-in), outputs of order 1 as in a network: Winograd's rounding error grows with
     the partial sums' magnitude (unit weights at K = 333 give outputs of ~18 and F(4,3)
@@ -34,6 +34,8 @@ def conv_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, scaled=Fa
     wt = rng.standard_normal((oc, c // g, *k)).astype(F32)
     if scaled:
         wt = wt / F32(np.sqrt(c // g * k[0] * k[1]))
+    if fp16:  # weights float16 represents: the float32 reference stays exact
+        wt = wt.astype(np.float16).astype(F32)
     inputs = [x, Const(wt)]
     if bias:
         inputs.append(Const(rng.standard_normal(oc).astype(F32)))
@@ -42,7 +44,7 @@ def conv_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, scaled=Fa
     def ref(x, w, b=None):
         return [act_ref(act, conv2d(x, w, b, s, p, d, g), clip)]
     BOOK.add(id_, "Conv", inputs, attrs, opset=opset, ref=ref, post=act_post(act, clip),
-             nchw44=nchw44, expect=expect or {})
+             nchw44=nchw44, expect=expect or {}, compress_fp16=fp16)
 
 
 # ------------------------------------------------------- portable shapes (test_kernels_core)
@@ -231,6 +233,39 @@ def nchw44_case_id(c):
 _r = _rng(44)
 for _c in NCHW44:
     conv_case("nchw44_" + nchw44_case_id(_c), _r, *_c[:12], nchw44=True)
+
+
+# ------------------------------------- float16 weights (enable_compress_fp16, fp16 tests)
+# Every NCHW conv implementation reading widened float16 weights: the portable depthwise,
+# im2col and 1x1 paths (filters widened 16 output channels at a time: OC 37 = 16 + 16 + 5),
+# the packed GEMM (panels widened per K block: row tails of every micro-tile, K over the
+# 320 block, several N blocks, groups), the vector depthwise (stride 1 and 2). Winograd
+# transforms float32 weights only: its 3x3 stride-1 shape goes to the packed GEMM. Weights
+# have >= 32 elements (smaller ones stay float32: passes/compress_fp16.py).
+FP16 = [
+    # (N, C, H, W, OC, k, stride, pads, dilation, group, bias, act, AVX2 pick)
+    (1, 6, 10, 10, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "Relu", "conv2d_depthwise"),
+    (2, 8, 14, 17, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, False, None, "conv2d_depthwise"),
+    (1, 4, 15, 21, 4, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 4, True, "Clip", "conv2d_depthwise"),
+    (1, 5, 9, 11, 37, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16_w16"),
+    (1, 40, 17, 17, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16_w16"),
+    (2, 350, 5, 7, 23, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, None,
+     "conv2d_1x1_gemm6x16_w16"),
+    (1, 16, 13, 13, 38, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "Clip",
+     "conv2d_1x1_gemm6x16_w16"),
+    (1, 12, 8, 9, 18, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 3, True, "Relu",
+     "conv2d_1x1_gemm6x16_w16"),
+    (1, 6, 6, 6, 9, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3, True, None, "conv2d_gemm6x16_w16"),
+    (1, 3, 37, 35, 8, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True, "Sigmoid",
+     "conv2d_gemm6x16_w16"),
+    # Winograd's shape (test_kernels_winograd's F(4,3) case): the packed GEMM instead
+    (1, 37, 19, 21, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip",
+     "conv2d_gemm6x16_w16"),
+]
+_r = _rng(1616)
+for _c in FP16:
+    conv_case("fp16_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}g{_c[9]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, fp16=True, expect={"avx2": (_c[12], "_avx2")})
 
 
 _rand_nn = uniform_source(5)

@@ -47,9 +47,11 @@ FC_EXPECT = {"avx2": ("fc_gemm6x16", "_avx2"), "arm64": ("fc_gemm8x12", "_neon64
              "armv7": ("fc_gemm6x8", "_neon")}  # what the cost model picks
 
 
-def fc_case(id_, rng, m, k, n, trans_b, bias, act):
+def fc_case(id_, rng, m, k, n, trans_b, bias, act, fp16=False):
     a = _f32(rng, m, k)
     b = _f32(rng, n, k) if trans_b else _f32(rng, k, n)
+    if fp16:  # values float16 represents: the reference stays exact
+        b = b.astype(np.float16).astype(F32)
     ins = [a, Const(b)]
     beta = 0.75 if bias == "scalar" else 1.0
     if bias:
@@ -59,7 +61,8 @@ def fc_case(id_, rng, m, k, n, trans_b, bias, act):
         y = a.astype(np.float64) @ (b.T if trans_b else b)
         return [act_ref(act, y if c is None else y + beta * c)]
     BOOK.add(id_, "Gemm", ins, dict(transB=trans_b, alpha=1.0, beta=beta), opset=13, ref=ref,
-             post=act_post(act), expect=FC_EXPECT)
+             post=act_post(act), compress_fp16=fp16,
+             expect={p: (pre + ("_w16" if fp16 else ""), suf) for p, (pre, suf) in FC_EXPECT.items()})
 
 
 ISA_FC = [(1, 2048, 1000, 1, "row", None), (2, 150, 21, 0, None, "Relu"),
@@ -79,3 +82,19 @@ for _c in NEON_FC:
 # constant weights: MatMul as a fully connected layer
 BOOK.add("isa_matmul_constant_weights", "MatMul", [_f32(_r, 2, 3, 29), Const(_f32(_r, 29, 21))],
          opset=13, ref=lambda a, b: [np.matmul(a.astype(np.float64), b)], expect=FC_EXPECT)
+
+
+# ------------------------------------------------- float16 weights (enable_compress_fp16)
+# The generic Gemm widens K blocks of B (transB 0) or blocks of B^T rows (transB 1; N = 1000
+# at K = 2048 is 125 blocks of 8), the vector FC blocks of NCW columns per K block (K over
+# the K block, N over NCW, every tile edge); MatMul folds A's batch into M.
+FP16_FC = [(1, 2048, 1000, 1, "row", None), (2, 150, 21, 0, None, "Relu"),
+           (3, 37, 19, 1, "row", "Clip"), (13, 650, 17, 1, "row", None),
+           (9, 333, 40, 0, "scalar", "Sigmoid"), (5, 700, 300, 0, "row", None)]
+_r3 = np.random.default_rng(1616)
+for _c in FP16_FC:
+    fc_case("fp16_fc_" + "_".join(map(str, _c)), _r3, *_c, fp16=True)
+BOOK.add("fp16_matmul_constant_weights", "MatMul",
+         [_f32(_r3, 2, 3, 29), Const(_f32(_r3, 29, 21).astype(np.float16).astype(F32))],
+         opset=13, ref=lambda a, b: [np.matmul(a.astype(np.float64), b)], compress_fp16=True,
+         expect={p: (pre + "_w16", suf) for p, (pre, suf) in FC_EXPECT.items()})

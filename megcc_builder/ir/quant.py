@@ -1,0 +1,123 @@
+"""Quantization semantics shared by passes, constant folding and kernel emitters.
+
+The formulas are onnxruntime's (MLAS): quantize = saturate(round_half_even(x / scale) +
+zero_point) with a float32 division; dequantize = float(q - zero_point) * scale. Scales and
+zero points are ordinary operand tensors (ONNX's QOperator vocabulary); this module reads
+and checks them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .graph import Graph, Op
+
+# integer ranges of the quantized storage types
+QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-(1 << 31), (1 << 31) - 1),
+          "int16": (-32768, 32767), "uint16": (0, 65535)}
+ROUNDING = ("half_even", "half_away")
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))
+
+
+def per_axis(value: np.ndarray, rank: int, axis: int) -> np.ndarray:
+    """A scale / zero point (scalar or 1-D along `axis`) shaped to broadcast over a tensor."""
+    value = np.asarray(value)
+    if value.ndim == 0 or value.size == 1 and rank == 0:
+        return value.reshape(())
+    shape = [1] * rank
+    shape[axis % rank] = value.size
+    return value.reshape(shape)
+
+
+def quantize(x: np.ndarray, scale, zero_point, dtype: str, axis: int = 1,
+             rounding: str = "half_even") -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    s = per_axis(np.asarray(scale, np.float32), x.ndim, axis)
+    z = per_axis(np.asarray(zero_point).astype(np.float32), x.ndim, axis)
+    v = (x / s).astype(np.float32)
+    v = np.rint(v) if rounding == "half_even" else round_half_away(v)
+    lo, hi = QRANGE[dtype]
+    return np.clip(v + z, lo, hi).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale, zero_point, axis: int = 1) -> np.ndarray:
+    q = np.asarray(q)
+    s = per_axis(np.asarray(scale, np.float32), q.ndim, axis)
+    z = per_axis(np.asarray(zero_point if zero_point is not None else 0).astype(np.int64),
+                 q.ndim, axis)
+    return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+
+
+def operand(graph: Graph, op: Op, index: int) -> Optional[str]:
+    """The name of input `index`, or None when omitted."""
+    return op.inputs[index] if index < len(op.inputs) and op.inputs[index] else None
+
+
+def const_value(graph: Graph, op: Op, index: int, what: str) -> Optional[np.ndarray]:
+    name = operand(graph, op, index)
+    if name is None:
+        return None
+    t = graph.tensors[name]
+    if not t.is_const:
+        raise graph.needs_value(op, name, what)
+    return np.asarray(t.data)
+
+
+def check_scale(graph: Graph, op: Op, index: int, what: str = "scale",
+                required: bool = True) -> Optional[np.ndarray]:
+    """The constant float scale at input `index`, refused unless finite and > 0."""
+    name = operand(graph, op, index)
+    if name is None:
+        if required:
+            raise graph.error(f"the {what} (input {index}) is missing", op)
+        return None
+    t = graph.tensors[name]
+    if not t.is_const:
+        return None  # known at run time only (dynamic quantization): nothing to check
+    value = np.asarray(t.data)
+    if value.dtype.kind != "f":
+        raise graph.error(f"the {what} '{name}' must be float, not {t.dtype}", op)
+    if value.size == 0 or not np.all(np.isfinite(value)) or np.any(value <= 0):
+        bad = value.reshape(-1)[np.flatnonzero(~(np.isfinite(value) & (value > 0)))[:1]]
+        raise graph.error(f"the {what} '{name}' must be finite and > 0 (has "
+                          f"{bad[0] if bad.size else 'no value'})", op)
+    return value.astype(np.float32)
+
+
+def check_zero_point(graph: Graph, op: Op, index: int, data_dtype: Optional[str],
+                     what: str = "zero point") -> Optional[np.ndarray]:
+    """The zero point at `index` (None if omitted); its dtype must be the data's."""
+    name = operand(graph, op, index)
+    if name is None:
+        return None
+    t = graph.tensors[name]
+    if data_dtype is not None and t.dtype != data_dtype:
+        raise graph.error(f"the {what} '{name}' is {t.dtype}, but the data it goes with is "
+                          f"{data_dtype}", op)
+    if t.dtype not in QRANGE:
+        raise graph.error(f"the {what} '{name}' has unsupported dtype {t.dtype}", op)
+    if not t.is_const:
+        return None
+    value = np.asarray(t.data)
+    lo, hi = QRANGE[t.dtype]
+    if value.size and (value.min() < lo or value.max() > hi):
+        raise graph.error(f"the {what} '{name}' is out of the {t.dtype} range", op)
+    return value
+
+
+def count_of(graph: Graph, name: Optional[str]) -> int:
+    return 1 if name is None else graph.tensors[name].numel
+
+
+def channels_match(graph: Graph, op: Op, name: Optional[str], channels: int,
+                   what: str) -> Tuple[bool, int]:
+    """(per-channel?, count) of a scale / zero point: one value, or one per channel."""
+    n = count_of(graph, name)
+    if n not in (1, channels):
+        raise graph.error(f"the {what} has {n} values; 1 or {channels} (one per channel) "
+                          "expected", op)
+    return n != 1, n

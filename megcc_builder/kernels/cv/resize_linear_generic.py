@@ -1,0 +1,157 @@
+"""cv2.resize(INTER_LINEAR) to dst's size, portable C, 1..4 channels.
+
+Coefficients as OpenCV computes them: source coordinate (d + 0.5) * scale - 0.5 in double,
+rounded to float, clamped at the borders (the first tap takes weight 1). ui8 uses OpenCV's
+fixed point: 11-bit weights (saturate_cast<short>(w * 2048)), the horizontal pass exact in
+int, the vertical pass as OpenCV 4's vector code computes it for every pixel
+((S0 >> 4) * b0 >> 16) + ((S1 >> 4) * b1 >> 16), then (+2) >> 2: bit-exact with
+cv2.resize. f32: float weights, a0*S0 + a1*S1 then b0*H0 + b1*H1.
+
+No heap: destination columns are processed in strips of TINYCV_RESIZE_STRIP whose
+coefficient tables live on the stack (about 1.5 KB).
+"""
+from __future__ import annotations
+
+from ...ir import Graph, Op
+from ..registry import implements
+from .common import ROUND, function, ir_dtypes, op_types, request_of
+
+# One axis's tap: source index (of the first tap, in pixels), second tap's index, the two
+# weights as float (OpenCV's cbuf values).
+COEF = ("tinycv_linear_tap", r"""
+#define TINYCV_RESIZE_STRIP 128
+
+static void tinycv_linear_tap(int d, double scale, int len, int* i0, int* i1, float* w0,
+                              float* w1)
+{
+    float f = (float)((d + 0.5) * scale - 0.5);
+    int s = (int)floorf(f);
+    f -= (float)s;
+    if (s < 0) { f = 0.f; s = 0; }
+    if (s >= len - 1) { f = 0.f; s = len - 1; }
+    *i0 = s;
+    *i1 = s + 1 < len ? s + 1 : s;
+    *w0 = 1.f - f;
+    *w1 = f;
+}
+
+/* The vertical tap of OpenCV: its rows clamp, its weights do not. */
+static void tinycv_linear_row_tap(int d, double scale, int len, int* r0, int* r1, float* w0,
+                                  float* w1)
+{
+    float f = (float)((d + 0.5) * scale - 0.5);
+    int s = (int)floorf(f);
+    f -= (float)s;
+    *r0 = s < 0 ? 0 : s > len - 1 ? len - 1 : s;
+    *r1 = s + 1 < 0 ? 0 : s + 1 > len - 1 ? len - 1 : s + 1;
+    *w0 = 1.f - f;
+    *w1 = f;
+}
+""")
+
+_CHECKS = r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
+    TINYCV_CHECK(FN, dst->channels == src->channels);
+"""
+
+_UI8 = r"""
+#define TINYCV_RESIZE_U8_ROW(CN)                                                              \
+    for (k = 0; k < n; ++k) {                                                                 \
+        const int i0 = x_ofs[k][0], i1 = x_ofs[k][1], a0 = x_w[k][0], a1 = x_w[k][1];         \
+        for (c = 0; c < (CN); ++c, ++o) {                                                     \
+            int h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;                                       \
+            int h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;                                       \
+            int v = ((((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16) + 2) >> 2;          \
+            *o = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);                                    \
+        }                                                                                     \
+    }
+    {
+        const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
+        const int dh = (int)dst->rows, cn = (int)src->channels;
+        const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
+        const uint8_t* s = (const uint8_t*)src->data;
+        uint8_t* d = (uint8_t*)dst->data;
+        int x_ofs[TINYCV_RESIZE_STRIP][2];
+        int16_t x_w[TINYCV_RESIZE_STRIP][2];
+        int x0, k, c, dy;
+        for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
+            const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
+            for (k = 0; k < n; ++k) {
+                float w0, w1;
+                tinycv_linear_tap(x0 + k, scale_x, sw, &x_ofs[k][0], &x_ofs[k][1], &w0, &w1);
+                x_ofs[k][0] *= cn;
+                x_ofs[k][1] *= cn;
+                x_w[k][0] = (int16_t)tinycv_round(w0 * 2048.f);
+                x_w[k][1] = (int16_t)tinycv_round(w1 * 2048.f);
+            }
+            for (dy = 0; dy < dh; ++dy) {
+                int r0, r1, b0, b1;
+                float w0, w1;
+                const uint8_t *s0, *s1;
+                uint8_t* o = d + ((size_t)dy * dw + x0) * cn;
+                tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &w0, &w1);
+                b0 = tinycv_round(w0 * 2048.f);
+                b1 = tinycv_round(w1 * 2048.f);
+                s0 = s + (size_t)r0 * sw * cn;
+                s1 = s + (size_t)r1 * sw * cn;
+                /* the channel count as a constant where it is common: unrolled loops */
+                switch (cn) {
+                case 1: TINYCV_RESIZE_U8_ROW(1); break;
+                case 3: TINYCV_RESIZE_U8_ROW(3); break;
+                case 4: TINYCV_RESIZE_U8_ROW(4); break;
+                default: TINYCV_RESIZE_U8_ROW(cn); break;
+                }
+            }
+        }
+    }
+"""
+
+_F32 = r"""
+    {
+        const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
+        const int dh = (int)dst->rows, cn = (int)src->channels;
+        const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
+        const float* s = (const float*)src->data;
+        float* d = (float*)dst->data;
+        int x_ofs[TINYCV_RESIZE_STRIP][2];
+        float x_w[TINYCV_RESIZE_STRIP][2];
+        int x0, k, c, dy;
+        for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
+            const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
+            for (k = 0; k < n; ++k) {
+                tinycv_linear_tap(x0 + k, scale_x, sw, &x_ofs[k][0], &x_ofs[k][1], &x_w[k][0],
+                                  &x_w[k][1]);
+                x_ofs[k][0] *= cn;
+                x_ofs[k][1] *= cn;
+            }
+            for (dy = 0; dy < dh; ++dy) {
+                int r0, r1;
+                float b0, b1;
+                const float *s0, *s1;
+                float* o = d + ((size_t)dy * dw + x0) * cn;
+                tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &b0, &b1);
+                s0 = s + (size_t)r0 * sw * cn;
+                s1 = s + (size_t)r1 * sw * cn;
+                for (k = 0; k < n; ++k) {
+                    const int i0 = x_ofs[k][0], i1 = x_ofs[k][1];
+                    const float a0 = x_w[k][0], a1 = x_w[k][1];
+                    for (c = 0; c < cn; ++c, ++o) {
+                        float h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;
+                        float h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;
+                        *o = h0 * b0 + h1 * b1;
+                    }
+                }
+            }
+        }
+    }
+"""
+
+
+def portable_cost(op, graph, isa) -> float:
+    return 1.0  # relative: CV images have no compile-time size
+
+
+@implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit(op: Op, graph: Graph):
+    _, dtype = request_of(op, graph)
+    return function(op, graph, _CHECKS + (_UI8 if dtype == "ui8" else _F32), (ROUND, COEF))

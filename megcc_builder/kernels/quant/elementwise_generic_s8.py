@@ -1,0 +1,315 @@
+"""QLinearAdd / QLinearMul with numpy broadcasting, look-up-table unary ops
+(QLinearSigmoid, QLinearLeakyRelu) and QLinearConcat, portable C.
+
+QLinearAdd reproduces onnxruntime's AVX2 kernel (MlasQLinearAddKernelAvx2Helper):
+c = fma(a, sa/sc, fma(b, sb/sc, zc - (sa/sc*za + sb/sc*zb))), where an operand that is
+one value per innermost run (broadcast there) is folded into the constant part with a plain
+multiply and add first. QLinearMul is MLAS's: float((a - za)(b - zb)) * (sa*sb/sc) + zc.
+Both round ties-to-even and saturate."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, i64, schema, table
+from ...ir import Graph, Op
+from ...ir.quant import QRANGE, check_scale, check_zero_point, const_value, operand
+from ..data.copy_generic import norm_axis
+from ..elementwise.generic import broadcast_strides, collapse
+from ..registry import implements
+from .lut import build_table, identity, leaky_relu, mlas_logistic
+from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of
+
+QTYPES = ("int8", "uint8")
+
+
+def _scalar(graph: Graph, op: Op, index: int, what: str):
+    v = const_value(graph, op, index, what)
+    return None if v is None else v.reshape(-1)[0]
+
+
+def _check_binary(op: Op, graph: Graph):
+    a, b, c = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]], \
+        graph.tensors[op.outputs[0]]
+    if a.dtype != b.dtype or a.dtype != c.dtype:
+        raise graph.error(f"A, B and C must have one dtype (have {a.dtype}, {b.dtype}, "
+                          f"{c.dtype})", op)
+    for k, what in ((1, "A_scale"), (4, "B_scale"), (6, "C_scale")):
+        check_scale(graph, op, k, what)
+        if graph.tensors[op.inputs[k]].numel != 1:
+            raise graph.error(f"{what} must be one value (per-tensor)", op)
+    for k, what in ((2, "A_zero_point"), (5, "B_zero_point"), (7, "C_zero_point")):
+        check_zero_point(graph, op, k, a.dtype, what)
+    return a, b, c
+
+
+@implements("QLinearAdd", "QLinearMul", dtypes=QTYPES, typed_inputs=(0, 3))
+def lower_qlinear_binary(op: Op, graph: Graph):
+    a, b, c = _check_binary(op, graph)
+    if op.attrs.get("activation") or op.attrs.get("rounding", "half_even") != "half_even":
+        return _lower_binary_generic(op, graph, a, b, c)
+    dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
+                                              broadcast_strides(b.shape, c.shape)])
+    rank = len(dims)
+    ct = CTYPE[c.dtype]
+    lo, hi = QRANGE[c.dtype]
+    # inputs: a, b, a_scale, a_zp?, b_scale, b_zp?, c_scale, c_zp?
+    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
+             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    if op.type == "QLinearAdd":
+        scalar_a = sa[-1] == 0
+        scalar_b = sb[-1] == 0 and not scalar_a
+        # one element: fma(a, rac, fma(b, rbc, fixed)); a per-run scalar joins the constant
+        if scalar_a:
+            inner = "v = fmaf(fb, rbc, fixed + fa * rac);"
+        elif scalar_b:
+            inner = "v = fmaf(fa, rac, fixed + fb * rbc);"
+        else:
+            inner = "v = fmaf(fa, rac, fmaf(fb, rbc, fixed));"
+        setup = """const float rac = sa / sc, rbc = sb / sc;
+    float fixed;
+    {
+        const float pa = rac * (float)za;
+        const float pb = rbc * (float)zb;
+        const float sum = pa + pb;
+        fixed = (float)zc - sum;
+    }"""
+        compute = f"""const float fa = (float)(int32_t)a[ia], fb = (float)(int32_t)b[ib];
+                float v;
+                {inner}"""
+        if scalar_a or scalar_b:  # ORT: the broadcast operand's product is added separately
+            compute = compute.replace("fixed + fa * rac", "fixed_a").replace(
+                "fixed + fb * rbc", "fixed_b")
+            compute = ("const float fa = (float)(int32_t)a[ia], fb = (float)(int32_t)b[ib];\n"
+                       "                const float prod = " +
+                       ("fa * rac;\n                const float fixed_a = fixed + prod;\n"
+                        if scalar_a else
+                        "fb * rbc;\n                const float fixed_b = fixed + prod;\n") +
+                       "                float v;\n                " +
+                       (inner.replace("fixed + fa * rac", "fixed_a") if scalar_a else
+                        inner.replace("fixed + fb * rbc", "fixed_b")))
+        tag = "sa" if scalar_a else ("sb" if scalar_b else "vv")
+    else:
+        setup = "const float ratio = sa * sb / sc;"
+        compute = """const int32_t prod = ((int32_t)a[ia] - za) * ((int32_t)b[ib] - zb);
+                float v = (float)prod * ratio;
+                v = v + (float)zc;"""
+        tag = "mul"
+    body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
+    const {ct} *b = (const {ct} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const float sa = *(const float *)in_ptrs[{pos[2]}];
+    const float sb = *(const float *)in_ptrs[{pos[4]}];
+    const float sc = *(const float *)in_ptrs[{pos[6]}];
+    const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
+    {setup}
+    int32_t idx[{rank}] = {{0}};
+    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row) {{
+      for (j = 0; j < n_in; ++j, ++i) {{
+        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
+        {{
+                {compute}
+                y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
+        }}
+      }}
+        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
+            ia0 += sta[d];
+            ib0 += stb[d];
+            if (++idx[d] < dims[d]) break;
+            ia0 -= (int64_t)dims[d] * sta[d];
+            ib0 -= (int64_t)dims[d] * stb[d];
+            idx[d] = 0;
+        }}
+    }}
+"""
+    params = schema(table("dims", rank, "output extents (collapsed)"),
+                    table("sta", rank, "A element strides (0: broadcast)"),
+                    table("stb", rank, "B element strides (0: broadcast)"))
+    name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_{SHORT[c.dtype]}_{tag}_r{rank}" \
+        + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
+    kernel = make_kernel(name, body, params, (ROUND_EVEN,))
+    return [Instr(kernel, ins, [op.outputs[0]], params.pack(dims=dims, sta=sa, stb=sb),
+                  note="int8 element-wise (onnxruntime's formula)")]
+
+
+def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
+    """MegEngine's form (rounding / activation attributes): the real values added or
+    multiplied in float, the activation applied, then quantized with the op's rounding."""
+    from .requant import Requant
+
+    rq = Requant(op, graph, c.dtype)
+    dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
+                                              broadcast_strides(b.shape, c.shape)])
+    rank = len(dims)
+    ct = CTYPE[c.dtype]
+    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
+             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    combine = "ra + rb" if op.type == "QLinearAdd" else "ra * rb"
+    real = {"": "r", "Relu": "r", "Clip": "r", "Sigmoid": "megcc_q_sigmoid(r)",
+            "HSwish": "megcc_q_hswish(r)", "Tanh": "tanhf(r)"}[rq.activation]
+    body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
+    const {ct} *b = (const {ct} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const float sa = *(const float *)in_ptrs[{pos[2]}];
+    const float sb = *(const float *)in_ptrs[{pos[4]}];
+    const float so = *(const float *)in_ptrs[{pos[6]}];
+    const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
+    {rq.setup("zc")}
+    int32_t idx[{rank}] = {{0}};
+    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row) {{
+      for (j = 0; j < n_in; ++j, ++i) {{
+        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
+        const float ra = (float)((int32_t)a[ia] - za) * sa;
+        const float rb = (float)((int32_t)b[ib] - zb) * sb;
+        const float r = {combine};
+        const float v = {real} / so;
+        y[i] = {rq.store("v", "zc")};
+      }}
+        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
+            ia0 += sta[d];
+            ib0 += stb[d];
+            if (++idx[d] < dims[d]) break;
+            ia0 -= (int64_t)dims[d] * sta[d];
+            ib0 -= (int64_t)dims[d] * stb[d];
+            idx[d] = 0;
+        }}
+    }}
+"""
+    params = schema(table("dims", rank, "output extents (collapsed)"),
+                    table("sta", rank, "A element strides (0: broadcast)"),
+                    table("stb", rank, "B element strides (0: broadcast)"))
+    helpers = rq.helpers
+    if rq.activation in ("Sigmoid", "HSwish"):
+        from .requant import REAL_ACT_HELPERS
+
+        helpers = tuple(dict.fromkeys(helpers + REAL_ACT_HELPERS))
+    name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_float_{rq.tag}_r{rank}" \
+        + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
+    kernel = make_kernel(name, body, params, helpers)
+    return [Instr(kernel, ins, [op.outputs[0]], params.pack(dims=dims, sta=sa, stb=sb),
+                  note="int8 element-wise (float, rounding/activation attributes)")]
+
+
+# --- look-up tables ----------------------------------------------------------------------
+
+LUT_PARAMS = schema(i64("n", "elements"), table("lut", 256, "output code per input byte"))
+
+
+def _lut_instr(op: Op, graph: Graph, x_name: str, lut: np.ndarray, note: str) -> Instr:
+    x, y = graph.tensors[x_name], graph.tensors[op.outputs[0]]
+    xt, yt = CTYPE[x.dtype], CTYPE[y.dtype]
+    body = f"""    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    {yt} *y = ({yt} *)out_ptrs[0];
+    int64_t i;
+    for (i = 0; i < n; ++i) y[i] = ({yt})lut[x[i]];
+"""
+    kernel = make_kernel(f"qlut_{SHORT[x.dtype]}_to_{SHORT[y.dtype]}", body, LUT_PARAMS)
+    return Instr(kernel, [x_name], [op.outputs[0]],
+                 LUT_PARAMS.pack(n=x.numel, lut=[int(v) for v in lut]), note=note)
+
+
+def _unary_params(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    xs = check_scale(graph, op, 1, "X_scale")
+    ys = check_scale(graph, op, 3, "Y_scale")
+    xz = check_zero_point(graph, op, 2, x.dtype, "X_zero_point")
+    yz = check_zero_point(graph, op, 4, y.dtype, "Y_zero_point")
+    for k, v in ((1, xs), (3, ys)):
+        if v is None:
+            raise graph.needs_value(op, op.inputs[k], "the scale of a table-driven op")
+    for k in (2, 4):
+        if operand(graph, op, k) and not graph.tensors[op.inputs[k]].is_const:
+            raise graph.needs_value(op, op.inputs[k], "the zero point of a table-driven op")
+    xz = 0 if xz is None else int(xz.reshape(-1)[0])
+    yz = 0 if yz is None else int(yz.reshape(-1)[0])
+    return x, y, float(xs.reshape(-1)[0]), xz, float(ys.reshape(-1)[0]), yz
+
+
+@implements("QLinearSigmoid", "QLinearLeakyRelu", dtypes=QTYPES)
+def lower_qlinear_lut(op: Op, graph: Graph):
+    x, y, xs, xz, ys, yz = _unary_params(op, graph)
+    rounding_of(op, graph)
+    if op.attrs.get("activation"):
+        raise graph.error("an activation attribute is not supported here", op)
+    fn = mlas_logistic if op.type == "QLinearSigmoid" else \
+        leaky_relu(float(op.attrs.get("alpha", 0.01)))
+    lut = build_table(x.dtype, xs, xz, y.dtype, ys, yz, fn)
+    return [_lut_instr(op, graph, op.inputs[0], lut, f"{op.type} by a 256-entry table")]
+
+
+# --- concatenation -----------------------------------------------------------------------
+
+@implements("QLinearConcat", dtypes=QTYPES, typed_inputs=(1,))
+def lower_qlinear_concat(op: Op, graph: Graph):
+    """Inputs: Y_scale, Y_zp, then (X, X_scale, X_zp) per input. An input with the output's
+    scale and zero point is copied; another goes through its requantization table."""
+    y = graph.tensors[op.outputs[0]]
+    ys = check_scale(graph, op, 0, "Y_scale")
+    yz = check_zero_point(graph, op, 1, y.dtype, "Y_zero_point")
+    if ys is None or (operand(graph, op, 1) and yz is None):
+        raise graph.needs_value(op, op.inputs[0], "the output scale")
+    ys, yz = float(ys.reshape(-1)[0]), 0 if yz is None else int(yz.reshape(-1)[0])
+    if (len(op.inputs) - 2) % 3 or len(op.inputs) < 5:
+        raise graph.error("inputs must be Y_scale, Y_zero_point, then (X, X_scale, "
+                          "X_zero_point) triples", op)
+    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
+    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+    xs_names, blocks, luts, copy = [], [], [], []
+    for k in range(2, len(op.inputs), 3):
+        x = graph.tensors[op.inputs[k]]
+        if x.dtype not in QTYPES:
+            raise graph.error(f"input '{x.name}' is {x.dtype} (int8, uint8 are)", op)
+        xs = check_scale(graph, op, k + 1, "X_scale")
+        xz = check_zero_point(graph, op, k + 2, x.dtype, "X_zero_point")
+        if xs is None or (operand(graph, op, k + 2) and xz is None):
+            raise graph.needs_value(op, op.inputs[k + 1], "an input's scale")
+        xs, xz = float(xs.reshape(-1)[0]), 0 if xz is None else int(xz.reshape(-1)[0])
+        xs_names.append(op.inputs[k])
+        blocks.append(int(np.prod(x.shape[axis:], dtype=np.int64)))
+        same = x.dtype == y.dtype and np.float32(xs) == np.float32(ys) and xz == yz
+        copy.append(same)
+        if not same:
+            luts.append(build_table(x.dtype, xs, xz, y.dtype, ys, yz, identity))
+    yt = CTYPE[y.dtype]
+    lines = []
+    lut_index = 0
+    for j, same in enumerate(copy):
+        src = f"(const uint8_t *)in_ptrs[{j}] + (int64_t)o * blk[{j}]"
+        if same:
+            lines.append(f"        memcpy(y, {src}, (size_t)blk[{j}]);")
+        else:
+            lines.append(f"        {{ const uint8_t *x = {src};\n"
+                         f"          const int32_t *t = lut + {256 * lut_index};\n"
+                         f"          for (i = 0; i < blk[{j}]; ++i) y[i] = ({yt})t[x[i]]; }}")
+            lut_index += 1
+        lines.append(f"        y += blk[{j}];")
+    body = f"""    {yt} *y = ({yt} *)out_ptrs[0];
+    int64_t o;
+    int32_t i;
+    for (o = 0; o < OUTER; ++o) {{
+{chr(10).join(lines)}
+    }}
+"""
+    params = schema(i64("OUTER", "blocks before the axis"),
+                    table("blk", len(copy), "elements per block of each input"),
+                    table("lut", 256 * max(1, len(luts)), "requantization tables"))
+    pattern = "".join("c" if s else "t" for s in copy)
+    kernel = make_kernel(f"qlinear_concat_{SHORT[y.dtype]}_{pattern}", body, params)
+    lut_words = [int(v) for t in luts for v in t] or [0] * 256
+    return [Instr(kernel, xs_names, [op.outputs[0]],
+                  params.pack(OUTER=outer, blk=blocks, lut=lut_words),
+                  note="int8 concatenation")]

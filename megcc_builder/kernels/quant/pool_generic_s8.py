@@ -1,0 +1,187 @@
+"""QLinearAveragePool and QLinearGlobalAveragePool, portable C, as onnxruntime computes
+them: the average pool in float on dequantized values, quantized with
+nearbyint(y / y_scale + y_zp); the global pool as an int32 sum requantized by
+x_scale / (y_scale * count) (MLAS)."""
+from __future__ import annotations
+
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, schema
+from ...ir import Graph, Op
+from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
+from ..registry import implements
+from .requant import CTYPE, SHORT, Requant
+
+QTYPES = ("int8", "uint8")
+POOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
+                     i32("W", "input width"), i32("OH", "output height"),
+                     i32("OW", "output width"), i32("KH", "window height"),
+                     i32("KW", "window width"), i32("SH", "stride height"),
+                     i32("SW", "stride width"), i32("PT", "padding top"),
+                     i32("PL", "padding left"))
+GLOBAL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("S", "elements per plane"))
+
+
+def _io(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.dtype != y.dtype:
+        raise graph.error(f"X is {x.dtype} but Y is {y.dtype}", op)
+    check_scale(graph, op, 1, "x_scale")
+    check_scale(graph, op, 3, "y_scale")
+    check_zero_point(graph, op, 2, x.dtype, "x_zero_point")
+    check_zero_point(graph, op, 4, y.dtype, "y_zero_point")
+    names = [op.inputs[0], op.inputs[1], operand(graph, op, 2), op.inputs[3],
+             operand(graph, op, 4)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    ct = CTYPE[x.dtype]
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    head = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const float xs = *(const float *)in_ptrs[{pos[1]}];
+    const float so = *(const float *)in_ptrs[{pos[3]}];
+    const int32_t xz = {zp(2)}, yz = {zp(4)};
+"""
+    return x, y, ins, head, ("" if 2 in pos else "_noxz") + ("" if 4 in pos else "_noyz")
+
+
+@implements("QLinearAveragePool", dtypes=QTYPES)
+def lower_qlinear_avgpool(op: Op, graph: Graph):
+    x, y, ins, head, ztag = _io(op, graph)
+    if len(x.shape) not in (3, 4):
+        raise graph.error(f"{len(x.shape) - 2}-D pooling is not supported (1-D, 2-D are)", op)
+    if op.attrs.get("rounding", "half_even") != "half_even" or op.attrs.get("activation"):
+        raise graph.error("QLinearAveragePool supports onnxruntime's rounding only", op)
+    one_d = len(x.shape) == 3
+    ks = list(op.attrs["kernel_shape"])
+    st = list(op.attrs.get("strides") or [1] * len(ks))
+    pads = list(op.attrs.get("pads") or [0] * 2 * len(ks))
+    if one_d:
+        ks, st, pads = [1] + ks, [1] + st, [0, pads[0], 0, pads[1]]
+    h, w = (1, x.shape[2]) if one_d else x.shape[2:]
+    oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
+    include_pad = int(op.attrs.get("count_include_pad", 0))
+    lo, hi = QRANGE[y.dtype]
+    yt = CTYPE[y.dtype]
+    count = "KH * KW" if include_pad else "(he - hs) * (we - ws)"
+    # onnxruntime: hend = min(hstart + k, H) then hstart = max(hstart, 0); the sum in float
+    # over dequantized values, row by row; y = clamp(nearbyint(sum / count / ys + yz))
+    body = head + f"""    int32_t c, oy, ox, iy, ix;
+    for (c = 0; c < NC; ++c) {{
+        const {yt} *xc = x + (int64_t)c * H * W;
+        {yt} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            int32_t hs = oy * SH - PT, he = hs + KH < H ? hs + KH : H;
+            hs = hs > 0 ? hs : 0;
+            for (ox = 0; ox < OW; ++ox) {{
+                int32_t ws = ox * SW - PL, we = ws + KW < W ? ws + KW : W;
+                float sum = 0.0f, v;
+                ws = ws > 0 ? ws : 0;
+                for (iy = hs; iy < he; ++iy)
+                    for (ix = ws; ix < we; ++ix)
+                        sum += xs * (float)((int32_t)xc[(int64_t)iy * W + ix] - xz);
+                sum /= (float)({count});
+                v = sum / so;
+                v = v + (float)yz;
+                yc[oy * OW + ox] = ({yt})megcc_qround_even(v, {lo}.0f, {hi}.0f);
+            }}
+        }}
+    }}
+"""
+    from .requant import ROUND_EVEN
+
+    name = f"qlinear_avgpool_{SHORT[x.dtype]}{'_incpad' if include_pad else ''}{ztag}"
+    kernel = make_kernel(name, body, POOL_PARAMS, (ROUND_EVEN,))
+    params = POOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=h, W=w, OH=oh, OW=ow, KH=ks[0],
+                              KW=ks[1], SH=st[0], SW=st[1], PT=pads[0], PL=pads[1])
+    return [Instr(kernel, ins, [op.outputs[0]], params, note="int8 average pool")]
+
+
+@implements("QLinearGlobalAveragePool", dtypes=QTYPES)
+def lower_qlinear_global_avgpool(op: Op, graph: Graph):
+    x, y, ins, head, ztag = _io(op, graph)
+    if op.attrs.get("channels_last", 0):
+        raise graph.error("channels_last is not supported", op)
+    rq = Requant(op, graph, y.dtype)
+    spatial = 1
+    for d in x.shape[2:]:
+        spatial *= d
+    value = rq.value("sum - xz * S", "scale", "xs / (float)S")
+    body = head + f"""    const float scale = xs / (so * (float)S);
+    {rq.setup("yz")}
+    int32_t c, i;
+    for (c = 0; c < NC; ++c, x += S) {{
+        int32_t sum = 0;
+        for (i = 0; i < S; ++i) sum += (int32_t)x[i];
+        y[c] = {rq.store(value, "yz")};
+    }}
+"""
+    name = f"qlinear_global_avgpool_{rq.tag}{ztag}"
+    kernel = make_kernel(name, body, GLOBAL_PARAMS, rq.helpers)
+    return [Instr(kernel, ins, [op.outputs[0]],
+                  GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial),
+                  note="int8 global average pool")]
+
+
+# --- MaxPool on int8 / uint8 (QDQ islands run it on the quantized tensor) ----------------
+MAXPOOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
+                        i32("W", "input width"), i32("OH", "output height"),
+                        i32("OW", "output width"), i32("PT", "padding top"),
+                        i32("PL", "padding left"),
+                        i32("WP", "row buffer cells (covers every window of a row)"))
+
+
+def maxpool_s8_applies(op: Op, graph: Graph) -> bool:
+    """Whether the int8 kernel below computes this MaxPool (2-D, int8/uint8, no Indices);
+    pool.direct_generic_f32 hands such ops to it (one portable MaxPool implementation)."""
+    x = graph.tensors[op.inputs[0]]
+    return x.dtype in QTYPES and len(x.shape) == 4 and not (len(op.outputs) > 1 and
+                                                            op.outputs[1])
+
+
+def lower_maxpool_s8(op: Op, graph: Graph):
+    """The window's maximum of the integer codes (the dequantization is monotonic, so this
+    is the max of the real values, quantized alike); window, stride and dilation compiled
+    in."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    kh, kw = op.attrs["kernel_shape"]
+    sh, sw = op.attrs.get("strides", [1, 1])
+    dh, dw = op.attrs.get("dilations", [1, 1])
+    pads = list(op.attrs.get("pads", [0, 0, 0, 0]))
+    ct = CTYPE[x.dtype]
+    low = "INT8_MIN" if x.dtype == "int8" else "0"
+    # separable: the window rows' element-wise maximum into a padded row buffer (contiguous,
+    # vectorised by the C compiler), then each output the maximum of kw cells of it
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    {ct} *m = ({ct} *)workspace;  /* WP cells: PL low cells, the row maxima, low cells */
+    int32_t c, oy, ox, ky, kx, i;
+    for (c = 0; c < NC; ++c) {{
+        const {ct} *xc = x + (int64_t)c * H * W;
+        {ct} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            const int32_t iy0 = oy * {sh} - PT;
+            for (i = 0; i < WP; ++i) m[i] = {low};
+            for (ky = 0; ky < {kh}; ++ky) {{
+                const int32_t iy = iy0 + ky * {dh};
+                if (iy >= 0 && iy < H) {{
+                    const {ct} *r = xc + (int64_t)iy * W;
+                    {ct} *mm = m + PL;
+                    for (i = 0; i < W; ++i) mm[i] = r[i] > mm[i] ? r[i] : mm[i];
+                }}
+            }}
+            for (ox = 0; ox < OW; ++ox) {{
+                const {ct} *w0 = m + ox * {sw};
+                {ct} v = w0[0];
+                for (kx = 1; kx < {kw}; ++kx) v = w0[kx * {dw}] > v ? w0[kx * {dw}] : v;
+                yc[oy * OW + ox] = v;
+            }}
+        }}
+    }}
+"""
+    name = f"maxpool_sep_{SHORT[x.dtype]}_k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    kernel = make_kernel(name, body, MAXPOOL_PARAMS)
+    wp = max(pads[1] + x.shape[3], (y.shape[3] - 1) * sw + (kw - 1) * dw + 1)
+    params = MAXPOOL_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                                 OH=y.shape[2], OW=y.shape[3], PT=pads[0], PL=pads[1], WP=wp)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=wp,
+                  note="int8 max pool (separable)")]

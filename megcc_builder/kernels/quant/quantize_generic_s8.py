@@ -1,0 +1,142 @@
+"""QuantizeLinear, DequantizeLinear (per tensor or per axis) and DynamicQuantizeLinear,
+portable C. Scales and zero points are read from their tensors at run time, so the scale
+a DynamicQuantizeLinear computes can feed a DequantizeLinear."""
+from __future__ import annotations
+
+from ...codegen.kernel import Instr, make_kernel
+from ...codegen.params import i32, i64, schema
+from ...ir import Graph, Op
+from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
+from ..registry import implements
+from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of
+
+AXIS_PARAMS = schema(i64("OUTER", "elements before the axis (product)"),
+                     i32("C", "extent of the axis"),
+                     i64("INNER", "elements after the axis (product)"))
+FLAT_PARAMS = schema(i64("n", "elements"))
+QUANTIZABLE = ("int8", "uint8", "int16", "uint16")
+DEQUANTIZABLE = ("int8", "uint8", "int32", "int16", "uint16")
+
+
+def _axis_split(op: Op, graph: Graph, shape, scale_name: str):
+    """(outer, C, inner, per_axis) of a per-tensor or per-axis scale over `shape`."""
+    if op.attrs.get("block_size"):
+        raise graph.error("blocked quantization (block_size) is not supported", op)
+    n_scale = graph.tensors[scale_name].numel
+    rank = len(shape)
+    if n_scale == 1 and len(graph.tensors[scale_name].shape) <= 1:
+        total = 1
+        for d in shape:
+            total *= d
+        return total, 1, 1, False
+    axis = int(op.attrs.get("axis", 1))
+    if not -rank <= axis < rank:
+        raise graph.error(f"axis {axis} is out of range for rank {rank}", op)
+    axis %= rank
+    if n_scale != shape[axis]:
+        raise graph.error(f"the scale has {n_scale} values, but axis {axis} has extent "
+                          f"{shape[axis]}", op)
+    outer = inner = 1
+    for d in shape[:axis]:
+        outer *= d
+    for d in shape[axis + 1:]:
+        inner *= d
+    return outer, shape[axis], inner, True
+
+
+@implements("QuantizeLinear", dtypes=("float32",))
+def lower_quantize(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if y.dtype not in QUANTIZABLE:
+        raise graph.error(f"quantizing to {y.dtype} is not supported ({', '.join(QUANTIZABLE)} "
+                          "are)", op)
+    check_scale(graph, op, 1)
+    zp = operand(graph, op, 2)
+    check_zero_point(graph, op, 2, y.dtype)
+    outer, c, inner, per_axis = _axis_split(op, graph, x.shape, op.inputs[1])
+    rounding = rounding_of(op, graph)
+    fn = "megcc_qround_even" if rounding == "half_even" else "megcc_qround_away"
+    ct = CTYPE[y.dtype]
+    lo, hi = QRANGE[y.dtype]
+    name = (f"quantize_{SHORT[y.dtype]}{'_axis' if per_axis else ''}"
+            f"{'' if zp else '_nozp'}{'' if rounding == 'half_even' else '_away'}")
+    zp_expr = f"(int32_t)((const {ct} *)in_ptrs[2])[{'c' if per_axis else '0'}]" if zp else "0"
+    # MLAS: v = x / scale (a division), clamped to the range around the zero point, rounded
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    const float *sc = (const float *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    int64_t o, i;
+    int32_t c;
+    for (o = 0; o < OUTER; ++o)
+        for (c = 0; c < C; ++c) {{
+            const float s = sc[{'c' if per_axis else '0'}];
+            const int32_t zp = {zp_expr};
+            const float lo = (float)({lo} - zp), hi = (float)({hi} - zp);
+            for (i = 0; i < INNER; ++i, ++x, ++y)
+                *y = ({ct})({fn}(*x / s, lo, hi) + zp);
+        }}
+"""
+    helper = ROUND_EVEN if rounding == "half_even" else ROUND_AWAY
+    kernel = make_kernel(name, body, AXIS_PARAMS, (helper,))
+    return [Instr(kernel, [n for n in op.inputs[:3] if n], [op.outputs[0]],
+                  AXIS_PARAMS.pack(OUTER=outer, C=c, INNER=inner))]
+
+
+@implements("DequantizeLinear", dtypes=DEQUANTIZABLE)
+def lower_dequantize(op: Op, graph: Graph):
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if y.dtype != "float32":
+        raise graph.error(f"dequantizing to {y.dtype} is not supported (float32 is)", op)
+    check_scale(graph, op, 1)
+    zp = operand(graph, op, 2)
+    check_zero_point(graph, op, 2, x.dtype)
+    outer, c, inner, per_axis = _axis_split(op, graph, x.shape, op.inputs[1])
+    ct = CTYPE[x.dtype]
+    name = f"dequantize_{SHORT[x.dtype]}{'_axis' if per_axis else ''}{'' if zp else '_nozp'}"
+    zp_expr = f"(int32_t)((const {ct} *)in_ptrs[2])[{'c' if per_axis else '0'}]" if zp else "0"
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    const float *sc = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    int64_t o, i;
+    int32_t c;
+    for (o = 0; o < OUTER; ++o)
+        for (c = 0; c < C; ++c) {{
+            const float s = sc[{'c' if per_axis else '0'}];
+            const int32_t zp = {zp_expr};
+            for (i = 0; i < INNER; ++i, ++x, ++y) *y = (float)((int32_t)*x - zp) * s;
+        }}
+"""
+    kernel = make_kernel(name, body, AXIS_PARAMS)
+    return [Instr(kernel, [n for n in op.inputs[:3] if n], [op.outputs[0]],
+                  AXIS_PARAMS.pack(OUTER=outer, C=c, INNER=inner))]
+
+
+@implements("DynamicQuantizeLinear", dtypes=("float32",))
+def lower_dynamic_quantize(op: Op, graph: Graph):
+    """uint8 with the scale and zero point of the tensor's range (widened to hold 0), as
+    onnxruntime: scale = (max - min) / 255, zp = round(clamp(-min / scale, 0, 255))."""
+    x = graph.tensors[op.inputs[0]]
+    body = """    const float *x = (const float *)in_ptrs[0];
+    uint8_t *y = (uint8_t *)out_ptrs[0];
+    float *y_scale = (float *)out_ptrs[1];
+    uint8_t *y_zp = (uint8_t *)out_ptrs[2];
+    float mn = n > 0 ? x[0] : 0.0f, mx = mn, scale, zpf, lo, hi;
+    int32_t zp;
+    int64_t i;
+    for (i = 1; i < n; ++i) {
+        mn = x[i] < mn ? x[i] : mn;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    mn = mn < 0.0f ? mn : 0.0f;
+    mx = mx > 0.0f ? mx : 0.0f;
+    scale = mx == mn ? 1.0f : (mx - mn) / 255.0f;
+    zpf = 0.0f - mn / scale;
+    zp = megcc_qround_even(zpf, 0.0f, 255.0f);
+    lo = (float)(0 - zp);
+    hi = (float)(255 - zp);
+    for (i = 0; i < n; ++i) y[i] = (uint8_t)(megcc_qround_even(x[i] / scale, lo, hi) + zp);
+    *y_scale = scale;
+    *y_zp = (uint8_t)zp;
+"""
+    kernel = make_kernel("dynamic_quantize_u8", body, FLAT_PARAMS, (ROUND_EVEN,))
+    return [Instr(kernel, [op.inputs[0]], list(op.outputs), FLAT_PARAMS.pack(n=x.numel))]

@@ -1,0 +1,130 @@
+"""Requantization, the step every integer kernel ends with: int32 accumulator -> float ->
+activation -> rounding -> zero point -> saturation (all in float32, as onnxruntime's
+MlasRequantizeOutput: `float(acc + bias) * (s_in * s_w / s_out)`, clamped, rounded, + zp).
+
+The rounding follows the op's `rounding` attribute: "half_even" (onnxruntime; the float32
+magic-number trick MLAS uses, exact once clamped to the output range) or "half_away"
+(MegEngine; roundf). The `activation` is applied to the float value before rounding:
+Relu and Clip as tighter clamp bounds, others (Sigmoid, HSwish) on the real value.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from ...codegen.kernel import c_float
+from ...ir import Graph, Op
+from ...ir.quant import QRANGE
+
+# ties-to-even without libm or the current rounding mode: for |v| < 2^22, adding 1.5 * 2^23
+# leaves the rounded integer in the low mantissa bits (MLAS_ROUNDING_BIAS_MAGIC)
+ROUND_EVEN = ("megcc_qround_even", r"""
+static inline int32_t megcc_qround_even(float v, float lo, float hi) {
+    int32_t bits;
+    v = v > lo ? v : lo;  /* NaN -> lo, as MLAS's max(v, lo) */
+    v = v < hi ? v : hi;
+    v += 12582912.0f;
+    memcpy(&bits, &v, sizeof bits);
+    return bits - 0x4B400000;
+}
+""")
+ROUND_AWAY = ("megcc_qround_away", r"""
+static inline int32_t megcc_qround_away(float v, float lo, float hi) {
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    return (int32_t)roundf(v);
+}
+""")
+ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "HSwish", "Tanh")
+# activations computed on the real value (the others are bounds)
+_REAL_ACT = {"Sigmoid": "megcc_q_sigmoid({r})", "HSwish": "megcc_q_hswish({r})",
+             "Tanh": "tanhf({r})"}
+REAL_ACT_HELPERS = (("megcc_q_sigmoid", r"""
+static inline float megcc_q_sigmoid(float r) { return 1.0f / (1.0f + expf(-r)); }
+"""), ("megcc_q_hswish", r"""
+static inline float megcc_q_hswish(float r) {
+    const float t = r + 3.0f < 0.0f ? 0.0f : (r + 3.0f > 6.0f ? 6.0f : r + 3.0f);
+    return r * t / 6.0f;
+}
+"""))
+CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t", "int16": "int16_t",
+         "uint16": "uint16_t"}
+SHORT = {"int8": "s8", "uint8": "u8", "int32": "s32", "float32": "f32", "int16": "s16",
+         "uint16": "u16"}
+
+
+def rounding_of(op: Op, graph: Graph) -> str:
+    mode = op.attrs.get("rounding", "half_even")
+    if mode not in ("half_even", "half_away"):
+        raise graph.error(f"rounding '{mode}' is not supported (half_even, half_away are)", op)
+    return mode
+
+
+def activation_of(op: Op, graph: Graph) -> Tuple[str, Optional[Tuple[float, float]]]:
+    act = op.attrs.get("activation", "") or ""
+    if act not in ACTIVATIONS:
+        raise graph.error(f"activation '{act}' is not supported ({', '.join(ACTIVATIONS[1:])} "
+                          "are)", op)
+    bounds = None
+    if act == "Clip":
+        b = op.attrs.get("activation_bounds")
+        if not b or len(b) != 2:
+            raise graph.error("activation Clip needs activation_bounds [min, max]", op)
+        bounds = (float(b[0]), float(b[1]))
+    return act, bounds
+
+
+class Requant:
+    """The C pieces of one op's requantization (output dtype, rounding, activation)."""
+
+    def __init__(self, op: Op, graph: Graph, out_dtype: str):
+        if out_dtype not in ("int8", "uint8"):
+            raise graph.error(f"quantized output of dtype {out_dtype} is not supported "
+                              "(int8, uint8 are)", op)
+        self.dtype = out_dtype
+        self.ctype = CTYPE[out_dtype]
+        self.rounding = rounding_of(op, graph)
+        self.activation, self.bounds = activation_of(op, graph)
+        self.fn = "megcc_qround_even" if self.rounding == "half_even" else "megcc_qround_away"
+        self.helpers = (ROUND_EVEN if self.rounding == "half_even" else ROUND_AWAY,) + \
+            (REAL_ACT_HELPERS if self.real else ())
+
+    @property
+    def tag(self) -> str:
+        """Kernel-name suffix: everything that changes the epilogue's code."""
+        t = SHORT[self.dtype] + ("" if self.rounding == "half_even" else "_away")
+        if self.activation:
+            t += "_" + self.activation.lower()
+        if self.bounds:
+            t += "_" + "_".join(f"{v:g}".replace("-", "m").replace(".", "p")
+                                for v in self.bounds)
+        return t
+
+    @property
+    def real(self) -> bool:
+        """Whether the activation needs the real value (scale of the accumulator, s_out)."""
+        return self.activation in _REAL_ACT
+
+    def setup(self, zp: str, s_out: str = "so") -> str:
+        """C declarations of `lo`, `hi` (float clamp bounds, relative to the zero point)
+        from the int32 output zero point `zp` (and the float output scale for Clip)."""
+        lo, hi = QRANGE[self.dtype]
+        code = f"float lo = (float)({lo} - {zp}), hi = (float)({hi} - {zp});\n"
+        if self.activation == "Relu":
+            code += "    if (lo < 0.0f) lo = 0.0f;\n"
+        if self.bounds:
+            code += (f"    {{ const float cl = {c_float(self.bounds[0])} / {s_out}, "
+                     f"ch = {c_float(self.bounds[1])} / {s_out};\n"
+                     "      if (lo < cl) lo = cl;\n      if (hi > ch) hi = ch; }\n")
+        return code
+
+    def value(self, acc: str, mult: str, real_scale: str = "", s_out: str = "so") -> str:
+        """The float value to round, in output steps (before the zero point), from the int32
+        accumulator: acc * mult, or act(acc * real_scale) / s_out for real activations."""
+        if self.real:
+            r = f"((float)({acc}) * {real_scale})"
+            return f"({_REAL_ACT[self.activation].format(r=r)} / {s_out})"
+        return f"((float)({acc}) * {mult})"
+
+    def store(self, value: str, zp: str) -> str:
+        """C expression: the output element from the float value `value`."""
+        return f"({self.ctype})({self.fn}({value}, lo, hi) + {zp})"

@@ -1,0 +1,202 @@
+"""Float models and their onnxruntime-quantized forms for the int8 model tests.
+
+Every model is generated deterministically (seeded weights, seeded calibration data) and
+cached in a directory the caller gives (a pytest tmp dir): QOperator per-tensor
+(quantize_static, uint8 activations, int8 weights), QDQ per-channel (quantize_static), QDQ
+with int8 activations, and dynamically quantized (quantize_dynamic).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+
+
+# --- float models --------------------------------------------------------------------------
+def _light(name: str, seed: int = 11) -> onnx.ModelProto:
+    """A shipped light model with seeded He-scaled weights, its final Softmax dropped (the
+    logits are compared: a quantization step is defined there)."""
+    from test_onnx_real_models import with_random_weights
+
+    model = with_random_weights(onnx.load(os.path.join(LIGHT, f"light_{name}.onnx")), seed)
+    g = model.graph
+    last = g.node[-1]
+    if last.op_type == "Softmax":
+        out = g.output[0]
+        g.node.remove(last)
+        g.output.remove(out)
+        g.output.append(helper.make_empty_tensor_value_info(last.input[0]))
+    inits = {t.name for t in g.initializer}
+    for vi in [vi for vi in g.input if vi.name in inits]:  # weights listed as inputs
+        g.input.remove(vi)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:  # the fills' shapes
+        g.initializer.remove(t)
+    model.ir_version = 8  # (before IR 4, every initializer had to be a graph input)
+    return onnx.version_converter.convert_version(model, 13)
+
+
+class _Builder:
+    """A small graph built node by node with seeded He-scaled weights."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, base: str) -> str:
+        self.n += 1
+        return f"{base}_{self.n}"
+
+    def const(self, value, base="w") -> str:
+        name = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def node(self, op, ins, **attrs) -> str:
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x, cin, cout, k=1, stride=1, group=1):
+        w = self.rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / (cin // group * k * k))
+        b = self.rng.uniform(-0.1, 0.1, cout)
+        return self.node("Conv", [x, self.const(w), self.const(b, "b")], kernel_shape=[k, k],
+                         strides=[stride, stride], pads=[k // 2] * 4, group=group)
+
+    def relu6(self, x):
+        return self.node("Clip", [x, self.const(0.0, "lo"), self.const(6.0, "hi")])
+
+
+def mobilenet_se(seed: int = 5) -> onnx.ModelProto:
+    """MobileNetV2-style network on an NHWC input: inverted residual blocks (1x1 expand,
+    3x3 depthwise, squeeze-excitation, 1x1 project, residual add), ReLU6, global pool, FC."""
+    b = _Builder(seed)
+    x = b.node("Transpose", ["image"], perm=[0, 3, 1, 2])  # NHWC -> NCHW
+    x = b.relu6(b.conv(x, 3, 16, 3, 2))
+    for expand, stride in ((3, 1), (4, 1), (3, 2)):
+        c = 16
+        h = b.relu6(b.conv(x, c, c * expand, 1))
+        h = b.relu6(b.conv(h, c * expand, c * expand, 3, stride, group=c * expand))
+        s = b.node("GlobalAveragePool", [h])
+        s = b.node("Relu", [b.conv(s, c * expand, 8, 1)])
+        s = b.node("Sigmoid", [b.conv(s, 8, c * expand, 1)])
+        h = b.node("Mul", [h, s])
+        h = b.conv(h, c * expand, c, 1)
+        x = b.node("Add", [x, h]) if stride == 1 else h
+    x = b.node("GlobalAveragePool", [x])
+    x = b.node("Flatten", [x], axis=1)
+    w = b.rng.standard_normal((16, 10)) * np.sqrt(2.0 / 16)
+    y = b.node("Gemm", [x, b.const(w), b.const(b.rng.uniform(-0.1, 0.1, 10), "b")])
+    graph = helper.make_graph(
+        b.nodes, "mobilenet_se",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 32, 32, 3])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], b.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def digits_cnn() -> Tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
+    """The samples/digits CNN trained on sklearn's digits (MegEngine, seeded), written as
+    ONNX with its BatchNorms folded: (model with a symbolic batch, test images, labels)."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "digits_make_model", os.path.join(root, "samples", "digits", "make_model.py"))
+    mm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mm)
+    net, _ = mm.train()
+    _, _, x_te, y_te = mm.load_split()
+    b = _Builder(0)
+
+    def folded(seq):
+        conv, bn = seq[0], seq[1]
+        w = conv.weight.numpy()
+        gamma, beta = bn.weight.numpy().reshape(-1), bn.bias.numpy().reshape(-1)
+        mean, var = bn.running_mean.numpy().reshape(-1), bn.running_var.numpy().reshape(-1)
+        k = gamma / np.sqrt(var + bn.eps)
+        return w * k[:, None, None, None], beta - mean * k
+
+    def conv(x, seq):
+        w, bias = folded(seq)
+        return b.node("Conv", [x, b.const(w), b.const(bias, "b")], kernel_shape=[3, 3],
+                      pads=[1, 1, 1, 1])
+
+    x = b.node("Relu", [conv("data", net.c1)])
+    x = b.node("Relu", [conv(x, net.c2)])
+    x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.node("HardSwish", [conv(x, net.c3)])
+    x = b.node("Flatten", [x], axis=1)
+    y = b.node("Gemm", [x, b.const(net.fc.weight.numpy()), b.const(net.fc.bias.numpy(), "b")],
+               transB=1)
+    graph = helper.make_graph(
+        b.nodes, "digits",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], b.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), x_te, y_te
+
+
+# --- quantization ----------------------------------------------------------------------------
+class _Reader:
+    def __init__(self, name: str, samples: List[np.ndarray]):
+        self.it = iter([{name: s} for s in samples])
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def quantize_all(float_path: str, out_dir: str, input_name: str,
+                 calibration: List[np.ndarray], forms=None) -> Dict[str, str]:
+    """{form: path} of the model quantized in every form (cached by file name)."""
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_dynamic, quantize_static)
+
+    base = os.path.splitext(os.path.basename(float_path))[0]
+    wanted = forms
+    forms = {
+        "qoperator": dict(quant_format=QuantFormat.QOperator, per_channel=False,
+                          activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8),
+        "qdq_per_channel": dict(quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8),
+        "qdq_s8": dict(quant_format=QuantFormat.QDQ, per_channel=True,
+                       activation_type=QuantType.QInt8, weight_type=QuantType.QInt8),
+    }
+    paths = {}
+    for form, kw in forms.items():
+        if wanted is not None and form not in wanted:
+            continue
+        path = os.path.join(out_dir, f"{base}.{form}.onnx")
+        if not os.path.exists(path):
+            quantize_static(float_path, path, _Reader(input_name, calibration),
+                            calibrate_method=CalibrationMethod.MinMax, **kw)
+        paths[form] = path
+    if wanted is not None and "dynamic" not in wanted:
+        return paths
+    path = os.path.join(out_dir, f"{base}.dynamic.onnx")
+    if not os.path.exists(path):
+        quantize_dynamic(float_path, path, weight_type=QuantType.QUInt8)
+    paths["dynamic"] = path
+    return paths
+
+
+def prepared(model: onnx.ModelProto, out_dir: str, name: str) -> str:
+    """The float model saved after onnxruntime's pre-processing (shape inference)."""
+    path = os.path.join(out_dir, f"{name}.onnx")
+    if not os.path.exists(path):
+        model.ir_version = min(model.ir_version, 8)
+        onnx.save(model, path)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(path, path, skip_symbolic_shape=True)
+    return path
+
+
+MODELS: Dict[str, Callable] = {
+    "squeezenet": lambda: _light("squeezenet"),
+    "shufflenet": lambda: _light("shufflenet"),
+    "mobilenet_se": mobilenet_se,
+}

@@ -1,0 +1,327 @@
+"""Quantized operator cases (QOperator vocabulary: ONNX's and onnxruntime's com.microsoft
+ops), onnxruntime as the oracle: integer outputs bit-exact. Odd channel counts, sizes off
+any vector width, saturating values, per-channel scales, non-zero zero points, int8 and
+uint8, ties in the rounding."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.harness import Book, Const
+
+BOOK = Book("quant", exact=True)
+MS = "com.microsoft"
+F32 = np.float32
+_r = np.random.default_rng(8128)
+
+
+def q(dtype, *shape):
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    return _r.integers(lo, hi + 1, shape).astype(dtype)
+
+
+def s(v):
+    return Const(np.array(v, F32))
+
+
+def z(dtype, v):
+    return Const(np.array(v, dtype))
+
+
+# --- QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear -------------------------
+_x = (_r.standard_normal((2, 5, 3, 7)) * 4).astype(F32)
+_x.flat[:8] = [0.25, 0.75, -0.25, -0.75, 1000.0, -1000.0, 0.5, -0.5]  # ties, saturation
+for _opset in (10, 13, 19):
+    BOOK.add(f"quantize_u8_opset{_opset}", "QuantizeLinear", [_x, s(0.05), z("uint8", 128)],
+             opset=_opset)
+    BOOK.add(f"quantize_s8_opset{_opset}", "QuantizeLinear", [_x, s(0.5), z("int8", -3)],
+             opset=_opset)
+    BOOK.add(f"dequantize_u8_opset{_opset}", "DequantizeLinear",
+             [q("uint8", 3, 17), s(0.037), z("uint8", 131)], opset=_opset)
+BOOK.add("quantize_no_zp", "QuantizeLinear", [_x, s(0.02)], opset=13)
+BOOK.add("quantize_per_axis", "QuantizeLinear",
+         [_x, s([0.1, 0.5, 0.05, 0.25, 1.0]), z("int8", [0, 3, -5, 100, -128])],
+         dict(axis=1), opset=13)
+BOOK.add("quantize_per_axis_last", "QuantizeLinear",
+         [_x, s(np.linspace(0.01, 0.3, 7)), z("uint8", np.arange(7) * 30)],
+         dict(axis=-1), opset=13)
+BOOK.add("dequantize_s8_per_axis", "DequantizeLinear",
+         [q("int8", 2, 5, 3), s([0.1, 0.5, 0.05, 0.25, 1.0]), z("int8", [0, 3, -5, 100, -128])],
+         dict(axis=1), opset=13)
+BOOK.add("dequantize_int32", "DequantizeLinear",
+         [_r.integers(-100000, 100000, (4, 9)).astype(np.int32), s(0.0013)], opset=13)
+BOOK.add("dynamic_quantize", "DynamicQuantizeLinear", [_x], n_out=3, opset=13)
+BOOK.add("dynamic_quantize_positive", "DynamicQuantizeLinear",
+         [np.abs(_x[:, :2]) + F32(0.5)], n_out=3, opset=13)
+BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
+         [-np.abs(_x[:1, :3]) - F32(0.1)], n_out=3, opset=13)
+
+
+# --- QLinearConv / ConvInteger --------------------------------------------------------
+def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
+          dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False,
+          expect=None):
+    x = q(xt, n, c, w) if one_d else q(xt, n, c, h, w)
+    wshape = (oc, c // group, k) if one_d else (oc, c // group, k, k)
+    wv = q(wt, *wshape)
+    ws = np.linspace(0.002, 0.01, oc).astype(F32) if per_channel else np.array(0.004, F32)
+    xz = (7 if xt == "int8" else 121) if xz is None else xz
+    yz = (-9 if xt == "int8" else 130) if yz is None else yz
+    attrs = dict(group=group, strides=list(strides[-1:] if one_d else strides),
+                 pads=list((pads[1], pads[3]) if one_d else pads),
+                 dilations=list(dil[-1:] if one_d else dil))
+    ins = [x, s(0.05), z(xt, xz), Const(wv), Const(ws), z(wt, [wz] * oc if per_channel
+                                                        else wz), s(0.08), z(xt, yz)]
+    if bias:
+        ins.append(Const(_r.integers(-3000, 3000, oc).astype(np.int32)))
+    BOOK.add(id_, "QLinearConv", ins, attrs, opset=13, expect=expect or {})
+
+
+qconv("qconv_u8s8_dense_pad", "uint8", "int8", 1, 3, 9, 11, 5, 3, pads=(1, 1, 1, 1))
+qconv("qconv_u8s8_per_channel_stride2", "uint8", "int8", 2, 5, 10, 9, 7, 3, strides=(2, 2),
+      pads=(1, 0, 1, 2), per_channel=True)
+qconv("qconv_s8s8_group", "int8", "int8", 1, 6, 7, 8, 9, 3, group=3, pads=(1, 1, 1, 1),
+      per_channel=True)
+qconv("qconv_s8s8_depthwise", "int8", "int8", 1, 11, 9, 9, 11, 3, group=11,
+      pads=(1, 1, 1, 1), per_channel=True)
+qconv("qconv_u8u8_1x1_wzp", "uint8", "uint8", 1, 13, 5, 6, 17, 1, wz=131, bias=False)
+qconv("qconv_s8s8_dilated", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
+      pads=(2, 2, 2, 2))
+qconv("qconv_u8s8_1d", "uint8", "int8", 1, 3, 1, 19, 4, 5, pads=(0, 2, 0, 2), one_d=True)
+qconv("qconv_u8s8_saturating", "uint8", "int8", 1, 8, 6, 6, 4, 3, yz=0)
+BOOK.add("conv_integer_u8u8_zp", "ConvInteger",
+         [q("uint8", 1, 3, 7, 8), Const(q("uint8", 4, 3, 3, 3)), z("uint8", 120),
+          z("uint8", 133)], dict(pads=[1, 1, 1, 1]), opset=13)
+BOOK.add("conv_integer_u8u8_nozp", "ConvInteger",
+         [q("uint8", 2, 4, 6, 5), Const(q("uint8", 6, 2, 2, 2))], dict(group=2, strides=[2, 1]),
+         opset=13)
+
+# --- QLinearMatMul / MatMulInteger / QGemm / MatMulIntegerToFloat ----------------------
+BOOK.add("qmatmul_u8s8", "QLinearMatMul",
+         [q("uint8", 5, 19), s(0.02), z("uint8", 128), Const(q("int8", 19, 7)), s(0.01),
+          z("int8", 0), s(0.1), z("uint8", 120)], opset=13)
+BOOK.add("qmatmul_s8s8_batched", "QLinearMatMul",
+         [q("int8", 2, 3, 5, 9), s(0.02), z("int8", -4), q("int8", 3, 9, 6), s(0.01),
+          z("int8", 3), s(0.05), z("int8", 5)], opset=13)
+BOOK.add("qmatmul_u8u8", "QLinearMatMul",
+         [q("uint8", 4, 33), s(0.03), z("uint8", 100), Const(q("uint8", 33, 3)), s(0.02),
+          z("uint8", 140), s(0.3), z("uint8", 0)], opset=13)
+BOOK.add("matmul_integer_u8u8", "MatMulInteger",
+         [q("uint8", 4, 11), Const(q("uint8", 11, 6)), z("uint8", 130), z("uint8", 125)],
+         opset=13)
+BOOK.add("matmul_integer_u8s8_3d", "MatMulInteger",
+         [q("uint8", 2, 3, 10), Const(q("int8", 10, 5)), z("uint8", 7)], opset=13)
+BOOK.add("matmul_integer_b_per_column", "MatMulInteger",
+         [q("uint8", 3, 8), Const(q("int8", 8, 5)), z("uint8", 100),
+          z("int8", [1, -2, 3, 0, 5])], opset=13)
+BOOK.add("qgemm_u8s8_transb_bias", "QGemm",
+         [q("uint8", 3, 17), s(0.02), z("uint8", 120), Const(q("int8", 6, 17)), s(0.004),
+          z("int8", 0), Const(_r.integers(-2000, 2000, 6).astype(np.int32)), s(0.07),
+          z("uint8", 128)], dict(transB=1), domain=MS, opset=13)
+BOOK.add("qgemm_s8s8_per_column", "QGemm",
+         [q("int8", 4, 9), s(0.02), z("int8", 1), Const(q("int8", 9, 5)),
+          Const(np.linspace(0.001, 0.01, 5).astype(F32)), Const(np.zeros(5, np.int8)),
+          Const(_r.integers(-500, 500, 5).astype(np.int32)), s(0.05), z("int8", -2)],
+         domain=MS, opset=13)
+BOOK.add("matmul_integer_to_float", "MatMulIntegerToFloat",
+         [q("uint8", 3, 12), Const(q("int8", 12, 7)), s(0.02), s(0.005), z("uint8", 128),
+          z("int8", 0), Const(_r.standard_normal(7).astype(F32))],
+         domain=MS, opset=13, exact=False)
+
+# --- QLinearAdd / QLinearMul (broadcasting) -------------------------------------------
+for _op in ("QLinearAdd", "QLinearMul"):
+    for _t in ("uint8", "int8"):
+        _zs = (3, -7, 11) if _t == "int8" else (128, 100, 131)
+        for _name, _sa, _sb in [("same", (1, 7, 5, 3), (1, 7, 5, 3)),
+                                ("bcast_channel", (2, 7, 5, 3), (1, 7, 1, 1)),
+                                ("bcast_row", (2, 3, 19), (19,)),
+                                ("bcast_scalar_a", (1,), (3, 17)),
+                                ("bcast_outer", (5, 1), (1, 9))]:
+            BOOK.add(f"{_op}_{_t}_{_name}".lower(), _op,
+                     [q(_t, *_sa), s(0.031), z(_t, _zs[0]), q(_t, *_sb), s(0.017),
+                      z(_t, _zs[1]), s(0.045), z(_t, _zs[2])], domain=MS, opset=13)
+
+# --- table-driven unary ops ------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zx, _zy = (5, -128) if _t == "int8" else (133, 0)
+    BOOK.add(f"qsigmoid_{_t}", "QLinearSigmoid",
+             [q(_t, 2, 5, 7), s(0.06), z(_t, _zx), s(1.0 / 256), z(_t, _zy)],
+             domain=MS, opset=13)
+    BOOK.add(f"qleakyrelu_{_t}", "QLinearLeakyRelu",
+             [q(_t, 3, 13), s(0.05), z(_t, _zx), s(0.03), z(_t, _zx - 5)],
+             dict(alpha=0.1), domain=MS, opset=13)
+
+# --- pooling ---------------------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zx, _zy = (-3, 4) if _t == "int8" else (120, 110)
+    BOOK.add(f"qavgpool_{_t}_k3s2p1", "QLinearAveragePool",
+             [q(_t, 1, 5, 9, 11), s(0.05), z(_t, _zx), s(0.04), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), domain=MS, opset=13)
+    BOOK.add(f"qavgpool_{_t}_incpad", "QLinearAveragePool",
+             [q(_t, 2, 3, 7, 7), s(0.05), z(_t, _zx), s(0.03), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                  count_include_pad=1), domain=MS, opset=13)
+    BOOK.add(f"qglobalavgpool_{_t}", "QLinearGlobalAveragePool",
+             [q(_t, 2, 7, 5, 9), s(0.05), z(_t, _zx), s(0.02), z(_t, _zy)],
+             dict(channels_last=0), domain=MS, opset=13)
+
+# --- concatenation ---------------------------------------------------------------------
+for _t in ("uint8", "int8"):
+    _zy = 3 if _t == "int8" else 128
+    BOOK.add(f"qconcat_{_t}", "QLinearConcat",
+             [s(0.05), z(_t, _zy), q(_t, 1, 3, 4, 5), s(0.05), z(_t, _zy),
+              q(_t, 1, 2, 4, 5), s(0.11), z(_t, _zy - 3), q(_t, 1, 5, 4, 5), s(0.02),
+              z(_t, _zy + 2)], dict(axis=1), domain=MS, opset=13)
+
+
+# --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
+def _round(v, mode):
+    v = v.astype(np.float64)  # exact for float32 values
+    return np.rint(v) if mode == "half_even" else np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def _act_real(r, act):
+    r = r.astype(np.float64)
+    if act == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-r))
+    if act == "HSwish":
+        return r * np.clip(r + 3.0, 0.0, 6.0) / 6.0
+    return r
+
+
+def _requant(acc, real_scale, mult, so, zp, dtype, mode, act, bounds=None):
+    """The contract (coord/int8.md): v = float(acc) * mult, or act(float(acc) * s_in*s_w)
+    / s_out for real activations; Relu / Clip as bounds; rounded; + zp; saturated."""
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    lo_f, hi_f = F32(lo - zp), F32(hi - zp)
+    if act in ("Sigmoid", "HSwish"):
+        v = (_act_real(acc.astype(F32) * real_scale, act) / so).astype(F32)
+    else:
+        v = (acc.astype(F32) * mult).astype(F32)
+    if act == "Relu":
+        lo_f = max(lo_f, F32(0))
+    if act == "Clip":
+        lo_f = max(lo_f, F32(F32(bounds[0]) / so))
+        hi_f = min(hi_f, F32(F32(bounds[1]) / so))
+    v = np.clip(v, lo_f, hi_f)
+    return (_round(v, mode) + zp).astype(dtype)
+
+
+def _conv_acc(x, xz, w, wz, pads, group):
+    n, c, h, wd = x.shape
+    oc, icg, kh, kw = w.shape
+    xp = np.pad(x.astype(np.int64) - xz, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh, ow = xp.shape[2] - kh + 1, xp.shape[3] - kw + 1
+    acc = np.zeros((n, oc, oh, ow), np.int64)
+    wc = w.astype(np.int64) - wz
+    ocg = oc // group
+    for o in range(oc):
+        g = o // ocg
+        for ky in range(kh):
+            for kx in range(kw):
+                acc[:, o] += np.einsum("nchw,c->nhw", xp[:, g * icg:(g + 1) * icg, ky:ky + oh,
+                                                          kx:kx + ow], wc[o, :, ky, kx])
+    return acc.astype(np.int32)
+
+
+def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1):
+    c, oc = (4, 4) if group > 1 else (3, 5)
+    x = q(xt, 1, c, 6, 7)
+    w = q("int8", oc, c // group, 3, 3)
+    ws = np.linspace(0.002, 0.01, oc).astype(F32)
+    bias = _r.integers(-2000, 2000, oc).astype(np.int32)
+    xs, ys, xz, yz = F32(0.05), F32(0.04), (0 if xt == "int8" else 128), \
+        (0 if xt == "int8" else 120)
+    attrs = dict(pads=[1, 1, 1, 1], group=group, rounding=mode, activation=act)
+    if bounds:
+        attrs["activation_bounds"] = list(bounds)
+
+    def ref(x, xs_, xz_, w, ws_, wz_, ys_, yz_, b):
+        acc = _conv_acc(x, int(xz), w, 0, (1, 1, 1, 1), group) + b.reshape(1, -1, 1, 1)
+        rs = (xs * ws).astype(F32).reshape(1, -1, 1, 1)
+        mult = ((xs * ws).astype(F32) / ys).astype(F32).reshape(1, -1, 1, 1)
+        return [_requant(acc, rs, mult, ys, int(yz), xt, mode, act, bounds)]
+
+    BOOK.add(id_, "QLinearConv", [x, s(xs), z(xt, xz), Const(w), Const(ws), Const(np.zeros(oc, "int8")),
+                                   s(ys), z(xt, yz), Const(bias)], attrs, ref=ref, opset=13)
+
+
+megengine_conv("qconv_half_away_s8", "int8", "")
+megengine_conv("qconv_half_away_relu_s8", "int8", "Relu")
+megengine_conv("qconv_half_away_relu_u8_group", "uint8", "Relu", group=2)
+megengine_conv("qconv_half_even_clip_u8", "uint8", "Clip", mode="half_even", bounds=(0.0, 0.5))
+megengine_conv("qconv_half_away_sigmoid_s8", "int8", "Sigmoid")
+megengine_conv("qconv_half_away_hswish_s8", "int8", "HSwish")
+
+_xq = (_r.standard_normal((3, 11)) * 3).astype(F32)
+_xq.flat[:6] = [0.25, -0.25, 0.75, -0.75, 2.5 * 0.5, -2.5 * 0.5]  # ties at scale 0.5
+BOOK.add("quantize_half_away", "QuantizeLinear", [_xq, s(0.5), z("int8", 1)],
+         dict(rounding="half_away"), opset=13,
+         ref=lambda x, sc, zp: [np.clip(_round((x / F32(0.5)).astype(F32), "half_away") + 1,
+                                        -128, 127).astype(np.int8)])
+
+
+def _binary_ref(op_type, mode, act, dtype, za, zb, zc):
+    def ref(a, sa, za_, b, sb, zb_, sc, zc_):
+        ra = ((a.astype(np.int32) - za).astype(F32) * F32(sa)).astype(F32)
+        rb = ((b.astype(np.int32) - zb).astype(F32) * F32(sb)).astype(F32)
+        r = (ra + rb if op_type == "QLinearAdd" else ra * rb).astype(F32)
+        v = (_act_real(r, act) / F32(sc)).astype(F32) if act in ("Sigmoid", "HSwish") \
+            else (r / F32(sc)).astype(F32)
+        lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+        lo_f = F32(0) if act == "Relu" else F32(lo - zc)
+        v = np.clip(v, max(lo_f, F32(lo - zc)), F32(hi - zc))
+        return [(_round(v, mode) + zc).astype(dtype)]
+    return ref
+
+
+for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", ""),
+                  ("QLinearAdd", "Sigmoid")):
+    _za, _zb, _zc = 0, 0, 0
+    BOOK.add(f"{_op.lower()}_half_away_{_act.lower() or 'none'}", _op,
+             [q("int8", 2, 5, 3, 3), s(0.05), z("int8", _za), q("int8", 1, 5, 1, 1), s(0.04),
+              z("int8", _zb), s(0.06), z("int8", _zc)],
+             dict(rounding="half_away", activation=_act), domain=MS, opset=13,
+             ref=_binary_ref(_op, "half_away", _act, "int8", _za, _zb, _zc))
+
+# --- shapes for the AVX2 int16-pair GEMM: K odd / even, positions off the 16-wide tile,
+# output channels off the 4-row panel, blocks of positions, saturation, strides, dilation
+qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
+# the cost model: the AVX2 GEMM for a dense convolution, the portable row-wise depthwise
+qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect={"avx2": ("qlinear_conv_avx2_", "_bias")})
+qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
+qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
+      pads=(0, 1, 1, 0), wz=120, yz=0)
+qconv("qconv_gemm_dilated_s8", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
+      pads=(2, 2, 2, 2), per_channel=True, yz=127)
+megengine_conv("qconv_gemm_half_away_relu", "int8", "Relu")
+
+# --- MaxPool on quantized codes ----------------------------------------------------------
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _ceil in (((3, 3), (2, 2), (1, 1, 1, 1), 0), ((2, 2), (2, 2), (0, 0, 0, 0), 1),
+                               ((3, 3), (1, 1), (0, 1, 2, 1), 0)):
+        BOOK.add(f"maxpool_{_t}_k{_k[0]}s{_st[0]}p{''.join(map(str, _p))}c{_ceil}", "MaxPool",
+                 [q(_t, 2, 3, 11, 9)], dict(kernel_shape=list(_k), strides=list(_st),
+                                             pads=list(_p), ceil_mode=_ceil), opset=12)
+
+# depthwise: strided, asymmetric padding, 5x5, dilated (the unrolled interior + edge loops)
+qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strides=(2, 2),
+      pads=(0, 1, 2, 1), per_channel=True,
+      expect={"avx2": ("qlinear_dwconv_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
+qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
+      pads=(4, 2, 4, 2), wz=3)
+megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)
+
+# --- AVX2 int16-pair GEMM edges for constant-B products: rows over several blocks and off
+# the 16-wide tile, columns off the 6-row panel, odd K, batched A, float QGemm output
+BOOK.add("qmatmul_gemm_edges_batched", "QLinearMatMul",
+         [q("uint8", 2, 300, 37), s(0.02), z("uint8", 131), Const(q("int8", 37, 13)), s(0.004),
+          z("int8", 0), s(0.2), z("uint8", 125)], opset=13)
+BOOK.add("qgemm_float_out", "QGemm",
+         [q("uint8", 21, 10), s(0.02), z("uint8", 120), Const(q("int8", 10, 7)), s(0.004),
+          z("int8", 0), Const(_r.integers(-500, 500, 7).astype(np.int32))],
+         dict(alpha=1.0), domain=MS, opset=13, exact=False)
+BOOK.add("qgemm_s8_relu_clip_u8", "QGemm",
+         [q("uint8", 19, 33), s(0.02), z("uint8", 128), Const(q("int8", 11, 33)), s(0.005),
+          z("int8", 0), Const(_r.integers(-900, 900, 11).astype(np.int32)), s(0.05),
+          z("uint8", 0)], dict(transB=1), domain=MS, opset=13)

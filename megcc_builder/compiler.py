@@ -175,7 +175,13 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
     plans = []
     for shapes in spec.shape_instances or [None]:
         graph = graph_loader(spec.path, shapes)
-        plans.append(build_plan(graph, "", options))
+        try:
+            plans.append(build_plan(graph, "", options))
+        except CompileError as exc:
+            if exc.source or type(exc) is not CompileError:  # NeedsValue carries more
+                raise
+            # an error raised where the file is not known still names it
+            raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
 

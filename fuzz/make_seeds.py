@@ -1,6 +1,15 @@
 """Seed models for the loader fuzzer: real compiled blobs and the kernels.c they share.
 
-    python fuzz/make_seeds.py OUT_DIR
+    python fuzz/make_seeds.py [--families] [--isa LEVEL] OUT_DIR
+
+writes OUT_DIR/kernels.c, OUT_DIR/seeds/<model>.tiny (fuzz_loader) and
+OUT_DIR/lite_seeds/<model>-<k>.bin (fuzz_lite: a script in front of each blob).
+
+--families adds one model per group of the kernel test cases (tests/kernels/<family>/
+cases.py: every operator and kernel family the compiler emits, 900+ cases), so the
+fuzzers start from every kernel in the bundle, not only the handful the small models
+below reach; --isa compiles those at a level (e.g. x86_64-v3: build the fuzzer with
+FUZZ_CFLAGS="-mavx2 -mfma").
 
 compiles, as one bundle (so one kernels.c links with every seed), the digits sample (fp32
 and its MegEngine-quantized int8 version) and a few tiny ONNX models chosen to reach many kernel families (conv/pool/gemm, broadcasting
@@ -100,9 +109,37 @@ ONNX_SEEDS = {"cnn": (cnn, []),
               "batched_matmul": (batched_matmul, [])}
 
 
-def build(out_dir: str, digits: bool = True) -> list:
+def family_specs(src: str, isa: str = "") -> list:
+    """One ModelSpec per (family, opset, layout, batch tag) group of the kernel test cases:
+    each model holds that group's cases as independent branches (tests/kernels/harness)."""
+    import importlib
+
+    from megcc_builder.compiler import ModelSpec
+
+    tests = os.path.join(ROOT, "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from kernels.harness import build_model, shapes_of
+
+    specs = []
+    kernel_tests = os.path.join(tests, "kernels")
+    for family in sorted(os.listdir(kernel_tests)):
+        if not os.path.isfile(os.path.join(kernel_tests, family, "cases.py")):
+            continue
+        book = importlib.import_module(f"kernels.{family}.cases").BOOK
+        for k, group in enumerate(sorted({c.group for c in book.cases}, key=str)):
+            cases = [c for c in book.cases if c.group == group]
+            path = os.path.join(src, f"family_{family}_{k}.onnx")
+            onnx.save(build_model(cases), path)
+            specs.append(ModelSpec(f"family_{family}_{k}", path, [shapes_of(cases)],
+                                   isa=isa, enable_nchw44=group[1]))
+    return specs
+
+
+def build(out_dir: str, digits: bool = True, families: bool = False, isa: str = "") -> list:
     """Compile every seed model into out_dir; returns the blob paths. digits=False skips
-    the MegEngine model (tests that only need ONNX seeds avoid importing MegEngine)."""
+    the MegEngine model (tests that only need ONNX seeds avoid importing MegEngine);
+    families=True adds the kernel-family models (family_specs)."""
     from megcc_builder.compiler import ModelSpec, compile_bundle
 
     src = os.path.join(out_dir, "src")
@@ -115,6 +152,8 @@ def build(out_dir: str, digits: bool = True) -> list:
         path = os.path.join(src, name + ".onnx")
         onnx.save(make(), path)
         specs.append(ModelSpec(name, path, shapes))
+    if families:
+        specs += family_specs(src, isa)
     bundle = compile_bundle(specs, os.path.join(out_dir, "bundle"), save_c_array=False)
     shutil.copy(bundle.files["kernels_c"], os.path.join(out_dir, "kernels.c"))
     seeds = os.path.join(out_dir, "seeds")
@@ -128,8 +167,43 @@ def build(out_dir: str, digits: bool = True) -> list:
     return paths
 
 
+# fuzz_lite.c scripts (its header comment): load mode, actions, layout index/dim, layout
+# delta, caller-memory size delta, fill seed (odd: integer inputs zeroed, in range).
+LITE_SCRIPTS = [bytes([0, 0, 0, 0, 0, 5, 0, 0]),     # from memory, arena I/O, one forward
+                bytes([1, 2, 0, 0, 0, 5, 0, 0]),     # in place, caller input memory
+                bytes([2, 15, 0, 0, 0, 5, 0, 0]),    # from a path, layout + caller memory
+                bytes([4, 63, 0, 0, 0, 5, 0, 0]),    # config network, every action
+                bytes([0, 17, 0, 0, 0, 5, 0, 0])]    # second network sharing the arena
+
+
+def lite_seeds(blob_paths: list, out_dir: str) -> list:
+    """Inputs for fuzz/fuzz_lite.c: each blob behind each script (blobs over 256 KiB
+    behind the first only, to keep the corpus small). Returns the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for blob_path in blob_paths:
+        with open(blob_path, "rb") as f:
+            blob = f.read()
+        scripts = LITE_SCRIPTS if len(blob) <= 256 << 10 else LITE_SCRIPTS[:1]
+        for k, script in enumerate(scripts):
+            p = os.path.join(out_dir, f"{os.path.basename(blob_path)[:-5]}-{k}.bin")
+            with open(p, "wb") as f:
+                f.write(script + blob)
+            paths.append(p)
+    return paths
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    for p in build(sys.argv[1]):
+    import argparse
+
+    sys.path.insert(0, ROOT)  # this checkout's megcc_builder, not an installed one
+
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument("out_dir")
+    ap.add_argument("--families", action="store_true")
+    ap.add_argument("--isa", default="")
+    a = ap.parse_args()
+    blobs = build(a.out_dir, families=a.families, isa=a.isa)
+    lite_seeds(blobs, os.path.join(a.out_dir, "lite_seeds"))
+    for p in blobs:
         print(p, os.path.getsize(p))

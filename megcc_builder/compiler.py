@@ -12,13 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 from ._version import __version__
-from .emit.files import write_all_if_changed
+from .emit.files import recover, write_all_if_changed
 from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
 from .emit.signatures import blob_signatures
 from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
+from .ir.graph import clip
 from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
@@ -174,7 +175,13 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
     plans = []
     for shapes in spec.shape_instances or [None]:
         graph = graph_loader(spec.path, shapes)
-        plans.append(build_plan(graph, "", options))
+        try:
+            plans.append(build_plan(graph, "", options))
+        except CompileError as exc:
+            if exc.source or type(exc) is not CompileError:  # NeedsValue carries more
+                raise
+            # an error raised where the file is not known still names it
+            raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
 
@@ -260,6 +267,9 @@ def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) ->
 # Model names become file names in the output directory (<name>.tiny) and C identifiers:
 # nothing that could step out of the directory or hide as a dot-file.
 MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Every file system takes 255-byte names; "<name>.tiny.txt" and the writer's temporaries
+# add a few, so 128 leaves margin everywhere.
+MODEL_NAME_MAX = 128
 
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
@@ -269,9 +279,16 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
     for its model. cv: the CV operators to generate beside the kernels, ((name, dtype), ...)
     (megcc_builder.cv: tinycv.c and tinycv_c.h; none = no CV files)."""
     for s in specs:
+        if len(s.name) > MODEL_NAME_MAX:
+            raise CompileError(f"model name '{clip(s.name)}' is {len(s.name)} characters, at "
+                               f"most {MODEL_NAME_MAX} (it names files in the output directory)",
+                               s.path)
         if not MODEL_NAME_RE.fullmatch(s.name):
-            raise CompileError(f"model name '{s.name}' must be letters, digits, '_', '.' or "
-                               "'-' (it names files in the output directory)", s.path)
+            raise CompileError(f"model name '{clip(s.name)}' must be letters, digits, '_', '.' "
+                               "or '-' (it names files in the output directory)", s.path)
+    # A previous run killed while replacing the outputs left a journal: finish it first, so
+    # even a compile that fails below leaves one complete set (emit.files).
+    recover(out_dir)
     names = [s.name for s in specs]
     level = resolve_isa(isa)
     specs = [s if s.isa else replace(s, isa=level) for s in specs]

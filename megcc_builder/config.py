@@ -10,9 +10,11 @@ import os
 import re
 from typing import Dict, List, Tuple
 
-from .compiler import MODEL_NAME_RE, ModelSpec
+from .compiler import MODEL_NAME_MAX, MODEL_NAME_RE, ModelSpec
 from .cv.request import check_cv_section
+from .frontend.model_file import require_regular_file
 from .ir import CompileError
+from .ir.graph import clip
 
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
@@ -34,18 +36,19 @@ def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[s
                 continue
             m = _INPUT.fullmatch(part)
             if not m:
-                raise CompileError(f"bad input shape '{part.strip()}' (expected name=(d0,d1,...))",
-                                   source)
+                raise CompileError(f"bad input shape '{clip(part.strip())}' (expected "
+                                   "name=(d0,d1,...))", source)
             dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
             if any(d <= 0 for d in dims):
-                raise CompileError(f"input '{m.group(1)}' has a non-positive dimension", source)
+                raise CompileError(f"input '{clip(m.group(1))}' has a non-positive dimension",
+                                   source)
             if m.group(1) in shapes:
-                raise CompileError(f"input '{m.group(1)}' given twice in one instance "
+                raise CompileError(f"input '{clip(m.group(1))}' given twice in one instance "
                                    "(';' separates inputs of one instance, ':' separates "
                                    "shape instances)", source)
             shapes[m.group(1)] = dims
         if not shapes:
-            raise CompileError(f"empty shape instance in '{text}'", source)
+            raise CompileError(f"empty shape instance in '{clip(text)}'", source)
         instances.append(shapes)
     return instances
 
@@ -55,10 +58,11 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
     booleans (0/1 pass) and options that are not implemented yet."""
     for key, value in options.items():
         if not isinstance(value, bool) and value not in (0, 1):
-            raise CompileError(f"{where}option '{key}' must be true or false, not "
-                               f"{json.dumps(value, default=str)}", source)
+            # clip, never serialise: the value may be an arbitrarily large structure
+            raise CompileError(f"{where}option '{clip(key)}' must be true or false, not "
+                               f"{clip(value)}", source)
         if key in PENDING_OPTIONS and value:
-            raise CompileError(f"{where}option '{key}' is not supported yet", source)
+            raise CompileError(f"{where}option '{clip(key)}' is not supported yet", source)
     return {"fuse": bool(options.get("mgb_fuse_kernel", True)),
             "enable_nchw44": bool(options.get("enable_nchw44", False)),
             "enable_nchw44_dot": bool(options.get("enable_nchw44_dot", False)),
@@ -66,9 +70,27 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
             "enable_ioc16": bool(options.get("enable_ioc16", False))}
 
 
+def _yaml_without_aliases(text: str):
+    """yaml.safe_load, refusing aliases (`*name`): a few hundred bytes of nested aliases
+    expand to gigabytes wherever the value is walked (an error message serialising it hung
+    the compiler), and a build description has no need for them. Without aliases the
+    document's size bounds every structure built from it."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise CompileError(f"YAML aliases are not supported (alias "
+                                   f"'*{clip(event.anchor, 40)}' at line "
+                                   f"{event.start_mark.line + 1})")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)
+
+
 def _load_config_file(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise CompileError("no such config file", path)
+    require_regular_file(path, "config")
     try:
         with open(path, "r", encoding="utf-8") as f:
             text = f.read()
@@ -76,20 +98,28 @@ def _load_config_file(path: str) -> dict:
         raise CompileError(f"not UTF-8 text (byte {exc.start})", path) from None
     try:
         if path.lower().endswith((".yaml", ".yml")):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml_without_aliases(text)
         else:
             data = json.loads(text)
+    except CompileError as exc:
+        raise CompileError(exc.message, path) from None
     except (ValueError, Exception) as exc:  # json/yaml parse errors
         line = getattr(exc, "lineno", None) or getattr(getattr(exc, "problem_mark", None),
                                                        "line", None)
         where = f" at line {line}" if line else ""
         raise CompileError(f"not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}"
-                           f"{where}: {str(exc).splitlines()[0]}", path) from None
+                           f"{where}: {clip(str(exc).splitlines()[0], 200)}", path) from None
     if not isinstance(data, dict):
         raise CompileError("the config must be an object with 'models'", path)
+    _string_keys(data, "", path)
     return data
+
+
+def _string_keys(obj: dict, where: str, path: str) -> None:
+    """YAML allows any key (4: false); every field name here is a string."""
+    for key in obj:
+        if not isinstance(key, str):
+            raise CompileError(f"{where}field name {clip(key)} is not a string", path)
 
 
 def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
@@ -98,7 +128,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
     base = os.path.dirname(os.path.abspath(path))
     unknown = set(data) - {"dump_dir", "models", "cv"}
     if unknown:
-        raise CompileError(f"unknown field '{sorted(unknown)[0]}'", path)
+        raise CompileError(f"unknown field '{clip(sorted(unknown)[0])}'", path)
     models = data.get("models")
     if not isinstance(models, list) or not models:
         raise CompileError("field 'models' must be a non-empty list", path)
@@ -107,12 +137,16 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
         where = f"models[{i}]: "
         if not isinstance(m, dict):
             raise CompileError(f"{where}must be an object", path)
+        _string_keys(m, where, path)
         bad = set(m) - MODEL_KEYS
         if bad:
-            raise CompileError(f"{where}unknown field '{sorted(bad)[0]}'", path)
+            raise CompileError(f"{where}unknown field '{clip(sorted(bad)[0])}'", path)
         for key in ("model_name", "model_path"):
             if not isinstance(m.get(key), str) or not m[key]:
                 raise CompileError(f"{where}field '{key}' must be a non-empty string", path)
+        if len(m["model_name"]) > MODEL_NAME_MAX:
+            raise CompileError(f"{where}field 'model_name' is {len(m['model_name'])} characters, "
+                               f"at most {MODEL_NAME_MAX} (it names the output files)", path)
         if not MODEL_NAME_RE.fullmatch(m["model_name"]):
             raise CompileError(f"{where}field 'model_name' must be letters, digits, '_', '.' "
                                "or '-' (it names the output files)", path)
@@ -130,7 +164,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:
-            raise CompileError(f"models[{i}]: model_name '{name}' is used twice", path)
+            raise CompileError(f"models[{i}]: model_name '{clip(name)}' is used twice", path)
     dump_dir = data.get("dump_dir", "./")
     if not isinstance(dump_dir, str):
         raise CompileError("field 'dump_dir' must be a string", path)

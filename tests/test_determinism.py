@@ -174,11 +174,12 @@ def test_killed_compile_keeps_previous_outputs(tmp_path, kill_env, sig, at):
     assert {f: d for f, d in _files(str(out)).items() if not f.startswith(TEMP_PREFIX)} == v2
 
 
-def test_kill_between_renames_is_repaired_by_the_next_compile(tmp_path, kill_env):
-    """The one window write_all_if_changed cannot close: killed after some renames, the
-    directory mixes the two builds. Every file is still whole (old or new), the mix is
-    refused by the runtime (here: the v1 blob's instructions are not in v2's kernels.c),
-    and the next compile repairs it."""
+def test_kill_between_renames_is_rolled_forward_by_the_next_run(tmp_path, kill_env):
+    """Killed between renames (the 1st replace is the journal's commit, the 2nd puts
+    kernels.c in place), the directory mixes the two builds until the next run: every
+    file is whole (old or new), the mix is refused by the runtime (the v1 blob's
+    instructions are not in v2's kernels.c), and the journal beside it is rolled forward
+    by the next compile into the directory -- even one that fails (emit/files.py)."""
     v2 = _versions(tmp_path)
     out = tmp_path / "out"
     assert _megcc(["compile", "v1.onnx", "--name", "net", "-o", str(out), "--no-c-array"],
@@ -186,11 +187,12 @@ def test_kill_between_renames_is_repaired_by_the_next_compile(tmp_path, kill_env
     v1 = _files(str(out))
     v2_args = ["compile", "v2.onnx", "--name", "net", "-o", str(out), "--input-shapes",
                "data=(1,1,9,9)", "--no-c-array"]
-    r = _megcc(v2_args, cwd=str(tmp_path), env=kill_env(1, on="replace"))  # kernels.c only
+    r = _megcc(v2_args, cwd=str(tmp_path), env=kill_env(2, on="replace"))  # kernels.c only
     assert r.returncode == -signal.SIGKILL
     mixed = {f: d for f, d in _files(str(out)).items() if not f.startswith(TEMP_PREFIX)}
     assert all(mixed[f] in (v1[f], v2.get(f)) for f in v1)
     assert mixed["kernels.c"] == v2["kernels.c"] and mixed["net.tiny"] == v1["net.tiny"]
+    assert os.path.exists(out / ".megcc-journal")
 
     from megcc_builder.host import build_runner, run_blob
     import numpy as np
@@ -198,10 +200,12 @@ def test_kill_between_renames_is_repaired_by_the_next_compile(tmp_path, kill_env
     runner = build_runner(str(out / "kernels.c"))
     with pytest.raises(RuntimeError, match="kernel"):
         run_blob(runner, str(out / "net.tiny"), [np.zeros((1, 1, 6, 6), np.float32)])
+    r = _megcc(["compile", "absent.onnx", "-o", str(out)], cwd=str(tmp_path))
+    assert r.returncode == 1
+    assert _files(str(out)) == {f: v2[f] for f in v1}     # complete v2, no temporaries
     r = _megcc(v2_args, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert {f: d for f, d in _files(str(out)).items()
-            if not f.startswith(TEMP_PREFIX)} == {f: v2[f] for f in v1}
+    assert _files(str(out)) == {f: v2[f] for f in v1}
 
 
 SCONSTRUCT = """

@@ -536,3 +536,110 @@ def test_crafted_corruptions_are_named_errors(build):
 
 def test_valid_blobs_forward_under_sanitizers(build):
     assert _cases(build, [model_a(), model_b()], forward=True) == [OK, OK]
+
+
+# ----------------------------------------------------------------------------- load cost
+
+def _name_bomb(n_names: int, name_len: int, repeat: int = 1, relist: bool = True) -> bytes:
+    """A valid-looking model whose n_names tensors all name one name_len-byte string, its
+    plan listed `repeat` times in the plan table (issue 17: validation cost used to be
+    names x string length x repeats)."""
+    T = BlobTensor
+    name = "n" * name_len
+    tensors = [T(name, "float32", (1,), "arena", 4 * i) for i in range(n_names)]
+    big = BlobPlan("big", 0, 4 * n_names, tensors, [], [0], [1])
+    tiny = BlobPlan("tiny", 0, 4, [T("t", "float32", (1,), "arena", 0)], [], [0], [0])
+    b = bytearray(write_model("bomb", fk.NAMES, fk.KERNEL_SET_ID, [big] + [tiny] * (repeat - 1),
+                              []))
+    p_off = struct.unpack_from("<I", b, 40)[0]
+    first = struct.unpack_from("<I", b, p_off)[0]
+    for k in range(1, repeat if relist else 1):
+        struct.pack_into("<I", b, p_off + 4 * k, first)      # the big plan, listed again
+    return bytes(_fix_crc(b))
+
+
+def _load_time(build, blob: bytes, tag: str):
+    path = build / f"cost_{tag}.tiny"
+    path.write_bytes(blob)
+    r = _run([build / "load_harness", "time", path])
+    assert r.returncode == 0, r.stderr[-2000:]
+    st, secs = r.stdout.split()
+    return int(st), float(secs)
+
+
+def _py_time(blob: bytes):
+    import time
+    best, verdict = 1e9, None
+    for _ in range(5):
+        t0 = time.perf_counter()
+        try:
+            read_model(blob)
+            verdict = "ok"
+        except ValueError as e:
+            verdict = str(e)
+        best = min(best, time.perf_counter() - t0)
+    return verdict, best
+
+
+def test_repeated_plan_of_long_names_is_refused_fast(build):
+    """The issue's 1 MB file (1,000 names -> one 1 MB string, plan listed 10 times) loaded
+    in 3.3 s (Python reader: 28.8 s). A plan listed twice is now refused, everywhere."""
+    blob = _name_bomb(1000, 1 << 20, repeat=10)
+    st, secs = _load_time(build, blob, "bomb10")
+    assert st == CORRUPT and secs < 0.1, (st, secs)
+    verdict, py_secs = _py_time(blob)
+    assert "not after plan 0's" in verdict and py_secs < 1.0, (verdict, py_secs)
+
+
+def test_load_cost_is_linear_in_file_size(build):
+    """Names sharing one long string are legal (the writer deduplicates strings); their
+    cost must grow with the file, not with names x length. Scaling both by 8 scales the
+    file by 8; the old loader's work grew 64-fold. (Sizes stay within the caches: beyond
+    them memory bandwidth, not the algorithm, dominates the ratio.)"""
+    small, large = _name_bomb(125, 1 << 17), _name_bomb(1000, 1 << 20)
+    st_s, t_s = _load_time(build, small, "lin_s")
+    st_l, t_l = _load_time(build, large, "lin_l")
+    assert st_s == st_l == OK
+    # linear: ~8x (measured 8-10x idle); quadratic: 64x. Generous for a loaded machine.
+    assert t_l < 1.0 and t_l < 32 * max(t_s, 1e-4), (t_s, t_l)
+    (v_s, p_s), (v_l, p_l) = _py_time(small), _py_time(large)
+    assert v_s == v_l == "ok"
+    assert p_l < 5.0 and p_l < 32 * max(p_s, 1e-3), (p_s, p_l)
+
+
+def test_shared_plan_arrays_and_mid_string_names_are_refused(build):
+    """Plans pointing at one tensor table (distinct records, so the order rule passes) and
+    names pointing into the middle of a string would both multiply validation work."""
+    blob = bytearray(_name_bomb(8, 64, repeat=3, relist=False))
+    p_off = struct.unpack_from("<I", blob, 40)[0]
+    recs = struct.unpack_from("<3I", blob, p_off)
+    t_off_big = struct.unpack_from("<12I", blob, recs[0])
+    shared = bytearray(blob)
+    for r_off in recs[1:]:       # tiny plans -> the big plan's arrays
+        struct.pack_into("<12I", shared, r_off, *t_off_big)
+    mid = bytearray(blob)
+    first_tensor = t_off_big[4]
+    rel = struct.unpack_from("<I", mid, first_tensor)[0]
+    struct.pack_into("<I", mid, first_tensor, rel + 1)
+    blobs = [bytes(_fix_crc(shared)), bytes(_fix_crc(mid))]
+    assert _cases(build, [bytes(blob)] + blobs) == [OK, CORRUPT, CORRUPT]
+    with pytest.raises(ValueError, match="exceed the file size"):
+        read_model(blobs[0])
+    with pytest.raises(ValueError, match="inside another string"):
+        read_model(blobs[1])
+
+
+def test_python_reader_overlap_check_is_not_quadratic():
+    """An instruction may list 65,535 operands; pairwise overlap checks in read_model made
+    a ~300 KB file cost billions of steps. The C loader matches operand counts against
+    kernels.c's signatures first, so only the Python reader was exposed."""
+    import time
+    n = 20000
+    T = BlobTensor
+    tensors = [T(f"t{i}", "float32", (1,), "arena", 16 * i) for i in range(n + 1)]
+    ins = BlobInstr(K["add_f32"], [0], list(range(1, n + 1)), [1])
+    blob = write_model("wide", fk.NAMES, fk.KERNEL_SET_ID,
+                       [BlobPlan("p", 0, 16 * (n + 1), tensors, [ins], [0], [n])], [])
+    t0 = time.perf_counter()
+    read_model(blob)
+    assert time.perf_counter() - t0 < 5.0

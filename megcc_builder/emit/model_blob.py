@@ -7,6 +7,7 @@ device would. The writer is deterministic: same arguments, same bytes.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 import zlib
@@ -264,6 +265,8 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.d = data
         self.n = len(data)
+        self._strings: Dict[int, str] = {}
+        self.array_budget = len(data)   # file bytes not yet claimed by a plan's arrays
 
     def need(self, off: int, size: int, what: str) -> None:
         if off < 0 or size < 0 or off + size > self.n:
@@ -274,17 +277,27 @@ class _Reader:
         return struct.unpack_from("<I", self.d, off)[0]
 
     def string(self, strings_offset: int, strings_size: int, rel: int, what: str) -> str:
+        """The string starting at `rel`, each decoded once (names often repeat); offsets
+        must start a string, so distinct strings never share bytes and the total work is
+        bounded by the section size (docs/model-format.md, "Limits")."""
+        cached = self._strings.get(rel)
+        if cached is not None:
+            return cached
         if rel >= strings_size:
             raise ValueError(f"{what}: string offset {rel} outside strings section "
                              f"({strings_size} bytes)")
         start = strings_offset + rel
+        if rel and self.d[start - 1] != 0:
+            raise ValueError(f"{what}: string offset {rel} is inside another string")
         end = self.d.find(b"\0", start, strings_offset + strings_size)
         if end < 0:
             raise ValueError(f"{what}: string at {rel} is not NUL-terminated inside the section")
         try:
-            return self.d[start:end].decode("utf-8")
+            text = self.d[start:end].decode("utf-8")
         except UnicodeDecodeError as e:
             raise ValueError(f"{what}: string is not UTF-8: {e}") from None
+        self._strings[rel] = text
+        return text
 
 
 def read_model(data: bytes) -> dict:
@@ -323,8 +336,12 @@ def read_model(data: bytes) -> dict:
     kernels = [string(r.u32(k_off + 4 * i), f"kernel {i} name") for i in range(n_kernels)]
     plans = []
     for pi in range(n_plans):
-        plans.append(_read_plan(r, string, r.u32(p_off + 4 * pi), pi, n_kernels, w_off, w_size,
-                                kernels))
+        rec_off = r.u32(p_off + 4 * pi)
+        if pi and rec_off <= r.u32(p_off + 4 * (pi - 1)):
+            # a plan listed twice is refused, not validated twice (same rule as loader.c)
+            raise ValueError(f"plan {pi}: record offset {rec_off} not after plan {pi - 1}'s "
+                             "(plan table must list distinct records in file order)")
+        plans.append(_read_plan(r, string, rec_off, pi, n_kernels, w_off, w_size, kernels))
     return {
         "version": (vmaj, vmin), "file_size": file_size, "crc32": crc,
         "kernel_set_id": ks_id, "model_name": string(name_off, "model name"),
@@ -363,23 +380,39 @@ def output_aliases(tensors: List[dict], inputs: List[int], outputs: List[int],
     def overlap(a, b):
         return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
 
-    aliases = []
-    for j, o in enumerate(outs):
-        alias = 0
-        for k, x in enumerate(ins):
-            if overlap(o, x):
-                if o != x:
-                    raise ValueError(f"output {j} partly overlaps input {k}")
-                alias = alias or k + 1
-        for k, x in enumerate(outs[:j]):
-            if overlap(o, x):
-                raise ValueError(f"outputs {k} and {j} overlap")
-        if overlap(o, ws):
-            raise ValueError(f"output {j} overlaps the workspace")
-        aliases.append(alias)
+    # Sorting keeps this O(n log n): an instruction may list 65535 operands, and pairwise
+    # checks would make a small file cost billions of steps (docs/model-format.md, "Limits").
     for k, x in enumerate(ins):
         if overlap(ws, x):
             raise ValueError(f"the workspace overlaps input {k}")
+    placed = sorted((o[0], o[1], j) for j, o in enumerate(outs) if o is not None)
+    for (s0, e0, j0), (s1, e1, j1) in zip(placed, placed[1:]):
+        if s1 < e0:     # sorted by start: any overlapping pair implies an adjacent one
+            raise ValueError(f"outputs {min(j0, j1)} and {max(j0, j1)} overlap")
+    first_input: Dict[Tuple[int, int], int] = {}
+    for k, x in enumerate(ins):
+        if x is not None:
+            first_input.setdefault(x, k)
+    ranges = sorted(first_input)
+    starts = [x[0] for x in ranges]
+    reach, high = [], -1          # reach[i]: max end over ranges[:i + 1]
+    for x in ranges:
+        high = max(high, x[1])
+        reach.append(high)
+    aliases = []
+    for j, o in enumerate(outs):
+        if o is None:
+            aliases.append(0)
+            continue
+        if overlap(o, ws):
+            raise ValueError(f"output {j} overlaps the workspace")
+        lo, hi = bisect.bisect_left(starts, o[0]), bisect.bisect_left(starts, o[1])
+        partial = (lo and reach[lo - 1] > o[0]) or hi - lo > 1 or \
+            (hi - lo == 1 and ranges[lo] != o)
+        if partial:
+            k = next(k for k, x in enumerate(ins) if overlap(o, x) and x != o)
+            raise ValueError(f"output {j} partly overlaps input {k}")
+        aliases.append(first_input[o] + 1 if o in first_input else 0)
     return aliases
 
 
@@ -396,6 +429,11 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
         if o % 4:
             raise ValueError(f"{what}: array at {o} is not 4-byte aligned")
         r.need(o, n, f"{what} arrays")
+    claim = n_t * TENSOR_SIZE + 4 * (n_in + n_out) + i_size
+    if claim > r.array_budget:
+        raise ValueError(f"{what}: the plans' arrays together exceed the file size "
+                         "(arrays shared between plans)")
+    r.array_budget -= claim
     tensors = []
     for ti in range(n_t):
         tensors.append(_read_tensor(r, string, t_off + ti * TENSOR_SIZE, ti, tensors, arena,

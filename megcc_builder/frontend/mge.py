@@ -36,6 +36,7 @@ import numpy as np
 from ..ir import CompileError, Graph, Op, Tensor
 from ..ir.dtypes import dtype_of_numpy, numpy_dtype
 from . import mge_quant
+from .model_file import require_regular_file
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -91,8 +92,7 @@ def _without_native_info_logs():
 
 
 def _load_network(path: str):
-    if not os.path.isfile(path):
-        raise CompileError("no such model file", source=path)
+    require_regular_file(path)
     from megengine.utils.network import Network
 
     try:

@@ -13,8 +13,10 @@ import onnx
 from onnx import numpy_helper
 
 from ..ir import CompileError, Graph, Tensor
+from ..ir.graph import clip
 from ..ir.onnx_attrs import attrs_of  # noqa: F401  (also this module's public name)
 from ..ir.onnx_types import from_onnx_elem_type
+from .model_file import require_regular_file
 
 MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 
@@ -26,12 +28,29 @@ MICROSOFT_QUANT_OPS = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLea
 
 
 def _load_proto(path: str) -> onnx.ModelProto:
-    if not os.path.isfile(path):
-        raise CompileError("no such model file", path)
+    require_regular_file(path)
     try:
-        return onnx.load(path)
+        # External data is read per initializer below, where a failure can be named.
+        return onnx.load(path, load_external_data=False)
     except Exception as exc:  # protobuf gives no useful type here
-        raise CompileError(f"not a valid ONNX model ({type(exc).__name__})", path) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CompileError(f"not a valid ONNX model ({type(exc).__name__}"
+                           f"{': ' + clip(reason, 120) if reason else ''})", path) from None
+
+
+def _external_data_problem(init, base_dir: str) -> str:
+    """Why the external data of `init` cannot be read, in the user's terms ("" if the
+    reason is not one of the plain ones)."""
+    info = {e.key: e.value for e in init.external_data}
+    location = info.get("location", "")
+    if not location:
+        return "its external data names no file"
+    where = os.path.join(base_dir, location)
+    if not os.path.exists(where):
+        return f"external data file '{clip(location)}' does not exist next to the model"
+    if not os.path.isfile(where):
+        return f"external data '{clip(location)}' is not a regular file"
+    return ""
 
 
 def load_onnx(path_or_model, input_shapes: Optional[Dict[str, Tuple[int, ...]]] = None,
@@ -65,8 +84,16 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
     g = model.graph
 
     for init in g.initializer:
+        external = onnx.external_data_helper.uses_external_data(init)
+        if external and not base_dir:
+            raise CompileError(f"initializer '{clip(init.name)}' keeps its data in an external "
+                               "file, which an in-memory model cannot reach", source)
+        if external:
+            problem = _external_data_problem(init, base_dir)
+            if problem:
+                raise CompileError(f"initializer '{clip(init.name)}': {problem}", source)
         try:
-            if base_dir and onnx.external_data_helper.uses_external_data(init):
+            if external:
                 onnx.external_data_helper.load_external_data_for_tensor(init, base_dir)
             value = numpy_helper.to_array(init)
             dtype = from_onnx_elem_type(init.data_type)
@@ -90,17 +117,30 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
         graph.add_tensor(_input_tensor(vi, input_shapes.get(vi.name), source))
         graph.inputs.append(vi.name)
 
+    writer: Dict[str, str] = {}   # tensor -> the node that writes it
     for index, node in enumerate(g.node):
+        name = node.name or f"{node.op_type}_{index}"
         if node.domain == "com.microsoft" and node.op_type in MICROSOFT_QUANT_OPS:
             pass
         elif node.domain not in ("", "ai.onnx"):
             raise CompileError(f"operator {node.domain}.{node.op_type} is not supported",
-                               source, node.name or node.output[0])
+                               source, name)
+        for out in node.output:
+            # SSA: one writer per tensor. Otherwise which value a reader sees depends on
+            # order the compiler is free to change (it used to take the last writer).
+            if out in writer:
+                raise CompileError(f"tensor '{clip(out)}' is written by node "
+                                   f"'{clip(writer[out])}' and by node '{clip(name)}' (a graph "
+                                   "must assign each tensor once)", source, name)
+            if out and out in graph.tensors:
+                kind = "a graph input" if out in graph.inputs else "an initializer"
+                raise CompileError(f"writes tensor '{clip(out)}', which is {kind}", source, name)
+            if out:
+                writer[out] = name
         attrs = attrs_of(node)
         from ..ir import Op
 
-        graph.ops.append(Op(node.op_type, list(node.input), list(node.output), attrs,
-                            node.name or f"{node.op_type}_{index}"))
+        graph.ops.append(Op(node.op_type, list(node.input), list(node.output), attrs, name))
 
     graph.outputs = [vi.name for vi in g.output]
     if not graph.outputs:
@@ -128,10 +168,16 @@ def _input_tensor(vi, shape_override, source) -> Tensor:
         raise CompileError(f"input '{vi.name}' has no shape in the model; give one with "
                            "--input-shapes", source)
     dims = []
-    for d in tt.shape.dim:
-        if not d.HasField("dim_value") or d.dim_value <= 0:
-            raise CompileError(f"input '{vi.name}' has a dynamic dimension "
-                               f"'{d.dim_param or '?'}'; give its shape with --input-shapes",
-                               source)
+    for k, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value <= 0:
+            size = "zero-sized" if d.dim_value == 0 else "negative"
+            raise CompileError(f"input '{clip(vi.name)}' has a {size} dimension "
+                               f"({d.dim_value} at axis {k}); megcc compiles non-empty static "
+                               "shapes", source)
+        if not d.HasField("dim_value"):
+            what = f"a dynamic dimension '{clip(d.dim_param, 40)}'" if d.dim_param else \
+                "a dimension of unknown size"
+            raise CompileError(f"input '{clip(vi.name)}' has {what} at axis {k}; give its "
+                               "shape with --input-shapes", source)
         dims.append(d.dim_value)
     return Tensor(vi.name, tuple(dims), dtype)

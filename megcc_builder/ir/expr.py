@@ -76,7 +76,13 @@ def _parametric_expr(op: Op, x) -> tuple:
                 bounds.append(("in", k))
                 k += 1
             else:
-                bounds.append(("const", a.get(key, default)))
+                value = a.get(key, default)
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    from .graph import CompileError  # a corrupt file (fuzzer finding)
+
+                    raise CompileError(f"attribute '{key}' of Clip must be a number, not "
+                                       f"{type(value).__name__}", node=op.name)
+                bounds.append(("const", value))
         return ("clip", x, *bounds)
     raise KeyError(op.type)
 

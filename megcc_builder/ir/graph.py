@@ -17,6 +17,9 @@ import numpy as np
 from .dtypes import DTYPES, itemsize
 
 
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 class CompileError(Exception):
     """A problem the user can cause; printed as one line, never as a traceback."""
 
@@ -32,7 +35,21 @@ class CompileError(Exception):
             where += f"{self.source}: "
         if self.node:
             where += f"node '{self.node}': "
-        return where + self.message
+        # Names come from the model: a newline in one must not split the one-line error.
+        return (where + self.message).translate(_CONTROL_ESCAPES)
+
+
+def clip(value, limit: int = 60) -> str:
+    """A user value for an error message: its first `limit` characters, so a hostile value
+    cannot make the one-line error as long as itself (or expensive to build: non-strings
+    are described by type and size, never serialised)."""
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {'object' if isinstance(value, dict) else 'list'} of {len(value)} items"
+    text = value if isinstance(value, str) else repr(value) if isinstance(
+        value, (int, float, bool, type(None))) else type(value).__name__
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text)} characters)"
+    return text
 
 
 class NeedsValue(CompileError):

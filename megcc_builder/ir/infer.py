@@ -118,8 +118,8 @@ def _short(exc: Exception) -> str:
 
 
 def _infer_shapes(graph: Graph, op: Op) -> Optional[List[Tensor]]:
-    model = _one_node_model(graph, op, with_all_consts=False)
-    try:
+    try:  # building the probe can fail too: an attribute of a type ONNX cannot express
+        model = _one_node_model(graph, op, with_all_consts=False)
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise graph.error(_short(exc), op) from None
@@ -181,6 +181,9 @@ def _probe_shapes(graph: Graph, op: Op) -> List[Tensor]:
             t = graph.tensors[name]
             from .dtypes import numpy_dtype
 
+            if t.nbytes >= 1 << 32:  # an earlier op's inferred shape; refuse, not allocate
+                raise graph.error(f"input '{name}' of shape {tuple(t.shape)} takes {t.nbytes} "
+                                  "bytes; a compiled model addresses at most 4 GiB - 1", op)
             feeds[name] = np.zeros(t.shape, numpy_dtype(t.dtype))
         elif name:
             feeds[name] = np.asarray(graph.tensors[name].data)

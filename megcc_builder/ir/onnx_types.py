@@ -30,4 +30,9 @@ def from_onnx_elem_type(elem_type: int) -> str:
     try:
         return _FROM_ONNX[elem_type]
     except KeyError:
-        raise KeyError(TensorProto.DataType.Name(elem_type)) from None
+        pass
+    try:
+        name = TensorProto.DataType.Name(elem_type)
+    except ValueError:  # not an ONNX type at all (a corrupt file)
+        name = f"code {elem_type}"
+    raise KeyError(name)

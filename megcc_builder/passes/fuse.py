@@ -9,6 +9,11 @@ from ..ir.opdefs import check as check_opdef
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.
 _EPILOGUE = (UNARY | PARAMETRIC) - {"Not", "Identity"}
+# Operators per fused element-wise loop. Bounds the expression's depth, so the recursive
+# walks over it here, in codegen and in C compilers (clang nests at most 256 brackets) stay
+# shallow whatever the graph; a longer chain becomes several fused loops. Past a few dozen
+# operators one more pass over the tensor costs nothing measurable.
+MAX_FUSED_OPS = 32
 
 
 def _single_use(graph: Graph, consumers, name: str) -> bool:
@@ -111,6 +116,12 @@ def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
     return True
 
 
+def _position(graph: Graph, op: Op) -> int:
+    """Index of `op` itself (list.index/remove compare Ops field by field: slow, and two
+    equal ops are not the same op)."""
+    return next(i for i, o in enumerate(graph.ops) if o is op)
+
+
 def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     """Add(conv, r) with r a tensor of the conv output's shape: the conv's epilogue adds r
     (after the bias, before the activation). The conv now reads r, so the planner keeps r's
@@ -132,8 +143,8 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     src.inputs = list(src.inputs[:2]) + [bias, other[0]]
     src.attrs["residual"] = True
     src.outputs = [add.outputs[0]]
-    graph.ops.remove(src)
-    graph.ops.insert(graph.ops.index(add), src)  # the caller removes the Add
+    del graph.ops[_position(graph, src)]
+    graph.ops.insert(_position(graph, add), src)  # the caller removes the Add
     return True
 
 
@@ -147,11 +158,15 @@ def fuse_bias_and_activation(graph: Graph, residual: bool = True) -> Graph:
     def fold_add(graph: Graph, src: Op, add: Op) -> bool:
         return _fold_bias(graph, src, add) or (residual and _fold_residual(graph, src, add))
 
+    # One scan per round, folding as it goes (a fold used to restart the scan: quadratic in
+    # graph size). A fold keeps every remaining tensor's consumer count (the folded op's
+    # other inputs are now read by `src`) and only moves the op's output to `src`, so the
+    # maps stay right with that one update; rounds repeat until nothing folds.
     changed = True
     while changed:
         changed = False
         producers, consumers = graph.producers(), graph.consumers()
-        for op in graph.ops:
+        for op in list(graph.ops):
             if op.type not in ("Add", "Max", "Min", *_EPILOGUE) or not op.inputs:
                 continue
             for name in op.inputs:
@@ -161,11 +176,10 @@ def fuse_bias_and_activation(graph: Graph, residual: bool = True) -> Graph:
                 fold = (fold_add if op.type == "Add" else
                         _fold_bound if op.type in ("Max", "Min") else _fold_activation)
                 if fold(graph, src, op):
-                    graph.ops.remove(op)
+                    del graph.ops[_position(graph, op)]
+                    producers[src.outputs[0]] = src
                     changed = True
                     break
-            if changed:
-                break
     return graph
 
 
@@ -194,7 +208,8 @@ def fuse_elementwise_chains(graph: Graph) -> Graph:
             src = producers.get(name)
             if (name in fused and src is not None and id(src) not in dead
                     and _single_use(graph, consumers, name)
-                    and graph.tensors[name].shape == out.shape):
+                    and graph.tensors[name].shape == out.shape
+                    and len(fused[name][2]) + len(chain) <= MAX_FUSED_OPS):
                 sub_expr, sub_inputs, sub_chain = fused[name]
                 sub_map = {}
                 for j, sub_name in enumerate(sub_inputs):

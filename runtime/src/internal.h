@@ -18,6 +18,24 @@
 
 enum { MGC_STORAGE_ARENA = 0, MGC_STORAGE_WEIGHT = 1, MGC_STORAGE_VIEW = 2 };
 
+/* Storage class of the last-error buffers (one per thread; megcc.h "Errors and threads").
+ * C11 _Thread_local, or the GNU/MSVC spelling under C99. Bare metal (MEGCC_NO_LIBC_HOOKS)
+ * has no TLS runtime to rely on (and usually one thread): plain static storage there,
+ * unless the build defines MEGCC_THREAD_LOCAL itself (e.g. to __thread). */
+#ifndef MEGCC_THREAD_LOCAL
+#if defined(MEGCC_NO_LIBC_HOOKS)
+#define MEGCC_THREAD_LOCAL
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
+#define MEGCC_THREAD_LOCAL _Thread_local
+#elif defined(__GNUC__) || defined(__clang__)
+#define MEGCC_THREAD_LOCAL __thread
+#elif defined(_MSC_VER)
+#define MEGCC_THREAD_LOCAL __declspec(thread)
+#else
+#define MEGCC_THREAD_LOCAL
+#endif
+#endif
+
 /* Little-endian reads that do not care about alignment: the loader reads an untrusted
  * buffer before knowing anything about it. */
 static inline uint32_t mgc_rd32(const uint8_t *p) {
@@ -76,7 +94,7 @@ int mgc_streq(const char *a, const char *b);
  * Pass exactly these types: the args are read with va_arg. */
 void mgc_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 void mgc_format(char *buf, size_t cap, const char *fmt, ...);
-/* Write the process-wide last-error buffer; returns `status` for tail calls. */
+/* Write this thread's last-error buffer; returns `status` for tail calls. */
 megcc_status mgc_fail_global(megcc_status status, const char *fmt, ...);
 void mgc_log(const megcc_hooks *h, int level, const char *msg);
 void *mgc_alloc(const megcc_hooks *h, size_t size, size_t align);

@@ -1,9 +1,10 @@
 /* MegEngine Lite's C API (subset) on top of megcc.h, so applications written for Lite or
  * MegCC compile and link unchanged.
  *
- * Global state, all required by Lite's API shape and documented in global_c.h: the last
- * error message, the log level, the hooks set with LITE_megcc_set_hooks, and the objects
- * default_config()/default_network_io() return pointers to. */
+ * State outside the networks, documented in global_c.h: per thread, the last error
+ * message and the objects default_config()/default_network_io() return pointers to
+ * (Lite's API returns non-const pointers); process-wide, the configuration set by
+ * LITE_set_log_level and LITE_megcc_set_hooks, which only those setters write. */
 #include <string.h>
 
 #include "internal.h"
@@ -12,12 +13,12 @@
 #define LITE_NET_MAGIC 0x4C4E4554u    /* "LNET" */
 #define LITE_TENSOR_MAGIC 0x4C54534Eu /* "LTSN" */
 
-static char g_error[MGC_ERROR_LEN];
+static MEGCC_THREAD_LOCAL char g_error[MGC_ERROR_LEN];
 static LiteLogLevel g_level = LITE_WARN;
 static megcc_hooks g_hooks;
 static int g_hooks_set;
-static LiteConfig g_default_config;
-static LiteNetworkIO g_default_network_io;
+static MEGCC_THREAD_LOCAL LiteConfig t_default_config;
+static MEGCC_THREAD_LOCAL LiteNetworkIO t_default_network_io;
 
 const LiteOptions default_option = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1,
                                     0, 0, 0, 0, 0, 0, 0};
@@ -127,17 +128,29 @@ int LITE_megcc_set_hooks(const struct megcc_hooks *hooks) {
     return 0;
 }
 
+static LiteConfig make_default_config(void) {
+    LiteConfig c;
+    memset(&c, 0, sizeof c);
+    c.device_type = LITE_CPU;
+    c.backend = LITE_DEFAULT;
+    c.options = default_option;
+    return c;
+}
+
+static LiteNetworkIO make_default_network_io(void) {
+    LiteNetworkIO io;
+    memset(&io, 0, sizeof io);
+    return io;
+}
+
 LiteConfig *default_config(void) {
-    memset(&g_default_config, 0, sizeof g_default_config);
-    g_default_config.device_type = LITE_CPU;
-    g_default_config.backend = LITE_DEFAULT;
-    g_default_config.options = default_option;
-    return &g_default_config;
+    t_default_config = make_default_config();
+    return &t_default_config;
 }
 
 LiteNetworkIO *default_network_io(void) {
-    memset(&g_default_network_io, 0, sizeof g_default_network_io);
-    return &g_default_network_io;
+    t_default_network_io = make_default_network_io();
+    return &t_default_network_io;
 }
 
 /* -------------------------------------------------------------- network lifetime */
@@ -166,12 +179,13 @@ int LITE_make_network(LiteNetwork *network, const LiteConfig config,
     return 0;
 }
 
+/* Defaults by value: making a network writes no state outside it. */
 int LITE_make_network_config(LiteNetwork *network, const LiteConfig config) {
-    return LITE_make_network(network, config, *default_network_io());
+    return LITE_make_network(network, config, make_default_network_io());
 }
 
 int LITE_make_default_network(LiteNetwork *network) {
-    return LITE_make_network(network, *default_config(), *default_network_io());
+    return LITE_make_network(network, make_default_config(), make_default_network_io());
 }
 
 /* Make the ring's arena at least `need` bytes, moving every loaded member to the new

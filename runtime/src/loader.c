@@ -14,25 +14,33 @@ typedef struct {
     uint64_t size;
     uint32_t strings_off, strings_size;
     uint32_t weights_off, weights_size;
+    uint64_t strings_end; /* 1 + relative offset of the section's last NUL; 0 if none */
+    uint64_t array_budget; /* file bytes not yet claimed by a plan's arrays */
 } blob_view;
 
 static int in_file(const blob_view *b, uint64_t off, uint64_t len) {
     return off <= b->size && len <= b->size - off;
 }
 
-/* A string offset must name a NUL-terminated string inside the strings section. */
+/* A string offset must name the start of a NUL-terminated string inside the strings
+ * section (offset 0 or just after a NUL). Checked in O(1) with the section's last NUL,
+ * found once: scanning each string here made a file of many names pointing at one long
+ * string cost names x length (docs/model-format.md, "Limits"). */
 static megcc_status check_string(const blob_view *b, uint32_t rel, const char *what,
                                  uint32_t index) {
-    uint64_t i;
     if (rel >= b->strings_size)
         return mgc_fail_global(MEGCC_ERR_CORRUPT,
                                "%s %u: string offset %u outside strings section (%u bytes)",
                                what, index, rel, b->strings_size);
-    for (i = (uint64_t)b->strings_off + rel; i < (uint64_t)b->strings_off + b->strings_size; i++)
-        if (b->d[i] == 0) return MEGCC_OK;
-    return mgc_fail_global(MEGCC_ERR_CORRUPT,
-                           "%s %u: string at %u is not NUL-terminated inside the section", what,
-                           index, rel);
+    if (rel >= b->strings_end)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "%s %u: string at %u is not NUL-terminated inside the section",
+                               what, index, rel);
+    if (rel && b->d[b->strings_off + rel - 1] != 0)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "%s %u: string offset %u is inside another string", what, index,
+                               rel);
+    return MEGCC_OK;
 }
 
 static const char *str_at(const blob_view *b, uint32_t rel) {
@@ -320,7 +328,7 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
     return MEGCC_OK;
 }
 
-static megcc_status check_plan(const blob_view *b, uint32_t rec_off, uint32_t pi,
+static megcc_status check_plan(blob_view *b, uint32_t rec_off, uint32_t pi,
                                uint32_t n_kernels, mgc_plan *p) {
     const uint8_t *r;
     uint32_t t_off, i_off, i_size, in_off, out_off, ti;
@@ -352,6 +360,17 @@ static megcc_status check_plan(const blob_view *b, uint32_t rec_off, uint32_t pi
     if (i_off % 4 || !in_file(b, i_off, i_size))
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u: instruction stream out of bounds",
                                pi);
+    /* Plans never share arrays, so together they fit in the file; a model that reuses
+     * one array for many plans would make validation cost grow with the reuse. */
+    {
+        uint64_t claim = (uint64_t)p->n_tensors * MGC_TENSOR_SIZE +
+                         4 * ((uint64_t)p->n_inputs + p->n_outputs) + i_size;
+        if (claim > b->array_budget)
+            return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                   "plan %u: the plans' arrays together exceed the file size "
+                                   "(arrays shared between plans)", pi);
+        b->array_budget -= claim;
+    }
     p->tensors = b->d + t_off;
     p->inputs = b->d + in_off;
     p->outputs = b->d + out_off;
@@ -416,6 +435,9 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
     k_off = mgc_rd32(d + 48);
     if (!in_file(b, b->strings_off, b->strings_size))
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "strings section out of bounds");
+    for (b->strings_end = b->strings_size; b->strings_end; b->strings_end--)
+        if (d[b->strings_off + b->strings_end - 1] == 0) break;
+    b->array_budget = b->size;
     if (!in_file(b, b->weights_off, b->weights_size) || b->weights_off % 64)
         return mgc_fail_global(MEGCC_ERR_CORRUPT,
                                "weights section out of bounds or not 64-byte aligned");
@@ -462,7 +484,15 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
     memset(m->plans, 0, (size_t)n_plans * sizeof(mgc_plan));
     for (pi = 0; pi < n_plans; pi++) {
         mgc_plan *p = &m->plans[pi];
-        st = check_plan(&b, mgc_rd32(data + plans_off + 4 * pi), pi, megcc_kernel_count, p);
+        uint32_t rec_off = mgc_rd32(data + plans_off + 4 * pi);
+        /* Records in increasing order: a plan listed twice is refused, not checked twice. */
+        if (pi && rec_off <= mgc_rd32(data + plans_off + 4 * (pi - 1)))
+            st = mgc_fail_global(MEGCC_ERR_CORRUPT,
+                                 "plan %u: record offset %u not after plan %u's (plan table "
+                                 "must list distinct records in file order)",
+                                 pi, rec_off, pi - 1);
+        else
+            st = check_plan(&b, rec_off, pi, megcc_kernel_count, p);
         if (st) {
             mgc_free(hooks, m->plans);
             mgc_free(hooks, m);

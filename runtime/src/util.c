@@ -3,9 +3,9 @@
 
 #include "internal.h"
 
-/* The one mutable global of the runtime: the message of the last failed call that had no
- * object to keep it in (load, create). Documented in megcc.h. */
-static char g_last_error[MGC_ERROR_LEN];
+/* The message of the last failed call that had no object to keep it in (load, create),
+ * one per thread (MEGCC_THREAD_LOCAL, internal.h). Documented in megcc.h. */
+static MEGCC_THREAD_LOCAL char g_last_error[MGC_ERROR_LEN];
 
 const char *megcc_last_error(void) { return g_last_error; }
 
@@ -45,7 +45,7 @@ void mgc_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         case 's': {
             const char *s = va_arg(ap, const char *);
             if (!s) s = "(null)";
-            while (*s) put(buf, cap, &n, *s++);
+            while (*s && n + 1 < cap) put(buf, cap, &n, *s++); /* a name may be huge */
             break;
         }
         case 'u': put_uint(buf, cap, &n, va_arg(ap, uint32_t), 10); break;

@@ -434,7 +434,9 @@ def cast_expr(src: str, dst: str, v: str) -> str:
         return f"megcc_f32_to_f16((float)({v}))"
     if dst == "bool" or src == "bool":
         return f"({c_type(dst)})({v} != 0)"
-    if src in FLOATS and dst.startswith("uint") and dst != "uint64":
+    if src in FLOATS and dst == "uint64":  # negatives wrap like NumPy instead of C's UB
+        return f"(({v}) < 0 ? (uint64_t)(int64_t)({v}) : (uint64_t)({v}))"
+    if src in FLOATS and dst.startswith("uint"):
         return f"({c_type(dst)})(int64_t)({v})"  # wrap like NumPy instead of C's UB
     return f"({c_type(dst)})({v})"
 

@@ -50,7 +50,7 @@ typedef struct LiteConfig {
     LiteOptions options;
 } LiteConfig;
 
-/*! Pointer to a (process-wide) default config, reset on every call. */
+/*! Pointer to the calling thread's default config, reset on every call. */
 LITE_API LiteConfig* default_config(void);
 
 /*! One network input/output configuration (accepted, not needed by megcc). */
@@ -70,7 +70,7 @@ typedef struct LiteNetworkIO {
     size_t output_size;
 } LiteNetworkIO;
 
-/*! Pointer to a (process-wide) empty NetworkIO, reset on every call. */
+/*! Pointer to the calling thread's empty NetworkIO, reset on every call. */
 LITE_API LiteNetworkIO* default_network_io(void);
 
 /*! The network: a model plus its runtime memory. */

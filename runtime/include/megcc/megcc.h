@@ -39,10 +39,15 @@
  * ------------------
  * Every call returns a megcc_status. Failures of calls on a network leave a message in
  * that network (megcc_network_last_error). Failures that have no object to hold a
- * message (loading, creating) write it to one process-wide buffer read with
- * megcc_last_error(); that buffer is the runtime's only mutable global, so concurrent
- * *loads* may mix their messages (the status codes stay right). Different networks may
- * run concurrently; one network must not be used by two threads at once.
+ * message (loading, creating) write it to a buffer of the calling thread, read with
+ * megcc_last_error() from the same thread; the runtime has no other mutable state
+ * outside its objects, so loads, creates and forwards of different networks may run
+ * concurrently; one network must not be used by two threads at once. The buffer is
+ * thread-local where the compiler offers it (C11 _Thread_local, GCC/Clang __thread,
+ * MSVC __declspec(thread)). With -DMEGCC_NO_LIBC_HOOKS (bare metal: no TLS runtime is
+ * assumed) it is one static buffer: concurrent failing loads there may mix messages
+ * (status codes stay right) unless the build defines MEGCC_THREAD_LOCAL to the
+ * toolchain's thread-local keyword.
  *
  * A network may also run its kernels on several threads (megcc_network_set_threads: a
  * pthreads pool the network owns, on hosted targets; megcc_network_set_parallel: the
@@ -101,7 +106,7 @@ typedef enum megcc_status {
 /* A short constant description of a status ("corrupt model", ...). */
 const char *megcc_status_string(megcc_status status);
 
-/* The message of the last failed load/create call (see "Errors and threads"). */
+/* The message of this thread's last failed load/create call ("Errors and threads"). */
 const char *megcc_last_error(void);
 
 /* ------------------------------------------------------------------ hooks */

@@ -149,6 +149,14 @@ for src in CAST_TYPES:
             x = np.abs(x)  # negative float -> unsigned is undefined
         case(f"cast_{np.dtype(src).name}_{np.dtype(dst).name}", "Cast", [x],
              {"to": int(helper.np_dtype_to_tensor_dtype(np.dtype(dst)))})
+# negative float -> unsigned: wraps like NumPy through int64 (C's direct conversion is UB;
+# the fuzzer's all-family seeds hit it for uint64, issue 17)
+for src in (np.float32, np.float64):
+    for dst in (np.uint8, np.uint16, np.uint32, np.uint64):
+        neg = np.array([-1.84, -3.0, -0.5, 2.5, -200.25, 7.0], src)
+        case(f"cast_negative_{np.dtype(src).name}_{np.dtype(dst).name}", "Cast", [neg],
+             {"to": int(helper.np_dtype_to_tensor_dtype(np.dtype(dst)))},
+             ref=lambda x, dst=dst: [x.astype(np.int64).astype(dst)])
 # float -> half rounding (nearest even, subnormals, overflow, inf, nan)
 F16_EDGE = np.array([1.0 + 2 ** -11, 1.0 + 3 * 2 ** -11, 2 ** -24, 2 ** -25, 3 * 2 ** -26,
                      2 ** -14 - 2 ** -25, 65504.0, 65520.0, 1e6, -1e-9, np.inf, -np.inf,

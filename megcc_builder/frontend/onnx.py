@@ -80,7 +80,8 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
                      source: str) -> Graph:
     graph = Graph(source)
     graph.opset = _opset_of(model, source)
-    base_dir = os.path.dirname(source) if os.path.isfile(source) else None
+    # (abspath: a bare "model.onnx" has dirname "", which is still a directory)
+    base_dir = os.path.dirname(os.path.abspath(source)) if os.path.isfile(source) else None
     g = model.graph
 
     for init in g.initializer:

@@ -304,8 +304,8 @@ def MegccModel(env, name, source, INPUT_SHAPES=None, OPTIONS=None, EMBED=True, G
     # later `scons -c` misses: clean the whole generated directory.
     env.Clean(gen, gen_dir)
     env.AppendUnique(CPPPATH=[gen_dir])  # the app includes kernels.h
-    private = _private_env(env)
-    objs = list(_runtime_objects(private))  # shared by every model: without gen_dir
+    objs = list(_runtime_objects(_private_env(env)))  # shared by every model: no gen_dir
+    private = _private_env(env)  # SCons expands flags at build time: a separate copy
     private.AppendUnique(CPPPATH=[gen_dir])
     by_name = {os.path.basename(str(n)): n for n in gen}
     budget = []

@@ -50,9 +50,16 @@ def bundle(tmp_path_factory):
     return d, blobs, lite
 
 
+# libFuzzer's RSS limit reads the process's peak RSS (ru_maxrss), which Linux carries over
+# from the parent across fork and exec: started from a pytest worker that has grown large,
+# a fuzzer would stop at once with "out-of-memory". So no RSS limit; the malloc limit still
+# catches any single huge allocation.
+MEMORY_LIMITS = ["-rss_limit_mb=0", "-malloc_limit_mb=3072"]
+
+
 def _fuzz(cmd, artifacts, summary, label, env=None, timeout=30):
     r = subprocess.run([*cmd, f"-max_total_time={SMOKE_SECONDS}", f"-timeout={timeout}", "-seed=1",
-                        "-rss_limit_mb=3072", f"-max_len={MAX_LEN}", "-print_final_stats=1",
+                        *MEMORY_LIMITS, f"-max_len={MAX_LEN}", "-print_final_stats=1",
                         f"-artifact_prefix={artifacts}/"],
                        capture_output=True, text=True, timeout=SMOKE_SECONDS + 600, env=env)
     tail = r.stderr[-4000:]
@@ -81,7 +88,8 @@ def test_c_fuzzer_smoke(bundle, tmp_path, summary, harness, tag):
     _build(d, harness, exe)
     seeds = blobs if harness == "fuzz_loader.c" else lite
     # every seed loads (status 0) and runs at least one plan
-    r = subprocess.run([str(exe), *seeds], capture_output=True, text=True, timeout=600,
+    r = subprocess.run([str(exe), *MEMORY_LIMITS, *seeds], capture_output=True, text=True,
+                       timeout=600,
                        env=dict(os.environ, MEGCC_FUZZ_VERBOSE="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     verdicts = re.findall(rf"{tag}: status (\d+) forwards (\d+)", r.stderr)

@@ -139,20 +139,28 @@ def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
     else:
         cflags = _with_sanitizers(list(DEFAULT_CFLAGS if cflags is None else cflags))
     lib = _runtime_library(cc, cflags, ar)
+    return _link_cached("runners", "megcc_runner", lib, kernels_c, lambda src, out: [
+        cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o", out, src, lib, *libs],
+        "building the runner")
+
+
+def _link_cached(kind: str, artifact: str, lib: str, kernels_c: str, link_cmd,
+                 what: str) -> str:
+    """Link a kernels.c with a runtime library once per (library, kernels) content, into
+    the cache's `kind` directory; link_cmd(kernels_c copy, output path) is the command."""
     with open(kernels_c, "rb") as f:
         kernels_bytes = f.read()
-    final = os.path.join(cache_dir(), "runners", _digest(lib, kernels_bytes))
-    exe = os.path.join(final, "megcc_runner")
-    if os.path.exists(exe):
-        return exe
+    final = os.path.join(cache_dir(), kind, _digest(lib, kernels_bytes))
+    out = os.path.join(final, artifact)
+    if os.path.exists(out):
+        return out
     os.makedirs(os.path.dirname(final), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
-    shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
-    _run([cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o",
-          os.path.join(tmp, "megcc_runner"), os.path.join(tmp, "kernels.c"), lib, *libs],
-         "building the runner")
+    src = os.path.join(tmp, "kernels.c")
+    shutil.copy(kernels_c, src)
+    _run(link_cmd(src, os.path.join(tmp, artifact)), what)
     _publish(tmp, final)
-    return exe
+    return out
 
 
 def in_process_supported() -> bool:
@@ -174,22 +182,11 @@ def build_shared_library(kernels_c: str, cc: str = DEFAULT_CC,
         raise RuntimeError("sanitizer/valgrind builds run in a subprocess, not in-process")
     cflags = list(DEFAULT_CFLAGS if cflags is None else cflags) + ["-fPIC"]
     lib = _runtime_library(cc, cflags, tool="megcc_session_support")
-    with open(kernels_c, "rb") as f:
-        kernels_bytes = f.read()
-    final = os.path.join(cache_dir(), "shared", _digest(lib, kernels_bytes))
-    so = os.path.join(final, "libmegcc_model.so")
-    if os.path.exists(so):
-        return so
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(final))
-    shutil.copy(kernels_c, os.path.join(tmp, "kernels.c"))
     # --whole-archive: the library must export every runtime entry point, used or not
-    _run([cc, *cflags, "-shared", "-Wl,-Bsymbolic", "-I", os.path.join(RUNTIME_DIR, "include"),
-          "-o", os.path.join(tmp, "libmegcc_model.so"), os.path.join(tmp, "kernels.c"),
-          "-Wl,--whole-archive", lib, "-Wl,--no-whole-archive", "-lm", *_THREAD_LIBS],
-         "building the shared library")
-    _publish(tmp, final)
-    return so
+    return _link_cached("shared", "libmegcc_model.so", lib, kernels_c, lambda src, out: [
+        cc, *cflags, "-shared", "-Wl,-Bsymbolic", "-I", os.path.join(RUNTIME_DIR, "include"),
+        "-o", out, src, "-Wl,--whole-archive", lib, "-Wl,--no-whole-archive", "-lm",
+        *_THREAD_LIBS], "building the shared library")
 
 
 # Libraries the runtime's thread pool needs on POSIX hosts.

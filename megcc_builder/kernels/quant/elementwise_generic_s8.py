@@ -23,6 +23,38 @@ from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of
 QTYPES = ("int8", "uint8")
 
 
+def _broadcast_loop_head(rank: int) -> str:
+    """The start of a binary kernel's loop over the output: an inner unit run of n_in
+    elements with A/B offsets ia/ib; the body follows, then _BROADCAST_LOOP_TAIL."""
+    return f"""    int32_t idx[{rank}] = {{0}};
+    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row) {{
+      for (j = 0; j < n_in; ++j, ++i) {{
+        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
+"""
+
+
+_BROADCAST_LOOP_TAIL = """      }}
+        for (d = {last}; d >= 0; --d) {{  /* the odometer over the outer axes */
+            ia0 += sta[d];
+            ib0 += stb[d];
+            if (++idx[d] < dims[d]) break;
+            ia0 -= (int64_t)dims[d] * sta[d];
+            ib0 -= (int64_t)dims[d] * stb[d];
+            idx[d] = 0;
+        }}
+    }}
+"""
+
+
+def _broadcast_params(rank: int):
+    return schema(table("dims", rank, "output extents (collapsed)"),
+                  table("sta", rank, "A element strides (0: broadcast)"),
+                  table("stb", rank, "B element strides (0: broadcast)"))
+
 def _scalar(graph: Graph, op: Op, index: int, what: str):
     v = const_value(graph, op, index, what)
     return None if v is None else v.reshape(-1)[0]
@@ -106,32 +138,12 @@ def lower_qlinear_binary(op: Op, graph: Graph):
     const float sc = *(const float *)in_ptrs[{pos[6]}];
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {setup}
-    int32_t idx[{rank}] = {{0}};
-    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
-    int32_t d, j;
-    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
-    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
-    for (row = 0; row < rows; ++row) {{
-      for (j = 0; j < n_in; ++j, ++i) {{
-        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
-        {{
+{_broadcast_loop_head(rank)}        {{
                 {compute}
                 y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
         }}
-      }}
-        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
-            ia0 += sta[d];
-            ib0 += stb[d];
-            if (++idx[d] < dims[d]) break;
-            ia0 -= (int64_t)dims[d] * sta[d];
-            ib0 -= (int64_t)dims[d] * stb[d];
-            idx[d] = 0;
-        }}
-    }}
-"""
-    params = schema(table("dims", rank, "output extents (collapsed)"),
-                    table("sta", rank, "A element strides (0: broadcast)"),
-                    table("stb", rank, "B element strides (0: broadcast)"))
+{_BROADCAST_LOOP_TAIL.format(last=rank - 2)}"""
+    params = _broadcast_params(rank)
     name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_{SHORT[c.dtype]}_{tag}_r{rank}" \
         + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
     kernel = make_kernel(name, body, params, (ROUND_EVEN,))
@@ -165,33 +177,13 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     const float so = *(const float *)in_ptrs[{pos[6]}];
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {rq.setup("zc")}
-    int32_t idx[{rank}] = {{0}};
-    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
-    int32_t d, j;
-    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
-    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
-    for (row = 0; row < rows; ++row) {{
-      for (j = 0; j < n_in; ++j, ++i) {{
-        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
-        const float ra = (float)((int32_t)a[ia] - za) * sa;
+{_broadcast_loop_head(rank)}        const float ra = (float)((int32_t)a[ia] - za) * sa;
         const float rb = (float)((int32_t)b[ib] - zb) * sb;
         const float r = {combine};
         const float v = {to_output_steps(real, "so", rq.rounding)};
         y[i] = {rq.store("v", "zc")};
-      }}
-        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
-            ia0 += sta[d];
-            ib0 += stb[d];
-            if (++idx[d] < dims[d]) break;
-            ia0 -= (int64_t)dims[d] * sta[d];
-            ib0 -= (int64_t)dims[d] * stb[d];
-            idx[d] = 0;
-        }}
-    }}
-"""
-    params = schema(table("dims", rank, "output extents (collapsed)"),
-                    table("sta", rank, "A element strides (0: broadcast)"),
-                    table("stb", rank, "B element strides (0: broadcast)"))
+{_BROADCAST_LOOP_TAIL.format(last=rank - 2)}"""
+    params = _broadcast_params(rank)
     helpers = rq.helpers  # rounding, and the activation's helper
     name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_float_{rq.tag}_r{rank}" \
         + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from megcc_builder.ir.dtypes import DTYPES, dtype_code, dtype_from_code, itemsize
 
+from .dynamic import DynamicPlan
+
 MAGIC = b"MGCC"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
@@ -72,6 +74,9 @@ class BlobPlan:
     instrs: List[BlobInstr]
     inputs: List[int]
     outputs: List[int]
+    # run-time dimensions (docs/dynamic-shapes.md); None for a static plan. The fields
+    # above hold the plan's hint instance either way.
+    dynamic: Optional["DynamicPlan"] = None
 
 
 def float_param(x: float) -> int:

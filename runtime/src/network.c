@@ -233,6 +233,12 @@ void *megcc_network_output_data(megcc_network *net, uint32_t index) {
                                 : net->ptr[io_tensor(net->plan, 1, index)];
 }
 
+void *megcc_network_output_buffer(megcc_network *net, uint32_t index) {
+    if (!net || index >= net->plan->n_outputs) return NULL;
+    return net->out_user[index] ? net->out_user[index]
+                                : net->ptr[io_tensor(net->plan, 1, index)];
+}
+
 static megcc_status set_io_memory(megcc_network *net, int output, uint32_t index, void *data,
                                   size_t size) {
     const mgc_plan *p;

@@ -234,6 +234,13 @@ int megcc_network_find_output(const megcc_network *net, const char *name);
 void *megcc_network_input_data(megcc_network *net, uint32_t index);
 void *megcc_network_output_data(megcc_network *net, uint32_t index);
 
+/* Where output `index` is written: the pointer megcc_network_output_data returns after a
+ * successful forward, available before one (to hand to a consumer once, as MegEngine
+ * Lite's I/O tensors allow). It changes only with the plan, the arena or the output
+ * memory; its contents are meaningful only after a successful forward. NULL for an index
+ * out of range. */
+void *megcc_network_output_buffer(megcc_network *net, uint32_t index);
+
 /* Zero-copy I/O: the network reads input `index` from / writes output `index` to `data`
  * (size >= the tensor's nbytes, aligned to its element size). When the tensor is a view
  * inside another arena tensor, the data is copied in before / out after forward instead.

@@ -284,7 +284,7 @@ int LITE_make_default_network(LiteNetwork *network) {
 
 /* Make the ring's arena at least `need` bytes, moving every loaded member to the new
  * block. Nothing is preserved: activations are per-forward. */
-static int ensure_arena(lite_net *ln, size_t need) {
+int lite_ensure_arena(lite_net *ln, size_t need) {
     lite_arena *a = ln->arena;
     lite_net *it = ln;
     void *fresh;
@@ -368,7 +368,7 @@ static int attach_model(lite_net *ln, lite_model *shared) {
     uint32_t p, cap = 0, io_max = 0;
     megcc_status st;
     if (!ln->arena && new_arena(ln)) return -1;
-    if (ensure_arena(ln, megcc_network_arena_size(model, -1))) return -1;
+    if (lite_ensure_arena(ln, megcc_network_arena_size(model, -1))) return -1;
     for (p = 0; p < megcc_model_num_plans(model); p++) {
         uint32_t n = megcc_model_plan_num_inputs(model, p) + megcc_model_plan_num_outputs(model, p);
         cap += n;
@@ -506,7 +506,7 @@ int LITE_share_runtime_memroy(LiteNetwork src_network, LiteNetwork dst_network) 
             need = megcc_network_arena_size(it->model, -1);
         it = it->ring_next;
     } while (it != src);
-    if (ensure_arena(src, need)) return -1;
+    if (lite_ensure_arena(src, need)) return -1;
     if (dst->net && megcc_network_set_arena(dst->net, src->arena->ptr, src->arena->size))
         return lite_fail("%s", megcc_network_last_error(dst->net));
     return 0;

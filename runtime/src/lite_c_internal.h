@@ -90,6 +90,8 @@ int lite_unsupported(const char *what, const char *why);
 int lite_hooks_for_new(megcc_hooks *h);
 lite_net *lite_as_net(LiteNetwork n);
 lite_net *lite_loaded(LiteNetwork n, const char *fn);
+/* Grow the activation block of ln's ring to `need` bytes (moving every member network). */
+int lite_ensure_arena(lite_net *ln, size_t need);
 /* Handle of an I/O tensor of a loaded network (no allocation: handles are preallocated). */
 int lite_io_handle(lite_net *ln, const char *name, int output, LiteTensor *out);
 

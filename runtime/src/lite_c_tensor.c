@@ -110,15 +110,21 @@ static lite_tensor *as_tensor(const LiteTensor tensor, const char *fn) {
 static int io_index(const lite_tensor *t, uint32_t *index, megcc_tensor_info *info,
                     const char *fn) {
     megcc_network *net = t->net->net;
+    megcc_status st;
     int idx = t->output ? megcc_network_find_output(net, t->name)
                         : megcc_network_find_input(net, t->name);
     if (idx < 0) return lite_fail("%s: tensor '%s' is not in the current plan", fn, t->name);
     *index = (uint32_t)idx;
-    if (t->output)
-        megcc_network_output_info(net, *index, info);
-    else
-        megcc_network_input_info(net, *index, info);
-    return 0;
+    st = t->output ? megcc_network_output_info(net, *index, info)
+                   : megcc_network_input_info(net, *index, info);
+    if (st == MEGCC_OK) return 0;
+    /* input shapes that no plan accepts (dynamic plans): setting a layout again is how to
+     * recover, so it gets the compiled description; everything else reports the refusal */
+    if (!mgc_streq(fn, "LITE_set_tensor_layout"))
+        return lite_fail("%s: %s", fn, megcc_network_last_error(net));
+    st = (t->output ? megcc_model_plan_output_info : megcc_model_plan_input_info)(
+            t->net->model, megcc_network_plan(net), *index, info);
+    return st ? lite_fail("%s: %s", fn, megcc_network_last_error(net)) : 0;
 }
 
 static void *io_data(const lite_tensor *t, uint32_t index) {
@@ -286,6 +292,40 @@ static int find_plan(lite_net *ln, const char *name, const LiteLayout *layout) {
     return fallback;
 }
 
+static int any_dynamic_plan(const megcc_model *m) {
+    uint32_t p;
+    for (p = 0; p < megcc_model_num_plans(m); p++)
+        if (megcc_model_plan_is_dynamic(m, p)) return 1;
+    return 0;
+}
+
+/* No static plan has the layout: a dynamic plan computes it (docs/dynamic-shapes.md). With
+ * one input the shape is checked now; with several, once they have all been set (the
+ * next call needing tensors reports a refusal), since they may share dimensions. */
+static int set_dynamic_shape(lite_net *ln, uint32_t index, const megcc_tensor_info *info,
+                             const LiteLayout *layout) {
+    int32_t dims[MEGCC_MAX_DIMS];
+    size_t bytes;
+    uint32_t k;
+    if (layout->ndim > LAYOUT_MAX_DIM)
+        return lite_fail("input '%s': %u dims, at most %d", info->name, (uint32_t)layout->ndim,
+                         LAYOUT_MAX_DIM);
+    for (k = 0; k < layout->ndim; k++) {
+        if (layout->shapes[k] > 0x7FFFFFFF)
+            return lite_fail("input '%s': dimension %u too large", info->name, k);
+        dims[k] = (int32_t)layout->shapes[k];
+    }
+    if (megcc_network_set_input_shape(ln->net, index, dims, (uint32_t)layout->ndim) != MEGCC_OK)
+        return lite_fail("%s", megcc_network_last_error(ln->net));
+    if (megcc_network_required_arena_size(ln->net, &bytes) != MEGCC_OK) {
+        if (megcc_network_num_inputs(ln->net) == 1)
+            return lite_fail("%s", megcc_network_last_error(ln->net));
+        return 0; /* maybe consistent once the other inputs are set */
+    }
+    /* the networks sharing this arena grow with it (they all fit a bigger block) */
+    return lite_ensure_arena(ln, bytes);
+}
+
 static int set_io_layout(lite_tensor *t, const LiteLayout *layout) {
     megcc_tensor_info info;
     uint32_t index;
@@ -294,6 +334,8 @@ static int set_io_layout(lite_tensor *t, const LiteLayout *layout) {
     if (layout_matches(&info, layout)) return 0;
     if (t->output) return lite_fail("output '%s': layout is fixed by the compiled plan", info.name);
     plan = find_plan(t->net, info.name, layout);
+    if (plan < 0 && any_dynamic_plan(t->net->model) && layout->data_type == lite_dtype(info.dtype))
+        return set_dynamic_shape(t->net, index, &info, layout);
     if (plan < 0)
         return lite_fail("no compiled plan has input '%s' with the requested shape/dtype",
                          info.name);

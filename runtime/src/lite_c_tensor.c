@@ -122,8 +122,10 @@ static int io_index(const lite_tensor *t, uint32_t *index, megcc_tensor_info *in
      * recover, so it gets the compiled description; everything else reports the refusal */
     if (!mgc_streq(fn, "LITE_set_tensor_layout"))
         return lite_fail("%s: %s", fn, megcc_network_last_error(net));
-    st = (t->output ? megcc_model_plan_output_info : megcc_model_plan_input_info)(
-            t->net->model, megcc_network_plan(net), *index, info);
+    if (t->output)
+        st = megcc_model_plan_output_info(t->net->model, megcc_network_plan(net), *index, info);
+    else
+        st = megcc_model_plan_input_info(t->net->model, megcc_network_plan(net), *index, info);
     return st ? lite_fail("%s: %s", fn, megcc_network_last_error(net)) : 0;
 }
 

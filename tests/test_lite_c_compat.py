@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,47 @@ def test_enum_values_match_lites(tmp_path):
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     ours = {k: int(v) for k, v in (line.split() for line in out.splitlines())}
     assert ours == enums
+
+
+def test_lite_application_agrees_with_megengine_lite(tmp_path):
+    """A program written only against Lite's C API (tests/runtime/lite_digits_app.c), linked
+    with our runtime and the compiled digits model, against MegEngine Lite running the same
+    .mge on real digits (sklearn's load_digits): same outputs within 1e-4, same classes."""
+    _megenginelite()
+    from megenginelite import LiteNetwork
+    from sklearn.datasets import load_digits
+
+    import numpy as np
+
+    model = ROOT / "samples" / "digits" / "digits.mge"
+    out = tmp_path / "compiled"
+    subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile", str(model), "-o",
+                    str(out)], check=True, capture_output=True)
+    app = tmp_path / "lite_app"
+    sources = sorted(str(p) for p in (ROOT / "runtime" / "src").glob("*.c"))
+    subprocess.run(["gcc", "-std=c99", "-O1", "-I", str(ROOT / "runtime" / "include"),
+                    *sources, str(out / "kernels.c"),
+                    str(ROOT / "tests" / "runtime" / "lite_digits_app.c"), "-o", str(app),
+                    "-lm", "-lpthread"], check=True)
+    tiny = next(out.glob("*.tiny"))
+
+    lite = LiteNetwork()
+    lite.load(str(model))
+    images = load_digits().images[:20].astype(np.float32)  # 0..16 grey levels, 8x8
+    agree = 0
+    for i, image in enumerate(images):
+        x = image.reshape(1, 1, 8, 8)
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        r = subprocess.run([str(app), str(tiny), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        ours = np.fromfile(tmp_path / "y.bin", np.float32)
+        lite.get_io_tensor(lite.get_input_name(0)).set_data_by_copy(x)
+        lite.forward()
+        lite.wait()
+        ref = lite.get_io_tensor(lite.get_output_name(0)).to_numpy().reshape(-1)
+        assert ours.shape == ref.shape
+        err = np.max(np.abs(ours - ref) / np.maximum(1, np.abs(ref)))
+        assert err <= 1e-4, (i, err)
+        agree += int(np.argmax(ours) == np.argmax(ref))
+    assert agree == len(images)

@@ -258,6 +258,23 @@ for kind, (r, c, cn) in ((120, (13, 17, 3)), ("natural", (47, 61, 3)), (121, (9,
         "f, f + 4", floats=mean + [0] * (4 - cn) + std + [1] * (4 - cn), src_dtype="ui8",
         ref=lambda x, m=mean, s=std: ((x.astype(np.float64) - m) / s).transpose(2, 0, 1))
 
+# --- resize area (OpenCV's three paths: integer blocks, area table, area-style enlarging) ---
+AREAS = [(1, 34, 46, 17, 23), (2, 34, 46, 17, 23), (3, 34, 46, 17, 23), (4, 34, 46, 17, 23),
+         (3, 39, 42, 13, 14), (1, 36, 30, 12, 10), (4, 24, 36, 8, 6),      # 3x3, 3x5 blocks
+         (3, 37, 29, 13, 11), (1, 61, 47, 17, 10), (2, 23, 19, 22, 18),    # area tables
+         (3, 9, 7, 23, 31), (1, 5, 11, 12, 12), (4, 30, 8, 11, 20),        # enlarge, mixed
+         (1, 200, 150, 7, 9)]
+for k, (cn, r, c, dr, dc) in enumerate(AREAS):
+    for dt in ("ui8", "f32"):
+        add(f"resize_area_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,
+            (190 + k, r, c, cn), (dr, dc, cn),
+            ref=lambda x, dr=dr, dc=dc: _c3(cv2.resize(x, (dc, dr), interpolation=cv2.INTER_AREA)))
+for dt in ("ui8", "f32"):
+    for dr, dc in ((24, 32), (17, 23), (48, 64)):
+        add(f"resize_area_{dt}_natural_{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,
+            ("natural", 48, 64, 3), (dr, dc, 3),
+            ref=lambda x, dr=dr, dc=dc: cv2.resize(x, (dc, dr), interpolation=cv2.INTER_AREA))
+
 # --- boxes: crop-and-resize, letterbox, top-k, NMS, box decoding ---------------------------
 for k, (cn, (kind, rr, cc), (br, bc, bh, bw), (dr, dc)) in enumerate(
         [(3, (140, 37, 41), (5, 7, 20, 23), (31, 17)), (1, (141, 23, 29), (0, 0, 23, 29), (11, 13)),

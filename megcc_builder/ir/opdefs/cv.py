@@ -89,6 +89,9 @@ CV_OPERATORS: Dict[str, CvOperator] = {op.name: op for op in [
                (("const float*", "mean"), ("const float*", "std")),
                "dst (float, planar CHW: channel c at data + c * rows * cols) = "
                "(src - mean[c]) / std[c] from an interleaved ui8 image"),
+    CvOperator("resize_area", "resize_area", ("ui8", "f32"), (),
+               "cv2.resize INTER_AREA to dst's size (OpenCV's block average for integer "
+               "shrink factors, its area table otherwise, its linear-style enlargement)"),
     CvOperator("crop_and_resize", "crop_and_resize_linear", ("ui8", "f32"),
                (("size_t", "row"), ("size_t", "col"), ("size_t", "rows"), ("size_t", "cols")),
                "cv2.resize(src[row:row + rows, col:col + cols], dst's size, INTER_LINEAR): a "

@@ -28,7 +28,7 @@ def emit_crop_and_resize(op: Op, graph: Graph):
         const {ctype}* box = (const {ctype}*)src->data + (row * src->cols + col) * cn;
         tinycv_resize_linear_{core}_core(box, (int)cols, (int)rows, src->cols * cn,
                                       ({ctype}*)dst->data, (int)dst->cols, (int)dst->rows,
-                                      dst->cols * cn, (int)cn);
+                                      dst->cols * cn, (int)cn, 0);
     }}
 """, resize_helpers(dtype))
 
@@ -63,7 +63,7 @@ def emit_letterbox(op: Op, graph: Graph):
         tinycv_resize_linear_{core}_core((const {ctype}*)src->data, (int)src->cols,
                                       (int)src->rows, src->cols * cn,
                                       d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh,
-                                      dst->cols * cn, (int)cn);
+                                      dst->cols * cn, (int)cn, 0);
         if (scale) *scale = (float)s;
         if (left) *left = x0;
         if (top) *top = y0;

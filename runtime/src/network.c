@@ -310,6 +310,15 @@ megcc_status megcc_network_forward(megcc_network *net) {
         const int32_t *params = (const int32_t *)(const void *)(idx + 4 * (n_in + n_out));
         uint64_t t0 = 0;
         int rc;
+        if (mgc_is_control(kernel)) { /* control flow (control.c): targets checked at load */
+            if (mgc_control_taken(kernel, idx, net->ptr)) {
+                pos = p->instrs + mgc_rd32(idx + 4 * n_in);
+                i = mgc_rd32(idx + 4 * n_in + 4) - 1; /* the loop's i++ makes it the target */
+            } else {
+                pos = idx + 4 * ((size_t)n_in + n_out + n_par);
+            }
+            continue;
+        }
         for (j = 0; j < n_in + n_out; j++) {
             uint32_t t = mgc_rd32(idx + 4 * j);
             net->operands[j] = t == MGC_NONE ? NULL : net->ptr[t];

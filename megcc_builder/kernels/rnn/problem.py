@@ -15,12 +15,13 @@ from ...ir import Graph, Op
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"),
                        "RNN": ("Tanh",)}
-# (alpha, beta) when the node gives none, as onnxruntime takes them (rnn_helpers.cc);
-# None = the activation takes no such value
+# Which activations take alpha / beta: (alpha, beta) when the node gives none, None = the
+# activation takes no such value. ONNX does not say; onnxruntime (rnn_helpers.cc) takes 0
+# for both, not the defaults of the stand-alone operators (LeakyRelu's 0.01, ...): so do we.
 ACTIVATION_DEFAULTS = {
     "Relu": (None, None), "Tanh": (None, None), "Sigmoid": (None, None),
-    "Affine": (1.0, 0.0), "LeakyRelu": (0.01, None), "ThresholdedRelu": (1.0, None),
-    "ScaledTanh": (1.0, 1.0), "HardSigmoid": (0.2, 0.5), "Elu": (1.0, None),
+    "Affine": (0.0, 0.0), "LeakyRelu": (0.0, None), "ThresholdedRelu": (0.0, None),
+    "ScaledTanh": (0.0, 0.0), "HardSigmoid": (0.0, 0.0), "Elu": (0.0, None),
     "Softsign": (None, None), "Softplus": (None, None),
 }
 _BY_LOWER = {k.lower(): k for k in ACTIVATION_DEFAULTS}

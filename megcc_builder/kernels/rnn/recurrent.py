@@ -343,13 +343,16 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
     lines += steps
     # final states, and zeros in Y past each sequence's end
     fin_off = f"((int64_t){d} * NB + b) * H" if p.layout == 0 else f"((int64_t)b * {D} + {d}) * H"
+    # (a row of length 0 has no last step: its Y_h / Y_c are 0, as onnxruntime gives them)
     lines.append("        for (b = 0; b < NB; ++b) {")
+    lines.append(f"            const int32_t len = {length};")
+    lines.append("            (void)len;")
     if p.outs[1]:
-        lines.append(f"            for (j = 0; j < H; ++j) yh[{fin_off} + j] = hs[(int64_t)b * H + j];")
+        lines.append(f"            for (j = 0; j < H; ++j) yh[{fin_off} + j] = len > 0 ? hs[(int64_t)b * H + j] : 0.0f;")
     if p.outs[2]:
-        lines.append(f"            for (j = 0; j < H; ++j) yc[{fin_off} + j] = cs[(int64_t)b * H + j];")
+        lines.append(f"            for (j = 0; j < H; ++j) yc[{fin_off} + j] = len > 0 ? cs[(int64_t)b * H + j] : 0.0f;")
     if p.outs[0] and p.has_seq:
-        lines.append(f"            for (t = {length}; t < S; ++t)")
+        lines.append("            for (t = len; t < S; ++t)")
         lines.append(f"                for (j = 0; j < H; ++j) y[{yoff} + j] = 0.0f;")
     lines.append("        }")
     lines.append("    }")

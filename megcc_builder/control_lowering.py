@@ -100,6 +100,14 @@ def _loop_continue(counter: str, trips: str, cond: str, go: str) -> Instr:
     return Instr(make_kernel("loop_continue", body), [counter, trips, cond], [go])
 
 
+def _trap(reason: str) -> Instr:
+    """Fails the forward: a branch that cannot run for the compiled shapes was taken."""
+    body = """    return 1; /* an If branch invalid for the compiled input shapes was taken */
+"""
+    return Instr(make_kernel("if_branch_invalid_for_these_shapes", body), [], [],
+                 note=reason)
+
+
 def _loop_next(counter: str) -> Instr:
     body = """    *(int64_t *)out_ptrs[0] = *(const int64_t *)in_ptrs[0] + 1;
 """
@@ -194,13 +202,16 @@ def lower_if(em: Emitter, op: Op) -> None:
         body = bodies[key]
         mine = captures[at:at + len(body.captures)]
         at += len(body.captures)
-        g = _merge_body(em, body, list(mine), op)
         if key == "else_branch":
             branch.target = len(em.instrs)
-        em.lower_ops(g.ops)
-        for src, dst in zip(g.outputs, op.outputs):
-            if dst:
-                em.copy(src, dst)
+        if body.trap:
+            em.instrs.append(_trap(body.trap))
+        else:
+            g = _merge_body(em, body, list(mine), op)
+            em.lower_ops(g.ops)
+            for src, dst in zip(g.outputs, op.outputs):
+                if dst:
+                    em.copy(src, dst)
         if key == "then_branch":
             to_end = em.jump(JUMP)
     to_end.target = len(em.instrs)

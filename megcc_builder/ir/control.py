@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph import Graph, Op, Tensor
+from .graph import CompileError, Graph, Op, Tensor
 from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type
 
@@ -45,6 +45,7 @@ class Body:
     graph: Graph
     n_formal: int                     # ONNX subgraph inputs (the rest are captures)
     captures: List[str] = field(default_factory=list)  # outer tensor per capture formal
+    trap: str = ""  # non-empty: a branch that cannot run for these shapes (fails if taken)
 
 
 def _graph_attrs(node: onnx.NodeProto):
@@ -238,14 +239,27 @@ def convert_if(graph: Graph, op: Op, infer_body) -> Op:
     """An If whose condition is known only at run time. Both branches must give each output
     the same shape and dtype (otherwise the shape depends on the condition's value)."""
     prefix = op.name or op.outputs[0]
-    bodies = {}
+    bodies, invalid = {}, {}
     for attr, tag in (("then_branch", "__then__"), ("else_branch", "__else__")):
         body = make_body(graph, op, op.attrs[attr], prefix + tag, [])
-        infer_body(body.graph)
+        try:
+            infer_body(body.graph)
+        except CompileError as exc:
+            if type(exc) is not CompileError or not _is_shape_error(exc):
+                raise
+            invalid[attr] = exc
         if len(body.graph.outputs) != len(op.outputs):
             raise graph.error(f"{attr} has {len(body.graph.outputs)} outputs, the If "
                               f"{len(op.outputs)}", op)
         bodies[attr] = body
+    if len(invalid) == 2:
+        raise invalid["then_branch"]
+    for attr, exc in invalid.items():
+        # A branch whose shapes do not work out for the compiled input shapes would fail
+        # if taken (onnxruntime fails at run time too, e.g. Silero VAD's 8 kHz network fed
+        # a 16 kHz frame): it becomes a trap that fails the forward with this reason.
+        other = bodies["else_branch" if attr == "then_branch" else "then_branch"].graph
+        bodies[attr] = _trap_body(graph, other, prefix + "__" + attr + "__trap__", exc)
     outs = []
     for k, (t, e) in enumerate(zip(_body_outputs(bodies["then_branch"]),
                                    _body_outputs(bodies["else_branch"]))):
@@ -257,6 +271,24 @@ def convert_if(graph: Graph, op: Op, infer_body) -> Op:
                                     f"{t.shape} and {e.shape}, so its shape)")
         outs.append(t)
     return _finish(graph, op, bodies, outs)
+
+
+def _is_shape_error(exc: CompileError) -> bool:
+    text = exc.message
+    return any(k in text for k in ("ShapeInferenceError", "TypeInferenceError",
+                                   "cannot infer output shape", "inconsistent shapes"))
+
+
+def _trap_body(graph: Graph, like: Graph, prefix: str, exc: CompileError) -> Body:
+    """A branch that only fails (no ops; its outputs shaped like `like`'s)."""
+    body = Graph(graph.source)
+    body.opset = graph.opset
+    outs = []
+    for k, name in enumerate(like.outputs):
+        t = like.tensors[name]
+        outs.append(body.add_tensor(Tensor(f"{prefix}out{k}", t.shape, t.dtype)).name)
+    body.outputs = outs
+    return Body(body, 0, [], trap=exc.message[:200])
 
 
 def _needs_value_of(graph: Graph, op: Op, name: str, what: str, producers: Dict[str, Op]):

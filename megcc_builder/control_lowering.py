@@ -168,9 +168,9 @@ def _merge_body(em: Emitter, body: Body, bind: List[Optional[str]], op: Op) -> G
         if actual is None:
             continue
         a, f = em.graph.tensors[actual], g.tensors[formal]
-        if a.nbytes != f.nbytes or a.dtype != f.dtype:
-            raise CompileError(f"{op.type}: body input '{formal}' ({f.dtype}{list(f.shape)}) is "
-                               f"bound to '{actual}' ({a.dtype}{list(a.shape)})",
+        if a.nbytes != f.nbytes or a.dtype != f.dtype or a.layout != f.layout:
+            raise CompileError(f"{op.type}: body input '{formal}' ({f.dtype}{list(f.shape)} {f.layout}) "
+                               f"is bound to '{actual}' ({a.dtype}{list(a.shape)} {a.layout})",
                                em.graph.source, op.name)
         em.views[formal] = View(formal, actual)
     return g
@@ -334,6 +334,13 @@ def lower_scan(em: Emitter, op: Op) -> None:
 
 def lower_control(em: Emitter, op: Op) -> None:
     {"If": lower_if, "Loop": lower_loop, "Scan": lower_scan}[op.type](em, op)
+
+
+def annotate_jumps(instrs: List[Instr]) -> None:
+    """`megcc inspect` shows where each control instruction goes."""
+    for ins in instrs:
+        if is_control(ins):
+            ins.note = f"{CONTROL_CODES[ins.code]} -> #{ins.target}"
 
 
 def resolve_jump_targets(instrs) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .codegen.kernel import Instr, View
-from .control_lowering import Emitter, lower_control
+from .control_lowering import Emitter, annotate_jumps, lower_control
 from .ir import Graph, itemsize
 from .ir.control import BODIES, CONTROL_OPS
 from .ir.expr import is_elementwise
@@ -65,6 +65,7 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     emitter = Emitter(graph, instrs, views, loops, lower_ops,
                       lambda body: optimize(body, options))
     lower_ops(graph.ops)
+    annotate_jumps(instrs)
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
                 output_names=list(graph.outputs), loops=loops)

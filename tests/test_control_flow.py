@@ -392,3 +392,80 @@ def test_taking_a_branch_invalid_for_the_shapes_fails_the_forward():
     with pytest.raises(MegccRuntimeError, match="if_branch_invalid"):
         sess.run(None, {"x": x, "c": np.array(False)})
     sess.close()
+
+
+def nested_loop_model():
+    """Loop(M) { acc += Loop(K) { If(j < i) { t += x * j } else { t - w } } } with the inner
+    bodies reading the outer iteration number (i), a main-graph input (x) and weight (w):
+    nested back edges, outer-scope reads two levels up, a run-time If inside a loop."""
+    inner_then = h.make_graph([h.make_node("Cast", ["j"], ["fj"], to=TP.FLOAT),
+                               h.make_node("Mul", ["x", "fj"], ["xj"]),
+                               h.make_node("Add", ["t_in", "xj"], ["bt"])], "it", [],
+                              [_vi("bt", TP.FLOAT, [3])])
+    inner_else = h.make_graph([h.make_node("Sub", ["t_in", "w"], ["be"])], "ie", [],
+                              [_vi("be", TP.FLOAT, [3])])
+    inner = h.make_graph(
+        [h.make_node("Less", ["j", "i"], ["lt"]),
+         h.make_node("If", ["lt"], ["t_out"], then_branch=inner_then, else_branch=inner_else),
+         h.make_node("Identity", ["cj"], ["cj_out"])],
+        "inner", [_vi("j", TP.INT64, []), _vi("cj", TP.BOOL, []), _vi("t_in", TP.FLOAT, [3])],
+        [_vi("cj_out", TP.BOOL, []), _vi("t_out", TP.FLOAT, [3])])
+    outer = h.make_graph(
+        [h.make_node("Loop", ["K", "", "acc_in"], ["inner_t"], body=inner),
+         h.make_node("Mul", ["inner_t", "half"], ["acc_out"]),
+         h.make_node("Identity", ["ci"], ["ci_out"])],
+        "outer", [_vi("i", TP.INT64, []), _vi("ci", TP.BOOL, []), _vi("acc_in", TP.FLOAT, [3])],
+        [_vi("ci_out", TP.BOOL, []), _vi("acc_out", TP.FLOAT, [3])])
+    inits = [onnx.numpy_helper.from_array(np.array([0.5, -1.0, 2.0], np.float32), "w"),
+             onnx.numpy_helper.from_array(np.array([0.75], np.float32), "half")]
+    return _model([h.make_node("Loop", ["M", "", "acc0"], ["acc"], body=outer)],
+                  [_vi("x", TP.FLOAT, [3]), _vi("acc0", TP.FLOAT, [3]), _vi("M", TP.INT64, []),
+                   _vi("K", TP.INT64, [])], [_vi("acc", TP.FLOAT, [3])], inits)
+
+
+def test_nested_loops_with_a_runtime_if_and_outer_scope_reads():
+    feeds = [{"x": np.array([1.0, -2.0, 0.25], np.float32),
+              "acc0": RNG.standard_normal(3).astype(np.float32),
+              "M": np.array(m, np.int64), "K": np.array(k, np.int64)}
+             for m, k in ((0, 3), (1, 1), (3, 4), (5, 2))]
+    _check(nested_loop_model(), feeds).close()
+
+
+def test_inspect_shows_control_instructions(tmp_path):
+    path = tmp_path / "if.onnx"
+    onnx.save(if_model(), path)
+    out = tmp_path / "out"
+    r = subprocess.run([os.sys.executable, "-m", "megcc_builder.cli", "compile", str(path),
+                        "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([os.sys.executable, "-m", "megcc_builder.cli", "inspect", str(path)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "branch_if_zero" in r.stdout and "jump" in r.stdout
+
+
+def conv_if_model():
+    """Conv -> If(c) { Conv + Relu } else { Relu } -> Conv: the layout pass (NCHW44) and the
+    threaded kernels around and inside a branch."""
+    rng = np.random.default_rng(0)
+    w1 = onnx.numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w1")
+    w2 = onnx.numpy_helper.from_array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32), "w2")
+    then = h.make_graph([h.make_node("Conv", ["y1", "w2"], ["a"], pads=[1, 1, 1, 1]),
+                         h.make_node("Relu", ["a"], ["b"])], "t", [],
+                        [_vi("b", TP.FLOAT, [1, 8, 8, 8])])
+    other = h.make_graph([h.make_node("Relu", ["y1"], ["e"])], "e", [],
+                         [_vi("e", TP.FLOAT, [1, 8, 8, 8])])
+    return _model([h.make_node("Conv", ["x", "w1"], ["y1"], pads=[1, 1, 1, 1]),
+                   h.make_node("If", ["c"], ["z"], then_branch=then, else_branch=other),
+                   h.make_node("Conv", ["z", "w2"], ["out"], pads=[1, 1, 1, 1])],
+                  [_vi("x", TP.FLOAT, [1, 4, 8, 8]), _vi("c", TP.BOOL, [])],
+                  [_vi("out", TP.FLOAT, [1, 8, 8, 8])], [w1, w2])
+
+
+@pytest.mark.parametrize("options", [{"isa": "generic"}, {"isa": "generic", "enable_nchw44": True},
+                                     {"threads": 2}])
+def test_if_around_convolutions_with_layout_and_threads(options):
+    m = conv_if_model()
+    feeds = [{"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32), "c": np.array(c)}
+             for c in (True, False)]
+    _check(m, feeds, session=InferenceSession(m, **options), tol=1e-4).close()

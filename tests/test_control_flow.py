@@ -122,11 +122,35 @@ def nested_if_model(dtype=TP.FLOAT, const_conds=False):
     return _model(nodes, inputs, [_vi("y", dtype, [4])], inits)
 
 
-def test_nested_if_reads_outer_scopes_at_run_time():
-    x = RNG.standard_normal(4).astype(np.float32)
+@pytest.mark.parametrize("dtype", [TP.FLOAT, TP.FLOAT16])
+def test_nested_if_reads_outer_scopes_at_run_time(dtype):
+    x = RNG.standard_normal(4).astype(np.float16 if dtype == TP.FLOAT16 else np.float32)
     feeds = [{"x": x, "c1": np.array(a), "c2": np.array(b)}
              for a in (True, False) for b in (True, False)]
-    _check(nested_if_model(), feeds).close()
+    _check(nested_if_model(dtype), feeds, tol=1e-3 if dtype == TP.FLOAT16 else 1e-5).close()
+
+
+def test_backend_specialises_on_a_value_a_branch_needs_not_on_the_condition():
+    """A branch reshapes by a graph input: the compiler needs that value (reported under
+    the outer name, so the ONNX backend specialises on it) but keeps the If at run time."""
+    from megcc_builder import onnx_backend
+
+    then = h.make_graph([h.make_node("Reshape", ["x", "shp"], ["a"])], "t", [],
+                        [_vi("a", TP.FLOAT, ["p", "q"])])
+    other = h.make_graph([h.make_node("Reshape", ["nx", "shp"], ["b"])], "e", [],
+                         [_vi("b", TP.FLOAT, ["p", "q"])])
+    m = _model([h.make_node("Neg", ["x"], ["nx"]),
+                h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+               [_vi("x", TP.FLOAT, [6]), _vi("shp", TP.INT64, [2]), _vi("c", TP.BOOL, [])],
+               [_vi("y", TP.FLOAT, ["p", "q"])])
+    rep = onnx_backend.prepare(m)
+    ref = ort.InferenceSession(m.SerializeToString())
+    x = RNG.standard_normal(6).astype(np.float32)
+    for c in (True, False):
+        feeds = {"x": x, "shp": np.array([2, 3], np.int64), "c": np.array(c)}
+        (ours,), (theirs,) = rep.run(feeds), ref.run(None, feeds)
+        np.testing.assert_array_equal(ours, theirs)
+    assert rep.value_inputs == ["shp"] and len(rep._plans) == 1
 
 
 def test_nested_if_with_constant_conditions_float16_regression():

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph import CompileError, Graph, Op, Tensor
+from .graph import CompileError, Graph, NeedsValue, Op, Tensor
 from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type
 
@@ -206,6 +206,18 @@ def make_body(graph: Graph, op: Op, sub: onnx.GraphProto, prefix: str,
 
 # -- output inference of the control ops ----------------------------------------------
 
+def _infer(body: Body, infer_body) -> None:
+    """Infer the body; a value it needs that is a captured outer tensor is reported under
+    the outer name (a caller knowing input values may specialise on it, at any depth)."""
+    try:
+        infer_body(body.graph)
+    except NeedsValue as exc:
+        formals = body.graph.inputs[body.n_formal:]
+        if exc.tensor in formals:
+            exc.tensor = body.captures[formals.index(exc.tensor)]
+        raise
+
+
 def _const_bool(graph: Graph, name: str) -> Optional[bool]:
     if not name:
         return None
@@ -243,7 +255,7 @@ def convert_if(graph: Graph, op: Op, infer_body) -> Op:
     for attr, tag in (("then_branch", "__then__"), ("else_branch", "__else__")):
         body = make_body(graph, op, op.attrs[attr], prefix + tag, [])
         try:
-            infer_body(body.graph)
+            _infer(body, infer_body)
         except CompileError as exc:
             if type(exc) is not CompileError or not _is_shape_error(exc):
                 raise
@@ -333,7 +345,7 @@ def convert_loop(graph: Graph, op: Op, infer_body, producers: Dict[str, Op]) -> 
         (graph.tensors[n].shape, graph.tensors[n].dtype) for n in carried]
     prefix = (op.name or op.outputs[0]) + "__body__"
     body = make_body(graph, op, op.attrs["body"], prefix, formals)
-    infer_body(body.graph)
+    _infer(body, infer_body)
     outs = _body_outputs(body)
     n_carried = len(carried)
     if len(outs) < 1 + n_carried or len(op.outputs) != len(outs) - 1:
@@ -416,7 +428,7 @@ def convert_scan(graph: Graph, op: Op, infer_body) -> Op:
         formals.append((t.shape[:axis] + t.shape[axis + 1:], t.dtype))
     prefix = (op.name or op.outputs[0]) + "__body__"
     body = make_body(graph, op, op.attrs["body"], prefix, formals)
-    infer_body(body.graph)
+    _infer(body, infer_body)
     outs = _body_outputs(body)
     if len(outs) != len(op.outputs) or len(outs) < n_states:
         raise graph.error(f"the body has {len(outs)} outputs, the Scan {len(op.outputs)}", op)

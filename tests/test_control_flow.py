@@ -493,3 +493,24 @@ def test_if_around_convolutions_with_layout_and_threads(options):
     feeds = [{"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32), "c": np.array(c)}
              for c in (True, False)]
     _check(m, feeds, session=InferenceSession(m, **options), tol=1e-4).close()
+
+
+@pytest.mark.parametrize("target, isa", [("arm64", "arm64-neon"), ("armv7", "armv7-neon")])
+def test_control_flow_on_arm_under_qemu(target, isa):
+    """The runtime's jumps and the loop kernels on 64- and 32-bit Arm (the runner under
+    the target's emulator)."""
+    from build_support import require_target
+
+    require_target(target)
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    m = if_model()
+    _check(m, [{"x": x, "c": np.array(c)} for c in (True, False)],
+           session=InferenceSession(m, target=target, isa=isa)).close()
+    m = loop_model()
+    _check(m, _loop_feeds([0, 4], [5.0], (True, False)),
+           session=InferenceSession(m, target=target, isa=isa)).close()
+    m = scan_model()
+    feeds = [{"s0": RNG.standard_normal(2).astype(np.float32), "m0": np.zeros(2, np.float32),
+              "U": RNG.standard_normal((2, 5)).astype(np.float32),
+              "V": RNG.standard_normal((5, 2)).astype(np.float32)}]
+    _check(m, feeds, session=InferenceSession(m, target=target, isa=isa)).close()

@@ -514,3 +514,16 @@ def test_control_flow_on_arm_under_qemu(target, isa):
               "U": RNG.standard_normal((2, 5)).astype(np.float32),
               "V": RNG.standard_normal((5, 2)).astype(np.float32)}]
     _check(m, feeds, session=InferenceSession(m, target=target, isa=isa)).close()
+
+
+def test_megcc_run_profile_lists_only_the_branch_taken(tmp_path):
+    path = tmp_path / "if.onnx"
+    onnx.save(if_model(), path)
+    np.save(tmp_path / "x.npy", RNG.standard_normal((2, 3)).astype(np.float32))
+    np.save(tmp_path / "c.npy", np.array(False))
+    r = subprocess.run([os.sys.executable, "-m", "megcc_builder.cli", "run", str(path),
+                        "--input", f"x={tmp_path / 'x.npy'}", "--input",
+                        f"c={tmp_path / 'c.npy'}", "--output-dir", str(tmp_path / "out"),
+                        "--profile"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "ew_mul" in r.stdout and "relu" not in r.stdout  # else taken, then not run

@@ -527,3 +527,13 @@ def test_megcc_run_profile_lists_only_the_branch_taken(tmp_path):
                         "--profile"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "ew_mul" in r.stdout and "relu" not in r.stdout  # else taken, then not run
+
+
+def test_control_flow_output_is_deterministic(tmp_path):
+    m = nested_loop_model()
+    files = []
+    for k in range(2):
+        (tmp_path / str(k)).mkdir()
+        bundle, blob = _compile(m, tmp_path / str(k))
+        files.append((blob.read_bytes(), Path(bundle.files["kernels_c"]).read_bytes()))
+    assert files[0] == files[1]

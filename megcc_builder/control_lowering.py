@@ -234,14 +234,13 @@ def _loop(em: Emitter, op: Op, body: Body, trips: Optional[str], cond: Optional[
     counter = em.fresh(name + "__i", (), "int64")
     em.copy(em.const(name + "__zero", np.int64(0)), counter)
     cond_slot = None
-    if cond:
+    if bind_iter:  # Loop: the body's condition output is honoured even without a cond input
         cond_slot = em.fresh(name + "__cond", (), "bool")
-        em.copy(cond, cond_slot)
+        em.copy(cond or em.const(name + "__true", np.bool_(True)), cond_slot)
     n_formal = body.n_formal
     captures = op.inputs[op.attrs[N_ONNX_INPUTS]:]
     if bind_iter:  # Loop: (iteration number, condition, carried...)
-        cond_in = cond_slot or em.const(name + "__true", np.bool_(True))
-        bind = [counter, cond_in] + carried
+        bind = [counter, cond_slot] + carried
     else:          # Scan: (states..., scan slices...)
         bind = list(carried) + [None] * len(scan_inputs)
     bind += list(captures)
@@ -274,9 +273,6 @@ def lower_loop(em: Emitter, op: Op) -> None:
     n_onnx = op.attrs[N_ONNX_INPUTS]
     ins = list(op.inputs[:n_onnx]) + [""] * max(0, 2 - n_onnx)
     trips, cond, inits = ins[0], ins[1], ins[2:n_onnx]
-    if not trips and not cond:
-        raise CompileError("Loop: neither a trip count nor a condition: it never ends",
-                           em.graph.source, op.name)
     if trips:
         _int64_scalar(em, trips, op, "the trip count")
     if cond:

@@ -537,3 +537,19 @@ def test_control_flow_output_is_deterministic(tmp_path):
         bundle, blob = _compile(m, tmp_path / str(k))
         files.append((blob.read_bytes(), Path(bundle.files["kernels_c"]).read_bytes()))
     assert files[0] == files[1]
+
+
+@pytest.mark.parametrize("form", ["for", "while"])
+def test_loop_with_only_a_trip_count_or_only_a_condition(form):
+    """Loop(M, "") ignores the body's condition; Loop("", cond) is a while loop."""
+    m = loop_model()
+    node = m.graph.node[0]
+    drop = "cond" if form == "for" else "M"
+    node.input[0 if form == "while" else 1] = ""
+    keep = [vi for vi in m.graph.input if vi.name != drop]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    feeds = _loop_feeds([3, 9] if form == "for" else [0], [4.0, 30.0])
+    for f in feeds:
+        del f[drop]
+    _check(m, feeds).close()

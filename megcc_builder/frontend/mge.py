@@ -797,6 +797,97 @@ def _conv(cv: _Converter, opr) -> None:
     finish()
 
 
+def _conv_transpose(cv: _Converter, opr) -> None:
+    """ConvolutionBackwardData (F.conv_transpose2d): inputs (weight, x); the weight is
+    ONNX ConvTranspose's (IC, OC / G, KH, KW) already (dense), or (G, ICg, OCg, KH, KW).
+    MegEngine derives the output size from the input like ONNX without output_padding;
+    the bias, when the module has one, follows as an Elemwise ADD."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"ConvTranspose: format {params['format']} is not supported (NCHW is)")
+    wvar, xvar = opr.inputs[0], opr.inputs[1]
+    w, shape, value = cv.name(wvar), cv.shape(wvar), cv.value(wvar)
+    if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
+        if value is None:
+            raise cv.error("ConvTranspose: CONVOLUTION mode needs a constant weight")
+        w = cv.const(f"{w}_flipped", np.ascontiguousarray(value[..., ::-1, ::-1]))
+    elif params["mode"] != "CROSS_CORRELATION":
+        raise cv.error(f"ConvTranspose: conv mode {params['mode']} is not supported")
+    group = 1
+    if params["sparse"] == "GROUP":
+        group, icg, ocg, kh, kw = shape
+        w = cv.reshape_to(w, (group * icg, ocg, kh, kw))
+    elif params["sparse"] != "DENSE":
+        raise cv.error(f"ConvTranspose: sparse={params['sparse']} is not supported")
+    attrs = _conv_attrs(cv, params, cv.g.tensor(w).shape[2:])
+    attrs["group"] = group
+    cv.emit("ConvTranspose", [cv.name(xvar), w], [cv.out(opr.outputs[0])], **attrs)
+
+
+def _resize(cv: _Converter, opr) -> None:
+    """ResizeForward (F.vision.interpolate, NCHW): MegDNN's LINEAR samples at (d + 0.5) /
+    scale - 0.5 clamped, NEAREST at floor(d / scale), scale = out / in in float32: ONNX
+    Resize's half_pixel linear and asymmetric floor-nearest, computed the same way
+    (kernels/data/resize_generic.py). Inputs: x and the (H, W) target size."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"Resize: format {params['format']} is not supported (NCHW is)")
+    imode = params.get("imode", "LINEAR")
+    if imode not in ("LINEAR", "NEAREST"):
+        raise cv.error(f"Resize: interpolation {imode} is not supported (LINEAR, NEAREST are)")
+    x = cv.name(opr.inputs[0])
+    xshape = cv.shape(opr.inputs[0])
+    if len(xshape) != 4:
+        raise cv.error(f"Resize: a {len(xshape)}-D input (NCHW 4-D is supported)")
+    hw = cv.value(opr.inputs[1])
+    out = cv.out(opr.outputs[0])
+    if hw is not None:
+        sizes = cv.const(f"{out}_sizes",
+                         np.array(list(xshape[:2]) + [int(v) for v in hw.reshape(-1)], np.int64))
+    else:  # a computed target size: (N, C) of x, then it
+        nc = cv.tmp(f"{out}_nc", (2,), "int64")
+        cv.emit("Shape", [x], [nc], start=0, end=2)
+        sizes = cv.tmp(f"{out}_sizes", (4,), "int64")
+        cv.emit("Concat", [nc, cv.as_int64(opr.inputs[1])], [sizes], axis=0)
+    if imode == "LINEAR":
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    else:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    cv.emit("Resize", [x, "", "", sizes], [out], **attrs)
+
+
+_WARP_BORDERS = {"REPLICATE": "replicate", "REFLECT": "reflect", "REFLECT_101": "reflect_101",
+                 "WRAP": "wrap", "CONSTANT": "constant"}
+
+
+def _warp_perspective(cv: _Converter, opr) -> None:
+    """WarpPerspectiveForward (F.vision.warp_perspective; interpolate with align_corners):
+    inputs x, the (N, 3, 3) matrices and the constant output (H, W); bilinear only."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"WarpPerspective: format {params['format']} is not supported (NCHW is)")
+    if params.get("imode", "LINEAR") != "LINEAR":
+        raise cv.error(f"WarpPerspective: interpolation {params['imode']} is not supported "
+                       "(LINEAR is)")
+    if params.get("bmode") not in _WARP_BORDERS:
+        raise cv.error(f"WarpPerspective: border mode {params.get('bmode')} is not supported")
+    if len(opr.inputs) != 3:
+        raise cv.error("WarpPerspective with a mat_idx input is not supported")
+    size = cv.value(opr.inputs[2])
+    if size is None:
+        raise cv.error("WarpPerspective: the output size must be a constant")
+    oh, ow = (int(v) for v in size.reshape(-1))
+    mat = cv.name(opr.inputs[1])
+    if cv.dtype(opr.inputs[1]) != "float32":
+        cast = cv.tmp(f"{mat}_f32", cv.shape(opr.inputs[1]), "float32")
+        cv.emit("Cast", [mat], [cast], to=ONNX_ELEM_TYPE["float32"])
+        mat = cast
+    cv.emit("WarpPerspective", [cv.name(opr.inputs[0]), mat], [cv.out(opr.outputs[0])],
+            out_h=oh, out_w=ow, bmode=_WARP_BORDERS[params["bmode"]],
+            border_val=float(params.get("border_val", 0.0)))
+
+
 def _batch_norm(cv: _Converter, opr) -> None:
     params = cv.params(opr)
     if params["fwd_mode"] != "INFERENCE":
@@ -1175,6 +1266,12 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "ConvolutionForward": _conv,
     "ConvBias": _conv,
     "ConvBiasForward": _conv,
+    "ConvolutionBackwardData": _conv_transpose,
+    "ConvTranspose": _conv_transpose,
+    "ResizeForward": _resize,
+    "WarpPerspectiveForward": _warp_perspective,
+    "WarpPerspective": _warp_perspective,
+    "Resize": _resize,
     "BatchNorm": _batch_norm,
     "BatchNormForward": _batch_norm,
     "Pooling": _pooling,

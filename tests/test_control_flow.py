@@ -339,6 +339,14 @@ def test_loader_refuses_hostile_jump_targets(tmp_path):
         err = _native_load_error(blob_path.parent, bad)
         assert "jump target" in err and "not the start of a record" in err, (what, err)
     assert _native_load_error(blob_path.parent, blob) == ""  # the genuine blob loads
+    # the branch's condition operand (just before its params) pointed at the float input x
+    x_index = read_model(blob)["plans"][0]["inputs"][0]
+    bad = bytearray(blob)
+    struct.pack_into("<I", bad, at - 4, x_index)
+    struct.pack_into("<I", bad, 12, zlib.crc32(bytes(bad[16:])) & 0xFFFFFFFF)
+    with pytest.raises(ValueError, match="one-byte bool"):
+        read_model(bytes(bad))
+    assert "one-byte bool" in _native_load_error(blob_path.parent, bytes(bad))
 
 
 # ---------------------------------------------------------------------------------- runtime

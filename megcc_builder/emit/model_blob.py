@@ -260,8 +260,14 @@ def _pack_tensor(t: BlobTensor, ti: int, n_t: int, plan: BlobPlan, pi: int,
                        float(t.scale), _i32(int(t.zero_point), f"{what} zero_point"), 0)
 
 
+# Control flow (docs/model-format.md, "Control flow"): built-in instructions of the runtime
+# at reserved kernel indices; params = [target byte offset in the stream, target index].
+CONTROL_JUMP, CONTROL_BRANCH_IF_ZERO = 0xFFFFFF00, 0xFFFFFF01
+CONTROL_KERNELS = {CONTROL_JUMP: "<jump>", CONTROL_BRANCH_IF_ZERO: "<branch_if_zero>"}
+
+
 def _pack_instr(ins: BlobInstr, n_t: int, n_kernels: int, what: str) -> bytes:
-    if not (0 <= ins.kernel_index < n_kernels):
+    if not (0 <= ins.kernel_index < n_kernels) and ins.kernel_index not in CONTROL_KERNELS:
         raise ValueError(f"{what}: kernel index {ins.kernel_index} out of range")
     if len(ins.inputs) > 0xFFFF or len(ins.outputs) > 0xFFFF:
         raise ValueError(f"{what}: too many operands")
@@ -542,14 +548,17 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
     inputs = io(in_off, n_in, "input")
     outputs = io(out_off, n_out, "output")
     instrs = []
+    record_at: List[int] = []  # byte offset of every record (control flow targets)
     pos, end = i_off, i_off + i_size
     for ii in range(n_i):
         w = f"{what} instr {ii}"
         if end - pos < 16:
             raise ValueError(f"{w}: header runs past the instruction stream")
         k, nin, nout, npar, ws = struct.unpack_from("<IHHII", r.d, pos)
+        pos_of_record = pos - i_off
+        record_at.append(pos_of_record)
         pos += 16
-        if k >= n_kernels:
+        if k >= n_kernels and k not in CONTROL_KERNELS:
             raise ValueError(f"{w}: kernel index {k} >= {n_kernels}")
         if (end - pos) // 4 < nin + nout + npar:
             raise ValueError(f"{w}: operands run past the instruction stream")
@@ -574,12 +583,22 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
             output_aliases(tensors, in_idx, idx[nin:], -1 if ws == NONE_U32 else ws)
         except ValueError as exc:
             raise ValueError(f"{w}: {exc}") from None
-        instrs.append({"kernel_index": k, "kernel": kernels[k],
+        if k in CONTROL_KERNELS:
+            _check_control(w, k, in_idx, idx[nin:], params, ws, tensors)
+        instrs.append({"kernel_index": k,
+                       "kernel": CONTROL_KERNELS[k] if k in CONTROL_KERNELS else kernels[k],
                        "inputs": [-1 if i == NONE_U32 else i for i in idx[:nin]],
                        "outputs": idx[nin:], "params": params,
                        "workspace": -1 if ws == NONE_U32 else ws})
     if pos != end:
         raise ValueError(f"{what}: {end - pos} trailing bytes in the instruction stream")
+    record_at.append(i_size)
+    for ii, ins in enumerate(instrs):
+        if ins["kernel_index"] in CONTROL_KERNELS:
+            offset, index = ins["params"]
+            if not (0 <= index <= n_i and record_at[index] == offset):
+                raise ValueError(f"{what} instr {ii}: jump target (offset {offset}, "
+                                 f"instruction {index}) is not the start of a record")
     return {"name": string(name, f"{what} name"), "arch": arch, "arena_size": arena,
             "tensors": tensors, "instrs": instrs, "inputs": inputs, "outputs": outputs,
             "tensors_offset": t_off, "instrs_offset": i_off, "instrs_size": i_size}
@@ -733,6 +752,15 @@ def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicP
     return DynamicPlan(symbols=symbols, exprs=exprs, dims=[tuple(d) for d in dims],
                        view_offsets=[tuple(v) for v in views],
                        params=[tuple(p) for p in params], guards=guards, buffers=buffers)
+
+
+def _check_control(w: str, k: int, inputs, outputs, params, ws, tensors) -> None:
+    want_in = 1 if k == CONTROL_BRANCH_IF_ZERO else 0
+    if len(inputs) != want_in or outputs or len(params) != 2 or ws != NONE_U32:
+        raise ValueError(f"{w}: malformed {CONTROL_KERNELS[k]} record")
+    if want_in and (inputs[0] < 0 or tensors[inputs[0]]["dtype"] != "bool"
+                    or tensors[inputs[0]]["nbytes"] != 1):
+        raise ValueError(f"{w}: the branch condition must be a one-byte bool tensor")
 
 
 def _read_tensor(r: _Reader, string, off: int, ti: int, prev: List[dict], arena: int,

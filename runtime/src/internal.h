@@ -86,6 +86,7 @@ typedef struct mgc_plan {
     uint32_t instrs_size;      /* bytes */
     int dynamic;               /* `dyn` holds the plan's DynPlan record */
     mgc_dyn dyn;
+    uint32_t n_control;        /* control-flow records (control.c) */
 } mgc_plan;
 
 struct megcc_model {
@@ -113,6 +114,16 @@ static inline uint32_t mgc_t_base(const uint8_t *rec) { return mgc_rd32(rec + 48
 static inline const uint8_t *mgc_tensor(const mgc_plan *p, uint32_t i) {
     return p->tensors + (size_t)i * MGC_TENSOR_SIZE;
 }
+
+/* Control flow (control.c): built-in instructions at reserved kernel indices. */
+#define MGC_CTL_JUMP 0xFFFFFF00u
+#define MGC_CTL_BRANCH_IF_ZERO 0xFFFFFF01u
+static inline int mgc_is_control(uint32_t kernel) {
+    return kernel == MGC_CTL_JUMP || kernel == MGC_CTL_BRANCH_IF_ZERO;
+}
+megcc_status mgc_check_control(const mgc_plan *p, uint32_t pi, uint32_t ii, const uint8_t *ins);
+megcc_status mgc_check_jumps(const mgc_plan *p, uint32_t pi, const megcc_hooks *h);
+int mgc_control_taken(uint32_t kernel, const uint8_t *operands, void *const *ptr);
 
 /* Helpers (util.c). No libc beyond memcpy/memset. */
 size_t mgc_strlen(const char *s);

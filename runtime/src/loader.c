@@ -288,7 +288,7 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
         n_par = mgc_rd32(pos + 8);
         ws = mgc_rd32(pos + 12);
         pos += MGC_INSTR_HEADER;
-        if (kernel >= n_kernels)
+        if (kernel >= n_kernels && !mgc_is_control(kernel)) /* control flow: control.c */
             return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u instr %u: kernel %u >= %u", pi,
                                    ii, kernel, n_kernels);
         if (((uint64_t)n_in + n_out + n_par) * 4 > (uint64_t)(end - pos))
@@ -318,7 +318,11 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
                                        "arena",
                                        pi, ii, j - n_in, t);
         }
-        if ((st = check_signature(p, pi, ii, ins))) return st;
+        if (mgc_is_control(kernel)) { /* control flow: a built-in, no kernel signature */
+            if ((st = mgc_check_control(p, pi, ii, ins))) return st;
+            p->n_control++;
+        } else if ((st = check_signature(p, pi, ii, ins)))
+            return st;
         if (n_in + n_out > p->max_operands) p->max_operands = n_in + n_out;
         pos += 4 * ((size_t)n_in + n_out + n_par);
     }
@@ -773,6 +777,7 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
                                  pi, rec_off, pi - 1);
         else
             st = check_plan(&b, rec_off, pi, megcc_kernel_count, p);
+        if (!st) st = mgc_check_jumps(p, pi, hooks); /* control flow: control.c */
         if (st) {
             mgc_free(hooks, m->plans);
             mgc_free(hooks, m);

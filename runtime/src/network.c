@@ -532,6 +532,9 @@ megcc_status megcc_network_forward(megcc_network *net) {
     const uint8_t *pos;
     uint32_t i, j;
     megcc_status st;
+#ifdef MEGCC_MAX_BACKWARD_JUMPS
+    uint64_t back_jumps;
+#endif
     if (!net) return MEGCC_ERR_INVALID_ARG;
     if ((st = ensure_ready(net))) return st;
     p = net->plan;
@@ -543,6 +546,9 @@ megcc_status megcc_network_forward(megcc_network *net) {
             memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
                    mgc_t_nbytes(tensor_rec(net, io_tensor(p, 0, i))));
     pos = net->instrs;
+#ifdef MEGCC_MAX_BACKWARD_JUMPS
+    back_jumps = 0;
+#endif
     for (i = 0; i < p->n_instrs; i++) {
         uint32_t kernel = mgc_rd32(pos), n_in = mgc_rd16(pos + 4), n_out = mgc_rd16(pos + 6);
         uint32_t n_par = mgc_rd32(pos + 8), ws = mgc_rd32(pos + 12);
@@ -552,6 +558,21 @@ megcc_status megcc_network_forward(megcc_network *net) {
         const int32_t *params = (const int32_t *)(const void *)(idx + 4 * (n_in + n_out));
         uint64_t t0 = 0;
         int rc;
+        if (mgc_is_control(kernel)) { /* control flow (control.c): targets checked at load */
+            if (mgc_control_taken(kernel, idx, net->ptr)) {
+                uint32_t target = mgc_rd32(idx + 4 * n_in + 4);
+#ifdef MEGCC_MAX_BACKWARD_JUMPS /* fuzzing builds: a hostile blob may loop forever */
+                if (target <= i && ++back_jumps > (uint64_t)MEGCC_MAX_BACKWARD_JUMPS)
+                    return net_fail(net, MEGCC_ERR_KERNEL_FAILED, "more than %u backward jumps",
+                                    (uint32_t)MEGCC_MAX_BACKWARD_JUMPS);
+#endif
+                pos = net->instrs + mgc_rd32(idx + 4 * n_in); /* dynamic: the evaluated copy */
+                i = target - 1; /* the loop's i++ makes it the target */
+            } else {
+                pos = idx + 4 * ((size_t)n_in + n_out + n_par);
+            }
+            continue;
+        }
         for (j = 0; j < n_in + n_out; j++) {
             uint32_t t = mgc_rd32(idx + 4 * j);
             net->operands[j] = t == MGC_NONE ? NULL : net->ptr[t];

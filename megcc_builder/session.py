@@ -106,6 +106,8 @@ class InferenceSession:
             for (_, outs), plan_names in zip(self._plans, names):  # in the blob)
                 for o, n in zip(outs, plan_names):
                     o.name = n
+        self._dynamic = ([p["dynamic"] is not None for p in read_model(blob)["plans"]]
+                         if self.subprocess else list(self._model.dynamic))
         self._set_plan(0)
         self._by_shapes = {tuple(i.shape for i in ins): p for p, (ins, _) in
                            enumerate(self._plans)}
@@ -156,8 +158,14 @@ class InferenceSession:
         if self._net is not None:
             outs = self._net.run(arrays)
         else:
-            outs = run_blob(self._runner, self._blob_path, arrays, plan=self._plan,
-                            emulator=emulator_of(self._target))
+            try:
+                outs = run_blob(self._runner, self._blob_path, arrays, plan=self._plan,
+                                emulator=emulator_of(self._target),
+                                shapes=self._shapes is not None)
+            except RuntimeError as exc:
+                if "input shapes refused" not in str(exc):
+                    raise
+                raise InvalidInput(str(exc).split("input shapes refused: ", 1)[1]) from None
         if output_names is None:
             return outs
         index = self._output_index
@@ -192,7 +200,8 @@ class InferenceSession:
         self._check_names(feed, inputs)
         arrays = [feed[i.name] for i in inputs]
         arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in arrays]
-        if any(a.shape != i.shape for a, i in zip(arrays, inputs)):
+        # the current shapes: the plan's, or those a dynamic plan was last set to
+        if any(a.shape != shape for a, (_, shape, _) in zip(arrays, self._signature)):
             self._select_plan_for(arrays)
             inputs = self._plans[self._plan][0]
         for a, info in zip(arrays, inputs):
@@ -215,6 +224,10 @@ class InferenceSession:
     def _select_plan_for(self, arrays: List[np.ndarray]) -> None:
         names = [i.name for i in self._plans[self._plan][0]]
         plan = self._by_shapes.get(tuple(a.shape for a in arrays))
+        if (plan is None or [i.name for i in self._plans[plan][0]] != names) and \
+                any(self._dynamic):
+            self._set_shapes(arrays)
+            return
         if plan is None or [i.name for i in self._plans[plan][0]] != names:
             for a, info in zip(arrays, self._plans[self._plan][0]):
                 if a.shape != info.shape:
@@ -226,10 +239,31 @@ class InferenceSession:
 
     def _set_plan(self, plan: int) -> None:
         self._plan = plan
+        self._shapes = None
         self._signature = [(i.name, i.shape, i.numpy_dtype) for i in self._plans[plan][0]]
         self._output_index = {o.name: i for i, o in enumerate(self._plans[plan][1])}
         if self._net is not None:
             self._net.select_plan(plan)
+
+    def _set_shapes(self, arrays: List[np.ndarray]) -> None:
+        """Shapes no static plan was compiled for: a dynamic plan runs them (nothing is
+        recompiled); the runtime's message names what it refuses."""
+        shapes = [tuple(a.shape) for a in arrays]
+        names = [i.name for i in self._plans[self._plan][0]]
+        if self._net is not None:
+            try:
+                self._net.set_input_shapes(shapes)
+            except MegccRuntimeError as exc:
+                raise InvalidInput(f"input shapes {', '.join(f'{n}={s}' for n, s in zip(names, shapes))}"
+                                   f" refused: {exc}") from None
+            self._plan = self._net.plan
+            inputs = self._net.inputs
+        else:  # the runner sets them at each run (host.run_blob)
+            self._plan = self._dynamic.index(True)
+            inputs = self._plans[self._plan][0]
+        self._shapes = shapes
+        self._signature = [(i.name, s, i.numpy_dtype) for i, s in zip(inputs, shapes)]
+        self._output_index = {o.name: i for i, o in enumerate(self._plans[self._plan][1])}
 
     # -- lifetime ---------------------------------------------------------------------
     def close(self) -> None:

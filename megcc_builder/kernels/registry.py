@@ -35,6 +35,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..ir import symbolic
 from ..ir import Graph, Op
 from ..isa import IsaSpec
 
@@ -188,7 +189,8 @@ def lower(op: Op, graph: Graph, isa: IsaSpec) -> list:
         raise AssertionError(f"{op.type}: {', '.join(missing)} can apply beside another "
                              "implementation but has no cost estimate")
     order = {impl: k for k, impl in enumerate(ok)}
-    costs = {impl: impl.cost(op, graph, isa) for impl in ok}
+    with symbolic.hint_only():  # speed only: a symbolic extent is costed at its hint
+        costs = {impl: impl.cost(op, graph, isa) for impl in ok}
     ranked = sorted(ok, key=lambda impl: (costs[impl], impl.requires != "", order[impl]))
     best = ranked[0]
     items = best.emit(op, graph, isa)

@@ -179,16 +179,20 @@ def shapes_label(graph: Graph) -> str:
     return ";".join(f"{n}={symbolic.shape_text(graph.tensors[n].shape)}" for n in graph.inputs)
 
 
-def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
+def compile_model(spec: ModelSpec, graph_loader=load_graph,
+                  kernel_choices: Optional[Dict[str, str]] = None) -> CompiledModel:
+    """kernel_choices: node -> implementation to prefer where several apply (tests use the
+    choices a dynamic plan made at its hints, `Plan.choices`)."""
     options = spec.compile_options()
     plans = []
     for shapes in spec.shape_instances or [None]:
         try:
-            with symbolic.session() as sess:
+            with symbolic.session(replay=kernel_choices) as sess:
                 graph = graph_loader(spec.path, shapes, **(
                     {"symbols": spec.symbols} if graph_loader is load_graph else {}))
                 sess.bounds.update(dynamic_plan.bounds_of(graph))
                 plans.append(build_plan(graph, "", options))
+                plans[-1].choices = dict(sess.choices)
                 if graph.symbols:
                     dynamic_plan.refuse_pins(graph, sess.guards)
                     plans[-1].guards = [g for g in sess.guards]

@@ -34,6 +34,7 @@ class Plan:
     output_names: List[str] = field(default_factory=list)  # user-visible, in output order
     # conditions the plan relies on when its dimensions are symbolic (ir/symbolic.py)
     guards: list = field(default_factory=list)
+    choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
 
     def root(self, name: str) -> str:
         while name in self.views:

@@ -92,6 +92,8 @@ def broadcast(*shapes: Shape) -> Shape:
 
 def _window_out(i, k: int, s: int, d: int, pb: int, pe: int, ceil: bool = False):
     ek = (k - 1) * d + 1
+    if i + pb + pe - ek < 0:  # guarded: the window fits in the padded input (ONNX's
+        raise _NoRule()       # inference truncates, not floors, when it does not)
     if ceil:
         o = floordiv(i + pb + pe - ek + s - 1, s) + 1
         # ONNX: the last window must start inside the input or its left padding

@@ -197,10 +197,14 @@ class Guard:
     expr: Poly
     node: str
     why: str
+    specialised: bool = False  # recorded by int()/str(): the plan needs the hint value
 
     @property
     def pins(self) -> bool:
-        """An equality on a plain polynomial of one symbol fixes that symbol's value."""
+        """An equality on a plain polynomial of one symbol fixes that symbol's value (and a
+        specialisation fixes whatever it was computed from)."""
+        if self.specialised:
+            return True
         if self.op != "==":
             return False
         atoms = {a for m, _ in self.expr for a, _ in m}
@@ -216,8 +220,12 @@ class Session:
     guards: List[Guard] = field(default_factory=list)
     node: str = ""
     hint_only: int = 0
+    # implementation chosen by cost per node (kernels/registry.py), and choices to repeat
+    # (tests compile a static plan with the choices a dynamic one made at its hints)
+    choices: Dict[str, str] = field(default_factory=dict)
+    replay: Dict[str, str] = field(default_factory=dict)
 
-    def record(self, op: str, expr: Poly, why: str) -> None:
+    def record(self, op: str, expr: Poly, why: str, specialised: bool = False) -> None:
         if self.hint_only:
             return
         for g in self.guards:
@@ -227,7 +235,7 @@ class Session:
             import traceback
             why = (why + " at " if why else "at ") + " <- ".join(
                 f"{f.name}:{f.lineno}" for f in traceback.extract_stack()[-8:-3][::-1])
-        self.guards.append(Guard(op, expr, self.node, why))
+        self.guards.append(Guard(op, expr, self.node, why, specialised))
 
 
 _STACK: List[Session] = []
@@ -239,9 +247,10 @@ def current() -> Optional[Session]:
 
 
 @contextlib.contextmanager
-def session(bounds: Optional[Dict[str, Tuple[int, int]]] = None):
+def session(bounds: Optional[Dict[str, Tuple[int, int]]] = None,
+            replay: Optional[Dict[str, str]] = None):
     """The guard log and symbol bounds of one compile."""
-    s = Session(dict(bounds or {}))
+    s = Session(dict(bounds or {}), replay=dict(replay or {}))
     _STACK.append(s)
     try:
         yield s
@@ -564,7 +573,7 @@ def specialise(x: Sym, why: str) -> int:
     """The hint of `x`, recording that the plan is only valid for it."""
     s = current()
     if s is not None and not s.hint_only:
-        s.record("==", _poly_add(x.poly, _const_poly(-x.hint), 1), why)
+        s.record("==", _poly_add(x.poly, _const_poly(-x.hint), 1), why, True)
     return x.hint
 
 

@@ -192,6 +192,11 @@ def lower(op: Op, graph: Graph, isa: IsaSpec) -> list:
     with symbolic.hint_only():  # speed only: a symbolic extent is costed at its hint
         costs = {impl: impl.cost(op, graph, isa) for impl in ok}
     ranked = sorted(ok, key=lambda impl: (costs[impl], impl.requires != "", order[impl]))
+    session, node = symbolic.current(), op.name or op.outputs[0]
+    if session is not None:
+        wanted = session.replay.get(node)
+        ranked.sort(key=lambda impl: impl.name != wanted)  # stable: the rest by cost
+        session.choices[node] = ranked[0].name
     best = ranked[0]
     items = best.emit(op, graph, isa)
     why = (f"cost model [{isa.name}]: {best.label_for(isa)} ~{_mcyc(costs[best])}; rejected "

@@ -143,7 +143,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=parts * plane_floats * 4,
-                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph!r}x{pw!r}"
                        f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
                        f"per vector, {rows} output rows per pass sharing input loads, weights "
                        f"in registers")]

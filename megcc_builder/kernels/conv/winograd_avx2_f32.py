@@ -515,7 +515,7 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     tx, ty = tiles(geo, v)
     ws = workspace_floats(geo, tb, kb, mb, v) * 4
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 Winograd F({m}x{m},3x3): {tx}x{ty} tiles, filters transformed and "
+                  note=f"AVX2 Winograd F({m!r}x{m!r},3x3): {tx!r}x{ty!r} tiles, filters transformed and "
                        f"packed at compile time, {xi} GEMMs (M={geo['oc']}, N={tx * ty}, "
                        f"K={geo['c']}) in blocks of {tb} tiles x {kb} channels x {mb} outputs")]
 

@@ -207,8 +207,9 @@ def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int]) -> List
     shape = [1] * pad + list(in_shape)
     strides, acc = [0] * len(out_shape), 1
     for d in range(len(out_shape) - 1, -1, -1):
-        # (symbolic extents: stride 0 only where the input is known to be 1)
-        strides[d] = 0 if known(shape[d], 1) and not known(out_shape[d], 1) else acc
+        # 0 wherever the input extent is 1 (whatever the output's: an extent-1 output walks
+        # index 0 only), so a symbolic output extent gives the strides a static one does
+        strides[d] = 0 if known(shape[d], 1) else acc
         acc *= shape[d]
     return strides
 

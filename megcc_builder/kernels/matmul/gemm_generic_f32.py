@@ -84,7 +84,7 @@ def lower_gemm(op: Op, graph: Graph):
     kernel = make_kernel(name, body, GEMM_PARAMS, ("math", "f32_bits", "gemm"))
     inputs = [op.inputs[0], op.inputs[1]] + ([op.inputs[2]] if has_c else [])
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
-                  note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
+                  note=f"gemm_{variant} (M={m!r}, N={n!r}, K={k!r})")]
 
 
 def _compressed(a, b) -> bool:
@@ -179,7 +179,7 @@ def lower_matmul(op: Op, graph: Graph):
     kernel = make_kernel(name, body, MATMUL_PARAMS, ("math", "gemm"))
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
                   MATMUL_PARAMS.pack(NB=nb, M=m, N=n, K=k, off_a=offsets_a, off_b=offsets_b),
-                  note=f"batched gemm_nn x{nb} (M={m}, N={n}, K={k})")]
+                  note=f"batched gemm_nn x{nb!r} (M={m!r}, N={n!r}, K={k!r})")]
 
 
 def _lower_matmul_w16(op: Op, graph: Graph):
@@ -200,7 +200,7 @@ def _lower_matmul_w16(op: Op, graph: Graph):
                          ("math", "gemm"))
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]], W16_PARAMS.pack(M=m, N=n, K=k),
                   workspace_bytes=_widen_rows(k, n) * n * 4,
-                  note=f"gemm_nn, float16 B widened in K blocks (M={m}, N={n}, K={k})")]
+                  note=f"gemm_nn, float16 B widened in K blocks (M={m!r}, N={n!r}, K={k!r})")]
 
 
 W16_PARAMS = schema(i32("M", "rows of Y (A's batch dimensions folded in)"),

@@ -491,7 +491,30 @@ def floordiv(a, b):
         else:
             rest = ("fd", rp, b)
         return _wrap(_poly_add(_make_poly(q), _atom_poly(rest)), ha // hb)
+    exact = _divide_exactly(poly_of(a), b.poly)
+    if exact is not None:
+        return _wrap(exact, ha // hb)
     return _wrap(_atom_poly(("fdx", poly_of(a), b.poly)), ha // hb)
+
+
+def _divide_exactly(a: Poly, b: Poly) -> Optional[Poly]:
+    """a / b when b is one positive monomial that divides every term of a, else None."""
+    if len(b) != 1 or b[0][1] <= 0:
+        return None
+    (bm, bc), = b
+    need = {_akey(atom): (atom, p) for atom, p in bm}
+    terms: Dict[tuple, int] = {}
+    for m, c in a:
+        if c % bc:
+            return None
+        have = {_akey(atom): [atom, p] for atom, p in m}
+        for k, (atom, p) in need.items():
+            if k not in have or have[k][1] < p:
+                return None
+            have[k][1] -= p
+        mono = tuple((atom, p) for k, (atom, p) in sorted(have.items()) if p)
+        terms[mono] = terms.get(mono, 0) + c // bc
+    return _make_poly(terms)
 
 
 def _minmax(kind: str, a, b):

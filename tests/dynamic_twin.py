@@ -19,7 +19,7 @@ from megcc_builder.ir import itemsize
 
 
 # kernels that only dynamic plans use (a static compile specialises on the extent)
-RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided",)
+RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided", "resize_nearest_rt_")
 
 
 def _family(kernel: str) -> str:
@@ -126,8 +126,8 @@ def compare_with_static(path: str, dyn_model, blob: BlobPlan, kernel_names: List
     common = 0
     for st in sblob.tensors:
         k = dyn_by_name.get(st.name)
-        if k is None or st.storage == "weight":
-            continue
+        if k is None or st.storage == "weight" or st.name.startswith("__workspace_"):
+            continue  # (workspaces are named by instruction index: compared below)
         common += 1
         assert tuple(st.shape) == inst.shapes[k], (st.name, st.shape, inst.shapes[k])
         if st.storage == "view" and blob.tensors[k].storage == "view":
@@ -142,6 +142,8 @@ def compare_with_static(path: str, dyn_model, blob: BlobPlan, kernel_names: List
         if kernel_names[ins.kernel_index] == snames[si.kernel_index]:
             same_kernel += 1
             assert si.params == p, (k, kernel_names[ins.kernel_index], si.params, p)
+            if si.workspace >= 0:
+                assert sblob.tensors[si.workspace].shape == inst.shapes[ins.workspace], k
         else:  # same family at another rank (extent-1 axes merged), or a run-time variant
             dname, sname = kernel_names[ins.kernel_index], snames[si.kernel_index]
             assert dname.startswith(RUNTIME_EXTENT_KERNELS) or \

@@ -163,6 +163,8 @@ class ParamSchema:
                 words = [_word(x) for x in v]
                 want = prm.count if isinstance(prm.count, int) else \
                     eval(prm.count, {"__builtins__": {}}, dict(scalars))  # "rank", "2 * k"
+                if _is_sym(want):  # a table as long as a run-time extent: only its hint
+                    want = int(want)  # (specialises: the plan cannot stay dynamic)
                 if len(words) != want:
                     raise ValueError(f"table {prm.name}: {len(words)} words, {want} expected")
                 out.extend(words)
@@ -223,3 +225,9 @@ def _word(v):
     from ..ir.symbolic import Sym
 
     return v if isinstance(v, Sym) else int(v)
+
+
+def _is_sym(v) -> bool:
+    from ..ir.symbolic import Sym
+
+    return isinstance(v, Sym)

@@ -16,6 +16,7 @@ from .emit.files import recover, write_all_if_changed
 from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
+from .emit.fingerprints import blob_fingerprints
 from .emit.signatures import blob_signatures
 from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
@@ -365,7 +366,8 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
     files["kernels_h"] = os.path.join(out_dir, "kernels.h")
     # The signatures come from the blobs themselves: exactly what the loader will compare.
     sigs = blob_signatures([m.blob for m in bundle.models], len(bundle.kernels))
-    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs)))
+    fingerprints = blob_fingerprints([m.blob for m in bundle.models])
+    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs, fingerprints)))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
     out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))

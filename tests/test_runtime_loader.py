@@ -169,7 +169,9 @@ def test_bare_metal_build_needs_only_memcpy_memset(tmp_path):
                            text=True, check=True).stdout.split()
     undef = {u for u in undef if u != "U"}
     assert undef <= {"memcpy", "memset", "megcc_kernel_table", "megcc_kernel_count",
-                     "megcc_kernel_set_id", "megcc_kernel_sigs", "megcc_kernel_sig_index"}, undef
+                     "megcc_kernel_set_id", "megcc_kernel_sigs", "megcc_kernel_sig_index",
+                     "megcc_dynamic_plans", "megcc_dynamic_plan_index",
+                     "megcc_dynamic_plan_count"}, undef
 
 
 # ----------------------------------------------------------------------------- Python writer/reader

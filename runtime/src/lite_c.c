@@ -439,13 +439,21 @@ static lite_net *tensor_index(const LiteTensor tensor, uint32_t *index, int *out
 static int tensor_info(const LiteTensor tensor, megcc_tensor_info *info, lite_net **ln_out,
                        uint32_t *index, int *output, const char *fn) {
     lite_net *ln = tensor_index(tensor, index, output, fn);
+    megcc_status st;
     if (!ln) return -1;
     if (*output)
-        megcc_network_output_info(ln->net, *index, info);
+        st = megcc_network_output_info(ln->net, *index, info);
     else
-        megcc_network_input_info(ln->net, *index, info);
+        st = megcc_network_input_info(ln->net, *index, info);
     if (ln_out) *ln_out = ln;
-    return 0;
+    if (st == MEGCC_OK) return 0;
+    /* input shapes set that no plan accepts: setting a layout again is how to recover, so
+     * it gets the compiled description (name, dtype); everything else reports the refusal */
+    if (!mgc_streq(fn, "LITE_set_tensor_layout"))
+        return fail("%s: %s", fn, megcc_network_last_error(ln->net));
+    st = (*output ? megcc_model_plan_output_info : megcc_model_plan_input_info)(
+        ln->model, megcc_network_plan(ln->net), *index, info);
+    return st ? fail("%s: %s", fn, megcc_network_last_error(ln->net)) : 0;
 }
 
 static LiteDataType lite_dtype(megcc_dtype d) {
@@ -521,6 +529,40 @@ static int find_plan(lite_net *ln, const char *name, const LiteLayout *layout) {
     return fallback;
 }
 
+static int any_dynamic_plan(const megcc_model *m) {
+    uint32_t p;
+    for (p = 0; p < megcc_model_num_plans(m); p++)
+        if (megcc_model_plan_is_dynamic(m, p)) return 1;
+    return 0;
+}
+
+/* No static plan has the layout: a dynamic plan computes it (docs/dynamic-shapes.md). With
+ * one input the shape is checked now; with several, once they have all been set (the
+ * next call needing tensors reports a refusal), since they may share dimensions. */
+static int set_dynamic_shape(lite_net *ln, uint32_t index, const megcc_tensor_info *info,
+                             const LiteLayout *layout) {
+    int32_t dims[MEGCC_MAX_DIMS];
+    size_t bytes;
+    uint32_t k;
+    if (layout->ndim > LAYOUT_MAX_DIM)
+        return fail("input '%s': %u dims, at most %d", info->name, (uint32_t)layout->ndim,
+                    LAYOUT_MAX_DIM);
+    for (k = 0; k < layout->ndim; k++) {
+        if (layout->shapes[k] > 0x7FFFFFFF)
+            return fail("input '%s': dimension %u too large", info->name, k);
+        dims[k] = (int32_t)layout->shapes[k];
+    }
+    if (megcc_network_set_input_shape(ln->net, index, dims, (uint32_t)layout->ndim) != MEGCC_OK)
+        return fail("%s", megcc_network_last_error(ln->net));
+    if (megcc_network_required_arena_size(ln->net, &bytes) != MEGCC_OK) {
+        if (megcc_network_num_inputs(ln->net) == 1)
+            return fail("%s", megcc_network_last_error(ln->net));
+        return 0; /* maybe consistent once the other inputs are set */
+    }
+    /* the networks sharing this arena grow with it (they all fit a bigger block) */
+    return ensure_arena(ln, bytes);
+}
+
 int LITE_set_tensor_layout(LiteTensor tensor, const LiteLayout layout) {
     megcc_tensor_info info;
     lite_net *ln;
@@ -530,6 +572,8 @@ int LITE_set_tensor_layout(LiteTensor tensor, const LiteLayout layout) {
     if (layout_matches(&info, &layout)) return 0;
     if (output) return fail("output '%s': layout is fixed by the compiled plan", info.name);
     plan = find_plan(ln, info.name, &layout);
+    if (plan < 0 && any_dynamic_plan(ln->model) && layout.data_type == lite_dtype(info.dtype))
+        return set_dynamic_shape(ln, index, &info, &layout);
     if (plan < 0)
         return fail("no compiled plan has input '%s' with the requested shape/dtype", info.name);
     if (megcc_network_select_plan(ln->net, (uint32_t)plan) != MEGCC_OK)

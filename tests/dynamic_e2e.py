@@ -25,8 +25,7 @@ class Compiled:
         self.blob_path = os.path.join(out_dir, spec.name + ".tiny")
         with open(self.blob_path, "rb") as f:
             self.info = read_model(f.read())
-        with open(os.path.join(out_dir, "kernels.c")) as f:
-            self.runner = build_runner(f.read())
+        self.runner = build_runner(os.path.join(out_dir, "kernels.c"))
 
     def files(self) -> Dict[str, float]:
         """mtime of every generated file (a run must not rewrite any of them)."""

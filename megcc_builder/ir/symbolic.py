@@ -483,11 +483,13 @@ def floordiv(a, b):
         rc = _as_const(rp)
         if rc is not None:  # 0 <= rc < b
             return _wrap(_make_poly(q), ha // hb)
-        # (x // c) // b == x // (c * b) for positive c, b
-        if len(rp) == 1 and rp[0][1] == 1 and len(rp[0][0]) == 1 and rp[0][0][0][1] == 1 \
-                and rp[0][0][0][0][0] == "fd":
-            atom = rp[0][0][0][0]
-            rest = ("fd", atom[1], atom[2] * b)
+        # (x // c + k) // b == (x + c * k) // (c * b) for positive c, b and integer k
+        var = [(m, c) for m, c in rp if m != ()]
+        k = sum(c for m, c in rp if m == ())
+        if len(var) == 1 and var[0][1] == 1 and len(var[0][0]) == 1 and var[0][0][0][1] == 1 \
+                and var[0][0][0][0][0] == "fd":
+            atom = var[0][0][0][0]
+            rest = ("fd", _poly_add(atom[1], _const_poly(atom[2] * k)), atom[2] * b)
         else:
             rest = ("fd", rp, b)
         return _wrap(_poly_add(_make_poly(q), _atom_poly(rest)), ha // hb)

@@ -118,6 +118,12 @@ def compare_with_static(path: str, dyn_model, blob: BlobPlan, kernel_names: List
     static = compile_model(ModelSpec("s", path, [shapes], **spec_kw),
                            kernel_choices=plan.choices)
     sblob, snames = blob_of(static)
+    # a kernel of the same name must be the same code (nothing specialised on the hints
+    # without the compiler noticing)
+    dyn_src = {k.name: k.source for k in shared_kernels([dyn_model])}
+    for k in shared_kernels([static]):
+        if k.name in dyn_src:
+            assert dyn_src[k.name] == k.source, f"kernel {k.name} differs from the static one"
     # The two compiles may lower differently where the static one knows an extent (an
     # extent-1 batch makes a transpose a view, a batched MatMul specialises its offsets):
     # tensors are compared by name, instructions by the tensor they write, and params

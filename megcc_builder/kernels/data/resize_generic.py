@@ -234,8 +234,8 @@ static double megcc_round_away(double v) {{
         index = index.replace("static double megcc_round_away", "static inline double megcc_round_away")
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const float sh = megcc_f32_from_bits(SH) > 0.0f ? megcc_f32_from_bits(SH) : (float)OH / (float)H;
-    const float sw = megcc_f32_from_bits(SW) > 0.0f ? megcc_f32_from_bits(SW) : (float)OW / (float)W;
+    const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
+    const float sw = SW > 0.0f ? SW : (float)OW / (float)W;
     int32_t c, oy, ox;
     for (c = 0; c < NC; ++c) {{
         const {ct} *xc = x + (int64_t)c * H * W;
@@ -245,7 +245,7 @@ static double megcc_round_away(double v) {{
         }}
     }}
 """
-    kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math", "f32_bits"),
+    kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math",),
                          prelude=index.replace("static double", "static inline double"))
     sh = 0.0 if scales is None else float(F32(scales[2]))
     sw = 0.0 if scales is None else float(F32(scales[3]))

@@ -76,3 +76,21 @@ def rel_err(ours: np.ndarray, ref: np.ndarray) -> float:
     """max |ours - ref| / max(1, |ref|) (issue 12's measure)."""
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     return float(np.max(np.abs(ours - ref) / np.maximum(1.0, np.abs(ref)))) if ref.size else 0.0
+
+
+def with_symbolic_batch(path: str, out_path: str, name: str = "N") -> str:
+    """A copy of an ONNX model whose inputs' and outputs' leading dimension is the
+    dim_param `name` (onnxruntime then accepts any batch too); the copy's path."""
+    import onnx
+
+    model = onnx.load(path)
+    inits = {t.name for t in model.graph.initializer}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        if vi.name in inits:
+            continue
+        dim = vi.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    del model.graph.value_info[:]
+    onnx.save(model, out_path)
+    return out_path

@@ -124,18 +124,22 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     **options):
-    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS."""
+                     hints: Optional[str] = None, **options):
+    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS.
+    Symbolic dimensions, their bounds (`W<=2048` in `shapes`) and `hints` ("W=320") keep
+    a model's dimensions dynamic (docs/dynamic-shapes.md)."""
     from .compiler import ModelSpec
-    from .config import parse_input_shapes
+    from .config import parse_input_shapes, parse_shape_hints
+    from .frontend.dims import SymbolSpec
 
     if name and len(models) > 1:
         raise CompileError("--name applies to a single model")
-    instances = parse_input_shapes(shapes) if shapes else []
+    symbols = SymbolSpec(hints=parse_shape_hints(hints) if hints else {})
+    instances = parse_input_shapes(shapes, "--input-shapes", symbols.bounds) if shapes else []
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, **options))
+        specs.append(ModelSpec(model_name, path, instances, fuse, symbols=symbols, **options))
     return specs
 
 
@@ -168,7 +172,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 **_model_options(args))
+                                 hints=args.shape_hints, **_model_options(args))
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
                             cv=_cv_request(cv, args.cv))
@@ -546,7 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="*")
     c.add_argument("-o", "--output", help="output directory")
     c.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
-    c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    c.add_argument("--input-shapes",
+                   help='e.g. "data=(1,3,224,224)"; ":" separates instances (each its own '
+                        'static plan). Names keep dimensions dynamic, with optional bounds: '
+                        '"x=(1,3,48,W);16<=W<=2048" (default bounds [1, 16384]); dimensions '
+                        'the model leaves open (dim_param, ?) stay dynamic without this flag')
+    c.add_argument("--shape-hints", metavar="SYM=N;...",
+                   help='sizes the static part of a dynamic plan is compiled (and its kernels '
+                        'chosen) for, e.g. "W=320;N=1" (default: 1 for a leading axis, else 64)')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(c)

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional
 from .codegen.kernel import Instr, View
 from .ir import Graph, itemsize
 from .ir.expr import is_elementwise
+from .ir import symbolic
+from .ir.symbolic import Sym, known, same, same_shape
 from .kernels import lower
 from .kernels.data.copy_generic import norm_axis
 from .kernels.data.views import copy_instr
@@ -30,6 +32,9 @@ class Plan:
     memory: MemoryPlan
     workspaces: Dict[int, str] = field(default_factory=dict)  # instr index -> workspace name
     output_names: List[str] = field(default_factory=list)  # user-visible, in output order
+    # conditions the plan relies on when its dimensions are symbolic (ir/symbolic.py)
+    guards: list = field(default_factory=list)
+    choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
 
     def root(self, name: str) -> str:
         while name in self.views:
@@ -49,10 +54,22 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
     for op in graph.ops:
+        with symbolic.at_node(f"'{op.name or op.outputs[0]}' ({op.type})"):
+            _lower_op(op, graph, isa, instrs, views)
+
+    plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
+                output_names=list(graph.outputs))
+    _own_outputs(plan)
+    plan.memory = _plan(plan)
+    return plan
+
+
+def _lower_op(op, graph: Graph, isa, instrs: List[Instr], views: Dict[str, View]) -> None:
+    if True:
         parts = _concat_in_place(op, graph, views)
         if parts:
             views.update((v.output, v) for v in parts)
-            continue
+            return
         for item in lower(op, graph, isa):
             if isinstance(item, View):
                 views[item.output] = item
@@ -64,15 +81,9 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
                     out = graph.tensors[item.outputs[0]]
                     item.in_place = [
                         n for n in item.inputs
-                        if n and graph.tensors[n].shape == out.shape
+                        if n and same_shape(graph.tensors[n].shape, out.shape)
                         and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
                 instrs.append(item)
-
-    plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
-                output_names=list(graph.outputs))
-    _own_outputs(plan)
-    plan.memory = _plan(plan)
-    return plan
 
 
 def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
@@ -87,7 +98,7 @@ def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
     y = graph.tensors[op.outputs[0]]
     axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
     inputs = list(op.inputs)
-    if any(d != 1 for d in y.shape[:axis]) or not inputs \
+    if any(not known(d, 1) for d in y.shape[:axis]) or not inputs \
             or len(set(inputs)) != len(inputs) or "" in inputs:
         return []
     parts, offset = [], 0
@@ -98,7 +109,7 @@ def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
             return []
         parts.append(View(name, y.name, offset))
         offset += t.nbytes
-    return parts if offset == y.nbytes else []
+    return parts if same(offset, y.nbytes) else []
 
 
 def _own_outputs(plan: Plan) -> None:
@@ -130,7 +141,7 @@ def _plan(plan: Plan) -> MemoryPlan:
         reads = [r for r in reads if not graph.tensors[r].is_const]
         writes = [plan.root(n) for n in ins.outputs]
         ws = None
-        if ins.workspace_bytes:
+        if isinstance(ins.workspace_bytes, Sym) or ins.workspace_bytes:
             ws_name = f"__workspace_{i}"
             plan.workspaces[i] = ws_name
             ws = (ws_name, ins.workspace_bytes)
@@ -138,8 +149,8 @@ def _plan(plan: Plan) -> MemoryPlan:
             sizes[n] = graph.tensors[n].nbytes
         # In place only where input and output elements sit at the same bytes: not for an
         # output that is a part of a concatenation (a view at an offset into its root).
-        in_place = [] if any(plan.view_offset(n) for n in ins.outputs) else \
-            [plan.root(n) for n in ins.in_place if plan.view_offset(n) == 0]
+        in_place = [] if any(not known(plan.view_offset(n), 0) for n in ins.outputs) else \
+            [plan.root(n) for n in ins.in_place if known(plan.view_offset(n), 0)]
         steps.append((reads, writes, ws, in_place))
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes

@@ -22,6 +22,9 @@ from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
 from .opdefs import infer_outputs, lookup
 from .quant_fold import evaluate_quant_op
+from . import symbolic
+from .infer_symbolic import (fold_values, has_symbolic_inputs, is_symbolic_value, shape_value,
+                             specialise_value, symbolic_shapes)
 
 # Constant inputs up to this many elements go into the one-node model as initializers
 # (shape-like data); larger ones (weights) only as typed inputs, to keep inference cheap.
@@ -36,7 +39,16 @@ MAX_CONST_BYTES = 2 << 30
 
 
 def _value_info(name: str, t: Tensor):
-    return helper.make_tensor_value_info(name, to_onnx_elem_type(t.dtype), list(t.shape))
+    # symbolic dimensions go in as their hints: ONNX infers the hint instance
+    return helper.make_tensor_value_info(name, to_onnx_elem_type(t.dtype),
+                                         [symbolic.hint(d) for d in t.shape])
+
+
+def _hint_data(t: Tensor) -> np.ndarray:
+    if is_symbolic_value(t.data):
+        return np.array([symbolic.hint(v) for v in t.data.reshape(-1)],
+                        dtype=np.int64).reshape(t.data.shape)
+    return np.asarray(t.data)
 
 
 def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelProto:
@@ -44,7 +56,7 @@ def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelPr
     for name in dict.fromkeys(i for i in op.inputs if i):
         t = graph.tensors[name]
         if t.is_const and (with_all_consts or t.numel <= _SMALL_CONST):
-            inits.append(numpy_helper.from_array(np.asarray(t.data), name))
+            inits.append(numpy_helper.from_array(_hint_data(t), name))
         else:
             inputs.append(_value_info(name, t))
     attrs = {k: v for k, v in op.attrs.items() if not k.startswith("_")}
@@ -239,6 +251,53 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
     work = list(reversed(graph.ops))  # a stack: function bodies are pushed in place
     while work:
         op = work.pop()
+        with symbolic.at_node(node_label(op)):
+            _infer_one(graph, op, work, kept, has_kernel)
+    graph.ops = kept
+    return graph
+
+
+def node_label(op: Op) -> str:
+    return f"'{op.name or op.outputs[0]}' ({op.type})"
+
+
+def _specialise_values(graph: Graph, op: Op) -> None:
+    """Constant inputs holding Syms become int64 values pinned on their hints."""
+    for n in op.inputs:
+        if n and is_symbolic_value(graph.tensors[n].data):
+            t = graph.tensors[n]
+            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
+
+
+def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:
+    """Output tensors of an op reading symbolic dimensions: shapes from the symbolic
+    rules, dtypes (and a cross-check on the hint instance) from ONNX's inference."""
+    if lookup(op.type) is not None:
+        return infer_outputs(graph, op)
+    shapes = symbolic_shapes(graph, op)
+    if shapes is None:
+        syms = sorted({s for n in op.inputs if n for d in graph.tensors[n].shape
+                       if isinstance(d, symbolic.Sym) for s in d.symbols}
+                      | {s for n in op.inputs if n and is_symbolic_value(graph.tensors[n].data)
+                         for v in graph.tensors[n].data.reshape(-1)
+                         if isinstance(v, symbolic.Sym) for s in v.symbols})
+        raise graph.error(f"dimension {', '.join(syms)} cannot stay dynamic: this operator "
+                          "has no symbolic shape rule; give the shape with --input-shapes", op)
+    with symbolic.hint_only():
+        outs = _infer_shapes(graph, op) or _probe_shapes(graph, op)
+    if len(outs) != len(shapes):
+        raise AssertionError(f"{op.type}: {len(shapes)} symbolic shapes for {len(outs)} outputs")
+    result = []
+    for t, shape in zip(outs, shapes):
+        if tuple(symbolic.hint(d) for d in shape) != tuple(t.shape):
+            raise AssertionError(f"{op.type} '{op.name}': symbolic shape {shape} disagrees with "
+                                 f"ONNX's {t.shape} on the hints")
+        result.append(Tensor(t.name, shape, t.dtype))
+    return result
+
+
+def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None:
+    if True:
         ins = [graph.tensors.get(i) for i in op.inputs if i]
         if any(t is None for t in ins):
             missing = [i for i in op.inputs if i and i not in graph.tensors]
@@ -248,15 +307,36 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
                 raise graph.needs_value(op, op.inputs[0], "the condition")
             # a constant condition selects a branch: its nodes replace the If
             work.extend(reversed(_inline_branch(graph, op)))
-            continue
+            return
         if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
+            _specialise_values(graph, op)
             for t in infer_outputs(graph, op):
                 graph.tensors[t.name] = t
             kept.append(op)
-            continue
+            return
         if _foldable(op, ins):
+            if any(is_symbolic_value(t.data) for t in ins):
+                values = fold_values(graph, op)  # shape arithmetic on symbolic dims
+                if values is not None:
+                    for name, value in zip([o for o in op.outputs if o], values):
+                        graph.add_const(name, value, "int64" if value.dtype == object else None)
+                    return
+                _specialise_values(graph, op)
             _fold(graph, op)
-            continue
+            return
+        if op.type in ("Shape", "Size") and ins and \
+                any(isinstance(d, symbolic.Sym) for d in ins[0].shape):
+            dims = list(ins[0].shape)
+            if op.type == "Shape":
+                start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+                value = shape_value(dims[start:end])
+            else:
+                n = 1
+                for d in dims:
+                    n = n * d
+                value = shape_value([n]).reshape(())
+            graph.add_const(op.outputs[0], value, "int64")
+            return
         if op.type in ("Shape", "Size") and ins:
             # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
             # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
@@ -268,7 +348,7 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
             else:
                 value = np.array(int(np.prod(dims)), dtype=np.int64)
             graph.add_const(op.outputs[0], value)
-            continue
+            return
         if op.type == "EyeLike" and ins:
             # the value depends only on the input's shape: a constant
             from .dtypes import numpy_dtype
@@ -279,13 +359,13 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
             except Exception as exc:
                 raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
             graph.add_const(op.outputs[0], np.asarray(value))
-            continue
+            return
         if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
             # only the second input's dtype matters: a Cast of a constant, folded
             op = Op("Cast", [op.inputs[0]], op.outputs,
                     {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
             _fold(graph, op)
-            continue
+            return
         if not has_kernel(op.type):
             for k in shape_operands(op, graph.opset):
                 if k < len(op.inputs) and op.inputs[k] and \
@@ -295,15 +375,16 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
             body = expand_function(graph, op)
             if body is not None:  # no kernel, but an ONNX function: use its definition
                 work.extend(reversed(body))
-                continue
-        outs = _infer_shapes(graph, op)
-        if outs is None:
-            outs = _probe_shapes(graph, op)
+                return
+        if has_symbolic_inputs(graph, op):
+            outs = _infer_symbolic(graph, op)
+        else:
+            outs = _infer_shapes(graph, op)
+            if outs is None:
+                outs = _probe_shapes(graph, op)
         for t in outs:
             old = graph.tensors.get(t.name)
             if old is not None and old.quant is not None:
                 t.quant = old.quant
             graph.tensors[t.name] = t
         kept.append(op)
-    graph.ops = kept
-    return graph

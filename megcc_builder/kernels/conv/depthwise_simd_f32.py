@@ -13,6 +13,7 @@ from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
 from ...ir import Graph, Op
+from ...ir.symbolic import Sym
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
@@ -143,7 +144,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=parts * plane_floats * 4,
-                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph!r}x{pw!r}"
                        f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
                        f"per vector, {rows} output rows per pass sharing input loads, weights "
                        f"in registers")]
@@ -153,7 +154,10 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     reason = vector_conv_rejection(op, graph)
     if reason:
         return reason
-    return None if depthwise_ok(conv_problem(op, graph)) else "not a depthwise conv of stride 1 or 2"
+    geo = conv_problem(op, graph)
+    if isinstance(geo["w"], Sym):  # its plane width is compiled into the kernel
+        return "input width only known at run time"
+    return None if depthwise_ok(geo) else "not a depthwise conv of stride 1 or 2"
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:

@@ -408,7 +408,7 @@ def lower_pad(op: Op, graph: Graph):
     params = params.pack(in_d=[d[0] for d in dims], out_d=[d[1] for d in dims],
                          beg=[d[2] for d in dims], value=value_params)
     inputs = [op.inputs[0]] + ([op.inputs[2]] if runtime_value and mode == "constant" else [])
-    return [Instr(kernel, inputs, [op.outputs[0]], params, note=f"pads={pads}")]
+    return [Instr(kernel, inputs, [op.outputs[0]], params, note=f"pads={list(pads)!r}")]
 
 
 # --- Cast -------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
                   workspace_bytes=ws,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
                        f"{'(float16, widened per block of columns and K) ' if f16 else ''}"
-                       f"(M={m}, N={n}, K={k}, kc={kc})")]
+                       f"(M={m!r}, N={n!r}, K={k!r}, kc={kc!r})")]
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:

@@ -85,3 +85,38 @@ def test_megcc_run_compiled_directory(compiled, tmp_path, extra):
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "N must not be 5" in r.stderr and "dyn.tiny" in r.stderr
     assert not out2.exists()
+
+
+def test_real_model_compiled_once_run_at_many_shapes(tmp_path):
+    """PP-OCR's direction classifier (x = (N, 3, H, W), all symbolic): `megcc compile`
+    without shapes, then `megcc run DIR` and InferenceSession(DIR) at several sizes against
+    onnxruntime; the compiled directory is not touched by the runs."""
+    import onnxruntime as ort
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pypi_models
+
+    model = pypi_models.model_path("ppocr_cls")
+    out = tmp_path / "cls"
+    r = _cli("compile", model, "-o", out)
+    assert r.returncode == 0, r.stderr
+    files = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    ref = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    shapes = [(1, 3, 48, 192), (3, 3, 48, 100), (2, 3, 64, 64)]
+    for k, shape in enumerate(shapes):
+        x = rng.standard_normal(shape).astype(np.float32)
+        np.save(tmp_path / "x.npy", x)
+        r = _cli("run", out, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir",
+                 tmp_path / f"o{k}")
+        assert r.returncode == 0, r.stderr
+        npz = np.load(tmp_path / f"o{k}" / "outputs.npz")
+        ours, want = npz[npz.files[0]], ref.run(None, {"x": x})[0]
+        assert ours.shape == want.shape
+        assert np.max(np.abs(ours - want) / np.maximum(1, np.abs(want))) < 1e-4
+    with InferenceSession(str(out)) as sess:
+        for shape in reversed(shapes):
+            x = rng.standard_normal(shape).astype(np.float32)
+            ours, want = sess.run(None, {"x": x})[0], ref.run(None, {"x": x})[0]
+            assert np.max(np.abs(ours - want) / np.maximum(1, np.abs(want))) < 1e-4
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == files

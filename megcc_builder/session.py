@@ -42,9 +42,9 @@ class InvalidInput(ValueError):
 class NodeArg:
     """An input or output as onnxruntime describes it: name, shape (list), type."""
 
-    def __init__(self, info: TensorInfo):
+    def __init__(self, info: TensorInfo, symbolic: Optional[Sequence] = None):
         self.name = info.name
-        self.shape = list(info.shape)
+        self.shape = list(symbolic) if symbolic is not None else list(info.shape)
         self.type = f"tensor({_ORT_TYPES[info.dtype]})"
         self.dtype = info.numpy_dtype  # the numpy dtype run() expects
         self.megcc_dtype = info.dtype
@@ -106,8 +106,9 @@ class InferenceSession:
             for (_, outs), plan_names in zip(self._plans, names):  # in the blob)
                 for o, n in zip(outs, plan_names):
                     o.name = n
-        self._dynamic = ([p["dynamic"] is not None for p in read_model(blob)["plans"]]
-                         if self.subprocess else list(self._model.dynamic))
+        layout = read_model(blob)["plans"]
+        self._dynamic = [p["dynamic"] is not None for p in layout]
+        self._symbolic = [_symbolic_io(p) for p in layout]
         self._set_plan(0)
         self._by_shapes = {tuple(i.shape for i in ins): p for p, (ins, _) in
                            enumerate(self._plans)}
@@ -143,10 +144,14 @@ class InferenceSession:
 
     # -- onnxruntime's interface -------------------------------------------------------
     def get_inputs(self) -> List[NodeArg]:
-        return [NodeArg(i) for i in self._plans[self._plan][0]]
+        """As onnxruntime: a run-time dimension of a dynamic plan is named (its symbol, or
+        the expression that computes it), not a number."""
+        return [NodeArg(i, sym) for i, sym in zip(self._plans[self._plan][0],
+                                                   self._symbolic[self._plan][0])]
 
     def get_outputs(self) -> List[NodeArg]:
-        return [NodeArg(o) for o in self._plans[self._plan][1]]
+        return [NodeArg(o, sym) for o, sym in zip(self._plans[self._plan][1],
+                                                  self._symbolic[self._plan][1])]
 
     def get_providers(self) -> List[str]:
         return ["MegccExecutionProvider"]
@@ -292,6 +297,23 @@ class InferenceSession:
         if self._net is None:
             raise RuntimeError("the subprocess session has no in-process network")
         return self._net
+
+
+def _symbolic_io(plan: dict):
+    """Per input and output of a plan read from the blob: its shape with every run-time
+    dimension named (a symbol, or its expression in the symbols), None for a static plan."""
+    from .emit.dynamic import describe
+
+    dyn = plan["dynamic"]
+    if dyn is None:
+        return [None] * len(plan["inputs"]), [None] * len(plan["outputs"])
+    names = [s.name for s in dyn.symbols]
+    bound = {(t, a): describe(dyn.exprs[e], names) for t, a, e in dyn.dims}
+
+    def shape(ti):
+        return [bound.get((ti, a), d) for a, d in enumerate(plan["tensors"][ti]["shape"])]
+
+    return [shape(t) for t in plan["inputs"]], [shape(t) for t in plan["outputs"]]
 
 
 def _plan_infos(plan: dict):

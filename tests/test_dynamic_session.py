@@ -39,6 +39,9 @@ def _feeds(n, seed=0):
 def test_session_runs_every_size_without_recompiling(compiled, subprocess_):
     before = sorted(os.listdir(compiled))
     with InferenceSession(str(compiled), subprocess=subprocess_) as sess:
+        # as onnxruntime: run-time dimensions are named
+        assert [i.shape for i in sess.get_inputs()] == [["N", 3], ["N", 2]]
+        assert [o.shape for o in sess.get_outputs()] == [["N", 3], [3], ["N", 2]]
         for n in (3, 7, 4, 64, 3, 1, 2):   # 4: the static plan; back and forth
             f = _feeds(n)
             outs = sess.run(None, f)

@@ -259,8 +259,8 @@ class InferenceSession:
             try:
                 self._net.set_input_shapes(shapes)
             except MegccRuntimeError as exc:
-                raise InvalidInput(f"input shapes {', '.join(f'{n}={s}' for n, s in zip(names, shapes))}"
-                                   f" refused: {exc}") from None
+                given = ", ".join(f"{n}={s}" for n, s in zip(names, shapes))
+                raise InvalidInput(f"input shapes {given} refused: {exc}") from None
             self._plan = self._net.plan
             inputs = self._net.inputs
         else:  # the runner sets them at each run (host.run_blob)

@@ -294,6 +294,13 @@ class NativeNetwork:
         self.shaped = True
         self._configure(plan, ins, outs)
 
+    def required_arena_size(self) -> int:
+        """Arena bytes the current plan needs at the current input shapes."""
+        size = ctypes.c_size_t()
+        self._check(self.lib.megcc_network_required_arena_size(self._handle,
+                                                               ctypes.byref(size)), "arena size")
+        return size.value
+
     def _configure(self, plan: int, inputs, outputs) -> None:
         self.plan = plan
         self.inputs, self.outputs = inputs, outputs

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from megcc_builder.emit.dynamic import bind_symbols, evaluate, place_buffers
+from megcc_builder.emit.model_blob import read_model
 from megcc_builder.session import InferenceSession, InvalidInput
 
 TESTS_C = Path(__file__).resolve().parent / "runtime"
@@ -117,9 +119,31 @@ def test_real_model_compiled_once_run_at_many_shapes(tmp_path):
         ours, want = npz[npz.files[0]], ref.run(None, {"x": x})[0]
         assert ours.shape == want.shape
         assert np.max(np.abs(ours - want) / np.maximum(1, np.abs(want))) < 1e-4
+    blob = (out / "ch_ppocr_mobile_v2.0_cls_infer.tiny").read_bytes()
+    dyn = read_model(blob)["plans"][0]["dynamic"]
     with InferenceSession(str(out)) as sess:
         for shape in reversed(shapes):
             x = rng.standard_normal(shape).astype(np.float32)
             ours, want = sess.run(None, {"x": x})[0], ref.run(None, {"x": x})[0]
             assert np.max(np.abs(ours - want) / np.maximum(1, np.abs(want))) < 1e-4
+            # the runtime's placement is the Python twin's, exactly
+            values = bind_symbols(dyn, [shape])
+            sizes = [evaluate(dyn.exprs[b.size], values) for b in dyn.buffers]
+            arena = place_buffers(sizes, dyn.buffers)[1]
+            assert sess.native_network().required_arena_size() == arena
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == files
+
+
+def test_session_on_an_emulated_target(compiled):
+    """The runner built for arm64 and run under qemu sets the shapes the same way."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from build_support import require_target
+
+    require_target("arm64")
+    with InferenceSession(str(compiled), target="arm64") as sess:
+        for n in (3, 4, 17):
+            f = _feeds(n)
+            for got, want in zip(sess.run(None, f), dm.reference(f["x"], f["z"], n)):
+                np.testing.assert_array_equal(got, want)
+        with pytest.raises(InvalidInput, match="N must not be 5"):
+            sess.run(None, _feeds(5))

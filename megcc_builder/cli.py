@@ -301,16 +301,23 @@ def _run_compiled(args, feeds) -> int:
             if args.threads != 1:
                 raise CompileError("--threads needs the in-process runtime (drop --subprocess)")
             extra = ["-w", str(args.warmup), "-t", str(args.iterations)] if args.iterations else []
+            if args.profile:
+                extra += ["--profile", "--profile-runs", str(max(1, args.iterations))]
             outs, log = run_blob_logged(build_runner(kernels_c), blob_path, ordered,
                                         extra_args=extra, shapes=True)
         else:
             outs, log = _run_in_process(args, args.model, ordered, model_name)
     except (MegccRuntimeError, RuntimeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # the runtime's own words, whichever way it ran
+        msg = re.sub(r" \(status \d+\)$", "", msg.split("input shapes refused: ")[-1])
+        msg = msg[len("input shapes: "):] if msg.startswith("input shapes: ") else msg
         shapes = ", ".join(f"{n}={tuple(a.shape)}" for n, a in zip(names, ordered))
         raise CompileError(f"cannot run at {shapes}: {msg}", blob_path) from None
     os.makedirs(args.output_dir, exist_ok=True)
     np.savez(os.path.join(args.output_dir, "outputs.npz"), **dict(zip(out_names, outs)))
+    if args.profile:
+        _print_kernel_profile(log)
     for line in log.splitlines():
         if line.startswith("latency"):
             print(line)
@@ -318,6 +325,22 @@ def _run_compiled(args, feeds) -> int:
         print(f"{name}: {arr.dtype} {list(arr.shape)}")
     print(f"wrote {os.path.join(args.output_dir, 'outputs.npz')}")
     return 0
+
+
+def _print_kernel_profile(log: str) -> None:
+    """Per instruction (fastest of the profiled runs), for a compiled directory: the kernel
+    names only (the compiler's graph is not at hand)."""
+    best = {}
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "profile":
+            idx, us = int(parts[1]), float(parts[3])
+            if idx not in best or us < best[idx][0]:
+                best[idx] = (us, parts[2])
+    total = sum(us for us, _ in best.values()) or 1.0
+    print(f"{'us':>10} {'%':>6}  instr kernel")
+    for idx, (us, name) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        print(f"{us:10.1f} {100 * us / total:6.2f}  #{idx} {name}")
 
 
 def _output_names(directory: str, model_name: str, plan: dict) -> List[str]:

@@ -346,14 +346,21 @@ def io_description(plan: Plan) -> dict:
 
     def desc(name, shown):
         t = g.tensors[name]
-        return {"name": shown, "dtype": t.dtype, "shape": list(t.shape)}
+        # a run-time dimension is shown as its expression ("W", "(W + 31)//32")
+        return {"name": shown, "dtype": t.dtype,
+                "shape": [repr(d) if isinstance(d, Sym) else d for d in t.shape]}
 
-    return {"name": plan.name,
+    info = {"name": plan.name,
             "inputs": [desc(n, n) for n in g.inputs],
             "outputs": [desc(n, s) for n, s in zip(g.outputs, plan.output_names)],
             "arena_bytes": plan.memory.arena_size,
             "liveness_lower_bound_bytes": plan.memory.lower_bound,
             "instructions": [i.kernel.name for i in plan.instrs]}
+    if g.symbols:  # a dynamic plan: the sizes above are those of the hints
+        info["symbols"] = [{"name": n, "min": lo, "max": hi, "hint": h}
+                           for n, (lo, hi, h) in g.symbols.items()]
+        info["guards"] = [dynamic_plan.guard_message(gd) for gd in plan.guards]
+    return info
 
 
 def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None:
@@ -390,6 +397,11 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                 for io in p[kind]:
                     txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "
                                f"({','.join(map(str, io['shape']))})")
+            for sym in p.get("symbols", []):
+                txt.append(f"  symbol {sym['name']} in [{sym['min']}, {sym['max']}], "
+                           f"compiled for {sym['hint']}")
+            for guard in p.get("guards", []):
+                txt.append(f"  guard {guard}")
         out.append((base + ".tiny.txt", "\n".join(txt) + "\n"))
         manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),

@@ -217,21 +217,22 @@ def _nearest_runtime_instr(op: Op, graph: Graph, coord: str, nearest: str, scale
     esize = itemsize(x.dtype)
     ct = UINT_OF_SIZE[esize]
     name = f"resize_nearest_rt_{coord}_{nearest}_e{esize}"
-    index = f"""static int32_t megcc_resize_src_{coord}_{nearest}(int32_t o, int32_t n, int32_t m, float s) {{
+    tag = f"{coord}_{nearest}"
+    rounding = _RT_NEAREST[nearest].replace("megcc_round_away", f"megcc_round_away_{tag}")
+    index = f"""static inline double megcc_round_away_{tag}(double v) {{
+    return v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
+}}
+static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, float s) {{
     const float v32 = {_RT_COORD[coord]};
     const double v = (double)v32;
-    double r = {_RT_NEAREST[nearest]};
+    double r = {rounding};
     (void)m;
+    (void)megcc_round_away_{tag};
     if (r < 0.0) r = 0.0;
     if (r > (double)(n - 1)) r = (double)(n - 1);
     return (int32_t)r;
 }}
-static double megcc_round_away(double v) {{
-    return v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
-}}
 """
-    if "megcc_round_away" not in _RT_NEAREST[nearest]:
-        index = index.replace("static double megcc_round_away", "static inline double megcc_round_away")
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
     const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
@@ -246,7 +247,7 @@ static double megcc_round_away(double v) {{
     }}
 """
     kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math",),
-                         prelude=index.replace("static double", "static inline double"))
+                         prelude=index)
     sh = 0.0 if scales is None else float(F32(scales[2]))
     sw = 0.0 if scales is None else float(F32(scales[3]))
     params = RT_NEAREST_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],

@@ -197,6 +197,8 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
                 if graph.symbols:
                     dynamic_plan.refuse_pins(graph, sess.guards)
                     plans[-1].guards = [g for g in sess.guards]
+            if graph.symbols:
+                _check_at_a_probe(spec, plans[-1], graph_loader, options)
         except CompileError as exc:
             if exc.source or type(exc) is not CompileError:  # NeedsValue carries more
                 raise
@@ -204,6 +206,34 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
             raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
+
+
+def _plan_blob(plan: Plan):
+    """(BlobPlan, kernel name -> source, kernel names by index) of one plan on its own."""
+    kernels = {}
+    for ins in plan.instrs:
+        kernels.setdefault(ins.kernel.name, ins.kernel.source)
+    names = sorted(kernels)
+    blob = plan_to_blob(plan, {n: i for i, n in enumerate(names)}, [], {})
+    return blob, kernels, names
+
+
+def _check_at_a_probe(spec: ModelSpec, plan: Plan, graph_loader, options) -> None:
+    """The dynamic plan evaluated at other sizes against a static compile there
+    (dynamic_check.py): a safety net for extents specialised without the trace seeing."""
+    from . import dynamic_check
+
+    blob, kernels, names = _plan_blob(plan)
+    dims = dynamic_check.probe_dims(blob)
+    if dims is None:
+        return
+    shapes = {n: d for n, d in zip(plan.graph.inputs, dims)}
+    with symbolic.session(replay=plan.choices):
+        graph = graph_loader(spec.path, shapes)
+        static = build_plan(graph, "", options)
+    sblob, skernels, snames = _plan_blob(static)
+    dynamic_check.compare(blob, kernels, names, sblob, skernels, snames, dims,
+                          plan.instr_nodes, spec.path)
 
 
 def shared_kernels(models: List[CompiledModel]) -> List[Kernel]:

@@ -35,6 +35,7 @@ class Plan:
     # conditions the plan relies on when its dimensions are symbolic (ir/symbolic.py)
     guards: list = field(default_factory=list)
     choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
+    instr_nodes: List[str] = field(default_factory=list)  # the node each instruction computes
 
     def root(self, name: str) -> str:
         while name in self.views:
@@ -53,12 +54,15 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     isa = options.isa_spec
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
+    nodes: List[str] = []
     for op in graph.ops:
-        with symbolic.at_node(f"'{op.name or op.outputs[0]}' ({op.type})"):
+        label = f"'{op.name or op.outputs[0]}' ({op.type})"
+        with symbolic.at_node(label):
             _lower_op(op, graph, isa, instrs, views)
+        nodes += [label] * (len(instrs) - len(nodes))
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
-                output_names=list(graph.outputs))
+                output_names=list(graph.outputs), instr_nodes=nodes)
     _own_outputs(plan)
     plan.memory = _plan(plan)
     return plan

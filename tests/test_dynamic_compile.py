@@ -240,3 +240,23 @@ def test_two_compiles_are_byte_identical(tmp_path):
         compile_bundle([_spec(path)], str(out))
         outs.append({n: (out / n).read_bytes() for n in sorted(os.listdir(out))})
     assert outs[0] == outs[1]
+
+
+def test_an_extent_specialised_without_the_trace_seeing_is_caught(monkeypatch):
+    """Simulates a kernel taking plain ints from its shapes (numpy would): the plan would
+    be silently wrong at other sizes; the compile-time probe check refuses it instead."""
+    from megcc_builder.codegen import params
+    from megcc_builder.ir.symbolic import hint
+
+    monkeypatch.setattr(params, "_word", hint)
+    with pytest.raises(CompileError, match=r"cannot stay dynamic: node '.*' \(.*\) compiles"):
+        compile_model(_spec(model_path("ppocr_cls")))
+
+
+def test_probe_check_passes_quietly_on_a_traced_plan():
+    from megcc_builder import dynamic_check
+
+    model = compile_model(_spec(model_path("ppocr_det")))
+    blob, _ = blob_of(model)
+    dims = dynamic_check.probe_dims(blob)
+    assert dims is not None and dims != [blob.tensors[blob.inputs[0]].shape]

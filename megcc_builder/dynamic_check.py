@@ -10,12 +10,11 @@ dimension cannot stay dynamic (the error names the node whose instruction differ
 """
 from __future__ import annotations
 
-import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 from .emit.dynamic import EvalError, bind_symbols, evaluate
 from .emit.model_blob import BlobPlan
-from .ir import CompileError, itemsize
+from .ir import CompileError
 
 
 def evaluate_plan(blob: BlobPlan, input_dims: Sequence[Sequence[int]]):
@@ -66,12 +65,6 @@ def probe_dims(blob: BlobPlan) -> Optional[List[tuple]]:
     return None
 
 
-def _family(kernel: str) -> str:
-    """A kernel name without its rank / loop-shape tags: extent-1 axes a static compile
-    merges change `_nd2` into `_flat_vs` or `_r3` into `_r2`, not what is computed."""
-    return re.sub(r"\d+", "", re.sub(r"_(flat_[a-z]+|nd\d+)$", "", kernel))
-
-
 def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, str], dyn_names: List[str],
             static_blob: BlobPlan, static_kernels: Dict[str, str], static_names: List[str],
             input_dims, instr_nodes: List[str], source: str) -> None:
@@ -94,6 +87,7 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, str], dyn_names: List[str
         si = writer.get(dyn_blob.tensors[ins.outputs[0]].name)
         if si is None:
             continue
+        # (a different kernel: another algorithm or a merged extent-1 axis at this size)
         dname, sname = dyn_names[ins.kernel_index], static_names[si.kernel_index]
         same = dname == sname and dyn_kernels[dname] == static_kernels[sname]
         if dname == sname and not same or same and si.params != params[k] or \
@@ -103,10 +97,3 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, str], dyn_names: List[str
                                f"compiles its extents into kernel {dname} in a way the "
                                "compiler cannot recompute at run time; give the shapes with "
                                "--input-shapes", source)
-        if dname != sname and _family(dname) != _family(sname) and \
-                not dname.startswith(RUNTIME_EXTENT_KERNELS):
-            continue  # another algorithm chosen for the static size: nothing to compare
-
-
-# kernels that only dynamic plans use (a static compile specialises on the extent)
-RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided", "resize_nearest_rt_")

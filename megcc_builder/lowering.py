@@ -69,25 +69,24 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
 
 
 def _lower_op(op, graph: Graph, isa, instrs: List[Instr], views: Dict[str, View]) -> None:
-    if True:
-        parts = _concat_in_place(op, graph, views)
-        if parts:
-            views.update((v.output, v) for v in parts)
-            return
-        for item in lower(op, graph, isa):
-            if isinstance(item, View):
-                views[item.output] = item
-            else:
-                if is_elementwise(op) or op.type == "FusedElementwise":
-                    item.note = item.note or "element-wise"
-                    # An input may share the output's buffer only if element i of both sits
-                    # at the same bytes: same shape (not broadcast) and same element size.
-                    out = graph.tensors[item.outputs[0]]
-                    item.in_place = [
-                        n for n in item.inputs
-                        if n and same_shape(graph.tensors[n].shape, out.shape)
-                        and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
-                instrs.append(item)
+    parts = _concat_in_place(op, graph, views)
+    if parts:
+        views.update((v.output, v) for v in parts)
+        return
+    for item in lower(op, graph, isa):
+        if isinstance(item, View):
+            views[item.output] = item
+        else:
+            if is_elementwise(op) or op.type == "FusedElementwise":
+                item.note = item.note or "element-wise"
+                # An input may share the output's buffer only if element i of both sits
+                # at the same bytes: same shape (not broadcast) and same element size.
+                out = graph.tensors[item.outputs[0]]
+                item.in_place = [
+                    n for n in item.inputs
+                    if n and same_shape(graph.tensors[n].shape, out.shape)
+                    and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
+            instrs.append(item)
 
 
 def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:

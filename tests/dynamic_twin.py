@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from megcc_builder.compiler import ModelSpec, compile_model, plan_to_blob, shared_kernels
 from megcc_builder.emit.dynamic import (EvalError, bind_symbols, evaluate, place_buffers)

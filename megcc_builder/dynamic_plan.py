@@ -128,9 +128,14 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
         for k, p in enumerate(words):
             if isinstance(p, Sym):
                 dyn.params.append((i_index, k, expr(p)))
+    bounds = bounds_of(graph)
     for buf in plan.memory.buffers:
         members = tuple(sorted(index[m] for m in buf.members if m in index))
         size = buf.expr
+        if symbolic.upper_bound(size, bounds) > MAX_BYTES:  # e.g. a workspace
+            raise CompileError(f"buffer '{buf.name}' ({size!r} bytes) can pass 4 GiB - 1 within "
+                               "the bounds of its dimensions: give smaller upper bounds",
+                               graph.source)
         dyn.buffers.append(Buffer(expr(size), buf.first, buf.last, members))
     _check_members(dyn, blob)
     return dyn

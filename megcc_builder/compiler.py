@@ -209,10 +209,10 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
 
 
 def _plan_blob(plan: Plan):
-    """(BlobPlan, kernel name -> source, kernel names by index) of one plan on its own."""
+    """(BlobPlan, kernel name -> Kernel, kernel names by index) of one plan on its own."""
     kernels = {}
     for ins in plan.instrs:
-        kernels.setdefault(ins.kernel.name, ins.kernel.source)
+        kernels.setdefault(ins.kernel.name, ins.kernel)
     names = sorted(kernels)
     blob = plan_to_blob(plan, {n: i for i, n in enumerate(names)}, [], {})
     return blob, kernels, names

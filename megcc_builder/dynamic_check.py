@@ -10,6 +10,7 @@ dimension cannot stay dynamic (the error names the node whose instruction differ
 """
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional, Sequence
 
 from .emit.dynamic import EvalError, bind_symbols, evaluate
@@ -48,7 +49,8 @@ def probe_dims(blob: BlobPlan) -> Optional[List[tuple]]:
     for step in (lambda h: 2 * h, lambda h: h + 32, lambda h: h + 1, lambda h: h * 3 // 2,
                  lambda h: h // 2, lambda h: h - 1):
         values = [min(max(step(h), s.min), s.max) for h, s in zip(hints, dyn.symbols)]
-        if values == hints:
+        # (every value changed, none 1: a static compile merges extent-1 axes)
+        if any(v == h or v == 1 for v, h in zip(values, hints)):
             continue
         dims = [list(blob.tensors[t].shape) for t in blob.inputs]
         for s, v in zip(dyn.symbols, values):
@@ -65,11 +67,11 @@ def probe_dims(blob: BlobPlan) -> Optional[List[tuple]]:
     return None
 
 
-def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, str], dyn_names: List[str],
-            static_blob: BlobPlan, static_kernels: Dict[str, str], static_names: List[str],
+def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, object], dyn_names: List[str],
+            static_blob: BlobPlan, static_kernels: Dict[str, object], static_names: List[str],
             input_dims, instr_nodes: List[str], source: str) -> None:
     """Raise CompileError where the dynamic plan evaluated at `input_dims` disagrees with
-    the static compile there. Kernels are name -> source; *_names by kernel index."""
+    the static compile there. Kernels are name -> Kernel; *_names by kernel index."""
     shapes, params = evaluate_plan(dyn_blob, input_dims)
     by_name = {t.name: k for k, t in enumerate(dyn_blob.tensors)}
     for st in static_blob.tensors:
@@ -87,13 +89,48 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, str], dyn_names: List[str
         si = writer.get(dyn_blob.tensors[ins.outputs[0]].name)
         if si is None:
             continue
-        # (a different kernel: another algorithm or a merged extent-1 axis at this size)
+        # The probe has no extent 1 the hints lack and the static compile repeats the
+        # dynamic one's choices, so it must pick the same kernels (a kernel name that
+        # changes with an extent specialises on it), except where only a dynamic plan
+        # needs a kernel with run-time extents.
         dname, sname = dyn_names[ins.kernel_index], static_names[si.kernel_index]
-        same = dname == sname and dyn_kernels[dname] == static_kernels[sname]
-        if dname == sname and not same or same and si.params != params[k] or \
+        if dname.startswith(RUNTIME_EXTENT_KERNELS):
+            continue
+        if dname != sname and _family(dname) == _family(sname):
+            # the same loop over differently merged axes (two equal extents written as
+            # different expressions do not merge): the element counts must agree
+            n_dyn = _elements(dyn_kernels[dname], params[k])
+            n_static = _elements(static_kernels[sname], si.params)
+            if n_dyn == n_static:
+                continue
+        same = dname == sname and dyn_kernels[dname].source == static_kernels[sname].source
+        if not same or si.params != params[k] or \
                 same and si.workspace >= 0 and \
                 tuple(static_blob.tensors[si.workspace].shape) != shapes[ins.workspace]:
             raise CompileError(f"dimension cannot stay dynamic: node {instr_nodes[k]} "
                                f"compiles its extents into kernel {dname} in a way the "
-                               "compiler cannot recompute at run time; give the shapes with "
-                               "--input-shapes", source)
+                               f"compiler cannot recompute at run time (at {input_dims}: "
+                               f"{sname}{'' if dname == sname else ' instead'}); give the "
+                               "shapes with --input-shapes", source)
+
+
+def _family(kernel: str) -> str:
+    """A kernel name without its rank / loop-shape tags (`_nd3`, `_flat_vs`, `_r2`)."""
+    return re.sub(r"\d+", "", re.sub(r"_(flat_[a-z]+|nd\d+)$", "", kernel))
+
+
+def _elements(kernel, params) -> Optional[int]:
+    """Elements an element-wise or copy kernel's params say it writes (None: unknown)."""
+    text = kernel.params.describe(params)
+    m = re.search(r"(?:^| )dims=\[([-0-9,]*)\]", text)
+    if m:
+        n = 1
+        for d in m.group(1).split(","):
+            n *= int(d) if d else 1
+        return n
+    m = re.search(r"(?:^| )n=(-?\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+# kernels only dynamic plans use, where a static compile specialises on the extent
+RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided", "resize_nearest_rt_")

@@ -260,3 +260,96 @@ def test_probe_check_passes_quietly_on_a_traced_plan():
     blob, _ = blob_of(model)
     dims = dynamic_check.probe_dims(blob)
     assert dims is not None and dims != [blob.tensors[blob.inputs[0]].shape]
+
+
+# --- operators with run-time extents, one small model each, against onnxruntime -----------
+
+_RNG = np.random.default_rng(0)
+
+
+def _w(*shape):
+    return _RNG.standard_normal(shape).astype(np.float32)
+
+
+def _i64(name, v):
+    return numpy_helper.from_array(np.array(v, np.int64), name)
+
+
+def _f32(name, v):
+    return numpy_helper.from_array(np.asarray(v, np.float32), name)
+
+
+_N = helper.make_node
+NCHW = [(1, 4, 8, 8), (2, 4, 5, 13), (3, 4, 16, 9)]
+OPS = {
+    "softmax_last": ([_N("Softmax", ["x"], ["y"], axis=-1)], [], NCHW),
+    "transpose": ([_N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [], NCHW),
+    "concat": ([_N("Concat", ["x", "x"], ["y"], axis=3)], [], NCHW),
+    "slice": ([_N("Slice", ["x", "s", "e", "a"], ["y"])],
+              [_i64("s", [1, 0]), _i64("e", [-1, 1 << 30]), _i64("a", [2, 3])], NCHW),
+    "split_add": ([_N("Split", ["x"], ["a", "b"], axis=1), _N("Add", ["a", "b"], ["y"])], [],
+                  NCHW),
+    "shape_reshape": ([_N("Shape", ["x"], ["s"]), _N("Gather", ["s", "i"], ["n"], axis=0),
+                       _N("Concat", ["n", "m1"], ["t"], axis=0), _N("Reshape", ["x", "t"], ["y"])],
+                      [_i64("i", [0]), _i64("m1", [-1])], NCHW),
+    "flatten": ([_N("Flatten", ["x"], ["y"], axis=1)], [], NCHW),
+    "maxpool": ([_N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                    pads=[1, 1, 1, 1])], [], NCHW),
+    "avgpool_ceil": ([_N("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2],
+                         ceil_mode=1)], [], NCHW),
+    "global_pool": ([_N("GlobalAveragePool", ["x"], ["y"])], [], NCHW),
+    "conv3x3": ([_N("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+                [_f32("w", _w(8, 4, 3, 3)), _f32("b", _w(8))], NCHW),
+    "conv_stride2": ([_N("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1])], [_f32("w", _w(8, 4, 3, 3))], NCHW),
+    "conv_depthwise": ([_N("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                           group=4)], [_f32("w", _w(4, 1, 3, 3))], NCHW),
+    "conv_transpose": ([_N("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[2, 2],
+                           strides=[2, 2])], [_f32("w", _w(4, 3, 2, 2))], NCHW),
+    "matmul_weights": ([_N("MatMul", ["x", "w"], ["y"])], [_f32("w", _w(5, 6))],
+                       [(1, 3, 4, 5), (2, 3, 9, 5), (3, 3, 2, 5)]),
+    "matmul_batched": ([_N("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]),
+                        _N("MatMul", ["x", "t"], ["y"])], [], NCHW),
+    "pad": ([_N("Pad", ["x", "p"], ["y"], mode="constant")],
+            [_i64("p", [0, 0, 1, 2, 0, 0, 3, 4])], NCHW),
+    "broadcast_mul": ([_N("ReduceMean", ["x"], ["m"], axes=[3], keepdims=1),
+                       _N("Mul", ["x", "m"], ["y"])], [], NCHW),
+    "layer_norm": ([_N("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1)],
+                   [_f32("g", _w(7)), _f32("b", _w(7))], [(1, 3, 4, 7), (2, 3, 9, 7)]),
+    "pool_flatten_gemm": ([_N("GlobalAveragePool", ["x"], ["p"]), _N("Flatten", ["p"], ["f"]),
+                           _N("Gemm", ["f", "w", "b"], ["y"], transB=1)],
+                          [_f32("w", _w(6, 4)), _f32("b", _w(6))], NCHW),
+    "expand_to_shape": ([_N("Shape", ["x"], ["s"]), _N("Expand", ["c", "s"], ["e"]),
+                         _N("Add", ["x", "e"], ["y"])], [_f32("c", _w(1, 4, 1, 1))], NCHW),
+}
+
+
+def _op_model(tmp_path, name, nodes, inits, opset=17) -> str:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C", "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                          opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    path = str(tmp_path / f"{name}.onnx")
+    onnx.save(m, path)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_operator_with_run_time_extents_matches_onnxruntime(tmp_path, name):
+    nodes, inits, sizes = OPS[name]
+    opset = 13 if name == "broadcast_mul" else 17
+    path = _op_model(tmp_path, name, nodes, inits, opset)
+    # every dimension the weights do not fix stays symbolic (the model's N, C, H, W)
+    fixed = {"matmul_weights": "x=(N,3,H,5)", "layer_norm": "x=(N,3,H,7)"}
+    shapes = fixed.get(name, "x=(N,4,H,W)" if inits else "")
+    c = Compiled(_spec(path, shapes), str(tmp_path / "out"))
+    _run_sizes(c, path, sizes)
+
+
+def test_linear_resize_of_a_run_time_extent_is_refused_naming_the_node(tmp_path):
+    path = _op_model(tmp_path, "resize_linear",
+                     [_N("Resize", ["x", "r", "s"], ["y"], mode="linear")],
+                     [_f32("r", []), _f32("s", [1, 1, 2, 2])])
+    with pytest.raises(CompileError, match=r"cannot stay dynamic: node 'Resize_0' \(Resize\)"):
+        compile_model(_spec(path))

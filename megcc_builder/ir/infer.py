@@ -261,9 +261,22 @@ def node_label(op: Op) -> str:
     return f"'{op.name or op.outputs[0]}' ({op.type})"
 
 
-def _specialise_values(graph: Graph, op: Op) -> None:
-    """Constant inputs holding Syms become int64 values pinned on their hints."""
-    for n in op.inputs:
+def _runs_with_symbolic_shape(graph: Graph, op: Op) -> bool:
+    """Constant inputs, but a shape operand holds Syms that value folding cannot handle
+    (Expand of a constant to a run-time shape): the op stays, its output sized at run time."""
+    operands = shape_operands(op, graph.opset)
+    symbolic_at = [k for k, n in enumerate(op.inputs)
+                   if n and is_symbolic_value(graph.tensors[n].data)]
+    return bool(symbolic_at) and all(k in operands for k in symbolic_at) and \
+        fold_values(graph, op) is None and symbolic_shapes(graph, op) is not None
+
+
+def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
+    """Constant inputs holding Syms become int64 values pinned on their hints (except the
+    shape operands `keep`, which the symbolic shape rules read)."""
+    for k, n in enumerate(op.inputs):
+        if k in keep:
+            continue
         if n and is_symbolic_value(graph.tensors[n].data):
             t = graph.tensors[n]
             graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
@@ -313,7 +326,7 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
             graph.tensors[t.name] = t
         kept.append(op)
         return
-    if _foldable(op, ins):
+    if _foldable(op, ins) and not _runs_with_symbolic_shape(graph, op):
         if any(is_symbolic_value(t.data) for t in ins):
             values = fold_values(graph, op)  # shape arithmetic on symbolic dims
             if values is not None:
@@ -376,6 +389,8 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
             work.extend(reversed(body))
             return
     if has_symbolic_inputs(graph, op):
+        # a kernel reads every other input's values: those cannot stay symbolic
+        _specialise_values(graph, op, keep=shape_operands(op, graph.opset))
         outs = _infer_symbolic(graph, op)
     else:
         outs = _infer_shapes(graph, op)

@@ -94,7 +94,7 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, object], dyn_names: List[
         # changes with an extent specialises on it), except where only a dynamic plan
         # needs a kernel with run-time extents.
         dname, sname = dyn_names[ins.kernel_index], static_names[si.kernel_index]
-        if dname.startswith(RUNTIME_EXTENT_KERNELS):
+        if runtime_extent_kernel(dname):
             continue
         if dname != sname and _family(dname) == _family(sname):
             # the same loop over differently merged axes (two equal extents written as
@@ -133,4 +133,8 @@ def _elements(kernel, params) -> Optional[int]:
 
 
 # kernels only dynamic plans use, where a static compile specialises on the extent
-RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided", "resize_nearest_rt_")
+RUNTIME_EXTENT_KERNELS = re.compile(r"^(matmul_f32_bstrided|resize_nearest_rt_)|_pwrt_")
+
+
+def runtime_extent_kernel(name: str) -> bool:
+    return RUNTIME_EXTENT_KERNELS.search(name) is not None

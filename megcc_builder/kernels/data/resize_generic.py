@@ -237,12 +237,16 @@ static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, fl
     {ct} *y = ({ct} *)out_ptrs[0];
     const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
     const float sw = SW > 0.0f ? SW : (float)OW / (float)W;
+    /* the source column of every output column once, in the workspace (as the static
+     * kernel's table); the source row once per output row */
+    int32_t *ix = (int32_t *)workspace;
     int32_t c, oy, ox;
+    for (ox = 0; ox < OW; ++ox) ix[ox] = megcc_resize_src_{coord}_{nearest}(ox, W, OW, sw);
     for (c = 0; c < NC; ++c) {{
         const {ct} *xc = x + (int64_t)c * H * W;
         for (oy = 0; oy < OH; ++oy, y += OW) {{
             const {ct} *row = xc + (int64_t)megcc_resize_src_{coord}_{nearest}(oy, H, OH, sh) * W;
-            for (ox = 0; ox < OW; ++ox) y[ox] = row[megcc_resize_src_{coord}_{nearest}(ox, W, OW, sw)];
+            for (ox = 0; ox < OW; ++ox) y[ox] = row[ix[ox]];
         }}
     }}
 """
@@ -254,6 +258,7 @@ static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, fl
                                     OH=y.shape[2], OW=y.shape[3], SH=f32_bits(sh),
                                     SW=f32_bits(sw))
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                 workspace_bytes=4 * y.shape[3],
                  note=f"nearest, {coord}, {nearest}, indices computed at run time")
 
 

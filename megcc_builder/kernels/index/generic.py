@@ -325,7 +325,11 @@ def lower_cumsum(op: Op, graph: Graph):
     outer, red, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
     exclusive, reverse = int(op.attrs.get("exclusive", 0)), int(op.attrs.get("reverse", 0))
     ct, at = c_type(x.dtype), arith_type(x.dtype)
-    acc_t = "double" if x.dtype in ("float32", "float16") else at
+    # integers accumulate in the unsigned type of their width: the sum wraps (two's
+    # complement, as onnxruntime's) instead of overflowing a signed int (UB; the fuzzer
+    # found it with arbitrary int32 inputs)
+    acc_t = ("double" if x.dtype in ("float32", "float16") else at if x.dtype.startswith("float")
+             else "uint64_t" if x.dtype in ("int64", "uint64") else "uint32_t")
     tag = ("_excl" if exclusive else "") + ("_rev" if reverse else "")
     name = f"cumsum_{x.dtype}{tag}"
     r_loop = "for (r = red - 1; r >= 0; --r)" if reverse else "for (r = 0; r < red; ++r)"

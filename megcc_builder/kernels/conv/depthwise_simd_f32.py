@@ -89,13 +89,17 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     has_bias, bias_tag = bias_of(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    rows = max(1, min(DEPTHWISE_ROWS, geo["oh"]))
+    # rows are unrolled into the code; with a run-time OH the kernel also has a one-row
+    # pass for planes of fewer rows (the block loop needs OH >= rows)
+    oh_rt = isinstance(geo["oh"], Sym)
+    rows = DEPTHWISE_ROWS if oh_rt else max(1, min(DEPTHWISE_ROWS, geo["oh"]))
     ph, pw = plane(geo, s.vw)
     f16 = graph.tensors[op.inputs[1]].dtype == "float16"  # passes/compress_fp16.py
     # A width only known at run time reads the plane width from the params (a register
     # more per row pass than the compiled-in constant, far cheaper than the GEMM fallback)
     runtime_pw = isinstance(pw, Sym)
-    name = (f"conv2d_depthwise_{tag}_r{rows}_pw{'rt' if runtime_pw else pw}"
+    name = (f"conv2d_depthwise_{tag}_r{rows}{'_ohrt' if oh_rt else ''}"
+            f"_pw{'rt' if runtime_pw else pw}"
             f"{'_w16' if f16 else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}")
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
@@ -114,6 +118,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     widen = (f"\n            float wk[{kh * kw}];\n"
              f"            megcc_widen_f16(wh, wk, {kh * kw});") if f16 else ""
     blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
+    if oh_rt:
+        blocks = (f"            if (OH >= {rows}) {{\n{blocks}            }} else {{\n"
+                  f"{_depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))}"
+                  "            }\n")
     body = f"""    const float *x = (const float *)in_ptrs[0];
     {weight_pointer("w", 1, f16)}
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};

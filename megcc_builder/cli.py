@@ -153,6 +153,11 @@ def _report(bundle, out_dir: str) -> None:
             print(f"  {m.spec.name} [{p.name}]: {len(p.instrs)} instructions, arena "
                   f"{mem.arena_size} B (liveness lower bound {mem.lower_bound} B, "
                   f"x{ratio:.3f}), model {len(m.blob)} B")
+            if p.graph.symbols:  # a dynamic plan: the numbers above are its hints'
+                print("    dynamic: " + ", ".join(
+                    f"{n} in [{lo}, {hi}] (compiled for {h})"
+                    for n, (lo, hi, h) in p.graph.symbols.items())
+                      + f"; {len(p.guards)} guard{'s' if len(p.guards) != 1 else ''}")
 
 
 def cmd_compile(args) -> int:

@@ -197,6 +197,8 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
                 if graph.symbols:
                     dynamic_plan.refuse_pins(graph, sess.guards)
                     plans[-1].guards = [g for g in sess.guards]
+            if graph.symbols:
+                _check_at_a_probe(spec, plans[-1], graph_loader, options)
         except CompileError as exc:
             if exc.source or type(exc) is not CompileError:  # NeedsValue carries more
                 raise
@@ -204,6 +206,34 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
             raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
+
+
+def _plan_blob(plan: Plan):
+    """(BlobPlan, kernel name -> Kernel, kernel names by index) of one plan on its own."""
+    kernels = {}
+    for ins in plan.instrs:
+        kernels.setdefault(ins.kernel.name, ins.kernel)
+    names = sorted(kernels)
+    blob = plan_to_blob(plan, {n: i for i, n in enumerate(names)}, [], {})
+    return blob, kernels, names
+
+
+def _check_at_a_probe(spec: ModelSpec, plan: Plan, graph_loader, options) -> None:
+    """The dynamic plan evaluated at other sizes against a static compile there
+    (dynamic_check.py): a safety net for extents specialised without the trace seeing."""
+    from . import dynamic_check
+
+    blob, kernels, names = _plan_blob(plan)
+    dims = dynamic_check.probe_dims(blob)
+    if dims is None:
+        return
+    shapes = {n: d for n, d in zip(plan.graph.inputs, dims)}
+    with symbolic.session(replay=plan.choices):
+        graph = graph_loader(spec.path, shapes)
+        static = build_plan(graph, "", options)
+    sblob, skernels, snames = _plan_blob(static)
+    dynamic_check.compare(blob, kernels, names, sblob, skernels, snames, dims,
+                          plan.instr_nodes, spec.path)
 
 
 def shared_kernels(models: List[CompiledModel]) -> List[Kernel]:
@@ -346,14 +376,21 @@ def io_description(plan: Plan) -> dict:
 
     def desc(name, shown):
         t = g.tensors[name]
-        return {"name": shown, "dtype": t.dtype, "shape": list(t.shape)}
+        # a run-time dimension is shown as its expression ("W", "(W + 31)//32")
+        return {"name": shown, "dtype": t.dtype,
+                "shape": [repr(d) if isinstance(d, Sym) else d for d in t.shape]}
 
-    return {"name": plan.name,
+    info = {"name": plan.name,
             "inputs": [desc(n, n) for n in g.inputs],
             "outputs": [desc(n, s) for n, s in zip(g.outputs, plan.output_names)],
             "arena_bytes": plan.memory.arena_size,
             "liveness_lower_bound_bytes": plan.memory.lower_bound,
             "instructions": [i.kernel.name for i in plan.instrs]}
+    if g.symbols:  # a dynamic plan: the sizes above are those of the hints
+        info["symbols"] = [{"name": n, "min": lo, "max": hi, "hint": h}
+                           for n, (lo, hi, h) in g.symbols.items()]
+        info["guards"] = [dynamic_plan.guard_message(gd) for gd in plan.guards]
+    return info
 
 
 def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None:
@@ -390,6 +427,11 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                 for io in p[kind]:
                     txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "
                                f"({','.join(map(str, io['shape']))})")
+            for sym in p.get("symbols", []):
+                txt.append(f"  symbol {sym['name']} in [{sym['min']}, {sym['max']}], "
+                           f"compiled for {sym['hint']}")
+            for guard in p.get("guards", []):
+                txt.append(f"  guard {guard}")
         out.append((base + ".tiny.txt", "\n".join(txt) + "\n"))
         manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),

@@ -36,6 +36,11 @@ def refuse_pins(graph: Graph, guards: List[Guard]) -> None:
                                f"give it in --input-shapes", graph.source)
 
 
+def guard_message(g: Guard) -> str:
+    """What the runtime says when a shape violates the guard (and the manifest lists)."""
+    return f"node {g.node}: needs {g.text()}" if g.node else f"needs {g.text()}"
+
+
 def check_upper_bounds(graph: Graph, names, producers=None) -> None:
     """Every tensor stays addressable (< 4 GiB) at the symbols' upper bounds. Symbols whose
     upper bound nobody gave get a smaller one where needed: the largest is halved until the
@@ -110,8 +115,8 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
                 from None
 
     for g in guards:
-        msg = f"node {g.node}: needs {g.text()}" if g.node else f"needs {g.text()}"
-        dyn.guards.append((dyn.expr_index(symbolic.guard_program(g, sym_index)), msg))
+        dyn.guards.append((dyn.expr_index(symbolic.guard_program(g, sym_index)),
+                           guard_message(g)))
     for t_index, bt in enumerate(blob.tensors):
         for axis, d in enumerate(shapes[t_index]):
             if isinstance(d, Sym):
@@ -123,9 +128,14 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
         for k, p in enumerate(words):
             if isinstance(p, Sym):
                 dyn.params.append((i_index, k, expr(p)))
+    bounds = bounds_of(graph)
     for buf in plan.memory.buffers:
         members = tuple(sorted(index[m] for m in buf.members if m in index))
         size = buf.expr
+        if symbolic.upper_bound(size, bounds) > MAX_BYTES:  # e.g. a workspace
+            raise CompileError(f"buffer '{buf.name}' ({size!r} bytes) can pass 4 GiB - 1 within "
+                               "the bounds of its dimensions: give smaller upper bounds",
+                               graph.source)
         dyn.buffers.append(Buffer(expr(size), buf.first, buf.last, members))
     _check_members(dyn, blob)
     return dyn

@@ -35,6 +35,7 @@ class Plan:
     # conditions the plan relies on when its dimensions are symbolic (ir/symbolic.py)
     guards: list = field(default_factory=list)
     choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
+    instr_nodes: List[str] = field(default_factory=list)  # the node each instruction computes
 
     def root(self, name: str) -> str:
         while name in self.views:
@@ -53,37 +54,39 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     isa = options.isa_spec
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
+    nodes: List[str] = []
     for op in graph.ops:
-        with symbolic.at_node(f"'{op.name or op.outputs[0]}' ({op.type})"):
+        label = f"'{op.name or op.outputs[0]}' ({op.type})"
+        with symbolic.at_node(label):
             _lower_op(op, graph, isa, instrs, views)
+        nodes += [label] * (len(instrs) - len(nodes))
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
-                output_names=list(graph.outputs))
+                output_names=list(graph.outputs), instr_nodes=nodes)
     _own_outputs(plan)
     plan.memory = _plan(plan)
     return plan
 
 
 def _lower_op(op, graph: Graph, isa, instrs: List[Instr], views: Dict[str, View]) -> None:
-    if True:
-        parts = _concat_in_place(op, graph, views)
-        if parts:
-            views.update((v.output, v) for v in parts)
-            return
-        for item in lower(op, graph, isa):
-            if isinstance(item, View):
-                views[item.output] = item
-            else:
-                if is_elementwise(op) or op.type == "FusedElementwise":
-                    item.note = item.note or "element-wise"
-                    # An input may share the output's buffer only if element i of both sits
-                    # at the same bytes: same shape (not broadcast) and same element size.
-                    out = graph.tensors[item.outputs[0]]
-                    item.in_place = [
-                        n for n in item.inputs
-                        if n and same_shape(graph.tensors[n].shape, out.shape)
-                        and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
-                instrs.append(item)
+    parts = _concat_in_place(op, graph, views)
+    if parts:
+        views.update((v.output, v) for v in parts)
+        return
+    for item in lower(op, graph, isa):
+        if isinstance(item, View):
+            views[item.output] = item
+        else:
+            if is_elementwise(op) or op.type == "FusedElementwise":
+                item.note = item.note or "element-wise"
+                # An input may share the output's buffer only if element i of both sits
+                # at the same bytes: same shape (not broadcast) and same element size.
+                out = graph.tensors[item.outputs[0]]
+                item.in_place = [
+                    n for n in item.inputs
+                    if n and same_shape(graph.tensors[n].shape, out.shape)
+                    and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
+            instrs.append(item)
 
 
 def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:

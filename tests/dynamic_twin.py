@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from megcc_builder.compiler import ModelSpec, compile_model, plan_to_blob, shared_kernels
 from megcc_builder.emit.dynamic import (EvalError, bind_symbols, evaluate, place_buffers)
@@ -18,8 +18,7 @@ from megcc_builder.emit.model_blob import BlobPlan
 from megcc_builder.ir import itemsize
 
 
-# kernels that only dynamic plans use (a static compile specialises on the extent)
-RUNTIME_EXTENT_KERNELS = ("matmul_f32_bstrided", "resize_nearest_rt_")
+from megcc_builder.dynamic_check import runtime_extent_kernel  # noqa: E402
 
 
 def _family(kernel: str) -> str:
@@ -152,7 +151,7 @@ def compare_with_static(path: str, dyn_model, blob: BlobPlan, kernel_names: List
                 assert sblob.tensors[si.workspace].shape == inst.shapes[ins.workspace], k
         else:  # same family at another rank (extent-1 axes merged), or a run-time variant
             dname, sname = kernel_names[ins.kernel_index], snames[si.kernel_index]
-            assert dname.startswith(RUNTIME_EXTENT_KERNELS) or \
+            assert runtime_extent_kernel(dname) or \
                 _family(dname) == _family(sname), (k, dname, sname)
     assert same_kernel >= len(blob.instrs) * 3 // 4
     return inst

@@ -176,9 +176,13 @@ def _input_tensor(vi, shape_override, source, maker: SymbolMaker) -> Tensor:
                            "--input-shapes", source)
     dims = []
     for k, d in enumerate(tt.shape.dim):
-        # dim_param, no value, or the exporters' -1 / 0 for "unknown": a run-time dimension
+        # dim_param, no value, or the exporters' -1 for "unknown": a run-time dimension
+        # (0 is ONNX's zero-sized dimension, which megcc does not compile)
         if d.HasField("dim_value") and d.dim_value > 0:
             dims.append(d.dim_value)
+        elif d.HasField("dim_value") and d.dim_value == 0:
+            raise CompileError(f"input '{clip(vi.name)}' has a zero-sized dimension (0 at axis "
+                               f"{k}); megcc compiles non-empty static shapes", source)
         elif d.dim_param and d.dim_param != "?":
             dims.append(maker.symbol(d.dim_param, k))
         elif d.HasField("dim_value") and d.dim_value < -1:

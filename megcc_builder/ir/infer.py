@@ -261,9 +261,22 @@ def node_label(op: Op) -> str:
     return f"'{op.name or op.outputs[0]}' ({op.type})"
 
 
-def _specialise_values(graph: Graph, op: Op) -> None:
-    """Constant inputs holding Syms become int64 values pinned on their hints."""
-    for n in op.inputs:
+def _runs_with_symbolic_shape(graph: Graph, op: Op) -> bool:
+    """Constant inputs, but a shape operand holds Syms that value folding cannot handle
+    (Expand of a constant to a run-time shape): the op stays, its output sized at run time."""
+    operands = shape_operands(op, graph.opset)
+    symbolic_at = [k for k, n in enumerate(op.inputs)
+                   if n and is_symbolic_value(graph.tensors[n].data)]
+    return bool(symbolic_at) and all(k in operands for k in symbolic_at) and \
+        fold_values(graph, op) is None and symbolic_shapes(graph, op) is not None
+
+
+def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
+    """Constant inputs holding Syms become int64 values pinned on their hints (except the
+    shape operands `keep`, which the symbolic shape rules read)."""
+    for k, n in enumerate(op.inputs):
+        if k in keep:
+            continue
         if n and is_symbolic_value(graph.tensors[n].data):
             t = graph.tensors[n]
             graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
@@ -297,94 +310,95 @@ def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:
 
 
 def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None:
-    if True:
-        ins = [graph.tensors.get(i) for i in op.inputs if i]
-        if any(t is None for t in ins):
-            missing = [i for i in op.inputs if i and i not in graph.tensors]
-            raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
-        if op.type == "If" and ins:
-            if not ins[0].is_const:  # the branches may differ in shapes: specialise or refuse
-                raise graph.needs_value(op, op.inputs[0], "the condition")
-            # a constant condition selects a branch: its nodes replace the If
-            work.extend(reversed(_inline_branch(graph, op)))
-            return
-        if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
-            _specialise_values(graph, op)
-            for t in infer_outputs(graph, op):
-                graph.tensors[t.name] = t
-            kept.append(op)
-            return
-        if _foldable(op, ins):
-            if any(is_symbolic_value(t.data) for t in ins):
-                values = fold_values(graph, op)  # shape arithmetic on symbolic dims
-                if values is not None:
-                    for name, value in zip([o for o in op.outputs if o], values):
-                        graph.add_const(name, value, "int64" if value.dtype == object else None)
-                    return
-                _specialise_values(graph, op)
-            _fold(graph, op)
-            return
-        if op.type in ("Shape", "Size") and ins and \
-                any(isinstance(d, symbolic.Sym) for d in ins[0].shape):
-            dims = list(ins[0].shape)
-            if op.type == "Shape":
-                start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
-                value = shape_value(dims[start:end])
-            else:
-                n = 1
-                for d in dims:
-                    n = n * d
-                value = shape_value([n]).reshape(())
-            graph.add_const(op.outputs[0], value, "int64")
-            return
-        if op.type in ("Shape", "Size") and ins:
-            # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
-            # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
-            # Concat -> Reshape) fold too instead of being probed with zeros.
-            dims = np.array(ins[0].shape, dtype=np.int64)
-            if op.type == "Shape":
-                start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
-                value = dims[start:end]
-            else:
-                value = np.array(int(np.prod(dims)), dtype=np.int64)
-            graph.add_const(op.outputs[0], value)
-            return
-        if op.type == "EyeLike" and ins:
-            # the value depends only on the input's shape: a constant
-            from .dtypes import numpy_dtype
-
-            feeds = {op.inputs[0]: np.zeros(ins[0].shape, numpy_dtype(ins[0].dtype))}
-            try:
-                (value,) = _evaluate(graph, op, feeds)
-            except Exception as exc:
-                raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
-            graph.add_const(op.outputs[0], np.asarray(value))
-            return
-        if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
-            # only the second input's dtype matters: a Cast of a constant, folded
-            op = Op("Cast", [op.inputs[0]], op.outputs,
-                    {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
-            _fold(graph, op)
-            return
-        if not has_kernel(op.type):
-            for k in shape_operands(op, graph.opset):
-                if k < len(op.inputs) and op.inputs[k] and \
-                        not graph.tensors[op.inputs[k]].is_const:
-                    raise graph.needs_value(op, op.inputs[k],
-                                            f"input {k}, which sets the output shape,")
-            body = expand_function(graph, op)
-            if body is not None:  # no kernel, but an ONNX function: use its definition
-                work.extend(reversed(body))
-                return
-        if has_symbolic_inputs(graph, op):
-            outs = _infer_symbolic(graph, op)
-        else:
-            outs = _infer_shapes(graph, op)
-            if outs is None:
-                outs = _probe_shapes(graph, op)
-        for t in outs:
-            old = graph.tensors.get(t.name)
-            if old is not None and old.quant is not None:
-                t.quant = old.quant
+    ins = [graph.tensors.get(i) for i in op.inputs if i]
+    if any(t is None for t in ins):
+        missing = [i for i in op.inputs if i and i not in graph.tensors]
+        raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
+    if op.type == "If" and ins:
+        if not ins[0].is_const:  # the branches may differ in shapes: specialise or refuse
+            raise graph.needs_value(op, op.inputs[0], "the condition")
+        # a constant condition selects a branch: its nodes replace the If
+        work.extend(reversed(_inline_branch(graph, op)))
+        return
+    if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
+        _specialise_values(graph, op)
+        for t in infer_outputs(graph, op):
             graph.tensors[t.name] = t
         kept.append(op)
+        return
+    if _foldable(op, ins) and not _runs_with_symbolic_shape(graph, op):
+        if any(is_symbolic_value(t.data) for t in ins):
+            values = fold_values(graph, op)  # shape arithmetic on symbolic dims
+            if values is not None:
+                for name, value in zip([o for o in op.outputs if o], values):
+                    graph.add_const(name, value, "int64" if value.dtype == object else None)
+                return
+            _specialise_values(graph, op)
+        _fold(graph, op)
+        return
+    if op.type in ("Shape", "Size") and ins and \
+            any(isinstance(d, symbolic.Sym) for d in ins[0].shape):
+        dims = list(ins[0].shape)
+        if op.type == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+            value = shape_value(dims[start:end])
+        else:
+            n = 1
+            for d in dims:
+                n = n * d
+            value = shape_value([n]).reshape(())
+        graph.add_const(op.outputs[0], value, "int64")
+        return
+    if op.type in ("Shape", "Size") and ins:
+        # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
+        # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
+        # Concat -> Reshape) fold too instead of being probed with zeros.
+        dims = np.array(ins[0].shape, dtype=np.int64)
+        if op.type == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+            value = dims[start:end]
+        else:
+            value = np.array(int(np.prod(dims)), dtype=np.int64)
+        graph.add_const(op.outputs[0], value)
+        return
+    if op.type == "EyeLike" and ins:
+        # the value depends only on the input's shape: a constant
+        from .dtypes import numpy_dtype
+
+        feeds = {op.inputs[0]: np.zeros(ins[0].shape, numpy_dtype(ins[0].dtype))}
+        try:
+            (value,) = _evaluate(graph, op, feeds)
+        except Exception as exc:
+            raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
+        graph.add_const(op.outputs[0], np.asarray(value))
+        return
+    if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
+        # only the second input's dtype matters: a Cast of a constant, folded
+        op = Op("Cast", [op.inputs[0]], op.outputs,
+                {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
+        _fold(graph, op)
+        return
+    if not has_kernel(op.type):
+        for k in shape_operands(op, graph.opset):
+            if k < len(op.inputs) and op.inputs[k] and \
+                    not graph.tensors[op.inputs[k]].is_const:
+                raise graph.needs_value(op, op.inputs[k],
+                                        f"input {k}, which sets the output shape,")
+        body = expand_function(graph, op)
+        if body is not None:  # no kernel, but an ONNX function: use its definition
+            work.extend(reversed(body))
+            return
+    if has_symbolic_inputs(graph, op):
+        # a kernel reads every other input's values: those cannot stay symbolic
+        _specialise_values(graph, op, keep=shape_operands(op, graph.opset))
+        outs = _infer_symbolic(graph, op)
+    else:
+        outs = _infer_shapes(graph, op)
+        if outs is None:
+            outs = _probe_shapes(graph, op)
+    for t in outs:
+        old = graph.tensors.get(t.name)
+        if old is not None and old.quant is not None:
+            t.quant = old.quant
+        graph.tensors[t.name] = t
+    kept.append(op)

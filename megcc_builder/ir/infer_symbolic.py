@@ -209,14 +209,20 @@ def _reshape(graph: Graph, op: Op) -> List[Shape]:
     return [tuple(out)]
 
 
-def _slice_dim(d, start, end, step):
+def slice_range(start, end, step: int, d):
+    """(first index, count) of ONNX's Slice along an axis of extent d (Python's clamping),
+    as expressions when d (or start/end) is symbolic."""
     if step > 0:
         start = smax(start + d, 0) if _neg(start) else smin(start, d)
         end = smax(end + d, 0) if _neg(end) else smin(end, d)
-        return smax(floordiv(end - start + step - 1, step), 0)
+        return start, smax(floordiv(end - start + step - 1, step), 0)
     start = smax(start + d, -1) if _neg(start) else smin(start, d - 1)
     end = smax(end + d, -1) if _neg(end) else smin(end, d - 1)
-    return smax(floordiv(start - end - step - 1, -step), 0)
+    return start, smax(floordiv(start - end - step - 1, -step), 0)
+
+
+def _slice_dim(d, start, end, step):
+    return slice_range(start, end, step, d)[1]
 
 
 def _neg(v) -> bool:

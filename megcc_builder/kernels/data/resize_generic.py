@@ -217,42 +217,48 @@ def _nearest_runtime_instr(op: Op, graph: Graph, coord: str, nearest: str, scale
     esize = itemsize(x.dtype)
     ct = UINT_OF_SIZE[esize]
     name = f"resize_nearest_rt_{coord}_{nearest}_e{esize}"
-    index = f"""static int32_t megcc_resize_src_{coord}_{nearest}(int32_t o, int32_t n, int32_t m, float s) {{
+    tag = f"{coord}_{nearest}"
+    rounding = _RT_NEAREST[nearest].replace("megcc_round_away", f"megcc_round_away_{tag}")
+    index = f"""static inline double megcc_round_away_{tag}(double v) {{
+    return v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
+}}
+static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, float s) {{
     const float v32 = {_RT_COORD[coord]};
     const double v = (double)v32;
-    double r = {_RT_NEAREST[nearest]};
+    double r = {rounding};
     (void)m;
+    (void)megcc_round_away_{tag};
     if (r < 0.0) r = 0.0;
     if (r > (double)(n - 1)) r = (double)(n - 1);
     return (int32_t)r;
 }}
-static double megcc_round_away(double v) {{
-    return v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
-}}
 """
-    if "megcc_round_away" not in _RT_NEAREST[nearest]:
-        index = index.replace("static double megcc_round_away", "static inline double megcc_round_away")
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
     const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
     const float sw = SW > 0.0f ? SW : (float)OW / (float)W;
+    /* the source column of every output column once, in the workspace (as the static
+     * kernel's table); the source row once per output row */
+    int32_t *ix = (int32_t *)workspace;
     int32_t c, oy, ox;
+    for (ox = 0; ox < OW; ++ox) ix[ox] = megcc_resize_src_{coord}_{nearest}(ox, W, OW, sw);
     for (c = 0; c < NC; ++c) {{
         const {ct} *xc = x + (int64_t)c * H * W;
         for (oy = 0; oy < OH; ++oy, y += OW) {{
             const {ct} *row = xc + (int64_t)megcc_resize_src_{coord}_{nearest}(oy, H, OH, sh) * W;
-            for (ox = 0; ox < OW; ++ox) y[ox] = row[megcc_resize_src_{coord}_{nearest}(ox, W, OW, sw)];
+            for (ox = 0; ox < OW; ++ox) y[ox] = row[ix[ox]];
         }}
     }}
 """
     kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math",),
-                         prelude=index.replace("static double", "static inline double"))
+                         prelude=index)
     sh = 0.0 if scales is None else float(F32(scales[2]))
     sw = 0.0 if scales is None else float(F32(scales[3]))
     params = RT_NEAREST_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
                                     OH=y.shape[2], OW=y.shape[3], SH=f32_bits(sh),
                                     SW=f32_bits(sw))
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                 workspace_bytes=4 * y.shape[3],
                  note=f"nearest, {coord}, {nearest}, indices computed at run time")
 
 

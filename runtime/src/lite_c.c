@@ -451,8 +451,11 @@ static int tensor_info(const LiteTensor tensor, megcc_tensor_info *info, lite_ne
      * it gets the compiled description (name, dtype); everything else reports the refusal */
     if (!mgc_streq(fn, "LITE_set_tensor_layout"))
         return fail("%s: %s", fn, megcc_network_last_error(ln->net));
-    st = (*output ? megcc_model_plan_output_info : megcc_model_plan_input_info)(
-        ln->model, megcc_network_plan(ln->net), *index, info);
+    /* (direct calls: a function pointer to them needs a GOT, which bare metal lacks) */
+    if (*output)
+        st = megcc_model_plan_output_info(ln->model, megcc_network_plan(ln->net), *index, info);
+    else
+        st = megcc_model_plan_input_info(ln->model, megcc_network_plan(ln->net), *index, info);
     return st ? fail("%s: %s", fn, megcc_network_last_error(ln->net)) : 0;
 }
 

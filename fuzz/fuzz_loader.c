@@ -61,27 +61,69 @@ static void fill_input(megcc_network *net, uint32_t i, uint32_t plan) {
     }
 }
 
-static int run_plan(const megcc_model *m, uint32_t plan, int *forwards) {
-    megcc_network *net = NULL;
+/* Forward once and read every output, so a bad pointer or size shows up under ASan. */
+static void forward_and_read(megcc_network *net, uint32_t plan, int *forwards) {
     megcc_tensor_info info;
     uint32_t i;
+    for (i = 0; i < megcc_network_num_inputs(net); i++) fill_input(net, i, plan);
+    if (megcc_network_forward(net) != MEGCC_OK) return;
+    ++*forwards;
+    for (i = 0; i < megcc_network_num_outputs(net); i++) {
+        const uint8_t *o = (const uint8_t *)megcc_network_output_data(net, i);
+        volatile uint8_t sink = 0;
+        size_t k;
+        if (o && megcc_network_output_info(net, i, &info) == MEGCC_OK)
+            for (k = 0; k < info.nbytes; k++) sink ^= o[k];
+        (void)sink;
+    }
+}
+
+/* A dynamic plan (docs/dynamic-shapes.md) also runs at random shapes around its hint:
+ * each round picks one input dimension and a new value in [0, 2 d + 4) for it and for
+ * every input dimension on the same axis with the same hint (as dimensions sharing a
+ * symbol must change together); the last round changes every dimension on its own. So
+ * bounds, guards and inconsistent inputs are refused, and accepted shapes re-place the
+ * arena (grown through the hooks) and run. */
+static void run_shapes(const megcc_model *m, megcc_network *net, uint32_t plan, uint32_t salt,
+                       int *forwards) {
+    uint32_t round, i, k, seed = salt, n_in = megcc_network_num_inputs(net);
+    for (round = 0; round < 4 && n_in; round++) {
+        size_t need = 0;
+        megcc_tensor_info pick;
+        uint32_t r = lcg(&seed), axis, v;
+        if (megcc_model_plan_input_info(m, plan, r % n_in, &pick) != MEGCC_OK || !pick.ndim)
+            continue;
+        axis = (r >> 8) % pick.ndim;
+        v = (lcg(&seed) >> 8) % (2u * (uint32_t)pick.dims[axis] + 4u);
+        for (i = 0; i < n_in; i++) {
+            megcc_tensor_info info;
+            int32_t dims[MEGCC_MAX_DIMS];
+            if (megcc_model_plan_input_info(m, plan, i, &info) != MEGCC_OK) return;
+            for (k = 0; k < info.ndim; k++) {
+                dims[k] = info.dims[k];
+                if (round == 3)
+                    dims[k] = (int32_t)((lcg(&seed) >> 8) % (2u * (uint32_t)info.dims[k] + 4u));
+                else if (k == axis && info.dims[k] == pick.dims[axis])
+                    dims[k] = (int32_t)v;
+            }
+            (void)megcc_network_set_input_shape(net, i, dims, info.ndim);
+        }
+        if (megcc_network_required_arena_size(net, &need) != MEGCC_OK || need > ARENA_CAP) {
+            (void)megcc_network_forward(net); /* must refuse again, cleanly */
+            continue;
+        }
+        forward_and_read(net, plan, forwards);
+    }
+}
+
+static int run_plan(const megcc_model *m, uint32_t plan, uint32_t salt, int *forwards) {
+    megcc_network *net = NULL;
     size_t arena = megcc_network_arena_size(m, (int)plan);
     if (arena > ARENA_CAP) return 0;
     if (megcc_network_create(m, NULL, 0, &net) != MEGCC_OK) return 0;
     if (megcc_network_select_plan(net, plan) == MEGCC_OK) {
-        for (i = 0; i < megcc_network_num_inputs(net); i++) fill_input(net, i, plan);
-        if (megcc_network_forward(net) == MEGCC_OK) {
-            ++*forwards;
-            /* Read every output so a bad pointer or size shows up under ASan. */
-            for (i = 0; i < megcc_network_num_outputs(net); i++) {
-                const uint8_t *o = (const uint8_t *)megcc_network_output_data(net, i);
-                volatile uint8_t sink = 0;
-                size_t k;
-                if (o && megcc_network_output_info(net, i, &info) == MEGCC_OK)
-                    for (k = 0; k < info.nbytes; k++) sink ^= o[k];
-                (void)sink;
-            }
-        }
+        forward_and_read(net, plan, forwards);
+        if (megcc_model_plan_is_dynamic(m, plan)) run_shapes(m, net, plan, salt, forwards);
         (void)megcc_network_last_error(net);
     }
     megcc_network_destroy(net);
@@ -112,7 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st = megcc_model_load_from_memory_ex(buf, size, 0, &hooks, &m);
     if (st == MEGCC_OK) {
         n = megcc_model_num_plans(m);
-        for (plan = 0; plan < n && plan < MAX_PLANS; plan++) run_plan(m, plan, &forwards);
+        for (plan = 0; plan < n && plan < MAX_PLANS; plan++)
+            run_plan(m, plan, mgc_rd32(buf + 12), &forwards);
         megcc_model_free(m);
     } else if (megcc_last_error()[0] == '\0') {
         abort(); /* every rejection must come with a message */

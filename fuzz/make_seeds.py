@@ -129,8 +129,25 @@ def control():
                    ("M", np.array(5, np.int64))])
 
 
+def dynamic_cnn():
+    """Symbolic batch, height and width (docs/dynamic-shapes.md): compiled into a dynamic
+    plan, which the fuzzers also run at random shapes."""
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Add", ["p", "p"], ["s"]),
+             helper.make_node("GlobalAveragePool", ["s"], ["a"]),
+             helper.make_node("Flatten", ["a"], ["f"]),
+             helper.make_node("Gemm", ["f", "g", "gb"], ["y"], transB=1)]
+    return _model(nodes, [vi("x", F, ["N", 2, "H", "W"])], [vi("y", F, ["N", 5])],
+                  [("w", _w(4, 2, 3, 3)), ("b", _w(4, seed=1)), ("g", _w(5, 4, seed=2)),
+                   ("gb", _w(5, seed=3))])
+
+
 ONNX_SEEDS = {"cnn": (cnn, []),
               "control": (control, []),
+              "dynamic_cnn": (dynamic_cnn, []),
               "eltwise": (eltwise, [{"x": (2, 3, 4)}, {"x": (1, 3, 2)}]),
               "movement": (movement, []),
               "reduce_norm": (reduce_norm, []),

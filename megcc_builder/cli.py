@@ -124,18 +124,22 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     **options):
-    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS."""
+                     hints: Optional[str] = None, **options):
+    """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS.
+    Symbolic dimensions, their bounds (`W<=2048` in `shapes`) and `hints` ("W=320") keep
+    a model's dimensions dynamic (docs/dynamic-shapes.md)."""
     from .compiler import ModelSpec
-    from .config import parse_input_shapes
+    from .config import parse_input_shapes, parse_shape_hints
+    from .frontend.dims import SymbolSpec
 
     if name and len(models) > 1:
         raise CompileError("--name applies to a single model")
-    instances = parse_input_shapes(shapes) if shapes else []
+    symbols = SymbolSpec(hints=parse_shape_hints(hints) if hints else {})
+    instances = parse_input_shapes(shapes, "--input-shapes", symbols.bounds) if shapes else []
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, **options))
+        specs.append(ModelSpec(model_name, path, instances, fuse, symbols=symbols, **options))
     return specs
 
 
@@ -149,6 +153,11 @@ def _report(bundle, out_dir: str) -> None:
             print(f"  {m.spec.name} [{p.name}]: {len(p.instrs)} instructions, arena "
                   f"{mem.arena_size} B (liveness lower bound {mem.lower_bound} B, "
                   f"x{ratio:.3f}), model {len(m.blob)} B")
+            if p.graph.symbols:  # a dynamic plan: the numbers above are its hints'
+                print("    dynamic: " + ", ".join(
+                    f"{n} in [{lo}, {hi}] (compiled for {h})"
+                    for n, (lo, hi, h) in p.graph.symbols.items())
+                      + f"; {len(p.guards)} guard{'s' if len(p.guards) != 1 else ''}")
 
 
 def cmd_compile(args) -> int:
@@ -168,7 +177,7 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 **_model_options(args))
+                                 hints=args.shape_hints, **_model_options(args))
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
                             cv=_cv_request(cv, args.cv))
@@ -209,6 +218,8 @@ def cmd_run(args) -> int:
     if args.threads < 1:
         raise CompileError(f"--threads must be at least 1, not {args.threads}")
     feeds = _parse_feeds(args.input)
+    if os.path.isdir(args.model):
+        return _run_compiled(args, feeds)
     shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
     for name, arr in feeds.items():
         shapes.setdefault(name, tuple(arr.shape))
@@ -255,7 +266,106 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _run_in_process(args, build_dir: str, ordered):
+def _run_compiled(args, feeds) -> int:
+    """`megcc run DIR`: an already compiled directory (kernels.c + one .tiny) run at the
+    arrays' shapes, nothing recompiled: a static plan compiled for them, else a dynamic
+    plan (docs/dynamic-shapes.md). A shape no plan accepts is a one-line error, and then
+    nothing is written."""
+    from .emit.model_blob import read_model
+    from .host import build_runner, in_process_supported, run_blob_logged
+    from .ir.dtypes import numpy_dtype
+    from .native import MegccRuntimeError
+    from .session import _find_compiled
+
+    if args.input_shapes:
+        raise CompileError("--input-shapes does not apply to a compiled directory (the "
+                           "arrays' shapes are used)", args.model)
+    kernels_c, blob_path = _find_compiled(args.model, None)
+    model_name = os.path.basename(blob_path)[:-len(".tiny")]
+    with open(blob_path, "rb") as f:
+        plan = read_model(f.read())["plans"][0]
+    inputs = [plan["tensors"][t] for t in plan["inputs"]]
+    names = [t["name"] for t in inputs]
+    unknown = sorted(set(feeds) - set(names))
+    if unknown:
+        raise CompileError(f"--input names '{unknown[0]}', which is not an input of the model "
+                           f"(inputs: {', '.join(names)})", blob_path)
+    rng = np.random.default_rng(args.seed)
+    ordered = []
+    for t in inputs:
+        dt = numpy_dtype(t["dtype"])
+        if t["name"] in feeds:
+            ordered.append(np.ascontiguousarray(feeds[t["name"]], dtype=dt))
+        elif t["dtype"].startswith("float"):
+            ordered.append(rng.standard_normal(t["shape"]).astype(dt))
+        else:
+            ordered.append(rng.integers(0, 2, t["shape"]).astype(dt))
+    out_names = _output_names(args.model, model_name, plan)
+    try:
+        if args.subprocess or not in_process_supported():
+            if args.threads != 1:
+                raise CompileError("--threads needs the in-process runtime (drop --subprocess)")
+            extra = ["-w", str(args.warmup), "-t", str(args.iterations)] if args.iterations else []
+            if args.profile:
+                extra += ["--profile", "--profile-runs", str(max(1, args.iterations))]
+            outs, log = run_blob_logged(build_runner(kernels_c), blob_path, ordered,
+                                        extra_args=extra, shapes=True)
+        else:
+            outs, log = _run_in_process(args, args.model, ordered, model_name)
+    except (MegccRuntimeError, RuntimeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # the runtime's own words, whichever way it ran
+        msg = re.sub(r" \(status \d+\)$", "", msg.split("input shapes refused: ")[-1])
+        msg = msg[len("input shapes: "):] if msg.startswith("input shapes: ") else msg
+        shapes = ", ".join(f"{n}={tuple(a.shape)}" for n, a in zip(names, ordered))
+        raise CompileError(f"cannot run at {shapes}: {msg}", blob_path) from None
+    os.makedirs(args.output_dir, exist_ok=True)
+    np.savez(os.path.join(args.output_dir, "outputs.npz"), **dict(zip(out_names, outs)))
+    if args.profile:
+        _print_kernel_profile(log)
+    for line in log.splitlines():
+        if line.startswith("latency"):
+            print(line)
+    for name, arr in zip(out_names, outs):
+        print(f"{name}: {arr.dtype} {list(arr.shape)}")
+    print(f"wrote {os.path.join(args.output_dir, 'outputs.npz')}")
+    return 0
+
+
+def _print_kernel_profile(log: str) -> None:
+    """Per instruction (fastest of the profiled runs), for a compiled directory: the kernel
+    names only (the compiler's graph is not at hand)."""
+    best = {}
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "profile":
+            idx, us = int(parts[1]), float(parts[3])
+            if idx not in best or us < best[idx][0]:
+                best[idx] = (us, parts[2])
+    total = sum(us for us, _ in best.values()) or 1.0
+    print(f"{'us':>10} {'%':>6}  instr kernel")
+    for idx, (us, name) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        print(f"{us:10.1f} {100 * us / total:6.2f}  #{idx} {name}")
+
+
+def _output_names(directory: str, model_name: str, plan: dict) -> List[str]:
+    """The compiler's output names (manifest.json; outputs sharing a tensor have their own
+    names there), else the tensor names of the blob."""
+    import json
+
+    names = [plan["tensors"][t]["name"] for t in plan["outputs"]]
+    try:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            for m in json.load(f)["models"]:
+                if m["name"] == model_name:
+                    listed = [o["name"] for o in m["plans"][0]["outputs"]]
+                    return listed if len(listed) == len(names) else names
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    return names
+
+
+def _run_in_process(args, build_dir: str, ordered, model_name: str = "model"):
     """Outputs and the runner-style log ("latency_ms ..." / "profile ..." lines) of
     `megcc run`, from the in-process session."""
     from .session import InferenceSession
@@ -263,9 +373,11 @@ def _run_in_process(args, build_dir: str, ordered):
     # one thread: thread CPU time, like the runner; more: wall-clock time (the CPU time of
     # the calling thread would leave out the workers)
     clock = "thread" if args.cpu_clock and args.threads == 1 else "wall"
-    with InferenceSession(build_dir, model_name="model", threads=args.threads,
+    with InferenceSession(build_dir, model_name=model_name, threads=args.threads,
                           clock=clock) as sess:
         net = sess.native_network()
+        if any(tuple(a.shape) != i.shape for a, i in zip(ordered, net.inputs)):
+            net.set_input_shapes([a.shape for a in ordered])  # a compiled directory
         lines = []
         if args.iterations:
             ms, outs = net.time_forward(ordered, args.warmup, args.iterations, clock)
@@ -468,7 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="*")
     c.add_argument("-o", "--output", help="output directory")
     c.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
-    c.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances')
+    c.add_argument("--input-shapes",
+                   help='e.g. "data=(1,3,224,224)"; ":" separates instances (each its own '
+                        'static plan). Names keep dimensions dynamic, with optional bounds: '
+                        '"x=(1,3,48,W);16<=W<=2048" (default bounds [1, 16384]); dimensions '
+                        'the model leaves open (dim_param, ?) stay dynamic without this flag')
+    c.add_argument("--shape-hints", metavar="SYM=N;...",
+                   help='sizes the static part of a dynamic plan is compiled (and its kernels '
+                        'chosen) for, e.g. "W=320;N=1" (default: 1 for a leading axis, else 64)')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(c)
@@ -479,8 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=ISA_HELP + " (default: $MEGCC_ISA or generic)")
     c.set_defaults(fn=cmd_compile)
 
-    r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz")
-    r.add_argument("model")
+    r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz; or "
+                                   "run an already compiled directory at the arrays' shapes")
+    r.add_argument("model", help="model file, or a `megcc compile` output directory")
     r.add_argument("--input", action="append", metavar="NAME=FILE.npy")
     r.add_argument("--input-shapes")
     r.add_argument("--output-dir", required=True)

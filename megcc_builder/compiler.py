@@ -22,6 +22,10 @@ from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
 from .ir.graph import clip
 from .ir.infer import infer_and_fold
+from .ir import symbolic
+from .ir.symbolic import Sym, hint
+from . import dynamic_plan
+from .frontend.dims import SymbolSpec
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
 from .control_lowering import is_control, resolve_jump_targets
@@ -50,6 +54,8 @@ class ModelSpec:
     enable_nchw44_dot: bool = False  # ... with dot-product kernels (options.CompileOptions)
     enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
     enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
+    # bounds and hints of run-time dimensions (frontend/dims.py; docs/dynamic-shapes.md)
+    symbols: SymbolSpec = field(default_factory=SymbolSpec)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
@@ -85,12 +91,13 @@ class Bundle:
     cv_files: Dict[str, str] = field(default_factory=dict)  # tinycv file name -> text
 
 
-def load_graph(path: str, shapes: Optional[Shapes] = None) -> Graph:
+def load_graph(path: str, shapes: Optional[Shapes] = None,
+               symbols: Optional[SymbolSpec] = None) -> Graph:
     lower = path.lower()
     if lower.endswith(".onnx"):
         from .frontend.onnx import load_onnx
 
-        return load_onnx(path, shapes)
+        return load_onnx(path, shapes, symbols=symbols)
     if lower.endswith(".mge") or lower.endswith(".mgb"):
         try:
             from .frontend.mge import load_mge
@@ -116,9 +123,11 @@ def _check_sizes(graph: Graph, names) -> None:
     """Refuse tensors the format cannot address (e.g. 2^40 elements) with the node that
     makes them, before anything tries to allocate, plan or serialize them."""
     producers = graph.producers()
+    if graph.symbols:  # sizes that are expressions: checked at the symbols' upper bounds
+        dynamic_plan.check_upper_bounds(graph, names, producers)
     for name in names:
         t = graph.tensors[name]
-        if t.nbytes > MAX_BYTES:
+        if not isinstance(t.nbytes, Sym) and t.nbytes > MAX_BYTES:
             raise graph.error(f"tensor '{name}' of shape {tuple(t.shape)} ({t.dtype}) takes "
                               f"{t.nbytes} bytes; a compiled model addresses at most 4 GiB - 1",
                               producers.get(name))
@@ -153,7 +162,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
         compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)
-    _check_views(plan)
+    with symbolic.hint_only():  # symbolic views are exact by construction (Reshape's guard)
+        _check_views(plan)
     if plan.memory.arena_size > MAX_BYTES:
         raise CompileError(f"the activations need an arena of {plan.memory.arena_size} bytes; "
                            "a compiled model addresses at most 4 GiB - 1", graph.source)
@@ -168,17 +178,28 @@ def resolve_isa(level: Optional[str]) -> str:
 
 
 def shapes_label(graph: Graph) -> str:
-    return ";".join(f"{n}=({','.join(str(d) for d in graph.tensors[n].shape)})"
-                    for n in graph.inputs)
+    return ";".join(f"{n}={symbolic.shape_text(graph.tensors[n].shape)}" for n in graph.inputs)
 
 
-def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
+def compile_model(spec: ModelSpec, graph_loader=load_graph,
+                  kernel_choices: Optional[Dict[str, str]] = None) -> CompiledModel:
+    """kernel_choices: node -> implementation to prefer where several apply (tests use the
+    choices a dynamic plan made at its hints, `Plan.choices`)."""
     options = spec.compile_options()
     plans = []
     for shapes in spec.shape_instances or [None]:
-        graph = graph_loader(spec.path, shapes)
         try:
-            plans.append(build_plan(graph, "", options))
+            with symbolic.session(replay=kernel_choices) as sess:
+                graph = graph_loader(spec.path, shapes, **(
+                    {"symbols": spec.symbols} if graph_loader is load_graph else {}))
+                sess.bounds.update(dynamic_plan.bounds_of(graph))
+                plans.append(build_plan(graph, "", options))
+                plans[-1].choices = dict(sess.choices)
+                if graph.symbols:
+                    dynamic_plan.refuse_pins(graph, sess.guards)
+                    plans[-1].guards = [g for g in sess.guards]
+            if graph.symbols:
+                _check_at_a_probe(spec, plans[-1], graph_loader, options)
         except CompileError as exc:
             if exc.source or type(exc) is not CompileError:  # NeedsValue carries more
                 raise
@@ -186,6 +207,34 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph) -> CompiledModel:
             raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
+
+
+def _plan_blob(plan: Plan):
+    """(BlobPlan, kernel name -> Kernel, kernel names by index) of one plan on its own."""
+    kernels = {}
+    for ins in plan.instrs:
+        kernels.setdefault(ins.kernel.name, ins.kernel)
+    names = sorted(kernels)
+    blob = plan_to_blob(plan, {n: i for i, n in enumerate(names)}, [], {})
+    return blob, kernels, names
+
+
+def _check_at_a_probe(spec: ModelSpec, plan: Plan, graph_loader, options) -> None:
+    """The dynamic plan evaluated at other sizes against a static compile there
+    (dynamic_check.py): a safety net for extents specialised without the trace seeing."""
+    from . import dynamic_check
+
+    blob, kernels, names = _plan_blob(plan)
+    dims = dynamic_check.probe_dims(blob)
+    if dims is None:
+        return
+    shapes = {n: d for n, d in zip(plan.graph.inputs, dims)}
+    with symbolic.session(replay=plan.choices):
+        graph = graph_loader(spec.path, shapes)
+        static = build_plan(graph, "", options)
+    sblob, skernels, snames = _plan_blob(static)
+    dynamic_check.compare(blob, kernels, names, sblob, skernels, snames, dims,
+                          plan.instr_nodes, spec.path)
 
 
 def shared_kernels(models: List[CompiledModel]) -> List[Kernel]:
@@ -206,13 +255,17 @@ def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
     graph = plan.graph
     tensors: List[BlobTensor] = []
     index: Dict[str, int] = {}
+    # the symbolic values behind what the blob holds as hints (dynamic plans)
+    shapes: List[tuple] = []
+    view_offsets: Dict[int, object] = {}
 
     def add_root(name: str) -> int:
         if name in index:
             return index[name]
         t = graph.tensors[name]
         quant = t.quant
-        bt = BlobTensor(name, t.dtype, t.shape, "arena",
+        shapes.append(t.shape)
+        bt = BlobTensor(name, t.dtype, tuple(hint(d) for d in t.shape), "arena",
                         layout={"nchw": 0, "nchw44": 1, "nchw88": 2}[t.layout],
                         scale=quant.scale if quant else 0.0,
                         zero_point=quant.zero_point if quant else 0)
@@ -237,8 +290,10 @@ def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
         base = add_root(root)
         t = graph.tensors[name]
         index[name] = len(tensors)
-        tensors.append(BlobTensor(name, t.dtype, t.shape, "view", offset=plan.view_offset(name),
-                                  base=base))
+        shapes.append(t.shape)
+        view_offsets[index[name]] = plan.view_offset(name)
+        tensors.append(BlobTensor(name, t.dtype, tuple(hint(d) for d in t.shape), "view",
+                                  offset=hint(plan.view_offset(name)), base=base))
         return index[name]
 
     inputs = [add(n) for n in graph.inputs]
@@ -248,18 +303,24 @@ def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
         if i in plan.workspaces:
             ws_name = plan.workspaces[i]
             index[ws_name] = len(tensors)
-            tensors.append(BlobTensor(ws_name, "uint8", (ins.workspace_bytes,), "arena",
+            shapes.append((ins.workspace_bytes,))
+            tensors.append(BlobTensor(ws_name, "uint8", (hint(ins.workspace_bytes),), "arena",
                                       offset=plan.memory.offsets[ws_name]))
             ws = index[ws_name]
         instrs.append(BlobInstr(ins.code if is_control(ins) else kernel_index[ins.kernel.name],
                                 [add(n) if n else -1 for n in ins.inputs],
                                 [add(n) for n in ins.outputs],
-                                [0, ins.target] if is_control(ins) else list(ins.params), ws))
+                                [0, ins.target] if is_control(ins) else
+                                [hint(p) for p in ins.params], ws))
     resolve_jump_targets(instrs)
     outputs = [add(n) for n in graph.outputs]
     for k, shown in enumerate(plan.output_names):
         tensors[outputs[k]].name = shown
-    return BlobPlan(plan.name, 0, plan.memory.arena_size, tensors, instrs, inputs, outputs)
+    blob = BlobPlan(plan.name, 0, plan.memory.arena_size, tensors, instrs, inputs, outputs)
+    if graph.symbols:
+        blob.dynamic = dynamic_plan.build(graph, plan, blob, index, plan.guards, shapes,
+                                          view_offsets, [list(i.params) for i in plan.instrs])
+    return blob
 
 
 def serialize_model(model: CompiledModel, kernels: List[Kernel], set_id: int) -> bytes:
@@ -320,14 +381,21 @@ def io_description(plan: Plan) -> dict:
 
     def desc(name, shown):
         t = g.tensors[name]
-        return {"name": shown, "dtype": t.dtype, "shape": list(t.shape)}
+        # a run-time dimension is shown as its expression ("W", "(W + 31)//32")
+        return {"name": shown, "dtype": t.dtype,
+                "shape": [repr(d) if isinstance(d, Sym) else d for d in t.shape]}
 
-    return {"name": plan.name,
+    info = {"name": plan.name,
             "inputs": [desc(n, n) for n in g.inputs],
             "outputs": [desc(n, s) for n, s in zip(g.outputs, plan.output_names)],
             "arena_bytes": plan.memory.arena_size,
             "liveness_lower_bound_bytes": plan.memory.lower_bound,
             "instructions": [i.kernel.name for i in plan.instrs]}
+    if g.symbols:  # a dynamic plan: the sizes above are those of the hints
+        info["symbols"] = [{"name": n, "min": lo, "max": hi, "hint": h}
+                           for n, (lo, hi, h) in g.symbols.items()]
+        info["guards"] = [dynamic_plan.guard_message(gd) for gd in plan.guards]
+    return info
 
 
 def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None:
@@ -364,6 +432,11 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
                 for io in p[kind]:
                     txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "
                                f"({','.join(map(str, io['shape']))})")
+            for sym in p.get("symbols", []):
+                txt.append(f"  symbol {sym['name']} in [{sym['min']}, {sym['max']}], "
+                           f"compiled for {sym['hint']}")
+            for guard in p.get("guards", []):
+                txt.append(f"  guard {guard}")
         out.append((base + ".tiny.txt", "\n".join(txt) + "\n"))
         manifest["models"].append({"name": m.spec.name, "source": os.path.basename(m.spec.path),
                                    "blob": m.spec.name + ".tiny", "blob_bytes": len(m.blob),

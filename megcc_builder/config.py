@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .compiler import MODEL_NAME_MAX, MODEL_NAME_RE, ModelSpec
 from .cv.request import check_cv_section
+from .frontend.dims import SymbolSpec
 from .frontend.model_file import require_regular_file
 from .ir import CompileError
 from .ir.graph import clip
@@ -21,36 +22,97 @@ from .ir.graph import clip
 SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
                      "enable_compress_fp16", "enable_ioc16"}
 PENDING_OPTIONS = {"enable_nchw88", "add_nhwc2nchw_to_input"}
-MODEL_KEYS = {"model_name", "model_path", "input_shape_str"} | SUPPORTED_OPTIONS \
+MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
-_INPUT = re.compile(r"\s*([^=;:]+?)\s*=\s*\(\s*([0-9,\s]*)\)\s*")
+_INPUT = re.compile(r"\s*([^=;:]+?)\s*=\s*\(\s*([0-9A-Za-z_,\s]*)\)\s*")
+# a bound on a symbolic dimension: "W<=2048", "16<=W", "16<=W<=2048", "W>=16"
+_BOUND = re.compile(r"\s*(?:(\d+)\s*<=\s*)?([A-Za-z_]\w*)\s*(?:<=\s*(\d+)|>=\s*(\d+))?\s*")
+_SYMBOL = re.compile(r"[A-Za-z_]\w*")
 
 
-def parse_input_shapes(text: str, source: str = "--input-shapes") -> List[Dict[str, Tuple[int, ...]]]:
+def parse_input_shapes(text: str, source: str = "--input-shapes",
+                       bounds: Optional[Dict[str, Tuple[int, int]]] = None
+                       ) -> List[Dict[str, tuple]]:
+    """MegCC's shape string: `name=(d0,d1,...)` per input, ';' between inputs, ':' between
+    shape instances. With `bounds` (a dict filled in place) a dimension may be a symbol
+    name (`x=(1,3,H,W)`, kept dynamic; docs/dynamic-shapes.md) and an item may bound one
+    (`W<=2048`, `16<=W<=2048`); without it only numbers are accepted."""
     instances = []
     for inst_text in text.split(":"):
-        shapes: Dict[str, Tuple[int, ...]] = {}
+        shapes: Dict[str, tuple] = {}
         for part in inst_text.split(";"):
             if not part.strip():
+                continue
+            if bounds is not None and "(" not in part and ("<" in part or ">" in part):
+                _parse_bound(part, bounds, source)
                 continue
             m = _INPUT.fullmatch(part)
             if not m:
                 raise CompileError(f"bad input shape '{clip(part.strip())}' (expected "
                                    "name=(d0,d1,...))", source)
-            dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
-            if any(d <= 0 for d in dims):
-                raise CompileError(f"input '{clip(m.group(1))}' has a non-positive dimension",
-                                   source)
+            dims = tuple(_dim(d, m.group(1), bounds, source)
+                         for d in m.group(2).replace(" ", "").split(",") if d)
             if m.group(1) in shapes:
                 raise CompileError(f"input '{clip(m.group(1))}' given twice in one instance "
                                    "(';' separates inputs of one instance, ':' separates "
                                    "shape instances)", source)
             shapes[m.group(1)] = dims
         if not shapes:
+            if bounds is not None and inst_text.strip():
+                continue  # an instance of bounds only
             raise CompileError(f"empty shape instance in '{clip(text)}'", source)
         instances.append(shapes)
+    if not instances:
+        raise CompileError(f"no input shape in '{clip(text)}'", source)
     return instances
+
+
+def _dim(text: str, inp: str, bounds, source: str):
+    if text.isdigit():
+        if int(text) <= 0:
+            raise CompileError(f"input '{clip(inp)}' has a non-positive dimension", source)
+        return int(text)
+    if bounds is not None and _SYMBOL.fullmatch(text):
+        return text
+    if _SYMBOL.fullmatch(text):
+        raise CompileError(f"input '{clip(inp)}' has a symbolic dimension '{clip(text)}': "
+                           "only `megcc compile` keeps dimensions dynamic", source)
+    raise CompileError(f"input '{clip(inp)}' has a bad dimension '{clip(text)}'", source)
+
+
+def _parse_bound(part: str, bounds: Dict[str, Tuple[int, int]], source: str) -> None:
+    from .ir.symbolic import DEFAULT_MAX, DEFAULT_MIN
+
+    m = _BOUND.fullmatch(part)
+    if not m or not (m.group(1) or m.group(3) or m.group(4)) or (m.group(1) and m.group(4)):
+        raise CompileError(f"bad bound '{clip(part.strip())}' (expected e.g. W<=2048, "
+                           "16<=W<=2048 or W>=16)", source)
+    name = m.group(2)
+    lo, hi = bounds.get(name, (DEFAULT_MIN, DEFAULT_MAX))
+    if m.group(1) or m.group(4):
+        lo = int(m.group(1) or m.group(4))
+    if m.group(3):
+        hi = int(m.group(3))
+    if not 1 <= lo <= hi <= 0x7FFFFFFF:
+        raise CompileError(f"bound '{clip(part.strip())}' leaves {name} no value in "
+                           f"[1, 2^31 - 1] (min {lo}, max {hi})", source)
+    bounds[name] = (lo, hi)
+
+
+def parse_shape_hints(text: str, source: str = "--shape-hints") -> Dict[str, int]:
+    """`W=320;H=640`: the sizes a dynamic plan's static part is compiled for."""
+    hints: Dict[str, int] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if not _SYMBOL.fullmatch(name) or not value.isdigit() or int(value) <= 0:
+            raise CompileError(f"bad shape hint '{clip(part.strip())}' (expected e.g. W=320)",
+                               source)
+        hints[name] = int(value)
+    return hints
 
 
 def check_options(options: Dict[str, object], source: str, where: str = "") -> Dict[str, bool]:
@@ -155,12 +217,17 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
             raise CompileError(f"{where}field 'input_shape_str' must be a string", path)
         opts = check_options({k: v for k, v in m.items() if k in SUPPORTED_OPTIONS
                               | PENDING_OPTIONS}, path, where)
+        hints = m.get("shape_hints", "")
+        if not isinstance(hints, str):
+            raise CompileError(f"{where}field 'shape_hints' must be a string", path)
+        symbols = SymbolSpec(hints=parse_shape_hints(hints, path))
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
-                               parse_input_shapes(shapes, path) if shapes.strip() else [],
+                               parse_input_shapes(shapes, path, symbols.bounds)
+                               if shapes.strip() else [],
                                opts["fuse"], enable_nchw44=opts["enable_nchw44"],
                                enable_nchw44_dot=opts["enable_nchw44_dot"],
                                enable_compress_fp16=opts["enable_compress_fp16"],
-                               enable_ioc16=opts["enable_ioc16"]))
+                               enable_ioc16=opts["enable_ioc16"], symbols=symbols))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -222,24 +223,30 @@ def _sanitizer_env() -> Optional[Dict[str, str]]:
 
 
 def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
-             extra_args: Sequence[str] = (), emulator: Sequence[str] = ()) -> List[np.ndarray]:
-    """Run plan `plan` of a compiled model with inputs in plan order; outputs in order."""
-    return run_blob_logged(runner, blob_path, inputs, plan, extra_args, emulator)[0]
+             extra_args: Sequence[str] = (), emulator: Sequence[str] = (),
+             shapes: bool = False) -> List[np.ndarray]:
+    """Run plan `plan` of a compiled model with inputs in plan order; outputs in order.
+    shapes: run at the inputs' own shapes (a dynamic plan, docs/dynamic-shapes.md)."""
+    return run_blob_logged(runner, blob_path, inputs, plan, extra_args, emulator, shapes)[0]
 
 
 def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
-                    extra_args: Sequence[str] = (), emulator: Sequence[str] = ()
-                    ) -> Tuple[List[np.ndarray], str]:
+                    extra_args: Sequence[str] = (), emulator: Sequence[str] = (),
+                    shapes: bool = False) -> Tuple[List[np.ndarray], str]:
     """run_blob, plus what the runner printed (timings, --profile lines)."""
     with open(blob_path, "rb") as f:
         info = read_model(f.read())
     p = info["plans"][plan]
     out_descs = [p["tensors"][i] for i in p["outputs"]]
+    arrays = _plan_arrays(info, plan, inputs, blob_path, check_shapes=not shapes)
+    if shapes:
+        extra_args = [*extra_args, *[a for i, arr in enumerate(arrays)
+                                     for a in ("-s", f"{i}:{','.join(map(str, arr.shape))}")]]
     with tempfile.TemporaryDirectory(prefix="megcc-run-") as tmp:
         in_dir, out_dir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
         os.makedirs(in_dir)
         os.makedirs(out_dir)
-        for i, arr in enumerate(_plan_arrays(info, plan, inputs, blob_path)):
+        for i, arr in enumerate(arrays):
             # (np.array, not ascontiguousarray, which makes 0-d arrays 1-d)
             arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(
                 os.path.join(in_dir, f"input_{i}.bin"))
@@ -251,17 +258,21 @@ def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], p
         if proc.returncode != 0:
             raise RuntimeError(f"runner failed ({proc.returncode}): "
                                f"{proc.stderr.decode(errors='replace').strip()}")
+        log = proc.stdout.decode(errors="replace")
+        got = {int(i): tuple(int(d) for d in dims.split(",") if d) for i, dims in
+               re.findall(r"^output_shape (\d+) ([\d,]*)$", log, re.M)}
         outs = []
         for i, desc in enumerate(out_descs):
             dt = numpy_dtype(desc["dtype"]).newbyteorder("<")
             data = np.fromfile(os.path.join(out_dir, f"output_{i}.bin"), dtype=dt)
-            outs.append(data.reshape(desc["shape"]).astype(dt.newbyteorder("=")))
-        return outs, proc.stdout.decode(errors="replace")
+            outs.append(data.reshape(got.get(i, desc["shape"])).astype(dt.newbyteorder("=")))
+        return outs, log
 
 
-def _plan_arrays(info: dict, plan: int, inputs: Sequence[np.ndarray], blob_path: str
-                 ) -> List[np.ndarray]:
-    """The inputs converted to the plan's dtypes (C order), shapes checked."""
+def _plan_arrays(info: dict, plan: int, inputs: Sequence[np.ndarray], blob_path: str,
+                 check_shapes: bool = True) -> List[np.ndarray]:
+    """The inputs converted to the plan's dtypes (C order), shapes checked (unless the
+    runtime checks them: a dynamic plan)."""
     p = info["plans"][plan]
     in_descs = [p["tensors"][i] for i in p["inputs"]]
     if len(inputs) != len(in_descs):
@@ -270,7 +281,7 @@ def _plan_arrays(info: dict, plan: int, inputs: Sequence[np.ndarray], blob_path:
     arrays = []
     for arr, desc in zip(inputs, in_descs):
         arr = np.array(arr, dtype=numpy_dtype(desc["dtype"]), order="C")
-        if tuple(arr.shape) != tuple(desc["shape"]):
+        if check_shapes and tuple(arr.shape) != tuple(desc["shape"]):
             raise CompileError(f"input '{desc['name']}' must have shape "
                                f"{tuple(desc['shape'])}, got {arr.shape}", blob_path)
         arrays.append(arr)
@@ -285,12 +296,16 @@ def run_in_process(kernels_c: str, blob_path: str, inputs: Sequence[np.ndarray],
 
     with open(blob_path, "rb") as f:
         blob = f.read()
-    arrays = _plan_arrays(read_model(blob), plan, inputs, blob_path)
+    info = read_model(blob)
+    dynamic = info["plans"][plan]["dynamic"] is not None
+    arrays = _plan_arrays(info, plan, inputs, blob_path, check_shapes=not dynamic)
     model = NativeModel(build_shared_library(kernels_c), blob)
     try:
         net = NativeNetwork(model, threads)
         try:
             net.select_plan(plan)
+            if dynamic:  # at the arrays' shapes (the same plan at its hint, or another)
+                net.set_input_shapes([a.shape for a in arrays])
             return net.run(arrays)
         finally:
             net.close()

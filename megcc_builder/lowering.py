@@ -14,6 +14,8 @@ from .control_lowering import Emitter, annotate_jumps, lower_control
 from .ir import Graph, itemsize
 from .ir.control import BODIES, CONTROL_OPS
 from .ir.expr import is_elementwise
+from .ir import symbolic
+from .ir.symbolic import Sym, known, same, same_shape
 from .kernels import lower
 from .kernels.data.copy_generic import norm_axis
 from .kernels.data.views import copy_instr
@@ -35,6 +37,10 @@ class Plan:
     output_names: List[str] = field(default_factory=list)  # user-visible, in output order
     # control flow: (first, last) instruction index of every loop (control_lowering.py)
     loops: List[Tuple[int, int]] = field(default_factory=list)
+    # conditions the plan relies on when its dimensions are symbolic (ir/symbolic.py)
+    guards: list = field(default_factory=list)
+    choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
+    instr_nodes: List[str] = field(default_factory=list)  # the node each instruction computes
 
     def root(self, name: str) -> str:
         while name in self.views:
@@ -54,13 +60,17 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
     loops: List[Tuple[int, int]] = []  # control flow: instruction ranges of loop bodies
+    nodes: List[str] = []
 
     def lower_ops(ops) -> None:
         for op in ops:
+            label = f"'{op.name or op.outputs[0]}' ({op.type})"
             if op.type in CONTROL_OPS and BODIES in op.attrs:  # If/Loop/Scan: inline bodies
                 lower_control(emitter, op)
-                continue
-            _lower_op(op, graph, isa, instrs, views)
+            else:
+                with symbolic.at_node(label):
+                    _lower_op(op, graph, isa, instrs, views)
+            nodes.extend([label] * (len(instrs) - len(nodes)))
 
     emitter = Emitter(graph, instrs, views, loops, lower_ops,
                       lambda body: optimize(body, options))
@@ -68,7 +78,7 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     annotate_jumps(instrs)
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
-                output_names=list(graph.outputs), loops=loops)
+                output_names=list(graph.outputs), loops=loops, instr_nodes=nodes)
     _own_outputs(plan)
     plan.memory = _plan(plan)
     return plan
@@ -90,7 +100,7 @@ def _lower_op(op, graph: Graph, isa, instrs: List[Instr], views: Dict[str, View]
                 out = graph.tensors[item.outputs[0]]
                 item.in_place = [
                     n for n in item.inputs
-                    if n and graph.tensors[n].shape == out.shape
+                    if n and same_shape(graph.tensors[n].shape, out.shape)
                     and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
             instrs.append(item)
 
@@ -107,7 +117,7 @@ def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
     y = graph.tensors[op.outputs[0]]
     axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
     inputs = list(op.inputs)
-    if any(d != 1 for d in y.shape[:axis]) or not inputs \
+    if any(not known(d, 1) for d in y.shape[:axis]) or not inputs \
             or len(set(inputs)) != len(inputs) or "" in inputs:
         return []
     parts, offset = [], 0
@@ -118,7 +128,7 @@ def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
             return []
         parts.append(View(name, y.name, offset))
         offset += t.nbytes
-    return parts if offset == y.nbytes else []
+    return parts if same(offset, y.nbytes) else []
 
 
 def _own_outputs(plan: Plan) -> None:
@@ -150,7 +160,7 @@ def _plan(plan: Plan) -> MemoryPlan:
         reads = [r for r in reads if not graph.tensors[r].is_const]
         writes = [plan.root(n) for n in ins.outputs]
         ws = None
-        if ins.workspace_bytes:
+        if isinstance(ins.workspace_bytes, Sym) or ins.workspace_bytes:
             ws_name = f"__workspace_{i}"
             plan.workspaces[i] = ws_name
             ws = (ws_name, ins.workspace_bytes)
@@ -158,8 +168,8 @@ def _plan(plan: Plan) -> MemoryPlan:
             sizes[n] = graph.tensors[n].nbytes
         # In place only where input and output elements sit at the same bytes: not for an
         # output that is a part of a concatenation (a view at an offset into its root).
-        in_place = [] if any(plan.view_offset(n) for n in ins.outputs) else \
-            [plan.root(n) for n in ins.in_place if plan.view_offset(n) == 0]
+        in_place = [] if any(not known(plan.view_offset(n), 0) for n in ins.outputs) else \
+            [plan.root(n) for n in ins.in_place if known(plan.view_offset(n), 0)]
         steps.append((reads, writes, ws, in_place))
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes

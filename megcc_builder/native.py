@@ -79,6 +79,12 @@ _SIGNATURES = {
     "megcc_session_profile": (_c_status, [_P, ctypes.c_uint32, _P]),
     "megcc_session_run": (_c_status, [_P, ctypes.c_uint32, _P, _P, ctypes.c_uint32, _P, _P]),
     "megcc_network_set_threads": (_c_status, [_P, ctypes.c_uint32]),
+    "megcc_model_plan_is_dynamic": (ctypes.c_int, [_P, ctypes.c_uint32]),
+    "megcc_network_set_input_shape": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_uint32]),
+    "megcc_network_required_arena_size": (_c_status, [_P, _P]),
+    "megcc_network_plan": (ctypes.c_uint32, [_P]),
+    "megcc_network_input_info": (_c_status, [_P, ctypes.c_uint32, _P]),
+    "megcc_network_output_info": (_c_status, [_P, ctypes.c_uint32, _P]),
     "megcc_network_threads": (ctypes.c_uint32, [_P]),
 }
 
@@ -142,6 +148,9 @@ class NativeModel:
         self._layout = read_model(blob)["plans"]  # tensor records, for the in-place checks
         self.plans = [self._plan_io(p) for p in range(self.lib.megcc_model_num_plans(
             self._handle))]
+        # plans whose input shapes may be set at run time (docs/dynamic-shapes.md)
+        self.dynamic = [bool(self.lib.megcc_model_plan_is_dynamic(self._handle, p))
+                        for p in range(len(self.plans))]
 
     def _check_global(self, status: int, what: str) -> None:
         if status != 0:
@@ -236,6 +245,7 @@ class NativeNetwork:
         self._run_fn = self.lib["megcc_session_run"]  # a pointer of its own: no argtypes
         self._run_fn.restype = ctypes.c_int
         self.plan = -1
+        self.shaped = False  # input shapes set with set_input_shapes (not a plan's own)
         self.select_plan(0)
         self.threads = 1
         if threads != 1:
@@ -253,11 +263,47 @@ class NativeNetwork:
         self.threads = threads
 
     def select_plan(self, plan: int) -> None:
-        if plan == self.plan:
+        if plan == self.plan and not self.shaped:
             return
         self._check(self.lib.megcc_network_select_plan(self._handle, plan), "select plan")
+        self.shaped = False
+        self._configure(plan, *self.model.plans[plan])
+
+    def set_input_shapes(self, shapes: Sequence[Sequence[int]]) -> None:
+        """Run at these input shapes (plan input order): the runtime picks the static plan
+        compiled for them, else evaluates a dynamic plan (docs/dynamic-shapes.md); raises
+        MegccRuntimeError with the runtime's message when no plan accepts them."""
+        lib, h = self.lib, self._handle
+        for i, shape in enumerate(shapes):
+            if len(shape) > MAX_DIMS:
+                raise MegccRuntimeError("input shapes", 1, f"input {i}: rank {len(shape)} > 8")
+            dims = (ctypes.c_int32 * MAX_DIMS)(*[min(int(d), 2 ** 31 - 1) for d in shape])
+            self._check(lib.megcc_network_set_input_shape(h, i, dims, len(shape)), "input shapes")
+        size = ctypes.c_size_t()
+        self._check(lib.megcc_network_required_arena_size(h, ctypes.byref(size)), "input shapes")
+        plan, info = int(lib.megcc_network_plan(h)), _TensorInfo()
+        ins, outs = [], []
+        for i in range(len(shapes)):
+            self._check(lib.megcc_network_input_info(h, i, ctypes.byref(info)), "input info")
+            ins.append(TensorInfo(info))
+        for i in range(len(self.model.plans[plan][1])):
+            self._check(lib.megcc_network_output_info(h, i, ctypes.byref(info)), "output info")
+            outs.append(TensorInfo(info))
+        for mine, compiled in zip(outs, self.model.plans[plan][1]):
+            mine.name = compiled.name  # the session may have renamed them
+        self.shaped = True
+        self._configure(plan, ins, outs)
+
+    def required_arena_size(self) -> int:
+        """Arena bytes the current plan needs at the current input shapes."""
+        size = ctypes.c_size_t()
+        self._check(self.lib.megcc_network_required_arena_size(self._handle,
+                                                               ctypes.byref(size)), "arena size")
+        return size.value
+
+    def _configure(self, plan: int, inputs, outputs) -> None:
         self.plan = plan
-        self.inputs, self.outputs = self.model.plans[plan]
+        self.inputs, self.outputs = inputs, outputs
         n_in, n_out = len(self.inputs), len(self.outputs)
         self._zero_copy = [ok and bool(i.nbytes) for ok, i in
                            zip(self.model.zero_copy_inputs(plan), self.inputs)]

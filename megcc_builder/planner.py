@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .ir.symbolic import hint, same
+
 ALIGN = 64
 
 
@@ -30,6 +32,9 @@ class Buffer:
     last: int  # last instruction index that reads it
     offset: int = -1
     members: List[str] = field(default_factory=list)  # tensors stored here (in-place reuse)
+    # bytes as an expression of the run-time dimensions (ir/symbolic.py); an int if static.
+    # `size` (aligned) is its value at the hints, which the placement below uses.
+    expr: object = 0
 
 
 @dataclass
@@ -97,7 +102,8 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
 
     for name in graph_inputs:
         if name in sizes:
-            buffers[name] = Buffer(name, _align(sizes[name]), -1, -1, members=[name])
+            buffers[name] = Buffer(name, _align(hint(sizes[name])), -1, -1, members=[name],
+                                   expr=sizes[name])
             owner[name] = name
     last_read: Dict[str, int] = {}
     for i, (reads, _, _, _) in enumerate(steps):
@@ -118,7 +124,8 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
                     if r not in in_place:
                         continue
                     b = buffers.get(owner.get(r, ""))
-                    if (b is not None and last_read.get(r) == i and b.size == _align(sizes[w])
+                    # (a dynamic buffer is shared only by sizes equal at every shape)
+                    if (b is not None and last_read.get(r) == i and same(b.expr, sizes[w])
                             and not _crosses_loop(b, i, loops)
                             and r not in graph_outputs and r not in graph_inputs
                             and all(last_read.get(m, -1) <= i for m in b.members)):
@@ -128,11 +135,13 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
                 reuse.members.append(w)
                 owner[w] = reuse.name
             else:
-                buffers[w] = Buffer(w, _align(sizes[w]), i, i, members=[w])
+                buffers[w] = Buffer(w, _align(hint(sizes[w])), i, i, members=[w],
+                                    expr=sizes[w])
                 owner[w] = w
         if workspace is not None:
             ws_name, ws_bytes = workspace
-            buffers[ws_name] = Buffer(ws_name, _align(ws_bytes), i, i, members=[ws_name])
+            buffers[ws_name] = Buffer(ws_name, _align(hint(ws_bytes)), i, i, members=[ws_name],
+                                      expr=ws_bytes)
             owner[ws_name] = ws_name
     for name in graph_outputs:
         if name in owner:

@@ -42,9 +42,9 @@ class InvalidInput(ValueError):
 class NodeArg:
     """An input or output as onnxruntime describes it: name, shape (list), type."""
 
-    def __init__(self, info: TensorInfo):
+    def __init__(self, info: TensorInfo, symbolic: Optional[Sequence] = None):
         self.name = info.name
-        self.shape = list(info.shape)
+        self.shape = list(symbolic) if symbolic is not None else list(info.shape)
         self.type = f"tensor({_ORT_TYPES[info.dtype]})"
         self.dtype = info.numpy_dtype  # the numpy dtype run() expects
         self.megcc_dtype = info.dtype
@@ -106,6 +106,9 @@ class InferenceSession:
             for (_, outs), plan_names in zip(self._plans, names):  # in the blob)
                 for o, n in zip(outs, plan_names):
                     o.name = n
+        layout = read_model(blob)["plans"]
+        self._dynamic = [p["dynamic"] is not None for p in layout]
+        self._symbolic = [_symbolic_io(p) for p in layout]
         self._set_plan(0)
         self._by_shapes = {tuple(i.shape for i in ins): p for p, (ins, _) in
                            enumerate(self._plans)}
@@ -141,10 +144,14 @@ class InferenceSession:
 
     # -- onnxruntime's interface -------------------------------------------------------
     def get_inputs(self) -> List[NodeArg]:
-        return [NodeArg(i) for i in self._plans[self._plan][0]]
+        """As onnxruntime: a run-time dimension of a dynamic plan is named (its symbol, or
+        the expression that computes it), not a number."""
+        return [NodeArg(i, sym) for i, sym in zip(self._plans[self._plan][0],
+                                                   self._symbolic[self._plan][0])]
 
     def get_outputs(self) -> List[NodeArg]:
-        return [NodeArg(o) for o in self._plans[self._plan][1]]
+        return [NodeArg(o, sym) for o, sym in zip(self._plans[self._plan][1],
+                                                  self._symbolic[self._plan][1])]
 
     def get_providers(self) -> List[str]:
         return ["MegccExecutionProvider"]
@@ -156,8 +163,14 @@ class InferenceSession:
         if self._net is not None:
             outs = self._net.run(arrays)
         else:
-            outs = run_blob(self._runner, self._blob_path, arrays, plan=self._plan,
-                            emulator=emulator_of(self._target))
+            try:
+                outs = run_blob(self._runner, self._blob_path, arrays, plan=self._plan,
+                                emulator=emulator_of(self._target),
+                                shapes=self._shapes is not None)
+            except RuntimeError as exc:
+                if "input shapes refused" not in str(exc):
+                    raise
+                raise InvalidInput(str(exc).split("input shapes refused: ", 1)[1]) from None
         if output_names is None:
             return outs
         index = self._output_index
@@ -192,7 +205,8 @@ class InferenceSession:
         self._check_names(feed, inputs)
         arrays = [feed[i.name] for i in inputs]
         arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in arrays]
-        if any(a.shape != i.shape for a, i in zip(arrays, inputs)):
+        # the current shapes: the plan's, or those a dynamic plan was last set to
+        if any(a.shape != shape for a, (_, shape, _) in zip(arrays, self._signature)):
             self._select_plan_for(arrays)
             inputs = self._plans[self._plan][0]
         for a, info in zip(arrays, inputs):
@@ -215,6 +229,10 @@ class InferenceSession:
     def _select_plan_for(self, arrays: List[np.ndarray]) -> None:
         names = [i.name for i in self._plans[self._plan][0]]
         plan = self._by_shapes.get(tuple(a.shape for a in arrays))
+        if (plan is None or [i.name for i in self._plans[plan][0]] != names) and \
+                any(self._dynamic):
+            self._set_shapes(arrays)
+            return
         if plan is None or [i.name for i in self._plans[plan][0]] != names:
             for a, info in zip(arrays, self._plans[self._plan][0]):
                 if a.shape != info.shape:
@@ -226,10 +244,31 @@ class InferenceSession:
 
     def _set_plan(self, plan: int) -> None:
         self._plan = plan
+        self._shapes = None
         self._signature = [(i.name, i.shape, i.numpy_dtype) for i in self._plans[plan][0]]
         self._output_index = {o.name: i for i, o in enumerate(self._plans[plan][1])}
         if self._net is not None:
             self._net.select_plan(plan)
+
+    def _set_shapes(self, arrays: List[np.ndarray]) -> None:
+        """Shapes no static plan was compiled for: a dynamic plan runs them (nothing is
+        recompiled); the runtime's message names what it refuses."""
+        shapes = [tuple(a.shape) for a in arrays]
+        names = [i.name for i in self._plans[self._plan][0]]
+        if self._net is not None:
+            try:
+                self._net.set_input_shapes(shapes)
+            except MegccRuntimeError as exc:
+                given = ", ".join(f"{n}={s}" for n, s in zip(names, shapes))
+                raise InvalidInput(f"input shapes {given} refused: {exc}") from None
+            self._plan = self._net.plan
+            inputs = self._net.inputs
+        else:  # the runner sets them at each run (host.run_blob)
+            self._plan = self._dynamic.index(True)
+            inputs = self._plans[self._plan][0]
+        self._shapes = shapes
+        self._signature = [(i.name, s, i.numpy_dtype) for i, s in zip(inputs, shapes)]
+        self._output_index = {o.name: i for i, o in enumerate(self._plans[self._plan][1])}
 
     # -- lifetime ---------------------------------------------------------------------
     def close(self) -> None:
@@ -258,6 +297,23 @@ class InferenceSession:
         if self._net is None:
             raise RuntimeError("the subprocess session has no in-process network")
         return self._net
+
+
+def _symbolic_io(plan: dict):
+    """Per input and output of a plan read from the blob: its shape with every run-time
+    dimension named (a symbol, or its expression in the symbols), None for a static plan."""
+    from .emit.dynamic import describe
+
+    dyn = plan["dynamic"]
+    if dyn is None:
+        return [None] * len(plan["inputs"]), [None] * len(plan["outputs"])
+    names = [s.name for s in dyn.symbols]
+    bound = {(t, a): describe(dyn.exprs[e], names) for t, a, e in dyn.dims}
+
+    def shape(ti):
+        return [bound.get((ti, a), d) for a, d in enumerate(plan["tensors"][ti]["shape"])]
+
+    return [shape(t) for t in plan["inputs"]], [shape(t) for t in plan["outputs"]]
 
 
 def _plan_infos(plan: dict):

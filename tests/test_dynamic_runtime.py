@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from megcc_builder.emit.dynamic import CONST, MUL, SYM, evaluate, place_buffers
+from megcc_builder.emit.dynamic import SYM, evaluate, place_buffers
 from megcc_builder.emit.fingerprints import blob_fingerprints
 from megcc_builder.emit.model_blob import read_model
 
@@ -270,3 +270,20 @@ def test_bit_flips_in_the_dynamic_section_agree_with_python(build):
             assert st == KERNEL_MISMATCH if py_ok else st == CORRUPT, st
     assert n_ok < len(blobs)
     assert D.rec >= lo
+
+
+def test_expression_deeper_than_32_is_refused_at_load(build):
+    """A program that needs a 33-deep stack is malformed (docs/dynamic-shapes.md): both
+    readers refuse it at load, whatever kernels.c lists."""
+    shallow = (*dm.c(1), *[w for _ in range(32) for w in (*dm.c(1), dm.ADD)])
+    deep = (*[w for _ in range(33) for w in dm.c(1)], *[dm.ADD] * 32)
+    assert len(shallow) == len(deep)
+    blob = dm.model([dm.dynamic_plan(extra_guards=[(shallow, "deep")])], "deep")
+    raw = struct.pack(f"<{len(shallow) + 1}I", len(shallow), *shallow)
+    at = blob.index(raw)
+    b = bytearray(blob)
+    b[at:at + len(raw)] = struct.pack(f"<{len(deep) + 1}I", len(deep), *deep)
+    bad = _fix_crc(b)
+    assert _statuses(build, [bad]) == [CORRUPT]
+    with pytest.raises(ValueError, match="stack deeper than 32"):
+        read_model(bad)

@@ -27,6 +27,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..ir.symbolic import smax, smin
+
 from .vector import Simd
 
 
@@ -616,8 +618,9 @@ def blocking(m: int, n: int, k: int, s: Simd):
     nblocks = -(-k // 320)
     kc = -(-k // nblocks)
     budget = 192 * 1024 // 4 // kc
-    nc = max(s.nr, min(-(-n // s.nr) * s.nr, budget // s.nr * s.nr))
-    mc = max(s.mr, min(-(-m // s.mr) * s.mr, budget // s.mr * s.mr))
+    # (smax/smin: an extent only known at run time keeps the block an expression)
+    nc = smax(s.nr, smin(-(-n // s.nr) * s.nr, budget // s.nr * s.nr))
+    mc = smax(s.mr, smin(-(-m // s.mr) * s.mr, budget // s.mr * s.mr))
     return kc, nc, mc
 
 

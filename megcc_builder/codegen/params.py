@@ -160,15 +160,17 @@ class ParamSchema:
         for prm in self.params:
             v = values[prm.name]
             if prm.kind == "table":
-                words = [int(x) for x in v]
+                words = [_word(x) for x in v]
                 want = prm.count if isinstance(prm.count, int) else \
                     eval(prm.count, {"__builtins__": {}}, dict(scalars))  # "rank", "2 * k"
+                if _is_sym(want):  # a table as long as a run-time extent: only its hint
+                    want = int(want)  # (specialises: the plan cannot stay dynamic)
                 if len(words) != want:
                     raise ValueError(f"table {prm.name}: {len(words)} words, {want} expected")
                 out.extend(words)
             else:
-                scalars[prm.name] = int(v)
-                out.append(int(v))
+                scalars[prm.name] = _word(v)
+                out.append(_word(v))
         return out
 
     def describe(self, params: Sequence[int]) -> str:
@@ -215,3 +217,17 @@ def int_constants(body: str, **values: int) -> str:
     specialised on a geometry name it without leaving unused locals behind."""
     return "".join(f"    const int32_t {name} = {value};\n" for name, value in values.items()
                    if _uses(body, name))
+
+
+def _word(v):
+    """A param value: an int, or a symbolic extent (ir/symbolic.py) that the dynamic plan
+    recomputes at run time (kept as an expression, not specialised)."""
+    from ..ir.symbolic import Sym
+
+    return v if isinstance(v, Sym) else int(v)
+
+
+def _is_sym(v) -> bool:
+    from ..ir.symbolic import Sym
+
+    return isinstance(v, Sym)

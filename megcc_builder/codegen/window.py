@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..ir.symbolic import smax
 from .vector import Simd
 
 
@@ -12,8 +13,8 @@ def plane(geo, vw: int):
     (full vectors, or deinterleaving loads of 2*vw floats at stride 2) stays inside."""
     owv = -(-geo["ow"] // vw) * vw
     last = (owv - vw) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + (vw if geo["sw"] == 1 else 2 * vw)
-    pw = max(geo["pads"][1] + geo["w"], last)
-    ph = max((geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1, 1)
+    pw = smax(geo["pads"][1] + geo["w"], last)  # (expressions for run-time extents)
+    ph = smax((geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1, 1)
     return ph, pw
 
 

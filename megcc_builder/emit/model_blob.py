@@ -3,7 +3,9 @@
 docs/model-format.md is the contract; runtime/src/loader.c is the other implementation.
 The reader applies the same structural checks as the C loader (everything except what
 needs the linked kernel table), so `megcc inspect` and the tests see the same verdict the
-device would. The writer is deterministic: same arguments, same bytes.
+device would. The writer is deterministic: same arguments, same bytes. Plans with run-time
+dimensions (BlobPlan.dynamic) add the format 1.1 DynPlan records of docs/dynamic-shapes.md;
+a model without any is a 1.0 file, byte for byte.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from ..ir import CompileError, Graph, Tensor
 from ..ir.graph import clip
 from ..ir.onnx_attrs import attrs_of  # noqa: F401  (also this module's public name)
 from ..ir.onnx_types import from_onnx_elem_type
+from .dims import SymbolMaker, SymbolSpec
 from .model_file import require_regular_file
 
 MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
@@ -54,13 +55,15 @@ def _external_data_problem(init, base_dir: str) -> str:
 
 
 def load_onnx(path_or_model, input_shapes: Optional[Dict[str, Tuple[int, ...]]] = None,
-              source: str = "") -> Graph:
+              source: str = "", symbols: Optional[SymbolSpec] = None) -> Graph:
+    """input_shapes: dims are ints or symbol names (str); dimensions the model leaves
+    open become symbols too (frontend/dims.py), with the bounds and hints of `symbols`."""
     if isinstance(path_or_model, onnx.ModelProto):
         model, source = path_or_model, source or "<onnx model>"
     else:
         source = source or str(path_or_model)
         model = _load_proto(source)
-    return graph_from_proto(model, input_shapes or {}, source)
+    return graph_from_proto(model, input_shapes or {}, source, symbols)
 
 
 def _opset_of(model: onnx.ModelProto, source: str) -> int:
@@ -77,8 +80,9 @@ def _opset_of(model: onnx.ModelProto, source: str) -> int:
 
 
 def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, ...]],
-                     source: str) -> Graph:
+                     source: str, symbols: Optional[SymbolSpec] = None) -> Graph:
     graph = Graph(source)
+    maker = SymbolMaker(graph, symbols, source)
     graph.opset = _opset_of(model, source)
     # (abspath: a bare "model.onnx" has dirname "", which is still a directory)
     base_dir = os.path.dirname(os.path.abspath(source)) if os.path.isfile(source) else None
@@ -115,8 +119,9 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
     for vi in g.input:
         if vi.name in graph.tensors:
             continue  # an initializer listed as input (old exporters): a constant
-        graph.add_tensor(_input_tensor(vi, input_shapes.get(vi.name), source))
+        graph.add_tensor(_input_tensor(vi, input_shapes.get(vi.name), source, maker))
         graph.inputs.append(vi.name)
+    maker.check_spec()
 
     writer: Dict[str, str] = {}   # tensor -> the node that writes it
     for index, node in enumerate(g.node):
@@ -149,7 +154,7 @@ def graph_from_proto(model: onnx.ModelProto, input_shapes: Dict[str, Tuple[int, 
     return graph
 
 
-def _input_tensor(vi, shape_override, source) -> Tensor:
+def _input_tensor(vi, shape_override, source, maker: SymbolMaker) -> Tensor:
     tt = vi.type.tensor_type
     if not vi.type.HasField("tensor_type"):
         raise CompileError(f"input '{vi.name}' is not a tensor (sequences and maps are not "
@@ -159,7 +164,8 @@ def _input_tensor(vi, shape_override, source) -> Tensor:
     except KeyError as exc:
         raise CompileError(f"input '{vi.name}' has unsupported dtype {exc}", source) from None
     if shape_override is not None:
-        shape = tuple(int(d) for d in shape_override)
+        shape = tuple(maker.symbol(d, k) if isinstance(d, str) else int(d)
+                      for k, d in enumerate(shape_override))
         model_dims = list(tt.shape.dim) if tt.HasField("shape") else None
         if model_dims is not None and len(model_dims) != len(shape):
             raise CompileError(f"input '{vi.name}' has rank {len(model_dims)} in the model, "
@@ -170,15 +176,18 @@ def _input_tensor(vi, shape_override, source) -> Tensor:
                            "--input-shapes", source)
     dims = []
     for k, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value") and d.dim_value <= 0:
-            size = "zero-sized" if d.dim_value == 0 else "negative"
-            raise CompileError(f"input '{clip(vi.name)}' has a {size} dimension "
-                               f"({d.dim_value} at axis {k}); megcc compiles non-empty static "
-                               "shapes", source)
-        if not d.HasField("dim_value"):
-            what = f"a dynamic dimension '{clip(d.dim_param, 40)}'" if d.dim_param else \
-                "a dimension of unknown size"
-            raise CompileError(f"input '{clip(vi.name)}' has {what} at axis {k}; give its "
-                               "shape with --input-shapes", source)
-        dims.append(d.dim_value)
+        # dim_param, no value, or the exporters' -1 for "unknown": a run-time dimension
+        # (0 is ONNX's zero-sized dimension, which megcc does not compile)
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(d.dim_value)
+        elif d.HasField("dim_value") and d.dim_value == 0:
+            raise CompileError(f"input '{clip(vi.name)}' has a zero-sized dimension (0 at axis "
+                               f"{k}); megcc compiles non-empty static shapes", source)
+        elif d.dim_param and d.dim_param != "?":
+            dims.append(maker.symbol(d.dim_param, k))
+        elif d.HasField("dim_value") and d.dim_value < -1:
+            raise CompileError(f"input '{clip(vi.name)}' has a negative dimension "
+                               f"({d.dim_value} at axis {k})", source)
+        else:
+            dims.append(maker.unnamed_symbol(k))
     return Tensor(vi.name, tuple(dims), dtype)

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .dtypes import DTYPES, itemsize
+from .symbolic import Sym
 
 
 _CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
@@ -81,7 +82,8 @@ class Tensor:
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise CompileError(f"tensor '{self.name}' has unsupported dtype {self.dtype}")
-        self.shape = tuple(int(d) for d in self.shape)
+        # symbolic dimensions (ir/symbolic.py) stay expressions; the rest become ints
+        self.shape = tuple(d if isinstance(d, Sym) else int(d) for d in self.shape)
 
     @property
     def is_const(self) -> bool:
@@ -124,6 +126,11 @@ class Graph:
         self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
         # (node, op type, why) of quantized-model ops left in float (passes/qdq.py)
         self.quant_notes: List[Tuple[str, str, str]] = []
+        # run-time dimensions: symbol name -> (min, max, hint); empty for a static graph
+        self.symbols: Dict[str, Tuple[int, int, int]] = {}
+        # symbols whose upper bound is the default: the compiler may lower it so that
+        # every tensor stays addressable (compiler._check_sizes)
+        self.default_bounded: set = set()
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -22,6 +22,9 @@ from .graph import Graph, Op, Tensor
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
 from .opdefs import infer_outputs, lookup
 from .quant_fold import evaluate_quant_op
+from . import symbolic
+from .infer_symbolic import (fold_values, has_symbolic_inputs, is_symbolic_value, shape_value,
+                             specialise_value, symbolic_shapes)
 
 # Constant inputs up to this many elements go into the one-node model as initializers
 # (shape-like data); larger ones (weights) only as typed inputs, to keep inference cheap.
@@ -36,7 +39,16 @@ MAX_CONST_BYTES = 2 << 30
 
 
 def _value_info(name: str, t: Tensor):
-    return helper.make_tensor_value_info(name, to_onnx_elem_type(t.dtype), list(t.shape))
+    # symbolic dimensions go in as their hints: ONNX infers the hint instance
+    return helper.make_tensor_value_info(name, to_onnx_elem_type(t.dtype),
+                                         [symbolic.hint(d) for d in t.shape])
+
+
+def _hint_data(t: Tensor) -> np.ndarray:
+    if is_symbolic_value(t.data):
+        return np.array([symbolic.hint(v) for v in t.data.reshape(-1)],
+                        dtype=np.int64).reshape(t.data.shape)
+    return np.asarray(t.data)
 
 
 def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelProto:
@@ -44,7 +56,7 @@ def _one_node_model(graph: Graph, op: Op, with_all_consts: bool) -> onnx.ModelPr
     for name in dict.fromkeys(i for i in op.inputs if i):
         t = graph.tensors[name]
         if t.is_const and (with_all_consts or t.numel <= _SMALL_CONST):
-            inits.append(numpy_helper.from_array(np.asarray(t.data), name))
+            inits.append(numpy_helper.from_array(_hint_data(t), name))
         else:
             inputs.append(_value_info(name, t))
     attrs = {k: v for k, v in op.attrs.items() if not k.startswith("_")}
@@ -215,83 +227,166 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
     work = list(reversed(graph.ops))  # a stack: function bodies are pushed in place
     while work:
         op = work.pop()
-        ins = [graph.tensors.get(i) for i in op.inputs if i]
-        if any(t is None for t in ins):
-            missing = [i for i in op.inputs if i and i not in graph.tensors]
-            raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
-        if op.type in control.CONTROL_OPS and control.BODIES not in op.attrs:
-            # control flow (ir/control.py): a constant If condition selects a branch whose
-            # nodes replace the If; otherwise the subgraphs become bodies run at run time
-            if op.type == "If" and ins and ins[0].is_const:
-                work.extend(reversed(control.inline_branch(graph, op)))
-                continue
-            if op.type == "Scan" and graph.opset < 9 and not op.attrs.get("_scan9"):
-                work.extend(reversed(control.rewrite_scan8(graph, op)))
-                continue
-            infer_body = lambda body: infer_and_fold(body, has_kernel)  # noqa: E731
-            if op.type == "If":
-                kept.append(control.convert_if(graph, op, infer_body))
-            elif op.type == "Loop":
-                producers = {o: p for p in kept for o in p.outputs if o}
-                kept.append(control.convert_loop(graph, op, infer_body, producers))
-            else:
-                kept.append(control.convert_scan(graph, op, infer_body))
-            continue
-        if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
-            for t in infer_outputs(graph, op):
-                graph.tensors[t.name] = t
-            kept.append(op)
-            continue
-        if _foldable(op, ins):
-            _fold(graph, op)
-            continue
-        if op.type in ("Shape", "Size") and ins:
-            # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
-            # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
-            # Concat -> Reshape) fold too instead of being probed with zeros.
-            dims = np.array(ins[0].shape, dtype=np.int64)
-            if op.type == "Shape":
-                start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
-                value = dims[start:end]
-            else:
-                value = np.array(int(np.prod(dims)), dtype=np.int64)
-            graph.add_const(op.outputs[0], value)
-            continue
-        if op.type == "EyeLike" and ins:
-            # the value depends only on the input's shape: a constant
-            from .dtypes import numpy_dtype
+        with symbolic.at_node(node_label(op)):
+            _infer_one(graph, op, work, kept, has_kernel)
+    graph.ops = kept
+    return graph
 
-            feeds = {op.inputs[0]: np.zeros(ins[0].shape, numpy_dtype(ins[0].dtype))}
-            try:
-                (value,) = _evaluate(graph, op, feeds)
-            except Exception as exc:
-                raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
-            graph.add_const(op.outputs[0], np.asarray(value))
+
+def node_label(op: Op) -> str:
+    return f"'{op.name or op.outputs[0]}' ({op.type})"
+
+
+def _runs_with_symbolic_shape(graph: Graph, op: Op) -> bool:
+    """Constant inputs, but a shape operand holds Syms that value folding cannot handle
+    (Expand of a constant to a run-time shape): the op stays, its output sized at run time."""
+    operands = shape_operands(op, graph.opset)
+    symbolic_at = [k for k, n in enumerate(op.inputs)
+                   if n and is_symbolic_value(graph.tensors[n].data)]
+    return bool(symbolic_at) and all(k in operands for k in symbolic_at) and \
+        fold_values(graph, op) is None and symbolic_shapes(graph, op) is not None
+
+
+def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
+    """Constant inputs holding Syms become int64 values pinned on their hints (except the
+    shape operands `keep`, which the symbolic shape rules read)."""
+    for k, n in enumerate(op.inputs):
+        if k in keep:
             continue
-        if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
-            # only the second input's dtype matters: a Cast of a constant, folded
-            op = Op("Cast", [op.inputs[0]], op.outputs,
-                    {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
-            _fold(graph, op)
-            continue
-        if not has_kernel(op.type):
-            for k in shape_operands(op, graph.opset):
-                if k < len(op.inputs) and op.inputs[k] and \
-                        not graph.tensors[op.inputs[k]].is_const:
-                    raise graph.needs_value(op, op.inputs[k],
-                                            f"input {k}, which sets the output shape,")
-            body = expand_function(graph, op)
-            if body is not None:  # no kernel, but an ONNX function: use its definition
-                work.extend(reversed(body))
-                continue
+        if n and is_symbolic_value(graph.tensors[n].data):
+            t = graph.tensors[n]
+            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
+
+
+def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:
+    """Output tensors of an op reading symbolic dimensions: shapes from the symbolic
+    rules, dtypes (and a cross-check on the hint instance) from ONNX's inference."""
+    if lookup(op.type) is not None:
+        return infer_outputs(graph, op)
+    shapes = symbolic_shapes(graph, op)
+    if shapes is None:
+        syms = sorted({s for n in op.inputs if n for d in graph.tensors[n].shape
+                       if isinstance(d, symbolic.Sym) for s in d.symbols}
+                      | {s for n in op.inputs if n and is_symbolic_value(graph.tensors[n].data)
+                         for v in graph.tensors[n].data.reshape(-1)
+                         if isinstance(v, symbolic.Sym) for s in v.symbols})
+        raise graph.error(f"dimension {', '.join(syms)} cannot stay dynamic: this operator "
+                          "has no symbolic shape rule; give the shape with --input-shapes", op)
+    with symbolic.hint_only():
+        outs = _infer_shapes(graph, op) or _probe_shapes(graph, op)
+    if len(outs) != len(shapes):
+        raise AssertionError(f"{op.type}: {len(shapes)} symbolic shapes for {len(outs)} outputs")
+    result = []
+    for t, shape in zip(outs, shapes):
+        if tuple(symbolic.hint(d) for d in shape) != tuple(t.shape):
+            raise AssertionError(f"{op.type} '{op.name}': symbolic shape {shape} disagrees with "
+                                 f"ONNX's {t.shape} on the hints")
+        result.append(Tensor(t.name, shape, t.dtype))
+    return result
+
+
+def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None:
+    ins = [graph.tensors.get(i) for i in op.inputs if i]
+    if any(t is None for t in ins):
+        missing = [i for i in op.inputs if i and i not in graph.tensors]
+        raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
+    if op.type in control.CONTROL_OPS and control.BODIES not in op.attrs:
+        # control flow (ir/control.py): a constant If condition selects a branch whose
+        # nodes replace the If; otherwise the subgraphs become bodies run at run time
+        if op.type == "If" and ins and ins[0].is_const:
+            work.extend(reversed(control.inline_branch(graph, op)))
+            return
+        if op.type == "Scan" and graph.opset < 9 and not op.attrs.get("_scan9"):
+            work.extend(reversed(control.rewrite_scan8(graph, op)))
+            return
+        infer_body = lambda body: infer_and_fold(body, has_kernel)  # noqa: E731
+        if op.type == "If":
+            kept.append(control.convert_if(graph, op, infer_body))
+        elif op.type == "Loop":
+            producers = {o: p for p in kept for o in p.outputs if o}
+            kept.append(control.convert_loop(graph, op, infer_body, producers))
+        else:
+            kept.append(control.convert_scan(graph, op, infer_body))
+        return
+    if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
+        _specialise_values(graph, op)
+        for t in infer_outputs(graph, op):
+            graph.tensors[t.name] = t
+        kept.append(op)
+        return
+    if _foldable(op, ins) and not _runs_with_symbolic_shape(graph, op):
+        if any(is_symbolic_value(t.data) for t in ins):
+            values = fold_values(graph, op)  # shape arithmetic on symbolic dims
+            if values is not None:
+                for name, value in zip([o for o in op.outputs if o], values):
+                    graph.add_const(name, value, "int64" if value.dtype == object else None)
+                return
+            _specialise_values(graph, op)
+        _fold(graph, op)
+        return
+    if op.type in ("Shape", "Size") and ins and \
+            any(isinstance(d, symbolic.Sym) for d in ins[0].shape):
+        dims = list(ins[0].shape)
+        if op.type == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+            value = shape_value(dims[start:end])
+        else:
+            n = 1
+            for d in dims:
+                n = n * d
+            value = shape_value([n]).reshape(())
+        graph.add_const(op.outputs[0], value, "int64")
+        return
+    if op.type in ("Shape", "Size") and ins:
+        # Shapes are static, so Shape/Size of any tensor is a constant: folding it lets
+        # the shape arithmetic after it (MegEngine's flatten: GetVarShape -> Subtensor ->
+        # Concat -> Reshape) fold too instead of being probed with zeros.
+        dims = np.array(ins[0].shape, dtype=np.int64)
+        if op.type == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", len(dims))
+            value = dims[start:end]
+        else:
+            value = np.array(int(np.prod(dims)), dtype=np.int64)
+        graph.add_const(op.outputs[0], value)
+        return
+    if op.type == "EyeLike" and ins:
+        # the value depends only on the input's shape: a constant
+        from .dtypes import numpy_dtype
+
+        feeds = {op.inputs[0]: np.zeros(ins[0].shape, numpy_dtype(ins[0].dtype))}
+        try:
+            (value,) = _evaluate(graph, op, feeds)
+        except Exception as exc:
+            raise graph.error(f"cannot evaluate: {_short(exc)}", op) from None
+        graph.add_const(op.outputs[0], np.asarray(value))
+        return
+    if op.type == "CastLike" and ins[0].is_const and len(ins) == 2:
+        # only the second input's dtype matters: a Cast of a constant, folded
+        op = Op("Cast", [op.inputs[0]], op.outputs,
+                {"to": to_onnx_elem_type(ins[1].dtype)}, op.name)
+        _fold(graph, op)
+        return
+    if not has_kernel(op.type):
+        for k in shape_operands(op, graph.opset):
+            if k < len(op.inputs) and op.inputs[k] and \
+                    not graph.tensors[op.inputs[k]].is_const:
+                raise graph.needs_value(op, op.inputs[k],
+                                        f"input {k}, which sets the output shape,")
+        body = expand_function(graph, op)
+        if body is not None:  # no kernel, but an ONNX function: use its definition
+            work.extend(reversed(body))
+            return
+    if has_symbolic_inputs(graph, op):
+        # a kernel reads every other input's values: those cannot stay symbolic
+        _specialise_values(graph, op, keep=shape_operands(op, graph.opset))
+        outs = _infer_symbolic(graph, op)
+    else:
         outs = _infer_shapes(graph, op)
         if outs is None:
             outs = _probe_shapes(graph, op)
-        for t in outs:
-            old = graph.tensors.get(t.name)
-            if old is not None and old.quant is not None:
-                t.quant = old.quant
-            graph.tensors[t.name] = t
-        kept.append(op)
-    graph.ops = kept
-    return graph
+    for t in outs:
+        old = graph.tensors.get(t.name)
+        if old is not None and old.quant is not None:
+            t.quant = old.quant
+        graph.tensors[t.name] = t
+    kept.append(op)

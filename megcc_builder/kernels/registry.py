@@ -35,6 +35,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..ir import symbolic
 from ..ir import Graph, Op
 from ..isa import IsaSpec
 
@@ -188,8 +189,14 @@ def lower(op: Op, graph: Graph, isa: IsaSpec) -> list:
         raise AssertionError(f"{op.type}: {', '.join(missing)} can apply beside another "
                              "implementation but has no cost estimate")
     order = {impl: k for k, impl in enumerate(ok)}
-    costs = {impl: impl.cost(op, graph, isa) for impl in ok}
+    with symbolic.hint_only():  # speed only: a symbolic extent is costed at its hint
+        costs = {impl: impl.cost(op, graph, isa) for impl in ok}
     ranked = sorted(ok, key=lambda impl: (costs[impl], impl.requires != "", order[impl]))
+    session, node = symbolic.current(), op.name or op.outputs[0]
+    if session is not None:
+        wanted = session.replay.get(node)
+        ranked.sort(key=lambda impl: impl.name != wanted)  # stable: the rest by cost
+        session.choices[node] = ranked[0].name
     best = ranked[0]
     items = best.emit(op, graph, isa)
     why = (f"cost model [{isa.name}]: {best.label_for(isa)} ~{_mcyc(costs[best])}; rejected "

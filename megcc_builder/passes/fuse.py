@@ -5,6 +5,7 @@ import numpy as np
 from ..ir import Graph, Op
 from ..ir.expr import PARAMETRIC, UNARY, is_elementwise, op_expr
 from ..ir.opdefs import check as check_opdef
+from ..ir.symbolic import same_shape
 
 _LINEAR = ("Conv", "Gemm", "MatMul")
 # Unary float ops cheap enough to run in an epilogue.
@@ -84,7 +85,7 @@ def _scalar_bound(graph: Graph, src: Op, op: Op):
     c = graph.tensors[other[0]]
     if not c.is_const or c.dtype != "float32" or np.asarray(c.data).size != 1:
         return None
-    if graph.tensors[op.outputs[0]].shape != graph.tensors[src.outputs[0]].shape:
+    if not same_shape(graph.tensors[op.outputs[0]].shape, graph.tensors[src.outputs[0]].shape):
         return None
     v = float(np.asarray(c.data).reshape(-1)[0])
     if v != v:
@@ -135,8 +136,8 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
             or int(src.attrs.get("group", 1)) != 1 or len(out.shape) != 4):
         return False
     r = graph.tensors[other[0]]
-    if (r.is_const or r.dtype != "float32" or out.dtype != "float32" or r.shape != out.shape
-            or graph.tensors[add.outputs[0]].shape != out.shape
+    if (r.is_const or r.dtype != "float32" or out.dtype != "float32" or not same_shape(r.shape, out.shape)
+            or not same_shape(graph.tensors[add.outputs[0]].shape, out.shape)
             or r.layout != "nchw" or out.layout != "nchw"):
         return False
     bias = src.inputs[2] if len(src.inputs) > 2 else ""
@@ -208,7 +209,7 @@ def fuse_elementwise_chains(graph: Graph) -> Graph:
             src = producers.get(name)
             if (name in fused and src is not None and id(src) not in dead
                     and _single_use(graph, consumers, name)
-                    and graph.tensors[name].shape == out.shape
+                    and same_shape(graph.tensors[name].shape, out.shape)
                     and len(fused[name][2]) + len(chain) <= MAX_FUSED_OPS):
                 sub_expr, sub_inputs, sub_chain = fused[name]
                 sub_map = {}

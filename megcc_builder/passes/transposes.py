@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from ..ir import Graph, Op, Tensor
 from ..ir.expr import is_elementwise
+from ..ir.symbolic import same_shape
 
 
 def _perm(op: Op, rank: int) -> List[int]:
@@ -59,7 +60,7 @@ def _sink(graph: Graph, op: Op, producers) -> Optional[Op]:
         src = producers.get(name)
         if src is None or src.type != "Transpose" or len(t.shape) != rank:
             return None
-        if not concat and t.shape != out.shape:
+        if not concat and not same_shape(t.shape, out.shape):
             return None  # a broadcast run-time operand: leave it
         p = _perm(src, rank)
         if perm is not None and p != perm:

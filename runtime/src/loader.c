@@ -472,7 +472,8 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
         if (lo < 0 || lo > hi)
             return DFAIL("plan %u dynamic symbol %u: bounds [%d, %d] are not 0 <= min <= max",
                          pi, k, (int)lo, (int)hi);
-        if (in >= p->n_inputs) return DFAIL("plan %u dynamic symbol %u: input %u >= %u", pi, k, in, p->n_inputs);
+        if (in >= p->n_inputs)
+            return DFAIL("plan %u dynamic symbol %u: input %u >= %u", pi, k, in, p->n_inputs);
         if (axis >= mgc_tensor(p, mgc_rd32(p->inputs + 4 * in))[5])
             return DFAIL("plan %u dynamic symbol %u: axis %u >= the input's rank", pi, k, axis);
     }
@@ -727,7 +728,8 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan table out of bounds or empty");
     if (k_off % 4 || !in_file(b, k_off, (uint64_t)n_kernels * 4))
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "kernel table out of bounds");
-    if (b->dynamic_off && (b->dynamic_off % 4 || !in_file(b, b->dynamic_off, (uint64_t)*n_plans * 4)))
+    if (b->dynamic_off &&
+        (b->dynamic_off % 4 || !in_file(b, b->dynamic_off, (uint64_t)*n_plans * 4)))
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "dynamic plan table out of bounds");
     if ((st = check_string(b, mgc_rd32(d + 56), "model name", 0))) return st;
     /* The id covers names and sources but not table order; comparing names catches a

@@ -230,7 +230,8 @@ static int shapes_equal(const megcc_network *net, const mgc_plan *p, const uint8
         const uint8_t *rec = tensors + (size_t)io_tensor(p, 0, i) * MGC_TENSOR_SIZE;
         if (net->req_ndim[i] != rec[5]) return 0;
         for (k = 0; k < rec[5]; k++)
-            if ((uint32_t)net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] != mgc_rd32(rec + 8 + 4 * k))
+            if ((uint32_t)net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] !=
+                mgc_rd32(rec + 8 + 4 * k))
                 return 0;
     }
     return 1;

@@ -84,7 +84,8 @@ def dynamic_plan(hint: int = HINT, exprs: Optional[Dict[str, tuple]] = None,
     n = v("N")
     T = BlobTensor
     tensors = [T("x", "float32", (n, 3), "arena", at[0]), T("z", "float32", (n, 2), "arena", at[1]),
-               T("t", "float32", (n, 3), "arena", at[2]), T("ws", "float32", (v("3N"),), "arena", at[3]),
+               T("t", "float32", (n, 3), "arena", at[2]),
+               T("ws", "float32", (v("3N"),), "arena", at[3]),
                T("r", "float32", (n, 3), "arena", at[4]), T("o", "float32", (n, 3), "arena", at[5]),
                T("o_last", "float32", (3,), "view", v("last"), base=5),
                T("zo", "float32", (n, 2), "arena", at[7])]

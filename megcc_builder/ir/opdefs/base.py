@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..graph import Graph, Op, Tensor
+from ..symbolic import same_shape
 
 REQUIRED = object()  # the default of an attribute every op must set
 
@@ -61,7 +62,7 @@ def infer_outputs(graph: Graph, op: Op) -> List[Tensor]:
 
 
 def _same(a: Tensor, b: Tensor) -> bool:
-    return (tuple(a.shape), a.dtype, a.layout) == (tuple(b.shape), b.dtype, b.layout)
+    return same_shape(a.shape, b.shape) and (a.dtype, a.layout) == (b.dtype, b.layout)
 
 
 def create(graph: Graph, op_type: str, inputs: List[str], outputs: List[str], attrs: dict,

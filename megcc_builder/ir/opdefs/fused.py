@@ -9,6 +9,7 @@ import numpy as np
 from ..graph import Graph, Op, Tensor
 from .base import Attr, define
 from .nchw44 import NCHW44
+from ..symbolic import broadcast_shapes
 
 
 def infer_fused(graph: Graph, op: Op) -> List[Tensor]:
@@ -16,7 +17,7 @@ def infer_fused(graph: Graph, op: Op) -> List[Tensor]:
     pass fuses float32 chains only). The output is NCHW44 when a runtime input is: the
     layout pass feeds NCHW44 tensors and constants re-laid out to broadcast against them."""
     ins = [graph.tensors[i] for i in op.inputs if i]
-    shape = np.broadcast_shapes(*(t.shape for t in ins))
+    shape = broadcast_shapes(*(t.shape for t in ins))
     layout = NCHW44 if any(t.layout == NCHW44 and not t.is_const for t in ins) else "nchw"
     return [Tensor(op.outputs[0], shape, ins[0].dtype, layout=layout)]
 

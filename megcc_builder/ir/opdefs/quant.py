@@ -15,6 +15,7 @@ import numpy as np
 from ..graph import Graph, Op, Tensor
 from .base import Attr, define
 from .nchw44 import _window_out
+from ..symbolic import broadcast_shapes
 
 # megcc-only attributes of every requantizing op
 ROUNDING = Attr("rounding", "'half_even' (onnxruntime) or 'half_away' (MegEngine): how the "
@@ -32,7 +33,7 @@ def _same_as_input(graph: Graph, op: Op) -> List[Tensor]:
 
 def _binary(graph: Graph, op: Op) -> List[Tensor]:
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
-    shape = np.broadcast_shapes(a.shape, b.shape)
+    shape = broadcast_shapes(a.shape, b.shape)
     return [Tensor(op.outputs[0], shape, a.dtype)]
 
 
@@ -86,7 +87,7 @@ def _gemm(graph: Graph, op: Op) -> List[Tensor]:
 
 def _matmul_float(graph: Graph, op: Op) -> List[Tensor]:
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if len(a.shape) > 1 and \
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2]) if len(a.shape) > 1 and \
         len(b.shape) > 1 else ()
     if len(b.shape) == 1:
         shape = tuple(a.shape[:-1])

@@ -13,6 +13,7 @@ from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
 from ...ir import Graph, Op
+from ...ir.symbolic import Sym
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
@@ -88,11 +89,18 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     has_bias, bias_tag = bias_of(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    rows = max(1, min(DEPTHWISE_ROWS, geo["oh"]))
+    # rows are unrolled into the code; with a run-time OH the kernel also has a one-row
+    # pass for planes of fewer rows (the block loop needs OH >= rows)
+    oh_rt = isinstance(geo["oh"], Sym)
+    rows = DEPTHWISE_ROWS if oh_rt else max(1, min(DEPTHWISE_ROWS, geo["oh"]))
     ph, pw = plane(geo, s.vw)
     f16 = graph.tensors[op.inputs[1]].dtype == "float16"  # passes/compress_fp16.py
-    name = (f"conv2d_depthwise_{tag}_r{rows}_pw{pw}{'_w16' if f16 else ''}_f32{bias_tag}"
-            f"{activation_tag(act)}_{s.name}")
+    # A width only known at run time reads the plane width from the params (a register
+    # more per row pass than the compiled-in constant, far cheaper than the GEMM fallback)
+    runtime_pw = isinstance(pw, Sym)
+    name = (f"conv2d_depthwise_{tag}_r{rows}{'_ohrt' if oh_rt else ''}"
+            f"_pw{'rt' if runtime_pw else pw}"
+            f"{'_w16' if f16 else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}")
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     # one part per range of channels, each with its own plane in the workspace
@@ -110,6 +118,10 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     widen = (f"\n            float wk[{kh * kw}];\n"
              f"            megcc_widen_f16(wh, wk, {kh * kw});") if f16 else ""
     blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
+    if oh_rt:
+        blocks = (f"            if (OH >= {rows}) {{\n{blocks}            }} else {{\n"
+                  f"{_depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))}"
+                  "            }\n")
     body = f"""    const float *x = (const float *)in_ptrs[0];
     {weight_pointer("w", 1, f16)}
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -117,7 +129,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     /* the plane width is a constant of the kernel: each tap's load is then one base
      * register plus an immediate offset (with PW at run time the row offsets of a
      * {rows}-row pass took more registers than x86-64 has, and spilled) */
-    const int32_t PW = {pw}, SH = {sh};
+    const int32_t PW = {"PWP" if runtime_pw else pw}, SH = {sh};
     {planes}
     const int32_t M = OC / C;  /* channel multiplier */
     const int32_t o0 = (int32_t)((int64_t)OC * part / parts),
@@ -143,7 +155,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=parts * plane_floats * 4,
-                  note=f"{s.label} depthwise direct: zero-padded plane {ph}x{pw}"
+                  note=f"{s.label} depthwise direct: zero-padded plane {ph!r}x{pw!r}"
                        f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
                        f"per vector, {rows} output rows per pass sharing input loads, weights "
                        f"in registers")]

@@ -15,6 +15,7 @@ from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
 from .geometry import conv_geometry, conv_problem, conv_schema, is_depthwise
+from ...ir.symbolic import smax, smin
 
 
 # compressed (float16) filters are widened this many output channels at a time
@@ -130,10 +131,11 @@ def lower_conv(op: Op, graph: Graph):
         name = f"conv2d_im2col_{geo}{w16}_f32{bias_tag}{activation_tag(act)}"
         # im2col one block of output positions at a time: the panel stays in cache and the
         # workspace stays small (about 256 KiB) whatever the layer size.
-        block = max(16, min(spatial, (64 * 1024) // kdim // 16 * 16 or 16))
-        block = min(block, spatial)
+        # (smin/smax: a symbolic plane size keeps the block an expression, not a guard)
+        block = smax(16, smin(spatial, (64 * 1024) // kdim // 16 * 16 or 16))
+        block = smin(block, spatial)
         workspace = kdim * block * 4
-        note = f"im2col in blocks of {block} output positions, then blocked GEMM"
+        note = f"im2col in blocks of {block!r} output positions, then blocked GEMM"
         panel = (f"float *cols = (float *)workspace; const int32_t ldb = nb;\n"
                  f"                megcc_im2col_{geo}(xg, cols, CG, H, W, OW, PT, PL, s0, nb);")
     im2col = "" if pointwise else f"""static inline void megcc_im2col_{geo}(const float *x, float *cols, int32_t C,
@@ -194,5 +196,5 @@ def lower_conv(op: Op, graph: Graph):
     kernel = make_kernel(name, int_constants(body, **geometry) + body, GEMM_PARAMS, helpers)
     return [Instr(kernel, inputs, [op.outputs[0]], GEMM_PARAMS.pack(**params),
                   workspace_bytes=workspace,
-                  note=note + f" (M={ocg}, N={spatial}, K={kdim}, groups={group})")]
+                  note=note + f" (M={ocg!r}, N={spatial!r}, K={kdim!r}, groups={group})")]
 

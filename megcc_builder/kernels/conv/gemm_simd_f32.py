@@ -205,11 +205,11 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         inputs.append(op.inputs[3])
     ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
-           f"im2col from a zero-padded {hp}x{wp} input copy fused into B packing")
+           f"im2col from a zero-padded {hp!r}x{wp!r} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed"
                        f"{' as float16, widened per K block' if f16 else ''}, {how} "
-                       f"(M={m}, N={sp}, K={k}, groups={grp}, kc={kc}, nc={nc}, mc={mc})")]
+                       f"(M={m!r}, N={sp!r}, K={k!r}, groups={grp}, kc={kc!r}, nc={nc!r}, mc={mc!r})")]
 
 
 # ---------------------------------------------------------------------------------------

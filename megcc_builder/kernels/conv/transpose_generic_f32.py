@@ -94,4 +94,4 @@ def lower_conv_transpose(op: Op, graph: Graph):
     inputs = list(op.inputs[:3 if has_bias else 2])
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=4 * mg * kh * kw * h * wd,
-                  note=f"gemm (M={mg * kh * kw}, N={h * wd}, K={c // group}) + col2im")]
+                  note=f"gemm (M={mg * kh * kw!r}, N={h * wd!r}, K={c // group!r}) + col2im")]

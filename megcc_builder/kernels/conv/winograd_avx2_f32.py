@@ -46,6 +46,7 @@ from ...isa import IsaSpec
 from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
+from ...ir.symbolic import smin
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
                        vector_conv_rejection)
@@ -221,14 +222,14 @@ def blocking(geo, v: Variant = F43):
     mb = geo["oc"] if geo["oc"] <= MB_MAX else MB_MAX
     per16 = v.xi * 4 * 16 * (kb + mb)  # bytes per 16 tiles
     tb = max(16, WORKSPACE_BUDGET // per16 * 16)
-    return min(tb, t), kb, mb
+    return smin(tb, t), kb, mb  # (an expression when the tile count is symbolic)
 
 
 def strip_width(geo, tb: int, v: Variant = F43) -> int:
     """Floats per scratch row: a tile-row segment of up to min(TB, tiles per row) tiles,
     rounded up to vector groups of 8 tiles plus the deinterleave's overhang."""
     tx, _ = tiles(geo, v)
-    n = min(tb, tx)
+    n = smin(tb, tx)
     return 8 * v.tile * -(-n // 8) + 8
 
 
@@ -515,9 +516,10 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     tx, ty = tiles(geo, v)
     ws = workspace_floats(geo, tb, kb, mb, v) * 4
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 Winograd F({m}x{m},3x3): {tx}x{ty} tiles, filters transformed and "
-                       f"packed at compile time, {xi} GEMMs (M={geo['oc']}, N={tx * ty}, "
-                       f"K={geo['c']}) in blocks of {tb} tiles x {kb} channels x {mb} outputs")]
+                  note=f"AVX2 Winograd F({m!r}x{m!r},3x3): {tx!r}x{ty!r} tiles, filters transformed and "
+                       f"packed at compile time, {xi} GEMMs (M={geo['oc']!r}, N={tx * ty!r}, "
+                       f"K={geo['c']!r}) in blocks of {tb!r} tiles x {kb!r} channels x {mb!r} "
+                       "outputs")]
 
 
 # Winograd, per variant: cycles per (channel, tile) of the input transform and per (output

@@ -17,6 +17,8 @@ from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
+from ...ir.infer_symbolic import slice_range
+from ...ir.symbolic import Sym, known
 from ..registry import implements
 from .views import copy_instr
 
@@ -118,11 +120,15 @@ def lower_slice(op: Op, graph: Graph):
         a = norm_axis(int(a), rank, op, graph)
         if k == 0:
             raise graph.error("Slice step must not be 0", op)
+        if isinstance(x.shape[a], Sym):  # a run-time extent: the same clamping as expressions
+            begin[a], out_dims[a] = slice_range(int(s), int(e), int(k), x.shape[a])
+            step[a] = int(k)
+            continue
         # Python's slice clamping is exactly ONNX's (including negative steps).
         b, stop, k = slice(int(s), int(e), int(k)).indices(x.shape[a])
         begin[a], step[a], out_dims[a] = b, k, len(range(b, stop, k))
     offset = sum(b * s for b, s in zip(begin, st))
-    if any(d == 0 for d in out_dims):
+    if any(known(d, 0) for d in out_dims):
         offset = 0  # nothing is read; keep the offset in bounds
     return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, out_dims,
                                [s * k for s, k in zip(st, step)], offset)]
@@ -408,7 +414,7 @@ def lower_pad(op: Op, graph: Graph):
     params = params.pack(in_d=[d[0] for d in dims], out_d=[d[1] for d in dims],
                          beg=[d[2] for d in dims], value=value_params)
     inputs = [op.inputs[0]] + ([op.inputs[2]] if runtime_value and mode == "constant" else [])
-    return [Instr(kernel, inputs, [op.outputs[0]], params, note=f"pads={pads}")]
+    return [Instr(kernel, inputs, [op.outputs[0]], params, note=f"pads={list(pads)!r}")]
 
 
 # --- Cast -------------------------------------------------------------------------------

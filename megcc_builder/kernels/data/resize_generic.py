@@ -10,6 +10,7 @@ from ...codegen.kernel import Instr, f32_bits, make_kernel
 from ...codegen.params import f32, i32, schema, table
 from ...ir import Graph, Op, itemsize, numpy_dtype
 from ..registry import implements
+from ...ir.symbolic import Sym
 from .copy_generic import UINT_OF_SIZE, const_input, norm_axis
 
 
@@ -168,6 +169,8 @@ def lower_resize(op: Op, graph: Graph):
     if mode == "linear" and x.dtype != "float32":
         raise graph.error(f"linear Resize on {x.dtype} is not supported (float32 is)", op)
     roi = roi or [0.0] * rank + [1.0] * rank
+    if any(isinstance(d, Sym) for d in x.shape[2:] + y.shape[2:]) and mode == "nearest":
+        return [_nearest_runtime_instr(op, graph, coord, nearest, scales)]
     tables = [_axis_table(op, graph, mode, coord, nearest,
                           None if scales is None else scales[d], x.shape[d], y.shape[d],
                           (roi[d], roi[rank + d])) for d in (2, 3)]
@@ -178,6 +181,85 @@ def lower_resize(op: Op, graph: Graph):
     if mode == "nearest":
         return [_nearest_instr(op, graph, head, tables, extrap, note)]
     return [_bilinear_instr(op, head, tables, extrap, note)]
+
+
+# source coordinate of output index o along an axis (input extent n, output m, scale s),
+# in float32 as source_coord computes it for the tables
+_RT_COORD = {
+    "asymmetric": "(float)o / s",
+    "half_pixel": "((float)o + 0.5f) / s - 0.5f",
+    "pytorch_half_pixel": "m > 1 ? ((float)o + 0.5f) / s - 0.5f : 0.0f",
+    "align_corners": "m == 1 ? 0.0f : (float)o * (float)(n - 1) / (float)(m - 1)",
+    "tf_half_pixel_for_nn": "((float)o + 0.5f) / s",
+}
+# nearest_index in C (double, as Python rounds the float32 coordinate)
+_RT_NEAREST = {
+    "floor": "floor(v)",
+    "ceil": "ceil(v)",
+    "round_prefer_floor": "v == (double)(int64_t)v + 0.5 ? floor(v) : megcc_round_away(v)",
+    "round_prefer_ceil": "megcc_round_away(v)",
+    "simple": "s < 1.0f ? ceil(v) : (double)(int64_t)v",
+}
+RT_NEAREST_PARAMS = schema(*_HEAD, f32("SH", "height scale (0: output / input)"),
+                           f32("SW", "width scale (0: output / input)"))
+
+
+def _nearest_runtime_instr(op: Op, graph: Graph, coord: str, nearest: str, scales) -> Instr:
+    """Nearest Resize whose extents are only known at run time (a dynamic plan): the
+    source index of each output row and column is computed by the kernel, with the same
+    float32 coordinate and rounding as the compile-time tables."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if coord not in _RT_COORD:
+        raise graph.error(f"coordinate_transformation_mode '{coord}' with run-time extents "
+                          "is not supported", op)
+    if nearest not in _RT_NEAREST:
+        raise graph.error(f"nearest_mode '{nearest}' is not supported", op)
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    name = f"resize_nearest_rt_{coord}_{nearest}_e{esize}"
+    tag = f"{coord}_{nearest}"
+    rounding = _RT_NEAREST[nearest].replace("megcc_round_away", f"megcc_round_away_{tag}")
+    index = f"""static inline double megcc_round_away_{tag}(double v) {{
+    return v >= 0.0 ? floor(v + 0.5) : -floor(-v + 0.5);
+}}
+static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, float s) {{
+    const float v32 = {_RT_COORD[coord]};
+    const double v = (double)v32;
+    double r = {rounding};
+    (void)m;
+    (void)megcc_round_away_{tag};
+    if (r < 0.0) r = 0.0;
+    if (r > (double)(n - 1)) r = (double)(n - 1);
+    return (int32_t)r;
+}}
+"""
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
+    const float sw = SW > 0.0f ? SW : (float)OW / (float)W;
+    /* the source column of every output column once, in the workspace (as the static
+     * kernel's table); the source row once per output row */
+    int32_t *ix = (int32_t *)workspace;
+    int32_t c, oy, ox;
+    for (ox = 0; ox < OW; ++ox) ix[ox] = megcc_resize_src_{coord}_{nearest}(ox, W, OW, sw);
+    for (c = 0; c < NC; ++c) {{
+        const {ct} *xc = x + (int64_t)c * H * W;
+        for (oy = 0; oy < OH; ++oy, y += OW) {{
+            const {ct} *row = xc + (int64_t)megcc_resize_src_{coord}_{nearest}(oy, H, OH, sh) * W;
+            for (ox = 0; ox < OW; ++ox) y[ox] = row[ix[ox]];
+        }}
+    }}
+"""
+    kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math",),
+                         prelude=index)
+    sh = 0.0 if scales is None else float(F32(scales[2]))
+    sw = 0.0 if scales is None else float(F32(scales[3]))
+    params = RT_NEAREST_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                                    OH=y.shape[2], OW=y.shape[3], SH=f32_bits(sh),
+                                    SW=f32_bits(sw))
+    return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                 workspace_bytes=4 * y.shape[3],
+                 note=f"nearest, {coord}, {nearest}, indices computed at run time")
 
 
 def _nearest_instr(op: Op, graph: Graph, head, tables, extrap, note) -> Instr:

@@ -20,6 +20,7 @@ from ...ir import Graph, Op, c_type
 from ...ir.expr import BINARY, OTHER_ELEMENTWISE, PARAMETRIC, UNARY, op_expr
 from ...isa import IsaSpec
 from ..registry import implements
+from ...ir.symbolic import known, same
 
 
 # Expression trees (ir/expr.py): ("in", k) | ("const", value) | (opname, child, ...)
@@ -206,7 +207,9 @@ def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int]) -> List
     shape = [1] * pad + list(in_shape)
     strides, acc = [0] * len(out_shape), 1
     for d in range(len(out_shape) - 1, -1, -1):
-        strides[d] = 0 if shape[d] == 1 and out_shape[d] != 1 else acc
+        # 0 wherever the input extent is 1 (whatever the output's: an extent-1 output walks
+        # index 0 only), so a symbolic output extent gives the strides a static one does
+        strides[d] = 0 if known(shape[d], 1) else acc
         acc *= shape[d]
     return strides
 
@@ -215,12 +218,12 @@ def collapse(out_shape: Sequence[int], all_strides: List[List[int]]):
     """Merge neighbouring dimensions that every operand walks contiguously together."""
     dims = [d for d in out_shape]
     strides = [list(s) for s in all_strides]
-    keep = [i for i, d in enumerate(dims) if d != 1]  # size-1 dims carry no information
+    keep = [i for i, d in enumerate(dims) if not known(d, 1)]  # size-1 dims carry nothing
     dims = [dims[i] for i in keep] or [1]
     strides = [[s[i] for i in keep] or [0] for s in strides]
     i = len(dims) - 1
     while i > 0:
-        if all(s[i - 1] == s[i] * dims[i] for s in strides):
+        if all(same(s[i - 1], s[i] * dims[i]) for s in strides):  # for every shape
             for s in strides:
                 s[i - 1] = s[i]
                 del s[i]
@@ -241,9 +244,9 @@ def elementwise_instr(expr, in_names: List[str], out_name: str, graph: Graph,
     total = numel(dims)
     kinds = []
     for s in strides:
-        if all(x == 0 for x in s):
+        if all(known(x, 0) for x in s):
             kinds.append("s")
-        elif rank == 1 and s[0] == 1:
+        elif rank == 1 and known(s[0], 1):
             kinds.append("v")
         else:
             kinds.append("b")

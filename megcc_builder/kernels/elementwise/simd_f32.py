@@ -170,7 +170,7 @@ def lower_elementwise(op: Op, graph: Graph, s: Simd, v: VecOps):
                          **{f"s{a}_{k}": st[1 - a] for k, (st, _) in enumerate(inputs)
                             for a in (1, 0)})
     return [Instr(kernel, names, [op.outputs[0]], params,
-                  note=f"{s.label} element-wise: {r1 * r0} rows of {length}, {s.vw} per vector")]
+                  note=f"{s.label} element-wise: {r1 * r0!r} rows of {length!r}, {s.vw} per vector")]
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:

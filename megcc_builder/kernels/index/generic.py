@@ -221,7 +221,7 @@ def lower_gather_nd(op: Op, graph: Graph):
     params = GATHER_ND_PARAMS.pack(**_nd_params(x.shape, b, k, n_batch, per_batch),
                                    esize=esize)
     return [Instr(kernel, [op.inputs[0], op.inputs[1]], [op.outputs[0]], params,
-                  note=f"batch_dims={b}, tuples of {k}")]
+                  note=f"batch_dims={b}, tuples of {k!r}")]
 
 
 @implements("ScatterND")
@@ -259,7 +259,7 @@ def lower_scatter_nd(op: Op, graph: Graph):
                          value_helpers(x.dtype) if reduction != "none" else ())
     params = SCATTER_ND_PARAMS.pack(**_nd_params(x.shape, 0, k, 1, per_batch), nbytes=x.nbytes)
     return [Instr(kernel, list(op.inputs[:3]), [op.outputs[0]], params,
-                  note=f"tuples of {k}, reduction={reduction}")]
+                  note=f"tuples of {k!r}, reduction={reduction}")]
 
 
 # --- OneHot, CumSum, TopK, Trilu, ReverseSequence ------------------------------------------
@@ -310,7 +310,7 @@ def lower_one_hot(op: Op, graph: Graph):
     helpers = (F16_HELPERS,) if ind.dtype == "float16" else ()
     kernel = make_kernel(name, body, ONE_HOT_PARAMS, helpers)
     return [Instr(kernel, [op.inputs[0], op.inputs[2]], [op.outputs[0]],
-                  ONE_HOT_PARAMS.pack(outer=outer, depth=depth, inner=inner), note=f"axis={axis}, depth={depth}")]
+                  ONE_HOT_PARAMS.pack(outer=outer, depth=depth, inner=inner), note=f"axis={axis}, depth={depth!r}")]
 
 
 # --- CumSum ------------------------------------------------------------------------------------
@@ -325,7 +325,11 @@ def lower_cumsum(op: Op, graph: Graph):
     outer, red, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
     exclusive, reverse = int(op.attrs.get("exclusive", 0)), int(op.attrs.get("reverse", 0))
     ct, at = c_type(x.dtype), arith_type(x.dtype)
-    acc_t = "double" if x.dtype in ("float32", "float16") else at
+    # integers accumulate in the unsigned type of their width: the sum wraps (two's
+    # complement, as onnxruntime's) instead of overflowing a signed int (UB; the fuzzer
+    # found it with arbitrary int32 inputs)
+    acc_t = ("double" if x.dtype in ("float32", "float16") else at if x.dtype.startswith("float")
+             else "uint64_t" if x.dtype in ("int64", "uint64") else "uint32_t")
     tag = ("_excl" if exclusive else "") + ("_rev" if reverse else "")
     name = f"cumsum_{x.dtype}{tag}"
     r_loop = "for (r = red - 1; r >= 0; --r)" if reverse else "for (r = 0; r < red; ++r)"
@@ -414,7 +418,7 @@ def lower_topk(op: Op, graph: Graph):
     _ = want_sorted  # the output is always sorted, which 'sorted=0' permits
     params = TOPK_PARAMS.pack(outer=outer, n=n, inner=inner, k=k)
     return [Instr(kernel, [op.inputs[0]], outs, params, workspace_bytes=ws,
-                  note=f"axis={axis}, k={k}")]
+                  note=f"axis={axis}, k={k!r}")]
 
 
 # --- Trilu ---------------------------------------------------------------------------------------
@@ -442,7 +446,7 @@ def lower_trilu(op: Op, graph: Graph):
     k = max(min(k, cols + 1), -rows - 1)  # beyond these every element is kept or zeroed
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   TRILU_PARAMS.pack(mats=numel(x.shape[:-2]), rows=rows, cols=cols, k=k),
-                  note=f"k={k}")]
+                  note=f"k={k!r}")]
 
 
 # --- ReverseSequence ---------------------------------------------------------------------------

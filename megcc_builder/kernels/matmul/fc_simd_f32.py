@@ -16,6 +16,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
+from ...ir.symbolic import known  # (a run-time M takes the general, packing path)
 from ...isa import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_code, activation_tag
@@ -81,16 +82,16 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         e.finish = k0 + kb >= K;
         megcc_{s.name}_gemm_block_par(par, M, N, K, k0, kb, apk, bp + (int64_t)k0 * {s.nr}, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}"""
-    pack = "apk = a;" if m == 1 else f"megcc_{s.name}_pack_a(a, K, M, K, ap); apk = ap;"
+    pack = "apk = a;" if known(m, 1) else f"megcc_{s.name}_pack_a(a, K, M, K, ap); apk = ap;"
     post = "" if not act_pass else f"""
     {{ int64_t q; for (q = 0; q < (int64_t)M * N; ++q) {{ const float v = y[q]; y[q] = {activation_code(act, "v")}; }} }}"""
     name = f"fc_gemm{s.mr}x{s.nr}{'_w16' if f16 else ''}_f32{'_bias' if bias is not None else ''}{activation_tag(act)}" \
-           f"{'_m1' if m == 1 else ''}_{s.name}"
+           f"{'_m1' if known(m, 1) else ''}_{s.name}"
     body = f"""    const float *a = (const float *)in_ptrs[0];
     {weight_pointer("bp", 1, f16)}  /* {s.nr}-column panels (packed_gemm.py) */
     const float *bias = {"(const float *)in_ptrs[2]" if bias is not None else "0"};
     float *y = (float *)out_ptrs[0];
-    {"" if m == 1 else "float *ap = (float *)workspace;  /* A packed in row panels */"}
+    {"" if known(m, 1) else "float *ap = (float *)workspace;  /* A packed in row panels */"}
     const float *apk;
     int32_t k0;
     megcc_{s.name}_epi e;
@@ -100,7 +101,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     {pack}
     {loop}{post}
 """
-    ws = 0 if m == 1 else m * k * 4
+    ws = 0 if known(m, 1) else m * k * 4
     if f16:
         ws += kc * min(_widened_columns(kc, s), -(-n // s.nr) * s.nr) * 4
     kernel = make_kernel(name, body, FC_PARAMS, ("math",), isa=s.isa)
@@ -108,13 +109,13 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
                   workspace_bytes=ws,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "
                        f"{'(float16, widened per block of columns and K) ' if f16 else ''}"
-                       f"(M={m}, N={n}, K={k}, kc={kc})")]
+                       f"(M={m!r}, N={n!r}, K={k!r}, kc={kc!r})")]
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     gs = isa.vec("f32").gemm
     return fc_cost(op, graph, isa, lambda m, n, k: gemm_cycles(
-        m, n, k, 0.0 if m == 1 else 0.5, 1, gs, isa.core))
+        m, n, k, 0.0 if known(m, 1) else 0.5, 1, gs, isa.core))
 
 
 def _label(isa: IsaSpec) -> str:

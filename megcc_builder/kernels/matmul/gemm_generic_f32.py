@@ -12,6 +12,7 @@ from ..elementwise.activation import activation_code, activation_tag
 from ..elementwise.generic import broadcast_strides
 from ..registry import F32, implements
 from .problem import fc_cost
+from ...ir.symbolic import Sym, broadcast_shapes
 
 
 GEMM_PARAMS = schema(i32("M", "rows of Y"), i32("N", "columns of Y"), i32("K", "reduction"),
@@ -84,7 +85,7 @@ def lower_gemm(op: Op, graph: Graph):
     kernel = make_kernel(name, body, GEMM_PARAMS, ("math", "f32_bits", "gemm"))
     inputs = [op.inputs[0], op.inputs[1]] + ([op.inputs[2]] if has_c else [])
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=workspace,
-                  note=f"gemm_{variant} (M={m}, N={n}, K={k})")]
+                  note=f"gemm_{variant} (M={m!r}, N={n!r}, K={k!r})")]
 
 
 def _compressed(a, b) -> bool:
@@ -152,6 +153,8 @@ def lower_matmul(op: Op, graph: Graph):
         bshape = bshape + [1]
     m, k = ashape[-2:]
     n = bshape[-1]
+    if any(isinstance(d, Sym) for d in ashape[:-2] + bshape[:-2]):
+        return _lower_matmul_strided(op, graph, ashape, bshape, m, n, k)
     batch = [max(x, y) for x, y in itertools.zip_longest(ashape[-3::-1], bshape[-3::-1],
                                                           fillvalue=1)][::-1]
     sa = broadcast_strides(ashape[:-2], batch) if batch else []
@@ -179,7 +182,50 @@ def lower_matmul(op: Op, graph: Graph):
     kernel = make_kernel(name, body, MATMUL_PARAMS, ("math", "gemm"))
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
                   MATMUL_PARAMS.pack(NB=nb, M=m, N=n, K=k, off_a=offsets_a, off_b=offsets_b),
-                  note=f"batched gemm_nn x{nb} (M={m}, N={n}, K={k})")]
+                  note=f"batched gemm_nn x{nb!r} (M={m!r}, N={n!r}, K={k!r})")]
+
+
+def _strided_params(rank: int):
+    return schema(i32("NB", "batch (broadcast) products"), i32("M", "rows of Y"),
+                  i32("N", "columns of Y"), i32("K", "reduction"),
+                  table("dims", rank, "batch extents"),
+                  table("sa", rank, "A element stride per batch axis (0: broadcast)"),
+                  table("sb", rank, "B element stride per batch axis (0: broadcast)"))
+
+
+def _lower_matmul_strided(op: Op, graph: Graph, ashape, bshape, m, n, k):
+    """A batch whose extent is only known at run time: the offsets of each product come
+    from per-axis strides instead of a table with one entry per product."""
+    batch = list(broadcast_shapes(ashape[:-2], bshape[:-2]))
+    rank = len(batch)
+    sa = [st * m * k for st in broadcast_strides(ashape[:-2], batch)]
+    sb = [st * k * n for st in broadcast_strides(bshape[:-2], batch)]
+    act = op.attrs.get("activation")
+    name = f"matmul_f32_bstrided{rank}{activation_tag(act)}"
+    epilogue = "" if act is None else f"""
+        for (j = 0; j < M * N; ++j) {{ const float v = yb[j]; yb[j] = {activation_code(act, "v")}; }}"""
+    params = _strided_params(rank)
+    body = f"""    const float *a = (const float *)in_ptrs[0];
+    const float *b = (const float *)in_ptrs[1];
+    float *y = (float *)out_ptrs[0];
+    int32_t i, d{", j" if epilogue else ""};
+    for (i = 0; i < NB; ++i) {{
+        float *yb = y + (int64_t)i * M * N;
+        int64_t oa = 0, ob = 0;
+        int32_t rest = i;
+        for (d = {rank} - 1; d >= 0; --d) {{
+            const int32_t idx = rest % dims[d];
+            rest /= dims[d];
+            oa += (int64_t)idx * sa[d];
+            ob += (int64_t)idx * sb[d];
+        }}
+        megcc_gemm_nn(M, N, K, a + oa, K, 1, b + ob, N, yb, N, 0);{epilogue}
+    }}
+"""
+    kernel = make_kernel(name, body, params, ("math", "gemm"))
+    return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]],
+                  params.pack(NB=numel(batch), M=m, N=n, K=k, dims=batch, sa=sa, sb=sb),
+                  note=f"batched gemm_nn, run-time batch (M={m!r}, N={n!r}, K={k!r})")]
 
 
 def _lower_matmul_w16(op: Op, graph: Graph):
@@ -200,7 +246,7 @@ def _lower_matmul_w16(op: Op, graph: Graph):
                          ("math", "gemm"))
     return [Instr(kernel, list(op.inputs[:2]), [op.outputs[0]], W16_PARAMS.pack(M=m, N=n, K=k),
                   workspace_bytes=_widen_rows(k, n) * n * 4,
-                  note=f"gemm_nn, float16 B widened in K blocks (M={m}, N={n}, K={k})")]
+                  note=f"gemm_nn, float16 B widened in K blocks (M={m!r}, N={n!r}, K={k!r})")]
 
 
 W16_PARAMS = schema(i32("M", "rows of Y (A's batch dimensions folded in)"),

@@ -149,7 +149,7 @@ def lower_layernorm(op: Op, graph: Graph):
                                    eps=f32_bits(op.attrs.get("epsilon", 1e-5)),
                                    sg=s_scale, sb=s_bias)
     return [Instr(kernel, list(op.inputs[:3 if has_bias else 2]), outs, params,
-                  note=f"[{outer}, {inner}]")]
+                  note=f"[{outer!r}, {inner!r}]")]
 
 
 @implements("LRN", dtypes=F32)
@@ -179,7 +179,7 @@ def lower_lrn(op: Op, graph: Graph):
     params = LRN_PARAMS.pack(N=x.shape[0], C=x.shape[1], S=numel(x.shape[2:]),
                              lo=(size - 1) // 2, hi=size // 2, alpha_n=f32_bits(alpha / size),
                              beta=f32_bits(beta), bias=f32_bits(bias))
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=f"size={size}")]
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=f"size={size!r}")]
 
 
 # --- ConvTranspose ----------------------------------------------------------------------

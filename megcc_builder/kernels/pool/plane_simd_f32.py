@@ -69,7 +69,7 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
     params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
                              OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
-                  note=f"{s.label} max pooling over a -inf-padded {ph}x{pw} plane, {s.vw} "
+                  note=f"{s.label} max pooling over a -inf-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector")]
 
 
@@ -129,7 +129,7 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
     owv = -(-geo["ow"] // s.vw) * s.vw
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
                   workspace_bytes=(ph * pw + owv) * 4,
-                  note=f"{s.label} average pooling over a zero-padded {ph}x{pw} plane, {s.vw} "
+                  note=f"{s.label} average pooling over a zero-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector, sums scaled by 1/rows x 1/columns")]
 
 

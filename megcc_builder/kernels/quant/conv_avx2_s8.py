@@ -235,4 +235,4 @@ MICRO_KERNEL
     params = PARAMS.pack(**geo, K2=k2, OCP=ocp, NB=nb)
     ws = k2 * nb * 2 * 2 + 4 * ocp + 64
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd), im2col blocks of {nb}")]
+                  note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd), im2col blocks of {nb!r}")]

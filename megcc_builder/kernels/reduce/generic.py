@@ -151,7 +151,7 @@ def lower_reduce(op: Op, graph: Graph):
     params = params.pack(dims=dims, os=os_, n_out=y.numel, cnt=cnt)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
                   workspace_bytes=4 * y.numel if two_pass else 0,
-                  note=f"axes={axes}, merged to {dims}")]
+                  note=f"axes={axes}, merged to {list(dims)!r}")]
 
 
 def uses(code: str, name: str) -> bool:
@@ -296,7 +296,7 @@ def lower_softmax(op: Op, graph: Graph):
     kernel = make_kernel(name, body, AXIS_PARAMS, ("math",))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
-                  workspace_bytes=workspace, note=f"[{outer}, {red}, {inner}]")]
+                  workspace_bytes=workspace, note=f"[{outer!r}, {red!r}, {inner!r}]")]
 
 
 # --- vector Softmax / LogSoftmax (AVX2, NEON) over the last axis -----------------------

@@ -78,7 +78,7 @@ def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
     kernel = Kernel(name, source, ("math",) + extra, isa=s.isa, params=AXIS_PARAMS)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=1),
-                  note=f"[{outer}, {red}, 1], {s.label}: {vw} per vector")]
+                  note=f"[{outer!r}, {red!r}, 1], {s.label}: {vw} per vector")]
 
 
 def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, inner: int):
@@ -132,7 +132,7 @@ def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, in
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=8 * inner,
-                  note=f"[{outer}, {red}, {inner}], {s.label}: {vw} per vector across inner")]
+                  note=f"[{outer!r}, {red!r}, {inner!r}], {s.label}: {vw} per vector across inner")]
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:

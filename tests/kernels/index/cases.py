@@ -61,6 +61,10 @@ for axis in (0, 1, -1):
             case(f"cumsum_int32_a{axis}_e{exclusive}_r{reverse}", "CumSum",
                  [rand(3, 7, dtype=np.int32), Const(np.array(axis, I64))],
                  {"exclusive": exclusive, "reverse": reverse}, opset=14)
+# sums past the int32 range wrap (two's complement, as onnxruntime's), no signed overflow
+case("cumsum_int32_wraps", "CumSum",
+     [np.array([[2 ** 31 - 1, 5, -7], [-2 ** 31, -1, 3]], np.int32), Const(np.array(1, I64))],
+     opset=14)
 case("cumsum_f32", "CumSum", [rand(2, 3, 7), Const(np.array(2, I64))], opset=14, exact=False)
 case("cumsum_f32_rev", "CumSum", [rand(7, 3), Const(np.array(0, np.int32))], {"reverse": 1},
      opset=14, exact=False)

@@ -133,7 +133,7 @@ def _elements(kernel, params) -> Optional[int]:
 
 
 # kernels only dynamic plans use, where a static compile specialises on the extent
-RUNTIME_EXTENT_KERNELS = re.compile(r"^(matmul_f32_bstrided|resize_nearest_rt_)|_pwrt_|_ohrt_")
+RUNTIME_EXTENT_KERNELS = re.compile(r"^(matmul_f32_bstrided|resize_(nearest|bilinear)_rt_)|_pwrt_|_ohrt_")
 
 
 def runtime_extent_kernel(name: str) -> bool:

@@ -282,7 +282,9 @@ def _f32(name, v):
 _N = helper.make_node
 NCHW = [(1, 4, 8, 8), (2, 4, 5, 13), (3, 4, 16, 9)]
 OPS = {
-    "softmax_last": ([_N("Softmax", ["x"], ["y"], axis=-1)], [], NCHW),
+    # (rows shorter than a vector too: the vector kernel's scalar tail)
+    "softmax_last": ([_N("Softmax", ["x"], ["y"], axis=-1)], [],
+                     [(1, 4, 8, 8), (2, 4, 5, 3), (3, 4, 16, 9)]),
     "transpose": ([_N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [], NCHW),
     "concat": ([_N("Concat", ["x", "x"], ["y"], axis=3)], [], NCHW),
     "slice": ([_N("Slice", ["x", "s", "e", "a"], ["y"])],
@@ -347,9 +349,23 @@ def test_operator_with_run_time_extents_matches_onnxruntime(tmp_path, name):
     _run_sizes(c, path, sizes)
 
 
-def test_linear_resize_of_a_run_time_extent_is_refused_naming_the_node(tmp_path):
+@pytest.mark.parametrize("coord", ["half_pixel", "align_corners", "asymmetric",
+                                   "pytorch_half_pixel"])
+@pytest.mark.parametrize("scale", [2.0, 0.5])
+def test_linear_resize_with_run_time_extents_matches_onnxruntime(tmp_path, coord, scale):
     path = _op_model(tmp_path, "resize_linear",
-                     [_N("Resize", ["x", "r", "s"], ["y"], mode="linear")],
-                     [_f32("r", []), _f32("s", [1, 1, 2, 2])])
-    with pytest.raises(CompileError, match=r"cannot stay dynamic: node 'Resize_0' \(Resize\)"):
+                     [_N("Resize", ["x", "r", "s"], ["y"], mode="linear",
+                         coordinate_transformation_mode=coord)],
+                     [_f32("r", []), _f32("s", [1, 1, scale, scale])])
+    c = Compiled(_spec(path), str(tmp_path / "out"))
+    _run_sizes(c, path, NCHW)
+
+
+def test_an_unsupported_run_time_resize_is_refused_naming_the_node(tmp_path):
+    path = _op_model(tmp_path, "resize_crop",
+                     [_N("Resize", ["x", "r", "s"], ["y"], mode="linear",
+                         coordinate_transformation_mode="tf_crop_and_resize")],
+                     [_f32("r", [0, 0, 0.1, 0.1, 1, 1, 0.9, 0.9]), _f32("s", [1, 1, 2, 2])])
+    with pytest.raises(CompileError, match=r"node 'Resize_0': Resize: coordinate_transformation"
+                                           r"_mode 'tf_crop_and_resize' with run-time extents"):
         compile_model(_spec(path))

@@ -603,9 +603,19 @@ def specialise(x: Sym, why: str) -> int:
 
 
 def same(a, b) -> bool:
-    """Structural equality of two ints/Syms, without a guard (equal for every value of the
-    symbols; False also when they merely might differ)."""
-    return poly_of(a) == poly_of(b)
+    """Equality of two ints/Syms for every shape the plan accepts, without a new guard:
+    structurally equal, or equal by a guard already recorded (the detector's upsampled
+    `2*((H + 31)//32)` and its lateral `(H + 15)//16`). False also when they merely might
+    differ."""
+    pa, pb = poly_of(a), poly_of(b)
+    if pa == pb:
+        return True
+    s = current()
+    if s is None or (_as_const(pa) is not None and _as_const(pb) is not None):
+        return False
+    d = _poly_add(pa, pb, -1)
+    neg = _poly_add((), d, -1)
+    return any(g.op == "==" and (g.expr == d or g.expr == neg) for g in s.guards)
 
 
 def same_shape(a: Sequence, b: Sequence) -> bool:

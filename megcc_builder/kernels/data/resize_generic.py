@@ -169,8 +169,10 @@ def lower_resize(op: Op, graph: Graph):
     if mode == "linear" and x.dtype != "float32":
         raise graph.error(f"linear Resize on {x.dtype} is not supported (float32 is)", op)
     roi = roi or [0.0] * rank + [1.0] * rank
-    if any(isinstance(d, Sym) for d in x.shape[2:] + y.shape[2:]) and mode == "nearest":
-        return [_nearest_runtime_instr(op, graph, coord, nearest, scales)]
+    if any(isinstance(d, Sym) for d in x.shape[2:] + y.shape[2:]):
+        if mode == "nearest":
+            return [_nearest_runtime_instr(op, graph, coord, nearest, scales)]
+        return [_bilinear_runtime_instr(op, graph, coord, scales)]
     tables = [_axis_table(op, graph, mode, coord, nearest,
                           None if scales is None else scales[d], x.shape[d], y.shape[d],
                           (roi[d], roi[rank + d])) for d in (2, 3)]
@@ -260,6 +262,68 @@ static inline int32_t megcc_resize_src_{tag}(int32_t o, int32_t n, int32_t m, fl
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
                  workspace_bytes=4 * y.shape[3],
                  note=f"nearest, {coord}, {nearest}, indices computed at run time")
+
+
+def _bilinear_runtime_instr(op: Op, graph: Graph, coord: str, scales) -> Instr:
+    """Bilinear Resize (float32) whose extents are only known at run time: each output
+    column's two source columns and weights computed once per call into the workspace, each
+    row's once per row, with the float32 arithmetic of the compile-time tables."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if coord not in _RT_COORD:
+        raise graph.error(f"coordinate_transformation_mode '{coord}' with run-time extents "
+                          "is not supported", op)
+    name = f"resize_bilinear_rt_{coord}_f32"
+    src = f"""static inline void megcc_resize_lin_{coord}(int32_t o, int32_t n, int32_t m, float s,
+        int32_t *i0, int32_t *i1, float *w0, float *w1) {{
+    float v = {_RT_COORD[coord]};
+    float d0, d1;
+    (void)m;
+    if (v < 0.0f) v = 0.0f;
+    if (v > (float)(n - 1)) v = (float)(n - 1);
+    *i0 = (int32_t)v < n - 1 ? (int32_t)v : n - 1;
+    *i1 = *i0 + 1 < n - 1 ? *i0 + 1 : n - 1;
+    d0 = fabsf(v - (float)*i0);
+    d1 = fabsf(v - (float)*i1);
+    if (*i0 == *i1) d0 = d1 = 0.5f;
+    *w0 = d1;  /* the weight of i0 is the distance to i1 */
+    *w1 = d0;
+}}
+"""
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    const float sh = SH > 0.0f ? SH : (float)OH / (float)H;
+    const float sw = SW > 0.0f ? SW : (float)OW / (float)W;
+    int32_t *x0 = (int32_t *)workspace, *x1 = x0 + OW;
+    float *wx0 = (float *)(x1 + OW), *wx1 = wx0 + OW;
+    int32_t c, oy, ox;
+    for (ox = 0; ox < OW; ++ox)
+        megcc_resize_lin_{coord}(ox, W, OW, sw, x0 + ox, x1 + ox, wx0 + ox, wx1 + ox);
+    for (c = 0; c < NC; ++c) {{
+        const float *xc = x + (int64_t)c * H * W;
+        for (oy = 0; oy < OH; ++oy, y += OW) {{
+            int32_t y0, y1;
+            float a0, a1;
+            const float *r0, *r1;
+            megcc_resize_lin_{coord}(oy, H, OH, sh, &y0, &y1, &a0, &a1);
+            r0 = xc + (int64_t)y0 * W;
+            r1 = xc + (int64_t)y1 * W;
+            for (ox = 0; ox < OW; ++ox) {{
+                const float b0 = wx0[ox], b1 = wx1[ox];
+                y[ox] = b0 * a0 * r0[x0[ox]] + b1 * a0 * r0[x1[ox]]
+                        + b0 * a1 * r1[x0[ox]] + b1 * a1 * r1[x1[ox]];
+            }}
+        }}
+    }}
+"""
+    kernel = make_kernel(name, body, RT_NEAREST_PARAMS, ("math",), prelude=src)
+    sh = 0.0 if scales is None else float(F32(scales[2]))
+    sw = 0.0 if scales is None else float(F32(scales[3]))
+    params = RT_NEAREST_PARAMS.pack(NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3],
+                                    OH=y.shape[2], OW=y.shape[3], SH=f32_bits(sh),
+                                    SW=f32_bits(sw))
+    return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                 workspace_bytes=16 * y.shape[3],
+                 note=f"linear, {coord}, source rows and columns computed at run time")
 
 
 def _nearest_instr(op: Op, graph: Graph, head, tables, extrap, note) -> Instr:

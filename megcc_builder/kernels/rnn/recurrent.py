@@ -102,6 +102,104 @@ static void megcc_{n}_rnn_mm(const megcc_parallel *par, int32_t M, int32_t N, in
 """)
 
 
+def _gemv_tile(s: Simd, rows: int, panels: int) -> str:
+    """rows x (panels * NR) of C = A * B over the full K, all in registers: rows * panels *
+    NR / VW independent FMA chains (a 1 x NR tile alone has NR / VW: latency-bound)."""
+    n, vw, nr, nv = s.name, s.vw, s.nr, s.nv
+    acc = [[[f"c{r}_{q}_{v}" for v in range(nv)] for q in range(panels)] for r in range(rows)]
+    flat = [a for row in acc for pan in row for a in pan]
+    decl = f"    {s.vtype} " + ", ".join(f"{a} = {s.zero}" for a in flat) + ";"
+    loads = " ".join(f"const {s.vtype} b{q}_{v} = {s.load(f'b{q} + k * {nr} + {v * vw}')};"
+                     for q in range(panels) for v in range(nv))
+    fmas = "\n".join(
+        f"        {{ const {s.vtype} av = {s.dup(f'a + (int64_t){r} * K + k')}; "
+        + " ".join(f"{acc[r][q][v]} = {s.fma(acc[r][q][v], 'av', f'b{q}_{v}')};"
+                   for q in range(panels) for v in range(nv)) + " }"
+        for r in range(rows))
+    bptrs = " ".join(f"const float *b{q} = b + (int64_t){q} * K * {nr};" for q in range(panels))
+    stores = []
+    for r in range(rows):
+        for q in range(panels):
+            full = " ".join(s.store(f"c + (int64_t){r} * ldc + {q * nr + v * vw}", acc[r][q][v]) + ";"
+                            for v in range(nv))
+            part = " ".join(s.store(f"t + {v * vw}", acc[r][q][v]) + ";" for v in range(nv))
+            stores.append(f"""    if (ncols >= {(q + 1) * nr}) {{ {full} }}
+    else if (ncols > {q * nr}) {{
+        float t[{nr}];
+        int32_t j;
+        {part}
+        for (j = 0; j < ncols - {q * nr}; ++j) c[(int64_t){r} * ldc + {q * nr} + j] = t[j];
+    }}""")
+    return f"""
+static inline void megcc_{n}_rnn_gemv_{rows}x{panels}(int32_t K, const float *a, const float *b,
+        float *c, int32_t ldc, int32_t ncols) {{
+{decl}
+    {bptrs}
+    int32_t k;
+    for (k = 0; k < K; ++k) {{
+        {loads}
+{fmas}
+    }}
+{chr(10).join(stores)}
+}}
+"""
+
+
+# (rows, panels) of the small-batch product's register tiles
+GEMV_TILES = ((1, 4), (1, 1), (2, 2), (2, 1), (4, 1))
+
+
+def simd_gemv(s: Simd) -> Tuple[str, str]:
+    """C[M, N] = A[M, K] * B for a small M (the per-step product of a small batch): B
+    streams once per group of up to 4 rows, each group in register tiles of GEMV_TILES;
+    column panels split over the threads (whole panels: the same sums on any count)."""
+    n, nr = s.name, s.nr
+    tiles = "".join(_gemv_tile(s, r, p) for r, p in GEMV_TILES)
+    return (f"megcc_{n}_rnn_gemv", tiles + f"""
+typedef struct {{
+    int32_t M, N, K;
+    const float *a, *b;
+    float *c;
+}} megcc_{n}_rnn_gemv_job;
+
+static void megcc_{n}_rnn_gemv_part(void *arg, int32_t begin, int32_t end) {{
+    const megcc_{n}_rnn_gemv_job *g = (const megcc_{n}_rnn_gemv_job *)arg;
+    const int32_t K = g->K, N = g->N;
+    int32_t i = 0;
+    while (i < g->M) {{
+        const int32_t rows = g->M - i >= 4 ? 4 : g->M - i >= 2 ? 2 : 1;
+        const float *a = g->a + (int64_t)i * K;
+        float *c = g->c + (int64_t)i * N;
+        int32_t q = begin;
+        for (; rows == 1 && q + 4 <= end; q += 4)
+            megcc_{n}_rnn_gemv_1x4(K, a, g->b + (int64_t)q * K * {nr}, c + q * {nr}, N, N - q * {nr});
+        for (; q < end; ++q) {{
+            const float *bq = g->b + (int64_t)q * K * {nr};
+            float *cq = c + q * {nr};
+            const int32_t nc = N - q * {nr};
+            if (rows == 4) megcc_{n}_rnn_gemv_4x1(K, a, bq, cq, N, nc);
+            else if (rows == 2 && q + 2 <= end) {{ megcc_{n}_rnn_gemv_2x2(K, a, bq, cq, N, nc); ++q; }}
+            else if (rows == 2) megcc_{n}_rnn_gemv_2x1(K, a, bq, cq, N, nc);
+            else megcc_{n}_rnn_gemv_1x1(K, a, bq, cq, N, nc);
+        }}
+        i += rows;
+    }}
+}}
+
+static void megcc_{n}_rnn_gemv(const megcc_parallel *par, int32_t M, int32_t N, int32_t K,
+        const float *a, const float *b, float *c) {{
+    const int32_t panels = (N + {nr - 1}) / {nr};
+    megcc_{n}_rnn_gemv_job g;
+    g.M = M; g.N = N; g.K = K; g.a = a; g.b = b; g.c = c;
+    if (!par || par->threads < 2 || (int64_t)M * N * K < {g.PARALLEL_MIN_MACS} || panels < 8) {{
+        megcc_{n}_rnn_gemv_part(&g, 0, panels);
+        return;
+    }}
+    megcc_parallel_for(par, panels, megcc_{n}_rnn_gemv_part, &g);
+}}
+""")
+
+
 def _panel_cols(n: int, nr: Optional[int]) -> int:
     return n if nr is None else -(-n // nr) * nr
 
@@ -247,6 +345,15 @@ def _mm_call(mm: Optional[Simd], M, N, K, a, b, bias, c) -> str:
     return f"megcc_{mm.name}_rnn_mm(par, {M}, {N}, {K}, {a}, {b}, {bias}, {c}, ap);"
 
 
+def _step_call(mm: Optional[Simd], M, N, K, a, b, c) -> str:
+    """The per-step product: register-tiled GEMV rows for a batch up to 4 (the packed GEMM's
+    tiles leave a short batch latency-bound), the packed GEMM above."""
+    if mm is None:
+        return _mm_call(mm, M, N, K, a, b, "0", c)
+    return (f"if ({M} <= 4) megcc_{mm.name}_rnn_gemv(par, {M}, {N}, {K}, {a}, {b}, {c}); "
+            f"else {_mm_call(mm, M, N, K, a, b, '0', c)}")
+
+
 def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector]) -> str:
     """C for direction d (a block: its packing, projection and steps)."""
     nr = mm.nr if mm else None
@@ -307,7 +414,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
     steps = ["        for (s = 0; s < S; ++s) {"]
     ind = " " * 16
     if p.cell == "LSTM" or p.cell == "RNN":
-        steps.append("            " + _mm_call(mm, "NB", "N", "H", "hs", "rd", "0", "rec"))
+        steps.append("            " + _step_call(mm, "NB", "N", "H", "hs", "rd", "rec"))
         steps += row_head
         steps.append("                gr = rec + (int64_t)b * N;")
         if p.cell == "LSTM":
@@ -321,7 +428,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
             steps.append(run("H", _rnn_body(p, d), vec, ind).rstrip("\n"))
         steps.append("            }")
     else:  # GRU
-        steps.append("            " + _mm_call(mm, "NB", "2 * H", "H", "hs", "rd", "0", "rec"))
+        steps.append("            " + _step_call(mm, "NB", "2 * H", "H", "hs", "rd", "rec"))
         steps += row_head
         steps.append("                gr = rec + (int64_t)b * 2 * H;")
         steps.append("                {")
@@ -330,7 +437,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
         steps.append("                }")
         steps.append("            }")
         a_in = "as" if not p.linear_before_reset else "hs"
-        steps.append("            " + _mm_call(mm, "NB", "H", "H", a_in, "rd_h", "0", "qs"))
+        steps.append("            " + _step_call(mm, "NB", "H", "H", a_in, "rd_h", "qs"))
         steps += row_head
         steps.append("                {")
         steps.append("                    const float *zr = zs + (int64_t)b * H, *ar = as + (int64_t)b * H;")
@@ -409,7 +516,7 @@ def kernel_of(p: RnnProblem, mm: Optional[Simd], vec: Optional[Vector], tag: str
     helpers: tuple = ("math",)
     if not (p.const_w and p.const_r):
         helpers += (PACK_HELPER,)
-    helpers += (PORTABLE_MM,) if mm is None else (simd_mm(mm),)
+    helpers += (PORTABLE_MM,) if mm is None else (simd_mm(mm), simd_gemv(mm))
     source = kernel_source(name, text, params=PARAMS)
     if vec is not None:
         helpers += used(vmath_helpers(vec.v), source)

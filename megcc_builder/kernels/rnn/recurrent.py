@@ -386,8 +386,13 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
         if p.cell == "GRU" and p.linear_before_reset:
             lines.append("        for (j = 0; j < H; ++j) { bias[2 * H + j] = wb[2 * H + j]; rbh[j] = rb[2 * H + j]; }")
     # the input projection of every step
-    lines.append("        " + _mm_call(mm, "S * NB", "N", "IN", "x", "wd",
-                                       "bias" if p.has_bias else "0", "xw"))
+    proj = _mm_call(mm, "S * NB", "N", "IN", "x", "wd", "bias" if p.has_bias else "0", "xw")
+    if mm is not None:  # a few rows (streaming one step at a time): the GEMV, then the bias
+        add = ("\n            for (j = 0; j < (int64_t)S * NB * N; ++j) xw[j] += bias[j % N];"
+               if p.has_bias else "")
+        proj = (f"if (S * NB <= 4 && IN > 0) {{\n            megcc_{mm.name}_rnn_gemv(par, S * NB, N, IN, x, wd, xw);"
+                f"{add}\n        }} else {proj}")
+    lines.append("        " + proj)
     # initial state
     st_off = f"((int64_t){d} * NB + b) * H" if p.layout == 0 else f"((int64_t)b * {D} + {d}) * H"
     lines.append("        for (b = 0; b < NB; ++b)")

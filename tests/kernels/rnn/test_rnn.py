@@ -23,13 +23,16 @@ def test_cost_model_choice(platform, case):
 @pytest.mark.parametrize("attrs,message", [
     ({"activations": ["Gelu"]}, "activation 'Gelu' is not supported"),
     ({"activations": ["Tanh", "Tanh"]}, "activations: 2 given, 1 expected"),
+    ({"activations": ["Relu"], "direction": "bidirectional"},
+     "activations: 1 given, 2 expected (1 per direction)"),
     ({"direction": "sideways"}, "Unknown direction 'sideways'"),  # ONNX's shape inference
 ])
 def test_bad_attributes_name_the_node(attrs, message):
     case = BOOK.cases[0]
+    dirs = 2 if attrs.get("direction") == "bidirectional" else 1
     bad = type(case)("bad", "RNN", [np.zeros((2, 1, 3), np.float32),
-                                    np.zeros((1, 4, 3), np.float32),
-                                    np.zeros((1, 4, 4), np.float32)], dict(attrs, hidden_size=4))
+                                    np.zeros((dirs, 4, 3), np.float32),
+                                    np.zeros((dirs, 4, 4), np.float32)], dict(attrs, hidden_size=4))
     with pytest.raises(CompileError) as err:
         plan_cases([bad], "generic", False)
     text = err.value.one_line()

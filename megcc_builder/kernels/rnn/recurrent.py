@@ -85,7 +85,7 @@ def workspace_floats(p: RnnProblem, nr: Optional[int]) -> int:
 
 
 def _c_panel(n: str, nr: Optional[int]) -> str:
-    return f"({n})" if nr is None else f"(({n}) + {nr - 1}) / {nr} * {nr}"
+    return f"({n})" if nr is None else f"((({n}) + {nr - 1}) / {nr} * {nr})"
 
 
 def _lstm_body(p: RnnProblem, d: int):

@@ -78,7 +78,12 @@ def _gemv_tile(s: Simd, rows: int, panels: int) -> str:
     acc = [[[f"c{r}_{q}_{v}" for v in range(nv)] for q in range(panels)] for r in range(rows)]
     flat = [a for row in acc for pan in row for a in pan]
     decl = f"    {s.vtype} " + ", ".join(f"{a} = {s.zero}" for a in flat) + ";"
-    loads = " ".join(f"const {s.vtype} b{q}_{v} = {s.load(f'b{q} + k * {nr} + {v * vw}')};"
+    # a B vector feeding several rows is kept in a register (else GCC folds its load into
+    # every FMA using it: twice the loads of a load-bound loop)
+    keep = rows > 1
+    loads = " ".join(f"{'' if keep else 'const '}{s.vtype} b{q}_{v} = "
+                     f"{s.load(f'b{q} + k * {nr} + {v * vw}')};"
+                     + (s.keep(f"b{q}_{v}") if keep else "")
                      for q in range(panels) for v in range(nv))
     fmas = "\n".join(
         f"        {{ const {s.vtype} av = {s.dup(f'a + (int64_t){r} * K + k')}; "

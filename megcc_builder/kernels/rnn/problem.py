@@ -93,8 +93,6 @@ def _activations(op: Op, graph: Graph, dirs: int):
     names = list(op.attrs.get("activations") or [])
     if not names:
         names = list(DEFAULT_ACTIVATIONS[op.type]) * dirs
-    elif len(names) == per and dirs == 2:
-        names = names * 2
     if len(names) != per * dirs:
         raise graph.error(f"activations: {len(names)} given, {per * dirs} expected "
                           f"({per} per direction)", op)

@@ -4,10 +4,11 @@ vector vocabulary, or portable C) and an element-wise spelling (lanes.py).
 Per direction:
 1. the input projection of every time step at once, XW[S*B, G*H] = X * W^T + bias, one
    GEMM (X is [S*B, I] in either layout: only the row of (t, b) differs);
-2. per step, the recurrent product of the state rows, REC[B, G*H] = H * R^T (GRU: the z/r
-   part, then the h part over r (.) H, or over H when linear_before_reset), then the gate
-   math of each batch row still inside its sequence, fused in one loop over the hidden
-   units, writing the new state and its row of Y.
+2. per step, the recurrent product of the state rows, REC[B, G*H] = H * R^T (a GEMV for a
+   batch up to 4, products.py; GRU: the z/r part, then the h part over r (.) H, or over H
+   when linear_before_reset), then the gate math of each batch row still inside its
+   sequence, fused in one loop over the hidden units, writing the new state and its row
+   of Y.
 
 Weights: W^T and R^T in the GEMM's column panels (packed_gemm.pack_b; portable C: plain
 row-major [K, N], i.e. one panel N wide). Constant weights are packed at compile time (one
@@ -18,89 +19,28 @@ Rbh with linear_before_reset, which stays inside r (.) (...)).
 Sizes (S, B, I, H) are params; everything else (cell, directions, activations, clip,
 layout, which operands exist) is in the code and the kernel's name. sequence_lens: rows
 past their length do nothing (their state stays, Y there is zero), a reversed direction
-starts at each row's own end. Results do not depend on the thread count: only the GEMMs
-run in parallel, by whole tiles (packed_gemm's gemm_block_par).
+starts at each row's own end. Results do not depend on the thread count: only the products
+run in parallel, by whole tiles or column panels (products.py), never splitting a sum.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 
 from ...codegen import packed_gemm as g
-from ...codegen.kernel import Instr, Kernel, c_float, kernel_source
+from ...codegen.kernel import Instr, Kernel, kernel_source
 from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
 from ...codegen.vmath import helpers as vmath_helpers, used
 from ...ir import Graph, Op
-from .lanes import Scalar, Vector, run
+from .lanes import Vector, run
+from .products import PACK_HELPER, PORTABLE_MM, simd_gemv, simd_mm
 from .problem import B_, C0_, H0_, P_, R_, SEQ_, W_, X_, RnnProblem, rnn_problem
 
 PARAMS = schema(i32("S", "sequence length"), i32("NB", "batch"), i32("IN", "input size"),
                 i32("H", "hidden size"))
-
-PACK_HELPER = ("megcc_rnn_pack_panels", """
-/* W (n rows of K floats, row-major) as W^T in nr-column panels over the full K, columns
- * past n zero (packed_gemm.pack_b of W^T; nr == n: W^T row-major). */
-static void megcc_rnn_pack_panels(const float *w, int32_t n, int32_t K, int32_t nr, float *dst) {
-    int32_t q, k, c;
-    for (q = 0; q * nr < n; ++q)
-        for (k = 0; k < K; ++k)
-            for (c = 0; c < nr; ++c)
-                *dst++ = q * nr + c < n ? w[(int64_t)(q * nr + c) * K + k] : 0.0f;
-}
-""")
-
-PORTABLE_MM = ("megcc_rnn_mm_c", """
-/* C[M, N] = A[M, K] * B[K, N] (+ bias per column, if given); B row-major. */
-static void megcc_rnn_mm_c(int32_t M, int32_t N, int32_t K, const float *a, const float *b,
-        const float *bias, float *c) {
-    int32_t i, j;
-    for (i = 0; i < M; ++i)
-        for (j = 0; j < N; ++j) c[(int64_t)i * N + j] = bias ? bias[j] : 0.0f;
-    megcc_gemm_nn(M, N, K, a, K, 1, b, N, c, N, 1);
-}
-""")
-
-
-def simd_mm(s: Simd) -> Tuple[str, str]:
-    n, mr, nr = s.name, s.mr, s.nr
-    return (f"megcc_{n}_rnn_mm", f"""
-/* C[M, N] = A[M, K] * B + bias (per column, padded to {nr}, or none); B: W^T in {nr}-column
- * panels over the full K; ap: room for A packed in {mr}-row panels when M > 1. K blocks and
- * row blocks as packed_gemm.blocking sizes them. */
-static void megcc_{n}_rnn_mm(const megcc_parallel *par, int32_t M, int32_t N, int32_t K,
-        const float *a, const float *b, const float *bias, float *c, float *ap) {{
-    const int32_t nkb = (K + 319) / 320, KC = K > 0 ? (K + nkb - 1) / nkb : 1;
-    const int32_t rows = (M + {mr - 1}) / {mr} * {mr};
-    int32_t MC = 49152 / KC / {mr} * {mr}, k0;
-    const float *apk = a;
-    megcc_{n}_epi e;
-    if (MC > rows) MC = rows;
-    if (MC < {mr}) MC = {mr};
-    e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f;
-    e.bias_m = 0;
-    e.bias_n = bias;
-    if (K == 0) {{
-        int32_t i, j;
-        for (i = 0; i < M; ++i)
-            for (j = 0; j < N; ++j) c[(int64_t)i * N + j] = bias ? bias[j] : 0.0f;
-        return;
-    }}
-    if (M > 1) {{
-        megcc_{n}_pack_a(a, K, M, K, ap);
-        apk = ap;
-    }}
-    for (k0 = 0; k0 < K; k0 += KC) {{
-        const int32_t kb = K - k0 < KC ? K - k0 : KC;
-        e.accumulate = k0 > 0;
-        e.finish = k0 + kb >= K;
-        megcc_{n}_gemm_block_par(par, M, N, K, k0, kb, apk, b + (int64_t)k0 * {nr}, (int64_t)K * {nr}, c, N, MC, &e);
-    }}
-}}
-""")
-
 
 def _panel_cols(n: int, nr: Optional[int]) -> int:
     return n if nr is None else -(-n // nr) * nr
@@ -145,7 +85,7 @@ def workspace_floats(p: RnnProblem, nr: Optional[int]) -> int:
 
 
 def _c_panel(n: str, nr: Optional[int]) -> str:
-    return f"({n})" if nr is None else f"(({n}) + {nr - 1}) / {nr} * {nr}"
+    return f"({n})" if nr is None else f"((({n}) + {nr - 1}) / {nr} * {nr})"
 
 
 def _lstm_body(p: RnnProblem, d: int):
@@ -247,6 +187,15 @@ def _mm_call(mm: Optional[Simd], M, N, K, a, b, bias, c) -> str:
     return f"megcc_{mm.name}_rnn_mm(par, {M}, {N}, {K}, {a}, {b}, {bias}, {c}, ap);"
 
 
+def _step_call(mm: Optional[Simd], M, N, K, a, b, c) -> str:
+    """The per-step product: register-tiled GEMV rows for a batch up to 4 (the packed GEMM's
+    tiles leave a short batch latency-bound), the packed GEMM above."""
+    if mm is None:
+        return _mm_call(mm, M, N, K, a, b, "0", c)
+    return (f"if ({M} <= 4) megcc_{mm.name}_rnn_gemv(par, {M}, {N}, {K}, {a}, {b}, {c}); "
+            f"else {_mm_call(mm, M, N, K, a, b, '0', c)}")
+
+
 def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector]) -> str:
     """C for direction d (a block: its packing, projection and steps)."""
     nr = mm.nr if mm else None
@@ -279,8 +228,13 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
         if p.cell == "GRU" and p.linear_before_reset:
             lines.append("        for (j = 0; j < H; ++j) { bias[2 * H + j] = wb[2 * H + j]; rbh[j] = rb[2 * H + j]; }")
     # the input projection of every step
-    lines.append("        " + _mm_call(mm, "S * NB", "N", "IN", "x", "wd",
-                                       "bias" if p.has_bias else "0", "xw"))
+    proj = _mm_call(mm, "S * NB", "N", "IN", "x", "wd", "bias" if p.has_bias else "0", "xw")
+    if mm is not None:  # a few rows (streaming one step at a time): the GEMV, then the bias
+        add = ("\n            for (j = 0; j < (int64_t)S * NB * N; ++j) xw[j] += bias[j % N];"
+               if p.has_bias else "")
+        proj = (f"if (S * NB <= 4 && IN > 0) {{\n            megcc_{mm.name}_rnn_gemv(par, S * NB, N, IN, x, wd, xw);"
+                f"{add}\n        }} else {proj}")
+    lines.append("        " + proj)
     # initial state
     st_off = f"((int64_t){d} * NB + b) * H" if p.layout == 0 else f"((int64_t)b * {D} + {d}) * H"
     lines.append("        for (b = 0; b < NB; ++b)")
@@ -307,7 +261,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
     steps = ["        for (s = 0; s < S; ++s) {"]
     ind = " " * 16
     if p.cell == "LSTM" or p.cell == "RNN":
-        steps.append("            " + _mm_call(mm, "NB", "N", "H", "hs", "rd", "0", "rec"))
+        steps.append("            " + _step_call(mm, "NB", "N", "H", "hs", "rd", "rec"))
         steps += row_head
         steps.append("                gr = rec + (int64_t)b * N;")
         if p.cell == "LSTM":
@@ -321,7 +275,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
             steps.append(run("H", _rnn_body(p, d), vec, ind).rstrip("\n"))
         steps.append("            }")
     else:  # GRU
-        steps.append("            " + _mm_call(mm, "NB", "2 * H", "H", "hs", "rd", "0", "rec"))
+        steps.append("            " + _step_call(mm, "NB", "2 * H", "H", "hs", "rd", "rec"))
         steps += row_head
         steps.append("                gr = rec + (int64_t)b * 2 * H;")
         steps.append("                {")
@@ -330,7 +284,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
         steps.append("                }")
         steps.append("            }")
         a_in = "as" if not p.linear_before_reset else "hs"
-        steps.append("            " + _mm_call(mm, "NB", "H", "H", a_in, "rd_h", "0", "qs"))
+        steps.append("            " + _step_call(mm, "NB", "H", "H", a_in, "rd_h", "qs"))
         steps += row_head
         steps.append("                {")
         steps.append("                    const float *zr = zs + (int64_t)b * H, *ar = as + (int64_t)b * H;")
@@ -409,7 +363,7 @@ def kernel_of(p: RnnProblem, mm: Optional[Simd], vec: Optional[Vector], tag: str
     helpers: tuple = ("math",)
     if not (p.const_w and p.const_r):
         helpers += (PACK_HELPER,)
-    helpers += (PORTABLE_MM,) if mm is None else (simd_mm(mm),)
+    helpers += (PORTABLE_MM,) if mm is None else (simd_mm(mm), simd_gemv(mm))
     source = kernel_source(name, text, params=PARAMS)
     if vec is not None:
         helpers += used(vmath_helpers(vec.v), source)
@@ -459,5 +413,3 @@ def rnn_macs(op: Op, graph: Graph) -> float:
     p = rnn_problem(op, graph)
     return float(p.dirs * p.S * p.B * p.N * (p.I + p.H))
 
-
-__all__ = ["lower_rnn", "rnn_macs", "Scalar", "Vector", "c_float"]

@@ -6,13 +6,18 @@ from __future__ import annotations
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import implements
-from .problem import applies
+from .problem import applies, rnn_problem
 from .recurrent import lower_rnn, rnn_macs
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
-    per_mac = isa.core.portable_fc if isa.core is not None else 0.5
-    return rnn_macs(op, graph) * per_mac
+    """Multiply-adds at the portable FC rate, and a libm call per gate element."""
+    core = isa.core
+    if core is None:
+        return rnn_macs(op, graph) * 0.5
+    p = rnn_problem(op, graph)
+    gates = p.dirs * p.S * p.B * p.N * core.elementwise_portable[1]
+    return rnn_macs(op, graph) * core.portable_fc + gates
 
 
 @implements("LSTM", "GRU", "RNN", applies=lambda op, graph, isa: applies(op, graph),

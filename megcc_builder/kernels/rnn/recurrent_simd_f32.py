@@ -22,11 +22,18 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
 
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """The projection as a packed GEMM; each step's product at full FMA rate when the
+    register-tiled GEMV runs it (batch <= 4), else as a packed GEMM; the gate math at the
+    vector rate of one transcendental per gate element."""
     p = rnn_problem(op, graph)
-    s = isa.vec("f32").gemm
-    proj = gemm_cycles(p.S * p.B, p.N, p.I, 0.5, 1, s, isa.core)
-    step = gemm_cycles(p.B, p.N, p.H, 0.5, 1, s, isa.core)
-    return p.dirs * (proj + p.S * step)
+    s, core = isa.vec("f32").gemm, isa.core
+    proj = gemm_cycles(p.S * p.B, p.N, p.I, 0.5, 1, s, core)
+    if p.B <= 4:
+        step = p.B * -(-p.N // s.vw) * p.H / core.fma_per_cycle / 0.85
+    else:
+        step = gemm_cycles(p.B, p.N, p.H, 0.5, 1, s, core)
+    gates = p.B * p.N * core.elementwise_vector[1]
+    return p.dirs * (proj + p.S * (step + gates))
 
 
 def _label(isa: IsaSpec) -> str:

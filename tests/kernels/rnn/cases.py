@@ -1,6 +1,6 @@
 """LSTM / GRU / RNN cases against the NumPy reference written from the ONNX spec
 (reference.py; test_rnn.py checks that reference against onnxruntime wherever onnxruntime
-runs the case). Odd sizes (hidden 1, 3, 7, 33; batch 1, 3; sequence 1, 5), every
+runs the case). Odd sizes (hidden 1, 3, 7, 9, 17, 33; batch 1, 3, 6, 7; sequence 1, 2, 3, 5), every
 direction, layout 0 and 1, initial states, peepholes, input_forget, linear_before_reset,
 clip, every activation with alpha/beta, sequence_lens (including a row of length 0),
 weights given at run time, and trailing outputs omitted.
@@ -21,7 +21,7 @@ OUTS = {"LSTM": 3, "GRU": 2, "RNN": 2}
 
 
 def rnn_case(id_, op, S, B, I, H, *, direction="forward", layout=0, bias=True, seq=None,
-             init=False, peep=False, const=True, n_out=None, opset=14, **attrs):
+             init=False, peep=False, const=True, n_out=None, opset=14, expect=None, **attrs):
     """One case; the reference reads the same attributes (hidden_size included)."""
     G, dirs = GATES[op], 2 if direction == "bidirectional" else 1
     wrap = Const if const else (lambda a: a)
@@ -47,7 +47,7 @@ def rnn_case(id_, op, S, B, I, H, *, direction="forward", layout=0, bias=True, s
     if layout:
         attrs["layout"] = layout
     n_out = n_out or OUTS[op]
-    BOOK.add(id_, op, inputs, attrs, opset=opset, n_out=n_out,
+    BOOK.add(id_, op, inputs, attrs, opset=opset, n_out=n_out, expect=expect or {},
              ref=lambda *v, op=op, attrs=attrs, n=n_out:
              [a.astype(np.float64) for a in recurrent(op, attrs, *v)[:n]])
 
@@ -56,9 +56,15 @@ for op in ("LSTM", "GRU", "RNN"):
     o = op.lower()
     # sizes
     rnn_case(f"{o}_1x1x1x1", op, 1, 1, 1, 1)
-    rnn_case(f"{o}_s5_b3_i4_h7", op, 5, 3, 4, 7)
+    # the cost model takes the vector kernel wherever there is one
+    rnn_case(f"{o}_s5_b3_i4_h7", op, 5, 3, 4, 7,
+             expect={p: (f"{o}_fwd_l0_", f"_{tag}") for p, tag in
+                     (("avx2", "avx2"), ("arm64", "neon64"), ("armv7", "neon"))})
     rnn_case(f"{o}_s5_b1_i2_h33", op, 5, 1, 2, 33)
     rnn_case(f"{o}_s1_b3_i5_h3_nobias", op, 1, 3, 5, 3, bias=False)
+    # a batch over 4: the per-step product through the packed GEMM, not the GEMV
+    rnn_case(f"{o}_s3_b6_i5_h9_bidi_seq", op, 3, 6, 5, 9, direction="bidirectional",
+             seq=[3, 1, 2, 3, 0, 3], init=op != "RNN")
     # directions, initial states, sequence lengths, layout
     rnn_case(f"{o}_reverse_init", op, 5, 3, 3, 7, direction="reverse", init=True)
     rnn_case(f"{o}_bidi_init", op, 5, 3, 3, 8, direction="bidirectional", init=True)
@@ -91,6 +97,7 @@ rnn_case("gru_linear_before_reset", "GRU", 5, 3, 4, 7, linear_before_reset=1, in
 rnn_case("gru_lbr_bidi_seq", "GRU", 5, 3, 4, 33, linear_before_reset=1,
          direction="bidirectional", seq=[2, 5, 4], init=True)
 rnn_case("gru_lbr_runtime", "GRU", 5, 3, 4, 7, linear_before_reset=1, const=False)
+rnn_case("gru_lbr_b7", "GRU", 2, 7, 3, 17, linear_before_reset=1, init=True)
 
 # activations, with alpha / beta consumed in order by the activations that take them
 ALL_ACTS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",

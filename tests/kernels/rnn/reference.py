@@ -39,8 +39,6 @@ def act_fn(name, alpha, beta):
 
 def activations(op, attrs, dirs):
     names = list(attrs.get("activations") or PER[op] * dirs)
-    if len(names) == len(PER[op]) and dirs == 2:
-        names = names * 2
     alphas = list(attrs.get("activation_alpha") or [])
     betas = list(attrs.get("activation_beta") or [])
     out = []

@@ -239,9 +239,10 @@ def _conv_acc(x, xz, w, wz, pads, group):
     return acc.astype(np.int32)
 
 
-def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1):
-    c, oc = (4, 4) if group > 1 else (3, 5)
-    x = q(xt, 1, c, 6, 7)
+def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1, size=(6, 7),
+                   channels=None):
+    c, oc = channels or ((4, 4) if group > 1 else (3, 5))
+    x = q(xt, 1, c, *size)
     w = q("int8", oc, c // group, 3, 3)
     ws = np.linspace(0.002, 0.01, oc).astype(F32)
     bias = _r.integers(-2000, 2000, oc).astype(np.int32)
@@ -304,7 +305,7 @@ for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", "")
 qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
 # the cost model: the AVX2 GEMM for a dense convolution, the portable row-wise depthwise
 qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
-      per_channel=True, expect={"avx2": ("qlinear_conv_avx2_", "_bias")})
+      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "_bias")})
 qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
 qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
       pads=(0, 1, 1, 0), wz=120, yz=0)
@@ -341,3 +342,23 @@ BOOK.add("qgemm_s8_relu_clip_u8", "QGemm",
          [q("uint8", 19, 33), s(0.02), z("uint8", 128), Const(q("int8", 11, 33)), s(0.005),
           z("int8", 0), Const(_r.integers(-900, 900, 11).astype(np.int32)), s(0.05),
           z("uint8", 0)], dict(transB=1), domain=MS, opset=13)
+
+# --- the AVX2 (tap, channel pair) GEMM: rows wide enough for the 16-position vector packing
+# (stride 1) and its scalar tail, odd input channels per group (a channel paired with
+# itself), int8 inputs (sign-extending widening), 1x1 planes packed without im2col, blocks
+# of positions, both roundings with an in-register epilogue, saturation at both ends
+qconv("qconv_pairs_s8_odd_channels_wide", "int8", "int8", 1, 7, 20, 35, 13, 3,
+      pads=(1, 1, 1, 1), per_channel=True, xz=-5, yz=3)
+qconv("qconv_pairs_u8_group3_odd", "uint8", "int8", 1, 9, 18, 19, 6, 3, group=3,
+      pads=(1, 0, 1, 2), per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_1x1_plane_u8", "uint8", "int8", 2, 33, 24, 24, 11, 1, per_channel=True,
+      expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_1x1_plane_s8_saturating", "int8", "int8", 1, 40, 9, 13, 7, 1, yz=127)
+qconv("qconv_pairs_u8u8_wzp_stride2_wide", "uint8", "uint8", 1, 6, 21, 45, 5, 3,
+      strides=(2, 2), pads=(1, 1, 1, 1), wz=125, per_channel=True)
+qconv("qconv_pairs_1d_wide", "int8", "int8", 2, 5, 1, 70, 3, 3, pads=(0, 1, 0, 1), one_d=True)
+megengine_conv("qconv_pairs_half_away_s8_wide", "int8", "", size=(17, 37), channels=(5, 7))
+megengine_conv("qconv_pairs_half_away_relu_u8_wide", "uint8", "Relu", size=(9, 40),
+               channels=(4, 9))
+megengine_conv("qconv_pairs_half_even_clip_u8_wide", "uint8", "Clip", mode="half_even",
+               bounds=(-0.3, 0.45), size=(10, 33), channels=(6, 5))

@@ -144,6 +144,8 @@ def _pack(xt: str) -> str:
                         t = t_lo;
                         if (SW == 1) {{
                             PAIRS16_SEG
+                        }} else if (SW == 2) {{
+                            PAIRS16_S2
                         }}
                         for (; t < t_hi; ++t) {{
                             d[2 * t] = (int16_t)((int32_t)s0[row + (int64_t)t * SW] - xz);
@@ -155,7 +157,8 @@ def _pack(xt: str) -> str:
                 }}
                 for (t = nb; t < nbr; ++t) dst[2 * t] = dst[2 * t + 1] = 0;
             }}
-""".replace("PAIRS16_SEG", _pairs16(widen, "d", "t_hi")).replace("PAIRS16", _pairs16(widen, "dst", "nb"))
+""".replace("PAIRS16_SEG", _pairs16(widen, "d", "t_hi")) \
+        .replace("PAIRS16_S2", _pairs16_s2(xt)).replace("PAIRS16", _pairs16(widen, "dst", "nb"))
 
 
 def _pairs16(widen: str, dst: str, end: str) -> str:
@@ -168,6 +171,23 @@ def _pairs16(widen: str, dst: str, end: str) -> str:
                         const __m256i lo = _mm256_unpacklo_epi16(v0, v1), hi = _mm256_unpackhi_epi16(v0, v1);
                         _mm256_storeu_si256((__m256i *)(void *)({dst} + 2 * t), _mm256_permute2x128_si256(lo, hi, 0x20));
                         _mm256_storeu_si256((__m256i *)(void *)({dst} + 2 * t + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+                    }}"""
+
+
+def _pairs16_s2(xt: str) -> str:
+    """C loop for stride 2: 32 input bytes give the 16 even ones as int16 words (masked for
+    uint8, shifted for int8: sign extension); only while all 32 bytes are in the row."""
+    even = ("_mm256_and_si256({v}, _mm256_set1_epi16(0xff))" if xt == "uint8_t" else
+            "_mm256_srai_epi16(_mm256_slli_epi16({v}, 8), 8)")
+    load = "_mm256_loadu_si256((const __m256i *)(const void *)({s} + (row + 2 * t)))"
+    v0 = even.format(v=load.format(s="s0"))
+    v1 = even.format(v=load.format(s="s1"))
+    return f"""for (; t + 16 <= t_hi && ix0 + 2 * t + 31 < W; t += 16) {{
+                        const __m256i v0 = _mm256_sub_epi16({v0}, vxz);
+                        const __m256i v1 = _mm256_sub_epi16({v1}, vxz);
+                        const __m256i lo = _mm256_unpacklo_epi16(v0, v1), hi = _mm256_unpackhi_epi16(v0, v1);
+                        _mm256_storeu_si256((__m256i *)(void *)(d + 2 * t), _mm256_permute2x128_si256(lo, hi, 0x20));
+                        _mm256_storeu_si256((__m256i *)(void *)(d + 2 * t + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
                     }}"""
 
 

@@ -362,3 +362,5 @@ megengine_conv("qconv_pairs_half_away_relu_u8_wide", "uint8", "Relu", size=(9, 4
                channels=(4, 9))
 megengine_conv("qconv_pairs_half_even_clip_u8_wide", "uint8", "Clip", mode="half_even",
                bounds=(-0.3, 0.45), size=(10, 33), channels=(6, 5))
+qconv("qconv_pairs_s8_stride2_wide", "int8", "int8", 1, 3, 11, 75, 8, 3, strides=(2, 2),
+      pads=(1, 1, 1, 1), per_channel=True, xz=-11)

@@ -4,3 +4,4 @@ with onnxruntime's MLAS (ties-to-even) or MegEngine (ties-away) per the op's `ro
 from . import conv_generic_s8, elementwise_generic_s8, matmul_generic_s8  # noqa: F401
 from . import pool_generic_s8, quantize_generic_s8, conv_avx2_s8, matmul_avx2_s8  # noqa: F401
 from . import conv_gemm_avx2_s8  # noqa: F401
+from . import dwconv_avx2_s8  # noqa: F401

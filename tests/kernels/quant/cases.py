@@ -324,7 +324,7 @@ for _t in ("uint8", "int8"):
 # depthwise: strided, asymmetric padding, 5x5, dilated (the unrolled interior + edge loops)
 qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strides=(2, 2),
       pads=(0, 1, 2, 1), per_channel=True,
-      expect={"avx2": ("qlinear_dwconv_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
+      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
 qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
       pads=(4, 2, 4, 2), wz=3)
 megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)
@@ -364,3 +364,20 @@ megengine_conv("qconv_pairs_half_even_clip_u8_wide", "uint8", "Clip", mode="half
                bounds=(-0.3, 0.45), size=(10, 33), channels=(6, 5))
 qconv("qconv_pairs_s8_stride2_wide", "int8", "int8", 1, 3, 11, 75, 8, 3, strides=(2, 2),
       pads=(1, 1, 1, 1), per_channel=True, xz=-11)
+
+# --- AVX2 depthwise: rows wide enough for the 16-position tap-pair blocks (stride 1 and 2),
+# borders on both sides, an odd tap count (the last tap paired with zero), int8 and uint8,
+# per-channel weight zero points, saturation, both roundings, ReLU
+qconv("qconv_dw_avx2_u8_s1_wide", "uint8", "int8", 1, 5, 9, 41, 5, 3, group=5,
+      pads=(1, 1, 1, 1), per_channel=True,
+      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s1x1", "")})
+qconv("qconv_dw_avx2_s8_s2_wide", "int8", "int8", 2, 3, 11, 70, 3, 3, group=3, strides=(2, 2),
+      pads=(1, 1, 1, 1), per_channel=True, xz=-20, yz=127)
+qconv("qconv_dw_avx2_u8u8_k5_wzp", "uint8", "uint8", 1, 4, 12, 38, 4, 5, group=4,
+      pads=(2, 2, 2, 2), wz=130, per_channel=True)
+qconv("qconv_dw_avx2_s8_k3_nopad_saturating", "int8", "int8", 1, 6, 5, 35, 6, 3, group=6,
+      yz=-128)
+megengine_conv("qconv_dw_avx2_half_away_relu_wide", "int8", "Relu", group=6, size=(7, 36),
+               channels=(6, 6))
+megengine_conv("qconv_dw_avx2_half_away_u8_wide", "uint8", "", group=5, size=(6, 50),
+               channels=(5, 5))

@@ -381,3 +381,5 @@ megengine_conv("qconv_dw_avx2_half_away_relu_wide", "int8", "Relu", group=6, siz
                channels=(6, 6))
 megengine_conv("qconv_dw_avx2_half_away_u8_wide", "uint8", "", group=5, size=(6, 50),
                channels=(5, 5))
+qconv("qconv_dw_avx2_u8_stride3_scalar", "uint8", "int8", 1, 3, 13, 29, 3, 3, group=3,
+      strides=(3, 3), pads=(1, 2, 1, 0), per_channel=True)

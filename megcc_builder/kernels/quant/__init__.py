@@ -6,3 +6,4 @@ from . import pool_generic_s8, quantize_generic_s8, conv_avx2_s8, matmul_avx2_s8
 from . import conv_gemm_avx2_s8  # noqa: F401
 from . import dwconv_avx2_s8  # noqa: F401
 from . import conv_neon64dot_s8  # noqa: F401
+from . import pool_avx2_s8  # noqa: F401

@@ -383,3 +383,15 @@ megengine_conv("qconv_dw_avx2_half_away_u8_wide", "uint8", "", group=5, size=(6,
                channels=(5, 5))
 qconv("qconv_dw_avx2_u8_stride3_scalar", "uint8", "int8", 1, 3, 13, 29, 3, 3, group=3,
       strides=(3, 3), pads=(1, 2, 1, 0), per_channel=True)
+
+# --- AVX2 MaxPool on codes: rows wide enough for 32-code vectors (stride 1 and 2, the
+# even-byte extraction), padding, dilation, a scalar tail, another stride (scalar pass)
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _d, _w in (((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 81),
+                                ((3, 3), (1, 1), (0, 1, 2, 1), (1, 1), 47),
+                                ((2, 3), (1, 1), (0, 0, 0, 0), (2, 2), 70),
+                                ((3, 3), (3, 2), (1, 0, 1, 2), (1, 1), 90)):
+        BOOK.add(f"maxpool_wide_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}", "MaxPool",
+                 [q(_t, 1, 3, 9, _w)], dict(kernel_shape=list(_k), strides=list(_st),
+                                           pads=list(_p), dilations=list(_d)), opset=12,
+                 expect={"avx2": ("maxpool_sep_avx2_", "")} if _st == (2, 2) else {})

@@ -128,13 +128,14 @@ def lower_qlinear_dwconv_avx2(op: Op, graph: Graph):
                         acc += ((int32_t)src[toff[t]] - xz) * (int32_t)wo[t];
                     yrow[ox] = {rq.store(rq.value("acc + bo", "mult", "rs"), "yz")};
                 }}"""
+    vec_setup = (requant_avx2.setup(rq) + "    const __m256i vxz = _mm256_set1_epi16((int16_t)"
+                 f"{pt['x_zp']});") if sw in (1, 2) else ""
     body = f"""    const {xt} *x = (const {xt} *)in_ptrs[0];
-    const int16_t *wc = (const int16_t *)in_ptrs[1];  /* centred weights [C][KH*KW] */
+    const int16_t *wc = (const int16_t *)in_ptrs[1];  /* centred weights [C][taps] */
     {xt} *pad = ({xt} *)workspace;  /* [HP][WP]: one channel, border = input zero point */
 {pt["head"]}
-    {requant_avx2.setup(rq)}
+    {vec_setup}
     const int32_t xz = {pt["x_zp"]};
-    const __m256i vxz = _mm256_set1_epi16((int16_t)xz);
     int32_t toff[{taps}];  /* tap -> offset in the padded plane from the window's corner */
     int32_t b, o, oy, ox, iy;
     for (iy = 0; iy < {taps}; ++iy)

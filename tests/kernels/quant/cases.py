@@ -395,3 +395,16 @@ for _t in ("uint8", "int8"):
                  [q(_t, 1, 3, 9, _w)], dict(kernel_shape=list(_k), strides=list(_st),
                                            pads=list(_p), dilations=list(_d)), opset=12,
                  expect={"avx2": ("maxpool_sep_avx2_", "")} if _st == (2, 2) else {})
+
+# --- sdot GEMM (arm64-dot) edges: K off the 4-wide quad, rows off the 12-row block, columns
+# off the 8-column panel, int8 A (no shift), uint8 B whose centred values fit int8 (so the
+# dot kernel takes it), batched A
+BOOK.add("qmatmul_dot_s8s8_k_odd_batched", "QLinearMatMul",
+         [q("int8", 2, 29, 13), s(0.02), z("int8", -7), Const(q("int8", 13, 11)), s(0.006),
+          z("int8", 0), s(0.1), z("int8", 9)], opset=13)
+BOOK.add("qmatmul_dot_u8u8_b_centred_fits", "QLinearMatMul",
+         [q("uint8", 14, 21), s(0.02), z("uint8", 120),
+          Const(_r.integers(10, 246, (21, 9)).astype(np.uint8)), s(0.004), z("uint8", 128),
+          s(0.05), z("uint8", 127)], opset=13)
+qconv("qconv_dot_u8u8_centred_fits", "uint8", "uint8", 1, 6, 9, 14, 10, 3, pads=(1, 1, 1, 1),
+      wz=128, per_channel=True)

@@ -250,7 +250,9 @@ def lower_qlinear_conv_gemm_avx2(op: Op, graph: Graph):
     const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
     const int plain = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 &&
                       OH == H && OW == W;
-    int16_t *bp = (int16_t *)workspace;  /* [K2][NB] int16 pairs: one block of positions */
+    /* [K2][NB] int16 pairs: one block of positions, 64-byte aligned so that each 16-pair
+       row of a strip is one cache line */
+    int16_t *bp = (int16_t *)(void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
     float *mults = (float *)(void *)(bp + (int64_t)K2 * NB * 2);
     int32_t b, g, p0, j, kk, o0;
     for (o0 = 0; o0 < OC; ++o0) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
@@ -280,7 +282,7 @@ EPILOGUE
     name = f"qlinear_conv_gemm_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, isa="avx2")
     params = PARAMS.pack(**geo, K2=k2, ICH=ich, OCGP=ocgp, NB=nb)
-    ws = k2 * nb * 4 + 4 * oc + 64
+    ws = k2 * nb * 4 + 4 * oc + 128
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd) over (tap, channel pair), "
                        f"blocks of {nb} positions, requantized in registers")]

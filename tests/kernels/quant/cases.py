@@ -59,10 +59,11 @@ BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
 # --- QLinearConv / ConvInteger --------------------------------------------------------
 def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
           dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False,
-          expect=None):
+          expect=None, wmax=None):
     x = q(xt, n, c, w) if one_d else q(xt, n, c, h, w)
     wshape = (oc, c // group, k) if one_d else (oc, c // group, k, k)
-    wv = q(wt, *wshape)
+    wv = q(wt, *wshape) if wmax is None else \
+        (_r.integers(-wmax, wmax + 1, wshape) + wz).astype(wt)  # small: |w - wz| <= wmax
     ws = np.linspace(0.002, 0.01, oc).astype(F32) if per_channel else np.array(0.004, F32)
     xz = (7 if xt == "int8" else 121) if xz is None else xz
     yz = (-9 if xt == "int8" else 130) if yz is None else yz
@@ -240,10 +241,11 @@ def _conv_acc(x, xz, w, wz, pads, group):
 
 
 def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1, size=(6, 7),
-                   channels=None):
+                   channels=None, wmax=None):
     c, oc = channels or ((4, 4) if group > 1 else (3, 5))
     x = q(xt, 1, c, *size)
-    w = q("int8", oc, c // group, 3, 3)
+    w = q("int8", oc, c // group, 3, 3) if wmax is None else \
+        _r.integers(-wmax, wmax + 1, (oc, c // group, 3, 3)).astype(np.int8)
     ws = np.linspace(0.002, 0.01, oc).astype(F32)
     bias = _r.integers(-2000, 2000, oc).astype(np.int32)
     xs, ys, xz, yz = F32(0.05), F32(0.04), (0 if xt == "int8" else 128), \
@@ -408,3 +410,43 @@ BOOK.add("qmatmul_dot_u8u8_b_centred_fits", "QLinearMatMul",
           s(0.05), z("uint8", 127)], opset=13)
 qconv("qconv_dot_u8u8_centred_fits", "uint8", "uint8", 1, 6, 9, 14, 10, 3, pads=(1, 1, 1, 1),
       wz=128, per_channel=True)
+
+# --- AVX2 vpmaddubsw (u8 x s8 quads): weights whose pairs cannot saturate (|w| <= 64, as
+# onnxruntime's reduce_range makes them), extremes included; int8 and uint8 activations
+# (int8 shifted by 128), odd channels (quads padded), stride 1 and 2, 1x1 planes, groups,
+# padding, both roundings, uint8 weights with a zero point
+qconv("qconv_u8s8q_u8_wide_pad", "uint8", "int8", 1, 7, 12, 37, 13, 3, pads=(1, 1, 1, 1),
+      per_channel=True, wmax=64, expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})
+qconv("qconv_u8s8q_s8_stride2", "int8", "int8", 2, 5, 15, 40, 7, 3, strides=(2, 2),
+      pads=(0, 1, 2, 1), per_channel=True, wmax=64, xz=-9, yz=5)
+qconv("qconv_u8s8q_1x1_plane", "uint8", "int8", 1, 22, 10, 19, 9, 1, wmax=60, xz=0)
+qconv("qconv_u8s8q_s8_group_saturating", "int8", "int8", 1, 10, 9, 21, 4, 3, group=2,
+      pads=(1, 1, 1, 1), wmax=64, yz=127)
+qconv("qconv_u8s8q_u8u8_wzp", "uint8", "uint8", 1, 3, 8, 33, 5, 3, pads=(1, 1, 1, 1),
+      wz=128, wmax=64)
+qconv("qconv_u8s8q_1d_dilated", "uint8", "int8", 1, 9, 1, 50, 6, 3, pads=(0, 2, 0, 2),
+      dil=(1, 2), one_d=True, wmax=50)
+megengine_conv("qconv_u8s8q_half_away_s8_wide", "int8", "Relu", size=(11, 35), channels=(6, 8),
+               wmax=64)
+megengine_conv("qconv_u8s8q_half_away_u8_wide", "uint8", "", size=(7, 40), channels=(5, 7),
+               wmax=64)
+
+
+def _extreme_weights(oc, c, k, seed):
+    """Pairs at the vpmaddubsw bound: |w(c even)| + |w(c odd)| = 128 (64 + 64, -128 + 0)."""
+    g = np.random.default_rng(seed)
+    w = np.where(g.integers(0, 2, (oc, c, k, k)) == 1, 64, -64).astype(np.int8)
+    w[::2, 0::2] = -128
+    w[::2, 1::2] = 0
+    return w
+
+
+for _xt, _xv in (("uint8", 255), ("int8", 127)):
+    _xe = np.full((1, 6, 5, 33), _xv, dtype=_xt)
+    _xe[0, :, 2, ::3] = 0 if _xt == "uint8" else -128
+    BOOK.add(f"qconv_u8s8q_extreme_{_xt}", "QLinearConv",
+             [_xe, s(0.05), z(_xt, 0 if _xt == "uint8" else -128),
+              Const(_extreme_weights(5, 6, 3, 3)), Const(np.full(5, 0.0004, F32)),
+              z("int8", [0] * 5), s(2.0), z(_xt, 0), Const(np.arange(5, dtype=np.int32) * 999)],
+             dict(pads=[1, 1, 1, 1]), opset=13,
+             expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})

@@ -1,8 +1,11 @@
 """int8 against fp32 on conv-heavy networks, one run on this machine, single-threaded.
 
 For each network: our fp32 build, our int8 build of the onnxruntime-quantized QDQ model
-(per-channel weights, uint8 activations), onnxruntime (1 thread, ORT_ENABLE_ALL) on the fp32
-and on the same QDQ model; the model blob sizes (int8 against fp32). Networks: SqueezeNet
+(per-channel weights, uint8 activations; and the same with reduce_range=True, 7-bit weights,
+rows "NAME 7b": the vpmaddubsw kernel), onnxruntime (1 thread, ORT_ENABLE_ALL) on the fp32
+and on the same QDQ model; the model blob sizes (int8 against fp32). onnxruntime picks its
+kernels from the CPU it runs on (AVX512-VNNI here if the CPU has it); ours are built for
+--isa (x86_64-v3: AVX2, no VNNI). Networks: SqueezeNet
 and ResNet-50 from the onnx package's light models (seeded He weights) and the
 MobileNetV2-style SE network of tests/int8_models.py.
 
@@ -84,18 +87,20 @@ def main() -> None:
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
         rng = np.random.default_rng(3)
         calib = [rng.standard_normal(shape).astype(np.float32) for _ in range(2)]
-        qdq = int8_models.quantize_all(fp, work, inp.name, calib, forms=("qdq_per_channel",))
-        qdq = qdq["qdq_per_channel"]
+        forms = int8_models.quantize_all(fp, work, inp.name, calib,
+                                         forms=("qdq_per_channel", "qdq_reduce_range"))
         feeds = {inp.name: rng.standard_normal(shape).astype(np.float32)}
         ours_f = bench.bench_ours(fp, feeds, args.n, 2, args.isa)[0][0]
-        ours_q = bench.bench_ours(qdq, feeds, args.n, 2, args.isa)[0][0]
         ort_f = bench.bench_onnxruntime(fp, feeds, args.n, 2)
-        ort_q = bench.bench_onnxruntime(qdq, feeds, args.n, 2)
         shapes = {inp.name: tuple(shape)}
-        print(f"{name:14} {ours_f.median_ms:9.2f} {ours_q.median_ms:9.2f} "
-              f"{ours_f.median_ms / ours_q.median_ms:9.2f}x {ort_f.median_ms:9.2f} "
-              f"{ort_q.median_ms:9.2f} {ours_q.median_ms / ort_q.median_ms:9.2f}x "
-              f"{blob_size(fp, shapes):10d} {blob_size(qdq, shapes):10d}", flush=True)
+        for form, label in (("qdq_per_channel", name), ("qdq_reduce_range", name + " 7b")):
+            qdq = forms[form]
+            ours_q = bench.bench_ours(qdq, feeds, args.n, 2, args.isa)[0][0]
+            ort_q = bench.bench_onnxruntime(qdq, feeds, args.n, 2)
+            print(f"{label:14} {ours_f.median_ms:9.2f} {ours_q.median_ms:9.2f} "
+                  f"{ours_f.median_ms / ours_q.median_ms:9.2f}x {ort_f.median_ms:9.2f} "
+                  f"{ort_q.median_ms:9.2f} {ours_q.median_ms / ort_q.median_ms:9.2f}x "
+                  f"{blob_size(fp, shapes):10d} {blob_size(qdq, shapes):10d}", flush=True)
     print(f"(medians of {args.n} runs, process CPU time, 1 thread, ISA {args.isa}; "
           "int8/fp32 > 1 means int8 is faster; int8/ortq < 1 means ours is faster)")
     load1 = os.getloadavg()

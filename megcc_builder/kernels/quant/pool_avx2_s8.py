@@ -14,7 +14,7 @@ from ..registry import implements
 from .pool_generic_s8 import MAXPOOL_PARAMS, QTYPES, maxpool_s8_applies
 from .requant import CTYPE, SHORT
 
-SLACK = 128  # buffer cells past the last window: whole vectors may be read there
+SLACK = 192  # buffer cells past the last window: whole vectors are read and written there
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
@@ -49,8 +49,16 @@ def lower_maxpool_s8_avx2(op: Op, graph: Graph):
         red = taps[0]
         for t in taps[1:]:
             red = f"{vmax}({red}, {t})"
+        # the last block too: its windows read the buffer's slack (low cells); only the
+        # outputs inside the row are copied out
         horizontal = f"""for (ox = 0; ox + 32 <= OW; ox += 32)
                 _mm256_storeu_si256((__m256i *)(void *)(yc + (int64_t)oy * OW + ox), {red});
+            if (ox < OW) {{
+                {ct} tail[32];
+                _mm256_storeu_si256((__m256i *)(void *)tail, {red});
+                memcpy(yc + (int64_t)oy * OW + ox, tail, (size_t)(OW - ox));
+                ox = OW;
+            }}
             for (; ox < OW; ++ox) {{"""
     else:
         horizontal = "for (ox = 0; ox < OW; ++ox) {"
@@ -72,7 +80,13 @@ def lower_maxpool_s8_avx2(op: Op, graph: Graph):
                     for (i = 0; i + 32 <= W; i += 32)
                         _mm256_storeu_si256((__m256i *)(void *)(mm + i), {vmax}(
                             {ld.format(p="r + i")}, {ld.format(p="mm + i")}));
-                    for (; i < W; ++i) mm[i] = r[i] > mm[i] ? r[i] : mm[i];
+                    if (i < W) {{  /* the row's last cells through a buffer of low cells */
+                        {ct} tail[32];
+                        memset(tail, ({ct}){low}, sizeof tail);
+                        memcpy(tail, r + i, (size_t)(W - i));
+                        _mm256_storeu_si256((__m256i *)(void *)(mm + i), {vmax}(
+                            {ld.format(p="tail")}, {ld.format(p="mm + i")}));
+                    }}
                 }}
             }}
             {horizontal}

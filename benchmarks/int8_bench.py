@@ -1,12 +1,16 @@
 """int8 against fp32 on conv-heavy networks, one run on this machine, single-threaded.
 
 For each network: our fp32 build, our int8 build of the onnxruntime-quantized QDQ model
-(per-channel weights, uint8 activations), onnxruntime (1 thread, ORT_ENABLE_ALL) on the fp32
-and on the same QDQ model; the model blob sizes (int8 against fp32). Networks: SqueezeNet
+(per-channel weights, uint8 activations; and the same with reduce_range=True, 7-bit weights,
+rows "NAME 7b": the vpmaddubsw kernel), onnxruntime (1 thread, ORT_ENABLE_ALL) on the fp32
+and on the same QDQ model; the model blob sizes (int8 against fp32). onnxruntime picks its
+kernels from the CPU it runs on (AVX512-VNNI here if the CPU has it); ours are built for
+--isa (x86_64-v3: AVX2, no VNNI). Networks: SqueezeNet
 and ResNet-50 from the onnx package's light models (seeded He weights) and the
 MobileNetV2-style SE network of tests/int8_models.py.
 
-    python benchmarks/int8_bench.py [-n 10] [--isa native] [--models squeezenet,resnet50]
+    python benchmarks/int8_bench.py [-n 10] [--isa x86_64-v3] [--models squeezenet,resnet50]
+        [--work DIR]   (keeps the quantized models there for benchmarks/layer_profile.py)
 
 Targets (issue 11): int8 >= 1.5x our fp32 on conv-heavy nets at x86_64-v3, and <= 1.0x
 onnxruntime's time on the QDQ model.
@@ -64,11 +68,15 @@ def blob_size(path: str, shapes) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=10, help="timed iterations")
-    ap.add_argument("--isa", default="native")
+    ap.add_argument("--isa", default="x86_64-v3")
+    ap.add_argument("--work", default="", help="directory for the models (default: a new "
+                    "temporary one)")
     ap.add_argument("--models", default="squeezenet,resnet50,mobilenet_se")
     args = ap.parse_args()
     bench.CLOCK["name"] = "cpu"
-    work = tempfile.mkdtemp(prefix="megcc-int8-bench-")
+    work = args.work or tempfile.mkdtemp(prefix="megcc-int8-bench-")
+    os.makedirs(work, exist_ok=True)
+    load0 = os.getloadavg()
     print(f"{'model':14} {'fp32 ms':>9} {'int8 ms':>9} {'int8/fp32':>10} {'ort fp32':>9} "
           f"{'ort qdq':>9} {'int8/ortq':>10} {'blob fp32':>10} {'blob int8':>10}")
     for name in args.models.split(","):
@@ -79,20 +87,25 @@ def main() -> None:
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
         rng = np.random.default_rng(3)
         calib = [rng.standard_normal(shape).astype(np.float32) for _ in range(2)]
-        qdq = int8_models.quantize_all(fp, work, inp.name, calib, forms=("qdq_per_channel",))
-        qdq = qdq["qdq_per_channel"]
+        forms = int8_models.quantize_all(fp, work, inp.name, calib,
+                                         forms=("qdq_per_channel", "qdq_reduce_range"))
         feeds = {inp.name: rng.standard_normal(shape).astype(np.float32)}
-        ours_f, _ = bench.bench_ours(fp, feeds, args.n, 2, args.isa)
-        ours_q, _ = bench.bench_ours(qdq, feeds, args.n, 2, args.isa)
+        ours_f = bench.bench_ours(fp, feeds, args.n, 2, args.isa)[0][0]
         ort_f = bench.bench_onnxruntime(fp, feeds, args.n, 2)
-        ort_q = bench.bench_onnxruntime(qdq, feeds, args.n, 2)
         shapes = {inp.name: tuple(shape)}
-        print(f"{name:14} {ours_f.median_ms:9.2f} {ours_q.median_ms:9.2f} "
-              f"{ours_f.median_ms / ours_q.median_ms:9.2f}x {ort_f.median_ms:9.2f} "
-              f"{ort_q.median_ms:9.2f} {ours_q.median_ms / ort_q.median_ms:9.2f}x "
-              f"{blob_size(fp, shapes):10d} {blob_size(qdq, shapes):10d}", flush=True)
+        for form, label in (("qdq_per_channel", name), ("qdq_reduce_range", name + " 7b")):
+            qdq = forms[form]
+            ours_q = bench.bench_ours(qdq, feeds, args.n, 2, args.isa)[0][0]
+            ort_q = bench.bench_onnxruntime(qdq, feeds, args.n, 2)
+            print(f"{label:14} {ours_f.median_ms:9.2f} {ours_q.median_ms:9.2f} "
+                  f"{ours_f.median_ms / ours_q.median_ms:9.2f}x {ort_f.median_ms:9.2f} "
+                  f"{ort_q.median_ms:9.2f} {ours_q.median_ms / ort_q.median_ms:9.2f}x "
+                  f"{blob_size(fp, shapes):10d} {blob_size(qdq, shapes):10d}", flush=True)
     print(f"(medians of {args.n} runs, process CPU time, 1 thread, ISA {args.isa}; "
           "int8/fp32 > 1 means int8 is faster; int8/ortq < 1 means ours is faster)")
+    load1 = os.getloadavg()
+    print(f"(load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end, on "
+          f"{os.cpu_count()} CPUs; models in {work})")
 
 
 if __name__ == "__main__":

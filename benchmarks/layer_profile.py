@@ -22,8 +22,12 @@ from megcc_builder.compiler import ModelSpec, compile_bundle  # noqa: E402
 from megcc_builder.host import build_runner, run_blob_logged  # noqa: E402
 
 
-def conv_kind(graph, op) -> str:
-    w = graph.tensors[op.inputs[1]].shape
+# op type -> index of its weights (int8 ops carry scales and zero points before them)
+CONVS = {"Conv": 1, "QLinearConv": 3, "ConvInteger": 1}
+MATMULS = ("Gemm", "MatMul", "QLinearMatMul", "QGemm", "MatMulInteger")
+
+
+def conv_kind(graph, op, w) -> str:
     group = int(op.attrs.get("group", 1))
     k = "x".join(str(d) for d in w[2:])
     s = "x".join(str(d) for d in op.attrs.get("strides", [1] * (len(w) - 2)))
@@ -32,8 +36,10 @@ def conv_kind(graph, op) -> str:
     return f"{k}/s{s}" + (f"/g{group}" if group > 1 else "")
 
 
-def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = None) -> List[dict]:
-    """One row per Conv/Gemm/MatMul instruction: kind, shapes, flops, best microseconds."""
+def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = None,
+               every: bool = False) -> List[dict]:
+    """One row per Conv/Gemm/MatMul instruction (float or int8; every instruction with
+    `every`): kind, shapes, flops, best microseconds."""
     with tempfile.TemporaryDirectory(prefix="megcc-layers-") as tmp:
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [])], tmp,
                                 save_c_array=False, isa=isa)
@@ -53,16 +59,19 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
     rows = []
     for i, ins in enumerate(plan.instrs):
         op = producers.get(ins.outputs[0])
-        if op is None or op.type not in ("Conv", "Gemm", "MatMul"):
+        if op is None or (op.type not in CONVS and op.type not in MATMULS and not every):
             continue
         y = g.tensors[op.outputs[0]]
-        if op.type == "Conv":
-            flops = 2 * y.numel * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
-            kind = conv_kind(g, op)
-        else:
+        if op.type in CONVS:
+            w = g.tensors[op.inputs[CONVS[op.type]]]
+            flops = 2 * y.numel * int(np.prod(w.shape[1:]))
+            kind = conv_kind(g, op, w.shape)
+        elif op.type in MATMULS:
             a = g.tensors[op.inputs[0]].shape
             flops = 2 * y.numel * (a[0] if op.attrs.get("transA", 0) else a[-1])
             kind = "fc"
+        else:
+            flops, kind = 0, op.type[:12]
         rows.append({"index": i, "kernel": ins.kernel.name, "kind": kind,
                      "in": list(g.tensors[op.inputs[0]].shape), "out": list(y.shape),
                      "flops": flops, "us": best.get(i, float("nan"))})
@@ -80,6 +89,10 @@ def report(rows: List[dict], peak: float, kinds: Optional[List[str]] = None) -> 
         gf = r["flops"] / (r["us"] * 1e3)
         tot_f += r["flops"]
         tot_us += r["us"]
+        if not r["flops"]:
+            lines.append(f"{r['index']:>4} {r['kind']:<12}{str(r['in']):<20}{str(r['out']):<20}"
+                         f"{'':>9}{r['us']:>10.1f}{'':>9}{'':>8}  {r['kernel']}")
+            continue
         lines.append(f"{r['index']:>4} {r['kind']:<12}{str(r['in']):<20}{str(r['out']):<20}"
                      f"{r['flops'] / 1e6:>9.1f}{r['us']:>10.1f}{gf:>9.1f}{100 * gf / peak:>7.1f}%"
                      f"  {r['kernel']}")
@@ -96,8 +109,10 @@ def main(argv=None) -> int:
     ap.add_argument("-n", "--iterations", type=int, default=10)
     ap.add_argument("--isa", default="native")
     ap.add_argument("--kinds", default="", help="comma-separated kind prefixes, e.g. 3x3,1x1")
+    ap.add_argument("--all", action="store_true",
+                    help="every instruction (element-wise, pooling, quantize, ...) too")
     args = ap.parse_args(argv)
-    rows = layer_rows(args.model, args.iterations, args.isa)
+    rows = layer_rows(args.model, args.iterations, args.isa, every=args.all)
     kinds = [k for k in args.kinds.split(",") if k]
     print(report(rows, measure_fma_peak_gflops(), kinds))
     return 0

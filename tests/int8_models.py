@@ -164,6 +164,10 @@ def quantize_all(float_path: str, out_dir: str, input_name: str,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8),
         "qdq_s8": dict(quant_format=QuantFormat.QDQ, per_channel=True,
                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8),
+        # 7-bit weights (onnxruntime's advice for AVX2 without VNNI): the vpmaddubsw kernel
+        "qdq_reduce_range": dict(quant_format=QuantFormat.QDQ, per_channel=True,
+                                 activation_type=QuantType.QUInt8,
+                                 weight_type=QuantType.QInt8, reduce_range=True),
     }
     paths = {}
     for form, kw in forms.items():

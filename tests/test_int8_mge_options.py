@@ -1,8 +1,8 @@
 """enable_nchw44_dot (MegCC's option for Armv8.2 dot-product int8 kernels): accepted by
 `megcc compile|run|inspect --enable-nchw44-dot`, the JSON/YAML config and mgb-to-tinynn, and
 refused with one line naming the ISA level when that level has no dot-product instructions.
-No level of isa/levels.py has them yet, so every real build is refused; the acceptance path is
-checked with a level that declares the feature.
+Only arm64-dot has them (its builds, run under qemu, are in tests/test_int8_dot.py); the
+acceptance check also runs with a stand-in level that declares the feature.
 """
 import dataclasses
 import json

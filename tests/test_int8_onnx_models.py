@@ -27,7 +27,7 @@ import pytest
 import int8_models
 from megcc_builder.host import compile_and_run
 
-FORMS = ("qoperator", "qdq_per_channel", "qdq_s8", "dynamic")
+FORMS = ("qoperator", "qdq_per_channel", "qdq_s8", "qdq_reduce_range", "dynamic")
 
 
 def _session(path: str, optimized: bool = True):

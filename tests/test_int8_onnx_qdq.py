@@ -333,13 +333,14 @@ def test_quantized_compile_is_byte_identical(tmp_path):
         out = work / "out"
         outs.append({f: (out / f).read_bytes() for f in sorted(os.listdir(out))})
     assert outs[0] == outs[1]
-    assert any(b"qlinear_conv_avx2" in v for v in outs[0].values())
+    assert any(b"qlinear_conv_gemm_avx2" in v for v in outs[0].values())
 
 
-@pytest.mark.parametrize("level", ["generic", "x86_64-v3"])
+@pytest.mark.parametrize("level", ["generic", "x86_64-v3", "arm64-dot"])
 def test_int8_kernels_compile_without_warnings(level, tmp_path):
     """Every int8 kernel variant the kernel cases produce (tests/kernels/quant) is clean C99
-    under gcc and clang with -Wall -Wextra -Werror -pedantic."""
+    under gcc and clang with -Wall -Wextra -Werror -pedantic (arm64-dot: the cross gcc of
+    its toolchain)."""
     import os
 
     from kernels.harness import build_model, shapes_of
@@ -358,8 +359,14 @@ def test_int8_kernels_compile_without_warnings(level, tmp_path):
     out = str(tmp_path / "out")
     compile_bundle(specs, out, save_c_array=False, isa=level)
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
-             "-Wno-overlength-strings"] + (["-march=x86-64-v3"] if level != "generic" else [])
-    for cc in ("gcc", "clang"):
+             "-Wno-overlength-strings"] + {"generic": [], "x86_64-v3": ["-march=x86-64-v3"],
+                                          "arm64-dot": ["-march=armv8.2-a+dotprod"]}[level]
+    compilers = ("gcc", "clang")
+    if level == "arm64-dot":
+        from build_support import require_target
+
+        compilers = (require_target("arm64-dot").cc,)
+    for cc in compilers:
         r = subprocess.run([cc, *flags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c",
                             os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],
                            capture_output=True, text=True)

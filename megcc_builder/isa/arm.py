@@ -95,3 +95,17 @@ ARM64_FP16 = IsaSpec("arm64-fp16", "Armv8.2-A + FP16: the arm64-neon kernels and
                      (NEON_TAG, NEON64_TAG, NEON64_FP16_TAG),
                      {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16)},
                      ARM64_CORE)
+
+
+# Armv8.2-A with the dot-product extension (FEAT_DotProd, /proc/cpuinfo `asimddp`:
+# Cortex-A55/A75/A76 and later): the arm64-neon kernels plus int8 ones (`*_neon64dot`) on
+# `sdot` (vdotq_laneq_s32: four 4-way int8 dot products into int32 lanes per instruction),
+# MegCC's enable_nchw44_dot. No float16 arithmetic is assumed (that is arm64-fp16).
+NEON64_DOT_TAG = KernelTag("neon64dot", "defined(__ARM_NEON) && defined(__aarch64__) && "
+                           "defined(__ARM_FEATURE_DOTPROD)", "-march=armv8.2-a+dotprod",
+                           "arm_neon.h")
+ARM64_DOT = IsaSpec("arm64-dot", "Armv8.2-A + dot product: the arm64-neon kernels and int8 "
+                    "ones on sdot (*_neon64dot kernels, enable_nchw44_dot)", "aarch64",
+                    frozenset({"asimd", "asimddp"}), ("-march=armv8.2-a+dotprod",),
+                    (NEON_TAG, NEON64_TAG, NEON64_DOT_TAG),
+                    {"f32": ARM64_NEON.vectors["f32"]}, ARM64_CORE)

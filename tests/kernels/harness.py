@@ -13,7 +13,8 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
-it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu.
+it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, and arm64-dot
+(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`.
 """
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ class Platform:
 PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("avx2", "x86_64-v3", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
-                                  Platform("armv7", "armv7-neon", "armv7")]}
+                                  Platform("armv7", "armv7-neon", "armv7"),
+                                  Platform("arm64dot", "arm64-dot", "arm64-dot")]}
+# platforms that run only the implementations needing their own extension (the rest of what
+# their level runs is the same code as on the platform of the level below)
+EXTENSION_ONLY = {"arm64dot": "neon64dot"}
 
 
 def platforms_of(impl: registry.Implementation) -> List[str]:
@@ -60,7 +65,8 @@ def platforms_of(impl: registry.Implementation) -> List[str]:
     if not impl.requires:
         return ["generic"]
     return [p.name for p in PLATFORMS.values() if p.name != "generic"
-            and registry.provides(spec(p.level), impl.requires)]
+            and registry.provides(spec(p.level), impl.requires)
+            and EXTENSION_ONLY.get(p.name, impl.requires) == impl.requires]
 
 
 def require_platform(platform: Platform) -> None:

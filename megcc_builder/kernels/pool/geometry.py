@@ -26,6 +26,12 @@ def pool_geometry(op: Op, graph: Graph):
 
 def pool_cost(op: Op, graph: Graph, isa: IsaSpec, vector: bool) -> float:
     geo = pool_geometry(op, graph)
+    if geo is None:  # not the vector kernel's (int8 codes, other ranks): the scalar loop
+        y = graph.tensors[op.outputs[0]]
+        taps = 1
+        for k in op.attrs.get("kernel_shape", [1]):
+            taps *= int(k)
+        return float(y.numel) * taps * 2.0
     taps = geo["kh"] * geo["kw"]
     planes = geo["n"] * geo["c"]
     if not vector:

@@ -3,3 +3,9 @@ products, QLinear element-wise ops, pooling, concatenation and look-up tables, b
 with onnxruntime's MLAS (ties-to-even) or MegEngine (ties-away) per the op's `rounding`."""
 from . import conv_generic_s8, elementwise_generic_s8, matmul_generic_s8  # noqa: F401
 from . import pool_generic_s8, quantize_generic_s8, conv_avx2_s8, matmul_avx2_s8  # noqa: F401
+from . import conv_gemm_avx2_s8  # noqa: F401
+from . import dwconv_avx2_s8  # noqa: F401
+from . import conv_neon64dot_s8  # noqa: F401
+from . import pool_avx2_s8  # noqa: F401
+from . import matmul_neon64dot_s8  # noqa: F401
+from . import conv_u8s8_avx2_s8  # noqa: F401

@@ -23,22 +23,33 @@ from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of
 QTYPES = ("int8", "uint8")
 
 
-def _broadcast_loop_head(rank: int) -> str:
-    """The start of a binary kernel's loop over the output: an inner unit run of n_in
-    elements with A/B offsets ia/ib; the body follows, then _BROADCAST_LOOP_TAIL."""
+def _broadcast_loop(rank: int, body: str) -> str:
+    """The loop of a binary kernel over the output: the outer axes by an odometer, the
+    innermost run of n_in elements (A/B offsets ia/ib, output index i) with `body`. The
+    run is emitted once per stride pattern (both operands contiguous, one of them one
+    value per run, general) so that the common ones have unit or zero strides the C
+    compiler can vectorise; each computes exactly `body`."""
+    def run(ia: str, ib: str) -> str:
+        return f"""for (j = 0; j < n_in; ++j) {{
+            const int64_t i = i0 + j, ia = {ia}, ib = {ib};
+            {body}
+        }}"""
     return f"""    int32_t idx[{rank}] = {{0}};
-    int64_t ia0 = 0, ib0 = 0, i = 0, rows = 1, row;
+    int64_t ia0 = 0, ib0 = 0, i0 = 0, rows = 1, row;
     int32_t d, j;
     const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
     for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
-    for (row = 0; row < rows; ++row) {{
-      for (j = 0; j < n_in; ++j, ++i) {{
-        const int64_t ia = ia0 + (int64_t)j * sa_in, ib = ib0 + (int64_t)j * sb_in;
-"""
-
-
-_BROADCAST_LOOP_TAIL = """      }}
-        for (d = {last}; d >= 0; --d) {{  /* the odometer over the outer axes */
+    for (row = 0; row < rows; ++row, i0 += n_in) {{
+        if (sa_in == 1 && sb_in == 1) {{
+            {run("ia0 + j", "ib0 + j")}
+        }} else if (sa_in == 1 && sb_in == 0) {{
+            {run("ia0 + j", "ib0")}
+        }} else if (sa_in == 0 && sb_in == 1) {{
+            {run("ia0", "ib0 + j")}
+        }} else {{
+            {run("ia0 + (int64_t)j * sa_in", "ib0 + (int64_t)j * sb_in")}
+        }}
+        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
             ia0 += sta[d];
             ib0 += stb[d];
             if (++idx[d] < dims[d]) break;
@@ -130,6 +141,10 @@ def lower_qlinear_binary(op: Op, graph: Graph):
                 float v = (float)prod * ratio;
                 v = v + (float)zc;"""
         tag = "mul"
+    loop_body = f"""{{
+                {compute}
+                y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
+            }}"""
     body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
     const {ct} *b = (const {ct} *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
@@ -138,11 +153,7 @@ def lower_qlinear_binary(op: Op, graph: Graph):
     const float sc = *(const float *)in_ptrs[{pos[6]}];
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {setup}
-{_broadcast_loop_head(rank)}        {{
-                {compute}
-                y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
-        }}
-{_BROADCAST_LOOP_TAIL.format(last=rank - 2)}"""
+{_broadcast_loop(rank, loop_body)}"""
     params = _broadcast_params(rank)
     name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_{SHORT[c.dtype]}_{tag}_r{rank}" \
         + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
@@ -169,6 +180,11 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     combine = "ra + rb" if op.type == "QLinearAdd" else "ra * rb"
     real = {"": "r", "Relu": "r", "Clip": "r", "Sigmoid": "megcc_q_sigmoid(r)",
             "HSwish": "megcc_q_hswish(r)", "Tanh": "tanhf(r)"}[rq.activation]
+    loop_body = f"""const float ra = (float)((int32_t)a[ia] - za) * sa;
+            const float rb = (float)((int32_t)b[ib] - zb) * sb;
+            const float r = {combine};
+            const float v = {to_output_steps(real, "so", rq.rounding)};
+            y[i] = {rq.store("v", "zc")};"""
     body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
     const {ct} *b = (const {ct} *)in_ptrs[1];
     {ct} *y = ({ct} *)out_ptrs[0];
@@ -177,12 +193,7 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     const float so = *(const float *)in_ptrs[{pos[6]}];
     const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
     {rq.setup("zc")}
-{_broadcast_loop_head(rank)}        const float ra = (float)((int32_t)a[ia] - za) * sa;
-        const float rb = (float)((int32_t)b[ib] - zb) * sb;
-        const float r = {combine};
-        const float v = {to_output_steps(real, "so", rq.rounding)};
-        y[i] = {rq.store("v", "zc")};
-{_BROADCAST_LOOP_TAIL.format(last=rank - 2)}"""
+{_broadcast_loop(rank, loop_body)}"""
     params = _broadcast_params(rank)
     helpers = rq.helpers  # rounding, and the activation's helper
     name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_float_{rq.tag}_r{rank}" \

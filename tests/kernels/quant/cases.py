@@ -59,10 +59,11 @@ BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
 # --- QLinearConv / ConvInteger --------------------------------------------------------
 def qconv(id_, xt, wt, n, c, h, w, oc, k, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
           dil=(1, 1), per_channel=False, bias=True, xz=None, wz=0, yz=None, one_d=False,
-          expect=None):
+          expect=None, wmax=None):
     x = q(xt, n, c, w) if one_d else q(xt, n, c, h, w)
     wshape = (oc, c // group, k) if one_d else (oc, c // group, k, k)
-    wv = q(wt, *wshape)
+    wv = q(wt, *wshape) if wmax is None else \
+        (_r.integers(-wmax, wmax + 1, wshape) + wz).astype(wt)  # small: |w - wz| <= wmax
     ws = np.linspace(0.002, 0.01, oc).astype(F32) if per_channel else np.array(0.004, F32)
     xz = (7 if xt == "int8" else 121) if xz is None else xz
     yz = (-9 if xt == "int8" else 130) if yz is None else yz
@@ -239,10 +240,12 @@ def _conv_acc(x, xz, w, wz, pads, group):
     return acc.astype(np.int32)
 
 
-def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1):
-    c, oc = (4, 4) if group > 1 else (3, 5)
-    x = q(xt, 1, c, 6, 7)
-    w = q("int8", oc, c // group, 3, 3)
+def megengine_conv(id_, xt, act, mode="half_away", bounds=None, group=1, size=(6, 7),
+                   channels=None, wmax=None):
+    c, oc = channels or ((4, 4) if group > 1 else (3, 5))
+    x = q(xt, 1, c, *size)
+    w = q("int8", oc, c // group, 3, 3) if wmax is None else \
+        _r.integers(-wmax, wmax + 1, (oc, c // group, 3, 3)).astype(np.int8)
     ws = np.linspace(0.002, 0.01, oc).astype(F32)
     bias = _r.integers(-2000, 2000, oc).astype(np.int32)
     xs, ys, xz, yz = F32(0.05), F32(0.04), (0 if xt == "int8" else 128), \
@@ -304,7 +307,7 @@ for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", "")
 qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
 # the cost model: the AVX2 GEMM for a dense convolution, the portable row-wise depthwise
 qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
-      per_channel=True, expect={"avx2": ("qlinear_conv_avx2_", "_bias")})
+      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "_bias")})
 qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
 qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
       pads=(0, 1, 1, 0), wz=120, yz=0)
@@ -323,7 +326,7 @@ for _t in ("uint8", "int8"):
 # depthwise: strided, asymmetric padding, 5x5, dilated (the unrolled interior + edge loops)
 qconv("qconv_dw_u8_s2_asym", "uint8", "int8", 1, 7, 13, 12, 7, 3, group=7, strides=(2, 2),
       pads=(0, 1, 2, 1), per_channel=True,
-      expect={"avx2": ("qlinear_dwconv_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
+      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s2x2", ""), "generic": ("qlinear_dwconv_", "")})
 qconv("qconv_dw_s8_k5_dilated", "int8", "int8", 2, 5, 14, 11, 5, 5, group=5, dil=(2, 1),
       pads=(4, 2, 4, 2), wz=3)
 megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)
@@ -341,3 +344,109 @@ BOOK.add("qgemm_s8_relu_clip_u8", "QGemm",
          [q("uint8", 19, 33), s(0.02), z("uint8", 128), Const(q("int8", 11, 33)), s(0.005),
           z("int8", 0), Const(_r.integers(-900, 900, 11).astype(np.int32)), s(0.05),
           z("uint8", 0)], dict(transB=1), domain=MS, opset=13)
+
+# --- the AVX2 (tap, channel pair) GEMM: rows wide enough for the 16-position vector packing
+# (stride 1) and its scalar tail, odd input channels per group (a channel paired with
+# itself), int8 inputs (sign-extending widening), 1x1 planes packed without im2col, blocks
+# of positions, both roundings with an in-register epilogue, saturation at both ends
+qconv("qconv_pairs_s8_odd_channels_wide", "int8", "int8", 1, 7, 20, 35, 13, 3,
+      pads=(1, 1, 1, 1), per_channel=True, xz=-5, yz=3)
+qconv("qconv_pairs_u8_group3_odd", "uint8", "int8", 1, 9, 18, 19, 6, 3, group=3,
+      pads=(1, 0, 1, 2), per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_1x1_plane_u8", "uint8", "int8", 2, 33, 24, 24, 11, 1, per_channel=True,
+      expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_1x1_plane_s8_saturating", "int8", "int8", 1, 40, 9, 13, 7, 1, yz=127)
+qconv("qconv_pairs_u8u8_wzp_stride2_wide", "uint8", "uint8", 1, 6, 21, 45, 5, 3,
+      strides=(2, 2), pads=(1, 1, 1, 1), wz=125, per_channel=True)
+qconv("qconv_pairs_1d_wide", "int8", "int8", 2, 5, 1, 70, 3, 3, pads=(0, 1, 0, 1), one_d=True)
+megengine_conv("qconv_pairs_half_away_s8_wide", "int8", "", size=(17, 37), channels=(5, 7))
+megengine_conv("qconv_pairs_half_away_relu_u8_wide", "uint8", "Relu", size=(9, 40),
+               channels=(4, 9))
+megengine_conv("qconv_pairs_half_even_clip_u8_wide", "uint8", "Clip", mode="half_even",
+               bounds=(-0.3, 0.45), size=(10, 33), channels=(6, 5))
+qconv("qconv_pairs_s8_stride2_wide", "int8", "int8", 1, 3, 11, 75, 8, 3, strides=(2, 2),
+      pads=(1, 1, 1, 1), per_channel=True, xz=-11)
+
+# --- AVX2 depthwise: rows wide enough for the 16-position tap-pair blocks (stride 1 and 2),
+# borders on both sides, an odd tap count (the last tap paired with zero), int8 and uint8,
+# per-channel weight zero points, saturation, both roundings, ReLU
+qconv("qconv_dw_avx2_u8_s1_wide", "uint8", "int8", 1, 5, 9, 41, 5, 3, group=5,
+      pads=(1, 1, 1, 1), per_channel=True,
+      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s1x1", "")})
+qconv("qconv_dw_avx2_s8_s2_wide", "int8", "int8", 2, 3, 11, 70, 3, 3, group=3, strides=(2, 2),
+      pads=(1, 1, 1, 1), per_channel=True, xz=-20, yz=127)
+qconv("qconv_dw_avx2_u8u8_k5_wzp", "uint8", "uint8", 1, 4, 12, 38, 4, 5, group=4,
+      pads=(2, 2, 2, 2), wz=130, per_channel=True)
+qconv("qconv_dw_avx2_s8_k3_nopad_saturating", "int8", "int8", 1, 6, 5, 35, 6, 3, group=6,
+      yz=-128)
+megengine_conv("qconv_dw_avx2_half_away_relu_wide", "int8", "Relu", group=6, size=(7, 36),
+               channels=(6, 6))
+megengine_conv("qconv_dw_avx2_half_away_u8_wide", "uint8", "", group=5, size=(6, 50),
+               channels=(5, 5))
+qconv("qconv_dw_avx2_u8_stride3_scalar", "uint8", "int8", 1, 3, 13, 29, 3, 3, group=3,
+      strides=(3, 3), pads=(1, 2, 1, 0), per_channel=True)
+
+# --- AVX2 MaxPool on codes: rows wide enough for 32-code vectors (stride 1 and 2, the
+# even-byte extraction), padding, dilation, a scalar tail, another stride (scalar pass)
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _d, _w in (((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 81),
+                                ((3, 3), (1, 1), (0, 1, 2, 1), (1, 1), 47),
+                                ((2, 3), (1, 1), (0, 0, 0, 0), (2, 2), 70),
+                                ((3, 3), (3, 2), (1, 0, 1, 2), (1, 1), 90)):
+        BOOK.add(f"maxpool_wide_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}", "MaxPool",
+                 [q(_t, 1, 3, 9, _w)], dict(kernel_shape=list(_k), strides=list(_st),
+                                           pads=list(_p), dilations=list(_d)), opset=12,
+                 expect={"avx2": ("maxpool_sep_avx2_", "")} if _st == (2, 2) else {})
+
+# --- sdot GEMM (arm64-dot) edges: K off the 4-wide quad, rows off the 12-row block, columns
+# off the 8-column panel, int8 A (no shift), uint8 B whose centred values fit int8 (so the
+# dot kernel takes it), batched A
+BOOK.add("qmatmul_dot_s8s8_k_odd_batched", "QLinearMatMul",
+         [q("int8", 2, 29, 13), s(0.02), z("int8", -7), Const(q("int8", 13, 11)), s(0.006),
+          z("int8", 0), s(0.1), z("int8", 9)], opset=13)
+BOOK.add("qmatmul_dot_u8u8_b_centred_fits", "QLinearMatMul",
+         [q("uint8", 14, 21), s(0.02), z("uint8", 120),
+          Const(_r.integers(10, 246, (21, 9)).astype(np.uint8)), s(0.004), z("uint8", 128),
+          s(0.05), z("uint8", 127)], opset=13)
+qconv("qconv_dot_u8u8_centred_fits", "uint8", "uint8", 1, 6, 9, 14, 10, 3, pads=(1, 1, 1, 1),
+      wz=128, per_channel=True)
+
+# --- AVX2 vpmaddubsw (u8 x s8 quads): weights whose pairs cannot saturate (|w| <= 64, as
+# onnxruntime's reduce_range makes them), extremes included; int8 and uint8 activations
+# (int8 shifted by 128), odd channels (quads padded), stride 1 and 2, 1x1 planes, groups,
+# padding, both roundings, uint8 weights with a zero point
+qconv("qconv_u8s8q_u8_wide_pad", "uint8", "int8", 1, 7, 12, 37, 13, 3, pads=(1, 1, 1, 1),
+      per_channel=True, wmax=64, expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})
+qconv("qconv_u8s8q_s8_stride2", "int8", "int8", 2, 5, 15, 40, 7, 3, strides=(2, 2),
+      pads=(0, 1, 2, 1), per_channel=True, wmax=64, xz=-9, yz=5)
+qconv("qconv_u8s8q_1x1_plane", "uint8", "int8", 1, 22, 10, 19, 9, 1, wmax=60, xz=0)
+qconv("qconv_u8s8q_s8_group_saturating", "int8", "int8", 1, 10, 9, 21, 4, 3, group=2,
+      pads=(1, 1, 1, 1), wmax=64, yz=127)
+qconv("qconv_u8s8q_u8u8_wzp", "uint8", "uint8", 1, 3, 8, 33, 5, 3, pads=(1, 1, 1, 1),
+      wz=128, wmax=64)
+qconv("qconv_u8s8q_1d_dilated", "uint8", "int8", 1, 9, 1, 50, 6, 3, pads=(0, 2, 0, 2),
+      dil=(1, 2), one_d=True, wmax=50)
+megengine_conv("qconv_u8s8q_half_away_s8_wide", "int8", "Relu", size=(11, 35), channels=(6, 8),
+               wmax=64)
+megengine_conv("qconv_u8s8q_half_away_u8_wide", "uint8", "", size=(7, 40), channels=(5, 7),
+               wmax=64)
+
+
+def _extreme_weights(oc, c, k, seed):
+    """Pairs at the vpmaddubsw bound: |w(c even)| + |w(c odd)| = 128 (64 + 64, -128 + 0)."""
+    g = np.random.default_rng(seed)
+    w = np.where(g.integers(0, 2, (oc, c, k, k)) == 1, 64, -64).astype(np.int8)
+    w[::2, 0::2] = -128
+    w[::2, 1::2] = 0
+    return w
+
+
+for _xt, _xv in (("uint8", 255), ("int8", 127)):
+    _xe = np.full((1, 6, 5, 33), _xv, dtype=_xt)
+    _xe[0, :, 2, ::3] = 0 if _xt == "uint8" else -128
+    BOOK.add(f"qconv_u8s8q_extreme_{_xt}", "QLinearConv",
+             [_xe, s(0.05), z(_xt, 0 if _xt == "uint8" else -128),
+              Const(_extreme_weights(5, 6, 3, 3)), Const(np.full(5, 0.0004, F32)),
+              z("int8", [0] * 5), s(2.0), z(_xt, 0), Const(np.arange(5, dtype=np.int32) * 999)],
+             dict(pads=[1, 1, 1, 1]), opset=13,
+             expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})

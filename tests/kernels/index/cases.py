@@ -64,6 +64,18 @@ for axis in (0, 1, -1):
 case("cumsum_f32", "CumSum", [rand(2, 3, 7), Const(np.array(2, I64))], opset=14, exact=False)
 case("cumsum_f32_rev", "CumSum", [rand(7, 3), Const(np.array(0, np.int32))], {"reverse": 1},
      opset=14, exact=False)
+# CumProd (opset 26; onnxruntime has no kernel: onnx's reference evaluator)
+for axis in (0, -1):
+    for exclusive in (0, 1):
+        for reverse in (0, 1):
+            case(f"cumprod_int32_a{axis}_e{exclusive}_r{reverse}", "CumProd",
+                 [RNG.integers(-3, 4, (3, 5)).astype(np.int32), Const(np.array(axis, I64))],
+                 {"exclusive": exclusive, "reverse": reverse}, opset=26, ref="onnx")
+case("cumprod_f32", "CumProd", [rand(2, 3, 7), Const(np.array(2, I64))], opset=26,
+     exact=False, ref="onnx")
+case("cumprod_f64_rev_excl", "CumProd", [rand(7, 3).astype(np.float64),
+                                         Const(np.array(0, np.int32))],
+     {"reverse": 1, "exclusive": 1}, opset=26, exact=False, ref="onnx")
 
 # TopK: distinct random values (ties order by index, both engines agree there too)
 for k, axis, largest in [(3, -1, 1), (1, 0, 1), (7, 1, 0), (2, 1, 0)]:

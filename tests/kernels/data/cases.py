@@ -9,6 +9,7 @@ cases are new.
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 import onnx
 from onnx import helper
 
@@ -189,6 +190,16 @@ case("reshape", "Reshape", [rand(2, 3, 4), Const(np.array([4, -1], np.int64))], 
 case("flatten_axis2", "Flatten", [rand(2, 3, 5)], {"axis": 2}, opset=13)
 case("squeeze", "Squeeze", [rand(3, 1, 7), Const(np.array([1], np.int64))], opset=13)
 case("unsqueeze", "Unsqueeze", [rand(3, 7), Const(np.array([0, 2], np.int64))], opset=13)
+# BitCast (opset 26; onnxruntime has none): the same bytes under another type, NaN and
+# infinity bit patterns included
+_special = np.array([np.nan, -np.inf, np.inf, -0.0], np.float32)
+case("bitcast_f32_to_i32", "BitCast", [np.concatenate([rand(8), _special]).reshape(3, 4)],
+     {"to": TensorProto.INT32}, opset=26, ref=lambda x: [x.view(np.int32)])
+case("bitcast_i64_to_f64", "BitCast",
+     [np.array([0, 1, -1, 0x7FF0000000000000, 4607182418800017408], np.int64)],
+     {"to": TensorProto.DOUBLE}, opset=26, ref=lambda x: [x.view(np.float64)])
+case("bitcast_u8_to_i8", "BitCast", [np.arange(0, 255, 17, dtype=np.uint8).reshape(3, 5)],
+     {"to": TensorProto.INT8}, opset=26, ref=lambda x: [x.view(np.int8)])
 
 
 # --- Resize / Upsample (test_kernels_nn.py): arithmetic, so within the float tolerance

@@ -256,6 +256,27 @@ for opset in (11, 13):
     case(f"resize_nearest_int8_v{opset}", "Resize",
          [rand(1, 2, 3, 3, dtype=np.int8, low=-100, high=100), roi, scales(1, 1, 2, 3)],
          {"mode": "nearest"}, opset=opset)
+# cubic (Keys kernel, cubic_coeff_a, exclude_outside) and antialiased downscaling
+for coord in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+              "half_pixel_symmetric"):
+    case(f"resize_cubic_{coord}", "Resize", [X_UP, None, scales(1, 1, 2.5, 1.5)],
+         {"mode": "cubic", "coordinate_transformation_mode": coord}, opset=13)
+    case(f"resize_cubic_down_{coord}", "Resize", [X_DOWN, None, None, sizes(1, 2, 4, 5)],
+         {"mode": "cubic", "coordinate_transformation_mode": coord}, opset=13)
+case("resize_cubic_a05_exclude_outside", "Resize", [X_UP, None, scales(1, 1, 1.7, 2.0)],
+     {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, opset=13)
+case("resize_cubic_down_exclude_outside", "Resize", [X_DOWN, None, scales(1, 1, 0.6, 0.8)],
+     {"mode": "cubic", "exclude_outside": 1}, opset=13)
+case("resize_cubic_tf_crop_and_resize", "Resize",
+     [X_DOWN, Const(np.array([0, 0, 0.2, -0.1, 1, 1, 0.9, 1.3], np.float32)), None,
+      sizes(1, 2, 5, 6)],
+     {"mode": "cubic", "coordinate_transformation_mode": "tf_crop_and_resize",
+      "extrapolation_value": -7.0}, opset=13)
+for mode in ("cubic", "linear"):
+    case(f"resize_{mode}_antialias_down", "Resize", [X_DOWN, None, None, sizes(1, 2, 3, 4)],
+         {"mode": mode, "antialias": 1}, opset=18)
+    case(f"resize_{mode}_antialias_down_scales", "Resize", [X_DOWN, None, scales(1, 1, 0.6, 0.35)],
+         {"mode": mode, "antialias": 1}, opset=18)
 case("resize_defaults_v13", "Resize", [X_UP, None, scales(1, 1, 0.6, 2.2)], opset=13)
 case("resize_v10_nearest", "Resize", [X_UP, scales(1, 1, 2.0, 3.0)], {"mode": "nearest"},
      opset=10)

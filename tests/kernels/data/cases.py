@@ -331,3 +331,27 @@ case("upsample_v7_attr", "Upsample", [X_UP], {"mode": "nearest", "scales": [1.0,
      opset=7)
 case("upsample_v7_linear", "Upsample", [X_UP], {"mode": "linear", "scales": [1.0, 1.0, 2.0, 2.0]},
      opset=7)
+
+
+# --- GridSample: every mode x padding x align_corners, 2-D and 3-D, points outside the
+# border (several reflections deep) included
+_rand_gs = uniform_source(23)
+for mode in ("nearest", "linear", "cubic"):
+    for pad in ("zeros", "border", "reflection"):
+        for align in (0, 1):
+            BOOK.add(f"grid_sample_{mode}_{pad}_ac{align}", "GridSample",
+                     [_rand_gs(2, 3, 5, 7), _rand_gs(2, 4, 6, 2, low=-3.5, high=3.5)],
+                     {"mode": mode, "padding_mode": pad, "align_corners": align},
+                     opset=20, exact=False)
+for mode in ("nearest", "linear"):
+    for pad in ("zeros", "border", "reflection"):
+        BOOK.add(f"grid_sample_3d_{mode}_{pad}", "GridSample",
+                 [_rand_gs(1, 2, 3, 4, 5), _rand_gs(1, 2, 3, 4, 3, low=-1.5, high=1.5)],
+                 {"mode": mode, "padding_mode": pad}, opset=20, exact=False, ref="onnx")
+for mode in ("bilinear", "bicubic"):  # the opset-16 spellings
+    BOOK.add(f"grid_sample_v16_{mode}", "GridSample",
+             [_rand_gs(1, 2, 4, 4), _rand_gs(1, 3, 5, 2, low=-1.2, high=1.2)],
+             {"mode": mode}, opset=16, exact=False)
+BOOK.add("grid_sample_f64", "GridSample",  # onnxruntime has no float64 GridSample
+         [_rand_gs(1, 2, 4, 4).astype(np.float64), _rand_gs(1, 3, 5, 2, low=-1.2, high=1.2)],
+         {"mode": "linear"}, opset=20, exact=False, tol=1e-6, ref="onnx")

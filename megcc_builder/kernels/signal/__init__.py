@@ -1,0 +1,2 @@
+"""Signal processing: discrete Fourier transforms."""
+from . import dft_generic  # noqa: F401

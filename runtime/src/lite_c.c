@@ -461,6 +461,10 @@ static LiteDataType lite_dtype(megcc_dtype d) {
     case MEGCC_INT64: return LITE_INT64;
     case MEGCC_FLOAT64: return LITE_MEGCC_FLOAT64;
     case MEGCC_UINT64: return LITE_MEGCC_UINT64;
+    case MEGCC_BFLOAT16: case MEGCC_FLOAT8E4M3FN: case MEGCC_FLOAT8E4M3FNUZ:
+    case MEGCC_FLOAT8E5M2: case MEGCC_FLOAT8E5M2FNUZ: case MEGCC_FLOAT8E8M0:
+    case MEGCC_FLOAT4E2M1: case MEGCC_INT4: case MEGCC_UINT4: case MEGCC_INT2: case MEGCC_UINT2:
+        return (LiteDataType)(LITE_MEGCC_BFLOAT16 + ((int)d - (int)MEGCC_BFLOAT16));
     }
     return LITE_FLOAT;
 }

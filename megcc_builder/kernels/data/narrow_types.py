@@ -7,13 +7,13 @@ Everything goes through float (or double) at the edges, exactly as ONNX specifie
 - decoding is exact: bfloat16 is the high half of a float32; a float8/float4 code indexes
   a table of its values (generated here from ml_dtypes); float8e8m0 is 2^(code - 127);
   int4/uint4/int2/uint2 hold their low bits in a byte (ml_dtypes' layout);
-- bfloat16 encodes with round-to-nearest-even (a double first rounds to float32 with
-  round-to-odd, so the result is the correctly rounded one, not a double rounding);
+- bfloat16 encodes with round-to-nearest-even; a float64 source is rounded to float32
+  first, as ml_dtypes (so ONNX's reference) and onnxruntime do;
 - float8/float4 encode to the nearest value, ties to the even code, searching the sorted
   magnitudes extended by the first value past the largest finite one: landing there is an
   overflow, which gives the largest finite value with saturate (and always for float4,
   which has no infinity or NaN), else infinity (E5M2) or NaN. FNUZ types have no negative
-  zero;
+  zero; float64 sources go through float32 here too;
 - float8e8m0 encodes like onnx.numpy_helper.to_float8e8m0 (round_mode up/down/nearest);
 - the 2- and 4-bit integers encode like a C conversion to int64 (floats truncate; NaN, inf
   and out-of-range floats give 0) wrapped to their width.
@@ -83,7 +83,9 @@ def _encoder(dtype: str, saturate: bool) -> Tuple[str, str]:
     table = _magnitudes(dtype)[0]
     sat = saturate or dtype == "float4e2m1"
     overflow = (f"{count - 1}u" if sat else f"{inf}u" if inf is not None else f"{nan}u")
-    nan_code = f"{nan}u" if nan is not None else "0u"
+    # float4 has no NaN: ml_dtypes (and so ONNX's reference) gives the zero of the opposite
+    # sign
+    nan_code = f"{nan}u" if nan is not None else f"(signbit(v) ? 0u : {sign}u)"
     name = f"megcc_to_{_short(dtype)}{'_sat' if sat else ''}"
     zero = "if (k == 0) return 0u;  /* no negative zero */\n    " if unsigned_zero else ""
     src = f"""static uint8_t {name}(double v) {{
@@ -145,21 +147,6 @@ BF16_ENCODE = ("megcc_to_bf16", r"""static uint16_t megcc_to_bf16(float f) {
     return (uint16_t)(b >> 16);
 }
 """)
-# a double rounded to float32 toward zero with a sticky last bit (round-to-odd): rounding
-# that to bfloat16 (8 bits) then equals rounding the double directly
-F32_ODD = ("megcc_f32_round_odd", r"""static float megcc_f32_round_odd(double d) {
-    float f = (float)d;
-    uint32_t b;
-    if (d != d || (double)f == d) return f;
-    if ((f > 0.0f && (double)f > d) || (f < 0.0f && (double)f < d)) f = nextafterf(f, 0.0f);
-    memcpy(&b, &f, sizeof b);
-    b |= 1u;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-""")
-
-
 def decode(dtype: str, v: str) -> Tuple[str, str, tuple]:
     """(C expression, its kind 'float' or 'int', helpers) of storage value v of dtype."""
     if dtype == "bfloat16":
@@ -191,11 +178,9 @@ def encode(dtype: str, v: str, kind: str, saturate: bool, round_mode: str = "up"
             return f"(uint8_t)((uint64_t){w} & {mask}u)", ("math",)
         return f"(uint8_t)((uint64_t)(int64_t)({v}) & {mask}u)", ()
     if dtype == "bfloat16":
-        if kind == "double":
-            return f"megcc_to_bf16(megcc_f32_round_odd({v}))", (BF16_ENCODE, F32_ODD, "math")
         return f"megcc_to_bf16((float)({v}))", (BF16_ENCODE,)
     if dtype == "float8e8m0":
         return (f"megcc_to_f8e8m0_{round_mode}((float)({v}), {int(saturate)})",
                 (E8M0_ENCODE[round_mode],))
     name, src = _encoder(dtype, saturate)
-    return f"{name}((double)({v}))", (_magnitudes(dtype), (name, src))
+    return f"{name}((double)(float)({v}))", (_magnitudes(dtype), (name, src))

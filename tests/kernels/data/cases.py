@@ -8,6 +8,7 @@ cases are new.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 import onnx
@@ -166,6 +167,82 @@ case("cast_f32_f16_rounding", "Cast", [F16_EDGE], {"to": onnx.TensorProto.FLOAT1
 case("cast_f16_f32_all", "Cast", [np.arange(0, 65536, 7, dtype=np.uint16).view(np.float16)],
      {"to": onnx.TensorProto.FLOAT})
 case("castlike", "CastLike", [rand(2, 3), Const(np.zeros(1, np.int32))], opset=15)
+
+# The narrow types (opset 25) against onnx's reference (ml_dtypes, numpy_helper): every code
+# decoded; encoding from every float16 value, exact ties between neighbouring codes, the
+# overflow region and the specials, with and without saturate; float64 sources (through
+# float32, as ml_dtypes and onnxruntime convert them)
+_NARROW_FLOATS = {"bfloat16": ml_dtypes.bfloat16, "float8e4m3fn": ml_dtypes.float8_e4m3fn,
+                  "float8e4m3fnuz": ml_dtypes.float8_e4m3fnuz,
+                  "float8e5m2": ml_dtypes.float8_e5m2,
+                  "float8e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
+                  "float4e2m1": ml_dtypes.float4_e2m1fn,
+                  "float8e8m0": ml_dtypes.float8_e8m0fnu}
+_NARROW_INTS = {"int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4, "int2": ml_dtypes.int2,
+                "uint2": ml_dtypes.uint2}
+_ALL_F16 = np.arange(0, 65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def _encode_inputs(t):
+    """float32 values that exercise rounding into t: its codes' values and the midpoints
+    between neighbours (ties), a little either side of them, every float16, specials."""
+    n = 16 if t is ml_dtypes.float4_e2m1fn else (65536 if t is ml_dtypes.bfloat16 else 256)
+    codes = np.arange(n, dtype=np.uint16 if n == 65536 else np.uint8).view(t)
+    v = np.unique(codes.astype(np.float64)[np.isfinite(codes.astype(np.float64))])
+    mids = (v[1:] + v[:-1]) / 2
+    top = 2 * v[-1] - v[-2]
+    extra = [(v[-1] + top) / 2, top, top * 1.5, 1e30, np.inf, -np.inf, np.nan, -0.0, 1e-30]
+    xs = np.concatenate([v, mids, np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf),
+                         extra, _ALL_F16[::3]])
+    xs = np.concatenate([xs, -xs]).astype(np.float32)
+    return xs
+
+
+for _name, _t in _NARROW_FLOATS.items():
+    _code = getattr(onnx.TensorProto, _name.upper())
+    _n = 16 if _name == "float4e2m1" else 256
+    _codes = np.arange(_n, dtype=np.uint8).view(_t) if _name != "bfloat16" else \
+        np.arange(0, 65536, 5, dtype=np.uint16).view(_t)
+    case(f"cast_{_name}_to_f32_every_code", "Cast", [_codes], {"to": onnx.TensorProto.FLOAT},
+         opset=25, ref="onnx")
+    case(f"cast_{_name}_to_f16", "Cast", [_codes], {"to": onnx.TensorProto.FLOAT16},
+         opset=25, ref="onnx")
+    _x = _encode_inputs(_t)
+    for _sat in (1, 0):
+        if _sat == 0 and _name in ("bfloat16", "float4e2m1"):
+            continue  # saturate concerns float8 only
+        case(f"cast_f32_to_{_name}_sat{_sat}", "Cast", [_x], {"to": _code, "saturate": _sat},
+             opset=25, ref="onnx")
+    if _name != "float8e8m0":
+        case(f"cast_f64_to_{_name}", "Cast", [np.concatenate(
+            [_x.astype(np.float64), _x.astype(np.float64) * (1 + 2.0 ** -30)])],
+            {"to": _code}, opset=25, ref="onnx")
+    case(f"castlike_f16_to_{_name}", "CastLike",
+         [_ALL_F16[::7].astype(np.float16), Const(np.zeros(1, _t))], opset=25, ref="onnx")
+for _mode in ("up", "down", "nearest"):
+    for _sat in (1, 0):
+        case(f"cast_f32_to_float8e8m0_{_mode}_sat{_sat}", "Cast",
+             [np.concatenate([_encode_inputs(ml_dtypes.float8_e8m0fnu),
+                              np.array([3e38, 1.7e38, 2.0 ** -127, 1.5 * 2.0 ** -127], np.float32)])],
+             {"to": onnx.TensorProto.FLOAT8E8M0, "saturate": _sat, "round_mode": _mode},
+             opset=25, ref="onnx")
+for _name, _t in _NARROW_INTS.items():
+    _code = getattr(onnx.TensorProto, _name.upper())
+    _vals = np.arange(-20, 21, dtype=np.int32)
+    case(f"cast_i32_to_{_name}", "Cast", [_vals], {"to": _code}, opset=25, ref="onnx")
+    case(f"cast_f32_to_{_name}", "Cast",
+         [np.array([-9.7, -8.5, -3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 7.4, 7.6, 8.5, 15.5,
+                    16.5, 100, 1e20, np.nan, np.inf, -np.inf], np.float32)],
+         {"to": _code}, opset=25, ref="onnx")
+    _all = np.arange(-8, 16).astype(_t)
+    for _dst, _dn in ((onnx.TensorProto.FLOAT, "f32"), (onnx.TensorProto.FLOAT16, "f16"),
+                      (onnx.TensorProto.INT8, "i8"), (onnx.TensorProto.INT64, "i64")):
+        case(f"cast_{_name}_to_{_dn}", "Cast", [_all], {"to": _dst}, opset=25, ref="onnx")
+case("cast_bfloat16_to_float8e4m3fn", "Cast",
+     [np.arange(0, 65536, 3, dtype=np.uint16).view(ml_dtypes.bfloat16)],
+     {"to": onnx.TensorProto.FLOAT8E4M3FN}, opset=25, ref="onnx")
+case("cast_int4_to_float8e5m2", "Cast", [np.arange(-8, 8).astype(ml_dtypes.int4)],
+     {"to": onnx.TensorProto.FLOAT8E5M2}, opset=25, ref="onnx")
 
 # Expand, Tile, DepthToSpace, SpaceToDepth
 for name, x, shape in [("row", rand(1, 5), [3, 5]), ("col_rank_up", rand(3, 1), [2, 3, 4]),

@@ -18,7 +18,7 @@ from ...isa import IsaSpec
 from ..data.copy_generic import const_input, norm_axis
 from ..data.views import copy_instr
 from ..elementwise.generic import collapse
-from ..registry import F32, implements
+from ..registry import implements
 
 
 # ArgMax/ArgMin and the softmax family (portable and vector) over [outer, axis, inner]

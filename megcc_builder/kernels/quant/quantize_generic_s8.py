@@ -7,7 +7,9 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, i64, schema
 from ...ir import Graph, Op
 from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
+from ..data.narrow_types import NARROW_INTS, TABLE_FLOATS, is_narrow
 from ..registry import implements
+from . import quantize_narrow
 from .requant import CTYPE, ROUND_AWAY, ROUND_EVEN, SHORT, rounding_of, to_output_steps
 
 AXIS_PARAMS = schema(i64("OUTER", "elements before the axis (product)"),
@@ -15,7 +17,7 @@ AXIS_PARAMS = schema(i64("OUTER", "elements before the axis (product)"),
                      i64("INNER", "elements after the axis (product)"))
 FLAT_PARAMS = schema(i64("n", "elements"))
 QUANTIZABLE = ("int8", "uint8", "int16", "uint16")
-DEQUANTIZABLE = ("int8", "uint8", "int32", "int16", "uint16")
+DEQUANTIZABLE = ("int8", "uint8", "int32", "int16", "uint16") + NARROW_INTS + tuple(TABLE_FLOATS)
 
 
 def _axis_split(op: Op, graph: Graph, shape, scale_name: str):
@@ -47,9 +49,12 @@ def _axis_split(op: Op, graph: Graph, shape, scale_name: str):
 @implements("QuantizeLinear", dtypes=("float32",))
 def lower_quantize(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if is_narrow(y.dtype) and y.dtype in DEQUANTIZABLE:  # int4, float8...
+        return quantize_narrow.quantize(
+            op, graph, _axis_split(op, graph, x.shape, op.inputs[1]), AXIS_PARAMS)
     if y.dtype not in QUANTIZABLE:
         raise graph.error(f"quantizing to {y.dtype} is not supported ({', '.join(QUANTIZABLE)} "
-                          "are)", op)
+                          "and the narrow types are)", op)
     check_scale(graph, op, 1)
     zp = operand(graph, op, 2)
     check_zero_point(graph, op, 2, y.dtype)
@@ -85,6 +90,9 @@ def lower_quantize(op: Op, graph: Graph):
 @implements("DequantizeLinear", dtypes=DEQUANTIZABLE)
 def lower_dequantize(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if is_narrow(x.dtype):  # int4, float8...
+        return quantize_narrow.dequantize(
+            op, graph, _axis_split(op, graph, x.shape, op.inputs[1]), AXIS_PARAMS)
     if y.dtype != "float32":
         raise graph.error(f"dequantizing to {y.dtype} is not supported (float32 is)", op)
     check_scale(graph, op, 1)

@@ -4,6 +4,7 @@ any vector width, saturating values, per-channel scales, non-zero zero points, i
 uint8, ties in the rounding."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from kernels.harness import Book, Const
@@ -54,6 +55,33 @@ BOOK.add("dynamic_quantize_positive", "DynamicQuantizeLinear",
          [np.abs(_x[:, :2]) + F32(0.5)], n_out=3, opset=13)
 BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
          [-np.abs(_x[:1, :3]) - F32(0.1)], n_out=3, opset=13)
+
+# the narrow quantized types (opset 25) against onnx's reference: int4/uint4/int2/uint2 (ties,
+# saturation, zero points), float8 (saturate or not; the zero point is zero), float4e2m1
+_NARROW = {"int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4, "int2": ml_dtypes.int2,
+           "uint2": ml_dtypes.uint2, "float8e4m3fn": ml_dtypes.float8_e4m3fn,
+           "float8e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "float8e5m2": ml_dtypes.float8_e5m2,
+           "float8e5m2fnuz": ml_dtypes.float8_e5m2fnuz, "float4e2m1": ml_dtypes.float4_e2m1fn}
+_xs = np.concatenate([_x.reshape(-1)[:100], np.array([0.125, -0.125, 0.375, 1e6, -1e6, 0.0],
+                                                      F32)]).reshape(2, 53)
+for _name, _t in _NARROW.items():
+    _int = _name[-4:] in ("int4", "int2")
+    _zp = np.array(1 if _name.startswith("u") else -1 if _int else 0, F32).astype(_t)
+    _sat = (1,) if _int or _name == "float4e2m1" else (1, 0)
+    for _k in _sat:
+        BOOK.add(f"quantize_{_name}_sat{_k}", "QuantizeLinear", [_xs, s(0.25), Const(_zp)],
+                 {"saturate": _k} if not _int else {}, opset=25, ref="onnx")
+    BOOK.add(f"quantize_{_name}_per_axis", "QuantizeLinear",
+             [_x[:, :, 0, :], s([0.1, 0.5, 0.05, 0.25, 1.0]),
+              Const(np.zeros(5, F32).astype(_t))], {"axis": 1}, opset=25, ref="onnx")
+    _codes = (np.arange(-8, 16) if _int else np.arange(256 if _name[-2:] != "m1" else 16,
+                                                      dtype=np.uint8).view(_t).astype(F32))
+    _codes = np.asarray(_codes)[np.isfinite(np.asarray(_codes, F32))].astype(_t)
+    BOOK.add(f"dequantize_{_name}", "DequantizeLinear", [_codes, s(0.37), Const(_zp)],
+             opset=25, ref="onnx")
+    BOOK.add(f"dequantize_{_name}_per_axis_f16", "DequantizeLinear",
+             [_codes[:16].reshape(2, 8), Const(np.array([0.5, 3.0], np.float16)),
+              Const(np.zeros(2, F32).astype(_t))], {"axis": 0}, opset=25, ref="onnx")
 
 
 # --- QLinearConv / ConvInteger --------------------------------------------------------

@@ -40,7 +40,7 @@ def _scale_read(op: Op, graph: Graph, per_axis: bool):
 
 def quantize(op: Op, graph: Graph, split, params) -> list:
     """`split`: (outer, C, inner, per_axis) of the scale's axis; `params`: OUTER, C, INNER."""
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    y = graph.tensors[op.outputs[0]]
     check_scale(graph, op, 1)
     zp = _zero_point(op, graph, y.dtype)
     outer, c, inner, per_axis = split

@@ -304,3 +304,27 @@ for name, xs, ws, attrs in DECONV:
         case(f"conv_transpose_{name}_v{opset}", "ConvTranspose", ins, attrs, opset=opset)
 case("conv_transpose_runtime_weights", "ConvTranspose", [rand(1, 2, 3, 3), rand(2, 3, 3, 3)],
      {"strides": [2, 2]}, opset=17)
+
+
+# --- 3-D convolution (portable direct), onnxruntime as the oracle: groups, strides,
+# dilations, asymmetric padding, no bias, fused activations, residual add
+_r = _rng(3333)
+for _id, (_n, _c, _d, _h, _w, _oc, _k, _s, _p, _dl, _g, _b, _act) in {
+        "basic": (1, 2, 4, 5, 6, 3, (3, 3, 3), (1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1), 1, True, None),
+        "strided_padded": (2, 3, 7, 6, 5, 4, (3, 2, 3), (2, 1, 2), (1, 0, 2, 0, 1, 1), (1, 1, 1), 1, False, None),
+        "dilated": (1, 2, 7, 7, 7, 2, (2, 3, 2), (1, 2, 1), (0, 1, 0, 1, 2, 1), (2, 1, 3), 1, True, None),
+        "groups": (1, 4, 3, 4, 5, 6, (1, 3, 3), (1, 1, 1), (0, 1, 1, 0, 1, 1), (1, 1, 1), 2, True, "Relu"),
+        "depthwise": (1, 3, 4, 4, 4, 3, (3, 3, 3), (1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1), 3, True, "Sigmoid"),
+        "pointwise_clip": (1, 5, 2, 3, 4, 7, (1, 1, 1), (1, 1, 1), (0,) * 6, (1, 1, 1), 1, True, "Clip"),
+}.items():
+    _inputs = [_r.standard_normal((_n, _c, _d, _h, _w)).astype(F32),
+               Const(_r.standard_normal((_oc, _c // _g, *_k)).astype(F32))]
+    if _b:
+        _inputs.append(Const(_r.standard_normal(_oc).astype(F32)))
+    BOOK.add(f"conv3d_{_id}", "Conv", _inputs,
+             dict(kernel_shape=list(_k), strides=list(_s), pads=list(_p), dilations=list(_dl),
+                  group=_g), opset=13, post=act_post(_act))
+_x3 = _r.standard_normal((1, 3, 3, 4, 4)).astype(F32)
+BOOK.add("conv3d_residual_add", "Conv",
+         [_x3, Const(_r.standard_normal((3, 3, 3, 3, 3)).astype(F32))],
+         dict(pads=[1] * 6), opset=13, post=(("Add", [_r.standard_normal((1, 3, 3, 4, 4)).astype(F32)], {}),))

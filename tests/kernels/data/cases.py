@@ -446,3 +446,21 @@ for _align in (0, 1):
 BOOK.add("affine_grid_2d_unit", "AffineGrid",
          [_rand_gs(1, 2, 3), Const(np.array([1, 1, 1, 6], np.int64))], {}, opset=20,
          exact=False)
+
+# --- Col2Im (opset 18): overlapping blocks sum; strides, dilations, pads; 3-D (onnx's
+# reference: onnxruntime's kernel is 2-D only)
+def _col2im(id_, n, c, img, blk, st=None, dl=None, pads=None, ref=None):
+    d = len(img)
+    st, dl, pads = st or [1] * d, dl or [1] * d, pads or [0] * (2 * d)
+    nb = [(img[k] + pads[k] + pads[d + k] - (dl[k] * (blk[k] - 1) + 1)) // st[k] + 1
+          for k in range(d)]
+    BOOK.add(id_, "Col2Im", [_rand_gs(n, c * int(np.prod(blk)), int(np.prod(nb))),
+                             Const(np.array(img, np.int64)), Const(np.array(blk, np.int64))],
+             {"strides": st, "dilations": dl, "pads": pads}, opset=18, exact=False, ref=ref)
+
+
+_col2im("col2im_basic", 1, 2, [5, 5], [2, 2])
+_col2im("col2im_strided_padded", 2, 3, [6, 7], [3, 2], st=[2, 1], pads=[1, 0, 2, 1])
+_col2im("col2im_dilated", 1, 1, [7, 6], [2, 3], dl=[2, 2], pads=[0, 1, 1, 0])
+_col2im("col2im_3d", 1, 2, [3, 4, 5], [2, 2, 3], st=[1, 2, 1], pads=[0, 1, 1, 1, 0, 1],
+        ref="onnx")

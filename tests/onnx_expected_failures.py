@@ -48,8 +48,6 @@ EXPECTED_FAILURES = {
     'test_deform_conv_with_mask_bias_cpu': 'DeformConv: operator is not supported',
     'test_deform_conv_with_multiple_offset_groups_cpu': 'DeformConv: operator is not supported',
     'test_dequantizelinear_blocked_cpu': 'DequantizeLinear: operator is not supported',
-    'test_det_2d_cpu': 'Det: operator is not supported',
-    'test_det_nd_cpu': 'Det: operator is not supported',
     'test_equal_string_broadcast_cpu': "input 'x' has unsupported dtype 'STRING'",
     'test_equal_string_cpu': "input 'x' has unsupported dtype 'STRING'",
     'test_flexattention_causal_mask_cpu': 'operator ai.onnx.preview.FlexAttention is not supported',

@@ -126,3 +126,15 @@ BOOK.add("einsum_int32_sum", "Einsum",
 BOOK.add("einsum_int64_outer", "Einsum",
          [_re.integers(-9, 9, (3,)).astype(np.int64), _re.integers(-9, 9, (2,)).astype(np.int64)],
          {"equation": "i,j->ji"}, opset=12)
+
+# --- Det (partial pivoting in double): batches, 1x1, a singular matrix, a zero pivot that
+# needs a row swap, float64 (NumPy's LAPACK determinant as the oracle there)
+_rd = np.random.default_rng(55)
+BOOK.add("det_2x2", "Det", [_f32(_rd, 2, 2)], opset=11)
+BOOK.add("det_batched_3x3", "Det", [_f32(_rd, 2, 3, 3, 3)], opset=11)
+BOOK.add("det_1x1", "Det", [_f32(_rd, 4, 1, 1)], opset=11)
+BOOK.add("det_singular_and_swap", "Det",
+         [np.array([[[1, 2, 3], [2, 4, 6], [0, 1, 1]], [[0, 2, 1], [3, 1, 0], [1, 0, 2]]], F32)],
+         opset=11)
+BOOK.add("det_f64_6x6", "Det", [_rd.standard_normal((3, 6, 6))], opset=11, tol=1e-10,
+         ref=lambda x: [np.linalg.det(x)])

@@ -133,6 +133,28 @@ BOOK.add("qmatmul_s8s8_batched", "QLinearMatMul",
 BOOK.add("qmatmul_u8u8", "QLinearMatMul",
          [q("uint8", 4, 33), s(0.03), z("uint8", 100), Const(q("uint8", 33, 3)), s(0.02),
           z("uint8", 140), s(0.3), z("uint8", 0)], opset=13)
+# float16 scales (opset 21): constants widened at compile time, run-time ones by a Cast. The
+# oracle: onnxruntime on the same product with the scales widened (exactly) to float32
+# (onnx's reference requantizes in float16 arithmetic, 1 LSB apart at times)
+def _qmatmul_f32_scales(*vals):
+    import onnxruntime as ort
+    from kernels.harness import Case, build_model, feeds
+
+    ins = [v.astype(np.float32) if v.dtype == np.float16 else v for v in vals]
+    case = Case("f32", "QLinearMatMul", ins, opset=13)
+    sess = ort.InferenceSession(build_model([case]).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds([case]))
+
+
+_h = lambda v: Const(np.array(v, np.float16))  # noqa: E731
+BOOK.add("qmatmul_f16_scales_const", "QLinearMatMul",
+         [q("uint8", 5, 19), _h(0.02), z("uint8", 128), Const(q("int8", 19, 7)), _h(0.01),
+          z("int8", 0), _h(0.1), z("uint8", 120)], opset=21, ref=_qmatmul_f32_scales)
+BOOK.add("qmatmul_f16_scales_runtime", "QLinearMatMul",
+         [q("int8", 2, 3, 9), np.array(0.03, np.float16), z("int8", -4), q("int8", 9, 6),
+          np.array(0.02, np.float16), z("int8", 3), np.array(0.25, np.float16), z("int8", 5)],
+         opset=21, ref=_qmatmul_f32_scales)
 BOOK.add("matmul_integer_u8u8", "MatMulInteger",
          [q("uint8", 4, 11), Const(q("uint8", 11, 6)), z("uint8", 130), z("uint8", 125)],
          opset=13)

@@ -21,7 +21,7 @@ def _params(d: int):
 
 @implements("Col2Im", dtypes=("float32", "float64", "int32", "int64"))
 def emit(op: Op, graph: Graph):
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    x = graph.tensors[op.inputs[0]]
     img = [int(v) for v in const_input(op, graph, 1, "Col2Im image_shape").reshape(-1)]
     blk = [int(v) for v in const_input(op, graph, 2, "Col2Im block_shape").reshape(-1)]
     d = len(img)

@@ -50,6 +50,19 @@ BOOK.add("dequantize_s8_per_axis", "DequantizeLinear",
          dict(axis=1), opset=13)
 BOOK.add("dequantize_int32", "DequantizeLinear",
          [_r.integers(-100000, 100000, (4, 9)).astype(np.int32), s(0.0013)], opset=13)
+# blocked (opset 21; onnx's reference): blocks along an inner axis, a last block shorter
+# than the others, zero points, int16 output (output_dtype), dequantizing int8
+_xb = (_r.standard_normal((3, 7, 4)) * 3).astype(F32)
+_sb = _r.uniform(0.05, 0.5, (3, 3, 4)).astype(F32)
+BOOK.add("quantize_blocked_u8", "QuantizeLinear",
+         [_xb, Const(_sb), Const(_r.integers(100, 150, (3, 3, 4)).astype(np.uint8))],
+         {"axis": 1, "block_size": 3}, opset=21, ref="onnx")
+BOOK.add("quantize_blocked_s16_no_zp", "QuantizeLinear", [_xb, Const(_sb)],
+         {"axis": 1, "block_size": 3, "output_dtype": 5}, opset=21, ref="onnx")
+BOOK.add("dequantize_blocked_s8", "DequantizeLinear",
+         [q("int8", 2, 5, 6), Const(_r.uniform(0.01, 0.2, (2, 5, 2)).astype(F32)),
+          Const(_r.integers(-5, 5, (2, 5, 2)).astype(np.int8))],
+         {"axis": -1, "block_size": 4}, opset=21, ref="onnx")
 BOOK.add("dynamic_quantize", "DynamicQuantizeLinear", [_x], n_out=3, opset=13)
 BOOK.add("dynamic_quantize_positive", "DynamicQuantizeLinear",
          [np.abs(_x[:, :2]) + F32(0.5)], n_out=3, opset=13)

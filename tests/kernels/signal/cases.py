@@ -62,3 +62,18 @@ BOOK.add("dft_v17_irfft_raw", "DFT", [rand(1, 6, 2)],
 BOOK.add("dft_v17_f64", "DFT", [rand(2, 8, 2, dtype=np.float64)], {"axis": 1}, opset=17,
          tol=1e-12, ref=lambda x: [np.stack([(f := np.fft.fft(x[..., 0] + 1j * x[..., 1],
                                                                 axis=1)).real, f.imag], -1)])
+
+
+# STFT (opset 17) against onnxruntime: real and complex signals, a window, frame_length
+# given or taken from the window, onesided set explicitly (onnx.reference, which infers
+# shapes here, ignores the attribute's default of 1)
+_sig = rand(2, 40, 1)
+BOOK.add("stft_onesided_window", "STFT", [_sig, Const(np.array(6, I64)),
+                                          Const(np.hanning(16).astype(np.float32))],
+         {"onesided": 1}, opset=17)
+BOOK.add("stft_full_no_window", "STFT", [_sig, Const(np.array(5, I64)), None,
+                                         Const(np.array(12, I64))], {"onesided": 0}, opset=17)
+# complex signals: onnx's reference (equal to numpy.fft here; onnxruntime 1.23 is not)
+BOOK.add("stft_complex_window", "STFT", [rand(1, 30, 2), Const(np.array(4, I64)),
+                                         Const(rand(8)), Const(np.array(8, I64))],
+         {"onesided": 0}, opset=17, ref="onnx")

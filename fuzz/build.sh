@@ -10,7 +10,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CC="${FUZZ_CC:-clang}"
 # -fno-sanitize-recover: the first UB report is fatal, so libFuzzer records it as a crash.
 FLAGS=(-g -O1 -std=c99 -fsanitize=address,undefined -fno-sanitize-recover=all
-       -fno-omit-frame-pointer -Wall -Wextra -Werror ${FUZZ_CFLAGS:-} -I "$ROOT/runtime/include")
+       -fno-omit-frame-pointer -Wall -Wextra -Werror ${FUZZ_CFLAGS:-} -I "$ROOT/runtime/include"
+       -DMEGCC_MAX_BACKWARD_JUMPS=100000)  # control flow: a mutated blob may loop forever
 KOBJ="$1.fuzz.o"
 if [ ! -f "$KOBJ" ] || [ "$1" -nt "$KOBJ" ]; then
     "$CC" "${FLAGS[@]}" -fsanitize=fuzzer-no-link -c "$1" -o "$KOBJ.tmp"

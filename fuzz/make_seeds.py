@@ -102,7 +102,35 @@ def batched_matmul():
                   [vi("y", F, [2, 3, 3, 2])])
 
 
+def control():
+    """If on a run-time condition around a Scan, and a Loop with a run-time condition: the
+    runtime's control-flow records (jumps, branches) and the loop kernels."""
+    vi = helper.make_tensor_value_info
+    scan_body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "u"], ["s_out"]),
+         helper.make_node("Mul", ["s_out", "u"], ["o"])], "scan_body",
+        [vi("s_in", F, [3]), vi("u", F, [3])], [vi("s_out", F, [3]), vi("o", F, [3])])
+    then = helper.make_graph(
+        [helper.make_node("Scan", ["s0", "x"], ["s", "ys"], body=scan_body, num_scan_inputs=1,
+                          scan_input_directions=[1])], "then", [], [vi("s", F, [3])])
+    other = helper.make_graph([helper.make_node("Neg", ["s0"], ["n"])], "else", [],
+                              [vi("n", F, [3])])
+    loop_body = helper.make_graph(
+        [helper.make_node("Add", ["y_in", "w"], ["y_out"]),
+         helper.make_node("ReduceSum", ["y_out"], ["t"], keepdims=0),
+         helper.make_node("Less", ["t", "lim"], ["c_out"])], "loop_body",
+        [vi("i", TensorProto.INT64, []), vi("c_in", TensorProto.BOOL, []), vi("y_in", F, [3])],
+        [vi("c_out", TensorProto.BOOL, []), vi("y_out", F, [3])])
+    nodes = [helper.make_node("If", ["c"], ["z"], then_branch=then, else_branch=other),
+             helper.make_node("Loop", ["M", "c", "z"], ["y"], body=loop_body)]
+    return _model(nodes, [vi("x", F, [4, 3]), vi("s0", F, [3]), vi("c", TensorProto.BOOL, [])],
+                  [vi("y", F, [3])],
+                  [("w", _w(3, seed=4)), ("lim", np.array(20.0, np.float32)),
+                   ("M", np.array(5, np.int64))])
+
+
 ONNX_SEEDS = {"cnn": (cnn, []),
+              "control": (control, []),
               "eltwise": (eltwise, [{"x": (2, 3, 4)}, {"x": (1, 3, 2)}]),
               "movement": (movement, []),
               "reduce_norm": (reduce_norm, []),

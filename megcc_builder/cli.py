@@ -302,6 +302,8 @@ def _print_profile(stdout: str, plan) -> None:
         if len(parts) == 4 and parts[0] == "profile":
             idx = int(parts[1])
             ins = plan.instrs[idx]
+            if not ins.outputs or float(parts[3]) >= (2 ** 64 - 1) / 1000:
+                continue  # control flow: a jump, or an instruction of a branch not taken
             shape = plan.graph.tensors[ins.outputs[0]].shape
             rows.append((float(parts[3]), idx, parts[2], shape))
     best = {}  # several profiled runs (-n): each instruction's fastest

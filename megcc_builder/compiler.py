@@ -16,6 +16,7 @@ from .emit.files import recover, write_all_if_changed
 from .emit.kernel_set import kernel_set_id
 from .emit.kernels_c import kernels_c_source, kernels_h_source
 from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
+from .emit.fingerprints import blob_fingerprints
 from .emit.signatures import blob_signatures
 from .cv import CV_FILES, generate as generate_cv
 from .ir import CompileError, Graph
@@ -23,6 +24,7 @@ from .ir.graph import clip
 from .ir.infer import infer_and_fold
 from .codegen.kernel import Kernel
 from .kernels import has_kernel
+from .control_lowering import is_control, resolve_jump_targets
 from .lowering import Plan, lower_graph
 from .names import c_identifier, model_symbol
 from .options import CompileOptions, dot_product_refusal
@@ -191,6 +193,8 @@ def shared_kernels(models: List[CompiledModel]) -> List[Kernel]:
     for m in models:
         for plan in m.plans:
             for ins in plan.instrs:
+                if is_control(ins):  # a built-in of the runtime, no kernel
+                    continue
                 k = by_name.setdefault(ins.kernel.name, ins.kernel)
                 if k.source != ins.kernel.source:
                     raise AssertionError(f"kernel {k.name} generated with two different sources")
@@ -247,9 +251,11 @@ def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
             tensors.append(BlobTensor(ws_name, "uint8", (ins.workspace_bytes,), "arena",
                                       offset=plan.memory.offsets[ws_name]))
             ws = index[ws_name]
-        instrs.append(BlobInstr(kernel_index[ins.kernel.name],
+        instrs.append(BlobInstr(ins.code if is_control(ins) else kernel_index[ins.kernel.name],
                                 [add(n) if n else -1 for n in ins.inputs],
-                                [add(n) for n in ins.outputs], list(ins.params), ws))
+                                [add(n) for n in ins.outputs],
+                                [0, ins.target] if is_control(ins) else list(ins.params), ws))
+    resolve_jump_targets(instrs)
     outputs = [add(n) for n in graph.outputs]
     for k, shown in enumerate(plan.output_names):
         tensors[outputs[k]].name = shown
@@ -334,7 +340,8 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
     files["kernels_h"] = os.path.join(out_dir, "kernels.h")
     # The signatures come from the blobs themselves: exactly what the loader will compare.
     sigs = blob_signatures([m.blob for m in bundle.models], len(bundle.kernels))
-    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs)))
+    fingerprints = blob_fingerprints([m.blob for m in bundle.models])
+    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs, fingerprints)))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
     out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))

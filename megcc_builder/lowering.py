@@ -7,15 +7,18 @@ arena offset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .codegen.kernel import Instr, View
+from .control_lowering import Emitter, annotate_jumps, lower_control
 from .ir import Graph, itemsize
+from .ir.control import BODIES, CONTROL_OPS
 from .ir.expr import is_elementwise
 from .kernels import lower
 from .kernels.data.copy_generic import norm_axis
 from .kernels.data.views import copy_instr
 from .options import CompileOptions
+from .passes import optimize
 from .planner import MemoryPlan, plan_memory
 
 
@@ -30,6 +33,8 @@ class Plan:
     memory: MemoryPlan
     workspaces: Dict[int, str] = field(default_factory=dict)  # instr index -> workspace name
     output_names: List[str] = field(default_factory=list)  # user-visible, in output order
+    # control flow: (first, last) instruction index of every loop (control_lowering.py)
+    loops: List[Tuple[int, int]] = field(default_factory=list)
 
     def root(self, name: str) -> str:
         while name in self.views:
@@ -48,31 +53,46 @@ def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileO
     isa = options.isa_spec
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
-    for op in graph.ops:
-        parts = _concat_in_place(op, graph, views)
-        if parts:
-            views.update((v.output, v) for v in parts)
-            continue
-        for item in lower(op, graph, isa):
-            if isinstance(item, View):
-                views[item.output] = item
-            else:
-                if is_elementwise(op) or op.type == "FusedElementwise":
-                    item.note = item.note or "element-wise"
-                    # An input may share the output's buffer only if element i of both sits
-                    # at the same bytes: same shape (not broadcast) and same element size.
-                    out = graph.tensors[item.outputs[0]]
-                    item.in_place = [
-                        n for n in item.inputs
-                        if n and graph.tensors[n].shape == out.shape
-                        and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
-                instrs.append(item)
+    loops: List[Tuple[int, int]] = []  # control flow: instruction ranges of loop bodies
+
+    def lower_ops(ops) -> None:
+        for op in ops:
+            if op.type in CONTROL_OPS and BODIES in op.attrs:  # If/Loop/Scan: inline bodies
+                lower_control(emitter, op)
+                continue
+            _lower_op(op, graph, isa, instrs, views)
+
+    emitter = Emitter(graph, instrs, views, loops, lower_ops,
+                      lambda body: optimize(body, options))
+    lower_ops(graph.ops)
+    annotate_jumps(instrs)
 
     plan = Plan(graph, name, instrs, views, None,  # type: ignore[arg-type]
-                output_names=list(graph.outputs))
+                output_names=list(graph.outputs), loops=loops)
     _own_outputs(plan)
     plan.memory = _plan(plan)
     return plan
+
+
+def _lower_op(op, graph: Graph, isa, instrs: List[Instr], views: Dict[str, View]) -> None:
+    parts = _concat_in_place(op, graph, views)
+    if parts:
+        views.update((v.output, v) for v in parts)
+        return
+    for item in lower(op, graph, isa):
+        if isinstance(item, View):
+            views[item.output] = item
+        else:
+            if is_elementwise(op) or op.type == "FusedElementwise":
+                item.note = item.note or "element-wise"
+                # An input may share the output's buffer only if element i of both sits
+                # at the same bytes: same shape (not broadcast) and same element size.
+                out = graph.tensors[item.outputs[0]]
+                item.in_place = [
+                    n for n in item.inputs
+                    if n and graph.tensors[n].shape == out.shape
+                    and itemsize(graph.tensors[n].dtype) == itemsize(out.dtype)]
+            instrs.append(item)
 
 
 def _concat_in_place(op, graph: Graph, views: Dict[str, View]) -> List[View]:
@@ -144,4 +164,4 @@ def _plan(plan: Plan) -> MemoryPlan:
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes
     outputs = [plan.root(n) for n in graph.outputs]
-    return plan_memory(steps, sizes, list(graph.inputs), outputs)
+    return plan_memory(steps, sizes, list(graph.inputs), outputs, plan.loops)

@@ -13,7 +13,7 @@ placement can use less, so `arena / lower_bound` measures how good the plan is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ALIGN = 64
 
@@ -58,14 +58,38 @@ def _place(ordered: List[Buffer]) -> Dict[str, int]:
     return offsets
 
 
+def _crosses_loop(buf: Buffer, i: int, loops: Sequence[Tuple[int, int]]) -> bool:
+    """Whether `buf` was made before a loop that instruction i is in: its value is needed
+    again in the next iteration, so no instruction may take it over in place."""
+    return any(first <= i <= last and buf.first < first for first, last in loops)
+
+
+def _extend_over_loops(buffers: List[Buffer], loops: Sequence[Tuple[int, int]]) -> None:
+    """A buffer live both inside a loop and outside it (defined before and read inside, or
+    written inside and read after) must survive every iteration: widen its interval to
+    the whole loop. Nested loops: repeat until nothing changes."""
+    changed = bool(loops)
+    while changed:
+        changed = False
+        for first, last in loops:
+            for b in buffers:
+                inside = b.first <= last and first <= b.last
+                if inside and (b.first < first or b.last > last) and \
+                        (b.first > first or b.last < last):
+                    b.first, b.last = min(b.first, first), max(b.last, last)
+                    changed = True
+
+
 def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]], List[str]]],
-                sizes: Dict[str, int], graph_inputs: List[str], graph_outputs: List[str]
-                ) -> MemoryPlan:
+                sizes: Dict[str, int], graph_inputs: List[str], graph_outputs: List[str],
+                loops: Sequence[Tuple[int, int]] = ()) -> MemoryPlan:
     """Place every arena tensor.
 
     steps: per instruction (reads, writes, (workspace name, bytes) or None, the reads
            whose buffer the write may take over)
     sizes: bytes of every arena tensor (views already resolved to their base by the caller)
+    loops: (first, last) instruction of every loop (control flow): a buffer that a loop
+           touches and that lives outside it stays alive over the whole loop (back edge)
     """
     end = len(steps)
     buffers: Dict[str, Buffer] = {}
@@ -95,6 +119,7 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
                         continue
                     b = buffers.get(owner.get(r, ""))
                     if (b is not None and last_read.get(r) == i and b.size == _align(sizes[w])
+                            and not _crosses_loop(b, i, loops)
                             and r not in graph_outputs and r not in graph_inputs
                             and all(last_read.get(m, -1) <= i for m in b.members)):
                         reuse = b
@@ -117,6 +142,7 @@ def plan_memory(steps: List[Tuple[List[str], List[str], Optional[Tuple[str, int]
             buf.last = max(buf.last, last_read.get(m, buf.first))
         if buf.first == -1 and buf.last < 0:
             buf.last = 0
+    _extend_over_loops(list(buffers.values()), loops)
 
     # Greedy placement is a heuristic; a few orders cost little at compile time and the
     # smallest arena wins (ties keep the first order, so the result is deterministic).

@@ -79,10 +79,20 @@ class Case:
     src_dtype: str = ""            # the input's dtype when not `dtype` (the output's)
     doubles: List[float] = field(default_factory=list)  # a `double t[9]` the args may name
     floats: List[float] = field(default_factory=list)   # a `float f[8]` the args may name
+    float_data: List[float] = field(default_factory=list)  # a `float fd[]` the args may name
+    src_data: Optional[List[float]] = None  # f32 input values instead of a generated image
+    dst_dtype: str = ""            # the output's dtype when not `dtype` ("i32": indices)
+    workspace: int = 0             # an `int32_t ws[workspace]` the args may name
 
     def input(self) -> np.ndarray:
         kind, rows, cols, cn = self.src
+        if self.src_data is not None:
+            return np.array(self.src_data, np.float32).reshape(rows, cols, cn)
         return image(kind, rows, cols, cn, self.src_dtype or self.dtype)
+
+    @property
+    def out_dtype(self) -> str:
+        return self.dst_dtype or self.dtype
 
     def expected(self) -> np.ndarray:
         out = self.ref(self.input())
@@ -248,6 +258,114 @@ for kind, (r, c, cn) in ((120, (13, 17, 3)), ("natural", (47, 61, 3)), (121, (9,
         "f, f + 4", floats=mean + [0] * (4 - cn) + std + [1] * (4 - cn), src_dtype="ui8",
         ref=lambda x, m=mean, s=std: ((x.astype(np.float64) - m) / s).transpose(2, 0, 1))
 
+# --- resize area (OpenCV's three paths: integer blocks, area table, area-style enlarging) ---
+AREAS = [(1, 34, 46, 17, 23), (2, 34, 46, 17, 23), (3, 34, 46, 17, 23), (4, 34, 46, 17, 23),
+         (3, 39, 42, 13, 14), (1, 36, 30, 12, 10), (4, 24, 36, 8, 6),      # 3x3, 3x5 blocks
+         (3, 37, 29, 13, 11), (1, 61, 47, 17, 10), (2, 23, 19, 22, 18),    # area tables
+         (3, 9, 7, 23, 31), (1, 5, 11, 12, 12), (4, 30, 8, 11, 20),        # enlarge, mixed
+         (1, 200, 150, 7, 9)]
+for k, (cn, r, c, dr, dc) in enumerate(AREAS):
+    for dt in ("ui8", "f32"):
+        add(f"resize_area_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,
+            (190 + k, r, c, cn), (dr, dc, cn),
+            ref=lambda x, dr=dr, dc=dc: _c3(cv2.resize(x, (dc, dr), interpolation=cv2.INTER_AREA)))
+for dt in ("ui8", "f32"):
+    for dr, dc in ((24, 32), (17, 23), (48, 64)):
+        add(f"resize_area_{dt}_natural_{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,
+            ("natural", 48, 64, 3), (dr, dc, 3),
+            ref=lambda x, dr=dr, dc=dc: cv2.resize(x, (dc, dr), interpolation=cv2.INTER_AREA))
+
+# --- boxes: crop-and-resize, letterbox, top-k, NMS, box decoding ---------------------------
+for k, (cn, (kind, rr, cc), (br, bc, bh, bw), (dr, dc)) in enumerate(
+        [(3, (140, 37, 41), (5, 7, 20, 23), (31, 17)), (1, (141, 23, 29), (0, 0, 23, 29), (11, 13)),
+         (4, (142, 19, 33), (18, 32, 1, 1), (3, 4)),
+         (3, ("natural", 48, 64), (10, 20, 30, 40), (64, 64))]):
+    for dt in ("ui8", "f32"):
+        add(f"crop_and_resize_{dt}_{k}", f"tinycv_crop_and_resize_linear_{dt}", dt,
+            (kind, rr, cc, cn), (dr, dc, cn), f"{br}, {bc}, {bh}, {bw}",
+            ref=lambda x, br=br, bc=bc, bh=bh, bw=bw, dr=dr, dc=dc: _c3(cv2.resize(
+                np.ascontiguousarray(x[br:br + bh, bc:bc + bw]), (dc, dr),
+                interpolation=cv2.INTER_LINEAR)))
+
+
+def _letterbox(x, dr, dc, pad, dt):
+    h, w = x.shape[:2]
+    s = min(dc / w, dr / h)
+    nw = min(max(int(np.rint(w * s)), 1), dc)
+    nh = min(max(int(np.rint(h * s)), 1), dr)
+    out = np.full((dr, dc, x.shape[2]), np.clip(np.rint(pad), 0, 255) if dt == "ui8" else pad,
+                  x.dtype)
+    top, left = (dr - nh) // 2, (dc - nw) // 2
+    out[top:top + nh, left:left + nw] = _c3(cv2.resize(x, (nw, nh),
+                                                     interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+for k, (cn, (kind, rr, cc), (dr, dc), pad) in enumerate(
+        [(3, (150, 37, 61), (32, 32), 114.0), (1, (151, 50, 20), (40, 40), 0.0),
+         (3, ("natural", 48, 64), (64, 48), 127.5), (4, (153, 9, 9), (20, 30), 300.0)]):
+    for dt in ("ui8", "f32"):
+        add(f"letterbox_{dt}_{k}", f"tinycv_letterbox_linear_{dt}", dt, (kind, rr, cc, cn),
+            (dr, dc, cn), f"{pad!r}, 0, 0, 0",
+            ref=lambda x, dr=dr, dc=dc, pad=pad, dt=dt: _letterbox(x, dr, dc, pad, dt))
+
+_TIES = [0.5, 0.9, 0.1, 0.9, float("nan"), 0.5, -1.0, 0.9, 0.3, 0.0, 0.5, 2.0]
+for k, (src, kk, data) in enumerate([((160, 1, 37, 1), 10, None), ((161, 9, 13, 1), 117, None),
+                                     ((0, 3, 4, 1), 12, _TIES), ((0, 1, 12, 1), 5, _TIES)]):
+    add(f"topk_{k}", "tinycv_topk_f32", "f32", src, (1, kk, 1), dst_dtype="i32", src_data=data,
+        ref=lambda x, kk=kk: np.argsort(-np.nan_to_num(x.ravel().astype(np.float64), nan=-np.inf),
+                                        kind="stable")[:kk].astype(np.int32))
+
+
+def _boxes(seed, n, extent):
+    rng = np.random.RandomState(seed)
+    xy = rng.uniform(0, extent, (n, 2))
+    wh = rng.uniform(4, extent / 3, (n, 2))
+    return np.concatenate([xy, wh], 1).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)
+
+
+def _nms_ref(boxes, scores, st, nt, top_k, cap):
+    keep = cv2.dnn.NMSBoxes([tuple(map(float, b)) for b in boxes.reshape(-1, 4)],
+                            [float(s) for s in scores], st, nt, top_k=top_k)
+    keep = list(np.array(keep).reshape(-1))[:cap]
+    return np.array(keep + [-1] * (cap - len(keep)), np.int32)
+
+
+for k, (n, st, nt, top_k, cap) in enumerate([(40, 0.3, 0.45, 0, 40), (60, 0.0, 0.3, 25, 60),
+                                            (30, 0.5, 0.7, 0, 4), (50, 0.2, 0.0, 0, 50),
+                                            (1, 0.0, 0.5, 0, 3)]):
+    boxes, scores = _boxes(170 + k, n, 100.0)
+    if k == 1:
+        boxes[5] = boxes[9]  # identical boxes and an equal score: OpenCV's stable order
+        scores[5] = scores[9]
+    add(f"nms_{k}", "tinycv_nms_f32", "f32", (0, n, 4, 1), (1, cap, 1),
+        f"fd, {st!r}f, {nt!r}f, {top_k}, ws", dst_dtype="i32", src_data=list(boxes.ravel()),
+        float_data=list(scores), workspace=2 * n,
+        ref=lambda x, scores=scores, st=st, nt=nt, top_k=top_k, cap=cap:
+            _nms_ref(x, scores, st, nt, top_k, cap))
+
+
+def _decode_ref(d, anchors, var):
+    d = d.reshape(-1, 4).astype(np.float64)
+    a = anchors.reshape(-1, 4).astype(np.float64)
+    aw, ah = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    cx = a[:, 0] + 0.5 * aw + d[:, 0] * var[0] * aw
+    cy = a[:, 1] + 0.5 * ah + d[:, 1] * var[1] * ah
+    w, h = aw * np.exp(d[:, 2] * var[2]), ah * np.exp(d[:, 3] * var[3])
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+
+
+for k, n in enumerate([7, 33]):
+    rng = np.random.RandomState(180 + k)
+    deltas = rng.normal(0, 1.5, (n, 4)).astype(np.float32)
+    a_xy = rng.uniform(0, 300, (n, 2))
+    anchors = np.concatenate([a_xy, a_xy + rng.uniform(8, 120, (n, 2))], 1).astype(np.float32)
+    var = [0.1, 0.1, 0.2, 0.2]
+    add(f"box_decode_{k}", "tinycv_box_decode_f32", "f32", (0, n, 4, 1), (n, 4, 1),
+        "fd, fd + " + str(4 * n), src_data=list(deltas.ravel()),
+        float_data=list(anchors.ravel()) + var,
+        ref=lambda x, anchors=anchors, var=var: _decode_ref(x, anchors, var))
+
 # --- refusals: sizes or channels that do not fit; the function must write nothing --------
 for fn, dt, src, dst, args in [
         ("tinycv_transpose_ui8", "ui8", (1, 5, 7, 3), (5, 7, 3), ""),
@@ -267,7 +385,13 @@ for fn, dt, src, dst, args in [
         ("tinycv_gaussian_blur_reflect_f32", "f32", (1, 5, 7, 1), (5, 7, 1),
          "65, 3, 1.0, 1.0"),
         ("tinycv_gaussian_blur_replicate_ui8", "ui8", (1, 5, 7, 1), (5, 7, 1), "0, 0, 0.0, 0.0"),
-        ("tinycv_cvt_rgb2yuv_ui8", "ui8", (1, 0, 7, 3), (0, 7, 3), "")]:
+        ("tinycv_cvt_rgb2yuv_ui8", "ui8", (1, 0, 7, 3), (0, 7, 3), ""),
+        ("tinycv_crop_and_resize_linear_ui8", "ui8", (1, 5, 7, 1), (3, 3, 1), "2, 3, 4, 2"),
+        ("tinycv_crop_and_resize_linear_f32", "f32", (1, 5, 7, 1), (3, 3, 1), "0, 0, 0, 2"),
+        ("tinycv_letterbox_linear_ui8", "ui8", (1, 5, 7, 3), (8, 8, 1), "0.0, 0, 0, 0"),
+        ("tinycv_topk_f32", "f32", (1, 1, 5, 1), (1, 6, 1), ""),
+        ("tinycv_nms_f32", "f32", (1, 5, 3, 1), (1, 5, 1), "f, 0.5f, 0.5f, 0, ws"),
+        ("tinycv_box_decode_f32", "f32", (1, 5, 4, 1), (4, 4, 1), "f, f")]:
     add(f"refuse_{len(CASES)}_{fn[7:]}", fn, dt, src, dst, args, refused=True,
         doubles=[1, 0, 0, 0, 1, 0])
 
@@ -281,7 +405,12 @@ def requested() -> List[Tuple[str, str]]:
     return sorted({by_symbol[c.fn] for c in CASES})
 
 
-_ESIZE = {"ui8": 1, "f16": 2, "f32": 4}
+_ESIZE = {"ui8": 1, "f16": 2, "f32": 4, "i32": 4}
+
+
+def _c_float(v: float) -> str:
+    """A float literal (NaN as 0.0f / 0.0f: C99 has no NaN literal without math.h)."""
+    return "(0.0f / 0.0f)" if v != v else repr(float(v)) + "f"
 
 
 def cases_c_source() -> str:
@@ -366,20 +495,27 @@ int main(void)
     for c in CASES:
         kind, rows, cols, cn = c.src
         k = -1 if kind == "natural" else int(kind)
-        es = _ESIZE[c.dtype]
+        es = _ESIZE[c.out_dtype]
         src_es = _ESIZE[c.src_dtype or c.dtype]
         dr, dc, dcn = c.dst
         dbytes = dr * dc * dcn * es
         args = f", {c.args}" if c.args else ""
         doubles = ", ".join(repr(float(v)) for v in c.doubles) or "0"
         floats = ", ".join(repr(float(v)) + "f" for v in c.floats) or "0"
+        fdata = ", ".join(_c_float(v) for v in c.float_data) or "0"
+        sdata = ", ".join(_c_float(v) for v in (c.src_data or [])) or "0"
+        fill = (f"memcpy(s.data = malloc(sizeof sd), sd, sizeof sd);" if c.src_data is not None
+                else f"s.data = make_input({k}, {rows}, {cols}, {cn}, {src_es});")
         lines.append(f"""    {{  /* {c.id} */
         const double t[9] = {{{doubles}}};
         const float f[8] = {{{floats}}};
+        static const float fd[] = {{{fdata}}};
+        static const float sd[] = {{{sdata}}};
+        static int32_t ws[{max(1, c.workspace)}];
         TinyMat s = {{{rows}, {cols}, {cn}, 0}}, d = {{{dr}, {dc}, {dcn}, 0}};
         int e0 = tinycv_test_errors;
-        (void)t; (void)f;
-        s.data = make_input({k}, {rows}, {cols}, {cn}, {src_es});
+        (void)t; (void)f; (void)fd; (void)sd; (void)ws;
+        {fill}
         d.data = make_output({dbytes});
         {c.fn}(&s, &d{args});
         finish("{c.id}", (unsigned char*)d.data, {dbytes}, {int(c.refused)}, tinycv_test_errors - e0);

@@ -7,7 +7,7 @@ import numpy as np
 
 from cv_cases import CASES, Case
 
-NP = {"ui8": np.uint8, "f16": np.uint16, "f32": np.float32}
+NP = {"ui8": np.uint8, "f16": np.uint16, "f32": np.float32, "i32": np.int32}
 TOL = 1e-4  # f32: |ours - ref| / max(1, |ref|)
 
 
@@ -39,9 +39,9 @@ def problems(stdout: str, cases: List[Case] = CASES) -> List[str]:
             if errors != 1 or not untouched:
                 bad.append(f"{c.id}: not refused cleanly (errors={errors}, untouched={untouched})")
             continue
-        ours = np.frombuffer(got[c.id], NP[c.dtype]).reshape(c.dst)
-        ref = c.expected().astype(NP[c.dtype])
-        if c.dtype == "f32":
+        ours = np.frombuffer(got[c.id], NP[c.out_dtype]).reshape(c.dst)
+        ref = c.expected().astype(NP[c.out_dtype])
+        if c.out_dtype == "f32":
             err = float(np.max(np.abs(ours.astype(np.float64) - ref) /
                                np.maximum(1.0, np.abs(ref.astype(np.float64)))))
             if not err <= TOL:

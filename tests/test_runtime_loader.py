@@ -108,7 +108,8 @@ def build(tmp_path_factory):
         (d / name).write_bytes(data)
     inc = ["-I", str(RT / "include")]
     srcs = [*RUNTIME_SRCS, d / "kernels.c", RT / "tools" / "megcc_runner.c",
-            TESTS_C / "load_harness.c", TESTS_C / "api_test.c", TESTS_C / "lite_test.c"]
+            TESTS_C / "load_harness.c", TESTS_C / "api_test.c", TESTS_C / "lite_test.c",
+            TESTS_C / "lite_full_test.c", TESTS_C / "megcc_app_test.c"]
     objs = {s: d / (s.stem + ".o") for s in srcs}
     errors = _run_jobs([["gcc", *STRICT, *SAN, *inc, "-c", str(s), "-o", str(o)]
                         for s, o in objs.items()], d)
@@ -116,7 +117,8 @@ def build(tmp_path_factory):
     lib = [str(objs[s]) for s in [*RUNTIME_SRCS, d / "kernels.c"]]
     progs = {"megcc_runner": RT / "tools" / "megcc_runner.c",
              "load_harness": TESTS_C / "load_harness.c", "api_test": TESTS_C / "api_test.c",
-             "lite_test": TESTS_C / "lite_test.c"}
+             "lite_test": TESTS_C / "lite_test.c", "lite_full_test": TESTS_C / "lite_full_test.c",
+             "megcc_app_test": TESTS_C / "megcc_app_test.c"}
     errors = _run_jobs([["gcc", *SAN, str(objs[src]), *lib, "-o", str(d / name)]
                         for name, src in progs.items()], d)
     assert not errors, "\n".join(errors)
@@ -169,7 +171,9 @@ def test_bare_metal_build_needs_only_memcpy_memset(tmp_path):
                            text=True, check=True).stdout.split()
     undef = {u for u in undef if u != "U"}
     assert undef <= {"memcpy", "memset", "megcc_kernel_table", "megcc_kernel_count",
-                     "megcc_kernel_set_id", "megcc_kernel_sigs", "megcc_kernel_sig_index"}, undef
+                     "megcc_kernel_set_id", "megcc_kernel_sigs", "megcc_kernel_sig_index",
+                     "megcc_dynamic_plans", "megcc_dynamic_plan_index",
+                     "megcc_dynamic_plan_count"}, undef
 
 
 # ----------------------------------------------------------------------------- Python writer/reader
@@ -328,6 +332,21 @@ def test_megcc_api(build):
 
 def test_lite_c_api(build):
     r = _run([build / "lite_test", build / "b.tiny"])
+    assert r.returncode == 0 and "PASSED" in r.stdout, r.stdout + r.stderr
+
+
+def test_lite_c_api_complete(build, tmp_path):
+    """Host tensors, error codes, threads, callbacks, allocator, shared weights, profiling,
+    dumps, memory and I/O info, and the documented "not supported" calls
+    (tests/runtime/lite_full_test.c), under ASan/UBSan with leak checks."""
+    r = _run([build / "lite_full_test", build / "b.tiny", tmp_path])
+    assert r.returncode == 0 and "PASSED" in r.stdout, r.stdout + r.stderr
+
+
+def test_megcc_application_startup(build):
+    """MegCC's start-up calls: register_tinynn_cb's callbacks carry every allocation and
+    error log; the extern-operator API refuses loaders (tests/runtime/megcc_app_test.c)."""
+    r = _run([build / "megcc_app_test", build / "b.tiny"])
     assert r.returncode == 0 and "PASSED" in r.stdout, r.stdout + r.stderr
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 from ..codegen.helpers import HELPERS, PRELUDE
 from ..codegen.kernel import Kernel
@@ -11,6 +11,7 @@ from ..codegen.packed_gemm import shared_helpers
 from ..isa import kernel_tag
 from ..isa.levels import f32_vocabularies
 from .kernel_set import kernel_set_id
+from .fingerprints import Fingerprint, fingerprints_c_source
 from .signatures import Signature, signatures_c_source
 
 
@@ -67,9 +68,11 @@ def isa_prelude(kernels: List[Kernel]) -> List[str]:
     return out + [f"#include <{h}>\n" for h in headers]
 
 
-def kernels_c_source(kernels: List[Kernel], signatures: List[Set[Signature]]) -> str:
+def kernels_c_source(kernels: List[Kernel], signatures: List[Set[Signature]],
+                     dynamic_plans: Sequence[Fingerprint] = ()) -> str:
     """kernels must be sorted by name; the table index of a kernel is its position.
-    signatures[i]: the instruction signatures kernel i may be called with (signatures.py)."""
+    signatures[i]: the instruction signatures kernel i may be called with (signatures.py);
+    dynamic_plans: the fingerprints of the build's dynamic plans (fingerprints.py)."""
     if len(signatures) != len(kernels):
         raise ValueError("one signature set per kernel is needed")
     set_id = kernel_set_id((k.name, k.source) for k in kernels)
@@ -85,6 +88,7 @@ def kernels_c_source(kernels: List[Kernel], signatures: List[Set[Signature]]) ->
     parts.append(f"const uint32_t megcc_kernel_count = {len(kernels)}u;\n")
     parts.append(f"const uint64_t megcc_kernel_set_id = UINT64_C(0x{set_id:016x});\n")
     parts.append(signatures_c_source(signatures, kernels))
+    parts.append(fingerprints_c_source(list(dynamic_plans)))
     return "\n".join(parts)
 
 

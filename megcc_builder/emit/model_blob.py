@@ -16,11 +16,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from megcc_builder.ir.dtypes import DTYPES, dtype_code, dtype_from_code, itemsize
 
-from .dynamic import DynamicPlan
+from .dynamic import BINARY, CONST, MAX_EXPR_WORDS, MAX_STACK, SYM, Buffer, DynamicPlan
 
 MAGIC = b"MGCC"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 0          # a model without dynamic plans is a 1.0 file, byte for byte
+VERSION_MINOR_DYNAMIC = 1  # format 1.1: header word 60 = dynamic_offset (docs/dynamic-shapes.md)
+DYNPLAN_SIZE = 64
+SYMBOL_SIZE = 20
+BUFFER_SIZE = 20
 HEADER_SIZE = 64
 PLAN_SIZE = 48
 TENSOR_SIZE = 64
@@ -192,6 +196,11 @@ def write_model(model_name: str, kernel_names: Sequence[str], kernel_set_id: int
             len(plan.instrs), instrs_offset, instrs_size, len(plan.inputs), inputs_offset,
             len(plan.outputs), outputs_offset))
 
+    dynamic_offset = 0
+    if any(p.dynamic is not None for p in plans):
+        dynamic_offset = body_base + len(body)
+        body += _pack_dynamic_section(plans, dynamic_offset, strings)
+
     strings_offset = body_base + len(body)
     sdata = strings.data()
     strings_size = len(sdata)
@@ -208,10 +217,11 @@ def write_model(model_name: str, kernel_names: Sequence[str], kernel_set_id: int
     out += b"\0" * (weights_offset - len(out))
     out += weight_data
     assert len(out) == file_size
-    struct.pack_into("<4sHHIIQ9II", out, 0, MAGIC, VERSION_MAJOR, VERSION_MINOR, file_size, 0,
+    minor = VERSION_MINOR_DYNAMIC if dynamic_offset else VERSION_MINOR
+    struct.pack_into("<4sHHIIQ9II", out, 0, MAGIC, VERSION_MAJOR, minor, file_size, 0,
                      kernel_set_id, strings_offset, strings_size, weights_offset,
                      len(weight_data), plans_offset, len(plans), kernels_offset,
-                     len(kernel_names), name_off, 0)
+                     len(kernel_names), name_off, dynamic_offset)
     struct.pack_into("<I", out, 12, zlib.crc32(memoryview(out)[16:]) & _U32_MAX)
     blob = bytes(out)
     read_model(blob)            # self-check: the writer never emits what the loader rejects
@@ -250,8 +260,14 @@ def _pack_tensor(t: BlobTensor, ti: int, n_t: int, plan: BlobPlan, pi: int,
                        float(t.scale), _i32(int(t.zero_point), f"{what} zero_point"), 0)
 
 
+# Control flow (docs/model-format.md, "Control flow"): built-in instructions of the runtime
+# at reserved kernel indices; params = [target byte offset in the stream, target index].
+CONTROL_JUMP, CONTROL_BRANCH_IF_ZERO = 0xFFFFFF00, 0xFFFFFF01
+CONTROL_KERNELS = {CONTROL_JUMP: "<jump>", CONTROL_BRANCH_IF_ZERO: "<branch_if_zero>"}
+
+
 def _pack_instr(ins: BlobInstr, n_t: int, n_kernels: int, what: str) -> bytes:
-    if not (0 <= ins.kernel_index < n_kernels):
+    if not (0 <= ins.kernel_index < n_kernels) and ins.kernel_index not in CONTROL_KERNELS:
         raise ValueError(f"{what}: kernel index {ins.kernel_index} out of range")
     if len(ins.inputs) > 0xFFFF or len(ins.outputs) > 0xFFFF:
         raise ValueError(f"{what}: too many operands")
@@ -262,6 +278,67 @@ def _pack_instr(ins: BlobInstr, n_t: int, n_kernels: int, what: str) -> bytes:
     return (struct.pack("<IHHII", ins.kernel_index, len(ins.inputs), len(ins.outputs),
                         len(params), ws)
             + struct.pack(f"<{len(idx)}I", *idx) + struct.pack(f"<{len(params)}i", *params))
+
+
+def _sorted_bindings(items, key_len: int, what: str) -> list:
+    """Bindings in increasing key order, each key once: the loader then finds duplicates
+    (and a tensor's bindings) in one pass instead of a quadratic search."""
+    out = sorted(tuple(int(v) for v in it) for it in items)
+    for a, b in zip(out, out[1:]):
+        if a[:key_len] == b[:key_len]:
+            raise ValueError(f"{what} {a[:key_len]} is bound twice")
+    return out
+
+
+def _pack_dynamic_section(plans: Sequence[BlobPlan], base: int, strings: _Strings) -> bytes:
+    """The dynamic-plan table (one u32 per plan: 0 or its DynPlan record) and the records
+    with their arrays (docs/dynamic-shapes.md, "DynPlan record")."""
+    buf = bytearray(4 * len(plans))
+    for pi, plan in enumerate(plans):
+        dyn = plan.dynamic
+        if dyn is None:
+            continue
+        what = f"plan {pi} dynamic"
+        rec_off = base + len(buf)
+        struct.pack_into("<I", buf, 4 * pi, rec_off)
+        buf += bytes(DYNPLAN_SIZE)
+        fields = []
+
+        def array(count: int, data: bytes) -> None:
+            fields.extend((count, base + len(buf)))
+            buf.extend(data)
+
+        sym = b"".join(struct.pack("<IiiII", strings.add(s.name), _i32(s.min, f"{what} min"),
+                                   _i32(s.max, f"{what} max"), _u32(s.input, f"{what} input"),
+                                   _u32(s.axis, f"{what} axis")) for s in dyn.symbols)
+        array(len(dyn.symbols), sym)
+        table_at = base + len(buf)
+        buf += bytes(4 * len(dyn.exprs))
+        for ei, e in enumerate(dyn.exprs):
+            if not 1 <= len(e) <= MAX_EXPR_WORDS:
+                raise ValueError(f"{what} expression {ei}: {len(e)} words (1..{MAX_EXPR_WORDS})")
+            struct.pack_into("<I", buf, table_at - base + 4 * ei, base + len(buf))
+            buf += struct.pack(f"<I{len(e)}I", len(e), *(_u32(w, f"{what} expr word")
+                                                         for w in e))
+        fields.extend((len(dyn.exprs), table_at))
+        dims = _sorted_bindings(dyn.dims, 2, f"{what}: (tensor, axis)")
+        array(len(dims), b"".join(struct.pack("<3I", *d) for d in dims))
+        views = _sorted_bindings(dyn.view_offsets, 1, f"{what}: view")
+        array(len(views), b"".join(struct.pack("<2I", *v) for v in views))
+        params = _sorted_bindings(dyn.params, 2, f"{what}: (instr, param)")
+        array(len(params), b"".join(struct.pack("<3I", *p) for p in params))
+        array(len(dyn.guards), b"".join(struct.pack("<2I", e, strings.add(msg))
+                                        for e, msg in dyn.guards))
+        members_at = base + len(buf) + BUFFER_SIZE * len(dyn.buffers)
+        recs, members = bytearray(), bytearray()
+        for b in dyn.buffers:
+            recs += struct.pack("<IiIII", b.size, _i32(b.first, f"{what} buffer first"),
+                                _u32(b.last, f"{what} buffer last"), len(b.members),
+                                members_at + len(members))
+            members += b"".join(struct.pack("<I", m) for m in b.members)
+        array(len(dyn.buffers), bytes(recs) + bytes(members))
+        struct.pack_into("<16I", buf, rec_off - base, *fields, 0, 0)
+    return bytes(buf)
 
 
 # ----------------------------------------------------------------------------- reader
@@ -312,7 +389,7 @@ def read_model(data: bytes) -> dict:
     if r.n < HEADER_SIZE:
         raise ValueError(f"file of {r.n} bytes is shorter than the {HEADER_SIZE}-byte header")
     (magic, vmaj, vmin, file_size, crc, ks_id, s_off, s_size, w_off, w_size, p_off, n_plans,
-     k_off, n_kernels, name_off, reserved) = struct.unpack_from("<4sHHIIQ9II", data, 0)
+     k_off, n_kernels, name_off, dyn_off) = struct.unpack_from("<4sHHIIQ9II", data, 0)
     if magic != MAGIC:
         raise ValueError(f"bad magic {magic!r} (want {MAGIC!r})")
     if vmaj != VERSION_MAJOR:
@@ -322,8 +399,6 @@ def read_model(data: bytes) -> dict:
     actual_crc = zlib.crc32(memoryview(data)[16:]) & _U32_MAX
     if crc != actual_crc:
         raise ValueError(f"CRC-32 mismatch: header {crc:#010x}, data {actual_crc:#010x}")
-    if reserved != 0:
-        raise ValueError("header reserved field is not 0")
     r.need(s_off, s_size, "strings section")
     r.need(w_off, w_size, "weights section")
     if w_off % WEIGHT_ALIGN:
@@ -347,10 +422,21 @@ def read_model(data: bytes) -> dict:
             raise ValueError(f"plan {pi}: record offset {rec_off} not after plan {pi - 1}'s "
                              "(plan table must list distinct records in file order)")
         plans.append(_read_plan(r, string, rec_off, pi, n_kernels, w_off, w_size, kernels))
+    if dyn_off:
+        if dyn_off % 4:
+            raise ValueError(f"dynamic_offset {dyn_off} is not 4-byte aligned")
+        r.need(dyn_off, 4 * n_plans, "dynamic plan table")
+        for pi, plan in enumerate(plans):
+            rec = r.u32(dyn_off + 4 * pi)
+            plan["dynamic"] = _read_dynamic(r, string, rec, pi, plan) if rec else None
+    else:
+        for plan in plans:
+            plan["dynamic"] = None
     return {
         "version": (vmaj, vmin), "file_size": file_size, "crc32": crc,
         "kernel_set_id": ks_id, "model_name": string(name_off, "model name"),
         "kernels": kernels, "weights_offset": w_off, "weights_size": w_size, "plans": plans,
+        "dynamic_offset": dyn_off,
     }
 
 
@@ -462,14 +548,17 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
     inputs = io(in_off, n_in, "input")
     outputs = io(out_off, n_out, "output")
     instrs = []
+    record_at: List[int] = []  # byte offset of every record (control flow targets)
     pos, end = i_off, i_off + i_size
     for ii in range(n_i):
         w = f"{what} instr {ii}"
         if end - pos < 16:
             raise ValueError(f"{w}: header runs past the instruction stream")
         k, nin, nout, npar, ws = struct.unpack_from("<IHHII", r.d, pos)
+        pos_of_record = pos - i_off
+        record_at.append(pos_of_record)
         pos += 16
-        if k >= n_kernels:
+        if k >= n_kernels and k not in CONTROL_KERNELS:
             raise ValueError(f"{w}: kernel index {k} >= {n_kernels}")
         if (end - pos) // 4 < nin + nout + npar:
             raise ValueError(f"{w}: operands run past the instruction stream")
@@ -494,14 +583,184 @@ def _read_plan(r: _Reader, string, off: int, pi: int, n_kernels: int, w_off: int
             output_aliases(tensors, in_idx, idx[nin:], -1 if ws == NONE_U32 else ws)
         except ValueError as exc:
             raise ValueError(f"{w}: {exc}") from None
-        instrs.append({"kernel_index": k, "kernel": kernels[k],
+        if k in CONTROL_KERNELS:
+            _check_control(w, k, in_idx, idx[nin:], params, ws, tensors)
+        instrs.append({"kernel_index": k,
+                       "kernel": CONTROL_KERNELS[k] if k in CONTROL_KERNELS else kernels[k],
                        "inputs": [-1 if i == NONE_U32 else i for i in idx[:nin]],
                        "outputs": idx[nin:], "params": params,
                        "workspace": -1 if ws == NONE_U32 else ws})
     if pos != end:
         raise ValueError(f"{what}: {end - pos} trailing bytes in the instruction stream")
+    record_at.append(i_size)
+    for ii, ins in enumerate(instrs):
+        if ins["kernel_index"] in CONTROL_KERNELS:
+            offset, index = ins["params"]
+            if not (0 <= index <= n_i and record_at[index] == offset):
+                raise ValueError(f"{what} instr {ii}: jump target (offset {offset}, "
+                                 f"instruction {index}) is not the start of a record")
     return {"name": string(name, f"{what} name"), "arch": arch, "arena_size": arena,
-            "tensors": tensors, "instrs": instrs, "inputs": inputs, "outputs": outputs}
+            "tensors": tensors, "instrs": instrs, "inputs": inputs, "outputs": outputs,
+            "tensors_offset": t_off, "instrs_offset": i_off, "instrs_size": i_size}
+
+
+def check_program(words: Sequence[int], n_symbols: int) -> None:
+    """Structural check of an expression program (what the loader checks once, so that
+    evaluation can only fail on values: overflow, a non-positive divisor)."""
+    depth, i = 0, 0
+    while i < len(words):
+        op = words[i]
+        if op in (CONST, SYM):
+            if i + 1 >= len(words):
+                raise ValueError(f"opcode {op} at word {i} lacks its operand")
+            if op == SYM and words[i + 1] >= n_symbols:
+                raise ValueError(f"symbol {words[i + 1]} >= {n_symbols} symbols")
+            depth += 1
+            i += 2
+        elif op in BINARY:
+            if depth < 2:
+                raise ValueError(f"stack underflow at word {i}")
+            depth -= 1
+            i += 1
+        else:
+            raise ValueError(f"unknown opcode {op} at word {i}")
+        if depth > MAX_STACK:
+            raise ValueError(f"stack deeper than {MAX_STACK}")
+    if depth != 1:
+        raise ValueError("the program does not leave exactly one value")
+
+
+def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicPlan:
+    """A DynPlan record, checked as loader.c checks it (docs/dynamic-shapes.md)."""
+    from .dynamic import Symbol
+    what = f"plan {pi} dynamic"
+    if off % 4:
+        raise ValueError(f"{what}: record offset {off} is not 4-byte aligned")
+    r.need(off, DYNPLAN_SIZE, f"{what} record")
+    f = struct.unpack_from("<16I", r.d, off)
+    if f[14] or f[15]:
+        raise ValueError(f"{what}: reserved field is not 0")
+    tensors, instrs, n_t = plan["tensors"], plan["instrs"], len(plan["tensors"])
+
+    def claim(o: int, size: int, name: str) -> None:
+        # like the plans' arrays: never shared, so checking costs at most the file size
+        if o % 4:
+            raise ValueError(f"{what}: {name} at {o} is not 4-byte aligned")
+        r.need(o, size, f"{what} {name}")
+        if size > r.array_budget:
+            raise ValueError(f"{what}: arrays together exceed the file size (shared arrays)")
+        r.array_budget -= size
+
+    claim(off, DYNPLAN_SIZE, "record")
+    n_sym, sym_off, n_e, e_off, n_d, d_off, n_v, v_off, n_p, p_off, n_g, g_off, n_b, b_off = f[:14]
+    claim(sym_off, SYMBOL_SIZE * n_sym, "symbols")
+    claim(e_off, 4 * n_e, "expression table")
+    claim(d_off, 12 * n_d, "dims")
+    claim(v_off, 8 * n_v, "view offsets")
+    claim(p_off, 12 * n_p, "params")
+    claim(g_off, 8 * n_g, "guards")
+    claim(b_off, BUFFER_SIZE * n_b, "buffers")
+    symbols = []
+    for k in range(n_sym):
+        name, lo, hi, inp, axis = struct.unpack_from("<IiiII", r.d, sym_off + SYMBOL_SIZE * k)
+        w = f"{what} symbol {k}"
+        if not 0 <= lo <= hi:
+            raise ValueError(f"{w}: bounds [{lo}, {hi}] are not 0 <= min <= max")
+        if inp >= len(plan["inputs"]):
+            raise ValueError(f"{w}: input {inp} >= {len(plan['inputs'])} inputs")
+        if axis >= len(tensors[plan["inputs"][inp]]["shape"]):
+            raise ValueError(f"{w}: axis {axis} >= the input's rank")
+        symbols.append(Symbol(string(name, f"{w} name"), lo, hi, inp, axis))
+    exprs = []
+    for k in range(n_e):
+        eo = r.u32(e_off + 4 * k)
+        r.need(eo, 4, f"{what} expression {k}")
+        n_words = r.u32(eo)
+        if not 1 <= n_words <= MAX_EXPR_WORDS:
+            raise ValueError(f"{what} expression {k}: {n_words} words (1..{MAX_EXPR_WORDS})")
+        claim(eo, 4 + 4 * n_words, f"expression {k}")
+        words = struct.unpack_from(f"<{n_words}I", r.d, eo + 4)
+        try:
+            check_program(words, n_sym)
+        except ValueError as exc:
+            raise ValueError(f"{what} expression {k}: {exc}") from None
+        exprs.append(tuple(words))
+
+    def expr(e: int, w: str) -> int:
+        if e >= n_e:
+            raise ValueError(f"{w}: expression {e} >= {n_e}")
+        return e
+
+    def increasing(rows, key_len: int, w: str) -> None:
+        for a, b in zip(rows, rows[1:]):
+            if b[:key_len] <= a[:key_len]:
+                raise ValueError(f"{w}: bindings not in increasing order or bound twice")
+
+    dims = [struct.unpack_from("<3I", r.d, d_off + 12 * k) for k in range(n_d)]
+    for t, axis, e in dims:
+        w = f"{what} dims ({t}, {axis})"
+        if t >= n_t or tensors[t]["storage"] == "weight":
+            raise ValueError(f"{w}: not an activation tensor")
+        if axis >= len(tensors[t]["shape"]):
+            raise ValueError(f"{w}: axis >= rank")
+        expr(e, w)
+    increasing(dims, 2, f"{what} dims")
+    views = [struct.unpack_from("<2I", r.d, v_off + 8 * k) for k in range(n_v)]
+    for t, e in views:
+        if t >= n_t or tensors[t]["storage"] != "view":
+            raise ValueError(f"{what} view offset of tensor {t}: not a view")
+        expr(e, f"{what} view offset of tensor {t}")
+    increasing(views, 1, f"{what} view offsets")
+    params = [struct.unpack_from("<3I", r.d, p_off + 12 * k) for k in range(n_p)]
+    for ii, par, e in params:
+        w = f"{what} param ({ii}, {par})"
+        if ii >= len(instrs) or par >= len(instrs[ii]["params"]):
+            raise ValueError(f"{w}: no such instruction parameter")
+        expr(e, w)
+    increasing(params, 2, f"{what} params")
+    guards = []
+    for k in range(n_g):
+        e, msg = struct.unpack_from("<2I", r.d, g_off + 8 * k)
+        guards.append((expr(e, f"{what} guard {k}"), string(msg, f"{what} guard {k} message")))
+    member_of: Dict[int, int] = {}
+    buffers = []
+    for k in range(n_b):
+        size, first, last, n_m, m_off = struct.unpack_from("<IiIII", r.d,
+                                                            b_off + BUFFER_SIZE * k)
+        w = f"{what} buffer {k}"
+        expr(size, w)
+        if not -1 <= first or first > last or last > len(instrs):
+            raise ValueError(f"{w}: interval [{first}, {last}] outside [-1, {len(instrs)}]")
+        claim(m_off, 4 * n_m, f"buffer {k} members")
+        members = struct.unpack_from(f"<{n_m}I", r.d, m_off)
+        for t in members:
+            if t >= n_t or tensors[t]["storage"] != "arena":
+                raise ValueError(f"{w}: member {t} is not an arena tensor")
+            if t in member_of:
+                raise ValueError(f"{w}: tensor {t} is already in buffer {member_of[t]}")
+            member_of[t] = k
+        buffers.append(Buffer(size, first, last, tuple(members)))
+    for t, rec in enumerate(tensors):
+        if rec["storage"] == "arena" and t not in member_of:
+            raise ValueError(f"{what}: arena tensor {t} is in no buffer")
+    bound = {(t, a): e for t, a, e in dims}
+    for k, s in enumerate(symbols):
+        e = bound.get((plan["inputs"][s.input], s.axis))
+        if e is None or exprs[e] != (SYM, k):
+            raise ValueError(f"{what} symbol {k} ({s.name}): its input dimension is not "
+                             f"bound to the symbol")
+    return DynamicPlan(symbols=symbols, exprs=exprs, dims=[tuple(d) for d in dims],
+                       view_offsets=[tuple(v) for v in views],
+                       params=[tuple(p) for p in params], guards=guards, buffers=buffers)
+
+
+def _check_control(w: str, k: int, inputs, outputs, params, ws, tensors) -> None:
+    want_in = 1 if k == CONTROL_BRANCH_IF_ZERO else 0
+    if len(inputs) != want_in or outputs or len(params) != 2 or ws != NONE_U32:
+        raise ValueError(f"{w}: malformed {CONTROL_KERNELS[k]} record")
+    if want_in and (inputs[0] < 0 or tensors[inputs[0]]["dtype"] != "bool"
+                    or tensors[inputs[0]]["nbytes"] != 1):
+        raise ValueError(f"{w}: the branch condition must be a one-byte bool tensor")
 
 
 def _read_tensor(r: _Reader, string, off: int, ti: int, prev: List[dict], arena: int,

@@ -39,7 +39,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 from ..ir.dtypes import dtype_code
-from .model_blob import NONE_U32, output_aliases, read_model
+from .model_blob import CONTROL_KERNELS, NONE_U32, output_aliases, read_model
 
 Signature = Tuple[int, ...]
 
@@ -68,6 +68,8 @@ def blob_signatures(blobs: Iterable[bytes], n_kernels: int) -> List[Set[Signatur
     for blob in blobs:
         for plan in read_model(blob)["plans"]:
             for ins in plan["instrs"]:
+                if ins["kernel_index"] in CONTROL_KERNELS:  # runtime built-ins: no kernel
+                    continue
                 sigs[ins["kernel_index"]].add(instr_signature(ins, plan["tensors"]))
     return sigs
 

@@ -797,6 +797,301 @@ def _conv(cv: _Converter, opr) -> None:
     finish()
 
 
+def _conv_transpose(cv: _Converter, opr) -> None:
+    """ConvolutionBackwardData (F.conv_transpose2d): inputs (weight, x); the weight is
+    ONNX ConvTranspose's (IC, OC / G, KH, KW) already (dense), or (G, ICg, OCg, KH, KW).
+    MegEngine derives the output size from the input like ONNX without output_padding;
+    the bias, when the module has one, follows as an Elemwise ADD."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"ConvTranspose: format {params['format']} is not supported (NCHW is)")
+    wvar, xvar = opr.inputs[0], opr.inputs[1]
+    w, shape, value = cv.name(wvar), cv.shape(wvar), cv.value(wvar)
+    if params["mode"] == "CONVOLUTION":  # true convolution: flipped kernel
+        if value is None:
+            raise cv.error("ConvTranspose: CONVOLUTION mode needs a constant weight")
+        w = cv.const(f"{w}_flipped", np.ascontiguousarray(value[..., ::-1, ::-1]))
+    elif params["mode"] != "CROSS_CORRELATION":
+        raise cv.error(f"ConvTranspose: conv mode {params['mode']} is not supported")
+    group = 1
+    if params["sparse"] == "GROUP":
+        group, icg, ocg, kh, kw = shape
+        w = cv.reshape_to(w, (group * icg, ocg, kh, kw))
+    elif params["sparse"] != "DENSE":
+        raise cv.error(f"ConvTranspose: sparse={params['sparse']} is not supported")
+    attrs = _conv_attrs(cv, params, cv.g.tensor(w).shape[2:])
+    attrs["group"] = group
+    cv.emit("ConvTranspose", [cv.name(xvar), w], [cv.out(opr.outputs[0])], **attrs)
+
+
+def _resize(cv: _Converter, opr) -> None:
+    """ResizeForward (F.vision.interpolate, NCHW): MegDNN's LINEAR samples at (d + 0.5) /
+    scale - 0.5 clamped, NEAREST at floor(d / scale), scale = out / in in float32: ONNX
+    Resize's half_pixel linear and asymmetric floor-nearest, computed the same way
+    (kernels/data/resize_generic.py). Inputs: x and the (H, W) target size."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"Resize: format {params['format']} is not supported (NCHW is)")
+    imode = params.get("imode", "LINEAR")
+    if imode not in ("LINEAR", "NEAREST"):
+        raise cv.error(f"Resize: interpolation {imode} is not supported (LINEAR, NEAREST are)")
+    x = cv.name(opr.inputs[0])
+    xshape = cv.shape(opr.inputs[0])
+    if len(xshape) != 4:
+        raise cv.error(f"Resize: a {len(xshape)}-D input (NCHW 4-D is supported)")
+    hw = cv.value(opr.inputs[1])
+    out = cv.out(opr.outputs[0])
+    if hw is not None:
+        sizes = cv.const(f"{out}_sizes",
+                         np.array(list(xshape[:2]) + [int(v) for v in hw.reshape(-1)], np.int64))
+    else:  # a computed target size: (N, C) of x, then it
+        nc = cv.tmp(f"{out}_nc", (2,), "int64")
+        cv.emit("Shape", [x], [nc], start=0, end=2)
+        sizes = cv.tmp(f"{out}_sizes", (4,), "int64")
+        cv.emit("Concat", [nc, cv.as_int64(opr.inputs[1])], [sizes], axis=0)
+    if imode == "LINEAR":
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    else:
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    cv.emit("Resize", [x, "", "", sizes], [out], **attrs)
+
+
+def _evaluate_vars(cv: _Converter, vars_) -> List[np.ndarray]:
+    """Values of vars that depend on no input (MultipleDeviceTensorHolder's), computed by
+    MegEngine itself."""
+    from megengine.core.tensor import megbrain_graph as G
+
+    try:
+        nodes = [G.OutputNode(v._var if hasattr(v, "_var") else v) for v in vars_]
+        func = cv.net.graph.compile([n.outputs[0] for n in nodes])
+        func.execute()
+        func.wait()
+        return [n.get_value().numpy() for n in nodes]
+    except Exception as e:
+        raise cv.error(f"cannot evaluate the constants: {_first_line(e)}")
+
+
+def _multi_holder(cv: _Converter, opr) -> None:
+    """MultipleDeviceTensorHolder: several constants in one opr."""
+    outs = list(opr.outputs)
+    for var, value in zip(outs, _evaluate_vars(cv, [v for v in opr._opr.outputs])):
+        dtype = cv.dtype(var)
+        name = cv.g.unique_name(_clean(var.name))
+        cv.g.add_const(name, np.asarray(value, numpy_dtype(dtype)).reshape(cv.shape(var)), dtype)
+        cv.bind(var, name)
+
+
+def _probe_layer_norm_eps(cv: _Converter, opr, shape, k, w, b) -> float:
+    """MegEngine hides LayerNorm's epsilon: groups of +-a have mean 0 and variance a^2, so
+    y = a / sqrt(a^2 + eps) * w + b gives it; cross-checked on random data."""
+    a = 1e-2
+    group = int(np.prod(shape[len(shape) - k:]))
+    pattern = np.where(np.arange(group) % 2 == 0, a, -a).astype(np.float32)
+    if group % 2:
+        pattern[-1] = 0.0  # keep the mean 0: (g - 1) / 2 pairs and a zero
+    data = np.broadcast_to(pattern, (int(np.prod(shape)) // group, group)).reshape(shape)
+    got = _probe(cv, opr, np.ascontiguousarray(data)).reshape(-1, group)[0]
+    wv = np.ones(group, np.float32) if w is None else np.asarray(w, np.float32).reshape(-1)
+    bv = np.zeros(group, np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)
+    var = float(np.mean(pattern.astype(np.float64) ** 2))
+    i = int(np.argmax(np.abs(wv) * (np.abs(pattern) > 0)))
+    r = (float(got[i]) - float(bv[i])) / float(wv[i]) / float(pattern[i])  # 1/sqrt(var+eps)
+    eps = float(np.float32(max(1.0 / (r * r) - var, 0.0)))
+    for cand in (1e-5, 1e-6, 1e-12, 1e-3, 1e-4):  # snap to the usual values when that close
+        if abs(eps - cand) <= cand * 1e-2:
+            eps = cand
+            break
+    rnd = np.random.RandomState(1).uniform(-2, 2, shape).astype(np.float32)
+    got = _probe(cv, opr, rnd).reshape(-1, group).astype(np.float64)
+    x = rnd.reshape(-1, group).astype(np.float64)
+    ref = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + eps) * wv + bv
+    if not np.allclose(got, ref, rtol=1e-4, atol=1e-5):
+        raise cv.error("LayerNorm: cannot determine its epsilon")
+    return eps
+
+
+def _layer_norm(cv: _Converter, opr) -> None:
+    """LayerNormForward: normalised over the trailing axes its mean output drops, with an
+    optional affine weight and bias; only the normalised output may be used."""
+    xvar = opr.inputs[0]
+    shape = cv.shape(xvar)
+    k = len(shape) - len(cv.shape(opr.outputs[1]))
+    if k < 1:
+        raise cv.error("LayerNorm: cannot tell the normalised axes")
+    affine = len(opr.inputs) == 3
+    w = cv.value(opr.inputs[1]) if affine else None
+    b = cv.value(opr.inputs[2]) if affine else None
+    if affine and (w is None or b is None):
+        raise cv.error("LayerNorm: weight and bias must be constants")
+    eps = _probe_layer_norm_eps(cv, opr, shape, k, w, b)
+    norm_shape = shape[len(shape) - k:]
+    scale = cv.const("ln_scale", (np.ones(norm_shape, np.float32) if w is None
+                                  else np.asarray(w, np.float32).reshape(norm_shape)))
+    bias = cv.const("ln_bias", (np.zeros(norm_shape, np.float32) if b is None
+                                else np.asarray(b, np.float32).reshape(norm_shape)))
+    cv.emit("LayerNormalization", [cv.name(xvar), scale, bias], [cv.out(opr.outputs[0])],
+            axis=-k, epsilon=eps)
+
+
+def _arg_reduce(op_type: str):
+    def convert(cv: _Converter, opr) -> None:
+        """Argmax / Argmin along `axis`, keeping it (MegEngine's int32 result)."""
+        axis = cv.params(opr)["axis"]
+        out = cv.out(opr.outputs[0])
+        idx = cv.tmp(f"{out}_i64", cv.shape(opr.outputs[0]), "int64")
+        cv.emit(op_type, [cv.name(opr.inputs[0])], [idx], axis=axis, keepdims=1)
+        cv.emit("Cast", [idx], [out], to=ONNX_ELEM_TYPE[cv.dtype(opr.outputs[0])])
+    return convert
+
+
+def _top_k(cv: _Converter, opr) -> None:
+    """TopK (F.topk) along the last axis: k < 0 asks for the largest; sorted results only
+    (an unsorted or k-th-only TopK is refused)."""
+    mode = cv.params(opr).get("mode", "VALUE_IDX_SORTED")
+    if mode != "VALUE_IDX_SORTED":
+        raise cv.error(f"TopK: mode {mode} is not supported (VALUE_IDX_SORTED is)")
+    kval = cv.value(opr.inputs[1])
+    if kval is None:
+        raise cv.error("TopK: k must be a constant")
+    k = int(np.asarray(kval).reshape(-1)[0])
+    values, indices = cv.out(opr.outputs[0]), cv.out(opr.outputs[1])
+    idx = cv.tmp(f"{indices}_i64", cv.shape(opr.outputs[1]), "int64")
+    cv.emit("TopK", [cv.name(opr.inputs[0]), cv.const("k", np.array([abs(k)], np.int64))],
+            [values, idx], axis=-1, largest=int(k < 0), sorted=1)
+    cv.emit("Cast", [idx], [indices], to=ONNX_ELEM_TYPE[cv.dtype(opr.outputs[1])])
+
+
+def _indexing_multi_axis_vec(cv: _Converter, opr) -> None:
+    """x[..., idx, ...] with one index tensor and no slice: Gather on that axis. Every axis
+    indexed by 1-D index tensors of one length (F.gather's lowering): GatherND on the
+    stacked coordinates, the index tensors matched to axes by probing MegEngine. Other
+    mixes of indices and slices are refused."""
+    items = cv.params(opr)
+    indexed = [it for it in items if it.get("idx")]
+    xshape = cv.shape(opr.inputs[0])
+    if len(indexed) == 1 and len(items) == 1:
+        cv.emit("Gather", [cv.name(opr.inputs[0]), cv.name(opr.inputs[1])],
+                [cv.out(opr.outputs[0])], axis=int(indexed[0]["axis"]))
+        return
+    idx_vars = list(opr.inputs[1:])
+    lengths = {cv.shape(v) for v in idx_vars}
+    if len(indexed) != len(items) or len(items) != len(xshape) or len(idx_vars) != len(items) \
+            or len(lengths) != 1 or len(next(iter(lengths))) != 1:
+        raise cv.error("IndexingMultiAxisVec: only one indexed axis, or every axis indexed "
+                       "by 1-D index tensors of one length, is supported")
+    values = [cv.value(v) for v in idx_vars]
+    if any(v is None for v in values):
+        raise cv.error("IndexingMultiAxisVec: the index tensors must be constants")
+    data = np.random.RandomState(4).uniform(-1, 1, xshape).astype(np.float32)
+    got = _probe(cv, opr, data)
+    axes = None
+    for order in ([int(it["axis"]) for it in items], sorted(int(it["axis"]) for it in items)):
+        coords = [None] * len(order)
+        for v, axis in zip(values, order):
+            coords[axis] = np.asarray(v, np.int64).reshape(-1)
+        if np.array_equal(data[tuple(coords)], got.reshape(-1)):
+            axes = order
+            break
+    if axes is None:
+        raise cv.error("IndexingMultiAxisVec: cannot match the index tensors to axes")
+    coords = [None] * len(axes)
+    for v, axis in zip(values, axes):
+        coords[axis] = np.asarray(v, np.int64).reshape(-1)
+    stacked = cv.const("gather_nd_indices", np.stack(coords, -1))
+    cv.emit("GatherND", [cv.name(opr.inputs[0]), stacked], [cv.out(opr.outputs[0])])
+
+
+def _cumsum(cv: _Converter, opr) -> None:
+    """Cumsum: MegEngine hides axis / exclusive / reverse; the one combination that
+    reproduces MegEngine on a probe is taken."""
+    shape = cv.shape(opr.inputs[0])
+    data = np.random.RandomState(2).randint(-5, 6, shape).astype(np.float32)
+    got = _probe(cv, opr, data)
+    for axis in range(len(shape)):
+        for exclusive in (0, 1):
+            for reverse in (0, 1):
+                x = np.flip(data, axis) if reverse else data
+                ref = np.cumsum(x, axis=axis)
+                if exclusive:
+                    ref = ref - x
+                if reverse:
+                    ref = np.flip(ref, axis)
+                if np.array_equal(got, ref):
+                    cv.emit("CumSum", [cv.name(opr.inputs[0]),
+                                       cv.const("axis", np.array(axis, np.int64))],
+                            [cv.out(opr.outputs[0])], exclusive=exclusive, reverse=reverse)
+                    return
+    raise cv.error("Cumsum: cannot determine its axis")
+
+
+def _warp_affine(cv: _Converter, opr) -> None:
+    """WarpAffineForward (F.vision.warp_affine): a WarpPerspective whose matrices end in
+    (0, 0, 1), in NCHW (NHWC input transposed in and out)."""
+    params = cv.params(opr)
+    fmt = params.get("format", "NHWC")
+    if fmt not in ("NHWC", "NCHW"):
+        raise cv.error(f"WarpAffine: format {fmt} is not supported (NHWC, NCHW are)")
+    if params.get("imode", "LINEAR") != "LINEAR":
+        raise cv.error(f"WarpAffine: interpolation {params['imode']} is not supported")
+    bmode = params.get("border_mode", "REPLICATE")
+    if bmode not in _WARP_BORDERS:
+        raise cv.error(f"WarpAffine: border mode {bmode} is not supported")
+    mat = cv.value(opr.inputs[1])
+    size = cv.value(opr.inputs[2])
+    if mat is None or size is None:
+        raise cv.error("WarpAffine: the matrices and the output size must be constants")
+    mat = np.asarray(mat, np.float32)
+    full = np.concatenate([mat, np.tile(np.array([[[0, 0, 1]]], np.float32),
+                                        (mat.shape[0], 1, 1))], 1)
+    oh, ow = (int(v) for v in size.reshape(-1))
+    x = cv.name(opr.inputs[0])
+    out = cv.out(opr.outputs[0])
+    xs = cv.shape(opr.inputs[0])
+    attrs = dict(out_h=oh, out_w=ow, bmode=_WARP_BORDERS[bmode],
+                 border_val=float(params.get("border_val", 0.0)))
+    m = cv.const("warp_affine_mat", full)
+    if fmt == "NCHW":
+        cv.emit("WarpPerspective", [x, m], [out], **attrs)
+        return
+    nchw = cv.tmp(f"{x}_nchw", (xs[0], xs[3], xs[1], xs[2]), cv.dtype(opr.inputs[0]))
+    cv.emit("Transpose", [x], [nchw], perm=[0, 3, 1, 2])
+    warped = cv.tmp(f"{out}_nchw", (xs[0], xs[3], oh, ow), cv.dtype(opr.inputs[0]))
+    cv.emit("WarpPerspective", [nchw, m], [warped], **attrs)
+    cv.emit("Transpose", [warped], [out], perm=[0, 2, 3, 1])
+
+
+_WARP_BORDERS = {"REPLICATE": "replicate", "REFLECT": "reflect", "REFLECT_101": "reflect_101",
+                 "WRAP": "wrap", "CONSTANT": "constant"}
+
+
+def _warp_perspective(cv: _Converter, opr) -> None:
+    """WarpPerspectiveForward (F.vision.warp_perspective; interpolate with align_corners):
+    inputs x, the (N, 3, 3) matrices and the constant output (H, W); bilinear only."""
+    params = cv.params(opr)
+    if params.get("format", "NCHW") != "NCHW":
+        raise cv.error(f"WarpPerspective: format {params['format']} is not supported (NCHW is)")
+    if params.get("imode", "LINEAR") != "LINEAR":
+        raise cv.error(f"WarpPerspective: interpolation {params['imode']} is not supported "
+                       "(LINEAR is)")
+    if params.get("bmode") not in _WARP_BORDERS:
+        raise cv.error(f"WarpPerspective: border mode {params.get('bmode')} is not supported")
+    if len(opr.inputs) != 3:
+        raise cv.error("WarpPerspective with a mat_idx input is not supported")
+    size = cv.value(opr.inputs[2])
+    if size is None:
+        raise cv.error("WarpPerspective: the output size must be a constant")
+    oh, ow = (int(v) for v in size.reshape(-1))
+    mat = cv.name(opr.inputs[1])
+    if cv.dtype(opr.inputs[1]) != "float32":
+        cast = cv.tmp(f"{mat}_f32", cv.shape(opr.inputs[1]), "float32")
+        cv.emit("Cast", [mat], [cast], to=ONNX_ELEM_TYPE["float32"])
+        mat = cast
+    cv.emit("WarpPerspective", [cv.name(opr.inputs[0]), mat], [cv.out(opr.outputs[0])],
+            out_h=oh, out_w=ow, bmode=_WARP_BORDERS[params["bmode"]],
+            border_val=float(params.get("border_val", 0.0)))
+
+
 def _batch_norm(cv: _Converter, opr) -> None:
     params = cv.params(opr)
     if params["fwd_mode"] != "INFERENCE":
@@ -1175,6 +1470,22 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "ConvolutionForward": _conv,
     "ConvBias": _conv,
     "ConvBiasForward": _conv,
+    "ConvolutionBackwardData": _conv_transpose,
+    "ConvTranspose": _conv_transpose,
+    "ResizeForward": _resize,
+    "MultipleDeviceTensorHolder": _multi_holder,
+    "LayerNormForward": _layer_norm,
+    "LayerNorm": _layer_norm,
+    "Argmax": _arg_reduce("ArgMax"),
+    "Argmin": _arg_reduce("ArgMin"),
+    "TopK": _top_k,
+    "IndexingMultiAxisVec": _indexing_multi_axis_vec,
+    "Cumsum": _cumsum,
+    "WarpAffineForward": _warp_affine,
+    "WarpAffine": _warp_affine,
+    "WarpPerspectiveForward": _warp_perspective,
+    "WarpPerspective": _warp_perspective,
+    "Resize": _resize,
     "BatchNorm": _batch_norm,
     "BatchNormForward": _batch_norm,
     "Pooling": _pooling,

@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import control
 from .functions import expand_function
 from .graph import Graph, Op, Tensor
-from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
 from .opdefs import infer_outputs, lookup
 from .quant_fold import evaluate_quant_op
@@ -204,30 +204,6 @@ def _foldable(op: Op, ins: List[Tensor]) -> bool:
     return bool(ins) or op.type == "Constant"
 
 
-def _inline_branch(graph: Graph, op: Op) -> List[Op]:
-    """The ops of the branch a constant If condition selects, then Identities onto the
-    If's outputs. Names local to the branch get a prefix; outer-scope names stay."""
-    cond = bool(np.asarray(graph.tensors[op.inputs[0]].data).reshape(-1)[0])
-    branch = op.attrs["then_branch" if cond else "else_branch"]
-    prefix = (op.name or op.outputs[0]) + ("__then__" if cond else "__else__")
-    local = {t.name for t in branch.initializer}
-    local.update(o for n in branch.node for o in n.output if o)
-    rename = lambda n: prefix + n if n in local else n  # noqa: E731
-    for init in branch.initializer:
-        graph.add_const(rename(init.name), numpy_helper.to_array(init))
-    ops = []
-    for k, n in enumerate(branch.node):
-        if n.domain not in ("", "ai.onnx"):
-            raise graph.error(f"branch operator {n.domain}.{n.op_type} is not supported", op)
-        ops.append(Op(n.op_type, [rename(i) if i else "" for i in n.input],
-                      [rename(o) if o else "" for o in n.output], attrs_of(n),
-                      prefix + (n.name or f"{n.op_type}_{k}")))
-    for out, vi in zip(op.outputs, branch.output):
-        if out:
-            ops.append(Op("Identity", [rename(vi.name)], [out], {}, out + "__if_out"))
-    return ops
-
-
 def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
     """Give every tensor a static shape and dtype; replace all-constant ops by constants.
 
@@ -243,11 +219,23 @@ def infer_and_fold(graph: Graph, has_kernel: Callable[[str], bool]) -> Graph:
         if any(t is None for t in ins):
             missing = [i for i in op.inputs if i and i not in graph.tensors]
             raise graph.error(f"input '{missing[0]}' is not produced by any node", op)
-        if op.type == "If" and ins:
-            if not ins[0].is_const:  # the branches may differ in shapes: specialise or refuse
-                raise graph.needs_value(op, op.inputs[0], "the condition")
-            # a constant condition selects a branch: its nodes replace the If
-            work.extend(reversed(_inline_branch(graph, op)))
+        if op.type in control.CONTROL_OPS and control.BODIES not in op.attrs:
+            # control flow (ir/control.py): a constant If condition selects a branch whose
+            # nodes replace the If; otherwise the subgraphs become bodies run at run time
+            if op.type == "If" and ins and ins[0].is_const:
+                work.extend(reversed(control.inline_branch(graph, op)))
+                continue
+            if op.type == "Scan" and graph.opset < 9 and not op.attrs.get("_scan9"):
+                work.extend(reversed(control.rewrite_scan8(graph, op)))
+                continue
+            infer_body = lambda body: infer_and_fold(body, has_kernel)  # noqa: E731
+            if op.type == "If":
+                kept.append(control.convert_if(graph, op, infer_body))
+            elif op.type == "Loop":
+                producers = {o: p for p in kept for o in p.outputs if o}
+                kept.append(control.convert_loop(graph, op, infer_body, producers))
+            else:
+                kept.append(control.convert_scan(graph, op, infer_body))
             continue
         if lookup(op.type) is not None:  # a megcc / com.microsoft op: our own definition
             for t in infer_outputs(graph, op):

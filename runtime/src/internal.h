@@ -49,6 +49,28 @@ static inline uint64_t mgc_rd64(const uint8_t *p) {
     return (uint64_t)mgc_rd32(p) | ((uint64_t)mgc_rd32(p + 4) << 32);
 }
 
+/* Dynamic plans (docs/dynamic-shapes.md): record sizes and limits. */
+#define MGC_DYNPLAN_SIZE 64u
+#define MGC_SYMBOL_SIZE 20u
+#define MGC_BUFFER_SIZE 20u
+#define MGC_MAX_EXPR_WORDS 256u
+#define MGC_MAX_STACK 32u
+enum { MGC_OP_CONST = 1, MGC_OP_SYM, MGC_OP_ADD, MGC_OP_SUB, MGC_OP_MUL, MGC_OP_FLOORDIV,
+       MGC_OP_MOD, MGC_OP_MIN, MGC_OP_MAX, MGC_OP_EQ, MGC_OP_LE, MGC_OP_LT, MGC_OP_AND };
+
+/* A validated DynPlan record: pointers to its arrays in the blob. Bindings are sorted by
+ * their key (tensor, axis) / tensor / (instr, param), each key once (checked at load). */
+typedef struct mgc_dyn {
+    uint32_t n_symbols, n_exprs, n_dims, n_views, n_params, n_guards, n_buffers;
+    const uint8_t *symbols;  /* Symbol records: name, min, max, input, axis */
+    const uint8_t *exprs;    /* u32 file offsets of expression records */
+    const uint8_t *dims;     /* (tensor, axis, expr) */
+    const uint8_t *views;    /* (tensor, expr) */
+    const uint8_t *params;   /* (instr, param, expr) */
+    const uint8_t *guards;   /* (expr, message) */
+    const uint8_t *buffers;  /* Buffer records: size expr, first, last, n_members, members */
+} mgc_dyn;
+
 /* One plan, after validation: pointers into the blob. */
 typedef struct mgc_plan {
     const char *name;
@@ -61,6 +83,10 @@ typedef struct mgc_plan {
     uint32_t n_inputs, n_outputs;
     const uint8_t *inputs, *outputs; /* u32 tensor indices */
     uint32_t max_operands;     /* max n_in + n_out over the instructions */
+    uint32_t instrs_size;      /* bytes */
+    int dynamic;               /* `dyn` holds the plan's DynPlan record */
+    mgc_dyn dyn;
+    uint32_t n_control;        /* control-flow records (control.c) */
 } mgc_plan;
 
 struct megcc_model {
@@ -75,6 +101,9 @@ struct megcc_model {
     mgc_plan *plans;           /* hook-allocated */
     uint32_t max_tensors, max_inputs, max_outputs, max_operands;
     uint32_t max_arena;
+    /* Over the dynamic plans only: what a network needs to evaluate any of them. */
+    uint32_t n_dynamic, dyn_tensors, dyn_instrs, dyn_instrs_size, dyn_symbols, dyn_exprs,
+        dyn_buffers;
 };
 
 /* Tensor record field access (record validated at load). */
@@ -85,6 +114,16 @@ static inline uint32_t mgc_t_base(const uint8_t *rec) { return mgc_rd32(rec + 48
 static inline const uint8_t *mgc_tensor(const mgc_plan *p, uint32_t i) {
     return p->tensors + (size_t)i * MGC_TENSOR_SIZE;
 }
+
+/* Control flow (control.c): built-in instructions at reserved kernel indices. */
+#define MGC_CTL_JUMP 0xFFFFFF00u
+#define MGC_CTL_BRANCH_IF_ZERO 0xFFFFFF01u
+static inline int mgc_is_control(uint32_t kernel) {
+    return kernel == MGC_CTL_JUMP || kernel == MGC_CTL_BRANCH_IF_ZERO;
+}
+megcc_status mgc_check_control(const mgc_plan *p, uint32_t pi, uint32_t ii, const uint8_t *ins);
+megcc_status mgc_check_jumps(const mgc_plan *p, uint32_t pi, const megcc_hooks *h);
+int mgc_control_taken(uint32_t kernel, const uint8_t *operands, void *const *ptr);
 
 /* Helpers (util.c). No libc beyond memcpy/memset. */
 size_t mgc_strlen(const char *s);
@@ -106,6 +145,51 @@ megcc_status mgc_load_owned(void *buf, size_t size, const megcc_hooks *hooks,
                             megcc_model **out);
 
 uint32_t mgc_crc32(const uint8_t *data, size_t n);
+
+static inline void mgc_wr32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* dynamic.c ------------------------------------------------------------------------- */
+
+/* Structural check of an expression program of n words (at `words`): opcodes known,
+ * operands present, SYM k < n_symbols, stack within MGC_MAX_STACK, exactly one result.
+ * Returns NULL when valid, else what is wrong. */
+const char *mgc_expr_check(const uint8_t *words, uint32_t n, uint32_t n_symbols);
+
+/* Index of the binding of (key0, key1) in a sorted array of `n` records of `stride`
+ * bytes whose first words are the key (key1 ignored when `pair` is 0), or MGC_NONE. */
+uint32_t mgc_find_binding(const uint8_t *rows, uint32_t n, uint32_t stride, int pair,
+                          uint32_t key0, uint32_t key1);
+
+/* Scratch a network owns to evaluate its model's dynamic plans (sized from the maxima). */
+typedef struct mgc_dyn_scratch {
+    int64_t *sym;        /* [dyn_symbols] */
+    int64_t *val;        /* [dyn_exprs] expression values */
+    uint8_t *val_err;    /* [dyn_exprs] 0, or why the value could not be computed */
+    uint32_t *instr_off; /* [dyn_instrs] byte offset of each instruction in the stream */
+    uint64_t *size;      /* [dyn_buffers] aligned buffer sizes */
+    uint64_t *off;       /* [dyn_buffers] placed offsets */
+    uint32_t *order;     /* [dyn_buffers] */
+    uint32_t *placed;    /* [dyn_buffers] */
+} mgc_dyn_scratch;
+
+/* Evaluate dynamic plan `p` for the requested input shapes (ndim[i], dims[i] per plan
+ * input), docs/dynamic-shapes.md "Evaluation": `tensors` and `instrs` receive the plan's
+ * tensor records and instruction stream with dims, nbytes, offsets and params of these
+ * shapes; *arena the bytes they need. On failure returns the status and writes the
+ * message (naming the input, symbol or guard) into err. */
+megcc_status mgc_dyn_evaluate(const megcc_model *m, const mgc_plan *p, const uint32_t *ndim,
+                              const int32_t *dims, const mgc_dyn_scratch *s, uint8_t *tensors,
+                              uint8_t *instrs, uint64_t *arena, char *err, size_t cap);
+
+/* The placement of docs/dynamic-shapes.md (emit/dynamic.py place_buffers), exactly:
+ * `size` holds the aligned sizes; fills off and returns the arena size. */
+uint64_t mgc_place_buffers(uint32_t n, const uint8_t *buffers, const uint64_t *size,
+                           uint64_t *off, uint32_t *order, uint32_t *placed);
 
 /* The default thread pool of a network (threads.c): threads - 1 workers. Create reports
  * MEGCC_ERR_UNSUPPORTED in builds without one (bare metal, MEGCC_NO_THREADS). */

@@ -16,6 +16,7 @@ typedef struct {
     uint32_t weights_off, weights_size;
     uint64_t strings_end; /* 1 + relative offset of the section's last NUL; 0 if none */
     uint64_t array_budget; /* file bytes not yet claimed by a plan's arrays */
+    uint32_t dynamic_off;  /* header word 60: the dynamic plan table, 0 for none */
 } blob_view;
 
 static int in_file(const blob_view *b, uint64_t off, uint64_t len) {
@@ -287,7 +288,7 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
         n_par = mgc_rd32(pos + 8);
         ws = mgc_rd32(pos + 12);
         pos += MGC_INSTR_HEADER;
-        if (kernel >= n_kernels)
+        if (kernel >= n_kernels && !mgc_is_control(kernel)) /* control flow: control.c */
             return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u instr %u: kernel %u >= %u", pi,
                                    ii, kernel, n_kernels);
         if (((uint64_t)n_in + n_out + n_par) * 4 > (uint64_t)(end - pos))
@@ -317,7 +318,11 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
                                        "arena",
                                        pi, ii, j - n_in, t);
         }
-        if ((st = check_signature(p, pi, ii, ins))) return st;
+        if (mgc_is_control(kernel)) { /* control flow: a built-in, no kernel signature */
+            if ((st = mgc_check_control(p, pi, ii, ins))) return st;
+            p->n_control++;
+        } else if ((st = check_signature(p, pi, ii, ins)))
+            return st;
         if (n_in + n_out > p->max_operands) p->max_operands = n_in + n_out;
         pos += 4 * ((size_t)n_in + n_out + n_par);
     }
@@ -375,11 +380,289 @@ static megcc_status check_plan(blob_view *b, uint32_t rec_off, uint32_t pi,
     p->inputs = b->d + in_off;
     p->outputs = b->d + out_off;
     p->instrs = b->d + i_off;
+    p->instrs_size = i_size;
     for (ti = 0; ti < p->n_tensors; ti++)
         if ((st = check_tensor(b, p, pi, ti))) return st;
     if ((st = check_io(b, p, pi, p->inputs, p->n_inputs, "input"))) return st;
     if ((st = check_io(b, p, pi, p->outputs, p->n_outputs, "output"))) return st;
     return check_instrs(p, pi, i_size, n_kernels);
+}
+
+/* ------------------------------------------------------------------ dynamic plans */
+
+/* Claim an array of a DynPlan: in the file, 4-byte aligned, and (like the plans' arrays)
+ * never shared, so validating them costs at most the file size. */
+static megcc_status claim(blob_view *b, uint32_t pi, uint64_t off, uint64_t len,
+                          const char *what) {
+    if (off % 4 || !in_file(b, off, len))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u dynamic: %s out of bounds", pi, what);
+    if (len > b->array_budget)
+        return mgc_fail_global(MEGCC_ERR_CORRUPT,
+                               "plan %u dynamic: arrays together exceed the file size (shared "
+                               "arrays)", pi);
+    b->array_budget -= len;
+    return MEGCC_OK;
+}
+
+/* Strictly increasing keys (first `key_words` words of each row): no key bound twice. */
+static int increasing(const uint8_t *rows, uint32_t n, uint32_t stride, uint32_t key_words) {
+    uint32_t k;
+    for (k = 1; k < n; k++) {
+        const uint8_t *a = rows + (size_t)(k - 1) * stride, *c = a + stride;
+        uint32_t a0 = mgc_rd32(a), c0 = mgc_rd32(c);
+        uint32_t a1 = key_words > 1 ? mgc_rd32(a + 4) : 0, c1 = key_words > 1 ? mgc_rd32(c + 4) : 0;
+        if (c0 < a0 || (c0 == a0 && c1 <= a1)) return 0;
+    }
+    return 1;
+}
+
+static uint32_t instr_n_params(const mgc_plan *p, uint32_t ii, const uint8_t **pos,
+                               uint32_t *at) {
+    /* walk forward from (*at, *pos): params bindings come in instruction order */
+    while (*at < ii) {
+        *pos += MGC_INSTR_HEADER + 4 * ((size_t)mgc_rd16(*pos + 4) + mgc_rd16(*pos + 6) +
+                                        mgc_rd32(*pos + 8));
+        (*at)++;
+    }
+    (void)p;
+    return mgc_rd32(*pos + 8);
+}
+
+#define DFAIL(...) mgc_fail_global(MEGCC_ERR_CORRUPT, __VA_ARGS__)
+
+/* One DynPlan record (docs/dynamic-shapes.md, "Load-time checks"). `member` is scratch of
+ * n_tensors bytes. */
+static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t off,
+                              uint8_t *member) {
+    mgc_dyn *d = &p->dyn;
+    const uint8_t *r, *pos = p->instrs;
+    uint32_t f[16], k, j, at = 0;
+    megcc_status st;
+    if ((st = claim(b, pi, off, MGC_DYNPLAN_SIZE, "record"))) return st;
+    r = b->d + off;
+    for (k = 0; k < 16; k++) f[k] = mgc_rd32(r + 4 * k);
+    if (f[14] || f[15]) return DFAIL("plan %u dynamic: reserved field is not 0", pi);
+    if ((st = claim(b, pi, f[1], (uint64_t)f[0] * MGC_SYMBOL_SIZE, "symbols")) ||
+        (st = claim(b, pi, f[3], (uint64_t)f[2] * 4, "expression table")) ||
+        (st = claim(b, pi, f[5], (uint64_t)f[4] * 12, "dims")) ||
+        (st = claim(b, pi, f[7], (uint64_t)f[6] * 8, "view offsets")) ||
+        (st = claim(b, pi, f[9], (uint64_t)f[8] * 12, "params")) ||
+        (st = claim(b, pi, f[11], (uint64_t)f[10] * 8, "guards")) ||
+        (st = claim(b, pi, f[13], (uint64_t)f[12] * MGC_BUFFER_SIZE, "buffers")))
+        return st;
+    d->n_symbols = f[0];
+    d->symbols = b->d + f[1];
+    d->n_exprs = f[2];
+    d->exprs = b->d + f[3];
+    d->n_dims = f[4];
+    d->dims = b->d + f[5];
+    d->n_views = f[6];
+    d->views = b->d + f[7];
+    d->n_params = f[8];
+    d->params = b->d + f[9];
+    d->n_guards = f[10];
+    d->guards = b->d + f[11];
+    d->n_buffers = f[12];
+    d->buffers = b->d + f[13];
+    for (k = 0; k < d->n_symbols; k++) {
+        const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
+        int32_t lo = (int32_t)mgc_rd32(sy + 4), hi = (int32_t)mgc_rd32(sy + 8);
+        uint32_t in = mgc_rd32(sy + 12), axis = mgc_rd32(sy + 16);
+        if ((st = check_string(b, mgc_rd32(sy), "symbol name of plan", pi))) return st;
+        if (lo < 0 || lo > hi)
+            return DFAIL("plan %u dynamic symbol %u: bounds [%d, %d] are not 0 <= min <= max",
+                         pi, k, (int)lo, (int)hi);
+        if (in >= p->n_inputs) return DFAIL("plan %u dynamic symbol %u: input %u >= %u", pi, k, in, p->n_inputs);
+        if (axis >= mgc_tensor(p, mgc_rd32(p->inputs + 4 * in))[5])
+            return DFAIL("plan %u dynamic symbol %u: axis %u >= the input's rank", pi, k, axis);
+    }
+    for (k = 0; k < d->n_exprs; k++) {
+        uint32_t eo = mgc_rd32(d->exprs + 4 * k), n;
+        const char *why;
+        if (!in_file(b, eo, 4)) return DFAIL("plan %u dynamic expression %u out of bounds", pi, k);
+        n = mgc_rd32(b->d + eo);
+        if (n < 1 || n > MGC_MAX_EXPR_WORDS)
+            return DFAIL("plan %u dynamic expression %u: %u words (1..256)", pi, k, n);
+        if ((st = claim(b, pi, eo, 4 + 4 * (uint64_t)n, "expression"))) return st;
+        if ((why = mgc_expr_check(b->d + eo + 4, n, d->n_symbols)))
+            return DFAIL("plan %u dynamic expression %u: %s", pi, k, why);
+    }
+    for (k = 0; k < d->n_dims; k++) {
+        const uint8_t *x = d->dims + 12 * (size_t)k;
+        uint32_t t = mgc_rd32(x), axis = mgc_rd32(x + 4);
+        if (t >= p->n_tensors || mgc_t_storage(mgc_tensor(p, t)) == MGC_STORAGE_WEIGHT ||
+            axis >= mgc_tensor(p, t)[5] || mgc_rd32(x + 8) >= d->n_exprs)
+            return DFAIL("plan %u dynamic dims binding %u: bad tensor, axis or expression", pi, k);
+    }
+    if (!increasing(d->dims, d->n_dims, 12, 2))
+        return DFAIL("plan %u dynamic dims: bindings not in increasing order or bound twice", pi);
+    for (k = 0; k < d->n_views; k++) {
+        const uint8_t *x = d->views + 8 * (size_t)k;
+        uint32_t t = mgc_rd32(x);
+        if (t >= p->n_tensors || mgc_t_storage(mgc_tensor(p, t)) != MGC_STORAGE_VIEW ||
+            mgc_rd32(x + 4) >= d->n_exprs)
+            return DFAIL("plan %u dynamic view offset %u: not a view, or bad expression", pi, k);
+    }
+    if (!increasing(d->views, d->n_views, 8, 1))
+        return DFAIL("plan %u dynamic view offsets: not in increasing order or bound twice", pi);
+    if (!increasing(d->params, d->n_params, 12, 2))
+        return DFAIL("plan %u dynamic params: bindings not in increasing order or bound twice", pi);
+    for (k = 0; k < d->n_params; k++) {
+        const uint8_t *x = d->params + 12 * (size_t)k;
+        uint32_t ii = mgc_rd32(x);
+        if (ii >= p->n_instrs || mgc_rd32(x + 4) >= instr_n_params(p, ii, &pos, &at) ||
+            mgc_rd32(x + 8) >= d->n_exprs)
+            return DFAIL("plan %u dynamic params binding %u: no such instruction parameter, or "
+                         "bad expression", pi, k);
+    }
+    for (k = 0; k < d->n_guards; k++) {
+        const uint8_t *x = d->guards + 8 * (size_t)k;
+        if (mgc_rd32(x) >= d->n_exprs)
+            return DFAIL("plan %u dynamic guard %u: expression out of range", pi, k);
+        if ((st = check_string(b, mgc_rd32(x + 4), "guard message of plan", pi))) return st;
+    }
+    memset(member, 0, p->n_tensors);
+    for (k = 0; k < d->n_buffers; k++) {
+        const uint8_t *x = d->buffers + (size_t)k * MGC_BUFFER_SIZE;
+        int32_t first = (int32_t)mgc_rd32(x + 4);
+        uint32_t last = mgc_rd32(x + 8), n_m = mgc_rd32(x + 12), m_off = mgc_rd32(x + 16);
+        if (mgc_rd32(x) >= d->n_exprs)
+            return DFAIL("plan %u dynamic buffer %u: size expression out of range", pi, k);
+        if (first < -1 || (first >= 0 && (uint32_t)first > last) || last > p->n_instrs)
+            return DFAIL("plan %u dynamic buffer %u: interval outside [-1, %u]", pi, k,
+                         p->n_instrs);
+        if ((st = claim(b, pi, m_off, 4 * (uint64_t)n_m, "buffer members"))) return st;
+        for (j = 0; j < n_m; j++) {
+            uint32_t t = mgc_rd32(b->d + m_off + 4 * j);
+            if (t >= p->n_tensors || mgc_t_storage(mgc_tensor(p, t)) != MGC_STORAGE_ARENA)
+                return DFAIL("plan %u dynamic buffer %u: member %u is not an arena tensor", pi,
+                             k, t);
+            if (member[t])
+                return DFAIL("plan %u dynamic buffer %u: tensor %u is in two buffers", pi, k, t);
+            member[t] = 1;
+        }
+    }
+    for (k = 0; k < p->n_tensors; k++)
+        if (mgc_t_storage(mgc_tensor(p, k)) == MGC_STORAGE_ARENA && !member[k])
+            return DFAIL("plan %u dynamic: arena tensor %u is in no buffer", pi, k);
+    for (k = 0; k < d->n_symbols; k++) {
+        const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
+        uint32_t t = mgc_rd32(p->inputs + 4 * mgc_rd32(sy + 12));
+        uint32_t x = mgc_find_binding(d->dims, d->n_dims, 12, 1, t, mgc_rd32(sy + 16));
+        const uint8_t *e;
+        if (x == MGC_NONE) goto unbound;
+        e = b->d + mgc_rd32(d->exprs + 4 * mgc_rd32(d->dims + 12 * (size_t)x + 8));
+        if (mgc_rd32(e) == 2 && mgc_rd32(e + 4) == MGC_OP_SYM && mgc_rd32(e + 8) == k) continue;
+    unbound:
+        return DFAIL("plan %u dynamic symbol %u: its input dimension is not bound to the "
+                     "symbol", pi, k);
+    }
+    return MEGCC_OK;
+}
+#undef DFAIL
+
+/* Fingerprint words (docs/dynamic-shapes.md, "Trust"), streamed into a comparison with
+ * one record of megcc_dynamic_plans (ref == NULL: only count them). */
+typedef struct {
+    const uint32_t *ref;
+    uint64_t n, pos;
+    int same;
+} fp_cursor;
+
+static void fp_put(fp_cursor *c, uint32_t w) {
+    if (c->ref && c->same && (c->pos >= c->n || c->ref[c->pos] != w)) c->same = 0;
+    c->pos++;
+}
+
+static void fp_words(fp_cursor *c, const uint8_t *p, uint64_t n_words) {
+    uint64_t k;
+    for (k = 0; k < n_words && (c->same || !c->ref); k++) fp_put(c, mgc_rd32(p + 4 * k));
+}
+
+static void fingerprint(const uint8_t *data, const mgc_plan *p, fp_cursor *c) {
+    const mgc_dyn *d = &p->dyn;
+    uint32_t k, j;
+    fp_put(c, p->n_tensors);
+    for (k = 0; k < p->n_tensors && (c->same || !c->ref); k++) {
+        const uint8_t *rec = mgc_tensor(p, k);
+        fp_put(c, 0); /* name */
+        fp_words(c, rec + 4, 9);
+        fp_put(c, mgc_t_storage(rec) == MGC_STORAGE_WEIGHT ? 0 : mgc_t_offset(rec));
+        fp_words(c, rec + 44, 5);
+    }
+    fp_put(c, p->n_instrs);
+    fp_words(c, p->instrs, p->instrs_size / 4);
+    fp_put(c, d->n_symbols);
+    for (k = 0; k < d->n_symbols; k++) fp_words(c, d->symbols + (size_t)k * MGC_SYMBOL_SIZE + 4, 4);
+    fp_put(c, d->n_exprs);
+    for (k = 0; k < d->n_exprs; k++) {
+        const uint8_t *e = data + mgc_rd32(d->exprs + 4 * k);
+        fp_words(c, e, 1 + (uint64_t)mgc_rd32(e));
+    }
+    fp_put(c, d->n_dims);
+    fp_words(c, d->dims, 3 * (uint64_t)d->n_dims);
+    fp_put(c, d->n_views);
+    fp_words(c, d->views, 2 * (uint64_t)d->n_views);
+    fp_put(c, d->n_params);
+    fp_words(c, d->params, 3 * (uint64_t)d->n_params);
+    fp_put(c, d->n_guards);
+    for (k = 0; k < d->n_guards; k++) fp_put(c, mgc_rd32(d->guards + 8 * (size_t)k));
+    fp_put(c, d->n_buffers);
+    for (k = 0; k < d->n_buffers; k++) {
+        const uint8_t *x = d->buffers + (size_t)k * MGC_BUFFER_SIZE;
+        fp_words(c, x, 4);
+        for (j = 0; j < mgc_rd32(x + 12) && (c->same || !c->ref); j++)
+            fp_put(c, mgc_rd32(data + mgc_rd32(x + 16) + 4 * j));
+    }
+}
+
+/* Kernels trust the params a dynamic plan computes, so the plan must be one the trusted
+ * kernels.c was generated for. */
+static megcc_status check_fingerprint(const uint8_t *data, const mgc_plan *p, uint32_t pi) {
+    fp_cursor count = {NULL, 0, 0, 1};
+    uint32_t k;
+    fingerprint(data, p, &count);
+    for (k = 0; k < megcc_dynamic_plan_count; k++) {
+        uint32_t lo = megcc_dynamic_plan_index[k], hi = megcc_dynamic_plan_index[k + 1];
+        fp_cursor c;
+        if (hi < lo || hi - lo != count.pos) continue;
+        c.ref = megcc_dynamic_plans + lo;
+        c.n = hi - lo;
+        c.pos = 0;
+        c.same = 1;
+        fingerprint(data, p, &c);
+        if (c.same && c.pos == c.n) return MEGCC_OK;
+    }
+    return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                           "plan %u: dynamic plan not generated with this kernels.c (its "
+                           "fingerprint is not in megcc_dynamic_plans)", pi);
+}
+
+static megcc_status check_dynamic_plans(blob_view *b, megcc_model *m, const megcc_hooks *hooks) {
+    uint32_t pi;
+    uint8_t *member = NULL;
+    megcc_status st = MEGCC_OK;
+    if (m->max_tensors) {
+        member = (uint8_t *)mgc_alloc(hooks, m->max_tensors, 16);
+        if (!member) return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory checking plans");
+    }
+    for (pi = 0; pi < m->n_plans && !st; pi++) {
+        mgc_plan *p = &m->plans[pi];
+        uint32_t off = mgc_rd32(b->d + b->dynamic_off + 4 * pi);
+        if (!off) continue;
+        if ((st = check_dyn(b, p, pi, off, member))) break;
+        if ((st = check_fingerprint(b->d, p, pi))) break;
+        p->dynamic = 1;
+        m->n_dynamic++;
+        if (p->n_tensors > m->dyn_tensors) m->dyn_tensors = p->n_tensors;
+        if (p->n_instrs > m->dyn_instrs) m->dyn_instrs = p->n_instrs;
+        if (p->instrs_size > m->dyn_instrs_size) m->dyn_instrs_size = p->instrs_size;
+        if (p->dyn.n_symbols > m->dyn_symbols) m->dyn_symbols = p->dyn.n_symbols;
+        if (p->dyn.n_exprs > m->dyn_exprs) m->dyn_exprs = p->dyn.n_exprs;
+        if (p->dyn.n_buffers > m->dyn_buffers) m->dyn_buffers = p->dyn.n_buffers;
+    }
+    mgc_free(hooks, member);
+    return st;
 }
 
 static int host_is_little_endian(void) {
@@ -424,8 +707,7 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
         return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
                                "model names %u kernels, linked kernels.c has %u", n_kernels,
                                megcc_kernel_count);
-    if (mgc_rd32(d + 60) != 0)
-        return mgc_fail_global(MEGCC_ERR_CORRUPT, "header reserved field is not 0");
+    b->dynamic_off = mgc_rd32(d + 60);
     b->strings_off = mgc_rd32(d + 24);
     b->strings_size = mgc_rd32(d + 28);
     b->weights_off = mgc_rd32(d + 32);
@@ -445,6 +727,8 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan table out of bounds or empty");
     if (k_off % 4 || !in_file(b, k_off, (uint64_t)n_kernels * 4))
         return mgc_fail_global(MEGCC_ERR_CORRUPT, "kernel table out of bounds");
+    if (b->dynamic_off && (b->dynamic_off % 4 || !in_file(b, b->dynamic_off, (uint64_t)*n_plans * 4)))
+        return mgc_fail_global(MEGCC_ERR_CORRUPT, "dynamic plan table out of bounds");
     if ((st = check_string(b, mgc_rd32(d + 56), "model name", 0))) return st;
     /* The id covers names and sources but not table order; comparing names catches a
      * kernels.c whose table is ordered differently from the one the model was built for. */
@@ -493,6 +777,7 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
                                  pi, rec_off, pi - 1);
         else
             st = check_plan(&b, rec_off, pi, megcc_kernel_count, p);
+        if (!st) st = mgc_check_jumps(p, pi, hooks); /* control flow: control.c */
         if (st) {
             mgc_free(hooks, m->plans);
             mgc_free(hooks, m);
@@ -503,6 +788,12 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
         if (p->n_outputs > m->max_outputs) m->max_outputs = p->n_outputs;
         if (p->max_operands > m->max_operands) m->max_operands = p->max_operands;
         if (p->arena_size > m->max_arena) m->max_arena = p->arena_size;
+    }
+    m->n_plans = n_plans;
+    if (b.dynamic_off && (st = check_dynamic_plans(&b, m, hooks))) {
+        mgc_free(hooks, m->plans);
+        mgc_free(hooks, m);
+        return st;
     }
     m->hooks = *hooks;
     m->data = data;
@@ -614,6 +905,10 @@ megcc_status megcc_model_plan_input_info(const megcc_model *m, uint32_t plan, ui
 megcc_status megcc_model_plan_output_info(const megcc_model *m, uint32_t plan, uint32_t index,
                                           megcc_tensor_info *info) {
     return plan_io_info(m, plan, index, 1, info);
+}
+
+int megcc_model_plan_is_dynamic(const megcc_model *m, uint32_t plan) {
+    return m && plan < m->n_plans && m->plans[plan].dynamic;
 }
 
 size_t megcc_network_arena_size(const megcc_model *m, int plan) {

@@ -1,7 +1,14 @@
 /* The VM: a network resolves every tensor of its current plan to a pointer (arena, weights,
  * view of another tensor, or caller memory) and runs the instruction stream by calling
  * kernels from the linked table. Everything it reads was validated by loader.c, so the
- * hot loop does no bounds checks. All memory comes from megcc_network_create. */
+ * hot loop does no bounds checks. All memory comes from megcc_network_create, except a
+ * bigger arena the network owns when the caller sets larger input shapes.
+ *
+ * Dynamic plans (docs/dynamic-shapes.md): the network reads its tensor records and
+ * instruction stream through `tensors`/`instrs`, which point into the blob for a static
+ * plan (or a dynamic plan at its hint shapes), and to the network's own copies evaluated
+ * by dynamic.c once the caller has set other input shapes. Shapes are evaluated lazily, by
+ * the first call that needs concrete tensors (ensure_shapes / ensure_ready). */
 #include <string.h>
 
 #include "internal.h"
@@ -21,6 +28,18 @@ struct megcc_network {
     void **out_user;        /* [max_outputs] */
     void **out_copy;        /* [max_outputs] */
     void **operands;        /* [max_operands] pointers handed to one kernel call */
+    const uint8_t *tensors; /* current tensor records (the plan's, or dyn_tensors) */
+    const uint8_t *instrs;  /* current instruction stream (the plan's, or dyn_instrs) */
+    uint64_t arena_need;    /* arena bytes the current plan at the current shapes needs */
+    /* Input shapes (megcc_network_set_input_shape), one more hook allocation: */
+    uint32_t *req_ndim;     /* [max_inputs] requested rank per input */
+    int32_t *req_dims;      /* [max_inputs * MEGCC_MAX_DIMS] */
+    uint8_t *dyn_tensors;   /* [dyn_tensors records] evaluated copies (dynamic models) */
+    uint8_t *dyn_instrs;    /* [dyn_instrs_size bytes] */
+    mgc_dyn_scratch scratch;
+    void *shape_block;
+    int shapes_dirty;       /* requested shapes not evaluated yet */
+    int resolved;           /* ptr[] matches tensors / arena / overrides */
     int have_outputs;       /* a forward succeeded since the outputs last changed meaning */
     megcc_profile_fn profile;
     void *profile_user;
@@ -41,12 +60,18 @@ static uint32_t io_tensor(const mgc_plan *p, int output, uint32_t index) {
     return mgc_rd32((output ? p->outputs : p->inputs) + 4 * index);
 }
 
+/* Record of tensor i as the network currently sees it (shapes evaluated). */
+static const uint8_t *tensor_rec(const megcc_network *net, uint32_t i) {
+    return net->tensors + (size_t)i * MGC_TENSOR_SIZE;
+}
+
 /* Views come after their base (checked at load), so one forward pass resolves all. */
 static void resolve(megcc_network *net) {
     const mgc_plan *p = net->plan;
     uint32_t i;
+    net->resolved = 1;
     for (i = 0; i < p->n_tensors; i++) {
-        const uint8_t *rec = mgc_tensor(p, i);
+        const uint8_t *rec = tensor_rec(net, i);
         uint32_t off = mgc_t_offset(rec);
         switch (mgc_t_storage(rec)) {
         case MGC_STORAGE_ARENA:
@@ -63,6 +88,18 @@ static void resolve(megcc_network *net) {
     }
 }
 
+/* The plan's own records: a static plan, or a dynamic plan at its hint shapes. */
+static void use_plan(megcc_network *net, uint32_t plan) {
+    net->plan = &net->model->plans[plan];
+    net->plan_index = plan;
+    net->tensors = net->plan->tensors;
+    net->instrs = net->plan->instrs;
+    net->arena_need = net->plan->arena_size;
+    net->shapes_dirty = 0;
+    net->have_outputs = 0;
+    net->resolved = 0;
+}
+
 static void clear_io(megcc_network *net) {
     const megcc_model *m = net->model;
     memset(net->override, 0, m->max_tensors * sizeof(void *));
@@ -70,6 +107,47 @@ static void clear_io(megcc_network *net) {
     memset(net->in_copy, 0, m->max_inputs * sizeof(void *));
     memset(net->out_user, 0, m->max_outputs * sizeof(void *));
     memset(net->out_copy, 0, m->max_outputs * sizeof(void *));
+}
+
+/* Room to place `n` items of `size` bytes at *at (8-byte aligned), returning their address
+ * inside `base` (NULL base: only measure). */
+static void *carve(uint8_t *base, uint64_t *at, uint64_t n, uint64_t size) {
+    void *p;
+    *at = (*at + 7) / 8 * 8;
+    p = base ? base + *at : NULL;
+    *at += n * size;
+    return p;
+}
+
+/* Requested input shapes, and for a model with dynamic plans the evaluated copies and the
+ * evaluation scratch, all sized from the model's maxima: one allocation, at create. */
+static megcc_status alloc_shape_block(megcc_network *net) {
+    const megcc_model *m = net->model;
+    uint8_t *base = NULL;
+    int pass;
+    for (pass = 0; pass < 2; pass++) {
+        uint64_t at = 0;
+        mgc_dyn_scratch *s = &net->scratch;
+        net->req_ndim = (uint32_t *)carve(base, &at, m->max_inputs, 4);
+        net->req_dims = (int32_t *)carve(base, &at, (uint64_t)m->max_inputs * MEGCC_MAX_DIMS, 4);
+        net->dyn_tensors = (uint8_t *)carve(base, &at, m->dyn_tensors, MGC_TENSOR_SIZE);
+        net->dyn_instrs = (uint8_t *)carve(base, &at, m->dyn_instrs_size, 1);
+        s->sym = (int64_t *)carve(base, &at, m->dyn_symbols, 8);
+        s->val = (int64_t *)carve(base, &at, m->dyn_exprs, 8);
+        s->size = (uint64_t *)carve(base, &at, m->dyn_buffers, 8);
+        s->off = (uint64_t *)carve(base, &at, m->dyn_buffers, 8);
+        s->instr_off = (uint32_t *)carve(base, &at, m->dyn_instrs, 4);
+        s->order = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
+        s->placed = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
+        s->val_err = (uint8_t *)carve(base, &at, m->dyn_exprs, 1);
+        if (pass == 0) {
+            if (at > (size_t)-1 - 64) return MEGCC_ERR_NO_MEMORY;
+            base = (uint8_t *)mgc_alloc(&m->hooks, (size_t)at + 8, 16);
+            if (!base) return MEGCC_ERR_NO_MEMORY;
+            net->shape_block = base;
+        }
+    }
+    return MEGCC_OK;
 }
 
 megcc_status megcc_network_create(const megcc_model *m, void *arena, size_t arena_size,
@@ -120,7 +198,13 @@ megcc_status megcc_network_create(const megcc_model *m, void *arena, size_t aren
         net->arena_size = m->max_arena;
         net->owns_arena = 1;
     }
-    net->plan = &m->plans[0];
+    if (alloc_shape_block(net) != MEGCC_OK) {
+        if (net->owns_arena) mgc_free(&m->hooks, net->arena);
+        mgc_free(&m->hooks, block);
+        mgc_free(&m->hooks, net);
+        return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for shape tables");
+    }
+    use_plan(net, 0);
     clear_io(net);
     resolve(net);
     *out = net;
@@ -133,8 +217,137 @@ void megcc_network_destroy(megcc_network *net) {
     h = &net->model->hooks;
     mgc_pool_destroy(net->pool);
     if (net->owns_arena) mgc_free(h, net->arena);
+    mgc_free(h, net->shape_block);
     mgc_free(h, net->ptr);
     mgc_free(h, net);
+}
+
+/* ------------------------------------------------------------------ input shapes */
+
+static int shapes_equal(const megcc_network *net, const mgc_plan *p, const uint8_t *tensors) {
+    uint32_t i, k;
+    for (i = 0; i < p->n_inputs; i++) {
+        const uint8_t *rec = tensors + (size_t)io_tensor(p, 0, i) * MGC_TENSOR_SIZE;
+        if (net->req_ndim[i] != rec[5]) return 0;
+        for (k = 0; k < rec[5]; k++)
+            if ((uint32_t)net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] != mgc_rd32(rec + 8 + 4 * k))
+                return 0;
+    }
+    return 1;
+}
+
+/* Choose and evaluate the plan for the requested shapes: a static plan whose inputs have
+ * exactly these shapes first (MegCC's listed shapes), else the first dynamic plan that
+ * accepts them. */
+static megcc_status reshape(megcc_network *net) {
+    const megcc_model *m = net->model;
+    uint32_t n_in = net->plan->n_inputs, pi, tried = 0;
+    char other[MGC_ERROR_LEN];
+    megcc_status first = MEGCC_OK;
+    for (pi = 0; pi < m->n_plans; pi++) {
+        const mgc_plan *p = &m->plans[pi];
+        if (!p->dynamic && p->n_inputs == n_in && shapes_equal(net, p, p->tensors)) {
+            use_plan(net, pi);
+            return MEGCC_OK;
+        }
+    }
+    for (pi = 0; pi < m->n_plans; pi++) {
+        const mgc_plan *p = &m->plans[pi];
+        uint64_t need = 0;
+        megcc_status st;
+        if (!p->dynamic || p->n_inputs != n_in) continue;
+        st = mgc_dyn_evaluate(m, p, net->req_ndim, net->req_dims, &net->scratch,
+                              net->dyn_tensors, net->dyn_instrs, &need,
+                              tried ? other : net->error, tried ? sizeof other : sizeof net->error);
+        if (!tried++) first = st;
+        if (st == MEGCC_OK) {
+            use_plan(net, pi);
+            net->tensors = net->dyn_tensors;
+            net->instrs = net->dyn_instrs;
+            net->arena_need = need;
+            net->error[0] = '\0';
+            return MEGCC_OK;
+        }
+    }
+    if (!tried)
+        return net_fail(net, MEGCC_ERR_NOT_FOUND,
+                        "no plan has inputs of the requested shapes (the model has no dynamic "
+                        "plan)");
+    return first;
+}
+
+/* Shapes evaluated (tensor records and params concrete); the arena may still be short. */
+static megcc_status ensure_shapes(megcc_network *net) {
+    return net->shapes_dirty ? reshape(net) : MEGCC_OK;
+}
+
+/* Shapes evaluated, the arena big enough (grown if the network owns it), pointers
+ * resolved: what every call touching tensor data needs. */
+static megcc_status ensure_ready(megcc_network *net) {
+    megcc_status st;
+    if ((st = ensure_shapes(net))) return st;
+    if (net->arena_need > net->arena_size) {
+        const megcc_hooks *h = &net->model->hooks;
+        uint8_t *bigger;
+        if (!net->owns_arena || net->arena_need > (size_t)-1)
+            return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL,
+                            "the input shapes need an arena of %z bytes, the network's has %z "
+                            "(megcc_network_set_arena)",
+                            (size_t)net->arena_need, net->arena_size);
+        bigger = (uint8_t *)mgc_alloc(h, (size_t)net->arena_need, MEGCC_ARENA_ALIGN);
+        if (!bigger)
+            return net_fail(net, MEGCC_ERR_NO_MEMORY, "out of memory for a %z-byte arena",
+                            (size_t)net->arena_need);
+        mgc_free(h, net->arena);
+        net->arena = bigger;
+        net->arena_size = (size_t)net->arena_need;
+        net->resolved = 0;
+    }
+    if (!net->resolved) resolve(net);
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_set_input_shape(megcc_network *net, uint32_t index,
+                                           const int32_t *dims, uint32_t ndim) {
+    const mgc_plan *p;
+    uint32_t i, k;
+    if (!net) return MEGCC_ERR_INVALID_ARG;
+    p = net->plan;
+    if (index >= p->n_inputs)
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "input %u out of range (%u inputs)", index,
+                        p->n_inputs);
+    if (ndim > MEGCC_MAX_DIMS || (ndim && !dims))
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "input %u: rank %u (at most 8, dims given)",
+                        index, ndim);
+    for (k = 0; k < ndim; k++)
+        if (dims[k] < 0)
+            return net_fail(net, MEGCC_ERR_INVALID_ARG, "input %u: dimension %u is negative",
+                            index, k);
+    if (!net->shapes_dirty) /* start from the current shapes of every input */
+        for (i = 0; i < p->n_inputs; i++) {
+            const uint8_t *rec = tensor_rec(net, io_tensor(p, 0, i));
+            net->req_ndim[i] = rec[5];
+            for (k = 0; k < rec[5]; k++)
+                net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] = (int32_t)mgc_rd32(rec + 8 + 4 * k);
+        }
+    net->req_ndim[index] = ndim;
+    for (k = 0; k < MEGCC_MAX_DIMS; k++)
+        net->req_dims[(size_t)index * MEGCC_MAX_DIMS + k] = k < ndim ? dims[k] : 0;
+    /* setting the shape the network already has changes nothing (no I/O reset) */
+    if (!net->shapes_dirty && shapes_equal(net, p, net->tensors)) return MEGCC_OK;
+    net->shapes_dirty = 1;
+    net->have_outputs = 0;
+    net->resolved = 0;
+    clear_io(net); /* the I/O tensors change size: caller buffers no longer fit */
+    return MEGCC_OK;
+}
+
+megcc_status megcc_network_required_arena_size(megcc_network *net, size_t *bytes) {
+    megcc_status st;
+    if (!net || !bytes) return MEGCC_ERR_INVALID_ARG;
+    if ((st = ensure_shapes(net))) return st;
+    *bytes = (size_t)net->arena_need;
+    return MEGCC_OK;
 }
 
 megcc_status megcc_network_set_arena(megcc_network *net, void *arena, size_t arena_size) {
@@ -142,9 +355,13 @@ megcc_status megcc_network_set_arena(megcc_network *net, void *arena, size_t are
     if (!arena) return net_fail(net, MEGCC_ERR_INVALID_ARG, "arena is NULL");
     if ((uintptr_t)arena % MEGCC_ARENA_ALIGN)
         return net_fail(net, MEGCC_ERR_ALIGNMENT, "arena must be 64-byte aligned");
-    if (arena_size < net->plan->arena_size)
-        return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "arena of %z bytes, plan %u needs %u",
-                        arena_size, net->plan_index, net->plan->arena_size);
+    {
+        megcc_status st = ensure_shapes(net);
+        if (st) return st;
+    }
+    if (arena_size < net->arena_need)
+        return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "arena of %z bytes, plan %u needs %z",
+                        arena_size, net->plan_index, (size_t)net->arena_need);
     if (net->owns_arena && (void *)net->arena != arena) mgc_free(&net->model->hooks, net->arena);
     net->arena = (uint8_t *)arena;
     net->arena_size = arena_size;
@@ -164,15 +381,17 @@ megcc_status megcc_network_select_plan(megcc_network *net, uint32_t plan) {
     if (m->plans[plan].arena_size > net->arena_size)
         return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "plan %u needs %u arena bytes, have %z",
                         plan, m->plans[plan].arena_size, net->arena_size);
-    net->plan = &m->plans[plan];
-    net->plan_index = plan;
-    net->have_outputs = 0;
+    use_plan(net, plan);
     clear_io(net);
     resolve(net);
     return MEGCC_OK;
 }
 
-uint32_t megcc_network_plan(const megcc_network *net) { return net ? net->plan_index : 0; }
+uint32_t megcc_network_plan(const megcc_network *net) {
+    if (!net) return 0;
+    (void)ensure_shapes((megcc_network *)net); /* the plan the set shapes choose */
+    return net->plan_index;
+}
 uint32_t megcc_network_num_inputs(const megcc_network *net) {
     return net ? net->plan->n_inputs : 0;
 }
@@ -180,16 +399,29 @@ uint32_t megcc_network_num_outputs(const megcc_network *net) {
     return net ? net->plan->n_outputs : 0;
 }
 
+/* Info is computed from the network's records: a dynamic plan's at the set shapes. The
+ * network is logically const here; evaluating pending shapes only fills its caches. */
+static megcc_status io_info(const megcc_network *cnet, uint32_t index, int output,
+                            megcc_tensor_info *info) {
+    megcc_network *net = (megcc_network *)cnet;
+    megcc_status st;
+    if (!net || !info) return MEGCC_ERR_INVALID_ARG;
+    if ((st = ensure_shapes(net))) return st;
+    if (index >= (output ? net->plan->n_outputs : net->plan->n_inputs))
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "%s %u out of range",
+                        output ? "output" : "input", index);
+    mgc_info_from_record(net->model, tensor_rec(net, io_tensor(net->plan, output, index)), info);
+    return MEGCC_OK;
+}
+
 megcc_status megcc_network_input_info(const megcc_network *net, uint32_t index,
                                       megcc_tensor_info *info) {
-    if (!net) return MEGCC_ERR_INVALID_ARG;
-    return megcc_model_plan_input_info(net->model, net->plan_index, index, info);
+    return io_info(net, index, 0, info);
 }
 
 megcc_status megcc_network_output_info(const megcc_network *net, uint32_t index,
                                        megcc_tensor_info *info) {
-    if (!net) return MEGCC_ERR_INVALID_ARG;
-    return megcc_model_plan_output_info(net->model, net->plan_index, index, info);
+    return io_info(net, index, 1, info);
 }
 
 static int find_io(const megcc_network *net, const char *name, int output) {
@@ -213,12 +445,12 @@ int megcc_network_find_output(const megcc_network *net, const char *name) {
 }
 
 void *megcc_network_input_data(megcc_network *net, uint32_t index) {
-    if (!net || index >= net->plan->n_inputs) return NULL;
+    if (!net || ensure_ready(net) != MEGCC_OK || index >= net->plan->n_inputs) return NULL;
     return net->in_user[index] ? net->in_user[index] : net->ptr[io_tensor(net->plan, 0, index)];
 }
 
 void *megcc_network_output_data(megcc_network *net, uint32_t index) {
-    if (!net) return NULL;
+    if (!net || ensure_ready(net) != MEGCC_OK) return NULL;
     if (index >= net->plan->n_outputs) {
         net_fail(net, MEGCC_ERR_INVALID_ARG, "output %u out of range", index);
         return NULL;
@@ -233,19 +465,27 @@ void *megcc_network_output_data(megcc_network *net, uint32_t index) {
                                 : net->ptr[io_tensor(net->plan, 1, index)];
 }
 
+void *megcc_network_output_buffer(megcc_network *net, uint32_t index) {
+    if (!net || index >= net->plan->n_outputs) return NULL;
+    return net->out_user[index] ? net->out_user[index]
+                                : net->ptr[io_tensor(net->plan, 1, index)];
+}
+
 static megcc_status set_io_memory(megcc_network *net, int output, uint32_t index, void *data,
                                   size_t size) {
     const mgc_plan *p;
     const uint8_t *rec;
     uint32_t t;
     size_t isz;
+    megcc_status st;
     if (!net) return MEGCC_ERR_INVALID_ARG;
+    if ((st = ensure_ready(net))) return st;
     p = net->plan;
     if (index >= (output ? p->n_outputs : p->n_inputs))
         return net_fail(net, MEGCC_ERR_INVALID_ARG, "%s %u out of range",
                         output ? "output" : "input", index);
     t = io_tensor(p, output, index);
-    rec = mgc_tensor(p, t);
+    rec = tensor_rec(net, t);
     isz = megcc_dtype_size((megcc_dtype)rec[4]);
     if (data && size < mgc_t_nbytes(rec))
         return net_fail(net, MEGCC_ERR_INVALID_ARG, "%s %u: buffer of %z bytes, tensor needs %u",
@@ -291,7 +531,12 @@ megcc_status megcc_network_forward(megcc_network *net) {
     const megcc_hooks *h;
     const uint8_t *pos;
     uint32_t i, j;
+    megcc_status st;
+#ifdef MEGCC_MAX_BACKWARD_JUMPS
+    uint64_t back_jumps;
+#endif
     if (!net) return MEGCC_ERR_INVALID_ARG;
+    if ((st = ensure_ready(net))) return st;
     p = net->plan;
     h = &net->model->hooks;
     net->error[0] = '\0';
@@ -299,17 +544,35 @@ megcc_status megcc_network_forward(megcc_network *net) {
     for (i = 0; i < p->n_inputs; i++)
         if (net->in_copy[i])
             memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
-                   mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 0, i))));
-    pos = p->instrs;
+                   mgc_t_nbytes(tensor_rec(net, io_tensor(p, 0, i))));
+    pos = net->instrs;
+#ifdef MEGCC_MAX_BACKWARD_JUMPS
+    back_jumps = 0;
+#endif
     for (i = 0; i < p->n_instrs; i++) {
         uint32_t kernel = mgc_rd32(pos), n_in = mgc_rd16(pos + 4), n_out = mgc_rd16(pos + 6);
         uint32_t n_par = mgc_rd32(pos + 8), ws = mgc_rd32(pos + 12);
         const uint8_t *idx = pos + MGC_INSTR_HEADER;
-        /* The blob is 64-byte aligned and every record 4-byte aligned (loader), so the
-         * params can be handed to the kernel in place. */
+        /* The blob is 64-byte aligned and every record 4-byte aligned (loader), and so is
+         * a dynamic plan's evaluated copy: the params can be handed to the kernel in place. */
         const int32_t *params = (const int32_t *)(const void *)(idx + 4 * (n_in + n_out));
         uint64_t t0 = 0;
         int rc;
+        if (mgc_is_control(kernel)) { /* control flow (control.c): targets checked at load */
+            if (mgc_control_taken(kernel, idx, net->ptr)) {
+                uint32_t target = mgc_rd32(idx + 4 * n_in + 4);
+#ifdef MEGCC_MAX_BACKWARD_JUMPS /* fuzzing builds: a hostile blob may loop forever */
+                if (target <= i && ++back_jumps > (uint64_t)MEGCC_MAX_BACKWARD_JUMPS)
+                    return net_fail(net, MEGCC_ERR_KERNEL_FAILED, "more than %u backward jumps",
+                                    (uint32_t)MEGCC_MAX_BACKWARD_JUMPS);
+#endif
+                pos = net->instrs + mgc_rd32(idx + 4 * n_in); /* dynamic: the evaluated copy */
+                i = target - 1; /* the loop's i++ makes it the target */
+            } else {
+                pos = idx + 4 * ((size_t)n_in + n_out + n_par);
+            }
+            continue;
+        }
         for (j = 0; j < n_in + n_out; j++) {
             uint32_t t = mgc_rd32(idx + 4 * j);
             net->operands[j] = t == MGC_NONE ? NULL : net->ptr[t];
@@ -328,7 +591,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
     for (i = 0; i < p->n_outputs; i++)
         if (net->out_copy[i])
             memcpy(net->out_copy[i], net->ptr[io_tensor(p, 1, i)],
-                   mgc_t_nbytes(mgc_tensor(p, io_tensor(p, 1, i))));
+                   mgc_t_nbytes(tensor_rec(net, io_tensor(p, 1, i))));
     net->have_outputs = 1;
     return MEGCC_OK;
 }

@@ -10,7 +10,9 @@
  * exit status 1.
  * --cpu-clock: time with the thread's CPU clock instead of the monotonic one (POSIX hosts):
  * on a shared, loaded machine wall-clock times include other processes' time slices.
- * --threads N: run the kernels on N threads (megcc_network_set_threads). */
+ * --threads N: run the kernels on N threads (megcc_network_set_threads).
+ * -s I:D0,D1,...: run input I at that shape (megcc_network_set_input_shape; a dynamic plan,
+ * or the static plan compiled for it); then prints "output_shape <i> D0,D1,..." per output. */
 #if defined(__unix__) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 199309L /* clock_gettime, CLOCK_THREAD_CPUTIME_ID */
 #endif
@@ -78,6 +80,31 @@ static uint64_t cpu_time_ns(void *user) {
 }
 #endif
 
+#define MAX_SHAPES 64
+
+typedef struct {
+    uint32_t input, ndim;
+    int32_t dims[MEGCC_MAX_DIMS];
+} shape_arg;
+
+/* "I:D0,D1,..." (a rank-0 shape is "I:") */
+static void parse_shape(const char *s, shape_arg *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != ':' || v < 0 || v > 0xFFFF) die("bad -s (want I:D0,D1,...)", s);
+    out->input = (uint32_t)v;
+    out->ndim = 0;
+    s = end + 1;
+    while (*s) {
+        if (out->ndim == MEGCC_MAX_DIMS) die("too many dimensions in -s", s);
+        v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 0x7FFFFFFF || (*end && *end != ','))
+            die("bad -s dimension", s);
+        out->dims[out->ndim++] = (int32_t)v;
+        s = *end ? end + 1 : end;
+    }
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -96,9 +123,15 @@ int main(int argc, char **argv) {
     megcc_network *net;
     megcc_hooks hooks;
     unsigned i;
+    shape_arg shapes[MAX_SHAPES];
+    int n_shapes = 0;
     for (a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--profile")) {
             profile = 1;
+        } else if (!strcmp(argv[a], "-s")) {
+            if (a + 1 >= argc) die("missing value for", argv[a]);
+            if (n_shapes == MAX_SHAPES) die("too many -s options", NULL);
+            parse_shape(argv[++a], &shapes[n_shapes++]);
         } else if (!strcmp(argv[a], "-p") || !strcmp(argv[a], "-w") || !strcmp(argv[a], "-t")) {
             long v;
             if (a + 1 >= argc) die("missing value for", argv[a]);
@@ -131,7 +164,8 @@ int main(int argc, char **argv) {
     }
     if (npos != 3)
         die("usage", "megcc_runner MODEL.tiny IN_DIR OUT_DIR [-p plan] [-w warmup] [-t iters] "
-                     "[--profile [--profile-runs N]] [--cpu-clock] [--threads N]");
+                     "[--profile [--profile-runs N]] [--cpu-clock] [--threads N] "
+                     "[-s I:D0,D1,...]");
     if (megcc_default_hooks(&hooks) != MEGCC_OK) die("no default hooks", NULL);
     if (cpu_clock) {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
@@ -148,10 +182,17 @@ int main(int argc, char **argv) {
         die("cannot select plan", megcc_network_last_error(net));
     if (megcc_network_set_threads(net, (uint32_t)threads) != MEGCC_OK)
         die("cannot set threads", megcc_network_last_error(net));
+    for (a = 0; a < n_shapes; a++)
+        if (megcc_network_set_input_shape(net, shapes[a].input, shapes[a].dims,
+                                          shapes[a].ndim) != MEGCC_OK)
+            die("cannot set input shape", megcc_network_last_error(net));
     for (i = 0; i < megcc_network_num_inputs(net); i++) {
         megcc_tensor_info info;
-        megcc_network_input_info(net, i, &info);
-        read_input(in_dir, i, megcc_network_input_data(net, i), info.nbytes);
+        void *data = NULL;
+        if (megcc_network_input_info(net, i, &info) != MEGCC_OK ||
+            !(data = megcc_network_input_data(net, i)))
+            die("input shapes refused", megcc_network_last_error(net));
+        read_input(in_dir, i, data, info.nbytes);
     }
     for (a = 0; a < warmup; a++) forward(net);
     if (iters > 0) {
@@ -180,6 +221,12 @@ int main(int argc, char **argv) {
         megcc_tensor_info info;
         megcc_network_output_info(net, i, &info);
         write_output(out_dir, i, megcc_network_output_data(net, i), info.nbytes);
+        if (n_shapes) {
+            uint32_t k;
+            printf("output_shape %u ", i);
+            for (k = 0; k < info.ndim; k++) printf(k ? ",%d" : "%d", (int)info.dims[k]);
+            printf("\n");
+        }
     }
     fflush(stdout);
     megcc_network_destroy(net);

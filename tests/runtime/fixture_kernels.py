@@ -1,6 +1,7 @@
 """Hand-written kernels for the runtime tests, rendered into a kernels.c the way the
 compiler's emitter would (table + count + kernel_set_id + instruction signatures)."""
 from megcc_builder.emit.kernel_set import kernel_set_id
+from megcc_builder.emit.fingerprints import blob_fingerprints, fingerprints_c_source
 from megcc_builder.emit.signatures import blob_signatures, signatures_c_source
 
 # name -> C body. params[0] is always the element count.
@@ -69,4 +70,5 @@ def kernels_c(blobs=(), kernel_set: int = KERNEL_SET_ID) -> str:
     out.append(f"const uint32_t megcc_kernel_count = {len(NAMES)};")
     out.append(f"const uint64_t megcc_kernel_set_id = 0x{kernel_set:016x}ull;")
     out.append(signatures_c_source(blob_signatures(blobs, len(NAMES))))
+    out.append(fingerprints_c_source(blob_fingerprints(blobs)))
     return "\n".join(out) + "\n"

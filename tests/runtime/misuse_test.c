@@ -250,9 +250,9 @@ static void lite_misuse(const file_buf *elt, const file_buf *other, const char *
     CHECK(LITE_get_io_tensor(net, "y", LITE_OUTPUT, &out) == 0);
     CHECK(LITE_get_tensor_memory(in, NULL) != 0);
     CHECK(LITE_get_tensor_total_size_in_byte(in, NULL) != 0);
-    /* output read before forward */
-    CHECK(LITE_get_tensor_memory(out, &mem) != 0);
-    CONTAINS(LITE_get_last_error(), "before a successful forward");
+    /* as in MegEngine Lite, an output's memory is valid before the first forward (the
+     * native API's megcc_network_output_data still refuses to read it: api tests) */
+    CHECK(LITE_get_tensor_memory(out, &mem) == 0 && mem != NULL);
     /* wrong shape, wrong dtype: no compiled plan matches */
     CHECK(LITE_get_tensor_layout(in, &layout) == 0 && layout.ndim == 3);
     layout.shapes[0] = 5;

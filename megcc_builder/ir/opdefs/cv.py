@@ -89,6 +89,37 @@ CV_OPERATORS: Dict[str, CvOperator] = {op.name: op for op in [
                (("const float*", "mean"), ("const float*", "std")),
                "dst (float, planar CHW: channel c at data + c * rows * cols) = "
                "(src - mean[c]) / std[c] from an interleaved ui8 image"),
+    CvOperator("resize_area", "resize_area", ("ui8", "f32"), (),
+               "cv2.resize INTER_AREA to dst's size (OpenCV's block average for integer "
+               "shrink factors, its area table otherwise, its linear-style enlargement)"),
+    CvOperator("crop_and_resize", "crop_and_resize_linear", ("ui8", "f32"),
+               (("size_t", "row"), ("size_t", "col"), ("size_t", "rows"), ("size_t", "cols")),
+               "cv2.resize(src[row:row + rows, col:col + cols], dst's size, INTER_LINEAR): a "
+               "box of src (inside it) resized to dst, without a copy of the box"),
+    CvOperator("letterbox", "letterbox_linear", ("ui8", "f32"),
+               (("double", "pad"), ("float*", "scale"), ("int*", "left"), ("int*", "top")),
+               "src resized keeping its aspect ratio (scale = min(dst.cols / src.cols, "
+               "dst.rows / src.rows), new size cvRound(src size * scale) clamped to [1, dst "
+               "size], cv2.resize INTER_LINEAR) and centred (left = (dst.cols - new cols) / 2, "
+               "top likewise, integer division) on a dst filled with pad (ui8: "
+               "saturate_cast<uchar>(pad)); scale, left and top are written when not NULL, "
+               "to map boxes back"),
+    CvOperator("topk", "topk", ("f32",), (),
+               "dst (int32_t, rows x cols = k <= src elements) = indices of the k largest "
+               "values of src (any shape, one channel), largest first, ties lower index "
+               "first, NaN smallest: numpy argsort(-x, kind='stable')[:k]"),
+    CvOperator("nms", "nms", ("f32",),
+               (("const float*", "scores"), ("float", "score_threshold"),
+                ("float", "nms_threshold"), ("int", "top_k"), ("int32_t*", "workspace")),
+               "cv2.dnn.NMSBoxes(boxes, scores, score_threshold, nms_threshold, eta=1, top_k) "
+               "on src = N x 4 x 1 boxes (x, y, width, height): dst (int32_t, rows x cols = "
+               "capacity) gets the kept indices in OpenCV's order, then -1; workspace holds "
+               "2 N int32_t"),
+    CvOperator("box_decode", "box_decode", ("f32",),
+               (("const float*", "anchors"), ("const float*", "variances")),
+               "SSD box decoding: src = N x 4 x 1 offsets (dx, dy, dw, dh) against anchors "
+               "(N x 4: x1, y1, x2, y2) and variances[4] into dst = N x 4 x 1 boxes (x1, y1, "
+               "x2, y2): centre + d * variance * anchor size, size * exp(d * variance)"),
     CvOperator("gaussian_blur_constant", "gaussian_blur_constant", ("ui8", "f32"), _BLUR_ARGS,
                _BLUR_DOC.format("BORDER_CONSTANT (0)")),
     CvOperator("gaussian_blur_replicate", "gaussian_blur_replicate", ("ui8", "f32"),

@@ -56,7 +56,7 @@ _BODY = r"""
                 const uint8_t *s0, *s1;
                 uint8_t* o = d + ((size_t)dy * dw + x0) * cn;
                 __m256i b0h, b1h;
-                tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &w0, &w1);
+                tinycv_linear_row_tap(dy, scale_y, sh, 0, &r0, &r1, &w0, &w1);
                 b0 = tinycv_round(w0 * 2048.f);
                 b1 = tinycv_round(w1 * 2048.f);
                 b0h = _mm256_set1_epi16((short)b0);

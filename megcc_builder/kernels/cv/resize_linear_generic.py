@@ -35,15 +35,52 @@ static void tinycv_linear_tap(int d, double scale, int len, int* i0, int* i1, fl
     *w1 = f;
 }
 
-/* The vertical tap of OpenCV: its rows clamp, its weights do not. */
-static void tinycv_linear_row_tap(int d, double scale, int len, int* r0, int* r1, float* w0,
-                                  float* w1)
+/* INTER_AREA's coefficient when enlarging: s = floor(d * scale), the fraction of the
+ * destination cell past source pixel s + 1, modulo 1. */
+static float tinycv_area_frac(int d, double scale, int* s_out)
 {
-    float f = (float)((d + 0.5) * scale - 0.5);
-    int s = (int)floorf(f);
-    f -= (float)s;
+    const int s = (int)floor(d * scale);
+    float f = (float)((d + 1) - (s + 1) * (1.0 / scale));
+    *s_out = s;
+    return f <= 0 ? 0.f : f - (float)floorf(f);
+}
+
+/* The vertical tap of OpenCV: its rows clamp, its weights do not. */
+static void tinycv_linear_row_tap(int d, double scale, int len, int area, int* r0, int* r1,
+                                  float* w0, float* w1)
+{
+    int s;
+    float f;
+    if (area) {
+        f = tinycv_area_frac(d, scale, &s);
+    } else {
+        f = (float)((d + 0.5) * scale - 0.5);
+        s = (int)floorf(f);
+        f -= (float)s;
+    }
     *r0 = s < 0 ? 0 : s > len - 1 ? len - 1 : s;
     *r1 = s + 1 < 0 ? 0 : s + 1 > len - 1 ? len - 1 : s + 1;
+    *w0 = 1.f - f;
+    *w1 = f;
+}
+""")
+
+ANY_TAP = ("tinycv_any_tap", r"""
+/* resize_linear's tap, or INTER_AREA's (area != 0) with the same clamping */
+static void tinycv_any_tap(int d, double scale, int len, int area, int* i0, int* i1,
+                           float* w0, float* w1)
+{
+    int s;
+    float f;
+    if (!area) {
+        tinycv_linear_tap(d, scale, len, i0, i1, w0, w1);
+        return;
+    }
+    f = tinycv_area_frac(d, scale, &s);
+    if (s < 0) { f = 0.f; s = 0; }
+    if (s >= len - 1) { f = 0.f; s = len - 1; }
+    *i0 = s;
+    *i1 = s + 1 < len ? s + 1 : s;
     *w0 = 1.f - f;
     *w1 = f;
 }
@@ -54,7 +91,9 @@ _CHECKS = r"""
     TINYCV_CHECK(FN, dst->channels == src->channels);
 """
 
-_UI8 = r"""
+# The two passes over strided images: crop_and_resize and letterbox call them on a part of
+# src / dst (row strides in elements), resize_linear on the whole images.
+CORE_U8 = ("tinycv_resize_linear_u8_core", r"""
 #define TINYCV_RESIZE_U8_ROW(CN)                                                              \
     for (k = 0; k < n; ++k) {                                                                 \
         const int i0 = x_ofs[k][0], i1 = x_ofs[k][1], a0 = x_w[k][0], a1 = x_w[k][1];         \
@@ -65,86 +104,102 @@ _UI8 = r"""
             *o = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);                                    \
         }                                                                                     \
     }
-    {
-        const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
-        const int dh = (int)dst->rows, cn = (int)src->channels;
-        const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
-        const uint8_t* s = (const uint8_t*)src->data;
-        uint8_t* d = (uint8_t*)dst->data;
-        int x_ofs[TINYCV_RESIZE_STRIP][2];
-        int16_t x_w[TINYCV_RESIZE_STRIP][2];
-        int x0, k, c, dy;
-        for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
-            const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
-            for (k = 0; k < n; ++k) {
-                float w0, w1;
-                tinycv_linear_tap(x0 + k, scale_x, sw, &x_ofs[k][0], &x_ofs[k][1], &w0, &w1);
-                x_ofs[k][0] *= cn;
-                x_ofs[k][1] *= cn;
-                x_w[k][0] = (int16_t)tinycv_round(w0 * 2048.f);
-                x_w[k][1] = (int16_t)tinycv_round(w1 * 2048.f);
+
+static void tinycv_resize_linear_u8_core(const uint8_t* s, int sw, int sh, size_t s_stride,
+                                         uint8_t* d, int dw, int dh, size_t d_stride, int cn,
+                                         int area)
+{
+    const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
+    int x_ofs[TINYCV_RESIZE_STRIP][2];
+    int16_t x_w[TINYCV_RESIZE_STRIP][2];
+    int x0, k, c, dy;
+    for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
+        const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
+        for (k = 0; k < n; ++k) {
+            float w0, w1;
+            tinycv_any_tap(x0 + k, scale_x, sw, area, &x_ofs[k][0], &x_ofs[k][1], &w0, &w1);
+            x_ofs[k][0] *= cn;
+            x_ofs[k][1] *= cn;
+            x_w[k][0] = (int16_t)tinycv_round(w0 * 2048.f);
+            x_w[k][1] = (int16_t)tinycv_round(w1 * 2048.f);
+        }
+        for (dy = 0; dy < dh; ++dy) {
+            int r0, r1, b0, b1;
+            float w0, w1;
+            const uint8_t *s0, *s1;
+            uint8_t* o = d + (size_t)dy * d_stride + (size_t)x0 * cn;
+            tinycv_linear_row_tap(dy, scale_y, sh, area, &r0, &r1, &w0, &w1);
+            b0 = tinycv_round(w0 * 2048.f);
+            b1 = tinycv_round(w1 * 2048.f);
+            s0 = s + (size_t)r0 * s_stride;
+            s1 = s + (size_t)r1 * s_stride;
+            /* the channel count as a constant where it is common: unrolled loops */
+            switch (cn) {
+            case 1: TINYCV_RESIZE_U8_ROW(1); break;
+            case 3: TINYCV_RESIZE_U8_ROW(3); break;
+            case 4: TINYCV_RESIZE_U8_ROW(4); break;
+            default: TINYCV_RESIZE_U8_ROW(cn); break;
             }
-            for (dy = 0; dy < dh; ++dy) {
-                int r0, r1, b0, b1;
-                float w0, w1;
-                const uint8_t *s0, *s1;
-                uint8_t* o = d + ((size_t)dy * dw + x0) * cn;
-                tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &w0, &w1);
-                b0 = tinycv_round(w0 * 2048.f);
-                b1 = tinycv_round(w1 * 2048.f);
-                s0 = s + (size_t)r0 * sw * cn;
-                s1 = s + (size_t)r1 * sw * cn;
-                /* the channel count as a constant where it is common: unrolled loops */
-                switch (cn) {
-                case 1: TINYCV_RESIZE_U8_ROW(1); break;
-                case 3: TINYCV_RESIZE_U8_ROW(3); break;
-                case 4: TINYCV_RESIZE_U8_ROW(4); break;
-                default: TINYCV_RESIZE_U8_ROW(cn); break;
+        }
+    }
+}
+""")
+
+CORE_F32 = ("tinycv_resize_linear_f32_core", r"""
+static void tinycv_resize_linear_f32_core(const float* s, int sw, int sh, size_t s_stride,
+                                          float* d, int dw, int dh, size_t d_stride, int cn,
+                                          int area)
+{
+    const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
+    int x_ofs[TINYCV_RESIZE_STRIP][2];
+    float x_w[TINYCV_RESIZE_STRIP][2];
+    int x0, k, c, dy;
+    for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
+        const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
+        for (k = 0; k < n; ++k) {
+            tinycv_any_tap(x0 + k, scale_x, sw, area, &x_ofs[k][0], &x_ofs[k][1], &x_w[k][0],
+                           &x_w[k][1]);
+            x_ofs[k][0] *= cn;
+            x_ofs[k][1] *= cn;
+        }
+        for (dy = 0; dy < dh; ++dy) {
+            int r0, r1;
+            float b0, b1;
+            const float *s0, *s1;
+            float* o = d + (size_t)dy * d_stride + (size_t)x0 * cn;
+            tinycv_linear_row_tap(dy, scale_y, sh, area, &r0, &r1, &b0, &b1);
+            s0 = s + (size_t)r0 * s_stride;
+            s1 = s + (size_t)r1 * s_stride;
+            for (k = 0; k < n; ++k) {
+                const int i0 = x_ofs[k][0], i1 = x_ofs[k][1];
+                const float a0 = x_w[k][0], a1 = x_w[k][1];
+                for (c = 0; c < cn; ++c, ++o) {
+                    float h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;
+                    float h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;
+                    *o = h0 * b0 + h1 * b1;
                 }
             }
         }
     }
+}
+""")
+
+_UI8 = r"""
+    tinycv_resize_linear_u8_core((const uint8_t*)src->data, (int)src->cols, (int)src->rows,
+                                 src->cols * src->channels, (uint8_t*)dst->data, (int)dst->cols,
+                                 (int)dst->rows, dst->cols * dst->channels, (int)src->channels, 0);
 """
 
 _F32 = r"""
-    {
-        const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
-        const int dh = (int)dst->rows, cn = (int)src->channels;
-        const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
-        const float* s = (const float*)src->data;
-        float* d = (float*)dst->data;
-        int x_ofs[TINYCV_RESIZE_STRIP][2];
-        float x_w[TINYCV_RESIZE_STRIP][2];
-        int x0, k, c, dy;
-        for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
-            const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
-            for (k = 0; k < n; ++k) {
-                tinycv_linear_tap(x0 + k, scale_x, sw, &x_ofs[k][0], &x_ofs[k][1], &x_w[k][0],
-                                  &x_w[k][1]);
-                x_ofs[k][0] *= cn;
-                x_ofs[k][1] *= cn;
-            }
-            for (dy = 0; dy < dh; ++dy) {
-                int r0, r1;
-                float b0, b1;
-                const float *s0, *s1;
-                float* o = d + ((size_t)dy * dw + x0) * cn;
-                tinycv_linear_row_tap(dy, scale_y, sh, &r0, &r1, &b0, &b1);
-                s0 = s + (size_t)r0 * sw * cn;
-                s1 = s + (size_t)r1 * sw * cn;
-                for (k = 0; k < n; ++k) {
-                    const int i0 = x_ofs[k][0], i1 = x_ofs[k][1];
-                    const float a0 = x_w[k][0], a1 = x_w[k][1];
-                    for (c = 0; c < cn; ++c, ++o) {
-                        float h0 = s0[i0 + c] * a0 + s0[i1 + c] * a1;
-                        float h1 = s1[i0 + c] * a0 + s1[i1 + c] * a1;
-                        *o = h0 * b0 + h1 * b1;
-                    }
-                }
-            }
-        }
-    }
+    tinycv_resize_linear_f32_core((const float*)src->data, (int)src->cols, (int)src->rows,
+                                  src->cols * src->channels, (float*)dst->data, (int)dst->cols,
+                                  (int)dst->rows, dst->cols * dst->channels, (int)src->channels, 0);
 """
+
+
+def resize_helpers(dtype: str):
+    """The helpers a resize of `dtype` ("ui8" or "f32") through the strided core needs."""
+    return (ROUND, COEF, ANY_TAP, CORE_U8 if dtype == "ui8" else CORE_F32)
 
 
 def portable_cost(op, graph, isa) -> float:
@@ -154,4 +209,5 @@ def portable_cost(op, graph, isa) -> float:
 @implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
 def emit(op: Op, graph: Graph):
     _, dtype = request_of(op, graph)
-    return function(op, graph, _CHECKS + (_UI8 if dtype == "ui8" else _F32), (ROUND, COEF))
+    return function(op, graph, _CHECKS + (_UI8 if dtype == "ui8" else _F32),
+                    resize_helpers(dtype))

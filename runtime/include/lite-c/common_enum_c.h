@@ -27,6 +27,17 @@ typedef enum LiteLogLevel {
 #endif
 } LiteLogLevel;
 
+/*! The error code of the calling thread's last LITE_* call (LITE_get_last_error_code).
+ * Lite's three codes, plus one megcc extension for the calls this runtime documents as
+ * meaningless on it (TensorRT, GPU devices, algorithm caches, model decryption...). */
+typedef enum ErrorCode {
+    OK = 0,
+    LITE_INTERNAL_ERROR = 1,
+    LITE_UNKNOWN_ERROR = 2,
+    /* megcc extension */
+    LITE_MEGCC_NOT_SUPPORTED = 64,
+} ErrorCode;
+
 typedef enum LiteBackend {
     LITE_DEFAULT = 0, /*!< the only backend: the megcc runtime */
 } LiteBackend;
@@ -91,5 +102,13 @@ typedef enum LiteAlgoSelectStrategy {
     LITE_ALGO_REPRODUCIBLE = 1 << 2,
     LITE_ALGO_OPTIMIZED = 1 << 3,
 } LiteAlgoSelectStrategy;
+
+/*! OpenCL program-cache compatibility level (Lite's; nothing to do on this runtime). */
+typedef enum LiteOpenCLCacheCompatLevel {
+    LITE_NOT_COMPAT = 0,
+    LITE_SERIES_COMPAT = 1,
+    LITE_VENDOR_COMPAT = 2,
+    LITE_CACHE_COMPAT_LEVEL_CNT = 3
+} LiteOpenCLCacheCompatLevel;
 
 #endif

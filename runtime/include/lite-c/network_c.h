@@ -1,7 +1,9 @@
-/* The network part of MegEngine Lite's C API (lite-c/network_c.h), subset implemented by
- * the megcc runtime. Types and declarations match Lite's; options that only make sense
- * for MegEngine's graph runtime are accepted and ignored (kernels, layouts and memory are
- * fixed at compile time by megcc). */
+/* The network part of MegEngine Lite's C API (lite-c/network_c.h): every function of
+ * Lite 1.13's, with Lite's names, signatures and struct layouts, on the megcc runtime.
+ * Options that only make sense for MegEngine's graph runtime are accepted and have no
+ * effect (kernels, layouts and memory are fixed at compile time by megcc); calls that have
+ * no meaning here return -1 with LITE_get_last_error_code() == LITE_MEGCC_NOT_SUPPORTED
+ * (see global_c.h). */
 #ifndef LITE_C_NETWORK_H_
 #define LITE_C_NETWORK_H_
 
@@ -48,6 +50,10 @@ typedef struct LiteConfig {
     LiteBackend backend;
     const char* bare_model_cryption_name;
     LiteOptions options;
+    /*! Lite: pick options from the device heuristically. No effect: decided at compile time. */
+    int auto_optimize_inference;
+    /*! Lite: an input fed as several discrete tensors. Must be NULL or "". */
+    const char* discrete_input_name;
 } LiteConfig;
 
 /*! Pointer to the calling thread's default config, reset on every call. */
@@ -72,6 +78,38 @@ typedef struct LiteNetworkIO {
 
 /*! Pointer to the calling thread's empty NetworkIO, reset on every call. */
 LITE_API LiteNetworkIO* default_network_io(void);
+
+/*! Memory allocator of a network (LITE_set_memory_allocator): device_type is LITE_CPU and
+ * device_id 0 on this runtime. */
+typedef void* (*LiteAllocate)(LiteDeviceType device_type, int device_id, size_t size,
+                              size_t align);
+typedef void (*LiteFree)(LiteDeviceType device_type, int device_id, void* ptr);
+
+/*! Thread affinity callback (Lite's type; not supported on this runtime). */
+typedef int (*LiteThreadAffinityCallback)(int thread_id);
+
+/*! Called when an "async" forward finishes: on this runtime forward is synchronous, so
+ * the callback runs at the end of LITE_forward, on the calling thread. */
+typedef int (*LiteAsyncCallback)(void);
+typedef int (*LiteAsyncCallbackWithData)(void* user_data);
+
+/*! Called before (start) / after (finish) every forward with the network's inputs /
+ * outputs: `size` LiteIO descriptions and the matching I/O tensors. A non-zero return
+ * fails the forward. */
+typedef int (*LiteStartCallback)(const LiteIO* inputs, const LiteTensor* input_tensors,
+                                 size_t size);
+typedef int (*LiteStartCallbackWithData)(const LiteIO* inputs, const LiteTensor* input_tensors,
+                                         size_t size, void* user_data);
+typedef int (*LiteFinishCallback)(const LiteIO* outputs, const LiteTensor* output_tensors,
+                                  size_t size);
+typedef int (*LiteFinishCallbackWithData)(const LiteIO* outputs,
+                                          const LiteTensor* output_tensors, size_t size,
+                                          void* user_data);
+
+/*! Extra configuration (LITE_extra_configure). No effect on this runtime. */
+typedef struct LiteExtraConfig {
+    int disable_configure_by_model_info;
+} LiteExtraConfig;
 
 /*! The network: a model plus its runtime memory. */
 typedef void* LiteNetwork;
@@ -114,6 +152,99 @@ LITE_API int LITE_get_all_input_name(
         const LiteNetwork network, size_t* size, const char** name);
 LITE_API int LITE_get_all_output_name(
         const LiteNetwork network, size_t* size, const char** name);
+
+/*! dst_network loads src_network's model (already loaded), sharing its read-only weights
+ * and tables; each network has its own activation memory. */
+LITE_API int LITE_shared_weight_with_network(
+        LiteNetwork dst_network, const LiteNetwork src_network);
+
+/*! Lite's "CPU inplace mode" runs every kernel on the calling thread: the default here.
+ * Setting it stops the network's worker threads (LITE_set_cpu_threads_number). */
+LITE_API int LITE_set_cpu_inplace_mode(LiteNetwork network);
+LITE_API int LITE_is_cpu_inplace_mode(const LiteNetwork network, int* is_cpu_inplace_mode);
+
+/*! Threads the network's kernels run on (the calling thread plus nr_threads - 1 workers);
+ * may be set before or after loading. Outputs are identical for every thread count. */
+LITE_API int LITE_set_cpu_threads_number(LiteNetwork network, size_t nr_threads);
+LITE_API int LITE_get_cpu_threads_number(const LiteNetwork network, size_t* nr_threads);
+
+/*! The CPU is device 0 and stream 0: setting 0 (or -1, "any") succeeds, anything else is
+ * not supported. */
+LITE_API int LITE_set_device_id(LiteNetwork network, int device_id);
+LITE_API int LITE_get_device_id(const LiteNetwork network, int* device_id);
+LITE_API int LITE_set_stream_id(LiteNetwork network, int stream_id);
+LITE_API int LITE_get_stream_id(const LiteNetwork network, int* stream_id);
+
+/*! Always LITE_CPU. */
+LITE_API int LITE_get_device_type(const LiteNetwork network, LiteDeviceType* device_type);
+
+/*! Extra information packed in the model: none in a compiled model (info "" and size 0). */
+LITE_API int LITE_get_model_extra_info(
+        const LiteNetwork network, const char** info, int* info_size);
+
+/*! Not supported (LITE_MEGCC_NOT_SUPPORTED): no TensorRT. */
+LITE_API int LITE_use_tensorrt(LiteNetwork network);
+
+/*! Accepted, no effect: megcc chose every kernel at compile time (by cost). */
+LITE_API int LITE_set_network_algo_policy(LiteNetwork network, LiteAlgoSelectStrategy strategy);
+LITE_API int LITE_set_network_algo_fastrun_config(
+        LiteNetwork network, unsigned int shared_batch_size, int binary_equal_between_batch);
+LITE_API int LITE_set_network_algo_workspace_limit(LiteNetwork network, size_t workspace_limit);
+
+/*! Callbacks; see the typedefs above. NULL removes one. */
+LITE_API int LITE_set_async_callback(LiteNetwork network, const LiteAsyncCallback async_callback);
+LITE_API int LITE_set_async_callback_with_userdata(
+        LiteNetwork network, const LiteAsyncCallbackWithData async_callback, void* user_data);
+LITE_API int LITE_set_start_callback(LiteNetwork network, const LiteStartCallback start_callback);
+LITE_API int LITE_set_start_callback_with_userdata(
+        LiteNetwork network, const LiteStartCallbackWithData start_callback, void* user_data);
+LITE_API int LITE_set_finish_callback(
+        LiteNetwork network, const LiteFinishCallback finish_callback);
+LITE_API int LITE_set_finish_callback_with_userdata(
+        LiteNetwork network, const LiteFinishCallbackWithData finish_callback, void* user_data);
+
+/*! Not supported (LITE_MEGCC_NOT_SUPPORTED): the thread pool has no affinity hook. */
+LITE_API int LITE_set_runtime_thread_affinity(
+        LiteNetwork network, const LiteThreadAffinityCallback thread_affinity_callback);
+
+/*! The allocator for the network's memory (tables and activations); before loading. */
+LITE_API int LITE_set_memory_allocator(
+        LiteNetwork network, const LiteAllocate allocate_fun, const LiteFree free_fun);
+
+/*! After every forward, append the time of each instruction (kernel) to a JSON profile
+ * written to `profile_json_file_path` when the network is destroyed. Needs stdio. */
+LITE_API int LITE_enable_profile_performance(
+        LiteNetwork network, const char* profile_json_file_path);
+
+/*! After every forward, write the network's inputs and outputs: as text (name, layout and
+ * values) appended to io_txt_out_file, or as raw binary files `<name>.bin` in
+ * io_bin_out_dir. Intermediate tensors live in a reused arena and are not dumped. */
+LITE_API int LITE_enable_io_txt_dump(LiteNetwork network, const char* io_txt_out_file);
+LITE_API int LITE_enable_io_bin_dump(LiteNetwork network, const char* io_bin_out_dir);
+
+/*! Write the compiled static memory plan (arena size, every tensor's offset and size) as
+ * JSON to `<log_dir>/static_memory_alloc_info.json`. */
+LITE_API int LITE_get_static_memory_alloc_info(LiteNetwork network, const char* log_dir);
+
+/*! Not supported (LITE_MEGCC_NOT_SUPPORTED): layouts are chosen at compile time
+ * (`megcc compile --enable-nchw44`). */
+LITE_API int LITE_enable_global_layout_transform(LiteNetwork network);
+LITE_API int LITE_dump_layout_transform_model(LiteNetwork network, const char* dump_file_path);
+
+/*! The model's inputs and outputs (plan 0) without making a network. The names and arrays
+ * are valid until the calling thread's next call of either function. */
+LITE_API int LITE_get_model_io_info_by_path(
+        const char* model_path, const LiteConfig config, LiteNetworkIO* ios);
+LITE_API int LITE_get_model_io_info_by_memory(
+        const void* model_mem, size_t size, const LiteConfig config, LiteNetworkIO* ios);
+
+/*! Accepted, no effect. */
+LITE_API int LITE_extra_configure(LiteNetwork network, LiteExtraConfig extra_config);
+
+/*! Not supported (LITE_MEGCC_NOT_SUPPORTED): no discrete inputs. */
+LITE_API int LITE_get_discrete_tensor(
+        LiteNetwork network, const char* io_name, size_t n_idx, LiteTensorPhase phase,
+        LiteTensor* tensor);
 
 /*! dst_network runs in src_network's activation memory (they must not run at the same
  * time). The shared block grows to the larger need; contents are not preserved. */

@@ -36,6 +36,14 @@ extern const uint64_t megcc_kernel_set_id;
 extern const uint32_t megcc_kernel_sigs[];
 extern const uint32_t megcc_kernel_sig_index[]; /* megcc_kernel_count + 1 entries */
 
+/* The dynamic plans (docs/dynamic-shapes.md, "Trust") this kernel set was generated for:
+ * a dynamic plan's params are computed at run time, so instead of signatures the loader
+ * requires its fingerprint words to equal one of these records: record d is
+ * megcc_dynamic_plans[megcc_dynamic_plan_index[d] .. megcc_dynamic_plan_index[d + 1]). */
+extern const uint32_t megcc_dynamic_plans[];
+extern const uint32_t megcc_dynamic_plan_index[]; /* megcc_dynamic_plan_count + 1 entries */
+extern const uint32_t megcc_dynamic_plan_count;
+
 #ifdef __cplusplus
 }
 #endif

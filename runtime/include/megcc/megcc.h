@@ -32,8 +32,9 @@
  * ------
  * The runtime allocates only at load (model tables, optional blob copy) and at network
  * create (pointer tables, arena unless the caller gives one), always through the
- * megcc_hooks of the model. Nothing is allocated by forward(), by plan switching or by
- * setting I/O memory.
+ * megcc_hooks of the model; and when the caller sets input shapes that need a bigger arena
+ * than the one the network owns (megcc_network_set_input_shape). Nothing is allocated by
+ * forward(), by plan switching or by setting I/O memory.
  *
  * Errors and threads
  * ------------------
@@ -77,7 +78,7 @@ extern "C" {
 #endif
 
 #define MEGCC_VERSION_MAJOR 1      /* model-format major version this runtime reads */
-#define MEGCC_VERSION_MINOR 0
+#define MEGCC_VERSION_MINOR 1      /* 1.1: dynamic plans (docs/dynamic-shapes.md) */
 #define MEGCC_MAX_DIMS 8
 #define MEGCC_ARENA_ALIGN 64       /* arenas and in-place blobs must be aligned to this */
 
@@ -184,6 +185,10 @@ typedef struct megcc_tensor_info {
     int32_t zero_point;
 } megcc_tensor_info;
 
+/* Non-zero when the plan is dynamic (docs/dynamic-shapes.md): its input shapes may be set
+ * at run time with megcc_network_set_input_shape. Its info below is the hint instance. */
+int megcc_model_plan_is_dynamic(const megcc_model *model, uint32_t plan);
+
 /* I/O description of any plan (to choose one before or without a network). */
 uint32_t megcc_model_plan_num_inputs(const megcc_model *model, uint32_t plan);
 uint32_t megcc_model_plan_num_outputs(const megcc_model *model, uint32_t plan);
@@ -238,6 +243,13 @@ int megcc_network_find_output(const megcc_network *net, const char *name);
 void *megcc_network_input_data(megcc_network *net, uint32_t index);
 void *megcc_network_output_data(megcc_network *net, uint32_t index);
 
+/* Where output `index` is written: the pointer megcc_network_output_data returns after a
+ * successful forward, available before one (to hand to a consumer once, as MegEngine
+ * Lite's I/O tensors allow). It changes only with the plan, the arena or the output
+ * memory; its contents are meaningful only after a successful forward. NULL for an index
+ * out of range. */
+void *megcc_network_output_buffer(megcc_network *net, uint32_t index);
+
 /* Zero-copy I/O: the network reads input `index` from / writes output `index` to `data`
  * (size >= the tensor's nbytes, aligned to its element size). When the tensor is a view
  * inside another arena tensor, the data is copied in before / out after forward instead.
@@ -247,6 +259,28 @@ megcc_status megcc_network_set_input_memory(megcc_network *net, uint32_t index, 
                                             size_t size);
 megcc_status megcc_network_set_output_memory(megcc_network *net, uint32_t index, void *data,
                                              size_t size);
+
+/* ------------------------------------------------------------------ input shapes */
+
+/* Request the shape of input `index` (docs/dynamic-shapes.md). Recorded only: the next
+ * call that needs concrete tensors (forward, input/output data or info, set_*_memory,
+ * set_arena, required_arena_size) chooses the plan (a static plan whose inputs have exactly
+ * the requested shapes first, else the first dynamic plan that accepts them) and evaluates
+ * its sizes, offsets and params; it fails, with a message naming the input, symbol or
+ * guard, when no plan accepts them (MEGCC_ERR_INVALID_ARG from a dynamic plan,
+ * MEGCC_ERR_NOT_FOUND when the model has none), until the shapes are set again. So
+ * several inputs sharing a dimension can be set one after the other. Setting the current
+ * shape is a no-op; another shape resets I/O memory set with set_*_memory (the tensors
+ * change size) and the outputs. A network that owns its arena grows it through the alloc
+ * hook when the shapes need more (the only allocation after create); with the caller's
+ * arena, calls fail with MEGCC_ERR_ARENA_TOO_SMALL until megcc_network_set_arena gives
+ * enough. Nothing is allocated by forward. */
+megcc_status megcc_network_set_input_shape(megcc_network *net, uint32_t index,
+                                           const int32_t *dims, uint32_t ndim);
+
+/* Arena bytes the current plan needs at the set shapes (evaluating them if needed); OK
+ * even when the network's arena is too small, so a caller can provide a big enough one. */
+megcc_status megcc_network_required_arena_size(megcc_network *net, size_t *bytes);
 
 /* Run the current plan once. */
 megcc_status megcc_network_forward(megcc_network *net);

@@ -1,0 +1,191 @@
+"""CV operators around boxes, portable C: a box of an image resized (crop_and_resize), an
+image fitted into a model input keeping its aspect ratio (letterbox), and the detector
+post-processing every app writes by hand: top-k of a score vector, SSD box decoding and
+OpenCV's non-maximum suppression (cv2.dnn.NMSBoxes).
+
+crop_and_resize and letterbox run resize_linear's strided core on a part of src or dst,
+so their pixels are bit-exact with cv2.resize on the same box (ui8) as resize_linear is.
+No heap anywhere: NMS sorts in a caller-provided workspace (CMSIS-NN style)."""
+from __future__ import annotations
+
+from ...ir import Graph, Op
+from ..registry import implements
+from .common import ROUND, function, ir_dtypes, op_types, request_of
+from .resize_linear_generic import portable_cost, resize_helpers
+
+
+@implements(*op_types("crop_and_resize"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_crop_and_resize(op: Op, graph: Graph):
+    _, dtype = request_of(op, graph)
+    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    return function(op, graph, f"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
+    TINYCV_CHECK(FN, dst->channels == src->channels && rows > 0 && cols > 0);
+    TINYCV_CHECK(FN, row < src->rows && rows <= src->rows - row && col < src->cols &&
+                     cols <= src->cols - col);
+    {{
+        const size_t cn = src->channels;
+        const {ctype}* box = (const {ctype}*)src->data + (row * src->cols + col) * cn;
+        tinycv_resize_linear_{core}_core(box, (int)cols, (int)rows, src->cols * cn,
+                                      ({ctype}*)dst->data, (int)dst->cols, (int)dst->rows,
+                                      dst->cols * cn, (int)cn, 0);
+    }}
+""", resize_helpers(dtype))
+
+
+@implements(*op_types("letterbox"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_letterbox(op: Op, graph: Graph):
+    _, dtype = request_of(op, graph)
+    if dtype == "ui8":
+        ctype, core = "uint8_t", "u8"
+        fill = "const int p = tinycv_round(pad);\n        const uint8_t v = (uint8_t)(p < 0 ? 0 : p > 255 ? 255 : p);"
+    else:
+        ctype, core = "float", "f32"
+        fill = "const float v = (float)pad;"
+    return function(op, graph, f"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
+    TINYCV_CHECK(FN, dst->channels == src->channels);
+    {{
+        const size_t cn = src->channels, n = dst->rows * dst->cols * cn;
+        const double sx = (double)dst->cols / src->cols, sy = (double)dst->rows / src->rows;
+        const double s = sx < sy ? sx : sy;
+        int nw = tinycv_round(src->cols * s), nh = tinycv_round(src->rows * s), x0, y0;
+        {ctype}* d = ({ctype}*)dst->data;
+        size_t i;
+        {fill}
+        if (nw < 1) nw = 1;
+        if (nw > (int)dst->cols) nw = (int)dst->cols;
+        if (nh < 1) nh = 1;
+        if (nh > (int)dst->rows) nh = (int)dst->rows;
+        x0 = ((int)dst->cols - nw) / 2;
+        y0 = ((int)dst->rows - nh) / 2;
+        for (i = 0; i < n; ++i) d[i] = v;
+        tinycv_resize_linear_{core}_core((const {ctype}*)src->data, (int)src->cols,
+                                      (int)src->rows, src->cols * cn,
+                                      d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh,
+                                      dst->cols * cn, (int)cn, 0);
+        if (scale) *scale = (float)s;
+        if (left) *left = x0;
+        if (top) *top = y0;
+    }}
+""", resize_helpers(dtype))
+
+
+@implements(*op_types("topk"), dtypes=ir_dtypes("f32"), cost=portable_cost)
+def emit_topk(op: Op, graph: Graph):
+    # insertion into the sorted list of the k best so far: O(n k), no workspace; an
+    # element equal to a listed one goes after it (stable, like argsort kind='stable')
+    return function(op, graph, r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 1));
+    TINYCV_CHECK(FN, dst->rows * dst->cols <= src->rows * src->cols);
+    {
+        const size_t n = src->rows * src->cols, k = dst->rows * dst->cols;
+        const float* x = (const float*)src->data;
+        int32_t* top = (int32_t*)dst->data;
+        size_t have = 0, i, j;
+        for (i = 0; i < n; ++i) {
+            const float v = x[i];
+            size_t pos = have;
+            /* NaN ranks below every number; among NaNs, by index */
+            while (pos > 0) {
+                const float u = x[top[pos - 1]];
+                const int better = v == v && (u != u || v > u);
+                if (!better) break;
+                --pos;
+            }
+            if (pos >= k) continue;
+            for (j = have < k ? have : k - 1; j > pos; --j) top[j] = top[j - 1];
+            top[pos] = (int32_t)i;
+            if (have < k) ++have;
+        }
+    }
+""")
+
+
+# OpenCV's Rect2d overlap: 1 - jaccardDistance, the intersection computed as Rect_'s &=
+NMS_OVERLAP = ("tinycv_rect_overlap", r"""
+static float tinycv_rect_overlap(const float* a4, const float* b4)
+{
+    const double ax = a4[0], ay = a4[1], aw = a4[2], ah = a4[3];
+    const double bx = b4[0], by = b4[1], bw = b4[2], bh = b4[3];
+    const double area_a = aw * ah, area_b = bw * bh;
+    double iw, ih, inter = 0.0;
+    if (area_a + area_b <= 2.220446049250313e-16) return 1.f;
+    if (aw > 0 && ah > 0 && bw > 0 && bh > 0) {
+        const double xmin_x = ax < bx ? ax : bx, xmin_w = ax < bx ? aw : bw;
+        const double xmax_x = ax < bx ? bx : ax, xmax_w = ax < bx ? bw : aw;
+        const double ymin_y = ay < by ? ay : by, ymin_h = ay < by ? ah : bh;
+        const double ymax_y = ay < by ? by : ay, ymax_h = ay < by ? bh : ah;
+        iw = xmin_w - (xmax_x - xmin_x);
+        ih = ymin_h - (ymax_y - ymin_y);
+        if (iw > xmax_w) iw = xmax_w;
+        if (ih > ymax_h) ih = ymax_h;
+        if (iw > 0 && ih > 0) inter = iw * ih;
+    }
+    return 1.f - (float)(1.0 - inter / (area_a + area_b - inter));
+}
+""")
+
+
+@implements(*op_types("nms"), dtypes=ir_dtypes("f32"), cost=portable_cost)
+def emit_nms(op: Op, graph: Graph):
+    return function(op, graph, r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 1) && src->cols == 4);
+    TINYCV_CHECK(FN, scores != NULL && workspace != NULL);
+    {
+        const size_t n = src->rows, cap = dst->rows * dst->cols;
+        const float* boxes = (const float*)src->data;
+        int32_t* keep = (int32_t*)dst->data;
+        int32_t *order = workspace, *tmp = workspace + n;
+        size_t m = 0, kept = 0, i, j, width;
+        /* candidates above the threshold, then a stable merge sort by descending score */
+        for (i = 0; i < n; ++i)
+            if (scores[i] > score_threshold) order[m++] = (int32_t)i;
+        for (width = 1; width < m; width *= 2) {
+            for (i = 0; i < m; i += 2 * width) {
+                size_t a = i, mid = i + width < m ? i + width : m;
+                size_t end = i + 2 * width < m ? i + 2 * width : m, b = mid, o = i;
+                while (a < mid && b < end)
+                    tmp[o++] = scores[order[b]] > scores[order[a]] ? order[b++] : order[a++];
+                while (a < mid) tmp[o++] = order[a++];
+                while (b < end) tmp[o++] = order[b++];
+            }
+            for (i = 0; i < m; ++i) order[i] = tmp[i];
+        }
+        if (top_k > 0 && (size_t)top_k < m) m = (size_t)top_k;
+        for (i = 0; i < m && kept < cap; ++i) {
+            const float* box = boxes + (size_t)order[i] * 4;
+            int ok = 1;
+            for (j = 0; j < kept && ok; ++j)
+                ok = tinycv_rect_overlap(box, boxes + (size_t)keep[j] * 4) <= nms_threshold;
+            if (ok) keep[kept++] = order[i];
+        }
+        for (i = kept; i < cap; ++i) keep[i] = -1;
+    }
+""", (NMS_OVERLAP,))
+
+
+@implements(*op_types("box_decode"), dtypes=ir_dtypes("f32"), cost=portable_cost)
+def emit_box_decode(op: Op, graph: Graph):
+    return function(op, graph, r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 1) && src->cols == 4);
+    TINYCV_CHECK(FN, dst->rows == src->rows && dst->cols == 4 && anchors && variances);
+    {
+        const float* dlt = (const float*)src->data;
+        float* out = (float*)dst->data;
+        size_t i;
+        for (i = 0; i < src->rows; ++i, dlt += 4, out += 4) {
+            const float* a = anchors + i * 4;
+            const float aw = a[2] - a[0], ah = a[3] - a[1];
+            const float acx = a[0] + 0.5f * aw, acy = a[1] + 0.5f * ah;
+            const float cx = acx + dlt[0] * variances[0] * aw;
+            const float cy = acy + dlt[1] * variances[1] * ah;
+            const float w = aw * expf(dlt[2] * variances[2]);
+            const float h = ah * expf(dlt[3] * variances[3]);
+            out[0] = cx - 0.5f * w;
+            out[1] = cy - 0.5f * h;
+            out[2] = cx + 0.5f * w;
+            out[3] = cy + 0.5f * h;
+        }
+    }
+""")

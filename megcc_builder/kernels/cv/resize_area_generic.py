@@ -1,0 +1,200 @@
+"""cv2.resize(INTER_AREA) to dst's size, portable C, 1..4 channels, OpenCV's three paths:
+
+* integer shrink factors (|scale - cvRound(scale)| < DBL_EPSILON on both axes): the block
+  average. ui8 2x2 with 1, 3 or 4 channels is (a + b + c + d + 2) >> 2 (OpenCV's vector
+  path, which covers every such pixel); other ui8 factors saturate_cast<uchar>((float)sum *
+  (1.f / area)), rounding half to even; f32 sums in OpenCV's order (four at a time).
+* other shrinks: OpenCV's computeResizeAreaTab weights (double arithmetic, float alphas),
+  accumulated in float exactly in OpenCV's order (per row: the weighted sum of each source
+  row's horizontally weighted samples), then rounded half to even (ui8).
+* any enlargement: INTER_LINEAR's two passes with INTER_AREA's coefficients (sx =
+  floor(dx * scale), fx = (dx + 1) - (sx + 1) / scale taken modulo 1), i.e. resize_linear's
+  strided core in its `area` mode.
+
+No heap: the table path works on strips of destination columns whose sums live on the
+stack, and recomputes each column's source cells instead of storing a table.
+"""
+from __future__ import annotations
+
+from ...ir import Graph, Op
+from ..registry import implements
+from .common import ROUND, function, ir_dtypes, op_types, request_of
+from .resize_linear_generic import _CHECKS, portable_cost, resize_helpers
+
+# One destination cell's source interval on an axis (computeResizeAreaTab, one dx).
+AREA_CELL = ("tinycv_area_cell", r"""
+#define TINYCV_AREA_STRIP 64
+
+/* Source samples of destination index d: first (partial) sample `first` with weight wf
+ * if has_first, full samples [s1, s2) with weight wmid each, last partial sample s2 with
+ * weight wl if has_last. */
+typedef struct {
+    int has_first, has_last, first, s1, s2;
+    float wf, wmid, wl;
+} tinycv_area_cell_t;
+
+static tinycv_area_cell_t tinycv_area_cell(int d, int len, double scale)
+{
+    tinycv_area_cell_t c;
+    const double f1 = d * scale, f2 = f1 + scale;
+    const double cell = scale < len - f1 ? scale : len - f1;
+    int s1 = (int)ceil(f1), s2 = (int)floor(f2);
+    if (s2 > len - 1) s2 = len - 1;
+    if (s1 > s2) s1 = s2;
+    c.has_first = s1 - f1 > 1e-3;
+    c.first = s1 - 1;
+    c.wf = (float)((s1 - f1) / cell);
+    c.s1 = s1;
+    c.s2 = s2;
+    c.wmid = (float)(1.0 / cell);
+    c.has_last = f2 - s2 > 1e-3;
+    {
+        double last = f2 - s2 < 1.0 ? f2 - s2 : 1.0;
+        if (last > cell) last = cell;
+        c.wl = (float)(last / cell);
+    }
+    return c;
+}
+""")
+
+
+_FAST_UI8 = r"""
+static void tinycv_resize_area_fast_ui8(const uint8_t* src, int sw, uint8_t* dst, int dw,
+                                        int dh, int cn, int ix, int iy)
+{
+    const float inv_area = 1.f / (ix * iy);
+    const size_t sstride = (size_t)sw * cn;
+    /* OpenCV's 2x2 vector path, used for every pixel with 1, 3 or 4 channels */
+    const int pair = ix == 2 && iy == 2 && (cn == 1 || cn == 3 || cn == 4);
+    int dy, dx, c, sy, sx;
+    for (dy = 0; dy < dh; ++dy) {
+        uint8_t* o = dst + (size_t)dy * dw * cn;
+        for (dx = 0; dx < dw; ++dx)
+            for (c = 0; c < cn; ++c, ++o) {
+                const uint8_t* s = src + (size_t)dy * iy * sstride + (size_t)dx * ix * cn + c;
+                int sum = 0, v;
+                for (sy = 0; sy < iy; ++sy)
+                    for (sx = 0; sx < ix; ++sx) sum += s[sy * sstride + (size_t)sx * cn];
+                v = pair ? (sum + 2) >> 2 : tinycv_round((double)((float)sum * inv_area));
+                *o = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    }
+}
+"""
+
+_FAST_F32 = r"""
+static void tinycv_resize_area_fast_f32(const float* src, int sw, float* dst, int dw, int dh,
+                                        int cn, int ix, int iy)
+{
+    const int area = ix * iy;
+    const float inv_area = 1.f / area;
+    const size_t sstride = (size_t)sw * cn;
+    int ofs[TINYCV_AREA_MAX_BLOCK];
+    int dy, dx, c, sy, sx, m = 0;
+    for (sy = 0; sy < iy; ++sy)
+        for (sx = 0; sx < ix; ++sx) ofs[m++] = (int)(sy * sstride) + sx * cn;
+    for (dy = 0; dy < dh; ++dy) {
+        float* o = dst + (size_t)dy * dw * cn;
+        for (dx = 0; dx < dw; ++dx)
+            for (c = 0; c < cn; ++c, ++o) {
+                const float* s = src + (size_t)dy * iy * sstride + (size_t)dx * ix * cn + c;
+                float sum = 0.f;
+                /* OpenCV's order: four samples added, then to the sum */
+                for (m = 0; m + 4 <= area; m += 4)
+                    sum += s[ofs[m]] + s[ofs[m + 1]] + s[ofs[m + 2]] + s[ofs[m + 3]];
+                for (; m < area; ++m) sum += s[ofs[m]];
+                *o = sum * inv_area;
+            }
+    }
+}
+"""
+
+
+def _table(ctype: str, dtype: str) -> str:
+    if dtype == "ui8":
+        out = "o[x] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);"
+        rnd = "const int r = tinycv_round((double)sum[x]);"
+    else:
+        out, rnd = "o[x] = sum[x];", ""
+    return rf"""
+static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh, {ctype}* dst,
+                                          int dw, int dh, int cn, double scale_x,
+                                          double scale_y)
+{{
+    float buf[TINYCV_AREA_STRIP * 4], sum[TINYCV_AREA_STRIP * 4];
+    const size_t sstride = (size_t)sw * cn;
+    int x0, dy;
+    for (x0 = 0; x0 < dw; x0 += TINYCV_AREA_STRIP) {{
+        const int n = dw - x0 < TINYCV_AREA_STRIP ? dw - x0 : TINYCV_AREA_STRIP;
+        const int width = n * cn;
+        for (dy = 0; dy < dh; ++dy) {{
+            const tinycv_area_cell_t rows = tinycv_area_cell(dy, sh, scale_y);
+            {ctype}* o = dst + (size_t)dy * dw * cn + (size_t)x0 * cn;
+            int first = 1, sy, x;
+            for (sy = rows.has_first ? rows.first : rows.s1;
+                 sy <= (rows.has_last ? rows.s2 : rows.s2 - 1); ++sy) {{
+                const float beta = rows.has_first && sy == rows.first ? rows.wf
+                                   : sy < rows.s2 ? rows.wmid : rows.wl;
+                const {ctype}* s = src + (size_t)sy * sstride;
+                int k, c;
+                for (x = 0; x < width; ++x) buf[x] = 0.f;
+                for (k = 0; k < n; ++k) {{
+                    const tinycv_area_cell_t cols = tinycv_area_cell(x0 + k, sw, scale_x);
+                    float* b = buf + k * cn;
+                    int sx;
+                    if (cols.has_first)
+                        for (c = 0; c < cn; ++c)
+                            b[c] = b[c] + s[cols.first * cn + c] * cols.wf;
+                    for (sx = cols.s1; sx < cols.s2; ++sx)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[sx * cn + c] * cols.wmid;
+                    if (cols.has_last)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cols.s2 * cn + c] * cols.wl;
+                }}
+                if (first) {{
+                    for (x = 0; x < width; ++x) sum[x] = beta * buf[x];
+                    first = 0;
+                }} else {{
+                    for (x = 0; x < width; ++x) sum[x] += beta * buf[x];
+                }}
+            }}
+            for (x = 0; x < width; ++x) {{
+                {rnd}
+                {out}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+AREA_PATHS = {
+    dtype: (f"tinycv_resize_area_paths_{dtype}",
+            "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast + _table(ctype, dtype))
+    for dtype, ctype, fast in (("ui8", "uint8_t", _FAST_UI8), ("f32", "float", _FAST_F32))}
+
+
+@implements(*op_types("resize_area"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit(op: Op, graph: Graph):
+    _, dtype = request_of(op, graph)
+    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    return function(op, graph, _CHECKS + f"""
+    {{
+        const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
+        const int dh = (int)dst->rows, cn = (int)src->channels;
+        const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
+        const int dtype_is_u8 = {int(dtype == "ui8")};
+        const {ctype}* s = (const {ctype}*)src->data;
+        {ctype}* d = ({ctype}*)dst->data;
+        if (scale_x >= 1 && scale_y >= 1) {{
+            const int ix = tinycv_round(scale_x), iy = tinycv_round(scale_y);
+            if (fabs(scale_x - ix) < 2.220446049250313e-16 &&
+                fabs(scale_y - iy) < 2.220446049250313e-16 && (dtype_is_u8 || ix * iy <= TINYCV_AREA_MAX_BLOCK))
+                tinycv_resize_area_fast_{dtype}(s, sw, d, dw, dh, cn, ix, iy);
+            else
+                tinycv_resize_area_table_{dtype}(s, sw, sh, d, dw, dh, cn, scale_x, scale_y);
+        }} else {{
+            tinycv_resize_linear_{core}_core(s, sw, sh, (size_t)sw * cn, d, dw, dh,
+                                          (size_t)dw * cn, cn, 1);
+        }}
+    }}
+""", (ROUND, *resize_helpers(dtype)[1:], AREA_CELL, AREA_PATHS[dtype]))

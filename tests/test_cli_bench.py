@@ -1,0 +1,31 @@
+"""`megcc bench` as a user runs it on a MegEngine model: every engine asked for gets a row
+(its time, or why it did not run), MegEngine's own native logs never reach the terminal."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "samples", "digits", "digits.mge")
+BIN = os.path.dirname(sys.executable)
+
+
+def bench(*args):
+    return subprocess.run([os.path.join(BIN, "megcc"), "bench", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_bench_mge_default_compare_gives_every_row_and_no_backtrace():
+    r = bench(DIGITS, "-n", "3", "--warmup", "1")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
+    assert set(rows) == {"megcc", "onnxruntime", "megengine-lite"}
+    assert "not run: a MegEngine model" in rows["onnxruntime"]
+    # MegEngine refuses its NCHW88 transform on this model; the plain layout runs
+    assert "weight_preprocess" in rows["megengine-lite"] and float(rows["megengine-lite"].split()[1]) > 0
+    assert "backtrace" not in r.stderr and "libmegengine" not in r.stderr, r.stderr[-2000:]
+
+
+def test_bench_mge_compare_onnxruntime_says_why_it_did_not_run():
+    r = bench(DIGITS, "-n", "2", "--warmup", "0", "--compare", "onnxruntime")
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime" in r.stdout and "not run" in r.stdout

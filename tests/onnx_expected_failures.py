@@ -105,7 +105,6 @@ EXPECTED_FAILURES = {
     'test_optional_has_element_empty_optional_input_cpu': "input 'optional_input' is not a tensor (sequences and maps are not supported)",
     'test_optional_has_element_optional_input_cpu': "input 'optional_input' is not a tensor (sequences and maps are not supported)",
     'test_optional_has_element_tensor_input_cpu': "input 'optional_input' is not a tensor (sequences and maps are not supported)",
-    'test_range_bfloat16_type_positive_delta_expanded_cpu': "input 'start' has unsupported dtype 'BFLOAT16'",
     'test_regex_full_match_basic_cpu': "input 'X' has unsupported dtype 'STRING'",
     'test_regex_full_match_email_domain_cpu': "input 'X' has unsupported dtype 'STRING'",
     'test_regex_full_match_empty_cpu': "input 'X' has unsupported dtype 'STRING'",

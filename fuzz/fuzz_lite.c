@@ -70,8 +70,12 @@ static uint32_t lcg(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
 static size_t elem_size(LiteDataType dt) {
     switch (dt) {
     case LITE_INT8: case LITE_UINT8: return 1;
-    case LITE_INT16: case LITE_UINT16: case LITE_HALF: return 2;
+    case LITE_INT16: case LITE_UINT16: case LITE_HALF: case LITE_MEGCC_BFLOAT16: return 2;
     case LITE_INT64: case LITE_MEGCC_FLOAT64: case LITE_MEGCC_UINT64: return 8;
+    case LITE_MEGCC_FLOAT8E4M3FN: case LITE_MEGCC_FLOAT8E4M3FNUZ: case LITE_MEGCC_FLOAT8E5M2:
+    case LITE_MEGCC_FLOAT8E5M2FNUZ: case LITE_MEGCC_FLOAT8E8M0: case LITE_MEGCC_FLOAT4E2M1:
+    case LITE_MEGCC_INT4: case LITE_MEGCC_UINT4: case LITE_MEGCC_INT2: case LITE_MEGCC_UINT2:
+        return 1;
     default: return 4;
     }
 }

@@ -32,7 +32,11 @@ __all__ = ["InferenceSession", "NodeArg", "InvalidInput", "MegccRuntimeError"]
 _ORT_TYPES = {"float32": "float", "float16": "float16", "float64": "double", "int8": "int8",
               "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
               "uint32": "uint32", "int64": "int64", "uint64": "uint64", "bool": "bool",
-              "qint8": "int8", "quint8": "uint8", "qint32": "int32"}
+              "qint8": "int8", "quint8": "uint8", "qint32": "int32", "bfloat16": "bfloat16",
+              "float8e4m3fn": "float8e4m3fn", "float8e4m3fnuz": "float8e4m3fnuz",
+              "float8e5m2": "float8e5m2", "float8e5m2fnuz": "float8e5m2fnuz",
+              "float8e8m0": "float8e8m0", "float4e2m1": "float4e2m1", "int4": "int4",
+              "uint4": "uint4", "int2": "int2", "uint2": "uint2"}
 
 
 class InvalidInput(ValueError):

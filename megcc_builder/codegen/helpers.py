@@ -13,6 +13,12 @@ static inline float megcc_maxf(float a, float b) { return a > b ? a : (b != b ? 
     ("megcc_minf", r"""
 static inline float megcc_minf(float a, float b) { return a < b ? a : (b != b ? b : (a != a ? a : b)); }
 """),
+    ("megcc_maxd", r"""
+static inline double megcc_maxd(double a, double b) { return a > b ? a : (b != b ? b : (a != a ? a : b)); }
+"""),
+    ("megcc_mind", r"""
+static inline double megcc_mind(double a, double b) { return a < b ? a : (b != b ? b : (a != a ? a : b)); }
+"""),
     ("megcc_sigmoidf", r"""
 static inline float megcc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 """),

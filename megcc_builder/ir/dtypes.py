@@ -1,4 +1,9 @@
-"""Element types: one table shared by the IR, the model format and the C emitter."""
+"""Element types: one table shared by the IR, the model format and the C emitter.
+
+The narrow ONNX types (bfloat16, the float8 family, float4, the 4- and 2-bit integers) are
+storage types: one element per byte (bfloat16: two), never packed, NumPy values from
+ml_dtypes (the types onnx itself uses). Kernels convert them to float32 at the edges."""
+import ml_dtypes
 import numpy as np
 
 # name -> (numpy dtype, C type, code in the model file)
@@ -18,7 +23,22 @@ _TABLE = {
     "uint16": (np.uint16, "uint16_t", 13),
     "uint32": (np.uint32, "uint32_t", 14),
     "uint64": (np.uint64, "uint64_t", 15),
+    "bfloat16": (ml_dtypes.bfloat16, "uint16_t", 16),
+    "float8e4m3fn": (ml_dtypes.float8_e4m3fn, "uint8_t", 17),
+    "float8e4m3fnuz": (ml_dtypes.float8_e4m3fnuz, "uint8_t", 18),
+    "float8e5m2": (ml_dtypes.float8_e5m2, "uint8_t", 19),
+    "float8e5m2fnuz": (ml_dtypes.float8_e5m2fnuz, "uint8_t", 20),
+    "float8e8m0": (ml_dtypes.float8_e8m0fnu, "uint8_t", 21),
+    "float4e2m1": (ml_dtypes.float4_e2m1fn, "uint8_t", 22),
+    "int4": (ml_dtypes.int4, "int8_t", 23),
+    "uint4": (ml_dtypes.uint4, "uint8_t", 24),
+    "int2": (ml_dtypes.int2, "int8_t", 25),
+    "uint2": (ml_dtypes.uint2, "uint8_t", 26),
 }
+# the storage types of the narrow floats (their C type holds the bit pattern)
+NARROW_FLOATS = ("bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz",
+                 "float8e8m0", "float4e2m1")
+NARROW_INTS = ("int4", "uint4", "int2", "uint2")
 DTYPES = tuple(_TABLE)
 
 

@@ -26,6 +26,11 @@ A graph with no operator that needs a float32 kernel (promote.FLOAT32_ONLY: only
 movement and element-wise operations, which read float16 directly) is left as it is.
 `conversion_count` is what `megcc inspect` reports. A graph with subgraphs (If/Loop bodies
 read outer tensors with their types) keeps promote.py's conversions around each operator.
+
+bfloat16 tensors get the same treatment (ONNX_BFLOAT16 conversions, rounded to nearest
+even), whatever the operators: no kernel computes in bfloat16, and a region of pure data
+movement converts exactly both ways. A graph with subgraphs and bfloat16 is left alone
+(its operators then refuse bfloat16 clearly).
 """
 from __future__ import annotations
 
@@ -36,8 +41,8 @@ import numpy as np
 from ..ir import Graph, Op, Tensor
 from .promote import FLOAT32_ONLY, promote_float16
 
-F16, F32 = "float16", "float32"
-ONNX_FLOAT16, ONNX_FLOAT = 10, 1
+F16, F32, BF16 = "float16", "float32", "bfloat16"
+ONNX_FLOAT16, ONNX_FLOAT, ONNX_BFLOAT16 = 10, 1, 16
 # ops whose output dtype an attribute decides, not their inputs
 ATTR_TYPED = {"ConstantOfShape", "EyeLike", "RandomNormal", "RandomUniform",
               "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial"}
@@ -50,8 +55,12 @@ def _has_subgraph(op: Op) -> bool:
 
 
 def compute_float16_in_float32(graph: Graph) -> Graph:
-    """Rewrite the graph (see the module doc); a graph without float16 is unchanged."""
+    """Rewrite the graph (see the module doc); a graph without float16 or bfloat16 is
+    unchanged."""
     tensors = graph.tensors
+    if any(t.dtype == BF16 for t in tensors.values()) and \
+            not any(map(_has_subgraph, graph.ops)):
+        graph = _compute_in_float32(graph, BF16, ONNX_BFLOAT16)
     if not any(t.dtype == F16 for t in tensors.values()):
         return graph
     if not any(op.type in FLOAT32_ONLY for op in graph.ops):
@@ -60,15 +69,21 @@ def compute_float16_in_float32(graph: Graph) -> Graph:
         return graph
     if any(map(_has_subgraph, graph.ops)):  # a body's types are not ours to change
         return promote_float16(graph)
+    return _compute_in_float32(graph, F16, ONNX_FLOAT16)
+
+
+def _compute_in_float32(graph: Graph, narrow: str, onnx_code: int) -> Graph:
+    """Every `narrow` (float16, bfloat16) tensor inside the graph becomes float32."""
+    tensors = graph.tensors
     interface = set(graph.inputs) | set(graph.outputs)
     keep = {o for op in graph.ops if op.type in ATTR_TYPED for o in op.outputs if o}
     cast_outputs = {op.outputs[0]: op for op in graph.ops if op.type in CASTS
-                    and tensors[op.outputs[0]].dtype == F16}
+                    and tensors[op.outputs[0]].dtype == narrow}
 
-    # 1. every other float16 tensor becomes float32
+    # 1. every other narrow tensor becomes float32
     widened = set()
     for name, t in list(tensors.items()):
-        if t.dtype != F16 or name in interface or name in keep:
+        if t.dtype != narrow or name in interface or name in keep:
             continue
         if t.is_const:
             tensors[name] = Tensor(name, t.shape, F32, np.asarray(t.data).astype(np.float32),
@@ -81,7 +96,7 @@ def compute_float16_in_float32(graph: Graph) -> Graph:
     # 2. float16 graph inputs: converted once, consumers read the float32 copy
     renamed: Dict[str, str] = {}
     for name in graph.inputs:
-        if tensors[name].dtype == F16 and any(name in op.inputs for op in graph.ops):
+        if tensors[name].dtype == narrow and any(name in op.inputs for op in graph.ops):
             renamed[name] = _add_like(graph, name, "_f32", F32)
             ops.append(Op("Cast", [name], [renamed[name]], {"to": ONNX_FLOAT},
                           renamed[name]))
@@ -91,22 +106,23 @@ def compute_float16_in_float32(graph: Graph) -> Graph:
         for k, out in enumerate(op.outputs):
             if not out:
                 continue
-            if out in graph.outputs and tensors[out].dtype == F16 and op.type not in CASTS \
+            if out in graph.outputs and tensors[out].dtype == narrow and op.type not in CASTS \
                     and out not in keep:
                 # 3. a float16 graph output: computed in float32, converted once
                 tmp = _add_like(graph, out, "_f32", F32)
                 op.outputs[k] = tmp
                 renamed[out] = tmp  # later readers inside the graph take the float32 value
-                after.append(Op("Cast", [tmp], [out], {"to": ONNX_FLOAT16}, out + "_to_f16"))
-            elif out in keep and op.type in ATTR_TYPED and tensors[out].dtype == F16 \
+                after.append(Op("Cast", [tmp], [out], {"to": onnx_code},
+                                out + ("_to_f16" if narrow == F16 else "_to_bf16")))
+            elif out in keep and op.type in ATTR_TYPED and tensors[out].dtype == narrow \
                     and out not in interface:
                 # 4. an attribute-typed float16 value enters the float32 computation
-                f16 = _add_like(graph, out, "_f16", F16)
+                f16 = _add_like(graph, out, "_f16" if narrow == F16 else "_bf16", narrow)
                 op.outputs[k] = f16
                 tensors[out] = Tensor(out, tensors[out].shape, F32)
                 after.append(Op("Cast", [f16], [out], {"to": ONNX_FLOAT}, out + "_to_f32"))
         if op.type in CASTS and op.outputs[0] in cast_outputs and op.outputs[0] in widened:
-            ops += _cast_to_rounded(graph, op)
+            ops += _cast_to_rounded(graph, op, narrow, onnx_code)
         elif op.type in CASTS and tensors[op.inputs[0]].dtype == tensors[op.outputs[0]].dtype:
             # a region's exit to float32 that now starts from float32: no copy, a view
             ops.append(Op("Identity", [op.inputs[0]], list(op.outputs), {}, op.name))
@@ -130,14 +146,16 @@ def _add_like(graph: Graph, name: str, suffix: str, dtype: str) -> str:
     return new
 
 
-def _cast_to_rounded(graph: Graph, op: Op) -> List[Op]:
-    """A Cast(Like) to float16 whose output is now float32: from a floating-point value,
-    round to float16 and widen back; from anything else, convert straight to float32."""
+def _cast_to_rounded(graph: Graph, op: Op, narrow: str = F16,
+                     onnx_code: int = ONNX_FLOAT16) -> List[Op]:
+    """A Cast(Like) to float16 (bfloat16) whose output is now float32: from a floating-point
+    value, round to float16 (bfloat16) and widen back; from anything else, convert straight
+    to float32."""
     src, out = op.inputs[0], op.outputs[0]
     if graph.tensors[src].dtype not in FLOATING:
         return [Op("Cast", [src], [out], {"to": ONNX_FLOAT}, op.name)]
-    mid = _add_like(graph, out, "_f16", F16)
-    return [Op("Cast", [src], [mid], {"to": ONNX_FLOAT16}, op.name),
+    mid = _add_like(graph, out, "_f16" if narrow == F16 else "_bf16", narrow)
+    return [Op("Cast", [src], [mid], {"to": onnx_code}, op.name),
             Op("Cast", [mid], [out], {"to": ONNX_FLOAT}, (op.name or out) + "_to_f32")]
 
 

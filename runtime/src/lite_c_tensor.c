@@ -23,6 +23,10 @@ LiteDataType lite_dtype(megcc_dtype d) {
     case MEGCC_INT64: return LITE_INT64;
     case MEGCC_FLOAT64: return LITE_MEGCC_FLOAT64;
     case MEGCC_UINT64: return LITE_MEGCC_UINT64;
+    case MEGCC_BFLOAT16: case MEGCC_FLOAT8E4M3FN: case MEGCC_FLOAT8E4M3FNUZ:
+    case MEGCC_FLOAT8E5M2: case MEGCC_FLOAT8E5M2FNUZ: case MEGCC_FLOAT8E8M0:
+    case MEGCC_FLOAT4E2M1: case MEGCC_INT4: case MEGCC_UINT4: case MEGCC_INT2: case MEGCC_UINT2:
+        return (LiteDataType)(LITE_MEGCC_BFLOAT16 + ((int)d - (int)MEGCC_BFLOAT16));
     }
     return LITE_FLOAT;
 }
@@ -30,8 +34,12 @@ LiteDataType lite_dtype(megcc_dtype d) {
 size_t lite_dtype_size(LiteDataType t) {
     switch (t) {
     case LITE_FLOAT: case LITE_INT: case LITE_UINT: return 4;
-    case LITE_HALF: case LITE_INT16: case LITE_UINT16: return 2;
+    case LITE_HALF: case LITE_INT16: case LITE_UINT16: case LITE_MEGCC_BFLOAT16: return 2;
     case LITE_INT8: case LITE_UINT8: return 1;
+    case LITE_MEGCC_FLOAT8E4M3FN: case LITE_MEGCC_FLOAT8E4M3FNUZ: case LITE_MEGCC_FLOAT8E5M2:
+    case LITE_MEGCC_FLOAT8E5M2FNUZ: case LITE_MEGCC_FLOAT8E8M0: case LITE_MEGCC_FLOAT4E2M1:
+    case LITE_MEGCC_INT4: case LITE_MEGCC_UINT4: case LITE_MEGCC_INT2: case LITE_MEGCC_UINT2:
+        return 1;  /* one element per byte, never packed */
     case LITE_INT64: case LITE_MEGCC_FLOAT64: case LITE_MEGCC_UINT64: return 8;
     }
     return 0;

@@ -125,8 +125,11 @@ const char *megcc_status_string(megcc_status status) {
 size_t megcc_dtype_size(megcc_dtype dtype) {
     switch (dtype) {
     case MEGCC_FLOAT32: case MEGCC_INT32: case MEGCC_QINT32: case MEGCC_UINT32: return 4;
-    case MEGCC_FLOAT16: case MEGCC_INT16: case MEGCC_UINT16: return 2;
+    case MEGCC_FLOAT16: case MEGCC_INT16: case MEGCC_UINT16: case MEGCC_BFLOAT16: return 2;
     case MEGCC_INT8: case MEGCC_UINT8: case MEGCC_BOOL: case MEGCC_QINT8: case MEGCC_QUINT8:
+    case MEGCC_FLOAT8E4M3FN: case MEGCC_FLOAT8E4M3FNUZ: case MEGCC_FLOAT8E5M2:
+    case MEGCC_FLOAT8E5M2FNUZ: case MEGCC_FLOAT8E8M0: case MEGCC_FLOAT4E2M1: case MEGCC_INT4:
+    case MEGCC_UINT4: case MEGCC_INT2: case MEGCC_UINT2:
         return 1;
     case MEGCC_INT64: case MEGCC_FLOAT64: case MEGCC_UINT64: return 8;
     }

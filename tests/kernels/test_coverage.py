@@ -11,8 +11,9 @@ from kernels.pool.cases import BOOK as POOL
 from kernels.quant.cases import BOOK as QUANT
 from kernels.reduce.cases import BOOK as REDUCE
 from kernels.rnn.cases import BOOK as RNN
+from kernels.signal.cases import BOOK as SIGNAL
 
-BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX, QUANT, RNN]
+BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX, QUANT, SIGNAL, RNN]
 
 # Explicit exceptions: ops no one-node case produces. Graph passes create them from several
 # nodes (the NCHW44 layout pass: relayouts and pools following an NCHW44 conv); they are

@@ -34,7 +34,12 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     return macs * (isa.core.portable_depthwise if is_depthwise(geo) else isa.core.portable_conv)
 
 
-@implements("Conv", dtypes=F32, layout="nchw", cost=cost)
+def _not_3d(op: Op, graph: Graph, isa: IsaSpec):
+    """3-D convolutions have their own portable kernel (direct3d_generic_f32.py)."""
+    return "3-D" if len(graph.tensors[op.inputs[0]].shape) == 5 else None
+
+
+@implements("Conv", dtypes=F32, layout="nchw", applies=_not_3d, cost=cost)
 def lower_conv(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]

@@ -32,8 +32,8 @@ def conv_geometry(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
     if len(x.shape) not in (3, 4):
-        raise graph.error(f"{len(x.shape) - 2}-D convolution is not supported (1-D and 2-D "
-                          "are)", op)
+        raise graph.error(f"{len(x.shape) - 2}-D convolution is not supported (1-D, 2-D and "
+                          "3-D are)", op)
     one_d = len(x.shape) == 3
     kshape = list(w.shape[2:])
     strides = list(op.attrs.get("strides", [1] * len(kshape)))

@@ -19,6 +19,7 @@ from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
 from ...ir.infer_symbolic import slice_range
 from ...ir.symbolic import Sym, known
+from . import narrow_types
 from ..registry import implements
 from .views import copy_instr
 
@@ -451,16 +452,47 @@ def cast_expr(src: str, dst: str, v: str) -> str:
 def lower_cast(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     for dt in (x.dtype, y.dtype):
-        if dt not in CASTABLE:
+        if dt not in CASTABLE and not narrow_types.is_narrow(dt):
             raise graph.error(f"Cast of {dt} is not supported", op)
     if x.dtype == y.dtype:
         return [copy_instr(op.inputs[0], op.outputs[0], graph)]
-    name = f"cast_{x.dtype}_to_{y.dtype}"
+    expr, helpers, tag = _narrow_cast(op, x.dtype, y.dtype, "x[i]")
+    if expr is None:
+        expr = cast_expr(x.dtype, y.dtype, "x[i]")
+        helpers = (F16_HELPERS,) if "float16" in (x.dtype, y.dtype) else ()
+    name = f"cast_{x.dtype}_to_{y.dtype}{tag}"
     body = f"""    const {c_type(x.dtype)} *x = (const {c_type(x.dtype)} *)in_ptrs[0];
     {c_type(y.dtype)} *y = ({c_type(y.dtype)} *)out_ptrs[0];
     int32_t i;
-    for (i = 0; i < n; ++i) y[i] = {cast_expr(x.dtype, y.dtype, "x[i]")};
+    for (i = 0; i < n; ++i) y[i] = {expr};
 """
-    helpers = (F16_HELPERS,) if "float16" in (x.dtype, y.dtype) else ()
     kernel = make_kernel(name, body, CAST_PARAMS, helpers)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], CAST_PARAMS.pack(n=x.numel))]
+
+
+def _narrow_cast(op: Op, src: str, dst: str, v: str):
+    """(C expression, helpers, kernel-name tag) of a Cast from or to a narrow type (through
+    float32, or the integer value for the 2- and 4-bit integers); (None, (), "") if
+    neither type is narrow."""
+    if not (narrow_types.is_narrow(src) or narrow_types.is_narrow(dst)):
+        return None, (), ""
+    helpers: tuple = ()
+    if narrow_types.is_narrow(src):
+        v, kind, helpers = narrow_types.decode(src, v)
+    elif src == "float16":
+        v, kind, helpers = f"megcc_f16_to_f32({v})", "float", (F16_HELPERS,)
+    else:
+        kind = {"float32": "float", "float64": "double"}.get(src, "int")
+    if not narrow_types.is_narrow(dst):
+        return cast_expr("float32" if kind == "float" else "int32", dst, v), \
+            helpers + ((F16_HELPERS,) if dst == "float16" else ()), ""
+    saturate = bool(int(op.attrs.get("saturate", 1)))
+    mode = op.attrs.get("round_mode", "up")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    expr, more = narrow_types.encode(dst, v, kind, saturate, mode)
+    tag = ""
+    if dst in narrow_types.TABLE_FLOATS and dst != "float4e2m1" and not saturate:
+        tag = "_nosat"
+    if dst == "float8e8m0":
+        tag = f"_{mode}" + ("" if saturate else "_nosat")
+    return expr, helpers + more, tag

@@ -159,20 +159,23 @@ def lower_resize(op: Op, graph: Graph):
     mode, coord, nearest, scales, roi = _resize_setup(op, graph, rank)
     if mode == "bilinear":  # old Upsample spelling
         mode = "linear"
-    if mode == "cubic":
-        raise graph.error("cubic interpolation is not supported (nearest and linear are)", op)
-    if mode not in ("nearest", "linear"):
-        raise graph.error(f"mode '{mode}' is not supported (nearest and linear are)", op)
-    if mode == "linear" and int(op.attrs.get("antialias", 0)) and \
-            any(y.shape[d] < x.shape[d] for d in (2, 3)):
-        raise graph.error("antialiased linear downscaling is not supported", op)
-    if mode == "linear" and x.dtype != "float32":
-        raise graph.error(f"linear Resize on {x.dtype} is not supported (float32 is)", op)
+    if mode not in ("nearest", "linear", "cubic"):
+        raise graph.error(f"mode '{mode}' is not supported (nearest, linear and cubic are)", op)
+    if mode != "nearest" and x.dtype != "float32":
+        raise graph.error(f"{mode} Resize on {x.dtype} is not supported (float32 is)", op)
     roi = roi or [0.0] * rank + [1.0] * rank
     if any(isinstance(d, Sym) for d in x.shape[2:] + y.shape[2:]):
+        if mode == "cubic" or int(op.attrs.get("antialias", 0)):
+            what = "cubic" if mode == "cubic" else "antialiased"
+            raise graph.error(f"{what} Resize with run-time sizes is not supported (nearest "
+                              "and linear are; or give the shape with --input-shapes)", op)
         if mode == "nearest":
             return [_nearest_runtime_instr(op, graph, coord, nearest, scales)]
         return [_bilinear_runtime_instr(op, graph, coord, scales)]
+    antialias = int(op.attrs.get("antialias", 0)) and any(
+        y.shape[d] < x.shape[d] for d in (2, 3))
+    if mode == "cubic" or (mode == "linear" and antialias):
+        return [_taps_instr(op, graph, mode, coord, scales, roi, bool(antialias))]
     tables = [_axis_table(op, graph, mode, coord, nearest,
                           None if scales is None else scales[d], x.shape[d], y.shape[d],
                           (roi[d], roi[rank + d])) for d in (2, 3)]
@@ -386,3 +389,151 @@ def _bilinear_instr(op: Op, head, tables, extrap, note) -> Instr:
         wx0=[f32_bits(r[2]) for r in tx], wx1=[f32_bits(r[3]) for r in tx],
         ev=f32_bits(extrap))
     return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, note=note)
+
+
+# --- cubic and antialiased Resize: a separable filter of K taps per output index -------------
+TAPS_PARAMS = schema(*_HEAD, i32("KY", "taps per output row"), i32("KX", "taps per output column"),
+                     table("ty", "OH * KY", "source row of each row tap (edge-clamped)"),
+                     table("wy", "OH * KY", "f32 bits: weight of each row tap"),
+                     table("tx", "OW * KX", "source column of each column tap (edge-clamped)"),
+                     table("wx", "OW * KX", "f32 bits: weight of each column tap"),
+                     table("oky", "OH", "1: row inside the crop box, 0: extrapolated"),
+                     table("okx", "OW", "1: column inside the crop box, 0: extrapolated"),
+                     f32("ev", "extrapolation value"))
+
+
+def _filter_coeffs(mode: str, ratio: float, scale: float, a: float, antialias: bool):
+    """ONNX's interpolation coefficients for the taps around a point `ratio` (in (0, 1])
+    past the tap left of it; antialiased ones stretch the kernel by 1/scale (downscaling)."""
+    if mode == "cubic" and not antialias:
+        r = ratio
+        return [((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+                ((a + 2) * r - (a + 3)) * r * r + 1,
+                ((a + 2) * (1 - r) - (a + 3)) * (1 - r) * (1 - r) + 1,
+                ((a * (2 - r) - 5 * a) * (2 - r) + 8 * a) * (2 - r) - 4 * a]
+    scale = min(scale, 1.0)
+    if mode == "linear":
+        start = int(math.floor(-1 / scale) + 1)
+        c = [min(max(1 - abs((i - ratio) * scale), 0.0), 1.0)
+             for i in range(start, 2 - start)]
+    else:
+        def cubic(v):
+            v = abs(v)
+            if v <= 1:
+                return (a + 2) * v ** 3 - (a + 3) * v * v + 1
+            return a * v ** 3 - 5 * a * v * v + 8 * a * v - 4 * a if v < 2 else 0.0
+        start = int(math.floor(-2 / scale) + 1)
+        c = [cubic(scale * (i - ratio)) for i in range(start, 2 - start)]
+    total = sum(c)
+    return [v / total for v in c]
+
+
+def _source_coord64(coord: str, o: int, scale: float, in_len: int, out_len: int, roi):
+    """Input coordinate of output index o in float64 (ONNX's reference precision). Like
+    source_coord (and onnxruntime), align_corners and the crop box divide by the integer
+    output length; ONNX's reference divides by scale * in_len, which differs only when that
+    is not an integer."""
+    if coord == "align_corners":
+        return 0.0 if out_len == 1 else o * (in_len - 1) / (out_len - 1)
+    if coord == "asymmetric":
+        return o / scale
+    if coord == "tf_crop_and_resize":
+        if out_len == 1:
+            return 0.5 * (roi[0] + roi[1]) * (in_len - 1)
+        return roi[0] * (in_len - 1) + o * (roi[1] - roi[0]) * (in_len - 1) / (out_len - 1)
+    if coord == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if out_len > 1 else 0.0
+    if coord == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if coord == "half_pixel_symmetric":
+        offset = in_len / 2 * (1 - out_len / (scale * in_len))
+        return offset + (o + 0.5) / scale - 0.5
+    raise KeyError(coord)
+
+
+def _tap_table(op, graph, mode, coord, scale, in_len, out_len, roi, a, exclude, antialias):
+    """Per output index: (inside the crop box, [source index], [weight]) with K taps."""
+    if scale is None:
+        scale = out_len / in_len
+    rows = []
+    for o in range(out_len):
+        try:
+            v = _source_coord64(coord, o, float(scale), in_len, out_len, roi)
+        except KeyError:
+            raise graph.error(f"coordinate_transformation_mode '{coord}' is not supported",
+                              op) from None
+        if coord == "tf_crop_and_resize" and (v < 0 or v > in_len - 1):
+            rows.append((0, None, None))
+            continue
+        # the tap left of v (v itself is the right end of (left, v] when integral)
+        left = math.ceil(v) - 1
+        ratio = v - left
+        w = _filter_coeffs(mode, ratio, float(scale), a, antialias)
+        k = len(w)
+        # the k neighbours nearest v (smaller first on ties), within the edge-padded range
+        pad = (k + 1) // 2
+        first = min(max(left - k // 2 + 1, -pad), in_len + pad - k)
+        idx = list(range(first, first + k))
+        if exclude:
+            w = [c if 0 <= i < in_len else 0.0 for c, i in zip(w, idx)]
+            total = sum(w)
+            w = [c / total for c in w]
+        rows.append((1, [min(max(i, 0), in_len - 1) for i in idx], w))
+    return rows
+
+
+def _taps_instr(op: Op, graph: Graph, mode, coord, scales, roi, antialias) -> Instr:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    rank = len(x.shape)
+    a = float(op.attrs.get("cubic_coeff_a", -0.75))
+    exclude = bool(int(op.attrs.get("exclude_outside", 0)))
+    tables = [_tap_table(op, graph, mode, coord, None if scales is None else scales[d],
+                         x.shape[d], y.shape[d], (roi[d], roi[rank + d]), a, exclude,
+                         antialias) for d in (2, 3)]
+    ks = [max((len(r[1]) for r in t if r[1] is not None), default=1) for t in tables]
+
+    def flat(t, k, col):
+        # every row has k taps (an extrapolated one gets zeros)
+        return [v for r in t for v in (r[col] if r[1] is not None else [0] * k)]
+
+    ty, tx = tables
+    params = TAPS_PARAMS.pack(
+        NC=x.shape[0] * x.shape[1], H=x.shape[2], W=x.shape[3], OH=y.shape[2], OW=y.shape[3],
+        KY=ks[0], KX=ks[1], ty=flat(ty, ks[0], 1), wy=[f32_bits(v) for v in flat(ty, ks[0], 2)],
+        tx=flat(tx, ks[1], 1), wx=[f32_bits(v) for v in flat(tx, ks[1], 2)],
+        oky=[r[0] for r in ty], okx=[r[0] for r in tx],
+        ev=f32_bits(op.attrs.get("extrapolation_value", 0.0)))
+    # Rows first: each output row blends KY input rows into a row buffer (workspace),
+    # then each output column blends KX entries of it.
+    body = """    const float *x = (const float *)in_ptrs[0];
+    float *y = (float *)out_ptrs[0];
+    float *row = (float *)workspace;
+    int32_t c, oy, ox, k, j;
+    for (c = 0; c < NC; ++c) {
+        const float *xc = x + (int64_t)c * H * W;
+        for (oy = 0; oy < OH; ++oy, y += OW) {
+            const int32_t *sy = ty + (int64_t)oy * KY;
+            const int32_t *ay = wy + (int64_t)oy * KY;
+            if (!oky[oy]) { for (ox = 0; ox < OW; ++ox) y[ox] = ev; continue; }
+            for (j = 0; j < W; ++j) row[j] = 0.0f;
+            for (k = 0; k < KY; ++k) {
+                const float a = megcc_f32_from_bits(ay[k]);
+                const float *xr = xc + (int64_t)sy[k] * W;
+                for (j = 0; j < W; ++j) row[j] += a * xr[j];
+            }
+            for (ox = 0; ox < OW; ++ox) {
+                const int32_t *sx = tx + (int64_t)ox * KX;
+                const int32_t *ax = wx + (int64_t)ox * KX;
+                float acc = 0.0f;
+                if (!okx[ox]) { y[ox] = ev; continue; }
+                for (k = 0; k < KX; ++k) acc += megcc_f32_from_bits(ax[k]) * row[sx[k]];
+                y[ox] = acc;
+            }
+        }
+    }
+"""
+    kernel = make_kernel("resize_taps_f32", body, TAPS_PARAMS, ("f32_bits",))
+    note = f"{mode}{' antialiased' if antialias else ''}, {coord}, taps {ks[0]}x{ks[1]}" + \
+        (", exclude_outside" if exclude else "")
+    return Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=4 * x.shape[3],
+                 note=note)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...codegen.kernel import Instr, View, make_kernel
 from ...codegen.params import i32, schema
-from ...ir import Graph, Op
+from ...ir import Graph, Op, itemsize
 from ..registry import implements
 
 
@@ -11,14 +11,24 @@ from ..registry import implements
 NBYTES_PARAMS = schema(i32("nbytes", "bytes to write"))
 
 
-VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
+VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "BitCast")
 
 
 @implements(*VIEW_OPS)
 def lower_view(op: Op, graph: Graph):
     if op.type == "Dropout":
         return _lower_dropout(op, graph)
+    if op.type == "BitCast":
+        _check_bitcast(op, graph)
     return [View(op.outputs[0], op.inputs[0])]
+
+
+def _check_bitcast(op: Op, graph: Graph) -> None:
+    """BitCast reinterprets each element's bytes: a view when both types have one size."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if itemsize(x.dtype) != itemsize(y.dtype) or tuple(x.shape) != tuple(y.shape):
+        raise graph.error(f"BitCast from {x.dtype} to {y.dtype}: the element sizes differ "
+                          f"({itemsize(x.dtype)} and {itemsize(y.dtype)} bytes)", op)
 
 
 def _lower_dropout(op: Op, graph: Graph):

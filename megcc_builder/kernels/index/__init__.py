@@ -1,2 +1,3 @@
 """Index-driven operations: gathers, scatters, one-hot, cumulative sums, top-k."""
 from . import generic  # noqa: F401
+from . import tensor_scatter_generic  # noqa: F401

@@ -313,14 +313,14 @@ def lower_one_hot(op: Op, graph: Graph):
                   ONE_HOT_PARAMS.pack(outer=outer, depth=depth, inner=inner), note=f"axis={axis}, depth={depth!r}")]
 
 
-# --- CumSum ------------------------------------------------------------------------------------
+# --- CumSum, CumProd ---------------------------------------------------------------------------
 
-@implements("CumSum")
+@implements("CumSum", "CumProd")
 def lower_cumsum(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype not in VALUE_TYPES or x.dtype == "bool":
-        raise graph.error(f"CumSum on {x.dtype} is not supported", op)
-    axis_v = const_input(op, graph, 1, "CumSum axis")
+        raise graph.error(f"{op.type} on {x.dtype} is not supported", op)
+    axis_v = const_input(op, graph, 1, f"{op.type} axis")
     axis = norm_axis(int(np.asarray(axis_v).reshape(-1)[0]), len(x.shape), op, graph)
     outer, red, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
     exclusive, reverse = int(op.attrs.get("exclusive", 0)), int(op.attrs.get("reverse", 0))
@@ -331,17 +331,18 @@ def lower_cumsum(op: Op, graph: Graph):
     acc_t = ("double" if x.dtype in ("float32", "float16") else at if x.dtype.startswith("float")
              else "uint64_t" if x.dtype in ("int64", "uint64") else "uint32_t")
     tag = ("_excl" if exclusive else "") + ("_rev" if reverse else "")
-    name = f"cumsum_{x.dtype}{tag}"
+    name = f"{op.type.lower()}_{x.dtype}{tag}"
     r_loop = "for (r = red - 1; r >= 0; --r)" if reverse else "for (r = 0; r < red; ++r)"
-    step = (f"{{ y[q] = {store_expr(x.dtype, 's')}; s += {load_expr(x.dtype, 'x[q]')}; }}"
+    fold, init = ("+=", 0) if op.type == "CumSum" else ("*=", 1)
+    step = (f"{{ y[q] = {store_expr(x.dtype, 's')}; s {fold} {load_expr(x.dtype, 'x[q]')}; }}"
             if exclusive else
-            f"{{ s += {load_expr(x.dtype, 'x[q]')}; y[q] = {store_expr(x.dtype, 's')}; }}")
+            f"{{ s {fold} {load_expr(x.dtype, 'x[q]')}; y[q] = {store_expr(x.dtype, 's')}; }}")
     body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
     int32_t o, r, j;
     for (o = 0; o < outer; ++o)
         for (j = 0; j < inner; ++j) {{
-            {acc_t} s = 0;
+            {acc_t} s = {init};
             {r_loop} {{
                 const int64_t q = ((int64_t)o * red + r) * inner + j;
                 {step}

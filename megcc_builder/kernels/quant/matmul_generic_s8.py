@@ -11,7 +11,7 @@ import numpy as np
 
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, schema, table
-from ...ir import Graph, Op
+from ...ir import Graph, Op, Tensor
 from ...ir.quant import check_scale, check_zero_point, operand
 from ..registry import implements
 from .requant import CTYPE, SHORT, Requant
@@ -196,10 +196,33 @@ def lower_qgemm(op: Op, graph: Graph):
     return _qlinear(op, graph, "qgemm", gemm=True)
 
 
+def _float32_scales(op: Op, graph: Graph, positions) -> list:
+    """The kernels read float32 scales: float16 ones (QLinearMatMul-21 allows them) are
+    widened exactly, a constant at compile time, a run-time value by a Cast instruction
+    (returned, to run first); the op reads the float32 copy."""
+    from ..data.copy_generic import lower_cast
+
+    first = []
+    for k in positions:
+        name = operand(graph, op, k)
+        if name is None or graph.tensors[name].dtype != "float16":
+            continue
+        t = graph.tensors[name]
+        wide = graph.unique_name(name + "_f32")
+        if t.is_const:
+            graph.add_const(wide, np.asarray(t.data).astype(np.float32))
+        else:
+            graph.add_tensor(Tensor(wide, t.shape, "float32"))
+            first += lower_cast(Op("Cast", [name], [wide], {"to": 1}, wide), graph)
+        op.inputs[k] = wide
+    return first
+
+
 def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
     """QLinearMatMul / QGemm: the checked operands, prologue and epilogue, given to `emit`
     (the portable loop nest by default; matmul_avx2_s8 passes its GEMM)."""
     emit = emit or _emit
+    first = _float32_scales(op, graph, (1, 4, 7) if gemm else (1, 4, 6))
     a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]], \
         graph.tensors[op.outputs[0]]
     check_scale(graph, op, 1, "a_scale")
@@ -240,8 +263,8 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
             f"    const int32_t *bias = (const int32_t *)in_ptrs[{bias_pos}];" if bias_pos else "")
         col = f"const float mult = alpha * as * bs[{'n' if bs_per else '0'}];"
         acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
-        return emit(op, graph, kind + "_f32", geo, a.dtype, b.dtype, ins, az, bz, head, col,
-                    f"y[yi] = (float)({acc}) * mult;")
+        return first + emit(op, graph, kind + "_f32", geo, a.dtype, b.dtype, ins, az, bz,
+                            head, col, f"y[yi] = (float)({acc}) * mult;")
     check_scale(graph, op, 7 if gemm else 6, "y_scale")
     check_zero_point(graph, op, 8 if gemm else 7, y.dtype, "y_zero_point")
     rq = Requant(op, graph, y.dtype)
@@ -252,8 +275,8 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
             f"    const float so = *(const float *)in_ptrs[{ys_pos}];\n"
             f"    const int32_t yz = {_zp_expr(yz_pos, y.dtype, False, '0')};\n"
             f"    {bias_decl}\n    {rq.setup('yz')}")
-    return emit(op, graph, f"{kind}_{rq.tag}", geo, a.dtype, b.dtype, ins, az, bz, head, col,
-                epilogue, rq.helpers)
+    return first + emit(op, graph, f"{kind}_{rq.tag}", geo, a.dtype, b.dtype, ins, az, bz,
+                        head, col, epilogue, rq.helpers)
 
 
 @implements("MatMulIntegerToFloat", dtypes=QTYPES, typed_inputs=(0, 1))

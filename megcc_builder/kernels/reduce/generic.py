@@ -13,12 +13,12 @@ import re
 
 from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, schema, table
-from ...ir import Graph, Op, c_type
+from ...ir import Graph, Op, c_type, itemsize
 from ...isa import IsaSpec
 from ..data.copy_generic import const_input, norm_axis
 from ..data.views import copy_instr
 from ..elementwise.generic import collapse
-from ..registry import F32, implements
+from ..registry import implements
 
 
 # ArgMax/ArgMin and the softmax family (portable and vector) over [outer, axis, inner]
@@ -42,6 +42,19 @@ FLOAT_REDUCE = {
     "ReduceLogSumExp": ("0.0f", "expf({v} - {m})", "{a} + {t}", "logf({a}) + {m}"),
 }
 INT_LIMITS = {"int32": ("INT32_MIN", "INT32_MAX"), "int64": ("INT64_MIN", "INT64_MAX")}
+# bool: any (max) and all (min); the empty set gives the identity (false, true) like ONNX
+BOOL_REDUCE = {"ReduceMax": ("0", "{v}", "({a} | {t})", "{a}"),
+               "ReduceMin": ("1", "{v}", "({a} & {t})", "{a}")}
+# float32 C spellings -> float64 ones (the same formulas computed in double)
+_TO_DOUBLE = [(r"\b(exp|log|sqrt|fabs)f\(", r"\1("), (r"\bmegcc_(max|min)f\(", r"megcc_\1d("),
+              (r"\b(\d+\.\d+)f\b", r"\1"), (r"\(float\)", "(double)"), (r"\bfloat\b", "double")]
+
+
+def as_double(code: str) -> str:
+    """A float32 C fragment rewritten to compute in float64."""
+    for pat, rep in _TO_DOUBLE:
+        code = re.sub(pat, rep, code)
+    return code
 
 
 def int_reduce(op_type: str, dtype: str):
@@ -112,6 +125,10 @@ def lower_reduce(op: Op, graph: Graph):
         return [copy_instr(op.inputs[0], op.outputs[0], graph)]
     if x.dtype == "float32":
         spec = FLOAT_REDUCE[op.type]
+    elif x.dtype == "float64":
+        spec = tuple(as_double(part) for part in FLOAT_REDUCE[op.type])
+    elif x.dtype == "bool" and op.type in BOOL_REDUCE:
+        spec = BOOL_REDUCE[op.type]
     elif x.dtype in INT_LIMITS and int_reduce(op.type, x.dtype):
         spec = int_reduce(op.type, x.dtype)
     else:
@@ -130,14 +147,15 @@ def lower_reduce(op: Op, graph: Graph):
     body = f"""    typedef {ct} acc_t;
     const acc_t *x = (const acc_t *)in_ptrs[0];
     acc_t *y = (acc_t *)out_ptrs[0];
-{"    float *m = (float *)workspace;  /* per-output max (LogSumExp) */" + chr(10) if two_pass else ""}\
+{"    acc_t *m = (acc_t *)workspace;  /* per-output max (LogSumExp) */" + chr(10) if two_pass else ""}\
     const int32_t n = dims[{r - 1}];
     int32_t idx[{r}], d, j;
     int64_t rows = 1, r, o;
     for (d = 0; d < {r - 1}; ++d) rows *= dims[d];
 """
     if two_pass:
-        body += _accumulate_loop(r, inner_kept, "-INFINITY", "{v}", "megcc_maxf({a}, {t})", "m")
+        mx = "megcc_maxd" if x.dtype == "float64" else "megcc_maxf"
+        body += _accumulate_loop(r, inner_kept, "-INFINITY", "{v}", mx + "({a}, {t})", "m")
     body += _accumulate_loop(r, inner_kept, init, pre, comb, "y")
     body += f"""    for (j = 0; j < n_out; ++j) {{
         const acc_t a = y[j];
@@ -150,7 +168,7 @@ def lower_reduce(op: Op, graph: Graph):
     kernel = make_kernel(name, body, params, ("math",))
     params = params.pack(dims=dims, os=os_, n_out=y.numel, cnt=cnt)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=4 * y.numel if two_pass else 0,
+                  workspace_bytes=itemsize(x.dtype) * y.numel if two_pass else 0,
                   note=f"axes={axes}, merged to {list(dims)!r}")]
 
 
@@ -252,19 +270,21 @@ def _softmax_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     return outer * red * inner * (3 * cheap + libm)
 
 
-@implements("Softmax", "LogSoftmax", "Hardmax", dtypes=F32, cost=_softmax_cost)
+@implements("Softmax", "LogSoftmax", "Hardmax", dtypes=("float32", "float64"),
+            cost=_softmax_cost)
 def lower_softmax(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
-    if x.dtype != "float32":
-        raise graph.error(f"{op.type} on {x.dtype} is not supported (float32 is)", op)
     outer, red, inner = softmax_shape(op, graph)
     kind = op.type
+    # float64 runs the float32 source rewritten to double (as_double)
+    typed = as_double if x.dtype == "float64" else (lambda code: code)
+    suffix = "f64" if x.dtype == "float64" else "f32"
     head = """    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     int32_t o, r;
 """
     if inner == 1:
-        name = f"{kind.lower()}_f32_last"
+        name = f"{kind.lower()}_{suffix}_last"
         passes = SOFTMAX_LAST[kind]
         # the row max and sum (Softmax, LogSoftmax) or the argmax (Hardmax), as used
         row_max = "        float mx = -INFINITY;\n        for (r = 0; r < red; ++r) " \
@@ -279,7 +299,7 @@ def lower_softmax(op: Op, graph: Graph):
 """
         workspace = 0
     else:
-        name = f"{kind.lower()}_f32_strided"
+        name = f"{kind.lower()}_{suffix}_strided"
         body = head + f"""    float *m = (float *)workspace, *s = m + inner;
 {"    int32_t *k = (int32_t *)(m + inner);" + chr(10) if uses(SOFTMAX_STRIDED[kind], "k") else ""}\
     int32_t j;
@@ -292,8 +312,8 @@ def lower_softmax(op: Op, graph: Graph):
 {SOFTMAX_STRIDED[kind]}
     }}
 """
-        workspace = 8 * inner
-    kernel = make_kernel(name, body, AXIS_PARAMS, ("math",))
+        workspace = 2 * itemsize(x.dtype) * inner
+    kernel = make_kernel(name, typed(body), AXIS_PARAMS, ("math",))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=workspace, note=f"[{outer!r}, {red!r}, {inner!r}]")]

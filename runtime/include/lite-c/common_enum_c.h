@@ -65,6 +65,18 @@ typedef enum LiteDataType {
     /* megcc extensions: element types Lite has no name for. */
     LITE_MEGCC_FLOAT64 = 64,
     LITE_MEGCC_UINT64 = 65,
+    /* the narrow storage types, codes 66 + (megcc dtype code - 16) */
+    LITE_MEGCC_BFLOAT16 = 66,
+    LITE_MEGCC_FLOAT8E4M3FN = 67,
+    LITE_MEGCC_FLOAT8E4M3FNUZ = 68,
+    LITE_MEGCC_FLOAT8E5M2 = 69,
+    LITE_MEGCC_FLOAT8E5M2FNUZ = 70,
+    LITE_MEGCC_FLOAT8E8M0 = 71,
+    LITE_MEGCC_FLOAT4E2M1 = 72,
+    LITE_MEGCC_INT4 = 73,
+    LITE_MEGCC_UINT4 = 74,
+    LITE_MEGCC_INT2 = 75,
+    LITE_MEGCC_UINT2 = 76,
 } LiteDataType;
 
 /*! MegCC's lite-c spells the layout's type LiteCDataType. */

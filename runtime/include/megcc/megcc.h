@@ -138,7 +138,11 @@ typedef enum megcc_dtype {
     MEGCC_FLOAT32 = 1, MEGCC_FLOAT16 = 2, MEGCC_INT32 = 3, MEGCC_INT16 = 4, MEGCC_INT8 = 5,
     MEGCC_UINT8 = 6, MEGCC_INT64 = 7, MEGCC_BOOL = 8, MEGCC_QINT8 = 9, MEGCC_QUINT8 = 10,
     MEGCC_QINT32 = 11, MEGCC_FLOAT64 = 12, MEGCC_UINT16 = 13, MEGCC_UINT32 = 14,
-    MEGCC_UINT64 = 15
+    MEGCC_UINT64 = 15,
+    /* narrow storage types, one element per byte (bfloat16: two), never packed */
+    MEGCC_BFLOAT16 = 16, MEGCC_FLOAT8E4M3FN = 17, MEGCC_FLOAT8E4M3FNUZ = 18,
+    MEGCC_FLOAT8E5M2 = 19, MEGCC_FLOAT8E5M2FNUZ = 20, MEGCC_FLOAT8E8M0 = 21,
+    MEGCC_FLOAT4E2M1 = 22, MEGCC_INT4 = 23, MEGCC_UINT4 = 24, MEGCC_INT2 = 25, MEGCC_UINT2 = 26
 } megcc_dtype;
 
 /* Bytes per element of a dtype, 0 for an unknown code. */

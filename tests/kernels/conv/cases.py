@@ -304,3 +304,53 @@ for name, xs, ws, attrs in DECONV:
         case(f"conv_transpose_{name}_v{opset}", "ConvTranspose", ins, attrs, opset=opset)
 case("conv_transpose_runtime_weights", "ConvTranspose", [rand(1, 2, 3, 3), rand(2, 3, 3, 3)],
      {"strides": [2, 2]}, opset=17)
+
+
+# --- 3-D convolution (portable direct), onnxruntime as the oracle: groups, strides,
+# dilations, asymmetric padding, no bias, fused activations, residual add
+_r = _rng(3333)
+for _id, (_n, _c, _d, _h, _w, _oc, _k, _s, _p, _dl, _g, _b, _act) in {
+        "basic": (1, 2, 4, 5, 6, 3, (3, 3, 3), (1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1), 1, True, None),
+        "strided_padded": (2, 3, 7, 6, 5, 4, (3, 2, 3), (2, 1, 2), (1, 0, 2, 0, 1, 1), (1, 1, 1), 1, False, None),
+        "dilated": (1, 2, 7, 7, 7, 2, (2, 3, 2), (1, 2, 1), (0, 1, 0, 1, 2, 1), (2, 1, 3), 1, True, None),
+        "groups": (1, 4, 3, 4, 5, 6, (1, 3, 3), (1, 1, 1), (0, 1, 1, 0, 1, 1), (1, 1, 1), 2, True, "Relu"),
+        "depthwise": (1, 3, 4, 4, 4, 3, (3, 3, 3), (1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1), 3, True, "Sigmoid"),
+        "pointwise_clip": (1, 5, 2, 3, 4, 7, (1, 1, 1), (1, 1, 1), (0,) * 6, (1, 1, 1), 1, True, "Clip"),
+}.items():
+    _inputs = [_r.standard_normal((_n, _c, _d, _h, _w)).astype(F32),
+               Const(_r.standard_normal((_oc, _c // _g, *_k)).astype(F32))]
+    if _b:
+        _inputs.append(Const(_r.standard_normal(_oc).astype(F32)))
+    BOOK.add(f"conv3d_{_id}", "Conv", _inputs,
+             dict(kernel_shape=list(_k), strides=list(_s), pads=list(_p), dilations=list(_dl),
+                  group=_g), opset=13, post=act_post(_act))
+_x3 = _r.standard_normal((1, 3, 3, 4, 4)).astype(F32)
+BOOK.add("conv3d_residual_add", "Conv",
+         [_x3, Const(_r.standard_normal((3, 3, 3, 3, 3)).astype(F32))],
+         dict(pads=[1] * 6), opset=13, post=(("Add", [_r.standard_normal((1, 3, 3, 4, 4)).astype(F32)], {}),))
+
+
+# --- DeformConv (opset 19), onnx's reference as the oracle: offsets of a few pixels (taps
+# fall outside the map and between pixels), strides, dilations, padding, groups, offset
+# groups, masks, bias
+def _deform(id_, n, c, h, w, oc, k, s, p, d, g, og, bias, mask, spread=2.0):
+    oh = (h + p[0] + p[2] - (d[0] * (k[0] - 1) + 1)) // s[0] + 1
+    ow = (w + p[1] + p[3] - (d[1] * (k[1] - 1) + 1)) // s[1] + 1
+    ins = [_r.standard_normal((n, c, h, w)).astype(F32),
+           Const(_r.standard_normal((oc, c // g, *k)).astype(F32)),
+           (_r.uniform(-spread, spread, (n, og * 2 * k[0] * k[1], oh, ow))).astype(F32)]
+    ins.append(Const(_r.standard_normal(oc).astype(F32)) if bias else None)
+    if mask:
+        ins.append(_r.uniform(0, 1, (n, og * k[0] * k[1], oh, ow)).astype(F32))
+    BOOK.add(f"deform_{id_}", "DeformConv", ins,
+             dict(kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d),
+                  group=g, offset_group=og), opset=19, ref="onnx")
+
+
+_r = _rng(1919)
+_deform("basic", 1, 2, 5, 6, 3, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, 1, False, False)
+_deform("padded_strided", 2, 2, 7, 6, 2, (3, 2), (2, 1), (1, 0, 1, 1), (1, 1), 1, 1, True,
+        False)
+_deform("dilated_masked", 1, 3, 8, 8, 2, (2, 2), (1, 1), (1, 1, 1, 1), (2, 3), 1, 3, True,
+        True, spread=4.0)
+_deform("groups", 1, 4, 5, 5, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, 2, False, True)

@@ -8,7 +8,9 @@ cases are new.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+from onnx import TensorProto
 import onnx
 from onnx import helper
 
@@ -166,6 +168,82 @@ case("cast_f16_f32_all", "Cast", [np.arange(0, 65536, 7, dtype=np.uint16).view(n
      {"to": onnx.TensorProto.FLOAT})
 case("castlike", "CastLike", [rand(2, 3), Const(np.zeros(1, np.int32))], opset=15)
 
+# The narrow types (opset 25) against onnx's reference (ml_dtypes, numpy_helper): every code
+# decoded; encoding from every float16 value, exact ties between neighbouring codes, the
+# overflow region and the specials, with and without saturate; float64 sources (through
+# float32, as ml_dtypes and onnxruntime convert them)
+_NARROW_FLOATS = {"bfloat16": ml_dtypes.bfloat16, "float8e4m3fn": ml_dtypes.float8_e4m3fn,
+                  "float8e4m3fnuz": ml_dtypes.float8_e4m3fnuz,
+                  "float8e5m2": ml_dtypes.float8_e5m2,
+                  "float8e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
+                  "float4e2m1": ml_dtypes.float4_e2m1fn,
+                  "float8e8m0": ml_dtypes.float8_e8m0fnu}
+_NARROW_INTS = {"int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4, "int2": ml_dtypes.int2,
+                "uint2": ml_dtypes.uint2}
+_ALL_F16 = np.arange(0, 65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def _encode_inputs(t):
+    """float32 values that exercise rounding into t: its codes' values and the midpoints
+    between neighbours (ties), a little either side of them, every float16, specials."""
+    n = 16 if t is ml_dtypes.float4_e2m1fn else (65536 if t is ml_dtypes.bfloat16 else 256)
+    codes = np.arange(n, dtype=np.uint16 if n == 65536 else np.uint8).view(t)
+    v = np.unique(codes.astype(np.float64)[np.isfinite(codes.astype(np.float64))])
+    mids = (v[1:] + v[:-1]) / 2
+    top = 2 * v[-1] - v[-2]
+    extra = [(v[-1] + top) / 2, top, top * 1.5, 1e30, np.inf, -np.inf, np.nan, -0.0, 1e-30]
+    xs = np.concatenate([v, mids, np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf),
+                         extra, _ALL_F16[::3]])
+    xs = np.concatenate([xs, -xs]).astype(np.float32)
+    return xs
+
+
+for _name, _t in _NARROW_FLOATS.items():
+    _code = getattr(onnx.TensorProto, _name.upper())
+    _n = 16 if _name == "float4e2m1" else 256
+    _codes = np.arange(_n, dtype=np.uint8).view(_t) if _name != "bfloat16" else \
+        np.arange(0, 65536, 5, dtype=np.uint16).view(_t)
+    case(f"cast_{_name}_to_f32_every_code", "Cast", [_codes], {"to": onnx.TensorProto.FLOAT},
+         opset=25, ref="onnx")
+    case(f"cast_{_name}_to_f16", "Cast", [_codes], {"to": onnx.TensorProto.FLOAT16},
+         opset=25, ref="onnx")
+    _x = _encode_inputs(_t)
+    for _sat in (1, 0):
+        if _sat == 0 and _name in ("bfloat16", "float4e2m1"):
+            continue  # saturate concerns float8 only
+        case(f"cast_f32_to_{_name}_sat{_sat}", "Cast", [_x], {"to": _code, "saturate": _sat},
+             opset=25, ref="onnx")
+    if _name != "float8e8m0":
+        case(f"cast_f64_to_{_name}", "Cast", [np.concatenate(
+            [_x.astype(np.float64), _x.astype(np.float64) * (1 + 2.0 ** -30)])],
+            {"to": _code}, opset=25, ref="onnx")
+    case(f"castlike_f16_to_{_name}", "CastLike",
+         [_ALL_F16[::7].astype(np.float16), Const(np.zeros(1, _t))], opset=25, ref="onnx")
+for _mode in ("up", "down", "nearest"):
+    for _sat in (1, 0):
+        case(f"cast_f32_to_float8e8m0_{_mode}_sat{_sat}", "Cast",
+             [np.concatenate([_encode_inputs(ml_dtypes.float8_e8m0fnu),
+                              np.array([3e38, 1.7e38, 2.0 ** -127, 1.5 * 2.0 ** -127], np.float32)])],
+             {"to": onnx.TensorProto.FLOAT8E8M0, "saturate": _sat, "round_mode": _mode},
+             opset=25, ref="onnx")
+for _name, _t in _NARROW_INTS.items():
+    _code = getattr(onnx.TensorProto, _name.upper())
+    _vals = np.arange(-20, 21, dtype=np.int32)
+    case(f"cast_i32_to_{_name}", "Cast", [_vals], {"to": _code}, opset=25, ref="onnx")
+    case(f"cast_f32_to_{_name}", "Cast",
+         [np.array([-9.7, -8.5, -3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 7.4, 7.6, 8.5, 15.5,
+                    16.5, 100, 1e20, np.nan, np.inf, -np.inf], np.float32)],
+         {"to": _code}, opset=25, ref="onnx")
+    _all = np.arange(-8, 16).astype(_t)
+    for _dst, _dn in ((onnx.TensorProto.FLOAT, "f32"), (onnx.TensorProto.FLOAT16, "f16"),
+                      (onnx.TensorProto.INT8, "i8"), (onnx.TensorProto.INT64, "i64")):
+        case(f"cast_{_name}_to_{_dn}", "Cast", [_all], {"to": _dst}, opset=25, ref="onnx")
+case("cast_bfloat16_to_float8e4m3fn", "Cast",
+     [np.arange(0, 65536, 3, dtype=np.uint16).view(ml_dtypes.bfloat16)],
+     {"to": onnx.TensorProto.FLOAT8E4M3FN}, opset=25, ref="onnx")
+case("cast_int4_to_float8e5m2", "Cast", [np.arange(-8, 8).astype(ml_dtypes.int4)],
+     {"to": onnx.TensorProto.FLOAT8E5M2}, opset=25, ref="onnx")
+
 # Expand, Tile, DepthToSpace, SpaceToDepth
 for name, x, shape in [("row", rand(1, 5), [3, 5]), ("col_rank_up", rand(3, 1), [2, 3, 4]),
                        ("scalar", rand(), [2, 3]), ("one", rand(1), [2, 3]), ("mixed", rand(2, 1, 3, 1), [4, 2, 5, 3, 7]),
@@ -189,6 +267,16 @@ case("reshape", "Reshape", [rand(2, 3, 4), Const(np.array([4, -1], np.int64))], 
 case("flatten_axis2", "Flatten", [rand(2, 3, 5)], {"axis": 2}, opset=13)
 case("squeeze", "Squeeze", [rand(3, 1, 7), Const(np.array([1], np.int64))], opset=13)
 case("unsqueeze", "Unsqueeze", [rand(3, 7), Const(np.array([0, 2], np.int64))], opset=13)
+# BitCast (opset 26; onnxruntime has none): the same bytes under another type, NaN and
+# infinity bit patterns included
+_special = np.array([np.nan, -np.inf, np.inf, -0.0], np.float32)
+case("bitcast_f32_to_i32", "BitCast", [np.concatenate([rand(8), _special]).reshape(3, 4)],
+     {"to": TensorProto.INT32}, opset=26, ref=lambda x: [x.view(np.int32)])
+case("bitcast_i64_to_f64", "BitCast",
+     [np.array([0, 1, -1, 0x7FF0000000000000, 4607182418800017408], np.int64)],
+     {"to": TensorProto.DOUBLE}, opset=26, ref=lambda x: [x.view(np.float64)])
+case("bitcast_u8_to_i8", "BitCast", [np.arange(0, 255, 17, dtype=np.uint8).reshape(3, 5)],
+     {"to": TensorProto.INT8}, opset=26, ref=lambda x: [x.view(np.int8)])
 
 
 # --- Resize / Upsample (test_kernels_nn.py): arithmetic, so within the float tolerance
@@ -245,6 +333,27 @@ for opset in (11, 13):
     case(f"resize_nearest_int8_v{opset}", "Resize",
          [rand(1, 2, 3, 3, dtype=np.int8, low=-100, high=100), roi, scales(1, 1, 2, 3)],
          {"mode": "nearest"}, opset=opset)
+# cubic (Keys kernel, cubic_coeff_a, exclude_outside) and antialiased downscaling
+for coord in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+              "half_pixel_symmetric"):
+    case(f"resize_cubic_{coord}", "Resize", [X_UP, None, scales(1, 1, 2.5, 1.5)],
+         {"mode": "cubic", "coordinate_transformation_mode": coord}, opset=13)
+    case(f"resize_cubic_down_{coord}", "Resize", [X_DOWN, None, None, sizes(1, 2, 4, 5)],
+         {"mode": "cubic", "coordinate_transformation_mode": coord}, opset=13)
+case("resize_cubic_a05_exclude_outside", "Resize", [X_UP, None, scales(1, 1, 1.7, 2.0)],
+     {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, opset=13)
+case("resize_cubic_down_exclude_outside", "Resize", [X_DOWN, None, scales(1, 1, 0.6, 0.8)],
+     {"mode": "cubic", "exclude_outside": 1}, opset=13)
+case("resize_cubic_tf_crop_and_resize", "Resize",
+     [X_DOWN, Const(np.array([0, 0, 0.2, -0.1, 1, 1, 0.9, 1.3], np.float32)), None,
+      sizes(1, 2, 5, 6)],
+     {"mode": "cubic", "coordinate_transformation_mode": "tf_crop_and_resize",
+      "extrapolation_value": -7.0}, opset=13)
+for mode in ("cubic", "linear"):
+    case(f"resize_{mode}_antialias_down", "Resize", [X_DOWN, None, None, sizes(1, 2, 3, 4)],
+         {"mode": mode, "antialias": 1}, opset=18)
+    case(f"resize_{mode}_antialias_down_scales", "Resize", [X_DOWN, None, scales(1, 1, 0.6, 0.35)],
+         {"mode": mode, "antialias": 1}, opset=18)
 case("resize_defaults_v13", "Resize", [X_UP, None, scales(1, 1, 0.6, 2.2)], opset=13)
 case("resize_v10_nearest", "Resize", [X_UP, scales(1, 1, 2.0, 3.0)], {"mode": "nearest"},
      opset=10)
@@ -299,3 +408,59 @@ case("upsample_v7_attr", "Upsample", [X_UP], {"mode": "nearest", "scales": [1.0,
      opset=7)
 case("upsample_v7_linear", "Upsample", [X_UP], {"mode": "linear", "scales": [1.0, 1.0, 2.0, 2.0]},
      opset=7)
+
+
+# --- GridSample: every mode x padding x align_corners, 2-D and 3-D, points outside the
+# border (several reflections deep) included
+_rand_gs = uniform_source(23)
+for mode in ("nearest", "linear", "cubic"):
+    for pad in ("zeros", "border", "reflection"):
+        for align in (0, 1):
+            BOOK.add(f"grid_sample_{mode}_{pad}_ac{align}", "GridSample",
+                     [_rand_gs(2, 3, 5, 7), _rand_gs(2, 4, 6, 2, low=-3.5, high=3.5)],
+                     {"mode": mode, "padding_mode": pad, "align_corners": align},
+                     opset=20, exact=False)
+for mode in ("nearest", "linear"):
+    for pad in ("zeros", "border", "reflection"):
+        BOOK.add(f"grid_sample_3d_{mode}_{pad}", "GridSample",
+                 [_rand_gs(1, 2, 3, 4, 5), _rand_gs(1, 2, 3, 4, 3, low=-1.5, high=1.5)],
+                 {"mode": mode, "padding_mode": pad}, opset=20, exact=False, ref="onnx")
+for mode in ("bilinear", "bicubic"):  # the opset-16 spellings
+    BOOK.add(f"grid_sample_v16_{mode}", "GridSample",
+             [_rand_gs(1, 2, 4, 4), _rand_gs(1, 3, 5, 2, low=-1.2, high=1.2)],
+             {"mode": mode}, opset=16, exact=False)
+BOOK.add("grid_sample_f64", "GridSample",  # onnxruntime has no float64 GridSample
+         [_rand_gs(1, 2, 4, 4).astype(np.float64), _rand_gs(1, 3, 5, 2, low=-1.2, high=1.2)],
+         {"mode": "linear"}, opset=20, exact=False, tol=1e-6, ref="onnx")
+
+# --- AffineGrid (opset 20): 2-D and 3-D, align_corners
+for _align in (0, 1):
+    BOOK.add(f"affine_grid_2d_ac{_align}", "AffineGrid",
+             [_rand_gs(2, 2, 3), Const(np.array([2, 3, 5, 7], np.int64))],
+             {"align_corners": _align}, opset=20, exact=False)
+    BOOK.add(f"affine_grid_3d_ac{_align}", "AffineGrid",
+             [_rand_gs(2, 3, 4), Const(np.array([2, 1, 3, 4, 5], np.int64))],
+             {"align_corners": _align}, opset=20, exact=False)
+# an extent of 1: 0 (align_corners=1 is ambiguous: onnx.reference -1, onnxruntime +1,
+# PyTorch and we 0, so only align_corners=0 is compared)
+BOOK.add("affine_grid_2d_unit", "AffineGrid",
+         [_rand_gs(1, 2, 3), Const(np.array([1, 1, 1, 6], np.int64))], {}, opset=20,
+         exact=False)
+
+# --- Col2Im (opset 18): overlapping blocks sum; strides, dilations, pads; 3-D (onnx's
+# reference: onnxruntime's kernel is 2-D only)
+def _col2im(id_, n, c, img, blk, st=None, dl=None, pads=None, ref=None):
+    d = len(img)
+    st, dl, pads = st or [1] * d, dl or [1] * d, pads or [0] * (2 * d)
+    nb = [(img[k] + pads[k] + pads[d + k] - (dl[k] * (blk[k] - 1) + 1)) // st[k] + 1
+          for k in range(d)]
+    BOOK.add(id_, "Col2Im", [_rand_gs(n, c * int(np.prod(blk)), int(np.prod(nb))),
+                             Const(np.array(img, np.int64)), Const(np.array(blk, np.int64))],
+             {"strides": st, "dilations": dl, "pads": pads}, opset=18, exact=False, ref=ref)
+
+
+_col2im("col2im_basic", 1, 2, [5, 5], [2, 2])
+_col2im("col2im_strided_padded", 2, 3, [6, 7], [3, 2], st=[2, 1], pads=[1, 0, 2, 1])
+_col2im("col2im_dilated", 1, 1, [7, 6], [2, 3], dl=[2, 2], pads=[0, 1, 1, 0])
+_col2im("col2im_3d", 1, 2, [3, 4, 5], [2, 2, 3], st=[1, 2, 1], pads=[0, 1, 1, 1, 0, 1],
+        ref="onnx")

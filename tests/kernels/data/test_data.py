@@ -45,9 +45,9 @@ def test_reflect_pad_larger_than_axis_is_refused():
         run_onnx(model, {"c0_in0": x})
 
 
-def test_cubic_resize_is_refused_clearly():
-    x = rand(1, 1, 3, 3)
+def test_cubic_resize_of_integers_is_refused_clearly():
+    x = rand(1, 1, 3, 3, dtype=np.int8, low=-100, high=100)
     model = build_model([Case("cubic", "Resize", [x, None, scales(1, 1, 2, 2)],
                               {"mode": "cubic"}, opset=13)])
-    with pytest.raises(CompileError, match="cubic interpolation is not supported"):
+    with pytest.raises(CompileError, match="cubic Resize on int8 is not supported"):
         run_onnx(model, {"c0_in0": x})

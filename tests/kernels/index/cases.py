@@ -68,6 +68,18 @@ case("cumsum_int32_wraps", "CumSum",
 case("cumsum_f32", "CumSum", [rand(2, 3, 7), Const(np.array(2, I64))], opset=14, exact=False)
 case("cumsum_f32_rev", "CumSum", [rand(7, 3), Const(np.array(0, np.int32))], {"reverse": 1},
      opset=14, exact=False)
+# CumProd (opset 26; onnxruntime has no kernel: onnx's reference evaluator)
+for axis in (0, -1):
+    for exclusive in (0, 1):
+        for reverse in (0, 1):
+            case(f"cumprod_int32_a{axis}_e{exclusive}_r{reverse}", "CumProd",
+                 [RNG.integers(-3, 4, (3, 5)).astype(np.int32), Const(np.array(axis, I64))],
+                 {"exclusive": exclusive, "reverse": reverse}, opset=26, ref="onnx")
+case("cumprod_f32", "CumProd", [rand(2, 3, 7), Const(np.array(2, I64))], opset=26,
+     exact=False, ref="onnx")
+case("cumprod_f64_rev_excl", "CumProd", [rand(7, 3).astype(np.float64),
+                                         Const(np.array(0, np.int32))],
+     {"reverse": 1, "exclusive": 1}, opset=26, exact=False, ref="onnx")
 
 # TopK: distinct random values (ties order by index, both engines agree there too)
 for k, axis, largest in [(3, -1, 1), (1, 0, 1), (7, 1, 0), (2, 1, 0)]:
@@ -86,3 +98,18 @@ case("reverse_sequence_batch0", "ReverseSequence",
      [rand(4, 3, 5), np.array([4, 1, 3], I64)], {"batch_axis": 1, "time_axis": 0}, opset=10)
 case("reverse_sequence_batch1", "ReverseSequence",
      [rand(3, 7), np.array([7, 1, 2], I64)], {"batch_axis": 0, "time_axis": 1}, opset=10)
+
+# TensorScatter (opset 24, KV-cache updates; onnx's reference): linear and circular (wrapping
+# past the end), the default axis -2 and axis 1, int32 indices, float16 data, no indices
+_cache = rand(2, 3, 6, 4)
+case("tensor_scatter_linear", "TensorScatter",
+     [_cache, rand(2, 3, 2, 4), np.array([1, 4], I64)], opset=24, ref="onnx")
+case("tensor_scatter_circular", "TensorScatter",
+     [_cache, rand(2, 3, 3, 4), np.array([5, 2], I64)], {"mode": "circular"}, opset=24,
+     ref="onnx")
+case("tensor_scatter_axis1_i32", "TensorScatter",
+     [rand(2, 5, 3), rand(2, 2, 3), np.array([0, 3], np.int32)], {"axis": 1}, opset=24,
+     ref="onnx")
+case("tensor_scatter_f16_no_indices", "TensorScatter",
+     [rand(1, 4, 3).astype(np.float16), rand(1, 2, 3).astype(np.float16)], {"axis": 1},
+     opset=24, ref="onnx")

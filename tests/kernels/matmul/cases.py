@@ -98,3 +98,43 @@ BOOK.add("fp16_matmul_constant_weights", "MatMul",
          [_f32(_r3, 2, 3, 29), Const(_f32(_r3, 29, 21).astype(np.float16).astype(F32))],
          opset=13, ref=lambda a, b: [np.matmul(a.astype(np.float64), b)], compress_fp16=True,
          expect={p: (pre + "_w16", suf) for p, (pre, suf) in FC_EXPECT.items()})
+
+
+# --- Einsum (one portable kernel for every equation) ------------------------------------
+_re = np.random.default_rng(77)
+for _eq, _shapes in [("ij,jk->ik", [(3, 4), (4, 5)]),
+                     ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+                     ("ij,jk", [(3, 4), (4, 2)]),                  # implicit output
+                     ("ij->ji", [(3, 5)]),
+                     ("ii", [(4, 4)]),                             # trace
+                     ("...ii->...i", [(2, 3, 3)]),                 # batch diagonal
+                     ("...ij,...jk->...ik", [(2, 1, 3, 4), (1, 5, 4, 2)]),  # broadcast
+                     ("i,j->ij", [(3,), (4,)]),
+                     ("i,i", [(6,), (6,)]),
+                     ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+                     ("ij->", [(3, 4)]),
+                     ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)])]:
+    _tag = _eq.replace(",", "_").replace("->", "_to_").replace("...", "E") or "x"
+    BOOK.add(f"einsum_{_tag}", "Einsum", [_f32(_re, *s) for s in _shapes],
+             {"equation": _eq}, opset=12)
+BOOK.add("einsum_f64_matmul", "Einsum", [_re.standard_normal((3, 4)),
+                                         Const(_re.standard_normal((4, 2)))],
+         {"equation": "ij,jk->ik"}, opset=12, tol=1e-12)
+BOOK.add("einsum_int32_sum", "Einsum",
+         [_re.integers(-9, 9, (3, 4)).astype(np.int32), _re.integers(-9, 9, (4,)).astype(np.int32)],
+         {"equation": "ij,j->i"}, opset=12)
+BOOK.add("einsum_int64_outer", "Einsum",
+         [_re.integers(-9, 9, (3,)).astype(np.int64), _re.integers(-9, 9, (2,)).astype(np.int64)],
+         {"equation": "i,j->ji"}, opset=12)
+
+# --- Det (partial pivoting in double): batches, 1x1, a singular matrix, a zero pivot that
+# needs a row swap, float64 (NumPy's LAPACK determinant as the oracle there)
+_rd = np.random.default_rng(55)
+BOOK.add("det_2x2", "Det", [_f32(_rd, 2, 2)], opset=11)
+BOOK.add("det_batched_3x3", "Det", [_f32(_rd, 2, 3, 3, 3)], opset=11)
+BOOK.add("det_1x1", "Det", [_f32(_rd, 4, 1, 1)], opset=11)
+BOOK.add("det_singular_and_swap", "Det",
+         [np.array([[[1, 2, 3], [2, 4, 6], [0, 1, 1]], [[0, 2, 1], [3, 1, 0], [1, 0, 2]]], F32)],
+         opset=11)
+BOOK.add("det_f64_6x6", "Det", [_rd.standard_normal((3, 6, 6))], opset=11, tol=1e-10,
+         ref=lambda x: [np.linalg.det(x)])

@@ -148,3 +148,19 @@ BOOK.add("max_unpool_output_shape", "MaxUnpool",
          [_v.max(-1), _idx, Const(np.array([1, 2, 5, 7], np.int64))],
          dict(kernel_shape=[2, 2], strides=[2, 2]), opset=11,
          ref="onnx")
+
+
+# --- RoiAlign: avg and max, both coordinate modes, adaptive and fixed sampling, a spatial
+# scale, regions partly (and one wholly) outside the map, tiny regions, int64 batch indices
+_r = np.random.default_rng(606)
+_xr = _f32(_r, 2, 3, 9, 11)
+_rois = np.array([[0.5, 1.0, 7.5, 6.0], [-3.0, -2.0, 4.0, 5.0], [2.0, 2.0, 2.2, 2.1],
+                  [6.0, 3.0, 30.0, 25.0], [-20.0, -20.0, -15.0, -12.0]], F32)
+_bi = np.array([0, 1, 1, 0, 1], np.int64)
+for _mode in ("avg", "max"):
+    for _coord in ("half_pixel", "output_half_pixel"):
+        for _sr in (0, 2):
+            BOOK.add(f"roi_align_{_mode}_{_coord}_sr{_sr}", "RoiAlign", [_xr, _rois, _bi],
+                     {"mode": _mode, "coordinate_transformation_mode": _coord,
+                      "output_height": 3, "output_width": 4, "sampling_ratio": _sr,
+                      "spatial_scale": 0.5 if _sr else 1.0}, opset=16)

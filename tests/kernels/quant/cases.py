@@ -4,6 +4,7 @@ any vector width, saturating values, per-channel scales, non-zero zero points, i
 uint8, ties in the rounding."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from kernels.harness import Book, Const
@@ -49,11 +50,51 @@ BOOK.add("dequantize_s8_per_axis", "DequantizeLinear",
          dict(axis=1), opset=13)
 BOOK.add("dequantize_int32", "DequantizeLinear",
          [_r.integers(-100000, 100000, (4, 9)).astype(np.int32), s(0.0013)], opset=13)
+# blocked (opset 21; onnx's reference): blocks along an inner axis, a last block shorter
+# than the others, zero points, int16 output (output_dtype), dequantizing int8
+_xb = (_r.standard_normal((3, 7, 4)) * 3).astype(F32)
+_sb = _r.uniform(0.05, 0.5, (3, 3, 4)).astype(F32)
+BOOK.add("quantize_blocked_u8", "QuantizeLinear",
+         [_xb, Const(_sb), Const(_r.integers(100, 150, (3, 3, 4)).astype(np.uint8))],
+         {"axis": 1, "block_size": 3}, opset=21, ref="onnx")
+BOOK.add("quantize_blocked_s16_no_zp", "QuantizeLinear", [_xb, Const(_sb)],
+         {"axis": 1, "block_size": 3, "output_dtype": 5}, opset=21, ref="onnx")
+BOOK.add("dequantize_blocked_s8", "DequantizeLinear",
+         [q("int8", 2, 5, 6), Const(_r.uniform(0.01, 0.2, (2, 5, 2)).astype(F32)),
+          Const(_r.integers(-5, 5, (2, 5, 2)).astype(np.int8))],
+         {"axis": -1, "block_size": 4}, opset=21, ref="onnx")
 BOOK.add("dynamic_quantize", "DynamicQuantizeLinear", [_x], n_out=3, opset=13)
 BOOK.add("dynamic_quantize_positive", "DynamicQuantizeLinear",
          [np.abs(_x[:, :2]) + F32(0.5)], n_out=3, opset=13)
 BOOK.add("dynamic_quantize_negative", "DynamicQuantizeLinear",
          [-np.abs(_x[:1, :3]) - F32(0.1)], n_out=3, opset=13)
+
+# the narrow quantized types (opset 25) against onnx's reference: int4/uint4/int2/uint2 (ties,
+# saturation, zero points), float8 (saturate or not; the zero point is zero), float4e2m1
+_NARROW = {"int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4, "int2": ml_dtypes.int2,
+           "uint2": ml_dtypes.uint2, "float8e4m3fn": ml_dtypes.float8_e4m3fn,
+           "float8e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "float8e5m2": ml_dtypes.float8_e5m2,
+           "float8e5m2fnuz": ml_dtypes.float8_e5m2fnuz, "float4e2m1": ml_dtypes.float4_e2m1fn}
+_xs = np.concatenate([_x.reshape(-1)[:100], np.array([0.125, -0.125, 0.375, 1e6, -1e6, 0.0],
+                                                      F32)]).reshape(2, 53)
+for _name, _t in _NARROW.items():
+    _int = _name[-4:] in ("int4", "int2")
+    _zp = np.array(1 if _name.startswith("u") else -1 if _int else 0, F32).astype(_t)
+    _sat = (1,) if _int or _name == "float4e2m1" else (1, 0)
+    for _k in _sat:
+        BOOK.add(f"quantize_{_name}_sat{_k}", "QuantizeLinear", [_xs, s(0.25), Const(_zp)],
+                 {"saturate": _k} if not _int else {}, opset=25, ref="onnx")
+    BOOK.add(f"quantize_{_name}_per_axis", "QuantizeLinear",
+             [_x[:, :, 0, :], s([0.1, 0.5, 0.05, 0.25, 1.0]),
+              Const(np.zeros(5, F32).astype(_t))], {"axis": 1}, opset=25, ref="onnx")
+    _codes = (np.arange(-8, 16) if _int else np.arange(256 if _name[-2:] != "m1" else 16,
+                                                      dtype=np.uint8).view(_t).astype(F32))
+    _codes = np.asarray(_codes)[np.isfinite(np.asarray(_codes, F32))].astype(_t)
+    BOOK.add(f"dequantize_{_name}", "DequantizeLinear", [_codes, s(0.37), Const(_zp)],
+             opset=25, ref="onnx")
+    BOOK.add(f"dequantize_{_name}_per_axis_f16", "DequantizeLinear",
+             [_codes[:16].reshape(2, 8), Const(np.array([0.5, 3.0], np.float16)),
+              Const(np.zeros(2, F32).astype(_t))], {"axis": 0}, opset=25, ref="onnx")
 
 
 # --- QLinearConv / ConvInteger --------------------------------------------------------
@@ -106,6 +147,28 @@ BOOK.add("qmatmul_s8s8_batched", "QLinearMatMul",
 BOOK.add("qmatmul_u8u8", "QLinearMatMul",
          [q("uint8", 4, 33), s(0.03), z("uint8", 100), Const(q("uint8", 33, 3)), s(0.02),
           z("uint8", 140), s(0.3), z("uint8", 0)], opset=13)
+# float16 scales (opset 21): constants widened at compile time, run-time ones by a Cast. The
+# oracle: onnxruntime on the same product with the scales widened (exactly) to float32
+# (onnx's reference requantizes in float16 arithmetic, 1 LSB apart at times)
+def _qmatmul_f32_scales(*vals):
+    import onnxruntime as ort
+    from kernels.harness import Case, build_model, feeds
+
+    ins = [v.astype(np.float32) if v.dtype == np.float16 else v for v in vals]
+    case = Case("f32", "QLinearMatMul", ins, opset=13)
+    sess = ort.InferenceSession(build_model([case]).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds([case]))
+
+
+_h = lambda v: Const(np.array(v, np.float16))  # noqa: E731
+BOOK.add("qmatmul_f16_scales_const", "QLinearMatMul",
+         [q("uint8", 5, 19), _h(0.02), z("uint8", 128), Const(q("int8", 19, 7)), _h(0.01),
+          z("int8", 0), _h(0.1), z("uint8", 120)], opset=21, ref=_qmatmul_f32_scales)
+BOOK.add("qmatmul_f16_scales_runtime", "QLinearMatMul",
+         [q("int8", 2, 3, 9), np.array(0.03, np.float16), z("int8", -4), q("int8", 9, 6),
+          np.array(0.02, np.float16), z("int8", 3), np.array(0.25, np.float16), z("int8", 5)],
+         opset=21, ref=_qmatmul_f32_scales)
 BOOK.add("matmul_integer_u8u8", "MatMulInteger",
          [q("uint8", 4, 11), Const(q("uint8", 11, 6)), z("uint8", 130), z("uint8", 125)],
          opset=13)

@@ -116,3 +116,22 @@ for op in ("Softmax", "LogSoftmax", "Hardmax"):
     ties = RNG.integers(0, 2, (3, 4, 5)).astype(np.float32)
     case(f"{op}_v13_ties_axis1", op, [ties], {"axis": 1}, opset=13)
     case(f"{op}_v13_ties_last", op, [ties], {}, opset=13)
+
+# --- float64 (the float32 formulas in double) and bool (any/all) --------------------------
+for op in REDUCE_OPS:
+    x64 = reduce_input(op, (3, 7, 5)).astype(np.float64)
+    case(f"{op}_float64_axes1", op, [x64, Const(np.array([1], np.int64))], {"keepdims": 1},
+         opset=18, tol=1e-12)
+    case(f"{op}_float64_all", op, [x64], {"keepdims": 0}, opset=18, tol=1e-12)
+for op in ("Softmax", "LogSoftmax", "Hardmax"):
+    big64 = rand(2, 3, 7, 5, low=-100, high=200).astype(np.float64)
+    ref = "onnx" if op == "Hardmax" else None  # onnxruntime has no float64 Hardmax
+    case(f"{op}_float64_last", op, [big64], {}, opset=13, tol=1e-12, ref=ref)
+    case(f"{op}_float64_axis1", op, [big64], {"axis": 1}, opset=13, tol=1e-12, ref=ref)
+for op, fold in (("ReduceMax", np.any), ("ReduceMin", np.all)):
+    xb = RNG.integers(0, 2, (3, 4, 5)).astype(bool)
+    xb[1] = not (op == "ReduceMax")  # one slice constant so both outcomes occur
+    case(f"{op}_bool_axes02", op, [xb, Const(np.array([0, 2], np.int64))], {"keepdims": 0},
+         opset=18, ref=lambda x, a, fold=fold: [fold(x, axis=(0, 2))])
+    case(f"{op}_bool_axis1", op, [xb, Const(np.array([1], np.int64))], {"keepdims": 1},
+         opset=18, ref=lambda x, a, fold=fold: [fold(x, axis=1, keepdims=True)])

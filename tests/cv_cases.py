@@ -252,7 +252,8 @@ for k, (cn, (r, c, dr, dc)) in enumerate(zip([1, 3, 4, 2], [(17, 23, 9, 31), (37
             (110 + k, r, c, cn), (dr, dc, cn),
             ref=lambda x, dr=dr, dc=dc: _c3(cv2.resize(x, (dc, dr),
                                                       interpolation=cv2.INTER_NEAREST)))
-for kind, (r, c, cn) in ((120, (13, 17, 3)), ("natural", (47, 61, 3)), (121, (9, 11, 1))):
+for kind, (r, c, cn) in ((120, (13, 17, 3)), ("natural", (47, 61, 3)), (121, (9, 11, 1)),
+                         (122, (7, 9, 4)), (123, (5, 13, 2)), (124, (16, 3, 3))):
     mean, std = [123.675, 116.28, 103.53, 0][:cn], [58.395, 57.12, 57.375, 1][:cn]
     add(f"normalize_c{cn}_{kind}", "tinycv_normalize_ui8", "f32", (kind, r, c, cn), (r, c, cn),
         "f, f + 4", floats=mean + [0] * (4 - cn) + std + [1] * (4 - cn), src_dtype="ui8",

@@ -44,11 +44,14 @@ VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.color_avx2_ui8.emit_rgb2bgr_avx2",
                                                 "cv.color_avx2_ui8.emit_rgb2gray_avx2",
                                                 "cv.color_avx2_ui8.emit_rgb2yuv_avx2",
-                                                "cv.color_avx2_ui8.emit_yuv2bgr_nv21_avx2"},
+                                                "cv.color_avx2_ui8.emit_yuv2bgr_nv21_avx2",
+                                                "cv.normalize_simd_ui8.emit_normalize_avx2"},
                 "arm64-neon": {"cv.gaussian_blur_neon_ui8", "cv.gaussian_blur_neon_f32",
-                               "cv.resize_linear_neon_ui8", *NEON_COLOR},
+                               "cv.resize_linear_neon_ui8", *NEON_COLOR,
+                               "cv.normalize_simd_ui8.emit_normalize_neon"},
                 "armv7-neon": {"cv.gaussian_blur_neon_ui8", "cv.gaussian_blur_neon_f32",
-                               "cv.resize_linear_neon_ui8", *NEON_COLOR}}
+                               "cv.resize_linear_neon_ui8", *NEON_COLOR,
+                               "cv.normalize_simd_ui8.emit_normalize_neon"}}
 
 
 def check_choice(level: str) -> None:

@@ -154,6 +154,19 @@ def test_warning_free(cc, tmp_path):
     assert not errors, "\n".join(errors)
 
 
+def test_warning_free_on_cortex_m(tmp_path):
+    """The bare-metal build with the MCU toolchain (short enums, 32-bit size_t, picolibc)
+    is warning-free too: its type ranges differ from the host's."""
+    from build_support import require_tools
+
+    require_tools("arm-none-eabi-gcc")
+    cmds = [["arm-none-eabi-gcc", "--specs=picolibc.specs", "-mcpu=cortex-m4", "-mthumb",
+             *STRICT, "-O2", "-DMEGCC_NO_LIBC_HOOKS", "-I", str(RT / "include"), "-c", str(s),
+             "-o", str(tmp_path / f"m4_{s.stem}.o")] for s in RUNTIME_SRCS]
+    errors = _run_jobs(cmds, tmp_path)
+    assert not errors, "\n".join(errors)
+
+
 def test_bare_metal_build_needs_only_memcpy_memset(tmp_path):
     if not shutil.which("nm") or not shutil.which("ld"):
         pytest.skip("binutils missing")

@@ -105,8 +105,10 @@ void LITE_clear_last_error(void) {
 }
 
 int LITE_set_log_level(LiteLogLevel level) {
-    if ((int)level < LITE_DEBUG || level > LITE_ERROR)
-        return lite_fail("bad log level %d", (int)level);
+    /* through an int: with short enums (arm-none-eabi) the enum itself cannot be negative */
+    const int value = (int)level;
+    if (value < (int)LITE_DEBUG || value > (int)LITE_ERROR)
+        return lite_fail("bad log level %d", value);
     g_level = level;
     return 0;
 }

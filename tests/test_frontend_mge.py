@@ -182,13 +182,13 @@ def test_unsupported_opr_names_file_and_node(tmp_path):
     from megengine.jit import trace
 
     @trace(symbolic=True, capture_as_const=True)
-    def f(data):
-        return F.argmax(data, axis=1)
+    def f(data):  # MegEngine's 3-D convolution has no converter
+        return F.conv3d(data, mge.tensor(np.ones((2, 3, 1, 1, 1), np.float32)))
 
-    f(mge.tensor(np.zeros((1, 4), np.float32)))
-    path = str(tmp_path / "argmax.mge")
+    f(mge.tensor(np.zeros((1, 3, 2, 2, 2), np.float32)))
+    path = str(tmp_path / "conv3d.mge")
     f.dump(path, arg_names=["data"], optimize_for_inference=False)
     with pytest.raises(CompileError) as e:
         load_mge(path)
     msg = str(e.value)
-    assert path in msg and "node '" in msg and "Argmax" in msg and "\n" not in msg
+    assert path in msg and "node '" in msg and "Convolution3D" in msg and "\n" not in msg

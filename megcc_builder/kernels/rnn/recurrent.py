@@ -257,7 +257,7 @@ def _direction(p: RnnProblem, d: int, mm: Optional[Simd], vec: Optional[Vector])
         "                if (s >= len) continue;",
         f"                xr = xw + ({xrow}) * N;",
         f"                yr = {'y ? y + ' + yoff + ' : 0' if p.outs[0] else '0'};",
-        "                (void)yr; (void)gr; (void)xr;"]
+        "                (void)yr; (void)gr; (void)xr; (void)hr;"]
     steps = ["        for (s = 0; s < S; ++s) {"]
     ind = " " * 16
     if p.cell == "LSTM" or p.cell == "RNN":

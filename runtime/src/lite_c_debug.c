@@ -223,6 +223,17 @@ static const char *type_name(LiteDataType t) {
     case LITE_INT64: return "int64";
     case LITE_MEGCC_FLOAT64: return "float64";
     case LITE_MEGCC_UINT64: return "uint64";
+    case LITE_MEGCC_BFLOAT16: return "bfloat16";
+    case LITE_MEGCC_FLOAT8E4M3FN: return "float8e4m3fn";
+    case LITE_MEGCC_FLOAT8E4M3FNUZ: return "float8e4m3fnuz";
+    case LITE_MEGCC_FLOAT8E5M2: return "float8e5m2";
+    case LITE_MEGCC_FLOAT8E5M2FNUZ: return "float8e5m2fnuz";
+    case LITE_MEGCC_FLOAT8E8M0: return "float8e8m0";
+    case LITE_MEGCC_FLOAT4E2M1: return "float4e2m1";
+    case LITE_MEGCC_INT4: return "int4";
+    case LITE_MEGCC_UINT4: return "uint4";
+    case LITE_MEGCC_INT2: return "int2";
+    case LITE_MEGCC_UINT2: return "uint2";
     }
     return "?";
 }
@@ -248,6 +259,18 @@ static double element(const uint8_t *p, LiteDataType t) {
                                                       : (1024 + m) * (double)(1u << e) / 33554432.0;
         return (h & 0x8000) ? -v : v;
     }
+    case LITE_MEGCC_BFLOAT16: { /* the top half of a float32 */
+        uint32_t bits = (uint32_t)u.u16 << 16;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    case LITE_MEGCC_INT4: case LITE_MEGCC_INT2: return (int8_t)p[0]; /* one per byte */
+    case LITE_MEGCC_UINT4: case LITE_MEGCC_UINT2: return p[0];
+    /* float8 / float4 codes: dumped as their raw byte (the text dump is for debugging) */
+    case LITE_MEGCC_FLOAT8E4M3FN: case LITE_MEGCC_FLOAT8E4M3FNUZ: case LITE_MEGCC_FLOAT8E5M2:
+    case LITE_MEGCC_FLOAT8E5M2FNUZ: case LITE_MEGCC_FLOAT8E8M0: case LITE_MEGCC_FLOAT4E2M1:
+        return p[0];
     }
     return 0;
 }

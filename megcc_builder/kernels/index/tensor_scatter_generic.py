@@ -33,7 +33,8 @@ def emit(op: Op, graph: Graph):
     ct = {"int64": "int64_t", "int32": "int32_t"}.get(it)
     if ct is None:
         raise graph.error(f"write_indices of {it} are not supported (int64, int32 are)", op)
-    pos = "w % S; if (w < 0) w += S" if mode == "circular" else "w"
+    # circular: wrap into [0, S); linear: positions past the cache are skipped below
+    wrap = "w = w % S; if (w < 0) w += S;" if mode == "circular" else ""
     body = f"""    const uint8_t *past = (const uint8_t *)in_ptrs[0];
     const uint8_t *upd = (const uint8_t *)in_ptrs[1];
     {"const " + ct + " *wi = (const " + ct + " *)in_ptrs[2];" if has_idx else ""}
@@ -44,7 +45,7 @@ def emit(op: Op, graph: Graph):
         for (r = 0; r < P; ++r)
             for (s = 0; s < U; ++s) {{
                 int64_t w = {"(int64_t)wi[b]" if has_idx else "0"} + s;
-                w = {pos};
+                {wrap}
                 if (w < 0 || w >= S) continue;
                 memcpy(y + (((int64_t)b * P + r) * S + w) * R,
                        upd + (((int64_t)b * P + r) * U + s) * R, (size_t)R);

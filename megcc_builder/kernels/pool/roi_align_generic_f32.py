@@ -61,6 +61,7 @@ def emit(op: Op, graph: Graph):
         gh = SR > 0 ? SR : (int32_t)ceilf(rh / (float)OH);
         gw = SR > 0 ? SR : (int32_t)ceilf(rw / (float)OW);
         count = gh * gw > 1 ? gh * gw : 1;
+        (void)count;  /* max mode does not divide */
         for (c = 0; c < C; ++c) {{
             const float *xc = x + (b * C + c) * H * W;
             for (ph = 0; ph < OH; ++ph)

@@ -128,9 +128,12 @@ def build_corpus(d) -> Corpus:
         "graph_output_missing": (_model([helper.make_node("Relu", ["x"], ["y"])], x22,
                                         [vi("zz", TP.FLOAT, [2, 2])]), "zz"),
         "no_outputs": (_model([helper.make_node("Relu", ["x"], ["y"])], x22, []), "outputs"),
-        "dynamic_input": (_model([helper.make_node("Relu", ["x"], ["y"])],
-                                 [vi("x", TP.FLOAT, ["N", 2])], [vi("y", TP.FLOAT, ["N", 2])]),
-                          "'x'"),
+        # a run-time dimension (kept dynamic since dynamic plans exist) that a node pins:
+        # Reshape to a constant shape needs N's value at compile time
+        "dynamic_input_pinned": (_model([helper.make_node("Reshape", ["x", "s"], ["y"])],
+                                        [vi("x", TP.FLOAT, ["N", 2])], [vi("y", TP.FLOAT, [4])],
+                                        [("s", np.array([4], np.int64))]),
+                                 "cannot stay dynamic"),
         "opset_too_new": (_model([helper.make_node("Relu", ["x"], ["y"])], x22, y22, opset=999),
                           "opset"),
         # absurd sizes: 2^40 elements as an input, as an intermediate, as a folded constant
@@ -189,8 +192,10 @@ def build_corpus(d) -> Corpus:
                             "'model_name'"),
         "json_escaping_name": ("esc.json", json.dumps({"models": [
             model_entry(model_name="../escape")]}), "'model_name'"),
+        # (names are symbolic dimensions now: "x=(a,b)" is valid syntax, refused later for
+        # its rank; a malformed dimension is the config's own error)
         "json_bad_shapes": ("bs.json", json.dumps({"models": [
-            model_entry(input_shape_str="x=(a,b)")]}), "bs.json"),
+            model_entry(input_shape_str="x=(1,3,4.5,4)")]}), "bs.json"),
         "json_missing_model": ("mm.json", json.dumps({"models": [
             model_entry(model_path="absent.onnx")]}), "absent.onnx"),
         "json_pending_option": ("po.json", json.dumps({"models": [

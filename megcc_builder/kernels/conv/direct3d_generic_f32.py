@@ -10,7 +10,7 @@ from ...codegen.params import i32, int_constants, schema
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
-from ..registry import F32, implements
+
 
 PARAMS = schema(*(i32(n, c) for n, c in [
     ("N", "batch"), ("C", "input channels"), ("D", "input depth"), ("H", "input height"),
@@ -35,8 +35,12 @@ def geometry3d(op: Op, graph: Graph):
     return k, strides, dil, pads[:3]
 
 
-@implements("Conv", dtypes=F32, layout="nchw", applies=_applies)
-def emit(op: Op, graph: Graph):
+def emit_3d(op: Op, graph: Graph):
+    """Conv on (N, C, D, H, W): called by the portable Conv implementation
+    (direct_generic_f32.lower_conv), which handles every rank."""
+    reason = _applies(op, graph, None)
+    if reason:
+        raise graph.error(f"3-D Conv: {reason}", op)
     x, w, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if w.dtype != "float32":
         raise graph.error(f"3-D Conv weights of {w.dtype} are not supported (float32 are)", op)

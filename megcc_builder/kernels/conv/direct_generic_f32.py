@@ -28,19 +28,26 @@ GEMM_PARAMS = conv_schema(i32("NBLK", "output positions per im2col block"))
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     """Multiply-adds at the rate the auto-vectorised portable loops reach (im2col + GEMM
     loops; the scalar depthwise loop)."""
+    if _is_3d(op, graph):
+        return 1.0  # (the only implementation of a 3-D Conv)
     geo = conv_problem(op, graph)
     macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * (geo["c"] // geo["group"]) \
         * geo["kh"] * geo["kw"]
     return macs * (isa.core.portable_depthwise if is_depthwise(geo) else isa.core.portable_conv)
 
 
-def _not_3d(op: Op, graph: Graph, isa: IsaSpec):
-    """3-D convolutions have their own portable kernel (direct3d_generic_f32.py)."""
-    return "3-D" if len(graph.tensors[op.inputs[0]].shape) == 5 else None
+def _is_3d(op: Op, graph: Graph) -> bool:
+    return len(graph.tensors[op.inputs[0]].shape) == 5
 
 
-@implements("Conv", dtypes=F32, layout="nchw", applies=_not_3d, cost=cost)
+# The one portable Conv implementation (tests/test_registry.py): 3-D convolutions are
+# emitted by direct3d_generic_f32.py's kernel from here.
+@implements("Conv", dtypes=F32, layout="nchw", cost=cost)
 def lower_conv(op: Op, graph: Graph):
+    if _is_3d(op, graph):
+        from .direct3d_generic_f32 import emit_3d
+
+        return emit_3d(op, graph)
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]

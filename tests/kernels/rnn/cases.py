@@ -63,8 +63,10 @@ for op in ("LSTM", "GRU", "RNN"):
     rnn_case(f"{o}_s5_b1_i2_h33", op, 5, 1, 2, 33)
     rnn_case(f"{o}_s1_b3_i5_h3_nobias", op, 1, 3, 5, 3, bias=False)
     # a batch over 4: the per-step product through the packed GEMM, not the GEMV
+    # (a row of length 0 for LSTM/GRU only: onnxruntime's RNN leaves such a row's outputs
+    # uninitialised, so the reference check against it would compare garbage)
     rnn_case(f"{o}_s3_b6_i5_h9_bidi_seq", op, 3, 6, 5, 9, direction="bidirectional",
-             seq=[3, 1, 2, 3, 0, 3], init=op != "RNN")
+             seq=[3, 1, 2, 3, 0 if op != "RNN" else 1, 3], init=op != "RNN")
     # directions, initial states, sequence lengths, layout
     rnn_case(f"{o}_reverse_init", op, 5, 3, 3, 7, direction="reverse", init=True)
     rnn_case(f"{o}_bidi_init", op, 5, 3, 3, 8, direction="bidirectional", init=True)

@@ -59,7 +59,8 @@ TARGET_FLAGS = {
     "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
                 "build with --arm64 and --armv7 separately for NEON kernels"),
     "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
-    "arm64_with_i8mm": ("arm64-neon", "no i8mm kernels yet: NEON kernels"),
+    "arm64_with_i8mm": ("arm64-dot", "no i8mm kernels yet: dot-product kernels, which every "
+                        "i8mm CPU has"),
     "webassembly": ("generic", "portable C99 kernels"),
 }
 
@@ -577,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile models to kernels + model blobs")
-    c.add_argument("models", nargs="*")
+    c.add_argument("models", nargs="*", help="model files (.onnx, .mge) compiled into one bundle sharing one kernel set; or --json CONFIG instead")
     c.add_argument("-o", "--output", help="output directory")
     c.add_argument("--json", help="MegCC-style JSON/YAML config (models, shapes, options)")
     c.add_argument("--input-shapes",
@@ -601,17 +602,20 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="compile, build on the host, run, write outputs.npz; or "
                                    "run an already compiled directory at the arrays' shapes")
     r.add_argument("model", help="model file, or a `megcc compile` output directory")
-    r.add_argument("--input", action="append", metavar="NAME=FILE.npy")
-    r.add_argument("--input-shapes")
-    r.add_argument("--output-dir", required=True)
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input's value from a .npy file (repeatable); the array's shape is compiled for, its dtype must be the input's; inputs not given are seeded")
+    r.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)" (first instance is used); default: the arrays\' or the model\'s shapes')
+    r.add_argument("--output-dir", required=True,
+                   help="where outputs.npz (one array per output) is written")
     r.add_argument("--seed", type=int, default=0, help="seed for inputs not given")
     r.add_argument("--profile", action="store_true", help="time every instruction")
     r.add_argument("-n", "--iterations", type=int, default=0,
                    help="timed iterations (with --profile: profiled runs, fastest kept)")
     r.add_argument("--cpu-clock", action="store_true",
                    help="time in thread CPU time (robust on a loaded machine)")
-    r.add_argument("--warmup", type=int, default=1)
-    r.add_argument("--no-fuse", action="store_true")
+    r.add_argument("--warmup", type=int, default=1,
+                   help="untimed runs before the timed ones (default 1)")
+    r.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(r)
     r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     r.add_argument("--threads", type=int, default=1,
@@ -623,9 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("bench", help="latency vs onnxruntime / MegEngine Lite, GFLOP/s vs peak")
-    b.add_argument("model")
-    b.add_argument("--input-shapes")
-    b.add_argument("--compare", default="onnxruntime,megengine")
+    b.add_argument("model", help="an .onnx or .mge model")
+    b.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)" (first instance is used)')
+    b.add_argument("--compare", default="onnxruntime,megengine",
+                   help="comma-separated engines timed beside ours: onnxruntime (.onnx models), megengine (MegEngine Lite, .mge models); an engine that cannot run the model gets a row saying why (default: onnxruntime,megengine)")
     b.add_argument("--threads", type=int, default=1,
                    help="worker threads, ours and onnxruntime's intra-op (more than 1: "
                         "wall-clock time)")
@@ -633,8 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time our InferenceSession.run as a Python caller sees it")
     b.add_argument("--subprocess", action="store_true",
                    help="time the standalone runner process instead of the in-process runtime")
-    b.add_argument("-n", "--iterations", type=int, default=20)
-    b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("-n", "--iterations", type=int, default=20,
+                   help="timed runs per engine; the median and minimum are printed (default 20)")
+    b.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     b.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
     b.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="time inferences in process CPU time (default; robust on a shared "
@@ -676,11 +682,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=cmd_package)
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
-    i.add_argument("model")
-    i.add_argument("--input-shapes")
+    i.add_argument("model", help="an .onnx or .mge model")
+    i.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances (each printed)')
     i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
                    "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
-    i.add_argument("--no-fuse", action="store_true")
+    i.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(i)
     i.add_argument("--isa", default=os.environ.get("MEGCC_ISA") or None,
                    help=ISA_HELP + " (default: as compile)")
@@ -732,11 +738,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     """MegCC's compiler command line: `<model> <output_dir>` or `--json=<config>`."""
     ap = _Parser(prog="mgb-to-tinynn")
-    ap.add_argument("model", nargs="?")
-    ap.add_argument("output_dir", nargs="?")
-    ap.add_argument("--json")
+    ap.add_argument("model", nargs="?", help="the model (.mge or .onnx); or --json")
+    ap.add_argument("output_dir", nargs="?", help="where the generated files go")
+    ap.add_argument("--json", help="MegCC's JSON config (models, shapes, options, cv)")
     ap.add_argument("--dump", help="overrides dump_dir of the JSON config")
-    ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes")
+    ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes",
+                    help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     for flag, (level, caveat) in TARGET_FLAGS.items():
         ap.add_argument(f"--{flag}", action="store_true",
                         help=f"kernels for ISA level {level}" + (f" ({caveat})" if caveat
@@ -744,12 +751,16 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     from .config import PENDING_OPTIONS
 
     for opt in sorted(PENDING_OPTIONS):
-        ap.add_argument(f"--{opt}", action="store_true")
-    ap.add_argument("--mgb_fuse_kernel", action="store_true")
+        ap.add_argument(f"--{opt}", action="store_true",
+                        help="MegCC option, not supported yet: refused with a one-line error")
+    ap.add_argument("--mgb_fuse_kernel", action="store_true",
+                    help="fuse operators (always on; accepted for compatibility)")
     _add_model_options(ap, megcc_spelling_first=True)
-    ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true")
+    ap.add_argument("--save-model", "--save_model", dest="save_model", action="store_true",
+                    help="also write the model as a C array (<model>.tiny.c)")
     ap.add_argument("--cv", action="append", help=CV_HELP + " (may repeat)")
-    ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--verbose", action="store_true",
+                    help="show a traceback for internal errors")
     args = ap.parse_args(argv)
 
     def run(a) -> int:

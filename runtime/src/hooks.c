@@ -20,27 +20,14 @@ megcc_status megcc_default_hooks(megcc_hooks *hooks) {
 #include <string.h>
 #include <time.h>
 
-/* C99 has no aligned allocation: over-allocate, align, and keep malloc's pointer in the
- * word just below the block we hand out. */
 static void *default_alloc(void *user, size_t size, size_t align) {
-    unsigned char *raw, *p;
     (void)user;
-    if (align < sizeof(void *)) align = sizeof(void *);
-    if (size > (size_t)-1 - align - sizeof(void *)) return NULL;
-    raw = (unsigned char *)malloc(size + align + sizeof(void *));
-    if (!raw) return NULL;
-    p = raw + sizeof(void *);
-    p += (align - (size_t)((uintptr_t)p % align)) % align;
-    memcpy(p - sizeof(void *), &raw, sizeof raw);
-    return p;
+    return mgc_aligned_from(malloc, size, align);
 }
 
 static void default_free(void *user, void *ptr) {
-    void *raw;
     (void)user;
-    if (!ptr) return;
-    memcpy(&raw, (unsigned char *)ptr - sizeof(void *), sizeof raw);
-    free(raw);
+    mgc_unaligned_free(free, ptr);
 }
 
 static void default_log(void *user, int level, const char *message) {

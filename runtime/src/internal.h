@@ -137,6 +137,9 @@ void mgc_format(char *buf, size_t cap, const char *fmt, ...);
 megcc_status mgc_fail_global(megcc_status status, const char *fmt, ...);
 void mgc_log(const megcc_hooks *h, int level, const char *msg);
 void *mgc_alloc(const megcc_hooks *h, size_t size, size_t align);
+/* An `align`-aligned block from a malloc-like function, and its release. */
+void *mgc_aligned_from(void *(*raw_alloc)(size_t), size_t size, size_t align);
+void mgc_unaligned_free(void (*raw_free)(void *), void *ptr);
 void mgc_free(const megcc_hooks *h, void *p);
 void mgc_info_from_record(const megcc_model *m, const uint8_t *rec, megcc_tensor_info *info);
 

@@ -7,27 +7,15 @@
 
 static TinyNnCallBack g_tinynn;
 
-/* malloc-like callbacks give no alignment: over-allocate and keep the callback's pointer
- * in the word below the aligned block (as hooks.c does for malloc). */
+/* malloc-like callbacks give no alignment: util.c's aligned wrapper around them */
 static void *tinynn_alloc(void *user, size_t size, size_t align) {
-    unsigned char *raw, *p;
     (void)user;
-    if (align < sizeof(void *)) align = sizeof(void *);
-    if (size > (size_t)-1 - align - sizeof(void *)) return NULL;
-    raw = (unsigned char *)g_tinynn.tinynn_malloc_cb(size + align + sizeof(void *));
-    if (!raw) return NULL;
-    p = raw + sizeof(void *);
-    p += (align - (size_t)((uintptr_t)p % align)) % align;
-    memcpy(p - sizeof(void *), &raw, sizeof raw);
-    return p;
+    return mgc_aligned_from(g_tinynn.tinynn_malloc_cb, size, align);
 }
 
 static void tinynn_free(void *user, void *ptr) {
-    void *raw;
     (void)user;
-    if (!ptr) return;
-    memcpy(&raw, (unsigned char *)ptr - sizeof(void *), sizeof raw);
-    g_tinynn.tinynn_free_cb(raw);
+    mgc_unaligned_free(g_tinynn.tinynn_free_cb, ptr);
 }
 
 static void tinynn_log(void *user, int level, const char *message) {

@@ -91,6 +91,27 @@ void mgc_log(const megcc_hooks *h, int level, const char *msg) {
     if (h->log) h->log(h->user, level, msg);
 }
 
+/* C99 has no aligned allocation: over-allocate through a malloc-like function, align, and
+ * keep its pointer in the word just below the block handed out (mgc_unaligned_free). */
+void *mgc_aligned_from(void *(*raw_alloc)(size_t), size_t size, size_t align) {
+    unsigned char *raw, *p;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    if (size > (size_t)-1 - align - sizeof(void *)) return NULL;
+    raw = (unsigned char *)raw_alloc(size + align + sizeof(void *));
+    if (!raw) return NULL;
+    p = raw + sizeof(void *);
+    p += (align - (size_t)((uintptr_t)p % align)) % align;
+    memcpy(p - sizeof(void *), &raw, sizeof raw);
+    return p;
+}
+
+void mgc_unaligned_free(void (*raw_free)(void *), void *ptr) {
+    void *raw;
+    if (!ptr) return;
+    memcpy(&raw, (unsigned char *)ptr - sizeof(void *), sizeof raw);
+    raw_free(raw);
+}
+
 void *mgc_alloc(const megcc_hooks *h, size_t size, size_t align) {
     /* Never ask the hook for 0 bytes: malloc(0) may return NULL legitimately. */
     return h->alloc(h->user, size ? size : 1, align);

@@ -21,6 +21,7 @@ from ...ir.quant import operand
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
+from .requant import wrapping_add
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -194,7 +195,7 @@ MICRO_KERNEL
                         int32_t t = 0;
                         VECTOR_EPILOGUE
                         for (; t < 16 && j + t < nb; ++t) {{
-                            const int32_t acc = tile[r][t] + bo;  /* MLAS: acc + bias */
+                            const int32_t acc = {wrapping_add("tile[r][t]", "bo")};  /* MLAS: acc + bias */
                             yo[t] = {rq.store(epi_value, 'yz')};
                         }}
                     }}

@@ -10,7 +10,7 @@ from ...ir import Graph, Op
 from ...ir.quant import check_scale, check_zero_point, operand
 from ..conv.geometry import conv_geometry, conv_schema
 from ..registry import implements
-from .requant import CTYPE, SHORT, Requant
+from .requant import CTYPE, SHORT, Requant, wrapping_add
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -149,7 +149,7 @@ def lower_qlinear_conv(op: Op, graph: Graph):
     geo = pt["geo"]
     if geo["G"] == geo["C"] == geo["OC"] and geo["G"] > 1:
         return [_depthwise(op, pt)]
-    epilogue = f"y[yi] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
+    epilogue = f"y[yi] = {rq.store(rq.value(wrapping_add('acc', 'bo'), 'mult', 'rs'), 'yz')};"
     body = _loop(pt["xt"], pt["wt"], pt["x_zp"], pt["w_zp"], epilogue, pt["head"]) \
         .replace("OC_SETUP", pt["oc_setup"])
     kernel = make_kernel(f"qlinear_conv_{pt['variant']}", body, PARAMS, rq.helpers)
@@ -165,7 +165,7 @@ def _depthwise(op: Op, pt: dict) -> Instr:
     dilation compiled in; the integer sums equal the general loop's."""
     geo, rq, xt, wt = pt["geo"], pt["rq"], pt["xt"], pt["wt"]
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("KH", "KW", "SH", "SW", "DH", "DW"))
-    epilogue = f"yrow[ox] = {rq.store(rq.value('acc + bo', 'mult', 'rs'), 'yz')};"
+    epilogue = f"yrow[ox] = {rq.store(rq.value(wrapping_add('acc', 'bo'), 'mult', 'rs'), 'yz')};"
     body = f"""    const {xt} *x = (const {xt} *)in_ptrs[0];
     const {wt} *w = (const {wt} *)in_ptrs[1];
     int32_t *accs = (int32_t *)workspace;  /* one output row of int32 sums */

@@ -29,6 +29,7 @@ from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
+from .requant import wrapping_add, wrapping_mul, wrapping_sub
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -194,10 +195,10 @@ MICRO_KERNEL
                             const int32_t o = g * OCG + o0 + r;
                             {yt} *yo = yg + (int64_t)(o0 + r) * P + p0 + j;
                             {pt["oc_setup"]}
-                            const int32_t zc = xzs * wsum[o];
+                            const int32_t zc = {wrapping_mul("xzs", "wsum[o]")};
                             for (t = 0; t < {NR} && j + t < nb; ++t) {{
-                                const int32_t acc = tile[r][t] - zc;  /* = sum (x-zx)(w-zw) */
-                                yo[t] = {rq.store(rq.value("acc + bo", "mult", "rs"), "yz")};
+                                const int32_t acc = {wrapping_sub("tile[r][t]", "zc")};  /* = sum (x-zx)(w-zw) */
+                                yo[t] = {rq.store(rq.value(wrapping_add("acc", "bo"), "mult", "rs"), "yz")};
                             }}
                         }}
                     }}

@@ -29,6 +29,7 @@ from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from . import requant_avx2
+from .requant import wrapping_mul, wrapping_sub
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
@@ -213,7 +214,7 @@ def _micro_kernel() -> str:
 def _epilogue(rq, has_bias: bool) -> str:
     out = []
     for r in range(MR):
-        const = f"(({'bias[o]' if has_bias else '0'}) - zs * wsum[o])"
+        const = wrapping_sub("bias[o]" if has_bias else "0", wrapping_mul("zs", "wsum[o]"))
         full = requant_avx2.store16(rq, f"c{r}0", f"c{r}1", const, "mults[o]", "yo")
         part = requant_avx2.store16(rq, f"c{r}0", f"c{r}1", const, "mults[o]", "yo",
                                     "nb - j")

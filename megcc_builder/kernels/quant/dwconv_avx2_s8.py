@@ -23,6 +23,7 @@ from . import requant_avx2
 from ...codegen.params import i32
 from ..conv.geometry import conv_schema
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
+from .requant import wrapping_add
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -126,7 +127,7 @@ def lower_qlinear_dwconv_avx2(op: Op, graph: Graph):
                     int32_t acc = 0, t;
                     for (t = 0; t < {taps}; ++t)
                         acc += ((int32_t)src[toff[t]] - xz) * (int32_t)wo[t];
-                    yrow[ox] = {rq.store(rq.value("acc + bo", "mult", "rs"), "yz")};
+                    yrow[ox] = {rq.store(rq.value(wrapping_add("acc", "bo"), "mult", "rs"), "yz")};
                 }}"""
     vec_setup = (requant_avx2.setup(rq) + "    const __m256i vxz = _mm256_set1_epi16((int16_t)"
                  f"{pt['x_zp']});") if sw in (1, 2) else ""

@@ -14,7 +14,7 @@ from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, Tensor
 from ...ir.quant import check_scale, check_zero_point, operand
 from ..registry import implements
-from .requant import CTYPE, SHORT, Requant
+from .requant import CTYPE, SHORT, Requant, wrapping_add
 
 QTYPES = ("int8", "uint8")
 PARAMS = schema(i32("BATCH", "matrix products"), i32("M", "rows"), i32("N", "columns"),
@@ -172,7 +172,7 @@ def _requant_epilogue(rq: Requant, bias_pos: Optional[int], bs_per: bool):
     col = (f"const float bsc = bs[{'n' if bs_per else '0'}];\n"
            + ("                const float rs = alpha * as * bsc;\n" if rq.uses_real_scale else
               "                const float mult = alpha * as * bsc / so;\n"))
-    acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
+    acc = wrapping_add("acc", "bias[m * SCM + n * SCN]") if bias_pos else "acc"
     return bias, col, f"y[yi] = {rq.store(rq.value(acc, 'mult', 'rs'), 'yz')};"
 
 
@@ -262,7 +262,7 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
         head = scales + "    float *y = (float *)out_ptrs[0];\n" + (
             f"    const int32_t *bias = (const int32_t *)in_ptrs[{bias_pos}];" if bias_pos else "")
         col = f"const float mult = alpha * as * bs[{'n' if bs_per else '0'}];"
-        acc = "acc + bias[m * SCM + n * SCN]" if bias_pos else "acc"
+        acc = wrapping_add("acc", "bias[m * SCM + n * SCN]") if bias_pos else "acc"
         return first + emit(op, graph, kind + "_f32", geo, a.dtype, b.dtype, ins, az, bz,
                             head, col, f"y[yi] = (float)({acc}) * mult;")
     check_scale(graph, op, 7 if gemm else 6, "y_scale")

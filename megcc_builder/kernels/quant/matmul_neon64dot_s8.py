@@ -15,7 +15,7 @@ from ...isa import IsaSpec
 from ..registry import implements
 from .conv_neon64dot_s8 import MR, NR, _micro_kernel
 from .matmul_generic_s8 import PARAMS, QTYPES, _digest, _qlinear
-from .requant import CTYPE, SHORT
+from .requant import CTYPE, SHORT, wrapping_mul, wrapping_sub
 
 
 def _b_centred(op: Op, graph: Graph, n: int, k: int, geo=None) -> np.ndarray:
@@ -107,12 +107,12 @@ def _emit_dot(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, he
 MICRO_KERNEL
                     for (r = 0; r < {MR} && n0 + r < N; ++r) {{
                         const int32_t n = n0 + r;
-                        const int32_t zc = zas * wsum[n];
+                        const int32_t zc = {wrapping_mul("zas", "wsum[n]")};
                         {col}
                         for (u = 0; u < {NR} && j + u < nb; ++u) {{
                             const int32_t m = m0 + j + u;
                             const int64_t yi = yb + (int64_t)m * N + n;
-                            const int32_t acc = tile[r][u] - zc;  /* = sum (a-za)(b-zb) */
+                            const int32_t acc = {wrapping_sub("tile[r][u]", "zc")};  /* = sum (a-za)(b-zb) */
                             {epilogue}
                         }}
                     }}

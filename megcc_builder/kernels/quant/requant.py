@@ -65,6 +65,25 @@ def to_output_steps(real: str, s_out: str, rounding: str) -> str:
     if rounding == "half_away":
         return f"(({real}) * (1.0f / {s_out}))"
     return f"(({real}) / {s_out})"
+
+
+def wrapping_add(a: str, b: str) -> str:
+    """C expression: int32 a + b modulo 2^32, as the references' vector adds compute it
+    (MLAS adds the bias with paddd), without C's signed-overflow undefined behaviour: the
+    same value whenever the sum is in range (a fuzzed bias near INT32_MAX is not)."""
+    return f"(int32_t)((uint32_t)({a}) + (uint32_t)({b}))"
+
+
+def wrapping_sub(a: str, b: str) -> str:
+    """C expression: int32 a - b modulo 2^32 (see wrapping_add)."""
+    return f"(int32_t)((uint32_t)({a}) - (uint32_t)({b}))"
+
+
+def wrapping_mul(a: str, b: str) -> str:
+    """C expression: int32 a * b modulo 2^32 (see wrapping_add)."""
+    return f"(int32_t)((uint32_t)({a}) * (uint32_t)({b}))"
+
+
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t", "int16": "int16_t",
          "uint16": "uint16_t"}
 SHORT = {"int8": "s8", "uint8": "u8", "int32": "s32", "float32": "f32", "int16": "s16",

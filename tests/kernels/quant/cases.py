@@ -513,3 +513,21 @@ for _xt, _xv in (("uint8", 255), ("int8", 127)):
               z("int8", [0] * 5), s(2.0), z(_xt, 0), Const(np.arange(5, dtype=np.int32) * 999)],
              dict(pads=[1, 1, 1, 1]), opset=13,
              expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})
+
+# --- a bias at the ends of int32 (the Lite-C fuzzer's find: `acc + bias` overflowed, C's
+# undefined behaviour): onnxruntime adds it modulo 2^32 (MLAS's vector add), so must every
+# kernel; channels whose sum stays in range are unaffected
+_b_edge = np.array([2**31 - 10, -2**31 + 10, 2**31 - 1, -2**31, 100, -7], np.int32)
+for _xt, _xz, _yz in (("uint8", 0, 128), ("int8", -3, 0)):
+    BOOK.add(f"qconv_bias_int32_edges_{_xt}", "QLinearConv",
+             [q(_xt, 1, 5, 7, 19), s(0.05), z(_xt, _xz), Const(q("int8", 6, 5, 3, 3)),
+              Const(np.linspace(0.002, 0.006, 6).astype(F32)), z("int8", [0] * 6), s(0.08),
+              z(_xt, _yz), Const(_b_edge)], dict(pads=[1, 1, 1, 1]), opset=13)
+    BOOK.add(f"qconv_dw_bias_int32_edges_{_xt}", "QLinearConv",
+             [q(_xt, 1, 6, 7, 21), s(0.05), z(_xt, _xz), Const(q("int8", 6, 1, 3, 3)),
+              s(0.004), z("int8", 0), s(0.08), z(_xt, _yz), Const(_b_edge)],
+             dict(pads=[1, 1, 1, 1], group=6), opset=13)
+BOOK.add("qgemm_bias_int32_edges", "QGemm",
+         [q("uint8", 9, 40), s(0.02), z("uint8", 128), Const(q("int8", 6, 40)), s(0.005),
+          z("int8", 0), Const(_b_edge), s(0.05), z("uint8", 128)], dict(transB=1),
+         domain=MS, opset=13)

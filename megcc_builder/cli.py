@@ -59,8 +59,7 @@ TARGET_FLAGS = {
     "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
                 "build with --arm64 and --armv7 separately for NEON kernels"),
     "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
-    "arm64_with_i8mm": ("arm64-dot", "no i8mm kernels yet: dot-product kernels, which every "
-                        "i8mm CPU has"),
+    "arm64_with_i8mm": ("arm64-i8mm", ""),
     "webassembly": ("generic", "portable C99 kernels"),
 }
 

@@ -109,3 +109,30 @@ ARM64_DOT = IsaSpec("arm64-dot", "Armv8.2-A + dot product: the arm64-neon kernel
                     frozenset({"asimd", "asimddp"}), ("-march=armv8.2-a+dotprod",),
                     (NEON_TAG, NEON64_TAG, NEON64_DOT_TAG),
                     {"f32": ARM64_NEON.vectors["f32"]}, ARM64_CORE)
+
+
+# Armv8.2-A with both the dot product and FP16 (Cortex-A55/A75/A76/A78, Neoverse N1...: most
+# cores with one have the other): arm64-dot's kernels and arm64-fp16's together, so a build
+# host with asimddp and asimdhp keeps its float16 kernels when `native` picks this level.
+ARM64_DOT_FP16 = IsaSpec("arm64-dotfp16", "Armv8.2-A + dot product + FP16: arm64-dot's int8 "
+                         "and arm64-fp16's float16 kernels", "aarch64",
+                         ARM64_DOT.features | ARM64_FP16.features,
+                         ("-march=armv8.2-a+fp16+dotprod",),
+                         (NEON_TAG, NEON64_TAG, NEON64_FP16_TAG, NEON64_DOT_TAG),
+                         {"f32": ARM64_NEON.vectors["f32"], "f16": ARM64_FP16.vectors["f16"]},
+                         ARM64_CORE)
+
+
+# Armv8.6-A int8 matrix multiply (FEAT_I8MM, /proc/cpuinfo `i8mm`: Cortex-A510/A710/X2,
+# Neoverse V1/N2 and later, which all have the dot product and FP16 too): arm64-dotfp16's
+# kernels plus int8 ones on `smmla` (`*_neon64i8mm`: vmmlaq_s32, a 2 x 8 by 8 x 2 int8
+# product into a 2 x 2 int32 block, 32 multiply-adds per instruction).
+NEON64_I8MM_TAG = KernelTag("neon64i8mm", "defined(__ARM_NEON) && defined(__aarch64__) && "
+                            "defined(__ARM_FEATURE_MATMUL_INT8)", "-march=armv8.6-a+i8mm",
+                            "arm_neon.h")
+ARM64_I8MM = IsaSpec("arm64-i8mm", "Armv8.6-A + i8mm (with dot product and FP16): "
+                     "arm64-dotfp16's kernels and int8 ones on smmla (*_neon64i8mm kernels)",
+                     "aarch64", ARM64_DOT_FP16.features | {"i8mm"},
+                     ("-march=armv8.2-a+fp16+dotprod+i8mm",),
+                     ARM64_DOT_FP16.tags + (NEON64_I8MM_TAG,),
+                     dict(ARM64_DOT_FP16.vectors), ARM64_CORE)

@@ -14,7 +14,8 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
 it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, and arm64-dot
-(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`.
+(Armv8.2-A dot product, qemu -cpu max) / arm64-i8mm (Armv8.6-A int8 matrix multiply) for the
+implementations that need `sdot` / `smmla`.
 """
 from __future__ import annotations
 
@@ -52,10 +53,11 @@ PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("avx2", "x86_64-v3", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
                                   Platform("armv7", "armv7-neon", "armv7"),
-                                  Platform("arm64dot", "arm64-dot", "arm64-dot")]}
+                                  Platform("arm64dot", "arm64-dot", "arm64-dot"),
+                                  Platform("arm64i8mm", "arm64-i8mm", "arm64-i8mm")]}
 # platforms that run only the implementations needing their own extension (the rest of what
 # their level runs is the same code as on the platform of the level below)
-EXTENSION_ONLY = {"arm64dot": "neon64dot"}
+EXTENSION_ONLY = {"arm64dot": "neon64dot", "arm64i8mm": "neon64i8mm"}
 
 
 def platforms_of(impl: registry.Implementation) -> List[str]:

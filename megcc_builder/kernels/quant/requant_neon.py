@@ -71,8 +71,9 @@ def store(rq: Requant, accs: List[str], bias: str, mult: str, dst: str, count: s
     if bias:
         lines.append(f"const int32x4_t vb = vdupq_n_s32({bias});")
     for i, a in enumerate(accs):
-        lines.append(f"const int32x4_t s{i} = {f'vaddq_s32({a}, vb)' if bias else a};")
-        lines.append(codes4(rq, f"s{i}", f"q{i}"))
+        # names of their own: an accumulator called s0 must not be shadowed by its sum
+        lines.append(f"const int32x4_t rqs{i} = {f'vaddq_s32({a}, vb)' if bias else a};")
+        lines.append(codes4(rq, f"rqs{i}", f"q{i}"))
     narrow = "vqmovun_s16" if rq.dtype == "uint8" else "vqmovn_s16"
     ct = "uint8" if rq.dtype == "uint8" else "int8"
     halves = []

@@ -63,10 +63,13 @@ def _geometry_k(graph: Graph, op: Op):
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     # 32 multiply-adds per smmla, about one per cycle; packing 8 bytes per (position,
     # octet); the requantization in registers ~1.5 cycles per output
-    y, w = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[3]]
-    group, _, _, _, ko = _geometry_k(graph, op)
+    # (multiply-adds counted on the padded operands: octets of channels, 8-row panels, so
+    # that sdot's quads win where few input channels waste most of an octet)
+    y = graph.tensors[op.outputs[0]]
+    group, _, taps, ico, ko = _geometry_k(graph, op)
     positions = float(np.prod(y.shape)) / max(1, y.shape[1])
-    macs = float(np.prod(y.shape)) * float(np.prod(w.shape[1:]))
+    ocgp = -(-(y.shape[1] // group) // MR) * MR
+    macs = positions * group * ocgp * taps * 8.0 * ico
     return macs / 32.0 + 2.0 * positions * ko * group + 1.5 * float(np.prod(y.shape))
 
 

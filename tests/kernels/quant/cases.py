@@ -370,8 +370,11 @@ for _op, _act in (("QLinearAdd", "Relu"), ("QLinearAdd", ""), ("QLinearMul", "")
 qconv("qconv_gemm_k_odd_p_tail", "uint8", "int8", 1, 3, 7, 5, 6, 3, pads=(1, 1, 1, 1))
 # the cost model: the AVX2 GEMM for a dense convolution, the portable row-wise depthwise
 qconv("qconv_gemm_many_blocks", "uint8", "int8", 2, 9, 40, 37, 10, 3, pads=(1, 1, 1, 1),
-      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "_bias")})
-qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0)
+      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "_bias"),
+                                "armv7": ("qlinear_conv_gemm_neon_", "_bias")})
+# (i8mm: 150 channels fill its octets; with 3 input channels sdot's quads waste less)
+qconv("qconv_gemm_1x1_wide_k", "int8", "int8", 1, 150, 6, 6, 5, 1, wz=0,
+      expect={"arm64i8mm": ("qlinear_conv_i8mm_", "")})
 qconv("qconv_gemm_u8u8_wzp_stride", "uint8", "uint8", 1, 5, 11, 13, 7, 3, strides=(2, 2),
       pads=(0, 1, 1, 0), wz=120, yz=0)
 qconv("qconv_gemm_dilated_s8", "int8", "int8", 1, 4, 12, 12, 3, 3, dil=(2, 2),
@@ -413,7 +416,8 @@ BOOK.add("qgemm_s8_relu_clip_u8", "QGemm",
 # itself), int8 inputs (sign-extending widening), 1x1 planes packed without im2col, blocks
 # of positions, both roundings with an in-register epilogue, saturation at both ends
 qconv("qconv_pairs_s8_odd_channels_wide", "int8", "int8", 1, 7, 20, 35, 13, 3,
-      pads=(1, 1, 1, 1), per_channel=True, xz=-5, yz=3)
+      pads=(1, 1, 1, 1), per_channel=True, xz=-5, yz=3,
+      expect={"arm64": ("qlinear_conv_gemm_neon64_", "")})
 qconv("qconv_pairs_u8_group3_odd", "uint8", "int8", 1, 9, 18, 19, 6, 3, group=3,
       pads=(1, 0, 1, 2), per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
 qconv("qconv_pairs_1x1_plane_u8", "uint8", "int8", 2, 33, 24, 24, 11, 1, per_channel=True,
@@ -435,7 +439,9 @@ qconv("qconv_pairs_s8_stride2_wide", "int8", "int8", 1, 3, 11, 75, 8, 3, strides
 # per-channel weight zero points, saturation, both roundings, ReLU
 qconv("qconv_dw_avx2_u8_s1_wide", "uint8", "int8", 1, 5, 9, 41, 5, 3, group=5,
       pads=(1, 1, 1, 1), per_channel=True,
-      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s1x1", "")})
+      expect={"avx2": ("qlinear_dwconv_avx2_k3x3_s1x1", ""),
+              "arm64": ("qlinear_dwconv_neon_k3x3_s1x1", ""),
+              "armv7": ("qlinear_dwconv_neon_k3x3_s1x1", "")})
 qconv("qconv_dw_avx2_s8_s2_wide", "int8", "int8", 2, 3, 11, 70, 3, 3, group=3, strides=(2, 2),
       pads=(1, 1, 1, 1), per_channel=True, xz=-20, yz=127)
 qconv("qconv_dw_avx2_u8u8_k5_wzp", "uint8", "uint8", 1, 4, 12, 38, 4, 5, group=4,
@@ -531,3 +537,9 @@ BOOK.add("qgemm_bias_int32_edges", "QGemm",
          [q("uint8", 9, 40), s(0.02), z("uint8", 128), Const(q("int8", 6, 40)), s(0.005),
           z("int8", 0), Const(_b_edge), s(0.05), z("uint8", 128)], dict(transB=1),
          domain=MS, opset=13)
+
+# full-range centred weights (uint8 weights, zero point 0: up to 255): sdot / smmla cannot take
+# them, the int16 NEON GEMM must (on arm64-i8mm too), bit-exact
+qconv("qconv_neon_full_range_u8u8", "uint8", "uint8", 1, 7, 9, 21, 10, 3, pads=(1, 1, 1, 1),
+      wz=0, per_channel=True, expect={"arm64": ("qlinear_conv_gemm_neon", ""),
+                                      "armv7": ("qlinear_conv_gemm_neon_", "")})

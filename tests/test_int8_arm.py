@@ -34,9 +34,15 @@ from megcc_builder.host import run_compiled
 NEON = "quant.conv_gemm_neon_s8.lower_qlinear_conv_gemm_neon"
 NEON64 = "quant.conv_gemm_neon_s8.lower_qlinear_conv_gemm_neon64"
 I8MM = "quant.conv_neon64i8mm_s8.lower_qlinear_conv_i8mm"
-# level -> (target, the implementation its dense int8 convolutions get)
+DOT = "quant.conv_neon64dot_s8.lower_qlinear_conv_dot"
+# level -> (target, its headline int8 convolution kernel)
 LEVELS = {"arm64-neon": ("arm64", NEON64), "armv7-neon": ("armv7", NEON),
           "arm64-i8mm": ("arm64-i8mm", I8MM)}
+# the kernels the cost model may give a dense convolution on each level (per layer: a 6-row
+# panel wastes less than an 8-row one for 10 output channels, sdot's quads less than smmla's
+# octets for one input channel)
+ARM_CONVS = {"arm64-neon": {NEON, NEON64}, "armv7-neon": {NEON},
+             "arm64-i8mm": {NEON, NEON64, DOT, I8MM}}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +88,10 @@ def test_mge_net_on_arm_level(work, name, level, summary):
     with tempfile.TemporaryDirectory() as tmp:
         bundle, plan = _build(path, feeds, os.path.join(tmp, level), level)
         convs = _dense_convs(plan)
-        assert convs and all(i.impl == impl for i in convs), \
+        assert convs and all(i.impl in ARM_CONVS[level] for i in convs), \
             [(i.kernel.name, i.impl) for i in convs]
+        on_headline = sum(i.impl == impl for i in convs)
+        assert on_headline >= len(convs) // 2, [(i.kernel.name, i.impl) for i in convs]
         (ours,) = _run(bundle, plan, feeds, target)
         (portable,) = _portable(("mge", name), path, feeds, tmp)
     np.testing.assert_array_equal(ours, portable)
@@ -93,8 +101,8 @@ def test_mge_net_on_arm_level(work, name, level, summary):
     assert last.type == "DequantizeLinear", last.type
     step = float(graph.tensor(last.inputs[1]).data)
     steps = np.abs(ours.astype(np.float64) - ref) / step
-    summary(f"int8 mge {name} [optimized dump, {level} on qemu]: {len(convs)} dense "
-            f"convolutions on {impl.rsplit('.', 1)[-1]}, identical to the portable build, "
+    summary(f"int8 mge {name} [optimized dump, {level} on qemu]: {on_headline} of {len(convs)} "
+            f"convolutions on {impl.rsplit('.', 1)[-1]} (the rest on other NEON ones), identical to the portable build, "
             f"{np.mean(ours == ref):.2%} bit-exact against MegEngine, "
             f"{np.mean(steps <= 1 + 1e-6):.2%} within one step, largest {steps.max():.3g}")
     assert np.mean(steps <= 1 + 1e-6) >= 0.99

@@ -336,11 +336,17 @@ def test_quantized_compile_is_byte_identical(tmp_path):
     assert any(b"qlinear_conv_gemm_avx2" in v for v in outs[0].values())
 
 
-@pytest.mark.parametrize("level", ["generic", "x86_64-v3", "arm64-dot"])
+ARM_LEVELS = {"arm64-dot": ("arm64-dot", ["-march=armv8.2-a+dotprod"]),
+              "arm64-i8mm": ("arm64-i8mm", ["-march=armv8.2-a+fp16+dotprod+i8mm"]),
+              "armv7-neon": ("armv7", ["-march=armv7-a", "-mfpu=neon-vfpv4",
+                                       "-mfloat-abi=hard"])}
+
+
+@pytest.mark.parametrize("level", ["generic", "x86_64-v3", *ARM_LEVELS])
 def test_int8_kernels_compile_without_warnings(level, tmp_path):
     """Every int8 kernel variant the kernel cases produce (tests/kernels/quant) is clean C99
-    under gcc and clang with -Wall -Wextra -Werror -pedantic (arm64-dot: the cross gcc of
-    its toolchain)."""
+    under gcc and clang with -Wall -Wextra -Werror -pedantic (Arm levels: the cross gcc of
+    their toolchain)."""
     import os
 
     from kernels.harness import build_model, shapes_of
@@ -360,12 +366,12 @@ def test_int8_kernels_compile_without_warnings(level, tmp_path):
     compile_bundle(specs, out, save_c_array=False, isa=level)
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
              "-Wno-overlength-strings"] + {"generic": [], "x86_64-v3": ["-march=x86-64-v3"],
-                                          "arm64-dot": ["-march=armv8.2-a+dotprod"]}[level]
+                                          **{k: v[1] for k, v in ARM_LEVELS.items()}}[level]
     compilers = ("gcc", "clang")
-    if level == "arm64-dot":
+    if level in ARM_LEVELS:
         from build_support import require_target
 
-        compilers = (require_target("arm64-dot").cc,)
+        compilers = (require_target(ARM_LEVELS[level][0]).cc,)
     for cc in compilers:
         r = subprocess.run([cc, *flags, "-I", os.path.join(RUNTIME_DIR, "include"), "-c",
                             os.path.join(out, "kernels.c"), "-o", str(tmp_path / "k.o")],

@@ -181,6 +181,7 @@ def _epilogue(rq, mr: int, nr: int) -> str:
         part = requant_neon.store(rq, accs, "bo", mult, "yo", "nb - j")
         out.append(f"""{ind}if (o0 + {r} < OCG) {{
 {ind}    const int32_t o = g * OCG + o0 + {r};
+{ind}    (void)o;  /* unused when scales and bias are per tensor */
 {ind}    {rq.ctype} *yo = yg + (int64_t)(o0 + {r}) * P + p0 + j;
 {ind}    OC_SETUP
 {ind}    if (j + {nr} <= nb) {full}

@@ -123,6 +123,7 @@ def _epilogue(rq, oc_setup: str) -> str:
         part = requant_neon.store(rq, accs, bias, mult, "yo", "nb - j")
         out.append(f"""{ind}if (o0 + {r} < OCG) {{
 {ind}    const int32_t o = g * OCG + o0 + {r};
+{ind}    (void)o;  /* unused when scales and bias are per tensor */
 {ind}    {rq.ctype} *yo = yg + (int64_t)(o0 + {r}) * P + p0 + j;
 {ind}    {oc_setup}
 {ind}    const int32_t kc = {wrapping_sub("bo", wrapping_mul("xzs", "wsum[o]"))};

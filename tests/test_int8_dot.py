@@ -25,6 +25,7 @@ from megcc_builder.host import run_compiled
 
 TARGET = "arm64-dot"
 DOT_IMPL = "quant.conv_neon64dot_s8.lower_qlinear_conv_dot"
+NEON64_IMPL = "quant.conv_gemm_neon_s8.lower_qlinear_conv_gemm_neon64"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,11 @@ def test_net_with_enable_nchw44_dot(qzoo_dir, name, summary):
         dot = [i for i in plan.instrs if i.impl == DOT_IMPL]
         convs = [i for i in plan.instrs if i.kernel.name.startswith("qlinear_")
                  and "conv" in i.kernel.name and "dwconv" not in i.kernel.name]
-        assert dot and len(dot) == len(convs), [i.kernel.name for i in convs]
+        # every one on sdot, except where the cost model finds the int16 NEON GEMM cheaper:
+        # digits' first layer, one input channel, which wastes 3 of sdot's 4 lanes
+        others = [i for i in convs if i.impl != DOT_IMPL]
+        assert dot and all(i.impl == NEON64_IMPL for i in others) and len(others) <= 1, \
+            [i.kernel.name for i in convs]
         (ours,) = _run(bundle, plan, feeds, TARGET).values()
         gbundle, gplan = _build(path, feeds, os.path.join(tmp, "generic"), "generic", False)
         assert not any(i.impl == DOT_IMPL for i in gplan.instrs)

@@ -401,7 +401,9 @@ megengine_conv("qconv_dw_half_away_relu", "int8", "Relu", group=4)
 # the 16-wide tile, columns off the 6-row panel, odd K, batched A, float QGemm output
 BOOK.add("qmatmul_gemm_edges_batched", "QLinearMatMul",
          [q("uint8", 2, 300, 37), s(0.02), z("uint8", 131), Const(q("int8", 37, 13)), s(0.004),
-          z("int8", 0), s(0.2), z("uint8", 125)], opset=13)
+          z("int8", 0), s(0.2), z("uint8", 125)], opset=13,
+         expect={"arm64": ("qlinear_matmul_u8_gemm_neon_", ""),
+                 "armv7": ("qlinear_matmul_u8_gemm_neon_", "")})
 BOOK.add("qgemm_float_out", "QGemm",
          [q("uint8", 21, 10), s(0.02), z("uint8", 120), Const(q("int8", 10, 7)), s(0.004),
           z("int8", 0), Const(_r.integers(-500, 500, 7).astype(np.int32))],

@@ -133,16 +133,20 @@ def test_onnx_quantized_model_on_arm_level(work, name, form, level, summary):
     feeds = {inp: x}
     with tempfile.TemporaryDirectory() as tmp:
         bundle, plan = _build(paths[form], feeds, os.path.join(tmp, level), level)
-        convs = _dense_convs(plan)
+        convs = _dense_convs(plan)  # (depthwise ones have their own kernels)
         on_neon = [i for i in convs if i.impl == impl]
-        # the dense ones (depthwise convolutions have their own kernels)
-        assert on_neon, [(i.kernel.name, i.impl) for i in convs]
+        assert on_neon and all(i.impl in ARM_CONVS[level] for i in convs), \
+            [(i.kernel.name, i.impl) for i in convs]
+        gemms = [i for i in plan.instrs if i.kernel.name.startswith(("qgemm", "qlinear_matmul"))]
+        assert all(i.impl.startswith("quant.matmul_gemm_neon_s8.") for i in gemms), \
+            [(i.kernel.name, i.impl) for i in gemms]
         ours = _run(bundle, plan, feeds, target)
         portable = _portable(("onnx", name, form), paths[form], feeds, tmp)
     for a, b in zip(ours, portable):
         np.testing.assert_array_equal(a, b)
     summary(f"int8 onnx {name} {form} [{level} on qemu]: {len(on_neon)} of {len(convs)} "
-            f"convolutions on {impl.rsplit('.', 1)[-1]}, identical to the portable build")
+            f"convolutions on {impl.rsplit('.', 1)[-1]}, {len(gemms)} QGemm/QLinearMatMul on "
+            "the NEON GEMM, identical to the portable build")
 
 
 def _disassembly(path, feeds, isa, target, impl, tmp_path):

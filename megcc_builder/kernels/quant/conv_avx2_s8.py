@@ -22,6 +22,7 @@ from ..conv.geometry import conv_schema
 from ..registry import implements
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .requant import wrapping_add
+from .weights import centred_weights
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -85,11 +86,7 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 
 
 def _packed_weights(op: Op, graph: Graph, oc: int, k: int) -> str:
-    w = np.asarray(graph.tensors[op.inputs[3]].data).reshape(oc, k).astype(np.int32)
-    zp = operand(graph, op, 5)
-    wz = np.zeros(oc, np.int32) if zp is None else \
-        np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
-    wc = w - wz[:, None]  # centred: [-255, 255]
+    wc = centred_weights(op, graph).reshape(oc, k)  # [-255, 255]
     ocp, kp = -(-oc // MR) * MR, k + (k & 1)
     a = np.zeros((ocp, kp), np.int16)
     a[:oc, :k] = wc

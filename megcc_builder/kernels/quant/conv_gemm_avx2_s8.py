@@ -26,12 +26,12 @@ import numpy as np
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
-from ...ir.quant import operand
 from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from . import requant_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
+from .weights import centred_weights, is_depthwise, not_constant
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -49,17 +49,14 @@ BLOCK_BYTES = 192 * 1024
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
-    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
+    x = graph.tensors[op.inputs[0]]
     if len(x.shape) not in (3, 4):
         return "not 1-D or 2-D"
-    group = int(op.attrs.get("group", 1))
-    if group > 1 and w.shape[0] == group and w.shape[1] == 1:
+    if is_depthwise(op, graph):
         return "depthwise (dwconv kernels)"
-    if not w.is_const:
-        return "weights not constant"
-    zp = operand(graph, op, 5)
-    if zp is not None and not graph.tensors[zp].is_const:
-        return "weight zero point not constant"
+    why = not_constant(op, graph)
+    if why:
+        return why
     if op.attrs.get("activation") not in requant_avx2.BOUND_ACTIVATIONS:
         return "real-valued activation"
     return None
@@ -86,11 +83,7 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 def _packed_weights(op: Op, graph: Graph, oc: int) -> str:
     """[G][OCGP/MR][K2][MR][2] int16: centred weights, K ordered (tap, channel pair)."""
     group, icg, taps, ich, k2 = _geometry_k(graph, op)
-    w = np.asarray(graph.tensors[op.inputs[3]].data).reshape(oc, icg, taps).astype(np.int32)
-    zp = operand(graph, op, 5)
-    wz = np.zeros(oc, np.int32) if zp is None else \
-        np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
-    wc = w - wz[:, None, None]  # [-255, 255]
+    wc = centred_weights(op, graph).reshape(oc, icg, taps)  # [-255, 255]
     ocg = oc // group
     ocgp = -(-ocg // MR) * MR
     a = np.zeros((group, ocgp, taps, 2 * ich), np.int16)

@@ -24,12 +24,12 @@ import numpy as np
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
-from ...ir.quant import operand
 from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .requant import wrapping_add, wrapping_mul, wrapping_sub
+from .weights import centred_weights, is_depthwise, not_constant
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -45,27 +45,18 @@ BLOCK_BYTES = 64 * 1024
 
 
 def _centred(graph: Graph, op: Op) -> np.ndarray:
-    w = graph.tensors[op.inputs[3]]
-    oc = w.shape[0]
-    wv = np.asarray(w.data).reshape(oc, -1).astype(np.int32)
-    zp = operand(graph, op, 5)
-    wz = np.zeros(oc, np.int32) if zp is None else \
-        np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
-    return wv - wz[:, None]
+    return centred_weights(op, graph)
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
-    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
+    x = graph.tensors[op.inputs[0]]
     if len(x.shape) not in (3, 4):
         return "not 1-D or 2-D"
-    group = int(op.attrs.get("group", 1))
-    if group > 1 and w.shape[0] == group and w.shape[1] == 1:
-        return "depthwise (portable row kernel)"
-    if not w.is_const:
-        return "weights not constant"
-    zp = operand(graph, op, 5)
-    if zp is not None and not graph.tensors[zp].is_const:
-        return "weight zero point not constant"
+    if is_depthwise(op, graph):
+        return "depthwise (depthwise kernels)"
+    why = not_constant(op, graph)
+    if why:
+        return why
     wc = _centred(graph, op)
     if wc.size and (wc.min() < -128 or wc.max() > 127):
         return "centred weights outside int8 (sdot multiplies int8 by int8)"

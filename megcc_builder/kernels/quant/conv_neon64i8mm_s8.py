@@ -27,8 +27,9 @@ from ..conv.geometry import conv_schema
 from ..registry import implements
 from . import requant_neon
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
-from .conv_neon64dot_s8 import _applies as _dot_applies, _centred
+from .conv_neon64dot_s8 import _applies as _dot_applies
 from .requant import wrapping_mul, wrapping_sub
+from .weights import centred_weights
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -77,7 +78,7 @@ def _packed_weights(op: Op, graph: Graph):
     """[G][OCGP/MR][KO][MR/2][2][8] int8 centred weights, K ordered (tap, channel octet);
     and the per-channel sums of the centred weights (int32)."""
     group, icg, taps, ico, ko = _geometry_k(graph, op)
-    wc = _centred(graph, op)
+    wc = centred_weights(op, graph)
     oc = wc.shape[0]
     ocg = oc // group
     ocgp = -(-ocg // MR) * MR

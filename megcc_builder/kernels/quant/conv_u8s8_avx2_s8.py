@@ -29,6 +29,7 @@ from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from . import requant_avx2
+from .weights import centred_weights
 from .requant import wrapping_mul, wrapping_sub
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 
@@ -58,12 +59,8 @@ def _quads(graph: Graph, op: Op) -> np.ndarray:
     w = graph.tensors[op.inputs[3]]
     oc = w.shape[0]
     group, icg, taps, icq, _ = _geometry_k(graph, op)
-    wv = np.asarray(w.data).reshape(oc, icg, taps).astype(np.int32)
-    zp = operand(graph, op, 5)
-    wz = np.zeros(oc, np.int32) if zp is None else \
-        np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
     out = np.zeros((oc, taps, 4 * icq), np.int32)
-    out[:, :, :icg] = (wv - wz[:, None, None]).transpose(0, 2, 1)
+    out[:, :, :icg] = centred_weights(op, graph).reshape(oc, icg, taps).transpose(0, 2, 1)
     return out
 
 

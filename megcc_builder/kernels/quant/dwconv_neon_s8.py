@@ -24,6 +24,7 @@ from ..registry import implements
 from . import requant_neon
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .requant import wrapping_add
+from .weights import centred_weights
 
 PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
                      i32("SH", "stride height"), i32("SW", "stride width"),
@@ -59,12 +60,8 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 
 
 def _centred_weights(op: Op, graph: Graph, oc: int) -> str:
-    w = np.asarray(graph.tensors[op.inputs[3]].data).reshape(oc, -1).astype(np.int32)
-    zp = operand(graph, op, 5)
-    wz = np.zeros(oc, np.int32) if zp is None else \
-        np.broadcast_to(np.asarray(graph.tensors[zp].data).reshape(-1).astype(np.int32), (oc,))
     name = graph.unique_name(op.inputs[3] + "__neon_centred")
-    graph.add_const(name, (w - wz[:, None]).astype(np.int16).reshape(-1), "int16")
+    graph.add_const(name, centred_weights(op, graph).astype(np.int16).reshape(-1), "int16")
     return name
 
 

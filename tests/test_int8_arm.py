@@ -183,3 +183,23 @@ def test_inner_loop_instructions(work, tmp_path, level, summary):
     found = re.findall(pattern, body)
     assert len(found) >= least, body[:3000]
     summary(f"{level} {name}: {len(found)} x {found[0].split()[0]}, e.g. " + "; ".join(found[:4]))
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"fp", "asimd"}, "arm64-neon"),
+    ({"asimd", "asimddp"}, "arm64-dot"),
+    ({"asimd", "fphp", "asimdhp"}, "arm64-fp16"),
+    # Cortex-A55/A76-class: both; `native` used to be arm64-dot and lose the fp16 kernels
+    ({"asimd", "asimddp", "fphp", "asimdhp"}, "arm64-dotfp16"),
+    ({"asimd", "asimddp", "fphp", "asimdhp", "i8mm"}, "arm64-i8mm"),
+])
+def test_native_level_of_an_arm_host(monkeypatch, flags, expected):
+    """What `native` resolves to on an AArch64 build host with these /proc/cpuinfo features."""
+    from megcc_builder.isa import levels
+
+    monkeypatch.setattr(levels, "_host_arch", lambda: "aarch64")
+    monkeypatch.setattr(levels, "_cpu_flags", lambda: frozenset(flags))
+    assert levels.host_level() == expected
+    spec = levels.spec(expected)
+    if "asimdhp" in flags:
+        assert spec.vec("f16").gemm is not None  # the float16 kernels stay available

@@ -13,3 +13,4 @@ from . import conv_gemm_neon_s8  # noqa: F401
 from . import conv_neon64i8mm_s8  # noqa: F401
 from . import dwconv_neon_s8  # noqa: F401
 from . import matmul_gemm_neon_s8  # noqa: F401
+from . import pool_neon_s8  # noqa: F401

@@ -467,7 +467,8 @@ for _t in ("uint8", "int8"):
         BOOK.add(f"maxpool_wide_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}", "MaxPool",
                  [q(_t, 1, 3, 9, _w)], dict(kernel_shape=list(_k), strides=list(_st),
                                            pads=list(_p), dilations=list(_d)), opset=12,
-                 expect={"avx2": ("maxpool_sep_avx2_", "")} if _st == (2, 2) else {})
+                 expect={"avx2": ("maxpool_sep_avx2_", ""), "arm64": ("maxpool_sep_neon_", ""),
+                         "armv7": ("maxpool_sep_neon_", "")} if _st == (2, 2) else {})
 
 # --- sdot GEMM (arm64-dot) edges: K off the 4-wide quad, rows off the 12-row block, columns
 # off the 8-column panel, int8 A (no shift), uint8 B whose centred values fit int8 (so the

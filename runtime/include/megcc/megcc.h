@@ -205,7 +205,8 @@ typedef struct megcc_network megcc_network;
  * megcc_network_select_plan reach every plan. 0 for an invalid plan. */
 size_t megcc_network_arena_size(const megcc_model *model, int plan);
 
-/* Create a network on plan 0.
+/* Create a network on plan 0 (in a multi-architecture model: the first plan the linked
+ * kernels.c runs on this architecture, docs/model-format.md).
  *   arena == NULL: allocate megcc_network_arena_size(model, -1) bytes through the hooks
  *                  (arena_size is ignored).
  *   arena != NULL: use the caller's block (64-byte aligned, arena_size bytes, alive until

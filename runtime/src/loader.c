@@ -927,6 +927,10 @@ int megcc_model_plan_is_dynamic(const megcc_model *m, uint32_t plan) {
     return m && plan < m->n_plans && m->plans[plan].dynamic;
 }
 
+int megcc_model_plan_is_runnable(const megcc_model *m, uint32_t plan) {
+    return m && plan < m->n_plans && !m->plans[plan].foreign;
+}
+
 size_t megcc_network_arena_size(const megcc_model *m, int plan) {
     if (!m) return 0;
     if (plan < 0) return m->max_arena;

@@ -381,18 +381,11 @@ def _print_kernel_profile(log: str) -> None:
 def _output_names(directory: str, model_name: str, plan: dict) -> List[str]:
     """The compiler's output names (manifest.json; outputs sharing a tensor have their own
     names there), else the tensor names of the blob."""
-    import json
+    from .session import _manifest_output_names
 
     names = [plan["tensors"][t]["name"] for t in plan["outputs"]]
-    try:
-        with open(os.path.join(directory, "manifest.json")) as f:
-            for m in json.load(f)["models"]:
-                if m["name"] == model_name:
-                    listed = [o["name"] for o in m["plans"][0]["outputs"]]
-                    return listed if len(listed) == len(names) else names
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        pass
-    return names
+    listed = _manifest_output_names(directory, os.path.join(directory, model_name + ".tiny"))
+    return listed[0] if listed and len(listed[0]) == len(names) else names
 
 
 def _run_in_process(args, build_dir: str, ordered, model_name: str = "model"):

@@ -112,8 +112,10 @@ class InferenceSession:
         finally:
             if work:
                 shutil.rmtree(work, ignore_errors=True)
-        if names:  # the compiler's output names (outputs sharing a tensor share its name
-            for (_, outs), plan_names in zip(self._plans, names):  # in the blob)
+        if names and len(names) == len(self._plans) and all(  # (a manifest that fits)
+                len(n) == len(outs) for n, (_, outs) in zip(names, self._plans)):
+            # the compiler's output names (outputs sharing a tensor share its name in the blob)
+            for (_, outs), plan_names in zip(self._plans, names):
                 for o, n in zip(outs, plan_names):
                     o.name = n
         layout = read_model(blob)["plans"]
@@ -129,7 +131,8 @@ class InferenceSession:
         """(kernels.c, model blob, output names per plan or None): compiled into `work`, or
         found in a directory. options: the ModelSpec options (enable_nchw44, ...)."""
         if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
-            return _find_compiled(os.fspath(model), model_name) + (None,)
+            kernels_c, blob = _find_compiled(os.fspath(model), model_name)
+            return kernels_c, blob, _manifest_output_names(os.fspath(model), blob)
         from .compiler import ModelSpec, compile_bundle
 
         if isinstance(model, (str, os.PathLike)):
@@ -337,6 +340,22 @@ def _plan_infos(plan: dict):
                                numpy_dtype=numpy_dtype(t["dtype"]), nbytes=t["nbytes"])
 
     return [info(t) for t in plan["inputs"]], [info(t) for t in plan["outputs"]]
+
+
+def _manifest_output_names(directory: str, blob_path: str) -> Optional[List[List[str]]]:
+    """The compiler's output names per plan, from manifest.json (two outputs that are one
+    tensor have their own names there, one name in the blob); None if it is not there."""
+    import json
+
+    name = os.path.basename(blob_path)[:-len(".tiny")]
+    try:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            for m in json.load(f)["models"]:
+                if m["name"] == name:
+                    return [[o["name"] for o in p["outputs"]] for p in m["plans"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _find_compiled(directory: str, model_name: Optional[str]):

@@ -215,6 +215,15 @@ def test_an_input_passed_straight_through_is_copied_out(tmp_path):
     y, r, r2 = sess.run(None, {"x": x})
     assert np.array_equal(y, x) and np.array_equal(r, np.maximum(x, 0))
     assert np.array_equal(r2, r) and not np.shares_memory(y, x)
+    # the same from a compiled directory: the manifest keeps the names the blob merges
+    onnx.save(model, str(tmp_path / "id.onnx"))
+    subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile",
+                    str(tmp_path / "id.onnx"), "-o", str(tmp_path / "out"), "--isa", "native"],
+                   cwd=ROOT, check=True, capture_output=True)
+    compiled = InferenceSession(str(tmp_path / "out"))
+    assert [o.name for o in compiled.get_outputs()] == ["y", "r", "r2"]
+    assert [a.tobytes() for a in compiled.run(None, {"x": x})] == [y.tobytes(), r.tobytes(),
+                                                                   r2.tobytes()]
 
 
 def test_sanitizer_builds_fall_back_to_the_runner_process(monkeypatch):

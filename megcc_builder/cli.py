@@ -439,7 +439,7 @@ def _run_isa(args) -> str:
     naming the target whose emulator can run them."""
     from . import targets
     from .compiler import resolve_isa
-    from .isa.levels import host_refusal, spec
+    from .isa.levels import host_refusal
 
     level = resolve_isa(args.isa or (targets.load(args.target).isa if args.target
                                      else "native"))

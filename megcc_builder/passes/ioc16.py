@@ -31,7 +31,8 @@ F16_MAX = 65504.0
 # operators computed by a float16 kernel when the registry finds one that applies
 ARITHMETIC = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
               "GlobalMaxPool", "ReduceMean", "ReduceMax", "Relu", "Clip", "HardSwish",
-              "Sigmoid", "Add", "Sub", "Mul", "Max", "Min", "Softmax"}
+              "Sigmoid", "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Exp", "Tanh",
+              "HardSigmoid", "FusedElementwise", "Softmax"}
 # operators that only move data (any element type): float16 when their input already is
 DATA = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat", "Transpose",
         "Gather", "Slice", "Split"}

@@ -238,7 +238,7 @@ def _case_ops(graph, n_cases: int) -> Dict[int, object]:
             continue
         if not post:
             found[int(head)] = op
-        elif f"c{head}_out0" in op.outputs:
+        elif {f"c{head}_out0", f"c{head}_out0_f16"} & set(op.outputs):  # (ioc16: its shadow)
             fused[int(head)] = op
     return {**fused, **found}
 

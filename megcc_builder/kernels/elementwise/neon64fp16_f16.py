@@ -59,7 +59,7 @@ def vector_code(expr, in_vars: Sequence[str]) -> Optional[str]:
     if len(kids) == 1 and kind in ("Neg", "Abs"):
         return f"v{kind.lower()}q_f16({kids[0]})"
     if len(kids) == 1 and kind in WIDENED:
-        return f"megcc_f16_v{kind.lower()}({kids[0]})"
+        return f"megcc_neon64fp16_v{kind.lower()}({kids[0]})"
     if len(kids) == 1 and kind == "HardSwish":
         x = kids[0]
         return (f"vmulq_f16(vmulq_f16({x}, vminq_f16(vmaxq_f16(vaddq_f16({x}, {_c(3.0)}), "
@@ -82,8 +82,8 @@ def _widened_helpers(f32_math) -> list:
     out = []
     for fn in ("exp", "sigmoid", "tanh"):
         f32 = f32_math.fn(fn)
-        out.append((f"megcc_f16_v{fn}", f"""
-static inline float16x8_t megcc_f16_v{fn}(float16x8_t x) {{  /* in float32 lanes */
+        out.append((f"megcc_neon64fp16_v{fn}", f"""
+static inline float16x8_t megcc_neon64fp16_v{fn}(float16x8_t x) {{  /* in float32 lanes */
     return vcombine_f16(vcvt_f16_f32({f32}(vcvt_f32_f16(vget_low_f16(x)))),
                         vcvt_f16_f32({f32}(vcvt_high_f32_f16(x))));
 }}

@@ -27,6 +27,9 @@ def clamp(a, act, lo_hi=None):
     if act == "clip":
         lo, hi = lo_hi
         return np.minimum(np.maximum(a, r16(lo)), r16(hi))
+    if act == "hswish":  # x * min(max(x + 3, 0), 6) * fl16(1/6), each step rounded
+        t = np.minimum(np.maximum(r16(a + 3), 0), 6)
+        return r16(r16(a * t) * r16(1.0 / 6.0))
     return a
 
 
@@ -108,6 +111,4 @@ def ew_f16(fn, *xs):
 
 def hardswish_f16(x):
     """x * min(max(x + 3, 0), 6) * fl16(1/6), each step rounded (the kernel's order)."""
-    x16 = r16(x)
-    t = np.minimum(np.maximum(r16(x16 + 3), 0), 6)
-    return [out32(r16(r16(x16 * t) * r16(1.0 / 6.0)))]
+    return [out32(clamp(r16(x), "hswish"))]

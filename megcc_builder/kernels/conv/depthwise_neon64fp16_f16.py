@@ -13,7 +13,7 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
-from ..elementwise.f16_clamp import clamp_code, clamp_tag, f16_clamp, f16_literal
+from ..elementwise.f16_clamp import clamp_code, clamp_tag
 from ..registry import implements
 from .geometry import conv_head_values, conv_problem, conv_schema, is_depthwise
 from .gemm_neon64fp16_f16 import f16_conv_rejection
@@ -38,14 +38,10 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     return geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * geo["kh"] * geo["kw"] / 8 + 50
 
 
-def _scalar_clamp(act, v: str) -> str:
-    lo, hi = f16_clamp(act)
-    out = ""
-    if lo is not None:
-        out += f"if ({v} < (float16_t){f16_literal(lo)}) {v} = (float16_t){f16_literal(lo)}; "
-    if hi is not None:
-        out += f"if ({v} > (float16_t){f16_literal(hi)}) {v} = (float16_t){f16_literal(hi)};"
-    return out
+def _scalar_act(act, v: str) -> str:
+    """The vector activation on a broadcast of the scalar `v` (the same float16 steps)."""
+    code = clamp_code(act, "t")
+    return f"{{ float16x8_t t = vdupq_n_f16({v}); {code} {v} = vgetq_lane_f16(t, 0); }}" if code else ""
 
 
 @implements("Conv", dtypes=("float16",), layout="nchw", requires="f16.direct", applies=_applies,
@@ -111,7 +107,7 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
                     float16_t s = bias[ch];
                     {" ".join(staps)}
                     {res_s}
-                    {_scalar_clamp(act, "s")}
+                    {_scalar_act(act, "s")}
                     yr[ox] = s;
                 }}
             }}

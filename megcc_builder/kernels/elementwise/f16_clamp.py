@@ -1,6 +1,7 @@
 """The fused activations the float16 kernels (`*_neon64fp16_f16`, enable_ioc16) apply to a
-finished float16x8_t in registers: none, ReLU, and a clamp to constants (ReLU6, Clip).
-Other activations keep their op in float32 (passes/ioc16.py asks the registry first)."""
+finished float16x8_t in registers: none, ReLU, a clamp to constants (ReLU6, Clip), and
+HardSwish (x * clamp(x + 3, 0, 6) * fl16(1/6), each step in float16). Other activations
+keep their op in float32 (passes/ioc16.py asks the registry first)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -14,10 +15,13 @@ def _const(arg) -> Optional[float]:
     return None
 
 
+HSWISH = ("HardSwish", ("in", 0))
+
+
 def f16_clamp(act):
-    """(lo, hi) of a supported activation (None = unbounded), or False if not supported.
-    None act -> (None, None)."""
-    if act is None:
+    """(lo, hi) of a supported clamp activation (None = unbounded), (None, None) for none
+    and for HardSwish (its own code), or False if not supported."""
+    if act is None or act == HSWISH:
         return None, None
     if act == ("Relu", ("in", 0)):
         return 0.0, None
@@ -34,7 +38,11 @@ def f16_literal(x: float) -> str:
 
 
 def clamp_code(act, v: str) -> str:
-    """Statements clamping the float16x8_t `v` in place ("" for no activation)."""
+    """Statements applying the activation to the float16x8_t `v` in place ("" for none)."""
+    if act == HSWISH:
+        c = lambda x: f"vdupq_n_f16({f16_literal(x)})"  # noqa: E731
+        return (f"{v} = vmulq_f16(vmulq_f16({v}, vminq_f16(vmaxq_f16(vaddq_f16({v}, {c(3.0)}), "
+                f"{c(0.0)}), {c(6.0)})), {c(1.0 / 6.0)});")
     lo, hi = f16_clamp(act)
     out = ""
     if lo is not None:
@@ -45,6 +53,8 @@ def clamp_code(act, v: str) -> str:
 
 
 def clamp_tag(act) -> str:
+    if act == HSWISH:
+        return "_hswish"
     lo, hi = f16_clamp(act)
     if lo is None and hi is None:
         return ""

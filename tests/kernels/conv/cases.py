@@ -380,10 +380,12 @@ def conv_f16_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, resid
         post.append(("Relu", [], {}))
     elif act == "clip":
         post.append(("Clip", [Const(np.array(0, F32)), Const(np.array(6, F32))], {}))
+    elif act == "hswish":
+        post.append(("HardSwish", [], {}))
 
     def ref(x, w, b=None, *_):
         return conv_f16(x, w, b, s, p, d, g, act, (0.0, 6.0), res)
-    BOOK.add(id_, "Conv", inputs, attrs, opset=13, ref=ref, post=tuple(post), ioc16=True,
+    BOOK.add(id_, "Conv", inputs, attrs, opset=14, ref=ref, post=tuple(post), ioc16=True,
              exact=True)
 
 
@@ -399,4 +401,6 @@ conv_f16_case("f16_3x3_s1_residual", _f16, 1, 16, 6, 6, 16, (3, 3), (1, 1), (1, 
 conv_f16_case("f16_dw3x3_s1_relu6", _f16, 1, 12, 10, 19, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 12, True, "clip")
 conv_f16_case("f16_dw3x3_s2_relu", _f16, 2, 8, 13, 17, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "relu")
 conv_f16_case("f16_dw5x5_s1_nobias", _f16, 1, 4, 9, 21, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 4, False)
+conv_f16_case("f16_3x3_s1_hswish", _f16, 1, 16, 8, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "hswish")
+conv_f16_case("f16_dw3x3_s2_hswish", _f16, 1, 8, 9, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "hswish")
 conv_f16_case("f16_dw3x3_s1_residual", _f16, 1, 6, 8, 16, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, None, True)

@@ -11,8 +11,8 @@ tests/kernels/ (platform arm64fp16); here:
   docs/float16.md);
 - the digits sample classifies the real held-out images exactly as MegEngine's float32
   model does;
-- the inner loops of the float16 conv, depthwise and FC kernels are 8-lane fp16 FMAs
-  (`fmla vN.8h`; the conv GEMM's by lane), shown in the test report;
+- the inner loops of the float16 conv (1x1 packed GEMM, direct 3x3), depthwise and FC
+  kernels are 8-lane fp16 FMAs (`fmla vN.8h`, by lane or by vector), shown in the report;
 - a chain of FC layers is one region (two conversions); the error vs the float32 build;
 - mgb-to-tinynn --arm64 --enable_ioc16 builds for arm64-fp16;
 - asking for ioc16 on a level without float16 arithmetic is a one-line error naming it.
@@ -168,7 +168,8 @@ def test_inner_loops_are_8_lane_fp16_fma(tmp_path, summary):
     onnx.save(conv_model(), path)
     bundle, plan = compile_for(path, {"x": (1, 8, 12, 20)}, tmp_path / "out")
     impls = {i.impl for i in plan.instrs}
-    assert {"conv.gemm_neon64fp16_f16", "conv.depthwise_neon64fp16_f16",
+    assert {"conv.gemm_neon64fp16_f16", "conv.direct3x3_neon64fp16_f16",
+            "conv.depthwise_neon64fp16_f16",
             "matmul.fc_neon64fp16_f16", "pool.global_neon64fp16_f16.mean"} <= impls, impls
     obj = str(tmp_path / "k.o")
     subprocess.run([t.cc, *t.compile_flags(), "-O2", "-I", os.path.join(ROOT, "runtime", "include"),
@@ -179,13 +180,14 @@ def test_inner_loops_are_8_lane_fp16_fma(tmp_path, summary):
     # by lane (`v.h[i]`) or, where GCC hoists the lane broadcasts out of the 16 FMAs of a
     # k step, by a vector; either way 8 halves per FMA
     fma8 = r"fmla\s+v\d+\.8h, v\d+\.8h, v\d+\.(8h|h\[\d\])"
-    for prefix in ("conv2d_1x1_gemm8x16", "conv2d_k3x3_s1x1_d1x1_gemm8x16", "conv2d_dw_k3x3",
-                   "fc_f16"):
+    for prefix in ("conv2d_1x1_gemm8x16", "conv2d_direct3x3_s1", "conv2d_dw_k3x3", "fc_f16"):
         names = [n for n in funcs if n.startswith(prefix)]
         assert names, (prefix, sorted(funcs))
         fmla = [ins for ins in funcs[names[0]] if re.search(fma8, ins)]
         summary(f"ioc16 {names[0]}: {len(fmla)} x fp16 FMA, e.g. " + "; ".join(fmla[:4]))
-        assert len(fmla) >= (16 if "gemm" in prefix else 1), (names[0], fmla)
+        # a k step of the GEMM tile: 16 FMAs; a tap of the direct tile: 8; depthwise: 1 per tap
+        least = {"conv2d_1x1_gemm8x16": 16, "conv2d_direct3x3_s1": 8 * 9}.get(prefix, 1)
+        assert len(fmla) >= least, (names[0], fmla)
 
 
 def test_fc_chain_is_one_region(tmp_path, summary):

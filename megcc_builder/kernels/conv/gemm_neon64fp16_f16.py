@@ -218,8 +218,11 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     geo = conv_problem(op, graph)
     k = geo["c"] // geo["group"] * geo["kh"] * geo["kw"]
-    macs = geo["n"] * geo["oc"] * geo["oh"] * geo["ow"] * max(k, MR)
-    return macs / (8 * isa.core.fma_per_cycle) * (1.0 if k > 1 else 2.0) + 100
+    s = geo["oh"] * geo["ow"]
+    macs = geo["n"] * geo["oc"] * s * max(k, MR)
+    pointwise = geo["kh"] == geo["kw"] == 1 and geo["sh"] == geo["sw"] == 1 and not any(geo["pads"])
+    im2col = 0 if pointwise else geo["n"] * geo["group"] * k * s * 2.0  # the scalar gather
+    return macs / (8 * isa.core.fma_per_cycle) * (1.0 if k > 1 else 2.0) + im2col + 100
 
 
 @implements("Conv", dtypes=("float16",), layout="nchw", requires="f16.gemm", applies=_applies,

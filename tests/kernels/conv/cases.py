@@ -404,3 +404,7 @@ conv_f16_case("f16_dw5x5_s1_nobias", _f16, 1, 4, 9, 21, 4, (5, 5), (1, 1), (2, 2
 conv_f16_case("f16_3x3_s1_hswish", _f16, 1, 16, 8, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "hswish")
 conv_f16_case("f16_dw3x3_s2_hswish", _f16, 1, 8, 9, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "hswish")
 conv_f16_case("f16_dw3x3_s1_residual", _f16, 1, 6, 8, 16, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, None, True)
+# the direct 3x3 kernel's edges: rows longer than its 16-position tile (and tails), OC % 4,
+# batches, asymmetric padding
+conv_f16_case("f16_3x3_s1_wide_batch2_residual_relu", _f16, 2, 5, 6, 37, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "relu", True)
+conv_f16_case("f16_3x3_s2_wide_asym", _f16, 1, 4, 9, 40, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, "clip")

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..ir import CompileError, Graph, Op, Tensor
+from ..ir import CompileError, Graph, Op, Tensor, symbolic
 from .dce import eliminate_dead_code
 
 ONNX_FLOAT16, ONNX_FLOAT = 10, 1
@@ -141,8 +141,9 @@ class _Rewriter:
         ok, _ = registry.candidates(op16, self.graph, self.isa)
         if not ok:
             return False
-        best = min(ok, key=lambda impl: impl.cost(op16, self.graph, self.isa)
-                   if impl.cost else float("inf"))
+        with symbolic.hint_only():  # as the registry ranks: a symbolic extent at its hint
+            best = min(ok, key=lambda impl: impl.cost(op16, self.graph, self.isa)
+                       if impl.cost else float("inf"))
         return best.dtypes is not None and "float16" in best.dtypes
 
     def convertible(self, op: Op) -> Optional[Op]:

@@ -217,7 +217,7 @@ def test_mgb_to_tinynn_arm64_enable_ioc16(tmp_path):
     assert "arm64-fp16" in p.stdout
     with open(tmp_path / "o" / "kernels.c") as f:
         src = f.read()
-    assert "_f16_neon64fp16" in src and "vfmaq_laneq_f16" in src
+    assert "conv2d_direct3x3_s1_oc4x16_f16_relu_neon64fp16" in src and "vfmaq_lane_f16" in src
 
 
 @pytest.mark.parametrize("isa", ["generic", "x86_64-v3", "arm64-neon", "armv7-neon"])
@@ -230,3 +230,23 @@ def test_ioc16_refused_without_fp16_arithmetic(tmp_path, isa):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and f"'{isa}'" in lines[0] and "float16" in lines[0], lines
     assert not (tmp_path / "o").exists()
+
+
+def test_config_enable_ioc16_with_mgb_to_tinynn_arm64(tmp_path):
+    """The JSON config form: enable_ioc16 in a model entry, --arm64 builds for arm64-fp16."""
+    import json
+
+    model = os.path.join(ROOT, "samples", "digits", "digits.mge")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"dump_dir": str(tmp_path / "out"), "models": [
+        {"model_name": "d16", "model_path": model, "enable_ioc16": True}]}))
+    code = ("import sys; from megcc_builder.cli import mgb_to_tinynn_main; "
+            "sys.exit(mgb_to_tinynn_main(sys.argv[1:]))")
+    p = subprocess.run([sys.executable, "-c", code, f"--json={cfg}", "--arm64"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "out" / "manifest.json") as f:
+        manifest = json.load(f)
+    assert manifest["models"][0]["options"]["enable_ioc16"] is True
+    with open(tmp_path / "out" / "kernels.c") as f:
+        assert "conv2d_direct3x3_s1_oc4x16_f16_relu_neon64fp16" in f.read()

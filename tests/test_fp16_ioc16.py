@@ -250,3 +250,17 @@ def test_config_enable_ioc16_with_mgb_to_tinynn_arm64(tmp_path):
     assert manifest["models"][0]["options"]["enable_ioc16"] is True
     with open(tmp_path / "out" / "kernels.c") as f:
         assert "conv2d_direct3x3_s1_oc4x16_f16_relu_neon64fp16" in f.read()
+
+
+def test_nchw44_region_stays_float32_under_ioc16(tmp_path):
+    """enable_nchw44 with enable_ioc16: the NCHW44 region keeps its float32 kernels (no
+    float16 NCHW88 yet) and is not cut into float16 islands; the FC still runs in float16."""
+    from megcc_builder.compiler import compile_model
+
+    path = mge_zoo.dump_model("mobilenet_v2", str(tmp_path / "m.mge"), True, input_shape=ZOO_SHAPE)
+    plan = compile_model(ModelSpec("m", path, [{"data": ZOO_SHAPE}], isa=TARGET, enable_ioc16=True,
+                                   enable_nchw44=True)).plans[0]
+    impls = [i.impl for i in plan.instrs]
+    assert conversion_count(plan.instrs, plan.graph) == 2
+    assert "matmul.fc_neon64fp16_f16" in impls
+    assert not [i for i in impls if i.startswith(("conv.", "elementwise.")) and "fp16" in i], impls

@@ -33,8 +33,15 @@ def f16_clamp(act):
 
 
 def f16_literal(x: float) -> str:
-    """A C float16 constant equal to x rounded to float16 (the clamp the kernel applies)."""
-    return repr(float(np.float16(x))) + "f"
+    """A C constant equal to x rounded to float16 (beyond its range: infinity, as the
+    rounding gives; math.h's INFINITY / NAN)."""
+    with np.errstate(over="ignore"):
+        v = float(np.float16(x))
+    if v != v:
+        return "NAN"
+    if v in (float("inf"), float("-inf")):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return repr(v) + "f"
 
 
 def clamp_code(act, v: str) -> str:

@@ -154,3 +154,18 @@ def _f16_cases():
 
 
 _f16_cases()
+
+
+def _f16_clip_edges():
+    """Clip with a bound float16 cannot hold (rounds to infinity) and one side only."""
+    from kernels.f16_reference import ew_f16
+
+    x = (_f32(3, 61) * 4).astype(F32)
+    BOOK.add("f16_Clip_max_only", "Clip", [x, None, Const(np.array(1.5, F32))], opset=13,
+             ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(v, 1.5), a), ioc16=True, exact=True)
+    BOOK.add("f16_Clip_huge_bounds", "Clip", [x, Const(np.array(-1e6, F32)),
+                                              Const(np.array(2.0, F32))], opset=13,
+             ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(v, 2.0), a), ioc16=True, exact=True)
+
+
+_f16_clip_edges()

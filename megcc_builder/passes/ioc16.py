@@ -176,6 +176,13 @@ class _Rewriter:
         out: List[Op] = []
         have32 = set(g.inputs) | {n for n, t in g.tensors.items() if t.is_const}
         have16: set = set()
+        # a float32 value widened from float16 (a float16 model's region entry, exact) is
+        # read as that float16 value: no conversion back
+        for op in g.ops:
+            if op.type == "Cast" and op.attrs.get("to") == ONNX_FLOAT and op.inputs \
+                    and g.tensors[op.inputs[0]].dtype == "float16":
+                self.shadow[op.outputs[0]] = op.inputs[0]
+                have16.add(op.inputs[0])
 
         def need16(name):  # a float16 reader of float32 `name`
             s = self.shadow_of(name)
@@ -190,6 +197,12 @@ class _Rewriter:
                 have32.add(name)
 
         for op in g.ops:
+            if (op.type == "Cast" and op.attrs.get("to") == ONNX_FLOAT16 and op.inputs
+                    and op.inputs[0] in self.in_f16):
+                # rounding a value computed in float16 to float16 (a float16 model's exit)
+                out.append(Op("Identity", [self.shadow[op.inputs[0]]], list(op.outputs), {},
+                              op.name))
+                continue
             op16 = self.convertible(op)
             if op16 is None:
                 for n in op.inputs:
@@ -210,6 +223,16 @@ class _Rewriter:
         for n in g.outputs:
             need32(n)
         return out
+
+
+def float16_model_in_float16(graph: Graph, isa) -> Graph:
+    """A float16 model (computed in float32 by passes/float16_regions.py) on a level with
+    float16 arithmetic: its float32 region back to float16 where the kernels take it, the
+    conversions at its edges cancelled (exact both ways)."""
+    if isa.vec("f16").gemm is None:
+        return graph
+    graph.ops = _Rewriter(graph, isa).run()
+    return eliminate_dead_code(graph)
 
 
 def compute_in_float16(graph: Graph, isa) -> Graph:

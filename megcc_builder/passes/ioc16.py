@@ -84,6 +84,7 @@ class _Rewriter:
         self.shadow: Dict[str, str] = {}       # float32 activation -> its float16 shadow
         self.const16: Dict[str, str] = {}      # float32 constant -> its float16 copy
         self.in_f16: set = set()               # float32 names whose value is computed in float16
+        self.widened: set = set()              # float32 names widened exactly from float16
 
     def shadow_of(self, name: str) -> str:
         if name not in self.shadow:
@@ -161,7 +162,7 @@ class _Rewriter:
         if op.type in DATA:
             acts = [n for n in op.inputs if n and not g.tensors[n].is_const
                     and g.tensors[n].dtype == "float32"]
-            if not acts or not any(n in self.in_f16 for n in acts):
+            if not acts or not any(n in self.in_f16 or n in self.widened for n in acts):
                 return None
             return self.trial(op)
         if op.type not in ARITHMETIC:
@@ -183,6 +184,7 @@ class _Rewriter:
                     and g.tensors[op.inputs[0]].dtype == "float16":
                 self.shadow[op.outputs[0]] = op.inputs[0]
                 have16.add(op.inputs[0])
+                self.widened.add(op.outputs[0])
 
         def need16(name):  # a float16 reader of float32 `name`
             s = self.shadow_of(name)

@@ -139,8 +139,8 @@ def test_digits_in_float16(tmp_path, summary):
     b = compile_bundle([ModelSpec("m", model, [{"data": images.shape}], enable_ioc16=True)],
                        str(tmp_path), save_c_array=False, isa=TARGET)
     plan = b.models[0].plans[0]
-    impls = {i.impl for i in plan.instrs}
-    assert "matmul.fc_neon64fp16_f16" in impls and "conv.gemm_neon64fp16_f16" in impls, impls
+    assert_all_float16(plan)  # its 3x3 convs on the direct kernel, its FC, its max pool
+    assert "conv.direct3x3_neon64fp16_f16" in {i.impl for i in plan.instrs}
     (got,) = run(b, [images])
     err = float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref))))
     acc, acc_ref = (float(np.mean(np.argmax(v, 1) == labels)) for v in (got, ref))

@@ -18,8 +18,8 @@ from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
-IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
-              "fully-connected layers so far)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16): "
+              "convolutions, FC, pooling, element-wise, softmax; conversions at region edges")
 COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
                       "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
@@ -878,6 +878,9 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         isa = os.environ.get("MEGCC_ISA") or None
         if chosen:  # an explicit target flag wins over the environment
             isa, caveat = TARGET_FLAGS[chosen[0]]
+            if isa == "arm64-neon" and any(s.enable_ioc16 for s in specs):
+                # MegCC's --arm64 with enable_ioc16 means an Armv8.2-A + FP16 core
+                isa, caveat = "arm64-fp16", "enable_ioc16: Armv8.2-A + FP16 kernels (arm64-fp16)"
             if caveat:
                 print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa,

@@ -36,7 +36,7 @@ from .options import CompileOptions, dot_product_refusal
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
-from .passes.ioc16 import compute_in_float16
+from .passes.ioc16 import compute_in_float16, float16_model_in_float16
 from .passes.layout_nchw44 import layout_nchw44
 from .passes.qdq import fuse_qdq
 from .isa import resolve as _resolve_isa, spec as isa_spec
@@ -162,6 +162,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
         layout_nchw44(graph)
     if options.enable_ioc16:
         compute_in_float16(graph, options.isa_spec)
+    elif float16_model:  # on a level with float16 arithmetic, in float16 (passes/ioc16.py)
+        float16_model_in_float16(graph, options.isa_spec)
     if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
         compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from ...ir import Graph, Op
 from ..registry import implements
-from .common import ROUND, function, ir_dtypes, op_types, request_of
-from .resize_linear_generic import portable_cost, resize_helpers
+from .common import function, ir_dtypes, op_types, request_of
+from .resize_linear_generic import C_TYPE, PORTABLE_CORES, portable_cost
 
 
-@implements(*op_types("crop_and_resize"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit_crop_and_resize(op: Op, graph: Graph):
+def crop_and_resize_function(op: Op, graph: Graph, cores=PORTABLE_CORES, isa: str = ""):
+    """The box of src through the resize core `cores[dtype]` (src's row stride)."""
     _, dtype = request_of(op, graph)
-    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    core, helpers = cores[dtype]
+    ctype = C_TYPE[dtype]
     return function(op, graph, f"""
     TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
     TINYCV_CHECK(FN, dst->channels == src->channels && rows > 0 && cols > 0);
@@ -26,21 +27,20 @@ def emit_crop_and_resize(op: Op, graph: Graph):
     {{
         const size_t cn = src->channels;
         const {ctype}* box = (const {ctype}*)src->data + (row * src->cols + col) * cn;
-        tinycv_resize_linear_{core}_core(box, (int)cols, (int)rows, src->cols * cn,
-                                      ({ctype}*)dst->data, (int)dst->cols, (int)dst->rows,
-                                      dst->cols * cn, (int)cn, 0);
+        {core}(box, (int)cols, (int)rows, src->cols * cn, ({ctype}*)dst->data,
+               (int)dst->cols, (int)dst->rows, dst->cols * cn, (int)cn, 0);
     }}
-""", resize_helpers(dtype))
+""", helpers, isa)
 
 
-@implements(*op_types("letterbox"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit_letterbox(op: Op, graph: Graph):
+def letterbox_function(op: Op, graph: Graph, cores=PORTABLE_CORES, isa: str = ""):
+    """src resized through `cores[dtype]` into the centred part of dst (dst's row stride)."""
     _, dtype = request_of(op, graph)
+    core, helpers = cores[dtype]
+    ctype = C_TYPE[dtype]
     if dtype == "ui8":
-        ctype, core = "uint8_t", "u8"
         fill = "const int p = tinycv_round(pad);\n        const uint8_t v = (uint8_t)(p < 0 ? 0 : p > 255 ? 255 : p);"
     else:
-        ctype, core = "float", "f32"
         fill = "const float v = (float)pad;"
     return function(op, graph, f"""
     TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
@@ -60,15 +60,24 @@ def emit_letterbox(op: Op, graph: Graph):
         x0 = ((int)dst->cols - nw) / 2;
         y0 = ((int)dst->rows - nh) / 2;
         for (i = 0; i < n; ++i) d[i] = v;
-        tinycv_resize_linear_{core}_core((const {ctype}*)src->data, (int)src->cols,
-                                      (int)src->rows, src->cols * cn,
-                                      d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh,
-                                      dst->cols * cn, (int)cn, 0);
+        {core}((const {ctype}*)src->data, (int)src->cols, (int)src->rows, src->cols * cn,
+               d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh, dst->cols * cn,
+               (int)cn, 0);
         if (scale) *scale = (float)s;
         if (left) *left = x0;
         if (top) *top = y0;
     }}
-""", resize_helpers(dtype))
+""", helpers, isa)
+
+
+@implements(*op_types("crop_and_resize"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_crop_and_resize(op: Op, graph: Graph):
+    return crop_and_resize_function(op, graph)
+
+
+@implements(*op_types("letterbox"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_letterbox(op: Op, graph: Graph):
+    return letterbox_function(op, graph)
 
 
 @implements(*op_types("topk"), dtypes=ir_dtypes("f32"), cost=portable_cost)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ...ir import Graph, Op
 from ..registry import implements
 from .common import ROUND, function, ir_dtypes, op_types, request_of
-from .resize_linear_generic import _CHECKS, portable_cost, resize_helpers
+from .resize_linear_generic import _CHECKS, C_TYPE, PORTABLE_CORES, portable_cost
 
 # One destination cell's source interval on an axis (computeResizeAreaTab, one dx).
 AREA_CELL = ("tinycv_area_cell", r"""
@@ -172,11 +172,20 @@ AREA_PATHS = {
             "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast + _table(ctype, dtype))
     for dtype, ctype, fast in (("ui8", "uint8_t", _FAST_UI8), ("f32", "float", _FAST_F32))}
 
+# per dtype: (integer-factor function, area-table function, helpers defining them)
+PORTABLE_AREA = {dtype: (f"tinycv_resize_area_fast_{dtype}", f"tinycv_resize_area_table_{dtype}",
+                         (ROUND, AREA_CELL, AREA_PATHS[dtype])) for dtype in ("ui8", "f32")}
 
-@implements(*op_types("resize_area"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit(op: Op, graph: Graph):
+
+def resize_area_function(op: Op, graph: Graph, cores=PORTABLE_CORES, paths=PORTABLE_AREA,
+                         isa: str = ""):
+    """OpenCV's three INTER_AREA paths: `paths[dtype]` for shrinking (block average, area
+    table), the resize core `cores[dtype]` in its area mode for enlarging."""
     _, dtype = request_of(op, graph)
-    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    ctype = C_TYPE[dtype]
+    core, core_helpers = cores[dtype]
+    fast, table, path_helpers = paths[dtype]
+    helpers = tuple(dict.fromkeys(core_helpers + path_helpers))  # ROUND once, first
     return function(op, graph, _CHECKS + f"""
     {{
         const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
@@ -189,12 +198,16 @@ def emit(op: Op, graph: Graph):
             const int ix = tinycv_round(scale_x), iy = tinycv_round(scale_y);
             if (fabs(scale_x - ix) < 2.220446049250313e-16 &&
                 fabs(scale_y - iy) < 2.220446049250313e-16 && (dtype_is_u8 || ix * iy <= TINYCV_AREA_MAX_BLOCK))
-                tinycv_resize_area_fast_{dtype}(s, sw, d, dw, dh, cn, ix, iy);
+                {fast}(s, sw, d, dw, dh, cn, ix, iy);
             else
-                tinycv_resize_area_table_{dtype}(s, sw, sh, d, dw, dh, cn, scale_x, scale_y);
+                {table}(s, sw, sh, d, dw, dh, cn, scale_x, scale_y);
         }} else {{
-            tinycv_resize_linear_{core}_core(s, sw, sh, (size_t)sw * cn, d, dw, dh,
-                                          (size_t)dw * cn, cn, 1);
+            {core}(s, sw, sh, (size_t)sw * cn, d, dw, dh, (size_t)dw * cn, cn, 1);
         }}
     }}
-""", (ROUND, *resize_helpers(dtype)[1:], AREA_CELL, AREA_PATHS[dtype]))
+""", helpers, isa)
+
+
+@implements(*op_types("resize_area"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit(op: Op, graph: Graph):
+    return resize_area_function(op, graph)

@@ -5,5 +5,5 @@ from . import (boxes_generic, color_avx2_ui8, color_generic, color_neon_ui8, ext
                gaussian_blur_neon_f32, gaussian_blur_neon_ui8, layout_generic, normalize_simd_ui8, resize_area_generic,
                resize_boxes_simd, resize_linear_avx2_f32, resize_linear_avx2_ui8,
                resize_linear_generic, resize_linear_neon_f32, resize_linear_neon_ui8,
-               warp_affine_avx2_ui8, warp_affine_generic_ui8,
+               warp_affine_avx2_ui8, warp_affine_generic_ui8, warp_affine_neon_ui8,
                warp_perspective_generic_ui8)

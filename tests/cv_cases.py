@@ -264,7 +264,9 @@ AREAS = [(1, 34, 46, 17, 23), (2, 34, 46, 17, 23), (3, 34, 46, 17, 23), (4, 34, 
          (3, 39, 42, 13, 14), (1, 36, 30, 12, 10), (4, 24, 36, 8, 6),      # 3x3, 3x5 blocks
          (3, 37, 29, 13, 11), (1, 61, 47, 17, 10), (2, 23, 19, 22, 18),    # area tables
          (3, 9, 7, 23, 31), (1, 5, 11, 12, 12), (4, 30, 8, 11, 20),        # enlarge, mixed
-         (1, 200, 150, 7, 9)]
+         (1, 200, 150, 7, 9),
+         # wide enough for several vector groups: a 2x2 block and a 4-channel area table
+         (1, 40, 100, 20, 50), (4, 50, 70, 15, 21)]
 for k, (cn, r, c, dr, dc) in enumerate(AREAS):
     for dt in ("ui8", "f32"):
         add(f"resize_area_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,

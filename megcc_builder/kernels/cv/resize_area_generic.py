@@ -110,23 +110,42 @@ static void tinycv_resize_area_fast_f32(const float* src, int sw, float* dst, in
 """
 
 
-def _table(ctype: str, dtype: str) -> str:
+_SCALAR_COLUMN = """
+                    if (cell->has_first)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cell->first * cn + c] * cell->wf;
+                    for (sx = cell->s1; sx < cell->s2; ++sx)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[sx * cn + c] * cell->wmid;
+                    if (cell->has_last)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cell->s2 * cn + c] * cell->wl;"""
+_SCALAR_FIRST = "for (; x < width; ++x) sum[x] = beta * buf[x];"
+_SCALAR_ADD = "for (; x < width; ++x) sum[x] += beta * buf[x];"
+
+
+def table_source(ctype: str, dtype: str, suffix: str = "", column: str = _SCALAR_COLUMN,
+                 first: str = "", add: str = "") -> str:
+    """tinycv_resize_area_table_<dtype><suffix>: OpenCV's area-table shrink. A vector
+    variant passes C for one destination column of one source row (`column`: b[0..cn) =
+    b + p * w over the cell's pixels p in order, each channel rounded as _SCALAR_COLUMN
+    rounds it; `cell`, `s`, `b`, `k`, `x0`, `last_row`, `sx`, `c` in scope) and for the
+    leading part of the vertical accumulation (`first`: sum = beta * buf, `add`: sum +=
+    beta * buf, over x from 0, leaving x where the scalar loop goes on)."""
     if dtype == "ui8":
         out = "o[x] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);"
         rnd = "const int r = tinycv_round((double)sum[x]);"
     else:
         out, rnd = "o[x] = sum[x];", ""
     return rf"""
-static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh, {ctype}* dst,
-                                          int dw, int dh, int cn, double scale_x,
-                                          double scale_y)
+static void tinycv_resize_area_table_{dtype}{suffix}(const {ctype}* src, int sw, int sh,
+        {ctype}* dst, int dw, int dh, int cn, double scale_x, double scale_y)
 {{
     float buf[TINYCV_AREA_STRIP * 4], sum[TINYCV_AREA_STRIP * 4];
+    tinycv_area_cell_t cols[TINYCV_AREA_STRIP];  /* the strip's column cells */
     const size_t sstride = (size_t)sw * cn;
-    int x0, dy;
+    int x0, dy, k;
     for (x0 = 0; x0 < dw; x0 += TINYCV_AREA_STRIP) {{
         const int n = dw - x0 < TINYCV_AREA_STRIP ? dw - x0 : TINYCV_AREA_STRIP;
         const int width = n * cn;
+        for (k = 0; k < n; ++k) cols[k] = tinycv_area_cell(x0 + k, sw, scale_x);
         for (dy = 0; dy < dh; ++dy) {{
             const tinycv_area_cell_t rows = tinycv_area_cell(dy, sh, scale_y);
             {ctype}* o = dst + (size_t)dy * dw * cn + (size_t)x0 * cn;
@@ -136,25 +155,25 @@ static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh,
                 const float beta = rows.has_first && sy == rows.first ? rows.wf
                                    : sy < rows.s2 ? rows.wmid : rows.wl;
                 const {ctype}* s = src + (size_t)sy * sstride;
-                int k, c;
+                /* pixels of this row after which a 4-element load may pass the image */
+                const int last_row = sy == sh - 1;
+                int c;
+                (void)last_row;
                 for (x = 0; x < width; ++x) buf[x] = 0.f;
                 for (k = 0; k < n; ++k) {{
-                    const tinycv_area_cell_t cols = tinycv_area_cell(x0 + k, sw, scale_x);
+                    const tinycv_area_cell_t* cell = cols + k;
                     float* b = buf + k * cn;
                     int sx;
-                    if (cols.has_first)
-                        for (c = 0; c < cn; ++c)
-                            b[c] = b[c] + s[cols.first * cn + c] * cols.wf;
-                    for (sx = cols.s1; sx < cols.s2; ++sx)
-                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[sx * cn + c] * cols.wmid;
-                    if (cols.has_last)
-                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cols.s2 * cn + c] * cols.wl;
+                    {column}
                 }}
+                x = 0;
                 if (first) {{
-                    for (x = 0; x < width; ++x) sum[x] = beta * buf[x];
+                    {first}
+                    {_SCALAR_FIRST}
                     first = 0;
                 }} else {{
-                    for (x = 0; x < width; ++x) sum[x] += beta * buf[x];
+                    {add}
+                    {_SCALAR_ADD}
                 }}
             }}
             for (x = 0; x < width; ++x) {{
@@ -167,14 +186,15 @@ static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh,
 """
 
 
-AREA_PATHS = {
-    dtype: (f"tinycv_resize_area_paths_{dtype}",
-            "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast + _table(ctype, dtype))
-    for dtype, ctype, fast in (("ui8", "uint8_t", _FAST_UI8), ("f32", "float", _FAST_F32))}
+AREA_FAST = {dtype: (f"tinycv_resize_area_fast_{dtype}", "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast)
+             for dtype, fast in (("ui8", _FAST_UI8), ("f32", _FAST_F32))}
+AREA_TABLE = {dtype: (f"tinycv_resize_area_table_{dtype}", table_source(ctype, dtype))
+              for dtype, ctype in (("ui8", "uint8_t"), ("f32", "float"))}
 
 # per dtype: (integer-factor function, area-table function, helpers defining them)
 PORTABLE_AREA = {dtype: (f"tinycv_resize_area_fast_{dtype}", f"tinycv_resize_area_table_{dtype}",
-                         (ROUND, AREA_CELL, AREA_PATHS[dtype])) for dtype in ("ui8", "f32")}
+                         (ROUND, AREA_CELL, AREA_FAST[dtype], AREA_TABLE[dtype]))
+                 for dtype in ("ui8", "f32")}
 
 
 def resize_area_function(op: Op, graph: Graph, cores=PORTABLE_CORES, paths=PORTABLE_AREA,

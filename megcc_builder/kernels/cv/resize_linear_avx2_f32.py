@@ -3,10 +3,11 @@ core (a strided core of the same signature, shared by resize_linear, crop_and_re
 letterbox and resize_area's enlargement).
 
 Per strip of destination columns, the element offsets of both taps and their float
-weights; per destination row, 8 elements at a time: four gathers (two taps of two source
-rows), then the portable code's operations in its order, each rounded to float:
-h0 = S0[i0] * a0 + S0[i1] * a1, h1 likewise, dst = h0 * b0 + h1 * b1 (multiplies and
-adds, never fused: a fused multiply-add would round differently)."""
+weights; per destination row, the horizontal sums of its two source rows h0 = S0[i0] * a0 +
+S0[i1] * a1, h1 likewise, in scalar (AVX2 gathers were slower than scalar loads here, on
+AMD EPYC), then dst = h0 * b0 + h1 * b1 8 at a time: the portable code's operations in its
+order, each rounded to float (multiplies and adds, never fused: a fused multiply-add would
+round differently)."""
 from __future__ import annotations
 
 from ...ir import Graph, Op
@@ -16,6 +17,16 @@ from .resize_linear_avx2_ui8 import avx2_cost
 from .resize_linear_generic import ANY_TAP, COEF, resize_linear_function
 
 CORE = ("tinycv_resize_linear_f32_core_avx2", r"""
+#define TINYCV_RESIZE_F32_H(CN)                                                               \
+    for (k = 0, e = 0; k < n; ++k) {                                                          \
+        const int i0 = off0[e], i1 = off1[e];                                                 \
+        const float a0 = a0s[e], a1 = a1s[e];                                                 \
+        for (c = 0; c < (CN); ++c, ++e) {                                                     \
+            h0[e] = s0[i0 + c] * a0 + s0[i1 + c] * a1;                                        \
+            h1[e] = s1[i0 + c] * a0 + s1[i1 + c] * a1;                                        \
+        }                                                                                     \
+    }
+
 static void tinycv_resize_linear_f32_core_avx2(const float* s, int sw, int sh,
                                                size_t s_stride, float* d, int dw, int dh,
                                                size_t d_stride, int cn, int area)
@@ -23,6 +34,7 @@ static void tinycv_resize_linear_f32_core_avx2(const float* s, int sw, int sh,
     const double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
     int32_t off0[TINYCV_RESIZE_STRIP * 4], off1[TINYCV_RESIZE_STRIP * 4];
     float a0s[TINYCV_RESIZE_STRIP * 4], a1s[TINYCV_RESIZE_STRIP * 4];
+    float h0[TINYCV_RESIZE_STRIP * 4], h1[TINYCV_RESIZE_STRIP * 4];
     int x0, k, c, dy, e;
     for (x0 = 0; x0 < dw; x0 += TINYCV_RESIZE_STRIP) {
         const int n = dw - x0 < TINYCV_RESIZE_STRIP ? dw - x0 : TINYCV_RESIZE_STRIP;
@@ -49,24 +61,17 @@ static void tinycv_resize_linear_f32_core_avx2(const float* s, int sw, int sh,
             b1v = _mm256_set1_ps(b1);
             s0 = s + (size_t)r0 * s_stride;
             s1 = s + (size_t)r1 * s_stride;
-            for (e = 0; e + 8 <= ne; e += 8) {
-                const __m256i i0 = _mm256_loadu_si256((const __m256i*)(off0 + e));
-                const __m256i i1 = _mm256_loadu_si256((const __m256i*)(off1 + e));
-                const __m256 a0 = _mm256_loadu_ps(a0s + e), a1 = _mm256_loadu_ps(a1s + e);
-                const __m256 h0 = _mm256_add_ps(
-                    _mm256_mul_ps(_mm256_i32gather_ps(s0, i0, 4), a0),
-                    _mm256_mul_ps(_mm256_i32gather_ps(s0, i1, 4), a1));
-                const __m256 h1 = _mm256_add_ps(
-                    _mm256_mul_ps(_mm256_i32gather_ps(s1, i0, 4), a0),
-                    _mm256_mul_ps(_mm256_i32gather_ps(s1, i1, 4), a1));
-                _mm256_storeu_ps(o + e, _mm256_add_ps(_mm256_mul_ps(h0, b0v),
-                                                      _mm256_mul_ps(h1, b1v)));
+            /* the horizontal sums in scalar (gathers are slower than loads on several
+               AVX2 CPUs), the channel count a constant where it is common */
+            switch (cn) {
+            case 1: TINYCV_RESIZE_F32_H(1); break;
+            case 3: TINYCV_RESIZE_F32_H(3); break;
+            default: TINYCV_RESIZE_F32_H(cn); break;
             }
-            for (; e < ne; ++e) {
-                const float h0 = s0[off0[e]] * a0s[e] + s0[off1[e]] * a1s[e];
-                const float h1 = s1[off0[e]] * a0s[e] + s1[off1[e]] * a1s[e];
-                o[e] = h0 * b0 + h1 * b1;
-            }
+            for (e = 0; e + 8 <= ne; e += 8)
+                _mm256_storeu_ps(o + e, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(h0 + e), b0v),
+                                                      _mm256_mul_ps(_mm256_loadu_ps(h1 + e), b1v)));
+            for (; e < ne; ++e) o[e] = h0[e] * b0 + h1[e] * b1;
         }
     }
 }

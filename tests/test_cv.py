@@ -28,7 +28,7 @@ WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 def expected_ok() -> bool:
     # Computing every oracle once up front keeps per-platform failures about our code.
     for c in CASES:
-        if not c.refused:
+        if not c.refused and c.check is None:
             c.expected()
     return True
 

@@ -198,3 +198,62 @@ def emit_box_decode(op: Op, graph: Graph):
         }
     }
 """)
+
+
+SIGMOID = ("tinycv_sigmoid", r"""
+static float tinycv_sigmoid(float x)
+{
+    return 1.f / (1.f + expf(-x));
+}
+""")
+
+
+@implements(*op_types("yolo_decode"), dtypes=ir_dtypes("f32"), cost=portable_cost)
+def emit_yolo_decode(op: Op, graph: Graph):
+    # the sigmoid as 1 / (1 + exp(-x)) in float (what the exported models compute)
+    return function(op, graph, r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 1) && src->cols > 5);
+    TINYCV_CHECK(FN, grid_h > 0 && grid_w > 0 && dst->rows == src->rows && dst->cols == 4);
+    TINYCV_CHECK(FN, src->rows % ((size_t)grid_h * grid_w) == 0);
+    TINYCV_CHECK(FN, anchors != NULL || src->rows == (size_t)grid_h * grid_w);
+    {
+        const size_t cells = (size_t)grid_h * grid_w, width = src->cols;
+        const float* t = (const float*)src->data;
+        float* out = (float*)dst->data;
+        size_t i, c;
+        for (i = 0; i < src->rows; ++i, t += width, out += 4) {
+            const size_t a = i / cells, cell = i % cells;
+            const float gx = (float)(cell % (size_t)grid_w), gy = (float)(cell / (size_t)grid_w);
+            float cx, cy, w, h, best, obj;
+            int32_t best_c = 0;
+            if (anchors == NULL) {
+                cx = (t[0] + gx) * stride;
+                cy = (t[1] + gy) * stride;
+                w = expf(t[2]) * stride;
+                h = expf(t[3]) * stride;
+            } else {
+                const float px = tinycv_sigmoid(t[0]), py = tinycv_sigmoid(t[1]);
+                const float pw = 2.f * tinycv_sigmoid(t[2]), ph = 2.f * tinycv_sigmoid(t[3]);
+                cx = (2.f * px - 0.5f + gx) * stride;
+                cy = (2.f * py - 0.5f + gy) * stride;
+                w = pw * pw * anchors[2 * a];
+                h = ph * ph * anchors[2 * a + 1];
+            }
+            out[0] = cx - 0.5f * w;
+            out[1] = cy - 0.5f * h;
+            out[2] = cx + 0.5f * w;
+            out[3] = cy + 0.5f * h;
+            best = t[5];
+            for (c = 6; c < width; ++c)
+                if (t[c] > best) {
+                    best = t[c];
+                    best_c = (int32_t)(c - 5);
+                }
+            /* the sigmoid is monotonic: the best logit is the best score */
+            obj = sigmoid ? tinycv_sigmoid(t[4]) : t[4];
+            if (scores) scores[i] = obj * (sigmoid ? tinycv_sigmoid(best) : best);
+            if (classes) classes[i] = best_c;
+        }
+    }
+""", (SIGMOID,))
+

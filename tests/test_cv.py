@@ -40,7 +40,8 @@ NEON = {"cv.gaussian_blur_neon_ui8", "cv.gaussian_blur_neon_f32", "cv.resize_lin
         "cv.resize_linear_neon_f32", "cv.resize_boxes_simd.emit_crop_and_resize_neon",
         "cv.resize_boxes_simd.emit_letterbox_neon", *NEON_COLOR,
         "cv.normalize_simd_ui8.emit_normalize_neon", "cv.warp_affine_neon_ui8.emit_replicate",
-        "cv.warp_affine_neon_ui8.emit_constant", "cv.resize_area_simd.emit_neon"}
+        "cv.warp_affine_neon_ui8.emit_constant", "cv.resize_area_simd.emit_neon",
+        "cv.warp_perspective_neon_ui8.emit_replicate", "cv.warp_perspective_neon_ui8.emit_constant"}
 VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.gaussian_blur_avx2_f32",
                                                 "cv.warp_affine_avx2_ui8.emit_replicate",

@@ -7,4 +7,5 @@ from . import (boxes_generic, color_avx2_ui8, color_generic, color_neon_ui8, ext
                resize_boxes_simd, resize_linear_avx2_f32, resize_linear_avx2_ui8,
                resize_linear_generic, resize_linear_neon_f32, resize_linear_neon_ui8,
                warp_affine_avx2_ui8, warp_affine_generic_ui8, warp_affine_neon_ui8,
-               warp_perspective_avx2_ui8, warp_perspective_generic_ui8)
+               warp_perspective_avx2_ui8, warp_perspective_generic_ui8,
+               warp_perspective_neon_ui8)

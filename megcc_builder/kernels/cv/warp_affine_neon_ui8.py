@@ -16,20 +16,17 @@ from .common import ir_dtypes, op_types
 from .warp_affine_generic_ui8 import warp_function
 
 WARP8 = ("tinycv_warp8_neon", r"""
-static uint32_t tinycv_all4_neon(uint32x4_t m)
+static inline uint32_t tinycv_all4_neon(uint32x4_t m)
 {
     const uint32x2_t t = vand_u32(vget_low_u32(m), vget_high_u32(m));
     return vget_lane_u32(t, 0) & vget_lane_u32(t, 1);
 }
 
-/* 4 pixels' 1/32 coordinates (X0 + delta) >> 5 -> fractions, offsets of the top-left tap;
-   returns 0 unless every pixel's 2x2 neighbourhood is inside the image. */
-static uint32_t tinycv_warp4_neon(int sw, int sh, int cn, int X0, int Y0, const int* adelta,
-                                  const int* bdelta, int32_t* base, uint16_t* fx16,
-                                  uint16_t* fy16)
+/* 4 pixels' 1/32 coordinates -> fractions, offsets of the top-left tap; returns 0 unless
+   every pixel's 2x2 neighbourhood is inside the image. */
+static inline uint32_t tinycv_warp4_neon(int sw, int sh, int cn, int32x4_t X, int32x4_t Y,
+                                  int32_t* base, uint16_t* fx16, uint16_t* fy16)
 {
-    const int32x4_t X = vshrq_n_s32(vaddq_s32(vdupq_n_s32(X0), vld1q_s32(adelta)), 5);
-    const int32x4_t Y = vshrq_n_s32(vaddq_s32(vdupq_n_s32(Y0), vld1q_s32(bdelta)), 5);
     const int32x4_t lo = vdupq_n_s32(-32768), hi = vdupq_n_s32(32767), m31 = vdupq_n_s32(31);
     /* OpenCV keeps the integer part in int16 (saturated) */
     const int32x4_t sx = vminq_s32(vmaxq_s32(vshrq_n_s32(X, 5), lo), hi);
@@ -43,9 +40,10 @@ static uint32_t tinycv_warp4_neon(int sw, int sh, int cn, int X0, int Y0, const 
     return tinycv_all4_neon(inside);
 }
 
-/* Returns 0 (writing nothing) unless all 8 pixels' taps are inside the image. */
-static int tinycv_warp8_neon(const uint8_t* s, int sw, int sh, int cn, int X0, int Y0,
-                             const int* adelta, const int* bdelta, uint8_t* o)
+/* 8 pixels at source coordinates X[8], Y[8] (1/32 pixel). Returns 0 (writing nothing)
+   unless all 8 pixels' taps are inside the image. */
+static inline int tinycv_warp8_xy_neon(const uint8_t* s, int sw, int sh, int cn,
+                                       const int32x4_t* X, const int32x4_t* Y, uint8_t* o)
 {
     const int sstep = sw * cn;
     int32_t base[8];
@@ -54,9 +52,8 @@ static int tinycv_warp8_neon(const uint8_t* s, int sw, int sh, int cn, int X0, i
     uint16x8_t fx, fy, ax, ay, q00, q01, q10, q11;
     uint8x8_t out[4];
     int i, c;
-    if (!tinycv_warp4_neon(sw, sh, cn, X0, Y0, adelta, bdelta, base, fxs, fys) ||
-        !tinycv_warp4_neon(sw, sh, cn, X0, Y0, adelta + 4, bdelta + 4, base + 4, fxs + 4,
-                           fys + 4))
+    if (!tinycv_warp4_neon(sw, sh, cn, X[0], Y[0], base, fxs, fys) ||
+        !tinycv_warp4_neon(sw, sh, cn, X[1], Y[1], base + 4, fxs + 4, fys + 4))
         return 0;
     for (i = 0; i < 8; ++i) {
         const uint8_t* p = s + base[i];
@@ -104,6 +101,19 @@ static int tinycv_warp8_neon(const uint8_t* s, int sw, int sh, int cn, int X0, i
         vst4_u8(o, v);
     }
     return 1;
+}
+
+/* X, Y in 1/32 pixel from OpenCV's 1/1024 affine coordinates */
+static inline int tinycv_warp8_neon(const uint8_t* s, int sw, int sh, int cn, int X0, int Y0,
+                                    const int* adelta, const int* bdelta, uint8_t* o)
+{
+    int32x4_t X[2], Y[2];
+    int h;
+    for (h = 0; h < 2; ++h) {
+        X[h] = vshrq_n_s32(vaddq_s32(vdupq_n_s32(X0), vld1q_s32(adelta + 4 * h)), 5);
+        Y[h] = vshrq_n_s32(vaddq_s32(vdupq_n_s32(Y0), vld1q_s32(bdelta + 4 * h)), 5);
+    }
+    return tinycv_warp8_xy_neon(s, sw, sh, cn, X, Y, o);
 }
 """)
 

@@ -4,11 +4,11 @@ resize_linear, crop_and_resize, letterbox and resize_area's enlargement share.
 
 Per strip of destination columns, a table per element (column x channel): the byte
 offset of its first tap and the weights as one (a0, a1) int16 pair. For 1..3 channels the
-second tap is `cn` bytes further, in the same 32-bit word: one gather per source row and
-8 elements, a byte shuffle makes the (S0, S1) pairs, _mm256_madd_epi16 gives the exact
+second tap is `cn` bytes further, in the same 32-bit word: one 32-bit load per element
+and source row (8 per vector), a byte shuffle makes the (S0, S1) pairs, _mm256_madd_epi16 gives the exact
 horizontal sums, then OpenCV's vertical rounding exactly as its vector code does it
-(pack h >> 4 to int16, mulhi by the 16-bit weights, (+2) >> 2). A gather reads 4 bytes:
-elements whose gather would pass the end of the image's last row (of the box, for a
+(pack h >> 4 to int16, mulhi by the 16-bit weights, (+2) >> 2). A load reads 4 bytes:
+elements whose load would pass the end of the image's last row (of the box, for a
 strided source) are done in scalar, as are 4-channel images (the taps are 4 bytes apart).
 """
 from __future__ import annotations
@@ -19,13 +19,20 @@ from .common import ROUND, ir_dtypes, op_types
 from .resize_linear_generic import ANY_TAP, COEF, resize_linear_function
 
 TAPS = ("tinycv_resize_taps", r"""
-/* S[off] * a0 + S[off + cn] * a1 for 8 elements: one gather, the pair picked by `pick`,
-   _mm256_madd_epi16 with the (a0, a1) pairs */
+/* S[off] * a0 + S[off + cn] * a1 for 8 elements: 8 unaligned 32-bit loads (faster than
+   _mm256_i32gather_epi32 here, on AMD EPYC: 105 vs 133 us for 1920x1080 -> 224x224), the
+   pair picked by `pick`, _mm256_madd_epi16 with the (a0, a1) pairs */
 static __m256i tinycv_resize_taps(const uint8_t* row, const int32_t* off, const int32_t* w,
                                   __m256i pick)
 {
-    const __m256i g = _mm256_i32gather_epi32((const int*)row,
-                                             _mm256_loadu_si256((const __m256i*)off), 1);
+    uint32_t v0, v1, v2, v3, v4, v5, v6, v7;
+    __m256i g;
+    memcpy(&v0, row + off[0], 4); memcpy(&v1, row + off[1], 4);
+    memcpy(&v2, row + off[2], 4); memcpy(&v3, row + off[3], 4);
+    memcpy(&v4, row + off[4], 4); memcpy(&v5, row + off[5], 4);
+    memcpy(&v6, row + off[6], 4); memcpy(&v7, row + off[7], 4);
+    g = _mm256_setr_epi32((int)v0, (int)v1, (int)v2, (int)v3, (int)v4, (int)v5, (int)v6,
+                          (int)v7);
     return _mm256_madd_epi16(_mm256_shuffle_epi8(g, pick),
                              _mm256_loadu_si256((const __m256i*)w));
 }
@@ -84,7 +91,7 @@ static void tinycv_resize_linear_u8_core_avx2(const uint8_t* s, int sw, int sh,
             for (limit = ne; limit > 0 && (size_t)off0[limit - 1] + 4 > room; --limit) {}
             e = 0;
             if (cn <= 3) {
-                /* one 32-bit gather holds both taps (bytes 0 and cn); 16 at a time */
+                /* one 32-bit load holds both taps (bytes 0 and cn); 16 at a time */
                 for (; e + 16 <= limit; e += 16) {
                     const __m256i hA0 = tinycv_resize_taps(s0, off0 + e, wpair + e, pick);
                     const __m256i hB0 = tinycv_resize_taps(s0, off0 + e + 8, wpair + e + 8, pick);

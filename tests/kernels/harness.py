@@ -13,8 +13,10 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
-it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, and arm64-dot
-(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`.
+it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, arm64-dot
+(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`, and the
+Cortex-M4 (cortex-m-dsp) and Cortex-M55 (cortex-m-mve) boards under qemu-system-arm for the
+`dsp` / `mve` implementations.
 """
 from __future__ import annotations
 
@@ -52,10 +54,14 @@ PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("avx2", "x86_64-v3", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
                                   Platform("armv7", "armv7-neon", "armv7"),
-                                  Platform("arm64dot", "arm64-dot", "arm64-dot")]}
-# platforms that run only the implementations needing their own extension (the rest of what
-# their level runs is the same code as on the platform of the level below)
-EXTENSION_ONLY = {"arm64dot": "neon64dot"}
+                                  Platform("arm64dot", "arm64-dot", "arm64-dot"),
+                                  Platform("cortexm4", "cortex-m-dsp", "cortex-m4"),
+                                  Platform("cortexm55", "cortex-m-mve", "cortex-m55")]}
+# platforms that run only the implementations needing their own extensions (the rest of what
+# their level runs is the same code as on the platform of the level below; the Cortex-M
+# platforms are bare metal under qemu-system-arm, the runner reading files by semihosting)
+EXTENSION_ONLY = {"arm64dot": ("neon64dot",), "cortexm4": ("dsp",),
+                  "cortexm55": ("dsp", "mve")}
 
 
 def platforms_of(impl: registry.Implementation) -> List[str]:
@@ -66,7 +72,7 @@ def platforms_of(impl: registry.Implementation) -> List[str]:
         return ["generic"]
     return [p.name for p in PLATFORMS.values() if p.name != "generic"
             and registry.provides(spec(p.level), impl.requires)
-            and EXTENSION_ONLY.get(p.name, impl.requires) == impl.requires]
+            and impl.requires in EXTENSION_ONLY.get(p.name, (impl.requires,))]
 
 
 def require_platform(platform: Platform) -> None:

@@ -214,3 +214,22 @@ def output_store(pt: dict, acc: str, o: str, yi: str) -> str:
     rq = pt["rq"]
     return (f"{{ const int32_t o = {o};\n                {pt['oc_setup']}\n                (void)o;\n"
             f"                y[{yi}] = {rq.store(rq.value(f'({acc}) + bo', 'mult', 'rs'), 'yz')}; }}")
+
+
+def padded_plane(geo: dict, kw_span: int) -> tuple:
+    """(rows, cols) of a channel plane padded on every side so that every tap of every
+    output reads inside it (`kw_span`: columns one output's taps cover, rounded as the kernel
+    reads them)."""
+    hp = max(geo["H"] + geo["PT"], (geo["OH"] - 1) * geo["SH"] + (geo["KH"] - 1) * geo["DH"] + 1)
+    wp = max(geo["W"] + geo["PL"], (geo["OW"] - 1) * geo["SW"] + kw_span)
+    return hp, wp
+
+
+def fill_plane(xt: str) -> str:
+    """C: `plane` ([HP][WP] int16) = channel `xc` centred on `xz`, zeros around it."""
+    return f"""for (i = 0; i < HP * WP; ++i) plane[i] = 0;
+            for (iy = 0; iy < H; ++iy) {{
+                const {xt} *src = xc + (int64_t)iy * W;
+                int16_t *dst = plane + (int64_t)(iy + PT) * WP + PL;
+                for (ix = 0; ix < W; ++ix) dst[ix] = (int16_t)((int32_t)src[ix] - xz);
+            }}"""

@@ -24,14 +24,13 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
-    # a VMLADAVA (16 MACs) every ~2 cycles on a 64-bit-beat M55; im2col ~3 cycles per
-    # (position, tap); scalar requantization ~10 cycles per output
+    # units as conv_dsp_s8.cost: a VMLADAVA (16 MACs) every ~2 cycles on the M55's 64-bit
+    # beats, im2col ~2.5 cycles per (position, tap)
     y, w = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[3]]
     group = int(op.attrs.get("group", 1))
     positions = float(np.prod(y.shape)) / max(1, y.shape[1])
     k = float(np.prod(w.shape[1:]))
-    return float(np.prod(y.shape)) * k / 8.0 + 3.0 * positions * k * group \
-        + 10.0 * float(np.prod(y.shape))
+    return float(np.prod(y.shape)) * k * 0.025 + 0.5 * positions * k * group
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="mve",

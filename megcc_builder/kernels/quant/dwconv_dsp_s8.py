@@ -27,10 +27,11 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
-    # ~2 cycles per SMLAD pair; the plane copy ~2 cycles per input; requantization ~10
+    # units as conv_dsp_s8.cost: ~2 cycles per tap pair (load + SMLAD), the plane copy
+    # ~2 cycles per input cell
     x, y, w = (graph.tensors[n] for n in (op.inputs[0], op.outputs[0], op.inputs[3]))
     kh, kw = w.shape[2:]
-    return float(y.numel) * (kh * ((kw + 1) // 2) * 2.0 + 10.0) + 2.0 * float(x.numel)
+    return float(y.numel) * kh * ((kw + 1) // 2) * 0.4 + 0.4 * float(x.numel)
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="dsp",

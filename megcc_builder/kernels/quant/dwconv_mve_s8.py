@@ -22,10 +22,11 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
-    # ~2 cycles per (tap, 4 outputs); plane copy ~2 per input; requantization ~10 per output
+    # units as conv_dsp_s8.cost: ~2 cycles per (tap, 4 outputs), the plane copy ~2 cycles
+    # per input cell, the 4-output blocks' store ~2 cycles per output
     x, y, w = (graph.tensors[n] for n in (op.inputs[0], op.outputs[0], op.inputs[3]))
     kh, kw = w.shape[2:]
-    return float(y.numel) * (kh * kw * 0.5 + 10.0) + 2.0 * float(x.numel)
+    return float(y.numel) * (kh * kw * 0.1 + 0.4) + 0.4 * float(x.numel)
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="mve",

@@ -513,3 +513,34 @@ for _xt, _xv in (("uint8", 255), ("int8", 127)):
               z("int8", [0] * 5), s(2.0), z(_xt, 0), Const(np.arange(5, dtype=np.int32) * 999)],
              dict(pads=[1, 1, 1, 1]), opset=13,
              expect={"avx2": ("qlinear_conv_u8s8_avx2_", "")})
+
+# --- Cortex-M (cortexm4: DSP / SMLAD, cortexm55: Helium / MVE): K off the 4- and 16-wide
+# steps, an odd number of output channels and positions (the 2 x 2 and 4 x 1 tiles' edges),
+# int8 and uint8 inputs, zero points, the cost model choosing the extension's kernel
+_MCU_CONV = {"cortexm4": ("qlinear_conv_smlad_dsp_", ""), "cortexm55": ("qlinear_conv_vmladav_mve_", "")}
+_MCU_DW = {"cortexm4": ("qlinear_dwconv_smlad_dsp_", ""), "cortexm55": ("qlinear_dwconv_vmla_mve_", "")}
+_MCU_FC = {t: {"cortexm4": (f"qlinear_matmul_{t}_smlad_dsp_", ""),
+               "cortexm55": (f"qlinear_matmul_{t}_vmladav_mve_", "")} for t in ("u8", "s8")}
+qconv("qconv_mcu_u8_k_odd_oc_odd", "uint8", "int8", 1, 3, 7, 9, 7, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect=_MCU_CONV)
+qconv("qconv_mcu_s8_1x1_k17_p_odd", "int8", "int8", 1, 17, 5, 3, 6, 1, xz=-3, yz=127,
+      expect=_MCU_CONV)
+qconv("qconv_mcu_s8_stride2_group2", "int8", "int8", 1, 10, 11, 9, 6, 3, group=2,
+      strides=(2, 2), pads=(1, 1, 1, 1), per_channel=True, xz=100, expect=_MCU_CONV)
+megengine_conv("qconv_mcu_half_away_relu", "int8", "Relu", size=(6, 7), channels=(5, 9))
+qconv("qconv_mcu_dw_u8_k3_s1", "uint8", "int8", 1, 5, 9, 13, 5, 3, group=5,
+      pads=(1, 1, 1, 1), per_channel=True, expect=_MCU_DW)
+qconv("qconv_mcu_dw_s8_k5_s2_asym", "int8", "int8", 1, 4, 11, 10, 4, 5, group=4,
+      strides=(2, 2), pads=(2, 1, 2, 2), xz=-50, yz=-128, expect=_MCU_DW)
+qconv("qconv_mcu_dw_u8u8_k4_wzp", "uint8", "uint8", 2, 3, 8, 9, 3, 4, group=3,
+      pads=(1, 2, 2, 1), wz=128, per_channel=True, expect=_MCU_DW)
+BOOK.add("qmatmul_mcu_u8s8_k37_n5_m3", "QLinearMatMul",
+         [q("uint8", 3, 37), s(0.02), z("uint8", 131), Const(q("int8", 37, 5)), s(0.004),
+          z("int8", 0), s(0.2), z("uint8", 125)], opset=13, expect=_MCU_FC["u8"])
+BOOK.add("qmatmul_mcu_s8s8_k64_n10_m1", "QLinearMatMul",
+         [q("int8", 1, 64), s(0.03), z("int8", 5), Const(q("int8", 64, 10)), s(0.003),
+          z("int8", 0), s(0.1), z("int8", -2)], opset=13, expect=_MCU_FC["s8"])
+BOOK.add("qgemm_mcu_u8_transb_bias_k7", "QGemm",
+         [q("uint8", 4, 7), s(0.02), z("uint8", 128), Const(q("int8", 9, 7)), s(0.005),
+          z("int8", 0), Const(_r.integers(-900, 900, 9).astype(np.int32)), s(0.05),
+          z("uint8", 10)], dict(transB=1), domain=MS, opset=13)

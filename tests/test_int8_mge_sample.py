@@ -53,7 +53,7 @@ def _size(report: str):
     return (int(m.group(1)), int(m.group(3))) if m else None
 
 
-@pytest.mark.parametrize("target", ["x86_64", "arm64", "cortex-m4"])
+@pytest.mark.parametrize("target", ["x86_64", "arm64", "cortex-m4", "cortex-m55"])
 def test_int8_sample_on_target(target, tmp_path, summary):
     t = require_target(target)
     build_dir = str(tmp_path / "build")

@@ -16,7 +16,8 @@ import pytest
 from build_support import (ROOT, SCONS, TOL, max_rel_err, parse_classify, parse_digits,
                            require_target, run, scons_env, synthetic_image)
 
-TARGETS = ["x86_64", "x86_64-v3", "arm64", "armv7", "riscv64", "cortex-m4", "cortex-m3"]
+TARGETS = ["x86_64", "x86_64-v3", "arm64", "armv7", "riscv64", "cortex-m4", "cortex-m55",
+           "cortex-m3"]
 CLASSIFY = {"classify_width": "0.25", "classify_size": "64"}
 DIGITS_MGE = os.path.join(ROOT, "samples", "digits", "digits.mge")
 

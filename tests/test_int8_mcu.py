@@ -1,0 +1,144 @@
+"""int8 models on the Cortex-M targets, each under qemu-system-arm (bare-metal runner,
+files through semihosting): the digits CNN quantized by MegEngine's own flow
+(samples/digits/digits_int8.mge) and by onnxruntime's QDQ quantizer, on the Cortex-M4
+(level cortex-m-dsp: SMLAD kernels) and the Cortex-M55 (cortex-m-mve: Helium kernels).
+
+- float requantization (the model's own): logits bit-exact against MegEngine for the .mge,
+  and for the QDQ model equal to the host's portable build, with onnxruntime's top-1
+  agreement and accuracy reported; every convolution / fully connected layer on the
+  target's extension kernel (asserted from the plan);
+- fixed-point requantization (enable_fixed_point_requant, Q31 multiplier + shift): the same
+  integers on every platform (host portable = M4 = M55, bit for bit), and its measured
+  deviation from the float mode reported: accuracy within one image of it and top-1
+  agreement >= 97 % on the 100 held-out digits.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pytest
+
+import mge_quant_zoo as zoo
+from build_support import ROOT, require_target
+from megcc_builder.compiler import ModelSpec, compile_bundle
+from megcc_builder.host import run_compiled
+
+DIGITS = os.path.join(ROOT, "samples", "digits")
+INT8_MGE = os.path.join(DIGITS, "digits_int8.mge")
+# target -> (ISA level, the modules its int8 convolutions and products must come from)
+TARGETS = {"cortex-m4": ("cortex-m-dsp", {"conv_dsp_s8", "dwconv_dsp_s8", "matmul_dsp_s8"}),
+           "cortex-m55": ("cortex-m-mve", {"conv_mve_s8", "dwconv_mve_s8", "matmul_mve_s8"})}
+INT8_KERNELS = ("qlinear_conv", "qlinear_dwconv", "qlinear_matmul", "qgemm")
+
+
+@functools.lru_cache(maxsize=None)
+def _images():
+    data = np.load(os.path.join(DIGITS, "digits_test.npz"))
+    return data["x"].astype(np.float32), data["y"].astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _megengine_logits():
+    x, _ = _images()
+    return np.concatenate([zoo.reference_output(INT8_MGE, {"data": img[None]})[0] for img in x])
+
+
+@functools.lru_cache(maxsize=None)
+def _qdq_model(cache: str) -> str:
+    import int8_models
+
+    model, x_test, _ = int8_models.digits_cnn()
+    float_path = int8_models.prepared(model, cache, "digits_mcu")
+    calib = [x_test[i:i + 1] for i in range(0, 64)]
+    return int8_models.quantize_all(float_path, cache, "data", calib, forms=("qdq_s8",))["qdq_s8"]
+
+
+def _run(path: str, level: str, target, fixed: bool, tmp: str):
+    """(logits of the 100 images as one batch, plan) of `path` built for `level`."""
+    x, _ = _images()
+    out = os.path.join(tmp, f"{level}_{int(fixed)}")
+    spec = ModelSpec("m", path, [{"data": tuple(x.shape)}], True, level,
+                     enable_fixed_point_requant=fixed)
+    b = compile_bundle([spec], out, save_c_array=False, isa=level)
+    plan = b.models[0].plans[0]
+    (logits,) = run_compiled(b.files["kernels_c"], b.files["m.tiny"], [x], target=target)
+    return logits, plan
+
+
+def _assert_extension_kernels(plan, allowed):
+    """Every int8 convolution / product instruction came from the target's kernels; returns
+    {implementation: instruction count}."""
+    used = {}
+    for ins in plan.instrs:
+        if ins.kernel.name.startswith(INT8_KERNELS):
+            used[ins.impl] = used.get(ins.impl, 0) + 1
+    assert used, "no int8 convolution or product in the plan"
+    bad = [impl for impl in used if impl.split(".")[-2] not in allowed]
+    assert not bad, f"int8 layers not on the extension's kernels: {bad}"
+    return used
+
+
+def _names(used) -> str:
+    return ", ".join(f"{n} x {impl.split('.')[-2]}" for impl, n in sorted(used.items()))
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_megengine_int8_digits_on_cortex_m(target, tmp_path, summary):
+    require_target(target)
+    level, wanted = TARGETS[target]
+    x, labels = _images()
+    ref = _megengine_logits()
+    ours, plan = _run(INT8_MGE, level, target, False, str(tmp_path))
+    used = _assert_extension_kernels(plan, wanted)
+    assert np.array_equal(ours, ref), "float-mode logits differ from MegEngine's"
+
+    host_fixed, _ = _run(INT8_MGE, "generic", None, True, str(tmp_path))
+    fixed, fplan = _run(INT8_MGE, level, target, True, str(tmp_path))
+    _assert_extension_kernels(fplan, wanted)
+    assert any("_q31" in i.kernel.name for i in fplan.instrs), "no fixed-point kernel"
+    assert np.array_equal(fixed, host_fixed), "fixed point differs between host and target"
+    acc_float = float(np.mean(ours.argmax(1) == labels))
+    acc_fixed = float(np.mean(fixed.argmax(1) == labels))
+    agree = float(np.mean(ours.argmax(1) == fixed.argmax(1)))
+    differ = float(np.mean(ours != fixed))
+    summary(f"digits_int8.mge on {target} ({_names(used)}): "
+            f"float-mode accuracy {acc_float:.0%} bit-exact with MegEngine; fixed point "
+            f"{acc_fixed:.0%}, top-1 agreement {agree:.0%}, {differ:.1%} of logits differ, "
+            f"largest |difference| {np.max(np.abs(ours - fixed)):.4g} "
+            f"(logit range {np.ptp(ours):.3g})")
+    assert abs(acc_fixed - acc_float) <= 0.01 and agree >= 0.97
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_onnx_qdq_digits_on_cortex_m(target, tmp_path_factory, summary):
+    import onnxruntime as ort
+
+    require_target(target)
+    level, wanted = TARGETS[target]
+    tmp = str(tmp_path_factory.mktemp("qdq"))
+    path = _qdq_model(str(tmp_path_factory.getbasetemp()))
+    x, labels = _images()
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.qdqisint8allowed", "1")
+    (ort_out,) = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(
+        None, {"data": x})
+    host, _ = _run(path, "generic", None, False, tmp)
+    ours, plan = _run(path, level, target, False, tmp)
+    used = _assert_extension_kernels(plan, wanted)
+    assert np.array_equal(ours, host), "the target's int8 kernels differ from the portable ones"
+    host_fixed, _ = _run(path, "generic", None, True, tmp)
+    fixed, _ = _run(path, level, target, True, tmp)
+    assert np.array_equal(fixed, host_fixed)
+    acc = float(np.mean(ours.argmax(1) == labels))
+    acc_ort = float(np.mean(ort_out.argmax(1) == labels))
+    acc_fixed = float(np.mean(fixed.argmax(1) == labels))
+    agree = float(np.mean(ours.argmax(1) == ort_out.argmax(1)))
+    summary(f"digits QDQ (int8) on {target} ({_names(used)}): "
+            f"accuracy {acc:.0%} (onnxruntime {acc_ort:.0%}, top-1 agreement {agree:.0%}, "
+            f"max |logit difference| {np.max(np.abs(ours - ort_out)):.3g}); fixed point "
+            f"{acc_fixed:.0%}, top-1 agreement with float mode "
+            f"{np.mean(fixed.argmax(1) == ours.argmax(1)):.0%}")
+    assert agree >= 0.99 and abs(acc - acc_ort) <= 0.01
+    assert abs(acc_fixed - acc) <= 0.02

@@ -126,9 +126,14 @@ CORTEX_M_DSP_TAG = KernelTag("dsp", "defined(__ARM_FEATURE_DSP) && defined(__ARM
                              "arm_acle.h")
 CORTEX_M_MVE_TAG = KernelTag("mve", "defined(__ARM_FEATURE_MVE)",
                              "-mcpu=cortex-m55 (or another core with Helium)", "arm_mve.h")
+# Scalar cores: the float kernels are portable C on one FPU pipe (only ratios matter; the
+# int8 kernels' costs are in the portable kernel's units, kernels/quant/conv_dsp_s8.py).
+CORTEX_M_CORE = Core(portable_conv=1.0, portable_depthwise=1.0, portable_fc=1.0,
+                     fma_per_cycle=0.5, min_k_step=8.0, stream_bytes=2.0)
 CORTEX_M_DSP = IsaSpec("cortex-m-dsp", "Cortex-M with the DSP extension (M4, M7, M33): int8 "
                        "kernels on SMLAD (*_dsp)", "cortex-m", frozenset({"dsp"}), (),
-                       (CORTEX_M_DSP_TAG,), {})
+                       (CORTEX_M_DSP_TAG,), {}, CORTEX_M_CORE)
 CORTEX_M_MVE = IsaSpec("cortex-m-mve", "Cortex-M with Helium (M55, M85): the *_dsp kernels and "
                        "int8 kernels on MVE vectors (*_mve)", "cortex-m",
-                       frozenset({"dsp", "mve"}), (), (CORTEX_M_DSP_TAG, CORTEX_M_MVE_TAG), {})
+                       frozenset({"dsp", "mve"}), (), (CORTEX_M_DSP_TAG, CORTEX_M_MVE_TAG), {},
+                       CORTEX_M_CORE)

@@ -142,3 +142,25 @@ def test_onnx_qdq_digits_on_cortex_m(target, tmp_path_factory, summary):
             f"{np.mean(fixed.argmax(1) == ours.argmax(1)):.0%}")
     assert agree >= 0.99 and abs(acc - acc_ort) <= 0.01
     assert abs(acc_fixed - acc) <= 0.02
+
+
+def test_fixed_point_flag_on_the_command_line(tmp_path):
+    """`--enable-fixed-point-requant` reaches the kernels (Q31 epilogues, no float one for
+    the convolutions) and the manifest; without it the model's float requantization."""
+    import json
+    import subprocess
+    import sys
+
+    model = os.path.join(DIGITS, "digits_int8_qdq.onnx")
+    for flag in ([], ["--enable-fixed-point-requant"]):
+        out = str(tmp_path / ("fixed" if flag else "float"))
+        proc = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile", model,
+                               "-o", out, "--input-shapes", "data=(1,1,8,8)", *flag],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        kernels = open(os.path.join(out, "kernels.c")).read()
+        convs = [line for line in kernels.splitlines()
+                 if line.startswith("static int qlinear_conv")]
+        assert convs and all(("_q31" in line) == bool(flag) for line in convs), convs
+        manifest = json.load(open(os.path.join(out, "manifest.json")))
+        assert manifest["models"][0]["options"]["enable_fixed_point_requant"] == bool(flag)

@@ -164,3 +164,28 @@ def test_fixed_point_flag_on_the_command_line(tmp_path):
         assert convs and all(("_q31" in line) == bool(flag) for line in convs), convs
         manifest = json.load(open(os.path.join(out, "manifest.json")))
         assert manifest["models"][0]["options"]["enable_fixed_point_requant"] == bool(flag)
+
+
+@pytest.mark.parametrize("target, function, instruction, least, arch", [
+    ("cortex-m4", "qlinear_conv_smlad_dsp_", "smlad", 8, []),
+    ("cortex-m55", "qlinear_conv_vmladav_mve_", "vmlava.s8", 4, ["-m", "armv8.1-m.main"]),
+])
+def test_inner_loop_instructions(target, function, instruction, least, arch, tmp_path):
+    """The kernels' object code: the 2 x 2 SMLAD tile (8 per 4 k) on the Cortex-M4, four
+    VMLADAVA.S8 (binutils writes `vmlava.s8`) per 16 k on the Cortex-M55, in the
+    convolution function itself (objdump told the architecture: MVE is not in its default)."""
+    import subprocess
+
+    t = require_target(target)
+    level = TARGETS[target][0]
+    b = compile_bundle([ModelSpec("m", INT8_MGE, [{"data": (1, 1, 8, 8)}], True, level)],
+                       str(tmp_path / "out"), save_c_array=False, isa=level)
+    obj = str(tmp_path / "kernels.o")
+    subprocess.run([t.cc, *t.compile_flags(), "-O2", "-I", os.path.join(ROOT, "runtime", "include"),
+                    "-c", b.files["kernels_c"], "-o", obj], check=True)
+    dis = subprocess.run([t.cc[:-3] + "objdump", "-d", "--no-show-raw-insn", *arch, obj],
+                         capture_output=True, text=True, check=True).stdout
+    bodies = [block for block in dis.split("\n\n") if f"<{function}" in block.split("\n")[0]]
+    assert bodies, f"no {function}* function in kernels.o"
+    counts = [block.count(f"\t{instruction}") for block in bodies]
+    assert min(counts) >= least, counts

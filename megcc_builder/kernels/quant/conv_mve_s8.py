@@ -16,7 +16,8 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import implements
 from .conv_generic_s8 import PARAMS, QTYPES, qlinear_conv_parts
-from .mcu_s8 import MVE_DOT, add_packed, centred_rows, conv_applies, im2col, mve_rows, output_store
+from .mcu_s8 import (MVE_DOT, add_packed, centred_rows, conv_applies, im2col, mve_rows,
+                     output_store, wrap_sub_mul)
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
@@ -66,14 +67,14 @@ def lower_qlinear_conv_mve(op: Op, graph: Graph):
                 for (r = 0; r + 3 < OCG; r += 4) {{
                     int32_t acc[4];
                     megcc_mve_dot4(wg + (int64_t)r * K16, K16, col, K16 / 16, acc);
-                    {output_store(pt, "acc[0] - xzs * sg[r]", "g * OCG + r", "yg + (int64_t)r * P + pos")}
-                    {output_store(pt, "acc[1] - xzs * sg[r + 1]", "g * OCG + r + 1", "yg + (int64_t)(r + 1) * P + pos")}
-                    {output_store(pt, "acc[2] - xzs * sg[r + 2]", "g * OCG + r + 2", "yg + (int64_t)(r + 2) * P + pos")}
-                    {output_store(pt, "acc[3] - xzs * sg[r + 3]", "g * OCG + r + 3", "yg + (int64_t)(r + 3) * P + pos")}
+                    {output_store(pt, wrap_sub_mul("acc[0]", "xzs", "sg[r]"), "g * OCG + r", "yg + (int64_t)r * P + pos")}
+                    {output_store(pt, wrap_sub_mul("acc[1]", "xzs", "sg[r + 1]"), "g * OCG + r + 1", "yg + (int64_t)(r + 1) * P + pos")}
+                    {output_store(pt, wrap_sub_mul("acc[2]", "xzs", "sg[r + 2]"), "g * OCG + r + 2", "yg + (int64_t)(r + 2) * P + pos")}
+                    {output_store(pt, wrap_sub_mul("acc[3]", "xzs", "sg[r + 3]"), "g * OCG + r + 3", "yg + (int64_t)(r + 3) * P + pos")}
                 }}
                 for (; r < OCG; ++r) {{
                     const int32_t s = megcc_mve_dot(wg + (int64_t)r * K16, col, K16 / 16);
-                    {output_store(pt, "s - xzs * sg[r]", "g * OCG + r", "yg + (int64_t)r * P + pos")}
+                    {output_store(pt, wrap_sub_mul("s", "xzs", "sg[r]"), "g * OCG + r", "yg + (int64_t)r * P + pos")}
                 }}
             }}
         }}

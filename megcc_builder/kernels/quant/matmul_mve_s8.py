@@ -13,7 +13,7 @@ from ..registry import implements
 from .matmul_dsp_s8 import mcu_output
 from .matmul_generic_s8 import PARAMS, QTYPES, _digest, _qlinear
 from .matmul_neon64dot_s8 import _applies as _dot_applies, _b_centred
-from .mcu_s8 import MVE_DOT, add_packed, mve_rows
+from .mcu_s8 import MVE_DOT, add_packed, mve_rows, wrap_sub_mul
 from .requant import CTYPE, SHORT
 
 
@@ -60,14 +60,14 @@ def _emit(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, helper
             for (c = 0; c + 3 < N; c += 4) {{
                 int32_t s[4];
                 megcc_mve_dot4(bw + (int64_t)c * K16, K16, row, K16 / 16, s);
-                {out("s[0] - zas * bsum[c]", "c")}
-                {out("s[1] - zas * bsum[c + 1]", "c + 1")}
-                {out("s[2] - zas * bsum[c + 2]", "c + 2")}
-                {out("s[3] - zas * bsum[c + 3]", "c + 3")}
+                {out(wrap_sub_mul("s[0]", "zas", "bsum[c]"), "c")}
+                {out(wrap_sub_mul("s[1]", "zas", "bsum[c + 1]"), "c + 1")}
+                {out(wrap_sub_mul("s[2]", "zas", "bsum[c + 2]"), "c + 2")}
+                {out(wrap_sub_mul("s[3]", "zas", "bsum[c + 3]"), "c + 3")}
             }}
             for (; c < N; ++c) {{
                 const int32_t s1 = megcc_mve_dot(bw + (int64_t)c * K16, row, K16 / 16);
-                {out("s1 - zas * bsum[c]", "c")}
+                {out(wrap_sub_mul("s1", "zas", "bsum[c]"), "c")}
             }}
         }}
     }}

@@ -208,12 +208,22 @@ def depthwise_applies(op: Op, graph: Graph) -> "str | None":
     return constant_weights_problem(graph, op, 3, 5, (-32768, 32767))
 
 
+def wrap_add(a: str, b: str) -> str:
+    return f"(int32_t)((uint32_t)({a}) + (uint32_t)({b}))"
+
+
+def wrap_sub_mul(a: str, b: str, c: str) -> str:
+    """a - b * c modulo 2^32."""
+    return f"(int32_t)((uint32_t)({a}) - (uint32_t)({b}) * (uint32_t)({c}))"
+
+
 def output_store(pt: dict, acc: str, o: str, yi: str) -> str:
     """C block: requantize `acc` (the int32 sum without bias) of output channel `o` into
-    y[yi], with the portable kernel's per-channel setup and epilogue (same arithmetic)."""
+    y[yi], with the portable kernel's per-channel setup and epilogue (same arithmetic; the
+    bias added modulo 2^32, as the hardware sums wrap)."""
     rq = pt["rq"]
     return (f"{{ const int32_t o = {o};\n                {pt['oc_setup']}\n                (void)o;\n"
-            f"                y[{yi}] = {rq.store(rq.value(f'({acc}) + bo', 'mult', 'rs'), 'yz')}; }}")
+            f"                y[{yi}] = {rq.store(rq.value(wrap_add(acc, 'bo'), 'mult', 'rs'), 'yz')}; }}")
 
 
 def padded_plane(geo: dict, kw_span: int) -> tuple:

@@ -449,6 +449,11 @@ def cmd_inspect(args) -> int:
                   "QuantizeLinear)")
             for node, op_type, why in plan.graph.quant_notes:
                 print(f"  {node} ({op_type}): {why}")
+        if plan.graph.fixed_point_notes:
+            print("== enable_fixed_point_requant: integer operators kept in float "
+                  "requantization")
+            for node, op_type, why in plan.graph.fixed_point_notes:
+                print(f"  {node} ({op_type}): {why}")
         print("== instructions")
         for i, ins in enumerate(plan.instrs):
             ws = f" workspace={ins.workspace_bytes}B" if ins.workspace_bytes else ""

@@ -189,3 +189,39 @@ def test_inner_loop_instructions(target, function, instruction, least, arch, tmp
     assert bodies, f"no {function}* function in kernels.o"
     counts = [block.count(f"\t{instruction}") for block in bodies]
     assert min(counts) >= least, counts
+
+
+def test_inspect_lists_ops_kept_in_float_requantization(tmp_path):
+    """An integer convolution whose activation needs the real value (HSwish) keeps float
+    requantization under --enable-fixed-point-requant, and `megcc inspect` names it; the
+    plain one next to it goes fixed."""
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(np.array(v, dtype), n) for n, v, dtype in (
+        ("xs", 0.05, np.float32), ("xz", 0, np.int8), ("ws", 0.01, np.float32),
+        ("wz", 0, np.int8), ("ys", 0.04, np.float32), ("yz", 0, np.int8))]
+    inits.append(numpy_helper.from_array(rng.integers(-100, 100, (4, 3, 3, 3)).astype(np.int8),
+                                         "w"))
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                              [out], name=name, pads=[1, 1, 1, 1], **attrs)
+             for name, out, attrs in (("plain", "y0", {}),
+                                      ("with_hswish", "y1", {"activation": "HSwish"}))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.INT8, [1, 3, 6, 6])], [helper.make_tensor_value_info(
+            y, TensorProto.INT8, None) for y in ("y0", "y1")], inits)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    proc = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path,
+                           "--enable-fixed-point-requant"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("== enable_fixed_point_requant")[1].split("==")[0]
+    assert "with_hswish (QLinearConv): activation HSwish" in notes and "plain" not in notes
+    kernels = [line for line in proc.stdout.splitlines() if line.startswith("#")]
+    assert any("_q31" in k and "-> y0" in k for k in kernels)
+    assert any("_q31" not in k and "-> y1" in k for k in kernels)

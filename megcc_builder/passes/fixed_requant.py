@@ -38,15 +38,17 @@ def _reason(op: Op, graph: Graph) -> str:
     return fixed_point_problem(alpha * vals[0][0] * vals[1] / vals[2][0])
 
 
-def use_fixed_point_requant(graph: Graph) -> List[Tuple[str, str]]:
-    """Mark the eligible ops; returns (node, reason) of those left in float mode."""
+def use_fixed_point_requant(graph: Graph) -> List[Tuple[str, str, str]]:
+    """Mark the eligible ops; records (node, op type, reason) of those left in float mode
+    in graph.fixed_point_notes (`megcc inspect` prints them) and returns them."""
     left = []
     for op in graph.ops:
         if op.type not in SCALES:
             continue
         why = _reason(op, graph)
         if why:
-            left.append((op.name, why))
+            left.append((op.name, op.type, why))
         else:
             op.attrs["requant"] = "fixed"
+    graph.fixed_point_notes = graph.fixed_point_notes + left
     return left

@@ -24,6 +24,9 @@ COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 
                       "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
                "stay NCHW")
+FIXED_REQUANT_HELP = ("requantize int8 convolutions and matrix products in fixed point (a Q31 "
+                      "multiplier and shift per channel, CMSIS-NN's arithmetic: no float unit "
+                      "needed) instead of the model's float requantization")
 NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
                    "ISA levels without the instructions")
 # The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
@@ -33,6 +36,7 @@ MODEL_OPTIONS = (
     ("enable_nchw44_dot", NCHW44_DOT_HELP),
     ("enable_compress_fp16", COMPRESS_FP16_HELP),
     ("enable_ioc16", IOC16_HELP),
+    ("enable_fixed_point_requant", FIXED_REQUANT_HELP),
 )
 
 
@@ -529,6 +533,11 @@ def cmd_inspect(args) -> int:
             print("== quantized model: operators kept in float (between DequantizeLinear and "
                   "QuantizeLinear)")
             for node, op_type, why in plan.graph.quant_notes:
+                print(f"  {node} ({op_type}): {why}")
+        if plan.graph.fixed_point_notes:
+            print("== enable_fixed_point_requant: integer operators kept in float "
+                  "requantization")
+            for node, op_type, why in plan.graph.fixed_point_notes:
                 print(f"  {node} ({op_type}): {why}")
         print("== instructions")
         for i, ins in enumerate(plan.instrs):

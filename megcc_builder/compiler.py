@@ -39,6 +39,7 @@ from .passes.float16_regions import has_float16_weights
 from .passes.ioc16 import compute_in_float16, float16_model_in_float16
 from .passes.layout_nchw44 import layout_nchw44
 from .passes.qdq import fuse_qdq
+from .passes.fixed_requant import use_fixed_point_requant
 from .isa import resolve as _resolve_isa, spec as isa_spec
 
 Shapes = Dict[str, Tuple[int, ...]]
@@ -55,6 +56,8 @@ class ModelSpec:
     enable_nchw44_dot: bool = False  # ... with dot-product kernels (options.CompileOptions)
     enable_compress_fp16: bool = False  # weights stored as float16 (passes/compress_fp16.py)
     enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
+    # int8 requantization in fixed point (Q31 + shift; passes/fixed_requant.py)
+    enable_fixed_point_requant: bool = False
     # bounds and hints of run-time dimensions (frontend/dims.py; docs/dynamic-shapes.md)
     symbols: SymbolSpec = field(default_factory=SymbolSpec)
 
@@ -63,7 +66,8 @@ class ModelSpec:
         return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
                 "enable_nchw44_dot": self.enable_nchw44_dot,
                 "enable_compress_fp16": self.enable_compress_fp16,
-                "enable_ioc16": self.enable_ioc16}
+                "enable_ioc16": self.enable_ioc16,
+                "enable_fixed_point_requant": self.enable_fixed_point_requant}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
@@ -73,7 +77,8 @@ class ModelSpec:
         return CompileOptions(isa=level, fuse=self.fuse, enable_nchw44=self.enable_nchw44,
                               enable_nchw44_dot=self.enable_nchw44_dot,
                               enable_compress_fp16=self.enable_compress_fp16,
-                              enable_ioc16=self.enable_ioc16)
+                              enable_ioc16=self.enable_ioc16,
+                              enable_fixed_point_requant=self.enable_fixed_point_requant)
 
 
 @dataclass
@@ -158,6 +163,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     _check_sizes(graph, list(graph.tensors))
     float16_model = has_float16_weights(graph)
     optimize(graph, options)
+    if options.enable_fixed_point_requant:
+        use_fixed_point_requant(graph)
     if options.nchw44:
         layout_nchw44(graph)
     if options.enable_ioc16:

@@ -112,3 +112,31 @@ ARM64_DOT = IsaSpec("arm64-dot", "Armv8.2-A + dot product: the arm64-neon kernel
                     frozenset({"asimd", "asimddp"}), ("-march=armv8.2-a+dotprod",),
                     (NEON_TAG, NEON64_TAG, NEON64_DOT_TAG),
                     {"f32": ARM64_NEON.vectors["f32"]}, ARM64_CORE)
+
+
+# Cortex-M (bare metal, toolchains/cortex-m4.json, cortex-m55.json). No float vectors: the
+# float kernels stay portable C (scalar FPU code); the int8 kernels get their own code.
+# - cortex-m-dsp: the Armv7E-M / Armv8-M DSP extension (Cortex-M4, M7, M33, M55):
+#   `*_dsp` kernels on SMLAD (two 16 x 16 multiply-adds into a 32-bit sum per instruction)
+#   with SXTB16 to widen int8 pairs (arm_acle.h's __smlad, __sxtb16).
+# - cortex-m-mve: Armv8.1-M Helium (M-profile Vector Extension: Cortex-M55, M85): the
+#   `*_dsp` kernels plus `*_mve` ones on 128-bit vectors (arm_mve.h: vmladavaq_s8 sums 16
+#   int8 products into a scalar, vmlaq_n_s32 on 4 int32 lanes, tail predication).
+# -mcpu= names the core, so these levels add no flag of their own (the toolchain's -mcpu
+# enables them; kernels.c's guard checks the ACLE macros).
+CORTEX_M_DSP_TAG = KernelTag("dsp", "defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)",
+                             "-mcpu=cortex-m4 (or another core with the DSP extension)",
+                             "arm_acle.h")
+CORTEX_M_MVE_TAG = KernelTag("mve", "defined(__ARM_FEATURE_MVE)",
+                             "-mcpu=cortex-m55 (or another core with Helium)", "arm_mve.h")
+# Scalar cores: the float kernels are portable C on one FPU pipe (only ratios matter; the
+# int8 kernels' costs are in the portable kernel's units, kernels/quant/conv_dsp_s8.py).
+CORTEX_M_CORE = Core(portable_conv=1.0, portable_depthwise=1.0, portable_fc=1.0,
+                     fma_per_cycle=0.5, min_k_step=8.0, stream_bytes=2.0)
+CORTEX_M_DSP = IsaSpec("cortex-m-dsp", "Cortex-M with the DSP extension (M4, M7, M33): int8 "
+                       "kernels on SMLAD (*_dsp)", "cortex-m", frozenset({"dsp"}), (),
+                       (CORTEX_M_DSP_TAG,), {}, CORTEX_M_CORE)
+CORTEX_M_MVE = IsaSpec("cortex-m-mve", "Cortex-M with Helium (M55, M85): the *_dsp kernels and "
+                       "int8 kernels on MVE vectors (*_mve)", "cortex-m",
+                       frozenset({"dsp", "mve"}), (), (CORTEX_M_DSP_TAG, CORTEX_M_MVE_TAG), {},
+                       CORTEX_M_CORE)

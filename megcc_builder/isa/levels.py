@@ -9,6 +9,8 @@
     arm64-fp16  Armv8.2-A + FP16: arm64-neon's kernels and float16 arithmetic (enable_ioc16)
     arm64-dot   Armv8.2-A + dot product: arm64-neon's kernels and int8 ones on sdot
                 (enable_nchw44_dot)
+    cortex-m-dsp  Cortex-M4/M7/M33 (DSP extension): int8 kernels on SMLAD (toolchain cortex-m4)
+    cortex-m-mve  Cortex-M55/M85 (Helium): the DSP kernels and int8 ones on MVE (cortex-m55)
     native      the best level this machine supports (host builds: tests, `megcc run`)
 
 Nothing here reads the environment: the CLI, SCons and CMake decide which level a build
@@ -25,7 +27,7 @@ from .description import IsaSpec, KernelTag
 
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
     portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON,
-    arm.ARM64_FP16, arm.ARM64_DOT)}
+    arm.ARM64_FP16, arm.ARM64_DOT, arm.CORTEX_M_DSP, arm.CORTEX_M_MVE)}
 LEVELS = tuple(SPECS)
 ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}
 

@@ -13,11 +13,13 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
-it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, and arm64-dot
-(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`, and
-arm64fp16 (Armv8.2-A + FP16, qemu -cpu max) for the float16 kernels: its cases (`ioc16=True`)
-are float32 models compiled with enable_ioc16, so the op runs in float16 between two
-conversions, and their reference is NumPy float16 arithmetic.
+it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, arm64-dot
+(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`,
+arm64fp16 (Armv8.2-A + FP16, qemu -cpu max) for the float16 kernels (its cases,
+`ioc16=True`, are float32 models compiled with enable_ioc16, so the op runs in float16
+between two conversions, and their reference is NumPy float16 arithmetic), and the
+Cortex-M4 (cortex-m-dsp) and Cortex-M55 (cortex-m-mve) boards under qemu-system-arm for the
+`dsp` / `mve` implementations.
 """
 from __future__ import annotations
 
@@ -56,11 +58,15 @@ PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
                                   Platform("armv7", "armv7-neon", "armv7"),
                                   Platform("arm64dot", "arm64-dot", "arm64-dot"),
-                                  Platform("arm64fp16", "arm64-fp16", "arm64-fp16")]}
-# platforms that run only the implementations needing their own extension (the rest of what
-# their level runs is the same code as on the platform of the level below)
+                                  Platform("arm64fp16", "arm64-fp16", "arm64-fp16"),
+                                  Platform("cortexm4", "cortex-m-dsp", "cortex-m4"),
+                                  Platform("cortexm55", "cortex-m-mve", "cortex-m55")]}
+# platforms that run only the implementations needing their own extensions (the rest of what
+# their level runs is the same code as on the platform of the level below; the Cortex-M
+# platforms are bare metal under qemu-system-arm, the runner reading files by semihosting)
 EXTENSION_ONLY = {"arm64dot": ("neon64dot",),
-                  "arm64fp16": ("f16.gemm", "f16.direct", "f16.elementwise")}
+                  "arm64fp16": ("f16.gemm", "f16.direct", "f16.elementwise"),
+                  "cortexm4": ("dsp",), "cortexm55": ("dsp", "mve")}
 # the platform of enable_ioc16 cases (and only of them)
 IOC16_PLATFORM = "arm64fp16"
 

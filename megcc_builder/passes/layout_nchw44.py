@@ -182,8 +182,10 @@ class _Rewriter:
         attrs = dict(op.attrs, kind=kind)
         # outputs44 declares the NCHW44 image of the conv's output; create checks that the
         # op's definition infers the same
-        self.ops.append(create(g, "ConvNCHW44", [x, wname, bias], self.outputs44(op), attrs,
-                               op.name))
+        inputs = [x, wname, bias]
+        if op.attrs.get("prelu"):  # the slope moves from Conv input 4 to input 3
+            inputs.append(op.inputs[4])
+        self.ops.append(create(g, "ConvNCHW44", inputs, self.outputs44(op), attrs, op.name))
 
     def follower(self, op: Op) -> None:
         g = self.graph

@@ -14,7 +14,8 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
-from .geometry import conv_geometry, conv_problem, conv_schema, is_depthwise
+from .geometry import (conv_geometry, conv_problem, conv_schema, is_depthwise, prelu_scalar,
+                       prelu_slope, prelu_tag)
 from ...ir.symbolic import smax, smin
 
 
@@ -72,19 +73,25 @@ def lower_conv(op: Op, graph: Graph):
     residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
     act = op.attrs.get("activation")
     epi = activation_code(act, "v")
-    bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "")
+    slope = prelu_slope(op)  # a fused per-channel PReLU (passes/fuse.py)
+    if slope:
+        epi = prelu_scalar("v", "slope[o]")
+    bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "") + prelu_tag(op)
     geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     params = dict(N=n, C=c, H=h, W=wd, OC=oc, OH=oh, OW=ow, G=group, PT=pads[0], PL=pads[1])
     geometry = dict(KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw)  # compiled in
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
-    if residual:
-        inputs.append(op.inputs[3])
+    if residual or slope:
+        inputs.append(op.inputs[3] if residual else "")
+    if slope:
+        inputs.append(slope)
     bias_line = "const float *bias = (const float *)in_ptrs[2];" if has_bias else ""
     bias_val = "bias[o]" if has_bias else "0.0f"
     head = f"""    const float *x = (const float *)in_ptrs[0];
     {weight_pointer("w", 1, f16)}
     float *y = (float *)out_ptrs[0];
     {bias_line}
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
 """
     if group == c and oc % c == 0 and group > 1:
         if residual:  # fuse.py only fuses group-1 convolutions

@@ -18,8 +18,8 @@ from ...isa import IsaSpec
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
-                       vector_conv_rejection)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
+                       scalar_activation_pass, vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
@@ -105,6 +105,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     has_bias, bias_tag = bias_of(op)
     residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
     bias_tag += "_residual" if residual else ""
+    slope = prelu_slope(op)  # a fused per-channel PReLU: the epilogue's clamp mode 2
+    bias_tag += prelu_tag(op)
     m, sp, k = gemm_shape(geo)
     grp = geo["group"]
     kc, nc, mc = g.blocking(m, sp, k, s)
@@ -119,6 +121,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
+    if slope:
+        setup += " e.clamp = 2;"
     helpers = []
     tile = f"gemm{s.mr}x{s.nr}" + ("_w16" if f16 else "")
     if pointwise:
@@ -172,6 +176,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
@@ -185,7 +190,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
-            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
+            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{"e.slope_m = slope + (int64_t)gi * OCG;" if slope else ""}{pad_input}
             for (j0 = 0; j0 < S; j0 += NC) {{
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
@@ -201,8 +206,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    if residual:
-        inputs.append(op.inputs[3])
+    if residual or slope:
+        inputs.append(op.inputs[3] if residual else "")
+    if slope:
+        inputs.append(slope)
     ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp!r}x{wp!r} input copy fused into B packing")

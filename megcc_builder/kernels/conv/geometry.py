@@ -90,3 +90,32 @@ def scalar_activation_pass(act, rows: str, count: str) -> str:
     return f"""
             {{ float *yo = {rows}; int64_t q;
               for (q = 0; q < (int64_t){count}; ++q) {{ const float v = yo[q]; yo[q] = {activation_code(act, "v")}; }} }}"""
+
+
+# Where a fused per-channel PReLU slope sits (passes/fuse.py _fold_prelu): after x, w, bias
+# and the residual of a Conv; after x, w, bias of a ConvNCHW44 (which has no residual).
+_PRELU_INPUT = {"Conv": 4, "ConvNCHW44": 3}
+
+
+def prelu_slope(op: Op) -> str:
+    """The name of the fused PReLU slope (one float per output channel), or ''."""
+    if not op.attrs.get("prelu"):
+        return ""
+    k = _PRELU_INPUT[op.type]
+    return op.inputs[k] if len(op.inputs) > k else ""
+
+
+def prelu_tag(op: Op) -> str:
+    return "_prelu" if op.attrs.get("prelu") else ""
+
+
+def prelu_scalar(v: str, slope: str) -> str:
+    """C expression: PReLU of float `v` with slope `slope` (ONNX: x < 0 ? slope * x : x)."""
+    return f"({v} >= 0.0f ? {v} : {v} * {slope})"
+
+
+def prelu_vector(s, v: str, slope: str, zero: str) -> str:
+    """Vector expression: PReLU of `v` with the slope vector `slope`, as
+    max(0, v) + slope * min(0, v), which is exactly v or the rounded slope * v (an FMA onto
+    a zero) and keeps a NaN (max/min return their second operand's NaN)."""
+    return s.fma(s.max(zero, v), slope, s.min(zero, v))

@@ -66,8 +66,9 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
         h, wd, oh, ow, hp, wp = 1, h * wd, 1, oh * ow, 1, h * wd
     has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
     act = op.attrs.get("activation")
+    slope = op.inputs[3] if op.attrs.get("prelu") else ""  # a fused per-channel PReLU
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
-                has_bias=has_bias, act=act, padded=padded,
+                has_bias=has_bias, act=act, padded=padded, slope=slope,
                 params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
                                           PT=pt, PL=pl, Hp=hp, Wp=wp),
                 workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
@@ -77,7 +78,7 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
 def conv44_name(geo: dict, suffix: str = "") -> str:
     return (f"conv_nchw44_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f32{'_bias' if geo['has_bias'] else ''}"
-            f"{activation_tag(geo['act'])}{suffix}")
+            f"{'_prelu' if geo['slope'] else ''}{activation_tag(geo['act'])}{suffix}")
 
 
 def conv44_body(geo: dict, block, nb: int) -> str:
@@ -87,6 +88,8 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     computes and stores `k` pixels from `ox` on, reading the source image `xs` (plane
     extents XH x XW)."""
     bias = "const float *bias = (const float *)in_ptrs[2];" if geo["has_bias"] else ""
+    if geo["slope"]:
+        bias += "\n    const float *slope = (const float *)in_ptrs[3];"
     # A channel-wise conv reads only its own channel block: it pads one plane at a time
     # (a small workspace); a dense conv reads every input block for each output block.
     dw = geo["kind"] == "depthwise"
@@ -155,6 +158,8 @@ BLOCK = 8
 
 
 def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
-    return Instr(kernel, [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""],
-                 [op.outputs[0]], geo["params"], workspace_bytes=geo["workspace"],
+    inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""]
+    if geo["slope"]:
+        inputs.append(geo["slope"])
+    return Instr(kernel, inputs, [op.outputs[0]], geo["params"], workspace_bytes=geo["workspace"],
                  note=note)

@@ -29,6 +29,8 @@ def _portable_block(geo: dict, nb: int) -> str:
     registers (every loop has a constant trip count; the lane loop is innermost)."""
     bias = "bias[ocb * 4 + l]" if geo["has_bias"] else "0.0f"
     epi = activation_code(geo["act"], "v")
+    if geo["slope"]:  # a fused per-channel PReLU: lane l is channel ocb * 4 + l
+        epi = "(v >= 0.0f ? v : v * slope[ocb * 4 + l])"
     if geo["kind"] == "depthwise":
         taps = """for (j = 0; j < NB; ++j)
                                 for (l = 0; l < 4; ++l) acc[j][l] += xr[(j * SW + kx * DW) * 4 + l] * wk[l];"""

@@ -76,6 +76,11 @@ def _neon_block(geo: dict, nb: int) -> str:
         loop_in, wload = "for (icb = 0; icb < ICB; ++icb) ", "const float32x4_t w0 = vld1q_f32(wk);"
         taps = "a[j] = vfmaq_f32(a[j], w0, vld1q_dup_f32(xr + j * SW + kx * DW));"
     store = vector_store(geo["act"], "yr + (ox + j) * 4", "a[j]")
+    prelu = ""
+    if geo["slope"]:  # a fused per-channel PReLU: max(0, v) + slope * min(0, v)
+        prelu = ("const float32x4_t sv = vld1q_f32(slope + ocb * 4), zv = vdupq_n_f32(0.0f);\n"
+                 "                    for (j = 0; j < {nb}; ++j) a[j] = vfmaq_f32(vmaxq_f32(zv, a[j]), "
+                 "sv, vminq_f32(zv, a[j]));\n                    ").replace("{nb}", str(nb))
     return f"""                    float32x4_t a[{nb}];
                     for (j = 0; j < {nb}; ++j) a[j] = {bias};
                     {loop_in}for (ky = 0; ky < KH; ++ky) {{
@@ -86,7 +91,7 @@ def _neon_block(geo: dict, nb: int) -> str:
                             for (j = 0; j < {nb}; ++j) {taps}
                         }}
                     }}
-                    for (j = 0; j < {nb}; ++j) {store}
+                    {prelu}for (j = 0; j < {nb}; ++j) {store}
 """
 
 

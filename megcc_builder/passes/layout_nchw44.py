@@ -67,7 +67,8 @@ def _is_f32_4d(t: Tensor) -> bool:
 
 def conv_kind(op: Op, graph: Graph) -> Optional[str]:
     """'dense', 'depthwise', 'hybrid' or None (the conv stays NCHW)."""
-    if op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("residual"):
+    if (op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("residual")
+            or op.attrs.get("input_nhwc")):  # (an NHWC input: the NCHW im2col kernels)
         return None  # (a fused residual is only read by the NCHW conv kernels)
     x, w, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if not (_is_f32_4d(x) and _is_f32_4d(y) and w.is_const and w.dtype == "float32"

@@ -111,6 +111,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     grp = geo["group"]
     kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
+    nhwc = bool(op.attrs.get("input_nhwc"))  # x is (N, H, W, C): passes/transposes.py
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
     # float16 weights (passes/compress_fp16.py) stay float16 in the panels; each K block of
     # a group's panels is widened into the workspace just before the micro-kernels use it
@@ -130,7 +131,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp)"
     else:
-        name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        name = f"conv2d_{tile}_{tag}{'_nhwc' if nhwc else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp)"
         # the packing (and, for float32 weights, packing fused with the GEMM: float16
@@ -140,6 +141,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             for (ci = 0; ci < CG; ++ci)
                 megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
                                 xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
+    if nhwc:  # the padded planes are the NHWC image's channels, transposed while copied
+        pad_input = """
+            megcc_pad_nhwc(xg, C, CG, H, W, PT, PL, HP, WP, xp);"""
+        helpers.append(NHWC_PAD_HELPER)
     # a fused residual starts the output block as r, which the GEMM then accumulates onto
     # (while this block of r is still in cache); the bias and clamp follow on the last K block
     copy_residual = """
@@ -186,7 +191,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     {setup}
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
-            const float *xg = x + ((int64_t)b * C + (int64_t)gi * CG) * H * W;
+            const float *xg = x + {"(int64_t)b * H * W * C + (int64_t)gi * CG" if nhwc else "((int64_t)b * C + (int64_t)gi * CG) * H * W"};
             const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
@@ -219,6 +224,31 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                        f"(M={m!r}, N={sp!r}, K={k!r}, groups={grp}, kc={kc!r}, nc={nc!r}, mc={mc!r})")]
 
 
+NHWC_PAD_HELPER = ("pad_nhwc", r"""/* The CG channels from x (a pixel's channels CS floats apart: an NHWC image) as CG
+   zero-bordered HP x WP planes (PT rows above, PL columns left; cut at HP x WP): the im2col
+   packing's padded input, and the NHWC -> NCHW transpose, in one copy. */
+static void megcc_pad_nhwc(const float *x, int32_t CS, int32_t CG, int32_t H, int32_t W,
+        int32_t PT, int32_t PL, int32_t HP, int32_t WP, float *xp) {
+    int32_t iy, ix, c;
+    memset(xp, 0, sizeof(float) * (size_t)CG * (size_t)HP * (size_t)WP);
+    for (iy = 0; iy < H && iy + PT < HP; ++iy)
+        for (ix = 0; ix < W && ix + PL < WP; ++ix) {
+            const float *px = x + ((int64_t)iy * W + ix) * CS;
+            float *d = xp + (int64_t)(iy + PT) * WP + ix + PL;
+            for (c = 0; c < CG; ++c) d[(int64_t)c * HP * WP] = px[c];
+        }
+}
+""")
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    """vector_conv_rejection, and an NHWC input only where im2col copies it (not 1x1)."""
+    reason = vector_conv_rejection(op, graph, nhwc_ok=True)
+    if reason is None and op.attrs.get("input_nhwc") and is_pointwise(conv_problem(op, graph)):
+        return "1x1 convolution of an NHWC input (no im2col copy to transpose in)"
+    return reason
+
+
 # ---------------------------------------------------------------------------------------
 # depthwise direct
 
@@ -241,7 +271,7 @@ def _label(isa: IsaSpec) -> str:
 
 
 @implements("Conv", dtypes=F32, layout="nchw", requires="f32.gemm",
-            applies=vector_conv_rejection,
+            applies=_applies,
             cost=_cost, label=_label)
 def emit(op: Op, graph: Graph, isa: IsaSpec):
     return lower_gemm_conv(op, graph, isa.vec("f32").gemm)

@@ -49,15 +49,18 @@ def conv_problem(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     y = graph.tensors[op.outputs[0]]
     one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
-    n, c = x.shape[0], x.shape[1]
-    h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
+    if op.attrs.get("input_nhwc"):  # the input is (N, H, W, C): passes/transposes.py
+        n, h, wd, c = x.shape
+    else:
+        n, c = x.shape[0], x.shape[1]
+        h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
     oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
     geo = dict(n=n, c=c, h=h, w=wd, oc=y.shape[1], oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw,
                dh=dh, dw=dw, pads=pads, group=int(op.attrs.get("group", 1)))
     return geo
 
 
-def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
+def vector_conv_rejection(op: Op, graph: Graph, isa=None, nhwc_ok: bool = False) -> Optional[str]:
     """Why no vector convolution (packed GEMM, Winograd, depthwise) can compute `op`, or
     None: they pack constant float32 weights (or float16 ones: passes/compress_fp16.py) and
     bias, and need resolved 1-D/2-D padding. Takes the registry's `applies` arguments, so it
@@ -67,6 +70,8 @@ def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
         return "weights not constant float32"
     if len(x.shape) not in (3, 4):
         return f"{len(x.shape) - 2}-D"
+    if op.attrs.get("input_nhwc") and not nhwc_ok:
+        return "reads an NHWC input (only the im2col convolutions do)"
     if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
         return "bias not constant"
     if op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") or "pads" in op.attrs:

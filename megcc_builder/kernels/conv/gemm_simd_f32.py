@@ -15,7 +15,7 @@ from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
 from ...isa import IsaSpec
-from ..cost import gemm_cycles
+from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
@@ -262,7 +262,8 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
         pack = 0.3
     else:
         pack = 0.8
-    return geo["n"] * gemm_cycles(m, s, k, pack, geo["group"], isa.vec("f32").gemm, isa.core)
+    return geo["n"] * (gemm_cycles(m, s, k, pack, geo["group"], isa.vec("f32").gemm, isa.core)
+                       + PACKED_CONV_CALL)
 
 
 def _label(isa: IsaSpec) -> str:

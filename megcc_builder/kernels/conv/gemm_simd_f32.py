@@ -138,9 +138,9 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         # weights are widened between the two)
         helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
     pad_input = "" if pointwise else """
-            for (ci = 0; ci < CG; ++ci)
-                megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
-                                xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
+            megcc_pad_planes_par(par, xg, CG, H, W, PT, PL, HP, WP, xp, b > 0 || gi > 0);"""
+    if not pointwise:
+        helpers.append(PAD_PLANES_PAR)
     if nhwc:  # the padded planes are the NHWC image's channels, transposed while copied
         pad_input = """
             megcc_pad_nhwc(xg, C, CG, H, W, PT, PL, HP, WP, xp);"""
@@ -157,7 +157,6 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                 }""" if residual else ""
     padded_input = "" if pointwise else f"""\
     float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
-    int32_t ci;
 """
     a_block, widen = "ag, bp", ""
     if f16:  # the widened K block of the group's panels: after B (and the padded input)
@@ -222,6 +221,38 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed"
                        f"{' as float16, widened per K block' if f16 else ''}, {how} "
                        f"(M={m!r}, N={sp!r}, K={k!r}, groups={grp}, kc={kc!r}, nc={nc!r}, mc={mc!r})")]
+
+
+PAD_PLANES_PAR = ("pad_planes_par", r"""/* The zero-padded copy of `planes` input channels (megcc_pad_plane each) on the
+   network's threads, by ranges of channels (each plane is written by one thread only). */
+typedef struct {
+    const float *x;
+    float *xp;
+    int32_t H, W, PT, PL, HP, WP, borders_set;
+} megcc_pad_planes_job;
+
+static void megcc_pad_planes_part(void *arg, int32_t begin, int32_t end) {
+    const megcc_pad_planes_job *j = (const megcc_pad_planes_job *)arg;
+    int32_t c;
+    for (c = begin; c < end; ++c)
+        megcc_pad_plane(j->x + (int64_t)c * j->H * j->W, j->H, j->W, j->PT, j->PL, j->HP, j->WP,
+                        0.0f, j->xp + (int64_t)c * j->HP * j->WP, j->borders_set);
+}
+
+static void megcc_pad_planes_par(const megcc_parallel *par, const float *x, int32_t planes,
+        int32_t H, int32_t W, int32_t PT, int32_t PL, int32_t HP, int32_t WP, float *xp,
+        int32_t borders_set) {
+    megcc_pad_planes_job j;
+    j.x = x; j.xp = xp; j.H = H; j.W = W; j.PT = PT; j.PL = PL; j.HP = HP; j.WP = WP;
+    j.borders_set = borders_set;
+    /* a copy is memory-bound: below some hundred kilobytes one thread does it faster */
+    if (!par || par->threads < 2 || (int64_t)planes * HP * WP < 65536 || planes < 2) {
+        megcc_pad_planes_part(&j, 0, planes);
+        return;
+    }
+    megcc_parallel_for(par, planes, megcc_pad_planes_part, &j);
+}
+""")
 
 
 NHWC_PAD_HELPER = ("pad_nhwc", r"""/* The CG channels from x (a pixel's channels CS floats apart: an NHWC image) as CG

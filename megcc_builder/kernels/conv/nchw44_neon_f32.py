@@ -14,12 +14,14 @@ Padding is materialised once per image in the workspace (nchw44.PAD_HELPER).
 """
 from __future__ import annotations
 
-from ...codegen.kernel import c_float, make_kernel
+from ...codegen.kernel import c_float
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
+from ...codegen.parallel import split_kernel
 from .nchw44_common import (BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry,
+                            conv44_parts,
                             conv44_instr, conv44_name, input_row, weight_taps)
 
 
@@ -122,8 +124,8 @@ def lower_conv(op: Op, graph: Graph):
     geo = conv44_geometry(op, graph)
     name = conv44_name(geo, "_neon")
     body = conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)
-    kernel = make_kernel(name, body, CONV44_PARAMS, ("math", PAD_HELPER, FMA_LANE_HELPER),
-                         isa="neon")
+    kernel = split_kernel(name, body, conv44_parts(geo), CONV44_PARAMS,
+                          ("math", PAD_HELPER, FMA_LANE_HELPER), isa="neon")
     return [conv44_instr(op, geo, kernel,
                          f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, "
                          f"{geo['macs']} MACs")]

@@ -195,7 +195,7 @@ def _split_kernels_model(nhwc: bool = True):
     a 3x3 conv with a PReLU epilogue (padding copy of an NHWC image), a 3x3 conv on 32x48x48
     (the packed GEMM's zero-padding copy by channels), max and average plane pooling (by
     ranges of planes), a depthwise and a 1x1 conv (NCHW44 when compiled so: by output
-    channel blocks), a softmax over channels."""
+    channel blocks), a softmax over 128 channels (by ranges of positions)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(11)
@@ -225,7 +225,7 @@ def _split_kernels_model(nhwc: bool = True):
     nodes.append(helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[3, 3],
                                   pads=[1, 1, 1, 1]))
     conv("a", "d", 32, 32, 3, 1, 32)
-    conv("d", "e", 32, 64, 1)
+    conv("d", "e", 32, 128, 1)
     nodes.append(helper.make_node("Softmax", ["e"], ["y"], axis=1))
     graph = helper.make_graph(nodes, "split", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -255,6 +255,7 @@ def test_split_pooling_padding_nchw44_prelu_nhwc_bitwise_identical(isa, nchw44):
             assert any(k.startswith("maxpool") and "avx2" in k for k in kernels), kernels
             assert any(k.startswith("avgpool") and "avx2" in k for k in kernels), kernels
             assert any(k.startswith("conv2d_gemm") for k in kernels), kernels
+            assert any(k.startswith("softmax_f32_strided") for k in kernels), kernels
     feeds = feeds_of(sessions[1], seed=4)
     want = sessions[1].run(None, feeds)
     ref = ort.InferenceSession(model.SerializeToString(),

@@ -265,3 +265,24 @@ def test_split_pooling_padding_nchw44_prelu_nhwc_bitwise_identical(isa, nchw44):
         for _ in range(2):
             got = sessions[n].run(None, feeds)
             assert got[0].tobytes() == want[0].tobytes(), f"{n} threads differ from 1"
+
+
+def test_portable_depthwise_split_bitwise_identical():
+    """The portable depthwise loop (level generic) split by ranges of output channels."""
+    need_tool("gcc")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.standard_normal((48, 1, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=48, pads=[1, 1, 1, 1])], "dw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 48, 40, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sessions = {n: InferenceSession(model, threads=n, isa="generic") for n in (1, 2, 3)}
+    assert any(k.startswith("conv2d_depthwise") for k in kernels_ran(sessions[1]))
+    feeds = feeds_of(sessions[1], seed=9)
+    want = sessions[1].run(None, feeds)[0]
+    for n in (2, 3):
+        assert sessions[n].run(None, feeds)[0].tobytes() == want.tobytes()

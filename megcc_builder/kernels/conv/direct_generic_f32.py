@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, make_kernel
+from ...codegen.parallel import range_parts, split_kernel
 from ...codegen.params import i32, int_constants
 from ...ir import Graph, Op
 from ...isa import IsaSpec
@@ -100,10 +101,13 @@ def lower_conv(op: Op, graph: Graph):
         name = f"conv2d_depthwise_{geo}{w16}_f32{bias_tag}{activation_tag(act)}"
         filt = (f"float wk[{kh * kw}];\n            megcc_widen_f16(w + (int64_t)o * {kh * kw}, wk, {kh * kw});"
                 if f16 else f"const float *wk = w + (int64_t)o * {kh * kw};")
+        # parts (split_kernel): ranges of output channels, each computed as on one thread
         body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
+    const int32_t o0 = (int32_t)((int64_t)OC * part / parts),
+                  o1 = (int32_t)((int64_t)OC * (part + 1) / parts);
     int32_t b, o, oy, ox, ky, kx;
     for (b = 0; b < N; ++b)
-        for (o = 0; o < OC; ++o) {{
+        for (o = o0; o < o1; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             {filt}
             float *yc = y + ((int64_t)b * OC + o) * OH * OW;
@@ -132,8 +136,9 @@ def lower_conv(op: Op, graph: Graph):
             }}
         }}
 """
-        kernel = make_kernel(name, int_constants(body, **geometry) + body, DIRECT_PARAMS,
-                             ("math",))
+        kernel = split_kernel(name, int_constants(body, **geometry) + body,
+                              range_parts(f"(int64_t)N * OC * OH * OW * {kh * kw}"),
+                              DIRECT_PARAMS, ("math",))
         return [Instr(kernel, inputs, [op.outputs[0]], DIRECT_PARAMS.pack(**params),
                       note="depthwise: direct loop, one output channel at a time")]
 

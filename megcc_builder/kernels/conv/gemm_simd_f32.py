@@ -139,7 +139,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
     pad_input = "" if pointwise else """
             megcc_pad_planes_par(par, xg, CG, H, W, PT, PL, HP, WP, xp, b > 0 || gi > 0);"""
-    if not pointwise:
+    if not pointwise and not nhwc:
         helpers.append(PAD_PLANES_PAR)
     if nhwc:  # the padded planes are the NHWC image's channels, transposed while copied
         pad_input = """

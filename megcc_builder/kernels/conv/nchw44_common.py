@@ -69,21 +69,22 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
     act = op.attrs.get("activation")
     macs = n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes)
     # the most parts the kernel makes (each has its own padded copy in the workspace)
-    parts = (min(MAX_SCRATCH_PARTS, ocb) if isinstance(ocb, int) and isinstance(macs, int)
-             and macs >= PARALLEL_MIN_MACS else 1)
+    static = isinstance(ocb, int) and isinstance(macs, int)
+    parts = min(MAX_SCRATCH_PARTS, ocb) if static and macs >= PARALLEL_MIN_MACS else 1
     slope = op.inputs[3] if op.attrs.get("prelu") else ""  # a fused per-channel PReLU
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
                 has_bias=has_bias, act=act, padded=padded, slope=slope,
                 params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
                                           PT=pt, PL=pl, Hp=hp, Wp=wp),
                 workspace=parts * (1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
-                parts=parts, macs=macs)
+                parts=parts, macs=macs, static=static)
 
 
 def conv44_name(geo: dict, suffix: str = "") -> str:
     return (f"conv_nchw44_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f32{'_bias' if geo['has_bias'] else ''}"
-            f"{'_prelu' if geo['slope'] else ''}{activation_tag(geo['act'])}{suffix}")
+            f"{'_prelu' if geo['slope'] else ''}{activation_tag(geo['act'])}"
+            f"{'' if geo['static'] else '_1part'}{suffix}")
 
 
 def conv44_body(geo: dict, block, nb: int) -> str:
@@ -156,6 +157,8 @@ PARALLEL_MIN_MACS = 1 << 17
 def conv44_parts(geo: dict) -> str:
     """C expression: the kernel's parts (ranges of output channel blocks, a padded copy
     each), or "1" for a conv too small to pay for waking the pool."""
+    if not geo["static"]:  # the workspace holds one padded copy: one part
+        return "1"
     k = geo["kh"] * geo["kw"]
     taps = f"(int64_t){k}" if geo["kind"] == "depthwise" else f"(int64_t){k * geo['lanes']} * ICB"
     macs = f"(int64_t)N * OCB * 4 * OH * OW * {taps}"

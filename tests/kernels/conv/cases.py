@@ -268,6 +268,57 @@ for _c in FP16:
               _r, *_c[:12], scaled=True, fp16=True, expect={"avx2": (_c[12], "_avx2")})
 
 
+# ------------------------------------------ fused per-channel PReLU (passes/fuse.py)
+# PRelu(conv, slope) with a constant (1, OC, 1, 1)/(OC, 1, 1) or scalar slope runs in the
+# conv's epilogue: every NCHW implementation (portable direct/im2col/1x1, packed GEMM 3x3
+# and 1x1 with row tails, grouped, the vector depthwise stride 1/2, Winograd, float16
+# weights, after a bias and a fused residual) and the NCHW44 ones (dense, channel-wise,
+# hybrid). onnxruntime computes the unfused graph; test_fuse_prelu.py checks that no PRelu
+# instruction is left.
+PRELU = [
+    # (N, C, H, W, OC, k, stride, pads, dilation, group, bias, slope shape, nchw44, fp16)
+    (1, 3, 11, 13, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "c11", False, False),
+    (1, 16, 9, 11, 29, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "1c11", False, False),
+    (1, 12, 8, 9, 18, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 3, False, "c11", False, False),
+    (1, 24, 17, 19, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "c11", False, False),
+    (1, 64, 20, 19, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "1c11", False, False),
+    (1, 10, 14, 17, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 10, True, "c11", False, False),
+    (2, 8, 13, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, False, "c11", False, False),
+    (1, 7, 9, 10, 11, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "scalar", False, False),
+    (1, 5, 9, 11, 37, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "c11", False, True),
+    (1, 6, 10, 10, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, "c11", False, True),
+    (1, 8, 9, 7, 12, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "c11", True, False),
+    (1, 12, 9, 11, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False, "1c11", True, False),
+    (2, 12, 14, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 12, True, "c11", True, False),
+    (1, 3, 19, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "c11", True, False),
+]
+
+
+def prelu_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, slope_shape, nchw44, fp16,
+               residual=False):
+    x = rng.standard_normal((n, c, h, w)).astype(F32)
+    wt = (rng.standard_normal((oc, c // g, *k)) / np.sqrt(c // g * k[0] * k[1])).astype(F32)
+    if fp16:
+        wt = wt.astype(np.float16).astype(F32)
+    inputs = [x, Const(wt)] + ([Const(rng.standard_normal(oc).astype(F32))] if bias else [])
+    shape = {"c11": (oc, 1, 1), "1c11": (1, oc, 1, 1), "scalar": (1,)}[slope_shape]
+    slope = rng.uniform(-0.5, 0.5, shape).astype(F32)  # negative slopes too
+    post = ((("Add", [rng.standard_normal((n, oc, h, w)).astype(F32)], {}),) if residual
+            else ()) + (("PRelu", [Const(slope)], {}),)
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d), group=g)
+    BOOK.add(id_, "Conv", inputs, attrs, opset=13, post=post, nchw44=nchw44,
+             compress_fp16=fp16)
+
+
+_r = _rng(7007)
+for _c in PRELU:
+    prelu_case("prelu_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}g{_c[9]}"
+               f"_{_c[11]}{'_nchw44' if _c[12] else ''}{'_fp16' if _c[13] else ''}", _r, *_c)
+# a fused residual, then the PReLU: y = prelu(conv + bias + r)
+prelu_case("prelu_residual_1x16x9x9x16_k3", _r, 1, 16, 9, 9, 16, (3, 3), (1, 1), (1, 1, 1, 1),
+           (1, 1), 1, True, "c11", False, False, residual=True)
+
+
 _rand_nn = uniform_source(5)
 
 

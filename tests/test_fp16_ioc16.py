@@ -313,3 +313,34 @@ def test_float16_onnx_model_computes_in_float16(tmp_path, summary):
     summary(f"float16 ONNX model on {TARGET}: 0 conversions, vs onnxruntime float32 {err:.2e} "
             "of the output scale")
     assert err <= 1e-2
+
+
+def test_prelu_and_nhwc_convs_under_ioc16_match_onnxruntime(tmp_path):
+    """A PReLU fused into a conv's epilogue and a conv reading an NHWC input (passes/fuse.py,
+    passes/transposes.py) are float32-kernel features: under enable_ioc16 those convs must
+    not be handed to float16 kernels that ignore them."""
+    import onnxruntime as ort
+
+    require_target(TARGET)
+    rng = np.random.default_rng(11)
+    w1 = rng.standard_normal((8, 3, 3, 3)).astype(np.float32) / 4
+    w2 = rng.standard_normal((8, 8, 3, 3)).astype(np.float32) / 8
+    s1 = (rng.random((8, 1, 1)) * 0.5).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xt", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["a", "s1"], ["ap"]),
+             helper.make_node("Conv", ["ap", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "prelu_nhwc",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 12, 12, 3))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+                           numpy_helper.from_array(s1, "s1")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    x = rng.standard_normal((1, 12, 12, 3)).astype(np.float32)
+    b, _ = compile_for(str(path), {"x": (1, 12, 12, 3)}, tmp_path / "out")
+    (y,) = run(b, [x])
+    (ref,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert np.abs(y - ref).max() <= 3e-2 * np.abs(ref).max(), np.abs(y - ref).max()

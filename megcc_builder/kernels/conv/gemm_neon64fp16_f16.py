@@ -33,7 +33,8 @@ PARAMS = conv_schema(i32("NC", "output positions per im2col block"))
 
 def f16_conv_rejection(op: Op, graph: Graph, isa=None):
     """None if the float16 conv kernels can take `op`: float16 data, constant float16
-    weights and bias, 2-D, resolved padding, an activation they clamp in registers."""
+    weights and bias, 2-D, resolved padding, an activation they clamp in registers, no
+    fused PReLU slope and no NHWC input."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     if x.dtype != "float16" or w.dtype != "float16" or not w.is_const:
         return "not float16 data with constant float16 weights"
@@ -49,6 +50,11 @@ def f16_conv_rejection(op: Op, graph: Graph, isa=None):
         return "auto_pad unresolved"
     if f16_clamp(op.attrs.get("activation")) is False:
         return "activation other than ReLU / clamp"
+    # float32-kernel features the float16 kernels do not implement
+    if op.attrs.get("prelu"):
+        return "a fused PReLU epilogue (passes/fuse.py)"
+    if op.attrs.get("input_nhwc"):
+        return "reads an NHWC input (passes/transposes.py)"
     return None
 
 

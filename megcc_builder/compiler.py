@@ -104,7 +104,7 @@ def load_graph(path: str, shapes: Optional[Shapes] = None,
         except ImportError as exc:
             raise CompileError(f"MegEngine models need the megengine package ({exc})", path) \
                 from None
-        return load_mge(path, shapes)
+        return load_mge(path, shapes, symbols)
     raise CompileError("unknown model format (expected .onnx or .mge)", path)
 
 

@@ -475,6 +475,12 @@ def _trunc_div(a, b):
     raise _NoRule()
 
 
+def _size_mod(a, b):
+    if b <= 0 or a < 0:  # guarded on symbolic operands
+        raise _NoRule()
+    return a % b
+
+
 def _fold_gather(op, vals):
     axis = int(op.attrs.get("axis", 0))
     data, idx = vals[0], np.asarray(vals[1]).astype(np.int64)
@@ -548,6 +554,11 @@ def fold_values(graph: Graph, op: Op) -> Optional[List[np.ndarray]]:
         elif t == "Div":
             a, b = np.broadcast_arrays(vals[0], vals[1])
             out = np.array([_trunc_div(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))],
+                           dtype=object).reshape(a.shape)
+        elif t == "Mod":
+            # sizes are positive: Python's modulus (fmod=0) and C's (fmod=1) agree
+            a, b = np.broadcast_arrays(vals[0], vals[1])
+            out = np.array([_size_mod(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))],
                            dtype=object).reshape(a.shape)
         elif t == "ReduceProd":
             out = _fold_reduce_prod(op, vals, graph.opset)

@@ -171,11 +171,14 @@ def test_mge_shapes_traced_as_constants_cannot_stay_dynamic(tmp_path):
     graph only runs at the traced width (MegEngine refuses other widths too), so the
     compile refuses W with a one-line error naming the opr."""
     path = _dump_textrec(str(tmp_path / "const_shape.mge"), True, symbolic_shape=False)
-    with pytest.raises(CompileError, match=r"dimension W cannot stay dynamic: .*(Reshape|"
-                                           r"MegEngine accepts the model at no other size)"):
+    with pytest.raises(CompileError, match=r"node 'reshape\(Pooling\[2\]\)\[\d+\]': Reshape: "
+                                           r"dimension N, W cannot stay dynamic"):
         compile_model(_spec(path, TEXT_SHAPES))
-    # and the same dump compiles with the width it was traced at
-    compile_model(_spec(path, "data=(N,3,32,128);N<=4"))
+    # the constant target fixes the batch too; the traced shape itself compiles
+    with pytest.raises(CompileError, match=r"dimension N cannot stay dynamic: node "
+                                           r"'reshape\(Pooling\[2\]\)\[\d+\]' \(Reshape\)"):
+        compile_model(_spec(path, "data=(N,3,32,128);N<=4"))
+    assert not compile_model(_spec(path, "data=(1,3,32,128)")).plans[0].graph.symbols
 
 
 def _cli(*args):
@@ -234,3 +237,29 @@ def test_cli_refuses_bad_symbolic_mge_shapes_in_one_line(tmp_path, dumps, args, 
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert __import__("re").search(message, lines[0]), lines[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+class _AdaptivePool(M.Module):
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, (3, 2)) * 2.0
+
+
+def test_mge_opr_converted_with_a_dimension_value_is_refused_naming_it(tmp_path):
+    """Adaptive pooling to (3, 2) becomes a pooling whose window is computed from the input
+    size at conversion: its translation differs at another size, so H and W cannot stay
+    dynamic (the check converts the model at two sizes and compares)."""
+    net = _AdaptivePool()
+
+    @trace(symbolic=True, capture_as_const=True)
+    def infer(data):
+        return net(data)
+
+    infer(mge.tensor(np.zeros((1, 4, 12, 12), np.float32)))
+    path = str(tmp_path / "apool.mge")
+    infer.dump(path, arg_names=["data"], optimize_for_inference=True)
+    with pytest.raises(CompileError, match=r"dimension H, W cannot stay dynamic: MegEngine opr "
+                                           r"'.*' \(\w+\) becomes a different .* at H=\d+, W=\d+"):
+        compile_model(_spec(path, "data=(1,4,H,W)"))
+    # a symbolic batch leaves the window alone
+    model = compile_model(_spec(path, "data=(N,4,12,12);N<=4"))
+    assert set(model.plans[0].graph.symbols) == {"N"}

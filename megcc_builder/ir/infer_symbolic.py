@@ -31,7 +31,7 @@ UNARY = {"Relu", "Sigmoid", "Tanh", "Clip", "Cast", "CastLike", "HardSigmoid", "
          "ThresholdedRelu", "Celu", "Hardmax", "IsNaN", "IsInf", "Shrink", "Swish",
          "QuantizeLinear", "DequantizeLinear", "Asin", "Acos", "Atan", "Sinh", "Cosh",
          "Asinh", "Acosh", "Atanh", "Trilu", "CumSum", "BitwiseNot",
-         "MeanVarianceNormalization"}
+         "MeanVarianceNormalization", "LpNormalization", "ScatterElements", "ScatterND"}
 BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal", "Less",
              "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where", "PRelu",
              "Mod", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor"}
@@ -424,6 +424,58 @@ def _argreduce(graph: Graph, op: Op) -> List[Shape]:
     return [tuple(x)]
 
 
+def _topk(graph: Graph, op: Op) -> List[Shape]:
+    x = list(_shape(graph, op.inputs[0]))
+    k = _values(graph, op, 1)
+    if k is None or len(k) != 1:
+        raise _NoRule()
+    axis = int(op.attrs.get("axis", -1))
+    axis = axis + len(x) if axis < 0 else axis
+    if k[0] > x[axis]:  # guarded: k fits the axis
+        raise _NoRule()
+    x[axis] = k[0]
+    return [tuple(x), tuple(x)]
+
+
+def _depth_to_space(graph: Graph, op: Op) -> List[Shape]:
+    n, c, h, w = _shape(graph, op.inputs[0])
+    b = int(op.attrs["blocksize"])
+    if op.type == "DepthToSpace":
+        if c % (b * b) != 0:
+            raise _NoRule()
+        return [(n, floordiv(c, b * b), h * b, w * b)]
+    if h % b != 0 or w % b != 0:  # guarded: the blocks tile the plane
+        raise _NoRule()
+    return [(n, c * b * b, floordiv(h, b), floordiv(w, b))]
+
+
+def _gather_elements(graph: Graph, op: Op) -> List[Shape]:
+    x, ind = _shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])
+    if len(x) != len(ind):
+        raise _NoRule()
+    return [ind]
+
+
+def _one_hot(graph: Graph, op: Op) -> List[Shape]:
+    ind = list(_shape(graph, op.inputs[0]))
+    depth = _values(graph, op, 1)
+    if depth is None or len(depth) != 1 or isinstance(depth[0], Sym):
+        raise _NoRule()
+    axis = int(op.attrs.get("axis", -1))
+    axis = axis + len(ind) + 1 if axis < 0 else axis
+    ind.insert(axis, int(depth[0]))
+    return [tuple(ind)]
+
+
+def _gather_nd(graph: Graph, op: Op) -> List[Shape]:
+    x, ind = _shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])
+    b = int(op.attrs.get("batch_dims", 0))
+    last = ind[-1]
+    if isinstance(last, Sym):
+        raise _NoRule()
+    return [tuple(ind[:-1]) + tuple(x[b + int(last):])]
+
+
 RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Conv": _conv_like, "QLinearConv": _conv_like, "ConvInteger": _conv_like,
     "ConvTranspose": lambda g, o: _conv_like(g, o, True),
@@ -435,7 +487,9 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Concat": _concat, "Split": _split, "Slice": _slice, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Resize": _resize, "Upsample": _resize, "Pad": _pad,
     "Gather": _gather, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
-    "ArgMin": _argreduce,
+    "ArgMin": _argreduce, "TopK": _topk, "DepthToSpace": _depth_to_space,
+    "SpaceToDepth": _depth_to_space, "GatherElements": _gather_elements, "OneHot": _one_hot,
+    "GatherND": _gather_nd,
 }
 for _t in UNARY:
     RULES[_t] = _unary

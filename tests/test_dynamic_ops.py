@@ -2,7 +2,8 @@
 gap 3): Gather with constant indices on a symbolic axis, Slice whose bounds are computed
 from the input's shape (`x[..., W // 2:]`), Concat along a symbolic axis, and operators
 that had no symbolic shape rule (TopK, DepthToSpace/SpaceToDepth, GatherElements, GatherND,
-ScatterElements, OneHot, LpNormalization). Each model is compiled once with N, H and W
+ScatterElements, OneHot, LpNormalization), and Resize to sizes computed from run-time
+dimensions. Each model is compiled once with N, H and W
 symbolic and run at three sizes by the same runner; the oracle is onnxruntime on the same
 file (|ours - ref| / max(1, |ref|) <= 1e-4; integer outputs exactly)."""
 import os
@@ -74,6 +75,15 @@ OPS = {
     "one_hot": ([_N("ArgMax", ["x"], ["a"], axis=1, keepdims=0),
                  _N("OneHot", ["a", "d", "v"], ["y"], axis=1)],
                 [_i64("d", 5), _f32("v", [0.5, 2])]),
+    "resize_to_twice_the_shape": (
+        [_N("Shape", ["x"], ["s"]), _N("Mul", ["s", "k"], ["sz"]),
+         _N("Resize", ["x", "", "", "sz"], ["y"], mode="nearest")], [_i64("k", [1, 1, 2, 2])]),
+    # an FPN's interpolate(p, size=x.shape[2:]): H == 2 * (H // 2) becomes a guard
+    "resize_to_another_tensor": (
+        [_N("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+         _N("Shape", ["x"], ["sz"]),
+         _N("Resize", ["p", "", "", "sz"], ["r"], mode="linear"),
+         _N("Add", ["r", "x"], ["y"])], []),
     "lp_normalization": ([_N("LpNormalization", ["x"], ["y"], axis=3, p=2)], []),
 }
 
@@ -127,3 +137,11 @@ def test_gather_indices_outside_a_run_time_axis_are_refused_naming_the_node(tmp_
     instance(blob, [(1, 4, 6, 9)])
     with pytest.raises(EvalError, match=r"node 'Gather_0' \(Gather\)"):
         instance(blob, [(1, 4, 5, 9)])
+
+
+def test_resize_to_another_tensors_size_guards_the_ratio(tmp_path):
+    """p = maxpool(x) resized back to x's size: the ratio 2 holds only for even H, W."""
+    blob, _ = blob_of(compile_model(_spec(_model(tmp_path, "resize_to_another_tensor"))))
+    instance(blob, [(1, 4, 6, 10)])
+    with pytest.raises(EvalError, match=r"node 'Resize_2' \(Resize\)"):
+        instance(blob, [(1, 4, 7, 10)])

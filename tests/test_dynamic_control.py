@@ -152,3 +152,33 @@ def test_control_flow_with_symbolic_dims_on_arm64_under_qemu(tmp_path):
             assert [o.shape for o in ours] == [r.shape for r in ref]
             for o, r in zip(ours, ref):
                 assert rel_err(o, r) <= TOL
+
+
+def test_silero_vad_with_a_symbolic_batch_and_the_if_on_sr(tmp_path):
+    """A real model nobody here wrote: Silero VAD keeps its whole network in the branches of
+    an If on the run-time sample rate (nested Ifs, an LSTM inside). One compile holds a
+    dynamic plan per frame length (512 samples at 16 kHz, 256 at 8 kHz), each with a
+    symbolic batch N and the If at run time; every batch runs on the same files."""
+    from megcc_builder.config import parse_input_shapes
+    from pypi_models import model_path
+
+    path = model_path("silero_vad")
+    symbols = SymbolSpec()
+    instances = parse_input_shapes("input=(N,512);state=(2,N,128);N<=8:"
+                                   "input=(N,256);state=(2,N,128);N<=8", "test", symbols.bounds)
+    c = Compiled(ModelSpec("m", path, instances, symbols=symbols), str(tmp_path / "out"))
+    assert len(c.info["plans"]) == 2 and all(p["dynamic"] for p in c.info["plans"])
+    before = c.files()
+    rng = np.random.default_rng(5)
+    for plan, (sr, n) in enumerate(((16000, 512), (8000, 256))):
+        for batch in (1, 3, 2):
+            state = ref_state = np.zeros((2, batch, 128), np.float32)
+            for _ in range(2):  # feeding the state back
+                x = (rng.standard_normal((batch, n)) * 0.2).astype(np.float32)
+                sr_a = np.array(sr, np.int64)
+                prob, state = c.run([x, state, sr_a], plan=plan)
+                rprob, ref_state = onnxruntime_outputs(
+                    path, {"input": x, "state": ref_state, "sr": sr_a})
+                assert prob.shape == rprob.shape == (batch, 1)
+                assert rel_err(prob, rprob) <= TOL and rel_err(state, ref_state) <= TOL
+    assert c.files() == before

@@ -145,3 +145,36 @@ def test_resize_to_another_tensors_size_guards_the_ratio(tmp_path):
     instance(blob, [(1, 4, 6, 10)])
     with pytest.raises(EvalError, match=r"node 'Resize_2' \(Resize\)"):
         instance(blob, [(1, 4, 7, 10)])
+
+
+@pytest.mark.parametrize("cell,layout", [("LSTM", 0), ("GRU", 0), ("RNN", 0)])
+def test_recurrent_cell_with_symbolic_sequence_and_batch(tmp_path, cell, layout):
+    """LSTM/GRU/RNN take their sizes as params: sequence length and batch stay symbolic."""
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[cell]
+    hidden, feat = 6, 4
+    rng = np.random.default_rng(3)
+    dims = ["N", "S", feat] if layout else ["S", "N", feat]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    outs = ["y", "yh"] + (["yc"] if cell == "LSTM" else [])
+    node = _N(cell, ["x", "w", "r", "b"], outs, hidden_size=hidden, layout=layout,
+              direction="bidirectional" if cell == "GRU" else "forward")
+    d = 2 if cell == "GRU" else 1
+    inits = [_f32("w", rng.standard_normal((d, gates * hidden, feat)) * 0.5),
+             _f32("r", rng.standard_normal((d, gates * hidden, hidden)) * 0.5),
+             _f32("b", rng.standard_normal((d, 2 * gates * hidden)) * 0.1)]
+    m = helper.make_model(helper.make_graph(
+        [node], "g", [x], [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                           for o in outs], inits),
+        opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    path = str(tmp_path / "rnn.onnx")
+    onnx.save(m, path)
+    c = Compiled(_spec(path), str(tmp_path / "out"))
+    assert {s.name for s in c.info["plans"][0]["dynamic"].symbols} == {"S", "N"}
+    for k, (s, n) in enumerate([(5, 1), (2, 3), (9, 2)]):
+        shape = (n, s, feat) if layout else (s, n, feat)
+        xv = np.random.default_rng(k).standard_normal(shape).astype(np.float32)
+        ours, ref = c.run([xv]), onnxruntime_outputs(path, {"x": xv})
+        assert [o.shape for o in ours] == [r.shape for r in ref]
+        for o, r in zip(ours, ref):
+            assert rel_err(o, r) <= TOL

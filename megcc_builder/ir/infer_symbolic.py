@@ -476,6 +476,22 @@ def _gather_nd(graph: Graph, op: Op) -> List[Shape]:
     return [tuple(ind[:-1]) + tuple(x[b + int(last):])]
 
 
+def _recurrent(graph: Graph, op: Op) -> List[Shape]:
+    """LSTM / GRU / RNN: Y, Y_h (and LSTM's Y_c), for both layouts."""
+    x = _shape(graph, op.inputs[0])
+    w = _shape(graph, op.inputs[1])
+    layout = int(op.attrs.get("layout", 0))
+    seq, batch = (x[1], x[0]) if layout else (x[0], x[1])
+    dirs, hidden = w[0], int(op.attrs["hidden_size"])
+    y = (batch, seq, dirs, hidden) if layout else (seq, dirs, batch, hidden)
+    state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
+    outs = []
+    for k, name in enumerate(op.outputs):
+        if name:
+            outs.append(y if k == 0 else state)
+    return outs
+
+
 RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Conv": _conv_like, "QLinearConv": _conv_like, "ConvInteger": _conv_like,
     "ConvTranspose": lambda g, o: _conv_like(g, o, True),
@@ -489,7 +505,7 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Gather": _gather, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
     "ArgMin": _argreduce, "TopK": _topk, "DepthToSpace": _depth_to_space,
     "SpaceToDepth": _depth_to_space, "GatherElements": _gather_elements, "OneHot": _one_hot,
-    "GatherND": _gather_nd,
+    "GatherND": _gather_nd, "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
 }
 for _t in UNARY:
     RULES[_t] = _unary
@@ -609,6 +625,11 @@ def fold_values(graph: Graph, op: Op) -> Optional[List[np.ndarray]]:
             a, b = np.broadcast_arrays(vals[0], vals[1])
             out = np.array([_trunc_div(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))],
                            dtype=object).reshape(a.shape)
+        elif t == "Size":  # of a value holding Syms: its own shape is static
+            out = np.array(vals[0].size, dtype=object)
+        elif t == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", vals[0].ndim)
+            out = np.array(list(vals[0].shape)[start:end], dtype=object)
         elif t == "Mod":
             # sizes are positive: Python's modulus (fmod=0) and C's (fmod=1) agree
             a, b = np.broadcast_arrays(vals[0], vals[1])

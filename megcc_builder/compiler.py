@@ -412,7 +412,9 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
     out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs, fingerprints)))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
-    out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))
+    dynamic = {arena_macro(m.spec.name) for m in bundle.models
+               if any(p.graph.symbols for p in m.plans)}
+    out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id, dynamic)))
     manifest = {"compiler": f"megcc-builder {__version__}",
                 "kernel_set_id": f"0x{bundle.kernel_set_id:016x}",
                 "kernels": [k.name for k in bundle.kernels], "models": []}

@@ -178,3 +178,32 @@ def test_recurrent_cell_with_symbolic_sequence_and_batch(tmp_path, cell, layout)
         assert [o.shape for o in ours] == [r.shape for r in ref]
         for o, r in zip(ours, ref):
             assert rel_err(o, r) <= TOL
+
+
+def test_inspect_prints_a_dynamic_plans_expressions(tmp_path):
+    """`megcc inspect` shows the symbols, guards, run-time params and buffer sizes as
+    expressions of the input dimensions (the Gather reads axis 3 of a (N,4,H,W) input, so
+    its axis extent is W; its indices 0, 2, -1, 1 need W > 2)."""
+    import subprocess
+    import sys
+
+    path = _model(tmp_path, "gather_symbolic_axis")
+    r = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path,
+                        "--input-shapes", "x=(N,4,H,W);N<=4", "--shape-hints", "W=10"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "== dynamic: N in [1, 4] (compiled for 1)" in out
+    assert "W in [1, " in out and "(compiled for 10)" in out
+    assert "guard: -W + 2 < 0   # node 'Gather_0' (Gather)" in out
+    assert "axis_n=W " in out and "outer=4*H*N" in out
+    assert "size 16*H*N*W" in out  # the input's buffer: N*4*H*W floats
+
+
+def test_kernels_h_says_a_dynamic_models_arena_macro_is_the_hints(tmp_path):
+    from megcc_builder.compiler import compile_bundle
+
+    path = _model(tmp_path, "gather_symbolic_axis")
+    compile_bundle([_spec(path)], str(tmp_path / "out"), save_c_array=False)
+    text = (tmp_path / "out" / "kernels.h").read_text()
+    assert "megcc_network_required_arena_size" in text.split("#define MEGCC_M_ARENA_SIZE")[0]

@@ -263,3 +263,11 @@ def test_mge_opr_converted_with_a_dimension_value_is_refused_naming_it(tmp_path)
     # a symbolic batch leaves the window alone
     model = compile_model(_spec(path, "data=(N,4,12,12);N<=4"))
     assert set(model.plans[0].graph.symbols) == {"N"}
+
+
+def test_mge_symbol_pinned_by_its_bounds_beside_a_free_one(dumps):
+    """H with bounds 32<=H<=32 has one value; W still varies (and is checked at others)."""
+    model = compile_model(_spec(dumps("resnet18", True),
+                                "data=(1,3,H,W);32<=H<=32;32<=W<=128"))
+    assert model.plans[0].graph.symbols["H"] == (32, 32, 32)
+    assert model.plans[0].graph.symbols["W"][:2] == (32, 128)

@@ -116,7 +116,9 @@ def _other_values(graph: Graph):
     for step in (lambda h: 2 * h, lambda h: h + 32, lambda h: h + 1, lambda h: h * 3 // 2,
                  lambda h: h // 2, lambda h: h - 1):
         values = {n: min(max(step(h), lo), hi) for n, (lo, hi, h) in graph.symbols.items()}
-        if all(v != graph.symbols[n][2] and v != 1 for n, v in values.items()):
+        # (a symbol its bounds pin keeps its one value)
+        if all(v != h and v != 1 for n, v in values.items()
+               for lo, hi, h in [graph.symbols[n]] if lo < hi):
             yield values
 
 

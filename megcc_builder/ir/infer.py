@@ -264,7 +264,10 @@ def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
             continue
         if n and is_symbolic_value(graph.tensors[n].data):
             t = graph.tensors[n]
-            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
+            from .dtypes import numpy_dtype
+
+            value = specialise_value(t.data).astype(numpy_dtype(t.dtype))  # (int32 shapes)
+            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=value)
 
 
 def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:

@@ -2,7 +2,7 @@
 gap 3): Gather with constant indices on a symbolic axis, Slice whose bounds are computed
 from the input's shape (`x[..., W // 2:]`), Concat along a symbolic axis, and operators
 that had no symbolic shape rule (TopK, DepthToSpace/SpaceToDepth, GatherElements, GatherND,
-ScatterElements, OneHot, LpNormalization), and Resize to sizes computed from run-time
+ScatterElements, OneHot, LpNormalization, Einsum), and Resize to sizes computed from run-time
 dimensions. Each model is compiled once with N, H and W
 symbolic and run at three sizes by the same runner; the oracle is onnxruntime on the same
 file (|ours - ref| / max(1, |ref|) <= 1e-4; integer outputs exactly)."""
@@ -84,6 +84,7 @@ OPS = {
          _N("Shape", ["x"], ["sz"]),
          _N("Resize", ["p", "", "", "sz"], ["r"], mode="linear"),
          _N("Add", ["r", "x"], ["y"])], []),
+    "einsum": ([_N("Einsum", ["x", "x"], ["y"], equation="nchw,nchv->nhwv")], []),
     "lp_normalization": ([_N("LpNormalization", ["x"], ["y"], axis=3, p=2)], []),
 }
 

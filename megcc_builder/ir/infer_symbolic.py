@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .graph import Graph, Op
-from .symbolic import Sym, broadcast_shapes, floordiv, smax, smin
+from .symbolic import Sym, broadcast_shapes, floordiv, known, smax, smin
 
 Shape = tuple
 
@@ -492,6 +492,35 @@ def _recurrent(graph: Graph, op: Op) -> List[Shape]:
     return outs
 
 
+def _einsum(graph: Graph, op: Op) -> List[Shape]:
+    """Explicit or implicit output, no ellipsis: each letter's extent from the operands
+    (equal extents of one letter are guarded)."""
+    eq = op.attrs["equation"]
+    eq = eq.decode() if isinstance(eq, bytes) else eq
+    eq = eq.replace(" ", "")
+    if "..." in eq:
+        raise _NoRule()
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len([n for n in op.inputs if n]):
+        raise _NoRule()
+    extent: Dict[str, object] = {}
+    for term, name in zip(terms, op.inputs):
+        shape = _shape(graph, name)
+        if len(term) != len(shape):
+            raise _NoRule()
+        for letter, d in zip(term, shape):
+            if letter in extent and not known(d, 1) and not known(extent[letter], 1):
+                if d != extent[letter]:
+                    raise _NoRule()
+            if letter not in extent or known(extent[letter], 1):
+                extent[letter] = d
+    if not _:
+        counts = {c: lhs.count(c) for c in set(lhs.replace(",", ""))}
+        rhs = "".join(sorted(c for c, k in counts.items() if k == 1))
+    return [tuple(extent[c] for c in rhs)]
+
+
 RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Conv": _conv_like, "QLinearConv": _conv_like, "ConvInteger": _conv_like,
     "ConvTranspose": lambda g, o: _conv_like(g, o, True),
@@ -505,7 +534,7 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Gather": _gather, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
     "ArgMin": _argreduce, "TopK": _topk, "DepthToSpace": _depth_to_space,
     "SpaceToDepth": _depth_to_space, "GatherElements": _gather_elements, "OneHot": _one_hot,
-    "GatherND": _gather_nd, "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
+    "GatherND": _gather_nd, "Einsum": _einsum, "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
 }
 for _t in UNARY:
     RULES[_t] = _unary

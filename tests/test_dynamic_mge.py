@@ -171,8 +171,9 @@ def test_mge_shapes_traced_as_constants_cannot_stay_dynamic(tmp_path):
     graph only runs at the traced width (MegEngine refuses other widths too), so the
     compile refuses W with a one-line error naming the opr."""
     path = _dump_textrec(str(tmp_path / "const_shape.mge"), True, symbolic_shape=False)
-    with pytest.raises(CompileError, match=r"node 'reshape\(Pooling\[2\]\)\[\d+\]': Reshape: "
-                                           r"dimension N, W cannot stay dynamic"):
+    with pytest.raises(CompileError, match=r"dimension N, W cannot stay dynamic: MegEngine opr "
+                                           r"'reshape\(Pooling\[2\]\)\[\d+\]' reshapes to the "
+                                           r"constant shape \(1, 48, 32\)"):
         compile_model(_spec(path, TEXT_SHAPES))
     # the constant target fixes the batch too; the traced shape itself compiles
     with pytest.raises(CompileError, match=r"dimension N cannot stay dynamic: node "

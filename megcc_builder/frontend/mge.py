@@ -102,12 +102,30 @@ def _load_symbolic(path: str, input_shapes: dict, symbols: Optional[SymbolSpec])
     graph, names = _convert(path, {n: symbolic.substitute_hints(s)
                                    for n, s in sym_shapes.items()})
     graph.symbols, graph.default_bounded = holder.symbols, holder.default_bounded
+    _check_reshapes_fit(path, graph)
     _check_translation_at_other_sizes(path, graph, sym_shapes)
     for name, shape in sym_shapes.items():
         ir_name = names[name]
         t = graph.tensors[ir_name]
         graph.tensors[ir_name] = Tensor(ir_name, shape, t.dtype, quant=t.quant)
     return graph
+
+
+def _check_reshapes_fit(path: str, graph: Graph) -> None:
+    """A reshape whose target was traced as a constant (`trace(symbolic_shape=False)`)
+    only fits the traced size; MegEngine does not check it when the input shape changes,
+    so a size that does not fit it shows as an element count that changed."""
+    for op in graph.ops:
+        if op.type != "Reshape" or graph.tensors[op.inputs[1]].data is None:
+            continue
+        x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x.numel != y.numel:
+            target = tuple(int(v) for v in graph.tensors[op.inputs[1]].data.reshape(-1))
+            raise CompileError(
+                f"dimension {', '.join(sorted(graph.symbols))} cannot stay dynamic: MegEngine "
+                f"opr '{op.name}' reshapes to the constant shape {target}, which only fits the "
+                "size the model was traced at (trace with symbolic_shape=True to keep shapes "
+                "computed); give the shapes with --input-shapes", path, op.name)
 
 
 def _other_values(graph: Graph):

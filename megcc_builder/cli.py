@@ -14,6 +14,7 @@ import numpy as np
 
 from ._version import __version__
 from .ir import CompileError
+from .ir.symbolic import Sym
 from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
@@ -523,11 +524,19 @@ def cmd_inspect(args) -> int:
     from .compiler import ModelSpec, compile_model, resolve_isa
     from .config import parse_input_shapes
 
-    instances = parse_input_shapes(args.input_shapes) if args.input_shapes else []
+    from .config import parse_shape_hints
+    from .frontend.dims import SymbolSpec
+
+    symbols = SymbolSpec(hints=parse_shape_hints(args.shape_hints) if args.shape_hints else {})
+    instances = parse_input_shapes(args.input_shapes, "--input-shapes", symbols.bounds) \
+        if args.input_shapes else []
     model = compile_model(ModelSpec("model", args.model, instances, not args.no_fuse,
-                                    resolve_isa(args.isa), **_model_options(args)))
+                                    resolve_isa(args.isa), symbols=symbols,
+                                    **_model_options(args)))
     for plan in model.plans:
         print(f"== plan {plan.name}")
+        if plan.graph.symbols:
+            _print_dynamic(plan)
         print(plan.graph.dump())
         if plan.graph.quant_notes:
             print("== quantized model: operators kept in float (between DequantizeLinear and "
@@ -546,13 +555,20 @@ def cmd_inspect(args) -> int:
             print(f"#{i:<4} {ins.kernel.name}({', '.join(_tagged(plan, n) for n in ins.inputs)})"
                   f" -> {', '.join(_tagged(plan, n) for n in ins.outputs)}{ws}{impl}"
                   + (f"   # {ins.note}" if ins.note else ""))
+            if plan.graph.symbols and any(isinstance(p, Sym) for p in ins.params):
+                # a dynamic plan: the params recomputed when the shapes change
+                print(f"      params: {ins.kernel.params.describe(ins.params)}")
         _print_float16(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
+        if plan.graph.symbols:
+            print("  (a dynamic plan: offsets are the hints'; buffers are placed when the "
+                  "shapes are set, sized by the expressions below)")
         for b in mem.buffers:
+            size = f"  size {b.expr!r}" if isinstance(b.expr, Sym) else ""
             print(f"  [{b.offset:>10}, {b.offset + b.size:>10}) live {b.first}..{b.last} "
-                  f"{'+'.join(b.members)}")
+                  f"{'+'.join(b.members)}{size}")
         if args.plot:
             from .plot import plot_memory_plan
 
@@ -560,6 +576,14 @@ def cmd_inspect(args) -> int:
             plot_memory_plan(plan, path)
             print(f"wrote {path}")
     return 0
+
+
+def _print_dynamic(plan) -> None:
+    """Symbols, their bounds and hints, and the guards of a dynamic plan."""
+    print("== dynamic: " + ", ".join(f"{n} in [{lo}, {hi}] (compiled for {h})"
+                                     for n, (lo, hi, h) in plan.graph.symbols.items()))
+    for g in plan.guards:
+        print(f"  guard: {g.text()}" + (f"   # node {g.node}" if g.node else ""))
 
 
 def _print_float16(plan) -> None:
@@ -780,7 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="print the optimised graph, kernels and memory plan")
     i.add_argument("model", help="an .onnx or .mge model")
-    i.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances (each printed)')
+    i.add_argument("--input-shapes", help='e.g. "data=(1,3,224,224)"; ":" separates instances (each printed); names keep dimensions dynamic as in compile ("x=(1,3,48,W);W<=2048")')
+    i.add_argument("--shape-hints", metavar="SYM=N;...",
+                   help="sizes a dynamic plan is compiled for, as in compile")
     i.add_argument("--plot", metavar="PNG", help="draw the memory plan (several shape "
                    "instances: PNG's name gets the plan's index, e.g. plan.0.png)")
     i.add_argument("--no-fuse", action="store_true", help="disable operator fusion")

@@ -112,7 +112,7 @@ def load_graph(path: str, shapes: Optional[Shapes] = None,
         except ImportError as exc:
             raise CompileError(f"MegEngine models need the megengine package ({exc})", path) \
                 from None
-        return load_mge(path, shapes)
+        return load_mge(path, shapes, symbols)
     raise CompileError("unknown model format (expected .onnx or .mge)", path)
 
 
@@ -471,7 +471,9 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
     out.append((files["kernels_c"], kernels_c))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
-    out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))
+    dynamic = {arena_macro(m.spec.name) for m in bundle.models
+               if any(p.graph.symbols for p in m.plans)}
+    out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id, dynamic)))
     manifest = {"compiler": f"megcc-builder {__version__}", "isa": bundle.levels,
                 "kernel_set_id": f"0x{bundle.kernel_set_id:016x}",
                 "kernels": [k.name for k in bundle.kernels], "models": []}

@@ -207,7 +207,10 @@ megcc_status megcc_model_plan_output_info(const megcc_model *model, uint32_t pla
 typedef struct megcc_network megcc_network;
 
 /* Arena bytes a plan needs; plan = -1 gives the maximum over all plans, i.e. what lets
- * megcc_network_select_plan reach every plan. 0 for an invalid plan. */
+ * megcc_network_select_plan reach every plan. 0 for an invalid plan. For a dynamic plan
+ * this is the arena at its hint shapes (as the kernels.h macro): what other shapes need is
+ * only known once they are set (megcc_network_set_input_shape, then
+ * megcc_network_required_arena_size). */
 size_t megcc_network_arena_size(const megcc_model *model, int plan);
 
 /* Create a network on plan 0 (in a multi-architecture model: the first plan the linked

@@ -11,8 +11,11 @@ InferenceSession.run, as a Python caller sees them, in one run on this machine.
         [--thread-models resnet50,mobilenet_v2] [--clock cpu|wall]
 
 Models: the ONNX light models (onnx/backend/test/data/light: weights are constant fills,
-fine for timing) and our MegEngine zoo models exported to ONNX through our IR (so both
-engines run the same graph; benchmarks/run_benchmarks.py does the same).
+fine for timing), our MegEngine zoo models exported to ONNX through our IR (so both
+engines run the same graph; benchmarks/run_benchmarks.py does the same; `_96`/`_112`: at
+that input resolution), and the models small_models.py builds: `face_cnn` (a
+MobileFaceNet-style PReLU CNN with an NHWC input, 87 MFLOP) and `detector_320` (an
+SSD-lite/YOLO-style detector at 320x320, 362 MFLOP).
 """
 from __future__ import annotations
 
@@ -35,20 +38,29 @@ import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 from megcc_builder.session import InferenceSession  # noqa: E402
+import small_models  # noqa: E402
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 ONNX_MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "vgg19"]
 MGE_MODELS = {"mobilenet_v2": (1, 3, 224, 224), "shufflenet_v2": (1, 3, 224, 224),
-              "mobilenet_v2_96": (1, 3, 96, 96), "digits": (1, 1, 8, 8)}
+              "mobilenet_v2_96": (1, 3, 96, 96), "shufflenet_v2_112": (1, 3, 112, 112),
+              "digits": (1, 1, 8, 8)}
+# built by small_models.py: name -> builder
+BUILT_MODELS = {"face_cnn": lambda: small_models.face_cnn(),
+                "detector_320": lambda: small_models.detector(320)}
 
 
 def model_path(name: str, work: str) -> str:
     if name in ONNX_MODELS:
         return os.path.join(LIGHT, f"light_{name}.onnx")
+    if name in BUILT_MODELS:
+        path = os.path.join(work, f"{name}.onnx")
+        onnx.save(BUILT_MODELS[name](), path)
+        return path
     import mge_zoo
     from run_benchmarks import export_onnx
 
-    zoo = name.rsplit("_", 1)[0] if name.endswith("_96") else name
+    zoo = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1].isdigit() else name
     mge = mge_zoo.dump_model(zoo, os.path.join(work, f"{name}.mge"), True,
                              input_shape=MGE_MODELS[name], fuse_conv_bias=True)
     return export_onnx(mge, os.path.join(work, f"{name}.onnx"))
@@ -150,8 +162,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", "--calls", type=int, default=10)
     ap.add_argument("--models", default="resnet50,squeezenet,shufflenet,mobilenet_v2,"
-                                        "shufflenet_v2,mobilenet_v2_96,digits")
-    ap.add_argument("--thread-models", default="resnet50,mobilenet_v2")
+                                        "shufflenet_v2,mobilenet_v2_96,shufflenet_v2_112,"
+                                        "face_cnn,digits")
+    ap.add_argument("--thread-models", default="resnet50,mobilenet_v2,detector_320")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="clock of the one-thread table (threads are always wall-clock)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: "

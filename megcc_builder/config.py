@@ -20,7 +20,7 @@ from .ir.graph import clip
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
 SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
-                     "enable_compress_fp16", "enable_ioc16"}
+                     "enable_compress_fp16", "enable_ioc16", "enable_fixed_point_requant"}
 PENDING_OPTIONS = {"enable_nchw88", "add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
@@ -129,7 +129,9 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
             "enable_nchw44": bool(options.get("enable_nchw44", False)),
             "enable_nchw44_dot": bool(options.get("enable_nchw44_dot", False)),
             "enable_compress_fp16": bool(options.get("enable_compress_fp16", False)),
-            "enable_ioc16": bool(options.get("enable_ioc16", False))}
+            "enable_ioc16": bool(options.get("enable_ioc16", False)),
+            "enable_fixed_point_requant": bool(options.get("enable_fixed_point_requant",
+                                                           False))}
 
 
 def _yaml_without_aliases(text: str):
@@ -227,7 +229,9 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
                                opts["fuse"], enable_nchw44=opts["enable_nchw44"],
                                enable_nchw44_dot=opts["enable_nchw44_dot"],
                                enable_compress_fp16=opts["enable_compress_fp16"],
-                               enable_ioc16=opts["enable_ioc16"], symbols=symbols))
+                               enable_ioc16=opts["enable_ioc16"],
+                               enable_fixed_point_requant=opts["enable_fixed_point_requant"],
+                               symbols=symbols))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:

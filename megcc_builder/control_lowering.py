@@ -26,10 +26,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .codegen.kernel import Instr, Kernel, View, make_kernel
+from .codegen.kernel import Instr, Kernel, View, make_kernel, numel
 from .codegen.params import i32, schema
 from .emit.model_blob import CONTROL_BRANCH_IF_ZERO, CONTROL_JUMP, CONTROL_KERNELS
-from .ir import CompileError, Graph, Op, Tensor
+from .ir import CompileError, Graph, Op, Tensor, itemsize
+from .ir.symbolic import Sym
 from .ir.control import BODIES, N_ONNX_INPUTS, Body
 from .kernels.data.views import copy_instr
 
@@ -100,6 +101,18 @@ def _loop_continue(counter: str, trips: str, cond: str, go: str) -> Instr:
     return Instr(make_kernel("loop_continue", body), [counter, trips, cond], [go])
 
 
+LOOP_N_PARAMS = schema(i32("n", "trip count"))
+
+
+def _loop_continue_n(counter: str, n, go: str) -> Instr:
+    """A trip count that is a run-time dimension (a Scan over a symbolic axis): a param
+    recomputed when the shapes change, not a constant tensor."""
+    body = """    *(uint8_t *)out_ptrs[0] = *(const int64_t *)in_ptrs[0] < (int64_t)n;
+"""
+    return Instr(make_kernel("loop_continue_n", body, LOOP_N_PARAMS), [counter], [go],
+                 LOOP_N_PARAMS.pack(n=n))
+
+
 def _trap(reason: str) -> Instr:
     """Fails the forward: a branch that cannot run for the compiled shapes was taken."""
     body = """    return 1; /* an If branch invalid for the compiled input shapes was taken */
@@ -125,8 +138,8 @@ def _slice_instr(load: bool, full: str, part: str, counter: str, axis: int,
     """Copy slice `counter` along `axis` of `full` to `part` (load) or back (store). The
     kernel refuses a counter outside [0, n): its value is data, not a checked param."""
     t = graph.tensors[full]
-    outer = int(np.prod(t.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(t.shape[axis + 1:], dtype=np.int64)) * (t.nbytes // max(t.numel, 1))
+    outer = numel(t.shape[:axis])  # (products that stay expressions of run-time dims)
+    inner = numel(t.shape[axis + 1:]) * itemsize(t.dtype)
     if load:  # part <- full
         copy = ("memcpy((uint8_t *)out_ptrs[0] + (size_t)o * (size_t)inner,\n"
                 "               (const uint8_t *)in_ptrs[0] + at, (size_t)inner);")
@@ -224,7 +237,7 @@ def _int64_scalar(em: Emitter, name: str, op: Op, what: str) -> None:
                            f"not {t.dtype}{list(t.shape)}", em.graph.source, op.name)
 
 
-def _loop(em: Emitter, op: Op, body: Body, trips: Optional[str], cond: Optional[str],
+def _loop(em: Emitter, op: Op, body: Body, trips, cond: Optional[str],
           carried: List[str], bind_iter: bool, scan_inputs, scan_outputs) -> None:
     """The common loop skeleton. carried: the tensors holding the loop-carried values (the
     op's outputs, already initialised); scan_inputs: (full tensor, formal, axis, reverse);
@@ -248,7 +261,10 @@ def _loop(em: Emitter, op: Op, body: Body, trips: Optional[str], cond: Optional[
     g = _merge_body(em, body, bind, op)
     go = em.fresh(name + "__go", (), "bool")
     top = len(em.instrs)
-    em.instrs.append(_loop_continue(counter, trips or "", cond_slot or "", go))
+    if isinstance(trips, Sym):
+        em.instrs.append(_loop_continue_n(counter, trips, go))
+    else:
+        em.instrs.append(_loop_continue(counter, trips or "", cond_slot or "", go))
     exit_branch = em.jump(BRANCH_IF_ZERO, go)
     for full, formal, axis, reverse in scan_inputs:
         em.instrs.append(_slice_instr(True, full, formal, counter, axis, reverse, em.graph))
@@ -324,7 +340,9 @@ def lower_scan(em: Emitter, op: Op) -> None:
         if not out:
             continue
         scans.append((n_states + k, out, out_axes[k], bool(out_dirs[k])))
-    m = em.const((op.name or "scan") + "__n", np.int64(trips))
+    # (a run-time scan length stays an expression: the loop tests it as a param)
+    m = trips if isinstance(trips, Sym) else em.const((op.name or "scan") + "__n",
+                                                       np.int64(trips))
     _loop(em, op, body, m, None, carried, False, scan_inputs, scans)
 
 

@@ -83,10 +83,20 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, object], dyn_names: List[
                                f"{shapes[k]} at input {input_dims}, but is {tuple(st.shape)}"
                                " when compiled for it; give the shapes with --input-shapes",
                                source)
-    writer = {static_blob.tensors[i.outputs[0]].name: i for i in static_blob.instrs
-              if i.outputs}
+    # Instructions pair by the tensor they write; with control flow several write one
+    # tensor (an If output in each branch, a loop counter), so the n-th writer of a tensor
+    # pairs with the n-th. Control records (jumps) have no outputs and no kernel.
+    writers: Dict[str, list] = {}
+    for i in static_blob.instrs:
+        if i.outputs and i.kernel_index < len(static_names):
+            writers.setdefault(static_blob.tensors[i.outputs[0]].name, []).append(i)
+    seen: Dict[str, int] = {}
     for k, ins in enumerate(dyn_blob.instrs):
-        si = writer.get(dyn_blob.tensors[ins.outputs[0]].name)
+        if not ins.outputs or ins.kernel_index >= len(dyn_names):
+            continue
+        out = dyn_blob.tensors[ins.outputs[0]].name
+        nth = seen[out] = seen.get(out, -1) + 1
+        si = writers.get(out, [])[nth] if nth < len(writers.get(out, [])) else None
         if si is None:
             continue
         # The probe has no extent 1 the hints lack and the static compile repeats the
@@ -133,7 +143,8 @@ def _elements(kernel, params) -> Optional[int]:
 
 
 # kernels only dynamic plans use, where a static compile specialises on the extent
-RUNTIME_EXTENT_KERNELS = re.compile(r"^(matmul_f32_bstrided|resize_(nearest|bilinear)_rt_)|_pwrt_|_ohrt_")
+RUNTIME_EXTENT_KERNELS = re.compile(
+    r"^(matmul_f32_bstrided|resize_(nearest|bilinear)_rt_|loop_continue_n$)|_pwrt_|_ohrt_")
 
 
 def runtime_extent_kernel(name: str) -> bool:

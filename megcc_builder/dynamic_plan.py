@@ -96,6 +96,12 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
     hints where `shapes`, `view_offsets` and `params` (by blob index) hold Syms; `index`
     maps tensor names to blob tensor indices)."""
     where = defining_dims(graph)
+    for buf in plan.memory.buffers:  # workspaces are only known now: shrink default bounds
+        size = buf.expr                # for them as for tensors (check_upper_bounds)
+        while isinstance(size, Sym) and \
+                symbolic.upper_bound(size, bounds_of(graph)) > MAX_BYTES and \
+                _lower_a_default_bound(graph, size.symbols):
+            pass
     names = sorted(graph.symbols, key=lambda s: where.get(s, (1 << 30, 0)))
     missing = [s for s in names if s not in where]
     if missing:

@@ -88,7 +88,11 @@ def _run(cmd: Sequence[str], what: str) -> None:
     proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         out = proc.stdout.decode(errors="replace")
-        raise RuntimeError(f"{what} failed:\n{' '.join(cmd)}\n{out[-6000:]}")
+        # the first line is what a one-line report shows: the compiler's first error
+        first = next((ln.strip() for ln in out.splitlines() if "error" in ln.lower()),
+                     out.strip().splitlines()[0] if out.strip() else
+                     f"exit status {proc.returncode}")
+        raise RuntimeError(f"{what} failed: {first}\n{' '.join(cmd)}\n{out[-6000:]}")
 
 
 def _publish(tmp_dir: str, final_dir: str) -> None:
@@ -130,19 +134,25 @@ def _runtime_library(cc: str, cflags: List[str], ar: str = "ar", tool: str = "me
 def build_runner(kernels_c: str, cc: str = DEFAULT_CC,
                  cflags: Optional[Sequence[str]] = None, target: Optional[str] = None) -> str:
     """Path of a megcc_runner executable linking the given kernels.c (built if needed).
-    target: a hosted target of toolchains/ (e.g. arm64): cross-built with its compiler and
-    flags, to be run under `emulator_of(target)`; None = this machine."""
-    ar, libs = "ar", ["-lm", *_THREAD_LIBS]
+    target: a target of toolchains/ (e.g. arm64): cross-built with its compiler and flags,
+    to be run by `run_blob(..., target=target)`; None = this machine. A bare-metal target's
+    runner is linked for its 'board' memory profile and reads and writes the host's files
+    through semihosting (the emulator's file system)."""
+    ar, libs, ldflags = "ar", ["-lm", *_THREAD_LIBS], []
     if target is not None:
-        t = _hosted_target(target)
+        t = _runnable_target(target)
         cc, ar, libs = t.cc, t.ar, t.link_libs()
         cflags = [*t.compile_flags(), "-O3"]
+        if t.baremetal:  # the runner's libc hooks (malloc, files) go through semihosting
+            cflags = [f for f in cflags if f != "-DMEGCC_NO_LIBC_HOOKS"] + ["-DMEGCC_NO_THREADS"]
+            ldflags = [f for f in t.link_flags("board") if f not in t.machine_flags]
+            libs = [*libs, "-lm"]
     else:
         cflags = _with_sanitizers(list(DEFAULT_CFLAGS if cflags is None else cflags))
     lib = _runtime_library(cc, cflags, ar)
     return _link_cached("runners", "megcc_runner", lib, kernels_c, lambda src, out: [
-        cc, *cflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o", out, src, lib, *libs],
-        "building the runner")
+        cc, *cflags, *ldflags, "-I", os.path.join(RUNTIME_DIR, "include"), "-o", out, src,
+        lib, *libs], "building the runner")
 
 
 def _link_cached(kind: str, artifact: str, lib: str, kernels_c: str, link_cmd,
@@ -205,6 +215,16 @@ def _hosted_target(name: str):
     return t
 
 
+def _runnable_target(name: str):
+    """A target whose runner this machine can build and run (hosted under qemu-user, or
+    bare metal under qemu-system with semihosting)."""
+    from . import targets
+
+    t = targets.load(name)
+    t.check_available()
+    return t
+
+
 def emulator_of(target: Optional[str]) -> List[str]:
     """The command prefix that runs a runner built for `target` here ([] = run directly)."""
     if target is None:
@@ -224,16 +244,22 @@ def _sanitizer_env() -> Optional[Dict[str, str]]:
 
 def run_blob(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
              extra_args: Sequence[str] = (), emulator: Sequence[str] = (),
-             shapes: bool = False) -> List[np.ndarray]:
+             shapes: bool = False, target: Optional[str] = None) -> List[np.ndarray]:
     """Run plan `plan` of a compiled model with inputs in plan order; outputs in order.
-    shapes: run at the inputs' own shapes (a dynamic plan, docs/dynamic-shapes.md)."""
-    return run_blob_logged(runner, blob_path, inputs, plan, extra_args, emulator, shapes)[0]
+    shapes: run at the inputs' own shapes (a dynamic plan, docs/dynamic-shapes.md).
+    target: a bare-metal target whose emulator runs the runner (instead of `emulator`)."""
+    return run_blob_logged(runner, blob_path, inputs, plan, extra_args, emulator, shapes,
+                           target)[0]
 
 
 def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], plan: int = 0,
                     extra_args: Sequence[str] = (), emulator: Sequence[str] = (),
-                    shapes: bool = False) -> Tuple[List[np.ndarray], str]:
+                    shapes: bool = False, target: Optional[str] = None
+                    ) -> Tuple[List[np.ndarray], str]:
     """run_blob, plus what the runner printed (timings, --profile lines)."""
+    bare = _runnable_target(target) if target is not None else None
+    if bare is not None and not bare.baremetal:
+        emulator, bare = bare.emulator(), None
     with open(blob_path, "rb") as f:
         info = read_model(f.read())
     p = info["plans"][plan]
@@ -250,14 +276,17 @@ def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], p
             # (np.array, not ascontiguousarray, which makes 0-d arrays 1-d)
             arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(
                 os.path.join(in_dir, f"input_{i}.bin"))
-        checker = VALGRIND_CMD if under_valgrind() and not emulator else []
-        cmd = [*emulator, *checker, runner, blob_path, in_dir, out_dir, "-p", str(plan),
-               *extra_args]
+        checker = VALGRIND_CMD if under_valgrind() and not emulator and not bare else []
+        # plan 0 asks for the model's default plan: the first one this build can run
+        # (a multi-architecture model's other plans are another architecture's)
+        args = [blob_path, in_dir, out_dir, *(["-p", str(plan)] if plan else []), *extra_args]
+        cmd = bare.run_command(runner, args) if bare else [*emulator, *checker, runner, *args]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=_sanitizer_env())
         if proc.returncode != 0:
+            said = proc.stderr if not bare else proc.stdout  # semihosting: one stream
             raise RuntimeError(f"runner failed ({proc.returncode}): "
-                               f"{proc.stderr.decode(errors='replace').strip()}")
+                               f"{said.decode(errors='replace').strip()}")
         log = proc.stdout.decode(errors="replace")
         got = {int(i): tuple(int(d) for d in dims.split(",") if d) for i, dims in
                re.findall(r"^output_shape (\d+) ([\d,]*)$", log, re.M)}
@@ -321,7 +350,7 @@ def run_compiled(kernels_c: str, blob_path: str, inputs: Sequence[np.ndarray], p
     if target is None and in_process_supported():
         return run_in_process(kernels_c, blob_path, inputs, plan)
     return run_blob(build_runner(kernels_c, target=target), blob_path, inputs, plan,
-                    emulator=emulator_of(target))
+                    target=target)
 
 
 def compile_and_run(path: str, inputs: Dict[str, np.ndarray],

@@ -24,6 +24,9 @@ class CompileOptions:
     # MegCC's enable_nchw44_dot: NCHW44 with Armv8.2 dot-product kernels; only levels that
     # have the instructions accept it (dot_product_refusal)
     enable_nchw44_dot: bool = False
+    # requantize integer convolutions / matrix products in fixed point (Q31 multiplier and
+    # shift, no float unit needed: microcontrollers; passes/fixed_requant.py)
+    enable_fixed_point_requant: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown

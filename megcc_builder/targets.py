@@ -1,5 +1,6 @@
 """Target descriptions: which compiler, flags, ISA features, link recipe and emulator a
-build for `x86_64`, `arm64`, `armv7`, `riscv64`, `cortex-m4` or `cortex-m3` uses.
+build for `x86_64`, `arm64`, `armv7`, `riscv64`, `cortex-m4`, `cortex-m55` or `cortex-m3`
+uses.
 
 The facts live in `toolchains/<name>.json` (plus `toolchains/common.json` for the flags
 every target gets) so that the SCons tool, the CMake toolchain files and Python read the
@@ -105,8 +106,13 @@ class Target:
                                                                os.path.abspath(program))
                for part in self.run]
         if args:
-            # Semihosting passes the command line through QEMU's arg= option.
-            raise TargetError(f"{self.name}: programs take no command-line arguments")
+            # Semihosting passes the command line through QEMU's arg= options (picolibc's
+            # semihosting crt0 makes them argv[1:]); a comma in a value is written twice.
+            at = [i for i, part in enumerate(cmd) if part.startswith("enable=on") and
+                  i > 0 and cmd[i - 1] == "-semihosting-config"]
+            if not at:
+                raise TargetError(f"{self.name}: programs take no command-line arguments")
+            cmd[at[0]] += "".join(",arg=" + str(a).replace(",", ",,") for a in args)
         return cmd
 
     def tools(self) -> List[str]:

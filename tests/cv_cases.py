@@ -83,6 +83,10 @@ class Case:
     src_data: Optional[List[float]] = None  # f32 input values instead of a generated image
     dst_dtype: str = ""            # the output's dtype when not `dtype` ("i32": indices)
     workspace: int = 0             # an `int32_t ws[workspace]` the args may name
+    out_extra: int = 0             # bytes after dst's in the same buffer (args name `x`)
+    # compares the whole output (dst then the extra bytes) instead of expected(): returns
+    # a problem or None
+    check: Optional[Callable[[np.ndarray, bytes], Optional[str]]] = None
 
     def input(self) -> np.ndarray:
         kind, rows, cols, cn = self.src
@@ -264,7 +268,9 @@ AREAS = [(1, 34, 46, 17, 23), (2, 34, 46, 17, 23), (3, 34, 46, 17, 23), (4, 34, 
          (3, 39, 42, 13, 14), (1, 36, 30, 12, 10), (4, 24, 36, 8, 6),      # 3x3, 3x5 blocks
          (3, 37, 29, 13, 11), (1, 61, 47, 17, 10), (2, 23, 19, 22, 18),    # area tables
          (3, 9, 7, 23, 31), (1, 5, 11, 12, 12), (4, 30, 8, 11, 20),        # enlarge, mixed
-         (1, 200, 150, 7, 9)]
+         (1, 200, 150, 7, 9),
+         # wide enough for several vector groups: a 2x2 block and a 4-channel area table
+         (1, 40, 100, 20, 50), (4, 50, 70, 15, 21)]
 for k, (cn, r, c, dr, dc) in enumerate(AREAS):
     for dt in ("ui8", "f32"):
         add(f"resize_area_{dt}_c{cn}_{r}x{c}to{dr}x{dc}", f"tinycv_resize_area_{dt}", dt,
@@ -280,7 +286,11 @@ for dt in ("ui8", "f32"):
 for k, (cn, (kind, rr, cc), (br, bc, bh, bw), (dr, dc)) in enumerate(
         [(3, (140, 37, 41), (5, 7, 20, 23), (31, 17)), (1, (141, 23, 29), (0, 0, 23, 29), (11, 13)),
          (4, (142, 19, 33), (18, 32, 1, 1), (3, 4)),
-         (3, ("natural", 48, 64), (10, 20, 30, 40), (64, 64))]):
+         (3, ("natural", 48, 64), (10, 20, 30, 40), (64, 64)),
+         # boxes at the image's last bytes, enlarged: a 4-byte gather of the vector cores
+         # must stop short of the end (1 and 3 channels: gathered; 2: scalar ends)
+         (1, (143, 30, 40), (21, 31, 9, 9), (20, 45)), (3, (144, 12, 50), (0, 38, 12, 12), (7, 40)),
+         (2, (145, 8, 1), (0, 0, 8, 1), (16, 24))]):
     for dt in ("ui8", "f32"):
         add(f"crop_and_resize_{dt}_{k}", f"tinycv_crop_and_resize_linear_{dt}", dt,
             (kind, rr, cc, cn), (dr, dc, cn), f"{br}, {bc}, {bh}, {bw}",
@@ -367,6 +377,68 @@ for k, n in enumerate([7, 33]):
         float_data=list(anchors.ravel()) + var,
         ref=lambda x, anchors=anchors, var=var: _decode_ref(x, anchors, var))
 
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _yolo_ref(t, gh, gw, stride, anchors, sigmoid):
+    """YOLOX (anchors None) / YOLOv5 decoding in float64: boxes xyxy, scores, classes."""
+    t = t.reshape(-1, t.shape[1]).astype(np.float64)
+    n_a = t.shape[0] // (gh * gw)
+    a, cell = np.divmod(np.arange(t.shape[0]), gh * gw)
+    gy, gx = np.divmod(cell, gw)
+    if anchors is None:
+        cx, cy = (t[:, 0] + gx) * stride, (t[:, 1] + gy) * stride
+        w, h = np.exp(t[:, 2]) * stride, np.exp(t[:, 3]) * stride
+    else:
+        p = _sigmoid(t[:, :4])
+        anc = np.array(anchors, np.float64).reshape(n_a, 2)[a]
+        cx, cy = (2 * p[:, 0] - 0.5 + gx) * stride, (2 * p[:, 1] - 0.5 + gy) * stride
+        w, h = (2 * p[:, 2]) ** 2 * anc[:, 0], (2 * p[:, 3]) ** 2 * anc[:, 1]
+    conf = _sigmoid(t[:, 4:]) if sigmoid else t[:, 4:]
+    cls = np.argmax(conf[:, 1:], 1)  # first of equal maxima
+    scores = conf[:, 0] * conf[np.arange(len(cls)), 1 + cls]
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), scores, cls
+
+
+def _yolo_check(src, raw, gh, gw, stride, anchors, sigmoid):
+    n = src.shape[0]
+    boxes, scores, cls = _yolo_ref(src, gh, gw, stride, anchors, sigmoid)
+    got = np.frombuffer(raw, np.float32, 5 * n)
+    got_boxes, got_scores = got[:4 * n].reshape(n, 4), got[4 * n:]
+    got_cls = np.frombuffer(raw, np.int32, n, 20 * n)
+    for name, ours, ref in (("boxes", got_boxes, boxes), ("scores", got_scores, scores)):
+        err = float(np.max(np.abs(ours - ref) / np.maximum(1.0, np.abs(ref))))
+        if not err <= 1e-4:
+            return f"{name}: error {err:.3g} > 1e-4"
+    if not np.array_equal(got_cls, cls):
+        return f"classes differ at {np.flatnonzero(got_cls != cls)[:5].tolist()}"
+    return None
+
+
+# anchor-free (YOLOX: 1 anchor, raw xy offsets, log sizes) and anchor-based (YOLOv5's
+# anchors of its stride-8 level), logits or probabilities, a tie between two classes
+for k, (gh, gw, stride, anchors, nc, sigmoid) in enumerate(
+        [(5, 7, 8.0, None, 3, True), (4, 3, 32.0, None, 1, False),
+         (3, 5, 8.0, [10.0, 13.0, 16.0, 30.0, 33.0, 23.0], 4, True),
+         (2, 6, 16.0, [30.0, 61.0, 62.0, 45.0], 2, False)]):
+    n = (1 if anchors is None else len(anchors) // 2) * gh * gw
+    rng = np.random.RandomState(190 + k)
+    data = rng.normal(0, 1.5, (n, 5 + nc)).astype(np.float32)
+    if not sigmoid:
+        data[:, 4:] = rng.uniform(0, 1, (n, 1 + nc))
+        if anchors is not None:
+            data[:, :4] = rng.normal(0, 2, (n, 4))
+    if nc > 1:
+        data[3, 6] = data[3, 5]  # equal class scores: the lower class wins
+    args = (f"{gh}, {gw}, {stride!r}f, {'fd' if anchors else 'NULL'}, "
+            f"{'true' if sigmoid else 'false'}, (float*)x, (int32_t*)(x + {4 * n})")
+    add(f"yolo_decode_{k}", "tinycv_yolo_decode_f32", "f32", (0, n, 5 + nc, 1), (n, 4, 1), args,
+        src_data=list(data.ravel()), float_data=list(anchors or []), out_extra=8 * n,
+        check=lambda x, raw, gh=gh, gw=gw, stride=stride, anchors=anchors, sigmoid=sigmoid:
+            _yolo_check(x[..., 0], raw, gh, gw, stride, anchors, sigmoid))
+
 # --- refusals: sizes or channels that do not fit; the function must write nothing --------
 for fn, dt, src, dst, args in [
         ("tinycv_transpose_ui8", "ui8", (1, 5, 7, 3), (5, 7, 3), ""),
@@ -392,7 +464,9 @@ for fn, dt, src, dst, args in [
         ("tinycv_letterbox_linear_ui8", "ui8", (1, 5, 7, 3), (8, 8, 1), "0.0, 0, 0, 0"),
         ("tinycv_topk_f32", "f32", (1, 1, 5, 1), (1, 6, 1), ""),
         ("tinycv_nms_f32", "f32", (1, 5, 3, 1), (1, 5, 1), "f, 0.5f, 0.5f, 0, ws"),
-        ("tinycv_box_decode_f32", "f32", (1, 5, 4, 1), (4, 4, 1), "f, f")]:
+        ("tinycv_box_decode_f32", "f32", (1, 5, 4, 1), (4, 4, 1), "f, f"),
+        ("tinycv_yolo_decode_f32", "f32", (1, 7, 8, 1), (7, 4, 1), "2, 3, 8.0f, NULL, true, 0, 0"),
+        ("tinycv_yolo_decode_f32", "f32", (1, 12, 8, 1), (12, 4, 1), "2, 3, 8.0f, NULL, true, 0, 0")]:
     add(f"refuse_{len(CASES)}_{fn[7:]}", fn, dt, src, dst, args, refused=True,
         doubles=[1, 0, 0, 0, 1, 0])
 
@@ -499,7 +573,7 @@ int main(void)
         es = _ESIZE[c.out_dtype]
         src_es = _ESIZE[c.src_dtype or c.dtype]
         dr, dc, dcn = c.dst
-        dbytes = dr * dc * dcn * es
+        dbytes = dr * dc * dcn * es + c.out_extra
         args = f", {c.args}" if c.args else ""
         doubles = ", ".join(repr(float(v)) for v in c.doubles) or "0"
         floats = ", ".join(repr(float(v)) + "f" for v in c.floats) or "0"
@@ -515,9 +589,12 @@ int main(void)
         static int32_t ws[{max(1, c.workspace)}];
         TinyMat s = {{{rows}, {cols}, {cn}, 0}}, d = {{{dr}, {dc}, {dcn}, 0}};
         int e0 = tinycv_test_errors;
+        unsigned char* x;
         (void)t; (void)f; (void)fd; (void)sd; (void)ws;
         {fill}
         d.data = make_output({dbytes});
+        x = (unsigned char*)d.data + {dr * dc * dcn * es};
+        (void)x;
         {c.fn}(&s, &d{args});
         finish("{c.id}", (unsigned char*)d.data, {dbytes}, {int(c.refused)}, tinycv_test_errors - e0);
         free(s.data);

@@ -39,6 +39,11 @@ def problems(stdout: str, cases: List[Case] = CASES) -> List[str]:
             if errors != 1 or not untouched:
                 bad.append(f"{c.id}: not refused cleanly (errors={errors}, untouched={untouched})")
             continue
+        if c.check is not None:
+            problem = c.check(c.input(), got[c.id])
+            if problem:
+                bad.append(f"{c.id}: {problem}")
+            continue
         ours = np.frombuffer(got[c.id], NP[c.out_dtype]).reshape(c.dst)
         ref = c.expected().astype(NP[c.out_dtype])
         if c.out_dtype == "f32":

@@ -43,7 +43,8 @@ class Compiled:
             os.makedirs(out_dir)
             args = []
             for i, (arr, desc) in enumerate(zip(inputs, in_descs)):
-                arr = np.ascontiguousarray(arr, dtype=numpy_dtype(desc["dtype"]))
+                # (asarray: ascontiguousarray would make a 0-d input 1-d)
+                arr = np.asarray(arr, dtype=numpy_dtype(desc["dtype"]), order="C")
                 arr.astype(arr.dtype.newbyteorder("<")).tofile(
                     os.path.join(in_dir, f"input_{i}.bin"))
                 args += ["-s", f"{i}:{','.join(str(d) for d in arr.shape)}"]

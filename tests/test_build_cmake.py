@@ -117,7 +117,7 @@ def test_incremental_builds(project):
                 and f != "options.txt"], left
 
 
-@pytest.mark.parametrize("target", ["arm64", "cortex-m3"])
+@pytest.mark.parametrize("target", ["arm64", "cortex-m3", "cortex-m55"])
 def test_digits_sample_cross_built_and_run_by_ctest(target, tmp_path):
     require_tools("cmake", "ninja", "ctest")
     require_target(target)

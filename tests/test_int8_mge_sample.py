@@ -1,6 +1,8 @@
 """The int8 digits sample: samples/digits/digits_int8.mge, made by make_model.py with
 MegEngine's own post-training quantization of the fp32 digits CNN, built by `scons
-run-digits-int8` from the same main.c as the fp32 app.
+run-digits-int8` from the same main.c as the fp32 app; and samples/digits/
+digits_int8_qdq.onnx (make_qdq_model.py: onnxruntime's QDQ quantization of the same network),
+`scons run-digits-int8-qdq`.
 
 Checked against MegEngine running the committed .mge on the sample's 100 real held-out
 digits: bit-exact logits on the host and on each target (qemu-user Arm64, Cortex-M4 on
@@ -20,11 +22,21 @@ from megcc_builder.host import compile_and_run
 DIGITS_DIR = os.path.join(ROOT, "samples", "digits")
 INT8 = os.path.join(DIGITS_DIR, "digits_int8.mge")
 FP32 = os.path.join(DIGITS_DIR, "digits.mge")
+QDQ = os.path.join(DIGITS_DIR, "digits_int8_qdq.onnx")  # make_qdq_model.py
 
 
 def _images():
     data = np.load(os.path.join(DIGITS_DIR, "digits_test.npz"))
     return data["x"].astype(np.float32), data["y"].astype(np.int64)
+
+
+def _onnxruntime_logits(images):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.qdqisint8allowed", "1")
+    return ort.InferenceSession(QDQ, so, providers=["CPUExecutionProvider"]).run(
+        None, {"data": images})[0]
 
 
 def _megengine_logits(path, images):
@@ -53,7 +65,7 @@ def _size(report: str):
     return (int(m.group(1)), int(m.group(3))) if m else None
 
 
-@pytest.mark.parametrize("target", ["x86_64", "arm64", "cortex-m4"])
+@pytest.mark.parametrize("target", ["x86_64", "arm64", "cortex-m4", "cortex-m55"])
 def test_int8_sample_on_target(target, tmp_path, summary):
     t = require_target(target)
     build_dir = str(tmp_path / "build")
@@ -63,7 +75,7 @@ def test_int8_sample_on_target(target, tmp_path, summary):
     images, labels = _images()
     ref = _megengine_logits(INT8, images)
     results = {}
-    for app in ("digits_int8", "digits"):
+    for app in ("digits_int8", "digits", "digits_int8_qdq"):
         proc = run(t.run_command(os.path.join(out_dir, app)), timeout=300)
         assert proc.stdout.startswith(f"{app}: model ")
         got_labels, preds, logits, correct = parse_digits(proc.stdout)
@@ -71,12 +83,21 @@ def test_int8_sample_on_target(target, tmp_path, summary):
         results[app] = (correct, logits, _size(open(os.path.join(out_dir, f"{app}.size.txt")).read()))
     correct8, logits8, size8 = results["digits_int8"]
     correct32, _, size32 = results["digits"]
+    correctq, logitsq, sizeq = results["digits_int8_qdq"]
     assert np.array_equal(logits8, ref), "int8 logits differ from MegEngine's"
     assert correct8 >= 95 and correct8 >= correct32 - 2
-    line = f"digits sample on {target}: int8 {correct8}/100, fp32 {correct32}/100"
+    # the ONNX QDQ app: the host's portable build of the same model bit for bit, and
+    # onnxruntime's predictions (its fused int8 kernels)
+    (host_q,) = compile_and_run(QDQ, {"data": images}).values()
+    assert np.array_equal(np.asarray(logitsq, np.float32), host_q)
+    ort_pred = _onnxruntime_logits(images).argmax(1)
+    agree = int(np.sum(np.argmax(logitsq, 1) == ort_pred))
+    assert agree >= 99 and correctq >= 95 and correctq >= correct32 - 2
+    line = (f"digits sample on {target}: int8 {correct8}/100 (MegEngine), int8 QDQ "
+            f"{correctq}/100 (top-1 = onnxruntime's on {agree}/100), fp32 {correct32}/100")
     if t.baremetal:
-        (flash8, ram8), (flash32, ram32) = size8, size32
-        line += (f"; flash int8 {flash8} B vs fp32 {flash32} B, RAM int8 {ram8} B vs fp32 "
-                 f"{ram32} B")
-        assert flash8 < flash32 and ram8 < ram32
+        (flash8, ram8), (flash32, ram32), (flashq, ramq) = size8, size32, sizeq
+        line += (f"; flash int8 {flash8} B, int8 QDQ {flashq} B vs fp32 {flash32} B; RAM int8 "
+                 f"{ram8} B, int8 QDQ {ramq} B vs fp32 {ram32} B")
+        assert flash8 < flash32 and ram8 < ram32 and flashq < flash32 and ramq < ram32
     summary(line)

@@ -16,7 +16,8 @@ import pytest
 from build_support import (ROOT, SCONS, TOL, max_rel_err, parse_classify, parse_digits,
                            require_target, run, scons_env, synthetic_image)
 
-TARGETS = ["x86_64", "x86_64-v3", "arm64", "armv7", "riscv64", "cortex-m4", "cortex-m3"]
+TARGETS = ["x86_64", "x86_64-v3", "arm64", "armv7", "riscv64", "cortex-m4", "cortex-m55",
+           "cortex-m3"]
 CLASSIFY = {"classify_width": "0.25", "classify_size": "64"}
 DIGITS_MGE = os.path.join(ROOT, "samples", "digits", "digits.mge")
 
@@ -47,9 +48,17 @@ def host_classify(mge_path: str):
     return x, out.ravel()
 
 
+# Targets whose emulated board cannot hold the classify sample's 1.9 MB of embedded
+# weights: qemu's MPS3-AN547 (cortex-m55) reads its reset vector from the 512 KB ITCM, the
+# only region that can serve as flash for a semihosted -kernel ELF. Digits runs there.
+NO_CLASSIFY = {"cortex-m55"}
+
+
 def build(target: str, build_dir: str) -> None:
+    classify = target not in NO_CLASSIFY
     run([*SCONS, "-C", ROOT, "-Q", "-j2", f"target={target}", f"build_dir={build_dir}",
-         "classify=1", *(f"{k}={v}" for k, v in CLASSIFY.items())], env=scons_env())
+         f"classify={int(classify)}", *(f"{k}={v}" for k, v in CLASSIFY.items())],
+        env=scons_env())
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -69,6 +78,8 @@ def test_samples_run_on_target(target, tmp_path):
     assert correct == sum(p == l for p, l in zip(preds, labels)) and correct >= 95
 
     # classify: MobileNetV1 x0.25 on the synthetic image, all 1000 outputs compared.
+    if target in NO_CLASSIFY:
+        return _check_digits_budget(t, target, out_dir)
     prog = os.path.join(out_dir, "classify", "classify")
     blob = os.path.join(out_dir, "classify", "classify.megcc", "classify.tiny")
     args = [] if t.baremetal else [blob, "--hex", "-t", "1"]
@@ -80,6 +91,10 @@ def test_samples_run_on_target(target, tmp_path):
     assert max_rel_err(outs, ref) <= TOL
     assert top == [int(i) for i in np.argsort(-ref, kind="stable")[:5]]
 
+    _check_digits_budget(t, target, out_dir)
+
+
+def _check_digits_budget(t, target: str, out_dir: str) -> None:
     report = open(os.path.join(out_dir, "digits", "digits.size.txt")).read()
     print(report)
     if t.baremetal:

@@ -188,3 +188,101 @@ int main(void) {
     nm = subprocess.run(["nm", str(exe)], capture_output=True, text=True).stdout
     assert "pthread_create" not in nm
     assert subprocess.run([str(exe)], capture_output=True, text=True).stdout == "ok\n"
+
+
+def _split_kernels_model(nhwc: bool = True):
+    """A model whose every kernel is one of the newly split ones: an NHWC input folded into
+    a 3x3 conv with a PReLU epilogue (padding copy of an NHWC image), a 3x3 conv on 32x48x48
+    (the packed GEMM's zero-padding copy by channels), max and average plane pooling (by
+    ranges of planes), a depthwise and a 1x1 conv (NCHW44 when compiled so: by output
+    channel blocks), a softmax over 128 channels (by ranges of positions)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    inits, nodes = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def conv(x, y, cin, cout, k, s=1, g=1):
+        w = rng.standard_normal((cout, cin // g, k, k)) * np.sqrt(2.0 / (cin // g * k * k))
+        nodes.append(helper.make_node("Conv", [x, const(f"{y}_w", w),
+                                               const(f"{y}_b", rng.normal(0, 0.1, cout))], [y],
+                                      kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4,
+                                      group=g))
+
+    shape = [1, 96, 96, 4] if nhwc else [1, 4, 96, 96]
+    if nhwc:
+        nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]))
+    conv("xt" if nhwc else "x", "c1", 4, 32, 3, 2)
+    nodes.append(helper.make_node("PRelu", ["c1", const("slope", rng.uniform(0.1, 0.3, (32, 1, 1)))],
+                                  ["p1"]))
+    conv("p1", "c2", 32, 32, 3)
+    nodes.append(helper.make_node("Relu", ["c2"], ["r2"]))
+    nodes.append(helper.make_node("MaxPool", ["r2"], ["m"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[3, 3],
+                                  pads=[1, 1, 1, 1]))
+    conv("a", "d", 32, 32, 3, 1, 32)
+    conv("d", "e", 32, 128, 1)
+    nodes.append(helper.make_node("Softmax", ["e"], ["y"], axis=1))
+    graph = helper.make_graph(nodes, "split", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("isa,nchw44", [("native", False), ("native", True), ("generic", True)])
+def test_split_pooling_padding_nchw44_prelu_nhwc_bitwise_identical(isa, nchw44):
+    """The kernels split by part 3 of issue 14 give the one-thread bytes on 2 and 3 threads;
+    their output matches onnxruntime."""
+    need_tool("gcc")
+    import onnxruntime as ort
+
+    model = _split_kernels_model()
+    sessions = {n: InferenceSession(model, threads=n, isa=isa, enable_nchw44=nchw44)
+                for n in (1, 2, 3)}
+    kernels = kernels_ran(sessions[1])
+    assert any("_prelu" in k for k in kernels), kernels
+    if nchw44:
+        assert any(k.startswith("conv_nchw44_dense") for k in kernels), kernels
+        assert any(k.startswith("conv_nchw44_depthwise") for k in kernels), kernels
+    else:
+        assert any("_nhwc" in k for k in kernels), kernels
+        if host_level() in ("x86_64-v3", "x86_64-v4"):
+            assert any(k.startswith("maxpool") and "avx2" in k for k in kernels), kernels
+            assert any(k.startswith("avgpool") and "avx2" in k for k in kernels), kernels
+            assert any(k.startswith("conv2d_gemm") for k in kernels), kernels
+            assert any(k.startswith("softmax_f32_strided") for k in kernels), kernels
+    feeds = feeds_of(sessions[1], seed=4)
+    want = sessions[1].run(None, feeds)
+    ref = ort.InferenceSession(model.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(want[0], ref[0], rtol=1e-4, atol=1e-5)
+    for n in (2, 3):
+        for _ in range(2):
+            got = sessions[n].run(None, feeds)
+            assert got[0].tobytes() == want[0].tobytes(), f"{n} threads differ from 1"
+
+
+def test_portable_depthwise_split_bitwise_identical():
+    """The portable depthwise loop (level generic) split by ranges of output channels."""
+    need_tool("gcc")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.standard_normal((48, 1, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=48, pads=[1, 1, 1, 1])], "dw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 48, 40, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sessions = {n: InferenceSession(model, threads=n, isa="generic") for n in (1, 2, 3)}
+    assert any(k.startswith("conv2d_depthwise") for k in kernels_ran(sessions[1]))
+    feeds = feeds_of(sessions[1], seed=9)
+    want = sessions[1].run(None, feeds)[0]
+    for n in (2, 3):
+        assert sessions[n].run(None, feeds)[0].tobytes() == want.tobytes()

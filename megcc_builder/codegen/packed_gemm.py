@@ -95,11 +95,13 @@ static inline void megcc_{n}_ukr_{mr}x{nv * vw}(int32_t kc, const float *a, cons
 def _epi(s: Simd) -> str:
     return f"""
 /* What happens to a finished micro-tile: accumulate onto C (a later K block), and on the
- * last K block add the bias (per row = output channel, or per column) and clamp. */
+ * last K block add the bias (per row = output channel, or per column) and clamp (clamp 1:
+ * to [lo, hi]; clamp 2: a PReLU with one slope per row, slope_m, read only then). */
 typedef struct {{
     int32_t accumulate, finish, clamp;
     const float *bias_m, *bias_n;
     float lo, hi;
+    const float *slope_m;
 }} megcc_{s.name}_epi;
 """
 
@@ -124,9 +126,12 @@ static inline void megcc_{s.name}_put(float *c, {', '.join(f'{s.vtype} {v}' for 
         if (e->bias_n) {{
             {each("{v} = " + s.add("{v}", s.load("e->bias_n + {o}")) + ";")}
         }}
-        if (e->clamp) {{  /* max(lo, v) keeps a NaN v */
+        if (e->clamp == 1) {{  /* max(lo, v) keeps a NaN v */
             const {s.vtype} lo = {s.set1("e->lo")}, hi = {s.set1("e->hi")};
             {each("{v} = " + s.min("hi", s.max("lo", "{v}")) + ";")}
+        }} else if (e->clamp == 2) {{  /* PReLU: max(0, v) + slope * min(0, v) */
+            const {s.vtype} sm = {s.dup("e->slope_m + r")}, z = {s.zero};
+            {each("{v} = " + s.fma(s.max("z", "{v}"), "sm", s.min("z", "{v}")) + ";")}
         }}
     }}
     {each(s.store("c + {o}", "{v}") + ";")}
@@ -193,6 +198,7 @@ def _block(s: Simd) -> str:
     float *cp = C + (int64_t)i * ldc + j;
     e.bias_n = e0->bias_n ? e0->bias_n + j : 0;
     e.bias_m = e0->bias_m ? e0->bias_m + i : 0;
+    if (e0->clamp == 2) e.slope_m = e0->slope_m + i;
     if (nr <= {s.vw}) {{
         megcc_{n}_edge(mr, kc, ap, bp, cp, ldc, nr, &e);
         continue;
@@ -256,6 +262,7 @@ static void megcc_{n}_gemm_part(void *arg, int32_t begin, int32_t end) {{
     if (g->by_rows) {{
         const int32_t i0 = begin * {mr}, i1 = end * {mr} < g->M ? end * {mr} : g->M;
         if (e.bias_m) e.bias_m += i0;
+        if (e.clamp == 2) e.slope_m += i0;
         megcc_{n}_gemm_block(i1 - i0, g->N, g->K, g->k0, g->kc, g->A + (int64_t)i0 * g->K,
                              g->B, g->b_ps, g->C + (int64_t)i0 * g->ldc, g->ldc, g->mc, &e);
     }} else {{
@@ -643,5 +650,5 @@ def epilogue_setup(act, c_float):
     """(C statements setting e.clamp/lo/hi of a megcc_<simd>_epi, scalar pass needed)."""
     clamp, scalar = vector_clamp(act, c_float)
     if clamp is None:
-        return "e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f;", scalar
-    return f"e.clamp = 1; e.lo = {clamp[0]}; e.hi = {clamp[1]};", scalar
+        return "e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;", scalar
+    return f"e.clamp = 1; e.lo = {clamp[0]}; e.hi = {clamp[1]}; e.slope_m = 0;", scalar

@@ -188,7 +188,7 @@ class ParamSchema:
                     return ""
                 if n < 0 or pos + n > len(words):
                     return ""
-                parts.append(f"{prm.name}=[{','.join(str(w) for w in words[pos:pos + n])}]")
+                parts.append(f"{prm.name}=[{','.join(repr(w) for w in words[pos:pos + n])}]")
                 pos += n
                 continue
             if pos >= len(words):
@@ -199,8 +199,8 @@ class ParamSchema:
             if prm.kind == "f32":
                 val = struct.unpack("<f", struct.pack("<I", w & 0xFFFFFFFF))[0]
                 parts.append(f"{prm.name}={val:g}")
-            else:
-                parts.append(f"{prm.name}={w}")
+            else:  # (repr: a run-time param shows its expression, not its hint)
+                parts.append(f"{prm.name}={w!r}")
         return " ".join(parts) if pos == len(words) else ""
 
 

@@ -35,7 +35,9 @@ import numpy as np
 
 from ..ir import CompileError, Graph, Op, Tensor
 from ..ir.dtypes import dtype_of_numpy, numpy_dtype
+from ..ir import symbolic
 from . import mge_quant
+from .dims import SymbolMaker, SymbolSpec
 from .model_file import require_regular_file
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -49,17 +51,146 @@ ONNX_ELEM_TYPE = {
 
 
 # ====================================================================== entry point
-def load_mge(path: str, input_shapes: Optional[dict] = None) -> Graph:
+def load_mge(path: str, input_shapes: Optional[dict] = None,
+             symbols: Optional[SymbolSpec] = None) -> Graph:
     """Translate the MegEngine model at `path` into a Graph.
 
     `input_shapes` maps input names to shapes; inputs not named keep the shape
     stored in the model.  MegEngine re-infers every var's shape for the new
-    input shapes, so the shape sub-graphs stay consistent.
+    input shapes, so the shape sub-graphs stay consistent.  A dimension given as a
+    name (`data=(N,3,H,W)`) is a run-time symbol (docs/dynamic-shapes.md): see
+    `_load_symbolic`.
     """
+    input_shapes = input_shapes or {}
+    if any(isinstance(d, str) for shape in input_shapes.values() for d in shape):
+        return _load_symbolic(path, input_shapes, symbols)
+    graph, _ = _convert(path, input_shapes)
+    if symbols is not None:  # bounds or hints for a model without symbols: a mistake
+        SymbolMaker(graph, symbols, path).check_spec()
+    return graph
+
+
+def _convert(path: str, input_shapes: dict):
+    """(Graph, MegEngine input var name -> IR input name) of the model at these static
+    input shapes."""
     with _without_native_info_logs():
         net = _load_network(path)
-        _override_input_shapes(net, path, input_shapes or {})
-        return _Converter(net, path).run()
+        _override_input_shapes(net, path, input_shapes)
+        graph = _Converter(net, path).run()
+        names = {v.name: graph.inputs[k] for k, v in enumerate(net.input_vars)}
+    return graph, names
+
+
+def _load_symbolic(path: str, input_shapes: dict, symbols: Optional[SymbolSpec]) -> Graph:
+    """A Graph whose inputs have symbolic dimensions.
+
+    MegEngine's graph only has static shapes, so the model is converted at the symbols'
+    hints and the inputs then get their symbolic shapes back: the compiler re-infers every
+    other tensor's shape from the ops (ir/infer.py), with the shape arithmetic MegEngine
+    recorded (GetVarShape -> Subtensor -> Concat -> Reshape, the default
+    `trace(symbolic_shape=True)`) folded into expressions. A converter that read a
+    dimension's value would have baked it into an attribute or a constant: the model is
+    also converted at other values of the symbols and the two graphs must be the same but
+    for their tensor shapes (`_same_translation`), or the dimension cannot stay dynamic.
+    """
+    holder = Graph(source=path)
+    maker = SymbolMaker(holder, symbols, path)
+    sym_shapes = {name: tuple(maker.symbol(d, k) if isinstance(d, str) else int(d)
+                              for k, d in enumerate(shape))
+                  for name, shape in input_shapes.items()}
+    maker.check_spec()
+    graph, names = _convert(path, {n: symbolic.substitute_hints(s)
+                                   for n, s in sym_shapes.items()})
+    graph.symbols, graph.default_bounded = holder.symbols, holder.default_bounded
+    _check_reshapes_fit(path, graph)
+    _check_translation_at_other_sizes(path, graph, sym_shapes)
+    for name, shape in sym_shapes.items():
+        ir_name = names[name]
+        t = graph.tensors[ir_name]
+        graph.tensors[ir_name] = Tensor(ir_name, shape, t.dtype, quant=t.quant)
+    return graph
+
+
+def _check_reshapes_fit(path: str, graph: Graph) -> None:
+    """A reshape whose target was traced as a constant (`trace(symbolic_shape=False)`)
+    only fits the traced size; MegEngine does not check it when the input shape changes,
+    so a size that does not fit it shows as an element count that changed."""
+    for op in graph.ops:
+        if op.type != "Reshape" or graph.tensors[op.inputs[1]].data is None:
+            continue
+        x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x.numel != y.numel:
+            target = tuple(int(v) for v in graph.tensors[op.inputs[1]].data.reshape(-1))
+            raise CompileError(
+                f"dimension {', '.join(sorted(graph.symbols))} cannot stay dynamic: MegEngine "
+                f"opr '{op.name}' reshapes to the constant shape {target}, which only fits the "
+                "size the model was traced at (trace with symbolic_shape=True to keep shapes "
+                "computed); give the shapes with --input-shapes", path, op.name)
+
+
+def _other_values(graph: Graph):
+    """Symbol values other than the hints, within the bounds, for the translation check
+    (every value changed and none 1, as in dynamic_check.probe_dims)."""
+    for step in (lambda h: 2 * h, lambda h: h + 32, lambda h: h + 1, lambda h: h * 3 // 2,
+                 lambda h: h // 2, lambda h: h - 1):
+        values = {n: min(max(step(h), lo), hi) for n, (lo, hi, h) in graph.symbols.items()}
+        # (a symbol its bounds pin keeps its one value)
+        if all(v != h and v != 1 for n, v in values.items()
+               for lo, hi, h in [graph.symbols[n]] if lo < hi):
+            yield values
+
+
+def _check_translation_at_other_sizes(path: str, graph: Graph, sym_shapes: dict) -> None:
+    tried = []
+    for values in _other_values(graph):
+        shapes = {n: tuple(symbolic.evaluate(d, values) for d in s)
+                  for n, s in sym_shapes.items()}
+        try:
+            other, _ = _convert(path, shapes)
+        except CompileError as exc:  # MegEngine refuses this size: try another one
+            tried.append(exc.message)
+            continue
+        _same_translation(path, graph, other, values)
+        return
+    if not any(lo < hi for lo, hi, _ in graph.symbols.values()):
+        return  # every symbol is pinned by its bounds: nothing else to compare with
+    reason = tried[0] if tried else "the bounds leave no other value"
+    raise CompileError(f"dimension {', '.join(sorted(graph.symbols))} cannot stay dynamic: "
+                       f"MegEngine accepts the model at no other size than the hints "
+                       f"({reason}); give the shapes with --input-shapes", path)
+
+
+def _translation(graph: Graph):
+    """What a translation is made of, except the shapes of run-time tensors."""
+    ops = [(op.type, tuple(op.inputs), tuple(op.outputs), repr(sorted(op.attrs.items())))
+           for op in graph.ops]
+    consts = {n: (t.dtype, tuple(t.shape), t.data.tobytes())
+              for n, t in graph.tensors.items() if t.data is not None}
+    return ops, consts
+
+
+def _same_translation(path: str, graph: Graph, other: Graph, values: dict) -> None:
+    ops, consts = _translation(graph)
+    ops2, consts2 = _translation(other)
+    at = ", ".join(f"{n}={v}" for n, v in sorted(values.items()))
+    blame = None
+    for k, (a, b) in enumerate(zip(ops, ops2)):
+        changed = [n for n in a[1] if consts.get(n) != consts2.get(n)]
+        if a != b or changed:
+            what = (f"constant input '{changed[0]}'" if a == b else
+                    "its attributes" if a[:3] == b[:3] else "its translation")
+            blame = (graph.ops[k], what)
+            break
+    if blame is None and len(ops) != len(ops2):
+        blame = (graph.ops[min(len(ops), len(ops2)) - 1], "the number of operators")
+    if blame is None:
+        return
+    op, what = blame
+    names = ", ".join(sorted(graph.symbols))
+    raise CompileError(f"dimension {names} cannot stay dynamic: MegEngine opr '{op.name}' "
+                       f"({op.type}) becomes a different {what} at {at} (its value is fixed in "
+                       "the dumped graph, e.g. a shape traced as a constant); give the shapes "
+                       "with --input-shapes", path, op.name)
 
 
 # MegEngine's C++ side writes "info:"/"debug:" lines (a CUDA banner, driver probing)

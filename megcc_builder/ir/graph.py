@@ -126,6 +126,9 @@ class Graph:
         self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
         # (node, op type, why) of quantized-model ops left in float (passes/qdq.py)
         self.quant_notes: List[Tuple[str, str, str]] = []
+        # (node, op type, why) of integer ops left in float requantization by
+        # enable_fixed_point_requant (passes/fixed_requant.py)
+        self.fixed_point_notes: List[Tuple[str, str, str]] = []
         # run-time dimensions: symbol name -> (min, max, hint); empty for a static graph
         self.symbols: Dict[str, Tuple[int, int, int]] = {}
         # symbols whose upper bound is the default: the compiler may lower it so that

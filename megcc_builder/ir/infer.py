@@ -247,6 +247,15 @@ def _runs_with_symbolic_shape(graph: Graph, op: Op) -> bool:
         fold_values(graph, op) is None and symbolic_shapes(graph, op) is not None
 
 
+def _folded_dtype(graph: Graph, op: Op) -> str:
+    """dtype of shape arithmetic folded into Syms: the op's (MegEngine computes shapes in
+    int32, ONNX exporters in int64)."""
+    if op.type == "Cast":
+        return from_onnx_elem_type(int(op.attrs["to"]))
+    data = graph.tensors[op.inputs[0]]
+    return data.dtype if data.dtype in ("int32", "int64") else "int64"
+
+
 def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
     """Constant inputs holding Syms become int64 values pinned on their hints (except the
     shape operands `keep`, which the symbolic shape rules read)."""
@@ -255,7 +264,10 @@ def _specialise_values(graph: Graph, op: Op, keep=()) -> None:
             continue
         if n and is_symbolic_value(graph.tensors[n].data):
             t = graph.tensors[n]
-            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=specialise_value(t.data))
+            from .dtypes import numpy_dtype
+
+            value = specialise_value(t.data).astype(numpy_dtype(t.dtype))  # (int32 shapes)
+            graph.tensors[n] = Tensor(n, t.shape, t.dtype, data=value)
 
 
 def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:
@@ -319,7 +331,12 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
             values = fold_values(graph, op)  # shape arithmetic on symbolic dims
             if values is not None:
                 for name, value in zip([o for o in op.outputs if o], values):
-                    graph.add_const(name, value, "int64" if value.dtype == object else None)
+                    dtype = None
+                    if value.dtype.kind in "iuO":  # keep the op's integer type
+                        dtype = _folded_dtype(graph, op)
+                        if value.dtype != object:
+                            value = value.astype(dtype)
+                    graph.add_const(name, value, dtype)
                 return
             _specialise_values(graph, op)
         _fold(graph, op)

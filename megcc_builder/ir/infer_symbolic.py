@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .graph import Graph, Op
-from .symbolic import Sym, broadcast_shapes, floordiv, smax, smin
+from .symbolic import Sym, broadcast_shapes, floordiv, known, smax, smin
 
 Shape = tuple
 
@@ -31,7 +31,7 @@ UNARY = {"Relu", "Sigmoid", "Tanh", "Clip", "Cast", "CastLike", "HardSigmoid", "
          "ThresholdedRelu", "Celu", "Hardmax", "IsNaN", "IsInf", "Shrink", "Swish",
          "QuantizeLinear", "DequantizeLinear", "Asin", "Acos", "Atan", "Sinh", "Cosh",
          "Asinh", "Acosh", "Atanh", "Trilu", "CumSum", "BitwiseNot",
-         "MeanVarianceNormalization"}
+         "MeanVarianceNormalization", "LpNormalization", "ScatterElements", "ScatterND"}
 BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal", "Less",
              "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where", "PRelu",
              "Mod", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor"}
@@ -424,6 +424,103 @@ def _argreduce(graph: Graph, op: Op) -> List[Shape]:
     return [tuple(x)]
 
 
+def _topk(graph: Graph, op: Op) -> List[Shape]:
+    x = list(_shape(graph, op.inputs[0]))
+    k = _values(graph, op, 1)
+    if k is None or len(k) != 1:
+        raise _NoRule()
+    axis = int(op.attrs.get("axis", -1))
+    axis = axis + len(x) if axis < 0 else axis
+    if k[0] > x[axis]:  # guarded: k fits the axis
+        raise _NoRule()
+    x[axis] = k[0]
+    return [tuple(x), tuple(x)]
+
+
+def _depth_to_space(graph: Graph, op: Op) -> List[Shape]:
+    n, c, h, w = _shape(graph, op.inputs[0])
+    b = int(op.attrs["blocksize"])
+    if op.type == "DepthToSpace":
+        if c % (b * b) != 0:
+            raise _NoRule()
+        return [(n, floordiv(c, b * b), h * b, w * b)]
+    if h % b != 0 or w % b != 0:  # guarded: the blocks tile the plane
+        raise _NoRule()
+    return [(n, c * b * b, floordiv(h, b), floordiv(w, b))]
+
+
+def _gather_elements(graph: Graph, op: Op) -> List[Shape]:
+    x, ind = _shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])
+    if len(x) != len(ind):
+        raise _NoRule()
+    return [ind]
+
+
+def _one_hot(graph: Graph, op: Op) -> List[Shape]:
+    ind = list(_shape(graph, op.inputs[0]))
+    depth = _values(graph, op, 1)
+    if depth is None or len(depth) != 1 or isinstance(depth[0], Sym):
+        raise _NoRule()
+    axis = int(op.attrs.get("axis", -1))
+    axis = axis + len(ind) + 1 if axis < 0 else axis
+    ind.insert(axis, int(depth[0]))
+    return [tuple(ind)]
+
+
+def _gather_nd(graph: Graph, op: Op) -> List[Shape]:
+    x, ind = _shape(graph, op.inputs[0]), _shape(graph, op.inputs[1])
+    b = int(op.attrs.get("batch_dims", 0))
+    last = ind[-1]
+    if isinstance(last, Sym):
+        raise _NoRule()
+    return [tuple(ind[:-1]) + tuple(x[b + int(last):])]
+
+
+def _recurrent(graph: Graph, op: Op) -> List[Shape]:
+    """LSTM / GRU / RNN: Y, Y_h (and LSTM's Y_c), for both layouts."""
+    x = _shape(graph, op.inputs[0])
+    w = _shape(graph, op.inputs[1])
+    layout = int(op.attrs.get("layout", 0))
+    seq, batch = (x[1], x[0]) if layout else (x[0], x[1])
+    dirs, hidden = w[0], int(op.attrs["hidden_size"])
+    y = (batch, seq, dirs, hidden) if layout else (seq, dirs, batch, hidden)
+    state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
+    outs = []
+    for k, name in enumerate(op.outputs):
+        if name:
+            outs.append(y if k == 0 else state)
+    return outs
+
+
+def _einsum(graph: Graph, op: Op) -> List[Shape]:
+    """Explicit or implicit output, no ellipsis: each letter's extent from the operands
+    (equal extents of one letter are guarded)."""
+    eq = op.attrs["equation"]
+    eq = eq.decode() if isinstance(eq, bytes) else eq
+    eq = eq.replace(" ", "")
+    if "..." in eq:
+        raise _NoRule()
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len([n for n in op.inputs if n]):
+        raise _NoRule()
+    extent: Dict[str, object] = {}
+    for term, name in zip(terms, op.inputs):
+        shape = _shape(graph, name)
+        if len(term) != len(shape):
+            raise _NoRule()
+        for letter, d in zip(term, shape):
+            if letter in extent and not known(d, 1) and not known(extent[letter], 1):
+                if d != extent[letter]:
+                    raise _NoRule()
+            if letter not in extent or known(extent[letter], 1):
+                extent[letter] = d
+    if not _:
+        counts = {c: lhs.count(c) for c in set(lhs.replace(",", ""))}
+        rhs = "".join(sorted(c for c, k in counts.items() if k == 1))
+    return [tuple(extent[c] for c in rhs)]
+
+
 RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Conv": _conv_like, "QLinearConv": _conv_like, "ConvInteger": _conv_like,
     "ConvTranspose": lambda g, o: _conv_like(g, o, True),
@@ -435,7 +532,9 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Concat": _concat, "Split": _split, "Slice": _slice, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Resize": _resize, "Upsample": _resize, "Pad": _pad,
     "Gather": _gather, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
-    "ArgMin": _argreduce,
+    "ArgMin": _argreduce, "TopK": _topk, "DepthToSpace": _depth_to_space,
+    "SpaceToDepth": _depth_to_space, "GatherElements": _gather_elements, "OneHot": _one_hot,
+    "GatherND": _gather_nd, "Einsum": _einsum, "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
 }
 for _t in UNARY:
     RULES[_t] = _unary
@@ -473,6 +572,12 @@ def _trunc_div(a, b):
     if a >= 0 and b > 0:
         return floordiv(a, b)
     raise _NoRule()
+
+
+def _size_mod(a, b):
+    if b <= 0 or a < 0:  # guarded on symbolic operands
+        raise _NoRule()
+    return a % b
 
 
 def _fold_gather(op, vals):
@@ -548,6 +653,16 @@ def fold_values(graph: Graph, op: Op) -> Optional[List[np.ndarray]]:
         elif t == "Div":
             a, b = np.broadcast_arrays(vals[0], vals[1])
             out = np.array([_trunc_div(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))],
+                           dtype=object).reshape(a.shape)
+        elif t == "Size":  # of a value holding Syms: its own shape is static
+            out = np.array(vals[0].size, dtype=object)
+        elif t == "Shape":
+            start, end = op.attrs.get("start", 0), op.attrs.get("end", vals[0].ndim)
+            out = np.array(list(vals[0].shape)[start:end], dtype=object)
+        elif t == "Mod":
+            # sizes are positive: Python's modulus (fmod=0) and C's (fmod=1) agree
+            a, b = np.broadcast_arrays(vals[0], vals[1])
+            out = np.array([_size_mod(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))],
                            dtype=object).reshape(a.shape)
         elif t == "ReduceProd":
             out = _fold_reduce_prod(op, vals, graph.opset)

@@ -121,3 +121,35 @@ def channels_match(graph: Graph, op: Op, name: Optional[str], channels: int,
         raise graph.error(f"the {what} has {n} values; 1 or {channels} (one per channel) "
                           "expected", op)
     return n != 1, n
+
+
+# --- fixed-point requantization (CMSIS-NN style; kernels/quant/requant.py) ---------------
+def q31_multipliers(real) -> "tuple":
+    """(m, e) int32 arrays with real = m * 2^(e - 31), m in [2^30, 2^31) (0, 0 for 0); a
+    real multiplier must leave 31 - e in [1, 62] (the int64 product's range)."""
+    import numpy as np
+
+    real = np.asarray(real, np.float64).reshape(-1)
+    m = np.zeros(real.shape, np.int64)
+    e = np.zeros(real.shape, np.int64)
+    for i, r in enumerate(real):
+        if r == 0.0:
+            continue
+        frac, exp = np.frexp(r)  # r = frac * 2^exp, frac in [0.5, 1)
+        q = int(round(frac * (1 << 31)))
+        if q == 1 << 31:
+            q, exp = q // 2, exp + 1
+        m[i], e[i] = q, exp
+    return m.astype(np.int32), e.astype(np.int32)
+
+
+def fixed_point_problem(real) -> str:
+    """Why a multiplier cannot be requantized in fixed point ("" if it can)."""
+    import numpy as np
+
+    for r in np.asarray(real, np.float64).reshape(-1):
+        if not np.isfinite(r) or r < 0.0:
+            return f"the requantization multiplier {r:g} is not a finite non-negative number"
+        if r and not (2.0 ** -31 <= r < 2.0 ** 30):
+            return f"the requantization multiplier {r:g} is outside [2^-31, 2^30)"
+    return ""

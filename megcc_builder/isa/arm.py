@@ -80,7 +80,9 @@ ARM64_NEON = IsaSpec("arm64-neon", "AArch64 (*_neon and *_neon64 kernels)", "aar
 
 # Armv8.2-A with half-precision arithmetic (FEAT_FP16: Cortex-A55/A75 and later): the
 # arm64-neon kernels, plus float16 ones (`*_neon64fp16`, enable_ioc16) whose FMAs work on 8
-# halves per register (`fmla v.8h`). The f16 vocabulary is used by those kernels only.
+# halves per register (`fmla v.8h`). The f16 vocabularies say which float16 kernel families
+# the level has (conv/FC `gemm`, depthwise/pooling `direct`, `elementwise`/softmax); those
+# kernels are written for this one spelling (kernels/**/*_neon64fp16_f16.py).
 NEON64_FP16_TAG = KernelTag("neon64fp16", "defined(__ARM_NEON) && defined(__aarch64__) && "
                             "defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC)",
                             "-march=armv8.2-a+fp16", "arm_neon.h")
@@ -93,7 +95,8 @@ ARM64_FP16 = IsaSpec("arm64-fp16", "Armv8.2-A + FP16: the arm64-neon kernels and
                      "arithmetic (*_neon64fp16 kernels, enable_ioc16)", "aarch64",
                      frozenset({"asimd", "fphp", "asimdhp"}), ("-march=armv8.2-a+fp16",),
                      (NEON_TAG, NEON64_TAG, NEON64_FP16_TAG),
-                     {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16)},
+                     {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16, direct=NEON64_F16,
+                                                                   elementwise=NEON64_F16)},
                      ARM64_CORE)
 
 
@@ -136,3 +139,31 @@ ARM64_I8MM = IsaSpec("arm64-i8mm", "Armv8.6-A + i8mm (with dot product and FP16)
                      ("-march=armv8.2-a+fp16+dotprod+i8mm",),
                      ARM64_DOT_FP16.tags + (NEON64_I8MM_TAG,),
                      dict(ARM64_DOT_FP16.vectors), ARM64_CORE)
+
+
+# Cortex-M (bare metal, toolchains/cortex-m4.json, cortex-m55.json). No float vectors: the
+# float kernels stay portable C (scalar FPU code); the int8 kernels get their own code.
+# - cortex-m-dsp: the Armv7E-M / Armv8-M DSP extension (Cortex-M4, M7, M33, M55):
+#   `*_dsp` kernels on SMLAD (two 16 x 16 multiply-adds into a 32-bit sum per instruction)
+#   with SXTB16 to widen int8 pairs (arm_acle.h's __smlad, __sxtb16).
+# - cortex-m-mve: Armv8.1-M Helium (M-profile Vector Extension: Cortex-M55, M85): the
+#   `*_dsp` kernels plus `*_mve` ones on 128-bit vectors (arm_mve.h: vmladavaq_s8 sums 16
+#   int8 products into a scalar, vmlaq_n_s32 on 4 int32 lanes, tail predication).
+# -mcpu= names the core, so these levels add no flag of their own (the toolchain's -mcpu
+# enables them; kernels.c's guard checks the ACLE macros).
+CORTEX_M_DSP_TAG = KernelTag("dsp", "defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)",
+                             "-mcpu=cortex-m4 (or another core with the DSP extension)",
+                             "arm_acle.h")
+CORTEX_M_MVE_TAG = KernelTag("mve", "defined(__ARM_FEATURE_MVE)",
+                             "-mcpu=cortex-m55 (or another core with Helium)", "arm_mve.h")
+# Scalar cores: the float kernels are portable C on one FPU pipe (only ratios matter; the
+# int8 kernels' costs are in the portable kernel's units, kernels/quant/conv_dsp_s8.py).
+CORTEX_M_CORE = Core(portable_conv=1.0, portable_depthwise=1.0, portable_fc=1.0,
+                     fma_per_cycle=0.5, min_k_step=8.0, stream_bytes=2.0)
+CORTEX_M_DSP = IsaSpec("cortex-m-dsp", "Cortex-M with the DSP extension (M4, M7, M33): int8 "
+                       "kernels on SMLAD (*_dsp)", "cortex-m", frozenset({"dsp"}), (),
+                       (CORTEX_M_DSP_TAG,), {}, CORTEX_M_CORE)
+CORTEX_M_MVE = IsaSpec("cortex-m-mve", "Cortex-M with Helium (M55, M85): the *_dsp kernels and "
+                       "int8 kernels on MVE vectors (*_mve)", "cortex-m",
+                       frozenset({"dsp", "mve"}), (), (CORTEX_M_DSP_TAG, CORTEX_M_MVE_TAG), {},
+                       CORTEX_M_CORE)

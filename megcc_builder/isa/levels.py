@@ -12,6 +12,8 @@
     arm64-dotfp16  both of the above (a build host with both picks it as native)
     arm64-i8mm  Armv8.6-A + i8mm (and dot product, FP16): arm64-dotfp16's kernels and int8
                 ones on smmla
+    cortex-m-dsp  Cortex-M4/M7/M33 (DSP extension): int8 kernels on SMLAD (toolchain cortex-m4)
+    cortex-m-mve  Cortex-M55/M85 (Helium): the DSP kernels and int8 ones on MVE (cortex-m55)
     native      the best level this machine supports (host builds: tests, `megcc run`)
 
 Nothing here reads the environment: the CLI, SCons and CMake decide which level a build
@@ -28,7 +30,8 @@ from .description import IsaSpec, KernelTag
 
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
     portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON,
-    arm.ARM64_FP16, arm.ARM64_DOT, arm.ARM64_DOT_FP16, arm.ARM64_I8MM)}
+    arm.ARM64_FP16, arm.ARM64_DOT, arm.ARM64_DOT_FP16, arm.ARM64_I8MM, arm.CORTEX_M_DSP,
+    arm.CORTEX_M_MVE)}
 LEVELS = tuple(SPECS)
 ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}
 
@@ -91,6 +94,21 @@ def host_level() -> str:
         if s.arch == arch and s.features <= flags:
             best = s.name
     return best
+
+
+def host_refusal(level: str) -> Optional[str]:
+    """Why kernels of a resolved level cannot run on the build machine (None: they can):
+    another architecture, or CPU features it lacks."""
+    s = SPECS[level]
+    arch = _host_arch()
+    if s.arch not in ("any", arch):
+        return (f"ISA level {level} builds kernels for {s.arch}; this machine is "
+                f"{arch or platform.machine() or 'unknown'}")
+    missing = s.features - (_cpu_flags() | ({"asimd"} if arch == "aarch64" else set()))
+    if missing:
+        return (f"this machine's CPU lacks {', '.join(sorted(missing))}, which ISA level "
+                f"{level} needs")
+    return None
 
 
 def resolve(level: Optional[str]) -> str:

@@ -23,6 +23,14 @@ from ..isa import Core
 
 UKR_EFFICIENCY = 0.85
 
+# What a packed-GEMM convolution call costs beyond its arithmetic (per image): the packing
+# job set-up, the block loops and the staged edge tiles of a tiny output. It decides the tiny
+# convolutions (a few channels on a few pixels: digits-sized CNNs, the late layers of small
+# models), where the portable im2col/1x1 loop, with almost no set-up, is faster: measured
+# with benchmarks/instr_overhead.py (1x1 conv 4->4 on 2x2: packed AVX2 150 ns a call,
+# portable 75-110 ns).
+PACKED_CONV_CALL = 150.0
+
 
 def gemm_cycles(m: int, n: int, k: int, pack_per_elem: float, groups: int, s: Simd,
                 core: Core) -> float:

@@ -6,7 +6,7 @@ from .dce import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
 from .fuse import fuse_bias_and_activation, fuse_elementwise_chains
 from .float16_regions import compute_float16_in_float32
-from .transposes import eliminate_transposes
+from .transposes import eliminate_transposes, fold_nhwc_input_into_conv
 
 
 def optimize(graph: Graph, options: CompileOptions = CompileOptions()) -> Graph:
@@ -18,5 +18,6 @@ def optimize(graph: Graph, options: CompileOptions = CompileOptions()) -> Graph:
         graph = fold_batchnorm(graph)
         graph = fuse_bias_and_activation(graph, residual=not options.enable_nchw44)
         graph = fuse_elementwise_chains(graph)
+        graph = fold_nhwc_input_into_conv(graph)
         graph = eliminate_dead_code(graph)
     return graph

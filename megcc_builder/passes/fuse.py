@@ -47,7 +47,7 @@ def _fold_bias(graph: Graph, src: Op, add: Op) -> bool:
     if src.type == "Gemm" and len(src.inputs) > 2 and src.inputs[2]:
         return False
     bias = _per_channel_bias(graph, src, add)
-    if bias is None or src.attrs.get("activation") is not None:
+    if bias is None or _has_activation(src):
         return False
     if src.type == "Conv" and len(src.inputs) > 2 and src.inputs[2]:
         old = graph.tensors[src.inputs[2]]
@@ -64,8 +64,64 @@ def _fold_bias(graph: Graph, src: Op, add: Op) -> bool:
     return True
 
 
+def _has_activation(src: Op) -> bool:
+    return src.attrs.get("activation") is not None or bool(src.attrs.get("prelu"))
+
+
+# The Conv input that holds a fused per-channel PReLU slope (after x, w, bias, residual):
+# the conv kernels read it as in_ptrs[4] (kernels/conv/geometry.py prelu_slope).
+PRELU_SLOPE_INPUT = 4
+
+
+def _prelu_slope(graph: Graph, src: Op, op: Op):
+    """The per-output-channel slope of PRelu(conv, slope) as a float32 vector of OC values
+    (a scalar slope broadcast), or None when the slope varies along another axis or is not
+    constant."""
+    if len(op.inputs) != 2 or op.inputs[0] != src.outputs[0]:
+        return None
+    out = graph.tensors[src.outputs[0]]
+    slope = graph.tensors[op.inputs[1]]
+    if (not slope.is_const or slope.dtype != "float32" or out.dtype != "float32"
+            or len(out.shape) != 4 or out.layout != "nchw" or not isinstance(out.shape[1], int)):
+        return None
+    data = np.asarray(slope.data, np.float32)
+    channels = out.shape[1]
+    if data.size == 1:
+        return np.full(channels, data.reshape(-1)[0], np.float32)
+    if graph.opset < 7 and data.ndim == 1:
+        data = data.reshape(-1, 1, 1)  # PRelu-6: a 1-D slope is per channel
+    if data.ndim > 4:
+        return None
+    shape = (1,) * (4 - data.ndim) + data.shape
+    if shape != (1, channels, 1, 1):
+        return None
+    return data.reshape(-1)
+
+
+def _fold_prelu(graph: Graph, src: Op, op: Op) -> bool:
+    """PRelu(conv, slope) with a per-channel (or scalar) constant slope: the conv's epilogue
+    applies it after the bias and a fused residual (y = prelu(conv + bias + r)). 2-D float32
+    convs only: the NCHW and NCHW44 conv kernels read the slope (in_ptrs[4] / [3])."""
+    if src.type != "Conv" or _has_activation(src):
+        return False
+    slope = _prelu_slope(graph, src, op)
+    if slope is None or len(graph.tensors[src.inputs[0]].shape) != 4:
+        return False
+    if graph.tensors[src.inputs[1]].dtype not in ("float32", "float16"):
+        return False
+    name = graph.unique_name(op.outputs[0] + "_prelu_slope")
+    graph.add_const(name, slope)
+    inputs = list(src.inputs) + [""] * (PRELU_SLOPE_INPUT - len(src.inputs))
+    src.inputs = inputs[:PRELU_SLOPE_INPUT] + [name]
+    src.attrs["prelu"] = True
+    src.outputs = [op.outputs[0]]
+    return True
+
+
 def _fold_activation(graph: Graph, src: Op, act: Op) -> bool:
-    if act.type not in _EPILOGUE or len(act.inputs) != 1 or src.attrs.get("activation"):
+    if act.type == "PRelu":
+        return _fold_prelu(graph, src, act)
+    if act.type not in _EPILOGUE or len(act.inputs) != 1 or _has_activation(src):
         return False
     if graph.tensors[act.outputs[0]].dtype != "float32":
         return False
@@ -98,7 +154,7 @@ def _fold_bound(graph: Graph, src: Op, op: Op) -> bool:
     there when the result is exactly one clip: min(max(x, a), d) = clip(x, a, d), and
     max(min(x, b), c) = clip(x, c, b) when c <= b."""
     bound = _scalar_bound(graph, src, op)
-    if bound is None:
+    if bound is None or src.attrs.get("prelu"):
         return False
     lo, hi = bound
     act = src.attrs.get("activation")
@@ -132,7 +188,7 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
     other = [i for i in add.inputs if i != src.outputs[0]]
     if src.type != "Conv" or len(add.inputs) != 2 or len(other) != 1:
         return False
-    if (src.attrs.get("activation") is not None or src.attrs.get("residual")
+    if (_has_activation(src) or src.attrs.get("residual")
             or int(src.attrs.get("group", 1)) != 1 or len(out.shape) != 4):
         return False
     r = graph.tensors[other[0]]
@@ -141,7 +197,7 @@ def _fold_residual(graph: Graph, src: Op, add: Op) -> bool:
             or r.layout != "nchw" or out.layout != "nchw"):
         return False
     bias = src.inputs[2] if len(src.inputs) > 2 else ""
-    src.inputs = list(src.inputs[:2]) + [bias, other[0]]
+    src.inputs = list(src.inputs[:2]) + [bias, other[0]] + list(src.inputs[4:])
     src.attrs["residual"] = True
     src.outputs = [add.outputs[0]]
     del graph.ops[_position(graph, src)]
@@ -168,7 +224,7 @@ def fuse_bias_and_activation(graph: Graph, residual: bool = True) -> Graph:
         changed = False
         producers, consumers = graph.producers(), graph.consumers()
         for op in list(graph.ops):
-            if op.type not in ("Add", "Max", "Min", *_EPILOGUE) or not op.inputs:
+            if op.type not in ("Add", "Max", "Min", "PRelu", *_EPILOGUE) or not op.inputs:
                 continue
             for name in op.inputs:
                 src = producers.get(name)

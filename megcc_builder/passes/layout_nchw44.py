@@ -67,7 +67,8 @@ def _is_f32_4d(t: Tensor) -> bool:
 
 def conv_kind(op: Op, graph: Graph) -> Optional[str]:
     """'dense', 'depthwise', 'hybrid' or None (the conv stays NCHW)."""
-    if op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("residual"):
+    if (op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("residual")
+            or op.attrs.get("input_nhwc")):  # (an NHWC input: the NCHW im2col kernels)
         return None  # (a fused residual is only read by the NCHW conv kernels)
     x, w, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if not (_is_f32_4d(x) and _is_f32_4d(y) and w.is_const and w.dtype == "float32"
@@ -182,8 +183,10 @@ class _Rewriter:
         attrs = dict(op.attrs, kind=kind)
         # outputs44 declares the NCHW44 image of the conv's output; create checks that the
         # op's definition infers the same
-        self.ops.append(create(g, "ConvNCHW44", [x, wname, bias], self.outputs44(op), attrs,
-                               op.name))
+        inputs = [x, wname, bias]
+        if op.attrs.get("prelu"):  # the slope moves from Conv input 4 to input 3
+            inputs.append(op.inputs[4])
+        self.ops.append(create(g, "ConvNCHW44", inputs, self.outputs44(op), attrs, op.name))
 
     def follower(self, op: Op) -> None:
         g = self.graph

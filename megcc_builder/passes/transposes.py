@@ -99,3 +99,31 @@ def eliminate_transposes(graph: Graph) -> Graph:
                 break
         else:
             return graph
+
+
+NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+def fold_nhwc_input_into_conv(graph: Graph) -> Graph:
+    """Conv(Transpose(x, perm=[0, 3, 1, 2])) with x an (N, H, W, C) float32 tensor of static
+    shape: the conv reads x in NHWC itself (attrs["input_nhwc"]; the portable im2col and the
+    packed-GEMM im2col/padding copy take the layout change into the copy they make anyway),
+    so the model's NHWC input costs no transpose pass. The Transpose stays for its other
+    consumers, if any."""
+    producers, consumers = graph.producers(), graph.consumers()
+    for op in graph.ops:
+        if op.type != "Conv" or op.attrs.get("input_nhwc"):
+            continue
+        src = producers.get(op.inputs[0])
+        if src is None or src.type != "Transpose" or _perm(src, 4) != NHWC_TO_NCHW:
+            continue
+        x = graph.tensors[src.inputs[0]]
+        if (len(x.shape) != 4 or x.dtype != "float32" or x.layout != "nchw" or x.is_const
+                or not all(isinstance(d, int) for d in x.shape)):
+            continue
+        w = graph.tensors[op.inputs[1]]
+        if not w.is_const or len(w.shape) != 4:
+            continue
+        op.inputs = [src.inputs[0]] + list(op.inputs[1:])
+        op.attrs["input_nhwc"] = True
+    return graph

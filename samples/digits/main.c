@@ -1,7 +1,8 @@
 /* digits: classify 100 real handwritten digits (8x8, sklearn's digits data set) with a
  * small CNN compiled by megcc, and print the predictions and the accuracy.
- * Built twice (SConscript): the fp32 model "digits" and its int8 version "digits_int8"
- * (-DDIGITS_INT8); both take float pixels and give float logits.
+ * Built three times (SConscript): the fp32 model "digits", its int8 version "digits_int8"
+ * (-DDIGITS_INT8, MegEngine's quantization) and "digits_int8_qdq" (-DDIGITS_INT8_QDQ,
+ * onnxruntime's QDQ quantization); all take float pixels and give float logits.
  *
  * The same file runs on a Linux box, under qemu-user, and on a bare-metal Cortex-M:
  *   - the model is a const C array (megcc_model_digits, generated as digits.tiny.c) used in
@@ -22,11 +23,16 @@
 #include "kernels.h" /* generated: MEGCC_DIGITS_ARENA_SIZE */
 #include "megcc/megcc.h"
 
-#ifdef DIGITS_INT8 /* the model's name decides its symbols and arena-size macro */
+#if defined(DIGITS_INT8) /* the model's name decides its symbols and arena-size macro */
 #define MODEL_NAME "digits_int8"
 #define MODEL_DATA megcc_model_digits_int8
 #define MODEL_SIZE megcc_model_digits_int8_size
 #define MODEL_ARENA_SIZE MEGCC_DIGITS_INT8_ARENA_SIZE
+#elif defined(DIGITS_INT8_QDQ) /* the ONNX QDQ route (make_qdq_model.py) */
+#define MODEL_NAME "digits_int8_qdq"
+#define MODEL_DATA megcc_model_digits_int8_qdq
+#define MODEL_SIZE megcc_model_digits_int8_qdq_size
+#define MODEL_ARENA_SIZE MEGCC_DIGITS_INT8_QDQ_ARENA_SIZE
 #else
 #define MODEL_NAME "digits"
 #define MODEL_DATA megcc_model_digits

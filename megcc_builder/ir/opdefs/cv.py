@@ -120,6 +120,19 @@ CV_OPERATORS: Dict[str, CvOperator] = {op.name: op for op in [
                "SSD box decoding: src = N x 4 x 1 offsets (dx, dy, dw, dh) against anchors "
                "(N x 4: x1, y1, x2, y2) and variances[4] into dst = N x 4 x 1 boxes (x1, y1, "
                "x2, y2): centre + d * variance * anchor size, size * exp(d * variance)"),
+    CvOperator("yolo_decode", "yolo_decode", ("f32",),
+               (("int", "grid_h"), ("int", "grid_w"), ("float", "stride"),
+                ("const float*", "anchors"), ("bool", "sigmoid"), ("float*", "scores"),
+                ("int32_t*", "classes")),
+               "YOLO box decoding of one output level: src = A * grid_h * grid_w rows (anchor, "
+               "grid row, grid column order) x (5 + classes) x 1: (tx, ty, tw, th, objectness, "
+               "class scores...). anchors == NULL (anchor-free, YOLOX; A = 1): centre = (t + "
+               "grid cell) * stride, size = exp(t) * stride. anchors = A (w, h) pairs in pixels "
+               "(anchor-based, YOLOv5): with p = sigmoid(t), centre = (2 p - 0.5 + cell) * "
+               "stride, size = (2 p)^2 * anchor. dst = rows x 4 x 1 boxes (x1, y1, x2, y2); "
+               "scores[i] (when not NULL) = objectness * the best class score, classes[i] (when "
+               "not NULL) its class (lowest index on ties); sigmoid: objectness and class "
+               "scores are logits (sigmoid applied) rather than probabilities"),
     CvOperator("gaussian_blur_constant", "gaussian_blur_constant", ("ui8", "f32"), _BLUR_ARGS,
                _BLUR_DOC.format("BORDER_CONSTANT (0)")),
     CvOperator("gaussian_blur_replicate", "gaussian_blur_replicate", ("ui8", "f32"),

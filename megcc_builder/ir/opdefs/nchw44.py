@@ -49,7 +49,7 @@ def infer_relayout(graph: Graph, op: Op) -> List[Tensor]:
 
 def infer_conv(graph: Graph, op: Op) -> List[Tensor]:
     """Inputs: x (NCHW44; NCHW for the hybrid kind), packed weights (see
-    passes/layout_nchw44.pack_conv_weights), optional bias."""
+    passes/layout_nchw44.pack_conv_weights), optional bias, optional PReLU slope."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     kh, kw = w.shape[1:3] if op.attrs["kind"] == "depthwise" else w.shape[2:4]
     oh, ow = _spatial(op, x.shape[2], x.shape[3], kh, kw)
@@ -87,6 +87,8 @@ CONV_NCHW44 = define(
      Attr("kernel_shape", "[KH, KW]; the packed weights say the same", None),
      Attr("group", "ONNX group (1, or C for depthwise)", 1),
      Attr("activation", "epilogue expression over ('in', 0) (ir/expr.py), or None", None),
+     Attr("prelu", "a fused per-channel PReLU: input 3 holds one slope per output channel "
+          "(passes/fuse.py)", False),
      *_WINDOW],
     infer_conv)
 

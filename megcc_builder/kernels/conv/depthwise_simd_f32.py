@@ -18,7 +18,8 @@ from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, is_depthwise,
-                       scalar_activation_pass, vector_conv_rejection)
+                       prelu_slope, prelu_tag, prelu_vector, scalar_activation_pass,
+                       vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("PH", "padded plane height"),
@@ -38,7 +39,7 @@ DEPTHWISE_ROWS = 4
 
 
 def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: int,
-                    dw: int, clamp: bool) -> str:
+                    dw: int, clamp: bool, prelu: bool = False) -> str:
     """C loop over blocks of `rows` output rows (OH >= rows), unrolled over the taps: every
     input vector is loaded once and multiplied into each output row using it. When OH is not
     a multiple of `rows`, the last block is moved up to end at row OH - 1: it recomputes
@@ -64,6 +65,8 @@ def _depthwise_rows(s: Simd, rows: int, kh: int, kw: int, sh: int, sw: int, dh: 
                      for r, ky in taps[d]]
     if clamp:
         code += [f"a{r} = {s.min('hi', s.max('lo', f'a{r}'))};" for r in range(rows)]
+    if prelu:  # the channel's slope sv, zero zv (lower_depthwise)
+        code += [f"a{r} = {prelu_vector(s, f'a{r}', 'sv', 'zv')};" for r in range(rows)]
     for r in range(rows):
         code += [f"yr = yc + (int64_t)(oy + {r}) * OW;",
                  store_row_tail(s, f"a{r}").replace("\n    ", " ")]
@@ -87,6 +90,8 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     geo = conv_problem(op, graph)
     act = op.attrs.get("activation")
     has_bias, bias_tag = bias_of(op)
+    slope = prelu_slope(op)  # a fused per-channel PReLU (passes/fuse.py)
+    bias_tag += prelu_tag(op)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     # rows are unrolled into the code; with a run-time OH the kernel also has a one-row
@@ -117,14 +122,15 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     # float16 filters: one channel's taps widened on the stack, then broadcast as before
     widen = (f"\n            float wk[{kh * kw}];\n"
              f"            megcc_widen_f16(wh, wk, {kh * kw});") if f16 else ""
-    blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp))
+    blocks = _depthwise_rows(s, rows, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))
     if oh_rt:
         blocks = (f"            if (OH >= {rows}) {{\n{blocks}            }} else {{\n"
-                  f"{_depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp))}"
+                  f"{_depthwise_rows(s, 1, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}"
                   "            }\n")
     body = f"""    const float *x = (const float *)in_ptrs[0];
     {weight_pointer("w", 1, f16)}
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
     float *y = (float *)out_ptrs[0];
     /* the plane width is a constant of the kernel: each tap's load is then one base
      * register plus an immediate offset (with PW at run time the row offsets of a
@@ -141,7 +147,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             {"const uint16_t *wh" if f16 else "const float *wk"} = w + (int64_t)o * {kh * kw};
             float *yc = y + ((int64_t)b * OC + o) * OH * OW, *yr;
-            const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};
+            const {s.vtype} bv = {s.set1("bias ? bias[o] : 0.0f")};{f"{chr(10)}            const {s.vtype} sv = {s.set1('slope[o]')}, zv = {s.zero};" if slope else ""}
             {s.vtype} wv[{kh * kw}];{widen}
             for (r = 0; r < {kh * kw}; ++r) wv[r] = {s.dup("wk + r")};
             {fill}
@@ -151,6 +157,8 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     kernel = split_kernel(name, body, parts_with_scratch("OC"), PARAMS, ("math",), isa=s.isa)
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWP=pw)
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
+    if slope:
+        inputs += ["", slope]
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
     parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,

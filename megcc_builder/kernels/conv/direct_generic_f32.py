@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, make_kernel
+from ...codegen.parallel import range_parts, split_kernel
 from ...codegen.params import i32, int_constants
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code, activation_tag
 from ..registry import F32, implements
-from .geometry import conv_geometry, conv_problem, conv_schema, is_depthwise
+from .geometry import (conv_geometry, conv_problem, conv_schema, is_depthwise, prelu_scalar,
+                       prelu_slope, prelu_tag)
 from ...ir.symbolic import smax, smin
 
 
@@ -59,43 +61,53 @@ def lower_conv(op: Op, graph: Graph):
         raise graph.error("auto_pad must be resolved before lowering", op)
     one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
     group = int(op.attrs.get("group", 1))
-    n, c = x.shape[0], x.shape[1]
+    nhwc = bool(op.attrs.get("input_nhwc"))  # x is (N, H, W, C): passes/transposes.py
+    n, c = x.shape[0], x.shape[3 if nhwc else 1]
     # ONNX shape inference does not check channels: a mismatch would make the kernel read
     # past the weights, so refuse it here (e.g. an --input-shapes with the wrong C).
     if group < 1 or c % group or w.shape[1] * group != c or y.shape[1] % group:
         raise graph.error(f"input has {c} channels but the weights expect "
                           f"{w.shape[1]} x group {group}", op)
-    h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
+    h, wd = (1, x.shape[2]) if one_d else (x.shape[1:3] if nhwc else x.shape[2:])
     oc = y.shape[1]
     oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
     has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
     residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
     act = op.attrs.get("activation")
     epi = activation_code(act, "v")
-    bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "")
-    geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    slope = prelu_slope(op)  # a fused per-channel PReLU (passes/fuse.py)
+    if slope:
+        epi = prelu_scalar("v", "slope[o]")
+    bias_tag = ("_bias" if has_bias else "") + ("_residual" if residual else "") + prelu_tag(op)
+    geo = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}" + ("_nhwc" if nhwc else "")
     params = dict(N=n, C=c, H=h, W=wd, OC=oc, OH=oh, OW=ow, G=group, PT=pads[0], PL=pads[1])
     geometry = dict(KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw)  # compiled in
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
-    if residual:
-        inputs.append(op.inputs[3])
+    if residual or slope:
+        inputs.append(op.inputs[3] if residual else "")
+    if slope:
+        inputs.append(slope)
     bias_line = "const float *bias = (const float *)in_ptrs[2];" if has_bias else ""
     bias_val = "bias[o]" if has_bias else "0.0f"
     head = f"""    const float *x = (const float *)in_ptrs[0];
     {weight_pointer("w", 1, f16)}
     float *y = (float *)out_ptrs[0];
     {bias_line}
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
 """
-    if group == c and oc % c == 0 and group > 1:
+    if group == c and oc % c == 0 and group > 1 and not nhwc:
         if residual:  # fuse.py only fuses group-1 convolutions
             raise graph.error("a fused residual needs a group-1 convolution", op)
         name = f"conv2d_depthwise_{geo}{w16}_f32{bias_tag}{activation_tag(act)}"
         filt = (f"float wk[{kh * kw}];\n            megcc_widen_f16(w + (int64_t)o * {kh * kw}, wk, {kh * kw});"
                 if f16 else f"const float *wk = w + (int64_t)o * {kh * kw};")
+        # parts (split_kernel): ranges of output channels, each computed as on one thread
         body = head + f"""    const int32_t M = OC / C;  /* channel multiplier */
+    const int32_t o0 = (int32_t)((int64_t)OC * part / parts),
+                  o1 = (int32_t)((int64_t)OC * (part + 1) / parts);
     int32_t b, o, oy, ox, ky, kx;
     for (b = 0; b < N; ++b)
-        for (o = 0; o < OC; ++o) {{
+        for (o = o0; o < o1; ++o) {{
             const float *xc = x + ((int64_t)b * C + o / M) * H * W;
             {filt}
             float *yc = y + ((int64_t)b * OC + o) * OH * OW;
@@ -124,12 +136,14 @@ def lower_conv(op: Op, graph: Graph):
             }}
         }}
 """
-        kernel = make_kernel(name, int_constants(body, **geometry) + body, DIRECT_PARAMS,
-                             ("math",))
+        kernel = split_kernel(name, int_constants(body, **geometry) + body,
+                              range_parts(f"(int64_t)N * OC * OH * OW * {kh * kw}"),
+                              DIRECT_PARAMS, ("math",))
         return [Instr(kernel, inputs, [op.outputs[0]], DIRECT_PARAMS.pack(**params),
                       note="depthwise: direct loop, one output channel at a time")]
 
-    pointwise = kh == kw == 1 and sh == sw == 1 and pads == [0, 0, 0, 0]
+    # (an NHWC input always goes through im2col, which transposes it into the panel)
+    pointwise = kh == kw == 1 and sh == sw == 1 and pads == [0, 0, 0, 0] and not nhwc
     cg, ocg = c // group, oc // group
     kdim = cg * kh * kw
     spatial = oh * ow
@@ -149,20 +163,24 @@ def lower_conv(op: Op, graph: Graph):
         workspace = kdim * block * 4
         note = f"im2col in blocks of {block!r} output positions, then blocked GEMM"
         panel = (f"float *cols = (float *)workspace; const int32_t ldb = nb;\n"
-                 f"                megcc_im2col_{geo}(xg, cols, CG, H, W, OW, PT, PL, s0, nb);")
+                 f"                megcc_im2col_{geo}(xg, cols, CG, H, W, OW, PT, PL, s0, nb{', C' if nhwc else ''});")
+    # NCHW: pixel (iy, ix) of channel c at x[c * H * W + iy * W + ix]; NHWC (the image's
+    # channel group starting at x): x[(iy * W + ix) * CS + c]
+    plane, pixel = (("(int64_t)c", "(int64_t)(iy * W + ix) * CS") if nhwc else
+                    ("(int64_t)c * H * W", "(int64_t)iy * W + ix"))
     im2col = "" if pointwise else f"""static inline void megcc_im2col_{geo}(const float *x, float *cols, int32_t C,
-        int32_t H, int32_t W, int32_t OW, int32_t PT, int32_t PL, int32_t s0, int32_t nb) {{
+        int32_t H, int32_t W, int32_t OW, int32_t PT, int32_t PL, int32_t s0, int32_t nb{', int32_t CS' if nhwc else ''}) {{
     int32_t c, ky, kx, s;
     for (c = 0; c < C; ++c)
         for (ky = 0; ky < {kh}; ++ky)
             for (kx = 0; kx < {kw}; ++kx) {{
                 float *r = cols + (((int64_t)c * {kh} + ky) * {kw} + kx) * nb;
-                const float *xc = x + (int64_t)c * H * W;
+                const float *xc = x + {plane};
                 int32_t oy = s0 / OW, ox = s0 % OW;
                 for (s = 0; s < nb; ++s) {{
                     const int32_t iy = oy * {sh} - PT + ky * {dh};
                     const int32_t ix = ox * {sw} - PL + kx * {dw};
-                    r[s] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[(int64_t)iy * W + ix] : 0.0f;
+                    r[s] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[{pixel}] : 0.0f;
                     if (++ox == OW) {{ ox = 0; ++oy; }}
                 }}
             }}
@@ -187,7 +205,7 @@ def lower_conv(op: Op, graph: Graph):
 {wdecl}    int32_t b, g, o, s, s0;
     for (b = 0; b < N; ++b)
         for (g = 0; g < G; ++g) {{
-            const float *xg = x + ((int64_t)b * C + (int64_t)g * CG) * H * W;
+            const float *xg = x + {"(int64_t)b * H * W * C + (int64_t)g * CG" if nhwc else "((int64_t)b * C + (int64_t)g * CG) * H * W"};
             float *yg = y + ((int64_t)b * OC + (int64_t)g * OCG) * S;
             for (s0 = 0; s0 < S; s0 += NBLK) {{
                 const int32_t nb = S - s0 < NBLK ? S - s0 : NBLK;

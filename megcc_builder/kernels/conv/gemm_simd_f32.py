@@ -15,11 +15,11 @@ from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
 from ...isa import IsaSpec
-from ..cost import gemm_cycles
+from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
-                       vector_conv_rejection)
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
+                       scalar_activation_pass, vector_conv_rejection)
 
 
 PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
@@ -105,10 +105,13 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     has_bias, bias_tag = bias_of(op)
     residual = bool(op.attrs.get("residual"))  # y = act(conv + bias + r), passes/fuse.py
     bias_tag += "_residual" if residual else ""
+    slope = prelu_slope(op)  # a fused per-channel PReLU: the epilogue's clamp mode 2
+    bias_tag += prelu_tag(op)
     m, sp, k = gemm_shape(geo)
     grp = geo["group"]
     kc, nc, mc = g.blocking(m, sp, k, s)
     pointwise = is_pointwise(geo)
+    nhwc = bool(op.attrs.get("input_nhwc"))  # x is (N, H, W, C): passes/transposes.py
     tag = "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
     # float16 weights (passes/compress_fp16.py) stay float16 in the panels; each K block of
     # a group's panels is widened into the workspace just before the micro-kernels use it
@@ -119,6 +122,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     wname = graph.unique_name(op.inputs[1] + f"__{s.name}_a{s.mr}")
     graph.add_const(wname, packed)
     setup, act_pass = g.epilogue_setup(act, c_float)
+    if slope:
+        setup += " e.clamp = 2;"
     helpers = []
     tile = f"gemm{s.mr}x{s.nr}" + ("_w16" if f16 else "")
     if pointwise:
@@ -126,16 +131,20 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp)"
     else:
-        name = f"conv2d_{tile}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+        name = f"conv2d_{tile}_{tag}{'_nhwc' if nhwc else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp)"
         # the packing (and, for float32 weights, packing fused with the GEMM: float16
         # weights are widened between the two)
         helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
     pad_input = "" if pointwise else """
-            for (ci = 0; ci < CG; ++ci)
-                megcc_pad_plane(xg + (int64_t)ci * H * W, H, W, PT, PL, HP, WP, 0.0f,
-                                xp + (int64_t)ci * HP * WP, b > 0 || gi > 0);"""
+            megcc_pad_planes_par(par, xg, CG, H, W, PT, PL, HP, WP, xp, b > 0 || gi > 0);"""
+    if not pointwise and not nhwc:
+        helpers.append(PAD_PLANES_PAR)
+    if nhwc:  # the padded planes are the NHWC image's channels, transposed while copied
+        pad_input = """
+            megcc_pad_nhwc(xg, C, CG, H, W, PT, PL, HP, WP, xp);"""
+        helpers.append(NHWC_PAD_HELPER)
     # a fused residual starts the output block as r, which the GEMM then accumulates onto
     # (while this block of r is still in cache); the bias and clamp follow on the last K block
     copy_residual = """
@@ -148,7 +157,6 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                 }""" if residual else ""
     padded_input = "" if pointwise else f"""\
     float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
-    int32_t ci;
 """
     a_block, widen = "ag, bp", ""
     if f16:  # the widened K block of the group's panels: after B (and the padded input)
@@ -172,6 +180,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
     float *y = (float *)out_ptrs[0];
     float *bp = (float *)workspace;
     const int32_t CG = C / G, OCG = OC / G, K = CG * {geo["kh"] * geo["kw"]}, S = OH * OW;
@@ -181,11 +190,11 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     {setup}
     for (b = 0; b < N; ++b)
         for (gi = 0; gi < G; ++gi) {{
-            const float *xg = x + ((int64_t)b * C + (int64_t)gi * CG) * H * W;
+            const float *xg = x + {"(int64_t)b * H * W * C + (int64_t)gi * CG" if nhwc else "((int64_t)b * C + (int64_t)gi * CG) * H * W"};
             const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
-            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{pad_input}
+            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{"e.slope_m = slope + (int64_t)gi * OCG;" if slope else ""}{pad_input}
             for (j0 = 0; j0 < S; j0 += NC) {{
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
@@ -201,8 +210,10 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    if residual:
-        inputs.append(op.inputs[3])
+    if residual or slope:
+        inputs.append(op.inputs[3] if residual else "")
+    if slope:
+        inputs.append(slope)
     ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp!r}x{wp!r} input copy fused into B packing")
@@ -210,6 +221,63 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed"
                        f"{' as float16, widened per K block' if f16 else ''}, {how} "
                        f"(M={m!r}, N={sp!r}, K={k!r}, groups={grp}, kc={kc!r}, nc={nc!r}, mc={mc!r})")]
+
+
+PAD_PLANES_PAR = ("pad_planes_par", r"""/* The zero-padded copy of `planes` input channels (megcc_pad_plane each) on the
+   network's threads, by ranges of channels (each plane is written by one thread only). */
+typedef struct {
+    const float *x;
+    float *xp;
+    int32_t H, W, PT, PL, HP, WP, borders_set;
+} megcc_pad_planes_job;
+
+static void megcc_pad_planes_part(void *arg, int32_t begin, int32_t end) {
+    const megcc_pad_planes_job *j = (const megcc_pad_planes_job *)arg;
+    int32_t c;
+    for (c = begin; c < end; ++c)
+        megcc_pad_plane(j->x + (int64_t)c * j->H * j->W, j->H, j->W, j->PT, j->PL, j->HP, j->WP,
+                        0.0f, j->xp + (int64_t)c * j->HP * j->WP, j->borders_set);
+}
+
+static void megcc_pad_planes_par(const megcc_parallel *par, const float *x, int32_t planes,
+        int32_t H, int32_t W, int32_t PT, int32_t PL, int32_t HP, int32_t WP, float *xp,
+        int32_t borders_set) {
+    megcc_pad_planes_job j;
+    j.x = x; j.xp = xp; j.H = H; j.W = W; j.PT = PT; j.PL = PL; j.HP = HP; j.WP = WP;
+    j.borders_set = borders_set;
+    /* a copy is memory-bound: below some hundred kilobytes one thread does it faster */
+    if (!par || par->threads < 2 || (int64_t)planes * HP * WP < 65536 || planes < 2) {
+        megcc_pad_planes_part(&j, 0, planes);
+        return;
+    }
+    megcc_parallel_for(par, planes, megcc_pad_planes_part, &j);
+}
+""")
+
+
+NHWC_PAD_HELPER = ("pad_nhwc", r"""/* The CG channels from x (a pixel's channels CS floats apart: an NHWC image) as CG
+   zero-bordered HP x WP planes (PT rows above, PL columns left; cut at HP x WP): the im2col
+   packing's padded input, and the NHWC -> NCHW transpose, in one copy. */
+static void megcc_pad_nhwc(const float *x, int32_t CS, int32_t CG, int32_t H, int32_t W,
+        int32_t PT, int32_t PL, int32_t HP, int32_t WP, float *xp) {
+    int32_t iy, ix, c;
+    memset(xp, 0, sizeof(float) * (size_t)CG * (size_t)HP * (size_t)WP);
+    for (iy = 0; iy < H && iy + PT < HP; ++iy)
+        for (ix = 0; ix < W && ix + PL < WP; ++ix) {
+            const float *px = x + ((int64_t)iy * W + ix) * CS;
+            float *d = xp + (int64_t)(iy + PT) * WP + ix + PL;
+            for (c = 0; c < CG; ++c) d[(int64_t)c * HP * WP] = px[c];
+        }
+}
+""")
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    """vector_conv_rejection, and an NHWC input only where im2col copies it (not 1x1)."""
+    reason = vector_conv_rejection(op, graph, nhwc_ok=True)
+    if reason is None and op.attrs.get("input_nhwc") and is_pointwise(conv_problem(op, graph)):
+        return "1x1 convolution of an NHWC input (no im2col copy to transpose in)"
+    return reason
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,7 +293,8 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
         pack = 0.3
     else:
         pack = 0.8
-    return geo["n"] * gemm_cycles(m, s, k, pack, geo["group"], isa.vec("f32").gemm, isa.core)
+    return geo["n"] * (gemm_cycles(m, s, k, pack, geo["group"], isa.vec("f32").gemm, isa.core)
+                       + PACKED_CONV_CALL)
 
 
 def _label(isa: IsaSpec) -> str:
@@ -234,7 +303,7 @@ def _label(isa: IsaSpec) -> str:
 
 
 @implements("Conv", dtypes=F32, layout="nchw", requires="f32.gemm",
-            applies=vector_conv_rejection,
+            applies=_applies,
             cost=_cost, label=_label)
 def emit(op: Op, graph: Graph, isa: IsaSpec):
     return lower_gemm_conv(op, graph, isa.vec("f32").gemm)

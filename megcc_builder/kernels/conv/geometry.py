@@ -49,15 +49,18 @@ def conv_problem(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     y = graph.tensors[op.outputs[0]]
     one_d, (kh, kw), (sh, sw), (dh, dw), pads = conv_geometry(op, graph)
-    n, c = x.shape[0], x.shape[1]
-    h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
+    if op.attrs.get("input_nhwc"):  # the input is (N, H, W, C): passes/transposes.py
+        n, h, wd, c = x.shape
+    else:
+        n, c = x.shape[0], x.shape[1]
+        h, wd = (1, x.shape[2]) if one_d else x.shape[2:]
     oh, ow = (1, y.shape[2]) if one_d else y.shape[2:]
     geo = dict(n=n, c=c, h=h, w=wd, oc=y.shape[1], oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw,
                dh=dh, dw=dw, pads=pads, group=int(op.attrs.get("group", 1)))
     return geo
 
 
-def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
+def vector_conv_rejection(op: Op, graph: Graph, isa=None, nhwc_ok: bool = False) -> Optional[str]:
     """Why no vector convolution (packed GEMM, Winograd, depthwise) can compute `op`, or
     None: they pack constant float32 weights (or float16 ones: passes/compress_fp16.py) and
     bias, and need resolved 1-D/2-D padding. Takes the registry's `applies` arguments, so it
@@ -67,6 +70,8 @@ def vector_conv_rejection(op: Op, graph: Graph, isa=None) -> Optional[str]:
         return "weights not constant float32"
     if len(x.shape) not in (3, 4):
         return f"{len(x.shape) - 2}-D"
+    if op.attrs.get("input_nhwc") and not nhwc_ok:
+        return "reads an NHWC input (only the im2col convolutions do)"
     if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
         return "bias not constant"
     if op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") or "pads" in op.attrs:
@@ -90,3 +95,32 @@ def scalar_activation_pass(act, rows: str, count: str) -> str:
     return f"""
             {{ float *yo = {rows}; int64_t q;
               for (q = 0; q < (int64_t){count}; ++q) {{ const float v = yo[q]; yo[q] = {activation_code(act, "v")}; }} }}"""
+
+
+# Where a fused per-channel PReLU slope sits (passes/fuse.py _fold_prelu): after x, w, bias
+# and the residual of a Conv; after x, w, bias of a ConvNCHW44 (which has no residual).
+_PRELU_INPUT = {"Conv": 4, "ConvNCHW44": 3}
+
+
+def prelu_slope(op: Op) -> str:
+    """The name of the fused PReLU slope (one float per output channel), or ''."""
+    if not op.attrs.get("prelu"):
+        return ""
+    k = _PRELU_INPUT[op.type]
+    return op.inputs[k] if len(op.inputs) > k else ""
+
+
+def prelu_tag(op: Op) -> str:
+    return "_prelu" if op.attrs.get("prelu") else ""
+
+
+def prelu_scalar(v: str, slope: str) -> str:
+    """C expression: PReLU of float `v` with slope `slope` (ONNX: x < 0 ? slope * x : x)."""
+    return f"({v} >= 0.0f ? {v} : {v} * {slope})"
+
+
+def prelu_vector(s, v: str, slope: str, zero: str) -> str:
+    """Vector expression: PReLU of `v` with the slope vector `slope`, as
+    max(0, v) + slope * min(0, v), which is exactly v or the rounded slope * v (an FMA onto
+    a zero) and keeps a NaN (max/min return their second operand's NaN)."""
+    return s.fma(s.max(zero, v), slope, s.min(zero, v))

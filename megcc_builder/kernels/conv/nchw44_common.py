@@ -6,6 +6,7 @@ import re
 
 from ...codegen.kernel import Instr, Kernel
 from ...codegen.params import i32, int_constants, schema
+from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_tag
 
@@ -66,18 +67,24 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
         h, wd, oh, ow, hp, wp = 1, h * wd, 1, oh * ow, 1, h * wd
     has_bias = len(op.inputs) > 2 and bool(op.inputs[2])
     act = op.attrs.get("activation")
+    macs = n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes)
+    # the most parts the kernel makes (each has its own padded copy in the workspace)
+    static = isinstance(ocb, int) and isinstance(macs, int)
+    parts = min(MAX_SCRATCH_PARTS, ocb) if static and macs >= PARALLEL_MIN_MACS else 1
+    slope = op.inputs[3] if op.attrs.get("prelu") else ""  # a fused per-channel PReLU
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
-                has_bias=has_bias, act=act, padded=padded,
+                has_bias=has_bias, act=act, padded=padded, slope=slope,
                 params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
                                           PT=pt, PL=pl, Hp=hp, Wp=wp),
-                workspace=(1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
-                macs=n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes))
+                workspace=parts * (1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
+                parts=parts, macs=macs, static=static)
 
 
 def conv44_name(geo: dict, suffix: str = "") -> str:
     return (f"conv_nchw44_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f32{'_bias' if geo['has_bias'] else ''}"
-            f"{activation_tag(geo['act'])}{suffix}")
+            f"{'_prelu' if geo['slope'] else ''}{activation_tag(geo['act'])}"
+            f"{'' if geo['static'] else '_1part'}{suffix}")
 
 
 def conv44_body(geo: dict, block, nb: int) -> str:
@@ -87,18 +94,23 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     computes and stores `k` pixels from `ox` on, reading the source image `xs` (plane
     extents XH x XW)."""
     bias = "const float *bias = (const float *)in_ptrs[2];" if geo["has_bias"] else ""
+    if geo["slope"]:
+        bias += "\n    const float *slope = (const float *)in_ptrs[3];"
     # A channel-wise conv reads only its own channel block: it pads one plane at a time
     # (a small workspace); a dense conv reads every input block for each output block.
     dw = geo["kind"] == "depthwise"
+    # Parts (split_kernel): ranges of output channel blocks, each with its own padded copy
+    # in the workspace (a dense conv's part pads the whole image: a copy much cheaper than
+    # the part's multiply-adds).
     pad_image = """        if (padded) {
-            megcc_n44_pad(xs, (float *)workspace, ICB, H, W, L, PT, PL, Hp, Wp);
-            xs = (const float *)workspace;
+            megcc_n44_pad(xs, scratch, ICB, H, W, L, PT, PL, Hp, Wp);
+            xs = (const float *)scratch;
         }
 """
     pad_plane = """            const float *xp = xs + (int64_t)ocb * H * W * 4;
             if (padded) {
-                megcc_n44_pad(xp, (float *)workspace, 1, H, W, 4, PT, PL, Hp, Wp);
-                xp = (const float *)workspace;
+                megcc_n44_pad(xp, scratch, 1, H, W, 4, PT, PL, Hp, Wp);
+                xp = (const float *)scratch;
             }
 """
     # the row's last OW % nb pixels: halving blocks (7 = 4 + 2 + 1), not one at a time
@@ -109,7 +121,7 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     loops = f"""    for (b = 0; b < N; ++b) {{
         const float *xs = x + (int64_t)b * ICB * H * W * L;
         int32_t ocb, oy, ox,{"" if dw else " icb,"} ky, kx, j;
-{"" if dw else pad_image}        for (ocb = 0; ocb < OCB; ++ocb) {{
+{"" if dw else pad_image}        for (ocb = ocb0; ocb < ocb1; ++ocb) {{
 {pad_plane if dw else ""}            for (oy = 0; oy < OH; ++oy) {{
                 float *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 4;
                 for (ox = 0; ox + {nb} <= OW; ox += {nb}) {{
@@ -125,13 +137,32 @@ def conv44_body(geo: dict, block, nb: int) -> str:
                       if re.search(r"\b" + v + r"\b", loops))
     constants = int_constants(loops, L=geo["lanes"], KH=geo["kh"], KW=geo["kw"], SH=geo["sh"],
                               SW=geo["sw"], DH=geo["dh"], DW=geo["dw"])
+    area = "(int64_t)Hp * Wp * 4" if dw else f"(int64_t)ICB * Hp * Wp * {geo['lanes']}"  # a part's copy
     return f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];
     float *y = (float *)out_ptrs[0];
     {bias}
     const int padded = PT > 0 || PL > 0 || Hp > H || Wp > W;
+    float *scratch = padded ? (float *)workspace + (int64_t)part * {area} : 0;
+    const int32_t ocb0 = (int32_t)((int64_t)OCB * part / parts),
+                  ocb1 = (int32_t)((int64_t)OCB * (part + 1) / parts);
 {extents}{constants}    int32_t b;
 {loops}"""
+
+
+# Below this many multiply-adds an NCHW44 conv runs on the calling thread.
+PARALLEL_MIN_MACS = 1 << 17
+
+
+def conv44_parts(geo: dict) -> str:
+    """C expression: the kernel's parts (ranges of output channel blocks, a padded copy
+    each), or "1" for a conv too small to pay for waking the pool."""
+    if not geo["static"]:  # the workspace holds one padded copy: one part
+        return "1"
+    k = geo["kh"] * geo["kw"]
+    taps = f"(int64_t){k}" if geo["kind"] == "depthwise" else f"(int64_t){k * geo['lanes']} * ICB"
+    macs = f"(int64_t)N * OCB * 4 * OH * OW * {taps}"
+    return f"({macs} >= {PARALLEL_MIN_MACS} ? {parts_with_scratch('OCB')} : 1)"
 
 
 def input_row(geo: dict) -> str:
@@ -155,6 +186,8 @@ BLOCK = 8
 
 
 def conv44_instr(op: Op, geo: dict, kernel: Kernel, note: str) -> Instr:
-    return Instr(kernel, [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""],
-                 [op.outputs[0]], geo["params"], workspace_bytes=geo["workspace"],
+    inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else ""]
+    if geo["slope"]:
+        inputs.append(geo["slope"])
+    return Instr(kernel, inputs, [op.outputs[0]], geo["params"], workspace_bytes=geo["workspace"],
                  note=note)

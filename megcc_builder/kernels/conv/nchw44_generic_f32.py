@@ -13,12 +13,13 @@ bounds.
 """
 from __future__ import annotations
 
-from ...codegen.kernel import make_kernel
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
+from ...codegen.parallel import split_kernel
 from .nchw44_common import (BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry,
+                            conv44_parts,
                             conv44_instr, conv44_name, input_row, weight_taps)
 
 
@@ -29,6 +30,8 @@ def _portable_block(geo: dict, nb: int) -> str:
     registers (every loop has a constant trip count; the lane loop is innermost)."""
     bias = "bias[ocb * 4 + l]" if geo["has_bias"] else "0.0f"
     epi = activation_code(geo["act"], "v")
+    if geo["slope"]:  # a fused per-channel PReLU: lane l is channel ocb * 4 + l
+        epi = "(v >= 0.0f ? v : v * slope[ocb * 4 + l])"
     if geo["kind"] == "depthwise":
         taps = """for (j = 0; j < NB; ++j)
                                 for (l = 0; l < 4; ++l) acc[j][l] += xr[(j * SW + kx * DW) * 4 + l] * wk[l];"""
@@ -76,7 +79,7 @@ def lower_conv_nchw44(op: Op, graph: Graph):
     geo = conv44_geometry(op, graph)
     name = conv44_name(geo)
     body = conv44_body(geo, lambda nb: _portable_block(geo, nb), BLOCK)
-    kernel = make_kernel(name, body, CONV44_PARAMS, ("math", PAD_HELPER))
+    kernel = split_kernel(name, body, conv44_parts(geo), CONV44_PARAMS, ("math", PAD_HELPER))
     return [conv44_instr(op, geo, kernel, f"nchw44 {geo['kind']} direct, portable C "
                                           f"(4-lane vectorisable loops), {geo['macs']} MACs")]
 

@@ -14,12 +14,14 @@ Padding is materialised once per image in the workspace (nchw44.PAD_HELPER).
 """
 from __future__ import annotations
 
-from ...codegen.kernel import c_float, make_kernel
+from ...codegen.kernel import c_float
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_code
 from ..registry import F32, implements
+from ...codegen.parallel import split_kernel
 from .nchw44_common import (BLOCK, CONV44_PARAMS, PAD_HELPER, conv44_body, conv44_geometry,
+                            conv44_parts,
                             conv44_instr, conv44_name, input_row, weight_taps)
 
 
@@ -76,6 +78,11 @@ def _neon_block(geo: dict, nb: int) -> str:
         loop_in, wload = "for (icb = 0; icb < ICB; ++icb) ", "const float32x4_t w0 = vld1q_f32(wk);"
         taps = "a[j] = vfmaq_f32(a[j], w0, vld1q_dup_f32(xr + j * SW + kx * DW));"
     store = vector_store(geo["act"], "yr + (ox + j) * 4", "a[j]")
+    prelu = ""
+    if geo["slope"]:  # a fused per-channel PReLU: max(0, v) + slope * min(0, v)
+        prelu = ("const float32x4_t sv = vld1q_f32(slope + ocb * 4), zv = vdupq_n_f32(0.0f);\n"
+                 "                    for (j = 0; j < {nb}; ++j) a[j] = vfmaq_f32(vmaxq_f32(zv, a[j]), "
+                 "sv, vminq_f32(zv, a[j]));\n                    ").replace("{nb}", str(nb))
     return f"""                    float32x4_t a[{nb}];
                     for (j = 0; j < {nb}; ++j) a[j] = {bias};
                     {loop_in}for (ky = 0; ky < KH; ++ky) {{
@@ -86,7 +93,7 @@ def _neon_block(geo: dict, nb: int) -> str:
                             for (j = 0; j < {nb}; ++j) {taps}
                         }}
                     }}
-                    for (j = 0; j < {nb}; ++j) {store}
+                    {prelu}for (j = 0; j < {nb}; ++j) {store}
 """
 
 
@@ -117,8 +124,8 @@ def lower_conv(op: Op, graph: Graph):
     geo = conv44_geometry(op, graph)
     name = conv44_name(geo, "_neon")
     body = conv44_body(geo, lambda nb: _neon_block(geo, nb), BLOCK)
-    kernel = make_kernel(name, body, CONV44_PARAMS, ("math", PAD_HELPER, FMA_LANE_HELPER),
-                         isa="neon")
+    kernel = split_kernel(name, body, conv44_parts(geo), CONV44_PARAMS,
+                          ("math", PAD_HELPER, FMA_LANE_HELPER), isa="neon")
     return [conv44_instr(op, geo, kernel,
                          f"nchw44 NEON {variant(geo)}, blocks of {BLOCK} pixels, "
                          f"{geo['macs']} MACs")]

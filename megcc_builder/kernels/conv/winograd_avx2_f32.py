@@ -48,7 +48,8 @@ from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
 from ...ir.symbolic import smin
 from ..registry import F32, implements
-from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, scalar_activation_pass,
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
+                       prelu_vector, scalar_activation_pass,
                        vector_conv_rejection)
 
 
@@ -383,9 +384,9 @@ def helpers(v: Variant):
 HELPERS = helpers(F43)
 
 
-def _epilogue(has_bias: bool, residual, clamp: bool) -> str:
+def _epilogue(has_bias: bool, residual, clamp: bool, prelu: bool = False) -> str:
     """C statements finishing 8 outputs `val`: + bias, + residual (`residual`: the C
-    expression loading it, or empty), clamp."""
+    expression loading it, or empty), clamp or a per-channel PReLU (slope vector sv)."""
     lines = []
     if has_bias:
         lines.append("val = _mm256_add_ps(val, bv);")
@@ -393,6 +394,8 @@ def _epilogue(has_bias: bool, residual, clamp: bool) -> str:
         lines.append(f"val = _mm256_add_ps(val, {residual});")
     if clamp:
         lines.append("val = _mm256_min_ps(hi, _mm256_max_ps(lo, val));")
+    if prelu:
+        lines.append(f"val = {prelu_vector(AVX2, 'val', 'sv', '_mm256_setzero_ps()')};")
     return " ".join(lines)
 
 
@@ -407,18 +410,24 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     lo, hi = clamp or ("0.0f", "0.0f")
     tb, kb, mb = blocking(geo, v)
     wb = strip_width(geo, tb, v)
-    res_tag = "_residual" if residual else ""
+    slope = prelu_slope(op)  # a fused per-channel PReLU (passes/fuse.py)
+    res_tag = ("_residual" if residual else "") + prelu_tag(op)
     name = f"conv2d_winograd_f{t}_f32{bias_tag}{res_tag}{activation_tag(act)}_avx2"
     w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32)
     wname = graph.unique_name(op.inputs[1] + f"__wino{t}_a6")
     graph.add_const(wname, packed_filters(w, v))
-    finish_full = _epilogue(has_bias, residual and "_mm256_loadu_ps(rr + 8 * q)", clamp is not None)
-    finish_edge = _epilogue(has_bias, residual and "_mm256_loadu_ps(buf)", clamp is not None)
+    finish_full = _epilogue(has_bias, residual and "_mm256_loadu_ps(rr + 8 * q)", clamp is not None,
+                            bool(slope))
+    finish_edge = _epilogue(has_bias, residual and "_mm256_loadu_ps(buf)", clamp is not None,
+                            bool(slope))
     # bias vector and clamp bounds only where the epilogue uses them
     uses = lambda name: re.search(r"\b" + name + r"\b", finish_full + finish_edge)  # noqa: E731
     bias_decl = "    const float *bias = (const float *)in_ptrs[2];\n" if uses("bv") else ""
     bias_vector = "                    const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);\n" \
         if uses("bv") else ""
+    if slope:
+        bias_decl += "    const float *slope = (const float *)in_ptrs[4];\n"
+        bias_vector += "                    const __m256 sv = _mm256_set1_ps(slope[o]);\n"
     clamp_decl = f"    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});\n" \
         if uses("lo") or uses("hi") else ""
     loads = ", ".join(f"_mm256_loadu_ps(mi + {j} * MS)" for j in range(a))
@@ -436,7 +445,7 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
 {clamp_decl}    int32_t b, t0, o0, k0, o, t, gi, r, q;
     megcc_avx2_epi e;
-    e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f;
+    e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;
     /* zeroed once: lanes past the last tile read these (their results are never used) */
     memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + {a} * WB + {xi} * LS));
     for (b = 0; b < N; ++b)
@@ -511,8 +520,10 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     params = PARAMS.pack(**conv_head_values(geo, 1), TB=tb, KB=kb, MB=mb, WB=wb,
                          LS=staging_width(tb))
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
-    if residual:
-        inputs.append(op.inputs[3])
+    if residual or slope:
+        inputs.append(op.inputs[3] if residual else "")
+    if slope:
+        inputs.append(slope)
     tx, ty = tiles(geo, v)
     ws = workspace_floats(geo, tb, kb, mb, v) * 4
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from ...ir import Graph, Op
 from ..registry import implements
-from .common import ROUND, function, ir_dtypes, op_types, request_of
-from .resize_linear_generic import portable_cost, resize_helpers
+from .common import function, ir_dtypes, op_types, request_of
+from .resize_linear_generic import C_TYPE, PORTABLE_CORES, portable_cost
 
 
-@implements(*op_types("crop_and_resize"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit_crop_and_resize(op: Op, graph: Graph):
+def crop_and_resize_function(op: Op, graph: Graph, cores=PORTABLE_CORES, isa: str = ""):
+    """The box of src through the resize core `cores[dtype]` (src's row stride)."""
     _, dtype = request_of(op, graph)
-    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    core, helpers = cores[dtype]
+    ctype = C_TYPE[dtype]
     return function(op, graph, f"""
     TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
     TINYCV_CHECK(FN, dst->channels == src->channels && rows > 0 && cols > 0);
@@ -26,21 +27,20 @@ def emit_crop_and_resize(op: Op, graph: Graph):
     {{
         const size_t cn = src->channels;
         const {ctype}* box = (const {ctype}*)src->data + (row * src->cols + col) * cn;
-        tinycv_resize_linear_{core}_core(box, (int)cols, (int)rows, src->cols * cn,
-                                      ({ctype}*)dst->data, (int)dst->cols, (int)dst->rows,
-                                      dst->cols * cn, (int)cn, 0);
+        {core}(box, (int)cols, (int)rows, src->cols * cn, ({ctype}*)dst->data,
+               (int)dst->cols, (int)dst->rows, dst->cols * cn, (int)cn, 0);
     }}
-""", resize_helpers(dtype))
+""", helpers, isa)
 
 
-@implements(*op_types("letterbox"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit_letterbox(op: Op, graph: Graph):
+def letterbox_function(op: Op, graph: Graph, cores=PORTABLE_CORES, isa: str = ""):
+    """src resized through `cores[dtype]` into the centred part of dst (dst's row stride)."""
     _, dtype = request_of(op, graph)
+    core, helpers = cores[dtype]
+    ctype = C_TYPE[dtype]
     if dtype == "ui8":
-        ctype, core = "uint8_t", "u8"
         fill = "const int p = tinycv_round(pad);\n        const uint8_t v = (uint8_t)(p < 0 ? 0 : p > 255 ? 255 : p);"
     else:
-        ctype, core = "float", "f32"
         fill = "const float v = (float)pad;"
     return function(op, graph, f"""
     TINYCV_CHECK(FN, tinycv_valid(src, 4) && tinycv_valid(dst, 4));
@@ -60,15 +60,24 @@ def emit_letterbox(op: Op, graph: Graph):
         x0 = ((int)dst->cols - nw) / 2;
         y0 = ((int)dst->rows - nh) / 2;
         for (i = 0; i < n; ++i) d[i] = v;
-        tinycv_resize_linear_{core}_core((const {ctype}*)src->data, (int)src->cols,
-                                      (int)src->rows, src->cols * cn,
-                                      d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh,
-                                      dst->cols * cn, (int)cn, 0);
+        {core}((const {ctype}*)src->data, (int)src->cols, (int)src->rows, src->cols * cn,
+               d + ((size_t)y0 * dst->cols + (size_t)x0) * cn, nw, nh, dst->cols * cn,
+               (int)cn, 0);
         if (scale) *scale = (float)s;
         if (left) *left = x0;
         if (top) *top = y0;
     }}
-""", resize_helpers(dtype))
+""", helpers, isa)
+
+
+@implements(*op_types("crop_and_resize"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_crop_and_resize(op: Op, graph: Graph):
+    return crop_and_resize_function(op, graph)
+
+
+@implements(*op_types("letterbox"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit_letterbox(op: Op, graph: Graph):
+    return letterbox_function(op, graph)
 
 
 @implements(*op_types("topk"), dtypes=ir_dtypes("f32"), cost=portable_cost)
@@ -189,3 +198,62 @@ def emit_box_decode(op: Op, graph: Graph):
         }
     }
 """)
+
+
+SIGMOID = ("tinycv_sigmoid", r"""
+static float tinycv_sigmoid(float x)
+{
+    return 1.f / (1.f + expf(-x));
+}
+""")
+
+
+@implements(*op_types("yolo_decode"), dtypes=ir_dtypes("f32"), cost=portable_cost)
+def emit_yolo_decode(op: Op, graph: Graph):
+    # the sigmoid as 1 / (1 + exp(-x)) in float (what the exported models compute)
+    return function(op, graph, r"""
+    TINYCV_CHECK(FN, tinycv_valid(src, 1) && tinycv_valid(dst, 1) && src->cols > 5);
+    TINYCV_CHECK(FN, grid_h > 0 && grid_w > 0 && dst->rows == src->rows && dst->cols == 4);
+    TINYCV_CHECK(FN, src->rows % ((size_t)grid_h * grid_w) == 0);
+    TINYCV_CHECK(FN, anchors != NULL || src->rows == (size_t)grid_h * grid_w);
+    {
+        const size_t cells = (size_t)grid_h * grid_w, width = src->cols;
+        const float* t = (const float*)src->data;
+        float* out = (float*)dst->data;
+        size_t i, c;
+        for (i = 0; i < src->rows; ++i, t += width, out += 4) {
+            const size_t a = i / cells, cell = i % cells;
+            const float gx = (float)(cell % (size_t)grid_w), gy = (float)(cell / (size_t)grid_w);
+            float cx, cy, w, h, best, obj;
+            int32_t best_c = 0;
+            if (anchors == NULL) {
+                cx = (t[0] + gx) * stride;
+                cy = (t[1] + gy) * stride;
+                w = expf(t[2]) * stride;
+                h = expf(t[3]) * stride;
+            } else {
+                const float px = tinycv_sigmoid(t[0]), py = tinycv_sigmoid(t[1]);
+                const float pw = 2.f * tinycv_sigmoid(t[2]), ph = 2.f * tinycv_sigmoid(t[3]);
+                cx = (2.f * px - 0.5f + gx) * stride;
+                cy = (2.f * py - 0.5f + gy) * stride;
+                w = pw * pw * anchors[2 * a];
+                h = ph * ph * anchors[2 * a + 1];
+            }
+            out[0] = cx - 0.5f * w;
+            out[1] = cy - 0.5f * h;
+            out[2] = cx + 0.5f * w;
+            out[3] = cy + 0.5f * h;
+            best = t[5];
+            for (c = 6; c < width; ++c)
+                if (t[c] > best) {
+                    best = t[c];
+                    best_c = (int32_t)(c - 5);
+                }
+            /* the sigmoid is monotonic: the best logit is the best score */
+            obj = sigmoid ? tinycv_sigmoid(t[4]) : t[4];
+            if (scores) scores[i] = obj * (sigmoid ? tinycv_sigmoid(best) : best);
+            if (classes) classes[i] = best_c;
+        }
+    }
+""", (SIGMOID,))
+

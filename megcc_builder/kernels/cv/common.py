@@ -78,15 +78,19 @@ static int tinycv_valid(const TinyMat* m, size_t max_channels)
 """)
 
 # OpenCV's cvRound / saturate_cast<int>(double): round half to even (lrint in the default
-# rounding mode), written out so bare-metal builds need no lrint.
+# rounding mode), written out so bare-metal builds need no lrint. x - floor(x) is exact, so
+# the halfway test is too (floor(x + 0.5) would round x + 0.5 first).
 ROUND = ("tinycv_round", r"""
 static int tinycv_round(double x)
 {
-    double r = floor(x + 0.5);
-    if (r - x == 0.5 && fmod(r, 2.0) != 0.0) r -= 1.0;
-    if (r > 2147483647.0) return 2147483647;
+    const double r = floor(x), f = x - r;
+    if (r >= 2147483647.0) return 2147483647;
     if (r < -2147483648.0) return (-2147483647 - 1);
-    return (int)r;
+    {
+        int i = (int)r;
+        if (f > 0.5 || (f == 0.5 && (i & 1))) ++i;
+        return i;
+    }
 }
 """)
 

@@ -11,15 +11,15 @@
   floor(dx * scale), fx = (dx + 1) - (sx + 1) / scale taken modulo 1), i.e. resize_linear's
   strided core in its `area` mode.
 
-No heap: the table path works on strips of destination columns whose sums live on the
-stack, and recomputes each column's source cells instead of storing a table.
+No heap: the table path works on strips of 64 destination columns whose sums and column
+cells (computed once per strip) live on the stack (about 3 KB).
 """
 from __future__ import annotations
 
 from ...ir import Graph, Op
 from ..registry import implements
 from .common import ROUND, function, ir_dtypes, op_types, request_of
-from .resize_linear_generic import _CHECKS, portable_cost, resize_helpers
+from .resize_linear_generic import _CHECKS, C_TYPE, PORTABLE_CORES, portable_cost
 
 # One destination cell's source interval on an axis (computeResizeAreaTab, one dx).
 AREA_CELL = ("tinycv_area_cell", r"""
@@ -110,23 +110,42 @@ static void tinycv_resize_area_fast_f32(const float* src, int sw, float* dst, in
 """
 
 
-def _table(ctype: str, dtype: str) -> str:
+_SCALAR_COLUMN = """
+                    if (cell->has_first)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cell->first * cn + c] * cell->wf;
+                    for (sx = cell->s1; sx < cell->s2; ++sx)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[sx * cn + c] * cell->wmid;
+                    if (cell->has_last)
+                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cell->s2 * cn + c] * cell->wl;"""
+_SCALAR_FIRST = "for (; x < width; ++x) sum[x] = beta * buf[x];"
+_SCALAR_ADD = "for (; x < width; ++x) sum[x] += beta * buf[x];"
+
+
+def table_source(ctype: str, dtype: str, suffix: str = "", column: str = _SCALAR_COLUMN,
+                 first: str = "", add: str = "") -> str:
+    """tinycv_resize_area_table_<dtype><suffix>: OpenCV's area-table shrink. A vector
+    variant passes C for one destination column of one source row (`column`: b[0..cn) =
+    b + p * w over the cell's pixels p in order, each channel rounded as _SCALAR_COLUMN
+    rounds it; `cell`, `s`, `b`, `k`, `x0`, `last_row`, `sx`, `c` in scope) and for the
+    leading part of the vertical accumulation (`first`: sum = beta * buf, `add`: sum +=
+    beta * buf, over x from 0, leaving x where the scalar loop goes on)."""
     if dtype == "ui8":
         out = "o[x] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);"
         rnd = "const int r = tinycv_round((double)sum[x]);"
     else:
         out, rnd = "o[x] = sum[x];", ""
     return rf"""
-static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh, {ctype}* dst,
-                                          int dw, int dh, int cn, double scale_x,
-                                          double scale_y)
+static void tinycv_resize_area_table_{dtype}{suffix}(const {ctype}* src, int sw, int sh,
+        {ctype}* dst, int dw, int dh, int cn, double scale_x, double scale_y)
 {{
     float buf[TINYCV_AREA_STRIP * 4], sum[TINYCV_AREA_STRIP * 4];
+    tinycv_area_cell_t cols[TINYCV_AREA_STRIP];  /* the strip's column cells */
     const size_t sstride = (size_t)sw * cn;
-    int x0, dy;
+    int x0, dy, k;
     for (x0 = 0; x0 < dw; x0 += TINYCV_AREA_STRIP) {{
         const int n = dw - x0 < TINYCV_AREA_STRIP ? dw - x0 : TINYCV_AREA_STRIP;
         const int width = n * cn;
+        for (k = 0; k < n; ++k) cols[k] = tinycv_area_cell(x0 + k, sw, scale_x);
         for (dy = 0; dy < dh; ++dy) {{
             const tinycv_area_cell_t rows = tinycv_area_cell(dy, sh, scale_y);
             {ctype}* o = dst + (size_t)dy * dw * cn + (size_t)x0 * cn;
@@ -136,25 +155,25 @@ static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh,
                 const float beta = rows.has_first && sy == rows.first ? rows.wf
                                    : sy < rows.s2 ? rows.wmid : rows.wl;
                 const {ctype}* s = src + (size_t)sy * sstride;
-                int k, c;
+                /* pixels of this row after which a 4-element load may pass the image */
+                const int last_row = sy == sh - 1;
+                int c;
+                (void)last_row;
                 for (x = 0; x < width; ++x) buf[x] = 0.f;
                 for (k = 0; k < n; ++k) {{
-                    const tinycv_area_cell_t cols = tinycv_area_cell(x0 + k, sw, scale_x);
+                    const tinycv_area_cell_t* cell = cols + k;
                     float* b = buf + k * cn;
                     int sx;
-                    if (cols.has_first)
-                        for (c = 0; c < cn; ++c)
-                            b[c] = b[c] + s[cols.first * cn + c] * cols.wf;
-                    for (sx = cols.s1; sx < cols.s2; ++sx)
-                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[sx * cn + c] * cols.wmid;
-                    if (cols.has_last)
-                        for (c = 0; c < cn; ++c) b[c] = b[c] + s[cols.s2 * cn + c] * cols.wl;
+                    {column}
                 }}
+                x = 0;
                 if (first) {{
-                    for (x = 0; x < width; ++x) sum[x] = beta * buf[x];
+                    {first}
+                    {_SCALAR_FIRST}
                     first = 0;
                 }} else {{
-                    for (x = 0; x < width; ++x) sum[x] += beta * buf[x];
+                    {add}
+                    {_SCALAR_ADD}
                 }}
             }}
             for (x = 0; x < width; ++x) {{
@@ -167,16 +186,26 @@ static void tinycv_resize_area_table_{dtype}(const {ctype}* src, int sw, int sh,
 """
 
 
-AREA_PATHS = {
-    dtype: (f"tinycv_resize_area_paths_{dtype}",
-            "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast + _table(ctype, dtype))
-    for dtype, ctype, fast in (("ui8", "uint8_t", _FAST_UI8), ("f32", "float", _FAST_F32))}
+AREA_FAST = {dtype: (f"tinycv_resize_area_fast_{dtype}", "\n#define TINYCV_AREA_MAX_BLOCK 1024\n" + fast)
+             for dtype, fast in (("ui8", _FAST_UI8), ("f32", _FAST_F32))}
+AREA_TABLE = {dtype: (f"tinycv_resize_area_table_{dtype}", table_source(ctype, dtype))
+              for dtype, ctype in (("ui8", "uint8_t"), ("f32", "float"))}
+
+# per dtype: (integer-factor function, area-table function, helpers defining them)
+PORTABLE_AREA = {dtype: (f"tinycv_resize_area_fast_{dtype}", f"tinycv_resize_area_table_{dtype}",
+                         (ROUND, AREA_CELL, AREA_FAST[dtype], AREA_TABLE[dtype]))
+                 for dtype in ("ui8", "f32")}
 
 
-@implements(*op_types("resize_area"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
-def emit(op: Op, graph: Graph):
+def resize_area_function(op: Op, graph: Graph, cores=PORTABLE_CORES, paths=PORTABLE_AREA,
+                         isa: str = ""):
+    """OpenCV's three INTER_AREA paths: `paths[dtype]` for shrinking (block average, area
+    table), the resize core `cores[dtype]` in its area mode for enlarging."""
     _, dtype = request_of(op, graph)
-    ctype, core = ("uint8_t", "u8") if dtype == "ui8" else ("float", "f32")
+    ctype = C_TYPE[dtype]
+    core, core_helpers = cores[dtype]
+    fast, table, path_helpers = paths[dtype]
+    helpers = tuple(dict.fromkeys(core_helpers + path_helpers))  # ROUND once, first
     return function(op, graph, _CHECKS + f"""
     {{
         const int sw = (int)src->cols, sh = (int)src->rows, dw = (int)dst->cols;
@@ -189,12 +218,16 @@ def emit(op: Op, graph: Graph):
             const int ix = tinycv_round(scale_x), iy = tinycv_round(scale_y);
             if (fabs(scale_x - ix) < 2.220446049250313e-16 &&
                 fabs(scale_y - iy) < 2.220446049250313e-16 && (dtype_is_u8 || ix * iy <= TINYCV_AREA_MAX_BLOCK))
-                tinycv_resize_area_fast_{dtype}(s, sw, d, dw, dh, cn, ix, iy);
+                {fast}(s, sw, d, dw, dh, cn, ix, iy);
             else
-                tinycv_resize_area_table_{dtype}(s, sw, sh, d, dw, dh, cn, scale_x, scale_y);
+                {table}(s, sw, sh, d, dw, dh, cn, scale_x, scale_y);
         }} else {{
-            tinycv_resize_linear_{core}_core(s, sw, sh, (size_t)sw * cn, d, dw, dh,
-                                          (size_t)dw * cn, cn, 1);
+            {core}(s, sw, sh, (size_t)sw * cn, d, dw, dh, (size_t)dw * cn, cn, 1);
         }}
     }}
-""", (ROUND, *resize_helpers(dtype)[1:], AREA_CELL, AREA_PATHS[dtype]))
+""", helpers, isa)
+
+
+@implements(*op_types("resize_area"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
+def emit(op: Op, graph: Graph):
+    return resize_area_function(op, graph)

@@ -184,22 +184,24 @@ static void tinycv_resize_linear_f32_core(const float* s, int sw, int sh, size_t
 }
 """)
 
-_UI8 = r"""
-    tinycv_resize_linear_u8_core((const uint8_t*)src->data, (int)src->cols, (int)src->rows,
-                                 src->cols * src->channels, (uint8_t*)dst->data, (int)dst->cols,
-                                 (int)dst->rows, dst->cols * dst->channels, (int)src->channels, 0);
-"""
-
-_F32 = r"""
-    tinycv_resize_linear_f32_core((const float*)src->data, (int)src->cols, (int)src->rows,
-                                  src->cols * src->channels, (float*)dst->data, (int)dst->cols,
-                                  (int)dst->rows, dst->cols * dst->channels, (int)src->channels, 0);
-"""
+# (core function name, helpers) per dtype: the portable strided cores. A vector ISA
+# provides its own (same signature, bit-identical results) and every resize-based operator
+# (resize_linear, crop_and_resize, letterbox, resize_area's enlargement) takes a core table.
+PORTABLE_CORES = {"ui8": ("tinycv_resize_linear_u8_core", (ROUND, COEF, ANY_TAP, CORE_U8)),
+                  "f32": ("tinycv_resize_linear_f32_core", (ROUND, COEF, ANY_TAP, CORE_F32))}
+C_TYPE = {"ui8": "uint8_t", "f32": "float"}
 
 
-def resize_helpers(dtype: str):
-    """The helpers a resize of `dtype` ("ui8" or "f32") through the strided core needs."""
-    return (ROUND, COEF, ANY_TAP, CORE_U8 if dtype == "ui8" else CORE_F32)
+def resize_linear_function(op: Op, graph: Graph, cores=PORTABLE_CORES, isa: str = ""):
+    """tinycv_resize_linear_<dtype>: the whole images through `cores[dtype]`."""
+    _, dtype = request_of(op, graph)
+    core, helpers = cores[dtype]
+    ctype = C_TYPE[dtype]
+    return function(op, graph, _CHECKS + f"""
+    {core}((const {ctype}*)src->data, (int)src->cols, (int)src->rows,
+           src->cols * src->channels, ({ctype}*)dst->data, (int)dst->cols, (int)dst->rows,
+           dst->cols * dst->channels, (int)src->channels, 0);
+""", helpers, isa)
 
 
 def portable_cost(op, graph, isa) -> float:
@@ -208,6 +210,4 @@ def portable_cost(op, graph, isa) -> float:
 
 @implements(*op_types("resize_linear"), dtypes=ir_dtypes("ui8", "f32"), cost=portable_cost)
 def emit(op: Op, graph: Graph):
-    _, dtype = request_of(op, graph)
-    return function(op, graph, _CHECKS + (_UI8 if dtype == "ui8" else _F32),
-                    resize_helpers(dtype))
+    return resize_linear_function(op, graph)

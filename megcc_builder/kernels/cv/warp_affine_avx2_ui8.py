@@ -12,16 +12,12 @@ from .common import ir_dtypes, op_types
 from .warp_affine_generic_ui8 import warp_function
 
 WARP8 = ("tinycv_warp8_avx2", r"""
-/* Returns 0 (writing nothing) unless all 8 pixels are inside and every 4-byte gather stays
-   inside the image. */
-static int tinycv_warp8_avx2(const uint8_t* s, int sw, int sh, int cn, int X0, int Y0,
-                             const int* adelta, const int* bdelta, uint8_t* o)
+/* 8 pixels at source coordinates X, Y (1/32 pixel). Returns 0 (writing nothing) unless all
+   8 are inside and every 4-byte gather stays inside the image. */
+static inline int tinycv_warp8_xy_avx2(const uint8_t* s, int sw, int sh, int cn, __m256i X,
+                                       __m256i Y, uint8_t* o)
 {
     const int sstep = sw * cn;
-    const __m256i X = _mm256_srai_epi32(_mm256_add_epi32(
-        _mm256_set1_epi32(X0), _mm256_loadu_si256((const __m256i*)adelta)), 5);
-    const __m256i Y = _mm256_srai_epi32(_mm256_add_epi32(
-        _mm256_set1_epi32(Y0), _mm256_loadu_si256((const __m256i*)bdelta)), 5);
     const __m256i m31 = _mm256_set1_epi32(31), c32 = _mm256_set1_epi32(32);
     const __m256i lo16 = _mm256_set1_epi32(-32768), hi16 = _mm256_set1_epi32(32767);
     const __m256i fx = _mm256_and_si256(X, m31), fy = _mm256_and_si256(Y, m31);
@@ -85,6 +81,16 @@ static int tinycv_warp8_avx2(const uint8_t* s, int sw, int sh, int cn, int X0, i
         }
     }
     return 1;
+}
+
+/* X, Y in 1/32 pixel from OpenCV's 1/1024 affine coordinates */
+static inline int tinycv_warp8_avx2(const uint8_t* s, int sw, int sh, int cn, int X0, int Y0,
+                                    const int* adelta, const int* bdelta, uint8_t* o)
+{
+    return tinycv_warp8_xy_avx2(s, sw, sh, cn, _mm256_srai_epi32(_mm256_add_epi32(
+        _mm256_set1_epi32(X0), _mm256_loadu_si256((const __m256i*)adelta)), 5),
+        _mm256_srai_epi32(_mm256_add_epi32(
+        _mm256_set1_epi32(Y0), _mm256_loadu_si256((const __m256i*)bdelta)), 5), o);
 }
 """)
 

@@ -31,7 +31,9 @@ _BODY = r"""
                 const double X0 = trans[0] * xb + trans[1] * y + trans[2];
                 const double Y0 = trans[3] * xb + trans[4] * y + trans[5];
                 const double W0 = trans[6] * xb + trans[7] * y + trans[8];
-                for (x1 = 0; x1 < bw && xb + x1 < dw; ++x1) {
+                x1 = 0;
+VECTOR
+                for (; x1 < bw && xb + x1 < dw; ++x1) {
                     double W = W0 + trans[6] * x1, fX, fY;
                     W = W != 0 ? 32.0 / W : 0;
                     fX = (X0 + trans[0] * x1) * W;
@@ -46,10 +48,17 @@ _BODY = r"""
 """
 
 
-def _emit(op: Op, graph: Graph, border: str):
-    body = (_BODY.replace("PIXEL", PIXEL[border][0])
+def perspective_function(op: Op, graph: Graph, border: str, vector: str = "", helpers=(),
+                         isa: str = ""):
+    """The public function; `vector` may compute groups of a block's columns first
+    (advancing x1; X0, Y0, W0, xb, y in scope)."""
+    body = (_BODY.replace("VECTOR", vector).replace("PIXEL", PIXEL[border][0])
             .replace("BOARD", "board" if border == "constant" else "0"))
-    return function(op, graph, body, (ROUND, SAT_S16, PIXEL[border]))
+    return function(op, graph, body, (ROUND, SAT_S16, PIXEL[border]) + tuple(helpers), isa)
+
+
+def _emit(op: Op, graph: Graph, border: str):
+    return perspective_function(op, graph, border)
 
 
 @implements(*op_types("warp_perspective_replicate_linear"), dtypes=ir_dtypes("ui8"),

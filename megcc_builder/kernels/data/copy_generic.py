@@ -109,6 +109,10 @@ def _slice_params(op: Op, graph: Graph):
     return starts.tolist(), ends.tolist(), axes, steps
 
 
+def _int_or_sym(v):
+    return v if isinstance(v, Sym) else int(v)
+
+
 @implements("Slice")
 def lower_slice(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
@@ -121,8 +125,10 @@ def lower_slice(op: Op, graph: Graph):
         a = norm_axis(int(a), rank, op, graph)
         if k == 0:
             raise graph.error("Slice step must not be 0", op)
-        if isinstance(x.shape[a], Sym):  # a run-time extent: the same clamping as expressions
-            begin[a], out_dims[a] = slice_range(int(s), int(e), int(k), x.shape[a])
+        if isinstance(x.shape[a], Sym) or isinstance(s, Sym) or isinstance(e, Sym):
+            # a run-time extent or bound (x[..., W // 2:]): the same clamping as expressions
+            begin[a], out_dims[a] = slice_range(_int_or_sym(s), _int_or_sym(e), int(k),
+                                                x.shape[a])
             step[a] = int(k)
             continue
         # Python's slice clamping is exactly ONNX's (including negative steps).
@@ -255,11 +261,19 @@ def lower_gather(op: Op, graph: Graph):
     if ind.dtype not in ("int32", "int64"):
         raise graph.error(f"indices of dtype {ind.dtype} are not supported (int32, int64 are)",
                           op)
-    if ind.is_const:
-        bad = (ind.data < -x.shape[axis]) | (ind.data >= x.shape[axis])
+    n = x.shape[axis]
+    if ind.is_const and ind.numel and isinstance(n, Sym):
+        # a run-time extent: the extreme indices must fit it (guards, naming this node)
+        lo, hi = int(ind.data.min()), int(ind.data.max())
+        for i, ok in ((lo, lo >= -n), (hi, hi < n)):
+            if not ok:
+                raise graph.error(f"index {i} is out of range for axis of size {n!r} "
+                                  "(at the hints)", op)
+    elif ind.is_const:
+        bad = (ind.data < -n) | (ind.data >= n)
         if bad.any():
             raise graph.error(f"index {int(ind.data[bad].flat[0])} is out of range for axis "
-                              f"of size {x.shape[axis]}", op)
+                              f"of size {n}", op)
     outer, inner = _outer_inner(x.shape, axis)
     it = c_type(ind.dtype)
     name = f"gather_{ind.dtype}_bytes"

@@ -106,13 +106,27 @@ def _resize_setup(op: Op, graph: Graph, rank: int):
     elif sizes is not None and sizes.size:
         policy = a.get("keep_aspect_ratio_policy", "stretch")
         x = graph.tensors[op.inputs[0]]
-        ratios = [float(F32(int(s)) / F32(x.shape[ax])) for s, ax in zip(sizes.tolist(), axes)]
+        ratios = [_size_ratio(s, x.shape[ax]) for s, ax in zip(sizes.tolist(), axes)]
         full_scales = [1.0] * rank
         for ax, r in zip(axes, ratios):
             full_scales[ax] = r if policy == "stretch" else \
                 (min(ratios) if policy == "not_larger" else max(ratios))
     return mode, a.get("coordinate_transformation_mode", "half_pixel"), \
         a.get("nearest_mode", "round_prefer_floor"), full_scales, full_roi
+
+
+def _size_ratio(size, extent) -> float:
+    """ONNX's float32 size / extent. A size computed from run-time dimensions (`Shape * 2`,
+    another tensor's extent) that is an exact multiple or fraction of the extent keeps the
+    plan dynamic: k * n / n and n / (k * n) round to the float32 of k and 1 / k, whatever
+    n; the multiple is a guard naming the node. Any other ratio needs the values."""
+    if isinstance(size, Sym) or isinstance(extent, Sym):
+        hs, hn = int.__int__(size), int.__int__(extent)
+        if hs % hn == 0 and size == (hs // hn) * extent:
+            return float(F32(hs // hn))
+        if hn % hs == 0 and extent == (hn // hs) * size:
+            return float(F32(1) / F32(hn // hs))
+    return float(F32(int(size)) / F32(int(extent)))
 
 
 def _axis_table(op, graph, mode, coord, nearest, scale, in_len, out_len, roi):

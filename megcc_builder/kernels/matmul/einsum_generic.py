@@ -15,6 +15,7 @@ from typing import Dict, List, Tuple
 from ...codegen.kernel import Instr, make_kernel, numel, strides_of
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
+from ...ir.symbolic import known
 from ..registry import implements
 
 DTYPES = ("float32", "float64", "int32", "int64")
@@ -73,7 +74,9 @@ def resolve(equation: str, shapes: List[Tuple[int, ...]]):
     for axes, shape in zip(operand_axes, shapes):
         st = dict.fromkeys(letters, 0)
         for a, n, s in zip(axes, shape, strides_of(list(shape))):
-            if n != 1 or extent[a] == 1:
+            # (a run-time extent is not known to be 1: it keeps its stride, which is
+            # right for every value since a letter's extents are equal or guarded so)
+            if not known(n, 1) or known(extent[a], 1):
                 st[a] += s
         strides.append([st[a] for a in letters])
     return letters, [extent[a] for a in letters], len(out), strides

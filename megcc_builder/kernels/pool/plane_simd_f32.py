@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ...codegen.kernel import Instr, make_kernel
+from ...codegen.kernel import Instr
+from ...codegen.parallel import MAX_SCRATCH_PARTS, MIN_RANGE_ELEMENTS, parts_with_scratch, split_kernel
 from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
 from ...codegen.window import plane, window_row
@@ -29,6 +30,18 @@ _PLANE = (i32("NC", "planes (N * C)"), i32("H", "input height"), i32("W", "input
           i32("PW", "padded plane width (row stride)"))
 MAX_PARAMS = schema(*_PLANE)
 AVG_PARAMS = schema(*_PLANE, i32("PB", "padding bottom"), i32("PR", "padding right"))
+
+
+def pool_parts() -> str:
+    """C expression: parts of a plane pooling (ranges of planes, a padded plane each): one
+    per thread (at most MAX_SCRATCH_PARTS) when the output is large enough to pay for waking
+    the pool."""
+    return f"((int64_t)NC * OH * OW >= {MIN_RANGE_ELEMENTS // 4} ? {parts_with_scratch('NC')} : 1)"
+
+
+def _scratch_parts(geo) -> int:
+    nc = geo["n"] * geo["c"]
+    return min(MAX_SCRATCH_PARTS, nc) if isinstance(nc, int) else MAX_SCRATCH_PARTS
 
 
 def lower_maxpool(op: Op, graph: Graph, s: Simd):
@@ -47,13 +60,16 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
         lambda u, x: (f"{{ const {s.vtype} xv = {x}; acc{u} = {s.max(f'acc{u}', 'xv')};"
                       + track.format(u=u) + " }"),
         lambda u: apply.format(u=u), 12)
+    # parts: ranges of planes, each with its own padded plane in the workspace
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    float *pl = (float *)workspace;  /* one -inf-padded input plane */
+    float *pl = (float *)workspace + (int64_t)part * PH * PW;  /* this part's -inf-padded plane */
+    const int32_t c0 = (int32_t)((int64_t)NC * part / parts),
+                  c1 = (int32_t)((int64_t)NC * (part + 1) / parts);
 {{geometry}}    int32_t c, oy, ox, ky, kx;
-    for (c = 0; c < NC; ++c) {{
+    for (c = c0; c < c1; ++c) {{
         float *yc = y + (int64_t)c * OH * OW;
-        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl, c > 0);
+        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, -INFINITY, pl, c > c0);
         for (oy = 0; oy < OH; ++oy) {{
             const float *row = pl + (int64_t)oy * SH * PW;
             float *yr = yc + (int64_t)oy * OW;
@@ -63,12 +79,14 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
 """
     body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
                                                     DW=dw))
-    kernel = make_kernel(name, body, MAX_PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, pool_parts(), MAX_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
                              OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params, workspace_bytes=ph * pw * 4,
+    parts = _scratch_parts(geo)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                  workspace_bytes=parts * ph * pw * 4,
                   note=f"{s.label} max pooling over a -inf-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector")]
 
@@ -89,9 +107,12 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
     lox, hix = ("-PL", "W + PR") if include_pad else ("0", "W")
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    float *pl = (float *)workspace;  /* one zero-padded input plane, then 1/columns */
 {{geometry}}    const int32_t OWV = (OW + {s.vw - 1}) / {s.vw} * {s.vw};
+    /* this part's zero-padded input plane, then its 1/columns table */
+    float *pl = (float *)workspace + (int64_t)part * ((int64_t)PH * PW + OWV);
     float *rx = pl + (int64_t)PH * PW;
+    const int32_t c0 = (int32_t)((int64_t)NC * part / parts),
+                  c1 = (int32_t)((int64_t)NC * (part + 1) / parts);
     int32_t c, oy, ox, ky, kx;
     for (ox = 0; ox < OWV; ++ox) {{
         int32_t n = 0;
@@ -101,9 +122,9 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
         }}
         rx[ox] = n > 0 && ox < OW ? 1.0f / (float)n : 1.0f;
     }}
-    for (c = 0; c < NC; ++c) {{
+    for (c = c0; c < c1; ++c) {{
         float *yc = y + (int64_t)c * OH * OW;
-        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, 0.0f, pl, c > 0);
+        megcc_pad_plane(x + (int64_t)c * H * W, H, W, PT, PL, PH, PW, 0.0f, pl, c > c0);
         for (oy = 0; oy < OH; ++oy) {{
             const float *row = pl + (int64_t)oy * SH * PW;
             float *yr = yc + (int64_t)oy * OW;
@@ -120,15 +141,16 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
 """
     body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
                                                     DW=dw))
-    kernel = make_kernel(name, body, AVG_PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, pool_parts(), AVG_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = AVG_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
                              OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw, PB=pads[2],
                              PR=pads[3])
     owv = -(-geo["ow"] // s.vw) * s.vw
+    parts = _scratch_parts(geo)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=(ph * pw + owv) * 4,
+                  workspace_bytes=parts * (ph * pw + owv) * 4,
                   note=f"{s.label} average pooling over a zero-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector, sums scaled by 1/rows x 1/columns")]
 

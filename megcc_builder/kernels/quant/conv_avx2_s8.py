@@ -59,6 +59,8 @@ def _micro_kernel() -> str:
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     if int(op.attrs.get("group", 1)) != 1:
         return "grouped / depthwise (portable direct loop)"
     if len(graph.tensors[op.inputs[0]].shape) != 4:

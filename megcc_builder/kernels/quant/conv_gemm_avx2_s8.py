@@ -49,6 +49,8 @@ BLOCK_BYTES = 192 * 1024
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     x = graph.tensors[op.inputs[0]]
     if len(x.shape) not in (3, 4):
         return "not 1-D or 2-D"

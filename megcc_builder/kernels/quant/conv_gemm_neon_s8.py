@@ -48,6 +48,8 @@ BLOCK_BYTES = 48 * 1024  # packed activations per block: most of a 64 KB L1 / ha
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     x = graph.tensors[op.inputs[0]]
     if len(x.shape) not in (3, 4):
         return "not 1-D or 2-D"

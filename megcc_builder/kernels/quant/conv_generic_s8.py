@@ -4,6 +4,8 @@ in int32 with the int32 bias added to the accumulator, then requantized per outp
 padded cells hold the input zero point, i.e. contribute nothing."""
 from __future__ import annotations
 
+import numpy as np
+
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
@@ -76,6 +78,42 @@ def _loop(xt: str, wt: str, x_zp: str, w_zp: str, epilogue: str, head: str) -> s
 """
 
 
+def fixed_point_operands(op: Op, graph: Graph, rq, scale_slots, count: int,
+                         alpha: float = 1.0, per_column: bool = True):
+    """Fixed-point requantization (requant.py): the Q31 multipliers and exponents of
+    alpha * s_in * s_w[c] / s_out as two int32 constants (one value, or `count` when the
+    weight scale has one per channel), and the C declarations reading them (`qmv`, `qev`)
+    from the instruction's two last inputs; the float scales stay inputs, unused."""
+    from .requant import fixed_point_problem, q31_multipliers
+
+    vals = []
+    for k in scale_slots:
+        t = graph.tensors[op.inputs[k]]
+        if not t.is_const:
+            raise graph.error("fixed-point requantization needs constant scales", op)
+        vals.append(np.asarray(t.data, np.float64).reshape(-1))
+    s_in, s_w, s_out = vals
+    real = alpha * s_in[0] * s_w / s_out[0]
+    why = fixed_point_problem(real)
+    if why:
+        raise graph.error(why, op)
+    rq.set_clip_scale(float(s_out[0]))
+    m, e = q31_multipliers(real)
+    names = []
+    for what, data in (("q31_mult", m), ("q31_exp", e)):
+        names.append(graph.unique_name(f"{op.outputs[0]}__{what}"))
+        graph.add_const(names[-1], data.astype(np.int32), "int32")
+    return names
+
+
+def fixed_point_head(at: int) -> str:
+    """C: the fixed-point operands at instruction inputs `at`, `at + 1`; the float scales,
+    read by the shared prologue, unused."""
+    return (f"\n    const int32_t *qmv = (const int32_t *)in_ptrs[{at}];\n"
+            f"    const int32_t *qev = (const int32_t *)in_ptrs[{at + 1}];\n"
+            "    (void)xs; (void)ws; (void)so;\n")
+
+
 def portable_cost(op: Op, graph: Graph, isa) -> float:
     """About one cycle per multiply-add of the direct loop (bounds checks per tap)."""
     w, y = graph.tensors[op.inputs[3]], graph.tensors[op.outputs[0]]
@@ -114,6 +152,7 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
     rq = Requant(op, graph, y.dtype)
     ins = [op.inputs[0], op.inputs[3], op.inputs[1], op.inputs[2] or "", op.inputs[4],
            operand(graph, op, 5) or "", op.inputs[6], operand(graph, op, 7) or "", bias or ""]
+    fixed = fixed_point_operands(op, graph, rq, (1, 4, 6), oc) if rq.fixed else None
     has = [bool(n) for n in ins]
     ins = [n for n in ins if n]
     pos = {slot: sum(has[:slot]) for slot, present in enumerate(has) if present}
@@ -131,6 +170,12 @@ def qlinear_conv_parts(op: Op, graph: Graph) -> dict:
                 + ("            const float rs = xs * wsc;\n" if rq.uses_real_scale else
                    "            const float mult = xs * wsc / so;\n") +
                 f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
+    if fixed:  # the Q31 multipliers and exponents per channel, instead of float scales
+        head += fixed_point_head(len(ins))
+        ins += fixed
+        oc_setup = (f"const int32_t qm = qmv[{'o' if ws_pc else '0'}], "
+                    f"qe = qev[{'o' if ws_pc else '0'}];\n"
+                    f"            const int32_t bo = {'bias[o]' if 8 in pos else '0'};")
     variant = (f"{SHORT[x.dtype]}{SHORT[w.dtype]}_{rq.tag}"
                f"{'_wpc' if ws_pc else ''}{'_wzpc' if wz_pc else ''}"
                f"{'' if 3 in pos else '_noxz'}{'' if 5 in pos else '_nowz'}"

@@ -45,6 +45,8 @@ BLOCK_BYTES = 64 * 1024
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     why = _dot_applies(op, graph, isa)
     if why:
         return why

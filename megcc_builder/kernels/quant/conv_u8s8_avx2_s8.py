@@ -76,6 +76,8 @@ def saturation_free(wq: np.ndarray) -> bool:
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
     if len(x.shape) not in (3, 4):
         return "not 1-D or 2-D"

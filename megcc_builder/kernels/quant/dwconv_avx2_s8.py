@@ -34,6 +34,8 @@ PARAMS = conv_schema(i32("KH", "kernel height"), i32("KW", "kernel width"),
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable epilogue's)"
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
     group = int(op.attrs.get("group", 1))
     if not (group > 1 and w.shape[0] == group and w.shape[1] == 1 and x.shape[1] == group):

@@ -271,10 +271,22 @@ def _qlinear(op: Op, graph: Graph, kind: str, gemm: bool, emit=None):
     ys_pos = ins.add(y_scale)
     yz_pos = ins.add(y_zp)
     bias_decl, col, epilogue = _requant_epilogue(rq, bias_pos, bs_per)
+    fixed_head = ""
+    if rq.fixed:  # Q31 multipliers per column (conv_generic_s8.fixed_point_operands)
+        from .conv_generic_s8 import fixed_point_operands
+
+        qm_name, qe_name = fixed_point_operands(op, graph, rq, (1, 4, 7 if gemm else 6),
+                                                geo["N"], alpha)
+        qm_pos, qe_pos = ins.add(qm_name), ins.add(qe_name)
+        fixed_head = (f"    const int32_t *qmv = (const int32_t *)in_ptrs[{qm_pos}];\n"
+                      f"    const int32_t *qev = (const int32_t *)in_ptrs[{qe_pos}];\n"
+                      "    (void)as; (void)bs; (void)alpha; (void)so;\n")
+        col = (f"const int32_t qm = qmv[{'n' if bs_per else '0'}], "
+               f"qe = qev[{'n' if bs_per else '0'}];")
     head = (scales + f"    {rq.ctype} *y = ({rq.ctype} *)out_ptrs[0];\n"
             f"    const float so = *(const float *)in_ptrs[{ys_pos}];\n"
             f"    const int32_t yz = {_zp_expr(yz_pos, y.dtype, False, '0')};\n"
-            f"    {bias_decl}\n    {rq.setup('yz')}")
+            f"    {bias_decl}\n    {rq.setup('yz')}{fixed_head}")
     return first + emit(op, graph, f"{kind}_{rq.tag}", geo, a.dtype, b.dtype, ins, az, bz,
                         head, col, epilogue, rq.helpers)
 

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 from ...codegen.kernel import c_float
 from ...ir import Graph, Op
-from ...ir.quant import QRANGE
+from ...ir.quant import QRANGE, fixed_point_problem, q31_multipliers  # noqa: F401
 
 # ties-to-even without libm or the current rounding mode: for |v| < 2^22, adding 1.5 * 2^23
 # leaves the rounded integer in the low mantissa bits (MLAS_ROUNDING_BIAS_MAGIC)
@@ -39,6 +39,26 @@ static inline int32_t megcc_qround_away(float v, float lo, float hi) {
     return (int32_t)v;
 }
 """)
+# The fixed-point mode (op attribute requant="fixed", set for a whole build by
+# enable_fixed_point_requant; CMSIS-NN's arithmetic, no float unit needed): the real
+# multiplier s_in * s_w / s_out of each output channel, computed at compile time, is
+# m * 2^(e - 31) with m a Q31 integer in [2^30, 2^31); the output is
+# (acc * m + 2^(30 - e)) >> (31 - e) in int64 (one rounding, ties towards +infinity), then
+# the zero point and the integer clamp. Relu and Clip are integer bounds (Clip's rounded
+# half away from zero in output steps).
+ROUND_Q31 = ("megcc_qround_q31", r"""
+static inline int32_t megcc_qround_q31(int32_t acc, int32_t m, int32_t e, int32_t lo,
+                                       int32_t hi) {
+    const int32_t t = 31 - e;  /* 1 <= t <= 62, checked at compile time */
+    int64_t v = ((int64_t)acc * m + ((int64_t)1 << (t - 1))) >> t;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    return (int32_t)v;
+}
+""")
+FIXED_ACTIVATIONS = ("", "Relu", "Clip")
+
+
 ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "HSwish", "Tanh")
 # activations computed on the real value (the others are bounds)
 _REAL_ACT = {"Sigmoid": "megcc_q_sigmoid({r})", "HSwish": "megcc_q_hswish({r})",
@@ -125,11 +145,28 @@ class Requant:
         self.fn = "megcc_qround_even" if self.rounding == "half_even" else "megcc_qround_away"
         self.helpers = (ROUND_EVEN if self.rounding == "half_even" else ROUND_AWAY,) + \
             real_activation_helpers(self.activation)
+        self.fixed = op.attrs.get("requant", "float") == "fixed"
+        if self.fixed:
+            if self.activation not in FIXED_ACTIVATIONS:
+                raise graph.error(f"fixed-point requantization cannot apply activation "
+                                  f"{self.activation}", op)
+            self.fn, self.helpers = "megcc_qround_q31", (ROUND_Q31,)
+        self.clip_steps = None  # fixed point: Clip's bounds in output steps (set_clip_scale)
+
+    def set_clip_scale(self, s_out: float) -> None:
+        """Fixed point: Clip's real bounds as integer output steps, rounded half away from
+        zero (the output scale must be a compile-time constant)."""
+        import math
+
+        if self.bounds:
+            r = [math.floor(abs(b / s_out) + 0.5) * (1 if b >= 0 else -1) for b in self.bounds]
+            self.clip_steps = (int(r[0]), int(r[1]))
 
     @property
     def tag(self) -> str:
         """Kernel-name suffix: everything that changes the epilogue's code."""
-        t = SHORT[self.dtype] + ("" if self.rounding == "half_even" else "_away")
+        t = SHORT[self.dtype] + ("_q31" if self.fixed else
+                                 "" if self.rounding == "half_even" else "_away")
         if self.activation:
             t += "_" + self.activation.lower()
         if self.bounds:
@@ -146,6 +183,14 @@ class Requant:
         """C declarations of `lo`, `hi` (float clamp bounds, relative to the zero point)
         from the int32 output zero point `zp` (and the float output scale for Clip)."""
         lo, hi = QRANGE[self.dtype]
+        if self.fixed:  # integer bounds relative to the zero point
+            code = f"int32_t lo = {lo} - {zp}, hi = {hi} - {zp};\n"
+            if self.activation == "Relu":
+                code += "    if (lo < 0) lo = 0;\n"
+            if self.clip_steps:
+                code += (f"    if (lo < {self.clip_steps[0]}) lo = {self.clip_steps[0]};\n"
+                         f"    if (hi > {self.clip_steps[1]}) hi = {self.clip_steps[1]};\n")
+            return code
         code = f"float lo = (float)({lo} - {zp}), hi = (float)({hi} - {zp});\n"
         if self.activation == "Relu":
             code += "    if (lo < 0.0f) lo = 0.0f;\n"
@@ -162,11 +207,14 @@ class Requant:
         MegEngine, whose requantization is act(acc * (s_in * s_w)) * (1 / s_out) whatever
         the activation (the two differ near ties). Kernels then define `real_scale`, else
         `mult`."""
-        return self.real or self.rounding == "half_away"
+        return not self.fixed and (self.real or self.rounding == "half_away")
 
     def value(self, acc: str, mult: str, real_scale: str = "", s_out: str = "so") -> str:
         """The float value to round, in output steps (before the zero point), from the int32
-        accumulator: acc * mult, or act(acc * real_scale) in output steps (uses_real_scale)."""
+        accumulator: acc * mult, or act(acc * real_scale) in output steps (uses_real_scale).
+        Fixed point: the accumulator itself (store multiplies by the kernel's `qm`, `qe`)."""
+        if self.fixed:
+            return f"({acc})"
         if self.uses_real_scale:
             r = f"((float)({acc}) * {real_scale})"
             if self.real:
@@ -175,5 +223,8 @@ class Requant:
         return f"((float)({acc}) * {mult})"
 
     def store(self, value: str, zp: str) -> str:
-        """C expression: the output element from the float value `value`."""
+        """C expression: the output element from the float value `value` (fixed point:
+        from the int32 accumulator and the channel's Q31 multiplier `qm`, exponent `qe`)."""
+        if self.fixed:
+            return f"({self.ctype})({self.fn}({value}, qm, qe, lo, hi) + {zp})"
         return f"({self.ctype})({self.fn}({value}, lo, hi) + {zp})"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ...codegen.kernel import Instr, Kernel, kernel_source
+from ...codegen.kernel import Instr, Kernel
+from ...codegen.parallel import range_parts, split_kernel
 from ...codegen.vector import Simd, VecOps
 from ...codegen.vmath import helpers, hmax, hmax_helpers, hsum, hsum_helpers, used
 from ...ir import symbolic
@@ -12,6 +13,13 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import F32, implements
 from .generic import AXIS_PARAMS, softmax_shape
+
+
+def _split(name: str, body: str, parts: str, s: Simd, available) -> Kernel:
+    """split_kernel, with the vector math helpers the source uses."""
+    k = split_kernel(name, body, parts, AXIS_PARAMS, ("math",), isa=s.isa)
+    return Kernel(k.name, k.source, ("math",) + used(available, k.source), isa=s.isa,
+                  params=AXIS_PARAMS)
 
 
 def softmax_vector_shape(op: Op, graph: Graph, s):
@@ -62,10 +70,13 @@ def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
         vs = {s.set1('s')};
         for (r = 0; r + {vw} <= red; r += {vw}) {s.store('yr + r', v.sub(ld('xr + r'), 'vs'))};
         for (; r < red; ++r) yr[r] = xr[r] - s;"""
+    # parts (split_kernel): ranges of rows, each row computed as on one thread
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
+    const int32_t o0 = (int32_t)((int64_t)outer * part / parts),
+                  o1 = (int32_t)((int64_t)outer * (part + 1) / parts);
     int32_t o, r;
-    for (o = 0; o < outer; ++o) {{
+    for (o = o0; o < o1; ++o) {{
         const float *xr = x + (int64_t)o * red;
         float *yr = y + (int64_t)o * red;
         {V} vm = {s.set1('-INFINITY')}, vs = {s.zero}, vmx;
@@ -77,9 +88,8 @@ def lower_softmax_vector(op: Op, graph: Graph, s: Simd, v: VecOps):
 {passes}
     }}
 """
-    source = kernel_source(name, body, params=AXIS_PARAMS)
-    extra = used(helpers(v) + hsum_helpers(v) + hmax_helpers(v), source)
-    kernel = Kernel(name, source, ("math",) + extra, isa=s.isa, params=AXIS_PARAMS)
+    kernel = _split(name, body, f"(outer > 1 ? {range_parts('(int64_t)outer * red')} : 1)", s,
+                    helpers(v) + hsum_helpers(v) + hmax_helpers(v))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=1),
                   note=f"[{outer!r}, {red!r}, 1], {s.label}: {vw} per vector")]
@@ -93,9 +103,9 @@ def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, in
     at = "(int64_t)r * inner + j"
 
     def across(vec: str, scalar: str, ind: str = "        ") -> str:
-        """One pass over j: vector steps, then the scalar tail."""
-        return (f"{ind}for (j = 0; j + {vw} <= inner; j += {vw}) {{ {vec} }}\n"
-                f"{ind}for (; j < inner; ++j) {{ {scalar} }}")
+        """One pass over this part's j: vector steps, then the scalar tail."""
+        return (f"{ind}for (j = j0; j + {vw} <= j1; j += {vw}) {{ {vec} }}\n"
+                f"{ind}for (; j < j1; ++j) {{ {scalar} }}")
 
     def rows(vec: str, scalar: str) -> str:
         return "        for (r = 0; r < red; ++r) {\n" + across(vec, scalar, "            ") \
@@ -106,33 +116,38 @@ def _softmax_strided_vector(op: Op, s: Simd, v: VecOps, outer: int, red: int, in
         passes = [rows(f"const {V} e = {exp}({diff}); {s.store(f'yo + {at}', 'e')}; "
                        f"{s.store('s + j', s.add(ld('s + j'), 'e'))};",
                        f"const float e = expf(xo[{at}] - m[j]); yo[{at}] = e; s[j] += e;"),
-                  "        for (j = 0; j < inner; ++j) s[j] = 1.0f / s[j];",
+                  "        for (j = j0; j < j1; ++j) s[j] = 1.0f / s[j];",
                   rows(f"{s.store(f'yo + {at}', s.mul(ld(f'yo + {at}'), ld('s + j')))};",
                        f"yo[{at}] *= s[j];")]
     else:
         passes = [rows(f"{s.store('s + j', s.add(ld('s + j'), f'{exp}({diff})'))};",
                        f"s[j] += expf(xo[{at}] - m[j]);"),
-                  "        for (j = 0; j < inner; ++j) s[j] = m[j] + logf(s[j]);",
+                  "        for (j = j0; j < j1; ++j) s[j] = m[j] + logf(s[j]);",
                   rows(f"{s.store(f'yo + {at}', v.sub(ld(f'xo + {at}'), ld('s + j')))};",
                        f"yo[{at}] = xo[{at}] - s[j];")]
     passes = "\n".join(passes)
     name = f"{op.type.lower()}_f32_strided_{s.name}"
+    # parts (split_kernel): ranges of positions j cut at multiples of {vw}, so each
+    # position takes the vector or the scalar path exactly as on one thread; m[] and s[]
+    # are per position, so the parts share the workspace without overlapping
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
     float *m = (float *)workspace, *s = m + inner;
+    const int32_t nv = inner / {vw};
+    const int32_t j0 = (int32_t)((int64_t)nv * part / parts) * {vw},
+                  j1 = part + 1 == parts ? inner : (int32_t)((int64_t)nv * (part + 1) / parts) * {vw};
     int32_t o, r, j;
     for (o = 0; o < outer; ++o) {{
         const float *xo = x + (int64_t)o * red * inner;
         float *yo = y + (int64_t)o * red * inner;
-        for (j = 0; j < inner; ++j) {{ m[j] = -INFINITY; s[j] = 0.0f; }}
+        for (j = j0; j < j1; ++j) {{ m[j] = -INFINITY; s[j] = 0.0f; }}
 {rows(f"{s.store('m + j', s.max(ld('m + j'), ld(f'xo + {at}')))};",
       f"m[j] = megcc_maxf(m[j], xo[{at}]);")}
 {passes}
     }}
 """
-    source = kernel_source(name, body, params=AXIS_PARAMS)
-    kernel = Kernel(name, source, ("math",) + used(helpers(v), source), isa=s.isa,
-                    params=AXIS_PARAMS)
+    kernel = _split(name, body, f"(inner >= {2 * vw} ? {range_parts('(int64_t)outer * red * inner')} : 1)",
+                    s, helpers(v))
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]],
                   AXIS_PARAMS.pack(outer=outer, red=red, inner=inner),
                   workspace_bytes=8 * inner,

@@ -48,7 +48,7 @@ static void megcc_{n}_rnn_mm(const megcc_parallel *par, int32_t M, int32_t N, in
     megcc_{n}_epi e;
     if (MC > rows) MC = rows;
     if (MC < {mr}) MC = {mr};
-    e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f;
+    e.clamp = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;
     e.bias_m = 0;
     e.bias_n = bias;
     if (K == 0) {{

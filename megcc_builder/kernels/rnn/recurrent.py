@@ -35,6 +35,7 @@ from ...codegen.params import i32, schema
 from ...codegen.vector import Simd
 from ...codegen.vmath import helpers as vmath_helpers, used
 from ...ir import Graph, Op
+from ...ir.symbolic import smax
 from .lanes import Vector, run
 from .products import PACK_HELPER, PORTABLE_MM, simd_gemv, simd_mm
 from .problem import B_, C0_, H0_, P_, R_, SEQ_, W_, X_, RnnProblem, rnn_problem
@@ -80,7 +81,7 @@ def workspace_floats(p: RnnProblem, nr: Optional[int]) -> int:
     if p.cell == "GRU":
         total += 2 * B * H
     if nr is not None:
-        total += max(S * B * I, B * H)  # A packed
+        total += smax(S * B * I, B * H)  # A packed (smax: sizes may be run-time expressions)
     return total
 
 
@@ -401,7 +402,7 @@ def lower_rnn(op: Op, graph: Graph, mm: Optional[Simd], vec: Optional[Vector], t
     kernel = kernel_of(p, mm, vec, tag)
     ws = workspace_floats(p, nr) * 4
     note = (f"{label}: {p.cell} {'bidirectional' if p.dirs == 2 else 'reverse' if p.reverse else 'forward'}"
-            f" S={p.S} B={p.B} I={p.I} H={p.H}; X*W^T for all steps in one GEMM, "
+            f" S={p.S!r} B={p.B!r} I={p.I} H={p.H}; X*W^T for all steps in one GEMM, "
             f"per step H*R^T + fused gate math; weights "
             f"{'pre-packed' if p.const_w and p.const_r else 'packed at run time'}"
             f"{'' if nr is None else f' in {nr}-column panels'}")

@@ -546,3 +546,130 @@ BOOK.add("qgemm_bias_int32_edges", "QGemm",
 qconv("qconv_neon_full_range_u8u8", "uint8", "uint8", 1, 7, 9, 21, 10, 3, pads=(1, 1, 1, 1),
       wz=0, per_channel=True, expect={"arm64": ("qlinear_conv_gemm_neon", ""),
                                       "armv7": ("qlinear_conv_gemm_neon_", "")})
+
+
+# --- Cortex-M (cortexm4: DSP / SMLAD, cortexm55: Helium / MVE): K off the 4- and 16-wide
+# steps, an odd number of output channels and positions (the 2 x 2 and 4 x 1 tiles' edges),
+# int8 and uint8 inputs, zero points, the cost model choosing the extension's kernel
+_MCU_CONV = {"cortexm4": ("qlinear_conv_smlad_dsp_", ""), "cortexm55": ("qlinear_conv_vmladav_mve_", "")}
+_MCU_DW = {"cortexm4": ("qlinear_dwconv_smlad_dsp_", ""), "cortexm55": ("qlinear_dwconv_vmla_mve_", "")}
+_MCU_FC = {t: {"cortexm4": (f"qlinear_matmul_{t}_smlad_dsp_", ""),
+               "cortexm55": (f"qlinear_matmul_{t}_vmladav_mve_", "")} for t in ("u8", "s8")}
+qconv("qconv_mcu_u8_k_odd_oc_odd", "uint8", "int8", 1, 3, 7, 9, 7, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect=_MCU_CONV)
+qconv("qconv_mcu_s8_1x1_k17_p_odd", "int8", "int8", 1, 17, 5, 3, 6, 1, xz=-3, yz=127,
+      expect=_MCU_CONV)
+qconv("qconv_mcu_s8_stride2_group2", "int8", "int8", 1, 10, 11, 9, 6, 3, group=2,
+      strides=(2, 2), pads=(1, 1, 1, 1), per_channel=True, xz=100, expect=_MCU_CONV)
+megengine_conv("qconv_mcu_half_away_relu", "int8", "Relu", size=(6, 7), channels=(5, 9))
+qconv("qconv_mcu_dw_u8_k3_s1", "uint8", "int8", 1, 5, 9, 13, 5, 3, group=5,
+      pads=(1, 1, 1, 1), per_channel=True, expect=_MCU_DW)
+qconv("qconv_mcu_dw_s8_k5_s2_asym", "int8", "int8", 1, 4, 11, 10, 4, 5, group=4,
+      strides=(2, 2), pads=(2, 1, 2, 2), xz=-50, yz=-128, expect=_MCU_DW)
+qconv("qconv_mcu_dw_u8u8_k4_wzp", "uint8", "uint8", 2, 3, 8, 9, 3, 4, group=3,
+      pads=(1, 2, 2, 1), wz=128, per_channel=True, expect=_MCU_DW)
+BOOK.add("qmatmul_mcu_u8s8_k37_n5_m3", "QLinearMatMul",
+         [q("uint8", 3, 37), s(0.02), z("uint8", 131), Const(q("int8", 37, 5)), s(0.004),
+          z("int8", 0), s(0.2), z("uint8", 125)], opset=13, expect=_MCU_FC["u8"])
+BOOK.add("qmatmul_mcu_s8s8_k64_n10_m1", "QLinearMatMul",
+         [q("int8", 1, 64), s(0.03), z("int8", 5), Const(q("int8", 64, 10)), s(0.003),
+          z("int8", 0), s(0.1), z("int8", -2)], opset=13, expect=_MCU_FC["s8"])
+BOOK.add("qgemm_mcu_u8_transb_bias_k7", "QGemm",
+         [q("uint8", 4, 7), s(0.02), z("uint8", 128), Const(q("int8", 9, 7)), s(0.005),
+          z("int8", 0), Const(_r.integers(-900, 900, 9).astype(np.int32)), s(0.05),
+          z("uint8", 10)], dict(transB=1), domain=MS, opset=13)
+
+
+# --- fixed-point requantization (requant="fixed", enable_fixed_point_requant): the Q31
+# multiplier m and exponent e of s_in * s_w[c] / s_out (real = m * 2^(e-31)) computed here
+# in float64 and the output in exact integers, (acc * m + 2^(30-e)) >> (31-e); Clip's bounds
+# rounded half away in output steps. The reference also checks the mode's promise: never
+# more than one step from the exact real value (acc * real rounded), on every case.
+def _q31(real):
+    import math
+
+    m, e = [], []
+    for r in np.asarray(real, np.float64).reshape(-1):
+        frac, exp = math.frexp(float(r))
+        q = int(round(frac * 2 ** 31))
+        if q == 2 ** 31:
+            q, exp = q // 2, exp + 1
+        m.append(q)
+        e.append(exp)
+    return m, e
+
+
+def _fixed_requant(acc, real, zp, dtype, act, bounds, so, axis_len):
+    m, e = _q31(real)
+    m, e = np.broadcast_to(m, (axis_len,)), np.broadcast_to(e, (axis_len,))
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    lo, hi = lo - zp, hi - zp
+    if act == "Relu":
+        lo = max(lo, 0)
+    if act == "Clip":
+        steps = [int(np.floor(abs(b / float(so)) + 0.5)) * (1 if b >= 0 else -1) for b in bounds]
+        lo, hi = max(lo, steps[0]), min(hi, steps[1])
+    out = np.empty(acc.shape, np.int64)
+    exact = np.empty(acc.shape, np.float64)
+    for idx in np.ndindex(*acc.shape):
+        c = idx[1] if acc.ndim == 4 else idx[-1]
+        t = 31 - int(e[c])
+        out[idx] = (int(acc[idx]) * int(m[c]) + (1 << (t - 1))) >> t
+        exact[idx] = float(acc[idx]) * float(np.broadcast_to(real, (axis_len,))[c])
+    assert np.all(np.abs(out - np.rint(exact)) <= 1), "fixed point more than a step off"
+    return (np.clip(out, lo, hi) + zp).astype(dtype)
+
+
+def fixed_conv(id_, xt, act, bounds=None, group=1, size=(6, 7), channels=(3, 5), xz=0, yz=0,
+               per_channel=True, expect=None):
+    c, oc = channels
+    x = q(xt, 1, c, *size)
+    w = q("int8", oc, c // group, 3, 3)
+    ws = (np.linspace(0.002, 0.01, oc) if per_channel else np.full(oc, 0.004)).astype(F32)
+    bias = _r.integers(-2000, 2000, oc).astype(np.int32)
+    xs, ys = F32(0.05), F32(0.04)
+    attrs = dict(pads=[1, 1, 1, 1], group=group, requant="fixed", activation=act)
+    if bounds:
+        attrs["activation_bounds"] = list(bounds)
+
+    def ref(x, xs_, xz_, w, ws_, wz_, ys_, yz_, b):
+        acc = _conv_acc(x, xz, w, 0, (1, 1, 1, 1), group) + b.reshape(1, -1, 1, 1)
+        real = np.float64(xs) * ws.astype(np.float64) / np.float64(ys)
+        return [_fixed_requant(acc, real, yz, xt, act, bounds, ys, oc)]
+
+    BOOK.add(id_, "QLinearConv", [x, s(xs), z(xt, xz), Const(w),
+                                   Const(ws if per_channel else ws[:1]),
+                                   Const(np.zeros(oc if per_channel else 1, "int8")), s(ys),
+                                   z(xt, yz), Const(bias)], attrs, ref=ref, opset=13,
+             expect=expect or {})
+
+
+fixed_conv("qconv_fixed_s8", "int8", "", xz=3, yz=-5,
+           expect={"cortexm4": ("qlinear_conv_smlad_dsp_", ""),
+                   "cortexm55": ("qlinear_conv_vmladav_mve_", "")})
+fixed_conv("qconv_fixed_u8_relu_per_tensor", "uint8", "Relu", xz=128, yz=120, per_channel=False)
+fixed_conv("qconv_fixed_s8_clip_group", "int8", "Clip", bounds=(-0.3, 0.5), group=2,
+           channels=(4, 6), yz=10)
+fixed_conv("qconv_fixed_dw_u8", "uint8", "Relu", group=5, channels=(5, 5), size=(9, 10),
+           xz=100, yz=3)
+
+
+def _fixed_matmul_ref(at, yz, act=""):
+    def ref(a, as_, az, b, bs, bz, ys, yz_):
+        acc = (a.astype(np.int64) - int(az)) @ (b.astype(np.int64) - np.asarray(bz, np.int64))
+        real = np.float64(as_) * np.asarray(bs, np.float64).reshape(-1) / np.float64(ys)
+        return [_fixed_requant(acc, real, yz, at, act, None, ys, b.shape[1])]
+    return ref
+
+
+BOOK.add("qmatmul_fixed_u8s8", "QLinearMatMul",
+         [q("uint8", 5, 37), s(0.02), z("uint8", 128), Const(q("int8", 37, 9)),
+          Const(np.linspace(0.001, 0.01, 9).astype(F32)), Const(np.zeros(9, np.int8)), s(0.1),
+          z("uint8", 120)], dict(requant="fixed"), opset=21,
+         ref=_fixed_matmul_ref("uint8", 120),
+         expect={"cortexm4": ("qlinear_matmul_u8_q31_smlad_dsp_", ""),
+                 "cortexm55": ("qlinear_matmul_u8_q31_vmladav_mve_", "")})
+BOOK.add("qmatmul_fixed_s8s8_relu", "QLinearMatMul",
+         [q("int8", 3, 20), s(0.03), z("int8", -2), Const(q("int8", 20, 6)), s(0.004),
+          z("int8", 0), s(0.05), z("int8", -10)], dict(requant="fixed", activation="Relu"),
+         opset=13, ref=_fixed_matmul_ref("int8", -10, "Relu"))

@@ -1,0 +1,86 @@
+"""How far fixed-point requantization (enable_fixed_point_requant: Q31 multiplier + shift per
+channel, CMSIS-NN's arithmetic) lands from the model's own float requantization, end to end.
+
+For each network quantized by onnxruntime (QDQ, per-channel int8 weights, uint8 and int8
+activations): our float-mode build and our fixed-point build on the same input, both on the
+host (portable C, level generic; the Cortex-M kernels give the same integers, tests/
+test_int8_mcu.py), compared in output quantization steps: how many outputs differ, the
+largest difference, top-1 agreement; and how many int8 layers the fixed mode took.
+
+    python benchmarks/int8_fixed_point.py [--models digits,mobilenet_se,squeezenet]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+
+import int8_models  # noqa: E402
+from megcc_builder.compiler import ModelSpec, compile_bundle  # noqa: E402
+from megcc_builder.host import run_compiled  # noqa: E402
+from test_int8_onnx_models import output_step  # noqa: E402
+
+
+def _model(name: str, work: str):
+    """(quantized paths by form, input name, input batch)."""
+    if name == "digits":
+        model, x, _ = int8_models.digits_cnn()
+        calib = [x[i:i + 1] for i in range(64)]
+    else:
+        model = int8_models.MODELS[name]()
+        inp = model.graph.input[0]
+        shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal([8] + shape[1:]).astype(np.float32)
+        calib = [rng.standard_normal([1] + shape[1:]).astype(np.float32) for _ in range(16)]
+    path = int8_models.prepared(model, work, name)
+    name_in = model.graph.input[0].name
+    paths = int8_models.quantize_all(path, work, name_in, calib,
+                                     forms=("qdq_per_channel", "qdq_s8"))
+    return paths, name_in, x
+
+
+def _run(path: str, name_in: str, x, fixed: bool, work: str):
+    out = os.path.join(work, f"{os.path.basename(path)}.{int(fixed)}")
+    spec = ModelSpec("m", path, [{name_in: tuple(x.shape)}], True, "generic",
+                     enable_fixed_point_requant=fixed)
+    b = compile_bundle([spec], out, save_c_array=False, isa="generic")
+    plan = b.models[0].plans[0]
+    q31 = sum("_q31" in i.kernel.name for i in plan.instrs)
+    ints = sum(i.kernel.name.startswith(("qlinear_conv", "qlinear_dwconv", "qlinear_matmul",
+                                         "qgemm")) for i in plan.instrs)
+    (y,) = run_compiled(b.files["kernels_c"], b.files["m.tiny"], [x])
+    return y, q31, ints
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="digits,mobilenet_se,squeezenet")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="megcc-fixed-")
+    print("| model | form | int8 layers in fixed point | outputs differing | largest "
+          "difference (steps) | top-1 agreement |")
+    print("|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        paths, name_in, x = _model(name, work)
+        for form, path in paths.items():
+            yf, _, _ = _run(path, name_in, x, False, work)
+            yq, q31, ints = _run(path, name_in, x, True, work)
+            steps = np.rint(np.abs(yq - yf) / output_step(path)).astype(np.int64)
+            top = float(np.mean(yq.reshape(len(x), -1).argmax(1) ==
+                                yf.reshape(len(x), -1).argmax(1)))
+            print(f"| {name} | {form} | {q31} of {ints} | {np.mean(steps > 0):.2%} of "
+                  f"{steps.size} | {steps.max()} | {top:.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

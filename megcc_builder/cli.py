@@ -424,7 +424,7 @@ def _run_runner(args, kernels_c: str, blob_path: str, ordered, shapes: bool = Fa
     """Outputs and log of `megcc run` through the standalone runner process: for
     --subprocess and sanitizer builds on the host, and for --target under the target's
     emulator. shapes: run at the arrays' own shapes (a compiled directory)."""
-    from .host import build_runner, emulator_of, run_blob_logged
+    from .host import build_runner, run_blob_logged
 
     runner = build_runner(kernels_c, target=args.target)
     extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
@@ -433,8 +433,9 @@ def _run_runner(args, kernels_c: str, blob_path: str, ordered, shapes: bool = Fa
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
     if args.threads != 1:
         extra += ["--threads", str(args.threads)]
-    return run_blob_logged(runner, blob_path, ordered, extra_args=extra,
-                           emulator=emulator_of(args.target), shapes=shapes)
+    # (a hosted target runs under qemu-user, a bare-metal board under qemu-system)
+    return run_blob_logged(runner, blob_path, ordered, extra_args=extra, shapes=shapes,
+                           target=args.target)
 
 
 def _run_isa(args) -> str:
@@ -736,8 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(r)
     r.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, "
                    "the target's level with --target)")
-    r.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64, "
-                   "...): cross-build the runner and run it under the target's emulator")
+    r.add_argument("--target", help="a target of toolchains/ (arm64, armv7, riscv64, "
+                   "cortex-m4, cortex-m55, ...): cross-build the runner and run it under the "
+                   "target's emulator (qemu-user, or qemu-system with semihosting)")
     r.add_argument("--threads", type=int, default=1,
                    help="worker threads of the runtime (default 1; timed in wall-clock time "
                         "when more)")

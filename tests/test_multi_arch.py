@@ -138,3 +138,17 @@ def test_megcc_run_refuses_kernels_this_machine_cannot_run(dual, tmp_path):
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "add --target arm64" in r.stderr, r.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_megcc_run_on_a_bare_metal_board_under_qemu_system(tmp_path):
+    """A Cortex-M4 board: the runner reads the model and arrays by semihosting."""
+    require_target("cortex-m4")
+    x = digits_images(3)[2]
+    np.save(tmp_path / "x.npy", x)
+    r = tool("megcc", "run", DIGITS, "--target", "cortex-m4", "--input",
+             f"data={tmp_path}/x.npy", "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "for ISA level cortex-m-dsp" in r.stdout and "cortex-m4's emulator" in r.stdout
+    (ref,) = reference_outputs(DIGITS, {"data": x})
+    got = np.load(tmp_path / "o" / "outputs.npz")
+    np.testing.assert_allclose(got[got.files[0]], ref, rtol=1e-4, atol=1e-4)

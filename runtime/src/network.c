@@ -139,7 +139,9 @@ static megcc_status alloc_shape_block(megcc_network *net) {
         s->instr_off = (uint32_t *)carve(base, &at, m->dyn_instrs, 4);
         s->order = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
         s->placed = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
+        s->cap = (int64_t *)carve(base, &at, m->dyn_symbols, 8);
         s->val_err = (uint8_t *)carve(base, &at, m->dyn_exprs, 1);
+        s->defined = (uint8_t *)carve(base, &at, m->dyn_symbols, 1);
         if (pass == 0) {
             if (at > (size_t)-1 - 64) return MEGCC_ERR_NO_MEMORY;
             base = (uint8_t *)mgc_alloc(&m->hooks, (size_t)at + 8, 16);
@@ -279,7 +281,29 @@ static megcc_status reshape(megcc_network *net) {
 
 /* Shapes evaluated (tensor records and params concrete); the arena may still be short. */
 static megcc_status ensure_shapes(megcc_network *net) {
-    return net->shapes_dirty ? reshape(net) : MEGCC_OK;
+    const mgc_plan *p = net->plan;
+    uint32_t i, k;
+    uint64_t need = 0;
+    megcc_status st;
+    if (net->shapes_dirty) return reshape(net);
+    if (!p->dynamic || !p->dyn.n_values || net->tensors != p->tensors) return MEGCC_OK;
+    /* A plan with value symbols always runs on evaluated copies (its instructions rewrite
+     * sizes during the forward): evaluate it at its hint shapes. */
+    for (i = 0; i < p->n_inputs; i++) {
+        const uint8_t *rec = mgc_tensor(p, io_tensor(p, 0, i));
+        net->req_ndim[i] = rec[5];
+        for (k = 0; k < rec[5]; k++)
+            net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] = (int32_t)mgc_rd32(rec + 8 + 4 * k);
+    }
+    st = mgc_dyn_evaluate(net->model, p, net->req_ndim, net->req_dims, &net->scratch,
+                          net->dyn_tensors, net->dyn_instrs, &need, net->error,
+                          sizeof net->error);
+    if (st) return st;
+    net->tensors = net->dyn_tensors;
+    net->instrs = net->dyn_instrs;
+    net->arena_need = need;
+    net->resolved = 0;
+    return MEGCC_OK;
 }
 
 /* Shapes evaluated, the arena big enough (grown if the network owns it), pointers
@@ -547,6 +571,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
             memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
                    mgc_t_nbytes(tensor_rec(net, io_tensor(p, 0, i))));
     pos = net->instrs;
+    if (p->dynamic && p->dyn.n_values) memset(net->scratch.defined, 0, p->dyn.n_symbols);
 #ifdef MEGCC_MAX_BACKWARD_JUMPS
     back_jumps = 0;
 #endif
@@ -587,6 +612,13 @@ megcc_status megcc_network_forward(megcc_network *net) {
         if (rc != 0)
             return net_fail(net, MEGCC_ERR_KERNEL_FAILED, "instruction %u (kernel %s) returned %d",
                             i, megcc_kernel_table[kernel].name, rc);
+        if (p->dynamic && p->dyn.n_values) { /* it may define value symbols: sizes follow */
+            int changed;
+            st = mgc_dyn_define(net->model, p, i, net->ptr, &net->scratch, net->dyn_tensors,
+                                net->dyn_instrs, &changed, net->error, sizeof net->error);
+            if (st) return st;
+            if (changed) resolve(net); /* view offsets may have moved */
+        }
         pos = idx + 4 * ((size_t)n_in + n_out + n_par);
     }
     for (i = 0; i < p->n_outputs; i++)

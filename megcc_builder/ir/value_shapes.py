@@ -1,0 +1,82 @@
+"""Operators whose output shape depends on tensor values (docs/dynamic-shapes.md, "Value
+symbols"): NonZero, and Range with run-time operands.
+
+Each such output size becomes a *value symbol*: a `Sym` like an input dimension, except
+that the instruction computing it defines it at run time, by writing the count into an
+extra int64 output (`<output>:count`) that the runtime reads right after the kernel
+returned. Until then the symbol stands at its *cap* (the largest value it may take, an
+expression of the input symbols or a constant): the arena is placed for the caps, and
+every size, view offset and kernel parameter that reads the symbol is recomputed from the
+real count after the instruction ran. A count above the cap is refused at run time with
+an error naming the symbol (whose name names the node).
+
+`graph.value_symbols` maps each value symbol to (count tensor, element, cap expression);
+`dynamic_plan.build` turns them into the DynPlan's Value records.
+"""
+from __future__ import annotations
+
+import re
+
+from .graph import Graph, Op, Tensor
+from . import symbolic
+from .symbolic import Sym
+
+# Range with run-time operands has no size to derive a cap from: at most this many
+# elements unless the compile is told otherwise (a larger count is refused at run time).
+RANGE_DEFAULT_CAP = 16384
+MAX_CAP = 0x7FFFFFFF  # symbol bounds are int32 in the model format
+
+COUNT_SUFFIX = ":count"
+
+
+def count_name(op: Op) -> str:
+    return op.outputs[0] + COUNT_SUFFIX
+
+
+def _symbol_name(graph: Graph, op: Op) -> str:
+    base = re.sub(r"[^A-Za-z0-9_]", "_", f"{op.type}_{op.name or op.outputs[0]}_count")
+    name, k = base, 1
+    while name in graph.symbols:
+        k += 1
+        name = f"{base}{k}"
+    return name
+
+
+def new_value_symbol(graph: Graph, op: Op, cap) -> Sym:
+    """A value symbol defined by `op`'s count output (added to the op), at most `cap` (an
+    int or a Sym of input symbols)."""
+    bounds = {n: (lo, hi) for n, (lo, hi, _) in graph.symbols.items()}
+    top = int(symbolic.upper_bound(cap, bounds))
+    if top > MAX_CAP:
+        raise graph.error(f"its output can hold up to {top} elements within the bounds of the "
+                          "input dimensions; at most 2^31 - 1: give smaller upper bounds", op)
+    name = _symbol_name(graph, op)
+    hint = symbolic.hint(cap)
+    graph.symbols[name] = (0, top, hint)
+    graph.value_symbols[name] = (count_name(op), 0, cap)
+    s = symbolic.current()
+    if s is not None:
+        s.bounds[name] = (0, top)
+    graph.tensors[count_name(op)] = Tensor(count_name(op), (1,), "int64")
+    op.outputs.append(count_name(op))
+    return Sym.symbol(name, hint)
+
+
+def infer_nonzero(graph: Graph, op: Op) -> None:
+    x = graph.tensors[op.inputs[0]]
+    if not x.shape:
+        raise graph.error("NonZero of a scalar is not supported", op)
+    numel = 1
+    for d in x.shape:
+        numel = numel * d
+    n = new_value_symbol(graph, op, numel)
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], (len(x.shape), n), "int64")
+
+
+def infer_range(graph: Graph, op: Op) -> None:
+    t = graph.tensors[op.inputs[0]]
+    for name in op.inputs[:3]:
+        if graph.tensors[name].numel != 1:
+            raise graph.error(f"Range operand '{name}' is not a scalar", op)
+    n = new_value_symbol(graph, op, RANGE_DEFAULT_CAP)
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], (n,), t.dtype)

@@ -27,6 +27,9 @@ RANGE_DEFAULT_CAP = 16384
 MAX_CAP = 0x7FFFFFFF  # symbol bounds are int32 in the model format
 
 COUNT_SUFFIX = ":count"
+# Range dtypes with a run-time-length kernel (kernels/index/count_generic.py); others keep
+# needing constant operands
+RANGE_DTYPES = ("float32", "float64", "int16", "int32", "int64")
 
 
 def count_name(op: Op) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ...codegen.kernel import Instr, make_kernel, numel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
+from ...ir.value_shapes import RANGE_DTYPES
 from ..registry import implements
 
 MAX_RANK = 8
@@ -68,7 +69,7 @@ def _cap_of(graph: Graph, n) -> object:
     return graph.value_symbols[name][2]
 
 
-RANGE_TYPES = ("float32", "float64", "int16", "int32", "int64")
+RANGE_TYPES = RANGE_DTYPES
 RANGE_PARAMS = schema(i32("cap", "most elements the output holds"))
 
 

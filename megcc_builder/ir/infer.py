@@ -328,6 +328,11 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         value_shapes.infer_nonzero(graph, op)  # the count is a value symbol
         kept.append(op)
         return
+    if op.type == "NonMaxSuppression" and ins and not all(t.is_const for t in ins):
+        _specialise_values(graph, op)
+        value_shapes.infer_nms(graph, op)
+        kept.append(op)
+        return
     if op.type == "Range" and len(ins) == 3 and not all(t.is_const for t in ins) and \
             ins[0].dtype in value_shapes.RANGE_DTYPES:
         _specialise_values(graph, op)

@@ -83,3 +83,28 @@ def infer_range(graph: Graph, op: Op) -> None:
             raise graph.error(f"Range operand '{name}' is not a scalar", op)
     n = new_value_symbol(graph, op, RANGE_DEFAULT_CAP)
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], (n,), t.dtype)
+
+
+def infer_nms(graph: Graph, op: Op) -> None:
+    """NonMaxSuppression: (n, 3) int64 [batch, class, box] rows; n is at most batches x
+    classes x min(max_output_boxes_per_class, boxes) (x boxes when that input is computed)."""
+    boxes, scores = (graph.tensors[n] for n in op.inputs[:2])
+    if len(boxes.shape) != 3 or len(scores.shape) != 3 or boxes.shape[2] != 4:
+        raise graph.error("NonMaxSuppression needs boxes (B, N, 4) and scores (B, C, N)", op)
+    b, n = boxes.shape[0], boxes.shape[1]
+    c = scores.shape[1]
+    per_class = n
+    if len(op.inputs) > 2 and op.inputs[2]:
+        m = graph.tensors[op.inputs[2]]
+        if m.is_const and not is_symbolic(m.data):
+            k = int(m.data.reshape(-1)[0]) if m.data.size else 0
+            per_class = symbolic.smin(max(k, 0), n)
+    else:
+        per_class = 0  # ONNX: no max_output_boxes_per_class selects nothing
+    cap = b * c * per_class
+    rows = new_value_symbol(graph, op, cap)
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], (rows, 3), "int64")
+
+
+def is_symbolic(data) -> bool:
+    return getattr(data, "dtype", None) == object

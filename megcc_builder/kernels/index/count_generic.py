@@ -106,3 +106,113 @@ def lower_range(op: Op, graph: Graph):
     n = graph.tensors[op.outputs[0]].shape[0]
     return [Instr(kernel, list(op.inputs[:3]), list(op.outputs[:2]),
                   RANGE_PARAMS.pack(cap=_cap_of(graph, n)))]
+
+
+NMS_PARAMS = schema(i32("B", "batches"), i32("N", "boxes per batch"), i32("C", "classes"),
+                    i32("cap", "most rows the output holds"),
+                    i32("center", "center_point_box: boxes are [xc, yc, w, h]"))
+
+# onnxruntime's arithmetic (non_max_suppression_helper.h): corners sorted per axis, IoU in
+# float32, a pair with no positive intersection, area or union never suppresses.
+_NMS_HELPERS = r"""
+static void nms_corners(const float *b, int32_t center, float *c) {
+    if (center) {
+        c[0] = b[1] - b[3] / 2.0f; c[2] = b[1] + b[3] / 2.0f; /* y */
+        c[1] = b[0] - b[2] / 2.0f; c[3] = b[0] + b[2] / 2.0f; /* x */
+    } else {
+        c[0] = b[0] < b[2] ? b[0] : b[2]; c[2] = b[0] < b[2] ? b[2] : b[0];
+        c[1] = b[1] < b[3] ? b[1] : b[3]; c[3] = b[1] < b[3] ? b[3] : b[1];
+    }
+}
+
+static int nms_suppresses(const float *a, const float *b, int32_t center, float thr) {
+    float p[4], q[4], ix, iy, inter, area1, area2, uni;
+    nms_corners(a, center, p);
+    nms_corners(b, center, q);
+    ix = (p[3] < q[3] ? p[3] : q[3]) - (p[1] > q[1] ? p[1] : q[1]);
+    iy = (p[2] < q[2] ? p[2] : q[2]) - (p[0] > q[0] ? p[0] : q[0]);
+    if (ix <= 0.0f || iy <= 0.0f) return 0;
+    inter = ix * iy;
+    area1 = (p[2] - p[0]) * (p[3] - p[1]);
+    area2 = (q[2] - q[0]) * (q[3] - q[1]);
+    uni = area1 + area2 - inter;
+    if (area1 <= 0.0f || area2 <= 0.0f || uni <= 0.0f) return 0;
+    return inter / uni > thr;
+}
+
+/* a before b: higher score first, then lower index (onnxruntime's priority queue order) */
+static int nms_before(const float *s, int32_t a, int32_t b) {
+    return s[a] > s[b] || (s[a] == s[b] && a < b);
+}
+
+static void nms_sift(const float *s, int32_t *h, int32_t root, int32_t n) {
+    for (;;) {
+        int32_t child = 2 * root + 1, top = root, t;
+        /* the root is the candidate that comes last: heap sort leaves `before` order */
+        if (child < n && nms_before(s, h[top], h[child])) top = child;
+        if (child + 1 < n && nms_before(s, h[top], h[child + 1])) top = child + 1;
+        if (top == root) return;
+        t = h[root]; h[root] = h[top]; h[top] = t;
+        root = top;
+    }
+}
+"""
+
+
+@implements("NonMaxSuppression", dtypes=("float32",))
+def lower_nms(op: Op, graph: Graph):
+    boxes, scores = (graph.tensors[n] for n in op.inputs[:2])
+    if boxes.dtype != "float32" or scores.dtype != "float32":
+        raise graph.error("NonMaxSuppression on float32 boxes and scores only", op)
+    for k, want in ((2, "int64"), (3, "float32"), (4, "float32")):
+        if k < len(op.inputs) and op.inputs[k] and graph.tensors[op.inputs[k]].dtype != want:
+            raise graph.error(f"NonMaxSuppression input {k} must be {want}", op)
+    body = """    const float *boxes = (const float *)in_ptrs[0];
+    const float *scores = (const float *)in_ptrs[1];
+    const int64_t max_out = in_ptrs[2] ? *(const int64_t *)in_ptrs[2] : 0;
+    const float iou = in_ptrs[3] ? *(const float *)in_ptrs[3] : 0.0f;
+    const int has_thr = in_ptrs[4] != NULL;
+    const float thr = has_thr ? *(const float *)in_ptrs[4] : 0.0f;
+    int64_t *y = (int64_t *)out_ptrs[0];
+    int64_t *count = (int64_t *)out_ptrs[1];
+    int32_t *cand = (int32_t *)workspace, *sel = cand + N;
+    int64_t rows = 0;
+    int32_t b, c, i, j, n_cand, n_sel;
+    for (b = 0; b < B; ++b)
+        for (c = 0; c < C; ++c) {
+            const float *s = scores + ((int64_t)b * C + c) * N;
+            const float *bx = boxes + (int64_t)b * N * 4;
+            if (max_out <= 0) continue;
+            n_cand = 0;
+            for (i = 0; i < N; ++i)
+                if (!has_thr || s[i] > thr) cand[n_cand++] = i;
+            /* heap sort: the candidates in (score desc, index asc) order */
+            for (i = n_cand / 2; i-- > 0;) nms_sift(s, cand, i, n_cand);
+            for (i = n_cand; i-- > 1;) {
+                int32_t t = cand[0]; cand[0] = cand[i]; cand[i] = t;
+                nms_sift(s, cand, 0, i);
+            }
+            n_sel = 0;
+            for (i = 0; i < n_cand && n_sel < max_out; ++i) {
+                int keep = 1;
+                for (j = 0; j < n_sel && keep; ++j)
+                    if (nms_suppresses(bx + 4 * (int64_t)cand[i], bx + 4 * (int64_t)sel[j], center, iou))
+                        keep = 0;
+                if (!keep) continue;
+                sel[n_sel++] = cand[i];
+                if (rows < cap) {
+                    y[3 * rows] = b; y[3 * rows + 1] = c; y[3 * rows + 2] = cand[i];
+                }
+                ++rows;
+            }
+        }
+    *count = rows; /* above cap: refused by the runtime (nothing written past the output) */
+"""
+    kernel = make_kernel("nms_f32", body, NMS_PARAMS, (("nms_helpers", _NMS_HELPERS),))
+    n = graph.tensors[op.outputs[0]].shape[0]
+    ins = list(op.inputs[:5]) + [""] * (5 - len(op.inputs[:5]))
+    params = NMS_PARAMS.pack(B=boxes.shape[0], N=boxes.shape[1], C=scores.shape[1],
+                             cap=_cap_of(graph, n),
+                             center=int(op.attrs.get("center_point_box", 0)))
+    return [Instr(kernel, ins, list(op.outputs[:2]), params,
+                  workspace_bytes=8 * boxes.shape[1])]

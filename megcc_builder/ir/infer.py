@@ -328,6 +328,10 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         value_shapes.infer_nonzero(graph, op)  # the count is a value symbol
         kept.append(op)
         return
+    if op.type == "Compress" and len(ins) == 2 and not all(t.is_const for t in ins):
+        value_shapes.infer_compress(graph, op)
+        kept.append(op)
+        return
     if op.type == "NonMaxSuppression" and ins and not all(t.is_const for t in ins):
         _specialise_values(graph, op)
         value_shapes.infer_nms(graph, op)

@@ -108,3 +108,26 @@ def infer_nms(graph: Graph, op: Op) -> None:
 
 def is_symbolic(data) -> bool:
     return getattr(data, "dtype", None) == object
+
+
+def infer_compress(graph: Graph, op: Op) -> None:
+    """Compress: the slices of the input along `axis` (flattened when absent) whose
+    condition is true; at most min(len(condition), extent) of them."""
+    x, cond = (graph.tensors[n] for n in op.inputs[:2])
+    if len(cond.shape) != 1:
+        raise graph.error("Compress condition must be 1-D", op)
+    axis = op.attrs.get("axis")
+    if axis is None:
+        extent = 1
+        for d in x.shape:
+            extent = extent * d
+        shape = [extent]
+        axis = 0
+    else:
+        axis = int(axis) + (len(x.shape) if int(axis) < 0 else 0)
+        if not 0 <= axis < len(x.shape):
+            raise graph.error(f"Compress axis {op.attrs['axis']} out of range", op)
+        shape = list(x.shape)
+    n = new_value_symbol(graph, op, symbolic.smin(cond.shape[0], shape[axis]))
+    shape[axis] = n
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)

@@ -216,3 +216,50 @@ def lower_nms(op: Op, graph: Graph):
                              center=int(op.attrs.get("center_point_box", 0)))
     return [Instr(kernel, ins, list(op.outputs[:2]), params,
                   workspace_bytes=8 * boxes.shape[1])]
+
+
+COMPRESS_PARAMS = schema(i32("outer", "elements before the axis"),
+                         i32("dim", "input extent of the axis"),
+                         i32("inner", "elements after the axis"),
+                         i32("len", "condition elements"),
+                         i32("cap", "most slices the output holds"))
+
+
+@implements("Compress")
+def lower_compress(op: Op, graph: Graph):
+    x, cond = (graph.tensors[n] for n in op.inputs[:2])
+    if cond.dtype != "bool":
+        raise graph.error(f"Compress condition of {cond.dtype} (bool expected)", op)
+    from ...ir import itemsize
+    esize = itemsize(x.dtype)
+    axis = op.attrs.get("axis")
+    if axis is None:
+        outer, dim, inner = 1, numel(x.shape), 1
+    else:
+        axis = int(axis) + (len(x.shape) if int(axis) < 0 else 0)
+        outer, dim, inner = numel(x.shape[:axis]), x.shape[axis], numel(x.shape[axis + 1:])
+    body = """    const uint8_t *x = (const uint8_t *)in_ptrs[0];
+    const uint8_t *cond = (const uint8_t *)in_ptrs[1];
+    uint8_t *y = (uint8_t *)out_ptrs[0];
+    int64_t *count = (int64_t *)out_ptrs[1];
+    int32_t n = len < dim ? len : dim, k = 0, i, o;
+    const int64_t row = (int64_t)inner * ESIZE;
+    for (i = 0; i < n; ++i) k += cond[i] != 0;
+    *count = k;
+    if (k > cap) return 0; /* refused by the runtime */
+    for (o = 0; o < outer; ++o) {
+        int32_t j = 0;
+        for (i = 0; i < n; ++i)
+            if (cond[i]) {
+                memcpy(y + ((int64_t)o * k + j) * row, x + ((int64_t)o * dim + i) * row,
+                       (size_t)row);
+                ++j;
+            }
+    }
+""".replace("ESIZE", str(esize))
+    kernel = make_kernel(f"compress_e{esize}", body, COMPRESS_PARAMS,
+                         prelude="#include <string.h>\n")
+    n = graph.tensors[op.outputs[0]].shape[axis or 0]
+    params = COMPRESS_PARAMS.pack(outer=outer, dim=dim, inner=inner, len=cond.shape[0],
+                                  cap=_cap_of(graph, n))
+    return [Instr(kernel, list(op.inputs[:2]), list(op.outputs[:2]), params)]

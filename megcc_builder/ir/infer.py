@@ -328,6 +328,11 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         value_shapes.infer_nonzero(graph, op)  # the count is a value symbol
         kept.append(op)
         return
+    if op.type == "TopK" and graph.opset >= 10 and len(ins) == 2 and not ins[0].is_const \
+            and not ins[1].is_const:
+        value_shapes.infer_topk(graph, op)
+        kept.append(op)
+        return
     if op.type == "Compress" and len(ins) == 2 and not all(t.is_const for t in ins):
         value_shapes.infer_compress(graph, op)
         kept.append(op)

@@ -131,3 +131,19 @@ def infer_compress(graph: Graph, op: Op) -> None:
     n = new_value_symbol(graph, op, symbolic.smin(cond.shape[0], shape[axis]))
     shape[axis] = n
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)
+
+
+def infer_topk(graph: Graph, op: Op) -> None:
+    """TopK with a computed K: both outputs have K (at most the axis extent) along axis."""
+    x = graph.tensors[op.inputs[0]]
+    axis = int(op.attrs.get("axis", -1))
+    axis += len(x.shape) if axis < 0 else 0
+    if not 0 <= axis < len(x.shape):
+        raise graph.error(f"TopK axis {op.attrs.get('axis')} out of range", op)
+    if len([o for o in op.outputs if o]) != 2:
+        raise graph.error("omitted TopK outputs are not supported", op)
+    k = new_value_symbol(graph, op, x.shape[axis])
+    shape = list(x.shape)
+    shape[axis] = k
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)
+    graph.tensors[op.outputs[1]] = Tensor(op.outputs[1], tuple(shape), "int64")

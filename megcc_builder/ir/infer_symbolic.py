@@ -348,6 +348,16 @@ def _gather(graph: Graph, op: Op) -> List[Shape]:
     return [tuple(x[:axis]) + tuple(ind) + tuple(x[axis + 1:])]
 
 
+def _gather_nd(graph: Graph, op: Op) -> List[Shape]:
+    x = _shape(graph, op.inputs[0])
+    ind = _shape(graph, op.inputs[1])
+    b = int(op.attrs.get("batch_dims", 0))
+    k = ind[-1]
+    if isinstance(k, Sym):  # the tuple length selects output axes: must be known
+        raise _NoRule()
+    return [tuple(x[:b]) + tuple(ind[b:-1]) + tuple(x[b + k:])]
+
+
 def _pad(graph: Graph, op: Op) -> List[Shape]:
     x = _shape(graph, op.inputs[0])
     pads = list(op.attrs["pads"]) if "pads" in op.attrs else _values(graph, op, 1)
@@ -434,7 +444,7 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "Gemm": _gemm, "Reshape": _reshape, "Flatten": _flatten, "Transpose": _transpose,
     "Concat": _concat, "Split": _split, "Slice": _slice, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Resize": _resize, "Upsample": _resize, "Pad": _pad,
-    "Gather": _gather, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
+    "Gather": _gather, "GatherND": _gather_nd, "Expand": _expand, "Tile": _tile, "ArgMax": _argreduce,
     "ArgMin": _argreduce,
 }
 for _t in UNARY:

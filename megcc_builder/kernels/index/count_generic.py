@@ -83,7 +83,10 @@ def lower_range(op: Op, graph: Graph):
     if t in ("float32", "float64"):
         length = f"""    double len = ceil(((double)limit - (double)start) / (double)delta);
     if (!(len > 0)) len = 0; /* NaN and negative: empty */
-    if (len > (double)cap) {{ *count = (int64_t)cap + 1; return 0; }} /* refused */
+    if (len > (double)cap) {{ /* written (saturated) for the runtime's refusal */
+        *count = len < 9.0e18 ? (int64_t)len : (int64_t)9000000000000000000ll;
+        return 0;
+    }}
     n = (int64_t)len;"""
     else:
         length = f"""    int64_t d = (int64_t)limit - (int64_t)start;

@@ -248,6 +248,32 @@ def test_range_and_topk_of_graph_inputs(tmp_path):
         _check(build, path, {"f": f, "k": np.array([k], np.int64)})
 
 
+def model_if_nonzero(path):
+    """NonZero inside the taken branch of an If on a run-time condition: the body's value
+    symbol is defined by an instruction of the one instruction stream."""
+    then_g = h.make_graph([h.make_node("Greater", ["x", "thr"], ["m"]),
+                           h.make_node("NonZero", ["m"], ["nz"]),
+                           h.make_node("Cast", ["nz"], ["nzf"], to=T.FLOAT),
+                           h.make_node("ReduceSum", ["nzf"], ["y1"], keepdims=0)],
+                          "then", [], [_vi("y1", T.FLOAT, [])])
+    else_g = h.make_graph([h.make_node("ReduceSum", ["x"], ["y2"], keepdims=0)], "else", [],
+                          [_vi("y2", T.FLOAT, [])])
+    return _save(path, [h.make_node("If", ["c"], ["y"], then_branch=then_g,
+                                    else_branch=else_g)],
+                 [_vi("c", T.BOOL, []), _vi("x", T.FLOAT, [3, 4])], [_vi("y", T.FLOAT, [])],
+                 [THR])
+
+
+def test_value_symbol_inside_an_if_branch(tmp_path):
+    path = model_if_nonzero(tmp_path / "if.onnx")
+    build = Build(path, tmp_path / "out")
+    rng = np.random.default_rng(5)
+    for cond, scale in ((True, 1.0), (False, 1.0), (True, -1.0), (True, 0.0)):
+        x = (scale * np.abs(rng.standard_normal((3, 4)))).astype(np.float32)
+        x[0, 0] = 1.0 if scale else 0.0
+        _check(build, path, {"c": np.array(cond), "x": x})
+
+
 def test_counts_above_their_cap_are_refused_naming_the_node(tmp_path):
     path = model_range_input(tmp_path / "r.onnx")
     build = Build(path, tmp_path / "out")

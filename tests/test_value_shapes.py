@@ -274,6 +274,25 @@ def test_value_symbol_inside_an_if_branch(tmp_path):
         _check(build, path, {"c": np.array(cond), "x": x})
 
 
+def test_value_symbol_capped_by_an_input_symbol(tmp_path):
+    """NonZero of an input with a run-time length N: its cap is the expression N (evaluated
+    when the shapes are set), one compiled plan for every N and every mask."""
+    path = model_nonzero_conv(tmp_path / "m.onnx")
+    m = onnx.load(path)
+    for vi in m.graph.input:
+        dim = vi.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "N"
+    onnx.save(m, str(tmp_path / "sym.onnx"))
+    build = Build(str(tmp_path / "sym.onnx"), tmp_path / "out")
+    dyn = read_model(open(build.blob, "rb").read())["plans"][0]["dynamic"]
+    (val,) = dyn.values
+    assert dyn.exprs[val.bound] == (2, 0)  # SYM N: the cap follows the input length
+    for n, seed in ((8, 0), (3, 1), (20, 2), (1, 3), (64, 4)):
+        _check(build, str(tmp_path / "sym.onnx"),
+               _mask_feeds({"s": (n,), "f": (n, 3, 6, 6)}, seed))
+
+
 def test_counts_above_their_cap_are_refused_naming_the_node(tmp_path):
     path = model_range_input(tmp_path / "r.onnx")
     build = Build(path, tmp_path / "out")

@@ -196,7 +196,11 @@ def bench_onnxruntime(path: str, feeds, iterations: int, warmup: int, threads: i
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads > 1:  # spinning workers would burn the other cores between runs
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # e.g. a newer IR version than this onnxruntime reads
+        return Result("onnxruntime", 0.0, 0.0, f"failed: onnxruntime {ort.__version__} "
+                      f"could not load the model: {_ort_reason(exc)}")
     times = _time(lambda: sess.run(None, feeds), iterations, warmup)
     return Result("onnxruntime", statistics.median(times), min(times),
                   f"CPU EP, {threads} intra-op thread{'s' if threads > 1 else ''}, "
@@ -221,6 +225,13 @@ class _QuietStderr:
         os.close(self._saved)
         self._file.close()
         return False
+
+
+def _ort_reason(exc: Exception) -> str:
+    """onnxruntime's reason without its C++ location prefix ("...model.cc:181 onnxruntime::
+    Model::Model(...) Unsupported model IR version: 13, ...")."""
+    line = _first_line(exc) if len(str(exc)) < 160 else str(exc).strip().splitlines()[0]
+    return re.sub(r"^.*\) (?=[A-Z])", "", line)[:160]
 
 
 def _first_line(exc: Exception) -> str:

@@ -18,8 +18,8 @@ from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
             "armv7-neon, arm64-neon, native (the best this machine runs)")
-IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16; "
-              "fully-connected layers so far)")
+IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16): "
+              "convolutions, FC, pooling, element-wise, softmax; conversions at region edges")
 COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "
                       "file); kernels widen them to float32 as they read them")
 NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs and outputs "
@@ -56,8 +56,7 @@ TARGET_FLAGS = {
     "baremetal": ("generic", ""),
     "arm64": ("arm64-neon", ""),
     "armv7": ("armv7-neon", ""),
-    "arm64v7": ("generic", "one model for both arm64 and armv7 uses portable C99 kernels; "
-                "build with --arm64 and --armv7 separately for NEON kernels"),
+    "arm64v7": (("arm64-neon", "armv7-neon"), ""),
     "armv7_with_dot": ("armv7-neon", "no dot-product kernels yet: NEON kernels"),
     "arm64_with_i8mm": ("arm64-dot", "no i8mm kernels yet: dot-product kernels, which every "
                         "i8mm CPU has"),
@@ -212,20 +211,39 @@ def _parse_feeds(items: List[str]):
 
 
 def cmd_run(args) -> int:
+    if args.threads < 1:
+        raise CompileError(f"--threads must be at least 1, not {args.threads}")
+    args.isa = _run_isa(args)
+    feeds = _parse_feeds(args.input)
+    if os.path.isdir(args.model):
+        return _run_compiled(args, feeds)
+    created = not os.path.exists(args.output_dir)
+    try:
+        return _run_model(args, feeds)
+    except BaseException:  # a refused input or a failed build leaves no output directory
+        if created:
+            import shutil
+
+            shutil.rmtree(args.output_dir, ignore_errors=True)
+        raise
+
+
+def _run_model(args, feeds) -> int:
+    """`megcc run MODEL`: compile for the arrays' (or given) shapes, build, run."""
     from .compiler import ModelSpec, compile_bundle
     from .config import parse_input_shapes
     from .ir.dtypes import numpy_dtype
 
-    if args.threads < 1:
-        raise CompileError(f"--threads must be at least 1, not {args.threads}")
-    feeds = _parse_feeds(args.input)
-    if os.path.isdir(args.model):
-        return _run_compiled(args, feeds)
     shapes = parse_input_shapes(args.input_shapes)[0] if args.input_shapes else {}
     for name, arr in feeds.items():
         shapes.setdefault(name, tuple(arr.shape))
     out_dir = args.output_dir
     build_dir = os.path.join(out_dir, "build")
+    # (the first run of a kernel set also builds the runtime: say what is going on)
+    print(f"compiling {os.path.basename(args.model)} for ISA level {args.isa}"
+          + (f" at {', '.join(f'{n}={tuple(s)}' for n, s in shapes.items())}" if shapes
+             else "") + (f", running under {args.target}'s emulator" if args.target else ""),
+          flush=True)
     bundle = compile_bundle([ModelSpec("model", args.model, [shapes] if shapes else [],
                                        not args.no_fuse, **_model_options(args))],
                             build_dir, save_c_array=False, isa=args.isa)
@@ -239,11 +257,13 @@ def cmd_run(args) -> int:
     for name in plan.graph.inputs:
         t = plan.graph.tensors[name]
         if name in feeds:
-            ordered.append(np.asarray(feeds[name], dtype=numpy_dtype(t.dtype)))
+            ordered.append(_given_input(name, feeds[name], numpy_dtype(t.dtype), args.model))
         elif t.dtype.startswith("float"):
             ordered.append(rng.standard_normal(t.shape).astype(numpy_dtype(t.dtype)))
         else:
             ordered.append(rng.integers(0, 2, t.shape).astype(numpy_dtype(t.dtype)))
+        print(f"input {name}: {ordered[-1].dtype} {list(ordered[-1].shape)} "
+              + ("(--input)" if name in feeds else f"(seeded, --seed {args.seed})"))
     for name, arr in zip(plan.graph.inputs, ordered):
         want = plan.graph.tensors[name].shape
         if tuple(arr.shape) != tuple(want):
@@ -251,8 +271,9 @@ def cmd_run(args) -> int:
                                f"was compiled for {tuple(want)}", args.model)
     from .host import in_process_supported
 
-    if args.subprocess or not in_process_supported():
-        outs, log = _run_subprocess(args, bundle, ordered)
+    if args.target or args.subprocess or not in_process_supported():
+        outs, log = _run_runner(args, bundle.files["kernels_c"], bundle.files["model.tiny"],
+                                ordered)
     else:
         outs, log = _run_in_process(args, build_dir, ordered)
     np.savez(os.path.join(out_dir, "outputs.npz"), **dict(zip(plan.output_names, outs)))
@@ -267,13 +288,22 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _given_input(name: str, arr: np.ndarray, want: np.dtype, path: str) -> np.ndarray:
+    """An --input array as the model takes it: its dtype must be the input's (a float64
+    array for a float32 input is a mistake to report, not to round silently)."""
+    if arr.dtype != want:
+        raise CompileError(f"--input '{name}' is {arr.dtype}, the model takes {want} "
+                           f"(save it with .astype(np.{want.name}))", path)
+    return arr
+
+
 def _run_compiled(args, feeds) -> int:
     """`megcc run DIR`: an already compiled directory (kernels.c + one .tiny) run at the
     arrays' shapes, nothing recompiled: a static plan compiled for them, else a dynamic
     plan (docs/dynamic-shapes.md). A shape no plan accepts is a one-line error, and then
     nothing is written."""
     from .emit.model_blob import read_model
-    from .host import build_runner, in_process_supported, run_blob_logged
+    from .host import in_process_supported
     from .ir.dtypes import numpy_dtype
     from .native import MegccRuntimeError
     from .session import _find_compiled
@@ -281,6 +311,8 @@ def _run_compiled(args, feeds) -> int:
     if args.input_shapes:
         raise CompileError("--input-shapes does not apply to a compiled directory (the "
                            "arrays' shapes are used)", args.model)
+    if not args.target:
+        _refuse_foreign_kernels(args.model)
     kernels_c, blob_path = _find_compiled(args.model, None)
     model_name = os.path.basename(blob_path)[:-len(".tiny")]
     with open(blob_path, "rb") as f:
@@ -296,21 +328,18 @@ def _run_compiled(args, feeds) -> int:
     for t in inputs:
         dt = numpy_dtype(t["dtype"])
         if t["name"] in feeds:
-            ordered.append(np.ascontiguousarray(feeds[t["name"]], dtype=dt))
+            ordered.append(np.ascontiguousarray(_given_input(t["name"], feeds[t["name"]], dt,
+                                                             blob_path)))
         elif t["dtype"].startswith("float"):
             ordered.append(rng.standard_normal(t["shape"]).astype(dt))
         else:
             ordered.append(rng.integers(0, 2, t["shape"]).astype(dt))
+        print(f"input {t['name']}: {ordered[-1].dtype} {list(ordered[-1].shape)} "
+              + ("(--input)" if t["name"] in feeds else f"(seeded, --seed {args.seed})"))
     out_names = _output_names(args.model, model_name, plan)
     try:
-        if args.subprocess or not in_process_supported():
-            if args.threads != 1:
-                raise CompileError("--threads needs the in-process runtime (drop --subprocess)")
-            extra = ["-w", str(args.warmup), "-t", str(args.iterations)] if args.iterations else []
-            if args.profile:
-                extra += ["--profile", "--profile-runs", str(max(1, args.iterations))]
-            outs, log = run_blob_logged(build_runner(kernels_c), blob_path, ordered,
-                                        extra_args=extra, shapes=True)
+        if args.target or args.subprocess or not in_process_supported():
+            outs, log = _run_runner(args, kernels_c, blob_path, ordered, shapes=True)
         else:
             outs, log = _run_in_process(args, args.model, ordered, model_name)
     except (MegccRuntimeError, RuntimeError) as exc:
@@ -352,18 +381,11 @@ def _print_kernel_profile(log: str) -> None:
 def _output_names(directory: str, model_name: str, plan: dict) -> List[str]:
     """The compiler's output names (manifest.json; outputs sharing a tensor have their own
     names there), else the tensor names of the blob."""
-    import json
+    from .session import _manifest_output_names
 
     names = [plan["tensors"][t]["name"] for t in plan["outputs"]]
-    try:
-        with open(os.path.join(directory, "manifest.json")) as f:
-            for m in json.load(f)["models"]:
-                if m["name"] == model_name:
-                    listed = [o["name"] for o in m["plans"][0]["outputs"]]
-                    return listed if len(listed) == len(names) else names
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        pass
-    return names
+    listed = _manifest_output_names(directory, os.path.join(directory, model_name + ".tiny"))
+    return listed[0] if listed and len(listed[0]) == len(names) else names
 
 
 def _run_in_process(args, build_dir: str, ordered, model_name: str = "model"):
@@ -394,18 +416,81 @@ def _run_in_process(args, build_dir: str, ordered, model_name: str = "model"):
         return outs, "\n".join(lines)
 
 
-def _run_subprocess(args, bundle, ordered):
-    """The same through the runner process (--subprocess)."""
-    from .host import build_runner, run_blob_logged
+def _run_runner(args, kernels_c: str, blob_path: str, ordered, shapes: bool = False):
+    """Outputs and log of `megcc run` through the standalone runner process: for
+    --subprocess and sanitizer builds on the host, and for --target under the target's
+    emulator. shapes: run at the arrays' own shapes (a compiled directory)."""
+    from .host import build_runner, emulator_of, run_blob_logged
 
-    if args.threads != 1:
-        raise CompileError("--threads needs the in-process runtime (drop --subprocess)")
-    runner = build_runner(bundle.files["kernels_c"])
+    runner = build_runner(kernels_c, target=args.target)
     extra = (["--profile", "--profile-runs", str(max(1, args.iterations))] if args.profile
              else []) + (["--cpu-clock"] if args.cpu_clock else [])
     if args.iterations:
         extra += ["-w", str(args.warmup), "-t", str(args.iterations)]
-    return run_blob_logged(runner, bundle.files["model.tiny"], ordered, extra_args=extra)
+    if args.threads != 1:
+        extra += ["--threads", str(args.threads)]
+    return run_blob_logged(runner, blob_path, ordered, extra_args=extra,
+                           emulator=emulator_of(args.target), shapes=shapes)
+
+
+def _run_isa(args) -> str:
+    """The ISA level `megcc run` builds for: --isa, else the target's level, else this
+    machine's best. Kernels this machine cannot run are refused before anything is built,
+    naming the target whose emulator can run them."""
+    from . import targets
+    from .compiler import resolve_isa
+    from .isa.levels import host_refusal
+
+    level = resolve_isa(args.isa or (targets.load(args.target).isa if args.target
+                                     else "native"))
+    if args.target:
+        targets.load(args.target).check_available()
+        return level
+    why = host_refusal(level)
+    if why:
+        raise CompileError(f"cannot run --isa {level} here: {why}{_target_hint(level)}")
+    return level
+
+
+def _target_hint(level: str) -> str:
+    """"; add --target T ..." naming a hosted target that runs a level's kernels."""
+    from . import targets
+    from .isa.levels import spec
+
+    runs_it = [n for n in targets.names() if _hosted_arch(n) == spec(level).arch]
+    return f"; add --target {runs_it[0]} to run under its emulator" if runs_it else ""
+
+
+def _refuse_foreign_kernels(directory: str) -> None:
+    """A compiled directory whose kernels this machine cannot run (the ISA levels its
+    manifest.json lists) is refused before anything is built, naming a target that can."""
+    import json
+
+    from .isa.levels import SPECS, host_refusal
+
+    try:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            levels = json.load(f)["isa"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an older or hand-made directory: the build itself will say
+    levels = [lv for lv in levels if lv in SPECS]
+    refusals = [host_refusal(lv) for lv in levels]
+    if levels and all(refusals):
+        raise CompileError(f"cannot run here: its kernels are for {', '.join(levels)} "
+                           f"({refusals[0]}){_target_hint(levels[0])}", directory)
+
+
+def _hosted_arch(target_name: str) -> str:
+    """The architecture of a hosted target's ISA level ("" for bare-metal or unreadable)."""
+    from . import targets
+    from .compiler import resolve_isa
+    from .isa.levels import spec
+
+    try:
+        t = targets.load(target_name)
+        return "" if t.baremetal else spec(resolve_isa(t.isa)).arch
+    except (TargetError, CompileError, KeyError):
+        return ""
 
 
 def _print_profile(stdout: str, plan) -> None:
@@ -617,7 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="untimed runs before the timed ones (default 1)")
     r.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(r)
-    r.add_argument("--isa", default="native", help=ISA_HELP + " (default: native)")
+    r.add_argument("--isa", default=None, help=ISA_HELP + " (default: native on the host, "
+                   "the target's level with --target)")
+    r.add_argument("--target", help="a hosted target of toolchains/ (arm64, armv7, riscv64, "
+                   "...): cross-build the runner and run it under the target's emulator")
     r.add_argument("--threads", type=int, default=1,
                    help="worker threads of the runtime (default 1; timed in wall-clock time "
                         "when more)")
@@ -745,9 +833,11 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--input-shapes", "--input_shapes", dest="input_shapes",
                     help='e.g. "data=(1,3,224,224)"; ":" separates instances')
     for flag, (level, caveat) in TARGET_FLAGS.items():
+        what = (f"ISA level {level}" if isinstance(level, str) else
+                "ISA levels " + " and ".join(level) + ": one model file carrying both "
+                "plan sets, one kernels.c compiling on both architectures")
         ap.add_argument(f"--{flag}", action="store_true",
-                        help=f"kernels for ISA level {level}" + (f" ({caveat})" if caveat
-                                                                 else ""))
+                        help=f"kernels for {what}" + (f" ({caveat})" if caveat else ""))
     from .config import PENDING_OPTIONS
 
     for opt in sorted(PENDING_OPTIONS):
@@ -788,6 +878,9 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
         isa = os.environ.get("MEGCC_ISA") or None
         if chosen:  # an explicit target flag wins over the environment
             isa, caveat = TARGET_FLAGS[chosen[0]]
+            if isa == "arm64-neon" and any(s.enable_ioc16 for s in specs):
+                # MegCC's --arm64 with enable_ioc16 means an Armv8.2-A + FP16 core
+                isa, caveat = "arm64-fp16", "enable_ioc16: Armv8.2-A + FP16 kernels (arm64-fp16)"
             if caveat:
                 print(f"mgb-to-tinynn: --{chosen[0]}: {caveat}")
         bundle = compile_bundle(specs, out_dir, save_c_array=a.save_model, isa=isa,

@@ -9,13 +9,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ._version import __version__
 from .emit.files import recover, write_all_if_changed
 from .emit.kernel_set import kernel_set_id
-from .emit.kernels_c import kernels_c_source, kernels_h_source
-from .emit.model_blob import (BlobInstr, BlobPlan, BlobTensor, c_array_source, write_model)
+from .emit.kernels_c import kernels_c_source, kernels_h_source, multi_arch_kernels_c_source
+from .emit.model_blob import (ARCH_CODES, ARCH_NAMES, BlobInstr, BlobPlan, BlobTensor,
+                              c_array_source, write_model)
 from .emit.fingerprints import blob_fingerprints
 from .emit.signatures import blob_signatures
 from .cv import CV_FILES, generate as generate_cv
@@ -35,10 +36,10 @@ from .options import CompileOptions, dot_product_refusal
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
-from .passes.ioc16 import compute_in_float16
+from .passes.ioc16 import compute_in_float16, float16_model_in_float16
 from .passes.layout_nchw44 import layout_nchw44
 from .passes.qdq import fuse_qdq
-from .isa import resolve as _resolve_isa
+from .isa import resolve as _resolve_isa, spec as isa_spec
 
 Shapes = Dict[str, Tuple[int, ...]]
 
@@ -89,6 +90,8 @@ class Bundle:
     kernel_set_id: int
     files: Dict[str, str] = field(default_factory=dict)  # role -> path
     cv_files: Dict[str, str] = field(default_factory=dict)  # tinycv file name -> text
+    # the ISA levels built for: one, or one per architecture of a multi-architecture build
+    levels: List[str] = field(default_factory=list)
 
 
 def load_graph(path: str, shapes: Optional[Shapes] = None,
@@ -159,6 +162,8 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
         layout_nchw44(graph)
     if options.enable_ioc16:
         compute_in_float16(graph, options.isa_spec)
+    elif float16_model:  # on a level with float16 arithmetic, in float16 (passes/ioc16.py)
+        float16_model_in_float16(graph, options.isa_spec)
     if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
         compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)
@@ -316,7 +321,8 @@ def plan_to_blob(plan: Plan, kernel_index: Dict[str, int], weights: List[bytes],
     outputs = [add(n) for n in graph.outputs]
     for k, shown in enumerate(plan.output_names):
         tensors[outputs[k]].name = shown
-    blob = BlobPlan(plan.name, 0, plan.memory.arena_size, tensors, instrs, inputs, outputs)
+    blob = BlobPlan(plan.name, plan.arch, plan.memory.arena_size, tensors, instrs, inputs,
+                    outputs)
     if graph.symbols:
         blob.dynamic = dynamic_plan.build(graph, plan, blob, index, plan.guards, shapes,
                                           view_offsets, [list(i.params) for i in plan.instrs])
@@ -340,10 +346,14 @@ MODEL_NAME_MAX = 128
 
 
 def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = True,
-                   isa: Optional[str] = None, cv: tuple = ()) -> Bundle:
+                   isa: Union[str, Sequence[str], None] = None, cv: tuple = ()) -> Bundle:
     """isa: the build's ISA level (megcc_builder.target: generic, x86_64, x86_64-v3,
     x86_64-v4, armv7-neon, arm64-neon, native); None = generic. A ModelSpec.isa overrides it
-    for its model. cv: the CV operators to generate beside the kernels, ((name, dtype), ...)
+    for its model. Several levels of distinct architectures (MegCC's arm64v7: arm64-neon and
+    armv7-neon) make a multi-architecture build: every model carries a plan set per level
+    and kernels.c compiles each architecture's kernels on that architecture
+    (docs/model-format.md, "Plans for several architectures").
+    cv: the CV operators to generate beside the kernels, ((name, dtype), ...)
     (megcc_builder.cv: tinycv.c and tinycv_c.h; none = no CV files)."""
     for s in specs:
         if len(s.name) > MODEL_NAME_MAX:
@@ -357,19 +367,50 @@ def compile_bundle(specs: List[ModelSpec], out_dir: str, save_c_array: bool = Tr
     # even a compile that fails below leaves one complete set (emit.files).
     recover(out_dir)
     names = [s.name for s in specs]
-    level = resolve_isa(isa)
-    specs = [s if s.isa else replace(s, isa=level) for s in specs]
+    levels = bundle_levels(isa)
+    level = levels[0]
     if len(set(names)) != len(names):
         raise CompileError(f"two models are named '{[n for n in names if names.count(n) > 1][0]}'")
-    models = [compile_model(s) for s in specs]
+    if len(levels) == 1:
+        specs = [s if s.isa else replace(s, isa=level) for s in specs]
+        models = [compile_model(s) for s in specs]
+    else:
+        models = [compile_for_architectures(s, levels) for s in specs]
     kernels = shared_kernels(models)
     set_id = kernel_set_id((k.name, k.source) for k in kernels)
-    bundle = Bundle(models, kernels, set_id)
+    bundle = Bundle(models, kernels, set_id, levels=levels)
     for m in models:
         m.blob = serialize_model(m, kernels, set_id)
     bundle.cv_files = generate_cv(tuple(cv), level)
     emit_bundle(bundle, out_dir, save_c_array)
     return bundle
+
+
+def bundle_levels(isa: Union[str, Sequence[str], None]) -> List[str]:
+    """The resolved levels of a build: one, or several of distinct architectures."""
+    if isa is None or isinstance(isa, str):
+        return [resolve_isa(isa)]
+    levels = [resolve_isa(i) for i in isa]
+    archs = [isa_spec(lv).arch for lv in levels]
+    if len(set(archs)) != len(archs) or "any" in archs or len(levels) < 1:
+        raise CompileError(f"a multi-architecture build takes one ISA level per architecture, "
+                           f"not {', '.join(levels)}")
+    return levels
+
+
+def compile_for_architectures(spec: ModelSpec, levels: List[str]) -> CompiledModel:
+    """One model compiled for each level, its plans concatenated (in level order), each
+    tagged with its architecture: the runtime runs the plans whose kernels kernels.c has
+    on the architecture it was built for."""
+    if spec.isa:
+        raise CompileError(f"model '{spec.name}' names its own ISA level ({spec.isa}), which "
+                           "a multi-architecture build cannot honour", spec.path)
+    plans: List[Plan] = []
+    for lv in levels:
+        for plan in compile_model(replace(spec, isa=lv)).plans:
+            plan.arch = ARCH_CODES[isa_spec(lv).arch]
+            plans.append(plan)
+    return CompiledModel(spec, plans)
 
 
 def arena_macro(model_name: str) -> str:
@@ -386,6 +427,7 @@ def io_description(plan: Plan) -> dict:
                 "shape": [repr(d) if isinstance(d, Sym) else d for d in t.shape]}
 
     info = {"name": plan.name,
+            **({"arch": ARCH_NAMES[plan.arch]} if plan.arch else {}),
             "inputs": [desc(n, n) for n in g.inputs],
             "outputs": [desc(n, s) for n, s in zip(g.outputs, plan.output_names)],
             "arena_bytes": plan.memory.arena_size,
@@ -409,11 +451,21 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
     # The signatures come from the blobs themselves: exactly what the loader will compare.
     sigs = blob_signatures([m.blob for m in bundle.models], len(bundle.kernels))
     fingerprints = blob_fingerprints([m.blob for m in bundle.models])
-    out.append((files["kernels_c"], kernels_c_source(bundle.kernels, sigs, fingerprints)))
+    if len(bundle.levels) > 1:  # each architecture compiles the kernels its plans call
+        per_arch = []
+        for level in bundle.levels:
+            arch = isa_spec(level).arch
+            per_arch.append((arch, {ins.kernel.name for m in bundle.models for p in m.plans
+                                    if p.arch == ARCH_CODES[arch] for ins in p.instrs
+                                    if not is_control(ins)}))
+        kernels_c = multi_arch_kernels_c_source(bundle.kernels, sigs, fingerprints, per_arch)
+    else:
+        kernels_c = kernels_c_source(bundle.kernels, sigs, fingerprints)
+    out.append((files["kernels_c"], kernels_c))
     macros = {arena_macro(m.spec.name): max(p.memory.arena_size for p in m.plans)
               for m in bundle.models}
     out.append((files["kernels_h"], kernels_h_source(macros, bundle.kernel_set_id)))
-    manifest = {"compiler": f"megcc-builder {__version__}",
+    manifest = {"compiler": f"megcc-builder {__version__}", "isa": bundle.levels,
                 "kernel_set_id": f"0x{bundle.kernel_set_id:016x}",
                 "kernels": [k.name for k in bundle.kernels], "models": []}
     for m in bundle.models:
@@ -427,7 +479,7 @@ def emit_bundle(bundle: Bundle, out_dir: str, save_c_array: bool = True) -> None
         info = [io_description(p) for p in m.plans]
         txt = []
         for p in info:
-            txt.append(f"plan {p['name']}")
+            txt.append(f"plan {p['name']}" + (f" for {p['arch']}" if "arch" in p else ""))
             for kind in ("inputs", "outputs"):
                 for io in p[kind]:
                     txt.append(f"  {kind[:-1]} {io['name']} {io['dtype']} "

@@ -88,7 +88,11 @@ def _run(cmd: Sequence[str], what: str) -> None:
     proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         out = proc.stdout.decode(errors="replace")
-        raise RuntimeError(f"{what} failed:\n{' '.join(cmd)}\n{out[-6000:]}")
+        # the first line is what a one-line report shows: the compiler's first error
+        first = next((ln.strip() for ln in out.splitlines() if "error" in ln.lower()),
+                     out.strip().splitlines()[0] if out.strip() else
+                     f"exit status {proc.returncode}")
+        raise RuntimeError(f"{what} failed: {first}\n{' '.join(cmd)}\n{out[-6000:]}")
 
 
 def _publish(tmp_dir: str, final_dir: str) -> None:
@@ -251,8 +255,10 @@ def run_blob_logged(runner: str, blob_path: str, inputs: Sequence[np.ndarray], p
             arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(
                 os.path.join(in_dir, f"input_{i}.bin"))
         checker = VALGRIND_CMD if under_valgrind() and not emulator else []
-        cmd = [*emulator, *checker, runner, blob_path, in_dir, out_dir, "-p", str(plan),
-               *extra_args]
+        # plan 0 asks for the model's default plan: the first one this build can run
+        # (a multi-architecture model's other plans are another architecture's)
+        cmd = [*emulator, *checker, runner, blob_path, in_dir, out_dir,
+               *(["-p", str(plan)] if plan else []), *extra_args]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=_sanitizer_env())
         if proc.returncode != 0:

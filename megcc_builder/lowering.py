@@ -41,6 +41,9 @@ class Plan:
     guards: list = field(default_factory=list)
     choices: Dict[str, str] = field(default_factory=dict)  # node -> implementation by cost
     instr_nodes: List[str] = field(default_factory=list)  # the node each instruction computes
+    # model-format arch code (emit/model_blob.ARCH_CODES): 0 in a single-architecture build,
+    # the level's architecture in a multi-architecture one (compiler.compile_bundle)
+    arch: int = 0
 
     def root(self, name: str) -> str:
         while name in self.views:

@@ -70,7 +70,8 @@ class InferenceSession:
     input_shapes: {input: shape}, or a list of them (one plan per entry; run() picks the
         plan matching the feeds); None = the shapes in the model.
     threads: worker threads of the network's pool (1 = run in the calling thread).
-    isa: kernel ISA level (megcc_builder.isa); fuse, enable_nchw44: as `megcc compile`.
+    isa: kernel ISA level (megcc_builder.isa); fuse, enable_nchw44, enable_nchw44_dot,
+        enable_compress_fp16, enable_ioc16: as `megcc compile`.
     subprocess: run every call in the standalone runner process (automatic for sanitizer
         and valgrind builds, and for `target`, a hosted cross target run under its emulator).
     """
@@ -78,7 +79,9 @@ class InferenceSession:
     def __init__(self, model: ModelLike, input_shapes=None, threads: int = 1,
                  isa: str = "native", fuse: bool = True, enable_nchw44: bool = False,
                  subprocess: bool = False, target: Optional[str] = None,
-                 model_name: Optional[str] = None, clock: str = "wall"):
+                 model_name: Optional[str] = None, clock: str = "wall",
+                 enable_nchw44_dot: bool = False, enable_compress_fp16: bool = False,
+                 enable_ioc16: bool = False):
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         self.threads = threads
@@ -90,8 +93,11 @@ class InferenceSession:
         self._net: Optional[NativeNetwork] = None
         work = tempfile.mkdtemp(prefix="megcc-session-")
         try:
+            options = dict(enable_nchw44=enable_nchw44, enable_nchw44_dot=enable_nchw44_dot,
+                           enable_compress_fp16=enable_compress_fp16,
+                           enable_ioc16=enable_ioc16)
             kernels_c, blob_path, names = self._compiled(model, input_shapes, isa, fuse,
-                                                         enable_nchw44, model_name, work)
+                                                         options, model_name, work)
             with open(blob_path, "rb") as f:
                 blob = f.read()
             if self.subprocess:
@@ -106,8 +112,10 @@ class InferenceSession:
         finally:
             if work:
                 shutil.rmtree(work, ignore_errors=True)
-        if names:  # the compiler's output names (outputs sharing a tensor share its name
-            for (_, outs), plan_names in zip(self._plans, names):  # in the blob)
+        if names and len(names) == len(self._plans) and all(  # (a manifest that fits)
+                len(n) == len(outs) for n, (_, outs) in zip(names, self._plans)):
+            # the compiler's output names (outputs sharing a tensor share its name in the blob)
+            for (_, outs), plan_names in zip(self._plans, names):
                 for o, n in zip(outs, plan_names):
                     o.name = n
         layout = read_model(blob)["plans"]
@@ -119,11 +127,12 @@ class InferenceSession:
 
     # -- compilation --------------------------------------------------------------------
     @staticmethod
-    def _compiled(model, input_shapes, isa, fuse, nchw44, model_name, work):
+    def _compiled(model, input_shapes, isa, fuse, options, model_name, work):
         """(kernels.c, model blob, output names per plan or None): compiled into `work`, or
-        found in a directory."""
+        found in a directory. options: the ModelSpec options (enable_nchw44, ...)."""
         if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
-            return _find_compiled(os.fspath(model), model_name) + (None,)
+            kernels_c, blob = _find_compiled(os.fspath(model), model_name)
+            return kernels_c, blob, _manifest_output_names(os.fspath(model), blob)
         from .compiler import ModelSpec, compile_bundle
 
         if isinstance(model, (str, os.PathLike)):
@@ -140,8 +149,7 @@ class InferenceSession:
             instances = [{k: tuple(v) for k, v in input_shapes.items()}]
         else:
             instances = [{k: tuple(v) for k, v in s.items()} for s in input_shapes]
-        bundle = compile_bundle([ModelSpec("model", path, instances, fuse,
-                                           enable_nchw44=nchw44)],
+        bundle = compile_bundle([ModelSpec("model", path, instances, fuse, **options)],
                                 os.path.join(work, "build"), save_c_array=False, isa=isa)
         return (bundle.files["kernels_c"], bundle.files["model.tiny"],
                 [list(p.output_names) for p in bundle.models[0].plans])
@@ -332,6 +340,22 @@ def _plan_infos(plan: dict):
                                numpy_dtype=numpy_dtype(t["dtype"]), nbytes=t["nbytes"])
 
     return [info(t) for t in plan["inputs"]], [info(t) for t in plan["outputs"]]
+
+
+def _manifest_output_names(directory: str, blob_path: str) -> Optional[List[List[str]]]:
+    """The compiler's output names per plan, from manifest.json (two outputs that are one
+    tensor have their own names there, one name in the blob); None if it is not there."""
+    import json
+
+    name = os.path.basename(blob_path)[:-len(".tiny")]
+    try:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            for m in json.load(f)["models"]:
+                if m["name"] == name:
+                    return [[o["name"] for o in p["outputs"]] for p in m["plans"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _find_compiled(directory: str, model_name: Optional[str]):

@@ -99,8 +99,10 @@ def reference_outputs(path: str, inputs: Dict[str, np.ndarray]) -> List[np.ndarr
     try:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CompileError(f"onnxruntime {ort.__version__} could not load the model: {first}",
+        from .bench import _ort_reason
+
+        raise CompileError(f"onnxruntime {ort.__version__} could not load the model: "
+                           f"{_ort_reason(exc)}",
                            path) from None
     return session.run(None, {k: v for k, v in inputs.items()
                               if k in {i.name for i in session.get_inputs()}})

@@ -29,3 +29,25 @@ def test_bench_mge_compare_onnxruntime_says_why_it_did_not_run():
     r = bench(DIGITS, "-n", "2", "--warmup", "0", "--compare", "onnxruntime")
     assert r.returncode == 0, r.stderr
     assert "onnxruntime" in r.stdout and "not run" in r.stdout
+
+
+def test_bench_onnx_model_onnxruntime_cannot_load_gets_a_row_saying_why(tmp_path):
+    """A model with a newer IR version than the installed onnxruntime reads: our row is
+    timed, onnxruntime's says why it did not run (was: "internal error")."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 99
+    onnx.save(model, tmp_path / "newer.onnx")
+    r = bench(str(tmp_path / "newer.onnx"), "-n", "2", "--warmup", "0", "--compare",
+              "onnxruntime")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
+    assert float(rows["megcc"].split()[1]) >= 0
+    assert (f"failed: onnxruntime {ort.__version__} could not load the model: Unsupported "
+            "model IR version: 99") in rows["onnxruntime"], rows

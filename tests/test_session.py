@@ -215,6 +215,15 @@ def test_an_input_passed_straight_through_is_copied_out(tmp_path):
     y, r, r2 = sess.run(None, {"x": x})
     assert np.array_equal(y, x) and np.array_equal(r, np.maximum(x, 0))
     assert np.array_equal(r2, r) and not np.shares_memory(y, x)
+    # the same from a compiled directory: the manifest keeps the names the blob merges
+    onnx.save(model, str(tmp_path / "id.onnx"))
+    subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile",
+                    str(tmp_path / "id.onnx"), "-o", str(tmp_path / "out"), "--isa", "native"],
+                   cwd=ROOT, check=True, capture_output=True)
+    compiled = InferenceSession(str(tmp_path / "out"))
+    assert [o.name for o in compiled.get_outputs()] == ["y", "r", "r2"]
+    assert [a.tobytes() for a in compiled.run(None, {"x": x})] == [y.tobytes(), r.tobytes(),
+                                                                   r2.tobytes()]
 
 
 def test_sanitizer_builds_fall_back_to_the_runner_process(monkeypatch):
@@ -226,3 +235,23 @@ def test_sanitizer_builds_fall_back_to_the_runner_process(monkeypatch):
     x = RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)
     for g, w in zip(sess.run(None, {"x": x}), ort_session(model).run(None, {"x": x})):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_model_options_reach_the_compiler(cnn):
+    """enable_compress_fp16 (like every `megcc compile` model option) is honoured: the
+    weights are rounded to float16 -- the outputs equal onnxruntime run on the model with
+    float16-rounded weights, and differ from the float32 session's."""
+    model, sess, _ = cnn
+    rounded = onnx.ModelProto()
+    rounded.CopyFrom(model)
+    for init in rounded.graph.initializer:
+        if init.name in ("w1", "w2"):  # the conv and FC weights; biases stay float32
+            w = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    compressed = InferenceSession(model, enable_compress_fp16=True)
+    x = RNG.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    got = compressed.run(None, {"x": x})
+    want = ort_session(rounded).run(None, {"x": x})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(got[0], sess.run(None, {"x": x})[0])

@@ -38,6 +38,9 @@ WEIGHT_MIN_ALIGN = 16      # what the loader insists on (SIMD loads)
 STORAGE = {"arena": 0, "weight": 1, "view": 2}
 STORAGE_NAMES = {v: k for k, v in STORAGE.items()}
 ARCH_NAMES = {0: "portable", 1: "x86_64", 2: "arm64", 3: "armv7", 4: "riscv64", 5: "cortex-m"}
+# A plan's arch in a multi-architecture build, by the ISA level's architecture
+# (megcc_builder.isa: IsaSpec.arch); single-architecture builds write 0.
+ARCH_CODES = {"x86_64": 1, "aarch64": 2, "armv7": 3}
 LAYOUT_NAMES = {0: "plain", 1: "nchw44", 2: "nchw88"}
 _U32_MAX = 0xFFFFFFFF
 

@@ -80,7 +80,9 @@ ARM64_NEON = IsaSpec("arm64-neon", "AArch64 (*_neon and *_neon64 kernels)", "aar
 
 # Armv8.2-A with half-precision arithmetic (FEAT_FP16: Cortex-A55/A75 and later): the
 # arm64-neon kernels, plus float16 ones (`*_neon64fp16`, enable_ioc16) whose FMAs work on 8
-# halves per register (`fmla v.8h`). The f16 vocabulary is used by those kernels only.
+# halves per register (`fmla v.8h`). The f16 vocabularies say which float16 kernel families
+# the level has (conv/FC `gemm`, depthwise/pooling `direct`, `elementwise`/softmax); those
+# kernels are written for this one spelling (kernels/**/*_neon64fp16_f16.py).
 NEON64_FP16_TAG = KernelTag("neon64fp16", "defined(__ARM_NEON) && defined(__aarch64__) && "
                             "defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC)",
                             "-march=armv8.2-a+fp16", "arm_neon.h")
@@ -93,7 +95,8 @@ ARM64_FP16 = IsaSpec("arm64-fp16", "Armv8.2-A + FP16: the arm64-neon kernels and
                      "arithmetic (*_neon64fp16 kernels, enable_ioc16)", "aarch64",
                      frozenset({"asimd", "fphp", "asimdhp"}), ("-march=armv8.2-a+fp16",),
                      (NEON_TAG, NEON64_TAG, NEON64_FP16_TAG),
-                     {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16)},
+                     {"f32": ARM64_NEON.vectors["f32"], "f16": VectorSet(gemm=NEON64_F16, direct=NEON64_F16,
+                                                                   elementwise=NEON64_F16)},
                      ARM64_CORE)
 
 

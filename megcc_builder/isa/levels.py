@@ -90,6 +90,21 @@ def host_level() -> str:
     return best
 
 
+def host_refusal(level: str) -> Optional[str]:
+    """Why kernels of a resolved level cannot run on the build machine (None: they can):
+    another architecture, or CPU features it lacks."""
+    s = SPECS[level]
+    arch = _host_arch()
+    if s.arch not in ("any", arch):
+        return (f"ISA level {level} builds kernels for {s.arch}; this machine is "
+                f"{arch or platform.machine() or 'unknown'}")
+    missing = s.features - (_cpu_flags() | ({"asimd"} if arch == "aarch64" else set()))
+    if missing:
+        return (f"this machine's CPU lacks {', '.join(sorted(missing))}, which ISA level "
+                f"{level} needs")
+    return None
+
+
 def resolve(level: Optional[str]) -> str:
     """A level name as a user writes it (None: generic; 'native': this machine's best);
     ValueError if unknown."""

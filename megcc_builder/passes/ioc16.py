@@ -1,22 +1,43 @@
 """enable_ioc16: compute a float32 model in float16 on levels with half-precision arithmetic
 (Armv8.2-A + FP16, level arm64-fp16), MegCC's `enable_ioc16`.
 
-How far this goes today: fully-connected layers (Gemm without transA, alpha 1; MatMul by a
-2-D constant), with no activation or a fused ReLU, run in float16 (8 lanes per NEON
-register, kernels/matmul/fc_neon64fp16_f16.py); their input is converted to float16 and
-their output back to float32, and a conversion back immediately followed by one to float16
-(two fully-connected layers in a row) is skipped, so a chain of them is one float16 region.
-Convolutions, pooling, element-wise operations and the NCHW88 layout stay float32 (not done
-yet). On a level without float16 arithmetic the option is refused, naming the level.
+Every float32 operator a float16 kernel can compute is rewritten onto float16 tensors
+(`<name>_f16` shadows of its activations, float16 copies of its constant weights and
+biases): convolutions (packed GEMM, depthwise), fully-connected layers (Gemm / MatMul by a
+constant, rewritten as MatMul of the (K, N) weights with the bias a third input), pooling,
+trailing-axes means and maxima, element-wise operations and activations, softmax. Which ones
+can is the kernel registry's answer: the op is tried on float16 tensors and kept in float16
+only if the cheapest implementation that applies is a float16 one (`*_neon64fp16_f16`).
+Data movement (Reshape, Concat, Transpose, Gather, ...) follows its input: in float16 when
+that is float16, so a region continues through it.
+
+Conversions are inserted only at region boundaries: one Cast to float16 per float32 tensor
+a float16 operator reads, one Cast back per float16 tensor a float32 operator (or the
+graph's output) reads. Weights outside the float16 range (|w| > 65504) keep their operator
+in float32, and so do the operators of an NCHW44 region (enable_nchw44; the float16
+NCHW88 layout is not built). On a level without float16 arithmetic the option is refused,
+naming the level.
 """
 from __future__ import annotations
 
+from typing import Dict, List, Optional
+
 import numpy as np
 
-from ..ir import CompileError, Graph, Op, Tensor
+from ..ir import CompileError, Graph, Op, Tensor, symbolic
 from .dce import eliminate_dead_code
 
 ONNX_FLOAT16, ONNX_FLOAT = 10, 1
+F16_MAX = 65504.0
+
+# operators computed by a float16 kernel when the registry finds one that applies
+ARITHMETIC = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
+              "GlobalMaxPool", "ReduceMean", "ReduceMax", "Relu", "Clip", "HardSwish",
+              "Sigmoid", "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Exp", "Tanh",
+              "HardSigmoid", "FusedElementwise", "Softmax"}
+# operators that only move data (any element type): float16 when their input already is
+DATA = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat", "Transpose",
+        "Gather", "Slice", "Split"}
 
 
 def _fc_weights(op: Op, graph: Graph):
@@ -45,9 +66,175 @@ def _fc_weights(op: Op, graph: Graph):
                 return None
             bias = np.broadcast_to(np.asarray(c.data, np.float32).reshape(-1),
                                    (w.shape[1],)) * np.float32(beta)
-    if np.any(np.abs(w[np.isfinite(w)]) > 65504.0):
+    elif len(op.inputs) > 2:
+        return None
+    if _out_of_range(w) or (bias is not None and _out_of_range(bias)):
         return None
     return np.ascontiguousarray(w), bias
+
+
+def _out_of_range(a: np.ndarray) -> bool:
+    a = np.asarray(a, np.float64)
+    return bool(np.any(np.abs(a[np.isfinite(a)]) > F16_MAX))
+
+
+class _Rewriter:
+    def __init__(self, graph: Graph, isa):
+        self.graph, self.isa = graph, isa
+        self.shadow: Dict[str, str] = {}       # float32 activation -> its float16 shadow
+        self.const16: Dict[str, str] = {}      # float32 constant -> its float16 copy
+        self.in_f16: set = set()               # float32 names whose value is computed in float16
+        self.widened: set = set()              # float32 names widened exactly from float16
+
+    def shadow_of(self, name: str) -> str:
+        if name not in self.shadow:
+            t = self.graph.tensors[name]
+            s = self.graph.unique_name(name + "_f16")
+            self.graph.add_tensor(Tensor(s, t.shape, "float16", layout=t.layout))
+            self.shadow[name] = s
+        return self.shadow[name]
+
+    def const_of(self, name: str) -> Optional[str]:
+        if name not in self.const16:
+            data = np.asarray(self.graph.tensors[name].data, np.float32)
+            if _out_of_range(data):
+                return None
+            c = self.graph.unique_name(name + "__f16")
+            self.graph.add_const(c, data.astype(np.float16))
+            self.const16[name] = c
+        return self.const16[name]
+
+    def trial(self, op: Op) -> Optional[Op]:
+        """`op` on float16 tensors, or None if one of its constants is out of range."""
+        g = self.graph
+        if op.type in ("Gemm", "MatMul"):
+            fc = _fc_weights(op, g)
+            if fc is None:
+                return None
+            w, bias = fc
+            wname = g.unique_name(op.inputs[1] + "__kn_f16")
+            g.add_const(wname, w.astype(np.float16))
+            inputs = [self.shadow_of(op.inputs[0]), wname]
+            if bias is not None:
+                bname = g.unique_name(op.outputs[0] + "__bias_f16")
+                g.add_const(bname, np.asarray(bias).astype(np.float16))
+                inputs.append(bname)
+            attrs = {"activation": op.attrs["activation"]} if op.attrs.get("activation") else {}
+            return Op("MatMul", inputs, [self.shadow_of(op.outputs[0])], attrs, op.name)
+        inputs = []
+        for n in op.inputs:
+            t = g.tensors.get(n) if n else None
+            if t is None or t.dtype != "float32":
+                inputs.append(n)
+            elif t.is_const:
+                c = self.const_of(n)
+                if c is None:
+                    return None
+                inputs.append(c)
+            else:
+                inputs.append(self.shadow_of(n))
+        outputs = [self.shadow_of(n) if n and g.tensors[n].dtype == "float32" else n
+                   for n in op.outputs]
+        return Op(op.type, inputs, outputs, dict(op.attrs), op.name)
+
+    def float16_kernel_takes(self, op16: Op) -> bool:
+        """Whether the cheapest implementation applying to `op16` is a float16 one."""
+        from ..kernels import registry
+
+        ok, _ = registry.candidates(op16, self.graph, self.isa)
+        if not ok:
+            return False
+        with symbolic.hint_only():  # as the registry ranks: a symbolic extent at its hint
+            best = min(ok, key=lambda impl: impl.cost(op16, self.graph, self.isa)
+                       if impl.cost else float("inf"))
+        return best.dtypes is not None and "float16" in best.dtypes
+
+    def convertible(self, op: Op) -> Optional[Op]:
+        g = self.graph
+        floats = [g.tensors[n] for n in list(op.inputs) + list(op.outputs)
+                  if n and g.tensors[n].dtype in ("float32", "float16", "float64")]
+        if not floats or any(t.dtype != "float32" for t in floats):
+            return None
+        if not all(n and g.tensors[n].dtype == "float32" for n in op.outputs[:1]):
+            return None
+        if any(t.layout != "nchw" for t in floats):
+            return None  # an NCHW44 region (enable_nchw44) stays float32: NCHW88 is not built
+        if op.type in DATA:
+            acts = [n for n in op.inputs if n and not g.tensors[n].is_const
+                    and g.tensors[n].dtype == "float32"]
+            if not acts or not any(n in self.in_f16 or n in self.widened for n in acts):
+                return None
+            return self.trial(op)
+        if op.type not in ARITHMETIC:
+            return None
+        op16 = self.trial(op)
+        if op16 is None or not self.float16_kernel_takes(op16):
+            return None
+        return op16
+
+    def run(self) -> List[Op]:
+        g = self.graph
+        out: List[Op] = []
+        have32 = set(g.inputs) | {n for n, t in g.tensors.items() if t.is_const}
+        have16: set = set()
+        # a float32 value widened from float16 (a float16 model's region entry, exact) is
+        # read as that float16 value: no conversion back
+        for op in g.ops:
+            if op.type == "Cast" and op.attrs.get("to") == ONNX_FLOAT and op.inputs \
+                    and g.tensors[op.inputs[0]].dtype == "float16":
+                self.shadow[op.outputs[0]] = op.inputs[0]
+                have16.add(op.inputs[0])
+                self.widened.add(op.outputs[0])
+
+        def need16(name):  # a float16 reader of float32 `name`
+            s = self.shadow_of(name)
+            if s not in have16:
+                out.append(Op("Cast", [name], [s], {"to": ONNX_FLOAT16}, s + "_cast"))
+                have16.add(s)
+
+        def need32(name):  # a float32 reader of `name`, computed in float16
+            if name in self.in_f16 and name not in have32:
+                out.append(Op("Cast", [self.shadow[name]], [name], {"to": ONNX_FLOAT},
+                              name + "_cast_f32"))
+                have32.add(name)
+
+        for op in g.ops:
+            if (op.type == "Cast" and op.attrs.get("to") == ONNX_FLOAT16 and op.inputs
+                    and op.inputs[0] in self.in_f16):
+                # rounding a value computed in float16 to float16 (a float16 model's exit)
+                out.append(Op("Identity", [self.shadow[op.inputs[0]]], list(op.outputs), {},
+                              op.name))
+                continue
+            op16 = self.convertible(op)
+            if op16 is None:
+                for n in op.inputs:
+                    if n:
+                        need32(n)
+                out.append(op)
+                have32.update(n for n in op.outputs if n)
+                continue
+            for n, n16 in zip(op.inputs, op16.inputs):
+                if n and n16 != n and n in self.shadow and n16 == self.shadow[n]:
+                    if n not in self.in_f16:
+                        need16(n)
+            out.append(op16)
+            for n, n16 in zip(op.outputs, op16.outputs):
+                if n and n16 != n:
+                    self.in_f16.add(n)
+                    have16.add(n16)
+        for n in g.outputs:
+            need32(n)
+        return out
+
+
+def float16_model_in_float16(graph: Graph, isa) -> Graph:
+    """A float16 model (computed in float32 by passes/float16_regions.py) on a level with
+    float16 arithmetic: its float32 region back to float16 where the kernels take it, the
+    conversions at its edges cancelled (exact both ways)."""
+    if isa.vec("f16").gemm is None:
+        return graph
+    graph.ops = _Rewriter(graph, isa).run()
+    return eliminate_dead_code(graph)
 
 
 def compute_in_float16(graph: Graph, isa) -> Graph:
@@ -55,47 +242,5 @@ def compute_in_float16(graph: Graph, isa) -> Graph:
         raise CompileError(f"enable_ioc16 computes in float16, and ISA level '{isa.name}' has "
                            "no float16 arithmetic (Armv8.2-A with FP16 has: --isa arm64-fp16)",
                            graph.source)
-    ops = []
-    for op in graph.ops:
-        fc = _fc_weights(op, graph)
-        if fc is None:
-            ops.append(op)
-            continue
-        w, bias = fc
-        x, y = op.inputs[0], op.outputs[0]
-        x16, y16 = graph.unique_name(x + "_f16"), graph.unique_name(y + "_f16")
-        graph.add_tensor(Tensor(x16, graph.tensors[x].shape, "float16"))
-        graph.add_tensor(Tensor(y16, graph.tensors[y].shape, "float16"))
-        wname = graph.unique_name(op.inputs[1] + "__kn_f16")
-        graph.add_const(wname, w.astype(np.float16))
-        inputs = [x16, wname]
-        if bias is not None:
-            bname = graph.unique_name(y + "__bias_f16")
-            graph.add_const(bname, np.asarray(bias).astype(np.float16))
-            inputs.append(bname)
-        attrs = {"activation": op.attrs["activation"]} if op.attrs.get("activation") else {}
-        ops.append(Op("Cast", [x], [x16], {"to": ONNX_FLOAT16}, (op.name or y) + "_in_f16"))
-        # a float16 FC: MatMul of (M, K) by the (K, N) weights, the bias a third input
-        ops.append(Op("MatMul", inputs, [y16], attrs, op.name))
-        ops.append(Op("Cast", [y16], [y], {"to": ONNX_FLOAT}, (op.name or y) + "_out_f32"))
-    graph.ops = _join_regions(ops, graph)
+    graph.ops = _Rewriter(graph, isa).run()
     return eliminate_dead_code(graph)
-
-
-def _join_regions(ops, graph: Graph):
-    """Cast(f16 -> f32) whose only reader is a Cast(f32 -> f16): the second reads the float16
-    value directly (an Identity, a view), and the first goes when nothing else needs it."""
-    readers = {}
-    for op in ops:
-        for n in op.inputs:
-            readers.setdefault(n, []).append(op)
-    producer = {o: op for op in ops for o in op.outputs}
-    out = []
-    for op in ops:
-        src = producer.get(op.inputs[0]) if op.type == "Cast" and op.inputs else None
-        if (src is not None and src.type == "Cast" and op.attrs.get("to") == ONNX_FLOAT16
-                and src.attrs.get("to") == ONNX_FLOAT
-                and graph.tensors[src.inputs[0]].dtype == "float16"):
-            op = Op("Identity", [src.inputs[0]], list(op.outputs), {}, op.name)
-        out.append(op)
-    return out

@@ -90,6 +90,9 @@ typedef struct mgc_plan {
     int dynamic;               /* `dyn` holds the plan's DynPlan record */
     mgc_dyn dyn;
     uint32_t n_control;        /* control-flow records (control.c) */
+    /* Calls a kernel the linked kernels.c lacks on this architecture: a plan of a
+     * multi-architecture model compiled for the other one (docs/model-format.md). */
+    int foreign;
 } mgc_plan;
 
 struct megcc_model {
@@ -101,6 +104,7 @@ struct megcc_model {
     const uint8_t *strings;    /* strings section (names are validated NUL-terminated) */
     const uint8_t *weights;
     uint32_t n_plans;
+    uint32_t first_plan;       /* the first plan that is not foreign: the default */
     mgc_plan *plans;           /* hook-allocated */
     uint32_t max_tensors, max_inputs, max_outputs, max_operands;
     uint32_t max_arena;

@@ -52,6 +52,8 @@ typedef struct lite_tensor {
     void *owned;                    /* hook allocation behind data, freed with the tensor */
     size_t capacity;                /* bytes of `owned` */
     megcc_hooks hooks;
+    struct lite_tensor *live_prev, *live_next; /* host tensors: the live list */
+    int pinned_host; /* as made (LiteTensorDesc.is_pinned_host): reported, no effect on a CPU */
 } lite_tensor;
 
 typedef struct lite_net {

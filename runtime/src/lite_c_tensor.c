@@ -1,6 +1,19 @@
 /* MegEngine Lite's C tensors on the megcc runtime (lite-c/tensor_c.h): I/O tensors of a
  * network and host tensors (made, sliced, concatenated). Every operation works on a
  * `view`: element 0, layout and strides, whatever the kind of tensor. */
+#if !defined(MEGCC_NO_THREADS) && !defined(MEGCC_NO_LIBC_HOOKS) && \
+    (defined(__unix__) || defined(__APPLE__)) && defined(__GNUC__)
+#if !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200112L /* pthreads under -std=c99 */
+#endif
+#include <pthread.h>
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+#define LIVE_LOCK() pthread_mutex_lock(&g_live_lock)
+#define LIVE_UNLOCK() pthread_mutex_unlock(&g_live_lock)
+#else /* no threads (bare metal): nothing to lock */
+#define LIVE_LOCK() ((void)0)
+#define LIVE_UNLOCK() ((void)0)
+#endif
 #include "lite_c_internal.h"
 
 typedef struct view {
@@ -175,6 +188,9 @@ static int view_of(const LiteTensor tensor, view *v, const char *fn) {
         if (!v->data) return lite_fail("%s: tensor '%s' has no memory", fn, t->name);
         contiguous_strides(&v->layout, v->strides);
     } else {
+        /* a host tensor without a layout (default_desc) is empty in Lite: nothing to read,
+         * share or fill (an I/O tensor of 0 dims is a scalar: the network's) */
+        if (t->layout.ndim == 0) return lite_fail("%s: the tensor is empty (no layout)", fn);
         if (host_memory(t)) return -1;
         v->data = t->data;
         v->layout = t->layout;
@@ -204,6 +220,36 @@ static void strided_copy(uint8_t *dst, const size_t *dst_strides, const uint8_t 
 
 /* -------------------------------------------------------------- making and destroying */
 
+/* Every host tensor the API made, until destroyed. Lite keeps such a holder too, and its
+ * clients rely on it: destroying a handle twice (or one it never made) is a no-op that
+ * returns 0, where a magic-number check would read freed memory. Guarded by a mutex:
+ * tensors are made and destroyed on any thread. */
+static lite_tensor *g_live;
+
+static void live_add(lite_tensor *t) {
+    LIVE_LOCK();
+    t->live_prev = NULL;
+    t->live_next = g_live;
+    if (g_live) g_live->live_prev = t;
+    g_live = t;
+    LIVE_UNLOCK();
+}
+
+/* Unlink t if it is a live host tensor: 1 if it was, 0 otherwise (t is not read then). */
+static int live_remove(const void *t) {
+    lite_tensor *p;
+    LIVE_LOCK();
+    for (p = g_live; p && p != (const lite_tensor *)t; p = p->live_next) {
+    }
+    if (p) {
+        if (p->live_prev) p->live_prev->live_next = p->live_next;
+        else g_live = p->live_next;
+        if (p->live_next) p->live_next->live_prev = p->live_prev;
+    }
+    LIVE_UNLOCK();
+    return p != NULL;
+}
+
 static int new_host_tensor(const LiteLayout *layout, lite_tensor **out) {
     megcc_hooks h;
     lite_tensor *t;
@@ -217,6 +263,7 @@ static int new_host_tensor(const LiteLayout *layout, lite_tensor **out) {
     t->layout = *layout;
     contiguous_strides(layout, t->strides);
     t->hooks = h;
+    live_add(t);
     *out = t;
     return 0;
 }
@@ -230,15 +277,18 @@ int LITE_make_tensor(const LiteTensorDesc tensor_describe, LiteTensor *tensor) {
         return lite_fail("megcc tensors live on the CPU (device_type %d)",
                          (int)tensor_describe.device_type);
     if (new_host_tensor(&tensor_describe.layout, &t)) return -1;
+    t->pinned_host = tensor_describe.is_pinned_host != 0;
     *tensor = t;
     return 0;
 }
 
 int LITE_destroy_tensor(LiteTensor tensor) {
-    lite_tensor *t = as_tensor(tensor, "LITE_destroy_tensor");
+    lite_tensor *t = (lite_tensor *)tensor;
     megcc_hooks h;
-    if (!t) return -1;
-    if (t->net) return 0; /* owned by the network */
+    if (!tensor) return lite_fail("LITE_destroy_tensor: NULL tensor");
+    /* not a live host tensor: destroyed already, or a network's I/O tensor (which the
+     * network owns): nothing to do, as in Lite */
+    if (!live_remove(tensor)) return 0;
     h = t->hooks;
     drop_memory(t);
     t->magic = 0;
@@ -278,6 +328,7 @@ static int find_plan(lite_net *ln, const char *name, const LiteLayout *layout) {
     int fallback = -1;
     for (p = 0; p < megcc_model_num_plans(m); p++) {
         int has = 0, others_same = 1;
+        if (!megcc_model_plan_is_runnable(m, p)) continue; /* another architecture's */
         for (i = 0; i < megcc_model_plan_num_inputs(m, p); i++) {
             megcc_tensor_info info, now;
             megcc_model_plan_input_info(m, p, i, &info);
@@ -479,6 +530,7 @@ int LITE_get_tensor_total_size_in_byte(const LiteTensor tensor, size_t *size) {
     if (!size) return lite_fail("LITE_get_tensor_total_size_in_byte: NULL size");
     if (LITE_get_tensor_layout(tensor, &l)) return -1;
     *size = checked_bytes(&l, &ok);
+    if (l.ndim == 0 && !((const lite_tensor *)tensor)->net) *size = 0; /* empty, as in Lite */
     return ok ? 0 : -1;
 }
 
@@ -631,9 +683,12 @@ int LITE_get_tensor_device_id(const LiteTensor tensor, int *device_id) {
 }
 
 int LITE_is_pinned_host(const LiteTensor tensor, int *is_pinned_host) {
-    if (!as_tensor(tensor, "LITE_is_pinned_host")) return -1;
+    const lite_tensor *t = as_tensor(tensor, "LITE_is_pinned_host");
+    if (!t) return -1;
     if (!is_pinned_host) return lite_fail("LITE_is_pinned_host: NULL");
-    *is_pinned_host = 0;
+    /* pinning is a device-transfer notion: on this CPU-only runtime the flag is what the
+     * tensor was made with (Lite reports it back the same way) */
+    *is_pinned_host = t->pinned_host;
     return 0;
 }
 

@@ -291,6 +291,7 @@ static megcc_status check_instrs(mgc_plan *p, uint32_t pi, uint32_t instrs_size,
         if (kernel >= n_kernels && !mgc_is_control(kernel)) /* control flow: control.c */
             return mgc_fail_global(MEGCC_ERR_CORRUPT, "plan %u instr %u: kernel %u >= %u", pi,
                                    ii, kernel, n_kernels);
+        if (!mgc_is_control(kernel) && !megcc_kernel_table[kernel].fn) p->foreign = 1;
         if (((uint64_t)n_in + n_out + n_par) * 4 > (uint64_t)(end - pos))
             return mgc_fail_global(MEGCC_ERR_CORRUPT,
                                    "plan %u instr %u: operands run past the instruction stream",
@@ -829,8 +830,9 @@ static megcc_status check_header(blob_view *b, uint32_t *n_plans, uint32_t *plan
     for (i = 0; i < n_kernels; i++) {
         uint32_t rel = mgc_rd32(d + k_off + 4 * i);
         if ((st = check_string(b, rel, "kernel name", i))) return st;
-        if (!megcc_kernel_table[i].fn || !megcc_kernel_table[i].name ||
-            !mgc_streq(str_at(b, rel), megcc_kernel_table[i].name))
+        /* (a NULL function: a kernel of another architecture of a multi-architecture
+         * build; plans calling it are foreign, see load_validated) */
+        if (!megcc_kernel_table[i].name || !mgc_streq(str_at(b, rel), megcc_kernel_table[i].name))
             return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
                                    "kernel %u is '%s' in the model but '%s' in kernels.c", i,
                                    str_at(b, rel), megcc_kernel_table[i].name);
@@ -881,9 +883,21 @@ static megcc_status load_validated(const uint8_t *data, size_t size, void *owned
         if (p->n_inputs > m->max_inputs) m->max_inputs = p->n_inputs;
         if (p->n_outputs > m->max_outputs) m->max_outputs = p->n_outputs;
         if (p->max_operands > m->max_operands) m->max_operands = p->max_operands;
-        if (p->arena_size > m->max_arena) m->max_arena = p->arena_size;
+        /* (a foreign plan never runs here: its arena is not reserved) */
+        if (!p->foreign && p->arena_size > m->max_arena) m->max_arena = p->arena_size;
     }
     m->n_plans = n_plans;
+    for (pi = 0; pi < n_plans && m->plans[pi].foreign; pi++) {
+    }
+    if (pi == n_plans) {
+        mgc_free(hooks, m->plans);
+        mgc_free(hooks, m);
+        return mgc_fail_global(MEGCC_ERR_KERNEL_MISMATCH,
+                               "every plan of the model calls kernels the linked kernels.c "
+                               "does not have on this architecture (its plans are for another "
+                               "one: build for the architecture the model was compiled for)");
+    }
+    m->first_plan = pi;
     if (b.dynamic_off && (st = check_dynamic_plans(&b, m, hooks))) {
         mgc_free(hooks, m->plans);
         mgc_free(hooks, m);
@@ -1003,6 +1017,10 @@ megcc_status megcc_model_plan_output_info(const megcc_model *m, uint32_t plan, u
 
 int megcc_model_plan_is_dynamic(const megcc_model *m, uint32_t plan) {
     return m && plan < m->n_plans && m->plans[plan].dynamic;
+}
+
+int megcc_model_plan_is_runnable(const megcc_model *m, uint32_t plan) {
+    return m && plan < m->n_plans && !m->plans[plan].foreign;
 }
 
 size_t megcc_network_arena_size(const megcc_model *m, int plan) {

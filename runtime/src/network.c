@@ -162,10 +162,10 @@ megcc_status megcc_network_create(const megcc_model *m, void *arena, size_t aren
     if (!m) return mgc_fail_global(MEGCC_ERR_INVALID_ARG, "model is NULL");
     if (arena && (uintptr_t)arena % MEGCC_ARENA_ALIGN)
         return mgc_fail_global(MEGCC_ERR_ALIGNMENT, "arena must be 64-byte aligned");
-    if (arena && arena_size < m->plans[0].arena_size)
+    if (arena && arena_size < m->plans[m->first_plan].arena_size)
         return mgc_fail_global(MEGCC_ERR_ARENA_TOO_SMALL,
-                               "arena of %z bytes, plan 0 needs %u", arena_size,
-                               m->plans[0].arena_size);
+                               "arena of %z bytes, plan %u needs %u", arena_size,
+                               m->first_plan, m->plans[m->first_plan].arena_size);
     n_ptrs = 2 * (uint64_t)m->max_tensors + 2 * (uint64_t)m->max_inputs +
              2 * (uint64_t)m->max_outputs + m->max_operands;
     if (n_ptrs > (size_t)-1 / sizeof(void *))
@@ -206,7 +206,7 @@ megcc_status megcc_network_create(const megcc_model *m, void *arena, size_t aren
         mgc_free(&m->hooks, net);
         return mgc_fail_global(MEGCC_ERR_NO_MEMORY, "out of memory for shape tables");
     }
-    use_plan(net, 0);
+    use_plan(net, m->first_plan);
     clear_io(net);
     resolve(net);
     *out = net;
@@ -249,7 +249,8 @@ static megcc_status reshape(megcc_network *net) {
     megcc_status first = MEGCC_OK;
     for (pi = 0; pi < m->n_plans; pi++) {
         const mgc_plan *p = &m->plans[pi];
-        if (!p->dynamic && p->n_inputs == n_in && shapes_equal(net, p, p->tensors)) {
+        if (!p->dynamic && !p->foreign && p->n_inputs == n_in &&
+            shapes_equal(net, p, p->tensors)) {
             use_plan(net, pi);
             return MEGCC_OK;
         }
@@ -258,7 +259,7 @@ static megcc_status reshape(megcc_network *net) {
         const mgc_plan *p = &m->plans[pi];
         uint64_t need = 0;
         megcc_status st;
-        if (!p->dynamic || p->n_inputs != n_in) continue;
+        if (!p->dynamic || p->foreign || p->n_inputs != n_in) continue;
         st = mgc_dyn_evaluate(m, p, net->req_ndim, net->req_dims, &net->scratch,
                               net->dyn_tensors, net->dyn_instrs, &need,
                               tried ? other : net->error, tried ? sizeof other : sizeof net->error);
@@ -403,6 +404,9 @@ megcc_status megcc_network_select_plan(megcc_network *net, uint32_t plan) {
     if (plan >= m->n_plans)
         return net_fail(net, MEGCC_ERR_INVALID_ARG, "plan %u out of range (%u plans)", plan,
                         m->n_plans);
+    if (m->plans[plan].foreign)
+        return net_fail(net, MEGCC_ERR_KERNEL_MISMATCH, "plan %u was compiled for another "
+                        "architecture (the linked kernels.c lacks its kernels here)", plan);
     if (m->plans[plan].arena_size > net->arena_size)
         return net_fail(net, MEGCC_ERR_ARENA_TOO_SMALL, "plan %u needs %u arena bytes, have %z",
                         plan, m->plans[plan].arena_size, net->arena_size);

@@ -11,6 +11,7 @@
  * --cpu-clock: time with the thread's CPU clock instead of the monotonic one (POSIX hosts):
  * on a shared, loaded machine wall-clock times include other processes' time slices.
  * --threads N: run the kernels on N threads (megcc_network_set_threads).
+ * -p: the plan to run (default: the model's first plan this build runs).
  * -s I:D0,D1,...: run input I at that shape (megcc_network_set_input_shape; a dynamic plan,
  * or the static plan compiled for it); then prints "output_shape <i> D0,D1,..." per output. */
 #if defined(__unix__) && !defined(_POSIX_C_SOURCE)
@@ -117,7 +118,7 @@ static void forward(megcc_network *net) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *in_dir = NULL, *out_dir = NULL;
-    long plan = 0, warmup = 0, iters = 0, profile_runs = 1, threads = 1;
+    long plan = -1, warmup = 0, iters = 0, profile_runs = 1, threads = 1;
     int profile = 0, cpu_clock = 0, npos = 0, a;
     megcc_model *model;
     megcc_network *net;
@@ -178,7 +179,8 @@ int main(int argc, char **argv) {
         die("cannot load model", megcc_last_error());
     if (megcc_network_create(model, NULL, 0, &net) != MEGCC_OK)
         die("cannot create network", megcc_last_error());
-    if (megcc_network_select_plan(net, (uint32_t)plan) != MEGCC_OK)
+    /* without -p: the network's default plan (the first this build can run) */
+    if (plan >= 0 && megcc_network_select_plan(net, (uint32_t)plan) != MEGCC_OK)
         die("cannot select plan", megcc_network_last_error(net));
     if (megcc_network_set_threads(net, (uint32_t)threads) != MEGCC_OK)
         die("cannot set threads", megcc_network_last_error(net));

@@ -14,7 +14,10 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
 it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, and arm64-dot
-(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`.
+(Armv8.2-A dot product, qemu -cpu max) for the implementations that need `sdot`, and
+arm64fp16 (Armv8.2-A + FP16, qemu -cpu max) for the float16 kernels: its cases (`ioc16=True`)
+are float32 models compiled with enable_ioc16, so the op runs in float16 between two
+conversions, and their reference is NumPy float16 arithmetic.
 """
 from __future__ import annotations
 
@@ -52,10 +55,14 @@ PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("avx2", "x86_64-v3", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
                                   Platform("armv7", "armv7-neon", "armv7"),
-                                  Platform("arm64dot", "arm64-dot", "arm64-dot")]}
+                                  Platform("arm64dot", "arm64-dot", "arm64-dot"),
+                                  Platform("arm64fp16", "arm64-fp16", "arm64-fp16")]}
 # platforms that run only the implementations needing their own extension (the rest of what
 # their level runs is the same code as on the platform of the level below)
-EXTENSION_ONLY = {"arm64dot": "neon64dot"}
+EXTENSION_ONLY = {"arm64dot": ("neon64dot",),
+                  "arm64fp16": ("f16.gemm", "f16.direct", "f16.elementwise")}
+# the platform of enable_ioc16 cases (and only of them)
+IOC16_PLATFORM = "arm64fp16"
 
 
 def platforms_of(impl: registry.Implementation) -> List[str]:
@@ -66,7 +73,7 @@ def platforms_of(impl: registry.Implementation) -> List[str]:
         return ["generic"]
     return [p.name for p in PLATFORMS.values() if p.name != "generic"
             and registry.provides(spec(p.level), impl.requires)
-            and EXTENSION_ONLY.get(p.name, impl.requires) == impl.requires]
+            and impl.requires in EXTENSION_ONLY.get(p.name, (impl.requires,))]
 
 
 def require_platform(platform: Platform) -> None:
@@ -115,6 +122,8 @@ class Case:
     # compile with enable_compress_fp16: the op's weights must reach its kernel as float16
     # (give them values float16 represents, so the float32 reference is exact)
     compress_fp16: bool = False
+    # compile with enable_ioc16 on arm64-fp16 (the op computed in float16; IOC16_PLATFORM)
+    ioc16: bool = False
     exact: Optional[bool] = None  # None = the book's rule
     tol: float = TOL
     # platform -> (kernel-name prefix, suffix) the cost model picks without restriction
@@ -127,7 +136,7 @@ class Case:
 
     @property
     def group(self):
-        return (self.opset, self.nchw44, self.batch, self.compress_fp16)
+        return (self.opset, self.nchw44, self.batch, self.compress_fp16, self.ioc16)
 
     def values(self):
         return [v.value if isinstance(v, Const) else v for v in self.inputs]
@@ -173,10 +182,11 @@ def shapes_of(cases: List[Case]) -> Dict[str, tuple]:
     return {n: tuple(v.shape) for n, v in feeds(cases).items()}
 
 
-def plan_cases(cases: List[Case], level: str, nchw44: bool, compress_fp16: bool = False):
+def plan_cases(cases: List[Case], level: str, nchw44: bool, compress_fp16: bool = False,
+               ioc16: bool = False):
     return build_plan(load_onnx(build_model(cases), shapes_of(cases)), "cases",
                       CompileOptions(isa=level, enable_nchw44=nchw44,
-                                     enable_compress_fp16=compress_fp16))
+                                     enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
 
 
 def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
@@ -228,7 +238,7 @@ def _case_ops(graph, n_cases: int) -> Dict[int, object]:
             continue
         if not post:
             found[int(head)] = op
-        elif f"c{head}_out0" in op.outputs:
+        elif {f"c{head}_out0", f"c{head}_out0_f16"} & set(op.outputs):  # (ioc16: its shadow)
             fused[int(head)] = op
     return {**fused, **found}
 
@@ -257,7 +267,9 @@ class Book:
         compiled for `platform` (candidates on the planned graph); () = folded away."""
         level = PLATFORMS[platform].level
         cases = [c for c in self.cases if c.group == group]
-        plan = plan_cases(cases, level, group[1], group[3])
+        if group[4] != (platform == IOC16_PLATFORM):  # ioc16 cases run there, and only they
+            return {c.id: () for c in cases}
+        plan = plan_cases(cases, level, group[1], group[3], group[4])
         ops = _case_ops(plan.graph, len(cases))
         isa = spec(level)
         out = {}
@@ -273,7 +285,7 @@ class Book:
     def _chosen(self, platform: str, group) -> Dict[str, List[str]]:
         """case id -> the kernels of the instructions computing its op, unrestricted."""
         cases = [c for c in self.cases if c.group == group]
-        plan = plan_cases(cases, PLATFORMS[platform].level, group[1], group[3])
+        plan = plan_cases(cases, PLATFORMS[platform].level, group[1], group[3], group[4])
         ops = _case_ops(plan.graph, len(cases))
         return {c.id: [i.kernel.name for i in plan.instrs
                        if k in ops and set(ops[k].outputs) & set(i.outputs)]
@@ -313,7 +325,7 @@ class Book:
             onnx.save(model, path)
             shapes = shapes_of(cases)
             ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1],
-                           enable_compress_fp16=group[3])
+                           enable_compress_fp16=group[3], enable_ioc16=group[4])
             if name == "folded":
                 bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             else:

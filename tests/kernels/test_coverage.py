@@ -23,9 +23,6 @@ PASS_MADE = {
     "data.relayout_neon_f32.lower_relayout": "test_layout_nchw44.py",
     "pool.nchw44_generic_f32.lower_pool_nchw44": "test_layout_nchw44.py (followers)",
     "pool.nchw44_generic_f32.lower_global_pool_nchw44": "test_layout_nchw44.py (followers)",
-    # float16 FC layers exist only after enable_ioc16's pass, on arm64-fp16 (no harness
-    # platform): checked bit-exactly against NumPy float16 arithmetic there
-    "matmul.fc_neon64fp16_f16": "test_fp16_ioc16.py",
     # MegEngine's WarpPerspective opr (no ONNX node makes it): against MegEngine itself, every
     # border mode
     "data.warp_perspective_generic_f32.lower_warp_perspective": "test_mge_vision_oprs.py",

@@ -104,6 +104,27 @@ static void test_host_tensors(void) {
     desc.device_type = LITE_CUDA;
     CHECK(LITE_make_tensor(desc, &z) != 0);
 
+    /* as Lite's own tensor tests expect: a tensor made from default_desc is empty (0 bytes;
+     * nothing to copy or share from it); the pinned-host flag is reported as made */
+    {
+        LiteTensor empty, pinned;
+        LiteTensorDesc pin = desc;
+        pin.device_type = LITE_CPU;
+        pin.is_pinned_host = 1;
+        CHECK(LITE_make_tensor(default_desc, &empty) == 0);
+        CHECK(LITE_get_tensor_total_size_in_byte(empty, &bytes) == 0 && bytes == 0);
+        CHECK(LITE_tensor_copy(t, empty) == -1 && LITE_get_last_error_code() != OK);
+        CHECK(LITE_tensor_share_memory_with(t, empty) == -1);
+        CHECK(LITE_make_tensor(pin, &pinned) == 0);
+        CHECK(LITE_is_pinned_host(pinned, &dev) == 0 && dev == 1);
+        CHECK(LITE_destroy_tensor(pinned) == 0);
+        /* Lite's global holder: destroying a tensor twice is a no-op returning 0 (the
+         * sanitizers see no use after free) */
+        CHECK(LITE_destroy_tensor(empty) == 0);
+        CHECK(LITE_destroy_tensor(empty) == 0);
+        LITE_clear_last_error();
+    }
+
     CHECK(LITE_destroy_tensor(s) == 0);
     CHECK(LITE_destroy_tensor(c) == 0);
     CHECK(LITE_destroy_tensor(copy) == 0);

@@ -96,7 +96,9 @@ def lower_pool(op: Op, graph: Graph):
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params)]
 
 
-@implements("GlobalAveragePool", "GlobalMaxPool")
+@implements("GlobalAveragePool", "GlobalMaxPool",
+            # a scalar pass (the float16 row kernels compete for float16 inputs)
+            cost=lambda op, graph, isa: 2.0 * float(graph.tensors[op.inputs[0]].numel) + 20)
 def lower_global_pool(op: Op, graph: Graph):
     x = graph.tensors[op.inputs[0]]
     if x.dtype != "float32":

@@ -116,7 +116,9 @@ def _accumulate_loop(rank: int, inner_kept: bool, init: str, pre: str, comb: str
 
 
 @implements("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-        "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
+        "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp",
+        # a scalar pass over the input (the float16 row kernels compete for ReduceMean/Max)
+        cost=lambda op, graph, isa: 2.0 * float(graph.tensors[op.inputs[0]].numel) + 20)
 def lower_reduce(op: Op, graph: Graph):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     rank = len(x.shape)

@@ -189,6 +189,11 @@ typedef struct megcc_tensor_info {
  * at run time with megcc_network_set_input_shape. Its info below is the hint instance. */
 int megcc_model_plan_is_dynamic(const megcc_model *model, uint32_t plan);
 
+/* Non-zero when this program can run the plan: 0 for a plan of another architecture in a
+ * multi-architecture model (its kernels are not built here; docs/model-format.md) and for
+ * a plan out of range. */
+int megcc_model_plan_is_runnable(const megcc_model *model, uint32_t plan);
+
 /* I/O description of any plan (to choose one before or without a network). */
 uint32_t megcc_model_plan_num_inputs(const megcc_model *model, uint32_t plan);
 uint32_t megcc_model_plan_num_outputs(const megcc_model *model, uint32_t plan);
@@ -205,7 +210,8 @@ typedef struct megcc_network megcc_network;
  * megcc_network_select_plan reach every plan. 0 for an invalid plan. */
 size_t megcc_network_arena_size(const megcc_model *model, int plan);
 
-/* Create a network on plan 0.
+/* Create a network on plan 0 (in a multi-architecture model: the first plan the linked
+ * kernels.c runs on this architecture, docs/model-format.md).
  *   arena == NULL: allocate megcc_network_arena_size(model, -1) bytes through the hooks
  *                  (arena_size is ignored).
  *   arena != NULL: use the caller's block (64-byte aligned, arena_size bytes, alive until

@@ -354,3 +354,57 @@ _deform("padded_strided", 2, 2, 7, 6, 2, (3, 2), (2, 1), (1, 0, 1, 1), (1, 1), 1
 _deform("dilated_masked", 1, 3, 8, 8, 2, (2, 2), (1, 1), (1, 1, 1, 1), (2, 3), 1, 3, True,
         True, spread=4.0)
 _deform("groups", 1, 4, 5, 5, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, 2, False, True)
+
+
+# ------------------------------------ float16 (enable_ioc16 on arm64-fp16), NumPy float16
+# arithmetic in the kernels' order as the reference (bit-exact): packed GEMM tile edges
+# (OC % 8, positions % 16), im2col geometries, groups, the depthwise kernel, fused
+# ReLU / ReLU6 / residual
+def conv_f16_case(id_, rng, n, c, h, w, oc, k, s, p, d, g, bias, act=None, residual=False):
+    from kernels.f16_reference import conv_f16
+
+    x = rng.standard_normal((n, c, h, w)).astype(F32)
+    wt = (rng.standard_normal((oc, c // g, *k)) / np.sqrt(c // g * k[0] * k[1])).astype(F32)
+    inputs = [x, Const(wt)]
+    if bias:
+        inputs.append(Const(rng.standard_normal(oc).astype(F32)))
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), dilations=list(d), group=g)
+    oh = (h + p[0] + p[2] - (k[0] - 1) * d[0] - 1) // s[0] + 1
+    ow = (w + p[1] + p[3] - (k[1] - 1) * d[1] - 1) // s[1] + 1
+    post = []
+    res = None
+    if residual:
+        res = rng.standard_normal((n, oc, oh, ow)).astype(F32)
+        post.append(("Add", [res], {}))
+    if act == "relu":
+        post.append(("Relu", [], {}))
+    elif act == "clip":
+        post.append(("Clip", [Const(np.array(0, F32)), Const(np.array(6, F32))], {}))
+    elif act == "hswish":
+        post.append(("HardSwish", [], {}))
+
+    def ref(x, w, b=None, *_):
+        return conv_f16(x, w, b, s, p, d, g, act, (0.0, 6.0), res)
+    BOOK.add(id_, "Conv", inputs, attrs, opset=14, ref=ref, post=tuple(post), ioc16=True,
+             exact=True)
+
+
+_f16 = _rng(1616)
+conv_f16_case("f16_1x1_edges", _f16, 1, 19, 7, 9, 21, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True)
+conv_f16_case("f16_1x1_relu_batch2", _f16, 2, 32, 4, 8, 16, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True, "relu")
+conv_f16_case("f16_1x1_nobias_residual_relu", _f16, 1, 24, 5, 5, 13, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "relu", True)
+conv_f16_case("f16_3x3_s1_relu6", _f16, 1, 8, 11, 13, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "clip")
+conv_f16_case("f16_3x3_s2", _f16, 1, 5, 12, 15, 9, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True)
+conv_f16_case("f16_7x7_s2_p3_relu", _f16, 1, 3, 20, 18, 10, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True, "relu")
+conv_f16_case("f16_3x3_group2_dilated", _f16, 1, 6, 9, 9, 10, (3, 3), (1, 1), (2, 1, 2, 1), (2, 1), 2, True)
+conv_f16_case("f16_3x3_s1_residual", _f16, 1, 16, 6, 6, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, None, True)
+conv_f16_case("f16_dw3x3_s1_relu6", _f16, 1, 12, 10, 19, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 12, True, "clip")
+conv_f16_case("f16_dw3x3_s2_relu", _f16, 2, 8, 13, 17, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "relu")
+conv_f16_case("f16_dw5x5_s1_nobias", _f16, 1, 4, 9, 21, 4, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 4, False)
+conv_f16_case("f16_3x3_s1_hswish", _f16, 1, 16, 8, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "hswish")
+conv_f16_case("f16_dw3x3_s2_hswish", _f16, 1, 8, 9, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "hswish")
+conv_f16_case("f16_dw3x3_s1_residual", _f16, 1, 6, 8, 16, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6, True, None, True)
+# the direct 3x3 kernel's edges: rows longer than its 16-position tile (and tails), OC % 4,
+# batches, asymmetric padding
+conv_f16_case("f16_3x3_s1_wide_batch2_residual_relu", _f16, 2, 5, 6, 37, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "relu", True)
+conv_f16_case("f16_3x3_s2_wide_asym", _f16, 1, 4, 9, 40, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, "clip")

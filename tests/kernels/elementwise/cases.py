@@ -112,3 +112,60 @@ BOOK.add("armv7_row_broadcast_mul", "Mul", [_f(3, 4, 7), _f(7)], opset=13,
          ref=lambda t, u: [t.astype(np.float64) * u], expect=NEON7)
 BOOK.add("armv7_4d_broadcast_portable", "Add", [_f(2, 3, 4, 5), _f(2, 1, 4, 1)], opset=13,
          ref=lambda v, w: [v.astype(np.float64) + w], expect=PORTABLE7)
+
+
+# --- float16 (enable_ioc16 on arm64-fp16): NumPy float16 arithmetic as the reference.
+# Rows of 8 halves and their tails, scalar and per-row (per-channel) broadcasts, fused
+# chains; exact except the float32-lane transcendentals (exp, sigmoid, tanh: within two
+# float16 ulps of the float16 rounding of the exact value)
+def _f16_cases():
+    from kernels.f16_reference import ew_f16, hardswish_f16
+
+    ops = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+           "Max": np.maximum, "Min": np.minimum}
+    shapes = [((2, 3, 21), (2, 3, 21)), ((1, 5, 4, 6), (1, 5, 1, 1)), ((3, 37), ()),
+              ((2, 4, 3, 3), (1, 4, 1, 1))]
+    for op, fn in sorted(ops.items()):
+        for k, (sa, sb) in enumerate(shapes):
+            a, b = _f32(*sa), _f32(*sb)
+            if op == "Div":
+                b = np.where(np.abs(b) < 0.1, F32(0.5), b).astype(F32)
+            BOOK.add(f"f16_{op}_{k}", op, [a, b], opset=13, ref=lambda a, b, fn=fn: ew_f16(fn, a, b),
+                     ioc16=True, exact=True)
+    BOOK.add("f16_Add_const_channel", "Add", [_f32(1, 6, 5, 5), Const(_f32(1, 6, 1, 1))],
+             opset=13, ref=lambda a, b: ew_f16(np.add, a, b), ioc16=True, exact=True)
+    x = (_f32(3, 29) * 4).astype(F32)
+    x[0, 3] = np.nan
+    unary = {"Relu": lambda v: np.maximum(v, 0), "Neg": np.negative, "Abs": np.abs}
+    for op, fn in sorted(unary.items()):
+        BOOK.add(f"f16_{op}", op, [x], opset=13, ref=lambda a, fn=fn: ew_f16(fn, a),
+                 ioc16=True, exact=True)
+    BOOK.add("f16_Clip_relu6", "Clip", [x, Const(np.array(0, F32)), Const(np.array(6, F32))],
+             opset=13, ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(np.maximum(v, 0), 6), a),
+             ioc16=True, exact=True)
+    BOOK.add("f16_HardSwish", "HardSwish", [x], opset=14, ref=hardswish_f16, ioc16=True, exact=True)
+    for op, fn in [("Sigmoid", lambda v: 1 / (1 + np.exp(-v))), ("Exp", np.exp), ("Tanh", np.tanh)]:
+        BOOK.add(f"f16_{op}", op, [x], opset=13, ref=lambda a, fn=fn: ew_f16(fn, a), ioc16=True,
+                 tol=2e-3)
+    a, b = _f32(2, 8, 13), _f32(2, 8, 13)
+    BOOK.add("f16_fused_add_relu", "Add", [a, b], opset=13, post=(("Relu", [], {}),),
+             ref=lambda a, b: ew_f16(lambda u, v: np.maximum(u + v, 0), a, b), ioc16=True,
+             exact=True)
+
+
+_f16_cases()
+
+
+def _f16_clip_edges():
+    """Clip with a bound float16 cannot hold (rounds to infinity) and one side only."""
+    from kernels.f16_reference import ew_f16
+
+    x = (_f32(3, 61) * 4).astype(F32)
+    BOOK.add("f16_Clip_max_only", "Clip", [x, None, Const(np.array(1.5, F32))], opset=13,
+             ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(v, 1.5), a), ioc16=True, exact=True)
+    BOOK.add("f16_Clip_huge_bounds", "Clip", [x, Const(np.array(-1e6, F32)),
+                                              Const(np.array(2.0, F32))], opset=13,
+             ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(v, 2.0), a), ioc16=True, exact=True)
+
+
+_f16_clip_edges()

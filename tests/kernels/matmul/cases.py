@@ -138,3 +138,28 @@ BOOK.add("det_singular_and_swap", "Det",
          opset=11)
 BOOK.add("det_f64_6x6", "Det", [_rd.standard_normal((3, 6, 6))], opset=11, tol=1e-10,
          ref=lambda x: [np.linalg.det(x)])
+
+
+# --- float16 fully-connected layers (enable_ioc16 on arm64-fp16): bit-exact against NumPy
+# float16 arithmetic in the kernel's order; 32-column panel edges (N % 32), bias, ReLU
+def _f16_fc():
+    from kernels.f16_reference import fc_f16
+
+    r = np.random.default_rng(1601)
+    for m, k, n, trans_b, bias, relu in [(1, 64, 40, 1, True, False), (3, 17, 33, 0, False, True),
+                                         (2, 5, 8, 1, True, True), (5, 300, 96, 1, False, False),
+                                         (4, 129, 63, 0, True, False)]:
+        x = _f32(r, m, k)
+        w = (r.standard_normal((n, k) if trans_b else (k, n)) / np.sqrt(k)).astype(F32)
+        inputs = [x, Const(w)]
+        if bias:
+            inputs.append(Const(_f32(r, n)))
+        post = (("Relu", [], {}),) if relu else ()
+
+        def ref(x, w, b=None, trans_b=trans_b, relu=relu):
+            return fc_f16(x, w.T if trans_b else w, b, relu)
+        BOOK.add(f"f16_fc_m{m}_k{k}_n{n}", "Gemm", inputs, {"transB": trans_b}, opset=13,
+                 ref=ref, post=post, ioc16=True, exact=True)
+
+
+_f16_fc()

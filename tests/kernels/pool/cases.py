@@ -164,3 +164,42 @@ for _mode in ("avg", "max"):
                      {"mode": _mode, "coordinate_transformation_mode": _coord,
                       "output_height": 3, "output_width": 4, "sampling_ratio": _sr,
                       "spatial_scale": 0.5 if _sr else 1.0}, opset=16)
+
+
+# --- float16 (enable_ioc16 on arm64-fp16): NumPy float16 arithmetic as the reference.
+# Max pooling and window sums are exact; the mean of a plane sums in float32 (its order
+# differs from NumPy's), so those are compared within 2e-3 (two float16 ulps at 1)
+def _f16_pools():
+    from kernels.f16_reference import out32, pool_f16, r16
+
+    r = np.random.default_rng(1600)
+    for kind, shape, k, s, p, inc in [
+            ("max", (1, 3, 17, 21), (3, 3), (2, 2), (1, 1, 1, 1), 0),
+            ("max", (2, 2, 10, 18), (2, 2), (2, 2), (0, 0, 0, 0), 0),
+            ("max", (1, 2, 9, 27), (3, 3), (1, 1), (1, 1, 1, 1), 0),
+            ("avg", (1, 3, 11, 19), (3, 3), (1, 1), (1, 1, 1, 1), 0),
+            ("avg", (1, 2, 13, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1),
+            ("avg", (2, 3, 8, 16), (2, 2), (2, 2), (0, 0, 0, 0), 0)]:
+        x = _f32(r, *shape)
+        if kind == "max":
+            x.flat[7] = np.nan  # fmax propagates NaN
+        attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p))
+        if kind == "avg":
+            attrs["count_include_pad"] = inc
+        BOOK.add(f"f16_{kind}_k{k[0]}x{k[1]}_s{s[0]}_p{p[0]}_i{inc}_{shape[3]}",
+                 "MaxPool" if kind == "max" else "AveragePool", [x], attrs, opset=13,
+                 ref=lambda x, kind=kind, k=k, s=s, p=p, inc=inc: pool_f16(x, kind, k, s, p, bool(inc)),
+                 ioc16=True, exact=True)
+    x = _f32(r, 2, 19, 5, 7)
+    mean = lambda x, axes: [out32(r16(x).mean(axes, keepdims=True))]  # noqa: E731
+    BOOK.add("f16_global_avg", "GlobalAveragePool", [x], opset=13,
+             ref=lambda x: mean(x, (2, 3)), ioc16=True, tol=2e-3)
+    BOOK.add("f16_global_max", "GlobalMaxPool", [x], opset=13,
+             ref=lambda x: [out32(r16(x).max((2, 3), keepdims=True))], ioc16=True, exact=True)
+    BOOK.add("f16_reduce_mean_last", "ReduceMean", [_f32(r, 1, 6, 3, 37)], {"axes": [3]},
+             opset=13, ref=lambda x: mean(x, (3,)), ioc16=True, tol=2e-3)
+    BOOK.add("f16_reduce_max_hw", "ReduceMax", [_f32(r, 1, 6, 9, 5)], {"axes": [-2, -1], "keepdims": 0},
+             opset=13, ref=lambda x: [out32(r16(x).max((2, 3)))], ioc16=True, exact=True)
+
+
+_f16_pools()

@@ -135,3 +135,23 @@ for op, fold in (("ReduceMax", np.any), ("ReduceMin", np.all)):
          opset=18, ref=lambda x, a, fold=fold: [fold(x, axis=(0, 2))])
     case(f"{op}_bool_axis1", op, [xb, Const(np.array([1], np.int64))], {"keepdims": 1},
          opset=18, ref=lambda x, a, fold=fold: [fold(x, axis=1, keepdims=True)])
+
+
+# --- float16 Softmax (enable_ioc16 on arm64-fp16): the float16 rounding of the exact
+# softmax of the float16-rounded input, within two float16 ulps (the kernel sums in float32)
+def _f16_softmax():
+    from kernels.f16_reference import out32, r16
+
+    def ref(x, axis):
+        v = r16(x)
+        e = np.exp(v - v.max(axis, keepdims=True))
+        return [out32(e / e.sum(axis, keepdims=True))]
+
+    for shape, axis in [((3, 37), -1), ((2, 5, 8), -1), ((2, 6, 3, 4), 1), ((1, 1000), -1)]:
+        x = rand(*shape)
+        BOOK.add(f"f16_softmax_{'x'.join(map(str, shape))}_a{axis}", "Softmax", [x],
+                 {"axis": axis}, opset=13, ref=lambda x, axis=axis: ref(x, axis), ioc16=True,
+                 tol=2e-3)
+
+
+_f16_softmax()

@@ -373,3 +373,33 @@ def test_malformed_value_records_are_refused_by_both_readers(tmp_path):
         assert r.returncode not in (0, 86), what
         assert "dynamic" in r.stderr and "AddressSanitizer" not in r.stderr, (what, r.stderr)
     assert VALUE_SIZE == 20
+
+
+def test_in_process_session_runs_growing_and_shrinking_counts(tmp_path):
+    """One in-process network, forwards whose counts go up and down (each forward starts at
+    the caps again), outputs cut to the computed shapes; caller output memory smaller than
+    an output's cap is refused before any kernel writes into it."""
+    import ctypes
+
+    from megcc_builder.session import InferenceSession
+
+    path = model_nonzero_conv(tmp_path / "m.onnx")
+    compile_bundle([ModelSpec(path=path, name="m")], str(tmp_path / "out"),
+                   save_c_array=False)
+    shapes = MODELS["nonzero_conv"][1]
+    with InferenceSession(str(tmp_path / "out")) as sess:
+        for seed in (3, 1, 0, 2, 1, 4):  # 20 %, all, none, half, all, 80 % positives
+            feeds = _mask_feeds(shapes, seed)
+            ours = sess.run(None, feeds)
+            for o, r in zip(ours, onnxruntime_outputs(path, feeds)):
+                assert o.shape == r.shape
+                assert rel_err(o, r) <= 1e-5
+        net = sess.native_network()
+        lib, hnd = net.lib, net._handle
+        sess.run(None, _mask_feeds(shapes, 0))  # no positives: output 0 is empty now
+        small = (ctypes.c_float * 16)()
+        assert lib.megcc_network_set_output_memory(hnd, 0, small, 64) == 0
+        assert lib.megcc_network_forward(hnd) != 0
+        msg = lib.megcc_network_last_error(hnd)
+        msg = msg if isinstance(msg, bytes) else ctypes.string_at(msg)
+        assert b"give memory for its cap" in msg, msg

@@ -177,6 +177,9 @@ def _merge_body(em: Emitter, body: Body, bind: List[Optional[str]], op: Op) -> G
             raise CompileError(f"{op.type}: body tensor '{name}' clashes with a tensor of the "
                                "enclosing graph", em.graph.source, op.name)
         em.graph.tensors[name] = t
+    # value symbols a body's instruction defines (ir/value_shapes.py) belong to the plan
+    em.graph.symbols.update(g.value_symbols and {n: g.symbols[n] for n in g.value_symbols})
+    em.graph.value_symbols.update(g.value_symbols)
     for formal, actual in zip(g.inputs, bind):
         if actual is None:
             continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
-from .emit.dynamic import EvalError, bind_symbols, evaluate
+from .emit.dynamic import EvalError, bind_symbols, evaluate, is_value_symbol, value_symbols_of
 from .emit.model_blob import BlobPlan
 from .ir import CompileError
 
@@ -30,7 +30,7 @@ def evaluate_plan(blob: BlobPlan, input_dims: Sequence[Sequence[int]]):
             if d != bound.get((t, a), blob.tensors[t].shape[a]):
                 raise EvalError(f"input {k} axis {a} differs")
     for e, msg in dyn.guards:
-        if not exprs[e]:
+        if not exprs[e] and not value_symbols_of(dyn.exprs[e], dyn):
             raise EvalError(msg)
     shapes = [list(t.shape) for t in blob.tensors]
     for (t, a), v in bound.items():
@@ -45,17 +45,23 @@ def probe_dims(blob: BlobPlan) -> Optional[List[tuple]]:
     """Input dims at other symbol values than the hints that the plan accepts (None if no
     candidate passes its guards)."""
     dyn = blob.dynamic
-    hints = [blob.tensors[blob.inputs[s.input]].shape[s.axis] for s in dyn.symbols]
+    if all(is_value_symbol(s) for s in dyn.symbols):
+        return None  # nothing to vary at compile time: value symbols stand at their caps
+    hints = [0 if is_value_symbol(s) else blob.tensors[blob.inputs[s.input]].shape[s.axis]
+             for s in dyn.symbols]
     for step in (lambda h: 2 * h, lambda h: h + 32, lambda h: h + 1, lambda h: h * 3 // 2,
                  lambda h: h // 2, lambda h: h - 1):
         values = [min(max(step(h), s.min), s.max) for h, s in zip(hints, dyn.symbols)]
         # (every value changed, none 1: a static compile merges extent-1 axes)
-        if any(v == h or v == 1 for v, h in zip(values, hints)):
+        if any(v == h or v == 1 for v, h, s in zip(values, hints, dyn.symbols)
+               if not is_value_symbol(s)):
             continue
         dims = [list(blob.tensors[t].shape) for t in blob.inputs]
         for s, v in zip(dyn.symbols, values):
-            dims[s.input][s.axis] = v
+            if not is_value_symbol(s):
+                dims[s.input][s.axis] = v
         try:  # other input dims bound to expressions of the symbols follow them
+            values = bind_symbols(dyn, dims)
             exprs = [evaluate(e, values) for e in dyn.exprs]
             for t, a, e in dyn.dims:
                 if t in blob.inputs:

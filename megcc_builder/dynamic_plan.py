@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from .emit.dynamic import Buffer, DynamicPlan, Symbol
+from .emit.dynamic import VALUE_INPUT, Buffer, DynamicPlan, Symbol, Value
 from .ir import CompileError, Graph
 from .ir import symbolic
 from .ir.symbolic import Guard, Sym, hint
@@ -102,16 +102,21 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
                 symbolic.upper_bound(size, bounds_of(graph)) > MAX_BYTES and \
                 _lower_a_default_bound(graph, size.symbols):
             pass
-    names = sorted(graph.symbols, key=lambda s: where.get(s, (1 << 30, 0)))
+    # value symbols after the input symbols, in the order their instructions define them
+    defined_at = _defining_instrs(graph, blob, index)
+    names = sorted((s for s in graph.symbols if s not in graph.value_symbols),
+                   key=lambda s: where.get(s, (1 << 30, 0)))
     missing = [s for s in names if s not in where]
     if missing:
         raise CompileError(f"dimension {missing[0]} is not an input dimension of its own",
                            graph.source)
+    names += sorted(defined_at, key=lambda s: (defined_at[s], s))
     dyn = DynamicPlan()
     sym_index = {s: k for k, s in enumerate(names)}
     for s in names:
         lo, hi, _ = graph.symbols[s]
-        dyn.symbols.append(Symbol(s, lo, hi, *where[s]))
+        dyn.symbols.append(Symbol(s, lo, hi, *where[s]) if s in where
+                           else Symbol(s, lo, hi, VALUE_INPUT, 0))
 
     def expr(x) -> int:
         try:
@@ -143,8 +148,24 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
                                "the bounds of its dimensions: give smaller upper bounds",
                                graph.source)
         dyn.buffers.append(Buffer(expr(size), buf.first, buf.last, members))
+    for s in names[len(names) - len(defined_at):]:
+        tensor, element, cap = graph.value_symbols[s]
+        dyn.values.append(Value(sym_index[s], defined_at[s], index[tensor], element, expr(cap)))
     _check_members(dyn, blob)
     return dyn
+
+
+def _defining_instrs(graph: Graph, blob, index: Dict[str, int]) -> Dict[str, int]:
+    """Value symbol -> the instruction writing its count tensor (ir/value_shapes.py)."""
+    out: Dict[str, int] = {}
+    for s, (tensor, _, _) in graph.value_symbols.items():
+        t = index.get(tensor)
+        writers = [i for i, ins in enumerate(blob.instrs) if t is not None and t in ins.outputs]
+        if len(writers) != 1:
+            raise CompileError(f"the count of value symbol {s} ('{tensor}') is written by "
+                               f"{len(writers)} instructions (one expected)", graph.source)
+        out[s] = writers[0]
+    return out
 
 
 def _check_members(dyn: DynamicPlan, blob) -> None:

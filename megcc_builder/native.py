@@ -312,6 +312,7 @@ class NativeNetwork:
         self._out_specs = [(o.shape, o.numpy_dtype, ok and bool(o.nbytes))
                            for ok, o in zip(direct, self.outputs)]
         self._collect_after = not all(d for _, _, d in self._out_specs)
+        self._dynamic = self.model.dynamic[plan]  # outputs may be cut after a forward
         # argument arrays of megcc_session_run, refilled by every run
         self._in_ptr = (ctypes.c_void_p * max(1, n_in))()
         self._in_size = (ctypes.c_size_t * max(1, n_in))(*[i.nbytes for i in self.inputs])
@@ -376,6 +377,21 @@ class NativeNetwork:
         self._forward()
         if self._collect_after:
             self._collect(results)
+        if self._dynamic:
+            results = self._computed_shapes(results)
+        return results
+
+    def _computed_shapes(self, results: List[np.ndarray]) -> List[np.ndarray]:
+        """Outputs whose size an instruction computed (value symbols, docs/dynamic-shapes.md)
+        were bound at their cap: cut each to the shape the forward left."""
+        info = _TensorInfo()
+        for i, arr in enumerate(results):
+            self._check(self.lib.megcc_network_output_info(self._handle, i, ctypes.byref(info)),
+                        "output info")
+            shape = TensorInfo(info).shape
+            if tuple(shape) != arr.shape:
+                n = int(np.prod(shape, dtype=np.int64))
+                results[i] = arr.reshape(-1)[:n].reshape(shape).copy()
         return results
 
     def _bind(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:

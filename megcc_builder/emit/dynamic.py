@@ -90,6 +90,25 @@ class Symbol:
     axis: int
 
 
+VALUE_INPUT = 0xFFFFFFFF  # Symbol.input of a value symbol (defined by an instruction)
+VALUE_SIZE = 20          # bytes of a Value record
+
+
+@dataclass(frozen=True)
+class Value:
+    """What defines a *value symbol* (docs/dynamic-shapes.md, "Value symbols"): element
+    `element` (int32 or int64) of tensor `tensor`, written by instruction `instr` (an
+    output count, a computed shape). Before that instruction has run the symbol stands at
+    its *cap*: the value of expression `bound` (of input symbols only) clamped into the
+    symbol's [min, max]; every size and the arena placement use the cap, and the runtime
+    refuses a run-time value outside [min, cap]."""
+    symbol: int
+    instr: int
+    tensor: int
+    element: int
+    bound: int  # expression index
+
+
 @dataclass(frozen=True)
 class Buffer:
     """One arena buffer the runtime places when the shapes are set: its size in bytes, the
@@ -110,6 +129,7 @@ class DynamicPlan:
     params: List[Tuple[int, int, int]] = field(default_factory=list)    # (instr, param, expr)
     guards: List[Tuple[int, str]] = field(default_factory=list)         # (expr != 0, message)
     buffers: List[Buffer] = field(default_factory=list)
+    values: List[Value] = field(default_factory=list)  # by (instr, symbol)
 
     def expr_index(self, expr: Expr) -> int:
         """Index of `expr` in the pool, adding it once (deterministic: first-use order)."""
@@ -153,16 +173,40 @@ def place_buffers(sizes: Sequence[int], buffers: Sequence[Buffer]) -> Tuple[List
     return offsets, arena
 
 
+def is_value_symbol(s: Symbol) -> bool:
+    return s.input == VALUE_INPUT
+
+
 def bind_symbols(plan: DynamicPlan, input_dims: Sequence[Sequence[int]]) -> List[int]:
     """Symbol values from the plan's input dims (each symbol read at its defining input
-    dimension), checked against the symbol's bounds."""
+    dimension), checked against the symbol's bounds; value symbols at their caps."""
     values = []
     for s in plan.symbols:
+        if is_value_symbol(s):
+            values.append(0)  # set below, once the input symbols are known
+            continue
         v = input_dims[s.input][s.axis]
         if not s.min <= v <= s.max:
             raise EvalError(f"dimension {s.name} = {v} is outside [{s.min}, {s.max}]")
         values.append(v)
+    for v in plan.values:
+        s = plan.symbols[v.symbol]
+        values[v.symbol] = min(max(evaluate(plan.exprs[v.bound], values), s.min), s.max)
     return values
+
+
+def value_symbols_of(expr: Sequence[int], plan: DynamicPlan) -> List[int]:
+    """Indices of the value symbols an expression reads (guards reading one are checked
+    when the instruction defining it has run, not when the shapes are set)."""
+    out, i = [], 0
+    while i < len(expr):
+        if expr[i] in (CONST, SYM):
+            if expr[i] == SYM and is_value_symbol(plan.symbols[expr[i + 1]]):
+                out.append(expr[i + 1])
+            i += 2
+        else:
+            i += 1
+    return out
 
 
 def describe(expr: Sequence[int], names: Sequence[str]) -> str:

@@ -49,6 +49,10 @@ def plan_fingerprint(blob: bytes, plan: dict) -> Fingerprint:
     words.append(len(dyn.buffers))
     for b in dyn.buffers:
         words += [b.size, b.first & _M, b.last, len(b.members), *b.members]
+    if dyn.values:  # value symbols (absent: the fingerprint of a plan without them)
+        words.append(len(dyn.values))
+        for v in dyn.values:
+            words += [v.symbol, v.instr, v.tensor, v.element, v.bound]
     return tuple(words)
 
 

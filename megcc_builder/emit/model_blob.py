@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from megcc_builder.ir.dtypes import DTYPES, dtype_code, dtype_from_code, itemsize
 
-from .dynamic import BINARY, CONST, MAX_EXPR_WORDS, MAX_STACK, SYM, Buffer, DynamicPlan
+from .dynamic import (BINARY, CONST, MAX_EXPR_WORDS, MAX_STACK, SYM, VALUE_INPUT, VALUE_SIZE,
+                      Buffer, DynamicPlan, Value)
 
 MAGIC = b"MGCC"
 VERSION_MAJOR = 1
@@ -342,7 +343,15 @@ def _pack_dynamic_section(plans: Sequence[BlobPlan], base: int, strings: _String
                                 members_at + len(members))
             members += b"".join(struct.pack("<I", m) for m in b.members)
         array(len(dyn.buffers), bytes(recs) + bytes(members))
-        struct.pack_into("<16I", buf, rec_off - base, *fields, 0, 0)
+        if dyn.values:  # words 56/60 (0, 0 without value symbols: the older record)
+            values = sorted(dyn.values, key=lambda v: (v.instr, v.symbol))
+            if any(b.symbol <= a.symbol for a, b in zip(values, values[1:])):
+                raise ValueError(f"{what}: value symbols not numbered in definition order")
+            array(len(values), b"".join(struct.pack("<5I", v.symbol, v.instr, v.tensor,
+                                                    v.element, v.bound) for v in values))
+        else:
+            fields.extend((0, 0))
+        struct.pack_into("<16I", buf, rec_off - base, *fields)
     return bytes(buf)
 
 
@@ -643,8 +652,8 @@ def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicP
         raise ValueError(f"{what}: record offset {off} is not 4-byte aligned")
     r.need(off, DYNPLAN_SIZE, f"{what} record")
     f = struct.unpack_from("<16I", r.d, off)
-    if f[14] or f[15]:
-        raise ValueError(f"{what}: reserved field is not 0")
+    if bool(f[14]) != bool(f[15]):
+        raise ValueError(f"{what}: value symbols: count and offset must be both 0 or not")
     tensors, instrs, n_t = plan["tensors"], plan["instrs"], len(plan["tensors"])
 
     def claim(o: int, size: int, name: str) -> None:
@@ -671,9 +680,12 @@ def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicP
         w = f"{what} symbol {k}"
         if not 0 <= lo <= hi:
             raise ValueError(f"{w}: bounds [{lo}, {hi}] are not 0 <= min <= max")
-        if inp >= len(plan["inputs"]):
+        if inp == VALUE_INPUT:
+            if axis:
+                raise ValueError(f"{w}: a value symbol's axis field is not 0")
+        elif inp >= len(plan["inputs"]):
             raise ValueError(f"{w}: input {inp} >= {len(plan['inputs'])} inputs")
-        if axis >= len(tensors[plan["inputs"][inp]]["shape"]):
+        elif axis >= len(tensors[plan["inputs"][inp]]["shape"]):
             raise ValueError(f"{w}: axis {axis} >= the input's rank")
         symbols.append(Symbol(string(name, f"{w} name"), lo, hi, inp, axis))
     exprs = []
@@ -748,15 +760,72 @@ def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicP
     for t, rec in enumerate(tensors):
         if rec["storage"] == "arena" and t not in member_of:
             raise ValueError(f"{what}: arena tensor {t} is in no buffer")
+    values = _read_values(r, f[14], f[15], claim, symbols, exprs, tensors, instrs, dims, what)
     bound = {(t, a): e for t, a, e in dims}
     for k, s in enumerate(symbols):
+        if s.input == VALUE_INPUT:
+            continue
         e = bound.get((plan["inputs"][s.input], s.axis))
         if e is None or exprs[e] != (SYM, k):
             raise ValueError(f"{what} symbol {k} ({s.name}): its input dimension is not "
                              f"bound to the symbol")
     return DynamicPlan(symbols=symbols, exprs=exprs, dims=[tuple(d) for d in dims],
                        view_offsets=[tuple(v) for v in views],
-                       params=[tuple(p) for p in params], guards=guards, buffers=buffers)
+                       params=[tuple(p) for p in params], guards=guards, buffers=buffers,
+                       values=values)
+
+
+VALUE_DTYPES = ("int32", "int64")
+
+
+def _read_values(r: _Reader, n: int, off: int, claim, symbols, exprs, tensors, instrs, dims,
+                 what: str) -> List[Value]:
+    """Value records (docs/dynamic-shapes.md, "Value symbols"), checked as loader.c does."""
+    claim(off, VALUE_SIZE * n, "values") if n else None
+    values, defined = [], set()
+    bound_tensors = {t for t, _, _ in dims}
+    for k in range(n):
+        v = Value(*struct.unpack_from("<5I", r.d, off + VALUE_SIZE * k))
+        w = f"{what} value {k}"
+        if v.symbol >= len(symbols) or symbols[v.symbol].input != VALUE_INPUT or \
+                v.symbol in defined:
+            raise ValueError(f"{w}: symbol {v.symbol} is not a value symbol defined once")
+        defined.add(v.symbol)
+        # symbols strictly increasing, instructions non-decreasing (definition order)
+        if values and (v.symbol <= values[-1].symbol or v.instr < values[-1].instr):
+            raise ValueError(f"{w}: records not in increasing (instr, symbol) order")
+        if v.instr >= len(instrs) or v.tensor not in instrs[v.instr]["outputs"]:
+            raise ValueError(f"{w}: tensor {v.tensor} is not an output of instruction "
+                             f"{v.instr}")
+        t = tensors[v.tensor]
+        if t["dtype"] not in VALUE_DTYPES or t["storage"] == "weight" or \
+                v.tensor in bound_tensors:
+            raise ValueError(f"{w}: tensor {v.tensor} is not a static int32/int64 activation")
+        numel = 1
+        for d in t["shape"]:
+            numel *= d
+        if v.element >= numel:
+            raise ValueError(f"{w}: element {v.element} >= {numel}")
+        if v.bound >= len(exprs) or any(
+                symbols[s].input == VALUE_INPUT for s in _syms_read(exprs[v.bound])):
+            raise ValueError(f"{w}: bound expression missing or reading a value symbol")
+        values.append(v)
+    for k, s in enumerate(symbols):
+        if s.input == VALUE_INPUT and k not in defined:
+            raise ValueError(f"{what} symbol {k} ({s.name}): a value symbol no value defines")
+    return values
+
+
+def _syms_read(words) -> List[int]:
+    out, i = [], 0
+    while i < len(words):
+        if words[i] in (CONST, SYM):
+            if words[i] == SYM:
+                out.append(words[i + 1])
+            i += 2
+        else:
+            i += 1
+    return out
 
 
 def _check_control(w: str, k: int, inputs, outputs, params, ws, tensors) -> None:

@@ -134,6 +134,8 @@ class Graph:
         # symbols whose upper bound is the default: the compiler may lower it so that
         # every tensor stays addressable (compiler._check_sizes)
         self.default_bounded: set = set()
+        # value symbols (ir/value_shapes.py): name -> (count tensor, element, cap)
+        self.value_symbols: Dict[str, Tuple[str, int, object]] = {}
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from .graph import Graph, Op, Tensor
 from .onnx_types import from_onnx_elem_type, to_onnx_elem_type
 from .opdefs import infer_outputs, lookup
 from .quant_fold import evaluate_quant_op
-from . import symbolic
+from . import symbolic, value_shapes
 from .infer_symbolic import (fold_values, has_symbolic_inputs, is_symbolic_value, shape_value,
                              specialise_value, symbolic_shapes)
 
@@ -340,6 +340,30 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
                 return
             _specialise_values(graph, op)
         _fold(graph, op)
+        return
+    if op.type == "NonZero" and ins and not ins[0].is_const:
+        value_shapes.infer_nonzero(graph, op)  # the count is a value symbol
+        kept.append(op)
+        return
+    if op.type == "TopK" and graph.opset >= 10 and len(ins) == 2 and not ins[0].is_const \
+            and not ins[1].is_const:
+        value_shapes.infer_topk(graph, op)
+        kept.append(op)
+        return
+    if op.type == "Compress" and len(ins) == 2 and not all(t.is_const for t in ins):
+        value_shapes.infer_compress(graph, op)
+        kept.append(op)
+        return
+    if op.type == "NonMaxSuppression" and ins and not all(t.is_const for t in ins):
+        _specialise_values(graph, op)
+        value_shapes.infer_nms(graph, op)
+        kept.append(op)
+        return
+    if op.type == "Range" and len(ins) == 3 and not all(t.is_const for t in ins) and \
+            ins[0].dtype in value_shapes.RANGE_DTYPES:
+        _specialise_values(graph, op)
+        value_shapes.infer_range(graph, op)
+        kept.append(op)
         return
     if op.type in ("Shape", "Size") and ins and \
             any(isinstance(d, symbolic.Sym) for d in ins[0].shape):

@@ -165,6 +165,44 @@ static const char *tensor_name(const ctx *c, const uint8_t *rec) {
     return str(c, mgc_rd32(rec));
 }
 
+/* 1 when expression e reads a value symbol; with `undefined` only one not yet defined
+ * by its instruction in this forward. */
+static int reads_value(const ctx *c, uint32_t e, int undefined) {
+    const uint8_t *rec = c->m->data + mgc_rd32(c->d->exprs + 4 * e);
+    uint32_t n = mgc_rd32(rec), i = 0;
+    while (i < n) {
+        uint32_t op = mgc_rd32(rec + 4 + 4 * i);
+        if (op == MGC_OP_CONST || op == MGC_OP_SYM) {
+            uint32_t k = mgc_rd32(rec + 8 + 4 * i);
+            if (op == MGC_OP_SYM &&
+                mgc_rd32(c->d->symbols + (size_t)k * MGC_SYMBOL_SIZE + 12) == MGC_NONE &&
+                (!undefined || !c->s->defined[k]))
+                return 1;
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Guards non-zero. When the shapes are set (`running` 0) the guards reading a value
+ * symbol wait for it; during a forward, those whose value symbols are all defined. */
+static megcc_status check_guards(const ctx *c, int running) {
+    uint32_t k;
+    for (k = 0; k < c->d->n_guards; k++) {
+        const uint8_t *g = c->d->guards + 8 * (size_t)k;
+        int64_t v;
+        megcc_status st;
+        if (c->d->n_values && reads_value(c, mgc_rd32(g), running)) continue;
+        if ((st = value(c, mgc_rd32(g), "guard", k, &v))) return st;
+        if (!v)
+            return fail(c, "%s refused by guard %u: %s", running ? "computed value" : "shape",
+                        k, str(c, mgc_rd32(g + 4)));
+    }
+    return MEGCC_OK;
+}
+
 /* Steps 1-4: input ranks and static dims, symbol bounds, the other bound input dims,
  * guards. Fills the symbol and expression values. */
 static megcc_status check_inputs(const ctx *c, const uint32_t *ndim, const int32_t *dims) {
@@ -189,12 +227,28 @@ static megcc_status check_inputs(const ctx *c, const uint32_t *ndim, const int32
         const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
         int32_t lo = (int32_t)mgc_rd32(sy + 4), hi = (int32_t)mgc_rd32(sy + 8);
         uint32_t in = mgc_rd32(sy + 12), axis = mgc_rd32(sy + 16);
-        int32_t v = dims[(size_t)in * MEGCC_MAX_DIMS + axis];
+        int32_t v;
+        if (in == MGC_NONE) { /* a value symbol: its cap, below */
+            c->s->sym[k] = 0;
+            continue;
+        }
+        v = dims[(size_t)in * MEGCC_MAX_DIMS + axis];
         if (v < lo || v > hi)
             return fail(c, "input %u (%s) dimension %u: %s = %d is outside [%d, %d]", in,
                         tensor_name(c, mgc_tensor(c->p, mgc_rd32(c->p->inputs + 4 * in))), axis,
                         str(c, mgc_rd32(sy)), (int)v, (int)lo, (int)hi);
         c->s->sym[k] = v;
+    }
+    for (k = 0; k < d->n_values; k++) { /* bounds read input symbols only (loader) */
+        const uint8_t *v = d->values + (size_t)k * MGC_VALUE_SIZE;
+        uint32_t sym = mgc_rd32(v);
+        const uint8_t *sy = d->symbols + (size_t)sym * MGC_SYMBOL_SIZE;
+        int64_t lo = (int32_t)mgc_rd32(sy + 4), hi = (int32_t)mgc_rd32(sy + 8), b;
+        if (eval_expr(c->m->data + mgc_rd32(d->exprs + 4 * mgc_rd32(v + 16)), d->n_symbols,
+                      c->s->sym, &b) != VAL_OK)
+            return fail(c, "value symbol %s: its bound cannot be computed at these shapes",
+                        str(c, mgc_rd32(sy)));
+        c->s->cap[sym] = c->s->sym[sym] = b < lo ? lo : b > hi ? hi : b;
     }
     for (k = 0; k < d->n_exprs; k++)
         c->s->val_err[k] = (uint8_t)eval_expr(c->m->data + mgc_rd32(d->exprs + 4 * k),
@@ -215,14 +269,7 @@ static megcc_status check_inputs(const ctx *c, const uint32_t *ndim, const int32
                                                                                  : v));
         }
     }
-    for (k = 0; k < d->n_guards; k++) {
-        const uint8_t *g = d->guards + 8 * (size_t)k;
-        int64_t v;
-        megcc_status st;
-        if ((st = value(c, mgc_rd32(g), "guard", k, &v))) return st;
-        if (!v) return fail(c, "shape refused by guard %u: %s", k, str(c, mgc_rd32(g + 4)));
-    }
-    return MEGCC_OK;
+    return check_guards(c, 0);
 }
 
 /* Step 5: tensor dims and nbytes, view offsets, params. */
@@ -281,6 +328,22 @@ static megcc_status set_sizes(const ctx *c, uint8_t *tensors, uint8_t *instrs) {
     return MEGCC_OK;
 }
 
+/* Every view inside its base (after sizes or offsets changed). */
+static megcc_status check_views(const ctx *c, const uint8_t *tensors) {
+    uint32_t k;
+    for (k = 0; k < c->p->n_tensors; k++) {
+        const uint8_t *rec = tensors + (size_t)k * MGC_TENSOR_SIZE, *base;
+        size_t isz = megcc_dtype_size((megcc_dtype)rec[4]);
+        if (mgc_t_storage(rec) != MGC_STORAGE_VIEW) continue;
+        base = tensors + (size_t)mgc_t_base(rec) * MGC_TENSOR_SIZE;
+        if ((uint64_t)mgc_t_offset(rec) + mgc_t_nbytes(rec) > mgc_t_nbytes(base) ||
+            ((uint64_t)mgc_t_offset(base) + mgc_t_offset(rec)) % isz)
+            return fail(c, "view %u (%s) would leave its base at these shapes", k,
+                        tensor_name(c, rec));
+    }
+    return MEGCC_OK;
+}
+
 /* Step 6: buffer sizes, placement, member offsets; then every view inside its base. */
 static megcc_status place(const ctx *c, uint8_t *tensors, uint64_t *arena) {
     const mgc_dyn *d = c->d;
@@ -311,17 +374,7 @@ static megcc_status place(const ctx *c, uint8_t *tensors, uint64_t *arena) {
             mgc_wr32(tensors + (size_t)mgc_rd32(mem + 4 * j) * MGC_TENSOR_SIZE + 40,
                      (uint32_t)c->s->off[k]);
     }
-    for (k = 0; k < c->p->n_tensors; k++) {
-        const uint8_t *rec = tensors + (size_t)k * MGC_TENSOR_SIZE, *base;
-        size_t isz = megcc_dtype_size((megcc_dtype)rec[4]);
-        if (mgc_t_storage(rec) != MGC_STORAGE_VIEW) continue;
-        base = tensors + (size_t)mgc_t_base(rec) * MGC_TENSOR_SIZE;
-        if ((uint64_t)mgc_t_offset(rec) + mgc_t_nbytes(rec) > mgc_t_nbytes(base) ||
-            ((uint64_t)mgc_t_offset(base) + mgc_t_offset(rec)) % isz)
-            return fail(c, "view %u (%s) would leave its base at these shapes", k,
-                        tensor_name(c, rec));
-    }
-    return MEGCC_OK;
+    return check_views(c, tensors);
 }
 
 megcc_status mgc_dyn_evaluate(const megcc_model *m, const mgc_plan *p, const uint32_t *ndim,
@@ -340,6 +393,83 @@ megcc_status mgc_dyn_evaluate(const megcc_model *m, const mgc_plan *p, const uin
     memcpy(instrs, p->instrs, p->instrs_size);
     if ((st = set_sizes(&c, tensors, instrs))) return st;
     return place(&c, tensors, arena);
+}
+
+/* ------------------------------------------------------------------ value symbols */
+
+static int clamp_int(int64_t v) {
+    return v > 0x7FFFFFFF ? 0x7FFFFFFF : v < -0x7FFFFFFF ? -0x7FFFFFFF : (int)v;
+}
+
+/* First value record of instruction `instr` (records sorted by instr), or n_values. */
+static uint32_t first_value_of(const mgc_dyn *d, uint32_t instr) {
+    uint32_t lo = 0, hi = d->n_values;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (mgc_rd32(d->values + (size_t)mid * MGC_VALUE_SIZE + 4) < instr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+megcc_status mgc_dyn_define(const megcc_model *m, const mgc_plan *p, uint32_t instr,
+                            void *const *ptr, const mgc_dyn_scratch *s, uint8_t *tensors,
+                            uint8_t *instrs, int *changed, char *err, size_t cap) {
+    ctx c;
+    const mgc_dyn *d = &p->dyn;
+    uint32_t k = first_value_of(d, instr), j;
+    megcc_status st;
+    *changed = 0;
+    if (k >= d->n_values || mgc_rd32(d->values + (size_t)k * MGC_VALUE_SIZE + 4) != instr)
+        return MEGCC_OK;
+    c.m = m;
+    c.p = p;
+    c.d = d;
+    c.s = s;
+    c.err = err;
+    c.cap = cap;
+    for (; k < d->n_values && mgc_rd32(d->values + (size_t)k * MGC_VALUE_SIZE + 4) == instr;
+         k++) {
+        const uint8_t *v = d->values + (size_t)k * MGC_VALUE_SIZE;
+        uint32_t sym = mgc_rd32(v), t = mgc_rd32(v + 8), el = mgc_rd32(v + 12);
+        const uint8_t *sy = d->symbols + (size_t)sym * MGC_SYMBOL_SIZE;
+        const uint8_t *rec = tensors + (size_t)t * MGC_TENSOR_SIZE;
+        int64_t lo = (int32_t)mgc_rd32(sy + 4), x;
+        if (rec[4] == MEGCC_INT64) {
+            memcpy(&x, (const uint8_t *)ptr[t] + 8 * (size_t)el, 8);
+        } else {
+            int32_t y;
+            memcpy(&y, (const uint8_t *)ptr[t] + 4 * (size_t)el, 4);
+            x = y;
+        }
+        if (x < lo || x > s->cap[sym])
+            return fail(&c, "instruction %u computed %s = %d, outside [%d, %d] (the bound "
+                            "its outputs were placed for)",
+                        instr, str(&c, mgc_rd32(sy)), clamp_int(x), clamp_int(lo),
+                        clamp_int(s->cap[sym]));
+        s->sym[sym] = x;
+        s->defined[sym] = 1;
+    }
+    *changed = 1;
+    for (k = 0; k < d->n_exprs; k++)
+        s->val_err[k] = (uint8_t)eval_expr(m->data + mgc_rd32(d->exprs + 4 * k), d->n_symbols,
+                                           s->sym, &s->val[k]);
+    if ((st = check_guards(&c, 1))) return st;
+    if ((st = set_sizes(&c, tensors, instrs))) return st;
+    for (k = 0; k < d->n_buffers; k++) { /* placed at the caps: every member still fits */
+        const uint8_t *b = d->buffers + (size_t)k * MGC_BUFFER_SIZE;
+        const uint8_t *mem = m->data + mgc_rd32(b + 16);
+        for (j = 0; j < mgc_rd32(b + 12); j++) {
+            uint32_t t = mgc_rd32(mem + 4 * j);
+            if (mgc_t_nbytes(tensors + (size_t)t * MGC_TENSOR_SIZE) > s->size[k])
+                return fail(&c, "after instruction %u tensor %u (%s) needs %u bytes, more "
+                                "than the %z placed for it",
+                            instr, t, tensor_name(&c, tensors + (size_t)t * MGC_TENSOR_SIZE),
+                            mgc_t_nbytes(tensors + (size_t)t * MGC_TENSOR_SIZE),
+                            (size_t)s->size[k]);
+        }
+    }
+    return check_views(&c, tensors);
 }
 
 /* ---------------------------------------------------------------------------- placement */

@@ -53,6 +53,7 @@ static inline uint64_t mgc_rd64(const uint8_t *p) {
 #define MGC_DYNPLAN_SIZE 64u
 #define MGC_SYMBOL_SIZE 20u
 #define MGC_BUFFER_SIZE 20u
+#define MGC_VALUE_SIZE 20u /* value symbol record: symbol, instr, tensor, element, bound */
 #define MGC_MAX_EXPR_WORDS 256u
 #define MGC_MAX_STACK 32u
 enum { MGC_OP_CONST = 1, MGC_OP_SYM, MGC_OP_ADD, MGC_OP_SUB, MGC_OP_MUL, MGC_OP_FLOORDIV,
@@ -61,7 +62,7 @@ enum { MGC_OP_CONST = 1, MGC_OP_SYM, MGC_OP_ADD, MGC_OP_SUB, MGC_OP_MUL, MGC_OP_
 /* A validated DynPlan record: pointers to its arrays in the blob. Bindings are sorted by
  * their key (tensor, axis) / tensor / (instr, param), each key once (checked at load). */
 typedef struct mgc_dyn {
-    uint32_t n_symbols, n_exprs, n_dims, n_views, n_params, n_guards, n_buffers;
+    uint32_t n_symbols, n_exprs, n_dims, n_views, n_params, n_guards, n_buffers, n_values;
     const uint8_t *symbols;  /* Symbol records: name, min, max, input, axis */
     const uint8_t *exprs;    /* u32 file offsets of expression records */
     const uint8_t *dims;     /* (tensor, axis, expr) */
@@ -69,6 +70,8 @@ typedef struct mgc_dyn {
     const uint8_t *params;   /* (instr, param, expr) */
     const uint8_t *guards;   /* (expr, message) */
     const uint8_t *buffers;  /* Buffer records: size expr, first, last, n_members, members */
+    const uint8_t *values;   /* Value records by (instr, symbol): symbols an instruction
+                              * defines at run time (docs/dynamic-shapes.md) */
 } mgc_dyn;
 
 /* One plan, after validation: pointers into the blob. */
@@ -177,6 +180,8 @@ typedef struct mgc_dyn_scratch {
     int64_t *sym;        /* [dyn_symbols] */
     int64_t *val;        /* [dyn_exprs] expression values */
     uint8_t *val_err;    /* [dyn_exprs] 0, or why the value could not be computed */
+    int64_t *cap;        /* [dyn_symbols] a value symbol's cap at the current shapes */
+    uint8_t *defined;    /* [dyn_symbols] value symbol set by its instruction this forward */
     uint32_t *instr_off; /* [dyn_instrs] byte offset of each instruction in the stream */
     uint64_t *size;      /* [dyn_buffers] aligned buffer sizes */
     uint64_t *off;       /* [dyn_buffers] placed offsets */
@@ -192,6 +197,14 @@ typedef struct mgc_dyn_scratch {
 megcc_status mgc_dyn_evaluate(const megcc_model *m, const mgc_plan *p, const uint32_t *ndim,
                               const int32_t *dims, const mgc_dyn_scratch *s, uint8_t *tensors,
                               uint8_t *instrs, uint64_t *arena, char *err, size_t cap);
+
+/* After instruction `instr` of dynamic plan `p` ran (with its operands at `ptr`): read the
+ * value symbols it defines, then recompute (into `tensors`/`instrs`) every dim, nbytes,
+ * view offset and param from them, check the guards they complete and that every buffer
+ * still fits where mgc_dyn_evaluate placed it. *changed = 1 when it defined any. */
+megcc_status mgc_dyn_define(const megcc_model *m, const mgc_plan *p, uint32_t instr,
+                            void *const *ptr, const mgc_dyn_scratch *s, uint8_t *tensors,
+                            uint8_t *instrs, int *changed, char *err, size_t cap);
 
 /* The placement of docs/dynamic-shapes.md (emit/dynamic.py place_buffers), exactly:
  * `size` holds the aligned sizes; fills off and returns the arena size. */

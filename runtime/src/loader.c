@@ -431,6 +431,82 @@ static uint32_t instr_n_params(const mgc_plan *p, uint32_t ii, const uint8_t **p
 
 #define DFAIL(...) mgc_fail_global(MEGCC_ERR_CORRUPT, __VA_ARGS__)
 
+/* Does the expression at file offset `eo` read a value symbol? */
+static int reads_value_symbol(const blob_view *b, const mgc_dyn *d, uint32_t eo) {
+    uint32_t n = mgc_rd32(b->d + eo), i = 0;
+    const uint8_t *w = b->d + eo + 4;
+    while (i < n) {
+        uint32_t op = mgc_rd32(w + 4 * i);
+        if (op == MGC_OP_CONST || op == MGC_OP_SYM) {
+            if (op == MGC_OP_SYM &&
+                mgc_rd32(d->symbols + (size_t)mgc_rd32(w + 4 * (i + 1)) * MGC_SYMBOL_SIZE + 12) ==
+                    MGC_NONE)
+                return 1;
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Value records (docs/dynamic-shapes.md, "Value symbols"), after the symbols, expressions
+ * and dims: sorted by (instr, symbol); each names a value symbol (each such symbol once),
+ * an output of its (kernel) instruction that is a static int32/int64 arena tensor or view,
+ * an element inside it, and a bound expression reading input symbols only. */
+static megcc_status check_values(blob_view *b, mgc_plan *p, uint32_t pi) {
+    const mgc_dyn *d = &p->dyn;
+    const uint8_t *pos = p->instrs;
+    uint32_t k, j, at = 0, n_defined = 0;
+    for (k = 0; k < d->n_values; k++) {
+        const uint8_t *v = d->values + (size_t)k * MGC_VALUE_SIZE, *ins, *rec;
+        uint32_t sym = mgc_rd32(v), ii = mgc_rd32(v + 4), t = mgc_rd32(v + 8);
+        uint32_t el = mgc_rd32(v + 12), bound = mgc_rd32(v + 16), n_in, n_out, found = 0;
+        uint64_t numel = 1;
+        if (sym >= d->n_symbols ||
+            mgc_rd32(d->symbols + (size_t)sym * MGC_SYMBOL_SIZE + 12) != MGC_NONE)
+            return DFAIL("plan %u dynamic value %u: symbol %u is not a value symbol", pi, k, sym);
+        /* symbols strictly increasing, instructions non-decreasing: each value symbol
+         * named once (with the count below, every one), numbered in definition order */
+        if (k && (sym <= mgc_rd32(v - MGC_VALUE_SIZE) || ii < mgc_rd32(v - MGC_VALUE_SIZE + 4)))
+            return DFAIL("plan %u dynamic values: not in increasing (instr, symbol) order", pi);
+        if (ii >= p->n_instrs) return DFAIL("plan %u dynamic value %u: no instruction %u", pi, k, ii);
+        /* walk to instruction ii (records are in increasing instr order) */
+        while (at < ii) {
+            pos += MGC_INSTR_HEADER +
+                   4 * ((size_t)mgc_rd16(pos + 4) + mgc_rd16(pos + 6) + mgc_rd32(pos + 8));
+            at++;
+        }
+        ins = pos;
+        n_in = mgc_rd16(ins + 4);
+        n_out = mgc_rd16(ins + 6);
+        for (j = 0; j < n_out; j++)
+            if (mgc_rd32(ins + MGC_INSTR_HEADER + 4 * (n_in + j)) == t) found = 1;
+        if (mgc_is_control(mgc_rd32(ins)) || !found || t >= p->n_tensors)
+            return DFAIL("plan %u dynamic value %u: tensor %u is not an output of instruction %u",
+                         pi, k, t, ii);
+        rec = mgc_tensor(p, t);
+        if ((rec[4] != MEGCC_INT32 && rec[4] != MEGCC_INT64) ||
+            mgc_t_storage(rec) == MGC_STORAGE_WEIGHT ||
+            mgc_find_binding(d->dims, d->n_dims, 12, 1, t, 0) != MGC_NONE)
+            return DFAIL("plan %u dynamic value %u: tensor %u is not a static int32/int64 "
+                         "activation", pi, k, t);
+        for (j = 0; j < rec[5]; j++) numel *= mgc_rd32(rec + 8 + 4 * j);
+        if (el >= numel)
+            return DFAIL("plan %u dynamic value %u: element %u outside tensor %u", pi, k, el, t);
+        if (bound >= d->n_exprs || reads_value_symbol(b, d, mgc_rd32(d->exprs + 4 * bound)))
+            return DFAIL("plan %u dynamic value %u: bound expression missing or reading a "
+                         "value symbol", pi, k);
+        n_defined++;
+    }
+    /* distinct value symbols (strictly increasing), as many as there are: all named */
+    for (k = 0; k < d->n_symbols; k++)
+        if (mgc_rd32(d->symbols + (size_t)k * MGC_SYMBOL_SIZE + 12) == MGC_NONE) n_defined--;
+    if (n_defined)
+        return DFAIL("plan %u dynamic: value symbols and value records do not match", pi);
+    return MEGCC_OK;
+}
+
 /* One DynPlan record (docs/dynamic-shapes.md, "Load-time checks"). `member` is scratch of
  * n_tensors bytes. */
 static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t off,
@@ -442,14 +518,17 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
     if ((st = claim(b, pi, off, MGC_DYNPLAN_SIZE, "record"))) return st;
     r = b->d + off;
     for (k = 0; k < 16; k++) f[k] = mgc_rd32(r + 4 * k);
-    if (f[14] || f[15]) return DFAIL("plan %u dynamic: reserved field is not 0", pi);
+    if (!f[14] != !f[15])
+        return DFAIL("plan %u dynamic: value symbols: count and offset must be both 0 or not",
+                     pi);
     if ((st = claim(b, pi, f[1], (uint64_t)f[0] * MGC_SYMBOL_SIZE, "symbols")) ||
         (st = claim(b, pi, f[3], (uint64_t)f[2] * 4, "expression table")) ||
         (st = claim(b, pi, f[5], (uint64_t)f[4] * 12, "dims")) ||
         (st = claim(b, pi, f[7], (uint64_t)f[6] * 8, "view offsets")) ||
         (st = claim(b, pi, f[9], (uint64_t)f[8] * 12, "params")) ||
         (st = claim(b, pi, f[11], (uint64_t)f[10] * 8, "guards")) ||
-        (st = claim(b, pi, f[13], (uint64_t)f[12] * MGC_BUFFER_SIZE, "buffers")))
+        (st = claim(b, pi, f[13], (uint64_t)f[12] * MGC_BUFFER_SIZE, "buffers")) ||
+        (f[14] && (st = claim(b, pi, f[15], (uint64_t)f[14] * MGC_VALUE_SIZE, "values"))))
         return st;
     d->n_symbols = f[0];
     d->symbols = b->d + f[1];
@@ -465,6 +544,8 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
     d->guards = b->d + f[11];
     d->n_buffers = f[12];
     d->buffers = b->d + f[13];
+    d->n_values = f[14];
+    d->values = f[14] ? b->d + f[15] : NULL;
     for (k = 0; k < d->n_symbols; k++) {
         const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
         int32_t lo = (int32_t)mgc_rd32(sy + 4), hi = (int32_t)mgc_rd32(sy + 8);
@@ -473,6 +554,10 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
         if (lo < 0 || lo > hi)
             return DFAIL("plan %u dynamic symbol %u: bounds [%d, %d] are not 0 <= min <= max",
                          pi, k, (int)lo, (int)hi);
+        if (in == MGC_NONE) { /* a value symbol: checked with the value records */
+            if (axis) return DFAIL("plan %u dynamic symbol %u: value symbol axis != 0", pi, k);
+            continue;
+        }
         if (in >= p->n_inputs)
             return DFAIL("plan %u dynamic symbol %u: input %u >= %u", pi, k, in, p->n_inputs);
         if (axis >= mgc_tensor(p, mgc_rd32(p->inputs + 4 * in))[5])
@@ -547,11 +632,14 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
     for (k = 0; k < p->n_tensors; k++)
         if (mgc_t_storage(mgc_tensor(p, k)) == MGC_STORAGE_ARENA && !member[k])
             return DFAIL("plan %u dynamic: arena tensor %u is in no buffer", pi, k);
+    if ((st = check_values(b, p, pi))) return st;
     for (k = 0; k < d->n_symbols; k++) {
         const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
-        uint32_t t = mgc_rd32(p->inputs + 4 * mgc_rd32(sy + 12));
-        uint32_t x = mgc_find_binding(d->dims, d->n_dims, 12, 1, t, mgc_rd32(sy + 16));
+        uint32_t t, x;
         const uint8_t *e;
+        if (mgc_rd32(sy + 12) == MGC_NONE) continue; /* value symbol */
+        t = mgc_rd32(p->inputs + 4 * mgc_rd32(sy + 12));
+        x = mgc_find_binding(d->dims, d->n_dims, 12, 1, t, mgc_rd32(sy + 16));
         if (x == MGC_NONE) goto unbound;
         e = b->d + mgc_rd32(d->exprs + 4 * mgc_rd32(d->dims + 12 * (size_t)x + 8));
         if (mgc_rd32(e) == 2 && mgc_rd32(e + 4) == MGC_OP_SYM && mgc_rd32(e + 8) == k) continue;
@@ -615,6 +703,10 @@ static void fingerprint(const uint8_t *data, const mgc_plan *p, fp_cursor *c) {
         fp_words(c, x, 4);
         for (j = 0; j < mgc_rd32(x + 12) && (c->same || !c->ref); j++)
             fp_put(c, mgc_rd32(data + mgc_rd32(x + 16) + 4 * j));
+    }
+    if (d->n_values) { /* absent without value symbols: the older plans' fingerprint */
+        fp_put(c, d->n_values);
+        fp_words(c, d->values, 5 * (uint64_t)d->n_values);
     }
 }
 

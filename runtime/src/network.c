@@ -36,6 +36,7 @@ struct megcc_network {
     int32_t *req_dims;      /* [max_inputs * MEGCC_MAX_DIMS] */
     uint8_t *dyn_tensors;   /* [dyn_tensors records] evaluated copies (dynamic models) */
     uint8_t *dyn_instrs;    /* [dyn_instrs_size bytes] */
+    uint64_t *out_size;     /* [max_outputs] bytes of the caller's output memory */
     mgc_dyn_scratch scratch;
     void *shape_block;
     int shapes_dirty;       /* requested shapes not evaluated yet */
@@ -107,6 +108,7 @@ static void clear_io(megcc_network *net) {
     memset(net->in_copy, 0, m->max_inputs * sizeof(void *));
     memset(net->out_user, 0, m->max_outputs * sizeof(void *));
     memset(net->out_copy, 0, m->max_outputs * sizeof(void *));
+    if (net->out_size) memset(net->out_size, 0, m->max_outputs * sizeof(uint64_t));
 }
 
 /* Room to place `n` items of `size` bytes at *at (8-byte aligned), returning their address
@@ -132,6 +134,7 @@ static megcc_status alloc_shape_block(megcc_network *net) {
         net->req_dims = (int32_t *)carve(base, &at, (uint64_t)m->max_inputs * MEGCC_MAX_DIMS, 4);
         net->dyn_tensors = (uint8_t *)carve(base, &at, m->dyn_tensors, MGC_TENSOR_SIZE);
         net->dyn_instrs = (uint8_t *)carve(base, &at, m->dyn_instrs_size, 1);
+        net->out_size = (uint64_t *)carve(base, &at, m->max_outputs, 8);
         s->sym = (int64_t *)carve(base, &at, m->dyn_symbols, 8);
         s->val = (int64_t *)carve(base, &at, m->dyn_exprs, 8);
         s->size = (uint64_t *)carve(base, &at, m->dyn_buffers, 8);
@@ -139,7 +142,9 @@ static megcc_status alloc_shape_block(megcc_network *net) {
         s->instr_off = (uint32_t *)carve(base, &at, m->dyn_instrs, 4);
         s->order = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
         s->placed = (uint32_t *)carve(base, &at, m->dyn_buffers, 4);
+        s->cap = (int64_t *)carve(base, &at, m->dyn_symbols, 8);
         s->val_err = (uint8_t *)carve(base, &at, m->dyn_exprs, 1);
+        s->defined = (uint8_t *)carve(base, &at, m->dyn_symbols, 1);
         if (pass == 0) {
             if (at > (size_t)-1 - 64) return MEGCC_ERR_NO_MEMORY;
             base = (uint8_t *)mgc_alloc(&m->hooks, (size_t)at + 8, 16);
@@ -280,7 +285,29 @@ static megcc_status reshape(megcc_network *net) {
 
 /* Shapes evaluated (tensor records and params concrete); the arena may still be short. */
 static megcc_status ensure_shapes(megcc_network *net) {
-    return net->shapes_dirty ? reshape(net) : MEGCC_OK;
+    const mgc_plan *p = net->plan;
+    uint32_t i, k;
+    uint64_t need = 0;
+    megcc_status st;
+    if (net->shapes_dirty) return reshape(net);
+    if (!p->dynamic || !p->dyn.n_values || net->tensors != p->tensors) return MEGCC_OK;
+    /* A plan with value symbols always runs on evaluated copies (its instructions rewrite
+     * sizes during the forward): evaluate it at its hint shapes. */
+    for (i = 0; i < p->n_inputs; i++) {
+        const uint8_t *rec = mgc_tensor(p, io_tensor(p, 0, i));
+        net->req_ndim[i] = rec[5];
+        for (k = 0; k < rec[5]; k++)
+            net->req_dims[(size_t)i * MEGCC_MAX_DIMS + k] = (int32_t)mgc_rd32(rec + 8 + 4 * k);
+    }
+    st = mgc_dyn_evaluate(net->model, p, net->req_ndim, net->req_dims, &net->scratch,
+                          net->dyn_tensors, net->dyn_instrs, &need, net->error,
+                          sizeof net->error);
+    if (st) return st;
+    net->tensors = net->dyn_tensors;
+    net->instrs = net->dyn_instrs;
+    net->arena_need = need;
+    net->resolved = 0;
+    return MEGCC_OK;
 }
 
 /* Shapes evaluated, the arena big enough (grown if the network owns it), pointers
@@ -499,7 +526,10 @@ static megcc_status set_io_memory(megcc_network *net, int output, uint32_t index
         return net_fail(net, MEGCC_ERR_ALIGNMENT, "%s %u: buffer not aligned to %z bytes",
                         output ? "output" : "input", index, isz);
     (output ? net->out_user : net->in_user)[index] = data;
-    if (output) net->have_outputs = 0; /* the new buffer holds no result yet */
+    if (output) {
+        net->have_outputs = 0; /* the new buffer holds no result yet */
+        net->out_size[index] = data ? size : 0;
+    }
     if (mgc_t_storage(rec) == MGC_STORAGE_ARENA) {
         /* Zero-copy: the tensor (and every view of it) now lives in the caller's buffer. */
         net->override[t] = data;
@@ -531,6 +561,31 @@ megcc_status megcc_network_set_profiler(megcc_network *net, megcc_profile_fn fn,
     return MEGCC_OK;
 }
 
+/* A plan with value symbols starts every forward at the caps (the previous forward left
+ * the sizes it computed): the same evaluation and placement as when the shapes were set,
+ * and caller output memory must hold each output at its cap. */
+static megcc_status at_caps(megcc_network *net) {
+    const mgc_plan *p = net->plan;
+    uint64_t need = 0;
+    uint32_t i;
+    megcc_status st = mgc_dyn_evaluate(net->model, p, net->req_ndim, net->req_dims,
+                                       &net->scratch, net->dyn_tensors, net->dyn_instrs, &need,
+                                       net->error, sizeof net->error);
+    if (st) return st;
+    if (need != net->arena_need) /* same shapes, same placement (deterministic) */
+        return net_fail(net, MEGCC_ERR_INVALID_ARG, "internal: placement changed");
+    resolve(net);
+    for (i = 0; i < p->n_outputs; i++) {
+        uint32_t nb = mgc_t_nbytes(tensor_rec(net, io_tensor(p, 1, i)));
+        if ((net->out_user[i] || net->out_copy[i]) && net->out_size[i] < nb)
+            return net_fail(net, MEGCC_ERR_INVALID_ARG,
+                            "output %u: buffer of %z bytes, the output may take %u (its size "
+                            "is computed during the forward; give memory for its cap)",
+                            i, (size_t)net->out_size[i], nb);
+    }
+    return MEGCC_OK;
+}
+
 megcc_status megcc_network_forward(megcc_network *net) {
     const mgc_plan *p;
     const megcc_hooks *h;
@@ -543,6 +598,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
     if (!net) return MEGCC_ERR_INVALID_ARG;
     if ((st = ensure_ready(net))) return st;
     p = net->plan;
+    if (p->dynamic && p->dyn.n_values && (st = at_caps(net))) return st;
     h = &net->model->hooks;
     net->error[0] = '\0';
     net->have_outputs = 0; /* until this run completes */
@@ -551,6 +607,7 @@ megcc_status megcc_network_forward(megcc_network *net) {
             memcpy(net->ptr[io_tensor(p, 0, i)], net->in_copy[i],
                    mgc_t_nbytes(tensor_rec(net, io_tensor(p, 0, i))));
     pos = net->instrs;
+    if (p->dynamic && p->dyn.n_values) memset(net->scratch.defined, 0, p->dyn.n_symbols);
 #ifdef MEGCC_MAX_BACKWARD_JUMPS
     back_jumps = 0;
 #endif
@@ -591,6 +648,13 @@ megcc_status megcc_network_forward(megcc_network *net) {
         if (rc != 0)
             return net_fail(net, MEGCC_ERR_KERNEL_FAILED, "instruction %u (kernel %s) returned %d",
                             i, megcc_kernel_table[kernel].name, rc);
+        if (p->dynamic && p->dyn.n_values) { /* it may define value symbols: sizes follow */
+            int changed;
+            st = mgc_dyn_define(net->model, p, i, net->ptr, &net->scratch, net->dyn_tensors,
+                                net->dyn_instrs, &changed, net->error, sizeof net->error);
+            if (st) return st;
+            if (changed) resolve(net); /* view offsets may have moved */
+        }
         pos = idx + 4 * ((size_t)n_in + n_out + n_par);
     }
     for (i = 0; i < p->n_outputs; i++)

@@ -269,6 +269,9 @@ ONE_HOT_PARAMS = schema(i32("outer", "index elements before the axis"),
                         i32("inner", "index elements after the axis"))
 CUMSUM_PARAMS = schema(i32("outer", "elements before the axis"), i32("red", "axis extent"),
                        i32("inner", "elements after the axis"))
+TOPK_RT_PARAMS = schema(i32("outer", "elements before the axis"), i32("n", "axis extent"),
+                        i32("inner", "elements after the axis"),
+                        i32("cap", "largest K the outputs hold (the axis extent)"))
 TOPK_PARAMS = schema(i32("outer", "elements before the axis"), i32("n", "axis extent"),
                      i32("inner", "elements after the axis"), i32("k", "values kept"))
 TRILU_PARAMS = schema(i32("mats", "matrices"), i32("rows", "rows per matrix"),
@@ -363,8 +366,12 @@ def lower_topk(op: Op, graph: Graph):
     if x.dtype not in VALUE_TYPES or x.dtype == "bool":
         raise graph.error(f"TopK on {x.dtype} is not supported", op)
     rank = len(x.shape)
+    runtime_k = graph.opset >= 10 and not graph.tensors[op.inputs[1]].is_const
     if graph.opset < 10:
         k = int(op.attrs["k"])
+    elif runtime_k:  # a computed K: the kernel reads it, its count is a value symbol
+        k = graph.tensors[op.outputs[0]].shape[norm_axis(int(op.attrs.get("axis", -1)),
+                                                         len(x.shape), op, graph)]
     else:
         k = int(np.asarray(const_input(op, graph, 1, "TopK K")).reshape(-1)[0])
     axis = norm_axis(int(op.attrs.get("axis", -1)), rank, op, graph)
@@ -411,12 +418,32 @@ def lower_topk(op: Op, graph: Graph):
             }}
         }}
 """
-    kernel = make_kernel(name, body, TOPK_PARAMS, value_helpers(x.dtype))
     ws = 4 * (2 * n + (n & 1)) + 8 * n
     outs = list(op.outputs)
     if any(not o for o in outs):
         raise graph.error("omitted TopK outputs are not supported", op)
     _ = want_sorted  # the output is always sorted, which 'sorted=0' permits
+    if runtime_k:
+        kt = graph.tensors[op.inputs[1]].dtype
+        if kt != "int64":
+            raise graph.error(f"TopK K of {kt} (int64 expected)", op)
+        # K read at run time; the count output (ir/value_shapes.py) defines the output
+        # extent; a K above the axis is written as the count and refused by the runtime
+        body = """    int32_t k;
+    {
+        const int64_t kk = *(const int64_t *)in_ptrs[1];
+        *(int64_t *)out_ptrs[2] = kk;
+        if (kk < 0) return -1;
+        if (kk > cap) return 0;
+        k = (int32_t)kk;
+    }
+""" + body
+        kernel = make_kernel(name + "_rtk", body, TOPK_RT_PARAMS, value_helpers(x.dtype))
+        cap = graph.value_symbols[next(iter(k.symbols))][2]
+        params = TOPK_RT_PARAMS.pack(outer=outer, n=n, inner=inner, cap=cap)
+        return [Instr(kernel, [op.inputs[0], op.inputs[1]], outs, params, workspace_bytes=ws,
+                      note=f"axis={axis}, k computed")]
+    kernel = make_kernel(name, body, TOPK_PARAMS, value_helpers(x.dtype))
     params = TOPK_PARAMS.pack(outer=outer, n=n, inner=inner, k=k)
     return [Instr(kernel, [op.inputs[0]], outs, params, workspace_bytes=ws,
                   note=f"axis={axis}, k={k!r}")]

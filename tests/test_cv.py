@@ -58,7 +58,9 @@ VECTOR_IMPLS = {"generic": set(), "x86_64-v3": {"cv.gaussian_blur_avx2_ui8",
                                                 "cv.color_avx2_ui8.emit_rgb2yuv_avx2",
                                                 "cv.color_avx2_ui8.emit_yuv2bgr_nv21_avx2",
                                                 "cv.normalize_simd_ui8.emit_normalize_avx2"},
-                "arm64-neon": NEON, "armv7-neon": NEON}
+                "arm64-neon": NEON, "armv7-neon": NEON,
+                # Cortex-M levels have no CV vector kernels: the portable ones
+                "cortex-m-dsp": set(), "cortex-m-mve": set()}
 
 
 def check_choice(level: str) -> None:

@@ -332,7 +332,8 @@ def run_in_process(kernels_c: str, blob_path: str, inputs: Sequence[np.ndarray],
     try:
         net = NativeNetwork(model, threads)
         try:
-            net.select_plan(plan)
+            # plan 0: the model's default (its first plan this build runs)
+            net.select_plan(plan or model.runnable.index(True))
             if dynamic:  # at the arrays' shapes (the same plan at its hint, or another)
                 net.set_input_shapes([a.shape for a in arrays])
             return net.run(arrays)

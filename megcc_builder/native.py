@@ -80,6 +80,7 @@ _SIGNATURES = {
     "megcc_session_run": (_c_status, [_P, ctypes.c_uint32, _P, _P, ctypes.c_uint32, _P, _P]),
     "megcc_network_set_threads": (_c_status, [_P, ctypes.c_uint32]),
     "megcc_model_plan_is_dynamic": (ctypes.c_int, [_P, ctypes.c_uint32]),
+    "megcc_model_plan_is_runnable": (ctypes.c_int, [_P, ctypes.c_uint32]),
     "megcc_network_set_input_shape": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_uint32]),
     "megcc_network_required_arena_size": (_c_status, [_P, _P]),
     "megcc_network_plan": (ctypes.c_uint32, [_P]),
@@ -151,6 +152,9 @@ class NativeModel:
         # plans whose input shapes may be set at run time (docs/dynamic-shapes.md)
         self.dynamic = [bool(self.lib.megcc_model_plan_is_dynamic(self._handle, p))
                         for p in range(len(self.plans))]
+        # plans this library's kernels run (not another architecture's, docs/model-format.md)
+        self.runnable = [bool(self.lib.megcc_model_plan_is_runnable(self._handle, p))
+                         for p in range(len(self.plans))]
 
     def _check_global(self, status: int, what: str) -> None:
         if status != 0:
@@ -246,7 +250,7 @@ class NativeNetwork:
         self._run_fn.restype = ctypes.c_int
         self.plan = -1
         self.shaped = False  # input shapes set with set_input_shapes (not a plan's own)
-        self.select_plan(0)
+        self.select_plan(model.runnable.index(True))  # the model's default plan
         self.threads = 1
         if threads != 1:
             self.set_threads(threads)

@@ -121,9 +121,12 @@ class InferenceSession:
         layout = read_model(blob)["plans"]
         self._dynamic = [p["dynamic"] is not None for p in layout]
         self._symbolic = [_symbolic_io(p) for p in layout]
-        self._set_plan(0)
+        # plans of another architecture (a multi-architecture model) are never chosen
+        runnable = self._model.runnable if self._net is not None else \
+            [True] * len(self._plans)
+        self._set_plan(runnable.index(True))
         self._by_shapes = {tuple(i.shape for i in ins): p for p, (ins, _) in
-                           enumerate(self._plans)}
+                           reversed(list(enumerate(self._plans))) if runnable[p]}
 
     # -- compilation --------------------------------------------------------------------
     @staticmethod

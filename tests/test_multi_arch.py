@@ -152,3 +152,30 @@ def test_megcc_run_on_a_bare_metal_board_under_qemu_system(tmp_path):
     (ref,) = reference_outputs(DIGITS, {"data": x})
     got = np.load(tmp_path / "o" / "outputs.npz")
     np.testing.assert_allclose(got[got.files[0]], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_in_process_session_runs_this_machines_plans_of_a_multi_architecture_model(tmp_path):
+    """On this x86-64 machine: a model compiled for arm64 and x86-64 (plan 0 arm64's) runs
+    in-process and through `megcc run DIR` on its x86-64 plan, never the foreign one."""
+    import platform
+
+    from megcc_builder.compiler import ModelSpec, compile_bundle
+    from megcc_builder.session import InferenceSession
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the case is an x86-64 build machine")  # (CI runs on x86-64)
+    out = tmp_path / "dual"
+    bundle = compile_bundle([ModelSpec("digits", DIGITS)], str(out),
+                            isa=["arm64-neon", "x86_64-v3"])
+    assert [p.arch for p in bundle.models[0].plans] == [2, 1]
+    x = digits_images(4)[3]
+    (ref,) = reference_outputs(DIGITS, {"data": x})
+    with InferenceSession(str(out)) as sess:
+        (got,) = sess.run(None, {"data": x})
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    np.save(tmp_path / "x.npy", x)
+    r = tool("megcc", "run", str(out), "--input", f"data={tmp_path}/x.npy", "--output-dir",
+             str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    res = np.load(tmp_path / "o" / "outputs.npz")
+    np.testing.assert_allclose(res[res.files[0]], ref, rtol=1e-4, atol=1e-4)

@@ -43,7 +43,10 @@ PARAMS = conv_schema(i32("CP", "input channels rounded up to 16"),
 
 MR = 6  # tiles per GEMM tile: 12 accumulators + 2 weight vectors + 1 broadcast
 G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)
-BLOCK_BYTES = 128 * 1024  # transformed inputs of one block of tiles (L2-resident)
+# transformed inputs of one block of tiles: they stay in L2 while every 16-channel block of
+# the weights passes over them; each weight byte is read once per block, so small images
+# (the deep layers, whose weights are the largest) are one block
+BLOCK_BYTES = 512 * 1024
 EXACT_LIMIT = 2 ** 29  # |acc| below it: 4 * acc fits int32, the shift recovers acc
 
 

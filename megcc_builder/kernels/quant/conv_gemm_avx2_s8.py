@@ -29,7 +29,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
-from . import requant_avx2
+from . import requant_avx2, tile_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .weights import centred_weights, is_depthwise, not_constant
 
@@ -206,18 +206,14 @@ def _pairs16_s2(xt: str) -> str:
 
 def _micro_kernel() -> str:
     """The MR x 16 tile over K2 pairs: per pair, two vectors of B and MR broadcasts of A."""
-    lines = [f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
-             f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
+    lines = tile_avx2.zero_accumulators(MR, " " * 20)
     lines += ["                    const int16_t *bk = bj;",
               "                    const int32_t *apair = (const int32_t *)(const void *)ap;",
               f"                    for (kk = 0; kk < K2; ++kk, bk += NBS * 2, apair += {MR}) {{",
               "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
               "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 16));",
               "                        __m256i av;"]
-    for r in range(MR):
-        lines += [f"                        av = _mm256_set1_epi32(apair[{r}]);",
-                  f"                        c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
-                  f"                        c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+    lines += tile_avx2.madd_step(MR, lambda r: f"apair[{r}]", " " * 24)
     lines.append("                    }")
     return "\n".join(lines) + "\n"
 

@@ -31,7 +31,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
-from . import requant_avx2
+from . import requant_avx2, tile_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .weights import centred_weights, not_constant
 
@@ -131,8 +131,7 @@ def _input_transform() -> str:
 
 def _micro_kernel() -> str:
     """6 tiles x 16 output channels over K2 channel pairs for position p, stored to M[p]."""
-    lines = [f"__m256i c{r}0 = _mm256_setzero_si256(), c{r}1 = _mm256_setzero_si256();"
-             for r in range(MR)]
+    lines = tile_avx2.zero_accumulators(MR, "")
     lines += ["const int32_t *a0 = (const int32_t *)(const void *)"
               "(vt + ((int64_t)pp * NT + t0) * CP);"]
     lines += [f"const int32_t *a{r} = a0 + {r} * K2;" for r in range(1, MR)]
@@ -141,10 +140,7 @@ def _micro_kernel() -> str:
               "    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
               "    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 16));",
               "    __m256i av;"]
-    for r in range(MR):
-        lines += [f"    av = _mm256_set1_epi32(a{r}[kk]);",
-                  f"    c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
-                  f"    c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+    lines += tile_avx2.madd_step(MR, lambda r: f"a{r}[kk]", "    ")
     lines.append("}")
     for r in range(MR):
         lines += [f"_mm256_storeu_si256((__m256i *)(void *)(mb + ({r} * 16 + pp) * 16), c{r}0);",

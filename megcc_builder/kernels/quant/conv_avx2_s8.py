@@ -21,6 +21,7 @@ from ...ir.quant import operand
 from ..conv.geometry import conv_schema
 from ..registry import implements
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
+from . import tile_avx2
 from .requant import wrapping_add
 from .weights import centred_weights
 
@@ -37,20 +38,14 @@ MR = 6  # output channels per micro-kernel tile: 12 accumulators + 2 B vectors +
 
 def _micro_kernel() -> str:
     """MR x 16 int32 accumulators over K2 int16 pairs, then stored to `tile`."""
-    lines = []
-    for r in range(MR):
-        lines.append(f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
-                     f"c{r}1 = _mm256_setzero_si256();")
+    lines = tile_avx2.zero_accumulators(MR, " " * 20)
     lines += ["                    const int16_t *bj = bp + (int64_t)j * 2;",
               "                    const int32_t *apair = (const int32_t *)ap;",
               f"                    for (kk = 0; kk < K2; ++kk, bj += NB * 2, apair += {MR}) {{",
               "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)bj);",
               "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bj + 16));",
               "                        __m256i av;"]
-    for r in range(MR):
-        lines += [f"                        av = _mm256_set1_epi32(apair[{r}]);",
-                  f"                        c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
-                  f"                        c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+    lines += tile_avx2.madd_step(MR, lambda r: f"apair[{r}]", " " * 24)
     lines.append("                    }")
     for r in range(MR):
         lines += [f"                    _mm256_storeu_si256((__m256i *)tile[{r}], c{r}0);",

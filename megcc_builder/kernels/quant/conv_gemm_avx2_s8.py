@@ -29,7 +29,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..conv.geometry import conv_schema
 from ..registry import implements
-from . import requant_avx2
+from . import requant_avx2, tile_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .weights import centred_weights, is_depthwise, not_constant
 
@@ -106,7 +106,7 @@ def _pack(xt: str) -> str:
                 const {xt} *s0 = xg + (int64_t)c0 * HW;
                 /* an odd channel count pairs the last channel with itself: its weight is 0 */
                 const {xt} *s1 = c0 + 1 < ICG ? s0 + HW : s0;
-                int16_t *dst = bp + (int64_t)kk * NB * 2;
+                int16_t *dst = bp + (int64_t)kk * NBS * 2;
                 int32_t jj = 0, t;
                 if (plain) {{  /* 1x1, stride 1, no padding: a run of the channel planes */
                     const int64_t row = p0;
@@ -159,13 +159,20 @@ def _pack(xt: str) -> str:
 def _pairs16(widen: str, dst: str, end: str) -> str:
     """C loop: 16 positions at a time, s0[row + t..] and s1[row + t..] widened, centred and
     interleaved into 16 int16 pairs at dst + 2t (in-lane unpacks, then the lanes put back
-    in order by vperm2i128)."""
+    in order by vperm2i128); then 8 at a time (short rows: the deep layers' 28, 14, 7)."""
+    widen128 = widen.replace("_mm256_", "_mm_")
     return f"""for (; t + 16 <= {end}; t += 16) {{
                         const __m256i v0 = _mm256_sub_epi16({widen}(_mm_loadu_si128((const __m128i *)(const void *)(s0 + (row + t)))), vxz);
                         const __m256i v1 = _mm256_sub_epi16({widen}(_mm_loadu_si128((const __m128i *)(const void *)(s1 + (row + t)))), vxz);
                         const __m256i lo = _mm256_unpacklo_epi16(v0, v1), hi = _mm256_unpackhi_epi16(v0, v1);
                         _mm256_storeu_si256((__m256i *)(void *)({dst} + 2 * t), _mm256_permute2x128_si256(lo, hi, 0x20));
                         _mm256_storeu_si256((__m256i *)(void *)({dst} + 2 * t + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+                    }}
+                    for (; t + 8 <= {end}; t += 8) {{  /* 8 more: 8-byte loads */
+                        const __m128i v0 = _mm_sub_epi16({widen128}(_mm_loadl_epi64((const __m128i *)(const void *)(s0 + (row + t)))), vxz128);
+                        const __m128i v1 = _mm_sub_epi16({widen128}(_mm_loadl_epi64((const __m128i *)(const void *)(s1 + (row + t)))), vxz128);
+                        _mm_storeu_si128((__m128i *)(void *)({dst} + 2 * t), _mm_unpacklo_epi16(v0, v1));
+                        _mm_storeu_si128((__m128i *)(void *)({dst} + 2 * t + 8), _mm_unpackhi_epi16(v0, v1));
                     }}"""
 
 
@@ -177,29 +184,36 @@ def _pairs16_s2(xt: str) -> str:
     load = "_mm256_loadu_si256((const __m256i *)(const void *)({s} + (row + 2 * t)))"
     v0 = even.format(v=load.format(s="s0"))
     v1 = even.format(v=load.format(s="s1"))
+    even8 = ("_mm_and_si128({v}, _mm_set1_epi16(0xff))" if xt == "uint8_t" else
+             "_mm_srai_epi16(_mm_slli_epi16({v}, 8), 8)")
+    load8 = "_mm_loadu_si128((const __m128i *)(const void *)({s} + (row + 2 * t)))"
+    v0_8 = even8.format(v=load8.format(s="s0"))
+    v1_8 = even8.format(v=load8.format(s="s1"))
     return f"""for (; t + 16 <= t_hi && ix0 + 2 * t + 31 < W; t += 16) {{
                         const __m256i v0 = _mm256_sub_epi16({v0}, vxz);
                         const __m256i v1 = _mm256_sub_epi16({v1}, vxz);
                         const __m256i lo = _mm256_unpacklo_epi16(v0, v1), hi = _mm256_unpackhi_epi16(v0, v1);
                         _mm256_storeu_si256((__m256i *)(void *)(d + 2 * t), _mm256_permute2x128_si256(lo, hi, 0x20));
                         _mm256_storeu_si256((__m256i *)(void *)(d + 2 * t + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+                    }}
+                    for (; t + 8 <= t_hi && ix0 + 2 * t + 15 < W; t += 8) {{  /* 8: 16 bytes */
+                        const __m128i v0 = _mm_sub_epi16({v0_8}, vxz128);
+                        const __m128i v1 = _mm_sub_epi16({v1_8}, vxz128);
+                        _mm_storeu_si128((__m128i *)(void *)(d + 2 * t), _mm_unpacklo_epi16(v0, v1));
+                        _mm_storeu_si128((__m128i *)(void *)(d + 2 * t + 8), _mm_unpackhi_epi16(v0, v1));
                     }}"""
 
 
 def _micro_kernel() -> str:
     """The MR x 16 tile over K2 pairs: per pair, two vectors of B and MR broadcasts of A."""
-    lines = [f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
-             f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
+    lines = tile_avx2.zero_accumulators(MR, " " * 20)
     lines += ["                    const int16_t *bk = bj;",
               "                    const int32_t *apair = (const int32_t *)(const void *)ap;",
-              f"                    for (kk = 0; kk < K2; ++kk, bk += NB * 2, apair += {MR}) {{",
+              f"                    for (kk = 0; kk < K2; ++kk, bk += NBS * 2, apair += {MR}) {{",
               "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
               "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 16));",
               "                        __m256i av;"]
-    for r in range(MR):
-        lines += [f"                        av = _mm256_set1_epi32(apair[{r}]);",
-                  f"                        c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
-                  f"                        c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+    lines += tile_avx2.madd_step(MR, lambda r: f"apair[{r}]", " " * 24)
     lines.append("                    }")
     return "\n".join(lines) + "\n"
 
@@ -242,13 +256,17 @@ def lower_qlinear_conv_gemm_avx2(op: Op, graph: Graph):
     {requant_avx2.setup(rq)}
     const int32_t xz = {pt["x_zp"]};
     const __m256i vxz = _mm256_set1_epi16((int16_t)xz);
+    const __m128i vxz128 = _mm_set1_epi16((int16_t)xz);
     const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
     const int plain = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 &&
                       OH == H && OW == W;
+    /* row stride of the packed block: NB + 16 positions, since NB * 4 bytes is often a
+       multiple of 4 KB, which would put every row of a strip in one L1 set */
+    const int32_t NBS = NB + 16;
     /* [K2][NB] int16 pairs: one block of positions, 64-byte aligned so that each 16-pair
        row of a strip is one cache line */
     int16_t *bp = (int16_t *)(void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    float *mults = (float *)(void *)(bp + (int64_t)K2 * NB * 2);
+    float *mults = (float *)(void *)(bp + (int64_t)K2 * NBS * 2);
     int32_t b, g, p0, j, kk, o0;
     for (o0 = 0; o0 < OC; ++o0) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
         const float wsc = ws[{"o0" if pt["ws_pc"] else "0"}];
@@ -277,7 +295,7 @@ EPILOGUE
     name = f"qlinear_conv_gemm_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, isa="avx2")
     params = PARAMS.pack(**geo, K2=k2, ICH=ich, OCGP=ocgp, NB=nb)
-    ws = k2 * nb * 4 + 4 * oc + 128
+    ws = k2 * (nb + 16) * 4 + 4 * oc + 128
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 int16-pair GEMM {MR}x16 (vpmaddwd) over (tap, channel pair), "
                        f"blocks of {nb} positions, requantized in registers")]

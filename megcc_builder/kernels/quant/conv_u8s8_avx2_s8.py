@@ -151,7 +151,7 @@ def _pack(xt: str, shift: int) -> str:
                 const {xt} *s1 = c0 + 1 < ICG ? s0 + HW : s0;
                 const {xt} *s2 = c0 + 2 < ICG ? s0 + 2 * HW : s0;
                 const {xt} *s3 = c0 + 3 < ICG ? s0 + 3 * HW : s0;
-                uint8_t *dst = bp + (int64_t)kq * NB * 4;
+                uint8_t *dst = bp + (int64_t)kq * NBS * 4;
                 int32_t jj = 0, t;
                 if (plain) {{  /* 1x1, stride 1, no padding: runs of the channel planes */
                     const int64_t row = p0;
@@ -198,7 +198,7 @@ def _micro_kernel() -> str:
              f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
     lines += ["                    const uint8_t *bk = bj;",
               "                    const int32_t *aq = (const int32_t *)(const void *)ap;",
-              f"                    for (kq = 0; kq < KQ; ++kq, bk += NB * 4, aq += {MR}) {{",
+              f"                    for (kq = 0; kq < KQ; ++kq, bk += NBS * 4, aq += {MR}) {{",
               "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
               "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 32));",
               "                        __m256i av;"]
@@ -254,9 +254,12 @@ def lower_qlinear_conv_u8s8_avx2(op: Op, graph: Graph):
     const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
     const int plain = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 &&
                       OH == H && OW == W;
+    /* row stride of the packed block: NB + 16 positions, since NB * 4 bytes is often a
+       multiple of 4 KB, which would put every row of a strip in one L1 set */
+    const int32_t NBS = NB + 16;
     /* [KQ][NB][4] bytes: one block of positions, 64-byte aligned */
     uint8_t *bp = (uint8_t *)(void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    float *mults = (float *)(void *)(bp + (int64_t)KQ * NB * 4);
+    float *mults = (float *)(void *)(bp + (int64_t)KQ * NBS * 4);
     int32_t b, g, p0, j, kq, o0;
     for (o0 = 0; o0 < OC; ++o0) {{  /* onnxruntime: x_scale * w_scale[o] / y_scale */
         const float wsc = ws[{"o0" if pt["ws_pc"] else "0"}];
@@ -285,7 +288,7 @@ EPILOGUE
     name = f"qlinear_conv_u8s8_avx2_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, isa="avx2")
     params = PARAMS.pack(**geo, KQ=kq, ICQ=icq, OCGP=ocgp, NB=nb)
-    ws = kq * nb * 4 + 4 * geo["OC"] + 128
+    ws = kq * (nb + 16) * 4 + 4 * geo["OC"] + 128
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 u8 x s8 GEMM {MR}x16 (vpmaddubsw, saturation-free weights) "
                        f"over (tap, channel quad), blocks of {nb} positions")]

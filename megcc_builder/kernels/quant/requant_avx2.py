@@ -28,8 +28,9 @@ def setup(rq: Requant, s_out: str = "so") -> str:
     return code
 
 
-def _one(rq: Requant, acc: str, out: str) -> str:
-    """C statements: the 8 int32 `acc` (bias added) to the 8 int32 output codes `out`."""
+def codes8(rq: Requant, acc: str, out: str) -> str:
+    """C statements: the 8 int32 `acc` (bias added) to the 8 int32 output codes `out`,
+    with `vm` (__m256: the multipliers, one per lane or broadcast) in scope."""
     v = f"v_{out}"
     code = f"__m256 {v} = _mm256_mul_ps(_mm256_cvtepi32_ps({acc}), vm);\n"
     if rq.rounding == "half_away":
@@ -56,7 +57,7 @@ def store16(rq: Requant, acc0: str, acc1: str, bias: str, mult: str, dst: str,
                   f"s1 = _mm256_add_epi32({acc1}, vb);"]
     else:
         lines += [f"const __m256i s0 = {acc0}, s1 = {acc1};"]
-    lines += [_one(rq, "s0", "q0"), _one(rq, "s1", "q1")]
+    lines += [codes8(rq, "s0", "q0"), codes8(rq, "s1", "q1")]
     pack = "_mm_packus_epi16" if rq.dtype == "uint8" else "_mm_packs_epi16"
     lines += ["/* packs work per 128-bit lane: 0xD8 puts the int16 codes back in order */",
               "const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);",

@@ -673,3 +673,31 @@ BOOK.add("qmatmul_fixed_s8s8_relu", "QLinearMatMul",
          [q("int8", 3, 20), s(0.03), z("int8", -2), Const(q("int8", 20, 6)), s(0.004),
           z("int8", 0), s(0.05), z("int8", -10)], dict(requant="fixed", activation="Relu"),
          opset=13, ref=_fixed_matmul_ref("int8", -10, "Relu"))
+
+# --- AVX2 integer Winograd F(2x2, 3x3) (3x3 stride 1): channel counts off the 16-channel
+# vectors and the 16-channel weight blocks, odd output sizes (partial 2x2 tiles), tile
+# counts off the 6-tile group, asymmetric padding, batches, int8 and uint8 activations,
+# uint8 weights with a zero point (centred to +-255: the widest transformed weights),
+# saturation, both roundings, Relu and Clip; the cost model picks it for 32 and more channels
+_WINO = {"avx2": ("qlinear_conv_winograd_avx2_", "")}
+qconv("qconv_wino_u8_odd_out", "uint8", "int8", 1, 20, 11, 13, 24, 3, pads=(1, 1, 1, 1),
+      per_channel=True)
+qconv("qconv_wino_s8_asym_batch_saturating", "int8", "int8", 2, 17, 9, 14, 33, 3,
+      pads=(0, 1, 2, 1), per_channel=True, xz=-5, yz=127)
+qconv("qconv_wino_u8u8_wzp_nopad", "uint8", "uint8", 1, 40, 8, 9, 16, 3, wz=125,
+      per_channel=True, expect=_WINO)
+qconv("qconv_wino_s8_per_tensor_no_bias", "int8", "int8", 1, 32, 6, 7, 40, 3,
+      pads=(1, 1, 1, 1), bias=False, expect=_WINO)
+megengine_conv("qconv_wino_half_away_relu_s8", "int8", "Relu", size=(10, 9), channels=(24, 20))
+megengine_conv("qconv_wino_half_away_u8", "uint8", "", size=(7, 12), channels=(33, 17))
+megengine_conv("qconv_wino_half_even_clip_u8", "uint8", "Clip", mode="half_even",
+               bounds=(-0.2, 0.6), size=(9, 9), channels=(18, 30))
+# the exactness bound: 255 * sum|w - w_zp| = 255 * 900 * 9 * 255 < 2^29, so 4 * acc still
+# fits int32; every input at 255 with zero point 0 puts the accumulators at that bound
+_xw = np.full((1, 900, 4, 5), 255, np.uint8)
+_xw[0, ::7, 1, 2] = 0
+BOOK.add("qconv_wino_accumulator_at_bound", "QLinearConv",
+         [_xw, s(1.0), z("uint8", 0), Const(np.full((3, 900, 3, 3), 255, np.uint8)),
+          Const(np.array([2.0 ** -22, 2.0 ** -23, 2.0 ** -21], F32)), z("uint8", [0] * 3),
+          s(1.0), z("uint8", 0), Const(np.array([7, -2**31 + 5, 2**31 - 9], np.int32))],
+         dict(pads=[1, 1, 1, 1]), opset=13)

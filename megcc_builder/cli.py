@@ -28,6 +28,9 @@ NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs
 FIXED_REQUANT_HELP = ("requantize int8 convolutions and matrix products in fixed point (a Q31 "
                       "multiplier and shift per channel, CMSIS-NN's arithmetic: no float unit "
                       "needed) instead of the model's float requantization")
+NCHW88_HELP = ("run the float16 region of --enable-ioc16 in the NCHW88 layout (8 channels per "
+               "block, one fp16 register); needs --enable-ioc16 and a level with float16 "
+               "arithmetic (arm64-fp16)")
 NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
                    "ISA levels without the instructions")
 # The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
@@ -37,6 +40,7 @@ MODEL_OPTIONS = (
     ("enable_nchw44_dot", NCHW44_DOT_HELP),
     ("enable_compress_fp16", COMPRESS_FP16_HELP),
     ("enable_ioc16", IOC16_HELP),
+    ("enable_nchw88", NCHW88_HELP),
     ("enable_fixed_point_requant", FIXED_REQUANT_HELP),
 )
 

@@ -35,6 +35,15 @@ PARAMS = schema(i32("N", "batch"), i32("ICB", "input channel blocks (hybrid: cha
                 i32("OW", "output width"), i32("PT", "padding top"), i32("PL", "padding left"),
                 i32("Hp", "padded input height"), i32("Wp", "padded input width"))
 
+# acc += w * x[lane], one `fmla v.8h, v.8h, v.h[lane]`. Written as the instruction: given the
+# intrinsic, GCC materialises most lane broadcasts as `dup` + vector FMA here (the by-element
+# form takes its lane source only from v0-v15, and with 8 pixel vectors, 8 weight vectors
+# and 8 accumulators live it gives up), doubling the inner loop; "x" is that register class.
+FMA_LANE_HELPER = ("n88_fma_lane_f16", r"""/* acc += w * x[lane] in one by-element fp16 FMA (the lane source in v0-v15). */
+#define MEGCC_N88_FMA_LANE(acc, w, x, lane) \
+    __asm__("fmla %0.8h, %1.8h, %2.h[" #lane "]" : "+w"(acc) : "w"(w), "x"(x))
+""")
+
 PAD_HELPER = ("n88_pad_f16", r"""/* Copy `planes` planes of H x W pixels of L halves into a zero-bordered Hp x Wp region
    (PT rows above, PL columns left): the conv windows then never test bounds. */
 static void megcc_n88_pad_f16(const float16_t *x, float16_t *xp, int32_t planes, int32_t H,
@@ -115,7 +124,7 @@ def _block(geo: dict, nb: int) -> str:
         taps = []
         for j, a in enumerate(acc):
             taps.append(f"{{ const float16x8_t xv = vld1q_f16(xr + {off(j)} * 8); "
-                        + " ".join(f"{a} = vfmaq_laneq_f16({a}, w{i}, xv, {i});" for i in range(L))
+                        + " ".join(f"MEGCC_N88_FMA_LANE({a}, w{i}, xv, {i});" for i in range(L))
                         + " }")
     else:  # hybrid: NCHW input, one channel per "block"
         loop_in = "for (icb = 0; icb < ICB; ++icb) "
@@ -206,7 +215,8 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
     name = (f"conv_nchw88_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f16{'_bias' if geo['has_bias'] else ''}"
             f"{'_residual' if geo['residual'] else ''}{clamp_tag(geo['act'])}_neon64fp16")
-    kernel = make_kernel(name, _body(geo), PARAMS, (PAD_HELPER,), isa="neon64fp16")
+    kernel = make_kernel(name, _body(geo), PARAMS, (PAD_HELPER, FMA_LANE_HELPER),
+                         isa="neon64fp16")
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if geo["has_bias"] else "",
               op.inputs[3] if geo["residual"] else ""]
     return [Instr(kernel, inputs, [op.outputs[0]], geo["params"],

@@ -32,7 +32,10 @@ region's edges and relayouts at the NCHW88 region's. Differences from NCHW44:
   only a channel Concat needs every input whole-block (the lanes do not shift), and a Div
   by a re-laid-out constant is left in NCHW (its padding would divide by zero);
 - a fused residual (Conv input 3, passes/fuse.py) is read in NCHW88 by the conv kernels;
-- the hybrid first conv takes IC < 8.
+- the hybrid first conv takes IC < 8;
+- ShuffleNetV2's channel shuffle and split (Reshape, Transpose, Reshape, two Gathers) of an
+  NCHW88 tensor with C % 16 == 0 is one ChannelUnzipNCHW88 (even and odd channels: NEON
+  uzp1/uzp2 of block pairs), so a ShuffleNet block stays in the region.
 """
 from __future__ import annotations
 
@@ -292,6 +295,65 @@ class _Rewriter:
         self.missing_nchw.add(op.outputs[0])
         self.ops.append(Op("Identity", [self.in44[op.inputs[0]]], [out], {}, op.name))
 
+    def unzip_chain(self, op: Op, consumers) -> Optional[tuple]:
+        """NCHW88: (ops, x, even, odd) if `op` starts ShuffleNetV2's channel shuffle and
+        split of an NCHW88 tensor x (1, C, H, W), C % 16 == 0: Reshape to (C/2, 2, H*W),
+        Transpose [1, 0, 2], Reshape to (2, 1, C/2, H, W), Gather 0 / Gather 1 on axis 0
+        (each optionally Squeezed), i.e. the even and the odd channels; else None."""
+        g = self.graph
+        if self.layout != NCHW88 or op.type != "Reshape" or op.inputs[0] not in self.in44:
+            return None
+        x = g.tensors[op.inputs[0]]
+        if len(x.shape) != 4 or x.shape[0] != 1 or x.shape[1] % 16:
+            return None
+        c, h, w = x.shape[1:]
+
+        def only_consumer(name, op_type):
+            use = consumers.get(name, [])
+            ok = len(use) == 1 and use[0].type == op_type and name not in g.outputs
+            return use[0] if ok else None
+
+        def shape(name):
+            return tuple(g.tensors[name].shape)
+
+        if shape(op.outputs[0]) != (c // 2, 2, h * w):
+            return None
+        t = only_consumer(op.outputs[0], "Transpose")
+        if t is None or list(t.attrs.get("perm", [])) != [1, 0, 2]:
+            return None
+        r2 = only_consumer(t.outputs[0], "Reshape")
+        if r2 is None or shape(r2.outputs[0]) != (2, 1, c // 2, h, w):
+            return None
+        gathers = consumers.get(r2.outputs[0], [])
+        if len(gathers) != 2 or r2.outputs[0] in g.outputs:
+            return None
+        chain, halves = [op, t, r2], {}
+        for gop in gathers:
+            idx = g.tensors.get(gop.inputs[1]) if len(gop.inputs) > 1 else None
+            if (gop.type != "Gather" or int(gop.attrs.get("axis", 0)) != 0 or idx is None
+                    or not idx.is_const or np.asarray(idx.data).size != 1):
+                return None
+            k, out = int(np.asarray(idx.data).reshape(-1)[0]), gop.outputs[0]
+            chain.append(gop)
+            if shape(out) != (1, c // 2, h, w):  # a 1-D index: Squeeze axis 0 follows
+                sq = only_consumer(out, "Squeeze")
+                if sq is None or shape(sq.outputs[0]) != (1, c // 2, h, w):
+                    return None
+                chain.append(sq)
+                out = sq.outputs[0]
+            halves[k] = out
+        if sorted(halves) != [0, 1]:
+            return None
+        return chain, op.inputs[0], halves[0], halves[1]
+
+    def unzip(self, x: str, even: str, odd: str) -> None:
+        outs = []
+        for o in (even, odd):
+            outs.append(self.new44(o))
+            self.missing_nchw.add(o)
+        self.ops.append(create(self.graph, "ChannelUnzipNCHW88", [self.in44[x]], outs, {},
+                               f"unzip_{x}"))
+
     def plain(self, op: Op) -> None:
         op.inputs = [self.as_nchw(i) if i else i for i in op.inputs]
         self.ops.append(op)
@@ -301,9 +363,18 @@ def layout_nchw44(graph: Graph, layout: str = NCHW44) -> Graph:
     """Rewrite the eligible region of `graph` into NCHW44 (see the module docstring); with
     layout NCHW88, its float16 region into NCHW88."""
     rw = _Rewriter(graph, layout)
+    consumers = graph.consumers() if layout == NCHW88 else {}
+    done: set = set()  # ops a rewrite consumed (ids)
     for op in list(graph.ops):
+        if id(op) in done:
+            continue
+        chain = rw.unzip_chain(op, consumers)
         kind = conv_kind(op, graph, layout)
-        if kind is not None:
+        if chain is not None:
+            ops, x, even, odd = chain
+            done.update(id(o) for o in ops)
+            rw.unzip(x, even, odd)
+        elif kind is not None:
             rw.conv(op, kind)
         elif rw.follower_ok(op):
             rw.follower(op)

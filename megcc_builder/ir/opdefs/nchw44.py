@@ -134,3 +134,15 @@ GLOBAL_POOL_NCHW44 = define(
 GLOBAL_POOL_NCHW88 = define(
     "GlobalPoolNCHW88", "ONNX GlobalAveragePool or GlobalMaxPool on a float16 NCHW88 tensor",
     GLOBAL_POOL_NCHW44.attrs, infer_global_pool)
+
+
+def infer_unzip(graph: Graph, op: Op) -> List[Tensor]:
+    x = graph.tensors[op.inputs[0]]
+    n, cb, h, w, lanes = x.shape
+    return [Tensor(o, (n, cb // 2, h, w, lanes), x.dtype, layout=x.layout) for o in op.outputs]
+
+
+CHANNEL_UNZIP_NCHW88 = define(
+    "ChannelUnzipNCHW88", "the even and the odd channels of an NCHW88 tensor (ShuffleNetV2's "
+    "channel shuffle and split: Reshape, Transpose, Reshape, Gather), outputs 0 and 1",
+    [], infer_unzip)

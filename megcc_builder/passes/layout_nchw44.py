@@ -118,6 +118,8 @@ def conv_kind(op: Op, graph: Graph, layout: str = NCHW44) -> Optional[str]:
         return None
     if fp16 and not _fp16_epilogue(op):
         return None
+    if fp16 and not all(isinstance(d, int) for d in (*x.shape, *y.shape)):
+        return None  # (the NCHW88 kernels are specialised on static shapes)
     c, oc, group = x.shape[1], y.shape[1], int(op.attrs.get("group", 1))
     if (oc % lanes and not fp16) or w.shape[0] != oc:
         return None

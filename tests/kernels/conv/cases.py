@@ -466,7 +466,8 @@ conv_f16_case("f16_3x3_s2_wide_asym", _f16, 1, 4, 9, 40, 7, (3, 3), (2, 2), (0, 
 # 3x3 / 5x5 / 7x7 at stride 1 and 2, channel counts not multiple of 8 (padded blocks), the
 # hybrid first conv (NCHW input, IC < 8), depthwise, pixel tails (OW % 8), fused bias,
 # residual, ReLU / ReLU6 / HardSwish
-def conv_f16_nchw88_case(id_, rng, n, c, h, w, oc, k, s, p, g, bias, act=None, residual=False):
+def conv_f16_nchw88_case(id_, rng, n, c, h, w, oc, k, s, p, g, bias, act=None, residual=False,
+                         d=(1, 1)):
     from kernels.f16_nchw88_reference import conv_f16_nchw88
 
     x = rng.standard_normal((n, c, h, w)).astype(F32)
@@ -474,9 +475,9 @@ def conv_f16_nchw88_case(id_, rng, n, c, h, w, oc, k, s, p, g, bias, act=None, r
     inputs = [x, Const(wt)]
     if bias:
         inputs.append(Const(rng.standard_normal(oc).astype(F32)))
-    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), group=g)
-    oh = (h + p[0] + p[2] - k[0]) // s[0] + 1
-    ow = (w + p[1] + p[3] - k[1]) // s[1] + 1
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), group=g, dilations=list(d))
+    oh = (h + p[0] + p[2] - (k[0] - 1) * d[0] - 1) // s[0] + 1
+    ow = (w + p[1] + p[3] - (k[1] - 1) * d[1] - 1) // s[1] + 1
     post, res = [], None
     if residual:
         res = rng.standard_normal((n, oc, oh, ow)).astype(F32)
@@ -485,7 +486,7 @@ def conv_f16_nchw88_case(id_, rng, n, c, h, w, oc, k, s, p, g, bias, act=None, r
              "clip": [("Clip", [Const(np.array(0, F32)), Const(np.array(6, F32))], {})]}.get(act, [])
 
     def ref(x, w, b=None, *_):
-        return conv_f16_nchw88(x, w, b, s, p, (1, 1), g, act, (0.0, 6.0), res)
+        return conv_f16_nchw88(x, w, b, s, p, d, g, act, (0.0, 6.0), res)
     BOOK.add(id_, "Conv", inputs, attrs, opset=14, ref=ref, post=tuple(post), ioc16=True,
              nchw88=True, exact=True)
 
@@ -507,3 +508,5 @@ conv_f16_nchw88_case("n88_dw3x3_s1_relu6", _n88, 1, 16, 9, 13, 16, (3, 3), (1, 1
 conv_f16_nchw88_case("n88_dw3x3_s2_relu", _n88, 1, 8, 11, 17, 8, (3, 3), (2, 2), (1, 1, 1, 1), 8, True, "relu")
 conv_f16_nchw88_case("n88_dw5x5_s1_pad_channels", _n88, 1, 12, 9, 10, 12, (5, 5), (1, 1), (2, 2, 2, 2), 12, True)
 conv_f16_nchw88_case("n88_dw3x3_s1_residual_hswish", _n88, 1, 8, 6, 9, 8, (3, 3), (1, 1), (1, 1, 1, 1), 8, True, "hswish", True)
+conv_f16_nchw88_case("n88_3x3_d2_asym_stride", _n88, 1, 16, 12, 17, 8, (3, 3), (1, 2), (2, 1, 2, 0), 1, True, "relu", d=(2, 2))
+conv_f16_nchw88_case("n88_dw3x3_d2_batch2", _n88, 2, 8, 9, 11, 8, (3, 3), (1, 1), (2, 2, 2, 2), 8, False, d=(2, 2))

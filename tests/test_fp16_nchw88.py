@@ -285,3 +285,55 @@ def test_nchw88_refused(tmp_path, isa, flags, says):
     assert len(lines) == 1 and "enable_nchw88" in lines[0] and says in lines[0], lines
     assert "digits.mge" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def region_edges_model():
+    """Two hybrid stems of 12 channels concatenated (not whole blocks: the Concat runs NCHW),
+    a 1x1 conv 24 -> 12, a Div by a per-channel constant on the padded 12 channels (NCHW: a
+    padded lane would divide by zero), a 3x3 conv 12 -> 16 with a residual-free ReLU6."""
+    rng = np.random.default_rng(7)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+    inits = {"wa": w(12, 3, 3, 3), "wb": w(12, 3, 1, 1), "wc": w(12, 24, 1, 1),
+             "d": (np.abs(w(1, 12, 1, 1)) + 0.5).astype(np.float32), "we": w(16, 12, 3, 3),
+             "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]), n("Conv", ["x", "wb"], ["b"]),
+             n("Concat", ["a", "b"], ["ab"], axis=1), n("Conv", ["ab", "wc"], ["c"]),
+             n("Div", ["c", "d"], ["cd"]), n("Conv", ["cd", "we"], ["e"], pads=[1, 1, 1, 1]),
+             n("Clip", ["e", "lo", "hi"], ["y"])]
+    g = helper.make_graph(nodes, "edges", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3, 9, 13))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def test_relayouts_only_at_region_edges(tmp_path, summary):
+    """Ops NCHW88 does not take cut the region: one relayout per tensor crossing an edge,
+    never two relayouts in a row, and the answer is onnxruntime's."""
+    require_target(TARGET)
+    model = region_edges_model()
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    x = np.random.default_rng(2).standard_normal((1, 3, 9, 13)).astype(np.float32)
+    bundle, plan = compile_for(path, {"x": x.shape}, tmp_path / "out")
+    g = plan.graph
+    producers = g.producers()
+    relayouts = [op for op in g.ops if op.type == "Relayout"]
+    for op in relayouts:  # between a region op and an NCHW op, never relayout -> relayout
+        assert producers[op.inputs[0]].type != "Relayout", op.name
+    crossings = [(g.tensors[op.inputs[0]].layout, producers[op.inputs[0]].type) for op in relayouts]
+    # out of the region: the two stems (Concat), the 1x1 conv (Div); back in: the Concat's
+    # output (1x1 conv) and the Div's (3x3 conv); out: the model's output
+    assert sorted(crossings) == sorted([("nchw88", "ConvNCHW88")] * 4 + [("nchw", "Concat"),
+                                                                          ("nchw", "Div")]), crossings
+    (y,) = run(bundle, [x])
+    (ref,) = ort.InferenceSession(model.SerializeToString(),
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    err = float(np.max(np.abs(y - ref)) / np.max(np.abs(ref)))
+    summary(f"nchw88 region edges model: {len(relayouts)} relayouts (each tensor crossing once), "
+            f"max|ours-ref|/max|ref| {err:.2e} vs onnxruntime fp32")
+    assert err <= ZOO_TOL

@@ -26,6 +26,7 @@ from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..elementwise.f16_clamp import clamp_code, clamp_tag, f16_clamp
 from ..registry import implements
+from .nchw44_common import pad_helper
 
 L = 8  # channels per NCHW88 block (one float16x8_t)
 BLOCK = 8  # output pixels per register block (8 accumulators + 8 weight vectors)
@@ -44,29 +45,7 @@ FMA_LANE_HELPER = ("n88_fma_lane_f16", r"""/* acc += w * x[lane] in one by-eleme
     __asm__("fmla %0.8h, %1.8h, %2.h[" #lane "]" : "+w"(acc) : "w"(w), "x"(x))
 """)
 
-PAD_HELPER = ("n88_pad_f16", r"""/* Copy `planes` planes of H x W pixels of L halves into a zero-bordered Hp x Wp region
-   (PT rows above, PL columns left): the conv windows then never test bounds. */
-static void megcc_n88_pad_f16(const float16_t *x, float16_t *xp, int32_t planes, int32_t H,
-        int32_t W, int32_t L, int32_t PT, int32_t PL, int32_t Hp, int32_t Wp) {
-    const int32_t left = PL < Wp ? PL : Wp;
-    const int32_t copy = W < Wp - left ? W : Wp - left;
-    int32_t c, r;
-    for (c = 0; c < planes; ++c)
-        for (r = 0; r < Hp; ++r) {
-            float16_t *row = xp + ((int64_t)c * Hp + r) * Wp * L;
-            const int32_t iy = r - PT;
-            if (iy < 0 || iy >= H) {
-                memset(row, 0, sizeof(float16_t) * (size_t)Wp * (size_t)L);
-                continue;
-            }
-            memset(row, 0, sizeof(float16_t) * (size_t)left * (size_t)L);
-            memcpy(row + (int64_t)left * L, x + ((int64_t)c * H + iy) * W * L,
-                   sizeof(float16_t) * (size_t)copy * (size_t)L);
-            memset(row + (int64_t)(left + copy) * L, 0,
-                   sizeof(float16_t) * (size_t)(Wp - left - copy) * (size_t)L);
-        }
-}
-""")
+PAD_HELPER = pad_helper("float16_t", "n88")  # megcc_n88_pad
 
 
 def geometry(op: Op, graph: Graph) -> dict:
@@ -154,13 +133,13 @@ def _block(geo: dict, nb: int) -> str:
 def _body(geo: dict) -> str:
     dw = geo["kind"] == "depthwise"
     pad_image = """        if (padded) {
-            megcc_n88_pad_f16(xs, scratch, ICB, H, W, L, PT, PL, Hp, Wp);
+            megcc_n88_pad(xs, scratch, ICB, H, W, L, PT, PL, Hp, Wp);
             xs = (const float16_t *)scratch;
         }
 """
     pad_plane = """            const float16_t *xp = xs + (int64_t)ocb * H * W * 8;
             if (padded) {
-                megcc_n88_pad_f16(xp, scratch, 1, H, W, 8, PT, PL, Hp, Wp);
+                megcc_n88_pad(xp, scratch, 1, H, W, 8, PT, PL, Hp, Wp);
                 xp = (const float16_t *)scratch;
             }
 """

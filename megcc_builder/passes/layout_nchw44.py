@@ -28,7 +28,7 @@ fp16 layout: one block is one 8-lane float16 NEON register). It runs after passe
 on the float16 region that pass made (`layout_nchw88`), so casts stay at the float16
 region's edges and relayouts at the NCHW88 region's. Differences from NCHW44:
 - channel counts that are not a multiple of 8 are padded to whole blocks (zero weights,
-  zero bias; constants zero-padded), so a 116-channel ShuffleNet stage stays in NCHW88;
+  zero bias; constants zero-padded), so 12- or 116-channel convs stay in NCHW88;
   only a channel Concat needs every input whole-block (the lanes do not shift), and a Div
   by a re-laid-out constant is left in NCHW (its padding would divide by zero);
 - a fused residual (Conv input 3, passes/fuse.py) is read in NCHW88 by the conv kernels;

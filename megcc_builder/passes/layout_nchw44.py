@@ -32,7 +32,8 @@ region's edges and relayouts at the NCHW88 region's. Differences from NCHW44:
   only a channel Concat needs every input whole-block (the lanes do not shift), and a Div
   by a re-laid-out constant is left in NCHW (its padding would divide by zero);
 - a fused residual (Conv input 3, passes/fuse.py) is read in NCHW88 by the conv kernels;
-- the hybrid first conv takes IC < 8;
+- the hybrid first conv takes IC < 8; grouped convs whose groups are whole blocks (C/G and
+  OC/G multiples of 8) are dense convs per group;
 - ShuffleNetV2's channel shuffle and split (Reshape, Transpose, Reshape, two Gathers) of an
   NCHW88 tensor with C % 16 == 0 is one ChannelUnzipNCHW88 (even and odd channels: NEON
   uzp1/uzp2 of block pairs), so a ShuffleNet block stays in the region.
@@ -129,6 +130,9 @@ def conv_kind(op: Op, graph: Graph, layout: str = NCHW44) -> Optional[str]:
         return "dense" if c % lanes == 0 or fp16 else None
     if group == c == oc and w.shape[1] == 1:
         return "depthwise"
+    if (fp16 and group > 1 and c % group == 0 and oc % group == 0 and w.shape[1] == c // group
+            and (c // group) % lanes == 0 and (oc // group) % lanes == 0):
+        return "dense"  # grouped, whole blocks per group: each group a dense conv
     return None
 
 

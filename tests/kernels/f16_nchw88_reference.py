@@ -2,7 +2,7 @@
 enable_nchw88; kernels/*/nchw88_neon64fp16_f16.py), the oracle of the harness's NCHW88
 cases. As kernels/f16_reference.py: each step exact in float64, rounded to float16 once.
 
-The dense NCHW88 conv adds its taps in (input block of 8, ky, kx, input lane) order; the
+The dense NCHW88 conv (per group) adds its taps in (input block of 8, ky, kx, input lane) order; the
 hybrid (IC < 8) and depthwise ones in (input channel, ky, kx) order, f16_reference.conv_f16's.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kernels.f16_reference import clamp, conv_f16, out32, r16
 def conv_f16_nchw88(x, w, b, strides, pads, dil, group, act=None, lo_hi=None, residual=None):
     n, c, h, wd = x.shape
     oc, cg, kh, kw = w.shape
-    if group != 1 or c < 8:  # depthwise / hybrid: the NCHW kernels' order
+    if (group == 1 and c < 8) or (group == c and cg == 1):  # hybrid / depthwise
         return conv_f16(x, w, b, strides, pads, dil, group, act, lo_hi, residual)
     x16, w16 = r16(x), r16(w)
     sh, sw = strides
@@ -28,13 +28,16 @@ def conv_f16_nchw88(x, w, b, strides, pads, dil, group, act=None, lo_hi=None, re
     acc = np.zeros((n, oc, oh, ow))
     if b is not None:
         acc += r16(b).reshape(1, oc, 1, 1)
-    for icb in range(0, c, 8):
-        for ky in range(kh):
-            for kx in range(kw):
-                for ci in range(icb, min(icb + 8, c)):
-                    patch = xp[:, ci, ky * dh: ky * dh + (oh - 1) * sh + 1: sh,
-                               kx * dw: kx * dw + (ow - 1) * sw + 1: sw]  # (n, oh, ow)
-                    acc = r16(acc + patch[:, None] * w16[None, :, ci, ky, kx, None, None])
+    ocg = oc // group
+    for g in range(group):  # (a grouped conv: each group of whole blocks, dense)
+        o = slice(g * ocg, (g + 1) * ocg)
+        for icb in range(0, cg, 8):
+            for ky in range(kh):
+                for kx in range(kw):
+                    for ci in range(icb, min(icb + 8, cg)):
+                        patch = xp[:, g * cg + ci, ky * dh: ky * dh + (oh - 1) * sh + 1: sh,
+                                   kx * dw: kx * dw + (ow - 1) * sw + 1: sw]  # (n, oh, ow)
+                        acc[:, o] = r16(acc[:, o] + patch[:, None] * w16[None, o, ci, ky, kx, None, None])
     if residual is not None:
         acc = r16(acc + r16(residual))
     return [out32(clamp(acc, act, lo_hi))]

@@ -3,7 +3,7 @@ FP16: ConvNCHW88 (passes/layout_nchw44.layout_nchw88). One NCHW88 vector is one 
 channels, one float16x8_t, so every multiply-add is an 8-lane fp16 FMA (`fmla v.8h`):
 
 - dense (1x1, 3x3, 5x5, 7x7, any stride and dilation; the kernel size and stride are
-  compiled in): a register block of 8 output pixels x 8 output channels (8 accumulators);
+  compiled in; grouped convs whose groups are whole blocks, group by group): a register block of 8 output pixels x 8 output channels (8 accumulators);
   per input block and tap, the 8 weight vectors (one per input lane) are loaded once and
   each pixel's input vector multiplies them by lane (`fmla v.8h, v.8h, v.h[i]`, 64 FMAs
   per 8 + 8 loads); a 1x1 stride-1 unpadded conv walks the image as one long row;
@@ -65,9 +65,11 @@ def geometry(op: Op, graph: Graph) -> dict:
     if kind != "depthwise" and kh == kw == sh == sw == 1 and not padded:
         h, wd, oh, ow, hp, wp = 1, h * wd, 1, oh * ow, 1, h * wd  # one long row
     residual = bool(op.attrs.get("residual")) and len(op.inputs) > 3 and bool(op.inputs[3])
-    macs = n * ocb * L * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes)
+    # a grouped dense conv: each group whole blocks (passes/layout_nchw44.conv_kind)
+    groups = 1 if kind == "depthwise" else int(op.attrs.get("group", 1))
+    macs = n * ocb * L * oh * ow * kh * kw * (1 if kind == "depthwise" else icb // groups * lanes)
     planes = 1 if kind == "depthwise" else icb
-    return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
+    return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes, groups=groups,
                 has_bias=len(op.inputs) > 2 and bool(op.inputs[2]), residual=residual,
                 act=op.attrs.get("activation"), padded=padded, macs=macs,
                 params=PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow, PT=pt,
@@ -95,10 +97,10 @@ def _block(geo: dict, nb: int) -> str:
         wload = "const float16x8_t wv = vld1q_f16(w + (((int64_t)ocb * KH + ky) * KW + kx) * 8);"
         taps = [f"{a} = vfmaq_f16({a}, vld1q_f16(xr + {off(j)} * 8), wv);"
                 for j, a in enumerate(acc)]
-    elif geo["kind"] == "dense":
-        loop_in = "for (icb = 0; icb < ICB; ++icb) "
+    elif geo["kind"] == "dense":  # (input blocks icb0 .. icb0 + ICBG: the group's)
+        loop_in = "for (icb = icb0; icb < icb0 + ICBG; ++icb) "
         row = "xs + (((int64_t)icb * XH + oy * SH + ky * DH) * XW + ox * SW) * 8"
-        wload = ("const float16_t *wk = w + ((((int64_t)ocb * ICB + icb) * KH + ky) * KW + kx) * 64;\n"
+        wload = ("const float16_t *wk = w + ((((int64_t)ocb * ICBG + icb - icb0) * KH + ky) * KW + kx) * 64;\n"
                  + " ".join(f"const float16x8_t w{i} = vld1q_f16(wk + {8 * i});" for i in range(L)))
         taps = []
         for j, a in enumerate(acc):
@@ -158,14 +160,17 @@ def _body(geo: dict) -> str:
     float16_t *scratch = (float16_t *)workspace;
     const int32_t XH = padded ? Hp : H, XW = padded ? Wp : W;  /* source plane extents */
     enum {{ L = {geo['lanes']}, KH = {geo['kh']}, KW = {geo['kw']}, SH = {geo['sh']}, SW = {geo['sw']},
-           DH = {geo['dh']}, DW = {geo['dw']} }};
+           DH = {geo['dh']}, DW = {geo['dw']}, G = {geo['groups']} }};
+    const int32_t ICBG = ICB / G, OCBG = OCB / G;  /* blocks per group */
     int32_t b;
-    (void)bias; (void)res; (void)XH;
+    (void)bias; (void)res; (void)XH; (void)ICBG; (void)OCBG;
     for (b = 0; b < N; ++b) {{
         const float16_t *xs = x + (int64_t)b * ICB * H * W * L;
         int32_t ocb, oy, ox,{"" if dw else " icb,"} ky, kx;
 {"" if dw else pad_image}        for (ocb = 0; ocb < OCB; ++ocb) {{
-{pad_plane if dw else ""}            for (oy = 0; oy < OH; ++oy) {{
+{pad_plane if dw else ""}            const int32_t icb0 = ocb / OCBG * ICBG;  /* the group's first input block */
+            (void)icb0;
+            for (oy = 0; oy < OH; ++oy) {{
                 float16_t *yr = y + (((int64_t)b * OCB + ocb) * OH + oy) * OW * 8;
 {res}                for (ox = 0; ox + {BLOCK} <= OW; ox += {BLOCK})
 {_block(geo, BLOCK)}{tails}            }}
@@ -191,7 +196,8 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
             applies=_applies, cost=_cost, label="NEON fp16 NCHW88 direct")
 def emit(op: Op, graph: Graph, isa: IsaSpec):
     geo = geometry(op, graph)
-    name = (f"conv_nchw88_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
+    name = (f"conv_nchw88_{geo['kind']}{'_g%d' % geo['groups'] if geo['groups'] > 1 else ''}"
+            f"_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f16{'_bias' if geo['has_bias'] else ''}"
             f"{'_residual' if geo['residual'] else ''}{clamp_tag(geo['act'])}_neon64fp16")
     kernel = make_kernel(name, _body(geo), PARAMS, (PAD_HELPER, FMA_LANE_HELPER),

@@ -36,7 +36,10 @@ region's edges and relayouts at the NCHW88 region's. Differences from NCHW44:
   OC/G multiples of 8) are dense convs per group;
 - ShuffleNetV2's channel shuffle and split (Reshape, Transpose, Reshape, two Gathers) of an
   NCHW88 tensor with C % 16 == 0 is one ChannelUnzipNCHW88 (even and odd channels: NEON
-  uzp1/uzp2 of block pairs), so a ShuffleNet block stays in the region.
+  uzp1/uzp2 of block pairs), so a ShuffleNet block stays in the region;
+- a spatial mean taken one axis at a time (ReduceMean over W, Squeeze, ReduceMean over H,
+  Squeeze: MegEngine's) of an NCHW88 tensor is one GlobalPoolNCHW88 mean (float32 sums, one
+  rounding), its (N, C) result a view of the pooled block.
 """
 from __future__ import annotations
 
@@ -352,6 +355,60 @@ class _Rewriter:
             return None
         return chain, op.inputs[0], halves[0], halves[1]
 
+    def mean_chain(self, op: Op, consumers) -> Optional[tuple]:
+        """NCHW88: (ops, x, result) if `op` starts a spatial mean taken one axis at a time
+        (MegEngine's: ReduceMean over W, Squeeze, ReduceMean over H, Squeeze) of an NCHW88
+        tensor x (N, C, H, W), ending in `result` (N, C): the mean over H*W (a mean of
+        equal-length row means is the plane's mean); else None."""
+        g = self.graph
+        if self.layout != NCHW88 or op.type != "ReduceMean" or op.inputs[0] not in self.in44:
+            return None
+        x = g.tensors[op.inputs[0]]
+        if len(x.shape) != 4:
+            return None
+        n, c, h, w = x.shape
+        chain, cur, spatial = [], op, [h, w]  # the spatial extents not reduced yet
+        while cur is not None and len(chain) < 6:
+            shape = tuple(g.tensors[cur.outputs[0]].shape)
+            if shape[:2] != (n, c) or len(cur.outputs) != 1:
+                return None
+            if cur.type == "ReduceMean":
+                axes = cur.attrs.get("axes")
+                if axes is None and len(cur.inputs) > 1 and cur.inputs[1] \
+                        and g.tensors[cur.inputs[1]].is_const:
+                    axes = np.asarray(g.tensors[cur.inputs[1]].data).reshape(-1).tolist()
+                rank = len(g.tensors[cur.inputs[0]].shape)
+                if axes is None or len(axes) != 1 or int(axes[0]) % rank < 2:
+                    return None
+                spatial.pop(int(axes[0]) % rank - 2)
+            elif cur.type != "Squeeze" or any(d != 1 for d in g.tensors[cur.inputs[0]].shape[
+                    len(shape):]):
+                return None  # (a Squeeze of trailing 1s only)
+            chain.append(cur)
+            if not spatial and shape == (n, c):
+                return chain, op.inputs[0], cur.outputs[0]
+            use = consumers.get(cur.outputs[0], [])
+            cur = use[0] if len(use) == 1 and cur.outputs[0] not in g.outputs else None
+            if cur is not None and cur.type not in ("ReduceMean", "Squeeze"):
+                return None
+        return None
+
+    def spatial_mean(self, x: str, result: str) -> None:
+        """`result` (N, C) = GlobalPoolNCHW88 mean of x, re-laid out (a view: one pixel) and
+        reshaped."""
+        g = self.graph
+        n, c = g.tensors[result].shape
+        pooled = g.unique_name(f"{result}_pooled")
+        g.add_tensor(Tensor(pooled, (n, c, 1, 1), g.tensors[result].dtype))
+        out = self.new44(pooled)
+        self.missing_nchw.add(pooled)
+        self.ops.append(create(g, "GlobalPoolNCHW88", [self.in44[x]], [out],
+                               {"mode": "GlobalAveragePool"}, f"mean_{result}"))
+        shape = g.unique_name(f"{result}_shape")
+        g.add_const(shape, np.array([n, c], np.int64))
+        self.ops.append(Op("Reshape", [self.as_nchw(pooled), shape], [result], {},
+                           f"reshape_{result}"))
+
     def unzip(self, x: str, even: str, odd: str) -> None:
         outs = []
         for o in (even, odd):
@@ -375,11 +432,16 @@ def layout_nchw44(graph: Graph, layout: str = NCHW44) -> Graph:
         if id(op) in done:
             continue
         chain = rw.unzip_chain(op, consumers)
+        means = rw.mean_chain(op, consumers)
         kind = conv_kind(op, graph, layout)
         if chain is not None:
             ops, x, even, odd = chain
             done.update(id(o) for o in ops)
             rw.unzip(x, even, odd)
+        elif means is not None:
+            ops, x, result = means
+            done.update(id(o) for o in ops)
+            rw.spatial_mean(x, result)
         elif kind is not None:
             rw.conv(op, kind)
         elif rw.follower_ok(op):

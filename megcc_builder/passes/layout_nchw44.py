@@ -51,6 +51,7 @@ from ..ir import Graph, Op, Tensor
 from ..ir.expr import is_elementwise
 from ..ir.opdefs import OPDEFS, create
 from ..ir.opdefs.nchw44 import BLOCK_OF, NCHW44, NCHW88, nchw44_shape
+from .nchw88_patterns import match_spatial_mean, match_unzip
 
 # ops that only reinterpret bytes: when they keep the shape, they keep the layout too
 VIEW_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -304,95 +305,6 @@ class _Rewriter:
         self.missing_nchw.add(op.outputs[0])
         self.ops.append(Op("Identity", [self.in44[op.inputs[0]]], [out], {}, op.name))
 
-    def unzip_chain(self, op: Op, consumers) -> Optional[tuple]:
-        """NCHW88: (ops, x, even, odd) if `op` starts ShuffleNetV2's channel shuffle and
-        split of an NCHW88 tensor x (1, C, H, W), C % 16 == 0: Reshape to (C/2, 2, H*W),
-        Transpose [1, 0, 2], Reshape to (2, 1, C/2, H, W), Gather 0 / Gather 1 on axis 0
-        (each optionally Squeezed), i.e. the even and the odd channels; else None."""
-        g = self.graph
-        if self.layout != NCHW88 or op.type != "Reshape" or op.inputs[0] not in self.in44:
-            return None
-        x = g.tensors[op.inputs[0]]
-        if len(x.shape) != 4 or x.shape[0] != 1 or x.shape[1] % 16:
-            return None
-        c, h, w = x.shape[1:]
-
-        def only_consumer(name, op_type):
-            use = consumers.get(name, [])
-            ok = len(use) == 1 and use[0].type == op_type and name not in g.outputs
-            return use[0] if ok else None
-
-        def shape(name):
-            return tuple(g.tensors[name].shape)
-
-        if shape(op.outputs[0]) != (c // 2, 2, h * w):
-            return None
-        t = only_consumer(op.outputs[0], "Transpose")
-        if t is None or list(t.attrs.get("perm", [])) != [1, 0, 2]:
-            return None
-        r2 = only_consumer(t.outputs[0], "Reshape")
-        if r2 is None or shape(r2.outputs[0]) != (2, 1, c // 2, h, w):
-            return None
-        gathers = consumers.get(r2.outputs[0], [])
-        if len(gathers) != 2 or r2.outputs[0] in g.outputs:
-            return None
-        chain, halves = [op, t, r2], {}
-        for gop in gathers:
-            idx = g.tensors.get(gop.inputs[1]) if len(gop.inputs) > 1 else None
-            if (gop.type != "Gather" or int(gop.attrs.get("axis", 0)) != 0 or idx is None
-                    or not idx.is_const or np.asarray(idx.data).size != 1):
-                return None
-            k, out = int(np.asarray(idx.data).reshape(-1)[0]), gop.outputs[0]
-            chain.append(gop)
-            if shape(out) != (1, c // 2, h, w):  # a 1-D index: Squeeze axis 0 follows
-                sq = only_consumer(out, "Squeeze")
-                if sq is None or shape(sq.outputs[0]) != (1, c // 2, h, w):
-                    return None
-                chain.append(sq)
-                out = sq.outputs[0]
-            halves[k] = out
-        if sorted(halves) != [0, 1]:
-            return None
-        return chain, op.inputs[0], halves[0], halves[1]
-
-    def mean_chain(self, op: Op, consumers) -> Optional[tuple]:
-        """NCHW88: (ops, x, result) if `op` starts a spatial mean taken one axis at a time
-        (MegEngine's: ReduceMean over W, Squeeze, ReduceMean over H, Squeeze) of an NCHW88
-        tensor x (N, C, H, W), ending in `result` (N, C): the mean over H*W (a mean of
-        equal-length row means is the plane's mean); else None."""
-        g = self.graph
-        if self.layout != NCHW88 or op.type != "ReduceMean" or op.inputs[0] not in self.in44:
-            return None
-        x = g.tensors[op.inputs[0]]
-        if len(x.shape) != 4:
-            return None
-        n, c, h, w = x.shape
-        chain, cur, spatial = [], op, [h, w]  # the spatial extents not reduced yet
-        while cur is not None and len(chain) < 6:
-            shape = tuple(g.tensors[cur.outputs[0]].shape)
-            if shape[:2] != (n, c) or len(cur.outputs) != 1:
-                return None
-            if cur.type == "ReduceMean":
-                axes = cur.attrs.get("axes")
-                if axes is None and len(cur.inputs) > 1 and cur.inputs[1] \
-                        and g.tensors[cur.inputs[1]].is_const:
-                    axes = np.asarray(g.tensors[cur.inputs[1]].data).reshape(-1).tolist()
-                rank = len(g.tensors[cur.inputs[0]].shape)
-                if axes is None or len(axes) != 1 or int(axes[0]) % rank < 2:
-                    return None
-                spatial.pop(int(axes[0]) % rank - 2)
-            elif cur.type != "Squeeze" or any(d != 1 for d in g.tensors[cur.inputs[0]].shape[
-                    len(shape):]):
-                return None  # (a Squeeze of trailing 1s only)
-            chain.append(cur)
-            if not spatial and shape == (n, c):
-                return chain, op.inputs[0], cur.outputs[0]
-            use = consumers.get(cur.outputs[0], [])
-            cur = use[0] if len(use) == 1 and cur.outputs[0] not in g.outputs else None
-            if cur is not None and cur.type not in ("ReduceMean", "Squeeze"):
-                return None
-        return None
-
     def spatial_mean(self, x: str, result: str) -> None:
         """`result` (N, C) = GlobalPoolNCHW88 mean of x, re-laid out (a view: one pixel) and
         reshaped."""
@@ -431,8 +343,9 @@ def layout_nchw44(graph: Graph, layout: str = NCHW44) -> Graph:
     for op in list(graph.ops):
         if id(op) in done:
             continue
-        chain = rw.unzip_chain(op, consumers)
-        means = rw.mean_chain(op, consumers)
+        region = rw.in44 if layout == NCHW88 else {}
+        chain = match_unzip(graph, op, consumers, region)
+        means = match_spatial_mean(graph, op, consumers, region)
         kind = conv_kind(op, graph, layout)
         if chain is not None:
             ops, x, even, odd = chain

@@ -28,7 +28,7 @@ def operand_kinds(op: Op, graph: Graph) -> Optional[List[str]]:
     y = graph.tensors[op.outputs[0]]
     if y.layout != "nchw88" or y.dtype != "float16":
         return None
-    n, cb = y.shape[0], y.shape[1]
+    cb = y.shape[1]
     kinds = []
     for name in (i for i in op.inputs if i):
         t = graph.tensors[name]

@@ -28,6 +28,9 @@ NCHW44_HELP = ("run the convolution region in the NCHW44 (NC4HW4) layout; inputs
 FIXED_REQUANT_HELP = ("requantize int8 convolutions and matrix products in fixed point (a Q31 "
                       "multiplier and shift per channel, CMSIS-NN's arithmetic: no float unit "
                       "needed) instead of the model's float requantization")
+NCHW88_HELP = ("run the float16 region of --enable-ioc16 in the NCHW88 layout (8 channels per "
+               "block, one fp16 register); needs --enable-ioc16 and a level with float16 "
+               "arithmetic (arm64-fp16)")
 NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
                    "ISA levels without the instructions")
 # The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
@@ -37,6 +40,7 @@ MODEL_OPTIONS = (
     ("enable_nchw44_dot", NCHW44_DOT_HELP),
     ("enable_compress_fp16", COMPRESS_FP16_HELP),
     ("enable_ioc16", IOC16_HELP),
+    ("enable_nchw88", NCHW88_HELP),
     ("enable_fixed_point_requant", FIXED_REQUANT_HELP),
 )
 
@@ -559,6 +563,7 @@ def cmd_inspect(args) -> int:
                 # a dynamic plan: the params recomputed when the shapes change
                 print(f"      params: {ins.kernel.params.describe(ins.params)}")
         _print_float16(plan)
+        _print_layouts(plan)
         mem = plan.memory
         print(f"== memory: arena {mem.arena_size} B, liveness lower bound {mem.lower_bound} B "
               f"(x{mem.arena_size / max(1, mem.lower_bound):.3f}), {len(mem.buffers)} buffers")
@@ -600,6 +605,28 @@ def _print_float16(plan) -> None:
     shown = ", ".join(f"{dt} {c} ({b} B)" for dt, (c, b) in sorted(weights.items()))
     print(f"== float16: {conversion_count(plan.instrs, g)} fp16<->fp32 conversions; "
           f"weights: {shown or 'none'}")
+
+
+def _print_layouts(plan) -> None:
+    """The blocked-layout regions (enable_nchw44 / enable_nchw88): instructions writing each
+    layout, and the relayouts at the regions' edges (views move no bytes)."""
+    g = plan.graph
+    per_layout = {}
+    for ins in plan.instrs:
+        layout = g.tensors[ins.outputs[0]].layout if ins.outputs and ins.outputs[0] else "nchw"
+        if layout != "nchw":
+            per_layout[layout] = per_layout.get(layout, 0) + 1
+    relayouts = [op for op in g.ops if op.type == "Relayout"]
+    if not per_layout and not relayouts:
+        return
+    views = sum(1 for op in relayouts if op.outputs[0] in plan.views)
+    shown = ", ".join(f"{k} {v} instructions" for k, v in sorted(per_layout.items()))
+    print(f"== layouts: {shown or 'none'}; {len(relayouts)} relayouts at region edges "
+          f"({views} of them views)")
+    for op in relayouts:
+        src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+        print(f"  {op.inputs[0]} {src.layout} -> {dst.layout}"
+              f"{' (view)' if op.outputs[0] in plan.views else ''}")
 
 
 def _plot_path(path: str, index: int, count: int) -> str:

@@ -32,12 +32,12 @@ from .kernels import has_kernel
 from .control_lowering import is_control, resolve_jump_targets
 from .lowering import Plan, lower_graph
 from .names import c_identifier, model_symbol
-from .options import CompileOptions, dot_product_refusal
+from .options import CompileOptions, dot_product_refusal, nchw88_refusal
 from .passes import optimize
 from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
 from .passes.ioc16 import compute_in_float16, float16_model_in_float16
-from .passes.layout_nchw44 import layout_nchw44
+from .passes.layout_nchw44 import layout_nchw44, layout_nchw88
 from .passes.qdq import fuse_qdq
 from .passes.fixed_requant import use_fixed_point_requant
 from .isa import resolve as _resolve_isa, spec as isa_spec
@@ -58,6 +58,7 @@ class ModelSpec:
     enable_ioc16: bool = False  # compute in float16 (passes/ioc16.py; arm64-fp16)
     # int8 requantization in fixed point (Q31 + shift; passes/fixed_requant.py)
     enable_fixed_point_requant: bool = False
+    enable_nchw88: bool = False  # the float16 region in NCHW88 (needs enable_ioc16)
     # bounds and hints of run-time dimensions (frontend/dims.py; docs/dynamic-shapes.md)
     symbols: SymbolSpec = field(default_factory=SymbolSpec)
 
@@ -67,18 +68,22 @@ class ModelSpec:
                 "enable_nchw44_dot": self.enable_nchw44_dot,
                 "enable_compress_fp16": self.enable_compress_fp16,
                 "enable_ioc16": self.enable_ioc16,
-                "enable_fixed_point_requant": self.enable_fixed_point_requant}
+                "enable_fixed_point_requant": self.enable_fixed_point_requant,
+                "enable_nchw88": self.enable_nchw88}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
         level = resolve_isa(self.isa or None)
         if self.enable_nchw44_dot and dot_product_refusal(level):
             raise CompileError(dot_product_refusal(level), self.path)
+        if self.enable_nchw88 and nchw88_refusal(level, self.enable_ioc16):
+            raise CompileError(nchw88_refusal(level, self.enable_ioc16), self.path)
         return CompileOptions(isa=level, fuse=self.fuse, enable_nchw44=self.enable_nchw44,
                               enable_nchw44_dot=self.enable_nchw44_dot,
                               enable_compress_fp16=self.enable_compress_fp16,
                               enable_ioc16=self.enable_ioc16,
-                              enable_fixed_point_requant=self.enable_fixed_point_requant)
+                              enable_fixed_point_requant=self.enable_fixed_point_requant,
+                              enable_nchw88=self.enable_nchw88)
 
 
 @dataclass
@@ -156,6 +161,8 @@ def _check_views(plan: Plan) -> None:
 
 
 def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions()) -> Plan:
+    if options.enable_nchw88 and nchw88_refusal(options.isa, options.enable_ioc16):
+        raise CompileError(nchw88_refusal(options.isa, options.enable_ioc16), graph.source)
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
     fuse_qdq(graph)  # before folding: the quantized weights are still DequantizeLinear inputs
@@ -165,12 +172,18 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
     optimize(graph, options)
     if options.enable_fixed_point_requant:
         use_fixed_point_requant(graph)
-    if options.nchw44:
+    # NCHW44 before ioc16 keeps its region float32; with NCHW88 the float16 region is laid
+    # out first and NCHW44 takes what stays float32
+    if options.nchw44 and not options.enable_nchw88:
         layout_nchw44(graph)
     if options.enable_ioc16:
         compute_in_float16(graph, options.isa_spec)
     elif float16_model:  # on a level with float16 arithmetic, in float16 (passes/ioc16.py)
         float16_model_in_float16(graph, options.isa_spec)
+    if options.enable_nchw88:
+        layout_nchw88(graph)
+        if options.nchw44:
+            layout_nchw44(graph)
     if options.enable_compress_fp16 or float16_model:  # a float16 model's: exact only
         compress_weights_fp16(graph, exact_only=not options.enable_compress_fp16)
     plan = lower_graph(graph, name, options)

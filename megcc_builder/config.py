@@ -20,8 +20,9 @@ from .ir.graph import clip
 # Per-model options MegCC accepts; the ones we do not implement yet are refused loudly
 # rather than silently ignored, because they change what the user gets.
 SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
-                     "enable_compress_fp16", "enable_ioc16", "enable_fixed_point_requant"}
-PENDING_OPTIONS = {"enable_nchw88", "add_nhwc2nchw_to_input"}
+                     "enable_compress_fp16", "enable_ioc16", "enable_fixed_point_requant",
+                     "enable_nchw88"}
+PENDING_OPTIONS = {"add_nhwc2nchw_to_input"}
 MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints"} | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
@@ -131,7 +132,8 @@ def check_options(options: Dict[str, object], source: str, where: str = "") -> D
             "enable_compress_fp16": bool(options.get("enable_compress_fp16", False)),
             "enable_ioc16": bool(options.get("enable_ioc16", False)),
             "enable_fixed_point_requant": bool(options.get("enable_fixed_point_requant",
-                                                           False))}
+                                                           False)),
+            "enable_nchw88": bool(options.get("enable_nchw88", False))}
 
 
 def _yaml_without_aliases(text: str):
@@ -231,6 +233,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
                                enable_compress_fp16=opts["enable_compress_fp16"],
                                enable_ioc16=opts["enable_ioc16"],
                                enable_fixed_point_requant=opts["enable_fixed_point_requant"],
+                               enable_nchw88=opts["enable_nchw88"],
                                symbols=symbols))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):

@@ -27,6 +27,9 @@ class CompileOptions:
     # requantize integer convolutions / matrix products in fixed point (Q31 multiplier and
     # shift, no float unit needed: microcontrollers; passes/fixed_requant.py)
     enable_fixed_point_requant: bool = False
+    # run the float16 region of enable_ioc16 in NCHW88 (passes/layout_nchw44.layout_nchw88);
+    # needs enable_ioc16 and a level with float16 arithmetic (nchw88_refusal)
+    enable_nchw88: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown
@@ -51,3 +54,16 @@ def dot_product_refusal(level: str) -> str:
         return ""
     return (f"option enable_nchw44_dot needs the Armv8.2 dot-product instructions (sdot/udot), "
             f"which ISA level '{level}' does not have")
+
+
+def nchw88_refusal(level: str, enable_ioc16: bool) -> str:
+    """Why enable_nchw88 cannot build for ISA level `level` ("" if it can). NCHW88 is the
+    float16 layout (MegCC's): it only exists for float16 compute, so it needs enable_ioc16,
+    and a level with float16 arithmetic."""
+    if spec(level).vec("f16").gemm is None:
+        return (f"option enable_nchw88 computes in float16, and ISA level '{level}' has no "
+                "float16 arithmetic (Armv8.2-A with FP16 has: --isa arm64-fp16)")
+    if not enable_ioc16:
+        return ("option enable_nchw88 is the layout of float16 compute: it needs "
+                "enable_ioc16 too")
+    return ""

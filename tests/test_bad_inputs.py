@@ -168,8 +168,13 @@ def build_corpus(d) -> Corpus:
     c.add("unknown_flag", [g, "--frobnicate"], "--frobnicate", file=None)
     c.add("mgb_unknown_flag", [g, c.path("out_mgb_unknown_flag"), "--enable_warp_drive"],
           "--enable_warp_drive", tool="mgb-to-tinynn", file=None)
-    c.add("mgb_pending_option", [g, c.path("out_mgb_pending_option"), "--enable_nchw88"],
-          "enable_nchw88", tool="mgb-to-tinynn", file=None)
+    c.add("mgb_pending_option", [g, c.path("out_mgb_pending_option"),
+                                 "--add_nhwc2nchw_to_input"],
+          "add_nhwc2nchw_to_input", tool="mgb-to-tinynn", file=None)
+    # NCHW88 is the float16 layout: refused on the host's level (no float16 arithmetic)
+    c.add("mgb_nchw88_without_fp16", [g, c.path("out_mgb_nchw88_without_fp16"),
+                                      "--enable_nchw88"],
+          "enable_nchw88", tool="mgb-to-tinynn")
 
     # ---- configs
     def cfg(name, text):
@@ -199,6 +204,8 @@ def build_corpus(d) -> Corpus:
         "json_missing_model": ("mm.json", json.dumps({"models": [
             model_entry(model_path="absent.onnx")]}), "absent.onnx"),
         "json_pending_option": ("po.json", json.dumps({"models": [
+            model_entry(add_nhwc2nchw_to_input=True)]}), "add_nhwc2nchw_to_input"),
+        "json_nchw88_without_fp16": ("n88.json", json.dumps({"models": [
             model_entry(enable_nchw88=True)]}), "enable_nchw88"),
         "json_bad_option_value": ("bv.json", json.dumps({"models": [
             model_entry(enable_nchw44="yes")]}), "option 'enable_nchw44' must be true or false"),
@@ -209,8 +216,10 @@ def build_corpus(d) -> Corpus:
     }
     for name, (fname, text, mention) in configs.items():
         p = cfg(fname, text)
-        c.add(name, ["--json", p], mention,
-              file=c.path("absent.onnx") if name == "json_missing_model" else "")
+        # (the model the entry names: its option refused for the build's ISA level)
+        file = {"json_missing_model": c.path("absent.onnx"),
+                "json_nchw88_without_fp16": c.good}.get(name, "")
+        c.add(name, ["--json", p], mention, file=file)
     return c
 
 

@@ -64,7 +64,7 @@ def test_mgb_to_tinynn_and_config_carry_the_option(int8_model, tmp_path):
     assert manifest["models"][0]["options"] == {
         "mgb_fuse_kernel": True, "enable_nchw44": False, "enable_nchw44_dot": False,
         "enable_compress_fp16": False, "enable_ioc16": False,
-        "enable_fixed_point_requant": False}
+        "enable_fixed_point_requant": False, "enable_nchw88": False}
 
 
 def test_a_level_with_dot_product_accepts_it(int8_model, monkeypatch):

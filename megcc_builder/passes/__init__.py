@@ -16,7 +16,10 @@ def optimize(graph: Graph, options: CompileOptions = CompileOptions()) -> Graph:
     graph = eliminate_dead_code(graph)
     if options.fuse:
         graph = fold_batchnorm(graph)
-        graph = fuse_bias_and_activation(graph, residual=not options.enable_nchw44)
+        # (the NCHW44 convs read no fused residual; the NCHW88 ones, which take the region
+        # first when both layouts are on, do)
+        graph = fuse_bias_and_activation(
+            graph, residual=not options.enable_nchw44 or options.enable_nchw88)
         graph = fuse_elementwise_chains(graph)
         graph = fold_nhwc_input_into_conv(graph)
         graph = eliminate_dead_code(graph)

@@ -14,9 +14,10 @@ that is float16, so a region continues through it.
 Conversions are inserted only at region boundaries: one Cast to float16 per float32 tensor
 a float16 operator reads, one Cast back per float16 tensor a float32 operator (or the
 graph's output) reads. Weights outside the float16 range (|w| > 65504) keep their operator
-in float32, and so do the operators of an NCHW44 region (enable_nchw44; the float16
-NCHW88 layout is not built). On a level without float16 arithmetic the option is refused,
-naming the level.
+in float32, and so do the operators of an NCHW44 region (enable_nchw44 alone; with
+enable_nchw88 the float16 region is laid out in NCHW88 after this pass,
+passes/layout_nchw44.layout_nchw88). On a level without float16 arithmetic the option is
+refused, naming the level.
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class _Rewriter:
         if not all(n and g.tensors[n].dtype == "float32" for n in op.outputs[:1]):
             return None
         if any(t.layout != "nchw" for t in floats):
-            return None  # an NCHW44 region (enable_nchw44) stays float32: NCHW88 is not built
+            return None  # an NCHW44 region (enable_nchw44) stays float32 (NCHW88 comes later)
         if op.type in DATA:
             acts = [n for n in op.inputs if n and not g.tensors[n].is_const
                     and g.tensors[n].dtype == "float32"]

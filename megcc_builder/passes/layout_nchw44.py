@@ -22,6 +22,24 @@ gets at most one copy per layout, so a region boundary costs exactly one relayou
 inverse relayouts are never chained (the back-and-forth pair cancels by construction). A
 relayout whose tensor has one pixel per channel (after a global pool) moves no bytes and
 becomes a view when lowered.
+
+The same walk, with blocks of 8, is the float16 NCHW88 layout (`enable_nchw88`, MegCC's
+fp16 layout: one block is one 8-lane float16 NEON register). It runs after passes/ioc16.py
+on the float16 region that pass made (`layout_nchw88`), so casts stay at the float16
+region's edges and relayouts at the NCHW88 region's. Differences from NCHW44:
+- channel counts that are not a multiple of 8 are padded to whole blocks (zero weights,
+  zero bias; constants zero-padded), so 12- or 116-channel convs stay in NCHW88;
+  only a channel Concat needs every input whole-block (the lanes do not shift), and a Div
+  by a re-laid-out constant is left in NCHW (its padding would divide by zero);
+- a fused residual (Conv input 3, passes/fuse.py) is read in NCHW88 by the conv kernels;
+- the hybrid first conv takes IC < 8; grouped convs whose groups are whole blocks (C/G and
+  OC/G multiples of 8) are dense convs per group;
+- ShuffleNetV2's channel shuffle and split (Reshape, Transpose, Reshape, two Gathers) of an
+  NCHW88 tensor with C % 16 == 0 is one ChannelUnzipNCHW88 (even and odd channels: NEON
+  uzp1/uzp2 of block pairs), so a ShuffleNet block stays in the region;
+- a spatial mean taken one axis at a time (ReduceMean over W, Squeeze, ReduceMean over H,
+  Squeeze: MegEngine's) of an NCHW88 tensor is one GlobalPoolNCHW88 mean (float32 sums, one
+  rounding), its (N, C) result a view of the pooled block.
 """
 from __future__ import annotations
 
@@ -32,97 +50,143 @@ import numpy as np
 from ..ir import Graph, Op, Tensor
 from ..ir.expr import is_elementwise
 from ..ir.opdefs import OPDEFS, create
-from ..ir.opdefs.nchw44 import LANES, NCHW44, nchw44_shape
+from ..ir.opdefs.nchw44 import BLOCK_OF, NCHW44, NCHW88, nchw44_shape
+from .nchw88_patterns import match_spatial_mean, match_unzip
 
 # ops that only reinterpret bytes: when they keep the shape, they keep the layout too
 VIEW_OPS = ("Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 
-def relayout_const(data: np.ndarray, channels: int) -> np.ndarray:
+def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """`a` zero-padded at the end of `axis` to `size`."""
+    if a.shape[axis] == size:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, size - a.shape[axis])
+    return np.pad(a, widths)
+
+
+def _blocks(c: int, lanes: int) -> int:
+    return -(-c // lanes)
+
+
+def relayout_const(data: np.ndarray, channels: int, lanes: int = 4) -> np.ndarray:
     """A constant broadcast against an (N, C, H, W) tensor, as the matching 5-D array
-    broadcast against (N, C/4, H, W, 4)."""
+    broadcast against (N, ceil(C/L), H, W, L) (padded channels zero)."""
     a = np.asarray(data).reshape((1,) * (4 - np.ndim(data)) + np.shape(data))
     n, c, h, w = a.shape
     if c == 1:
         return np.ascontiguousarray(a.reshape(n, 1, h, w, 1))
     assert c == channels
-    return np.ascontiguousarray(a.reshape(n, c // LANES, LANES, h, w).transpose(0, 1, 3, 4, 2))
+    a = _pad_axis(a, 1, _blocks(c, lanes) * lanes)
+    return np.ascontiguousarray(a.reshape(n, -1, lanes, h, w).transpose(0, 1, 3, 4, 2))
 
 
-def pack_conv_weights(w: np.ndarray, kind: str) -> np.ndarray:
-    """Conv weights in the order the NCHW44 kernels read them.
-    dense (OC, IC, KH, KW) -> (OC/4, IC/4, KH, KW, 4ic, 4oc); hybrid: the same with one input
-    lane, (OC/4, IC, KH, KW, 1, 4oc); channel-wise (C, 1, KH, KW) -> (C/4, KH, KW, 4)."""
+def pack_conv_weights(w: np.ndarray, kind: str, lanes: int = 4) -> np.ndarray:
+    """Conv weights in the order the blocked kernels read them (L = lanes per block).
+    dense (OC, IC, KH, KW) -> (OC/L, IC/L, KH, KW, Lic, Loc); hybrid: the same with one input
+    lane, (OC/L, IC, KH, KW, 1, Loc); channel-wise (C, 1, KH, KW) -> (C/L, KH, KW, L).
+    Channel counts are zero-padded to whole blocks."""
     oc, icg, kh, kw = w.shape
+    w = _pad_axis(w, 0, _blocks(oc, lanes) * lanes)
     if kind == "depthwise":
-        return np.ascontiguousarray(w.reshape(oc // LANES, LANES, kh, kw).transpose(0, 2, 3, 1))
-    lanes = 1 if kind == "hybrid" else LANES
-    return np.ascontiguousarray(w.reshape(oc // LANES, LANES, icg // lanes, lanes, kh, kw)
+        return np.ascontiguousarray(w.reshape(-1, lanes, kh, kw).transpose(0, 2, 3, 1))
+    lane_in = 1 if kind == "hybrid" else lanes
+    w = _pad_axis(w, 1, _blocks(icg, lane_in) * lane_in)
+    return np.ascontiguousarray(w.reshape(-1, lanes, w.shape[1] // lane_in, lane_in, kh, kw)
                                 .transpose(0, 2, 4, 5, 3, 1))
 
 
-def _is_f32_4d(t: Tensor) -> bool:
-    return t.dtype == "float32" and len(t.shape) == 4 and t.layout == "nchw"
+def _is_4d(t: Tensor, dtype: str = "float32") -> bool:
+    return t.dtype == dtype and len(t.shape) == 4 and t.layout == "nchw"
 
 
-def conv_kind(op: Op, graph: Graph) -> Optional[str]:
+def conv_kind(op: Op, graph: Graph, layout: str = NCHW44) -> Optional[str]:
     """'dense', 'depthwise', 'hybrid' or None (the conv stays NCHW)."""
-    if (op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("residual")
-            or op.attrs.get("input_nhwc")):  # (an NHWC input: the NCHW im2col kernels)
-        return None  # (a fused residual is only read by the NCHW conv kernels)
+    fp16 = layout == NCHW88
+    dtype, lanes = ("float16" if fp16 else "float32"), BLOCK_OF[layout]
+    if (op.type != "Conv" or len(op.inputs) < 2 or op.attrs.get("input_nhwc")
+            or op.attrs.get("prelu") and fp16):  # (an NHWC input: the NCHW im2col kernels)
+        return None
+    if op.attrs.get("residual") and not fp16:
+        return None  # (a fused residual is only read by the NCHW and NCHW88 conv kernels)
     x, w, y = (graph.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    if not (_is_f32_4d(x) and _is_f32_4d(y) and w.is_const and w.dtype == "float32"
+    if not (_is_4d(x, dtype) and _is_4d(y, dtype) and w.is_const and w.dtype == dtype
             and len(w.shape) == 4):
         return None
     if len(op.inputs) > 2 and op.inputs[2] and not graph.tensors[op.inputs[2]].is_const:
         return None
+    if op.attrs.get("residual") and (len(op.inputs) < 4 or not _is_4d(
+            graph.tensors[op.inputs[3]], dtype) or graph.tensors[op.inputs[3]].shape != y.shape):
+        return None
     if op.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") and "pads" not in op.attrs:
         return None
+    if fp16 and not _fp16_epilogue(op):
+        return None
+    if fp16 and not all(isinstance(d, int) for d in (*x.shape, *y.shape)):
+        return None  # (the NCHW88 kernels are specialised on static shapes)
     c, oc, group = x.shape[1], y.shape[1], int(op.attrs.get("group", 1))
-    if oc % LANES or w.shape[0] != oc:
+    if (oc % lanes and not fp16) or w.shape[0] != oc:
         return None
     if group == 1 and w.shape[1] == c:
-        return "dense" if c % LANES == 0 else ("hybrid" if c < LANES else None)
+        if c < lanes:
+            return "hybrid"
+        return "dense" if c % lanes == 0 or fp16 else None
     if group == c == oc and w.shape[1] == 1:
         return "depthwise"
+    if (fp16 and group > 1 and c % group == 0 and oc % group == 0 and w.shape[1] == c // group
+            and (c // group) % lanes == 0 and (oc // group) % lanes == 0):
+        return "dense"  # grouped, whole blocks per group: each group a dense conv
     return None
 
 
+def _fp16_epilogue(op: Op) -> bool:
+    """Whether the NCHW88 float16 conv kernels apply the op's fused activation in registers."""
+    from ..kernels.elementwise.f16_clamp import f16_clamp  # (kernels import passes' helpers)
+
+    return f16_clamp(op.attrs.get("activation")) is not False
+
+
 class _Rewriter:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, layout: str = NCHW44):
         self.graph = graph
+        self.layout, self.lanes = layout, BLOCK_OF[layout]
+        self.dtype = "float16" if layout == NCHW88 else "float32"
         self.ops: List[Op] = []
         self.in44: Dict[str, str] = {}  # logical tensor -> its NCHW44 copy
         self.missing_nchw: set = set()  # logical tensors that only exist in NCHW44 so far
         self.packed: Dict[tuple, str] = {}  # (weights, kind) -> packed constant (shared)
 
     # -- tensors in either layout -------------------------------------------------------
-    def _relayout(self, src: str, dst: str, to: str) -> None:
+    def _relayout(self, src: str, dst: str, to: str, channels=None) -> None:
         # (the Relayout's definition declares dst when it is new)
-        self.ops.append(create(self.graph, "Relayout", [src], [dst], {"to": to},
+        attrs = {"to": to} if channels is None else {"to": to, "channels": channels}
+        self.ops.append(create(self.graph, "Relayout", [src], [dst], attrs,
                                name=f"relayout_{dst}"))
 
     def _name44(self, name: str) -> str:
-        """A fresh name for the NCHW44 copy of `name`, not declared yet."""
-        n44 = self.graph.unique_name(f"{name}_nchw44")
+        """A fresh name for the blocked copy of `name`, not declared yet."""
+        n44 = self.graph.unique_name(f"{name}_{self.layout}")
         self.in44[name] = n44
         return n44
 
     def new44(self, name: str) -> str:
-        """Declare the NCHW44 copy of `name`: the same logical tensor, re-laid out."""
+        """Declare the blocked copy of `name`: the same logical tensor, re-laid out."""
         t = self.graph.tensors[name]
         n44 = self._name44(name)
-        self.graph.add_tensor(Tensor(n44, nchw44_shape(t.shape), t.dtype, layout=NCHW44))
+        self.graph.add_tensor(Tensor(n44, nchw44_shape(t.shape, self.layout), t.dtype,
+                                     layout=self.layout))
         return n44
 
     def as44(self, name: str) -> str:
         if name not in self.in44:
-            self._relayout(name, self._name44(name), NCHW44)
+            self._relayout(name, self._name44(name), self.layout)
         return self.in44[name]
 
     def as_nchw(self, name: str) -> str:
         if name in self.missing_nchw:
-            self._relayout(self.in44[name], name, "nchw")
+            c = self.graph.tensors[name].shape[1]
+            self._relayout(self.in44[name], name, "nchw", c if c % self.lanes else None)
             self.missing_nchw.discard(name)
         return name
 
@@ -138,7 +202,7 @@ class _Rewriter:
         """Runtime operands must have the output's shape; constants any broadcast shape
         (re-laid out at compile time)."""
         t = self.graph.tensors[name]
-        if t.dtype != "float32":
+        if t.dtype != self.dtype:
             return False
         if not t.is_const:
             return t.shape == out.shape and (name in self.in44 or t.layout == "nchw")
@@ -154,16 +218,19 @@ class _Rewriter:
         if not self._follows(op) or len(op.outputs) != 1:
             return False
         out = g.tensors[op.outputs[0]]
-        if not _is_f32_4d(out) or out.shape[1] % LANES:
+        padded = out.shape[1] % self.lanes if _is_4d(out, self.dtype) else True
+        if not _is_4d(out, self.dtype) or (padded and self.layout == NCHW44):
             return False
         if is_elementwise(op) or op.type == "FusedElementwise":
+            if padded and "Div" in repr(op.attrs.get("expr", op.type)):
+                return False  # (a padded lane of a re-laid-out divisor is zero)
             return all(self._operand_ok(i, out) for i in op.inputs if i)
         if op.type in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"):
             return len(op.inputs) == 1
         if op.type == "Concat":
             axis = int(op.attrs.get("axis", 0))
             return axis in (1, -3) and all(
-                _is_f32_4d(g.tensors[i]) and g.tensors[i].shape[1] % LANES == 0
+                _is_4d(g.tensors[i], self.dtype) and g.tensors[i].shape[1] % self.lanes == 0
                 and (not g.tensors[i].is_const) for i in op.inputs if i)
         return False
 
@@ -172,21 +239,29 @@ class _Rewriter:
         g = self.graph
         key = (op.inputs[1], kind)
         if key not in self.packed:
-            self.packed[key] = g.unique_name(f"{op.inputs[1]}_nchw44_{kind}")
-            g.add_const(self.packed[key],
-                        pack_conv_weights(np.asarray(g.tensors[op.inputs[1]].data, np.float32),
-                                          kind))
+            self.packed[key] = g.unique_name(f"{op.inputs[1]}_{self.layout}_{kind}")
+            w = np.asarray(g.tensors[op.inputs[1]].data)
+            g.add_const(self.packed[key], pack_conv_weights(w, kind, self.lanes))
         wname = self.packed[key]
         x = op.inputs[0]
         x = self.as_nchw(x) if kind == "hybrid" else self.as44(x)
         bias = op.inputs[2] if len(op.inputs) > 2 else ""
+        oc = g.tensors[op.outputs[0]].shape[1]
+        if bias and oc % self.lanes:  # the kernels read whole blocks of bias
+            b = np.asarray(g.tensors[bias].data).reshape(-1)
+            bias_name = g.unique_name(f"{bias}_{self.layout}")
+            g.add_const(bias_name, _pad_axis(b, 0, _blocks(oc, self.lanes) * self.lanes))
+            bias = bias_name
         attrs = dict(op.attrs, kind=kind)
-        # outputs44 declares the NCHW44 image of the conv's output; create checks that the
+        # outputs44 declares the blocked image of the conv's output; create checks that the
         # op's definition infers the same
         inputs = [x, wname, bias]
         if op.attrs.get("prelu"):  # the slope moves from Conv input 4 to input 3
             inputs.append(op.inputs[4])
-        self.ops.append(create(g, "ConvNCHW44", inputs, self.outputs44(op), attrs, op.name))
+        if op.attrs.get("residual"):  # NCHW88: the residual stays input 3, re-laid out
+            inputs.append(self.as44(op.inputs[3]))
+        op_type = "ConvNCHW88" if self.layout == NCHW88 else "ConvNCHW44"
+        self.ops.append(create(g, op_type, inputs, self.outputs44(op), attrs, op.name))
 
     def follower(self, op: Op) -> None:
         g = self.graph
@@ -198,13 +273,15 @@ class _Rewriter:
                 if np.ndim(t.data) == 0:  # a scalar broadcasts the same in any layout
                     inputs.append(i)
                     continue
-                cname = g.unique_name(f"{i}_nchw44")
-                g.add_const(cname, relayout_const(t.data, out.shape[1]).astype(t.data.dtype))
+                cname = g.unique_name(f"{i}_{self.layout}")
+                g.add_const(cname, relayout_const(t.data, out.shape[1], self.lanes)
+                            .astype(t.data.dtype))
                 inputs.append(cname)
             else:
                 inputs.append(self.as44(i) if i else i)
-        kind = {"MaxPool": "PoolNCHW44", "AveragePool": "PoolNCHW44",
-                "GlobalAveragePool": "GlobalPoolNCHW44", "GlobalMaxPool": "GlobalPoolNCHW44"}
+        b = "88" if self.layout == NCHW88 else "44"
+        kind = {"MaxPool": f"PoolNCHW{b}", "AveragePool": f"PoolNCHW{b}",
+                "GlobalAveragePool": f"GlobalPoolNCHW{b}", "GlobalMaxPool": f"GlobalPoolNCHW{b}"}
         new_type = kind.get(op.type, op.type)
         attrs = dict(op.attrs, mode=op.type) if new_type != op.type else dict(op.attrs)
         if op.type == "Concat":
@@ -228,17 +305,57 @@ class _Rewriter:
         self.missing_nchw.add(op.outputs[0])
         self.ops.append(Op("Identity", [self.in44[op.inputs[0]]], [out], {}, op.name))
 
+    def spatial_mean(self, x: str, result: str) -> None:
+        """`result` (N, C) = GlobalPoolNCHW88 mean of x, re-laid out (a view: one pixel) and
+        reshaped."""
+        g = self.graph
+        n, c = g.tensors[result].shape
+        pooled = g.unique_name(f"{result}_pooled")
+        g.add_tensor(Tensor(pooled, (n, c, 1, 1), g.tensors[result].dtype))
+        out = self.new44(pooled)
+        self.missing_nchw.add(pooled)
+        self.ops.append(create(g, "GlobalPoolNCHW88", [self.in44[x]], [out],
+                               {"mode": "GlobalAveragePool"}, f"mean_{result}"))
+        shape = g.unique_name(f"{result}_shape")
+        g.add_const(shape, np.array([n, c], np.int64))
+        self.ops.append(Op("Reshape", [self.as_nchw(pooled), shape], [result], {},
+                           f"reshape_{result}"))
+
+    def unzip(self, x: str, even: str, odd: str) -> None:
+        outs = []
+        for o in (even, odd):
+            outs.append(self.new44(o))
+            self.missing_nchw.add(o)
+        self.ops.append(create(self.graph, "ChannelUnzipNCHW88", [self.in44[x]], outs, {},
+                               f"unzip_{x}"))
+
     def plain(self, op: Op) -> None:
         op.inputs = [self.as_nchw(i) if i else i for i in op.inputs]
         self.ops.append(op)
 
 
-def layout_nchw44(graph: Graph) -> Graph:
-    """Rewrite the eligible region of `graph` into NCHW44 (see the module docstring)."""
-    rw = _Rewriter(graph)
+def layout_nchw44(graph: Graph, layout: str = NCHW44) -> Graph:
+    """Rewrite the eligible region of `graph` into NCHW44 (see the module docstring); with
+    layout NCHW88, its float16 region into NCHW88."""
+    rw = _Rewriter(graph, layout)
+    consumers = graph.consumers() if layout == NCHW88 else {}
+    done: set = set()  # ops a rewrite consumed (ids)
     for op in list(graph.ops):
-        kind = conv_kind(op, graph)
-        if kind is not None:
+        if id(op) in done:
+            continue
+        region = rw.in44 if layout == NCHW88 else {}
+        chain = match_unzip(graph, op, consumers, region)
+        means = match_spatial_mean(graph, op, consumers, region)
+        kind = conv_kind(op, graph, layout)
+        if chain is not None:
+            ops, x, even, odd = chain
+            done.update(id(o) for o in ops)
+            rw.unzip(x, even, odd)
+        elif means is not None:
+            ops, x, result = means
+            done.update(id(o) for o in ops)
+            rw.spatial_mean(x, result)
+        elif kind is not None:
             rw.conv(op, kind)
         elif rw.follower_ok(op):
             rw.follower(op)
@@ -250,3 +367,8 @@ def layout_nchw44(graph: Graph) -> Graph:
         rw.as_nchw(out)
     graph.ops = rw.ops
     return graph
+
+
+def layout_nchw88(graph: Graph) -> Graph:
+    """The float16 region (passes/ioc16.py's) into NCHW88 (enable_nchw88)."""
+    return layout_nchw44(graph, NCHW88)

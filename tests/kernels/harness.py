@@ -132,6 +132,11 @@ class Case:
     compress_fp16: bool = False
     # compile with enable_ioc16 on arm64-fp16 (the op computed in float16; IOC16_PLATFORM)
     ioc16: bool = False
+    # with ioc16: compile with enable_nchw88 too (the float16 region in NCHW88)
+    nchw88: bool = False
+    # prologue: (op, extra inputs, attrs) applied in turn to input 0 before the node (an
+    # NCHW88 case's identity conv, which starts the NCHW88 region the op follows)
+    pre: Sequence[Tuple[str, list, Dict]] = ()
     exact: Optional[bool] = None  # None = the book's rule
     tol: float = TOL
     # platform -> (kernel-name prefix, suffix) the cost model picks without restriction
@@ -144,7 +149,8 @@ class Case:
 
     @property
     def group(self):
-        return (self.opset, self.nchw44, self.batch, self.compress_fp16, self.ioc16)
+        return (self.opset, self.nchw44, self.batch, self.compress_fp16, self.ioc16,
+                self.nchw88)
 
     def values(self):
         return [v.value if isinstance(v, Const) else v for v in self.inputs]
@@ -166,6 +172,11 @@ def build_model(cases: List[Case]) -> onnx.ModelProto:
 
     for k, c in enumerate(cases):
         names = [name_of(v, f"c{k}_in{i}") for i, v in enumerate(c.inputs)]
+        for j, (op, extra, attrs) in enumerate(c.pre):
+            ins = [names[0]] + [name_of(v, f"c{k}_q{j}_{i}") for i, v in enumerate(extra)]
+            nodes.append(helper.make_node(op, ins, [f"c{k}_pre{j}"], name=f"case{k}_pre{j}",
+                                          **attrs))
+            names[0] = f"c{k}_pre{j}"
         outs = [f"c{k}_out{j}" for j in range(c.n_out)]
         outputs += [helper.make_empty_tensor_value_info(o) for o in outs]
         first = [f"c{k}_t0"] + outs[1:] if c.post else outs
@@ -191,10 +202,11 @@ def shapes_of(cases: List[Case]) -> Dict[str, tuple]:
 
 
 def plan_cases(cases: List[Case], level: str, nchw44: bool, compress_fp16: bool = False,
-               ioc16: bool = False):
+               ioc16: bool = False, nchw88: bool = False):
     return build_plan(load_onnx(build_model(cases), shapes_of(cases)), "cases",
                       CompileOptions(isa=level, enable_nchw44=nchw44,
-                                     enable_compress_fp16=compress_fp16, enable_ioc16=ioc16))
+                                     enable_compress_fp16=compress_fp16, enable_ioc16=ioc16,
+                                     enable_nchw88=nchw88))
 
 
 def feeds(cases: List[Case]) -> Dict[str, np.ndarray]:
@@ -246,9 +258,24 @@ def _case_ops(graph, n_cases: int) -> Dict[int, object]:
             continue
         if not post:
             found[int(head)] = op
-        elif {f"c{head}_out0", f"c{head}_out0_f16"} & set(op.outputs):  # (ioc16: its shadow)
+        elif {f"c{head}_out0", f"c{head}_out0_f16", f"c{head}_out0_f16_nchw88"} \
+                & set(op.outputs):  # (ioc16: its shadow; nchw88: the shadow's blocked copy)
             fused[int(head)] = op
     return {**fused, **found}
+
+
+def _restriction(name: str, nchw88: bool) -> Tuple[str, ...]:
+    """The implementations a run of `name` allows. An NCHW88 element-wise kernel serves the
+    same op types as the NCHW float16 ones, and enable_ioc16 decides an op's float16 form
+    on the NCHW op, before the layout pass: those stay allowed so that the op reaches the
+    NCHW88 region; the cost model then picks, and `check` asserts `name` ran."""
+    impl = next(i for impls in registry.REGISTRY.values() for i in impls if i.name == name) \
+        if name != "folded" else None
+    if not nchw88 or impl is None or impl.layout != "nchw88":
+        return (name,)
+    twins = {i.name for op in impl.ops for i in registry.implementations(op)
+             if i.dtypes and "float16" in i.dtypes and i.layout != "nchw88"}
+    return (name, *sorted(twins))
 
 
 class Book:
@@ -277,7 +304,7 @@ class Book:
         cases = [c for c in self.cases if c.group == group]
         if group[4] != (platform == IOC16_PLATFORM):  # ioc16 cases run there, and only they
             return {c.id: () for c in cases}
-        plan = plan_cases(cases, level, group[1], group[3], group[4])
+        plan = plan_cases(cases, level, group[1], group[3], group[4], group[5])
         ops = _case_ops(plan.graph, len(cases))
         isa = spec(level)
         out = {}
@@ -293,7 +320,8 @@ class Book:
     def _chosen(self, platform: str, group) -> Dict[str, List[str]]:
         """case id -> the kernels of the instructions computing its op, unrestricted."""
         cases = [c for c in self.cases if c.group == group]
-        plan = plan_cases(cases, PLATFORMS[platform].level, group[1], group[3], group[4])
+        plan = plan_cases(cases, PLATFORMS[platform].level, group[1], group[3], group[4],
+                          group[5])
         ops = _case_ops(plan.graph, len(cases))
         return {c.id: [i.kernel.name for i in plan.instrs
                        if k in ops and set(ops[k].outputs) & set(i.outputs)]
@@ -333,11 +361,12 @@ class Book:
             onnx.save(model, path)
             shapes = shapes_of(cases)
             ms = ModelSpec("model", path, [shapes] if shapes else [], True, p.level, group[1],
-                           enable_compress_fp16=group[3], enable_ioc16=group[4])
+                           enable_compress_fp16=group[3], enable_ioc16=group[4],
+                           enable_nchw88=group[5])
             if name == "folded":
                 bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             else:
-                with registry.only(name):
+                with registry.only(*_restriction(name, group[5])):
                     bundle = compile_bundle([ms], tmp, save_c_array=False, isa=p.level)
             plan = bundle.models[0].plans[0]
             ran = self._ran_by(plan, cases)

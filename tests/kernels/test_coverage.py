@@ -21,6 +21,10 @@ BOOKS = [CONV, MATMUL, POOL, ELEMENTWISE, REDUCE, NORM, DATA, INDEX, QUANT, SIGN
 PASS_MADE = {
     "data.relayout_generic_f32.lower_relayout": "test_layout_nchw44.py",
     "data.relayout_neon_f32.lower_relayout": "test_layout_nchw44.py",
+    "data.relayout_nchw88_f16.lower_relayout": "test_fp16_nchw88.py and the relayouts around "
+                                               "every NCHW88 kernel case (n88_*)",
+    "data.unzip_nchw88_f16": "test_fp16_nchw88.py (ShuffleNetV2 shuffle + split, "
+                                  "against the NCHW float16 build, bit-exact)",
     "pool.nchw44_generic_f32.lower_pool_nchw44": "test_layout_nchw44.py (followers)",
     "pool.nchw44_generic_f32.lower_global_pool_nchw44": "test_layout_nchw44.py (followers)",
     # MegEngine's WarpPerspective opr (no ONNX node makes it): against MegEngine itself, every

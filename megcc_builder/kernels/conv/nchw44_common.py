@@ -21,29 +21,37 @@ CONV44_PARAMS = schema(i32("N", "batch"), i32("ICB", "input channel blocks"),
                        i32("Wp", "padded input width"))
 
 
-PAD_HELPER = ("n44_pad", r"""/* Copy `planes` planes of H x W pixels of L floats into a zero-bordered Hp x Wp region
+def pad_helper(ctype: str = "float", tag: str = "n44") -> tuple:
+    """The helper `megcc_<tag>_pad` copying channel-blocked planes of `ctype` into a
+    zero-bordered region (NCHW44 float, NCHW88 float16_t)."""
+    return (f"{tag}_pad", r"""/* Copy `planes` planes of H x W pixels of L UNITS into a zero-bordered Hp x Wp region
    (PT rows above, PL columns left): the conv windows then never test bounds. */
-static void megcc_n44_pad(const float *x, float *xp, int32_t planes, int32_t H, int32_t W,
+static void megcc_TAG_pad(const CT *x, CT *xp, int32_t planes, int32_t H, int32_t W,
         int32_t L, int32_t PT, int32_t PL, int32_t Hp, int32_t Wp) {
     const int32_t left = PL < Wp ? PL : Wp;
     const int32_t copy = W < Wp - left ? W : Wp - left;
     int32_t c, r;
     for (c = 0; c < planes; ++c)
         for (r = 0; r < Hp; ++r) {
-            float *row = xp + ((int64_t)c * Hp + r) * Wp * L;
+            CT *row = xp + ((int64_t)c * Hp + r) * Wp * L;
             const int32_t iy = r - PT;
             if (iy < 0 || iy >= H) {
-                memset(row, 0, sizeof(float) * (size_t)Wp * (size_t)L);
+                memset(row, 0, sizeof(CT) * (size_t)Wp * (size_t)L);
                 continue;
             }
-            memset(row, 0, sizeof(float) * (size_t)left * (size_t)L);
+            memset(row, 0, sizeof(CT) * (size_t)left * (size_t)L);
             memcpy(row + (int64_t)left * L, x + ((int64_t)c * H + iy) * W * L,
-                   sizeof(float) * (size_t)copy * (size_t)L);
+                   sizeof(CT) * (size_t)copy * (size_t)L);
             memset(row + (int64_t)(left + copy) * L, 0,
-                   sizeof(float) * (size_t)(Wp - left - copy) * (size_t)L);
+                   sizeof(CT) * (size_t)(Wp - left - copy) * (size_t)L);
         }
 }
-""")
+""".replace("TAG", tag).replace("CT", ctype).replace(
+        "UNITS", "floats" if ctype == "float" else "values"))
+
+
+PAD_HELPER = pad_helper()
+
 
 
 def conv44_geometry(op: Op, graph: Graph) -> dict:

@@ -31,7 +31,14 @@ def as_view(op: Op, graph: Graph):
     return [View(op.outputs[0], op.inputs[0])] if relayout_params(op, graph)[3] == 1 else None
 
 
-@implements("Relayout", cost=lambda op, graph, isa: relayout_cost(op, graph, 1.0))
+def nchw44_only(op: Op, graph: Graph, isa=None):
+    """These kernels move 4-lane blocks (NCHW88 has its own: relayout_nchw88_f16)."""
+    layouts = {graph.tensors[op.inputs[0]].layout, graph.tensors[op.outputs[0]].layout}
+    return "an NCHW88 relayout" if "nchw88" in layouts else None
+
+
+@implements("Relayout", cost=lambda op, graph, isa: relayout_cost(op, graph, 1.0),
+            applies=nchw44_only)
 def lower_relayout(op: Op, graph: Graph):
     direction, n, c, spatial = relayout_params(op, graph)
     view = as_view(op, graph)

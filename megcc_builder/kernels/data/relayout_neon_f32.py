@@ -4,10 +4,11 @@ from __future__ import annotations
 from ...codegen.kernel import Instr, make_kernel
 from ...ir import Graph, Op
 from ..registry import implements
-from .relayout_generic_f32 import RELAYOUT_PARAMS, as_view, relayout_cost, relayout_params
+from .relayout_generic_f32 import (RELAYOUT_PARAMS, as_view, nchw44_only, relayout_cost,
+                                   relayout_params)
 
 
-@implements("Relayout", requires="neon", label="NEON vst4/vld4",
+@implements("Relayout", requires="neon", label="NEON vst4/vld4", applies=nchw44_only,
             cost=lambda op, graph, isa: relayout_cost(op, graph, 0.25))
 def lower_relayout(op: Op, graph: Graph):
     """4 channel rows <-> interleaved pixels: vst4q (to NCHW44) / vld4q (to NCHW)."""

@@ -459,3 +459,56 @@ conv_f16_case("f16_dw3x3_s1_residual", _f16, 1, 6, 8, 16, 6, (3, 3), (1, 1), (1,
 # batches, asymmetric padding
 conv_f16_case("f16_3x3_s1_wide_batch2_residual_relu", _f16, 2, 5, 6, 37, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "relu", True)
 conv_f16_case("f16_3x3_s2_wide_asym", _f16, 1, 4, 9, 40, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, "clip")
+
+
+# ------------------------------- float16 NCHW88 (enable_ioc16 + enable_nchw88 on arm64-fp16)
+# ConvNCHW88 against NumPy float16 arithmetic in the kernel's order (bit-exact): dense 1x1 /
+# 3x3 / 5x5 / 7x7 at stride 1 and 2, channel counts not multiple of 8 (padded blocks), the
+# hybrid first conv (NCHW input, IC < 8), depthwise, pixel tails (OW % 8), fused bias,
+# residual, ReLU / ReLU6 / HardSwish
+def conv_f16_nchw88_case(id_, rng, n, c, h, w, oc, k, s, p, g, bias, act=None, residual=False,
+                         d=(1, 1)):
+    from kernels.f16_nchw88_reference import conv_f16_nchw88
+
+    x = rng.standard_normal((n, c, h, w)).astype(F32)
+    wt = (rng.standard_normal((oc, c // g, *k)) / np.sqrt(c // g * k[0] * k[1])).astype(F32)
+    inputs = [x, Const(wt)]
+    if bias:
+        inputs.append(Const(rng.standard_normal(oc).astype(F32)))
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p), group=g, dilations=list(d))
+    oh = (h + p[0] + p[2] - (k[0] - 1) * d[0] - 1) // s[0] + 1
+    ow = (w + p[1] + p[3] - (k[1] - 1) * d[1] - 1) // s[1] + 1
+    post, res = [], None
+    if residual:
+        res = rng.standard_normal((n, oc, oh, ow)).astype(F32)
+        post.append(("Add", [res], {}))
+    post += {"relu": [("Relu", [], {})], "hswish": [("HardSwish", [], {})],
+             "clip": [("Clip", [Const(np.array(0, F32)), Const(np.array(6, F32))], {})]}.get(act, [])
+
+    def ref(x, w, b=None, *_):
+        return conv_f16_nchw88(x, w, b, s, p, d, g, act, (0.0, 6.0), res)
+    BOOK.add(id_, "Conv", inputs, attrs, opset=14, ref=ref, post=tuple(post), ioc16=True,
+             nchw88=True, exact=True)
+
+
+_n88 = _rng(8888)
+conv_f16_nchw88_case("n88_1x1_relu", _n88, 1, 16, 5, 7, 24, (1, 1), (1, 1), (0, 0, 0, 0), 1, True, "relu")
+conv_f16_nchw88_case("n88_1x1_pad_channels_residual", _n88, 2, 12, 3, 5, 20, (1, 1), (1, 1), (0, 0, 0, 0), 1, False, None, True)
+conv_f16_nchw88_case("n88_1x1_s2", _n88, 1, 8, 9, 10, 8, (1, 1), (2, 2), (0, 0, 0, 0), 1, True)
+conv_f16_nchw88_case("n88_3x3_s1_relu6", _n88, 1, 16, 9, 19, 16, (3, 3), (1, 1), (1, 1, 1, 1), 1, True, "clip")
+conv_f16_nchw88_case("n88_3x3_s2_residual_relu", _n88, 1, 8, 12, 15, 16, (3, 3), (2, 2), (1, 1, 1, 1), 1, True, "relu", True)
+conv_f16_nchw88_case("n88_3x3_s1_pad_channels_hswish", _n88, 1, 12, 7, 11, 10, (3, 3), (1, 1), (1, 0, 1, 2), 1, True, "hswish")
+conv_f16_nchw88_case("n88_5x5_s1", _n88, 1, 8, 11, 12, 8, (5, 5), (1, 1), (2, 2, 2, 2), 1, True)
+conv_f16_nchw88_case("n88_5x5_s2_relu", _n88, 1, 16, 13, 14, 8, (5, 5), (2, 2), (2, 2, 2, 2), 1, False, "relu")
+conv_f16_nchw88_case("n88_7x7_s1", _n88, 1, 8, 10, 10, 8, (7, 7), (1, 1), (3, 3, 3, 3), 1, True)
+conv_f16_nchw88_case("n88_7x7_s2_relu", _n88, 1, 8, 16, 17, 16, (7, 7), (2, 2), (3, 3, 3, 3), 1, True, "relu")
+conv_f16_nchw88_case("n88_hybrid_3x3_s2_relu", _n88, 1, 3, 16, 21, 16, (3, 3), (2, 2), (1, 1, 1, 1), 1, True, "relu")
+conv_f16_nchw88_case("n88_hybrid_7x7_s2_pad_oc", _n88, 2, 3, 14, 14, 12, (7, 7), (2, 2), (3, 3, 3, 3), 1, True)
+conv_f16_nchw88_case("n88_dw3x3_s1_relu6", _n88, 1, 16, 9, 13, 16, (3, 3), (1, 1), (1, 1, 1, 1), 16, True, "clip")
+conv_f16_nchw88_case("n88_dw3x3_s2_relu", _n88, 1, 8, 11, 17, 8, (3, 3), (2, 2), (1, 1, 1, 1), 8, True, "relu")
+conv_f16_nchw88_case("n88_dw5x5_s1_pad_channels", _n88, 1, 12, 9, 10, 12, (5, 5), (1, 1), (2, 2, 2, 2), 12, True)
+conv_f16_nchw88_case("n88_dw3x3_s1_residual_hswish", _n88, 1, 8, 6, 9, 8, (3, 3), (1, 1), (1, 1, 1, 1), 8, True, "hswish", True)
+conv_f16_nchw88_case("n88_3x3_d2_asym_stride", _n88, 1, 16, 12, 17, 8, (3, 3), (1, 2), (2, 1, 2, 0), 1, True, "relu", d=(2, 2))
+conv_f16_nchw88_case("n88_dw3x3_d2_batch2", _n88, 2, 8, 9, 11, 8, (3, 3), (1, 1), (2, 2, 2, 2), 8, False, d=(2, 2))
+conv_f16_nchw88_case("n88_grouped2_3x3_relu", _n88, 1, 16, 7, 10, 16, (3, 3), (1, 1), (1, 1, 1, 1), 2, True, "relu")
+conv_f16_nchw88_case("n88_grouped3_1x1_residual", _n88, 1, 24, 5, 9, 48, (1, 1), (1, 1), (0, 0, 0, 0), 3, True, None, True)

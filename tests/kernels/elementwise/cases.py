@@ -169,3 +169,45 @@ def _f16_clip_edges():
 
 
 _f16_clip_edges()
+
+
+# --- float16 NCHW88 (enable_ioc16 + enable_nchw88 on arm64-fp16): the op follows an
+# identity 1x1 conv and a 1x1 max pool (both exact in float16; the pool keeps the op from
+# fusing into the conv), which put its input in NCHW88; operands walking like the output,
+# per-channel constants (one vector per block), scalars; 12 channels: a padded last block.
+# NumPy float16 arithmetic as the reference: exact, Sigmoid within two float16 ulps.
+def _f16_nchw88_cases():
+    from kernels.f16_reference import ew_f16, hardswish_f16
+
+    def pre(c):
+        return (("Conv", [Const(np.eye(c, dtype=F32).reshape(c, c, 1, 1))], {}),
+                ("MaxPool", [], {"kernel_shape": [1, 1]}))
+
+    kw = dict(opset=14, ioc16=True, nchw88=True)
+    for c in (16, 12):
+        a, b = _f32(1, c, 5, 7), _f32(1, c, 5, 7)
+        BOOK.add(f"n88_Add_tensor_c{c}", "Add", [a, b], ref=lambda a, b: ew_f16(np.add, a, b),
+                 exact=True, pre=pre(c), **kw)
+        BOOK.add(f"n88_Mul_const_channel_c{c}", "Mul", [a, Const(_f32(1, c, 1, 1))],
+                 ref=lambda a, b: ew_f16(np.multiply, a, b), exact=True, pre=pre(c), **kw)
+        BOOK.add(f"n88_Add_const_channel_relu_c{c}", "Add", [a, Const(_f32(1, c, 1, 1))],
+                 post=(("Relu", [], {}),), exact=True, pre=pre(c),
+                 ref=lambda a, b: ew_f16(lambda u, v: np.maximum(u + v, 0), a, b), **kw)
+        BOOK.add(f"n88_HardSwish_c{c}", "HardSwish", [(a * 4).astype(F32)], ref=hardswish_f16,
+                 exact=True, pre=pre(c), **kw)
+        BOOK.add(f"n88_Sigmoid_c{c}", "Sigmoid", [a], ref=lambda a: ew_f16(
+            lambda v: 1 / (1 + np.exp(-v)), a), tol=2e-3, pre=pre(c), **kw)
+    x = (_f32(2, 8, 3, 9) * 5).astype(F32)
+    BOOK.add("n88_Clip_relu6", "Clip", [x, Const(np.array(0, F32)), Const(np.array(6, F32))],
+             ref=lambda a, lo, hi: ew_f16(lambda v: np.minimum(np.maximum(v, 0), 6), a),
+             exact=True, pre=pre(8), **kw)
+    BOOK.add("n88_Relu", "Relu", [x], ref=lambda a: ew_f16(lambda v: np.maximum(v, 0), a),
+             exact=True, pre=pre(8), **kw)
+    BOOK.add("n88_Mul_scalar", "Mul", [x, Const(np.array(0.75, F32))],
+             ref=lambda a, b: ew_f16(np.multiply, a, b), exact=True, pre=pre(8), **kw)
+    d = np.where(np.abs(_f32(1, 8, 1, 1)) < 0.1, F32(0.5), _f32(1, 8, 1, 1)).astype(F32)
+    BOOK.add("n88_Div_const_channel", "Div", [x, Const(d)],
+             ref=lambda a, b: ew_f16(np.divide, a, b), exact=True, pre=pre(8), **kw)
+
+
+_f16_nchw88_cases()

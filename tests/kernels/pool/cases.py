@@ -203,3 +203,43 @@ def _f16_pools():
 
 
 _f16_pools()
+
+
+# --- float16 NCHW88 (enable_ioc16 + enable_nchw88 on arm64-fp16): the pool follows an
+# identity 1x1 conv (exact in float16), which starts the NCHW88 region; NumPy float16
+# arithmetic as the reference, bit-exact (the global mean: float32 sums in the kernel's
+# order, tests/kernels/f16_nchw88_reference.py). 12 channels: a zero-padded last block.
+def _f16_nchw88_pools():
+    from kernels.f16_nchw88_reference import global_mean_f16_nchw88
+    from kernels.f16_reference import out32, pool_f16, r16
+
+    r = np.random.default_rng(1688)
+
+    def identity(c):
+        return (("Conv", [Const(np.eye(c, dtype=F32).reshape(c, c, 1, 1))], {}),)
+
+    for kind, shape, k, s, p, inc in [
+            ("max", (1, 16, 17, 21), (3, 3), (2, 2), (1, 1, 1, 1), 0),
+            ("max", (2, 12, 10, 18), (2, 2), (2, 2), (0, 0, 0, 0), 0),
+            ("avg", (1, 8, 11, 19), (3, 3), (1, 1), (1, 1, 1, 1), 0),
+            ("avg", (1, 12, 13, 20), (3, 3), (2, 2), (1, 1, 1, 1), 1),
+            ("avg", (2, 16, 8, 16), (2, 2), (2, 2), (0, 0, 0, 0), 0)]:
+        x = _f32(r, *shape)
+        attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(p))
+        if kind == "avg":
+            attrs["count_include_pad"] = inc
+        BOOK.add(f"n88_{kind}_k{k[0]}x{k[1]}_s{s[0]}_p{p[0]}_i{inc}_c{shape[1]}",
+                 "MaxPool" if kind == "max" else "AveragePool", [x], attrs, opset=13,
+                 ref=lambda x, kind=kind, k=k, s=s, p=p, inc=inc: pool_f16(x, kind, k, s, p, bool(inc)),
+                 ioc16=True, nchw88=True, exact=True, pre=identity(shape[1]))
+    for c in (16, 12):
+        x = _f32(r, 2, c, 5, 7)
+        BOOK.add(f"n88_global_avg_c{c}", "GlobalAveragePool", [x], opset=13,
+                 ref=global_mean_f16_nchw88, ioc16=True, nchw88=True, exact=True,
+                 pre=identity(c))
+        BOOK.add(f"n88_global_max_c{c}", "GlobalMaxPool", [x], opset=13,
+                 ref=lambda x: [out32(r16(x).max((2, 3), keepdims=True))], ioc16=True,
+                 nchw88=True, exact=True, pre=identity(c))
+
+
+_f16_nchw88_pools()

@@ -37,7 +37,7 @@ ARITHMETIC = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAverage
               "HardSigmoid", "FusedElementwise", "Softmax"}
 # operators that only move data (any element type): float16 when their input already is
 DATA = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat", "Transpose",
-        "Gather", "Slice", "Split"}
+        "Gather", "Slice", "Split", "Dropout"}
 
 
 def _fc_weights(op: Op, graph: Graph):

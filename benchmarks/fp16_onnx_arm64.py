@@ -1,0 +1,194 @@
+"""Float16 ONNX models on arm64-fp16 (computed in float16, qemu-aarch64 -cpu max) against
+onnxruntime: the onnx package's light models with seeded weights converted by
+onnxconverter-common's float16 tool (as tests/test_fp16_models.py does), and every ONNX node
+conformance case with a float16 input or output (against the case's own expected outputs).
+
+Per model: max |ours - ref| / max(1, |ref|), max |ours - ref| / max(1, max|ref|) (the
+output-scale form), top-1 agreement (light models), and the fp16<->fp32 conversions of the
+plan (what `megcc inspect --isa arm64-fp16` prints). Node cases that are expected failures
+of the host conformance run (tests/onnx_expected_failures.py) are labelled as such.
+
+    python benchmarks/fp16_onnx_arm64.py [--light squeezenet,...] [--nodes PATTERN] [--isa L]
+
+CI runs a representative subset (tests/test_fp16_models.py, test_*_on_arm64_fp16).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import onnx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from megcc_builder.compiler import ModelSpec, compile_bundle  # noqa: E402
+from megcc_builder.host import run_compiled  # noqa: E402
+from megcc_builder.passes.float16_regions import conversion_count  # noqa: E402
+
+LIGHT = ["squeezenet", "inception_v1", "inception_v2", "resnet50", "densenet121", "shufflenet"]
+
+
+def converted_light_model(name: str, seed: int = 11) -> onnx.ModelProto:
+    from onnxconverter_common import float16
+    from test_onnx_real_models import model_path, with_random_weights
+
+    m = with_random_weights(onnx.load(model_path(name)), seed=seed)
+    return float16.convert_float_to_float16(m, keep_io_types=False)
+
+
+def run_on(model: onnx.ModelProto, feeds: dict, isa: str, target: str, workdir: str):
+    """(outputs by name, conversions, plan) of `model` compiled for `isa`, run on `target`.
+    An input whose value sets a shape (Range's bounds) is bound as a constant, as the ONNX
+    backend (megcc_builder/onnx_backend.py) does."""
+    from megcc_builder.ir import NeedsValue
+    from megcc_builder.onnx_backend import _bind_inputs
+
+    feeds = dict(feeds)
+    bound: dict = {}
+    while True:
+        path = os.path.join(workdir, "m.onnx")
+        onnx.save(_bind_inputs(model, bound) if bound else model, path)
+        shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+        try:
+            bundle = compile_bundle([ModelSpec("model", path, [shapes])],
+                                    os.path.join(workdir, "o"), save_c_array=False, isa=isa)
+            break
+        except NeedsValue as exc:
+            if exc.tensor not in feeds:
+                raise
+            bound[exc.tensor] = feeds.pop(exc.tensor)
+    plan = bundle.models[0].plans[0]
+    ins = [feeds[n] for n in plan.graph.inputs]
+    outs = run_compiled(bundle.files["kernels_c"], bundle.files["model.tiny"], ins, target=target)
+    return dict(zip(plan.output_names, outs)), conversion_count(plan.instrs, plan.graph), plan
+
+
+def errors(got: np.ndarray, ref: np.ndarray):
+    """(max |d| / max(1, |ref|), max |d| / max(1, max |ref|)); NaN where either is NaN."""
+    g, r = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    if g.shape != r.shape:
+        raise ValueError(f"shape {g.shape} vs {r.shape}")
+    both_nan = np.isnan(g) & np.isnan(r)
+    same_inf = np.isinf(g) & np.isinf(r) & (np.sign(g) == np.sign(r))
+    ok = ~(both_nan | same_inf)
+    if not ok.any():
+        return 0.0, 0.0
+    d = np.abs(g[ok] - r[ok])
+    return (float(np.max(d / np.maximum(1, np.abs(r[ok])))),
+            float(np.max(d) / max(1.0, float(np.max(np.abs(r[ok]))))))
+
+
+def light_rows(names, isa, target):
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    for name in names:
+        m16 = converted_light_model(name)
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "ref.onnx")
+            onnx.save(m16, p)
+            sess = ort.InferenceSession(p, providers=["CPUExecutionProvider"])
+            rng = np.random.default_rng(7)
+            feeds = {i.name: rng.standard_normal(i.shape).astype(np.float16)
+                     for i in sess.get_inputs()}
+            ref = sess.run(None, feeds)
+            t0 = time.time()
+            ours, conv, _ = run_on(m16, feeds, isa, target, d)
+            o = sess.get_outputs()[0].name
+            rule, scale = errors(ours[o], ref[0])
+            top = int(np.argmax(ours[o])) == int(np.argmax(ref[0]))
+            yield (name, rule, scale, top, conv, time.time() - t0,
+                   bool(np.isnan(ref[0]).any()))
+
+
+def float16_node_cases(pattern: str = ""):
+    from onnx import TensorProto
+    from onnx.backend.test.case import node
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = node.collect_testcases()
+    for c in cases:
+        m = c.model
+        vals = list(m.graph.input) + list(m.graph.output)
+        if any(v.type.tensor_type.elem_type == TensorProto.FLOAT16 for v in vals) \
+                and re.search(pattern, c.name):
+            yield c
+
+
+def _array(x) -> np.ndarray:
+    """A case's value: a NumPy array, or a TensorProto (the Cast cases)."""
+    if isinstance(x, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(x)
+    return np.asarray(x)
+
+
+def node_rows(pattern, isa, target):
+    from onnx_expected_failures import EXPECTED_FAILURES
+
+    for c in float16_node_cases(pattern):
+        inputs, outputs = c.data_sets[0]
+        names = [v.name for v in c.model.graph.input if v.name]
+        feeds = dict(zip(names, [_array(x) for x in inputs]))
+        known = EXPECTED_FAILURES.get(c.name + "_cpu")
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                ours, conv, plan = run_on(c.model, feeds, isa, target, d)
+            except Exception as exc:  # noqa: BLE001 (a report: every case gets its row)
+                yield c.name, None, None, None, f"error: {str(exc).splitlines()[0][:90]}", known
+                continue
+            worst_rule = worst_scale = 0.0
+            dtype_ok = True
+            for v, r in zip(c.model.graph.output, outputs):
+                g = ours[v.name]
+                r = _array(r)
+                dtype_ok &= g.dtype == r.dtype
+                if r.dtype.kind in "fc" or str(r.dtype).startswith("float"):
+                    a, b = errors(g.astype(np.float64), r.astype(np.float64))
+                else:
+                    a = b = 0.0 if np.array_equal(g, r) else float("inf")
+                worst_rule, worst_scale = max(worst_rule, a), max(worst_scale, b)
+            f16 = any(ins.impl and "fp16" in ins.impl for ins in plan.instrs)
+            yield c.name, worst_rule, worst_scale, conv, ("fp16 kernel" if f16 else "") + \
+                ("" if dtype_ok else " DTYPE MISMATCH"), known
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--light", default=",".join(LIGHT), help="comma-separated ('-' = none)")
+    ap.add_argument("--nodes", default="", help="regex over the node case names ('-' = none)")
+    ap.add_argument("--isa", default="arm64-fp16")
+    ap.add_argument("--target", default="arm64-fp16")
+    a = ap.parse_args()
+    tol = 1e-2
+    if a.light and a.light != "-":
+        print(f"== converted light models on {a.isa} (vs onnxruntime float16; tolerance {tol})")
+        print(f"{'model':<14} {'max|d|/max(1,|ref|)':>20} {'/ output scale':>15} {'top-1':>6} "
+              f"{'conversions':>11} {'seconds':>8}")
+        for name, rule, scale, top, conv, sec, nan in light_rows(a.light.split(","), a.isa, a.target):
+            flag = " (onnxruntime's float16 reference is NaN: float16 overflow)" if nan else ""
+            print(f"{name:<14} {rule:20.2e} {scale:15.2e} {'same' if top else 'DIFF':>6} "
+                  f"{conv:>11} {sec:8.1f}{flag}")
+    if a.nodes != "-":
+        print(f"== float16 node conformance cases on {a.isa} (vs the cases' expected outputs)")
+        n = passed = 0
+        for name, rule, scale, conv, note, known in node_rows(a.nodes, a.isa, a.target):
+            n += 1
+            ok = rule is not None and rule <= tol and "MISMATCH" not in note
+            passed += ok
+            status = "ok" if ok else ("xfail" if known else "FAIL")
+            shown = f"{rule:10.2e} {scale:10.2e} {conv:>4}" if rule is not None else f"{'':>26}"
+            print(f"{status:<5} {name:<58} {shown} {note}" + (f"  [host xfail: {known}]" if known and not ok else ""))
+        print(f"== {passed} of {n} float16 node cases within {tol}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

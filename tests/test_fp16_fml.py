@@ -228,3 +228,27 @@ def test_resnet18_float32_accumulation_is_closer(tmp_path, summary):
         assert t1 == top
     assert errs[TARGET][1] < errs["arm64-fp16"][1]
     assert errs[TARGET][0] < errs["arm64-fp16"][0]
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"asimd", "fphp", "asimdhp", "asimdfhm"}, "arm64-fp16fml"),
+    ({"asimd", "fphp", "asimdhp"}, "arm64-fp16"),
+    # with the dot product too, native stays arm64-dotfp16 (float16 accumulation)
+    ({"asimd", "asimddp", "fphp", "asimdhp", "asimdfhm"}, "arm64-dotfp16"),
+])
+def test_native_level_with_fhm(monkeypatch, flags, expected):
+    from megcc_builder.isa import levels
+
+    monkeypatch.setattr(levels, "_host_arch", lambda: "aarch64")
+    monkeypatch.setattr(levels, "_cpu_flags", lambda: frozenset(flags))
+    assert levels.host_level() == expected
+
+
+def test_fml_level_is_a_float16_level(tmp_path):
+    """enable_ioc16 is accepted on arm64-fp16fml and its toolchain passes the FHM flag."""
+    from megcc_builder import targets
+    from megcc_builder.isa import spec
+
+    t = targets.load(TARGET)
+    assert "-march=armv8.2-a+fp16+fp16fml" in t.machine_flags and t.isa == TARGET
+    assert spec(TARGET).vec("f16").gemm is not None

@@ -275,3 +275,37 @@ def test_float16_node_case_on_arm64_fp16(case, tmp_path):
         r = as_array(r)
         assert ours[v.name].dtype == r.dtype, v.name
         assert errors(ours[v.name].astype(np.float64), r.astype(np.float64))[0] <= TOL, v.name
+
+
+def test_unfolded_batchnorm_stays_in_float16_on_arm64_fp16(tmp_path):
+    """A BatchNormalization after a Concat (DenseNet's pattern: nothing to fold it into)
+    runs as a float16 per-channel Mul and Add: the region is not cut (0 conversions, was 2
+    per BatchNormalization); against onnxruntime on the float16 model."""
+    from build_support import require_target
+    from fp16_onnx_cases import errors, run_on
+
+    require_target(F16_TARGET)
+    rng = np.random.default_rng(21)
+    h = np.float16
+    inits = [numpy_helper.from_array((rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(h), "w1"),
+             numpy_helper.from_array((rng.uniform(0.5, 1.5, 12)).astype(h), "g"),
+             numpy_helper.from_array(rng.standard_normal(12).astype(h), "b"),
+             numpy_helper.from_array((rng.standard_normal(12) * 0.2).astype(h), "m"),
+             numpy_helper.from_array((rng.uniform(0.5, 2.0, 12)).astype(h), "v"),
+             numpy_helper.from_array((rng.standard_normal((6, 12, 1, 1)) * 0.3).astype(h), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Concat", ["x", "c1"], ["cat"], axis=1),
+             helper.make_node("BatchNormalization", ["cat", "g", "b", "m", "v"], ["bn"]),
+             helper.make_node("Conv", ["bn", "w2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT16, (1, 4, 9, 11))], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT16, None)], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, 4, 9, 11)).astype(h)
+    (ref,) = ort.InferenceSession(model.SerializeToString(),
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    ours, count, plan = run_on(model, {"x": x}, F16_TARGET, F16_TARGET, str(tmp_path))
+    assert count == 0
+    assert not [i for i in plan.instrs if "batchnorm" in i.kernel.name]
+    assert errors(ours["y"], ref)[0] <= TOL

@@ -6,7 +6,10 @@ float32 reference is then the rounding of the weights, a property of the model.
 
 The weights rounded are those passes/compress_fp16.py compresses: the weight input (input
 1) of convolutions and fully-connected layers with at least MIN_ELEMENTS elements, all
-within float16's range.
+within float16's range. The compiler rounds them after folding a BatchNormalization that
+follows a convolution into it (passes/fold_batchnorm.py), so the ONNX oracle folds those
+first (float64 arithmetic, float32 results, as the pass does: an independent re-derivation,
+not the pass itself) and rounds the folded weights.
 """
 from __future__ import annotations
 
@@ -29,9 +32,59 @@ def _rounded(a: np.ndarray):
     return a.astype(np.float16).astype(np.float32)
 
 
-def onnx_rounded_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with its Conv/Gemm/MatMul weight initializers rounded to float16 values."""
+def fold_conv_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Each BatchNormalization whose input is a Conv output read by it alone, folded into
+    the Conv's weights and bias (constant statistics)."""
     m = onnx.ModelProto.FromString(model.SerializeToString())
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    readers: dict = {}
+    for n in g.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    outputs = {o.name for o in g.output}
+    drop = []
+    for bn in g.node:
+        if bn.op_type != "BatchNormalization" or len([o for o in bn.output if o]) != 1:
+            continue
+        conv = producer.get(bn.input[0])
+        if conv is None or conv.op_type != "Conv" or readers.get(bn.input[0]) != 1 \
+                or bn.input[0] in outputs or conv.input[1] not in inits \
+                or not all(i in inits for i in bn.input[1:5]) \
+                or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits):
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[i]).astype(np.float64)
+                                  for i in bn.input[1:5])
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        scale = gamma / np.sqrt(var + eps)
+        w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+        b = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
+             if len(conv.input) > 2 and conv.input[2] else np.zeros(w.shape[0]))
+        wname, bname = conv.input[1] + "__folded", conv.output[0] + "__folded_bias"
+        g.initializer.extend([
+            numpy_helper.from_array((w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32), wname),
+            numpy_helper.from_array((b * scale + beta - mean * scale).astype(np.float32), bname)])
+        del conv.input[1:]
+        conv.input.extend([wname, bname])
+        conv.output[0] = bn.output[0]
+        drop.append(bn)
+    for bn in drop:
+        g.node.remove(bn)
+    used = {i for n in g.node for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    keep_in = [v for v in g.input if v.name in used or v.name not in inits]
+    del g.input[:]
+    g.input.extend(keep_in)
+    return m
+
+
+def onnx_rounded_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model (BatchNormalizations after convolutions folded) with its Conv/Gemm/MatMul
+    weight initializers rounded to float16 values."""
+    m = fold_conv_batchnorm(model)
     weights = {n.input[1] for n in m.graph.node if n.op_type in ONNX_WEIGHTED and len(n.input) > 1}
     for k, t in enumerate(m.graph.initializer):
         if t.name in weights:

@@ -143,14 +143,12 @@ def convs(tmp_path_factory):
 def test_conv_accumulates_in_float32(case, convs):
     plan, got, refs = convs
     cid, impl = case[0], case[-1]
-    ops = {o: op for op in plan.graph.ops for o in op.outputs}
     conv = [i for i in plan.instrs if i.impl.startswith("conv.")
             and any(o.startswith(f"c_{cid}") or o.startswith(f"a_{cid}") or o.startswith(f"y_{cid}")
                     for o in i.outputs)]
     assert len(conv) == 1, [(i.impl, i.outputs) for i in plan.instrs]
     assert conv[0].impl == f"conv.{impl}_neon64fp16_f16" and conv[0].kernel.name.endswith("_neon64fp16fml")
     assert "accumulating in float32" in conv[0].note
-    del ops
     np.testing.assert_array_equal(got[f"y_{cid}"], refs[f"y_{cid}"])
 
 

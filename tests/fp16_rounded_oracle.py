@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from megcc_builder.passes.compress_fp16 import F16_MAX, MIN_ELEMENTS
 
 ONNX_WEIGHTED = ("Conv", "Gemm", "MatMul")
+DATA_MOVES = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 MGE_WEIGHTED = ("ConvBiasForward", "ConvolutionForward", "MatrixMul")
 
 
@@ -85,7 +86,16 @@ def onnx_rounded_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model (BatchNormalizations after convolutions folded) with its Conv/Gemm/MatMul
     weight initializers rounded to float16 values."""
     m = fold_conv_batchnorm(model)
-    weights = {n.input[1] for n in m.graph.node if n.op_type in ONNX_WEIGHTED and len(n.input) > 1}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    weights = set()
+    for n in m.graph.node:
+        if n.op_type in ONNX_WEIGHTED and len(n.input) > 1:
+            w = n.input[1]
+            # the compiler sees a Reshape/Transpose of a constant as a constant: round its
+            # source (rounding commutes with moving data)
+            while w in producer and producer[w].op_type in DATA_MOVES:
+                w = producer[w].input[0]
+            weights.add(w)
     for k, t in enumerate(m.graph.initializer):
         if t.name in weights:
             r = _rounded(numpy_helper.to_array(t))

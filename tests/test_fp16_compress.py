@@ -24,6 +24,7 @@ from megcc_builder.emit.model_blob import read_model
 from megcc_builder.frontend.onnx import load_onnx
 from megcc_builder.host import build_runner, emulator_of, run_blob
 from megcc_builder.options import CompileOptions
+from fp16_rounded_oracle import mge_rounded_weights, onnx_rounded_weights
 from reference import assert_close
 from test_onnx_real_models import model_path, with_random_weights
 
@@ -161,8 +162,17 @@ def test_megengine_models(zoo, tmp_path, name, isa, summary, monkeypatch):
     assert "float16" not in weight_bytes(blob_r)
     (rounded,) = oracle.values()
     exact = assert_close(got, rounded, 1e-4, f"{name}: fp16 weights vs float32 of the same values")
+    # the independent oracle: MegEngine itself on the dump with those weights rounded
+    (mge_rounded,) = mge_zoo.reference_output(
+        mge_rounded_weights(path, str(tmp_path / "rounded.mge")), {"data": x})
     ratio = len(blob16) / len(blob32)
     err = float(np.max(np.abs(got - ref) / np.maximum(1.0, np.abs(ref))))
+    err_oracle = float(np.max(np.abs(mge_rounded - ref) / np.maximum(1.0, np.abs(ref))))
+    vs_oracle = assert_close(got, mge_rounded, 1e-4, f"{name}: vs MegEngine on the rounded weights")
+    summary(f"compress_fp16 {name} [{isa}]: MegEngine on the fp16-rounded weights deviates "
+            f"from its fp32 output by {err_oracle:.2e} of max(1,|ref|) (ours {err:.2e}); ours "
+            f"vs it {vs_oracle:.2e}")
+    assert abs(err - err_oracle) <= 1e-3  # the deviation is the weights' rounding
     scale = max(1.0, float(np.max(np.abs(ref))))
     summary(f"compress_fp16 {name} [{isa}]: model {len(blob16)} B / float32 {len(blob32)} B "
             f"= {ratio:.3f}; vs MegEngine fp32: max |d|/max(1,|ref|) {err:.2e}, max |d| / "
@@ -220,10 +230,18 @@ def test_onnx_light_models(tmp_path, name, summary, monkeypatch):
     ours, blob16, _ = compile_run(path, feeds, tmp_path / "f16", True)
     monkeypatch.setattr(compiler, "compress_weights_fp16", rounded_in_float32)
     oracle, _, _ = compile_run(path, feeds, tmp_path / "rounded", True)
+    # the independent oracle: onnxruntime on the model with those weights rounded
+    ort_rounded = ort.InferenceSession(
+        onnx_rounded_weights(onnx.load(path)).SerializeToString(),
+        providers=["CPUExecutionProvider"]).run(None, feeds)
     ratio = len(blob16) / len(blob32)
-    for out, r in zip(sess.get_outputs(), ref):
+    for out, r, rr in zip(sess.get_outputs(), ref, ort_rounded):
         got = ours[out.name]
         exact = assert_close(got, oracle[out.name], 1e-4, f"{name}: vs float32, rounded weights")
+        vs_ort = assert_close(got, rr, 1e-4, f"{name}: vs onnxruntime on the rounded weights")
+        err_ort = float(np.max(np.abs(rr - r) / np.maximum(1.0, np.abs(r))))
+        summary(f"compress_fp16 {name}: onnxruntime on the fp16-rounded weights deviates from "
+                f"its fp32 output by {err_ort:.2e} of max(1,|ref|); ours vs it {vs_ort:.2e}")
         err = float(np.max(np.abs(got - r) / np.maximum(1.0, np.abs(r))))
         scale = max(1.0, float(np.max(np.abs(r))))
         summary(f"compress_fp16 {name}: model {len(blob16)} B / {len(blob32)} B = {ratio:.3f}; "

@@ -211,3 +211,101 @@ def test_converted_light_models(tmp_path, name, blocked, summary):
         assert float(np.max(d)) <= TOL * scale
         assert np.argmax(got) == np.argmax(r)
     assert count == expected_conversions(m16)
+
+
+# ---------------------------------------------------- on arm64-fp16: computed in float16
+# The full lists (every converted light model, all 118 float16 node cases) are in
+# benchmarks/fp16_onnx_arm64.py, which prints the table; here a representative subset under
+# qemu-aarch64 -cpu max. onnxruntime computes these in float16 too, so the float16 kernels'
+# float16 accumulation is compared with another float16 evaluation.
+F16_TARGET = "arm64-fp16"
+
+
+def test_converted_squeezenet_on_arm64_fp16(tmp_path, summary):
+    """Whole in float16 on the float16 kernels (0 conversions: its Dropout is data movement
+    and does not cut the region), within 1e-2 of onnxruntime's float16 output, same top-1;
+    `megcc inspect --isa arm64-fp16` reports the count."""
+    from build_support import require_target
+    from fp16_onnx_cases import converted_light_model, errors, run_on
+
+    require_target(F16_TARGET)
+    m16 = converted_light_model("squeezenet")
+    path = str(tmp_path / "sq16.onnx")
+    onnx.save(m16, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    feeds = {i.name: rng.standard_normal(i.shape).astype(np.float16) for i in sess.get_inputs()}
+    (ref,) = sess.run(None, feeds)
+    ours, count, plan = run_on(m16, feeds, F16_TARGET, F16_TARGET, str(tmp_path))
+    (got,) = ours.values()
+    rule, scale = errors(got, ref)
+    convs = [i.impl for i in plan.instrs if i.impl.startswith("conv.")]
+    assert convs and all(i.endswith("neon64fp16_f16") for i in convs), convs
+    out = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "inspect", path, "--isa",
+                          F16_TARGET], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("== float16:"))
+    summary(f"float16 squeezenet on {F16_TARGET} (float16 kernels): vs onnxruntime float16 "
+            f"max |d|/max(1,|ref|) {rule:.2e}; {count} conversions; top-1 {int(np.argmax(got))} "
+            f"(onnxruntime {int(np.argmax(ref))})")
+    assert got.dtype == np.float16
+    assert count == 0 and line.startswith("== float16: 0 fp16<->fp32 conversions"), line
+    assert rule <= TOL
+    assert np.argmax(got) == np.argmax(ref)
+
+
+# a float16 conformance case per kind: an fp16-kernel conv + SiLU region with conversions
+# at the edges, fp16 attention (softmax, matmuls), Range with a shape-setting input, casts
+NODE_CASES = ["test_causal_conv_with_state_silu_fp16", "test_attention_4d_fp16",
+              "test_range_float16_type_positive_delta", "test_cast_FLOAT_to_FLOAT16",
+              "test_celu_float16", "test_mod_float_edge_cases_fmod_0_float16"]
+
+
+@pytest.mark.parametrize("case", NODE_CASES)
+def test_float16_node_case_on_arm64_fp16(case, tmp_path):
+    from build_support import require_target
+    from fp16_onnx_cases import as_array, errors, float16_node_cases, run_on
+
+    require_target(F16_TARGET)
+    (c,) = list(float16_node_cases(f"^{case}$"))
+    inputs, outputs = c.data_sets[0]
+    names = [v.name for v in c.model.graph.input if v.name]
+    ours, count, _ = run_on(c.model, dict(zip(names, map(as_array, inputs))), F16_TARGET,
+                            F16_TARGET, str(tmp_path))
+    for v, r in zip(c.model.graph.output, outputs):
+        r = as_array(r)
+        assert ours[v.name].dtype == r.dtype, v.name
+        assert errors(ours[v.name].astype(np.float64), r.astype(np.float64))[0] <= TOL, v.name
+
+
+def test_unfolded_batchnorm_stays_in_float16_on_arm64_fp16(tmp_path):
+    """A BatchNormalization after a Concat (DenseNet's pattern: nothing to fold it into)
+    runs as a float16 per-channel Mul and Add: the region is not cut (0 conversions, was 2
+    per BatchNormalization); against onnxruntime on the float16 model."""
+    from build_support import require_target
+    from fp16_onnx_cases import errors, run_on
+
+    require_target(F16_TARGET)
+    rng = np.random.default_rng(21)
+    h = np.float16
+    inits = [numpy_helper.from_array((rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(h), "w1"),
+             numpy_helper.from_array((rng.uniform(0.5, 1.5, 12)).astype(h), "g"),
+             numpy_helper.from_array(rng.standard_normal(12).astype(h), "b"),
+             numpy_helper.from_array((rng.standard_normal(12) * 0.2).astype(h), "m"),
+             numpy_helper.from_array((rng.uniform(0.5, 2.0, 12)).astype(h), "v"),
+             numpy_helper.from_array((rng.standard_normal((6, 12, 1, 1)) * 0.3).astype(h), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Concat", ["x", "c1"], ["cat"], axis=1),
+             helper.make_node("BatchNormalization", ["cat", "g", "b", "m", "v"], ["bn"]),
+             helper.make_node("Conv", ["bn", "w2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT16, (1, 4, 9, 11))], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT16, None)], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, 4, 9, 11)).astype(h)
+    (ref,) = ort.InferenceSession(model.SerializeToString(),
+                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    ours, count, plan = run_on(model, {"x": x}, F16_TARGET, F16_TARGET, str(tmp_path))
+    assert count == 0
+    assert not [i for i in plan.instrs if "batchnorm" in i.kernel.name]
+    assert errors(ours["y"], ref)[0] <= TOL

@@ -100,6 +100,28 @@ ARM64_FP16 = IsaSpec("arm64-fp16", "Armv8.2-A + FP16: the arm64-neon kernels and
                      ARM64_CORE)
 
 
+# Armv8.2-A + FP16 + FHM (FEAT_FHM, /proc/cpuinfo `asimdfhm`: Cortex-A55/A76 and later,
+# Neoverse N1): arm64-fp16's kernels, with the float16 convolutions (packed GEMM, direct
+# 3x3) and FC layers accumulating in float32 through the widening FMAs FMLAL/FMLAL2
+# (vfmlalq_*_f16: 4 float32 lanes per instruction, half fmla .8h's rate). The level is the
+# accumulation choice: arm64-fp16 accumulates in float16 (faster, an error that grows with
+# the reduction length K), arm64-fp16fml in float32 (docs/float16.md has the measured error).
+NEON64_FP16FML_TAG = KernelTag("neon64fp16fml", "defined(__ARM_NEON) && defined(__aarch64__) && "
+                               "defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC) && "
+                               "defined(__ARM_FEATURE_FP16_FML)",
+                               "-march=armv8.2-a+fp16+fp16fml", "arm_neon.h")
+ARM64_FP16FML = IsaSpec("arm64-fp16fml", "Armv8.2-A + FP16 + FHM: arm64-fp16's kernels, the "
+                        "float16 convolutions and FC accumulating in float32 (FMLAL)",
+                        "aarch64", ARM64_FP16.features | {"asimdfhm"},
+                        ("-march=armv8.2-a+fp16+fp16fml",),
+                        ARM64_FP16.tags + (NEON64_FP16FML_TAG,), dict(ARM64_FP16.vectors),
+                        ARM64_CORE)
+
+
+def accumulates_f16_in_f32(isa) -> bool:
+    """Whether the level's float16 conv/FC kernels accumulate in float32 (FMLAL)."""
+    return "asimdfhm" in isa.features
+
 # Armv8.2-A with the dot-product extension (FEAT_DotProd, /proc/cpuinfo `asimddp`:
 # Cortex-A55/A75/A76 and later): the arm64-neon kernels plus int8 ones (`*_neon64dot`) on
 # `sdot` (vdotq_laneq_s32: four 4-way int8 dot products into int32 lanes per instruction),

@@ -7,6 +7,7 @@
     armv7-neon  32-bit Arm with NEON and VFPv4: `*_neon` kernels
     arm64-neon  AArch64: the `*_neon` kernels plus the `*_neon64` ones
     arm64-fp16  Armv8.2-A + FP16: arm64-neon's kernels and float16 arithmetic (enable_ioc16)
+    arm64-fp16fml  arm64-fp16 + FHM: its float16 conv/FC kernels accumulate in float32 (FMLAL)
     arm64-dot   Armv8.2-A + dot product: arm64-neon's kernels and int8 ones on sdot
                 (enable_nchw44_dot)
     arm64-dotfp16  both of the above (a build host with both picks it as native)
@@ -30,7 +31,7 @@ from .description import IsaSpec, KernelTag
 
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
     portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON,
-    arm.ARM64_FP16, arm.ARM64_DOT, arm.ARM64_DOT_FP16, arm.ARM64_I8MM, arm.CORTEX_M_DSP,
+    arm.ARM64_FP16, arm.ARM64_FP16FML, arm.ARM64_DOT, arm.ARM64_DOT_FP16, arm.ARM64_I8MM, arm.CORTEX_M_DSP,
     arm.CORTEX_M_MVE)}
 LEVELS = tuple(SPECS)
 ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}

@@ -5,7 +5,8 @@ Every float32 operator a float16 kernel can compute is rewritten onto float16 te
 (`<name>_f16` shadows of its activations, float16 copies of its constant weights and
 biases): convolutions (packed GEMM, depthwise), fully-connected layers (Gemm / MatMul by a
 constant, rewritten as MatMul of the (K, N) weights with the bias a third input), pooling,
-trailing-axes means and maxima, element-wise operations and activations, softmax. Which ones
+trailing-axes means and maxima, element-wise operations and activations, softmax, and a
+BatchNormalization left unfolded (after a Concat: a per-channel float16 Mul and Add). Which ones
 can is the kernel registry's answer: the op is tried on float16 tensors and kept in float16
 only if the cheapest implementation that applies is a float16 one (`*_neon64fp16_f16`).
 Data movement (Reshape, Concat, Transpose, Gather, ...) follows its input: in float16 when
@@ -38,7 +39,7 @@ ARITHMETIC = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAverage
               "HardSigmoid", "FusedElementwise", "Softmax"}
 # operators that only move data (any element type): float16 when their input already is
 DATA = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat", "Transpose",
-        "Gather", "Slice", "Split"}
+        "Gather", "Slice", "Split", "Dropout"}
 
 
 def _fc_weights(op: Op, graph: Graph):
@@ -74,6 +75,27 @@ def _fc_weights(op: Op, graph: Graph):
     return np.ascontiguousarray(w), bias
 
 
+def _batchnorm_affine(op: Op, graph: Graph):
+    """(scale, shift) shaped (C, 1, ..., 1) of an inference BatchNormalization with constant
+    statistics on an N-D (N >= 3) float32 activation (one left unfolded by
+    passes/fold_batchnorm.py: after a Concat, as in DenseNet), or None."""
+    if op.type != "BatchNormalization" or len(op.inputs) != 5 or len([o for o in op.outputs if o]) != 1:
+        return None
+    x = graph.tensors[op.inputs[0]]
+    params = [graph.tensors[n] for n in op.inputs[1:]]
+    if x.dtype != "float32" or x.is_const or len(x.shape) < 3 or int(op.attrs.get("training_mode", 0)) \
+            or not all(t.is_const and t.dtype == "float32" for t in params):
+        return None
+    gamma, beta, mean, var = (np.asarray(t.data, np.float64).reshape(-1) for t in params)
+    scale = gamma / np.sqrt(var + float(op.attrs.get("epsilon", 1e-5)))
+    shift = beta - mean * scale
+    shape = (-1,) + (1,) * (len(x.shape) - 2)
+    scale, shift = scale.astype(np.float32).reshape(shape), shift.astype(np.float32).reshape(shape)
+    if _out_of_range(scale) or _out_of_range(shift):
+        return None
+    return scale, shift
+
+
 def _out_of_range(a: np.ndarray) -> bool:
     a = np.asarray(a, np.float64)
     return bool(np.any(np.abs(a[np.isfinite(a)]) > F16_MAX))
@@ -104,6 +126,24 @@ class _Rewriter:
             self.graph.add_const(c, data.astype(np.float16))
             self.const16[name] = c
         return self.const16[name]
+
+    def batchnorm_trial(self, op: Op) -> Optional[List[Op]]:
+        """A standalone inference BatchNormalization as y = x * scale + shift (float16
+        Mul and Add with per-channel constants), if float16 kernels take both."""
+        affine = _batchnorm_affine(op, self.graph)
+        if affine is None:
+            return None
+        g = self.graph
+        names = []
+        for what, value in zip(("scale", "shift"), affine):
+            names.append(g.unique_name(f"{op.outputs[0]}__bn_{what}_f16"))
+            g.add_const(names[-1], value.astype(np.float16))
+        x16, y16 = self.shadow_of(op.inputs[0]), self.shadow_of(op.outputs[0])
+        t = g.unique_name(op.outputs[0] + "__bn_scaled_f16")
+        g.add_tensor(Tensor(t, g.tensors[y16].shape, "float16", layout=g.tensors[y16].layout))
+        ops = [Op("Mul", [x16, names[0]], [t], {}, op.name + "_scale"),
+               Op("Add", [t, names[1]], [y16], {}, op.name + "_shift")]
+        return ops if all(self.float16_kernel_takes(o) for o in ops) else None
 
     def trial(self, op: Op) -> Optional[Op]:
         """`op` on float16 tensors, or None if one of its constants is out of range."""
@@ -149,6 +189,12 @@ class _Rewriter:
             best = min(ok, key=lambda impl: impl.cost(op16, self.graph, self.isa)
                        if impl.cost else float("inf"))
         return best.dtypes is not None and "float16" in best.dtypes
+
+    def convertible_layout(self, op: Op) -> bool:
+        """Whether `op`'s activations are plain NCHW float32 (not an NCHW44 region)."""
+        g = self.graph
+        return all(g.tensors[n].layout == "nchw" and g.tensors[n].dtype == "float32"
+                   for n in list(op.inputs[:1]) + list(op.outputs[:1]) if n)
 
     def convertible(self, op: Op) -> Optional[Op]:
         g = self.graph
@@ -205,6 +251,14 @@ class _Rewriter:
                 # rounding a value computed in float16 to float16 (a float16 model's exit)
                 out.append(Op("Identity", [self.shadow[op.inputs[0]]], list(op.outputs), {},
                               op.name))
+                continue
+            bn16 = self.batchnorm_trial(op) if self.convertible_layout(op) else None
+            if bn16 is not None:
+                if op.inputs[0] not in self.in_f16:
+                    need16(op.inputs[0])
+                out.extend(bn16)
+                self.in_f16.add(op.outputs[0])
+                have16.add(self.shadow[op.outputs[0]])
                 continue
             op16 = self.convertible(op)
             if op16 is None:

@@ -17,6 +17,11 @@ def r16(a) -> np.ndarray:
     return np.asarray(a, np.float64).astype(np.float16).astype(np.float64)
 
 
+def r32(a) -> np.ndarray:
+    """Round to float32, held in float64 (exact)."""
+    return np.asarray(a, np.float64).astype(np.float32).astype(np.float64)
+
+
 def out32(a) -> np.ndarray:
     return np.asarray(a).astype(np.float16).astype(np.float32)
 
@@ -33,9 +38,13 @@ def clamp(a, act, lo_hi=None):
     return a
 
 
-def conv_f16(x, w, b, strides, pads, dil, group, act=None, lo_hi=None, residual=None):
+def conv_f16(x, w, b, strides, pads, dil, group, act=None, lo_hi=None, residual=None,
+             acc32=False):
     """float16 Conv: the accumulator starts at the bias and adds one tap product per FMA,
-    over (input channel, ky, kx) in that order (the packed GEMM's k, the depthwise taps)."""
+    over (input channel, ky, kx) in that order (the packed GEMM's k, the depthwise taps).
+    acc32: the accumulator is float32 (FMLAL, level arm64-fp16fml: the float16 product is
+    exact, each step rounds to float32), rounded to float16 once at the end."""
+    step = r32 if acc32 else r16
     x16, w16 = r16(x), r16(w)
     n, c, h, wd = x.shape
     oc, cg, kh, kw = w.shape
@@ -58,20 +67,24 @@ def conv_f16(x, w, b, strides, pads, dil, group, act=None, lo_hi=None, residual=
                 patch = xg[:, :, ci, ky * dh: ky * dh + (oh - 1) * sh + 1: sh,
                            kx * dw: kx * dw + (ow - 1) * sw + 1: sw]  # (n, G, oh, ow)
                 prod = patch[:, :, None] * wg[None, :, :, ci, ky, kx, None, None]
-                acc = r16(acc + prod.reshape(n, oc, oh, ow))
+                acc = step(acc + prod.reshape(n, oc, oh, ow))
+    acc = r16(acc)
     if residual is not None:
         acc = r16(acc + r16(residual))
     return [out32(clamp(acc, act, lo_hi))]
 
 
-def fc_f16(x, w_kn, bias=None, relu=False):
-    """float16 FC: acc = bias, then acc = r16(acc + a_k * b_k) for k in order."""
+def fc_f16(x, w_kn, bias=None, relu=False, acc32=False):
+    """float16 FC: acc = bias, then acc = r16(acc + a_k * b_k) for k in order (acc32: r32
+    per step, r16 once at the end)."""
+    step = r32 if acc32 else r16
     x16, w16 = r16(x), r16(w_kn)
     acc = np.zeros((x.shape[0], w_kn.shape[1]))
     if bias is not None:
         acc += r16(bias)
     for k in range(w_kn.shape[0]):
-        acc = r16(acc + x16[:, k:k + 1] * w16[k])
+        acc = step(acc + x16[:, k:k + 1] * w16[k])
+    acc = r16(acc)
     return [out32(np.maximum(acc, 0) if relu else acc)]
 
 

@@ -5,6 +5,10 @@ accumulators) adds, per input channel and tap, two input vectors (stride 2: the 
 of `ld2`) times one lane of the 4 packed weights (`fmla v.8h, v.8h, v.h[i]`), so each input
 load feeds 4 FMAs. The accumulators start at the bias and add the taps in (input channel,
 ky, kx) order, the packed GEMM's order: both give the same float16 result.
+
+On arm64-fp16fml the tile accumulates in float32: 16 float32x4 accumulators (4 channels x
+16 positions), `fmlal`/`fmlal2` by lane (vfmlalq_lane_low/high_f16) on the same loads, the
+sum rounded to float16 once before the epilogue (the packed GEMM's float32 order too).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
+from ...isa.arm import accumulates_f16_in_f32
 from ..elementwise.f16_clamp import clamp_code, clamp_tag
 from ..registry import implements
 from .geometry import conv_head_values, conv_problem, conv_schema
@@ -65,6 +70,7 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
         bias[:oc] = np.asarray(graph.tensors[op.inputs[2]].data, np.float16).reshape(-1)
     bname = graph.unique_name(op.outputs[0] + "__f16_d3x3bias")
     graph.add_const(bname, bias)
+    fml = accumulates_f16_in_f32(isa)
     load = "vld1q_f16({p})" if s == 1 else "vld2q_f16({p}).val[0]"
     taps = []
     for ky in range(3):
@@ -72,8 +78,13 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
             t = ky * 3 + kx
             taps.append(f"w4 = vld1_f16(wc + {t * OB}); "
                         f"i0 = {load.format(p=f'r{ky} + {kx}')}; i1 = {load.format(p=f'r{ky} + {kx + 8 * s}')};")
-            taps.append(" ".join(f"a{o}{v} = vfmaq_lane_f16(a{o}{v}, i{v}, w4, {o});"
-                                 for o in range(OB) for v in range(2)))
+            if fml:  # f{o}{q}: positions 4q..4q+3 in float32
+                taps.append(" ".join(
+                    f"f{o}{2 * v + h} = vfmlalq_lane_{'high' if h else 'low'}_f16(f{o}{2 * v + h}, i{v}, w4, {o});"
+                    for o in range(OB) for v in range(2) for h in range(2)))
+            else:
+                taps.append(" ".join(f"a{o}{v} = vfmaq_lane_f16(a{o}{v}, i{v}, w4, {o});"
+                                     for o in range(OB) for v in range(2)))
     finish = []
     for o in range(OB):
         res = (f"if (rs) {{ const float16_t *rr = rs + (int64_t){o} * OH * OW; "
@@ -90,7 +101,14 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
                     }}""")
     acc_init = " ".join(f"float16x8_t a{o}0 = vdupq_n_f16(bias[oc0 + {o}]), a{o}1 = a{o}0;"
                         for o in range(OB))
-    name = f"conv2d_direct3x3_s{s}_oc{OB}x16_f16{'_residual' if residual else ''}{clamp_tag(act)}_neon64fp16"
+    narrow = ""
+    if fml:
+        acc_init = " ".join(f"float32x4_t f{o}0 = vdupq_n_f32((float32_t)bias[oc0 + {o}]), "
+                            f"f{o}1 = f{o}0, f{o}2 = f{o}0, f{o}3 = f{o}0;" for o in range(OB))
+        narrow = "\n".join(f"                    float16x8_t a{o}{v} = vcombine_f16(vcvt_f16_f32(f{o}{2 * v}), "
+                           f"vcvt_f16_f32(f{o}{2 * v + 1}));" for o in range(OB) for v in range(2)) + "\n"
+    name = (f"conv2d_direct3x3_s{s}_oc{OB}x16_f16{'_residual' if residual else ''}{clamp_tag(act)}"
+            f"_neon64fp16{'fml' if fml else ''}")
     body = f"""    const float16_t *x = (const float16_t *)in_ptrs[0];
     const float16_t *wt = (const float16_t *)in_ptrs[1];  /* [OC/{OB}][C][3x3][{OB}] */
     const float16_t *bias = (const float16_t *)in_ptrs[2];
@@ -125,15 +143,16 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
                         float16x8_t i0, i1;
                         {chr(10).join("                        " + t for t in taps).strip()}
                     }}
-{chr(10).join(finish)}
+{narrow}{chr(10).join(finish)}
                 }}
         }}
     }}
 """
-    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16")
+    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16fml" if fml else "neon64fp16")
     inputs = [op.inputs[0], wname, bname] + ([op.inputs[3]] if residual else [])
     return [Instr(kernel, inputs, [op.outputs[0]],
                   PARAMS.pack(**conv_head_values(geo), HP=hp, WP=wp),
                   workspace_bytes=(c * hp * wp + 64) * 2,
                   note=f"float16 direct 3x3 stride {s}: {OB} channels x 16 positions per tile, "
-                       f"fmla by lane, accumulating in float16 (no im2col)")]
+                       + ("fmlal/fmlal2 by lane, accumulating in float32" if fml else
+                          "fmla by lane, accumulating in float16") + " (no im2col)")]

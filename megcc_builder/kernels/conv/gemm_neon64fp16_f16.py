@@ -13,7 +13,10 @@ two 8-lane vectors of B by a lane of an 8-lane A vector (`fmla v.8h, v.8h, v.h[i
 
 Accumulation is in float16 (each FMA rounds to 11 significant bits); the error this gives
 is measured against float64 and against NumPy float16 arithmetic in tests/test_fp16_ioc16.py
-and documented in docs/float16.md.
+and documented in docs/float16.md. On arm64-fp16fml (FEAT_FHM) it is in float32 instead:
+the 8 x 16 tile is computed as two 8 x 8 halves, each in 16 float32x4 accumulators fed by
+the widening FMAs `fmlal`/`fmlal2` (vfmlalq_laneq_low/high_f16: the float16 product is
+exact in float32, one rounding per step), and rounded to float16 once before the epilogue.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
+from ...isa.arm import accumulates_f16_in_f32
 from ..elementwise.f16_clamp import clamp_code, clamp_tag, f16_clamp
 from ..registry import implements
 from .geometry import conv_head_values, conv_problem, conv_schema, is_depthwise
@@ -76,13 +80,8 @@ def padded_bias(op: Op, graph: Graph, group: int, ocg: int) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _micro_kernel(act, residual: bool) -> str:
-    acc = [[f"c{r}{v}" for v in range(2)] for r in range(MR)]
-    init = "\n".join(f"            {row[0]} = {row[1]} = vdupq_n_f16(bg[{r}]);"
-                     for r, row in enumerate(acc))
-    fmas = "\n".join("                " + " ".join(
-        f"{a} = vfmaq_laneq_f16({a}, b{v}, av, {r});" for v, a in enumerate(row))
-        for r, row in enumerate(acc))
+def _epilogue(act, residual: bool) -> str:
+    """On the float16 tile c{r}{v}: + residual, the clamp, the stores (edges masked)."""
     clamp = " ".join(clamp_code(act, f"c{r}{v}") for r in range(MR) for v in range(2))
     res = ""
     if residual:
@@ -98,6 +97,18 @@ def _micro_kernel(act, residual: bool) -> str:
         f"else {{ float16_t t[16]; int32_t e; vst1q_f16(t, c{r}0); vst1q_f16(t + 8, c{r}1); "
         f"for (e = 0; e < cols; ++e) yr[e] = t[e]; }} }}"
         for r in range(MR))
+    return f"""{res}
+            {clamp}
+{stores}"""
+
+
+def _micro_kernel(act, residual: bool) -> str:
+    acc = [[f"c{r}{v}" for v in range(2)] for r in range(MR)]
+    init = "\n".join(f"            {row[0]} = {row[1]} = vdupq_n_f16(bg[{r}]);"
+                     for r, row in enumerate(acc))
+    fmas = "\n".join("                " + " ".join(
+        f"{a} = vfmaq_laneq_f16({a}, b{v}, av, {r});" for v, a in enumerate(row))
+        for r, row in enumerate(acc))
     decl = "            float16x8_t " + ", ".join(a for row in acc for a in row) + ";"
     return f"""{decl}
             const float16_t *a = ap, *bk = bt;
@@ -107,12 +118,36 @@ def _micro_kernel(act, residual: bool) -> str:
                 const float16x8_t av = vld1q_f16(a), b0 = vld1q_f16(bk), b1 = vld1q_f16(bk + 8);
 {fmas}
             }}
-{res}
-            {clamp}
-{stores}"""
+{_epilogue(act, residual)}"""
 
 
-def lower_f16_conv(op: Op, graph: Graph):
+def _micro_kernel_fml(act, residual: bool) -> str:
+    """The tile accumulated in float32 (FMLAL), two 8-column halves, then the float16
+    epilogue of `_micro_kernel` on the rounded tile."""
+    acc = [[f"f{r}{h}" for h in range(2)] for r in range(MR)]
+    decl = "float32x4_t " + ", ".join(a for row in acc for a in row) + ";"
+    init = " ".join(f"{row[0]} = {row[1]} = vdupq_n_f32((float32_t)bg[{r}]);"
+                    for r, row in enumerate(acc))
+    fmas = "\n".join(f"                    f{r}0 = vfmlalq_laneq_low_f16(f{r}0, bv, av, {r}); "
+                      f"f{r}1 = vfmlalq_laneq_high_f16(f{r}1, bv, av, {r});" for r in range(MR))
+    narrow = " ".join(f"c{r}{{v}} = vcombine_f16(vcvt_f16_f32(f{r}0), vcvt_f16_f32(f{r}1));"
+                      for r in range(MR))
+    halves = "\n".join(f"""            {{  /* columns {8 * v}..{8 * v + 7} in float32 */
+                {decl}
+                const float16_t *a = ap, *bk = bt + {8 * v};
+                int32_t k;
+                {init}
+                for (k = 0; k < K; ++k, a += {MR}, bk += ldb) {{
+                    const float16x8_t av = vld1q_f16(a), bv = vld1q_f16(bk);
+{fmas}
+                }}
+                {narrow.format(v=v)}
+            }}""" for v in range(2))
+    decl16 = "            float16x8_t " + ", ".join(f"c{r}{v}" for r in range(MR) for v in range(2)) + ";"
+    return f"{decl16}\n{halves}\n{_epilogue(act, residual)}"
+
+
+def lower_f16_conv(op: Op, graph: Graph, fml: bool = False):
     geo = conv_problem(op, graph)
     act = op.attrs.get("activation")
     residual = len(op.inputs) > 3 and bool(op.inputs[3])
@@ -131,7 +166,7 @@ def lower_f16_conv(op: Op, graph: Graph):
     nc = max(NR, min(-(-s // NR) * NR, (65536 // max(k, 1)) // NR * NR))
     tag = "1x1" if pointwise else "k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}".format(**geo)
     name = (f"conv2d_{tag}_gemm{MR}x{NR}_f16{'_residual' if residual else ''}"
-            f"{clamp_tag(act)}_neon64fp16")
+            f"{clamp_tag(act)}_neon64fp16{'fml' if fml else ''}")
     if pointwise:
         fill = f"""                /* 1x1: row k of B is input channel k; the right edge is copied into a
                    zero-padded {NR}-column panel (reading past it would leave the plane) */
@@ -194,14 +229,14 @@ def lower_f16_conv(op: Op, graph: Graph):
                         const float16_t *rg = res ? res + ((int64_t)b * OC + oc0) * S + j0 + jj : 0;
                         (void)rg;
                         {{
-{_micro_kernel(act, residual)}
+{(_micro_kernel_fml if fml else _micro_kernel)(act, residual)}
                         }}
                     }}
                 }}
             }}
         }}
 """
-    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16")
+    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16fml" if fml else "neon64fp16")
     ncp = -(-nc // NR) * NR
     ws = (k * NR if pointwise else k * ncp) * 2
     inputs = [op.inputs[0], wname, bname]
@@ -210,8 +245,10 @@ def lower_f16_conv(op: Op, graph: Graph):
     how = "1x1: input rows read directly" if pointwise else f"im2col per {nc}-position block"
     return [Instr(kernel, inputs, [op.outputs[0]],
                   PARAMS.pack(**conv_head_values(geo, grp), NC=nc), workspace_bytes=ws,
-                  note=f"float16 packed GEMM {MR}x{NR} (fmla v.8h by lane), accumulating in "
-                       f"float16, {how} (M={ocg}, N={s}, K={k}, groups={grp})")]
+                  note=f"float16 packed GEMM {MR}x{NR} "
+                       + ("(fmlal/fmlal2 by lane), accumulating in float32" if fml else
+                          "(fmla v.8h by lane), accumulating in float16")
+                       + f", {how} (M={ocg}, N={s}, K={k}, groups={grp})")]
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
@@ -234,4 +271,4 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 @implements("Conv", dtypes=("float16",), layout="nchw", requires="f16.gemm", applies=_applies,
             cost=_cost, label="NEON fp16 packed GEMM 8x16")
 def emit(op: Op, graph: Graph, isa: IsaSpec):
-    return lower_f16_conv(op, graph)
+    return lower_f16_conv(op, graph, fml=accumulates_f16_in_f32(isa))

@@ -11,7 +11,9 @@ Accumulation in float16: each FMA rounds to 11 significant bits, so a K-term dot
 carries up to about K/2 half-ulps of its running sum (a float32 accumulator would need a
 widening FMA, FMLAL, which is Armv8.2's optional FHM extension). tests/test_fp16_ioc16.py
 checks the kernel bit-exactly against NumPy float16 arithmetic in the same order and
-reports the error against float64.
+reports the error against float64. On arm64-fp16fml (FEAT_FHM) the panel accumulates in
+float32 instead: 8 float32x4 accumulators fed by FMLAL/FMLAL2 (vfmlalq_low/high_f16), the
+bias widened into them, the sums rounded to float16 once before ReLU.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, schema
 from ...ir import Graph, Op
 from ...isa import IsaSpec
+from ...isa.arm import accumulates_f16_in_f32
 from ..registry import implements
 
 NR = 32  # columns per panel: 4 vectors of 8 halves
@@ -70,26 +73,45 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
         inputs.append(cname)
     init = ("acc[v] = vld1q_f16(bias + j + 8 * v);" if has_bias else "acc[v] = vdupq_n_f16(0);")
     post = "acc[v] = vmaxq_f16(acc[v], vdupq_n_f16(0));" if relu else ""
-    name = f"fc_f16_nr{NR}{'_bias' if has_bias else ''}{'_relu' if relu else ''}_neon64fp16"
-    body = f"""    const float16_t *a = (const float16_t *)in_ptrs[0];
-    const float16_t *bp = (const float16_t *)in_ptrs[1];  /* {NR}-column panels, k-major */
-    const float16_t *bias = {"(const float16_t *)in_ptrs[2]" if has_bias else "0"};
-    float16_t *y = (float16_t *)out_ptrs[0];
-    int32_t i, j, kk, v;
-    for (i = 0; i < M; ++i) {{
-        const float16_t *ar = a + (int64_t)i * K;
-        float16_t *yr = y + (int64_t)i * N;
-        for (j = 0; j < N; j += {NR}) {{
-            const float16_t *b = bp + (int64_t)(j / {NR}) * K * {NR};
-            float16x8_t acc[4];
-            for (v = 0; v < 4; ++v) {init}
+    fml = accumulates_f16_in_f32(isa)
+    name = (f"fc_f16_nr{NR}{'_bias' if has_bias else ''}{'_relu' if relu else ''}"
+            f"_neon64fp16{'fml' if fml else ''}")
+    if fml:
+        f32_init = ("f[w] = vcvt_f32_f16(vld1_f16(bias + j + 4 * w));" if has_bias
+                    else "f[w] = vdupq_n_f32(0);")
+        fmas = "\n".join(f"                bv = vld1q_f16(b + {8 * v}); "
+                          f"f[{2 * v}] = vfmlalq_low_f16(f[{2 * v}], bv, av); "
+                          f"f[{2 * v + 1}] = vfmlalq_high_f16(f[{2 * v + 1}], bv, av);"
+                          for v in range(4))
+        accumulate = f"""            float32x4_t f[8];
+            float16x8_t bv;
+            for (w = 0; w < 8; ++w) {f32_init}
+            for (kk = 0; kk < K; ++kk, b += {NR}) {{
+                const float16x8_t av = vdupq_n_f16(ar[kk]);
+{fmas}
+            }}
+            for (v = 0; v < 4; ++v) acc[v] = vcombine_f16(vcvt_f16_f32(f[2 * v]), vcvt_f16_f32(f[2 * v + 1]));"""
+    else:
+        accumulate = f"""            for (v = 0; v < 4; ++v) {init}
             for (kk = 0; kk < K; ++kk, b += {NR}) {{
                 const float16x8_t av = vdupq_n_f16(ar[kk]);
                 acc[0] = vfmaq_f16(acc[0], vld1q_f16(b), av);
                 acc[1] = vfmaq_f16(acc[1], vld1q_f16(b + 8), av);
                 acc[2] = vfmaq_f16(acc[2], vld1q_f16(b + 16), av);
                 acc[3] = vfmaq_f16(acc[3], vld1q_f16(b + 24), av);
-            }}
+            }}"""
+    body = f"""    const float16_t *a = (const float16_t *)in_ptrs[0];
+    const float16_t *bp = (const float16_t *)in_ptrs[1];  /* {NR}-column panels, k-major */
+    const float16_t *bias = {"(const float16_t *)in_ptrs[2]" if has_bias else "0"};
+    float16_t *y = (float16_t *)out_ptrs[0];
+    int32_t i, j, kk, v{", w" if fml else ""};
+    for (i = 0; i < M; ++i) {{
+        const float16_t *ar = a + (int64_t)i * K;
+        float16_t *yr = y + (int64_t)i * N;
+        for (j = 0; j < N; j += {NR}) {{
+            const float16_t *b = bp + (int64_t)(j / {NR}) * K * {NR};
+            float16x8_t acc[4];
+{accumulate}
             for (v = 0; v < 4; ++v) {{
                 {post}
                 if (j + 8 * v + 8 <= N) {{
@@ -104,7 +126,7 @@ def emit(op: Op, graph: Graph, isa: IsaSpec):
         }}
     }}
 """
-    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16")
+    kernel = make_kernel(name, body, PARAMS, (), isa="neon64fp16fml" if fml else "neon64fp16")
+    how = "FMLAL/FMLAL2 accumulating in float32" if fml else "8-lane fp16 FMAs accumulating in float16"
     return [Instr(kernel, inputs, [op.outputs[0]], PARAMS.pack(M=m, N=n, K=k),
-                  note=f"float16 FC, 8-lane fp16 FMAs accumulating in float16, {NR}-column "
-                       f"panels (M={m}, N={n}, K={k})")]
+                  note=f"float16 FC, {how}, {NR}-column panels (M={m}, N={n}, K={k})")]

@@ -65,7 +65,6 @@ EXPECTED_FAILURES = {
     'test_image_decoder_decode_pnm_rgb_cpu': 'ImageDecoder: cannot infer output shape: cannot identify image file <image>',
     'test_image_decoder_decode_tiff_rgb_cpu': 'ImageDecoder: cannot infer output shape: cannot identify image file <image>',
     'test_image_decoder_decode_webp_rgb_cpu': 'ImageDecoder: cannot infer output shape: cannot identify image file <image>',
-    'test_loop11_cpu': 'Loop body: Slice with starts computed from the iteration number (run-time starts, value-dependent output shape)',
     'test_loop13_seq_cpu': "input 'seq_empty' is not a tensor (sequences and maps are not supported)",
     'test_loop16_seq_none_cpu': "input 'opt_seq' is not a tensor (sequences and maps are not supported)",
     'test_melweightmatrix_cpu': 'MelWeightMatrix: operator is not supported',

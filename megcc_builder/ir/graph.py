@@ -136,6 +136,10 @@ class Graph:
         self.default_bounded: set = set()
         # value symbols (ir/value_shapes.py): name -> (count tensor, element, cap)
         self.value_symbols: Dict[str, Tuple[str, int, object]] = {}
+        # value symbols known to equal a static extent (a loop-carried value keeps its
+        # shape; ir/control.py): name -> extent. The count is still computed and checked
+        # at run time, but the shapes are static.
+        self.value_pins: Dict[str, int] = {}
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -354,6 +354,11 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         value_shapes.infer_compress(graph, op)
         kept.append(op)
         return
+    if value_shapes.runtime_slice(graph, op):
+        _specialise_values(graph, op)
+        value_shapes.infer_slice(graph, op)  # each sliced extent is a value symbol
+        kept.append(op)
+        return
     if op.type == "NonMaxSuppression" and ins and not all(t.is_const for t in ins):
         _specialise_values(graph, op)
         value_shapes.infer_nms(graph, op)

@@ -1,5 +1,6 @@
 """Operators whose output shape depends on tensor values (docs/dynamic-shapes.md, "Value
-symbols"): NonZero, and Range with run-time operands.
+symbols"): NonZero, Range with run-time operands, Compress, NonMaxSuppression, TopK with a
+computed K, Slice with computed starts/ends/steps.
 
 Each such output size becomes a *value symbol*: a `Sym` like an input dimension, except
 that the instruction computing it defines it at run time, by writing the count into an
@@ -16,6 +17,8 @@ an error naming the symbol (whose name names the node).
 from __future__ import annotations
 
 import re
+
+import numpy as np
 
 from .graph import Graph, Op, Tensor
 from . import symbolic
@@ -48,21 +51,40 @@ def _symbol_name(graph: Graph, op: Op) -> str:
 def new_value_symbol(graph: Graph, op: Op, cap) -> Sym:
     """A value symbol defined by `op`'s count output (added to the op), at most `cap` (an
     int or a Sym of input symbols)."""
+    return new_value_symbols(graph, op, [cap])[0]
+
+
+def new_value_symbols(graph: Graph, op: Op, caps):
+    """One value symbol per cap, defined by element k of `op`'s count output (one int64
+    per symbol, added to the op's outputs). A symbol the graph pins to a static extent
+    (`graph.value_pins`, a loop-carried shape) comes back as that int: its bounds are
+    [extent, extent], so the runtime refuses any other count."""
     bounds = {n: (lo, hi) for n, (lo, hi, _) in graph.symbols.items()}
-    top = int(symbolic.upper_bound(cap, bounds))
-    if top > MAX_CAP:
-        raise graph.error(f"its output can hold up to {top} elements within the bounds of the "
-                          "input dimensions; at most 2^31 - 1: give smaller upper bounds", op)
-    name = _symbol_name(graph, op)
-    hint = symbolic.hint(cap)
-    graph.symbols[name] = (0, top, hint)
-    graph.value_symbols[name] = (count_name(op), 0, cap)
-    s = symbolic.current()
-    if s is not None:
-        s.bounds[name] = (0, top)
-    graph.tensors[count_name(op)] = Tensor(count_name(op), (1,), "int64")
+    out = []
+    for k, cap in enumerate(caps):
+        top = int(symbolic.upper_bound(cap, bounds))
+        if isinstance(cap, Sym) and cap.symbols & set(graph.value_symbols):
+            cap = top  # caps are of input symbols only: the largest the count can be
+        if top > MAX_CAP:
+            raise graph.error(f"its output can hold up to {top} elements within the bounds of "
+                              "the input dimensions; at most 2^31 - 1: give smaller upper "
+                              "bounds", op)
+        name = _symbol_name(graph, op)
+        pin = graph.value_pins.get(name)
+        if pin is not None:
+            lo = top = cap = pin
+        else:
+            lo = 0
+        hint = symbolic.hint(cap)
+        graph.symbols[name] = (lo, top, hint)
+        graph.value_symbols[name] = (count_name(op), k, cap)
+        s = symbolic.current()
+        if s is not None:
+            s.bounds[name] = (lo, top)
+        out.append(pin if pin is not None else Sym.symbol(name, hint))
+    graph.tensors[count_name(op)] = Tensor(count_name(op), (len(caps),), "int64")
     op.outputs.append(count_name(op))
-    return Sym.symbol(name, hint)
+    return out
 
 
 def infer_nonzero(graph: Graph, op: Op) -> None:
@@ -147,3 +169,83 @@ def infer_topk(graph: Graph, op: Op) -> None:
     shape[axis] = k
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)
     graph.tensors[op.outputs[1]] = Tensor(op.outputs[1], tuple(shape), "int64")
+
+
+def cap_of(graph: Graph, n):
+    """The cap of an output extent that is a value symbol (an expression of the input
+    symbols: a kernel param re-evaluated with the shapes, never of `n` itself); a pinned
+    (static) extent is its own cap."""
+    if not isinstance(n, Sym):
+        return n
+    return graph.value_symbols[next(iter(n.symbols))][2]
+
+
+SLICE_RUNTIME_OPERANDS = (1, 2, 4)  # starts, ends, steps: read by the kernel at run time
+
+
+def runtime_slice(graph: Graph, op: Op) -> bool:
+    """A Slice (opset 10+) whose starts, ends or steps are computed: its output extents
+    along the sliced axes are value symbols."""
+    if op.type != "Slice" or graph.opset < 10 or "starts" in op.attrs:
+        return False
+    return any(k < len(op.inputs) and op.inputs[k] and not graph.tensors[op.inputs[k]].is_const
+               for k in SLICE_RUNTIME_OPERANDS)
+
+
+def slice_axes(graph: Graph, op: Op):
+    """(axes normalised, constant steps or None) of a run-time Slice; refuses what the
+    kernel cannot take (computed axes, mismatched operand lengths, repeated axes)."""
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    starts, ends = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
+    for t, what in ((starts, "starts"), (ends, "ends")):
+        if len(t.shape) != 1 or t.dtype not in ("int32", "int64"):
+            raise graph.error(f"Slice {what} must be a 1-D int32/int64 tensor, not "
+                              f"{t.dtype}{list(t.shape)}", op)
+    n = starts.shape[0]
+    if ends.shape[0] != n or starts.dtype != ends.dtype:
+        raise graph.error("Slice starts and ends differ in length or dtype", op)
+    axes = list(range(n))
+    if len(op.inputs) > 3 and op.inputs[3]:
+        at = graph.tensors[op.inputs[3]]
+        if not at.is_const:
+            raise graph.needs_value(op, op.inputs[3], "input 3 (the axes),")
+        axes = [int(a) for a in np.asarray(at.data).reshape(-1)]
+    steps = None
+    if len(op.inputs) > 4 and op.inputs[4]:
+        st = graph.tensors[op.inputs[4]]
+        if st.shape != (n,) or st.dtype != starts.dtype:
+            raise graph.error("Slice steps must match starts in length and dtype", op)
+        if st.is_const:
+            steps = [int(v) for v in np.asarray(st.data).reshape(-1)]
+            if 0 in steps:
+                raise graph.error("Slice step must not be 0", op)
+    else:
+        steps = [1] * n
+    if len(axes) != n:
+        raise graph.error(f"Slice has {n} starts and {len(axes)} axes", op)
+    norm = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise graph.error(f"Slice axis {a} is out of range for rank {rank}", op)
+        norm.append(a + rank if a < 0 else a)
+    if len(set(norm)) != len(norm):
+        raise graph.error(f"Slice axes {axes} repeat an axis", op)
+    return norm, steps
+
+
+def infer_slice(graph: Graph, op: Op) -> None:
+    """Slice with computed starts/ends/steps: each sliced axis's extent is a value symbol,
+    at most the axis extent (divided by the step when that is constant)."""
+    x = graph.tensors[op.inputs[0]]
+    axes, steps = slice_axes(graph, op)
+    caps = []
+    for k, a in enumerate(axes):
+        d = x.shape[a]
+        caps.append(d if steps is None or abs(steps[k]) == 1
+                    else (d + abs(steps[k]) - 1) // abs(steps[k]))
+    extents = new_value_symbols(graph, op, caps)
+    shape = list(x.shape)
+    for a, n in zip(axes, extents):
+        shape[a] = n
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)

@@ -169,6 +169,7 @@ def make_body(graph: Graph, op: Op, sub: onnx.GraphProto, prefix: str,
     body = Graph(graph.source)
     body.opset = graph.opset
     body.value_pins = {**graph.value_pins, **(pins or {})}
+    body.value_caps = graph.value_caps
     local = _locals(sub)
     free = free_names(sub)
     mapping = {n: prefix + n for n in list(local) + free}

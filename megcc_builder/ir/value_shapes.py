@@ -27,6 +27,13 @@ from .symbolic import Sym
 # Range with run-time operands has no size to derive a cap from: at most this many
 # elements unless the compile is told otherwise (a larger count is refused at run time).
 RANGE_DEFAULT_CAP = 16384
+RANGE_CAP_KEY = "range"  # --value-cap range=N: the length cap of every Range
+DEFAULT_CAP_KEY = "default"  # --value-cap default=N: bytes of every computed-shape buffer
+# Buffers shaped by computed extents take at least this many bytes by default (and at
+# least as many as the plan's largest tensor of known size); --value-cap TENSOR=N
+SHAPE_BYTE_CAP_FLOOR = 1 << 20
+MAX_BYTE_CAP = 0x7FFFFFFF  # the kernels get the cap as an int32 param
+SHAPE_HINT = 2
 MAX_CAP = 0x7FFFFFFF  # symbol bounds are int32 in the model format
 
 COUNT_SUFFIX = ":count"
@@ -54,11 +61,17 @@ def new_value_symbol(graph: Graph, op: Op, cap) -> Sym:
     return new_value_symbols(graph, op, [cap])[0]
 
 
-def new_value_symbols(graph: Graph, op: Op, caps):
+def new_value_symbols(graph: Graph, op: Op, caps, shape: bool = False):
     """One value symbol per cap, defined by element k of `op`'s count output (one int64
     per symbol, added to the op's outputs). A symbol the graph pins to a static extent
     (`graph.value_pins`, a loop-carried shape) comes back as that int: its bounds are
-    [extent, extent], so the runtime refuses any other count."""
+    [extent, extent], so the runtime refuses any other count.
+
+    `shape`: a *shape value* (a computed Reshape/Expand/Tile/ConstantOfShape extent): it
+    stands at its minimum until its instruction runs, and every buffer whose size reads
+    it is placed at a byte cap instead (`byte_cap`), because the product of per-extent
+    caps overflows. Its hint is SHAPE_HINT (never 0 or 1, which code testing for empty
+    or broadcast axes would take as facts)."""
     bounds = {n: (lo, hi) for n, (lo, hi, _) in graph.symbols.items()}
     out = []
     for k, cap in enumerate(caps):
@@ -76,11 +89,15 @@ def new_value_symbols(graph: Graph, op: Op, caps):
         else:
             lo = 0
         hint = symbolic.hint(cap)
+        if shape and pin is None:
+            hint = SHAPE_HINT
+            graph.shape_symbols.add(name)
         graph.symbols[name] = (lo, top, hint)
         graph.value_symbols[name] = (count_name(op), k, cap)
         s = symbolic.current()
         if s is not None:
             s.bounds[name] = (lo, top)
+            s.value_symbols.add(name)
         out.append(pin if pin is not None else Sym.symbol(name, hint))
     graph.tensors[count_name(op)] = Tensor(count_name(op), (len(caps),), "int64")
     op.outputs.append(count_name(op))
@@ -103,7 +120,9 @@ def infer_range(graph: Graph, op: Op) -> None:
     for name in op.inputs[:3]:
         if graph.tensors[name].numel != 1:
             raise graph.error(f"Range operand '{name}' is not a scalar", op)
-    n = new_value_symbol(graph, op, RANGE_DEFAULT_CAP)
+    cap = graph.value_caps.get(op.outputs[0],
+                               graph.value_caps.get(RANGE_CAP_KEY, RANGE_DEFAULT_CAP))
+    n = new_value_symbol(graph, op, cap)
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], (n,), t.dtype)
 
 
@@ -249,3 +268,78 @@ def infer_slice(graph: Graph, op: Op) -> None:
     for a, n in zip(axes, extents):
         shape[a] = n
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(shape), x.dtype)
+
+
+# --- computed shapes: Reshape / Expand / Tile / ConstantOfShape with a computed shape ------
+
+SHAPE_OPERAND = {"Reshape": 1, "Expand": 1, "Tile": 1, "ConstantOfShape": 0}
+
+
+def computed_shape(graph: Graph, op: Op) -> bool:
+    """The op's shape operand (Reshape/Expand shape, Tile repeats, ConstantOfShape input)
+    is computed at run time."""
+    k = SHAPE_OPERAND.get(op.type)
+    if k is None or k >= len(op.inputs) or not op.inputs[k]:
+        return False
+    return not graph.tensors[op.inputs[k]].is_const
+
+
+def reads_shape_symbol(graph: Graph, x) -> bool:
+    return isinstance(x, Sym) and bool(x.symbols & graph.shape_symbols)
+
+
+def infer_computed_shape(graph: Graph, op: Op) -> None:
+    """Each extent of the output is a shape value symbol, written by the op's kernel into
+    its count output (one int64 per output axis) with ONNX's rules applied (Reshape's 0
+    and -1, allowzero; Expand's broadcast; Tile's products); an invalid shape is written
+    as -1 and refused by the runtime, naming the node."""
+    k = SHAPE_OPERAND[op.type]
+    shape = graph.tensors[op.inputs[k]]
+    if shape.dtype != "int64" or len(shape.shape) != 1 or isinstance(shape.shape[0], Sym):
+        raise graph.error(f"the computed shape '{op.inputs[k]}' must be a 1-D int64 tensor of "
+                          f"known length, not {shape.dtype}{list(shape.shape)}", op)
+    r = int(shape.shape[0])
+    if op.type == "ConstantOfShape":
+        value = op.attrs.get("value")
+        from .dtypes import dtype_of_numpy
+        from onnx import numpy_helper
+
+        dtype = "float32" if value is None else \
+            dtype_of_numpy(numpy_helper.to_array(value).dtype)
+        rank = r
+    else:
+        x = graph.tensors[op.inputs[0]]
+        dtype = x.dtype
+        if op.type == "Tile" and r != len(x.shape):
+            raise graph.error(f"Tile repeats of length {r} for an input of rank "
+                              f"{len(x.shape)}", op)
+        rank = max(r, len(x.shape)) if op.type == "Expand" else r
+    dims = new_value_symbols(graph, op, [MAX_CAP] * rank, shape=True)
+    graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(dims), dtype)
+
+
+def byte_cap(graph: Graph, name: str) -> int:
+    """Bytes placed for a tensor (or workspace) whose size reads a computed shape: the
+    user's cap for it (--value-cap NAME=N), else the default: --value-cap default=N, or
+    the plan's largest tensor of known size (at the hints), at least
+    SHAPE_BYTE_CAP_FLOOR."""
+    if name in graph.value_caps:
+        return graph.value_caps[name]
+    if DEFAULT_CAP_KEY in graph.value_caps:
+        return graph.value_caps[DEFAULT_CAP_KEY]
+    cached = getattr(graph, "_default_byte_cap", None)
+    if cached is None:
+        largest = 0
+        for t in graph.tensors.values():
+            if any(reads_shape_symbol(graph, d) for d in t.shape):
+                continue
+            largest = max(largest, symbolic.hint(t.nbytes))
+        cached = min(max(largest, SHAPE_BYTE_CAP_FLOOR), MAX_BYTE_CAP)
+        graph._default_byte_cap = cached
+    return cached
+
+
+def arena_bytes(graph: Graph, name: str, nbytes):
+    """What the memory planner reserves: `nbytes`, or the byte cap where it reads a
+    computed shape."""
+    return byte_cap(graph, name) if reads_shape_symbol(graph, nbytes) else nbytes

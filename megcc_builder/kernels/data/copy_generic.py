@@ -18,7 +18,8 @@ from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
 from ...ir.infer_symbolic import slice_range
-from ...ir.value_shapes import cap_of, runtime_slice, slice_axes
+from ...ir.value_shapes import cap_of, computed_shape, runtime_slice, slice_axes
+from .computed_shape_generic import computed_shape_instr
 from ...ir.symbolic import Sym, known
 from . import narrow_types
 from ..registry import implements
@@ -229,6 +230,8 @@ def lower_slice(op: Op, graph: Graph):
 
 @implements("Expand")
 def lower_expand(op: Op, graph: Graph):
+    if computed_shape(graph, op):
+        return [computed_shape_instr(op, graph)]
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, y.shape,
                                broadcast_strides(x.shape, y.shape))]
@@ -238,6 +241,8 @@ def lower_expand(op: Op, graph: Graph):
 def lower_tile(op: Op, graph: Graph):
     # Output axis a of extent r*n is the pair (repeat, i) in row-major order: read the
     # input with stride 0 over the repeat and the normal stride over i.
+    if computed_shape(graph, op):
+        return [computed_shape_instr(op, graph)]
     x = graph.tensors[op.inputs[0]]
     repeats = const_input(op, graph, 1, "Tile repeats")
     if repeats is None:

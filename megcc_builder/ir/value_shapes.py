@@ -61,7 +61,8 @@ def new_value_symbol(graph: Graph, op: Op, cap) -> Sym:
     return new_value_symbols(graph, op, [cap])[0]
 
 
-def new_value_symbols(graph: Graph, op: Op, caps, shape: bool = False):
+def new_value_symbols(graph: Graph, op: Op, caps, shape: bool = False, elements=None,
+                      n_counts=None):
     """One value symbol per cap, defined by element k of `op`'s count output (one int64
     per symbol, added to the op's outputs). A symbol the graph pins to a static extent
     (`graph.value_pins`, a loop-carried shape) comes back as that int: its bounds are
@@ -71,7 +72,10 @@ def new_value_symbols(graph: Graph, op: Op, caps, shape: bool = False):
     stands at its minimum until its instruction runs, and every buffer whose size reads
     it is placed at a byte cap instead (`byte_cap`), because the product of per-extent
     caps overflows. Its hint is SHAPE_HINT (never 0 or 1, which code testing for empty
-    or broadcast axes would take as facts)."""
+    or broadcast axes would take as facts).
+
+    `elements`: the count element of each symbol (default 0, 1, ...), `n_counts` the
+    count output's length (default one per symbol)."""
     bounds = {n: (lo, hi) for n, (lo, hi, _) in graph.symbols.items()}
     out = []
     for k, cap in enumerate(caps):
@@ -93,13 +97,16 @@ def new_value_symbols(graph: Graph, op: Op, caps, shape: bool = False):
             hint = SHAPE_HINT
             graph.shape_symbols.add(name)
         graph.symbols[name] = (lo, top, hint)
-        graph.value_symbols[name] = (count_name(op), k, cap)
+        graph.value_symbols[name] = (count_name(op), k if elements is None else elements[k],
+                                     cap)
         s = symbolic.current()
         if s is not None:
             s.bounds[name] = (lo, top)
             s.value_symbols.add(name)
         out.append(pin if pin is not None else Sym.symbol(name, hint))
-    graph.tensors[count_name(op)] = Tensor(count_name(op), (len(caps),), "int64")
+    graph.tensors[count_name(op)] = Tensor(count_name(op),
+                                           (len(caps) if n_counts is None else n_counts,),
+                                           "int64")
     op.outputs.append(count_name(op))
     return out
 
@@ -314,7 +321,17 @@ def infer_computed_shape(graph: Graph, op: Op) -> None:
             raise graph.error(f"Tile repeats of length {r} for an input of rank "
                               f"{len(x.shape)}", op)
         rank = max(r, len(x.shape)) if op.type == "Expand" else r
-    dims = new_value_symbols(graph, op, [MAX_CAP] * rank, shape=True)
+    fixed = {}  # Expand: an input extent other than 1 is the output's (else invalid)
+    if op.type == "Expand":
+        for k, d in enumerate(x.shape):
+            if not isinstance(d, Sym) and d != 1:
+                fixed[rank - len(x.shape) + k] = d
+    computed = [k for k in range(rank) if k not in fixed]
+    syms = new_value_symbols(graph, op, [MAX_CAP] * len(computed), shape=True,
+                             elements=computed, n_counts=rank)
+    dims = [fixed.get(k) for k in range(rank)]
+    for k, s in zip(computed, syms):
+        dims[k] = s
     graph.tensors[op.outputs[0]] = Tensor(op.outputs[0], tuple(dims), dtype)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, itemsize, numpy_dtype
+from ...ir.symbolic import Sym
 from ...ir.value_shapes import byte_cap
 from ..registry import implements
 
@@ -136,7 +137,8 @@ def computed_shape_instr(op: Op, graph: Graph) -> Instr:
         if (!bad && od[k] && total > 0x7FFFFFFFFFFFFFFFll / od[k]) total = 0x7FFFFFFFFFFFFFFFll;
         else total *= bad ? 0 : od[k];
     }}
-    if (bad || total == 0) return 0;
+    if (bad) return BAD_RETURN;
+    if (total == 0) return 0;
     if (total > (int64_t)cap / {esize}) return 0; /* over the byte cap: refused */
     (void)x; (void)v0;
     for (k = 0; k < {R} - 1; ++k) rows *= od[k];
@@ -164,10 +166,14 @@ def computed_shape_instr(op: Op, graph: Graph) -> Instr:
 """
     if R == 0:
         raise graph.error("a computed shape of rank 0", op)
+    # with no extent left to compute (an Expand whose input fixes them all) no count is read:
+    # an invalid shape fails the kernel itself
+    checked = not any(isinstance(d, Sym) for d in y.shape)
+    body = body.replace("BAD_RETURN", "-1" if checked else "0")
     params = _params(R, rank_in)
-    name = f"{op.type.lower()}_computed_r{R}_i{rank_in}_e{esize}"
+    name = f"{op.type.lower()}_computed_r{R}_i{rank_in}_e{esize}" + ("_chk" if checked else "")
     kernel = make_kernel(name, body, params, prelude="#include <string.h>\n")
-    cap = byte_cap(graph, op.outputs[0])
+    cap = y.nbytes if checked else byte_cap(graph, op.outputs[0])
     packed = params.pack(cap=cap, in_rank=rank_in, n_shape=n_shape,
                          allowzero=int(op.attrs.get("allowzero", 0)),
                          in_dims=x_dims or [1], fill=fill)

@@ -215,3 +215,134 @@ def test_constant_of_shape_of_computed_values_matches_onnxruntime(tmp_path):
         with pytest.raises(RuntimeError) as err:
             build.run([np.array(f, np.float32)])
         assert "guard" in str(err.value) and "'Mul_2' (Mul)" in str(err.value), str(err.value)
+
+
+# --- caps: --value-cap, JSON value_caps, ModelSpec.value_caps --------------------------
+
+class CappedBuild(Build):
+    """Build with ModelSpec.value_caps (the host runner under ASan/UBSan)."""
+
+    def __init__(self, path, out_dir, caps, isa="native", target=None):
+        import os
+
+        from megcc_builder.compiler import ModelSpec, compile_bundle
+        from megcc_builder.host import DEFAULT_CFLAGS, build_runner
+        from test_value_shapes import SAN
+
+        compile_bundle([ModelSpec(path=path, name="m", value_caps=caps)], str(out_dir),
+                       save_c_array=False, isa=isa)
+        self.blob = os.path.join(str(out_dir), "m.tiny")
+        self.target = target
+        kernels_c = os.path.join(str(out_dir), "kernels.c")
+        self.runner = build_runner(kernels_c, target=target) if target else \
+            build_runner(kernels_c, cflags=[*DEFAULT_CFLAGS, *SAN])
+
+
+def test_a_computed_shape_over_its_byte_cap_is_refused(tmp_path):
+    """Tile's output capped at 96 bytes (24 int32): 2 x 3 tiled (2, 2) fits, (2, 3) does
+    not and is refused after the Tile, naming its tensor; the arena holds the caps."""
+    path = model_expand_tile(tmp_path / "e.onnx")
+    build = CappedBuild(path, tmp_path / "out", {"u": 96, "w": 96})
+    x = np.zeros((3, 1), np.float32)
+    t = np.arange(6, dtype=np.int32).reshape(2, 3)
+    feeds = {"x": x, "s": np.array([3, 2], np.int64), "t": t, "r": np.array([2, 2], np.int64)}
+    _check(build, path, feeds)
+    with pytest.raises(RuntimeError) as err:
+        build.run([x, np.array([3, 2], np.int64), t, np.array([2, 3], np.int64)])
+    msg = str(err.value)
+    assert "(u) needs 144 bytes, more than the 128 placed for it" in msg, msg
+    assert "AddressSanitizer" not in msg and "runtime error" not in msg
+
+
+def test_range_cap_option(tmp_path):
+    from test_value_shapes import model_range_input
+
+    path = model_range_input(tmp_path / "r.onnx")
+    build = CappedBuild(path, tmp_path / "out", {"range": 100})
+    _check(build, path, {"a": np.array(0, np.float32), "b": np.array(100, np.float32),
+                         "d": np.array(1, np.float32)})
+    with pytest.raises(RuntimeError) as err:
+        build.run([np.array(0, np.float32), np.array(101, np.float32),
+                   np.array(1, np.float32)])
+    assert "= 101, outside [0, 100]" in str(err.value), str(err.value)
+
+
+def test_value_cap_on_the_command_line_and_in_the_json_config(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from megcc_builder.emit.model_blob import read_model
+
+    path = model_expand_tile(tmp_path / "e.onnx")
+    cli = [sys.executable, "-m", "megcc_builder.cli", "compile"]
+    r = subprocess.run(cli + [path, "-o", str(tmp_path / "a"), "--value-cap", "u=4096;w=4096",
+                              "--value-cap", "default=8192"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = {"dump_dir": str(tmp_path / "b"),
+           "models": [{"model_name": "e", "model_path": path,
+                       "value_caps": "u=4096;w=4096;default=8192"}]}
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    r = subprocess.run(cli + ["--json", str(tmp_path / "c.json")], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    blobs = [read_model((tmp_path / d / "e.tiny").read_bytes()) for d in ("a", "b")]
+    for info in blobs:
+        dyn = info["plans"][0]["dynamic"]
+        sizes = sorted(dyn.exprs[b.size] for b in dyn.buffers)
+        assert (1, 4096) in sizes and (1, 8192) in sizes, sizes  # CONST 4096, CONST 8192
+    assert (tmp_path / "a" / "e.tiny").read_bytes() == (tmp_path / "b" / "e.tiny").read_bytes()
+    r = subprocess.run(cli + [path, "-o", str(tmp_path / "c"), "--value-cap", "nope=10"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no tensor 'nope'" in r.stderr and \
+        "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+    r = subprocess.run(cli + [path, "-o", str(tmp_path / "d"), "--value-cap", "u=-3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "bad value cap 'u=-3'" in r.stderr, r.stderr
+
+
+def test_computed_shapes_arm64(tmp_path):
+    from build_support import require_target
+
+    require_target("arm64")
+    path = model_expand_tile(tmp_path / "e.onnx")
+    build = Build(path, tmp_path / "out", isa="arm64-neon", target="arm64")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 1)).astype(np.float32)
+    t = rng.integers(-50, 50, (2, 3)).astype(np.int32)
+    for s, r in [((3, 5), (1, 1)), ((1, 7), (3, 2)), ((3, 0), (0, 4))]:
+        _check(build, path, {"x": x, "s": np.array(s, np.int64), "t": t,
+                             "r": np.array(r, np.int64)})
+    path = model_reshape(tmp_path / "r.onnx")
+    build = Build(path, tmp_path / "out_r", isa="arm64-neon", target="arm64")
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    for s in [(2, 3, 4), (0, -1, 2), (1, 4, -1)]:
+        _check(build, path, {"x": x, "s": np.array(s, np.int64)})
+
+
+def test_caller_output_memory_must_hold_the_byte_cap(tmp_path):
+    """In process: an output shaped at run time stands empty until computed, so caller
+    memory is checked against its byte cap before any kernel runs."""
+    import ctypes
+
+    from megcc_builder.compiler import ModelSpec, compile_bundle
+    from megcc_builder.session import InferenceSession
+
+    path = model_reshape(tmp_path / "r.onnx")
+    compile_bundle([ModelSpec(path=path, name="m", value_caps={"z": 256})],
+                   str(tmp_path / "out"), save_c_array=False)
+    x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    with InferenceSession(str(tmp_path / "out")) as sess:
+        for s in ((2, 3, 4), (6, 4, 1), (-1, 2, 3)):
+            feeds = {"x": x, "s": np.array(s, np.int64)}
+            (ours,) = sess.run(None, feeds)
+            np.testing.assert_array_equal(ours, np.maximum(x.reshape(s), 0))
+        net = sess.native_network()
+        lib, hnd = net.lib, net._handle
+        small = (ctypes.c_float * 32)()  # 128 bytes: the output (96 bytes) fits, its cap not
+        assert lib.megcc_network_set_output_memory(hnd, 0, small, 128) == 0
+        assert lib.megcc_network_forward(hnd) != 0
+        msg = lib.megcc_network_last_error(hnd)
+        msg = msg if isinstance(msg, bytes) else ctypes.string_at(msg)
+        assert b"give memory for its cap" in msg and b"256" in msg, msg

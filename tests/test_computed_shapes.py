@@ -346,3 +346,39 @@ def test_caller_output_memory_must_hold_the_byte_cap(tmp_path):
         msg = lib.megcc_network_last_error(hnd)
         msg = msg if isinstance(msg, bytes) else ctypes.string_at(msg)
         assert b"give memory for its cap" in msg and b"256" in msg, msg
+
+
+def test_shape_value_symbols_in_the_blob_and_a_bad_axis_word(tmp_path):
+    """Computed shape extents are value symbols with axis word 1 (stand at their min);
+    any other axis word on a value symbol is refused by the C loader and the reader."""
+    import struct
+    import subprocess
+
+    from megcc_builder.emit.dynamic import VALUE_INPUT, VALUE_SHAPE
+    from megcc_builder.emit.model_blob import read_model
+    from test_value_shapes import SAN_ENV, _fix_crc, _values_at
+
+    path = model_reshape(tmp_path / "r.onnx")
+    build = Build(path, tmp_path / "out")
+    blob = open(build.blob, "rb").read()
+    info, rec, n, _ = _values_at(blob)
+    dyn = info["plans"][0]["dynamic"]
+    shape_syms = [k for k, s in enumerate(dyn.symbols)
+                  if s.input == VALUE_INPUT and s.axis == VALUE_SHAPE]
+    assert n == 3 and len(shape_syms) == 3
+    sym_off = struct.unpack_from("<I", blob, rec + 4)[0]
+    b = bytearray(blob)
+    struct.pack_into("<I", b, sym_off + 20 * shape_syms[0] + 16, 2)
+    data = _fix_crc(b)
+    with pytest.raises(ValueError, match="axis field is not 0 or 1"):
+        read_model(data)
+    bad = tmp_path / "bad.tiny"
+    bad.write_bytes(data)
+    d = tmp_path / "io"
+    (d / "in").mkdir(parents=True)
+    (d / "out").mkdir()
+    np.zeros((4, 6), np.float32).tofile(d / "in" / "input_0.bin")
+    np.array([2, 3, 4], np.int64).tofile(d / "in" / "input_1.bin")
+    r = subprocess.run([build.runner, str(bad), str(d / "in"), str(d / "out")],
+                       capture_output=True, text=True, env=SAN_ENV, timeout=120)
+    assert r.returncode not in (0, 86) and "axis is not 0 or 1" in r.stderr, r.stderr

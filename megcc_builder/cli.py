@@ -132,12 +132,13 @@ def _input_files(args) -> str:
 
 
 def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[str], fuse: bool,
-                     hints: Optional[str] = None, **options):
+                     hints: Optional[str] = None, value_caps: Optional[List[str]] = None,
+                     **options):
     """ModelSpecs for model files given on the command line; options: MODEL_OPTIONS.
     Symbolic dimensions, their bounds (`W<=2048` in `shapes`) and `hints` ("W=320") keep
     a model's dimensions dynamic (docs/dynamic-shapes.md)."""
     from .compiler import ModelSpec
-    from .config import parse_input_shapes, parse_shape_hints
+    from .config import parse_input_shapes, parse_shape_hints, parse_value_caps
     from .frontend.dims import SymbolSpec
 
     if name and len(models) > 1:
@@ -147,7 +148,11 @@ def _specs_from_args(models: List[str], shapes: Optional[str], name: Optional[st
     specs = []
     for path in models:
         model_name = name or os.path.splitext(os.path.basename(path))[0]
-        specs.append(ModelSpec(model_name, path, instances, fuse, symbols=symbols, **options))
+        caps = {}
+        for text in value_caps or []:
+            caps.update(parse_value_caps(text))
+        specs.append(ModelSpec(model_name, path, instances, fuse, symbols=symbols,
+                               value_caps=caps, **options))
     return specs
 
 
@@ -185,7 +190,8 @@ def cmd_compile(args) -> int:
         if not args.output:
             return _fail("give the output directory with -o DIR")
         specs = _specs_from_args(args.models, args.input_shapes, args.name, not args.no_fuse,
-                                 hints=args.shape_hints, **_model_options(args))
+                                 hints=args.shape_hints, value_caps=args.value_cap,
+                                 **_model_options(args))
         out_dir = args.output
     bundle = compile_bundle(specs, out_dir, save_c_array=not args.no_c_array, isa=args.isa,
                             cv=_cv_request(cv, args.cv))
@@ -734,6 +740,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--shape-hints", metavar="SYM=N;...",
                    help='sizes the static part of a dynamic plan is compiled (and its kernels '
                         'chosen) for, e.g. "W=320;N=1" (default: 1 for a leading axis, else 64)')
+    c.add_argument("--value-cap", action="append", metavar="NAME=N",
+                   help='caps of sizes computed at run time (may repeat; ";" separates): '
+                        'TENSOR=bytes for a tensor shaped by a computed Reshape/Expand/Tile/'
+                        'ConstantOfShape shape, TENSOR=elements for a Range output, '
+                        '"default=bytes" for every computed-shape buffer (default: the '
+                        'largest tensor of known size, at least 1 MiB), "range=N" for every '
+                        'Range (default 16384)')
     c.add_argument("--name", help="model name (default: file name)")
     c.add_argument("--no-fuse", action="store_true", help="disable operator fusion")
     _add_model_options(c)

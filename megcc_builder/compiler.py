@@ -61,6 +61,9 @@ class ModelSpec:
     enable_nchw88: bool = False  # the float16 region in NCHW88 (needs enable_ioc16)
     # bounds and hints of run-time dimensions (frontend/dims.py; docs/dynamic-shapes.md)
     symbols: SymbolSpec = field(default_factory=SymbolSpec)
+    # caps of sizes computed at run time (--value-cap; ir/value_shapes.py): tensor name,
+    # "default" or "range" -> bytes (computed shapes) or elements (Range)
+    value_caps: Dict[str, int] = field(default_factory=dict)
 
     def options(self) -> Dict[str, bool]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
@@ -218,7 +221,9 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
                 graph = graph_loader(spec.path, shapes, **(
                     {"symbols": spec.symbols} if graph_loader is load_graph else {}))
                 sess.bounds.update(dynamic_plan.bounds_of(graph))
+                graph.value_caps = dict(spec.value_caps)
                 plans.append(build_plan(graph, "", options))
+                _check_value_caps(spec, graph)
                 plans[-1].choices = dict(sess.choices)
                 if graph.symbols:
                     dynamic_plan.refuse_pins(graph, sess.guards)
@@ -232,6 +237,17 @@ def compile_model(spec: ModelSpec, graph_loader=load_graph,
             raise CompileError(exc.message, spec.path, exc.node) from None
         plans[-1].name = shapes_label(graph)
     return CompiledModel(spec, plans)
+
+
+def _check_value_caps(spec: ModelSpec, graph: Graph) -> None:
+    """A cap naming no tensor of the model is a typo, not something to ignore."""
+    from .ir.value_shapes import DEFAULT_CAP_KEY, RANGE_CAP_KEY
+
+    for name in sorted(spec.value_caps):
+        if name not in (DEFAULT_CAP_KEY, RANGE_CAP_KEY) and name not in graph.tensors:
+            raise CompileError(f"--value-cap {name}: the model has no tensor '{name}' (name "
+                               "a Range output or a tensor shaped at run time, or use "
+                               "'default' / 'range')", spec.path)
 
 
 def _plan_blob(plan: Plan):
@@ -256,6 +272,7 @@ def _check_at_a_probe(spec: ModelSpec, plan: Plan, graph_loader, options) -> Non
     shapes = {n: d for n, d in zip(plan.graph.inputs, dims)}
     with symbolic.session(replay=plan.choices):
         graph = graph_loader(spec.path, shapes)
+        graph.value_caps = dict(spec.value_caps)
         static = build_plan(graph, "", options)
     sblob, skernels, snames = _plan_blob(static)
     dynamic_check.compare(blob, kernels, names, sblob, skernels, snames, dims,

@@ -23,7 +23,8 @@ SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
                      "enable_compress_fp16", "enable_ioc16", "enable_fixed_point_requant",
                      "enable_nchw88"}
 PENDING_OPTIONS = {"add_nhwc2nchw_to_input"}
-MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints"} | SUPPORTED_OPTIONS \
+MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints", "value_caps"} \
+    | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
 _INPUT = re.compile(r"\s*([^=;:]+?)\s*=\s*\(\s*([0-9A-Za-z_,\s]*)\)\s*")
@@ -114,6 +115,24 @@ def parse_shape_hints(text: str, source: str = "--shape-hints") -> Dict[str, int
                                source)
         hints[name] = int(value)
     return hints
+
+
+def parse_value_caps(text: str, source: str = "--value-cap") -> Dict[str, int]:
+    """`range=4096;default=8388608;grid=65536`: caps of sizes computed at run time
+    (docs/dynamic-shapes.md, "Caps"): a tensor name -> bytes placed for it (a computed
+    shape) or elements (a Range output); `default` the bytes of every computed-shape
+    buffer not named, `range` the length of every Range not named."""
+    caps: Dict[str, int] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        name, eq, value = part.rpartition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name or not value.isdigit() or not 0 < int(value) <= 0x7FFFFFFF:
+            raise CompileError(f"bad value cap '{clip(part.strip())}' (expected NAME=N with "
+                               "0 < N < 2^31, e.g. range=4096)", source)
+        caps[name] = int(value)
+    return caps
 
 
 def check_options(options: Dict[str, object], source: str, where: str = "") -> Dict[str, bool]:
@@ -225,6 +244,9 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
         if not isinstance(hints, str):
             raise CompileError(f"{where}field 'shape_hints' must be a string", path)
         symbols = SymbolSpec(hints=parse_shape_hints(hints, path))
+        caps = m.get("value_caps", "")
+        if not isinstance(caps, str):
+            raise CompileError(f"{where}field 'value_caps' must be a string", path)
         specs.append(ModelSpec(m["model_name"], os.path.join(base, m["model_path"]),
                                parse_input_shapes(shapes, path, symbols.bounds)
                                if shapes.strip() else [],
@@ -234,7 +256,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
                                enable_ioc16=opts["enable_ioc16"],
                                enable_fixed_point_requant=opts["enable_fixed_point_requant"],
                                enable_nchw88=opts["enable_nchw88"],
-                               symbols=symbols))
+                               symbols=symbols, value_caps=parse_value_caps(caps, path)))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):
         if name in seen[:i]:

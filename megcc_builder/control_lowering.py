@@ -180,6 +180,7 @@ def _merge_body(em: Emitter, body: Body, bind: List[Optional[str]], op: Op) -> G
     # value symbols a body's instruction defines (ir/value_shapes.py) belong to the plan
     em.graph.symbols.update(g.value_symbols and {n: g.symbols[n] for n in g.value_symbols})
     em.graph.value_symbols.update(g.value_symbols)
+    em.graph.shape_symbols.update(g.shape_symbols)
     for formal, actual in zip(g.inputs, bind):
         if actual is None:
             continue

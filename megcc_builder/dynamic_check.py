@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
-from .emit.dynamic import EvalError, bind_symbols, evaluate, is_value_symbol, value_symbols_of
+from .emit.dynamic import (CONST, SYM, VALUE_SHAPE, EvalError, bind_symbols, evaluate, is_value_symbol,
+                           value_symbols_of)
 from .emit.model_blob import BlobPlan
 from .ir import CompileError
 
@@ -80,9 +81,17 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, object], dyn_names: List[
     the static compile there. Kernels are name -> Kernel; *_names by kernel index."""
     shapes, params = evaluate_plan(dyn_blob, input_dims)
     by_name = {t.name: k for k, t in enumerate(dyn_blob.tensors)}
+    # computed shape extents stand at their min here, at their hints in the static
+    # compile: what they shape is checked at run time, once computed
+    dyn = dyn_blob.dynamic
+    shape_syms = {k for k, s in enumerate(dyn.symbols)
+                  if is_value_symbol(s) and s.axis == VALUE_SHAPE}
+    shaped = {t for t, _, e in dyn.dims if set(_reads(dyn.exprs[e])) & shape_syms}
+    shaped_instrs = {i for i, _, e in dyn.params if set(_reads(dyn.exprs[e])) & shape_syms}
     for st in static_blob.tensors:
         k = by_name.get(st.name)
-        if k is None or st.storage == "weight" or st.name.startswith("__workspace_"):
+        if k is None or st.storage == "weight" or st.name.startswith("__workspace_") or \
+                k in shaped:
             continue
         if tuple(st.shape) != shapes[k]:
             raise CompileError(f"run-time dimensions: tensor '{st.name}' would be "
@@ -110,7 +119,7 @@ def compare(dyn_blob: BlobPlan, dyn_kernels: Dict[str, object], dyn_names: List[
         # changes with an extent specialises on it), except where only a dynamic plan
         # needs a kernel with run-time extents.
         dname, sname = dyn_names[ins.kernel_index], static_names[si.kernel_index]
-        if runtime_extent_kernel(dname):
+        if runtime_extent_kernel(dname) or k in shaped_instrs:
             continue
         if dname != sname and _family(dname) == _family(sname):
             # the same loop over differently merged axes (two equal extents written as
@@ -155,3 +164,13 @@ RUNTIME_EXTENT_KERNELS = re.compile(
 
 def runtime_extent_kernel(name: str) -> bool:
     return RUNTIME_EXTENT_KERNELS.search(name) is not None
+
+
+def _reads(expr) -> List[int]:
+    """Symbol indices an expression program reads."""
+    out, i = [], 0
+    while i < len(expr):
+        if expr[i] == SYM:
+            out.append(expr[i + 1])
+        i += 2 if expr[i] in (SYM, CONST) else 1
+    return out

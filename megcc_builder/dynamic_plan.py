@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from .emit.dynamic import VALUE_INPUT, Buffer, DynamicPlan, Symbol, Value
+from .emit.dynamic import VALUE_INPUT, VALUE_SHAPE, Buffer, DynamicPlan, Symbol, Value
 from .ir import CompileError, Graph
 from .ir import symbolic
 from .ir.symbolic import Guard, Sym, hint
@@ -28,8 +28,10 @@ def refuse_pins(graph: Graph, guards: List[Guard]) -> None:
     """A guard that fixes a symbol's value means the plan only works at the hint: say which
     node needed the value (the user then gives that dimension in --input-shapes)."""
     for g in guards:
-        if g.pins:
-            sym = sorted(symbolic._symbols_of(g.expr, set()))[0]
+        syms = symbolic._symbols_of(g.expr, set())
+        if g.pins and not (syms <= set(graph.value_symbols) and not g.specialised):
+            # (an equality on a value symbol is a run-time check of what it computed)
+            sym = sorted(syms)[0]
             node = f"node {g.node}" if g.node else "the compiler"
             raise CompileError(f"dimension {sym} cannot stay dynamic: {node} needs its value "
                                f"at compile time ({g.why or 'a decision on ' + g.text()}); "
@@ -49,8 +51,8 @@ def check_upper_bounds(graph: Graph, names, producers=None) -> None:
     for name in names:
         t = graph.tensors[name]
         nbytes = t.nbytes
-        if not isinstance(nbytes, Sym):
-            continue
+        if not isinstance(nbytes, Sym) or nbytes.symbols & graph.shape_symbols:
+            continue  # (computed shapes are placed at a byte cap, ir/value_shapes.py)
         top = symbolic.upper_bound(nbytes, bounds_of(graph))
         while top > MAX_BYTES and _lower_a_default_bound(graph, nbytes.symbols):
             top = symbolic.upper_bound(nbytes, bounds_of(graph))
@@ -115,8 +117,9 @@ def build(graph: Graph, plan, blob, index: Dict[str, int], guards: List[Guard],
     sym_index = {s: k for k, s in enumerate(names)}
     for s in names:
         lo, hi, _ = graph.symbols[s]
-        dyn.symbols.append(Symbol(s, lo, hi, *where[s]) if s in where
-                           else Symbol(s, lo, hi, VALUE_INPUT, 0))
+        dyn.symbols.append(Symbol(s, lo, hi, *where[s]) if s in where else
+                           Symbol(s, lo, hi, VALUE_INPUT,
+                                  VALUE_SHAPE if s in graph.shape_symbols else 0))
 
     def expr(x) -> int:
         try:

@@ -16,6 +16,7 @@ from .ir.control import BODIES, CONTROL_OPS
 from .ir.expr import is_elementwise
 from .ir import symbolic
 from .ir.symbolic import Sym, known, same, same_shape
+from .ir.value_shapes import arena_bytes, reads_shape_symbol
 from .kernels import lower
 from .kernels.data.copy_generic import norm_axis
 from .kernels.data.views import copy_instr
@@ -166,13 +167,19 @@ def _plan(plan: Plan) -> MemoryPlan:
         if isinstance(ins.workspace_bytes, Sym) or ins.workspace_bytes:
             ws_name = f"__workspace_{i}"
             plan.workspaces[i] = ws_name
-            ws = (ws_name, ins.workspace_bytes)
-        for n in reads + writes:
-            sizes[n] = graph.tensors[n].nbytes
+            ws = (ws_name, arena_bytes(graph, ws_name, ins.workspace_bytes))
+        for n in reads + writes:  # (computed shapes: their byte caps, ir/value_shapes.py)
+            sizes[n] = arena_bytes(graph, n, graph.tensors[n].nbytes)
         # In place only where input and output elements sit at the same bytes: not for an
         # output that is a part of a concatenation (a view at an offset into its root).
         in_place = [] if any(not known(plan.view_offset(n), 0) for n in ins.outputs) else \
             [plan.root(n) for n in ins.in_place if known(plan.view_offset(n), 0)]
+        # (buffers at byte caps look alike: in place only where the real sizes are equal)
+        in_place = [r for r in in_place
+                    if all(same(graph.tensors[r].nbytes, graph.tensors[w].nbytes)
+                           for w in writes)
+                    or not any(reads_shape_symbol(graph, graph.tensors[n].nbytes)
+                               for n in [r] + writes)]
         steps.append((reads, writes, ws, in_place))
     for n in graph.inputs:
         sizes[n] = graph.tensors[n].nbytes

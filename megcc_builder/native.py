@@ -197,10 +197,33 @@ class NativeModel:
         p = self._layout[plan]
         seen = list(p["inputs"])
         flags = []
+        shaped = self._shaped_at_run_time(plan)
         for t in p["outputs"]:
-            flags.append(t not in seen)
+            # (an output whose shape is computed has no size to bind before the forward:
+            # it is read from the network's memory afterwards)
+            flags.append(t not in seen and t not in shaped)
             seen.append(t)
         return flags
+
+    def _shaped_at_run_time(self, plan: int) -> set:
+        """Tensors whose dims read a computed shape extent (docs/dynamic-shapes.md)."""
+        from .emit.dynamic import CONST, SYM, VALUE_INPUT, VALUE_SHAPE
+
+        dyn = self._layout[plan].get("dynamic")
+        if dyn is None:
+            return set()
+        syms = {k for k, s in enumerate(dyn.symbols)
+                if s.input == VALUE_INPUT and s.axis == VALUE_SHAPE}
+        if not syms:
+            return set()
+        out = set()
+        for t, _, e in dyn.dims:
+            ex, i = dyn.exprs[e], 0
+            while i < len(ex):
+                if ex[i] == SYM and ex[i + 1] in syms:
+                    out.add(t)
+                i += 2 if ex[i] in (CONST, SYM) else 1
+        return out
 
     def close(self) -> None:
         if self._handle:
@@ -392,9 +415,18 @@ class NativeNetwork:
         for i, arr in enumerate(results):
             self._check(self.lib.megcc_network_output_info(self._handle, i, ctypes.byref(info)),
                         "output info")
-            shape = TensorInfo(info).shape
+            computed = TensorInfo(info)
+            shape = computed.shape
             if tuple(shape) != arr.shape:
                 n = int(np.prod(shape, dtype=np.int64))
+                if n > arr.size:  # shaped at run time: read from the network's memory
+                    out = np.empty(shape, arr.dtype)
+                    src = self.lib.megcc_network_output_data(self._handle, i)
+                    if not src:
+                        self._check(1, "output")
+                    ctypes.memmove(_address(out), src, out.nbytes)
+                    results[i] = out
+                    continue
                 results[i] = arr.reshape(-1)[:n].reshape(shape).copy()
         return results
 

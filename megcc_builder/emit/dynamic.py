@@ -92,6 +92,9 @@ class Symbol:
 
 VALUE_INPUT = 0xFFFFFFFF  # Symbol.input of a value symbol (defined by an instruction)
 VALUE_SIZE = 20          # bytes of a Value record
+# Symbol.axis of a value symbol: 0 a count (stands at its cap until defined), VALUE_SHAPE a
+# computed shape extent (stands at its min; what it shapes is placed at byte caps)
+VALUE_SHAPE = 1
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,18 @@ def bind_symbols(plan: DynamicPlan, input_dims: Sequence[Sequence[int]]) -> List
         values.append(v)
     for v in plan.values:
         s = plan.symbols[v.symbol]
-        values[v.symbol] = min(max(evaluate(plan.exprs[v.bound], values), s.min), s.max)
+        values[v.symbol] = s.min if s.axis == VALUE_SHAPE else \
+            min(max(evaluate(plan.exprs[v.bound], values), s.min), s.max)
     return values
+
+
+def value_caps(plan: DynamicPlan, values: Sequence[int]) -> Dict[int, int]:
+    """Value symbol -> its cap (the most its instruction may compute) at these values."""
+    out = {}
+    for v in plan.values:
+        s = plan.symbols[v.symbol]
+        out[v.symbol] = min(max(evaluate(plan.exprs[v.bound], values), s.min), s.max)
+    return out
 
 
 def value_symbols_of(expr: Sequence[int], plan: DynamicPlan) -> List[int]:

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from megcc_builder.ir.dtypes import DTYPES, dtype_code, dtype_from_code, itemsize
 
-from .dynamic import (BINARY, CONST, MAX_EXPR_WORDS, MAX_STACK, SYM, VALUE_INPUT, VALUE_SIZE,
+from .dynamic import (BINARY, CONST, MAX_EXPR_WORDS, MAX_STACK, SYM, VALUE_INPUT, VALUE_SHAPE,
+                      VALUE_SIZE,
                       Buffer, DynamicPlan, Value)
 
 MAGIC = b"MGCC"
@@ -681,8 +682,8 @@ def _read_dynamic(r: _Reader, string, off: int, pi: int, plan: dict) -> DynamicP
         if not 0 <= lo <= hi:
             raise ValueError(f"{w}: bounds [{lo}, {hi}] are not 0 <= min <= max")
         if inp == VALUE_INPUT:
-            if axis:
-                raise ValueError(f"{w}: a value symbol's axis field is not 0")
+            if axis not in (0, VALUE_SHAPE):
+                raise ValueError(f"{w}: a value symbol's axis field is not 0 or 1")
         elif inp >= len(plan["inputs"]):
             raise ValueError(f"{w}: input {inp} >= {len(plan['inputs'])} inputs")
         elif axis >= len(tensors[plan["inputs"][inp]]["shape"]):

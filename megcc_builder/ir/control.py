@@ -29,6 +29,8 @@ from onnx import numpy_helper
 from .graph import CompileError, Graph, NeedsValue, Op, Tensor
 from .onnx_attrs import attrs_of
 from .onnx_types import from_onnx_elem_type
+from . import symbolic
+from .symbolic import Sym
 
 CONTROL_OPS = ("If", "Loop", "Scan")
 
@@ -155,14 +157,19 @@ def inline_branch(graph: Graph, op: Op) -> List[Op]:
 
 
 def make_body(graph: Graph, op: Op, sub: onnx.GraphProto, prefix: str,
-              formals: List[Tuple[Tuple[int, ...], str]]) -> Body:
+              formals: List[Tuple[Tuple[int, ...], str]],
+              pins: Optional[Dict[str, int]] = None) -> Body:
     """`sub` as a self-contained Body. `formals`: (shape, dtype) of each ONNX subgraph
-    input, from the actual values the op binds to them."""
+    input, from the actual values the op binds to them. `pins`: value symbols defined in
+    the body known to equal a static extent (see `_infer_pinned`); nested bodies inherit
+    the enclosing graph's."""
     if len(sub.input) != len(formals):
         raise graph.error(f"subgraph '{sub.name}' has {len(sub.input)} inputs, expected "
                           f"{len(formals)}", op)
     body = Graph(graph.source)
     body.opset = graph.opset
+    body.value_pins = {**graph.value_pins, **(pins or {})}
+    body.value_caps = graph.value_caps
     local = _locals(sub)
     free = free_names(sub)
     mapping = {n: prefix + n for n in list(local) + free}
@@ -216,6 +223,61 @@ def _infer(body: Body, infer_body) -> None:
         if exc.tensor in formals:
             exc.tensor = body.captures[formals.index(exc.tensor)]
         raise
+
+
+def _value_symbols(g: Graph) -> Set[str]:
+    """Value symbols defined in `g` or in a body nested in it (ir/value_shapes.py)."""
+    out = set(g.value_symbols)
+    for op in g.ops:
+        for b in (op.attrs.get(BODIES) or {}).values():
+            out |= _value_symbols(b.graph)
+    return out
+
+
+def _pins(init: Tensor, new: Tensor, value_syms: Set[str]) -> Optional[Dict[str, int]]:
+    """Where a loop-carried value's new shape differs from its initial one only by value
+    symbols standing for static extents (x[i:i + 1] with a computed i has a computed
+    length, which must be 1 for the loop to be valid): those symbols -> the extent. None
+    when the shapes really differ."""
+    if len(init.shape) != len(new.shape) or init.dtype != new.dtype:
+        return None
+    pins: Dict[str, int] = {}
+    for a, b in zip(init.shape, new.shape):
+        if symbolic.same(a, b):
+            continue
+        names = b.symbols if isinstance(b, Sym) else set()
+        if isinstance(a, Sym) or len(names) != 1 or not names <= value_syms or \
+                b.poly != Sym.symbol(next(iter(names)), 1).poly:
+            return None
+        pins[next(iter(names))] = int(a)
+    return pins
+
+
+def _infer_pinned(graph: Graph, op: Op, make: Callable[[Dict[str, int]], Body], infer_body,
+                  carried: List[str], first: int) -> Body:
+    """Make and infer a Loop or Scan body whose carried values (body outputs first,
+    first + 1, ... against the outer tensors `carried`) keep their shapes. A computed
+    extent (a value symbol) where the initial value has a static one is *pinned* to it:
+    the body is inferred again with that symbol static, and the runtime refuses any other
+    count (the symbol's bounds are [extent, extent])."""
+    s = symbolic.current()
+    mark = len(s.guards) if s is not None else 0
+    pins: Dict[str, int] = {}
+    while True:
+        body = make(pins)
+        _infer(body, infer_body)
+        outs = _body_outputs(body)
+        found: Dict[str, int] = {}
+        value_syms = _value_symbols(body.graph)
+        for k, name in enumerate(carried):
+            if first + k < len(outs):
+                more = _pins(graph.tensors[name], outs[first + k], value_syms)
+                found.update((n, v) for n, v in (more or {}).items() if n not in pins)
+        if not found:
+            return body
+        pins.update(found)
+        if s is not None:  # decisions taken on the unpinned symbols no longer hold
+            del s.guards[mark:]
 
 
 def _const_bool(graph: Graph, name: str) -> Optional[bool]:
@@ -344,8 +406,9 @@ def convert_loop(graph: Graph, op: Op, infer_body, producers: Dict[str, Op]) -> 
     formals = [((), "int64"), ((), "bool")] + [
         (graph.tensors[n].shape, graph.tensors[n].dtype) for n in carried]
     prefix = (op.name or op.outputs[0]) + "__body__"
-    body = make_body(graph, op, op.attrs["body"], prefix, formals)
-    _infer(body, infer_body)
+    body = _infer_pinned(graph, op, lambda pins: make_body(graph, op, op.attrs["body"], prefix,
+                                                           formals, pins),
+                         infer_body, carried, 1)
     outs = _body_outputs(body)
     n_carried = len(carried)
     if len(outs) < 1 + n_carried or len(op.outputs) != len(outs) - 1:
@@ -427,8 +490,9 @@ def convert_scan(graph: Graph, op: Op, infer_body) -> Op:
         t = graph.tensors[name]
         formals.append((t.shape[:axis] + t.shape[axis + 1:], t.dtype))
     prefix = (op.name or op.outputs[0]) + "__body__"
-    body = make_body(graph, op, op.attrs["body"], prefix, formals)
-    _infer(body, infer_body)
+    body = _infer_pinned(graph, op, lambda pins: make_body(graph, op, op.attrs["body"], prefix,
+                                                           formals, pins),
+                         infer_body, list(op.inputs[:n_states]), 0)
     outs = _body_outputs(body)
     if len(outs) != len(op.outputs) or len(outs) < n_states:
         raise graph.error(f"the body has {len(outs)} outputs, the Scan {len(op.outputs)}", op)

@@ -136,6 +136,15 @@ class Graph:
         self.default_bounded: set = set()
         # value symbols (ir/value_shapes.py): name -> (count tensor, element, cap)
         self.value_symbols: Dict[str, Tuple[str, int, object]] = {}
+        # value symbols known to equal a static extent (a loop-carried value keeps its
+        # shape; ir/control.py): name -> extent. The count is still computed and checked
+        # at run time, but the shapes are static.
+        self.value_pins: Dict[str, int] = {}
+        # value symbols that are computed shape extents (stand at their minimum until
+        # defined; what they shape is placed at a byte cap: value_shapes.byte_cap)
+        self.shape_symbols: set = set()
+        # --value-cap: tensor name (or "default", "range") -> cap (bytes; Range: elements)
+        self.value_caps: Dict[str, int] = {}
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ never seen here: the passes set their shapes.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import onnx
@@ -284,17 +284,41 @@ def _infer_symbolic(graph: Graph, op: Op) -> List[Tensor]:
                          if isinstance(v, symbolic.Sym) for s in v.symbols})
         raise graph.error(f"dimension {', '.join(syms)} cannot stay dynamic: this operator "
                           "has no symbolic shape rule; give the shape with --input-shapes", op)
-    with symbolic.hint_only():
-        outs = _infer_shapes(graph, op) or _probe_shapes(graph, op)
+    computed = _value_dims_as_ones(graph, op)
+    try:
+        with symbolic.hint_only():
+            outs = _infer_shapes(graph, op) or _probe_shapes(graph, op)
+    finally:
+        graph.tensors.update(computed)
     if len(outs) != len(shapes):
         raise AssertionError(f"{op.type}: {len(shapes)} symbolic shapes for {len(outs)} outputs")
     result = []
     for t, shape in zip(outs, shapes):
-        if tuple(symbolic.hint(d) for d in shape) != tuple(t.shape):
+        if not computed and tuple(symbolic.hint(d) for d in shape) != tuple(t.shape):
             raise AssertionError(f"{op.type} '{op.name}': symbolic shape {shape} disagrees with "
                                  f"ONNX's {t.shape} on the hints")
         result.append(Tensor(t.name, shape, t.dtype))
     return result
+
+
+def _value_dims_as_ones(graph: Graph, op: Op) -> Dict[str, Tensor]:
+    """Inputs with extents computed at run time (value symbols, whose hints need not be
+    consistent with each other: a broadcast of one is a guard) get those extents as 1 for
+    ONNX's inference of the dtypes; returns the original tensors to put back."""
+    s = symbolic.current()
+    if s is None or not s.value_symbols:
+        return {}
+    saved = {}
+    for n in op.inputs:
+        t = graph.tensors.get(n) if n else None
+        if t is None or n in saved:
+            continue
+        if any(isinstance(d, symbolic.Sym) and d.symbols & s.value_symbols for d in t.shape):
+            saved[n] = t
+            graph.tensors[n] = Tensor(n, tuple(1 if isinstance(d, symbolic.Sym) and
+                                               d.symbols & s.value_symbols else d
+                                               for d in t.shape), t.dtype, quant=t.quant)
+    return saved
 
 
 def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None:
@@ -352,6 +376,17 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         return
     if op.type == "Compress" and len(ins) == 2 and not all(t.is_const for t in ins):
         value_shapes.infer_compress(graph, op)
+        kept.append(op)
+        return
+    if value_shapes.computed_shape(graph, op) and not all(t.is_const for t in ins) and \
+            (op.type != "Expand" or graph.opset >= 8):
+        _specialise_values(graph, op)
+        value_shapes.infer_computed_shape(graph, op)  # each extent a shape value symbol
+        kept.append(op)
+        return
+    if value_shapes.runtime_slice(graph, op):
+        _specialise_values(graph, op)
+        value_shapes.infer_slice(graph, op)  # each sliced extent is a value symbol
         kept.append(op)
         return
     if op.type == "NonMaxSuppression" and ins and not all(t.is_const for t in ins):

@@ -224,6 +224,9 @@ class Session:
     # (tests compile a static plan with the choices a dynamic one made at its hints)
     choices: Dict[str, str] = field(default_factory=dict)
     replay: Dict[str, str] = field(default_factory=dict)
+    # symbols computed by instructions (ir/value_shapes.py): a broadcast between one of
+    # them and another extent is a guard, not a compile-time decision on the hints
+    value_symbols: set = field(default_factory=set)
 
     def record(self, op: str, expr: Poly, why: str, specialised: bool = False) -> None:
         if self.hint_only:
@@ -635,11 +638,26 @@ def broadcast_shapes(*shapes: Sequence) -> tuple:
             out.append(1)
             continue
         d0 = next((d for d in real if isinstance(d, Sym)), real[0])
+        computed = [d for d in real if _reads_value_symbol(d)]
+        if computed and len(computed) < len(real):
+            d0 = next(d for d in real if not _reads_value_symbol(d))  # the known extent
         for d in real:
-            if not same(d, d0) and d != d0:
+            if same(d, d0):
+                continue
+            if _reads_value_symbol(d) or _reads_value_symbol(d0):
+                # a computed extent: equal (not 1) at run time, checked once it is known
+                current().record("==", _poly_add(poly_of(d), poly_of(d0), -1),
+                                 "broadcast of a computed extent")
+                continue
+            if d != d0:
                 raise ValueError(f"shapes {shapes} do not broadcast")
         out.append(d0)
     return tuple(out)
+
+
+def _reads_value_symbol(x) -> bool:
+    s = current()
+    return isinstance(x, Sym) and s is not None and bool(x.symbols & s.value_symbols)
 
 
 def known(x, value: int) -> bool:

@@ -248,7 +248,11 @@ static megcc_status check_inputs(const ctx *c, const uint32_t *ndim, const int32
                       c->s->sym, &b) != VAL_OK)
             return fail(c, "value symbol %s: its bound cannot be computed at these shapes",
                         str(c, mgc_rd32(sy)));
-        c->s->cap[sym] = c->s->sym[sym] = b < lo ? lo : b > hi ? hi : b;
+        c->s->cap[sym] = b < lo ? lo : b > hi ? hi : b;
+        /* a count stands at its cap (its outputs are placed for it); a computed shape
+         * extent at its min (what it shapes is placed at byte caps, not at a product of
+         * extent caps, which would overflow) */
+        c->s->sym[sym] = mgc_rd32(sy + 16) == MGC_VALUE_SHAPE ? lo : c->s->cap[sym];
     }
     for (k = 0; k < d->n_exprs; k++)
         c->s->val_err[k] = (uint8_t)eval_expr(c->m->data + mgc_rd32(d->exprs + 4 * k),
@@ -442,6 +446,9 @@ megcc_status mgc_dyn_define(const megcc_model *m, const mgc_plan *p, uint32_t in
             memcpy(&y, (const uint8_t *)ptr[t] + 4 * (size_t)el, 4);
             x = y;
         }
+        if (x == -1 && mgc_rd32(sy + 16) == MGC_VALUE_SHAPE)
+            return fail(&c, "instruction %u computed a shape its operator's rules reject (%s "
+                            "= -1)", instr, str(&c, mgc_rd32(sy)));
         if (x < lo || x > s->cap[sym])
             return fail(&c, "instruction %u computed %s = %d, outside [%d, %d] (the bound "
                             "its outputs were placed for)",
@@ -463,13 +470,34 @@ megcc_status mgc_dyn_define(const megcc_model *m, const mgc_plan *p, uint32_t in
             uint32_t t = mgc_rd32(mem + 4 * j);
             if (mgc_t_nbytes(tensors + (size_t)t * MGC_TENSOR_SIZE) > s->size[k])
                 return fail(&c, "after instruction %u tensor %u (%s) needs %u bytes, more "
-                                "than the %z placed for it",
+                                "than the %z placed for it (its cap: --value-cap)",
                             instr, t, tensor_name(&c, tensors + (size_t)t * MGC_TENSOR_SIZE),
                             mgc_t_nbytes(tensors + (size_t)t * MGC_TENSOR_SIZE),
                             (size_t)s->size[k]);
         }
     }
     return check_views(&c, tensors);
+}
+
+uint64_t mgc_dyn_memory_need(const megcc_model *m, const mgc_plan *p,
+                             const mgc_dyn_scratch *s, uint32_t t, uint32_t nbytes) {
+    const mgc_dyn *d = &p->dyn;
+    uint32_t k, j, shaped = 0;
+    for (k = 0; k < d->n_symbols && !shaped; k++) {
+        const uint8_t *sy = d->symbols + (size_t)k * MGC_SYMBOL_SIZE;
+        shaped = mgc_rd32(sy + 12) == MGC_NONE && mgc_rd32(sy + 16) == MGC_VALUE_SHAPE;
+    }
+    if (!shaped) return nbytes;
+    for (k = 0; k < d->n_buffers; k++) {
+        const uint8_t *b = d->buffers + (size_t)k * MGC_BUFFER_SIZE;
+        const uint8_t *mem = m->data + mgc_rd32(b + 16);
+        for (j = 0; j < mgc_rd32(b + 12); j++)
+            if (mgc_rd32(mem + 4 * j) == t) {
+                int64_t v = s->val_err[mgc_rd32(b)] ? 0 : s->val[mgc_rd32(b)];
+                return (uint64_t)v > nbytes ? (uint64_t)v : nbytes;
+            }
+    }
+    return nbytes;
 }
 
 /* ---------------------------------------------------------------------------- placement */

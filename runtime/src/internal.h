@@ -54,6 +54,8 @@ static inline uint64_t mgc_rd64(const uint8_t *p) {
 #define MGC_SYMBOL_SIZE 20u
 #define MGC_BUFFER_SIZE 20u
 #define MGC_VALUE_SIZE 20u /* value symbol record: symbol, instr, tensor, element, bound */
+#define MGC_VALUE_SHAPE 1u /* a value symbol's axis word: a computed shape extent, which
+                            * stands at its min until defined (buffers at byte caps) */
 #define MGC_MAX_EXPR_WORDS 256u
 #define MGC_MAX_STACK 32u
 enum { MGC_OP_CONST = 1, MGC_OP_SYM, MGC_OP_ADD, MGC_OP_SUB, MGC_OP_MUL, MGC_OP_FLOORDIV,
@@ -205,6 +207,12 @@ megcc_status mgc_dyn_evaluate(const megcc_model *m, const mgc_plan *p, const uin
 megcc_status mgc_dyn_define(const megcc_model *m, const mgc_plan *p, uint32_t instr,
                             void *const *ptr, const mgc_dyn_scratch *s, uint8_t *tensors,
                             uint8_t *instrs, int *changed, char *err, size_t cap);
+
+/* Bytes caller memory for arena tensor `t` (now `nbytes`) must hold for any forward: its
+ * nbytes, or, when the plan has computed shape extents (which stand at their min until
+ * defined), the size of the buffer placed for it (its byte cap). */
+uint64_t mgc_dyn_memory_need(const megcc_model *m, const mgc_plan *p,
+                             const mgc_dyn_scratch *s, uint32_t t, uint32_t nbytes);
 
 /* The placement of docs/dynamic-shapes.md (emit/dynamic.py place_buffers), exactly:
  * `size` holds the aligned sizes; fills off and returns the arena size. */

@@ -555,7 +555,9 @@ static megcc_status check_dyn(blob_view *b, mgc_plan *p, uint32_t pi, uint32_t o
             return DFAIL("plan %u dynamic symbol %u: bounds [%d, %d] are not 0 <= min <= max",
                          pi, k, (int)lo, (int)hi);
         if (in == MGC_NONE) { /* a value symbol: checked with the value records */
-            if (axis) return DFAIL("plan %u dynamic symbol %u: value symbol axis != 0", pi, k);
+            /* axis: 0 a count (stands at its cap), 1 a computed shape extent (at its min) */
+            if (axis > MGC_VALUE_SHAPE)
+                return DFAIL("plan %u dynamic symbol %u: value symbol axis is not 0 or 1", pi, k);
             continue;
         }
         if (in >= p->n_inputs)

@@ -576,12 +576,14 @@ static megcc_status at_caps(megcc_network *net) {
         return net_fail(net, MEGCC_ERR_INVALID_ARG, "internal: placement changed");
     resolve(net);
     for (i = 0; i < p->n_outputs; i++) {
-        uint32_t nb = mgc_t_nbytes(tensor_rec(net, io_tensor(p, 1, i)));
+        uint32_t t = io_tensor(p, 1, i);
+        uint64_t nb = mgc_dyn_memory_need(net->model, p, &net->scratch, t,
+                                          mgc_t_nbytes(tensor_rec(net, t)));
         if ((net->out_user[i] || net->out_copy[i]) && net->out_size[i] < nb)
             return net_fail(net, MEGCC_ERR_INVALID_ARG,
-                            "output %u: buffer of %z bytes, the output may take %u (its size "
+                            "output %u: buffer of %z bytes, the output may take %z (its size "
                             "is computed during the forward; give memory for its cap)",
-                            i, (size_t)net->out_size[i], nb);
+                            i, (size_t)net->out_size[i], (size_t)nb);
     }
     return MEGCC_OK;
 }

@@ -18,6 +18,8 @@ from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
 from ...ir.infer_symbolic import slice_range
+from ...ir.value_shapes import cap_of, computed_shape, runtime_slice, slice_axes
+from .computed_shape_generic import computed_shape_instr
 from ...ir.symbolic import Sym, known
 from . import narrow_types
 from ..registry import implements
@@ -113,8 +115,93 @@ def _int_or_sym(v):
     return v if isinstance(v, Sym) else int(v)
 
 
+def _runtime_slice(op: Op, graph: Graph) -> Instr:
+    """Slice whose starts, ends or steps are tensors computed at run time: the kernel
+    clamps them as ONNX says (onnxruntime's arithmetic), writes each sliced extent into
+    the count output (value symbols, ir/value_shapes.py) and copies. A count above its cap
+    is written but nothing is copied: the runtime refuses it."""
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    if rank == 0:
+        raise graph.error("Slice of a scalar", op)
+    axes, _ = slice_axes(graph, op)
+    idx_type = graph.tensors[op.inputs[1]].dtype
+    it = c_type(idx_type)
+    esize = itemsize(x.dtype)
+    ct = UINT_OF_SIZE[esize]
+    y = graph.tensors[op.outputs[0]]
+    steps = op.inputs[4] if len(op.inputs) > 4 and op.inputs[4] else ""
+    params = schema(i32("nax", "sliced axes"), table("dims", rank, "input extents"),
+                    table("axes", "nax", "axis of each start/end"),
+                    table("caps", "nax", "most elements each sliced axis holds"))
+    last = rank - 1
+    body = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
+    const {it} *sv = (const {it} *)in_ptrs[1];
+    const {it} *ev = (const {it} *)in_ptrs[2];
+    const {it} *pv = (const {it} *)in_ptrs[3];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    int64_t *count = (int64_t *)out_ptrs[1];
+    int64_t beg[{rank}], stp[{rank}], len[{rank}], ist[{rank}];
+    int64_t off = 0, rows = 1, r, n, s;
+    int32_t d, k, j, idx[{rank}];
+    for (d = {last}; d >= 0; --d) {{
+        beg[d] = 0; stp[d] = 1; len[d] = dims[d]; idx[d] = 0;
+        ist[d] = d == {last} ? 1 : ist[d + 1] * dims[d + 1];
+    }}
+    for (k = 0; k < nax; ++k) {{
+        const int64_t dim = dims[axes[k]];
+        int64_t b = (int64_t)sv[k], e = (int64_t)ev[k], st = pv ? (int64_t)pv[k] : 1, l;
+        if (st == 0) return -1;
+        /* a step longer than the axis selects one element at most: clamped, no overflow */
+        if (st > dim + 1) st = dim + 1;
+        if (st < -dim - 1) st = -dim - 1;
+        if (b < 0) b += dim;
+        if (e < 0) e += dim;
+        if (st > 0) {{
+            b = b < 0 ? 0 : (b > dim ? dim : b);
+            e = e < 0 ? 0 : (e > dim ? dim : e);
+            l = e > b ? (e - b - 1) / st + 1 : 0;
+        }} else {{
+            b = b < 0 ? 0 : (b > dim - 1 ? dim - 1 : b);
+            e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
+            l = b > e ? (b - e - 1) / -st + 1 : 0;
+        }}
+        count[k] = l;
+        beg[axes[k]] = b; stp[axes[k]] = st; len[axes[k]] = l;
+    }}
+    for (k = 0; k < nax; ++k)
+        if (count[k] > caps[k]) return 0; /* the runtime refuses the count */
+    for (d = 0; d < {rank}; ++d) {{
+        if (len[d] == 0) return 0;
+        off += beg[d] * ist[d];
+    }}
+    for (d = 0; d < {last}; ++d) rows *= len[d];
+    n = len[{last}];
+    s = stp[{last}];
+    for (r = 0; r < rows; ++r, y += n) {{
+        const {ct} *row = x + off;
+        if (s == 1) memcpy(y, row, sizeof({ct}) * (size_t)n);
+        else for (j = 0; j < n; ++j) y[j] = row[(int64_t)j * s];
+        for (d = {last} - 1; d >= 0; --d) {{
+            off += stp[d] * ist[d];
+            if (++idx[d] < len[d]) break;
+            off -= len[d] * stp[d] * ist[d];
+            idx[d] = 0;
+        }}
+    }}
+"""
+    kernel = make_kernel(f"slice_rt_r{rank}_e{esize}_{idx_type}", body, params,
+                         prelude="#include <string.h>\n")
+    packed = params.pack(nax=len(axes), dims=list(x.shape), axes=axes,
+                         caps=[cap_of(graph, y.shape[a]) for a in axes])
+    return Instr(kernel, [op.inputs[0], op.inputs[1], op.inputs[2], steps],
+                 list(op.outputs[:2]), packed, note=f"axes={axes}, bounds computed")
+
+
 @implements("Slice")
 def lower_slice(op: Op, graph: Graph):
+    if runtime_slice(graph, op):
+        return [_runtime_slice(op, graph)]
     x = graph.tensors[op.inputs[0]]
     rank = len(x.shape)
     st = strides_of(x.shape)
@@ -143,6 +230,8 @@ def lower_slice(op: Op, graph: Graph):
 
 @implements("Expand")
 def lower_expand(op: Op, graph: Graph):
+    if computed_shape(graph, op):
+        return [computed_shape_instr(op, graph)]
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     return [strided_copy_instr(op.inputs[0], op.outputs[0], graph, y.shape,
                                broadcast_strides(x.shape, y.shape))]
@@ -152,6 +241,8 @@ def lower_expand(op: Op, graph: Graph):
 def lower_tile(op: Op, graph: Graph):
     # Output axis a of extent r*n is the pair (repeat, i) in row-major order: read the
     # input with stride 0 over the repeat and the normal stride over i.
+    if computed_shape(graph, op):
+        return [computed_shape_instr(op, graph)]
     x = graph.tensors[op.inputs[0]]
     repeats = const_input(op, graph, 1, "Tile repeats")
     if repeats is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ...codegen.kernel import Instr, View, make_kernel
 from ...codegen.params import i32, schema
 from ...ir import Graph, Op, itemsize
+from ...ir.value_shapes import computed_shape
 from ..registry import implements
 
 
@@ -16,6 +17,10 @@ VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
 
 @implements(*VIEW_OPS)
 def lower_view(op: Op, graph: Graph):
+    if op.type == "Reshape" and computed_shape(graph, op):  # not a view: sizes computed
+        from .computed_shape_generic import computed_shape_instr
+
+        return [computed_shape_instr(op, graph)]
     if op.type == "Dropout":
         return _lower_dropout(op, graph)
     if op.type == "BitCast":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...codegen.kernel import Instr, make_kernel, numel
 from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op, c_type
-from ...ir.value_shapes import RANGE_DTYPES
+from ...ir.value_shapes import RANGE_DTYPES, cap_of
 from ..registry import implements
 
 MAX_RANK = 8
@@ -65,8 +65,7 @@ def lower_nonzero(op: Op, graph: Graph):
 def _cap_of(graph: Graph, n) -> object:
     """The cap of value symbol `n` as the instruction's param (an expression of the input
     symbols, re-evaluated with the shapes, never of `n` itself)."""
-    name = next(iter(n.symbols))
-    return graph.value_symbols[name][2]
+    return cap_of(graph, n)
 
 
 RANGE_TYPES = RANGE_DTYPES

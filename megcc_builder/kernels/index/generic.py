@@ -16,6 +16,7 @@ from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize
 from ..data.copy_generic import F16_HELPERS, UINT_OF_SIZE, const_input, norm_axis
 from ..registry import implements
+from ...ir.value_shapes import cap_of
 
 
 MAX_RANK = 8
@@ -439,7 +440,7 @@ def lower_topk(op: Op, graph: Graph):
     }
 """ + body
         kernel = make_kernel(name + "_rtk", body, TOPK_RT_PARAMS, value_helpers(x.dtype))
-        cap = graph.value_symbols[next(iter(k.symbols))][2]
+        cap = cap_of(graph, k)
         params = TOPK_RT_PARAMS.pack(outer=outer, n=n, inner=inner, cap=cap)
         return [Instr(kernel, [op.inputs[0], op.inputs[1]], outs, params, workspace_bytes=ws,
                       note=f"axis={axis}, k computed")]

@@ -3,11 +3,12 @@
  * is no pool, and megcc_network_set_threads(n > 1) reports MEGCC_ERR_UNSUPPORTED (an RTOS
  * passes its own megcc_parallel to megcc_network_set_parallel instead).
  *
- * One job at a time: the caller writes (fn, arg, n, parts), publishes it by bumping the
- * generation (release store; waking sleeping workers under the mutex) and runs part 0;
- * worker t runs part t; the caller waits until `pending` drops to 0. Both sides spin a
- * little before sleeping on a condition variable. GCC/Clang atomics (hosts with pthreads
- * have them), acquire/release pairs only, so the pool is clean under ThreadSanitizer.
+ * One job at a time: the caller writes (fn, arg, n), posts it with a new generation in the
+ * `claim` word (release store; waking sleeping workers under the mutex), then, like every
+ * worker that is awake, takes parts from `claim` until none is left, and waits until all
+ * parts are finished. Idle threads watch for work a while before sleeping on a condition
+ * variable. GCC/Clang atomics (hosts with pthreads have them), acquire/release pairs only,
+ * so the pool is clean under ThreadSanitizer.
  * Memory comes from the model's hooks, once, when the pool is made. */
 #if !defined(MEGCC_NO_THREADS) && !defined(MEGCC_NO_LIBC_HOOKS) && \
     (defined(__unix__) || defined(__APPLE__)) && defined(__GNUC__)
@@ -40,17 +41,24 @@ const megcc_parallel *mgc_pool_parallel(const mgc_pool *pool) {
 #else
 
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
-/* Spin this many rounds (a pause each) watching for the next job or for the workers to
- * finish, before sleeping on a condition variable (a wake-up costs about ten microseconds).
- * Short by default: measured on a 2-core machine shared with a dozen busy processes, a
- * dispatch cost 10 us with no spinning, 12 us with 100 rounds and 35 us with 300 (a spinning
- * thread holds a core its partner needs); on idle cores longer spins pay. Build with
- * -DMEGCC_POOL_SPIN=N to tune. */
-#ifndef MEGCC_POOL_SPIN
-#define MEGCC_POOL_SPIN 100
+/* How long a thread that has nothing to do keeps watching for work (the next job, or the
+ * other threads finishing theirs) before it sleeps on a condition variable. Waking a
+ * sleeping thread takes some tens of microseconds on a virtual machine (its idle vCPU is
+ * halted), and most jobs of a small network take less than that: with a watch of 100
+ * pauses (a few microseconds) MobileNet-SSD at 320x320 ran 7.4 ms on two threads against
+ * 5.3 ms on one, and ResNet-50 gained 1.25x; watching 200 us, 3.3-3.8 ms and 1.7x. After
+ * MEGCC_POOL_YIELD_AFTER_US the watcher yields its core at each look (sched_yield), so on a
+ * machine with more runnable threads than cores it does not hold a core another thread
+ * needs. Build with -DMEGCC_POOL_SPIN_US=N to tune (0: sleep at once). */
+#ifndef MEGCC_POOL_SPIN_US
+#define MEGCC_POOL_SPIN_US 200
 #endif
-#define MGC_SPIN_ROUNDS MEGCC_POOL_SPIN
+#ifndef MEGCC_POOL_YIELD_AFTER_US
+#define MEGCC_POOL_YIELD_AFTER_US 50
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #define mgc_pause() __asm__ __volatile__("pause")
@@ -60,91 +68,165 @@ const megcc_parallel *mgc_pool_parallel(const mgc_pool *pool) {
 #define mgc_pause() ((void)0)
 #endif
 
-/* The two words read without the mutex (GCC/Clang atomics; the job fields are published by
- * the release store of `generation` and read after its acquire load). */
+/* GCC/Clang atomics. A job's fields are written before the release store of `claim` that
+ * posts it, and read by a worker only after its acquire compare-and-swap of `claim` won a
+ * part: the job cannot end while a won part is unfinished, so the fields stay put. */
 #define mgc_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define mgc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
-typedef struct mgc_worker {
-    mgc_pool *pool;
-    int32_t index; /* 1.. : the part it runs */
-    pthread_t thread;
-} mgc_worker;
+/* `claim` packs the job's generation (high 32 bits), its number of parts (16 bits) and the
+ * next part to hand out (16 bits): one word, so a thread can never take a part of a job
+ * other than the one it looked at. */
+#define CLAIM_GEN(c) ((uint32_t)((c) >> 32))
+#define CLAIM_PARTS(c) ((int32_t)(((c) >> 16) & 0xffffu))
+#define CLAIM_NEXT(c) ((int32_t)((c)&0xffffu))
+
+/* The words one thread writes while others watch them each get a cache line of their own
+ * (and the pool as a whole is aligned to one), so a watching thread's reads do not keep
+ * pulling away a line that a busy thread, or the network beside the pool, writes. */
+#define MGC_LINE 128
+
+/* A job of n units is cut into at most this many parts per thread. With one part per
+ * thread, a job took as long as its slowest thread: on a 2-core virtual machine where the
+ * second core was shared with another busy thread, MobileNetV2 ran 14 ms on two threads
+ * against 8.5 ms on one. With four per thread the free thread takes the parts the busy one
+ * has not reached (the same run: 7 ms). Parts are units of the kernel's own choosing and
+ * each is computed the same way whoever runs it, so outputs do not change. */
+#ifndef MEGCC_POOL_PARTS_PER_THREAD
+#define MEGCC_POOL_PARTS_PER_THREAD 4
+#endif
 
 struct mgc_pool {
-    megcc_parallel par; /* par.user = the pool */
-    megcc_hooks hooks;
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    mgc_worker *workers;
-    int32_t n_workers;
-    /* the current job: written by the caller before it publishes `generation` */
+    uint64_t claim;      /* atomic: generation | parts | next part */
+    char pad_claim[MGC_LINE - sizeof(uint64_t)];
+    int32_t finished;    /* atomic: parts of the current job done */
+    char pad_finished[MGC_LINE - sizeof(int32_t)];
+    /* the current job: written by the caller before it posts it in `claim` */
     megcc_range_fn fn;
     void *arg;
-    int32_t n, parts;
-    uint64_t generation; /* atomic */
-    int32_t pending;     /* atomic: workers not yet done with the current job */
+    int32_t n;
+    uint32_t posted;     /* the caller's own count of the jobs it posted */
     int32_t stop;        /* atomic */
     int32_t sleepers;    /* under mu: workers waiting on `wake` */
     int32_t caller_waits;/* under mu: the caller waits on `done` */
+    megcc_parallel par;  /* par.user = the pool */
+    megcc_hooks hooks;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    pthread_t *workers;
+    int32_t n_workers;
+    char pad_end[MGC_LINE];
 };
 
-/* Wait until the generation differs from `seen` or the pool stops. */
-static void wait_for_job(mgc_pool *pool, uint64_t seen) {
-    int32_t spin;
-    for (spin = 0; spin < MGC_SPIN_ROUNDS; spin++) {
-        if (mgc_load(&pool->generation) != seen || mgc_load(&pool->stop)) return;
-        mgc_pause();
-    }
-    pthread_mutex_lock(&pool->mu);
-    pool->sleepers++;
-    while (mgc_load(&pool->generation) == seen && !mgc_load(&pool->stop))
-        pthread_cond_wait(&pool->wake, &pool->mu);
-    pool->sleepers--;
-    pthread_mutex_unlock(&pool->mu);
+static int64_t now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-static void *worker_main(void *p) {
-    mgc_worker *w = (mgc_worker *)p;
-    mgc_pool *pool = w->pool;
-    uint64_t seen = 0; /* generation 0 posts nothing; a late starter still sees job 1 */
+/* Watch `ready` for MEGCC_POOL_SPIN_US (pausing, then yielding the core); 1 if it came
+ * true. The clock is read once per 32 pauses: a pause is some tens of cycles. */
+static int watch(mgc_pool *pool, int (*ready)(mgc_pool *, const void *), const void *arg) {
+    int64_t start, waited;
+    int32_t i;
+    if (MEGCC_POOL_SPIN_US <= 0) return ready(pool, arg);
+    start = now_us();
     for (;;) {
-        int32_t begin, end;
-        wait_for_job(pool, seen);
-        if (mgc_load(&pool->stop)) break;
-        seen = mgc_load(&pool->generation);
-        if (w->index < pool->parts) {
-            megcc_parallel_split(pool->n, pool->parts, w->index, &begin, &end);
-            pool->fn(pool->arg, begin, end);
+        for (i = 0; i < 32; i++) {
+            if (ready(pool, arg)) return 1;
+            mgc_pause();
         }
-        if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+        waited = now_us() - start;
+        if (waited >= MEGCC_POOL_SPIN_US) return ready(pool, arg);
+        if (waited >= MEGCC_POOL_YIELD_AFTER_US) sched_yield();
+    }
+}
+
+/* Take the next part of job `gen`: its index, or -1 when every part is taken (or a newer
+ * job is posted). *parts gets the job's number of parts. */
+static int32_t claim_part(mgc_pool *pool, uint32_t gen, int32_t *parts) {
+    uint64_t c = mgc_load(&pool->claim);
+    for (;;) {
+        if (CLAIM_GEN(c) != gen || CLAIM_NEXT(c) >= CLAIM_PARTS(c)) return -1;
+        if (__atomic_compare_exchange_n(&pool->claim, &c, c + 1, 1, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            *parts = CLAIM_PARTS(c);
+            return CLAIM_NEXT(c);
+        }
+    }
+}
+
+/* Run every part of job `gen` this thread can still take. Parts are taken, not assigned:
+ * a thread that is late (asleep, or descheduled on a busy machine) leaves its share to
+ * whoever is running, so a job never waits for a thread that has not started. Which thread
+ * runs a part does not change what the part computes. */
+static void run_parts(mgc_pool *pool, uint32_t gen) {
+    int32_t part, parts = 0, begin, end;
+    while ((part = claim_part(pool, gen, &parts)) >= 0) {
+        megcc_parallel_split(pool->n, parts, part, &begin, &end);
+        pool->fn(pool->arg, begin, end);
+        if (__atomic_add_fetch(&pool->finished, 1, __ATOMIC_ACQ_REL) == parts) {
             pthread_mutex_lock(&pool->mu);
             if (pool->caller_waits) pthread_cond_signal(&pool->done);
             pthread_mutex_unlock(&pool->mu);
         }
     }
+}
+
+static int job_posted(mgc_pool *pool, const void *seen) {
+    return CLAIM_GEN(mgc_load(&pool->claim)) != *(const uint32_t *)seen ||
+           mgc_load(&pool->stop);
+}
+
+/* Wait until a job newer than `seen` is posted or the pool stops. */
+static void wait_for_job(mgc_pool *pool, uint32_t seen) {
+    if (watch(pool, job_posted, &seen)) return;
+    pthread_mutex_lock(&pool->mu);
+    pool->sleepers++;
+    while (!job_posted(pool, &seen)) pthread_cond_wait(&pool->wake, &pool->mu);
+    pool->sleepers--;
+    pthread_mutex_unlock(&pool->mu);
+}
+
+static void *worker_main(void *p) {
+    mgc_pool *pool = (mgc_pool *)p;
+    uint32_t seen = 0; /* generation 0 posts nothing; a late starter still sees job 1 */
+    for (;;) {
+        wait_for_job(pool, seen);
+        if (mgc_load(&pool->stop)) break;
+        seen = CLAIM_GEN(mgc_load(&pool->claim));
+        run_parts(pool, seen);
+    }
     return NULL;
+}
+
+typedef struct {
+    int32_t parts;
+} mgc_job_size;
+
+static int job_finished(mgc_pool *pool, const void *size) {
+    return mgc_load(&pool->finished) == ((const mgc_job_size *)size)->parts;
 }
 
 static void pool_run(const megcc_parallel *par, int32_t n, megcc_range_fn fn, void *arg) {
     mgc_pool *pool = (mgc_pool *)par->user;
-    int32_t parts = n < par->threads ? n : par->threads, begin, end, spin;
+    mgc_job_size size;
+    const uint32_t gen = ++pool->posted;
+    size.parts = n < MEGCC_POOL_PARTS_PER_THREAD * par->threads
+                     ? n : MEGCC_POOL_PARTS_PER_THREAD * par->threads;
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
-    pool->parts = parts;
-    mgc_store(&pool->pending, pool->n_workers);
+    mgc_store(&pool->finished, 0);
     pthread_mutex_lock(&pool->mu);
-    mgc_store(&pool->generation, pool->generation + 1);
+    mgc_store(&pool->claim, (uint64_t)gen << 32 | (uint64_t)size.parts << 16);
     if (pool->sleepers) pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
-    megcc_parallel_split(n, parts, 0, &begin, &end);
-    fn(arg, begin, end);
-    for (spin = 0; spin < MGC_SPIN_ROUNDS && mgc_load(&pool->pending); spin++) mgc_pause();
-    if (mgc_load(&pool->pending)) {
+    run_parts(pool, gen);
+    if (!watch(pool, job_finished, &size)) {
         pthread_mutex_lock(&pool->mu);
         pool->caller_waits = 1;
-        while (mgc_load(&pool->pending)) pthread_cond_wait(&pool->done, &pool->mu);
+        while (!job_finished(pool, &size)) pthread_cond_wait(&pool->done, &pool->mu);
         pool->caller_waits = 0;
         pthread_mutex_unlock(&pool->mu);
     }
@@ -156,7 +238,7 @@ static void stop_workers(mgc_pool *pool, int32_t started) {
     mgc_store(&pool->stop, 1);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
-    for (i = 0; i < started; i++) pthread_join(pool->workers[i].thread, NULL);
+    for (i = 0; i < started; i++) pthread_join(pool->workers[i], NULL);
 }
 
 megcc_status mgc_pool_create(const megcc_hooks *hooks, uint32_t threads, mgc_pool **out) {
@@ -164,13 +246,13 @@ megcc_status mgc_pool_create(const megcc_hooks *hooks, uint32_t threads, mgc_poo
     int32_t i;
     *out = NULL;
     if (threads < 2 || threads > 1024) return MEGCC_ERR_INVALID_ARG;
-    pool = (mgc_pool *)mgc_alloc(hooks, sizeof *pool, 16);
+    pool = (mgc_pool *)mgc_alloc(hooks, sizeof *pool, MGC_LINE);
     if (!pool) return MEGCC_ERR_NO_MEMORY;
     memset(pool, 0, sizeof *pool);
     pool->hooks = *hooks;
     pool->n_workers = (int32_t)threads - 1;
-    pool->workers = (mgc_worker *)mgc_alloc(hooks, sizeof(mgc_worker) * (size_t)pool->n_workers,
-                                            16);
+    pool->workers = (pthread_t *)mgc_alloc(hooks, sizeof(pthread_t) * (size_t)pool->n_workers,
+                                           16);
     if (!pool->workers) {
         mgc_free(hooks, pool);
         return MEGCC_ERR_NO_MEMORY;
@@ -189,9 +271,7 @@ megcc_status mgc_pool_create(const megcc_hooks *hooks, uint32_t threads, mgc_poo
     pool->par.threads = (int32_t)threads;
     pool->par.user = pool;
     for (i = 0; i < pool->n_workers; i++) {
-        pool->workers[i].pool = pool;
-        pool->workers[i].index = i + 1;
-        if (pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]) != 0) {
+        if (pthread_create(&pool->workers[i], NULL, worker_main, pool) != 0) {
             stop_workers(pool, i);
             pool->n_workers = 0;
             mgc_pool_destroy(pool);

@@ -8,7 +8,8 @@ from typing import Optional
 from ...codegen import packed_gemm as g
 from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, c_float
-from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, split_kernel
+from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes,
+                                 scratch_stride, split_kernel)
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
@@ -111,11 +112,11 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     # one part per range of channels, each with its own plane in the workspace
     if sw == 1:
         planes = ("/* this part's zero-padded input plane */\n"
-                  "    float *pl = (float *)workspace + (int64_t)part * PH * PW;")
+                  f"    float *pl = (float *)workspace + part * {scratch_stride('PH * PW')};")
         fill = f"megcc_{s.name}_pad_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pl, b > 0 || o > o0);"
     else:
         planes = ("const int32_t PW2 = (PW + 1) / 2;  /* its even and odd columns */\n"
-                  "    float *pe = (float *)workspace + (int64_t)part * 2 * PH * PW2, "
+                  f"    float *pe = (float *)workspace + part * {scratch_stride('2 * PH * PW2')}, "
                   "*po = pe + (int64_t)PH * PW2;")
         fill = (f"megcc_{s.name}_split_plane(xc, H, W, PT, PL, PH, PW, 0.0f, pe, po, "
                 "b > 0 || o > o0);")
@@ -162,7 +163,7 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
     parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,
-                  workspace_bytes=parts * plane_floats * 4,
+                  workspace_bytes=scratch_bytes(parts, plane_floats),
                   note=f"{s.label} depthwise direct: zero-padded plane {ph!r}x{pw!r}"
                        f"{'' if sw == 1 else ' split into even/odd columns'}, {s.vw} outputs "
                        f"per vector, {rows} output rows per pass sharing input loads, weights "

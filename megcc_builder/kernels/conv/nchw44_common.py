@@ -6,7 +6,7 @@ import re
 
 from ...codegen.kernel import Instr, Kernel
 from ...codegen.params import i32, int_constants, schema
-from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch
+from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes, scratch_stride
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_tag
 
@@ -84,7 +84,7 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
                 has_bias=has_bias, act=act, padded=padded, slope=slope,
                 params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
                                           PT=pt, PL=pl, Hp=hp, Wp=wp),
-                workspace=parts * (1 if kind == "depthwise" else icb) * hp * wp * lanes * 4 * padded,
+                workspace=scratch_bytes(parts, (1 if kind == "depthwise" else icb) * hp * wp * lanes) * padded,
                 parts=parts, macs=macs, static=static)
 
 
@@ -151,7 +151,7 @@ def conv44_body(geo: dict, block, nb: int) -> str:
     float *y = (float *)out_ptrs[0];
     {bias}
     const int padded = PT > 0 || PL > 0 || Hp > H || Wp > W;
-    float *scratch = padded ? (float *)workspace + (int64_t)part * {area} : 0;
+    float *scratch = padded ? (float *)workspace + part * {scratch_stride(area)} : 0;
     const int32_t ocb0 = (int32_t)((int64_t)OCB * part / parts),
                   ocb1 = (int32_t)((int64_t)OCB * (part + 1) / parts);
 {extents}{constants}    int32_t b;

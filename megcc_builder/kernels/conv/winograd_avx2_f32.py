@@ -59,6 +59,10 @@ PARAMS = conv_schema(i32("TB", "tiles per block"), i32("KB", "input channels per
                      i32("LS", "width of the staging area"))
 
 
+# Below this many (output channel, tile) pairs a block's output transform stays on the
+# calling thread (about 60 model cycles each: some microseconds in all).
+OUTPUT_PARALLEL_MIN = 256
+
 WORKSPACE_BUDGET = 512 * 1024  # bytes of transformed inputs + GEMM results per block
 # Channels per K block: up to 512, i.e. every layer of ResNet/VGG in one block (the B panel
 # of 512 x 16 floats is 32 KiB). Splitting K costs far more than the larger workspace: the
@@ -423,11 +427,11 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     # bias vector and clamp bounds only where the epilogue uses them
     uses = lambda name: re.search(r"\b" + name + r"\b", finish_full + finish_edge)  # noqa: E731
     bias_decl = "    const float *bias = (const float *)in_ptrs[2];\n" if uses("bv") else ""
-    bias_vector = "                    const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);\n" \
+    bias_vector = "        const __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);\n" \
         if uses("bv") else ""
     if slope:
         bias_decl += "    const float *slope = (const float *)in_ptrs[4];\n"
-        bias_vector += "                    const __m256 sv = _mm256_set1_ps(slope[o]);\n"
+        bias_vector += "        const __m256 sv = _mm256_set1_ps(slope[o]);\n"
     clamp_decl = f"    const __m256 lo = _mm256_set1_ps({lo}), hi = _mm256_set1_ps({hi});\n" \
         if uses("lo") or uses("hi") else ""
     loads = ", ".join(f"_mm256_loadu_ps(mi + {j} * MS)" for j in range(a))
@@ -443,8 +447,12 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the last
      * 8-tile load may overhang), the input transform's strip ({a} x WB) and staging ({xi} x LS) */
     float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
-{clamp_decl}    int32_t b, t0, o0, k0, o, t, gi, r, q;
+    int32_t b, t0, o0, k0;
     megcc_avx2_epi e;
+    {name}_out_job megcc_out;
+    megcc_out.y = y; megcc_out.res = res; megcc_out.mm = mm; megcc_out.MS = MS;
+    megcc_out.TX = TX; megcc_out.TB = TB; megcc_out.OC = OC; megcc_out.OH = OH; megcc_out.OW = OW;
+    megcc_out.bias = {"bias" if uses("bv") else "0"}; megcc_out.slope = {"slope" if slope else "0"};
     e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;
     /* zeroed once: lanes past the last tile read these (their results are never used) */
     memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + {a} * WB + {xi} * LS));
@@ -462,61 +470,89 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                     megcc_wino_gemms_par(par, {xi}, mb, nt, C, k0, kb, u + (int64_t)o0 * C, OC,
                                          v, VS, mm, MS, TB, MB, &e);
                 }}
-                for (o = o0; o < o0 + mb; ++o) {{
-{bias_vector}                    float *yc = y + ((int64_t)b * OC + o) * OH * OW;
-                    const float *rc = res ? res + ((int64_t)b * OC + o) * OH * OW : 0;
-                    for (t = t0; t < t0 + nt;) {{
-                        const int32_t ty = t / TX, tx = t % TX;
-                        const int32_t n = TX - tx < t0 + nt - t ? TX - tx : t0 + nt - t;
-                        for (gi = 0; gi < n; gi += 8) {{
-                            const float *mg = mm + (int64_t)(o - o0) * TB + (t - t0) + gi;
-                            const int32_t ox = {m} * (tx + gi);
-                            /* outputs of this row run: {m} per tile, cut at OW */
-                            const int32_t c2 = OW - ox < {m} * (n - gi) ? OW - ox : ({m} * (n - gi) < {8 * m} ? {m} * (n - gi) : {8 * m});
-                            __m256 s[{m}][{a}], z[{m}][{m}];
-                            int32_t i;
-                            for (i = 0; i < {a}; ++i) {{  /* A^T along the rows of the tiles */
-                                __m256 um[{m}];
-                                const float *mi = mg + {a} * i * MS;
-                                MEGCC_WINO{t}_AT({loads}, um);
-                                for (q = 0; q < {m}; ++q) s[q][i] = um[q];
-                            }}
-                            for (q = 0; q < {m}; ++q) {{  /* then along column q: rows 0..{m - 1} */
-                                __m256 om[{m}];
-                                MEGCC_WINO{t}_AT({cols}, om);
-                                for (r = 0; r < {m}; ++r) {{
-                                    z[r][q] = om[r];{reorder}
-                                }}
-                            }}
-                            for (r = 0; r < {m} && {m} * ty + r < OH; ++r) {{
-                                __m256 row[{m}];
-                                float *yr = yc + (int64_t)({m} * ty + r) * OW + ox;
-                                const float *rr = rc ? rc + (int64_t)({m} * ty + r) * OW + ox : 0;{v.interleave}
-                                for (q = 0; q < {m}; ++q) {{
-                                    __m256 val = row[q];
-                                    if (8 * q + 8 <= c2) {{
-                                        {finish_full}
-                                        _mm256_storeu_ps(yr + 8 * q, val);
-                                    }} else if (8 * q < c2) {{  /* edge: only c2 - 8q outputs */
-                                        float buf[8];
-                                        const int32_t left = c2 - 8 * q;
-                                        int32_t e2;
-                                        for (e2 = 0; e2 < 8; ++e2) buf[e2] = rr && e2 < left ? rr[8 * q + e2] : 0.0f;
-                                        {finish_edge}
-                                        _mm256_storeu_ps(buf, val);
-                                        for (e2 = 0; e2 < left; ++e2) yr[8 * q + e2] = buf[e2];
-                                    }}
-                                }}
-                            }}
-                        }}
-                        t += n;
-                    }}
-                }}
+                megcc_out.b = b; megcc_out.t0 = t0; megcc_out.nt = nt; megcc_out.o0 = o0;
+                if (par && par->threads > 1 && (int64_t)mb * nt >= {OUTPUT_PARALLEL_MIN})
+                    megcc_parallel_for(par, mb, {name}_out, &megcc_out);
+                else
+                    {name}_out(&megcc_out, 0, mb);
             }}
         }}
 {scalar_activation_pass(act, "y", "(int64_t)N * OC * OH * OW") if act_pass else ""}
 """
-    kernel = make_kernel(name, body, PARAMS, ("math",) + helpers(v), isa=AVX2.isa)
+    out_part = f"""
+/* The output transform of one block of tiles, for output channels o0 + begin .. o0 + end - 1
+ * of it: each channel reads its own rows of the GEMM results and writes its own output
+ * plane, so the channels are split over the network's threads. */
+typedef struct {{
+    float *y;
+    const float *res, *bias, *slope, *mm;
+    int64_t MS;
+    int32_t TX, TB, OC, OH, OW, b, t0, nt, o0;
+}} {name}_out_job;
+
+static void {name}_out(void *arg, int32_t begin, int32_t end) {{
+    const {name}_out_job *g = (const {name}_out_job *)arg;
+    float *y = g->y;
+    const float *res = g->res, *mm = g->mm;
+    {"const float *bias = g->bias;" if uses("bv") else ""}{"const float *slope = g->slope;" if slope else ""}
+    const int64_t MS = g->MS;
+    const int32_t TX = g->TX, TB = g->TB, OC = g->OC, OH = g->OH, OW = g->OW, b = g->b,
+                  t0 = g->t0, nt = g->nt, o0 = g->o0;
+{clamp_decl}    int32_t o, t, gi, r, q;
+    for (o = o0 + begin; o < o0 + end; ++o) {{
+{bias_vector}        float *yc = y + ((int64_t)b * OC + o) * OH * OW;
+        const float *rc = res ? res + ((int64_t)b * OC + o) * OH * OW : 0;
+        for (t = t0; t < t0 + nt;) {{
+            const int32_t ty = t / TX, tx = t % TX;
+            const int32_t n = TX - tx < t0 + nt - t ? TX - tx : t0 + nt - t;
+            for (gi = 0; gi < n; gi += 8) {{
+                const float *mg = mm + (int64_t)(o - o0) * TB + (t - t0) + gi;
+                const int32_t ox = {m} * (tx + gi);
+                /* outputs of this row run: {m} per tile, cut at OW */
+                const int32_t c2 = OW - ox < {m} * (n - gi) ? OW - ox : ({m} * (n - gi) < {8 * m} ? {m} * (n - gi) : {8 * m});
+                __m256 s[{m}][{a}], z[{m}][{m}];
+                int32_t i;
+                for (i = 0; i < {a}; ++i) {{  /* A^T along the rows of the tiles */
+                    __m256 um[{m}];
+                    const float *mi = mg + {a} * i * MS;
+                    MEGCC_WINO{t}_AT({loads}, um);
+                    for (q = 0; q < {m}; ++q) s[q][i] = um[q];
+                }}
+                for (q = 0; q < {m}; ++q) {{  /* then along column q: rows 0..{m - 1} */
+                    __m256 om[{m}];
+                    MEGCC_WINO{t}_AT({cols}, om);
+                    for (r = 0; r < {m}; ++r) {{
+                        z[r][q] = om[r];{reorder}
+                    }}
+                }}
+                for (r = 0; r < {m} && {m} * ty + r < OH; ++r) {{
+                    __m256 row[{m}];
+                    float *yr = yc + (int64_t)({m} * ty + r) * OW + ox;
+                    const float *rr = rc ? rc + (int64_t)({m} * ty + r) * OW + ox : 0;{v.interleave}
+                    for (q = 0; q < {m}; ++q) {{
+                        __m256 val = row[q];
+                        if (8 * q + 8 <= c2) {{
+                            {finish_full}
+                            _mm256_storeu_ps(yr + 8 * q, val);
+                        }} else if (8 * q < c2) {{  /* edge: only c2 - 8q outputs */
+                            float buf[8];
+                            const int32_t left = c2 - 8 * q;
+                            int32_t e2;
+                            for (e2 = 0; e2 < 8; ++e2) buf[e2] = rr && e2 < left ? rr[8 * q + e2] : 0.0f;
+                            {finish_edge}
+                            _mm256_storeu_ps(buf, val);
+                            for (e2 = 0; e2 < left; ++e2) yr[8 * q + e2] = buf[e2];
+                        }}
+                    }}
+                }}
+            }}
+            t += n;
+        }}
+    }}
+}}
+"""
+    kernel = make_kernel(name, body, PARAMS, ("math",) + helpers(v), isa=AVX2.isa,
+                         prelude=out_part)
     params = PARAMS.pack(**conv_head_values(geo, 1), TB=tb, KB=kb, MB=mb, WB=wb,
                          LS=staging_width(tb))
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ...codegen.kernel import Instr
-from ...codegen.parallel import MAX_SCRATCH_PARTS, MIN_RANGE_ELEMENTS, parts_with_scratch, split_kernel
+from ...codegen.parallel import (MAX_SCRATCH_PARTS, MIN_RANGE_ELEMENTS, parts_with_scratch,
+                                 scratch_bytes, scratch_stride, split_kernel)
 from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
 from ...codegen.window import plane, window_row
@@ -63,7 +64,7 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
     # parts: ranges of planes, each with its own padded plane in the workspace
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];
-    float *pl = (float *)workspace + (int64_t)part * PH * PW;  /* this part's -inf-padded plane */
+    float *pl = (float *)workspace + part * {scratch_stride('PH * PW')};  /* this part's -inf-padded plane */
     const int32_t c0 = (int32_t)((int64_t)NC * part / parts),
                   c1 = (int32_t)((int64_t)NC * (part + 1) / parts);
 {{geometry}}    int32_t c, oy, ox, ky, kx;
@@ -86,7 +87,7 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
                              OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
     parts = _scratch_parts(geo)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=parts * ph * pw * 4,
+                  workspace_bytes=scratch_bytes(parts, ph * pw),
                   note=f"{s.label} max pooling over a -inf-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector")]
 
@@ -109,7 +110,7 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
     float *y = (float *)out_ptrs[0];
 {{geometry}}    const int32_t OWV = (OW + {s.vw - 1}) / {s.vw} * {s.vw};
     /* this part's zero-padded input plane, then its 1/columns table */
-    float *pl = (float *)workspace + (int64_t)part * ((int64_t)PH * PW + OWV);
+    float *pl = (float *)workspace + part * {scratch_stride('(int64_t)PH * PW + OWV')};
     float *rx = pl + (int64_t)PH * PW;
     const int32_t c0 = (int32_t)((int64_t)NC * part / parts),
                   c1 = (int32_t)((int64_t)NC * (part + 1) / parts);
@@ -150,7 +151,7 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
     owv = -(-geo["ow"] // s.vw) * s.vw
     parts = _scratch_parts(geo)
     return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=parts * (ph * pw + owv) * 4,
+                  workspace_bytes=scratch_bytes(parts, ph * pw + owv),
                   note=f"{s.label} average pooling over a zero-padded {ph!r}x{pw!r} plane, {s.vw} "
                        f"outputs per vector, sums scaled by 1/rows x 1/columns")]
 

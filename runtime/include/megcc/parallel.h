@@ -24,8 +24,11 @@ extern "C" {
 typedef void (*megcc_range_fn)(void *arg, int32_t begin, int32_t end);
 
 typedef struct megcc_parallel {
-    /* Run fn over [0, n) split as megcc_parallel_split does (part 0 may run on the calling
-     * thread) and return when every part is done. Called only with n >= 2, threads >= 2. */
+    /* Run fn over [0, n) cut into contiguous ranges (megcc_parallel_split over a number of
+     * parts that depends only on n and `threads`; the default pool cuts up to 4 per thread
+     * and lets whichever thread is free take the next, so a thread that is slow or
+     * descheduled does not hold the others up), some perhaps on the calling thread, and
+     * return when every range is done. Called only with n >= 2, threads >= 2. */
     void (*run)(const struct megcc_parallel *par, int32_t n, megcc_range_fn fn, void *arg);
     int32_t threads; /* parts a loop is cut into at most */
     void *user;      /* for `run` */

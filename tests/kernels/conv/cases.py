@@ -157,6 +157,23 @@ def rows_residual_case(id_, rng, n, c, h, w, oc, bias, act, expect):
 rows_residual_case("rows_residual_1x160x3x3x24", _r, 1, 160, 3, 3, 24, True, None, True)
 rows_residual_case("rows_residual_relu_2x48x4x5x33", _r, 2, 48, 4, 5, 33, False, "Relu", False)
 
+# depthwise on small maps with the channels in the vector lanes (depthwise_chblock_simd_f32):
+# 3 x 3 and 6 x 6 maps, channels not a multiple of 8 or 4 (a partial last block), stride 2
+# with an asymmetric pad, 5x5 taps with dilation, batch 2, a scalar activation pass, a
+# global 7x7 ("GDConv", one output pixel); the last field: the kernel the cost model picks
+# on avx2 (None: either is fine).
+CHBLOCK = [
+    (1, 37, 3, 3, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 37, True, "Clip", "conv2d_depthwise_cb8"),
+    (2, 21, 6, 6, 21, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 21, False, "Relu", "conv2d_depthwise_cb8"),
+    (1, 19, 6, 7, 19, (5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 19, True, "Sigmoid", None),
+    (1, 24, 7, 7, 24, (7, 7), (1, 1), (0, 0, 0, 0), (1, 1), 24, True, None, None),
+    (1, 13, 5, 5, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, "Relu", None),
+]
+_r = _rng(8088)
+for _c in CHBLOCK:
+    conv_case("chblock_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
 # the NEON tile edges (test_kernels_neon): same layout
 NEON = [
     # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
@@ -325,6 +342,8 @@ PRELU = [
     (1, 12, 9, 11, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False, "1c11", True, False),
     (2, 12, 14, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 12, True, "c11", True, False),
     (1, 3, 19, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "c11", True, False),
+    # a small map: the channels-in-lanes depthwise (depthwise_chblock_simd_f32)
+    (1, 11, 4, 4, 11, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 11, True, "c11", False, False),
 ]
 
 

@@ -132,7 +132,7 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
                       for t in range(kh * kw))
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];  /* [block][tap][{vw}] */
-    const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
+    {"const float *bias = (const float *)in_ptrs[2];" if has_bias else ""}
     {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
     float *y = (float *)out_ptrs[0];
     const int32_t blocks = (C + {vw - 1}) / {vw};

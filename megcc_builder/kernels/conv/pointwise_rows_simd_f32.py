@@ -106,12 +106,12 @@ def lower_pointwise_rows(op: Op, graph: Graph, s: Simd):
     setup, act_pass = g.epilogue_setup(act, c_float)
     name = f"conv2d_1x1_rows_gemm{s.mr}x{s.nr}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     body = f"""    const float *x = (const float *)in_ptrs[0];
-    const float *w = (const float *)in_ptrs[1];  /* W^T, {s.nr}-column panels over the full K */
+    const float *w = (const float *)in_ptrs[1];  /* weights transposed: {s.nr}-column panels over the full K */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};  /* padded to {s.nr} */
     const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
     const int32_t K = C, S = OH * OW;
-    /* workspace: X^T in {s.mr}-row panels (S x K), then C^T (S x OC) */
+    /* workspace: the input transposed in {s.mr}-row panels (S x K), then the output transposed (S x OC) */
     float *ap = (float *)workspace, *ct = ap + (int64_t)S * K;
     int32_t b, i, kk, r, j, oc;
     megcc_{s.name}_epi e;

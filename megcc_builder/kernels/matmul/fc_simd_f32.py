@@ -128,11 +128,11 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     if known(m, 1) and not f16:  # one row: the GEMV (one thread) or the block loop
         helpers = (_gemv_m1(s),)
         loop = f"""if (!par || par->threads < 2) {{
-        megcc_{s.name}_fc_gemv(N, K, a, bp, y, &e);
+        megcc_{s.name}_fc_gemv(N, K, apk, bp, y, &e);
     }} else {{
         e.accumulate = 0;
         e.finish = 1;
-        megcc_{s.name}_gemm_block_par(par, 1, N, K, 0, K, a, bp, (int64_t)K * {s.nr}, y, N, MC, &e);
+        megcc_{s.name}_gemm_block_par(par, 1, N, K, 0, K, apk, bp, (int64_t)K * {s.nr}, y, N, MC, &e);
     }}"""
         k0_decl = ""
     else:

@@ -165,8 +165,9 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
             for (ch = 0; ch < nc; ++ch) {{
                 float *yc = y + ((int64_t)n * C + c0 + ch) * OH * OW;
                 int32_t q;
-                for (q = 0; q < OH * OW; ++q) yc[q] = yt[(int64_t)q * {vw} + ch];{
-                scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
+                for (q = 0; q < OH * OW; ++q) {{
+                    yc[q] = yt[(int64_t)q * {vw} + ch];
+                }}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
             }}
         }}
 """

@@ -134,9 +134,9 @@ def lower_pointwise_rows(op: Op, graph: Graph, s: Simd):
                 for (oc = 0; oc < OC; ++oc) ct[(int64_t)j * OC + oc] = rb[(int64_t)oc * S + j];
         }}
         megcc_{s.name}_gemm_block_par(par, S, OC, K, 0, K, ap, w, (int64_t)K * {s.nr}, ct, OC, MC, &e);
-        for (oc = 0; oc < OC; ++oc)
-            for (j = 0; j < S; ++j) yb[(int64_t)oc * S + j] = ct[(int64_t)j * OC + oc];{
-        scalar_activation_pass(act, "yb", "OC * S") if act_pass else ""}
+        for (oc = 0; oc < OC; ++oc) {{
+            for (j = 0; j < S; ++j) yb[(int64_t)oc * S + j] = ct[(int64_t)j * OC + oc];
+        }}{scalar_activation_pass(act, "yb", "OC * S") if act_pass else ""}
     }}
 """
     kernel = make_kernel(name, body, PARAMS, ("math",), isa=s.isa)

@@ -189,7 +189,9 @@ def test_residual_fused_winograd(c, hw, act, r_first, kernel, force_winograd):
 
 @pytest.mark.parametrize("isa,c,hw,k,act,r_first,kernel", [
     (AVX2, 40, 9, 1, "Relu", True, "conv2d_1x1_gemm6x16_f32_bias_residual_relu_avx2"),
-    (AVX2, 350, 5, 1, None, False, "conv2d_1x1_gemm6x16_f32_bias_residual_avx2"),  # 2 K blocks
+    (AVX2, 350, 9, 1, None, False, "conv2d_1x1_gemm6x16_f32_bias_residual_avx2"),  # 2 K blocks
+    # a 5 x 5 map: the positions are the GEMM's rows (pointwise_rows_simd_f32)
+    (AVX2, 350, 5, 1, None, False, "conv2d_1x1_rows_gemm6x16_f32_bias_residual_avx2"),
     (AVX2, 64, 2, 3, "Relu", False, "conv2d_gemm6x16_k3x3_s1x1_d1x1_f32_bias_residual_relu"),
     ("generic", 12, 7, 3, "Relu", False, "conv2d_im2col_k3x3_s1x1_d1x1_f32_bias_residual_relu"),
 ])

@@ -177,13 +177,22 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     return None if depthwise_ok(conv_problem(op, graph)) else "not a depthwise conv of stride 1 or 2"
 
 
+# What a channel costs beyond its taps and plane: broadcasting its weights, the row-block
+# loops and the partial stores of short rows. It decides small maps (3 x 3 .. 6 x 6), where
+# the channels-in-lanes kernel (depthwise_chblock_simd_f32.py) is 2-3x faster: measured in
+# process (AVX2, MobileNetV2-96's layers: 960 channels of 3 x 3, 28 us here, ~100 cycles a
+# channel for 81 multiply-adds).
+DEPTHWISE_CHANNEL_CALL = 20.0
+
+
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     """One vector FMA + one load per tap per output vector, plus building the padded plane."""
     geo, vs, core = conv_problem(op, graph), isa.vec("f32").direct, isa.core
     ph, pw = plane(geo, vs.vw)
     vec = geo["oh"] * -(-geo["ow"] // vs.vw)
     per_tap = (1.0 if geo["sw"] == 1 else 1.6) / core.fma_per_cycle
-    return geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / vs.vw)
+    return geo["n"] * geo["oc"] * (vec * geo["kh"] * geo["kw"] * per_tap + ph * pw / vs.vw
+                                   + DEPTHWISE_CHANNEL_CALL)
 
 
 @implements("Conv", dtypes=F32, layout="nchw", requires="f32.direct", applies=_applies,

@@ -60,10 +60,59 @@ def _widening_loop(s: Simd) -> str:
     }}"""
 
 
+# column panels a one-row product runs together (see _gemv_m1)
+GEMV_PANELS = 4
+
+
+def _gemv_m1(s: Simd):
+    """megcc_<s>_fc_gemv: y[0, N] = a[0, K] * B for one row. The 1 x NR micro-tile has NV
+    accumulator chains, each FMA waiting for the previous one (1280 x 1000: 87 us, the FMA
+    latency times K times the panels); here GEMV_PANELS panels (separate weight streams)
+    run together, so GEMV_PANELS x NV chains are in flight. Every output element still
+    sums its K products in order from zero and gets the same epilogue, so the result is
+    bitwise that of the block loop, which serves the remaining panels and several threads."""
+    n, nr, vw, nv, p = s.name, s.nr, s.vw, s.nv, GEMV_PANELS
+    accs = [[f"c{i}{v}" for v in range(nv)] for i in range(p)]
+    decl = "\n".join(f"        {s.vtype} " + ", ".join(f"{a} = {s.zero}" for a in row) + ";"
+                     for row in accs)
+    fmas = "\n".join("            " + " ".join(
+        f"{a} = {s.fma(a, 'av', s.load(f'b{i} + {v * vw}'))};" for v, a in enumerate(row))
+        + f" b{i} += {nr};" for i, row in enumerate(accs))
+    puts = "\n".join(f"        ep.bias_n = e->bias_n ? e->bias_n + j + {i * nr} : 0;\n"
+                      f"        megcc_{n}_put(y + j + {i * nr}, {', '.join(row)}, &ep, 0);"
+                      for i, row in enumerate(accs))
+    bdecl = ", ".join(f"*b{i} = bp + (int64_t)(j / {nr} + {i}) * K * {nr}" for i in range(p))
+    return (f"{n}_fc_gemv", f"""
+static void megcc_{n}_fc_gemv(int32_t N, int32_t K, const float *a, const float *bp, float *y,
+        const megcc_{n}_epi *e) {{
+    megcc_{n}_epi ep = *e;
+    int32_t j, k;
+    ep.accumulate = 0;
+    ep.finish = 1;
+    for (j = 0; j + {p * nr} <= N; j += {p * nr}) {{
+        const float {bdecl};
+{decl}
+        for (k = 0; k < K; ++k) {{
+            const {s.vtype} av = {s.dup("a + k")};
+{fmas}
+        }}
+{puts}
+    }}
+    if (j < N) {{
+        ep.bias_n = e->bias_n ? e->bias_n + j : 0;
+        megcc_{n}_gemm_block(1, N - j, K, 0, K, a, bp + (int64_t)(j / {nr}) * K * {nr},
+                             (int64_t)K * {nr}, y + j, N, {s.mr}, &ep);
+    }}
+}}
+""")
+
+
 def lower_fc(op: Op, graph: Graph, s: Simd):
     m, n, k, bmat, bias = fc_problem(op, graph)
     act = op.attrs.get("activation")
     kc, _, mc = g.blocking(m, n, k, s)
+    if known(m, 1):  # one row: no K blocks (each weight panel is then one sequential read)
+        kc = k
     f16 = graph.tensors[op.inputs[1]].dtype == "float16"  # passes/compress_fp16.py
     bname = graph.unique_name(op.inputs[1] + f"__{s.name}_b{s.nr}")
     graph.add_const(bname, g.pack_b(np.ascontiguousarray(bmat), s.nr,
@@ -76,7 +125,20 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
         graph.add_const(cname, padded)
         inputs.append(cname)
     setup, act_pass = g.epilogue_setup(act, c_float)
-    loop = _widening_loop(s) if f16 else f"""for (k0 = 0; k0 < K; k0 += KC) {{
+    if known(m, 1) and not f16:  # one row: the GEMV (one thread) or the block loop
+        helpers = (_gemv_m1(s),)
+        loop = f"""if (!par || par->threads < 2) {{
+        megcc_{s.name}_fc_gemv(N, K, apk, bp, y, &e);
+    }} else {{
+        e.accumulate = 0;
+        e.finish = 1;
+        megcc_{s.name}_gemm_block_par(par, 1, N, K, 0, K, apk, bp, (int64_t)K * {s.nr}, y, N, MC, &e);
+    }}"""
+        k0_decl = ""
+    else:
+        helpers = ()
+        k0_decl = "int32_t k0;"
+    loop = loop if known(m, 1) and not f16 else _widening_loop(s) if f16 else f"""for (k0 = 0; k0 < K; k0 += KC) {{
         const int32_t kb = K - k0 < KC ? K - k0 : KC;
         e.accumulate = k0 > 0;
         e.finish = k0 + kb >= K;
@@ -93,7 +155,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     float *y = (float *)out_ptrs[0];
     {"" if known(m, 1) else "float *ap = (float *)workspace;  /* A packed in row panels */"}
     const float *apk;
-    int32_t k0;
+    {k0_decl}
     megcc_{s.name}_epi e;
     {setup}
     e.bias_m = 0;
@@ -104,7 +166,7 @@ def lower_fc(op: Op, graph: Graph, s: Simd):
     ws = 0 if known(m, 1) else m * k * 4
     if f16:
         ws += kc * min(_widened_columns(kc, s), -(-n // s.nr) * s.nr) * 4
-    kernel = make_kernel(name, body, FC_PARAMS, ("math",), isa=s.isa)
+    kernel = make_kernel(name, body, FC_PARAMS, ("math",) + helpers, isa=s.isa)
     return [Instr(kernel, inputs, [op.outputs[0]], FC_PARAMS.pack(M=m, N=n, K=k, KC=kc, MC=mc),
                   workspace_bytes=ws,
                   note=f"{s.label} {s.mr}x{s.nr} packed GEMM, weights pre-packed in {s.nr}-column panels "

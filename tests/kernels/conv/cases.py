@@ -123,6 +123,57 @@ ISA = [
     (1, 24, 7, 7, 29, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False, "Relu", "conv2d_1x1_gemm6x16"),
 ]
 
+# 1x1 on small maps with the output positions as the GEMM's rows (pointwise_rows_simd_f32):
+# 3 x 3 = 9 positions (a full and a 3-row panel on AVX2, 8 + 1 on AArch64), OC 37 = 2 * 16
+# + 5 and K = 400 (past the ordinary kernel's 320 K block), batch 2 with 5 x 5, a scalar
+# activation pass, 6 x 6 (six whole AVX2 panels), one position; the last field: the kernel
+# the cost model picks on (avx2, arm64, armv7), None where either is fine.
+ROWS = [
+    (1, 400, 3, 3, 37, True, "Clip", ("conv2d_1x1_rows_gemm6x16", "conv2d_1x1_rows_gemm8x12",
+                                      "conv2d_1x1_rows_gemm6x8")),
+    (2, 70, 5, 5, 20, False, "Sigmoid", (None, None, None)),
+    (1, 96, 6, 6, 70, True, "Relu", (None, None, None)),
+    (1, 64, 1, 1, 50, True, None, (None, None, None)),
+]
+_r = _rng(3636)
+for _c in ROWS:
+    _exp = {p: (pre, "_avx2" if p == "avx2" else "_neon64" if p == "arm64" else "_neon")
+            for p, pre in zip(("avx2", "arm64", "armv7"), _c[7]) if pre}
+    conv_case("rows_" + "x".join(map(str, _c[:5])) + f"_{_c[6]}", _r, *_c[:5], (1, 1), (1, 1),
+              (0, 0, 0, 0), (1, 1), 1, _c[5], _c[6], scaled=True, expect=_exp)
+
+
+def rows_residual_case(id_, rng, n, c, h, w, oc, bias, act, expect):
+    """y = act(conv + bias + r) with the residual fused (passes/fuse.py): transposed into
+    the positions-as-rows tile before the GEMM accumulates onto it."""
+    x = rng.standard_normal((n, c, h, w)).astype(F32)
+    wt = (rng.standard_normal((oc, c, 1, 1)) / np.sqrt(c)).astype(F32)
+    inputs = [x, Const(wt)] + ([Const(rng.standard_normal(oc).astype(F32))] if bias else [])
+    post = (("Add", [rng.standard_normal((n, oc, h, w)).astype(F32)], {}),) + act_post(act)
+    BOOK.add(id_, "Conv", inputs, dict(kernel_shape=[1, 1]), opset=13, post=post,
+             expect={"avx2": ("conv2d_1x1_rows_gemm6x16", "_residual_avx2")} if expect else {})
+
+
+rows_residual_case("rows_residual_1x160x3x3x24", _r, 1, 160, 3, 3, 24, True, None, True)
+rows_residual_case("rows_residual_relu_2x48x4x5x33", _r, 2, 48, 4, 5, 33, False, "Relu", False)
+
+# depthwise on small maps with the channels in the vector lanes (depthwise_chblock_simd_f32):
+# 3 x 3 and 6 x 6 maps, channels not a multiple of 8 or 4 (a partial last block), stride 2
+# with an asymmetric pad, 5x5 taps with dilation, batch 2, a scalar activation pass, a
+# global 7x7 ("GDConv", one output pixel); the last field: the kernel the cost model picks
+# on avx2 (None: either is fine).
+CHBLOCK = [
+    (1, 37, 3, 3, 37, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 37, True, "Clip", "conv2d_depthwise_cb8"),
+    (2, 21, 6, 6, 21, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 21, False, "Relu", "conv2d_depthwise_cb8"),
+    (1, 19, 6, 7, 19, (5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 19, True, "Sigmoid", None),
+    (1, 24, 7, 7, 24, (7, 7), (1, 1), (0, 0, 0, 0), (1, 1), 24, True, None, None),
+    (1, 13, 5, 5, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 13, True, "Relu", None),
+]
+_r = _rng(8088)
+for _c in CHBLOCK:
+    conv_case("chblock_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
 # the NEON tile edges (test_kernels_neon): same layout
 NEON = [
     # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
@@ -291,6 +342,8 @@ PRELU = [
     (1, 12, 9, 11, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False, "1c11", True, False),
     (2, 12, 14, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 12, True, "c11", True, False),
     (1, 3, 19, 21, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "c11", True, False),
+    # a small map: the channels-in-lanes depthwise (depthwise_chblock_simd_f32)
+    (1, 11, 4, 4, 11, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 11, True, "c11", False, False),
 ]
 
 

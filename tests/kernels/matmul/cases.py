@@ -79,6 +79,11 @@ _r2 = np.random.default_rng(77)
 for _c in NEON_FC:
     if _c not in ISA_FC:  # the shared ones are the same case
         fc_case("neon_fc_" + "_".join(map(str, _c)), _r2, *_c)
+# one row (the one-thread GEMV runs 4 column panels at a time, the block loop the rest):
+# N = 70 (one group of 4 panels + 6 columns), 130 with a scalar bias and a scalar pass
+_r3 = np.random.default_rng(1212)
+for _c in [(1, 300, 70, 0, None, "Clip"), (1, 45, 130, 1, "scalar", "Sigmoid")]:
+    fc_case("fc_m1_" + "_".join(map(str, _c)), _r3, *_c)
 # constant weights: MatMul as a fully connected layer
 BOOK.add("isa_matmul_constant_weights", "MatMul", [_f32(_r, 2, 3, 29), Const(_f32(_r, 29, 21))],
          opset=13, ref=lambda a, b: [np.matmul(a.astype(np.float64), b)], expect=FC_EXPECT)

@@ -64,6 +64,11 @@ for _op in ("GlobalAveragePool", "GlobalMaxPool"):
     BOOK.add(f"core_{_op}", _op, [_f32(_r, 2, 5, 7, 3)], opset=13,
              ref=(lambda x: [x.mean((2, 3), keepdims=True)]) if _op == "GlobalAveragePool"
              else (lambda x: [x.max((2, 3), keepdims=True)]))
+# the average's 8 partial sums: fewer positions than 8 (tail only), 13 x 13 (21 rows of 8 + 1)
+for _shape in ((1, 4, 2, 3), (1, 6, 13, 13)):
+    BOOK.add("core_GlobalAveragePool_" + "x".join(map(str, _shape)), "GlobalAveragePool",
+             [_f32(np.random.default_rng(77), *_shape)], opset=13,
+             ref=lambda x: [x.mean((2, 3), keepdims=True)])
 
 # ------------------------------------------------------------ test_kernels_isa (AVX2)
 _r = np.random.default_rng(4321)

@@ -1,0 +1,189 @@
+"""Depthwise convolution on a small feature map (NCHW, float32) with the channels in the
+vector lanes: VW channels are computed together, one vector FMA per output pixel and tap.
+
+The plane kernel (depthwise_simd_f32.py) puts an output row's pixels in the vector lanes,
+and pays per channel for a padded plane, nine weight broadcasts and a partial store: on a
+3 x 3 map (MobileNetV2 at 96x96, its last stage; SSD heads at 5 x 5) a row is 3 of 8 lanes
+and that fixed cost is most of the time (~100 cycles a channel for 81 multiply-adds).
+Here each block of VW channels is transposed into a zero-bordered pixel-major buffer
+(PH x PW pixels of VW floats), every output pixel is a chain of KH x KW FMAs with the
+block's weights held in registers (pre-arranged at compile time as [block][tap][VW], the
+missing channels of the last block zero), and the results are transposed back into the
+NCHW planes. A channel multiplier other than 1 is left to the plane kernel.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...codegen import packed_gemm as g
+from ...codegen.kernel import Instr, c_float
+from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, split_kernel
+from ...codegen.params import i32
+from ...codegen.vector import Simd
+from ...ir import Graph, Op
+from ...isa import IsaSpec
+from ..elementwise.activation import activation_tag
+from ..registry import F32, implements
+from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope,
+                       prelu_tag, prelu_vector, scalar_activation_pass, vector_conv_rejection)
+
+PARAMS = conv_schema(i32("PH", "padded input height"), i32("PWB", "padded input width"))
+
+# Largest output map this kernel takes (positions per channel): past it the plane kernel's
+# rows fill its vectors and its per-channel cost is small beside the taps.
+MAX_POSITIONS = 196
+
+# Cycles per element of the scalar transposes (input into the pixel-major buffer, results
+# out into the planes).
+COPY_CYCLES = 0.4
+
+
+def _padded(geo):
+    ph = (geo["oh"] - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1
+    pw = (geo["ow"] - 1) * geo["sw"] + (geo["kw"] - 1) * geo["dw"] + 1
+    return ph, pw
+
+
+def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
+    reason = vector_conv_rejection(op, graph)
+    if reason:
+        return reason
+    geo = conv_problem(op, graph)
+    if not (geo["group"] == geo["c"] == geo["oc"] and geo["group"] > 1):
+        return "not a depthwise convolution with one filter per channel"
+    if not all(isinstance(geo[k], int) for k in ("n", "c", "h", "w", "oh", "ow")):
+        return "shape known only at run time"
+    if geo["oh"] * geo["ow"] > MAX_POSITIONS:
+        return f"more than {MAX_POSITIONS} output positions"
+    if graph.tensors[op.inputs[1]].dtype != "float32":
+        return "float16 weights"
+    return None
+
+
+def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    """One vector FMA per tap per output pixel and block, plus the two transposes and
+    clearing the buffer's borders."""
+    geo, vs, core = conv_problem(op, graph), isa.vec("f32").direct, isa.core
+    blocks = -(-geo["c"] // vs.vw)
+    ph, pw = _padded(geo)
+    # more taps than registers: each FMA also reloads its weight vector (load-bound)
+    per_tap = 1.0 / core.fma_per_cycle if geo["kh"] * geo["kw"] <= 12 else 1.5
+    taps = geo["oh"] * geo["ow"] * geo["kh"] * geo["kw"] * per_tap
+    copies = (geo["h"] * geo["w"] + geo["oh"] * geo["ow"]) * vs.vw * COPY_CYCLES
+    return geo["n"] * (blocks * (taps + copies + 20) + ph * pw * vs.vw / 8)
+
+
+def _pixel(s: Simd, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
+    taps = []
+    for ky in range(kh):
+        for kx in range(kw):
+            off = f"(int64_t){ky * dh} * PWB * {s.vw} + {kx * dw * s.vw}"
+            taps.append(f"acc = {s.fma('acc', s.load(f'xi + {off}'), f'wv{ky * kw + kx}')};")
+    post = []
+    if clamp:
+        post.append(f"acc = {s.min('hi', s.max('lo', 'acc'))};")
+    if prelu:
+        post.append(f"acc = {prelu_vector(s, 'acc', 'sv', 'zv')};")
+    lines = "\n".join("                    " + t for t in taps + post)
+    return f"""            for (oy = 0; oy < OH; ++oy)
+                for (ox = 0; ox < OW; ++ox) {{
+                    const float *xi = xt + ((int64_t)oy * {sh} * PWB + (int64_t)ox * {sw}) * {s.vw};
+                    {s.vtype} acc = bv;
+{lines}
+                    {s.store(f"yt + ((int64_t)oy * OW + ox) * {s.vw}", "acc")};
+                }}
+"""
+
+
+def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
+    geo = conv_problem(op, graph)
+    act = op.attrs.get("activation")
+    has_bias, bias_tag = bias_of(op)
+    slope = prelu_slope(op)
+    bias_tag += prelu_tag(op)
+    kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
+    c, vw = geo["c"], s.vw
+    blocks = -(-c // vw)
+    ph, pw = _padded(geo)
+
+    def per_block(name: str, values: np.ndarray, taps: int) -> str:
+        """A (C, taps) constant as [block][tap][VW], missing channels zero."""
+        arr = np.zeros((blocks * vw, taps), np.float32)
+        arr[:c] = values.reshape(c, taps)
+        out = graph.unique_name(f"{name}__cb{vw}")
+        graph.add_const(out, np.ascontiguousarray(
+            arr.reshape(blocks, vw, taps).transpose(0, 2, 1).reshape(-1)))
+        return out
+
+    inputs = [op.inputs[0], per_block(op.inputs[1], np.asarray(
+        graph.tensors[op.inputs[1]].data, np.float32), kh * kw)]
+    inputs.append(per_block(op.inputs[2], np.asarray(graph.tensors[op.inputs[2]].data,
+                                                     np.float32), 1) if has_bias else "")
+    if slope:
+        sl = np.asarray(graph.tensors[slope].data, np.float32).reshape(-1)
+        inputs += ["", per_block(slope, np.broadcast_to(sl, (c,)).copy(), 1)]
+    clamp, act_pass = g.vector_clamp(act, c_float)
+    lo, hi = clamp or ("0.0f", "0.0f")
+    tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
+    name = f"conv2d_depthwise_cb{vw}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    wdecl = "\n".join(f"            const {s.vtype} wv{t} = {s.load(f'wb + {t * vw}')};"
+                      for t in range(kh * kw))
+    body = f"""    const float *x = (const float *)in_ptrs[0];
+    const float *w = (const float *)in_ptrs[1];  /* [block][tap][{vw}] */
+    {"const float *bias = (const float *)in_ptrs[2];" if has_bias else ""}
+    {"const float *slope = (const float *)in_ptrs[4];" if slope else ""}
+    float *y = (float *)out_ptrs[0];
+    const int32_t blocks = (C + {vw - 1}) / {vw};
+    const int32_t b0 = (int32_t)((int64_t)blocks * part / parts),
+                  b1 = (int32_t)((int64_t)blocks * (part + 1) / parts);
+    /* this part's scratch: the pixel-major input (PH x PWB pixels of {vw} channels, zero
+     * borders), then the block's results (OH x OW pixels) */
+    float *xt = (float *)workspace + (int64_t)part * (PH * PWB + OH * OW) * {vw};
+    float *yt = xt + (int64_t)PH * PWB * {vw};
+    int32_t n, cb, ch, iy, ix, oy, ox;
+{f"    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};{chr(10)}" if clamp else ""}\
+{f"    const {s.vtype} zv = {s.zero};{chr(10)}" if slope else ""}\
+    /* the borders stay zero: only the interior is rewritten per block (the lanes of missing
+     * channels in the last block hold stale values, and their results are never stored) */
+    memset(xt, 0, sizeof(float) * (size_t)PH * (size_t)PWB * {vw});
+    for (n = 0; n < N; ++n)
+        for (cb = b0; cb < b1; ++cb) {{
+            const int32_t c0 = cb * {vw}, nc = C - c0 < {vw} ? C - c0 : {vw};
+            const float *wb = w + (int64_t)cb * {kh * kw * vw};
+            const {s.vtype} bv = {s.load(f"bias + (int64_t)cb * {vw}") if has_bias else s.zero};
+{f"            const {s.vtype} sv = {s.load(f'slope + (int64_t)cb * {vw}')};{chr(10)}" if slope else ""}\
+{wdecl}
+            for (ch = 0; ch < nc; ++ch) {{
+                const float *xc = x + ((int64_t)n * C + c0 + ch) * H * W;
+                for (iy = 0; iy < H && iy + PT < PH; ++iy)
+                    for (ix = 0; ix < W && ix + PL < PWB; ++ix)
+                        xt[((int64_t)(iy + PT) * PWB + ix + PL) * {vw} + ch] = xc[(int64_t)iy * W + ix];
+            }}
+{_pixel(s, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}\
+            for (ch = 0; ch < nc; ++ch) {{
+                float *yc = y + ((int64_t)n * C + c0 + ch) * OH * OW;
+                int32_t q;
+                for (q = 0; q < OH * OW; ++q) {{
+                    yc[q] = yt[(int64_t)q * {vw} + ch];
+                }}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
+            }}
+        }}
+"""
+    kernel = split_kernel(name, body, parts_with_scratch(f"(C + {vw - 1}) / {vw}"), PARAMS,
+                          ("math",), isa=s.isa)
+    params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWB=pw)
+    parts = min(MAX_SCRATCH_PARTS, blocks)
+    return [Instr(kernel, inputs, [op.outputs[0]], params,
+                  workspace_bytes=parts * (ph * pw + geo["oh"] * geo["ow"]) * vw * 4,
+                  note=f"{s.label} depthwise with {vw} channels per vector: blocks transposed "
+                       f"into a zero-bordered {ph}x{pw} pixel-major buffer, one FMA per tap "
+                       f"and pixel, weights in registers")]
+
+
+@implements("Conv", dtypes=F32, layout="nchw", requires="f32.direct", applies=_applies,
+            cost=_cost,
+            label=lambda isa: f"{isa.vec('f32').direct.name} depthwise, channels in lanes")
+def emit(op: Op, graph: Graph, isa: IsaSpec):
+    return lower_depthwise_chblock(op, graph, isa.vec("f32").direct)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float
-from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, split_kernel
+from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes,
+                                 scratch_stride, split_kernel)
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
@@ -140,7 +141,7 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
                   b1 = (int32_t)((int64_t)blocks * (part + 1) / parts);
     /* this part's scratch: the pixel-major input (PH x PWB pixels of {vw} channels, zero
      * borders), then the block's results (OH x OW pixels) */
-    float *xt = (float *)workspace + (int64_t)part * (PH * PWB + OH * OW) * {vw};
+    float *xt = (float *)workspace + part * {scratch_stride(f'(PH * PWB + OH * OW) * {vw}')};
     float *yt = xt + (int64_t)PH * PWB * {vw};
     int32_t n, cb, ch, iy, ix, oy, ox;
 {f"    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};{chr(10)}" if clamp else ""}\
@@ -176,7 +177,7 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWB=pw)
     parts = min(MAX_SCRATCH_PARTS, blocks)
     return [Instr(kernel, inputs, [op.outputs[0]], params,
-                  workspace_bytes=parts * (ph * pw + geo["oh"] * geo["ow"]) * vw * 4,
+                  workspace_bytes=scratch_bytes(parts, (ph * pw + geo["oh"] * geo["ow"]) * vw),
                   note=f"{s.label} depthwise with {vw} channels per vector: blocks transposed "
                        f"into a zero-bordered {ph}x{pw} pixel-major buffer, one FMA per tap "
                        f"and pixel, weights in registers")]

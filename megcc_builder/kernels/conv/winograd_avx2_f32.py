@@ -40,6 +40,7 @@ import numpy as np
 
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
+from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes, scratch_stride
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
@@ -244,10 +245,13 @@ def staging_width(tb: int) -> int:
     return -(-tb // 16) * 16 + 8
 
 
-def workspace_floats(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
+def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
+    """Transformed inputs, GEMM results (+ 8 floats of overhang), then one scratch area of
+    the input transform (strip + staging) per part it may be cut into."""
     tpad = -(-tb // 16) * 16
-    return (v.xi * (kb * tpad + 16) + v.xi * (mb * tb + 16) + 8
-            + v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb))
+    return (4 * (v.xi * (kb * tpad + 16) + v.xi * (mb * tb + 16) + 8)
+            + scratch_bytes(MAX_SCRATCH_PARTS,
+                            v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)))
 
 
 def filter_transform(w: np.ndarray, v: Variant = F43) -> np.ndarray:
@@ -311,19 +315,20 @@ static void megcc_wino{t}_segment(const float *xc, int32_t H, int32_t W, int32_t
     }}
 }}
 
-/* Input transform of kb channels (x: the first one) for tiles t0..t0+nt-1 of one image into
+/* Input transform of channels c0..c1-1 of a block of kb (x: its first one) for tiles t0..t0+nt-1 of one image into
  * the {v.xi} B operands (matrix xi at v + xi * vs: ceil(nt / 16) panels of kb x 16 floats).
  * Each channel is transformed into the staging rows st ({v.xi} x ls floats, ls >= nt rounded up
  * to 16, + 8), then copied into row k of the panels 16 columns at a time: the panels' padding
  * columns get finite values the micro-kernel computes on and the results never use.
  * scratch: the {a}-row strip ({a} x wb floats), then st. */
 static void megcc_wino{t}_input(const float *x, int32_t H, int32_t W, int32_t PT, int32_t PL,
-                               int32_t TX, int32_t t0, int32_t nt, int32_t kb, float *v,
-                               int64_t vs, float *scratch, int32_t wb, int32_t ls) {{
+                               int32_t TX, int32_t t0, int32_t nt, int32_t c0, int32_t c1,
+                               int32_t kb, float *v, int64_t vs, float *scratch, int32_t wb,
+                               int32_t ls) {{
     const int32_t ps = kb * 16, np = (nt + 15) / 16;
     float *st = scratch + {a} * wb;
     int32_t c, t, xi, q;
-    for (c = 0; c < kb; ++c) {{
+    for (c = c0; c < c1; ++c) {{
         for (t = t0; t < t0 + nt;) {{
             const int32_t ty = t / TX, tx = t % TX;
             const int32_t n = TX - tx < t0 + nt - t ? TX - tx : t0 + nt - t;
@@ -340,6 +345,42 @@ static void megcc_wino{t}_input(const float *x, int32_t H, int32_t W, int32_t PT
             }}
         }}
     }}
+}}
+"""
+
+
+def _input_par_source(v: Variant) -> str:
+    t = v.tag
+    return f"""
+/* megcc_wino{t}_input for all kb channels of a block, cut into `parts` ranges of channels
+ * (each writes its own rows of the B panels) run on the network's threads; part p uses the
+ * scratch area at scratch + p * stride. */
+typedef struct {{
+    const float *x;
+    float *v, *scratch;
+    int64_t vs, stride;
+    int32_t H, W, PT, PL, TX, t0, nt, kb, wb, ls, parts;
+}} megcc_wino{t}_input_job;
+
+static void megcc_wino{t}_input_part(void *arg, int32_t begin, int32_t end) {{
+    const megcc_wino{t}_input_job *g = (const megcc_wino{t}_input_job *)arg;
+    int32_t p;
+    for (p = begin; p < end; ++p)
+        megcc_wino{t}_input(g->x, g->H, g->W, g->PT, g->PL, g->TX, g->t0, g->nt,
+                           (int32_t)((int64_t)g->kb * p / g->parts),
+                           (int32_t)((int64_t)g->kb * (p + 1) / g->parts), g->kb, g->v, g->vs,
+                           g->scratch + p * g->stride, g->wb, g->ls);
+}}
+
+static void megcc_wino{t}_input_par(const megcc_parallel *par, int32_t parts, const float *x,
+        int32_t H, int32_t W, int32_t PT, int32_t PL, int32_t TX, int32_t t0, int32_t nt,
+        int32_t kb, float *v, int64_t vs, float *scratch, int64_t stride, int32_t wb,
+        int32_t ls) {{
+    megcc_wino{t}_input_job g;
+    g.x = x; g.v = v; g.scratch = scratch; g.vs = vs; g.stride = stride; g.H = H; g.W = W;
+    g.PT = PT; g.PL = PL; g.TX = TX; g.t0 = t0; g.nt = nt; g.kb = kb; g.wb = wb; g.ls = ls;
+    g.parts = parts < kb ? parts : kb;
+    megcc_parallel_for(par, g.parts, megcc_wino{t}_input_part, &g);
 }}
 """
 
@@ -382,7 +423,7 @@ static void megcc_wino_gemms_par(const megcc_parallel *par, int32_t n_xi, int32_
 
 def helpers(v: Variant):
     return ((f"megcc_wino{v.tag}_at", v.at_macro), (f"megcc_wino{v.tag}_input", _input_source(v)),
-            ("megcc_wino_gemms_par", _GEMMS_PAR))
+            (f"megcc_wino{v.tag}_input_par", _input_par_source(v)), ("megcc_wino_gemms_par", _GEMMS_PAR))
 
 
 HELPERS = helpers(F43)
@@ -455,7 +496,10 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     megcc_out.bias = {"bias" if uses("bv") else "0"}; megcc_out.slope = {"slope" if slope else "0"};
     e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;
     /* zeroed once: lanes past the last tile read these (their results are never used) */
-    memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + {a} * WB + {xi} * LS));
+    /* the input transform's parts, each with its scratch area SCR floats after the last */
+    const int64_t SCR = {scratch_stride(f"{a} * WB + {xi} * LS")};
+    const int32_t IP = {parts_with_scratch("C")};
+    memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + IP * SCR));
     for (b = 0; b < N; ++b)
         for (t0 = 0; t0 < T; t0 += TB) {{
             const int32_t nt = T - t0 < TB ? T - t0 : TB;
@@ -464,8 +508,9 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
                 for (k0 = 0; k0 < C; k0 += KB) {{
                     const int32_t kb = C - k0 < KB ? C - k0 : KB;
                     if (o0 == 0 || C > KB)  /* one channel block: transformed once per tile block */
-                        megcc_wino{t}_input(x + ((int64_t)b * C + k0) * H * W, H, W, PT, PL, TX,
-                                           t0, nt, kb, v, VS, scr, WB, LS);
+                        megcc_wino{t}_input_par(par, kb * nt >= {OUTPUT_PARALLEL_MIN} ? IP : 1,
+                                               x + ((int64_t)b * C + k0) * H * W, H, W, PT, PL,
+                                               TX, t0, nt, kb, v, VS, scr, SCR, WB, LS);
                     e.accumulate = k0 > 0;
                     megcc_wino_gemms_par(par, {xi}, mb, nt, C, k0, kb, u + (int64_t)o0 * C, OC,
                                          v, VS, mm, MS, TB, MB, &e);
@@ -561,7 +606,7 @@ static void {name}_out(void *arg, int32_t begin, int32_t end) {{
     if slope:
         inputs.append(slope)
     tx, ty = tiles(geo, v)
-    ws = workspace_floats(geo, tb, kb, mb, v) * 4
+    ws = workspace_bytes(geo, tb, kb, mb, v)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 Winograd F({m!r}x{m!r},3x3): {tx!r}x{ty!r} tiles, filters transformed and "
                        f"packed at compile time, {xi} GEMMs (M={geo['oc']!r}, N={tx * ty!r}, "

@@ -202,3 +202,45 @@ def test_opr_needing_a_static_shape_after_a_computed_slice_is_refused(tmp_path):
     msg = str(err.value)
     assert "\n" not in msg and "Dimshuffle" in msg and "computed at run time" in msg, msg
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# --- the constant fast paths stay as they were ------------------------------------------
+
+def constant_indices(x):
+    """Constant index vectors whose other axis order would index out of range (the axis
+    match must skip that order), constant slices, a constant column list."""
+    return x[[0, 2], [1, 7]] * 2, x[:, 1:5], x[1, ::-2], x[:, [3, 1]]
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_constant_indices_and_bounds_match_megengine(optimize, tmp_path):
+    x = np.random.default_rng(8).standard_normal((3, 8)).astype(np.float32)
+    path = _dump(constant_indices, {"x": x}, tmp_path / "c.mge", optimize)
+    build = Build(path, tmp_path / "out")
+    for seed in range(2):
+        _compare(build, path, {"x": np.random.default_rng(seed).standard_normal((3, 8))
+                               .astype(np.float32)})
+
+
+# --- an index outside the axis: MegEngine asserts, the runtime refuses ---------------------
+
+@pytest.mark.parametrize("model", ["rows", "pairs"])
+def test_index_outside_the_axis_is_refused_at_run_time(model, tmp_path):
+    x = np.random.default_rng(9).standard_normal((3, 8)).astype(np.float32)
+    if model == "rows":
+        fn, feeds, bad = gather_rows, {"x": x, "idx": np.array([1, 2], np.int32)}, \
+            {"x": x, "idx": np.array([1, 3], np.int32)}
+    else:
+        fn, feeds = gather_pairs, {"x": x, "a": np.array([0, 2], np.int32),
+                                   "b": np.array([1, 7], np.int32)}
+        bad = {"x": x, "a": np.array([0, 2], np.int32), "b": np.array([1, 8], np.int32)}
+    path = _dump(fn, feeds, tmp_path / "m.mge", False)
+    build = Build(path, tmp_path / "out")
+    _compare(build, path, feeds)
+    with pytest.raises(Exception):
+        mge_zoo.reference_output(path, bad)
+    with pytest.raises(RuntimeError) as err:
+        build.run([bad[n] for n in load_mge(path).inputs])
+    msg = str(err.value)
+    assert "forward failed" in msg and "Gather" in msg.replace("gather", "Gather"), msg
+    assert "AddressSanitizer" not in msg and "runtime error" not in msg, msg

@@ -1198,8 +1198,11 @@ def _match_index_axes(cv, opr, items, values, xshape) -> List[int]:
             coords = [None] * k
             for v, axis in zip(probe_values, order):
                 coords[axis] = np.asarray(v, np.int64).reshape(-1)
-            if np.array_equal(data[tuple(coords)], got):
-                matches.append(order)
+            try:
+                if np.array_equal(data[tuple(coords)], got):
+                    matches.append(order)
+            except IndexError:  # an index outside that axis: not this order
+                pass
         if matches and (all(m == matches[0] for m in matches)
                         or all(v is not None for v in values)):
             return matches[0]  # (constant indices that fit both orders: either is right)

@@ -244,3 +244,38 @@ def test_index_outside_the_axis_is_refused_at_run_time(model, tmp_path):
     msg = str(err.value)
     assert "forward failed" in msg and "Gather" in msg.replace("gather", "Gather"), msg
     assert "AddressSanitizer" not in msg and "runtime error" not in msg, msg
+
+
+# --- a symbolic input dimension beside a computed slice ---------------------------------
+
+class _SymbolicBuild(Build):
+    """Build of the model with `x=(N,8)` symbolic (several inputs: the symbolic shape must
+    land on the input it names, whatever order MegEngine lists its inputs in)."""
+
+    def __init__(self, path, out_dir, shapes):
+        from megcc_builder.config import parse_input_shapes
+        from megcc_builder.frontend.dims import SymbolSpec
+        from megcc_builder.host import DEFAULT_CFLAGS, build_runner
+        from test_value_shapes import SAN
+        import os
+
+        symbols = SymbolSpec()
+        spec = ModelSpec("m", path, parse_input_shapes(shapes, "test", symbols.bounds),
+                         symbols=symbols)
+        compile_bundle([spec], str(out_dir), save_c_array=False)
+        self.blob = os.path.join(str(out_dir), "m.tiny")
+        self.target = None
+        self.runner = build_runner(os.path.join(str(out_dir), "kernels.c"),
+                                   cflags=[*DEFAULT_CFLAGS, *SAN])
+
+
+def test_computed_slice_with_a_symbolic_batch(tmp_path):
+    x = np.random.default_rng(10).standard_normal((3, 8)).astype(np.float32)
+    path = _dump(window, {"x": x, "s": S8}, tmp_path / "w.mge", True)
+    build = _SymbolicBuild(path, tmp_path / "out", "x=(N,8);s=(8);N<=16")
+    shapes = set()
+    for n in (1, 5, 16):
+        x = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+        for s in _window_values()[:3]:
+            shapes.add(tuple(_compare(build, path, {"x": x, "s": s})[0]))
+    assert {(1, 0), (5, 5), (16, 8)} <= shapes, shapes

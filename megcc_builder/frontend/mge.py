@@ -76,8 +76,11 @@ def _convert(path: str, input_shapes: dict):
     with _without_native_info_logs():
         net = _load_network(path)
         _override_input_shapes(net, path, input_shapes)
-        graph = _Converter(net, path).run()
-        names = {v.name: graph.inputs[k] for k, v in enumerate(net.input_vars)}
+        cv = _Converter(net, path)
+        graph = cv.run()
+        # (by var, not by position: MegEngine lists input_vars in argument order, the
+        # graph's inputs follow the oprs' topological order)
+        names = {v.name: cv.input_names[v.name] for v in net.input_vars}
     return graph, names
 
 
@@ -274,6 +277,7 @@ class _Converter:
         # IR tensors whose shape MegEngine leaves to run time (a slice with computed
         # bounds): declared with a placeholder shape that ir/infer.py replaces
         self.computed: set = set()
+        self.input_names: Dict[str, str] = {}  # MegEngine input var name -> IR input name
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:
@@ -447,6 +451,7 @@ def _clean(name: str) -> str:
 def _input(cv: _Converter, opr) -> None:
     name = cv.out(opr.outputs[0])
     cv.g.inputs.append(name)
+    cv.input_names[opr.outputs[0].name] = name
 
 
 def _constant(cv: _Converter, opr) -> None:

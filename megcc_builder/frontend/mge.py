@@ -76,8 +76,11 @@ def _convert(path: str, input_shapes: dict):
     with _without_native_info_logs():
         net = _load_network(path)
         _override_input_shapes(net, path, input_shapes)
-        graph = _Converter(net, path).run()
-        names = {v.name: graph.inputs[k] for k, v in enumerate(net.input_vars)}
+        cv = _Converter(net, path)
+        graph = cv.run()
+        # (by var, not by position: MegEngine lists input_vars in argument order, the
+        # graph's inputs follow the oprs' topological order)
+        names = {v.name: cv.input_names[v.name] for v in net.input_vars}
     return graph, names
 
 
@@ -271,6 +274,10 @@ class _Converter:
         self.names: Dict[int, str] = {}  # id(VarNode) -> IR tensor name
         self.opr = None  # the opr being converted, for error messages
         self.shared_consts: Dict[tuple, str] = {}  # (dtype, bytes) -> name (mge_quant)
+        # IR tensors whose shape MegEngine leaves to run time (a slice with computed
+        # bounds): declared with a placeholder shape that ir/infer.py replaces
+        self.computed: set = set()
+        self.input_names: Dict[str, str] = {}  # MegEngine input var name -> IR input name
 
     def run(self) -> Graph:
         for opr in self.net.all_oprs:
@@ -283,6 +290,7 @@ class _Converter:
                     raise self.error("quantized tensors are not supported by this opr")
                 if opr.type in _QUANT_DATA_MOVEMENT:
                     mge_quant.check_data_movement(self, opr)
+                self._check_computed_inputs(opr)
                 convert(self, opr)
             except CompileError:
                 raise
@@ -292,10 +300,23 @@ class _Converter:
         self.g.outputs = [self.name(v) for v in self.net.output_vars]
         return self.g
 
+    def _check_computed_inputs(self, opr) -> None:
+        """Only converters that never read their inputs' shapes take a tensor shaped at
+        run time (the rest would bake the placeholder shape into the translation)."""
+        if opr.type in _COMPUTED_SHAPE_INPUTS:
+            return
+        for var in opr.inputs:
+            if self.names.get(id(var)) in self.computed:
+                raise self.error(f"input var '{var.name}' has a shape computed at run time "
+                                 "(e.g. a slice with computed bounds), which this opr does not "
+                                 "support")
+
     # -- errors -----------------------------------------------------------------
     def error(self, message: str) -> CompileError:
         node = self.opr.name if self.opr is not None else ""
         kind = f"{self.opr.type}: " if self.opr is not None else ""
+        if message.startswith(kind):  # the message names the opr already
+            kind = ""
         return CompileError(kind + message, source=self.path, node=node)
 
     # -- vars -> tensors ----------------------------------------------------------
@@ -344,12 +365,24 @@ class _Converter:
         """Make `var` refer to an existing tensor (for oprs that change nothing)."""
         self.names[id(var)] = name
 
-    def out(self, var) -> str:
-        """Declare the IR tensor holding MegEngine var `var`."""
+    def out(self, var, rank: Optional[int] = None) -> str:
+        """Declare the IR tensor holding MegEngine var `var`. A var MegEngine shapes at
+        run time gets a placeholder of ones (ir/infer.py sets its shape); its rank is
+        `rank`, else the largest of the opr's inputs (element-wise oprs)."""
         name = self.g.unique_name(_clean(var.name))
         q = self.quant(var)
-        self.g.add_tensor(Tensor(name, self.shape(var), self.dtype(var),
+        computed = var.shape is None and self.opr is not None and \
+            self.opr.type in _COMPUTED_SHAPE_OUTPUTS and q is None
+        if computed:
+            if rank is None:
+                rank = max(len(self.tensor(v).shape) for v in self.opr.inputs)
+            shape = (1,) * rank
+        else:
+            shape = self.shape(var)
+        self.g.add_tensor(Tensor(name, shape, self.dtype(var),
                                  quant=q.params if q is not None else None))
+        if computed:
+            self.computed.add(name)
         self.names[id(var)] = name
         return name
 
@@ -418,6 +451,7 @@ def _clean(name: str) -> str:
 def _input(cv: _Converter, opr) -> None:
     name = cv.out(opr.outputs[0])
     cv.g.inputs.append(name)
+    cv.input_names[opr.outputs[0].name] = name
 
 
 def _constant(cv: _Converter, opr) -> None:
@@ -674,6 +708,29 @@ def _probe(cv: _Converter, opr, data: np.ndarray) -> np.ndarray:
         const = rt.make_const(cv.net.graph, data.astype(np.dtype(src.dtype)), src.comp_node,
                               np.dtype(src.dtype), "probe")
         (probed,) = replace_vars([mgb_opr.outputs[0]], {src: const})
+        node = G.OutputNode(probed)
+        func = cv.net.graph.compile([node.outputs[0]])
+        func.execute()
+        func.wait()
+        return node.get_value().numpy()
+    except Exception as e:
+        raise cv.error(f"cannot evaluate the opr to recover its parameters: {_first_line(e)}")
+
+
+def _probe_many(cv: _Converter, opr, data: Dict[int, np.ndarray]) -> np.ndarray:
+    """Run MegEngine's own `opr` with inputs (by position) replaced by constants."""
+    from megengine.core import _imperative_rt as rt
+    from megengine.core.tensor import megbrain_graph as G
+    from megengine.utils.comp_graph_tools import replace_vars
+
+    mgb_opr = opr._opr
+    try:
+        repl = {}
+        for k, value in data.items():
+            src = mgb_opr.inputs[k]
+            repl[src] = rt.make_const(cv.net.graph, value.astype(np.dtype(src.dtype)),
+                                      src.comp_node, np.dtype(src.dtype), f"probe{k}")
+        (probed,) = replace_vars([mgb_opr.outputs[0]], repl)
         node = G.OutputNode(probed)
         func = cv.net.graph.compile([node.outputs[0]])
         func.execute()
@@ -1094,10 +1151,11 @@ def _top_k(cv: _Converter, opr) -> None:
 
 
 def _indexing_multi_axis_vec(cv: _Converter, opr) -> None:
-    """x[..., idx, ...] with one index tensor and no slice: Gather on that axis. Every axis
-    indexed by 1-D index tensors of one length (F.gather's lowering): GatherND on the
-    stacked coordinates, the index tensors matched to axes by probing MegEngine. Other
-    mixes of indices and slices are refused."""
+    """x[..., idx, ...] with one index tensor and no slice: Gather on that axis. The leading
+    axes indexed by 1-D index tensors of one length (F.gather's lowering, `x[a, b]`):
+    GatherND on the stacked coordinates, the index tensors matched to axes by probing
+    MegEngine. Index tensors computed at run time are stacked at run time; the output
+    shape follows theirs. Other mixes of indices and slices are refused."""
     items = cv.params(opr)
     indexed = [it for it in items if it.get("idx")]
     xshape = cv.shape(opr.inputs[0])
@@ -1107,30 +1165,70 @@ def _indexing_multi_axis_vec(cv: _Converter, opr) -> None:
         return
     idx_vars = list(opr.inputs[1:])
     lengths = {cv.shape(v) for v in idx_vars}
-    if len(indexed) != len(items) or len(items) != len(xshape) or len(idx_vars) != len(items) \
-            or len(lengths) != 1 or len(next(iter(lengths))) != 1:
-        raise cv.error("IndexingMultiAxisVec: only one indexed axis, or every axis indexed "
-                       "by 1-D index tensors of one length, is supported")
+    if len(indexed) != len(items) or len(items) > len(xshape) or len(idx_vars) != len(items) \
+            or len(lengths) != 1 or len(next(iter(lengths))) != 1 \
+            or sorted(int(it["axis"]) for it in items) != list(range(len(items))):
+        raise cv.error("IndexingMultiAxisVec: only one indexed axis, or the leading axes "
+                       "indexed by 1-D index tensors of one length, is supported")
     values = [cv.value(v) for v in idx_vars]
-    if any(v is None for v in values):
-        raise cv.error("IndexingMultiAxisVec: the index tensors must be constants")
-    data = np.random.RandomState(4).uniform(-1, 1, xshape).astype(np.float32)
-    got = _probe(cv, opr, data)
-    axes = None
-    for order in ([int(it["axis"]) for it in items], sorted(int(it["axis"]) for it in items)):
-        coords = [None] * len(order)
-        for v, axis in zip(values, order):
+    axes = _match_index_axes(cv, opr, items, values, xshape)
+    if all(v is not None for v in values):
+        coords = [None] * len(axes)
+        for v, axis in zip(values, axes):
             coords[axis] = np.asarray(v, np.int64).reshape(-1)
-        if np.array_equal(data[tuple(coords)], got.reshape(-1)):
-            axes = order
-            break
-    if axes is None:
-        raise cv.error("IndexingMultiAxisVec: cannot match the index tensors to axes")
-    coords = [None] * len(axes)
-    for v, axis in zip(values, axes):
-        coords[axis] = np.asarray(v, np.int64).reshape(-1)
-    stacked = cv.const("gather_nd_indices", np.stack(coords, -1))
+        stacked = cv.const("gather_nd_indices", np.stack(coords, -1))
+    else:
+        stacked = _stack_indices(cv, [v for _, v in sorted(zip(axes, idx_vars),
+                                                           key=lambda p: p[0])])
     cv.emit("GatherND", [cv.name(opr.inputs[0]), stacked], [cv.out(opr.outputs[0])])
+
+
+def _match_index_axes(cv, opr, items, values, xshape) -> List[int]:
+    """Which axis each index tensor indexes (MegEngine may list them out of axis order):
+    the order whose numpy indexing reproduces MegEngine's output on a probe. Computed
+    index tensors are replaced by probe values of their shape."""
+    k = len(items)
+    orders = [[int(it["axis"]) for it in items], sorted(int(it["axis"]) for it in items)]
+    data = np.random.RandomState(4).uniform(-1, 1, xshape).astype(np.float32)
+    extent = min(xshape[:k])
+    for seed in range(4):
+        rng = np.random.RandomState(5 + seed)
+        probe_values = [v if v is not None else
+                        rng.randint(0, extent, cv.shape(var)).astype(np.dtype(var.dtype))
+                        for v, var in zip(values, opr.inputs[1:])]
+        got = _probe_many(cv, opr, {0: data, **{j + 1: pv for j, (pv, v) in enumerate(
+            zip(probe_values, values)) if v is None}})
+        matches = []
+        for order in orders:
+            coords = [None] * k
+            for v, axis in zip(probe_values, order):
+                coords[axis] = np.asarray(v, np.int64).reshape(-1)
+            try:
+                if np.array_equal(data[tuple(coords)], got):
+                    matches.append(order)
+            except IndexError:  # an index outside that axis: not this order
+                pass
+        if matches and (all(m == matches[0] for m in matches)
+                        or all(v is not None for v in values)):
+            return matches[0]  # (constant indices that fit both orders: either is right)
+        if not matches or all(v is not None for v in values):
+            break  # constant indices: another probe gives the same answer
+    raise cv.error("IndexingMultiAxisVec: cannot match the index tensors to axes")
+
+
+def _stack_indices(cv, idx_names_vars) -> str:
+    """(L, k) int64 GatherND indices from k computed 1-D index tensors of length L."""
+    cols = []
+    for var in idx_names_vars:
+        (n,) = cv.shape(var)
+        col = cv.tmp(f"{cv.name(var)}_col", (n, 1), "int64")
+        cast = cv.tmp(f"{cv.name(var)}_i64", (n,), "int64")
+        cv.emit("Cast", [cv.name(var)], [cast], to=ONNX_ELEM_TYPE["int64"])
+        cv.emit("Unsqueeze", [cast, cv.const("axes", np.array([1], np.int64))], [col])
+        cols.append(col)
+    out = cv.tmp("gather_nd_indices", (cv.shape(idx_names_vars[0])[0], len(cols)), "int64")
+    cv.emit("Concat", cols, [out], axis=1)
+    return out
 
 
 def _cumsum(cv: _Converter, opr) -> None:
@@ -1484,11 +1582,15 @@ def _axis_add_remove(cv: _Converter, opr) -> None:
 # ====================================================================== indexing
 def _subtensor(cv: _Converter, opr) -> None:
     """x[items]: slices (begin/end/step) become one Slice, integer indices become
-    Gathers that keep the axis, then one Squeeze drops the indexed axes."""
+    Gathers that keep the axis, then one Squeeze drops the indexed axes. Bounds computed
+    at run time leave the output without a static shape in MegEngine: the Slice then has
+    computed starts/ends/steps (its sliced extents are value symbols, ir/value_shapes.py)
+    and the shapes below are placeholders that ir/infer.py replaces."""
     items = cv.params(opr)
     x = cv.name(opr.inputs[0])
-    ishape = cv.shape(opr.inputs[0])
-    oshape = cv.shape(opr.outputs[0])
+    ishape = cv.g.tensor(x).shape if x in cv.computed else cv.shape(opr.inputs[0])
+    computed = opr.outputs[0].shape is None
+    oshape = cv.shape(opr.outputs[0]) if not computed else None
     dtype = cv.dtype(opr.inputs[0])
     ndim = len(ishape)
     values = iter(opr.inputs[1:])
@@ -1507,12 +1609,19 @@ def _subtensor(cv: _Converter, opr) -> None:
 
     idx_axes = sorted(a for a, _ in indices)
     squeeze = idx_axes[:-1] if len(idx_axes) == ndim else idx_axes  # MegEngine keeps (1,)
-    pre_squeeze = list(oshape)
-    for a in squeeze:
-        pre_squeeze.insert(a, 1)
-    sliced = [ishape[a] if a in idx_axes else pre_squeeze[a] for a in range(ndim)]
+    if computed:
+        if x not in cv.computed and (not slices or all(
+                cv.value(v) is not None for _, *bounds in slices for v in bounds if v is not None)):
+            raise cv.error(f"var '{opr.outputs[0].name}' has no static shape")
+        sliced = list(ishape)
+        oshape = [d for a, d in enumerate(ishape) if a not in squeeze]
+    else:
+        pre_squeeze = list(oshape)
+        for a in squeeze:
+            pre_squeeze.insert(a, 1)
+        sliced = [ishape[a] if a in idx_axes else pre_squeeze[a] for a in range(ndim)]
 
-    out = cv.out(opr.outputs[0])
+    out = cv.out(opr.outputs[0], rank=len(oshape))
     steps = (1 if slices else 0) + len(indices) + (1 if squeeze else 0)
     done = 0
 
@@ -1642,6 +1751,12 @@ _CONVERTERS: Dict[str, Callable[[_Converter, object], None]] = {
     "IndexingOneHot": _indexing_one_hot,
     "ElemwiseMultiType": lambda cv, opr: mge_quant.elemwise_multi_type(cv, opr),
 }
+
+# Oprs whose converters read no input shape, so they take inputs shaped at run time, and
+# whose outputs then have no static shape in MegEngine either (Subtensor: computed bounds).
+_COMPUTED_SHAPE_INPUTS = {"Elemwise", "TypeCvt", "Identity", "MarkNoBroadcastElemwise",
+                          "MarkDynamicVar", "Copy", "Subtensor"}
+_COMPUTED_SHAPE_OUTPUTS = _COMPUTED_SHAPE_INPUTS | {"Subtensor"}
 
 # Oprs that only move values: on quantized tensors they must keep the scale.
 _QUANT_DATA_MOVEMENT = {

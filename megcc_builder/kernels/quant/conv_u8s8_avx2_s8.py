@@ -76,6 +76,17 @@ def saturation_free(wq: np.ndarray) -> bool:
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    why = quad_gemm_refusal(op, graph)
+    if why:
+        return why
+    if not saturation_free(_quads(graph, op)):
+        return ("weight pairs with |w0| + |w1| > 128 (vpmaddubsw would saturate; 7-bit "
+                "weights, e.g. onnxruntime's reduce_range, avoid it)")
+    return None
+
+
+def quad_gemm_refusal(op: Op, graph: Graph):
+    """Why the quad GEMM (whatever its reduction step) cannot compute op; None if it can."""
     if op.attrs.get("requant") == "fixed":
         return "fixed-point requantization (the portable epilogue's)"
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
@@ -91,9 +102,6 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
         return "weight zero point not constant"
     if op.attrs.get("activation") not in requant_avx2.BOUND_ACTIVATIONS:
         return "real-valued activation"
-    if not saturation_free(_quads(graph, op)):
-        return ("weight pairs with |w0| + |w1| > 128 (vpmaddubsw would saturate; 7-bit "
-                "weights, e.g. onnxruntime's reduce_range, avoid it)")
     return None
 
 
@@ -199,6 +207,8 @@ MADDUBS_STEP = "{c} = _mm256_add_epi32({c}, _mm256_madd_epi16(_mm256_maddubs_epi
 
 
 def _micro_kernel(step: str = MADDUBS_STEP) -> str:
+    """MR x 16 int32 accumulators c{r}0, c{r}1 over KQ quads: activations from bj (rows of
+    NBS positions x 4 bytes), weight quads from ap (MR per quad)."""
     lines = [f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
              f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
     lines += ["                    const uint8_t *bk = bj;",

@@ -15,32 +15,18 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Graph, Op
-from ...ir.quant import operand
 from ...isa import IsaSpec
 from ..registry import implements
-from . import requant_avx2
 from .conv_generic_s8 import QTYPES
-from .conv_u8s8_avx2_s8 import _geometry_k, _quads, emit_u8s8
+from .conv_u8s8_avx2_s8 import _geometry_k, _quads, emit_u8s8, quad_gemm_refusal
 
 DPBUSD_STEP = "{c} = _mm256_dpbusd_epi32({c}, {b}, av);"
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
-    if op.attrs.get("requant") == "fixed":
-        return "fixed-point requantization (the portable epilogue's)"
-    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
-    if len(x.shape) not in (3, 4):
-        return "not 1-D or 2-D"
-    group = int(op.attrs.get("group", 1))
-    if group > 1 and w.shape[0] == group and w.shape[1] == 1:
-        return "depthwise (dwconv kernels)"
-    if not w.is_const:
-        return "weights not constant"
-    zp = operand(graph, op, 5)
-    if zp is not None and not graph.tensors[zp].is_const:
-        return "weight zero point not constant"
-    if op.attrs.get("activation") not in requant_avx2.BOUND_ACTIVATIONS:
-        return "real-valued activation"
+    why = quad_gemm_refusal(op, graph)
+    if why:
+        return why
     wq = _quads(graph, op)
     if wq.size and (wq.min() < -128 or wq.max() > 127):
         return "centred weights outside int8 (uint8 weights with a zero point far from 128)"

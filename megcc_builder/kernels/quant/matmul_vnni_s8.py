@@ -16,6 +16,7 @@ from ...ir import Graph, Op
 from ...ir.quant import operand
 from ...isa import IsaSpec
 from ..registry import implements
+from .conv_u8s8_avx2_s8 import _micro_kernel as conv_micro_kernel
 from .conv_u8s8_vnni_s8 import DPBUSD_STEP
 from .matmul_avx2_s8 import _applies as avx2_applies
 from .matmul_generic_s8 import PARAMS, QTYPES, _digest, _qlinear
@@ -54,19 +55,8 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
 
 
 def _micro_kernel() -> str:
-    lines = [f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
-             f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
-    lines += ["                    const uint8_t *bj = bp + (int64_t)j * 4;",
-              "                    const int32_t *aq = (const int32_t *)(const void *)ap;",
-              f"                    for (kk = 0; kk < KQ; ++kk, bj += NB * 4, aq += {MR}) {{",
-              "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bj);",
-              "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bj + 32));",
-              "                        __m256i av;"]
-    for r in range(MR):
-        lines += [f"                        av = _mm256_set1_epi32(aq[{r}]);",
-                  "                        " + DPBUSD_STEP.format(c=f"c{r}0", b="b0"),
-                  "                        " + DPBUSD_STEP.format(c=f"c{r}1", b="b1")]
-    lines.append("                    }")
+    """conv_u8s8's quad tile, stored to `tile` for the portable epilogue."""
+    lines = [conv_micro_kernel(DPBUSD_STEP).rstrip("\n")]
     for r in range(MR):
         lines += [f"                    _mm256_storeu_si256((__m256i *)(void *)tile[{r}], c{r}0);",
                   f"                    _mm256_storeu_si256((__m256i *)(void *)(tile[{r}] + 8), c{r}1);"]
@@ -96,10 +86,10 @@ def _emit_vnni(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, h
     const int8_t *bw = (const int8_t *)in_ptrs[1];  /* 6-row panels of centred B^T, K quads */
     const int32_t *csum = (const int32_t *)in_ptrs[{sum_pos}];  /* sum_k of centred B */
 {head}
-    const int32_t KQ = {kq}, NB = {nb}, NP = {np_};
+    const int32_t KQ = {kq}, NB = {nb}, NBS = NB, NP = {np_};
     uint8_t *bp = (uint8_t *)workspace;  /* [KQ][NB][4]: a block of A rows, shifted */
     int32_t tile[{MR}][16];
-    int32_t t, m0, n0, j, kk, r, kidx;
+    int32_t t, m0, n0, j, kq, r, kidx;
     int64_t yb = 0;
     for (t = 0; t < BATCH; ++t, yb += (int64_t)M * N) {{
         const {ct} *at = a + AOFF[t];
@@ -117,6 +107,7 @@ def _emit_vnni(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, h
             for (n0 = 0; n0 < NP; n0 += {MR}) {{
                 const int8_t *ap = bw + (int64_t)n0 * KQ * 4;
                 for (j = 0; j < nb; j += 16) {{
+                    const uint8_t *bj = bp + (int64_t)j * 4;
 MICRO_KERNEL
                     for (r = 0; r < {MR} && n0 + r < N; ++r) {{
                         const int32_t n = n0 + r;

@@ -106,11 +106,17 @@ def quad_gemm_refusal(op: Op, graph: Graph):
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    return quad_gemm_cost(op, graph, 48.0)
+
+
+def quad_gemm_cost(op: Op, graph: Graph, macs_per_cycle: float) -> float:
+    """The multiply-adds at the reduction step's rate, the packing (one byte quad per
+    position and K quad) and the epilogue (~1 per output)."""
     y, w = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[3]]
     macs = float(np.prod(y.shape)) * float(np.prod(w.shape[1:]))
     group, _, _, _, kq = _geometry_k(graph, op)
     positions = float(np.prod(y.shape)) / max(1, y.shape[1])
-    return macs / 48.0 + 0.5 * positions * kq * group + 1.0 * float(np.prod(y.shape))
+    return macs / macs_per_cycle + 0.5 * positions * kq * group + 1.0 * float(np.prod(y.shape))
 
 
 def _packed_weights(op: Op, graph: Graph):

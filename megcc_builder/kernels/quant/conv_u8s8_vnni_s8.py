@@ -12,13 +12,11 @@ column sums) and the requantizing epilogue are the AVX2 kernel's, so outputs are
 bit-identical to it and to the portable kernel."""
 from __future__ import annotations
 
-import numpy as np
-
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ..registry import implements
 from .conv_generic_s8 import QTYPES
-from .conv_u8s8_avx2_s8 import _geometry_k, _quads, emit_u8s8, quad_gemm_refusal
+from .conv_u8s8_avx2_s8 import _quads, emit_u8s8, quad_gemm_cost, quad_gemm_refusal
 
 DPBUSD_STEP = "{c} = _mm256_dpbusd_epi32({c}, {b}, av);"
 
@@ -38,11 +36,7 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     # vpmaddubsw + vpmaddwd (conv_u8s8_avx2_s8, costed macs / 48) and ~90 for the int16
     # pairs (conv_gemm_avx2_s8): macs / 64 (48 * 165 / 115 = 69, a little kept for the
     # tile's loads); the packing and the epilogue as in the AVX2 quad kernel
-    y, w = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[3]]
-    macs = float(np.prod(y.shape)) * float(np.prod(w.shape[1:]))
-    group, _, _, _, kq = _geometry_k(graph, op)
-    positions = float(np.prod(y.shape)) / max(1, y.shape[1])
-    return macs / 64.0 + 0.5 * positions * kq * group + 1.0 * float(np.prod(y.shape))
+    return quad_gemm_cost(op, graph, 64.0)
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="vnni",

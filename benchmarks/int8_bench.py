@@ -5,11 +5,13 @@ For each network: our fp32 build, our int8 build of the onnxruntime-quantized QD
 rows "NAME 7b": the vpmaddubsw kernel), onnxruntime (1 thread, ORT_ENABLE_ALL) on the fp32
 and on the same QDQ model; the model blob sizes (int8 against fp32). onnxruntime picks its
 kernels from the CPU it runs on (AVX512-VNNI here if the CPU has it); ours are built for
---isa (x86_64-v3: AVX2, no VNNI). Networks: SqueezeNet
+--isa (fp32) and --int8-isa (int8: a comma-separated list of levels, each timed in the same
+rounds, e.g. x86_64-v3,x86_64-vnni for AVX2 against vpdpbusd). Networks: SqueezeNet
 and ResNet-50 from the onnx package's light models (seeded He weights) and the
 MobileNetV2-style SE network of tests/int8_models.py.
 
     python benchmarks/int8_bench.py [-n 3] [--rounds 5] [--isa x86_64-v3]
+        [--int8-isa x86_64-v3,x86_64-vnni]
         [--models squeezenet,resnet50] [--work DIR]
         (--work keeps the quantized models there for benchmarks/layer_profile.py)
 
@@ -125,15 +127,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5,
                     help="rounds; each round times every engine of a model in turn")
     ap.add_argument("--isa", default="x86_64-v3")
+    ap.add_argument("--int8-isa", default="", help="levels of the int8 builds, comma-"
+                    "separated (default: --isa)")
     ap.add_argument("--work", default="", help="directory for the models (default: a new "
                     "temporary one)")
     ap.add_argument("--models", default="squeezenet,resnet50,mobilenet_se")
     args = ap.parse_args()
+    levels = (args.int8_isa or args.isa).split(",")
     work = args.work or tempfile.mkdtemp(prefix="megcc-int8-bench-")
     os.makedirs(work, exist_ok=True)
     print(f"start: {uptime()} on {os.cpu_count()} CPUs; CPU clock (process time), 1 thread, "
-          f"ISA {args.isa}; {args.rounds} interleaved rounds x {args.n} forwards, medians")
-    print(f"{'model':14} {'fp32 ms':>9} {'int8 ms':>9} {'fp32/int8':>10} {'ort fp32':>9} "
+          f"ISA {args.isa}, int8 {','.join(levels)}; {args.rounds} interleaved rounds x {args.n} forwards, medians")
+    print(f"{'model':26} {'fp32 ms':>9} {'int8 ms':>9} {'fp32/int8':>10} {'ort fp32':>9} "
           f"{'ort qdq':>9} {'int8/ortq':>10} {'blob fp32':>10} {'blob int8':>10}  load")
     import onnxruntime as ort
 
@@ -146,21 +151,23 @@ def main() -> None:
         forms = int8_models.quantize_all(fp, work, inp.name, calib,
                                          forms=("qdq_per_channel", "qdq_reduce_range"))
         feeds = {inp.name: rng.standard_normal(shape).astype(np.float32)}
-        rows = [("", "qdq_per_channel"), (" 7b", "qdq_reduce_range")]
+        rows = [(s + (f" {lv}" if len(levels) > 1 else ""), form, lv)
+                for s, form in (("", "qdq_per_channel"), (" 7b", "qdq_reduce_range"))
+                for lv in levels]
         with contextlib.ExitStack() as stack:
             engines = {"fp32": Ours(fp, feeds, args.isa, stack), "ort fp32": Ort(fp, feeds)}
-            for suffix, form in rows:
-                engines["int8" + suffix] = Ours(forms[form], feeds, args.isa, stack)
-                engines["ortq" + suffix] = Ort(forms[form], feeds)
+            for suffix, form, lv in rows:
+                engines["int8" + suffix] = Ours(forms[form], feeds, lv, stack)
+                engines.setdefault("ortq " + form, Ort(forms[form], feeds))
             samples = {k: [] for k in engines}
             for _ in range(args.rounds):  # interleaved: every engine sees the same load
                 for k, e in engines.items():
                     samples[k] += e.times(args.n)
             med = {k: statistics.median(v) for k, v in samples.items()}
         shapes = {inp.name: tuple(shape)}
-        for suffix, form in rows:
-            i8, oq = med["int8" + suffix], med["ortq" + suffix]
-            print(f"{name + suffix:14} {med['fp32']:9.2f} {i8:9.2f} {med['fp32'] / i8:9.2f}x "
+        for suffix, form, _ in rows:
+            i8, oq = med["int8" + suffix], med["ortq " + form]
+            print(f"{name + suffix:26} {med['fp32']:9.2f} {i8:9.2f} {med['fp32'] / i8:9.2f}x "
                   f"{med['ort fp32']:9.2f} {oq:9.2f} {i8 / oq:9.2f}x "
                   f"{blob_size(fp, shapes):10d} {blob_size(forms[form], shapes):10d}  "
                   f"{uptime()}", flush=True)

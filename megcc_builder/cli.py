@@ -18,7 +18,8 @@ from .ir.symbolic import Sym
 from .targets import TargetError
 
 ISA_HELP = ("kernel ISA level: generic (portable C), x86_64, x86_64-v3 (AVX2+FMA), x86_64-v4, "
-            "armv7-neon, arm64-neon, native (the best this machine runs)")
+            "x86_64-vnni (AVX-512 + VNNI int8), armv7-neon, arm64-neon, native (the best this "
+            "machine runs)")
 IOC16_HELP = ("compute in float16 where the ISA level has float16 arithmetic (arm64-fp16): "
               "convolutions, FC, pooling, element-wise, softmax; conversions at region edges")
 COMPRESS_FP16_HELP = ("store convolution and fully-connected weights as float16 (half the model "

@@ -60,7 +60,7 @@ def _with_sanitizers(cflags: List[str]) -> List[str]:
     if under_valgrind():
         # valgrind does not decode AVX-512: at most the x86-64-v3 level's own flags
         level = host_level()
-        arch = list(spec("x86_64-v3" if level == "x86_64-v4" else level).cflags)
+        arch = list(spec("x86_64-v3" if level in ("x86_64-v4", "x86_64-vnni") else level).cflags)
         return [f for f in cflags if f != "-march=native"] + arch + ["-g"]
     return cflags + SANITIZE_CFLAGS if sanitizing() else cflags
 

@@ -136,8 +136,9 @@ def test_digits_sample_cross_built_and_run_by_ctest(target, tmp_path):
 
 
 def levels_this_machine_runs():
-    """The x86 levels up to this machine's own (x86_64 < x86_64-v3 < x86_64-v4)."""
-    order = ["x86_64", "x86_64-v3", "x86_64-v4"]
+    """The x86 levels up to this machine's own (x86_64 < x86_64-v3 < x86_64-v4 <
+    x86_64-vnni)."""
+    order = ["x86_64", "x86_64-v3", "x86_64-v4", "x86_64-vnni"]
     own = host_level()
     return order[:order.index(own) + 1] if own in order else []
 

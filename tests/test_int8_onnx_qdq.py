@@ -342,7 +342,7 @@ ARM_LEVELS = {"arm64-dot": ("arm64-dot", ["-march=armv8.2-a+dotprod"]),
                                        "-mfloat-abi=hard"])}
 
 
-@pytest.mark.parametrize("level", ["generic", "x86_64-v3", *ARM_LEVELS])
+@pytest.mark.parametrize("level", ["generic", "x86_64-v3", "x86_64-vnni", *ARM_LEVELS])
 def test_int8_kernels_compile_without_warnings(level, tmp_path):
     """Every int8 kernel variant the kernel cases produce (tests/kernels/quant) is clean C99
     under gcc and clang with -Wall -Wextra -Werror -pedantic (Arm levels: the cross gcc of
@@ -366,6 +366,7 @@ def test_int8_kernels_compile_without_warnings(level, tmp_path):
     compile_bundle(specs, out, save_c_array=False, isa=level)
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
              "-Wno-overlength-strings"] + {"generic": [], "x86_64-v3": ["-march=x86-64-v3"],
+                                          "x86_64-vnni": ["-march=x86-64-v4", "-mavx512vnni"],
                                           **{k: v[1] for k, v in ARM_LEVELS.items()}}[level]
     compilers = ("gcc", "clang")
     if level in ARM_LEVELS:

@@ -57,7 +57,7 @@ def test_outputs_are_bitwise_identical_for_1_2_3_threads(model, request):
                for k in kernels), kernels
     if model == "mobilenet_v2":
         assert any(k.startswith("conv2d_depthwise") for k in kernels), kernels
-    if model == "resnet50" and host_level() in ("x86_64-v3", "x86_64-v4"):
+    if model == "resnet50" and host_level() in ("x86_64-v3", "x86_64-v4", "x86_64-vnni"):
         assert any("winograd" in k for k in kernels), kernels  # its GEMMs split by xi
     feeds = feeds_of(sessions[1])
     want = sessions[1].run(None, feeds)
@@ -251,7 +251,7 @@ def test_split_pooling_padding_nchw44_prelu_nhwc_bitwise_identical(isa, nchw44):
         assert any(k.startswith("conv_nchw44_depthwise") for k in kernels), kernels
     else:
         assert any("_nhwc" in k for k in kernels), kernels
-        if host_level() in ("x86_64-v3", "x86_64-v4"):
+        if host_level() in ("x86_64-v3", "x86_64-v4", "x86_64-vnni"):
             assert any(k.startswith("maxpool") and "avx2" in k for k in kernels), kernels
             assert any(k.startswith("avgpool") and "avx2" in k for k in kernels), kernels
             assert any(k.startswith("conv2d_gemm") for k in kernels), kernels

@@ -4,6 +4,7 @@
     x86_64      x86-64 baseline (SSE2): portable C, which the C compiler vectorises
     x86_64-v3   AVX2 + FMA kernels (`*_avx2`)
     x86_64-v4   AVX-512 machines: the AVX2 + FMA kernels (no 512-bit kernels yet)
+    x86_64-vnni AVX-512 + VNNI: x86_64-v4's kernels and int8 ones on vpdpbusd (`*_vnni`)
     armv7-neon  32-bit Arm with NEON and VFPv4: `*_neon` kernels
     arm64-neon  AArch64: the `*_neon` kernels plus the `*_neon64` ones
     arm64-fp16  Armv8.2-A + FP16: arm64-neon's kernels and float16 arithmetic (enable_ioc16)
@@ -30,8 +31,9 @@ from .description import IsaSpec, KernelTag
 
 
 SPECS: Dict[str, IsaSpec] = {s.name: s for s in (
-    portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, arm.ARMV7_NEON, arm.ARM64_NEON,
-    arm.ARM64_FP16, arm.ARM64_FP16FML, arm.ARM64_DOT, arm.ARM64_DOT_FP16, arm.ARM64_I8MM, arm.CORTEX_M_DSP,
+    portable.GENERIC, x86.X86_64, x86.X86_64_V3, x86.X86_64_V4, x86.X86_64_VNNI,
+    arm.ARMV7_NEON, arm.ARM64_NEON, arm.ARM64_FP16, arm.ARM64_FP16FML, arm.ARM64_DOT,
+    arm.ARM64_DOT_FP16, arm.ARM64_I8MM, arm.CORTEX_M_DSP,
     arm.CORTEX_M_MVE)}
 LEVELS = tuple(SPECS)
 ALIASES = {"native": None, "host": None, "portable": "generic", "avx2": "x86_64-v3"}

@@ -1,10 +1,16 @@
-"""The x86-64 levels: the SSE2 baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512).
+"""The x86-64 levels: the SSE2 baseline, x86-64-v3 (AVX2 + FMA), x86-64-v4 (AVX-512) and
+x86_64-vnni (AVX-512 + VNNI).
 
 - x86_64: portable C, which the C compiler vectorises for SSE2 itself;
 - x86_64-v3: AVX2+FMA kernels (`*_avx2`): 16 ymm registers, a 6x16 GEMM tile (12
   accumulators, A broadcast per row);
 - x86_64-v4: accepted on AVX-512 machines; uses the AVX2+FMA kernels (a subset of v4): there
-  are no 512-bit kernels yet (this machine cannot run them, so they could not be tested).
+  are no 512-bit kernels yet;
+- x86_64-vnni: x86-64-v4 plus AVX512-VNNI (Cascade Lake and later Xeons, AMD Zen 4 and
+  later EPYC/Ryzen): every kernel of x86_64-v4, and int8 kernels on `vpdpbusd` (`*_vnni`:
+  four u8 x s8 products summed into an int32 lane with no intermediate saturation, so exact
+  for full-range int8 weights, unlike AVX2's `vpmaddubsw`), used at 256 bits (AVX512VL) so
+  the AVX2 kernels' 6x16 tile shape carries over.
 """
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ from .description import Core, IsaSpec, KernelTag, VectorSet
 
 AVX2_TAG = KernelTag("avx2", "defined(__AVX2__) && defined(__FMA__)",
                      "-mavx2 -mfma (or -march=x86-64-v3)", "immintrin.h")
+
+# int8 kernels on vpdpbusd: 256-bit forms need AVX512VL as well as AVX512-VNNI
+VNNI_TAG = KernelTag("vnni", "defined(__AVX512VNNI__) && defined(__AVX512VL__)",
+                     "-march=x86-64-v4 -mavx512vnni", "immintrin.h")
 
 AVX2 = Simd("avx2", "avx2", "AVX2", 8, "__m256", 6, 16, False, "_mm256_setzero_ps()",
             "_mm256_loadu_ps({p})", "_mm256_storeu_ps({p}, {v})", "_mm256_set1_ps({x})",
@@ -66,3 +76,8 @@ X86_64_V3 = IsaSpec("x86_64-v3", "AVX2 + FMA kernels (*_avx2)", "x86_64",
 X86_64_V4 = IsaSpec("x86_64-v4", "AVX-512 machines: the AVX2 + FMA kernels (no 512-bit ones yet)",
                     "x86_64", X86_64_V3.features | {"avx512f", "avx512bw", "avx512dq", "avx512vl"},
                     ("-march=x86-64-v4",), (AVX2_TAG,), {"f32": AVX2_F32}, X86_CORE)
+X86_64_VNNI = IsaSpec("x86_64-vnni",
+                      "AVX-512 + VNNI: x86_64-v4's kernels and int8 ones on vpdpbusd (*_vnni)",
+                      "x86_64", X86_64_V4.features | {"avx512_vnni"},
+                      ("-march=x86-64-v4", "-mavx512vnni"), (AVX2_TAG, VNNI_TAG),
+                      {"f32": AVX2_F32}, X86_CORE)

@@ -13,7 +13,8 @@ asserts that its op was computed by that implementation (`Instr.impl`) and compa
 
 Platforms: portable implementations run on the host at level "generic"; the others on every
 platform whose level provides what they require: the host at x86_64-v3 (AVX2; a host without
-it skips locally and FAILS in CI), arm64-neon and armv7-neon under qemu, arm64-dot
+it skips locally and FAILS in CI), the host at x86_64-vnni for the `vnni` implementations
+(AVX512-VNNI `vpdpbusd`; same rule), arm64-neon and armv7-neon under qemu, arm64-dot
 (Armv8.2-A dot product, qemu -cpu max) / arm64-i8mm (Armv8.6-A int8 matrix multiply) for
 the implementations that need `sdot` / `smmla`,
 arm64fp16 (Armv8.2-A + FP16, qemu -cpu max) for the float16 kernels (its cases,
@@ -56,6 +57,7 @@ class Platform:
 
 PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
                                   Platform("avx2", "x86_64-v3", None),
+                                  Platform("vnni", "x86_64-vnni", None),
                                   Platform("arm64", "arm64-neon", "arm64"),
                                   Platform("armv7", "armv7-neon", "armv7"),
                                   Platform("arm64dot", "arm64-dot", "arm64-dot"),
@@ -66,7 +68,7 @@ PLATFORMS = {p.name: p for p in [Platform("generic", "generic", None),
 # platforms that run only the implementations needing their own extensions (the rest of what
 # their level runs is the same code as on the platform of the level below; the Cortex-M
 # platforms are bare metal under qemu-system-arm, the runner reading files by semihosting)
-EXTENSION_ONLY = {"arm64dot": ("neon64dot",), "arm64i8mm": ("neon64i8mm",),
+EXTENSION_ONLY = {"vnni": ("vnni",), "arm64dot": ("neon64dot",), "arm64i8mm": ("neon64i8mm",),
                   "arm64fp16": ("f16.gemm", "f16.direct", "f16.elementwise"),
                   "cortexm4": ("dsp",), "cortexm55": ("dsp", "mve")}
 # the platform of enable_ioc16 cases (and only of them)

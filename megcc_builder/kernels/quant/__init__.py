@@ -18,3 +18,5 @@ from . import conv_neon64i8mm_s8  # noqa: F401
 from . import dwconv_neon_s8  # noqa: F401
 from . import matmul_gemm_neon_s8  # noqa: F401
 from . import pool_neon_s8  # noqa: F401
+from . import conv_u8s8_vnni_s8  # noqa: F401
+from . import matmul_vnni_s8  # noqa: F401

@@ -76,6 +76,17 @@ def saturation_free(wq: np.ndarray) -> bool:
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
+    why = quad_gemm_refusal(op, graph)
+    if why:
+        return why
+    if not saturation_free(_quads(graph, op)):
+        return ("weight pairs with |w0| + |w1| > 128 (vpmaddubsw would saturate; 7-bit "
+                "weights, e.g. onnxruntime's reduce_range, avoid it)")
+    return None
+
+
+def quad_gemm_refusal(op: Op, graph: Graph):
+    """Why the quad GEMM (whatever its reduction step) cannot compute op; None if it can."""
     if op.attrs.get("requant") == "fixed":
         return "fixed-point requantization (the portable epilogue's)"
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[3]]
@@ -91,18 +102,21 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
         return "weight zero point not constant"
     if op.attrs.get("activation") not in requant_avx2.BOUND_ACTIVATIONS:
         return "real-valued activation"
-    if not saturation_free(_quads(graph, op)):
-        return ("weight pairs with |w0| + |w1| > 128 (vpmaddubsw would saturate; 7-bit "
-                "weights, e.g. onnxruntime's reduce_range, avoid it)")
     return None
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    return quad_gemm_cost(op, graph, 48.0)
+
+
+def quad_gemm_cost(op: Op, graph: Graph, macs_per_cycle: float) -> float:
+    """The multiply-adds at the reduction step's rate, the packing (one byte quad per
+    position and K quad) and the epilogue (~1 per output)."""
     y, w = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[3]]
     macs = float(np.prod(y.shape)) * float(np.prod(w.shape[1:]))
     group, _, _, _, kq = _geometry_k(graph, op)
     positions = float(np.prod(y.shape)) / max(1, y.shape[1])
-    return macs / 48.0 + 0.5 * positions * kq * group + 1.0 * float(np.prod(y.shape))
+    return macs / macs_per_cycle + 0.5 * positions * kq * group + 1.0 * float(np.prod(y.shape))
 
 
 def _packed_weights(op: Op, graph: Graph):
@@ -193,7 +207,14 @@ def _pack(xt: str, shift: int) -> str:
 """
 
 
-def _micro_kernel() -> str:
+# one quad step of accumulator c (int32 x 8) with activations b (u8 quads) and the broadcast
+# weight quad av (s8): vpmaddubsw + vpmaddwd by ones (saturation-free weights only)
+MADDUBS_STEP = "{c} = _mm256_add_epi32({c}, _mm256_madd_epi16(_mm256_maddubs_epi16({b}, av), ones));"
+
+
+def _micro_kernel(step: str = MADDUBS_STEP) -> str:
+    """MR x 16 int32 accumulators c{r}0, c{r}1 over KQ quads: activations from bj (rows of
+    NBS positions x 4 bytes), weight quads from ap (MR per quad)."""
     lines = [f"                    __m256i c{r}0 = _mm256_setzero_si256(), "
              f"c{r}1 = _mm256_setzero_si256();" for r in range(MR)]
     lines += ["                    const uint8_t *bk = bj;",
@@ -204,8 +225,8 @@ def _micro_kernel() -> str:
               "                        __m256i av;"]
     for r in range(MR):
         lines += [f"                        av = _mm256_set1_epi32(aq[{r}]);",
-                  f"                        c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, av), ones));",
-                  f"                        c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(_mm256_maddubs_epi16(b1, av), ones));"]
+                  "                        " + step.format(c=f"c{r}0", b="b0"),
+                  "                        " + step.format(c=f"c{r}1", b="b1")]
     lines.append("                    }")
     return "\n".join(lines) + "\n"
 
@@ -230,6 +251,14 @@ def _epilogue(rq, has_bias: bool) -> str:
             applies=_applies, cost=cost,
             label="avx2 u8 x s8 quads (vpmaddubsw, weights checked saturation-free)")
 def lower_qlinear_conv_u8s8_avx2(op: Op, graph: Graph):
+    return emit_u8s8(op, graph, "avx2", MADDUBS_STEP,
+                     "    const __m256i ones = _mm256_set1_epi16(1);\n",
+                     "AVX2 u8 x s8 GEMM {MR}x16 (vpmaddubsw, saturation-free weights)")
+
+
+def emit_u8s8(op: Op, graph: Graph, tag: str, step: str, setup: str, what: str):
+    """The quad GEMM conv with the reduction step `step` (see MADDUBS_STEP), kernel tag
+    `tag`, `setup` (C lines before the loops) and the note's description `what`."""
     pt = qlinear_conv_parts(op, graph)
     geo, rq = pt["geo"], pt["rq"]
     group, icg, taps, icq, kq = _geometry_k(graph, op)
@@ -250,8 +279,7 @@ def lower_qlinear_conv_u8s8_avx2(op: Op, graph: Graph):
     const int32_t xz = {pt["x_zp"]};
     const int32_t zs = xz - ({shift});  /* the zero point among the shifted codes */
     const int padv = (int)(uint8_t)zs;  /* padding: contributes 0 once zs * wsum is off */
-    const __m256i ones = _mm256_set1_epi16(1);
-    const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
+SETUP    const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
     const int plain = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 &&
                       OH == H && OW == W;
     /* row stride of the packed block: NB + 16 positions, since NB * 4 bytes is often a
@@ -283,12 +311,12 @@ EPILOGUE
                 }}
             }}
         }}
-""".replace("PACK", _pack(xt, shift)).replace("MICRO_KERNEL", _micro_kernel()) \
-        .replace("EPILOGUE", _epilogue(rq, has_bias))
-    name = f"qlinear_conv_u8s8_avx2_{pt['variant']}"
-    kernel = make_kernel(name, body, PARAMS, isa="avx2")
+""".replace("PACK", _pack(xt, shift)).replace("MICRO_KERNEL", _micro_kernel(step)) \
+        .replace("EPILOGUE", _epilogue(rq, has_bias)).replace("SETUP", setup)
+    name = f"qlinear_conv_u8s8_{tag}_{pt['variant']}"
+    kernel = make_kernel(name, body, PARAMS, isa=tag)
     params = PARAMS.pack(**geo, KQ=kq, ICQ=icq, OCGP=ocgp, NB=nb)
     ws = kq * (nb + 16) * 4 + 4 * geo["OC"] + 128
     return [Instr(kernel, ins, [op.outputs[0]], params, workspace_bytes=ws,
-                  note=f"AVX2 u8 x s8 GEMM {MR}x16 (vpmaddubsw, saturation-free weights) "
-                       f"over (tap, channel quad), blocks of {nb} positions")]
+                  note=f"{what.format(MR=MR)} over (tap, channel quad), blocks of {nb} "
+                       f"positions")]

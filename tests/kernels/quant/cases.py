@@ -701,3 +701,31 @@ BOOK.add("qconv_wino_accumulator_at_bound", "QLinearConv",
           Const(np.array([2.0 ** -22, 2.0 ** -23, 2.0 ** -21], F32)), z("uint8", [0] * 3),
           s(1.0), z("uint8", 0), Const(np.array([7, -2**31 + 5, 2**31 - 9], np.int32))],
          dict(pads=[1, 1, 1, 1]), opset=13)
+
+# --- AVX512-VNNI vpdpbusd quads (x86_64-vnni): full-range int8 weights (-128 everywhere: every
+# vpmaddubsw pair would saturate), int8 activations at both ends (shifted by 128 to 0 / 255),
+# a long K (576, 16-bit partial sums would overflow), positions off the 16-wide strip,
+# stride 2, 1x1 with wide K; a matmul with odd K / M / N, an int8 A zero point and -128 in
+# B; uint8 weights centred beyond int8 are refused (the AVX2 int16-pair GEMM is chosen)
+_VNNI = {"vnni": ("qlinear_conv_u8s8_vnni_", "")}
+_xv = np.where(_r.integers(0, 2, (1, 64, 7, 9)) == 1, 127, -128).astype(np.int8)
+_wv = np.full((24, 64, 3, 3), -128, np.int8)
+_wv[1::2, ::3] = 127
+BOOK.add("qconv_vnni_full_range_extremes_s8", "QLinearConv",
+         [_xv, s(0.05), z("int8", -128), Const(_wv), Const(np.linspace(1e-5, 4e-5, 24, dtype=F32)),
+          z("int8", [0] * 24), s(0.5), z("int8", 3), Const(_r.integers(-9000, 9000, 24)
+                                                         .astype(np.int32))],
+         dict(pads=[1, 1, 1, 1]), opset=13, expect=_VNNI)
+qconv("qconv_vnni_1x1_wide_k_u8", "uint8", "int8", 1, 256, 7, 7, 30, 1, per_channel=True,
+      expect=_VNNI)
+qconv("qconv_vnni_s8_stride2_odd", "int8", "int8", 2, 19, 13, 15, 11, 3, strides=(2, 2),
+      pads=(1, 1, 1, 1), per_channel=True, xz=-100, expect=_VNNI)
+qconv("qconv_vnni_refuses_u8_weights_beyond_int8", "uint8", "uint8", 1, 16, 6, 10, 8, 1,
+      expect={"vnni": ("qlinear_conv_gemm_avx2_", "")})
+_bv = q("int8", 131, 13)
+_bv[::5, ::2] = -128
+BOOK.add("qgemm_vnni_s8_full_range_odd", "QGemm",
+         [q("int8", 23, 131), s(0.02), z("int8", -7), Const(_bv),
+          Const(np.linspace(0.002, 0.01, 13).astype(F32)), z("int8", [0] * 13),
+          Const(_r.integers(-5000, 5000, 13).astype(np.int32)), s(0.3), z("int8", 5)],
+         domain=MS, opset=13, expect={"vnni": ("qgemm_s8_vnni_", "")})

@@ -168,6 +168,7 @@ def make_body(graph: Graph, op: Op, sub: onnx.GraphProto, prefix: str,
                           f"{len(formals)}", op)
     body = Graph(graph.source)
     body.opset = graph.opset
+    body.is_subgraph = True
     body.value_pins = {**graph.value_pins, **(pins or {})}
     body.value_caps = graph.value_caps
     local = _locals(sub)
@@ -357,6 +358,7 @@ def _trap_body(graph: Graph, like: Graph, prefix: str, exc: CompileError) -> Bod
     """A branch that only fails (no ops; its outputs shaped like `like`'s)."""
     body = Graph(graph.source)
     body.opset = graph.opset
+    body.is_subgraph = True
     outs = []
     for k, name in enumerate(like.outputs):
         t = like.tensors[name]

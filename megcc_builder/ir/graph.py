@@ -145,6 +145,8 @@ class Graph:
         self.shape_symbols: set = set()
         # --value-cap: tensor name (or "default", "range") -> cap (bytes; Range: elements)
         self.value_caps: Dict[str, int] = {}
+        # an If branch or a Loop/Scan body (ir/control.py)
+        self.is_subgraph = False
 
     # -- construction -------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

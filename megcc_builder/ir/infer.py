@@ -378,8 +378,11 @@ def _infer_one(graph: Graph, op: Op, work: list, kept: list, has_kernel) -> None
         value_shapes.infer_compress(graph, op)
         kept.append(op)
         return
+    # (not in an If branch or loop body: a computed extent defined there did not reach the
+    # enclosing graph's outputs (an If returned a (0, 0) tensor), so there the op still
+    # needs its shape operand's value, as before computed shapes)
     if value_shapes.computed_shape(graph, op) and not all(t.is_const for t in ins) and \
-            (op.type != "Expand" or graph.opset >= 8):
+            (op.type != "Expand" or graph.opset >= 8) and not graph.is_subgraph:
         _specialise_values(graph, op)
         value_shapes.infer_computed_shape(graph, op)  # each extent a shape value symbol
         kept.append(op)

@@ -24,6 +24,7 @@ from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
+from ...ir.symbolic import is_sym
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
@@ -54,7 +55,10 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     geo = conv_problem(op, graph)
     if not (geo["group"] == geo["c"] == geo["oc"] and geo["group"] > 1):
         return "not a depthwise convolution with one filter per channel"
-    if not all(isinstance(geo[k], int) for k in ("n", "c", "h", "w", "oh", "ow")):
+    # (Sym is an int: test for it, or the size check below becomes a run-time guard
+    # that refuses every shape on the other side of it)
+    if any(is_sym(geo[k]) or not isinstance(geo[k], int)
+           for k in ("n", "c", "h", "w", "oh", "ow")):
         return "shape known only at run time"
     if geo["oh"] * geo["ow"] > MAX_POSITIONS:
         return f"more than {MAX_POSITIONS} output positions"

@@ -27,6 +27,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
+from ...ir.symbolic import is_sym
 from ...isa import IsaSpec
 from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
@@ -56,7 +57,10 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
         return "not a 1x1 stride-1 unpadded convolution"
     if geo["group"] != 1:
         return "grouped"
-    if not all(isinstance(geo[k], int) for k in ("n", "c", "oc", "oh", "ow")):
+    # (Sym is an int: test for it, or the size check below becomes a run-time guard
+    # that refuses every shape on the other side of it)
+    if any(is_sym(geo[k]) or not isinstance(geo[k], int)
+           for k in ("n", "c", "oc", "oh", "ow")):
         return "shape known only at run time"
     if geo["oh"] * geo["ow"] > MAX_POSITIONS:
         return f"more than {MAX_POSITIONS} output positions"

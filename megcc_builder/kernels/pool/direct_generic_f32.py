@@ -114,11 +114,11 @@ def lower_global_pool(op: Op, graph: Graph):
     lanes = "" if is_max else """
         i = 0;
         if (S >= 32) {
-            float p[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            float sums[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             int32_t j;
             for (; i + 8 <= S; i += 8)
-                for (j = 0; j < 8; ++j) p[j] += x[i + j];
-            v = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+                for (j = 0; j < 8; ++j) sums[j] += x[i + j];
+            v = ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]));
         }"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     float *y = (float *)out_ptrs[0];

@@ -13,6 +13,7 @@ import numpy as np
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op
+from ...isa import IsaSpec
 from ...ir.quant import QRANGE, check_scale, check_zero_point, const_value, operand
 from ..data.copy_generic import norm_axis
 from ..elementwise.generic import broadcast_strides, collapse
@@ -86,22 +87,41 @@ def _check_binary(op: Op, graph: Graph):
     return a, b, c
 
 
-@implements("QLinearAdd", "QLinearMul", dtypes=QTYPES, typed_inputs=(0, 3))
+def binary_operands(op: Op, graph: Graph, ct: str):
+    """The kernel's inputs (a, b, a_scale, a_zp?, b_scale, b_zp?, c_scale, c_zp?), the
+    in_ptrs position of each present one by its op input index, and a C expression of zero
+    point k (0 when absent)."""
+    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
+             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    return ins, pos, zp
+
+
+def onnxruntime_form(op: Op) -> bool:
+    """Whether QLinearAdd/Mul computes onnxruntime's formula (no activation, ties to even);
+    else MegEngine's float form (_lower_binary_generic)."""
+    return not op.attrs.get("activation") and op.attrs.get("rounding", "half_even") == "half_even"
+
+
+def portable_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    # scalar convert, multiply-adds, clamp and magic-number rounding per element
+    return 6.0 * graph.tensors[op.outputs[0]].numel
+
+
+@implements("QLinearAdd", "QLinearMul", dtypes=QTYPES, typed_inputs=(0, 3),
+            cost=portable_cost)
 def lower_qlinear_binary(op: Op, graph: Graph):
     a, b, c = _check_binary(op, graph)
-    if op.attrs.get("activation") or op.attrs.get("rounding", "half_even") != "half_even":
+    if not onnxruntime_form(op):
         return _lower_binary_generic(op, graph, a, b, c)
     dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
                                               broadcast_strides(b.shape, c.shape)])
     rank = len(dims)
     ct = CTYPE[c.dtype]
     lo, hi = QRANGE[c.dtype]
-    # inputs: a, b, a_scale, a_zp?, b_scale, b_zp?, c_scale, c_zp?
-    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
-             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
-    ins = [n for n in names if n]
-    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
-    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    ins, pos, zp = binary_operands(op, graph, ct)
     if op.type == "QLinearAdd":
         scalar_a = sa[-1] == 0
         scalar_b = sb[-1] == 0 and not scalar_a

@@ -272,10 +272,9 @@ def lower_qlinear_lut(op: Op, graph: Graph):
 
 # --- concatenation -----------------------------------------------------------------------
 
-@implements("QLinearConcat", dtypes=QTYPES, typed_inputs=(1,))
-def lower_qlinear_concat(op: Op, graph: Graph):
-    """Inputs: Y_scale, Y_zp, then (X, X_scale, X_zp) per input. An input with the output's
-    scale and zero point is copied; another goes through its requantization table."""
+def concat_inputs(op: Op, graph: Graph):
+    """Checked QLinearConcat operands: (output dtype, Y_scale, Y_zp, [(X name, whether it is
+    copied: the output's dtype, scale and zero point, X_scale, X_zp) per input])."""
     y = graph.tensors[op.outputs[0]]
     ys = check_scale(graph, op, 0, "Y_scale")
     yz = check_zero_point(graph, op, 1, y.dtype, "Y_zero_point")
@@ -285,9 +284,7 @@ def lower_qlinear_concat(op: Op, graph: Graph):
     if (len(op.inputs) - 2) % 3 or len(op.inputs) < 5:
         raise graph.error("inputs must be Y_scale, Y_zero_point, then (X, X_scale, "
                           "X_zero_point) triples", op)
-    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
-    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
-    xs_names, blocks, luts, copy = [], [], [], []
+    parts = []
     for k in range(2, len(op.inputs), 3):
         x = graph.tensors[op.inputs[k]]
         if x.dtype not in QTYPES:
@@ -297,9 +294,30 @@ def lower_qlinear_concat(op: Op, graph: Graph):
         if xs is None or (operand(graph, op, k + 2) and xz is None):
             raise graph.needs_value(op, op.inputs[k + 1], "an input's scale")
         xs, xz = float(xs.reshape(-1)[0]), 0 if xz is None else int(xz.reshape(-1)[0])
-        xs_names.append(op.inputs[k])
-        blocks.append(int(np.prod(x.shape[axis:], dtype=np.int64)))
         same = x.dtype == y.dtype and np.float32(xs) == np.float32(ys) and xz == yz
+        parts.append((op.inputs[k], same, xs, xz))
+    return y.dtype, ys, yz, parts
+
+
+def concat_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    # a copy, or a table look-up per element
+    return sum((0.05 if same else 1.5) * graph.tensors[x].numel
+               for x, same, _, _ in concat_inputs(op, graph)[3]) + 20.0
+
+
+@implements("QLinearConcat", dtypes=QTYPES, typed_inputs=(1,), cost=concat_cost)
+def lower_qlinear_concat(op: Op, graph: Graph):
+    """Inputs: Y_scale, Y_zp, then (X, X_scale, X_zp) per input. An input with the output's
+    scale and zero point is copied; another goes through its requantization table."""
+    y = graph.tensors[op.outputs[0]]
+    _, ys, yz, parts = concat_inputs(op, graph)
+    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
+    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+    xs_names, blocks, luts, copy = [], [], [], []
+    for name, same, xs, xz in parts:
+        x = graph.tensors[name]
+        xs_names.append(name)
+        blocks.append(int(np.prod(x.shape[axis:], dtype=np.int64)))
         copy.append(same)
         if not same:
             luts.append(build_table(x.dtype, xs, xz, y.dtype, ys, yz, identity))

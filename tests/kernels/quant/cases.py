@@ -256,6 +256,17 @@ for _t in ("uint8", "int8"):
               q(_t, 1, 2, 4, 5), s(0.11), z(_t, _zy - 3), q(_t, 1, 5, 4, 5), s(0.02),
               z(_t, _zy + 2)], dict(axis=1), domain=MS, opset=13)
 
+# AVX2's 16-code steps: blocks of 16+ codes and tails, several outer blocks (axis 2), an
+# input copied between two requantized ones, scales that saturate (0.3 / 0.05) both ways;
+# the AVX2 kernel is the cost model's choice
+for _t in ("uint8", "int8"):
+    _zy = -5 if _t == "int8" else 120
+    _x0, _x2 = q(_t, 2, 3, 7, 9), q(_t, 2, 3, 5, 9)
+    _x0.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+    BOOK.add(f"qconcat_{_t}_axis2_saturating", "QLinearConcat",
+             [s(0.05), z(_t, _zy), _x0, s(0.3), z(_t, _zy + 4), q(_t, 2, 3, 2, 9), s(0.05),
+              z(_t, _zy), _x2, s(0.0171), z(_t, _zy - 2)], dict(axis=2), domain=MS, opset=13,
+             expect={"avx2": ("qlinear_concat_avx2_", "")})
 
 # --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
 def _round(v, mode):

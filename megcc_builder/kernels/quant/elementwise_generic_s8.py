@@ -13,6 +13,7 @@ import numpy as np
 from ...codegen.kernel import Instr, make_kernel
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op
+from ...isa import IsaSpec
 from ...ir.quant import QRANGE, check_scale, check_zero_point, const_value, operand
 from ..data.copy_generic import norm_axis
 from ..elementwise.generic import broadcast_strides, collapse
@@ -86,22 +87,41 @@ def _check_binary(op: Op, graph: Graph):
     return a, b, c
 
 
-@implements("QLinearAdd", "QLinearMul", dtypes=QTYPES, typed_inputs=(0, 3))
+def binary_operands(op: Op, graph: Graph, ct: str):
+    """The kernel's inputs (a, b, a_scale, a_zp?, b_scale, b_zp?, c_scale, c_zp?), the
+    in_ptrs position of each present one by its op input index, and a C expression of zero
+    point k (0 when absent)."""
+    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
+             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
+    ins = [n for n in names if n]
+    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
+    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    return ins, pos, zp
+
+
+def onnxruntime_form(op: Op) -> bool:
+    """Whether QLinearAdd/Mul computes onnxruntime's formula (no activation, ties to even);
+    else MegEngine's float form (_lower_binary_generic)."""
+    return not op.attrs.get("activation") and op.attrs.get("rounding", "half_even") == "half_even"
+
+
+def portable_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    # scalar convert, multiply-adds, clamp and magic-number rounding per element
+    return 6.0 * graph.tensors[op.outputs[0]].numel
+
+
+@implements("QLinearAdd", "QLinearMul", dtypes=QTYPES, typed_inputs=(0, 3),
+            cost=portable_cost)
 def lower_qlinear_binary(op: Op, graph: Graph):
     a, b, c = _check_binary(op, graph)
-    if op.attrs.get("activation") or op.attrs.get("rounding", "half_even") != "half_even":
+    if not onnxruntime_form(op):
         return _lower_binary_generic(op, graph, a, b, c)
     dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
                                               broadcast_strides(b.shape, c.shape)])
     rank = len(dims)
     ct = CTYPE[c.dtype]
     lo, hi = QRANGE[c.dtype]
-    # inputs: a, b, a_scale, a_zp?, b_scale, b_zp?, c_scale, c_zp?
-    names = [op.inputs[0], op.inputs[3], op.inputs[1], operand(graph, op, 2),
-             op.inputs[4], operand(graph, op, 5), op.inputs[6], operand(graph, op, 7)]
-    ins = [n for n in names if n]
-    pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
-    zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    ins, pos, zp = binary_operands(op, graph, ct)
     if op.type == "QLinearAdd":
         scalar_a = sa[-1] == 0
         scalar_b = sb[-1] == 0 and not scalar_a
@@ -252,10 +272,9 @@ def lower_qlinear_lut(op: Op, graph: Graph):
 
 # --- concatenation -----------------------------------------------------------------------
 
-@implements("QLinearConcat", dtypes=QTYPES, typed_inputs=(1,))
-def lower_qlinear_concat(op: Op, graph: Graph):
-    """Inputs: Y_scale, Y_zp, then (X, X_scale, X_zp) per input. An input with the output's
-    scale and zero point is copied; another goes through its requantization table."""
+def concat_inputs(op: Op, graph: Graph):
+    """Checked QLinearConcat operands: (output dtype, Y_scale, Y_zp, [(X name, whether it is
+    copied: the output's dtype, scale and zero point, X_scale, X_zp) per input])."""
     y = graph.tensors[op.outputs[0]]
     ys = check_scale(graph, op, 0, "Y_scale")
     yz = check_zero_point(graph, op, 1, y.dtype, "Y_zero_point")
@@ -265,9 +284,7 @@ def lower_qlinear_concat(op: Op, graph: Graph):
     if (len(op.inputs) - 2) % 3 or len(op.inputs) < 5:
         raise graph.error("inputs must be Y_scale, Y_zero_point, then (X, X_scale, "
                           "X_zero_point) triples", op)
-    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
-    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
-    xs_names, blocks, luts, copy = [], [], [], []
+    parts = []
     for k in range(2, len(op.inputs), 3):
         x = graph.tensors[op.inputs[k]]
         if x.dtype not in QTYPES:
@@ -277,9 +294,30 @@ def lower_qlinear_concat(op: Op, graph: Graph):
         if xs is None or (operand(graph, op, k + 2) and xz is None):
             raise graph.needs_value(op, op.inputs[k + 1], "an input's scale")
         xs, xz = float(xs.reshape(-1)[0]), 0 if xz is None else int(xz.reshape(-1)[0])
-        xs_names.append(op.inputs[k])
-        blocks.append(int(np.prod(x.shape[axis:], dtype=np.int64)))
         same = x.dtype == y.dtype and np.float32(xs) == np.float32(ys) and xz == yz
+        parts.append((op.inputs[k], same, xs, xz))
+    return y.dtype, ys, yz, parts
+
+
+def concat_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
+    # a copy, or a table look-up per element
+    return sum((0.05 if same else 1.5) * graph.tensors[x].numel
+               for x, same, _, _ in concat_inputs(op, graph)[3]) + 20.0
+
+
+@implements("QLinearConcat", dtypes=QTYPES, typed_inputs=(1,), cost=concat_cost)
+def lower_qlinear_concat(op: Op, graph: Graph):
+    """Inputs: Y_scale, Y_zp, then (X, X_scale, X_zp) per input. An input with the output's
+    scale and zero point is copied; another goes through its requantization table."""
+    y = graph.tensors[op.outputs[0]]
+    _, ys, yz, parts = concat_inputs(op, graph)
+    axis = norm_axis(int(op.attrs["axis"]), len(y.shape), op, graph)
+    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+    xs_names, blocks, luts, copy = [], [], [], []
+    for name, same, xs, xz in parts:
+        x = graph.tensors[name]
+        xs_names.append(name)
+        blocks.append(int(np.prod(x.shape[axis:], dtype=np.int64)))
         copy.append(same)
         if not same:
             luts.append(build_table(x.dtype, xs, xz, y.dtype, ys, yz, identity))

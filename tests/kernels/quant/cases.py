@@ -204,6 +204,26 @@ for _op in ("QLinearAdd", "QLinearMul"):
                      [q(_t, *_sa), s(0.031), z(_t, _zs[0]), q(_t, *_sb), s(0.017),
                       z(_t, _zs[1]), s(0.045), z(_t, _zs[2])], domain=MS, opset=13)
 
+# runs of 16-code vector steps plus a tail (AVX2): same shape, a per-channel operand on
+# either side (one value per innermost run), a scalar, a broadcast row; the output scale
+# small enough to saturate both ways; the avx2 kernel must be the cost model's choice
+_long = [("same_long", (2, 3, 37, 11), (2, 3, 37, 11)),
+         ("bcast_channel_b_long", (1, 6, 9, 7), (1, 6, 1, 1)),
+         ("bcast_channel_a_long", (1, 5, 1, 1), (2, 5, 7, 5)),
+         ("bcast_scalar_b_long", (3, 41), (1,)),
+         ("bcast_row_long", (4, 2, 35), (35,))]
+for _op in ("QLinearAdd", "QLinearMul"):
+    for _t in ("uint8", "int8"):
+        _zs = (-128, 127, 5) if _t == "int8" else (0, 255, 131)
+        _sc = 0.011 if _op == "QLinearAdd" else 0.9
+        for _name, _sa, _sb in _long:
+            _a, _b = q(_t, *_sa), q(_t, *_sb)
+            _a.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+            BOOK.add(f"{_op}_{_t}_{_name}".lower(), _op,
+                     [_a, s(0.031), z(_t, _zs[0]), _b, s(0.017), z(_t, _zs[1]), s(_sc),
+                      z(_t, _zs[2])], domain=MS, opset=13,
+                     expect={"avx2": (f"qlinear_{_op[7:].lower()}_avx2_", "")})
+
 # --- table-driven unary ops ------------------------------------------------------------
 for _t in ("uint8", "int8"):
     _zx, _zy = (5, -128) if _t == "int8" else (133, 0)
@@ -236,6 +256,17 @@ for _t in ("uint8", "int8"):
               q(_t, 1, 2, 4, 5), s(0.11), z(_t, _zy - 3), q(_t, 1, 5, 4, 5), s(0.02),
               z(_t, _zy + 2)], dict(axis=1), domain=MS, opset=13)
 
+# AVX2's 16-code steps: blocks of 16+ codes and tails, several outer blocks (axis 2), an
+# input copied between two requantized ones, scales that saturate (0.3 / 0.05) both ways;
+# the AVX2 kernel is the cost model's choice
+for _t in ("uint8", "int8"):
+    _zy = -5 if _t == "int8" else 120
+    _x0, _x2 = q(_t, 2, 3, 7, 9), q(_t, 2, 3, 5, 9)
+    _x0.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+    BOOK.add(f"qconcat_{_t}_axis2_saturating", "QLinearConcat",
+             [s(0.05), z(_t, _zy), _x0, s(0.3), z(_t, _zy + 4), q(_t, 2, 3, 2, 9), s(0.05),
+              z(_t, _zy), _x2, s(0.0171), z(_t, _zy - 2)], dict(axis=2), domain=MS, opset=13,
+             expect={"avx2": ("qlinear_concat_avx2_", "")})
 
 # --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
 def _round(v, mode):

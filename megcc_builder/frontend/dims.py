@@ -25,6 +25,8 @@ class SymbolSpec:
 
 
 def sanitize(raw: str) -> str:
+    if isinstance(raw, bytes):  # protobuf hands back a dim_param that is not valid UTF-8 as bytes
+        raw = raw.decode("utf-8", "replace")
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw.strip())
     if not name or name[0].isdigit():
         name = "d_" + name

@@ -24,7 +24,7 @@ from ...ir.quant import QRANGE
 from ...isa import IsaSpec
 from ..elementwise.generic import broadcast_strides, collapse
 from ..registry import implements
-from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary,
+from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary, outer_axes_loop,
                                      binary_operands, onnxruntime_form)
 from .requant import CTYPE, ROUND_EVEN, SHORT
 
@@ -154,23 +154,7 @@ def _loop(rank: int, ct: str, kind: str, tag: str) -> str:
     else:
         fallback_body = run(fallback, *general, False)
     branches.append(f"        }} else {{\n            {fallback_body}\n        }}")
-    return f"""    int32_t idx[{rank}] = {{0}};
-    int64_t ia0 = 0, ib0 = 0, i0 = 0, rows = 1, row;
-    int32_t d, j;
-    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
-    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
-    for (row = 0; row < rows; ++row, i0 += n_in) {{
-{chr(10).join(branches)}
-        for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
-            ia0 += sta[d];
-            ib0 += stb[d];
-            if (++idx[d] < dims[d]) break;
-            ia0 -= (int64_t)dims[d] * sta[d];
-            ib0 -= (int64_t)dims[d] * stb[d];
-            idx[d] = 0;
-        }}
-    }}
-"""
+    return outer_axes_loop(rank, "\n".join(branches))
 
 
 def _general_add_scalar(ct: str, tag: str, general) -> str:

@@ -35,13 +35,7 @@ def _broadcast_loop(rank: int, body: str) -> str:
             const int64_t i = i0 + j, ia = {ia}, ib = {ib};
             {body}
         }}"""
-    return f"""    int32_t idx[{rank}] = {{0}};
-    int64_t ia0 = 0, ib0 = 0, i0 = 0, rows = 1, row;
-    int32_t d, j;
-    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
-    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
-    for (row = 0; row < rows; ++row, i0 += n_in) {{
-        if (sa_in == 1 && sb_in == 1) {{
+    return outer_axes_loop(rank, f"""        if (sa_in == 1 && sb_in == 1) {{
             {run("ia0 + j", "ib0 + j")}
         }} else if (sa_in == 1 && sb_in == 0) {{
             {run("ia0 + j", "ib0")}
@@ -49,7 +43,19 @@ def _broadcast_loop(rank: int, body: str) -> str:
             {run("ia0", "ib0 + j")}
         }} else {{
             {run("ia0 + (int64_t)j * sa_in", "ib0 + (int64_t)j * sb_in")}
-        }}
+        }}""")
+
+
+def outer_axes_loop(rank: int, runs: str) -> str:
+    """The row loop of a binary kernel: `runs` (the innermost run of n_in elements, one
+    branch per stride pattern) for each row, the outer axes advanced by an odometer."""
+    return f"""    int32_t idx[{rank}] = {{0}};
+    int64_t ia0 = 0, ib0 = 0, i0 = 0, rows = 1, row;
+    int32_t d, j;
+    const int32_t n_in = dims[{rank - 1}], sa_in = sta[{rank - 1}], sb_in = stb[{rank - 1}];
+    for (d = 0; d < {rank - 1}; ++d) rows *= dims[d];
+    for (row = 0; row < rows; ++row, i0 += n_in) {{
+{runs}
         for (d = {rank - 2}; d >= 0; --d) {{  /* the odometer over the outer axes */
             ia0 += sta[d];
             ib0 += stb[d];

@@ -119,3 +119,18 @@ def test_packed_build_is_deterministic(tmp_path):
     plan = bundle.models[0].plans[0]
     consts = {n for i in plan.instrs for n in i.inputs if n and plan.graph.tensors[n].is_const}
     assert consts and all("__avx2_" in n for n in consts), consts
+
+
+def test_native_under_valgrind_stays_within_avx2(monkeypatch):
+    """valgrind does not decode AVX-512: with MEGCC_VALGRIND set, `native` is the best level
+    without it (a model compiled for `native` then builds with the capped flags of
+    host._with_sanitizers instead of stopping at the AVX-512 level's #error)."""
+    from megcc_builder.isa import resolve, spec
+
+    monkeypatch.setenv("MEGCC_VALGRIND", "1")
+    level = resolve("native")
+    assert not any(f.startswith("avx512") for f in spec(level).features)
+    monkeypatch.delenv("MEGCC_VALGRIND")
+    assert resolve("native") == HOST
+    if any(f.startswith("avx512") for f in spec(HOST).features):
+        assert level == "x86_64-v3"  # this machine: AVX2+FMA is the best valgrind runs

@@ -2,10 +2,13 @@
 
 Constant operands that only parametrise an op (Clip's bounds) become attributes, and
 `auto_pad` becomes explicit `pads`, so later passes compare attributes, not tensors.
+A pooling window that covers the whole map is its global pooling (ResNet-50 and the
+Inception nets end in a 7x7 AveragePool on a 7x7 map; the global kernels are made for it).
 """
 import numpy as np
 
 from ..ir import Graph, Op
+from ..ir.symbolic import is_sym
 
 _SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
 
@@ -39,6 +42,31 @@ def _explicit_pads(op: Op, graph: Graph) -> None:
             end.append(small)
     op.attrs["pads"] = begin + end
     del op.attrs["auto_pad"]
+
+
+_FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+_GLOBAL_OF = {"AveragePool": "GlobalAveragePool", "MaxPool": "GlobalMaxPool"}
+
+
+def _pool_over_whole_map(op: Op, graph: Graph) -> None:
+    """AveragePool/MaxPool with a window equal to its (known) map, no padding, no dilation:
+    one output per channel whatever the strides or ceil_mode, the mean/max of the map.
+    (Runs after passes/qdq.py, so a float pool here is a float op, not part of a
+    DequantizeLinear -> pool -> QuantizeLinear island that keeps onnxruntime's QLinear form.)"""
+    x = graph.tensors[op.inputs[0]]
+    spatial = list(x.shape[2:])
+    # (float only: the global kernels are float kernels; int8 pools keep their own)
+    if (x.dtype not in _FLOAT_DTYPES or not spatial or any(is_sym(d) for d in spatial)
+            or len(op.outputs) > 1 and op.outputs[1]
+            or op.attrs.get("storage_order", 0)):
+        return
+    if (list(op.attrs.get("kernel_shape", [])) != spatial
+            or any(op.attrs.get("pads", [0] * 2 * len(spatial)))
+            or any(d != 1 for d in op.attrs.get("dilations", [1] * len(spatial)))):
+        return
+    op.type = _GLOBAL_OF[op.type]
+    op.attrs = {}
+    op.outputs = op.outputs[:1]
 
 
 def _clip_bounds(op: Op, graph: Graph) -> None:
@@ -110,6 +138,8 @@ def canonicalize(graph: Graph) -> Graph:
             _drop_unused_outputs(op, graph, used)
         if op.type in _SPATIAL_OPS:
             _explicit_pads(op, graph)
+        if op.type in _GLOBAL_OF:
+            _pool_over_whole_map(op, graph)
         elif op.type == "Clip":
             _clip_bounds(op, graph)
     return graph

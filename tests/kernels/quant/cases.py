@@ -760,3 +760,19 @@ BOOK.add("qgemm_vnni_s8_full_range_odd", "QGemm",
           Const(np.linspace(0.002, 0.01, 13).astype(F32)), z("int8", [0] * 13),
           Const(_r.integers(-5000, 5000, 13).astype(np.int32)), s(0.3), z("int8", 5)],
          domain=MS, opset=13, expect={"vnni": ("qgemm_s8_vnni_", "")})
+
+
+# --- AVX-512BW MaxPool (x86_64-vnni): rows longer than one 64-code vector with masked tails,
+# SqueezeNet's 3x3 stride 2 without padding (111 wide) and with ceil_mode (windows past the
+# row), stride 1 with padding, a dilated stride 2, a stride-3 scalar pass
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _d, _w, _ceil in (((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 111, 0),
+                                       ((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 130, 1),
+                                       ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 129, 0),
+                                       ((2, 3), (2, 2), (1, 2, 0, 1), (2, 2), 97, 0),
+                                       ((3, 2), (1, 3), (0, 1, 2, 0), (1, 1), 75, 1)):
+        BOOK.add(f"maxpool_zmm_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}c{_ceil}",
+                 "MaxPool", [q(_t, 2, 3, 7, _w)],
+                 dict(kernel_shape=list(_k), strides=list(_st), pads=list(_p),
+                      dilations=list(_d), ceil_mode=_ceil), opset=12,
+                 expect={"vnni": ("maxpool_vnni_", "")})

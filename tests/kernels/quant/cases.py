@@ -776,3 +776,24 @@ for _t in ("uint8", "int8"):
                  dict(kernel_shape=list(_k), strides=list(_st), pads=list(_p),
                       dilations=list(_d), ceil_mode=_ceil), opset=12,
                  expect={"vnni": ("maxpool_vnni_", "")})
+
+# --- VNNI GEMV (QGemm / QLinearMatMul with at most 4 rows of A: B quads in 16-column panels,
+# the row broadcast): one row (fc), N off the 16-column panel and past the 64-column pass,
+# K off the quad, uint8 and int8 A with zero points, per-column B scales, saturating output
+_bg = _r.integers(-128, 128, (131, 75)).astype(np.int8)
+_bg[:3] = 127
+_bg[3:6] = -128
+BOOK.add("qgemm_vnni_gemv_u8_m1", "QGemm",
+         [q("uint8", 1, 131), s(0.02), z("uint8", 131), Const(_bg),
+          Const(np.linspace(0.002, 0.01, 75).astype(F32)), z("int8", [0] * 75),
+          Const(_r.integers(-5000, 5000, 75).astype(np.int32)), s(0.2), z("uint8", 120)],
+         domain=MS, opset=13, expect={"vnni": ("qgemm_u8_vnni_gemv_", "")})
+BOOK.add("qgemm_vnni_gemv_s8_m3", "QGemm",
+         [q("int8", 3, 131), s(0.02), z("int8", -7), Const(_bg),
+          Const(np.linspace(0.002, 0.01, 75).astype(F32)), z("int8", [0] * 75),
+          Const(_r.integers(-5000, 5000, 75).astype(np.int32)), s(0.3), z("int8", 5)],
+         domain=MS, opset=13, expect={"vnni": ("qgemm_s8_vnni_gemv_", "")})
+BOOK.add("qlinear_matmul_vnni_gemv_u8_m2", "QLinearMatMul",
+         [q("uint8", 2, 131), s(0.03), z("uint8", 3), Const(_bg), s(0.004), z("int8", 0),
+          s(0.5), z("uint8", 128)], opset=13,
+         expect={"vnni": ("qlinear_matmul_u8_vnni_gemv_", "")})

@@ -286,8 +286,11 @@ def emit_u8s8(op: Op, graph: Graph, tag: str, step: str, setup: str, what: str,
     p = geo["OH"] * geo["OW"]
     nb = max(16, min(1024, BLOCK_BYTES // max(1, 4 * kq)) // 16 * 16)
     nb = min(nb, -(-p // 16) * 16)
+    if wide is not None and hasattr(wide, "block"):
+        nb = wide.block(p, kq)
     ins = list(pt["ins"])
-    ins[1], sums, ocgp = _packed_weights(op, graph)
+    ins[1], sums, ocgp = (_packed_weights if wide is None or not hasattr(wide, "weights")
+                          else wide.weights)(op, graph)
     ins.append(sums)
     xt, yt = pt["xt"], rq.ctype
     shift = 0 if xt == "uint8_t" else -128  # activation - shift is in [0, 255]
@@ -337,9 +340,9 @@ EPILOGUE
                 }}""".replace("MICRO_KERNEL", _micro_kernel(step)) \
             .replace("EPILOGUE", _epilogue(rq, has_bias))
     else:
-        strips = wide.strips(lambda halves: _epilogue(rq, has_bias, halves))
+        strips = wide.strips(lambda halves: _epilogue(rq, has_bias, halves), rq, has_bias)
     body = body.replace("STRIPS", strips)
-    name = f"qlinear_conv_u8s8_{tag}_{pt['variant']}"
+    name = f"qlinear_conv_u8s8_{tag}{getattr(wide, 'suffix', '')}_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, isa=tag)
     params = PARAMS.pack(**geo, KQ=kq, ICQ=icq, OCGP=ocgp, NB=nb)
     ws = kq * (nb + 16) * 4 + 4 * geo["OC"] + 128

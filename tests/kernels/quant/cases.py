@@ -797,3 +797,18 @@ BOOK.add("qlinear_matmul_vnni_gemv_u8_m2", "QLinearMatMul",
          [q("uint8", 2, 131), s(0.03), z("uint8", 3), Const(_bg), s(0.004), z("int8", 0),
           s(0.5), z("uint8", 128)], opset=13,
          expect={"vnni": ("qlinear_matmul_u8_vnni_gemv_", "")})
+
+# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 maps, reduction >= 256
+# quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
+# the quad, positions off the 7-position tile (stride 2: 7x7 out of 13x13 with padding; 1x1
+# on a 3x11 map, 33 positions), uint8 and int8 activations, per-tensor and per-channel
+# weights with a zero point, group 2; each asserts the c32 kernel ran
+qconv("qconv_vnni_c32_u8_3x3_7x7", "uint8", "int8", 1, 115, 7, 7, 94, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_s8_3x3_s2", "int8", "int8", 1, 120, 13, 13, 64, 3, strides=(2, 2),
+      pads=(1, 1, 1, 1), wz=3, wmax=120, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_u8_1x1_33", "uint8", "int8", 1, 1030, 3, 11, 62, 1, bias=False,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_s8_group2", "int8", "int8", 1, 2 * 116, 7, 7, 2 * 32, 3, group=2,
+      pads=(1, 1, 1, 1), per_channel=True, yz=100,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})

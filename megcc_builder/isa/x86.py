@@ -21,8 +21,9 @@ from .description import Core, IsaSpec, KernelTag, VectorSet
 AVX2_TAG = KernelTag("avx2", "defined(__AVX2__) && defined(__FMA__)",
                      "-mavx2 -mfma (or -march=x86-64-v3)", "immintrin.h")
 
-# int8 kernels on vpdpbusd: 256-bit forms need AVX512VL as well as AVX512-VNNI
-VNNI_TAG = KernelTag("vnni", "defined(__AVX512VNNI__) && defined(__AVX512VL__)",
+# int8 kernels on vpdpbusd: 256-bit forms need AVX512VL, byte masks AVX512BW
+VNNI_TAG = KernelTag("vnni", "defined(__AVX512VNNI__) && defined(__AVX512VL__) "
+                     "&& defined(__AVX512BW__)",
                      "-march=x86-64-v4 -mavx512vnni", "immintrin.h")
 
 AVX2 = Simd("avx2", "avx2", "AVX2", 8, "__m256", 6, 16, False, "_mm256_setzero_ps()",

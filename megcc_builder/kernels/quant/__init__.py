@@ -7,6 +7,7 @@ from . import conv_gemm_avx2_s8  # noqa: F401
 from . import dwconv_avx2_s8  # noqa: F401
 from . import conv_neon64dot_s8  # noqa: F401
 from . import pool_avx2_s8  # noqa: F401
+from . import pool_vnni_s8  # noqa: F401
 from . import matmul_neon64dot_s8  # noqa: F401
 from . import conv_u8s8_avx2_s8  # noqa: F401
 from . import winograd_avx2_s8  # noqa: F401

@@ -135,7 +135,9 @@ def _packed_weights(op: Op, graph: Graph):
     return name, sums, ocgp
 
 
-def _pack(xt: str, shift: int) -> str:
+def _pack(xt: str, shift: int, masked=None) -> str:
+    """The block packing; `masked` (conv_u8s8_vnni_s8.masked_runs, AVX-512BW) replaces the
+    scalar tails of the stride-1 runs and the scalar stride-2 runs by vector code."""
     flip = "_mm_xor_si128({v}, _mm_set1_epi8((char)0x80))" if shift else "{v}"
     ld = "_mm_loadu_si128((const __m128i *)(const void *)(s{c} + (row + t)))"
     loads = "\n".join(f"                            const __m128i a{c} = "
@@ -157,6 +159,14 @@ def _pack(xt: str, shift: int) -> str:
                             q[2] = (uint8_t)((int32_t)s2[row + t * SW] - ({shift}));
                             q[3] = (uint8_t)((int32_t)s3[row + t * SW] - ({shift}));
                         }}"""
+    if masked is None:
+        plain_tail = scalar.replace("END", "nb").replace("DST", "dst").replace("t * SW", "t")
+        runs = f"""if (SW == 1) {{
+                            {quads16.replace("END", "t_hi").replace("DST", "d")}
+                        }}
+                        {scalar.replace("END", "t_hi").replace("DST", "d")}"""
+    else:
+        plain_tail, runs = masked(shift, scalar)
     return f"""            for (kq = 0; kq < KQ; ++kq) {{
                 const int32_t tap = kq / ICQ, c0 = 4 * (kq - tap * ICQ);
                 const int32_t ky = tap / KW, kx = tap - ky * KW;
@@ -171,7 +181,7 @@ def _pack(xt: str, shift: int) -> str:
                     const int64_t row = p0;
                     t = 0;
                     {quads16.replace("END", "nb").replace("DST", "dst")}
-                    {scalar.replace("END", "nb").replace("DST", "dst").replace("t * SW", "t")}
+                    {plain_tail}
                     jj = nb;
                 }}
                 while (jj < nb) {{  /* one output row segment at a time */
@@ -193,10 +203,7 @@ def _pack(xt: str, shift: int) -> str:
                     if (t_hi > t_lo) {{
                         const int64_t row = (int64_t)iy * W + ix0;  /* ix0 may be < 0 */
                         t = t_lo;
-                        if (SW == 1) {{
-                            {quads16.replace("END", "t_hi").replace("DST", "d")}
-                        }}
-                        {scalar.replace("END", "t_hi").replace("DST", "d")}
+                        {runs}
                     }}
                     t = t_hi < t_lo ? t_lo : t_hi;
                     if (seg > t) memset(d + 4 * t, padv, (size_t)(4 * (seg - t)));
@@ -231,18 +238,30 @@ def _micro_kernel(step: str = MADDUBS_STEP) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _epilogue(rq, has_bias: bool) -> str:
+def _epilogue(rq, has_bias: bool, halves=None) -> str:
+    """Requantize and store the MR x 16 tile (c{r}0: positions 0-7, c{r}1: 8-15); with
+    `halves` (a list of (lo, hi, offset) expressions per row, see WIDE_HALVES) a wider tile
+    whose 16-position groups lie at `offset`, each group only while inside the block."""
     out = []
+    const = wrapping_sub("bias[o]" if has_bias else "0", wrapping_mul("zs", "wsum[o]"))
     for r in range(MR):
-        const = wrapping_sub("bias[o]" if has_bias else "0", wrapping_mul("zs", "wsum[o]"))
-        full = requant_avx2.store16(rq, f"c{r}0", f"c{r}1", const, "mults[o]", "yo")
-        part = requant_avx2.store16(rq, f"c{r}0", f"c{r}1", const, "mults[o]", "yo",
-                                    "nb - j")
+        groups = halves or [("c{r}0", "c{r}1", "0")]
+        stores = []
+        for lo, hi, off in groups:
+            lo, hi = lo.format(r=r), hi.format(r=r)
+            at = "j" if off == "0" else f"j + {off}"
+            dst = "yo" if off == "0" else f"yo + {off}"
+            full = requant_avx2.store16(rq, lo, hi, const, "mults[o]", dst)
+            part = requant_avx2.store16(rq, lo, hi, const, "mults[o]", dst,
+                                        "nb - j" if off == "0" else f"nb - ({at})")
+            stores.append(f"""if ({at} + 16 <= nb) {full}
+                        else {part}""" if off == "0" else f"""if ({at} + 16 <= nb) {full}
+                        else if ({at} < nb) {part}""")
+        body = "\n                        ".join(stores)
         out.append(f"""                    if (o0 + {r} < OCG) {{
                         const int32_t o = g * OCG + o0 + {r};
                         {rq.ctype} *yo = yg + (int64_t)(o0 + {r}) * P + p0 + j;
-                        if (j + 16 <= nb) {full}
-                        else {part}
+                        {body}
                     }}""")
     return "\n".join(out) + "\n"
 
@@ -256,17 +275,22 @@ def lower_qlinear_conv_u8s8_avx2(op: Op, graph: Graph):
                      "AVX2 u8 x s8 GEMM {MR}x16 (vpmaddubsw, saturation-free weights)")
 
 
-def emit_u8s8(op: Op, graph: Graph, tag: str, step: str, setup: str, what: str):
+def emit_u8s8(op: Op, graph: Graph, tag: str, step: str, setup: str, what: str,
+              wide=None, masked=None):
     """The quad GEMM conv with the reduction step `step` (see MADDUBS_STEP), kernel tag
-    `tag`, `setup` (C lines before the loops) and the note's description `what`."""
+    `tag`, `setup` (C lines before the loops) and the note's description `what`; `wide`
+    (a WideTile) replaces the 16-position strip loop by its own (e.g. 512-bit tiles)."""
     pt = qlinear_conv_parts(op, graph)
     geo, rq = pt["geo"], pt["rq"]
     group, icg, taps, icq, kq = _geometry_k(graph, op)
     p = geo["OH"] * geo["OW"]
     nb = max(16, min(1024, BLOCK_BYTES // max(1, 4 * kq)) // 16 * 16)
     nb = min(nb, -(-p // 16) * 16)
+    if wide is not None and hasattr(wide, "block"):
+        nb = wide.block(p, kq)
     ins = list(pt["ins"])
-    ins[1], sums, ocgp = _packed_weights(op, graph)
+    ins[1], sums, ocgp = (_packed_weights if wide is None or not hasattr(wide, "weights")
+                          else wide.weights)(op, graph)
     ins.append(sums)
     xt, yt = pt["xt"], rq.ctype
     shift = 0 if xt == "uint8_t" else -128  # activation - shift is in [0, 255]
@@ -301,19 +325,24 @@ SETUP    const int32_t ICG = C / G, OCG = OC / G, P = OH * OW, HW = H * W;
             for (p0 = 0; p0 < P; p0 += NB) {{
                 const int32_t nb = P - p0 < NB ? P - p0 : NB, nbr = (nb + 15) & ~15;
 PACK
-                for (j = 0; j < nb; j += 16) {{
+STRIPS
+            }}
+        }}
+""".replace("PACK", _pack(xt, shift, masked)).replace("SETUP", setup)
+    if wide is None:
+        strips = f"""                for (j = 0; j < nb; j += 16) {{
                     const uint8_t *bj = bp + (int64_t)j * 4;
                     for (o0 = 0; o0 < OCG; o0 += {MR}) {{
                         const int8_t *ap = ag + (int64_t)o0 * KQ * 4;
 MICRO_KERNEL
 EPILOGUE
                     }}
-                }}
-            }}
-        }}
-""".replace("PACK", _pack(xt, shift)).replace("MICRO_KERNEL", _micro_kernel(step)) \
-        .replace("EPILOGUE", _epilogue(rq, has_bias)).replace("SETUP", setup)
-    name = f"qlinear_conv_u8s8_{tag}_{pt['variant']}"
+                }}""".replace("MICRO_KERNEL", _micro_kernel(step)) \
+            .replace("EPILOGUE", _epilogue(rq, has_bias))
+    else:
+        strips = wide.strips(lambda halves: _epilogue(rq, has_bias, halves), rq, has_bias)
+    body = body.replace("STRIPS", strips)
+    name = f"qlinear_conv_u8s8_{tag}{getattr(wide, 'suffix', '')}_{pt['variant']}"
     kernel = make_kernel(name, body, PARAMS, isa=tag)
     params = PARAMS.pack(**geo, KQ=kq, ICQ=icq, OCGP=ocgp, NB=nb)
     ws = kq * (nb + 16) * 4 + 4 * geo["OC"] + 128

@@ -63,9 +63,93 @@ def _micro_kernel() -> str:
     return "\n".join(lines) + "\n"
 
 
+# rows up to which the A-broadcast form runs: each B quad is then loaded once per row of A,
+# where the 6 x 16 tile (rows of A in the vector) would compute 16 rows for 1 (fc layers)
+GEMV_ROWS = 4
+
+
+def _emit_gemv(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, helpers,
+               centred, shift, acc):
+    """Few rows of A: B^T packed as 16-column panels [N/16][K quads][16][4] (one 64-byte
+    vector per panel and quad), the row's quad broadcast, 4 panels (64 columns) per pass."""
+    m, n, k = geo["M"], geo["N"], geo["K"]
+    n16, kq = -(-n // 16) * 16, -(-k // 4)
+    packed = np.zeros((n16 + 48, kq * 4), np.int8)  # 3 zero panels: the last pass reads 4
+    packed[:n, :k] = centred
+    panels = packed.reshape(n16 // 16 + 3, 16, kq, 4).transpose(0, 2, 1, 3)
+    name = graph.unique_name(op.inputs[3] + "__vnni_s8x16")
+    graph.add_const(name, np.ascontiguousarray(panels).reshape(-1), "int8")
+    ins.names[1] = name
+    sums = graph.unique_name(op.inputs[3] + "__vnni_colsums")
+    graph.add_const(sums, centred.sum(axis=1).astype(np.int32), "int32")
+    sum_pos = len(ins.names)
+    ins.names.append(sums)
+    ct = CTYPE[at]
+    acc = acc.replace("tile[r][u]", "tile[u]")
+    acc_z = "\n".join(f"            __m512i z{v} = _mm512_setzero_si512();" for v in range(4))
+    # vpdpbusd's first factor is the unsigned one: the broadcast activations
+    steps = "\n".join(f"                    z{v} = _mm512_dpbusd_epi32(z{v}, av, _mm512_loadu_si512("
+                      f"(const void *)(bk + {64 * v} * KQ)));" for v in range(4))
+    stores = "\n".join(f"            _mm512_storeu_si512((void *)(tile + {16 * v}), z{v});"
+                       for v in range(4))
+    body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
+    const int8_t *bw = (const int8_t *)in_ptrs[1];  /* 16-column panels of centred B^T */
+    const int32_t *csum = (const int32_t *)in_ptrs[{sum_pos}];  /* sum_k of centred B */
+{head}
+    const int32_t KQ = {kq}, N16 = {n16};
+    uint8_t *ap = (uint8_t *)(void *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    int32_t tile[64];
+    int32_t t, m, n0, kq, kidx;
+    int64_t yb = 0;
+    for (t = 0; t < BATCH; ++t, yb += (int64_t)M * N) {{
+        const {ct} *at = a + AOFF[t];
+        for (m = 0; m < M; ++m) {{
+            const int32_t za = {az};
+            for (kidx = 0; kidx < 4 * KQ; ++kidx)  /* the row as shifted quads, 0 past K */
+                ap[kidx] = (uint8_t)(kidx < K
+                    ? (int32_t)at[(int64_t)m * SAM + (int64_t)kidx * SAK] - ({shift}) : 0);
+            for (n0 = 0; n0 < N16; n0 += 64) {{
+                /* the last pass may read up to 3 panels past N16 (zero panels in the
+                   array); only columns below N are stored */
+{acc_z}
+                const int8_t *bk = bw + (int64_t)n0 * KQ * 4;
+                const int32_t *aq = (const int32_t *)(const void *)ap;
+                int32_t u, nn;
+                for (kq = 0; kq < KQ; ++kq, bk += 64) {{
+                    const __m512i av = _mm512_set1_epi32(aq[kq]);
+{steps}
+                }}
+{stores}
+                nn = N - n0 < 64 ? N - n0 : 64;
+                for (u = 0; u < nn; ++u) {{
+                    const int32_t n = n0 + u;
+                    const int64_t yi = yb + (int64_t)m * N + n;
+                    {col}
+                    {{
+                        const int32_t acc = {acc};
+                        {epilogue}
+                    }}
+                }}
+            }}
+        }}
+    }}
+"""
+    kernel = make_kernel(f"{kind}_vnni_gemv_{SHORT[at]}{SHORT[bt]}_{_digest(body)}", body,
+                         PARAMS, helpers, isa="vnni")
+    return [Instr(kernel, ins.names, [op.outputs[0]], PARAMS.pack(**geo),
+                  workspace_bytes=4 * kq + 128,
+                  note="AVX512-VNNI u8 x s8 GEMV 64 columns per pass (vpdpbusd zmm), "
+                       "B pre-packed in 16-column panels")]
+
+
 def _emit_vnni(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, helpers=()):
     m, n, k = geo["M"], geo["N"], geo["K"]
     centred = _centred_bt(op, graph).reshape(n, k)
+    if m <= GEMV_ROWS:
+        shift = 0 if at == "uint8" else -128
+        acc = wrapping_sub("tile[r][u]", wrapping_mul(f"za - ({shift})", "csum[n]"))
+        return _emit_gemv(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue,
+                          helpers, centred, shift, acc)
     np_, kq = -(-n // MR) * MR, -(-k // 4)
     packed = np.zeros((np_, kq * 4), np.int8)
     packed[:n, :k] = centred

@@ -760,3 +760,55 @@ BOOK.add("qgemm_vnni_s8_full_range_odd", "QGemm",
           Const(np.linspace(0.002, 0.01, 13).astype(F32)), z("int8", [0] * 13),
           Const(_r.integers(-5000, 5000, 13).astype(np.int32)), s(0.3), z("int8", 5)],
          domain=MS, opset=13, expect={"vnni": ("qgemm_s8_vnni_", "")})
+
+
+# --- AVX-512BW MaxPool (x86_64-vnni): rows longer than one 64-code vector with masked tails,
+# SqueezeNet's 3x3 stride 2 without padding (111 wide) and with ceil_mode (windows past the
+# row), stride 1 with padding, a dilated stride 2, a stride-3 scalar pass
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _d, _w, _ceil in (((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 111, 0),
+                                       ((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 130, 1),
+                                       ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 129, 0),
+                                       ((2, 3), (2, 2), (1, 2, 0, 1), (2, 2), 97, 0),
+                                       ((3, 2), (1, 3), (0, 1, 2, 0), (1, 1), 75, 1)):
+        BOOK.add(f"maxpool_zmm_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}c{_ceil}",
+                 "MaxPool", [q(_t, 2, 3, 7, _w)],
+                 dict(kernel_shape=list(_k), strides=list(_st), pads=list(_p),
+                      dilations=list(_d), ceil_mode=_ceil), opset=12,
+                 expect={"vnni": ("maxpool_vnni_", "")})
+
+# --- VNNI GEMV (QGemm / QLinearMatMul with at most 4 rows of A: B quads in 16-column panels,
+# the row broadcast): one row (fc), N off the 16-column panel and past the 64-column pass,
+# K off the quad, uint8 and int8 A with zero points, per-column B scales, saturating output
+_bg = _r.integers(-128, 128, (131, 75)).astype(np.int8)
+_bg[:3] = 127
+_bg[3:6] = -128
+BOOK.add("qgemm_vnni_gemv_u8_m1", "QGemm",
+         [q("uint8", 1, 131), s(0.02), z("uint8", 131), Const(_bg),
+          Const(np.linspace(0.002, 0.01, 75).astype(F32)), z("int8", [0] * 75),
+          Const(_r.integers(-5000, 5000, 75).astype(np.int32)), s(0.2), z("uint8", 120)],
+         domain=MS, opset=13, expect={"vnni": ("qgemm_u8_vnni_gemv_", "")})
+BOOK.add("qgemm_vnni_gemv_s8_m3", "QGemm",
+         [q("int8", 3, 131), s(0.02), z("int8", -7), Const(_bg),
+          Const(np.linspace(0.002, 0.01, 75).astype(F32)), z("int8", [0] * 75),
+          Const(_r.integers(-5000, 5000, 75).astype(np.int32)), s(0.3), z("int8", 5)],
+         domain=MS, opset=13, expect={"vnni": ("qgemm_s8_vnni_gemv_", "")})
+BOOK.add("qlinear_matmul_vnni_gemv_u8_m2", "QLinearMatMul",
+         [q("uint8", 2, 131), s(0.03), z("uint8", 3), Const(_bg), s(0.004), z("int8", 0),
+          s(0.5), z("uint8", 128)], opset=13,
+         expect={"vnni": ("qlinear_matmul_u8_vnni_gemv_", "")})
+
+# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 maps, reduction >= 256
+# quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
+# the quad, positions off the 7-position tile (stride 2: 7x7 out of 13x13 with padding; 1x1
+# on a 3x11 map, 33 positions), uint8 and int8 activations, per-tensor and per-channel
+# weights with a zero point, group 2; each asserts the c32 kernel ran
+qconv("qconv_vnni_c32_u8_3x3_7x7", "uint8", "int8", 1, 115, 7, 7, 94, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_s8_3x3_s2", "int8", "int8", 1, 120, 13, 13, 64, 3, strides=(2, 2),
+      pads=(1, 1, 1, 1), wz=3, wmax=120, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_u8_1x1_33", "uint8", "int8", 1, 1030, 3, 11, 62, 1, bias=False,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_c32_s8_group2", "int8", "int8", 1, 2 * 116, 7, 7, 2 * 32, 3, group=2,
+      pads=(1, 1, 1, 1), per_channel=True, yz=100,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})

@@ -818,3 +818,26 @@ BOOK.add("qconv_stem_extremes_u8", "QLinearConv",
           z("int8", [0] * 10), s(0.5), z("uint8", 3),
           Const(_r.integers(-9000, 9000, 10).astype(np.int32))],
          dict(pads=[1, 1, 1, 1], strides=[2, 2]), opset=13, expect=_STEM)
+
+# --- AVX2 GEMV for few rows of A (matmul_gemv_avx2_s8): one row against wide B (a classifier
+# head: K off the pair unroll, N off 16), transposed B with per-column scales, zero points
+# and a bias, extreme codes over a long K, float output, batched rows (2 x 2 <= 4 rows)
+_ag = np.where(_r.integers(0, 2, (1, 1001)) == 1, 255, 0).astype(np.uint8)
+_bg = np.where(_r.integers(0, 2, (1001, 37)) == 1, 127, -128).astype(np.int8)
+BOOK.add("qgemm_gemv_row_extremes_long_k", "QGemm",
+         [_ag, s(0.02), z("uint8", 0), Const(_bg), Const(np.linspace(1e-5, 4e-5, 37, dtype=F32)),
+          z("int8", [0] * 37), Const(_r.integers(-9000, 9000, 37).astype(np.int32)), s(0.5),
+          z("uint8", 128)], domain=MS, opset=13, expect={"avx2": ("qgemm_u8_gemv_avx2_", "")})
+BOOK.add("qgemm_gemv_transb_per_column_zp", "QGemm",
+         [q("uint8", 1, 203), s(0.02), z("uint8", 120), Const(q("int8", 45, 203)),
+          Const(np.linspace(0.001, 0.004, 45).astype(F32)), z("int8", [3] * 45),
+          Const(_r.integers(-2000, 2000, 45).astype(np.int32)), s(0.07), z("uint8", 128)],
+         dict(transB=1), domain=MS, opset=13)
+BOOK.add("qgemm_gemv_float_out_3_rows", "QGemm",
+         [q("uint8", 3, 64), s(0.02), z("uint8", 120), Const(q("int8", 64, 19)), s(0.004),
+          z("int8", 0), Const(_r.integers(-500, 500, 19).astype(np.int32))],
+         dict(alpha=1.0), domain=MS, opset=13, exact=False)
+BOOK.add("qmatmul_gemv_s8_batched_rows", "QLinearMatMul",
+         [q("int8", 2, 2, 33), s(0.03), z("int8", -3), Const(q("int8", 33, 18)), s(0.004),
+          z("int8", 0), s(0.2), z("int8", 5)], opset=13,
+         expect={"avx2": ("qlinear_matmul_s8_gemv_avx2_", "")})

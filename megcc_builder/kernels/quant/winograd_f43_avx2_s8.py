@@ -18,8 +18,8 @@ whenever acc lies in [-2^25, 2^25). To widen that window each output channel is 
 the accumulator's range [lo, hi] follows from the constant weights and the input range
 (every input code minus its zero point, when that is a constant; else [-255, 255]), the
 kernel subtracts 576 * cen (cen = the range's midpoint) before the shift and adds cen back
-with the bias, and `_applies` requires hi - lo < 2^26 - 1 for every channel (at 255 per
-input: sum|w - w_zp| below ~263,000, e.g. 512 input channels of |w| ~ 57 on average);
+with the bias, and `_applies` requires max(hi - cen, cen - lo) < 2^25 for every channel
+(about: 255 * sum|w - w_zp| below 2^26 for inputs of one sign, 2^25 for centred ones);
 otherwise F(2x2, 3x3) or the direct kernels run. The epilogue is requant_avx2's.
 
 Layout and loops are winograd_avx2_s8's with 6x6 patches (stride 4) and 36 positions: a

@@ -11,6 +11,9 @@ from . import pool_vnni_s8  # noqa: F401
 from . import matmul_neon64dot_s8  # noqa: F401
 from . import conv_u8s8_avx2_s8  # noqa: F401
 from . import winograd_avx2_s8  # noqa: F401
+from . import winograd_f43_avx2_s8  # noqa: F401
+from . import conv_stem_avx2_s8  # noqa: F401
+from . import matmul_gemv_avx2_s8  # noqa: F401
 from . import conv_dsp_s8, conv_mve_s8  # noqa: F401
 from . import dwconv_dsp_s8, dwconv_mve_s8  # noqa: F401
 from . import matmul_dsp_s8, matmul_mve_s8  # noqa: F401

@@ -34,6 +34,7 @@ from ..registry import implements
 from . import requant_avx2, tile_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .weights import centred_weights, not_constant
+from .winograd_f43_avx2_s8 import weight_bytes_cost
 
 PARAMS = conv_schema(i32("CP", "input channels rounded up to 16"),
                      i32("OCP", "output channels rounded up to 16"),
@@ -86,8 +87,9 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     n = graph.tensors[op.inputs[0]].shape[0]
     cp, ocp, th, tw = _dims(op, graph)
     t = float(th * tw)
+    # (+ the transformed weights beyond L2, as winograd_f43_avx2_s8.cost)
     return n * (t * 16 * cp * ocp / 24.0 + 2.0 * t * cp + (2 * th + 2) * (2 * tw + 2) * cp
-                + 4.0 * t * ocp)
+                + 4.0 * t * ocp) + weight_bytes_cost(2 * 16 * cp * ocp)
 
 
 def _packed_weights(op: Op, graph: Graph, cp: int, ocp: int) -> str:

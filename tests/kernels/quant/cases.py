@@ -812,3 +812,84 @@ qconv("qconv_vnni_c32_u8_1x1_33", "uint8", "int8", 1, 1030, 3, 11, 62, 1, bias=F
 qconv("qconv_vnni_c32_s8_group2", "int8", "int8", 1, 2 * 116, 7, 7, 2 * 32, 3, group=2,
       pads=(1, 1, 1, 1), per_channel=True, yz=100,
       expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+
+# --- AVX2 integer Winograd F(4x4, 3x3) (winograd_f43_avx2_s8): images whose 4x4 tiles do not
+# divide them (partial tiles on both edges), channel counts off 16, asymmetric padding,
+# batches, int8 and uint8 activations (non-zero zero points: the accumulator centres move),
+# uint8 weights with a zero point, saturation, both roundings, Relu and Clip; then the
+# recovery window: 576 * acc wraps int32 long before |acc - centre| reaches 2^25
+_WINO43 = {"avx2": ("qlinear_conv_winograd_f43_avx2_", "")}
+qconv("qconv_wino43_u8_wide", "uint8", "int8", 1, 40, 21, 23, 24, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect=_WINO43)
+qconv("qconv_wino43_s8_asym_batch_saturating", "int8", "int8", 2, 17, 15, 18, 33, 3,
+      pads=(0, 1, 2, 1), per_channel=True, xz=-5, yz=127)
+qconv("qconv_wino43_u8u8_wzp_nopad", "uint8", "uint8", 1, 48, 18, 17, 20, 3, wz=125,
+      per_channel=True, expect=_WINO43)
+qconv("qconv_wino43_s8_per_tensor_no_bias", "int8", "int8", 1, 32, 22, 23, 40, 3,
+      pads=(1, 1, 1, 1), bias=False, xz=-128, expect=_WINO43)
+megengine_conv("qconv_wino43_half_away_relu_s8", "int8", "Relu", size=(17, 19),
+               channels=(24, 20))
+megengine_conv("qconv_wino43_half_even_clip_u8", "uint8", "Clip", mode="half_even",
+               bounds=(-0.2, 0.6), size=(13, 22), channels=(18, 30))
+# 114 channels of 255 (zero point 0) against inputs at 255: acc up to 255 * 255 * 9 * 114 =
+# 6.7e7 (576 * acc is far beyond int32), centre 3.3e7, |acc - centre| < 2^25 = 3.36e7; then
+# the input zero point 255 (centred inputs in [-255, 0]) turns the range negative; biases at
+# the int32 ends (centre + bias wraps)
+_xw43 = np.full((1, 114, 9, 10), 255, np.uint8)
+_xw43[0, ::5, 3, 4] = 0
+_xw43[0, 1::7, 6, :] = 0
+BOOK.add("qconv_wino43_accumulator_at_window", "QLinearConv",
+         [_xw43, s(1.0), z("uint8", 0), Const(np.full((3, 114, 3, 3), 255, np.uint8)),
+          Const(np.array([2.0 ** -23, 2.0 ** -24, 2.0 ** -22], F32)), z("uint8", [0] * 3),
+          s(1.0), z("uint8", 0), Const(np.array([7, -2**31 + 5, 2**31 - 9], np.int32))],
+         dict(pads=[1, 1, 1, 1]), opset=13)
+BOOK.add("qconv_wino43_accumulator_at_window_negative", "QLinearConv",
+         [255 - _xw43, s(1.0), z("uint8", 255), Const(np.full((3, 114, 3, 3), 255, np.uint8)),
+          Const(np.array([2.0 ** -23, 2.0 ** -24, 2.0 ** -22], F32)), z("uint8", [0] * 3),
+          s(1.0), z("uint8", 255), Const(np.array([-2**31 + 5, 7, 2**31 - 9], np.int32))],
+         dict(pads=[1, 1, 1, 1]), opset=13)
+
+# --- AVX2 few-channel stem (conv_stem_avx2_s8): horizontal tap pairs on a padded plane; odd
+# kernel widths (the last pair's zero weight), 1, 3 and 4 channels, output rows off the
+# 16-position vector (runs overshoot into the next row's positions), asymmetric padding,
+# batches, int8 / uint8 activations with zero points at the ends, uint8 weights with a zero
+# point, extreme codes, stride 1 (the scalar packing)
+_STEM = {"avx2": ("qlinear_conv_stem_avx2_", "")}
+qconv("qconv_stem_u8_7x7_s2", "uint8", "int8", 1, 3, 37, 41, 13, 7, strides=(2, 2),
+      pads=(3, 3, 3, 3), per_channel=True, expect=_STEM)
+qconv("qconv_stem_s8_3x3_s2_batch_saturating", "int8", "int8", 2, 3, 23, 30, 20, 3,
+      strides=(2, 2), pads=(1, 0, 1, 1), per_channel=True, xz=-100, yz=127, expect=_STEM)
+qconv("qconv_stem_u8u8_wzp_c1_5x5", "uint8", "uint8", 1, 1, 19, 17, 7, 5, strides=(2, 2),
+      pads=(2, 1, 0, 2), wz=125, per_channel=True)
+qconv("qconv_stem_s8_c4_stride1", "int8", "int8", 1, 4, 9, 12, 11, 3, pads=(1, 1, 1, 1),
+      per_channel=True, xz=127)
+_xs = np.where(_r.integers(0, 2, (1, 3, 20, 35)) == 1, 255, 0).astype(np.uint8)
+_ws = np.where(_r.integers(0, 2, (10, 3, 3, 3)) == 1, 127, -128).astype(np.int8)
+BOOK.add("qconv_stem_extremes_u8", "QLinearConv",
+         [_xs, s(0.05), z("uint8", 0), Const(_ws), Const(np.linspace(1e-4, 4e-4, 10, dtype=F32)),
+          z("int8", [0] * 10), s(0.5), z("uint8", 3),
+          Const(_r.integers(-9000, 9000, 10).astype(np.int32))],
+         dict(pads=[1, 1, 1, 1], strides=[2, 2]), opset=13, expect=_STEM)
+
+# --- AVX2 GEMV for few rows of A (matmul_gemv_avx2_s8): one row against wide B (a classifier
+# head: K off the pair unroll, N off 16), transposed B with per-column scales, zero points
+# and a bias, extreme codes over a long K, float output, batched rows (2 x 2 <= 4 rows)
+_ag = np.where(_r.integers(0, 2, (1, 1001)) == 1, 255, 0).astype(np.uint8)
+_bg = np.where(_r.integers(0, 2, (1001, 37)) == 1, 127, -128).astype(np.int8)
+BOOK.add("qgemm_gemv_row_extremes_long_k", "QGemm",
+         [_ag, s(0.02), z("uint8", 0), Const(_bg), Const(np.linspace(1e-5, 4e-5, 37, dtype=F32)),
+          z("int8", [0] * 37), Const(_r.integers(-9000, 9000, 37).astype(np.int32)), s(0.5),
+          z("uint8", 128)], domain=MS, opset=13, expect={"avx2": ("qgemm_u8_gemv_avx2_", "")})
+BOOK.add("qgemm_gemv_transb_per_column_zp", "QGemm",
+         [q("uint8", 1, 203), s(0.02), z("uint8", 120), Const(q("int8", 45, 203)),
+          Const(np.linspace(0.001, 0.004, 45).astype(F32)), z("int8", [3] * 45),
+          Const(_r.integers(-2000, 2000, 45).astype(np.int32)), s(0.07), z("uint8", 128)],
+         dict(transB=1), domain=MS, opset=13)
+BOOK.add("qgemm_gemv_float_out_3_rows", "QGemm",
+         [q("uint8", 3, 64), s(0.02), z("uint8", 120), Const(q("int8", 64, 19)), s(0.004),
+          z("int8", 0), Const(_r.integers(-500, 500, 19).astype(np.int32))],
+         dict(alpha=1.0), domain=MS, opset=13, exact=False)
+BOOK.add("qmatmul_gemv_s8_batched_rows", "QLinearMatMul",
+         [q("int8", 2, 2, 33), s(0.03), z("int8", -3), Const(q("int8", 33, 18)), s(0.004),
+          z("int8", 0), s(0.2), z("int8", 5)], opset=13,
+         expect={"avx2": ("qlinear_matmul_s8_gemv_avx2_", "")})

@@ -174,6 +174,23 @@ for _c in CHBLOCK:
     conv_case("chblock_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
               _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
 
+# channels-in-lanes with register block transposes (lane_transpose.py): rows of at least VW
+# columns and full channel blocks take the transposes (with the last block moved back to
+# the row's end), a partial last block and short rows stay element by element; pixels in
+# groups of 4 plus a tail; larger stride-2 maps only the transposing levels take (None: few
+# channels, where the cost model keeps the plane kernel; every applicable kernel still runs)
+CHBLOCK_T = [
+    (1, 20, 10, 13, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 20, True, "Clip", None),
+    (1, 16, 23, 21, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 16, True, "Relu", "conv2d_depthwise_cb8"),
+    (2, 11, 18, 17, 11, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 11, False, None, None),
+    (1, 8, 60, 58, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "Clip", None),
+    (1, 12, 9, 16, 12, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 12, True, "Sigmoid", None),
+]
+_r = _rng(8089)
+for _c in CHBLOCK_T:
+    conv_case("chblockT_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
 # the NEON tile edges (test_kernels_neon): same layout
 NEON = [
     # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7

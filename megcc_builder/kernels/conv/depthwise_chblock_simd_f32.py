@@ -9,7 +9,9 @@ Here each block of VW channels is transposed into a zero-bordered pixel-major bu
 (PH x PW pixels of VW floats), every output pixel is a chain of KH x KW FMAs with the
 block's weights held in registers (pre-arranged at compile time as [block][tap][VW], the
 missing channels of the last block zero), and the results are transposed back into the
-NCHW planes. A channel multiplier other than 1 is left to the plane kernel.
+NCHW planes (register block transposes where the level has them: lane_transpose.py,
+which make stride-2 maps up to 40 x 40 outputs pay too). A channel multiplier other
+than 1 is left to the plane kernel.
 """
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("-n", "--calls", type=int, default=10)
     ap.add_argument("--models", default="resnet50,squeezenet,shufflenet,mobilenet_v2,"
                                         "shufflenet_v2,mobilenet_v2_96,shufflenet_v2_112,"
-                                        "face_cnn,digits")
+                                        "face_cnn,digits,detector_320")
     ap.add_argument("--thread-models", default="resnet50,mobilenet_v2,detector_320")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="clock of the one-thread table (threads are always wall-clock)")

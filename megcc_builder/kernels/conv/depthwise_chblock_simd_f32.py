@@ -9,7 +9,9 @@ Here each block of VW channels is transposed into a zero-bordered pixel-major bu
 (PH x PW pixels of VW floats), every output pixel is a chain of KH x KW FMAs with the
 block's weights held in registers (pre-arranged at compile time as [block][tap][VW], the
 missing channels of the last block zero), and the results are transposed back into the
-NCHW planes. A channel multiplier other than 1 is left to the plane kernel.
+NCHW planes (register block transposes where the level has them: lane_transpose.py,
+which make stride-2 maps up to 40 x 40 outputs pay too). A channel multiplier other
+than 1 is left to the plane kernel.
 """
 from __future__ import annotations
 
@@ -28,18 +30,32 @@ from ...ir.symbolic import is_sym
 from ...isa import IsaSpec
 from ..elementwise.activation import activation_tag
 from ..registry import F32, implements
+from .lane_transpose import block_transpose
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope,
                        prelu_tag, prelu_vector, scalar_activation_pass, vector_conv_rejection)
 
 PARAMS = conv_schema(i32("PH", "padded input height"), i32("PWB", "padded input width"))
 
 # Largest output map this kernel takes (positions per channel): past it the plane kernel's
-# rows fill its vectors and its per-channel cost is small beside the taps.
+# rows fill its vectors and its per-channel cost is small beside the taps. With register
+# transposes the copies are cheap enough that stride-2 layers up to 40 x 40 outputs gain
+# (measured in process, AVX2: 96 channels 80x80 -> 40x40: 127 -> 98 us; 40x40 -> 20x20:
+# 45 -> 24 us); past that the buffer (PH x PW x VW floats per part) outgrows the L2 cache
+# and the plane kernel ties (48 channels 160x160 -> 80x80: 234 vs 236 us).
 MAX_POSITIONS = 196
+MAX_POSITIONS_TRANSPOSED = 1600
 
-# Cycles per element of the scalar transposes (input into the pixel-major buffer, results
-# out into the planes).
+# Cycles per element of the transposes (input into the pixel-major buffer, results out into
+# the planes): element by element, or with register block transposes (lane_transpose.py),
+# fitted to the layers above and 192 x 20 x 20 stride 1 (29.9 vs the plane kernel's 36.2 us),
+# 96 x 40 x 40 stride 1 (51.5 vs 43.4 us: the plane kernel keeps it).
 COPY_CYCLES = 0.4
+COPY_CYCLES_TRANSPOSED = 0.2
+
+
+def _transposes(isa: IsaSpec) -> bool:
+    """Whether the level's vectors have register block transposes."""
+    return block_transpose(isa.vec("f32").direct, "a", "1", "b", "1") is not None
 
 
 def _padded(geo):
@@ -60,8 +76,9 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     if any(is_sym(geo[k]) or not isinstance(geo[k], int)
            for k in ("n", "c", "h", "w", "oh", "ow")):
         return "shape known only at run time"
-    if geo["oh"] * geo["ow"] > MAX_POSITIONS:
-        return f"more than {MAX_POSITIONS} output positions"
+    most = MAX_POSITIONS_TRANSPOSED if _transposes(isa) else MAX_POSITIONS
+    if geo["oh"] * geo["ow"] > most:
+        return f"more than {most} output positions"
     if graph.tensors[op.inputs[1]].dtype != "float32":
         return "float16 weights"
     return None
@@ -76,29 +93,111 @@ def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     # more taps than registers: each FMA also reloads its weight vector (load-bound)
     per_tap = 1.0 / core.fma_per_cycle if geo["kh"] * geo["kw"] <= 12 else 1.5
     taps = geo["oh"] * geo["ow"] * geo["kh"] * geo["kw"] * per_tap
-    copies = (geo["h"] * geo["w"] + geo["oh"] * geo["ow"]) * vs.vw * COPY_CYCLES
+    copy = COPY_CYCLES_TRANSPOSED if _transposes(isa) else COPY_CYCLES
+    copies = (geo["h"] * geo["w"] + geo["oh"] * geo["ow"]) * vs.vw * copy
     return geo["n"] * (blocks * (taps + copies + 20) + ph * pw * vs.vw / 8)
 
 
-def _pixel(s: Simd, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
-    taps = []
+# Output pixels of a row computed together: their taps share input loads (3x3 stride 1:
+# 6 loads per row for 12 FMAs instead of 12) and their accumulators are independent chains,
+# so the FMA latency is hidden (one chain of KH x KW dependent FMAs per pixel left the
+# FMA units mostly idle). 4 accumulators + 9 weights + a load fit 16 vector registers.
+PIXELS = 4
+
+
+def _pixels(s: Simd, count: int, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
+    """C statements computing `count` consecutive output pixels from (oy, ox): per pixel
+    the same FMA chain, in the same tap order, as one pixel alone (so results do not
+    depend on how a row is cut into groups)."""
+    code = []
     for ky in range(kh):
-        for kx in range(kw):
-            off = f"(int64_t){ky * dh} * PWB * {s.vw} + {kx * dw * s.vw}"
-            taps.append(f"acc = {s.fma('acc', s.load(f'xi + {off}'), f'wv{ky * kw + kx}')};")
-    post = []
-    if clamp:
-        post.append(f"acc = {s.min('hi', s.max('lo', 'acc'))};")
-    if prelu:
-        post.append(f"acc = {prelu_vector(s, 'acc', 'sv', 'zv')};")
-    lines = "\n".join("                    " + t for t in taps + post)
-    return f"""            for (oy = 0; oy < OH; ++oy)
-                for (ox = 0; ox < OW; ++ox) {{
-                    const float *xi = xt + ((int64_t)oy * {sh} * PWB + (int64_t)ox * {sw}) * {s.vw};
-                    {s.vtype} acc = bv;
+        uses = {}  # input column -> [(pixel, kx)]
+        for p in range(count):
+            for kx in range(kw):
+                uses.setdefault(p * sw + kx * dw, []).append((p, kx))
+        for col in sorted(uses):
+            off = f"(int64_t){ky * dh} * PWB * {s.vw} + {col * s.vw}"
+            code.append(f"v = {s.load(f'xi + {off}')};{s.keep('v')}")
+            code += [f"a{p} = {s.fma(f'a{p}', 'v', f'wv{ky * kw + kx}')};" for p, kx in uses[col]]
+    for p in range(count):
+        if clamp:
+            code.append(f"a{p} = {s.min('hi', s.max('lo', f'a{p}'))};")
+        if prelu:
+            code.append(f"a{p} = {prelu_vector(s, f'a{p}', 'sv', 'zv')};")
+        code.append(s.store(f"yt + ((int64_t)oy * OW + ox + {p}) * {s.vw}", f"a{p}") + ";")
+    accs = ", ".join(f"a{p} = bv" for p in range(count))
+    lines = "\n".join("                    " + c for c in code)
+    return f"""                    const float *xi = xt + ((int64_t)oy * {sh} * PWB + (int64_t)ox * {sw}) * {s.vw};
+                    {s.vtype} v, {accs};
 {lines}
-                    {s.store(f"yt + ((int64_t)oy * OW + ox) * {s.vw}", "acc")};
+"""
+
+
+def _pixel(s: Simd, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
+    args = (kh, kw, sh, sw, dh, dw, clamp, prelu)
+    return f"""            for (oy = 0; oy < OH; ++oy) {{
+                for (ox = 0; ox + {PIXELS} <= OW; ox += {PIXELS}) {{
+{_pixels(s, PIXELS, *args)}                }}
+                for (; ox < OW; ++ox) {{
+{_pixels(s, 1, *args)}                }}
+            }}
+"""
+
+
+def _copy_in(s: Simd) -> str:
+    """C: the block's VW input planes into the pixel-major buffer's interior; whole blocks
+    of VW columns by register transposes (the last one moved back to end at the row's end:
+    it rewrites a few pixels with the same values), the rest element by element."""
+    vw = s.vw
+    tr = block_transpose(s, "xs + ix", "(int64_t)H * W", f"xr + (int64_t)ix * {vw}", str(vw))
+    vector = "" if tr is None else f"""                if (nc == {vw} && wc >= {vw}) {{
+                    for (ix = 0; ix + {vw} <= wc; ix += {vw})
+                        {tr}
+                    if (ix < wc) {{
+                        ix = wc - {vw};
+                        {tr}
+                        ix = wc;
+                    }}
                 }}
+"""
+    return f"""            {{
+                /* source columns that land inside the buffer */
+                const int32_t wc = W < PWB - PL ? W : PWB - PL;
+                const float *xb = x + ((int64_t)n * C + c0) * H * W;
+                for (iy = 0; iy < H && iy + PT < PH; ++iy) {{
+                    float *xr = xt + ((int64_t)(iy + PT) * PWB + PL) * {vw};
+                    const float *xs = xb + (int64_t)iy * W;
+                    ix = 0;
+{vector}                    for (; ix < wc; ++ix)
+                        for (ch = 0; ch < nc; ++ch)
+                            xr[(int64_t)ix * {vw} + ch] = xs[(int64_t)ch * H * W + ix];
+                }}
+            }}
+"""
+
+
+def _copy_out(s: Simd) -> str:
+    """C: the block's results (pixel-major) back into its VW output planes, like _copy_in."""
+    vw = s.vw
+    tr = block_transpose(s, f"yt + (int64_t)q * {vw}", str(vw), "yb + q", "P")
+    vector = "" if tr is None else f"""                if (nc == {vw} && P >= {vw}) {{
+                    for (; q + {vw} <= P; q += {vw})
+                        {tr}
+                    if (q < P) {{
+                        q = P - {vw};
+                        {tr}
+                        q = P;
+                    }}
+                }}
+"""
+    return f"""            {{
+                float *yb = y + ((int64_t)n * C + c0) * OH * OW;
+                const int32_t P = OH * OW;
+                int32_t q = 0;
+{vector}                for (; q < P; ++q)
+                    for (ch = 0; ch < nc; ++ch)
+                        yb[(int64_t)ch * P + q] = yt[(int64_t)q * {vw} + ch];
+            }}
 """
 
 
@@ -135,6 +234,11 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
     name = f"conv2d_depthwise_cb{vw}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
     wdecl = "\n".join(f"            const {s.vtype} wv{t} = {s.load(f'wb + {t * vw}')};"
                       for t in range(kh * kw))
+    copy_in, copy_out = _copy_in(s), _copy_out(s)
+    act_code = "" if not act_pass else (
+        "            for (ch = 0; ch < nc; ++ch) {\n"
+        "                float *yc = y + ((int64_t)n * C + c0 + ch) * OH * OW;"
+        f"{scalar_activation_pass(act, 'yc', 'OH * OW')}\n            }}\n")
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const float *w = (const float *)in_ptrs[1];  /* [block][tap][{vw}] */
     {"const float *bias = (const float *)in_ptrs[2];" if has_bias else ""}
@@ -160,21 +264,8 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
             const {s.vtype} bv = {s.load(f"bias + (int64_t)cb * {vw}") if has_bias else s.zero};
 {f"            const {s.vtype} sv = {s.load(f'slope + (int64_t)cb * {vw}')};{chr(10)}" if slope else ""}\
 {wdecl}
-            for (ch = 0; ch < nc; ++ch) {{
-                const float *xc = x + ((int64_t)n * C + c0 + ch) * H * W;
-                for (iy = 0; iy < H && iy + PT < PH; ++iy)
-                    for (ix = 0; ix < W && ix + PL < PWB; ++ix)
-                        xt[((int64_t)(iy + PT) * PWB + ix + PL) * {vw} + ch] = xc[(int64_t)iy * W + ix];
-            }}
-{_pixel(s, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}\
-            for (ch = 0; ch < nc; ++ch) {{
-                float *yc = y + ((int64_t)n * C + c0 + ch) * OH * OW;
-                int32_t q;
-                for (q = 0; q < OH * OW; ++q) {{
-                    yc[q] = yt[(int64_t)q * {vw} + ch];
-                }}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
-            }}
-        }}
+{copy_in}{_pixel(s, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}\
+{copy_out}{act_code}        }}
 """
     kernel = split_kernel(name, body, parts_with_scratch(f"(C + {vw - 1}) / {vw}"), PARAMS,
                           ("math",), isa=s.isa)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...codegen.kernel import Instr, make_kernel, numel, strides_of
+from ...codegen.kernel import Instr, View, make_kernel, numel, strides_of
 from ...codegen.params import i32, i64, schema, table
 from ...ir import Graph, Op, c_type, itemsize, numpy_dtype
 from ..elementwise.generic import broadcast_strides, collapse
@@ -345,6 +345,23 @@ def lower_split(op: Op, graph: Graph):
                   note=f"axis={axis}, {len(op.outputs)} outputs")]
 
 
+def _gather_view(op: Op, graph: Graph, axis: int, outer, inner):
+    """One constant index where nothing varies before the axis (ShuffleNetV2's channel
+    shuffle: Transpose, then Gather 0 and 1 of the two halves) selects one contiguous block
+    of the input: a view at its offset, no copy. Not for a graph input, constant or output
+    (those keep their own buffers, like Concat's in-place parts)."""
+    x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if not (ind.is_const and ind.numel == 1 and outer == 1 and isinstance(inner, int)
+            and all(isinstance(d, int) and not isinstance(d, Sym) for d in x.shape)):
+        return None
+    if (x.is_const or op.inputs[0] in graph.inputs or op.outputs[0] in graph.outputs
+            or op.inputs[0] in graph.outputs):
+        return None
+    i = int(np.asarray(ind.data).reshape(-1)[0])
+    i += x.shape[axis] if i < 0 else 0
+    return [View(op.outputs[0], op.inputs[0], i * inner * itemsize(x.dtype))]
+
+
 @implements("Gather")
 def lower_gather(op: Op, graph: Graph):
     x, ind = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
@@ -366,6 +383,9 @@ def lower_gather(op: Op, graph: Graph):
             raise graph.error(f"index {int(ind.data[bad].flat[0])} is out of range for axis "
                               f"of size {n}", op)
     outer, inner = _outer_inner(x.shape, axis)
+    view = _gather_view(op, graph, axis, outer, inner)
+    if view:
+        return view
     it = c_type(ind.dtype)
     name = f"gather_{ind.dtype}_bytes"
     # Indices may be runtime values: negative ones count from the end, out-of-range

@@ -79,7 +79,8 @@ BOOK.add("core_1d_auto_pad", "Conv", [_x, Const(_w)], {"strides": [2], "auto_pad
 # paths, padding, dilation, groups, channel multipliers and every epilogue kind. The last
 # field: the kernel the cost model picks at x86_64-v3 (None: either is fine).
 ISA = [
-    (1, 3, 7, 7, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_gemm6x16"),
+    # 3 input channels: the few-channel direct kernel (every applicable kernel still runs)
+    (1, 3, 7, 7, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_direct_c3"),
     (2, 5, 9, 6, 7, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 1, False, None, "conv2d_gemm6x16"),
     # 3x3 stride 1 with room for 4x4 tiles: Winograd
     (1, 37, 19, 21, 13, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_winograd_f43"),
@@ -174,6 +175,39 @@ for _c in CHBLOCK:
     conv_case("chblock_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
               _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
 
+# channels-in-lanes with register block transposes (lane_transpose.py): rows of at least VW
+# columns and full channel blocks take the transposes (with the last block moved back to
+# the row's end), a partial last block and short rows stay element by element; pixels in
+# groups of 4 plus a tail; larger stride-2 maps only the transposing levels take (None: few
+# channels, where the cost model keeps the plane kernel; every applicable kernel still runs)
+CHBLOCK_T = [
+    (1, 20, 10, 13, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 20, True, "Clip", None),
+    (1, 16, 23, 21, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 16, True, "Relu", "conv2d_depthwise_cb8"),
+    (2, 11, 18, 17, 11, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), 11, False, None, None),
+    (1, 8, 60, 58, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8, True, "Clip", None),
+    (1, 12, 9, 16, 12, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 12, True, "Sigmoid", None),
+]
+_r = _rng(8089)
+for _c in CHBLOCK_T:
+    conv_case("chblockT_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
+# direct convolution for few input channels (conv.direct_fewc_simd_f32): 1-4 channels,
+# stride 1 (padded planes) and 2 (even/odd planes), output rows with whole 2-vector steps,
+# single vectors and a partial last vector, output channels in blocks of 4 and a rest
+FEWC = [
+    (1, 3, 33, 35, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True, "Clip", "conv2d_direct_c3"),
+    (1, 3, 20, 21, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_direct_c3"),
+    (1, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True, "Relu", "conv2d_direct_c1"),
+    (1, 4, 19, 40, 7, (5, 5), (2, 2), (2, 1, 0, 2), (1, 1), 1, False, None, "conv2d_direct_c4"),
+    (1, 2, 9, 13, 5, (3, 1), (1, 2), (0, 0, 1, 0), (1, 1), 1, True, None, None),
+    (1, 3, 64, 70, 32, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 1, True, "Clip", "conv2d_direct_c3"),
+]
+_r = _rng(8090)
+for _c in FEWC:
+    conv_case("fewc_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}x{_c[5][1]}s{_c[6][0]}{_c[6][1]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
 # the NEON tile edges (test_kernels_neon): same layout
 NEON = [
     # OC 15 = 8 + 7 = 6 + 6 + 3; 7 x 9 = 63 columns = 5 * 12 + 3 = 7 * 8 + 7
@@ -199,7 +233,8 @@ def neon_expect(prefix):
     for platform, (tile, suffix) in NEON_TILES.items():
         pre = prefix.replace("conv2d_winograd_f43", "conv2d_gemm")
         pre = pre.replace("gemm6x16", "gemm").replace("gemm", "gemm" + tile, 1)
-        out[platform] = (pre, "_neon" if prefix == "conv2d_depthwise" else suffix)
+        out[platform] = (pre, "_neon" if prefix == "conv2d_depthwise"
+                         or prefix.startswith("conv2d_direct_c") else suffix)
     return out
 
 

@@ -121,6 +121,21 @@ for _sh, _k, _s, _p, _inc, _ceil in [
     avgpool(f"neon_avg_{_sh}_k{_k}s{_s}p{_p}i{_inc}c{_ceil}", _x, _k, _s, _p, _inc, _ceil,
             opset=13, expect={p: VECTOR["avg"][p] for p in ("arm64", "armv7")})
 
+# 2x2 stride-2 max pooling straight from the input rows (pool.pairs_simd_f32): whole
+# vectors, a half vector, single floats; an odd height (floor: last row unused), ceil mode
+# on even extents; NaN in a vector lane, a half-vector lane and a scalar tail
+PAIRS = {p: ("maxpool_pairs_", s) for p, s in (("avx2", "_avx2"), ("arm64", "_neon"),
+                                                ("armv7", "_neon"))}
+_r = np.random.default_rng(2222)
+for _sh, _ceil, _nans in [((2, 3, 9, 8), 0, (5, 77)), ((1, 2, 6, 40), 0, (3, 36, 70)),
+                          ((1, 3, 5, 14), 0, (12, 13, 24)), ((1, 32, 8, 8), 0, ()),
+                          ((1, 2, 8, 10), 1, (9,)), ((1, 1, 2, 34), 0, (33,))]:
+    _x = _f32(_r, *_sh)
+    for _i in _nans:
+        _x.flat[_i] = np.nan
+    maxpool(f"pairs_max_{_sh}_c{_ceil}", _x, (2, 2), (2, 2), (0, 0, 0, 0), _ceil, (1, 1),
+            opset=13, expect=PAIRS)
+
 # ------------------------------------------------------------------ new: Lp pools, unpool
 _r = np.random.default_rng(31)
 for _p in (1, 2, 3):

@@ -107,7 +107,8 @@ def test_packed_build_is_deterministic(tmp_path):
              helper.make_node("Flatten", ["c"], ["f"]),
              helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1)]
     path = str(tmp_path / "m.onnx")
-    onnx.save(model_of(nodes, {"x": f32(1, 3, 6, 6)}, {"w": f32(7, 3, 3, 3), "wf": f32(40, 252)}),
+    # (8 input channels: convs with at most 4 run the direct few-channel kernel, unpacked)
+    onnx.save(model_of(nodes, {"x": f32(1, 8, 6, 6)}, {"w": f32(7, 8, 3, 3), "wf": f32(40, 252)}),
               path)
     outs = []
     for d in ("a", "b"):

@@ -51,6 +51,9 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     # matmul_avx2_s8's cost with a K step four times, not twice, as wide per instruction
     a, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     k = graph.tensors[op.inputs[3]].shape[0 if not op.attrs.get("transB") else 1]
+    if a.numel <= GEMV_ROWS * k:  # the GEMV form: 64 multiply-adds per 512-bit vpdpbusd
+        # (below matmul_gemv_avx2_s8's 16 per vpmaddwd, which also applies on this level)
+        return float(y.numel) * k / 48.0 + 4.0 * y.numel + a.numel
     return float(y.numel) * k / 22.0 + 8.0 * y.numel + a.numel
 
 

@@ -3,7 +3,7 @@ fastest time over N profiled runs (`megcc_runner --profile -t N`), its GFLOP/s a
 fraction of this machine's measured single-core FMA peak.
 
     python benchmarks/layer_profile.py MODEL [-n 10] [--isa native] [--kinds 3x3,1x1]
-    python benchmarks/layer_profile.py MODEL --threads 2 [--all]
+    python benchmarks/layer_profile.py MODEL --threads 2 [--all] [--rounds 3]
 
 With --threads T: each instruction's fastest wall-clock time on one thread and on T
 threads (same build, same inputs; run it on idle cores, e.g. under /work/freeze.sh), its
@@ -43,10 +43,12 @@ def conv_kind(graph, op, w) -> str:
 
 
 def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = None,
-               every: bool = False, threads: Sequence[int] = ()) -> List[dict]:
+               every: bool = False, threads: Sequence[int] = (), rounds: int = 1) -> List[dict]:
     """One row per Conv/Gemm/MatMul instruction (float or int8; every instruction with
     `every`): kind, shapes, flops, best microseconds (CPU clock); with `threads`, also
-    "us@T": the best wall-clock microseconds on T threads, for each T."""
+    "us@T": the best wall-clock microseconds on T threads, for each T, over `rounds` runs
+    of the runner per thread count, interleaved (two-thread times on a virtual machine
+    change from one process to the next)."""
     with tempfile.TemporaryDirectory(prefix="megcc-layers-") as tmp:
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [])], tmp,
                                 save_c_array=False, isa=isa)
@@ -68,7 +70,11 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
 
         best = profile(["--cpu-clock"]) if not threads else {}
         # wall clock: a thread's CPU clock does not see the other threads' share
-        by_threads = {t: profile(["--threads", str(t)]) for t in threads}
+        by_threads: Dict[int, Dict[int, float]] = {t: {} for t in threads}
+        for _ in range(rounds):
+            for t in threads:
+                for i, us in profile(["--threads", str(t)]).items():
+                    by_threads[t][i] = min(us, by_threads[t].get(i, us))
     producers = g.producers()
     rows = []
     for i, ins in enumerate(plan.instrs):
@@ -156,10 +162,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="compare 1 and this many threads (wall clock), ranked by lost time")
     ap.add_argument("--top", type=int, default=0, help="with --threads: only the first N rows")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --threads: runner runs per thread count, interleaved (best of)")
     args = ap.parse_args(argv)
     if args.threads > 1:
         rows = layer_rows(args.model, args.iterations, args.isa, every=args.all,
-                          threads=(1, args.threads))
+                          threads=(1, args.threads), rounds=args.rounds)
         print(thread_report(rows, args.threads, args.top))
         return 0
     rows = layer_rows(args.model, args.iterations, args.isa, every=args.all)

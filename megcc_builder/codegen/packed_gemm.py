@@ -446,8 +446,11 @@ static void {fn}_units_par(const megcc_parallel *par, {params}, int32_t M, int32
     {sets}
     g.M = M; g.K = K; g.KC = KC; g.ldc = ldc; g.mc = mc; g.A = A; g.R = R; g.ldr = ldr;
     g.C = C; g.e = e;
-    g.sw = KC <= {SHORT_K} && slots >= 4 ? 4 : 1;
-    g.units = panels < slots / g.sw ? panels : slots / g.sw;
+    /* slots per unit: several panels per GEMM call for short K blocks (run row-panel-major
+     * over them), while that leaves at least 16 units (or one per panel) */
+    g.sw = KC <= {SHORT_K} ? 4 : KC <= 128 ? 2 : 1;
+    while (g.sw > 1 && slots / g.sw < (panels < 16 ? panels : 16)) g.sw /= 2;
+    g.units = (panels + g.sw - 1) / g.sw < slots / g.sw ? (panels + g.sw - 1) / g.sw : slots / g.sw;
     if (!par || par->threads < 2 || (int64_t)M * nc * K < {PARALLEL_MIN_MACS})
         {fn}_units_part(&g, 0, g.units);
     else

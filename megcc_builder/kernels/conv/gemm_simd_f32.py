@@ -33,9 +33,16 @@ PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
 # ---------------------------------------------------------------------------------------
 # packed GEMM convolution
 
-# Products with at most this many output positions (8 panels of 16: 7x7 and smaller maps)
-# get room to pack B whole: on threads they are cut by rows (packed_gemm.py).
+# Products with at most this many output positions (8 panels of 16: 7x7 and smaller maps),
+# or at most WHOLE_B_MANY_K_COLUMNS (14x14) and several K blocks, get room to pack B whole:
+# on threads they are cut by rows (packed_gemm.py). Cut by columns, the first have too few
+# panels to share evenly; the others made each thread stream all of A (2 MiB and more on
+# ResNet-50's 14x14 layers, more than L2) once per unit of columns.
 WHOLE_B_MAX_COLUMNS = 128
+WHOLE_B_MANY_K_COLUMNS = 256
+# On threads, the packed-B area holds at least this many panels (of the K block), so up to
+# this many units of columns each pack their own (packed_gemm.panel_pack_gemm_units_par).
+MIN_SLOTS = 16
 
 def gemm_shape(geo):
     cg, ocg = geo["c"] // geo["group"], geo["oc"] // geo["group"]
@@ -191,11 +198,11 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                  * columns, B packed whole and one job by rows (packed_gemm.py) */
                 const int32_t panels = (S + {s.nr - 1}) / {s.nr};
                 const float *rg = res ? res + ((int64_t)b * OC + (int64_t)gi * OCG) * S : 0;
-                if (panels < 4 * par->threads && (int64_t)K * panels * {s.nr} <= BF) {{
+                if ((panels < 4 * par->threads || K > KC) && (int64_t)K * panels * {s.nr} <= BF) {{
                     {pack_all};
                     megcc_{s.name}_gemm_rows_par(par, OCG, S, K, KC, ag, bp, yg, S, MC, rg, S, &e);
                 }} else {{
-                    {units} OCG, K, KC, (NC + {s.nr - 1}) / {s.nr}, ag, yg, S, MC, rg, S, &e);
+                    {units} OCG, K, KC, (int32_t)(BF / ((int64_t)KC * {s.nr})), ag, yg, S, MC, rg, S, &e);
                 }}
             }} else {{"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
@@ -230,11 +237,14 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
 """
     kernel = make_kernel(name, body, PARAMS, ("math",) + tuple(helpers), isa=s.isa)
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
-    # the packed-B area: one K block of NC columns; on threads, a product with few columns
-    # packs B whole (every K block) so one job by rows runs it
+    # the packed-B area: one K block of NC columns; on threads (packed_gemm.py), at least
+    # MIN_SLOTS panels (one per unit of columns: fewer units than panels made units of one
+    # and two panels), and for a product with few columns B packed whole (every K block)
     bf = kc * (-(-nc // s.nr) * s.nr)
-    if not f16 and isinstance(sp, int) and isinstance(k, int) and sp <= WHOLE_B_MAX_COLUMNS:
-        bf = max(bf, k * (-(-sp // s.nr) * s.nr))
+    if not f16 and isinstance(sp, int) and isinstance(k, int):
+        bf = max(bf, min(-(-sp // s.nr), MIN_SLOTS) * kc * s.nr)
+        if sp <= WHOLE_B_MAX_COLUMNS or (sp <= WHOLE_B_MANY_K_COLUMNS and k > kc):
+            bf = max(bf, k * (-(-sp // s.nr) * s.nr))
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp, BF=bf)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual or slope:

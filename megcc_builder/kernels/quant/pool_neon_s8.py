@@ -1,9 +1,9 @@
 """MaxPool on int8 / uint8 codes with NEON (ARMv7 and AArch64): pool_sep_s8's separable
 form (the window rows' maximum into a padded row buffer, then the maximum of kw cells of it
 per output), 16 codes per instruction (`vmaxq_u8` / `vmaxq_s8`), 8 (`vmax_u8`) for rows
-narrower than 16. Stride 2 takes the even bytes of twice as many buffer cells (`vld2`). Other strides: scalar horizontal pass. The maximum of the
-codes is the codes of the maximum (dequantization is monotonic): exact, as the portable
-kernel."""
+narrower than 16. Stride 2 takes the even bytes of twice as many buffer cells (`vld2`).
+Other strides: scalar horizontal pass. The maximum of the codes is the codes of the maximum
+(dequantization is monotonic): exact, as the portable kernel."""
 from __future__ import annotations
 
 from ...ir import Graph, Op

@@ -114,7 +114,8 @@ def lower_separable_maxpool(op: Op, graph: Graph, v: ByteVectors):
     {ct} *y = ({ct} *)out_ptrs[0];
     /* BL buffer cells (low lead, row maxima, low cells), then a row of W low cells */
     const int32_t lead = (PL + {n - 1}) / {n} * {n};
-    const int32_t BL = lead + (WP > {sw} * OW + {(kw - 1) * dw} ? WP : {sw} * OW + {(kw - 1) * dw}) + {2 * n};
+    const int32_t reach = {sw} * OW + {(kw - 1) * dw};  /* past the last vector window */
+    const int32_t BL = lead + (WP > reach ? WP : reach) + {2 * n};
     {ct} *buf = ({ct} *)workspace;
     {ct} *mm = buf + lead;       /* cell i: input column i's window-row maximum */
     const {ct} *m = mm - PL;     /* cell j: padded column j */

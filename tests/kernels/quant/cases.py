@@ -893,3 +893,21 @@ BOOK.add("qmatmul_gemv_s8_batched_rows", "QLinearMatMul",
          [q("int8", 2, 2, 33), s(0.03), z("int8", -3), Const(q("int8", 33, 18)), s(0.004),
           z("int8", 0), s(0.2), z("int8", 5)], opset=13,
          expect={"avx2": ("qlinear_matmul_s8_gemv_avx2_", "")})
+
+# --- vector MaxPool on codes (pool_sep_s8) for rows narrower than the widest vector: the
+# 16- and 8-code widths (SqueezeNet's 55 -> 27 and 27 -> 13 rows), rows and output rows
+# ending in an overlapping vector, ceil_mode windows past the row, padding, dilation, a
+# row narrower than every width (scalar), stride 1 over 20 and 12 columns
+for _t in ("uint8", "int8"):
+    for _k, _st, _p, _d, _w, _ceil in (((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 55, 0),
+                                       ((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 27, 1),
+                                       ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 34, 0),
+                                       ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 20, 0),
+                                       ((2, 3), (1, 1), (0, 2, 1, 0), (2, 2), 12, 1),
+                                       ((2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 7, 1)):
+        BOOK.add(f"maxpool_narrow_{_t}_k{_k[0]}{_k[1]}s{_st[0]}{_st[1]}d{_d[0]}w{_w}c{_ceil}",
+                 "MaxPool", [q(_t, 2, 3, 6, _w)],
+                 dict(kernel_shape=list(_k), strides=list(_st), pads=list(_p),
+                      dilations=list(_d), ceil_mode=_ceil), opset=12,
+                 expect={"avx2": ("maxpool_sep_avx2_", ""), "arm64": ("maxpool_sep_neon_", ""),
+                         "armv7": ("maxpool_sep_neon_", "")})

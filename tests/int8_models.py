@@ -25,12 +25,7 @@ def _light(name: str, seed: int = 11) -> onnx.ModelProto:
 
     model = with_random_weights(onnx.load(os.path.join(LIGHT, f"light_{name}.onnx")), seed)
     g = model.graph
-    last = g.node[-1]
-    if last.op_type == "Softmax":
-        out = g.output[0]
-        g.node.remove(last)
-        g.output.remove(out)
-        g.output.append(helper.make_empty_tensor_value_info(last.input[0]))
+    _drop_final_softmax(g)
     inits = {t.name for t in g.initializer}
     for vi in [vi for vi in g.input if vi.name in inits]:  # weights listed as inputs
         g.input.remove(vi)
@@ -39,6 +34,41 @@ def _light(name: str, seed: int = 11) -> onnx.ModelProto:
         g.initializer.remove(t)
     model.ir_version = 8  # (before IR 4, every initializer had to be a graph input)
     return onnx.version_converter.convert_version(model, 13)
+
+
+def _drop_final_softmax(g: onnx.GraphProto) -> None:
+    last = g.node[-1]
+    if last.op_type == "Softmax":
+        out = g.output[0]
+        g.node.remove(last)
+        g.output.remove(out)
+        g.output.append(helper.make_empty_tensor_value_info(last.input[0]))
+
+
+def _ppocr(name: str, shape: List[int]) -> onnx.ModelProto:
+    """A trained PaddleOCR model from its pinned PyPI wheel (tests/pypi_models.py) with its
+    symbolic input dims fixed to `shape` (so the Shape -> Reshape chains fold to constants
+    and the quantizer sees every tensor's shape), a final Softmax dropped (the logits are
+    compared: a quantization step is defined there), converted to opset 13."""
+    from pypi_models import model_path
+
+    model = onnx.load(model_path(name))
+    g = model.graph
+    last = g.node[-1]
+    if last.op_type == "Identity":  # Paddle's exporter renames the output with an Identity
+        g.node.remove(last)
+        g.output[0].name = last.input[0]
+    _drop_final_softmax(g)
+    dims = g.input[0].type.tensor_type.shape.dim
+    for d, n in zip(dims, shape):
+        d.Clear()
+        d.dim_value = n
+    del g.value_info[:]
+    for out in g.output:  # re-inferred from the fixed input
+        out.type.tensor_type.ClearField("shape")
+    # opset 13: per-channel DequantizeLinear (its axis attribute) needs it
+    model = onnx.version_converter.convert_version(model, 13)
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
 
 
 class _Builder:
@@ -199,8 +229,61 @@ def prepared(model: onnx.ModelProto, out_dir: str, name: str) -> str:
     return path
 
 
+def text_image(rng: np.random.Generator, shape, mean, std) -> np.ndarray:
+    """An image-like NCHW input for the OCR models: lines of seeded random words rendered
+    with OpenCV (dark ink, antialiased) on a light shaded page with a little noise, in
+    [0, 1], then normalised as the model's own pre-processing does ((x - mean) / std, per
+    channel). The PP-OCRv4 detector marks ~20 % of a 64x64 page as text on these."""
+    import cv2
+
+    n, c, h, w = shape
+    mean = np.broadcast_to(np.asarray(mean, np.float32), (c,))
+    std = np.broadcast_to(np.asarray(std, np.float32), (c,))
+    letters = np.array(list("ABCDEFGHKMNPRSTUVWXYZabdeghkmnpqrstuwxyz0123456789"))
+    out = np.empty(shape, np.float32)
+    for i in range(n):
+        page = np.full((h, w, c), rng.uniform(200, 255), np.float32)
+        page *= np.linspace(0.9, 1.0, w)[None, :, None]
+        y = int(rng.integers(2, 8))
+        while True:
+            scale = rng.uniform(0.35, 0.6)
+            y += int(24 * scale) + 2
+            if y > h - 2:
+                break
+            word = "".join(rng.choice(letters, int(rng.integers(3, 9))))
+            ink = tuple(float(v) for v in rng.uniform(0, 80, 3))
+            cv2.putText(page, word, (int(rng.integers(0, max(1, w // 6))), y),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 1, cv2.LINE_AA)
+        img = np.clip(page + rng.normal(0, 3, page.shape), 0, 255) / 255.0
+        out[i] = ((img - mean) / std).transpose(2, 0, 1)
+    return out
+
+
+# model name -> input generator (rng, shape) for models with image-like inputs; the others
+# take seeded standard-normal data
+INPUTS: Dict[str, Callable] = {
+    # PaddleOCR's classifier normalises to [-1, 1], its detector with ImageNet's mean/std
+    "ppocr_cls": lambda rng, shape: text_image(rng, shape, 0.5, 0.5),
+    "ppocr_det": lambda rng, shape: text_image(rng, shape, [0.485, 0.456, 0.406],
+                                               [0.229, 0.224, 0.225]),
+}
+
+# model name -> the decision its output stands for, compared as "top-1 agreement": the
+# class (argmax over the last axis) unless given here
+DECISIONS: Dict[str, Callable] = {
+    # the detector's text mask at PaddleOCR's DB threshold (argmax along a row of a
+    # probability map saturated at 0 or 1 is a tie-break, not a decision)
+    "ppocr_det": lambda y: y > 0.3,
+}
+
 MODELS: Dict[str, Callable] = {
     "squeezenet": lambda: _light("squeezenet"),
     "shufflenet": lambda: _light("shufflenet"),
     "mobilenet_se": mobilenet_se,
+    # PaddleOCR's text-direction classifier (MobileNetV3-style: depthwise, SE with
+    # HardSigmoid, h-swish) at its deployed input size
+    "ppocr_cls": lambda: _ppocr("ppocr_cls", [1, 3, 48, 192]),
+    # PP-OCRv4 text detector (depthwise, residual, SE blocks, FPN with Resize and
+    # ConvTranspose, sigmoid probability map) at a small input to keep the tests quick
+    "ppocr_det": lambda: _ppocr("ppocr_det", [1, 3, 64, 64]),
 }

@@ -2,7 +2,9 @@
 onnxruntime running the same quantized model (the issue's "Must show" rules):
 
 - QOperator (quantize_static, per-tensor, uint8 activations / int8 weights): every output
-  element within one quantization step of onnxruntime, at least 99 % bit-exact;
+  element within one quantization step of onnxruntime, at least 99 % bit-exact (onnxruntime
+  optimised without its WeightBiasQuantization rewrite, which int8-quantizes the weights of
+  a float ConvTranspose the QOperator model keeps between DequantizeLinear/QuantizeLinear);
 - QDQ (quantize_static, per-channel weights; uint8 and int8 activations): our distance to
   onnxruntime's optimised run no larger than the distance between its optimised run and its
   literal run (ORT_DISABLE_ALL), or one step, whichever is larger (optimised: with
@@ -11,7 +13,9 @@ onnxruntime running the same quantized model (the issue's "Must show" rules):
   output's magnitude), same top-1.
 
 Models: the digits CNN trained on sklearn's digits (real data: 300 held-out images, top-1
-agreement reported), a MobileNetV2-style network (NHWC input, depthwise, residual,
+agreement reported), PaddleOCR's trained text-direction classifier (48x192) and PP-OCRv4
+text detector (64x64; its top-1 is the text mask at threshold 0.3) from a pinned PyPI wheel
+on rendered-text images, a MobileNetV2-style network (NHWC input, depthwise, residual,
 squeeze-excitation, ReLU6), SqueezeNet and ShuffleNet (the onnx package's light models with
 seeded He weights). Quantized models are generated once per run in a tmp dir.
 """
@@ -30,7 +34,12 @@ from megcc_builder.host import compile_and_run
 FORMS = ("qoperator", "qdq_per_channel", "qdq_s8", "qdq_reduce_range", "dynamic")
 
 
-def _session(path: str, optimized: bool = True):
+def _session(path: str, optimized: bool = True, float_weights_kept: bool = False):
+    """float_weights_kept: without onnxruntime's WeightBiasQuantization rewrite, which
+    quantizes the float weights of a Conv/ConvTranspose/Gemm fed by a DequantizeLinear to
+    int8 (per tensor): a lossy change of weights the model stores in float (a QOperator
+    model keeps ConvTranspose in float between DequantizeLinear and QuantizeLinear; with
+    the rewrite, PP-OCRv4's detector output moves 42 steps from the literal run)."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     if not optimized:
@@ -38,7 +47,9 @@ def _session(path: str, optimized: bool = True):
     # On x86 without VNNI onnxruntime leaves int8-activation QDQ islands in float unless
     # told otherwise; with this it fuses them into its integer kernels, as it does uint8
     so.add_session_config_entry("session.qdqisint8allowed", "1")
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    disabled = ["WeightBiasQuantization"] if float_weights_kept else []
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=disabled)
 
 
 def output_step(path: str) -> float:
@@ -73,12 +84,15 @@ def _prepare(name: str, cache_dir: str):
     if name != "digits":
         rng = np.random.default_rng(3)
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-        calib = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
-        x = rng.standard_normal(shape).astype(np.float32)
+        sample = int8_models.INPUTS.get(
+            name, lambda rng, shape: rng.standard_normal(shape).astype(np.float32))
+        calib = [sample(rng, shape) for _ in range(4)]
+        x = sample(rng, shape)
     return int8_models.quantize_all(fp, cache_dir, inp.name, calib), inp.name, x, labels
 
 
-@pytest.mark.parametrize("name", ["digits", "mobilenet_se", "squeezenet", "shufflenet"])
+@pytest.mark.parametrize("name", ["digits", "mobilenet_se", "squeezenet", "shufflenet",
+                                  "ppocr_cls", "ppocr_det"])
 def test_quantized_model_matches_onnxruntime(name, cache_dir, summary):
     paths, inp, x, labels = _prepare(name, cache_dir)
     for form in FORMS:
@@ -86,7 +100,8 @@ def test_quantized_model_matches_onnxruntime(name, cache_dir, summary):
         ref = _session(path).run(None, {inp: x})[0]
         ours = list(compile_and_run(path, {inp: x}).values())[0]
         assert ours.shape == ref.shape and ours.dtype == ref.dtype, (form, ours.shape)
-        agree = float(np.mean(ours.argmax(-1) == ref.argmax(-1)))
+        decide = int8_models.DECISIONS.get(name, lambda y: y.argmax(-1))
+        agree = float(np.mean(decide(ours) == decide(ref)))
         extra = ""
         if labels is not None:
             extra = (f", accuracy ours {np.mean(ours.argmax(-1) == labels):.3f} / onnxruntime "
@@ -103,8 +118,17 @@ def test_quantized_model_matches_onnxruntime(name, cache_dir, summary):
         ours_steps = np.abs(ours.astype(np.float64) - ref) / step
         exact = float(np.mean(ours == ref))
         if form == "qoperator":
+            # the integer operators are compared with onnxruntime's optimised run, keeping
+            # the float weights the model stores (see _session)
+            rewritten = ref
+            ref = _session(path, float_weights_kept=True).run(None, {inp: x})[0]
+            ours_steps = np.abs(ours.astype(np.float64) - ref) / step
+            exact = float(np.mean(ours == ref))
+            agree = float(np.mean(decide(ours) == decide(ref)))
+            moved = float((np.abs(rewritten.astype(np.float64) - ref) / step).max())
             summary(f"int8 {name} {form}: {exact:.4f} bit-exact, max {ours_steps.max():.2f} "
-                    f"steps from onnxruntime, top-1 agreement {agree:.3f}{extra}")
+                    f"steps from onnxruntime, top-1 agreement {agree:.3f}{extra} (onnxruntime "
+                    f"with its float weights int8-quantized: {moved:.2f} steps away)")
             assert ours_steps.max() <= 1.0 + 1e-3, (form, ours_steps.max())
             assert exact >= 0.99, (form, exact)
         else:

@@ -181,13 +181,16 @@ def test_user_errors_are_one_line_and_leave_no_outputs(tmp_path, args, expected)
 
 
 def test_inspect_shows_each_choice_with_the_rejected_implementations():
-    """On AVX2 the first 3x3 conv of the digits model has four applicable implementations:
-    inspect names the one chosen, every estimate, and why depthwise does not apply."""
+    """On AVX2 the first 3x3 conv of the digits model (one input channel) has five
+    applicable implementations: inspect names the one chosen, every estimate, and why
+    depthwise does not apply."""
     r = megcc("inspect", DIGITS, "--isa", "x86_64-v3")
     assert r.returncode == 0, r.stderr
     first = next(line for line in r.stdout.splitlines() if line.startswith("#0 "))
     assert "[conv." in first and "cost model [x86_64-v3]:" in first, first
-    assert "rejected portable C" in first and "avx2 Winograd F(4,3)" in first, first
+    assert "avx2 direct, few channels" in first.split("rejected")[0], first
+    assert "rejected avx2 packed GEMM" in first and "portable C ~" in first, first
+    assert "avx2 Winograd F(4,3)" in first, first
     assert "not applicable: avx2 depthwise direct (not a depthwise conv" in first, first
 
 

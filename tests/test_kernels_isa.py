@@ -50,7 +50,8 @@ def test_isa_levels_and_guard(tmp_path):
 
 
 def every_family_model():
-    """A small network with one kernel of every vector family: im2col and 1x1 GEMM conv
+    """A small network with one kernel of every vector family (5 input channels: with at most
+    4 the first conv would run the direct few-channel kernel): im2col and 1x1 GEMM conv
     (fused ReLU, sigmoid pass), depthwise stride 2, average and max pooling, fully connected,
     a fused element-wise chain."""
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
@@ -66,9 +67,9 @@ def every_family_model():
              helper.make_node("Relu", ["sq"], ["y"])]
     # (the 1x1 conv has 24 filters: with fewer, its ~5k MACs are cheaper on the portable
     # loop than the packed GEMM's per-call set-up, kernels/cost.py PACKED_CONV_CALL)
-    consts = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(24, 8, 1, 1),
+    consts = {"w1": f32(8, 5, 3, 3), "b1": f32(8), "wd": f32(8, 1, 3, 3), "w3": f32(24, 8, 1, 1),
               "wf": f32(10, 24 * 3 * 3), "bf": f32(10)}
-    return model_of(nodes, {"x": f32(1, 3, 14, 14)}, consts)
+    return model_of(nodes, {"x": f32(1, 5, 14, 14)}, consts)
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])

@@ -26,6 +26,7 @@ from .ir import CompileError
 from .ir.dtypes import numpy_dtype
 from .resources import resource_dir
 from .isa import host_level, spec
+from .isa.levels import under_valgrind  # noqa: F401 (host.under_valgrind is public)
 
 RUNTIME_DIR = resource_dir("runtime")
 DEFAULT_CC = os.environ.get("CC", "gcc")
@@ -46,10 +47,6 @@ VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full
 
 def sanitizing() -> bool:
     return os.environ.get("MEGCC_SANITIZE", "") not in ("", "0")
-
-
-def under_valgrind() -> bool:
-    return os.environ.get("MEGCC_VALGRIND", "") not in ("", "0")
 
 
 def _with_sanitizers(cflags: List[str]) -> List[str]:

@@ -86,6 +86,11 @@ def _host_arch() -> str:
     return "x86_64" if machine in ("x86_64", "amd64") else ""
 
 
+def under_valgrind() -> bool:
+    """MEGCC_VALGRIND=1: host runners run under valgrind memcheck (host.py)."""
+    return os.environ.get("MEGCC_VALGRIND", "") not in ("", "0")
+
+
 def host_level() -> str:
     """The best level the build machine can run (what `native` means): of the levels of
     its architecture whose CPU features it has, the last listed in SPECS (each family lists
@@ -93,8 +98,7 @@ def host_level() -> str:
     arch, flags = _host_arch(), _cpu_flags()
     if arch == "aarch64":  # Advanced SIMD is architectural: no need to read the flags
         flags = flags | {"asimd"}
-    if os.environ.get("MEGCC_VALGRIND", "") not in ("", "0"):
-        # runners then run under valgrind, which does not decode AVX-512 (see host.py)
+    if under_valgrind():  # valgrind does not decode AVX-512 (host.py runs runners in it)
         flags = frozenset(f for f in flags if not f.startswith("avx512"))
     best = "generic"
     for s in SPECS.values():

@@ -40,6 +40,19 @@ def pool_parts() -> str:
     return f"((int64_t)NC * OH * OW >= {MIN_RANGE_ELEMENTS // 4} ? {parts_with_scratch('NC')} : 1)"
 
 
+def _max_instr(op, geo, s, name: str, body: str, scratch_floats: int, note: str):
+    """The max-pool instruction both forms make: the padded-plane geometry as parameters,
+    `scratch_floats` of scratch per part (a whole plane, or the separable form's one row)."""
+    kernel = split_kernel(name, body, pool_parts(), MAX_PARAMS, ("math",), isa=s.isa)
+    ph, pw = plane(geo, s.vw)
+    pads = geo["pads"]
+    params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
+                             OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
+    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
+                  workspace_bytes=scratch_bytes(_scratch_parts(geo), scratch_floats),
+                  note=note)]
+
+
 def _scratch_parts(geo) -> int:
     nc = geo["n"] * geo["c"]
     return min(MAX_SCRATCH_PARTS, nc) if isinstance(nc, int) else MAX_SCRATCH_PARTS
@@ -82,16 +95,10 @@ def lower_maxpool(op: Op, graph: Graph, s: Simd):
 """
     body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
                                                     DW=dw))
-    kernel = split_kernel(name, body, pool_parts(), MAX_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
-    pads = geo["pads"]
-    params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
-                             OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
-    parts = _scratch_parts(geo)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=scratch_bytes(parts, ph * pw),
-                  note=f"{s.label} max pooling over a -inf-padded {ph!r}x{pw!r} plane, {s.vw} "
-                       f"outputs per vector")]
+    return _max_instr(op, geo, s, name, body, ph * pw,
+                      f"{s.label} max pooling over a -inf-padded {ph!r}x{pw!r} plane, {s.vw} "
+                      f"outputs per vector")
 
 
 def _maxpool_split(op: Op, graph: Graph, s: Simd, geo, name: str, extra: str, track: str,
@@ -167,17 +174,11 @@ def _maxpool_split(op: Op, graph: Graph, s: Simd, geo, name: str, extra: str, tr
 """
     body = body.replace("{geometry}", int_constants(body, KH=geo["kh"], SH=geo["sh"],
                                                     DH=geo["dh"]))
-    kernel = split_kernel(name, body, pool_parts(), MAX_PARAMS, ("math",), isa=s.isa)
-    ph, pw = plane(geo, s.vw)
-    pads = geo["pads"]
-    params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
-                             OW=geo["ow"], PT=pads[0], PL=pads[1], PH=ph, PW=pw)
-    parts = _scratch_parts(geo)
-    return [Instr(kernel, [op.inputs[0]], [op.outputs[0]], params,
-                  workspace_bytes=scratch_bytes(parts, pw),
-                  note=f"{s.label} max pooling, separable: window rows max into a -inf-"
-                       f"bordered {pw!r}-float row, then stride 2 along it, {s.vw} outputs "
-                       f"per vector")]
+    _, pw = plane(geo, s.vw)
+    return _max_instr(op, geo, s, name, body, pw,
+                      f"{s.label} max pooling, separable: window rows max into a -inf-"
+                      f"bordered {pw!r}-float row, then stride 2 along it, {s.vw} outputs "
+                      f"per vector")
 
 
 def lower_avgpool(op: Op, graph: Graph, s: Simd):

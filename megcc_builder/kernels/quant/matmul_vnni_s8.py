@@ -71,22 +71,33 @@ def _micro_kernel() -> str:
 GEMV_ROWS = 4
 
 
+def _add_quad_panels(op, graph, ins, centred, width: int, zero_panels: int,
+                     suffix: str) -> int:
+    """B^T (centred [N][K]) as panels [N/width + zero_panels][K quads][width][4] in place of B,
+    and its row sums (the activation shift's correction) as a new operand; returns the
+    sums' operand position."""
+    n, k = centred.shape
+    panel_count, kq = -(-n // width) + zero_panels, -(-k // 4)
+    packed = np.zeros((panel_count * width, kq * 4), np.int8)
+    packed[:n, :k] = centred
+    panels = packed.reshape(panel_count, width, kq, 4).transpose(0, 2, 1, 3)
+    name = graph.unique_name(op.inputs[3] + suffix)
+    graph.add_const(name, np.ascontiguousarray(panels).reshape(-1), "int8")
+    ins.names[1] = name
+    sums = graph.unique_name(op.inputs[3] + "__vnni_colsums")
+    graph.add_const(sums, centred.sum(axis=1).astype(np.int32), "int32")
+    ins.names.append(sums)
+    return len(ins.names) - 1
+
+
 def _emit_gemv(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, helpers,
                centred, shift, acc):
     """Few rows of A: B^T packed as 16-column panels [N/16][K quads][16][4] (one 64-byte
     vector per panel and quad), the row's quad broadcast, 4 panels (64 columns) per pass."""
     m, n, k = geo["M"], geo["N"], geo["K"]
     n16, kq = -(-n // 16) * 16, -(-k // 4)
-    packed = np.zeros((n16 + 48, kq * 4), np.int8)  # 3 zero panels: the last pass reads 4
-    packed[:n, :k] = centred
-    panels = packed.reshape(n16 // 16 + 3, 16, kq, 4).transpose(0, 2, 1, 3)
-    name = graph.unique_name(op.inputs[3] + "__vnni_s8x16")
-    graph.add_const(name, np.ascontiguousarray(panels).reshape(-1), "int8")
-    ins.names[1] = name
-    sums = graph.unique_name(op.inputs[3] + "__vnni_colsums")
-    graph.add_const(sums, centred.sum(axis=1).astype(np.int32), "int32")
-    sum_pos = len(ins.names)
-    ins.names.append(sums)
+    # 3 zero panels past the last: the last pass reads 4
+    sum_pos = _add_quad_panels(op, graph, ins, centred, 16, 3, "__vnni_s8x16")
     ct = CTYPE[at]
     acc = acc.replace("tile[r][u]", "tile[u]")
     acc_z = "\n".join(f"            __m512i z{v} = _mm512_setzero_si512();" for v in range(4))
@@ -154,16 +165,7 @@ def _emit_vnni(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue, h
         return _emit_gemv(op, graph, kind, geo, at, bt, ins, az, bz, head, col, epilogue,
                           helpers, centred, shift, acc)
     np_, kq = -(-n // MR) * MR, -(-k // 4)
-    packed = np.zeros((np_, kq * 4), np.int8)
-    packed[:n, :k] = centred
-    panels = packed.reshape(np_ // MR, MR, kq, 4).transpose(0, 2, 1, 3)
-    name = graph.unique_name(op.inputs[3] + "__vnni_s8x4")
-    graph.add_const(name, np.ascontiguousarray(panels).reshape(-1), "int8")
-    ins.names[1] = name
-    sums = graph.unique_name(op.inputs[3] + "__vnni_colsums")
-    graph.add_const(sums, centred.sum(axis=1).astype(np.int32), "int32")
-    sum_pos = len(ins.names)
-    ins.names.append(sums)
+    sum_pos = _add_quad_panels(op, graph, ins, centred, MR, 0, "__vnni_s8x4")
     nb = int(min(256, max(16, (96 * 1024) // max(1, 4 * kq)))) // 16 * 16
     nb = min(nb, -(-m // 16) * 16)
     ct = CTYPE[at]

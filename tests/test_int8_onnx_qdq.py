@@ -139,6 +139,16 @@ def _unary(op_type, act="uint8", **attrs):
     return m.model([("x", [1, 7, 9, 9])], m.out(y, scale, zp)), fused
 
 
+def _softmax(act="uint8", opset=13, shape=(2, 5, 7), **attrs):
+    """DQ -> Softmax -> Q at the quantizer's output parameters (1/256; zero point 0 or
+    -128): onnxruntime's optimiser forms its QLinearSoftmax, with the opset's axis."""
+    m = QDQ(act)
+    y = m.op("Softmax", [m.act_in("x", 0.07)], **attrs)
+    zp = 0 if act == "uint8" else -128
+    return m.model([("x", list(shape))], m.out(y, 1.0 / 256, zp), opset=opset), \
+        "QLinearSoftmax"
+
+
 def _mover(op_type, **attrs):
     m = QDQ("uint8")
     x = m.act_in("x", 0.05)
@@ -196,6 +206,11 @@ CASES = {
     "transpose_int8_data": lambda: _mover("Transpose", perm=[0, 2, 3, 1]),
     "reshape_int8_data": lambda: _mover("Reshape"),
     "concat": lambda: _concat(),
+    "softmax_u8": lambda: _softmax(),
+    "softmax_s8_axis1": lambda: _softmax("int8", axis=1),
+    "softmax_u8_opset12_coerced": lambda: _softmax(opset=12),
+    "softmax_s8_opset11_axis0": lambda: _softmax("int8", opset=11, axis=0),
+    "softmax_u8_opset19_axis_neg2": lambda: _softmax(opset=19, shape=(3, 9, 4), axis=-2),
 }
 
 
@@ -421,11 +436,11 @@ def test_qoperator_zero_scale_one_line(tmp_path):
 
 
 def test_unsupported_quantized_operator_one_line(tmp_path):
-    node = helper.make_node("QLinearSoftmax", ["x", "s", "z", "s", "z"], ["y"], name="qsoftmax",
-                            domain="com.microsoft", axis=-1, opset=13)
+    node = helper.make_node("QLinearReduceMean", ["x", "s", "z", "s", "z"], ["y"],
+                            name="qreduce", domain="com.microsoft", axes=[1], keepdims=1)
     inits = [numpy_helper.from_array(np.asarray(0.05, F32), "s"),
              numpy_helper.from_array(np.asarray(0, np.uint8), "z")]
     path = _qoperator_model(tmp_path, node, inits, [1, 10], ms=True)
     r = _cli("compile", path, "-o", str(tmp_path / "out"))
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "qsoftmax" in r.stderr and "com.microsoft.QLinearSoftmax" in r.stderr
+    assert "qreduce" in r.stderr and "com.microsoft.QLinearReduceMean" in r.stderr

@@ -133,3 +133,6 @@ define("QLinearSoftmax", "Y = quantize(Softmax(dequantize(X))) by onnxruntime's 
         Attr("opset", "the Softmax opset it stands for: below 13 the input is coerced to 2-D "
              "at `axis` (the row is everything from `axis` on), from 13 one axis")),
        _same_as_input)
+define("DynamicQuantizeMatMul", "Y = MatMulIntegerToFloat(DynamicQuantizeLinear(A), B) (+ bias), "
+       "float; inputs: A (float), B, b_scale, b_zp, bias; passes/dynamic_quant.py expands it "
+       "into those two ops", (), _matmul_float)

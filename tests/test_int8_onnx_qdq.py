@@ -444,3 +444,24 @@ def test_unsupported_quantized_operator_one_line(tmp_path):
     r = _cli("compile", path, "-o", str(tmp_path / "out"))
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "qreduce" in r.stderr and "com.microsoft.QLinearReduceMean" in r.stderr
+
+
+@pytest.mark.parametrize("attrs,shape,y_scale,message", [
+    ({"axis": -1}, [2, 10], 1.0 / 256, "'opset' attribute"),
+    ({"axis": -1, "opset": 13}, [2, "n"], 1.0 / 256, "known at compile time"),
+    ({"axis": 0, "opset": 12}, ["n", 10], 1.0 / 256, "known at compile time"),
+    ({"axis": -1, "opset": 13}, [2, 10], 1e-8, "below 2^-21"),
+])
+def test_qlinear_softmax_refusals_one_line(attrs, shape, y_scale, message, tmp_path):
+    """QLinearSoftmax's table depends on the row length (a symbolic length along the rows
+    is refused; opset < 13 rows run from the axis to the end); onnxruntime requires the
+    opset attribute; floor(1 / y_scale) past 2^21 is outside the exact rounding."""
+    node = helper.make_node("QLinearSoftmax", ["x", "s", "z", "ys", "z"], ["y"],
+                            name="qsoftmax", domain="com.microsoft", **attrs)
+    inits = [numpy_helper.from_array(np.asarray(0.05, F32), "s"),
+             numpy_helper.from_array(np.asarray(y_scale, F32), "ys"),
+             numpy_helper.from_array(np.asarray(0, np.uint8), "z")]
+    path = _qoperator_model(tmp_path, node, inits, shape, ms=True)
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "qsoftmax" in r.stderr and message in r.stderr, r.stderr

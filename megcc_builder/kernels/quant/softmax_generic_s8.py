@@ -76,6 +76,9 @@ def exp_table(x_scale: float, row: int) -> np.ndarray:
 def rows_of(op: Op, graph: Graph):
     """(outer, row length, inner) of the op's rows."""
     x = graph.tensors[op.inputs[0]]
+    if "opset" not in op.attrs:  # onnxruntime refuses the node too
+        raise graph.error("the 'opset' attribute (the Softmax opset it stands for) is "
+                          "missing", op)
     rank = len(x.shape)
     axis = norm_axis(int(op.attrs.get("axis", -1)), rank, op, graph)
     if int(op.attrs["opset"]) < 13:

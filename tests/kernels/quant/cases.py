@@ -933,6 +933,7 @@ for _t in ("uint8", "int8"):
     _zx = -7 if _t == "int8" else 131
     for _id, _shape, _attrs, _ys, _zy in (
             ("last", (3, 37), dict(axis=-1, opset=13), 1.0 / 256, _lo),
+            ("classifier_1000", (2, 1000), dict(axis=1, opset=13), 1.0 / 256, _lo),
             ("default_axis", (4, 13), dict(opset=13), 1.0 / 256, _lo),
             ("inner_axis", (2, 9, 5), dict(axis=1, opset=13), 1.0 / 256, _lo),
             ("outer_axis", (7, 3, 4), dict(axis=0, opset=13), 0.01, _lo + 9),

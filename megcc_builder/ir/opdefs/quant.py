@@ -127,3 +127,12 @@ define("QGemm", "Y = alpha * A' B' + C, A and B quantized, C int32 (scale a_s * 
         Attr("transB", "B is transposed", 0)) + REQUANT, _gemm)
 define("MatMulIntegerToFloat", "Y = (A - a_zp)(B - b_zp) * a_scale * b_scale (+ bias), "
        "float; inputs: A, B, a_scale, b_scale, a_zp, b_zp, bias", (), _matmul_float)
+define("QLinearSoftmax", "Y = quantize(Softmax(dequantize(X))) by onnxruntime's table "
+       "kernel; " + _IO,
+       (Attr("axis", "the softmax axis (onnxruntime's default -1 whatever the opset)", -1),
+        Attr("opset", "the Softmax opset it stands for: below 13 the input is coerced to 2-D "
+             "at `axis` (the row is everything from `axis` on), from 13 one axis")),
+       _same_as_input)
+define("DynamicQuantizeMatMul", "Y = MatMulIntegerToFloat(DynamicQuantizeLinear(A), B) (+ bias), "
+       "float; inputs: A (float), B, b_scale, b_zp, bias; passes/dynamic_quant.py expands it "
+       "into those two ops", (), _matmul_float)

@@ -911,3 +911,38 @@ for _t in ("uint8", "int8"):
                       dilations=list(_d), ceil_mode=_ceil), opset=12,
                  expect={"avx2": ("maxpool_sep_avx2_", ""), "arm64": ("maxpool_sep_neon_", ""),
                          "armv7": ("maxpool_sep_neon_", "")})
+
+# --- QLinearSoftmax (onnxruntime's exp-table kernel): opset >= 13 rows along one axis
+# (last, inner, outer), opset < 13 rows coerced to 2-D at the axis; odd row lengths;
+# rows of one repeated code and rows with one dominant code (probability 1: int8 wraps
+# to -128 at y_zp -128, as onnxruntime's kernel does); rows of length 1, whose product
+# overflows float at y_scale 1/256 (onnxruntime's conversions of infinity); non-zero zero
+# points (the input's cancels out) and output scales other than the quantizer's 1/256
+def _softmax_input(t, *shape):
+    x = q(t, *shape)
+    lo, hi = (-128, 127) if t == "int8" else (0, 255)
+    flat = x.reshape(-1, shape[-1])
+    flat[0] = hi                      # one repeated code
+    flat[1] = lo
+    flat[1, shape[-1] // 2] = hi      # one dominant code
+    return x
+
+
+for _t in ("uint8", "int8"):
+    _lo = -128 if _t == "int8" else 0
+    _zx = -7 if _t == "int8" else 131
+    for _id, _shape, _attrs, _ys, _zy in (
+            ("last", (3, 37), dict(axis=-1, opset=13), 1.0 / 256, _lo),
+            ("classifier_1000", (2, 1000), dict(axis=1, opset=13), 1.0 / 256, _lo),
+            ("default_axis", (4, 13), dict(opset=13), 1.0 / 256, _lo),
+            ("inner_axis", (2, 9, 5), dict(axis=1, opset=13), 1.0 / 256, _lo),
+            ("outer_axis", (7, 3, 4), dict(axis=0, opset=13), 0.01, _lo + 9),
+            ("coerced_axis1", (2, 3, 5), dict(axis=1, opset=11), 0.003, _lo + 20),
+            ("coerced_axis0", (3, 11), dict(axis=0, opset=12), 1.0 / 255, _lo + 1),
+            ("coerced_default_axis", (5, 2, 3), dict(opset=12), 1.0 / 256, _lo),
+            ("row_of_one", (5, 1), dict(axis=-1, opset=13), 1.0 / 256, _lo + 3),
+            ("row_of_one_neg_zp", (5, 1), dict(axis=-1, opset=13), 1.0 / 256, -100
+             if _t == "int8" else 250)):
+        BOOK.add(f"qsoftmax_{_t}_{_id}", "QLinearSoftmax",
+                 [_softmax_input(_t, *_shape), s(0.06 if _id != "last" else 0.2),
+                  z(_t, _zx), s(_ys), z(_t, _zy)], _attrs, domain=MS, opset=13)

@@ -14,6 +14,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
+from ...ir.symbolic import any_sym, smax, smin
 from ...isa import IsaSpec
 from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
@@ -241,9 +242,13 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     # MIN_SLOTS panels (one per unit of columns: fewer units than panels made units of one
     # and two panels), and for a product with few columns B packed whole (every K block)
     bf = kc * (-(-nc // s.nr) * s.nr)
-    if not f16 and isinstance(sp, int) and isinstance(k, int):
-        bf = max(bf, min(-(-sp // s.nr), MIN_SLOTS) * kc * s.nr)
-        if sp <= WHOLE_B_MAX_COLUMNS or (sp <= WHOLE_B_MANY_K_COLUMNS and k > kc):
+    if not f16:
+        # (smax/smin: with run-time extents BF stays an expression of them, never a guard;
+        # the kernel checks at run time that B packed whole fits, so a plan compiled with
+        # symbolic extents cuts by units of columns only)
+        bf = smax(bf, smin(-(-sp // s.nr), MIN_SLOTS) * kc * s.nr)
+        if not any_sym((sp, k, kc)) and (sp <= WHOLE_B_MAX_COLUMNS or
+                                          (sp <= WHOLE_B_MANY_K_COLUMNS and k > kc)):
             bf = max(bf, k * (-(-sp // s.nr) * s.nr))
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp, BF=bf)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]

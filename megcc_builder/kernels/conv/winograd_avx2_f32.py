@@ -48,7 +48,7 @@ from ...isa import IsaSpec
 from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
-from ...ir.symbolic import smin
+from ...ir.symbolic import any_sym, smax, smin
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
                        prelu_vector, scalar_activation_pass,
@@ -259,12 +259,15 @@ def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
     scr = v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)
     shared = 4 * (v.xi * vs + v.xi * ms + 8) + scratch_bytes(MAX_SCRATCH_PARTS, scr)
     tx, ty = tiles(geo, v)
-    if not isinstance(tx * ty, int) or geo["n"] * tx * ty < 2 * TILE_PARALLEL_MIN:
-        return shared
+    nt = geo["n"] * tx * ty
+    if not any_sym((nt,)) and nt < 2 * TILE_PARALLEL_MIN:
+        return shared  # (the kernel never cuts so few tiles into ranges)
     scr = -(-scr // SCRATCH_ALIGN_FLOATS) * SCRATCH_ALIGN_FLOATS
     area = v.xi * vs + v.xi * ms + 8 + scr
     area = -(-area // SCRATCH_ALIGN_FLOATS) * SCRATCH_ALIGN_FLOATS
-    return max(shared, 4 * MAX_SCRATCH_PARTS * area)
+    # (smax: with a run-time tile count, an expression of it: the kernel may cut any map
+    # large enough into ranges, so a plan compiled once has room for the areas at every size)
+    return smax(shared, 4 * MAX_SCRATCH_PARTS * area)
 
 
 def tile_area(xi: int, vs: str, ms: str, scr: str) -> str:
@@ -581,7 +584,8 @@ static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
     tiles_part = tiles_part.replace("@PARAMS@", PARAMS.unpack(tiles_part + head + block("", False)))
     body = f"""{head}    if (par && par->threads > 1 && (int64_t)N * T >= {TILE_PARALLEL_MIN} * {parts_with_scratch()}) {{
         megcc_kernel_args job;
-        job.in_ptrs = in_ptrs; job.out_ptrs = out_ptrs; job.p = p; job.workspace = workspace;
+        job.in_ptrs = in_ptrs; job.out_ptrs = out_ptrs; job.workspace = workspace;
+        job.p = p;
         job.parts = {parts_with_scratch()};
         megcc_parallel_for(par, job.parts, {name}_tiles, &job);
     }} else {{

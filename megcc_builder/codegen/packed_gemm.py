@@ -794,6 +794,11 @@ def pack_b(b: np.ndarray, nr: int, dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, npad // nr, nr).transpose(1, 0, 2).reshape(-1))
 
 
+def most_columns(kc: int, s: Simd) -> int:
+    """The most columns of a packed B block of kc rows (NC's cap in blocking)."""
+    return 192 * 1024 // 4 // kc // s.nr * s.nr
+
+
 def blocking(m: int, n: int, k: int, s: Simd):
     """(kc, nc, mc): the K block (a B panel of NR x kc floats stays in L1), the N block and
     the M block (B block kc x nc and A block mc x kc each about 192 KiB, so both fit in L2)."""
@@ -801,7 +806,7 @@ def blocking(m: int, n: int, k: int, s: Simd):
     kc = -(-k // nblocks)
     budget = 192 * 1024 // 4 // kc
     # (smax/smin: an extent only known at run time keeps the block an expression)
-    nc = smax(s.nr, smin(-(-n // s.nr) * s.nr, budget // s.nr * s.nr))
+    nc = smax(s.nr, smin(-(-n // s.nr) * s.nr, most_columns(kc, s)))
     mc = smax(s.mr, smin(-(-m // s.mr) * s.mr, budget // s.mr * s.mr))
     return kc, nc, mc
 

@@ -14,7 +14,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
-from ...ir.symbolic import any_sym, smax, smin
+from ...ir.symbolic import at_most, smax, smin
 from ...isa import IsaSpec
 from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
@@ -44,6 +44,32 @@ WHOLE_B_MANY_K_COLUMNS = 256
 # On threads, the packed-B area holds at least this many panels (of the K block), so up to
 # this many units of columns each pack their own (packed_gemm.panel_pack_gemm_units_par).
 MIN_SLOTS = 16
+
+def threaded_b_floats(sp, k, kc, s: Simd):
+    """Floats of the packed-B area of a float32 conv (the BF param): one K block of NC
+    columns; on threads (packed_gemm.py) at least MIN_SLOTS panels of the K block (one per
+    unit of columns: fewer units than panels made units of one and two panels), and for a
+    product with few columns B packed whole (every K block; the kernel checks at run time
+    that it fits, else it cuts by columns).
+
+    With run-time extents this is an expression of them, the same formula as for static
+    ones (a dynamic plan evaluates to what a static compile gives) and never a comparison
+    (which would become a shape guard refusing other sizes); it is written around one
+    subexpression, the padded column count P, because a plan's expressions are short
+    programs (emit/model_blob.py MAX_EXPR_WORDS)."""
+    nr = s.nr
+    p = -(-sp // nr) * nr
+    # what blocking() makes NC (at least NR, at most its budget) and the MIN_SLOTS panels
+    cap = smax(g.most_columns(kc, s), MIN_SLOTS * nr)
+    units = kc * smax(nr, smin(p, cap))
+    # B whole only up to `most` columns (then P <= lp): whole * P, kept bounded by lp
+    most = WHOLE_B_MAX_COLUMNS + (WHOLE_B_MANY_K_COLUMNS - WHOLE_B_MAX_COLUMNS) * (1 - at_most(k, kc))
+    lp = -(-most // nr) * nr
+    # k x P where P <= lp, else 0 (a min with 0 or k x lp or more: no product of two
+    # expressions, which would multiply out)
+    whole = smin(k * p, smax(0, lp + 1 - p) * (k * lp))
+    return smax(units, whole)
+
 
 def gemm_shape(geo):
     cg, ocg = geo["c"] // geo["group"], geo["oc"] // geo["group"]
@@ -243,13 +269,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     # and two panels), and for a product with few columns B packed whole (every K block)
     bf = kc * (-(-nc // s.nr) * s.nr)
     if not f16:
-        # (smax/smin: with run-time extents BF stays an expression of them, never a guard;
-        # the kernel checks at run time that B packed whole fits, so a plan compiled with
-        # symbolic extents cuts by units of columns only)
-        bf = smax(bf, smin(-(-sp // s.nr), MIN_SLOTS) * kc * s.nr)
-        if not any_sym((sp, k, kc)) and (sp <= WHOLE_B_MAX_COLUMNS or
-                                          (sp <= WHOLE_B_MANY_K_COLUMNS and k > kc)):
-            bf = max(bf, k * (-(-sp // s.nr) * s.nr))
+        bf = threaded_b_floats(sp, k, kc, s)
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp, BF=bf)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual or slope:

@@ -48,7 +48,7 @@ from ...isa import IsaSpec
 from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
-from ...ir.symbolic import any_sym, smax, smin
+from ...ir.symbolic import at_most, smax, smin
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
                        prelu_vector, scalar_activation_pass,
@@ -68,6 +68,12 @@ OUTPUT_PARALLEL_MIN = 256
 # On threads, layers with at least this many tiles per thread are cut into ranges of tiles
 # (one job per layer, a workspace area per thread), fewer keep each block's split.
 TILE_PARALLEL_MIN = 12
+# A part of the tile-range split runs its range in blocks of at most this many tiles (one
+# micro-kernel panel; TB on one thread may be larger for few channels): its workspace area
+# is then a constant, MAX_SCRATCH_PARTS of them at most 4 x tile_area_bound(RANGE_TB) bytes.
+# Blocks do not change what a tile computes (the transforms work tile by tile, the GEMMs
+# column by column).
+RANGE_TB = 16
 
 WORKSPACE_BUDGET = 512 * 1024  # bytes of transformed inputs + GEMM results per block
 # Channels per K block: up to 512, i.e. every layer of ResNet/VGG in one block (the B panel
@@ -231,9 +237,13 @@ def blocking(geo, v: Variant = F43):
     t = tx * ty
     kb = -(-geo["c"] // -(-geo["c"] // KB_MAX))  # equal blocks of at most KB_MAX
     mb = geo["oc"] if geo["oc"] <= MB_MAX else MB_MAX
+    return smin(most_tiles(kb, mb, v), t), kb, mb  # (an expression when the tile count is symbolic)
+
+
+def most_tiles(kb: int, mb: int, v: Variant = F43) -> int:
+    """TB's cap: 16 tiles, more while the budget allows."""
     per16 = v.xi * 4 * 16 * (kb + mb)  # bytes per 16 tiles
-    tb = max(16, WORKSPACE_BUDGET // per16 * 16)
-    return smin(tb, t), kb, mb  # (an expression when the tile count is symbolic)
+    return max(16, WORKSPACE_BUDGET // per16 * 16)
 
 
 def strip_width(geo, tb: int, v: Variant = F43) -> int:
@@ -259,15 +269,25 @@ def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
     scr = v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)
     shared = 4 * (v.xi * vs + v.xi * ms + 8) + scratch_bytes(MAX_SCRATCH_PARTS, scr)
     tx, ty = tiles(geo, v)
-    nt = geo["n"] * tx * ty
-    if not any_sym((nt,)) and nt < 2 * TILE_PARALLEL_MIN:
-        return shared  # (the kernel never cuts so few tiles into ranges)
-    scr = -(-scr // SCRATCH_ALIGN_FLOATS) * SCRATCH_ALIGN_FLOATS
-    area = v.xi * vs + v.xi * ms + 8 + scr
-    area = -(-area // SCRATCH_ALIGN_FLOATS) * SCRATCH_ALIGN_FLOATS
-    # (smax: with a run-time tile count, an expression of it: the kernel may cut any map
-    # large enough into ranges, so a plan compiled once has room for the areas at every size)
-    return smax(shared, 4 * MAX_SCRATCH_PARTS * area)
+    # the areas only where the kernel may cut the tiles into ranges (at least
+    # TILE_PARALLEL_MIN per part, two parts or more). (smax/at_most: for a run-time tile
+    # count an expression of it, the same formula as for a static one, never a guard.)
+    # (the areas, or 0 below that tile count: a min of a constant with 0 or more, so no
+    # comparison, and a short program: a plan's expressions have at most MAX_EXPR_WORDS)
+    areas = 4 * MAX_SCRATCH_PARTS * tile_area_bound(RANGE_TB, kb, mb, v)
+    return smax(shared, smin(areas, smax(0, geo["n"] * tx * ty - (2 * TILE_PARALLEL_MIN - 1)) * areas))
+
+
+def tile_area_bound(tb: int, kb: int, mb: int, v: Variant = F43) -> int:
+    """At least tile_area's floats for blocks of at most tb tiles (pad = tb rounded up to
+    16): transformed
+    inputs xi x (kb x pad + 16), GEMM results xi x (mb x TB + 16) + 8, strip alpha x
+    (m x pad + 8) (strip_width: 8m x ceil(min(TB, tiles per row) / 8) + 8), staging xi x
+    (pad + 8), and two roundings to SCRATCH_ALIGN_FLOATS."""
+    pad = -(-tb // 16) * 16
+    a = SCRATCH_ALIGN_FLOATS - 1
+    return ((v.xi * (kb + mb + 1) + v.alpha * v.tile) * pad
+            + v.xi * 40 + 8 + v.alpha * 8 + 2 * a)
 
 
 def tile_area(xi: int, vs: str, ms: str, scr: str) -> str:
@@ -547,9 +567,20 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     # GEMMs by xi, output transform by channels) made three jobs per 16 tiles (39 on
     # 56x56x64, 1.3-1.4x on two threads). Few tiles (14x14 and smaller) keep the block
     # split: their weights are large, and each thread would read all of them.
+    def ranged(text: str) -> str:  # the tile-range part's blocks: TBP tiles (RANGE_TB)
+        return re.sub(r"(?<![.\w])(TB|WB|LS)\b", r"\1P", text)  # (not megcc_out.TB)
+
+    marker = "    /* matrix strides"
+    range_head = head.replace(marker, f"""    /* blocks of at most {RANGE_TB} tiles (RANGE_TB): strip and staging widths as
+     * strip_width / staging_width give them for such blocks */
+    const int32_t TBP = TB < {RANGE_TB} ? TB : {RANGE_TB};
+    const int32_t WBP = {8 * m} * (((TBP < TX ? TBP : TX) + 7) / 8) + 8, LSP = (TBP + 15) / 16 * 16 + 8;
+""" + marker, 1)
+    assert range_head != head
+    range_head = range_head[:range_head.index(marker)] + ranged(range_head[range_head.index(marker):])
     tiles_part = f"""
 /* Tiles [N * T * part / parts, N * T * (part + 1) / parts) of the layer, in blocks of at most
- * TB tiles, with the workspace area of the part: every tile computed as in the one-thread
+ * TBP tiles, with the workspace area of the part: every tile computed as in the one-thread
  * loop (the transforms work tile by tile, the GEMMs column by column). */
 static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
     const megcc_kernel_args *job = (const megcc_kernel_args *)arg;
@@ -557,7 +588,7 @@ static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
     void *const *out_ptrs = job->out_ptrs;
     const int32_t *p = job->p;
     const int32_t parts = job->parts;
-@PARAMS@{head}    const int64_t AREA = {tile_area(xi, "VS", "MS", "SCR")};
+@PARAMS@{range_head}    const int64_t AREA = {tile_area(xi, "VS", "MS", "SCR")};
     int32_t part;
     for (part = begin; part < end; ++part) {{
         /* workspace area of the part: transformed inputs ({xi} x VS), GEMM results ({xi} x
@@ -569,19 +600,19 @@ static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
         /* zeroed once: lanes past the last tile read these (their results are never used) */
         memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + SCR));
         while (q < g1) {{
-            /* a block: at most TB tiles, within one image and the part's range */
+            /* a block: at most TBP tiles, within one image and the part's range */
             int32_t nt;
             b = (int32_t)(q / T);
             t0 = (int32_t)(q % T);
-            nt = T - t0 < TB ? T - t0 : TB;
+            nt = T - t0 < TBP ? T - t0 : TBP;
             if (nt > g1 - q) nt = (int32_t)(g1 - q);
-{block("            ", False)}
+{ranged(block("            ", False))}
             q += nt;
         }}
     }}
 }}
 """
-    tiles_part = tiles_part.replace("@PARAMS@", PARAMS.unpack(tiles_part + head + block("", False)))
+    tiles_part = tiles_part.replace("@PARAMS@", PARAMS.unpack(tiles_part + range_head))
     body = f"""{head}    if (par && par->threads > 1 && (int64_t)N * T >= {TILE_PARALLEL_MIN} * {parts_with_scratch()}) {{
         megcc_kernel_args job;
         job.in_ptrs = in_ptrs; job.out_ptrs = out_ptrs; job.workspace = workspace;

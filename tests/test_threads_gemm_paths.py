@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from build_support import require_target
+from reference import assert_close
 from megcc_builder.compiler import ModelSpec, compile_bundle
 from megcc_builder.host import build_runner, run_blob
 from megcc_builder.isa import host_level
@@ -184,3 +185,68 @@ def test_arm_paths_bitwise_identical_on_threads(case, target, tmp_path):
     outs = {n: run_blob(runner, bundle.files["m.tiny"], xs, extra_args=["--threads", str(n)],
                         target=target)[0] for n in THREADS}
     check_outputs(outs, onnxruntime_of(model, plan, xs))
+
+
+# One plan compiled with run-time H and W (a dynamic plan): BF and the Winograd tile areas
+# are expressions of the extents, so the path each size takes follows its own size (rows
+# for small maps, units for large ones, tile ranges for many tiles) in the one plan.
+DYNAMIC_CASES = {
+    "1x1_many_k": (dict(cin=401, cout=37, k=1, hw=7),
+                   [((7, 7), "rows"), ((14, 14), "rows"), ((24, 30), "units")]),
+    "3x3s2_many_k": (dict(cin=45, cout=37, k=3, hw=14, stride=2),
+                     [((14, 14), "rows"), ((27, 26), "rows"), ((64, 50), "units")]),
+    "3x3_winograd": (dict(cin=19, cout=29, k=3, hw=33),
+                     [((9, 9), "blocks"), ((33, 30), "winograd"), ((50, 61), "winograd")]),
+}
+
+
+def with_runtime_extents(model):
+    """The model with its input's H and W as run-time dimensions (ONNX dim_params)."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in ((2, "H"), (3, "W")):
+        dims[axis].ClearField("dim_value")
+        dims[axis].dim_param = name
+    return model
+
+
+def path_at(ins, h: int, w: int, threads: int) -> str:
+    """The path the conv takes at input size h x w, from its params evaluated there."""
+    from types import SimpleNamespace
+    from megcc_builder.ir import symbolic
+
+    params = [symbolic.evaluate(v, {"H": h, "W": w}) if symbolic.is_sym(v) else v
+              for v in ins.params]
+    at = SimpleNamespace(params=params, kernel=ins.kernel)
+    if "winograd" in ins.kernel.name:
+        from megcc_builder.kernels.conv.winograd_avx2_f32 import TILE_PARALLEL_MIN, PARAMS
+        p = dict(zip(PARAMS.names, params))
+        tiles = -(-p["OH"] // 4) * -(-p["OW"] // 4)
+        return "winograd" if tiles >= TILE_PARALLEL_MIN * min(threads, 4) else "blocks"
+    return gemm_path(at, threads)
+
+
+@pytest.mark.parametrize("case", sorted(DYNAMIC_CASES))
+def test_dynamic_plan_paths_bitwise_identical_on_threads(case, tmp_path):
+    need_tool("gcc")
+    if host_level() not in X86_AVX2:
+        pytest.skip("the AVX2 kernels: this host runs another level")
+    args, sizes = DYNAMIC_CASES[case]
+    model = with_runtime_extents(conv_model(**args))
+    isa = "x86_64-v3"
+    _, plan = compile_case(model, isa, tmp_path)
+    ins = conv_instr(plan)
+    assert any(hasattr(v, "poly") for v in ins.params), "the plan has no run-time extents"
+    assert ("winograd" in case) == ("winograd_f43" in ins.kernel.name), ins.kernel.name
+    sessions = {n: InferenceSession(model, threads=n, isa=isa) for n in THREADS}
+    import onnxruntime as ort
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    for (h, w), path in sizes:
+        assert all(path_at(ins, h, w, n) == path for n in (2, 3)), (h, w, path)
+        x = rng.standard_normal((1, args["cin"], h, w)).astype(np.float32)
+        outs = {n: s.run(None, {"x": x})[0] for n, s in sessions.items()}
+        # (DESIGN.md's float32 rule: Winograd F(4,3) on the larger maps is off by ~1e-5
+        # absolute where the output is near 0, beyond check_outputs' atol)
+        assert_close(outs[1], ref.run(None, {"x": x})[0], what=f"{case} at {h}x{w}")
+        for n in THREADS[1:]:
+            assert outs[n].tobytes() == outs[1].tobytes(), f"{case} at {h}x{w}: {n} threads differ"

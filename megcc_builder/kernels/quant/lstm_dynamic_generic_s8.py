@@ -179,7 +179,8 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
           "    float *hp = bias + N;",
           "    float *hl = hp + (int64_t)NB * H;",
           "    float *cs = hl + (int64_t)NB * H;",
-          "    uint8_t *qa = (uint8_t *)(cs + (int64_t)NB * H);",
+          "    int32_t *acc = (int32_t *)(cs + (int64_t)NB * H);",
+          "    uint8_t *qa = (uint8_t *)(acc + N);",
           "    float xs, hs;",
           "    int32_t xz, hz, maxlen = S, d, t, b, j, n, k;",
           "    int64_t rows;"]
@@ -201,11 +202,13 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
           "        int64_t r;",
           "        for (r = 0; r < rows; ++r) {",
           "            const uint8_t *a = qa + r * IN;",
-          "            for (n = 0; n < N; ++n) {",
-          "                int32_t acc = 0;",
-          "                for (k = 0; k < IN; ++k) acc += ((int32_t)a[k] - xz) * wd[(int64_t)k * N + n];",
-          "                xw[r * N + n] = (float)acc * (xs * wsd[n]);",
+          "            for (n = 0; n < N; ++n) acc[n] = 0;",
+          "            for (k = 0; k < IN; ++k) {",
+          "                const int32_t ak = (int32_t)a[k] - xz;",
+          "                const int16_t *wk = wd + (int64_t)k * N;",
+          "                for (n = 0; n < N; ++n) acc[n] += ak * wk[n];",
           "            }",
+          "            for (n = 0; n < N; ++n) xw[r * N + n] = (float)acc[n] * (xs * wsd[n]);",
           "        }"]
     if has["bb"]:
         L.append("        for (n = 0; n < N; ++n) bias[n] = bb[(int64_t)d * 2 * N + n] + "
@@ -229,11 +232,13 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
     L.append("                }")
     rev = "1" if reverse else ("d == 1" if dirs == 2 else "0")
     L.append(f"                xr = xw + ((int64_t)(({rev}) ? len - 1 - t : t) * NB + b) * N;")
-    L.append("                for (n = 0; n < N; ++n) {")
-    L.append("                    int32_t acc = 0;")
-    L.append("                    for (k = 0; k < H; ++k) acc += ((int32_t)a[k] - hz) * rd[(int64_t)k * N + n];")
-    L.append("                    g[n] = (float)acc * (hs * rsd[n]) + xr[n];")
+    L.append("                for (n = 0; n < N; ++n) acc[n] = 0;")
+    L.append("                for (k = 0; k < H; ++k) {")
+    L.append("                    const int32_t ak = (int32_t)a[k] - hz;")
+    L.append("                    const int16_t *rk = rd + (int64_t)k * N;")
+    L.append("                    for (n = 0; n < N; ++n) acc[n] += ak * rk[n];")
     L.append("                }")
+    L.append("                for (n = 0; n < N; ++n) g[n] = (float)acc[n] * (hs * rsd[n]) + xr[n];")
     L.append("                for (j = 0; j < H; ++j) {")
     pp = "pp[(int64_t)d * 3 * H + %s]"
     peep = bool(has["pp"])
@@ -281,7 +286,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
 
 def workspace_bytes(S, B, I, H):
     N = 4 * H
-    floats = S * B * N + 2 * N + 3 * B * H
+    floats = S * B * N + 2 * N + 3 * B * H + N  # (the last N: int32 sums)
     return floats * 4 + S * B * I + B * H  # then the codes of X and of one step's H
 
 

@@ -180,7 +180,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
           "    float *hl = hp + (int64_t)NB * H;",
           "    float *cs = hl + (int64_t)NB * H;",
           "    int32_t *acc = (int32_t *)(cs + (int64_t)NB * H);",
-          "    uint8_t *qa = (uint8_t *)(acc + N);",
+          "    uint8_t *qa = (uint8_t *)(acc + (int64_t)NB * N);",
           "    float xs, hs;",
           "    int32_t xz, hz, maxlen = S, d, t, b, j, n, k;",
           "    int64_t rows;"]
@@ -220,9 +220,19 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
     L.append("        }")
     L.append("        for (t = 0; t < maxlen; ++t) {")
     L.append("            megcc_quant_dynamic_u8(hp, (int64_t)NB * H, qa + rows * IN, &hs, &hz);")
+    # every row's sums at once, so that each row of R is read once per step
+    L.append("            for (j = 0; j < NB * N; ++j) acc[j] = 0;")
+    L.append("            for (k = 0; k < H; ++k) {")
+    L.append("                const int16_t *rk = rd + (int64_t)k * N;")
+    L.append("                for (b = 0; b < NB; ++b) {")
+    L.append("                    const int32_t ak = (int32_t)qa[rows * IN + (int64_t)b * H + k] - hz;")
+    L.append("                    int32_t *ab = acc + (int64_t)b * N;")
+    L.append("                    for (n = 0; n < N; ++n) ab[n] += ak * rk[n];")
+    L.append("                }")
+    L.append("            }")
     L.append("            for (b = 0; b < NB; ++b) {")
     L.append(f"                const int32_t len = {length};")
-    L.append("                const uint8_t *a = qa + rows * IN + (int64_t)b * H;")
+    L.append("                const int32_t *ab = acc + (int64_t)b * N;")
     L.append("                const float *xr;")
     L.append("                float *cr = cs + (int64_t)b * H;")
     L.append("                if (t >= len) {")
@@ -232,13 +242,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
     L.append("                }")
     rev = "1" if reverse else ("d == 1" if dirs == 2 else "0")
     L.append(f"                xr = xw + ((int64_t)(({rev}) ? len - 1 - t : t) * NB + b) * N;")
-    L.append("                for (n = 0; n < N; ++n) acc[n] = 0;")
-    L.append("                for (k = 0; k < H; ++k) {")
-    L.append("                    const int32_t ak = (int32_t)a[k] - hz;")
-    L.append("                    const int16_t *rk = rd + (int64_t)k * N;")
-    L.append("                    for (n = 0; n < N; ++n) acc[n] += ak * rk[n];")
-    L.append("                }")
-    L.append("                for (n = 0; n < N; ++n) g[n] = (float)acc[n] * (hs * rsd[n]) + xr[n];")
+    L.append("                for (n = 0; n < N; ++n) g[n] = (float)ab[n] * (hs * rsd[n]) + xr[n];")
     L.append("                for (j = 0; j < H; ++j) {")
     pp = "pp[(int64_t)d * 3 * H + %s]"
     peep = bool(has["pp"])
@@ -286,7 +290,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
 
 def workspace_bytes(S, B, I, H):
     N = 4 * H
-    floats = S * B * N + 2 * N + 3 * B * H + N  # (the last N: int32 sums)
+    floats = S * B * N + 2 * N + 3 * B * H + B * N  # (the last B * N: int32 sums)
     return floats * 4 + S * B * I + B * H  # then the codes of X and of one step's H
 
 

@@ -6,7 +6,8 @@ providers/cpu/rnn/uni_directional_lstm.cc and rnn_helpers.cc), run on one thread
 - W [dirs, input, 4H] and R [dirs, H, 4H] are already transposed, 8-bit, gate order i o f c;
   scales / zero points per direction ([dirs]) or per column ([dirs, 4H]). Integer zero
   points must be 0 for int8; uint8 uses one zero point per direction. The weights minus
-  their zero point are stored once at compile time (int16).
+  their zero point are stored once at compile time (int8 weights as they are, uint8
+  ones minus their zero point as int16).
 - Input projection, per direction, over the first max(sequence_lens) * batch rows of X:
   the range of those values widened to hold 0 gives scale = (max - min) / 255 (1 when
   equal) and zp = round-half-even(clamp(-min / scale, 0, 255)); each value becomes
@@ -125,7 +126,8 @@ def _const(graph: Graph, op: Op, k: int, what: str) -> np.ndarray:
 
 def _weights(graph: Graph, op: Op, k: int, ks: int, kz: int, what: str, dirs: int, rows: int,
              H: int):
-    """(w - zp as int16 [dirs, rows, 4H], scale per column float32 [dirs, 4H])."""
+    """(w - zp [dirs, rows, 4H]: int8, or int16 for uint8 weights; scale per column
+    float32 [dirs, 4H])."""
     w = _const(graph, op, k, what)
     if w.dtype not in (np.int8, np.uint8) or w.shape != (dirs, rows, 4 * H):
         raise graph.error(f"{what} must be int8 or uint8 of shape {(dirs, rows, 4 * H)} "
@@ -142,7 +144,7 @@ def _weights(graph: Graph, op: Op, k: int, ks: int, kz: int, what: str, dirs: in
         raise graph.error(f"{what}_zero_point must be 0 for int8 weights", op)
     if np.any(zp != zp[:, :1]):
         raise graph.error(f"{what}_zero_point must be one value per direction", op)
-    wq = (w.astype(np.int32) - zp[:, :1, None]).astype(np.int16)
+    wq = w if w.dtype == np.int8 else (w.astype(np.int32) - zp[:, :1, None]).astype(np.int16)
     sc = np.broadcast_to(scale.reshape(dirs, -1), (dirs, 4 * H)).astype(np.float32)
     return wq, np.ascontiguousarray(sc)
 
@@ -164,12 +166,12 @@ def _gate(name: str, peep: str, bias: bool, clip: str) -> List[str]:
 
 
 def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
-          input_forget: bool) -> str:
+          input_forget: bool, wt: str, rt: str) -> str:
     ins = ["x", "wq", "rq", "wsc", "rsc"] + [n for n in ("bb", "lens", "h0", "c0", "pp")
                                              if has[n]]
     L = ["    const int32_t N = 4 * H;"]
     for k, n in enumerate(ins):
-        ct = {"wq": "int16_t", "rq": "int16_t", "lens": "int32_t"}.get(n, "float")
+        ct = {"wq": wt, "rq": rt, "lens": "int32_t"}.get(n, "float")
         L.append(f"    const {ct} *{n} = (const {ct} *)in_ptrs[{k}];")
     for k, n in enumerate(n for n, on in zip(("y", "yh", "yc"), outs) if on):
         L.append(f"    float *{n} = (float *)out_ptrs[{k}];")
@@ -196,8 +198,8 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
     L += ["    rows = (int64_t)maxlen * NB;",
           "    megcc_quant_dynamic_u8(x, rows * IN, qa, &xs, &xz);"]
     L.append(f"    for (d = 0; d < {dirs}; ++d) {{")
-    L += ["        const int16_t *wd = wq + (int64_t)d * IN * N;",
-          "        const int16_t *rd = rq + (int64_t)d * H * N;",
+    L += [f"        const {wt} *wd = wq + (int64_t)d * IN * N;",
+          f"        const {rt} *rd = rq + (int64_t)d * H * N;",
           "        const float *wsd = wsc + (int64_t)d * N, *rsd = rsc + (int64_t)d * N;",
           "        int64_t r;",
           "        for (r = 0; r < rows; ++r) {",
@@ -205,7 +207,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
           "            for (n = 0; n < N; ++n) acc[n] = 0;",
           "            for (k = 0; k < IN; ++k) {",
           "                const int32_t ak = (int32_t)a[k] - xz;",
-          "                const int16_t *wk = wd + (int64_t)k * N;",
+          f"                const {wt} *wk = wd + (int64_t)k * N;",
           "                for (n = 0; n < N; ++n) acc[n] += ak * wk[n];",
           "            }",
           "            for (n = 0; n < N; ++n) xw[r * N + n] = (float)acc[n] * (xs * wsd[n]);",
@@ -223,7 +225,7 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
     # every row's sums at once, so that each row of R is read once per step
     L.append("            for (j = 0; j < NB * N; ++j) acc[j] = 0;")
     L.append("            for (k = 0; k < H; ++k) {")
-    L.append("                const int16_t *rk = rd + (int64_t)k * N;")
+    L.append(f"                const {rt} *rk = rd + (int64_t)k * N;")
     L.append("                for (b = 0; b < NB; ++b) {")
     L.append("                    const int32_t ak = (int32_t)qa[rows * IN + (int64_t)b * H + k] - hz;")
     L.append("                    int32_t *ab = acc + (int64_t)b * N;")
@@ -329,13 +331,15 @@ def lower_dynamic_quantize_lstm(op: Op, graph: Graph):
     clip = float(op.attrs.get("clip", np.finfo(np.float32).max))
     input_forget = bool(int(op.attrs.get("input_forget", 0)))
     reverse = direction == "reverse"
-    body = _body(dirs, reverse, has, on, clip, input_forget)
+    wt, rt = ("int8_t" if a.dtype == np.int8 else "int16_t" for a in (wq, rq))
+    body = _body(dirs, reverse, has, on, clip, input_forget, wt, rt)
     tag = ("bi" if dirs == 2 else "rev" if reverse else "fwd") + "_" + "".join(
         k[0] for k, v in has.items() if v) + "_o" + "".join(str(int(o)) for o in on)
     if op.attrs.get("clip") is not None:
         tag += "_clip%08x" % int(np.float32(clip).view(np.uint32))
     if input_forget:
         tag += "_if"
+    tag += f"_w{wt[3:-2]}r{rt[3:-2]}"
     kernel = make_kernel(f"dynamic_quantize_lstm_{tag}_f32", body, PARAMS,
                          ("math", ROUND_EVEN, QUANTIZE, MLAS_ACT))
     consts = []

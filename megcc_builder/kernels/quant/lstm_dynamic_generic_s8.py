@@ -187,10 +187,12 @@ def _body(dirs: int, reverse: bool, has: dict, outs: tuple, clip: float,
           "    int32_t xz, hz, maxlen = S, d, t, b, j, n, k;",
           "    int64_t rows;"]
     clip_c = repr(float(np.float32(clip))) + "f"
+    # lengths clamped to [0, S] as the float LSTM does (onnxruntime refuses others): a bad
+    # run-time value cannot index outside the buffers
+    length = "(lens[b] < 0 ? 0 : lens[b] > S ? S : lens[b])" if has["lens"] else "S"
     if has["lens"]:
         L.append("    maxlen = 0;")
-        L.append("    for (b = 0; b < NB; ++b) maxlen = lens[b] > maxlen ? lens[b] : maxlen;")
-    length = "lens[b]" if has["lens"] else "S"
+        L.append(f"    for (b = 0; b < NB; ++b) maxlen = {length} > maxlen ? {length} : maxlen;")
     if outs[0]:
         L.append("    for (rows = 0; rows < (int64_t)S * %d * NB * H; ++rows) y[rows] = 0.0f;"
                  % dirs)

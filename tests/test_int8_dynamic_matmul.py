@@ -118,30 +118,3 @@ def test_dynamic_quantize_matmul_every_x86_level(isa, tmp_path):
     x = (rng.standard_normal((2, 3, 23)) * 5 - 1).astype(F32)
     ours = list(compile_and_run(path, {"x": x}, isa=isa).values())[0]
     np.testing.assert_array_equal(ours, _ort(path, x))
-
-
-def test_dynamic_quantize_lstm_refused_in_one_line(tmp_path):
-    """quantize_dynamic writes an LSTM as com.microsoft.DynamicQuantizeLSTM, which has no
-    kernel yet: one line naming the node and the operator, exit 1, no output."""
-    import subprocess
-    import sys
-
-    rng = np.random.default_rng(2)
-    h, i = 8, 5
-    inits = [numpy_helper.from_array((rng.standard_normal((1, 4 * h, i)) * 0.3).astype(F32), "W"),
-             numpy_helper.from_array((rng.standard_normal((1, 4 * h, h)) * 0.3).astype(F32), "R")]
-    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=h, name="lstm")
-    g = helper.make_graph([node], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2, i])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    fp, dq = str(tmp_path / "f.onnx"), str(tmp_path / "dq.onnx")
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
-              fp)
-    quantize_dynamic(fp, dq)
-    assert "DynamicQuantizeLSTM" in [n.op_type for n in onnx.load(dq).graph.node]
-    out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile", dq, "-o",
-                        str(out)], capture_output=True, text=True)
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "lstm" in r.stderr and "com.microsoft.DynamicQuantizeLSTM" in r.stderr, r.stderr
-    assert not out.exists() or not any(out.iterdir())

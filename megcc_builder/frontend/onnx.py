@@ -26,7 +26,7 @@ MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 MICROSOFT_QUANT_OPS = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
                        "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
                        "QGemm", "MatMulIntegerToFloat", "QLinearSoftmax",
-                       "DynamicQuantizeMatMul"}
+                       "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
 
 
 def _load_proto(path: str) -> onnx.ModelProto:

@@ -27,3 +27,4 @@ from . import matmul_vnni_s8  # noqa: F401
 from . import elementwise_avx2_s8  # noqa: F401
 from . import concat_avx2_s8  # noqa: F401
 from . import softmax_generic_s8  # noqa: F401
+from . import lstm_dynamic_generic_s8  # noqa: F401

@@ -946,3 +946,58 @@ for _t in ("uint8", "int8"):
         BOOK.add(f"qsoftmax_{_t}_{_id}", "QLinearSoftmax",
                  [_softmax_input(_t, *_shape), s(0.06 if _id != "last" else 0.2),
                   z(_t, _zx), s(_ys), z(_t, _zy)], _attrs, domain=MS, opset=13)
+
+# --- DynamicQuantizeLSTM (what quantize_dynamic makes of an ONNX LSTM): X and each step's
+# hidden rows quantized to uint8 by their own range, integer products with 8-bit W / R,
+# MLAS's logistic and tanh. Batch 1: onnxruntime quantizes the hidden rows of a batch
+# chunk by chunk when it has several threads and a batch of 2 or more, and the harness's
+# onnxruntime runs with its default threads (batches > 1: tests/test_int8_dynamic_lstm.py,
+# one thread). Odd sizes; per-tensor and per-column scales; int8 weights (the quantizer's)
+# and uint8 weights with a zero point per direction; all optional inputs, lengths short
+# of the sequence and of length 0; clip and input_forget.
+def _dq_lstm(dirs, I, H, S, w_type="int8", per_column=False, bias=True, lens=None,
+             states=False, peep=False, **attrs):
+    def weights(rows):
+        if w_type == "int8":
+            w, zp = _r.integers(-127, 128, (dirs, rows, 4 * H)).astype(np.int8), None
+        else:
+            w = _r.integers(0, 256, (dirs, rows, 4 * H)).astype(np.uint8)
+            zp = np.repeat(_r.integers(100, 160, (dirs, 1)), 4 * H if per_column else 1,
+                           axis=1).astype(np.uint8)
+        n = (dirs, 4 * H) if per_column else (dirs,)
+        sc = (_r.uniform(0.004, 0.02, n)).astype(F32)
+        if zp is None:
+            zp = np.zeros(n, np.int8)
+        return [Const(w), Const(sc), Const(zp.reshape(n))]
+    w, ws, wz = weights(I)
+    r, rs, rz = weights(H)
+    ins = [(_r.standard_normal((S, 1, I)) * 1.5).astype(F32), w, r,
+           Const((_r.standard_normal((dirs, 8 * H)) * 0.3).astype(F32)) if bias else None,
+           None if lens is None else np.array(lens, np.int32),
+           (_r.standard_normal((dirs, 1, H)) * 0.5).astype(F32) if states else None,
+           (_r.standard_normal((dirs, 1, H)) * 0.5).astype(F32) if states else None,
+           Const((_r.standard_normal((dirs, 3 * H)) * 0.3).astype(F32)) if peep else None,
+           ws, wz, rs, rz]
+    attrs = dict(hidden_size=H, **attrs)
+    if dirs == 2:
+        attrs["direction"] = "bidirectional"
+    return ins, attrs
+
+
+for _id, _kw in (
+        ("fwd_plain", dict(dirs=1, I=5, H=7, S=6)),
+        ("fwd_all_inputs", dict(dirs=1, I=9, H=12, S=5, per_column=True, lens=[3],
+                                states=True, peep=True)),
+        ("rev_all_inputs", dict(dirs=1, I=4, H=9, S=7, per_column=True, lens=[5],
+                                states=True, peep=True, direction="reverse")),
+        ("bi_per_column", dict(dirs=2, I=6, H=5, S=4, per_column=True, states=True,
+                               peep=True, lens=[4])),
+        ("bi_u8_weights", dict(dirs=2, I=3, H=6, S=5, w_type="uint8", lens=[3])),
+        ("fwd_u8_per_column", dict(dirs=1, I=8, H=4, S=3, w_type="uint8", per_column=True,
+                                   bias=False)),
+        ("fwd_clip_input_forget", dict(dirs=1, I=5, H=6, S=6, clip=0.7, input_forget=1,
+                                       peep=True, states=True)),
+        ("bi_length_0", dict(dirs=2, I=5, H=6, S=3, lens=[0], states=True))):
+    _ins, _attrs = _dq_lstm(**_kw)
+    BOOK.add(f"dq_lstm_{_id}", "DynamicQuantizeLSTM", _ins, _attrs, domain=MS, n_out=3,
+             opset=14)

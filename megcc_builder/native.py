@@ -80,7 +80,6 @@ _SIGNATURES = {
     "megcc_network_select_plan": (_c_status, [_P, ctypes.c_uint32]),
     "megcc_network_input_data": (_P, [_P, ctypes.c_uint32]),
     "megcc_network_output_data": (_P, [_P, ctypes.c_uint32]),
-    "megcc_network_output_buffer": (_P, [_P, ctypes.c_uint32]),
     "megcc_network_set_input_memory": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_size_t]),
     "megcc_network_set_output_memory": (_c_status, [_P, ctypes.c_uint32, _P, ctypes.c_size_t]),
     "megcc_network_forward": (_c_status, [_P]),

@@ -47,3 +47,18 @@ def test_compiled_once_runs_every_size():
             [want] = ref.run(None, {"x": x})
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_bitwise_identical_on_one_two_and_three_threads():
+    """Parts take ranges of position tiles, each computed as on one thread: 32 x 40 =
+    1280 positions in tiles of 96 (C = 40), a ragged last tile of 32."""
+    need_tool("gcc")
+    model = _model()
+    x = np.random.default_rng(5).standard_normal((2, 40, 32, 40)).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        with InferenceSession(model, threads=threads) as sess:
+            kernels = sess.native_network().model.instruction_kernels(0)
+            assert any(k.startswith("conv2d_1x1_fewoc") for k in kernels), kernels
+            outs.append(sess.run(None, {"x": x})[0].tobytes())
+    assert outs[1] == outs[0] and outs[2] == outs[0]

@@ -9,9 +9,15 @@ each input and output at most once:
   when it is C-contiguous and aligned and no instruction writes into that input's storage
   (a kernel working in place over it would change the caller's array); otherwise one copy
   into the arena;
-* outputs: each run allocates the result arrays and points the network's outputs at them,
-  so the kernels write the results there directly; an output that is a view of another
-  tensor, or an input passed straight through, is copied once after the forward.
+* outputs: each run returns new arrays (never memory a later run overwrites). A large
+  output is allocated before the forward and the network's output pointed at it, so the
+  kernels write the result there directly; a small one (at most SMALL_OUTPUT bytes) is
+  copied once out of the network's memory after the forward, through a numpy view kept
+  from one run to the next (cheaper than binding a new array's address on every call); an
+  output that is a view of another tensor, or an input passed straight through, is copied
+  once after the forward.
+* per input, the address of the array last bound is kept (with a weak reference to that
+  array): passing the same array again costs no address look-up.
 
 ctypes releases the GIL around every foreign call, so networks in several Python threads
 run concurrently (one network must not be used by two threads at once: the runtime's rule).
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import weakref
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -28,6 +35,10 @@ from .emit.model_blob import read_model
 from .ir.dtypes import dtype_from_code, numpy_dtype
 
 MAX_DIMS = 8
+# outputs up to this size are copied out of the network's memory after the forward rather
+# than written into a freshly bound array: a copy of 4 KB costs about what looking up a new
+# array's address and binding it does
+SMALL_OUTPUT = 4096
 _c_status = ctypes.c_int
 
 
@@ -205,6 +216,13 @@ class NativeModel:
             seen.append(t)
         return flags
 
+    def tensor_roots(self, plan: int):
+        """(root storage tensor of every input, of every output) of `plan`: the tensor whose
+        memory a view lives in."""
+        p = self._layout[plan]
+        root = [t["base"] if t["storage"] == "view" else i for i, t in enumerate(p["tensors"])]
+        return [root[t] for t in p["inputs"]], [root[t] for t in p["outputs"]]
+
     def _shaped_at_run_time(self, plan: int) -> set:
         """Tensors whose dims read a computed shape extent (docs/dynamic-shapes.md)."""
         from .emit.dynamic import CONST, SYM, VALUE_INPUT, VALUE_SHAPE
@@ -335,11 +353,23 @@ class NativeNetwork:
         self._zero_copy = [ok and bool(i.nbytes) for ok, i in
                            zip(self.model.zero_copy_inputs(plan), self.inputs)]
         self._in_user = [False] * n_in  # inputs now pointing at caller memory
-        direct = self.model.direct_outputs(plan)
-        self._out_specs = [(o.shape, o.numpy_dtype, ok and bool(o.nbytes))
-                           for ok, o in zip(direct, self.outputs)]
-        self._collect_after = not all(d for _, _, d in self._out_specs)
+        self._in_last = [None] * n_in  # weak reference to the array input i points at
         self._dynamic = self.model.dynamic[plan]  # outputs may be cut after a forward
+        direct = [ok and bool(o.nbytes) and (self._dynamic or o.nbytes > SMALL_OUTPUT)
+                  for ok, o in zip(self.model.direct_outputs(plan), self.outputs)]
+        self._out_specs = [(o.shape, o.numpy_dtype, d) for d, o in zip(direct, self.outputs)]
+        self._collect_after = not all(direct)
+        self._bind_after = any(direct)  # some output bound to a new array before the forward
+        # Outputs copied after the forward from memory that stays where it is from one run
+        # to the next (a static plan's arena, not an input's or a bound output's memory):
+        # read through a numpy view made at the first forward, None until then.
+        in_roots, out_roots = self.model.tensor_roots(plan)
+        moving = set(in_roots) | {r for r, d in zip(out_roots, direct) if d}
+        self._out_fixed = [not d and not self._dynamic and bool(o.nbytes) and r not in moving
+                           for d, o, r in zip(direct, self.outputs, out_roots)]
+        self._out_views: List[Optional[np.ndarray]] = [None] * n_out
+        # every output one of those, and their views made: run() only copies them
+        self._all_views: Optional[List[np.ndarray]] = None
         # argument arrays of megcc_session_run, refilled by every run
         self._in_ptr = (ctypes.c_void_p * max(1, n_in))()
         self._in_size = (ctypes.c_size_t * max(1, n_in))(*[i.nbytes for i in self.inputs])
@@ -353,16 +383,25 @@ class NativeNetwork:
 
     def _bind_inputs(self, arrays: Sequence[np.ndarray]) -> None:
         """Fill the input pointers of megcc_session_run: the caller's arrays where they can
-        be read in place, else NULL after one copy into the arena."""
-        ptr, zero_copy = self._in_ptr, self._zero_copy
+        be read in place, else NULL after one copy into the arena. The array bound last is
+        known by a weak reference: the same array again keeps its address (an array's data
+        does not move while a reference to it exists, and a dead reference is no match)."""
+        last = self._in_last
         for i, arr in enumerate(arrays):
-            address = _readable_in_place(arr) if zero_copy[i] else 0
-            if address:
-                ptr[i] = address
-                self._in_user[i] = True
-            else:
-                ptr[i] = None
-                self._copy_in(i, arr)
+            ref = last[i]
+            if ref is None or ref() is not arr:
+                self._bind_input(i, arr)
+
+    def _bind_input(self, i: int, arr: np.ndarray) -> None:
+        address = _readable_in_place(arr) if self._zero_copy[i] else 0
+        if address:
+            self._in_ptr[i] = address
+            self._in_user[i] = True
+            self._in_last[i] = weakref.ref(arr)
+        else:
+            self._in_ptr[i] = None
+            self._in_last[i] = None
+            self._copy_in(i, arr)
 
     def _copy_in(self, i: int, arr: np.ndarray) -> None:
         lib, h, nbytes = self.lib, self._handle, self.inputs[i].nbytes
@@ -373,23 +412,46 @@ class NativeNetwork:
             src = np.ascontiguousarray(arr)
             ctypes.memmove(lib.megcc_network_input_data(h, i), _address(src), nbytes)
 
-    def _bind_outputs(self) -> List[np.ndarray]:
-        """New result arrays, and the output pointers of megcc_session_run at them."""
+    def _bind_outputs(self) -> List[Optional[np.ndarray]]:
+        """New result arrays for the outputs written in place (None for those copied after
+        the forward), and the output pointers of megcc_session_run at them."""
         ptr, results = self._out_ptr, []
         for i, (shape, dtype, direct) in enumerate(self._out_specs):
-            out = np.empty(shape, dtype)
-            ptr[i] = _address(out) if direct else None
-            results.append(out)
+            if direct:
+                out = np.empty(shape, dtype)
+                ptr[i] = _address(out)
+                results.append(out)
+            else:
+                results.append(None)
         return results
 
-    def _collect(self, results: List[np.ndarray]) -> None:
-        """Copy the outputs the kernels could not write into the result arrays directly."""
-        for i, (_, _, direct) in enumerate(self._out_specs):
-            if not direct and self.outputs[i].nbytes:
-                src = self.lib.megcc_network_output_data(self._handle, i)
-                if not src:
-                    self._check(1, "output")
-                ctypes.memmove(_address(results[i]), src, self.outputs[i].nbytes)
+    def _collect(self, results: List[Optional[np.ndarray]]) -> None:
+        """The outputs the kernels could not write into new arrays directly: copies of the
+        network's memory."""
+        views = self._out_views
+        for i, (shape, dtype, direct) in enumerate(self._out_specs):
+            if direct:
+                continue
+            view = views[i]
+            if view is None:
+                view = self._output_view(i)
+                if self._out_fixed[i]:
+                    views[i] = view
+            results[i] = view.copy()
+        if all(self._out_fixed) and self._out_specs:
+            self._all_views = views
+
+    def _output_view(self, i: int) -> np.ndarray:
+        """A numpy array over output i in the network's memory (valid after a forward)."""
+        shape, dtype, _ = self._out_specs[i]
+        nbytes = self.outputs[i].nbytes
+        if not nbytes:
+            return np.empty(shape, dtype)
+        src = self.lib.megcc_network_output_data(self._handle, i)
+        if not src:
+            self._check(1, "output")
+        return np.frombuffer((ctypes.c_char * nbytes).from_address(src),
+                             dtype).reshape(shape)
 
     def _forward(self) -> None:
         status = self._run_fn(*self._run_args)
@@ -399,9 +461,21 @@ class NativeNetwork:
     def run(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Forward the current plan on `arrays` (plan input order, dtype and shape already
         checked); the outputs in plan order, as new arrays."""
-        self._bind_inputs(arrays)
-        results = self._bind_outputs()
-        self._forward()
+        last = self._in_last
+        for i, arr in enumerate(arrays):  # (_bind_inputs, inline: this is the hot path)
+            ref = last[i]
+            if ref is None or ref() is not arr:
+                self._bind_input(i, arr)
+        views = self._all_views
+        if views is not None:  # every output a copy of memory that stays in place
+            status = self._run_fn(*self._run_args)
+            if status:
+                self._check(status, "forward")
+            return [v.copy() for v in views]
+        results = self._bind_outputs() if self._bind_after else [None] * len(self._out_specs)
+        status = self._run_fn(*self._run_args)
+        if status:
+            self._check(status, "forward")
         if self._collect_after:
             self._collect(results)
         if self._dynamic:

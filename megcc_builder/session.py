@@ -175,8 +175,11 @@ class InferenceSession:
             run_options=None) -> List[np.ndarray]:
         """The outputs named (None: all, in model order) for the given inputs by name."""
         arrays = self._ordered_feeds(input_feed)
-        if self._net is not None:
-            outs = self._net.run(arrays)
+        net = self._net
+        if net is not None:
+            if output_names is None:  # the common call, kept short
+                return net.run(arrays)
+            outs = net.run(arrays)
         else:
             try:
                 outs = run_blob(self._runner, self._blob_path, arrays, plan=self._plan,

@@ -104,6 +104,42 @@ def test_inputs_are_read_in_place_but_never_changed_and_outputs_are_fresh(cnn):
             assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("size", [12, 6])
+def test_the_same_array_again_is_read_again_and_small_outputs_stay_fresh(cnn, size):
+    """run() keeps the address of the array bound last and copies small outputs out of a
+    view kept from run to run: an array changed in place is read with its new values, a new
+    array is read, results of earlier runs are never overwritten, and the timing and
+    profiling calls in between leave run() right. Size 12: one output written in place
+    (feat, 4608 bytes), one copied (logits); size 6: both copied (run()'s shortest path)."""
+    if size == 12:
+        _, sess, ref = cnn
+    else:
+        model = small_cnn(size=size)
+        sess, ref = InferenceSession(model), ort_session(model)
+    small = megcc_builder.native.SMALL_OUTPUT
+    assert 5 * 4 <= small and (8 * size * size * 4 <= small) == (size == 6)
+    shape = (1, 3, size, size)
+    x = RNG.standard_normal(shape).astype(np.float32)
+    results, wants = [], []
+    for step in range(4):
+        if step == 2:
+            x = RNG.standard_normal(shape).astype(np.float32)  # another array
+        else:
+            x[...] = RNG.standard_normal(shape)  # the same array, new values
+        results.append(sess.run(None, {"x": x}))
+        wants.append(ref.run(None, {"x": x}))
+        if step == 1:
+            net = sess.native_network()
+            net.time_forward([x * 2], 0, 2)
+            net.profile([x * 3])
+    for got, want in zip(results, wants):  # every earlier result is still its own
+        for g, w in zip(got, want):
+            assert g.flags.owndata and g.flags.writeable
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+    for a, b in zip(results[0], results[1]):
+        assert not np.shares_memory(a, b)
+
+
 def test_feeds_that_do_not_fit_raise_clear_errors(cnn):
     _, sess, _ = cnn
     x = np.zeros((1, 3, 12, 12), np.float32)
@@ -215,6 +251,12 @@ def test_an_input_passed_straight_through_is_copied_out(tmp_path):
     y, r, r2 = sess.run(None, {"x": x})
     assert np.array_equal(y, x) and np.array_equal(r, np.maximum(x, 0))
     assert np.array_equal(r2, r) and not np.shares_memory(y, x)
+    # again, with the same array changed in place and with another array
+    for feed in (x.__imul__(-1), RNG.standard_normal((2, 5)).astype(np.float32)):
+        y2, r_2, r2_2 = sess.run(None, {"x": feed})
+        assert np.array_equal(y2, feed) and np.array_equal(r_2, np.maximum(feed, 0))
+        assert np.array_equal(r2_2, r_2) and not np.shares_memory(y2, y)
+    y, r, r2 = sess.run(None, {"x": x})
     # the same from a compiled directory: the manifest keeps the names the blob merges
     onnx.save(model, str(tmp_path / "id.onnx"))
     subprocess.run([sys.executable, "-m", "megcc_builder.cli", "compile",
@@ -224,6 +266,27 @@ def test_an_input_passed_straight_through_is_copied_out(tmp_path):
     assert [o.name for o in compiled.get_outputs()] == ["y", "r", "r2"]
     assert [a.tobytes() for a in compiled.run(None, {"x": x})] == [y.tobytes(), r.tobytes(),
                                                                    r2.tobytes()]
+
+
+def test_an_input_read_in_place_and_passed_through_follows_each_run():
+    """An output equal to the input, which is read in place from each new caller array:
+    every result is its own run's input, kept after later runs."""
+    need_tool("gcc")
+    vi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "id", [vi],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+        opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    sess = InferenceSession(model)
+    assert sess.native_network()._zero_copy == [True]
+    kept = []
+    for _ in range(3):
+        x = RNG.standard_normal((3, 4)).astype(np.float32)
+        [y] = sess.run(None, {"x": x})
+        assert np.array_equal(y, x) and not np.shares_memory(y, x)
+        kept.append((x, y))
+    for x, y in kept:
+        assert np.array_equal(y, x)
 
 
 def test_sanitizer_builds_fall_back_to_the_runner_process(monkeypatch):

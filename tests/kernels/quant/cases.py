@@ -268,6 +268,21 @@ for _t in ("uint8", "int8"):
               z(_t, _zy), _x2, s(0.0171), z(_t, _zy - 2)], dict(axis=2), domain=MS, opset=13,
              expect={"avx2": ("qlinear_concat_avx2_", "")})
 
+# AVX2 requantizes by one multiplication when a float32 r reproduces the table for all 256
+# codes, else by the division: X_scale / Y_scale = 0.007 / 0.07 has exact ties (q - xz = 5,
+# 15, ...) no multiplier rounds like the division, 0.3 / 0.07 has a multiplier; copied,
+# divided and multiplied inputs in one kernel (pattern c, t, m), every code of each input,
+# blocks of 259 codes (16-code steps and a tail)
+for _t in ("uint8", "int8"):
+    _zy = -5 if _t == "int8" else 120
+    _every = np.resize(np.arange(256, dtype=np.uint8), 259).view(_t).reshape(1, 7, 1, 37)
+    _sh = "u" if _t == "uint8" else "s"
+    BOOK.add(f"qconcat_{_t}_multiplier_or_division", "QLinearConcat",
+             [s(0.07), z(_t, _zy), q(_t, 1, 3, 1, 37), s(0.07), z(_t, _zy),
+              _every, s(0.007), z(_t, _zy + 3), _every[:, :, :, ::-1].copy(), s(0.3),
+              z(_t, _zy - 2)], dict(axis=1), domain=MS, opset=13,
+             expect={"avx2": ("qlinear_concat_avx2_", f"_ct{_sh}m{_sh}")})
+
 # --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
 def _round(v, mode):
     """half_even: onnxruntime's; half_away: MegEngine's, v + 0.5f (or - 0.5f) in float32

@@ -473,6 +473,12 @@ qconv("qconv_pairs_1x1_plane_u8", "uint8", "int8", 2, 33, 24, 24, 11, 1, per_cha
 qconv("qconv_pairs_1x1_plane_s8_saturating", "int8", "int8", 1, 40, 9, 13, 7, 1, yz=127)
 qconv("qconv_pairs_u8u8_wzp_stride2_wide", "uint8", "uint8", 1, 6, 21, 45, 5, 3,
       strides=(2, 2), pads=(1, 1, 1, 1), wz=125, per_channel=True)
+# a 7x7 map (49 = 3 x 16 + 1) and a 5x5 one (25 = 16 + 9): the AVX2 GEMM's last strip of
+# <= 8 positions runs its 6 x 8 half tile, one of 9 the full tile; 13 output channels
+qconv("qconv_pairs_7x7_half_strip_u8", "uint8", "int8", 2, 24, 7, 7, 13, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_5x5_s8_full_tail", "int8", "int8", 1, 10, 5, 5, 7, 1, per_channel=True,
+      yz=-128)
 qconv("qconv_pairs_1d_wide", "int8", "int8", 2, 5, 1, 70, 3, 3, pads=(0, 1, 0, 1), one_d=True)
 megengine_conv("qconv_pairs_half_away_s8_wide", "int8", "", size=(17, 37), channels=(5, 7))
 megengine_conv("qconv_pairs_half_away_relu_u8_wide", "uint8", "Relu", size=(9, 40),

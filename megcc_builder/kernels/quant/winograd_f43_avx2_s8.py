@@ -293,6 +293,36 @@ def _plane_copy8(xt: str) -> str:
     return "\n                        ".join(lines)
 
 
+def plane_copy(xt: str) -> str:
+    """C (both Winograd kernels): the image xb's channels into the zeroed channel-last plane
+    [PH][PW][CP] at (PT, PL), centred on xz (needs c, C, H, W, xb, plane, PW, PH, PT, PL,
+    CP, xz in scope)."""
+    return f"""        {{  /* channel-last copy, centred; the padding stays 0 */
+            const int32_t WL = W < PW - PL ? W : PW - PL, HL = H < PH - PT ? H : PH - PT;
+            const __m128i vxz = _mm_set1_epi16((int16_t)xz);
+            int32_t iy, ix;
+            /* 8 channels x 8 columns at a time: 8-byte loads widened, an 8x8 int16
+               transpose, one 16-byte store per column; a row's last columns by one block
+               ending at its end (columns written twice get the same values) */
+            for (c = 0; c + 8 <= C && WL >= 8; c += 8)
+                for (iy = 0; iy < HL; ++iy) {{
+                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
+                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
+                    for (ix = 0; ix < WL; ix += 8) {{
+                        const int32_t x0 = ix + 8 <= WL ? ix : WL - 8;
+                        {_plane_copy8(xt)}
+                    }}
+                }}
+            for (; c < C; ++c)
+                for (iy = 0; iy < HL; ++iy) {{
+                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
+                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
+                    for (ix = 0; ix < WL; ++ix)
+                        dst[(int64_t)ix * CP] = (int16_t)((int32_t)src[ix] - xz);
+                }}
+        }}"""
+
+
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="avx2",
             applies=_applies, cost=cost,
             label="avx2 integer Winograd F(4x4,3x3) on vpmaddwd (3x3 stride 1, exact)")
@@ -336,30 +366,7 @@ def lower_qlinear_conv_winograd_f43_avx2(op: Op, graph: Graph):
         const {xt} *xb = x + (int64_t)b * C * H * W;
         {yt} *yb = y + (int64_t)b * OC * OH * OW;
         memset(plane, 0, (size_t)PH * PW * CP * sizeof(int16_t));
-        {{  /* channel-last copy, centred; the padding stays 0 */
-            const int32_t WL = W < PW - PL ? W : PW - PL, HL = H < PH - PT ? H : PH - PT;
-            const __m128i vxz = _mm_set1_epi16((int16_t)xz);
-            int32_t iy, ix;
-            /* 8 channels x 8 columns at a time: 8-byte loads widened, an 8x8 int16
-               transpose, one 16-byte store per column; a row's last columns by one block
-               ending at its end (columns written twice get the same values) */
-            for (c = 0; c + 8 <= C && WL >= 8; c += 8)
-                for (iy = 0; iy < HL; ++iy) {{
-                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
-                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
-                    for (ix = 0; ix < WL; ix += 8) {{
-                        const int32_t x0 = ix + 8 <= WL ? ix : WL - 8;
-                        {_plane_copy8(xt)}
-                    }}
-                }}
-            for (; c < C; ++c)
-                for (iy = 0; iy < HL; ++iy) {{
-                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
-                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
-                    for (ix = 0; ix < WL; ++ix)
-                        dst[(int64_t)ix * CP] = (int16_t)((int32_t)src[ix] - xz);
-                }}
-        }}
+{plane_copy(xt)}
         for (tb = 0; tb < T; tb += NT) {{
             const int32_t nt = T - tb < NT ? T - tb : NT;
             int32_t t;

@@ -285,18 +285,20 @@ def positions_computed(p: int, nb: int) -> int:
 
 
 def channel_tile_better(op: Op, graph: Graph, p: int, kq: int, nb: int) -> bool:
-    """Whether the channel-lane tile computes at least 1/6 fewer multiply-adds (ResNet-50's
-    7x7 maps: 49 positions against 64) over a reduction of at least 256 quads: its
-    epilogue stores byte by byte across the channel planes, which cost more than the
-    saved multiply-adds on 14x14 maps (196 against 208) and with 1x1 512-channel inputs
-    (measured per layer)."""
-    if kq < 256 or p * 4 * kq > WHOLE_BYTES:
+    """Whether the channel-lane tile computes at least 5 % fewer multiply-adds than the
+    position tile (ResNet-50's 7x7 maps: 49 positions against 64; 14x14: 196 against 208)
+    over a reduction of at least 64 quads, with the whole map packed in one block.
+    Measured per layer (benchmarks/layer_profile.py, x86_64-vnni, one thread) with its
+    transposed stores: 3x3 256@14 625 -> 574 us, 3x3 s2 256@28->14 649 -> 596, 1x1
+    1024->256@14 250 -> 237, 256->1024@14 267 -> 258, 512->2048@7 312 -> 243; on
+    SqueezeNet's 13x13 maps (169 positions against 176) it is no faster: left out."""
+    if kq < 64 or p * 4 * kq > WHOLE_BYTES:
         return False
     group, _, _, _, _ = _geometry_k(graph, op)
     ocg = graph.tensors[op.inputs[3]].shape[0] // group
     pos = positions_computed(p, nb) * (-(-ocg // MR) * MR)
     chan = -(-p // CP) * CP * (-(-ocg // 32) * 32)
-    return chan * 1.2 < pos
+    return chan < 0.95 * pos
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="vnni",

@@ -821,8 +821,8 @@ BOOK.add("qlinear_matmul_vnni_gemv_u8_m2", "QLinearMatMul",
           s(0.5), z("uint8", 128)], opset=13,
          expect={"vnni": ("qlinear_matmul_u8_vnni_gemv_", "")})
 
-# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 maps, reduction >= 256
-# quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
+# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 and 14x14 maps, reduction
+# >= 64 quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
 # the quad, positions off the 7-position tile (stride 2: 7x7 out of 13x13 with padding; 1x1
 # on a 3x11 map, 33 positions), uint8 and int8 activations, per-tensor and per-channel
 # weights with a zero point, group 2; each asserts the c32 kernel ran
@@ -835,6 +835,13 @@ qconv("qconv_vnni_c32_u8_1x1_33", "uint8", "int8", 1, 1030, 3, 11, 62, 1, bias=F
 qconv("qconv_vnni_c32_s8_group2", "int8", "int8", 1, 2 * 116, 7, 7, 2 * 32, 3, group=2,
       pads=(1, 1, 1, 1), per_channel=True, yz=100,
       expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+# a 14x14 map (196 positions against the position tile's 208), 1x1 with 64 quads; a 13x13
+# map (169 against 176) keeps the position tile
+qconv("qconv_vnni_c32_u8_1x1_14x14_k64", "uint8", "int8", 1, 256, 14, 14, 64, 1,
+      per_channel=True, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_13x13_position_tile", "uint8", "int8", 1, 64, 13, 13, 40, 3,
+      pads=(1, 1, 1, 1), per_channel=True,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_u8s8_", "")})
 
 # --- AVX2 integer Winograd F(4x4, 3x3) (winograd_f43_avx2_s8): images whose 4x4 tiles do not
 # divide them (partial tiles on both edges), channel counts off 16, asymmetric padding,

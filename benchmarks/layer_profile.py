@@ -3,6 +3,12 @@ fastest time over N profiled runs (`megcc_runner --profile -t N`), its GFLOP/s a
 fraction of this machine's measured single-core FMA peak.
 
     python benchmarks/layer_profile.py MODEL [-n 10] [--isa native] [--kinds 3x3,1x1]
+    python benchmarks/layer_profile.py MODEL --threads 2 [--all] [--rounds 3]
+
+With --threads T: each instruction's fastest wall-clock time on one thread and on T
+threads (same build, same inputs; run it on idle cores, e.g. under /work/freeze.sh), its
+speed-up and its lost time t_T - t_1 / T (what keeps the model from a T-fold speed-up),
+sorted by lost time.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import os
 import re
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,9 +43,12 @@ def conv_kind(graph, op, w) -> str:
 
 
 def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = None,
-               every: bool = False) -> List[dict]:
+               every: bool = False, threads: Sequence[int] = (), rounds: int = 1) -> List[dict]:
     """One row per Conv/Gemm/MatMul instruction (float or int8; every instruction with
-    `every`): kind, shapes, flops, best microseconds."""
+    `every`): kind, shapes, flops, best microseconds (CPU clock); with `threads`, also
+    "us@T": the best wall-clock microseconds on T threads, for each T, over `rounds` runs
+    of the runner per thread count, interleaved (two-thread times on a virtual machine
+    change from one process to the next)."""
     with tempfile.TemporaryDirectory(prefix="megcc-layers-") as tmp:
         bundle = compile_bundle([ModelSpec("model", path, [shapes] if shapes else [])], tmp,
                                 save_c_array=False, isa=isa)
@@ -48,13 +57,24 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
         rng = np.random.default_rng(0)
         feeds = [rng.standard_normal(g.tensors[n].shape).astype(np.float32) for n in g.inputs]
         runner = build_runner(bundle.files["kernels_c"])
-        _, log = run_blob_logged(runner, bundle.files["model.tiny"], feeds,
-                                 extra_args=["--profile", "--profile-runs", str(iterations),
-                                             "--cpu-clock", "-w", "1"])
-    best: Dict[int, float] = {}
-    for m in re.finditer(r"^profile (\d+) (\S+) ([0-9.]+)$", log, re.M):
-        i, us = int(m.group(1)), float(m.group(3))
-        best[i] = min(us, best.get(i, us))
+
+        def profile(extra):
+            _, log = run_blob_logged(runner, bundle.files["model.tiny"], feeds,
+                                     extra_args=["--profile", "--profile-runs", str(iterations),
+                                                 "-w", "1", *extra])
+            best: Dict[int, float] = {}
+            for m in re.finditer(r"^profile (\d+) (\S+) ([0-9.]+)$", log, re.M):
+                i, us = int(m.group(1)), float(m.group(3))
+                best[i] = min(us, best.get(i, us))
+            return best
+
+        best = profile(["--cpu-clock"]) if not threads else {}
+        # wall clock: a thread's CPU clock does not see the other threads' share
+        by_threads: Dict[int, Dict[int, float]] = {t: {} for t in threads}
+        for _ in range(rounds):
+            for t in threads:
+                for i, us in profile(["--threads", str(t)]).items():
+                    by_threads[t][i] = min(us, by_threads[t].get(i, us))
     producers = g.producers()
     rows = []
     for i, ins in enumerate(plan.instrs):
@@ -72,10 +92,38 @@ def layer_rows(path: str, iterations: int, isa: str, shapes: Optional[Dict] = No
             kind = "fc"
         else:
             flops, kind = 0, op.type[:12]
-        rows.append({"index": i, "kernel": ins.kernel.name, "kind": kind,
-                     "in": list(g.tensors[op.inputs[0]].shape), "out": list(y.shape),
-                     "flops": flops, "us": best.get(i, float("nan"))})
+        row = {"index": i, "kernel": ins.kernel.name, "kind": kind,
+               "in": list(g.tensors[op.inputs[0]].shape) if op.inputs else [],
+               "out": list(y.shape), "flops": flops, "us": best.get(i, float("nan"))}
+        for t, b in by_threads.items():
+            row[f"us@{t}"] = b.get(i, float("nan"))
+        rows.append(row)
     return rows
+
+
+def thread_report(rows: List[dict], threads: int, top: int = 0) -> str:
+    """Rows by lost time t_T - t_1 / T (largest first), with totals."""
+    t1, tt = "us@1", f"us@{threads}"
+    lost = lambda r: r[tt] - r[t1] / threads  # noqa: E731
+    lines = [f"wall clock, best of the profiled runs; lost = t{threads} - t1/{threads}",
+             f"{'#':>4} {'kind':<12}{'output':<20}{'t1 us':>9}{f't{threads} us':>9}"
+             f"{'speedup':>8}{'lost us':>9}  kernel"]
+    ranked = sorted(rows, key=lost, reverse=True)
+    for r in ranked[:top or len(ranked)]:
+        lines.append(f"{r['index']:>4} {r['kind']:<12}{str(r['out']):<20}{r[t1]:>9.1f}"
+                     f"{r[tt]:>9.1f}{r[t1] / r[tt]:>8.2f}{lost(r):>9.1f}  {r['kernel']}")
+    s1, st = sum(r[t1] for r in rows), sum(r[tt] for r in rows)
+    lines.append(f"sum of instructions: t1 {s1 / 1e3:.2f} ms, t{threads} {st / 1e3:.2f} ms, "
+                 f"speed-up {s1 / st:.2f}, lost {(st - s1 / threads) / 1e3:.2f} ms")
+    by_kind: Dict[str, List[float]] = {}
+    for r in rows:
+        k = by_kind.setdefault(r["kind"].split("/")[0], [0.0, 0.0])
+        k[0] += r[t1]
+        k[1] += r[tt]
+    lines.append("by kind: " + ", ".join(
+        f"{k} {a / 1e3:.2f}->{b / 1e3:.2f} ms ({a / b:.2f}x, lost {(b - a / threads) / 1e3:.2f})"
+        for k, (a, b) in sorted(by_kind.items(), key=lambda kv: kv[1][0] / threads - kv[1][1])))
+    return "\n".join(lines)
 
 
 def report(rows: List[dict], peak: float, kinds: Optional[List[str]] = None) -> str:
@@ -111,7 +159,17 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default="", help="comma-separated kind prefixes, e.g. 3x3,1x1")
     ap.add_argument("--all", action="store_true",
                     help="every instruction (element-wise, pooling, quantize, ...) too")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="compare 1 and this many threads (wall clock), ranked by lost time")
+    ap.add_argument("--top", type=int, default=0, help="with --threads: only the first N rows")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --threads: runner runs per thread count, interleaved (best of)")
     args = ap.parse_args(argv)
+    if args.threads > 1:
+        rows = layer_rows(args.model, args.iterations, args.isa, every=args.all,
+                          threads=(1, args.threads), rounds=args.rounds)
+        print(thread_report(rows, args.threads, args.top))
+        return 0
     rows = layer_rows(args.model, args.iterations, args.isa, every=args.all)
     kinds = [k for k in args.kinds.split(",") if k]
     print(report(rows, measure_fma_peak_gflops(), kinds))

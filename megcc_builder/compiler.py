@@ -38,6 +38,7 @@ from .passes.compress_fp16 import compress_weights_fp16
 from .passes.float16_regions import has_float16_weights
 from .passes.ioc16 import compute_in_float16, float16_model_in_float16
 from .passes.layout_nchw44 import layout_nchw44, layout_nchw88
+from .passes.dynamic_quant import expand_dynamic_quantize_matmul
 from .passes.qdq import fuse_qdq
 from .passes.fixed_requant import use_fixed_point_requant
 from .isa import resolve as _resolve_isa, spec as isa_spec
@@ -168,6 +169,7 @@ def build_plan(graph: Graph, name: str, options: CompileOptions = CompileOptions
         raise CompileError(nchw88_refusal(options.isa, options.enable_ioc16), graph.source)
     _check_outputs_exist(graph)
     _check_sizes(graph, list(graph.inputs))
+    expand_dynamic_quantize_matmul(graph)
     fuse_qdq(graph)  # before folding: the quantized weights are still DequantizeLinear inputs
     infer_and_fold(graph, has_kernel)
     _check_sizes(graph, list(graph.tensors))

@@ -48,8 +48,10 @@ def _drop_final_softmax(g: onnx.GraphProto) -> None:
 def _ppocr(name: str, shape: List[int]) -> onnx.ModelProto:
     """A trained PaddleOCR model from its pinned PyPI wheel (tests/pypi_models.py) with its
     symbolic input dims fixed to `shape` (so the Shape -> Reshape chains fold to constants
-    and the quantizer sees every tensor's shape), a final Softmax dropped (the logits are
-    compared: a quantization step is defined there), converted to opset 13."""
+    and the quantizer sees every tensor's shape), converted to opset 13. The classifier
+    keeps its final Softmax: the quantizer writes it as QLinearSoftmax (QOperator) or a
+    DequantizeLinear -> Softmax -> QuantizeLinear island, and its probabilities are
+    compared, in steps of the quantizer's 1/256."""
     from pypi_models import model_path
 
     model = onnx.load(model_path(name))
@@ -58,7 +60,6 @@ def _ppocr(name: str, shape: List[int]) -> onnx.ModelProto:
     if last.op_type == "Identity":  # Paddle's exporter renames the output with an Identity
         g.node.remove(last)
         g.output[0].name = last.input[0]
-    _drop_final_softmax(g)
     dims = g.input[0].type.tensor_type.shape.dim
     for d, n in zip(dims, shape):
         d.Clear()

@@ -13,7 +13,8 @@ onnxruntime running the same quantized model (the issue's "Must show" rules):
   output's magnitude), same top-1.
 
 Models: the digits CNN trained on sklearn's digits (real data: 300 held-out images, top-1
-agreement reported), PaddleOCR's trained text-direction classifier (48x192) and PP-OCRv4
+agreement reported), PaddleOCR's trained text-direction classifier (48x192; its Softmax probabilities, quantized
+by QLinearSoftmax) and PP-OCRv4
 text detector (64x64; its top-1 is the text mask at threshold 0.3) from a pinned PyPI wheel
 on rendered-text images, a MobileNetV2-style network (NHWC input, depthwise, residual,
 squeeze-excitation, ReLU6), SqueezeNet and ShuffleNet (the onnx package's light models with
@@ -95,6 +96,9 @@ def _prepare(name: str, cache_dir: str):
                                   "ppocr_cls", "ppocr_det"])
 def test_quantized_model_matches_onnxruntime(name, cache_dir, summary):
     paths, inp, x, labels = _prepare(name, cache_dir)
+    if name == "ppocr_cls":  # its probabilities are compared: the Softmax is quantized
+        ops = [n.op_type for n in onnx.load(paths["qoperator"]).graph.node]
+        assert "QLinearSoftmax" in ops and ops[-1] == "DequantizeLinear", ops[-3:]
     for form in FORMS:
         path = paths[form]
         ref = _session(path).run(None, {inp: x})[0]

@@ -139,6 +139,16 @@ def _unary(op_type, act="uint8", **attrs):
     return m.model([("x", [1, 7, 9, 9])], m.out(y, scale, zp)), fused
 
 
+def _softmax(act="uint8", opset=13, shape=(2, 5, 7), **attrs):
+    """DQ -> Softmax -> Q at the quantizer's output parameters (1/256; zero point 0 or
+    -128): onnxruntime's optimiser forms its QLinearSoftmax, with the opset's axis."""
+    m = QDQ(act)
+    y = m.op("Softmax", [m.act_in("x", 0.07)], **attrs)
+    zp = 0 if act == "uint8" else -128
+    return m.model([("x", list(shape))], m.out(y, 1.0 / 256, zp), opset=opset), \
+        "QLinearSoftmax"
+
+
 def _mover(op_type, **attrs):
     m = QDQ("uint8")
     x = m.act_in("x", 0.05)
@@ -196,6 +206,11 @@ CASES = {
     "transpose_int8_data": lambda: _mover("Transpose", perm=[0, 2, 3, 1]),
     "reshape_int8_data": lambda: _mover("Reshape"),
     "concat": lambda: _concat(),
+    "softmax_u8": lambda: _softmax(),
+    "softmax_s8_axis1": lambda: _softmax("int8", axis=1),
+    "softmax_u8_opset12_coerced": lambda: _softmax(opset=12),
+    "softmax_s8_opset11_axis0": lambda: _softmax("int8", opset=11, axis=0),
+    "softmax_u8_opset19_axis_neg2": lambda: _softmax(opset=19, shape=(3, 9, 4), axis=-2),
 }
 
 
@@ -421,11 +436,32 @@ def test_qoperator_zero_scale_one_line(tmp_path):
 
 
 def test_unsupported_quantized_operator_one_line(tmp_path):
-    node = helper.make_node("QLinearSoftmax", ["x", "s", "z", "s", "z"], ["y"], name="qsoftmax",
-                            domain="com.microsoft", axis=-1, opset=13)
+    node = helper.make_node("QLinearReduceMean", ["x", "s", "z", "s", "z"], ["y"],
+                            name="qreduce", domain="com.microsoft", axes=[1], keepdims=1)
     inits = [numpy_helper.from_array(np.asarray(0.05, F32), "s"),
              numpy_helper.from_array(np.asarray(0, np.uint8), "z")]
     path = _qoperator_model(tmp_path, node, inits, [1, 10], ms=True)
     r = _cli("compile", path, "-o", str(tmp_path / "out"))
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "qsoftmax" in r.stderr and "com.microsoft.QLinearSoftmax" in r.stderr
+    assert "qreduce" in r.stderr and "com.microsoft.QLinearReduceMean" in r.stderr
+
+
+@pytest.mark.parametrize("attrs,shape,y_scale,message", [
+    ({"axis": -1}, [2, 10], 1.0 / 256, "'opset' attribute"),
+    ({"axis": -1, "opset": 13}, [2, "n"], 1.0 / 256, "known at compile time"),
+    ({"axis": 0, "opset": 12}, ["n", 10], 1.0 / 256, "known at compile time"),
+    ({"axis": -1, "opset": 13}, [2, 10], 1e-8, "below 2^-21"),
+])
+def test_qlinear_softmax_refusals_one_line(attrs, shape, y_scale, message, tmp_path):
+    """QLinearSoftmax's table depends on the row length (a symbolic length along the rows
+    is refused; opset < 13 rows run from the axis to the end); onnxruntime requires the
+    opset attribute; floor(1 / y_scale) past 2^21 is outside the exact rounding."""
+    node = helper.make_node("QLinearSoftmax", ["x", "s", "z", "ys", "z"], ["y"],
+                            name="qsoftmax", domain="com.microsoft", **attrs)
+    inits = [numpy_helper.from_array(np.asarray(0.05, F32), "s"),
+             numpy_helper.from_array(np.asarray(y_scale, F32), "ys"),
+             numpy_helper.from_array(np.asarray(0, np.uint8), "z")]
+    path = _qoperator_model(tmp_path, node, inits, shape, ms=True)
+    r = _cli("compile", path, "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "qsoftmax" in r.stderr and message in r.stderr, r.stderr

@@ -133,14 +133,23 @@ def test_cost_model_choice_on_resnet_layers(c, hw, oc, stride, winograd):
     wt = np.zeros((oc, c, 3, 3), np.float32)
     node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                             strides=[stride, stride])
-    model = model_of([node], {"x": np.zeros((1, c, hw, hw), np.float32)}, {"w": wt})
-    ins = plan_of(model).instrs[0]
+
+    def instr(size):
+        model = model_of([node], {"x": np.zeros((1, c, size, size), np.float32)}, {"w": wt})
+        return plan_of(model).instrs[0]
+
+    ins = instr(hw)
     assert ins.kernel.name.startswith(f"conv2d_winograd_{winograd}" if winograd else
                                       "conv2d_gemm6x16"), ins.kernel.name
     assert ("avx2 Winograd F(2,3)" in ins.note and "avx2 Winograd F(4,3)" in ins.note
             or stride != 1), ins.note
     if winograd:  # bounded by the channel blocks, whatever the feature map size
-        assert ins.workspace_bytes <= 1536 * 1024, ins.workspace_bytes
+        tiles = (-(-hw // avx2_winograd.VARIANTS[winograd].tile)) ** 2
+        if tiles < 2 * avx2_winograd.TILE_PARALLEL_MIN:  # one block's buffers
+            assert ins.workspace_bytes <= 1536 * 1024, ins.workspace_bytes
+        else:  # on threads cut into tile ranges: 4 areas (MAX_SCRATCH_PARTS) of 16 tiles
+            assert ins.workspace_bytes <= 4 * 640 * 1024, ins.workspace_bytes
+            assert instr(2 * hw).workspace_bytes == ins.workspace_bytes
 
 
 def test_winograd_chosen_by_cost_model_runs():

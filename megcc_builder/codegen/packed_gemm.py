@@ -382,6 +382,177 @@ static void {fn}_gemm_par(const megcc_parallel *par, {params}, int32_t M, int32_
 """
 
 
+def panel_pack_gemm_units_par(fn: str, args, s: Simd) -> str:
+    """<fn>_units_par(par, pack args but k0/kc, M, K, KC, slots, A, C, ldc, mc, R, ldr, e):
+    the whole product C (+)= A * B, every K block, for columns j0 .. j0+nc, in ONE parallel
+    job. bp has room for `slots` packed panels of KC x NR; the columns' panels are cut into
+    at most that many units of about equal size, each with `sw` slots of its own (1; 4 for a
+    short K, whose blocks run row-panel-major over several panels), so no unit waits for
+    another's packing. A unit copies its columns of the residual R (if any) into C, then
+    per K block packs its panels, sw at a time, and multiplies them by the A block (which
+    stays in L2 across the unit's panels). One job per product instead of one per block of
+    columns and K block (a 1x1 conv on 56x56 with K = 256: 17 jobs). Every tile is computed
+    exactly as in the one-thread loop (same K blocks in the same order, same epilogue)."""
+    n, nr = s.name, s.nr
+    fields = "\n".join(f"    {t} {a};" for t, a in args if a not in ("k0", "kc"))
+    call = ", ".join({"j0": "g->j0 + jj", "nc": "w", "bp": "slot", "k0": "k0", "kc": "kb"}.get(
+        a, f"g->{a}") for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args if a not in ("k0", "kc"))
+    sets = " ".join(f"g.{a} = {a};" for _, a in args if a not in ("k0", "kc"))
+    return f"""
+typedef struct {{
+{fields}
+    int32_t M, K, KC, ldc, mc, units, sw;
+    const float *A, *R;
+    int64_t ldr;
+    float *C;
+    const megcc_{n}_epi *e;
+}} {fn}_units_job;
+
+static void {fn}_units_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_units_job *g = (const {fn}_units_job *)arg;
+    const int32_t panels = (g->nc + {nr - 1}) / {nr};
+    int32_t u, k0, r, jj;
+    for (u = begin; u < end; ++u) {{
+        const int32_t j = (int32_t)((int64_t)panels * u / g->units) * {nr};
+        const int32_t j1 = (int32_t)((int64_t)panels * (u + 1) / g->units) * {nr} < g->nc
+                           ? (int32_t)((int64_t)panels * (u + 1) / g->units) * {nr} : g->nc;
+        float *slot = g->bp + (int64_t)u * g->sw * g->KC * {nr};
+        megcc_{n}_epi e = *g->e;
+        if (g->R)
+            for (r = 0; r < g->M; ++r)
+                memcpy(g->C + (int64_t)r * g->ldc + j, g->R + (int64_t)r * g->ldr + j,
+                       sizeof(float) * (size_t)(j1 - j));
+        for (k0 = 0; k0 < g->K; k0 += g->KC) {{
+            const int32_t kb = g->K - k0 < g->KC ? g->K - k0 : g->KC;
+            e.accumulate = k0 > 0 || g->R;
+            e.finish = k0 + kb >= g->K;
+            for (jj = j; jj < j1; jj += g->sw * {nr}) {{
+                const int32_t w = j1 - jj < g->sw * {nr} ? j1 - jj : g->sw * {nr};
+                e.bias_n = g->e->bias_n ? g->e->bias_n + jj : 0;
+                {fn}({call});
+                megcc_{n}_gemm_block(g->M, w, g->K, k0, kb, g->A, slot, (int64_t)kb * {nr},
+                                     g->C + jj, g->ldc, g->mc, &e);
+            }}
+        }}
+    }}
+}}
+
+static void {fn}_units_par(const megcc_parallel *par, {params}, int32_t M, int32_t K,
+        int32_t KC, int32_t slots, const float *A, float *C, int32_t ldc, int32_t mc,
+        const float *R, int64_t ldr, const megcc_{n}_epi *e) {{
+    const int32_t panels = (nc + {nr - 1}) / {nr};
+    {fn}_units_job g;
+    {sets}
+    g.M = M; g.K = K; g.KC = KC; g.ldc = ldc; g.mc = mc; g.A = A; g.R = R; g.ldr = ldr;
+    g.C = C; g.e = e;
+    /* slots per unit: several panels per GEMM call for short K blocks (run row-panel-major
+     * over them), while that leaves at least 16 units (or one per panel) */
+    g.sw = KC <= {SHORT_K} ? 4 : KC <= 128 ? 2 : 1;
+    while (g.sw > 1 && slots / g.sw < (panels < 16 ? panels : 16)) g.sw /= 2;
+    g.units = (panels + g.sw - 1) / g.sw < slots / g.sw ? (panels + g.sw - 1) / g.sw : slots / g.sw;
+    if (!par || par->threads < 2 || (int64_t)M * nc * K < {PARALLEL_MIN_MACS})
+        {fn}_units_part(&g, 0, g.units);
+    else
+        megcc_parallel_for(par, g.units, {fn}_units_part, &g);
+}}
+"""
+
+
+def panel_pack_all_par(fn: str, args, s: Simd) -> str:
+    """<fn>_all_par(par, pack args but k0/kc..., K, KC): every K block of columns j0 ..
+    j0+nc packed with `fn`, block after block (the block at k0 starts at bp + k0 * the
+    padded width, its panels kc * NR floats apart), on the network's threads by panels. A
+    pure copy: the same bytes for every split."""
+    n, nr = s.name, s.nr
+    fields = "\n".join(f"    {t} {a};" for t, a in args if a not in ("k0", "kc"))
+    call = ", ".join({"j0": "g->j0 + j", "nc": "nc", "k0": "k0", "kc": "kb",
+                      "bp": "g->bp + (int64_t)k0 * npad + (int64_t)begin * kb * " + str(nr)}.get(
+        a, f"g->{a}") for _, a in args)
+    params = ", ".join(f"{t} {a}" for t, a in args if a not in ("k0", "kc"))
+    sets = " ".join(f"g.{a} = {a};" for _, a in args if a not in ("k0", "kc"))
+    return f"""
+typedef struct {{
+{fields}
+    int32_t K, KC;
+}} {fn}_all_job;
+
+static void {fn}_all_part(void *arg, int32_t begin, int32_t end) {{
+    const {fn}_all_job *g = (const {fn}_all_job *)arg;
+    const int32_t j = begin * {nr}, nc = (end * {nr} < g->nc ? end * {nr} : g->nc) - j;
+    const int64_t npad = (int64_t)(g->nc + {nr - 1}) / {nr} * {nr};
+    int32_t k0;
+    for (k0 = 0; k0 < g->K; k0 += g->KC) {{
+        const int32_t kb = g->K - k0 < g->KC ? g->K - k0 : g->KC;
+        {fn}({call});
+    }}
+}}
+
+static void {fn}_all_par(const megcc_parallel *par, {params}, int32_t K, int32_t KC) {{
+    {fn}_all_job g;
+    {sets}
+    g.K = K; g.KC = KC;
+    if (!par || par->threads < 2 || (int64_t)K * nc < {PARALLEL_MIN_PACK})
+        {fn}_all_part(&g, 0, (nc + {nr - 1}) / {nr});
+    else
+        megcc_parallel_for(par, (nc + {nr - 1}) / {nr}, {fn}_all_part, &g);
+}}
+"""
+
+
+def _gemm_rows_kloop_par(s: Simd) -> str:
+    n, mr, nr = s.name, s.mr, s.nr
+    return f"""
+/* C (+)= A * B over every K block, B packed whole (megcc_..._all_par: the K block at k0
+ * at B + k0 * the padded width), in ONE parallel job cut by {mr}-row panels: each part
+ * copies its rows of the residual R (if any), then runs every K block on its rows. For
+ * products with few columns (7x7 maps): cut by columns, four panels, one of them a single
+ * column, split two ways 2 : 1.06; by rows, each thread also reads only its half of A. Every
+ * tile is computed exactly as in the one-thread loop. */
+typedef struct {{
+    int32_t M, N, K, KC, ldc, mc;
+    const float *A, *B, *R;
+    int64_t ldr;
+    float *C;
+    const megcc_{n}_epi *e;
+}} megcc_{n}_gemm_rows_job;
+
+static void megcc_{n}_gemm_rows_part(void *arg, int32_t begin, int32_t end) {{
+    const megcc_{n}_gemm_rows_job *g = (const megcc_{n}_gemm_rows_job *)arg;
+    const int32_t i0 = begin * {mr}, i1 = end * {mr} < g->M ? end * {mr} : g->M;
+    const int64_t npad = (int64_t)(g->N + {nr - 1}) / {nr} * {nr};
+    megcc_{n}_epi e = *g->e;
+    int32_t k0, r;
+    if (e.bias_m) e.bias_m += i0;
+    if (e.clamp == 2) e.slope_m += i0;
+    if (g->R)
+        for (r = i0; r < i1; ++r)
+            memcpy(g->C + (int64_t)r * g->ldc, g->R + (int64_t)r * g->ldr,
+                   sizeof(float) * (size_t)g->N);
+    for (k0 = 0; k0 < g->K; k0 += g->KC) {{
+        const int32_t kb = g->K - k0 < g->KC ? g->K - k0 : g->KC;
+        e.accumulate = k0 > 0 || g->R;
+        e.finish = k0 + kb >= g->K;
+        megcc_{n}_gemm_block(i1 - i0, g->N, g->K, k0, kb, g->A + (int64_t)i0 * g->K,
+                             g->B + (int64_t)k0 * npad, (int64_t)kb * {nr},
+                             g->C + (int64_t)i0 * g->ldc, g->ldc, g->mc, &e);
+    }}
+}}
+
+static void megcc_{n}_gemm_rows_par(const megcc_parallel *par, int32_t M, int32_t N,
+        int32_t K, int32_t KC, const float *A, const float *B, float *C, int32_t ldc,
+        int32_t mc, const float *R, int64_t ldr, const megcc_{n}_epi *e) {{
+    megcc_{n}_gemm_rows_job g;
+    g.M = M; g.N = N; g.K = K; g.KC = KC; g.ldc = ldc; g.mc = mc; g.A = A; g.B = B;
+    g.R = R; g.ldr = ldr; g.C = C; g.e = e;
+    if (!par || par->threads < 2 || (int64_t)M * N * K < {PARALLEL_MIN_MACS})
+        megcc_{n}_gemm_rows_part(&g, 0, (M + {mr - 1}) / {mr});
+    else
+        megcc_parallel_for(par, (M + {mr - 1}) / {mr}, megcc_{n}_gemm_rows_part, &g);
+}}
+"""
+
+
 def _pack_b(s: Simd) -> str:
     copy = " ".join(s.store(f"d + {i * s.vw}", s.load(f"s + {i * s.vw}")) + ";"
                     for i in range(s.nv))
@@ -580,6 +751,10 @@ def helpers_of(s: Simd) -> List[Tuple[str, str]]:
             (f"megcc_{n}_pack_b_par", panel_pack_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s.nr)),
             (f"megcc_{n}_pack_b_gemm_par",
              panel_pack_gemm_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s)),
+            (f"megcc_{n}_pack_b_units_par",
+             panel_pack_gemm_units_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s)),
+            (f"megcc_{n}_pack_b_all_par", panel_pack_all_par(f"megcc_{n}_pack_b", PACK_B_ARGS, s)),
+            (f"megcc_{n}_gemm_rows_par", _gemm_rows_kloop_par(s)),
             (f"megcc_{n}_pack_a", _pack_a(s)),
             (f"megcc_{n}_pad_plane", _pad_plane(s)), (f"megcc_{n}_split_plane", _split_plane(s))]
     return out
@@ -619,6 +794,11 @@ def pack_b(b: np.ndarray, nr: int, dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, npad // nr, nr).transpose(1, 0, 2).reshape(-1))
 
 
+def most_columns(kc: int, s: Simd) -> int:
+    """The most columns of a packed B block of kc rows (NC's cap in blocking)."""
+    return 192 * 1024 // 4 // kc // s.nr * s.nr
+
+
 def blocking(m: int, n: int, k: int, s: Simd):
     """(kc, nc, mc): the K block (a B panel of NR x kc floats stays in L1), the N block and
     the M block (B block kc x nc and A block mc x kc each about 192 KiB, so both fit in L2)."""
@@ -626,7 +806,7 @@ def blocking(m: int, n: int, k: int, s: Simd):
     kc = -(-k // nblocks)
     budget = 192 * 1024 // 4 // kc
     # (smax/smin: an extent only known at run time keeps the block an expression)
-    nc = smax(s.nr, smin(-(-n // s.nr) * s.nr, budget // s.nr * s.nr))
+    nc = smax(s.nr, smin(-(-n // s.nr) * s.nr, most_columns(kc, s)))
     mc = smax(s.mr, smin(-(-m // s.mr) * s.mr, budget // s.mr * s.mr))
     return kc, nc, mc
 

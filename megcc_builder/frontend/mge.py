@@ -698,23 +698,7 @@ def _type_cvt(cv: _Converter, opr) -> None:
 # ====================================================================== probing
 def _probe(cv: _Converter, opr, data: np.ndarray) -> np.ndarray:
     """Run MegEngine's own `opr` on the constant `data`; returns its first output."""
-    from megengine.core import _imperative_rt as rt
-    from megengine.core.tensor import megbrain_graph as G
-    from megengine.utils.comp_graph_tools import replace_vars
-
-    mgb_opr = opr._opr
-    src = mgb_opr.inputs[0]
-    try:
-        const = rt.make_const(cv.net.graph, data.astype(np.dtype(src.dtype)), src.comp_node,
-                              np.dtype(src.dtype), "probe")
-        (probed,) = replace_vars([mgb_opr.outputs[0]], {src: const})
-        node = G.OutputNode(probed)
-        func = cv.net.graph.compile([node.outputs[0]])
-        func.execute()
-        func.wait()
-        return node.get_value().numpy()
-    except Exception as e:
-        raise cv.error(f"cannot evaluate the opr to recover its parameters: {_first_line(e)}")
+    return _probe_many(cv, opr, {0: data})
 
 
 def _probe_many(cv: _Converter, opr, data: Dict[int, np.ndarray]) -> np.ndarray:

@@ -25,7 +25,8 @@ MIN_OPSET, MAX_OPSET = 1, onnx.defs.onnx_opset_version()
 # them under their bare names (ir/opdefs/quant.py)
 MICROSOFT_QUANT_OPS = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
                        "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
-                       "QGemm", "MatMulIntegerToFloat"}
+                       "QGemm", "MatMulIntegerToFloat", "QLinearSoftmax",
+                       "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
 
 
 def _load_proto(path: str) -> onnx.ModelProto:

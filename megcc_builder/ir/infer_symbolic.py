@@ -535,6 +535,7 @@ RULES: Dict[str, Callable[[Graph, Op], List[Shape]]] = {
     "ArgMin": _argreduce, "TopK": _topk, "DepthToSpace": _depth_to_space,
     "SpaceToDepth": _depth_to_space, "GatherElements": _gather_elements, "OneHot": _one_hot,
     "GatherND": _gather_nd, "Einsum": _einsum, "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
+    "DynamicQuantizeLSTM": _recurrent,
 }
 for _t in UNARY:
     RULES[_t] = _unary

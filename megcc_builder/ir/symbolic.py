@@ -552,6 +552,13 @@ def smax(*xs):
     return out
 
 
+def at_most(x, c: int):
+    """1 if x <= c else 0, without a guard: for a Sym an expression of it (a size that
+    depends on a comparison, e.g. room a kernel needs only for small extents, stays the
+    same formula for static and run-time extents)."""
+    return smin(1, smax(0, c + 1 - x))
+
+
 def _decide_range(d: Poly) -> Tuple[float, float]:
     c = _as_const(d)
     if c is not None:

@@ -12,6 +12,7 @@ the DequantizeLinears read and writing the int8 tensor the QuantizeLinear wrote:
     DQ(a), DQ(b)                 -> Add | Mul               -> Q   =>  QLinearAdd | QLinearMul
     DQ(x) -> Sigmoid | LeakyRelu | AveragePool | GlobalAveragePool -> Q => QLinear...
     DQ(x...)                     -> Concat                  -> Q   =>  QLinearConcat
+    DQ(x)                        -> Softmax                 -> Q   =>  QLinearSoftmax
     DQ(x) -> Reshape | Transpose | MaxPool | ... -> Q (same scale and zero point): the op
              runs on the int8 tensor itself
 
@@ -209,6 +210,8 @@ class _Fuser:
             return self.unary(op)
         if t == "Concat":
             return self.concat(op)
+        if t == "Softmax":
+            return self.softmax(op)
         if t in MOVERS:
             return self.mover(op)
         return None, f"no int8 kernel for {t}"
@@ -345,6 +348,25 @@ class _Fuser:
             attrs.pop("dilations", None)
         ins = [x.x, x.scale, x.zp_name(self.graph), q.inputs[1], self.q_zp(q)]
         return self.finish(op, UNARY[op.type], ins, q, [], attrs), ""
+
+    def softmax(self, op: Op):
+        """onnxruntime's optimiser forms QLinearSoftmax whatever the output scale, with the
+        Softmax's axis made explicit and its opset version (below 13: rows coerced to 2-D)."""
+        x = self.dq(op.inputs[0])
+        if x is None or not x.per_tensor:
+            return None, "input not dequantized per tensor with constant parameters"
+        after = self.q_after(op.outputs[0])
+        if after is None or after[1]:
+            return None, "output is not quantized" if after is None else \
+                "activation after it has no int8 fusion"
+        q, _, _ = after
+        if x.dtype != _q_dtype(self.graph, q):
+            return None, "input and output of different integer types"
+        old = self.graph.opset < 13
+        attrs = {"axis": int(op.attrs.get("axis", 1 if old else -1)),
+                 "opset": 11 if old else 13}
+        ins = [x.x, x.scale, x.zp_name(self.graph), q.inputs[1], self.q_zp(q)]
+        return self.finish(op, "QLinearSoftmax", ins, q, [], attrs), ""
 
     def concat(self, op: Op):
         dqs = [self.dq(n) for n in op.inputs]

@@ -90,10 +90,22 @@ const megcc_parallel *mgc_pool_parallel(const mgc_pool *pool) {
  * thread, a job took as long as its slowest thread: on a 2-core virtual machine where the
  * second core was shared with another busy thread, MobileNetV2 ran 14 ms on two threads
  * against 8.5 ms on one. With four per thread the free thread takes the parts the busy one
- * has not reached (the same run: 7 ms). Parts are units of the kernel's own choosing and
- * each is computed the same way whoever runs it, so outputs do not change. */
+ * has not reached (the same run: 7 ms). With sixteen, a job of up to 16 units per thread
+ * (a GEMM's 10-20 column panels, Winograd's tile ranges) gets one part per unit: cut into
+ * four per thread, 10 panels made parts of 1 and 2, and whoever took the last 2 finished
+ * alone (idle 10-12 % of two threads' time on such layers, 3-4 % with sixteen). Parts are
+ * units of the kernel's own choosing and each is computed the same way whoever runs it, so
+ * outputs do not change. */
 #ifndef MEGCC_POOL_PARTS_PER_THREAD
-#define MEGCC_POOL_PARTS_PER_THREAD 4
+#define MEGCC_POOL_PARTS_PER_THREAD 16
+#endif
+
+/* -DMEGCC_POOL_STATS: the pool counts its jobs and parts and times, per thread, the parts
+ * it ran and, for the caller, the jobs from post to finish; it prints them to stderr when
+ * destroyed (benchmarks/layer_profile.py --pool-stats). A diagnostic: off by default. */
+#ifdef MEGCC_POOL_STATS
+#include <stdio.h>
+#define MGC_STATS_THREADS 16
 #endif
 
 struct mgc_pool {
@@ -115,6 +127,10 @@ struct mgc_pool {
     pthread_cond_t wake, done;
     pthread_t *workers;
     int32_t n_workers;
+    int32_t started;     /* atomic: workers that have started */
+#ifdef MEGCC_POOL_STATS
+    int64_t jobs, parts, job_ns, busy_ns[MGC_STATS_THREADS];
+#endif
     char pad_end[MGC_LINE];
 };
 
@@ -123,6 +139,14 @@ static int64_t now_us(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
+
+#ifdef MEGCC_POOL_STATS
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+#endif
 
 /* Watch `ready` for MEGCC_POOL_SPIN_US (pausing, then yielding the core); 1 if it came
  * true. The clock is read once per 32 pauses: a pause is some tens of cycles. */
@@ -160,11 +184,20 @@ static int32_t claim_part(mgc_pool *pool, uint32_t gen, int32_t *parts) {
  * a thread that is late (asleep, or descheduled on a busy machine) leaves its share to
  * whoever is running, so a job never waits for a thread that has not started. Which thread
  * runs a part does not change what the part computes. */
-static void run_parts(mgc_pool *pool, uint32_t gen) {
+static void run_parts(mgc_pool *pool, uint32_t gen, int32_t self) {
     int32_t part, parts = 0, begin, end;
+    (void)self;
     while ((part = claim_part(pool, gen, &parts)) >= 0) {
+#ifdef MEGCC_POOL_STATS
+        const int64_t t0 = now_ns();
+#endif
         megcc_parallel_split(pool->n, parts, part, &begin, &end);
         pool->fn(pool->arg, begin, end);
+#ifdef MEGCC_POOL_STATS
+        if (self < MGC_STATS_THREADS)
+            __atomic_add_fetch(&pool->busy_ns[self], now_ns() - t0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&pool->parts, 1, __ATOMIC_RELAXED);
+#endif
         if (__atomic_add_fetch(&pool->finished, 1, __ATOMIC_ACQ_REL) == parts) {
             pthread_mutex_lock(&pool->mu);
             if (pool->caller_waits) pthread_cond_signal(&pool->done);
@@ -190,12 +223,14 @@ static void wait_for_job(mgc_pool *pool, uint32_t seen) {
 
 static void *worker_main(void *p) {
     mgc_pool *pool = (mgc_pool *)p;
+    /* a number of its own for the statistics (the caller is 0) */
+    const int32_t self = __atomic_add_fetch(&pool->started, 1, __ATOMIC_RELAXED);
     uint32_t seen = 0; /* generation 0 posts nothing; a late starter still sees job 1 */
     for (;;) {
         wait_for_job(pool, seen);
         if (mgc_load(&pool->stop)) break;
         seen = CLAIM_GEN(mgc_load(&pool->claim));
-        run_parts(pool, seen);
+        run_parts(pool, seen, self);
     }
     return NULL;
 }
@@ -212,6 +247,9 @@ static void pool_run(const megcc_parallel *par, int32_t n, megcc_range_fn fn, vo
     mgc_pool *pool = (mgc_pool *)par->user;
     mgc_job_size size;
     const uint32_t gen = ++pool->posted;
+#ifdef MEGCC_POOL_STATS
+    const int64_t t0 = now_ns();
+#endif
     size.parts = n < MEGCC_POOL_PARTS_PER_THREAD * par->threads
                      ? n : MEGCC_POOL_PARTS_PER_THREAD * par->threads;
     pool->fn = fn;
@@ -222,7 +260,7 @@ static void pool_run(const megcc_parallel *par, int32_t n, megcc_range_fn fn, vo
     mgc_store(&pool->claim, (uint64_t)gen << 32 | (uint64_t)size.parts << 16);
     if (pool->sleepers) pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
-    run_parts(pool, gen);
+    run_parts(pool, gen, 0);
     if (!watch(pool, job_finished, &size)) {
         pthread_mutex_lock(&pool->mu);
         pool->caller_waits = 1;
@@ -230,6 +268,10 @@ static void pool_run(const megcc_parallel *par, int32_t n, megcc_range_fn fn, vo
         pool->caller_waits = 0;
         pthread_mutex_unlock(&pool->mu);
     }
+#ifdef MEGCC_POOL_STATS
+    pool->job_ns += now_ns() - t0;
+    pool->jobs++;
+#endif
 }
 
 static void stop_workers(mgc_pool *pool, int32_t started) {
@@ -290,6 +332,17 @@ void mgc_pool_destroy(mgc_pool *pool) {
     megcc_hooks hooks;
     if (!pool) return;
     stop_workers(pool, pool->n_workers);
+#ifdef MEGCC_POOL_STATS
+    {
+        int32_t i;
+        fprintf(stderr, "pool_stats threads=%d jobs=%lld parts=%lld job_ms=%.3f busy_ms=",
+                (int)pool->par.threads, (long long)pool->jobs, (long long)pool->parts,
+                (double)pool->job_ns / 1e6);
+        for (i = 0; i < pool->par.threads && i < MGC_STATS_THREADS; i++)
+            fprintf(stderr, "%s%.3f", i ? "," : "", (double)pool->busy_ns[i] / 1e6);
+        fprintf(stderr, "\n");
+    }
+#endif
     pthread_cond_destroy(&pool->done);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mu);

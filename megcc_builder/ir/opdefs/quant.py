@@ -127,3 +127,33 @@ define("QGemm", "Y = alpha * A' B' + C, A and B quantized, C int32 (scale a_s * 
         Attr("transB", "B is transposed", 0)) + REQUANT, _gemm)
 define("MatMulIntegerToFloat", "Y = (A - a_zp)(B - b_zp) * a_scale * b_scale (+ bias), "
        "float; inputs: A, B, a_scale, b_scale, a_zp, b_zp, bias", (), _matmul_float)
+define("QLinearSoftmax", "Y = quantize(Softmax(dequantize(X))) by onnxruntime's table "
+       "kernel; " + _IO,
+       (Attr("axis", "the softmax axis (onnxruntime's default -1 whatever the opset)", -1),
+        Attr("opset", "the Softmax opset it stands for: below 13 the input is coerced to 2-D "
+             "at `axis` (the row is everything from `axis` on), from 13 one axis")),
+       _same_as_input)
+define("DynamicQuantizeMatMul", "Y = MatMulIntegerToFloat(DynamicQuantizeLinear(A), B) (+ bias), "
+       "float; inputs: A (float), B, b_scale, b_zp, bias; passes/dynamic_quant.py expands it "
+       "into those two ops", (), _matmul_float)
+
+
+def _dynamic_quantize_lstm(graph: Graph, op: Op) -> List[Tensor]:
+    """Y [seq, dirs, batch, hidden], Y_h and Y_c [dirs, batch, hidden] (W is [dirs, ...])."""
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    seq, batch, dirs, hidden = x.shape[0], x.shape[1], w.shape[0], int(op.attrs["hidden_size"])
+    shapes = ((seq, dirs, batch, hidden), (dirs, batch, hidden), (dirs, batch, hidden))
+    return [Tensor(name, shape, "float32") for name, shape in zip(op.outputs, shapes) if name]
+
+
+define("DynamicQuantizeLSTM", "onnxruntime's LSTM with 8-bit W [dirs, input, 4H] and R "
+       "[dirs, H, 4H] (transposed, gates i o f c) and per-call uint8 quantization of X and of "
+       "each step's hidden state; inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P, "
+       "W_scale, W_zero_point, R_scale, R_zero_point",
+       (Attr("hidden_size", "hidden units"), Attr("direction", "forward, reverse or "
+                                                  "bidirectional", "forward"),
+        Attr("activations", "f, g, h per direction (only Sigmoid, Tanh, Tanh)", None),
+        Attr("activation_alpha", "unused by the supported activations", None),
+        Attr("activation_beta", "unused by the supported activations", None),
+        Attr("clip", "cell clip threshold", None),
+        Attr("input_forget", "couple the input and forget gates", 0)), _dynamic_quantize_lstm)

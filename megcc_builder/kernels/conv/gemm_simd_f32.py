@@ -14,6 +14,7 @@ from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
+from ...ir.symbolic import at_most, smax, smin
 from ...isa import IsaSpec
 from ..cost import PACKED_CONV_CALL, gemm_cycles
 from ..elementwise.activation import activation_tag
@@ -26,11 +27,49 @@ PARAMS = conv_schema(i32("KC", "reduction block (cache blocking)"),
                      i32("NC", "output positions per packed B block"),
                      i32("MC", "output channels per block"),
                      i32("HP", "zero-padded input height (im2col; 0 for 1x1)"),
-                     i32("WP", "zero-padded input width (im2col; 0 for 1x1)"))
+                     i32("WP", "zero-padded input width (im2col; 0 for 1x1)"),
+                     i32("BF", "floats of the workspace's packed-B area (the padded input follows)"))
 
 
 # ---------------------------------------------------------------------------------------
 # packed GEMM convolution
+
+# Products with at most this many output positions (8 panels of 16: 7x7 and smaller maps),
+# or at most WHOLE_B_MANY_K_COLUMNS (14x14) and several K blocks, get room to pack B whole:
+# on threads they are cut by rows (packed_gemm.py). Cut by columns, the first have too few
+# panels to share evenly; the others made each thread stream all of A (2 MiB and more on
+# ResNet-50's 14x14 layers, more than L2) once per unit of columns.
+WHOLE_B_MAX_COLUMNS = 128
+WHOLE_B_MANY_K_COLUMNS = 256
+# On threads, the packed-B area holds at least this many panels (of the K block), so up to
+# this many units of columns each pack their own (packed_gemm.panel_pack_gemm_units_par).
+MIN_SLOTS = 16
+
+def threaded_b_floats(sp, k, kc, s: Simd):
+    """Floats of the packed-B area of a float32 conv (the BF param): one K block of NC
+    columns; on threads (packed_gemm.py) at least MIN_SLOTS panels of the K block (one per
+    unit of columns: fewer units than panels made units of one and two panels), and for a
+    product with few columns B packed whole (every K block; the kernel checks at run time
+    that it fits, else it cuts by columns).
+
+    With run-time extents this is an expression of them, the same formula as for static
+    ones (a dynamic plan evaluates to what a static compile gives) and never a comparison
+    (which would become a shape guard refusing other sizes); it is written around one
+    subexpression, the padded column count P, because a plan's expressions are short
+    programs (emit/model_blob.py MAX_EXPR_WORDS)."""
+    nr = s.nr
+    p = -(-sp // nr) * nr
+    # what blocking() makes NC (at least NR, at most its budget) and the MIN_SLOTS panels
+    cap = smax(g.most_columns(kc, s), MIN_SLOTS * nr)
+    units = kc * smax(nr, smin(p, cap))
+    # B whole only up to `most` columns (then P <= lp): whole * P, kept bounded by lp
+    most = WHOLE_B_MAX_COLUMNS + (WHOLE_B_MANY_K_COLUMNS - WHOLE_B_MAX_COLUMNS) * (1 - at_most(k, kc))
+    lp = -(-most // nr) * nr
+    # k x P where P <= lp, else 0 (a min with 0 or k x lp or more: no product of two
+    # expressions, which would multiply out)
+    whole = smin(k * p, smax(0, lp + 1 - p) * (k * lp))
+    return smax(units, whole)
+
 
 def gemm_shape(geo):
     cg, ocg = geo["c"] // geo["group"], geo["oc"] // geo["group"]
@@ -96,7 +135,8 @@ def _im2col_pack(s: Simd, tag: str, geo) -> list:
             ("float *", "bp"))
     fn = f"megcc_{s.name}_im2col_{tag}"
     return [(f"{s.name}_im2col_{tag}", src + g.panel_pack_par(fn, args, nr)),
-            (f"{s.name}_im2col_{tag}_gemm_par", g.panel_pack_gemm_par(fn, args, s))]
+            (f"{s.name}_im2col_{tag}_gemm_par", g.panel_pack_gemm_par(fn, args, s)
+             + g.panel_pack_gemm_units_par(fn, args, s) + g.panel_pack_all_par(fn, args, s))]
 
 
 def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
@@ -130,10 +170,14 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         name = f"conv2d_1x1_{tile}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_pack_b_gemm_par(par, xg, S, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_pack_b_par(par, xg, S, k0, kb, j0, nb, bp)"
+        units = f"megcc_{s.name}_pack_b_units_par(par, xg, S, 0, S, bp,"
+        pack_all = f"megcc_{s.name}_pack_b_all_par(par, xg, S, 0, S, bp, K, KC)"
     else:
         name = f"conv2d_{tile}_{tag}{'_nhwc' if nhwc else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}"
         pack = f"megcc_{s.name}_im2col_{tag}_gemm_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp,"
         pack_only = f"megcc_{s.name}_im2col_{tag}_par(par, xp, HP, WP, OW, k0, kb, j0, nb, bp)"
+        units = f"megcc_{s.name}_im2col_{tag}_units_par(par, xp, HP, WP, OW, 0, S, bp,"
+        pack_all = f"megcc_{s.name}_im2col_{tag}_all_par(par, xp, HP, WP, OW, 0, S, bp, K, KC)"
         # the packing (and, for float32 weights, packing fused with the GEMM: float16
         # weights are widened between the two)
         helpers += _im2col_pack(s, tag, geo)[:1 if f16 else 2]
@@ -155,13 +199,12 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                                res + ((int64_t)b * OC + (int64_t)gi * OCG + oc) * S + j0,
                                sizeof(float) * (size_t)nb);
                 }""" if residual else ""
-    padded_input = "" if pointwise else f"""\
-    float *xp = bp + (int64_t)KC * ((NC + {s.nr - 1}) / {s.nr} * {s.nr});
+    padded_input = "" if pointwise else """\
+    float *xp = bp + BF;
 """
     a_block, widen = "ag, bp", ""
     if f16:  # the widened K block of the group's panels: after B (and the padded input)
-        after = "bp + (int64_t)KC * ((NC + {0}) / {1} * {1})".format(s.nr - 1, s.nr)
-        padded_input += (f"    float *aw = {after}{'' if pointwise else ' + (int64_t)(C / G) * HP * WP'};"
+        padded_input += (f"    float *aw = bp + BF{'' if pointwise else ' + (int64_t)(C / G) * HP * WP'};"
                          "\n    int32_t i;\n")
         a_block = "aw, bp"
         widen = f"""
@@ -176,6 +219,19 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
         step = f"""/* pack this K block of B into bp, then the GEMM block on it */
                     {pack}
                         OCG, K, ag, yg + j0, S, MC, &e);"""
+    threaded = "" if f16 else f"""
+            if (par && par->threads > 1) {{
+                /* on threads: one job by units of columns over every K block, or, for few
+                 * columns, B packed whole and one job by rows (packed_gemm.py) */
+                const int32_t panels = (S + {s.nr - 1}) / {s.nr};
+                const float *rg = res ? res + ((int64_t)b * OC + (int64_t)gi * OCG) * S : 0;
+                if ((panels < 4 * par->threads || K > KC) && (int64_t)K * panels * {s.nr} <= BF) {{
+                    {pack_all};
+                    megcc_{s.name}_gemm_rows_par(par, OCG, S, K, KC, ag, bp, yg, S, MC, rg, S, &e);
+                }} else {{
+                    {units} OCG, K, KC, (int32_t)(BF / ((int64_t)KC * {s.nr})), ag, yg, S, MC, rg, S, &e);
+                }}
+            }} else {{"""
     body = f"""    const float *x = (const float *)in_ptrs[0];
     const {"uint16_t" if f16 else "float"} *w = (const {"uint16_t" if f16 else "float"} *)in_ptrs[1];  /* {s.mr}-row panels per group (packed_gemm.py){", float16" if f16 else ""} */
     const float *bias = {"(const float *)in_ptrs[2]" if has_bias else "0"};
@@ -194,7 +250,7 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
             const {"uint16_t" if f16 else "float"} *ag = w + (int64_t)gi * OCG * K;
             float *yg = y + ((int64_t)b * OC + (int64_t)gi * OCG) * S;
             e.bias_n = 0;
-            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{"e.slope_m = slope + (int64_t)gi * OCG;" if slope else ""}{pad_input}
+            e.bias_m = bias ? bias + (int64_t)gi * OCG : 0;{"e.slope_m = slope + (int64_t)gi * OCG;" if slope else ""}{pad_input}{threaded}
             for (j0 = 0; j0 < S; j0 += NC) {{
                 const int32_t nb = S - j0 < NC ? S - j0 : NC;{copy_residual}
                 for (k0 = 0; k0 < K; k0 += KC) {{
@@ -203,18 +259,24 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
                     e.finish = k0 + kb >= K;
                     {step}
                 }}
-            }}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
+            }}{"}" if threaded else ""}{scalar_activation_pass(act, "yg", "OCG * S") if act_pass else ""}
         }}
 """
     kernel = make_kernel(name, body, PARAMS, ("math",) + tuple(helpers), isa=s.isa)
     hp, wp = (0, 0) if pointwise else padded_extents(geo)
-    params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp)
+    # the packed-B area: one K block of NC columns; on threads (packed_gemm.py), at least
+    # MIN_SLOTS panels (one per unit of columns: fewer units than panels made units of one
+    # and two panels), and for a product with few columns B packed whole (every K block)
+    bf = kc * (-(-nc // s.nr) * s.nr)
+    if not f16:
+        bf = threaded_b_floats(sp, k, kc, s)
+    params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp, BF=bf)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual or slope:
         inputs.append(op.inputs[3] if residual else "")
     if slope:
         inputs.append(slope)
-    ws = (kc * (-(-nc // s.nr) * s.nr) + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
+    ws = (bf + (geo["c"] // grp) * hp * wp + (m * kc if f16 else 0)) * 4
     how = ("1x1: input rows packed" if pointwise else
            f"im2col from a zero-padded {hp!r}x{wp!r} input copy fused into B packing")
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,

@@ -40,14 +40,15 @@ import numpy as np
 
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
-from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes, scratch_stride
+from ...codegen.parallel import (MAX_SCRATCH_PARTS, SCRATCH_ALIGN_FLOATS, parts_with_scratch,
+                                 scratch_bytes, scratch_stride)
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
 from ...isa.x86 import AVX2
 from ..cost import gemm_cycles
 from ..elementwise.activation import activation_tag
-from ...ir.symbolic import smin
+from ...ir.symbolic import at_most, smax, smin
 from ..registry import F32, implements
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope, prelu_tag,
                        prelu_vector, scalar_activation_pass,
@@ -63,6 +64,16 @@ PARAMS = conv_schema(i32("TB", "tiles per block"), i32("KB", "input channels per
 # Below this many (output channel, tile) pairs a block's output transform stays on the
 # calling thread (about 60 model cycles each: some microseconds in all).
 OUTPUT_PARALLEL_MIN = 256
+
+# On threads, layers with at least this many tiles per thread are cut into ranges of tiles
+# (one job per layer, a workspace area per thread), fewer keep each block's split.
+TILE_PARALLEL_MIN = 12
+# A part of the tile-range split runs its range in blocks of at most this many tiles (one
+# micro-kernel panel; TB on one thread may be larger for few channels): its workspace area
+# is then a constant, MAX_SCRATCH_PARTS of them at most 4 x tile_area_bound(RANGE_TB) bytes.
+# Blocks do not change what a tile computes (the transforms work tile by tile, the GEMMs
+# column by column).
+RANGE_TB = 16
 
 WORKSPACE_BUDGET = 512 * 1024  # bytes of transformed inputs + GEMM results per block
 # Channels per K block: up to 512, i.e. every layer of ResNet/VGG in one block (the B panel
@@ -226,9 +237,13 @@ def blocking(geo, v: Variant = F43):
     t = tx * ty
     kb = -(-geo["c"] // -(-geo["c"] // KB_MAX))  # equal blocks of at most KB_MAX
     mb = geo["oc"] if geo["oc"] <= MB_MAX else MB_MAX
+    return smin(most_tiles(kb, mb, v), t), kb, mb  # (an expression when the tile count is symbolic)
+
+
+def most_tiles(kb: int, mb: int, v: Variant = F43) -> int:
+    """TB's cap: 16 tiles, more while the budget allows."""
     per16 = v.xi * 4 * 16 * (kb + mb)  # bytes per 16 tiles
-    tb = max(16, WORKSPACE_BUDGET // per16 * 16)
-    return smin(tb, t), kb, mb  # (an expression when the tile count is symbolic)
+    return max(16, WORKSPACE_BUDGET // per16 * 16)
 
 
 def strip_width(geo, tb: int, v: Variant = F43) -> int:
@@ -247,11 +262,39 @@ def staging_width(tb: int) -> int:
 
 def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
     """Transformed inputs, GEMM results (+ 8 floats of overhang), then one scratch area of
-    the input transform (strip + staging) per part it may be cut into."""
+    the input transform (strip + staging) per part it may be cut into; for a map of tiles
+    enough for two threads' ranges, room for MAX_SCRATCH_PARTS areas of all three (tile_area)."""
     tpad = -(-tb // 16) * 16
-    return (4 * (v.xi * (kb * tpad + 16) + v.xi * (mb * tb + 16) + 8)
-            + scratch_bytes(MAX_SCRATCH_PARTS,
-                            v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)))
+    vs, ms = kb * tpad + 16, mb * tb + 16
+    scr = v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)
+    shared = 4 * (v.xi * vs + v.xi * ms + 8) + scratch_bytes(MAX_SCRATCH_PARTS, scr)
+    tx, ty = tiles(geo, v)
+    # the areas only where the kernel may cut the tiles into ranges (at least
+    # TILE_PARALLEL_MIN per part, two parts or more). (smax/at_most: for a run-time tile
+    # count an expression of it, the same formula as for a static one, never a guard.)
+    # (the areas, or 0 below that tile count: a min of a constant with 0 or more, so no
+    # comparison, and a short program: a plan's expressions have at most MAX_EXPR_WORDS)
+    areas = 4 * MAX_SCRATCH_PARTS * tile_area_bound(RANGE_TB, kb, mb, v)
+    return smax(shared, smin(areas, smax(0, geo["n"] * tx * ty - (2 * TILE_PARALLEL_MIN - 1)) * areas))
+
+
+def tile_area_bound(tb: int, kb: int, mb: int, v: Variant = F43) -> int:
+    """At least tile_area's floats for blocks of at most tb tiles (pad = tb rounded up to
+    16): transformed
+    inputs xi x (kb x pad + 16), GEMM results xi x (mb x TB + 16) + 8, strip alpha x
+    (m x pad + 8) (strip_width: 8m x ceil(min(TB, tiles per row) / 8) + 8), staging xi x
+    (pad + 8), and two roundings to SCRATCH_ALIGN_FLOATS."""
+    pad = -(-tb // 16) * 16
+    a = SCRATCH_ALIGN_FLOATS - 1
+    return ((v.xi * (kb + mb + 1) + v.alpha * v.tile) * pad
+            + v.xi * 40 + 8 + v.alpha * 8 + 2 * a)
+
+
+def tile_area(xi: int, vs: str, ms: str, scr: str) -> str:
+    """C expression: floats of one thread's workspace area in the tile-range split (as
+    workspace_bytes): transformed inputs, GEMM results, overhang, a scratch area."""
+    a = SCRATCH_ALIGN_FLOATS
+    return f"(({xi} * {vs} + {xi} * {ms} + 8 + {scr} + {a - 1}) / {a} * {a})"
 
 
 def filter_transform(w: np.ndarray, v: Variant = F43) -> np.ndarray:
@@ -478,50 +521,118 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     loads = ", ".join(f"_mm256_loadu_ps(mi + {j} * MS)" for j in range(a))
     cols = ", ".join(f"s[q][{i}]" for i in range(a))
     reorder = f"\n                                    {v.reorder_out}" if v.reorder_out else ""
-    body = f"""    const float *x = (const float *)in_ptrs[0];
+    def block(ind: str, threads: bool) -> str:
+        """The input transform, GEMMs and output transform of the tile block (b, t0, nt):
+        split over the network's threads (`threads`), or all on the calling one."""
+        out = (f"    if (par && par->threads > 1 && (int64_t)mb * nt >= {OUTPUT_PARALLEL_MIN})\n"
+               f"        megcc_parallel_for(par, mb, {name}_out, &megcc_out);\n"
+               f"    else\n        {name}_out(&megcc_out, 0, mb);") if threads else \
+            f"    {name}_out(&megcc_out, 0, mb);"
+        txt = f"""for (o0 = 0; o0 < OC; o0 += MB) {{
+    const int32_t mb = OC - o0 < MB ? OC - o0 : MB;
+    for (k0 = 0; k0 < C; k0 += KB) {{
+        const int32_t kb = C - k0 < KB ? C - k0 : KB;
+        if (o0 == 0 || C > KB)  /* one channel block: transformed once per tile block */
+            {f"megcc_wino{t}_input_par(par, kb * nt >= {OUTPUT_PARALLEL_MIN} ? IP : 1, " if threads else f"megcc_wino{t}_input("}x + ((int64_t)b * C + k0) * H * W,
+                H, W, PT, PL, TX, t0, nt, {"kb, v, VS, scr, SCR, WB, LS" if threads else "0, kb, kb, v, VS, scr, WB, LS"});
+        e.accumulate = k0 > 0;
+        {"megcc_wino_gemms_par(par, " if threads else "megcc_wino_gemms_par(0, "}{xi}, mb, nt, C, k0, kb, u + (int64_t)o0 * C, OC,
+                             v, VS, mm, MS, TB, MB, &e);
+    }}
+    megcc_out.b = b; megcc_out.t0 = t0; megcc_out.nt = nt; megcc_out.o0 = o0;
+{out}
+}}"""
+        return "".join(ind + line if line.strip() else "" for line in txt.splitlines(True))
+
+    head = f"""    const float *x = (const float *)in_ptrs[0];
     const float *u = (const float *)in_ptrs[1];  /* {xi} transformed OC x C matrices, 6-row panels */
 {bias_decl}    const float *res = {"(const float *)in_ptrs[3]" if residual else "0"};
     float *y = (float *)out_ptrs[0];
     const int32_t TX = (OW + {m - 1}) / {m}, T = TX * ((OH + {m - 1}) / {m});
     /* matrix strides + 16 floats: accesses 4 KiB apart would share one L1 set */
     const int64_t VS = (int64_t)KB * ((TB + 15) / 16 * 16) + 16, MS = (int64_t)MB * TB + 16;
-    /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the last
-     * 8-tile load may overhang), the input transform's strip ({a} x WB) and staging ({xi} x LS) */
-    float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
+    /* the input transform's scratch areas (strip {a} x WB, staging {xi} x LS), SCR apart */
+    const int64_t SCR = {scratch_stride(f"{a} * WB + {xi} * LS")};
     int32_t b, t0, o0, k0;
     megcc_avx2_epi e;
     {name}_out_job megcc_out;
-    megcc_out.y = y; megcc_out.res = res; megcc_out.mm = mm; megcc_out.MS = MS;
+    megcc_out.y = y; megcc_out.res = res; megcc_out.MS = MS;
     megcc_out.TX = TX; megcc_out.TB = TB; megcc_out.OC = OC; megcc_out.OH = OH; megcc_out.OW = OW;
     megcc_out.bias = {"bias" if uses("bv") else "0"}; megcc_out.slope = {"slope" if slope else "0"};
     e.finish = 0; e.clamp = 0; e.bias_m = 0; e.bias_n = 0; e.lo = 0.0f; e.hi = 0.0f; e.slope_m = 0;
-    /* zeroed once: lanes past the last tile read these (their results are never used) */
-    /* the input transform's parts, each with its scratch area SCR floats after the last */
-    const int64_t SCR = {scratch_stride(f"{a} * WB + {xi} * LS")};
-    const int32_t IP = {parts_with_scratch("C")};
-    memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + IP * SCR));
-    for (b = 0; b < N; ++b)
-        for (t0 = 0; t0 < T; t0 += TB) {{
-            const int32_t nt = T - t0 < TB ? T - t0 : TB;
-            for (o0 = 0; o0 < OC; o0 += MB) {{
-                const int32_t mb = OC - o0 < MB ? OC - o0 : MB;
-                for (k0 = 0; k0 < C; k0 += KB) {{
-                    const int32_t kb = C - k0 < KB ? C - k0 : KB;
-                    if (o0 == 0 || C > KB)  /* one channel block: transformed once per tile block */
-                        megcc_wino{t}_input_par(par, kb * nt >= {OUTPUT_PARALLEL_MIN} ? IP : 1,
-                                               x + ((int64_t)b * C + k0) * H * W, H, W, PT, PL,
-                                               TX, t0, nt, kb, v, VS, scr, SCR, WB, LS);
-                    e.accumulate = k0 > 0;
-                    megcc_wino_gemms_par(par, {xi}, mb, nt, C, k0, kb, u + (int64_t)o0 * C, OC,
-                                         v, VS, mm, MS, TB, MB, &e);
-                }}
-                megcc_out.b = b; megcc_out.t0 = t0; megcc_out.nt = nt; megcc_out.o0 = o0;
-                if (par && par->threads > 1 && (int64_t)mb * nt >= {OUTPUT_PARALLEL_MIN})
-                    megcc_parallel_for(par, mb, {name}_out, &megcc_out);
-                else
-                    {name}_out(&megcc_out, 0, mb);
-            }}
+"""
+    # On threads, a map of many tiles is cut into ranges of tiles, one per thread, each
+    # with a workspace area of its own (transformed inputs, GEMM results, scratch): one
+    # parallel job per layer, where splitting every block (input transform by channels,
+    # GEMMs by xi, output transform by channels) made three jobs per 16 tiles (39 on
+    # 56x56x64, 1.3-1.4x on two threads). Few tiles (14x14 and smaller) keep the block
+    # split: their weights are large, and each thread would read all of them.
+    def ranged(text: str) -> str:  # the tile-range part's blocks: TBP tiles (RANGE_TB)
+        return re.sub(r"(?<![.\w])(TB|WB|LS)\b", r"\1P", text)  # (not megcc_out.TB)
+
+    marker = "    /* matrix strides"
+    range_head = head.replace(marker, f"""    /* blocks of at most {RANGE_TB} tiles (RANGE_TB): strip and staging widths as
+     * strip_width / staging_width give them for such blocks */
+    const int32_t TBP = TB < {RANGE_TB} ? TB : {RANGE_TB};
+    const int32_t WBP = {8 * m} * (((TBP < TX ? TBP : TX) + 7) / 8) + 8, LSP = (TBP + 15) / 16 * 16 + 8;
+""" + marker, 1)
+    assert range_head != head
+    range_head = range_head[:range_head.index(marker)] + ranged(range_head[range_head.index(marker):])
+    tiles_part = f"""
+/* Tiles [N * T * part / parts, N * T * (part + 1) / parts) of the layer, in blocks of at most
+ * TBP tiles, with the workspace area of the part: every tile computed as in the one-thread
+ * loop (the transforms work tile by tile, the GEMMs column by column). */
+static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
+    const megcc_kernel_args *job = (const megcc_kernel_args *)arg;
+    void *const *in_ptrs = job->in_ptrs;
+    void *const *out_ptrs = job->out_ptrs;
+    const int32_t *p = job->p;
+    const int32_t parts = job->parts;
+@PARAMS@{range_head}    const int64_t AREA = {tile_area(xi, "VS", "MS", "SCR")};
+    int32_t part;
+    for (part = begin; part < end; ++part) {{
+        /* workspace area of the part: transformed inputs ({xi} x VS), GEMM results ({xi} x
+         * MS, + 8 floats the last 8-tile load may overhang), the input transform's scratch */
+        float *v = (float *)job->workspace + part * AREA, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
+        const int64_t NT = (int64_t)N * T, g1 = NT * (part + 1) / parts;
+        int64_t q = NT * part / parts;
+        megcc_out.mm = mm;
+        /* zeroed once: lanes past the last tile read these (their results are never used) */
+        memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + SCR));
+        while (q < g1) {{
+            /* a block: at most TBP tiles, within one image and the part's range */
+            int32_t nt;
+            b = (int32_t)(q / T);
+            t0 = (int32_t)(q % T);
+            nt = T - t0 < TBP ? T - t0 : TBP;
+            if (nt > g1 - q) nt = (int32_t)(g1 - q);
+{ranged(block("            ", False))}
+            q += nt;
         }}
+    }}
+}}
+"""
+    tiles_part = tiles_part.replace("@PARAMS@", PARAMS.unpack(tiles_part + range_head))
+    body = f"""{head}    if (par && par->threads > 1 && (int64_t)N * T >= {TILE_PARALLEL_MIN} * {parts_with_scratch()}) {{
+        megcc_kernel_args job;
+        job.in_ptrs = in_ptrs; job.out_ptrs = out_ptrs; job.workspace = workspace;
+        job.p = p;
+        job.parts = {parts_with_scratch()};
+        megcc_parallel_for(par, job.parts, {name}_tiles, &job);
+    }} else {{
+        /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the
+         * last 8-tile load may overhang), the input transform's IP scratch areas */
+        float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
+        const int32_t IP = {parts_with_scratch("C")};
+        megcc_out.mm = mm;
+        /* zeroed once: lanes past the last tile read these (their results are never used) */
+        memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + IP * SCR));
+        for (b = 0; b < N; ++b)
+            for (t0 = 0; t0 < T; t0 += TB) {{
+                const int32_t nt = T - t0 < TB ? T - t0 : TB;
+{block("                ", True)}
+            }}
+    }}
 {scalar_activation_pass(act, "y", "(int64_t)N * OC * OH * OW") if act_pass else ""}
 """
     out_part = f"""
@@ -597,7 +708,7 @@ static void {name}_out(void *arg, int32_t begin, int32_t end) {{
 }}
 """
     kernel = make_kernel(name, body, PARAMS, ("math",) + helpers(v), isa=AVX2.isa,
-                         prelude=out_part)
+                         prelude=out_part + tiles_part)
     params = PARAMS.pack(**conv_head_values(geo, 1), TB=tb, KB=kb, MB=mb, WB=wb,
                          LS=staging_width(tb))
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]

@@ -26,3 +26,5 @@ from . import conv_u8s8_vnni_s8  # noqa: F401
 from . import matmul_vnni_s8  # noqa: F401
 from . import elementwise_avx2_s8  # noqa: F401
 from . import concat_avx2_s8  # noqa: F401
+from . import softmax_generic_s8  # noqa: F401
+from . import lstm_dynamic_generic_s8  # noqa: F401

@@ -941,3 +941,93 @@ for _t in ("uint8", "int8"):
                       dilations=list(_d), ceil_mode=_ceil), opset=12,
                  expect={"avx2": ("maxpool_sep_avx2_", ""), "arm64": ("maxpool_sep_neon_", ""),
                          "armv7": ("maxpool_sep_neon_", "")})
+
+# --- QLinearSoftmax (onnxruntime's exp-table kernel): opset >= 13 rows along one axis
+# (last, inner, outer), opset < 13 rows coerced to 2-D at the axis; odd row lengths;
+# rows of one repeated code and rows with one dominant code (probability 1: int8 wraps
+# to -128 at y_zp -128, as onnxruntime's kernel does); rows of length 1, whose product
+# overflows float at y_scale 1/256 (onnxruntime's conversions of infinity); non-zero zero
+# points (the input's cancels out) and output scales other than the quantizer's 1/256
+def _softmax_input(t, *shape):
+    x = q(t, *shape)
+    lo, hi = (-128, 127) if t == "int8" else (0, 255)
+    flat = x.reshape(-1, shape[-1])
+    flat[0] = hi                      # one repeated code
+    flat[1] = lo
+    flat[1, shape[-1] // 2] = hi      # one dominant code
+    return x
+
+
+for _t in ("uint8", "int8"):
+    _lo = -128 if _t == "int8" else 0
+    _zx = -7 if _t == "int8" else 131
+    for _id, _shape, _attrs, _ys, _zy in (
+            ("last", (3, 37), dict(axis=-1, opset=13), 1.0 / 256, _lo),
+            ("classifier_1000", (2, 1000), dict(axis=1, opset=13), 1.0 / 256, _lo),
+            ("default_axis", (4, 13), dict(opset=13), 1.0 / 256, _lo),
+            ("inner_axis", (2, 9, 5), dict(axis=1, opset=13), 1.0 / 256, _lo),
+            ("outer_axis", (7, 3, 4), dict(axis=0, opset=13), 0.01, _lo + 9),
+            ("coerced_axis1", (2, 3, 5), dict(axis=1, opset=11), 0.003, _lo + 20),
+            ("coerced_axis0", (3, 11), dict(axis=0, opset=12), 1.0 / 255, _lo + 1),
+            ("coerced_default_axis", (5, 2, 3), dict(opset=12), 1.0 / 256, _lo),
+            ("row_of_one", (5, 1), dict(axis=-1, opset=13), 1.0 / 256, _lo + 3),
+            ("row_of_one_neg_zp", (5, 1), dict(axis=-1, opset=13), 1.0 / 256, -100
+             if _t == "int8" else 250)):
+        BOOK.add(f"qsoftmax_{_t}_{_id}", "QLinearSoftmax",
+                 [_softmax_input(_t, *_shape), s(0.06 if _id != "last" else 0.2),
+                  z(_t, _zx), s(_ys), z(_t, _zy)], _attrs, domain=MS, opset=13)
+
+# --- DynamicQuantizeLSTM (what quantize_dynamic makes of an ONNX LSTM): X and each step's
+# hidden rows quantized to uint8 by their own range, integer products with 8-bit W / R,
+# MLAS's logistic and tanh. Batch 1: onnxruntime quantizes the hidden rows of a batch
+# chunk by chunk when it has several threads and a batch of 2 or more, and the harness's
+# onnxruntime runs with its default threads (batches > 1: tests/test_int8_dynamic_lstm.py,
+# one thread). Odd sizes; per-tensor and per-column scales; int8 weights (the quantizer's)
+# and uint8 weights with a zero point per direction; all optional inputs, lengths short
+# of the sequence and of length 0; clip and input_forget.
+def _dq_lstm(dirs, I, H, S, w_type="int8", per_column=False, bias=True, lens=None,
+             states=False, peep=False, **attrs):
+    def weights(rows):
+        if w_type == "int8":
+            w, zp = _r.integers(-127, 128, (dirs, rows, 4 * H)).astype(np.int8), None
+        else:
+            w = _r.integers(0, 256, (dirs, rows, 4 * H)).astype(np.uint8)
+            zp = np.repeat(_r.integers(100, 160, (dirs, 1)), 4 * H if per_column else 1,
+                           axis=1).astype(np.uint8)
+        n = (dirs, 4 * H) if per_column else (dirs,)
+        sc = (_r.uniform(0.004, 0.02, n)).astype(F32)
+        if zp is None:
+            zp = np.zeros(n, np.int8)
+        return [Const(w), Const(sc), Const(zp.reshape(n))]
+    w, ws, wz = weights(I)
+    r, rs, rz = weights(H)
+    ins = [(_r.standard_normal((S, 1, I)) * 1.5).astype(F32), w, r,
+           Const((_r.standard_normal((dirs, 8 * H)) * 0.3).astype(F32)) if bias else None,
+           None if lens is None else np.array(lens, np.int32),
+           (_r.standard_normal((dirs, 1, H)) * 0.5).astype(F32) if states else None,
+           (_r.standard_normal((dirs, 1, H)) * 0.5).astype(F32) if states else None,
+           Const((_r.standard_normal((dirs, 3 * H)) * 0.3).astype(F32)) if peep else None,
+           ws, wz, rs, rz]
+    attrs = dict(hidden_size=H, **attrs)
+    if dirs == 2:
+        attrs["direction"] = "bidirectional"
+    return ins, attrs
+
+
+for _id, _kw in (
+        ("fwd_plain", dict(dirs=1, I=5, H=7, S=6)),
+        ("fwd_all_inputs", dict(dirs=1, I=9, H=12, S=5, per_column=True, lens=[3],
+                                states=True, peep=True)),
+        ("rev_all_inputs", dict(dirs=1, I=4, H=9, S=7, per_column=True, lens=[5],
+                                states=True, peep=True, direction="reverse")),
+        ("bi_per_column", dict(dirs=2, I=6, H=5, S=4, per_column=True, states=True,
+                               peep=True, lens=[4])),
+        ("bi_u8_weights", dict(dirs=2, I=3, H=6, S=5, w_type="uint8", lens=[3])),
+        ("fwd_u8_per_column", dict(dirs=1, I=8, H=4, S=3, w_type="uint8", per_column=True,
+                                   bias=False)),
+        ("fwd_clip_input_forget", dict(dirs=1, I=5, H=6, S=6, clip=0.7, input_forget=1,
+                                       peep=True, states=True)),
+        ("bi_length_0", dict(dirs=2, I=5, H=6, S=3, lens=[0], states=True))):
+    _ins, _attrs = _dq_lstm(**_kw)
+    BOOK.add(f"dq_lstm_{_id}", "DynamicQuantizeLSTM", _ins, _attrs, domain=MS, n_out=3,
+             opset=14)

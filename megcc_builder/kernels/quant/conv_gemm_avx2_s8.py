@@ -205,16 +205,27 @@ def _pairs16_s2(xt: str) -> str:
 
 
 def _micro_kernel() -> str:
-    """The MR x 16 tile over K2 pairs: per pair, two vectors of B and MR broadcasts of A."""
+    """The MR x 16 tile over K2 pairs: per pair, two vectors of B and MR broadcasts of A.
+    A strip of at most 8 positions (the last of a 7x7 or 14x14 map: 49 = 3 x 16 + 1,
+    196 = 12 x 16 + 4) runs the MR x 8 half (one vector of B), its c{r}1 left at zero: the
+    same sums for the columns it has, half the multiply-adds."""
     lines = tile_avx2.zero_accumulators(MR, " " * 20)
     lines += ["                    const int16_t *bk = bj;",
               "                    const int32_t *apair = (const int32_t *)(const void *)ap;",
+              "                    if (nb - j > 8) {",
               f"                    for (kk = 0; kk < K2; ++kk, bk += NBS * 2, apair += {MR}) {{",
               "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
               "                        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(bk + 16));",
               "                        __m256i av;"]
     lines += tile_avx2.madd_step(MR, lambda r: f"apair[{r}]", " " * 24)
-    lines.append("                    }")
+    lines += ["                    }",
+              "                    } else {",
+              f"                    for (kk = 0; kk < K2; ++kk, bk += NBS * 2, apair += {MR}) {{",
+              "                        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bk);",
+              "                        __m256i av;"]
+    lines += tile_avx2.madd_step(MR, lambda r: f"apair[{r}]", " " * 24, columns=8)
+    lines += ["                    }",
+              "                    }"]
     return "\n".join(lines) + "\n"
 
 

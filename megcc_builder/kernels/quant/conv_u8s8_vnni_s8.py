@@ -153,8 +153,9 @@ class ChannelTile:
     multiple of 32 (7x7: 49 positions fill 64 of the position tile's columns): 7 positions
     (broadcast quads from the packed block) x 32 output channels (two 16-channel weight
     panels [OCG/16][K quad][16][4]), 14 zmm accumulators; the epilogue requantizes 16
-    channels of one position with per-lane multipliers and stores them across the
-    channel planes. Chosen by `channel_tile_better`."""
+    channels of one position with per-lane multipliers, transposes the 7 x 16 codes in
+    registers and stores each channel's 7 positions with one masked store into its plane.
+    Chosen by `channel_tile_better`."""
 
     @staticmethod
     def block(p: int, kq: int) -> int:
@@ -192,8 +193,12 @@ class ChannelTile:
             steps.append(f"{ind}    }}")
         pack = "_mm_packus_epi16" if rq.dtype == "uint8" else "_mm_packs_epi16"
         stores = []
-        for r in range(CP):
-            for v in range(2):
+        for v in range(2):
+            # the 7 positions' 16 codes (channels 16v..16v+15) as byte vectors t0..t6, an
+            # 8x16 byte transpose (t7 zero) to 8 bytes per channel, and one masked store of
+            # the tile's positions per channel plane (no byte stores)
+            codes = []
+            for r in range(CP):
                 halves = []
                 for h, part in enumerate(("_mm512_castsi512_si256(z{r}{v})",
                                           "_mm512_extracti64x4_epi64(z{r}{v}, 1)")):
@@ -202,22 +207,41 @@ class ChannelTile:
                                 const __m256 vm = _mm256_loadu_ps(mv + {c});
                                 const __m256i s{h} = _mm256_add_epi32({part.format(r=r, v=v)},
                                     _mm256_loadu_si256((const __m256i *)(const void *)(cv + {c})));
-                                {requant_avx2.codes8(rq, f"s{h}", f"t{h}")}
-                                q{h} = t{h};
+                                {requant_avx2.codes8(rq, f"s{h}", f"e{h}")}
+                                q{h} = e{h};
                             }}""")
-                stores.append(f"""{ind}if (j + {r} < nb) {{
+                codes.append(f"""{ind}{{
                             __m256i q0, q1;
-                            unsigned char tb[16];
-                            int32_t i;
                             {halves[0]}
                             {halves[1]}
                             {{
                                 const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
-                                _mm_storeu_si128((__m128i *)(void *)tb, {pack}(
-                                    _mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1)));
+                                t{r} = {pack}(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
                             }}
-                            for (i = 0; i < 16 && o0 + {16 * v} + i < OCG; ++i)
-                                yq[(int64_t)(o0 + {16 * v} + i) * P + {r}] = ({rq.ctype})tb[i];
+                        }}""")
+            lo, hi = "_mm_unpacklo_epi{}", "_mm_unpackhi_epi{}"
+            tr = [f"{ind}const __m128i u{k} = {(lo if k % 2 == 0 else hi).format(8)}"
+                  f"(t{2 * (k // 2)}, t{2 * (k // 2) + 1});" for k in range(8)]
+            # u0/u1: channels 0-7 / 8-15 of positions 0,1; u2/u3: positions 2,3; ...
+            tr += [f"{ind}const __m128i v{k} = {(lo if k % 2 == 0 else hi).format(16)}"
+                   f"(u{4 * (k // 4) + (k // 2) % 2}, u{4 * (k // 4) + (k // 2) % 2 + 2});"
+                   for k in range(8)]
+            # v0..v3: channels 0-3, 4-7, 8-11, 12-15 of positions 0-3; v4..v7: positions 4-7
+            tr += [f"{ind}const __m128i w{k} = {(lo if k % 2 == 0 else hi).format(32)}"
+                   f"(v{k // 2}, v{k // 2 + 4});" for k in range(8)]
+            # w{k}: channels 2k, 2k + 1, 8 positions each
+            st = []
+            for ch in range(16):
+                w = f"w{ch // 2}" if ch % 2 == 0 else f"_mm_srli_si128(w{ch // 2}, 8)"
+                st.append(f"{ind}if (o0 + {16 * v + ch} < OCG) _mm_mask_storeu_epi8("
+                          f"yq + (int64_t)(o0 + {16 * v + ch}) * P, pm, {w});")
+            stores.append(f"""{ind}{{
+                        __m128i {", ".join(f"t{r}" for r in range(CP))}, t7 = _mm_setzero_si128();
+{chr(10).join(codes)}
+                        {{
+{chr(10).join(tr)}
+{chr(10).join(st)}
+                        }}
                         }}""")
         const = wrapping_sub("bias[o]" if has_bias else "0", wrapping_mul("zs", "wsum[o]"))
         steps_c = "\n".join(steps)
@@ -234,10 +258,12 @@ class ChannelTile:
                     }}
                     for (j = 0; j < nb; j += {CP}) {{
                         /* positions past nb read packed cells inside the row (NBS >= nb + 16);
-                           their outputs are not stored */
+                           their outputs are masked out of the stores */
                         const uint8_t *bk = bp + (int64_t)j * 4;
                         const int8_t *wk = wp;
                         {rq.ctype} *yq = yg + p0 + j;
+                        /* the tile's positions inside the block: one mask bit each */
+                        const __mmask16 pm = (__mmask16)((1u << (nb - j < {CP} ? nb - j : {CP})) - 1u);
 {acc_c}
                         for (kq = 0; kq < KQ; ++kq, bk += NBS * 4, wk += 64) {{
                             const __m512i w0 = _mm512_loadu_si512((const void *)wk);
@@ -259,18 +285,20 @@ def positions_computed(p: int, nb: int) -> int:
 
 
 def channel_tile_better(op: Op, graph: Graph, p: int, kq: int, nb: int) -> bool:
-    """Whether the channel-lane tile computes at least 1/6 fewer multiply-adds (ResNet-50's
-    7x7 maps: 49 positions against 64) over a reduction of at least 256 quads: its
-    epilogue stores byte by byte across the channel planes, which cost more than the
-    saved multiply-adds on 14x14 maps (196 against 208) and with 1x1 512-channel inputs
-    (measured per layer)."""
-    if kq < 256 or p * 4 * kq > WHOLE_BYTES:
+    """Whether the channel-lane tile computes at least 5 % fewer multiply-adds than the
+    position tile (ResNet-50's 7x7 maps: 49 positions against 64; 14x14: 196 against 208)
+    over a reduction of at least 64 quads, with the whole map packed in one block.
+    Measured per layer (benchmarks/layer_profile.py, x86_64-vnni, one thread) with its
+    transposed stores: 3x3 256@14 625 -> 574 us, 3x3 s2 256@28->14 649 -> 596, 1x1
+    1024->256@14 250 -> 237, 256->1024@14 267 -> 258, 512->2048@7 312 -> 243; on
+    SqueezeNet's 13x13 maps (169 positions against 176) it is no faster: left out."""
+    if kq < 64 or p * 4 * kq > WHOLE_BYTES:
         return False
     group, _, _, _, _ = _geometry_k(graph, op)
     ocg = graph.tensors[op.inputs[3]].shape[0] // group
     pos = positions_computed(p, nb) * (-(-ocg // MR) * MR)
     chan = -(-p // CP) * CP * (-(-ocg // 32) * 32)
-    return chan * 1.2 < pos
+    return chan < 0.95 * pos
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="vnni",

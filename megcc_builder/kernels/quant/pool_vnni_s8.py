@@ -39,10 +39,16 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec):
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
-    # pool_avx2_s8's estimate with vectors twice as wide and no per-row library calls
+    # pool_avx2_s8's estimate with vectors twice as wide and no per-row library calls. At
+    # stride 2 the AVX2 separable kernel (its even bytes by a pack, 32/16/8-code vectors,
+    # no masks) measured faster on every row width we have: SqueezeNet's 3x3/2 pools of
+    # 64x111x111, 128x55x55, 256x27x27 took 45/33/31 us against 49/40/39 here, ResNet-50's
+    # 64x112x112 46 against 50-54 (benchmarks/layer_profile.py, x86_64-v3 and -vnni
+    # builds): priced above it there
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     kh, kw = op.attrs["kernel_shape"]
-    return (float(x.numel) * kh * y.shape[2] / max(1, x.shape[2]) + float(y.numel) * kw) / 40.0
+    work = float(x.numel) * kh * y.shape[2] / max(1, x.shape[2]) + float(y.numel) * kw
+    return work / (12.0 if op.attrs.get("strides", [1, 1])[1] == 2 else 40.0)
 
 
 @implements("MaxPool", dtypes=QTYPES, requires="vnni", applies=_applies, cost=cost,

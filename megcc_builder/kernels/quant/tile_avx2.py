@@ -13,12 +13,14 @@ def zero_accumulators(mr: int, indent: str) -> List[str]:
             for r in range(mr)]
 
 
-def madd_step(mr: int, pair_of_row: Callable[[int], str], indent: str) -> List[str]:
+def madd_step(mr: int, pair_of_row: Callable[[int], str], indent: str,
+              columns: int = 16) -> List[str]:
     """C statements of one reduction step (`av` declared, b0 and b1 loaded by the caller):
-    row r's pair is the int32 expression pair_of_row(r)."""
+    row r's pair is the int32 expression pair_of_row(r). columns=8: b0 and c{r}0 only."""
     lines = []
     for r in range(mr):
         lines += [f"{indent}av = _mm256_set1_epi32({pair_of_row(r)});",
-                  f"{indent}c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));",
-                  f"{indent}c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));"]
+                  f"{indent}c{r}0 = _mm256_add_epi32(c{r}0, _mm256_madd_epi16(av, b0));"]
+        if columns == 16:
+            lines.append(f"{indent}c{r}1 = _mm256_add_epi32(c{r}1, _mm256_madd_epi16(av, b1));")
     return lines

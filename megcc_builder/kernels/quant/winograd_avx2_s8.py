@@ -34,7 +34,7 @@ from ..registry import implements
 from . import requant_avx2, tile_avx2
 from .conv_generic_s8 import QTYPES, qlinear_conv_parts
 from .weights import centred_weights, not_constant
-from .winograd_f43_avx2_s8 import weight_bytes_cost
+from .winograd_f43_avx2_s8 import plane_copy, weight_bytes_cost
 
 PARAMS = conv_schema(i32("CP", "input channels rounded up to 16"),
                      i32("OCP", "output channels rounded up to 16"),
@@ -165,7 +165,14 @@ def _output_transform(rq) -> str:
         # 4 * acc -> acc (exact, see the module docstring), then + bias modulo 2^32
         lines.append(f"const __m256i a{k} = _mm256_add_epi32(_mm256_srai_epi32(y{i}{j}, 2), vb);")
         lines.append(requant_avx2.codes8(rq, f"a{k}", f"q{k}").replace("\n", "\n" + " " * 28))
-        lines.append(f"_mm256_storeu_si256((__m256i *)(void *)q[{k}], q{k});")
+    # the 4 positions x 8 channels of codes to u[k]: channel k's 2x2 tile as 4 bytes (row
+    # 0, row 1): packed, per 128-bit lane a 4x4 byte matrix [position][channel 4h..4h+3],
+    # transposed in place by a byte shuffle
+    pack = "_mm256_packus_epi16" if rq.dtype == "uint8" else "_mm256_packs_epi16"
+    lines.append("_mm256_storeu_si256((__m256i *)(void *)u, _mm256_shuffle_epi8("
+                 f"{pack}(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3)), "
+                 "_mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, "
+                 "0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)));")
     return "\n                            ".join(lines)
 
 
@@ -205,15 +212,7 @@ def lower_qlinear_conv_winograd_avx2(op: Op, graph: Graph):
         const {xt} *xb = x + (int64_t)b * C * H * W;
         {yt} *yb = y + (int64_t)b * OC * OH * OW;
         memset(plane, 0, (size_t)PH * PW * CP * sizeof(int16_t));
-        for (c = 0; c < C; ++c) {{  /* channel-last copy, centred; the padding stays 0 */
-            int32_t iy, ix;
-            for (iy = 0; iy < H && iy + PT < PH; ++iy) {{
-                const {xt} *src = xb + ((int64_t)c * H + iy) * W;
-                int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
-                for (ix = 0; ix < W && ix + PL < PW; ++ix)
-                    dst[(int64_t)ix * CP] = (int16_t)((int32_t)src[ix] - xz);
-            }}
-        }}
+{plane_copy(xt)}
         for (tb = 0; tb < T; tb += NT) {{
             const int32_t nt = T - tb < NT ? T - tb : NT;
             int32_t t;
@@ -244,13 +243,20 @@ def lower_qlinear_conv_winograd_avx2(op: Op, graph: Graph):
                             const int32_t *m = mb + r * 256 + h * 8;
                             const __m256 vm = _mm256_loadu_ps(mults + o0);
                             const __m256i vb = _mm256_loadu_si256((const __m256i *)(const void *)(biasv + o0));
-                            int32_t q[4][8], k, i, j;
+                            uint32_t u[8];
+                            int32_t k, i, j;
+                            const int whole = 2 * ty + 2 <= OH && 2 * tx + 2 <= OW;
                             {_output_transform(rq)}
                             for (k = 0; k < 8 && o0 + k < OC; ++k) {{
                                 {yt} *yo = yb + ((int64_t)(o0 + k) * OH + 2 * ty) * OW + 2 * tx;
-                                for (i = 0; i < 2 && 2 * ty + i < OH; ++i)
-                                    for (j = 0; j < 2 && 2 * tx + j < OW; ++j)
-                                        yo[(int64_t)i * OW + j] = ({yt})q[2 * i + j][k];
+                                const {yt} *uk = (const {yt} *)(const void *)&u[k];
+                                if (whole) {{
+                                    memcpy(yo, uk, 2);
+                                    memcpy(yo + OW, uk + 2, 2);
+                                }} else
+                                    for (i = 0; i < 2 && 2 * ty + i < OH; ++i)
+                                        for (j = 0; j < 2 && 2 * tx + j < OW; ++j)
+                                            yo[(int64_t)i * OW + j] = uk[2 * i + j];
                             }}
                         }}
                     }}

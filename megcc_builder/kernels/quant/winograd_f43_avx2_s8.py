@@ -253,9 +253,74 @@ def _output_transform(rq) -> str:
                       f"    const __m256i a{k} = _mm256_add_epi32(_mm256_srai_epi32("
                       f"_mm256_slli_epi32(u, {SHIFT}), {SHIFT}), vb);",
                       "    " + requant_avx2.codes8(rq, f"a{k}", f"q{k}").replace("\n", "\n    "),
-                      f"    _mm256_storeu_si256((__m256i *)(void *)q[{k}], q{k}); }}"]
+                      f"    c{k} = q{k}; }}"]
         lines.append("}")
+    # the 16 positions x 8 channels of codes to u[i][k]: row i of channel k's 4x4 tile as
+    # 4 bytes. Packing 4 position vectors gives per 128-bit lane a 4x4 byte matrix
+    # [position][channel 4h..4h+3] (lane h); a byte shuffle transposes it in place
+    pack = "_mm256_packus_epi16" if rq.dtype == "uint8" else "_mm256_packs_epi16"
+    lines.append("{ const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, "
+                 "14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);")
+    for i in range(4):
+        c = [f"c{4 * i + j}" for j in range(4)]
+        lines.append(f"  _mm256_storeu_si256((__m256i *)(void *)u[{i}], _mm256_shuffle_epi8("
+                     f"{pack}(_mm256_packs_epi32({c[0]}, {c[1]}), "
+                     f"_mm256_packs_epi32({c[2]}, {c[3]})), tr));")
+    lines.append("}")
     return "\n                            ".join(lines)
+
+
+def _plane_copy8(xt: str) -> str:
+    """C: channels c..c+7 of input columns x0..x0+7 (row src, channel stride H * W)
+    widened, centred and transposed to 8 channel-last vectors at dst + column * CP."""
+    widen = "_mm_cvtepu8_epi16" if xt == "uint8_t" else "_mm_cvtepi8_epi16"
+    lines = [f"const __m128i r{k} = _mm_sub_epi16({widen}(_mm_loadl_epi64((const __m128i *)"
+             f"(const void *)(src + (int64_t){k} * H * W + x0))), vxz);" for k in range(8)]
+    # stage 1: channel pairs per column; 2: channel quads; 3: all 8 channels of a column
+    lines += [f"const __m128i a{k} = _mm_unpack{'lo' if k % 2 == 0 else 'hi'}_epi16("
+              f"r{2 * (k // 2)}, r{2 * (k // 2) + 1});" for k in range(8)]
+    # a0: columns 0-3 of channels 0,1; a1: columns 4-7 of 0,1; a2, a3: channels 2,3; ...
+    lines += [f"const __m128i b{k} = _mm_unpack{'lo' if k % 2 == 0 else 'hi'}_epi32("
+              f"a{4 * (k // 4) + (k // 2) % 2}, a{4 * (k // 4) + (k // 2) % 2 + 2});"
+              for k in range(8)]
+    # b0: columns 0,1 of channels 0-3; b1: columns 2,3; b2: 4,5; b3: 6,7; b4-b7: channels 4-7
+    for col in range(8):
+        bq, bh = col // 2, col % 2
+        lo, hi = f"b{bq}", f"b{bq + 4}"
+        half = "_mm_unpacklo_epi64" if bh == 0 else "_mm_unpackhi_epi64"
+        lines.append(f"_mm_storeu_si128((__m128i *)(void *)(dst + (int64_t)(x0 + {col}) * CP), "
+                     f"{half}({lo}, {hi}));")
+    return "\n                        ".join(lines)
+
+
+def plane_copy(xt: str) -> str:
+    """C (both Winograd kernels): the image xb's channels into the zeroed channel-last plane
+    [PH][PW][CP] at (PT, PL), centred on xz (needs c, C, H, W, xb, plane, PW, PH, PT, PL,
+    CP, xz in scope)."""
+    return f"""        {{  /* channel-last copy, centred; the padding stays 0 */
+            const int32_t WL = W < PW - PL ? W : PW - PL, HL = H < PH - PT ? H : PH - PT;
+            const __m128i vxz = _mm_set1_epi16((int16_t)xz);
+            int32_t iy, ix;
+            /* 8 channels x 8 columns at a time: 8-byte loads widened, an 8x8 int16
+               transpose, one 16-byte store per column; a row's last columns by one block
+               ending at its end (columns written twice get the same values) */
+            for (c = 0; c + 8 <= C && WL >= 8; c += 8)
+                for (iy = 0; iy < HL; ++iy) {{
+                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
+                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
+                    for (ix = 0; ix < WL; ix += 8) {{
+                        const int32_t x0 = ix + 8 <= WL ? ix : WL - 8;
+                        {_plane_copy8(xt)}
+                    }}
+                }}
+            for (; c < C; ++c)
+                for (iy = 0; iy < HL; ++iy) {{
+                    const {xt} *src = xb + ((int64_t)c * H + iy) * W;
+                    int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
+                    for (ix = 0; ix < WL; ++ix)
+                        dst[(int64_t)ix * CP] = (int16_t)((int32_t)src[ix] - xz);
+                }}
+        }}"""
 
 
 @implements("QLinearConv", dtypes=QTYPES, typed_inputs=(0, 3), requires="avx2",
@@ -301,15 +366,7 @@ def lower_qlinear_conv_winograd_f43_avx2(op: Op, graph: Graph):
         const {xt} *xb = x + (int64_t)b * C * H * W;
         {yt} *yb = y + (int64_t)b * OC * OH * OW;
         memset(plane, 0, (size_t)PH * PW * CP * sizeof(int16_t));
-        for (c = 0; c < C; ++c) {{  /* channel-last copy, centred; the padding stays 0 */
-            int32_t iy, ix;
-            for (iy = 0; iy < H && iy + PT < PH; ++iy) {{
-                const {xt} *src = xb + ((int64_t)c * H + iy) * W;
-                int16_t *dst = plane + ((int64_t)(iy + PT) * PW + PL) * CP + c;
-                for (ix = 0; ix < W && ix + PL < PW; ++ix)
-                    dst[(int64_t)ix * CP] = (int16_t)((int32_t)src[ix] - xz);
-            }}
-        }}
+{plane_copy(xt)}
         for (tb = 0; tb < T; tb += NT) {{
             const int32_t nt = T - tb < NT ? T - tb : NT;
             int32_t t;
@@ -341,13 +398,21 @@ def lower_qlinear_conv_winograd_f43_avx2(op: Op, graph: Graph):
                             const __m256 vm = _mm256_loadu_ps(mults + o0);
                             const __m256i vb = _mm256_loadu_si256((const __m256i *)(const void *)(biasv + o0));
                             const __m256i vk = _mm256_loadu_si256((const __m256i *)(const void *)(k576 + o0));
-                            int32_t q[16][8], k, i, j;
+                            __m256i {", ".join(f"c{k}" for k in range(16))};
+                            uint32_t u[4][8];
+                            int32_t k, i, j;
+                            const int whole = 4 * ty + 4 <= OH && 4 * tx + 4 <= OW;
                             {_output_transform(rq)}
                             for (k = 0; k < 8 && o0 + k < OC; ++k) {{
                                 {yt} *yo = yb + ((int64_t)(o0 + k) * OH + 4 * ty) * OW + 4 * tx;
-                                for (i = 0; i < 4 && 4 * ty + i < OH; ++i)
-                                    for (j = 0; j < 4 && 4 * tx + j < OW; ++j)
-                                        yo[(int64_t)i * OW + j] = ({yt})q[4 * i + j][k];
+                                if (whole)
+                                    for (i = 0; i < 4; ++i)
+                                        memcpy(yo + (int64_t)i * OW, &u[i][k], 4);
+                                else
+                                    for (i = 0; i < 4 && 4 * ty + i < OH; ++i)
+                                        for (j = 0; j < 4 && 4 * tx + j < OW; ++j)
+                                            yo[(int64_t)i * OW + j] =
+                                                (({yt} *)(void *)&u[i][k])[j];
                             }}
                         }}
                     }}

@@ -268,6 +268,21 @@ for _t in ("uint8", "int8"):
               z(_t, _zy), _x2, s(0.0171), z(_t, _zy - 2)], dict(axis=2), domain=MS, opset=13,
              expect={"avx2": ("qlinear_concat_avx2_", "")})
 
+# AVX2 requantizes by one multiplication when a float32 r reproduces the table for all 256
+# codes, else by the division: X_scale / Y_scale = 0.007 / 0.07 has exact ties (q - xz = 5,
+# 15, ...) no multiplier rounds like the division, 0.3 / 0.07 has a multiplier; copied,
+# divided and multiplied inputs in one kernel (pattern c, t, m), every code of each input,
+# blocks of 259 codes (16-code steps and a tail)
+for _t in ("uint8", "int8"):
+    _zy = -5 if _t == "int8" else 120
+    _every = np.resize(np.arange(256, dtype=np.uint8), 259).view(_t).reshape(1, 7, 1, 37)
+    _sh = "u" if _t == "uint8" else "s"
+    BOOK.add(f"qconcat_{_t}_multiplier_or_division", "QLinearConcat",
+             [s(0.07), z(_t, _zy), q(_t, 1, 3, 1, 37), s(0.07), z(_t, _zy),
+              _every, s(0.007), z(_t, _zy + 3), _every[:, :, :, ::-1].copy(), s(0.3),
+              z(_t, _zy - 2)], dict(axis=1), domain=MS, opset=13,
+             expect={"avx2": ("qlinear_concat_avx2_", f"_ct{_sh}m{_sh}")})
+
 # --- megcc's rounding / activation attributes (MegEngine's conventions): NumPy references --
 def _round(v, mode):
     """half_even: onnxruntime's; half_away: MegEngine's, v + 0.5f (or - 0.5f) in float32
@@ -458,6 +473,12 @@ qconv("qconv_pairs_1x1_plane_u8", "uint8", "int8", 2, 33, 24, 24, 11, 1, per_cha
 qconv("qconv_pairs_1x1_plane_s8_saturating", "int8", "int8", 1, 40, 9, 13, 7, 1, yz=127)
 qconv("qconv_pairs_u8u8_wzp_stride2_wide", "uint8", "uint8", 1, 6, 21, 45, 5, 3,
       strides=(2, 2), pads=(1, 1, 1, 1), wz=125, per_channel=True)
+# a 7x7 map (49 = 3 x 16 + 1) and a 5x5 one (25 = 16 + 9): the AVX2 GEMM's last strip of
+# <= 8 positions runs its 6 x 8 half tile, one of 9 the full tile; 13 output channels
+qconv("qconv_pairs_7x7_half_strip_u8", "uint8", "int8", 2, 24, 7, 7, 13, 3, pads=(1, 1, 1, 1),
+      per_channel=True, expect={"avx2": ("qlinear_conv_gemm_avx2_", "")})
+qconv("qconv_pairs_5x5_s8_full_tail", "int8", "int8", 1, 10, 5, 5, 7, 1, per_channel=True,
+      yz=-128)
 qconv("qconv_pairs_1d_wide", "int8", "int8", 2, 5, 1, 70, 3, 3, pads=(0, 1, 0, 1), one_d=True)
 megengine_conv("qconv_pairs_half_away_s8_wide", "int8", "", size=(17, 37), channels=(5, 7))
 megengine_conv("qconv_pairs_half_away_relu_u8_wide", "uint8", "Relu", size=(9, 40),
@@ -775,7 +796,9 @@ for _t in ("uint8", "int8"):
                  "MaxPool", [q(_t, 2, 3, 7, _w)],
                  dict(kernel_shape=list(_k), strides=list(_st), pads=list(_p),
                       dilations=list(_d), ceil_mode=_ceil), opset=12,
-                 expect={"vnni": ("maxpool_vnni_", "")})
+                 # stride 2: the AVX2 separable kernel measured faster (pool_vnni_s8.cost)
+                 expect={"vnni": ("maxpool_sep_avx2_" if _st[1] == 2 else "maxpool_vnni_",
+                                  "")})
 
 # --- VNNI GEMV (QGemm / QLinearMatMul with at most 4 rows of A: B quads in 16-column panels,
 # the row broadcast): one row (fc), N off the 16-column panel and past the 64-column pass,
@@ -798,8 +821,8 @@ BOOK.add("qlinear_matmul_vnni_gemv_u8_m2", "QLinearMatMul",
           s(0.5), z("uint8", 128)], opset=13,
          expect={"vnni": ("qlinear_matmul_u8_vnni_gemv_", "")})
 
-# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 maps, reduction >= 256
-# quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
+# --- VNNI channel-lane tile (7 positions x 32 output channels; 7x7 and 14x14 maps, reduction
+# >= 64 quads): output channels off the 16-channel panel (94 = 5 x 16 + 14), input channels off
 # the quad, positions off the 7-position tile (stride 2: 7x7 out of 13x13 with padding; 1x1
 # on a 3x11 map, 33 positions), uint8 and int8 activations, per-tensor and per-channel
 # weights with a zero point, group 2; each asserts the c32 kernel ran
@@ -812,6 +835,13 @@ qconv("qconv_vnni_c32_u8_1x1_33", "uint8", "int8", 1, 1030, 3, 11, 62, 1, bias=F
 qconv("qconv_vnni_c32_s8_group2", "int8", "int8", 1, 2 * 116, 7, 7, 2 * 32, 3, group=2,
       pads=(1, 1, 1, 1), per_channel=True, yz=100,
       expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+# a 14x14 map (196 positions against the position tile's 208), 1x1 with 64 quads; a 13x13
+# map (169 against 176) keeps the position tile
+qconv("qconv_vnni_c32_u8_1x1_14x14_k64", "uint8", "int8", 1, 256, 14, 14, 64, 1,
+      per_channel=True, expect={"vnni": ("qlinear_conv_u8s8_vnni_c32_", "")})
+qconv("qconv_vnni_13x13_position_tile", "uint8", "int8", 1, 64, 13, 13, 40, 3,
+      pads=(1, 1, 1, 1), per_channel=True,
+      expect={"vnni": ("qlinear_conv_u8s8_vnni_u8s8_", "")})
 
 # --- AVX2 integer Winograd F(4x4, 3x3) (winograd_f43_avx2_s8): images whose 4x4 tiles do not
 # divide them (partial tiles on both edges), channel counts off 16, asymmetric padding,

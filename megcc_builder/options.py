@@ -30,9 +30,18 @@ class CompileOptions:
     # run the float16 region of enable_ioc16 in NCHW88 (passes/layout_nchw44.layout_nchw88);
     # needs enable_ioc16 and a level with float16 arithmetic (nchw88_refusal)
     enable_nchw88: bool = False
+    # the most threads the compiled model will run on (0: any). Kernels with a workspace
+    # area per part (codegen/parallel.scratch_parts) size that many areas, at most
+    # MAX_SCRATCH_PARTS, and never make more parts whatever threads the network has;
+    # 1 also drops the threaded GEMM's larger packed-B area (outputs are the same)
+    max_threads: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown
+        if isinstance(self.max_threads, bool) or not isinstance(self.max_threads, int) \
+                or self.max_threads < 0:
+            raise ValueError(f"max_threads must be a whole number >= 1 (0: any), not "
+                             f"{self.max_threads!r}")
 
     @property
     def nchw44(self) -> bool:

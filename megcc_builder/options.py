@@ -52,6 +52,19 @@ class CompileOptions:
     def isa_spec(self) -> IsaSpec:
         return spec(self.isa)
 
+    @property
+    def workspace_threads(self) -> int:
+        """The thread count the kernels size their per-thread areas for (graph.max_threads):
+        max_threads; unset, 1 on the Cortex-M levels (bare metal: the runtime has no pool
+        there), else 0 (any). (The portable level also builds for bare metal, but for
+        hosted targets too: there only an explicit max_threads=1 shrinks the workspace.)"""
+        if self.max_threads:
+            return self.max_threads
+        return 1 if self.isa_spec.arch == BARE_METAL_ARCH else 0
+
+
+# the architecture of the ISA levels that only build for bare metal (isa/arm.py)
+BARE_METAL_ARCH = "cortex-m"
 
 # /proc/cpuinfo's name of the Armv8.2 dot-product extension (sdot/udot)
 DOT_PRODUCT_FEATURE = "asimddp"

@@ -32,6 +32,10 @@ FIXED_REQUANT_HELP = ("requantize int8 convolutions and matrix products in fixed
 NCHW88_HELP = ("run the float16 region of --enable-ioc16 in the NCHW88 layout (8 channels per "
                "block, one fp16 register); needs --enable-ioc16 and a level with float16 "
                "arithmetic (arm64-fp16)")
+MAX_THREADS_HELP = ("the most threads the compiled model will run on (default: any): kernels "
+                    "with a workspace area per thread size that many (at most 4) and split "
+                    "into no more parts, whatever threads the network is given; 1 gives the "
+                    "smallest arena")
 NCHW44_DOT_HELP = ("NCHW44 with Armv8.2 dot-product (sdot/udot) kernels for int8; refused for "
                    "ISA levels without the instructions")
 # The per-model compile options (ModelSpec fields; MegCC's config keys), one flag each on
@@ -53,11 +57,21 @@ def _add_model_options(parser, megcc_spelling_first: bool = False) -> None:
         if megcc_spelling_first:
             spellings.reverse()
         parser.add_argument(*spellings, dest=field, action="store_true", help=help_text)
+    parser.add_argument("--max-threads", "--max_threads", dest="max_threads", type=_threads,
+                        default=0, metavar="N", help=MAX_THREADS_HELP)
+
+
+def _threads(text: str) -> int:
+    """--max-threads' value: a whole number >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{text}'")
+    return int(text)
 
 
 def _model_options(args) -> dict:
     """The model options a command line set, as ModelSpec keyword arguments."""
-    return {field: getattr(args, field) for field, _ in MODEL_OPTIONS}
+    return {**{field: getattr(args, field) for field, _ in MODEL_OPTIONS},
+            "max_threads": args.max_threads}
 
 
 # mgb-to-tinynn's target flags -> the ISA level of the kernels, and what the user should
@@ -948,7 +962,7 @@ def mgb_to_tinynn_main(argv: Optional[List[str]] = None) -> int:
             out_dir = a.dump or a.output_dir
         for field, on in _model_options(a).items():  # a flag sets it for every model
             if on:
-                specs = [replace(s, **{field: True}) for s in specs]
+                specs = [replace(s, **{field: on}) for s in specs]
         chosen = [flag for flag in TARGET_FLAGS if getattr(a, flag)]
         if len(chosen) > 1:
             return _fail(f"give one target flag, not --{chosen[0]} and --{chosen[1]}")

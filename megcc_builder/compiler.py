@@ -60,20 +60,24 @@ class ModelSpec:
     # int8 requantization in fixed point (Q31 + shift; passes/fixed_requant.py)
     enable_fixed_point_requant: bool = False
     enable_nchw88: bool = False  # the float16 region in NCHW88 (needs enable_ioc16)
+    # the most threads the model will run on (0: any; options.CompileOptions.max_threads)
+    max_threads: int = 0
     # bounds and hints of run-time dimensions (frontend/dims.py; docs/dynamic-shapes.md)
     symbols: SymbolSpec = field(default_factory=SymbolSpec)
     # caps of sizes computed at run time (--value-cap; ir/value_shapes.py): tensor name,
     # "default" or "range" -> bytes (computed shapes) or elements (Range)
     value_caps: Dict[str, int] = field(default_factory=dict)
 
-    def options(self) -> Dict[str, bool]:
+    def options(self) -> Dict[str, object]:
         """The per-model compile options, as MegCC's config spells them (manifest)."""
         return {"mgb_fuse_kernel": self.fuse, "enable_nchw44": self.enable_nchw44,
                 "enable_nchw44_dot": self.enable_nchw44_dot,
                 "enable_compress_fp16": self.enable_compress_fp16,
                 "enable_ioc16": self.enable_ioc16,
                 "enable_fixed_point_requant": self.enable_fixed_point_requant,
-                "enable_nchw88": self.enable_nchw88}
+                "enable_nchw88": self.enable_nchw88,
+                # (only when set: a default build's manifest is unchanged)
+                **({"max_threads": self.max_threads} if self.max_threads else {})}
 
     def compile_options(self) -> CompileOptions:
         """What the pipeline gets (the ISA level resolved: 'native' becomes a level)."""
@@ -87,7 +91,8 @@ class ModelSpec:
                               enable_compress_fp16=self.enable_compress_fp16,
                               enable_ioc16=self.enable_ioc16,
                               enable_fixed_point_requant=self.enable_fixed_point_requant,
-                              enable_nchw88=self.enable_nchw88)
+                              enable_nchw88=self.enable_nchw88,
+                              max_threads=self.max_threads)
 
 
 @dataclass

@@ -23,7 +23,8 @@ SUPPORTED_OPTIONS = {"mgb_fuse_kernel", "enable_nchw44", "enable_nchw44_dot",
                      "enable_compress_fp16", "enable_ioc16", "enable_fixed_point_requant",
                      "enable_nchw88"}
 PENDING_OPTIONS = {"add_nhwc2nchw_to_input"}
-MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints", "value_caps"} \
+MODEL_KEYS = {"model_name", "model_path", "input_shape_str", "shape_hints", "value_caps",
+              "max_threads"} \
     | SUPPORTED_OPTIONS \
     | PENDING_OPTIONS
 
@@ -244,6 +245,11 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
         if not isinstance(hints, str):
             raise CompileError(f"{where}field 'shape_hints' must be a string", path)
         symbols = SymbolSpec(hints=parse_shape_hints(hints, path))
+        max_threads = m.get("max_threads", 0)
+        if "max_threads" in m and (isinstance(max_threads, bool) or
+                                   not isinstance(max_threads, int) or max_threads < 1):
+            raise CompileError(f"{where}field 'max_threads' must be a whole number >= 1, not "
+                               f"{clip(max_threads)}", path)
         caps = m.get("value_caps", "")
         if not isinstance(caps, str):
             raise CompileError(f"{where}field 'value_caps' must be a string", path)
@@ -255,7 +261,7 @@ def load_config(path: str) -> Tuple[str, List[ModelSpec], tuple]:
                                enable_compress_fp16=opts["enable_compress_fp16"],
                                enable_ioc16=opts["enable_ioc16"],
                                enable_fixed_point_requant=opts["enable_fixed_point_requant"],
-                               enable_nchw88=opts["enable_nchw88"],
+                               enable_nchw88=opts["enable_nchw88"], max_threads=max_threads,
                                symbols=symbols, value_caps=parse_value_caps(caps, path)))
     seen = [s.name for s in specs]
     for i, name in enumerate(seen):

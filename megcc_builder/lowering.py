@@ -61,6 +61,7 @@ class Plan:
 
 def lower_graph(graph: Graph, name: str = "", options: CompileOptions = CompileOptions()) -> Plan:
     isa = options.isa_spec
+    graph.max_threads = options.workspace_threads  # what kernels size their areas for
     instrs: List[Instr] = []
     views: Dict[str, View] = {}
     loops: List[Tuple[int, int]] = []  # control flow: instruction ranges of loop bodies

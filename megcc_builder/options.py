@@ -30,9 +30,18 @@ class CompileOptions:
     # run the float16 region of enable_ioc16 in NCHW88 (passes/layout_nchw44.layout_nchw88);
     # needs enable_ioc16 and a level with float16 arithmetic (nchw88_refusal)
     enable_nchw88: bool = False
+    # the most threads the compiled model will run on (0: any). Kernels with a workspace
+    # area per part (codegen/parallel.scratch_parts) size that many areas, at most
+    # MAX_SCRATCH_PARTS, and never make more parts whatever threads the network has;
+    # 1 also drops the threaded GEMM's larger packed-B area (outputs are the same)
+    max_threads: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "isa", resolve(self.isa))  # ValueError if unknown
+        if isinstance(self.max_threads, bool) or not isinstance(self.max_threads, int) \
+                or self.max_threads < 0:
+            raise ValueError(f"max_threads must be a whole number >= 1 (0: any), not "
+                             f"{self.max_threads!r}")
 
     @property
     def nchw44(self) -> bool:
@@ -43,6 +52,19 @@ class CompileOptions:
     def isa_spec(self) -> IsaSpec:
         return spec(self.isa)
 
+    @property
+    def workspace_threads(self) -> int:
+        """The thread count the kernels size their per-thread areas for (graph.max_threads):
+        max_threads; unset, 1 on the Cortex-M levels (bare metal: the runtime has no pool
+        there), else 0 (any). (The portable level also builds for bare metal, but for
+        hosted targets too: there only an explicit max_threads=1 shrinks the workspace.)"""
+        if self.max_threads:
+            return self.max_threads
+        return 1 if self.isa_spec.arch == BARE_METAL_ARCH else 0
+
+
+# the architecture of the ISA levels that only build for bare metal (isa/arm.py)
+BARE_METAL_ARCH = "cortex-m"
 
 # /proc/cpuinfo's name of the Armv8.2 dot-product extension (sdot/udot)
 DOT_PRODUCT_FEATURE = "asimddp"

@@ -71,7 +71,7 @@ class InferenceSession:
         plan matching the feeds); None = the shapes in the model.
     threads: worker threads of the network's pool (1 = run in the calling thread).
     isa: kernel ISA level (megcc_builder.isa); fuse, enable_nchw44, enable_nchw44_dot,
-        enable_compress_fp16, enable_ioc16, enable_nchw88: as `megcc compile`.
+        enable_compress_fp16, enable_ioc16, enable_nchw88, max_threads: as `megcc compile`.
     subprocess: run every call in the standalone runner process (automatic for sanitizer
         and valgrind builds, and for `target`, a hosted cross target run under its emulator).
     """
@@ -81,7 +81,8 @@ class InferenceSession:
                  subprocess: bool = False, target: Optional[str] = None,
                  model_name: Optional[str] = None, clock: str = "wall",
                  enable_nchw44_dot: bool = False, enable_compress_fp16: bool = False,
-                 enable_ioc16: bool = False, enable_nchw88: bool = False):
+                 enable_ioc16: bool = False, enable_nchw88: bool = False,
+                 max_threads: int = 0):
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         self.threads = threads
@@ -95,7 +96,8 @@ class InferenceSession:
         try:
             options = dict(enable_nchw44=enable_nchw44, enable_nchw44_dot=enable_nchw44_dot,
                            enable_compress_fp16=enable_compress_fp16,
-                           enable_ioc16=enable_ioc16, enable_nchw88=enable_nchw88)
+                           enable_ioc16=enable_ioc16, enable_nchw88=enable_nchw88,
+                           max_threads=max_threads)
             kernels_c, blob_path, names = self._compiled(model, input_shapes, isa, fuse,
                                                          options, model_name, work)
             with open(blob_path, "rb") as f:

@@ -150,6 +150,23 @@ def test_changing_an_option_regenerates(project):
     assert scons(project, "-q", "options=--enable-nchw44", check=False).returncode == 0
 
 
+def test_changing_max_threads_regenerates(project):
+    """--max-threads (a compile option with a value) is part of the build's signature like
+    the boolean ones: setting it reruns the compiler (the option in the manifest, the same
+    outputs), changing its value reruns it again, then the build is up to date."""
+    scons(project)
+    for n in ("1", "2"):
+        opt = f"options=--max-threads={n}"
+        assert scons(project, "-q", opt, check=False).returncode != 0
+        out = scons(project, opt).stdout
+        assert "megcc_builder.cli compile" in out and f"--max-threads={n}" in out
+        manifest = json.loads((project / "net.megcc" / "manifest.json").read_text())
+        assert manifest["models"][0]["options"]["max_threads"] == int(n)
+        ref = compile_and_run(str(project / "model.onnx"), {"data": pattern_input((1, 1, 6, 6))})
+        assert max_rel_err(app_output(project), ref["out"].ravel()) <= TOL
+        assert scons(project, "-q", opt, check=False).returncode == 0
+
+
 def test_clean_removes_every_generated_file(project):
     conv_onnx(str(project / "second.onnx"), seed=3, channels=6)
     sources = set(snapshot(project))

@@ -16,16 +16,34 @@ from .kernel import KERNEL_ARG_NAMES, Kernel, make_kernel
 from .params import NO_PARAMS, ParamSchema
 
 # Kernels that need one scratch area per part (a padded plane) make at most this many
-# parts: their workspace is this many areas whatever the thread count.
+# parts: their workspace is this many areas whatever the thread count, unless the model is
+# compiled for fewer threads (CompileOptions.max_threads, on the graph: scratch_parts).
 MAX_SCRATCH_PARTS = 4
 
 
-def parts_with_scratch(limit: str = "") -> str:
+def scratch_parts(graph) -> int:
+    """The most parts a kernel with a scratch area per part makes in this compile (and so
+    how many areas its workspace holds): MAX_SCRATCH_PARTS, or fewer when the model is
+    compiled for at most `graph.max_threads` threads (0: any number)."""
+    most = graph.max_threads
+    return min(MAX_SCRATCH_PARTS, most) if most else MAX_SCRATCH_PARTS
+
+
+def scratch_tag(most: int) -> str:
+    """Kernel-name suffix of a kernel built for at most `most` scratch parts: its C differs
+    from the default one's, and two models of one build may be compiled for different
+    thread counts (kernel names are unique in a kernel set)."""
+    return "" if most == MAX_SCRATCH_PARTS else f"_t{most}"
+
+
+def parts_with_scratch(limit: str = "", most: int = MAX_SCRATCH_PARTS) -> str:
     """C expression: the parts of a kernel with a scratch area per part (<= the pool's
-    threads, <= MAX_SCRATCH_PARTS, and <= `limit` if given)."""
-    most = f"(par && par->threads > 1 ? (par->threads < {MAX_SCRATCH_PARTS} ? par->threads : " \
-           f"{MAX_SCRATCH_PARTS}) : 1)"
-    return most if not limit else f"({most} < ({limit}) ? {most} : ({limit}))"
+    threads, <= `most` (scratch_parts), and <= `limit` if given)."""
+    if most == 1:  # compiled for one thread: one part whatever the pool has
+        return "1"
+    most_c = f"(par && par->threads > 1 ? (par->threads < {most} ? par->threads : " \
+             f"{most}) : 1)"
+    return most_c if not limit else f"({most_c} < ({limit}) ? {most_c} : ({limit}))"
 
 
 # Each part's scratch area starts a whole number of 128-byte blocks (two cache lines, the

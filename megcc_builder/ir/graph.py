@@ -124,6 +124,9 @@ class Graph:
         self.inputs: List[str] = []
         self.outputs: List[str] = []
         self.nchw44 = False  # convolutions will be rewritten to NCHW44 (enable_nchw44)
+        # the most threads the compiled model runs on (CompileOptions.max_threads; 0: any):
+        # kernels size their per-thread workspace areas for that many
+        self.max_threads = 0
         # (node, op type, why) of quantized-model ops left in float (passes/qdq.py)
         self.quant_notes: List[Tuple[str, str, str]] = []
         # (node, op type, why) of integer ops left in float requantization by

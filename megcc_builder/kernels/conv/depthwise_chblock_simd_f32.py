@@ -21,8 +21,8 @@ import numpy as np
 
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float
-from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes,
-                                 scratch_stride, split_kernel)
+from ...codegen.parallel import (parts_with_scratch, scratch_bytes, scratch_parts,
+                                 scratch_stride, scratch_tag, split_kernel)
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...ir import Graph, Op
@@ -232,6 +232,8 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
     lo, hi = clamp or ("0.0f", "0.0f")
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
     name = f"conv2d_depthwise_cb{vw}_{tag}_f32{bias_tag}{activation_tag(act)}_{s.name}"
+    most = scratch_parts(graph)  # scratch areas: at most one per thread (max_threads)
+    name += scratch_tag(most)
     wdecl = "\n".join(f"            const {s.vtype} wv{t} = {s.load(f'wb + {t * vw}')};"
                       for t in range(kh * kw))
     copy_in, copy_out = _copy_in(s), _copy_out(s)
@@ -267,10 +269,10 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
 {copy_in}{_pixel(s, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}\
 {copy_out}{act_code}        }}
 """
-    kernel = split_kernel(name, body, parts_with_scratch(f"(C + {vw - 1}) / {vw}"), PARAMS,
+    kernel = split_kernel(name, body, parts_with_scratch(f"(C + {vw - 1}) / {vw}", most), PARAMS,
                           ("math",), isa=s.isa)
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWB=pw)
-    parts = min(MAX_SCRATCH_PARTS, blocks)
+    parts = min(most, blocks)
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=scratch_bytes(parts, (ph * pw + geo["oh"] * geo["ow"]) * vw),
                   note=f"{s.label} depthwise with {vw} channels per vector: blocks transposed "

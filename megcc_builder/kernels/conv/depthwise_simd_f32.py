@@ -8,8 +8,8 @@ from typing import Optional
 from ...codegen import packed_gemm as g
 from ...codegen.half import weight_pointer
 from ...codegen.kernel import Instr, c_float
-from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes,
-                                 scratch_stride, split_kernel)
+from ...codegen.parallel import (parts_with_scratch, scratch_bytes, scratch_parts,
+                                 scratch_stride, scratch_tag, split_kernel)
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail
@@ -107,6 +107,8 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
     name = (f"conv2d_depthwise_{tag}_r{rows}{'_ohrt' if oh_rt else ''}"
             f"_pw{'rt' if runtime_pw else pw}"
             f"{'_w16' if f16 else ''}_f32{bias_tag}{activation_tag(act)}_{s.name}")
+    most = scratch_parts(graph)  # planes: at most one per thread (max_threads)
+    name += scratch_tag(most)
     clamp, act_pass = g.vector_clamp(act, c_float)
     lo, hi = clamp or ("0.0f", "0.0f")
     # one part per range of channels, each with its own plane in the workspace
@@ -155,13 +157,13 @@ def lower_depthwise(op: Op, graph: Graph, s: Simd):
 {blocks}{scalar_activation_pass(act, "yc", "OH * OW") if act_pass else ""}
         }}
 """
-    kernel = split_kernel(name, body, parts_with_scratch("OC"), PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, parts_with_scratch("OC", most), PARAMS, ("math",), isa=s.isa)
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWP=pw)
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     if slope:
         inputs += ["", slope]
     plane_floats = ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2)
-    parts = min(MAX_SCRATCH_PARTS, geo["oc"])  # the most parts: one plane each
+    parts = min(most, geo["oc"])  # the most parts: one plane each
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=scratch_bytes(parts, plane_floats),
                   note=f"{s.label} depthwise direct: zero-padded plane {ph!r}x{pw!r}"

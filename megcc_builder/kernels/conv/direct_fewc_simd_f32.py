@@ -15,8 +15,8 @@ from typing import Optional
 
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float
-from ...codegen.parallel import (MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes,
-                                 scratch_stride, split_kernel)
+from ...codegen.parallel import (parts_with_scratch, scratch_bytes, scratch_parts,
+                                 scratch_stride, scratch_tag, split_kernel)
 from ...codegen.params import i32
 from ...codegen.vector import Simd
 from ...codegen.window import plane
@@ -96,6 +96,8 @@ def lower_direct_fewc(op: Op, graph: Graph, s: Simd):
     lo, hi = clamp or ("0.0f", "0.0f")
     name = (f"conv2d_direct_c{c}_k{kh}x{kw}_s{sh}x{sw}_pw{pw}_f32{bias_tag}"
             f"{activation_tag(act)}_{s.name}")
+    most = scratch_parts(graph)  # scratch areas: at most one per thread (max_threads)
+    name += scratch_tag(most)
     if sw == 1:
         per_plane = "PH * PW"
         planes = "\n".join(f"    float *pl{ci} = base + {ci} * (int64_t)PH * PW;" for ci in range(c))
@@ -155,12 +157,12 @@ def lower_direct_fewc(op: Op, graph: Graph, s: Simd):
     for (oy = 0; oy < OH; ++oy) {{
 {rowptr}{loops}    }}
 """
-    kernel = split_kernel(name, body, parts_with_scratch(str(blocks)), PARAMS, ("math",),
+    kernel = split_kernel(name, body, parts_with_scratch(str(blocks), most), PARAMS, ("math",),
                           isa=s.isa)
     params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWP=pw)
     inputs = [op.inputs[0], op.inputs[1], op.inputs[2] if has_bias else ""]
     plane_floats = c * (ph * pw if sw == 1 else 2 * ph * ((pw + 1) // 2))
-    parts = min(MAX_SCRATCH_PARTS, blocks)
+    parts = min(most, blocks)
     return [Instr(kernel, inputs, [op.outputs[0]], params,
                   workspace_bytes=scratch_bytes(parts, plane_floats),
                   note=f"{s.label} direct convolution for {c} input channels: zero-padded "

@@ -268,8 +268,8 @@ def lower_gemm_conv(op: Op, graph: Graph, s: Simd):
     # MIN_SLOTS panels (one per unit of columns: fewer units than panels made units of one
     # and two panels), and for a product with few columns B packed whole (every K block)
     bf = kc * (-(-nc // s.nr) * s.nr)
-    if not f16:
-        bf = threaded_b_floats(sp, k, kc, s)
+    if not f16 and graph.max_threads != 1:  # (compiled for one thread: one K block; on
+        bf = threaded_b_floats(sp, k, kc, s)  # threads anyway, the kernel cuts by units)
     params = PARAMS.pack(**conv_head_values(geo, grp), KC=kc, NC=nc, MC=mc, HP=hp, WP=wp, BF=bf)
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
     if residual or slope:

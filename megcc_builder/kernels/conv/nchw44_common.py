@@ -6,7 +6,8 @@ import re
 
 from ...codegen.kernel import Instr, Kernel
 from ...codegen.params import i32, int_constants, schema
-from ...codegen.parallel import MAX_SCRATCH_PARTS, parts_with_scratch, scratch_bytes, scratch_stride
+from ...codegen.parallel import (parts_with_scratch, scratch_bytes, scratch_parts, scratch_stride,
+                                 scratch_tag)
 from ...ir import Graph, Op
 from ..elementwise.activation import activation_tag
 
@@ -78,21 +79,22 @@ def conv44_geometry(op: Op, graph: Graph) -> dict:
     macs = n * ocb * 4 * oh * ow * kh * kw * (1 if kind == "depthwise" else icb * lanes)
     # the most parts the kernel makes (each has its own padded copy in the workspace)
     static = isinstance(ocb, int) and isinstance(macs, int)
-    parts = min(MAX_SCRATCH_PARTS, ocb) if static and macs >= PARALLEL_MIN_MACS else 1
+    most = scratch_parts(graph)  # at most one per thread (max_threads)
+    parts = min(most, ocb) if static and macs >= PARALLEL_MIN_MACS else 1
     slope = op.inputs[3] if op.attrs.get("prelu") else ""  # a fused per-channel PReLU
     return dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, lanes=lanes,
                 has_bias=has_bias, act=act, padded=padded, slope=slope,
                 params=CONV44_PARAMS.pack(N=n, ICB=icb, H=h, W=wd, OCB=ocb, OH=oh, OW=ow,
                                           PT=pt, PL=pl, Hp=hp, Wp=wp),
                 workspace=scratch_bytes(parts, (1 if kind == "depthwise" else icb) * hp * wp * lanes) * padded,
-                parts=parts, macs=macs, static=static)
+                parts=parts, most=most, macs=macs, static=static)
 
 
 def conv44_name(geo: dict, suffix: str = "") -> str:
     return (f"conv_nchw44_{geo['kind']}_k{geo['kh']}x{geo['kw']}_s{geo['sh']}x{geo['sw']}"
             f"_d{geo['dh']}x{geo['dw']}_f32{'_bias' if geo['has_bias'] else ''}"
             f"{'_prelu' if geo['slope'] else ''}{activation_tag(geo['act'])}"
-            f"{'' if geo['static'] else '_1part'}{suffix}")
+            f"{scratch_tag(geo['most']) if geo['static'] else '_1part'}{suffix}")
 
 
 def conv44_body(geo: dict, block, nb: int) -> str:
@@ -165,12 +167,12 @@ PARALLEL_MIN_MACS = 1 << 17
 def conv44_parts(geo: dict) -> str:
     """C expression: the kernel's parts (ranges of output channel blocks, a padded copy
     each), or "1" for a conv too small to pay for waking the pool."""
-    if not geo["static"]:  # the workspace holds one padded copy: one part
+    if not geo["static"] or geo["most"] == 1:  # the workspace holds one padded copy: one part
         return "1"
     k = geo["kh"] * geo["kw"]
     taps = f"(int64_t){k}" if geo["kind"] == "depthwise" else f"(int64_t){k * geo['lanes']} * ICB"
     macs = f"(int64_t)N * OCB * 4 * OH * OW * {taps}"
-    return f"({macs} >= {PARALLEL_MIN_MACS} ? {parts_with_scratch('OCB')} : 1)"
+    return f"({macs} >= {PARALLEL_MIN_MACS} ? {parts_with_scratch('OCB', geo['most'])} : 1)"
 
 
 def input_row(geo: dict) -> str:

@@ -41,7 +41,7 @@ import numpy as np
 from ...codegen import packed_gemm as g
 from ...codegen.kernel import Instr, c_float, make_kernel
 from ...codegen.parallel import (MAX_SCRATCH_PARTS, SCRATCH_ALIGN_FLOATS, parts_with_scratch,
-                                 scratch_bytes, scratch_stride)
+                                 scratch_bytes, scratch_parts, scratch_stride, scratch_tag)
 from ...codegen.params import i32
 from ...ir import Graph, Op
 from ...isa import IsaSpec
@@ -70,7 +70,8 @@ OUTPUT_PARALLEL_MIN = 256
 TILE_PARALLEL_MIN = 12
 # A part of the tile-range split runs its range in blocks of at most this many tiles (one
 # micro-kernel panel; TB on one thread may be larger for few channels): its workspace area
-# is then a constant, MAX_SCRATCH_PARTS of them at most 4 x tile_area_bound(RANGE_TB) bytes.
+# is then a constant, MAX_SCRATCH_PARTS of them (or max_threads: scratch_parts) at most
+# 4 x tile_area_bound(RANGE_TB) bytes each. Compiled for one thread, there is no such split.
 # Blocks do not change what a tile computes (the transforms work tile by tile, the GEMMs
 # column by column).
 RANGE_TB = 16
@@ -260,21 +261,25 @@ def staging_width(tb: int) -> int:
     return -(-tb // 16) * 16 + 8
 
 
-def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43) -> int:
+def workspace_bytes(geo, tb: int, kb: int, mb: int, v: Variant = F43,
+                    most: int = MAX_SCRATCH_PARTS) -> int:
     """Transformed inputs, GEMM results (+ 8 floats of overhang), then one scratch area of
     the input transform (strip + staging) per part it may be cut into; for a map of tiles
-    enough for two threads' ranges, room for MAX_SCRATCH_PARTS areas of all three (tile_area)."""
+    enough for two threads' ranges, room for `most` (scratch_parts) areas of all three
+    (tile_area), none when compiled for one thread."""
     tpad = -(-tb // 16) * 16
     vs, ms = kb * tpad + 16, mb * tb + 16
     scr = v.alpha * strip_width(geo, tb, v) + v.xi * staging_width(tb)
-    shared = 4 * (v.xi * vs + v.xi * ms + 8) + scratch_bytes(MAX_SCRATCH_PARTS, scr)
+    shared = 4 * (v.xi * vs + v.xi * ms + 8) + scratch_bytes(most, scr)
     tx, ty = tiles(geo, v)
     # the areas only where the kernel may cut the tiles into ranges (at least
     # TILE_PARALLEL_MIN per part, two parts or more). (smax/at_most: for a run-time tile
     # count an expression of it, the same formula as for a static one, never a guard.)
     # (the areas, or 0 below that tile count: a min of a constant with 0 or more, so no
     # comparison, and a short program: a plan's expressions have at most MAX_EXPR_WORDS)
-    areas = 4 * MAX_SCRATCH_PARTS * tile_area_bound(RANGE_TB, kb, mb, v)
+    areas = 4 * most * tile_area_bound(RANGE_TB, kb, mb, v)
+    if most == 1:  # one thread: never cut into tile ranges
+        return shared
     return smax(shared, smin(areas, smax(0, geo["n"] * tx * ty - (2 * TILE_PARALLEL_MIN - 1)) * areas))
 
 
@@ -500,7 +505,8 @@ def lower_winograd(op: Op, graph: Graph, variant: str = "f43"):
     wb = strip_width(geo, tb, v)
     slope = prelu_slope(op)  # a fused per-channel PReLU (passes/fuse.py)
     res_tag = ("_residual" if residual else "") + prelu_tag(op)
-    name = f"conv2d_winograd_f{t}_f32{bias_tag}{res_tag}{activation_tag(act)}_avx2"
+    most = scratch_parts(graph)  # workspace areas: at most one per thread (max_threads)
+    name = f"conv2d_winograd_f{t}_f32{bias_tag}{res_tag}{activation_tag(act)}_avx2{scratch_tag(most)}"
     w = np.asarray(graph.tensors[op.inputs[1]].data, np.float32)
     wname = graph.unique_name(op.inputs[1] + f"__wino{t}_a6")
     graph.add_const(wname, packed_filters(w, v))
@@ -613,17 +619,18 @@ static void {name}_tiles(void *arg, int32_t begin, int32_t end) {{
 }}
 """
     tiles_part = tiles_part.replace("@PARAMS@", PARAMS.unpack(tiles_part + range_head))
-    body = f"""{head}    if (par && par->threads > 1 && (int64_t)N * T >= {TILE_PARALLEL_MIN} * {parts_with_scratch()}) {{
+    ranges = f"""    if (par && par->threads > 1 && (int64_t)N * T >= {TILE_PARALLEL_MIN} * {parts_with_scratch(most=most)}) {{
         megcc_kernel_args job;
         job.in_ptrs = in_ptrs; job.out_ptrs = out_ptrs; job.workspace = workspace;
         job.p = p;
-        job.parts = {parts_with_scratch()};
+        job.parts = {parts_with_scratch(most=most)};
         megcc_parallel_for(par, job.parts, {name}_tiles, &job);
-    }} else {{
+    }} else """ if most > 1 else "    "  # one thread: no tile-range split (no areas for it)
+    body = f"""{head}{ranges}{{
         /* workspace: transformed inputs ({xi} x VS), GEMM results ({xi} x MS, + 8 floats the
          * last 8-tile load may overhang), the input transform's IP scratch areas */
         float *v = (float *)workspace, *mm = v + {xi} * VS, *scr = mm + {xi} * MS + 8;
-        const int32_t IP = {parts_with_scratch("C")};
+        const int32_t IP = {parts_with_scratch("C", most)};
         megcc_out.mm = mm;
         /* zeroed once: lanes past the last tile read these (their results are never used) */
         memset(mm + {xi} * MS, 0, sizeof(float) * (size_t)(8 + IP * SCR));
@@ -708,7 +715,7 @@ static void {name}_out(void *arg, int32_t begin, int32_t end) {{
 }}
 """
     kernel = make_kernel(name, body, PARAMS, ("math",) + helpers(v), isa=AVX2.isa,
-                         prelude=out_part + tiles_part)
+                         prelude=out_part + (tiles_part if most > 1 else ""))
     params = PARAMS.pack(**conv_head_values(geo, 1), TB=tb, KB=kb, MB=mb, WB=wb,
                          LS=staging_width(tb))
     inputs = [op.inputs[0], wname, op.inputs[2] if has_bias else ""]
@@ -717,7 +724,7 @@ static void {name}_out(void *arg, int32_t begin, int32_t end) {{
     if slope:
         inputs.append(slope)
     tx, ty = tiles(geo, v)
-    ws = workspace_bytes(geo, tb, kb, mb, v)
+    ws = workspace_bytes(geo, tb, kb, mb, v, most)
     return [Instr(kernel, inputs, [op.outputs[0]], params, workspace_bytes=ws,
                   note=f"AVX2 Winograd F({m!r}x{m!r},3x3): {tx!r}x{ty!r} tiles, filters transformed and "
                        f"packed at compile time, {xi} GEMMs (M={geo['oc']!r}, N={tx * ty!r}, "

@@ -15,7 +15,8 @@ from typing import Optional
 
 from ...codegen.kernel import Instr
 from ...codegen.parallel import (MAX_SCRATCH_PARTS, MIN_RANGE_ELEMENTS, parts_with_scratch,
-                                 scratch_bytes, scratch_stride, split_kernel)
+                                 scratch_bytes, scratch_parts, scratch_stride, scratch_tag,
+                                 split_kernel)
 from ...codegen.params import i32, int_constants, schema
 from ...codegen.vector import Simd
 from ...codegen.window import plane, store_row_tail, window_row
@@ -33,17 +34,19 @@ MAX_PARAMS = schema(*_PLANE)
 AVG_PARAMS = schema(*_PLANE, i32("PB", "padding bottom"), i32("PR", "padding right"))
 
 
-def pool_parts() -> str:
+def pool_parts(most: int = MAX_SCRATCH_PARTS) -> str:
     """C expression: parts of a plane pooling (ranges of planes, a padded plane each): one
-    per thread (at most MAX_SCRATCH_PARTS) when the output is large enough to pay for waking
-    the pool."""
-    return f"((int64_t)NC * OH * OW >= {MIN_RANGE_ELEMENTS // 4} ? {parts_with_scratch('NC')} : 1)"
+    per thread (at most `most`, scratch_parts) when the output is large enough to pay for
+    waking the pool."""
+    if most == 1:
+        return "1"
+    return f"((int64_t)NC * OH * OW >= {MIN_RANGE_ELEMENTS // 4} ? {parts_with_scratch('NC', most)} : 1)"
 
 
 def _max_instr(op, geo, s, name: str, body: str, scratch_floats: int, note: str):
     """The max-pool instruction both forms make: the padded-plane geometry as parameters,
     `scratch_floats` of scratch per part (a whole plane, or the separable form's one row)."""
-    kernel = split_kernel(name, body, pool_parts(), MAX_PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, pool_parts(geo["most"]), MAX_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = MAX_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],
@@ -55,14 +58,21 @@ def _max_instr(op, geo, s, name: str, body: str, scratch_floats: int, note: str)
 
 def _scratch_parts(geo) -> int:
     nc = geo["n"] * geo["c"]
-    return min(MAX_SCRATCH_PARTS, nc) if isinstance(nc, int) else MAX_SCRATCH_PARTS
+    return min(geo["most"], nc) if isinstance(nc, int) else geo["most"]
+
+
+def _geometry(op: Op, graph: Graph) -> dict:
+    """pool_geometry and the most parts with a scratch area (max_threads: scratch_parts)."""
+    geo = pool_geometry(op, graph)
+    geo["most"] = scratch_parts(graph)
+    return geo
 
 
 def lower_maxpool(op: Op, graph: Graph, s: Simd):
-    geo = pool_geometry(op, graph)
+    geo = _geometry(op, graph)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    name = f"maxpool_{tag}{'_sep' if sw == 2 else ''}_f32_{s.name}"
+    name = f"maxpool_{tag}{'_sep' if sw == 2 else ''}_f32_{s.name}{scratch_tag(geo['most'])}"
     if s.max_keeps_nan:
         extra, track, apply = "", "", ""
     else:  # AVX2 maxps returns its second operand for a NaN: track NaN lanes apart
@@ -182,11 +192,11 @@ def _maxpool_split(op: Op, graph: Graph, s: Simd, geo, name: str, extra: str, tr
 
 
 def lower_avgpool(op: Op, graph: Graph, s: Simd):
-    geo = pool_geometry(op, graph)
+    geo = _geometry(op, graph)
     kh, kw, sh, sw, dh, dw = (geo[k] for k in ("kh", "kw", "sh", "sw", "dh", "dw"))
     include_pad = int(op.attrs.get("count_include_pad", 0))
     tag = f"k{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}"
-    name = f"avgpool_{tag}_f32{'_incpad' if include_pad else ''}_{s.name}"
+    name = f"avgpool_{tag}_f32{'_incpad' if include_pad else ''}_{s.name}{scratch_tag(geo['most'])}"
     row_loop = window_row(
         s, sw, lambda u: f"{s.vtype} acc{u} = {s.zero};",
         lambda u, x: f"acc{u} = {s.add(f'acc{u}', x)};",
@@ -231,7 +241,7 @@ def lower_avgpool(op: Op, graph: Graph, s: Simd):
 """
     body = body.replace("{geometry}", int_constants(body, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh,
                                                     DW=dw))
-    kernel = split_kernel(name, body, pool_parts(), AVG_PARAMS, ("math",), isa=s.isa)
+    kernel = split_kernel(name, body, pool_parts(geo["most"]), AVG_PARAMS, ("math",), isa=s.isa)
     ph, pw = plane(geo, s.vw)
     pads = geo["pads"]
     params = AVG_PARAMS.pack(NC=geo["n"] * geo["c"], H=geo["h"], W=geo["w"], OH=geo["oh"],

@@ -153,3 +153,40 @@ def fixed_point_problem(real) -> str:
         if r and not (2.0 ** -31 <= r < 2.0 ** 30):
             return f"the requantization multiplier {r:g} is outside [2^-31, 2^30)"
     return ""
+
+
+# CMSIS-NN's arm_elementwise_add_s8: both operands, centred, are shifted left by 20 bits
+# (255 << 20 < 2^28: room for the sum in int32) so that rescaling them onto a common scale
+# loses nothing that shows in an 8-bit output
+ADD_LEFT_SHIFT = 20
+
+
+def fixed_binary_multipliers(op: Op, graph: Graph) -> dict:
+    """The real multipliers of a fixed-point QLinearAdd / QLinearMul from its (compile-time
+    constant, per-tensor) scales: Add, CMSIS-NN's split, each operand onto the common scale
+    2 * max(sa, sb) (a ratio in (0, 1/2]) then sum * 2 * max(sa, sb) / (sc * 2^20) into output
+    steps; Mul, the product's sa * sb / sc. Empty when a scale is not a constant."""
+    vals = []
+    for k in (1, 4, 6):
+        t = graph.tensors[op.inputs[k]]
+        if not t.is_const:
+            return {}
+        vals.append(float(np.asarray(t.data, np.float64).reshape(-1)[0]))
+    sa, sb, sc = vals
+    if op.type == "QLinearMul":
+        return {"o": sa * sb / sc}
+    twice_max = 2.0 * max(sa, sb)
+    return {"a": sa / twice_max, "b": sb / twice_max,
+            "o": twice_max / (sc * float(1 << ADD_LEFT_SHIFT))}
+
+
+def fixed_binary_problem(op: Op, graph: Graph) -> str:
+    """Why a QLinearAdd / QLinearMul cannot compute in fixed point ("" if it can)."""
+    mults = fixed_binary_multipliers(op, graph)
+    if not mults:
+        return "scales known only at run time"
+    for what, real in mults.items():
+        why = fixed_point_problem(real)
+        if why:
+            return why
+    return ""

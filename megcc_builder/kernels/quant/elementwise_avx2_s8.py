@@ -26,14 +26,14 @@ from ..elementwise.generic import broadcast_strides, collapse
 from ..registry import implements
 from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary, outer_axes_loop,
                                      binary_operands, onnxruntime_form)
-from .requant import CTYPE, ROUND_EVEN, SHORT
+from .requant import CTYPE, ROUND_EVEN, SHORT, refuses_fixed
 
 STEP = 16  # codes per vector step (two 8-lane float halves, one 16-byte store)
 
 
 def _applies(op: Op, graph: Graph, isa: IsaSpec):
-    return None if onnxruntime_form(op) else \
-        "activation / rounding attributes (MegEngine's float form)"
+    return refuses_fixed(op) or (None if onnxruntime_form(op) else
+                                 "activation / rounding attributes (MegEngine's float form)")
 
 
 def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:

@@ -120,6 +120,8 @@ def portable_cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
             cost=portable_cost)
 def lower_qlinear_binary(op: Op, graph: Graph):
     a, b, c = _check_binary(op, graph)
+    if op.attrs.get("requant") == "fixed":
+        return _lower_binary_fixed(op, graph, a, b, c)
     if not onnxruntime_form(op):
         return _lower_binary_generic(op, graph, a, b, c)
     dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
@@ -227,6 +229,63 @@ def _lower_binary_generic(op: Op, graph: Graph, a, b, c):
     kernel = make_kernel(name, body, params, helpers)
     return [Instr(kernel, ins, [op.outputs[0]], params.pack(dims=dims, sta=sa, stb=sb),
                   note="int8 element-wise (float, rounding/activation attributes)")]
+
+
+# --- fixed point (requant="fixed", enable_fixed_point_requant) ------------------------------
+
+def _lower_binary_fixed(op: Op, graph: Graph, a, b, c):
+    """Integer-only QLinearAdd / QLinearMul (no float instruction): the Q31 multipliers and
+    exponents of fixed_binary_multipliers are kernel parameters; Add rescales each centred
+    operand (<< 20) with its own multiplier, sums, and requantizes the sum with the output
+    multiplier (one rounding each, ties towards +infinity); Mul requantizes the product of
+    the centred operands. Relu / Clip are integer bounds (requant.Requant)."""
+    from ...ir.quant import ADD_LEFT_SHIFT, fixed_binary_multipliers, fixed_binary_problem
+    from .requant import ROUND_Q31, SCALE_Q31, Requant, q31_multipliers
+
+    rq = Requant(op, graph, c.dtype)
+    why = fixed_binary_problem(op, graph)
+    if why:
+        raise graph.error(f"fixed-point requantization: {why}", op)
+    rq.set_clip_scale(float(np.asarray(graph.tensors[op.inputs[6]].data).reshape(-1)[0]))
+    q = {k: tuple(int(v[0]) for v in q31_multipliers(r))
+         for k, r in fixed_binary_multipliers(op, graph).items()}
+    dims, (sa, sb) = collapse(list(c.shape), [broadcast_strides(a.shape, c.shape),
+                                              broadcast_strides(b.shape, c.shape)])
+    rank = len(dims)
+    ct = CTYPE[c.dtype]
+    ins, pos, zp = binary_operands(op, graph, ct)
+    if op.type == "QLinearAdd":
+        value = f"""const int32_t va = megcc_qscale_q31(((int32_t)a[ia] - za) * {1 << ADD_LEFT_SHIFT}, qma, qea);
+            const int32_t vb = megcc_qscale_q31(((int32_t)b[ib] - zb) * {1 << ADD_LEFT_SHIFT}, qmb, qeb);
+            const int32_t v = va + vb;"""
+        names = ("qma", "qea", "qmb", "qeb", "qmo", "qeo")
+        values = dict(qma=q["a"][0], qea=q["a"][1], qmb=q["b"][0], qeb=q["b"][1],
+                      qmo=q["o"][0], qeo=q["o"][1])
+        helpers = (SCALE_Q31, ROUND_Q31)
+    else:
+        value = "const int32_t v = ((int32_t)a[ia] - za) * ((int32_t)b[ib] - zb);"
+        names = ("qmo", "qeo")
+        values = dict(qmo=q["o"][0], qeo=q["o"][1])
+        helpers = (ROUND_Q31,)
+    loop_body = f"""{value}
+            y[i] = ({ct})(megcc_qround_q31(v, qmo, qeo, lo, hi) + zc);"""
+    body = f"""    const {ct} *a = (const {ct} *)in_ptrs[0];
+    const {ct} *b = (const {ct} *)in_ptrs[1];
+    {ct} *y = ({ct} *)out_ptrs[0];
+    const int32_t za = {zp(3)}, zb = {zp(5)}, zc = {zp(7)};
+    {rq.setup("zc")}
+{_broadcast_loop(rank, loop_body)}"""
+    params = schema(table("dims", rank, "output extents (collapsed)"),
+                    table("sta", rank, "A element strides (0: broadcast)"),
+                    table("stb", rank, "B element strides (0: broadcast)"),
+                    *[i32(n, "Q31 multiplier" if n[1] == "m" else "its exponent")
+                      for n in names])
+    name = f"qlinear_{'add' if op.type == 'QLinearAdd' else 'mul'}_{rq.tag}_r{rank}" \
+        + "".join("" if k in pos else f"_noz{k}" for k in (3, 5, 7))
+    kernel = make_kernel(name, body, params, helpers)
+    return [Instr(kernel, ins, [op.outputs[0]],
+                  params.pack(dims=dims, sta=sa, stb=sb, **values),
+                  note="int8 element-wise (fixed point, Q31 multipliers)")]
 
 
 # --- look-up tables ----------------------------------------------------------------------

@@ -57,6 +57,23 @@ static inline int32_t megcc_qround_q31(int32_t acc, int32_t m, int32_t e, int32_
 }
 """)
 FIXED_ACTIVATIONS = ("", "Relu", "Clip")
+# the same product and rounding without the clamp: rescales an operand into a common
+# integer domain (fixed-point QLinearAdd, CMSIS-NN's arm_elementwise_add_s8 input step)
+SCALE_Q31 = ("megcc_qscale_q31", r"""
+static inline int32_t megcc_qscale_q31(int32_t v, int32_t m, int32_t e) {
+    const int32_t t = 31 - e;  /* 1 <= t <= 62, checked at compile time */
+    return (int32_t)(((int64_t)v * m + ((int64_t)1 << (t - 1))) >> t);
+}
+""")
+
+
+def refuses_fixed(op: Op) -> Optional[str]:
+    """For the `applies` of a kernel whose epilogue is float (SIMD requantization in
+    registers): why it cannot take an op marked requant="fixed" (None if the op is not);
+    the portable kernel then computes the fixed-point arithmetic."""
+    if op.attrs.get("requant") == "fixed":
+        return "fixed-point requantization (the portable kernel's)"
+    return None
 
 
 ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "HSwish", "Tanh")

@@ -1031,3 +1031,71 @@ for _id, _kw in (
     _ins, _attrs = _dq_lstm(**_kw)
     BOOK.add(f"dq_lstm_{_id}", "DynamicQuantizeLSTM", _ins, _attrs, domain=MS, n_out=3,
              opset=14)
+
+
+# --- fixed-point QLinearAdd / QLinearMul (requant="fixed"): CMSIS-NN's integer arithmetic,
+# the multipliers computed here in float64 from the float32 scales, the outputs in exact
+# integers. Add: each centred operand << 20, rescaled by the Q31 form of s_x / (2 max(sa,
+# sb)), summed, then requantized by 2 max(sa, sb) / (sc 2^20); Mul: the product of the
+# centred operands requantized by sa sb / sc. Every case also checks the mode's promise:
+# never more than one step from the exact real result.
+def _q31_apply(v, real):
+    (m,), (e,) = _q31(real)
+    t = 31 - e
+    return (np.asarray(v, np.int64) * m + (1 << (t - 1))) >> t  # int64 exact (|v| < 2^28)
+
+
+def _fixed_binary_ref(op_type, dtype, act="", bounds=None):
+    def ref(a, as_, az, b, bs, bz, cs, cz):
+        sa, sb, sc = (float(np.float64(v)) for v in (as_, bs, cs))
+        ca = a.astype(np.int64) - int(az)
+        cb = b.astype(np.int64) - int(bz)
+        if op_type == "QLinearAdd":
+            tm = 2.0 * max(sa, sb)
+            acc = _q31_apply(ca << 20, sa / tm) + _q31_apply(cb << 20, sb / tm)
+            out = _q31_apply(acc, tm / (sc * 2.0 ** 20))
+            exact = (sa * ca + sb * cb) / sc
+        else:
+            out = _q31_apply(ca * cb, sa * sb / sc)
+            exact = sa * sb * (ca * cb) / sc
+        assert np.all(np.abs(out - np.rint(exact)) <= 1), "fixed point more than a step off"
+        lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+        lo, hi = lo - int(cz), hi - int(cz)
+        if act == "Relu":
+            lo = max(lo, 0)
+        if act == "Clip":
+            st = [int(np.floor(abs(v / sc) + 0.5)) * (1 if v >= 0 else -1) for v in bounds]
+            lo, hi = max(lo, st[0]), min(hi, st[1])
+        return [(np.clip(out, lo, hi) + int(cz)).astype(dtype)]
+    return ref
+
+
+def fixed_binary(id_, op_type, dtype, sa_shape, sb_shape, scales, zps, act="", bounds=None):
+    attrs = dict(requant="fixed")
+    if act:
+        attrs["activation"] = act
+    if bounds:
+        attrs["activation_bounds"] = list(bounds)
+    a, b = q(dtype, *sa_shape), q(dtype, *sb_shape)
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    a.flat[:2], b.flat[:1] = [lo, hi], [hi]  # the extremes of the centred range
+    kind = op_type[7:].lower()
+    BOOK.add(id_, op_type, [a, s(scales[0]), z(dtype, zps[0]), b, s(scales[1]),
+                            z(dtype, zps[1]), s(scales[2]), z(dtype, zps[2])], attrs,
+             domain=MS, opset=13, ref=_fixed_binary_ref(op_type, dtype, act, bounds),
+             expect={p: (f"qlinear_{kind}_{'s8' if dtype == 'int8' else 'u8'}_q31", "")
+                     for p in ("generic", "avx2", "arm64", "armv7", "cortexm4")})
+
+
+fixed_binary("qadd_fixed_s8_same", "QLinearAdd", "int8", (1, 7, 5, 3), (1, 7, 5, 3),
+             (0.031, 0.017, 0.045), (3, -7, 11))
+fixed_binary("qadd_fixed_u8_bcast_channel_relu", "QLinearAdd", "uint8", (2, 7, 5, 3),
+             (1, 7, 1, 1), (0.02, 0.09, 0.05), (128, 100, 131), act="Relu")
+fixed_binary("qadd_fixed_s8_saturating_long", "QLinearAdd", "int8", (2, 3, 37, 11),
+             (2, 3, 37, 11), (0.031, 0.017, 0.011), (-128, 127, 5))
+fixed_binary("qadd_fixed_s8_clip_scalar_b", "QLinearAdd", "int8", (3, 41), (1,),
+             (0.004, 0.3, 0.01), (0, -20, -3), act="Clip", bounds=(-0.6, 0.9))
+fixed_binary("qmul_fixed_u8_bcast_row", "QLinearMul", "uint8", (4, 2, 35), (35,),
+             (0.031, 0.017, 0.9), (0, 255, 131))
+fixed_binary("qmul_fixed_s8_relu_outer", "QLinearMul", "int8", (5, 1), (1, 9),
+             (0.02, 0.05, 0.01), (3, -7, 11), act="Relu")

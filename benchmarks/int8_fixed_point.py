@@ -5,7 +5,8 @@ For each network quantized by onnxruntime (QDQ, per-channel int8 weights, uint8 
 activations): our float-mode build and our fixed-point build on the same input, both on the
 host (portable C, level generic; the Cortex-M kernels give the same integers, tests/
 test_int8_mcu.py), compared in output quantization steps: how many outputs differ, the
-largest difference, top-1 agreement; and how many int8 layers the fixed mode took.
+largest difference, top-1 agreement; and how many int8 layers with a fixed-point form
+(convolutions, matrix products, QLinearAdd/Mul, average pools) the fixed mode took.
 
     python benchmarks/int8_fixed_point.py [--models digits,mobilenet_se,squeezenet]
 """
@@ -56,7 +57,9 @@ def _run(path: str, name_in: str, x, fixed: bool, work: str):
     plan = b.models[0].plans[0]
     q31 = sum("_q31" in i.kernel.name for i in plan.instrs)
     ints = sum(i.kernel.name.startswith(("qlinear_conv", "qlinear_dwconv", "qlinear_matmul",
-                                         "qgemm")) for i in plan.instrs)
+                                         "qgemm", "qlinear_add", "qlinear_mul", "qlinear_avgpool",
+                                         "qlinear_global_avgpool"))
+               for i in plan.instrs)
     (y,) = run_compiled(b.files["kernels_c"], b.files["m.tiny"], [x])
     return y, q31, ints
 

@@ -190,3 +190,23 @@ def fixed_binary_problem(op: Op, graph: Graph) -> str:
         if why:
             return why
     return ""
+
+
+def fixed_scales(op: Op, graph: Graph, slots) -> list:
+    """The per-tensor scales at input `slots` as float64 (None if one is not a constant)."""
+    vals = []
+    for k in slots:
+        t = graph.tensors[op.inputs[k]]
+        if not t.is_const:
+            return None
+        vals.append(float(np.asarray(t.data, np.float64).reshape(-1)[0]))
+    return vals
+
+
+def avgpool_problem(op: Op, graph: Graph, counts) -> str:
+    """Why a quantized average pool cannot requantize its window sums in fixed point by
+    x_scale / (y_scale * n) for each window size n of `counts` ("" if it can)."""
+    sc = fixed_scales(op, graph, (1, 3))
+    if sc is None:
+        return "scales known only at run time"
+    return fixed_point_problem([sc[0] / (sc[1] * n) for n in counts])

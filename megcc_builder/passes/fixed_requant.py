@@ -1,6 +1,7 @@
-"""enable_fixed_point_requant: the integer convolutions, matrix products and element-wise
-QLinearAdd / QLinearMul of a build requantize in fixed point (a Q31 multiplier and a shift per output channel, CMSIS-NN's
-arithmetic: no float unit needed; kernels/quant/requant.py), instead of the model's own
+"""enable_fixed_point_requant: the integer convolutions, matrix products, element-wise
+QLinearAdd / QLinearMul and average pools of a build requantize in fixed point (Q31
+multipliers and shifts, CMSIS-NN's arithmetic: no float unit needed;
+kernels/quant/requant.py), instead of the model's own
 float requantization. Marks each eligible op with the attribute requant="fixed"; an op
 stays in float mode (and is listed with the reason) when its activation needs the real
 value (Sigmoid, HSwish, Tanh), its scales are not compile-time constants, its output is
@@ -12,13 +13,28 @@ from typing import List, Tuple
 import numpy as np
 
 from ..ir import Graph, Op
-from ..ir.quant import fixed_binary_problem, fixed_point_problem, operand
+from ..ir.quant import avgpool_problem, fixed_binary_problem, fixed_point_problem, operand
 
 FIXED_ACTIVATIONS = ("", "Relu", "Clip")
 # op type -> (x scale, w scale, y scale) input slots
-SCALES = {"QLinearConv": (1, 4, 6), "QLinearMatMul": (1, 4, 6), "QGemm": (1, 4, 7)}
+SCALE_SLOTS = {"QLinearConv": (1, 4, 6), "QLinearMatMul": (1, 4, 6), "QGemm": (1, 4, 7)}
+SCALES = tuple(SCALE_SLOTS)
 # int8 element-wise ops with an integer form (kernels/quant/elementwise_generic_s8.py)
 ELEMENTWISE = ("QLinearAdd", "QLinearMul")
+# quantized average pools: the window sum, one multiplier per window size (pool_generic_s8)
+POOLS = ("QLinearAveragePool", "QLinearGlobalAveragePool")
+
+
+def _pool_reason(op: Op, graph: Graph) -> str:
+    x = graph.tensors[op.inputs[0]]
+    if op.type == "QLinearGlobalAveragePool":
+        if op.attrs.get("channels_last", 0):
+            return "channels_last"
+        if not all(isinstance(d, int) for d in x.shape[2:]):
+            return "window size known only at run time"
+        return avgpool_problem(op, graph, [int(np.prod(x.shape[2:], dtype=np.int64))])
+    ks = [int(k) for k in op.attrs.get("kernel_shape", [])]
+    return avgpool_problem(op, graph, range(1, int(np.prod(ks, dtype=np.int64)) + 1))
 
 
 def _reason(op: Op, graph: Graph) -> str:
@@ -27,7 +43,9 @@ def _reason(op: Op, graph: Graph) -> str:
         return f"activation {act} is computed on the real value"
     if op.type in ELEMENTWISE:
         return fixed_binary_problem(op, graph)
-    slots = SCALES[op.type]
+    if op.type in POOLS:
+        return _pool_reason(op, graph)
+    slots = SCALE_SLOTS[op.type]
     if operand(graph, op, slots[2]) is None:
         return "float output"
     vals = []
@@ -47,7 +65,7 @@ def use_fixed_point_requant(graph: Graph) -> List[Tuple[str, str, str]]:
     in graph.fixed_point_notes (`megcc inspect` prints them) and returns them."""
     left = []
     for op in graph.ops:
-        if op.type not in SCALES and op.type not in ELEMENTWISE:
+        if op.type not in SCALES + ELEMENTWISE + POOLS:
             continue
         why = _reason(op, graph)
         if why:

@@ -5,7 +5,7 @@ x_scale / (y_scale * count) (MLAS)."""
 from __future__ import annotations
 
 from ...codegen.kernel import Instr, make_kernel
-from ...codegen.params import i32, schema
+from ...codegen.params import i32, schema, table
 from ...ir import Graph, Op
 from ...ir.quant import QRANGE, check_scale, check_zero_point, operand
 from ..registry import implements
@@ -21,7 +21,7 @@ POOL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("H", "input height"),
 GLOBAL_PARAMS = schema(i32("NC", "planes (N * C)"), i32("S", "elements per plane"))
 
 
-def _io(op: Op, graph: Graph):
+def _io(op: Op, graph: Graph, fixed: bool = False):
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if x.dtype != y.dtype:
         raise graph.error(f"X is {x.dtype} but Y is {y.dtype}", op)
@@ -35,23 +35,25 @@ def _io(op: Op, graph: Graph):
     pos = {k: sum(1 for n in names[:k] if n) for k, n in enumerate(names) if n}
     ct = CTYPE[x.dtype]
     zp = lambda k: f"(int32_t)*(const {ct} *)in_ptrs[{pos[k]}]" if k in pos else "0"  # noqa
+    scales = "" if fixed else f"""    const float xs = *(const float *)in_ptrs[{pos[1]}];
+    const float so = *(const float *)in_ptrs[{pos[3]}];
+"""  # fixed point: the multipliers are kernel parameters (no float in the kernel)
     head = f"""    const {ct} *x = (const {ct} *)in_ptrs[0];
     {ct} *y = ({ct} *)out_ptrs[0];
-    const float xs = *(const float *)in_ptrs[{pos[1]}];
-    const float so = *(const float *)in_ptrs[{pos[3]}];
-    const int32_t xz = {zp(2)}, yz = {zp(4)};
+{scales}    const int32_t xz = {zp(2)}, yz = {zp(4)};
 """
     return x, y, ins, head, ("" if 2 in pos else "_noxz") + ("" if 4 in pos else "_noyz")
 
 
 @implements("QLinearAveragePool", dtypes=QTYPES)
 def lower_qlinear_avgpool(op: Op, graph: Graph):
-    x, y, ins, head, ztag = _io(op, graph)
+    fixed = op.attrs.get("requant") == "fixed"
+    x, y, ins, head, ztag = _io(op, graph, fixed)
     if len(x.shape) not in (3, 4):
         raise graph.error(f"{len(x.shape) - 2}-D pooling is not supported (1-D, 2-D are)", op)
     if op.attrs.get("activation"):
         raise graph.error("QLinearAveragePool with a fused activation is not supported", op)
-    if rounding_of(op, graph) == "half_away":
+    if rounding_of(op, graph) == "half_away" and not fixed:
         return _lower_avgpool_megengine(op, graph, x, y, ins, head, ztag)
     one_d = len(x.shape) == 3
     ks = list(op.attrs["kernel_shape"])
@@ -65,6 +67,11 @@ def lower_qlinear_avgpool(op: Op, graph: Graph):
     lo, hi = QRANGE[y.dtype]
     yt = CTYPE[y.dtype]
     count = "KH * KW" if include_pad else "(he - hs) * (we - ws)"
+    geometry = dict(NC=x.shape[0] * x.shape[1], H=h, W=w, OH=oh, OW=ow, KH=ks[0], KW=ks[1],
+                    SH=st[0], SW=st[1], PT=pads[0], PL=pads[1])
+    if fixed:
+        return _lower_avgpool_fixed(op, graph, x, ins, head, ztag, count, include_pad,
+                                    geometry)
     # onnxruntime: hend = min(hstart + k, H) then hstart = max(hstart, 0); the sum in float
     # over dequantized values, row by row; y = clamp(nearbyint(sum / count / ys + yz))
     body = head + f"""    int32_t c, oy, ox, iy, ix;
@@ -143,13 +150,16 @@ def _lower_avgpool_megengine(op: Op, graph: Graph, x, y, ins, head, ztag):
 
 @implements("QLinearGlobalAveragePool", dtypes=QTYPES)
 def lower_qlinear_global_avgpool(op: Op, graph: Graph):
-    x, y, ins, head, ztag = _io(op, graph)
+    fixed = op.attrs.get("requant") == "fixed"
+    x, y, ins, head, ztag = _io(op, graph, fixed)
     if op.attrs.get("channels_last", 0):
         raise graph.error("channels_last is not supported", op)
     rq = Requant(op, graph, y.dtype)
     spatial = 1
     for d in x.shape[2:]:
         spatial *= d
+    if fixed:
+        return _lower_global_fixed(op, graph, x, ins, head, ztag, rq, spatial)
     value = rq.value("sum - xz * S", "scale", "xs / (float)S")
     body = head + f"""    const float scale = xs / (so * (float)S);
     {rq.setup("yz")}
@@ -165,6 +175,81 @@ def lower_qlinear_global_avgpool(op: Op, graph: Graph):
     return [Instr(kernel, ins, [op.outputs[0]],
                   GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial),
                   note="int8 global average pool")]
+
+
+# --- fixed point (requant="fixed", enable_fixed_point_requant): the int32 sum of the
+# centred window, one Q31 multiplier per window size (x_scale / (y_scale * count), computed
+# at compile time: ir/quant.avgpool_multipliers), one rounding, no float instruction ---
+
+def _fixed_multipliers(op: Op, graph: Graph, counts, rq) -> tuple:
+    """(Q31 multipliers, exponents) of x_scale / (y_scale * n) for each n of `counts`."""
+    from ...ir.quant import avgpool_problem, fixed_scales
+    from .requant import q31_multipliers
+
+    why = avgpool_problem(op, graph, counts)
+    if why:
+        raise graph.error(f"fixed-point requantization: {why}", op)
+    xs, ys = fixed_scales(op, graph, (1, 3))
+    rq.set_clip_scale(ys)
+    m, e = q31_multipliers([xs / (ys * n) for n in counts])
+    return [int(v) for v in m], [int(v) for v in e]
+
+
+def _lower_global_fixed(op: Op, graph: Graph, x, ins, head, ztag, rq, spatial: int):
+    (qm,), (qe,) = _fixed_multipliers(op, graph, [spatial], rq)
+    params = schema(i32("NC", "planes (N * C)"), i32("S", "elements per plane"),
+                    i32("qm", "Q31 multiplier of x_scale / (y_scale * S)"),
+                    i32("qe", "its exponent"))
+    body = head + f"""    {rq.setup("yz")}
+    int32_t c, i;
+    for (c = 0; c < NC; ++c, x += S) {{
+        int32_t sum = 0;
+        for (i = 0; i < S; ++i) sum += (int32_t)x[i] - xz;
+        y[c] = {rq.store(rq.value("sum", ""), "yz")};
+    }}
+"""
+    kernel = make_kernel(f"qlinear_global_avgpool_{rq.tag}{ztag}", body, params, rq.helpers)
+    return [Instr(kernel, ins, [op.outputs[0]],
+                  params.pack(NC=x.shape[0] * x.shape[1], S=spatial, qm=qm, qe=qe),
+                  note="int8 global average pool (fixed point)")]
+
+
+def _lower_avgpool_fixed(op: Op, graph: Graph, x, ins, head, ztag, count: str,
+                         include_pad: int, geometry: dict):
+    """The window geometry of lower_qlinear_avgpool (onnxruntime's); each window's centred
+    int32 sum requantized by the multiplier of its element count (a table indexed by it)."""
+    rq = Requant(op, graph, x.dtype)
+    window = geometry["KH"] * geometry["KW"]
+    qm, qe = _fixed_multipliers(op, graph, range(1, window + 1), rq)
+    params = schema(*POOL_PARAMS.params, table("qmt", window, "Q31 multiplier per count"),
+                    table("qet", window, "its exponent"))
+    yt = CTYPE[x.dtype]
+    body = head + f"""    {rq.setup("yz")}
+    int32_t c, oy, ox, iy, ix;
+    for (c = 0; c < NC; ++c) {{
+        const {yt} *xc = x + (int64_t)c * H * W;
+        {yt} *yc = y + (int64_t)c * OH * OW;
+        for (oy = 0; oy < OH; ++oy) {{
+            int32_t hs = oy * SH - PT, he = hs + KH < H ? hs + KH : H;
+            hs = hs > 0 ? hs : 0;
+            for (ox = 0; ox < OW; ++ox) {{
+                int32_t ws = ox * SW - PL, we = ws + KW < W ? ws + KW : W, sum = 0;
+                int32_t qm, qe;
+                ws = ws > 0 ? ws : 0;
+                for (iy = hs; iy < he; ++iy)
+                    for (ix = ws; ix < we; ++ix)
+                        sum += (int32_t)xc[(int64_t)iy * W + ix] - xz;
+                qm = qmt[{count} - 1];
+                qe = qet[{count} - 1];
+                yc[oy * OW + ox] = {rq.store(rq.value("sum", ""), "yz")};
+            }}
+        }}
+    }}
+"""
+    name = f"qlinear_avgpool_{rq.tag}{'_incpad' if include_pad else ''}{ztag}"
+    kernel = make_kernel(name, body, params, rq.helpers)
+    return [Instr(kernel, ins, [op.outputs[0]], params.pack(**geometry, qmt=qm, qet=qe),
+                  note="int8 average pool (fixed point)")]
 
 
 # --- MaxPool on int8 / uint8 (QDQ islands run it on the quantized tensor) ----------------

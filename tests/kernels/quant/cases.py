@@ -1099,3 +1099,69 @@ fixed_binary("qmul_fixed_u8_bcast_row", "QLinearMul", "uint8", (4, 2, 35), (35,)
              (0.031, 0.017, 0.9), (0, 255, 131))
 fixed_binary("qmul_fixed_s8_relu_outer", "QLinearMul", "int8", (5, 1), (1, 9),
              (0.02, 0.05, 0.01), (3, -7, 11), act="Relu")
+
+
+# --- fixed-point average pools (requant="fixed"): onnxruntime's windows (end clipped to the
+# input, start to 0), the exact int32 sum of the centred codes, requantized by the Q31 form
+# of x_scale / (y_scale * count) (count: the window's cells, or kh * kw with
+# count_include_pad); within one step of the exact real average (checked on every case).
+def _fixed_pool_ref(dtype, ks=None, st=None, pads=None, incpad=0, act="", glob=False):
+    def ref(x, xs_, xz, ys_, yz):
+        xs, ys = float(np.float64(xs_)), float(np.float64(ys_))
+        c = x.astype(np.int64) - int(xz)
+        if glob:
+            sums = c.reshape(c.shape[0], c.shape[1], -1).sum(-1)[..., None, None]
+            counts = np.full(sums.shape, c[0, 0].size)
+        else:
+            n, ch, h, w = c.shape
+            oh = (h + pads[0] + pads[2] - ks[0]) // st[0] + 1
+            ow = (w + pads[1] + pads[3] - ks[1]) // st[1] + 1
+            sums = np.zeros((n, ch, oh, ow), np.int64)
+            counts = np.zeros_like(sums)
+            for oy in range(oh):
+                hs = oy * st[0] - pads[0]
+                he, hs = min(hs + ks[0], h), max(hs, 0)
+                for ox in range(ow):
+                    ws = ox * st[1] - pads[1]
+                    we, ws = min(ws + ks[1], w), max(ws, 0)
+                    sums[:, :, oy, ox] = c[:, :, hs:he, ws:we].sum((2, 3))
+                    counts[:, :, oy, ox] = ks[0] * ks[1] if incpad else (he - hs) * (we - ws)
+        out = np.zeros(sums.shape, np.int64)
+        for idx in np.ndindex(*sums.shape):
+            out[idx] = _q31_apply(sums[idx], xs / (ys * int(counts[idx])))
+        exact = sums * xs / (ys * counts)
+        assert np.all(np.abs(out - np.rint(exact)) <= 1), "fixed point more than a step off"
+        lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+        lo, hi = lo - int(yz), hi - int(yz)
+        if act == "Relu":
+            lo = max(lo, 0)
+        out = np.clip(out, lo, hi) + int(yz)
+        return [out.astype(dtype)]
+    return ref
+
+
+for _t in ("uint8", "int8"):
+    _zx, _zy = (-3, 4) if _t == "int8" else (120, 110)
+    _st = "s8" if _t == "int8" else "u8"
+    _exp = {p: (f"qlinear_avgpool_{_st}_q31", "") for p in ("generic", "avx2", "arm64",
+                                                            "cortexm4")}
+    BOOK.add(f"qavgpool_fixed_{_t}_k3s2p1", "QLinearAveragePool",
+             [q(_t, 1, 5, 9, 11), s(0.05), z(_t, _zx), s(0.04), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], requant="fixed"),
+             domain=MS, opset=13, expect=_exp,
+             ref=_fixed_pool_ref(_t, (3, 3), (2, 2), (1, 1, 1, 1)))
+    BOOK.add(f"qavgpool_fixed_{_t}_incpad", "QLinearAveragePool",
+             [q(_t, 2, 3, 7, 7), s(0.05), z(_t, _zx), s(0.03), z(_t, _zy)],
+             dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                  count_include_pad=1, requant="fixed"), domain=MS, opset=13, expect=_exp,
+             ref=_fixed_pool_ref(_t, (3, 3), (1, 1), (1, 1, 1, 1), incpad=1))
+    BOOK.add(f"qglobalavgpool_fixed_{_t}", "QLinearGlobalAveragePool",
+             [q(_t, 2, 7, 5, 9), s(0.05), z(_t, _zx), s(0.02), z(_t, _zy)],
+             dict(channels_last=0, requant="fixed"), domain=MS, opset=13,
+             expect={p: (f"qlinear_global_avgpool_{_st}_q31", "")
+                     for p in ("generic", "avx2", "arm64", "cortexm4")},
+             ref=_fixed_pool_ref(_t, glob=True))
+BOOK.add("qglobalavgpool_fixed_s8_relu", "QLinearGlobalAveragePool",
+         [q("int8", 1, 6, 7, 7), s(0.05), z("int8", 9), s(0.01), z("int8", -20)],
+         dict(channels_last=0, requant="fixed", activation="Relu"), domain=MS, opset=13,
+         ref=_fixed_pool_ref("int8", act="Relu", glob=True))

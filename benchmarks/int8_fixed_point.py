@@ -8,7 +8,11 @@ test_int8_mcu.py), compared in output quantization steps: how many outputs diffe
 largest difference, top-1 agreement; and how many int8 layers with a fixed-point form
 (convolutions, matrix products, QLinearAdd/Mul, average pools) the fixed mode took.
 
-    python benchmarks/int8_fixed_point.py [--models digits,mobilenet_se,squeezenet]
+Then the same comparison per operator with a fixed-point form on its own (--ops): every pair
+of int8 codes for QLinearAdd / QLinearMul (256 x 256 outputs), random planes for the average
+pools, a few scale sets each.
+
+    python benchmarks/int8_fixed_point.py [--models digits,mobilenet_se,squeezenet] [--ops]
 """
 from __future__ import annotations
 
@@ -64,11 +68,79 @@ def _run(path: str, name_in: str, x, fixed: bool, work: str):
     return y, q31, ints
 
 
+# (label, op, attrs, (x scale, [b scale,] y scale), zero points)
+OPS = [("QLinearAdd", {}, (0.031, 0.017, 0.045), (3, -7, 11)),
+       ("QLinearAdd", {}, (0.02, 0.02, 0.03), (0, 0, -5)),
+       ("QLinearAdd", {}, (0.004, 0.3, 0.2), (-20, 9, 0)),
+       ("QLinearMul", {}, (0.031, 0.017, 0.045), (3, -7, 11)),
+       ("QLinearMul", {}, (0.1, 0.05, 0.9), (0, -20, 5)),
+       ("QLinearAveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]), (0.05, 0.04),
+        (-3, 4)),
+       ("QLinearAveragePool", dict(kernel_shape=[2, 2], strides=[2, 2]), (0.03, 0.03),
+        (5, 5)),
+       ("QLinearGlobalAveragePool", dict(channels_last=0), (0.05, 0.02), (-3, 4))]
+
+
+def _op_model(op: str, attrs: dict, scales, zps, path: str):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    binary = op in ("QLinearAdd", "QLinearMul")
+    shape = [256, 256] if binary else [1, 8, 32, 32]
+    names = ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"] if binary else \
+        ["a", "sa", "za", "sc", "zc"]
+    vals = {"sa": scales[0], "sc": scales[-1], "za": zps[0], "zc": zps[-1]}
+    if binary:
+        vals.update(sb=scales[1], zb=zps[1])
+    init = [numpy_helper.from_array(np.array(v, np.float32 if k[0] == "s" else np.int8), k)
+            for k, v in vals.items()]
+    out = [1, 8, 1, 1] if op == "QLinearGlobalAveragePool" else None
+    node = helper.make_node(op, names, ["y"], domain="com.microsoft", **attrs)
+    ins = [helper.make_tensor_value_info(n, TensorProto.INT8, shape)
+           for n in (["a", "b"] if binary else ["a"])]
+    g = helper.make_graph([node], "g", ins,
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, out)], init)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("com.microsoft", 1)])
+    onnx.save(m, path)
+    if binary:  # every pair of codes
+        codes = np.arange(-128, 128, dtype=np.int8)
+        return [np.repeat(codes[:, None], 256, 1), np.repeat(codes[None, :], 256, 0)]
+    return [np.random.default_rng(5).integers(-128, 128, shape).astype(np.int8)]
+
+
+def ops_table(work: str) -> None:
+    print("\n| operator | scales (x, [b,] y) | kernel (fixed) | outputs differing | largest "
+          "difference (steps) |")
+    print("|---|---|---|---|---|")
+    for k, (op, attrs, scales, zps) in enumerate(OPS):
+        path = os.path.join(work, f"op{k}.onnx")
+        xs = _op_model(op, attrs, scales, zps, path)
+        ys, kernels = [], []
+        for fixed in (False, True):
+            spec = ModelSpec("m", path, [{f"{n}": tuple(x.shape) for n, x in
+                                          zip("ab", xs)}], True, "generic",
+                             enable_fixed_point_requant=fixed)
+            b = compile_bundle([spec], os.path.join(work, f"op{k}.{int(fixed)}"),
+                               save_c_array=False, isa="generic")
+            kernels.append(b.models[0].plans[0].instrs[0].kernel.name)
+            ys.append(run_compiled(b.files["kernels_c"], b.files["m.tiny"], xs)[0])
+        d = np.abs(ys[0].astype(np.int32) - ys[1].astype(np.int32))
+        print(f"| {op} | {', '.join(f'{v:g}' for v in scales)} | {kernels[1]} | "
+              f"{np.mean(d > 0):.2%} of {d.size} | {d.max()} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="digits,mobilenet_se,squeezenet")
+    ap.add_argument("--models", default="digits,mobilenet_se,squeezenet",
+                    help="comma-separated; empty: none")
+    ap.add_argument("--ops", action="store_true", help="also the per-operator table")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="megcc-fixed-")
+    if args.ops:
+        ops_table(work)
+    if not args.models:
+        return 0
     print("| model | form | int8 layers in fixed point | outputs differing | largest "
           "difference (steps) | top-1 agreement |")
     print("|---|---|---|---|---|---|")

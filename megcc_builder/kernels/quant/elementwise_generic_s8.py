@@ -239,7 +239,8 @@ def _lower_binary_fixed(op: Op, graph: Graph, a, b, c):
     operand (<< 20) with its own multiplier, sums, and requantizes the sum with the output
     multiplier (one rounding each, ties towards +infinity); Mul requantizes the product of
     the centred operands. Relu / Clip are integer bounds (requant.Requant)."""
-    from ...ir.quant import ADD_LEFT_SHIFT, fixed_binary_multipliers, fixed_binary_problem
+    from ...ir.quant import (ADD_LEFT_SHIFT, fixed_binary_multipliers,
+                             fixed_binary_problem)
     from .requant import ROUND_Q31, SCALE_Q31, Requant, q31_multipliers
 
     rq = Requant(op, graph, c.dtype)
@@ -255,8 +256,9 @@ def _lower_binary_fixed(op: Op, graph: Graph, a, b, c):
     ct = CTYPE[c.dtype]
     ins, pos, zp = binary_operands(op, graph, ct)
     if op.type == "QLinearAdd":
-        value = f"""const int32_t va = megcc_qscale_q31(((int32_t)a[ia] - za) * {1 << ADD_LEFT_SHIFT}, qma, qea);
-            const int32_t vb = megcc_qscale_q31(((int32_t)b[ib] - zb) * {1 << ADD_LEFT_SHIFT}, qmb, qeb);
+        up = 1 << ADD_LEFT_SHIFT  # a multiplication: << of a negative value is undefined
+        value = f"""const int32_t va = megcc_qscale_q31(((int32_t)a[ia] - za) * {up}, qma, qea);
+            const int32_t vb = megcc_qscale_q31(((int32_t)b[ib] - zb) * {up}, qmb, qeb);
             const int32_t v = va + vb;"""
         names = ("qma", "qea", "qmb", "qeb", "qmo", "qeo")
         values = dict(qma=q["a"][0], qea=q["a"][1], qmb=q["b"][0], qeb=q["b"][1],

@@ -148,33 +148,57 @@ def _lower_avgpool_megengine(op: Op, graph: Graph, x, y, ins, head, ztag):
     return [Instr(kernel, ins, [op.outputs[0]], params, note="int8 average pool (MegEngine)")]
 
 
-@implements("QLinearGlobalAveragePool", dtypes=QTYPES)
+def global_avgpool_cost(per_code: float):
+    """Cost of a global average pool summing `per_code` cycles a code, plus the per-channel
+    requantization (a division-free float epilogue, ~20 cycles)."""
+    def cost(op: Op, graph: Graph, isa) -> float:
+        x = graph.tensors[op.inputs[0]]
+        return float(x.numel) * per_code + 20.0 * x.shape[0] * x.shape[1]
+    return cost
+
+
+@implements("QLinearGlobalAveragePool", dtypes=QTYPES, cost=global_avgpool_cost(1.0))
 def lower_qlinear_global_avgpool(op: Op, graph: Graph):
-    fixed = op.attrs.get("requant") == "fixed"
-    x, y, ins, head, ztag = _io(op, graph, fixed)
-    if op.attrs.get("channels_last", 0):
-        raise graph.error("channels_last is not supported", op)
-    rq = Requant(op, graph, y.dtype)
+    if op.attrs.get("requant") == "fixed":  # the SIMD implementations refuse these
+        x, y, ins, head, ztag = _io(op, graph, True)
+        if op.attrs.get("channels_last", 0):
+            raise graph.error("channels_last is not supported", op)
+        return _lower_global_fixed(op, graph, x, ins, head, ztag, Requant(op, graph, y.dtype),
+                                   _plane_size(x))
+    return lower_global_avgpool(op, graph, "qlinear_global_avgpool", """        int32_t sum = 0;
+        for (i = 0; i < S; ++i) sum += (int32_t)x[i];
+""", note="int8 global average pool")
+
+
+def _plane_size(x) -> int:
     spatial = 1
     for d in x.shape[2:]:
         spatial *= d
-    if fixed:
-        return _lower_global_fixed(op, graph, x, ins, head, ztag, rq, spatial)
+    return spatial
+
+
+def lower_global_avgpool(op: Op, graph: Graph, prefix: str, plane_sum: str, note: str,
+                         prelude: str = "", isa: str = ""):
+    """The global average pool around `plane_sum`: C statements declaring `int32_t sum`, the
+    exact sum of the S codes at `x` (the SIMD implementations differ only there; the
+    requantization of the sum is this one, so every implementation rounds alike)."""
+    x, y, ins, head, ztag = _io(op, graph)
+    if op.attrs.get("channels_last", 0):
+        raise graph.error("channels_last is not supported", op)
+    rq = Requant(op, graph, y.dtype)
+    spatial = _plane_size(x)
     value = rq.value("sum - xz * S", "scale", "xs / (float)S")
     body = head + f"""    const float scale = xs / (so * (float)S);
     {rq.setup("yz")}
     int32_t c, i;
-    for (c = 0; c < NC; ++c, x += S) {{
-        int32_t sum = 0;
-        for (i = 0; i < S; ++i) sum += (int32_t)x[i];
-        y[c] = {rq.store(value, "yz")};
+{prelude}    for (c = 0; c < NC; ++c, x += S) {{
+{plane_sum}        y[c] = {rq.store(value, "yz")};
     }}
 """
-    name = f"qlinear_global_avgpool_{rq.tag}{ztag}"
-    kernel = make_kernel(name, body, GLOBAL_PARAMS, rq.helpers)
+    name = f"{prefix}_{rq.tag}{ztag}"
+    kernel = make_kernel(name, body, GLOBAL_PARAMS, rq.helpers, isa=isa)
     return [Instr(kernel, ins, [op.outputs[0]],
-                  GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial),
-                  note="int8 global average pool")]
+                  GLOBAL_PARAMS.pack(NC=x.shape[0] * x.shape[1], S=spatial), note=note)]
 
 
 # --- fixed point (requant="fixed", enable_fixed_point_requant): the int32 sum of the

@@ -1165,3 +1165,32 @@ BOOK.add("qglobalavgpool_fixed_s8_relu", "QLinearGlobalAveragePool",
          [q("int8", 1, 6, 7, 7), s(0.05), z("int8", 9), s(0.01), z("int8", -20)],
          dict(channels_last=0, requant="fixed", activation="Relu"), domain=MS, opset=13,
          ref=_fixed_pool_ref("int8", act="Relu", glob=True))
+# QLinearGlobalAveragePool's SIMD sums (AVX2 vpsadbw 32/16-code steps; NEON 16-code vpadal
+# blocks of at most 2048 codes, an 8-code step): planes off every step (17, 31, 45, 48),
+# 56x56 and 47x47 (> 2048 codes: several 16-bit blocks; int32 sums near 800000), every code
+# at its extreme (all 255 / -128 / 127), outputs saturating both ways, 1-D planes (N, C, L);
+# the SIMD kernels are the cost model's choice
+_GAP = {"avx2": ("qlinear_global_avgpool_avx2_", ""),
+        "arm64": ("qlinear_global_avgpool_neon_", ""),
+        "armv7": ("qlinear_global_avgpool_neon_", "")}
+for _t in ("uint8", "int8"):
+    _lo, _hi = (-128, 127) if _t == "int8" else (0, 255)
+    _zx, _zy = (-7, 5) if _t == "int8" else (131, 120)
+    for _shape in ((1, 5, 1, 17), (2, 3, 31, 1), (1, 9, 6, 8), (1, 11, 47, 47)):
+        BOOK.add(f"qglobalavgpool_{_t}_{'x'.join(map(str, _shape))}",
+                 "QLinearGlobalAveragePool",
+                 [q(_t, *_shape), s(0.05), z(_t, _zx), s(0.021), z(_t, _zy)],
+                 dict(channels_last=0), domain=MS, opset=13, expect=_GAP)
+    _xe = q(_t, 1, 5, 56, 56)
+    _xe[0, 0], _xe[0, 1], _xe[0, 2] = _hi, _lo, _lo + 1  # extreme planes: exact int32 sums
+    BOOK.add(f"qglobalavgpool_{_t}_56x56_extremes", "QLinearGlobalAveragePool",
+             [_xe, s(0.5), z(_t, _zx), s(0.01), z(_t, _zy)],  # x 50: saturates both ways
+             dict(channels_last=0), domain=MS, opset=13, expect=_GAP)
+    _xm = np.full((1, 3, 56, 56), _hi, _t)
+    _xm[0, 1] = _lo
+    BOOK.add(f"qglobalavgpool_{_t}_56x56_full_scale", "QLinearGlobalAveragePool",
+             [_xm, s(0.02), z(_t, 0), s(0.02), z(_t, _zy)], dict(channels_last=0),
+             domain=MS, opset=13, expect=_GAP)
+    BOOK.add(f"qglobalavgpool_{_t}_1d", "QLinearGlobalAveragePool",
+             [q(_t, 2, 7, 53), s(0.03), z(_t, _zx), s(0.03), z(_t, _zy)],
+             dict(channels_last=0), domain=MS, opset=13, expect=_GAP)

@@ -34,16 +34,18 @@ from .lane_transpose import block_transpose
 from .geometry import (bias_of, conv_head_values, conv_problem, conv_schema, prelu_slope,
                        prelu_tag, prelu_vector, scalar_activation_pass, vector_conv_rejection)
 
-PARAMS = conv_schema(i32("PH", "padded input height"), i32("PWB", "padded input width"))
+PARAMS = conv_schema(i32("PWB", "padded input width"),
+                     i32("BR", "output rows per band"))
 
-# Largest output map this kernel takes (positions per channel): past it the plane kernel's
-# rows fill its vectors and its per-channel cost is small beside the taps. With register
-# transposes the copies are cheap enough that stride-2 layers up to 40 x 40 outputs gain
-# (measured in process, AVX2: 96 channels 80x80 -> 40x40: 127 -> 98 us; 40x40 -> 20x20:
-# 45 -> 24 us); past that the buffer (PH x PW x VW floats per part) outgrows the L2 cache
-# and the plane kernel ties (48 channels 160x160 -> 80x80: 234 vs 236 us).
+# Largest output map this kernel takes (positions per channel) on levels without register
+# transposes: past it the plane kernel's rows fill its vectors and its per-channel cost is
+# small beside the element-by-element copies. With register transposes the copies are cheap
+# enough that stride-2 layers gain at every size (AVX2, in process: 96 channels 80x80 ->
+# 40x40: 127 -> 98 us; 40x40 -> 20x20: 45 -> 24 us); since the map is transposed in bands
+# of output rows (BAND_BYTES) the buffer no longer outgrows the cache on large maps either
+# (48 channels 160x160 -> 80x80: 234 -> 200 us; 96 x 112x112 -> 56x56: 239 -> 191 us), so
+# no limit there: the cost model leaves stride-1 large maps to the plane kernel.
 MAX_POSITIONS = 196
-MAX_POSITIONS_TRANSPOSED = 1600
 
 # Cycles per element of the transposes (input into the pixel-major buffer, results out into
 # the planes): element by element, or with register block transposes (lane_transpose.py),
@@ -76,9 +78,8 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
     if any(is_sym(geo[k]) or not isinstance(geo[k], int)
            for k in ("n", "c", "h", "w", "oh", "ow")):
         return "shape known only at run time"
-    most = MAX_POSITIONS_TRANSPOSED if _transposes(isa) else MAX_POSITIONS
-    if geo["oh"] * geo["ow"] > most:
-        return f"more than {most} output positions"
+    if not _transposes(isa) and geo["oh"] * geo["ow"] > MAX_POSITIONS:
+        return f"more than {MAX_POSITIONS} output positions (no register transposes)"
     if graph.tensors[op.inputs[1]].dtype != "float32":
         return "float16 weights"
     return None
@@ -86,16 +87,17 @@ def _applies(op: Op, graph: Graph, isa: IsaSpec) -> Optional[str]:
 
 def _cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     """One vector FMA per tap per output pixel and block, plus the two transposes and
-    clearing the buffer's borders."""
+    clearing the (band) buffer."""
     geo, vs, core = conv_problem(op, graph), isa.vec("f32").direct, isa.core
     blocks = -(-geo["c"] // vs.vw)
-    ph, pw = _padded(geo)
+    pw = _padded(geo)[1]
+    bph = (band_rows(geo, vs.vw) - 1) * geo["sh"] + (geo["kh"] - 1) * geo["dh"] + 1
     # more taps than registers: each FMA also reloads its weight vector (load-bound)
     per_tap = 1.0 / core.fma_per_cycle if geo["kh"] * geo["kw"] <= 12 else 1.5
     taps = geo["oh"] * geo["ow"] * geo["kh"] * geo["kw"] * per_tap
     copy = COPY_CYCLES_TRANSPOSED if _transposes(isa) else COPY_CYCLES
     copies = (geo["h"] * geo["w"] + geo["oh"] * geo["ow"]) * vs.vw * copy
-    return geo["n"] * (blocks * (taps + copies + 20) + ph * pw * vs.vw / 8)
+    return geo["n"] * (blocks * (taps + copies + 20) + bph * pw * vs.vw / 8)
 
 
 # Output pixels of a row computed together: their taps share input loads (3x3 stride 1:
@@ -135,7 +137,7 @@ def _pixels(s: Simd, count: int, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: boo
 
 def _pixel(s: Simd, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
     args = (kh, kw, sh, sw, dh, dw, clamp, prelu)
-    return f"""            for (oy = 0; oy < OH; ++oy) {{
+    return f"""            for (oy = 0; oy < nb; ++oy) {{
                 for (ox = 0; ox + {PIXELS} <= OW; ox += {PIXELS}) {{
 {_pixels(s, PIXELS, *args)}                }}
                 for (; ox < OW; ++ox) {{
@@ -144,7 +146,7 @@ def _pixel(s: Simd, kh, kw, sh, sw, dh, dw, clamp: bool, prelu: bool) -> str:
 """
 
 
-def _copy_in(s: Simd) -> str:
+def _copy_in(s: Simd, kh: int, sh: int, dh: int) -> str:
     """C: the block's VW input planes into the pixel-major buffer's interior; whole blocks
     of VW columns by register transposes (the last one moved back to end at the row's end:
     it rewrites a few pixels with the same values), the rest element by element."""
@@ -164,9 +166,20 @@ def _copy_in(s: Simd) -> str:
                 /* source columns that land inside the buffer */
                 const int32_t wc = W < PWB - PL ? W : PWB - PL;
                 const float *xb = x + ((int64_t)n * C + c0) * H * W;
-                for (iy = 0; iy < H && iy + PT < PH; ++iy) {{
-                    float *xr = xt + ((int64_t)(iy + PT) * PWB + PL) * {vw};
-                    const float *xs = xb + (int64_t)iy * W;
+                /* the band's padded rows: input rows outside the map are zero rows */
+                const int32_t rows = (nb - 1) * {sh} + {(kh - 1) * dh + 1};
+                int32_t r;
+                for (r = 0; r < rows; ++r) {{
+                    float *xr = xt + ((int64_t)r * PWB + PL) * {vw};
+                    const float *xs;
+                    iy = oy0 * {sh} + r - PT;
+                    if (iy < 0 || iy >= H) {{
+                        /* (one band: the first clearing left it zero) */
+                        if (BR < OH)
+                            memset(xt + (int64_t)r * PWB * {vw}, 0, sizeof(float) * (size_t)PWB * {vw});
+                        continue;
+                    }}
+                    xs = xb + (int64_t)iy * W;
                     ix = 0;
 {vector}                    for (; ix < wc; ++ix)
                         for (ch = 0; ch < nc; ++ch)
@@ -179,7 +192,7 @@ def _copy_in(s: Simd) -> str:
 def _copy_out(s: Simd) -> str:
     """C: the block's results (pixel-major) back into its VW output planes, like _copy_in."""
     vw = s.vw
-    tr = block_transpose(s, f"yt + (int64_t)q * {vw}", str(vw), "yb + q", "P")
+    tr = block_transpose(s, f"yt + (int64_t)q * {vw}", str(vw), "yb + q", "(int64_t)OH * OW")
     vector = "" if tr is None else f"""                if (nc == {vw} && P >= {vw}) {{
                     for (; q + {vw} <= P; q += {vw})
                         {tr}
@@ -191,14 +204,30 @@ def _copy_out(s: Simd) -> str:
                 }}
 """
     return f"""            {{
-                float *yb = y + ((int64_t)n * C + c0) * OH * OW;
-                const int32_t P = OH * OW;
+                float *yb = y + ((int64_t)n * C + c0) * OH * OW + (int64_t)oy0 * OW;
+                const int32_t P = nb * OW;
                 int32_t q = 0;
 {vector}                for (; q < P; ++q)
                     for (ch = 0; ch < nc; ++ch)
-                        yb[(int64_t)ch * P + q] = yt[(int64_t)q * {vw} + ch];
+                        yb[(int64_t)ch * OH * OW + q] = yt[(int64_t)q * {vw} + ch];
             }}
 """
+
+
+# Bytes a band's buffers (input rows and results) aim at: they stay in the L2 cache with
+# the planes streaming past (48 x 160x160 stride 2, AVX2: 24 KB 215 us, 64 KB 205, 128 KB
+# 199-213, 256 KB 201-205, the whole map 234).
+BAND_BYTES = 128 * 1024
+
+
+def band_rows(geo, vw: int) -> int:
+    """Output rows per band: as many as keep the band's buffers within BAND_BYTES (at least
+    one, at most the map)."""
+    pw = _padded(geo)[1]
+    in_row = geo["sh"] * pw * vw * 4
+    fixed = ((geo["kh"] - 1) * geo["dh"] + 1 - geo["sh"]) * pw * vw * 4
+    per_row = in_row + geo["ow"] * vw * 4
+    return max(1, min(geo["oh"], (BAND_BYTES - fixed) // per_row))
 
 
 def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
@@ -236,7 +265,7 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
     name += scratch_tag(most)
     wdecl = "\n".join(f"            const {s.vtype} wv{t} = {s.load(f'wb + {t * vw}')};"
                       for t in range(kh * kw))
-    copy_in, copy_out = _copy_in(s), _copy_out(s)
+    copy_in, copy_out = _copy_in(s, kh, sh, dh), _copy_out(s)
     act_code = "" if not act_pass else (
         "            for (ch = 0; ch < nc; ++ch) {\n"
         "                float *yc = y + ((int64_t)n * C + c0 + ch) * OH * OW;"
@@ -249,16 +278,18 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
     const int32_t blocks = (C + {vw - 1}) / {vw};
     const int32_t b0 = (int32_t)((int64_t)blocks * part / parts),
                   b1 = (int32_t)((int64_t)blocks * (part + 1) / parts);
-    /* this part's scratch: the pixel-major input (PH x PWB pixels of {vw} channels, zero
-     * borders), then the block's results (OH x OW pixels) */
-    float *xt = (float *)workspace + part * {scratch_stride(f'(PH * PWB + OH * OW) * {vw}')};
-    float *yt = xt + (int64_t)PH * PWB * {vw};
-    int32_t n, cb, ch, iy, ix, oy, ox;
+    /* rows of the pixel-major input a band of BR output rows reads */
+    const int32_t BPH = (BR - 1) * {sh} + {(kh - 1) * dh + 1};
+    /* this part's scratch: a band's pixel-major input (BPH x PWB pixels of {vw} channels,
+     * zero borders), then the band's results (BR x OW pixels) */
+    float *xt = (float *)workspace + part * {scratch_stride(f'(BPH * PWB + BR * OW) * {vw}')};
+    float *yt = xt + (int64_t)BPH * PWB * {vw};
+    int32_t n, cb, ch, iy, ix, oy, ox, oy0, nb;
 {f"    const {s.vtype} lo = {s.set1(lo)}, hi = {s.set1(hi)};{chr(10)}" if clamp else ""}\
 {f"    const {s.vtype} zv = {s.zero};{chr(10)}" if slope else ""}\
     /* the borders stay zero: only the interior is rewritten per block (the lanes of missing
      * channels in the last block hold stale values, and their results are never stored) */
-    memset(xt, 0, sizeof(float) * (size_t)PH * (size_t)PWB * {vw});
+    memset(xt, 0, sizeof(float) * (size_t)BPH * (size_t)PWB * {vw});
     for (n = 0; n < N; ++n)
         for (cb = b0; cb < b1; ++cb) {{
             const int32_t c0 = cb * {vw}, nc = C - c0 < {vw} ? C - c0 : {vw};
@@ -266,17 +297,25 @@ def lower_depthwise_chblock(op: Op, graph: Graph, s: Simd):
             const {s.vtype} bv = {s.load(f"bias + (int64_t)cb * {vw}") if has_bias else s.zero};
 {f"            const {s.vtype} sv = {s.load(f'slope + (int64_t)cb * {vw}')};{chr(10)}" if slope else ""}\
 {wdecl}
+            /* bands of output rows: the input rows they read are transposed into a buffer
+             * that stays in cache (a whole large map's buffer outgrows L2) */
+            for (oy0 = 0; oy0 < OH; oy0 += BR) {{
+                nb = OH - oy0 < BR ? OH - oy0 : BR;
 {copy_in}{_pixel(s, kh, kw, sh, sw, dh, dw, bool(clamp), bool(slope))}\
-{copy_out}{act_code}        }}
+{copy_out}            }}
+{act_code}        }}
 """
     kernel = split_kernel(name, body, parts_with_scratch(f"(C + {vw - 1}) / {vw}", most), PARAMS,
                           ("math",), isa=s.isa)
-    params = PARAMS.pack(**conv_head_values(geo), PH=ph, PWB=pw)
+    br = band_rows(geo, vw)
+    bph = (br - 1) * sh + (kh - 1) * dh + 1
+    params = PARAMS.pack(**conv_head_values(geo), PWB=pw, BR=br)
     parts = min(most, blocks)
     return [Instr(kernel, inputs, [op.outputs[0]], params,
-                  workspace_bytes=scratch_bytes(parts, (ph * pw + geo["oh"] * geo["ow"]) * vw),
+                  workspace_bytes=scratch_bytes(parts, (bph * pw + br * geo["ow"]) * vw),
                   note=f"{s.label} depthwise with {vw} channels per vector: blocks transposed "
-                       f"into a zero-bordered {ph}x{pw} pixel-major buffer, one FMA per tap "
+                       f"into a zero-bordered {ph}x{pw} pixel-major buffer in bands of {br} output "
+                       f"rows, one FMA per tap "
                        f"and pixel, weights in registers")]
 
 

@@ -227,6 +227,20 @@ for _c in CHBLOCK_T:
     conv_case("chblockT_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
               _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
 
+# channels-in-lanes on large maps, transposed in bands of output rows (BAND_BYTES): several
+# bands with a partial last one, top and bottom pad rows inside the first and last bands
+# (cleared again after a band held input rows), a partial channel block, dilated 5x5 taps
+# reading 9 padded rows a band (AVX2 bands: 26 / 48 / 43 rows; NEON 53 / 98 / 65)
+CHBLOCK_BANDS = [
+    (1, 16, 200, 60, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 16, True, "Clip", "conv2d_depthwise_cb8"),
+    (1, 11, 150, 40, 11, (3, 3), (1, 1), (0, 1, 2, 1), (1, 1), 11, False, "Relu", None),
+    (1, 8, 130, 30, 8, (5, 5), (2, 2), (4, 4, 4, 4), (2, 2), 8, True, "Sigmoid", None),
+]
+_r = _rng(8095)
+for _c in CHBLOCK_BANDS:
+    conv_case("chblockB_" + "x".join(map(str, _c[:5])) + f"_k{_c[5][0]}s{_c[6][0]}_{_c[11]}",
+              _r, *_c[:12], scaled=True, expect={"avx2": (_c[12], "_avx2")} if _c[12] else {})
+
 # direct convolution for few input channels (conv.direct_fewc_simd_f32): 1-4 channels,
 # stride 1 (padded planes) and 2 (even/odd planes), output rows with whole 2-vector steps,
 # single vectors and a partial last vector, output channels in blocks of 4 and a rest

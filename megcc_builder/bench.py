@@ -310,6 +310,21 @@ def bench_megengine_lite(path: str, feeds, iterations: int, warmup: int) -> Resu
     return best
 
 
+def _seeded_feed(tensor, rng) -> np.ndarray:
+    """A benchmark input of the tensor's own dtype (onnxruntime refuses float32 for an int8
+    input): floats standard normal, integers over their whole range (int8/uint8 codes of a
+    quantized model) or 0/1 for wider ones (indices, flags), as `megcc run` seeds them."""
+    from .ir.dtypes import numpy_dtype
+
+    dt = np.dtype(numpy_dtype(tensor.dtype))
+    if dt.kind == "f":
+        return rng.standard_normal(tensor.shape).astype(dt)
+    if dt.itemsize == 1 and dt.kind in "iu":
+        info = np.iinfo(dt)
+        return rng.integers(info.min, info.max, tensor.shape, endpoint=True).astype(dt)
+    return rng.integers(0, 2, tensor.shape).astype(dt)
+
+
 def run_benchmark(path: str, shapes: Optional[Dict[str, tuple]], compare: List[str],
                   iterations: int, warmup: int = 3, seed: int = 0, isa: str = "native",
                   clock: str = "cpu", threads: int = 1, python: bool = False,
@@ -321,8 +336,7 @@ def run_benchmark(path: str, shapes: Optional[Dict[str, tuple]], compare: List[s
 
     graph = load_graph(path, shapes)
     rng = np.random.default_rng(seed)
-    feeds = {n: rng.standard_normal(graph.tensors[n].shape).astype(np.float32)
-             for n in graph.inputs}
+    feeds = {n: _seeded_feed(graph.tensors[n], rng) for n in graph.inputs}
     if clock not in ("cpu", "wall"):
         raise ValueError(f"clock must be cpu or wall, not {clock!r}")
     if threads > 1:

@@ -1031,3 +1031,30 @@ for _id, _kw in (
     _ins, _attrs = _dq_lstm(**_kw)
     BOOK.add(f"dq_lstm_{_id}", "DynamicQuantizeLSTM", _ins, _attrs, domain=MS, n_out=3,
              opset=14)
+
+# --- NEON QLinearAdd / QLinearMul (16-code steps, ARMv7 and AArch64) -------------------
+# runs of 16 plus tails (33, 47, 17), shorter than one step (7: the scalar tail only), both
+# contiguous, a per-channel operand on either side, a scalar, a broadcast row, an outer
+# broadcast (strides other than 0/1 in the inner run fall back to scalar); codes at both
+# ends, zero points at the type's ends, output scales that saturate both ways; the NEON
+# kernel must be the cost model's choice on both ARM levels
+_neon_shapes = [("same_odd", (3, 5, 33), (3, 5, 33)),
+                ("bcast_channel_b", (2, 5, 3, 17), (1, 5, 1, 1)),
+                ("bcast_channel_a", (1, 3, 1), (2, 3, 47)),
+                ("bcast_scalar_a", (1,), (5, 49)),
+                ("bcast_row_short", (9, 7), (7,)),
+                ("bcast_outer", (11, 1), (1, 35))]
+for _op in ("QLinearAdd", "QLinearMul"):
+    for _t in ("uint8", "int8"):
+        _zs = (127, -128, -9) if _t == "int8" else (255, 0, 77)
+        for _sc in ((0.013, 0.037) if _op == "QLinearAdd" else (1.3, 0.05)):
+            for _name, _sa, _sb in _neon_shapes:
+                _a, _b = q(_t, *_sa), q(_t, *_sb)
+                _ends = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+                _a.flat[:min(4, _a.size)] = _ends[:min(4, _a.size)]
+                _b.flat[:min(4, _b.size)] = _ends[::-1][:min(4, _b.size)]
+                _kind = _op[7:].lower()
+                BOOK.add(f"neon_{_op}_{_t}_{_name}_{_sc}".lower().replace(".", "p"), _op,
+                         [_a, s(0.031), z(_t, _zs[0]), _b, s(0.017), z(_t, _zs[1]), s(_sc),
+                          z(_t, _zs[2])], domain=MS, opset=13,
+                         expect={p: (f"qlinear_{_kind}_neon_", "") for p in ("arm64", "armv7")})

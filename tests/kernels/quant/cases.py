@@ -1058,3 +1058,26 @@ for _op in ("QLinearAdd", "QLinearMul"):
                          [_a, s(0.031), z(_t, _zs[0]), _b, s(0.017), z(_t, _zs[1]), s(_sc),
                           z(_t, _zs[2])], domain=MS, opset=13,
                          expect={p: (f"qlinear_{_kind}_neon_", "") for p in ("arm64", "armv7")})
+
+# --- NEON QLinearConcat (16-code steps): copied, multiplied ("m") and divided ("t": vdivq
+# on AArch64, the scalar statements on ARMv7) inputs in one kernel, every code of each
+# input, blocks of 16+ codes with tails and of fewer than 16, several outer blocks, scales
+# that saturate both ways; the NEON kernel must be the cost model's choice on both levels
+for _t in ("uint8", "int8"):
+    _zy = 7 if _t == "int8" else 100
+    _sh = "u" if _t == "uint8" else "s"
+    _every = np.resize(np.arange(256, dtype=np.uint8), 2 * 3 * 43).view(_t).reshape(2, 3, 43)
+    BOOK.add(f"neon_qconcat_{_t}_copy_div_mul", "QLinearConcat",
+             [s(0.07), z(_t, _zy), q(_t, 2, 5, 43), s(0.07), z(_t, _zy),
+              _every, s(0.007), z(_t, _zy + 3), _every[:, :, ::-1].copy(), s(0.3),
+              z(_t, _zy - 2), q(_t, 2, 1, 43), s(0.05), z(_t, _zy + 1)],
+             dict(axis=1), domain=MS, opset=13,
+             expect={p: ("qlinear_concat_neon_", f"_ct{_sh}m{_sh}m{_sh}")
+                     for p in ("arm64", "armv7")})
+    _x0 = q(_t, 3, 2, 7, 5)
+    _x0.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+    BOOK.add(f"neon_qconcat_{_t}_axis2_short_blocks", "QLinearConcat",
+             [s(0.05), z(_t, _zy), _x0, s(0.3), z(_t, _zy + 4), q(_t, 3, 2, 2, 5), s(0.05),
+              z(_t, _zy), q(_t, 3, 2, 1, 5), s(0.0171), z(_t, _zy - 2)], dict(axis=2),
+             domain=MS, opset=13,
+             expect={p: ("qlinear_concat_neon_", "") for p in ("arm64", "armv7")})

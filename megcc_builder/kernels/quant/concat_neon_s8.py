@@ -29,8 +29,18 @@ def cost(op: Op, graph: Graph, isa: IsaSpec) -> float:
     # 4 lanes: widen, convert, multiply, clamp, round, narrow ~0.8 instructions per code
     # (the division, or ARMv7's scalar fallback, costs more, but the portable table look-up
     # is 1.5 per code and copies are the same memcpy)
-    return sum((0.05 if same else 0.8) * graph.tensors[x].numel
-               for x, same, _, _ in concat_inputs(op, graph)[3]) + 40.0
+    y_dtype, ys, yz, parts = concat_inputs(op, graph)
+    total = 40.0
+    for x, same, xs, xz in parts:
+        t = graph.tensors[x]
+        if same:
+            total += 0.05 * t.numel
+        elif isa.has("neon64") or \
+                exact_multiplier(t.dtype, xs, xz, y_dtype, ys, yz) is not None:
+            total += 0.8 * t.numel
+        else:  # ARMv7 "t": the scalar division, dearer than the portable table look-up
+            total += 3.0 * t.numel
+    return total
 
 
 def _vector_loop(j: int, xt: str, yt: str, divide: bool) -> str:

@@ -1072,8 +1072,9 @@ for _t in ("uint8", "int8"):
               _every, s(0.007), z(_t, _zy + 3), _every[:, :, ::-1].copy(), s(0.3),
               z(_t, _zy - 2), q(_t, 2, 1, 43), s(0.05), z(_t, _zy + 1)],
              dict(axis=1), domain=MS, opset=13,
-             expect={p: ("qlinear_concat_neon_", f"_ct{_sh}m{_sh}m{_sh}")
-                     for p in ("arm64", "armv7")})
+             expect={"arm64": ("qlinear_concat_neon_", f"_ct{_sh}m{_sh}m{_sh}"),
+                     # ARMv7 divides in scalar code: the portable table is cheaper there
+                     "armv7": (f"qlinear_concat_{_sh}8_", "")})
     _x0 = q(_t, 3, 2, 7, 5)
     _x0.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
     BOOK.add(f"neon_qconcat_{_t}_axis2_short_blocks", "QLinearConcat",

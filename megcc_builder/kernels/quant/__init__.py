@@ -29,3 +29,5 @@ from . import concat_avx2_s8  # noqa: F401
 from . import softmax_generic_s8  # noqa: F401
 from . import lstm_dynamic_generic_s8  # noqa: F401
 from . import gap_avx2_s8, gap_neon_s8  # noqa: F401
+from . import elementwise_neon_s8  # noqa: F401
+from . import concat_neon_s8  # noqa: F401

@@ -119,15 +119,20 @@ def _run_setup(kind: str, pattern: str) -> str:
     return ""
 
 
-def _loop(rank: int, ct: str, kind: str, tag: str) -> str:
+def _loop(rank: int, ct: str, kind: str, tag: str, vector_run=None, run_setup=None) -> str:
     """The odometer over the outer axes (as the portable kernel's) with the vectorised
     innermost runs; `tag` is the compile-time pattern: the portable kernel's formula for
-    an Add depends on it (sa / sb / vv)."""
+    an Add depends on it (sa / sb / vv). `vector_run(ct, kind, pattern)` and
+    `run_setup(kind, pattern)` emit the ISA's vector statements (AVX2's by default; the
+    NEON kernel passes its own)."""
+    vector_run = vector_run or _vector_run
+    run_setup = run_setup or _run_setup
+
     def run(pattern: str, ia: str, ib: str, vector: bool) -> str:
-        parts = [_run_setup(kind, pattern)] if vector or kind == "add" else []
+        parts = [run_setup(kind, pattern)] if vector or kind == "add" else []
         parts += ["j = 0;"]
         if vector:
-            parts.append(_vector_run(ct, kind, pattern))
+            parts.append(vector_run(ct, kind, pattern))
         parts.append(_scalar_run(ct, kind, pattern, ia, ib))
         return "\n            ".join(p for p in parts if p)
     if kind == "add":

@@ -1194,3 +1194,54 @@ for _t in ("uint8", "int8"):
     BOOK.add(f"qglobalavgpool_{_t}_1d", "QLinearGlobalAveragePool",
              [q(_t, 2, 7, 53), s(0.03), z(_t, _zx), s(0.03), z(_t, _zy)],
              dict(channels_last=0), domain=MS, opset=13, expect=_GAP)
+
+# --- NEON QLinearAdd / QLinearMul (16-code steps, ARMv7 and AArch64) -------------------
+# runs of 16 plus tails (33, 47, 17), shorter than one step (7: the scalar tail only), both
+# contiguous, a per-channel operand on either side, a scalar, a broadcast row, an outer
+# broadcast (strides other than 0/1 in the inner run fall back to scalar); codes at both
+# ends, zero points at the type's ends, output scales that saturate both ways; the NEON
+# kernel must be the cost model's choice on both ARM levels
+_neon_shapes = [("same_odd", (3, 5, 33), (3, 5, 33)),
+                ("bcast_channel_b", (2, 5, 3, 17), (1, 5, 1, 1)),
+                ("bcast_channel_a", (1, 3, 1), (2, 3, 47)),
+                ("bcast_scalar_a", (1,), (5, 49)),
+                ("bcast_row_short", (9, 7), (7,)),
+                ("bcast_outer", (11, 1), (1, 35))]
+for _op in ("QLinearAdd", "QLinearMul"):
+    for _t in ("uint8", "int8"):
+        _zs = (127, -128, -9) if _t == "int8" else (255, 0, 77)
+        for _sc in ((0.013, 0.037) if _op == "QLinearAdd" else (1.3, 0.05)):
+            for _name, _sa, _sb in _neon_shapes:
+                _a, _b = q(_t, *_sa), q(_t, *_sb)
+                _ends = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+                _a.flat[:min(4, _a.size)] = _ends[:min(4, _a.size)]
+                _b.flat[:min(4, _b.size)] = _ends[::-1][:min(4, _b.size)]
+                _kind = _op[7:].lower()
+                BOOK.add(f"neon_{_op}_{_t}_{_name}_{_sc}".lower().replace(".", "p"), _op,
+                         [_a, s(0.031), z(_t, _zs[0]), _b, s(0.017), z(_t, _zs[1]), s(_sc),
+                          z(_t, _zs[2])], domain=MS, opset=13,
+                         expect={p: (f"qlinear_{_kind}_neon_", "") for p in ("arm64", "armv7")})
+
+# --- NEON QLinearConcat (16-code steps): copied, multiplied ("m") and divided ("t": vdivq
+# on AArch64, the scalar statements on ARMv7) inputs in one kernel, every code of each
+# input, blocks of 16+ codes with tails and of fewer than 16, several outer blocks, scales
+# that saturate both ways; the NEON kernel must be the cost model's choice on both levels
+for _t in ("uint8", "int8"):
+    _zy = 7 if _t == "int8" else 100
+    _sh = "u" if _t == "uint8" else "s"
+    _every = np.resize(np.arange(256, dtype=np.uint8), 2 * 3 * 43).view(_t).reshape(2, 3, 43)
+    BOOK.add(f"neon_qconcat_{_t}_copy_div_mul", "QLinearConcat",
+             [s(0.07), z(_t, _zy), q(_t, 2, 5, 43), s(0.07), z(_t, _zy),
+              _every, s(0.007), z(_t, _zy + 3), _every[:, :, ::-1].copy(), s(0.3),
+              z(_t, _zy - 2), q(_t, 2, 1, 43), s(0.05), z(_t, _zy + 1)],
+             dict(axis=1), domain=MS, opset=13,
+             expect={"arm64": ("qlinear_concat_neon_", f"_ct{_sh}m{_sh}m{_sh}"),
+                     # ARMv7 divides in scalar code: the portable table is cheaper there
+                     "armv7": (f"qlinear_concat_{_sh}8_", "")})
+    _x0 = q(_t, 3, 2, 7, 5)
+    _x0.flat[:4] = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+    BOOK.add(f"neon_qconcat_{_t}_axis2_short_blocks", "QLinearConcat",
+             [s(0.05), z(_t, _zy), _x0, s(0.3), z(_t, _zy + 4), q(_t, 3, 2, 2, 5), s(0.05),
+              z(_t, _zy), q(_t, 3, 2, 1, 5), s(0.0171), z(_t, _zy - 2)], dict(axis=2),
+             domain=MS, opset=13,
+             expect={p: ("qlinear_concat_neon_", "") for p in ("arm64", "armv7")})

@@ -2,10 +2,9 @@
 16 codes per step, bit-identical to elementwise_generic_s8's portable kernel:
 
 - Add, both operands running: v = fma(a, rac, fma(b, rbc, fixed)) (`_mm256_fmadd_ps`, one
-  rounding each, as the scalar fmaf); one operand one value per innermost run: its
-  product and the constant part are added once per run in scalar C (the very statements
-  of the portable kernel, so the same contraction behaviour under any flags), then
-  v = fma(other, r, fixed_run);
+  rounding each, as the scalar fmaf); one operand one value per innermost run: the
+  portable kernel's fmaf joins it to the constant part once per run, then
+  v = fma(other, r, fixed_run) (onnxruntime's order: elementwise_generic_s8.add_fixed_setup);
 - Mul: v = float((a - za) * (b - zb)) * ratio, then + zc (a separate multiply and add,
   as the portable kernel's two statements; intrinsics, so nothing is contracted);
 - rounding: max(v, lo), min(v, hi) (NaN -> lo, as the scalar `v > lo ? v : lo`), then
@@ -24,8 +23,9 @@ from ...ir.quant import QRANGE
 from ...isa import IsaSpec
 from ..elementwise.generic import broadcast_strides, collapse
 from ..registry import implements
-from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary, outer_axes_loop,
-                                     binary_operands, onnxruntime_form)
+from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary, add_fixed_setup,
+                                     add_run_constant, binary_operands, onnxruntime_form,
+                                     outer_axes_loop)
 from .requant import CTYPE, ROUND_EVEN, SHORT, refuses_fixed
 
 STEP = 16  # codes per vector step (two 8-lane float halves, one 16-byte store)
@@ -107,10 +107,8 @@ def _run_setup(kind: str, pattern: str) -> str:
     """C statements at the start of a run: the per-run constant of a broadcast operand,
     computed by the portable kernel's statements (Add), or its centred value (Mul)."""
     if kind == "add" and pattern in ("sa", "sb"):
-        x, r = ("a[ia0]", "rac") if pattern == "sa" else ("b[ib0]", "rbc")
-        return f"""const float fx = (float)(int32_t){x};
-            const float prod = fx * {r};
-            const float fixed_run = fixed + prod;
+        x = "a[ia0]" if pattern == "sa" else "b[ib0]"
+        return f"""const float fixed_run = {add_run_constant(pattern, x)};
             const __m256 vrun = _mm256_set1_ps(fixed_run);"""
     if kind == "mul" and pattern == "sa":
         return "const __m256i vda = _mm256_set1_epi32((int32_t)a[ia0] - za);"
@@ -166,13 +164,13 @@ def _general_add_scalar(ct: str, tag: str, general) -> str:
     """An Add of tag sa/sb on a run with other strides: the portable per-element form (the
     broadcast operand's product and the constant part added per element)."""
     lo, hi = QRANGE[{"int8_t": "int8", "uint8_t": "uint8"}[ct]]
-    x, r, other, ro = ("fa", "rac", "fb", "rbc") if tag == "sa" else ("fb", "rbc", "fa", "rac")
+    x, other, ro = ("a[ia]", "fb", "rbc") if tag == "sa" else ("b[ib]", "fa", "rac")
     return f"""for (j = 0; j < n_in; ++j) {{
                 const int64_t i = i0 + j, ia = {general[0]}, ib = {general[1]};
                 const float fa = (float)(int32_t)a[ia], fb = (float)(int32_t)b[ib];
-                const float prod = {x} * {r};
-                const float fixed_run = fixed + prod;
+                const float fixed_run = {add_run_constant(tag, x)};
                 const float v = fmaf({other}, {ro}, fixed_run);
+                (void)fa; (void)fb;
                 y[i] = ({ct})megcc_qround_even(v, {lo}.0f, {hi}.0f);
             }}"""
 
@@ -190,14 +188,7 @@ def lower_qlinear_binary_avx2(op: Op, graph: Graph):
     kind = "add" if op.type == "QLinearAdd" else "mul"
     if kind == "add":  # the portable kernel's tag: which operand joins the constant part
         tag = "sa" if sa[-1] == 0 else ("sb" if sb[-1] == 0 else "vv")
-        setup = """const float rac = sa / sc, rbc = sb / sc;
-    float fixed;
-    {
-        const float pa = rac * (float)za;
-        const float pb = rbc * (float)zb;
-        const float sum = pa + pb;
-        fixed = (float)zc - sum;
-    }
+        setup = add_fixed_setup(tag) + """
     const __m256 vrac = _mm256_set1_ps(rac), vrbc = _mm256_set1_ps(rbc);
     const __m256 vfixed = _mm256_set1_ps(fixed);
     (void)vrac; (void)vrbc; (void)vfixed;"""

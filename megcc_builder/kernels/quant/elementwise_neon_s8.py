@@ -5,8 +5,8 @@ kernel's (elementwise_avx2_s8), four float lanes at a time:
 
 - Add, both operands running: v = fma(a, rac, fma(b, rbc, fixed)) (`vfmaq_f32`, fused on
   both: one rounding each, as the scalar fmaf); one operand one value per innermost run:
-  its product and the constant part are added once per run by the portable kernel's scalar
-  statements, then v = fma(other, r, fixed_run);
+  the portable kernel's fmaf joins it to the constant part once per run, then
+  v = fma(other, r, fixed_run) (onnxruntime's order: elementwise_generic_s8.add_fixed_setup);
 - Mul: the centred codes (q - z, within +-255) as int16 lanes, their exact int32 product
   (`vmull_s16`), v = float(product) * ratio, then + zc (separate `vmulq_f32` / `vaddq_f32`;
   -std=c99 turns off contraction, so these stay two roundings, as the portable kernel's);
@@ -31,7 +31,8 @@ from ...isa import IsaSpec
 from ..elementwise.generic import broadcast_strides, collapse
 from ..registry import implements
 from .elementwise_avx2_s8 import _applies, _loop
-from .elementwise_generic_s8 import QTYPES, _broadcast_params, _check_binary, binary_operands
+from .elementwise_generic_s8 import (QTYPES, _broadcast_params, _check_binary, add_fixed_setup,
+                                     add_run_constant, binary_operands)
 from .requant import CTYPE, ROUND_EVEN, SHORT
 
 STEP = 16  # codes per vector step: one 16-byte load per operand, four float32x4 quarters
@@ -112,10 +113,8 @@ def _run_setup(kind: str, pattern: str) -> str:
     """C statements at the start of a run: the per-run constant of a broadcast operand,
     computed by the portable kernel's statements (Add), or its centred value (Mul)."""
     if kind == "add" and pattern in ("sa", "sb"):
-        x, r = ("a[ia0]", "rac") if pattern == "sa" else ("b[ib0]", "rbc")
-        return f"""const float fx = (float)(int32_t){x};
-            const float prod = fx * {r};
-            const float fixed_run = fixed + prod;
+        x = "a[ia0]" if pattern == "sa" else "b[ib0]"
+        return f"""const float fixed_run = {add_run_constant(pattern, x)};
             const float32x4_t vrun = vdupq_n_f32(fixed_run);"""
     if kind == "mul" and pattern == "sa":
         return "const int16x4_t vda = vdup_n_s16((int16_t)((int32_t)a[ia0] - za));"
@@ -137,14 +136,7 @@ def lower_qlinear_binary_neon(op: Op, graph: Graph):
     kind = "add" if op.type == "QLinearAdd" else "mul"
     if kind == "add":  # the portable kernel's tag: which operand joins the constant part
         tag = "sa" if sa[-1] == 0 else ("sb" if sb[-1] == 0 else "vv")
-        setup = """const float rac = sa / sc, rbc = sb / sc;
-    float fixed;
-    {
-        const float pa = rac * (float)za;
-        const float pb = rbc * (float)zb;
-        const float sum = pa + pb;
-        fixed = (float)zc - sum;
-    }
+        setup = add_fixed_setup(tag) + """
     const float32x4_t vrac = vdupq_n_f32(rac), vrbc = vdupq_n_f32(rbc);
     const float32x4_t vfixed = vdupq_n_f32(fixed);
     (void)vrac; (void)vrbc; (void)vfixed;"""

@@ -1245,3 +1245,49 @@ for _t in ("uint8", "int8"):
               z(_t, _zy), q(_t, 3, 2, 1, 5), s(0.0171), z(_t, _zy - 2)], dict(axis=2),
              domain=MS, opset=13,
              expect={p: ("qlinear_concat_neon_", "") for p in ("arm64", "armv7")})
+
+# --- QLinearAdd: every code pair against onnxruntime, per broadcast form ----------------
+# onnxruntime swaps the operands when A is one value per innermost run and contracts its
+# constant part into FMAs (elementwise_generic_s8.add_fixed_setup); near-ties (x.5 within
+# an ulp) then round differently from an unfused order. Each case holds all 256 x 256
+# (a, b) code pairs: same shape, B per channel (one value per run), A per channel, an outer
+# broadcast of two contiguous runs, and scalar A / scalar B against every code; scale sets:
+# the one that caught the unfused order (C scale 0.02, zero points 255 / 0 / 77) and one
+# where only fma(rxc, zx, ryc * zy) - not the other contraction - matches
+def _every_pair(t):
+    codes = np.arange(256, dtype=np.uint8).view(t) if t == "int8" else \
+        np.arange(256, dtype=np.uint8)
+    codes = np.sort(codes)
+    run = np.tile(codes, (256, 1))                     # [i, j] = code j
+    per_row = codes.reshape(256, 1)                    # [i] = code i
+    shifted = np.stack([np.roll(codes, -m) for m in range(256)])[None]  # [0, m, j] = j + m
+    return {"same": (run, np.tile(per_row, (1, 256))),
+            "channel_b": (run, per_row.copy()),
+            "channel_a": (per_row.copy(), run),
+            "outer": (np.stack([codes, codes])[:, None, :], shifted),
+            "scalar_a": (codes[-3:-2].copy(), run),
+            "scalar_b": (run, codes[1:2].copy())}
+
+
+for _t in ("uint8", "int8"):
+    _d = 128 if _t == "int8" else 0
+    for _k, (_s, _zs) in enumerate((((0.031, 0.017, 0.02), (255, 0, 77)),
+                                     ((0.1, 0.003, 0.07), (17, 250, 255)))):
+        for _name, (_a, _b) in _every_pair(_t).items():
+            BOOK.add(f"qadd_every_pair_{_t}_{_name}_set{_k}", "QLinearAdd",
+                     [_a, s(_s[0]), z(_t, _zs[0] - _d), _b, s(_s[1]), z(_t, _zs[1] - _d),
+                      s(_s[2]), z(_t, _zs[2] - _d)], domain=MS, opset=13)
+
+# the exact case that exposed it (C scale 0.02: a = 200, b = 255 lands within an ulp of
+# 208.5 and onnxruntime gives 209), per-channel B and per-channel A
+for _t in ("uint8", "int8"):
+    _zs = (127, -128, -9) if _t == "int8" else (255, 0, 77)
+    for _name, _sa, _sb in (("channel_b", (2, 5, 3, 17), (1, 5, 1, 1)),
+                            ("channel_a", (1, 3, 1), (2, 3, 47))):
+        _a, _b = q(_t, *_sa), q(_t, *_sb)
+        _ends = [-128, 127, -128, 127] if _t == "int8" else [0, 255, 0, 255]
+        _a.flat[:min(4, _a.size)] = _ends[:min(4, _a.size)]
+        _b.flat[:min(4, _b.size)] = _ends[::-1][:min(4, _b.size)]
+        BOOK.add(f"qadd_tie_{_t}_{_name}_0p02", "QLinearAdd",
+                 [_a, s(0.031), z(_t, _zs[0]), _b, s(0.017), z(_t, _zs[1]), s(0.02),
+                  z(_t, _zs[2])], domain=MS, opset=13)

@@ -329,7 +329,9 @@ class _Fuser:
                q.inputs[1], self.q_zp(q)]
         return self.finish(op, BINARY[op.type], ins, q, absorbed, {}), ""
 
-    def unary(self, op: Op):
+    def _unary_island(self, op: Op):
+        """(dequantized input, the QuantizeLinear after op) of a one-input island, or
+        (None, why not)."""
         x = self.dq(op.inputs[0])
         if x is None or not x.per_tensor:
             return None, "input not dequantized per tensor with constant parameters"
@@ -340,6 +342,12 @@ class _Fuser:
         q, _, _ = after
         if x.dtype != _q_dtype(self.graph, q):
             return None, "input and output of different integer types"
+        return x, q
+
+    def unary(self, op: Op):
+        x, q = self._unary_island(op)
+        if x is None:
+            return None, q
         attrs = {k: v for k, v in op.attrs.items() if not k.startswith("_")}
         if op.type == "AveragePool" and (attrs.get("dilations") and
                                          any(d != 1 for d in attrs["dilations"])):
@@ -352,16 +360,9 @@ class _Fuser:
     def softmax(self, op: Op):
         """onnxruntime's optimiser forms QLinearSoftmax whatever the output scale, with the
         Softmax's axis made explicit and its opset version (below 13: rows coerced to 2-D)."""
-        x = self.dq(op.inputs[0])
-        if x is None or not x.per_tensor:
-            return None, "input not dequantized per tensor with constant parameters"
-        after = self.q_after(op.outputs[0])
-        if after is None or after[1]:
-            return None, "output is not quantized" if after is None else \
-                "activation after it has no int8 fusion"
-        q, _, _ = after
-        if x.dtype != _q_dtype(self.graph, q):
-            return None, "input and output of different integer types"
+        x, q = self._unary_island(op)
+        if x is None:
+            return None, q
         old = self.graph.opset < 13
         attrs = {"axis": int(op.attrs.get("axis", 1 if old else -1)),
                  "opset": 11 if old else 13}

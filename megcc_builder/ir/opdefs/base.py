@@ -25,6 +25,9 @@ class OpDef:
     # (graph, op) -> the op's output tensors (name, shape, dtype, layout), from its inputs
     # and attributes; the inputs must already be in graph.tensors.
     infer: Callable[[Graph, Op], List[Tensor]]
+    # an op a pass rewrites into other ops before kernels are chosen (so it has no kernel):
+    # "module.function" of that pass, below megcc_builder
+    expanded_by: str = ""
 
     def attr(self, name: str) -> Optional[Attr]:
         return next((a for a in self.attrs if a.name == name), None)
@@ -34,10 +37,10 @@ OPDEFS: Dict[str, OpDef] = {}
 
 
 def define(op_type: str, doc: str, attrs: Sequence[Attr],
-           infer: Callable[[Graph, Op], List[Tensor]]) -> OpDef:
+           infer: Callable[[Graph, Op], List[Tensor]], expanded_by: str = "") -> OpDef:
     if op_type in OPDEFS:
         raise ValueError(f"operator {op_type} is defined twice")
-    OPDEFS[op_type] = OpDef(op_type, doc, tuple(attrs), infer)
+    OPDEFS[op_type] = OpDef(op_type, doc, tuple(attrs), infer, expanded_by)
     return OPDEFS[op_type]
 
 

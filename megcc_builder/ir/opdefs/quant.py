@@ -135,7 +135,8 @@ define("QLinearSoftmax", "Y = quantize(Softmax(dequantize(X))) by onnxruntime's 
        _same_as_input)
 define("DynamicQuantizeMatMul", "Y = MatMulIntegerToFloat(DynamicQuantizeLinear(A), B) (+ bias), "
        "float; inputs: A (float), B, b_scale, b_zp, bias; passes/dynamic_quant.py expands it "
-       "into those two ops", (), _matmul_float)
+       "into those two ops", (), _matmul_float,
+       expanded_by="passes.dynamic_quant.expand_dynamic_quantize_matmul")
 
 
 def _dynamic_quantize_lstm(graph: Graph, op: Op) -> List[Tensor]:
